@@ -1,0 +1,146 @@
+"""The ``neb-bayes`` command line: a thin layer over :mod:`neb_bayes.api`.
+
+Exit status
+-----------
+0  success
+1  unexpected internal error (a bug: please report it)
+2  invalid input: a case file with errors (all listed, with field paths), or bad usage
+3  invalid prior set file
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PRIORS = 0, 1, 2, 3
+
+log = logging.getLogger("neb_bayes")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fail_case(exc) -> None:
+    click.echo(str(exc), err=True)
+    sys.exit(EXIT_INPUT)
+
+
+def _read(case_path: str):
+    from neb_bayes.case import read_case
+    from neb_bayes.case.model import CaseError
+
+    try:
+        return read_case(case_path)
+    except CaseError as exc:
+        _fail_case(exc)
+
+
+def _load_priors(priors: str | None):
+    from neb_bayes.model.compiled import load_model
+    from neb_bayes.model.spec import PriorSetError
+
+    try:
+        return load_model(priors)
+    except PriorSetError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_PRIORS)
+
+
+def _version() -> str:
+    from neb_bayes.api import package_version
+
+    return package_version()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version=None, package_name="neb_bayes", prog_name="neb-bayes")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Probabilistic diagnostic inference for neuro-endocrine balance.
+
+    Reads a case (labs, symptoms, context) and reports the posterior probability of each
+    endocrine condition with its uncertainty.  Decision support for clinicians, not a
+    diagnosis.  Exit status: 0 ok, 1 internal error, 2 invalid input, 3 invalid prior set.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="neb-bayes %(levelname)s: %(message)s")
+
+
+@main.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["json", "md"]), default="md",
+              show_default=True, help="Report format.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report here (atomically) instead of standard output.")
+@click.option("--priors", type=click.Path(exists=True, dir_okay=False),
+              help="Prior set file (default: the shipped literature prior set).")
+def report(case: str, fmt: str, out: str | None, priors: str | None) -> None:
+    """Write a probability report for one CASE file (YAML or JSON)."""
+    from neb_bayes.api import infer
+    from neb_bayes.report import RENDERERS
+
+    parsed = _read(case)
+    model = _load_priors(priors)
+    log.info("case read: %d measurements", len(parsed.measurements))
+    result = infer(parsed, model)
+    text = RENDERERS[fmt](result)
+    if out:
+        write_atomic(Path(out), text)
+        log.info("report written to %s", out)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+def check(case: str) -> None:
+    """Validate a CASE file: list every error (exit 2), or what would not be used (exit 0)."""
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.model.compiled import load_model
+
+    parsed = _read(case)
+    ev = build_evidence(load_model(), parsed)
+    click.echo(f"{case}: OK ({ev.n_measurements} results used, "
+               f"{len(ev.present) + len(ev.absent)} symptoms)")
+    for n in ev.not_used:
+        click.echo(f"  not used: {n.item}: {n.reason}")
+    for w in ev.warnings:
+        click.echo(f"  warning: {w}")
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["analytes", "symptoms", "conditions"]))
+def vocab(what: str) -> None:
+    """List the ANALYTES, SYMPTOMS or CONDITIONS the engine understands."""
+    from neb_bayes.cli.vocab_listing import list_vocab
+
+    click.echo(list_vocab(what))
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    try:
+        main(standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        click.echo(f"internal error: {exc!r}", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,25 @@
+"""Settings neb_bayes pins itself, never taken from a library's global defaults.
+
+ArviZ changed its default interval between releases (0.94 HDI -> 0.89 ETI); a clinical report
+must not change with a dependency upgrade, so the interval kind and probability live here.
+"""
+
+from __future__ import annotations
+
+INTERVAL_PROB: float = 0.9
+"""Probability mass of every credible interval neb_bayes reports."""
+
+INTERVAL_KIND: str = "equal-tailed"
+"""Kind of every credible interval neb_bayes reports."""
+
+REPORT_FORMAT: int = 1
+"""Version of the JSON report layout (shared/spec/conditions.md)."""
+
+LEADING_THRESHOLD: float = 0.05
+"""Conditions at or above this probability get an evidence breakdown in reports."""
+
+DISCLAIMER: str = (
+    "Decision support only: these probabilities come from a statistical model of population "
+    "data and the results given. They are not a diagnosis. Treatment decisions need a "
+    "clinician who knows the patient."
+)

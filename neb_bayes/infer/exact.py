@@ -1,0 +1,300 @@
+"""Exact posterior over the joint discrete states, latents integrated in closed form.
+
+Given the discrete states of the axes a block depends on, a block's log results are jointly
+Gaussian (latents, person-level residual, day-to-day biological variation and analytical
+error are all Gaussian in log space), so p(results | states) is a Gaussian marginal
+likelihood.  A censored result contributes the conditional probability mass beyond its limit
+(normal CDF; multivariate normal CDF when an axis has several).  Symptoms are noisy-OR in the
+states.  The joint states are enumerated as a dense tensor, so the posterior is exact and
+deterministic.  No PyMC on this path (see shared/research/inference-notes.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_ndtr, ndtr, owens_t
+
+from neb_bayes.evidence import Block, Evidence
+from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.prior import log_prior
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+# --------------------------------------------------------------------------------------------
+# block moments and likelihood
+@dataclass(frozen=True)
+class BlockMoments:
+    """Mean over the block's dependency grid and covariance over its own axis' states."""
+
+    mean: np.ndarray   # grid shape + (n,)
+    cov: np.ndarray    # broadcastable to grid shape + (n, n)
+    loadings: np.ndarray  # (n, K)
+    own_pos: int
+
+
+def block_moments(model: CompiledModel, block: Block, keep: np.ndarray | None = None) -> BlockMoments:
+    """Expected log levels and their covariance for every combination of dependency states."""
+    idx = np.arange(block.n) if keep is None else keep
+    chans = [model.channels[c] for c in block.channel[idx]]
+    n = len(chans)
+    deps = block.deps
+    sizes = [model.axes[d].n_states for d in deps]
+    own_pos = deps.index(block.axis)
+    ax = model.axes[block.axis]
+    L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
+    per_axis = [np.zeros((s, n)) for s in sizes]
+    per_axis[own_pos] += ax.lat_mean @ L.T
+    amp_own = np.ones((ax.n_states, n))
+    diurnal = block.diurnal[idx]
+    for i, ch in enumerate(chans):
+        for eff in ch.effects:
+            per_axis[deps.index(eff.axis)][:, i] += eff.shift
+        if ch.amp_axis is not None:
+            per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * diurnal[i]
+            if ch.amp_axis == block.axis:
+                amp_own[:, i] = ch.amp
+    mean = np.array([c.log_median for c in chans]).reshape([1] * len(deps) + [n])
+    for pos, arr in enumerate(per_axis):
+        shape = [1] * len(deps) + [n]
+        shape[pos] = sizes[pos]
+        mean = mean + arr.reshape(shape)
+    # covariance: latent part (own axis states) + person/day/analytical noise
+    cov = np.einsum("ik,skl,jl->sij", L, ax.lat_cov, L)
+    tau = np.array([c.tau for c in chans])
+    cvi = np.array([c.cvi for c in chans])
+    cva = np.array([c.cva for c in chans])
+    ch_id = block.channel[idx]
+    day = block.day[idx]
+    same_ch = ch_id[:, None] == ch_id[None, :]
+    same_day = same_ch & (day[:, None] == day[None, :])
+    noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
+    cov = cov + noise
+    dvar = block.diurnal_var[idx]
+    if np.any(dvar > 0):
+        cov = cov + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
+    cshape = [1] * len(deps) + [n, n]
+    cshape[own_pos] = ax.n_states
+    return BlockMoments(mean=mean, cov=cov.reshape(cshape), loadings=L, own_pos=own_pos)
+
+
+def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """P(X < h, Y < k) for standard bivariate normal with correlation ``rho`` (Owen's T).
+
+    Exact closed form (Owen 1956): Phi2 = (Phi(h) + Phi(k))/2 - T(h, a_h) - T(k, a_k) - c.
+    """
+    h, k, rho = np.broadcast_arrays(np.asarray(h, float), np.asarray(k, float), np.asarray(rho, float))
+    s = np.sqrt(np.maximum(1.0 - rho * rho, 1e-300))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a_h = np.where(h != 0, (k - rho * h) / (h * s), np.inf * np.sign(k - rho * h))
+        a_k = np.where(k != 0, (h - rho * k) / (k * s), np.inf * np.sign(h - rho * k))
+    a_h = np.nan_to_num(a_h, nan=0.0)
+    a_k = np.nan_to_num(a_k, nan=0.0)
+    c = np.where((h * k < 0) | ((h * k == 0) & (h + k < 0)), 0.5, 0.0)
+    out = 0.5 * (ndtr(h) + ndtr(k)) - owens_t(h, a_h) - owens_t(k, a_k) - c
+    return np.clip(out, 0.0, 1.0)
+
+
+def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
+    """log P(X < upper) for X ~ N(mean, cov), several dimensions (Genz QMC, fixed seed)."""
+    from scipy.stats import multivariate_normal  # imported only when needed (slow import)
+
+    p = multivariate_normal.cdf(
+        upper, mean=mean, cov=cov, abseps=1e-9, releps=1e-7, rng=np.random.default_rng(0)
+    )
+    return math.log(max(float(p), 1e-300))
+
+
+def gaussian_block_loglik(
+    y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray
+) -> np.ndarray:
+    """log p(y | states) for every state combination (censored entries as probability mass).
+
+    ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.
+    """
+    obs = censor == 0
+    cen = ~obs
+    grid = mean.shape[:-1]
+    out = np.zeros(grid)
+    if obs.any():
+        coo = cov[..., obs, :][..., :, obs]
+        chol = np.linalg.cholesky(coo)
+        linv = np.linalg.inv(chol)
+        r = y[obs] - mean[..., obs]
+        z = np.matmul(linv, r[..., None])[..., 0]
+        logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+        out = out - 0.5 * np.sum(z * z, axis=-1) - logdet - 0.5 * obs.sum() * LOG_2PI
+    if cen.any():
+        ccc = cov[..., cen, :][..., :, cen]
+        mu = mean[..., cen]
+        if obs.any():
+            cco = cov[..., cen, :][..., :, obs]
+            coo_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
+            gain = np.matmul(cco, coo_inv)
+            mu = mu + np.matmul(gain, r[..., None])[..., 0]
+            ccc = ccc - np.matmul(gain, np.swapaxes(cco, -1, -2))
+        sign = censor[cen].astype(float)  # -1 below limit, +1 above
+        lim = y[cen]
+        if cen.sum() == 1:
+            sd = np.sqrt(ccc[..., 0, 0])
+            t = -sign[0] * (lim[0] - mu[..., 0]) / sd
+            out = out + log_ndtr(t)
+        elif cen.sum() == 2:
+            sd = np.sqrt(np.stack([ccc[..., 0, 0], ccc[..., 1, 1]], -1))
+            t = -sign * (lim - mu) / sd
+            rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
+            p2 = bivariate_normal_cdf(t[..., 0], t[..., 1], rho)
+            out = out + np.log(np.maximum(p2, 1e-300))
+        else:
+            # P(s_i * (w_i - lim_i) > 0 for all i) = P(D w < D lim) with D = diag(-sign)
+            d = -sign
+            mu_b = np.broadcast_to(mu, grid + (cen.sum(),))
+            cov_b = np.broadcast_to(ccc, grid + (cen.sum(), cen.sum()))
+            for ix in np.ndindex(*grid):
+                out[ix] += _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
+    return out
+
+
+def block_loglik(model: CompiledModel, block: Block, keep: np.ndarray | None = None) -> np.ndarray:
+    """A block's log-likelihood as a tensor broadcastable to the joint state shape."""
+    mom = block_moments(model, block, keep)
+    idx = np.arange(block.n) if keep is None else keep
+    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
+    shape = [1] * len(model.axes)
+    for d in block.deps:
+        shape[d] = model.axes[d].n_states
+    return ll.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# symptoms
+def _axis_shape(model: CompiledModel, ai: int) -> list[int]:
+    shape = [1] * len(model.axes)
+    shape[ai] = model.axes[ai].n_states
+    return shape
+
+
+def symptom_loglik(model: CompiledModel, present: np.ndarray, absent: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
+    """One log-likelihood tensor per reported symptom: ``(status, symptom index, tensor)``."""
+    out = []
+    for s in absent:
+        t = np.full([1] * len(model.axes), model.log1m_leak[s])
+        for ai in range(len(model.axes)):
+            t = t + model.log1m_cause[ai][:, s].reshape(_axis_shape(model, ai))
+        out.append(("absent", int(s), t))
+    for s in present:
+        lq = np.full([1] * len(model.axes), model.log1m_leak[s])
+        for ai in range(len(model.axes)):
+            lq = lq + model.log1m_cause[ai][:, s].reshape(_axis_shape(model, ai))
+        out.append(("present", int(s), np.log(-np.expm1(lq))))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# posterior summaries from a joint log tensor
+def _normalise(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
+    mx = np.max(log_joint)
+    p = np.exp(log_joint - mx)
+    z = p.sum()
+    return p / z, float(mx + math.log(z))
+
+
+def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
+    """Posterior probability of each state of each axis."""
+    nd = joint.ndim
+    return [joint.sum(axis=tuple(j for j in range(nd) if j != i)) for i in range(nd)]
+
+
+def condition_probabilities(model: CompiledModel, joint: np.ndarray) -> tuple[np.ndarray, float]:
+    """P(condition) for each condition and P(none of them)."""
+    marg = axis_marginals(joint)
+    probs = np.array([
+        marg[a][mask].sum() for a, mask in zip(model.cond_axis, model.cond_states, strict=True)
+    ])
+    v = joint
+    for ai in reversed(range(len(model.axes))):
+        v = v @ model.axes[ai].healthy.astype(float)
+    return probs, float(v)
+
+
+@dataclass
+class ExactPosterior:
+    """Raw output of the exact engine for one case and one parameter set."""
+
+    joint: np.ndarray                 # normalised posterior over joint states
+    log_evidence: float               # log p(all evidence) under the model
+    condition_probs: np.ndarray       # (n_conditions,)
+    none_prob: float
+    marginals: list[np.ndarray]       # per axis
+    prior_marginals: list[np.ndarray]
+    groups: list[dict]                # evidence groups (for contributions)
+    log_bf: np.ndarray | None         # (n_groups, n_conditions + 1): log Bayes factor per group
+    factors: dict                     # name -> log-likelihood tensor (for explanations)
+
+
+def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> ExactPosterior:
+    """Exact posterior for one case.
+
+    Parameters
+    ----------
+    model
+        Compiled prior set.
+    ev
+        The case's evidence.
+    explain
+        Also compute each evidence group's log Bayes factor for every condition
+        (leave-one-group-out), used by reports to say what moved each probability.
+    """
+    lp = log_prior(model, ev.covariates)
+    log_joint = lp.copy()
+    groups: list[dict] = []
+    block_ll = []
+    for bi, block in enumerate(ev.blocks):
+        ll = block_loglik(model, block)
+        block_ll.append(ll)
+        log_joint = log_joint + ll
+        for ch in dict.fromkeys(block.channel.tolist()):
+            groups.append({"kind": "measurement", "block": bi, "channel": ch,
+                           "sources": block.source[block.channel == ch].tolist()})
+    for status, s, t in symptom_loglik(model, ev.present, ev.absent):
+        log_joint = log_joint + t
+        groups.append({"kind": "symptom", "status": status, "symptom": s, "tensor": t})
+    joint, log_ev = _normalise(log_joint)
+    probs, none = condition_probabilities(model, joint)
+    prior_joint, _ = _normalise(lp)
+    log_bf = None
+    if explain and groups:
+        full = _logit(np.append(probs, none))
+        log_bf = np.zeros((len(groups), probs.size + 1))
+        for gi, g in enumerate(groups):
+            if g["kind"] == "symptom":
+                alt = log_joint - g["tensor"]
+            else:
+                block = ev.blocks[g["block"]]
+                keep = np.flatnonzero(block.channel != g["channel"])
+                without = block_loglik(model, block, keep) if keep.size else 0.0
+                alt = log_joint - block_ll[g["block"]] + without
+            pj, _ = _normalise(alt)
+            p_alt, none_alt = condition_probabilities(model, pj)
+            log_bf[gi] = full - _logit(np.append(p_alt, none_alt))
+    for g in groups:
+        g.pop("tensor", None)
+    return ExactPosterior(
+        joint=joint,
+        log_evidence=log_ev,
+        condition_probs=probs,
+        none_prob=none,
+        marginals=axis_marginals(joint),
+        prior_marginals=axis_marginals(prior_joint),
+        groups=groups,
+        log_bf=log_bf,
+        factors={"block_ll": block_ll},
+    )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return np.log(p) - np.log1p(-p)

@@ -1,0 +1,297 @@
+"""Compile a prior set's tables into the index structures and arrays inference uses.
+
+Everything the exact engine, the simulator and the PyMC model need is here, in one place,
+derived from :class:`~neb_bayes.model.spec.ModelSpec`; none of them reads the YAML itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from neb_bayes.model.spec import ModelSpec, load_spec
+
+
+def cv_to_log_sd(cv: float) -> float:
+    """Coefficient of variation of a log-normal quantity to the sd of its logarithm."""
+    return math.sqrt(math.log1p(cv * cv))
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One discrete axis: its states, the latents it owns and what each state means."""
+
+    name: str
+    states: tuple[str, ...]
+    latents: tuple[str, ...]
+    sex: tuple[str | None, ...]            # sex a state implies (gonadal axis), else None
+    condition_of: tuple[tuple[str, ...], ...]  # conditions each state belongs to
+    lat_mean: np.ndarray                   # (S, K)
+    lat_cov: np.ndarray                    # (S, K, K)
+    labels: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def n_states(self) -> int:
+        return len(self.states)
+
+    @property
+    def healthy(self) -> np.ndarray:
+        """Boolean mask of states that are no reported condition."""
+        return np.array([not c for c in self.condition_of])
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A shift of a channel's expected log level while an axis is in one of some states."""
+
+    axis: int
+    shift: np.ndarray  # (S_axis,) shift per state (0 where it does not apply)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A measurement channel: one analyte in one specimen group, with its noise model."""
+
+    name: str
+    analyte: str
+    specimens: tuple[str, ...] | None
+    axis: int
+    log_median: float
+    loadings: np.ndarray        # (K_axis,)
+    tau: float                  # person-level residual (log sd)
+    cvi: float                  # within-person day-to-day (log sd)
+    cva: float                  # analytical (log sd)
+    effects: tuple[Effect, ...]
+    diurnal: str | None = None  # profile name
+    diurnal_scale: float = 0.0
+    amp_axis: int | None = None  # axis whose state scales the daily rhythm
+    amp: np.ndarray | None = None  # (S_amp_axis,)
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    """The model as arrays and index maps (one parameter set)."""
+
+    spec: ModelSpec
+    axes: tuple[Axis, ...]
+    channels: tuple[Channel, ...]
+    conditions: tuple[str, ...]
+    cond_axis: np.ndarray            # (n_cond,) axis index of each condition
+    cond_states: tuple[np.ndarray, ...]  # per condition: bool mask over its axis' states
+    symptoms: tuple[str, ...]
+    log1m_leak: np.ndarray           # (Y,) log(1 - leak)
+    log1m_cause: tuple[np.ndarray, ...]  # per axis (S_a, Y): sum over the state's causes of log(1-p)
+    profiles: dict[str, tuple[np.ndarray, np.ndarray]]
+    unknown_time_window: tuple[float, float]
+    channel_map: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    # -- lookups ---------------------------------------------------------------------------
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the joint state tensor (one dimension per axis, in prior order)."""
+        return tuple(a.n_states for a in self.axes)
+
+    def axis_index(self, name: str) -> int:
+        return self.axis_names.index(name)
+
+    def channel_for(self, analyte: str, specimen: str) -> int | None:
+        """Index of the channel that models ``analyte`` measured in ``specimen``."""
+        cmap = self.channel_map
+        return cmap.get((analyte, specimen), cmap.get((analyte, "*")))
+
+    @property
+    def modelled_analytes(self) -> frozenset[str]:
+        return frozenset(c.analyte for c in self.channels)
+
+    # -- diurnal ---------------------------------------------------------------------------
+    def diurnal_offset(self, profile: str, hour: float | None) -> tuple[float, float]:
+        """Mean offset and extra variance of a profile at a clock hour (``None`` = unknown)."""
+        hours, offs = self.profiles[profile]
+        if hour is not None:
+            return float(np.interp(hour % 24.0, hours, offs, period=24.0)), 0.0
+        lo, hi = self.unknown_time_window
+        grid = np.linspace(lo, hi, 41)
+        vals = np.interp(grid, hours, offs, period=24.0)
+        return float(vals.mean()), float(vals.var())
+
+
+def _latent_gaussian(state: dict, latents: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.array([float(state["mean"][k]) for k in latents])
+    sd = np.array([float(state["sd"][k]) for k in latents])
+    corr = np.eye(len(latents))
+    for a, b, rho in state.get("corr", []):
+        i, j = latents.index(a), latents.index(b)
+        corr[i, j] = corr[j, i] = rho
+    return mean, corr * np.outer(sd, sd)
+
+
+def _compile_axes(raw: dict) -> tuple[Axis, ...]:
+    cond_of: dict[tuple[str, str], list[str]] = {}
+    for cond, where in raw["conditions"].items():
+        for ax, states in where.items():
+            for st in states:
+                cond_of.setdefault((ax, st), []).append(cond)
+    axes = []
+    for name in raw["order"]:
+        spec = raw["axes"][name]
+        latents = tuple(spec.get("latents", {}))
+        states = tuple(spec["states"])
+        means, covs = [], []
+        for st in states:
+            if latents:
+                m, c = _latent_gaussian(spec["states"][st], latents)
+            else:
+                m, c = np.zeros(0), np.zeros((0, 0))
+            means.append(m)
+            covs.append(c)
+        axes.append(
+            Axis(
+                name=name,
+                states=states,
+                latents=latents,
+                sex=tuple(spec["states"][st].get("sex") for st in states),
+                condition_of=tuple(tuple(cond_of.get((name, st), [])) for st in states),
+                lat_mean=np.array(means).reshape(len(states), len(latents)),
+                lat_cov=np.array(covs).reshape(len(states), len(latents), len(latents)),
+                labels=dict(spec.get("latents", {})),
+            )
+        )
+    return tuple(axes)
+
+
+def _sex_mask(axis: Axis, sex: str) -> np.ndarray:
+    return np.array([s == sex for s in axis.sex], dtype=float)
+
+
+def _compile_channels(raw: dict, axes: tuple[Axis, ...]) -> tuple[Channel, ...]:
+    names = [a.name for a in axes]
+    gonadal = names.index("gonadal")
+    by_analyte: dict[str, list[str]] = {}
+    for ch, spec in raw["analytes"].items():
+        by_analyte.setdefault(spec.get("analyte", ch), []).append(ch)
+    effects: dict[str, list[Effect]] = {ch: [] for ch in raw["analytes"]}
+    for eff in raw.get("effects", []):
+        targets = [eff["analyte"]] if eff["analyte"] in raw["analytes"] else by_analyte[eff["analyte"]]
+        for ax_name, states in eff["when"].items():
+            ax = axes[names.index(ax_name)]
+            shift = np.array([float(eff["shift"]) if s in states else 0.0 for s in ax.states])
+            for ch in targets:
+                effects[ch].append(Effect(names.index(ax_name), shift))
+    channels = []
+    for ch, spec in raw["analytes"].items():
+        axis = names.index(spec["axis"])
+        ax = axes[axis]
+        med = spec["median"]
+        ch_effects = list(effects[ch])
+        if isinstance(med, dict):
+            # sex-specific median: base = male, shift for the female gonadal states
+            base = math.log(med["M"])
+            shift = (math.log(med["F"]) - base) * _sex_mask(axes[gonadal], "F")
+            ch_effects.append(Effect(gonadal, shift))
+        else:
+            base = math.log(med)
+        load = np.array([float(spec.get("loadings", {}).get(k, 0.0)) for k in ax.latents])
+        diurnal = spec.get("diurnal")
+        amp_axis, amp = None, None
+        if diurnal:
+            if diurnal.get("sex"):
+                amp_axis, amp = gonadal, _sex_mask(axes[gonadal], diurnal["sex"])
+            else:
+                table = raw["axes"][spec["axis"]].get("diurnal_amplitude", {})
+                amp_axis = axis
+                amp = np.array([float(table.get(s, 1.0)) for s in ax.states])
+        src = spec.get("src", [])
+        channels.append(
+            Channel(
+                name=ch,
+                analyte=spec.get("analyte", ch),
+                specimens=tuple(spec["specimens"]) if "specimens" in spec else None,
+                axis=axis,
+                log_median=base,
+                loadings=load,
+                tau=float(spec["tau"]),
+                cvi=cv_to_log_sd(float(spec["cvi"])),
+                cva=cv_to_log_sd(float(spec["cva"])),
+                effects=tuple(ch_effects),
+                diurnal=diurnal["profile"] if diurnal else None,
+                diurnal_scale=float(diurnal.get("scale", 1.0)) if diurnal else 0.0,
+                amp_axis=amp_axis,
+                amp=amp,
+                sources=tuple(src if isinstance(src, list) else [src]),
+            )
+        )
+    return tuple(channels)
+
+
+def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
+    sym = raw["symptoms"]
+    ids = tuple(sym["leak"])
+    log1m_leak = np.log1p(-np.array([sym["leak"][s] for s in ids]))
+    tables = []
+    for ax in axes:
+        t = np.zeros((ax.n_states, len(ids)))
+        for si, st in enumerate(ax.states):
+            causes = list(ax.condition_of[si]) + [f"{ax.name}.{st}"]
+            for cause in causes:
+                for s, p in sym.get("causes", {}).get(cause, {}).items():
+                    t[si, ids.index(s)] += math.log1p(-p)
+        tables.append(t)
+    return ids, log1m_leak, tuple(tables)
+
+
+def compile_spec(spec: ModelSpec) -> CompiledModel:
+    """Build the arrays and index maps of a prior set."""
+    raw = spec.raw
+    axes = _compile_axes(raw)
+    channels = _compile_channels(raw, axes)
+    names = [a.name for a in axes]
+    conditions = tuple(raw["conditions"])
+    cond_axis, cond_states = [], []
+    for cond in conditions:
+        (ax_name, states), = raw["conditions"][cond].items()
+        ax = axes[names.index(ax_name)]
+        cond_axis.append(names.index(ax_name))
+        cond_states.append(np.array([s in states for s in ax.states]))
+    ids, log1m_leak, log1m_cause = _compile_symptoms(raw, axes)
+    profiles = {
+        k: (np.asarray(v["hours"], float), np.asarray(v["offsets"], float))
+        for k, v in raw.get("diurnal_profiles", {}).items()
+    }
+    win = raw.get("unknown_time_window", [7.0, 17.0])
+    channel_map = {
+        (ch.analyte, sp): i for i, ch in enumerate(channels) for sp in ch.specimens or ("*",)
+    }
+    return CompiledModel(
+        spec=spec,
+        axes=axes,
+        channels=channels,
+        conditions=conditions,
+        cond_axis=np.array(cond_axis),
+        cond_states=tuple(cond_states),
+        symptoms=ids,
+        log1m_leak=log1m_leak,
+        log1m_cause=log1m_cause,
+        profiles=profiles,
+        unknown_time_window=(float(win[0]), float(win[1])),
+        channel_map=channel_map,
+    )
+
+
+@cache
+def _compiled(path: str) -> CompiledModel:
+    return compile_spec(load_spec(path))
+
+
+def load_model(path: str | Path | None = None) -> CompiledModel:
+    """The compiled model of a prior set file (cached per file; default: shipped priors)."""
+    spec = load_spec(path)
+    return _compiled(spec.source)

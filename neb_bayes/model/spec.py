@@ -1,0 +1,206 @@
+"""Load and check a prior set file (the model as data).
+
+A prior set is a YAML file under ``priors/`` whose tables define the whole model: axes with
+their discrete states and continuous latents, measurement channels, state effects, diurnal
+profiles, the prior network over states and the symptom noisy-OR table.  This module reads
+it, checks every cross-reference (so a typo fails loudly at load time, not as a wrong
+probability later) and fingerprints it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PRIOR_FILE = Path(__file__).resolve().parents[2] / "priors" / "default.yaml"
+
+
+class PriorSetError(ValueError):
+    """A prior set file that is inconsistent; lists every problem found."""
+
+    def __init__(self, problems: list[str], source: str = ""):
+        self.problems = problems
+        super().__init__(
+            f"invalid prior set {source}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The parsed tables of a prior set, unchanged, with a content fingerprint."""
+
+    raw: dict[str, Any]
+    source: str
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return str(self.raw.get("prior_set", Path(self.source).stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.raw.get("version", ""))
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.raw["order"])
+
+    @property
+    def conditions(self) -> dict[str, dict[str, list[str]]]:
+        return self.raw["conditions"]
+
+
+def fingerprint(tables: dict[str, Any]) -> str:
+    """Stable short hash of a prior set's tables (key order does not matter)."""
+    blob = json.dumps(tables, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _check(raw: dict[str, Any]) -> list[str]:
+    """Return every inconsistency in the tables (empty when the prior set is sound)."""
+    problems: list[str] = []
+    for key in ("axes", "conditions", "analytes", "prevalence", "order", "symptoms", "sources"):
+        if key not in raw:
+            problems.append(f"missing top-level table '{key}'")
+    if problems:
+        return problems
+    sources = raw["sources"]
+    axes = raw["axes"]
+
+    def check_src(where: str, src: Any) -> None:
+        keys = src if isinstance(src, list) else [src]
+        if not keys or src is None:
+            problems.append(f"{where}: no source")
+        for k in keys:
+            if k not in sources:
+                problems.append(f"{where}: unknown source key '{k}'")
+
+    if sorted(raw["order"]) != sorted(axes):
+        problems.append("order must list every axis exactly once")
+    for ax, spec in axes.items():
+        lat = list(spec.get("latents", {}))
+        for st, sspec in spec["states"].items():
+            if lat:
+                check_src(f"axes.{ax}.states.{st}", sspec.get("src"))
+                for part in ("mean", "sd"):
+                    if sorted(sspec.get(part, {})) != sorted(lat):
+                        problems.append(f"axes.{ax}.states.{st}.{part} must give every latent {lat}")
+                for sd in sspec.get("sd", {}).values():
+                    if not sd > 0:
+                        problems.append(f"axes.{ax}.states.{st}.sd must be > 0")
+                for a, b, rho in sspec.get("corr", []):
+                    if a not in lat or b not in lat or not -1 < rho < 1:
+                        problems.append(f"axes.{ax}.states.{st}.corr [{a}, {b}, {rho}] is invalid")
+        for st in spec.get("diurnal_amplitude", {}):
+            if st not in spec["states"]:
+                problems.append(f"axes.{ax}.diurnal_amplitude: unknown state '{st}'")
+    for cond, where in raw["conditions"].items():
+        for ax, states in where.items():
+            if ax not in axes:
+                problems.append(f"conditions.{cond}: unknown axis '{ax}'")
+                continue
+            for st in states:
+                if st not in axes[ax]["states"]:
+                    problems.append(f"conditions.{cond}: unknown state '{ax}.{st}'")
+    profiles = raw.get("diurnal_profiles", {})
+    for name, prof in profiles.items():
+        check_src(f"diurnal_profiles.{name}", prof.get("src"))
+        if len(prof["hours"]) != len(prof["offsets"]):
+            problems.append(f"diurnal_profiles.{name}: hours and offsets differ in length")
+    for ch, spec in raw["analytes"].items():
+        where = f"analytes.{ch}"
+        ax = spec.get("axis")
+        if ax not in axes:
+            problems.append(f"{where}: unknown axis '{ax}'")
+            continue
+        check_src(where, spec.get("src"))
+        for lat in spec.get("loadings", {}):
+            if lat not in axes[ax].get("latents", {}):
+                problems.append(f"{where}: loading on unknown latent '{lat}' of axis {ax}")
+        med = spec.get("median")
+        meds = med.values() if isinstance(med, dict) else [med]
+        if not all(isinstance(m, int | float) and m > 0 for m in meds):
+            problems.append(f"{where}: median must be positive")
+        for k in ("tau", "cvi", "cva"):
+            if not (isinstance(spec.get(k), int | float) and spec[k] >= 0):
+                problems.append(f"{where}: {k} must be a number >= 0")
+        d = spec.get("diurnal")
+        if d and d.get("profile") not in profiles:
+            problems.append(f"{where}: unknown diurnal profile '{d.get('profile')}'")
+    channel_analytes = {spec.get("analyte", ch) for ch, spec in raw["analytes"].items()}
+    for i, eff in enumerate(raw.get("effects", [])):
+        where = f"effects[{i}]"
+        check_src(where, eff.get("src"))
+        if eff.get("analyte") not in raw["analytes"] and eff.get("analyte") not in channel_analytes:
+            problems.append(f"{where}: unknown analyte channel '{eff.get('analyte')}'")
+        for ax, states in eff.get("when", {}).items():
+            if ax not in axes or any(s not in axes[ax]["states"] for s in states):
+                problems.append(f"{where}: unknown state in when: {ax}: {states}")
+    for ax, prev in raw["prevalence"].items():
+        if ax not in axes:
+            problems.append(f"prevalence.{ax}: unknown axis")
+            continue
+        check_src(f"prevalence.{ax}", prev.get("src"))
+        for st in prev.get("base", {}):
+            if st not in axes[ax]["states"]:
+                problems.append(f"prevalence.{ax}.base: unknown state '{st}'")
+        for j, mod in enumerate(prev.get("modifiers", [])):
+            for st in mod.get("odds", {}):
+                if st not in axes[ax]["states"]:
+                    problems.append(f"prevalence.{ax}.modifiers[{j}]: unknown state '{st}'")
+    order = raw["order"]
+    for i, link in enumerate(raw.get("links", [])):
+        (pa, ps), (ca, cs) = link["parent"], link["child"]
+        if pa not in axes or ps not in axes[pa]["states"]:
+            problems.append(f"links[{i}]: unknown parent {pa}.{ps}")
+        elif ca not in axes or cs not in axes[ca]["states"]:
+            problems.append(f"links[{i}]: unknown child {ca}.{cs}")
+        elif order.index(pa) >= order.index(ca):
+            problems.append(f"links[{i}]: parent axis {pa} must come before {ca} in `order`")
+        check_src(f"links[{i}]", link.get("src"))
+    sym = raw["symptoms"]
+    for cause, table in sym.get("causes", {}).items():
+        if "." in cause:
+            ax, st = cause.split(".", 1)
+            if ax not in axes or st not in axes[ax]["states"]:
+                problems.append(f"symptoms.causes: unknown cause '{cause}'")
+        elif cause not in raw["conditions"]:
+            problems.append(f"symptoms.causes: unknown condition '{cause}'")
+        for s, p in table.items():
+            if s not in sym["leak"]:
+                problems.append(f"symptoms.causes.{cause}: symptom '{s}' has no leak")
+            if not 0 <= p < 1:
+                problems.append(f"symptoms.causes.{cause}.{s}: probability must be in [0, 1)")
+    for s, p in sym["leak"].items():
+        if not 0 < p < 1:
+            problems.append(f"symptoms.leak.{s}: probability must be in (0, 1)")
+    return problems
+
+
+def load_spec(path: str | Path | None = None) -> ModelSpec:
+    """Read and check a prior set YAML file (default: the shipped literature prior set)."""
+    path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
+    return _load_spec_cached(str(path.resolve()))
+
+
+@cache
+def _load_spec_cached(path: str) -> ModelSpec:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except OSError as exc:
+        raise PriorSetError([f"cannot read: {exc}"], path) from exc
+    except yaml.YAMLError as exc:
+        raise PriorSetError([f"not valid YAML: {exc}"], path) from exc
+    if not isinstance(raw, dict):
+        raise PriorSetError(["top level must be a mapping"], path)
+    problems = _check(raw)
+    if problems:
+        raise PriorSetError(problems, path)
+    return ModelSpec(raw=raw, source=path, fingerprint=fingerprint(raw))

@@ -1,0 +1,194 @@
+"""The result of inference on one case: probabilities, intervals, axis states, latents, and
+the evidence behind them; exported as a plain dict (the JSON report) or as xarray objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neb_bayes import config
+from neb_bayes.case.model import Case
+from neb_bayes.evidence import Evidence
+from neb_bayes.infer.exact import ExactPosterior
+from neb_bayes.model.compiled import CompiledModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+
+def _evidence_label(model: CompiledModel, case: Case, group: dict) -> dict:
+    if group["kind"] == "symptom":
+        sym = model.symptoms[group["symptom"]]
+        return {"evidence": f"symptom {sym} {group['status']}", "kind": "symptom",
+                "items": [f"symptoms.{group['status']}"], "symptom": sym}
+    ch = model.channels[group["channel"]]
+    items = [f"measurements[{i}]" for i in group["sources"]]
+    specimen = f" ({ch.specimens[0]})" if ch.specimens and ch.analyte == "cortisol" else ""
+    n = len(items)
+    label = f"{_analyte_name(ch.analyte)}{specimen}" + (f" x{n}" if n > 1 else "")
+    return {"evidence": label, "kind": "measurement", "items": items, "analyte": ch.analyte}
+
+
+def _analyte_name(analyte_id: str) -> str:
+    try:
+        from neb_bayes.vocab import analytes
+
+        a = analytes().get(analyte_id)
+        return a.name if a is not None else analyte_id
+    except Exception:  # vocabulary is optional for labels
+        return analyte_id
+
+
+@dataclass
+class Result:
+    """Posterior for one case.
+
+    Attributes
+    ----------
+    probabilities
+        Posterior probability of every condition id and of ``"none"``.
+    intervals
+        Equal-tailed credible interval (probability :data:`neb_bayes.config.INTERVAL_PROB`)
+        of each probability, from the prior set's parameter draws; a single point when the
+        prior set has no draws.
+    """
+
+    case: Case
+    evidence: Evidence
+    model: CompiledModel
+    exact: ExactPosterior
+    draw_probs: np.ndarray | None = None       # (n_draws, n_conditions + 1)
+    latents: list[dict] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    interval_prob: float = config.INTERVAL_PROB
+
+    # -- probabilities ---------------------------------------------------------------------
+    @property
+    def condition_ids(self) -> tuple[str, ...]:
+        return self.model.conditions
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        p = dict(zip(self.condition_ids, map(float, self.exact.condition_probs), strict=True))
+        p["none"] = float(self.exact.none_prob)
+        return p
+
+    @property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        names = [*self.condition_ids, "none"]
+        if self.draw_probs is None or len(self.draw_probs) < 2:
+            return {k: (v, v) for k, v in self.probabilities.items()}
+        q = (1 - self.interval_prob) / 2
+        lo, hi = np.quantile(self.draw_probs, [q, 1 - q], axis=0)
+        return {n: (float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)}
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """Conditions (and ``none``) by decreasing probability."""
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+
+    @property
+    def axis_states(self) -> dict[str, dict[str, dict[str, float]]]:
+        out = {}
+        for ai, ax in enumerate(self.model.axes):
+            out[ax.name] = {
+                st: {"probability": float(self.exact.marginals[ai][si]),
+                     "prior": float(self.exact.prior_marginals[ai][si])}
+                for si, st in enumerate(ax.states)
+            }
+        return out
+
+    @property
+    def unassessed_axes(self) -> list[str]:
+        """Axes with no usable result: their probabilities are essentially prior (and symptoms)."""
+        measured = {self.model.axes[b.axis].name for b in self.evidence.blocks}
+        return [a.name for a in self.model.axes if a.latents and a.name not in measured]
+
+    # -- explanation ----------------------------------------------------------------------
+    def contributions(self, threshold: float = config.LEADING_THRESHOLD) -> dict[str, list[dict]]:
+        """For each condition at or above ``threshold``: each evidence group's log Bayes factor.
+
+        The log Bayes factor of a group is how much the log odds of the condition changed
+        because of that group, all other evidence held (leave-one-group-out).  Positive
+        values moved the probability up.
+        """
+        if self.exact.log_bf is None:
+            return {}
+        names = [*self.condition_ids, "none"]
+        probs = self.probabilities
+        out: dict[str, list[dict]] = {}
+        labels = [_evidence_label(self.model, self.case, g) for g in self.exact.groups]
+        for ci, name in enumerate(names):
+            if probs[name] < threshold:
+                continue
+            rows = []
+            for gi, lab in enumerate(labels):
+                lbf = float(self.exact.log_bf[gi, ci])
+                if abs(lbf) >= 0.01:
+                    rows.append({**lab, "log_bayes_factor": round(lbf, 4),
+                                 "direction": "for" if lbf > 0 else "against"})
+            out[name] = sorted(rows, key=lambda r: -abs(r["log_bayes_factor"]))
+        return out
+
+    # -- export -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report (shared/spec/conditions.md), plain Python types only."""
+        probs, ivs = self.probabilities, self.intervals
+        conds = {
+            c: {"probability": round(probs[c], 6), "interval": [round(x, 6) for x in ivs[c]]}
+            for c in self.condition_ids
+        }
+        notes = [n.__dict__ for n in self.evidence.not_used]
+        return {
+            "report_format": config.REPORT_FORMAT,
+            "case_id": self.case.id,
+            "conditions": conds,
+            "none": {"probability": round(probs["none"], 6),
+                     "interval": [round(x, 6) for x in ivs["none"]]},
+            "interval_kind": config.INTERVAL_KIND,
+            "interval_prob": self.interval_prob,
+            "interval_source": (
+                f"{len(self.draw_probs)} parameter draws of the prior set"
+                if self.draw_probs is not None and len(self.draw_probs) > 1
+                else "point parameter values (prior set has no draws): interval shows no "
+                "parameter uncertainty"
+            ),
+            "ranked": [{"condition": k, "probability": round(v, 6)} for k, v in self.ranked()],
+            "axes": self.axis_states,
+            "unassessed_axes": self.unassessed_axes,
+            "latents": self.latents,
+            "evidence": self.contributions(),
+            "accounted_for": list(self.evidence.adjustments),
+            "not_used": notes,
+            "warnings": list(self.evidence.warnings),
+            "log_evidence": self.exact.log_evidence,
+            "disclaimer": config.DISCLAIMER,
+            "provenance": self.provenance,
+        }
+
+    def to_dataset(self) -> xr.Dataset:
+        """Probabilities (and draws, when present) as an :class:`xarray.Dataset`."""
+        import xarray as xr
+
+        names = [*self.condition_ids, "none"]
+        probs = self.probabilities
+        ds = xr.Dataset(
+            {"probability": ("condition", np.array([probs[n] for n in names]))},
+            coords={"condition": names},
+            attrs={"case_id": self.case.id, "interval_prob": self.interval_prob,
+                   "interval_kind": config.INTERVAL_KIND, **{
+                       f"provenance_{k}": str(v) for k, v in self.provenance.items()}},
+        )
+        if self.draw_probs is not None:
+            ds["probability_draws"] = (("draw", "condition"), self.draw_probs)
+        for ai, ax in enumerate(self.model.axes):
+            ds[f"state_{ax.name}"] = (f"{ax.name}_state", self.exact.marginals[ai])
+            ds = ds.assign_coords({f"{ax.name}_state": list(ax.states)})
+        if self.latents:
+            ds["latent_mean"] = ("latent", [x["log_mean"] for x in self.latents])
+            ds["latent_lower"] = ("latent", [x["log_interval"][0] for x in self.latents])
+            ds["latent_upper"] = ("latent", [x["log_interval"][1] for x in self.latents])
+            ds = ds.assign_coords(latent=[f"{x['axis']}.{x['latent']}" for x in self.latents])
+        return ds

@@ -1,0 +1,88 @@
+"""A readable report for people: what is likely, how sure, why, and what was not used."""
+
+from __future__ import annotations
+
+import math
+
+from neb_bayes import config
+from neb_bayes.posterior import Result
+
+
+def _pct(p: float) -> str:
+    if p < 0.001:
+        return "<0.1 %"
+    if p > 0.999:
+        return ">99.9 %"
+    return f"{100 * p:.1f} %"
+
+
+def _interval(iv: tuple[float, float] | list[float]) -> str:
+    lo, hi = iv
+    if abs(hi - lo) < 1e-9:
+        return "(no parameter draws)"
+    return f"{_pct(lo)} – {_pct(hi)}"
+
+
+def render_markdown(result: Result) -> str:
+    d = result.to_dict()
+    p = result.case.patient
+    lines = [f"# neb_bayes report — case `{d['case_id']}`", ""]
+    who = ", ".join(
+        x for x in (
+            {"F": "female", "M": "male"}.get(p.sex or "", "sex not given"),
+            f"{p.age:g} y" if p.age is not None else "age not given",
+            "pregnant" + (f" (week {p.gestational_week:g})" if p.gestational_week else "")
+            if p.pregnant else "",
+        ) if x
+    )
+    lines += [f"**Patient:** {who}. **Results used:** {result.evidence.n_measurements}; "
+              f"**symptoms reported:** {len(result.evidence.present)} present, "
+              f"{len(result.evidence.absent)} absent.", ""]
+    lines += [f"> {config.DISCLAIMER}", ""]
+    lines += ["## Condition probabilities", "",
+              f"Sorted by posterior probability; intervals are {d['interval_kind']} with "
+              f"probability {d['interval_prob']:g} ({d['interval_source']}).", "",
+              "| condition | probability | interval |", "|---|---:|---|"]
+    ivs = result.intervals
+    for name, prob in result.ranked():
+        lines.append(f"| {name} | {_pct(prob)} | {_interval(ivs[name])} |")
+    if d["unassessed_axes"]:
+        lines += ["", "No usable result on: " + ", ".join(d["unassessed_axes"]) +
+                  ". Probabilities there rest on the population prior (and symptoms): "
+                  "they say what is common, not what this patient has."]
+    ev = d["evidence"]
+    if ev:
+        lines += ["", "## What moved the leading probabilities", "",
+                  "Log Bayes factor of each result group or symptom (leave-one-out; "
+                  "+1 multiplies the odds by e ≈ 2.7).", ""]
+        for name, rows in ev.items():
+            if name == "none":
+                continue
+            lines.append(f"**{name}** ({_pct(result.probabilities[name])})")
+            for r in rows[:6]:
+                lines.append(f"- {r['evidence']}: {r['log_bayes_factor']:+.2f} "
+                             f"(odds ×{math.exp(max(min(r['log_bayes_factor'], 50), -50)):.3g})")
+            if not rows:
+                lines.append("- no single piece of evidence moved it: prior")
+            lines.append("")
+    if d["latents"]:
+        lines += ["## Axis function (latent quantities)", "",
+                  "| axis | quantity | estimate | interval | measured |", "|---|---|---:|---|---|"]
+        for lat in d["latents"]:
+            lo, hi = lat["fold_change_interval"]
+            lines.append(f"| {lat['axis']} | {lat['label']} | ×{lat['fold_change']:.2f} | "
+                         f"×{lo:.2f} – ×{hi:.2f} | {'yes' if lat['measured'] else 'no'} |")
+        lines.append("")
+        lines.append("Fold change relative to a healthy person's typical level.")
+    lines += ["", "## Accounted for", ""]
+    lines += [f"- {a['text']}" for a in d["accounted_for"]] or ["- nothing beyond the defaults"]
+    lines += ["", "## Not used", ""]
+    lines += [f"- `{n['item']}`: {n['reason']}" for n in d["not_used"]] or ["- everything given was used"]
+    if d["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in d["warnings"]]
+    prov = d["provenance"]
+    lines += ["", "## Provenance", "",
+              f"neb_bayes {prov['neb_bayes_version']}, prior set `{prov['prior_set']}` "
+              f"{prov['prior_set_version']} (fingerprint `{prov['prior_set_fingerprint']}`); "
+              f"{prov['method']}.", ""]
+    return "\n".join(lines)
