@@ -16,8 +16,8 @@ from typing import Any
 from neb_bayes import config
 from neb_bayes.case.model import Case
 from neb_bayes.evidence import build_evidence
-from neb_bayes.infer.exact import infer_exact
-from neb_bayes.infer.latents import latent_summaries
+from neb_bayes.inference.exact import infer_exact
+from neb_bayes.inference.latents import latent_summaries
 from neb_bayes.model.compiled import CompiledModel, load_model
 from neb_bayes.posterior import Result
 

@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neb_bayes.case.model import Case, Measurement, NotUsed
+from neb_bayes.context import ContextReading, decay, hours_between, read_context
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates
+
+#: biotin interference: full for 8 h after a dose, then halving every 16 h (facts §4c:
+#: guidance is to wait >= 8 h after low doses and up to 72 h after high doses)
+BIOTIN_FULL_HOURS, BIOTIN_HALF_LIFE = 8.0, 16.0
+#: levothyroxine taken within this many hours before sampling raises FT4 transiently
+LT4_RECENT_HOURS = 6.0
 
 CENSOR_CODE = {"none": 0, "left": -1, "right": 1}
 
@@ -47,6 +54,7 @@ class Block:
     diurnal: np.ndarray
     diurnal_var: np.ndarray
     source: np.ndarray
+    extra_var: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -65,6 +73,16 @@ class Evidence:
     not_used: tuple[NotUsed, ...] = ()
     warnings: tuple[str, ...] = ()
     adjustments: tuple[dict, ...] = field(default_factory=tuple)
+    lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    context: ContextReading | None = None
+
+    def latent_params(self, model: CompiledModel, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-state latent mean (S, K) and covariance (S, K, K) of an axis for this case."""
+        ax = model.axes[axis]
+        if axis not in self.lat_shift:
+            return ax.lat_mean, ax.lat_cov
+        shift, scale = self.lat_shift[axis]
+        return ax.lat_mean + shift, ax.lat_cov * (scale**2)[:, None, None]
 
     @property
     def n_measurements(self) -> int:
@@ -110,10 +128,17 @@ def build_evidence(
     use_lab_ri: bool = True,
 ) -> Evidence:
     """Turn a validated :class:`Case` into :class:`Evidence` for ``model``."""
-    cov = covariates or Covariates(sex=case.patient.sex, age=case.patient.age)
-    not_used = list(case.not_used)
-    warnings = list(case.warnings)
-    adjustments: list[dict] = []
+    ctx = read_context(case)
+    cov = covariates or Covariates(
+        sex=case.patient.sex, age=case.patient.age, flags=frozenset(ctx.flags))
+    not_used = list(case.not_used) + list(ctx.not_used)
+    warnings = list(case.warnings) + list(ctx.warnings)
+    applied: dict[tuple[str, str], dict] = {}
+
+    def note(flag: str, text: str, item: str) -> None:
+        entry = applied.setdefault((flag, text), {"flag": flag, "text": text, "items": []})
+        if item not in entry["items"]:
+            entry["items"].append(item)
     rows: dict[int, list[tuple]] = {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
@@ -138,24 +163,31 @@ def build_evidence(
             # different population than a method bias
             capped = max(-0.7, min(0.7, shift))
             y -= capped
-            adjustments.append({
-                "item": item,
-                "kind": "lab_reference_interval",
-                "text": f"{m.analyte}: read relative to the lab's own reference interval "
-                f"(method offset {math.exp(capped):.2f}x the model's healthy median)",
-            })
+            note("lab_reference_interval",
+                 f"{m.analyte}: read relative to the lab's own reference interval "
+                 f"(method offset {math.exp(capped):.2f}x the model's healthy median)", item)
+        ctx_shift, extra_var = _context_shift(model, ctx, ch, m, case, note, item)
+        y -= ctx_shift
         d_off, d_var = 0.0, 0.0
         if channel.diurnal:
-            d_off, d_var = model.diurnal_offset(channel.diurnal, m.hour)
-            d_off *= channel.diurnal_scale
-            d_var *= channel.diurnal_scale**2
+            hour, amp = m.hour, 1.0
+            for dmod in model.context_diurnal:
+                if dmod.profile == channel.diurnal and dmod.flag in ctx.flags:
+                    if hour is not None:
+                        hour = (hour + dmod.phase_shift) % 24.0
+                    amp *= dmod.amplitude
+                    extra_var += dmod.extra_sd**2
+                    note(dmod.flag, dmod.text, item)
+            d_off, d_var = model.diurnal_offset(channel.diurnal, hour)
+            d_off *= channel.diurnal_scale * amp
+            d_var *= (channel.diurnal_scale * amp) ** 2
             if m.hour is None:
                 warnings.append(
                     f"{item}: no collection time for {m.analyte}, which has a daily rhythm; "
                     "read as a daytime sample with wider uncertainty"
                 )
         rows.setdefault(channel.axis, []).append(
-            (ch, y, CENSOR_CODE[m.censor], m.day, d_off, d_var, m.index)
+            (ch, y, CENSOR_CODE[m.censor], m.day, d_off, d_var, m.index, extra_var)
         )
     blocks = []
     for axis in sorted(rows):
@@ -178,12 +210,14 @@ def build_evidence(
                 diurnal=np.array([x[4] for x in r]),
                 diurnal_var=np.array([x[5] for x in r]),
                 source=np.array([x[6] for x in r], dtype=np.int64),
+                extra_var=np.array([x[7] for x in r]),
             )
         )
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
     present, absent = [], []
+    from_context = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
     for status, ids, out in (
-        ("present", case.symptoms.present, present),
+        ("present", case.symptoms.present | from_context, present),
         ("absent", case.symptoms.absent, absent),
     ):
         for s in sorted(ids):
@@ -193,6 +227,14 @@ def build_evidence(
                 not_used.append(
                     NotUsed(f"symptoms.{status}: {s}", "symptom not in the model's symptom table")
                 )
+    lat_shift = {}
+    for cl in model.context_latents:
+        if cl.flag in ctx.flags:
+            mean, scale = lat_shift.get(cl.axis, (0.0, 1.0))
+            lat_shift[cl.axis] = (mean + cl.mean_shift * ctx.flags[cl.flag],
+                                  scale * (1 + (cl.sd_scale - 1) * ctx.flags[cl.flag]))
+            note(cl.flag, cl.text, "patient")
+    adjustments = list(applied.values())
     return Evidence(
         case_id=case.id,
         covariates=cov,
@@ -202,4 +244,36 @@ def build_evidence(
         not_used=tuple(not_used),
         warnings=tuple(warnings),
         adjustments=tuple(adjustments),
+        lat_shift=lat_shift,
+        context=ctx,
     )
+
+
+def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
+    """Total context shift (log units) and extra variance for one result."""
+    shift, var = 0.0, 0.0
+    flags = dict(ctx.flags)
+    lt4 = ctx.details.get("levothyroxine", {})
+    since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
+    if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
+        flags["levothyroxine_recent_dose"] = 1.0
+    method = (m.method or "").lower()
+    for eff in model.context_shifts.get(ch, ()):
+        strength = flags.get(eff.flag, 0.0)
+        if strength <= 0:
+            continue
+        if method and any(u in method for u in eff.unaffected_methods):
+            note(eff.flag, f"not applied to {item} ({m.method}): {eff.text}", item)
+            continue
+        if eff.flag == "biotin":
+            since = hours_between(ctx.details.get("biotin", {}).get("last_dose_hour"), m.hour)
+            strength *= decay(since, BIOTIN_FULL_HOURS, BIOTIN_HALF_LIFE)
+        shift += eff.shift * strength
+        var += (eff.extra_sd * strength) ** 2
+        note(eff.flag, eff.text, item)
+    age, sex = case.patient.age, case.patient.sex
+    if age is not None:
+        for ae in model.age_effects:
+            if ch in ae.channels and (ae.sex is None or ae.sex == sex) and age > ae.start:
+                shift += ae.per_year * (age - ae.start)
+    return shift, var

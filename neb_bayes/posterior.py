@@ -12,7 +12,7 @@ import numpy as np
 from neb_bayes import config
 from neb_bayes.case.model import Case
 from neb_bayes.evidence import Evidence
-from neb_bayes.infer.exact import ExactPosterior
+from neb_bayes.inference.exact import ExactPosterior
 from neb_bayes.model.compiled import CompiledModel
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -95,10 +95,11 @@ def simulate_case(
                 index=len(measurements), analyte=ch.analyte, specimen=specimen,
                 value=value, censor=censor, hour=hour, day=day))
     present, absent = set(), set()
+    level = rng.choice(len(model.log_propensity_w), p=np.exp(model.log_propensity_w))
     for yi, sym in enumerate(model.symptoms):
         if rng.random() >= p_symptom_reported:
             continue
-        lq = model.log1m_leak[yi] + sum(
+        lq = model.log1m_leak[level, yi] + sum(
             model.log1m_cause[ai][s[ai], yi] for ai in range(len(model.axes)))
         (present if rng.random() < -math.expm1(lq) else absent).add(sym)
     states = {ax.name: ax.states[s[ai]] for ai, ax in enumerate(model.axes)}

@@ -73,6 +73,48 @@ class Channel:
     sources: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ContextShift:
+    """A context flag's effect on one channel's expected log level (and extra noise)."""
+
+    flag: str
+    shift: float
+    extra_sd: float
+    unaffected_methods: tuple[str, ...]
+    text: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ContextLatent:
+    """A context flag's effect on an axis' latent distribution per state."""
+
+    flag: str
+    axis: int
+    mean_shift: np.ndarray   # (S, K)
+    sd_scale: np.ndarray     # (S,)
+    text: str
+
+
+@dataclass(frozen=True)
+class ContextDiurnal:
+    flag: str
+    profile: str
+    phase_shift: float
+    amplitude: float
+    extra_sd: float
+    text: str
+
+
+@dataclass(frozen=True)
+class AgeEffect:
+    channels: tuple[int, ...]
+    sex: str | None
+    per_year: float
+    start: float
+    text: str
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledModel:
     """The model as arrays and index maps (one parameter set)."""
@@ -84,11 +126,16 @@ class CompiledModel:
     cond_axis: np.ndarray            # (n_cond,) axis index of each condition
     cond_states: tuple[np.ndarray, ...]  # per condition: bool mask over its axis' states
     symptoms: tuple[str, ...]
-    log1m_leak: np.ndarray           # (Y,) log(1 - leak)
+    log1m_leak: np.ndarray           # (P, Y) log(1 - leak) per symptom-propensity level
     log1m_cause: tuple[np.ndarray, ...]  # per axis (S_a, Y): sum over the state's causes of log(1-p)
+    log_propensity_w: np.ndarray     # (P,) log weight of each symptom-propensity level
     profiles: dict[str, tuple[np.ndarray, np.ndarray]]
     unknown_time_window: tuple[float, float]
     channel_map: dict[tuple[str, str], int] = field(default_factory=dict)
+    context_shifts: dict[int, tuple[ContextShift, ...]] = field(default_factory=dict)
+    context_latents: tuple[ContextLatent, ...] = ()
+    context_diurnal: tuple[ContextDiurnal, ...] = ()
+    age_effects: tuple[AgeEffect, ...] = ()
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -235,7 +282,13 @@ def _compile_channels(raw: dict, axes: tuple[Axis, ...]) -> tuple[Channel, ...]:
 def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
     sym = raw["symptoms"]
     ids = tuple(sym["leak"])
-    log1m_leak = np.log1p(-np.array([sym["leak"][s] for s in ids]))
+    leak = np.array([sym["leak"][s] for s in ids])
+    prop = sym.get("propensity", {"weights": [1.0], "leak_odds": [1.0]})
+    mult = np.asarray(prop["leak_odds"], float)[:, None]
+    odds = leak / (1 - leak) * mult
+    log1m_leak = -np.log1p(odds)                      # log(1 - p) with p = odds / (1 + odds)
+    w = np.asarray(prop["weights"], float)
+    log_w = np.log(w / w.sum())
     tables = []
     for ax in axes:
         t = np.zeros((ax.n_states, len(ids)))
@@ -245,7 +298,58 @@ def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
                 for s, p in sym.get("causes", {}).get(cause, {}).items():
                     t[si, ids.index(s)] += math.log1p(-p)
         tables.append(t)
-    return ids, log1m_leak, tuple(tables)
+    return ids, log1m_leak, log_w, tuple(tables)
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, list | tuple) else [x]
+
+
+def _channels_named(raw: dict, channels: tuple[Channel, ...], name: str) -> list[int]:
+    """Channel indices for a channel name or an analyte id (all its channels)."""
+    if name in raw["analytes"]:
+        return [i for i, c in enumerate(channels) if c.name == name]
+    return [i for i, c in enumerate(channels) if c.analyte == name]
+
+
+def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel, ...]):
+    names = [a.name for a in axes]
+    shifts: dict[int, list[ContextShift]] = {}
+    latents: list[ContextLatent] = []
+    diurnal: list[ContextDiurnal] = []
+    for row in raw.get("context_effects", []):
+        src = tuple(_as_list(row.get("src", [])))
+        for flag in _as_list(row["flag"]):
+            if "analyte" in row:
+                eff = ContextShift(flag, float(row.get("shift", 0.0)), float(row.get("extra_sd", 0.0)),
+                                   tuple(m.lower() for m in row.get("unaffected_methods", [])),
+                                   row.get("text", flag), src)
+                for name in _as_list(row["analyte"]):
+                    for ci in _channels_named(raw, channels, name):
+                        shifts.setdefault(ci, []).append(eff)
+            if "latent" in row or "sd_scale" in row:
+                for ax_name in set(row.get("latent", {})) | set(row.get("sd_scale", {})):
+                    ax = axes[names.index(ax_name)]
+                    mean = np.zeros((ax.n_states, len(ax.latents)))
+                    scale = np.ones(ax.n_states)
+                    for st, lat in row.get("latent", {}).get(ax_name, {}).items():
+                        for k, v in lat.items():
+                            mean[ax.states.index(st), ax.latents.index(k)] = float(v)
+                    for st, v in row.get("sd_scale", {}).get(ax_name, {}).items():
+                        scale[ax.states.index(st)] = float(v)
+                    latents.append(ContextLatent(flag, names.index(ax_name), mean, scale,
+                                                 row.get("text", flag)))
+            if "diurnal" in row:
+                d = row["diurnal"]
+                diurnal.append(ContextDiurnal(flag, d["profile"], float(d.get("phase_shift", 0.0)),
+                                              float(d.get("amplitude", 1.0)),
+                                              float(d.get("extra_sd", 0.0)), row.get("text", flag)))
+    ages = []
+    for row in raw.get("age_effects", []):
+        idx = tuple(ci for name in _as_list(row["analyte"]) for ci in _channels_named(raw, channels, name))
+        ages.append(AgeEffect(idx, row.get("sex"), float(row["per_year"]), float(row.get("from", 0.0)),
+                              row.get("text", "")))
+    return ({k: tuple(v) for k, v in shifts.items()}, tuple(latents), tuple(diurnal), tuple(ages))
 
 
 def compile_spec(spec: ModelSpec) -> CompiledModel:
@@ -261,7 +365,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         ax = axes[names.index(ax_name)]
         cond_axis.append(names.index(ax_name))
         cond_states.append(np.array([s in states for s in ax.states]))
-    ids, log1m_leak, log1m_cause = _compile_symptoms(raw, axes)
+    ids, log1m_leak, log_prop_w, log1m_cause = _compile_symptoms(raw, axes)
     profiles = {
         k: (np.asarray(v["hours"], float), np.asarray(v["offsets"], float))
         for k, v in raw.get("diurnal_profiles", {}).items()
@@ -270,6 +374,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
     channel_map = {
         (ch.analyte, sp): i for i, ch in enumerate(channels) for sp in ch.specimens or ("*",)
     }
+    ctx_shifts, ctx_latents, ctx_diurnal, ages = _compile_context(raw, axes, channels)
     return CompiledModel(
         spec=spec,
         axes=axes,
@@ -280,9 +385,14 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         symptoms=ids,
         log1m_leak=log1m_leak,
         log1m_cause=log1m_cause,
+        log_propensity_w=log_prop_w,
         profiles=profiles,
         unknown_time_window=(float(win[0]), float(win[1])),
         channel_map=channel_map,
+        context_shifts=ctx_shifts,
+        context_latents=ctx_latents,
+        context_diurnal=ctx_diurnal,
+        age_effects=ages,
     )
 
 

@@ -164,6 +164,7 @@ def _check(raw: dict[str, Any]) -> list[str]:
         elif order.index(pa) >= order.index(ca):
             problems.append(f"links[{i}]: parent axis {pa} must come before {ca} in `order`")
         check_src(f"links[{i}]", link.get("src"))
+    problems.extend(_check_context(raw, check_src))
     sym = raw["symptoms"]
     for cause, table in sym.get("causes", {}).items():
         if "." in cause:
@@ -180,6 +181,40 @@ def _check(raw: dict[str, Any]) -> list[str]:
     for s, p in sym["leak"].items():
         if not 0 < p < 1:
             problems.append(f"symptoms.leak.{s}: probability must be in (0, 1)")
+    return problems
+
+
+def _check_context(raw: dict[str, Any], check_src) -> list[str]:
+    from neb_bayes.context import flag_table
+
+    problems: list[str] = []
+    flags = flag_table()
+    axes = raw["axes"]
+    names = set(raw["analytes"]) | {s.get("analyte", c) for c, s in raw["analytes"].items()}
+    for i, row in enumerate(raw.get("context_effects", [])):
+        where = f"context_effects[{i}]"
+        check_src(where, row.get("src"))
+        for flag in row["flag"] if isinstance(row["flag"], list) else [row["flag"]]:
+            if flag not in flags:
+                problems.append(f"{where}: unknown context flag '{flag}'")
+        an = row.get("analyte", [])
+        for a in an if isinstance(an, list) else [an]:
+            if a not in names:
+                problems.append(f"{where}: unknown analyte '{a}'")
+        for part in ("latent", "sd_scale"):
+            for ax, states in row.get(part, {}).items():
+                if ax not in axes or any(s not in axes[ax]["states"] for s in states):
+                    problems.append(f"{where}.{part}: unknown axis/state {ax}: {list(states)}")
+        if "diurnal" in row and row["diurnal"].get("profile") not in raw.get("diurnal_profiles", {}):
+            problems.append(f"{where}: unknown diurnal profile")
+    for ax, prev in raw["prevalence"].items():
+        for j, mod in enumerate(prev.get("modifiers", [])):
+            when = mod.get("when", {})
+            for flag in [when.get("flag")] + list(when.get("any_flag", [])):
+                if flag is not None and flag not in flags:
+                    problems.append(f"prevalence.{ax}.modifiers[{j}]: unknown flag '{flag}'")
+    for i, row in enumerate(raw.get("age_effects", [])):
+        check_src(f"age_effects[{i}]", row.get("src"))
     return problems
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.infer.exact import ExactPosterior, block_moments
+from neb_bayes.inference.exact import ExactPosterior, block_moments
 from neb_bayes.model.compiled import CompiledModel
 
 
@@ -60,19 +60,20 @@ def latent_summaries(
         if not ax.latents:
             continue
         block = by_axis.get(ai)
+        lat_mean, lat_cov = ev.latent_params(model, ai)
         if block is None:
             w = post.marginals[ai]
-            means, covs = ax.lat_mean, ax.lat_cov
+            means, covs = lat_mean, lat_cov
         else:
-            mom = block_moments(model, block)
+            mom = block_moments(model, block, latent=(lat_mean, lat_cov))
             deps = block.deps
             w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
             grid = w.shape
             own = mom.own_pos
             shape = [1] * len(grid)
             shape[own] = ax.n_states
-            lat_m = np.broadcast_to(ax.lat_mean.reshape(shape + [-1]), grid + (len(ax.latents),))
-            lat_c = ax.lat_cov.reshape(shape + [len(ax.latents)] * 2)
+            lat_m = np.broadcast_to(lat_mean.reshape(shape + [-1]), grid + (len(ax.latents),))
+            lat_c = lat_cov.reshape(shape + [len(ax.latents)] * 2)
             L = mom.loadings
             cov_zy = np.matmul(lat_c, L.T)            # (..., K, n)
             obs = block.censor == 0

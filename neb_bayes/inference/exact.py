@@ -36,8 +36,17 @@ class BlockMoments:
     own_pos: int
 
 
-def block_moments(model: CompiledModel, block: Block, keep: np.ndarray | None = None) -> BlockMoments:
-    """Expected log levels and their covariance for every combination of dependency states."""
+def block_moments(
+    model: CompiledModel,
+    block: Block,
+    keep: np.ndarray | None = None,
+    latent: tuple[np.ndarray, np.ndarray] | None = None,
+) -> BlockMoments:
+    """Expected log levels and their covariance for every combination of dependency states.
+
+    ``latent`` overrides the axis' per-state latent (mean, covariance), e.g. for a case's
+    context effects (:meth:`Evidence.latent_params`).
+    """
     idx = np.arange(block.n) if keep is None else keep
     chans = [model.channels[c] for c in block.channel[idx]]
     n = len(chans)
@@ -45,9 +54,10 @@ def block_moments(model: CompiledModel, block: Block, keep: np.ndarray | None = 
     sizes = [model.axes[d].n_states for d in deps]
     own_pos = deps.index(block.axis)
     ax = model.axes[block.axis]
+    lat_mean, lat_cov = latent if latent is not None else (ax.lat_mean, ax.lat_cov)
     L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
     per_axis = [np.zeros((s, n)) for s in sizes]
-    per_axis[own_pos] += ax.lat_mean @ L.T
+    per_axis[own_pos] += lat_mean @ L.T
     amp_own = np.ones((ax.n_states, n))
     diurnal = block.diurnal[idx]
     for i, ch in enumerate(chans):
@@ -63,7 +73,7 @@ def block_moments(model: CompiledModel, block: Block, keep: np.ndarray | None = 
         shape[pos] = sizes[pos]
         mean = mean + arr.reshape(shape)
     # covariance: latent part (own axis states) + person/day/analytical noise
-    cov = np.einsum("ik,skl,jl->sij", L, ax.lat_cov, L)
+    cov = np.einsum("ik,skl,jl->sij", L, lat_cov, L)
     tau = np.array([c.tau for c in chans])
     cvi = np.array([c.cvi for c in chans])
     cva = np.array([c.cva for c in chans])
@@ -72,6 +82,8 @@ def block_moments(model: CompiledModel, block: Block, keep: np.ndarray | None = 
     same_ch = ch_id[:, None] == ch_id[None, :]
     same_day = same_ch & (day[:, None] == day[None, :])
     noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
+    if block.extra_var is not None:
+        noise = noise + np.diag(block.extra_var[idx])
     cov = cov + noise
     dvar = block.diurnal_var[idx]
     if np.any(dvar > 0):
@@ -158,9 +170,14 @@ def gaussian_block_loglik(
     return out
 
 
-def block_loglik(model: CompiledModel, block: Block, keep: np.ndarray | None = None) -> np.ndarray:
+def block_loglik(
+    model: CompiledModel,
+    block: Block,
+    keep: np.ndarray | None = None,
+    latent: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """A block's log-likelihood as a tensor broadcastable to the joint state shape."""
-    mom = block_moments(model, block, keep)
+    mom = block_moments(model, block, keep, latent)
     idx = np.arange(block.n) if keep is None else keep
     ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
     shape = [1] * len(model.axes)
@@ -178,19 +195,32 @@ def _axis_shape(model: CompiledModel, ai: int) -> list[int]:
 
 
 def symptom_loglik(model: CompiledModel, present: np.ndarray, absent: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
-    """One log-likelihood tensor per reported symptom: ``(status, symptom index, tensor)``."""
+    """Per reported symptom, its log-likelihood for each propensity level and joint state.
+
+    Returns ``(status, symptom index, tensor)`` with tensor shape ``(P,) + joint-broadcast``;
+    combine with :func:`combine_symptoms`.
+    """
+    nd = len(model.axes)
+    n_prop = model.log1m_leak.shape[0]
     out = []
-    for s in absent:
-        t = np.full([1] * len(model.axes), model.log1m_leak[s])
-        for ai in range(len(model.axes)):
-            t = t + model.log1m_cause[ai][:, s].reshape(_axis_shape(model, ai))
-        out.append(("absent", int(s), t))
-    for s in present:
-        lq = np.full([1] * len(model.axes), model.log1m_leak[s])
-        for ai in range(len(model.axes)):
-            lq = lq + model.log1m_cause[ai][:, s].reshape(_axis_shape(model, ai))
-        out.append(("present", int(s), np.log(-np.expm1(lq))))
+    for status, idx in (("absent", absent), ("present", present)):
+        for s in idx:
+            lq = model.log1m_leak[:, s].reshape([n_prop] + [1] * nd)
+            for ai in range(nd):
+                lq = lq + model.log1m_cause[ai][:, s].reshape([1] + _axis_shape(model, ai))
+            t = lq if status == "absent" else np.log(-np.expm1(lq))
+            out.append((status, int(s), t))
     return out
+
+
+def combine_symptoms(model: CompiledModel, tensors: list[np.ndarray]) -> np.ndarray:
+    """Sum symptom log-likelihoods within each propensity level, then sum the levels out."""
+    nd = len(model.axes)
+    if not tensors:
+        return np.zeros([1] * nd)
+    total = model.log_propensity_w.reshape([-1] + [1] * nd) + sum(tensors)
+    mx = total.max(axis=0, keepdims=True)
+    return (mx + np.log(np.exp(total - mx).sum(axis=0, keepdims=True)))[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,7 +247,7 @@ def condition_probabilities(model: CompiledModel, joint: np.ndarray) -> tuple[np
     v = joint
     for ai in reversed(range(len(model.axes))):
         v = v @ model.axes[ai].healthy.astype(float)
-    return probs, float(v)
+    return np.clip(probs, 0.0, 1.0), min(max(float(v), 0.0), 1.0)
 
 
 @dataclass
@@ -252,16 +282,19 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     log_joint = lp.copy()
     groups: list[dict] = []
     block_ll = []
+    latent = {b.axis: ev.latent_params(model, b.axis) for b in ev.blocks}
     for bi, block in enumerate(ev.blocks):
-        ll = block_loglik(model, block)
+        ll = block_loglik(model, block, latent=latent[block.axis])
         block_ll.append(ll)
         log_joint = log_joint + ll
         for ch in dict.fromkeys(block.channel.tolist()):
             groups.append({"kind": "measurement", "block": bi, "channel": ch,
                            "sources": block.source[block.channel == ch].tolist()})
-    for status, s, t in symptom_loglik(model, ev.present, ev.absent):
-        log_joint = log_joint + t
-        groups.append({"kind": "symptom", "status": status, "symptom": s, "tensor": t})
+    sym = symptom_loglik(model, ev.present, ev.absent)
+    sym_total = combine_symptoms(model, [t for _, _, t in sym])
+    log_joint = log_joint + sym_total
+    for k, (status, s, _) in enumerate(sym):
+        groups.append({"kind": "symptom", "status": status, "symptom": s, "k": k})
     joint, log_ev = _normalise(log_joint)
     probs, none = condition_probabilities(model, joint)
     prior_joint, _ = _normalise(lp)
@@ -271,17 +304,19 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         log_bf = np.zeros((len(groups), probs.size + 1))
         for gi, g in enumerate(groups):
             if g["kind"] == "symptom":
-                alt = log_joint - g["tensor"]
+                rest = [t for k, (_, _, t) in enumerate(sym) if k != g["k"]]
+                alt = log_joint - sym_total + combine_symptoms(model, rest)
             else:
                 block = ev.blocks[g["block"]]
                 keep = np.flatnonzero(block.channel != g["channel"])
-                without = block_loglik(model, block, keep) if keep.size else 0.0
+                without = (block_loglik(model, block, keep, latent[block.axis])
+                           if keep.size else 0.0)
                 alt = log_joint - block_ll[g["block"]] + without
             pj, _ = _normalise(alt)
             p_alt, none_alt = condition_probabilities(model, pj)
             log_bf[gi] = full - _logit(np.append(p_alt, none_alt))
     for g in groups:
-        g.pop("tensor", None)
+        g.pop("k", None)
     return ExactPosterior(
         joint=joint,
         log_evidence=log_ev,

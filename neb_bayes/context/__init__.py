@@ -1,0 +1,314 @@
+"""Recognise medications, context and physiology that change how results read.
+
+:func:`read_context` turns a case's patient block (medications, free-text context, pregnancy,
+menopausal status, menstrual phase, age) into context *flags* with a strength in [0, 1].  The
+flags are what the prior set's ``context_effects`` table and prevalence modifiers refer to;
+this module only recognises, it applies nothing.  Whatever it cannot recognise is listed as
+not used; negated mentions ("no glucocorticoid exposure", "hCG negative") are noted and not
+applied.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from neb_bayes.case.model import Case, NotUsed
+
+TERMS_FILE = Path(__file__).with_name("terms.yaml")
+_NEGATION = re.compile(r"\b(no|not|denies|denied|negative|without|never|nil|none)\b", re.I)
+_STOPPED = re.compile(
+    r"\b(stopped|discontinued|withdrawn|withdrawal|tapered off|ceased|came off|off since|"
+    r"weaned|finished)\b", re.I)
+_DOSE = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mg|mcg|µg|μg|ug|g)\b", re.I)
+_WEEK = re.compile(r"(?:week|wk|gw)\s*(\d{1,2})|(\d{1,2})\s*(?:weeks?|wks?)\b", re.I)
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})")
+
+
+@dataclass(frozen=True)
+class FlagInfo:
+    flag: str
+    label: str
+    kind: str
+    terms: tuple[str, ...]
+    when_stopped: str | None
+    implies: tuple[str, ...]
+    overrides: tuple[str, ...]
+
+
+@cache
+def flag_table() -> dict[str, FlagInfo]:
+    """Every context flag the engine can recognise, with its terms."""
+    raw = yaml.safe_load(TERMS_FILE.read_text(encoding="utf-8"))["flags"]
+    return {
+        k: FlagInfo(
+            flag=k, label=v["label"], kind=v["kind"],
+            terms=tuple(t.lower() for t in v.get("terms", [])),
+            when_stopped=v.get("when_stopped"), implies=tuple(v.get("implies", [])),
+            overrides=tuple(v.get("overrides", [])),
+        )
+        for k, v in raw.items()
+    }
+
+
+@cache
+def _patterns() -> list[tuple[str, re.Pattern]]:
+    out = []
+    for info in flag_table().values():
+        for term in info.terms:
+            out.append((info.flag, re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", re.I)))
+    return out
+
+
+@dataclass
+class ContextReading:
+    """What the patient block says about context, as flags with strengths."""
+
+    flags: dict[str, float] = field(default_factory=dict)
+    details: dict[str, dict] = field(default_factory=dict)
+    recognised: list[dict] = field(default_factory=list)
+    negated: list[dict] = field(default_factory=list)
+    not_used: list[NotUsed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    extra_symptoms: set[str] = field(default_factory=set)
+
+    def set(self, flag: str, strength: float, item: str, text: str) -> None:
+        strength = max(0.0, min(1.0, strength))
+        if strength <= 0:
+            return
+        self.flags[flag] = max(self.flags.get(flag, 0.0), strength)
+        self.recognised.append({"item": item, "flag": flag, "label": flag_table()[flag].label,
+                                "strength": round(strength, 3), "text": text})
+        for implied in flag_table()[flag].implies:
+            self.flags[implied] = max(self.flags.get(implied, 0.0), strength)
+
+
+def _match(text: str) -> list[tuple[str, int]]:
+    """Flags named in a text and where each term starts."""
+    hits = []
+    for flag, pat in _patterns():
+        for m in pat.finditer(text):
+            hits.append((flag, m.start()))
+    return hits
+
+
+def _first_hits(hits: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    first: dict[str, int] = {}
+    for flag, pos in hits:
+        first[flag] = min(pos, first.get(flag, pos))
+    return sorted(first.items(), key=lambda kv: kv[1])
+
+
+def _negated(text: str, pos: int) -> bool:
+    before = text[:pos]
+    # a negation governs the rest of its sentence ("no X, Y or Z"), up to "but"/"except"
+    clause = re.split(r"[.;]|\bbut\b|\bexcept\b", before)[-1]
+    return bool(_NEGATION.search(clause)) or bool(re.search(r"\bnegative\b", text[pos:], re.I))
+
+
+def _dose_mg(text: str) -> float | None:
+    m = _DOSE.search(text)
+    if not m:
+        return None
+    v = float(m.group(1).replace(",", "."))
+    unit = m.group(2).lower()
+    return v * {"mg": 1.0, "g": 1000.0}.get(unit, 1e-3)
+
+
+def _hour(text: str | None) -> float | None:
+    if not text:
+        return None
+    m = _CLOCK.match(str(text).strip())
+    if not m:
+        t = re.search(r"T(\d{2}):(\d{2})", str(text))
+        if not t:
+            return None
+        return int(t.group(1)) + int(t.group(2)) / 60
+    return (int(m.group(1)) % 24) + int(m.group(2)) / 60
+
+
+def _biotin_strength(dose: float | None, reading: ContextReading, item: str) -> float:
+    """Interference strength of a biotin dose (facts §4c: effects from 100-500 ng/mL serum)."""
+    if dose is None:
+        reading.warnings.append(f"{item}: biotin dose not given; interference assumed moderate")
+        return 0.5
+    if dose >= 5.0:
+        return 1.0
+    if dose >= 1.0:
+        return 0.4
+    return 0.0
+
+
+def _read_medication(reading: ContextReading, i: int, med) -> None:
+    item = f"patient.medications[{i}]"
+    raw = med.raw
+    text = med.name if isinstance(raw, dict) else str(raw)
+    status = str(raw.get("status", "")) if isinstance(raw, dict) else ""
+    full = " ".join([text, status] + ([str(v) for v in raw.values()] if isinstance(raw, dict) else []))
+    hits = _match(text)
+    if not hits:
+        reading.not_used.append(NotUsed(item, f"medication '{text}' has no known effect on "
+                                               "endocrine results in this model"))
+        return
+    stopped = bool(_STOPPED.search(full)) or status.lower() in {"stopped", "withdrawn", "discontinued"}
+    for flag, pos in _first_hits(hits):
+        info = flag_table()[flag]
+        if _negated(text, pos):
+            reading.negated.append({"item": item, "flag": flag, "text": text})
+            continue
+        if stopped:
+            if info.when_stopped:
+                days = raw.get("stopped_days_ago") if isinstance(raw, dict) else None
+                strength = 1.0 if days is None else (1.0 if days <= 180 else 0.5)
+                reading.set(info.when_stopped, strength, item, f"{text} (stopped)")
+            else:
+                reading.negated.append({"item": item, "flag": flag, "text": f"{text} (stopped)"})
+            continue
+        strength = 1.0
+        if flag == "biotin":
+            dose = med.dose_mg_per_day if med.dose_mg_per_day is not None else _dose_mg(full)
+            strength = _biotin_strength(dose, reading, item)
+            reading.details["biotin"] = {"dose_mg_per_day": dose,
+                                         "last_dose_hour": _hour(med.last_dose)}
+            if strength == 0:
+                reading.negated.append({"item": item, "flag": flag,
+                                        "text": f"{text}: dose too low to interfere"})
+                continue
+        if flag == "levothyroxine" and med.last_dose:
+            reading.details["levothyroxine"] = {"last_dose_hour": _hour(med.last_dose)}
+        reading.set(flag, strength, item, text)
+
+
+def _read_context_item(reading: ContextReading, i: int, text: str) -> None:
+    item = f"patient.context[{i}]"
+    hits = _match(text)
+    if not hits:
+        reading.not_used.append(NotUsed(item, f"context '{text}' not recognised"))
+        return
+    for flag, pos in _first_hits(hits):
+        if _negated(text, pos):
+            reading.negated.append({"item": item, "flag": flag, "text": text})
+            continue
+        if flag == "pregnancy":
+            m = _WEEK.search(text)
+            week = float(m.group(1) or m.group(2)) if m else None
+            reading.details.setdefault("pregnancy", {})["week"] = week
+            reading.details["pregnancy"]["item"] = item
+            continue
+        if flag == "fasting" and any(f == "non_fasting" for f, _ in hits):
+            continue
+        stopped = bool(_STOPPED.search(text))
+        info = flag_table()[flag]
+        if stopped and info.kind == "medication":
+            if info.when_stopped:
+                reading.set(info.when_stopped, 1.0, item, text)
+            continue
+        reading.set(flag, 1.0, item, text)
+
+
+def _trimester(week: float | None) -> str:
+    if week is None:
+        return "pregnancy_unknown_trimester"
+    if week < 14:
+        return "pregnancy_t1"
+    if week < 28:
+        return "pregnancy_t2"
+    return "pregnancy_t3"
+
+
+def read_context(case: Case) -> ContextReading:
+    """Recognise every context flag in a case's patient block."""
+    p = case.patient
+    reading = ContextReading()
+    for i, med in enumerate(p.medications):
+        _read_medication(reading, i, med)
+    for i, text in enumerate(p.context):
+        _read_context_item(reading, i, str(text))
+    # pregnancy: the patient fields win over free text
+    preg_text = reading.details.get("pregnancy")
+    pregnant = p.pregnant
+    if pregnant is None and preg_text is not None:
+        pregnant = True
+    if pregnant:
+        week = p.gestational_week
+        if week is None and preg_text:
+            week = preg_text.get("week")
+        tri = _trimester(week)
+        item = "patient.pregnant" if p.pregnant else preg_text["item"]
+        reading.set("pregnancy_any", 1.0, item, "pregnant")
+        reading.set(tri, 1.0, item, f"gestational week {week:g}" if week is not None else "pregnant")
+        if week is None:
+            reading.warnings.append("pregnant but gestational week not given: pregnancy effects "
+                                    "read with trimester-averaged, wider adjustments")
+    # menopause: given status, else assumed from age for women
+    status = (p.menopausal_status or "").lower()
+    if p.sex == "F" and not pregnant:
+        if status.startswith("post"):
+            reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)
+        elif status.startswith("peri"):
+            reading.set("perimenopausal", 1.0, "patient.menopausal_status", status)
+        elif not status and p.age is not None and p.age >= 55:
+            reading.set("postmenopausal", 1.0, "patient.age",
+                        f"age {p.age:g} with no menopausal status: assumed postmenopausal")
+            reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
+    _read_menstrual(reading, case)
+    # a critical-illness flag gives way to the recovery flag when both are named
+    for info in flag_table().values():
+        if info.flag in reading.flags:
+            for other in info.overrides:
+                reading.flags.pop(other, None)
+    return reading
+
+
+def _read_menstrual(reading: ContextReading, case: Case) -> None:
+    p = case.patient
+    if not p.menstrual_phase or p.sex == "M":
+        return
+    try:
+        from neb_bayes.case.menstrual import read_menstrual_phase
+    except ImportError:  # pragma: no cover
+        return
+    r = read_menstrual_phase(p.menstrual_phase)
+    item = "patient.menstrual_phase"
+    if r is None:
+        return
+    phase = getattr(r, "phase", None)
+    if phase == "ovulatory":
+        reading.set("ovulatory_phase", 1.0, item, p.menstrual_phase)
+    elif phase == "luteal":
+        reading.set("luteal_phase", 1.0, item, p.menstrual_phase)
+    elif phase in {"pregnant"} and p.pregnant is None:
+        reading.details.setdefault("pregnancy", {"week": None, "item": item})
+    if getattr(r, "pill_week", None) == "active" or phase in {"on_ocp", "ocp", "contraception"}:
+        reading.set("oral_estrogen", 1.0, item, p.menstrual_phase)
+    disturbance = getattr(r, "disturbance", None)
+    if disturbance in {"amenorrhoea", "amenorrhea"} or phase == "amenorrhoeic":
+        reading.extra_symptoms.add("amenorrhea")
+        reading.recognised.append({"item": item, "flag": "symptom:amenorrhea",
+                                   "label": "amenorrhoea (evidence)", "strength": 1.0,
+                                   "text": p.menstrual_phase})
+    elif disturbance in {"oligomenorrhoea", "oligomenorrhea", "irregular", "anovulation"}:
+        reading.extra_symptoms.add("oligomenorrhea")
+        reading.recognised.append({"item": item, "flag": "symptom:oligomenorrhea",
+                                   "label": "oligomenorrhoea (evidence)", "strength": 1.0,
+                                   "text": p.menstrual_phase})
+
+
+def hours_between(start: float | None, end: float | None) -> float | None:
+    """Hours from a clock time to a later clock time (wrapping past midnight)."""
+    if start is None or end is None:
+        return None
+    d = end - start
+    return d + 24.0 if d < 0 else d
+
+
+def decay(hours: float | None, full_hours: float, half_life: float) -> float:
+    """1 up to ``full_hours`` after a dose, then exponential decay with ``half_life``."""
+    if hours is None or hours <= full_hours:
+        return 1.0
+    return math.exp(-math.log(2) * (hours - full_hours) / half_life)

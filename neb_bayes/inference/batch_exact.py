@@ -1,0 +1,23 @@
+"""Exact inference for many cases at once (the batch path): probabilities only."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neb_bayes.evidence import Evidence
+from neb_bayes.inference.exact import infer_exact
+from neb_bayes.model.compiled import CompiledModel
+
+
+def infer_batch(model: CompiledModel, evidences: list[Evidence]) -> np.ndarray:
+    """Posterior probability of each condition and of ``none`` for each case.
+
+    Returns an array of shape ``(n_cases, n_conditions + 1)``; columns follow
+    ``model.conditions`` then ``"none"``.  Results do not depend on how cases are chunked.
+    """
+    out = np.empty((len(evidences), len(model.conditions) + 1))
+    for i, ev in enumerate(evidences):
+        post = infer_exact(model, ev, explain=False)
+        out[i, :-1] = post.condition_probs
+        out[i, -1] = post.none_prob
+    return out

@@ -1,0 +1,112 @@
+"""Property tests of the engine's behaviour (Hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
+from neb_bayes.evidence import build_evidence
+from neb_bayes.inference.exact import infer_exact
+from neb_bayes.model.compiled import load_model
+
+MODEL = load_model()
+HYPO = [MODEL.conditions.index(c) for c in ("primary_hypothyroidism", "subclinical_hypothyroidism")]
+SYMPTOMS = list(MODEL.symptoms)
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("NEB_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _post(case: Case):
+    return infer_exact(MODEL, build_evidence(MODEL, case), explain=False)
+
+
+def _case(meas, present=(), absent=(), sex="F", age=50.0) -> Case:
+    ms = tuple(Measurement(index=i, **m) for i, m in enumerate(meas))
+    return Case(id="p", patient=Patient(sex=sex, age=age), measurements=ms,
+                symptoms=Symptoms(present=frozenset(present), absent=frozenset(absent)))
+
+
+other_thyroid = st.lists(
+    st.one_of(
+        st.builds(lambda v: {"analyte": "ft4", "specimen": "serum", "value": v},
+                  st.floats(3.0, 60.0)),
+        st.builds(lambda v: {"analyte": "ft3", "specimen": "serum", "value": v},
+                  st.floats(1.5, 20.0)),
+        st.builds(lambda v: {"analyte": "tpo_ab", "specimen": "serum", "value": v},
+                  st.floats(1.0, 2000.0)),
+        st.builds(lambda v: {"analyte": "ft4", "specimen": "serum", "value": v, "censor": "left"},
+                  st.floats(3.0, 8.0)),
+    ),
+    max_size=3,
+)
+symptom_sets = st.sets(st.sampled_from(SYMPTOMS), max_size=5)
+
+
+@SETTINGS
+@given(
+    tsh=st.floats(0.005, 500.0), factor=st.floats(1.0001, 50.0), others=other_thyroid,
+    present=symptom_sets, sex=st.sampled_from(["F", "M", None]),
+)
+def test_higher_tsh_never_lowers_p_hypothyroidism(tsh, factor, others, present, sex):
+    """Raising TSH, all else equal, never lowers P(primary or subclinical hypothyroidism).
+
+    (Clinically plausible range 0.005-500 mIU/L.  Far beyond it, Gaussian tails of states
+    with wider spread would eventually win: see ARCHITECTURE.md, "Known limits".)
+    """
+    hi = min(tsh * factor, 500.0)
+    lo_case = _case([{"analyte": "tsh", "specimen": "serum", "value": tsh}, *others], present, sex=sex)
+    hi_case = _case([{"analyte": "tsh", "specimen": "serum", "value": hi}, *others], present, sex=sex)
+    p_lo = _post(lo_case).condition_probs[HYPO].sum()
+    p_hi = _post(hi_case).condition_probs[HYPO].sum()
+    assert p_hi >= p_lo - 1e-9
+
+
+panel = st.lists(
+    st.sampled_from([
+        {"analyte": "tsh", "specimen": "serum", "value": 6.2},
+        {"analyte": "ft4", "specimen": "serum", "value": 11.0},
+        {"analyte": "cortisol", "specimen": "serum", "value": 210.0, "hour": 8.5},
+        {"analyte": "acth", "specimen": "plasma", "value": 9.0, "hour": 8.5},
+        {"analyte": "prolactin", "specimen": "serum", "value": 600.0},
+        {"analyte": "glucose_fasting", "specimen": "plasma", "value": 5.9},
+        {"analyte": "hba1c", "specimen": "whole_blood", "value": 41.0},
+        {"analyte": "lh", "specimen": "serum", "value": 11.0},
+        {"analyte": "tsh", "specimen": "serum", "value": 7.5, "day": 30.0},
+        {"analyte": "tsh", "specimen": "serum", "value": 0.01, "censor": "left", "day": 60.0},
+    ]),
+    min_size=1, max_size=7, unique_by=lambda d: (d["analyte"], d.get("day", 0.0)),
+)
+
+
+@SETTINGS
+@given(meas=panel, present=symptom_sets, absent=symptom_sets, data=st.data())
+def test_permuting_measurements_and_symptoms_changes_nothing(meas, present, absent, data):
+    absent = absent - present
+    perm = data.draw(st.permutations(meas))
+    a = _post(_case(meas, present, absent))
+    b = _post(_case(perm, sorted(present, reverse=True), sorted(absent)))
+    np.testing.assert_allclose(a.condition_probs, b.condition_probs, rtol=0, atol=1e-12)
+    assert abs(a.none_prob - b.none_prob) < 1e-12
+    assert abs(a.log_evidence - b.log_evidence) < 1e-9
+
+
+@SETTINGS
+@given(sex=st.sampled_from(["F", "M", None]), age=st.sampled_from([None, 22.0, 45.0, 70.0, 85.0]))
+def test_no_evidence_returns_the_prior(sex, age):
+    post = _post(_case([], sex=sex, age=age))
+    for prior, postm in zip(post.prior_marginals, post.marginals, strict=True):
+        np.testing.assert_allclose(postm, prior, atol=1e-14)
+    assert post.log_evidence == 0.0 or abs(post.log_evidence) < 1e-12
+
+
+@SETTINGS
+@given(meas=panel, present=symptom_sets)
+def test_probabilities_are_probabilities(meas, present):
+    post = _post(_case(meas, present))
+    assert np.all(post.condition_probs >= 0) and np.all(post.condition_probs <= 1 + 1e-12)
+    assert abs(post.joint.sum() - 1.0) < 1e-9
+    for m in post.marginals:
+        assert abs(m.sum() - 1.0) < 1e-9
+    # none excludes every condition
+    assert post.none_prob <= 1.0 - post.condition_probs.max() + 1e-9
