@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
 
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1 - p)))
+
+
 def _evidence_label(model: CompiledModel, case: Case, group: dict) -> dict:
     if group["kind"] == "symptom":
         sym = model.symptoms[group["symptom"]]
@@ -107,8 +112,26 @@ class Result:
         return [a.name for a in self.model.axes if a.latents and a.name not in measured]
 
     # -- explanation ----------------------------------------------------------------------
+    @property
+    def prior_probabilities(self) -> dict[str, float]:
+        """Prior probability of every condition (and ``none``) for this patient's stratum."""
+        names = [*self.condition_ids, "none"]
+        return dict(zip(names, map(float, self.exact.prior_condition_probs), strict=True))
+
+    def explained_conditions(self, threshold: float = config.LEADING_THRESHOLD) -> list[str]:
+        """Conditions worth explaining: likely ones, and ones the evidence moved a lot."""
+        post, prior = self.probabilities, self.prior_probabilities
+        out = []
+        for name in [*self.condition_ids, "none"]:
+            p, q = post[name], prior[name]
+            moved = abs(_logit(p) - _logit(q)) >= 2.0 and p >= 0.005
+            if p >= threshold or moved:
+                out.append(name)
+        return out
+
     def contributions(self, threshold: float = config.LEADING_THRESHOLD) -> dict[str, list[dict]]:
-        """For each condition at or above ``threshold``: each evidence group's log Bayes factor.
+        """For each condition worth explaining (:meth:`explained_conditions`): each evidence
+        group's log Bayes factor.
 
         The log Bayes factor of a group is how much the log odds of the condition changed
         because of that group, all other evidence held (leave-one-group-out).  Positive
@@ -117,11 +140,11 @@ class Result:
         if self.exact.log_bf is None:
             return {}
         names = [*self.condition_ids, "none"]
-        probs = self.probabilities
         out: dict[str, list[dict]] = {}
         labels = [_evidence_label(self.model, self.case, g) for g in self.exact.groups]
+        keep = set(self.explained_conditions(threshold))
         for ci, name in enumerate(names):
-            if probs[name] < threshold:
+            if name not in keep:
                 continue
             rows = []
             for gi, lab in enumerate(labels):

@@ -128,9 +128,9 @@ def check(case: str) -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["analytes", "symptoms", "conditions"]))
+@click.argument("what", type=click.Choice(["analytes", "symptoms", "conditions", "context"]))
 def vocab(what: str) -> None:
-    """List the ANALYTES, SYMPTOMS or CONDITIONS the engine understands."""
+    """List the ANALYTES, SYMPTOMS, CONDITIONS or CONTEXT effects the engine understands."""
     from neb_bayes.cli.vocab_listing import list_vocab
 
     click.echo(list_vocab(what))

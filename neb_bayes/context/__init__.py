@@ -44,7 +44,8 @@ class FlagInfo:
 @cache
 def flag_table() -> dict[str, FlagInfo]:
     """Every context flag the engine can recognise, with its terms."""
-    raw = yaml.safe_load(TERMS_FILE.read_text(encoding="utf-8"))["flags"]
+    raw = yaml.load(TERMS_FILE.read_text(encoding="utf-8"),
+                    Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["flags"]
     return {
         k: FlagInfo(
             flag=k, label=v["label"], kind=v["kind"],

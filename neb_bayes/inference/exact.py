@@ -260,6 +260,7 @@ class ExactPosterior:
     none_prob: float
     marginals: list[np.ndarray]       # per axis
     prior_marginals: list[np.ndarray]
+    prior_condition_probs: np.ndarray  # (n_conditions + 1,) prior P(condition), last = none
     groups: list[dict]                # evidence groups (for contributions)
     log_bf: np.ndarray | None         # (n_groups, n_conditions + 1): log Bayes factor per group
     factors: dict                     # name -> log-likelihood tensor (for explanations)
@@ -298,6 +299,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     joint, log_ev = _normalise(log_joint)
     probs, none = condition_probabilities(model, joint)
     prior_joint, _ = _normalise(lp)
+    prior_c, prior_none = condition_probabilities(model, prior_joint)
     log_bf = None
     if explain and groups:
         full = _logit(np.append(probs, none))
@@ -324,6 +326,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         none_prob=none,
         marginals=axis_marginals(joint),
         prior_marginals=axis_marginals(prior_joint),
+        prior_condition_probs=np.append(prior_c, prior_none),
         groups=groups,
         log_bf=log_bf,
         factors={"block_ll": block_ll},

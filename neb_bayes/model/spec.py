@@ -228,7 +228,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
 def _load_spec_cached(path: str) -> ModelSpec:
     try:
         with open(path, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+            raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise PriorSetError([f"cannot read: {exc}"], path) from exc
     except yaml.YAMLError as exc:

@@ -58,12 +58,15 @@ def render_markdown(result: Result) -> str:
         for name, rows in ev.items():
             if name == "none":
                 continue
-            lines.append(f"**{name}** ({_pct(result.probabilities[name])})")
+            prior = result.prior_probabilities[name]
+            lines.append(f"**{name}** ({_pct(result.probabilities[name])}; prior {_pct(prior)})")
+            rows = [r for r in rows if abs(r["log_bayes_factor"]) >= 0.05]
             for r in rows[:6]:
                 lines.append(f"- {r['evidence']}: {r['log_bayes_factor']:+.2f} "
                              f"(odds ×{math.exp(max(min(r['log_bayes_factor'], 50), -50)):.3g})")
             if not rows:
-                lines.append("- no single piece of evidence moved it: prior")
+                lines.append("- no single result or symptom moved it much: it rests on the "
+                             "prior and the combined evidence")
             lines.append("")
     if d["latents"]:
         lines += ["## Axis function (latent quantities)", "",
