@@ -95,7 +95,40 @@ class Medication:
 
 
 @dataclass(frozen=True)
+class MenstrualReading:
+    """What a free-text ``menstrual_phase`` says, read by :mod:`neb_bayes.case.menstrual`.
+
+    Attributes
+    ----------
+    phase
+        ``follicular``, ``ovulatory``, ``luteal``, ``amenorrhoeic``, ``pregnant``,
+        ``postpartum``, ``postmenopausal``, ``hormonal_contraception``, ``unknown`` or
+        ``None`` when the text names no phase.
+    cycle_day
+        Day of the cycle ("day 9", "CD21"), or ``None``.
+    disturbance
+        ``amenorrhoea``, ``oligomenorrhoea``, ``anovulation`` or ``irregular``, or ``None``.
+    duration_months
+        How long the disturbance has lasted ("amenorrhoeic for 5 months"), or ``None``.
+    cycle_length_days
+        Cycle length as a range ("cycles 50-90 days"), or ``None``.
+    pill_week
+        ``active`` or ``pill_free`` for hormonal contraception, or ``None``.
+    """
+
+    phase: str | None = None
+    cycle_day: int | None = None
+    disturbance: str | None = None
+    duration_months: float | None = None
+    cycle_length_days: tuple[float, float] | None = None
+    pill_week: str | None = None
+
+
+@dataclass(frozen=True)
 class Patient:
+    """Who the results belong to.  ``menstrual_phase`` is the text as written;
+    ``menstrual`` is what could be read from it (``None`` when nothing could)."""
+
     sex: Sex | None = None
     age: float | None = None
     pregnant: bool | None = None
@@ -105,6 +138,7 @@ class Patient:
     bmi: float | None = None
     medications: tuple[Medication, ...] = ()
     context: tuple[str, ...] = ()
+    menstrual: MenstrualReading | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,328 @@
+"""Read the ``measurements`` section of a case.
+
+Each result is named by analyte id, name, synonym or LOINC code; its specimen is resolved
+(written, implied by the name, or the analyte's default), its unit converted to the
+canonical one, censored strings (``"<0.01"``) and an exported 0 (below the detection limit)
+made explicit, and its collection time read as an hour of the day.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import date, datetime
+from typing import Any
+
+from neb_bayes import vocab
+from neb_bayes.case.collect import Collector, fmt, fmt_raw, is_number, type_name
+from neb_bayes.case.model import Measurement
+from neb_bayes.units import Conversion, UnitError, conversion
+
+__all__ = ["MEASUREMENT_KEYS", "read_measurements"]
+
+MEASUREMENT_KEYS = (
+    "analyte",
+    "specimen",
+    "value",
+    "unit",
+    "collected",
+    "day",
+    "method",
+    "reference_interval",
+    "note",
+)
+_CENSORED = re.compile(r"^\s*(<=|>=|≤|≥|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
+_CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
+
+
+def read_measurements(c: Collector, raw: Any) -> tuple[Measurement, ...]:
+    """Read ``measurements``: canonical analyte, specimen and unit; censoring explicit."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        c.error("measurements", f"expected a list of measurements, got {type_name(raw)}")
+        return ()
+    read: list[tuple[Measurement, date | None]] = []
+    for i, item in enumerate(raw):
+        result = _measurement(c, i, item)
+        if result is not None:
+            read.append(result)
+    return _days_from_dates(read)
+
+
+def _measurement(c: Collector, i: int, item: Any) -> tuple[Measurement, date | None] | None:
+    path = f"measurements[{i}]"
+    if not isinstance(item, dict):
+        c.error(path, f"expected a mapping with analyte, value and unit, got {type_name(item)}")
+        return None
+    n_errors = len(c.errors)
+    c.unknown_keys(item, MEASUREMENT_KEYS, path)
+    name = c.text(item, "analyte", f"{path}.analyte")
+    if "analyte" not in item or item["analyte"] is None:
+        c.error(f"{path}.analyte", "missing: name the analyte (id, name or LOINC code)")
+    value, censor = _value(c, item, path)
+    unit = item.get("unit")
+    unit_ok = True
+    if is_number(unit):
+        unit = f"{unit:g}"
+    elif unit is not None and not isinstance(unit, str):
+        c.error(f"{path}.unit", f"expected text, got {type_name(unit)}")
+        unit, unit_ok = None, False
+    hour, when = _collected(c, item.get("collected"), f"{path}.collected")
+    day = c.number(item, "day", f"{path}.day", low=0, what="days since the first sample")
+    method = c.text(item, "method", f"{path}.method") or None
+    note = c.text(item, "note", f"{path}.note") or None
+    specimen_text = c.text(item, "specimen", f"{path}.specimen") or None
+    if not name:
+        return None
+    match = vocab.match_analyte(name)
+    if match is None:
+        reason = vocab.not_modelled_reason(name)
+        c.skip(path, reason if reason else f"unknown analyte {name!r}")
+        return None
+    if match.warning:
+        c.warnings.append(f"{path}: {match.warning}")
+    resolved = _resolve(c, path, match, specimen_text, unit, unit_ok)
+    if resolved is None:
+        return None
+    analyte, specimen, conv = resolved
+    if conv is None or value is None or len(c.errors) > n_errors:
+        return None
+    canonical, censor = _canonical_value(
+        c, path, name, analyte, specimen, method, value, censor, unit or "", conv
+    )
+    ri = _reference_interval(c, item, f"{path}.reference_interval", conv)
+    if canonical is None or len(c.errors) > n_errors:
+        return None
+    measurement = Measurement(
+        index=i,
+        analyte=analyte.id,
+        specimen=specimen,
+        value=canonical,
+        censor=censor,
+        unit=unit or "",
+        raw_value=item.get("value"),
+        hour=hour,
+        day=day if day is not None else 0.0,
+        method=method,
+        reference_interval=ri,
+        note=note,
+    )
+    return measurement, (when if day is None else None)
+
+
+def _value(c: Collector, item: dict, path: str) -> tuple[float | None, str]:
+    raw = item.get("value")
+    path = f"{path}.value"
+    if "value" not in item or raw is None:
+        c.error(path, "missing: give a number, or text like '<0.01' or '>1000'")
+        return None, "none"
+    censor = "none"
+    if is_number(raw):
+        value = float(raw)
+    elif isinstance(raw, str) and _NUMBER.match(raw):
+        value = float(raw)
+    elif isinstance(raw, str) and (m := _CENSORED.match(raw)):
+        censor = "left" if m.group(1) in ("<", "<=", "≤") else "right"
+        value = float(m.group(2))
+    else:
+        c.error(
+            path,
+            f"expected a number or a censored value like '<0.01' or '>1000', got {type_name(raw)}",
+        )
+        return None, "none"
+    if value < 0:
+        c.error(path, f"a concentration cannot be negative, got {fmt_raw(raw)}")
+        return None, "none"
+    if value == 0 and censor == "right":
+        c.error(path, "'>0' carries no information; give the value or leave it out")
+        return None, "none"
+    return value, censor
+
+
+def _collected(c: Collector, raw: Any, path: str) -> tuple[float | None, date | None]:
+    if raw is None:
+        return None, None
+    if not isinstance(raw, str):
+        c.error(
+            path,
+            f"expected a clock time 'HH:MM' or an ISO 8601 date-time, got {type_name(raw)}",
+        )
+        return None, None
+    m = _CLOCK.match(raw)
+    if m:
+        hours, minutes = int(m.group(1)), int(m.group(2))
+        seconds = float(m.group(3) or 0)
+        if (hours, minutes, seconds) == (24, 0, 0.0):
+            return 0.0, None
+        if hours < 24 and minutes < 60 and seconds < 60:
+            return hours + minutes / 60 + seconds / 3600, None
+        c.error(path, f"not a clock time: {raw!r} (00:00 to 24:00)")
+        return None, None
+    text = raw.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        c.error(path, f"{raw!r} is a date without a time; give 'YYYY-MM-DDTHH:MM'")
+        return None, None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        c.error(path, f"expected a clock time 'HH:MM' or an ISO 8601 date-time, got {raw!r}")
+        return None, None
+    return when.hour + when.minute / 60 + when.second / 3600, when.date()
+
+
+def _resolve(
+    c: Collector,
+    path: str,
+    match: vocab.AnalyteMatch,
+    specimen_text: str | None,
+    unit: str | None,
+    unit_ok: bool = True,
+) -> tuple[vocab.Analyte, str, Conversion | None] | None:
+    """Choose analyte (or an alternate), specimen and unit conversion."""
+    analyte = match.analyte
+    if specimen_text is not None:
+        candidates = vocab.specimen_candidates(specimen_text)
+        if not candidates:
+            c.skip(
+                path,
+                f"unknown specimen {specimen_text!r} for {analyte.id}; known "
+                f"specimens: {', '.join(vocab.specimen_ids())}",
+            )
+            return None
+    else:
+        candidates = (match.implied_specimen,) if match.implied_specimen else ()
+    choice = _pick(analyte, candidates)
+    if choice is None:
+        for alt_id in analyte.alternates:
+            alt = vocab.analytes()[alt_id]
+            if _pick(alt, candidates) is not None:
+                analyte, choice = alt, _pick(alt, candidates)
+                break
+    if choice is None:
+        c.skip(
+            path,
+            f"specimen {candidates[0]} is not modelled for {analyte.id} "
+            f"(modelled: {', '.join(analyte.specimens)})",
+        )
+        return None
+    if not unit_ok:
+        return analyte, choice, None
+    conv = _unit(c, path, analyte, unit, specimen_text is not None or bool(candidates))
+    if isinstance(conv, tuple):  # the unit says it is an alternate analyte (no specimen given)
+        analyte, conv = conv
+        choice = analyte.specimens[0]
+    return analyte, choice, conv
+
+
+def _unit(
+    c: Collector, path: str, analyte: vocab.Analyte, unit: str | None, specimen_given: bool
+) -> Conversion | tuple[vocab.Analyte, Conversion] | None:
+    if unit is None:
+        try:
+            return conversion(analyte, "")
+        except UnitError:
+            c.error(
+                f"{path}.unit",
+                f"missing: give the unit ({analyte.id} accepts "
+                f"{', '.join(analyte.accepted_units)})",
+            )
+            return None
+    try:
+        return conversion(analyte, unit)
+    except UnitError as exc:
+        problem = str(exc)
+    if not specimen_given:
+        for alt_id in analyte.alternates:
+            alt = vocab.analytes()[alt_id]
+            try:
+                return alt, conversion(alt, unit)
+            except UnitError:
+                continue
+    c.error(f"{path}.unit", problem)
+    return None
+
+
+def _canonical_value(
+    c: Collector,
+    path: str,
+    name: str,
+    analyte: vocab.Analyte,
+    specimen: str,
+    method: str | None,
+    value: float,
+    censor: str,
+    unit: str,
+    conv: Conversion,
+) -> tuple[float | None, str]:
+    if value == 0 and censor in ("none", "left"):
+        lod = analyte.lod_for(specimen, method)
+        if lod is None:
+            c.error(
+                f"{path}.value",
+                f"0 is not a possible {analyte.id} value and "
+                f"{analyte.id} has no detection limit; give the value as reported",
+            )
+            return None, censor
+        shown = f"{fmt(conv.backward(lod))} {unit}".rstrip()
+        if conv.scale != 1 or conv.offset:
+            shown += f" ({fmt(lod)} {analyte.canonical_unit})"
+        c.warnings.append(f"{path}: 0 read as below the detection limit {shown}")
+        return lod, "left"
+    canonical = conv.forward(value)
+    if canonical <= 0:
+        c.error(
+            f"{path}.value",
+            f"{fmt_raw(value)} {unit} is "
+            f"{fmt(canonical)} {analyte.canonical_unit}, not a possible value",
+        )
+        return None, censor
+    bounds = analyte.plausible_for(specimen)
+    if censor == "none" and bounds is not None and not bounds[0] <= canonical <= bounds[1]:
+        c.warnings.append(
+            f"{path}: {name} {fmt_raw(value)} {unit} = {fmt(canonical)} "
+            f"{analyte.canonical_unit} is implausible; check the unit"
+        )
+    return canonical, censor
+
+
+def _reference_interval(
+    c: Collector, item: dict, path: str, conv: Conversion
+) -> tuple[float, float] | None:
+    raw = item.get("reference_interval")
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and all(is_number(v) for v in raw)):
+        c.error(
+            path,
+            f"expected two numbers [low, high] in the result's unit, got {type_name(raw)}",
+        )
+        return None
+    low, high = float(raw[0]), float(raw[1])
+    if low < 0 or not low < high:
+        c.error(path, f"expected 0 <= low < high, got [{low:g}, {high:g}]")
+        return None
+    # an affine unit can map a lower limit of 0 below zero (0 % HbA1c): clamp it
+    return max(conv.forward(low), 0.0), conv.forward(high)
+
+
+def _pick(analyte: vocab.Analyte, candidates: tuple[str, ...]) -> str | None:
+    if not candidates:
+        return analyte.specimens[0]
+    for candidate in candidates:
+        if candidate in analyte.specimens:
+            return candidate
+    return None
+
+
+def _days_from_dates(read: list[tuple[Measurement, date | None]]) -> tuple[Measurement, ...]:
+    """Give measurements dated by an ISO date-time (and no ``day``) their day offset."""
+    dates = [when for _, when in read if when is not None]
+    if len(set(dates)) < 2:
+        return tuple(m for m, _ in read)
+    first = min(dates)
+    return tuple(
+        dataclasses.replace(m, day=float((when - first).days)) if when is not None else m
+        for m, when in read
+    )

@@ -1,0 +1,159 @@
+"""Read the free-text ``patient.menstrual_phase`` of a case.
+
+Clinicians write the phase as they like: ``"follicular (day 9)"``, ``"luteal (day 22)"``,
+``"amenorrhoeic for 5 months"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined
+OCP, active-pill week"``.  :func:`read_menstrual_phase` takes out what is written — phase,
+cycle day, cycle disturbance and its duration, cycle length, pill week — and nothing more: it
+does not infer a phase from a cycle day.
+
+>>> read_menstrual_phase("luteal (day 22)")
+MenstrualReading(phase='luteal', cycle_day=22, disturbance=None, duration_months=None, \
+cycle_length_days=None, pill_week=None)
+>>> read_menstrual_phase("amenorrhoeic for 5 months").duration_months
+5.0
+>>> read_menstrual_phase("it varies") is None
+True
+"""
+
+from __future__ import annotations
+
+import re
+
+from neb_bayes.case.model import MenstrualReading
+
+__all__ = ["read_menstrual_phase"]
+
+_F = re.IGNORECASE
+_CONTRACEPTION = re.compile(
+    r"\b(?:ocp|cocp?|pop)\b|oral contracepti|contraceptive pill|combined pill|\bthe pill\b|"
+    r"hormonal contracepti|progest(?:ogen|in)[- ]only|pill[- ]free|active[- ]pill|"
+    r"placebo pill|hormone[- ]free interval",
+    _F,
+)
+_ACTIVE = re.compile(r"active[- ]?(?:pill|tablet|hormone)|active week|hormone week", _F)
+_PILL_FREE = re.compile(
+    r"pill[- ]free|placebo|hormone[- ]free|withdrawal bleed|inactive pill|sugar pill|break week",
+    _F,
+)
+_NOT_PREGNANT = re.compile(r"\bnot pregnant|non[- ]?pregnant", _F)
+_PREGNANT = re.compile(r"\bpregnan", _F)
+_POSTPARTUM = re.compile(r"post[- ]?partum|breast[- ]?feeding|lactating", _F)
+_POSTMENOPAUSAL = re.compile(
+    r"post[- ]?menopaus|(?<![a-z-])(?<!peri )(?<!pre )menopaus(?:e|al)\b", _F
+)
+_OLIGO = re.compile(r"oligo[- ]?a?menorrh|infrequent (?:periods|menses|cycles)", _F)
+_AMENORRHOEA = re.compile(r"amenorrh|no periods|absent (?:periods|menses)|no menses", _F)
+_ANOVULATION = re.compile(r"anovulat", _F)
+_IRREGULAR = re.compile(r"irregular", _F)
+_LUTEAL = re.compile(r"luteal|post[- ]?ovulat|secretory phase", _F)
+_OVULATORY = re.compile(r"(?<!an)(?<!post)(?<!post-)(?<!post )ovulat|mid[- ]?cycle", _F)
+_FOLLICULAR = re.compile(
+    r"follicul|proliferative phase|menstrual phase|menstruating|during (?:her )?(?:period|menses)|"
+    r"on (?:her )?period",
+    _F,
+)
+_UNKNOWN = re.compile(r"^\s*(?:unknown|not known|unsure|n/?a|not applicable|none)\s*$", _F)
+_DAY = re.compile(r"\b(?:cycle\s*day|day|cd|d)\s*(\d{1,2})\b", _F)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(months?|mo|mths?|weeks?|wks?|years?|yrs?)\b", _F)
+_LENGTH = re.compile(
+    r"cycles?\s*(?:of\s*|length\s*)?(\d+)\s*(?:(?:-|–|to)\s*(\d+)\s*)?days?|"
+    r"(\d+)\s*(?:(?:-|–|to)\s*(\d+)\s*)?[- ]?days?\s*cycles?",
+    _F,
+)
+_MONTHS = {
+    "mo": 1.0,
+    "mon": 1.0,
+    "mth": 1.0,
+    "wee": 12 / 52.1775,
+    "wk": 12 / 52.1775,
+    "yea": 12.0,
+    "yr": 12.0,
+}
+
+
+def _phase(text: str) -> str | None:
+    if _CONTRACEPTION.search(text):
+        return "hormonal_contraception"
+    if _PREGNANT.search(text) and not _NOT_PREGNANT.search(text):
+        return "pregnant"
+    if _POSTPARTUM.search(text):
+        return "postpartum"
+    if _POSTMENOPAUSAL.search(text):
+        return "postmenopausal"
+    if _AMENORRHOEA.search(text) and not _OLIGO.search(text):
+        return "amenorrhoeic"
+    for name, pattern in (
+        ("luteal", _LUTEAL),
+        ("ovulatory", _OVULATORY),
+        ("follicular", _FOLLICULAR),
+    ):
+        if pattern.search(text):
+            return name
+    if _UNKNOWN.match(text):
+        return "unknown"
+    return None
+
+
+def _disturbance(text: str) -> str | None:
+    if _OLIGO.search(text):
+        return "oligomenorrhoea"
+    if _AMENORRHOEA.search(text):
+        return "amenorrhoea"
+    if _ANOVULATION.search(text):
+        return "anovulation"
+    if _IRREGULAR.search(text):
+        return "irregular"
+    return None
+
+
+def _duration_months(text: str) -> float | None:
+    match = _DURATION.search(text)
+    if match is None:
+        return None
+    unit = match.group(2).lower()
+    for stem, factor in _MONTHS.items():
+        if unit.startswith(stem):
+            return round(float(match.group(1)) * factor, 3)
+    return None  # pragma: no cover - every unit the pattern matches has a stem
+
+
+def _cycle_length(text: str) -> tuple[float, float] | None:
+    match = _LENGTH.search(text)
+    if match is None:
+        return None
+    low, high = match.group(1) or match.group(3), match.group(2) or match.group(4)
+    low_f = float(low)
+    high_f = float(high) if high else low_f
+    return (min(low_f, high_f), max(low_f, high_f))
+
+
+def read_menstrual_phase(text: str) -> MenstrualReading | None:
+    """Read phase, cycle day and cycle disturbance from a free-text menstrual phase.
+
+    Returns ``None`` when the text says nothing the engine can use (the reader then lists
+    it under "not used").
+    """
+    phase = _phase(text)
+    disturbance = _disturbance(text)
+    day_match = _DAY.search(text)
+    cycle_day = int(day_match.group(1)) if day_match else None
+    if cycle_day is not None and not 1 <= cycle_day <= 60:
+        cycle_day = None
+    pill_week = None
+    if phase == "hormonal_contraception":
+        if _PILL_FREE.search(text):
+            pill_week = "pill_free"
+        elif _ACTIVE.search(text):
+            pill_week = "active"
+    duration = _duration_months(text) if disturbance in ("amenorrhoea", "oligomenorrhoea") else None
+    length = _cycle_length(text)
+    if phase is None and disturbance is None and cycle_day is None and length is None:
+        return None
+    return MenstrualReading(
+        phase=phase,
+        cycle_day=cycle_day,
+        disturbance=disturbance,
+        duration_months=duration,
+        cycle_length_days=length,
+        pill_week=pill_week,
+    )

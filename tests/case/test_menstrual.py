@@ -1,0 +1,53 @@
+"""Reading the free-text menstrual phase."""
+
+from __future__ import annotations
+
+import pytest
+
+from neb_bayes.case.menstrual import read_menstrual_phase
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("follicular", {"phase": "follicular"}),
+        ("follicular (day 9)", {"phase": "follicular", "cycle_day": 9}),
+        ("luteal (day 22)", {"phase": "luteal", "cycle_day": 22}),
+        ("CD21, post-ovulatory", {"phase": "luteal", "cycle_day": 21}),
+        ("ovulatory", {"phase": "ovulatory"}),
+        ("mid-cycle", {"phase": "ovulatory"}),
+        (
+            "amenorrhoeic for 5 months",
+            {"phase": "amenorrhoeic", "disturbance": "amenorrhoea", "duration_months": 5.0},
+        ),
+        ("amenorrhea x 1 year", {"phase": "amenorrhoeic", "duration_months": 12.0}),
+        (
+            "oligomenorrhoea (cycles 50-90 days)",
+            {"phase": None, "disturbance": "oligomenorrhoea", "cycle_length_days": (50.0, 90.0)},
+        ),
+        ("anovulatory cycles", {"phase": None, "disturbance": "anovulation"}),
+        (
+            "irregular, 35-60 day cycles",
+            {"disturbance": "irregular", "cycle_length_days": (35.0, 60.0)},
+        ),
+        (
+            "on combined OCP, active-pill week",
+            {"phase": "hormonal_contraception", "pill_week": "active"},
+        ),
+        ("COC, pill-free week", {"phase": "hormonal_contraception", "pill_week": "pill_free"}),
+        ("pregnant", {"phase": "pregnant"}),
+        ("postmenopausal", {"phase": "postmenopausal"}),
+        ("unknown", {"phase": "unknown"}),
+        ("Luteal", {"phase": "luteal"}),
+    ],
+)
+def test_reads_what_is_written(text: str, expected: dict) -> None:
+    reading = read_menstrual_phase(text)
+    assert reading is not None
+    for key, value in expected.items():
+        assert getattr(reading, key) == value, (text, key)
+
+
+@pytest.mark.parametrize("text", ["it varies", "see notes", "perimenopausal", ""])
+def test_unreadable_text_gives_none(text: str) -> None:
+    assert read_menstrual_phase(text) is None
