@@ -18,8 +18,9 @@ from neb_bayes.case.model import Case
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.latents import latent_summaries
-from neb_bayes.model.compiled import CompiledModel, load_model
+from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.posterior import Result
+from neb_bayes.priorset import PriorSet, load_prior_set
 
 
 def package_version() -> str:
@@ -29,24 +30,30 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def provenance(model: CompiledModel) -> dict[str, Any]:
+def provenance(prior_set: PriorSet) -> dict[str, Any]:
     """Where a result came from: package version and the prior set's identity."""
-    spec = model.spec
     return {
         "neb_bayes_version": package_version(),
-        "prior_set": spec.name,
-        "prior_set_version": spec.version,
-        "prior_set_fingerprint": spec.fingerprint,
-        "prior_set_file": Path(spec.source).name,
+        **prior_set.provenance(),
         "method": "exact enumeration of discrete states, closed-form latent integration",
     }
 
 
+def resolve_priors(priors: str | Path | CompiledModel | PriorSet | None) -> PriorSet:
+    """A :class:`PriorSet` from a path, a compiled model (no draws) or ``None`` (default)."""
+    if isinstance(priors, PriorSet):
+        return priors
+    if isinstance(priors, CompiledModel):
+        return PriorSet(model=priors, draws=None, source=priors.spec.source)
+    return load_prior_set(priors)
+
+
 def infer(
     case: Case | dict | str | Path,
-    priors: str | Path | CompiledModel | None = None,
+    priors: str | Path | CompiledModel | PriorSet | None = None,
     *,
     explain: bool = True,
+    uncertainty: bool = True,
     interval_prob: float = config.INTERVAL_PROB,
 ) -> Result:
     """Exact posterior probabilities of every condition for one case.
@@ -56,7 +63,8 @@ def infer(
     case
         A :class:`~neb_bayes.case.model.Case`, or anything :func:`read_case` accepts.
     priors
-        Prior set file (default: the shipped literature prior set) or a compiled model.
+        Prior set file (default: the shipped literature prior set with its parameter
+        draws), a :class:`~neb_bayes.priorset.PriorSet`, or a compiled model (no draws).
     explain
         Also compute the evidence breakdown (log Bayes factor per result group and symptom)
         and the latent axis quantities.  Batch runs turn this off for speed.
@@ -67,16 +75,25 @@ def infer(
         from neb_bayes.case import read_case
 
         case = read_case(case)
-    model = priors if isinstance(priors, CompiledModel) else load_model(priors)
+    prior_set = resolve_priors(priors)
+    # impossible states (the other sex's gonadal states) are cut: same answer, less work
+    model = view_for_sex(prior_set.model, case.patient.sex)
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=explain)
     latents = latent_summaries(model, ev, post, interval_prob) if explain else []
+    draw_probs = None
+    if uncertainty and prior_set.draws is not None:
+        from neb_bayes.inference.draws import probabilities_over_draws
+
+        draws = prior_set.draws.restrict(sex_keep(model))
+        draw_probs = probabilities_over_draws(model, draws, ev)
     return Result(
         case=case,
         evidence=ev,
         model=model,
         exact=post,
+        draw_probs=draw_probs,
         latents=latents,
-        provenance=provenance(model),
+        provenance=provenance(prior_set),
         interval_prob=interval_prob,
     )

@@ -55,13 +55,13 @@ def _read(case_path: str):
 
 
 def _load_priors(priors: str | None):
-    from neb_bayes.model.compiled import load_model
     from neb_bayes.model.spec import PriorSetError
+    from neb_bayes.priorset import load_prior_set
 
     try:
-        return load_model(priors)
-    except PriorSetError as exc:
-        click.echo(str(exc), err=True)
+        return load_prior_set(priors)
+    except (PriorSetError, OSError, KeyError) as exc:
+        click.echo(f"cannot use prior set {priors}: {exc}", err=True)
         sys.exit(EXIT_PRIORS)
 
 
@@ -99,9 +99,9 @@ def report(case: str, fmt: str, out: str | None, priors: str | None) -> None:
     from neb_bayes.report import RENDERERS
 
     parsed = _read(case)
-    model = _load_priors(priors)
+    prior_set = _load_priors(priors)
     log.info("case read: %d measurements", len(parsed.measurements))
-    result = infer(parsed, model)
+    result = infer(parsed, prior_set)
     text = RENDERERS[fmt](result)
     if out:
         write_atomic(Path(out), text)
@@ -144,3 +144,13 @@ def run() -> None:  # pragma: no cover - console entry point wrapper
     except Exception as exc:  # noqa: BLE001
         click.echo(f"internal error: {exc!r}", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+from neb_bayes.cli.priors_cmd import priors  # noqa: E402
+
+main.add_command(priors)
+
+
+from neb_bayes.cli.batch_cmd import batch  # noqa: E402
+
+main.add_command(batch)

@@ -20,6 +20,7 @@ from scipy.special import log_ndtr, ndtr, owens_t
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import log_prior
+from neb_bayes.tensor import sum_factors  # noqa: F401  (re-exported for callers)
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -41,23 +42,27 @@ def block_moments(
     block: Block,
     keep: np.ndarray | None = None,
     latent: tuple[np.ndarray, np.ndarray] | None = None,
+    log_median: np.ndarray | None = None,
 ) -> BlockMoments:
     """Expected log levels and their covariance for every combination of dependency states.
 
-    ``latent`` overrides the axis' per-state latent (mean, covariance), e.g. for a case's
-    context effects (:meth:`Evidence.latent_params`).
+    ``latent`` overrides the axis' per-state latent (mean ``(S, K)``, covariance
+    ``(S, K, K)``), e.g. for a case's context effects (:meth:`Evidence.latent_params`);
+    with a leading draw dimension ``D`` (and ``log_median`` of shape ``(D, n_channels)``)
+    the moments get that leading dimension too, so parameter draws are evaluated at once.
     """
     idx = np.arange(block.n) if keep is None else keep
     chans = [model.channels[c] for c in block.channel[idx]]
     n = len(chans)
     deps = block.deps
+    g = len(deps)
     sizes = [model.axes[d].n_states for d in deps]
     own_pos = deps.index(block.axis)
     ax = model.axes[block.axis]
     lat_mean, lat_cov = latent if latent is not None else (ax.lat_mean, ax.lat_cov)
+    lead = lat_mean.shape[:-2]                      # () or (D,)
     L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
     per_axis = [np.zeros((s, n)) for s in sizes]
-    per_axis[own_pos] += lat_mean @ L.T
     amp_own = np.ones((ax.n_states, n))
     diurnal = block.diurnal[idx]
     for i, ch in enumerate(chans):
@@ -67,13 +72,20 @@ def block_moments(
             per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * diurnal[i]
             if ch.amp_axis == block.axis:
                 amp_own[:, i] = ch.amp
-    mean = np.array([c.log_median for c in chans]).reshape([1] * len(deps) + [n])
+    if log_median is None:
+        base = np.array([c.log_median for c in chans])
+    else:
+        base = log_median[..., block.channel[idx]]
+    mean = base.reshape(lead + (1,) * g + (n,))
     for pos, arr in enumerate(per_axis):
-        shape = [1] * len(deps) + [n]
+        shape = [1] * g + [n]
         shape[pos] = sizes[pos]
         mean = mean + arr.reshape(shape)
+    own_shape = [1] * g + [n]
+    own_shape[own_pos] = ax.n_states
+    mean = mean + (lat_mean @ L.T).reshape(lead + tuple(own_shape))
     # covariance: latent part (own axis states) + person/day/analytical noise
-    cov = np.einsum("ik,skl,jl->sij", L, lat_cov, L)
+    cov = np.einsum("ik,...skl,jl->...sij", L, lat_cov, L)
     tau = np.array([c.tau for c in chans])
     cvi = np.array([c.cvi for c in chans])
     cva = np.array([c.cva for c in chans])
@@ -88,9 +100,10 @@ def block_moments(
     dvar = block.diurnal_var[idx]
     if np.any(dvar > 0):
         cov = cov + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
-    cshape = [1] * len(deps) + [n, n]
+    cshape = [1] * g + [n, n]
     cshape[own_pos] = ax.n_states
-    return BlockMoments(mean=mean, cov=cov.reshape(cshape), loadings=L, own_pos=own_pos)
+    return BlockMoments(mean=mean, cov=cov.reshape(lead + tuple(cshape)), loadings=L,
+                        own_pos=own_pos)
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -175,15 +188,18 @@ def block_loglik(
     block: Block,
     keep: np.ndarray | None = None,
     latent: tuple[np.ndarray, np.ndarray] | None = None,
+    log_median: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A block's log-likelihood as a tensor broadcastable to the joint state shape."""
-    mom = block_moments(model, block, keep, latent)
+    """A block's log-likelihood as a tensor broadcastable to the joint state shape
+    (with the leading draw dimension of ``latent`` when given)."""
+    mom = block_moments(model, block, keep, latent, log_median)
     idx = np.arange(block.n) if keep is None else keep
     ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
-    return ll.reshape(shape)
+    lead = ll.shape[: ll.ndim - len(block.deps)]
+    return ll.reshape(lead + tuple(shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,33 +210,61 @@ def _axis_shape(model: CompiledModel, ai: int) -> list[int]:
     return shape
 
 
-def symptom_loglik(model: CompiledModel, present: np.ndarray, absent: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
-    """Per reported symptom, its log-likelihood for each propensity level and joint state.
+def symptom_factor(
+    model: CompiledModel,
+    present: np.ndarray,
+    absent: np.ndarray,
+    log1m_leak: np.ndarray | None = None,
+    log1m_cause: tuple[np.ndarray, ...] | None = None,
+) -> np.ndarray:
+    """log p(reported symptoms | joint state) as one tensor (see :func:`symptom_parts`)."""
+    return sum_factors(symptom_parts(model, present, absent, log1m_leak, log1m_cause))
 
-    Returns ``(status, symptom index, tensor)`` with tensor shape ``(P,) + joint-broadcast``;
-    combine with :func:`combine_symptoms`.
+
+def symptom_parts(
+    model: CompiledModel,
+    present: np.ndarray,
+    absent: np.ndarray,
+    log1m_leak: np.ndarray | None = None,
+    log1m_cause: tuple[np.ndarray, ...] | None = None,
+) -> list[np.ndarray]:
+    """log p(reported symptoms | joint state), the propensity level summed out.
+
+    Noisy-OR: P(present | s, k) = 1 - exp(leak_k + sum_a cause_a(s_a)).  An absent symptom's
+    log-likelihood is additive over axes; a present one couples only the axes that can cause
+    it, so the sum over propensity levels runs on the grid of those axes alone and is then
+    broadcast.  Tables with a leading draw dimension give a result with that dimension.
     """
     nd = len(model.axes)
-    n_prop = model.log1m_leak.shape[0]
-    out = []
-    for status, idx in (("absent", absent), ("present", present)):
-        for s in idx:
-            lq = model.log1m_leak[:, s].reshape([n_prop] + [1] * nd)
-            for ai in range(nd):
-                lq = lq + model.log1m_cause[ai][:, s].reshape([1] + _axis_shape(model, ai))
-            t = lq if status == "absent" else np.log(-np.expm1(lq))
-            out.append((status, int(s), t))
-    return out
-
-
-def combine_symptoms(model: CompiledModel, tensors: list[np.ndarray]) -> np.ndarray:
-    """Sum symptom log-likelihoods within each propensity level, then sum the levels out."""
-    nd = len(model.axes)
-    if not tensors:
-        return np.zeros([1] * nd)
-    total = model.log_propensity_w.reshape([-1] + [1] * nd) + sum(tensors)
-    mx = total.max(axis=0, keepdims=True)
-    return (mx + np.log(np.exp(total - mx).sum(axis=0, keepdims=True)))[0]
+    leak = model.log1m_leak if log1m_leak is None else log1m_leak
+    cause = model.log1m_cause if log1m_cause is None else log1m_cause
+    lead = leak.shape[:-2]
+    absent = np.asarray(absent, dtype=np.int64)
+    present = np.asarray(present, dtype=np.int64)
+    parts = []
+    # absent symptoms: separable over axes (the level enters only through the leak)
+    if absent.size:
+        for ai in range(nd):
+            parts.append(cause[ai][..., absent].sum(-1).reshape(lead + tuple(_axis_shape(model, ai))))
+    leak_abs = leak[..., absent].sum(-1)                        # (..., P)
+    if present.size == 0:
+        per_level = model.log_propensity_w + leak_abs           # (..., P)
+        mx = per_level.max(-1, keepdims=True)
+        lse = (mx + np.log(np.exp(per_level - mx).sum(-1, keepdims=True)))[..., 0]
+        return [*parts, lse.reshape(lead + (1,) * nd)]
+    used = [ai for ai in range(nd) if np.any(cause[ai][..., present] != 0)]
+    grid = [model.axes[ai].n_states if ai in used else 1 for ai in range(nd)]
+    n_prop = leak.shape[-2]
+    total = (model.log_propensity_w + leak_abs).reshape(lead + (n_prop,) + (1,) * nd)
+    for y in present:
+        lq = leak[..., y].reshape(lead + (n_prop,) + (1,) * nd)
+        for ai in used:
+            lq = lq + cause[ai][..., y].reshape(lead + (1,) + tuple(_axis_shape(model, ai)))
+        total = total + np.log(-np.expm1(lq))
+    ax = len(lead)
+    mx = total.max(axis=ax, keepdims=True)
+    lse = np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)), axis=ax)
+    return [*parts, lse.reshape(lead + tuple(grid))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,11 +335,11 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         for ch in dict.fromkeys(block.channel.tolist()):
             groups.append({"kind": "measurement", "block": bi, "channel": ch,
                            "sources": block.source[block.channel == ch].tolist()})
-    sym = symptom_loglik(model, ev.present, ev.absent)
-    sym_total = combine_symptoms(model, [t for _, _, t in sym])
+    sym_total = symptom_factor(model, ev.present, ev.absent)
     log_joint = log_joint + sym_total
-    for k, (status, s, _) in enumerate(sym):
-        groups.append({"kind": "symptom", "status": status, "symptom": s, "k": k})
+    for status, idx in (("absent", ev.absent), ("present", ev.present)):
+        for s in idx:
+            groups.append({"kind": "symptom", "status": status, "symptom": int(s)})
     joint, log_ev = _normalise(log_joint)
     probs, none = condition_probabilities(model, joint)
     prior_joint, _ = _normalise(lp)
@@ -306,8 +350,9 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         log_bf = np.zeros((len(groups), probs.size + 1))
         for gi, g in enumerate(groups):
             if g["kind"] == "symptom":
-                rest = [t for k, (_, _, t) in enumerate(sym) if k != g["k"]]
-                alt = log_joint - sym_total + combine_symptoms(model, rest)
+                pres = ev.present[ev.present != g["symptom"]] if g["status"] == "present" else ev.present
+                absn = ev.absent[ev.absent != g["symptom"]] if g["status"] == "absent" else ev.absent
+                alt = log_joint - sym_total + symptom_factor(model, pres, absn)
             else:
                 block = ev.blocks[g["block"]]
                 keep = np.flatnonzero(block.channel != g["channel"])
@@ -317,8 +362,6 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
             pj, _ = _normalise(alt)
             p_alt, none_alt = condition_probabilities(model, pj)
             log_bf[gi] = full - _logit(np.append(p_alt, none_alt))
-    for g in groups:
-        g.pop("k", None)
     return ExactPosterior(
         joint=joint,
         log_evidence=log_ev,

@@ -7,8 +7,8 @@ derived from :class:`~neb_bayes.model.spec.ModelSpec`; none of them reads the YA
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass, field, replace
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +33,16 @@ class Axis:
     lat_mean: np.ndarray                   # (S, K)
     lat_cov: np.ndarray                    # (S, K, K)
     labels: dict[str, dict] = field(default_factory=dict)
+    kept: tuple[int, ...] | None = None    # in a restricted view: indices into the full axis
 
     @property
     def n_states(self) -> int:
         return len(self.states)
+
+    @property
+    def baseline(self) -> np.ndarray:
+        """Boolean mask of the reference states prevalences are relative to."""
+        return np.array([s == "normal" or s.startswith("normal_") for s in self.states])
 
     @property
     def healthy(self) -> np.ndarray:
@@ -129,6 +135,7 @@ class CompiledModel:
     log1m_leak: np.ndarray           # (P, Y) log(1 - leak) per symptom-propensity level
     log1m_cause: tuple[np.ndarray, ...]  # per axis (S_a, Y): sum over the state's causes of log(1-p)
     log_propensity_w: np.ndarray     # (P,) log weight of each symptom-propensity level
+    symptom_table: SymptomTable
     profiles: dict[str, tuple[np.ndarray, np.ndarray]]
     unknown_time_window: tuple[float, float]
     channel_map: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -136,6 +143,7 @@ class CompiledModel:
     context_latents: tuple[ContextLatent, ...] = ()
     context_diurnal: tuple[ContextDiurnal, ...] = ()
     age_effects: tuple[AgeEffect, ...] = ()
+    prior_base_override: dict[str, np.ndarray] | None = None
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -279,26 +287,72 @@ def _compile_channels(raw: dict, axes: tuple[Axis, ...]) -> tuple[Channel, ...]:
     return tuple(channels)
 
 
+@dataclass(frozen=True)
+class SymptomTable:
+    """The noisy-OR table as parameters: one probability per (cause, symptom) entry.
+
+    ``state_mask[a]`` (S_a, E) says which entries are active in each state of axis ``a``;
+    ``entry_symptom`` (E,) which symptom each entry is about.  Parameter draws vary
+    ``cause_logit`` and ``leak_logit``; :meth:`tables` turns them into the engine's arrays.
+    """
+
+    entries: tuple[tuple[str, str], ...]      # (cause, symptom)
+    entry_symptom: np.ndarray                 # (E,)
+    state_mask: tuple[np.ndarray, ...]        # per axis (S_a, E)
+    cause_logit: np.ndarray                   # (E,)
+    leak_logit: np.ndarray                    # (Y,)
+    propensity_log_odds: np.ndarray           # (P,)
+    n_symptoms: int
+
+    def tables(self, cause_logit: np.ndarray | None = None, leak_logit: np.ndarray | None = None,
+               columns: np.ndarray | None = None):
+        """(log1m_leak (..., P, Y), per-axis log1m_cause (..., S_a, Y)) for these logits.
+
+        ``columns`` limits the tables to those symptoms (in that order), e.g. the reported ones.
+        """
+        cl = self.cause_logit if cause_logit is None else cause_logit
+        ll = self.leak_logit if leak_logit is None else leak_logit
+        cols = np.arange(self.n_symptoms) if columns is None else np.asarray(columns, dtype=np.int64)
+        use = np.flatnonzero(np.isin(self.entry_symptom, cols))
+        log1m_p = -np.logaddexp(0.0, cl[..., use])             # log(1 - sigmoid), (..., E')
+        scatter = (self.entry_symptom[use][:, None] == cols[None, :]).astype(float)   # (E', Y')
+        cause = tuple(np.einsum("...e,se,ey->...sy", log1m_p, m[:, use], scatter)
+                      for m in self.state_mask)
+        log1m_leak = -np.logaddexp(0.0, ll[..., None, cols] + self.propensity_log_odds[:, None])
+        return log1m_leak, cause
+
+
 def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
     sym = raw["symptoms"]
     ids = tuple(sym["leak"])
     leak = np.array([sym["leak"][s] for s in ids])
     prop = sym.get("propensity", {"weights": [1.0], "leak_odds": [1.0]})
-    mult = np.asarray(prop["leak_odds"], float)[:, None]
-    odds = leak / (1 - leak) * mult
-    log1m_leak = -np.log1p(odds)                      # log(1 - p) with p = odds / (1 + odds)
     w = np.asarray(prop["weights"], float)
     log_w = np.log(w / w.sum())
-    tables = []
+    entries = [(cause, s) for cause, tab in sym.get("causes", {}).items() for s in tab]
+    probs = np.array([sym["causes"][c][s] for c, s in entries])
+    masks = []
     for ax in axes:
-        t = np.zeros((ax.n_states, len(ids)))
+        m = np.zeros((ax.n_states, len(entries)))
         for si, st in enumerate(ax.states):
-            causes = list(ax.condition_of[si]) + [f"{ax.name}.{st}"]
-            for cause in causes:
-                for s, p in sym.get("causes", {}).get(cause, {}).items():
-                    t[si, ids.index(s)] += math.log1p(-p)
-        tables.append(t)
-    return ids, log1m_leak, log_w, tuple(tables)
+            causes = set(ax.condition_of[si]) | {f"{ax.name}.{st}"}
+            for e, (cause, _) in enumerate(entries):
+                if cause in causes:
+                    m[si, e] = 1.0
+        masks.append(m)
+    with np.errstate(divide="ignore"):
+        cause_logit = np.log(probs) - np.log1p(-probs)
+    table = SymptomTable(
+        entries=tuple(entries),
+        entry_symptom=np.array([ids.index(s) for _, s in entries], dtype=np.int64),
+        state_mask=tuple(masks),
+        cause_logit=cause_logit,
+        leak_logit=np.log(leak) - np.log1p(-leak),
+        propensity_log_odds=np.log(np.asarray(prop["leak_odds"], float)),
+        n_symptoms=len(ids),
+    )
+    log1m_leak, tables = table.tables()
+    return ids, log1m_leak, log_w, tables, table
 
 
 def _as_list(x) -> list:
@@ -365,7 +419,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         ax = axes[names.index(ax_name)]
         cond_axis.append(names.index(ax_name))
         cond_states.append(np.array([s in states for s in ax.states]))
-    ids, log1m_leak, log_prop_w, log1m_cause = _compile_symptoms(raw, axes)
+    ids, log1m_leak, log_prop_w, log1m_cause, sym_table = _compile_symptoms(raw, axes)
     profiles = {
         k: (np.asarray(v["hours"], float), np.asarray(v["offsets"], float))
         for k, v in raw.get("diurnal_profiles", {}).items()
@@ -386,6 +440,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         log1m_leak=log1m_leak,
         log1m_cause=log1m_cause,
         log_propensity_w=log_prop_w,
+        symptom_table=sym_table,
         profiles=profiles,
         unknown_time_window=(float(win[0]), float(win[1])),
         channel_map=channel_map,
@@ -394,6 +449,62 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         context_diurnal=ctx_diurnal,
         age_effects=ages,
     )
+
+
+def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel:
+    """A view of the model with some axes cut to a subset of their states.
+
+    Used when a state is impossible for a patient (the other sex's gonadal states): the
+    joint tensor shrinks and every table is sliced alike, so results are unchanged.
+    """
+    axes = list(model.axes)
+    for ai, idx in keep.items():
+        ax = axes[ai]
+        idx = np.asarray(idx)
+        axes[ai] = replace(
+            ax, states=tuple(ax.states[i] for i in idx), sex=tuple(ax.sex[i] for i in idx),
+            condition_of=tuple(ax.condition_of[i] for i in idx), lat_mean=ax.lat_mean[idx],
+            lat_cov=ax.lat_cov[idx], kept=tuple(int(i) for i in idx))
+
+    def cut_effects(effects):
+        return tuple(replace(e, shift=e.shift[keep[e.axis]]) if e.axis in keep else e
+                     for e in effects)
+
+    channels = tuple(
+        replace(c, effects=cut_effects(c.effects),
+                amp=c.amp[keep[c.amp_axis]] if c.amp_axis in keep else c.amp)
+        for c in model.channels)
+    table = model.symptom_table
+    table = replace(table, state_mask=tuple(
+        m[keep[ai]] if ai in keep else m for ai, m in enumerate(table.state_mask)))
+    cond_states = tuple(
+        m[keep[a]] if a in keep else m for a, m in zip(model.cond_axis, model.cond_states, strict=True))
+    context_latents = tuple(
+        replace(cl, mean_shift=cl.mean_shift[keep[cl.axis]], sd_scale=cl.sd_scale[keep[cl.axis]])
+        if cl.axis in keep else cl for cl in model.context_latents)
+    base = model.prior_base_override
+    if base is not None:
+        base = {ax.name: (base[ax.name][keep[ai]] if ai in keep else base[ax.name])
+                for ai, ax in enumerate(model.axes)}
+    return replace(
+        model, axes=tuple(axes), channels=channels, cond_states=cond_states,
+        log1m_cause=tuple(t[keep[ai]] if ai in keep else t for ai, t in enumerate(model.log1m_cause)),
+        symptom_table=table, context_latents=context_latents, prior_base_override=base)
+
+
+@lru_cache(maxsize=64)
+def view_for_sex(model: CompiledModel, sex: str | None) -> CompiledModel:
+    """The model without the states a patient of this sex cannot be in (``None``: all)."""
+    if sex is None:
+        return model
+    keep = {ai: np.array([i for i, s in enumerate(ax.sex) if s in (None, sex)])
+            for ai, ax in enumerate(model.axes) if any(s not in (None, sex) for s in ax.sex)}
+    return restrict(model, keep) if keep else model
+
+
+def sex_keep(model: CompiledModel) -> dict[int, np.ndarray]:
+    """The state indices a restricted view kept, per restricted axis."""
+    return {ai: np.array(ax.kept) for ai, ax in enumerate(model.axes) if ax.kept is not None}
 
 
 @cache

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.tensor import sum_factors
 
 
 @dataclass(frozen=True)
@@ -57,58 +58,73 @@ def applied_modifiers(model: CompiledModel, cov: Covariates) -> list[dict]:
     return out
 
 
-def _axis_log_odds(model: CompiledModel, ai: int, cov: Covariates) -> np.ndarray:
-    """Unnormalised log prior of one axis' states for this stratum (no parents)."""
+def _axis_log_odds(model: CompiledModel, ai: int, cov: Covariates,
+                   base: np.ndarray | None = None) -> np.ndarray:
+    """Unnormalised log prior of one axis' states for this stratum (no parents).
+
+    ``base`` (shape ``(..., S)``) replaces the prior set's base log probabilities, e.g. one
+    row per parameter draw.
+    """
+    from neb_bayes.model.params import base_log_prior
+
     ax = model.axes[ai]
     prev = model.spec.raw["prevalence"].get(ax.name, {})
-    base = prev.get("base", {})
-    rest = [s for s in ax.states if s not in base]
-    rest_mass = max(1.0 - sum(base.values()), 1e-12) / max(len(rest), 1)
-    p = np.array([float(base.get(s, rest_mass)) for s in ax.states])
-    lo = np.log(p)
+    if base is None:
+        override = model.prior_base_override
+        base = override[ax.name] if override else base_log_prior(model, ai)
+        if base.shape[-1] != ax.n_states:  # a restricted view: keep its states' values
+            base = base[..., list(ax.kept)]
+    lo = np.array(base, dtype=float, copy=True)
     for mod in prev.get("modifiers", []):
         if _matches(mod["when"], cov):
             for st, odds in mod["odds"].items():
-                lo[ax.states.index(st)] += math.log(odds)
+                if st in ax.states:
+                    lo[..., ax.states.index(st)] += math.log(odds)
     if cov.sex is not None:
-        lo[[s is not None and s != cov.sex for s in ax.sex]] = -np.inf
+        lo[..., [s is not None and s != cov.sex for s in ax.sex]] = -np.inf
     return lo
 
 
-def _log_prior_uncached(model: CompiledModel, cov: Covariates) -> np.ndarray:
+def log_prior_tensor(model: CompiledModel, cov: Covariates,
+                     bases: list[np.ndarray] | None = None) -> np.ndarray:
+    """Log prior of every joint state; with ``bases`` (per axis ``(D, S)``) one per draw."""
+    return sum_factors(log_prior_parts(model, cov, bases))
+
+
+def log_prior_parts(model: CompiledModel, cov: Covariates,
+                    bases: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """The prior as one conditional log table per axis (broadcastable to the joint shape)."""
     names = model.axis_names
     shape = model.shape
-    total = np.zeros(shape)
+    nd = len(shape)
+    lead = () if bases is None else bases[0].shape[:-1]
+    parts = []
     links = model.spec.raw.get("links", [])
     for ai, ax in enumerate(model.axes):
-        # conditional log table over (all axes) broadcast: parents vary along their dims
-        lo = _axis_log_odds(model, ai, cov).reshape(
-            [1] * ai + [ax.n_states] + [1] * (len(shape) - ai - 1)
-        )
+        base = None if bases is None else bases[ai]
+        lo = _axis_log_odds(model, ai, cov, base).reshape(
+            lead + (1,) * ai + (ax.n_states,) + (1,) * (nd - ai - 1))
         for link in links:
             (pa, ps), (ca, cs) = link["parent"], link["child"]
-            if ca != ax.name:
+            if ca != ax.name or cs not in ax.states or ps not in model.axes[names.index(pa)].states:
                 continue
             pi = names.index(pa)
             ind = np.zeros(shape[pi])
             ind[model.axes[pi].states.index(ps)] = 1.0
             bump = np.zeros(ax.n_states)
             bump[ax.states.index(cs)] = math.log(link["odds"])
-            lo = lo + np.expand_dims(
-                ind.reshape([1] * pi + [shape[pi]] + [1] * (len(shape) - pi - 1))
-                * bump.reshape([1] * ai + [ax.n_states] + [1] * (len(shape) - ai - 1)),
-                axis=(),
-            )
-        finite = np.where(np.isfinite(lo), lo, -np.inf)
-        mx = np.max(finite, axis=ai, keepdims=True)
-        lse = mx + np.log(np.sum(np.exp(finite - mx), axis=ai, keepdims=True))
-        total = total + (lo - lse)
-    return total
+            lo = lo + (ind.reshape((1,) * pi + (shape[pi],) + (1,) * (nd - pi - 1))
+                       * bump.reshape((1,) * ai + (ax.n_states,) + (1,) * (nd - ai - 1)))
+        axis = len(lead) + ai
+        mx = np.max(lo, axis=axis, keepdims=True)
+        lse = mx + np.log(np.sum(np.exp(lo - mx), axis=axis, keepdims=True))
+        parts.append(lo - lse)
+    return parts
 
 
 @lru_cache(maxsize=256)
 def _cached(model: CompiledModel, cov: Covariates) -> np.ndarray:
-    out = _log_prior_uncached(model, cov)
+    out = log_prior_tensor(model, cov)
     out.setflags(write=False)
     return out
 

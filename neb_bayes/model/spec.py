@@ -218,6 +218,14 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
     return problems
 
 
+def spec_from_tables(raw: dict[str, Any], source: str) -> ModelSpec:
+    """Check and wrap prior set tables that did not come from a YAML file (e.g. a saved fit)."""
+    problems = _check(raw)
+    if problems:
+        raise PriorSetError(problems, source)
+    return ModelSpec(raw=raw, source=source, fingerprint=fingerprint(raw))
+
+
 def load_spec(path: str | Path | None = None) -> ModelSpec:
     """Read and check a prior set YAML file (default: the shipped literature prior set)."""
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE

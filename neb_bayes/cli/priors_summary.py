@@ -1,0 +1,60 @@
+"""Text summaries, validation and comparison of prior sets (behind ``neb-bayes priors``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neb_bayes.model.params import flat_parameters, point_params
+from neb_bayes.priorset import PriorSet, load_prior_set
+
+
+def _params(ps: PriorSet) -> dict[str, np.ndarray]:
+    draws = ps.draws if ps.draws is not None else point_params(ps.model)
+    return flat_parameters(draws, ps.model)
+
+
+def summary_text(ps: PriorSet) -> str:
+    lines = [f"prior set: {ps.source}"]
+    for k, v in ps.provenance().items():
+        lines.append(f"  {k}: {v}")
+    for k, v in sorted(ps.attrs.items()):
+        if k not in ("uncertainty",) and len(str(v)) < 200:
+            lines.append(f"  attr {k}: {v}")
+    params = _params(ps)
+    lines.append(f"{len(params)} parameters; mean [5 %, 95 %]:")
+    for name, x in params.items():
+        lo, hi = np.quantile(x, [0.05, 0.95])
+        lines.append(f"  {name:60s} {x.mean():9.4g} [{lo:9.4g}, {hi:9.4g}]")
+    return "\n".join(lines)
+
+
+def validate(path: str) -> list[str]:
+    """Problems with a prior set (its tables are checked when it loads)."""
+    ps = load_prior_set(path)
+    problems = []
+    if ps.draws is not None:
+        for name, x in _params(ps).items():
+            if not np.all(np.isfinite(x)) and not name.startswith("cause_logit"):
+                problems.append(f"{name}: non-finite draws")
+        for ai, sd in enumerate(ps.draws.lat_sd):
+            if sd.size and np.any(sd <= 0):
+                problems.append(f"lat_sd of axis {ps.model.axes[ai].name}: non-positive draws")
+    return problems
+
+
+def compare(a: str, b: str) -> list[dict]:
+    pa, pb = _params(load_prior_set(a)), _params(load_prior_set(b))
+    rows = []
+    for name in pa:
+        if name not in pb:
+            continue
+        xa, xb = pa[name], pb[name]
+        if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(xb))):
+            continue
+        sd = float(xa.std()) or 1e-12
+        rows.append({"parameter": name, "a_mean": float(xa.mean()), "b_mean": float(xb.mean()),
+                     "a_interval": np.quantile(xa, [0.05, 0.95]).tolist(),
+                     "b_interval": np.quantile(xb, [0.05, 0.95]).tolist(),
+                     "z": (float(xb.mean()) - float(xa.mean())) / sd})
+    rows.sort(key=lambda r: -abs(r["z"]))
+    return rows

@@ -1,0 +1,294 @@
+"""Population parameters as draws: what a prior set's uncertainty is made of.
+
+A :class:`ParamDraws` holds, for ``D`` draws, every population parameter the exact engine
+reads that a fit can change: per-state latent means and spreads, channel medians, base
+prevalences and the symptom tables.  Draws come from
+
+* the literature prior set itself (:func:`literature_draws`: each number perturbed within the
+  relative spread its ``uncertainty`` table gives), or
+* a PyMC fit (``neb-bayes priors fit``), saved as netCDF that ArviZ opens
+  (:func:`save_draws` / :func:`load_draws`).
+
+The engine evaluates the exact posterior under every draw at once (:mod:`neb_bayes.inference.draws`);
+the spread of the results is the credible interval of each probability.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neb_bayes.model.compiled import CompiledModel
+
+#: parameter groups a fit can free (the rest stay at the prior set's values)
+PARAM_GROUPS = ("analyte-levels", "prevalence", "symptoms")
+
+
+@dataclass(frozen=True)
+class ParamDraws:
+    """``D`` draws of the population parameters (leading dimension of every array)."""
+
+    lat_mean: tuple[np.ndarray, ...]     # per axis (D, S, K)
+    lat_sd: tuple[np.ndarray, ...]       # per axis (D, S, K)
+    log_median: np.ndarray               # (D, C)
+    prior_base: tuple[np.ndarray, ...]   # per axis (D, S): log base probability
+    cause_logit: np.ndarray              # (D, E): logit P(symptom | cause) per table entry
+    leak_logit: np.ndarray               # (D, Y): logit of each symptom's leak
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def symptom_tables(self, model: CompiledModel, columns: np.ndarray | None = None):
+        """(log1m_leak (D, P, Y), per-axis log1m_cause (D, S, Y)) for these draws
+        (only the given symptom ``columns`` when given)."""
+        return model.symptom_table.tables(self.cause_logit, self.leak_logit, columns)
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.log_median.shape[0])
+
+    def lat_cov(self, model: CompiledModel, axis: int) -> np.ndarray:
+        """(D, S, K, K) latent covariances: the prior set's correlations, these spreads."""
+        ax = model.axes[axis]
+        base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd)
+        corr = np.nan_to_num(corr)
+        sd = self.lat_sd[axis]
+        return corr[None] * sd[..., :, None] * sd[..., None, :]
+
+    def subset(self, idx) -> ParamDraws:
+        def take(x):
+            return x[idx]
+        return replace(
+            self,
+            lat_mean=tuple(map(take, self.lat_mean)), lat_sd=tuple(map(take, self.lat_sd)),
+            log_median=take(self.log_median), prior_base=tuple(map(take, self.prior_base)),
+            cause_logit=take(self.cause_logit), leak_logit=take(self.leak_logit),
+        )
+
+    def restrict(self, keep: dict[int, np.ndarray]) -> ParamDraws:
+        """The draws for a restricted model view (see ``compiled.restrict``)."""
+        if not keep:
+            return self
+
+        def cut(arrs):
+            return tuple(a[:, keep[i]] if i in keep else a for i, a in enumerate(arrs))
+        return replace(self, lat_mean=cut(self.lat_mean), lat_sd=cut(self.lat_sd),
+                       prior_base=cut(self.prior_base))
+
+    def mean(self) -> ParamDraws:
+        """A single draw at the draws' mean (on the scales the engine uses)."""
+        def avg(x):
+            return x.mean(axis=0, keepdims=True)
+        return replace(
+            self,
+            lat_mean=tuple(map(avg, self.lat_mean)), lat_sd=tuple(map(avg, self.lat_sd)),
+            log_median=avg(self.log_median), prior_base=tuple(map(avg, self.prior_base)),
+            cause_logit=avg(self.cause_logit), leak_logit=avg(self.leak_logit),
+        )
+
+
+def base_log_prior(model: CompiledModel, axis: int) -> np.ndarray:
+    """An axis' base log probabilities from the prior set's prevalence table."""
+    ax = model.axes[axis]
+    base = model.spec.raw["prevalence"].get(ax.name, {}).get("base", {})
+    rest = [s for s in ax.states if s not in base]
+    rest_mass = max(1.0 - sum(base.values()), 1e-12) / max(len(rest), 1)
+    return np.log(np.array([float(base.get(s, rest_mass)) for s in ax.states]))
+
+
+def point_params(model: CompiledModel) -> ParamDraws:
+    """The prior set's own values as a single draw."""
+    sd = [np.sqrt(np.einsum("skk->sk", a.lat_cov))[None] for a in model.axes]
+    return ParamDraws(
+        lat_mean=tuple(a.lat_mean[None] for a in model.axes),
+        lat_sd=tuple(sd),
+        log_median=np.array([c.log_median for c in model.channels])[None],
+        prior_base=tuple(base_log_prior(model, i)[None] for i in range(len(model.axes))),
+        cause_logit=model.symptom_table.cause_logit[None],
+        leak_logit=model.symptom_table.leak_logit[None],
+        attrs={"kind": "point"},
+    )
+
+
+def literature_draws(model: CompiledModel, n: int = 1000, seed: int = 20261124) -> ParamDraws:
+    """Draws that express the literature prior set's own uncertainty.
+
+    Each group is perturbed by the spread in the prior set's ``uncertainty`` table: latent
+    means (absolute, log units), latent spreads and medians (relative), prevalence and
+    symptom probabilities (on the odds scale).  Deterministic for a seed.
+    """
+    u = model.spec.raw.get("uncertainty", {})
+    rng = np.random.default_rng(seed)
+    pt = point_params(model)
+    lat_mean, lat_sd, prior_base = [], [], []
+    for ai, ax in enumerate(model.axes):
+        m = pt.lat_mean[ai]
+        lat_mean.append(m + rng.normal(0.0, u.get("latent_mean", 0.0), size=(n,) + m.shape[1:]))
+        s = pt.lat_sd[ai]
+        lat_sd.append(s * np.exp(rng.normal(0.0, u.get("latent_sd", 0.0), size=(n,) + s.shape[1:])))
+        b = pt.prior_base[ai][0]
+        normal = ax.baseline
+        jitter = rng.normal(0.0, u.get("prevalence", 0.0), size=(n, ax.n_states))
+        jitter[:, normal] = 0.0
+        prior_base.append(b[None] + jitter)
+    med = pt.log_median + rng.normal(0.0, u.get("median", 0.0), size=(n, pt.log_median.shape[1]))
+    sd = u.get("symptom", 0.0)
+    cause = pt.cause_logit + rng.normal(0.0, sd, size=(n, pt.cause_logit.shape[1]))
+    leak = pt.leak_logit + rng.normal(0.0, sd, size=(n, pt.leak_logit.shape[1]))
+    return ParamDraws(
+        lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd), log_median=med,
+        prior_base=tuple(prior_base), cause_logit=cause, leak_logit=leak,
+        attrs={"kind": "literature", "seed": seed, "n_draws": n,
+               "uncertainty": json.dumps(u, sort_keys=True)},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# netCDF (ArviZ-readable): group "posterior" with dims (chain, draw, ...)
+def _names(model: CompiledModel):
+    for ai, ax in enumerate(model.axes):
+        yield ai, ax
+
+
+def to_datatree(draws: ParamDraws, model: CompiledModel, attrs: dict[str, Any]):
+    """The draws as an ArviZ/xarray DataTree: ``posterior`` group, dims (chain, draw, ...)."""
+    import xarray as xr
+
+    d = draws.n_draws
+    data: dict[str, Any] = {}
+    coords: dict[str, Any] = {"chain": [0], "draw": np.arange(d),
+                              "channel": [c.name for c in model.channels],
+                              "symptom": list(model.symptoms),
+                              "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
+    for ai, ax in _names(model):
+        st, lat = f"{ax.name}_state", f"{ax.name}_latent"
+        coords[st] = list(ax.states)
+        if ax.latents:
+            coords[lat] = list(ax.latents)
+            data[f"lat_mean__{ax.name}"] = (("chain", "draw", st, lat), draws.lat_mean[ai][None])
+            data[f"lat_sd__{ax.name}"] = (("chain", "draw", st, lat), draws.lat_sd[ai][None])
+        data[f"prior_base__{ax.name}"] = (("chain", "draw", st), draws.prior_base[ai][None])
+    data["log_median"] = (("chain", "draw", "channel"), draws.log_median[None])
+    data["cause_logit"] = (("chain", "draw", "symptom_entry"), draws.cause_logit[None])
+    data["leak_logit"] = (("chain", "draw", "symptom"), draws.leak_logit[None])
+    ds = xr.Dataset(data, coords=coords)
+    clean = {k: (v if isinstance(v, str | int | float) else json.dumps(v, default=str))
+             for k, v in {**draws.attrs, **attrs}.items()}
+    ds.attrs.update(clean)
+    return xr.DataTree.from_dict({"posterior": ds}, name="neb_bayes_prior_set")
+
+
+def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
+               attrs: dict[str, Any]) -> None:
+    """Write draws + provenance + the prior set's tables as netCDF (atomic rename)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    tree = to_datatree(draws, model, {
+        **attrs,
+        "prior_set_tables": json.dumps(model.spec.raw, default=str),
+        "base_fingerprint": model.spec.fingerprint,
+    })
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    try:
+        enc = {"/posterior": {v: {"zlib": True, "complevel": 4}
+                              for v in tree["posterior"].data_vars}}
+        tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The provenance attributes of a saved prior set (fast: h5py only)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {k: (v.decode() if isinstance(v, bytes) else v)
+                for k, v in f["posterior"].attrs.items() if not k.startswith("_")}
+
+
+def load_draws(path: str | Path, model: CompiledModel) -> ParamDraws:
+    """Read draws saved by :func:`save_draws` (h5py, no xarray: keeps reports fast)."""
+    import h5py
+
+    def stacked(x):  # (chain, draw, ...) -> (chain * draw, ...)
+        x = np.asarray(x, dtype=float)
+        return x.reshape((-1,) + x.shape[2:])
+
+    with h5py.File(path, "r") as f:
+        g = f["posterior"]
+        lat_mean, lat_sd, base = [], [], []
+        for _, ax in _names(model):
+            if ax.latents:
+                lat_mean.append(stacked(g[f"lat_mean__{ax.name}"]))
+                lat_sd.append(stacked(g[f"lat_sd__{ax.name}"]))
+            else:
+                d = g["log_median"].shape[0] * g["log_median"].shape[1]
+                lat_mean.append(np.zeros((d, ax.n_states, 0)))
+                lat_sd.append(np.zeros((d, ax.n_states, 0)))
+            base.append(stacked(g[f"prior_base__{ax.name}"]))
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in g.attrs.items()
+                 if k != "prior_set_tables" and not k.startswith("_")}
+        return ParamDraws(
+            lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd), log_median=stacked(g["log_median"]),
+            prior_base=tuple(base), cause_logit=stacked(g["cause_logit"]),
+            leak_logit=stacked(g["leak_logit"]), attrs=attrs,
+        )
+
+
+def tables_of(path: str | Path) -> dict[str, Any]:
+    """The prior set tables embedded in a saved prior set."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        raw = f["posterior"].attrs["prior_set_tables"]
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def with_params(model: CompiledModel, draws: ParamDraws, i: int = 0) -> CompiledModel:
+    """A compiled model whose parameters are draw ``i`` (e.g. the draws' mean)."""
+    axes = []
+    for ai, ax in enumerate(model.axes):
+        sd = draws.lat_sd[ai][i]
+        base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.nan_to_num(ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd))
+        axes.append(replace(ax, lat_mean=draws.lat_mean[ai][i],
+                            lat_cov=corr * sd[:, :, None] * sd[:, None, :]))
+    channels = tuple(replace(c, log_median=float(draws.log_median[i, ci]))
+                     for ci, c in enumerate(model.channels))
+    base = {ax.name: draws.prior_base[ai][i] for ai, ax in enumerate(model.axes)}
+    table = replace(model.symptom_table, cause_logit=draws.cause_logit[i],
+                    leak_logit=draws.leak_logit[i])
+    log1m_leak, log1m_cause = table.tables()
+    return replace(model, axes=tuple(axes), channels=channels, symptom_table=table,
+                   log1m_cause=log1m_cause, log1m_leak=log1m_leak, prior_base_override=base)
+
+
+
+def flat_parameters(draws: ParamDraws, model: CompiledModel) -> dict[str, np.ndarray]:
+    """Every parameter as a named ``(D,)`` vector (for summaries, comparisons, recovery)."""
+    out: dict[str, np.ndarray] = {}
+    for ai, ax in enumerate(model.axes):
+        for si, st in enumerate(ax.states):
+            for ki, lat in enumerate(ax.latents):
+                out[f"lat_mean[{ax.name}.{st}.{lat}]"] = draws.lat_mean[ai][:, si, ki]
+                out[f"lat_sd[{ax.name}.{st}.{lat}]"] = draws.lat_sd[ai][:, si, ki]
+            if not ax.baseline[si]:
+                out[f"prior_base[{ax.name}.{st}]"] = draws.prior_base[ai][:, si]
+    for ci, ch in enumerate(model.channels):
+        out[f"log_median[{ch.name}]"] = draws.log_median[:, ci]
+    for e, (cause, sym) in enumerate(model.symptom_table.entries):
+        out[f"cause_logit[{cause}|{sym}]"] = draws.cause_logit[:, e]
+    for y, sym in enumerate(model.symptoms):
+        out[f"leak_logit[{sym}]"] = draws.leak_logit[:, y]
+    return out
