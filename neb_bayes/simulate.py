@@ -41,6 +41,13 @@ class SimulatedCase:
     conditions: dict[str, bool]     # condition id (and "none") -> true?
 
 
+def _default_specimen(analyte: str) -> str:
+    from neb_bayes.vocab import analytes
+
+    a = analytes().get(analyte)
+    return a.specimens[0] if a is not None and a.specimens else "serum"
+
+
 def _sample_states(model: CompiledModel, cov: Covariates, rng: np.random.Generator) -> tuple[int, ...]:
     p = np.exp(log_prior(model, cov)).ravel()
     flat = rng.choice(p.size, p=p / p.sum())
@@ -90,7 +97,7 @@ def simulate_case(
             lod = SIM_DETECTION_LIMITS.get(ch.name)
             if lod is not None and value < lod:
                 value, censor = lod, "left"
-            specimen = ch.specimens[0] if ch.specimens else "serum"
+            specimen = ch.specimens[0] if ch.specimens else _default_specimen(ch.analyte)
             measurements.append(Measurement(
                 index=len(measurements), analyte=ch.analyte, specimen=specimen,
                 value=value, censor=censor, hour=hour, day=day))
@@ -134,3 +141,44 @@ def expected_calibration_error(prob: np.ndarray, truth: np.ndarray, bins: int = 
         if m.any():
             err += m.mean() * abs(prob[m].mean() - truth[m].mean())
     return float(err)
+
+
+def case_to_dict(case: Case) -> dict:
+    """A :class:`Case` back in the case-file format (canonical units), e.g. to write
+    simulated cohorts as JSON Lines that any tool reading case files accepts."""
+    from neb_bayes.vocab import analytes
+
+    vocab = analytes()
+    meas = []
+    for m in case.measurements:
+        unit = vocab[m.analyte].canonical_unit
+        value: float | str = float(m.value)
+        if m.censor == "left":
+            value = f"<{m.value:.6g}"
+        elif m.censor == "right":
+            value = f">{m.value:.6g}"
+        row = {"analyte": m.analyte, "specimen": m.specimen, "value": value, "unit": unit}
+        if m.hour is not None:
+            h = int(m.hour) % 24
+            row["collected"] = f"{h:02d}:{int(round((m.hour - int(m.hour)) * 60)) % 60:02d}"
+        if m.day:
+            row["day"] = m.day
+        if m.method:
+            row["method"] = m.method
+        meas.append(row)
+    p = case.patient
+    patient = {"sex": p.sex, "age": p.age}
+    if p.pregnant is not None:
+        patient["pregnant"] = p.pregnant
+    if p.medications:
+        patient["medications"] = [m.raw for m in p.medications]
+    if p.context:
+        patient["context"] = list(p.context)
+    return {
+        "case_format": 1,
+        "id": case.id,
+        "patient": patient,
+        "measurements": meas,
+        "symptoms": {"present": sorted(case.symptoms.present),
+                     "absent": sorted(case.symptoms.absent)},
+    }

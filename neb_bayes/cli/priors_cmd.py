@@ -85,3 +85,78 @@ def compare_cmd(a: str, b: str, as_json: bool) -> None:
 
 
 _ = EXIT_INPUT
+
+
+@priors.command("fit")
+@click.argument("cohort", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to save the fitted prior set (netCDF, e.g. priors/mycohort.nc).")
+@click.option("--priors", "base", type=click.Path(exists=True, dir_okay=False),
+              help="Prior set to start from (default: the shipped literature prior set).")
+@click.option("--fit", "groups", default="analyte-levels", show_default=True,
+              help="Comma-separated parameter groups to fit: analyte-levels, prevalence, "
+                   "symptoms. The rest stay at the starting prior set's values.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+              help="Known states per person (semi-supervised): YAML/JSON mapping case id -> "
+                   "{axis: state} or a list of condition ids (or 'none').")
+@click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default="nutpie",
+              show_default=True)
+@click.option("--draws", default=1000, show_default=True)
+@click.option("--tune", default=1000, show_default=True)
+@click.option("--chains", default=2, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, seed, force,
+            no_progress) -> None:
+    """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
+    per-person states summed out exactly, latents integrated analytically).
+
+    COHORT: JSON Lines of case files, a directory of case files, or a wide CSV (see
+    `neb-bayes batch --help` for its column convention).  Bad cases are listed and skipped.
+    Exit status: 0 saved, 2 unusable cohort, 4 convergence checks failed (nothing saved;
+    use --force to save anyway).
+    """
+    from neb_bayes.batch.inputs import iter_case_data
+    from neb_bayes.case import read_case
+    from neb_bayes.case.model import CaseError
+    from neb_bayes.fit import fit, labels_for
+    from neb_bayes.inference.pymc_model import UnsupportedEvidence
+    from neb_bayes.model.params import save_draws
+    from neb_bayes.priorset import load_prior_set
+
+    ps = load_prior_set(base)
+    cases, bad = [], 0
+    for source, data in iter_case_data(list(cohort)):
+        if isinstance(data, CaseError):
+            bad += 1
+            click.echo(f"skipped {source}: {len(data.errors)} error(s)", err=True)
+            continue
+        try:
+            cases.append(read_case(data, source_name=source))
+        except CaseError as exc:
+            bad += 1
+            click.echo(f"skipped {source}: {len(exc.errors)} error(s)", err=True)
+    if not cases:
+        click.echo("no usable case in the cohort", err=True)
+        sys.exit(EXIT_INPUT)
+    group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
+    labs = labels_for(ps.model, cases, labels) if labels else None
+    click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
+               f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
+    try:
+        res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
+                  chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress)
+    except (UnsupportedEvidence, ValueError) as exc:
+        click.echo(f"cannot fit: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    d = res.diagnostics
+    click.echo(f"R-hat max {d['r_hat_max']:.4f}; ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
+               f"{d['ess_tail_min']:.0f}; divergences {d['divergences']}; BFMI min "
+               f"{d['bfmi_min']:.3f}")
+    if not res.passed and not force:
+        click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
+                   "run longer, or --force to save anyway", err=True)
+        sys.exit(4)
+    save_draws(Path(out), res.draws, ps.model, res.attrs)
+    click.echo(f"saved {res.draws.n_draws} draws to {out}")

@@ -1,0 +1,266 @@
+"""Fit population parameters to a cohort with PyMC (researchers' use).
+
+The model is :mod:`neb_bayes.inference.pymc_model` (per-person states summed out exactly,
+latents integrated analytically), so NUTS samples only population parameters.  Parameter
+groups not being fitted stay at the prior set's values.  The result is saved as a prior set
+(netCDF with the draws, the tables and provenance) that ``neb-bayes report --priors`` uses.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, point_params
+
+#: convergence thresholds below which `priors fit` refuses to save (unless --force)
+THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0,
+              "divergences_max": 0, "bfmi_min": 0.3}
+
+#: prior spreads around the prior set's values for the free parameters
+PRIOR_SD = {"lat_mean": 0.5, "lat_sd": 0.3, "log_median": 0.3, "prior_base": 1.5,
+            "cause_logit": 1.0, "leak_logit": 1.0}
+
+
+@dataclass
+class FitResult:
+    idata: Any
+    draws: ParamDraws
+    diagnostics: dict[str, Any]
+    passed: bool
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def cohort_hash(cases) -> str:
+    """Content hash of a cohort (order-independent), for provenance."""
+    from neb_bayes.simulate import case_to_dict
+
+    blobs = sorted(json.dumps(case_to_dict(c), sort_keys=True, default=str) for c in cases)
+    return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
+
+
+def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None):
+    """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
+    summed-out log-likelihood as a potential."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from neb_bayes.inference.pymc_model import group_loglik, prepare_cohort
+
+    unknown = set(groups) - set(PARAM_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
+    pt_ = point_params(model)
+    data = prepare_cohort(model, cases, labels)
+    coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
+              "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
+    for ax in model.axes:
+        coords[f"{ax.name}_state"] = list(ax.states)
+        if ax.latents:
+            coords[f"{ax.name}_latent"] = list(ax.latents)
+    with pm.Model(coords=coords) as pmodel:
+        theta: dict[str, Any] = {"lat_mean": [], "lat_sd": [], "prior_base": []}
+        for ai, ax in enumerate(model.axes):
+            m0, s0 = pt_.lat_mean[ai][0], pt_.lat_sd[ai][0]
+            if "analyte-levels" in groups and ax.latents:
+                free = ~ax.baseline   # healthy states anchor the latents at 0 (identifiability)
+                dims = (f"{ax.name}_state", f"{ax.name}_latent")
+                raw_m = pm.Normal(f"lat_mean__{ax.name}", m0, PRIOR_SD["lat_mean"], dims=dims)
+                lat_m = pt.where(free[:, None], raw_m, m0)
+                lat_s = pm.LogNormal(f"lat_sd__{ax.name}", np.log(s0), PRIOR_SD["lat_sd"], dims=dims)
+            else:
+                lat_m, lat_s = pt.as_tensor(m0), pt.as_tensor(s0)
+            theta["lat_mean"].append(lat_m)
+            theta["lat_sd"].append(lat_s)
+            b0 = pt_.prior_base[ai][0]
+            if "prevalence" in groups:
+                raw_b = pm.Normal(f"prior_base__{ax.name}", b0, PRIOR_SD["prior_base"],
+                                  dims=f"{ax.name}_state")
+                theta["prior_base"].append(pt.where(ax.baseline, b0, raw_b))
+            else:
+                theta["prior_base"].append(pt.as_tensor(b0))
+        if "analyte-levels" in groups:
+            theta["log_median"] = pm.Normal("log_median", pt_.log_median[0], PRIOR_SD["log_median"],
+                                            dims="channel")
+        else:
+            theta["log_median"] = pt.as_tensor(pt_.log_median[0])
+        if "symptoms" in groups:
+            cl = pm.Normal("cause_logit", pt_.cause_logit[0], PRIOR_SD["cause_logit"],
+                           dims="symptom_entry")
+            ll = pm.Normal("leak_logit", pt_.leak_logit[0], PRIOR_SD["leak_logit"], dims="symptom")
+        else:
+            cl, ll = pt.as_tensor(pt_.cause_logit[0]), pt.as_tensor(pt_.leak_logit[0])
+        theta["symptom_tables"] = _symptom_tables_pt(model, cl, ll)
+        total = sum(group_loglik(theta, g).sum() for g in data)
+        pm.Potential("cohort_loglik", total)
+    return pmodel
+
+
+def _symptom_tables_pt(model: CompiledModel, cause_logit, leak_logit):
+    import pytensor.tensor as pt
+
+    t = model.symptom_table
+    log1m_p = -pt.softplus(cause_logit)
+    scatter = np.zeros((len(t.entries), t.n_symptoms))
+    scatter[np.arange(len(t.entries)), t.entry_symptom] = 1.0
+    cause = [pt.dot(pt.as_tensor(mask) * log1m_p[None, :], scatter) for mask in t.state_mask]
+    leak = -pt.softplus(leak_logit[None, :] + pt.as_tensor(t.propensity_log_odds)[:, None])
+    return leak, cause
+
+
+def diagnostics(idata) -> dict[str, Any]:
+    """R-hat, bulk/tail ESS, divergences and BFMI of a fit."""
+    import arviz as az
+
+    post = idata.posterior
+    rhat = az.rhat(idata)
+    ess_b = az.ess(idata, method="bulk")
+    ess_t = az.ess(idata, method="tail")
+
+    def extreme(ds, fn):
+        vals = [float(fn(np.asarray(ds[v]))) for v in ds.data_vars if np.asarray(ds[v]).size]
+        return fn(np.array(vals)) if vals else float("nan")
+
+    out = {
+        "r_hat_max": extreme(rhat, np.nanmax),
+        "ess_bulk_min": extreme(ess_b, np.nanmin),
+        "ess_tail_min": extreme(ess_t, np.nanmin),
+        "n_parameters": int(sum(np.asarray(post[v]).size // (post.sizes["chain"] * post.sizes["draw"])
+                                for v in post.data_vars)),
+    }
+    stats = idata.sample_stats
+    div_name = "diverging" if "diverging" in stats else "divergences"
+    out["divergences"] = int(np.asarray(stats[div_name]).sum()) if div_name in stats else 0
+    try:
+        out["bfmi_min"] = float(np.min(az.bfmi(idata)))
+    except Exception:  # noqa: BLE001  (some samplers do not record energy)
+        out["bfmi_min"] = float("nan")
+    return out
+
+
+def check_thresholds(diag: dict[str, Any]) -> list[str]:
+    fails = []
+    if not diag["r_hat_max"] <= THRESHOLDS["r_hat_max"]:
+        fails.append(f"max R-hat {diag['r_hat_max']:.3f} > {THRESHOLDS['r_hat_max']}")
+    if not diag["ess_bulk_min"] >= THRESHOLDS["ess_bulk_min"]:
+        fails.append(f"min bulk ESS {diag['ess_bulk_min']:.0f} < {THRESHOLDS['ess_bulk_min']:.0f}")
+    if not diag["ess_tail_min"] >= THRESHOLDS["ess_tail_min"]:
+        fails.append(f"min tail ESS {diag['ess_tail_min']:.0f} < {THRESHOLDS['ess_tail_min']:.0f}")
+    if diag["divergences"] > THRESHOLDS["divergences_max"]:
+        fails.append(f"{diag['divergences']} divergent transitions")
+    if not (diag["bfmi_min"] >= THRESHOLDS["bfmi_min"] or np.isnan(diag["bfmi_min"])):
+        fails.append(f"min BFMI {diag['bfmi_min']:.2f} < {THRESHOLDS['bfmi_min']}")
+    return fails
+
+
+def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
+    """Posterior draws of the fitted groups; the other groups repeat the prior set's values."""
+    post = idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    pt_ = point_params(model)
+
+    def get(name, default, mask=None):
+        if name not in post:
+            return np.repeat(default, n, axis=0)
+        x = np.asarray(post[name]).reshape((n,) + default.shape[1:])
+        if mask is not None:  # anchored entries keep the prior set's value
+            x = np.where(mask, x, default)
+        return x
+
+    lat_mean, lat_sd, base = [], [], []
+    for ai, ax in enumerate(model.axes):
+        lat_mean.append(get(f"lat_mean__{ax.name}", pt_.lat_mean[ai], (~ax.baseline)[:, None]))
+        lat_sd.append(get(f"lat_sd__{ax.name}", pt_.lat_sd[ai]))
+        base.append(get(f"prior_base__{ax.name}", pt_.prior_base[ai], ~ax.baseline))
+    return ParamDraws(
+        lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd),
+        log_median=get("log_median", pt_.log_median), prior_base=tuple(base),
+        cause_logit=get("cause_logit", pt_.cause_logit), leak_logit=get("leak_logit", pt_.leak_logit),
+        attrs={"kind": "fit"},
+    )
+
+
+def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
+        tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
+        progressbar: bool = True) -> FitResult:
+    """Sample the population parameters given a cohort; diagnostics and provenance included."""
+    import pymc as pm
+
+    pmodel = build_fit_model(model, cases, groups, labels)
+    settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                              progress_bar=progressbar, cores=min(chains, 2))
+    else:
+        with pmodel:
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
+                              random_seed=seed, progressbar=progressbar,
+                              compute_convergence_checks=False)
+    diag = diagnostics(idata)
+    fails = check_thresholds(diag)
+    attrs = {
+        "kind": "fit",
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "cohort_hash": cohort_hash(cases),
+        "cohort_n": len(cases),
+        "cohort_labelled": 0 if labels is None else sum(1 for x in labels if x),
+        "fit_groups": ",".join(groups),
+        "sampler_settings": json.dumps(settings),
+        "diagnostics": json.dumps(diag),
+        "package_versions": json.dumps(_versions()),
+        "model_fingerprint": model.spec.fingerprint,
+    }
+    return FitResult(idata=idata, draws=draws_from_posterior(model, idata), diagnostics=diag,
+                     passed=not fails, attrs={**attrs, "threshold_failures": "; ".join(fails)})
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("neb_bayes", "pymc", "pytensor", "arviz", "nutpie", "numpy", "scipy", "xarray"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def labels_for(model: CompiledModel, cases, path) -> list[dict[str, list[str]] | None]:
+    """Known states per case from a YAML/JSON file: case id -> {axis: state(s)} or a list of
+    condition ids ("none" = every axis in a non-condition state)."""
+    from pathlib import Path
+
+    import yaml
+
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    out: list[dict[str, list[str]] | None] = []
+    for case in cases:
+        lab = raw.get(case.id)
+        if lab is None:
+            out.append(None)
+            continue
+        if isinstance(lab, dict):
+            out.append({ax: st if isinstance(st, list) else [st] for ax, st in lab.items()})
+            continue
+        conds = [lab] if isinstance(lab, str) else list(lab)
+        axes: dict[str, list[str]] = {}
+        for c in conds:
+            if c == "none":
+                for ax in model.axes:
+                    if ax.latents:
+                        axes[ax.name] = [s for i, s in enumerate(ax.states) if not ax.condition_of[i]]
+                continue
+            for ax_name, states in model.spec.raw["conditions"][c].items():
+                axes[ax_name] = list(states)
+        out.append(axes)
+    return out
