@@ -87,7 +87,7 @@ def main(verbose: int) -> None:
 
 @main.command()
 @click.argument("case", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["json", "md"]), default="md",
+@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="md",
               show_default=True, help="Report format.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here (atomically) instead of standard output.")
@@ -154,3 +154,8 @@ main.add_command(priors)
 from neb_bayes.cli.batch_cmd import batch  # noqa: E402
 
 main.add_command(batch)
+
+
+from neb_bayes.cli.next_test_cmd import next_test  # noqa: E402
+
+main.add_command(next_test)

@@ -1,0 +1,214 @@
+"""Batch throughput and memory: ``neb-bayes batch`` end to end, ``infer_batch`` alone, and the
+naive per-case PyMC alternative, on cases simulated from the shipped (point) prior set.
+
+Usage::
+
+    python benchmarks/bench_batch.py [--quick] [--cases N] [--jobs J] [--chunk-size C]
+                                     [--naive-cases 20] [--skip-naive]
+
+Prints figures, not a test.  Targets are printed next to them: >= 20,000 cases/s with point
+priors, peak RSS of the process tree < 2 GB and independent of the input size (measured on
+the full input and on a fifth of it).  ``--quick`` uses 5,000 cases instead of 100,000
+(and 5 cases instead of 20 for the naive PyMC comparison, which takes about half a minute
+per case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_single import machine  # noqa: E402
+
+TARGET_RATE = 20_000
+TARGET_RSS_MB = 2048
+SEED = 2024
+
+
+def simulate_to_jsonl(path: Path, n: int, block: int = 5000) -> float:
+    """Write ``n`` simulated cases to ``path`` in blocks (bounded memory); seconds taken."""
+    from neb_bayes.batch.export import write_jsonl
+    from neb_bayes.model.compiled import load_model
+    from neb_bayes.simulate import simulate
+
+    model = load_model()
+    t0 = time.perf_counter()
+    with open(path, "w", encoding="utf-8") as fh:
+        done = 0
+        while done < n:
+            k = min(block, n - done)
+            cases = [s.case for s in simulate(model, k, seed=SEED + done)]
+            part = path.with_suffix(".part")
+            write_jsonl(cases, part)
+            fh.write(part.read_text(encoding="utf-8"))
+            part.unlink()
+            done += k
+    return time.perf_counter() - t0
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_cli(args: list[str]) -> tuple[float, float, str]:
+    """Run ``neb-bayes`` with ``args``; (wall seconds, peak process-tree RSS in MiB, stderr)."""
+    exe = shutil.which("neb-bayes") or str(Path(sys.executable).with_name("neb-bayes"))
+    peak = 0
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    stderr: list[str] = []
+    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - t0
+    reader.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"neb-bayes {' '.join(args)} failed:\n{''.join(stderr)}")
+    return wall, peak / 2**20, "".join(stderr)
+
+
+def infer_batch_rate(path: Path, chunk: int = 1000) -> tuple[float, float, int]:
+    """Cases/s of reading + evidence, and of ``infer_batch`` alone, over the JSONL file."""
+    import json
+
+    from neb_bayes.case import read_case
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.inference.batch_exact import infer_batch
+    from neb_bayes.model.compiled import load_model
+
+    model = load_model()
+    t_read = t_infer = 0.0
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        while True:
+            lines = [line for _, line in zip(range(chunk), fh, strict=False)]
+            if not lines:
+                break
+            t0 = time.perf_counter()
+            evs = [build_evidence(model, read_case(json.loads(x))) for x in lines]
+            t1 = time.perf_counter()
+            infer_batch(model, evs)
+            t_infer += time.perf_counter() - t1
+            t_read += t1 - t0
+            n += len(lines)
+    return n / t_read, n / t_infer, n
+
+
+def naive_rate(path: Path, n_cases: int) -> list[float]:
+    """Seconds per case of a fresh pm.Model + pm.sample, on the first ``n_cases`` cases."""
+    import json
+    import logging
+
+    import pymc  # noqa: F401 - its import sets its logger's level: quiet it afterwards
+    from naive_pymc import naive_probabilities
+
+    from neb_bayes.case import read_case
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.inference.exact import infer_exact
+    from neb_bayes.model.compiled import load_model
+
+    for name in ("pymc", "pytensor"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    model = load_model()
+    times = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in zip(range(n_cases), fh, strict=False):
+            ev = build_evidence(model, read_case(json.loads(line)))
+            priors = infer_exact(model, ev, explain=False).prior_marginals
+            t0 = time.perf_counter()
+            naive_probabilities(model, ev, priors, seed=i)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="5,000 cases instead of 100,000")
+    ap.add_argument("--cases", type=int, help="number of cases (overrides --quick)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--chunk-size", type=int, default=500)
+    ap.add_argument("--naive-cases", type=int,
+                    help="cases for the naive PyMC comparison (default 20; 5 with --quick)")
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+    n = args.cases or (5_000 if args.quick else 100_000)
+    small = max(n // 5, 1)
+    naive_cases = args.naive_cases if args.naive_cases is not None else (5 if args.quick else 20)
+
+    print(f"machine: {machine()}")
+    print(f"cases: {n:,} simulated from the shipped prior set (point priors), seed {SEED}; "
+          f"--jobs {args.jobs}, --chunk-size {args.chunk_size}")
+    with tempfile.TemporaryDirectory(prefix="neb-bench-") as tmp:
+        tmp_path = Path(tmp)
+        big = tmp_path / "cases.jsonl"
+        secs = simulate_to_jsonl(big, n)
+        print(f"simulated and wrote {n:,} cases in {secs:.1f} s "
+              f"({big.stat().st_size / 2**20:.0f} MiB JSONL; not counted below)")
+        little = tmp_path / "small.jsonl"
+        with open(big, encoding="utf-8") as src, open(little, "w", encoding="utf-8") as dst:
+            for _, line in zip(range(small), src, strict=False):
+                dst.write(line)
+
+        common = ["--jobs", str(args.jobs), "--chunk-size", str(args.chunk_size),
+                  "--no-progress", "--log-every", "1000000"]
+        wall_s, rss_s, _ = run_cli(["batch", str(little), "--out", str(tmp_path / "o-small"),
+                                    *common])
+        wall, rss, log = run_cli(["batch", str(big), "--out", str(tmp_path / "o-big"), *common])
+        rate = n / wall
+        print(f"neb-bayes batch end to end (process start to exit, {n:,} cases): "
+              f"{wall:.1f} s, {rate:,.0f} cases/s  [target >= {TARGET_RATE:,} cases/s: "
+              f"{'met' if rate >= TARGET_RATE else 'NOT met'}]")
+        print(f"peak RSS of the process tree (driver + {args.jobs} workers): {rss:,.0f} MiB for "
+              f"{n:,} cases, {rss_s:,.0f} MiB for {small:,} cases ({wall_s:.1f} s)  "
+              f"[target < {TARGET_RSS_MB:,} MiB and independent of input size: "
+              f"{'met' if rss < TARGET_RSS_MB and rss < 1.25 * rss_s + 50 else 'NOT met'}]")
+        summary = [x for x in log.splitlines() if x.startswith("batch done")]
+        if summary:
+            print(f"  ({summary[0]})")
+
+        read_rate, infer_rate, m = infer_batch_rate(big)
+        print(f"infer_batch alone (one process, chunks of 1000, {m:,} cases): "
+              f"{infer_rate:,.0f} cases/s; read_case + build_evidence: {read_rate:,.0f} cases/s")
+        print("10,000 cases x 1,000 parameter draws: n/a (prior set has no draws)")
+
+        if not args.skip_naive and naive_cases > 0:
+            times = naive_rate(big, naive_cases)
+            med = statistics.median(times)
+            per_case_batch = 1.0 / rate
+            print(f"naive fresh pm.Model + pm.sample per case ({len(times)} of the same cases, "
+                  f"2 chains x 1000+1000): median {med:.2f} s/case, total {sum(times):.0f} s "
+                  f"(first {times[0]:.1f} s)")
+            print(f"ratio naive / batch per case: {med / per_case_batch:,.0f}x "
+                  f"(naive {med:.2f} s vs batch {per_case_batch * 1e3:.2f} ms per case)")
+
+
+if __name__ == "__main__":
+    main()

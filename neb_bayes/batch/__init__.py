@@ -1,0 +1,48 @@
+"""Batch inference at scale: streamed, resumable, parallel, and on Dask when one machine is
+not enough.
+
+>>> from neb_bayes.batch import BatchOptions, run_batch   # doctest: +SKIP
+>>> summary = run_batch(BatchOptions(inputs=["cases.jsonl"], out="out", jobs=4))  # doctest: +SKIP
+
+Modules
+-------
+:mod:`~neb_bayes.batch.inputs`
+    JSON Lines, directories and wide CSV files as a stream of raw case items.
+:mod:`~neb_bayes.batch.csv_cases`
+    The wide CSV column convention, one row -> one case-file mapping.
+:mod:`~neb_bayes.batch.worker`
+    One chunk: read, validate, infer (in a worker process).
+:mod:`~neb_bayes.batch.table`
+    The results table schema and its Parquet/CSV/JSON Lines forms.
+:mod:`~neb_bayes.batch.store`
+    The output directory: atomic chunk files, manifest, resume, merge.
+:mod:`~neb_bayes.batch.runner`
+    The driver: chunks, local pool or Dask cluster, progress, summary.
+:mod:`~neb_bayes.batch.export`
+    ``Case`` objects back to case-format data (simulated inputs for tests and benchmarks).
+"""
+
+from neb_bayes.batch.export import case_to_dict, write_case_dir, write_csv, write_jsonl
+from neb_bayes.batch.runner import (
+    BatchFailed,
+    BatchOptions,
+    BatchSummary,
+    BatchUsageError,
+    ResumeRefused,
+    run_batch,
+)
+from neb_bayes.batch.table import result_schema
+
+__all__ = [
+    "BatchFailed",
+    "BatchOptions",
+    "BatchSummary",
+    "BatchUsageError",
+    "ResumeRefused",
+    "case_to_dict",
+    "result_schema",
+    "run_batch",
+    "write_case_dir",
+    "write_csv",
+    "write_jsonl",
+]

@@ -1,0 +1,359 @@
+"""Batch inputs, streamed: JSON Lines files, directories of case files and wide CSV files.
+
+Every input is turned into a stream of :class:`RawItem` s, one per case, in a fixed order:
+inputs in the order given; in a directory its files sorted by name (not recursing, hidden
+files skipped); in a JSON Lines file its non-blank lines; in a CSV file its non-empty rows.
+Item ``k`` of the stream is always the same case, so chunk ``c`` is items
+``[c * size, (c + 1) * size)`` on every run: that is what makes a batch resumable.
+
+Nothing is parsed here beyond what is needed to split the input into cases (a JSON line is
+kept as text, a case file as its path): parsing and validation happen in the workers
+(:mod:`neb_bayes.batch.worker`), and items of chunks already done are never parsed.  Memory
+stays bounded: files are read line by line (CSV row by row).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neb_bayes.batch.csv_cases import row_to_case
+from neb_bayes.case.loader import CASE_SUFFIXES, load_text
+from neb_bayes.case.model import CaseError, FieldError
+
+__all__ = [
+    "CSV_SUFFIXES",
+    "LINES_SUFFIXES",
+    "InputError",
+    "ParsedItem",
+    "RawItem",
+    "describe_inputs",
+    "input_kind",
+    "iter_case_data",
+    "iter_items",
+    "materialise",
+    "parse_item",
+]
+
+LINES_SUFFIXES = (".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv",)
+FILE = "<file>"
+
+# CSV cells may be long (free-text context); keep a bound so a broken quote cannot eat the file
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+class InputError(ValueError):
+    """An input path the batch cannot read at all (not a case-level problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One case of the input, not yet parsed.
+
+    Attributes
+    ----------
+    source
+        Where the case is: ``file:line`` for JSON Lines and CSV, the path for a case file.
+    kind
+        ``"json"`` (``data`` is one JSON text), ``"text"`` (``data`` is ``(fmt, text)`` of
+        a YAML/JSON case file), ``"file"`` (``data`` is the path of a case file, read by
+        :func:`materialise`), ``"csv"`` (``data`` is ``(header, cells)``) or ``"error"``
+        (``data`` is a list of :class:`~neb_bayes.case.model.FieldError`).
+    """
+
+    source: str
+    kind: str
+    data: Any
+
+
+def input_kind(path: Path) -> str:
+    """``"dir"``, ``"jsonl"``, ``"csv"`` or ``"case"`` for an input path.
+
+    Raises
+    ------
+    InputError
+        For a path that does not exist or whose suffix names no input kind.
+    """
+    if path.is_dir():
+        return "dir"
+    if not path.is_file():
+        raise InputError(f"{path}: no such file or directory")
+    suffix = path.suffix.lower()
+    if suffix in LINES_SUFFIXES:
+        return "jsonl"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in CASE_SUFFIXES:
+        return "case"
+    raise InputError(
+        f"{path}: unknown input type {suffix or '(no suffix)'!r}; give JSON Lines "
+        "(.jsonl/.ndjson), a wide CSV (.csv), a case file (.yaml/.yml/.json) or a directory"
+    )
+
+
+def _dir_files(path: Path) -> list[Path]:
+    """The case-bearing files of a directory, sorted by name (names only are held)."""
+    known = (*LINES_SUFFIXES, *CSV_SUFFIXES, *CASE_SUFFIXES)
+    return sorted(
+        (p for p in path.iterdir()
+         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known),
+        key=lambda p: p.name,
+    )
+
+
+def ignored_files(path: Path) -> list[str]:
+    """Files of a directory input that are not read (unknown suffix or hidden)."""
+    keep = {p.name for p in _dir_files(path)}
+    return sorted(p.name for p in path.iterdir() if p.is_file() and p.name not in keep)
+
+
+def _iter_jsonl(path: Path) -> Iterator[RawItem]:
+    """One item per non-blank line; undecodable lines become error items."""
+    name = str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, generator-friendly
+    except OSError as exc:
+        yield RawItem(name, "error", [FieldError(FILE, f"cannot read: {exc.strerror}")])
+        return
+    with fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            source = f"{name}:{number}"
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RawItem(source, "error",
+                              [FieldError(FILE, f"line is not UTF-8 text: {exc.reason}")])
+                continue
+            yield RawItem(source, "json", text)
+
+
+class _LineCounter:
+    """Wrap a binary line iterator for :mod:`csv`: decode each line, remember bad ones."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.first = True
+        self.bad: str | None = None
+
+    def __iter__(self) -> _LineCounter:
+        return self
+
+    def __next__(self) -> str:
+        raw = next(self.fh)
+        if self.first:
+            self.first = False
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.bad = exc.reason
+            return raw.decode("utf-8", errors="replace")
+
+
+def _iter_csv(path: Path) -> Iterator[RawItem]:
+    """One item per non-empty data row of a wide CSV (see :mod:`neb_bayes.batch.csv_cases`)."""
+    name = str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, generator-friendly
+    except OSError as exc:
+        yield RawItem(name, "error", [FieldError(FILE, f"cannot read: {exc.strerror}")])
+        return
+    with fh:
+        lines = _LineCounter(fh)
+        reader = csv.reader(lines)
+        header: tuple[str, ...] | None = None
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                yield RawItem(f"{name}:{reader.line_num}", "error",
+                              [FieldError("<row>", f"malformed CSV: {exc}")])
+                continue
+            source = f"{name}:{reader.line_num}"
+            if lines.bad is not None:
+                reason, lines.bad = lines.bad, None
+                if header is not None:
+                    yield RawItem(source, "error",
+                                  [FieldError("<row>", f"row is not UTF-8 text: {reason}")])
+                    continue
+                yield RawItem(source, "error",
+                              [FieldError("<header>", f"header is not UTF-8 text: {reason}")])
+                return
+            if header is None:
+                header = tuple(row)
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            yield RawItem(source, "csv", (header, row))
+
+
+def iter_items(inputs: Sequence[str | os.PathLike[str]]) -> Iterator[RawItem]:
+    """Stream every case of the inputs as :class:`RawItem` s, in the batch's fixed order.
+
+    Parameters
+    ----------
+    inputs
+        JSON Lines files, wide CSV files, YAML/JSON case files and directories of those.
+
+    Raises
+    ------
+    InputError
+        When an input path does not exist or is of an unknown kind (checked lazily, when
+        the stream reaches it; :func:`describe_inputs` checks all of them up front).
+    """
+    for raw in inputs:
+        path = Path(raw)
+        kind = input_kind(path)
+        files = _dir_files(path) if kind == "dir" else [path]
+        for file in files:
+            suffix = file.suffix.lower()
+            if suffix in LINES_SUFFIXES:
+                yield from _iter_jsonl(file)
+            elif suffix in CSV_SUFFIXES:
+                yield from _iter_csv(file)
+            else:
+                yield RawItem(str(file), "file", str(file))
+
+
+def materialise(item: RawItem) -> RawItem:
+    """Read a ``"file"`` item's text (other items are returned as they are).
+
+    The driver does this before sending a chunk to a worker, so workers (possibly on other
+    machines, under Dask) never need the input files.
+    """
+    if item.kind != "file":
+        return item
+    path = Path(item.data)
+    fmt = CASE_SUFFIXES.get(path.suffix.lower(), "yaml")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return RawItem(item.source, "error", [FieldError(FILE, f"not UTF-8 text: {exc.reason}")])
+    except OSError as exc:
+        return RawItem(item.source, "error", [FieldError(FILE, f"cannot read: {exc.strerror}")])
+    return RawItem(item.source, "text", (fmt, text))
+
+
+def _stat_digest(entries: list[tuple[str, int, int]]) -> str:
+    h = hashlib.sha256()
+    for name, size, mtime in entries:
+        h.update(f"{name}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def describe_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """Identify each input by kind, size and modification time (for the manifest).
+
+    A rerun resumes only when this description is unchanged: same paths (as given), and
+    for each file (each case file of a directory) the same size and modification time.
+
+    Raises
+    ------
+    InputError
+        For a path that does not exist or is of an unknown kind.
+    """
+    out = []
+    for raw in inputs:
+        path = Path(raw)
+        kind = input_kind(path)
+        files = _dir_files(path) if kind == "dir" else [path]
+        entries = []
+        total = 0
+        for file in files:
+            st = file.stat()
+            total += st.st_size
+            entries.append((file.name if kind == "dir" else str(path), st.st_size,
+                            st.st_mtime_ns))
+        desc: dict[str, Any] = {"path": str(raw), "resolved": str(path.resolve()),
+                                "kind": kind, "size": total}
+        if kind == "dir":
+            desc["files"] = len(files)
+        else:
+            desc["mtime_ns"] = entries[0][2]
+        desc["stat_hash"] = _stat_digest(entries)
+        out.append(desc)
+    return out
+
+
+@dataclass(frozen=True)
+class ParsedItem:
+    """A raw item parsed into case-file data.
+
+    Attributes
+    ----------
+    data
+        The case mapping, or a :class:`~neb_bayes.case.model.CaseError` when the item
+        cannot be parsed (malformed JSON/YAML, not a mapping, unreadable file).
+    labels
+        For CSV rows: case-file field path -> column name; else ``None``.
+    extra
+        Problems only the CSV form can have (reported with the reader's own errors).
+    """
+
+    data: dict[str, Any] | CaseError
+    labels: dict[str, str] | None = None
+    extra: list[FieldError] = field(default_factory=list)
+
+
+def parse_item(item: RawItem) -> ParsedItem:
+    """Parse one raw item into case-file data (the reader validates it afterwards).
+
+    Parameters
+    ----------
+    item
+        A raw item; a ``"file"`` item is read here (see :func:`materialise`).
+    """
+    item = materialise(item)
+    if item.kind == "error":
+        return ParsedItem(CaseError(list(item.data), item.source))
+    if item.kind == "csv":
+        header, cells = item.data
+        data, labels, extra = row_to_case(header, cells)
+        return ParsedItem(data, labels, extra)
+    try:
+        if item.kind == "json":
+            data = load_text(item.data, "json", source=item.source)
+        elif item.kind == "text":
+            fmt, text = item.data
+            data = load_text(text, fmt, source=item.source)
+        else:
+            raise CaseError([FieldError("<item>", f"unknown input item kind {item.kind!r}")],
+                            item.source)
+    except CaseError as exc:
+        return ParsedItem(exc)
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        return ParsedItem(CaseError(
+            [FieldError(FILE, f"a case must be a mapping, this one is {kind}")], item.source))
+    return ParsedItem(data)
+
+
+def iter_case_data(
+    inputs: Sequence[str | os.PathLike[str]],
+) -> Iterator[tuple[str, dict[str, Any] | CaseError]]:
+    """Stream ``(source_name, case_mapping_or_error)`` for every case of the inputs.
+
+    Like :func:`neb_bayes.case.iter_cases`, but streamed (one line or row at a time) and
+    covering wide CSV files too.  A mapping still has to go through
+    :func:`neb_bayes.case.read_case`; CSV-only problems (a symptom cell that is not 1/0)
+    come back as a :class:`~neb_bayes.case.model.CaseError` here.
+    """
+    for item in iter_items(inputs):
+        parsed = parse_item(item)
+        if parsed.extra and not isinstance(parsed.data, CaseError):
+            yield item.source, CaseError(parsed.extra, item.source)
+        else:
+            yield item.source, parsed.data

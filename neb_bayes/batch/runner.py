@@ -1,0 +1,473 @@
+"""Run a batch: stream the inputs in chunks, infer them in parallel, write, resume, merge.
+
+The driver (this module) reads the inputs as a stream of raw items
+(:func:`~neb_bayes.batch.inputs.iter_items`), cuts it into chunks of ``chunk_size`` items
+(chunk ``k`` = items ``[k * size, (k + 1) * size)``, the same on every run), skips the chunks
+whose table file already exists, and hands the others to workers: in this process
+(``jobs=1``), a local process pool (``jobs>1``) or a Dask distributed cluster
+(``scheduler="tcp://host:port"``).  At most ``2 x workers`` chunks are in flight, so memory
+stays bounded whatever the input size.  Each finished chunk is written atomically by the
+driver; at the end every chunk is merged, in order, into the final files.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import logging
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from neb_bayes.batch.inputs import RawItem, describe_inputs, ignored_files, iter_items, materialise
+from neb_bayes.batch.store import OutputDir
+from neb_bayes.batch.table import FORMATS, result_schema
+from neb_bayes.batch.worker import ChunkResult, ChunkTask, process_chunk
+
+__all__ = [
+    "BatchFailed",
+    "BatchOptions",
+    "BatchSummary",
+    "BatchUsageError",
+    "ResumeRefused",
+    "run_batch",
+]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = 1
+#: manifest keys that must match for a rerun to resume
+IDENTITY_KEYS = ("manifest_format", "neb_bayes_version", "inputs", "chunk_size", "priors",
+                 "format", "per_case_reports")
+
+
+class BatchUsageError(ValueError):
+    """Options that cannot work (exit status 2)."""
+
+
+class ResumeRefused(BatchUsageError):
+    """The output directory holds another batch (different inputs, chunk size, priors...)."""
+
+
+class BatchFailed(RuntimeError):
+    """A chunk failed as a whole (a worker died, a bug): the batch stops, and can be resumed."""
+
+
+@dataclass
+class BatchOptions:
+    """What ``neb-bayes batch`` was asked to do.
+
+    Attributes
+    ----------
+    inputs
+        JSON Lines files, wide CSV files, case files and directories of them, in order.
+    out
+        Output directory.
+    priors
+        Prior set file, or ``None`` for the shipped one.
+    jobs
+        Local worker processes (1: in this process).
+    scheduler
+        Address of a Dask distributed scheduler (``tcp://host:8786``); overrides ``jobs``.
+    fmt
+        ``parquet``, ``csv`` or ``jsonl``.
+    per_case_reports
+        Also write each case's full JSON report to ``reports/<case_id>.json``.
+    chunk_size
+        Cases per chunk.
+    restart
+        Discard a previous batch in ``out`` instead of resuming it.
+    progress
+        Progress bar (``True``), log lines (``False``) or decide by whether stderr is a
+        terminal (``None``).
+    log_every
+        Without a progress bar, write a progress line every this many chunks.
+    """
+
+    inputs: Sequence[str]
+    out: str
+    priors: str | None = None
+    jobs: int = 1
+    scheduler: str | None = None
+    fmt: str = "parquet"
+    per_case_reports: bool = False
+    chunk_size: int = 1000
+    restart: bool = False
+    progress: bool | None = None
+    log_every: int = 10
+
+
+@dataclass
+class BatchSummary:
+    """How a batch went.
+
+    Attributes
+    ----------
+    items
+        Cases in the input.
+    chunks
+        Chunks in the input.
+    processed, failed
+        Cases inferred by this run, and how many of them were bad (error records).
+    skipped
+        Cases of chunks already done by an earlier run (resumed).
+    rows, errors, duplicates
+        In the merged output: result rows, error records, cases left out for a repeated id.
+    seconds, cases_per_s
+        Wall time of this run and its throughput (cases processed by this run per second).
+    """
+
+    items: int = 0
+    chunks: int = 0
+    processed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    rows: int = 0
+    errors: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    cases_per_s: float = 0.0
+    results: str = ""
+
+    def text(self) -> str:
+        """One-paragraph summary for the terminal."""
+        return (
+            f"batch done: {self.items:,} cases in {self.chunks:,} chunks; this run: "
+            f"{self.processed:,} processed ({self.processed - self.failed:,} ok, "
+            f"{self.failed:,} failed), {self.skipped:,} skipped (already done); "
+            f"{self.seconds:.1f} s, {self.cases_per_s:,.0f} cases/s\n"
+            f"results: {self.results} ({self.rows:,} rows); errors: {self.errors:,} "
+            f"(errors.jsonl)" + (f", {self.duplicates:,} repeated ids left out"
+                                 if self.duplicates else "")
+        )
+
+
+# ------------------------------------------------------------------------------ progress
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class Progress:
+    """A tqdm bar on a terminal, plain log lines every ``log_every`` chunks elsewhere."""
+
+    def __init__(self, total: int, skipped: int, n_chunks: int, bar: bool, log_every: int,
+                 echo: Callable[[str], None]) -> None:
+        self.total, self.n_chunks = total, n_chunks
+        self.done = skipped
+        self.processed = 0
+        self.chunks = 0
+        self.log_every = max(1, log_every)
+        self.echo = echo
+        self.t0 = time.perf_counter()
+        self.bar: Any = None
+        if bar:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=skipped, unit="case", unit_scale=True,
+                            desc="neb-bayes batch", file=sys.stderr, dynamic_ncols=True,
+                            smoothing=0.1)
+
+    def advance(self, cases: int) -> None:
+        """Record one finished chunk of ``cases`` cases."""
+        self.done += cases
+        self.processed += cases
+        self.chunks += 1
+        if self.bar is not None:
+            self.bar.update(cases)
+        elif self.chunks % self.log_every == 0:
+            self.echo(self.line())
+
+    def line(self) -> str:
+        """The plain progress line."""
+        elapsed = time.perf_counter() - self.t0
+        rate = self.processed / elapsed if elapsed > 0 else 0.0
+        left = max(self.total - self.done, 0)
+        eta = _duration(left / rate) if rate > 0 else "?"
+        return (f"neb-bayes batch: {self.done:,}/{self.total:,} cases "
+                f"({self.chunks:,} chunks this run), {rate:,.0f} cases/s, ETA {eta}")
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------ executors
+class _Inline:
+    """Run each chunk in this process, at submission."""
+
+    slots = 1
+
+    def submit(self, task: ChunkTask) -> cf.Future:
+        fut: cf.Future = cf.Future()
+        try:
+            fut.set_result(process_chunk(task))
+        except Exception as exc:  # noqa: BLE001 - reported by the driver like a pool's
+            fut.set_exception(exc)
+        return fut
+
+    def wait(self, pending: set) -> tuple[set, set]:
+        return set(pending), set()
+
+    def close(self) -> None:
+        pass
+
+
+class _Pool:
+    """A local process pool (spawned workers: no fork of a threaded driver)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.slots = jobs
+        self.pool = cf.ProcessPoolExecutor(max_workers=jobs,
+                                           mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, task: ChunkTask) -> cf.Future:
+        return self.pool.submit(process_chunk, task)
+
+    def wait(self, pending: set) -> tuple[set, set]:
+        done, rest = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+        return set(done), set(rest)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask:
+    """Chunks as tasks on an existing Dask distributed cluster."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # pragma: no cover - dask is a dependency
+            raise BatchUsageError("--scheduler needs dask[distributed] installed") from exc
+        try:
+            self.client = Client(address, timeout="30s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise BatchUsageError(f"cannot reach the Dask scheduler at {address}: {exc}")\
+                from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def submit(self, task: ChunkTask) -> Any:
+        return self.client.submit(process_chunk, task, pure=False,
+                                  key=f"neb-bayes-chunk-{task.index}-{id(task):x}")
+
+    def wait(self, pending: set) -> tuple[set, set]:
+        from distributed import wait
+
+        with self.client.as_current():
+            res = wait(list(pending), return_when="FIRST_COMPLETED")
+        return set(res.done), set(res.not_done)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# ------------------------------------------------------------------------------ the run
+def _chunks(items: Iterator[RawItem], size: int, is_done: Callable[[int], bool]
+            ) -> Iterator[tuple[int, int, int, list[RawItem] | None]]:
+    """``(k, first_item, n_items, items or None when the chunk is already done)``."""
+    first = 0
+    for k in itertools.count():
+        if is_done(k):
+            n = sum(1 for _ in itertools.islice(items, size))
+            if n == 0:
+                return
+            yield k, first, n, None
+        else:
+            chunk = list(itertools.islice(items, size))
+            if not chunk:
+                return
+            n = len(chunk)
+            yield k, first, n, chunk
+        first += n
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> BatchSummary:
+    """Run (or resume) a batch.
+
+    Parameters
+    ----------
+    opts
+        The batch (:class:`BatchOptions`).
+    echo
+        Where progress lines and notes go (default: standard error).
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    BatchUsageError
+        Bad options, an unreadable input path, or (:class:`ResumeRefused`) an output
+        directory holding a different batch.
+    neb_bayes.model.spec.PriorSetError
+        An invalid prior set file.
+    BatchFailed
+        A chunk failed as a whole; finished chunks are kept and a rerun resumes.
+    """
+    from neb_bayes.api import package_version
+    from neb_bayes.batch.inputs import InputError, input_kind
+    from neb_bayes.model.compiled import load_model
+
+    t0 = time.perf_counter()
+    if opts.fmt not in FORMATS:
+        raise BatchUsageError(f"unknown format {opts.fmt!r}; use {', '.join(FORMATS)}")
+    if opts.chunk_size < 1 or opts.jobs < 1:
+        raise BatchUsageError("--chunk-size and --jobs must be at least 1")
+    if not opts.inputs:
+        raise BatchUsageError("give at least one input")
+    try:
+        inputs_desc = describe_inputs(opts.inputs)
+    except (InputError, OSError) as exc:
+        raise BatchUsageError(str(exc)) from None
+    for raw in opts.inputs:
+        if input_kind(Path(raw)) == "dir" and (ignored := ignored_files(Path(raw))):
+            echo(f"neb-bayes batch: {raw}: {len(ignored)} file(s) not read (not .jsonl, "
+                 f".ndjson, .csv, .yaml, .yml or .json, or hidden), e.g. {ignored[0]!r}")
+    model = load_model(opts.priors)
+    spec = model.spec
+    schema = result_schema(model.conditions)
+    identity: dict[str, Any] = {
+        "manifest_format": MANIFEST_FORMAT,
+        "neb_bayes_version": package_version(),
+        "inputs": inputs_desc,
+        "chunk_size": opts.chunk_size,
+        "priors": {"file": str(opts.priors) if opts.priors else None, "name": spec.name,
+                   "version": spec.version, "fingerprint": spec.fingerprint},
+        "format": opts.fmt,
+        "per_case_reports": bool(opts.per_case_reports),
+    }
+    out = OutputDir(opts.out, opts.fmt)
+    if out.root.exists() and not out.root.is_dir():
+        raise BatchUsageError(f"--out {out.root}: exists and is not a directory")
+    with out.locked():
+        foreign = out.foreign_entries()
+        old = out.read_manifest()
+        if foreign and old is None:
+            raise BatchUsageError(
+                f"--out {out.root}: not empty and not a batch output directory (has "
+                f"{foreign[0]!r}); choose a new or empty directory")
+        if old is not None and not opts.restart and (diff := _differences(old, identity)):
+            raise ResumeRefused(
+                f"--out {out.root} holds a batch with different {', '.join(diff)}; rerun the "
+                "same command to resume it, use another --out, or add --restart to discard it")
+        if opts.restart or (old is None and (out.chunks.exists() or out.reports.exists())):
+            if old is None and not opts.restart:
+                echo(f"neb-bayes batch: {out.root}: chunks without a manifest.json cannot be "
+                     "checked against this batch: starting over")
+            out.wipe()
+            old = None
+        cleaned = out.clean_temporary()
+        if cleaned:
+            echo(f"neb-bayes batch: removed {cleaned} temporary file(s) of an interrupted run")
+        manifest: dict[str, Any] = {
+            **identity,
+            "status": "running",
+            "started": _now() if old is None else old.get("started", _now()),
+            "updated": _now(),
+            "jobs": opts.jobs,
+            "scheduler": opts.scheduler,
+            "intervals": "point: the prior set has no parameter draws, so <condition>_lo = "
+                         "<condition>_hi = <condition>",
+            "results": out.results_path.name,
+        }
+        out.write_manifest(manifest)
+
+        total = sum(1 for _ in iter_items(opts.inputs))
+        n_chunks_est = -(-total // opts.chunk_size)
+        done_before = sum(1 for k in range(n_chunks_est) if out.is_done(k))
+        skipped_est = min(done_before * opts.chunk_size, total)
+        if done_before:
+            echo(f"neb-bayes batch: resuming: {done_before} of {n_chunks_est} chunks already "
+                 "done")
+        if opts.scheduler:
+            if opts.jobs > 1:
+                echo("neb-bayes batch: --scheduler given: --jobs is ignored (the cluster's "
+                     "workers run the chunks)")
+            pool: _Inline | _Pool | _Dask = _Dask(opts.scheduler)
+        elif opts.jobs > 1:
+            pool = _Pool(opts.jobs)
+        else:
+            pool = _Inline()
+        bar = sys.stderr.isatty() if opts.progress is None else opts.progress
+        progress = Progress(total, skipped_est, n_chunks_est, bar, opts.log_every, echo)
+        summary = BatchSummary(items=total)
+        window = 2 * pool.slots
+        # workers (possibly elsewhere, under Dask) load the model from an absolute path
+        priors_path = str(Path(opts.priors).resolve()) if opts.priors else None
+        pending: set = set()
+        which: dict[Any, int] = {}
+
+        def finish(done: set) -> None:
+            for fut in sorted(done, key=lambda f: which[f]):
+                k = which.pop(fut)
+                try:
+                    result: ChunkResult = fut.result()
+                except Exception as exc:
+                    raise BatchFailed(f"chunk {k} failed ({type(exc).__name__}: {exc}); "
+                                      "finished chunks are kept: rerun the same command to "
+                                      "resume") from exc
+                out.write_chunk(result)
+                summary.processed += result.n_items
+                summary.failed += len({r["item"] for r in result.errors})
+                progress.advance(result.n_items)
+
+        n_chunks = 0
+        try:
+            for k, first, n, items in _chunks(iter_items(opts.inputs), opts.chunk_size,
+                                             out.is_done):
+                n_chunks = k + 1
+                if items is None:
+                    summary.skipped += n
+                    continue
+                while len(pending) >= window:
+                    done, pending = pool.wait(pending)
+                    finish(done)
+                task = ChunkTask(index=k, first_item=first,
+                                 items=[materialise(i) for i in items],
+                                 priors=priors_path,
+                                 reports=opts.per_case_reports)
+                fut = pool.submit(task)
+                which[fut] = k
+                pending.add(fut)
+            while pending:
+                done, pending = pool.wait(pending)
+                finish(done)
+        finally:
+            progress.close()
+            pool.close()
+
+        summary.items = summary.processed + summary.skipped
+        summary.chunks = n_chunks
+        counts = out.merge(n_chunks, schema, opts.per_case_reports)
+        summary.rows, summary.errors = counts["rows"], counts["errors"]
+        summary.duplicates = counts["duplicates"]
+        summary.seconds = time.perf_counter() - t0
+        summary.cases_per_s = summary.processed / summary.seconds if summary.seconds else 0.0
+        summary.results = str(out.results_path)
+        manifest.update(status="complete", updated=_now(), finished=_now(),
+                        summary=asdict(summary))
+        manifest["summary"].update(items=summary.items, chunks=n_chunks)
+        out.write_manifest(manifest)
+    return summary

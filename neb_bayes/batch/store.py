@@ -1,0 +1,347 @@
+"""The batch output directory: atomic chunk files, the manifest, resuming, the final merge.
+
+Layout of ``--out DIR``::
+
+    DIR/manifest.json                   what was run (inputs, chunk size, priors) and status
+    DIR/chunks/chunk-000123.<fmt>       results of chunk 123 (the chunk is done iff it exists)
+    DIR/chunks/chunk-000123.errors.jsonl  error records of chunk 123 (possibly empty)
+    DIR/chunks/chunk-000123.reports/    per-case JSON reports of chunk 123, staged by item
+    DIR/results.<fmt>                   every chunk's rows merged in input order
+    DIR/errors.jsonl                    every error record, in input order
+    DIR/reports/<case_id>.json          per-case reports (with --per-case-reports)
+    DIR/.lock                           held while a batch runs in DIR
+
+Every file is written under a temporary name (``.<name>.<random>.tmp``) and renamed into
+place with :func:`os.replace`, so a crash leaves whole files or temporary ones, which the
+next run deletes.  A chunk's reports and error file are renamed into place before its table,
+so an existing table means the whole chunk is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from neb_bayes.batch.table import FORMATS, TableWriter, read_table, write_table
+from neb_bayes.batch.worker import ChunkResult
+
+__all__ = ["BatchLocked", "OutputDir", "report_name"]
+
+MANIFEST = "manifest.json"
+OWN_NAMES = {"manifest.json", "chunks", "reports", "errors.jsonl", ".lock",
+             *(f"results{ext}" for ext in FORMATS.values())}
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
+
+
+class BatchLocked(RuntimeError):
+    """Another batch is running in the same output directory."""
+
+
+def report_name(case_id: str) -> str:
+    """File name of a case's report: the id itself when it is a safe file name, else the id
+    with unsafe characters replaced and a short hash of the id appended."""
+    if _SAFE.match(case_id) and not case_id.endswith(".tmp"):
+        return f"{case_id}.json"
+    digest = hashlib.sha256(case_id.encode("utf-8")).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", case_id)[:100].lstrip(".") or "case"
+    return f"{stem}-{digest}.json"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, sync it, rename it to ``path``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _id_hash(case_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(case_id.encode("utf-8"), digest_size=8).digest(),
+                          "little")
+
+
+class OutputDir:
+    """One batch output directory.
+
+    Parameters
+    ----------
+    root
+        The ``--out`` directory (created when missing).
+    fmt
+        Table format: ``parquet``, ``csv`` or ``jsonl``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], fmt: str) -> None:
+        self.root = Path(root)
+        self.fmt = fmt
+        self.ext = FORMATS[fmt]
+        self.chunks = self.root / "chunks"
+        self.reports = self.root / "reports"
+        self.manifest_path = self.root / MANIFEST
+        self.results_path = self.root / f"results{self.ext}"
+        self.errors_path = self.root / "errors.jsonl"
+
+    # ------------------------------------------------------------------ locking, cleaning
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the directory (released on exit, or when the process dies).
+
+        Raises
+        ------
+        BatchLocked
+            When another process holds it.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BatchLocked(f"{self.root}: another batch is running in this directory")\
+                    from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def foreign_entries(self) -> list[str]:
+        """Entries of the directory that a batch did not write."""
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.name not in OWN_NAMES
+                      and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+
+    def clean_temporary(self) -> int:
+        """Delete temporary files and directories left by an interrupted run."""
+        n = 0
+        for folder in (self.root, self.chunks, self.reports):
+            if not folder.is_dir():
+                continue
+            for p in folder.iterdir():
+                if p.name.startswith(".") and p.name.endswith(".tmp"):
+                    if p.is_dir():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+                    n += 1
+        return n
+
+    def wipe(self) -> None:
+        """Remove everything a batch writes (``--restart``), keeping other files and the lock."""
+        for name in OWN_NAMES - {".lock"}:
+            p = self.root / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+    # ------------------------------------------------------------------ manifest
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or ``None`` when there is none (or it cannot be read)."""
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest atomically."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_text(self.manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+    # ------------------------------------------------------------------ chunks
+    def chunk_path(self, k: int) -> Path:
+        """The table file of chunk ``k``."""
+        return self.chunks / f"chunk-{k:06d}{self.ext}"
+
+    def chunk_errors_path(self, k: int) -> Path:
+        """The error records of chunk ``k``."""
+        return self.chunks / f"chunk-{k:06d}.errors.jsonl"
+
+    def chunk_reports_dir(self, k: int) -> Path:
+        """The staged per-case reports of chunk ``k``."""
+        return self.chunks / f"chunk-{k:06d}.reports"
+
+    def is_done(self, k: int) -> bool:
+        """Whether chunk ``k`` is complete (its table file exists)."""
+        return self.chunk_path(k).exists()
+
+    def write_chunk(self, result: ChunkResult) -> None:
+        """Write a chunk's reports, error records and table, each atomically, table last."""
+        self.chunks.mkdir(parents=True, exist_ok=True)
+        k = result.index
+        if result.reports:
+            final = self.chunk_reports_dir(k)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp",
+                                        dir=self.chunks))
+            try:
+                for item, text in result.reports:
+                    (tmp / f"{item:012d}.json").write_text(text, encoding="utf-8")
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.errors)
+        atomic_text(self.chunk_errors_path(k), lines)
+        atomic_write(self.chunk_path(k), lambda tmp: write_table(result.table, tmp, self.fmt))
+        _fsync_dir(self.chunks)
+
+    def read_chunk(self, k: int, schema: pa.Schema) -> pa.Table:
+        """The table of chunk ``k``."""
+        return read_table(self.chunk_path(k), self.fmt, schema)
+
+    def read_chunk_errors(self, k: int) -> list[dict[str, Any]]:
+        """The error records of chunk ``k`` (none when the file is missing)."""
+        path = self.chunk_errors_path(k)
+        if not path.exists():
+            return []
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+
+    # ------------------------------------------------------------------ merge
+    def _duplicates(self, n_chunks: int, schema: pa.Schema) -> dict[int, int]:
+        """Items whose case id an earlier item already has: item -> that first item.
+
+        Holds 16 bytes per case (a 64-bit hash of the id and the item number), not the ids.
+        """
+        hashes, items = array("Q"), array("q")
+        for k in range(n_chunks):
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                table = pq.read_table(str(self.chunk_path(k)), columns=["item", "case_id"])
+            else:
+                table = self.read_chunk(k, schema).select(["item", "case_id"])
+            hashes.extend(_id_hash(c) for c in table.column("case_id").to_pylist())
+            items.extend(table.column("item").to_pylist())
+        if not hashes:
+            return {}
+        h = np.frombuffer(hashes, dtype=np.uint64)
+        it = np.frombuffer(items, dtype=np.int64)
+        order = np.lexsort((it, h))
+        hs, its = h[order], it[order]
+        repeat = np.flatnonzero(hs[1:] == hs[:-1]) + 1
+        out: dict[int, int] = {}
+        for j in repeat:
+            first = j
+            while first > 0 and hs[first - 1] == hs[j]:
+                first -= 1
+            out[int(its[j])] = int(its[first])
+        return out
+
+    def merge(self, n_chunks: int, schema: pa.Schema, reports: bool) -> dict[str, int]:
+        """Merge every chunk, in order, into the results table, ``errors.jsonl`` and
+        ``reports/``.
+
+        A case whose id an earlier case already has is left out of the results and listed in
+        the errors (the first one wins, whatever the chunking).  Running the merge again
+        gives the same files.
+
+        Returns
+        -------
+        dict
+            ``rows`` (results), ``errors`` (error records) and ``duplicates``.
+        """
+        dups = self._duplicates(n_chunks, schema)
+        counts = {"rows": 0, "errors": 0, "duplicates": len(dups)}
+        if reports:
+            self.reports.mkdir(parents=True, exist_ok=True)
+
+        fd, tmp_name = tempfile.mkstemp(prefix=".errors.jsonl.", suffix=".tmp", dir=self.root)
+        os.close(fd)
+        errors_tmp = Path(tmp_name)
+
+        def write_results(tmp: Path) -> None:
+            with TableWriter(tmp, self.fmt, schema) as writer, \
+                    open(errors_tmp, "w", encoding="utf-8") as err:
+                for k in range(n_chunks):
+                    table = self.read_chunk(k, schema)
+                    records = self.read_chunk_errors(k)
+                    if dups:
+                        items = table.column("item").to_pylist()
+                        ids = table.column("case_id").to_pylist()
+                        sources = table.column("source").to_pylist()
+                        keep = [i not in dups for i in items]
+                        for i, cid, src, ok in zip(items, ids, sources, keep, strict=True):
+                            if not ok:
+                                records.append({
+                                    "item": i, "source": src, "case_id": cid,
+                                    "errors": [{"path": "id", "message":
+                                                f"duplicate case id: input item {dups[i]} has "
+                                                "the same id; this case is left out of the "
+                                                "results"}]})
+                        records.sort(key=lambda r: r["item"])
+                        table = table.filter(pa.array(keep, pa.bool_()))
+                    writer.write(table)
+                    counts["rows"] += table.num_rows
+                    for r in records:
+                        err.write(json.dumps(r, ensure_ascii=False) + "\n")
+                    counts["errors"] += len(records)
+                    if reports:
+                        self._move_reports(k, table)
+                err.flush()
+                os.fsync(err.fileno())
+
+        try:
+            atomic_write(self.results_path, write_results)
+            os.replace(errors_tmp, self.errors_path)
+        finally:
+            errors_tmp.unlink(missing_ok=True)
+        _fsync_dir(self.root)
+        return counts
+
+    def _move_reports(self, k: int, table: pa.Table) -> None:
+        """Move chunk ``k``'s staged reports of the kept rows to ``reports/<case_id>.json``."""
+        staged = self.chunk_reports_dir(k)
+        if not staged.is_dir():
+            return
+        kept = set()
+        for item, case_id in zip(table.column("item").to_pylist(),
+                                 table.column("case_id").to_pylist(), strict=True):
+            src = staged / f"{item:012d}.json"
+            kept.add(src.name)
+            if src.exists():
+                os.replace(src, self.reports / report_name(case_id))
+        for p in staged.iterdir():  # reports of duplicates
+            if p.name not in kept:
+                p.unlink()
+        with contextlib.suppress(OSError):
+            staged.rmdir()

@@ -1,0 +1,231 @@
+"""The work on one chunk, run in a worker process (local pool or Dask worker).
+
+:func:`process_chunk` gets the chunk's raw items and the prior set's path (never a model
+object: each worker loads and caches the model itself), reads and validates every case,
+builds the evidence, runs :func:`~neb_bayes.inference.batch_exact.infer_batch` once for the
+chunk, and returns the chunk's results table, its error records and, when asked, each
+case's JSON report.  It writes nothing: the driver writes the chunk's files atomically, so
+workers need neither the input files nor the output directory.
+
+A bad case never stops the chunk: it becomes an error record with every problem the reader
+found, each with its field path.  Error messages are the reader's own, which name fields and
+reasons; nothing else from the case is copied into them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from neb_bayes.batch.csv_cases import column_label
+from neb_bayes.batch.inputs import RawItem, parse_item
+from neb_bayes.batch.table import results_table
+from neb_bayes.case.model import Case, CaseError, FieldError
+from neb_bayes.case.read import read_case
+from neb_bayes.evidence import Evidence, build_evidence
+from neb_bayes.inference.batch_exact import infer_batch
+from neb_bayes.model.compiled import CompiledModel, load_model
+
+__all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Everything a worker needs for one chunk.
+
+    Attributes
+    ----------
+    index
+        Chunk number ``k``: items ``[k * size, (k + 1) * size)``.
+    first_item
+        Input position of ``items[0]``.
+    items
+        The chunk's raw items (case files already read into text).
+    priors
+        Prior set file, or ``None`` for the shipped prior set.
+    reports
+        Also render each case's full JSON report (the slower per-case path).
+    """
+
+    index: int
+    first_item: int
+    items: list[RawItem]
+    priors: str | None = None
+    reports: bool = False
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back for one chunk."""
+
+    index: int
+    table: pa.Table
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[tuple[int, str]] = field(default_factory=list)
+    n_items: int = 0
+    seconds: float = 0.0
+
+
+def error_record(
+    item: int, source: str, case_id: str | None, errors: list[FieldError],
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One line of ``errors.jsonl``: where the case is and every problem in it.
+
+    Parameters
+    ----------
+    item, source
+        Input position and source name of the case.
+    case_id
+        The case's id when it could be read, else ``None``.
+    errors
+        Every problem, with its field path.
+    labels
+        For CSV input: field path -> column name; each error then also names its column.
+    """
+    out = []
+    for e in errors:
+        entry = {"path": e.path, "message": e.message}
+        if labels is not None:
+            column = labels.get(e.path) or column_label(labels, e.path)
+            if column is not None:
+                entry["column"] = column
+        out.append(entry)
+    return {"item": item, "source": source, "case_id": case_id, "errors": out}
+
+
+def _id_of(data: Any) -> str | None:
+    if isinstance(data, dict):
+        value = data.get("id")
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _read_item(item: RawItem) -> tuple[Case | None, dict[str, Any] | None]:
+    """A case, or an error record's parts (``case_id``, ``errors``, ``labels``) as a dict."""
+    parsed = parse_item(item)
+    if isinstance(parsed.data, CaseError):
+        return None, {"case_id": None, "errors": parsed.data.errors, "labels": parsed.labels}
+    try:
+        case = read_case(parsed.data, source_name=item.source)
+    except CaseError as exc:
+        errors = parsed.extra + exc.errors
+    else:
+        if not parsed.extra:
+            return case, None
+        errors = parsed.extra
+    return None, {"case_id": _id_of(parsed.data), "errors": errors, "labels": parsed.labels}
+
+
+def _internal(what: str, exc: BaseException) -> list[FieldError]:
+    # the exception text may quote values: name only its type
+    return [FieldError("<case>", f"internal error while {what} ({type(exc).__name__}); "
+                                 "run this case alone with `neb-bayes report` for details")]
+
+
+def _unassessed(model: CompiledModel, ev: Evidence) -> str:
+    measured = {b.axis for b in ev.blocks}
+    return ";".join(a.name for i, a in enumerate(model.axes) if a.latents and i not in measured)
+
+
+def _infer(model: CompiledModel, evs: list[Evidence]) -> tuple[np.ndarray, list[int]]:
+    """Probabilities of the whole chunk in one call; on failure, case by case.
+
+    Returns the probabilities of the cases that worked and the positions that failed.
+    """
+    try:
+        return infer_batch(model, evs), []
+    except Exception:  # noqa: BLE001 - isolate the failing case(s)
+        log.debug("infer_batch failed on a chunk; retrying case by case", exc_info=True)
+    rows, failed = [], []
+    for i, ev in enumerate(evs):
+        try:
+            rows.append(infer_batch(model, [ev])[0])
+        except Exception:  # noqa: BLE001
+            failed.append(i)
+    width = len(model.conditions) + 1
+    return (np.array(rows) if rows else np.empty((0, width))), failed
+
+
+def process_chunk(task: ChunkTask) -> ChunkResult:
+    """Read, validate and infer every case of one chunk.
+
+    Parameters
+    ----------
+    task
+        The chunk (:class:`ChunkTask`).
+
+    Returns
+    -------
+    ChunkResult
+        Results table (one row per case that could be read, in input order), error
+        records (input order) and, with ``task.reports``, ``(item, report_json)`` pairs.
+    """
+    t0 = time.perf_counter()
+    model = load_model(task.priors)
+    errors: list[dict[str, Any]] = []
+    good: list[tuple[int, RawItem, Case, Evidence]] = []
+    for offset, item in enumerate(task.items):
+        idx = task.first_item + offset
+        try:
+            case, err = _read_item(item)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
+            log.debug("reading %s failed", item.source, exc_info=True)
+            errors.append(error_record(idx, item.source, None, _internal("reading", exc)))
+            continue
+        if case is None:
+            assert err is not None
+            errors.append(error_record(idx, item.source, err["case_id"], err["errors"],
+                                       err["labels"]))
+            continue
+        try:
+            ev = build_evidence(model, case)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("evidence for %s failed", item.source, exc_info=True)
+            errors.append(error_record(idx, item.source, case.id,
+                                       _internal("building the evidence", exc)))
+            continue
+        good.append((idx, item, case, ev))
+    probs, failed = _infer(model, [g[3] for g in good])
+    for i in failed:
+        idx, item, case, _ = good[i]
+        errors.append(error_record(idx, item.source, case.id,
+                                   _internal("computing probabilities", RuntimeError())))
+    if failed:
+        bad = set(failed)
+        good = [g for i, g in enumerate(good) if i not in bad]
+        errors.sort(key=lambda r: r["item"])
+    table = results_table(
+        model.conditions,
+        items=[g[0] for g in good],
+        case_ids=[g[2].id for g in good],
+        sources=[g[1].source for g in good],
+        probs=probs,
+        n_used=[g[3].n_measurements for g in good],
+        n_not_used=[len(g[3].not_used) for g in good],
+        n_warnings=[len(g[3].warnings) for g in good],
+        unassessed=[_unassessed(model, g[3]) for g in good],
+    )
+    reports: list[tuple[int, str]] = []
+    if task.reports:
+        from neb_bayes.api import infer
+        from neb_bayes.report import render_json
+
+        for idx, item, case, _ev in good:
+            try:
+                reports.append((idx, render_json(infer(case, model))))
+            except Exception as exc:  # noqa: BLE001 - the table row stands; say why no report
+                log.debug("report for %s failed", item.source, exc_info=True)
+                errors.append(error_record(idx, item.source, case.id,
+                                           _internal("writing the per-case report", exc)))
+        errors.sort(key=lambda r: r["item"])
+    return ChunkResult(index=task.index, table=table, errors=errors, reports=reports,
+                       n_items=len(task.items), seconds=time.perf_counter() - t0)

@@ -1,0 +1,121 @@
+"""``neb-bayes batch``: probabilities for many cases, streamed, resumable and parallel.
+
+See :mod:`neb_bayes.batch` for the machinery and :mod:`neb_bayes.batch.csv_cases` for the
+wide CSV column convention (repeated in the command's ``--help``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from neb_bayes.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_PRIORS
+
+__all__ = ["batch"]
+
+HELP = """Posterior probabilities for many cases: INPUT... are JSON Lines files (one case per
+line), directories of case files (.yaml/.yml/.json, and .jsonl/.csv files in them), single
+case files, or wide CSV files (one row per case).
+
+Input is streamed in chunks of --chunk-size cases; memory stays bounded.  Each finished chunk
+is written at once (DIR/chunks/), so a run that stops (crash, kill, power cut) is resumed by
+running the same command again: finished chunks are skipped.  A different input, chunk size,
+prior set or format in the same DIR is refused (exit 2) unless --restart.
+
+\b
+Output in --out DIR:
+  results.<format>        one row per case, input order: item, case_id, source,
+                          one probability column per condition and none, top_condition,
+                          top_probability, n_results_used, n_not_used, n_warnings,
+                          unassessed_axes, then <condition>_lo/_hi interval bounds
+  errors.jsonl            each bad case: source, id and every error with its field path
+  reports/<case_id>.json  full JSON report per case (--per-case-reports)
+  manifest.json           inputs, chunk size, prior set fingerprint, version, status
+  chunks/                 per-chunk tables and error lists (what a resume reuses)
+
+Bad cases never stop the batch.  Results do not depend on --jobs or --chunk-size.
+
+\b
+Wide CSV columns (first row = header):
+  id, sex, age, pregnant (1/0), gestational_week, menopausal_status, menstrual_phase, bmi
+  medications, context, symptoms_present, symptoms_absent, symptoms_unknown:
+      items separated by ';'
+  sym_<symptom>: 1 present, 0 absent, empty unknown
+  <analyte>_<unit>[__<specimen>][__t<HHMM>][__d<day>]: one lab result, with / in the
+      unit written _per_ and % written pct; the unit is the last _-separated word,
+      extended leftwards over each _per_; modifiers after double underscores:
+      specimen, collection time, day of a repeated measure.  Examples:
+      TSH_mIU_per_L, FT4_pmol_per_L, free_T4_ng_per_dL, HbA1c_pct,
+      cortisol_ug_per_dL__serum__t0800, cortisol_nmol_per_L__saliva__t2300,
+      TSH_mIU_per_L__d30
+  cells: a number, a censored value like <0.01 or >1000, or empty (not measured);
+  other columns are listed as not used when filled.
+
+\b
+Examples:
+  neb-bayes batch cases.jsonl --out run1 --jobs 8
+  neb-bayes batch labs.csv more_cases/ --out run2 --format csv --per-case-reports
+  neb-bayes batch big.jsonl --out run3 --scheduler tcp://10.0.0.5:8786
+
+With --scheduler, the Dask workers need neb_bayes installed and the prior set file at the
+same path (they load the model themselves); they never need the input or output files.
+"""
+
+
+@click.command("batch", help=HELP, short_help="Probabilities for many cases (streamed, "
+               "resumable, parallel).")
+@click.argument("inputs", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory (created; rerun with the same DIR to resume).")
+@click.option("--priors", type=click.Path(exists=True, dir_okay=False),
+              help="Prior set file (default: the shipped literature prior set).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Local worker processes (0: one per CPU core).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the chunks on an existing Dask distributed cluster "
+                   "(tcp://HOST:PORT) instead of local processes.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "jsonl"]),
+              default="parquet", show_default=True, help="Table format of the results.")
+@click.option("--per-case-reports", is_flag=True,
+              help="Also write each case's full JSON report (slower).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Cases per chunk (the unit of work, of writing and of resuming).")
+@click.option("--restart", is_flag=True,
+              help="Discard an earlier batch in DIR instead of resuming it.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when standard error is a terminal; otherwise "
+                   "a log line every --log-every chunks).")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Chunks between progress log lines (without a progress bar).")
+def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
+          scheduler: str | None, fmt: str, per_case_reports: bool, chunk_size: int,
+          restart: bool, progress: bool | None, log_every: int) -> None:
+    """Run ``neb-bayes batch`` (the help text is :data:`HELP`)."""
+    import os
+
+    from neb_bayes.batch.runner import BatchFailed, BatchOptions, BatchUsageError, run_batch
+    from neb_bayes.batch.store import BatchLocked
+    from neb_bayes.model.spec import PriorSetError
+
+    opts = BatchOptions(
+        inputs=[str(p) for p in inputs], out=str(out), priors=priors,
+        jobs=jobs or (os.cpu_count() or 1), scheduler=scheduler, fmt=fmt,
+        per_case_reports=per_case_reports, chunk_size=chunk_size, restart=restart,
+        progress=progress, log_every=log_every,
+    )
+    try:
+        summary = run_batch(opts, echo=lambda text: click.echo(text, err=True))
+    except (BatchUsageError, BatchLocked) as exc:
+        click.echo(f"neb-bayes batch: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except PriorSetError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_PRIORS)
+    except BatchFailed as exc:
+        click.echo(f"neb-bayes batch: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
+    click.echo(summary.text(), err=True)

@@ -1,0 +1,186 @@
+"""``neb-bayes batch`` end to end: inputs, bad cases, determinism, formats, resume rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from neb_bayes.batch import BatchOptions, ResumeRefused, run_batch, write_case_dir, write_csv
+from neb_bayes.batch.export import case_to_dict
+from neb_bayes.cli import main
+from neb_bayes.evidence import build_evidence
+from neb_bayes.inference.batch_exact import infer_batch
+
+from .conftest import BAD_CASES, errors, mixed_jsonl, results
+
+N = 160
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _probs(table: pa.Table, model) -> np.ndarray:
+    return np.column_stack([table.column(c).to_numpy() for c in [*model.conditions, "none"]])
+
+
+@pytest.fixture(scope="module")
+def jsonl_input(tmp_path_factory, sim_cases) -> tuple[Path, set[int]]:
+    path = tmp_path_factory.mktemp("in") / "cases.jsonl"
+    bad = mixed_jsonl(path, sim_cases[:N], every=30)
+    return path, bad
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, jsonl_input, schema) -> pa.Table:
+    """One run in this process, one chunk: what every other run must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "out"
+    run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), chunk_size=10_000,
+                           progress=False), echo=_quiet)
+    return results(out, schema)
+
+
+def test_jsonl_results_and_errors(
+    tmp_path, jsonl_input, reference, sim_cases, model, schema
+) -> None:
+    path, bad = jsonl_input
+    table = reference
+    assert table.num_rows == N
+    items = table.column("item").to_pylist()
+    assert items == sorted(items)
+    assert set(items).isdisjoint(bad) and len(set(items) | bad) == N + len(bad)
+    assert table.column("case_id").to_pylist() == [c.id for c in sim_cases[:N]]
+    # the batch gives exactly what infer_batch gives for the same cases
+    expected = infer_batch(model, [build_evidence(model, c) for c in sim_cases[:N]])
+    np.testing.assert_array_equal(_probs(table, model), expected)
+    names = [*model.conditions, "none"]
+    top = [names[i] for i in expected.argmax(axis=1)]
+    assert table.column("top_condition").to_pylist() == top
+    np.testing.assert_array_equal(table.column("top_probability").to_numpy(), expected.max(1))
+    for c in names:  # no draws: the interval collapses onto the probability
+        np.testing.assert_array_equal(table.column(f"{c}_lo").to_numpy(),
+                                      table.column(c).to_numpy())
+        np.testing.assert_array_equal(table.column(f"{c}_hi").to_numpy(),
+                                      table.column(c).to_numpy())
+    assert all(s.startswith(f"{path}:") for s in table.column("source").to_pylist())
+
+
+def test_bad_cases_listed_with_every_error(tmp_path, jsonl_input) -> None:
+    path, bad = jsonl_input
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), chunk_size=25,
+                                     progress=False), echo=_quiet)
+    assert summary.failed == len(bad) and summary.rows == N and summary.errors == len(bad)
+    records = errors(out)
+    assert [r["item"] for r in records] == sorted(bad)
+    for k, record in enumerate(records):
+        line, paths = BAD_CASES[k % len(BAD_CASES)]
+        assert {e["path"] for e in record["errors"]} == paths
+        assert record["source"].startswith(f"{path}:")
+        assert all(e["message"] for e in record["errors"])
+    assert records[3]["case_id"] == "bad-many" and len(records[3]["errors"]) == 3
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["chunk_size"] == 25
+    assert manifest["priors"]["fingerprint"] and manifest["neb_bayes_version"]
+    assert manifest["inputs"][0]["path"] == str(path) and manifest["inputs"][0]["stat_hash"]
+
+
+@pytest.mark.parametrize(("jobs", "chunk_size"), [(1, 7), (2, 16), (2, 1000)])
+def test_same_output_whatever_jobs_and_chunk_size(tmp_path, jsonl_input, reference, schema,
+                                                   jobs, chunk_size) -> None:
+    out = tmp_path / "out"
+    run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), jobs=jobs,
+                           chunk_size=chunk_size, progress=False), echo=_quiet)
+    table = results(out, schema)
+    assert table.equals(reference)
+    n_chunks = len(list((out / "chunks").glob("chunk-*.parquet")))
+    assert n_chunks == -(-(N + len(jsonl_input[1])) // chunk_size)
+
+
+def test_directory_and_csv_inputs(tmp_path, sim_cases, model, schema) -> None:
+    cases = sim_cases[:40]
+    write_case_dir(cases[:20], tmp_path / "dir")
+    (tmp_path / "dir" / "zz-bad.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    write_csv(cases[20:], tmp_path / "c.csv")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["batch", str(tmp_path / "dir"), str(tmp_path / "c.csv"),
+                                       "--out", str(out), "--chunk-size", "8"])
+    assert result.exit_code == 0, result.output
+    assert "batch done: 41 cases" in result.output
+    table = results(out, schema)
+    assert table.column("case_id").to_pylist() == [c.id for c in cases]
+    assert table.column("source").to_pylist()[0] == str(tmp_path / "dir" / "case-0000000.json")
+    assert table.column("source").to_pylist()[20] == f"{tmp_path / 'c.csv'}:2"
+    expected = infer_batch(model, [build_evidence(model, c) for c in cases])
+    np.testing.assert_allclose(_probs(table, model), expected, rtol=1e-9, atol=1e-15)
+    (record,) = errors(out)
+    assert record["source"] == str(tmp_path / "dir" / "zz-bad.yaml")
+    assert record["errors"][0]["path"] == "<file>"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_other_formats_and_per_case_reports(tmp_path, sim_cases, model, schema, fmt) -> None:
+    cases = [*sim_cases[:6], sim_cases[0]]  # the last one repeats an id
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases),
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), fmt=fmt, chunk_size=4,
+                                     per_case_reports=True, progress=False), echo=_quiet)
+    assert summary.duplicates == 1 and summary.rows == 6
+    table = results(out, schema, fmt)
+    assert table.column("case_id").to_pylist() == [c.id for c in cases[:6]]
+    expected = infer_batch(model, [build_evidence(model, c) for c in cases[:6]])
+    np.testing.assert_array_equal(_probs(table, model), expected)
+    (dup,) = errors(out)
+    assert dup["item"] == 6 and dup["errors"][0]["path"] == "id"
+    reports = sorted(p.name for p in (out / "reports").iterdir())
+    assert reports == sorted(f"{c.id}.json" for c in cases[:6])
+    report = json.loads((out / "reports" / f"{cases[1].id}.json").read_text())
+    assert report["case_id"] == cases[1].id
+    assert report["conditions"]["diabetes"]["probability"] == pytest.approx(
+        table.column("diabetes")[1].as_py(), abs=1e-6)
+    assert not list((out / "chunks").glob("*.reports"))  # staged reports moved
+
+
+def test_resume_refused_on_different_batch(tmp_path, sim_cases) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:12]),
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["batch", str(path), "--out", str(out), "--chunk-size", "5"]
+    runner = CliRunner()
+    assert runner.invoke(main, args).exit_code == 0
+    again = runner.invoke(main, args)
+    assert again.exit_code == 0 and "12 skipped" in again.output
+    changed = runner.invoke(main, [*args[:-1], "6"])
+    assert changed.exit_code == 2 and "chunk_size" in changed.output
+    assert "--restart" in changed.output
+    with open(path, "a", encoding="utf-8") as fh:  # the input grows
+        fh.write(json.dumps(case_to_dict(sim_cases[12])) + "\n")
+    with pytest.raises(ResumeRefused, match="inputs"):
+        run_batch(BatchOptions(inputs=[str(path)], out=str(out), chunk_size=5,
+                               progress=False), echo=_quiet)
+    restarted = runner.invoke(main, [*args, "--restart"])
+    assert restarted.exit_code == 0 and "13 processed" in restarted.output
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.docx").write_text("x")
+    refused = runner.invoke(main, ["batch", str(path), "--out", str(foreign)])
+    assert refused.exit_code == 2 and "not a batch output directory" in refused.output
+
+
+def test_progress_lines_when_not_a_terminal(tmp_path, sim_cases) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:9]),
+                    encoding="utf-8")
+    lines: list[str] = []
+    run_batch(BatchOptions(inputs=[str(path)], out=str(tmp_path / "out"), chunk_size=3,
+                           log_every=1, progress=None), echo=lines.append)
+    progress = [x for x in lines if "cases/s" in x]
+    assert len(progress) == 3 and "9/9 cases" in progress[-1] and "ETA" in progress[-1]

@@ -1,0 +1,157 @@
+"""Input streaming and the wide CSV column convention."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from neb_bayes.batch.csv_cases import plan_header, row_to_case
+from neb_bayes.batch.export import case_to_dict, write_csv
+from neb_bayes.batch.inputs import InputError, describe_inputs, iter_items, materialise
+from neb_bayes.batch.worker import ChunkTask, process_chunk
+from neb_bayes.case import read_case
+
+
+@pytest.mark.parametrize(
+    ("column", "analyte", "unit", "specimen", "collected", "day"),
+    [
+        ("TSH_mIU_per_L", "TSH", "mIU/L", None, None, None),
+        ("FT4_pmol_per_L", "FT4", "pmol/L", None, None, None),
+        ("free_T4_ng_per_dL", "free_T4", "ng/dL", None, None, None),
+        ("glucose_fasting_mg_per_dL", "glucose_fasting", "mg/dL", None, None, None),
+        ("cortisol_acth_stim_30_nmol_per_L", "cortisol_acth_stim_30", "nmol/L", None, None,
+         None),
+        ("cortisol_ug_per_dL__serum__t0800", "cortisol", "ug/dL", "serum", "08:00", None),
+        ("cortisol_nmol_per_L__t2300__saliva", "cortisol", "nmol/L", "saliva", "23:00", None),
+        ("pra_ng_per_mL_per_h", "pra", "ng/mL/h", None, None, None),
+        ("ufc_nmol_per_24h__urine_24h", "ufc", "nmol/24h", "urine_24h", None, None),
+        ("HbA1c_pct", "HbA1c", "%", None, None, None),
+        ("TSH_mIU_per_L__d30", "TSH", "mIU/L", None, None, 30.0),
+    ],
+)
+def test_measurement_columns(column, analyte, unit, specimen, collected, day) -> None:
+    (spec,) = plan_header((column,)).columns
+    assert spec.kind == "measurement"
+    assert (spec.key, spec.unit, spec.specimen, spec.collected, spec.day) == (
+        analyte, unit, specimen, collected, day)
+
+
+def test_reserved_and_other_columns() -> None:
+    plan = plan_header(("ID", "Sex", "age", "pregnant", "medications", "sym_fatigue",
+                        "symptoms_absent", "mrn", "notes"))
+    kinds = [c.kind for c in plan.columns]
+    assert kinds == ["id", "text", "number", "bool", "list", "symptom", "symptoms",
+                     "other", "other"]
+    assert plan_header(("id", "TSH_mIU_per_L", "TSH_mIU_per_L")).errors
+
+
+def test_row_to_case_reads_like_a_case_file() -> None:
+    header = ["id", "sex", "age", "pregnant", "medications", "context", "sym_fatigue",
+              "sym_tremor", "sym_goiter", "TSH_mIU_per_L", "FT4_pmol_per_L",
+              "cortisol_ug_per_dL__serum__t0800", "extra"]
+    cells = ["p1", "F", "46", "0", "levothyroxine 100 µg daily; biotin 10 mg",
+             "night_shift_worker", "1", "0", "", "<0.01", "31.5", "12", "x"]
+    data, labels, errs = row_to_case(header, cells)
+    assert errs == []
+    case = read_case(data, source_name="t.csv:2")
+    assert case.id == "p1" and case.patient.sex == "F" and case.patient.age == 46
+    assert case.patient.pregnant is False
+    assert [m.raw for m in case.patient.medications] == ["levothyroxine 100 µg daily",
+                                                          "biotin 10 mg"]
+    assert case.patient.context == ("night_shift_worker",)
+    assert case.symptoms.present == {"fatigue"} and case.symptoms.absent == {"tremor"}
+    tsh = case.measurements[0]
+    assert (tsh.analyte, tsh.censor, tsh.value) == ("tsh", "left", 0.01)
+    cortisol = case.measurements[2]
+    assert cortisol.hour == 8.0 and cortisol.specimen == "serum"
+    assert labels["measurements[1]"] == "FT4_pmol_per_L"
+    assert any("extra" in n.item for n in case.not_used)
+
+
+def test_csv_errors_name_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("id,age,TSH_mIU_per_L,FT4_kg,sym_fatigue\n"
+                    "a,-3,-1,12,maybe\n", encoding="utf-8")
+    items = list(iter_items([path]))
+    result = process_chunk(ChunkTask(index=0, first_item=0, items=items))
+    assert result.table.num_rows == 0
+    (record,) = result.errors
+    by_path = {e["path"]: e for e in record["errors"]}
+    assert by_path["patient.age"]["column"] == "age"
+    assert by_path["measurements[0].value"]["column"] == "TSH_mIU_per_L"
+    assert by_path["measurements[1].unit"]["column"] == "FT4_kg"
+    assert "sym_fatigue" in by_path
+    assert record["source"] == f"{path}:2" and record["case_id"] == "a"
+
+
+def test_jsonl_streaming_blank_lines_bom_and_bad_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1}\n\n  \n{"id": 2}\n\xff\xfe\n{"id": 3}')
+    items = list(iter_items([path]))
+    assert [i.source for i in items] == [f"{path}:1", f"{path}:4", f"{path}:5", f"{path}:6"]
+    assert [i.kind for i in items] == ["json", "json", "error", "json"]
+    assert json.loads(items[0].data) == {"id": 1}
+
+
+def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "b.yaml").write_text("id: b\nmeasurements:\n  - {analyte: TSH, value: 2, unit: mIU/L}\n",
+                              encoding="utf-8")
+    (d / "a.json").write_text(json.dumps(case_to_dict(sim_cases[0])), encoding="utf-8")
+    (d / "c.jsonl").write_text(json.dumps(case_to_dict(sim_cases[1])) + "\n", encoding="utf-8")
+    write_csv(sim_cases[2:4], d / "e.csv")
+    (d / "notes.txt").write_text("not a case", encoding="utf-8")
+    items = [materialise(i) for i in iter_items([d])]
+    assert [i.source for i in items] == [
+        str(d / "a.json"), str(d / "b.yaml"), f"{d / 'c.jsonl'}:1", f"{d / 'e.csv'}:2",
+        f"{d / 'e.csv'}:3"]
+    assert [i.kind for i in items] == ["text", "text", "json", "csv", "csv"]
+    desc = describe_inputs([d])
+    assert desc[0]["kind"] == "dir" and desc[0]["files"] == 4
+
+
+def test_unknown_input_kind(tmp_path: Path) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text("hello", encoding="utf-8")
+    with pytest.raises(InputError):
+        describe_inputs([path])
+
+
+def test_csv_round_trip_gives_the_same_cases(sim_cases, model) -> None:
+    import tempfile
+
+    import numpy as np
+
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.inference.batch_exact import infer_batch
+
+    cases = sim_cases[:30]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c.csv"
+        write_csv(cases, path)
+        result = process_chunk(ChunkTask(index=0, first_item=0, items=list(iter_items([path]))))
+    assert result.errors == []
+    expected = infer_batch(model, [build_evidence(model, c) for c in cases])
+    names = [*model.conditions, "none"]
+    got = np.column_stack([result.table.column(n).to_numpy() for n in names])
+    # CSV columns come in another order than the cases' measurements: sums differ in ulps
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
+
+
+def test_iter_case_data_streams_mappings_and_errors(tmp_path: Path) -> None:
+    from neb_bayes.batch.inputs import iter_case_data
+    from neb_bayes.case.model import CaseError
+
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text('{"id": "a"}\n"text"\n', encoding="utf-8")
+    table = tmp_path / "c.csv"
+    table.write_text("id,sym_fatigue,TSH_mIU_per_L\nb,1,2.5\nc,2,\n", encoding="utf-8")
+    got = list(iter_case_data([jsonl, table]))
+    assert [s for s, _ in got] == [f"{jsonl}:1", f"{jsonl}:2", f"{table}:2", f"{table}:3"]
+    assert got[0][1] == {"id": "a"}
+    assert isinstance(got[1][1], CaseError)
+    assert got[2][1]["measurements"] == [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L"}]
+    assert isinstance(got[3][1], CaseError) and got[3][1].errors[0].path == "sym_fatigue"

@@ -1,0 +1,82 @@
+"""A batch killed with SIGKILL mid-run and rerun ends exactly like an uninterrupted one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from neb_bayes.batch import BatchOptions, run_batch
+from neb_bayes.batch.table import read_table
+
+from .conftest import errors, mixed_jsonl, results
+
+CLI = [sys.executable, "-c", "from neb_bayes.cli import run; run()"]
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    # a session of its own, so the kill takes the worker processes down too (a real crash)
+    return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases, schema) -> None:
+    path = tmp_path / "cases.jsonl"
+    bad = mixed_jsonl(path, many_cases, every=97)
+    n_items = len(many_cases) + len(bad)
+    out = tmp_path / "out"
+    args = ["batch", str(path), "--out", str(out), "--chunk-size", "50", "--jobs", "2",
+            "--no-progress"]
+
+    proc = _start(args)
+    chunks = out / "chunks"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if chunks.is_dir() and len(list(chunks.glob("chunk-*.parquet"))) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done_at_kill = len(list(chunks.glob("chunk-*.parquet")))
+    n_chunks = -(-n_items // 50)
+    assert 3 <= done_at_kill < n_chunks
+    assert not (out / "results.parquet").exists()
+
+    rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming" in rerun.stderr
+    skipped = int(rerun.stderr.split(" skipped")[0].rsplit(" ", 1)[1].replace(",", ""))
+    assert skipped >= done_at_kill * 50
+
+    reference = tmp_path / "reference"
+    run_batch(BatchOptions(inputs=[str(path)], out=str(reference), chunk_size=400, jobs=1,
+                           progress=False), echo=lambda _: None)
+
+    got, want = results(out, schema), results(reference, schema)
+    assert got.equals(want)
+    items = got.column("item").to_pylist()
+    error_items = [r["item"] for r in errors(out)]
+    assert len(items) == len(set(items)) == len(many_cases)  # no duplicates
+    assert sorted(items + error_items) == list(range(n_items))  # no gaps
+    assert errors(out) == errors(reference)
+    # no partial files: nothing temporary left, every chunk readable and complete
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    tables = sorted(chunks.glob("chunk-*.parquet"))
+    assert len(tables) == n_chunks
+    total = 0
+    for k, file in enumerate(tables):
+        assert file.name == f"chunk-{k:06d}.parquet"
+        table = read_table(file, "parquet", schema)
+        assert table.column("item").to_pylist() == sorted(table.column("item").to_pylist())
+        total += table.num_rows + len((chunks / f"chunk-{k:06d}.errors.jsonl").read_text()
+                                      .splitlines())
+    assert total == n_items
