@@ -207,13 +207,23 @@ def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
         raise
 
 
+def _plain(v: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (JSON-serialisable)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.item() if v.size == 1 else v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """The provenance attributes of a saved prior set (fast: h5py only)."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        return {k: (v.decode() if isinstance(v, bytes) else v)
-                for k, v in f["posterior"].attrs.items() if not k.startswith("_")}
+        return {k: _plain(v) for k, v in f["posterior"].attrs.items() if not k.startswith("_")}
 
 
 def load_draws(path: str | Path, model: CompiledModel) -> ParamDraws:
@@ -236,7 +246,7 @@ def load_draws(path: str | Path, model: CompiledModel) -> ParamDraws:
                 lat_mean.append(np.zeros((d, ax.n_states, 0)))
                 lat_sd.append(np.zeros((d, ax.n_states, 0)))
             base.append(stacked(g[f"prior_base__{ax.name}"]))
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in g.attrs.items()
+        attrs = {k: _plain(v) for k, v in g.attrs.items()
                  if k != "prior_set_tables" and not k.startswith("_")}
         return ParamDraws(
             lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd), log_median=stacked(g["log_median"]),

@@ -1,0 +1,89 @@
+"""`neb-bayes priors fit` end to end on a small simulated cohort (a few minutes at most)."""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neb_bayes.cli import main
+from neb_bayes.model.compiled import load_model
+from neb_bayes.simulate import case_to_dict, simulate
+
+EXAMPLE = "cases/examples/subclinical_hypothyroidism_01.yaml"
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fit")
+    model = load_model()
+    sims = simulate(model, 80, seed=21, p_repeat=0.0, p_measure=0.35, p_symptom_reported=0.0)
+    cases = [s.case for s in sims if sum(m.censor != "none" for m in s.case.measurements) <= 1]
+    cohort = tmp / "cohort.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases))
+    (tmp / "bad.jsonl").write_text('{"id": "x", "measurements": [{"analyte": "TSH", '
+                                   '"value": -1, "unit": "mIU/L"}]}\n')
+    out = tmp / "fitted.nc"
+    res = CliRunner().invoke(main, [
+        "priors", "fit", str(cohort), str(tmp / "bad.jsonl"), "--out", str(out),
+        "--fit", "prevalence", "--sampler", "pymc", "--draws", "150", "--tune", "150",
+        "--chains", "2", "--force", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    return out, res.output, len(cases)
+
+
+def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
+    out, output, n = fitted
+    assert "R-hat max" in output and "divergences" in output and "BFMI" in output
+    assert "skipped" in output  # the bad case is listed, the rest is fitted
+    tree = az.from_netcdf(out)
+    post = tree["posterior"]
+    assert post.sizes["chain"] * post.sizes["draw"] == 300
+    attrs = post.attrs
+    assert int(attrs["cohort_n"]) == n
+    for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
+                "model_fingerprint", "diagnostics"):
+        assert key in attrs
+    # prevalence was fitted: its draws vary; analyte levels were not: they are constant
+    assert np.std(np.asarray(post["prior_base__thyroid"])[..., 1]) > 0
+    assert np.asarray(post["log_median"]).std(axis=(0, 1)).max() < 1e-12
+
+
+def test_report_uses_the_fitted_prior_set(fitted):
+    out, _, n = fitted
+    res = CliRunner().invoke(main, ["report", EXAMPLE, "--priors", str(out), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["provenance"]["draws_kind"] == "fit"
+    assert int(report["provenance"]["draws_cohort_n"]) == n
+    lo, hi = report["conditions"]["subclinical_hypothyroidism"]["interval"]
+    assert lo < hi
+
+
+def test_validate_show_and_compare(fitted):
+    out, _, _ = fitted
+    runner = CliRunner()
+    assert runner.invoke(main, ["priors", "validate", str(out)]).exit_code == 0
+    shown = runner.invoke(main, ["priors", "show", str(out)])
+    assert shown.exit_code == 0 and "cohort_n" in shown.output
+    cmp = runner.invoke(main, ["priors", "compare", "priors/default.nc", str(out), "--json"])
+    assert cmp.exit_code == 0
+    rows = json.loads(cmp.output)
+    assert any(r["parameter"].startswith("prior_base[thyroid.") for r in rows)
+
+
+def test_refuses_to_save_when_checks_fail(tmp_path):
+    model = load_model()
+    sims = simulate(model, 12, seed=2, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims
+                              if sum(m.censor != "none" for m in s.case.measurements) <= 1))
+    out = tmp_path / "never.nc"
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out), "--fit",
+                                    "prevalence", "--sampler", "pymc", "--draws", "20",
+                                    "--tune", "20", "--chains", "2", "--no-progress"])
+    assert res.exit_code == 4, res.output
+    assert not out.exists()
