@@ -166,21 +166,9 @@ def build_evidence(
             note("lab_reference_interval",
                  f"{m.analyte}: read relative to the lab's own reference interval "
                  f"(method offset {math.exp(capped):.2f}x the model's healthy median)", item)
-        ctx_shift, extra_var = _context_shift(model, ctx, ch, m, case, note, item)
+        ctx_shift, extra_var, d_off, d_var = result_adjustments(model, ctx, ch, m, case, note, item)
         y -= ctx_shift
-        d_off, d_var = 0.0, 0.0
         if channel.diurnal:
-            hour, amp = m.hour, 1.0
-            for dmod in model.context_diurnal:
-                if dmod.profile == channel.diurnal and dmod.flag in ctx.flags:
-                    if hour is not None:
-                        hour = (hour + dmod.phase_shift) % 24.0
-                    amp *= dmod.amplitude
-                    extra_var += dmod.extra_sd**2
-                    note(dmod.flag, dmod.text, item)
-            d_off, d_var = model.diurnal_offset(channel.diurnal, hour)
-            d_off *= channel.diurnal_scale * amp
-            d_var *= (channel.diurnal_scale * amp) ** 2
             if m.hour is None:
                 warnings.append(
                     f"{item}: no collection time for {m.analyte}, which has a daily rhythm; "
@@ -227,13 +215,7 @@ def build_evidence(
                 not_used.append(
                     NotUsed(f"symptoms.{status}: {s}", "symptom not in the model's symptom table")
                 )
-    lat_shift = {}
-    for cl in model.context_latents:
-        if cl.flag in ctx.flags:
-            mean, scale = lat_shift.get(cl.axis, (0.0, 1.0))
-            lat_shift[cl.axis] = (mean + cl.mean_shift * ctx.flags[cl.flag],
-                                  scale * (1 + (cl.sd_scale - 1) * ctx.flags[cl.flag]))
-            note(cl.flag, cl.text, "patient")
+    lat_shift = context_latent_shifts(model, ctx, note)
     adjustments = list(applied.values())
     return Evidence(
         case_id=case.id,
@@ -247,6 +229,51 @@ def build_evidence(
         lat_shift=lat_shift,
         context=ctx,
     )
+
+
+def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
+                          note=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per axis: (latent mean shift (S, K), sd scale (S,)) from the case's context flags."""
+    lat_shift: dict[int, tuple] = {}
+    for cl in model.context_latents:
+        if cl.flag in ctx.flags:
+            mean, scale = lat_shift.get(cl.axis, (0.0, 1.0))
+            lat_shift[cl.axis] = (mean + cl.mean_shift * ctx.flags[cl.flag],
+                                  scale * (1 + (cl.sd_scale - 1) * ctx.flags[cl.flag]))
+            if note is not None:
+                note(cl.flag, cl.text, "patient")
+    return lat_shift
+
+
+def _no_note(flag: str, text: str, item: str) -> None:
+    return None
+
+
+def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, m: Measurement,
+                       case: Case, note=_no_note, item: str = ""):
+    """How context and time of day change one result's expected log level.
+
+    Returns ``(shift, extra_var, rhythm_offset, rhythm_var)``: the context and age shift
+    (subtracted from the result), the extra variance the context adds, and the daily-rhythm
+    offset and its variance (before the state's amplitude), with context changes to the
+    rhythm (night shifts) applied.  The simulator adds what evidence building removes.
+    """
+    shift, extra_var = _context_shift(model, ctx, ch, m, case, note, item)
+    channel = model.channels[ch]
+    d_off, d_var = 0.0, 0.0
+    if channel.diurnal:
+        hour, amp = m.hour, 1.0
+        for dmod in model.context_diurnal:
+            if dmod.profile == channel.diurnal and dmod.flag in ctx.flags:
+                if hour is not None:
+                    hour = (hour + dmod.phase_shift) % 24.0
+                amp *= dmod.amplitude
+                extra_var += dmod.extra_sd**2
+                note(dmod.flag, dmod.text, item)
+        d_off, d_var = model.diurnal_offset(channel.diurnal, hour)
+        d_off *= channel.diurnal_scale * amp
+        d_var *= (channel.diurnal_scale * amp) ** 2
+    return shift, extra_var, d_off, d_var
 
 
 def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
+from neb_bayes.context import read_context
+from neb_bayes.evidence import context_latent_shifts, result_adjustments
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, log_prior
 
@@ -62,21 +64,33 @@ def simulate_case(
     p_measure: float = 0.6,
     p_repeat: float = 0.1,
     p_symptom_reported: float = 0.3,
+    patient_fields: dict | None = None,
 ) -> SimulatedCase:
     """Draw one patient from the model.
 
-    Each channel is measured with probability ``p_measure`` (so results are missing at
-    random), repeated on a second day with probability ``p_repeat``; each symptom is reported
-    (present or absent) with probability ``p_symptom_reported``.
+    Context is read from the patient as the engine reads it (``patient_fields`` may add
+    medications, context or pregnancy: e.g. ``{"pregnant": True, "gestational_week": 10}``),
+    and its effects are applied to the results the engine will remove them from.  Each
+    channel is measured with probability ``p_measure`` (so results are missing at random),
+    repeated on a second day with probability ``p_repeat``; each symptom is reported (present
+    or absent) with probability ``p_symptom_reported``.
     """
     sex = str(rng.choice(["F", "M"]))
     age = float(rng.choice(SIM_AGES))
-    cov = Covariates(sex=sex, age=age)
+    patient = Patient(sex=sex, age=age, **(patient_fields or {}))
+    skeleton = Case(id=case_id, patient=patient)
+    ctx = read_context(skeleton)          # e.g. postmenopausal from age, as the engine reads it
+    cov = Covariates(sex=sex, age=age, flags=frozenset(ctx.flags))
     s = _sample_states(model, cov, rng)
+    lat_shift = context_latent_shifts(model, ctx)
     z = {}
     for ai, ax in enumerate(model.axes):
         if ax.latents:
-            z[ai] = rng.multivariate_normal(ax.lat_mean[s[ai]], ax.lat_cov[s[ai]])
+            mean, cov_z = ax.lat_mean[s[ai]], ax.lat_cov[s[ai]]
+            if ai in lat_shift:
+                shift, scale = lat_shift[ai]
+                mean, cov_z = mean + shift[s[ai]], cov_z * scale[s[ai]] ** 2
+            z[ai] = rng.multivariate_normal(mean, cov_z)
     measurements: list[Measurement] = []
     for ci, ch in enumerate(model.channels):
         if rng.random() >= p_measure:
@@ -86,18 +100,20 @@ def simulate_case(
         for day in days:
             b = rng.normal(0.0, ch.cvi)
             hour = float(rng.choice(SIM_HOURS)) if ch.diurnal else None
-            mean = ch.log_median + float(ch.loadings @ z[ch.axis])
+            specimen = ch.specimens[0] if ch.specimens else _default_specimen(ch.analyte)
+            probe = Measurement(index=0, analyte=ch.analyte, specimen=specimen, value=1.0,
+                                hour=hour, day=day)
+            shift, extra_var, d_off, _ = result_adjustments(model, ctx, ci, probe, skeleton)
+            mean = ch.log_median + float(ch.loadings @ z[ch.axis]) + shift
             for eff in ch.effects:
                 mean += eff.shift[s[eff.axis]]
             if ch.diurnal:
-                off, _ = model.diurnal_offset(ch.diurnal, hour)
-                mean += ch.amp[s[ch.amp_axis]] * ch.diurnal_scale * off
-            y = mean + u + b + rng.normal(0.0, ch.cva)
+                mean += ch.amp[s[ch.amp_axis]] * d_off
+            y = mean + u + b + rng.normal(0.0, ch.cva) + rng.normal(0.0, math.sqrt(extra_var))
             value, censor = math.exp(y), "none"
             lod = SIM_DETECTION_LIMITS.get(ch.name)
             if lod is not None and value < lod:
                 value, censor = lod, "left"
-            specimen = ch.specimens[0] if ch.specimens else _default_specimen(ch.analyte)
             measurements.append(Measurement(
                 index=len(measurements), analyte=ch.analyte, specimen=specimen,
                 value=value, censor=censor, hour=hour, day=day))
@@ -117,7 +133,7 @@ def simulate_case(
     conds["none"] = not any(conds.values())
     case = Case(
         id=case_id,
-        patient=Patient(sex=sex, age=age),
+        patient=patient,
         measurements=tuple(measurements),
         symptoms=Symptoms(present=frozenset(present), absent=frozenset(absent)),
     )

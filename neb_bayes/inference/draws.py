@@ -11,10 +11,10 @@ import numpy as np
 
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import block_loglik, symptom_parts
-from neb_bayes.tensor import sum_factors
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import log_prior_parts
+from neb_bayes.tensor import sum_factors
 
 
 def probabilities_over_draws(

@@ -256,7 +256,6 @@ def group_loglik(theta: dict, g: GroupData):
     # laboratory blocks (information form)
     for ad in g.axes:
         a = ad.axis
-        K = ad.loadings.shape[1]
         st = {k: pt.as_tensor(v) for k, v in ad.stats.items()}
         mu_c = theta["log_median"][ad.channels][:, None] + pt.as_tensor(ad.effect)   # (C, G)
         amp = pt.as_tensor(ad.amp)

@@ -150,8 +150,7 @@ def literature_draws(model: CompiledModel, n: int = 1000, seed: int = 20261124) 
 # --------------------------------------------------------------------------------------------
 # netCDF (ArviZ-readable): group "posterior" with dims (chain, draw, ...)
 def _names(model: CompiledModel):
-    for ai, ax in enumerate(model.axes):
-        yield ai, ax
+    yield from enumerate(model.axes)
 
 
 def to_datatree(draws: ParamDraws, model: CompiledModel, attrs: dict[str, Any]):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,9 @@ from neb_bayes.model.compiled import load_model
 MODEL = load_model()
 HYPO = [MODEL.conditions.index(c) for c in ("primary_hypothyroidism", "subclinical_hypothyroidism")]
 SYMPTOMS = list(MODEL.symptoms)
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("NEB_HYPOTHESIS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("NEB_HYPOTHESIS_EXAMPLES", "60"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def _post(case: Case):

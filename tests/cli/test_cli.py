@@ -1,0 +1,114 @@
+"""The command line: exit codes, atomic output, every malformed case named by field path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from neb_bayes.cli import main
+from tests.case.malformed_cases import (
+    MALFORMED_CASES,
+    MULTI_ERROR_CASE,
+    MULTI_ERROR_PATHS,
+    write_case,
+)
+
+EXAMPLES = Path("cases/examples")
+CONDITIONS = [
+    "primary_hypothyroidism", "subclinical_hypothyroidism", "central_hypothyroidism",
+    "hyperthyroidism_overt", "hyperthyroidism_subclinical", "nonthyroidal_illness",
+    "cushings_acth_dependent", "cushings_acth_independent", "adrenal_insufficiency_primary",
+    "adrenal_insufficiency_secondary", "hypogonadism_primary_male", "hypogonadism_secondary_male",
+    "hypogonadism_primary_female", "hypogonadism_secondary_female", "pcos", "hyperprolactinemia",
+    "insulin_resistance", "prediabetes", "diabetes",
+]
+
+
+def test_at_least_30_malformed_cases():
+    assert len(MALFORMED_CASES) >= 30
+
+
+@pytest.mark.parametrize("name,case,path", MALFORMED_CASES, ids=[c[0] for c in MALFORMED_CASES])
+def test_malformed_case_exits_2_names_the_field_and_writes_nothing(tmp_path, name, case, path):
+    file = write_case(tmp_path, name, case)
+    out = tmp_path / "report.json"
+    res = CliRunner().invoke(main, ["report", str(file), "--format", "json", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert path in res.output
+    assert not out.exists()
+    assert not list(tmp_path.glob(".report.json*"))  # no temporary left either
+
+
+def test_every_error_reported_at_once(tmp_path):
+    file = write_case(tmp_path, "multi", MULTI_ERROR_CASE)
+    res = CliRunner().invoke(main, ["check", str(file)])
+    assert res.exit_code == 2
+    for path in MULTI_ERROR_PATHS:
+        assert path in res.output
+
+
+def test_json_report_has_the_contract_fields(tmp_path):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["report", str(EXAMPLES / "primary_hypothyroidism_01.yaml"),
+                                    "--format", "json", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["report_format"] == 1
+    assert set(CONDITIONS) <= set(rep["conditions"])
+    for c in CONDITIONS:
+        lo, hi = rep["conditions"][c]["interval"]
+        assert 0 <= lo <= rep["conditions"][c]["probability"] <= hi <= 1
+    assert rep["interval_kind"] == "equal-tailed" and rep["interval_prob"] == 0.9
+    assert {"neb_bayes_version", "prior_set", "prior_set_fingerprint"} <= set(rep["provenance"])
+    assert "not_used" in rep and "warnings" in rep and "none" in rep
+    assert "clinician" in rep["disclaimer"]
+
+
+def test_markdown_report_names_evidence_interferences_and_disclaimer():
+    res = CliRunner().invoke(main, ["report", str(EXAMPLES / "hard_pregnancy_first_trimester_tsh.yaml")])
+    assert res.exit_code == 0
+    text = res.output
+    assert "Decision support" in text and "clinician" in text
+    assert "first-trimester pregnancy" in text   # interference accounted for
+    assert "Not used" in text
+
+
+def test_check_and_vocab():
+    runner = CliRunner()
+    res = runner.invoke(main, ["check", str(EXAMPLES / "hard_mixed_units_diabetes.yaml")])
+    assert res.exit_code == 0 and "OK" in res.output
+    for what in ("analytes", "symptoms", "conditions", "context"):
+        res = runner.invoke(main, ["vocab", what])
+        assert res.exit_code == 0 and res.output.strip()
+    conds = runner.invoke(main, ["vocab", "conditions"]).output
+    for c in CONDITIONS:
+        assert c in conds
+
+
+def test_version_and_bad_priors(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["--version"])
+    assert res.exit_code == 0 and "neb-bayes" in res.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prior_set: x\n")
+    res = runner.invoke(main, ["report", str(EXAMPLES / "diabetes_01.yaml"), "--priors", str(bad)])
+    assert res.exit_code == 3
+
+
+def test_console_script_runs_without_importing_pymc(tmp_path):
+    """The single-case report path stays light: no PyMC, no xarray, no matplotlib."""
+    code = (
+        "import sys; from neb_bayes.cli import main\n"
+        "sys.argv=['neb-bayes','report','cases/examples/diabetes_01.yaml','--format','json',"
+        f"'--out',{str(tmp_path / 'x.json')!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy=[m for m in ('pymc','pytensor','xarray','matplotlib','pandas') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
