@@ -1,0 +1,108 @@
+"""``neb-bayes next-test``: which test would tell the most about the conditions still in question.
+
+See :mod:`neb_bayes.next_test` for the computation (preposterior analysis, exact in the model).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["next_test", "format_text"]
+
+
+def _pct(p: float) -> str:
+    if p < 0.001:
+        return "<0.1 %"
+    if p > 0.999:
+        return ">99.9 %"
+    return f"{100 * p:.1f} %"
+
+
+def format_text(plan_dict: dict) -> str:
+    """Plain-text table of a next-test plan (the ``--format text`` output).
+
+    Parameters
+    ----------
+    plan_dict
+        The JSON form written by ``--format json``.
+
+    Returns
+    -------
+    str
+        Lines of text, ending with a newline.
+    """
+    lines = [f"case {plan_dict['case_id']}: next tests by expected information gain "
+             f"(scope: {plan_dict['scope']}, cost weight {plan_dict['cost_weight']:g})"]
+    if not plan_dict["targets"]:
+        lines.append("no condition on the axes in question is still uncertain (1 %-99 %): "
+                     "no test is expected to change the picture much")
+        return "\n".join(lines) + "\n"
+    lines.append(f"uncertain conditions: {', '.join(plan_dict['targets'])} "
+                 f"({plan_dict['entropy_bits']:.3f} bits in all)")
+    lines.append(f"{'#':>2}  {'test':44s} {'gain bits':>9} {'cost':>5} {'score':>7}  would move")
+    for r in plan_dict["tests"]:
+        label = r["label"] + (f" [{r['specimen']}]" if r["specimen"] else "")
+        moves = "; ".join(
+            f"{c['condition']} {_pct(c['probability'])} -> {_pct(c['likely_range'][0])}"
+            f"..{_pct(c['likely_range'][1])}" for c in r["conditions"][:2]) or "-"
+        lines.append(f"{r['rank']:>2}  {label[:44]:44s} {r['expected_information_gain_bits']:9.4f} "
+                     f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves}")
+    for note in plan_dict.get("notes", []):
+        lines.append(f"note: {note}")
+    lines.append("gain: expected fall in the summed yes/no entropy of the uncertain conditions; "
+                 "costs are illustrative (neb_bayes/vocab/test_costs.yaml)")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("next-test")
+@click.argument("case", type=click.Path(exists=True, dir_okay=False))
+@click.option("--top", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many tests to list.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--cost-weight", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Rank by gain / cost**W (0: information only; 1: bits per unit of the "
+              "illustrative relative cost).")
+@click.option("--scope", type=click.Choice(["question", "all"]), default="question",
+              show_default=True,
+              help="'question': uncertain conditions on axes with results or moved by the "
+              "evidence; 'all': every uncertain condition, screening included.")
+@click.option("--priors", type=click.Path(exists=True, dir_okay=False),
+              help="Prior set file (default: the shipped literature prior set).")
+def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
+              priors: str | None) -> None:
+    """Rank the tests that would best resolve what is still uncertain in CASE.
+
+    Each candidate (every modelled analyte not yet measured, plus the 1 mg dexamethasone
+    suppression test, cosyntropin 30/60 min, late-night salivary cortisol at 23:00 and serum
+    cortisol at 08:00) is scored by the expected information gain on the uncertain
+    conditions, averaged over the results the model predicts for it.  Decision support for a
+    clinician, not a diagnosis.
+    """
+    from neb_bayes.api import infer
+    from neb_bayes.cli import _load_priors, _read
+    from neb_bayes.next_test import plan_next_tests
+
+    parsed = _read(case)
+    prior_set = _load_priors(priors)
+    result = infer(parsed, prior_set, uncertainty=False)
+    plan = plan_next_tests(result, cost_weight=cost_weight, scope=scope)  # type: ignore[arg-type]
+    rows = plan.top(top)
+    out = {
+        "case_id": result.case.id,
+        "scope": plan.scope,
+        "cost_weight": plan.cost_weight,
+        "targets": plan.targets,
+        "axes": plan.axes,
+        "entropy_bits": round(plan.entropy_bits, 6),
+        "objective": "expected reduction of the summed binary entropy (bits) of the target "
+                     "conditions = sum of their mutual information with the test result",
+        "tests": rows,
+        "notes": plan.notes,
+    }
+    if fmt == "json":
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_text(out), nl=False)

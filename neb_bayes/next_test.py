@@ -1,0 +1,552 @@
+"""What to test next: candidate tests ranked by the information they are expected to give.
+
+Preposterior analysis, exact in the model
+-----------------------------------------
+For a candidate test (a model channel not yet measured, at a fixed collection time when the
+channel has a daily rhythm) the new log result ``x`` depends only on the states ``s`` of the
+axes its block depends on.  Given ``s`` and the results already on that axis, ``x`` has the
+conditional density ``q_s(x) = p(old, x | s) / p(old | s)``; both block likelihoods come from
+:func:`neb_bayes.inference.exact.block_moments` and
+:func:`~neb_bayes.inference.exact.gaussian_block_loglik` (censored old results included).
+The predictive density of ``x`` is the mixture ``p(x) = sum_s w_s q_s(x)`` with the current
+posterior ``w`` as weights, and learning ``x`` multiplies the joint posterior by ``q_s(x)``:
+this is exactly what adding the result as a measurement and re-running
+:func:`~neb_bayes.inference.exact.infer_exact` would give (the tests check it), without
+re-running the other blocks and the symptoms for every hypothetical value.
+
+The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component) of the
+components' Gaussian conditionals given the *observed* old results.  Without censored results
+on the axis these components are exactly ``q_s``; with censored results the nodes are
+reweighted by ``p(x) / g(x)`` (deterministic importance sampling), so the rule stays
+consistent.  With three or more censored results on one axis the censored ones are left out
+of the conditioning for speed (an approximation; stated in the output).  The hypothetical
+result is treated as a measured value, never as censored.
+
+What is measured: the objective
+-------------------------------
+The uncertainty is the sum, over the *target* conditions, of the binary entropy (bits) of
+"the patient has condition c".  Its expected reduction is ``sum_c I(C_c; X)``, the mutual
+information between each yes/no question and the result, which is never negative.  Target
+conditions are those still uncertain (probability in [1 %, 99 %]) on the axes in question:
+by default (``scope="question"``) the axes with a usable result or whose state distribution
+the evidence moved away from the population prior (total variation >= 0.05).  An axis nobody
+has asked about (no result, posterior = prior) is screening, not diagnosis; ``scope="all"``
+includes it.  ``none`` is not a target (it is the complement of all axes together).
+
+Optionally the gain is traded against an illustrative relative cost
+(``neb_bayes/vocab/test_costs.yaml``): ``score = gain / cost ** cost_weight``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import yaml
+from scipy.special import logsumexp
+
+from neb_bayes.evidence import Block, Evidence
+from neb_bayes.inference.exact import block_loglik, block_moments, gaussian_block_loglik
+from neb_bayes.model.compiled import CompiledModel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from neb_bayes.case.model import Case
+    from neb_bayes.posterior import Result
+
+__all__ = [
+    "Candidate",
+    "NextTestPlan",
+    "candidate_tests",
+    "next_tests",
+    "plan_next_tests",
+    "load_test_costs",
+]
+
+Scope = Literal["question", "all"]
+
+UNCERTAIN: tuple[float, float] = (0.01, 0.99)
+"""A condition is uncertain while its probability lies in this closed range."""
+
+MOVED_TV: float = 0.05
+"""An axis is "in question" when its posterior moved this far from the prior (total variation)."""
+
+GH_NODES: int = 16
+"""Gauss-Hermite nodes per predictive mixture component."""
+
+MIN_COMPONENT_MASS: float = 1e-7
+"""Mixture components lighter than this (relative) are left out of the quadrature."""
+
+MAX_COMPONENTS: int = 48
+"""At most this many distinct mixture components (heaviest first) per candidate."""
+
+DIURNAL_HOURS: dict[str, float] = {
+    "cortisol_serum": 8.0,
+    "cortisol_saliva": 23.0,
+    "acth": 8.0,
+    "testosterone": 8.0,
+    "free_testosterone": 8.0,
+}
+"""Collection time (clock hours) of candidates whose channel has a daily rhythm."""
+
+DYNAMIC_LABELS: dict[str, str] = {
+    "cortisol_dst": "cortisol after overnight 1 mg dexamethasone (DST)",
+    "cortisol_acth_stim_30": "cortisol 30 min after 250 µg cosyntropin",
+    "cortisol_acth_stim_60": "cortisol 60 min after 250 µg cosyntropin",
+    "cortisol_saliva": "late-night salivary cortisol (23:00)",
+    "cortisol_serum": "serum cortisol at 08:00",
+}
+"""Display names of the dynamic and timed tests."""
+
+MIN_GAIN_BITS: float = 1e-4
+"""Tests expected to gain less than this are not listed."""
+
+SAME_TIME_WINDOW_H: float = 3.0
+"""A timed candidate counts as already measured when the same channel was sampled this close."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One test that could be done next.
+
+    Attributes
+    ----------
+    id
+        Stable id: the channel id, with the collection time for timed cortisol
+        (``cortisol_saliva_2300``); the key of the cost table.
+    channel
+        Index of the model channel.
+    analyte, specimen
+        Canonical analyte id and the specimen it would be collected in.
+    hour
+        Collection time in clock hours for channels with a daily rhythm, else ``None``.
+    label
+        Display name.
+    axis
+        Name of the axis whose latents the result loads on.
+    dynamic
+        Whether it is a dynamic (stimulation/suppression) or timed cortisol test.
+    """
+
+    id: str
+    channel: int
+    analyte: str
+    specimen: str
+    hour: float | None
+    label: str
+    axis: str
+    dynamic: bool = False
+
+
+@dataclass
+class NextTestPlan:
+    """All candidates of one case, evaluated, best first.
+
+    Attributes
+    ----------
+    targets
+        Target condition ids (uncertain, on the axes in question).
+    axes
+        Axes whose candidates were evaluated.
+    entropy_bits
+        Current uncertainty: sum of the targets' binary entropies (bits).
+    rows
+        One dict per evaluated candidate, sorted by ``score`` (see :func:`next_tests`).
+    notes
+        Approximations used, if any.
+    """
+
+    targets: list[str]
+    axes: list[str]
+    entropy_bits: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    scope: str = "question"
+    cost_weight: float = 0.0
+
+    def top(self, n: int = 5) -> list[dict[str, Any]]:
+        """The ``n`` best rows with some expected gain, internal keys removed."""
+        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.rows
+                if r["expected_information_gain_bits"] > MIN_GAIN_BITS]
+        return rows[:n]
+
+
+# --------------------------------------------------------------------------------------------
+# candidates and costs
+@functools.cache
+def load_test_costs() -> tuple[float, dict[str, float]]:
+    """The illustrative relative cost table: ``(default, {candidate id: cost})``."""
+    text = resources.files("neb_bayes.vocab").joinpath("test_costs.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    costs = {str(k): float(v) for k, v in (data.get("costs") or {}).items()}
+    return float(data.get("default", 1.0)), costs
+
+
+def _cost(cid: str) -> float:
+    default, costs = load_test_costs()
+    return max(costs.get(cid, default), 1e-6)
+
+
+def _fmt_hour(hour: float | None) -> str | None:
+    if hour is None:
+        return None
+    h = int(round(hour * 60)) % (24 * 60)
+    return f"{h // 60:02d}:{h % 60:02d}"
+
+
+def _analyte_info(analyte: str) -> tuple[str, tuple[str, ...]]:
+    try:
+        from neb_bayes.vocab import analytes
+
+        a = analytes().get(analyte)
+    except Exception:  # noqa: BLE001 - the vocabulary only names things here
+        a = None
+    return (a.name, a.specimens) if a is not None else (analyte, ())
+
+
+def _hour_close(a: float, b: float) -> bool:
+    d = abs(a - b) % 24.0
+    return min(d, 24.0 - d) <= SAME_TIME_WINDOW_H
+
+
+def candidate_tests(
+    model: CompiledModel, evidence: Evidence, case: Case | None = None
+) -> list[Candidate]:
+    """Every modelled channel not yet measured, plus the dynamic and timed cortisol tests.
+
+    Parameters
+    ----------
+    model
+        Compiled prior set.
+    evidence
+        The case's evidence (its blocks say which channels were measured).
+    case
+        The case, for collection times of timed channels already measured (optional).
+
+    Returns
+    -------
+    list of Candidate
+        In channel order.
+    """
+    hours: dict[int, list[float | None]] = {}
+    by_index = {m.index: m for m in case.measurements} if case is not None else {}
+    for block in evidence.blocks:
+        for ch, src in zip(block.channel.tolist(), block.source.tolist(), strict=True):
+            m = by_index.get(src)
+            hours.setdefault(ch, []).append(m.hour if m is not None else None)
+    out = []
+    for ci, ch in enumerate(model.channels):
+        hour = DIURNAL_HOURS.get(ch.name, 8.0) if ch.diurnal else None
+        if ci in hours:
+            if hour is None or any(h is None or _hour_close(h, hour) for h in hours[ci]):
+                continue
+        name, vocab_specimens = _analyte_info(ch.analyte)
+        specimen = (ch.specimens or vocab_specimens or ("serum",))[0]
+        timed = ch.name in ("cortisol_serum", "cortisol_saliva")
+        cid = ch.name
+        if timed and hour is not None:
+            cid = f"{ch.name}_{str(_fmt_hour(hour)).replace(':', '')}"
+        label = DYNAMIC_LABELS.get(ch.name, name)
+        if hour is not None and not timed:
+            label = f"{label} ({_fmt_hour(hour)})"
+        out.append(Candidate(
+            id=cid, channel=ci, analyte=ch.analyte, specimen=specimen, hour=hour, label=label,
+            axis=model.axes[ch.axis].name, dynamic=ch.name in DYNAMIC_LABELS,
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# targets
+def _binary_entropy(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+
+
+def _targets(
+    model: CompiledModel, evidence: Evidence, result_exact: Any, scope: Scope
+) -> list[int]:
+    probs = np.asarray(result_exact.condition_probs)
+    lo, hi = UNCERTAIN
+    if scope == "all":
+        in_question = set(range(len(model.axes)))
+    else:
+        in_question = {b.axis for b in evidence.blocks}
+        for ai, (post, prior) in enumerate(
+            zip(result_exact.marginals, result_exact.prior_marginals, strict=True)
+        ):
+            if 0.5 * float(np.abs(np.asarray(post) - np.asarray(prior)).sum()) >= MOVED_TV:
+                in_question.add(ai)
+    return [
+        ci for ci, p in enumerate(probs)
+        if lo <= p <= hi and int(model.cond_axis[ci]) in in_question
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# one candidate
+def _extended_block(
+    model: CompiledModel, old: Block | None, cand: Candidate, drop_censored: bool
+) -> tuple[Block, Block | None]:
+    """The axis' block with the candidate appended (log value 0: the node enters the mean)."""
+    ch = model.channels[cand.channel]
+    if old is not None and drop_censored:
+        keep = old.censor == 0
+        old = Block(
+            axis=old.axis, deps=old.deps, channel=old.channel[keep], y=old.y[keep],
+            censor=old.censor[keep], day=old.day[keep], diurnal=old.diurnal[keep],
+            diurnal_var=old.diurnal_var[keep], source=old.source[keep],
+        ) if keep.any() else None
+    deps = set(old.deps) if old is not None else set()
+    deps.add(ch.axis)
+    deps.update(e.axis for e in ch.effects)
+    if ch.amp_axis is not None:
+        deps.add(ch.amp_axis)
+    d_off = 0.0
+    if ch.diurnal:
+        d_off = model.diurnal_offset(ch.diurnal, cand.hour)[0] * ch.diurnal_scale
+    day = float(old.day.max()) + 1.0 if old is not None else 0.0
+
+    def cat(name: str, value: float, dtype: Any) -> np.ndarray:
+        tail = np.array([value], dtype=dtype)
+        return np.concatenate([getattr(old, name).astype(dtype), tail]) if old is not None else tail
+
+    new = Block(
+        axis=ch.axis,
+        deps=tuple(sorted(deps)),
+        channel=cat("channel", cand.channel, np.int64),
+        y=cat("y", 0.0, float),
+        censor=cat("censor", 0, np.int8),
+        day=cat("day", day, float),
+        diurnal=cat("diurnal", d_off, float),
+        diurnal_var=cat("diurnal_var", 0.0, float),
+        source=cat("source", -1, np.int64),
+    )
+    return new, old
+
+
+def _conditional_gaussian(
+    mom: Any, block: Block, grid: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sd of the new (last) result given the observed old results, per state combo."""
+    n = block.n
+    last = n - 1
+    cov = np.broadcast_to(mom.cov, grid + (n, n))
+    m = mom.mean[..., last]
+    v = cov[..., last, last]
+    obs = np.flatnonzero(block.censor[:last] == 0)
+    if obs.size:
+        coo = cov[..., obs, :][..., :, obs]
+        cno = cov[..., last, obs]
+        sol = np.linalg.solve(coo, cno[..., None])[..., 0]
+        m = m + np.sum(sol * (block.y[obs] - mom.mean[..., obs]), axis=-1)
+        v = v - np.sum(sol * cno, axis=-1)
+    return m, np.sqrt(np.maximum(v, 1e-12))
+
+
+def _weighted_quantiles(
+    values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]
+) -> list[float]:
+    order = np.argsort(values)
+    cw = np.cumsum(weights[order])
+    cw = cw / cw[-1]
+    return [float(values[order][min(np.searchsorted(cw, q), len(cw) - 1)]) for q in qs]
+
+
+@functools.cache
+def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
+    t, g = np.polynomial.hermite_e.hermegauss(n)
+    return t, g / g.sum()
+
+
+def _evaluate(
+    model: CompiledModel,
+    evidence: Evidence,
+    joint: np.ndarray,
+    cand: Candidate,
+    targets: list[int],
+    cond_tables: dict[tuple[int, ...], np.ndarray],
+    notes: set[str],
+) -> dict[str, Any]:
+    ch = model.channels[cand.channel]
+    old = next((b for b in evidence.blocks if b.axis == ch.axis), None)
+    drop = old is not None and int((old.censor != 0).sum()) >= 3
+    if drop:
+        notes.add(f"{model.axes[ch.axis].name}: three or more censored results; their "
+                  "information was left out of the next-test conditioning")
+    block, old = _extended_block(model, old, cand, drop)
+    deps = block.deps
+    nd = joint.ndim
+    others = tuple(i for i in range(nd) if i not in deps)
+    w = joint.sum(axis=others)
+    grid = w.shape
+    latent = evidence.latent_params(model, ch.axis)   # the case's context effects
+    mom = block_moments(model, block, latent=latent)
+    # log p(old | s) on the extended grid
+    if old is not None:
+        ll_old = block_loglik(model, old, latent=latent).reshape(
+            [model.axes[d].n_states if d in old.deps else 1 for d in deps])
+    else:
+        ll_old = np.zeros([1] * len(deps))
+    # mixture components of the predictive (observed-only conditioning) and their nodes
+    m, sd = _conditional_gaussian(mom, block, grid)
+    wf = w.reshape(-1)
+    mf = np.broadcast_to(m, grid).reshape(-1)
+    sf = np.broadcast_to(sd, grid).reshape(-1)
+    keep = wf > MIN_COMPONENT_MASS * wf.sum()
+    key = np.round(np.stack([mf[keep], sf[keep]], axis=1), 9)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    pi = np.bincount(inv.reshape(-1), weights=wf[keep], minlength=len(uniq))
+    if len(uniq) > MAX_COMPONENTS:
+        top = np.argsort(-pi)[:MAX_COMPONENTS]
+        uniq, pi = uniq[top], pi[top]
+    pi = pi / pi.sum()
+    t, g = _gauss_hermite(GH_NODES)
+    x = (uniq[:, :1] + uniq[:, 1:] * t[None, :]).reshape(-1)        # (K,)
+    q0 = (pi[:, None] * g[None, :]).reshape(-1)
+    k = x.size
+    # exact log q_s(x_k) = log p(old, x_k | s) - log p(old | s), all nodes at once
+    mean_b = np.empty((k,) + mom.mean.shape)
+    mean_b[...] = mom.mean
+    mean_b[..., -1] -= x.reshape((k,) + (1,) * len(grid))
+    ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
+    L = (ll_new - ll_old).reshape(k, -1)                                # (K, S)
+    logw = np.log(np.maximum(wf, 1e-300))
+    log_p = logsumexp(L + logw[None, :], axis=1)                        # predictive density
+    comp_logpdf = (-0.5 * ((x[:, None] - uniq[None, :, 0]) / uniq[None, :, 1]) ** 2
+                   - np.log(uniq[None, :, 1]) - 0.5 * math.log(2 * math.pi))
+    log_g = logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)       # proposal density
+    q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
+    q = q / q.sum()
+    # condition probabilities after each hypothetical result
+    if deps not in cond_tables:
+        tables = []
+        for ci in targets:
+            shape = [1] * nd
+            ai = int(model.cond_axis[ci])
+            shape[ai] = model.axes[ai].n_states
+            masked = joint * model.cond_states[ci].astype(float).reshape(shape)
+            tables.append(masked.sum(axis=others).reshape(-1))
+        cond_tables[deps] = np.stack(tables, axis=1) if tables else np.zeros((wf.size, 0))
+    C = cond_tables[deps]                                              # (S, n_targets)
+    E = np.exp(L - L.max(axis=1, keepdims=True))
+    post = (E @ C) / (E @ wf)[:, None]                                   # (K, n_targets)
+    now = C.sum(axis=0)
+    h_now = float(_binary_entropy(now).sum())
+    h_after = float(q @ _binary_entropy(post).sum(axis=1))
+    gain = max(h_now - h_after, 0.0)
+    change = q @ np.abs(post - now[None, :])
+    moved = []
+    for j in np.argsort(-change)[:3]:
+        if change[j] < 1e-4:
+            continue
+        p10, p90 = _weighted_quantiles(post[:, j], q, (0.1, 0.9))
+        moved.append({
+            "condition": model.conditions[targets[j]],
+            "probability": round(float(now[j]), 6),
+            "likely_range": [round(p10, 6), round(p90, 6)],
+            "expected_change": round(float(change[j]), 6),
+        })
+    cost = _cost(cand.id)
+    return {
+        "test": cand.id,
+        "label": cand.label,
+        "analyte": cand.analyte,
+        "channel": ch.name,
+        "specimen": cand.specimen,
+        "collected": _fmt_hour(cand.hour),
+        "axis": cand.axis,
+        "dynamic": cand.dynamic,
+        "expected_information_gain_bits": round(gain, 6),
+        "relative_cost": cost,
+        "conditions": moved,
+        "_quadrature_mass": float(np.sum(q0 * np.exp(np.clip(log_p - log_g, -700, 50)))),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+def plan_next_tests(
+    result: Result,
+    *,
+    cost_weight: float = 0.0,
+    scope: Scope = "question",
+    candidates: list[Candidate] | None = None,
+) -> NextTestPlan:
+    """Evaluate every candidate test of a case by expected information gain.
+
+    Parameters
+    ----------
+    result
+        The case's posterior (:func:`neb_bayes.api.infer`).
+    cost_weight
+        ``score = gain / relative_cost ** cost_weight``; 0 ranks by information alone,
+        1 by bits per unit of (illustrative) cost.
+    scope
+        ``"question"``: target the uncertain conditions on axes with results or moved by the
+        evidence; ``"all"``: every uncertain condition (screening included).
+    candidates
+        Candidate tests to evaluate (default: :func:`candidate_tests`).
+
+    Returns
+    -------
+    NextTestPlan
+        Targets, current entropy and the evaluated candidates, best score first.
+    """
+    model, ev, post = result.model, result.evidence, result.exact
+    targets = _targets(model, ev, post, scope)
+    target_axes = sorted({int(model.cond_axis[c]) for c in targets})
+    probs = np.asarray(post.condition_probs)
+    plan = NextTestPlan(
+        targets=[model.conditions[c] for c in targets],
+        axes=[model.axes[a].name for a in target_axes],
+        entropy_bits=float(_binary_entropy(probs[targets]).sum()) if targets else 0.0,
+        scope=scope,
+        cost_weight=cost_weight,
+    )
+    if not targets:
+        return plan
+    cands = candidates if candidates is not None else candidate_tests(model, ev, result.case)
+    cands = [c for c in cands if model.channels[c.channel].axis in target_axes
+             or any(e.axis in target_axes for e in model.channels[c.channel].effects)]
+    tables: dict[tuple[int, ...], np.ndarray] = {}
+    notes: set[str] = set()
+    rows = [_evaluate(model, ev, post.joint, c, targets, tables, notes) for c in cands]
+    for r in rows:
+        gain, cost = r["expected_information_gain_bits"], r["relative_cost"]
+        r["score"] = round(gain / cost**cost_weight, 6)
+    rows.sort(key=lambda r: (-r["score"], -r["expected_information_gain_bits"], r["test"]))
+    for i, r in enumerate(rows, 1):
+        r["rank"] = i
+    plan.rows = rows
+    plan.notes = sorted(notes)
+    return plan
+
+
+def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, Any]]:
+    """The ``top`` most informative next tests for a case (for reports).
+
+    Parameters
+    ----------
+    result
+        The case's posterior.
+    top
+        How many to return.
+    **kwargs
+        ``cost_weight`` and ``scope``, as in :func:`plan_next_tests`.
+
+    Returns
+    -------
+    list of dict
+        Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte``, ``specimen``,
+        ``collected`` (``"HH:MM"`` or ``None``), ``axis``, ``dynamic``,
+        ``expected_information_gain_bits`` (sum over the target conditions of the mutual
+        information with the result), ``relative_cost``, ``score`` and ``conditions`` (the
+        up to three target conditions the result would move most: current ``probability``,
+        ``likely_range`` = 10th-90th percentile after the test, ``expected_change``).
+        Tests with no expected gain are left out; an empty list means no uncertain target.
+    """
+    return plan_next_tests(result, **kwargs).top(top)
