@@ -55,6 +55,7 @@ def infer(
     explain: bool = True,
     uncertainty: bool = True,
     interval_prob: float = config.INTERVAL_PROB,
+    method: str = "exact",
 ) -> Result:
     """Exact posterior probabilities of every condition for one case.
 
@@ -70,6 +71,11 @@ def infer(
         and the latent axis quantities.  Batch runs turn this off for speed.
     interval_prob
         Probability mass of reported intervals.
+    method
+        ``"exact"`` (default), or ``"nuts"``: also sample the latent axis quantities with
+        NUTS conditional on each likely state (for model extensions); the state
+        probabilities stay exact, and the draws with their diagnostics are attached as
+        ``result.nuts`` (an ArviZ DataTree).
     """
     if not isinstance(case, Case):
         from neb_bayes.case import read_case
@@ -87,11 +93,19 @@ def infer(
 
         draws = prior_set.draws.restrict(sex_keep(model))
         draw_probs = probabilities_over_draws(model, draws, ev)
+    nuts = None
+    if method == "nuts":
+        from neb_bayes.inference.nuts import infer_nuts
+
+        nuts = infer_nuts(model, ev, post)
+    elif method != "exact":
+        raise ValueError(f"unknown method {method!r} (exact or nuts)")
     return Result(
         case=case,
         evidence=ev,
         model=model,
         exact=post,
+        nuts=nuts,
         draw_probs=draw_probs,
         latents=latents,
         provenance=provenance(prior_set),

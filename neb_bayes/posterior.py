@@ -69,6 +69,7 @@ class Result:
     latents: list[dict] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     interval_prob: float = config.INTERVAL_PROB
+    nuts: Any = None                             # DataTree from --method nuts
 
     # -- probabilities ---------------------------------------------------------------------
     @property
@@ -189,7 +190,20 @@ class Result:
             "log_evidence": self.exact.log_evidence,
             "disclaimer": config.DISCLAIMER,
             "provenance": self.provenance,
+            **({"nuts": self._nuts_summary()} if self.nuts is not None else {}),
         }
+
+    def _nuts_summary(self) -> dict[str, Any]:
+        from neb_bayes.inference.nuts import nuts_latent_summary
+
+        combos = []
+        for node in self.nuts.subtree:
+            ds = node.to_dataset()
+            if "z" in ds:
+                combos.append({k: ds.attrs[k] for k in ("axis", "states", "exact_weight",
+                                                        "r_hat_max", "ess_bulk_min", "divergences")})
+        return {"method": self.nuts.attrs.get("method", ""), "state_combinations": combos,
+                "latents": nuts_latent_summary(self.nuts)}
 
     def to_dataset(self) -> xr.Dataset:
         """Probabilities (and draws, when present) as an :class:`xarray.Dataset`."""

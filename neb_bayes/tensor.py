@@ -16,6 +16,21 @@ def sum_factors(parts: list[np.ndarray]) -> np.ndarray:
     def dims(p):
         return frozenset(i for i, n in enumerate(p.shape) if n > 1)
 
+    merged = merge_nested(parts)
+    total = merged[0]
+    for p in merged[1:]:
+        total = total + p
+    return total
+
+
+def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Add each factor into a larger one whose non-singleton dimensions contain its own."""
+    ndim = max(p.ndim for p in parts)
+    parts = [np.asarray(p, dtype=float).reshape((1,) * (ndim - p.ndim) + p.shape) for p in parts]
+
+    def dims(p):
+        return frozenset(i for i, n in enumerate(p.shape) if n > 1)
+
     merged = sorted(parts, key=lambda p: p.size)
     i = 0
     while i < len(merged):
@@ -26,7 +41,56 @@ def sum_factors(parts: list[np.ndarray]) -> np.ndarray:
             del merged[i]
         else:
             i += 1
-    total = merged[0]
-    for p in merged[1:]:
-        total = total + p
-    return total
+    return merged
+
+
+def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None):
+    """Marginals of exp(sum of log-factors) without building the joint tensor.
+
+    ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
+    draws, then one dimension per axis).  The sum over joint states factorises along the
+    factors' small scopes, so each marginal is an einsum contraction (variable elimination
+    with an optimised order) instead of a pass over every joint state.
+
+    Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
+    optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
+    """
+    merged = merge_nested(parts)
+    nd = merged[0].ndim - 1
+    batch = max(p.shape[0] for p in merged)
+    letters = "abcdefghijklmnopqrstuvwxy"
+    ops, subs = [], []
+    for p in merged:
+        keep = [i for i in range(p.ndim) if p.shape[i] > 1 or i == 0]
+        mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
+        e = np.exp(p - mx)
+        e = e.reshape([p.shape[i] for i in keep])
+        sub = "".join("z" if i == 0 else letters[i - 1] for i in keep)
+        if e.shape[0] == 1 and batch > 1:  # batch-independent factor
+            e, sub = e[0], sub[1:]
+        ops.append(e)
+        subs.append(sub)
+    sizes = {}
+    for p in merged:
+        for i in range(1, p.ndim):
+            if p.shape[i] > 1:
+                sizes[letters[i - 1]] = p.shape[i]
+
+    def run(extra_ops, extra_subs, out):
+        expr = ",".join(subs + extra_subs) + "->" + out
+        return np.einsum(expr, *ops, *extra_ops, optimize="greedy")
+
+    marg = []
+    for a in range(nd):
+        if letters[a] in sizes:
+            marg.append(run([], [], "z" + letters[a]))
+        else:  # an axis no factor depends on (size 1 in this view)
+            marg.append(run([], [], "z")[:, None])
+    z = marg[0].sum(axis=1)
+    marg = [m / z[:, None] for m in marg]
+    masked = None
+    if masks is not None:
+        extra = [m for a, m in enumerate(masks) if letters[a] in sizes]
+        extra_subs = [letters[a] for a in range(nd) if letters[a] in sizes]
+        masked = run(extra, extra_subs, "z") / z
+    return marg, masked

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = 1
 #: manifest keys that must match for a rerun to resume
 IDENTITY_KEYS = ("manifest_format", "neb_bayes_version", "inputs", "chunk_size", "priors",
-                 "format", "per_case_reports")
+                 "format", "per_case_reports", "draws")
 
 
 class BatchUsageError(ValueError):
@@ -82,6 +82,8 @@ class BatchOptions:
         Cases per chunk.
     restart
         Discard a previous batch in ``out`` instead of resuming it.
+    draws
+        Parameter draws used for the intervals (0: none, point probabilities; -1: all).
     progress
         Progress bar (``True``), log lines (``False``) or decide by whether stderr is a
         terminal (``None``).
@@ -98,6 +100,7 @@ class BatchOptions:
     per_case_reports: bool = False
     chunk_size: int = 1000
     restart: bool = False
+    draws: int = 0
     progress: bool | None = None
     log_every: int = 10
 
@@ -328,7 +331,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
     """
     from neb_bayes.api import package_version
     from neb_bayes.batch.inputs import InputError, input_kind
-    from neb_bayes.model.compiled import load_model
+    from neb_bayes.priorset import load_prior_set
 
     t0 = time.perf_counter()
     if opts.fmt not in FORMATS:
@@ -345,7 +348,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         if input_kind(Path(raw)) == "dir" and (ignored := ignored_files(Path(raw))):
             echo(f"neb-bayes batch: {raw}: {len(ignored)} file(s) not read (not .jsonl, "
                  f".ndjson, .csv, .yaml, .yml or .json, or hidden), e.g. {ignored[0]!r}")
-    model = load_model(opts.priors)
+    model = load_prior_set(opts.priors).model
     spec = model.spec
     schema = result_schema(model.conditions)
     identity: dict[str, Any] = {
@@ -357,6 +360,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                    "version": spec.version, "fingerprint": spec.fingerprint},
         "format": opts.fmt,
         "per_case_reports": bool(opts.per_case_reports),
+        "draws": opts.draws,
     }
     out = OutputDir(opts.out, opts.fmt)
     if out.root.exists() and not out.root.is_dir():
@@ -447,7 +451,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                 task = ChunkTask(index=k, first_item=first,
                                  items=[materialise(i) for i in items],
                                  priors=priors_path,
-                                 reports=opts.per_case_reports)
+                                 reports=opts.per_case_reports, draws=opts.draws)
                 fut = pool.submit(task)
                 which[fut] = k
                 pending.add(fut)

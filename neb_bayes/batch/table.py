@@ -93,8 +93,6 @@ def interval_bounds(
     lo, hi
         Arrays shaped like ``probs``; both equal ``probs`` when there are no draws.
     """
-    # TODO(prior draws): infer_batch returns point probabilities only; when prior sets with
-    # parameter draws land, pass the per-draw probabilities here (one inference per draw).
     if draws is None or len(draws) < 2:
         return probs, probs
     q = (1.0 - interval_prob) / 2.0

@@ -28,8 +28,9 @@ from neb_bayes.batch.table import results_table
 from neb_bayes.case.model import Case, CaseError, FieldError
 from neb_bayes.case.read import read_case
 from neb_bayes.evidence import Evidence, build_evidence
-from neb_bayes.inference.batch_exact import infer_batch
-from neb_bayes.model.compiled import CompiledModel, load_model
+from neb_bayes.inference.batch_exact import infer_batch, infer_batch_draws
+from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.priorset import load_prior_set
 
 __all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk"]
 
@@ -52,6 +53,9 @@ class ChunkTask:
         Prior set file, or ``None`` for the shipped prior set.
     reports
         Also render each case's full JSON report (the slower per-case path).
+    draws
+        Use the first ``draws`` parameter draws of the prior set for intervals (0: point
+        probabilities only, the fast path; -1: all draws).
     """
 
     index: int
@@ -59,6 +63,7 @@ class ChunkTask:
     items: list[RawItem]
     priors: str | None = None
     reports: bool = False
+    draws: int = 0
 
 
 @dataclass
@@ -170,7 +175,8 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
         records (input order) and, with ``task.reports``, ``(item, report_json)`` pairs.
     """
     t0 = time.perf_counter()
-    model = load_model(task.priors)
+    prior_set = load_prior_set(task.priors)
+    model = prior_set.model
     errors: list[dict[str, Any]] = []
     good: list[tuple[int, RawItem, Case, Evidence]] = []
     for offset, item in enumerate(task.items):
@@ -203,6 +209,12 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
         bad = set(failed)
         good = [g for i, g in enumerate(good) if i not in bad]
         errors.sort(key=lambda r: r["item"])
+    draw_probs = None
+    if prior_set.draws is not None and good and task.draws:
+        draws = prior_set.draws
+        if 0 < task.draws < draws.n_draws:
+            draws = draws.subset(slice(0, task.draws))
+        draw_probs = infer_batch_draws(model, draws, [g[3] for g in good])
     table = results_table(
         model.conditions,
         items=[g[0] for g in good],
@@ -213,6 +225,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
         n_not_used=[len(g[3].not_used) for g in good],
         n_warnings=[len(g[3].warnings) for g in good],
         unassessed=[_unassessed(model, g[3]) for g in good],
+        draws=draw_probs,
     )
     reports: list[tuple[int, str]] = []
     if task.reports:
@@ -221,7 +234,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
 
         for idx, item, case, _ev in good:
             try:
-                reports.append((idx, render_json(infer(case, model))))
+                reports.append((idx, render_json(infer(case, prior_set))))
             except Exception as exc:  # noqa: BLE001 - the table row stands; say why no report
                 log.debug("report for %s failed", item.source, exc_info=True)
                 errors.append(error_record(idx, item.source, case.id,

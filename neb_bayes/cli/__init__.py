@@ -93,7 +93,11 @@ def main(verbose: int) -> None:
               help="Write the report here (atomically) instead of standard output.")
 @click.option("--priors", type=click.Path(exists=True, dir_okay=False),
               help="Prior set file (default: the shipped literature prior set).")
-def report(case: str, fmt: str, out: str | None, priors: str | None) -> None:
+@click.option("--method", type=click.Choice(["exact", "nuts"]), default="exact",
+              show_default=True,
+              help="nuts: also sample the latents with NUTS given each likely state (slow; "
+                   "probabilities stay exact).")
+def report(case: str, fmt: str, out: str | None, priors: str | None, method: str) -> None:
     """Write a probability report for one CASE file (YAML or JSON)."""
     from neb_bayes.api import infer
     from neb_bayes.report import RENDERERS
@@ -101,7 +105,7 @@ def report(case: str, fmt: str, out: str | None, priors: str | None) -> None:
     parsed = _read(case)
     prior_set = _load_priors(priors)
     log.info("case read: %d measurements", len(parsed.measurements))
-    result = infer(parsed, prior_set)
+    result = infer(parsed, prior_set, method=method)
     text = RENDERERS[fmt](result)
     if out:
         write_atomic(Path(out), text)

@@ -84,6 +84,9 @@ same path (they load the model themselves); they never need the input or output 
               help="Also write each case's full JSON report (slower).")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Cases per chunk (the unit of work, of writing and of resuming).")
+@click.option("--draws", "n_draws", type=click.IntRange(min=-1), default=0, show_default=True,
+              help="Parameter draws of the prior set used for each probability's interval "
+                   "(<cond>_lo/_hi columns): 0 = point probabilities only (fastest), -1 = all.")
 @click.option("--restart", is_flag=True,
               help="Discard an earlier batch in DIR instead of resuming it.")
 @click.option("--progress/--no-progress", default=None,
@@ -93,7 +96,7 @@ same path (they load the model themselves); they never need the input or output 
               help="Chunks between progress log lines (without a progress bar).")
 def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
           scheduler: str | None, fmt: str, per_case_reports: bool, chunk_size: int,
-          restart: bool, progress: bool | None, log_every: int) -> None:
+          n_draws: int, restart: bool, progress: bool | None, log_every: int) -> None:
     """Run ``neb-bayes batch`` (the help text is :data:`HELP`)."""
     import os
 
@@ -105,6 +108,7 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
         inputs=[str(p) for p in inputs], out=str(out), priors=priors,
         jobs=jobs or (os.cpu_count() or 1), scheduler=scheduler, fmt=fmt,
         per_case_reports=per_case_reports, chunk_size=chunk_size, restart=restart,
+        draws=n_draws,
         progress=progress, log_every=log_every,
     )
     try:

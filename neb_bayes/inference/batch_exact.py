@@ -7,6 +7,7 @@ import numpy as np
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.params import ParamDraws
 
 
 def infer_batch(model: CompiledModel, evidences: list[Evidence]) -> np.ndarray:
@@ -20,4 +21,14 @@ def infer_batch(model: CompiledModel, evidences: list[Evidence]) -> np.ndarray:
         post = infer_exact(model, ev, explain=False)
         out[i, :-1] = post.condition_probs
         out[i, -1] = post.none_prob
+    return out
+
+
+def infer_batch_draws(model: CompiledModel, draws: ParamDraws, evidences: list[Evidence]) -> np.ndarray:
+    """Probabilities under every parameter draw: ``(n_draws, n_cases, n_conditions + 1)``."""
+    from neb_bayes.inference.draws import probabilities_over_draws
+
+    out = np.empty((draws.n_draws, len(evidences), len(model.conditions) + 1))
+    for i, ev in enumerate(evidences):
+        out[:, i] = probabilities_over_draws(model, draws, ev)
     return out

@@ -14,7 +14,7 @@ from neb_bayes.inference.exact import block_loglik, symptom_parts
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import log_prior_parts
-from neb_bayes.tensor import sum_factors
+from neb_bayes.tensor import contract_marginals
 
 
 def probabilities_over_draws(
@@ -35,7 +35,6 @@ def probabilities_over_draws(
 
 
 def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -> np.ndarray:
-    nd = len(model.axes)
     parts = log_prior_parts(model, ev.covariates, list(draws.prior_base))
     for block in ev.blocks:
         a = block.axis
@@ -47,18 +46,10 @@ def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -
             cov = cov * (scale**2)[:, None, None]
         parts.append(block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median))
     parts.extend(symptom_parts(model, *sym))
-    log_joint = sum_factors(parts)
-    d = log_joint.shape[0]
-    flat = log_joint.reshape(d, -1)
-    flat = np.exp(flat - flat.max(axis=1, keepdims=True))
-    flat /= flat.sum(axis=1, keepdims=True)
-    joint = flat.reshape(log_joint.shape)
+    d = draws.n_draws
+    marg, none = contract_marginals(parts, [ax.healthy.astype(float) for ax in model.axes])
     out = np.empty((d, len(model.conditions) + 1))
-    marg = [joint.sum(axis=tuple(1 + j for j in range(nd) if j != i)) for i in range(nd)]
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
         out[:, k] = marg[a][:, mask].sum(axis=1)
-    v = joint
-    for ai in reversed(range(nd)):
-        v = v @ model.axes[ai].healthy.astype(float)
-    out[:, -1] = v
+    out[:, -1] = none
     return np.clip(out, 0.0, 1.0)

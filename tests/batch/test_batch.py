@@ -184,3 +184,25 @@ def test_progress_lines_when_not_a_terminal(tmp_path, sim_cases) -> None:
                            log_every=1, progress=None), echo=lines.append)
     progress = [x for x in lines if "cases/s" in x]
     assert len(progress) == 3 and "9/9 cases" in progress[-1] and "ETA" in progress[-1]
+
+
+def test_intervals_from_parameter_draws(tmp_path, sim_cases, model, schema) -> None:
+    """With --draws, each probability gets an interval from the prior set's draws."""
+    from neb_bayes.batch.export import write_jsonl
+
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:12], src)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["batch", str(src), "--out", str(out), "--draws", "100",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    table = results(out, schema)
+    for c in [*model.conditions, "none"]:
+        p = np.asarray(table[c])
+        lo, hi = np.asarray(table[f"{c}_lo"]), np.asarray(table[f"{c}_hi"])
+        assert np.all((0 <= lo) & (lo <= hi) & (hi <= 1)) and np.all((0 <= p) & (p <= 1))
+    assert np.any(np.asarray(table["none_hi"]) - np.asarray(table["none_lo"]) > 1e-3)
+    # a different number of draws is a different batch: resuming is refused
+    again = CliRunner().invoke(main, ["batch", str(src), "--out", str(out), "--draws", "50",
+                                      "--no-progress"])
+    assert again.exit_code == 2
