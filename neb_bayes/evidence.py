@@ -303,4 +303,5 @@ def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
         for ae in model.age_effects:
             if ch in ae.channels and (ae.sex is None or ae.sex == sex) and age > ae.start:
                 shift += ae.per_year * (age - ae.start)
+                note("age", f"{ae.text} (age {age:g})", item)
     return shift, var

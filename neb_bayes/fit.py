@@ -39,7 +39,7 @@ class FitResult:
 
 def cohort_hash(cases) -> str:
     """Content hash of a cohort (order-independent), for provenance."""
-    from neb_bayes.simulate import case_to_dict
+    from neb_bayes.batch.export import case_to_dict
 
     blobs = sorted(json.dumps(case_to_dict(c), sort_keys=True, default=str) for c in cases)
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]

@@ -9,15 +9,11 @@ import json
 
 import click
 
+from neb_bayes.report.format import pct as _pct
+
 __all__ = ["next_test", "format_text"]
 
 
-def _pct(p: float) -> str:
-    if p < 0.001:
-        return "<0.1 %"
-    if p > 0.999:
-        return ">99.9 %"
-    return f"{100 * p:.1f} %"
 
 
 def format_text(plan_dict: dict) -> str:

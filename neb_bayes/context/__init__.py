@@ -285,7 +285,10 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.set("luteal_phase", 1.0, item, p.menstrual_phase)
     elif phase in {"pregnant"} and p.pregnant is None:
         reading.details.setdefault("pregnancy", {"week": None, "item": item})
-    if getattr(r, "pill_week", None) == "active" or phase in {"on_ocp", "ocp", "contraception"}:
+    progestogen_only = re.search(r"progest(?:ogen|in)[- ]only|\bpop\b|mini[- ]?pill",
+                                 p.menstrual_phase, re.I)
+    if phase == "hormonal_contraception" and not progestogen_only:
+        # combined pill, either week: CBG, SHBG and TBG stay raised in the pill-free week
         reading.set("oral_estrogen", 1.0, item, p.menstrual_phase)
     disturbance = getattr(r, "disturbance", None)
     if disturbance in {"amenorrhoea", "amenorrhea"} or phase == "amenorrhoeic":

@@ -21,6 +21,7 @@ import numpy as np
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
+from neb_bayes.report.format import pct as _pct
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -117,12 +118,6 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _pct(p: float) -> str:
-    if p < 0.001:
-        return "<0.1 %"
-    if p > 0.999:
-        return ">99.9 %"
-    return f"{100 * p:.1f} %"
 
 
 def _interval(iv: Sequence[float], draws: bool = True) -> str:

@@ -6,14 +6,7 @@ import math
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-
-
-def _pct(p: float) -> str:
-    if p < 0.001:
-        return "<0.1 %"
-    if p > 0.999:
-        return ">99.9 %"
-    return f"{100 * p:.1f} %"
+from neb_bayes.report.format import pct as _pct
 
 
 def _interval(iv: tuple[float, float] | list[float]) -> str:
@@ -21,6 +14,15 @@ def _interval(iv: tuple[float, float] | list[float]) -> str:
     if abs(hi - lo) < 1e-9:
         return "(no parameter draws)"
     return f"{_pct(lo)} – {_pct(hi)}"
+
+
+def _next_tests(result: Result) -> list[dict]:
+    try:
+        from neb_bayes.next_test import next_tests
+
+        return next_tests(result, top=5)
+    except Exception:  # noqa: BLE001 - a report without suggestions beats no report
+        return []
 
 
 def render_markdown(result: Result) -> str:
@@ -77,6 +79,16 @@ def render_markdown(result: Result) -> str:
                          f"×{lo:.2f} – ×{hi:.2f} | {'yes' if lat['measured'] else 'no'} |")
         lines.append("")
         lines.append("Fold change relative to a healthy person's typical level.")
+    nxt = _next_tests(result)
+    if nxt:
+        lines += ["", "## What to test next", "",
+                  "Ranked by expected information gain on the conditions still uncertain "
+                  "(preposterior analysis over each test's predictive distribution).", "",
+                  "| rank | test | expected gain (bits) | would move |", "|---:|---|---:|---|"]
+        for row in nxt:
+            moves = ", ".join(c.get("condition", "") for c in row.get("conditions", []))
+            lines.append(f"| {row['rank']} | {row['label']} | "
+                         f"{row['expected_information_gain_bits']:.3f} | {moves} |")
     lines += ["", "## Accounted for", ""]
     lines += [f"- {a['text']}" for a in d["accounted_for"]] or ["- nothing beyond the defaults"]
     lines += ["", "## Not used", ""]

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from neb_bayes.batch.export import case_to_dict
 from neb_bayes.cli import main
 from neb_bayes.model.compiled import load_model
-from neb_bayes.simulate import case_to_dict, simulate
+from neb_bayes.simulate import simulate
 
 EXAMPLE = "cases/examples/subclinical_hypothyroidism_01.yaml"
 

@@ -1,0 +1,113 @@
+"""Population fit and report-with-draws figures (issue: the model in PyMC).
+
+Usage::
+
+    python benchmarks/bench_fit.py [--people 1000 10000] [--draws 500] [--tune 500]
+                                   [--groups prevalence] [--sampler nutpie]
+
+Prints, per cohort size: time to prepare the sufficient statistics, to compile, one
+log-density + gradient evaluation, the whole fit, and peak RSS; then the warm latency of a
+single-case report that evaluates the exact posterior under all 1,000 parameter draws.
+Targets (printed next to the figures): 10k people < 10 min on 2 cores; report with 1,000-draw
+uncertainty < 50 ms warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str) -> None:
+    import numpy as np
+    import pytensor
+
+    from neb_bayes.fit import build_fit_model, fit
+    from neb_bayes.model.compiled import load_model
+    from neb_bayes.simulate import simulate
+
+    model = load_model()
+    sims = simulate(model, int(n * 1.1), seed=n, p_repeat=0.0, p_measure=0.4,
+                    p_symptom_reported=0.2)
+    cases = [s.case for s in sims if sum(m.censor != "none" for m in s.case.measurements) <= 1][:n]
+    t0 = time.perf_counter()
+    pmodel = build_fit_model(model, cases, groups)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fn = pmodel.compile_logp(jacobian=False)
+    dfn = pmodel.compile_dlogp(jacobian=False)
+    t_compile = time.perf_counter() - t0
+    point = pmodel.initial_point()
+    fn(point)
+    dfn(point)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        fn(point)
+        dfn(point)
+    t_eval = (time.perf_counter() - t0) / 5
+    print(f"{len(cases)} people: build {t_build:.1f} s, compile logp+grad {t_compile:.1f} s, "
+          f"one logp+grad {t_eval * 1e3:.0f} ms, peak RSS {rss_mib():.0f} MiB")
+    t0 = time.perf_counter()
+    res = fit(model, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler=sampler,
+              progressbar=False)
+    t_fit = time.perf_counter() - t0
+    d = res.diagnostics
+    print(f"  fit ({sampler}, 2 chains x {tune}+{draws}, groups {','.join(groups)}): "
+          f"{t_fit:.0f} s  [target for 10k people: < 600 s]; R-hat max {d['r_hat_max']:.3f}, "
+          f"ESS bulk min {d['ess_bulk_min']:.0f}, divergences {d['divergences']}; "
+          f"peak RSS {rss_mib():.0f} MiB")
+    _ = (np, pytensor)
+
+
+def bench_report_draws() -> None:
+    import neb_bayes as nb
+    from neb_bayes.priorset import load_prior_set
+
+    ps = load_prior_set()
+    case = nb.read_case(ROOT / "cases/examples/subclinical_hypothyroidism_01.yaml")
+    nb.infer(case, ps)
+    ts = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        nb.infer(case, ps)
+        ts.append(time.perf_counter() - t0)
+    ts_draws = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        nb.infer(case, ps, explain=False)
+        ts_draws.append(time.perf_counter() - t0)
+    print(f"report with {ps.draws.n_draws}-draw uncertainty, warm: median "
+          f"{statistics.median(ts) * 1e3:.1f} ms with evidence breakdown and latents, "
+          f"{statistics.median(ts_draws) * 1e3:.1f} ms probabilities + intervals only  "
+          f"[target < 50 ms]")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--people", type=int, nargs="*", default=[1000, 10000])
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--groups", default="prevalence")
+    ap.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"])
+    ap.add_argument("--skip-fit", action="store_true")
+    args = ap.parse_args()
+    from bench_single import machine
+
+    print(f"machine: {machine()}")
+    bench_report_draws()
+    if not args.skip_fit:
+        for n in args.people:
+            bench_fit(n, args.draws, args.tune, tuple(args.groups.split(",")), args.sampler)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""Recognition of context: medications (generic names and brands), free-text context, patient
+fields, negations, unrecognised items, biotin dose and timing, and the ``vocab context`` listing.
+
+Cases are built in memory (the case format of ``shared/spec/case-format.md``) with one ordinary
+TSH result, so that every case is usable.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+import neb_bayes as nb
+
+TSH = {"analyte": "TSH", "specimen": "serum", "value": 1.5, "unit": "mIU/L", "collected": "09:00"}
+
+
+def _case(meds=(), context=(), measurements=None, **patient: Any) -> dict[str, Any]:
+    p: dict[str, Any] = {"sex": "F", "age": 34, "pregnant": False,
+                         "menopausal_status": "premenopausal",
+                         "medications": list(meds), "context": list(context)}
+    p.update(patient)
+    return {"case_format": 1, "id": "recognition", "patient": p,
+            "measurements": measurements or [dict(TSH)]}
+
+
+@functools.cache
+def _infer_json(case_json: str):
+    return nb.infer(nb.read_case(json.loads(case_json)))
+
+
+def _run(case: dict[str, Any]):
+    return _infer_json(json.dumps(case, sort_keys=True))
+
+
+def _flags(case: dict[str, Any]) -> dict[str, float]:
+    return dict(_run(case).evidence.context.flags)
+
+
+def _not_used_items(case: dict[str, Any]) -> list[str]:
+    return [n["item"] for n in _run(case).to_dict()["not_used"]]
+
+
+def _accounted(case: dict[str, Any]) -> list[dict[str, Any]]:
+    return _run(case).to_dict()["accounted_for"]
+
+
+# ---------------------------------------------------------------- medications: names and brands
+
+MEDICATIONS = [
+    ("levothyroxine 100 µg daily", {"levothyroxine"}),
+    ("Synthroid 100 mcg daily", {"levothyroxine"}),
+    ("Euthyrox 75 µg", {"levothyroxine"}),
+    ("L-thyroxine 50", {"levothyroxine"}),
+    ("liothyronine 20 µg", {"liothyronine"}),
+    ("Cytomel 25 mcg", {"liothyronine"}),
+    ("carbimazole 20 mg daily", {"antithyroid_drug"}),
+    ("methimazole 10 mg", {"antithyroid_drug"}),
+    ("propylthiouracil 100 mg tds", {"antithyroid_drug"}),
+    ("amiodarone 200 mg daily", {"amiodarone"}),
+    ("lithium carbonate 800 mg nocte", {"lithium"}),
+    ("Yasmin", {"oral_estrogen"}),
+    ("combined pill", {"oral_estrogen"}),
+    ("ethinylestradiol 30 µg / levonorgestrel 150 µg", {"oral_estrogen"}),
+    ("on risperidone", {"dopamine_antagonist"}),
+    ("haloperidol 5 mg", {"dopamine_antagonist"}),
+    ("metoclopramide 10 mg tds", {"dopamine_antagonist"}),
+    ("cabergoline 0.5 mg twice weekly", {"dopamine_agonist"}),
+    ("methadone 60 mg daily", {"opioid"}),
+    ("oxycodone 10 mg", {"opioid"}),
+    ("gliclazide 80 mg bd", {"glucose_lowering"}),
+    ("metformin 500 mg bd", {"glucose_lowering"}),
+    ("insulin glargine 20 units", {"insulin_therapy", "glucose_lowering"}),
+    ("budesonide inhaler", {"glucocorticoid"}),
+    ("fluticasone 500 µg bd", {"glucocorticoid"}),
+    ("dexamethasone 4 mg", {"glucocorticoid"}),
+    ("prednisolone 5 mg daily", {"glucocorticoid", "glucocorticoid_cross_reacting"}),
+    ("hydrocortisone 10/5/5 mg", {"glucocorticoid", "glucocorticoid_cross_reacting"}),
+]
+
+
+@pytest.mark.parametrize(("medication", "expected"), MEDICATIONS, ids=[m for m, _ in MEDICATIONS])
+def test_medication_recognised(medication: str, expected: set[str]) -> None:
+    case = _case(meds=[medication])
+    assert expected <= set(_flags(case)), _flags(case)
+    assert "patient.medications[0]" not in _not_used_items(case)
+
+
+def test_non_cross_reacting_glucocorticoid_is_not_flagged_as_cross_reacting() -> None:
+    assert "glucocorticoid_cross_reacting" not in _flags(_case(meds=["budesonide inhaler"]))
+    assert "glucocorticoid_cross_reacting" not in _flags(_case(meds=["dexamethasone 4 mg"]))
+
+
+# ---------------------------------------------------------------- free-text context
+
+CONTEXT = [
+    ("on risperidone", "dopamine_antagonist"),
+    ("ICU day 4, septic shock", "critical_illness"),
+    ("mechanically ventilated in intensive care", "critical_illness"),
+    ("permanent night-shift worker", "night_shift_worker"),
+    ("works nights", "night_shift_worker"),
+    ("non-fasting sample", "non_fasting"),
+    ("sample taken after breakfast", "non_fasting"),
+    ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
+]
+
+
+@pytest.mark.parametrize(("text", "flag"), CONTEXT, ids=[t for t, _ in CONTEXT])
+def test_context_text_recognised(text: str, flag: str) -> None:
+    case = _case(context=[text])
+    assert flag in _flags(case), _flags(case)
+    assert "patient.context[0]" not in _not_used_items(case)
+
+
+def test_recovery_overrides_critical_illness() -> None:
+    flags = _flags(_case(context=["recovering from septic shock, recently discharged from ICU"]))
+    assert "illness_recovery" in flags
+    assert "critical_illness" not in flags
+
+
+def test_non_fasting_is_not_read_as_fasting() -> None:
+    flags = _flags(_case(context=["non-fasting sample"]))
+    assert "non_fasting" in flags and "fasting" not in flags
+    flags = _flags(_case(context=["overnight fast of 12 hours"]))
+    assert "fasting" in flags and "non_fasting" not in flags
+
+
+# ---------------------------------------------------------------- patient fields
+
+
+@pytest.mark.parametrize(("week", "flag"), [(6, "pregnancy_t1"), (10, "pregnancy_t1"),
+                                            (13, "pregnancy_t1"), (14, "pregnancy_t2"),
+                                            (22, "pregnancy_t2"), (28, "pregnancy_t3"),
+                                            (36, "pregnancy_t3")])
+def test_gestational_week_gives_trimester(week: int, flag: str) -> None:
+    flags = _flags(_case(pregnant=True, gestational_week=week))
+    trimesters = {f for f in flags if f.startswith("pregnancy_t")}
+    assert trimesters == {flag}
+    assert "pregnancy_any" in flags
+
+
+def test_pregnancy_from_text_with_week() -> None:
+    flags = _flags(_case(pregnant=None, context=["pregnant, 9 weeks"]))
+    assert {"pregnancy_any", "pregnancy_t1"} <= set(flags)
+
+
+def test_pregnancy_without_week_is_unknown_trimester() -> None:
+    result = _run(_case(pregnant=True))
+    assert "pregnancy_unknown_trimester" in result.evidence.context.flags
+    assert any("gestational week" in w for w in result.to_dict()["warnings"])
+
+
+def test_postmenopausal_from_status_and_from_age() -> None:
+    assert "postmenopausal" in _flags(_case(age=58, menopausal_status="postmenopausal"))
+    result = _run(_case(age=58, menopausal_status=None))
+    assert "postmenopausal" in result.evidence.context.flags
+    assert any("postmenopausal" in w for w in result.to_dict()["warnings"])
+    assert "postmenopausal" not in _flags(_case(age=32, menopausal_status=None))
+    assert "perimenopausal" in _flags(_case(age=47, menopausal_status="perimenopausal"))
+
+
+def test_menopause_not_applied_to_men() -> None:
+    flags = _flags(_case(sex="M", age=70, pregnant=None, menopausal_status=None))
+    assert "postmenopausal" not in flags
+
+
+@pytest.mark.parametrize(("phase", "flag"), [
+    ("luteal (day 22)", "luteal_phase"),
+    ("ovulatory", "ovulatory_phase"),
+    ("mid-cycle (day 14)", "ovulatory_phase"),
+    ("on combined OCP, active-pill week", "oral_estrogen"),
+    ("on combined OCP", "oral_estrogen"),
+])
+def test_menstrual_phase_text(phase: str, flag: str) -> None:
+    assert flag in _flags(_case(menstrual_phase=phase)), _flags(_case(menstrual_phase=phase))
+
+
+def test_follicular_phase_sets_no_flag() -> None:
+    flags = _flags(_case(menstrual_phase="follicular (day 9)"))
+    assert not {"luteal_phase", "ovulatory_phase", "oral_estrogen"} & set(flags)
+
+
+def test_progestogen_only_pill_is_not_oral_estrogen() -> None:
+    assert "oral_estrogen" not in _flags(_case(menstrual_phase="progestogen-only pill"))
+
+
+def test_amenorrhoea_in_menstrual_phase_is_evidence() -> None:
+    result = _run(_case(menstrual_phase="amenorrhoeic for 5 months"))
+    assert "amenorrhea" in result.evidence.context.extra_symptoms
+
+
+# ---------------------------------------------------------------- negations and stopped drugs
+
+
+def test_negated_glucocorticoid_sets_no_flag() -> None:
+    result = _run(_case(context=["no glucocorticoid exposure"]))
+    assert not {"glucocorticoid", "glucocorticoid_withdrawal"} & set(
+        result.evidence.context.flags)
+    assert any(n["flag"] == "glucocorticoid" for n in result.evidence.context.negated)
+
+
+def test_hcg_negative_is_no_pregnancy_and_not_dropped_silently() -> None:
+    case = _case(pregnant=None, context=["hCG negative"])
+    result = _run(case)
+    assert not any(f.startswith("pregnancy") for f in result.evidence.context.flags)
+    noted = [n["item"] for n in result.evidence.context.negated] + _not_used_items(case)
+    assert "patient.context[0]" in noted
+
+
+@pytest.mark.parametrize("text", ["not pregnant", "no antipsychotic, antiemetic or opioid use",
+                                  "never used opioids"])
+def test_other_negations(text: str) -> None:
+    flags = _flags(_case(pregnant=None, context=[text]))
+    assert not {"pregnancy_any", "dopamine_antagonist", "opioid"} & set(flags), flags
+
+
+@pytest.mark.parametrize("med", [
+    "prednisolone 5 mg, stopped 3 weeks ago",
+    {"name": "prednisolone 10 mg daily", "status": "stopped"},
+])
+def test_stopped_glucocorticoid_is_withdrawal(med: Any) -> None:
+    flags = _flags(_case(meds=[med]))
+    assert "glucocorticoid_withdrawal" in flags
+    assert "glucocorticoid" not in flags
+    assert "glucocorticoid_cross_reacting" not in flags
+
+
+# ---------------------------------------------------------------- not used
+
+
+def test_unrecognised_medication_listed_as_not_used() -> None:
+    case = _case(meds=["folic acid 0.4 mg daily", "levothyroxine 100 µg"])
+    items = _not_used_items(case)
+    assert "patient.medications[0]" in items
+    assert "patient.medications[1]" not in items
+    reasons = [n["reason"] for n in _run(case).to_dict()["not_used"]
+               if n["item"] == "patient.medications[0]"]
+    assert "folic acid" in reasons[0]
+
+
+def test_unrecognised_context_listed_as_not_used() -> None:
+    assert "patient.context[0]" in _not_used_items(_case(context=["routine check, feels well"]))
+
+
+# ---------------------------------------------------------------- biotin dose and timing
+
+BIOTIN_LABS = [
+    {"analyte": "TSH", "specimen": "serum", "value": 0.03, "unit": "mIU/L", "collected": "09:00",
+     "method": "immunoassay"},
+    {"analyte": "Free T4", "specimen": "serum", "value": 41, "unit": "pmol/L",
+     "collected": "09:00", "method": "immunoassay"},
+]
+HYPER = ("hyperthyroidism_overt", "hyperthyroidism_subclinical")
+
+
+def _p_hyper(case: dict[str, Any]) -> float:
+    probs = _run(case).probabilities
+    return sum(probs[c] for c in HYPER)
+
+
+def _biotin_texts(case: dict[str, Any]) -> list[str]:
+    return [a["text"] for a in _accounted(case) if a["flag"] == "biotin"]
+
+
+def test_multivitamin_biotin_dose_does_not_interfere() -> None:
+    low = _case(meds=[{"name": "multivitamin with biotin", "dose_mg_per_day": 0.03,
+                       "last_dose": "07:00"}], measurements=BIOTIN_LABS)
+    none = _case(meds=[], measurements=BIOTIN_LABS)
+    assert "biotin" not in _flags(low)
+    assert _biotin_texts(low) == []
+    assert _p_hyper(low) == pytest.approx(_p_hyper(none), rel=1e-9, abs=1e-12)
+    text_low = _case(meds=["multivitamin with biotin 0.03 mg"], measurements=BIOTIN_LABS)
+    assert "biotin" not in _flags(text_low)
+
+
+def test_high_dose_biotin_interferes_fully() -> None:
+    high = _case(meds=[{"name": "biotin", "dose_mg_per_day": 10, "last_dose": "07:00"}],
+                 measurements=BIOTIN_LABS)
+    assert _flags(high)["biotin"] == pytest.approx(1.0)
+    texts = _biotin_texts(high)
+    assert any("TSH falsely low" in t for t in texts)
+    assert any("FT4/FT3 falsely high" in t for t in texts)
+    assert _flags(_case(meds=["biotin 10 mg daily"]))["biotin"] == pytest.approx(1.0)
+    none = _case(meds=[], measurements=BIOTIN_LABS)
+    assert _p_hyper(high) < _p_hyper(none)
+
+
+def test_biotin_without_dose_is_moderate_with_warning() -> None:
+    result = _run(_case(meds=["biotin"]))
+    assert 0 < result.evidence.context.flags["biotin"] < 1
+    assert any("biotin" in w for w in result.to_dict()["warnings"])
+
+
+def test_biotin_effect_fades_with_time_since_dose() -> None:
+    recent = _case(meds=[{"name": "biotin", "dose_mg_per_day": 10, "last_dose": "07:00"}],
+                   measurements=BIOTIN_LABS)
+    old = _case(meds=[{"name": "biotin", "dose_mg_per_day": 10, "last_dose": "10:00"}],
+                measurements=BIOTIN_LABS)  # 23 h before the 09:00 sample
+    none = _case(meds=[], measurements=BIOTIN_LABS)
+    assert _p_hyper(recent) < _p_hyper(old) < _p_hyper(none)
+
+
+def test_biotin_not_applied_to_lc_ms_ms() -> None:
+    labs = [dict(m, method="lc-ms/ms") for m in BIOTIN_LABS]
+    case = _case(meds=[{"name": "biotin", "dose_mg_per_day": 10, "last_dose": "07:00"}],
+                 measurements=labs)
+    texts = _biotin_texts(case)
+    assert texts and all(t.startswith("not applied") for t in texts)
+
+
+# ---------------------------------------------------------------- levothyroxine dose timing
+
+LT4_LABS = [
+    {"analyte": "TSH", "specimen": "serum", "value": 0.35, "unit": "mIU/L", "collected": "09:00"},
+    {"analyte": "Free T4", "specimen": "serum", "value": 25, "unit": "pmol/L",
+     "collected": "09:00"},
+]
+
+
+@pytest.mark.parametrize(("last_dose", "recent"), [("07:30", True), ("04:00", True),
+                                                   ("10:00", False), ("22:00", False)])
+def test_levothyroxine_recent_dose_timing(last_dose: str, recent: bool) -> None:
+    case = _case(meds=[{"name": "levothyroxine 100 µg", "last_dose": last_dose}],
+                 measurements=LT4_LABS)
+    flags = {a["flag"] for a in _accounted(case)}
+    assert "levothyroxine" in _flags(case)
+    assert ("levothyroxine_recent_dose" in flags) is recent
+
+
+# ---------------------------------------------------------------- vocab listing
+
+
+def _flags_with_effects() -> set[str]:
+    from neb_bayes.model.compiled import load_model
+
+    raw = load_model().spec.raw
+    out: set[str] = set()
+    for row in raw.get("context_effects", []):
+        out.update(row["flag"] if isinstance(row["flag"], list) else [row["flag"]])
+    for prev in raw["prevalence"].values():
+        for mod in prev.get("modifiers", []):
+            when = mod.get("when", {})
+            if "flag" in when:
+                out.add(when["flag"])
+            out.update(when.get("any_flag", []))
+    return out
+
+
+def test_vocab_context_lists_every_flag_with_its_effects() -> None:
+    from neb_bayes.cli import main
+
+    res = CliRunner().invoke(main, ["vocab", "context"])
+    assert res.exit_code == 0, res.output
+    blocks: dict[str, str] = {}
+    for block in res.output.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and "[" in lines[0]:
+            blocks[lines[0].split()[0]] = block
+    expected = _flags_with_effects()
+    assert len(expected) >= 25
+    missing = sorted(expected - set(blocks))
+    assert not missing, f"flags with effects missing from `vocab context`: {missing}"
+    for flag in expected:
+        assert "effect:" in blocks[flag] or "prior odds" in blocks[flag], flag
