@@ -1,0 +1,62 @@
+"""Parameter recovery: simulate a cohort from known parameters, fit, check interval coverage."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from neb_bayes.fit import fit
+from neb_bayes.model.compiled import load_model
+from neb_bayes.model.params import flat_parameters, literature_draws, with_params
+from neb_bayes.simulate import simulate
+
+MODEL = load_model()
+
+
+def _cohort(model, n, seed):
+    sims = simulate(model, int(n * 1.3), seed=seed, p_repeat=0.0, p_measure=0.4,
+                    p_symptom_reported=0.2)
+    out = []
+    for s in sims:
+        per_axis = Counter(model.channels[model.channel_for(m.analyte, m.specimen)].axis
+                           for m in s.case.measurements if m.censor != "none")
+        if all(v <= 1 for v in per_axis.values()):
+            out.append(s.case)
+    return out[:n]
+
+
+def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, seed: int):
+    truth_draws = literature_draws(MODEL, 20, seed=seed)
+    true_model = with_params(MODEL, truth_draws, 3)
+    cases = _cohort(true_model, n_people, seed)
+    res = fit(MODEL, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler="pymc",
+              seed=seed, progressbar=False)
+    truth = flat_parameters(truth_draws.subset(slice(3, 4)), MODEL)
+    post = flat_parameters(res.draws, MODEL)
+    prefix = {"prevalence": "prior_base[", "analyte-levels": ("lat_mean[", "lat_sd[", "log_median[")}
+    names = [k for k in post if any(k.startswith(p) for g in groups
+                                    for p in np.atleast_1d(prefix[g]))
+             and np.std(post[k]) > 0]
+    inside = []
+    for k in names:
+        lo, hi = np.quantile(post[k], [0.05, 0.95])
+        inside.append(lo <= truth[k][0] <= hi)
+    return float(np.mean(inside)), len(names), res
+
+
+def test_recovery_small_prevalence_fit():
+    """Small version for CI: 300 people, prevalence group, short chains."""
+    cov, n, res = _coverage(300, ("prevalence",), draws=200, tune=200, seed=5)
+    assert n >= 20
+    assert res.diagnostics["divergences"] == 0
+    assert 0.7 <= cov <= 1.0, cov
+
+
+@pytest.mark.slow
+def test_recovery_2000_people_nominal_coverage():
+    """2,000 people, analyte levels and prevalence: 90 % intervals cover at about 90 %."""
+    cov, n, res = _coverage(2000, ("analyte-levels", "prevalence"), draws=1000, tune=1000, seed=9)
+    assert res.passed, res.attrs["threshold_failures"]
+    assert 0.8 <= cov <= 0.98, (cov, n)
