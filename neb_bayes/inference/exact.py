@@ -218,7 +218,11 @@ def symptom_factor(
     log1m_cause: tuple[np.ndarray, ...] | None = None,
 ) -> np.ndarray:
     """log p(reported symptoms | joint state) as one tensor (see :func:`symptom_parts`)."""
-    return sum_factors(symptom_parts(model, present, absent, log1m_leak, log1m_cause))
+    parts = symptom_parts(model, present, absent, log1m_leak, log1m_cause)
+    total = parts[0]
+    for p in parts[1:]:   # small factors: plain broadcasting is cheapest
+        total = total + p
+    return total
 
 
 def symptom_parts(
