@@ -18,7 +18,7 @@ from neb_bayes.tensor import contract_marginals
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 1000
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw: ``(D, C + 1)``."""
     out = np.empty((draws.n_draws, len(model.conditions) + 1))

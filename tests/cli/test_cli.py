@@ -17,16 +17,10 @@ from tests.case.malformed_cases import (
     MULTI_ERROR_PATHS,
     write_case,
 )
+from tests.contract import CONDITION_IDS
 
 EXAMPLES = Path("cases/examples")
-CONDITIONS = [
-    "primary_hypothyroidism", "subclinical_hypothyroidism", "central_hypothyroidism",
-    "hyperthyroidism_overt", "hyperthyroidism_subclinical", "nonthyroidal_illness",
-    "cushings_acth_dependent", "cushings_acth_independent", "adrenal_insufficiency_primary",
-    "adrenal_insufficiency_secondary", "hypogonadism_primary_male", "hypogonadism_secondary_male",
-    "hypogonadism_primary_female", "hypogonadism_secondary_female", "pcos", "hyperprolactinemia",
-    "insulin_resistance", "prediabetes", "diabetes",
-]
+CONDITIONS = list(CONDITION_IDS)
 
 
 def test_at_least_30_malformed_cases():

@@ -11,19 +11,12 @@ import yaml
 from neb_bayes.api import infer
 from neb_bayes.case import read_case
 from neb_bayes.posterior import Result
+from tests.contract import CONDITION_IDS  # noqa: F401  (re-exported to the report tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "cases" / "examples"
 EXAMPLE_FILES: list[Path] = sorted(
     p for p in EXAMPLES.glob("*.yaml") if p.name != "expectations.yaml"
-)
-CONDITION_IDS: tuple[str, ...] = (
-    "primary_hypothyroidism", "subclinical_hypothyroidism", "central_hypothyroidism",
-    "hyperthyroidism_overt", "hyperthyroidism_subclinical", "nonthyroidal_illness",
-    "cushings_acth_dependent", "cushings_acth_independent", "adrenal_insufficiency_primary",
-    "adrenal_insufficiency_secondary", "hypogonadism_primary_male", "hypogonadism_secondary_male",
-    "hypogonadism_primary_female", "hypogonadism_secondary_female", "pcos", "hyperprolactinemia",
-    "insulin_resistance", "prediabetes", "diabetes",
 )
 
 
