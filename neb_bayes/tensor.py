@@ -44,7 +44,8 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     return merged
 
 
-def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None):
+def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
+                       n_axes: int | None = None):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
@@ -54,9 +55,11 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
 
     Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
     optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
+    With ``n_axes``, only the first ``n_axes`` dimensions are axes to report; later ones
+    (e.g. the symptom-propensity level) are summed out.
     """
     merged = merge_nested(parts)
-    nd = merged[0].ndim - 1
+    nd = merged[0].ndim - 1 if n_axes is None else n_axes
     batch = max(p.shape[0] for p in merged)
     letters = "abcdefghijklmnopqrstuvwxy"
     ops, subs = [], []

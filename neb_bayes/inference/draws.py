@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import block_loglik, symptom_parts
+from neb_bayes.inference.exact import block_loglik, symptom_level_factors
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import log_prior_parts
@@ -18,7 +18,7 @@ from neb_bayes.tensor import contract_marginals
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 1000
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw: ``(D, C + 1)``."""
     out = np.empty((draws.n_draws, len(model.conditions) + 1))
@@ -29,13 +29,14 @@ def probabilities_over_draws(
     absent = np.arange(ev.present.size, cols.size)
     for start in range(0, draws.n_draws, chunk):
         sl = slice(start, min(start + chunk, draws.n_draws))
-        sym = (present, absent, leak[sl], tuple(c[sl] for c in cause))
+        sym = (present, absent, leak[sl], tuple(c[sl] for c in cause))  # leak (D, P, Y')
         out[sl] = _probabilities(model, draws.subset(sl), ev, sym)
     return out
 
 
 def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -> np.ndarray:
-    parts = log_prior_parts(model, ev.covariates, list(draws.prior_base))
+    nd = len(model.axes)
+    parts = [p[..., None] for p in log_prior_parts(model, ev.covariates, list(draws.prior_base))]
     for block in ev.blocks:
         a = block.axis
         mean = draws.lat_mean[a]
@@ -44,10 +45,13 @@ def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -
             shift, scale = ev.lat_shift[a]
             mean = mean + shift
             cov = cov * (scale**2)[:, None, None]
-        parts.append(block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median))
-    parts.extend(symptom_parts(model, *sym))
+        ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median)
+        parts.append(ll[..., None])
+    # symptoms keep their propensity level as a last dimension, summed out by the contraction
+    parts.extend(symptom_level_factors(model, *sym))
     d = draws.n_draws
-    marg, none = contract_marginals(parts, [ax.healthy.astype(float) for ax in model.axes])
+    marg, none = contract_marginals(parts, [ax.healthy.astype(float) for ax in model.axes],
+                                    n_axes=nd)
     out = np.empty((d, len(model.conditions) + 1))
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
         out[:, k] = marg[a][:, mask].sum(axis=1)

@@ -210,6 +210,41 @@ def _axis_shape(model: CompiledModel, ai: int) -> list[int]:
     return shape
 
 
+def symptom_level_factors(
+    model: CompiledModel,
+    present: np.ndarray,
+    absent: np.ndarray,
+    log1m_leak: np.ndarray,
+    log1m_cause: tuple[np.ndarray, ...],
+) -> list[np.ndarray]:
+    """The symptom likelihood as log-factors over ``(lead, S_0, ..., S_{n-1}, P)``.
+
+    The propensity level ``P`` is kept as a last dimension to be summed out by a
+    contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
+    factor over its own cause axes only, never over the product of all of them.
+    """
+    nd = len(model.axes)
+    lead = log1m_leak.shape[:-2]
+    n_prop = log1m_leak.shape[-2]
+    absent = np.asarray(absent, dtype=np.int64)
+    present = np.asarray(present, dtype=np.int64)
+    out = []
+    base = model.log_propensity_w + log1m_leak[..., absent].sum(-1)          # (..., P)
+    out.append(base.reshape(lead + (1,) * nd + (n_prop,)))
+    if absent.size:
+        for ai in range(nd):
+            out.append(log1m_cause[ai][..., absent].sum(-1).reshape(
+                lead + tuple(_axis_shape(model, ai)) + (1,)))
+    for y in present:
+        lq = log1m_leak[..., y].reshape(lead + (1,) * nd + (n_prop,))
+        for ai in range(nd):
+            col = log1m_cause[ai][..., y]
+            if np.any(col != 0):
+                lq = lq + col.reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
+        out.append(np.log(-np.expm1(lq)))
+    return out
+
+
 def symptom_factor(
     model: CompiledModel,
     present: np.ndarray,
