@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ def resolve_priors(priors: str | Path | CompiledModel | PriorSet | None) -> Prio
     if isinstance(priors, CompiledModel):
         return PriorSet(model=priors, draws=None, source=priors.spec.source)
     return load_prior_set(priors)
+
+
+@lru_cache(maxsize=16)
+def _draws_for(prior_set: PriorSet, sex: str | None):
+    """The prior set's draws cut to a sex view (cached: slicing 1,000 draws is not free)."""
+    return prior_set.draws.restrict(sex_keep(view_for_sex(prior_set.model, sex)))
 
 
 def infer(
@@ -91,7 +98,7 @@ def infer(
     if uncertainty and prior_set.draws is not None:
         from neb_bayes.inference.draws import probabilities_over_draws
 
-        draws = prior_set.draws.restrict(sex_keep(model))
+        draws = _draws_for(prior_set, case.patient.sex)
         draw_probs = probabilities_over_draws(model, draws, ev)
     nuts = None
     if method == "nuts":
