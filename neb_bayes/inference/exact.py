@@ -20,7 +20,6 @@ from scipy.special import log_ndtr, ndtr, owens_t
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import log_prior
-from neb_bayes.tensor import sum_factors  # noqa: F401  (re-exported for callers)
 
 LOG_2PI = math.log(2.0 * math.pi)
 
