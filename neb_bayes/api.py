@@ -24,6 +24,7 @@ from neb_bayes.posterior import Result
 from neb_bayes.priorset import PriorSet, load_prior_set
 
 
+@lru_cache(maxsize=1)
 def package_version() -> str:
     try:
         return version("neb_bayes")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr, owens_t
@@ -320,9 +321,10 @@ def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
     return [joint.sum(axis=tuple(j for j in range(nd) if j != i)) for i in range(nd)]
 
 
-def condition_probabilities(model: CompiledModel, joint: np.ndarray) -> tuple[np.ndarray, float]:
+def condition_probabilities(model: CompiledModel, joint: np.ndarray,
+                            marg: list[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """P(condition) for each condition and P(none of them)."""
-    marg = axis_marginals(joint)
+    marg = axis_marginals(joint) if marg is None else marg
     probs = np.array([
         marg[a][mask].sum() for a, mask in zip(model.cond_axis, model.cond_states, strict=True)
     ])
@@ -346,6 +348,57 @@ class ExactPosterior:
     groups: list[dict]                # evidence groups (for contributions)
     log_bf: np.ndarray | None         # (n_groups, n_conditions + 1): log Bayes factor per group
     factors: dict                     # name -> log-likelihood tensor (for explanations)
+
+
+class _SymptomTerms:
+    """Each reported symptom's log-likelihood terms, computed once, so that leaving one
+    symptom out (for its log Bayes factor) only re-sums them (same result as
+    :func:`symptom_factor`)."""
+
+    def __init__(self, model: CompiledModel, present: np.ndarray, absent: np.ndarray):
+        nd = len(model.axes)
+        self.nd = nd
+        self.log_w = model.log_propensity_w
+        leak, cause = model.log1m_leak, model.log1m_cause
+        self.absent = {int(y): ([cause[ai][:, y] for ai in range(nd)], leak[:, y]) for y in absent}
+        n_prop = leak.shape[0]
+        used = [ai for ai in range(nd) if present.size and np.any(cause[ai][:, present] != 0)]
+        self.present = {}
+        for y in present:
+            lq = leak[:, y].reshape((n_prop,) + (1,) * nd)
+            for ai in used:
+                lq = lq + cause[ai][:, y].reshape((1,) + tuple(_axis_shape(model, ai)))
+            self.present[int(y)] = np.log(-np.expm1(lq))
+        self.shapes = [tuple(_axis_shape(model, ai)) for ai in range(nd)]
+
+    def factor(self, drop: int | None = None) -> np.ndarray:
+        out = np.zeros((1,) * self.nd)
+        level = self.log_w.copy()
+        axis_sums = [0.0] * self.nd
+        for y, (cols, leak_y) in self.absent.items():
+            if y == drop:
+                continue
+            level = level + leak_y
+            for ai in range(self.nd):
+                axis_sums[ai] = axis_sums[ai] + cols[ai]
+        for ai in range(self.nd):
+            if not np.isscalar(axis_sums[ai]):
+                out = out + axis_sums[ai].reshape(self.shapes[ai])
+        total = level.reshape((-1,) + (1,) * self.nd)
+        for y, term in self.present.items():
+            if y != drop:
+                total = total + term
+        mx = total.max(axis=0, keepdims=True)
+        return out + (mx + np.log(np.exp(total - mx).sum(axis=0, keepdims=True)))[0]
+
+
+@lru_cache(maxsize=256)
+def _prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndarray]:
+    """Prior axis marginals and condition probabilities of a stratum (cached)."""
+    prior_joint, _ = _normalise(log_prior(model, cov))
+    marg = axis_marginals(prior_joint)
+    c, none = condition_probabilities(model, prior_joint, marg)
+    return marg, np.append(c, none)
 
 
 def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> ExactPosterior:
@@ -373,24 +426,23 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         for ch in dict.fromkeys(block.channel.tolist()):
             groups.append({"kind": "measurement", "block": bi, "channel": ch,
                            "sources": block.source[block.channel == ch].tolist()})
-    sym_total = symptom_factor(model, ev.present, ev.absent)
+    terms = _SymptomTerms(model, ev.present, ev.absent)
+    sym_total = terms.factor()
     log_joint = log_joint + sym_total
     for status, idx in (("absent", ev.absent), ("present", ev.present)):
         for s in idx:
             groups.append({"kind": "symptom", "status": status, "symptom": int(s)})
     joint, log_ev = _normalise(log_joint)
-    probs, none = condition_probabilities(model, joint)
-    prior_joint, _ = _normalise(lp)
-    prior_c, prior_none = condition_probabilities(model, prior_joint)
+    marginals = axis_marginals(joint)
+    probs, none = condition_probabilities(model, joint, marginals)
+    prior_marg, prior_cond = _prior_summary(model, ev.covariates)
     log_bf = None
     if explain and groups:
         full = _logit(np.append(probs, none))
         log_bf = np.zeros((len(groups), probs.size + 1))
         for gi, g in enumerate(groups):
             if g["kind"] == "symptom":
-                pres = ev.present[ev.present != g["symptom"]] if g["status"] == "present" else ev.present
-                absn = ev.absent[ev.absent != g["symptom"]] if g["status"] == "absent" else ev.absent
-                alt = log_joint - sym_total + symptom_factor(model, pres, absn)
+                alt = log_joint - sym_total + terms.factor(drop=g["symptom"])
             else:
                 block = ev.blocks[g["block"]]
                 keep = np.flatnonzero(block.channel != g["channel"])
@@ -405,9 +457,9 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         log_evidence=log_ev,
         condition_probs=probs,
         none_prob=none,
-        marginals=axis_marginals(joint),
-        prior_marginals=axis_marginals(prior_joint),
-        prior_condition_probs=np.append(prior_c, prior_none),
+        marginals=marginals,
+        prior_marginals=prior_marg,
+        prior_condition_probs=prior_cond,
         groups=groups,
         log_bf=log_bf,
         factors={"block_ll": block_ll},

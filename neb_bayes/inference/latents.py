@@ -44,7 +44,7 @@ def _mixture_summary(w, m, s, prob):
     lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
     keep = w > 1e-9
     w, m, s = w[keep], m[keep], np.maximum(s[keep], 1e-9)
-    grid = np.linspace((m - 6 * s).min(), (m + 6 * s).max(), 801)
+    grid = np.linspace((m - 6 * s).min(), (m + 6 * s).max(), 401)
     cdf = (w[:, None] * ndtr((grid[None, :] - m[:, None]) / s[:, None])).sum(0)
     return mean, float(np.interp(lo_q, cdf, grid)), float(np.interp(hi_q, cdf, grid))
 
