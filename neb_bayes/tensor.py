@@ -44,6 +44,10 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     return merged
 
 
+#: contraction orders already worked out, by expression and operand shapes
+_PATHS: dict[tuple, list] = {}
+
+
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
                        n_axes: int | None = None):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
@@ -81,7 +85,15 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
 
     def run(extra_ops, extra_subs, out):
         expr = ",".join(subs + extra_subs) + "->" + out
-        return np.einsum(expr, *ops, *extra_ops, optimize="greedy")
+        operands = [*ops, *extra_ops]
+        key = (expr, tuple(o.shape for o in operands))
+        path = _PATHS.get(key)
+        if path is None:
+            path = np.einsum_path(expr, *operands, optimize="greedy")[0]
+            if len(_PATHS) > 4096:
+                _PATHS.clear()
+            _PATHS[key] = path
+        return np.einsum(expr, *operands, optimize=path)
 
     marg = []
     for a in range(nd):
