@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import block_loglik, symptom_level_factors, symptom_parts
+from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_factors
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import log_prior_parts
@@ -51,12 +51,11 @@ def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -
             cov = cov * (scale**2)[:, None, None]
         ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median)
         parts.append(ll[..., None])
-    present, _, _, cause = sym
-    used = [ai for ai in range(nd) if np.any(cause[ai][..., present] != 0)] if len(present) else []
-    grid = int(np.prod([model.axes[ai].n_states for ai in used])) if used else 1
+    terms = SymptomTerms(model, *sym)
+    grid = int(np.prod([model.axes[ai].n_states for ai in terms.cause_axes]))
     if grid <= SMALL_SYMPTOM_GRID:
         # few cause axes: sum the propensity level out on their grid directly
-        parts.extend(p[..., None] for p in symptom_parts(model, *sym))
+        parts.append(terms.factor()[..., None])
     else:
         # many: keep the level as a last dimension, summed out by the contraction, so each
         # present symptom is a factor over its own cause axes only

@@ -245,67 +245,6 @@ def symptom_level_factors(
     return out
 
 
-def symptom_factor(
-    model: CompiledModel,
-    present: np.ndarray,
-    absent: np.ndarray,
-    log1m_leak: np.ndarray | None = None,
-    log1m_cause: tuple[np.ndarray, ...] | None = None,
-) -> np.ndarray:
-    """log p(reported symptoms | joint state) as one tensor (see :func:`symptom_parts`)."""
-    parts = symptom_parts(model, present, absent, log1m_leak, log1m_cause)
-    total = parts[0]
-    for p in parts[1:]:   # small factors: plain broadcasting is cheapest
-        total = total + p
-    return total
-
-
-def symptom_parts(
-    model: CompiledModel,
-    present: np.ndarray,
-    absent: np.ndarray,
-    log1m_leak: np.ndarray | None = None,
-    log1m_cause: tuple[np.ndarray, ...] | None = None,
-) -> list[np.ndarray]:
-    """log p(reported symptoms | joint state), the propensity level summed out.
-
-    Noisy-OR: P(present | s, k) = 1 - exp(leak_k + sum_a cause_a(s_a)).  An absent symptom's
-    log-likelihood is additive over axes; a present one couples only the axes that can cause
-    it, so the sum over propensity levels runs on the grid of those axes alone and is then
-    broadcast.  Tables with a leading draw dimension give a result with that dimension.
-    """
-    nd = len(model.axes)
-    leak = model.log1m_leak if log1m_leak is None else log1m_leak
-    cause = model.log1m_cause if log1m_cause is None else log1m_cause
-    lead = leak.shape[:-2]
-    absent = np.asarray(absent, dtype=np.int64)
-    present = np.asarray(present, dtype=np.int64)
-    parts = []
-    # absent symptoms: separable over axes (the level enters only through the leak)
-    if absent.size:
-        for ai in range(nd):
-            parts.append(cause[ai][..., absent].sum(-1).reshape(lead + tuple(_axis_shape(model, ai))))
-    leak_abs = leak[..., absent].sum(-1)                        # (..., P)
-    if present.size == 0:
-        per_level = model.log_propensity_w + leak_abs           # (..., P)
-        mx = per_level.max(-1, keepdims=True)
-        lse = (mx + np.log(np.exp(per_level - mx).sum(-1, keepdims=True)))[..., 0]
-        return [*parts, lse.reshape(lead + (1,) * nd)]
-    used = [ai for ai in range(nd) if np.any(cause[ai][..., present] != 0)]
-    grid = [model.axes[ai].n_states if ai in used else 1 for ai in range(nd)]
-    n_prop = leak.shape[-2]
-    total = (model.log_propensity_w + leak_abs).reshape(lead + (n_prop,) + (1,) * nd)
-    for y in present:
-        lq = leak[..., y].reshape(lead + (n_prop,) + (1,) * nd)
-        for ai in used:
-            lq = lq + cause[ai][..., y].reshape(lead + (1,) + tuple(_axis_shape(model, ai)))
-        total = total + np.log(-np.expm1(lq))
-    ax = len(lead)
-    mx = total.max(axis=ax, keepdims=True)
-    lse = np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)), axis=ax)
-    return [*parts, lse.reshape(lead + tuple(grid))]
-
-
 # --------------------------------------------------------------------------------------------
 # posterior summaries from a joint log tensor
 def _normalise(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
@@ -350,46 +289,62 @@ class ExactPosterior:
     factors: dict                     # name -> log-likelihood tensor (for explanations)
 
 
-class _SymptomTerms:
-    """Each reported symptom's log-likelihood terms, computed once, so that leaving one
-    symptom out (for its log Bayes factor) only re-sums them (same result as
-    :func:`symptom_factor`)."""
+class SymptomTerms:
+    """log p(reported symptoms | joint state), the propensity level summed out.
 
-    def __init__(self, model: CompiledModel, present: np.ndarray, absent: np.ndarray):
+    Noisy-OR: P(present | s, k) = 1 - exp(leak_k + sum_a cause_a(s_a)).  An absent symptom's
+    log-likelihood is additive over axes; a present one couples only the axes that can cause
+    it (``cause_axes``), so the sum over propensity levels runs on the grid of those axes alone
+    and is then broadcast.  Each symptom's terms are computed once, so leaving one out (for
+    its log Bayes factor) only re-sums them.  Tables with a leading draw dimension give
+    results with that dimension.
+    """
+
+    def __init__(self, model: CompiledModel, present: np.ndarray, absent: np.ndarray,
+                 log1m_leak: np.ndarray | None = None,
+                 log1m_cause: tuple[np.ndarray, ...] | None = None):
         nd = len(model.axes)
+        leak = model.log1m_leak if log1m_leak is None else log1m_leak
+        cause = model.log1m_cause if log1m_cause is None else log1m_cause
         self.nd = nd
+        self.lead = leak.shape[:-2]
         self.log_w = model.log_propensity_w
-        leak, cause = model.log1m_leak, model.log1m_cause
-        self.absent = {int(y): ([cause[ai][:, y] for ai in range(nd)], leak[:, y]) for y in absent}
-        n_prop = leak.shape[0]
-        used = [ai for ai in range(nd) if present.size and np.any(cause[ai][:, present] != 0)]
+        self.shapes = [self.lead + tuple(_axis_shape(model, ai)) for ai in range(nd)]
+        present = np.asarray(present, dtype=np.int64)
+        self.absent = {int(y): ([cause[ai][..., y] for ai in range(nd)], leak[..., y])
+                       for y in np.asarray(absent, dtype=np.int64)}
+        self.cause_axes = [ai for ai in range(nd)
+                           if present.size and np.any(cause[ai][..., present] != 0)]
+        n_prop = leak.shape[-2]
         self.present = {}
         for y in present:
-            lq = leak[:, y].reshape((n_prop,) + (1,) * nd)
-            for ai in used:
-                lq = lq + cause[ai][:, y].reshape((1,) + tuple(_axis_shape(model, ai)))
+            lq = leak[..., y].reshape(self.lead + (n_prop,) + (1,) * nd)
+            for ai in self.cause_axes:
+                lq = lq + cause[ai][..., y].reshape(self.lead + (1,) + tuple(_axis_shape(model, ai)))
             self.present[int(y)] = np.log(-np.expm1(lq))
-        self.shapes = [tuple(_axis_shape(model, ai)) for ai in range(nd)]
 
     def factor(self, drop: int | None = None) -> np.ndarray:
-        out = np.zeros((1,) * self.nd)
-        level = self.log_w.copy()
-        axis_sums = [0.0] * self.nd
+        """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+        out = np.zeros(self.lead + (1,) * self.nd)
+        level = np.broadcast_to(self.log_w, self.lead + self.log_w.shape)
+        axis_sums: list = [None] * self.nd
         for y, (cols, leak_y) in self.absent.items():
             if y == drop:
                 continue
             level = level + leak_y
             for ai in range(self.nd):
-                axis_sums[ai] = axis_sums[ai] + cols[ai]
-        for ai in range(self.nd):
-            if not np.isscalar(axis_sums[ai]):
-                out = out + axis_sums[ai].reshape(self.shapes[ai])
-        total = level.reshape((-1,) + (1,) * self.nd)
+                axis_sums[ai] = cols[ai] if axis_sums[ai] is None else axis_sums[ai] + cols[ai]
+        for ai, col in enumerate(axis_sums):
+            if col is not None:
+                out = out + col.reshape(self.shapes[ai])
+        total = level.reshape(self.lead + (-1,) + (1,) * self.nd)
         for y, term in self.present.items():
             if y != drop:
                 total = total + term
-        mx = total.max(axis=0, keepdims=True)
-        return out + (mx + np.log(np.exp(total - mx).sum(axis=0, keepdims=True)))[0]
+        ax = len(self.lead)
+        mx = total.max(axis=ax, keepdims=True)
+        return out + np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)),
+                                axis=ax)
 
 
 @lru_cache(maxsize=256)
@@ -426,7 +381,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         for ch in dict.fromkeys(block.channel.tolist()):
             groups.append({"kind": "measurement", "block": bi, "channel": ch,
                            "sources": block.source[block.channel == ch].tolist()})
-    terms = _SymptomTerms(model, ev.present, ev.absent)
+    terms = SymptomTerms(model, ev.present, ev.absent)
     sym_total = terms.factor()
     log_joint = log_joint + sym_total
     for status, idx in (("absent", ev.absent), ("present", ev.present)):
