@@ -43,7 +43,10 @@ other_thyroid = st.lists(
                   st.floats(3.0, 8.0)),
     ),
     max_size=3,
-)
+).filter(lambda ms: sum(m.get("censor") == "left" for m in ms) <= 1)
+# (the TSH itself may be censored too, so at most two censored results per axis: those use
+# the closed-form bivariate normal CDF; three or more use Genz QMC with an absolute error of
+# about 1e-9, which cannot resolve extreme-tail likelihoods: see ARCHITECTURE.md, Known limits)
 symptom_sets = st.sets(st.sampled_from(SYMPTOMS), max_size=5)
 
 
