@@ -311,32 +311,38 @@ class SymptomTerms:
         self.log_w = model.log_propensity_w
         self.shapes = [self.lead + tuple(_axis_shape(model, ai)) for ai in range(nd)]
         present = np.asarray(present, dtype=np.int64)
-        self.absent = {int(y): ([cause[ai][..., y] for ai in range(nd)], leak[..., y])
-                       for y in np.asarray(absent, dtype=np.int64)}
+        self.absent_ids = np.asarray(absent, dtype=np.int64)
+        self.absent_cols = [cause[ai][..., self.absent_ids] for ai in range(nd)]   # (.., S, A)
+        self.absent_leak = leak[..., self.absent_ids]                                # (.., P, A)
         self.cause_axes = [ai for ai in range(nd)
                            if present.size and np.any(cause[ai][..., present] != 0)]
-        n_prop = leak.shape[-2]
-        self.present = {}
-        for y in present:
-            lq = leak[..., y].reshape(self.lead + (n_prop,) + (1,) * nd)
-            for ai in self.cause_axes:
-                lq = lq + cause[ai][..., y].reshape(self.lead + (1,) + tuple(_axis_shape(model, ai)))
-            self.present[int(y)] = np.log(-np.expm1(lq))
+        self._tables = (model, leak, cause)
+        self.present_ids = present
+        self._present: dict[int, np.ndarray] | None = None
+
+    @property
+    def present(self) -> dict[int, np.ndarray]:
+        """Each present symptom's log-likelihood per level on its cause axes (lazily)."""
+        if self._present is None:
+            model, leak, cause = self._tables
+            n_prop = leak.shape[-2]
+            self._present = {}
+            for y in self.present_ids:
+                lq = leak[..., y].reshape(self.lead + (n_prop,) + (1,) * self.nd)
+                for ai in self.cause_axes:
+                    lq = lq + cause[ai][..., y].reshape(
+                        self.lead + (1,) + tuple(_axis_shape(model, ai)))
+                self._present[int(y)] = np.log(-np.expm1(lq))
+        return self._present
 
     def factor(self, drop: int | None = None) -> np.ndarray:
         """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+        keep = self.absent_ids != drop
         out = np.zeros(self.lead + (1,) * self.nd)
-        level = np.broadcast_to(self.log_w, self.lead + self.log_w.shape)
-        axis_sums: list = [None] * self.nd
-        for y, (cols, leak_y) in self.absent.items():
-            if y == drop:
-                continue
-            level = level + leak_y
-            for ai in range(self.nd):
-                axis_sums[ai] = cols[ai] if axis_sums[ai] is None else axis_sums[ai] + cols[ai]
-        for ai, col in enumerate(axis_sums):
-            if col is not None:
-                out = out + col.reshape(self.shapes[ai])
+        if keep.any():
+            for ai, cols in enumerate(self.absent_cols):
+                out = out + cols[..., keep].sum(-1).reshape(self.shapes[ai])
+        level = self.log_w + self.absent_leak[..., keep].sum(-1)
         total = level.reshape(self.lead + (-1,) + (1,) * self.nd)
         for y, term in self.present.items():
             if y != drop:
