@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import infer_exact
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 
@@ -14,14 +13,14 @@ def infer_batch(model: CompiledModel, evidences: list[Evidence]) -> np.ndarray:
     """Posterior probability of each condition and of ``none`` for each case.
 
     Returns an array of shape ``(n_cases, n_conditions + 1)``; columns follow
-    ``model.conditions`` then ``"none"``.  Results do not depend on how cases are chunked.
+    ``model.conditions`` then ``"none"``.  Computed for the whole list at once by
+    :func:`neb_bayes.inference.vectorised.posterior_batch` (equal to
+    :func:`~neb_bayes.inference.exact.infer_exact` case by case); results do not depend on
+    how cases are chunked.
     """
-    out = np.empty((len(evidences), len(model.conditions) + 1))
-    for i, ev in enumerate(evidences):
-        post = infer_exact(model, ev, explain=False)
-        out[i, :-1] = post.condition_probs
-        out[i, -1] = post.none_prob
-    return out
+    from neb_bayes.inference.vectorised import posterior_batch
+
+    return posterior_batch(model, evidences)[0]
 
 
 def infer_batch_draws(model: CompiledModel, draws: ParamDraws, evidences: list[Evidence]) -> np.ndarray:

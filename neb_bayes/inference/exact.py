@@ -123,6 +123,60 @@ def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.nd
     return np.clip(out, 0.0, 1.0)
 
 
+def _composite_gauss_legendre(panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of a composite Gauss-Legendre rule on [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    nodes = ((x[None, :] + 1) / 2 + np.arange(panels)[:, None]) / panels
+    return nodes.ravel(), np.tile(w / 2, panels) / panels
+
+
+#: the outer rule of the trivariate CDF, on each of its pieces: 8 panels of 16 nodes
+_GL_NODES, _GL_WEIGHTS = _composite_gauss_legendre(8, 16)
+
+
+def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """P(X < upper) for X ~ N(mean, cov) in three dimensions, vectorised over leading axes.
+
+    The variable least correlated with the other two is integrated out numerically over
+    [-9, min(t, 9)] standard deviations; given it, the other two are bivariate normal in
+    closed form (:func:`bivariate_normal_cdf`).  The integrand steps where either conditional
+    limit crosses zero (sharply when correlations are high), so the range is cut into five
+    pieces at 8 conditional standard deviations either side of each step, each integrated by
+    a composite Gauss-Legendre rule.  Agrees with adaptive quadrature to ~1e-13 (tests);
+    deterministic.
+    """
+    mean = np.asarray(mean, float)
+    cov = np.asarray(cov, float)
+    grid = np.broadcast_shapes(mean.shape[:-1], cov.shape[:-2])
+    sd = np.sqrt(np.einsum("...ii->...i", cov))
+    t = np.broadcast_to((np.asarray(upper, float) - mean) / sd, grid + (3,))
+    rho = np.broadcast_to(cov / (sd[..., :, None] * sd[..., None, :]), grid + (3, 3))
+    off = np.abs(rho - np.eye(3) * rho)
+    first = int(np.argmin(off.reshape(-1, 3, 3).max(axis=(0, 2))))
+    i, j, k = first, *[x for x in range(3) if x != first]
+    r_ij, r_ik, r_jk = rho[..., i, j], rho[..., i, k], rho[..., j, k]
+    s_j = np.sqrt(np.maximum(1 - r_ij**2, 1e-300))
+    s_k = np.sqrt(np.maximum(1 - r_ik**2, 1e-300))
+    r_c = np.clip((r_jk - r_ij * r_ik) / (s_j * s_k), -1.0, 1.0)
+    hi = np.minimum(t[..., i], 9.0)
+    lo = np.minimum(-9.0, hi - 2.0)
+    cuts = [lo, hi]
+    for tt, r, s in ((t[..., j], r_ij, s_j), (t[..., k], r_ik, s_k)):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centre = np.where(np.abs(r) > 1e-12, tt / r, lo)
+            half = np.where(np.abs(r) > 1e-12, 8.0 * s / np.abs(r), 0.0)
+        cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
+    cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., 6)
+    a, width = cuts[..., :-1, None], np.diff(cuts, axis=-1)[..., None]      # (..., 5, 1)
+    z = (a + width * _GL_NODES).reshape(grid + (-1,))                      # (..., nodes)
+    wt = (width * _GL_WEIGHTS).reshape(grid + (-1,))
+    f = bivariate_normal_cdf((t[..., j, None] - r_ij[..., None] * z) / s_j[..., None],
+                             (t[..., k, None] - r_ik[..., None] * z) / s_k[..., None],
+                             r_c[..., None])
+    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return np.clip(np.sum(wt * dens * f, axis=-1), 0.0, 1.0)
+
+
 def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     """log P(X < upper) for X ~ N(mean, cov), several dimensions (Genz QMC, fixed seed)."""
     from scipy.stats import multivariate_normal  # imported only when needed (slow import)
@@ -173,6 +227,10 @@ def gaussian_block_loglik(
             rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
             p2 = bivariate_normal_cdf(t[..., 0], t[..., 1], rho)
             out = out + np.log(np.maximum(p2, 1e-300))
+        elif cen.sum() == 3:
+            d = -sign
+            p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
+            out = out + np.log(np.maximum(p3, 1e-300))
         else:
             # P(s_i * (w_i - lim_i) > 0 for all i) = P(D w < D lim) with D = diag(-sign)
             d = -sign

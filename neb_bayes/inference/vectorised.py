@@ -1,0 +1,377 @@
+"""The exact posterior for many cases at once: the batch path's engine.
+
+Same model and same answer as :func:`neb_bayes.inference.exact.infer_exact`, organised for
+throughput instead of explanation.  Cases in a chunk rarely share a pattern of results (which
+analytes, repeats, days), so the covariance form of the single-case engine cannot be shared
+between them.  Here each case's results are reduced to per-channel sufficient statistics
+(information form, as in :mod:`neb_bayes.inference.pymc_model`), padded to every channel of
+an axis, and the latents are integrated by completing the square for all cases of the chunk
+together: every step is an array operation over ``(cases, ...)``.
+
+Cases this form does not cover (a censored result beside an observed one in the same
+channel, more than one censored result on an axis, a daily-rhythm result without a
+collection time, context that moves the latent distribution) are computed with
+:func:`~neb_bayes.inference.exact.infer_exact`, so every case gets the exact answer; a test
+holds the two engines equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy.special import log_ndtr
+
+from neb_bayes.evidence import Evidence
+from neb_bayes.inference.exact import infer_exact
+from neb_bayes.model.compiled import CompiledModel, view_for_sex
+from neb_bayes.model.prior import log_prior
+from neb_bayes.tensor import merge_nested
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+#: cases evaluated together (bounds the memory of the ``(cases, joint states)`` arrays)
+SUB_CHUNK = 64
+#: below this normaliser the product of probability-space factors is recomputed in log space
+UNDERFLOW = 1e-250
+_STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
+
+
+# --------------------------------------------------------------------------------------------
+# per model view: the tables that do not depend on the case
+@dataclass(frozen=True)
+class AxisTables:
+    """One axis' channels and their expected levels over the axis' dependency grid.
+
+    The grid is ordered own-axis state first (``S``), then the other dependency axes
+    (``R`` combinations), so the latent posterior, which depends on the own state only,
+    is shared by the ``R`` grid points of a state.
+    """
+
+    axis: int
+    pos: np.ndarray        # (n_channels,) position of a model channel on this axis, or -1
+    loadings: np.ndarray   # (C, K)
+    grid: tuple[int, ...]  # sizes of the dependency axes, own axis first
+    dest: tuple[int, ...]  # the joint-tensor dimension of each grid dimension
+    mu: np.ndarray         # (C, G) log median + state effects
+    amp: np.ndarray        # (C, G) daily-rhythm amplitude
+    mu_l: np.ndarray       # (C, G * K) mu[c, g] * L[c, k]
+    amp_l: np.ndarray      # (C, G * K)
+    mu_amp: np.ndarray     # (C, G)
+    s_inv: np.ndarray      # (S, K, K) latent precision per own state
+    s_mu: np.ndarray       # (G, K) latent precision @ latent mean
+    const: np.ndarray      # (G,) -0.5 mean' S^-1 mean - 0.5 log|S|
+    noise_var: np.ndarray  # (3, C): tau^2, cvi^2, cva^2
+
+
+@dataclass(frozen=True)
+class ViewTables:
+    """Everything the vectorised engine needs of one model view (cached per view)."""
+
+    axes: tuple[AxisTables, ...]
+    shape: tuple[int, ...]
+    healthy: np.ndarray       # (J,) 1 where no axis is in a condition state
+    present_prob: np.ndarray  # (Y, P * J) P(symptom present | level, joint state)
+    cause: tuple[np.ndarray, ...]  # per axis (S_a, Y)
+    leak: np.ndarray          # (P, Y)
+    log_w: np.ndarray         # (P,)
+
+
+def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
+    from neb_bayes.inference.pymc_model import _axis_structure
+
+    ax = model.axes[axis]
+    if not ax.latents:
+        return None
+    chans, L, deps, sizes, _, effect, amp = _axis_structure(model, axis)
+    if chans.size == 0:
+        return None
+    own = deps.index(axis)
+    order = [own] + [i for i in range(len(deps)) if i != own]
+
+    def own_first(x):  # (C, G in deps order) -> (C, G own first)
+        return np.transpose(x.reshape((-1,) + tuple(sizes)), [0] + [1 + i for i in order]).reshape(
+            x.shape[0], -1)
+
+    effect, amp = own_first(effect), own_first(amp)
+    grid = tuple(sizes[i] for i in order)
+    n_rest = int(np.prod(grid[1:]))
+    pos = np.full(len(model.channels), -1, dtype=np.int64)
+    pos[chans] = np.arange(chans.size)
+    mu = np.array([model.channels[c].log_median for c in chans])[:, None] + effect
+    s_inv = np.linalg.inv(ax.lat_cov)
+    _, logdet = np.linalg.slogdet(ax.lat_cov)
+    own_idx = np.repeat(np.arange(ax.n_states), n_rest)
+    lat_mean = ax.lat_mean[own_idx]
+    s_mu = np.einsum("gkl,gl->gk", s_inv[own_idx], lat_mean)
+    const = -0.5 * (lat_mean * s_mu).sum(-1) - 0.5 * logdet[own_idx]
+    noise = np.array([[model.channels[c].tau, model.channels[c].cvi, model.channels[c].cva]
+                      for c in chans]).T ** 2
+    return AxisTables(
+        axis=axis, pos=pos, loadings=L, grid=grid, dest=tuple(deps[i] for i in order), mu=mu,
+        amp=amp, mu_l=(mu[:, :, None] * L[:, None, :]).reshape(chans.size, -1),
+        amp_l=(amp[:, :, None] * L[:, None, :]).reshape(chans.size, -1),
+        mu_amp=mu * amp, s_inv=s_inv, s_mu=s_mu, const=const, noise_var=noise)
+
+
+def _on_axis(x: np.ndarray, ai: int, nd: int) -> np.ndarray:
+    return x.reshape((1,) * ai + (-1,) + (1,) * (nd - ai - 1))
+
+
+@lru_cache(maxsize=16)
+def view_tables(model: CompiledModel) -> ViewTables:
+    """The case-independent tables of a model view."""
+    nd = len(model.axes)
+    shape = model.shape
+    healthy = np.ones(shape)
+    for ai, ax in enumerate(model.axes):
+        healthy = healthy * _on_axis(ax.healthy.astype(float), ai, nd)
+    # P(present | level, joint) = 1 - exp(log1m_leak[level] + sum_a log1m_cause_a)
+    lq = model.log1m_leak.T.reshape((-1, model.log1m_leak.shape[0]) + (1,) * nd)    # (Y, P, ...)
+    for ai, c in enumerate(model.log1m_cause):
+        lq = lq + c.T.reshape((c.shape[1], 1) + (1,) * ai + (-1,) + (1,) * (nd - ai - 1))
+    present = -np.expm1(lq)
+    axes = tuple(t for t in (_axis_tables(model, ai) for ai in range(nd)) if t is not None)
+    return ViewTables(axes=axes, shape=shape, healthy=healthy.ravel(),
+                      present_prob=present.reshape(present.shape[0], -1),
+                      cause=model.log1m_cause, leak=model.log1m_leak,
+                      log_w=model.log_propensity_w)
+
+
+# --------------------------------------------------------------------------------------------
+# per chunk: every case's results as flat arrays, then sufficient statistics per axis
+@dataclass
+class Flat:
+    """Every result of a list of cases, one row each."""
+
+    case: np.ndarray
+    axis: np.ndarray
+    channel: np.ndarray
+    y: np.ndarray
+    censor: np.ndarray
+    day: np.ndarray
+    diurnal: np.ndarray
+    diurnal_var: np.ndarray
+    extra: np.ndarray
+
+    @classmethod
+    def of(cls, evs: list[Evidence]) -> Flat:
+        blocks = [(i, b) for i, ev in enumerate(evs) for b in ev.blocks]
+        if not blocks:
+            e = np.zeros(0)
+            return cls(*(e.astype(np.int64),) * 3, e, e.astype(np.int8), e, e, e, e)
+        n = np.array([b.n for _, b in blocks])
+        return cls(
+            case=np.repeat([i for i, _ in blocks], n),
+            axis=np.repeat([b.axis for _, b in blocks], n),
+            channel=np.concatenate([b.channel for _, b in blocks]),
+            y=np.concatenate([b.y for _, b in blocks]),
+            censor=np.concatenate([b.censor for _, b in blocks]),
+            day=np.concatenate([b.day for _, b in blocks]),
+            diurnal=np.concatenate([b.diurnal for _, b in blocks]),
+            diurnal_var=np.concatenate([b.diurnal_var for _, b in blocks]),
+            extra=np.concatenate([b.extra_var if b.extra_var is not None else np.zeros(b.n)
+                                  for _, b in blocks]),
+        )
+
+    def unsupported(self, n_cases: int, n_axes: int, n_channels: int) -> np.ndarray:
+        """Cases the information form does not cover: a daily-rhythm result without a time,
+        more than one censored result on an axis, or a censored result whose channel also
+        has an observed result."""
+        bad = np.zeros(n_cases, bool)
+        bad[self.case[self.diurnal_var > 0]] = True
+        cen = self.censor != 0
+        per_axis = np.bincount(self.case[cen] * n_axes + self.axis[cen], minlength=n_cases * n_axes)
+        bad |= per_axis.reshape(n_cases, n_axes).max(1, initial=0) > 1
+        key = self.case * n_channels + self.channel
+        clash = np.isin(key[cen], key[~cen])
+        bad[self.case[cen][clash]] = True
+        return bad
+
+
+def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day, extra) -> dict[str, np.ndarray]:
+    """Per case and channel: GLS sufficient statistics of the observed results."""
+    n_ch = tabs.loadings.shape[0]
+    out = {k: np.zeros((n_cases, n_ch)) for k in _STATS}
+    if case.size == 0:
+        return out
+    tau2, cvi2, cva2 = tabs.noise_var
+    key = case * n_ch + ch
+    order = np.argsort(key, kind="stable")
+    key, y, d, day, extra = key[order], y[order], d[order], day[order], extra[order]
+    uniq, start, count = np.unique(key, return_index=True, return_counts=True)
+    for m in np.unique(count):
+        sel = count == m
+        rows = start[sel][:, None] + np.arange(m)[None, :]          # (n_groups, m)
+        k = uniq[sel]
+        ci, cj = k // n_ch, k % n_ch
+        if m == 1:
+            r = rows[:, 0]
+            var = tau2[cj] + cvi2[cj] + cva2[cj] + extra[r]
+            inv = 1.0 / var
+            vals = {"w": inv, "s1": y[r] * inv, "s2": y[r] ** 2 * inv, "t1": d[r] * inv,
+                    "t2": d[r] ** 2 * inv, "t3": y[r] * d[r] * inv, "ld": np.log(var) + LOG_2PI}
+        else:
+            dy = day[rows]
+            R = tau2[cj][:, None, None] + cvi2[cj][:, None, None] * (dy[:, :, None] == dy[:, None, :])
+            R = R + np.einsum("gi,ij->gij", cva2[cj][:, None] + extra[rows], np.eye(m))
+            Ri = np.linalg.inv(R)
+            _, logdet = np.linalg.slogdet(R)
+            yy, dd = y[rows], d[rows]
+            Ri_y = np.einsum("gij,gj->gi", Ri, yy)
+            Ri_d = np.einsum("gij,gj->gi", Ri, dd)
+            vals = {"w": Ri.sum((1, 2)), "s1": Ri_y.sum(-1), "s2": (yy * Ri_y).sum(-1),
+                    "t1": Ri_d.sum(-1), "t2": (dd * Ri_d).sum(-1), "t3": (yy * Ri_d).sum(-1),
+                    "ld": logdet + m * LOG_2PI}
+        for name, v in vals.items():
+            out[name][ci, cj] = v
+    return out
+
+
+def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
+    """log p(this axis' results | dependency states) for every case: ``(N, *tabs.grid)``."""
+    rows = flat.axis == tabs.axis
+    case, ch = flat.case[rows], tabs.pos[flat.channel[rows]]
+    y, d, cen, extra = flat.y[rows], flat.diurnal[rows], flat.censor[rows], flat.extra[rows]
+    obs = cen == 0
+    st = _stats(tabs, n_cases, case[obs], ch[obs], y[obs], d[obs], flat.day[rows][obs], extra[obs])
+    L = tabs.loadings
+    K = L.shape[1]
+    S = tabs.grid[0]
+    G = tabs.mu.shape[1]
+    w, s1, t1 = st["w"], st["s1"], st["t1"]
+    q = (st["s2"].sum(1)[:, None] + _rows(w, tabs.mu**2) + _rows(st["t2"], tabs.amp**2)
+         - 2 * _rows(s1, tabs.mu) - 2 * _rows(st["t3"], tabs.amp) + 2 * _rows(t1, tabs.mu_amp))
+    ll = -0.5 * q - 0.5 * st["ld"].sum(1)[:, None] + tabs.const[None]     # (N, G)
+    eta = (tabs.s_mu[None] + _rows(s1, L)[:, None, :] - _rows(w, tabs.mu_l).reshape(-1, G, K)
+           - _rows(t1, tabs.amp_l).reshape(-1, G, K)).reshape(n_cases, S, -1, K)  # (N, S, R, K)
+    M = tabs.s_inv[None] + np.einsum("nc,ck,cl->nkl", w, L, L)[:, None]  # (N, S, K, K)
+    M_inv = np.linalg.inv(M)
+    _, logdet_M = np.linalg.slogdet(M)
+    post_mean = np.matmul(eta, M_inv)                                     # (N, S, R, K)
+    ll = ll.reshape(n_cases, S, -1) + 0.5 * (eta * post_mean).sum(-1) - 0.5 * logdet_M[:, :, None]
+    has = ~obs
+    if has.any():
+        n, j = case[has], ch[has]
+        Lw = L[j]                                                          # (m, K)
+        mean_w = (tabs.mu[j] + tabs.amp[j] * d[has][:, None]).reshape(n.size, S, -1) + np.matmul(
+            post_mean[n], Lw[:, None, :, None])[..., 0]
+        var_w = np.einsum("mk,mskl,ml->ms", Lw, M_inv[n], Lw) + (
+            tabs.noise_var[:, j].sum(0) + extra[has])[:, None]
+        sign = cen[has].astype(float)[:, None, None]
+        ll[n] += log_ndtr(-sign * (y[has][:, None, None] - mean_w) / np.sqrt(var_w)[:, :, None])
+    return ll.reshape((n_cases,) + tabs.grid)
+
+
+def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` computed row by row in a fixed order (no BLAS blocking, whose summation
+    order can depend on the number of rows): a case's answer must not depend on its chunk."""
+    return np.einsum("nc,cg->ng", a, b)
+
+
+def _into_joint(x: np.ndarray, dest: tuple[int, ...], nd: int) -> np.ndarray:
+    """A ``(N, *grid)`` tensor over axes ``dest`` as a view broadcastable to ``(N, *joint)``."""
+    order = np.argsort(dest)
+    x = np.transpose(x, [0] + [1 + i for i in order])
+    shape = [x.shape[0]] + [1] * nd
+    for i in order:
+        shape[1 + dest[i]] = x.shape[1 + list(order).index(i)]
+    return x.reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# the joint posterior of a group of cases that share a model view
+def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.ndarray, np.ndarray]:
+    vt = view_tables(model)
+    n = len(evs)
+    nd = len(vt.shape)
+    J = int(np.prod(vt.shape))
+    parts = [_into_joint(_axis_loglik(tabs, n, flat), tabs.dest, nd) for tabs in vt.axes]
+    # symptoms: absent ones are additive over axes; present ones couple their cause axes
+    n_sym = vt.leak.shape[1]
+    absent = np.zeros((n, n_sym))
+    absent[np.repeat(np.arange(n), [ev.absent.size for ev in evs]),
+           np.concatenate([ev.absent for ev in evs] + [np.zeros(0, np.int64)])] = 1.0
+    for ai, c in enumerate(vt.cause):
+        parts.append(_rows(absent, c.T).reshape((n,) + (1,) * ai + (-1,) + (1,) * (nd - ai - 1)))
+    level = vt.log_w[None] + _rows(absent, vt.leak.T)                       # (N, P)
+    level_max = level.max(1)
+    level = np.exp(level - level_max[:, None])                              # (N, P), max 1
+    parts.append((level_max + np.log(level.sum(1))).reshape((n,) + (1,) * nd))
+    # every factor to probability space on its own small scope (few exponentials), then
+    # multiplied into the joint: no exponential over the joint states
+    shift = np.zeros(n)
+    factors = []
+    for part in merge_nested(parts):
+        mx = part.max(axis=tuple(range(1, nd + 1)), keepdims=True)
+        shift += mx.reshape(n)
+        factors.append(np.exp(part - mx))
+    covs = list(dict.fromkeys(ev.covariates for ev in evs))
+    where = {c: i for i, c in enumerate(covs)}
+    p = np.stack([_prior_prob(model, c) for c in covs])[[where[ev.covariates] for ev in evs]]
+    p4 = p.reshape((n,) + vt.shape)
+    for f in factors:
+        p4 *= f
+    # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the
+    # normaliser of w is already in ``parts``)
+    w = level / level.sum(1, keepdims=True)
+    counts = np.array([ev.present.size for ev in evs])
+    for m in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == m)
+        ids = np.stack([evs[i].present for i in rows])                      # (n_m, m)
+        prod = vt.present_prob[ids[:, 0]].copy()                             # (n_m, P * J)
+        for j in range(1, m):
+            prod *= vt.present_prob[ids[:, j]]
+        p[rows] *= np.einsum("np,npj->nj", w[rows], prod.reshape(rows.size, -1, J))
+    # marginals by sums within each case's row (the same order whatever the other rows)
+    z = p.sum(1)
+    out = np.empty((n, len(model.conditions) + 1))
+    marg = [p4.sum(axis=tuple(1 + b for b in range(nd) if b != a)) for a in range(nd)]
+    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+        out[:, k] = marg[a][:, mask].sum(1)
+    out[:, -1] = (p * vt.healthy).sum(1)
+    with np.errstate(divide="ignore"):
+        log_ev = shift + np.log(z)
+    probs = np.clip(out / z[:, None], 0.0, 1.0)
+    # a case whose factors disagree so much that the product underflows: recomputed in log
+    # space by the caller
+    ok = z > UNDERFLOW
+    return probs, np.where(ok, log_ev, np.nan)
+
+
+@lru_cache(maxsize=512)
+def _prior_prob(model: CompiledModel, cov) -> np.ndarray:
+    """Prior probability of every joint state of a stratum, flattened (cached)."""
+    out = np.exp(log_prior(model, cov)).ravel()
+    out.setflags(write=False)
+    return out
+
+
+def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np.ndarray, np.ndarray]:
+    """Exact condition probabilities and log evidence for many cases.
+
+    Returns ``(probabilities, log_evidence)``: ``(n_cases, n_conditions + 1)`` with columns
+    ``model.conditions`` then ``"none"``, and ``(n_cases,)``.  Each case's answer is the
+    same as :func:`~neb_bayes.inference.exact.infer_exact`'s whatever the chunk it is in.
+    """
+    n = len(evidences)
+    probs = np.empty((n, len(model.conditions) + 1))
+    log_ev = np.empty(n)
+    groups: dict[str | None, list[int]] = {}
+    for i, ev in enumerate(evidences):
+        groups.setdefault(ev.covariates.sex, []).append(i)
+    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift]
+    for sex, idx in groups.items():
+        view = view_for_sex(model, sex)
+        for s in range(0, len(idx), SUB_CHUNK):
+            part = idx[s:s + SUB_CHUNK]
+            evs = [evidences[i] for i in part]
+            flat = Flat.of(evs)
+            bad = flat.unsupported(len(part), len(model.axes), len(model.channels))
+            fallback.extend(np.asarray(part)[bad].tolist())
+            probs[part], log_ev[part] = _group(view, evs, flat)
+            fallback.extend(np.asarray(part)[np.isnan(log_ev[part])].tolist())
+    for i in dict.fromkeys(fallback):
+        post = infer_exact(model, evidences[i], explain=False)
+        probs[i, :-1], probs[i, -1], log_ev[i] = post.condition_probs, post.none_prob, post.log_evidence
+    return probs, log_ev
