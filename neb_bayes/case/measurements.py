@@ -172,6 +172,12 @@ def _collected(c: Collector, raw: Any, path: str) -> tuple[float | None, date | 
     return when.hour + when.minute / 60 + when.second / 3600, when.date()
 
 
+#: resolutions that succeeded without a message, by (analyte, implied specimen, specimen text,
+#: unit, unit ok):
+#: the same few combinations recur in every case of a batch
+_RESOLVED: dict[tuple, tuple[vocab.Analyte, str, Conversion | None]] = {}
+
+
 def _resolve(
     c: Collector,
     path: str,
@@ -181,6 +187,27 @@ def _resolve(
     unit_ok: bool = True,
 ) -> tuple[vocab.Analyte, str, Conversion | None] | None:
     """Choose analyte (or an alternate), specimen and unit conversion."""
+    key = (match.analyte.id, match.implied_specimen, specimen_text, unit, unit_ok)
+    hit = _RESOLVED.get(key)
+    if hit is not None:
+        return hit
+    before = (len(c.errors), len(c.not_used), len(c.warnings))
+    out = _resolve_uncached(c, path, match, specimen_text, unit, unit_ok)
+    if out is not None and (len(c.errors), len(c.not_used), len(c.warnings)) == before:
+        if len(_RESOLVED) > 4096:
+            _RESOLVED.clear()
+        _RESOLVED[key] = out
+    return out
+
+
+def _resolve_uncached(
+    c: Collector,
+    path: str,
+    match: vocab.AnalyteMatch,
+    specimen_text: str | None,
+    unit: str | None,
+    unit_ok: bool = True,
+) -> tuple[vocab.Analyte, str, Conversion | None] | None:
     analyte = match.analyte
     if specimen_text is not None:
         candidates = vocab.specimen_candidates(specimen_text)

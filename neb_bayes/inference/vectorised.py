@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import infer_exact
+from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
 from neb_bayes.model.compiled import CompiledModel, view_for_sex
 from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import merge_nested
@@ -176,13 +176,13 @@ class Flat:
 
     def unsupported(self, n_cases: int, n_axes: int, n_channels: int) -> np.ndarray:
         """Cases the information form does not cover: a daily-rhythm result without a time,
-        more than one censored result on an axis, or a censored result whose channel also
+        more than two censored results on an axis, or a censored result whose channel also
         has an observed result."""
         bad = np.zeros(n_cases, bool)
         bad[self.case[self.diurnal_var > 0]] = True
         cen = self.censor != 0
         per_axis = np.bincount(self.case[cen] * n_axes + self.axis[cen], minlength=n_cases * n_axes)
-        bad |= per_axis.reshape(n_cases, n_axes).max(1, initial=0) > 1
+        bad |= per_axis.reshape(n_cases, n_axes).max(1, initial=0) > 2
         key = self.case * n_channels + self.channel
         clash = np.isin(key[cen], key[~cen])
         bad[self.case[cen][clash]] = True
@@ -250,16 +250,40 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
     _, logdet_M = np.linalg.slogdet(M)
     post_mean = np.matmul(eta, M_inv)                                     # (N, S, R, K)
     ll = ll.reshape(n_cases, S, -1) + 0.5 * (eta * post_mean).sum(-1) - 0.5 * logdet_M[:, :, None]
-    has = ~obs
-    if has.any():
+    has = np.flatnonzero(~obs)
+    if has.size:
+        # censored results: their probability mass given the observed ones, whose
+        # information is in the latent posterior (no observed result shares their channel)
         n, j = case[has], ch[has]
         Lw = L[j]                                                          # (m, K)
         mean_w = (tabs.mu[j] + tabs.amp[j] * d[has][:, None]).reshape(n.size, S, -1) + np.matmul(
-            post_mean[n], Lw[:, None, :, None])[..., 0]
-        var_w = np.einsum("mk,mskl,ml->ms", Lw, M_inv[n], Lw) + (
-            tabs.noise_var[:, j].sum(0) + extra[has])[:, None]
-        sign = cen[has].astype(float)[:, None, None]
-        ll[n] += log_ndtr(-sign * (y[has][:, None, None] - mean_w) / np.sqrt(var_w)[:, :, None])
+            post_mean[n], Lw[:, None, :, None])[..., 0]                    # (m, S, R)
+        first = np.r_[True, n[1:] != n[:-1]]                               # rows are by case
+        one = first & np.r_[first[1:], True]
+        i1 = np.flatnonzero(one)
+        if i1.size:
+            var_w = np.einsum("mk,mskl,ml->ms", Lw[i1], M_inv[n[i1]], Lw[i1]) + (
+                tabs.noise_var[:, j[i1]].sum(0) + extra[has][i1])[:, None]
+            sign = cen[has][i1].astype(float)[:, None, None]
+            ll[n[i1]] += log_ndtr(-sign * (y[has][i1, None, None] - mean_w[i1])
+                                  / np.sqrt(var_w)[:, :, None])
+        a = np.flatnonzero(first & ~one)                                   # pairs: a, a + 1
+        if a.size:
+            b = a + 1
+            var_a = np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[a]) + (
+                tabs.noise_var[:, j[a]].sum(0) + extra[has][a])[:, None]
+            var_b = np.einsum("mk,mskl,ml->ms", Lw[b], M_inv[n[b]], Lw[b]) + (
+                tabs.noise_var[:, j[b]].sum(0) + extra[has][b])[:, None]
+            same = (j[a] == j[b]).astype(float)
+            same_day = same * (flat.day[rows][~obs][a] == flat.day[rows][~obs][b])
+            shared = same * tabs.noise_var[0, j[a]] + same_day * tabs.noise_var[1, j[a]]
+            cov_ab = np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[b]) + shared[:, None]
+            sa = cen[has][a].astype(float)[:, None]
+            sb = cen[has][b].astype(float)[:, None]
+            h = -sa[..., None] * (y[has][a, None, None] - mean_w[a]) / np.sqrt(var_a)[..., None]
+            k = -sb[..., None] * (y[has][b, None, None] - mean_w[b]) / np.sqrt(var_b)[..., None]
+            rho = (sa * sb * cov_ab / np.sqrt(var_a * var_b))[..., None]
+            ll[n[a]] += np.log(np.maximum(bivariate_normal_cdf(h, k, rho), 1e-300))
     return ll.reshape((n_cases,) + tabs.grid)
 
 

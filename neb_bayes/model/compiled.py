@@ -170,6 +170,9 @@ class CompiledModel:
     # -- diurnal ---------------------------------------------------------------------------
     def diurnal_offset(self, profile: str, hour: float | None) -> tuple[float, float]:
         """Mean offset and extra variance of a profile at a clock hour (``None`` = unknown)."""
+        return _diurnal_offset(self, profile, hour)
+
+    def _diurnal_offset(self, profile: str, hour: float | None) -> tuple[float, float]:
         hours, offs = self.profiles[profile]
         if hour is not None:
             return float(np.interp(hour % 24.0, hours, offs, period=24.0)), 0.0
@@ -177,6 +180,12 @@ class CompiledModel:
         grid = np.linspace(lo, hi, 41)
         vals = np.interp(grid, hours, offs, period=24.0)
         return float(vals.mean()), float(vals.var())
+
+
+@lru_cache(maxsize=8192)
+def _diurnal_offset(model: CompiledModel, profile: str, hour: float | None) -> tuple[float, float]:
+    """Cached :meth:`CompiledModel.diurnal_offset` (clock times repeat across cases)."""
+    return model._diurnal_offset(profile, hour)
 
 
 def _latent_gaussian(state: dict, latents: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -60,6 +60,10 @@ def test_simulated_cases_exercise_the_vectorised_path(sim_evidence):
     repeats = sum(len(set(b.channel.tolist())) < b.n for ev in sim_evidence for b in ev.blocks)
     assert bad.mean() < 0.1
     assert len(censored - set(np.flatnonzero(bad).tolist())) >= 5
+    cen = flat.censor != 0
+    per_axis = np.bincount(flat.case[cen] * len(MODEL.axes) + flat.axis[cen])
+    pairs = np.flatnonzero(per_axis == 2) // len(MODEL.axes)
+    assert np.count_nonzero(~bad[pairs]) >= 2      # two censored results on one axis
     assert repeats >= 10
 
 
