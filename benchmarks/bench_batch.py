@@ -36,8 +36,9 @@ TARGET_RSS_MB = 2048
 SEED = 2024
 
 
-def simulate_to_jsonl(path: Path, n: int, block: int = 5000) -> float:
-    """Write ``n`` simulated cases to ``path`` in blocks (bounded memory); seconds taken."""
+def simulate_to_jsonl(path: Path, n: int, block: int = 5000, **sim) -> float:
+    """Write ``n`` simulated cases to ``path`` in blocks (bounded memory); seconds taken.
+    ``sim``: options of :func:`neb_bayes.simulate.simulate` (how many results per case)."""
     from neb_bayes.batch.export import write_jsonl
     from neb_bayes.model.compiled import load_model
     from neb_bayes.simulate import simulate
@@ -48,7 +49,7 @@ def simulate_to_jsonl(path: Path, n: int, block: int = 5000) -> float:
         done = 0
         while done < n:
             k = min(block, n - done)
-            cases = [s.case for s in simulate(model, k, seed=SEED + done)]
+            cases = [s.case for s in simulate(model, k, seed=SEED + done, **sim)]
             part = path.with_suffix(".part")
             write_jsonl(cases, part)
             fh.write(part.read_text(encoding="utf-8"))
@@ -173,6 +174,11 @@ def main() -> None:
     ap.add_argument("--naive-cases", type=int,
                     help="cases for the naive PyMC comparison (default 20; 5 with --quick)")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--p-measure", type=float, default=0.6,
+                    help="probability that each analyte is measured (0.6, the default, is a full "
+                         "work-up of ~27 results; 0.1 is closer to a lab archive's few results)")
+    ap.add_argument("--p-symptoms", type=float, default=0.3,
+                    help="probability that each symptom is reported (present or absent)")
     args = ap.parse_args()
     n = args.cases or (5_000 if args.quick else 100_000)
     small = max(n // 5, 1)
@@ -184,9 +190,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="neb-bench-") as tmp:
         tmp_path = Path(tmp)
         big = tmp_path / "cases.jsonl"
-        secs = simulate_to_jsonl(big, n)
+        secs = simulate_to_jsonl(big, n, p_measure=args.p_measure,
+                                 p_symptom_reported=args.p_symptoms)
         print(f"simulated and wrote {n:,} cases in {secs:.1f} s "
-              f"({big.stat().st_size / 2**20:.0f} MiB JSONL; not counted below)")
+              f"({big.stat().st_size / 2**20:.0f} MiB JSONL; not counted below); "
+              f"--p-measure {args.p_measure}, --p-symptoms {args.p_symptoms}")
         little = tmp_path / "small.jsonl"
         with open(big, encoding="utf-8") as src, open(little, "w", encoding="utf-8") as dst:
             for _, line in zip(range(small), src, strict=False):

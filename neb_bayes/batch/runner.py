@@ -224,13 +224,22 @@ class _Inline:
         pass
 
 
+def _one_thread_each() -> None:
+    """Worker start-up: one BLAS/OpenMP thread per worker process (the parallelism is the
+    processes; more threads would oversubscribe the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 class _Pool:
     """A local process pool (spawned workers: no fork of a threaded driver)."""
 
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         self.pool = cf.ProcessPoolExecutor(max_workers=jobs,
-                                           mp_context=multiprocessing.get_context("spawn"))
+                                           mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_one_thread_each)
 
     def submit(self, task: ChunkTask) -> cf.Future:
         return self.pool.submit(process_chunk, task)
