@@ -200,14 +200,7 @@ def _resolve(
     return out
 
 
-def _resolve_uncached(
-    c: Collector,
-    path: str,
-    match: vocab.AnalyteMatch,
-    specimen_text: str | None,
-    unit: str | None,
-    unit_ok: bool = True,
-) -> tuple[vocab.Analyte, str, Conversion | None] | None:
+def _resolve_uncached(c, path, match, specimen_text, unit, unit_ok):  # types: see _resolve
     analyte = match.analyte
     if specimen_text is not None:
         candidates = vocab.specimen_candidates(specimen_text)
