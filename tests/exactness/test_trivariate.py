@@ -52,16 +52,17 @@ def test_agrees_with_genz_qmc():
     """An independent method (Genz's randomised lattice QMC, whose own error reaches ~1e-7 even on
     well-conditioned covariances; it is not compared on near-singular ones, where it is
     the less accurate of the two: see the Monte Carlo test)."""
-    for n, (upper, mean, cov) in enumerate(_cases(40, 2)):
+    for n, (upper, mean, cov) in enumerate(_cases(18, 2)):
         if n % 3 == 0:
             continue
         ref = multivariate_normal.cdf(upper, mean=mean, cov=cov, abseps=1e-12, releps=1e-10,
-                                      maxpts=2_000_000, rng=np.random.default_rng(1))
+                                      maxpts=1_000_000, rng=np.random.default_rng(1))
         assert float(trivariate_normal_cdf(upper, mean, cov)) == pytest.approx(ref, abs=5e-7)
 
 
 def test_near_singular_covariance_against_monte_carlo():
-    """Correlations 0.99 / -0.93: plain Monte Carlo (4e7 draws) brackets the answer."""
+    """Correlations 0.99 / -0.93: plain Monte Carlo (1e7 draws) brackets the answer (Genz QMC
+    is off by 1.4e-5 here, 9 standard errors)."""
     t = np.array([4.31730754, 4.1800845, 3.80304563])
     r = np.array([[1.0, 0.99220159, -0.92519525], [0.99220159, 1.0, -0.92532226],
                   [-0.92519525, -0.92532226, 1.0]])
@@ -69,8 +70,8 @@ def test_near_singular_covariance_against_monte_carlo():
     chol = np.linalg.cholesky(r)
     rng = np.random.default_rng(0)
     miss = sum(np.count_nonzero((rng.standard_normal((2_000_000, 3)) @ chol.T >= t).any(1))
-               for _ in range(20))
-    est, se = miss / 4e7, np.sqrt(miss) / 4e7
+               for _ in range(5))
+    est, se = miss / 1e7, np.sqrt(miss) / 1e7
     assert abs(tail - est) < 4 * se, (tail, est, se)
 
 
