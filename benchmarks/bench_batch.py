@@ -95,8 +95,12 @@ def run_cli(args: list[str]) -> tuple[float, float, str]:
     return wall, peak / 2**20, "".join(stderr)
 
 
-def infer_batch_rate(path: Path, chunk: int = 1000) -> tuple[float, float, int]:
-    """Cases/s of reading + evidence, and of ``infer_batch`` alone, over the JSONL file."""
+def infer_batch_rate(path: Path, chunk: int = 1000, limit: int = 10_000) -> tuple[float, float, int]:
+    """Cases/s of reading + evidence, and of ``infer_batch`` alone, over the first ``limit``
+    cases of the JSONL file (one process, one BLAS thread)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     import json
 
     from neb_bayes.case import read_case
@@ -108,8 +112,8 @@ def infer_batch_rate(path: Path, chunk: int = 1000) -> tuple[float, float, int]:
     t_read = t_infer = 0.0
     n = 0
     with open(path, encoding="utf-8") as fh:
-        while True:
-            lines = [line for _, line in zip(range(chunk), fh, strict=False)]
+        while n < limit:
+            lines = [line for _, line in zip(range(min(chunk, limit - n)), fh, strict=False)]
             if not lines:
                 break
             t0 = time.perf_counter()
@@ -218,7 +222,7 @@ def main() -> None:
             print(f"  ({summary[0]})")
 
         read_rate, infer_rate, m = infer_batch_rate(big)
-        print(f"infer_batch alone (one process, chunks of 1000, {m:,} cases): "
+        print(f"infer_batch alone (one process, one thread, chunks of 1000, {m:,} cases): "
               f"{infer_rate:,.0f} cases/s; read_case + build_evidence: {read_rate:,.0f} cases/s")
         draws_rate = draws_case_rate(200)
         print(f"cases x 1,000 parameter draws (infer_batch_draws, one process, 200 cases): "
