@@ -29,12 +29,24 @@ LOG_2PI = math.log(2.0 * math.pi)
 # block moments and likelihood
 @dataclass(frozen=True)
 class BlockMoments:
-    """Mean over the block's dependency grid and covariance over its own axis' states."""
+    """Mean over the block's dependency grid and covariance over its own axis' states.
 
-    mean: np.ndarray   # grid shape + (n,)
+    The mean is kept in two additive parts: ``own_mean`` varies with the block's own axis
+    state (and any leading draw dimension), ``other_mean`` with the other dependency axes'
+    states only (state effects and daily rhythms: no draw dimension).  Likelihoods use the
+    parts (:func:`gaussian_block_loglik`), so the full grid is never built per draw.
+    """
+
+    own_mean: np.ndarray    # lead + grid shape (1 except at own_pos) + (n,)
+    other_mean: np.ndarray  # grid shape (1 at own_pos) + (n,)
     cov: np.ndarray    # broadcastable to grid shape + (n, n)
     loadings: np.ndarray  # (n, K)
     own_pos: int
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Expected log levels over the whole dependency grid: lead + grid shape + (n,)."""
+        return self.own_mean + self.other_mean
 
 
 def block_moments(
@@ -76,14 +88,16 @@ def block_moments(
         base = np.array([c.log_median for c in chans])
     else:
         base = log_median[..., block.channel[idx]]
-    mean = base.reshape(lead + (1,) * g + (n,))
-    for pos, arr in enumerate(per_axis):
-        shape = [1] * g + [n]
-        shape[pos] = sizes[pos]
-        mean = mean + arr.reshape(shape)
     own_shape = [1] * g + [n]
     own_shape[own_pos] = ax.n_states
-    mean = mean + (lat_mean @ L.T).reshape(lead + tuple(own_shape))
+    own_mean = (base[..., None, :] + per_axis[own_pos] + lat_mean @ L.T).reshape(
+        lead + tuple(own_shape))
+    other_mean = np.zeros([1] * g + [n])
+    for pos, arr in enumerate(per_axis):
+        if pos != own_pos:
+            shape = [1] * g + [n]
+            shape[pos] = sizes[pos]
+            other_mean = other_mean + arr.reshape(shape)
     # covariance: latent part (own axis states) + person/day/analytical noise
     cov = np.einsum("ik,...skl,jl->...sij", L, lat_cov, L)
     tau = np.array([c.tau for c in chans])
@@ -102,8 +116,8 @@ def block_moments(
         cov = cov + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
     cshape = [1] * g + [n, n]
     cshape[own_pos] = ax.n_states
-    return BlockMoments(mean=mean, cov=cov.reshape(lead + tuple(cshape)), loadings=L,
-                        own_pos=own_pos)
+    return BlockMoments(own_mean=own_mean, other_mean=other_mean,
+                        cov=cov.reshape(lead + tuple(cshape)), loadings=L, own_pos=own_pos)
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -133,16 +147,43 @@ def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     return math.log(max(float(p), 1e-300))
 
 
+def _grid_dot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``sum_i x[..., i] e[..., i]`` broadcast over the grid, as one matrix product.
+
+    ``x`` has shape ``lead + grid + (m,)`` and ``e`` shape ``grid + (m,)``, where no grid
+    dimension is larger than 1 in both (``x`` varies with the own axis, ``e`` with the
+    others).  Returns ``lead + grid``.
+    """
+    g = e.ndim - 1
+    lead = x.shape[: x.ndim - 1 - g]
+    xg, eg = x.shape[len(lead):-1], e.shape[:-1]
+    xa = [i for i in range(g) if xg[i] > 1]
+    ea = [i for i in range(g) if i not in xa]
+    if any(eg[i] > 1 for i in xa):
+        raise ValueError("x and e vary along the same grid dimension")
+    m = x.shape[-1]
+    prod = x.reshape(-1, m) @ e.reshape(-1, m).T
+    prod = prod.reshape(lead + tuple(xg[i] for i in xa) + tuple(eg[i] for i in ea))
+    order = np.argsort(xa + ea)
+    return prod.transpose(tuple(range(len(lead))) + tuple(len(lead) + order))
+
+
 def gaussian_block_loglik(
-    y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray
+    y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+    other: np.ndarray | None = None,
 ) -> np.ndarray:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
-    ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.
+    ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.  With
+    ``other`` (shape ``grid + (n,)``, varying only along grid dimensions where ``mean`` and
+    ``cov`` do not, e.g. :attr:`BlockMoments.other_mean`) the mean is ``mean + other``: the
+    quadratic form is then expanded around ``mean`` so that the per-draw work stays on
+    ``mean``'s grid and the full grid costs two matrix products.
     """
     obs = censor == 0
     cen = ~obs
-    grid = mean.shape[:-1]
+    grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
+                                                                      other.shape[:-1])
     out = np.zeros(grid)
     if obs.any():
         coo = cov[..., obs, :][..., :, obs]
@@ -151,15 +192,30 @@ def gaussian_block_loglik(
         r = y[obs] - mean[..., obs]
         z = np.matmul(linv, r[..., None])[..., 0]
         logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        out = out - 0.5 * np.sum(z * z, axis=-1) - logdet - 0.5 * obs.sum() * LOG_2PI
+        quad = np.sum(z * z, axis=-1)
+        if other is not None:
+            # (r - e)' P (r - e) = r'Pr - 2 (Pr)'e + e'Pe, P = C^-1 on the own grid
+            e = other[..., obs]
+            prec = np.matmul(np.swapaxes(linv, -1, -2), linv)
+            pr = np.matmul(np.swapaxes(linv, -1, -2), z[..., None])[..., 0]
+            m = e.shape[-1]
+            ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
+            prec_flat = prec.reshape(prec.shape[:-2] + (m * m,))
+            quad = quad - 2.0 * _grid_dot(pr, e) + _grid_dot(prec_flat, ee)
+        out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
     if cen.any():
         ccc = cov[..., cen, :][..., :, cen]
         mu = mean[..., cen]
+        if other is not None:
+            mu = mu + other[..., cen]
         if obs.any():
             cco = cov[..., cen, :][..., :, obs]
             coo_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
             gain = np.matmul(cco, coo_inv)
             mu = mu + np.matmul(gain, r[..., None])[..., 0]
+            if other is not None:
+                shift = [_grid_dot(gain[..., j, :], e) for j in range(int(cen.sum()))]
+                mu = mu - np.stack(shift, axis=-1)
             ccc = ccc - np.matmul(gain, np.swapaxes(cco, -1, -2))
         sign = censor[cen].astype(float)  # -1 below limit, +1 above
         lim = y[cen]
@@ -194,7 +250,8 @@ def block_loglik(
     (with the leading draw dimension of ``latent`` when given)."""
     mom = block_moments(model, block, keep, latent, log_median)
     idx = np.arange(block.n) if keep is None else keep
-    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
+    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.cov,
+                               other=mom.other_mean)
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
@@ -335,13 +392,15 @@ class SymptomTerms:
                 self._present[int(y)] = np.log(-np.expm1(lq))
         return self._present
 
-    def factor(self, drop: int | None = None) -> np.ndarray:
-        """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+    def parts(self, drop: int | None = None) -> list[np.ndarray]:
+        """The symptoms' log-likelihood as log-factors with small scopes (their sum is
+        :meth:`factor`): each absent symptom's term per axis, then the present symptoms with
+        the propensity level summed out, over the cause axes only."""
         keep = self.absent_ids != drop
-        out = np.zeros(self.lead + (1,) * self.nd)
+        out = []
         if keep.any():
             for ai, cols in enumerate(self.absent_cols):
-                out = out + cols[..., keep].sum(-1).reshape(self.shapes[ai])
+                out.append(cols[..., keep].sum(-1).reshape(self.shapes[ai]))
         level = self.log_w + self.absent_leak[..., keep].sum(-1)
         total = level.reshape(self.lead + (-1,) + (1,) * self.nd)
         for y, term in self.present.items():
@@ -349,8 +408,16 @@ class SymptomTerms:
                 total = total + term
         ax = len(self.lead)
         mx = total.max(axis=ax, keepdims=True)
-        return out + np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)),
-                                axis=ax)
+        out.append(np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)),
+                              axis=ax))
+        return out
+
+    def factor(self, drop: int | None = None) -> np.ndarray:
+        """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+        out = np.zeros(self.lead + (1,) * self.nd)
+        for part in self.parts(drop):
+            out = out + part
+        return out
 
 
 @lru_cache(maxsize=256)
