@@ -58,7 +58,7 @@ def _elimination_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[
         left = set(sizes)
         out = []
         while left:
-            def cost(v):
+            def cost(v, live=live):
                 union = set().union(*(sc for sc in live if v in sc)) or {v}
                 return (int(np.prod([sizes[u] for u in union])), v)
             v = min(left, key=cost)
@@ -74,9 +74,13 @@ def _elimination_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[
 
 
 def _product(tables: list[np.ndarray]) -> np.ndarray:
-    out = tables[0]
-    for t in tables[1:]:
-        out = out * t
+    """Elementwise product of broadcastable tables, into one new array."""
+    if len(tables) == 1:
+        return tables[0]
+    out = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
+    np.multiply(tables[0], tables[1], out=out)
+    for t in tables[2:]:
+        np.multiply(out, t, out=out)
     return out
 
 
@@ -87,18 +91,25 @@ class _Elimination:
     multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
     and sums ``order[i]`` out.  Messages are rescaled by their maximum per batch entry;
     ``log_scale`` (per batch entry) and the final constant give the log partition function.
+    With ``keep``, each step's product (before the sum) is kept in ``products`` for the
+    downward pass.
     """
 
-    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...]):
+    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
+                 keep: bool = False):
         self.pool = list(tables)
         self.scopes = list(scopes)
         self.inputs: list[list[int]] = []
+        self.products: list[np.ndarray] = []
         live = set(range(len(tables)))
         self.log_scale = 0.0
         state_axes = tuple(range(tables[0].ndim - 1))
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            msg = _product([self.pool[i] for i in ids]).sum(axis=v, keepdims=True)
+            prod = _product([self.pool[i] for i in ids])
+            if keep:
+                self.products.append(prod)
+            msg = prod.sum(axis=v, keepdims=True)
             mx = msg.max(axis=state_axes, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
@@ -140,7 +151,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         tables.append(np.ascontiguousarray(np.moveaxis(np.exp(p - mx), 0, -1)))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
     order = _elimination_order(scopes, sizes)
-    up = _Elimination(tables, scopes, order)
+    up = _Elimination(tables, scopes, order, keep=True)
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]
     # downward pass: down[i] is the message into step i's table from the step consuming it
     consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
@@ -160,17 +171,27 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             mx = msg.max(axis=tuple(range(nv)), keepdims=True)
             down[i] = msg / np.where(mx > 0, mx, 1.0)
         if v < nd:
-            belief = _product([up.pool[k] for k in up.inputs[i]]
-                              + ([down[i]] if down[i] is not None else []))
+            belief = up.products[i] if down[i] is None else up.products[i] * down[i]
             m = belief.sum(axis=tuple(a for a in range(nv) if a != v)).reshape(sizes[v], -1)
             marg[v] = np.broadcast_to((m / m.sum(axis=0, keepdims=True)).T, (batch, sizes[v]))
     out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
     masked = None
     if masks is not None:
-        extra = [np.asarray(m, dtype=float).reshape((1,) * a + (-1,) + (1,) * (nv - a))
-                 for a, m in enumerate(masks) if a in sizes]
-        extra_scopes = [frozenset({a}) for a in range(nd) if a in sizes]
-        masked_pass = _Elimination(tables + extra, scopes + extra_scopes, order)
+        # P(every axis in its mask) = Z(tables cut to the masked states) / Z: a pass over
+        # small tables (masks are 0/1)
+        keep_ix = {a: np.flatnonzero(np.asarray(masks[a]) != 0) for a in range(nd) if a in sizes}
+        if any(ix.size == 0 for ix in keep_ix.values()):
+            return out, np.zeros(batch)
+        cut = []
+        for t in tables:
+            for a, ix in keep_ix.items():
+                if t.shape[a] > 1:
+                    t = t.take(ix, axis=a)
+            cut.append(t)
+        cut_sizes = {a: n for a, n in sizes.items() if a not in keep_ix or keep_ix[a].size > 1}
+        cut_sizes.update({a: ix.size for a, ix in keep_ix.items() if ix.size > 1})
+        cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
+        masked_pass = _Elimination(cut, cut_scopes, _elimination_order(cut_scopes, cut_sizes))
         with np.errstate(over="ignore"):
             masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
     return out, masked

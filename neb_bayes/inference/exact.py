@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr, owens_t
@@ -33,20 +33,33 @@ class BlockMoments:
 
     The mean is kept in two additive parts: ``own_mean`` varies with the block's own axis
     state (and any leading draw dimension), ``other_mean`` with the other dependency axes'
-    states only (state effects and daily rhythms: no draw dimension).  Likelihoods use the
-    parts (:func:`gaussian_block_loglik`), so the full grid is never built per draw.
+    states only (state effects and daily rhythms: no draw dimension).  The covariance is kept
+    as ``noise + loadings @ lat_cov @ loadings.T``: noise (person, day, analytical, unknown
+    collection time) does not depend on the draw, and the latent part has rank K (a few), so
+    likelihoods need no factorisation of an n x n matrix per draw
+    (:func:`gaussian_block_loglik`).
     """
 
     own_mean: np.ndarray    # lead + grid shape (1 except at own_pos) + (n,)
     other_mean: np.ndarray  # grid shape (1 at own_pos) + (n,)
-    cov: np.ndarray    # broadcastable to grid shape + (n, n)
-    loadings: np.ndarray  # (n, K)
+    noise: np.ndarray       # grid shape (1 except possibly at own_pos) + (n, n)
+    lat_cov: np.ndarray     # lead + grid shape (1 except at own_pos) + (K, K)
+    loadings: np.ndarray    # (n, K)
     own_pos: int
 
     @property
     def mean(self) -> np.ndarray:
         """Expected log levels over the whole dependency grid: lead + grid shape + (n,)."""
         return self.own_mean + self.other_mean
+
+    @cached_property
+    def cov(self) -> np.ndarray:
+        """Covariance of the log results: lead + grid shape (own axis only) + (n, n)."""
+        return _dense_cov(self.noise, self.loadings, self.lat_cov)
+
+
+def _dense_cov(noise: np.ndarray, loadings: np.ndarray, lat_cov: np.ndarray) -> np.ndarray:
+    return np.einsum("ik,...kl,jl->...ij", loadings, lat_cov, loadings) + noise
 
 
 def block_moments(
@@ -99,7 +112,6 @@ def block_moments(
             shape[pos] = sizes[pos]
             other_mean = other_mean + arr.reshape(shape)
     # covariance: latent part (own axis states) + person/day/analytical noise
-    cov = np.einsum("ik,...skl,jl->...sij", L, lat_cov, L)
     tau = np.array([c.tau for c in chans])
     cvi = np.array([c.cvi for c in chans])
     cva = np.array([c.cva for c in chans])
@@ -110,14 +122,17 @@ def block_moments(
     noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
     if block.extra_var is not None:
         noise = noise + np.diag(block.extra_var[idx])
-    cov = cov + noise
     dvar = block.diurnal_var[idx]
+    nshape = [1] * g + [n, n]
     if np.any(dvar > 0):
-        cov = cov + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
-    cshape = [1] * g + [n, n]
+        noise = noise + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
+        nshape[own_pos] = ax.n_states
+    k = lat_cov.shape[-1]
+    cshape = [1] * g + [k, k]
     cshape[own_pos] = ax.n_states
     return BlockMoments(own_mean=own_mean, other_mean=other_mean,
-                        cov=cov.reshape(lead + tuple(cshape)), loadings=L, own_pos=own_pos)
+                        noise=noise.reshape(nshape), lat_cov=lat_cov.reshape(lead + tuple(cshape)),
+                        loadings=L, own_pos=own_pos)
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -168,9 +183,36 @@ def _grid_dot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
     return prod.transpose(tuple(range(len(lead))) + tuple(len(lead) + order))
 
 
+def _chol_small(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of small SPD matrices ``(..., K, K)``.
+
+    Elementwise over the stack (K is a handful of latents): many tiny matrices cost a few
+    array operations instead of one LAPACK call each.
+    """
+    k = a.shape[-1]
+    low = np.zeros(a.shape)
+    for j in range(k):
+        low[..., j, j] = np.sqrt(a[..., j, j] - np.sum(low[..., j, :j] ** 2, axis=-1))
+        for i in range(j + 1, k):
+            low[..., i, j] = (a[..., i, j] - np.sum(low[..., i, :j] * low[..., j, :j], axis=-1)
+                              ) / low[..., j, j]
+    return low
+
+
+def _forward_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``low^-1 b`` for stacks of small lower-triangular ``low`` (..., K, K), ``b`` (..., K, m)."""
+    k = low.shape[-1]
+    x = np.zeros(np.broadcast_shapes(low.shape[:-2], b.shape[:-2]) + b.shape[-2:])
+    for i in range(k):
+        acc = b[..., i, :] - np.sum(low[..., i, :i, None] * x[..., :i, :], axis=-2)
+        x[..., i, :] = acc / low[..., i, i, None]
+    return x
+
+
 def gaussian_block_loglik(
     y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray,
     other: np.ndarray | None = None,
+    low_rank: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
@@ -178,39 +220,61 @@ def gaussian_block_loglik(
     ``other`` (shape ``grid + (n,)``, varying only along grid dimensions where ``mean`` and
     ``cov`` do not, e.g. :attr:`BlockMoments.other_mean`) the mean is ``mean + other``: the
     quadratic form is then expanded around ``mean`` so that the per-draw work stays on
-    ``mean``'s grid and the full grid costs two matrix products.
+    ``mean``'s grid and the full grid costs a few matrix products.  With ``low_rank =
+    (loadings (n, K), lat_cov (grid + (K, K)))`` the covariance is ``cov + loadings @ lat_cov
+    @ loadings.T`` (Woodbury): ``cov`` is then the draw-independent noise, factorised once,
+    and each draw only needs K x K work.
     """
     obs = censor == 0
     cen = ~obs
     grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
                                                                       other.shape[:-1])
     out = np.zeros(grid)
+    if low_rank is None:
+        low_rank = (np.zeros((cen.size, 0)), np.zeros(cov.shape[:-2] + (0, 0)))
+    loadings, lat_cov = low_rank
     if obs.any():
-        coo = cov[..., obs, :][..., :, obs]
-        chol = np.linalg.cholesky(coo)
+        # C = N + L S L' = N + (L R)(L R)',  C^-1 = N^-1 - V V',  V = N^-1 L R W^-T,
+        # W W' = I + R' L' N^-1 L R,  log|C| = log|N| + 2 log|W|
+        noise = cov[..., obs, :][..., :, obs]
+        chol = np.linalg.cholesky(noise)
         linv = np.linalg.inv(chol)
-        r = y[obs] - mean[..., obs]
-        z = np.matmul(linv, r[..., None])[..., 0]
+        n_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
         logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        quad = np.sum(z * z, axis=-1)
+        r = y[obs] - mean[..., obs]
+        n_inv_r = np.matmul(n_inv, r[..., None])[..., 0]
+        quad = np.sum(r * n_inv_r, axis=-1)
+        pr = n_inv_r
+        k = lat_cov.shape[-1]
+        if k:
+            b = np.matmul(n_inv, loadings[obs])                          # N^-1 L  (.., n, K)
+            a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
+            rt = np.swapaxes(_chol_small(lat_cov), -1, -2)               # R'
+            w = _chol_small(np.eye(k) + np.matmul(np.matmul(rt, a), np.swapaxes(rt, -1, -2)))
+            vt = _forward_solve(w, np.matmul(rt, np.swapaxes(b, -1, -2)))   # V' (.., K, n)
+            logdet = logdet + np.log(np.diagonal(w, axis1=-2, axis2=-1)).sum(-1)
+            t = np.sum(vt * r[..., None, :], axis=-1)                     # V' r (.., K)
+            quad = quad - np.sum(t * t, axis=-1)
+            pr = pr - np.sum(vt * t[..., :, None], axis=-2)               # C^-1 r
         if other is not None:
-            # (r - e)' P (r - e) = r'Pr - 2 (Pr)'e + e'Pe, P = C^-1 on the own grid
+            # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e - |V'e|^2
             e = other[..., obs]
-            prec = np.matmul(np.swapaxes(linv, -1, -2), linv)
-            pr = np.matmul(np.swapaxes(linv, -1, -2), z[..., None])[..., 0]
             m = e.shape[-1]
             ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
-            prec_flat = prec.reshape(prec.shape[:-2] + (m * m,))
-            quad = quad - 2.0 * _grid_dot(pr, e) + _grid_dot(prec_flat, ee)
+            quad = (quad - 2.0 * _grid_dot(pr, e)
+                    + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
+            for j in range(k):
+                quad = quad - _grid_dot(vt[..., j, :], e) ** 2
         out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
     if cen.any():
-        ccc = cov[..., cen, :][..., :, cen]
+        full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
+        ccc = full[..., cen, :][..., :, cen]
         mu = mean[..., cen]
         if other is not None:
             mu = mu + other[..., cen]
         if obs.any():
-            cco = cov[..., cen, :][..., :, obs]
-            coo_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
+            cco = full[..., cen, :][..., :, obs]
+            coo_inv = np.linalg.inv(full[..., obs, :][..., :, obs])
             gain = np.matmul(cco, coo_inv)
             mu = mu + np.matmul(gain, r[..., None])[..., 0]
             if other is not None:
@@ -250,8 +314,8 @@ def block_loglik(
     (with the leading draw dimension of ``latent`` when given)."""
     mom = block_moments(model, block, keep, latent, log_median)
     idx = np.arange(block.n) if keep is None else keep
-    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.cov,
-                               other=mom.other_mean)
+    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                               other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov))
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
