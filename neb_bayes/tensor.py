@@ -126,7 +126,7 @@ class _Elimination:
 
 
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
-                       n_axes: int | None = None):
+                       n_axes: int | None = None, potentials: list[np.ndarray] | None = None):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
@@ -139,7 +139,8 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
     optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
     With ``n_axes``, only the first ``n_axes`` dimensions are axes to report; later ones
-    (e.g. the symptom-propensity level) are summed out.
+    (e.g. the symptom-propensity level) are summed out.  ``potentials`` are more factors
+    given on the probability scale (non-negative, shaped like ``parts``): no log/exp round trip.
     """
     merged = merge_nested(parts)
     nv = merged[0].ndim - 1
@@ -150,6 +151,11 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
         tables.append(np.ascontiguousarray(np.moveaxis(np.exp(p - mx), 0, -1)))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
+    for p in potentials or []:
+        p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
+        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1)))
+        scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
+        sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
     order = _elimination_order(scopes, sizes)
     up = _Elimination(tables, scopes, order, keep=True)
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]

@@ -122,32 +122,44 @@ def probabilities_over_draws(
         ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
     """
     model, draws, ev = sex_view(model, draws, ev)
-    tab = draw_tables(model, draws)
+    parts, potentials = _factors(model, draw_tables(model, draws), ev)
+    masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((draws.n_draws, len(model.conditions) + 1))
     for start in range(0, draws.n_draws, chunk):
         sl = slice(start, min(start + chunk, draws.n_draws))
-        out[sl] = _probabilities(model, tab, ev, sl)
-    return out
+        # the factors are cheap for all draws at once; the contraction's tables are not
+        # (chunks keep them in cache)
+        marg, none = contract_marginals(
+            [p[sl] if p.shape[0] > 1 else p for p in parts], masks, n_axes=len(model.axes),
+            potentials=[p[sl] if p.shape[0] > 1 else p for p in potentials])
+        for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+            out[sl, k] = marg[a][:, mask].sum(axis=1)
+        out[sl, -1] = none
+    return np.clip(out, 0.0, 1.0)
 
 
-def _probabilities(model: CompiledModel, tab: DrawTables, ev: Evidence, sl: slice) -> np.ndarray:
-    nd = len(model.axes)
+def _factors(model: CompiledModel, tab: DrawTables,
+             ev: Evidence) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every factor of the posterior under every draw, each ``(D, S_0, ..., S_{n-1}, P)``
+    (1 where a factor does not depend on an axis; ``P`` the propensity level): log-factors,
+    and factors already on the probability scale (present symptoms with the level kept)."""
     draws = tab.draws
-    parts = [p[sl, ..., None] for p in tab.prior_parts(ev.covariates)]
+    parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
+    potentials: list[np.ndarray] = []
     for block in ev.blocks:
         a = block.axis
-        mean = draws.lat_mean[a][sl]
-        cov = tab.lat_cov[a][sl]
+        mean = draws.lat_mean[a]
+        cov = tab.lat_cov[a]
         if a in ev.lat_shift:
             shift, scale = ev.lat_shift[a]
             mean = mean + shift
             cov = cov * (scale**2)[:, None, None]
-        ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median[sl])
+        ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median)
         parts.append(ll[..., None])
     # symptom tables for the reported symptoms only, re-indexed 0..n-1
     cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
     sym = (np.arange(ev.present.size), np.arange(ev.present.size, cols.size),
-           tab.log1m_leak[sl][..., cols], tuple(c[sl][..., cols] for c in tab.log1m_cause))
+           tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause))
     terms = SymptomTerms(model, *sym)
     grid = int(np.prod([model.axes[ai].n_states for ai in terms.cause_axes]))
     if grid <= SMALL_SYMPTOM_GRID:
@@ -156,12 +168,6 @@ def _probabilities(model: CompiledModel, tab: DrawTables, ev: Evidence, sl: slic
     else:
         # many: keep the level as a last dimension, summed out by the contraction, so each
         # present symptom is a factor over its own cause axes only
-        parts.extend(symptom_level_factors(model, *sym))
-    d = sl.stop - sl.start
-    marg, none = contract_marginals(parts, [ax.healthy.astype(float) for ax in model.axes],
-                                    n_axes=nd)
-    out = np.empty((d, len(model.conditions) + 1))
-    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        out[:, k] = marg[a][:, mask].sum(axis=1)
-    out[:, -1] = none
-    return np.clip(out, 0.0, 1.0)
+        log_parts, potentials = symptom_level_factors(model, *sym)
+        parts.extend(log_parts)
+    return parts, potentials

@@ -183,30 +183,66 @@ def _grid_dot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
     return prod.transpose(tuple(range(len(lead))) + tuple(len(lead) + order))
 
 
-def _chol_small(a: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a stack of small SPD matrices ``(..., K, K)``.
+def _to_stack(x: np.ndarray, stack: tuple[int, ...], tail: tuple[int, ...]) -> np.ndarray:
+    """``x`` (broadcastable to ``stack + tail``) as ``tail + (N,)``, the stack flattened last.
 
-    Elementwise over the stack (K is a handful of latents): many tiny matrices cost a few
-    array operations instead of one LAPACK call each.
+    Small-matrix algebra over many tiny matrices is then a few contiguous elementwise
+    operations per matrix entry, instead of one strided or LAPACK call per matrix.
     """
-    k = a.shape[-1]
+    n = int(np.prod(stack))
+    x = np.broadcast_to(x, stack + tail).reshape((n,) + tail)
+    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+
+
+def _from_stack(x: np.ndarray, stack: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`_to_stack`: ``tail + (N,)`` to ``stack + tail``."""
+    return np.moveaxis(x, -1, 0).reshape(stack + x.shape[:-1])
+
+
+def _stack_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Matrix products ``x @ y`` of stacked-last matrices: ``(I, M, N) x (M, J, N)``."""
+    out = x[:, 0, None, :] * y[None, 0, :, :]
+    for m in range(1, x.shape[1]):
+        out += x[:, m, None, :] * y[None, m, :, :]
+    return out
+
+
+def _stack_chol(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of stacked-last SPD matrices ``(K, K, N)``."""
+    k = a.shape[0]
     low = np.zeros(a.shape)
     for j in range(k):
-        low[..., j, j] = np.sqrt(a[..., j, j] - np.sum(low[..., j, :j] ** 2, axis=-1))
+        d = a[j, j].copy()
+        for m in range(j):
+            d -= low[j, m] ** 2
+        low[j, j] = np.sqrt(d)
         for i in range(j + 1, k):
-            low[..., i, j] = (a[..., i, j] - np.sum(low[..., i, :j] * low[..., j, :j], axis=-1)
-                              ) / low[..., j, j]
+            acc = a[i, j].copy()
+            for m in range(j):
+                acc -= low[i, m] * low[j, m]
+            low[i, j] = acc / low[j, j]
     return low
 
 
-def _forward_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``low^-1 b`` for stacks of small lower-triangular ``low`` (..., K, K), ``b`` (..., K, m)."""
-    k = low.shape[-1]
-    x = np.zeros(np.broadcast_shapes(low.shape[:-2], b.shape[:-2]) + b.shape[-2:])
-    for i in range(k):
-        acc = b[..., i, :] - np.sum(low[..., i, :i, None] * x[..., :i, :], axis=-2)
-        x[..., i, :] = acc / low[..., i, i, None]
+def _stack_forward_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``low^-1 b`` for stacked-last lower-triangular ``low (K, K, N)``, ``b (K, M, N)``."""
+    x = np.empty(b.shape)
+    for i in range(low.shape[0]):
+        acc = b[i].copy()
+        for m in range(i):
+            acc -= low[i, m, None, :] * x[m]
+        x[i] = acc / low[i, i, None, :]
     return x
+
+
+def _stack_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y`` for a stack of small ``x``; one matrix product when ``y`` is the same for
+    the whole stack (a stacked matmul of tiny matrices is slow)."""
+    if any(d > 1 for d in y.shape[:-2]):
+        return np.matmul(x, y)
+    shape = np.broadcast_shapes(x.shape[:-2], y.shape[:-2]) + (x.shape[-2], y.shape[-1])
+    x = np.broadcast_to(x, shape[:-2] + x.shape[-2:])
+    return (x.reshape(-1, x.shape[-1]) @ y.reshape(y.shape[-2:])).reshape(shape)
 
 
 def gaussian_block_loglik(
@@ -242,20 +278,29 @@ def gaussian_block_loglik(
         n_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
         logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
         r = y[obs] - mean[..., obs]
-        n_inv_r = np.matmul(n_inv, r[..., None])[..., 0]
+        n_inv_r = _stack_matmul(r[..., None, :], np.swapaxes(n_inv, -1, -2))[..., 0, :]
         quad = np.sum(r * n_inv_r, axis=-1)
         pr = n_inv_r
         k = lat_cov.shape[-1]
         if k:
             b = np.matmul(n_inv, loadings[obs])                          # N^-1 L  (.., n, K)
             a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
-            rt = np.swapaxes(_chol_small(lat_cov), -1, -2)               # R'
-            w = _chol_small(np.eye(k) + np.matmul(np.matmul(rt, a), np.swapaxes(rt, -1, -2)))
-            vt = _forward_solve(w, np.matmul(rt, np.swapaxes(b, -1, -2)))   # V' (.., K, n)
-            logdet = logdet + np.log(np.diagonal(w, axis1=-2, axis2=-1)).sum(-1)
-            t = np.sum(vt * r[..., None, :], axis=-1)                     # V' r (.., K)
-            quad = quad - np.sum(t * t, axis=-1)
-            pr = pr - np.sum(vt * t[..., :, None], axis=-2)               # C^-1 r
+            # K x K algebra for every (draw, own state) at once, the stack flattened last
+            st = np.broadcast_shapes(r.shape[:-1], lat_cov.shape[:-2], a.shape[:-2])
+            low = _stack_chol(_to_stack(lat_cov, st, (k, k)))            # R
+            rt = low.transpose(1, 0, 2)                                  # R'
+            w = _stack_mul(_stack_mul(rt, _to_stack(a, st, (k, k))), low)
+            for i in range(k):
+                w[i, i] += 1.0
+            w = _stack_chol(w)                                           # W W' = I + R'AR
+            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, r.shape[-1]))
+            vt = _stack_forward_solve(w, _stack_mul(rt, bt))             # V' (K, n, N)
+            logdet = logdet + _from_stack(np.log(np.stack([w[i, i] for i in range(k)])).sum(0), st)
+            r_st = _to_stack(r, st, (r.shape[-1],))
+            t = np.sum(vt * r_st[None], axis=1)                          # V' r (K, N)
+            quad = quad - _from_stack(np.sum(t * t, axis=0), st)
+            pr = pr - _from_stack(np.sum(vt * t[:, None, :], axis=0), st)   # C^-1 r
+            vt = np.moveaxis(vt, 1, -1).reshape((k,) + st + (r.shape[-1],))  # (K,) + st + (n,)
         if other is not None:
             # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e - |V'e|^2
             e = other[..., obs]
@@ -263,8 +308,8 @@ def gaussian_block_loglik(
             ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
             quad = (quad - 2.0 * _grid_dot(pr, e)
                     + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
-            for j in range(k):
-                quad = quad - _grid_dot(vt[..., j, :], e) ** 2
+            if k:
+                quad = quad - np.sum(_grid_dot(vt, e) ** 2, axis=0)
         out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
@@ -337,12 +382,19 @@ def symptom_level_factors(
     absent: np.ndarray,
     log1m_leak: np.ndarray,
     log1m_cause: tuple[np.ndarray, ...],
-) -> list[np.ndarray]:
-    """The symptom likelihood as log-factors over ``(lead, S_0, ..., S_{n-1}, P)``.
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The symptom likelihood as factors over ``(lead, S_0, ..., S_{n-1}, P)``.
 
     The propensity level ``P`` is kept as a last dimension to be summed out by a
     contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
     factor over its own cause axes only, never over the product of all of them.
+
+    Returns
+    -------
+    log_factors, potentials
+        The absent symptoms and the level weights as log-factors; the present symptoms as
+        probabilities ``1 - exp(log1m_leak + sum of log1m_cause)``, one table per set of cause
+        axes (symptoms with the same causes multiplied together).
     """
     nd = len(model.axes)
     lead = log1m_leak.shape[:-2]
@@ -356,14 +408,19 @@ def symptom_level_factors(
         for ai in range(nd):
             out.append(log1m_cause[ai][..., absent].sum(-1).reshape(
                 lead + tuple(_axis_shape(model, ai)) + (1,)))
+    potentials: dict[tuple[int, ...], np.ndarray] = {}
     for y in present:
         lq = log1m_leak[..., y].reshape(lead + (1,) * nd + (n_prop,))
+        causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
                 lq = lq + col.reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
-        out.append(np.log(-np.expm1(lq)))
-    return out
+                causes.append(ai)
+        p = -np.expm1(lq)
+        key = tuple(causes)
+        potentials[key] = p if key not in potentials else potentials[key] * p
+    return out, list(potentials.values())
 
 
 # --------------------------------------------------------------------------------------------
