@@ -113,7 +113,7 @@ class _Elimination:
             mx = msg.max(axis=state_axes, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
-                msg = msg / np.where(mx > 0, mx, 1.0)
+                msg *= 1.0 / np.where(mx > 0, mx, 1.0)
             self.inputs.append(ids)
             live.difference_update(ids)
             live.add(len(self.pool))
@@ -175,9 +175,15 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             drop = tuple(a for a in range(nv) if a not in keep)
             msg = _product(others).sum(axis=drop, keepdims=True)
             mx = msg.max(axis=tuple(range(nv)), keepdims=True)
-            down[i] = msg / np.where(mx > 0, mx, 1.0)
+            msg *= 1.0 / np.where(mx > 0, mx, 1.0)
+            down[i] = msg
         if v < nd:
-            belief = up.products[i] if down[i] is None else up.products[i] * down[i]
+            belief = up.products[i]
+            if down[i] is not None:
+                # a product of several tables is a new array, not needed after this: in place
+                fresh = (len(up.inputs[i]) > 1
+                         and np.broadcast_shapes(belief.shape, down[i].shape) == belief.shape)
+                belief = np.multiply(belief, down[i], out=belief if fresh else None)
             m = belief.sum(axis=tuple(a for a in range(nv) if a != v)).reshape(sizes[v], -1)
             marg[v] = np.broadcast_to((m / m.sum(axis=0, keepdims=True)).T, (batch, sizes[v]))
     out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
