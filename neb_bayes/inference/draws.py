@@ -16,6 +16,7 @@ draw dimension), probabilities only.  To keep the work per draw small:
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_factors
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
-from neb_bayes.model.prior import Covariates, log_prior_parts
+from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
 from neb_bayes.tensor import contract_marginals
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
@@ -47,16 +48,22 @@ class DrawTables:
         self.draws = draws
         self.log1m_leak, self.log1m_cause = draws.symptom_tables(model)   # every symptom
         self.lat_cov = tuple(draws.lat_cov(model, a) for a in range(len(model.axes)))
-        self._prior: dict[Covariates, list[np.ndarray]] = {}
+        self._prior: dict[tuple, list[np.ndarray]] = {}
 
     def prior_parts(self, cov: Covariates) -> list[np.ndarray]:
-        """The prior's conditional log tables for a stratum, one per axis, ``(D, ...)``."""
-        parts = self._prior.get(cov)
+        """The prior's conditional log tables for a stratum, one per axis, ``(D, ...)``.
+
+        Cached by what the prior reads from the stratum (the sex and which prevalence
+        modifiers apply), so patients of different ages in one age band share an entry.
+        """
+        key = (cov.sex, tuple(json.dumps(m, sort_keys=True, default=str)
+                              for m in applied_modifiers(self.model, cov)))
+        parts = self._prior.get(key)
         if parts is None:
-            if len(self._prior) > 64:
-                self._prior.clear()
+            if len(self._prior) >= 32:
+                self._prior.pop(next(iter(self._prior)))
             parts = log_prior_parts(self.model, cov, list(self.draws.prior_base))
-            self._prior[cov] = parts
+            self._prior[key] = parts
         return parts
 
 
