@@ -433,9 +433,11 @@ def _normalise(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
-    """Posterior probability of each state of each axis."""
+    """Posterior probability of each state of each axis (clipped to [0, 1]: a state with all
+    the mass can sum to 1 + 2e-16)."""
     nd = joint.ndim
-    return [joint.sum(axis=tuple(j for j in range(nd) if j != i)) for i in range(nd)]
+    return [np.clip(joint.sum(axis=tuple(j for j in range(nd) if j != i)), 0.0, 1.0)
+            for i in range(nd)]
 
 
 def condition_probabilities(model: CompiledModel, joint: np.ndarray,
