@@ -44,68 +44,166 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     return merged
 
 
-#: contraction orders already worked out, by expression and operand shapes
-_PATHS: dict[tuple, list] = {}
+#: elimination orders already worked out, by the factors' scopes and the axis sizes
+_ORDERS: dict[tuple, tuple[int, ...]] = {}
+
+
+def _elimination_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[int, ...]:
+    """Greedy variable-elimination order: next the variable whose elimination multiplies
+    the smallest table (ties: the lower index)."""
+    key = (tuple(tuple(sorted(sc)) for sc in scopes), tuple(sorted(sizes.items())))
+    order = _ORDERS.get(key)
+    if order is None:
+        live = [set(sc) for sc in scopes]
+        left = set(sizes)
+        out = []
+        while left:
+            def cost(v, live=live):
+                union = set().union(*(sc for sc in live if v in sc)) or {v}
+                return (int(np.prod([sizes[u] for u in union])), v)
+            v = min(left, key=cost)
+            union = set().union(*(sc for sc in live if v in sc))
+            live = [sc for sc in live if v not in sc] + [union - {v}]
+            left.discard(v)
+            out.append(v)
+        order = tuple(out)
+        if len(_ORDERS) > 4096:
+            _ORDERS.clear()
+        _ORDERS[key] = order
+    return order
+
+
+def _product(tables: list[np.ndarray]) -> np.ndarray:
+    """Elementwise product of broadcastable tables, into one new array."""
+    if len(tables) == 1:
+        return tables[0]
+    out = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
+    np.multiply(tables[0], tables[1], out=out)
+    for t in tables[2:]:
+        np.multiply(out, t, out=out)
+    return out
+
+
+class _Elimination:
+    """One upward pass of variable elimination over potentials with the batch dimension last.
+
+    ``pool`` holds the factors, then one message per eliminated variable; step ``i``
+    multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
+    and sums ``order[i]`` out.  Messages are rescaled by their maximum per batch entry;
+    ``log_scale`` (per batch entry) and the final constant give the log partition function.
+    With ``keep``, each step's product (before the sum) is kept in ``products`` for the
+    downward pass.
+    """
+
+    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
+                 keep: bool = False):
+        self.pool = list(tables)
+        self.scopes = list(scopes)
+        self.inputs: list[list[int]] = []
+        self.products: list[np.ndarray] = []
+        live = set(range(len(tables)))
+        self.log_scale = 0.0
+        state_axes = tuple(range(tables[0].ndim - 1))
+        for v in order:
+            ids = sorted(i for i in live if v in self.scopes[i])
+            prod = _product([self.pool[i] for i in ids])
+            if keep:
+                self.products.append(prod)
+            msg = prod.sum(axis=v, keepdims=True)
+            mx = msg.max(axis=state_axes, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self.log_scale = self.log_scale + np.log(mx).reshape(-1)
+                msg *= 1.0 / np.where(mx > 0, mx, 1.0)
+            self.inputs.append(ids)
+            live.difference_update(ids)
+            live.add(len(self.pool))
+            self.pool.append(msg)
+            self.scopes.append(frozenset().union(*(self.scopes[i] for i in ids)) - {v})
+        # what is left has no state dimension: constants per batch entry
+        rest = [self.pool[i].reshape(-1) for i in sorted(live)]
+        with np.errstate(divide="ignore"):
+            self.log_z = self.log_scale + np.log(_product(rest) if rest else 1.0)
 
 
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
-                       n_axes: int | None = None):
+                       n_axes: int | None = None, potentials: list[np.ndarray] | None = None):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
     draws, then one dimension per axis).  The sum over joint states factorises along the
-    factors' small scopes, so each marginal is an einsum contraction (variable elimination
-    with an optimised order) instead of a pass over every joint state.
+    factors' small scopes: one pass of variable elimination (greedy order) sends messages up,
+    one pass sends them back (Shafer-Shenoy), and every axis' marginal comes from the table
+    where it was eliminated, so all marginals cost about twice one contraction.  Tables keep
+    the batch dimension last, so every product is a contiguous elementwise loop.
 
     Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
     optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
     With ``n_axes``, only the first ``n_axes`` dimensions are axes to report; later ones
-    (e.g. the symptom-propensity level) are summed out.
+    (e.g. the symptom-propensity level) are summed out.  ``potentials`` are more factors
+    given on the probability scale (non-negative, shaped like ``parts``): no log/exp round trip.
     """
     merged = merge_nested(parts)
-    nd = merged[0].ndim - 1 if n_axes is None else n_axes
-    batch = max(p.shape[0] for p in merged)
-    letters = "abcdefghijklmnopqrstuvwxy"
-    ops, subs = [], []
+    nv = merged[0].ndim - 1
+    nd = nv if n_axes is None else n_axes
+    sizes = {i: p.shape[i + 1] for p in merged for i in range(nv) if p.shape[i + 1] > 1}
+    tables, scopes = [], []
     for p in merged:
-        keep = [i for i in range(p.ndim) if p.shape[i] > 1 or i == 0]
         mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
-        e = np.exp(p - mx)
-        e = e.reshape([p.shape[i] for i in keep])
-        sub = "".join("z" if i == 0 else letters[i - 1] for i in keep)
-        if e.shape[0] == 1 and batch > 1:  # batch-independent factor
-            e, sub = e[0], sub[1:]
-        ops.append(e)
-        subs.append(sub)
-    sizes = {}
-    for p in merged:
-        for i in range(1, p.ndim):
-            if p.shape[i] > 1:
-                sizes[letters[i - 1]] = p.shape[i]
-
-    def run(extra_ops, extra_subs, out):
-        expr = ",".join(subs + extra_subs) + "->" + out
-        operands = [*ops, *extra_ops]
-        key = (expr, tuple(o.shape for o in operands))
-        path = _PATHS.get(key)
-        if path is None:
-            path = np.einsum_path(expr, *operands, optimize="greedy")[0]
-            if len(_PATHS) > 4096:
-                _PATHS.clear()
-            _PATHS[key] = path
-        return np.einsum(expr, *operands, optimize=path)
-
-    marg = []
-    for a in range(nd):
-        if letters[a] in sizes:
-            marg.append(run([], [], "z" + letters[a]))
-        else:  # an axis no factor depends on (size 1 in this view)
-            marg.append(run([], [], "z")[:, None])
-    z = marg[0].sum(axis=1)
-    marg = [m / z[:, None] for m in marg]
+        tables.append(np.ascontiguousarray(np.moveaxis(np.exp(p - mx), 0, -1)))
+        scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
+    for p in potentials or []:
+        p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
+        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1)))
+        scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
+        sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
+    order = _elimination_order(scopes, sizes)
+    up = _Elimination(tables, scopes, order, keep=True)
+    batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]
+    # downward pass: down[i] is the message into step i's table from the step consuming it
+    consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
+    n0 = len(tables)
+    down: list[np.ndarray | None] = [None] * len(order)
+    marg: dict[int, np.ndarray] = {}
+    for i in reversed(range(len(order))):
+        v = order[i]
+        j = consumer.get(n0 + i)
+        others = [] if j is None else [up.pool[k] for k in up.inputs[j] if k != n0 + i]
+        if j is not None and down[j] is not None:
+            others.append(down[j])
+        if others:
+            keep = up.scopes[n0 + i]
+            drop = tuple(a for a in range(nv) if a not in keep)
+            msg = _product(others).sum(axis=drop, keepdims=True)
+            mx = msg.max(axis=tuple(range(nv)), keepdims=True)
+            msg *= 1.0 / np.where(mx > 0, mx, 1.0)
+            down[i] = msg
+        if v < nd:
+            belief = up.products[i]
+            if down[i] is not None:
+                # a product of several tables is a new array, not needed after this: in place
+                fresh = (len(up.inputs[i]) > 1
+                         and np.broadcast_shapes(belief.shape, down[i].shape) == belief.shape)
+                belief = np.multiply(belief, down[i], out=belief if fresh else None)
+            m = belief.sum(axis=tuple(a for a in range(nv) if a != v)).reshape(sizes[v], -1)
+            marg[v] = np.broadcast_to((m / m.sum(axis=0, keepdims=True)).T, (batch, sizes[v]))
+    out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
     masked = None
     if masks is not None:
-        extra = [m for a, m in enumerate(masks) if letters[a] in sizes]
-        extra_subs = [letters[a] for a in range(nd) if letters[a] in sizes]
-        masked = run(extra, extra_subs, "z") / z
-    return marg, masked
+        # P(every axis in its mask) = Z(tables cut to the masked states) / Z: a pass over
+        # small tables (masks are 0/1)
+        keep_ix = {a: np.flatnonzero(np.asarray(masks[a]) != 0) for a in range(nd) if a in sizes}
+        if any(ix.size == 0 for ix in keep_ix.values()):
+            return out, np.zeros(batch)
+        cut = []
+        for t in tables:
+            for a, ix in keep_ix.items():
+                if t.shape[a] > 1:
+                    t = t.take(ix, axis=a)
+            cut.append(t)
+        cut_sizes = {a: n for a, n in sizes.items() if a not in keep_ix or keep_ix[a].size > 1}
+        cut_sizes.update({a: ix.size for a, ix in keep_ix.items() if ix.size > 1})
+        cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
+        masked_pass = _Elimination(cut, cut_scopes, _elimination_order(cut_scopes, cut_sizes))
+        with np.errstate(over="ignore"):
+            masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
+    return out, masked

@@ -1,19 +1,30 @@
 """The exact posterior under every parameter draw at once: uncertainty for each probability.
 
 Same computation as :mod:`neb_bayes.inference.exact` (the same functions, with a leading
-draw dimension), probabilities only.  To keep the work per draw small, axes are cut to the
-states the patient's stratum allows (a known sex removes the other sex's gonadal states).
+draw dimension), probabilities only.  To keep the work per draw small:
+
+* axes are cut to the states the patient's sex allows (the other sex's gonadal states have
+  prior probability 0), whether or not the caller already passed a sex view;
+* what does not depend on the case is computed once per (model, draws) and kept
+  (:class:`DrawTables`): the symptom tables for every symptom, latent covariances, and the
+  prior's conditional tables per stratum;
+* every likelihood stays a factor over its own small scope, and the marginals come from a
+  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`), never from the
+  joint tensor.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_factors
-from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
-from neb_bayes.model.prior import log_prior_parts
+from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
 from neb_bayes.tensor import contract_marginals
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
@@ -21,50 +32,149 @@ from neb_bayes.tensor import contract_marginals
 SMALL_SYMPTOM_GRID = 150
 
 
+class DrawTables:
+    """What the draws path reads that depends on the model and the draws but not the case.
+
+    Parameters
+    ----------
+    model
+        Compiled model (possibly a restricted view).
+    draws
+        Parameter draws matching ``model``'s states.
+    """
+
+    def __init__(self, model: CompiledModel, draws: ParamDraws):
+        self.model = model
+        self.draws = draws
+        self.log1m_leak, self.log1m_cause = draws.symptom_tables(model)   # every symptom
+        self.lat_cov = tuple(draws.lat_cov(model, a) for a in range(len(model.axes)))
+        self._prior: dict[tuple, list[np.ndarray]] = {}
+
+    def prior_parts(self, cov: Covariates) -> list[np.ndarray]:
+        """The prior's conditional log tables for a stratum, one per axis, ``(D, ...)``.
+
+        Cached by what the prior reads from the stratum (the sex and which prevalence
+        modifiers apply), so patients of different ages in one age band share an entry.
+        """
+        key = (cov.sex, tuple(json.dumps(m, sort_keys=True, default=str)
+                              for m in applied_modifiers(self.model, cov)))
+        parts = self._prior.get(key)
+        if parts is None:
+            if len(self._prior) >= 32:
+                self._prior.pop(next(iter(self._prior)))
+            parts = log_prior_parts(self.model, cov, list(self.draws.prior_base))
+            self._prior[key] = parts
+        return parts
+
+
+#: DrawTables by (id(model), id(draws)); each entry holds its model and draws, so ids stay valid
+_TABLES: dict[tuple[int, int], DrawTables] = {}
+#: sex-restricted draws by (id(draws), id(view)), with the objects they were made from
+_VIEWS: dict[tuple[int, int], tuple[ParamDraws, CompiledModel, ParamDraws]] = {}
+
+
+def draw_tables(model: CompiledModel, draws: ParamDraws) -> DrawTables:
+    """The (cached) :class:`DrawTables` of a model and its draws."""
+    key = (id(model), id(draws))
+    tab = _TABLES.get(key)
+    if tab is None or tab.model is not model or tab.draws is not draws:
+        if len(_TABLES) >= 8:
+            _TABLES.pop(next(iter(_TABLES)))
+        tab = _TABLES[key] = DrawTables(model, draws)
+    return tab
+
+
+def sex_view(model: CompiledModel, draws: ParamDraws,
+             ev: Evidence) -> tuple[CompiledModel, ParamDraws, Evidence]:
+    """The model, draws and evidence cut to the states the patient's sex allows.
+
+    The cut states have prior probability 0, so every probability is unchanged.  A model that
+    is already a sex view is returned as it is.
+    """
+    view = view_for_sex(model, ev.covariates.sex)
+    if view is model:
+        return model, draws, ev
+    keep = sex_keep(view)
+    key = (id(draws), id(view))
+    hit = _VIEWS.get(key)
+    if hit is None or hit[0] is not draws or hit[1] is not view:
+        if len(_VIEWS) >= 8:
+            _VIEWS.pop(next(iter(_VIEWS)))
+        hit = _VIEWS[key] = (draws, view, draws.restrict(keep))
+    shifts = {a: ((shift[keep[a]] if np.ndim(shift) else shift),
+                  (scale[keep[a]] if np.ndim(scale) else scale)) if a in keep else (shift, scale)
+              for a, (shift, scale) in ev.lat_shift.items()}
+    return view, hit[2], dataclasses.replace(ev, lat_shift=shifts)
+
+
 def probabilities_over_draws(
     model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250
 ) -> np.ndarray:
-    """P(condition) for every condition (and ``none`` last) under every draw: ``(D, C + 1)``."""
+    """P(condition) for every condition (and ``none`` last) under every draw.
+
+    Parameters
+    ----------
+    model
+        Compiled model (the full model or a sex view).
+    draws
+        Parameter draws matching ``model``.
+    ev
+        The case's evidence, built with ``model`` or with the full model.
+    chunk
+        Draws evaluated together (bounds memory; results do not depend on it).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
+    """
+    model, draws, ev = sex_view(model, draws, ev)
+    parts, potentials = _factors(model, draw_tables(model, draws), ev)
+    masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((draws.n_draws, len(model.conditions) + 1))
-    # symptom tables only for the reported symptoms, re-indexed 0..n-1
-    cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
-    leak, cause = draws.symptom_tables(model, cols)
-    present = np.arange(ev.present.size)
-    absent = np.arange(ev.present.size, cols.size)
     for start in range(0, draws.n_draws, chunk):
         sl = slice(start, min(start + chunk, draws.n_draws))
-        sym = (present, absent, leak[sl], tuple(c[sl] for c in cause))  # leak (D, P, Y')
-        out[sl] = _probabilities(model, draws.subset(sl), ev, sym)
-    return out
+        # the factors are cheap for all draws at once; the contraction's tables are not
+        # (chunks keep them in cache)
+        marg, none = contract_marginals(
+            [p[sl] if p.shape[0] > 1 else p for p in parts], masks, n_axes=len(model.axes),
+            potentials=[p[sl] if p.shape[0] > 1 else p for p in potentials])
+        for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+            out[sl, k] = marg[a][:, mask].sum(axis=1)
+        out[sl, -1] = none
+    return np.clip(out, 0.0, 1.0)
 
 
-def _probabilities(model: CompiledModel, draws: ParamDraws, ev: Evidence, sym) -> np.ndarray:
-    nd = len(model.axes)
-    parts = [p[..., None] for p in log_prior_parts(model, ev.covariates, list(draws.prior_base))]
+def _factors(model: CompiledModel, tab: DrawTables,
+             ev: Evidence) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every factor of the posterior under every draw, each ``(D, S_0, ..., S_{n-1}, P)``
+    (1 where a factor does not depend on an axis; ``P`` the propensity level): log-factors,
+    and factors already on the probability scale (present symptoms with the level kept)."""
+    draws = tab.draws
+    parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
+    potentials: list[np.ndarray] = []
     for block in ev.blocks:
         a = block.axis
         mean = draws.lat_mean[a]
-        cov = draws.lat_cov(model, a)
+        cov = tab.lat_cov[a]
         if a in ev.lat_shift:
             shift, scale = ev.lat_shift[a]
             mean = mean + shift
             cov = cov * (scale**2)[:, None, None]
         ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median)
         parts.append(ll[..., None])
+    # symptom tables for the reported symptoms only, re-indexed 0..n-1
+    cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
+    sym = (np.arange(ev.present.size), np.arange(ev.present.size, cols.size),
+           tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause))
     terms = SymptomTerms(model, *sym)
     grid = int(np.prod([model.axes[ai].n_states for ai in terms.cause_axes]))
     if grid <= SMALL_SYMPTOM_GRID:
         # few cause axes: sum the propensity level out on their grid directly
-        parts.append(terms.factor()[..., None])
+        parts.extend(p[..., None] for p in terms.parts())
     else:
         # many: keep the level as a last dimension, summed out by the contraction, so each
         # present symptom is a factor over its own cause axes only
-        parts.extend(symptom_level_factors(model, *sym))
-    d = draws.n_draws
-    marg, none = contract_marginals(parts, [ax.healthy.astype(float) for ax in model.axes],
-                                    n_axes=nd)
-    out = np.empty((d, len(model.conditions) + 1))
-    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        out[:, k] = marg[a][:, mask].sum(axis=1)
-    out[:, -1] = none
-    return np.clip(out, 0.0, 1.0)
+        log_parts, potentials = symptom_level_factors(model, *sym)
+        parts.extend(log_parts)
+    return parts, potentials

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.special import log_ndtr, ndtr, owens_t
@@ -29,12 +29,37 @@ LOG_2PI = math.log(2.0 * math.pi)
 # block moments and likelihood
 @dataclass(frozen=True)
 class BlockMoments:
-    """Mean over the block's dependency grid and covariance over its own axis' states."""
+    """Mean over the block's dependency grid and covariance over its own axis' states.
 
-    mean: np.ndarray   # grid shape + (n,)
-    cov: np.ndarray    # broadcastable to grid shape + (n, n)
-    loadings: np.ndarray  # (n, K)
+    The mean is kept in two additive parts: ``own_mean`` varies with the block's own axis
+    state (and any leading draw dimension), ``other_mean`` with the other dependency axes'
+    states only (state effects and daily rhythms: no draw dimension).  The covariance is kept
+    as ``noise + loadings @ lat_cov @ loadings.T``: noise (person, day, analytical, unknown
+    collection time) does not depend on the draw, and the latent part has rank K (a few), so
+    likelihoods need no factorisation of an n x n matrix per draw
+    (:func:`gaussian_block_loglik`).
+    """
+
+    own_mean: np.ndarray    # lead + grid shape (1 except at own_pos) + (n,)
+    other_mean: np.ndarray  # grid shape (1 at own_pos) + (n,)
+    noise: np.ndarray       # grid shape (1 except possibly at own_pos) + (n, n)
+    lat_cov: np.ndarray     # lead + grid shape (1 except at own_pos) + (K, K)
+    loadings: np.ndarray    # (n, K)
     own_pos: int
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Expected log levels over the whole dependency grid: lead + grid shape + (n,)."""
+        return self.own_mean + self.other_mean
+
+    @cached_property
+    def cov(self) -> np.ndarray:
+        """Covariance of the log results: lead + grid shape (own axis only) + (n, n)."""
+        return _dense_cov(self.noise, self.loadings, self.lat_cov)
+
+
+def _dense_cov(noise: np.ndarray, loadings: np.ndarray, lat_cov: np.ndarray) -> np.ndarray:
+    return np.einsum("ik,...kl,jl->...ij", loadings, lat_cov, loadings) + noise
 
 
 def block_moments(
@@ -76,16 +101,17 @@ def block_moments(
         base = np.array([c.log_median for c in chans])
     else:
         base = log_median[..., block.channel[idx]]
-    mean = base.reshape(lead + (1,) * g + (n,))
-    for pos, arr in enumerate(per_axis):
-        shape = [1] * g + [n]
-        shape[pos] = sizes[pos]
-        mean = mean + arr.reshape(shape)
     own_shape = [1] * g + [n]
     own_shape[own_pos] = ax.n_states
-    mean = mean + (lat_mean @ L.T).reshape(lead + tuple(own_shape))
+    own_mean = (base[..., None, :] + per_axis[own_pos] + lat_mean @ L.T).reshape(
+        lead + tuple(own_shape))
+    other_mean = np.zeros([1] * g + [n])
+    for pos, arr in enumerate(per_axis):
+        if pos != own_pos:
+            shape = [1] * g + [n]
+            shape[pos] = sizes[pos]
+            other_mean = other_mean + arr.reshape(shape)
     # covariance: latent part (own axis states) + person/day/analytical noise
-    cov = np.einsum("ik,...skl,jl->...sij", L, lat_cov, L)
     tau = np.array([c.tau for c in chans])
     cvi = np.array([c.cvi for c in chans])
     cva = np.array([c.cva for c in chans])
@@ -96,14 +122,17 @@ def block_moments(
     noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
     if block.extra_var is not None:
         noise = noise + np.diag(block.extra_var[idx])
-    cov = cov + noise
     dvar = block.diurnal_var[idx]
+    nshape = [1] * g + [n, n]
     if np.any(dvar > 0):
-        cov = cov + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
-    cshape = [1] * g + [n, n]
+        noise = noise + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
+        nshape[own_pos] = ax.n_states
+    k = lat_cov.shape[-1]
+    cshape = [1] * g + [k, k]
     cshape[own_pos] = ax.n_states
-    return BlockMoments(mean=mean, cov=cov.reshape(lead + tuple(cshape)), loadings=L,
-                        own_pos=own_pos)
+    return BlockMoments(own_mean=own_mean, other_mean=other_mean,
+                        noise=noise.reshape(nshape), lat_cov=lat_cov.reshape(lead + tuple(cshape)),
+                        loadings=L, own_pos=own_pos)
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -187,33 +216,169 @@ def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     return math.log(max(float(p), 1e-300))
 
 
+def _grid_dot(x: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``sum_i x[..., i] e[..., i]`` broadcast over the grid, as one matrix product.
+
+    ``x`` has shape ``lead + grid + (m,)`` and ``e`` shape ``grid + (m,)``, where no grid
+    dimension is larger than 1 in both (``x`` varies with the own axis, ``e`` with the
+    others).  Returns ``lead + grid``.
+    """
+    g = e.ndim - 1
+    lead = x.shape[: x.ndim - 1 - g]
+    xg, eg = x.shape[len(lead):-1], e.shape[:-1]
+    xa = [i for i in range(g) if xg[i] > 1]
+    ea = [i for i in range(g) if i not in xa]
+    if any(eg[i] > 1 for i in xa):
+        raise ValueError("x and e vary along the same grid dimension")
+    m = x.shape[-1]
+    prod = x.reshape(-1, m) @ e.reshape(-1, m).T
+    prod = prod.reshape(lead + tuple(xg[i] for i in xa) + tuple(eg[i] for i in ea))
+    order = np.argsort(xa + ea)
+    return prod.transpose(tuple(range(len(lead))) + tuple(len(lead) + order))
+
+
+def _to_stack(x: np.ndarray, stack: tuple[int, ...], tail: tuple[int, ...]) -> np.ndarray:
+    """``x`` (broadcastable to ``stack + tail``) as ``tail + (N,)``, the stack flattened last.
+
+    Small-matrix algebra over many tiny matrices is then a few contiguous elementwise
+    operations per matrix entry, instead of one strided or LAPACK call per matrix.
+    """
+    n = int(np.prod(stack))
+    x = np.broadcast_to(x, stack + tail).reshape((n,) + tail)
+    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+
+
+def _from_stack(x: np.ndarray, stack: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`_to_stack`: ``tail + (N,)`` to ``stack + tail``."""
+    return np.moveaxis(x, -1, 0).reshape(stack + x.shape[:-1])
+
+
+def _stack_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Matrix products ``x @ y`` of stacked-last matrices: ``(I, M, N) x (M, J, N)``."""
+    out = x[:, 0, None, :] * y[None, 0, :, :]
+    for m in range(1, x.shape[1]):
+        out += x[:, m, None, :] * y[None, m, :, :]
+    return out
+
+
+def _stack_chol(a: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of stacked-last SPD matrices ``(K, K, N)``."""
+    k = a.shape[0]
+    low = np.zeros(a.shape)
+    for j in range(k):
+        d = a[j, j].copy()
+        for m in range(j):
+            d -= low[j, m] ** 2
+        low[j, j] = np.sqrt(d)
+        for i in range(j + 1, k):
+            acc = a[i, j].copy()
+            for m in range(j):
+                acc -= low[i, m] * low[j, m]
+            low[i, j] = acc / low[j, j]
+    return low
+
+
+def _stack_forward_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``low^-1 b`` for stacked-last lower-triangular ``low (K, K, N)``, ``b (K, M, N)``."""
+    x = np.empty(b.shape)
+    for i in range(low.shape[0]):
+        acc = b[i].copy()
+        for m in range(i):
+            acc -= low[i, m, None, :] * x[m]
+        x[i] = acc / low[i, i, None, :]
+    return x
+
+
+def _stack_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y`` for a stack of small ``x``; one matrix product when ``y`` is the same for
+    the whole stack (a stacked matmul of tiny matrices is slow)."""
+    if any(d > 1 for d in y.shape[:-2]):
+        return np.matmul(x, y)
+    shape = np.broadcast_shapes(x.shape[:-2], y.shape[:-2]) + (x.shape[-2], y.shape[-1])
+    x = np.broadcast_to(x, shape[:-2] + x.shape[-2:])
+    return (x.reshape(-1, x.shape[-1]) @ y.reshape(y.shape[-2:])).reshape(shape)
+
+
 def gaussian_block_loglik(
-    y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray
+    y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+    other: np.ndarray | None = None,
+    low_rank: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
-    ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.
+    ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.  With
+    ``other`` (shape ``grid + (n,)``, varying only along grid dimensions where ``mean`` and
+    ``cov`` do not, e.g. :attr:`BlockMoments.other_mean`) the mean is ``mean + other``: the
+    quadratic form is then expanded around ``mean`` so that the per-draw work stays on
+    ``mean``'s grid and the full grid costs a few matrix products.  With ``low_rank =
+    (loadings (n, K), lat_cov (grid + (K, K)))`` the covariance is ``cov + loadings @ lat_cov
+    @ loadings.T`` (Woodbury): ``cov`` is then the draw-independent noise, factorised once,
+    and each draw only needs K x K work.
     """
     obs = censor == 0
     cen = ~obs
-    grid = mean.shape[:-1]
+    grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
+                                                                      other.shape[:-1])
     out = np.zeros(grid)
+    if low_rank is None:
+        low_rank = (np.zeros((cen.size, 0)), np.zeros(cov.shape[:-2] + (0, 0)))
+    loadings, lat_cov = low_rank
     if obs.any():
-        coo = cov[..., obs, :][..., :, obs]
-        chol = np.linalg.cholesky(coo)
+        # C = N + L S L' = N + (L R)(L R)',  C^-1 = N^-1 - V V',  V = N^-1 L R W^-T,
+        # W W' = I + R' L' N^-1 L R,  log|C| = log|N| + 2 log|W|
+        noise = cov[..., obs, :][..., :, obs]
+        chol = np.linalg.cholesky(noise)
         linv = np.linalg.inv(chol)
-        r = y[obs] - mean[..., obs]
-        z = np.matmul(linv, r[..., None])[..., 0]
+        n_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
         logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
-        out = out - 0.5 * np.sum(z * z, axis=-1) - logdet - 0.5 * obs.sum() * LOG_2PI
+        r = y[obs] - mean[..., obs]
+        n_inv_r = _stack_matmul(r[..., None, :], np.swapaxes(n_inv, -1, -2))[..., 0, :]
+        quad = np.sum(r * n_inv_r, axis=-1)
+        pr = n_inv_r
+        k = lat_cov.shape[-1]
+        if k:
+            b = np.matmul(n_inv, loadings[obs])                          # N^-1 L  (.., n, K)
+            a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
+            # K x K algebra for every (draw, own state) at once, the stack flattened last
+            st = np.broadcast_shapes(r.shape[:-1], lat_cov.shape[:-2], a.shape[:-2])
+            low = _stack_chol(_to_stack(lat_cov, st, (k, k)))            # R
+            rt = low.transpose(1, 0, 2)                                  # R'
+            w = _stack_mul(_stack_mul(rt, _to_stack(a, st, (k, k))), low)
+            for i in range(k):
+                w[i, i] += 1.0
+            w = _stack_chol(w)                                           # W W' = I + R'AR
+            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, r.shape[-1]))
+            vt = _stack_forward_solve(w, _stack_mul(rt, bt))             # V' (K, n, N)
+            logdet = logdet + _from_stack(np.log(np.stack([w[i, i] for i in range(k)])).sum(0), st)
+            r_st = _to_stack(r, st, (r.shape[-1],))
+            t = np.sum(vt * r_st[None], axis=1)                          # V' r (K, N)
+            quad = quad - _from_stack(np.sum(t * t, axis=0), st)
+            pr = pr - _from_stack(np.sum(vt * t[:, None, :], axis=0), st)   # C^-1 r
+            vt = np.moveaxis(vt, 1, -1).reshape((k,) + st + (r.shape[-1],))  # (K,) + st + (n,)
+        if other is not None:
+            # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e - |V'e|^2
+            e = other[..., obs]
+            m = e.shape[-1]
+            ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
+            quad = (quad - 2.0 * _grid_dot(pr, e)
+                    + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
+            if k:
+                quad = quad - np.sum(_grid_dot(vt, e) ** 2, axis=0)
+        out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
     if cen.any():
-        ccc = cov[..., cen, :][..., :, cen]
+        full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
+        ccc = full[..., cen, :][..., :, cen]
         mu = mean[..., cen]
+        if other is not None:
+            mu = mu + other[..., cen]
         if obs.any():
-            cco = cov[..., cen, :][..., :, obs]
-            coo_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
+            cco = full[..., cen, :][..., :, obs]
+            coo_inv = np.linalg.inv(full[..., obs, :][..., :, obs])
             gain = np.matmul(cco, coo_inv)
             mu = mu + np.matmul(gain, r[..., None])[..., 0]
+            if other is not None:
+                shift = [_grid_dot(gain[..., j, :], e) for j in range(int(cen.sum()))]
+                mu = mu - np.stack(shift, axis=-1)
             ccc = ccc - np.matmul(gain, np.swapaxes(cco, -1, -2))
         sign = censor[cen].astype(float)  # -1 below limit, +1 above
         lim = y[cen]
@@ -252,7 +417,8 @@ def block_loglik(
     (with the leading draw dimension of ``latent`` when given)."""
     mom = block_moments(model, block, keep, latent, log_median)
     idx = np.arange(block.n) if keep is None else keep
-    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
+    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                               other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov))
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
@@ -274,12 +440,19 @@ def symptom_level_factors(
     absent: np.ndarray,
     log1m_leak: np.ndarray,
     log1m_cause: tuple[np.ndarray, ...],
-) -> list[np.ndarray]:
-    """The symptom likelihood as log-factors over ``(lead, S_0, ..., S_{n-1}, P)``.
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The symptom likelihood as factors over ``(lead, S_0, ..., S_{n-1}, P)``.
 
     The propensity level ``P`` is kept as a last dimension to be summed out by a
     contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
     factor over its own cause axes only, never over the product of all of them.
+
+    Returns
+    -------
+    log_factors, potentials
+        The absent symptoms and the level weights as log-factors; the present symptoms as
+        probabilities ``1 - exp(log1m_leak + sum of log1m_cause)``, one table per set of cause
+        axes (symptoms with the same causes multiplied together).
     """
     nd = len(model.axes)
     lead = log1m_leak.shape[:-2]
@@ -293,14 +466,19 @@ def symptom_level_factors(
         for ai in range(nd):
             out.append(log1m_cause[ai][..., absent].sum(-1).reshape(
                 lead + tuple(_axis_shape(model, ai)) + (1,)))
+    potentials: dict[tuple[int, ...], np.ndarray] = {}
     for y in present:
         lq = log1m_leak[..., y].reshape(lead + (1,) * nd + (n_prop,))
+        causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
                 lq = lq + col.reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
-        out.append(np.log(-np.expm1(lq)))
-    return out
+                causes.append(ai)
+        p = -np.expm1(lq)
+        key = tuple(causes)
+        potentials[key] = p if key not in potentials else potentials[key] * p
+    return out, list(potentials.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,9 +491,11 @@ def _normalise(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
-    """Posterior probability of each state of each axis."""
+    """Posterior probability of each state of each axis (clipped to [0, 1]: a state with all
+    the mass can sum to 1 + 2e-16)."""
     nd = joint.ndim
-    return [joint.sum(axis=tuple(j for j in range(nd) if j != i)) for i in range(nd)]
+    return [np.clip(joint.sum(axis=tuple(j for j in range(nd) if j != i)), 0.0, 1.0)
+            for i in range(nd)]
 
 
 def condition_probabilities(model: CompiledModel, joint: np.ndarray,
@@ -393,13 +573,15 @@ class SymptomTerms:
                 self._present[int(y)] = np.log(-np.expm1(lq))
         return self._present
 
-    def factor(self, drop: int | None = None) -> np.ndarray:
-        """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+    def parts(self, drop: int | None = None) -> list[np.ndarray]:
+        """The symptoms' log-likelihood as log-factors with small scopes (their sum is
+        :meth:`factor`): each absent symptom's term per axis, then the present symptoms with
+        the propensity level summed out, over the cause axes only."""
         keep = self.absent_ids != drop
-        out = np.zeros(self.lead + (1,) * self.nd)
+        out = []
         if keep.any():
             for ai, cols in enumerate(self.absent_cols):
-                out = out + cols[..., keep].sum(-1).reshape(self.shapes[ai])
+                out.append(cols[..., keep].sum(-1).reshape(self.shapes[ai]))
         level = self.log_w + self.absent_leak[..., keep].sum(-1)
         total = level.reshape(self.lead + (-1,) + (1,) * self.nd)
         for y, term in self.present.items():
@@ -407,8 +589,16 @@ class SymptomTerms:
                 total = total + term
         ax = len(self.lead)
         mx = total.max(axis=ax, keepdims=True)
-        return out + np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)),
-                                axis=ax)
+        out.append(np.squeeze(mx + np.log(np.exp(total - mx).sum(axis=ax, keepdims=True)),
+                              axis=ax))
+        return out
+
+    def factor(self, drop: int | None = None) -> np.ndarray:
+        """The symptoms' log-likelihood tensor, without symptom ``drop`` when given."""
+        out = np.zeros(self.lead + (1,) * self.nd)
+        for part in self.parts(drop):
+            out = out + part
+        return out
 
 
 @lru_cache(maxsize=256)
