@@ -417,8 +417,14 @@ def block_loglik(
     (with the leading draw dimension of ``latent`` when given)."""
     mom = block_moments(model, block, keep, latent, log_median)
     idx = np.arange(block.n) if keep is None else keep
-    ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
-                               other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov))
+    if mom.own_mean.ndim > len(block.deps) + 1:
+        # parameter draws: the expanded mean and the rank-K latent covariance keep the work
+        # per draw small
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                                   other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov))
+    else:
+        # one parameter set: the dense form over the grid is cheaper than the bookkeeping
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
