@@ -320,7 +320,7 @@ def _is_free(*xs) -> bool:
     return any(not isinstance(x, np.ndarray | float | int) for x in xs)
 
 
-def _lat_cov(o: _Ops, model: CompiledModel, axis: int, sd):
+def _lat_cov(model: CompiledModel, axis: int, sd):
     ax = model.axes[axis]
     base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
     corr = ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd)
@@ -353,7 +353,7 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     b = ((st["s1"] @ L)[:, None, :]
          - dot(st["w"], (mu_c[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K))
          - (st["t1"] @ (amp[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K)))
-    cov = _lat_cov(o, m, a, lat_sd)                                                    # (S, K, K)
+    cov = _lat_cov(m, a, lat_sd)                                                    # (S, K, K)
     S_inv = o.inv(cov)
     logdet_S = 2 * o.m.log(o.m.diagonal(o.cholesky(cov), axis1=-2, axis2=-1)).sum(-1)  # (S,)
     M = S_inv[None] + ad.A[:, None]                                                    # (R, S, K, K)
