@@ -463,15 +463,17 @@ def group_loglik(theta: dict, g: GroupData):
     return eliminate(factors, sizes, P)
 
 
-def _greedy_order(scopes: list[set[int]], sizes: list[int]) -> list[int]:
-    """Elimination order: each step sums out the variable whose joined factor is smallest."""
+def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -> list[int]:
+    """Elimination order: each step sums out the variable whose joined factor is smallest;
+    the variables in ``first`` (those only constant tables touch: summed out in numpy) go
+    first."""
     scopes = [set(s) for s in scopes]
     left = set().union(*scopes)
     order = []
     while left:
         def cost(v, scopes=scopes):
             return int(np.prod([sizes[d] for d in set().union(*[s for s in scopes if v in s])]))
-        v = min(sorted(left), key=cost)
+        v = min(sorted(left), key=lambda v: (v not in first, cost(v)))
         joined = set().union(*[s for s in scopes if v in s]) - {v}
         scopes = [s for s in scopes if v not in s] + [joined]
         left.discard(v)
@@ -539,7 +541,9 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
         hf += np.transpose(f, perm).reshape(shape)
     items = [(s, scaled(s, f, False), False) for s, f in merged]
     items += [(s, scaled(s, f, True), True) for s, f in free]
-    for v in _greedy_order([set(s) for s, _, _ in items], sizes):
+    in_free = set().union(*[set(s) for s, _, f in items if f])
+    for v in _greedy_order([set(s) for s, _, _ in items], sizes,
+                           frozenset(set(range(len(sizes))) - in_free)):
         take = [it for it in items if v in it[0]]
         items = [it for it in items if v not in it[0]]
         out = tuple(sorted(set().union(*[set(s) for s, _, _ in take]) - {v}))
@@ -554,8 +558,12 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
         if is_free:   # broadcast product over the joined scope, then the sum over v
             joined = tuple(sorted(set(out) | {v}))
             p = None
-            for s, x, _ in take:
+            for s, x, x_free in take:
                 x = _align(x, s, joined)
+                if not x_free:   # a data table: an input, not a constant to hash and fold
+                    import pytensor
+
+                    x = pytensor.shared(x, shape=x.shape, borrow=True)
                 p = x if p is None else p * x
             p = p.sum(axis=1 + joined.index(v))
         else:
