@@ -74,8 +74,8 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
                 raw_m = pm.Normal(f"lat_mean__{ax.name}", m0, PRIOR_SD["lat_mean"], dims=dims)
                 lat_m = pt.where(free[:, None], raw_m, m0)
                 lat_s = pm.LogNormal(f"lat_sd__{ax.name}", np.log(s0), PRIOR_SD["lat_sd"], dims=dims)
-            else:
-                lat_m, lat_s = pt.as_tensor(m0), pt.as_tensor(s0)
+            else:   # fixed groups stay numpy: their factors are computed once, in numpy
+                lat_m, lat_s = m0, s0
             theta["lat_mean"].append(lat_m)
             theta["lat_sd"].append(lat_s)
             b0 = pt_.prior_base[ai][0]
@@ -84,19 +84,20 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
                                   dims=f"{ax.name}_state")
                 theta["prior_base"].append(pt.where(ax.baseline, b0, raw_b))
             else:
-                theta["prior_base"].append(pt.as_tensor(b0))
+                theta["prior_base"].append(b0)
         if "analyte-levels" in groups:
             theta["log_median"] = pm.Normal("log_median", pt_.log_median[0], PRIOR_SD["log_median"],
                                             dims="channel")
         else:
-            theta["log_median"] = pt.as_tensor(pt_.log_median[0])
+            theta["log_median"] = pt_.log_median[0]
         if "symptoms" in groups:
             cl = pm.Normal("cause_logit", pt_.cause_logit[0], PRIOR_SD["cause_logit"],
                            dims="symptom_entry")
             ll = pm.Normal("leak_logit", pt_.leak_logit[0], PRIOR_SD["leak_logit"], dims="symptom")
+            theta["symptom_tables"] = _symptom_tables_pt(model, cl, ll)
         else:
-            cl, ll = pt.as_tensor(pt_.cause_logit[0]), pt.as_tensor(pt_.leak_logit[0])
-        theta["symptom_tables"] = _symptom_tables_pt(model, cl, ll)
+            theta["symptom_tables"] = model.symptom_table.tables(pt_.cause_logit[0],
+                                                                 pt_.leak_logit[0])
         total = sum(group_loglik(theta, g).sum() for g in data)
         pm.Potential("cohort_loglik", total)
     return pmodel

@@ -5,12 +5,21 @@ exact engine works in covariance form (a Gaussian over each axis' results), this
 information form (each channel's results reduced to sufficient statistics, the latents
 integrated by completing the square).  A test holds the two equal.
 
-Per person the discrete states are enumerated and summed out (logsumexp over the joint
-tensor), the latents integrated analytically, so NUTS only sees population parameters
-(shared/research/inference-notes.md).  Supported evidence: everything the exact engine reads,
-except (a) a result with a daily rhythm and no collection time and (b) more than one censored
-result per axis, or a censored result whose channel also has an observed result; such cases
-raise :class:`UnsupportedEvidence` naming them.
+The joint states are never enumerated.  Each person's evidence is a product of factors on a
+few axes: the prior network's conditional table per axis (scope: the axis and its parents),
+each laboratory block (its own axis, the axes of its channels' effects, the rhythm axis),
+absent symptoms (one factor per axis and one on the propensity level) and present symptoms
+(one factor on the axes that cause them and the propensity level).  The axes are summed out
+one at a time (variable elimination, :func:`eliminate`), per group of people whose factors
+have the same shapes (sex view x axes coupled by present symptoms).  Factors whose
+parameters are not being fitted are computed once in numpy and enter the graph as
+constants; constant factors are multiplied together in numpy before the graph sees them.
+So NUTS only sees population parameters (shared/research/inference-notes.md).
+
+Supported evidence: everything the exact engine reads, except (a) a result with a daily
+rhythm and no collection time and (b) more than one censored result per axis, or a censored
+result whose channel also has an observed result; such cases raise
+:class:`UnsupportedEvidence` naming them.
 """
 
 from __future__ import annotations
@@ -44,9 +53,10 @@ class AxisData:
     own_idx: np.ndarray           # (G,) own-axis state of each grid point
     effect: np.ndarray            # (C, G) fixed state-effect offsets
     amp: np.ndarray               # (C, G) daily-rhythm amplitude
-    stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (P, C)
-    A: np.ndarray                 # (P, K, K)
-    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var: (P,)
+    rows: np.ndarray              # (R,) the people with results on this axis
+    stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (R, C)
+    A: np.ndarray                 # (R, K, K)
+    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var: (R,)
 
 
 @dataclass
@@ -60,7 +70,8 @@ class GroupData:
     axes: list[AxisData]
     present: np.ndarray           # (P, Y) 0/1
     absent: np.ndarray            # (P, Y) 0/1
-    label_mask: np.ndarray | None = None   # (P, J) 0 or -inf
+    present_scope: tuple[int, ...] = ()    # axes that cause a present symptom of someone
+    label_mask: list[np.ndarray | None] | None = None   # per axis (P, S) 0 or -inf
     evidences: list[Evidence] = field(default_factory=list)
 
 
@@ -161,8 +172,12 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                 cen["sign"][p] = float(block.censor[i])
                 cen["d"][p] = block.diurnal[i]
                 cen["var"][p] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
+        rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
+        stats = {k: v[rows] for k, v in stats.items()}
+        cen = {k: v[rows] for k, v in cen.items()}
         A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
-        axes.append(AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, stats, A, cen))
+        axes.append(AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A,
+                             cen))
     if problems:
         raise UnsupportedEvidence("; ".join(problems))
     ids = {s: i for i, s in enumerate(model.symptoms)}
@@ -175,7 +190,7 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
               for ai in range(len(model.axes))]
     label_mask = None
     if labels is not None and any(lab for lab in labels):
-        label_mask = np.zeros((n,) + model.shape)
+        label_mask = [None] * len(model.axes)
         for p, lab in enumerate(labels):
             for ax_name, sts in (lab or {}).items():
                 ai = model.axis_index(ax_name)
@@ -183,170 +198,423 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                 allowed = [s for s in sts if s in model.axes[ai].states]
                 if not allowed:
                     raise UnsupportedEvidence(f"label {ax_name}={sts} impossible for this person")
+                if label_mask[ai] is None:
+                    label_mask[ai] = np.zeros((n, model.axes[ai].n_states))
                 bad = np.ones(model.axes[ai].n_states, bool)
                 for st in allowed:
                     bad[model.axes[ai].states.index(st)] = False
-                shape = [1] * len(model.axes)
-                shape[ai] = -1
-                label_mask[p] = np.where(bad.reshape(shape), -np.inf, label_mask[p])
+                label_mask[ai][p, bad] = -np.inf
     return GroupData(model=model, keep=sex_keep(model), case_ids=[ev.case_id for ev in evidences],
                      modoff=modoff, axes=axes, present=present, absent=absent,
+                     present_scope=present_scope(model, np.flatnonzero(present.any(axis=0))),
                      label_mask=label_mask, evidences=list(evidences))
 
 
-def prepare_cohort(model: CompiledModel, cases, labels=None) -> list[GroupData]:
-    """Group a cohort's cases by sex view and precompute their sufficient statistics."""
-    groups: dict[str | None, list] = {}
-    for i, case in enumerate(cases):
-        groups.setdefault(case.patient.sex, []).append(i)
+def present_scope(model: CompiledModel, symptoms) -> tuple[int, ...]:
+    """The axes with a state that causes one of these symptoms (in this view)."""
+    t = model.symptom_table      # a view's table has the view's states
+    cols = np.isin(t.entry_symptom, np.asarray(symptoms, dtype=np.int64))
     out = []
-    for sex, idx in groups.items():
-        view = view_for_sex(model, sex)
-        evs = [build_evidence(view, cases[i]) for i in idx]
-        labs = None if labels is None else [labels[i] for i in idx]
-        out.append(prepare_group(view, evs, labs))
+    for ai, mask in enumerate(t.state_mask):
+        if mask[:, cols].any():
+            out.append(ai)
+    return tuple(out)
+
+
+def prepare_cohort(model: CompiledModel, cases, labels=None,
+                   groups_per_view: int = 3) -> list[GroupData]:
+    """Group a cohort's cases and precompute their sufficient statistics.
+
+    A group shares a model view (sex) and a set of axes its members' present symptoms may
+    couple, so that every member has factors of the same shapes.  At most
+    ``groups_per_view`` groups per view (each group is one more piece of graph to compile):
+    the sets are merged greedily where that adds the least work.
+    """
+    by_view: dict[str | None, dict[tuple[int, ...], list[int]]] = {}
+    views: dict[str | None, CompiledModel] = {}
+    evs = {}
+    for i, case in enumerate(cases):
+        sex = case.patient.sex
+        if sex not in views:
+            views[sex] = view_for_sex(model, sex)
+        evs[i] = build_evidence(views[sex], case)
+        scope = present_scope(views[sex], evs[i].present)
+        by_view.setdefault(sex, {}).setdefault(scope, []).append(i)
+    out = []
+    for sex, scopes in by_view.items():
+        sizes = [ax.n_states for ax in views[sex].axes]
+        for idx in _merge_scopes(scopes, sizes, groups_per_view):
+            labs = None if labels is None else [labels[i] for i in idx]
+            out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
     return out
 
 
+def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],
+                  limit: int) -> list[list[int]]:
+    """Merge people's symptom scopes into at most ``limit`` groups, greedily: the smallest
+    group joins the one whose union with it costs least (people x states of the union)."""
+    groups = {frozenset(s): list(v) for s, v in scopes.items()}
+
+    def cost(s, n):
+        return n * int(np.prod([sizes[d] for d in s]))
+
+    while len(groups) > max(limit, 1):
+        small = min(groups, key=lambda s: (len(groups[s]), sorted(s)))
+        rest = [s for s in groups if s != small]
+        n0 = len(groups[small])
+
+        def extra(s, small=small, n0=n0):
+            n1 = len(groups[s])
+            return cost(s | small, n0 + n1) - cost(s, n1) - cost(small, n0)
+
+        into = min(rest, key=lambda s: (extra(s), sorted(s)))
+        merged = groups.pop(small) + groups.pop(into)
+        groups[into | small] = groups.get(into | small, []) + merged
+    return [sorted(v) for _, v in sorted(groups.items(), key=lambda kv: sorted(kv[0]))]
+
+
 # --------------------------------------------------------------------------------------------
-# the log-density in pytensor
-def _lat_cov(pt, model: CompiledModel, axis: int, sd):
+# the log-density: the same formulas in numpy (fixed parameters) or pytensor (free ones)
+class _Ops:
+    """The array operations the log-density uses, in numpy or in pytensor.
+
+    A factor whose parameters are all fixed (numpy arrays) is computed once in numpy and
+    enters the graph as a constant; a factor with a free parameter becomes pytensor graph.
+    One formula serves both.
+    """
+
+    def __init__(self, symbolic: bool):
+        self.symbolic = symbolic
+        if symbolic:
+            import pytensor.tensor as pt
+            from pymc.distributions.dist_math import normal_lcdf
+
+            self.m = pt
+            self.inv, self.cholesky = pt.linalg.inv, pt.linalg.cholesky
+            self.normal_lcdf = lambda t: normal_lcdf(0.0, 1.0, t)
+        else:
+            from scipy.special import log_ndtr
+
+            self.m = np
+            self.inv, self.cholesky = np.linalg.inv, np.linalg.cholesky
+            self.normal_lcdf = log_ndtr
+
+    def logsumexp(self, x, axis):
+        if self.symbolic:
+            return self.m.logsumexp(x, axis=axis, keepdims=True)
+        from scipy.special import logsumexp
+
+        return logsumexp(x, axis=axis, keepdims=True)
+
+    def scatter_rows(self, n: int, rows: np.ndarray, vals):
+        """``vals`` placed at ``rows`` of a zero array with ``n`` rows."""
+        if self.symbolic:
+            return self.m.set_subtensor(self.m.zeros((n,) + tuple(vals.shape)[1:])[rows], vals)
+        out = np.zeros((n,) + vals.shape[1:])
+        out[rows] = vals
+        return out
+
+
+def _is_free(*xs) -> bool:
+    """Whether any of these is pytensor graph (a free parameter) rather than numpy."""
+    return any(not isinstance(x, np.ndarray | float | int) for x in xs)
+
+
+def _lat_cov(model: CompiledModel, axis: int, sd):
     ax = model.axes[axis]
     base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
     corr = ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd)
-    return pt.as_tensor(corr) * sd[:, :, None] * sd[:, None, :]
+    return corr * sd[:, :, None] * sd[:, None, :]
 
 
-def group_loglik(theta: dict, g: GroupData):
-    """log p(evidence of each person in the group) under parameters ``theta`` (a dict of
-    pytensor tensors in the full-model layout: see :func:`theta_constants`)."""
-    import pytensor.tensor as pt
-    from pymc.distributions.dist_math import normal_lcdf
+def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
+    """log p(this axis' results | states of the block's axes): (R, G) for the people
+    ``ad.rows`` who have results on the axis (the factor is 1 for the others)."""
+    a = ad.axis
+    lat_mean = theta["lat_mean"][a]
+    lat_sd = theta["lat_sd"][a]
+    log_median = theta["log_median"][ad.channels]
+    o = _Ops(_is_free(lat_mean, lat_sd, log_median))
+    m = g.model
+    if a in g.keep:
+        lat_mean, lat_sd = lat_mean[g.keep[a]], lat_sd[g.keep[a]]
+    st = ad.stats
+    mu_c = log_median[:, None] + ad.effect                                              # (C, G)
+    amp = ad.amp
+    # -0.5 * sum over channels of (y - mu - amp d)' R^-1 (y - mu - amp d), from the statistics
+    dot = o.m.dot
+    q = (st["s2"].sum(1)[:, None] + dot(st["w"], mu_c**2) - 2 * dot(st["s1"], mu_c)
+         + st["t2"] @ amp**2 - 2 * st["t3"] @ amp + 2 * dot(st["t1"], mu_c * amp))     # (R, G)
+    c = -0.5 * q - 0.5 * st["ld"].sum(axis=1)[:, None]
+    L = ad.loadings
+    C, G = ad.effect.shape
+    K = L.shape[1]
+    R = ad.rows.size
+    b = ((st["s1"] @ L)[:, None, :]
+         - dot(st["w"], (mu_c[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K))
+         - (st["t1"] @ (amp[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K)))
+    cov = _lat_cov(m, a, lat_sd)                                                    # (S, K, K)
+    S_inv = o.inv(cov)
+    logdet_S = 2 * o.m.log(o.m.diagonal(o.cholesky(cov), axis1=-2, axis2=-1)).sum(-1)  # (S,)
+    M = S_inv[None] + ad.A[:, None]                                                    # (R, S, K, K)
+    M_inv = o.inv(M)
+    logdet_M = 2 * o.m.log(o.m.diagonal(o.cholesky(M), axis1=-2, axis2=-1)).sum(-1)    # (R, S)
+    s_mu = (S_inv * lat_mean[:, None, :]).sum(-1)                                      # (S, K)
+    own = ad.own_idx
+    eta = s_mu[own][None] + b                                                          # (R, G, K)
+    M_inv_g = M_inv[:, own]                                                            # (R, G, K, K)
+    post_mean = (M_inv_g * eta[:, :, None, :]).sum(-1)                                 # (R, G, K)
+    ll = (c - 0.5 * (lat_mean * s_mu).sum(-1)[own][None] + 0.5 * (eta * post_mean).sum(-1)
+          - 0.5 * logdet_S[own][None] - 0.5 * logdet_M[:, own])
+    cen = ad.cen
+    if cen["has"].any():
+        ch = cen["ch"]
+        Lw = ad.loadings[ch]                                                           # (R, K)
+        mean_w = mu_c[ch] + amp[ch] * cen["d"][:, None] + (Lw[:, None] * post_mean).sum(-1)
+        var_w = ((Lw[:, None, :, None] * M_inv_g * Lw[:, None, None, :]).sum(axis=(-2, -1))
+                 + cen["var"][:, None])
+        t = -cen["sign"][:, None] * (cen["lim"][:, None] - mean_w) / o.m.sqrt(var_w)
+        ll = ll + cen["has"][:, None] * o.normal_lcdf(t)
+    return o, ll
 
+
+def _prior_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], object]]:
+    """The prior network as one conditional log table per axis, scope (parents, axis)."""
+    m = g.model
+    names = m.axis_names
+    P = len(g.case_ids)
+    out = []
+    for ai, ax in enumerate(m.axes):
+        base = theta["prior_base"][ai]
+        if ai in g.keep:
+            base = base[g.keep[ai]]
+        o = _Ops(_is_free(base))
+        rel = []
+        for link in m.spec.raw.get("links", []):
+            (pa, ps), (ca, cs) = link["parent"], link["child"]
+            pi = names.index(pa)
+            if ca == ax.name and cs in ax.states and ps in m.axes[pi].states:
+                rel.append((pi, m.axes[pi].states.index(ps), ax.states.index(cs), link["odds"]))
+        scope = tuple(sorted({ai} | {r[0] for r in rel}))
+        sizes = tuple(m.axes[d].n_states for d in scope)
+        pos = scope.index(ai)
+        bump = np.zeros((1,) + sizes)
+        for pi, ps, cs, odds in rel:
+            sl = [0] + [slice(None)] * len(scope)
+            sl[1 + scope.index(pi)] = ps
+            sl[1 + pos] = cs
+            bump[tuple(sl)] += np.log(odds)
+        shape = (1,) * pos + (ax.n_states,) + (1,) * (len(scope) - pos - 1)
+        lo = base.reshape((1,) + shape) + (g.modoff[ai].reshape((P,) + shape) + bump)
+        out.append((scope, lo - o.logsumexp(lo, axis=1 + pos)))
+    return out
+
+
+def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], object]]:
+    """Absent symptoms: one log factor per axis and one over the propensity level; present
+    ones: one factor over (the axes that cause them, propensity level)."""
     m = g.model
     nd = len(m.axes)
     P = len(g.case_ids)
-    keep = g.keep
-
-    def cut(ai, x):  # full-model per-state parameter -> this view's states
-        return x[keep[ai]] if ai in keep else x
-
-    parts = []
-    # prior network
-    names = m.axis_names
-    links = m.spec.raw.get("links", [])
-    for ai, ax in enumerate(m.axes):
-        lo = cut(ai, theta["prior_base"][ai])[None, :] + pt.as_tensor(g.modoff[ai])   # (P, S)
-        lo = lo.reshape((P,) + (1,) * ai + (ax.n_states,) + (1,) * (nd - ai - 1))
-        for link in links:
-            (pa, ps), (ca, cs) = link["parent"], link["child"]
-            pi = names.index(pa)
-            if ca != ax.name or cs not in ax.states or ps not in m.axes[pi].states:
-                continue
-            shape = [1] * (nd + 1)
-            shape[1 + pi] = m.axes[pi].n_states
-            shape[1 + ai] = ax.n_states
-            t = np.zeros(shape)
-            idx = [0] * (nd + 1)
-            idx[1 + pi] = m.axes[pi].states.index(ps)
-            idx[1 + ai] = ax.states.index(cs)
-            t[tuple(idx)] = np.log(link["odds"])
-            lo = lo + pt.as_tensor(t)
-        parts.append(lo - pt.logsumexp(lo, axis=1 + ai, keepdims=True))
-    # laboratory blocks (information form)
-    for ad in g.axes:
-        a = ad.axis
-        st = {k: pt.as_tensor(v) for k, v in ad.stats.items()}
-        mu_c = theta["log_median"][ad.channels][:, None] + pt.as_tensor(ad.effect)   # (C, G)
-        amp = pt.as_tensor(ad.amp)
-        s1r = st["s1"][:, :, None] - mu_c[None] * st["w"][:, :, None] - amp[None] * st["t1"][:, :, None]
-        q = (st["s2"][:, :, None] + mu_c[None] ** 2 * st["w"][:, :, None]
-             + amp[None] ** 2 * st["t2"][:, :, None] - 2 * mu_c[None] * st["s1"][:, :, None]
-             - 2 * amp[None] * st["t3"][:, :, None] + 2 * mu_c[None] * amp[None] * st["t1"][:, :, None])
-        c = -0.5 * q.sum(axis=1) - 0.5 * st["ld"].sum(axis=1)[:, None]                   # (P, G)
-        L = pt.as_tensor(ad.loadings)
-        b = pt.einsum("pcg,ck->pgk", s1r, L)                                                 # (P, G, K)
-        lat_mean = cut(a, theta["lat_mean"][a])[ad.own_idx]                               # (G, K)
-        lat_cov = _lat_cov(pt, m, a, cut(a, theta["lat_sd"][a]))[ad.own_idx]              # (G, K, K)
-        S_inv = pt.linalg.inv(lat_cov)
-        chol_S = pt.linalg.cholesky(lat_cov)
-        logdet_S = 2 * pt.log(pt.diagonal(chol_S, axis1=-2, axis2=-1)).sum(-1)            # (G,)
-        M = S_inv[None] + pt.as_tensor(ad.A)[:, None]                                     # (P, G, K, K)
-        M_inv = pt.linalg.inv(M)
-        chol_M = pt.linalg.cholesky(M)
-        logdet_M = 2 * pt.log(pt.diagonal(chol_M, axis1=-2, axis2=-1)).sum(-1)            # (P, G)
-        s_mu = pt.einsum("gkl,gl->gk", S_inv, lat_mean)                                   # (G, K)
-        eta = s_mu[None] + b
-        post_mean = pt.einsum("pgkl,pgl->pgk", M_inv, eta)
-        ll = (c - 0.5 * (lat_mean * s_mu).sum(-1)[None] + 0.5 * (eta * post_mean).sum(-1)
-              - 0.5 * logdet_S[None] - 0.5 * logdet_M)
-        cen = ad.cen
-        if cen["has"].any():
-            ch = cen["ch"]
-            Lw = pt.as_tensor(ad.loadings[ch])                                            # (P, K)
-            mean_w = (mu_c.T[:, ch].T + amp.T[:, ch].T * pt.as_tensor(cen["d"])[:, None]
-                      + pt.einsum("pk,pgk->pg", Lw, post_mean))
-            var_w = pt.einsum("pk,pgkl,pl->pg", Lw, M_inv, Lw) + pt.as_tensor(cen["var"])[:, None]
-            sign = pt.as_tensor(cen["sign"])[:, None]
-            t = -sign * (pt.as_tensor(cen["lim"])[:, None] - mean_w) / pt.sqrt(var_w)
-            ll = ll + pt.as_tensor(cen["has"])[:, None] * normal_lcdf(0.0, 1.0, t)
-        shape = [1] * nd
-        for d in ad.deps:
-            shape[d] = m.axes[d].n_states
-        parts.append(ll.reshape((P,) + tuple(shape)))
-    # symptoms
     leak, cause = theta["symptom_tables"]
-    cause = [cut(ai, c) for ai, c in enumerate(cause)]
-    n_lev = m.log1m_leak.shape[0]
-    absent = pt.as_tensor(g.absent)
-    for ai, ax in enumerate(m.axes):
-        term = pt.dot(absent, cause[ai].T)                                                # (P, S)
-        parts.append(term.reshape((P,) + (1,) * ai + (ax.n_states,) + (1,) * (nd - ai - 1)))
-    total = (pt.as_tensor(m.log_propensity_w)[None] + pt.dot(absent, leak.T))             # (P, lev)
-    total = total.reshape((P, n_lev) + (1,) * nd)
+    cause = [c[g.keep[ai]] if ai in g.keep else c for ai, c in enumerate(cause)]
+    o = _Ops(_is_free(leak, *cause))
+    out = []
+    for ai in range(nd):
+        if g.absent.any():
+            out.append(((ai,), o.m.dot(g.absent, cause[ai].T)))                         # (P, S)
+    level = m.log_propensity_w[None] + o.m.dot(g.absent, leak.T)                        # (P, lev)
+    scope = g.present_scope
+    if not scope:
+        return out + [((nd,), level)]
+    sizes = [m.axes[d].n_states for d in scope]
+    n_lev = leak.shape[0]
+    total = level.reshape((P,) + (1,) * len(scope) + (n_lev,))
     for y in np.flatnonzero(g.present.any(axis=0)):
-        rows = np.flatnonzero(g.present[:, y])
-        lq = leak[:, y].reshape((n_lev,) + (1,) * nd)
-        for ai in range(nd):
-            lq = lq + cause[ai][:, y].reshape((1,) + (1,) * ai + (m.axes[ai].n_states,)
-                                              + (1,) * (nd - ai - 1))
-        term = pt.log(-pt.expm1(lq))[None]
-        mask = np.zeros((P,) + (1,) * (nd + 1))
-        mask[rows] = 1.0
-        total = total + pt.as_tensor(mask) * term
-    parts.append(pt.logsumexp(total, axis=1))
-    joint = parts[0]
-    for p in parts[1:]:
-        joint = joint + p
+        lq = leak[:, y].reshape((1,) * len(scope) + (n_lev,))
+        for j, ai in enumerate(scope):
+            lq = lq + cause[ai][:, y].reshape((1,) * j + (sizes[j],) + (1,) * (len(scope) - j))
+        term = o.m.log(-o.m.expm1(lq))[None]
+        total = total + g.present[:, y].reshape((P,) + (1,) * (len(scope) + 1)) * term
+    return out + [(tuple(scope) + (nd,), total)]
+
+
+def group_loglik(theta: dict, g: GroupData):
+    """log p(evidence of each person in the group), shape (P,).
+
+    ``theta`` holds the parameters in the full-model layout (see :func:`theta_constants`):
+    numpy arrays for fixed groups, pytensor graph for free ones.  The joint states are never
+    enumerated: each factor (prior table per axis, laboratory block per axis, symptoms) lives
+    on the few axes it depends on, and the axes are summed out one at a time
+    (:func:`eliminate`).  Factors with fixed parameters are computed here in numpy.
+    Returns numpy when every factor is fixed, else a pytensor vector.
+    """
+    m = g.model
+    P = len(g.case_ids)
+    factors = _prior_factors(theta, g)
+    for ad in g.axes:
+        o, ll = _lab_factor(theta, g, ad)
+        factors.append((ad.deps, o.scatter_rows(P, ad.rows, ll).reshape(
+            (P,) + ad.grid_shape)))
+    factors += _symptom_factors(theta, g)
     if g.label_mask is not None:
-        joint = joint + pt.as_tensor(g.label_mask)
-    return pt.logsumexp(joint.reshape((P, -1)), axis=1)
+        factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
+    sizes = [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
+    return eliminate(factors, sizes, P)
 
 
-def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: int = 0) -> dict:
-    """Parameters as pytensor constants (draw ``i``; default: the prior set's values)."""
-    import pytensor.tensor as pt
+def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -> list[int]:
+    """Elimination order: each step sums out the variable whose joined factor is smallest;
+    the variables in ``first`` (those only constant tables touch: summed out in numpy) go
+    first."""
+    scopes = [set(s) for s in scopes]
+    left = set().union(*scopes)
+    order = []
+    while left:
+        def cost(v, scopes=scopes):
+            return int(np.prod([sizes[d] for d in set().union(*[s for s in scopes if v in s])]))
+        v = min(sorted(left), key=lambda v: (v not in first, cost(v)))
+        joined = set().union(*[s for s in scopes if v in s]) - {v}
+        scopes = [s for s in scopes if v not in s] + [joined]
+        left.discard(v)
+        order.append(v)
+    return order
 
+
+def _align(x, scope: tuple[int, ...], joined: tuple[int, ...]):
+    """A (n, *scope) table as (n, *joined) with broadcast axes for the variables it lacks."""
+    if isinstance(x, np.ndarray):
+        return x.reshape((x.shape[0],) + tuple(x.shape[1 + scope.index(d)] if d in scope else 1
+                                               for d in joined))
+    return x.dimshuffle([0] + [1 + scope.index(d) if d in scope else "x" for d in joined])
+
+
+def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n: int):
+    """log of the sum over all variables of the product of ``exp(factor)``, per person.
+
+    Each factor is ``(scope, log values)`` with values of shape ``(n, *sizes[scope])``
+    (numpy constant or pytensor graph).  Variables are summed out one at a time in a greedy
+    order; the work happens in probability space, each table scaled by its per-person
+    maximum (kept as a log offset, outside the gradient), so that the sums are plain
+    products and sums.  Products and sums of constant tables are done in numpy (and rescaled
+    after each step).  Exact.
+    """
+    letters = "abcdefghijklmnopqrstuvwxy"
+    offset = np.zeros(n)
+    sym_offset = []
+    items = []
+
+    def scaled(scope, x, free):
+        axes = tuple(range(1, len(scope) + 1))
+        if not free:
+            mx = np.max(x, axis=axes, keepdims=True) if axes else x.copy()
+            mx = np.where(np.isfinite(mx), mx, 0.0)
+            np.add(offset, mx.reshape(n), out=offset)
+            return np.exp(x - mx)
+        import pytensor.tensor as pt
+        from pytensor.gradient import disconnected_grad
+
+        mx = disconnected_grad(pt.max(x, axis=axes, keepdims=True)) if axes else x
+        sym_offset.append(mx.reshape((n,)))
+        return pt.exp(x - mx)
+
+    def rescaled(scope, p):  # a constant probability table scaled so that its maximum is 1
+        axes = tuple(range(1, len(scope) + 1))
+        mx = np.max(p, axis=axes, keepdims=True) if axes else p.copy()
+        mx = np.where(mx > 0, mx, 1.0)
+        np.add(offset, np.log(mx).reshape(n), out=offset)
+        return p / mx
+
+    # constant log tables whose scope lies inside another constant's are added to it
+    const = [(s, np.asarray(f)) for s, f in factors if not _is_free(f)]
+    free = [(s, f) for s, f in factors if _is_free(f)]
+    const.sort(key=lambda sf: -len(sf[0]))
+    merged: list[tuple[tuple[int, ...], np.ndarray]] = []
+    for s, f in const:
+        host = next((i for i, (hs, _) in enumerate(merged) if set(s) <= set(hs)), None)
+        if host is None:
+            merged.append((s, np.array(f, dtype=float, copy=True)))
+            continue
+        hs, hf = merged[host]
+        shape = (n,) + tuple(sizes[d] if d in s else 1 for d in hs)
+        perm = [0] + [1 + s.index(d) for d in hs if d in s]
+        hf += np.transpose(f, perm).reshape(shape)
+    items = [(s, scaled(s, f, False), False) for s, f in merged]
+    items += [(s, scaled(s, f, True), True) for s, f in free]
+    in_free = set().union(*[set(s) for s, _, f in items if f])
+    for v in _greedy_order([set(s) for s, _, _ in items], sizes,
+                           frozenset(set(range(len(sizes))) - in_free)):
+        take = [it for it in items if v in it[0]]
+        items = [it for it in items if v not in it[0]]
+        out = tuple(sorted(set().union(*[set(s) for s, _, _ in take]) - {v}))
+        consts = [it for it in take if not it[2]]
+        if len(consts) > 1:  # multiply the constant tables once, in numpy
+            joined = tuple(sorted(set().union(*[set(s) for s, _, _ in consts])))
+            sub = ",".join("z" + "".join(letters[d] for d in s) for s, _, _ in consts)
+            p = np.einsum(f"{sub}->z{''.join(letters[d] for d in joined)}",
+                          *[x for _, x, _ in consts], optimize=True)
+            take = [(joined, rescaled(joined, p), False)] + [it for it in take if it[2]]
+        is_free = any(it[2] for it in take)
+        if is_free:   # broadcast product over the joined scope, then the sum over v
+            joined = tuple(sorted(set(out) | {v}))
+            p = None
+            for s, x, x_free in take:
+                x = _align(x, s, joined)
+                if not x_free:   # a data table: an input, not a constant to hash and fold
+                    import pytensor
+
+                    x = pytensor.shared(x, shape=x.shape, borrow=True)
+                p = x if p is None else p * x
+            p = p.sum(axis=1 + joined.index(v))
+        else:
+            sub = ",".join("z" + "".join(letters[d] for d in s) for s, _, _ in take)
+            p = np.einsum(f"{sub}->z{''.join(letters[d] for d in out)}",
+                          *[x for _, x, _ in take], optimize=True)
+        items.append((out, p if is_free else rescaled(out, p), is_free))
+    total = offset
+    for _, x, is_free in items:   # every scope is empty now: (n,) values
+        total = total + (_Ops(is_free).m.log(x))
+    for s in sym_offset:
+        total = total + s
+    return total
+
+
+def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: int = 0,
+                    free: tuple[str, ...] = ()) -> dict:
+    """Parameters of draw ``i`` (default: the prior set's values) in the layout
+    :func:`group_loglik` reads: numpy arrays, or pytensor constants for the parameter groups
+    in ``free`` (so that those factors take the graph path, as in a fit)."""
     d = draws if draws is not None else point_params(model)
     leak, cause = model.symptom_table.tables(d.cause_logit[i], d.leak_logit[i])
+
+    def as_(group, x):
+        if group not in free:
+            return x
+        import pytensor.tensor as pt
+
+        return pt.as_tensor(x)
+
     return {
-        "lat_mean": [pt.as_tensor(x[i]) for x in d.lat_mean],
-        "lat_sd": [pt.as_tensor(x[i]) for x in d.lat_sd],
-        "log_median": pt.as_tensor(d.log_median[i]),
-        "prior_base": [pt.as_tensor(x[i]) for x in d.prior_base],
-        "symptom_tables": (pt.as_tensor(leak), [pt.as_tensor(c) for c in cause]),
+        "lat_mean": [as_("analyte-levels", x[i]) for x in d.lat_mean],
+        "lat_sd": [as_("analyte-levels", x[i]) for x in d.lat_sd],
+        "log_median": as_("analyte-levels", d.log_median[i]),
+        "prior_base": [as_("prevalence", x[i]) for x in d.prior_base],
+        "symptom_tables": (as_("symptoms", leak), [as_("symptoms", c) for c in cause]),
     }
 
 
 def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = None,
-                        labels=None) -> np.ndarray:
-    """Per-person log evidence from the PyMC formulation, evaluated (for checks)."""
-    import pytensor
-
+                        labels=None, free: tuple[str, ...] = ()) -> np.ndarray:
+    """Per-person log evidence from this formulation, evaluated (for checks); the groups in
+    ``free`` are computed as graph, the others in numpy, as in a fit of those groups."""
     groups = prepare_cohort(model, cases, labels)
     out = {}
-    theta = theta_constants(model, draws)
+    theta = theta_constants(model, draws, free=free)
     for g in groups:
-        fn = pytensor.function([], group_loglik(theta, g), mode="FAST_COMPILE")
-        out.update(zip(g.case_ids, fn(), strict=True))
+        ll = group_loglik(theta, g)
+        if _is_free(ll):
+            import pytensor
+
+            ll = pytensor.function([], ll, mode="FAST_COMPILE")()
+        out.update(zip(g.case_ids, ll, strict=True))
     return np.array([out[c.id] for c in cases])

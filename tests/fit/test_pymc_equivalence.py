@@ -46,15 +46,38 @@ def _exact(model, cases):
     return np.array(out)
 
 
-@pytest.mark.parametrize("draw", [None, 7], ids=["prior-set-values", "literature-draw-7"])
-def test_pymc_log_density_equals_exact_log_evidence(cohort, draw):
+FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
+        ("analyte-levels", "prevalence", "symptoms")]
+
+
+@pytest.mark.parametrize("draw,free", [(None, ())] + [(7, f) for f in FREE],
+                         ids=["prior-set-values"] + [f"draw-7-free-{'+'.join(f) or 'none'}"
+                                                     for f in FREE])
+def test_pymc_log_density_equals_exact_log_evidence(cohort, draw, free):
+    """Every factor has a numpy path (its group fixed) and a graph path (its group free);
+    each group alone and all together cover both paths of every factor."""
     draws = None if draw is None else literature_draws(MODEL, 10)
     model = MODEL if draw is None else with_params(MODEL, draws, draw)
     sub = None if draw is None else draws.subset(slice(draw, draw + 1))
-    pymc_ll = cohort_loglik_value(MODEL, cohort, sub)
+    pymc_ll = cohort_loglik_value(MODEL, cohort, sub, free=free)
     exact_ll = _exact(model, cohort)
     assert abs(pymc_ll.sum() - exact_ll.sum()) <= 1e-8 * abs(exact_ll.sum())
     np.testing.assert_allclose(pymc_ll, exact_ll, rtol=1e-8, atol=1e-8)
+
+
+def test_grouping_does_not_change_the_log_density(cohort):
+    """Merging people's symptom scopes into fewer groups is exact."""
+    from neb_bayes.inference.pymc_model import group_loglik, theta_constants
+
+    theta = theta_constants(MODEL)
+    one = {}
+    for g in prepare_cohort(MODEL, cohort, groups_per_view=1):
+        one.update(zip(g.case_ids, group_loglik(theta, g), strict=True))
+    many = {}
+    for g in prepare_cohort(MODEL, cohort, groups_per_view=50):
+        many.update(zip(g.case_ids, group_loglik(theta, g), strict=True))
+    ids = [c.id for c in cohort]
+    np.testing.assert_allclose([one[i] for i in ids], [many[i] for i in ids], rtol=1e-10)
 
 
 def test_unsupported_evidence_is_named():
