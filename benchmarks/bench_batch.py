@@ -103,7 +103,7 @@ def infer_batch_rate(path: Path, chunk: int = 1000, limit: int = 10_000) -> tupl
     threadpool_limits(1)
     import json
 
-    from neb_bayes.case import read_case
+    from neb_bayes.case import CaseError, read_case
     from neb_bayes.evidence import build_evidence
     from neb_bayes.inference.batch_exact import infer_batch
     from neb_bayes.model.compiled import load_model
@@ -117,7 +117,12 @@ def infer_batch_rate(path: Path, chunk: int = 1000, limit: int = 10_000) -> tupl
             if not lines:
                 break
             t0 = time.perf_counter()
-            evs = [build_evidence(model, read_case(json.loads(x))) for x in lines]
+            evs = []
+            for x in lines:
+                try:
+                    evs.append(build_evidence(model, read_case(json.loads(x))))
+                except CaseError:   # e.g. a simulated case with nothing measured or reported
+                    pass
             t1 = time.perf_counter()
             infer_batch(model, evs)
             t_infer += time.perf_counter() - t1
