@@ -474,14 +474,17 @@ def symptom_level_factors(
                 lead + tuple(_axis_shape(model, ai)) + (1,)))
     potentials: dict[tuple[int, ...], np.ndarray] = {}
     for y in present:
-        lq = log1m_leak[..., y].reshape(lead + (1,) * nd + (n_prop,))
+        # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
+        # the small per-axis tables, products on the grid (P(present) >= the leak, so the
+        # subtraction keeps its relative precision)
+        q = np.exp(log1m_leak[..., y]).reshape(lead + (1,) * nd + (n_prop,))
         causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
-                lq = lq + col.reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
+                q = q * np.exp(col).reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
                 causes.append(ai)
-        p = -np.expm1(lq)
+        p = 1.0 - q
         key = tuple(causes)
         potentials[key] = p if key not in potentials else potentials[key] * p
     return out, list(potentials.values())
