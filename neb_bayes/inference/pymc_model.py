@@ -25,12 +25,11 @@ result whose channel also has an observed result; such cases raise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 
 from neb_bayes.evidence import Evidence, build_evidence
-from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
+from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, _matches
 
@@ -89,31 +88,6 @@ def _channel_stats(model: CompiledModel, block, rows: np.ndarray, ch: int) -> di
             "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
 
 
-def _axis_structure(model: CompiledModel, axis: int):
-    chans = np.array([i for i, c in enumerate(model.channels) if c.axis == axis])
-    deps = {axis}
-    for ci in chans:
-        c = model.channels[ci]
-        deps.update(e.axis for e in c.effects)
-        if c.amp_axis is not None:
-            deps.add(c.amp_axis)
-    deps = tuple(sorted(deps))
-    sizes = [model.axes[d].n_states for d in deps]
-    grid = list(product(*[range(s) for s in sizes]))
-    own = deps.index(axis)
-    effect = np.zeros((chans.size, len(grid)))
-    amp = np.zeros((chans.size, len(grid)))
-    for j, ci in enumerate(chans):
-        c = model.channels[ci]
-        for g, states in enumerate(grid):
-            effect[j, g] = sum(e.shift[states[deps.index(e.axis)]] for e in c.effects)
-            if c.amp_axis is not None:
-                amp[j, g] = c.amp[states[deps.index(c.amp_axis)]]
-    own_idx = np.array([states[own] for states in grid])
-    L = np.stack([model.channels[ci].loadings for ci in chans])
-    return chans, L, deps, tuple(sizes), own_idx, effect, amp
-
-
 def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]:
     out = []
     for ax in model.axes:
@@ -136,7 +110,7 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
     for ai, ax in enumerate(model.axes):
         if not ax.latents:
             continue
-        chans, L, deps, sizes, own_idx, effect, amp = _axis_structure(model, ai)
+        chans, L, deps, sizes, own_idx, effect, amp = axis_channel_grid(model, ai)
         if chans.size == 0:
             continue
         pos = {int(c): j for j, c in enumerate(chans)}

@@ -25,7 +25,7 @@ from scipy.special import log_ndtr
 
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
-from neb_bayes.model.compiled import CompiledModel, view_for_sex
+from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, view_for_sex
 from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import merge_nested
 
@@ -72,18 +72,13 @@ class ViewTables:
     shape: tuple[int, ...]
     healthy: np.ndarray       # (J,) 1 where no axis is in a condition state
     present_prob: np.ndarray  # (Y, P * J) P(symptom present | level, joint state)
-    cause: tuple[np.ndarray, ...]  # per axis (S_a, Y)
-    leak: np.ndarray          # (P, Y)
-    log_w: np.ndarray         # (P,)
 
 
 def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
-    from neb_bayes.inference.pymc_model import _axis_structure
-
     ax = model.axes[axis]
     if not ax.latents:
         return None
-    chans, L, deps, sizes, _, effect, amp = _axis_structure(model, axis)
+    chans, L, deps, sizes, _, effect, amp = axis_channel_grid(model, axis)
     if chans.size == 0:
         return None
     own = deps.index(axis)
@@ -133,9 +128,7 @@ def view_tables(model: CompiledModel) -> ViewTables:
     present = -np.expm1(lq)
     axes = tuple(t for t in (_axis_tables(model, ai) for ai in range(nd)) if t is not None)
     return ViewTables(axes=axes, shape=shape, healthy=healthy.ravel(),
-                      present_prob=present.reshape(present.shape[0], -1),
-                      cause=model.log1m_cause, leak=model.log1m_leak,
-                      log_w=model.log_propensity_w)
+                      present_prob=present.reshape(present.shape[0], -1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,10 +289,10 @@ def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _into_joint(x: np.ndarray, dest: tuple[int, ...], nd: int) -> np.ndarray:
     """A ``(N, *grid)`` tensor over axes ``dest`` as a view broadcastable to ``(N, *joint)``."""
     order = np.argsort(dest)
-    x = np.transpose(x, [0] + [1 + i for i in order])
+    x = np.transpose(x, [0, *(1 + order)])
     shape = [x.shape[0]] + [1] * nd
-    for i in order:
-        shape[1 + dest[i]] = x.shape[1 + list(order).index(i)]
+    for k, i in enumerate(order):
+        shape[1 + dest[i]] = x.shape[1 + k]
     return x.reshape(shape)
 
 
@@ -312,13 +305,13 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     J = int(np.prod(vt.shape))
     parts = [_into_joint(_axis_loglik(tabs, n, flat), tabs.dest, nd) for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes
-    n_sym = vt.leak.shape[1]
+    n_sym = len(model.symptoms)
     absent = np.zeros((n, n_sym))
     absent[np.repeat(np.arange(n), [ev.absent.size for ev in evs]),
            np.concatenate([ev.absent for ev in evs] + [np.zeros(0, np.int64)])] = 1.0
-    for ai, c in enumerate(vt.cause):
+    for ai, c in enumerate(model.log1m_cause):
         parts.append(_rows(absent, c.T).reshape((n,) + (1,) * ai + (-1,) + (1,) * (nd - ai - 1)))
-    level = vt.log_w[None] + _rows(absent, vt.leak.T)                       # (N, P)
+    level = model.log_propensity_w[None] + _rows(absent, model.log1m_leak.T)  # (N, P)
     level_max = level.max(1)
     level = np.exp(level - level_max[:, None])                              # (N, P), max 1
     parts.append((level_max + np.log(level.sum(1))).reshape((n,) + (1,) * nd))

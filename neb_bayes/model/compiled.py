@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,41 @@ class CompiledModel:
         grid = np.linspace(lo, hi, 41)
         vals = np.interp(grid, hours, offs, period=24.0)
         return float(vals.mean()), float(vals.var())
+
+
+def axis_channel_grid(model: CompiledModel, axis: int):
+    """An axis' channels and their state-dependent terms over the axis' dependency grid.
+
+    Returns ``(channels, loadings, deps, sizes, own_idx, effect, amp)``: the model channels
+    on the axis ``(C,)``, their latent loadings ``(C, K)``, the sorted axes the channels'
+    distribution depends on and their sizes, the own-axis state of each grid point ``(G,)``
+    (grid in ``deps`` order, last axis fastest), and per channel and grid point the summed
+    state effects and the daily-rhythm amplitude ``(C, G)``.  Shared by the PyMC model and
+    the vectorised batch engine.
+    """
+    chans = np.array([i for i, c in enumerate(model.channels) if c.axis == axis])
+    deps = {axis}
+    for ci in chans:
+        c = model.channels[ci]
+        deps.update(e.axis for e in c.effects)
+        if c.amp_axis is not None:
+            deps.add(c.amp_axis)
+    deps = tuple(sorted(deps))
+    sizes = [model.axes[d].n_states for d in deps]
+    grid = list(product(*[range(s) for s in sizes]))
+    own = deps.index(axis)
+    effect = np.zeros((chans.size, len(grid)))
+    amp = np.zeros((chans.size, len(grid)))
+    for j, ci in enumerate(chans):
+        c = model.channels[ci]
+        for g, states in enumerate(grid):
+            effect[j, g] = sum(e.shift[states[deps.index(e.axis)]] for e in c.effects)
+            if c.amp_axis is not None:
+                amp[j, g] = c.amp[states[deps.index(c.amp_axis)]]
+    own_idx = np.array([states[own] for states in grid])
+    L = np.stack([model.channels[ci].loadings for ci in chans])
+    return chans, L, deps, tuple(sizes), own_idx, effect, amp
+
 
 
 @lru_cache(maxsize=8192)
