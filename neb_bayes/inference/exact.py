@@ -303,7 +303,8 @@ def gaussian_block_loglik(
     y: np.ndarray, censor: np.ndarray, mean: np.ndarray, cov: np.ndarray,
     other: np.ndarray | None = None,
     low_rank: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
+    loo: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
     ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.  With
@@ -314,8 +315,14 @@ def gaussian_block_loglik(
     (loadings (n, K), lat_cov (grid + (K, K)))`` the covariance is ``cov + loadings @ lat_cov
     @ loadings.T`` (Woodbury): ``cov`` is then the draw-independent noise, factorised once,
     and each draw only needs K x K work.
+
+    With ``loo`` (observed results only) also return ``log p(y_j | y_-j, states)`` for every
+    result ``j`` (shape ``grid + (n,)``): ``log p(y_-j) = log p(y) - log p(y_j | y_-j)``, from
+    the diagonal of C^-1 and C^-1 r (the leave-one-out identity), at O(n) extra cost.
     """
     obs = censor == 0
+    if loo and not obs.all():
+        raise ValueError("leave-one-out terms need observed results only")
     cen = ~obs
     grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
                                                                       other.shape[:-1])
@@ -363,8 +370,22 @@ def gaussian_block_loglik(
             quad = (quad - 2.0 * _grid_dot(pr, e)
                     + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
             if k:
-                quad = quad - np.sum(_grid_dot(vt, e) ** 2, axis=0)
+                ve = _grid_dot(vt, e)                                    # V'e  (K,) + grid
+                quad = quad - np.sum(ve**2, axis=0)
         out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
+        if loo:
+            # C^-1 (r - e) and diag(C^-1) = diag(N^-1) - sum_k V_kj^2
+            c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
+            if k:
+                c_diag = c_diag - np.sum(vt**2, axis=0)
+            if other is not None:
+                n_e = np.stack([_grid_dot(n_inv[..., j, :], e) for j in range(m)], axis=-1)
+                pr = pr - n_e
+                if k:
+                    pr = pr + np.stack([np.sum(vt[..., j] * ve, axis=0) for j in range(m)],
+                                       axis=-1)
+            cond = 0.5 * (np.log(c_diag) - LOG_2PI) - 0.5 * pr**2 / c_diag
+            return out, np.broadcast_to(cond, out.shape + (int(obs.sum()),))
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
         ccc = full[..., cen, :][..., :, cen]
@@ -412,24 +433,62 @@ def block_loglik(
     keep: np.ndarray | None = None,
     latent: tuple[np.ndarray, np.ndarray] | None = None,
     log_median: np.ndarray | None = None,
+    gross: bool = True,
 ) -> np.ndarray:
     """A block's log-likelihood as a tensor broadcastable to the joint state shape
-    (with the leading draw dimension of ``latent`` when given)."""
-    mom = block_moments(model, block, keep, latent, log_median)
-    idx = np.arange(block.n) if keep is None else keep
-    if mom.own_mean.ndim > len(block.deps) + 1:
-        # parameter draws: the expanded mean and the rank-K latent covariance keep the work
-        # per draw small
-        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
-                                   other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov))
-    else:
-        # one parameter set: the dense form over the grid is cheaper than the bookkeeping
-        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov)
+    (with the leading draw dimension of ``latent`` when given).
+
+    With ``gross`` (and a prior set whose ``gross_error.rate`` is above 0) the block's
+    results may hold one gross error (see :meth:`CompiledModel.gross_log_density`):
+    p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j).  Observed results use the leave-one-out
+    identity; a block with censored results recomputes each p(y_-j).
+    """
+    idx = np.arange(block.n) if keep is None else np.asarray(keep)
+    ll = _grid_loglik(model, block, idx, latent, log_median, gross)
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
     lead = ll.shape[: ll.ndim - len(block.deps)]
     return ll.reshape(lead + tuple(shape))
+
+
+def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
+                 gross: bool) -> np.ndarray:
+    """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``)."""
+    eps = model.gross_error_rate if gross else 0.0
+    mixed = eps > 0.0 and idx.size > 0
+    loo = mixed and not (block.censor[idx] != 0).any()
+    mom = block_moments(model, block, idx, latent, log_median)
+    if mom.own_mean.ndim > len(block.deps) + 1:
+        # parameter draws: the expanded mean and the rank-K latent covariance keep the work
+        # per draw small
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                                   other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov),
+                                   loo=loo)
+    else:
+        # one parameter set: the dense form over the grid is cheaper than the bookkeeping
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov, loo=loo)
+    if not mixed:
+        return ll
+    log_q = model.gross_log_density(block.channel[idx], block.y[idx], block.censor[idx])
+    if loo:
+        ll, cond = ll
+        return ll + gross_mixture(log_q - cond, eps)
+    # censored results: each p(y_-j) directly
+    rest = [_grid_loglik(model, block, np.delete(idx, j), latent, log_median, False)
+            if idx.size > 1 else 0.0 for j in range(idx.size)]
+    ratio = np.stack(np.broadcast_arrays(*(r - ll for r in rest)), axis=-1) + log_q
+    return ll + gross_mixture(ratio, eps)
+
+
+def gross_mixture(log_ratio: np.ndarray, eps: float) -> np.ndarray:
+    """``log((1 - n eps) + eps sum_j exp(log_ratio_j))`` over the last axis (``n`` entries):
+    the log factor by which at most one gross error among ``n`` results changes a block's
+    likelihood, with ``log_ratio_j = log q(y_j) + log p(y_-j) - log p(y)``."""
+    n = log_ratio.shape[-1]
+    mx = np.maximum(log_ratio.max(axis=-1), 0.0)
+    tot = (1.0 - n * eps) * np.exp(-mx) + eps * np.exp(log_ratio - mx[..., None]).sum(axis=-1)
+    return mx + np.log(tot)
 
 
 # --------------------------------------------------------------------------------------------

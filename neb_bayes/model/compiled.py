@@ -13,6 +13,7 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
+from scipy.special import log_ndtr
 
 from neb_bayes.model.spec import ModelSpec, load_spec
 
@@ -145,6 +146,9 @@ class CompiledModel:
     context_diurnal: tuple[ContextDiurnal, ...] = ()
     age_effects: tuple[AgeEffect, ...] = ()
     prior_base_override: dict[str, np.ndarray] | None = None
+    gross_error_rate: float = 0.0   # per result; at most one gross error per axis block
+    gross_error_sd: float = math.log(10.0)  # log sd of a wrong result around the channel median
+    gross_center: np.ndarray | None = None  # (channels,) log median of the prior set's tables
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -167,6 +171,20 @@ class CompiledModel:
     @property
     def modelled_analytes(self) -> frozenset[str]:
         return frozenset(c.analyte for c in self.channels)
+
+    # -- gross errors ------------------------------------------------------------------------
+    def gross_log_density(self, channel: np.ndarray, y: np.ndarray,
+                          censor: np.ndarray) -> np.ndarray:
+        """log q(y) of results that are gross errors: a normal on the log scale around the
+        channel's population median (``gross_center``, the prior set's median: fixed, whatever
+        the parameter draw) with sd ``gross_error_sd`` (a probability mass beyond the
+        limit for censored results: ``censor`` -1 below, +1 above, 0 observed)."""
+        z = (np.asarray(y, float) - self.gross_center[channel]) / self.gross_error_sd
+        dens = -0.5 * z * z - math.log(self.gross_error_sd) - 0.5 * math.log(2.0 * math.pi)
+        cen = np.asarray(censor) != 0
+        if cen.any():
+            dens = np.where(cen, log_ndtr(-np.asarray(censor, float) * z), dens)
+        return dens
 
     # -- diurnal ---------------------------------------------------------------------------
     def diurnal_offset(self, profile: str, hour: float | None) -> tuple[float, float]:
@@ -474,6 +492,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         (ch.analyte, sp): i for i, ch in enumerate(channels) for sp in ch.specimens or ("*",)
     }
     ctx_shifts, ctx_latents, ctx_diurnal, ages = _compile_context(raw, axes, channels)
+    gross = raw.get("gross_error") or {}
     return CompiledModel(
         spec=spec,
         axes=axes,
@@ -493,6 +512,9 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         context_latents=ctx_latents,
         context_diurnal=ctx_diurnal,
         age_effects=ages,
+        gross_error_rate=float(gross.get("rate", 0.0)),
+        gross_error_sd=float(gross.get("log_sd", math.log(10.0))),
+        gross_center=np.array([c.log_median for c in channels]),
     )
 
 
