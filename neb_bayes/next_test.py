@@ -385,9 +385,10 @@ def _evaluate(
     grid = w.shape
     latent = evidence.latent_params(model, ch.axis)   # the case's context effects
     mom = block_moments(model, block, latent=latent)
-    # log p(old | s) on the extended grid
+    # log p(old | s) on the extended grid; the planning model has no gross-error component
+    # (a test's value is judged as if its result were right), so neither term has it
     if old is not None:
-        ll_old = block_loglik(model, old, latent=latent).reshape(
+        ll_old = block_loglik(model, old, latent=latent, gross=False).reshape(
             [model.axes[d].n_states if d in old.deps else 1 for d in deps])
     else:
         ll_old = np.zeros([1] * len(deps))

@@ -41,6 +41,7 @@ class SimulatedCase:
     case: Case
     states: dict[str, str]          # axis -> true state
     conditions: dict[str, bool]     # condition id (and "none") -> true?
+    gross_errors: tuple[int, ...] = ()  # indices of measurements that are gross errors
 
 
 def _default_specimen(analyte: str) -> str:
@@ -73,7 +74,9 @@ def simulate_case(
     and its effects are applied to the results the engine will remove them from.  Each
     channel is measured with probability ``p_measure`` (so results are missing at random),
     repeated on a second day with probability ``p_repeat``; each symptom is reported (present
-    or absent) with probability ``p_symptom_reported``.
+    or absent) with probability ``p_symptom_reported``.  Each axis' results hold at most one
+    gross error (probability ``gross_error_rate`` per result), drawn from the prior set's
+    gross-error distribution instead of the patient's states and latents.
     """
     sex = str(rng.choice(["F", "M"]))
     age = float(rng.choice(SIM_AGES))
@@ -91,7 +94,7 @@ def simulate_case(
                 shift, scale = lat_shift[ai]
                 mean, cov_z = mean + shift[s[ai]], cov_z * scale[s[ai]] ** 2
             z[ai] = rng.multivariate_normal(mean, cov_z)
-    measurements: list[Measurement] = []
+    drawn: list[dict] = []
     for ci, ch in enumerate(model.channels):
         if rng.random() >= p_measure:
             continue
@@ -110,13 +113,29 @@ def simulate_case(
             if ch.diurnal:
                 mean += ch.amp[s[ch.amp_axis]] * d_off
             y = mean + u + b + rng.normal(0.0, ch.cva) + rng.normal(0.0, math.sqrt(extra_var))
-            value, censor = math.exp(y), "none"
-            lod = SIM_DETECTION_LIMITS.get(ch.name)
-            if lod is not None and value < lod:
-                value, censor = lod, "left"
-            measurements.append(Measurement(
-                index=len(measurements), analyte=ch.analyte, specimen=specimen,
-                value=value, censor=censor, hour=hour, day=day))
+            drawn.append({"ch": ci, "specimen": specimen, "hour": hour, "day": day, "y": y,
+                          "shift": shift})
+    # gross errors: at most one per axis block, each result with probability gross_error_rate;
+    # a wrong result is drawn from the channel's population mixture, whatever the states
+    # (the engine reads it after removing the context shift, as for any result)
+    for ai in range(len(model.axes)):
+        rows = [r for r in drawn if model.channels[r["ch"]].axis == ai]
+        if rows and rng.random() < len(rows) * model.gross_error_rate:
+            r = rows[int(rng.integers(len(rows)))]
+            log_w, mean, sd = model.gross_mix[r["ch"]]
+            k = rng.choice(log_w.size, p=np.exp(log_w) / np.exp(log_w).sum())
+            r["y"] = rng.normal(mean[k], sd[k]) + r["shift"]
+            r["gross"] = True
+    measurements: list[Measurement] = []
+    for r in drawn:
+        value, censor = math.exp(r["y"]), "none"
+        lod = SIM_DETECTION_LIMITS.get(model.channels[r["ch"]].name)
+        if lod is not None and value < lod:
+            value, censor = lod, "left"
+        measurements.append(Measurement(
+            index=len(measurements), analyte=model.channels[r["ch"]].analyte,
+            specimen=r["specimen"], value=value, censor=censor, hour=r["hour"], day=r["day"]))
+    gross = tuple(i for i, r in enumerate(drawn) if r.get("gross"))
     present, absent = set(), set()
     level = rng.choice(len(model.log_propensity_w), p=np.exp(model.log_propensity_w))
     for yi, sym in enumerate(model.symptoms):
@@ -137,7 +156,7 @@ def simulate_case(
         measurements=tuple(measurements),
         symptoms=Symptoms(present=frozenset(present), absent=frozenset(absent)),
     )
-    return SimulatedCase(case=case, states=states, conditions=conds)
+    return SimulatedCase(case=case, states=states, conditions=conds, gross_errors=gross)
 
 
 def simulate(model: CompiledModel, n: int, seed: int = 0, **kwargs) -> list[SimulatedCase]:

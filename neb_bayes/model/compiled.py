@@ -13,9 +13,11 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
-from scipy.special import log_ndtr
+from scipy.special import log_ndtr, logsumexp
 
 from neb_bayes.model.spec import ModelSpec, load_spec
+
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def cv_to_log_sd(cv: float) -> float:
@@ -147,8 +149,8 @@ class CompiledModel:
     age_effects: tuple[AgeEffect, ...] = ()
     prior_base_override: dict[str, np.ndarray] | None = None
     gross_error_rate: float = 0.0   # per result; at most one gross error per axis block
-    gross_error_sd: float = math.log(10.0)  # log sd of a wrong result around the channel median
-    gross_center: np.ndarray | None = None  # (channels,) log median of the prior set's tables
+    gross_error_sd: float = 0.0     # extra log sd of a wrong result beyond the population's
+    gross_mix: tuple = ()  # per channel (log weight, mean, sd) of its population mixture
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -175,16 +177,27 @@ class CompiledModel:
     # -- gross errors ------------------------------------------------------------------------
     def gross_log_density(self, channel: np.ndarray, y: np.ndarray,
                           censor: np.ndarray) -> np.ndarray:
-        """log q(y) of results that are gross errors: a normal on the log scale around the
-        channel's population median (``gross_center``, the prior set's median: fixed, whatever
-        the parameter draw) with sd ``gross_error_sd`` (a probability mass beyond the
-        limit for censored results: ``censor`` -1 below, +1 above, 0 observed)."""
-        z = (np.asarray(y, float) - self.gross_center[channel]) / self.gross_error_sd
-        dens = -0.5 * z * z - math.log(self.gross_error_sd) - 0.5 * math.log(2.0 * math.pi)
-        cen = np.asarray(censor) != 0
-        if cen.any():
-            dens = np.where(cen, log_ndtr(-np.asarray(censor, float) * z), dens)
-        return dens
+        """log q(y) of results that are gross errors (a probability mass beyond the limit for
+        censored results: ``censor`` -1 below, +1 above, 0 observed).
+
+        q is the channel's population distribution (``gross_mix``: the mixture over the states
+        its level depends on, weighted by the prior, of each state's marginal distribution),
+        widened by ``gross_error_sd``: a wrong result looks like another person's.  Its tails
+        are never heavier than the states' own (beyond the widening), so a far-out result is
+        still read as the state that explains it.  Fixed per prior set, whatever the draw.
+        """
+        y = np.asarray(y, float)
+        channel = np.asarray(channel)
+        cen = np.asarray(censor, float)
+        out = np.empty(y.shape)
+        for c in np.unique(channel):
+            at = channel == c
+            log_w, mean, sd = self.gross_mix[int(c)]
+            z = (y[at, None] - mean) / sd
+            dens = np.where(cen[at, None] == 0, -0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI,
+                            log_ndtr(-cen[at, None] * z))
+            out[at] = logsumexp(dens + log_w, axis=-1)
+        return out
 
     # -- diurnal ---------------------------------------------------------------------------
     def diurnal_offset(self, profile: str, hour: float | None) -> tuple[float, float]:
@@ -493,7 +506,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
     }
     ctx_shifts, ctx_latents, ctx_diurnal, ages = _compile_context(raw, axes, channels)
     gross = raw.get("gross_error") or {}
-    return CompiledModel(
+    model = CompiledModel(
         spec=spec,
         axes=axes,
         channels=channels,
@@ -513,9 +526,40 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         context_diurnal=ctx_diurnal,
         age_effects=ages,
         gross_error_rate=float(gross.get("rate", 0.0)),
-        gross_error_sd=float(gross.get("log_sd", math.log(10.0))),
-        gross_center=np.array([c.log_median for c in channels]),
+        gross_error_sd=float(gross.get("widen_sd", 0.0)),
     )
+    return replace(model, gross_mix=_gross_mix(model)) if model.gross_error_rate > 0 else model
+
+
+def _gross_mix(model: CompiledModel) -> tuple:
+    """Per channel, its population distribution as a mixture over the states it depends on
+    (its own axis' latents and the axes of its state effects), weighted by the prior over
+    everyone (sexes and ages pooled), widened by ``gross_error_sd``: the gross-error density."""
+    from neb_bayes.model.prior import Covariates, log_prior
+
+    p = np.exp(log_prior(model, Covariates()))
+    nd = len(model.axes)
+    out = []
+    for ch in model.channels:
+        deps = sorted({ch.axis} | {e.axis for e in ch.effects})
+        w = p.sum(axis=tuple(a for a in range(nd) if a not in deps))
+        ax = model.axes[ch.axis]
+        noise = ch.tau**2 + ch.cvi**2 + ch.cva**2 + model.gross_error_sd**2
+        lat_var = np.einsum("k,skl,l->s", ch.loadings, ax.lat_cov, ch.loadings) if ax.latents \
+            else np.zeros(ax.n_states)
+        lat_mean = ax.lat_mean @ ch.loadings if ax.latents else np.zeros(ax.n_states)
+        shape = [model.axes[d].n_states for d in deps]
+        own = [1] * len(deps)
+        own[deps.index(ch.axis)] = ax.n_states
+        mean = np.broadcast_to(ch.log_median + lat_mean.reshape(own), shape).copy()
+        for e in ch.effects:
+            sh = [1] * len(deps)
+            sh[deps.index(e.axis)] = e.shift.size
+            mean = mean + e.shift.reshape(sh)
+        sd = np.broadcast_to(np.sqrt(lat_var + noise).reshape(own), shape)
+        keep = w.ravel() > 0
+        out.append((np.log(w.ravel()[keep] / w.sum()), mean.ravel()[keep], sd.ravel()[keep]))
+    return tuple(out)
 
 
 def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel:

@@ -136,11 +136,11 @@ def _check(raw: dict[str, Any]) -> list[str]:
     gross = raw.get("gross_error")
     if gross is not None:
         check_src("gross_error", gross.get("src"))
-        rate, sd = gross.get("rate"), gross.get("log_sd")
+        rate, sd = gross.get("rate"), gross.get("widen_sd")
         if not (isinstance(rate, int | float) and 0 <= rate < 0.05):
             problems.append("gross_error.rate must be a number in [0, 0.05)")
-        if not (isinstance(sd, int | float) and sd > 0):
-            problems.append("gross_error.log_sd must be a number > 0")
+        if not (isinstance(sd, int | float) and sd >= 0):
+            problems.append("gross_error.widen_sd must be a number >= 0")
     channel_analytes = {spec.get("analyte", ch) for ch, spec in raw["analytes"].items()}
     for i, eff in enumerate(raw.get("effects", [])):
         where = f"effects[{i}]"

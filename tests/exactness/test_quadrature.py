@@ -21,6 +21,10 @@ likelihood code: it starts from the :class:`Case`.
   latent spread is a sharp edge that plain Gauss-Hermite cannot resolve (errors ~1e-3 at
   order 25), hence this split.
 * Everything is computed at two accuracies; the posteriors must agree within 1e-6.
+* Gross errors (prior set ``gross_error``): at most one result per axis is wrong, each with
+  probability eps, drawn from the channel's population mixture; p(block) is then the mixture
+  (1 - n eps) I(all results) + eps sum_j q(y_j) I(all but j), every I a quadrature of its own
+  (the engine instead uses the leave-one-out identity for observed results).
 * The prior set's age trends (``age_effects``) are added to the expected log levels, and the
   symptoms' noisy-OR is summed over the person's symptom-propensity levels.  Cases that raise
   context flags (pregnancy, drugs, menopause...) are not used: the test asserts none is raised.
@@ -42,7 +46,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 from scipy.special import log_ndtr, logsumexp, roots_hermite
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, norm
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.evidence import build_evidence
@@ -382,6 +386,48 @@ def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
     return deps, out
 
 
+def _gross_log_q(model, r: _Result) -> float:
+    """log density (mass beyond the limit when censored) of a result that is a gross error: a
+    mixture of normals on the log scale (the channel's population distribution, ``gross_mix``)."""
+    log_w, mean, sd = model.gross_mix[r.channel]
+    dist = norm(loc=mean, scale=sd)
+    if r.censor == 0:
+        dens = dist.logpdf(r.y)
+    else:
+        dens = dist.logcdf(r.y) if r.censor < 0 else dist.logsf(r.y)
+    return float(logsumexp(dens + log_w))
+
+
+def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Patient,
+                       ) -> tuple[tuple[int, ...], np.ndarray]:
+    """log p(results on ``axis`` | states) when at most one of them is a gross error: each
+    result is the error with probability eps (then drawn from the gross-error density, its
+    own quadrature dropped), none with probability 1 - n eps.  Every sub-block is integrated
+    on its own."""
+    nd = len(model.axes)
+
+    def block(res):
+        deps = _deps(model, axis, res)
+        prior_dep = prior.sum(axis=tuple(a for a in range(nd) if a not in deps))
+        return reference_block_loglik(model, axis, res, prior_dep, patient)
+
+    deps, ll = block(results)
+    eps, n = model.gross_error_rate, len(results)
+    if eps == 0.0:
+        return deps, ll
+    terms = [math.log1p(-n * eps) + ll]
+    for j, r in enumerate(results):
+        rest = results[:j] + results[j + 1:]
+        sub = 0.0
+        if rest:
+            d2, l2 = block(rest)
+            sub = l2.reshape(l2.shape[:1] + tuple(
+                model.axes[d].n_states if d in d2 else 1 for d in deps))
+        terms.append(math.log(eps) + _gross_log_q(model, r) + sub)
+    with np.errstate(invalid="ignore"):
+        return deps, logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0)
+
+
 def _symptom_logliks(model, case: Case) -> np.ndarray:
     """log P(reported symptoms | s): noisy-OR given s and the person's symptom propensity level.
 
@@ -426,9 +472,7 @@ def reference_posterior(model, case: Case, covariates) -> Reference:
     n_acc = len(ACCURACY)
     log_joint = np.broadcast_to(lp + _symptom_logliks(model, case), (n_acc, *model.shape))
     for axis, results in by_axis.items():
-        deps = _deps(model, axis, results)
-        prior_dep = prior.sum(axis=tuple(a for a in range(nd) if a not in deps))
-        deps, ll = reference_block_loglik(model, axis, results, prior_dep, case.patient)
+        deps, ll = mixed_block_loglik(model, axis, results, prior, case.patient)
         shape = [n_acc] + [1] * nd
         for d in deps:
             shape[d + 1] = model.axes[d].n_states
