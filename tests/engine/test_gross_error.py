@@ -1,0 +1,136 @@
+"""The gross-error component: at most one result per axis block is wrong (a sample mix-up).
+
+p(block | s) = (1 - n eps) p(y | s) + eps sum_j q(y_j) p(y_-j | s), with q the channel's
+population mixture (``CompiledModel.gross_log_density``).  The engine computes the sub-block
+likelihoods p(y_-j | s) by the leave-one-out identity for observed results; here every
+sub-block is recomputed on its own, for one parameter set and under parameter draws.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.special import logsumexp
+
+import neb_bayes as nb
+from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
+from neb_bayes.evidence import build_evidence
+from neb_bayes.inference import draws as dr
+from neb_bayes.inference.exact import block_loglik, infer_exact
+from neb_bayes.model.compiled import load_model
+from neb_bayes.model.spec import PriorSetError, spec_from_tables
+from neb_bayes.priorset import load_prior_set
+from neb_bayes.simulate import simulate
+
+MODEL = load_model()
+EXAMPLES = sorted(p for p in Path("cases/examples").glob("*.yaml") if p.name != "expectations.yaml")
+CASES = [p for p in EXAMPLES if "censored" in p.name or "repeat" in p.name] + EXAMPLES[:12]
+
+
+def _explicit(model, block, latent, log_median=None) -> np.ndarray:
+    """The mixture from every sub-block recomputed directly (no leave-one-out identity)."""
+    eps, n = model.gross_error_rate, block.n
+    full = block_loglik(model, block, latent=latent, log_median=log_median, gross=False)
+    log_q = model.gross_log_density(block.channel, block.y, block.censor)
+    terms = [np.log1p(-n * eps) + full]
+    for j in range(n):
+        rest = (block_loglik(model, block, np.delete(np.arange(n), j), latent, log_median,
+                             gross=False) if n > 1 else 0.0)
+        terms.append(np.log(eps) + log_q[j] + rest + 0.0 * full)
+    return logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0)
+
+
+def test_prior_set_has_a_sourced_gross_error_rate() -> None:
+    assert 0.0 < MODEL.gross_error_rate < 0.05
+    assert "carraro2007" in MODEL.spec.raw["gross_error"]["src"]
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
+def test_leave_one_out_identity_equals_recomputing_each_sub_block(path: Path) -> None:
+    ev = build_evidence(MODEL, nb.read_case(path))
+    assert ev.blocks
+    for block in ev.blocks:
+        latent = ev.latent_params(MODEL, block.axis)
+        got = block_loglik(MODEL, block, latent=latent)
+        np.testing.assert_allclose(got, _explicit(MODEL, block, latent), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("path", CASES[:6], ids=lambda p: p.name)
+def test_leave_one_out_identity_under_parameter_draws(path: Path) -> None:
+    ps = load_prior_set()
+    draws = ps.draws.subset(np.array([0, 7, 500]))
+    model, draws, ev = dr.sex_view(ps.model, draws, build_evidence(ps.model, nb.read_case(path)))
+    tab = dr.draw_tables(model, draws)
+    for block in ev.blocks:
+        latent = (draws.lat_mean[block.axis], tab.lat_cov[block.axis])
+        got = block_loglik(model, block, latent=latent, log_median=draws.log_median)
+        ref = _explicit(model, block, latent, draws.log_median)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["tsh", "ft3", "prolactin", "cortisol"])
+def test_gross_error_density_is_a_proper_density_and_censoring_is_its_mass(name: str) -> None:
+    ch = next(i for i, c in enumerate(MODEL.channels) if c.analyte == name)
+
+    def q(y, censor=0):
+        return float(np.exp(MODEL.gross_log_density(np.array([ch]), np.array([y]),
+                                                    np.array([censor]))[0]))
+
+    mid = float(MODEL.channels[ch].log_median)
+    total, _ = integrate.quad(q, mid - 15, mid + 15, points=[mid], limit=200)
+    assert total == pytest.approx(1.0, abs=1e-6)
+    below, _ = integrate.quad(q, mid - 15, mid - 0.5, limit=200)
+    assert q(mid - 0.5, censor=-1) == pytest.approx(below, rel=1e-6)
+    assert q(mid - 0.5, censor=+1) == pytest.approx(1.0 - below, rel=1e-6)
+
+
+def _case(measurements) -> Case:
+    ms = tuple(Measurement(index=i, analyte=a, specimen="serum", value=v, day=d)
+               for i, (a, v, d) in enumerate(measurements))
+    return Case(id="gross", patient=Patient(sex="F", age=40), measurements=ms,
+                symptoms=Symptoms(present=frozenset(), absent=frozenset()))
+
+
+def _p_hypo(model, case) -> float:
+    post = infer_exact(model, build_evidence(model, case), explain=False)
+    probs = dict(zip(model.conditions, post.condition_probs, strict=True))
+    return probs["primary_hypothyroidism"] + probs["subclinical_hypothyroidism"]
+
+
+def test_a_discordant_result_on_the_same_day_is_read_as_a_likely_error() -> None:
+    # two TSH results from the same day, 1.4 and 40, with a normal FT4 and FT3: one of them is
+    # wrong; the other results say which
+    case = _case([("tsh", 1.4, 0), ("tsh", 40.0, 0), ("ft4", 15.0, 0), ("ft3", 5.0, 0)])
+    without = dataclasses.replace(MODEL, gross_error_rate=0.0)
+    assert _p_hypo(without, case) > 0.5          # no way out but a thyroid state
+    # with the component: back near the prior (about 0.05 for a woman of 40)
+    assert _p_hypo(MODEL, case) < 0.1
+
+
+def test_a_consistent_picture_keeps_its_reading() -> None:
+    case = _case([("tsh", 40.0, 0), ("ft4", 6.0, 0), ("ft3", 3.0, 0)])
+    assert _p_hypo(MODEL, case) > 0.99
+
+
+def test_simulator_draws_gross_errors_at_the_model_rate() -> None:
+    sims = simulate(MODEL, 4000, seed=5)
+    blocks = [sum(1 for m in s.case.measurements
+                  if MODEL.channels[MODEL.channel_for(m.analyte, m.specimen)].axis == a)
+              for s in sims for a in range(len(MODEL.axes))]
+    expected = sum(n * MODEL.gross_error_rate for n in blocks)
+    seen = sum(len(s.gross_errors) for s in sims)
+    assert abs(seen - expected) < 4.0 * np.sqrt(expected)
+    assert all(len(s.gross_errors) <= len(MODEL.axes) for s in sims)
+
+
+@pytest.mark.parametrize("bad", [{"rate": 0.2}, {"rate": -0.1}, {"rate": 0.003, "widen_sd": -1}])
+def test_prior_set_rejects_an_invalid_gross_error_table(bad: dict) -> None:
+    raw = copy.deepcopy(MODEL.spec.raw)
+    raw["gross_error"] = {**raw["gross_error"], **bad}
+    with pytest.raises(PriorSetError, match="gross_error"):
+        spec_from_tables(raw, "test")
