@@ -18,6 +18,10 @@ REPORT_FORMAT: int = 1
 LEADING_THRESHOLD: float = 0.05
 """Conditions at or above this probability get an evidence breakdown in reports."""
 
+SUSPECT_RESULT_THRESHOLD: float = 0.1
+"""Results at or above this posterior probability of being a gross error (a sample mix-up or
+other wrong result, prior set ``gross_error``) are listed under ``suspect_results``."""
+
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "
     "data and the results given. They are not a diagnosis. Treatment decisions need a "

@@ -156,6 +156,25 @@ class Result:
             out[name] = sorted(rows, key=lambda r: -abs(r["log_bayes_factor"]))
         return out
 
+    def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD) -> list[dict]:
+        """Results that fit the rest of the case so badly that they are likely wrong: each with
+        its posterior probability of being the gross error of its axis (model: at most one per
+        axis, a sample mix-up, ``gross_error`` in the prior set), highest first.  The
+        probabilities above already allow for it; a repeat sample settles it."""
+        out = []
+        for g in self.exact.gross_errors:
+            if g["probability"] < threshold:
+                continue
+            m = self.case.measurements[g["source"]]
+            out.append({
+                "measurement": g["source"], "analyte": m.analyte,
+                "probability": round(g["probability"], 4),
+                "text": f"{m.analyte} (measurement {g['source'] + 1}) does not fit the other "
+                        f"results: probability {g['probability']:.2f} that it is a wrong result "
+                        "(sample mix-up or interference); consider repeating it",
+            })
+        return sorted(out, key=lambda r: -r["probability"])
+
     # -- export -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The JSON report (shared/spec/conditions.md), plain Python types only."""
@@ -185,6 +204,7 @@ class Result:
             "latents": self.latents,
             "evidence": self.contributions(),
             "accounted_for": list(self.evidence.adjustments),
+            "suspect_results": self.suspect_results(),
             "not_used": notes,
             "warnings": list(self.evidence.warnings),
             "log_evidence": self.exact.log_evidence,

@@ -12,7 +12,7 @@ deterministic.  No PyMC on this path (see shared/research/inference-notes.md).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -455,6 +455,14 @@ def block_loglik(
 def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                  gross: bool) -> np.ndarray:
     """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``)."""
+    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross)
+    return ll if ratio is None else ll + gross_mixture(ratio, model.gross_error_rate)
+
+
+def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
+                        gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """log p(y | states) without gross errors, and (with ``gross``) for every result j
+    ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (``grid + (n,)``)."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and not (block.censor[idx] != 0).any()
@@ -469,16 +477,33 @@ def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, lo
         # one parameter set: the dense form over the grid is cheaper than the bookkeeping
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov, loo=loo)
     if not mixed:
-        return ll
+        return ll, None
     log_q = model.gross_log_density(block.channel[idx], block.y[idx], block.censor[idx])
     if loo:
         ll, cond = ll
-        return ll + gross_mixture(log_q - cond, eps)
+        return ll, log_q - cond
     # censored results: each p(y_-j) directly
     rest = [_grid_loglik(model, block, np.delete(idx, j), latent, log_median, False)
             if idx.size > 1 else 0.0 for j in range(idx.size)]
-    ratio = np.stack(np.broadcast_arrays(*(r - ll for r in rest)), axis=-1) + log_q
-    return ll + gross_mixture(ratio, eps)
+    return ll, np.stack(np.broadcast_arrays(*(r - ll for r in rest)), axis=-1) + log_q
+
+
+def gross_error_probabilities(model: CompiledModel, block: Block, latent,
+                              joint: np.ndarray) -> np.ndarray:
+    """P(result j is the block's gross error | all evidence) for every result of a block.
+
+    ``joint`` is the normalised posterior over the joint states; within each state of the
+    block's dependencies the responsibility of result j is
+    eps q(y_j) p(y_-j) / ((1 - n eps) p(y) + eps sum_i q(y_i) p(y_-i)).
+    """
+    eps = model.gross_error_rate
+    if eps <= 0.0 or block.n == 0:
+        return np.zeros(block.n)
+    _, ratio = _gaussian_and_gross(model, block, np.arange(block.n), latent, None, True)
+    resp = np.exp(math.log(eps) + ratio - gross_mixture(ratio, eps)[..., None])
+    others = tuple(i for i in range(joint.ndim) if i not in block.deps)
+    w = joint.sum(axis=others)                      # over the block's deps, in deps order
+    return np.tensordot(w, resp, axes=w.ndim)
 
 
 def gross_mixture(log_ratio: np.ndarray, eps: float) -> np.ndarray:
@@ -593,6 +618,7 @@ class ExactPosterior:
     groups: list[dict]                # evidence groups (for contributions)
     log_bf: np.ndarray | None         # (n_groups, n_conditions + 1): log Bayes factor per group
     factors: dict                     # name -> log-likelihood tensor (for explanations)
+    gross_errors: list[dict] = field(default_factory=list)  # per result: P(it is a gross error)
 
 
 class SymptomTerms:
@@ -729,6 +755,12 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
             pj, _ = _normalise(alt)
             p_alt, none_alt = condition_probabilities(model, pj)
             log_bf[gi] = full - _logit(np.append(p_alt, none_alt))
+    gross = []
+    if explain and model.gross_error_rate > 0.0:
+        for bi, block in enumerate(ev.blocks):
+            pj = gross_error_probabilities(model, block, latent[block.axis], joint)
+            gross += [{"block": bi, "source": int(src), "channel": int(ch), "probability": float(p)}
+                      for src, ch, p in zip(block.source, block.channel, pj, strict=True)]
     return ExactPosterior(
         joint=joint,
         log_evidence=log_ev,
@@ -740,6 +772,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         groups=groups,
         log_bf=log_bf,
         factors={"block_ll": block_ll},
+        gross_errors=gross,
     )
 
 

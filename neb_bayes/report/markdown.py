@@ -91,6 +91,9 @@ def render_markdown(result: Result) -> str:
                          f"{row['expected_information_gain_bits']:.3f} | {moves} |")
     lines += ["", "## Accounted for", ""]
     lines += [f"- {a['text']}" for a in d["accounted_for"]] or ["- nothing beyond the defaults"]
+    if d.get("suspect_results"):
+        lines += ["", "## Results that may be wrong", ""]
+        lines += [f"- {r['text']}" for r in d["suspect_results"]]
     lines += ["", "## Not used", ""]
     lines += [f"- `{n['item']}`: {n['reason']}" for n in d["not_used"]] or ["- everything given was used"]
     if d["warnings"]:

@@ -134,3 +134,17 @@ def test_prior_set_rejects_an_invalid_gross_error_table(bad: dict) -> None:
     raw["gross_error"] = {**raw["gross_error"], **bad}
     with pytest.raises(PriorSetError, match="gross_error"):
         spec_from_tables(raw, "test")
+
+
+def test_report_names_the_result_that_is_likely_wrong() -> None:
+    case = _case([("tsh", 1.4, 0), ("tsh", 40.0, 0), ("ft4", 15.0, 0), ("ft3", 5.0, 0)])
+    result = nb.infer(case, uncertainty=False)
+    suspects = result.to_dict()["suspect_results"]
+    assert suspects and suspects[0]["measurement"] == 1 and suspects[0]["probability"] > 0.8
+    # one gross error per axis at most: the probabilities of a block's results sum to <= 1
+    assert sum(g["probability"] for g in result.exact.gross_errors) <= 1.0 + 1e-12
+
+
+def test_report_lists_nothing_when_the_results_agree() -> None:
+    case = _case([("tsh", 40.0, 0), ("ft4", 6.0, 0), ("ft3", 3.0, 0)])
+    assert nb.infer(case, uncertainty=False).to_dict()["suspect_results"] == []
