@@ -561,16 +561,24 @@ def symptom_level_factors(
         # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
         # the small per-axis tables, products on the grid (P(present) >= the leak, so the
         # subtraction keeps its relative precision)
-        q = np.exp(log1m_leak[..., y]).reshape(lead + (1,) * nd + (n_prop,))
+        tables = [np.exp(log1m_leak[..., y]).reshape(lead + (1,) * nd + (n_prop,))]
         causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
-                q = q * np.exp(col).reshape(lead + tuple(_axis_shape(model, ai)) + (1,))
+                tables.append(np.exp(col).reshape(lead + tuple(_axis_shape(model, ai)) + (1,)))
                 causes.append(ai)
-        p = 1.0 - q
+        # the product built in place, one full-size array per symptom
+        q = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
+        q[...] = tables[0]
+        for t in tables[1:]:
+            q *= t
+        np.subtract(1.0, q, out=q)
         key = tuple(causes)
-        potentials[key] = p if key not in potentials else potentials[key] * p
+        if key in potentials:
+            potentials[key] *= q
+        else:
+            potentials[key] = q
     return out, list(potentials.values())
 
 
