@@ -13,7 +13,7 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import log_ndtr
 
 from neb_bayes.model.spec import ModelSpec, load_spec
 
@@ -187,16 +187,15 @@ class CompiledModel:
         still read as the state that explains it.  Fixed per prior set, whatever the draw.
         """
         y = np.asarray(y, float)
-        channel = np.asarray(channel)
-        cen = np.asarray(censor, float)
         out = np.empty(y.shape)
-        for c in np.unique(channel):
-            at = channel == c
-            log_w, mean, sd = self.gross_mix[int(c)]
-            z = (y[at, None] - mean) / sd
-            dens = np.where(cen[at, None] == 0, -0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI,
-                            log_ndtr(-cen[at, None] * z))
-            out[at] = logsumexp(dens + log_w, axis=-1)
+        for j, (c, yj, cj) in enumerate(zip(np.asarray(channel).tolist(), y.tolist(),
+                                            np.asarray(censor).tolist(), strict=True)):
+            log_w, mean, sd = self.gross_mix[c]
+            z = (yj - mean) / sd
+            dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if cj == 0
+                            else log_ndtr(-cj * z))
+            mx = dens.max()
+            out[j] = mx + math.log(np.exp(dens - mx).sum())
         return out
 
     # -- diurnal ---------------------------------------------------------------------------
@@ -557,8 +556,12 @@ def _gross_mix(model: CompiledModel) -> tuple:
             sh[deps.index(e.axis)] = e.shift.size
             mean = mean + e.shift.reshape(sh)
         sd = np.broadcast_to(np.sqrt(lat_var + noise).reshape(own), shape)
+        # components with the same mean and sd merged (most grid points share them)
         keep = w.ravel() > 0
-        out.append((np.log(w.ravel()[keep] / w.sum()), mean.ravel()[keep], sd.ravel()[keep]))
+        comp, inv = np.unique(np.round(np.stack([mean.ravel()[keep], sd.ravel()[keep]], 1), 12),
+                              axis=0, return_inverse=True)
+        weight = np.bincount(inv.ravel(), weights=w.ravel()[keep]) / w.sum()
+        out.append((np.log(weight), comp[:, 0].copy(), comp[:, 1].copy()))
     return tuple(out)
 
 
