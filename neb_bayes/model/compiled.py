@@ -182,7 +182,9 @@ class CompiledModel:
 
         q is the channel's population distribution (``gross_mix``: the mixture over the states
         its level depends on, weighted by the prior, of each state's marginal distribution),
-        widened by ``gross_error_sd``: a wrong result looks like another person's.  Its tails
+        widened by ``gross_error_sd``: a wrong result looks like another person's.  ``y`` is
+        the result as the engine reads it (the patient's lab method offset, context shifts and
+        age trend removed), so q is the population's distribution for people like the patient.  Its tails
         are never heavier than the states' own (beyond the widening), so a far-out result is
         still read as the state that explains it.  Fixed per prior set, whatever the draw.
         """

@@ -386,11 +386,12 @@ def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
     return deps, out
 
 
-def _gross_log_q(model, r: _Result) -> float:
+def _gross_log_q(model, r: _Result, patient: Patient) -> float:
     """log density (mass beyond the limit when censored) of a result that is a gross error: a
-    mixture of normals on the log scale (the channel's population distribution, ``gross_mix``)."""
+    mixture of normals on the log scale (the channel's population distribution, ``gross_mix``)
+    at the patient's age (its age trend added, as for the patient's own results)."""
     log_w, mean, sd = model.gross_mix[r.channel]
-    dist = norm(loc=mean, scale=sd)
+    dist = norm(loc=mean + _age_shift(model, r.channel, patient), scale=sd)
     if r.censor == 0:
         dens = dist.logpdf(r.y)
     else:
@@ -423,7 +424,7 @@ def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Pa
             d2, l2 = block(rest)
             sub = l2.reshape(l2.shape[:1] + tuple(
                 model.axes[d].n_states if d in d2 else 1 for d in deps))
-        terms.append(math.log(eps) + _gross_log_q(model, r) + sub)
+        terms.append(math.log(eps) + _gross_log_q(model, r, patient) + sub)
     with np.errstate(invalid="ignore"):
         return deps, logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0)
 
