@@ -2,18 +2,27 @@
 
 Given the discrete states, a latent's posterior is Gaussian (observed results) updated by the
 exact truncated-normal moments of each censored result in turn (exact for one censored result
-per axis, assumed-density for several).  Over states it is a mixture, weighted by the exact
-state posterior; its mean and equal-tailed interval are reported on the display scale
+per axis, assumed-density for several).  Over states (and over which result, if any, is the
+axis' gross error: that result is then left out) it is a mixture, weighted by the exact
+posterior; its mean and equal-tailed interval are reported on the display scale
 (fold change from a healthy person's typical level).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
 from scipy.special import ndtr
 
-from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import ExactPosterior, block_moments
+from neb_bayes.evidence import Block, Evidence
+from neb_bayes.inference.exact import (
+    ExactPosterior,
+    _gaussian_and_gross,
+    block_moments,
+    gross_mixture,
+)
 from neb_bayes.model.compiled import CompiledModel
 
 
@@ -65,41 +74,26 @@ def latent_summaries(
             w = post.marginals[ai]
             means, covs = lat_mean, lat_cov
         else:
-            mom = block_moments(model, block, latent=(lat_mean, lat_cov))
             deps = block.deps
             w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
-            grid = w.shape
-            own = mom.own_pos
-            shape = [1] * len(grid)
-            shape[own] = ax.n_states
-            lat_m = np.broadcast_to(lat_mean.reshape(shape + [-1]), grid + (len(ax.latents),))
-            lat_c = lat_cov.reshape(shape + [len(ax.latents)] * 2)
-            L = mom.loadings
-            cov_zy = np.matmul(lat_c, L.T)            # (..., K, n)
-            obs = block.censor == 0
-            means = lat_m.copy()
-            covs = np.broadcast_to(lat_c, grid + lat_c.shape[-2:]).copy()
-            if obs.any():
-                coo = mom.cov[..., obs, :][..., :, obs]
-                gain = np.matmul(cov_zy[..., obs], np.linalg.inv(coo))  # (..., K, no)
-                r = block.y[obs] - mom.mean[..., obs]
-                means = means + np.matmul(gain, r[..., None])[..., 0]
-                covs = covs - np.matmul(gain, np.swapaxes(cov_zy[..., obs], -1, -2))
-            # censored results, one at a time, conditioned on the observed ones
-            for ci in np.flatnonzero(~obs):
-                idx = np.flatnonzero(obs)
-                c_wo = mom.cov[..., ci, :][..., idx]
-                c_ww = np.broadcast_to(mom.cov[..., ci, ci], grid)
-                mu_w = mom.mean[..., ci]
-                czw = cov_zy[..., ci]
-                if idx.size:
-                    coo_inv = np.linalg.inv(mom.cov[..., idx, :][..., :, idx])
-                    g = np.matmul(c_wo[..., None, :], coo_inv)[..., 0, :]
-                    mu_w = mu_w + np.sum(g * (block.y[idx] - mom.mean[..., idx]), -1)
-                    c_ww = c_ww - np.sum(g * c_wo, -1)
-                    czw = czw - np.matmul(cov_zy[..., idx], g[..., None])[..., 0]
-                means, covs = _truncated_update(
-                    means, covs, mu_w, c_ww, czw, block.y[ci], int(block.censor[ci]))
+            means, covs = _conditioned(model, block, lat_mean, lat_cov, w.shape)
+            if model.gross_error_rate > 0.0:
+                # one mixture component per gross-error configuration (none, or result j),
+                # weighted by its responsibility within each state
+                eps = model.gross_error_rate
+                _, ratio = _gaussian_and_gross(model, block, np.arange(block.n),
+                                               (lat_mean, lat_cov), None, True)
+                mix = gross_mixture(ratio, eps)
+                resp = [np.exp(math.log1p(-block.n * eps) - mix)]
+                resp += [np.exp(math.log(eps) + ratio[..., j] - mix) for j in range(block.n)]
+                parts = [(means, covs)] + [
+                    _conditioned(model, _without(block, j), lat_mean, lat_cov, w.shape)
+                    if block.n > 1 else _unconditioned(ax, lat_mean, lat_cov, block, w.shape)
+                    for j in range(block.n)]
+                w = np.concatenate([(w * r).reshape(-1) for r in resp])
+                means = np.concatenate([m.reshape(-1, len(ax.latents)) for m, _ in parts])
+                covs = np.concatenate([c.reshape(-1, len(ax.latents), len(ax.latents))
+                                       for _, c in parts])
             w = w.reshape(-1)
             means = means.reshape(-1, len(ax.latents))
             covs = covs.reshape(-1, len(ax.latents), len(ax.latents))
@@ -119,3 +113,65 @@ def latent_summaries(
                 "measured": block is not None,
             })
     return out
+
+
+def _without(block: Block, j: int) -> Block:
+    """The block with its result ``j`` left out (same dependency grid)."""
+    keep = np.delete(np.arange(block.n), j)
+    return dataclasses.replace(
+        block, channel=block.channel[keep], y=block.y[keep], censor=block.censor[keep],
+        day=block.day[keep], diurnal=block.diurnal[keep], diurnal_var=block.diurnal_var[keep],
+        source=block.source[keep],
+        extra_var=None if block.extra_var is None else block.extra_var[keep])
+
+
+def _own_shape(block: Block, ai: int, n_states: int, grid: tuple[int, ...]) -> list[int]:
+    shape = [1] * len(grid)
+    shape[block.deps.index(ai)] = n_states
+    return shape
+
+
+def _unconditioned(ax, lat_mean, lat_cov, block: Block, grid: tuple[int, ...]):
+    """The latents' prior per state, on the block's grid (no result to condition on)."""
+    shape = _own_shape(block, block.axis, ax.n_states, grid)
+    k = len(ax.latents)
+    return (np.broadcast_to(lat_mean.reshape(shape + [k]), grid + (k,)),
+            np.broadcast_to(lat_cov.reshape(shape + [k, k]), grid + (k, k)))
+
+
+def _conditioned(model: CompiledModel, block: Block, lat_mean, lat_cov, grid: tuple[int, ...]):
+    """Posterior mean and covariance of the axis' latents given the block's results, on the
+    block's dependency grid (censored results by sequential moment matching)."""
+    ax = model.axes[block.axis]
+    mom = block_moments(model, block, latent=(lat_mean, lat_cov))
+    shape = _own_shape(block, block.axis, ax.n_states, grid)
+    k = len(ax.latents)
+    lat_m = np.broadcast_to(lat_mean.reshape(shape + [k]), grid + (k,))
+    lat_c = lat_cov.reshape(shape + [k, k])
+    L = mom.loadings
+    cov_zy = np.matmul(lat_c, L.T)            # (..., K, n)
+    obs = block.censor == 0
+    means = lat_m.copy()
+    covs = np.broadcast_to(lat_c, grid + lat_c.shape[-2:]).copy()
+    if obs.any():
+        coo = mom.cov[..., obs, :][..., :, obs]
+        gain = np.matmul(cov_zy[..., obs], np.linalg.inv(coo))  # (..., K, no)
+        r = block.y[obs] - mom.mean[..., obs]
+        means = means + np.matmul(gain, r[..., None])[..., 0]
+        covs = covs - np.matmul(gain, np.swapaxes(cov_zy[..., obs], -1, -2))
+    # censored results, one at a time, conditioned on the observed ones
+    for ci in np.flatnonzero(~obs):
+        idx = np.flatnonzero(obs)
+        c_wo = mom.cov[..., ci, :][..., idx]
+        c_ww = np.broadcast_to(mom.cov[..., ci, ci], grid)
+        mu_w = mom.mean[..., ci]
+        czw = cov_zy[..., ci]
+        if idx.size:
+            coo_inv = np.linalg.inv(mom.cov[..., idx, :][..., :, idx])
+            g = np.matmul(c_wo[..., None, :], coo_inv)[..., 0, :]
+            mu_w = mu_w + np.sum(g * (block.y[idx] - mom.mean[..., idx]), -1)
+            c_ww = c_ww - np.sum(g * c_wo, -1)
+            czw = czw - np.matmul(cov_zy[..., idx], g[..., None])[..., 0]
+        means, covs = _truncated_update(
+            means, covs, mu_w, c_ww, czw, block.y[ci], int(block.censor[ci]))
+    return means, covs

@@ -148,3 +148,16 @@ def test_report_names_the_result_that_is_likely_wrong() -> None:
 def test_report_lists_nothing_when_the_results_agree() -> None:
     case = _case([("tsh", 40.0, 0), ("ft4", 6.0, 0), ("ft3", 3.0, 0)])
     assert nb.infer(case, uncertainty=False).to_dict()["suspect_results"] == []
+
+
+def test_latents_follow_the_results_that_fit() -> None:
+    # the latent TSH drive is read from the TSH that fits FT4 and FT3 (1.4), not from an
+    # average with the likely wrong one (40)
+    case = _case([("tsh", 1.4, 0), ("tsh", 40.0, 0), ("ft4", 15.0, 0), ("ft3", 5.0, 0)])
+    lat = {x["latent"]: x for x in nb.infer(case, uncertainty=False).latents
+           if x["axis"] == "thyroid"}
+    lo, hi = lat["tsh_drive"]["fold_change_interval"]
+    assert lo < 1.4 / 1.5 < hi
+    # posterior mean near 1.4 / 1.5 (~0.95 that the 40 is the wrong one, so ~5 % of the mass
+    # sits near 40 / 1.5 and the upper end of the 90 % interval reaches toward it)
+    assert 0.7 < lat["tsh_drive"]["fold_change"] < 1.5
