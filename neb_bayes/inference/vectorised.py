@@ -376,11 +376,21 @@ def _gross_mixture(lr: np.ndarray, case: np.ndarray, n_cases: int, eps: float) -
     for cases without rows (:func:`~neb_bayes.inference.exact.gross_mixture` per case)."""
     start = np.flatnonzero(np.r_[True, case[1:] != case[:-1]])
     n = np.diff(np.r_[start, case.size])
-    mx = np.maximum(np.maximum.reduceat(lr, start, axis=0), 0.0)
+    mx = np.maximum(_per_case(np.maximum, lr, start, n), 0.0)
     tot = ((1.0 - n * eps)[:, None] * np.exp(-mx)
-           + eps * np.add.reduceat(np.exp(lr - np.repeat(mx, n, axis=0)), start, axis=0))
+           + eps * _per_case(np.add, np.exp(lr - np.repeat(mx, n, axis=0)), start, n))
     out = np.zeros((n_cases, lr.shape[1]))
     out[case[start]] = mx + np.log(tot)
+    return out
+
+
+def _per_case(op: np.ufunc, x: np.ndarray, start: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``op`` over each case's rows ``start[i] .. start[i] + n[i] - 1`` of ``x``, in row order
+    whatever the other cases (several times faster than ``op.reduceat`` along rows)."""
+    out = x[start]
+    for k in range(1, int(n.max(initial=0))):
+        i = np.flatnonzero(n > k)
+        out[i] = op(out[i], x[start[i] + k])
     return out
 
 
