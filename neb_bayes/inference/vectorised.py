@@ -8,8 +8,14 @@ between them.  Here each case's results are reduced to per-channel sufficient st
 an axis, and the latents are integrated by completing the square for all cases of the chunk
 together: every step is an array operation over ``(cases, ...)``.
 
+Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density`) enter as
+in the single-case engine, ``p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
+of observed results ``p(y_-j)`` comes from the leave-one-out identity in information form
+(:func:`_loo_conditionals`); a block with censored results is recomputed without each of its
+results in turn, as "virtual cases" through the same code.
+
 Cases this form does not cover (a censored result beside an observed one in the same
-channel, more than one censored result on an axis, a daily-rhythm result without a
+channel, more than two censored results on an axis, a daily-rhythm result without a
 collection time, context that moves the latent distribution) are computed with
 :func:`~neb_bayes.inference.exact.infer_exact`, so every case gets the exact answer; a test
 holds the two engines equal.
@@ -17,7 +23,7 @@ holds the two engines equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -167,6 +173,13 @@ class Flat:
                                   for _, b in blocks]),
         )
 
+    def take(self, idx: np.ndarray, case: np.ndarray | None = None) -> Flat:
+        """The rows ``idx``, renumbered to cases ``case`` when given."""
+        out = Flat(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        if case is not None:
+            out.case = case
+        return out
+
     def unsupported(self, n_cases: int, n_axes: int, n_channels: int) -> np.ndarray:
         """Cases the information form does not cover: a daily-rhythm result without a time,
         more than two censored results on an axis, or a censored result whose channel also
@@ -182,12 +195,22 @@ class Flat:
         return bad
 
 
-def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day, extra) -> dict[str, np.ndarray]:
-    """Per case and channel: GLS sufficient statistics of the observed results."""
+def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day,
+           extra) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """GLS sufficient statistics of the observed results.
+
+    Returns ``(per_channel, per_result)``: ``per_channel`` maps each of :data:`_STATS` to a
+    ``(n_cases, n_channels)`` array (``w = 1'R^-1 1``, ``s1 = 1'R^-1 y``, ``s2 = y'R^-1 y``,
+    ``t1 = 1'R^-1 d``, ``t2 = d'R^-1 d``, ``t3 = y'R^-1 d``, ``ld = log|2 pi R|``, with ``R``
+    the noise covariance of a case's results in one channel and ``d`` their daily-rhythm
+    offsets); ``per_result`` holds, in the input order, the result's entries of ``R^-1 1``
+    (``a``), ``R^-1 y`` (``ry``), ``R^-1 d`` (``rd``) and the diagonal of ``R^-1`` (``nd``).
+    """
     n_ch = tabs.loadings.shape[0]
     out = {k: np.zeros((n_cases, n_ch)) for k in _STATS}
+    per = {k: np.zeros(case.size) for k in ("a", "ry", "rd", "nd")}
     if case.size == 0:
-        return out
+        return out, per
     tau2, cvi2, cva2 = tabs.noise_var
     key = case * n_ch + ch
     order = np.argsort(key, kind="stable")
@@ -204,6 +227,7 @@ def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day, extra) -> dict[s
             inv = 1.0 / var
             vals = {"w": inv, "s1": y[r] * inv, "s2": y[r] ** 2 * inv, "t1": d[r] * inv,
                     "t2": d[r] ** 2 * inv, "t3": y[r] * d[r] * inv, "ld": np.log(var) + LOG_2PI}
+            each = {"a": inv, "ry": y[r] * inv, "rd": d[r] * inv, "nd": inv}
         else:
             dy = day[rows]
             R = tau2[cj][:, None, None] + cvi2[cj][:, None, None] * (dy[:, :, None] == dy[:, None, :])
@@ -216,18 +240,56 @@ def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day, extra) -> dict[s
             vals = {"w": Ri.sum((1, 2)), "s1": Ri_y.sum(-1), "s2": (yy * Ri_y).sum(-1),
                     "t1": Ri_d.sum(-1), "t2": (dd * Ri_d).sum(-1), "t3": (yy * Ri_d).sum(-1),
                     "ld": logdet + m * LOG_2PI}
+            each = {"a": Ri.sum(-1), "ry": Ri_y, "rd": Ri_d,
+                    "nd": np.diagonal(Ri, axis1=1, axis2=2)}
         for name, v in vals.items():
             out[name][ci, cj] = v
-    return out
+        for name, v in each.items():
+            per[name][order[rows]] = v.reshape(rows.shape)
+    return out, per
 
 
-def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
-    """log p(this axis' results | dependency states) for every case: ``(N, *tabs.grid)``."""
-    rows = flat.axis == tabs.axis
-    case, ch = flat.case[rows], tabs.pos[flat.channel[rows]]
-    y, d, cen, extra = flat.y[rows], flat.diurnal[rows], flat.censor[rows], flat.extra[rows]
+def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
+                 log_q: np.ndarray | None = None) -> np.ndarray:
+    """log p(this axis' results | dependency states) for every case: ``(N, *tabs.grid)``.
+
+    With a gross-error rate ``eps > 0`` (``log_q``: log q(y) of every row of ``flat``), each
+    case's block is the mixture ``(1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
+    of observed results ``log p(y_-j) = log p(y) - log p(y_j | y_-j)``
+    (:func:`_loo_conditionals`); a block with censored results is evaluated again without
+    each result in turn, as virtual cases.
+    """
+    sel = np.flatnonzero(flat.axis == tabs.axis)
+    on = flat.take(sel)                                   # rows are by case
+    ll, cond = _gaussian_loglik(tabs, n_cases, on, loo=eps > 0)
+    if eps > 0 and sel.size:
+        lq = log_q[sel][:, None]
+        lr = lq - cond                                    # log q(y_j) + log p(y_-j) - log p(y)
+        rows = np.flatnonzero(np.isin(on.case, on.case[on.censor != 0]))
+        if rows.size:
+            # blocks with censored results: virtual case i holds its block's rows but rows[i]
+            grp = on.case[rows]
+            first = np.searchsorted(grp, grp)
+            count = np.searchsorted(grp, grp, side="right") - first
+            v = np.repeat(np.arange(rows.size), count)
+            member = first[v] + np.arange(v.size) - np.repeat(np.cumsum(count) - count, count)
+            keep = member != v
+            virt = on.take(rows[member[keep]], case=v[keep])
+            ll_v, _ = _gaussian_loglik(tabs, rows.size, virt, loo=False)
+            lr[rows] = lq[rows] + ll_v - ll[grp]
+        ll = ll + _gross_mixture(lr, on.case, n_cases, eps)
+    return ll.reshape((n_cases,) + tabs.grid)
+
+
+def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
+                     loo: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """log p(y | dependency states) of every case's rows ``on`` (one axis, sorted by case),
+    without gross errors: ``(N, G)``; with ``loo`` also ``log p(y_j | y_-j, states)`` of each
+    observed row, ``(rows, G)`` (0 for censored rows)."""
+    case, ch = on.case, tabs.pos[on.channel]
+    y, d, cen, extra = on.y, on.diurnal, on.censor, on.extra
     obs = cen == 0
-    st = _stats(tabs, n_cases, case[obs], ch[obs], y[obs], d[obs], flat.day[rows][obs], extra[obs])
+    st, per = _stats(tabs, n_cases, case[obs], ch[obs], y[obs], d[obs], on.day[obs], extra[obs])
     L = tabs.loadings
     K = L.shape[1]
     S = tabs.grid[0]
@@ -243,6 +305,10 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
     _, logdet_M = np.linalg.slogdet(M)
     post_mean = np.matmul(eta, M_inv)                                     # (N, S, R, K)
     ll = ll.reshape(n_cases, S, -1) + 0.5 * (eta * post_mean).sum(-1) - 0.5 * logdet_M[:, :, None]
+    cond = None
+    if loo:
+        cond = np.zeros((case.size, G))
+        cond[obs] = _loo_conditionals(tabs, per, case[obs], ch[obs], M_inv, post_mean)
     has = np.flatnonzero(~obs)
     if has.size:
         # censored results: their probability mass given the observed ones, whose
@@ -268,7 +334,7 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
             var_b = np.einsum("mk,mskl,ml->ms", Lw[b], M_inv[n[b]], Lw[b]) + (
                 tabs.noise_var[:, j[b]].sum(0) + extra[has][b])[:, None]
             same = (j[a] == j[b]).astype(float)
-            same_day = same * (flat.day[rows][~obs][a] == flat.day[rows][~obs][b])
+            same_day = same * (on.day[has][a] == on.day[has][b])
             shared = same * tabs.noise_var[0, j[a]] + same_day * tabs.noise_var[1, j[a]]
             cov_ab = np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[b]) + shared[:, None]
             sa = cen[has][a].astype(float)[:, None]
@@ -277,7 +343,55 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat) -> np.ndarray:
             k = -sb[..., None] * (y[has][b, None, None] - mean_w[b]) / np.sqrt(var_b)[..., None]
             rho = (sa * sb * cov_ab / np.sqrt(var_a * var_b))[..., None]
             ll[n[a]] += np.log(np.maximum(bivariate_normal_cdf(h, k, rho), 1e-300))
-    return ll.reshape((n_cases,) + tabs.grid)
+    return ll.reshape(n_cases, G), cond
+
+
+def _loo_conditionals(tabs: AxisTables, per: dict[str, np.ndarray], n: np.ndarray,
+                      c: np.ndarray, M_inv: np.ndarray, post_mean: np.ndarray) -> np.ndarray:
+    """``log p(y_j | y_-j, states)`` of observed results ``j`` (cases ``n``, axis channels
+    ``c``, :func:`_stats`' ``per_result`` terms ``per``): ``(rows, G)``.
+
+    The leave-one-out identity in information form.  With noise covariance ``N`` (block
+    diagonal per channel), latent prior covariance ``S``, ``C = N + L S L'``, ``M = S^-1 +
+    L' N^-1 L`` and ``zhat`` the latents' posterior mean, the residual ``r = y - E y`` has
+    ``C^-1 r = N^-1 (y - mu - amp d - L zhat)`` and ``(C^-1)_jj = (N^-1)_jj - (N^-1 L)_j M^-1
+    (N^-1 L)_j'``, where a result's rows of ``N^-1`` are those of its channel's ``R^-1``
+    (``(N^-1 L)_j = a_j L_c``).  Then ``log p(y_j | y_-j) = 0.5 (log (C^-1)_jj - log 2 pi)
+    - 0.5 (C^-1 r)_j^2 / (C^-1)_jj``.
+    """
+    L = tabs.loadings[c]                                                   # (m, K)
+    shape = (c.size,) + post_mean.shape[1:3]                              # (m, S, R)
+    c_jj = per["nd"][:, None] - per["a"][:, None] ** 2 * np.einsum("mk,mskl,ml->ms", L,
+                                                                     M_inv[n], L)
+    fit = tabs.mu[c].reshape(shape) + np.einsum("mk,msrk->msr", L, post_mean[n])
+    u = (per["ry"][:, None, None] - per["a"][:, None, None] * fit
+         - per["rd"][:, None, None] * tabs.amp[c].reshape(shape))           # (C^-1 r)_j
+    cond = 0.5 * (np.log(c_jj) - LOG_2PI)[..., None] - 0.5 * u**2 / c_jj[..., None]
+    return cond.reshape(c.size, tabs.mu.shape[1])
+
+
+def _gross_mixture(lr: np.ndarray, case: np.ndarray, n_cases: int, eps: float) -> np.ndarray:
+    """``log((1 - n eps) + eps sum_j exp(lr_j))`` over each case's rows ``j`` (``lr``:
+    ``(rows, G)``, rows sorted by ``case``; ``n`` the case's number of rows): ``(N, G)``, 0
+    for cases without rows (:func:`~neb_bayes.inference.exact.gross_mixture` per case)."""
+    start = np.flatnonzero(np.r_[True, case[1:] != case[:-1]])
+    n = np.diff(np.r_[start, case.size])
+    mx = np.maximum(_per_case(np.maximum, lr, start, n), 0.0)
+    tot = ((1.0 - n * eps)[:, None] * np.exp(-mx)
+           + eps * _per_case(np.add, np.exp(lr - np.repeat(mx, n, axis=0)), start, n))
+    out = np.zeros((n_cases, lr.shape[1]))
+    out[case[start]] = mx + np.log(tot)
+    return out
+
+
+def _per_case(op: np.ufunc, x: np.ndarray, start: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``op`` over each case's rows ``start[i] .. start[i] + n[i] - 1`` of ``x``, in row order
+    whatever the other cases (several times faster than ``op.reduceat`` along rows)."""
+    out = x[start]
+    for k in range(1, int(n.max(initial=0))):
+        i = np.flatnonzero(n > k)
+        out[i] = op(out[i], x[start[i] + k])
+    return out
 
 
 def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -303,7 +417,10 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     n = len(evs)
     nd = len(vt.shape)
     J = int(np.prod(vt.shape))
-    parts = [_into_joint(_axis_loglik(tabs, n, flat), tabs.dest, nd) for tabs in vt.axes]
+    eps = model.gross_error_rate
+    log_q = model.gross_log_density(flat.channel, flat.y, flat.censor) if eps > 0 else None
+    parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
+             for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes
     n_sym = len(model.symptoms)
     absent = np.zeros((n, n_sym))
