@@ -38,7 +38,7 @@ from neb_bayes.tensor import merge_nested
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 #: cases evaluated together (bounds the memory of the ``(cases, joint states)`` arrays)
-SUB_CHUNK = 64
+SUB_CHUNK = 128
 #: below this normaliser the product of probability-space factors is recomputed in log space
 UNDERFLOW = 1e-250
 _STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -502,14 +502,15 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     for m in np.unique(counts[counts > 0]):
         rows = np.flatnonzero(counts == m)
         ids = np.stack([evs[i].present for i in rows])                      # (n_m, m)
-        prod = vt.present_prob[ids[:, 0]].copy()                             # (n_m, P * J)
+        prod = vt.present_prob[ids[:, 0]]                                    # (n_m, P * J), a copy
         for j in range(1, m):
             prod *= vt.present_prob[ids[:, j]]
         p[rows] *= np.einsum("np,npj->nj", w[rows], prod.reshape(rows.size, -1, J))
     # marginals by sums within each case's row (the same order whatever the other rows)
     z = p.sum(1)
     out = np.empty((n, len(model.conditions) + 1))
-    marg = [p4.sum(axis=tuple(1 + b for b in range(nd) if b != a)) for a in range(nd)]
+    marg = {a: p4.sum(axis=tuple(1 + b for b in range(nd) if b != a))
+            for a in dict.fromkeys(model.cond_axis.tolist())}    # axes that hold conditions
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
         out[:, k] = marg[a][:, mask].sum(1)
     out[:, -1] = (p * vt.healthy).sum(1)
