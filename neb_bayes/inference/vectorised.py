@@ -8,15 +8,16 @@ between them.  Here each case's results are reduced to per-channel sufficient st
 an axis, and the latents are integrated by completing the square for all cases of the chunk
 together: every step is an array operation over ``(cases, ...)``.
 
-Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density`) enter as
+Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density_rows`) enter as
 in the single-case engine, ``p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
 of observed results ``p(y_-j)`` comes from the leave-one-out identity in information form
 (:func:`_loo_conditionals`); a block with censored results is recomputed without each of its
 results in turn, as "virtual cases" through the same code.
 
-Cases this form does not cover (a censored result beside an observed one in the same
-channel, more than two censored results on an axis, a daily-rhythm result without a
-collection time, context that moves the latent distribution) are computed with
+A censored result is integrated given the latent posterior and, where its channel also
+holds observed results, the regression of its noise on theirs (:func:`_channel_regression`).
+Cases this form does not cover (more than two censored results on an axis, a daily-rhythm
+result without a collection time, context that moves the latent distribution) are computed with
 :func:`~neb_bayes.inference.exact.infer_exact`, so every case gets the exact answer; a test
 holds the two engines equal.
 """
@@ -37,7 +38,7 @@ from neb_bayes.tensor import merge_nested
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 #: cases evaluated together (bounds the memory of the ``(cases, joint states)`` arrays)
-SUB_CHUNK = 64
+SUB_CHUNK = 128
 #: below this normaliser the product of probability-space factors is recomputed in log space
 UNDERFLOW = 1e-250
 _STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -180,18 +181,14 @@ class Flat:
             out.case = case
         return out
 
-    def unsupported(self, n_cases: int, n_axes: int, n_channels: int) -> np.ndarray:
+    def unsupported(self, n_cases: int, n_axes: int) -> np.ndarray:
         """Cases the information form does not cover: a daily-rhythm result without a time,
-        more than two censored results on an axis, or a censored result whose channel also
-        has an observed result."""
+        or more than two censored results on an axis."""
         bad = np.zeros(n_cases, bool)
         bad[self.case[self.diurnal_var > 0]] = True
         cen = self.censor != 0
         per_axis = np.bincount(self.case[cen] * n_axes + self.axis[cen], minlength=n_cases * n_axes)
         bad |= per_axis.reshape(n_cases, n_axes).max(1, initial=0) > 2
-        key = self.case * n_channels + self.channel
-        clash = np.isin(key[cen], key[~cen])
-        bad[self.case[cen][clash]] = True
         return bad
 
 
@@ -312,31 +309,39 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     has = np.flatnonzero(~obs)
     if has.size:
         # censored results: their probability mass given the observed ones, whose
-        # information is in the latent posterior (no observed result shares their channel)
+        # information is in the latent posterior and, for observed results of the same
+        # channel, in the regression of the censored result's noise on theirs
         n, j = case[has], ch[has]
+        f, by, bd, v, bw, bday = _channel_regression(tabs, on, has)
         Lw = L[j]                                                          # (m, K)
-        mean_w = (tabs.mu[j] + tabs.amp[j] * d[has][:, None]).reshape(n.size, S, -1) + np.matmul(
+        mean_w = (f[:, None] * tabs.mu[j] + tabs.amp[j] * (d[has] - bd)[:, None]
+                  + by[:, None]).reshape(n.size, S, -1) + f[:, None, None] * np.matmul(
             post_mean[n], Lw[:, None, :, None])[..., 0]                    # (m, S, R)
         first = np.r_[True, n[1:] != n[:-1]]                               # rows are by case
         one = first & np.r_[first[1:], True]
         i1 = np.flatnonzero(one)
         if i1.size:
-            var_w = np.einsum("mk,mskl,ml->ms", Lw[i1], M_inv[n[i1]], Lw[i1]) + (
-                tabs.noise_var[:, j[i1]].sum(0) + extra[has][i1])[:, None]
+            var_w = (f[i1, None] ** 2 * np.einsum("mk,mskl,ml->ms", Lw[i1], M_inv[n[i1]], Lw[i1])
+                     + v[i1, None])
             sign = cen[has][i1].astype(float)[:, None, None]
             ll[n[i1]] += log_ndtr(-sign * (y[has][i1, None, None] - mean_w[i1])
                                   / np.sqrt(var_w)[:, :, None])
         a = np.flatnonzero(first & ~one)                                   # pairs: a, a + 1
         if a.size:
             b = a + 1
-            var_a = np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[a]) + (
-                tabs.noise_var[:, j[a]].sum(0) + extra[has][a])[:, None]
-            var_b = np.einsum("mk,mskl,ml->ms", Lw[b], M_inv[n[b]], Lw[b]) + (
-                tabs.noise_var[:, j[b]].sum(0) + extra[has][b])[:, None]
+            var_a = f[a, None] ** 2 * np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[a]) + (
+                v[a, None])
+            var_b = f[b, None] ** 2 * np.einsum("mk,mskl,ml->ms", Lw[b], M_inv[n[b]], Lw[b]) + (
+                v[b, None])
             same = (j[a] == j[b]).astype(float)
             same_day = same * (on.day[has][a] == on.day[has][b])
             shared = same * tabs.noise_var[0, j[a]] + same_day * tabs.noise_var[1, j[a]]
-            cov_ab = np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[b]) + shared[:, None]
+            # less what the observed results of the channel (if any) explain of it
+            r_b = tabs.noise_var[0, j[a], None] + tabs.noise_var[1, j[a], None] * (
+                bday[a] == on.day[has][b, None])
+            shared = shared - same * (bw[a] * r_b).sum(-1)
+            cov_ab = (f[a, None] * f[b, None] * np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[b])
+                      + shared[:, None])
             sa = cen[has][a].astype(float)[:, None]
             sb = cen[has][b].astype(float)[:, None]
             h = -sa[..., None] * (y[has][a, None, None] - mean_w[a]) / np.sqrt(var_a)[..., None]
@@ -344,6 +349,50 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
             rho = (sa * sb * cov_ab / np.sqrt(var_a * var_b))[..., None]
             ll[n[a]] += np.log(np.maximum(bivariate_normal_cdf(h, k, rho), 1e-300))
     return ll.reshape(n_cases, G), cond
+
+
+def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A censored result's noise given the observed results of its case and channel.
+
+    For censored rows ``has`` of ``on`` (one axis, sorted by case) whose channel also holds
+    observed results ``o``: with that channel's noise covariance ``R`` (:func:`_stats`) and
+    ``b = R_oo^-1 r_o``, where ``r_o`` is the noise covariance of the observed results with the
+    censored one, given the latents ``w | y_o ~ N(f (mu + L z) + amp (d - b'd_o) + b'y_o,
+    v)`` with ``f = 1 - b'1`` and ``v = r - r_o'b``.  Returns ``(f, b'y_o, b'd_o, v, b, day_o)``
+    per row (``b`` and the observed results' days padded with 0 and -1); rows without
+    observed results in their channel get ``f = 1``, ``v`` their own noise variance and
+    ``b = 0``.
+    """
+    tau2, cvi2, cva2 = tabs.noise_var
+    ch, day, extra = tabs.pos[on.channel], on.day, on.extra
+    j = ch[has]
+    m = has.size
+    f, by, bd = np.ones(m), np.zeros(m), np.zeros(m)
+    v = tabs.noise_var[:, j].sum(0) + extra[has]
+    o = np.flatnonzero(on.censor == 0)
+    n_ch = tabs.loadings.shape[0]
+    key_o = on.case[o] * n_ch + ch[o]
+    order = np.argsort(key_o, kind="stable")
+    key_o, o = key_o[order], o[order]
+    key = on.case[has] * n_ch + j
+    start = np.searchsorted(key_o, key)
+    count = np.searchsorted(key_o, key, side="right") - start
+    width = int(count.max(initial=0))
+    bw, bday = np.zeros((m, max(width, 1))), np.full((m, max(width, 1)), -1, dtype=day.dtype)
+    for k in np.unique(count[count > 0]).tolist():
+        i = np.flatnonzero(count == k)
+        rows = o[start[i][:, None] + np.arange(k)[None, :]]               # (g, k)
+        c, dy = j[i], day[rows]
+        R = tau2[c][:, None, None] + cvi2[c][:, None, None] * (dy[:, :, None] == dy[:, None, :])
+        R = R + np.einsum("gi,ij->gij", cva2[c][:, None] + extra[rows], np.eye(k))
+        r = tau2[c][:, None] + cvi2[c][:, None] * (dy == day[has][i, None])   # (g, k)
+        b = np.linalg.solve(R, r[..., None])[..., 0]
+        f[i] = 1.0 - b.sum(-1)
+        by[i] = (b * on.y[rows]).sum(-1)
+        bd[i] = (b * on.diurnal[rows]).sum(-1)
+        v[i] = v[i] - (b * r).sum(-1)
+        bw[i, :k], bday[i, :k] = b, dy
+    return f, by, bd, v, bw, bday
 
 
 def _loo_conditionals(tabs: AxisTables, per: dict[str, np.ndarray], n: np.ndarray,
@@ -418,7 +467,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     nd = len(vt.shape)
     J = int(np.prod(vt.shape))
     eps = model.gross_error_rate
-    log_q = model.gross_log_density(flat.channel, flat.y, flat.censor) if eps > 0 else None
+    log_q = model.gross_log_density_rows(flat.channel, flat.y, flat.censor) if eps > 0 else None
     parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
              for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes
@@ -453,14 +502,15 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     for m in np.unique(counts[counts > 0]):
         rows = np.flatnonzero(counts == m)
         ids = np.stack([evs[i].present for i in rows])                      # (n_m, m)
-        prod = vt.present_prob[ids[:, 0]].copy()                             # (n_m, P * J)
+        prod = vt.present_prob[ids[:, 0]]                                    # (n_m, P * J), a copy
         for j in range(1, m):
             prod *= vt.present_prob[ids[:, j]]
         p[rows] *= np.einsum("np,npj->nj", w[rows], prod.reshape(rows.size, -1, J))
     # marginals by sums within each case's row (the same order whatever the other rows)
     z = p.sum(1)
     out = np.empty((n, len(model.conditions) + 1))
-    marg = [p4.sum(axis=tuple(1 + b for b in range(nd) if b != a)) for a in range(nd)]
+    marg = {a: p4.sum(axis=tuple(1 + b for b in range(nd) if b != a))
+            for a in dict.fromkeys(model.cond_axis.tolist())}    # axes that hold conditions
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
         out[:, k] = marg[a][:, mask].sum(1)
     out[:, -1] = (p * vt.healthy).sum(1)
@@ -501,7 +551,7 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
             part = idx[s:s + SUB_CHUNK]
             evs = [evidences[i] for i in part]
             flat = Flat.of(evs)
-            bad = flat.unsupported(len(part), len(model.axes), len(model.channels))
+            bad = flat.unsupported(len(part), len(model.axes))
             fallback.extend(np.asarray(part)[bad].tolist())
             probs[part], log_ev[part] = _group(view, evs, flat)
             fallback.extend(np.asarray(part)[np.isnan(log_ev[part])].tolist())

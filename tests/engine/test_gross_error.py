@@ -89,6 +89,21 @@ def test_gross_error_density_is_a_proper_density_and_censoring_is_its_mass(name:
     assert q(mid - 0.5, censor=+1) == pytest.approx(1.0 - below, rel=1e-6)
 
 
+def test_gross_error_density_for_many_results_equals_the_per_result_form() -> None:
+    """The batch engine's channel-by-channel evaluation gives each result the same value."""
+    rows = [(b.channel, b.y, b.censor) for s in simulate(MODEL, 60, seed=5)
+            for b in build_evidence(MODEL, s.case).blocks]
+    channel, y, censor = (np.concatenate(x) for x in zip(*rows, strict=True))
+    censor = censor.copy()
+    censor[::7] = -1
+    censor[3::11] = 1
+    ref = MODEL.gross_log_density(channel, y, censor)
+    np.testing.assert_allclose(MODEL.gross_log_density_rows(channel, y, censor), ref,
+                               rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(MODEL.gross_log_density_rows(channel[:9], y[:9], censor[:9]),
+                                  MODEL.gross_log_density_rows(channel, y, censor)[:9])
+
+
 def _case(measurements) -> Case:
     ms = tuple(Measurement(index=i, analyte=a, specimen="serum", value=v, day=d)
                for i, (a, v, d) in enumerate(measurements))

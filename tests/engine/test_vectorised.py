@@ -55,7 +55,7 @@ def test_equal_to_single_case_engine_on_simulated_cases(sim_evidence):
 def test_simulated_cases_exercise_the_vectorised_path(sim_evidence):
     """Most cases are computed by the information form (the equality test has teeth)."""
     flat = Flat.of(sim_evidence)
-    bad = flat.unsupported(len(sim_evidence), len(MODEL.axes), len(MODEL.channels))
+    bad = flat.unsupported(len(sim_evidence), len(MODEL.axes))
     censored = {int(i) for i in flat.case[flat.censor != 0]}
     repeats = sum(len(set(b.channel.tolist())) < b.n for ev in sim_evidence for b in ev.blocks)
     assert bad.mean() < 0.1
@@ -65,6 +65,48 @@ def test_simulated_cases_exercise_the_vectorised_path(sim_evidence):
     pairs = np.flatnonzero(per_axis == 2) // len(MODEL.axes)
     assert np.count_nonzero(~bad[pairs]) >= 2      # two censored results on one axis
     assert repeats >= 10
+
+
+def _with_censored_copies(case, rng):
+    """Variants of a case with censored results beside observed ones in the same channel:
+    the same day, another day, two of them, and beside a repeated result."""
+    data = case_to_dict(case)
+    ms = data["measurements"]
+    plain = [i for i, m in enumerate(ms) if isinstance(m["value"], float)]
+    counts = {}
+    for m in ms:
+        counts[m["analyte"]] = counts.get(m["analyte"], 0) + 1
+    repeated = [i for i in plain if counts[ms[i]["analyte"]] > 1]
+
+    def cens(i, sign, day=None):
+        m = dict(ms[i], value=f"{sign}{ms[i]['value'] * (0.9 if sign == '<' else 1.1):.4g}")
+        if day is not None:
+            m["day"] = day
+        return m
+
+    out = []
+    for extra in ([cens(plain[0], "<")], [cens(plain[1], ">", 3.0)],
+                  [cens(plain[2], "<"), cens(plain[2], ">", 5.0)],
+                  [cens(plain[3], ">"), cens(plain[4], "<")],
+                  [cens(i, "<", float(rng.choice([0.0, 2.0]))) for i in repeated[:1]]):
+        if extra:
+            out.append(read_case(dict(data, id=f"{data['id']}-c{len(out)}",
+                                      measurements=ms + extra)))
+    return out
+
+
+def test_censored_result_beside_observed_ones_in_its_channel():
+    """A censored result whose channel also has observed results (once sent to the
+    single-case engine) is computed by the information form, with the same answer."""
+    rng = np.random.default_rng(3)
+    sims = simulate(MODEL, 30, seed=41)
+    evs = [build_evidence(MODEL, c) for s in sims for c in _with_censored_copies(s.case, rng)]
+    flat = Flat.of(evs)
+    assert flat.unsupported(len(evs), len(MODEL.axes)).mean() < 0.2
+    probs, log_ev = posterior_batch(MODEL, evs)
+    ref_probs, ref_log_ev = _reference(evs)
+    np.testing.assert_allclose(probs, ref_probs, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(log_ev, ref_log_ev, atol=1e-8, rtol=1e-10)
 
 
 def test_example_cases_with_context_equal_single_case_engine():
