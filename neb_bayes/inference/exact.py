@@ -478,7 +478,7 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.mean, mom.cov, loo=loo)
     if not mixed:
         return ll, None
-    log_q = model.gross_log_density(block.channel[idx], block.y[idx], block.censor[idx])
+    log_q = _block_log_q(model, block)[idx]
     if loo:
         ll, cond = ll
         return ll, log_q - cond
@@ -486,6 +486,22 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     rest = [_grid_loglik(model, block, np.delete(idx, j), latent, log_median, False)
             if idx.size > 1 else 0.0 for j in range(idx.size)]
     return ll, np.stack(np.broadcast_arrays(*(r - ll for r in rest)), axis=-1) + log_q
+
+
+#: log q(y) of each block's results, kept while the block is in use (explanations evaluate a
+#: block's sub-blocks many times); entries hold the block itself, so an id is never reused
+_LOG_Q: dict[int, tuple] = {}
+
+
+def _block_log_q(model: CompiledModel, block: Block) -> np.ndarray:
+    hit = _LOG_Q.get(id(block))
+    if hit is not None and hit[0] is block and hit[1] is model.gross_mix:
+        return hit[2]
+    val = model.gross_log_density(block.channel, block.y, block.censor)
+    if len(_LOG_Q) >= 64:
+        _LOG_Q.clear()
+    _LOG_Q[id(block)] = (block, model.gross_mix, val)
+    return val
 
 
 def gross_error_probabilities(model: CompiledModel, block: Block, latent,

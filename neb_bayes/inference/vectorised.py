@@ -8,7 +8,7 @@ between them.  Here each case's results are reduced to per-channel sufficient st
 an axis, and the latents are integrated by completing the square for all cases of the chunk
 together: every step is an array operation over ``(cases, ...)``.
 
-Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density_rows`) enter as
+Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density`) enter as
 in the single-case engine, ``p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
 of observed results ``p(y_-j)`` comes from the leave-one-out identity in information form
 (:func:`_loo_conditionals`); a block with censored results is recomputed without each of its
@@ -467,7 +467,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     nd = len(vt.shape)
     J = int(np.prod(vt.shape))
     eps = model.gross_error_rate
-    log_q = model.gross_log_density_rows(flat.channel, flat.y, flat.censor) if eps > 0 else None
+    log_q = model.gross_log_density(flat.channel, flat.y, flat.censor) if eps > 0 else None
     parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
              for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes

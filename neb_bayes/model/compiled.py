@@ -184,31 +184,17 @@ class CompiledModel:
         its level depends on, weighted by the prior, of each state's marginal distribution),
         widened by ``gross_error_sd``: a wrong result looks like another person's.  ``y`` is
         the result as the engine reads it (the patient's lab method offset, context shifts and
-        age trend removed), so q is the population's distribution for people like the patient.  Its tails
-        are never heavier than the states' own (beyond the widening), so a far-out result is
-        still read as the state that explains it.  Fixed per prior set, whatever the draw.
+        age trend removed), so q is the population's distribution for people like the patient.
+        Its tails are never heavier than the states' own (beyond the widening), so a far-out
+        result is still read as the state that explains it.  Fixed per prior set, whatever the
+        draw.
         """
-        y = np.asarray(y, float)
-        out = np.empty(y.shape)
-        for j, (c, yj, cj) in enumerate(zip(np.asarray(channel).tolist(), y.tolist(),
-                                            np.asarray(censor).tolist(), strict=True)):
-            log_w, mean, sd = self.gross_mix[c]
-            z = (yj - mean) / sd
-            dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if cj == 0
-                            else log_ndtr(-cj * z))
-            mx = dens.max()
-            out[j] = mx + math.log(np.exp(dens - mx).sum())
-        return out
-
-    def gross_log_density_rows(self, channel: np.ndarray, y: np.ndarray,
-                               censor: np.ndarray) -> np.ndarray:
-        """:meth:`gross_log_density` for many results at once (the batch engine's form):
-        the same terms, evaluated channel by channel over ``(results, components)`` arrays
-        instead of result by result.  Each result's value depends on that result only."""
         channel = np.asarray(channel)
         y = np.asarray(y, float)
         censor = np.asarray(censor)
         out = np.empty(y.shape)
+        # channel by channel over (results, components); each result's value depends on that
+        # result only (the batch engine's answers must not depend on the chunk)
         for c in np.unique(channel).tolist():
             log_w, mean, sd = self.gross_mix[c]
             for observed in (True, False):
