@@ -398,9 +398,7 @@ def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], o
         if g.absent.any():
             out.append(((ai,), o.m.dot(g.absent, cause[ai].T)))                         # (P, S)
     level = m.log_propensity_w[None] + o.m.dot(g.absent, leak.T)                        # (P, lev)
-    scope = g.present_scope
-    if not scope:
-        return out + [((nd,), level)]
+    scope = g.present_scope          # may be empty: present symptoms with only their leak
     sizes = [m.axes[d].n_states for d in scope]
     n_lev = leak.shape[0]
     total = level.reshape((P,) + (1,) * len(scope) + (n_lev,))

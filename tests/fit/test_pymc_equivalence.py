@@ -80,6 +80,22 @@ def test_grouping_does_not_change_the_log_density(cohort):
     np.testing.assert_allclose([one[i] for i in ids], [many[i] for i in ids], rtol=1e-10)
 
 
+def test_a_present_symptom_with_no_cause_in_the_view_still_counts():
+    """A symptom whose causes are all cut from a person's sex view keeps its leak term (it
+    was once dropped from a group whose present symptoms had no cause axis)."""
+    from neb_bayes.case.model import Case, Patient, Symptoms
+    from neb_bayes.inference.pymc_model import group_loglik, theta_constants
+
+    cases = [Case(id=f"s{i}", patient=Patient(sex="F", age=72.0),
+                  symptoms=Symptoms(present=frozenset(p), absent=frozenset(["fatigue"])))
+             for i, p in enumerate([["striae_thin_pale"], ["striae_thin_pale", "hoarseness"]])]
+    theta = theta_constants(MODEL)
+    got = {}
+    for g in prepare_cohort(MODEL, cases, groups_per_view=len(cases)):
+        got.update(zip(g.case_ids, group_loglik(theta, g), strict=True))
+    np.testing.assert_allclose([got[c.id] for c in cases], _exact(MODEL, cases), rtol=1e-10)
+
+
 def test_unsupported_evidence_is_named():
     from neb_bayes.case.model import Case, Measurement, Patient
 
