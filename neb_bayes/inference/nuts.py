@@ -5,6 +5,11 @@ diagnostic states: for every state combination of a measured axis that carries p
 mass, the latents are sampled with NUTS *given* that combination, and the combinations are
 weighted by their exact evidence (shared/research/inference-notes.md).  One PyMC model per
 axis is compiled once and its state-specific inputs swapped with ``pm.set_data``.
+
+The measurement model is the exact engine's: given the latents ``z``, an axis' results are
+Gaussian (censored ones as the probability mass beyond their limit), and at most one of them
+is a gross error (:meth:`CompiledModel.gross_log_density`), so the block's likelihood is
+``(1 - n eps) p(y | z) + eps sum_j q(y_j) p(y_-j | z)`` (a potential, by log-sum-exp).
 The result is an ArviZ/xarray DataTree with the draws and diagnostics of every combination.
 """
 
@@ -42,7 +47,6 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
     import pymc as pm
     import pytensor.tensor as pt
     import xarray as xr
-    from pymc.distributions.dist_math import normal_lcdf
 
     nodes: dict[str, xr.Dataset] = {}
     nd = len(model.axes)
@@ -52,10 +56,10 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
         mom = block_moments(model, block, latent=(lat_mean, lat_cov))
         n, K = block.n, len(ax.latents)
         L = mom.loadings
-        obs = np.flatnonzero(block.censor == 0)
-        cen = np.flatnonzero(block.censor != 0)
-        if cen.size > 1:
+        if np.count_nonzero(block.censor) > 1:
             raise NotImplementedError("per-case NUTS supports one censored result per axis")
+        rate = model.gross_error_rate   # of gross errors, per result
+        log_q = model.gross_log_density(block.channel, block.y, block.censor)
         # noise covariance given the latents: total covariance minus the latent part
         combos, weights = _combos(post, block.deps, nd, mass, max_states)
         with pm.Model() as m:
@@ -66,19 +70,15 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
             eps = pm.Normal("eps", 0.0, 1.0, shape=K)
             z = pm.Deterministic("z", mu_z + pt.dot(chol_z, eps))
             loc = mean_y + pt.dot(pt.as_tensor(L), z)
-            n_o = obs.size
-            if n_o:
-                pm.MvNormal("y_obs", mu=loc[obs], cov=noise[obs][:, obs], observed=block.y[obs])
-            if cen.size:
-                c = int(cen[0])
-                if n_o:
-                    gain = pt.dot(noise[c, obs], pt.linalg.inv(noise[obs][:, obs]))
-                    mu_c = loc[c] + pt.dot(gain, block.y[obs] - loc[obs])
-                    var_c = noise[c, c] - pt.dot(gain, noise[obs, c])
-                else:
-                    mu_c, var_c = loc[c], noise[c, c]
-                t = -float(block.censor[c]) * (block.y[c] - mu_c) / pt.sqrt(var_c)
-                pm.Potential("censored", normal_lcdf(0.0, 1.0, t))
+            every = np.arange(n)
+            loglik = _results_logp(block.y, block.censor, loc, noise, every)
+            if rate > 0:
+                loglik = pt.logsumexp(pt.stack(
+                    [loglik + np.log1p(-n * rate)]
+                    + [_results_logp(block.y, block.censor, loc, noise, np.delete(every, j))
+                       + (np.log(rate) + log_q[j])
+                       for j in range(n)]))
+            pm.Potential("results", loglik)
         for k, (combo, wgt) in enumerate(zip(combos, weights, strict=True)):
             own = combo[block.deps.index(block.axis)]
             mean_full = mom.mean[combo]
@@ -109,6 +109,30 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
     tree.attrs["method"] = ("NUTS on latents conditional on each state combination; "
                             "combinations weighted by exact evidence")
     return tree
+
+
+def _results_logp(y: np.ndarray, censor: np.ndarray, loc, noise, keep: np.ndarray):
+    """log p(y_keep | z) as graph: the observed results' Gaussian around ``loc`` (their mean
+    given the latents) with covariance ``noise``; a censored result (one at most) as the
+    probability mass beyond its limit given the observed ones."""
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.dist_math import normal_lcdf
+
+    obs, cen = keep[censor[keep] == 0], keep[censor[keep] != 0]
+    out = pt.zeros(())
+    if obs.size:
+        out = pm.logp(pm.MvNormal.dist(mu=loc[obs], cov=noise[obs][:, obs]), y[obs])
+    if cen.size:
+        c = int(cen[0])
+        mu_c, var_c = loc[c], noise[c, c]
+        if obs.size:
+            gain = pt.dot(noise[c, obs], pt.linalg.inv(noise[obs][:, obs]))
+            mu_c = mu_c + pt.dot(gain, y[obs] - loc[obs])
+            var_c = var_c - pt.dot(gain, noise[obs, c])
+        t = -float(censor[c]) * (y[c] - mu_c) / pt.sqrt(var_c)
+        out = out + normal_lcdf(0.0, 1.0, t)
+    return out
 
 
 def nuts_latent_summary(tree) -> list[dict]:

@@ -9,12 +9,15 @@ The joint states are never enumerated.  Each person's evidence is a product of f
 few axes: the prior network's conditional table per axis (scope: the axis and its parents),
 each laboratory block (its own axis, the axes of its channels' effects, the rhythm axis),
 absent symptoms (one factor per axis and one on the propensity level) and present symptoms
-(one factor on the axes that cause them and the propensity level).  The axes are summed out
-one at a time (variable elimination, :func:`eliminate`), per group of people whose factors
-have the same shapes (sex view x axes coupled by present symptoms).  Factors whose
-parameters are not being fitted are computed once in numpy and enter the graph as
-constants; constant factors are multiplied together in numpy before the graph sees them.
-So NUTS only sees population parameters (shared/research/inference-notes.md).
+(one factor on the axes that cause them and the propensity level).  A laboratory block
+includes the gross-error mixture over its results (at most one wrong result per axis, as in
+the exact engine), exactly and without extra factorisations: the leave-one-out identity in
+information form (:func:`_gross_log_factor`).  The axes are summed out one at a time
+(variable elimination, :func:`eliminate`), per group of people whose factors have the same
+shapes (sex view x axes coupled by present symptoms).  Factors whose parameters are not
+being fitted are computed once in numpy and enter the graph as constants; constant factors
+are multiplied together in numpy before the graph sees them.  So NUTS only sees population
+parameters (shared/research/inference-notes.md).
 
 Supported evidence: everything the exact engine reads, except (a) a result with a daily
 rhythm and no collection time and (b) more than one censored result per axis, or a censored
@@ -24,6 +27,7 @@ result whose channel also has an observed result; such cases raise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,7 +59,8 @@ class AxisData:
     rows: np.ndarray              # (R,) the people with results on this axis
     stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (R, C)
     A: np.ndarray                 # (R, K, K)
-    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var: (R,)
+    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var, lq: (R,)
+    gross: dict[str, np.ndarray] | None = None   # observed results one by one (_gross_slots)
 
 
 @dataclass
@@ -74,7 +79,11 @@ class GroupData:
     evidences: list[Evidence] = field(default_factory=list)
 
 
-def _channel_stats(model: CompiledModel, block, rows: np.ndarray, ch: int) -> dict[str, float]:
+def _channel_stats(model: CompiledModel, block, rows: np.ndarray,
+                   ch: int) -> tuple[dict[str, float], np.ndarray]:
+    """One channel's GLS sufficient statistics (``R`` the noise covariance of its results,
+    ``d`` their daily-rhythm offsets), and per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)``
+    (rows, for the leave-one-out terms of the gross-error mixture)."""
     c = model.channels[ch]
     y, d = block.y[rows], block.diurnal[rows]
     day = block.day[rows]
@@ -84,8 +93,29 @@ def _channel_stats(model: CompiledModel, block, rows: np.ndarray, ch: int) -> di
     Ri = np.linalg.inv(R)
     one = np.ones(rows.size)
     sign, logdet = np.linalg.slogdet(R)
-    return {"w": one @ Ri @ one, "s1": one @ Ri @ y, "s2": y @ Ri @ y, "t1": one @ Ri @ d,
-            "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
+    stats = {"w": one @ Ri @ one, "s1": one @ Ri @ y, "s2": y @ Ri @ y, "t1": one @ Ri @ d,
+             "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
+    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri)], axis=1)
+
+
+def _gross_slots(slots: list[list[tuple]], n_results: np.ndarray, cen: dict[str, np.ndarray],
+                 eps: float) -> dict[str, np.ndarray]:
+    """The gross-error mixture's data: each person's observed results as slots ``(R, J)``
+    (channel position ``ch``; ``ry, r1, rd, rjj``: see :func:`_channel_stats`; ``lw = log eps
+    + log q(y_j)``), padded with empty slots (``lw = -inf``); per person ``l0 = log(1 - n
+    eps)`` over all ``n`` results and ``cen_lw``, ``lw`` of the censored result (or -inf)."""
+    R, J = len(slots), max([1] + [len(s) for s in slots])
+    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd")}
+    out |= {"ch": np.zeros((R, J), dtype=np.int64), "rjj": np.ones((R, J)),
+            "lw": np.full((R, J), -np.inf)}
+    for r, person in enumerate(slots):
+        for j, (ch, per, lq) in enumerate(person):
+            out["ch"][r, j] = ch
+            out["ry"][r, j], out["r1"][r, j], out["rd"][r, j], out["rjj"][r, j] = per
+            out["lw"][r, j] = np.log(eps) + lq
+    out["l0"] = np.log1p(-n_results * eps)
+    out["cen_lw"] = np.where(cen["has"] > 0, np.log(eps) + cen["lq"], -np.inf)
+    return out
 
 
 def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]:
@@ -116,7 +146,9 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
         pos = {int(c): j for j, c in enumerate(chans)}
         stats = {k: np.zeros((n, chans.size)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
         cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n)}
+               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n)}
+        slots: list[list[tuple]] = [[] for _ in range(n)]
+        n_results = np.zeros(n)
         for p, ev in enumerate(evidences):
             block = next((b for b in ev.blocks if b.axis == ai), None)
             if block is None:
@@ -125,10 +157,15 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                 problems.append(f"{ev.case_id}: result with a daily rhythm but no collection time")
                 continue
             obs = block.censor == 0
+            n_results[p] = block.n
             for ch in np.unique(block.channel[obs]):
                 rows = np.flatnonzero(obs & (block.channel == ch))
-                for k, v in _channel_stats(model, block, rows, int(ch)).items():
+                st, per = _channel_stats(model, block, rows, int(ch))
+                for k, v in st.items():
                     stats[k][p, pos[int(ch)]] = v
+                lq = model.gross_log_density(block.channel[rows], block.y[rows],
+                                             block.censor[rows])
+                slots[p] += [(pos[int(ch)], per[j], lq[j]) for j in range(rows.size)]
             cens = np.flatnonzero(~obs)
             if cens.size > 1:
                 problems.append(f"{ev.case_id}: {cens.size} censored results on axis {ax.name}")
@@ -146,12 +183,16 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                 cen["sign"][p] = float(block.censor[i])
                 cen["d"][p] = block.diurnal[i]
                 cen["var"][p] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
+                cen["lq"][p] = model.gross_log_density(block.channel[cens], block.y[cens],
+                                                       block.censor[cens])[0]
         rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
         stats = {k: v[rows] for k, v in stats.items()}
         cen = {k: v[rows] for k, v in cen.items()}
         A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
+        gross = (_gross_slots([slots[p] for p in rows], n_results[rows], cen,
+                              model.gross_error_rate) if model.gross_error_rate > 0 else None)
         axes.append(AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A,
-                             cen))
+                             cen, gross))
     if problems:
         raise UnsupportedEvidence("; ".join(problems))
     ids = {s: i for i, s in enumerate(model.symptoms)}
@@ -261,11 +302,10 @@ class _Ops:
         self.symbolic = symbolic
         if symbolic:
             import pytensor.tensor as pt
-            from pymc.distributions.dist_math import normal_lcdf
 
             self.m = pt
             self.inv, self.cholesky = pt.linalg.inv, pt.linalg.cholesky
-            self.normal_lcdf = lambda t: normal_lcdf(0.0, 1.0, t)
+            self.normal_lcdf = _pt_log_ndtr
         else:
             from scipy.special import log_ndtr
 
@@ -287,6 +327,16 @@ class _Ops:
         out = np.zeros((n,) + vals.shape[1:])
         out[rows] = vals
         return out
+
+
+def _pt_log_ndtr(t):
+    """log Phi(t) in pytensor, to double precision: PyMC's ``normal_lcdf`` divides by
+    ``sqrt(2.0)`` computed in float32 (pytensor's constant 2.0), an error of ~1e-8."""
+    import pytensor.tensor as pt
+
+    r2 = math.sqrt(2.0)
+    return pt.switch(t < -1.0, pt.log(pt.erfcx(-t / r2) / 2.0) - t**2 / 2.0,
+                     pt.log1p(-pt.erfc(t / r2) / 2.0))
 
 
 def _is_free(*xs) -> bool:
@@ -341,15 +391,70 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     ll = (c - 0.5 * (lat_mean * s_mu).sum(-1)[own][None] + 0.5 * (eta * post_mean).sum(-1)
           - 0.5 * logdet_S[own][None] - 0.5 * logdet_M[:, own])
     cen = ad.cen
+    censored = None
     if cen["has"].any():
         ch = cen["ch"]
         Lw = ad.loadings[ch]                                                           # (R, K)
         mean_w = mu_c[ch] + amp[ch] * cen["d"][:, None] + (Lw[:, None] * post_mean).sum(-1)
         var_w = ((Lw[:, None, :, None] * M_inv_g * Lw[:, None, None, :]).sum(axis=(-2, -1))
                  + cen["var"][:, None])
-        t = -cen["sign"][:, None] * (cen["lim"][:, None] - mean_w) / o.m.sqrt(var_w)
-        ll = ll + cen["has"][:, None] * o.normal_lcdf(t)
+        log_mass = o.normal_lcdf(_censored_t(cen, mean_w, var_w, o))                   # (R, G)
+        ll = ll + cen["has"][:, None] * log_mass
+        censored = (Lw, mean_w, var_w, log_mass)
+    if ad.gross is not None:
+        ll = ll + _gross_log_factor(o, ad, mu_c, post_mean, M_inv, censored)
     return o, ll
+
+
+def _censored_t(cen: dict[str, np.ndarray], mean, var, o: _Ops):
+    """``t`` with log P(censored result beyond its limit) = log Phi(t), from the mean and
+    variance of its log level (shape ``(R, ...)``, one row per person)."""
+    shape = (-1,) + (1,) * (mean.ndim - 1)
+    return (-cen["sign"].reshape(shape) * (cen["lim"].reshape(shape) - mean)
+            / o.m.sqrt(var))
+
+
+def _gross_log_factor(o: _Ops, ad: AxisData, mu_c, post_mean, M_inv, censored):
+    """log((1 - n eps) + eps sum_j q(y_j) p(y_-j) / p(y)) per person and grid point (R, G):
+    the gross-error mixture over the person's ``n`` results on the axis, exactly.
+
+    Observed results by the leave-one-out identity in information form: with ``N`` the
+    (per channel block-diagonal) noise covariance, ``zhat`` and ``M^-1`` the latents'
+    posterior mean and covariance, ``C^-1 r = N^-1 (y - m - L zhat)`` and ``(C^-1)_jj =
+    (N^-1)_jj - (N^-1 L)_j M^-1 (N^-1 L)_j'``, and log p(y_-j) = log p(y) - log p(y_j | y_-j).
+    A censored result ``w``: p(y_-w) = p(y_obs); for an observed ``j`` in its block,
+    P(w censored | y_obs,-j) from the latents' posterior without ``j`` (a rank-one downdate:
+    ``zhat_-j = zhat - u_j (C^-1 r)_j / c_jj``, ``M_-j^-1 = M^-1 + u_j u_j' / c_jj`` with
+    ``u_j = M^-1 (N^-1 L)_j'``).
+    """
+    gs = ad.gross
+    R, J = gs["ch"].shape
+    G = ad.effect.shape[1]
+    own = ad.own_idx
+    r_ix = np.arange(R)[:, None, None]
+    ch = gs["ch"][:, :, None]                                                          # (R, J, 1)
+    L = ad.loadings
+    LL = L[:, :, None] * L[:, None, :]                                                 # (C, K, K)
+    lml = (M_inv[:, :, None] * LL[None, None]).sum(axis=(-2, -1))                      # (R, S, C)
+    lz = o.m.tensordot(post_mean, L, axes=[[2], [1]])                                  # (R, G, C)
+    g_ix = np.arange(G)[None, None, :]
+    ry, r1, rd, rjj = (gs[k][:, :, None] for k in ("ry", "r1", "rd", "rjj"))
+    res = (ry - r1 * (mu_c[gs["ch"]] + lz[r_ix, g_ix, ch])
+           - rd * ad.amp[gs["ch"]])                                                    # (C^-1 r)_j
+    c_jj = rjj - r1**2 * lml[r_ix, own[None, None, :], ch]                             # (R, J, G)
+    ratio = gs["lw"][:, :, None] - (0.5 * (o.m.log(c_jj) - LOG_2PI) - 0.5 * res**2 / c_jj)
+    terms = [np.broadcast_to(gs["l0"][:, None, None], (R, 1, G)), ratio]
+    if censored is not None:
+        Lw, mean_w, var_w, log_mass = censored
+        cross = o.m.tensordot((Lw[:, None, :, None] * M_inv).sum(axis=2), L,
+                              axes=[[2], [1]])                                         # (R, S, C)
+        u = r1 * cross[r_ix, own[None, None, :], ch]                                   # Lw u_j
+        t_j = _censored_t(ad.cen, mean_w[:, None] - u * res / c_jj,
+                          var_w[:, None] + u**2 / c_jj, o)
+        has = ad.cen["has"][:, None, None]
+        terms[1] = ratio + has * (o.normal_lcdf(t_j) - log_mass[:, None])
+        terms.append((gs["cen_lw"][:, None] - log_mass)[:, None])
+    return o.logsumexp(o.m.concatenate(terms, axis=1), axis=1)[:, 0]
 
 
 def _prior_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], object]]:

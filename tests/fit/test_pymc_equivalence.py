@@ -65,6 +65,31 @@ def test_pymc_log_density_equals_exact_log_evidence(cohort, draw, free):
     np.testing.assert_allclose(pymc_ll, exact_ll, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("free", [(), ("analyte-levels",)], ids=["numpy", "graph"])
+def test_gross_error_edge_blocks(free):
+    """The gross-error mixture where it matters most or is easiest to get wrong: a wrong
+    result far out, a block with one censored result only, a censored result beside
+    repeated observed ones (the rank-one downdate), a single result."""
+    from neb_bayes.case.model import Case, Measurement, Patient
+
+    def case(name, sex, *ms):
+        return Case(id=name, patient=Patient(sex=sex, age=45), measurements=ms)
+
+    cases = [
+        case("outlier", "F", Measurement(0, "tsh", "serum", 2000.0),
+             Measurement(1, "ft4", "serum", 15.0), Measurement(2, "tsh", "serum", 1.5, day=1)),
+        case("censored-only", "F", Measurement(0, "tsh", "serum", 0.01, censor="left")),
+        case("censored-with-repeats", "M", Measurement(0, "tsh", "serum", 0.01, censor="left"),
+             Measurement(1, "ft4", "serum", 30.0), Measurement(2, "ft4", "serum", 33.0, day=3)),
+        case("one-result", "F", Measurement(0, "ft4", "serum", 40.0)),
+    ]
+    assert MODEL.gross_error_rate > 0
+    draws = literature_draws(MODEL, 10)
+    pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
+    np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
+                               rtol=1e-10, atol=1e-10)
+
+
 def test_grouping_does_not_change_the_log_density(cohort):
     """Merging people's symptom scopes into fewer groups is exact."""
     from neb_bayes.inference.pymc_model import group_loglik, theta_constants
