@@ -25,6 +25,9 @@ from neb_bayes.inference.exact import (
 )
 from neb_bayes.model.compiled import CompiledModel
 
+#: gross-error components with less posterior weight than this are left out of the summaries
+MIN_COMPONENT_WEIGHT = 1e-9
+
 
 def _truncated_update(mean, cov, mu_w, var_w, cov_zw, lim, sign):
     """Moments of z after learning w < lim (sign -1) or w > lim (sign +1)."""
@@ -85,11 +88,15 @@ def latent_summaries(
                                                (lat_mean, lat_cov), None, True)
                 mix = gross_mixture(ratio, eps)
                 resp = [np.exp(math.log1p(-block.n * eps) - mix)]
-                resp += [np.exp(math.log(eps) + ratio[..., j] - mix) for j in range(block.n)]
-                parts = [(means, covs)] + [
-                    _conditioned(model, _without(block, j), lat_mean, lat_cov, w.shape)
-                    if block.n > 1 else _unconditioned(ax, lat_mean, lat_cov, block, w.shape)
-                    for j in range(block.n)]
+                parts = [(means, covs)]
+                for j in range(block.n):
+                    r = np.exp(math.log(eps) + ratio[..., j] - mix)
+                    if float((w * r).sum()) < MIN_COMPONENT_WEIGHT:
+                        continue        # cannot move a summary reported to a few digits
+                    resp.append(r)
+                    parts.append(_conditioned(model, _without(block, j), lat_mean, lat_cov,
+                                              w.shape) if block.n > 1
+                                 else _unconditioned(ax, lat_mean, lat_cov, block, w.shape))
                 w = np.concatenate([(w * r).reshape(-1) for r in resp])
                 means = np.concatenate([m.reshape(-1, len(ax.latents)) for m, _ in parts])
                 covs = np.concatenate([c.reshape(-1, len(ax.latents), len(ax.latents))
