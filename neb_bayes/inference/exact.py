@@ -317,8 +317,9 @@ def gaussian_block_loglik(
     and each draw only needs K x K work.
 
     With ``loo`` (observed results only) also return ``log p(y_j | y_-j, states)`` for every
-    result ``j`` (shape ``grid + (n,)``): ``log p(y_-j) = log p(y) - log p(y_j | y_-j)``, from
-    the diagonal of C^-1 and C^-1 r (the leave-one-out identity), at O(n) extra cost.
+    result ``j`` (a list of ``n`` arrays broadcastable to ``grid``): ``log p(y_-j) = log p(y)
+    - log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the leave-one-out identity),
+    at O(n) extra cost.
     """
     obs = censor == 0
     if loo and not obs.all():
@@ -378,14 +379,18 @@ def gaussian_block_loglik(
             c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
             if k:
                 c_diag = c_diag - np.sum(vt**2, axis=0)
-            if other is not None:
-                n_e = np.stack([_grid_dot(n_inv[..., j, :], e) for j in range(m)], axis=-1)
-                pr = pr - n_e
-                if k:
-                    pr = pr + np.stack([np.sum(vt[..., j] * ve, axis=0) for j in range(m)],
-                                       axis=-1)
-            cond = 0.5 * (np.log(c_diag) - LOG_2PI) - 0.5 * pr**2 / c_diag
-            return out, np.broadcast_to(cond, out.shape + (int(obs.sum()),))
+            # one array per result (each contiguous): the mixture is then a few elementwise
+            # passes, not a reduction over a short last axis
+            cond = []
+            for j in range(int(obs.sum())):
+                prj = pr[..., j]
+                if other is not None:
+                    prj = prj - _grid_dot(n_inv[..., j, :], e)
+                    if k:
+                        prj = prj + np.sum(vt[..., j] * ve, axis=0)
+                cj = c_diag[..., j]
+                cond.append(0.5 * (np.log(cj) - LOG_2PI) - 0.5 * prj**2 / cj)
+            return out, cond
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
         ccc = full[..., cen, :][..., :, cen]
@@ -462,7 +467,8 @@ def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, lo
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                         gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
-    ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (``grid + (n,)``)."""
+    ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (a list of ``n`` arrays
+    broadcastable to the grid)."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and not (block.censor[idx] != 0).any()
@@ -481,11 +487,11 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     log_q = _block_log_q(model, block)[idx]
     if loo:
         ll, cond = ll
-        return ll, log_q - cond
+        return ll, [lq - c for lq, c in zip(log_q, cond, strict=True)]
     # censored results: each p(y_-j) directly
     rest = [_grid_loglik(model, block, np.delete(idx, j), latent, log_median, False)
             if idx.size > 1 else 0.0 for j in range(idx.size)]
-    return ll, np.stack(np.broadcast_arrays(*(r - ll for r in rest)), axis=-1) + log_q
+    return ll, [r - ll + lq for r, lq in zip(rest, log_q, strict=True)]
 
 
 #: log q(y) of each block's results, kept while the block is in use (explanations evaluate a
@@ -516,20 +522,28 @@ def gross_error_probabilities(model: CompiledModel, block: Block, latent,
     if eps <= 0.0 or block.n == 0:
         return np.zeros(block.n)
     _, ratio = _gaussian_and_gross(model, block, np.arange(block.n), latent, None, True)
-    resp = np.exp(math.log(eps) + ratio - gross_mixture(ratio, eps)[..., None])
+    mix = gross_mixture(ratio, eps)
     others = tuple(i for i in range(joint.ndim) if i not in block.deps)
     w = joint.sum(axis=others)                      # over the block's deps, in deps order
-    return np.tensordot(w, resp, axes=w.ndim)
+    return np.array([float((w * np.exp(math.log(eps) + r - mix)).sum()) for r in ratio])
 
 
-def gross_mixture(log_ratio: np.ndarray, eps: float) -> np.ndarray:
-    """``log((1 - n eps) + eps sum_j exp(log_ratio_j))`` over the last axis (``n`` entries):
-    the log factor by which at most one gross error among ``n`` results changes a block's
-    likelihood, with ``log_ratio_j = log q(y_j) + log p(y_-j) - log p(y)``."""
-    n = log_ratio.shape[-1]
-    mx = np.maximum(log_ratio.max(axis=-1), 0.0)
-    tot = (1.0 - n * eps) * np.exp(-mx) + eps * np.exp(log_ratio - mx[..., None]).sum(axis=-1)
-    return mx + np.log(tot)
+def gross_mixture(log_ratio: list[np.ndarray], eps: float) -> np.ndarray:
+    """``log((1 - n eps) + eps sum_j exp(log_ratio_j))`` over the ``n`` arrays (broadcastable to
+    one shape): the log factor by which at most one gross error among ``n`` results changes a
+    block's likelihood, with ``log_ratio_j = log q(y_j) + log p(y_-j) - log p(y)``."""
+    n = len(log_ratio)
+    shape = np.broadcast_shapes(*(np.shape(r) for r in log_ratio))
+    mx = np.zeros(shape)
+    for r in log_ratio:
+        np.maximum(mx, r, out=mx)
+    tot = np.exp(-mx)
+    tot *= 1.0 - n * eps
+    for r in log_ratio:
+        tot += eps * np.exp(r - mx)
+    np.log(tot, out=tot)
+    tot += mx
+    return tot
 
 
 # --------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def latent_summaries(
                 resp = [np.exp(math.log1p(-block.n * eps) - mix)]
                 parts = [(means, covs)]
                 for j in range(block.n):
-                    r = np.exp(math.log(eps) + ratio[..., j] - mix)
+                    r = np.exp(math.log(eps) + ratio[j] - mix)
                     if float((w * r).sum()) < MIN_COMPONENT_WEIGHT:
                         continue        # cannot move a summary reported to a few digits
                     resp.append(r)
