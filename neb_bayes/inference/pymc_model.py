@@ -98,19 +98,31 @@ def _channel_stats(model: CompiledModel, block, rows: np.ndarray,
     return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri)], axis=1)
 
 
-def _gross_slots(slots: list[list[tuple]], n_results: np.ndarray, cen: dict[str, np.ndarray],
-                 eps: float) -> dict[str, np.ndarray]:
-    """The gross-error mixture's data: each person's observed results as slots ``(R, J)``
-    (channel position ``ch``; ``ry, r1, rd, rjj``: see :func:`_channel_stats`; ``lw = log eps
-    + log q(y_j)``), padded with empty slots (``lw = -inf``); per person ``l0 = log(1 - n
-    eps)`` over all ``n`` results and ``cen_lw``, ``lw`` of the censored result (or -inf)."""
-    R, J = len(slots), max([1] + [len(s) for s in slots])
+def _gross_slots(slots: list[list[tuple]], n_channels: int, n_results: np.ndarray,
+                 cen: dict[str, np.ndarray], eps: float) -> dict[str, np.ndarray]:
+    """The gross-error mixture's data, the observed results in slots shared by all people
+    (``slot_ch``: the channel position of each slot, one slot per channel and repeat), so
+    that per-channel quantities reach the slots by a matrix product.  Per person and slot
+    ``(R, J)``: ``ry, r1, rd, rjj`` (see :func:`_channel_stats`) and ``lw = log eps + log
+    q(y_j)`` (-inf for an empty slot); per person ``l0 = log(1 - n eps)`` over all ``n``
+    results and ``cen_lw``, ``lw`` of the censored result (or -inf)."""
+    count = np.zeros((len(slots), n_channels), dtype=np.int64)
+    for r, person in enumerate(slots):
+        for ch, _, _ in person:
+            count[r, ch] += 1
+    per_ch = count.max(axis=0, initial=0)
+    if not per_ch.any():
+        per_ch[0] = 1   # one empty slot: nobody has an observed result on the axis
+    first = np.cumsum(per_ch) - per_ch
+    R, J = len(slots), int(per_ch.sum())
     out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd")}
-    out |= {"ch": np.zeros((R, J), dtype=np.int64), "rjj": np.ones((R, J)),
+    out |= {"slot_ch": np.repeat(np.arange(n_channels), per_ch), "rjj": np.ones((R, J)),
             "lw": np.full((R, J), -np.inf)}
     for r, person in enumerate(slots):
-        for j, (ch, per, lq) in enumerate(person):
-            out["ch"][r, j] = ch
+        seen = np.zeros(n_channels, dtype=np.int64)
+        for ch, per, lq in person:
+            j = first[ch] + seen[ch]
+            seen[ch] += 1
             out["ry"][r, j], out["r1"][r, j], out["rd"][r, j], out["rjj"][r, j] = per
             out["lw"][r, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
@@ -189,7 +201,7 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
         stats = {k: v[rows] for k, v in stats.items()}
         cen = {k: v[rows] for k, v in cen.items()}
         A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
-        gross = (_gross_slots([slots[p] for p in rows], n_results[rows], cen,
+        gross = (_gross_slots([slots[p] for p in rows], chans.size, n_results[rows], cen,
                               model.gross_error_rate) if model.gross_error_rate > 0 else None)
         axes.append(AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A,
                              cen, gross))
@@ -320,6 +332,14 @@ class _Ops:
 
         return logsumexp(x, axis=axis, keepdims=True)
 
+    def inc_rows(self, x, rows: np.ndarray, vals):
+        """``x`` with ``vals`` added to its ``rows``."""
+        if self.symbolic:
+            return self.m.inc_subtensor(x[rows], vals)
+        out = x.copy()
+        out[rows] += vals
+        return out
+
     def scatter_rows(self, n: int, rows: np.ndarray, vals):
         """``vals`` placed at ``rows`` of a zero array with ``n`` rows."""
         if self.symbolic:
@@ -398,7 +418,7 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
         mean_w = mu_c[ch] + amp[ch] * cen["d"][:, None] + (Lw[:, None] * post_mean).sum(-1)
         var_w = ((Lw[:, None, :, None] * M_inv_g * Lw[:, None, None, :]).sum(axis=(-2, -1))
                  + cen["var"][:, None])
-        log_mass = o.normal_lcdf(_censored_t(cen, mean_w, var_w, o))                   # (R, G)
+        log_mass = o.normal_lcdf(_censored_t(cen["sign"], cen["lim"], mean_w, var_w, o))  # (R, G)
         ll = ll + cen["has"][:, None] * log_mass
         censored = (Lw, mean_w, var_w, log_mass)
     if ad.gross is not None:
@@ -406,12 +426,12 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     return o, ll
 
 
-def _censored_t(cen: dict[str, np.ndarray], mean, var, o: _Ops):
+def _censored_t(sign: np.ndarray, lim: np.ndarray, mean, var, o: _Ops):
     """``t`` with log P(censored result beyond its limit) = log Phi(t), from the mean and
-    variance of its log level (shape ``(R, ...)``, one row per person)."""
+    variance of its log level (shape ``(R, ...)``, one row per person; ``sign`` and ``lim``
+    per person)."""
     shape = (-1,) + (1,) * (mean.ndim - 1)
-    return (-cen["sign"].reshape(shape) * (cen["lim"].reshape(shape) - mean)
-            / o.m.sqrt(var))
+    return -sign.reshape(shape) * (lim.reshape(shape) - mean) / o.m.sqrt(var)
 
 
 def _gross_log_factor(o: _Ops, ad: AxisData, mu_c, post_mean, M_inv, censored):
@@ -428,33 +448,36 @@ def _gross_log_factor(o: _Ops, ad: AxisData, mu_c, post_mean, M_inv, censored):
     ``u_j = M^-1 (N^-1 L)_j'``).
     """
     gs = ad.gross
-    R, J = gs["ch"].shape
-    G = ad.effect.shape[1]
-    own = ad.own_idx
-    r_ix = np.arange(R)[:, None, None]
-    ch = gs["ch"][:, :, None]                                                          # (R, J, 1)
     L = ad.loadings
-    LL = L[:, :, None] * L[:, None, :]                                                 # (C, K, K)
-    lml = (M_inv[:, :, None] * LL[None, None]).sum(axis=(-2, -1))                      # (R, S, C)
-    lz = o.m.tensordot(post_mean, L, axes=[[2], [1]])                                  # (R, G, C)
-    g_ix = np.arange(G)[None, None, :]
-    ry, r1, rd, rjj = (gs[k][:, :, None] for k in ("ry", "r1", "rd", "rjj"))
-    res = (ry - r1 * (mu_c[gs["ch"]] + lz[r_ix, g_ix, ch])
-           - rd * ad.amp[gs["ch"]])                                                    # (C^-1 r)_j
-    c_jj = rjj - r1**2 * lml[r_ix, own[None, None, :], ch]                             # (R, J, G)
-    ratio = gs["lw"][:, :, None] - (0.5 * (o.m.log(c_jj) - LOG_2PI) - 0.5 * res**2 / c_jj)
-    terms = [np.broadcast_to(gs["l0"][:, None, None], (R, 1, G)), ratio]
+    to_slot = np.eye(L.shape[0])[:, gs["slot_ch"]]                                     # (C, J)
+    at_own = np.eye(ad.grid_shape[ad.deps.index(ad.axis)])[:, ad.own_idx]              # (S, G)
+
+    def on_slots(x):   # (R, S, C): per own state and channel -> (R, G, J)
+        return o.m.tensordot(o.m.tensordot(x, at_own, axes=[[1], [0]]), to_slot,
+                             axes=[[1], [0]])
+
+    ry, r1, rd, rjj = (gs[k][:, None, :] for k in ("ry", "r1", "rd", "rjj"))           # (R, 1, J)
+    mean_c = o.m.tensordot(post_mean, L, axes=[[2], [1]]) + mu_c.T                     # m + L zhat
+    res = (ry - r1 * o.m.tensordot(mean_c, to_slot, axes=[[2], [0]])
+           - rd * (ad.amp.T @ to_slot))                                                # (C^-1 r)_j
+    lml = (M_inv[:, :, None] * (L[:, :, None] * L[:, None, :])).sum(axis=(-2, -1))     # (R, S, C)
+    inv_c = 1.0 / (rjj - r1**2 * on_slots(lml))                                        # 1 / c_jj
+    # log eps q(y_j) - log p(y_j | y_-j), (R, G, J)
+    ratio = (gs["lw"] + 0.5 * LOG_2PI)[:, None, :] + 0.5 * (res**2 * inv_c + o.m.log(inv_c))
+    terms = [np.broadcast_to(gs["l0"][:, None, None], (ry.shape[0], ad.effect.shape[1], 1)),
+             ratio]
     if censored is not None:
         Lw, mean_w, var_w, log_mass = censored
-        cross = o.m.tensordot((Lw[:, None, :, None] * M_inv).sum(axis=2), L,
-                              axes=[[2], [1]])                                         # (R, S, C)
-        u = r1 * cross[r_ix, own[None, None, :], ch]                                   # Lw u_j
-        t_j = _censored_t(ad.cen, mean_w[:, None] - u * res / c_jj,
-                          var_w[:, None] + u**2 / c_jj, o)
-        has = ad.cen["has"][:, None, None]
-        terms[1] = ratio + has * (o.normal_lcdf(t_j) - log_mass[:, None])
-        terms.append((gs["cen_lw"][:, None] - log_mass)[:, None])
-    return o.logsumexp(o.m.concatenate(terms, axis=1), axis=1)[:, 0]
+        rc = np.flatnonzero(ad.cen["has"])           # the people with a censored result
+        cross = o.m.tensordot((Lw[rc, None, :, None] * M_inv[rc]).sum(axis=2), L,
+                              axes=[[2], [1]])                                         # Lw M^-1 L'
+        u = r1[rc] * on_slots(cross)                                                   # Lw u_j
+        v = u * inv_c[rc]
+        t_j = _censored_t(ad.cen["sign"][rc], ad.cen["lim"][rc], mean_w[rc][:, :, None]
+                          - v * res[rc], var_w[rc][:, :, None] + u * v, o)
+        terms[1] = o.inc_rows(ratio, rc, o.normal_lcdf(t_j) - log_mass[rc][:, :, None])
+        terms.append((gs["cen_lw"][:, None] - log_mass)[:, :, None])
+    return o.logsumexp(o.m.concatenate(terms, axis=2), axis=2)[:, :, 0]
 
 
 def _prior_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], object]]:
