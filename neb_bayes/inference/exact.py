@@ -322,8 +322,8 @@ def gaussian_block_loglik(
     at O(n) extra cost.
     """
     obs = censor == 0
-    if loo and not obs.all():
-        raise ValueError("leave-one-out terms need observed results only")
+    if loo and (~obs).sum() > 1:
+        raise ValueError("leave-one-out terms need at most one censored result")
     cen = ~obs
     grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
                                                                       other.shape[:-1])
@@ -390,7 +390,8 @@ def gaussian_block_loglik(
                         prj = prj + np.sum(vt[..., j] * ve, axis=0)
                 cj = c_diag[..., j]
                 cond.append(0.5 * (np.log(cj) - LOG_2PI) - 0.5 * prj**2 / cj)
-            return out, cond
+            if obs.all():
+                return out, cond
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
         ccc = full[..., cen, :][..., :, cen]
@@ -411,7 +412,13 @@ def gaussian_block_loglik(
         if cen.sum() == 1:
             sd = np.sqrt(ccc[..., 0, 0])
             t = -sign[0] * (lim[0] - mu[..., 0]) / sd
-            out = out + log_ndtr(t)
+            log_mass = log_ndtr(t)
+            out = out + log_mass
+            if loo:
+                return out, _censored_loo(obs, cond if obs.any() else [], log_mass,
+                                          (coo_inv, gain, r, e if other is not None else None)
+                                          if obs.any() else None,
+                                          mu[..., 0], ccc[..., 0, 0], sign[0], lim[0])
         elif cen.sum() == 2:
             sd = np.sqrt(np.stack([ccc[..., 0, 0], ccc[..., 1, 1]], -1))
             t = -sign * (lim - mu) / sd
@@ -429,6 +436,31 @@ def gaussian_block_loglik(
             cov_b = np.broadcast_to(ccc, grid + (cen.sum(), cen.sum()))
             for ix in np.ndindex(*grid):
                 out[ix] += _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
+    return out
+
+
+def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
+    """``log p(y) - log p(y_-j)`` for every result of a block with one censored result, in
+    block order.  For an observed ``j``: its observed-part term plus the change of the
+    censored mass when ``j`` leaves the conditioning, by the inverse of a principal submatrix
+    (``A = C_OO^-1``, ``g = A C_Oc``, ``h = A (r - e)``): the censored mean moves by
+    ``-g_j h_j / A_jj`` and its variance by ``+g_j^2 / A_jj``.  For the censored one: its mass.
+    """
+    out: list = [None] * obs.size
+    cen_pos = int(np.flatnonzero(~obs)[0])
+    out[cen_pos] = log_mass
+    if parts is None:
+        return out
+    coo_inv, gain, r, e = parts
+    h = np.matmul(coo_inv, r[..., None])[..., 0]
+    a_diag = np.diagonal(coo_inv, axis1=-2, axis2=-1)
+    for j, pos in enumerate(np.flatnonzero(obs)):
+        hj = h[..., j]
+        if e is not None:
+            hj = hj - _grid_dot(coo_inv[..., j, :], e)
+        gj, ajj = gain[..., 0, j], a_diag[..., j]
+        t = -sign * (lim - (mu - gj * hj / ajj)) / np.sqrt(var + gj**2 / ajj)
+        out[pos] = cond_obs[j] + log_mass - log_ndtr(t)
     return out
 
 
@@ -471,7 +503,7 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     broadcastable to the grid)."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
-    loo = mixed and not (block.censor[idx] != 0).any()
+    loo = mixed and (block.censor[idx] != 0).sum() <= 1
     mom = block_moments(model, block, idx, latent, log_median)
     if mom.own_mean.ndim > len(block.deps) + 1:
         # parameter draws: the expanded mean and the rank-K latent covariance keep the work

@@ -176,3 +176,33 @@ def test_latents_follow_the_results_that_fit() -> None:
     # posterior mean near 1.4 / 1.5 (~0.95 that the 40 is the wrong one, so ~5 % of the mass
     # sits near 40 / 1.5 and the upper end of the 90 % interval reaches toward it)
     assert 0.7 < lat["tsh_drive"]["fold_change"] < 1.5
+
+
+def _one_censored_blocks(model, n_blocks: int):
+    out = []
+    for s in simulate(model, 400, seed=8, p_repeat=0.3):
+        ev = build_evidence(model, s.case)
+        out += [(ev, b) for b in ev.blocks if (b.censor != 0).sum() == 1]
+        if len(out) >= n_blocks:
+            break
+    assert len(out) >= n_blocks
+    return out[:n_blocks]
+
+
+def test_one_censored_result_by_the_submatrix_identity_equals_recomputation() -> None:
+    """A block with one censored result: the observed results' leave-one-out terms move the
+    censored mass by a rank-one change of its conditional (point parameters and draws)."""
+    ps = load_prior_set()
+    draws = ps.draws.subset(np.array([3, 400]))
+    blocks = _one_censored_blocks(ps.model, 12)
+    assert any((b.censor == 0).sum() >= 2 for _, b in blocks)
+    for ev, block in blocks:
+        latent = ev.latent_params(ps.model, block.axis)
+        np.testing.assert_allclose(block_loglik(ps.model, block, latent=latent),
+                                   _explicit(ps.model, block, latent), rtol=0, atol=1e-10)
+        model, d, ev_v = dr.sex_view(ps.model, draws, ev)
+        tab = dr.draw_tables(model, d)
+        vb = next(b for b in ev_v.blocks if b.axis == block.axis)
+        lat = (d.lat_mean[vb.axis], tab.lat_cov[vb.axis])
+        np.testing.assert_allclose(block_loglik(model, vb, latent=lat, log_median=d.log_median),
+                                   _explicit(model, vb, lat, d.log_median), rtol=0, atol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.evidence import build_evidence
-from neb_bayes.inference.exact import infer_exact
+from neb_bayes.inference.exact import gross_error_probabilities, infer_exact
 from neb_bayes.model.compiled import load_model
 
 MODEL = load_model()
@@ -21,8 +22,9 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-def _post(case: Case):
-    return infer_exact(MODEL, build_evidence(MODEL, case), explain=False)
+def _post(case: Case, model=None):
+    model = MODEL if model is None else model
+    return infer_exact(model, build_evidence(model, case), explain=False)
 
 
 def _case(meas, present=(), absent=(), sex="F", age=50.0) -> Case:
@@ -60,13 +62,32 @@ def test_higher_tsh_never_lowers_p_hypothyroidism(tsh, factor, others, present, 
 
     (Clinically plausible range 0.005-500 mIU/L.  Far beyond it, Gaussian tails of states
     with wider spread would eventually win: see ARCHITECTURE.md, "Known limits".)
+
+    Exactly so when every result is read as right (``gross_error_rate`` 0).  With gross errors,
+    P(hypo) = P(hypo, TSH right) + P(hypo, TSH wrong): the first part is monotone (the states
+    order TSH, and the gross-error density is a mixture of the states' own), the second is at
+    most P(TSH wrong), which is not (a low TSH is odder for some patients than the pooled
+    population the gross-error density describes).  So a higher TSH may lower P(hypo) by at
+    most the probability that the lower TSH was the wrong result.
     """
     hi = min(tsh * factor, 500.0)
     lo_case = _case([{"analyte": "tsh", "specimen": "serum", "value": tsh}, *others], present, sex=sex)
     hi_case = _case([{"analyte": "tsh", "specimen": "serum", "value": hi}, *others], present, sex=sex)
-    p_lo = _post(lo_case).condition_probs[HYPO].sum()
+    exact = dataclasses.replace(MODEL, gross_error_rate=0.0)
+    assert (_post(hi_case, exact).condition_probs[HYPO].sum()
+            >= _post(lo_case, exact).condition_probs[HYPO].sum() - 1e-9)
+    post_lo = _post(lo_case)
+    p_lo = post_lo.condition_probs[HYPO].sum()
     p_hi = _post(hi_case).condition_probs[HYPO].sum()
-    assert p_hi >= p_lo - 1e-9
+    assert p_hi >= p_lo - _p_result_wrong(lo_case, post_lo, 0) - 1e-9
+
+
+def _p_result_wrong(case: Case, post, index: int) -> float:
+    """P(measurement ``index`` is its axis' gross error | everything)."""
+    ev = build_evidence(MODEL, case)
+    block = next(b for b in ev.blocks if index in b.source.tolist())
+    pj = gross_error_probabilities(MODEL, block, ev.latent_params(MODEL, block.axis), post.joint)
+    return float(pj[block.source.tolist().index(index)])
 
 
 panel = st.lists(
