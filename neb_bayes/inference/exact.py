@@ -478,7 +478,8 @@ def block_loglik(
     With ``gross`` (and a prior set whose ``gross_error.rate`` is above 0) the block's
     results may hold one gross error (see :meth:`CompiledModel.gross_log_density`):
     p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j).  Observed results use the leave-one-out
-    identity; a block with censored results recomputes each p(y_-j).
+    identity (with one censored result, plus a rank-one change of its conditional); a block with
+    two or more censored results recomputes each p(y_-j).
     """
     idx = np.arange(block.n) if keep is None else np.asarray(keep)
     ll = _grid_loglik(model, block, idx, latent, log_median, gross)
