@@ -316,10 +316,11 @@ def gaussian_block_loglik(
     @ loadings.T`` (Woodbury): ``cov`` is then the draw-independent noise, factorised once,
     and each draw only needs K x K work.
 
-    With ``loo`` (observed results only) also return ``log p(y_j | y_-j, states)`` for every
-    result ``j`` (a list of ``n`` arrays broadcastable to ``grid``): ``log p(y_-j) = log p(y)
-    - log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the leave-one-out identity),
-    at O(n) extra cost.
+    With ``loo`` (at most one censored result) also return ``log p(y) - log p(y_-j)`` for every
+    result ``j`` in block order (a list of ``n`` arrays broadcastable to ``grid``): for an
+    observed result ``log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the
+    leave-one-out identity), plus the change of a censored result's mass
+    (:func:`_censored_loo`), at O(n) extra cost.
     """
     obs = censor == 0
     if loo and (~obs).sum() > 1:
@@ -482,7 +483,11 @@ def block_loglik(
     two or more censored results recomputes each p(y_-j).
     """
     idx = np.arange(block.n) if keep is None else np.asarray(keep)
-    ll = _grid_loglik(model, block, idx, latent, log_median, gross)
+    return _on_joint(model, block, _grid_loglik(model, block, idx, latent, log_median, gross))
+
+
+def _on_joint(model: CompiledModel, block: Block, ll: np.ndarray) -> np.ndarray:
+    """A ``lead + deps shape`` tensor as one broadcastable to the joint state shape."""
     shape = [1] * len(model.axes)
     for d in block.deps:
         shape[d] = model.axes[d].n_states
@@ -543,18 +548,18 @@ def _block_log_q(model: CompiledModel, block: Block) -> np.ndarray:
     return val
 
 
-def gross_error_probabilities(model: CompiledModel, block: Block, latent,
+def gross_error_probabilities(model: CompiledModel, block: Block, ratio: list[np.ndarray] | None,
                               joint: np.ndarray) -> np.ndarray:
     """P(result j is the block's gross error | all evidence) for every result of a block.
 
-    ``joint`` is the normalised posterior over the joint states; within each state of the
-    block's dependencies the responsibility of result j is
-    eps q(y_j) p(y_-j) / ((1 - n eps) p(y) + eps sum_i q(y_i) p(y_-i)).
+    ``ratio`` are the block's gross-error terms (:attr:`ExactPosterior.factors`
+    ``"gross_ratio"``, ``None`` without the component) and ``joint`` the normalised posterior
+    over the joint states; within each state of the block's dependencies the responsibility of
+    result j is eps q(y_j) p(y_-j) / ((1 - n eps) p(y) + eps sum_i q(y_i) p(y_-i)).
     """
-    eps = model.gross_error_rate
-    if eps <= 0.0 or block.n == 0:
+    if ratio is None:
         return np.zeros(block.n)
-    _, ratio = _gaussian_and_gross(model, block, np.arange(block.n), latent, None, True)
+    eps = model.gross_error_rate
     mix = gross_mixture(ratio, eps)
     others = tuple(i for i in range(joint.ndim) if i not in block.deps)
     w = joint.sum(axis=others)                      # over the block's deps, in deps order
@@ -688,7 +693,7 @@ class ExactPosterior:
     prior_condition_probs: np.ndarray  # (n_conditions + 1,) prior P(condition), last = none
     groups: list[dict]                # evidence groups (for contributions)
     log_bf: np.ndarray | None         # (n_groups, n_conditions + 1): log Bayes factor per group
-    factors: dict                     # name -> log-likelihood tensor (for explanations)
+    factors: dict                     # block_ll: per block; gross_ratio: per axis (latents)
     gross_errors: list[dict] = field(default_factory=list)  # per result: P(it is a gross error)
 
 
@@ -793,8 +798,13 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     groups: list[dict] = []
     block_ll = []
     latent = {b.axis: ev.latent_params(model, b.axis) for b in ev.blocks}
+    gross_ratio: dict[int, list[np.ndarray] | None] = {}
     for bi, block in enumerate(ev.blocks):
-        ll = block_loglik(model, block, latent=latent[block.axis])
+        ll, gross_ratio[block.axis] = _gaussian_and_gross(
+            model, block, np.arange(block.n), latent[block.axis], None, True)
+        if gross_ratio[block.axis] is not None:
+            ll = ll + gross_mixture(gross_ratio[block.axis], model.gross_error_rate)
+        ll = _on_joint(model, block, ll)
         block_ll.append(ll)
         log_joint = log_joint + ll
         for ch in dict.fromkeys(block.channel.tolist()):
@@ -829,7 +839,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     gross = []
     if explain and model.gross_error_rate > 0.0:
         for bi, block in enumerate(ev.blocks):
-            pj = gross_error_probabilities(model, block, latent[block.axis], joint)
+            pj = gross_error_probabilities(model, block, gross_ratio[block.axis], joint)
             gross += [{"block": bi, "source": int(src), "channel": int(ch), "probability": float(p)}
                       for src, ch, p in zip(block.source, block.channel, pj, strict=True)]
     return ExactPosterior(
@@ -842,7 +852,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         prior_condition_probs=prior_cond,
         groups=groups,
         log_bf=log_bf,
-        factors={"block_ll": block_ll},
+        factors={"block_ll": block_ll, "gross_ratio": gross_ratio},
         gross_errors=gross,
     )
 

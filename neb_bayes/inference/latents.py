@@ -10,19 +10,13 @@ posterior; its mean and equal-tailed interval are reported on the display scale
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 from scipy.special import ndtr
 
 from neb_bayes.evidence import Block, Evidence
-from neb_bayes.inference.exact import (
-    ExactPosterior,
-    _gaussian_and_gross,
-    block_moments,
-    gross_mixture,
-)
+from neb_bayes.inference.exact import ExactPosterior, block_moments, gross_mixture
 from neb_bayes.model.compiled import CompiledModel
 
 #: gross-error components with less posterior weight than this are left out of the summaries
@@ -79,13 +73,13 @@ def latent_summaries(
         else:
             deps = block.deps
             w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
-            means, covs = _conditioned(model, block, lat_mean, lat_cov, w.shape)
-            if model.gross_error_rate > 0.0:
+            every = np.arange(block.n)
+            means, covs = _conditioned(model, block, every, lat_mean, lat_cov, w.shape)
+            ratio = post.factors["gross_ratio"].get(ai)
+            if ratio is not None:
                 # one mixture component per gross-error configuration (none, or result j),
                 # weighted by its responsibility within each state
                 eps = model.gross_error_rate
-                _, ratio = _gaussian_and_gross(model, block, np.arange(block.n),
-                                               (lat_mean, lat_cov), None, True)
                 mix = gross_mixture(ratio, eps)
                 resp = [np.exp(math.log1p(-block.n * eps) - mix)]
                 parts = [(means, covs)]
@@ -94,8 +88,8 @@ def latent_summaries(
                     if float((w * r).sum()) < MIN_COMPONENT_WEIGHT:
                         continue        # cannot move a summary reported to a few digits
                     resp.append(r)
-                    parts.append(_conditioned(model, _without(block, j), lat_mean, lat_cov,
-                                              w.shape) if block.n > 1
+                    parts.append(_conditioned(model, block, np.delete(every, j), lat_mean,
+                                              lat_cov, w.shape) if block.n > 1
                                  else _unconditioned(ax, lat_mean, lat_cov, block, w.shape))
                 w = np.concatenate([(w * r).reshape(-1) for r in resp])
                 means = np.concatenate([m.reshape(-1, len(ax.latents)) for m, _ in parts])
@@ -122,16 +116,6 @@ def latent_summaries(
     return out
 
 
-def _without(block: Block, j: int) -> Block:
-    """The block with its result ``j`` left out (same dependency grid)."""
-    keep = np.delete(np.arange(block.n), j)
-    return dataclasses.replace(
-        block, channel=block.channel[keep], y=block.y[keep], censor=block.censor[keep],
-        day=block.day[keep], diurnal=block.diurnal[keep], diurnal_var=block.diurnal_var[keep],
-        source=block.source[keep],
-        extra_var=None if block.extra_var is None else block.extra_var[keep])
-
-
 def _own_shape(block: Block, ai: int, n_states: int, grid: tuple[int, ...]) -> list[int]:
     shape = [1] * len(grid)
     shape[block.deps.index(ai)] = n_states
@@ -146,24 +130,26 @@ def _unconditioned(ax, lat_mean, lat_cov, block: Block, grid: tuple[int, ...]):
             np.broadcast_to(lat_cov.reshape(shape + [k, k]), grid + (k, k)))
 
 
-def _conditioned(model: CompiledModel, block: Block, lat_mean, lat_cov, grid: tuple[int, ...]):
-    """Posterior mean and covariance of the axis' latents given the block's results, on the
-    block's dependency grid (censored results by sequential moment matching)."""
+def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean, lat_cov,
+                 grid: tuple[int, ...]):
+    """Posterior mean and covariance of the axis' latents given the block's results ``keep``,
+    on the block's dependency grid (censored results by sequential moment matching)."""
     ax = model.axes[block.axis]
-    mom = block_moments(model, block, latent=(lat_mean, lat_cov))
+    mom = block_moments(model, block, keep, latent=(lat_mean, lat_cov))
+    y, censor = block.y[keep], block.censor[keep]
     shape = _own_shape(block, block.axis, ax.n_states, grid)
     k = len(ax.latents)
     lat_m = np.broadcast_to(lat_mean.reshape(shape + [k]), grid + (k,))
     lat_c = lat_cov.reshape(shape + [k, k])
     L = mom.loadings
     cov_zy = np.matmul(lat_c, L.T)            # (..., K, n)
-    obs = block.censor == 0
+    obs = censor == 0
     means = lat_m.copy()
     covs = np.broadcast_to(lat_c, grid + lat_c.shape[-2:]).copy()
     if obs.any():
         coo = mom.cov[..., obs, :][..., :, obs]
         gain = np.matmul(cov_zy[..., obs], np.linalg.inv(coo))  # (..., K, no)
-        r = block.y[obs] - mom.mean[..., obs]
+        r = y[obs] - mom.mean[..., obs]
         means = means + np.matmul(gain, r[..., None])[..., 0]
         covs = covs - np.matmul(gain, np.swapaxes(cov_zy[..., obs], -1, -2))
     # censored results, one at a time, conditioned on the observed ones
@@ -176,9 +162,9 @@ def _conditioned(model: CompiledModel, block: Block, lat_mean, lat_cov, grid: tu
         if idx.size:
             coo_inv = np.linalg.inv(mom.cov[..., idx, :][..., :, idx])
             g = np.matmul(c_wo[..., None, :], coo_inv)[..., 0, :]
-            mu_w = mu_w + np.sum(g * (block.y[idx] - mom.mean[..., idx]), -1)
+            mu_w = mu_w + np.sum(g * (y[idx] - mom.mean[..., idx]), -1)
             c_ww = c_ww - np.sum(g * c_wo, -1)
             czw = czw - np.matmul(cov_zy[..., idx], g[..., None])[..., 0]
         means, covs = _truncated_update(
-            means, covs, mu_w, c_ww, czw, block.y[ci], int(block.censor[ci]))
+            means, covs, mu_w, c_ww, czw, y[ci], int(censor[ci]))
     return means, covs

@@ -257,7 +257,6 @@ def axis_channel_grid(model: CompiledModel, axis: int):
     return chans, L, deps, tuple(sizes), own_idx, effect, amp
 
 
-
 @lru_cache(maxsize=8192)
 def _diurnal_offset(model: CompiledModel, profile: str, hour: float | None) -> tuple[float, float]:
     """Cached :meth:`CompiledModel.diurnal_offset` (clock times repeat across cases)."""

@@ -86,7 +86,8 @@ def _p_result_wrong(case: Case, post, index: int) -> float:
     """P(measurement ``index`` is its axis' gross error | everything)."""
     ev = build_evidence(MODEL, case)
     block = next(b for b in ev.blocks if index in b.source.tolist())
-    pj = gross_error_probabilities(MODEL, block, ev.latent_params(MODEL, block.axis), post.joint)
+    pj = gross_error_probabilities(MODEL, block, post.factors["gross_ratio"][block.axis],
+                                   post.joint)
     return float(pj[block.source.tolist().index(index)])
 
 
