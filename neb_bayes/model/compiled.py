@@ -37,6 +37,7 @@ class Axis:
     lat_mean: np.ndarray                   # (S, K)
     lat_cov: np.ndarray                    # (S, K, K)
     labels: dict[str, dict] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)  # state -> text for reports
     kept: tuple[int, ...] | None = None    # in a restricted view: indices into the full axis
 
     @property
@@ -52,6 +53,12 @@ class Axis:
     def healthy(self) -> np.ndarray:
         """Boolean mask of states that are no reported condition."""
         return np.array([not c for c in self.condition_of])
+
+    @property
+    def other(self) -> np.ndarray:
+        """Boolean mask of states that are neither a reference (normal) state nor a condition:
+        readings a report names on their own (e.g. macroprolactinaemia)."""
+        return self.healthy & ~self.baseline
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,8 @@ def _compile_axes(raw: dict) -> tuple[Axis, ...]:
                 lat_mean=np.array(means).reshape(len(states), len(latents)),
                 lat_cov=np.array(covs).reshape(len(states), len(latents), len(latents)),
                 labels=dict(spec.get("latents", {})),
+                descriptions={st: s["description"] for st, s in spec["states"].items()
+                              if s.get("description")},
             )
         )
     return tuple(axes)

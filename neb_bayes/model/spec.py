@@ -97,6 +97,13 @@ def _check(raw: dict[str, Any]) -> list[str]:
                 for a, b, rho in sspec.get("corr", []):
                     if a not in lat or b not in lat or not -1 < rho < 1:
                         problems.append(f"axes.{ax}.states.{st}.corr [{a}, {b}, {rho}] is invalid")
+        in_condition = {(a, st) for where in raw["conditions"].values()
+                        for a, sts in where.items() for st in sts}
+        for st, sspec in spec["states"].items():
+            normal = st == "normal" or st.startswith("normal_")
+            if not normal and (ax, st) not in in_condition and not sspec.get("description"):
+                problems.append(f"axes.{ax}.states.{st}: a state that is neither normal nor a "
+                                "condition needs a `description` (reports name it)")
         for st in spec.get("diurnal_amplitude", {}):
             if st not in spec["states"]:
                 problems.append(f"axes.{ax}.diurnal_amplitude: unknown state '{st}'")
