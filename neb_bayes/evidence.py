@@ -22,8 +22,9 @@ from neb_bayes.model.prior import Covariates
 #: biotin interference: full for 8 h after a dose, then halving every 16 h (facts §4c:
 #: guidance is to wait >= 8 h after low doses and up to 72 h after high doses)
 BIOTIN_FULL_HOURS, BIOTIN_HALF_LIFE = 8.0, 16.0
-#: levothyroxine taken within this many hours before sampling raises FT4 transiently
-LT4_RECENT_HOURS = 6.0
+#: levothyroxine taken within this many hours before sampling raises FT4 transiently (Ain et
+#: al., Thyroid 1993, PMID 8369656: FT4 raised for 9 h after a dose; priors: c_lt4_timing)
+LT4_RECENT_HOURS = 9.0
 
 CENSOR_CODE = {"none": 0, "left": -1, "right": 1}
 

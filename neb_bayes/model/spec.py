@@ -166,6 +166,7 @@ def _check(raw: dict[str, Any]) -> list[str]:
             if st not in axes[ax]["states"]:
                 problems.append(f"prevalence.{ax}.base: unknown state '{st}'")
         for j, mod in enumerate(prev.get("modifiers", [])):
+            check_src(f"prevalence.{ax}.modifiers[{j}]", mod.get("src"))
             for st in mod.get("odds", {}):
                 if st not in axes[ax]["states"]:
                     problems.append(f"prevalence.{ax}.modifiers[{j}]: unknown state '{st}'")

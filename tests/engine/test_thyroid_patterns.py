@@ -103,3 +103,11 @@ def test_prior_set_requires_a_description_for_other_states() -> None:
     del raw["axes"]["thyroid"]["states"]["low_t3_adaptive"]["description"]
     with pytest.raises(PriorSetError, match="low_t3_adaptive.*description"):
         spec_from_tables(raw, "test")
+
+
+@pytest.mark.parametrize("src", [None, "no_such_source"])
+def test_prior_set_requires_a_known_source_for_every_prevalence_modifier(src) -> None:
+    raw = copy.deepcopy(MODEL.spec.raw)
+    raw["prevalence"]["thyroid"]["modifiers"][0]["src"] = src
+    with pytest.raises(PriorSetError, match=r"prevalence\.thyroid\.modifiers\[0\]"):
+        spec_from_tables(raw, "test")
