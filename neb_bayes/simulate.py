@@ -66,6 +66,7 @@ def simulate_case(
     p_repeat: float = 0.1,
     p_symptom_reported: float = 0.3,
     patient_fields: dict | None = None,
+    sex: str | None = None,
 ) -> SimulatedCase:
     """Draw one patient from the model.
 
@@ -74,11 +75,14 @@ def simulate_case(
     and its effects are applied to the results the engine will remove them from.  Each
     channel is measured with probability ``p_measure`` (so results are missing at random),
     repeated on a second day with probability ``p_repeat``; each symptom is reported (present
-    or absent) with probability ``p_symptom_reported``.  Each axis' results hold at most one
-    gross error (probability ``gross_error_rate`` per result), drawn from the prior set's
-    gross-error distribution instead of the patient's states and latents.
+    or absent) with probability ``p_symptom_reported``.  ``sex`` fixes the patient's sex
+    (default: drawn, F or M with equal probability; e.g. "F" for pregnancy fields).  Each
+    axis' results hold at most one gross error (probability ``gross_error_rate`` per
+    result), drawn from the prior set's gross-error distribution instead of the patient's
+    states and latents.
     """
-    sex = str(rng.choice(["F", "M"]))
+    drawn_sex = str(rng.choice(["F", "M"]))   # drawn either way: the stream does not depend on it
+    sex = sex or drawn_sex
     age = float(rng.choice(SIM_AGES))
     patient = Patient(sex=sex, age=age, **(patient_fields or {}))
     skeleton = Case(id=case_id, patient=patient)
