@@ -76,6 +76,18 @@ class Evidence:
     adjustments: tuple[dict, ...] = field(default_factory=tuple)
     lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     context: ContextReading | None = None
+    #: (E,) factor on each noisy-OR cause probability from the context (treated disease
+    #: causes fewer symptoms), or None
+    cause_scale: np.ndarray | None = None
+
+    def symptom_tables(self, model: CompiledModel, cause_logit: np.ndarray | None = None,
+                       leak_logit: np.ndarray | None = None, columns: np.ndarray | None = None):
+        """The noisy-OR tables this case is read with: the model's (or these parameter
+        draws'), with the context's cause-probability factors applied."""
+        table = model.symptom_table
+        if self.cause_scale is not None:
+            cause_logit = table.scaled_cause_logit(self.cause_scale, cause_logit)
+        return table.tables(cause_logit, leak_logit, columns)
 
     def latent_params(self, model: CompiledModel, axis: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-state latent mean (S, K) and covariance (S, K, K) of an axis for this case."""
@@ -217,6 +229,7 @@ def build_evidence(
                     NotUsed(f"symptoms.{status}: {s}", "symptom not in the model's symptom table")
                 )
     lat_shift = context_latent_shifts(model, ctx, note)
+    cause_scale = context_symptom_scale(model, ctx, present + absent, note)
     adjustments = list(applied.values())
     return Evidence(
         case_id=case.id,
@@ -229,6 +242,7 @@ def build_evidence(
         adjustments=tuple(adjustments),
         lat_shift=lat_shift,
         context=ctx,
+        cause_scale=cause_scale,
     )
 
 
@@ -244,6 +258,25 @@ def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
             if note is not None:
                 note(cl.flag, cl.text, "patient")
     return lat_shift
+
+
+def context_symptom_scale(model: CompiledModel, ctx: ContextReading, reported: list[int] | None = None,
+                          note=None) -> np.ndarray | None:
+    """(E,) factors on the noisy-OR cause probabilities from the case's context flags (each
+    row's factor raised to the flag's strength), or None when no row applies.  The effect is
+    noted (accounted for) when a ``reported`` symptom is one the row affects."""
+    scale = None
+    table = model.symptom_table
+    for cs in model.context_symptoms:
+        strength = ctx.flags.get(cs.flag, 0.0)
+        if strength <= 0:
+            continue
+        factor = cs.scale ** strength
+        scale = factor if scale is None else scale * factor
+        hit = np.isin(table.entry_symptom[cs.scale < 1], np.asarray(reported or [], dtype=np.int64))
+        if note is not None and hit.any():
+            note(cs.flag, cs.text, "symptoms")
+    return scale
 
 
 def _no_note(flag: str, text: str, item: str) -> None:

@@ -165,8 +165,11 @@ def _factors(model: CompiledModel, tab: DrawTables,
         parts.append(ll[..., None])
     # symptom tables for the reported symptoms only, re-indexed 0..n-1
     cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
-    sym = (np.arange(ev.present.size), np.arange(ev.present.size, cols.size),
-           tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause))
+    if ev.cause_scale is None:
+        leak, cause = tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause)
+    else:   # the context changes the cause probabilities: this case's tables, every draw
+        leak, cause = ev.symptom_tables(model, draws.cause_logit, draws.leak_logit, cols)
+    sym = (np.arange(ev.present.size), np.arange(ev.present.size, cols.size), leak, cause)
     terms = SymptomTerms(model, *sym)
     grid = int(np.prod([model.axes[ai].n_states for ai in terms.cause_axes]))
     if grid <= SMALL_SYMPTOM_GRID:

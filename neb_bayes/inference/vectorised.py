@@ -544,7 +544,7 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
     groups: dict[str | None, list[int]] = {}
     for i, ev in enumerate(evidences):
         groups.setdefault(ev.covariates.sex, []).append(i)
-    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift]
+    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift or ev.cause_scale is not None]
     for sex, idx in groups.items():
         view = view_for_sex(model, sex)
         for s in range(0, len(idx), SUB_CHUNK):

@@ -114,6 +114,19 @@ class ContextLatent:
 
 
 @dataclass(frozen=True)
+class ContextSymptoms:
+    """A context flag's effect on the symptoms states cause: treated disease causes fewer.
+
+    ``scale`` multiplies each noisy-OR cause probability (one per symptom-table entry; 1 where
+    the row does not name the entry's cause); the leak is unchanged.
+    """
+
+    flag: str
+    scale: np.ndarray   # (E,)
+    text: str
+
+
+@dataclass(frozen=True)
 class ContextDiurnal:
     flag: str
     profile: str
@@ -153,6 +166,7 @@ class CompiledModel:
     context_shifts: dict[int, tuple[ContextShift, ...]] = field(default_factory=dict)
     context_latents: tuple[ContextLatent, ...] = ()
     context_diurnal: tuple[ContextDiurnal, ...] = ()
+    context_symptoms: tuple[ContextSymptoms, ...] = ()
     age_effects: tuple[AgeEffect, ...] = ()
     prior_base_override: dict[str, np.ndarray] | None = None
     gross_error_rate: float = 0.0   # per result; at most one gross error per axis block
@@ -414,6 +428,13 @@ class SymptomTable:
         log1m_leak = -np.logaddexp(0.0, ll[..., None, cols] + self.propensity_log_odds[:, None])
         return log1m_leak, cause
 
+    def scaled_cause_logit(self, scale: np.ndarray, cause_logit: np.ndarray | None = None) -> np.ndarray:
+        """logit(scale * sigmoid(cause_logit)): cause probabilities multiplied by ``scale``
+        (``(E,)``, each in (0, 1]; e.g. a context's :class:`ContextSymptoms`)."""
+        cl = self.cause_logit if cause_logit is None else cause_logit
+        log_p = -np.logaddexp(0.0, -cl) + np.log(scale)
+        return log_p - np.log(-np.expm1(log_p))
+
 
 def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
     sym = raw["symptoms"]
@@ -459,14 +480,19 @@ def _channels_named(raw: dict, channels: tuple[Channel, ...], name: str) -> list
     return [i for i, c in enumerate(channels) if c.analyte == name]
 
 
-def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel, ...]):
+def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel, ...],
+                     entries: tuple[tuple[str, str], ...]):
     names = [a.name for a in axes]
     shifts: dict[int, list[ContextShift]] = {}
     latents: list[ContextLatent] = []
     diurnal: list[ContextDiurnal] = []
+    symptoms: list[ContextSymptoms] = []
     for row in raw.get("context_effects", []):
         src = tuple(_as_list(row.get("src", [])))
         for flag in _as_list(row["flag"]):
+            if "symptoms" in row:
+                scale = np.array([float(row["symptoms"].get(cause, 1.0)) for cause, _ in entries])
+                symptoms.append(ContextSymptoms(flag, scale, row.get("text", flag)))
             if "analyte" in row:
                 eff = ContextShift(flag, float(row.get("shift", 0.0)), float(row.get("extra_sd", 0.0)),
                                    tuple(m.lower() for m in row.get("unaffected_methods", [])),
@@ -496,7 +522,8 @@ def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel,
         idx = tuple(ci for name in _as_list(row["analyte"]) for ci in _channels_named(raw, channels, name))
         ages.append(AgeEffect(idx, row.get("sex"), float(row["per_year"]), float(row.get("from", 0.0)),
                               row.get("text", "")))
-    return ({k: tuple(v) for k, v in shifts.items()}, tuple(latents), tuple(diurnal), tuple(ages))
+    return ({k: tuple(v) for k, v in shifts.items()}, tuple(latents), tuple(diurnal), tuple(ages),
+            tuple(symptoms))
 
 
 def compile_spec(spec: ModelSpec) -> CompiledModel:
@@ -521,7 +548,8 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
     channel_map = {
         (ch.analyte, sp): i for i, ch in enumerate(channels) for sp in ch.specimens or ("*",)
     }
-    ctx_shifts, ctx_latents, ctx_diurnal, ages = _compile_context(raw, axes, channels)
+    ctx_shifts, ctx_latents, ctx_diurnal, ages, ctx_symptoms = _compile_context(
+        raw, axes, channels, sym_table.entries)
     gross = raw.get("gross_error") or {}
     model = CompiledModel(
         spec=spec,
@@ -541,6 +569,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         context_shifts=ctx_shifts,
         context_latents=ctx_latents,
         context_diurnal=ctx_diurnal,
+        context_symptoms=ctx_symptoms,
         age_effects=ages,
         gross_error_rate=float(gross.get("rate", 0.0)),
         gross_error_sd=float(gross.get("widen_sd", 0.0)),

@@ -221,6 +221,12 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
             for ax, states in row.get(part, {}).items():
                 if ax not in axes or any(s not in axes[ax]["states"] for s in states):
                     problems.append(f"{where}.{part}: unknown axis/state {ax}: {list(states)}")
+        causes = set(raw.get("symptoms", {}).get("causes", {}))
+        for cause, factor in row.get("symptoms", {}).items():
+            if cause not in causes:
+                problems.append(f"{where}.symptoms: '{cause}' causes no symptom in `symptoms.causes`")
+            if not 0 < factor <= 1:
+                problems.append(f"{where}.symptoms.{cause}: factor must be in (0, 1]")
         if "diurnal" in row and row["diurnal"].get("profile") not in raw.get("diurnal_profiles", {}):
             problems.append(f"{where}: unknown diurnal profile")
     for ax, prev in raw["prevalence"].items():
