@@ -42,6 +42,8 @@ likelihood code: it starts from the :class:`Case`.
     the rhythm is read at by ``phase_shift`` (mod 24), multiplies the rhythm's amplitude by
     ``amplitude`` and adds ``extra_sd``^2 to the result's own noise (the model takes no
     strength here; the reference asserts strength 1);
+  - treated disease causes fewer symptoms: every noisy-OR cause probability is multiplied by
+    the ``context_symptoms`` factors of the raised flags (each to the flag's strength);
   - a gross error is drawn from the channel's population mixture moved by the result's
     context shift and age trend (the engine reads q on the result with both removed), without
     the extra noise.
@@ -525,6 +527,26 @@ def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Pa
         return deps, logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0)
 
 
+def _log1m_cause(model, ctx: _Context) -> list[np.ndarray]:
+    """Per axis (S_a, Y): sum of log(1 - p) over the causes active in each state, every cause
+    probability p of the symptom table multiplied by the context's factors (treated disease
+    causes fewer symptoms: ``context_symptoms``, each row's factor to the flag's strength);
+    built entry by entry from the table, not from the engine's arrays."""
+    table = model.symptom_table
+    p = 1.0 / (1.0 + np.exp(-np.asarray(table.cause_logit, float)))
+    for row in model.context_symptoms:
+        strength = ctx.flags.get(row.flag, 0.0)
+        if strength > 0:
+            p = p * row.scale ** strength
+    out = []
+    for a, ax in enumerate(model.axes):
+        t = np.zeros((ax.n_states, len(model.symptoms)))
+        for e, y in enumerate(table.entry_symptom):
+            t[:, y] += table.state_mask[a][:, e] * np.log1p(-p[e])
+        out.append(t)
+    return out
+
+
 def _symptom_logliks(model, case: Case, ctx: _Context = NO_CONTEXT) -> np.ndarray:
     """log P(reported symptoms | s): noisy-OR given s and the person's symptom propensity level.
 
@@ -543,6 +565,7 @@ def _symptom_logliks(model, case: Case, ctx: _Context = NO_CONTEXT) -> np.ndarra
     reported += [(sid, "absent") for sid in case.symptoms.absent]
     if not reported:
         return np.zeros([1] * nd)
+    cause = _log1m_cause(model, ctx)
     total = np.zeros([n_prop] + [1] * nd)
     for sid, status in reported:
         y = model.symptoms.index(sid)
@@ -550,7 +573,7 @@ def _symptom_logliks(model, case: Case, ctx: _Context = NO_CONTEXT) -> np.ndarra
         for a in range(nd):
             shape = [1] * (nd + 1)
             shape[a + 1] = model.axes[a].n_states
-            lq = lq + model.log1m_cause[a][:, y].reshape(shape)
+            lq = lq + cause[a][:, y].reshape(shape)
         total = total + (lq if status == "absent" else np.log(-np.expm1(lq)))
     return logsumexp(total + log_w.reshape([n_prop] + [1] * nd), axis=0)
 
@@ -784,6 +807,11 @@ def _context_kinds(case: Case) -> set[str]:
         if any(cl.flag in flags and cl.axis == MODEL.channels[c].axis
                for cl in MODEL.context_latents):
             kinds.add("latent")
+    reported = {MODEL.symptoms.index(y) for y in case.symptoms.present | case.symptoms.absent}
+    if any(row.flag in flags and reported & set(
+            MODEL.symptom_table.entry_symptom[row.scale < 1].tolist())
+           for row in MODEL.context_symptoms):
+        kinds.add("symptoms")
     return kinds
 
 
@@ -842,7 +870,8 @@ def test_enough_ambiguous_cases_with_required_features():
     kinds = {r[0]: _context_kinds(_case_of(r)[0]) for r in CASES}
     with_context = [r for r in CASES if kinds[r[0]]]
     assert len(with_context) >= 10
-    assert set().union(*kinds.values()) >= {"prior", "shift", "latent", "diurnal", "combined"}
+    assert set().union(*kinds.values()) >= {"prior", "shift", "latent", "diurnal", "combined",
+                                            "symptoms"}
     assert len({r[6] for r in with_context}) >= 4          # focus axes
     shifted = [r for r in with_context if "shift" in kinds[r[0]]]
     assert any(m["censor"] != "none" for r in shifted for m in r[3])
