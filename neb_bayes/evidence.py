@@ -141,9 +141,13 @@ def build_evidence(
         if item not in entry["items"]:
             entry["items"].append(item)
     rows: dict[int, list[tuple]] = {}
+    cmap, channels = model.channel_map, model.channels
+    # channels whose results context or age may move (the others need no adjustment call)
+    shifted = model.context_shifts if ctx.flags else {}
+    aged = _age_effects_by_channel(model) if case.patient.age is not None else {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
-        ch = model.channel_for(m.analyte, m.specimen)
+        ch = cmap.get((m.analyte, m.specimen), cmap.get((m.analyte, "*")))  # model.channel_for
         if ch is None:
             reason = (
                 f"analyte '{m.analyte}' is not evidence for any condition in prior set "
@@ -156,8 +160,14 @@ def build_evidence(
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
-        channel = model.channels[ch]
+        channel = channels[ch]
         y = math.log(m.value)
+        if (not channel.diurnal and ch not in shifted and ch not in aged
+                and (m.reference_interval is None or not use_lab_ri)):
+            # nothing moves this result: what the adjustments below would give
+            rows.setdefault(channel.axis, []).append(
+                (ch, y, CENSOR_CODE[m.censor], m.day, 0.0, 0.0, m.index, 0.0))
+            continue
         shift = _lab_ri_shift(model, ch, m, cov.sex) if use_lab_ri else None
         if shift is not None and abs(shift) > 1e-9:
             # cap the correction: a lab interval far from the model's is more likely a
