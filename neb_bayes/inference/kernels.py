@@ -121,6 +121,7 @@ def present_symptoms(p, present_prob, ids, start, count, w):  # pragma: no cover
     N, J = p.shape
     P = w.shape[1]
     tot = np.empty(J)
+    prod = np.empty(J)
     for i in range(N):
         if count[i] == 0:
             continue
@@ -129,11 +130,15 @@ def present_symptoms(p, present_prob, ids, start, count, w):  # pragma: no cover
             tot[j] = 0.0
         for k in range(P):
             base = k * J
+            row = present_prob[ids[lo]]
+            for j in range(J):
+                prod[j] = row[base + j]
+            for t in range(lo + 1, hi):
+                row = present_prob[ids[t]]
+                for j in range(J):
+                    prod[j] *= row[base + j]
             wk = w[i, k]
             for j in range(J):
-                prod = present_prob[ids[lo], base + j]
-                for t in range(lo + 1, hi):
-                    prod *= present_prob[ids[t], base + j]
-                tot[j] += wk * prod
+                tot[j] += wk * prod[j]
         for j in range(J):
             p[i, j] *= tot[j]
