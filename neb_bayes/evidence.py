@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -153,9 +154,13 @@ def build_evidence(
         if item not in entry["items"]:
             entry["items"].append(item)
     rows: dict[int, list[tuple]] = {}
+    cmap, channels = model.channel_map, model.channels
+    # channels whose results context or age may move (the others need no adjustment call)
+    shifted = model.context_shifts if ctx.flags else {}
+    aged = _age_effects_by_channel(model) if case.patient.age is not None else {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
-        ch = model.channel_for(m.analyte, m.specimen)
+        ch = cmap.get((m.analyte, m.specimen), cmap.get((m.analyte, "*")))  # model.channel_for
         if ch is None:
             reason = (
                 f"analyte '{m.analyte}' is not evidence for any condition in prior set "
@@ -168,8 +173,14 @@ def build_evidence(
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
-        channel = model.channels[ch]
+        channel = channels[ch]
         y = math.log(m.value)
+        if (not channel.diurnal and ch not in shifted and ch not in aged
+                and (m.reference_interval is None or not use_lab_ri)):
+            # nothing moves this result: what the adjustments below would give
+            rows.setdefault(channel.axis, []).append(
+                (ch, y, CENSOR_CODE[m.censor], m.day, 0.0, 0.0, m.index, 0.0))
+            continue
         shift = _lab_ri_shift(model, ch, m, cov.sex) if use_lab_ri else None
         if shift is not None and abs(shift) > 1e-9:
             # cap the correction: a lab interval far from the model's is more likely a
@@ -191,27 +202,26 @@ def build_evidence(
             (ch, y, CENSOR_CODE[m.censor], m.day, d_off, d_var, m.index, extra_var)
         )
     blocks = []
+    deps_of = _channel_deps(model)
     for axis in sorted(rows):
-        r = rows[axis]
-        chans = np.array([x[0] for x in r], dtype=np.int64)
+        # one array of every row, split into its columns (ints and floats exact in float64)
+        cols = np.array(rows[axis], dtype=float).T.copy()
+        chans = cols[0].astype(np.int64)
         deps = {axis}
         for c in set(chans.tolist()):
-            channel = model.channels[c]
-            deps.update(e.axis for e in channel.effects)
-            if channel.amp_axis is not None:
-                deps.add(channel.amp_axis)
+            deps.update(deps_of[c])
         blocks.append(
             Block(
                 axis=axis,
                 deps=tuple(sorted(deps)),
                 channel=chans,
-                y=np.array([x[1] for x in r]),
-                censor=np.array([x[2] for x in r], dtype=np.int8),
-                day=np.array([x[3] for x in r], dtype=float),
-                diurnal=np.array([x[4] for x in r]),
-                diurnal_var=np.array([x[5] for x in r]),
-                source=np.array([x[6] for x in r], dtype=np.int64),
-                extra_var=np.array([x[7] for x in r]),
+                y=cols[1],
+                censor=cols[2].astype(np.int8),
+                day=cols[3],
+                diurnal=cols[4],
+                diurnal_var=cols[5],
+                source=cols[6].astype(np.int64),
+                extra_var=cols[7],
             )
         )
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
@@ -244,6 +254,28 @@ def build_evidence(
         context=ctx,
         cause_scale=cause_scale,
     )
+
+
+@lru_cache(maxsize=16)
+def _channel_deps(model: CompiledModel) -> tuple[tuple[int, ...], ...]:
+    """Per channel: the axes of its state effects and of its daily-rhythm amplitude."""
+    out = []
+    for channel in model.channels:
+        deps = [e.axis for e in channel.effects]
+        if channel.amp_axis is not None:
+            deps.append(channel.amp_axis)
+        out.append(tuple(deps))
+    return tuple(out)
+
+
+@lru_cache(maxsize=16)
+def _age_effects_by_channel(model: CompiledModel) -> dict[int, tuple]:
+    """Per channel: the model's age effects on it, in the model's order."""
+    out: dict[int, list] = {}
+    for ae in model.age_effects:
+        for ch in dict.fromkeys(ae.channels):
+            out.setdefault(ch, []).append(ae)
+    return {ch: tuple(v) for ch, v in out.items()}
 
 
 def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
@@ -313,13 +345,15 @@ def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, m: Me
 def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
     """Total context shift (log units) and extra variance for one result."""
     shift, var = 0.0, 0.0
-    flags = dict(ctx.flags)
-    lt4 = ctx.details.get("levothyroxine", {})
-    since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
-    if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
-        flags["levothyroxine_recent_dose"] = 1.0
-    method = (m.method or "").lower()
-    for eff in model.context_shifts.get(ch, ()):
+    effects = model.context_shifts.get(ch, ()) if ctx.flags else ()
+    if effects:
+        flags = dict(ctx.flags)
+        lt4 = ctx.details.get("levothyroxine", {})
+        since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
+        if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
+            flags["levothyroxine_recent_dose"] = 1.0
+        method = (m.method or "").lower()
+    for eff in effects:
         strength = flags.get(eff.flag, 0.0)
         if strength <= 0:
             continue
@@ -334,8 +368,8 @@ def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
         note(eff.flag, eff.text, item)
     age, sex = case.patient.age, case.patient.sex
     if age is not None:
-        for ae in model.age_effects:
-            if ch in ae.channels and (ae.sex is None or ae.sex == sex) and age > ae.start:
+        for ae in _age_effects_by_channel(model).get(ch, ()):
+            if (ae.sex is None or ae.sex == sex) and age > ae.start:
                 shift += ae.per_year * (age - ae.start)
                 note("age", f"{ae.text} (age {age:g})", item)
     return shift, var

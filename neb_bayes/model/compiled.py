@@ -214,19 +214,19 @@ class CompiledModel:
         y = np.asarray(y, float)
         censor = np.asarray(censor)
         out = np.empty(y.shape)
-        # channel by channel over (results, components); each result's value depends on that
-        # result only (the batch engine's answers must not depend on the chunk)
-        for c in np.unique(channel).tolist():
+        # channel by channel over (results, components), the rows of a (channel, censored)
+        # pair found with one sort; each result's value depends on that result only (the
+        # batch engine's answers must not depend on the chunk)
+        key = channel.astype(np.int64) * 2 + (censor != 0)
+        order = np.argsort(key, kind="stable")
+        for at in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if order.size else ():
+            c, observed = int(channel[at[0]]), bool(censor[at[0]] == 0)
             log_w, mean, sd = self.gross_mix[c]
-            for observed in (True, False):
-                at = np.flatnonzero((channel == c) & ((censor == 0) == observed))
-                if at.size == 0:
-                    continue
-                z = (y[at, None] - mean) / sd
-                dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if observed
-                                else log_ndtr(-censor[at, None].astype(float) * z))
-                mx = dens.max(1)
-                out[at] = mx + np.log(np.exp(dens - mx[:, None]).sum(1))
+            z = (y[at, None] - mean) / sd
+            dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if observed
+                            else log_ndtr(-censor[at, None].astype(float) * z))
+            mx = dens.max(1)
+            out[at] = mx + np.log(np.exp(dens - mx[:, None]).sum(1))
         return out
 
     # -- diurnal ---------------------------------------------------------------------------
