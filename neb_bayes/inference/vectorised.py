@@ -16,15 +16,18 @@ results in turn, as "virtual cases" through the same code.
 
 A censored result is integrated given the latent posterior and, where its channel also
 holds observed results, the regression of its noise on theirs (:func:`_channel_regression`).
-Cases this form does not cover (more than two censored results on an axis, a daily-rhythm
-result without a collection time, context that moves the latent distribution) are computed with
+Context that changes the model a case is read with (latent shifts of treated disease, symptom
+factors) is built into a derived model (:func:`context_model`), and cases sharing it run
+together.  Cases this form does not cover (more than two censored results on an axis, a
+daily-rhythm result without a collection time) are computed with
 :func:`~neb_bayes.inference.exact.infer_exact`, so every case gets the exact answer; a test
 holds the two engines equal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections import OrderedDict
+from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import numpy as np
@@ -506,6 +509,45 @@ def _prior_prob(model: CompiledModel, cov) -> np.ndarray:
     return out
 
 
+#: models with a context's latent shifts and symptom factors applied, by context signature
+_CONTEXT_MODELS: OrderedDict[tuple, tuple[CompiledModel, CompiledModel]] = OrderedDict()
+
+
+def _context_signature(ev: Evidence) -> tuple:
+    """What of a case's context changes the model it is read with (latent shifts of treated
+    disease, symptom factors); () when nothing does."""
+    lat = tuple((a, np.asarray(s, float).tobytes(), np.asarray(c, float).tobytes())
+                for a, (s, c) in sorted(ev.lat_shift.items(), key=lambda kv: kv[0]))
+    sym = None if ev.cause_scale is None else ev.cause_scale.tobytes()
+    return () if not lat and sym is None else (lat, sym)
+
+
+def context_model(model: CompiledModel, ev: Evidence) -> CompiledModel:
+    """``model`` with the case's context latent shifts and symptom factors built in, so that
+    cases sharing a context run through the vectorised engine together (cached per model and
+    signature; the gross-error density and the prior are the model's own, as in
+    :func:`~neb_bayes.inference.exact.infer_exact`)."""
+    sig = _context_signature(ev)
+    if not sig:
+        return model
+    key = (id(model), sig)
+    hit = _CONTEXT_MODELS.get(key)
+    if hit is not None and hit[0] is model:
+        _CONTEXT_MODELS.move_to_end(key)
+        return hit[1]
+    axes = list(model.axes)
+    for a in ev.lat_shift:
+        mean, cov = ev.latent_params(model, a)
+        axes[a] = replace(axes[a], lat_mean=mean, lat_cov=cov)
+    leak, cause = (model.log1m_leak, model.log1m_cause) if ev.cause_scale is None \
+        else ev.symptom_tables(model)
+    derived = replace(model, axes=tuple(axes), log1m_leak=leak, log1m_cause=cause)
+    _CONTEXT_MODELS[key] = (model, derived)
+    if len(_CONTEXT_MODELS) > 64:
+        _CONTEXT_MODELS.popitem(last=False)
+    return derived
+
+
 def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np.ndarray, np.ndarray]:
     """Exact condition probabilities and log evidence for many cases.
 
@@ -516,12 +558,14 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
     n = len(evidences)
     probs = np.empty((n, len(model.conditions) + 1))
     log_ev = np.empty(n)
-    groups: dict[str | None, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for i, ev in enumerate(evidences):
-        groups.setdefault(ev.covariates.sex, []).append(i)
-    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift or ev.cause_scale is not None]
-    for sex, idx in groups.items():
-        view = view_for_sex(model, sex)
+        groups.setdefault((ev.covariates.sex, _context_signature(ev)), []).append(i)
+    fallback: list[int] = []
+    for (sex, _), idx in groups.items():
+        # cases sharing a context (treated disease: latent shifts, symptom factors) share a
+        # model with it built in
+        view = view_for_sex(context_model(model, evidences[idx[0]]), sex)
         for s in range(0, len(idx), SUB_CHUNK):
             part = idx[s:s + SUB_CHUNK]
             evs = [evidences[i] for i in part]
