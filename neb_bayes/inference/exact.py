@@ -345,54 +345,56 @@ def gaussian_block_loglik(
         quad = np.sum(r * n_inv_r, axis=-1)
         pr = n_inv_r
         k = lat_cov.shape[-1]
+        m = r.shape[-1]
+        st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2],
+                                 *((lat_cov.shape[:-2],) if k else ()))
         if k:
             b = np.matmul(n_inv, loadings[obs])                          # N^-1 L  (.., n, K)
             a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
             # K x K algebra for every (draw, own state) at once, the stack flattened last
-            st = np.broadcast_shapes(r.shape[:-1], lat_cov.shape[:-2], a.shape[:-2])
+            st = np.broadcast_shapes(st, a.shape[:-2])
             low = _stack_chol(_to_stack(lat_cov, st, (k, k)))            # R
             rt = low.transpose(1, 0, 2)                                  # R'
             w = _stack_mul(_stack_mul(rt, _to_stack(a, st, (k, k))), low)
             for i in range(k):
                 w[i, i] += 1.0
             w = _stack_chol(w)                                           # W W' = I + R'AR
-            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, r.shape[-1]))
-            vt = _stack_forward_solve(w, _stack_mul(rt, bt))             # V' (K, n, N)
+            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, m))
+            vt_st = _stack_forward_solve(w, _stack_mul(rt, bt))          # V' (K, n, N)
             logdet = logdet + _from_stack(np.log(np.stack([w[i, i] for i in range(k)])).sum(0), st)
-            r_st = _to_stack(r, st, (r.shape[-1],))
-            t = np.sum(vt * r_st[None], axis=1)                          # V' r (K, N)
+            r_st = _to_stack(r, st, (m,))
+            t = np.sum(vt_st * r_st[None], axis=1)                       # V' r (K, N)
             quad = quad - _from_stack(np.sum(t * t, axis=0), st)
-            pr = pr - _from_stack(np.sum(vt * t[:, None, :], axis=0), st)   # C^-1 r
-            vt = np.moveaxis(vt, 1, -1).reshape((k,) + st + (r.shape[-1],))  # (K,) + st + (n,)
+            pr = pr - _from_stack(np.sum(vt_st * t[:, None, :], axis=0), st)   # C^-1 r
+            vt = np.moveaxis(vt_st, 1, -1).reshape((k,) + st + (m,))     # (K,) + st + (n,)
         if other is not None:
-            # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e - |V'e|^2
             e = other[..., obs]
-            m = e.shape[-1]
-            ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
-            quad = (quad - 2.0 * _grid_dot(pr, e)
-                    + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
-            if k:
-                ve = _grid_dot(vt, e)                                    # V'e  (K,) + grid
-                quad = quad - np.sum(ve**2, axis=0)
-        out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
-        if loo:
-            # C^-1 (r - e) and diag(C^-1) = diag(N^-1) - sum_k V_kj^2
-            c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
-            if k:
-                c_diag = c_diag - np.sum(vt**2, axis=0)
-            # one array per result (each contiguous): the mixture is then a few elementwise
-            # passes, not a reduction over a short last axis
-            cond = []
-            for j in range(int(obs.sum())):
-                prj = pr[..., j]
-                if other is not None:
-                    prj = prj - _grid_dot(n_inv[..., j, :], e)
-                    if k:
-                        prj = prj + np.sum(vt[..., j] * ve, axis=0)
-                cj = c_diag[..., j]
-                cond.append(0.5 * (np.log(cj) - LOG_2PI) - 0.5 * prj**2 / cj)
-            if obs.all():
-                return out, cond
+            if loo or k:
+                # the full grid in one layout: (stack N = lead + the dimensions the mean and
+                # covariance vary along, E = the dimensions ``other`` varies along); with the
+                # dense C^-1 per stack entry, every full-grid quantity is one matrix product
+                # over the m results (BLAS) and a few elementwise passes
+                out, cond = _expanded_loglik(st, e, pr, quad, logdet, n_inv,
+                                             vt_st if k else None, loo)
+                if loo and obs.all():
+                    return out, cond
+            else:
+                # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e
+                ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
+                quad = (quad - 2.0 * _grid_dot(pr, e)
+                        + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
+                out = out - 0.5 * quad - logdet - 0.5 * m * LOG_2PI
+        else:
+            out = out - 0.5 * quad - logdet - 0.5 * m * LOG_2PI
+            if loo:
+                # C^-1 r and diag(C^-1) = diag(N^-1) - sum_k V_kj^2
+                c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
+                if k:
+                    c_diag = c_diag - np.sum(vt**2, axis=0)
+                cond = [0.5 * (np.log(c_diag[..., j]) - LOG_2PI) - 0.5 * pr[..., j]**2 / c_diag[..., j]
+                        for j in range(m)]
+                if obs.all():
+                    return out, cond
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
         ccc = full[..., cen, :][..., :, cen]
@@ -438,6 +440,105 @@ def gaussian_block_loglik(
             for ix in np.ndindex(*grid):
                 out[ix] += _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
     return out
+
+
+def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
+                     logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None,
+                     loo: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The observed results' log-likelihood (and leave-one-out terms) over the full grid, for
+    a mean ``r``-part that varies along ``st`` (``lead + grid``, the draw and own-axis
+    dimensions) and an ``other`` part ``e`` (``grid + (m,)``) that varies along the remaining
+    grid dimensions.
+
+    With ``Q = C^-1 = N^-1 - V V'`` dense per stack entry (``m x m``), the quadratic form is
+    ``r'Qr - 2 (Qr)'e + e'Qe``: one matrix product over ``[1, e, e e']`` gives the whole
+    log-likelihood, and ``Q (r - e)`` for every result one more (the leave-one-out terms need
+    its entries and ``diag(Q)``).  Full-grid arrays are computed in the layout ``(stack, other
+    dimensions)`` and returned as views in grid order (all with the same memory order, so
+    elementwise work on them stays contiguous).
+    """
+    m = e.shape[-1]
+    g = e.ndim - 1
+    nl = len(st) - g
+    eg = e.shape[:-1]
+    xd = [i for i in range(g) if st[nl + i] > 1]
+    ed = [i for i in range(g) if i not in xd]
+    if any(eg[i] > 1 for i in xd):
+        raise ValueError("the mean parts vary along the same grid dimension")
+    n = int(np.prod(st))
+    e_flat = e.reshape(-1, m)                                            # (E, m)
+    n_e = e_flat.shape[0]
+    shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
+    perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
+                                    for i in range(g))
+
+    def on_grid(x: np.ndarray) -> np.ndarray:
+        return x.reshape(shape).transpose(perm)
+
+    k = 0 if vt is None else vt.shape[0]
+    ng = n_inv.shape[:-2]
+    nx = tuple(ng[i] for i in xd)
+    if k and n_e * (2 * k - m / 8) <= k * m and not any(ng[i] > 1 for i in ed):
+        # few points along the other dimensions: C^-1 e = N^-1 e - V (V'e), K passes per
+        # result over the (stack, other) grid instead of a dense m x m C^-1 per stack entry
+        wsh = st[:nl] + tuple(st[nl + i] for i in xd)                     # the stack, unflattened
+        ne = (n_inv.reshape((-1, m)) @ e_flat.T).reshape(nx + (m, n_e))   # N^-1 e
+        ne = np.moveaxis(ne, -2, 0).reshape((m,) + (1,) * nl + nx + (n_e,))
+        ve = np.matmul(vt.transpose(0, 2, 1), e_flat.T)                   # V'e  (K, N, E)
+        pr_st = _to_stack(pr, st, (m,))
+        c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
+        # log p = c0 + (C^-1 r)'e - e'N^-1 e / 2 + |V'e|^2 / 2
+        ll = pr_st.T @ e_flat.T
+        ll += c0[:, None]
+        ene = np.sum(ne * e_flat.T.reshape((m,) + (1,) * (nl + len(nx)) + (n_e,)), axis=0)
+        ll.reshape(wsh + (n_e,))[...] -= 0.5 * ene
+        tmp = np.empty_like(ll)
+        for vk in ve:
+            np.square(vk, out=tmp)
+            tmp *= 0.5
+            ll += tmp
+        cond = []
+        if loo:
+            n_diag = np.diagonal(n_inv, axis1=-2, axis2=-1).reshape(
+                (1,) * nl + nx + (m,))
+            for j in range(m):
+                uj = np.subtract(pr_st[j].reshape(wsh + (1,)), ne[j]).reshape(ll.shape)
+                cj = np.broadcast_to(n_diag[..., j], wsh).reshape(-1).copy()
+                for kk in range(k):
+                    np.multiply(vt[kk, j][:, None], ve[kk], out=tmp)
+                    uj += tmp
+                    cj -= vt[kk, j] ** 2
+                np.square(uj, out=uj)
+                uj *= (-0.5 / cj)[:, None]
+                uj += (0.5 * (np.log(cj) - LOG_2PI))[:, None]
+                cond.append(on_grid(uj))
+        return on_grid(ll), cond
+    q = _to_stack(n_inv, st, (m, m))                                     # (m, m, N)
+    if vt is not None:
+        for v in vt:                                                     # C^-1 = N^-1 - V V'
+            q -= v[:, None, :] * v[None, :, :]
+    pr_st = _to_stack(pr, st, (m,))                                      # C^-1 r  (m, N)
+    c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
+    # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2
+    coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
+    ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
+    basis = np.concatenate([np.ones((1, n_e)), e_flat.T, -0.5 * ee.T], axis=0)
+    out = on_grid(coef @ basis)
+    cond: list[np.ndarray] = []
+    if loo:
+        # log p(y_j | y_-j) = (log c_j - log 2 pi) / 2 - u_j^2 / (2 c_j), u = C^-1 (r - e),
+        # c = diag(C^-1); each u_j a contiguous (N, E) array, overwritten in place
+        qa = np.ascontiguousarray(q.transpose(0, 2, 1)).reshape(m * n, m)
+        u = (qa @ e_flat.T).reshape(m, n, n_e)                           # (C^-1 e)_j
+        for j in range(m):
+            cj = q[j, j]
+            uj = u[j]
+            np.subtract(pr_st[j][:, None], uj, out=uj)
+            np.square(uj, out=uj)
+            uj *= (-0.5 / cj)[:, None]
+            uj += (0.5 * (np.log(cj) - LOG_2PI))[:, None]
+            cond.append(on_grid(uj))
+    return out, cond
 
 
 def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
@@ -572,6 +673,20 @@ def gross_mixture(log_ratio: list[np.ndarray], eps: float) -> np.ndarray:
     block's likelihood, with ``log_ratio_j = log q(y_j) + log p(y_-j) - log p(y)``."""
     n = len(log_ratio)
     shape = np.broadcast_shapes(*(np.shape(r) for r in log_ratio))
+    # without a shift first (n exponentials and sums, in the memory order of the terms: the
+    # draws path gives them as same-layout views); a term large enough to overflow (a result
+    # some 37 standard deviations from every state's expectation) takes the shifted form
+    full = [r for r in log_ratio if np.shape(r) == shape]
+    tot = np.empty_like(full[0]) if full else np.empty(shape)
+    tmp = np.empty_like(tot)
+    with np.errstate(over="ignore"):
+        np.exp(log_ratio[0], out=tot)
+        for r in log_ratio[1:]:
+            tot += np.exp(r, out=tmp)
+    if np.isfinite(tot).all():
+        tot *= eps
+        tot += 1.0 - n * eps
+        return np.log(tot, out=tot)
     mx = np.zeros(shape)
     for r in log_ratio:
         np.maximum(mx, r, out=mx)
