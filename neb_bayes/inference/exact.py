@@ -304,7 +304,8 @@ def gaussian_block_loglik(
     other: np.ndarray | None = None,
     low_rank: tuple[np.ndarray, np.ndarray] | None = None,
     loo: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    mixture: tuple[np.ndarray, float] | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
     ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.  With
@@ -321,8 +322,16 @@ def gaussian_block_loglik(
     observed result ``log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the
     leave-one-out identity), plus the change of a censored result's mass
     (:func:`_censored_loo`), at O(n) extra cost.
+
+    With ``mixture = (log q(y) (n,), eps)`` (every result observed, ``other`` and
+    ``low_rank`` given: the draws path) return the block's log-likelihood with at most one
+    gross error, ``log p(y) + log((1 - n eps) + eps sum_j q(y_j) / p(y_j | y_-j))``, computed
+    without keeping the leave-one-out terms; ``None`` where a term would overflow.
     """
     obs = censor == 0
+    if mixture is not None and not (obs.all() and other is not None and low_rank is not None
+                                    and low_rank[1].shape[-1]):
+        raise ValueError("the fused mixture needs observed results, other and low_rank")
     if loo and (~obs).sum() > 1:
         raise ValueError("leave-one-out terms need at most one censored result")
     cen = ~obs
@@ -374,6 +383,9 @@ def gaussian_block_loglik(
                 # covariance vary along, E = the dimensions ``other`` varies along); with the
                 # dense C^-1 per stack entry, every full-grid quantity is one matrix product
                 # over the m results (BLAS) and a few elementwise passes
+                if mixture is not None:
+                    return _expanded_loglik(st, e, pr, quad, logdet, n_inv, vt_st, True,
+                                            mixture)
                 out, cond = _expanded_loglik(st, e, pr, quad, logdet, n_inv,
                                              vt_st if k else None, loo)
                 if loo and obs.all():
@@ -443,19 +455,25 @@ def gaussian_block_loglik(
 
 
 def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
-                     logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None,
-                     loo: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+                     logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None, loo: bool,
+                     mixture: tuple[np.ndarray, float] | None = None):
     """The observed results' log-likelihood (and leave-one-out terms) over the full grid, for
-    a mean ``r``-part that varies along ``st`` (``lead + grid``, the draw and own-axis
-    dimensions) and an ``other`` part ``e`` (``grid + (m,)``) that varies along the remaining
-    grid dimensions.
+    a mean part that varies along ``st`` (``lead + grid``: the draw and own-axis dimensions;
+    ``pr = C^-1 r``, ``quad = r'C^-1 r``, ``logdet = log|C|^(1/2)``) and an ``other`` part
+    ``e`` (``grid + (m,)``) that varies along the remaining grid dimensions.
 
-    With ``Q = C^-1 = N^-1 - V V'`` dense per stack entry (``m x m``), the quadratic form is
-    ``r'Qr - 2 (Qr)'e + e'Qe``: one matrix product over ``[1, e, e e']`` gives the whole
-    log-likelihood, and ``Q (r - e)`` for every result one more (the leave-one-out terms need
-    its entries and ``diag(Q)``).  Full-grid arrays are computed in the layout ``(stack, other
-    dimensions)`` and returned as views in grid order (all with the same memory order, so
-    elementwise work on them stays contiguous).
+    Full-grid arrays are computed in the layout ``(stack N, other dimensions E)`` and returned
+    as views in grid order (all with the same memory order, so elementwise work on them stays
+    contiguous).  The quadratic form is ``r'C^-1 r - 2 (C^-1 r)'e + e'C^-1 e``; the
+    leave-one-out terms need ``u = C^-1 (r - e)`` and ``diag(C^-1)``.  With many points along
+    the other dimensions, ``C^-1 = N^-1 - V V'`` is formed densely per stack entry (``m x m``)
+    and ``C^-1 e`` is a matrix product per result; with few, ``C^-1 e = N^-1 e - V (V'e)``
+    costs K passes per result.
+
+    With ``mixture = (log q (m,), eps)`` the function returns ``log p(y)`` plus the gross-error
+    mixture's log factor ``log((1 - m eps) + eps sum_j q(y_j) / p(y_j | y_-j))`` as one array
+    (each result's term exponentiated while it is in cache), or ``None`` where a term would
+    overflow (the caller then takes the leave-one-out terms and :func:`gross_mixture`).
     """
     m = e.shape[-1]
     g = e.ndim - 1
@@ -478,15 +496,14 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
     k = 0 if vt is None else vt.shape[0]
     ng = n_inv.shape[:-2]
     nx = tuple(ng[i] for i in xd)
-    if k and n_e * (2 * k - m / 8) <= k * m and not any(ng[i] > 1 for i in ed):
-        # few points along the other dimensions: C^-1 e = N^-1 e - V (V'e), K passes per
-        # result over the (stack, other) grid instead of a dense m x m C^-1 per stack entry
+    pr_st = _to_stack(pr, st, (m,))                                      # C^-1 r  (m, N)
+    c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
+    low_rank = (k and n_e * (2 * k - m / 8) <= k * m and not any(ng[i] > 1 for i in ed))
+    if low_rank:
         wsh = st[:nl] + tuple(st[nl + i] for i in xd)                     # the stack, unflattened
         ne = (n_inv.reshape((-1, m)) @ e_flat.T).reshape(nx + (m, n_e))   # N^-1 e
         ne = np.moveaxis(ne, -2, 0).reshape((m,) + (1,) * nl + nx + (n_e,))
         ve = np.matmul(vt.transpose(0, 2, 1), e_flat.T)                   # V'e  (K, N, E)
-        pr_st = _to_stack(pr, st, (m,))
-        c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
         # log p = c0 + (C^-1 r)'e - e'N^-1 e / 2 + |V'e|^2 / 2
         ll = pr_st.T @ e_flat.T
         ll += c0[:, None]
@@ -497,48 +514,59 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
             np.square(vk, out=tmp)
             tmp *= 0.5
             ll += tmp
-        cond = []
-        if loo:
-            n_diag = np.diagonal(n_inv, axis1=-2, axis2=-1).reshape(
-                (1,) * nl + nx + (m,))
-            for j in range(m):
-                uj = np.subtract(pr_st[j].reshape(wsh + (1,)), ne[j]).reshape(ll.shape)
-                cj = np.broadcast_to(n_diag[..., j], wsh).reshape(-1).copy()
-                for kk in range(k):
-                    np.multiply(vt[kk, j][:, None], ve[kk], out=tmp)
-                    uj += tmp
-                    cj -= vt[kk, j] ** 2
-                np.square(uj, out=uj)
-                uj *= (-0.5 / cj)[:, None]
-                uj += (0.5 * (np.log(cj) - LOG_2PI))[:, None]
-                cond.append(on_grid(uj))
-        return on_grid(ll), cond
-    q = _to_stack(n_inv, st, (m, m))                                     # (m, m, N)
-    if vt is not None:
-        for v in vt:                                                     # C^-1 = N^-1 - V V'
-            q -= v[:, None, :] * v[None, :, :]
-    pr_st = _to_stack(pr, st, (m,))                                      # C^-1 r  (m, N)
-    c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
-    # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2
-    coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
-    ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
-    basis = np.concatenate([np.ones((1, n_e)), e_flat.T, -0.5 * ee.T], axis=0)
-    out = on_grid(coef @ basis)
+        n_diag = np.diagonal(n_inv, axis1=-2, axis2=-1).reshape((1,) * nl + nx + (m,))
+    else:
+        q = _to_stack(n_inv, st, (m, m))                                 # (m, m, N)
+        for v in vt if k else ():
+            q -= v[:, None, :] * v[None, :, :]                           # C^-1 = N^-1 - V V'
+        # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2: one product over [1, e, e e']
+        coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
+        ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
+        basis = np.concatenate([np.ones((1, n_e)), e_flat.T, -0.5 * ee.T], axis=0)
+        ll = coef @ basis
     cond: list[np.ndarray] = []
-    if loo:
-        # log p(y_j | y_-j) = (log c_j - log 2 pi) / 2 - u_j^2 / (2 c_j), u = C^-1 (r - e),
-        # c = diag(C^-1); each u_j a contiguous (N, E) array, overwritten in place
-        qa = np.ascontiguousarray(q.transpose(0, 2, 1)).reshape(m * n, m)
-        u = (qa @ e_flat.T).reshape(m, n, n_e)                           # (C^-1 e)_j
-        for j in range(m):
-            cj = q[j, j]
-            uj = u[j]
+    if not loo:
+        return on_grid(ll), cond
+    acc = None
+    for j in range(m):
+        # u_j = (C^-1 (r - e))_j as a fresh contiguous (N, E) array, and c_j = (C^-1)_jj
+        if low_rank:
+            uj = np.subtract(pr_st[j].reshape(wsh + (1,)), ne[j]).reshape(ll.shape)
+            cj = np.broadcast_to(n_diag[..., j], wsh).reshape(-1).copy()
+            for kk in range(k):
+                np.multiply(vt[kk, j][:, None], ve[kk], out=tmp)
+                uj += tmp
+                cj -= vt[kk, j] ** 2
+        else:
+            uj = q[j].T @ e_flat.T                                       # (C^-1 e)_j
             np.subtract(pr_st[j][:, None], uj, out=uj)
-            np.square(uj, out=uj)
+            cj = q[j, j]
+        np.square(uj, out=uj)
+        half_log = 0.5 * (np.log(cj) - LOG_2PI)
+        if mixture is None:
+            # log p(y_j | y_-j) = (log c_j - log 2 pi) / 2 - u_j^2 / (2 c_j)
             uj *= (-0.5 / cj)[:, None]
-            uj += (0.5 * (np.log(cj) - LOG_2PI))[:, None]
+            uj += half_log[:, None]
             cond.append(on_grid(uj))
-    return out, cond
+        else:
+            # q(y_j) / p(y_j | y_-j), summed over j
+            uj *= (0.5 / cj)[:, None]
+            uj += (mixture[0][j] - half_log)[:, None]
+            with np.errstate(over="ignore"):
+                np.exp(uj, out=uj)
+            if acc is None:
+                acc = uj
+            else:
+                acc += uj
+    if mixture is None:
+        return on_grid(ll), cond
+    if not np.isfinite(acc).all():
+        return None
+    eps = mixture[1]
+    acc *= eps
+    acc += 1.0 - m * eps
+    ll += np.log(acc, out=acc)
+    return on_grid(ll)
 
 
 def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
@@ -599,19 +627,29 @@ def _on_joint(model: CompiledModel, block: Block, ll: np.ndarray) -> np.ndarray:
 def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                  gross: bool) -> np.ndarray:
     """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``)."""
-    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross)
+    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross, fuse=True)
     return ll if ratio is None else ll + gross_mixture(ratio, model.gross_error_rate)
 
 
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
-                        gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
+                        gross: bool, fuse: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
     ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (a list of ``n`` arrays
-    broadcastable to the grid)."""
+    broadcastable to the grid).  With ``fuse`` (the caller wants only the mixed likelihood)
+    the draws path may return the mixed log-likelihood with ``None`` for the terms."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and (block.censor[idx] != 0).sum() <= 1
     mom = block_moments(model, block, idx, latent, log_median)
+    if (fuse and loo and mom.own_mean.ndim > len(block.deps) + 1 and mom.lat_cov.shape[-1]
+            and not block.censor[idx].any()):
+        # parameter draws, every result observed: the mixture summed as each result's
+        # leave-one-out term is computed (falls through where a term would overflow)
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                                   other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov),
+                                   mixture=(_block_log_q(model, block)[idx], eps))
+        if ll is not None:
+            return ll, None
     if mom.own_mean.ndim > len(block.deps) + 1:
         # parameter draws: the expanded mean and the rank-K latent covariance keep the work
         # per draw small
