@@ -782,19 +782,22 @@ def symptom_level_factors(
         # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
         # the small per-axis tables, products on the grid (P(present) >= the leak, so the
         # subtraction keeps its relative precision)
-        tables = [np.exp(log1m_leak[..., y]).reshape(lead + (1,) * nd + (n_prop,))]
+        # The tables are built with the lead (draw) dimension last in memory and returned as
+        # lead-first views: the contraction keeps that dimension last, so it copies nothing.
+        # Products grow one axis at a time, so only the last one is full size.
+        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
+            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
         causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
-                tables.append(np.exp(col).reshape(lead + tuple(_axis_shape(model, ai)) + (1,)))
+                shape = _axis_shape(model, ai) + [1]
+                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
+                    tuple(shape) + (-1,) * bool(lead))
                 causes.append(ai)
-        # the product built in place, one full-size array per symptom
-        q = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
-        q[...] = tables[0]
-        for t in tables[1:]:
-            q *= t
         np.subtract(1.0, q, out=q)
+        if lead:
+            q = np.moveaxis(q, -1, 0)
         key = tuple(causes)
         if key in potentials:
             potentials[key] *= q
