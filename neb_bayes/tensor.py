@@ -28,17 +28,16 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     ndim = max(p.ndim for p in parts)
     parts = [np.asarray(p, dtype=float).reshape((1,) * (ndim - p.ndim) + p.shape) for p in parts]
 
-    def dims(p):
-        return frozenset(i for i, n in enumerate(p.shape) if n > 1)
-
     merged = sorted(parts, key=lambda p: p.size)
+    # a factor added into a host keeps the host's dimensions, so each set is worked out once
+    dims = [frozenset(i for i, n in enumerate(p.shape) if n > 1) for p in merged]
     i = 0
     while i < len(merged):
-        p = merged[i]
-        host = next((j for j in range(i + 1, len(merged)) if dims(p) <= dims(merged[j])), None)
+        host = next((j for j in range(i + 1, len(merged)) if dims[i] <= dims[j]), None)
         if host is not None:
-            merged[host] = merged[host] + p
+            merged[host] = merged[host] + merged[i]
             del merged[i]
+            del dims[i]
         else:
             i += 1
     return merged

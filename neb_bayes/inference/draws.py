@@ -25,7 +25,7 @@ from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
-from neb_bayes.tensor import contract_marginals
+from neb_bayes.tensor import contract_marginals, merge_nested
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
 #: left to the contraction instead of being summed out on that grid
@@ -139,6 +139,7 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
+    parts = merge_nested(parts)     # once for all draws, not per chunk
     for start in range(0, n_draws, chunk):
         sl = slice(start, min(start + chunk, n_draws))
         # the factors are cheap for all draws at once; the contraction's tables are not
