@@ -589,8 +589,16 @@ def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
         if e is not None:
             hj = hj - _grid_dot(coo_inv[..., j, :], e)
         gj, ajj = gain[..., 0, j], a_diag[..., j]
-        t = -sign * (lim - (mu - gj * hj / ajj)) / np.sqrt(var + gj**2 / ajj)
-        out[pos] = cond_obs[j] + log_mass - log_ndtr(t)
+        # t = -sign (lim - mu + (g_j / A_jj) h_j) / sqrt(var + g_j^2 / A_jj): the factors on the
+        # draws' grid first, then few passes over the full grid
+        slope = gj / ajj
+        t = np.empty(np.broadcast_shapes(np.shape(hj), np.shape(slope), np.shape(mu)))
+        np.multiply(hj, slope, out=t)
+        t -= mu
+        t += lim
+        t *= -sign / np.sqrt(var + gj * slope)
+        lt = log_ndtr(t)
+        out[pos] = (log_mass - lt) + cond_obs[j]
     return out
 
 
