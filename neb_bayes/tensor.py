@@ -148,7 +148,10 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     tables, scopes = [], []
     for p in merged:
         mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
-        tables.append(np.ascontiguousarray(np.moveaxis(np.exp(p - mx), 0, -1)))
+        # exp(p - max) written straight into a batch-last table (two passes, no copy)
+        t = np.empty(p.shape[1:] + p.shape[:1])
+        np.subtract(np.moveaxis(p, 0, -1), np.moveaxis(mx, 0, -1), out=t)
+        tables.append(np.exp(t, out=t))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
     for p in potentials or []:
         p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
