@@ -8,9 +8,13 @@ draw dimension), probabilities only.  To keep the work per draw small:
 * what does not depend on the case is computed once per (model, draws) and kept
   (:class:`DrawTables`): the symptom tables for every symptom, latent covariances, and the
   prior's conditional tables per stratum;
+* a block's likelihood over draws x its dependency grid is computed in one (draws x own
+  states, other axes) layout, as matrix products over the results, with the gross-error
+  mixture summed while each result's leave-one-out term is in cache
+  (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`);
 * every likelihood stays a factor over its own small scope, and the marginals come from a
-  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`), never from the
-  joint tensor.
+  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`, factors merged
+  once, contracted in chunks of draws), never from the joint tensor.
 """
 
 from __future__ import annotations
