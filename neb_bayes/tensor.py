@@ -194,7 +194,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
     draws, then one dimension per axis).  The sum over joint states factorises along the
-    factors' small scopes: one pass of variable elimination (greedy order) sends messages up,
+    factors' small scopes: one pass of variable elimination (least-work order) sends messages up,
     one pass sends them back (Shafer-Shenoy), and every axis' marginal comes from the table
     where it was eliminated, so all marginals cost about twice one contraction.  Tables keep
     the batch dimension last, so every product is a contiguous elementwise loop.
