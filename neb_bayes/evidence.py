@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -22,8 +23,9 @@ from neb_bayes.model.prior import Covariates
 #: biotin interference: full for 8 h after a dose, then halving every 16 h (facts §4c:
 #: guidance is to wait >= 8 h after low doses and up to 72 h after high doses)
 BIOTIN_FULL_HOURS, BIOTIN_HALF_LIFE = 8.0, 16.0
-#: levothyroxine taken within this many hours before sampling raises FT4 transiently
-LT4_RECENT_HOURS = 6.0
+#: levothyroxine taken within this many hours before sampling raises FT4 transiently (Ain et
+#: al., Thyroid 1993, PMID 8369656: FT4 raised for 9 h after a dose; priors: c_lt4_timing)
+LT4_RECENT_HOURS = 9.0
 
 CENSOR_CODE = {"none": 0, "left": -1, "right": 1}
 
@@ -75,6 +77,18 @@ class Evidence:
     adjustments: tuple[dict, ...] = field(default_factory=tuple)
     lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     context: ContextReading | None = None
+    #: (E,) factor on each noisy-OR cause probability from the context (treated disease
+    #: causes fewer symptoms), or None
+    cause_scale: np.ndarray | None = None
+
+    def symptom_tables(self, model: CompiledModel, cause_logit: np.ndarray | None = None,
+                       leak_logit: np.ndarray | None = None, columns: np.ndarray | None = None):
+        """The noisy-OR tables this case is read with: the model's (or these parameter
+        draws'), with the context's cause-probability factors applied."""
+        table = model.symptom_table
+        if self.cause_scale is not None:
+            cause_logit = table.scaled_cause_logit(self.cause_scale, cause_logit)
+        return table.tables(cause_logit, leak_logit, columns)
 
     def latent_params(self, model: CompiledModel, axis: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-state latent mean (S, K) and covariance (S, K, K) of an axis for this case."""
@@ -140,9 +154,13 @@ def build_evidence(
         if item not in entry["items"]:
             entry["items"].append(item)
     rows: dict[int, list[tuple]] = {}
+    cmap, channels = model.channel_map, model.channels
+    # channels whose results context or age may move (the others need no adjustment call)
+    shifted = model.context_shifts if ctx.flags else {}
+    aged = _age_effects_by_channel(model) if case.patient.age is not None else {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
-        ch = model.channel_for(m.analyte, m.specimen)
+        ch = cmap.get((m.analyte, m.specimen), cmap.get((m.analyte, "*")))  # model.channel_for
         if ch is None:
             reason = (
                 f"analyte '{m.analyte}' is not evidence for any condition in prior set "
@@ -155,8 +173,14 @@ def build_evidence(
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
-        channel = model.channels[ch]
+        channel = channels[ch]
         y = math.log(m.value)
+        if (not channel.diurnal and ch not in shifted and ch not in aged
+                and (m.reference_interval is None or not use_lab_ri)):
+            # nothing moves this result: what the adjustments below would give
+            rows.setdefault(channel.axis, []).append(
+                (ch, y, CENSOR_CODE[m.censor], m.day, 0.0, 0.0, m.index, 0.0))
+            continue
         shift = _lab_ri_shift(model, ch, m, cov.sex) if use_lab_ri else None
         if shift is not None and abs(shift) > 1e-9:
             # cap the correction: a lab interval far from the model's is more likely a
@@ -178,27 +202,26 @@ def build_evidence(
             (ch, y, CENSOR_CODE[m.censor], m.day, d_off, d_var, m.index, extra_var)
         )
     blocks = []
+    deps_of = _channel_deps(model)
     for axis in sorted(rows):
-        r = rows[axis]
-        chans = np.array([x[0] for x in r], dtype=np.int64)
+        # one array of every row, split into its columns (ints and floats exact in float64)
+        cols = np.array(rows[axis], dtype=float).T.copy()
+        chans = cols[0].astype(np.int64)
         deps = {axis}
         for c in set(chans.tolist()):
-            channel = model.channels[c]
-            deps.update(e.axis for e in channel.effects)
-            if channel.amp_axis is not None:
-                deps.add(channel.amp_axis)
+            deps.update(deps_of[c])
         blocks.append(
             Block(
                 axis=axis,
                 deps=tuple(sorted(deps)),
                 channel=chans,
-                y=np.array([x[1] for x in r]),
-                censor=np.array([x[2] for x in r], dtype=np.int8),
-                day=np.array([x[3] for x in r], dtype=float),
-                diurnal=np.array([x[4] for x in r]),
-                diurnal_var=np.array([x[5] for x in r]),
-                source=np.array([x[6] for x in r], dtype=np.int64),
-                extra_var=np.array([x[7] for x in r]),
+                y=cols[1],
+                censor=cols[2].astype(np.int8),
+                day=cols[3],
+                diurnal=cols[4],
+                diurnal_var=cols[5],
+                source=cols[6].astype(np.int64),
+                extra_var=cols[7],
             )
         )
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
@@ -216,6 +239,7 @@ def build_evidence(
                     NotUsed(f"symptoms.{status}: {s}", "symptom not in the model's symptom table")
                 )
     lat_shift = context_latent_shifts(model, ctx, note)
+    cause_scale = context_symptom_scale(model, ctx, present + absent, note)
     adjustments = list(applied.values())
     return Evidence(
         case_id=case.id,
@@ -228,7 +252,30 @@ def build_evidence(
         adjustments=tuple(adjustments),
         lat_shift=lat_shift,
         context=ctx,
+        cause_scale=cause_scale,
     )
+
+
+@lru_cache(maxsize=16)
+def _channel_deps(model: CompiledModel) -> tuple[tuple[int, ...], ...]:
+    """Per channel: the axes of its state effects and of its daily-rhythm amplitude."""
+    out = []
+    for channel in model.channels:
+        deps = [e.axis for e in channel.effects]
+        if channel.amp_axis is not None:
+            deps.append(channel.amp_axis)
+        out.append(tuple(deps))
+    return tuple(out)
+
+
+@lru_cache(maxsize=16)
+def _age_effects_by_channel(model: CompiledModel) -> dict[int, tuple]:
+    """Per channel: the model's age effects on it, in the model's order."""
+    out: dict[int, list] = {}
+    for ae in model.age_effects:
+        for ch in dict.fromkeys(ae.channels):
+            out.setdefault(ch, []).append(ae)
+    return {ch: tuple(v) for ch, v in out.items()}
 
 
 def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
@@ -243,6 +290,25 @@ def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
             if note is not None:
                 note(cl.flag, cl.text, "patient")
     return lat_shift
+
+
+def context_symptom_scale(model: CompiledModel, ctx: ContextReading, reported: list[int] | None = None,
+                          note=None) -> np.ndarray | None:
+    """(E,) factors on the noisy-OR cause probabilities from the case's context flags (each
+    row's factor raised to the flag's strength), or None when no row applies.  The effect is
+    noted (accounted for) when a ``reported`` symptom is one the row affects."""
+    scale = None
+    table = model.symptom_table
+    for cs in model.context_symptoms:
+        strength = ctx.flags.get(cs.flag, 0.0)
+        if strength <= 0:
+            continue
+        factor = cs.scale ** strength
+        scale = factor if scale is None else scale * factor
+        hit = np.isin(table.entry_symptom[cs.scale < 1], np.asarray(reported or [], dtype=np.int64))
+        if note is not None and hit.any():
+            note(cs.flag, cs.text, "symptoms")
+    return scale
 
 
 def _no_note(flag: str, text: str, item: str) -> None:
@@ -279,13 +345,15 @@ def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, m: Me
 def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
     """Total context shift (log units) and extra variance for one result."""
     shift, var = 0.0, 0.0
-    flags = dict(ctx.flags)
-    lt4 = ctx.details.get("levothyroxine", {})
-    since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
-    if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
-        flags["levothyroxine_recent_dose"] = 1.0
-    method = (m.method or "").lower()
-    for eff in model.context_shifts.get(ch, ()):
+    effects = model.context_shifts.get(ch, ()) if ctx.flags else ()
+    if effects:
+        flags = dict(ctx.flags)
+        lt4 = ctx.details.get("levothyroxine", {})
+        since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
+        if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
+            flags["levothyroxine_recent_dose"] = 1.0
+        method = (m.method or "").lower()
+    for eff in effects:
         strength = flags.get(eff.flag, 0.0)
         if strength <= 0:
             continue
@@ -300,8 +368,8 @@ def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
         note(eff.flag, eff.text, item)
     age, sex = case.patient.age, case.patient.sex
     if age is not None:
-        for ae in model.age_effects:
-            if ch in ae.channels and (ae.sex is None or ae.sex == sex) and age > ae.start:
+        for ae in _age_effects_by_channel(model).get(ch, ()):
+            if (ae.sex is None or ae.sex == sex) and age > ae.start:
                 shift += ae.per_year * (age - ae.start)
                 note("age", f"{ae.text} (age {age:g})", item)
     return shift, var

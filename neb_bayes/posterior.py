@@ -156,6 +156,22 @@ class Result:
             out[name] = sorted(rows, key=lambda r: -abs(r["log_bayes_factor"]))
         return out
 
+    def other_states(self, threshold: float = config.OTHER_STATE_THRESHOLD) -> list[dict]:
+        """Axis states that are neither normal nor a reported condition but probable for this
+        case (e.g. macroprolactinaemia; low T3 without thyroid disease): the condition table
+        alone would hide what the engine concluded about that axis.  Highest first."""
+        out = []
+        for ai, ax in enumerate(self.model.axes):
+            for si in np.flatnonzero(ax.other):
+                p = float(self.exact.marginals[ai][si])
+                if p < threshold:
+                    continue
+                st = ax.states[si]
+                out.append({"axis": ax.name, "state": st, "probability": round(p, 6),
+                            "prior": round(float(self.exact.prior_marginals[ai][si]), 6),
+                            "description": ax.descriptions.get(st, st)})
+        return sorted(out, key=lambda r: -r["probability"])
+
     def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD) -> list[dict]:
         """Results that fit the rest of the case so badly that they are likely wrong: each with
         its posterior probability of being the gross error of its axis (model: at most one per
@@ -200,6 +216,7 @@ class Result:
             ),
             "ranked": [{"condition": k, "probability": round(v, 6)} for k, v in self.ranked()],
             "axes": self.axis_states,
+            "other_states": self.other_states(),
             "unassessed_axes": self.unassessed_axes,
             "latents": self.latents,
             "evidence": self.contributions(),

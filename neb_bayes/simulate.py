@@ -15,7 +15,7 @@ import numpy as np
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.context import read_context
-from neb_bayes.evidence import context_latent_shifts, result_adjustments
+from neb_bayes.evidence import context_latent_shifts, context_symptom_scale, result_adjustments
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, log_prior
 
@@ -66,6 +66,7 @@ def simulate_case(
     p_repeat: float = 0.1,
     p_symptom_reported: float = 0.3,
     patient_fields: dict | None = None,
+    sex: str | None = None,
 ) -> SimulatedCase:
     """Draw one patient from the model.
 
@@ -74,11 +75,14 @@ def simulate_case(
     and its effects are applied to the results the engine will remove them from.  Each
     channel is measured with probability ``p_measure`` (so results are missing at random),
     repeated on a second day with probability ``p_repeat``; each symptom is reported (present
-    or absent) with probability ``p_symptom_reported``.  Each axis' results hold at most one
-    gross error (probability ``gross_error_rate`` per result), drawn from the prior set's
-    gross-error distribution instead of the patient's states and latents.
+    or absent) with probability ``p_symptom_reported``.  ``sex`` fixes the patient's sex
+    (default: drawn, F or M with equal probability; e.g. "F" for pregnancy fields).  Each
+    axis' results hold at most one gross error (probability ``gross_error_rate`` per
+    result), drawn from the prior set's gross-error distribution instead of the patient's
+    states and latents.
     """
-    sex = str(rng.choice(["F", "M"]))
+    drawn_sex = str(rng.choice(["F", "M"]))   # drawn either way: the stream does not depend on it
+    sex = sex or drawn_sex
     age = float(rng.choice(SIM_AGES))
     patient = Patient(sex=sex, age=age, **(patient_fields or {}))
     skeleton = Case(id=case_id, patient=patient)
@@ -138,11 +142,15 @@ def simulate_case(
     gross = tuple(i for i, r in enumerate(drawn) if r.get("gross"))
     present, absent = set(), set()
     level = rng.choice(len(model.log_propensity_w), p=np.exp(model.log_propensity_w))
+    scale = context_symptom_scale(model, ctx)          # treated disease causes fewer symptoms
+    log1m_leak, log1m_cause = (
+        (model.log1m_leak, model.log1m_cause) if scale is None
+        else model.symptom_table.tables(model.symptom_table.scaled_cause_logit(scale)))
     for yi, sym in enumerate(model.symptoms):
         if rng.random() >= p_symptom_reported:
             continue
-        lq = model.log1m_leak[level, yi] + sum(
-            model.log1m_cause[ai][s[ai], yi] for ai in range(len(model.axes)))
+        lq = log1m_leak[level, yi] + sum(
+            log1m_cause[ai][s[ai], yi] for ai in range(len(model.axes)))
         (present if rng.random() < -math.expm1(lq) else absent).add(sym)
     states = {ax.name: ax.states[s[ai]] for ai, ax in enumerate(model.axes)}
     conds = {

@@ -14,6 +14,7 @@ reasons; nothing else from the case is copied into them.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -163,6 +164,11 @@ def _infer(model: CompiledModel, evs: list[Evidence]) -> tuple[np.ndarray, list[
 def process_chunk(task: ChunkTask) -> ChunkResult:
     """Read, validate and infer every case of one chunk.
 
+    The cyclic garbage collector is paused for the chunk: reading a chunk makes some 10^5
+    small objects, most freed by reference counting when it ends, and collections triggered
+    by their allocation would otherwise rescan every live object many times over (it is
+    switched back on, and cycles collected as usual, when the chunk is done).
+
     Parameters
     ----------
     task
@@ -174,6 +180,16 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
         Results table (one row per case that could be read, in input order), error
         records (input order) and, with ``task.reports``, ``(item, report_json)`` pairs.
     """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _process_chunk(task)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _process_chunk(task: ChunkTask) -> ChunkResult:
     t0 = time.perf_counter()
     prior_set = load_prior_set(task.priors)
     model = prior_set.model

@@ -80,11 +80,13 @@ _CaseLoader.add_implicit_resolver(
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"found the key {key!r} twice")
-        out[key] = value
+    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"found the key {key!r} twice")
+            seen.add(key)
     return out
 
 

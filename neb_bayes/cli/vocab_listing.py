@@ -35,7 +35,10 @@ def list_vocab(what: str) -> str:
                     continue
                 what_ = (f"analyte {row['analyte']}: shift {row.get('shift', 0):+g} (log), "
                          f"extra sd {row.get('extra_sd', 0):g}" if "analyte" in row
-                         else "latent state shift" if "latent" in row else "daily rhythm")
+                         else "latent state shift" if "latent" in row
+                         else "symptoms caused: " + ", ".join(
+                             f"{k} x{v:g}" for k, v in row["symptoms"].items())
+                         if "symptoms" in row else "daily rhythm")
                 src = row.get("src")
                 lines.append(f"  effect: {what_} — {row.get('text', '')} [source: {src}]")
             for ax, prev in raw["prevalence"].items():

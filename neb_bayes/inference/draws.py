@@ -167,11 +167,17 @@ class _CaseFactors:
         self.ev = ev
         self.prior = tab.prior_parts(ev.covariates)
         # symptom tables for the reported symptoms only, re-indexed 0..n-1
-        self.cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
+        cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
         self.n_present = ev.present.size
-        cause = tab.log1m_cause
+        self.n_reported = cols.size
+        if ev.cause_scale is None:
+            self.leak = tab.log1m_leak[..., cols]
+            self.cause = tuple(c[..., cols] for c in tab.log1m_cause)
+        else:   # the context changes the cause probabilities: this case's tables, every draw
+            self.leak, self.cause = ev.symptom_tables(model, tab.draws.cause_logit,
+                                                      tab.draws.leak_logit, cols)
         cause_axes = [ai for ai in range(len(model.axes))
-                      if self.n_present and np.any(cause[ai][..., ev.present] != 0)]
+                      if self.n_present and np.any(self.cause[ai][..., :self.n_present] != 0)]
         grid = int(np.prod([model.axes[ai].n_states for ai in cause_axes]))
         # few cause axes: the propensity level summed out on their grid directly; many: the
         # level kept as a last dimension (summed out by the contraction), so each present
@@ -198,9 +204,8 @@ class _CaseFactors:
                 cov = cov * (scale**2)[:, None, None]
             ll = block_loglik(model, block, latent=(mean, cov), log_median=log_median)
             parts.append(ll[..., None])
-        cols = self.cols
-        sym = (np.arange(self.n_present), np.arange(self.n_present, cols.size),
-               tab.log1m_leak[sl][..., cols], tuple(c[sl][..., cols] for c in tab.log1m_cause))
+        sym = (np.arange(self.n_present), np.arange(self.n_present, self.n_reported),
+               self.leak[sl], tuple(c[sl] for c in self.cause))
         if self.small_symptoms:
             parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
         else:

@@ -974,7 +974,8 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         for ch in dict.fromkeys(block.channel.tolist()):
             groups.append({"kind": "measurement", "block": bi, "channel": ch,
                            "sources": block.source[block.channel == ch].tolist()})
-    terms = SymptomTerms(model, ev.present, ev.absent)
+    terms = SymptomTerms(model, ev.present, ev.absent,
+                         *(ev.symptom_tables(model) if ev.cause_scale is not None else ()))
     sym_total = terms.factor()
     log_joint = log_joint + sym_total
     for status, idx in (("absent", ev.absent), ("present", ev.present)):

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from neb_bayes.evidence import Evidence
+from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, view_for_sex
 from neb_bayes.model.prior import log_prior
@@ -408,15 +409,8 @@ def _loo_conditionals(tabs: AxisTables, per: dict[str, np.ndarray], n: np.ndarra
     (``(N^-1 L)_j = a_j L_c``).  Then ``log p(y_j | y_-j) = 0.5 (log (C^-1)_jj - log 2 pi)
     - 0.5 (C^-1 r)_j^2 / (C^-1)_jj``.
     """
-    L = tabs.loadings[c]                                                   # (m, K)
-    shape = (c.size,) + post_mean.shape[1:3]                              # (m, S, R)
-    c_jj = per["nd"][:, None] - per["a"][:, None] ** 2 * np.einsum("mk,mskl,ml->ms", L,
-                                                                     M_inv[n], L)
-    fit = tabs.mu[c].reshape(shape) + np.einsum("mk,msrk->msr", L, post_mean[n])
-    u = (per["ry"][:, None, None] - per["a"][:, None, None] * fit
-         - per["rd"][:, None, None] * tabs.amp[c].reshape(shape))           # (C^-1 r)_j
-    cond = 0.5 * (np.log(c_jj) - LOG_2PI)[..., None] - 0.5 * u**2 / c_jj[..., None]
-    return cond.reshape(c.size, tabs.mu.shape[1])
+    return kernels.loo_conditionals(tabs.loadings, tabs.mu, tabs.amp, per["nd"], per["a"], per["ry"],
+                            per["rd"], n, c, M_inv, post_mean)
 
 
 def _gross_mixture(lr: np.ndarray, case: np.ndarray, n_cases: int, eps: float) -> np.ndarray:
@@ -425,21 +419,8 @@ def _gross_mixture(lr: np.ndarray, case: np.ndarray, n_cases: int, eps: float) -
     for cases without rows (:func:`~neb_bayes.inference.exact.gross_mixture` per case)."""
     start = np.flatnonzero(np.r_[True, case[1:] != case[:-1]])
     n = np.diff(np.r_[start, case.size])
-    mx = np.maximum(_per_case(np.maximum, lr, start, n), 0.0)
-    tot = ((1.0 - n * eps)[:, None] * np.exp(-mx)
-           + eps * _per_case(np.add, np.exp(lr - np.repeat(mx, n, axis=0)), start, n))
     out = np.zeros((n_cases, lr.shape[1]))
-    out[case[start]] = mx + np.log(tot)
-    return out
-
-
-def _per_case(op: np.ufunc, x: np.ndarray, start: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``op`` over each case's rows ``start[i] .. start[i] + n[i] - 1`` of ``x``, in row order
-    whatever the other cases (several times faster than ``op.reduceat`` along rows)."""
-    out = x[start]
-    for k in range(1, int(n.max(initial=0))):
-        i = np.flatnonzero(n > k)
-        out[i] = op(out[i], x[start[i] + k])
+    out[case[start]] = kernels.gross_mixture(np.ascontiguousarray(lr), start, n, eps)
     return out
 
 
@@ -465,7 +446,6 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     vt = view_tables(model)
     n = len(evs)
     nd = len(vt.shape)
-    J = int(np.prod(vt.shape))
     eps = model.gross_error_rate
     log_q = model.gross_log_density(flat.channel, flat.y, flat.censor) if eps > 0 else None
     parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
@@ -498,22 +478,17 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the
     # normaliser of w is already in ``parts``)
     w = level / level.sum(1, keepdims=True)
-    counts = np.array([ev.present.size for ev in evs])
-    for m in np.unique(counts[counts > 0]):
-        rows = np.flatnonzero(counts == m)
-        ids = np.stack([evs[i].present for i in rows])                      # (n_m, m)
-        prod = vt.present_prob[ids[:, 0]]                                    # (n_m, P * J), a copy
-        for j in range(1, m):
-            prod *= vt.present_prob[ids[:, j]]
-        p[rows] *= np.einsum("np,npj->nj", w[rows], prod.reshape(rows.size, -1, J))
-    # marginals by sums within each case's row (the same order whatever the other rows)
-    z = p.sum(1)
+    counts = np.array([ev.present.size for ev in evs], dtype=np.int64)
+    ids = np.concatenate([ev.present for ev in evs] + [np.zeros(0, np.int64)]).astype(np.int64)
+    kernels.present_symptoms(p, vt.present_prob, ids, np.cumsum(counts) - counts, counts, w)
+    # marginals by sums within each case's row (the same order whatever the other rows), in
+    # one pass over the joint
+    marg, z, healthy = kernels.joint_marginals(p, np.asarray(vt.shape, dtype=np.int64), vt.healthy)
+    first = np.cumsum([0, *vt.shape])
     out = np.empty((n, len(model.conditions) + 1))
-    marg = {a: p4.sum(axis=tuple(1 + b for b in range(nd) if b != a))
-            for a in dict.fromkeys(model.cond_axis.tolist())}    # axes that hold conditions
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        out[:, k] = marg[a][:, mask].sum(1)
-    out[:, -1] = (p * vt.healthy).sum(1)
+        out[:, k] = marg[:, first[a]:first[a + 1]][:, mask].sum(1)
+    out[:, -1] = healthy
     with np.errstate(divide="ignore"):
         log_ev = shift + np.log(z)
     probs = np.clip(out / z[:, None], 0.0, 1.0)
@@ -544,7 +519,7 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
     groups: dict[str | None, list[int]] = {}
     for i, ev in enumerate(evidences):
         groups.setdefault(ev.covariates.sex, []).append(i)
-    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift]
+    fallback = [i for i, ev in enumerate(evidences) if ev.lat_shift or ev.cause_scale is not None]
     for sex, idx in groups.items():
         view = view_for_sex(model, sex)
         for s in range(0, len(idx), SUB_CHUNK):

@@ -37,6 +37,7 @@ class Axis:
     lat_mean: np.ndarray                   # (S, K)
     lat_cov: np.ndarray                    # (S, K, K)
     labels: dict[str, dict] = field(default_factory=dict)
+    descriptions: dict[str, str] = field(default_factory=dict)  # state -> text for reports
     kept: tuple[int, ...] | None = None    # in a restricted view: indices into the full axis
 
     @property
@@ -52,6 +53,12 @@ class Axis:
     def healthy(self) -> np.ndarray:
         """Boolean mask of states that are no reported condition."""
         return np.array([not c for c in self.condition_of])
+
+    @property
+    def other(self) -> np.ndarray:
+        """Boolean mask of states that are neither a reference (normal) state nor a condition:
+        readings a report names on their own (e.g. macroprolactinaemia)."""
+        return self.healthy & ~self.baseline
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,19 @@ class ContextLatent:
 
 
 @dataclass(frozen=True)
+class ContextSymptoms:
+    """A context flag's effect on the symptoms states cause: treated disease causes fewer.
+
+    ``scale`` multiplies each noisy-OR cause probability (one per symptom-table entry; 1 where
+    the row does not name the entry's cause); the leak is unchanged.
+    """
+
+    flag: str
+    scale: np.ndarray   # (E,)
+    text: str
+
+
+@dataclass(frozen=True)
 class ContextDiurnal:
     flag: str
     profile: str
@@ -146,6 +166,7 @@ class CompiledModel:
     context_shifts: dict[int, tuple[ContextShift, ...]] = field(default_factory=dict)
     context_latents: tuple[ContextLatent, ...] = ()
     context_diurnal: tuple[ContextDiurnal, ...] = ()
+    context_symptoms: tuple[ContextSymptoms, ...] = ()
     age_effects: tuple[AgeEffect, ...] = ()
     prior_base_override: dict[str, np.ndarray] | None = None
     gross_error_rate: float = 0.0   # per result; at most one gross error per axis block
@@ -193,19 +214,19 @@ class CompiledModel:
         y = np.asarray(y, float)
         censor = np.asarray(censor)
         out = np.empty(y.shape)
-        # channel by channel over (results, components); each result's value depends on that
-        # result only (the batch engine's answers must not depend on the chunk)
-        for c in np.unique(channel).tolist():
+        # channel by channel over (results, components), the rows of a (channel, censored)
+        # pair found with one sort; each result's value depends on that result only (the
+        # batch engine's answers must not depend on the chunk)
+        key = channel.astype(np.int64) * 2 + (censor != 0)
+        order = np.argsort(key, kind="stable")
+        for at in np.split(order, np.flatnonzero(np.diff(key[order])) + 1) if order.size else ():
+            c, observed = int(channel[at[0]]), bool(censor[at[0]] == 0)
             log_w, mean, sd = self.gross_mix[c]
-            for observed in (True, False):
-                at = np.flatnonzero((channel == c) & ((censor == 0) == observed))
-                if at.size == 0:
-                    continue
-                z = (y[at, None] - mean) / sd
-                dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if observed
-                                else log_ndtr(-censor[at, None].astype(float) * z))
-                mx = dens.max(1)
-                out[at] = mx + np.log(np.exp(dens - mx[:, None]).sum(1))
+            z = (y[at, None] - mean) / sd
+            dens = log_w + (-0.5 * z * z - np.log(sd) - 0.5 * LOG_2PI if observed
+                            else log_ndtr(-censor[at, None].astype(float) * z))
+            mx = dens.max(1)
+            out[at] = mx + np.log(np.exp(dens - mx[:, None]).sum(1))
         return out
 
     # -- diurnal ---------------------------------------------------------------------------
@@ -302,6 +323,8 @@ def _compile_axes(raw: dict) -> tuple[Axis, ...]:
                 lat_mean=np.array(means).reshape(len(states), len(latents)),
                 lat_cov=np.array(covs).reshape(len(states), len(latents), len(latents)),
                 labels=dict(spec.get("latents", {})),
+                descriptions={st: s["description"] for st, s in spec["states"].items()
+                              if s.get("description")},
             )
         )
     return tuple(axes)
@@ -406,6 +429,13 @@ class SymptomTable:
         log1m_leak = -np.logaddexp(0.0, ll[..., None, cols] + self.propensity_log_odds[:, None])
         return log1m_leak, cause
 
+    def scaled_cause_logit(self, scale: np.ndarray, cause_logit: np.ndarray | None = None) -> np.ndarray:
+        """logit(scale * sigmoid(cause_logit)): cause probabilities multiplied by ``scale``
+        (``(E,)``, each in (0, 1]; e.g. a context's :class:`ContextSymptoms`)."""
+        cl = self.cause_logit if cause_logit is None else cause_logit
+        log_p = -np.logaddexp(0.0, -cl) + np.log(scale)
+        return log_p - np.log(-np.expm1(log_p))
+
 
 def _compile_symptoms(raw: dict, axes: tuple[Axis, ...]):
     sym = raw["symptoms"]
@@ -451,14 +481,19 @@ def _channels_named(raw: dict, channels: tuple[Channel, ...], name: str) -> list
     return [i for i, c in enumerate(channels) if c.analyte == name]
 
 
-def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel, ...]):
+def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel, ...],
+                     entries: tuple[tuple[str, str], ...]):
     names = [a.name for a in axes]
     shifts: dict[int, list[ContextShift]] = {}
     latents: list[ContextLatent] = []
     diurnal: list[ContextDiurnal] = []
+    symptoms: list[ContextSymptoms] = []
     for row in raw.get("context_effects", []):
         src = tuple(_as_list(row.get("src", [])))
         for flag in _as_list(row["flag"]):
+            if "symptoms" in row:
+                scale = np.array([float(row["symptoms"].get(cause, 1.0)) for cause, _ in entries])
+                symptoms.append(ContextSymptoms(flag, scale, row.get("text", flag)))
             if "analyte" in row:
                 eff = ContextShift(flag, float(row.get("shift", 0.0)), float(row.get("extra_sd", 0.0)),
                                    tuple(m.lower() for m in row.get("unaffected_methods", [])),
@@ -488,7 +523,8 @@ def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel,
         idx = tuple(ci for name in _as_list(row["analyte"]) for ci in _channels_named(raw, channels, name))
         ages.append(AgeEffect(idx, row.get("sex"), float(row["per_year"]), float(row.get("from", 0.0)),
                               row.get("text", "")))
-    return ({k: tuple(v) for k, v in shifts.items()}, tuple(latents), tuple(diurnal), tuple(ages))
+    return ({k: tuple(v) for k, v in shifts.items()}, tuple(latents), tuple(diurnal), tuple(ages),
+            tuple(symptoms))
 
 
 def compile_spec(spec: ModelSpec) -> CompiledModel:
@@ -513,7 +549,8 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
     channel_map = {
         (ch.analyte, sp): i for i, ch in enumerate(channels) for sp in ch.specimens or ("*",)
     }
-    ctx_shifts, ctx_latents, ctx_diurnal, ages = _compile_context(raw, axes, channels)
+    ctx_shifts, ctx_latents, ctx_diurnal, ages, ctx_symptoms = _compile_context(
+        raw, axes, channels, sym_table.entries)
     gross = raw.get("gross_error") or {}
     model = CompiledModel(
         spec=spec,
@@ -533,6 +570,7 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         context_shifts=ctx_shifts,
         context_latents=ctx_latents,
         context_diurnal=ctx_diurnal,
+        context_symptoms=ctx_symptoms,
         age_effects=ages,
         gross_error_rate=float(gross.get("rate", 0.0)),
         gross_error_sd=float(gross.get("widen_sd", 0.0)),

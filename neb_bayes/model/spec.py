@@ -97,6 +97,13 @@ def _check(raw: dict[str, Any]) -> list[str]:
                 for a, b, rho in sspec.get("corr", []):
                     if a not in lat or b not in lat or not -1 < rho < 1:
                         problems.append(f"axes.{ax}.states.{st}.corr [{a}, {b}, {rho}] is invalid")
+        in_condition = {(a, st) for where in raw["conditions"].values()
+                        for a, sts in where.items() for st in sts}
+        for st, sspec in spec["states"].items():
+            normal = st == "normal" or st.startswith("normal_")
+            if not normal and (ax, st) not in in_condition and not sspec.get("description"):
+                problems.append(f"axes.{ax}.states.{st}: a state that is neither normal nor a "
+                                "condition needs a `description` (reports name it)")
         for st in spec.get("diurnal_amplitude", {}):
             if st not in spec["states"]:
                 problems.append(f"axes.{ax}.diurnal_amplitude: unknown state '{st}'")
@@ -159,6 +166,7 @@ def _check(raw: dict[str, Any]) -> list[str]:
             if st not in axes[ax]["states"]:
                 problems.append(f"prevalence.{ax}.base: unknown state '{st}'")
         for j, mod in enumerate(prev.get("modifiers", [])):
+            check_src(f"prevalence.{ax}.modifiers[{j}]", mod.get("src"))
             for st in mod.get("odds", {}):
                 if st not in axes[ax]["states"]:
                     problems.append(f"prevalence.{ax}.modifiers[{j}]: unknown state '{st}'")
@@ -213,6 +221,12 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
             for ax, states in row.get(part, {}).items():
                 if ax not in axes or any(s not in axes[ax]["states"] for s in states):
                     problems.append(f"{where}.{part}: unknown axis/state {ax}: {list(states)}")
+        causes = set(raw.get("symptoms", {}).get("causes", {}))
+        for cause, factor in row.get("symptoms", {}).items():
+            if cause not in causes:
+                problems.append(f"{where}.symptoms: '{cause}' causes no symptom in `symptoms.causes`")
+            if not 0 < factor <= 1:
+                problems.append(f"{where}.symptoms.{cause}: factor must be in (0, 1]")
         if "diurnal" in row and row["diurnal"].get("profile") not in raw.get("diurnal_profiles", {}):
             problems.append(f"{where}: unknown diurnal profile")
     for ax, prev in raw["prevalence"].items():

@@ -564,6 +564,11 @@ def _probability_section(result: Result, d: dict) -> str:
                 "uncertainty."),
            _table(["condition id", "condition", "probability", "interval", "prior"], rows,
                   num=(2, 4))]
+    if d.get("other_states"):
+        out.append("<p><strong>Other readings</strong> (axis states that are not a listed "
+                   "condition):</p>" + _list(
+                       (f"{_e(o['axis'])}: {_e(o['description'])}: {_e(_pct(o['probability']))} "
+                        f"(prior {_e(_pct(o['prior']))})" for o in d["other_states"]), ""))
     if d["unassessed_axes"]:
         out.append("<p class='note'>No usable result on: " + _e(", ".join(d["unassessed_axes"]))
                    + ". Probabilities there rest on the population prior (and symptoms): they say "

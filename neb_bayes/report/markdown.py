@@ -48,6 +48,10 @@ def render_markdown(result: Result) -> str:
     ivs = result.intervals
     for name, prob in result.ranked():
         lines.append(f"| {name} | {_pct(prob)} | {_interval(ivs[name])} |")
+    if d["other_states"]:
+        lines += ["", "**Other readings** (axis states that are not a listed condition):"]
+        lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])} "
+                  f"(prior {_pct(o['prior'])})" for o in d["other_states"]]
     if d["unassessed_axes"]:
         lines += ["", "No usable result on: " + ", ".join(d["unassessed_axes"]) +
                   ". Probabilities there rest on the population prior (and symptoms): "

@@ -61,6 +61,11 @@ def _known(check: str) -> list:
     return out
 
 
+def _is_axis_state(name: str) -> bool:
+    """``axis.state`` (e.g. ``thyroid.normal``): an axis state instead of a condition id."""
+    return "." in name
+
+
 def _conditions(entry: dict[str, Any]) -> list[str]:
     cond = entry["condition"]
     return [cond] if isinstance(cond, str) else list(cond)
@@ -79,8 +84,16 @@ def _report(file_name: str) -> dict[str, Any]:
 
 
 def _prob(file_name: str, entry: dict[str, Any]) -> float:
-    probs = _result(file_name).probabilities
-    return float(sum(probs[c] for c in _conditions(entry)))
+    result = _result(file_name)
+    probs = result.probabilities
+    total = 0.0
+    for c in _conditions(entry):
+        if _is_axis_state(c):
+            axis, state = c.split(".")
+            total += result.axis_states[axis][state]["probability"]
+        else:
+            total += probs[c]
+    return float(total)
 
 
 def _case_yaml(file_name: str) -> dict[str, Any]:
@@ -116,7 +129,14 @@ def test_pair_entry_is_well_formed(name: str) -> None:
     assert entry["direction"] in {"lower", "higher"}
     assert entry.get("flag_scope", "patient") in {"patient", "result"}
     for c in _conditions(entry):
-        assert c in CONDITION_IDS, f"unknown condition {c!r}"
+        if _is_axis_state(c):
+            from neb_bayes.model.compiled import load_model
+
+            axes = {ax.name: ax.states for ax in load_model().axes}
+            axis, state = c.split(".")
+            assert state in axes.get(axis, ()), f"unknown axis state {c!r}"
+        else:
+            assert c in CONDITION_IDS, f"unknown condition {c!r}"
     for key in (*BOUNDS, "min_ratio"):
         if key in entry:
             assert isinstance(entry[key], (int, float))

@@ -322,6 +322,7 @@ LT4_LABS = [
 
 
 @pytest.mark.parametrize(("last_dose", "recent"), [("07:30", True), ("04:00", True),
+                                                   ("00:30", True), ("23:30", False),
                                                    ("10:00", False), ("22:00", False)])
 def test_levothyroxine_recent_dose_timing(last_dose: str, recent: bool) -> None:
     case = _case(meds=[{"name": "levothyroxine 100 µg", "last_dose": last_dose}],

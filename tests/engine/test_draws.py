@@ -35,6 +35,7 @@ CASES = {
     "many-symptoms": f"{EXAMPLES}/cushings_acth_dependent_01.yaml",
     "context-latent-thyroid": f"{EXAMPLES}/context/levothyroxine_recent_dose_with.yaml",
     "context-latent-metabolic": f"{EXAMPLES}/context/glucose_lowering_with.yaml",
+    "context-symptoms": f"{EXAMPLES}/context/antithyroid_drug_high_tsh_with.yaml",
     "pcos": f"{EXAMPLES}/pcos_01.yaml",
 }
 

@@ -11,8 +11,9 @@ likelihood code: it starts from the :class:`Case`.
   axis' latent vector z (K <= 4) of N(z; lat_mean[s], lat_cov[s]) times the product over
   channels of p(that channel's results | z, s).
 * Given z, a channel's results are a small Gaussian vector (covariance tau^2 J + cvi^2
-  [same day] + cva^2 I) whose density is computed directly; a censored result contributes
-  the normal CDF of its conditional distribution given z and the channel's other results.
+  [same day] + cva^2 I + diag(context noise), see below) whose density is computed directly;
+  a censored result contributes the normal CDF of its conditional distribution given z and
+  the channel's other results.
 * In whitened latents w the log of prior x observed densities is a quadratic (checked at
   random points); its integral is done by tensor Gauss-Hermite quadrature centred on its mode
   and scaled by its (finite-difference) curvature.  The censored CDFs are affine in w: their
@@ -26,12 +27,36 @@ likelihood code: it starts from the :class:`Case`.
   (1 - n eps) I(all results) + eps sum_j q(y_j) I(all but j), every I a quadrature of its own
   (the engine instead uses the leave-one-out identity for observed results).
 * The prior set's age trends (``age_effects``) are added to the expected log levels, and the
-  symptoms' noisy-OR is summed over the person's symptom-propensity levels.  Cases that raise
-  context flags (pregnancy, drugs, menopause...) are not used: the test asserts none is raised.
+  symptoms' noisy-OR is summed over the person's symptom-propensity levels.
+* Context effects, from the compiled tables (``context_shifts``, ``context_latents``,
+  ``context_diurnal``) and the model's generative definition (``simulate.py`` draws exactly
+  this), never from the engine's evidence blocks: with flag strengths s_f,
 
-The prior tensor (not under test) is taken from ``log_prior``.  Every case is ambiguous
-(several states of its focus axis above 0.05 posterior), and every axis marginal and
-condition probability must agree with the engine within 1e-4.
+  - measurement shifts: every ``ContextShift`` of a result's channel whose flag is raised adds
+    shift x s_f to that result's expected log level and (extra_sd x s_f)^2 to the variance of
+    an error term of its own: extra noise independent between results (also between repeats
+    of a channel on the same day), not shared like the person- and day-level terms;
+  - latent shifts (treated disease): z_a ~ N(lat_mean[s] + sum_f mean_shift_f[s] s_f,
+    c[s]^2 lat_cov[s]) with c[s] = prod_f (1 + (sd_scale_f[s] - 1) s_f);
+  - daily-rhythm changes: each ``ContextDiurnal`` of a channel's profile moves the clock hour
+    the rhythm is read at by ``phase_shift`` (mod 24), multiplies the rhythm's amplitude by
+    ``amplitude`` and adds ``extra_sd``^2 to the result's own noise (the model takes no
+    strength here; the reference asserts strength 1);
+  - treated disease causes fewer symptoms: every noisy-OR cause probability is multiplied by
+    the ``context_symptoms`` factors of the raised flags (each to the flag's strength);
+  - a gross error is drawn from the channel's population mixture moved by the result's
+    context shift and age trend (the engine reads q on the result with both removed), without
+    the extra noise.
+
+  The flags, their strengths and any symptoms they imply are taken from the context
+  recogniser (``read_context``: recognition is not under test).  Effects that depend on
+  sampling times or assay methods are not implemented (biotin's decay after the last dose,
+  ``levothyroxine_recent_dose``, ``unaffected_methods``), nor lab reference intervals: the
+  reference asserts that its cases use none of them.
+
+The prior tensor (not under test) is taken from ``log_prior`` (with the case's context
+flags).  Every case is ambiguous (several states of its focus axis above 0.05 posterior), and
+every axis marginal and condition probability must agree with the engine within 1e-4.
 """
 
 from __future__ import annotations
@@ -48,7 +73,8 @@ from scipy import integrate, optimize
 from scipy.special import log_ndtr, logsumexp, roots_hermite
 from scipy.stats import multivariate_normal, norm
 
-from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
+from neb_bayes.case.model import Case, Measurement, Medication, Patient, Symptoms
+from neb_bayes.context import read_context
 from neb_bayes.evidence import build_evidence
 from neb_bayes.model.compiled import load_model
 from neb_bayes.model.prior import log_prior
@@ -81,10 +107,61 @@ class _Result:
     y: float          # log value, or log limit when censored
     censor: int       # 0 observed, -1 below the limit, +1 above
     day: float
-    hour: float | None
+    hour: float | None  # clock hour the channel's daily rhythm is read at (context applied)
+    shift: float = 0.0      # context measurement shift (log units)
+    extra_var: float = 0.0  # variance of the result's own context noise
+    amp: float = 1.0        # context factor on the daily rhythm's amplitude
 
 
-def _results_by_axis(model, case: Case) -> dict[int, list[_Result]]:
+#: context flags whose effects depend on sampling times or assay methods (not implemented)
+TIMED_FLAGS = frozenset({"biotin", "levothyroxine_recent_dose"})
+
+
+@dataclass(frozen=True)
+class _Context:
+    """The case's context flags with their strengths, and the symptoms they imply."""
+
+    flags: dict[str, float]
+    extra_symptoms: frozenset[str] = frozenset()
+
+
+NO_CONTEXT = _Context({})
+
+
+def _context_of(case: Case) -> _Context:
+    """Context flags as the recogniser reads them (recognition is not under test)."""
+    reading = read_context(case)
+    flags = dict(reading.flags)
+    assert not TIMED_FLAGS & set(flags), f"reference handles no timed flags: {flags}"
+    # the engine raises levothyroxine_recent_dose from the time of the last dose
+    assert reading.details.get("levothyroxine", {}).get("last_dose_hour") is None
+    assert all(0.0 < v <= 1.0 for v in flags.values()), flags
+    return _Context(flags, frozenset(reading.extra_symptoms))
+
+
+def _context_result(model, c: int, m: Measurement, ctx: _Context) -> tuple[float, float, float,
+                                                                             float | None]:
+    """(shift, extra variance, rhythm amplitude factor, clock hour of the rhythm) of a result."""
+    shift, var = 0.0, 0.0
+    for eff in model.context_shifts.get(c, ()):
+        s = ctx.flags.get(eff.flag, 0.0)
+        if s > 0.0:
+            assert not (m.method and eff.unaffected_methods), "reference ignores assay methods"
+            shift += eff.shift * s
+            var += (eff.extra_sd * s) ** 2
+    ch = model.channels[c]
+    hour, amp = m.hour, 1.0
+    if ch.diurnal is not None:
+        for dm in model.context_diurnal:
+            if dm.profile == ch.diurnal and dm.flag in ctx.flags:
+                assert ctx.flags[dm.flag] == 1.0, "rhythm changes are all-or-nothing"
+                hour = (hour + dm.phase_shift) % 24.0
+                amp *= dm.amplitude
+                var += dm.extra_sd**2
+    return shift, var, amp, hour
+
+
+def _results_by_axis(model, case: Case, ctx: _Context = NO_CONTEXT) -> dict[int, list[_Result]]:
     """The case's usable results, on the log scale, grouped by the axis their channel loads on."""
     out: dict[int, list[_Result]] = {}
     for m in case.measurements:
@@ -95,8 +172,22 @@ def _results_by_axis(model, case: Case) -> dict[int, list[_Result]]:
         ch = model.channels[c]
         assert ch.diurnal is None or m.hour is not None, "give the clock time of rhythmic results"
         code = {"none": 0, "left": -1, "right": 1}[m.censor]
-        out.setdefault(ch.axis, []).append(_Result(c, math.log(m.value), code, m.day, m.hour))
+        shift, var, amp, hour = _context_result(model, c, m, ctx)
+        out.setdefault(ch.axis, []).append(
+            _Result(c, math.log(m.value), code, m.day, hour, shift, var, amp))
     return out
+
+
+def _latent_params(model, axis: int, ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
+    """Per-state latent mean (S, K) and covariance (S, K, K) with the context's latent shifts."""
+    ax = model.axes[axis]
+    mean, scale = ax.lat_mean.copy(), np.ones(ax.n_states)
+    for cl in model.context_latents:
+        s = ctx.flags.get(cl.flag, 0.0)
+        if cl.axis == axis and s > 0.0:
+            mean = mean + cl.mean_shift * s
+            scale = scale * (1.0 + (cl.sd_scale - 1.0) * s)
+    return mean, ax.lat_cov * (scale**2)[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -121,7 +212,9 @@ def _channel_terms(model, results: list[_Result]) -> list[_ChannelTerm]:
         days = np.array([results[p].day for p in pos])
         same_day = (days[:, None] == days[None, :]).astype(float)
         n = pos.size
-        sigma = ch.tau**2 * np.ones((n, n)) + ch.cvi**2 * same_day + ch.cva**2 * np.eye(n)
+        own = np.array([results[p].extra_var for p in pos])   # context noise of each result
+        sigma = (ch.tau**2 * np.ones((n, n)) + ch.cvi**2 * same_day + ch.cva**2 * np.eye(n)
+                 + np.diag(own))
         cen_local = [i for i, p in enumerate(pos) if results[p].censor != 0]
         assert len(cen_local) <= 1, "reference handles one censored result per channel"
         obs_local = [i for i in range(n) if i not in cen_local]
@@ -171,11 +264,11 @@ def _base_means(model, results: list[_Result], deps, combo, patient: Patient) ->
     for i, r in enumerate(results):
         ch = model.channels[r.channel]
         mu = ch.log_median + sum(float(e.shift[state[e.axis]]) for e in ch.effects)
-        mu += _age_shift(model, r.channel, patient)
+        mu += _age_shift(model, r.channel, patient) + r.shift
         if ch.diurnal is not None:
             off, extra = model.diurnal_offset(ch.diurnal, r.hour)
             assert extra == 0.0
-            mu += float(ch.amp[state[ch.amp_axis]]) * ch.diurnal_scale * off
+            mu += float(ch.amp[state[ch.amp_axis]]) * ch.diurnal_scale * r.amp * off
         base[i] = mu
     return base
 
@@ -195,14 +288,16 @@ class _Integrand:
     args: Callable[[np.ndarray], np.ndarray]
 
 
-def _make_integrand(model, axis: int, results, terms, base: np.ndarray, s_own: int) -> _Integrand:
+def _make_integrand(model, axis: int, results, terms, base: np.ndarray, s_own: int,
+                    latent: tuple[np.ndarray, np.ndarray] | None = None) -> _Integrand:
     ax = model.axes[axis]
     k = len(ax.latents)
+    lat_mean, lat_cov = latent if latent is not None else (ax.lat_mean, ax.lat_cov)
     y = np.array([r.y for r in results])
     load = np.stack([model.channels[r.channel].loadings for r in results])   # (n, K)
     if k:
-        a_mat = load @ np.linalg.cholesky(ax.lat_cov[s_own])                 # (n, K)
-        offset = y - base - load @ ax.lat_mean[s_own]   # residual y - E[y | z] at w = 0
+        a_mat = load @ np.linalg.cholesky(lat_cov[s_own])                    # (n, K)
+        offset = y - base - load @ lat_mean[s_own]      # residual y - E[y | z] at w = 0
     else:
         a_mat, offset = np.zeros((len(results), 0)), y - base
     cens = [t for t in terms if t.cen is not None]
@@ -369,10 +464,11 @@ def log_block_integral(integ: _Integrand, acc: _Accuracy) -> float:
 
 
 def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
-                           patient: Patient, accuracies=ACCURACY,
+                           patient: Patient, accuracies=ACCURACY, ctx: _Context = NO_CONTEXT,
                            ) -> tuple[tuple[int, ...], np.ndarray]:
     """log p(results on ``axis`` | states of its dependencies), one array per accuracy."""
     deps = _deps(model, axis, results)
+    latent = _latent_params(model, axis, ctx)
     terms = _channel_terms(model, results)
     sizes = [model.axes[d].n_states for d in deps]
     out = np.full((len(accuracies), *sizes), -np.inf)
@@ -380,7 +476,8 @@ def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
         if prior_dep[combo] <= 0.0:
             continue   # impossible for this patient (e.g. the other sex): posterior 0 anyway
         base = _base_means(model, results, deps, combo, patient)
-        integ = _make_integrand(model, axis, results, terms, base, combo[deps.index(axis)])
+        integ = _make_integrand(model, axis, results, terms, base, combo[deps.index(axis)],
+                                latent)
         for i, acc in enumerate(accuracies):
             out[(i, *combo)] = log_block_integral(integ, acc)
     return deps, out
@@ -389,9 +486,10 @@ def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
 def _gross_log_q(model, r: _Result, patient: Patient) -> float:
     """log density (mass beyond the limit when censored) of a result that is a gross error: a
     mixture of normals on the log scale (the channel's population distribution, ``gross_mix``)
-    at the patient's age (its age trend added, as for the patient's own results)."""
+    at the patient's age and context (its age trend and context shift added, as for the
+    patient's own results; not the context's extra noise)."""
     log_w, mean, sd = model.gross_mix[r.channel]
-    dist = norm(loc=mean + _age_shift(model, r.channel, patient), scale=sd)
+    dist = norm(loc=mean + _age_shift(model, r.channel, patient) + r.shift, scale=sd)
     if r.censor == 0:
         dens = dist.logpdf(r.y)
     else:
@@ -400,7 +498,7 @@ def _gross_log_q(model, r: _Result, patient: Patient) -> float:
 
 
 def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Patient,
-                       ) -> tuple[tuple[int, ...], np.ndarray]:
+                       ctx: _Context = NO_CONTEXT) -> tuple[tuple[int, ...], np.ndarray]:
     """log p(results on ``axis`` | states) when at most one of them is a gross error: each
     result is the error with probability eps (then drawn from the gross-error density, its
     own quadrature dropped), none with probability 1 - n eps.  Every sub-block is integrated
@@ -410,7 +508,7 @@ def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Pa
     def block(res):
         deps = _deps(model, axis, res)
         prior_dep = prior.sum(axis=tuple(a for a in range(nd) if a not in deps))
-        return reference_block_loglik(model, axis, res, prior_dep, patient)
+        return reference_block_loglik(model, axis, res, prior_dep, patient, ctx=ctx)
 
     deps, ll = block(results)
     eps, n = model.gross_error_rate, len(results)
@@ -429,7 +527,27 @@ def mixed_block_loglik(model, axis: int, results, prior: np.ndarray, patient: Pa
         return deps, logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0)
 
 
-def _symptom_logliks(model, case: Case) -> np.ndarray:
+def _log1m_cause(model, ctx: _Context) -> list[np.ndarray]:
+    """Per axis (S_a, Y): sum of log(1 - p) over the causes active in each state, every cause
+    probability p of the symptom table multiplied by the context's factors (treated disease
+    causes fewer symptoms: ``context_symptoms``, each row's factor to the flag's strength);
+    built entry by entry from the table, not from the engine's arrays."""
+    table = model.symptom_table
+    p = 1.0 / (1.0 + np.exp(-np.asarray(table.cause_logit, float)))
+    for row in model.context_symptoms:
+        strength = ctx.flags.get(row.flag, 0.0)
+        if strength > 0:
+            p = p * row.scale ** strength
+    out = []
+    for a, ax in enumerate(model.axes):
+        t = np.zeros((ax.n_states, len(model.symptoms)))
+        for e, y in enumerate(table.entry_symptom):
+            t[:, y] += table.state_mask[a][:, e] * np.log1p(-p[e])
+        out.append(t)
+    return out
+
+
+def _symptom_logliks(model, case: Case, ctx: _Context = NO_CONTEXT) -> np.ndarray:
     """log P(reported symptoms | s): noisy-OR given s and the person's symptom propensity level.
 
     The prior set may give each person one of P propensity levels (weights ``log_propensity_w``)
@@ -441,10 +559,13 @@ def _symptom_logliks(model, case: Case) -> np.ndarray:
     n_prop = leak.shape[0]
     log_w = np.asarray(getattr(model, "log_propensity_w", np.zeros(1)), float)
     assert log_w.shape == (n_prop,) and abs(np.exp(log_w).sum() - 1.0) < 1e-12
-    reported = [(sid, "present") for sid in case.symptoms.present]
+    # symptoms the context implies (a menstrual reading) count as present unless reported
+    implied = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
+    reported = [(sid, "present") for sid in case.symptoms.present | implied]
     reported += [(sid, "absent") for sid in case.symptoms.absent]
     if not reported:
         return np.zeros([1] * nd)
+    cause = _log1m_cause(model, ctx)
     total = np.zeros([n_prop] + [1] * nd)
     for sid, status in reported:
         y = model.symptoms.index(sid)
@@ -452,7 +573,7 @@ def _symptom_logliks(model, case: Case) -> np.ndarray:
         for a in range(nd):
             shape = [1] * (nd + 1)
             shape[a + 1] = model.axes[a].n_states
-            lq = lq + model.log1m_cause[a][:, y].reshape(shape)
+            lq = lq + cause[a][:, y].reshape(shape)
         total = total + (lq if status == "absent" else np.log(-np.expm1(lq)))
     return logsumexp(total + log_w.reshape([n_prop] + [1] * nd), axis=0)
 
@@ -465,15 +586,17 @@ class Reference:
 
 
 def reference_posterior(model, case: Case, covariates) -> Reference:
+    ctx = _context_of(case)
+    assert set(covariates.flags) == set(ctx.flags), (covariates.flags, ctx.flags)
     lp = np.asarray(log_prior(model, covariates))
     prior = np.exp(lp)
     assert abs(prior.sum() - 1.0) < 1e-12
     nd = len(model.axes)
-    by_axis = _results_by_axis(model, case)
+    by_axis = _results_by_axis(model, case, ctx)
     n_acc = len(ACCURACY)
-    log_joint = np.broadcast_to(lp + _symptom_logliks(model, case), (n_acc, *model.shape))
+    log_joint = np.broadcast_to(lp + _symptom_logliks(model, case, ctx), (n_acc, *model.shape))
     for axis, results in by_axis.items():
-        deps, ll = mixed_block_loglik(model, axis, results, prior, case.patient)
+        deps, ll = mixed_block_loglik(model, axis, results, prior, case.patient, ctx)
         shape = [n_acc] + [1] * nd
         for d in deps:
             shape[d + 1] = model.axes[d].n_states
@@ -498,14 +621,24 @@ def M(analyte, value, censor="none", day=0.0, hour=None, specimen=None) -> dict:
             "censor": censor, "day": day, "hour": hour}
 
 
-def make_case(cid, sex, age, meas, present=(), absent=()) -> Case:
+def make_case(cid, sex, age, meas, present=(), absent=(), patient=None) -> Case:
+    """``patient``: more patient fields (``medications`` as names, ``context``, ``pregnant``,
+    ``gestational_week``...)."""
+    extra = dict(patient or {})
+    extra["medications"] = tuple(Medication(name=n, raw=n) for n in extra.get("medications", ()))
+    extra["context"] = tuple(extra.get("context", ()))
     ms = tuple(Measurement(index=i, **m) for i, m in enumerate(meas))
-    return Case(id=cid, patient=Patient(sex=sex, age=age), measurements=ms,
+    return Case(id=cid, patient=Patient(sex=sex, age=age, **extra), measurements=ms,
                 symptoms=Symptoms(present=frozenset(present), absent=frozenset(absent)))
 
 
-# (id, sex, age, measurements, symptoms present, symptoms absent, focus axis): each case must
-# leave at least two states of its focus axis above 0.05
+P_T1 = {"pregnant": True, "gestational_week": 10.0}
+P_T2 = {"pregnant": True, "gestational_week": 20.0}
+
+
+# (id, sex, age, measurements, symptoms present, symptoms absent, focus axis[, patient fields
+# that raise context flags]): each case must leave at least two states of its focus axis above
+# 0.05
 CASES = [
     # thyroid: borderline TSH / FT4 / FT3
     ("tsh4.8-ft4_12", "F", 40, [M("tsh", 4.8), M("ft4", 12.0)], (), (), "thyroid"),
@@ -514,7 +647,7 @@ CASES = [
      "thyroid"),
     ("ft4_7-tsh1.0-age60", "M", 60, [M("ft4", 7.0), M("tsh", 1.0)],
      ("fatigue", "cold_intolerance"), (), "thyroid"),
-    ("ft3_lownormal", "F", 38, [M("tsh", 1.2), M("ft4", 11.5), M("ft3", 2.25)], ("fatigue",), (),
+    ("ft3_lownormal", "F", 38, [M("tsh", 1.2), M("ft4", 11.5), M("ft3", 2.9)], ("fatigue",), (),
      "thyroid"),
     # censored results
     ("tsh<0.05-ft4_14", "F", 35, [M("tsh", 0.05, "left"), M("ft4", 14.0)], (), (), "thyroid"),
@@ -579,12 +712,55 @@ CASES = [
      [M("tsh", 4.6), M("ft4", 12.0), M("prolactin", 650.0), M("glucose_fasting", 5.7),
       M("hba1c", 39.0), M("cortisol", 300.0, hour=8.5), M("lh", 9.0)],
      ("fatigue", "oligomenorrhea"), ("tremor",), "thyroid"),
+    # context: measurement shifts with extra noise, latent shifts of treated disease, a
+    # changed daily rhythm, prior odds
+    ("pregnancy-t1-tsh0.05-ft4_20", "F", 30, [M("tsh", 0.05), M("ft4", 20.0)], (), (),
+     "thyroid", P_T1),
+    ("pregnancy-t1-tsh<0.05-ft4_17", "F", 30, [M("tsh", 0.05, "left"), M("ft4", 17.0)], (), (),
+     "thyroid", P_T1),
+    ("pregnancy-t2-tsh4.5-ft4_10", "F", 30, [M("tsh", 4.5), M("ft4", 10.0)], (), (), "thyroid",
+     P_T2),
+    ("pregnancy-t2-two-tsh-same-day", "F", 30, [M("tsh", 4.0), M("tsh", 5.0), M("ft4", 10.0)],
+     (), (), "thyroid", P_T2),
+    ("pregnancy-t1-prolactin5000", "F", 30, [M("prolactin", 5000.0)], (), (), "prolactin",
+     P_T1),
+    ("levothyroxine-tsh6-ft4_14", "F", 50, [M("tsh", 6.0), M("ft4", 14.0)], ("fatigue",), (),
+     "thyroid", {"medications": ("levothyroxine",)}),
+    ("liothyronine-ft3_7-ft4_9-tsh0.8", "F", 45, [M("tsh", 0.8), M("ft4", 9.0), M("ft3", 7.0)],
+     (), (), "thyroid", {"medications": ("liothyronine",)}),
+    ("levothyroxine+liothyronine-tsh0.2-ft4_15-ft3_6.5", "F", 50,
+     [M("tsh", 0.2), M("ft4", 15.0), M("ft3", 6.5)], (), (), "thyroid",
+     {"medications": ("levothyroxine", "liothyronine")}),   # two latent shifts, two FT4 shifts
+    ("amiodarone-tsh0.1-ft4_30", "M", 60, [M("tsh", 0.1), M("ft4", 30.0)], (), (), "thyroid",
+     {"medications": ("amiodarone",)}),
+    ("carbimazole-tsh4-ft4_12", "F", 40, [M("tsh", 4.0), M("ft4", 12.0)], (), (), "thyroid",
+     {"medications": ("carbimazole",)}),
+    ("critical-illness-tsh0.4-ft4_14", "M", 60, [M("tsh", 0.4), M("ft4", 14.0)], (), (),
+     "thyroid", {"context": ("ICU, septic shock",)}),
+    ("coc-cortisol08h_90", "F", 30, [M("cortisol", 90.0, hour=8.0)], (), (), "adrenal",
+     {"medications": ("combined oral contraceptive",)}),
+    ("oral-estrogen-cortisol08h_100-acth8", "F", 30,
+     [M("cortisol", 100.0, hour=8.0), M("acth", 8.0, hour=8.0)], (), (), "adrenal",
+     {"medications": ("oral estradiol",)}),
+    ("glucocorticoid-cortisol08h_80-acth5", "F", 45,
+     [M("cortisol", 80.0, hour=8.0), M("acth", 5.0, hour=8.0)], (), (), "adrenal",
+     {"medications": ("fluticasone inhaler",)}),
+    ("night-shift-cortisol08h_50-acth30", "F", 40,
+     [M("cortisol", 50.0, hour=8.0), M("acth", 30.0, hour=8.0)], (), (), "adrenal",
+     {"context": ("night shift worker",)}),
+    ("metformin-glucose6.2-hba1c42", "M", 55, [M("glucose_fasting", 6.2), M("hba1c", 42.0)],
+     (), (), "metabolic", {"medications": ("metformin",)}),
+    ("non-fasting-glucose6.5-insulin100", "M", 40,
+     [M("glucose_fasting", 6.5), M("hba1c", 40.0), M("insulin_fasting", 100.0)], (), (),
+     "metabolic", {"context": ("non-fasting sample",)}),
+    ("postmenopausal-from-age-lh3-fsh5", "F", 60, [M("lh", 3.0), M("fsh", 5.0)], (), (),
+     "gonadal"),
 ]
 
 
 def _case_of(row) -> tuple[Case, str]:
-    cid, sex, age, meas, present, absent, focus = row
-    return make_case(cid, sex, age, meas, present, absent), focus
+    cid, sex, age, meas, present, absent, focus, *patient = row
+    return make_case(cid, sex, age, meas, present, absent, *patient), focus
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,18 +780,45 @@ def _describe_joint(p: np.ndarray) -> list[str]:
 
 
 def _no_context(ev) -> None:
-    """The reference implements the plain model: the case must trigger no context handling."""
+    """The case must trigger no context handling (checks of the plain model)."""
     assert not ev.covariates.flags, f"context flags {dict(ev.covariates.flags)}"
-    # only age trends (implemented by this reference) may adjust results; no context effects
+    # only age trends may adjust results; no context effects
     assert all(a["flag"] == "age" for a in ev.adjustments), ev.adjustments
     assert not getattr(ev, "lat_shift", None)
+
+
+def _context_kinds(case: Case) -> set[str]:
+    """Which kinds of context effect act on a case's results (from the compiled tables)."""
+    flags = read_context(case).flags
+    kinds = {"prior"} if flags else set()
+    for m in case.measurements:
+        c = MODEL.channel_for(m.analyte, m.specimen)
+        if c is None:
+            continue
+        n_shifts = sum(e.flag in flags for e in MODEL.context_shifts.get(c, ()))
+        if n_shifts:
+            kinds.add("shift")
+        if n_shifts > 1 or sum(cl.flag in flags and cl.axis == MODEL.channels[c].axis
+                               for cl in MODEL.context_latents) > 1:
+            kinds.add("combined")
+        if any(d.flag in flags and d.profile == MODEL.channels[c].diurnal
+               for d in MODEL.context_diurnal):
+            kinds.add("diurnal")
+        if any(cl.flag in flags and cl.axis == MODEL.channels[c].axis
+               for cl in MODEL.context_latents):
+            kinds.add("latent")
+    reported = {MODEL.symptoms.index(y) for y in case.symptoms.present | case.symptoms.absent}
+    if any(row.flag in flags and reported & set(
+            MODEL.symptom_table.entry_symptom[row.scale < 1].tolist())
+           for row in MODEL.context_symptoms):
+        kinds.add("symptoms")
+    return kinds
 
 
 @pytest.mark.parametrize("row", CASES, ids=[r[0] for r in CASES])
 def test_engine_matches_quadrature(row):
     case, focus = _case_of(row)
     ev, post = _engine(case)
-    _no_context(ev)
     ref = reference_posterior(MODEL, case, ev.covariates)
 
     # the case is ambiguous
@@ -663,6 +866,17 @@ def test_enough_ambiguous_cases_with_required_features():
     else:
         raise AssertionError("no case repeats a measurement on the same day")
     assert any(len({m["day"] for m in r[3]}) > 1 for r in CASES)
+    # context: every kind of effect, on several axes, with censoring and same-day repeats
+    kinds = {r[0]: _context_kinds(_case_of(r)[0]) for r in CASES}
+    with_context = [r for r in CASES if kinds[r[0]]]
+    assert len(with_context) >= 10
+    assert set().union(*kinds.values()) >= {"prior", "shift", "latent", "diurnal", "combined",
+                                            "symptoms"}
+    assert len({r[6] for r in with_context}) >= 4          # focus axes
+    shifted = [r for r in with_context if "shift" in kinds[r[0]]]
+    assert any(m["censor"] != "none" for r in shifted for m in r[3])
+    assert any(len({(m["analyte"], m["specimen"], m["day"]) for m in r[3]}) < len(r[3])
+               for r in shifted)
 
 
 def test_integrator_is_exact_on_a_gaussian_case():
