@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -28,17 +30,16 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     ndim = max(p.ndim for p in parts)
     parts = [np.asarray(p, dtype=float).reshape((1,) * (ndim - p.ndim) + p.shape) for p in parts]
 
-    def dims(p):
-        return frozenset(i for i, n in enumerate(p.shape) if n > 1)
-
     merged = sorted(parts, key=lambda p: p.size)
+    # a factor added into a host keeps the host's dimensions, so each set is worked out once
+    dims = [frozenset(i for i, n in enumerate(p.shape) if n > 1) for p in merged]
     i = 0
     while i < len(merged):
-        p = merged[i]
-        host = next((j for j in range(i + 1, len(merged)) if dims(p) <= dims(merged[j])), None)
+        host = next((j for j in range(i + 1, len(merged)) if dims[i] <= dims[j]), None)
         if host is not None:
-            merged[host] = merged[host] + p
+            merged[host] = merged[host] + merged[i]
             del merged[i]
+            del dims[i]
         else:
             i += 1
     return merged
@@ -48,29 +49,91 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
 _ORDERS: dict[tuple, tuple[int, ...]] = {}
 
 
+#: above this many variables the elimination order is greedy instead of optimal
+EXACT_ORDER_MAX = 12
+
+
 def _elimination_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[int, ...]:
-    """Greedy variable-elimination order: next the variable whose elimination multiplies
-    the smallest table (ties: the lower index)."""
+    """Variable-elimination order with the least total work: the smallest sum, over the
+    steps, of the table each step multiplies (found by dynamic programming over the sets of
+    eliminated variables; greedy beyond :data:`EXACT_ORDER_MAX` variables).  Deterministic."""
     key = (tuple(tuple(sorted(sc)) for sc in scopes), tuple(sorted(sizes.items())))
     order = _ORDERS.get(key)
     if order is None:
-        live = [set(sc) for sc in scopes]
-        left = set(sizes)
-        out = []
-        while left:
-            def cost(v, live=live):
-                union = set().union(*(sc for sc in live if v in sc)) or {v}
-                return (int(np.prod([sizes[u] for u in union])), v)
-            v = min(left, key=cost)
-            union = set().union(*(sc for sc in live if v in sc))
-            live = [sc for sc in live if v not in sc] + [union - {v}]
-            left.discard(v)
-            out.append(v)
-        order = tuple(out)
+        order = (_optimal_order(scopes, sizes) if len(sizes) <= EXACT_ORDER_MAX
+                 else _greedy_order(scopes, sizes))
         if len(_ORDERS) > 4096:
             _ORDERS.clear()
         _ORDERS[key] = order
     return order
+
+
+def _optimal_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[int, ...]:
+    """The order minimising the summed table sizes.  Eliminating ``v`` after the set ``S``
+    multiplies a table over ``v`` and every variable outside ``S`` reachable from ``v``
+    through ``S`` in the interaction graph, whatever the order within ``S``, so the best
+    order is a shortest path over the subsets (ties: the lower variable first)."""
+    vs = sorted(sizes)
+    n = len(vs)
+    pos = {v: i for i, v in enumerate(vs)}
+    adj = [0] * n
+    for sc in scopes:
+        mask = 0
+        for v in sc:
+            mask |= 1 << pos[v]
+        for v in sc:
+            adj[pos[v]] |= mask
+    adj = [a & ~(1 << i) for i, a in enumerate(adj)]
+
+    sz = [sizes[v] for v in vs]
+    prods: dict[int, int] = {}
+
+    def table(i: int, done: int) -> int:
+        reach = seen = frontier = 1 << i
+        while frontier:
+            nb = 0
+            while frontier:
+                low = frontier & -frontier
+                nb |= adj[low.bit_length() - 1]
+                frontier ^= low
+            nb &= ~seen
+            seen |= nb
+            reach |= nb & ~done
+            frontier = nb & done
+        size = prods.get(reach)
+        if size is None:
+            size = prods[reach] = math.prod(sz[j] for j in range(n) if reach >> j & 1)
+        return size
+
+    best: dict[int, tuple[int, tuple[int, ...]]] = {0: (0, ())}
+    for done in sorted(range(1 << n), key=lambda m: (bin(m).count("1"), m)):
+        cost, path = best[done]
+        for i in range(n):
+            if done >> i & 1:
+                continue
+            nxt = done | 1 << i
+            c = cost + table(i, done)
+            if nxt not in best or c < best[nxt][0]:
+                best[nxt] = (c, path + (vs[i],))
+    return best[(1 << n) - 1][1]
+
+
+def _greedy_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[int, ...]:
+    """Greedy order: next the variable whose elimination multiplies the smallest table
+    (ties: the lower index)."""
+    live = [set(sc) for sc in scopes]
+    left = set(sizes)
+    out = []
+    while left:
+        def cost(v, live=live):
+            union = set().union(*(sc for sc in live if v in sc)) or {v}
+            return (int(np.prod([sizes[u] for u in union])), v)
+        v = min(left, key=cost)
+        union = set().union(*(sc for sc in live if v in sc))
+        live = [sc for sc in live if v not in sc] + [union - {v}]
+        left.discard(v)
+        out.append(v)
+    return tuple(out)
 
 
 def _product(tables: list[np.ndarray]) -> np.ndarray:
@@ -131,7 +194,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
     draws, then one dimension per axis).  The sum over joint states factorises along the
-    factors' small scopes: one pass of variable elimination (greedy order) sends messages up,
+    factors' small scopes: one pass of variable elimination (least-work order) sends messages up,
     one pass sends them back (Shafer-Shenoy), and every axis' marginal comes from the table
     where it was eliminated, so all marginals cost about twice one contraction.  Tables keep
     the batch dimension last, so every product is a contiguous elementwise loop.
@@ -149,7 +212,10 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     tables, scopes = [], []
     for p in merged:
         mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
-        tables.append(np.ascontiguousarray(np.moveaxis(np.exp(p - mx), 0, -1)))
+        # exp(p - max) written straight into a batch-last table (two passes, no copy)
+        t = np.empty(p.shape[1:] + p.shape[:1])
+        np.subtract(np.moveaxis(p, 0, -1), np.moveaxis(mx, 0, -1), out=t)
+        tables.append(np.exp(t, out=t))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
     for p in potentials or []:
         p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])

@@ -8,9 +8,13 @@ draw dimension), probabilities only.  To keep the work per draw small:
 * what does not depend on the case is computed once per (model, draws) and kept
   (:class:`DrawTables`): the symptom tables for every symptom, latent covariances, and the
   prior's conditional tables per stratum;
+* a block's likelihood over draws x its dependency grid is computed in one (draws x own
+  states, other axes) layout, as matrix products over the results, with the gross-error
+  mixture summed while each result's leave-one-out term is in cache
+  (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`);
 * every likelihood stays a factor over its own small scope, and the marginals come from a
-  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`), never from the
-  joint tensor.
+  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`, factors merged
+  once, contracted in chunks of draws), never from the joint tensor.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
-from neb_bayes.tensor import contract_marginals
+from neb_bayes.tensor import contract_marginals, merge_nested
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
 #: left to the contraction instead of being summed out on that grid
@@ -121,7 +125,7 @@ def probabilities_over_draws(
     ev
         The case's evidence, built with ``model`` or with the full model.
     chunk
-        Draws evaluated together (bounds memory; results do not depend on it).
+        Draws contracted together (bounds memory; results do not depend on it).
 
     Returns
     -------
@@ -129,11 +133,19 @@ def probabilities_over_draws(
         ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
     """
     model, draws, ev = sex_view(model, draws, ev)
-    parts, potentials = _factors(model, draw_tables(model, draws), ev)
+    parts, potentials = _CaseFactors(model, draw_tables(model, draws), ev).factors(
+        slice(0, draws.n_draws))
+    return _contract(model, parts, potentials, draws.n_draws, chunk)
+
+
+def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
+              n_draws: int, chunk: int) -> np.ndarray:
+    """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
     masks = [ax.healthy.astype(float) for ax in model.axes]
-    out = np.empty((draws.n_draws, len(model.conditions) + 1))
-    for start in range(0, draws.n_draws, chunk):
-        sl = slice(start, min(start + chunk, draws.n_draws))
+    out = np.empty((n_draws, len(model.conditions) + 1))
+    parts = merge_nested(parts)     # once for all draws, not per chunk
+    for start in range(0, n_draws, chunk):
+        sl = slice(start, min(start + chunk, n_draws))
         # the factors are cheap for all draws at once; the contraction's tables are not
         # (chunks keep them in cache)
         marg, none = contract_marginals(
@@ -145,39 +157,58 @@ def probabilities_over_draws(
     return np.clip(out, 0.0, 1.0)
 
 
-def _factors(model: CompiledModel, tab: DrawTables,
-             ev: Evidence) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Every factor of the posterior under every draw, each ``(D, S_0, ..., S_{n-1}, P)``
-    (1 where a factor does not depend on an axis; ``P`` the propensity level): log-factors,
-    and factors already on the probability scale (present symptoms with the level kept)."""
-    draws = tab.draws
-    parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
-    potentials: list[np.ndarray] = []
-    for block in ev.blocks:
-        a = block.axis
-        mean = draws.lat_mean[a]
-        cov = tab.lat_cov[a]
-        if a in ev.lat_shift:
-            shift, scale = ev.lat_shift[a]
-            mean = mean + shift
-            cov = cov * (scale**2)[:, None, None]
-        ll = block_loglik(model, block, latent=(mean, cov), log_median=draws.log_median)
-        parts.append(ll[..., None])
-    # symptom tables for the reported symptoms only, re-indexed 0..n-1
-    cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
-    if ev.cause_scale is None:
-        leak, cause = tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause)
-    else:   # the context changes the cause probabilities: this case's tables, every draw
-        leak, cause = ev.symptom_tables(model, draws.cause_logit, draws.leak_logit, cols)
-    sym = (np.arange(ev.present.size), np.arange(ev.present.size, cols.size), leak, cause)
-    terms = SymptomTerms(model, *sym)
-    grid = int(np.prod([model.axes[ai].n_states for ai in terms.cause_axes]))
-    if grid <= SMALL_SYMPTOM_GRID:
-        # few cause axes: sum the propensity level out on their grid directly
-        parts.extend(p[..., None] for p in terms.parts())
-    else:
-        # many: keep the level as a last dimension, summed out by the contraction, so each
-        # present symptom is a factor over its own cause axes only
-        log_parts, potentials = symptom_level_factors(model, *sym)
-        parts.extend(log_parts)
-    return parts, potentials
+class _CaseFactors:
+    """A case's factors under any slice of the draws (:meth:`factors`), with what does not
+    depend on the slice worked out once."""
+
+    def __init__(self, model: CompiledModel, tab: DrawTables, ev: Evidence):
+        self.model = model
+        self.tab = tab
+        self.ev = ev
+        self.prior = tab.prior_parts(ev.covariates)
+        # symptom tables for the reported symptoms only, re-indexed 0..n-1
+        cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
+        self.n_present = ev.present.size
+        self.n_reported = cols.size
+        if ev.cause_scale is None:
+            self.leak = tab.log1m_leak[..., cols]
+            self.cause = tuple(c[..., cols] for c in tab.log1m_cause)
+        else:   # the context changes the cause probabilities: this case's tables, every draw
+            self.leak, self.cause = ev.symptom_tables(model, tab.draws.cause_logit,
+                                                      tab.draws.leak_logit, cols)
+        cause_axes = [ai for ai in range(len(model.axes))
+                      if self.n_present and np.any(self.cause[ai][..., :self.n_present] != 0)]
+        grid = int(np.prod([model.axes[ai].n_states for ai in cause_axes]))
+        # few cause axes: the propensity level summed out on their grid directly; many: the
+        # level kept as a last dimension (summed out by the contraction), so each present
+        # symptom is a factor over its own cause axes only
+        self.small_symptoms = grid <= SMALL_SYMPTOM_GRID
+
+    def factors(self, sl: slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every factor of the posterior under the draws ``sl``, each ``(D, S_0, ...,
+        S_{n-1}, P)`` (1 where a factor does not depend on an axis; ``P`` the propensity
+        level): log-factors, and factors already on the probability scale (present symptoms
+        with the level kept)."""
+        model, tab, ev = self.model, self.tab, self.ev
+        draws = tab.draws
+        parts = [p[sl, ..., None] if p.shape[0] > 1 else p[..., None] for p in self.prior]
+        potentials: list[np.ndarray] = []
+        log_median = draws.log_median[sl]
+        for block in ev.blocks:
+            a = block.axis
+            mean = draws.lat_mean[a][sl]
+            cov = tab.lat_cov[a][sl]
+            if a in ev.lat_shift:
+                shift, scale = ev.lat_shift[a]
+                mean = mean + shift
+                cov = cov * (scale**2)[:, None, None]
+            ll = block_loglik(model, block, latent=(mean, cov), log_median=log_median)
+            parts.append(ll[..., None])
+        sym = (np.arange(self.n_present), np.arange(self.n_present, self.n_reported),
+               self.leak[sl], tuple(c[sl] for c in self.cause))
+        if self.small_symptoms:
+            parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
+        else:
+            log_parts, potentials = symptom_level_factors(model, *sym)
+            parts.extend(log_parts)
+        return parts, potentials

@@ -304,7 +304,8 @@ def gaussian_block_loglik(
     other: np.ndarray | None = None,
     low_rank: tuple[np.ndarray, np.ndarray] | None = None,
     loo: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    mixture: tuple[np.ndarray, float] | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
     ``mean`` has shape ``grid + (n,)``; ``cov`` broadcasts to ``grid + (n, n)``.  With
@@ -321,8 +322,16 @@ def gaussian_block_loglik(
     observed result ``log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the
     leave-one-out identity), plus the change of a censored result's mass
     (:func:`_censored_loo`), at O(n) extra cost.
+
+    With ``mixture = (log q(y) (n,), eps)`` (every result observed, ``other`` and
+    ``low_rank`` given: the draws path) return the block's log-likelihood with at most one
+    gross error, ``log p(y) + log((1 - n eps) + eps sum_j q(y_j) / p(y_j | y_-j))``, computed
+    without keeping the leave-one-out terms; ``None`` where a term would overflow.
     """
     obs = censor == 0
+    if mixture is not None and not (obs.all() and other is not None and low_rank is not None
+                                    and low_rank[1].shape[-1]):
+        raise ValueError("the fused mixture needs observed results, other and low_rank")
     if loo and (~obs).sum() > 1:
         raise ValueError("leave-one-out terms need at most one censored result")
     cen = ~obs
@@ -345,54 +354,59 @@ def gaussian_block_loglik(
         quad = np.sum(r * n_inv_r, axis=-1)
         pr = n_inv_r
         k = lat_cov.shape[-1]
+        m = r.shape[-1]
+        st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2],
+                                 *((lat_cov.shape[:-2],) if k else ()))
         if k:
             b = np.matmul(n_inv, loadings[obs])                          # N^-1 L  (.., n, K)
             a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
             # K x K algebra for every (draw, own state) at once, the stack flattened last
-            st = np.broadcast_shapes(r.shape[:-1], lat_cov.shape[:-2], a.shape[:-2])
+            st = np.broadcast_shapes(st, a.shape[:-2])
             low = _stack_chol(_to_stack(lat_cov, st, (k, k)))            # R
             rt = low.transpose(1, 0, 2)                                  # R'
             w = _stack_mul(_stack_mul(rt, _to_stack(a, st, (k, k))), low)
             for i in range(k):
                 w[i, i] += 1.0
             w = _stack_chol(w)                                           # W W' = I + R'AR
-            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, r.shape[-1]))
-            vt = _stack_forward_solve(w, _stack_mul(rt, bt))             # V' (K, n, N)
+            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, m))
+            vt_st = _stack_forward_solve(w, _stack_mul(rt, bt))          # V' (K, n, N)
             logdet = logdet + _from_stack(np.log(np.stack([w[i, i] for i in range(k)])).sum(0), st)
-            r_st = _to_stack(r, st, (r.shape[-1],))
-            t = np.sum(vt * r_st[None], axis=1)                          # V' r (K, N)
+            r_st = _to_stack(r, st, (m,))
+            t = np.sum(vt_st * r_st[None], axis=1)                       # V' r (K, N)
             quad = quad - _from_stack(np.sum(t * t, axis=0), st)
-            pr = pr - _from_stack(np.sum(vt * t[:, None, :], axis=0), st)   # C^-1 r
-            vt = np.moveaxis(vt, 1, -1).reshape((k,) + st + (r.shape[-1],))  # (K,) + st + (n,)
+            pr = pr - _from_stack(np.sum(vt_st * t[:, None, :], axis=0), st)   # C^-1 r
+            vt = np.moveaxis(vt_st, 1, -1).reshape((k,) + st + (m,))     # (K,) + st + (n,)
         if other is not None:
-            # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e - |V'e|^2
             e = other[..., obs]
-            m = e.shape[-1]
-            ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
-            quad = (quad - 2.0 * _grid_dot(pr, e)
-                    + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
-            if k:
-                ve = _grid_dot(vt, e)                                    # V'e  (K,) + grid
-                quad = quad - np.sum(ve**2, axis=0)
-        out = out - 0.5 * quad - logdet - 0.5 * obs.sum() * LOG_2PI
-        if loo:
-            # C^-1 (r - e) and diag(C^-1) = diag(N^-1) - sum_k V_kj^2
-            c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
-            if k:
-                c_diag = c_diag - np.sum(vt**2, axis=0)
-            # one array per result (each contiguous): the mixture is then a few elementwise
-            # passes, not a reduction over a short last axis
-            cond = []
-            for j in range(int(obs.sum())):
-                prj = pr[..., j]
-                if other is not None:
-                    prj = prj - _grid_dot(n_inv[..., j, :], e)
-                    if k:
-                        prj = prj + np.sum(vt[..., j] * ve, axis=0)
-                cj = c_diag[..., j]
-                cond.append(0.5 * (np.log(cj) - LOG_2PI) - 0.5 * prj**2 / cj)
-            if obs.all():
-                return out, cond
+            if loo or k:
+                # the full grid in one layout: (stack N = lead + the dimensions the mean and
+                # covariance vary along, E = the dimensions ``other`` varies along); with the
+                # dense C^-1 per stack entry, every full-grid quantity is one matrix product
+                # over the m results (BLAS) and a few elementwise passes
+                if mixture is not None:
+                    return _expanded_loglik(st, e, pr, quad, logdet, n_inv, vt_st, True,
+                                            mixture)
+                out, cond = _expanded_loglik(st, e, pr, quad, logdet, n_inv,
+                                             vt_st if k else None, loo)
+                if loo and obs.all():
+                    return out, cond
+            else:
+                # (r - e)' C^-1 (r - e) = r'C^-1 r - 2 (C^-1 r)'e + e'N^-1 e
+                ee = (e[..., :, None] * e[..., None, :]).reshape(e.shape[:-1] + (m * m,))
+                quad = (quad - 2.0 * _grid_dot(pr, e)
+                        + _grid_dot(n_inv.reshape(n_inv.shape[:-2] + (m * m,)), ee))
+                out = out - 0.5 * quad - logdet - 0.5 * m * LOG_2PI
+        else:
+            out = out - 0.5 * quad - logdet - 0.5 * m * LOG_2PI
+            if loo:
+                # C^-1 r and diag(C^-1) = diag(N^-1) - sum_k V_kj^2
+                c_diag = np.diagonal(n_inv, axis1=-2, axis2=-1)
+                if k:
+                    c_diag = c_diag - np.sum(vt**2, axis=0)
+                cond = [0.5 * (np.log(c_diag[..., j]) - LOG_2PI) - 0.5 * pr[..., j]**2 / c_diag[..., j]
+                        for j in range(m)]
+                if obs.all():
+                    return out, cond
     if cen.any():
         full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
         ccc = full[..., cen, :][..., :, cen]
@@ -440,6 +454,121 @@ def gaussian_block_loglik(
     return out
 
 
+def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
+                     logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None, loo: bool,
+                     mixture: tuple[np.ndarray, float] | None = None):
+    """The observed results' log-likelihood (and leave-one-out terms) over the full grid, for
+    a mean part that varies along ``st`` (``lead + grid``: the draw and own-axis dimensions;
+    ``pr = C^-1 r``, ``quad = r'C^-1 r``, ``logdet = log|C|^(1/2)``) and an ``other`` part
+    ``e`` (``grid + (m,)``) that varies along the remaining grid dimensions.
+
+    Full-grid arrays are computed in the layout ``(stack N, other dimensions E)`` and returned
+    as views in grid order (all with the same memory order, so elementwise work on them stays
+    contiguous).  The quadratic form is ``r'C^-1 r - 2 (C^-1 r)'e + e'C^-1 e``; the
+    leave-one-out terms need ``u = C^-1 (r - e)`` and ``diag(C^-1)``.  With many points along
+    the other dimensions, ``C^-1 = N^-1 - V V'`` is formed densely per stack entry (``m x m``)
+    and ``C^-1 e`` is a matrix product per result; with few, ``C^-1 e = N^-1 e - V (V'e)``
+    costs K passes per result.
+
+    With ``mixture = (log q (m,), eps)`` the function returns ``log p(y)`` plus the gross-error
+    mixture's log factor ``log((1 - m eps) + eps sum_j q(y_j) / p(y_j | y_-j))`` as one array
+    (each result's term exponentiated while it is in cache), or ``None`` where a term would
+    overflow (the caller then takes the leave-one-out terms and :func:`gross_mixture`).
+    """
+    m = e.shape[-1]
+    g = e.ndim - 1
+    nl = len(st) - g
+    eg = e.shape[:-1]
+    xd = [i for i in range(g) if st[nl + i] > 1]
+    ed = [i for i in range(g) if i not in xd]
+    if any(eg[i] > 1 for i in xd):
+        raise ValueError("the mean parts vary along the same grid dimension")
+    n = int(np.prod(st))
+    e_flat = e.reshape(-1, m)                                            # (E, m)
+    n_e = e_flat.shape[0]
+    shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
+    perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
+                                    for i in range(g))
+
+    def on_grid(x: np.ndarray) -> np.ndarray:
+        return x.reshape(shape).transpose(perm)
+
+    k = 0 if vt is None else vt.shape[0]
+    ng = n_inv.shape[:-2]
+    nx = tuple(ng[i] for i in xd)
+    pr_st = _to_stack(pr, st, (m,))                                      # C^-1 r  (m, N)
+    c0 = -0.5 * _to_stack(quad, st, ()) - _to_stack(logdet, st, ()) - 0.5 * m * LOG_2PI
+    low_rank = (k and n_e * (2 * k - m / 8) <= k * m and not any(ng[i] > 1 for i in ed))
+    if low_rank:
+        wsh = st[:nl] + tuple(st[nl + i] for i in xd)                     # the stack, unflattened
+        ne = (n_inv.reshape((-1, m)) @ e_flat.T).reshape(nx + (m, n_e))   # N^-1 e
+        ne = np.moveaxis(ne, -2, 0).reshape((m,) + (1,) * nl + nx + (n_e,))
+        ve = np.matmul(vt.transpose(0, 2, 1), e_flat.T)                   # V'e  (K, N, E)
+        # log p = c0 + (C^-1 r)'e - e'N^-1 e / 2 + |V'e|^2 / 2
+        ll = pr_st.T @ e_flat.T
+        ll += c0[:, None]
+        ene = np.sum(ne * e_flat.T.reshape((m,) + (1,) * (nl + len(nx)) + (n_e,)), axis=0)
+        ll.reshape(wsh + (n_e,))[...] -= 0.5 * ene
+        tmp = np.empty_like(ll)
+        for vk in ve:
+            np.square(vk, out=tmp)
+            tmp *= 0.5
+            ll += tmp
+        n_diag = np.diagonal(n_inv, axis1=-2, axis2=-1).reshape((1,) * nl + nx + (m,))
+    else:
+        q = _to_stack(n_inv, st, (m, m))                                 # (m, m, N)
+        for v in vt if k else ():
+            q -= v[:, None, :] * v[None, :, :]                           # C^-1 = N^-1 - V V'
+        # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2: one product over [1, e, e e']
+        coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
+        ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
+        basis = np.concatenate([np.ones((1, n_e)), e_flat.T, -0.5 * ee.T], axis=0)
+        ll = coef @ basis
+    cond: list[np.ndarray] = []
+    if not loo:
+        return on_grid(ll), cond
+    acc = None
+    for j in range(m):
+        # u_j = (C^-1 (r - e))_j as a fresh contiguous (N, E) array, and c_j = (C^-1)_jj
+        if low_rank:
+            uj = np.subtract(pr_st[j].reshape(wsh + (1,)), ne[j]).reshape(ll.shape)
+            cj = np.broadcast_to(n_diag[..., j], wsh).reshape(-1).copy()
+            for kk in range(k):
+                np.multiply(vt[kk, j][:, None], ve[kk], out=tmp)
+                uj += tmp
+                cj -= vt[kk, j] ** 2
+        else:
+            uj = q[j].T @ e_flat.T                                       # (C^-1 e)_j
+            np.subtract(pr_st[j][:, None], uj, out=uj)
+            cj = q[j, j]
+        np.square(uj, out=uj)
+        half_log = 0.5 * (np.log(cj) - LOG_2PI)
+        if mixture is None:
+            # log p(y_j | y_-j) = (log c_j - log 2 pi) / 2 - u_j^2 / (2 c_j)
+            uj *= (-0.5 / cj)[:, None]
+            uj += half_log[:, None]
+            cond.append(on_grid(uj))
+        else:
+            # q(y_j) / p(y_j | y_-j), summed over j
+            uj *= (0.5 / cj)[:, None]
+            uj += (mixture[0][j] - half_log)[:, None]
+            with np.errstate(over="ignore"):
+                np.exp(uj, out=uj)
+            if acc is None:
+                acc = uj
+            else:
+                acc += uj
+    if mixture is None:
+        return on_grid(ll), cond
+    if not np.isfinite(acc).all():
+        return None
+    eps = mixture[1]
+    acc *= eps
+    acc += 1.0 - m * eps
+    ll += np.log(acc, out=acc)
+    return on_grid(ll)
+
+
 def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
     """``log p(y) - log p(y_-j)`` for every result of a block with one censored result, in
     block order.  For an observed ``j``: its observed-part term plus the change of the
@@ -460,8 +589,16 @@ def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
         if e is not None:
             hj = hj - _grid_dot(coo_inv[..., j, :], e)
         gj, ajj = gain[..., 0, j], a_diag[..., j]
-        t = -sign * (lim - (mu - gj * hj / ajj)) / np.sqrt(var + gj**2 / ajj)
-        out[pos] = cond_obs[j] + log_mass - log_ndtr(t)
+        # t = -sign (lim - mu + (g_j / A_jj) h_j) / sqrt(var + g_j^2 / A_jj): the factors on the
+        # draws' grid first, then few passes over the full grid
+        slope = gj / ajj
+        t = np.empty(np.broadcast_shapes(np.shape(hj), np.shape(slope), np.shape(mu)))
+        np.multiply(hj, slope, out=t)
+        t -= mu
+        t += lim
+        t *= -sign / np.sqrt(var + gj * slope)
+        lt = log_ndtr(t)
+        out[pos] = (log_mass - lt) + cond_obs[j]
     return out
 
 
@@ -498,19 +635,29 @@ def _on_joint(model: CompiledModel, block: Block, ll: np.ndarray) -> np.ndarray:
 def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                  gross: bool) -> np.ndarray:
     """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``)."""
-    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross)
+    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross, fuse=True)
     return ll if ratio is None else ll + gross_mixture(ratio, model.gross_error_rate)
 
 
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
-                        gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
+                        gross: bool, fuse: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
     ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (a list of ``n`` arrays
-    broadcastable to the grid)."""
+    broadcastable to the grid).  With ``fuse`` (the caller wants only the mixed likelihood)
+    the draws path may return the mixed log-likelihood with ``None`` for the terms."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and (block.censor[idx] != 0).sum() <= 1
     mom = block_moments(model, block, idx, latent, log_median)
+    if (fuse and loo and mom.own_mean.ndim > len(block.deps) + 1 and mom.lat_cov.shape[-1]
+            and not block.censor[idx].any()):
+        # parameter draws, every result observed: the mixture summed as each result's
+        # leave-one-out term is computed (falls through where a term would overflow)
+        ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
+                                   other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov),
+                                   mixture=(_block_log_q(model, block)[idx], eps))
+        if ll is not None:
+            return ll, None
     if mom.own_mean.ndim > len(block.deps) + 1:
         # parameter draws: the expanded mean and the rank-K latent covariance keep the work
         # per draw small
@@ -572,6 +719,20 @@ def gross_mixture(log_ratio: list[np.ndarray], eps: float) -> np.ndarray:
     block's likelihood, with ``log_ratio_j = log q(y_j) + log p(y_-j) - log p(y)``."""
     n = len(log_ratio)
     shape = np.broadcast_shapes(*(np.shape(r) for r in log_ratio))
+    # without a shift first (n exponentials and sums, in the memory order of the terms: the
+    # draws path gives them as same-layout views); a term large enough to overflow (a result
+    # some 37 standard deviations from every state's expectation) takes the shifted form
+    full = [r for r in log_ratio if np.shape(r) == shape]
+    tot = np.empty_like(full[0]) if full else np.empty(shape)
+    tmp = np.empty_like(tot)
+    with np.errstate(over="ignore"):
+        np.exp(log_ratio[0], out=tot)
+        for r in log_ratio[1:]:
+            tot += np.exp(r, out=tmp)
+    if np.isfinite(tot).all():
+        tot *= eps
+        tot += 1.0 - n * eps
+        return np.log(tot, out=tot)
     mx = np.zeros(shape)
     for r in log_ratio:
         np.maximum(mx, r, out=mx)
@@ -629,19 +790,22 @@ def symptom_level_factors(
         # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
         # the small per-axis tables, products on the grid (P(present) >= the leak, so the
         # subtraction keeps its relative precision)
-        tables = [np.exp(log1m_leak[..., y]).reshape(lead + (1,) * nd + (n_prop,))]
+        # The tables are built with the lead (draw) dimension last in memory and returned as
+        # lead-first views: the contraction keeps that dimension last, so it copies nothing.
+        # Products grow one axis at a time, so only the last one is full size.
+        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
+            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
         causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
-                tables.append(np.exp(col).reshape(lead + tuple(_axis_shape(model, ai)) + (1,)))
+                shape = _axis_shape(model, ai) + [1]
+                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
+                    tuple(shape) + (-1,) * bool(lead))
                 causes.append(ai)
-        # the product built in place, one full-size array per symptom
-        q = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
-        q[...] = tables[0]
-        for t in tables[1:]:
-            q *= t
         np.subtract(1.0, q, out=q)
+        if lead:
+            q = np.moveaxis(q, -1, 0)
         key = tuple(causes)
         if key in potentials:
             potentials[key] *= q

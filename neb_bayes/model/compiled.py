@@ -423,7 +423,8 @@ class SymptomTable:
         use = np.flatnonzero(np.isin(self.entry_symptom, cols))
         log1m_p = -np.logaddexp(0.0, cl[..., use])             # log(1 - sigmoid), (..., E')
         scatter = (self.entry_symptom[use][:, None] == cols[None, :]).astype(float)   # (E', Y')
-        cause = tuple(np.einsum("...e,se,ey->...sy", log1m_p, m[:, use], scatter)
+        # sum_e log1m_p[..., e] mask[s, e] scatter[e, y] as one matrix product per axis
+        cause = tuple(np.matmul(log1m_p[..., None, :] * m[:, use], scatter)
                       for m in self.state_mask)
         log1m_leak = -np.logaddexp(0.0, ll[..., None, cols] + self.propensity_log_odds[:, None])
         return log1m_leak, cause

@@ -1,0 +1,120 @@
+"""The draws path's full-grid block kernels equal the dense computation they replace.
+
+With parameter draws, :func:`gaussian_block_loglik` gets the mean in two parts (a part over the
+draws and the own axis, ``other`` over the remaining dependency axes) and the covariance as
+noise + a rank-K latent part.  Over the full grid it then works in a (stack, other-axes)
+layout, with a dense C^-1 per stack entry when the other axes have many points and the
+Woodbury form when they have few; with ``mixture`` it sums the gross-error mixture as it goes.
+Each is held here to the plain dense computation (full mean, full covariance, one Cholesky
+per grid point) on random inputs, including an own axis in the middle of the grid and noise
+that varies with the own axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neb_bayes.inference.exact import gaussian_block_loglik, gross_mixture
+
+D = 4
+
+
+def _problem(seed: int, grid: tuple[int, ...], own_pos: int, m: int, k: int,
+             noise_varies: bool):
+    rng = np.random.default_rng(seed)
+    g = len(grid)
+    own_shape = [1] * g
+    own_shape[own_pos] = grid[own_pos]
+    other_shape = list(grid)
+    other_shape[own_pos] = 1
+    own_mean = rng.normal(size=(D, *own_shape, m))
+    other = rng.normal(scale=0.5, size=(*other_shape, m))
+    a = rng.normal(size=(m, m))
+    base = a @ a.T / m + np.eye(m) * 0.3
+    if noise_varies:
+        scale = 1.0 + rng.uniform(size=grid[own_pos])
+        noise = (base[None] * scale[:, None, None]).reshape(tuple(own_shape) + (m, m))
+    else:
+        noise = base.reshape((1,) * g + (m, m))
+    loadings = rng.normal(size=(m, k))
+    b = rng.normal(size=(D, *own_shape, k, k))
+    lat_cov = b @ np.swapaxes(b, -1, -2) + np.eye(k) * 0.2
+    y = rng.normal(size=m)
+    return y, own_mean, other, noise, loadings, lat_cov
+
+
+def _dense(y, own_mean, other, noise, loadings, lat_cov):
+    """log p(y) and log p(y_j | y_-j) over the full grid from the full mean and covariance."""
+    mean = own_mean + other
+    cov = noise + np.einsum("ik,...kl,jl->...ij", loadings, lat_cov, loadings)
+    cov = np.broadcast_to(cov, mean.shape[:-1] + cov.shape[-2:])
+    return gaussian_block_loglik(y, np.zeros(y.size, int), mean, cov, loo=True)
+
+
+# (grid, own axis position): few points on the other axes (Woodbury form) and many (dense
+# C^-1), the own axis first, in the middle and last
+SHAPES = [((3,), 0), ((3, 2), 0), ((2, 5), 1), ((3, 4, 2), 1), ((6, 7, 4), 2), ((5, 3, 6), 0)]
+
+
+@pytest.mark.parametrize("grid,own_pos", SHAPES)
+@pytest.mark.parametrize("m,k", [(1, 1), (5, 2), (9, 3)])
+@pytest.mark.parametrize("noise_varies", [False, True])
+def test_expanded_likelihood_and_leave_one_out_terms_equal_the_dense_form(grid, own_pos, m, k,
+                                                                          noise_varies):
+    y, own_mean, other, noise, loadings, lat_cov = _problem(
+        len(grid) * 100 + own_pos * 10 + m, grid, own_pos, m, k, noise_varies)
+    ref_ll, ref_cond = _dense(y, own_mean, other, noise, loadings, lat_cov)
+    ll, cond = gaussian_block_loglik(y, np.zeros(m, int), own_mean, noise, other=other,
+                                     low_rank=(loadings, lat_cov), loo=True)
+    full = (D, *grid)
+    np.testing.assert_allclose(np.broadcast_to(ll, full), ref_ll, rtol=1e-11, atol=1e-11)
+    assert len(cond) == m
+    for c, rc in zip(cond, ref_cond, strict=True):
+        np.testing.assert_allclose(np.broadcast_to(c, full), rc, rtol=1e-10, atol=1e-10)
+    # without the leave-one-out terms: the same likelihood
+    alone = gaussian_block_loglik(y, np.zeros(m, int), own_mean, noise, other=other,
+                                  low_rank=(loadings, lat_cov))
+    np.testing.assert_allclose(np.broadcast_to(alone, full), ref_ll, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("grid,own_pos", SHAPES)
+@pytest.mark.parametrize("m,k", [(1, 1), (5, 2), (9, 3)])
+def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos, m, k):
+    y, own_mean, other, noise, loadings, lat_cov = _problem(
+        7 + len(grid) + own_pos + m, grid, own_pos, m, k, own_pos == 1)
+    rng = np.random.default_rng(m)
+    log_q = rng.normal(loc=-2.0, size=m)
+    eps = 0.003
+    ref_ll, ref_cond = _dense(y, own_mean, other, noise, loadings, lat_cov)
+    ref = ref_ll + gross_mixture([lq - c for lq, c in zip(log_q, ref_cond, strict=True)], eps)
+    got = gaussian_block_loglik(y, np.zeros(m, int), own_mean, noise, other=other,
+                                low_rank=(loadings, lat_cov), mixture=(log_q, eps))
+    np.testing.assert_allclose(np.broadcast_to(got, (D, *grid)), ref, rtol=1e-11, atol=1e-11)
+    # a term that would overflow: no answer, the caller takes the shifted form
+    huge = log_q.copy()
+    huge[0] = 800.0
+    assert gaussian_block_loglik(y, np.zeros(m, int), own_mean, noise, other=other,
+                                 low_rank=(loadings, lat_cov), mixture=(huge, eps)) is None
+
+
+def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_overflow():
+    rng = np.random.default_rng(3)
+    eps = 0.003
+
+    def shifted(rs):
+        mx = np.maximum(0.0, np.max(np.broadcast_arrays(*rs), axis=0))
+        tot = np.exp(-mx) * (1 - len(rs) * eps)
+        for r in rs:
+            tot = tot + eps * np.exp(r - mx)
+        return mx + np.log(tot)
+
+    rs = [rng.normal(scale=5.0, size=(3, 4)), rng.normal(size=(3, 1)), np.array(-40.0)]
+    np.testing.assert_allclose(gross_mixture(rs, eps), shifted(rs), rtol=1e-14, atol=1e-14)
+    # layouts: transposed views keep their memory order and give the same values
+    t = [np.ascontiguousarray(r.T).T if np.ndim(r) == 2 else r for r in rs]
+    np.testing.assert_allclose(gross_mixture(t, eps), shifted(rs), rtol=1e-14, atol=1e-14)
+    big = [np.array([1.0, 900.0, -5.0]), np.array([2.0, 3.0, 1000.0])]
+    got = gross_mixture(big, eps)
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, shifted(big), rtol=1e-14, atol=1e-14)
