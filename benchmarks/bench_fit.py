@@ -8,7 +8,8 @@ Usage::
 Prints the warm latency of a single-case report that evaluates the exact posterior under
 all 1,000 parameter draws; then, per cohort size: time to prepare the sufficient statistics
 and the groups, optionally (``--time-eval``) compile time and one log-density + gradient
-evaluation with the C backend, then the whole fit (build, compile, sampling) with R-hat,
+evaluation (pytensor default mode: numba in pytensor 3), then the whole fit (build,
+compile, sampling) with R-hat,
 bulk/tail ESS, divergences, BFMI and peak RSS (of the process, so far; run one size per
 process for a clean peak).
 Targets (printed next to the figures): 10k people < 10 min on 2 cores; report with 1,000-draw
@@ -62,7 +63,7 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
             fn(point)
             dfn(point)
         t_eval = (time.perf_counter() - t0) / 5
-        print(f"  build {t_build:.1f} s, compile logp+grad (C backend) {t_compile:.1f} s, "
+        print(f"  build {t_build:.1f} s, compile logp+grad (pytensor default mode) {t_compile:.1f} s, "
               f"one logp+grad {t_eval * 1e3:.0f} ms, peak RSS {rss_mib():.0f} MiB")
     t0 = time.perf_counter()
     res = fit(model, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler=sampler,
@@ -109,7 +110,7 @@ def main() -> None:
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--time-eval", action="store_true",
-                    help="also compile with the C backend and time one logp + gradient")
+                    help="also compile (pytensor default mode) and time one logp + gradient")
     args = ap.parse_args()
     from bench_single import machine
 

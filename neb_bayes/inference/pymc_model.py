@@ -480,11 +480,14 @@ def _gross_log_factor(o: _Ops, ad: AxisData, mu_c, post_mean, M_inv, censored):
     return o.logsumexp(o.m.concatenate(terms, axis=2), axis=2)[:, :, 0]
 
 
-def _prior_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], object]]:
-    """The prior network as one conditional log table per axis, scope (parents, axis)."""
+def _prior_factors(theta: dict, g: GroupData,
+                   modoff: list[np.ndarray] | None = None) -> list[tuple[tuple[int, ...], object]]:
+    """The prior network as one conditional log table per axis, scope (parents, axis), one
+    row per person (or per row of ``modoff``, the stratum/flag offsets, if given)."""
     m = g.model
     names = m.axis_names
-    P = len(g.case_ids)
+    modoff = g.modoff if modoff is None else modoff
+    P = modoff[0].shape[0]
     out = []
     for ai, ax in enumerate(m.axes):
         base = theta["prior_base"][ai]
@@ -507,7 +510,7 @@ def _prior_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], obj
             sl[1 + pos] = cs
             bump[tuple(sl)] += np.log(odds)
         shape = (1,) * pos + (ax.n_states,) + (1,) * (len(scope) - pos - 1)
-        lo = base.reshape((1,) + shape) + (g.modoff[ai].reshape((P,) + shape) + bump)
+        lo = base.reshape((1,) + shape) + (modoff[ai].reshape((P,) + shape) + bump)
         out.append((scope, lo - o.logsumexp(lo, axis=1 + pos)))
     return out
 
@@ -551,7 +554,7 @@ def group_loglik(theta: dict, g: GroupData):
     """
     m = g.model
     P = len(g.case_ids)
-    factors = _prior_factors(theta, g)
+    factors = []
     for ad in g.axes:
         o, ll = _lab_factor(theta, g, ad)
         factors.append((ad.deps, o.scatter_rows(P, ad.rows, ll).reshape(
@@ -560,7 +563,77 @@ def group_loglik(theta: dict, g: GroupData):
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
     sizes = [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
-    return eliminate(factors, sizes, P)
+    if _is_free(*theta["prior_base"]) and not any(_is_free(f) for _, f in factors):
+        return _prior_only_loglik(theta, g, factors, sizes)
+    return eliminate(_prior_factors(theta, g) + factors, sizes, P)
+
+
+def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int]):
+    """``group_loglik`` when only the prior network is free (a prevalence fit).
+
+    Every other factor is a constant: they are multiplied, and the variables the prior does
+    not have summed out, once in numpy into one table per person over the axes the data
+    touch (``C``, about 2,000 states in a sex view).  People share the prior network by
+    stratum/flag pattern, so the graph computes the prior over those axes once per pattern
+    (the other axes, e.g. a hidden axis without results, summed out) and each person's
+    evidence is a row of ``C`` times that vector: one matrix-vector product per pattern,
+    whose gradient is one more.  Exact.
+    """
+    import pytensor
+    import pytensor.tensor as pt
+
+    n = len(g.case_ids)
+    n_axes = len(g.model.axes)
+    scope, C, offset = _constant_product(factors, sizes, n, keep=set(range(n_axes)))
+    patterns, inverse = np.unique(np.concatenate(g.modoff, axis=1), axis=0, return_inverse=True)
+    split = np.cumsum([a.shape[1] for a in g.modoff])[:-1]
+    prior = _prior_factors(theta, g, np.split(patterns, split, axis=1))
+    every = tuple(range(n_axes))
+    log_joint = sum(_align_pt(f, s, every) for s, f in prior)
+    out_axes = tuple(1 + d for d in every if d not in scope)
+    if out_axes:
+        log_joint = pt.logsumexp(log_joint, axis=out_axes)
+    joint = pt.exp(log_joint.reshape((patterns.shape[0], -1)))       # (U, prod sizes[scope])
+    C = C.reshape((n, -1))
+    parts, rows = [], []
+    for u in range(patterns.shape[0]):
+        r = np.flatnonzero(inverse == u)
+        data = pytensor.shared(np.ascontiguousarray(C[r]), borrow=True)
+        parts.append(pt.log(pt.dot(data, joint[u])))
+        rows.append(r)
+    order = np.argsort(np.concatenate(rows))
+    return pt.concatenate(parts)[order] + offset
+
+
+def _align_pt(x, scope: tuple[int, ...], joined: tuple[int, ...]):
+    """A pytensor (n, *scope) table as (n, *joined) with broadcast axes."""
+    return x.dimshuffle([0] + [1 + scope.index(d) if d in scope else "x" for d in joined])
+
+
+def _constant_product(factors, sizes: list[int], n: int, keep: set[int]):
+    """Constant log factors multiplied into one probability table per person over the
+    variables of ``keep`` that they touch (the others summed out), scaled by its per-person
+    maximum: ``(scope, table (n, *sizes[scope]), log offset (n,))``."""
+    offset = np.zeros(n)
+    items = []
+    for s, f in factors:
+        f = np.asarray(f, dtype=float)
+        axes = tuple(range(1, len(s) + 1))
+        mx = np.max(f, axis=axes, keepdims=True) if axes else f.copy()
+        mx = np.where(np.isfinite(mx), mx, 0.0)
+        offset += mx.reshape(n)
+        items.append((s, np.exp(f - mx)))
+    touched = set().union(*[set(s) for s, _ in items])
+    order = [v for v in _greedy_order([set(s) for s, _ in items], sizes,
+                                      frozenset(touched - keep)) if v not in keep]
+    items, off, _, _ = _eliminate_tables(items, order, n)
+    offset += off
+    scope = tuple(sorted(touched & keep))
+    p = _product(items, scope) if items else np.ones((n,))
+    p = np.broadcast_to(p, (n,) + tuple(sizes[d] for d in scope))
+    mx = p.reshape(n, -1).max(axis=1)
+    mx = np.where(mx > 0, mx, 1.0)
+    return scope, p / mx.reshape((n,) + (1,) * len(scope)), offset + np.log(mx)
 
 
 def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -> list[int]:
@@ -581,49 +654,26 @@ def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -
     return order
 
 
-def _align(x, scope: tuple[int, ...], joined: tuple[int, ...]):
-    """A (n, *scope) table as (n, *joined) with broadcast axes for the variables it lacks."""
-    if isinstance(x, np.ndarray):
-        return x.reshape((x.shape[0],) + tuple(x.shape[1 + scope.index(d)] if d in scope else 1
-                                               for d in joined))
-    return x.dimshuffle([0] + [1 + scope.index(d) if d in scope else "x" for d in joined])
-
-
 def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n: int):
     """log of the sum over all variables of the product of ``exp(factor)``, per person.
 
     Each factor is ``(scope, log values)`` with values of shape ``(n, *sizes[scope])``
     (numpy constant or pytensor graph).  Variables are summed out one at a time in a greedy
     order; the work happens in probability space, each table scaled by its per-person
-    maximum (kept as a log offset, outside the gradient), so that the sums are plain
-    products and sums.  Products and sums of constant tables are done in numpy (and rescaled
-    after each step).  Exact.
+    maximum (kept as a log offset), so that the sums are plain products and sums.  Constant
+    tables are multiplied together and the variables that only they touch are summed out
+    here, in numpy; the rest is one :class:`Elimination` node (numpy inside, with its
+    gradient from the same pass), so the graph stays a few nodes whatever the number of
+    factors.  Exact.
     """
-    letters = "abcdefghijklmnopqrstuvwxy"
     offset = np.zeros(n)
-    sym_offset = []
-    items = []
 
-    def scaled(scope, x, free):
+    def scaled(scope, x):
         axes = tuple(range(1, len(scope) + 1))
-        if not free:
-            mx = np.max(x, axis=axes, keepdims=True) if axes else x.copy()
-            mx = np.where(np.isfinite(mx), mx, 0.0)
-            np.add(offset, mx.reshape(n), out=offset)
-            return np.exp(x - mx)
-        import pytensor.tensor as pt
-        from pytensor.gradient import disconnected_grad
-
-        mx = disconnected_grad(pt.max(x, axis=axes, keepdims=True)) if axes else x
-        sym_offset.append(mx.reshape((n,)))
-        return pt.exp(x - mx)
-
-    def rescaled(scope, p):  # a constant probability table scaled so that its maximum is 1
-        axes = tuple(range(1, len(scope) + 1))
-        mx = np.max(p, axis=axes, keepdims=True) if axes else p.copy()
-        mx = np.where(mx > 0, mx, 1.0)
-        np.add(offset, np.log(mx).reshape(n), out=offset)
-        return p / mx
+        mx = np.max(x, axis=axes, keepdims=True) if axes else x.copy()
+        mx = np.where(np.isfinite(mx), mx, 0.0)
+        np.add(offset, mx.reshape(n), out=offset)
+        return np.exp(x - mx)
 
     # constant log tables whose scope lies inside another constant's are added to it
     const = [(s, np.asarray(f)) for s, f in factors if not _is_free(f)]
@@ -639,44 +689,169 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
         shape = (n,) + tuple(sizes[d] if d in s else 1 for d in hs)
         perm = [0] + [1 + s.index(d) for d in hs if d in s]
         hf += np.transpose(f, perm).reshape(shape)
-    items = [(s, scaled(s, f, False), False) for s, f in merged]
-    items += [(s, scaled(s, f, True), True) for s, f in free]
-    in_free = set().union(*[set(s) for s, _, f in items if f])
-    for v in _greedy_order([set(s) for s, _, _ in items], sizes,
-                           frozenset(set(range(len(sizes))) - in_free)):
-        take = [it for it in items if v in it[0]]
-        items = [it for it in items if v not in it[0]]
-        out = tuple(sorted(set().union(*[set(s) for s, _, _ in take]) - {v}))
-        consts = [it for it in take if not it[2]]
-        if len(consts) > 1:  # multiply the constant tables once, in numpy
-            joined = tuple(sorted(set().union(*[set(s) for s, _, _ in consts])))
-            sub = ",".join("z" + "".join(letters[d] for d in s) for s, _, _ in consts)
-            p = np.einsum(f"{sub}->z{''.join(letters[d] for d in joined)}",
-                          *[x for _, x, _ in consts], optimize=True)
-            take = [(joined, rescaled(joined, p), False)] + [it for it in take if it[2]]
-        is_free = any(it[2] for it in take)
-        if is_free:   # broadcast product over the joined scope, then the sum over v
-            joined = tuple(sorted(set(out) | {v}))
-            p = None
-            for s, x, x_free in take:
-                x = _align(x, s, joined)
-                if not x_free:   # a data table: an input, not a constant to hash and fold
-                    import pytensor
+    items = [(s, scaled(s, f)) for s, f in merged]
+    in_free = set().union(*[set(s) for s, _ in free])
+    only_const = set().union(*[set(s) for s, _ in items]) - in_free
+    order = _greedy_order([set(s) for s, _ in items], sizes, frozenset(only_const))
+    items, off, _, _ = _eliminate_tables(items, [v for v in order if v in only_const], n)
+    offset += off
+    if not free:
+        return offset + sum(np.log(x) for _, x in items)
+    op = Elimination(items, tuple(s for s, _ in free), sizes, n)
+    return offset + op(*[f for _, f in free])[0]
 
-                    x = pytensor.shared(x, shape=x.shape, borrow=True)
-                p = x if p is None else p * x
-            p = p.sum(axis=1 + joined.index(v))
-        else:
-            sub = ",".join("z" + "".join(letters[d] for d in s) for s, _, _ in take)
-            p = np.einsum(f"{sub}->z{''.join(letters[d] for d in out)}",
-                          *[x for _, x, _ in take], optimize=True)
-        items.append((out, p if is_free else rescaled(out, p), is_free))
-    total = offset
-    for _, x, is_free in items:   # every scope is empty now: (n,) values
-        total = total + (_Ops(is_free).m.log(x))
-    for s in sym_offset:
-        total = total + s
-    return total
+
+def _aligned(scope: tuple[int, ...], x: np.ndarray, joined: tuple[int, ...]) -> np.ndarray:
+    """A (n, *scope) table as (n, *joined) with size-1 axes for the variables it lacks."""
+    inner = [d for d in joined if d in scope]
+    if inner != list(scope):
+        x = x.transpose([0] + [1 + scope.index(d) for d in inner])
+    return x.reshape((x.shape[0],) + tuple(x.shape[1 + inner.index(d)] if d in scope else 1
+                                           for d in joined))
+
+
+def _product(operands: list[tuple[tuple[int, ...], np.ndarray]], joined: tuple[int, ...]):
+    """The broadcast product of (n, *scope) tables over ``joined``."""
+    p = None
+    for s, x in operands:
+        x = _aligned(s, x, joined)
+        p = x if p is None else p * x
+    return p
+
+
+def _sum_to(p: np.ndarray, joined: tuple[int, ...], scope: tuple[int, ...], like=None):
+    """A (n, *joined) table summed over the variables outside ``scope``, as (n, *scope)
+    (broadcast to ``like``'s shape where ``p`` has size-1 axes)."""
+    drop = tuple(1 + j for j, d in enumerate(joined) if d not in scope)
+    if drop:
+        p = p.sum(axis=drop)
+    kept = [d for d in joined if d in scope]
+    if kept != list(scope):
+        p = p.transpose([0] + [1 + kept.index(d) for d in scope])
+    if like is not None and p.shape != like.shape:
+        p = np.broadcast_to(p, like.shape)
+    return p
+
+
+def _eliminate_tables(items: list[tuple[tuple[int, ...], np.ndarray]], order: list[int],
+                      n: int, tape: list | None = None):
+    """Sum the variables in ``order`` out of probability tables; each new table is scaled
+    by its per-person maximum (returned as a log offset).  ``tape`` (if given) records each
+    step as (indices of the tables taken, index of the new table, its scale)."""
+    tables = list(items)
+    live = list(range(len(tables)))
+    offset = np.zeros(n)
+    for v in order:
+        take = [i for i in live if v in tables[i][0]]
+        live = [i for i in live if v not in tables[i][0]]
+        joined = tuple(sorted(set().union(*[set(tables[i][0]) for i in take])))
+        out = tuple(d for d in joined if d != v)
+        p = _sum_to(_product([tables[i] for i in take], joined), joined, out)
+        axes = tuple(range(1, len(out) + 1))
+        mx = np.max(p, axis=axes, keepdims=True) if axes else p.copy()
+        mx = np.where(mx > 0, mx, 1.0)
+        p = p / mx
+        offset += np.log(mx).reshape(n)
+        if tape is not None:
+            tape.append((take, len(tables), mx))
+        live.append(len(tables))
+        tables.append((out, p))
+    return [tables[i] for i in live], offset, tables, live
+
+
+_OP_CLASS: list = []
+
+
+def Elimination(const, free_scopes, sizes, n):  # noqa: N802  (a class, built lazily)
+    """The variable-elimination Op (see ``_Elimination`` in :func:`_make_elimination_op`);
+    pytensor is imported only when a fit needs it."""
+    if not _OP_CLASS:
+        _OP_CLASS.append(_make_elimination_op())
+    return _OP_CLASS[0](const, free_scopes, sizes, n)
+
+
+def _make_elimination_op():
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+
+    class _Elimination(Op):
+        """log sum over the states of exp(sum of the free log tables) x the constant tables,
+        per person, by variable elimination in numpy.
+
+        Inputs: the free log tables, each ``(n, *sizes[scope])``.  Outputs: the log sums
+        ``(n,)`` and, per input, d(log sum)/d(input): the posterior marginal of the input's
+        scope, from one backward pass over the same elimination steps.  The gradient of the
+        log sums is then a product of outputs (no second pass); the marginal outputs have
+        no gradient (NUTS needs first derivatives only).
+        """
+
+        def __init__(self, const, free_scopes, sizes, n):
+            self.const = const
+            self.free_scopes = free_scopes
+            self.n = n
+            self.order = _greedy_order([set(s) for s, _ in const]
+                                       + [set(s) for s in free_scopes], list(sizes))
+
+        def make_node(self, *xs):
+            xs = [pt.as_tensor_variable(x).astype("float64") for x in xs]
+            return Apply(self, xs, [pt.dvector()] + [x.type() for x in xs])
+
+        def perform(self, node, inputs, outputs):
+            logz, grads = self.value_and_marginals(inputs)
+            outputs[0][0] = logz
+            for i, g in enumerate(grads):
+                outputs[1 + i][0] = g
+
+        def value_and_marginals(self, inputs):
+            n = self.n
+            offset = np.zeros(n)
+            free = []
+            for s, x in zip(self.free_scopes, inputs, strict=True):
+                x = np.asarray(x, dtype=float)
+                axes = tuple(range(1, len(s) + 1))
+                mx = np.max(x, axis=axes, keepdims=True) if axes else x.copy()
+                mx = np.where(np.isfinite(mx), mx, 0.0)
+                offset += mx.reshape(n)
+                free.append((s, np.exp(x - mx)))
+            items = list(self.const) + free
+            tape: list = []
+            final, off, tables, live = _eliminate_tables(items, self.order, n, tape)
+            logz = offset + off + sum(np.log(x) for _, x in final)
+            # backward: d log z / d table, for the tables that depend on a free input
+            k0 = len(self.const)
+            needs = [i >= k0 for i in range(len(items))]
+            for take, _, _ in tape:
+                needs.append(any(needs[i] for i in take))
+            grads: list = [None] * len(tables)
+            for i in live:   # every scope is empty now: log z = offsets + sum of their logs
+                if needs[i]:
+                    grads[i] = 1.0 / tables[i][1]
+            for take, k, mx in reversed(tape):
+                if not needs[k]:
+                    continue
+                joined = tuple(sorted(set().union(*[set(tables[i][0]) for i in take])))
+                g = _aligned(tables[k][0], grads[k] / mx, joined)
+                for i in take:
+                    if needs[i]:
+                        others = [tables[j] for j in take if j != i]
+                        gi = g * _product(others, joined) if others else g
+                        grads[i] = _sum_to(gi, joined, *tables[i])
+            return logz, [grads[k0 + i] * free[i][1] for i in range(len(free))]
+
+        def grad(self, inputs, output_grads):
+            if any(not isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+                raise NotImplementedError("second derivatives of the elimination")
+            outs = self(*inputs)
+            g = output_grads[0]
+            return [g.dimshuffle([0] + ["x"] * len(s)) * outs[1 + i]
+                    for i, s in enumerate(self.free_scopes)]
+
+        def connection_pattern(self, node):
+            return [[True] * len(node.outputs) for _ in node.inputs]
+
+    return _Elimination
 
 
 def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: int = 0,
