@@ -610,10 +610,9 @@ def _align_pt(x, scope: tuple[int, ...], joined: tuple[int, ...]):
     return x.dimshuffle([0] + [1 + scope.index(d) if d in scope else "x" for d in joined])
 
 
-def _constant_product(factors, sizes: list[int], n: int, keep: set[int]):
-    """Constant log factors multiplied into one probability table per person over the
-    variables of ``keep`` that they touch (the others summed out), scaled by its per-person
-    maximum: ``(scope, table (n, *sizes[scope]), log offset (n,))``."""
+def _scaled_tables(factors, n: int) -> tuple[list, np.ndarray]:
+    """Per-person log factors ``(scope, (n, ...))`` as probability tables divided by their
+    per-person maximum: ``([(scope, table)], summed log maxima (n,))``."""
     offset = np.zeros(n)
     items = []
     for s, f in factors:
@@ -623,6 +622,14 @@ def _constant_product(factors, sizes: list[int], n: int, keep: set[int]):
         mx = np.where(np.isfinite(mx), mx, 0.0)
         offset += mx.reshape(n)
         items.append((s, np.exp(f - mx)))
+    return items, offset
+
+
+def _constant_product(factors, sizes: list[int], n: int, keep: set[int]):
+    """Constant log factors multiplied into one probability table per person over the
+    variables of ``keep`` that they touch (the others summed out), scaled by its per-person
+    maximum: ``(scope, table (n, *sizes[scope]), log offset (n,))``."""
+    items, offset = _scaled_tables(factors, n)
     touched = set().union(*[set(s) for s, _ in items])
     order = [v for v in _greedy_order([set(s) for s, _ in items], sizes,
                                       frozenset(touched - keep)) if v not in keep]
@@ -806,15 +813,7 @@ def _make_elimination_op():
 
         def value_and_marginals(self, inputs):
             n = self.n
-            offset = np.zeros(n)
-            free = []
-            for s, x in zip(self.free_scopes, inputs, strict=True):
-                x = np.asarray(x, dtype=float)
-                axes = tuple(range(1, len(s) + 1))
-                mx = np.max(x, axis=axes, keepdims=True) if axes else x.copy()
-                mx = np.where(np.isfinite(mx), mx, 0.0)
-                offset += mx.reshape(n)
-                free.append((s, np.exp(x - mx)))
+            free, offset = _scaled_tables(zip(self.free_scopes, inputs, strict=True), n)
             items = list(self.const) + free
             tape: list = []
             final, off, tables, live = _eliminate_tables(items, self.order, n, tape)
