@@ -138,9 +138,11 @@ def diagnostics(idata) -> dict[str, Any]:
     stats = idata.sample_stats
     div_name = "diverging" if "diverging" in stats else "divergences"
     out["divergences"] = int(np.asarray(stats[div_name]).sum()) if div_name in stats else 0
-    try:
-        out["bfmi_min"] = float(np.min(az.bfmi(idata)))
-    except Exception:  # noqa: BLE001  (some samplers do not record energy)
+    if "energy" in stats:
+        bfmi = az.bfmi(idata)     # a DataTree / Dataset with an `energy` variable (ArviZ 1)
+        values = np.asarray(bfmi["energy"] if not isinstance(bfmi, np.ndarray) else bfmi)
+        out["bfmi_min"] = float(np.min(values))
+    else:                         # a sampler that records no energy: BFMI does not apply
         out["bfmi_min"] = float("nan")
     return out
 
