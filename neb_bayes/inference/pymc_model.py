@@ -27,6 +27,7 @@ result whose channel also has an observed result; such cases raise
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, _matches
+
+log = logging.getLogger(__name__)
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -267,6 +270,12 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
         evs[i] = build_evidence(views[sex], case)
         scope = present_scope(views[sex], evs[i].present)
         by_view.setdefault(sex, {}).setdefault(scope, []).append(i)
+    treated = sum(1 for ev in evs.values() if ev.lat_shift or ev.cause_scale is not None)
+    if treated:
+        # counts only: no patient values in logs
+        log.warning("%d of %d people have context that moves a latent distribution or the "
+                    "symptom table (treated disease); this formulation does not apply it, so "
+                    "they are fitted as if untreated", treated, len(evs))
     out = []
     for sex, scopes in by_view.items():
         sizes = [ax.n_states for ax in views[sex].axes]
