@@ -19,11 +19,13 @@ LEADING_THRESHOLD: float = 0.05
 """Conditions at or above this probability get an evidence breakdown in reports."""
 
 SUSPECT_RESULT_THRESHOLD: float = 0.1
-#: an axis state that is neither normal nor a condition (e.g. macroprolactinaemia, low T3 without
-#: thyroid disease) is named in the report's "other readings" from this posterior probability
-OTHER_STATE_THRESHOLD: float = 0.2
 """Results at or above this posterior probability of being a gross error (a sample mix-up or
 other wrong result, prior set ``gross_error``) are listed under ``suspect_results``."""
+
+OTHER_STATE_THRESHOLD: float = 0.2
+"""An axis state that is neither normal nor a condition (e.g. macroprolactinaemia, low T3
+without thyroid disease) is named in the report's "other readings" from this posterior
+probability."""
 
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "

@@ -85,10 +85,7 @@ class Evidence:
                        leak_logit: np.ndarray | None = None, columns: np.ndarray | None = None):
         """The noisy-OR tables this case is read with: the model's (or these parameter
         draws'), with the context's cause-probability factors applied."""
-        table = model.symptom_table
-        if self.cause_scale is not None:
-            cause_logit = table.scaled_cause_logit(self.cause_scale, cause_logit)
-        return table.tables(cause_logit, leak_logit, columns)
+        return model.symptom_table.tables(cause_logit, leak_logit, columns, self.cause_scale)
 
     def latent_params(self, model: CompiledModel, axis: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-state latent mean (S, K) and covariance (S, K, K) of an axis for this case."""
@@ -154,13 +151,13 @@ def build_evidence(
         if item not in entry["items"]:
             entry["items"].append(item)
     rows: dict[int, list[tuple]] = {}
-    cmap, channels = model.channel_map, model.channels
+    channels = model.channels
     # channels whose results context or age may move (the others need no adjustment call)
     shifted = model.context_shifts if ctx.flags else {}
     aged = _age_effects_by_channel(model) if case.patient.age is not None else {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
-        ch = cmap.get((m.analyte, m.specimen), cmap.get((m.analyte, "*")))  # model.channel_for
+        ch = model.channel_for(m.analyte, m.specimen)
         if ch is None:
             reason = (
                 f"analyte '{m.analyte}' is not evidence for any condition in prior set "

@@ -145,7 +145,7 @@ def simulate_case(
     scale = context_symptom_scale(model, ctx)          # treated disease causes fewer symptoms
     log1m_leak, log1m_cause = (
         (model.log1m_leak, model.log1m_cause) if scale is None
-        else model.symptom_table.tables(model.symptom_table.scaled_cause_logit(scale)))
+        else model.symptom_table.tables(scale=scale))
     for yi, sym in enumerate(model.symptoms):
         if rng.random() >= p_symptom_reported:
             continue

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import log_ndtr
 
-from neb_bayes.model.spec import ModelSpec, load_spec
+from neb_bayes.model.spec import ModelSpec, is_reference_state, load_spec
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -47,7 +47,7 @@ class Axis:
     @property
     def baseline(self) -> np.ndarray:
         """Boolean mask of the reference states prevalences are relative to."""
-        return np.array([s == "normal" or s.startswith("normal_") for s in self.states])
+        return np.array([is_reference_state(s) for s in self.states])
 
     @property
     def healthy(self) -> np.ndarray:
@@ -412,12 +412,16 @@ class SymptomTable:
     n_symptoms: int
 
     def tables(self, cause_logit: np.ndarray | None = None, leak_logit: np.ndarray | None = None,
-               columns: np.ndarray | None = None):
+               columns: np.ndarray | None = None, scale: np.ndarray | None = None):
         """(log1m_leak (..., P, Y), per-axis log1m_cause (..., S_a, Y)) for these logits.
 
-        ``columns`` limits the tables to those symptoms (in that order), e.g. the reported ones.
+        ``columns`` limits the tables to those symptoms (in that order), e.g. the reported ones;
+        ``scale`` (E,) multiplies the cause probabilities (a context's
+        :class:`ContextSymptoms`: treated disease causes fewer symptoms).
         """
         cl = self.cause_logit if cause_logit is None else cause_logit
+        if scale is not None:
+            cl = self.scaled_cause_logit(scale, cl)
         ll = self.leak_logit if leak_logit is None else leak_logit
         cols = np.arange(self.n_symptoms) if columns is None else np.asarray(columns, dtype=np.int64)
         use = np.flatnonzero(np.isin(self.entry_symptom, cols))

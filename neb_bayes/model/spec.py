@@ -62,6 +62,12 @@ def fingerprint(tables: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def is_reference_state(state: str) -> bool:
+    """A reference (normal) state of an axis, the one prevalences are relative to: named
+    ``normal`` or ``normal_<...>`` (e.g. ``normal_female``)."""
+    return state == "normal" or state.startswith("normal_")
+
+
 def _check(raw: dict[str, Any]) -> list[str]:
     """Return every inconsistency in the tables (empty when the prior set is sound)."""
     problems: list[str] = []
@@ -100,8 +106,7 @@ def _check(raw: dict[str, Any]) -> list[str]:
         in_condition = {(a, st) for where in raw["conditions"].values()
                         for a, sts in where.items() for st in sts}
         for st, sspec in spec["states"].items():
-            normal = st == "normal" or st.startswith("normal_")
-            if not normal and (ax, st) not in in_condition and not sspec.get("description"):
+            if not is_reference_state(st) and (ax, st) not in in_condition and not sspec.get("description"):
                 problems.append(f"axes.{ax}.states.{st}: a state that is neither normal nor a "
                                 "condition needs a `description` (reports name it)")
         for st in spec.get("diurnal_amplitude", {}):
