@@ -87,13 +87,18 @@ class Evidence:
         draws'), with the context's cause-probability factors applied."""
         return model.symptom_table.tables(cause_logit, leak_logit, columns, self.cause_scale)
 
-    def latent_params(self, model: CompiledModel, axis: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per-state latent mean (S, K) and covariance (S, K, K) of an axis for this case."""
+    def latent_params(self, model: CompiledModel, axis: int, mean: np.ndarray | None = None,
+                      cov: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-state latent mean (..., S, K) and covariance (..., S, K, K) of an axis for this
+        case: the model's (or the given ones, e.g. parameter draws') with the case's context
+        latent shifts applied."""
         ax = model.axes[axis]
+        mean = ax.lat_mean if mean is None else mean
+        cov = ax.lat_cov if cov is None else cov
         if axis not in self.lat_shift:
-            return ax.lat_mean, ax.lat_cov
+            return mean, cov
         shift, scale = self.lat_shift[axis]
-        return ax.lat_mean + shift, ax.lat_cov * (scale**2)[:, None, None]
+        return mean + shift, cov * (scale**2)[:, None, None]
 
     @property
     def n_measurements(self) -> int:

@@ -133,8 +133,7 @@ def probabilities_over_draws(
         ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
     """
     model, draws, ev = sex_view(model, draws, ev)
-    parts, potentials = _CaseFactors(model, draw_tables(model, draws), ev).factors(
-        slice(0, draws.n_draws))
+    parts, potentials = _factors(model, draw_tables(model, draws), ev)
     return _contract(model, parts, potentials, draws.n_draws, chunk)
 
 
@@ -157,58 +156,35 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     return np.clip(out, 0.0, 1.0)
 
 
-class _CaseFactors:
-    """A case's factors under any slice of the draws (:meth:`factors`), with what does not
-    depend on the slice worked out once."""
-
-    def __init__(self, model: CompiledModel, tab: DrawTables, ev: Evidence):
-        self.model = model
-        self.tab = tab
-        self.ev = ev
-        self.prior = tab.prior_parts(ev.covariates)
-        # symptom tables for the reported symptoms only, re-indexed 0..n-1
-        cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
-        self.n_present = ev.present.size
-        self.n_reported = cols.size
-        if ev.cause_scale is None:
-            self.leak = tab.log1m_leak[..., cols]
-            self.cause = tuple(c[..., cols] for c in tab.log1m_cause)
-        else:   # the context changes the cause probabilities: this case's tables, every draw
-            self.leak, self.cause = ev.symptom_tables(model, tab.draws.cause_logit,
-                                                      tab.draws.leak_logit, cols)
-        cause_axes = [ai for ai in range(len(model.axes))
-                      if self.n_present and np.any(self.cause[ai][..., :self.n_present] != 0)]
-        grid = int(np.prod([model.axes[ai].n_states for ai in cause_axes]))
-        # few cause axes: the propensity level summed out on their grid directly; many: the
-        # level kept as a last dimension (summed out by the contraction), so each present
-        # symptom is a factor over its own cause axes only
-        self.small_symptoms = grid <= SMALL_SYMPTOM_GRID
-
-    def factors(self, sl: slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Every factor of the posterior under the draws ``sl``, each ``(D, S_0, ...,
-        S_{n-1}, P)`` (1 where a factor does not depend on an axis; ``P`` the propensity
-        level): log-factors, and factors already on the probability scale (present symptoms
-        with the level kept)."""
-        model, tab, ev = self.model, self.tab, self.ev
-        draws = tab.draws
-        parts = [p[sl, ..., None] if p.shape[0] > 1 else p[..., None] for p in self.prior]
-        potentials: list[np.ndarray] = []
-        log_median = draws.log_median[sl]
-        for block in ev.blocks:
-            a = block.axis
-            mean = draws.lat_mean[a][sl]
-            cov = tab.lat_cov[a][sl]
-            if a in ev.lat_shift:
-                shift, scale = ev.lat_shift[a]
-                mean = mean + shift
-                cov = cov * (scale**2)[:, None, None]
-            ll = block_loglik(model, block, latent=(mean, cov), log_median=log_median)
-            parts.append(ll[..., None])
-        sym = (np.arange(self.n_present), np.arange(self.n_present, self.n_reported),
-               self.leak[sl], tuple(c[sl] for c in self.cause))
-        if self.small_symptoms:
-            parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
-        else:
-            log_parts, potentials = symptom_level_factors(model, *sym)
-            parts.extend(log_parts)
-        return parts, potentials
+def _factors(model: CompiledModel, tab: DrawTables,
+             ev: Evidence) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every factor of the posterior under every draw, each ``(D, S_0, ..., S_{n-1}, P)``
+    (1 where a factor does not depend on an axis; ``P`` the propensity level): log-factors,
+    and factors already on the probability scale (present symptoms with the level kept)."""
+    draws = tab.draws
+    parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
+    potentials: list[np.ndarray] = []
+    for block in ev.blocks:
+        a = block.axis
+        latent = ev.latent_params(model, a, draws.lat_mean[a], tab.lat_cov[a])
+        ll = block_loglik(model, block, latent=latent, log_median=draws.log_median)
+        parts.append(ll[..., None])
+    # symptom tables for the reported symptoms only, re-indexed 0..n-1
+    cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
+    n_present = ev.present.size
+    if ev.cause_scale is None:
+        leak, cause = tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause)
+    else:   # the context changes the cause probabilities: this case's tables, every draw
+        leak, cause = ev.symptom_tables(model, draws.cause_logit, draws.leak_logit, cols)
+    sym = (np.arange(n_present), np.arange(n_present, cols.size), leak, cause)
+    cause_axes = [ai for ai in range(len(model.axes))
+                  if n_present and np.any(cause[ai][..., :n_present] != 0)]
+    if int(np.prod([model.axes[ai].n_states for ai in cause_axes])) <= SMALL_SYMPTOM_GRID:
+        # few cause axes: the propensity level summed out on their grid directly
+        parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
+    else:
+        # many: the level kept as a last dimension (summed out by the contraction), so each
+        # present symptom is a factor over its own cause axes only
+        log_parts, potentials = symptom_level_factors(model, *sym)
+        parts.extend(log_parts)
+    return parts, potentials
