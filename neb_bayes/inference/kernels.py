@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["gross_mixture", "joint_marginals", "loo_conditionals", "present_symptoms"]
+__all__ = ["fused_joint", "gross_mixture", "loo_conditionals"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -80,65 +80,77 @@ def gross_mixture(lr, start, count, eps):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def joint_marginals(p, shape, healthy):  # pragma: no cover
-    """Every axis marginal and the ``healthy``-weighted total of each case's joint ``p``
-    (N, J), in one pass: ``(N, sum(shape))`` marginals (axes one after another) and ``(N,)``
-    totals ``sum_j p[n, j]`` and ``sum_j p[n, j] healthy[j]``."""
-    N, J = p.shape
+def fused_joint(prior, stratum, factors, index, present_prob, ids, start, count, w, shape,
+                healthy):  # pragma: no cover
+    """Every axis marginal of each case's joint posterior, without storing the joint.
+
+    Case ``n``'s unnormalised posterior at joint state ``j`` is ``prior[stratum[n], j] *
+    prod_f factors[n, index[f, j]] * sum_k w[n, k] prod_y present_prob[y, k * J + j]``
+    (``factors`` holds each factor's table on its own small scope, one after another;
+    ``index[f, j]`` is joint state ``j``'s entry in factor ``f``; the present symptoms ``y``
+    are ``ids[start[n]:start[n] + count[n]]``; a case without any skips the sum).  Returns
+    ``(N, sum(shape))`` marginals (axes one after another), and ``(N,)`` totals ``sum_j p``
+    and ``sum_j p healthy[j]``.  The last axis is innermost, so the other axes' marginals
+    are added once per run of it.
+    """
+    N = stratum.size
+    J = prior.shape[1]
     nd = shape.size
+    P = w.shape[1]
+    n_f = index.shape[0]
+    last = shape[nd - 1]
     offset = np.zeros(nd, np.int64)
     for d in range(1, nd):
         offset[d] = offset[d - 1] + shape[d - 1]
-    width = offset[nd - 1] + shape[nd - 1]
-    # the marginal slot of every joint state on every axis (C order: last axis fastest)
-    slot = np.empty((J, nd), np.int64)
-    for j in range(J):
-        rest = j
-        for d in range(nd - 1, -1, -1):
-            slot[j, d] = offset[d] + rest % shape[d]
+    width = offset[nd - 1] + last
+    runs = J // last
+    # the marginal slot of every run of the last axis on every other axis
+    slot = np.empty((runs, max(nd - 1, 1)), np.int64)
+    for r in range(runs):
+        rest = r
+        for d in range(nd - 2, -1, -1):
+            slot[r, d] = offset[d] + rest % shape[d]
             rest //= shape[d]
     marg = np.zeros((N, width))
     z = np.zeros(N)
     h = np.zeros(N)
-    for i in range(N):
-        zi, hi = 0.0, 0.0
-        for j in range(J):
-            v = p[i, j]
-            zi += v
-            hi += v * healthy[j]
-            for d in range(nd):
-                marg[i, slot[j, d]] += v
-        z[i], h[i] = zi, hi
-    return marg, z, h
-
-
-@njit(cache=True, nogil=True)
-def present_symptoms(p, present_prob, ids, start, count, w):  # pragma: no cover
-    """Multiply each case's joint ``p`` (N, J) in place by P(its present symptoms | state):
-    ``sum_k w[n, k] prod_y present_prob[y, k * J + j]`` over the propensity levels ``k``, with
-    case ``n``'s symptoms ``ids[start[n]:start[n] + count[n]]`` (cases without any are left
-    as they are)."""
-    N, J = p.shape
-    P = w.shape[1]
-    tot = np.empty(J)
+    sym = np.empty(J)
     prod = np.empty(J)
     for i in range(N):
-        if count[i] == 0:
-            continue
         lo, hi = start[i], start[i] + count[i]
-        for j in range(J):
-            tot[j] = 0.0
-        for k in range(P):
-            base = k * J
-            row = present_prob[ids[lo]]
+        if hi > lo:
+            # P(present symptoms | joint state), summed over the propensity level
             for j in range(J):
-                prod[j] = row[base + j]
-            for t in range(lo + 1, hi):
-                row = present_prob[ids[t]]
+                sym[j] = 0.0
+            for k in range(P):
+                base = k * J
+                row = present_prob[ids[lo]]
                 for j in range(J):
-                    prod[j] *= row[base + j]
-            wk = w[i, k]
-            for j in range(J):
-                tot[j] += wk * prod[j]
-        for j in range(J):
-            p[i, j] *= tot[j]
+                    prod[j] = row[base + j]
+                for t in range(lo + 1, hi):
+                    row = present_prob[ids[t]]
+                    for j in range(J):
+                        prod[j] *= row[base + j]
+                wk = w[i, k]
+                for j in range(J):
+                    sym[j] += wk * prod[j]
+        pr = prior[stratum[i]]
+        fi = factors[i]
+        zi, hi_ = 0.0, 0.0
+        for r in range(runs):
+            run = 0.0
+            for t in range(last):
+                j = r * last + t
+                v = pr[j]
+                for f in range(n_f):
+                    v *= fi[index[f, j]]
+                if hi > lo:
+                    v *= sym[j]
+                marg[i, offset[nd - 1] + t] += v
+                hi_ += v * healthy[j]
+                run += v
+            zi += run
+            for d in range(nd - 1):
+                marg[i, slot[r, d]] += run
+        z[i], h[i] = zi, hi_
+    return marg, z, h

@@ -41,8 +41,10 @@ from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import merge_nested
 
 LOG_2PI = float(np.log(2.0 * np.pi))
-#: cases evaluated together (bounds the memory of the ``(cases, joint states)`` arrays)
-SUB_CHUNK = 128
+#: cases evaluated together: bounds the memory of the ``(cases or rows, dependency grid)``
+#: arrays (the joint is never stored: :func:`kernels.fused_joint`); larger groups spread numpy's
+#: per-call overhead over more cases (128 -> 512: about 1.2x faster on small cases)
+SUB_CHUNK = 512
 #: below this normaliser the product of probability-space factors is recomputed in log space
 UNDERFLOW = 1e-250
 _STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -261,8 +263,13 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
     each result in turn, as virtual cases.
     """
     sel = np.flatnonzero(flat.axis == tabs.axis)
-    on = flat.take(sel)                                   # rows are by case
-    ll, cond = _gaussian_loglik(tabs, n_cases, on, loo=eps > 0)
+    # only the cases with results on this axis: for the others the factor is exactly 1
+    # (log 0), and their share of the grid work would be wasted
+    with_rows, local = np.unique(flat.case[sel], return_inverse=True)
+    if with_rows.size == 0:
+        return np.zeros((n_cases,) + tabs.grid)
+    on = flat.take(sel, case=local.reshape(-1))          # rows are by case
+    ll, cond = _gaussian_loglik(tabs, with_rows.size, on, loo=eps > 0)
     if eps > 0 and sel.size:
         lq = log_q[sel][:, None]
         lr = lq - cond                                    # log q(y_j) + log p(y_-j) - log p(y)
@@ -278,8 +285,12 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
             virt = on.take(rows[member[keep]], case=v[keep])
             ll_v, _ = _gaussian_loglik(tabs, rows.size, virt, loo=False)
             lr[rows] = lq[rows] + ll_v - ll[grp]
-        ll = ll + _gross_mixture(lr, on.case, n_cases, eps)
-    return ll.reshape((n_cases,) + tabs.grid)
+        ll = ll + _gross_mixture(lr, on.case, with_rows.size, eps)
+    if with_rows.size == n_cases:
+        return ll.reshape((n_cases,) + tabs.grid)
+    out = np.zeros((n_cases, ll.shape[1]))
+    out[with_rows] = ll
+    return out.reshape((n_cases,) + tabs.grid)
 
 
 def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
@@ -474,19 +485,19 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
         factors.append(np.exp(part - mx))
     covs = list(dict.fromkeys(ev.covariates for ev in evs))
     where = {c: i for i, c in enumerate(covs)}
-    p = np.stack([_prior_prob(model, c) for c in covs])[[where[ev.covariates] for ev in evs]]
-    p4 = p.reshape((n,) + vt.shape)
-    for f in factors:
-        p4 *= f
+    prior = np.stack([_prior_prob(model, c) for c in covs])
+    stratum = np.array([where[ev.covariates] for ev in evs], dtype=np.int64)
+    tables = np.concatenate([f.reshape(n, -1) for f in factors], axis=1)
+    index = _factor_index(tuple(f.shape[1:] for f in factors), vt.shape)
     # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the
-    # normaliser of w is already in ``parts``)
+    # normaliser of w is already in ``parts``); every factor, the prior and the present
+    # symptoms multiplied per joint state and summed into the marginals in one pass
     w = level / level.sum(1, keepdims=True)
     counts = np.array([ev.present.size for ev in evs], dtype=np.int64)
     ids = np.concatenate([ev.present for ev in evs] + [np.zeros(0, np.int64)]).astype(np.int64)
-    kernels.present_symptoms(p, vt.present_prob, ids, np.cumsum(counts) - counts, counts, w)
-    # marginals by sums within each case's row (the same order whatever the other rows), in
-    # one pass over the joint
-    marg, z, healthy = kernels.joint_marginals(p, np.asarray(vt.shape, dtype=np.int64), vt.healthy)
+    marg, z, healthy = kernels.fused_joint(prior, stratum, tables, index, vt.present_prob, ids,
+                                           np.cumsum(counts) - counts, counts, w,
+                                           np.asarray(vt.shape, dtype=np.int64), vt.healthy)
     first = np.cumsum([0, *vt.shape])
     out = np.empty((n, len(model.conditions) + 1))
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
@@ -499,6 +510,21 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     # space by the caller
     ok = z > UNDERFLOW
     return probs, np.where(ok, log_ev, np.nan)
+
+
+@lru_cache(maxsize=64)
+def _factor_index(shapes: tuple[tuple[int, ...], ...], joint: tuple[int, ...]) -> np.ndarray:
+    """``(F, J)``: each joint state's (shape ``joint``) entry in factor ``f`` (shape
+    ``shapes[f]``, 1 along the axes it does not depend on) when the factors' tables are laid
+    one after another."""
+    out = np.empty((len(shapes), int(np.prod(joint))), dtype=np.int64)
+    offset = 0
+    for f, shape in enumerate(shapes):
+        size = int(np.prod(shape))
+        out[f] = np.broadcast_to(np.arange(offset, offset + size).reshape(shape), joint).ravel()
+        offset += size
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=512)
