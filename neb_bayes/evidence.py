@@ -81,6 +81,16 @@ class Evidence:
     #: causes fewer symptoms), or None
     cause_scale: np.ndarray | None = None
 
+    @property
+    def context_signature(self) -> tuple:
+        """What of the case's context changes the model it is read with (latent shifts of
+        treated disease, symptom factors), hashable; ``()`` when nothing does.  Cases with
+        equal signatures can be evaluated together on one derived model."""
+        lat = tuple((a, np.asarray(s, float).tobytes(), np.asarray(c, float).tobytes())
+                    for a, (s, c) in sorted(self.lat_shift.items(), key=lambda kv: kv[0]))
+        sym = None if self.cause_scale is None else self.cause_scale.tobytes()
+        return () if not lat and sym is None else (lat, sym)
+
     def symptom_tables(self, model: CompiledModel, cause_logit: np.ndarray | None = None,
                        leak_logit: np.ndarray | None = None, columns: np.ndarray | None = None):
         """The noisy-OR tables this case is read with: the model's (or these parameter

@@ -51,7 +51,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     import pymc as pm
     import pytensor.tensor as pt
 
-    from neb_bayes.inference.pymc_model import group_loglik, prepare_cohort
+    from neb_bayes.inference.pymc_model import group_loglik, prepare_cohort, symptom_tables
 
     unknown = set(groups) - set(PARAM_GROUPS)
     if unknown:
@@ -94,25 +94,13 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
             cl = pm.Normal("cause_logit", pt_.cause_logit[0], PRIOR_SD["cause_logit"],
                            dims="symptom_entry")
             ll = pm.Normal("leak_logit", pt_.leak_logit[0], PRIOR_SD["leak_logit"], dims="symptom")
-            theta["symptom_tables"] = _symptom_tables_pt(model, cl, ll)
         else:
-            theta["symptom_tables"] = model.symptom_table.tables(pt_.cause_logit[0],
-                                                                 pt_.leak_logit[0])
+            cl, ll = pt_.cause_logit[0], pt_.leak_logit[0]
+        theta["symptom_logits"] = (cl, ll)
+        theta["symptom_tables"] = symptom_tables(model, cl, ll)
         total = sum(group_loglik(theta, g).sum() for g in data)
         pm.Potential("cohort_loglik", total)
     return pmodel
-
-
-def _symptom_tables_pt(model: CompiledModel, cause_logit, leak_logit):
-    import pytensor.tensor as pt
-
-    t = model.symptom_table
-    log1m_p = -pt.softplus(cause_logit)
-    scatter = np.zeros((len(t.entries), t.n_symptoms))
-    scatter[np.arange(len(t.entries)), t.entry_symptom] = 1.0
-    cause = [pt.dot(pt.as_tensor(mask) * log1m_p[None, :], scatter) for mask in t.state_mask]
-    leak = -pt.softplus(leak_logit[None, :] + pt.as_tensor(t.propensity_log_odds)[:, None])
-    return leak, cause
 
 
 def diagnostics(idata) -> dict[str, Any]:

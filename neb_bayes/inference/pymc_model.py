@@ -27,7 +27,6 @@ result whose channel also has an observed result; such cases raise
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 
@@ -37,8 +36,6 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, _matches
-
-log = logging.getLogger(__name__)
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -80,6 +77,10 @@ class GroupData:
     present_scope: tuple[int, ...] = ()    # axes that cause a present symptom of someone
     label_mask: list[np.ndarray | None] | None = None   # per axis (P, S) 0 or -inf
     evidences: list[Evidence] = field(default_factory=list)
+    #: the members' shared context (:attr:`Evidence.context_signature`): per axis the latent
+    #: (mean shift, sd scale) of treated disease, and the factors on the symptom causes
+    lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    cause_scale: np.ndarray | None = None
 
 
 def _channel_stats(model: CompiledModel, block, rows: np.ndarray,
@@ -148,8 +149,11 @@ def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]
 
 def prepare_group(model: CompiledModel, evidences: list[Evidence],
                   labels: list[dict[str, str] | None] | None = None) -> GroupData:
-    """Sufficient statistics of a group of people who share ``model`` (one sex view)."""
+    """Sufficient statistics of a group of people who share ``model`` (one sex view) and a
+    context signature (:attr:`Evidence.context_signature`)."""
     n = len(evidences)
+    if len({ev.context_signature for ev in evidences}) > 1:
+        raise ValueError("a group's people must share their context signature")
     problems = []
     axes = []
     for ai, ax in enumerate(model.axes):
@@ -237,7 +241,9 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
     return GroupData(model=model, keep=sex_keep(model), case_ids=[ev.case_id for ev in evidences],
                      modoff=modoff, axes=axes, present=present, absent=absent,
                      present_scope=present_scope(model, np.flatnonzero(present.any(axis=0))),
-                     label_mask=label_mask, evidences=list(evidences))
+                     label_mask=label_mask, evidences=list(evidences),
+                     lat_shift=dict(evidences[0].lat_shift) if evidences else {},
+                     cause_scale=evidences[0].cause_scale if evidences else None)
 
 
 def present_scope(model: CompiledModel, symptoms) -> tuple[int, ...]:
@@ -255,12 +261,13 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
                    groups_per_view: int = 3) -> list[GroupData]:
     """Group a cohort's cases and precompute their sufficient statistics.
 
-    A group shares a model view (sex) and a set of axes its members' present symptoms may
-    couple, so that every member has factors of the same shapes.  At most
-    ``groups_per_view`` groups per view (each group is one more piece of graph to compile):
-    the sets are merged greedily where that adds the least work.
+    A group shares a model view (sex), a context signature (treated disease: latent shifts
+    and symptom factors, :attr:`Evidence.context_signature`) and a set of axes its members'
+    present symptoms may couple, so that every member has factors of the same shapes.  At
+    most ``groups_per_view`` groups per view and context (each group is one more piece of
+    graph to compile): the sets are merged greedily where that adds the least work.
     """
-    by_view: dict[str | None, dict[tuple[int, ...], list[int]]] = {}
+    by_view: dict[tuple, dict[tuple[int, ...], list[int]]] = {}
     views: dict[str | None, CompiledModel] = {}
     evs = {}
     for i, case in enumerate(cases):
@@ -269,15 +276,10 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
             views[sex] = view_for_sex(model, sex)
         evs[i] = build_evidence(views[sex], case)
         scope = present_scope(views[sex], evs[i].present)
-        by_view.setdefault(sex, {}).setdefault(scope, []).append(i)
-    treated = sum(1 for ev in evs.values() if ev.lat_shift or ev.cause_scale is not None)
-    if treated:
-        # counts only: no patient values in logs
-        log.warning("%d of %d people have context that moves a latent distribution or the "
-                    "symptom table (treated disease); this formulation does not apply it, so "
-                    "they are fitted as if untreated", treated, len(evs))
+        key = (sex, evs[i].context_signature)
+        by_view.setdefault(key, {}).setdefault(scope, []).append(i)
     out = []
-    for sex, scopes in by_view.items():
+    for (sex, _), scopes in by_view.items():
         sizes = [ax.n_states for ax in views[sex].axes]
         for idx in _merge_scopes(scopes, sizes, groups_per_view):
             labs = None if labels is None else [labels[i] for i in idx]
@@ -391,6 +393,12 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     m = g.model
     if a in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[a]], lat_sd[g.keep[a]]
+    if a in g.lat_shift:
+        # treated disease (context): the latent mean moves, its spread scales (as in
+        # Evidence.latent_params, whose covariance is scaled by scale**2)
+        shift, scale = g.lat_shift[a]
+        lat_mean = lat_mean + shift
+        lat_sd = lat_sd * (np.asarray(scale, float)[:, None] if np.ndim(scale) else scale)
     st = ad.stats
     mu_c = log_median[:, None] + ad.effect                                              # (C, G)
     amp = ad.amp
@@ -530,8 +538,11 @@ def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], o
     m = g.model
     nd = len(m.axes)
     P = len(g.case_ids)
-    leak, cause = theta["symptom_tables"]
-    cause = [c[g.keep[ai]] if ai in g.keep else c for ai, c in enumerate(cause)]
+    if g.cause_scale is None:
+        leak, cause = theta["symptom_tables"]
+        cause = [c[g.keep[ai]] if ai in g.keep else c for ai, c in enumerate(cause)]
+    else:   # the context scales the cause probabilities: this group's own tables (view layout)
+        leak, cause = symptom_tables(m, *theta["symptom_logits"], scale=g.cause_scale)
     o = _Ops(_is_free(leak, *cause))
     out = []
     for ai in range(nd):
@@ -549,6 +560,27 @@ def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], o
         term = o.m.log(-o.m.expm1(lq))[None]
         total = total + g.present[:, y].reshape((P,) + (1,) * (len(scope) + 1)) * term
     return out + [(tuple(scope) + (nd,), total)]
+
+
+def symptom_tables(model: CompiledModel, cause_logit, leak_logit, scale: np.ndarray | None = None):
+    """(log1m_leak (P, Y), per-axis log1m_cause (S_a, Y)) from the logits, in numpy
+    (:meth:`SymptomTable.tables`) or, when a logit is free, as pytensor graph; ``scale``
+    (E,) multiplies the cause probabilities (a context's symptom factors)."""
+    if not _is_free(cause_logit, leak_logit):
+        return model.symptom_table.tables(cause_logit, leak_logit, scale=scale)
+    import pytensor.tensor as pt
+
+    t = model.symptom_table
+    if scale is not None:
+        # logit(scale * sigmoid(cl)), as SymptomTable.scaled_cause_logit
+        log_p = -pt.softplus(-cause_logit) + np.log(scale)
+        cause_logit = log_p - pt.log(-pt.expm1(log_p))
+    log1m_p = -pt.softplus(cause_logit)
+    scatter = np.zeros((len(t.entries), t.n_symptoms))
+    scatter[np.arange(len(t.entries)), t.entry_symptom] = 1.0
+    cause = [pt.dot(pt.as_tensor(mask) * log1m_p[None, :], scatter) for mask in t.state_mask]
+    leak = -pt.softplus(leak_logit[None, :] + pt.as_tensor(t.propensity_log_odds)[:, None])
+    return leak, cause
 
 
 def group_loglik(theta: dict, g: GroupData):
@@ -868,7 +900,6 @@ def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: in
     :func:`group_loglik` reads: numpy arrays, or pytensor constants for the parameter groups
     in ``free`` (so that those factors take the graph path, as in a fit)."""
     d = draws if draws is not None else point_params(model)
-    leak, cause = model.symptom_table.tables(d.cause_logit[i], d.leak_logit[i])
 
     def as_(group, x):
         if group not in free:
@@ -877,13 +908,16 @@ def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: in
 
         return pt.as_tensor(x)
 
-    return {
+    out = {
         "lat_mean": [as_("analyte-levels", x[i]) for x in d.lat_mean],
         "lat_sd": [as_("analyte-levels", x[i]) for x in d.lat_sd],
         "log_median": as_("analyte-levels", d.log_median[i]),
         "prior_base": [as_("prevalence", x[i]) for x in d.prior_base],
-        "symptom_tables": (as_("symptoms", leak), [as_("symptoms", c) for c in cause]),
     }
+    logits = (as_("symptoms", d.cause_logit[i]), as_("symptoms", d.leak_logit[i]))
+    out["symptom_logits"] = logits
+    out["symptom_tables"] = symptom_tables(model, *logits)
+    return out
 
 
 def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = None,

@@ -539,21 +539,12 @@ def _prior_prob(model: CompiledModel, cov) -> np.ndarray:
 _CONTEXT_MODELS: OrderedDict[tuple, tuple[CompiledModel, CompiledModel]] = OrderedDict()
 
 
-def _context_signature(ev: Evidence) -> tuple:
-    """What of a case's context changes the model it is read with (latent shifts of treated
-    disease, symptom factors); () when nothing does."""
-    lat = tuple((a, np.asarray(s, float).tobytes(), np.asarray(c, float).tobytes())
-                for a, (s, c) in sorted(ev.lat_shift.items(), key=lambda kv: kv[0]))
-    sym = None if ev.cause_scale is None else ev.cause_scale.tobytes()
-    return () if not lat and sym is None else (lat, sym)
-
-
 def context_model(model: CompiledModel, ev: Evidence) -> CompiledModel:
     """``model`` with the case's context latent shifts and symptom factors built in, so that
     cases sharing a context run through the vectorised engine together (cached per model and
     signature; the gross-error density and the prior are the model's own, as in
     :func:`~neb_bayes.inference.exact.infer_exact`)."""
-    sig = _context_signature(ev)
+    sig = ev.context_signature
     if not sig:
         return model
     key = (id(model), sig)
@@ -586,7 +577,7 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
     log_ev = np.empty(n)
     groups: dict[tuple, list[int]] = {}
     for i, ev in enumerate(evidences):
-        groups.setdefault((ev.covariates.sex, _context_signature(ev)), []).append(i)
+        groups.setdefault((ev.covariates.sex, ev.context_signature), []).append(i)
     fallback: list[int] = []
     for (sex, _), idx in groups.items():
         # cases sharing a context (treated disease: latent shifts, symptom factors) share a

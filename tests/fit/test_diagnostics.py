@@ -38,19 +38,3 @@ def test_low_bfmi_fails_the_thresholds() -> None:
     diag = diagnostics(_trace(walk))
     assert diag["bfmi_min"] < 0.3
     assert any("BFMI" in f for f in check_thresholds(diag))
-
-
-def test_cohort_preparation_warns_about_context_it_does_not_model(caplog) -> None:
-    import neb_bayes as nb
-    from neb_bayes.inference.pymc_model import prepare_cohort
-    from neb_bayes.model.compiled import load_model
-
-    model = load_model()
-    treated = nb.read_case("cases/examples/context/antithyroid_drug_high_tsh_with.yaml")
-    plain = nb.read_case("cases/examples/context/antithyroid_drug_high_tsh_without.yaml")
-    with caplog.at_level("WARNING", logger="neb_bayes"):
-        prepare_cohort(model, [plain])
-    assert not caplog.records
-    with caplog.at_level("WARNING", logger="neb_bayes"):
-        prepare_cohort(model, [plain, treated])
-    assert any("1 of 2 people" in r.getMessage() for r in caplog.records)
