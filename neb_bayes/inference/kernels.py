@@ -80,19 +80,25 @@ def gross_mixture(lr, start, count, eps):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def fused_joint(prior, stratum, factors, index, present_prob, ids, start, count, w, shape,
+def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, shape,
                 healthy):  # pragma: no cover
     """Every axis marginal of each case's joint posterior, without storing the joint.
 
     Case ``n``'s unnormalised posterior at joint state ``j`` is ``prior[stratum[n], j] *
-    prod_f factors[n, index[f, j]] * sum_k w[n, k] prod_y present_prob[y, k * J + j]``
-    (``factors`` holds each factor's table on its own small scope, one after another;
-    ``index[f, j]`` is joint state ``j``'s entry in factor ``f``; the present symptoms ``y``
-    are ``ids[start[n]:start[n] + count[n]]``; a case without any skips the sum).  Returns
-    ``(N, sum(shape))`` marginals (axes one after another), and ``(N,)`` totals ``sum_j p``
-    and ``sum_j p healthy[j]``.  The last axis is innermost, so the other axes' marginals
-    are added once per run of it.
+    prod_f factors[n, index[f, j]] * sum_k w[n, k] prod_y P(y | k, j)`` over its present
+    symptoms ``y`` (``ids[start[n]:start[n] + count[n]]``; a case without any skips the
+    sum).  ``factors`` holds each factor's table on its own small scope, one after another;
+    ``index[f, j]`` is joint state ``j``'s entry in factor ``f``.  ``present = (tab, off,
+    size, stride)``: symptom ``y``'s table over (level, its cause axes) flattened from
+    ``tab[off[y]]``, with axis strides ``stride[y]`` (0 for other axes) and level stride
+    ``size[y]``.  The symptom sum is computed on the grid of the case's present symptoms'
+    cause axes only, then read per joint state.
+
+    Returns ``(N, sum(shape))`` marginals (axes one after another), and ``(N,)`` totals
+    ``sum_j p`` and ``sum_j p healthy[j]``.  The last axis is innermost, so the other axes'
+    marginals are added once per run of it.
     """
+    tab, off, size, stride = present
     N = stratum.size
     J = prior.shape[1]
     nd = shape.size
@@ -104,53 +110,79 @@ def fused_joint(prior, stratum, factors, index, present_prob, ids, start, count,
         offset[d] = offset[d - 1] + shape[d - 1]
     width = offset[nd - 1] + last
     runs = J // last
-    # the marginal slot of every run of the last axis on every other axis
-    slot = np.empty((runs, max(nd - 1, 1)), np.int64)
+    # every run of the last axis: its state on each other axis
+    digit = np.empty((runs, max(nd - 1, 1)), np.int64)
     for r in range(runs):
         rest = r
         for d in range(nd - 2, -1, -1):
-            slot[r, d] = offset[d] + rest % shape[d]
+            digit[r, d] = rest % shape[d]
             rest //= shape[d]
     marg = np.zeros((N, width))
     z = np.zeros(N)
     h = np.zeros(N)
     sym = np.empty(J)
-    prod = np.empty(J)
+    ustride = np.zeros(nd, np.int64)
+    entry = np.empty(max(ids.size, 1), np.int64)
+    udig = np.zeros(nd, np.int64)
     for i in range(N):
         lo, hi = start[i], start[i] + count[i]
-        if hi > lo:
-            # P(present symptoms | joint state), summed over the propensity level
-            for j in range(J):
-                sym[j] = 0.0
-            for k in range(P):
-                base = k * J
-                row = present_prob[ids[lo]]
-                for j in range(J):
-                    prod[j] = row[base + j]
-                for t in range(lo + 1, hi):
-                    row = present_prob[ids[t]]
-                    for j in range(J):
-                        prod[j] *= row[base + j]
-                wk = w[i, k]
-                for j in range(J):
-                    sym[j] += wk * prod[j]
+        has_sym = hi > lo
+        if has_sym:
+            # the union of the present symptoms' cause axes, and its grid's strides
+            n_u = 1
+            for d in range(nd - 1, -1, -1):
+                ustride[d] = 0
+                for t in range(lo, hi):
+                    if stride[ids[t], d] > 0:
+                        ustride[d] = n_u
+                        n_u *= shape[d]
+                        break
+            # P(present symptoms | states of those axes), summed over the propensity level
+            for d in range(nd):
+                udig[d] = 0
+            for u in range(n_u):
+                for t in range(lo, hi):
+                    y = ids[t]
+                    e = off[y]
+                    for d in range(nd):
+                        e += udig[d] * stride[y, d]
+                    entry[t - lo] = e
+                acc = 0.0
+                for k in range(P):
+                    v = w[i, k]
+                    for t in range(lo, hi):
+                        v *= tab[entry[t - lo] + k * size[ids[t]]]
+                    acc += v
+                sym[u] = acc
+                # next grid point of the union (last axis fastest)
+                for d in range(nd - 1, -1, -1):
+                    if ustride[d] == 0:
+                        continue
+                    udig[d] += 1
+                    if udig[d] < shape[d]:
+                        break
+                    udig[d] = 0
         pr = prior[stratum[i]]
         fi = factors[i]
         zi, hi_ = 0.0, 0.0
         for r in range(runs):
+            ubase = 0
+            if has_sym:
+                for d in range(nd - 1):
+                    ubase += digit[r, d] * ustride[d]
             run = 0.0
             for t in range(last):
                 j = r * last + t
                 v = pr[j]
                 for f in range(n_f):
                     v *= fi[index[f, j]]
-                if hi > lo:
-                    v *= sym[j]
+                if has_sym:
+                    v *= sym[ubase + t * ustride[nd - 1]]
                 marg[i, offset[nd - 1] + t] += v
                 hi_ += v * healthy[j]
                 run += v
             zi += run
             for d in range(nd - 1):
-                marg[i, slot[r, d]] += run
+                marg[i, offset[d] + digit[r, d]] += run
         z[i], h[i] = zi, hi_
     return marg, z, h

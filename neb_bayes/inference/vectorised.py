@@ -84,7 +84,14 @@ class ViewTables:
     axes: tuple[AxisTables, ...]
     shape: tuple[int, ...]
     healthy: np.ndarray       # (J,) 1 where no axis is in a condition state
-    present_prob: np.ndarray  # (Y, P * J) P(symptom present | level, joint state)
+    #: P(symptom present | level, states of its cause axes): each symptom's table
+    #: (P, cause-axis grid) flattened, laid one after another from ``present_off[y]``;
+    #: ``present_stride[y, d]`` is axis ``d``'s stride in it (0 for an axis that causes
+    #: nothing of ``y``), the level's stride is ``present_size[y]``
+    present_tab: np.ndarray     # (sum_y P * G_y,)
+    present_off: np.ndarray     # (Y,)
+    present_size: np.ndarray    # (Y,) G_y
+    present_stride: np.ndarray  # (Y, n_axes)
 
 
 def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
@@ -134,14 +141,28 @@ def view_tables(model: CompiledModel) -> ViewTables:
     healthy = np.ones(shape)
     for ai, ax in enumerate(model.axes):
         healthy = healthy * _on_axis(ax.healthy.astype(float), ai, nd)
-    # P(present | level, joint) = 1 - exp(log1m_leak[level] + sum_a log1m_cause_a)
-    lq = model.log1m_leak.T.reshape((-1, model.log1m_leak.shape[0]) + (1,) * nd)    # (Y, P, ...)
-    for ai, c in enumerate(model.log1m_cause):
-        lq = lq + c.T.reshape((c.shape[1], 1) + (1,) * ai + (-1,) + (1,) * (nd - ai - 1))
-    present = -np.expm1(lq)
+    # P(present | level, cause states) = 1 - exp(log1m_leak[level] + sum_a log1m_cause_a),
+    # on the grid of the symptom's own cause axes only
+    n_sym = model.log1m_leak.shape[1]
+    tabs, off, size = [], np.zeros(n_sym, np.int64), np.zeros(n_sym, np.int64)
+    stride = np.zeros((n_sym, nd), np.int64)
+    for y in range(n_sym):
+        lq = model.log1m_leak[:, y].reshape((-1,) + (1,) * nd)                      # (P, ...)
+        causes = [ai for ai, c in enumerate(model.log1m_cause) if np.any(c[:, y] != 0)]
+        for ai in causes:
+            lq = lq + _on_axis(model.log1m_cause[ai][:, y], ai, nd)
+        tab = -np.expm1(lq)
+        size[y] = int(np.prod([shape[ai] for ai in causes]))
+        step = 1
+        for ai in reversed(causes):
+            stride[y, ai] = step
+            step *= shape[ai]
+        off[y] = sum(t.size for t in tabs)
+        tabs.append(tab.ravel())
     axes = tuple(t for t in (_axis_tables(model, ai) for ai in range(nd)) if t is not None)
     return ViewTables(axes=axes, shape=shape, healthy=healthy.ravel(),
-                      present_prob=present.reshape(present.shape[0], -1))
+                      present_tab=np.concatenate(tabs), present_off=off, present_size=size,
+                      present_stride=stride)
 
 
 # --------------------------------------------------------------------------------------------
@@ -495,9 +516,11 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     w = level / level.sum(1, keepdims=True)
     counts = np.array([ev.present.size for ev in evs], dtype=np.int64)
     ids = np.concatenate([ev.present for ev in evs] + [np.zeros(0, np.int64)]).astype(np.int64)
-    marg, z, healthy = kernels.fused_joint(prior, stratum, tables, index, vt.present_prob, ids,
-                                           np.cumsum(counts) - counts, counts, w,
-                                           np.asarray(vt.shape, dtype=np.int64), vt.healthy)
+    marg, z, healthy = kernels.fused_joint(
+        prior, stratum, tables, index,
+        (vt.present_tab, vt.present_off, vt.present_size, vt.present_stride),
+        ids, np.cumsum(counts) - counts, counts, w, np.asarray(vt.shape, dtype=np.int64),
+        vt.healthy)
     first = np.cumsum([0, *vt.shape])
     out = np.empty((n, len(model.conditions) + 1))
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
@@ -517,7 +540,7 @@ def _factor_index(shapes: tuple[tuple[int, ...], ...], joint: tuple[int, ...]) -
     """``(F, J)``: each joint state's (shape ``joint``) entry in factor ``f`` (shape
     ``shapes[f]``, 1 along the axes it does not depend on) when the factors' tables are laid
     one after another."""
-    out = np.empty((len(shapes), int(np.prod(joint))), dtype=np.int64)
+    out = np.empty((len(shapes), int(np.prod(joint))), dtype=np.int32)
     offset = 0
     for f, shape in enumerate(shapes):
         size = int(np.prod(shape))
