@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["fused_joint", "gross_mixture", "loo_conditionals"]
+__all__ = ["fused_joint", "gross_mixture", "information_terms", "loo_conditionals"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -186,3 +186,47 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
                 marg[i, offset[d] + digit[r, d]] += run
         z[i], h[i] = zi, hi_
     return marg, z, h
+
+
+@njit(cache=True, nogil=True)
+def information_terms(s2, w, s1, t1, t2, t3, mu, amp, L, s_mu):  # pragma: no cover
+    """Each case's quadratic form and latent information vector over an axis' grid.
+
+    From the per-channel statistics (``(N, C)`` each, :func:`vectorised._stats`) and the
+    expected levels ``mu`` and rhythm amplitudes ``amp`` (``(C, G)``): ``q[n, g] = sum_c
+    (y - mu - amp d)' R^-1 (y - mu - amp d)`` and ``eta[n, g] = s_mu[g] + sum_c L_c (1'R^-1 y
+    - (1'R^-1 1) mu - (1'R^-1 d) amp)``.  Channels a case has no results in are skipped,
+    and each case's sums run over its own channels in a fixed order.
+    """
+    N, C = w.shape
+    G = mu.shape[1]
+    K = L.shape[1]
+    q = np.empty((N, G))
+    eta = np.empty((N, G, K))
+    base = np.empty(K)
+    for n in range(N):
+        acc = 0.0
+        for c in range(C):
+            acc += s2[n, c]
+        for k in range(K):
+            acc_k = 0.0
+            for c in range(C):
+                acc_k += s1[n, c] * L[c, k]
+            base[k] = acc_k
+        for g in range(G):
+            q[n, g] = acc
+            for k in range(K):
+                eta[n, g, k] = s_mu[g, k] + base[k]
+        for c in range(C):
+            wc, s1c, t1c, t2c, t3c = w[n, c], s1[n, c], t1[n, c], t2[n, c], t3[n, c]
+            if wc == 0.0 and t2c == 0.0:
+                continue
+            for g in range(G):
+                m = mu[c, g]
+                a = amp[c, g]
+                q[n, g] += (wc * m * m + t2c * a * a - 2.0 * s1c * m - 2.0 * t3c * a
+                            + 2.0 * t1c * m * a)
+                coef = wc * m + t1c * a
+                for k in range(K):
+                    eta[n, g, k] -= coef * L[c, k]
+    return q, eta

@@ -68,9 +68,6 @@ class AxisTables:
     dest: tuple[int, ...]  # the joint-tensor dimension of each grid dimension
     mu: np.ndarray         # (C, G) log median + state effects
     amp: np.ndarray        # (C, G) daily-rhythm amplitude
-    mu_l: np.ndarray       # (C, G * K) mu[c, g] * L[c, k]
-    amp_l: np.ndarray      # (C, G * K)
-    mu_amp: np.ndarray     # (C, G)
     s_inv: np.ndarray      # (S, K, K) latent precision per own state
     s_mu: np.ndarray       # (G, K) latent precision @ latent mean
     const: np.ndarray      # (G,) -0.5 mean' S^-1 mean - 0.5 log|S|
@@ -124,9 +121,7 @@ def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
                       for c in chans]).T ** 2
     return AxisTables(
         axis=axis, pos=pos, loadings=L, grid=grid, dest=tuple(deps[i] for i in order), mu=mu,
-        amp=amp, mu_l=(mu[:, :, None] * L[:, None, :]).reshape(chans.size, -1),
-        amp_l=(amp[:, :, None] * L[:, None, :]).reshape(chans.size, -1),
-        mu_amp=mu * amp, s_inv=s_inv, s_mu=s_mu, const=const, noise_var=noise)
+        amp=amp, s_inv=s_inv, s_mu=s_mu, const=const, noise_var=noise)
 
 
 def _on_axis(x: np.ndarray, ai: int, nd: int) -> np.ndarray:
@@ -328,11 +323,10 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     S = tabs.grid[0]
     G = tabs.mu.shape[1]
     w, s1, t1 = st["w"], st["s1"], st["t1"]
-    q = (st["s2"].sum(1)[:, None] + _rows(w, tabs.mu**2) + _rows(st["t2"], tabs.amp**2)
-         - 2 * _rows(s1, tabs.mu) - 2 * _rows(st["t3"], tabs.amp) + 2 * _rows(t1, tabs.mu_amp))
+    q, eta = kernels.information_terms(st["s2"], w, s1, t1, st["t2"], st["t3"], tabs.mu,
+                                       tabs.amp, L, tabs.s_mu)            # (N, G), (N, G, K)
     ll = -0.5 * q - 0.5 * st["ld"].sum(1)[:, None] + tabs.const[None]     # (N, G)
-    eta = (tabs.s_mu[None] + _rows(s1, L)[:, None, :] - _rows(w, tabs.mu_l).reshape(-1, G, K)
-           - _rows(t1, tabs.amp_l).reshape(-1, G, K)).reshape(n_cases, S, -1, K)  # (N, S, R, K)
+    eta = eta.reshape(n_cases, S, -1, K)                                  # (N, S, R, K)
     M = tabs.s_inv[None] + np.einsum("nc,ck,cl->nkl", w, L, L)[:, None]  # (N, S, K, K)
     M_inv = np.linalg.inv(M)
     _, logdet_M = np.linalg.slogdet(M)
