@@ -14,7 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["fused_joint", "gross_mixture", "information_terms", "loo_conditionals"]
+__all__ = ["complete_square", "fused_joint", "gross_mixture", "information_terms",
+           "loo_conditionals"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -230,3 +231,24 @@ def information_terms(s2, w, s1, t1, t2, t3, mu, amp, L, s_mu):  # pragma: no co
                 for k in range(K):
                     eta[n, g, k] -= coef * L[c, k]
     return q, eta
+
+
+@njit(cache=True, nogil=True)
+def complete_square(eta, M_inv):  # pragma: no cover
+    """The latents' posterior mean ``eta M^-1`` (``(N, S, R, K)``, ``M_inv``: ``(N, S, K,
+    K)``, symmetric) and the quadratic term ``eta M^-1 eta'`` (``(N, S, R)``) in one pass."""
+    N, S, R, K = eta.shape
+    post = np.empty((N, S, R, K))
+    quad = np.empty((N, S, R))
+    for n in range(N):
+        for s in range(S):
+            for r in range(R):
+                acc = 0.0
+                for k in range(K):
+                    v = 0.0
+                    for m in range(K):
+                        v += eta[n, s, r, m] * M_inv[n, s, m, k]
+                    post[n, s, r, k] = v
+                    acc += v * eta[n, s, r, k]
+                quad[n, s, r] = acc
+    return post, quad

@@ -330,8 +330,8 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     M = tabs.s_inv[None] + np.einsum("nc,ck,cl->nkl", w, L, L)[:, None]  # (N, S, K, K)
     M_inv = np.linalg.inv(M)
     _, logdet_M = np.linalg.slogdet(M)
-    post_mean = np.matmul(eta, M_inv)                                     # (N, S, R, K)
-    ll = ll.reshape(n_cases, S, -1) + 0.5 * (eta * post_mean).sum(-1) - 0.5 * logdet_M[:, :, None]
+    post_mean, quad = kernels.complete_square(eta, M_inv)                 # (N, S, R, K), (N, S, R)
+    ll = ll.reshape(n_cases, S, -1) + 0.5 * quad - 0.5 * logdet_M[:, :, None]
     cond = None
     if loo:
         cond = np.zeros((case.size, G))
