@@ -45,6 +45,10 @@ class Block:
         (0 observed, -1 below the limit, +1 above), day, daily-rhythm offset (before the
         state's amplitude), extra variance for an unknown collection time, and the index of
         the measurement in the case file.
+    extra_var
+        Per result: the variance the context adds (between-person variation of its effect).
+        It is the person's: results of one channel share it (covariance ``sqrt(v_i v_j)``),
+        so repeats under one context are not independent evidence about it.
     """
 
     axis: int

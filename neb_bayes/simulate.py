@@ -104,6 +104,7 @@ def simulate_case(
             continue
         u = rng.normal(0.0, ch.tau)
         days = [0.0] + ([float(rng.integers(7, 60))] if rng.random() < p_repeat else [])
+        ctx_z = None    # the person's context variation in this channel (shared by repeats)
         for day in days:
             b = rng.normal(0.0, ch.cvi)
             hour = float(rng.choice(SIM_HOURS)) if ch.diurnal else None
@@ -116,7 +117,10 @@ def simulate_case(
                 mean += eff.shift[s[eff.axis]]
             if ch.diurnal:
                 mean += ch.amp[s[ch.amp_axis]] * d_off
-            y = mean + u + b + rng.normal(0.0, ch.cva) + rng.normal(0.0, math.sqrt(extra_var))
+            e = rng.normal(0.0, ch.cva)
+            z_i = rng.normal()          # drawn for every result (the same random stream as ever)
+            ctx_z = z_i if ctx_z is None else ctx_z
+            y = mean + u + b + e + math.sqrt(extra_var) * ctx_z
             drawn.append({"ch": ci, "specimen": specimen, "hour": hour, "day": day, "y": y,
                           "shift": shift})
     # gross errors: at most one per axis block, each result with probability gross_error_rate;

@@ -121,7 +121,9 @@ def block_moments(
     same_day = same_ch & (day[:, None] == day[None, :])
     noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
     if block.extra_var is not None:
-        noise = noise + np.diag(block.extra_var[idx])
+        # the context's extra variation is the person's: results of one channel share it
+        se = np.sqrt(block.extra_var[idx])
+        noise = noise + same_ch * np.outer(se, se)
     dvar = block.diurnal_var[idx]
     nshape = [1] * g + [n, n]
     if np.any(dvar > 0):

@@ -93,7 +93,8 @@ def _channel_stats(model: CompiledModel, block, rows: np.ndarray,
     day = block.day[rows]
     extra = block.extra_var[rows] if block.extra_var is not None else np.zeros(rows.size)
     same_day = day[:, None] == day[None, :]
-    R = c.tau**2 + c.cvi**2 * same_day + np.diag(c.cva**2 + extra)
+    se = np.sqrt(extra)              # the context's variation: shared by a channel's results
+    R = c.tau**2 + c.cvi**2 * same_day + np.diag(np.full(rows.size, c.cva**2)) + np.outer(se, se)
     Ri = np.linalg.inv(R)
     one = np.ones(rows.size)
     sign, logdet = np.linalg.slogdet(R)

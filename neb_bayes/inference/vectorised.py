@@ -250,7 +250,9 @@ def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day,
         else:
             dy = day[rows]
             R = tau2[cj][:, None, None] + cvi2[cj][:, None, None] * (dy[:, :, None] == dy[:, None, :])
-            R = R + np.einsum("gi,ij->gij", cva2[cj][:, None] + extra[rows], np.eye(m))
+            se = np.sqrt(extra[rows])                   # context variation, shared in a channel
+            R = R + np.einsum("gi,ij->gij", np.broadcast_to(cva2[cj][:, None], rows.shape),
+                              np.eye(m)) + se[:, :, None] * se[:, None, :]
             Ri = np.linalg.inv(R)
             _, logdet = np.linalg.slogdet(R)
             yy, dd = y[rows], d[rows]
@@ -342,7 +344,7 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
         # information is in the latent posterior and, for observed results of the same
         # channel, in the regression of the censored result's noise on theirs
         n, j = case[has], ch[has]
-        f, by, bd, v, bw, bday = _channel_regression(tabs, on, has)
+        f, by, bd, v, bw, bday, bse = _channel_regression(tabs, on, has)
         Lw = L[j]                                                          # (m, K)
         mean_w = (f[:, None] * tabs.mu[j] + tabs.amp[j] * (d[has] - bd)[:, None]
                   + by[:, None]).reshape(n.size, S, -1) + f[:, None, None] * np.matmul(
@@ -365,10 +367,12 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
                 v[b, None])
             same = (j[a] == j[b]).astype(float)
             same_day = same * (on.day[has][a] == on.day[has][b])
-            shared = same * tabs.noise_var[0, j[a]] + same_day * tabs.noise_var[1, j[a]]
+            se_a, se_b = np.sqrt(extra[has][a]), np.sqrt(extra[has][b])
+            shared = (same * (tabs.noise_var[0, j[a]] + se_a * se_b)
+                      + same_day * tabs.noise_var[1, j[a]])
             # less what the observed results of the channel (if any) explain of it
             r_b = tabs.noise_var[0, j[a], None] + tabs.noise_var[1, j[a], None] * (
-                bday[a] == on.day[has][b, None])
+                bday[a] == on.day[has][b, None]) + se_b[:, None] * bse[a]
             shared = shared - same * (bw[a] * r_b).sum(-1)
             cov_ab = (f[a, None] * f[b, None] * np.einsum("mk,mskl,ml->ms", Lw[a], M_inv[n[a]], Lw[b])
                       + shared[:, None])
@@ -409,20 +413,24 @@ def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np
     count = np.searchsorted(key_o, key, side="right") - start
     width = int(count.max(initial=0))
     bw, bday = np.zeros((m, max(width, 1))), np.full((m, max(width, 1)), -1, dtype=day.dtype)
+    bse = np.zeros((m, max(width, 1)))
     for k in np.unique(count[count > 0]).tolist():
         i = np.flatnonzero(count == k)
         rows = o[start[i][:, None] + np.arange(k)[None, :]]               # (g, k)
         c, dy = j[i], day[rows]
         R = tau2[c][:, None, None] + cvi2[c][:, None, None] * (dy[:, :, None] == dy[:, None, :])
-        R = R + np.einsum("gi,ij->gij", cva2[c][:, None] + extra[rows], np.eye(k))
-        r = tau2[c][:, None] + cvi2[c][:, None] * (dy == day[has][i, None])   # (g, k)
+        se = np.sqrt(extra[rows])                       # context variation, shared in a channel
+        R = R + np.einsum("gi,ij->gij", np.broadcast_to(cva2[c][:, None], rows.shape),
+                          np.eye(k)) + se[:, :, None] * se[:, None, :]
+        r = (tau2[c][:, None] + cvi2[c][:, None] * (dy == day[has][i, None])
+             + np.sqrt(extra[has][i, None]) * se)                                # (g, k)
         b = np.linalg.solve(R, r[..., None])[..., 0]
         f[i] = 1.0 - b.sum(-1)
         by[i] = (b * on.y[rows]).sum(-1)
         bd[i] = (b * on.diurnal[rows]).sum(-1)
         v[i] = v[i] - (b * r).sum(-1)
-        bw[i, :k], bday[i, :k] = b, dy
-    return f, by, bd, v, bw, bday
+        bw[i, :k], bday[i, :k], bse[i, :k] = b, dy, se
+    return f, by, bd, v, bw, bday, bse
 
 
 def _loo_conditionals(tabs: AxisTables, per: dict[str, np.ndarray], n: np.ndarray,

@@ -33,14 +33,15 @@ likelihood code: it starts from the :class:`Case`.
   this), never from the engine's evidence blocks: with flag strengths s_f,
 
   - measurement shifts: every ``ContextShift`` of a result's channel whose flag is raised adds
-    shift x s_f to that result's expected log level and (extra_sd x s_f)^2 to the variance of
-    an error term of its own: extra noise independent between results (also between repeats
-    of a channel on the same day), not shared like the person- and day-level terms;
+    shift x s_f to that result's expected log level, and sqrt(v_i) x c to its value, where
+    v_i is the sum of the rows' (extra_sd x s_f)^2 and c ~ N(0, 1) is the person's context
+    variation in that channel: one draw shared by every result of the channel (repeats
+    included), like the person-level term, so two results carry covariance sqrt(v_i v_j);
   - latent shifts (treated disease): z_a ~ N(lat_mean[s] + sum_f mean_shift_f[s] s_f,
     c[s]^2 lat_cov[s]) with c[s] = prod_f (1 + (sd_scale_f[s] - 1) s_f);
   - daily-rhythm changes: each ``ContextDiurnal`` of a channel's profile moves the clock hour
     the rhythm is read at by ``phase_shift`` (mod 24), multiplies the rhythm's amplitude by
-    ``amplitude`` and adds ``extra_sd``^2 to the result's own noise (the model takes no
+    ``amplitude`` and adds ``extra_sd``^2 to v_i above (the model takes no
     strength here; the reference asserts strength 1);
   - treated disease causes fewer symptoms: every noisy-OR cause probability is multiplied by
     the ``context_symptoms`` factors of the raised flags (each to the flag's strength);
@@ -109,7 +110,7 @@ class _Result:
     day: float
     hour: float | None  # clock hour the channel's daily rhythm is read at (context applied)
     shift: float = 0.0      # context measurement shift (log units)
-    extra_var: float = 0.0  # variance of the result's own context noise
+    extra_var: float = 0.0  # v_i: variance of the context variation (shared in a channel)
     amp: float = 1.0        # context factor on the daily rhythm's amplitude
 
 
@@ -212,9 +213,9 @@ def _channel_terms(model, results: list[_Result]) -> list[_ChannelTerm]:
         days = np.array([results[p].day for p in pos])
         same_day = (days[:, None] == days[None, :]).astype(float)
         n = pos.size
-        own = np.array([results[p].extra_var for p in pos])   # context noise of each result
+        own = np.sqrt([results[p].extra_var for p in pos])    # sd of the shared context term
         sigma = (ch.tau**2 * np.ones((n, n)) + ch.cvi**2 * same_day + ch.cva**2 * np.eye(n)
-                 + np.diag(own))
+                 + np.outer(own, own))
         cen_local = [i for i, p in enumerate(pos) if results[p].censor != 0]
         assert len(cen_local) <= 1, "reference handles one censored result per channel"
         obs_local = [i for i in range(n) if i not in cen_local]

@@ -157,6 +157,20 @@ def treated_cohort():
     keep = [i for i, ev in enumerate(evs) if ev.context_signature]
     keep += [i for i, ev in enumerate(evs) if not ev.context_signature][:2]
     cases, evs = [cases[i] for i in keep], [evs[i] for i in keep]
+    # repeats under a context whose effect varies between people (pregnancy's TSH shift):
+    # the repeats share that variation
+    from neb_bayes.case.model import Case, Measurement, Patient
+
+    for cid, week, days in (("preg-t2-two-tsh-same-day", 20.0, (0.0, 0.0)),
+                            ("preg-t1-tsh-day0-day30", 10.0, (0.0, 30.0))):
+        cases.append(Case(id=cid, patient=Patient(sex="F", age=30, pregnant=True,
+                                                  gestational_week=week),
+                          measurements=(Measurement(0, "tsh", "serum", 4.0, day=days[0]),
+                                        Measurement(1, "tsh", "serum", 5.0, day=days[1]),
+                                        Measurement(2, "ft4", "serum", 10.0))))
+        evs.append(build_evidence(view_for_sex(MODEL, "F"), cases[-1]))
+    assert any(b.extra_var is not None and np.count_nonzero(b.extra_var) > 1
+               for ev in evs for b in ev.blocks), "needs repeats with context variation"
     assert sum(bool(ev.lat_shift) for ev in evs) >= 5, "needs latent shifts"
     assert any(ev.cause_scale is not None and (ev.present.size or ev.absent.size) for ev in evs), \
         "needs symptom factors on reported symptoms"
