@@ -18,7 +18,7 @@ import numpy as np
 from neb_bayes.case.model import Case, Measurement, NotUsed
 from neb_bayes.context import ContextReading, decay, hours_between, read_context
 from neb_bayes.model.compiled import CompiledModel
-from neb_bayes.model.prior import Covariates
+from neb_bayes.model.prior import Covariates, first_of_group
 
 #: biotin interference: full for 8 h after a dose, then halving every 16 h (facts §4c:
 #: guidance is to wait >= 8 h after low doses and up to 72 h after high doses)
@@ -298,13 +298,12 @@ def context_latent_shifts(model: CompiledModel, ctx: ContextReading,
                           note=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per axis: (latent mean shift (S, K), sd scale (S,)) from the case's context flags."""
     lat_shift: dict[int, tuple] = {}
-    for cl in model.context_latents:
-        if cl.flag in ctx.flags:
-            mean, scale = lat_shift.get(cl.axis, (0.0, 1.0))
-            lat_shift[cl.axis] = (mean + cl.mean_shift * ctx.flags[cl.flag],
-                                  scale * (1 + (cl.sd_scale - 1) * ctx.flags[cl.flag]))
-            if note is not None:
-                note(cl.flag, cl.text, "patient")
+    for cl in first_of_group(model.context_latents, lambda cl: cl.flag in ctx.flags):
+        mean, scale = lat_shift.get(cl.axis, (0.0, 1.0))
+        lat_shift[cl.axis] = (mean + cl.mean_shift * ctx.flags[cl.flag],
+                              scale * (1 + (cl.sd_scale - 1) * ctx.flags[cl.flag]))
+        if note is not None:
+            note(cl.flag, cl.text, "patient")
     return lat_shift
 
 

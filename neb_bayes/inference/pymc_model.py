@@ -35,7 +35,7 @@ import numpy as np
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
-from neb_bayes.model.prior import Covariates, _matches
+from neb_bayes.model.prior import Covariates, modifier_log_odds
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -136,16 +136,7 @@ def _gross_slots(slots: list[list[tuple]], n_channels: int, n_results: np.ndarra
 
 
 def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]:
-    out = []
-    for ax in model.axes:
-        off = np.zeros(ax.n_states)
-        for mod in model.spec.raw["prevalence"].get(ax.name, {}).get("modifiers", []):
-            if _matches(mod["when"], cov):
-                for st, odds in mod["odds"].items():
-                    if st in ax.states:
-                        off[ax.states.index(st)] += np.log(odds)
-        out.append(off)
-    return out
+    return [modifier_log_odds(model, ai, cov) for ai in range(len(model.axes))]
 
 
 def prepare_group(model: CompiledModel, evidences: list[Evidence],

@@ -111,6 +111,8 @@ class ContextLatent:
     mean_shift: np.ndarray   # (S, K)
     sd_scale: np.ndarray     # (S,)
     text: str
+    #: rows sharing a group do not stack: only the first listed whose flag is raised applies
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -516,7 +518,7 @@ def _compile_context(raw: dict, axes: tuple[Axis, ...], channels: tuple[Channel,
                     for st, v in row.get("sd_scale", {}).get(ax_name, {}).items():
                         scale[ax.states.index(st)] = float(v)
                     latents.append(ContextLatent(flag, names.index(ax_name), mean, scale,
-                                                 row.get("text", flag)))
+                                                 row.get("text", flag), row.get("group")))
             if "diurnal" in row:
                 d = row["diurnal"]
                 diurnal.append(ContextDiurnal(flag, d["profile"], float(d.get("phase_shift", 0.0)),

@@ -48,14 +48,43 @@ def _matches(when: dict, cov: Covariates) -> bool:
     return True
 
 
+def first_of_group(rows, applies) -> list:
+    """The rows that apply, where rows sharing a ``group`` do not stack: of those, only the
+    first listed that applies is kept (e.g. levothyroxine and liothyronine together are one
+    thyroid hormone replacement, not two).  ``applies(row)`` says whether a row's condition
+    holds; ``rows`` are dicts or objects with a ``group`` attribute (None: no group)."""
+    out, seen = [], set()
+    for row in rows:
+        group = row.get("group") if isinstance(row, dict) else row.group
+        if group is not None and group in seen or not applies(row):
+            continue
+        if group is not None:
+            seen.add(group)
+        out.append(row)
+    return out
+
+
+def axis_modifiers(model: CompiledModel, axis_name: str, cov: Covariates) -> list[dict]:
+    """The prevalence modifiers of one axis that apply to this stratum."""
+    mods = model.spec.raw["prevalence"].get(axis_name, {}).get("modifiers", [])
+    return first_of_group(mods, lambda mod: _matches(mod["when"], cov))
+
+
+def modifier_log_odds(model: CompiledModel, ai: int, cov: Covariates) -> np.ndarray:
+    """Log odds the stratum's modifiers add to each state of axis ``ai``: ``(S,)``."""
+    ax = model.axes[ai]
+    off = np.zeros(ax.n_states)
+    for mod in axis_modifiers(model, ax.name, cov):
+        for st, odds in mod["odds"].items():
+            if st in ax.states:
+                off[ax.states.index(st)] += math.log(odds)
+    return off
+
+
 def applied_modifiers(model: CompiledModel, cov: Covariates) -> list[dict]:
     """The prevalence modifiers that apply to this stratum (for the report)."""
-    out = []
-    for ax, prev in model.spec.raw["prevalence"].items():
-        for mod in prev.get("modifiers", []):
-            if _matches(mod["when"], cov):
-                out.append({"axis": ax, **mod})
-    return out
+    return [{"axis": ax, **mod} for ax in model.spec.raw["prevalence"]
+            for mod in axis_modifiers(model, ax, cov)]
 
 
 def _axis_log_odds(model: CompiledModel, ai: int, cov: Covariates,
@@ -68,18 +97,12 @@ def _axis_log_odds(model: CompiledModel, ai: int, cov: Covariates,
     from neb_bayes.model.params import base_log_prior
 
     ax = model.axes[ai]
-    prev = model.spec.raw["prevalence"].get(ax.name, {})
     if base is None:
         override = model.prior_base_override
         base = override[ax.name] if override else base_log_prior(model, ai)
         if base.shape[-1] != ax.n_states:  # a restricted view: keep its states' values
             base = base[..., list(ax.kept)]
-    lo = np.array(base, dtype=float, copy=True)
-    for mod in prev.get("modifiers", []):
-        if _matches(mod["when"], cov):
-            for st, odds in mod["odds"].items():
-                if st in ax.states:
-                    lo[..., ax.states.index(st)] += math.log(odds)
+    lo = np.array(base, dtype=float, copy=True) + modifier_log_odds(model, ai, cov)
     if cov.sex is not None:
         lo[..., [s is not None and s != cov.sex for s in ax.sex]] = -np.inf
     return lo

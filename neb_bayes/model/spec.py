@@ -234,8 +234,14 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
                 problems.append(f"{where}.symptoms.{cause}: factor must be in (0, 1]")
         if "diurnal" in row and row["diurnal"].get("profile") not in raw.get("diurnal_profiles", {}):
             problems.append(f"{where}: unknown diurnal profile")
+        if "group" in row and not ("latent" in row or "sd_scale" in row):
+            problems.append(f"{where}: `group` (rows that do not stack) applies to latent rows only")
+        if "group" in row and not (isinstance(row["group"], str) and row["group"]):
+            problems.append(f"{where}: `group` must be a name")
     for ax, prev in raw["prevalence"].items():
         for j, mod in enumerate(prev.get("modifiers", [])):
+            if "group" in mod and not (isinstance(mod["group"], str) and mod["group"]):
+                problems.append(f"prevalence.{ax}.modifiers[{j}]: `group` must be a name")
             when = mod.get("when", {})
             for flag in [when.get("flag")] + list(when.get("any_flag", [])):
                 if flag is not None and flag not in flags:

@@ -183,9 +183,14 @@ def _latent_params(model, axis: int, ctx: _Context) -> tuple[np.ndarray, np.ndar
     """Per-state latent mean (S, K) and covariance (S, K, K) with the context's latent shifts."""
     ax = model.axes[axis]
     mean, scale = ax.lat_mean.copy(), np.ones(ax.n_states)
+    used = set()        # rows of one group do not stack: the first listed that applies
     for cl in model.context_latents:
         s = ctx.flags.get(cl.flag, 0.0)
-        if cl.axis == axis and s > 0.0:
+        if s <= 0.0 or cl.group in used:
+            continue
+        if cl.group is not None:
+            used.add(cl.group)
+        if cl.axis == axis:
             mean = mean + cl.mean_shift * s
             scale = scale * (1.0 + (cl.sd_scale - 1.0) * s)
     return mean, ax.lat_cov * (scale**2)[:, None, None]
