@@ -147,32 +147,73 @@ def _product(tables: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+#: offsets of :func:`_product_sum`'s loop, by the tables' shapes and the kept dimensions
+_OFFSETS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], int]] = {}
+
+
+def _offsets(shapes: tuple[tuple[int, ...], ...], keep: tuple[int, ...]):
+    """Each table's (and the output's) first element at every state point of the product,
+    in C order: the element offsets of a batch-last table broadcast over the product."""
+    key = (shapes, keep)
+    hit = _OFFSETS.get(key)
+    if hit is None:
+        full = np.broadcast_shapes(*(sh[:-1] for sh in shapes))
+        batch = max(sh[-1] for sh in shapes)
+        out_shape = tuple(n if d in keep else 1 for d, n in enumerate(full)) + (batch,)
+
+        def offsets(shape):
+            strides = np.cumprod((shape[1:] + (1,))[::-1])[::-1]    # elements per step
+            off = np.zeros((), dtype=np.int64)
+            for d, n in enumerate(full):
+                step = int(strides[d]) if shape[d] > 1 else 0
+                off = off[..., None] + np.arange(n, dtype=np.int64) * step
+            return off.reshape(-1)
+
+        table_offsets = np.stack([offsets(sh) for sh in shapes])
+        wide = np.array([sh[-1] > 1 or batch == 1 for sh in shapes])
+        hit = (table_offsets, wide, offsets(out_shape), out_shape, batch)
+        if len(_OFFSETS) > 4096:
+            _OFFSETS.clear()
+        _OFFSETS[key] = hit
+    return hit
+
+
+def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
+    """The elementwise product of broadcastable batch-last tables, summed over every state
+    dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
+    pass, :func:`neb_bayes.tensor_kernels.product_sum`)."""
+    from neb_bayes.tensor_kernels import product_sum
+
+    tables = [np.ascontiguousarray(t, dtype=float) for t in tables]
+    table_offsets, wide, out_offsets, out_shape, batch = _offsets(
+        tuple(t.shape for t in tables), tuple(sorted(keep)))
+    out = np.zeros(out_shape)
+    product_sum(tuple(t.reshape(-1) for t in tables), table_offsets, wide, out_offsets,
+                out.reshape(-1), batch)
+    return out
+
+
 class _Elimination:
     """One upward pass of variable elimination over potentials with the batch dimension last.
 
     ``pool`` holds the factors, then one message per eliminated variable; step ``i``
     multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
-    and sums ``order[i]`` out.  Messages are rescaled by their maximum per batch entry;
-    ``log_scale`` (per batch entry) and the final constant give the log partition function.
-    With ``keep``, each step's product (before the sum) is kept in ``products`` for the
-    downward pass.
+    and sums ``order[i]`` out (:func:`_product_sum`: the product is never formed).  Messages
+    are rescaled by their maximum per batch entry; ``log_scale`` (per batch entry) and the final
+    constant give the log partition function.
     """
 
-    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
-                 keep: bool = False):
+    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...]):
         self.pool = list(tables)
         self.scopes = list(scopes)
         self.inputs: list[list[int]] = []
-        self.products: list[np.ndarray] = []
         live = set(range(len(tables)))
         self.log_scale = 0.0
-        state_axes = tuple(range(tables[0].ndim - 1))
+        nv = tables[0].ndim - 1
+        state_axes = tuple(range(nv))
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            prod = _product([self.pool[i] for i in ids])
-            if keep:
-                self.products.append(prod)
-            msg = prod.sum(axis=v, keepdims=True)
+            msg = _product_sum([self.pool[i] for i in ids], [a for a in range(nv) if a != v])
             mx = msg.max(axis=state_axes, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
@@ -186,6 +227,28 @@ class _Elimination:
         rest = [self.pool[i].reshape(-1) for i in sorted(live)]
         with np.errstate(divide="ignore"):
             self.log_z = self.log_scale + np.log(_product(rest) if rest else 1.0)
+
+
+def _merge_tables(tables: list[np.ndarray],
+                  scopes: list[frozenset]) -> tuple[list[np.ndarray], list[frozenset]]:
+    """Multiply each batch-last table into a larger one whose scope contains its own (the
+    probability-scale counterpart of :func:`merge_nested`): fewer tables for every step of the
+    contraction to read.  The product is a new array (a table may be the caller's)."""
+    order = sorted(range(len(tables)), key=lambda i: tables[i].size)
+    tables = [tables[i] for i in order]
+    scopes = [scopes[i] for i in order]
+    i = 0
+    while i < len(tables):
+        host = next((j for j in range(i + 1, len(tables))
+                     if scopes[i] <= scopes[j] and tables[i].shape[-1] <= tables[j].shape[-1]),
+                    None)
+        if host is not None:
+            tables[host] = tables[host] * tables[i]
+            del tables[i]
+            del scopes[i]
+        else:
+            i += 1
+    return tables, scopes
 
 
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
@@ -222,8 +285,9 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1)))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
         sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
+    tables, scopes = _merge_tables(tables, scopes)
     order = _elimination_order(scopes, sizes)
-    up = _Elimination(tables, scopes, order, keep=True)
+    up = _Elimination(tables, scopes, order)
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]
     # downward pass: down[i] is the message into step i's table from the step consuming it
     consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
@@ -238,19 +302,17 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             others.append(down[j])
         if others:
             keep = up.scopes[n0 + i]
-            drop = tuple(a for a in range(nv) if a not in keep)
-            msg = _product(others).sum(axis=drop, keepdims=True)
+            msg = _product_sum(others, keep)
             mx = msg.max(axis=tuple(range(nv)), keepdims=True)
             msg *= 1.0 / np.where(mx > 0, mx, 1.0)
             down[i] = msg
         if v < nd:
-            belief = up.products[i]
+            # the belief of step i's table (its inputs and the message coming down), summed
+            # to axis v
+            inputs = [up.pool[k] for k in up.inputs[i]]
             if down[i] is not None:
-                # a product of several tables is a new array, not needed after this: in place
-                fresh = (len(up.inputs[i]) > 1
-                         and np.broadcast_shapes(belief.shape, down[i].shape) == belief.shape)
-                belief = np.multiply(belief, down[i], out=belief if fresh else None)
-            m = belief.sum(axis=tuple(a for a in range(nv) if a != v)).reshape(sizes[v], -1)
+                inputs.append(down[i])
+            m = _product_sum(inputs, [v]).reshape(sizes[v], -1)
             marg[v] = np.broadcast_to((m / m.sum(axis=0, keepdims=True)).T, (batch, sizes[v]))
     out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
     masked = None
