@@ -21,13 +21,14 @@ __all__ = ["product_sum"]
 def product_sum(tables, offsets, wide, out_offsets, out, batch):  # pragma: no cover
     """``out[o] += prod_t tables[t][offsets[t, u]]`` over the state points ``u``.
 
-    ``tables`` a tuple of flat float64 arrays, ``offsets`` ``(T, U)`` each table's first
+    ``tables`` a tuple of flat arrays of one float type (products are formed in it; ``out``,
+    float64, accumulates the sums), ``offsets`` ``(T, U)`` each table's first
     element for state point ``u``, ``wide[t]`` whether table ``t`` has the batch dimension
     (otherwise its one value is broadcast), ``out_offsets`` ``(U,)`` the output's first
     element for ``u``; every run is ``batch`` long.
     """
     n_tab, n_pts = offsets.shape
-    tmp = np.empty(batch, dtype=out.dtype)
+    tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
     for u in range(n_pts):
         # slices of the runs (not offset indexing): the loops then vectorise
         o = offsets[0, u]

@@ -35,6 +35,9 @@ from neb_bayes.tensor import contract_marginals, merge_nested
 #: left to the contraction instead of being summed out on that grid
 SMALL_SYMPTOM_GRID = 150
 
+#: the contraction in float32 by default (probabilities within ~1e-6 of float64)
+SINGLE = True
+
 
 class DrawTables:
     """What the draws path reads that depends on the model and the draws but not the case.
@@ -112,7 +115,8 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250,
+    single: bool = SINGLE,
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw.
 
@@ -126,6 +130,10 @@ def probabilities_over_draws(
         The case's evidence, built with ``model`` or with the full model.
     chunk
         Draws contracted together (bounds memory; results do not depend on it).
+    single
+        Contract in float32 (products) with float64 sums: every probability within about 1e-6
+        of the double-precision result (``single=False``); see
+        :func:`neb_bayes.tensor.contract_marginals`.
 
     Returns
     -------
@@ -134,11 +142,11 @@ def probabilities_over_draws(
     """
     model, draws, ev = sex_view(model, draws, ev)
     parts, potentials = _factors(model, draw_tables(model, draws), ev)
-    return _contract(model, parts, potentials, draws.n_draws, chunk)
+    return _contract(model, parts, potentials, draws.n_draws, chunk, single)
 
 
 def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
-              n_draws: int, chunk: int) -> np.ndarray:
+              n_draws: int, chunk: int, single: bool = SINGLE) -> np.ndarray:
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
@@ -149,7 +157,7 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
         # (chunks keep them in cache)
         marg, none = contract_marginals(
             [p[sl] if p.shape[0] > 1 else p for p in parts], masks, n_axes=len(model.axes),
-            potentials=[p[sl] if p.shape[0] > 1 else p for p in potentials])
+            potentials=[p[sl] if p.shape[0] > 1 else p for p in potentials], single=single)
         for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
             out[sl, k] = marg[a][:, mask].sum(axis=1)
         out[sl, -1] = none
