@@ -785,33 +785,39 @@ def symptom_level_factors(
         for ai in range(nd):
             out.append(log1m_cause[ai][..., absent].sum(-1).reshape(
                 lead + tuple(_axis_shape(model, ai)) + (1,)))
-    potentials: dict[tuple[int, ...], np.ndarray] = {}
+    # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
+    # the small per-axis tables, products on the grid, in one compiled pass per set of cause
+    # axes (:func:`neb_bayes.inference.draws_kernels.present_symptoms`; P(present) >= the leak,
+    # so the subtraction keeps its relative precision).  The tables are built with the lead
+    # (draw) dimension last in memory and returned as lead-first views: the contraction keeps
+    # that dimension last, so it copies nothing.
+    groups: dict[tuple[int, ...], list[int]] = {}
     for y in present:
-        # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
-        # the small per-axis tables, products on the grid (P(present) >= the leak, so the
-        # subtraction keeps its relative precision)
-        # The tables are built with the lead (draw) dimension last in memory and returned as
-        # lead-first views: the contraction keeps that dimension last, so it copies nothing.
-        # Products grow one axis at a time, so only the last one is full size.
-        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
-            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
-        causes = []
-        for ai in range(nd):
-            col = log1m_cause[ai][..., y]
-            if np.any(col != 0):
-                shape = _axis_shape(model, ai) + [1]
-                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
-                    tuple(shape) + (-1,) * bool(lead))
-                causes.append(ai)
-        np.subtract(1.0, q, out=q)
-        if lead:
-            q = np.moveaxis(q, -1, 0)
-        key = tuple(causes)
-        if key in potentials:
-            potentials[key] *= q
-        else:
-            potentials[key] = q
-    return out, list(potentials.values())
+        causes = tuple(ai for ai in range(nd) if np.any(log1m_cause[ai][..., y] != 0))
+        groups.setdefault(causes, []).append(int(y))
+    potentials = []
+    if groups:
+        from neb_bayes.inference.draws_kernels import present_symptoms
+
+    n_lead = int(np.prod(lead))
+    for causes, ys in groups.items():
+        leak = np.exp(np.moveaxis(np.broadcast_to(log1m_leak[..., ys], lead + (n_prop, len(ys)))
+                                  .reshape(n_lead, n_prop, len(ys)), 0, -1))     # (P, Y, D)
+        cols = [np.moveaxis(np.broadcast_to(log1m_cause[ai][..., ys],
+                                            lead + (model.axes[ai].n_states, len(ys)))
+                            .reshape(n_lead, -1, len(ys)), 0, -1)
+                for ai in causes]                                                # (S_a, Y, D)
+        cause = np.exp(np.concatenate(cols, axis=0).transpose(1, 0, 2)) if causes else \
+            np.ones((len(ys), 0, n_lead))
+        sizes = np.array([model.axes[ai].n_states for ai in causes], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        q = np.empty((int(np.prod(sizes)), n_prop, n_lead))
+        present_symptoms(np.ascontiguousarray(leak.transpose(1, 0, 2)),
+                         np.ascontiguousarray(cause), starts, sizes, q)
+        shape = tuple(model.axes[ai].n_states if ai in causes else 1 for ai in range(nd))
+        q = q.reshape(shape + (n_prop, n_lead))
+        potentials.append(np.moveaxis(q, -1, 0).reshape(lead + shape + (n_prop,)))
+    return out, potentials
 
 
 # --------------------------------------------------------------------------------------------
