@@ -287,9 +287,10 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     (e.g. the symptom-propensity level) are summed out.  ``potentials`` are more factors
     given on the probability scale (non-negative, shaped like ``parts``): no log/exp round trip.
 
-    With ``single``, the tables (each scaled to a maximum of 1 per batch entry) and the
-    products are float32, the sums float64: every result is within about 1e-6 of the double
-    precision one (each product rounds 1 + (tables + steps) times at 6e-8).  Batch entries where
+    With ``single``, the tables (log-factors exponentiated with a maximum of 1 per batch
+    entry, potentials as given) and the products are float32, the sums float64: every result
+    is within about 1e-6 of the double precision one (each product rounds 1 + (tables + steps)
+    times at 6e-8).  Batch entries where
     a message's maximum falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69
     nats, where values float32 rounds to 0 could matter) are recomputed in double precision,
     entry by entry, so a result does not depend on the other entries of its batch.
@@ -309,14 +310,9 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
     for p in potentials or []:
         p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
-        if single:
-            # scaled to a maximum of 1 per batch entry (constants cancel in every result)
-            mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
-            t = np.empty(p.shape[1:] + p.shape[:1], dtype=dtype)
-            np.divide(np.moveaxis(p, 0, -1), np.moveaxis(np.where(mx > 0, mx, 1.0), 0, -1), out=t)
-            tables.append(t)
-        else:
-            tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1)))
+        # (probabilities, not rescaled: far from float32's range unless a value is tiny, and
+        # then the check on the messages' maxima below applies)
+        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1), dtype=dtype))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
         sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
     tables, scopes = _merge_tables(tables, scopes)
