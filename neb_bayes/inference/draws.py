@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -116,7 +117,7 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 def probabilities_over_draws(
     model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250,
-    single: bool = SINGLE,
+    single: bool = SINGLE, threads: int = 1,
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw.
 
@@ -134,6 +135,10 @@ def probabilities_over_draws(
         Contract in float32 (products) with float64 sums: every probability within about 1e-6
         of the double-precision result (``single=False``); see
         :func:`neb_bayes.tensor.contract_marginals`.
+    threads
+        Chunks contracted at once on this many threads (the compiled loops and large numpy
+        operations release the GIL): for a single report; the batch path runs one thread per
+        worker process.  Results do not depend on it.
 
     Returns
     -------
@@ -142,16 +147,22 @@ def probabilities_over_draws(
     """
     model, draws, ev = sex_view(model, draws, ev)
     parts, potentials = _factors(model, draw_tables(model, draws), ev)
-    return _contract(model, parts, potentials, draws.n_draws, chunk, single)
+    return _contract(model, parts, potentials, draws.n_draws, chunk, single, threads)
+
+
+#: threads for :func:`_contract` (created on first use with more than one thread)
+_POOL: ThreadPoolExecutor | None = None
 
 
 def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
-              n_draws: int, chunk: int, single: bool = SINGLE) -> np.ndarray:
+              n_draws: int, chunk: int, single: bool = SINGLE, threads: int = 1) -> np.ndarray:
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
+    global _POOL
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
     parts = merge_nested(parts)     # once for all draws, not per chunk
-    for start in range(0, n_draws, chunk):
+
+    def run(start: int) -> None:
         sl = slice(start, min(start + chunk, n_draws))
         # the factors are cheap for all draws at once; the contraction's tables are not
         # (chunks keep them in cache)
@@ -161,6 +172,15 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
         for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
             out[sl, k] = marg[a][:, mask].sum(axis=1)
         out[sl, -1] = none
+
+    starts = range(0, n_draws, chunk)
+    if threads > 1 and len(starts) > 1:
+        if _POOL is None or _POOL._max_workers < threads:
+            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neb-draws")
+        list(_POOL.map(run, starts))        # each chunk writes its own rows
+    else:
+        for start in starts:
+            run(start)
     return np.clip(out, 0.0, 1.0)
 
 

@@ -1,6 +1,7 @@
-"""Compiled loop of the draws path (:mod:`neb_bayes.inference.draws`): the present symptoms'
-noisy-OR probabilities over their cause axes, every propensity level and every draw, in one
-pass instead of a chain of full-size numpy products and temporaries.
+"""Compiled loops of the draws path (:mod:`neb_bayes.inference.draws`), each one pass instead
+of a chain of full-size numpy operations and temporaries: the present symptoms' noisy-OR
+probabilities over their cause axes, every propensity level and every draw; and a block's
+log-likelihood with the gross-error mixture over the full grid.
 
 The draw dimension is last and contiguous; each draw's numbers come from its own values in
 a fixed order (the same operations, in the same order, as the numpy expression they replace),
@@ -10,10 +11,12 @@ so they do not depend on the other draws.  Compiled by numba on first use and ca
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-__all__ = ["present_symptoms"]
+__all__ = ["mixture_loglik", "present_symptoms"]
 
 
 @njit(cache=True, nogil=True)
@@ -51,3 +54,55 @@ def present_symptoms(leak, cause, starts, sizes, out):  # pragma: no cover
                 else:
                     for d in range(n_d):
                         acc[d] *= 1.0 - tmp[d]
+
+
+@njit(cache=True, nogil=True)
+def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
+    """A block's log-likelihood with at most one gross error, for every stack entry ``n``
+    (draw x own states) and point ``g`` of the other axes: ``out (N, E)``.
+
+    ``log p = c0 + (C^-1 r)'e - e'C^-1 e / 2`` and, with ``u = C^-1 (r - e)`` and ``c_j =
+    (C^-1)_jj``, ``log p + log((1 - m eps) + eps sum_j exp(base_j + u_j^2 / (2 c_j) -
+    log(c_j) / 2))`` (``base_j = log q(y_j) + log(2 pi) / 2``).  ``c0 (N,)``, ``pr`` ``(m, N)``
+    = C^-1 r, ``q`` ``(m, m, N)`` = C^-1, ``et`` ``(m, E)`` the other axes' mean part.  Loops
+    over the other points are innermost (contiguous).  Returns False where a term overflows
+    (the caller then takes the shifted form).
+    """
+    m, n_st = pr.shape
+    n_e = et.shape[1]
+    w = np.empty((m, n_e))
+    ll = np.empty(n_e)
+    acc = np.empty(n_e)
+    keep = 1.0 - m * eps
+    ok = True
+    for n in range(n_st):
+        for g in range(n_e):
+            ll[g] = c0[n]
+            acc[g] = 0.0
+        for i in range(m):
+            wi = w[i]                                   # (C^-1 e)_i
+            for g in range(n_e):
+                wi[g] = 0.0
+            for k in range(m):
+                qik = q[i, k, n]
+                ek = et[k]
+                for g in range(n_e):
+                    wi[g] += qik * ek[g]
+            pi = pr[i, n]
+            ei = et[i]
+            for g in range(n_e):
+                ll[g] += (pi - 0.5 * wi[g]) * ei[g]
+        for j in range(m):
+            inv2c = 0.5 / q[j, j, n]
+            off = base[j] - 0.5 * math.log(q[j, j, n])
+            pj = pr[j, n]
+            wj = w[j]
+            for g in range(n_e):
+                u = pj - wj[g]
+                acc[g] += math.exp(u * u * inv2c + off)
+        o = out[n]
+        for g in range(n_e):
+            if not acc[g] < math.inf:
+                ok = False
+            o[g] = ll[g] + math.log(keep + eps * acc[g])
+    return ok
