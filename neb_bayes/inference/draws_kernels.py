@@ -56,6 +56,47 @@ def present_symptoms(leak, cause, starts, sizes, out):  # pragma: no cover
                         acc[d] *= 1.0 - tmp[d]
 
 
+#: exp's argument range handled by :func:`exp_into` (beyond it: 0 below, overflow above)
+EXP_MIN, EXP_MAX = -708.0, 709.0
+
+
+@njit(cache=True, nogil=True)
+def exp_into(x, out, work):  # pragma: no cover
+    """``out = exp(x)`` for ``EXP_MIN <= x <= EXP_MAX`` (clamped outside), within 1 ulp.
+
+    Cody-Waite reduction (``x = k ln 2 + r``, ``|r| <= ln 2 / 2``), a degree-13 Taylor
+    polynomial for ``exp(r)`` (truncation below 5e-18) and ``2^k`` built in the exponent bits
+    of ``work``: only multiplications, additions and integer shifts, so the loops vectorise
+    (a libm call per element does not).
+    """
+    bits = work.view(np.int64)
+    for i in range(x.size):
+        v = min(max(x[i], EXP_MIN), EXP_MAX)
+        t = v * 1.4426950408889634 + 6755399441055744.0   # 1.5 * 2^52: k in the low bits
+        work[i] = t
+        k = t - 6755399441055744.0
+        r = (v - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        out[i] = p * r + 1.0
+    for i in range(x.size):
+        # the low 11 bits of t's bits are k (mod 2^11): k + 1023 is 2^k's biased exponent
+        bits[i] = (bits[i] + 1023) << 52
+    for i in range(x.size):
+        out[i] *= work[i]
+
+
 @njit(cache=True, nogil=True)
 def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
     """A block's log-likelihood with at most one gross error, for every stack entry ``n``
@@ -65,16 +106,19 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
     (C^-1)_jj``, ``log p + log((1 - m eps) + eps sum_j exp(base_j + u_j^2 / (2 c_j) -
     log(c_j) / 2))`` (``base_j = log q(y_j) + log(2 pi) / 2``).  ``c0 (N,)``, ``pr`` ``(m, N)``
     = C^-1 r, ``q`` ``(m, m, N)`` = C^-1, ``et`` ``(m, E)`` the other axes' mean part.  Loops
-    over the other points are innermost (contiguous).  Returns False where a term overflows
-    (the caller then takes the shifted form).
+    over the other points are innermost (contiguous), exponentials by :func:`exp_into`.
+    Returns False where a term could overflow (the caller then takes the shifted form).
     """
     m, n_st = pr.shape
     n_e = et.shape[1]
     w = np.empty((m, n_e))
     ll = np.empty(n_e)
     acc = np.empty(n_e)
+    arg = np.empty(n_e)
+    ex = np.empty(n_e)
+    work = np.empty(n_e)
     keep = 1.0 - m * eps
-    ok = True
+    top = -np.inf
     for n in range(n_st):
         for g in range(n_e):
             ll[g] = c0[n]
@@ -99,10 +143,13 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
             wj = w[j]
             for g in range(n_e):
                 u = pj - wj[g]
-                acc[g] += math.exp(u * u * inv2c + off)
+                arg[g] = u * u * inv2c + off
+                top = max(top, arg[g])
+            exp_into(arg, ex, work)
+            for g in range(n_e):
+                acc[g] += ex[g]
         o = out[n]
         for g in range(n_e):
-            if not acc[g] < math.inf:
-                ok = False
             o[g] = ll[g] + math.log(keep + eps * acc[g])
-    return ok
+    # a term near exp's range, or any not finite: no answer
+    return top < 700.0
