@@ -116,7 +116,7 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250,
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 500,
     single: bool = SINGLE, threads: int = 1,
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw.
