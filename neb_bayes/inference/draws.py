@@ -11,10 +11,18 @@ draw dimension), probabilities only.  To keep the work per draw small:
 * a block's likelihood over draws x its dependency grid is computed in one (draws x own
   states, other axes) layout, as matrix products over the results, with the gross-error
   mixture summed while each result's leave-one-out term is in cache
-  (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`);
+  (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`; one compiled pass,
+  :func:`~neb_bayes.inference.draws_kernels.mixture_loglik`, where C^-1 is dense);
+* the present symptoms' tables over their cause axes, levels and draws come from one
+  compiled pass per set of cause axes
+  (:func:`~neb_bayes.inference.draws_kernels.present_symptoms`);
 * every likelihood stays a factor over its own small scope, and the marginals come from a
   contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`, factors merged
-  once, contracted in chunks of draws), never from the joint tensor.
+  once, contracted in chunks of draws; each product summed in one compiled pass without
+  being formed), never from the joint tensor.  By default the contraction's tables and
+  products are float32 with float64 sums (``single``): every probability within about 1e-6
+  of double precision (1.6e-7 the largest difference seen over 187 cases x 200 draws), draws
+  whose factors conflict so strongly that float32 could lose values recomputed in float64.
 """
 
 from __future__ import annotations
