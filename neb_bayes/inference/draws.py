@@ -63,6 +63,14 @@ class DrawTables:
         self.model = model
         self.draws = draws
         self.log1m_leak, self.log1m_cause = draws.symptom_tables(model)   # every symptom
+        # the same tables with the symptom first: a case's symptoms are then whole rows to
+        # gather (indexing the last axis of (draws, states, symptoms) is a strided gather)
+        self.leak_rows = np.ascontiguousarray(np.moveaxis(self.log1m_leak, -1, 0))
+        self.cause_rows = tuple(np.ascontiguousarray(np.moveaxis(c, -1, 0))
+                                for c in self.log1m_cause)
+        # which axes can cause each symptom under some draw (n_axes, n_symptoms)
+        self.cause_nonzero = np.stack([np.any(c != 0, axis=tuple(range(c.ndim - 1)))
+                                       for c in self.log1m_cause])
         self.lat_cov = tuple(draws.lat_cov(model, a) for a in range(len(model.axes)))
         self._prior: dict[tuple, list[np.ndarray]] = {}
 
@@ -209,18 +217,21 @@ def _factors(model: CompiledModel, tab: DrawTables,
     cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
     n_present = ev.present.size
     if ev.cause_scale is None:
-        leak, cause = tab.log1m_leak[..., cols], tuple(c[..., cols] for c in tab.log1m_cause)
+        leak = np.moveaxis(tab.leak_rows[cols], 0, -1)
+        cause = tuple(np.moveaxis(c[cols], 0, -1) for c in tab.cause_rows)
+        can_cause = tab.cause_nonzero[:, cols[:n_present]]
     else:   # the context changes the cause probabilities: this case's tables, every draw
         leak, cause = ev.symptom_tables(model, draws.cause_logit, draws.leak_logit, cols)
+        can_cause = np.stack([np.any(c[..., :n_present] != 0, axis=tuple(range(c.ndim - 1)))
+                              for c in cause])
     sym = (np.arange(n_present), np.arange(n_present, cols.size), leak, cause)
-    cause_axes = [ai for ai in range(len(model.axes))
-                  if n_present and np.any(cause[ai][..., :n_present] != 0)]
+    cause_axes = [ai for ai in range(len(model.axes)) if can_cause[ai].any()]
     if int(np.prod([model.axes[ai].n_states for ai in cause_axes])) <= SMALL_SYMPTOM_GRID:
         # few cause axes: the propensity level summed out on their grid directly
         parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
     else:
         # many: the level kept as a last dimension (summed out by the contraction), so each
         # present symptom is a factor over its own cause axes only
-        log_parts, potentials = symptom_level_factors(model, *sym)
+        log_parts, potentials = symptom_level_factors(model, *sym, can_cause=can_cause)
         parts.extend(log_parts)
     return parts, potentials

@@ -769,12 +769,15 @@ def symptom_level_factors(
     absent: np.ndarray,
     log1m_leak: np.ndarray,
     log1m_cause: tuple[np.ndarray, ...],
+    can_cause: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The symptom likelihood as factors over ``(lead, S_0, ..., S_{n-1}, P)``.
 
     The propensity level ``P`` is kept as a last dimension to be summed out by a
     contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
-    factor over its own cause axes only, never over the product of all of them.
+    factor over its own cause axes only, never over the product of all of them.  ``can_cause``
+    ``(n_axes, len(present))``, when given, says which axes have a non-zero cause term for
+    each present symptom (under some draw); otherwise it is read from the tables.
 
     Returns
     -------
@@ -802,8 +805,10 @@ def symptom_level_factors(
     # (draw) dimension last in memory and returned as lead-first views: the contraction keeps
     # that dimension last, so it copies nothing.
     groups: dict[tuple[int, ...], list[int]] = {}
-    for y in present:
-        causes = tuple(ai for ai in range(nd) if np.any(log1m_cause[ai][..., y] != 0))
+    for i, y in enumerate(present):
+        causes = tuple(ai for ai in range(nd)
+                       if (can_cause[ai, i] if can_cause is not None
+                           else np.any(log1m_cause[ai][..., y] != 0)))
         groups.setdefault(causes, []).append(int(y))
     potentials = []
     if groups:
