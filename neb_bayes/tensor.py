@@ -147,49 +147,130 @@ def _product(tables: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+#: offsets of :func:`_product_sum`'s loop, by the tables' shapes and the kept dimensions
+_OFFSETS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], int]] = {}
+
+
+def _offsets(shapes: tuple[tuple[int, ...], ...], keep: tuple[int, ...]):
+    """Each table's (and the output's) first element at every state point of the product,
+    in C order: the element offsets of a batch-last table broadcast over the product."""
+    key = (shapes, keep)
+    hit = _OFFSETS.get(key)
+    if hit is None:
+        full = np.broadcast_shapes(*(sh[:-1] for sh in shapes))
+        batch = max(sh[-1] for sh in shapes)
+        out_shape = tuple(n if d in keep else 1 for d, n in enumerate(full)) + (batch,)
+
+        def offsets(shape):
+            strides = np.cumprod((shape[1:] + (1,))[::-1])[::-1]    # elements per step
+            off = np.zeros((), dtype=np.int64)
+            for d, n in enumerate(full):
+                step = int(strides[d]) if shape[d] > 1 else 0
+                off = off[..., None] + np.arange(n, dtype=np.int64) * step
+            return off.reshape(-1)
+
+        table_offsets = np.stack([offsets(sh) for sh in shapes])
+        wide = np.array([sh[-1] > 1 or batch == 1 for sh in shapes])
+        hit = (table_offsets, wide, offsets(out_shape), out_shape, batch)
+        if len(_OFFSETS) > 4096:
+            _OFFSETS.clear()
+        _OFFSETS[key] = hit
+    return hit
+
+
+def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
+    """The elementwise product of broadcastable batch-last tables, summed over every state
+    dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
+    pass, :func:`neb_bayes.tensor_kernels.product_sum`).  The tables share one float type
+    (the products' precision); the sums are float64."""
+    from neb_bayes.tensor_kernels import product_sum
+
+    tables = [np.ascontiguousarray(t) for t in tables]
+    table_offsets, wide, out_offsets, out_shape, batch = _offsets(
+        tuple(t.shape for t in tables), tuple(sorted(keep)))
+    out = np.zeros(out_shape)
+    product_sum(tuple(t.reshape(-1) for t in tables), table_offsets, wide, out_offsets,
+                out.reshape(-1), batch)
+    return out
+
+
 class _Elimination:
     """One upward pass of variable elimination over potentials with the batch dimension last.
 
     ``pool`` holds the factors, then one message per eliminated variable; step ``i``
     multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
-    and sums ``order[i]`` out.  Messages are rescaled by their maximum per batch entry;
+    and sums ``order[i]`` out (:func:`_product_sum`: the product is never formed).  Messages
+    are rescaled by their maximum per batch entry (and stored in the tables' float type);
     ``log_scale`` (per batch entry) and the final constant give the log partition function.
-    With ``keep``, each step's product (before the sum) is kept in ``products`` for the
-    downward pass.
+    ``low`` is, per batch entry, the smallest of the messages' maxima (see
+    :data:`SINGLE_LOW`); ``z`` the final constant.
     """
 
-    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
-                 keep: bool = False):
+    def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...]):
         self.pool = list(tables)
         self.scopes = list(scopes)
         self.inputs: list[list[int]] = []
-        self.products: list[np.ndarray] = []
         live = set(range(len(tables)))
         self.log_scale = 0.0
-        state_axes = tuple(range(tables[0].ndim - 1))
+        self.low = np.inf
+        nv = tables[0].ndim - 1
+        dtype = tables[0].dtype
+        state_axes = tuple(range(nv))
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            prod = _product([self.pool[i] for i in ids])
-            if keep:
-                self.products.append(prod)
-            msg = prod.sum(axis=v, keepdims=True)
+            msg = _product_sum([self.pool[i] for i in ids], [a for a in range(nv) if a != v])
             mx = msg.max(axis=state_axes, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
                 msg *= 1.0 / np.where(mx > 0, mx, 1.0)
+            self.low = np.minimum(self.low, mx.reshape(-1))
+            if msg.dtype != dtype:
+                msg = msg.astype(dtype)
             self.inputs.append(ids)
             live.difference_update(ids)
             live.add(len(self.pool))
             self.pool.append(msg)
             self.scopes.append(frozenset().union(*(self.scopes[i] for i in ids)) - {v})
         # what is left has no state dimension: constants per batch entry
-        rest = [self.pool[i].reshape(-1) for i in sorted(live)]
+        rest = [self.pool[i].reshape(-1).astype(float) for i in sorted(live)]
+        z = self.z = _product(rest) if rest else 1.0
         with np.errstate(divide="ignore"):
-            self.log_z = self.log_scale + np.log(_product(rest) if rest else 1.0)
+            self.log_z = self.log_scale + np.log(z)
+
+
+def _merge_tables(tables: list[np.ndarray],
+                  scopes: list[frozenset]) -> tuple[list[np.ndarray], list[frozenset]]:
+    """Multiply each batch-last table into a larger one whose scope contains its own (the
+    probability-scale counterpart of :func:`merge_nested`): fewer tables for every step of the
+    contraction to read.  The product is a new array (a table may be the caller's)."""
+    order = sorted(range(len(tables)), key=lambda i: tables[i].size)
+    tables = [tables[i] for i in order]
+    scopes = [scopes[i] for i in order]
+    i = 0
+    while i < len(tables):
+        host = next((j for j in range(i + 1, len(tables))
+                     if scopes[i] <= scopes[j] and tables[i].shape[-1] <= tables[j].shape[-1]),
+                    None)
+        if host is not None:
+            tables[host] = tables[host] * tables[i]
+            del tables[i]
+            del scopes[i]
+        else:
+            i += 1
+    return tables, scopes
+
+
+#: with ``single``, batch entries where a message's maximum (or Z, or a marginal's total) falls
+#: below this, relative to its inputs' maxima of 1, are recomputed in double precision: values
+#: float32 rounds to 0 are below 1.2e-38 of their table's maximum (and products keep a
+#: relative precision of 6e-8 down to 1.2e-38), so elsewhere they are below 1e-8 of what they
+#: are summed with
+SINGLE_LOW = 1e-30
 
 
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
-                       n_axes: int | None = None, potentials: list[np.ndarray] | None = None):
+                       n_axes: int | None = None, potentials: list[np.ndarray] | None = None,
+                       single: bool = False):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
@@ -197,33 +278,47 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     factors' small scopes: one pass of variable elimination (least-work order) sends messages up,
     one pass sends them back (Shafer-Shenoy), and every axis' marginal comes from the table
     where it was eliminated, so all marginals cost about twice one contraction.  Tables keep
-    the batch dimension last, so every product is a contiguous elementwise loop.
+    the batch dimension last, so every product is a contiguous elementwise loop, and no
+    product is ever formed (:func:`_product_sum`).
 
     Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
     optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
     With ``n_axes``, only the first ``n_axes`` dimensions are axes to report; later ones
     (e.g. the symptom-propensity level) are summed out.  ``potentials`` are more factors
     given on the probability scale (non-negative, shaped like ``parts``): no log/exp round trip.
+
+    With ``single``, the tables (log-factors exponentiated with a maximum of 1 per batch
+    entry, potentials as given) and the products are float32, the sums float64: every result
+    is within about 1e-6 of the double precision one (each product rounds 1 + (tables + steps)
+    times at 6e-8).  Batch entries where
+    a message's maximum falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69
+    nats, where values float32 rounds to 0 could matter) are recomputed in double precision,
+    entry by entry, so a result does not depend on the other entries of its batch.
     """
     merged = merge_nested(parts)
     nv = merged[0].ndim - 1
     nd = nv if n_axes is None else n_axes
+    dtype = np.float32 if single else np.float64
     sizes = {i: p.shape[i + 1] for p in merged for i in range(nv) if p.shape[i + 1] > 1}
     tables, scopes = [], []
     for p in merged:
         mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
         # exp(p - max) written straight into a batch-last table (two passes, no copy)
-        t = np.empty(p.shape[1:] + p.shape[:1])
+        t = np.empty(p.shape[1:] + p.shape[:1], dtype=dtype)
         np.subtract(np.moveaxis(p, 0, -1), np.moveaxis(mx, 0, -1), out=t)
         tables.append(np.exp(t, out=t))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
     for p in potentials or []:
         p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
-        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1)))
+        # (probabilities, not rescaled: far from float32's range unless a value is tiny, and
+        # then the check on the messages' maxima below applies)
+        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1), dtype=dtype))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
         sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
+    tables, scopes = _merge_tables(tables, scopes)
     order = _elimination_order(scopes, sizes)
-    up = _Elimination(tables, scopes, order, keep=True)
+    up = _Elimination(tables, scopes, order)
+    low = np.minimum(up.low, up.z)
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]
     # downward pass: down[i] is the message into step i's table from the step consuming it
     consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
@@ -238,20 +333,22 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             others.append(down[j])
         if others:
             keep = up.scopes[n0 + i]
-            drop = tuple(a for a in range(nv) if a not in keep)
-            msg = _product(others).sum(axis=drop, keepdims=True)
+            msg = _product_sum(others, keep)
             mx = msg.max(axis=tuple(range(nv)), keepdims=True)
             msg *= 1.0 / np.where(mx > 0, mx, 1.0)
-            down[i] = msg
+            low = np.minimum(low, mx.reshape(-1))
+            down[i] = msg.astype(dtype, copy=False)
         if v < nd:
-            belief = up.products[i]
+            # the belief of step i's table (its inputs and the message coming down), summed
+            # to axis v
+            inputs = [up.pool[k] for k in up.inputs[i]]
             if down[i] is not None:
-                # a product of several tables is a new array, not needed after this: in place
-                fresh = (len(up.inputs[i]) > 1
-                         and np.broadcast_shapes(belief.shape, down[i].shape) == belief.shape)
-                belief = np.multiply(belief, down[i], out=belief if fresh else None)
-            m = belief.sum(axis=tuple(a for a in range(nv) if a != v)).reshape(sizes[v], -1)
-            marg[v] = np.broadcast_to((m / m.sum(axis=0, keepdims=True)).T, (batch, sizes[v]))
+                inputs.append(down[i])
+            m = _product_sum(inputs, [v]).reshape(sizes[v], -1)
+            total = m.sum(axis=0, keepdims=True)
+            low = np.minimum(low, total.reshape(-1))
+            with np.errstate(invalid="ignore", divide="ignore"):   # Z = 0: redone below
+                marg[v] = np.broadcast_to((m / total).T, (batch, sizes[v]))
     out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
     masked = None
     if masks is not None:
@@ -259,17 +356,34 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         # small tables (masks are 0/1)
         keep_ix = {a: np.flatnonzero(np.asarray(masks[a]) != 0) for a in range(nd) if a in sizes}
         if any(ix.size == 0 for ix in keep_ix.values()):
-            return out, np.zeros(batch)
-        cut = []
-        for t in tables:
-            for a, ix in keep_ix.items():
-                if t.shape[a] > 1:
-                    t = t.take(ix, axis=a)
-            cut.append(t)
-        cut_sizes = {a: n for a, n in sizes.items() if a not in keep_ix or keep_ix[a].size > 1}
-        cut_sizes.update({a: ix.size for a, ix in keep_ix.items() if ix.size > 1})
-        cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
-        masked_pass = _Elimination(cut, cut_scopes, _elimination_order(cut_scopes, cut_sizes))
-        with np.errstate(over="ignore"):
-            masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
+            masked = np.zeros(batch)
+        else:
+            cut = []
+            for t in tables:
+                for a, ix in keep_ix.items():
+                    if t.shape[a] > 1:
+                        t = t.take(ix, axis=a)
+                cut.append(t)
+            cut_sizes = {a: n for a, n in sizes.items()
+                         if a not in keep_ix or keep_ix[a].size > 1}
+            cut_sizes.update({a: ix.size for a, ix in keep_ix.items() if ix.size > 1})
+            cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
+            masked_pass = _Elimination(cut, cut_scopes, _elimination_order(cut_scopes, cut_sizes))
+            # (not guarded: its values are small exactly when the probability is, and then
+            # only their absolute error, relative to Z, counts)
+            with np.errstate(over="ignore", invalid="ignore"):
+                masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
+    if single:
+        bad = np.flatnonzero(np.broadcast_to(~(low >= SINGLE_LOW), (batch,)))
+        if bad.size:
+            # these entries in double precision (each entry's numbers are its own)
+            redo_m, redo_z = contract_marginals(
+                [p[bad] if p.shape[0] > 1 else p for p in parts], masks, n_axes,
+                [p[bad] if p.shape[0] > 1 else p for p in potentials or []])
+            out = [np.array(np.broadcast_to(o, (batch, o.shape[1]))) for o in out]
+            for o, r in zip(out, redo_m, strict=True):
+                o[bad] = r
+            if masked is not None:
+                masked = np.array(masked)
+                masked[bad] = redo_z
     return out, masked

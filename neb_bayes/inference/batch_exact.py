@@ -23,11 +23,16 @@ def infer_batch(model: CompiledModel, evidences: list[Evidence]) -> np.ndarray:
     return posterior_batch(model, evidences)[0]
 
 
-def infer_batch_draws(model: CompiledModel, draws: ParamDraws, evidences: list[Evidence]) -> np.ndarray:
-    """Probabilities under every parameter draw: ``(n_draws, n_cases, n_conditions + 1)``."""
+def infer_batch_draws(model: CompiledModel, draws: ParamDraws, evidences: list[Evidence],
+                      single: bool = True) -> np.ndarray:
+    """Probabilities under every parameter draw: ``(n_draws, n_cases, n_conditions + 1)``.
+
+    Case by case through :func:`~neb_bayes.inference.draws.probabilities_over_draws` (with
+    ``single``, its float32 contraction: within about 1e-6 of double precision).
+    """
     from neb_bayes.inference.draws import probabilities_over_draws
 
     out = np.empty((draws.n_draws, len(evidences), len(model.conditions) + 1))
     for i, ev in enumerate(evidences):
-        out[:, i] = probabilities_over_draws(model, draws, ev)
+        out[:, i] = probabilities_over_draws(model, draws, ev, single=single)
     return out

@@ -521,6 +521,16 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
         q = _to_stack(n_inv, st, (m, m))                                 # (m, m, N)
         for v in vt if k else ():
             q -= v[:, None, :] * v[None, :, :]                           # C^-1 = N^-1 - V V'
+        if mixture is not None:
+            # the whole mixture in one compiled pass over (stack, other points)
+            from neb_bayes.inference.draws_kernels import mixture_loglik
+
+            ll = np.empty((n, n_e))
+            ok = mixture_loglik(np.ascontiguousarray(c0), np.ascontiguousarray(pr_st), q,
+                                np.ascontiguousarray(e_flat.T),
+                                np.asarray(mixture[0], dtype=float) + 0.5 * LOG_2PI,
+                                float(mixture[1]), ll)
+            return on_grid(ll) if ok else None
         # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2: one product over [1, e, e e']
         coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
         ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
@@ -761,12 +771,15 @@ def symptom_level_factors(
     absent: np.ndarray,
     log1m_leak: np.ndarray,
     log1m_cause: tuple[np.ndarray, ...],
+    can_cause: np.ndarray | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The symptom likelihood as factors over ``(lead, S_0, ..., S_{n-1}, P)``.
 
     The propensity level ``P`` is kept as a last dimension to be summed out by a
     contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
-    factor over its own cause axes only, never over the product of all of them.
+    factor over its own cause axes only, never over the product of all of them.  ``can_cause``
+    ``(n_axes, len(present))``, when given, says which axes have a non-zero cause term for
+    each present symptom (under some draw); otherwise it is read from the tables.
 
     Returns
     -------
@@ -787,33 +800,41 @@ def symptom_level_factors(
         for ai in range(nd):
             out.append(log1m_cause[ai][..., absent].sum(-1).reshape(
                 lead + tuple(_axis_shape(model, ai)) + (1,)))
-    potentials: dict[tuple[int, ...], np.ndarray] = {}
-    for y in present:
-        # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
-        # the small per-axis tables, products on the grid (P(present) >= the leak, so the
-        # subtraction keeps its relative precision)
-        # The tables are built with the lead (draw) dimension last in memory and returned as
-        # lead-first views: the contraction keeps that dimension last, so it copies nothing.
-        # Products grow one axis at a time, so only the last one is full size.
-        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
-            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
-        causes = []
-        for ai in range(nd):
-            col = log1m_cause[ai][..., y]
-            if np.any(col != 0):
-                shape = _axis_shape(model, ai) + [1]
-                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
-                    tuple(shape) + (-1,) * bool(lead))
-                causes.append(ai)
-        np.subtract(1.0, q, out=q)
-        if lead:
-            q = np.moveaxis(q, -1, 0)
-        key = tuple(causes)
-        if key in potentials:
-            potentials[key] *= q
-        else:
-            potentials[key] = q
-    return out, list(potentials.values())
+    # 1 - exp(leak + sum_a cause_a) as 1 - exp(leak) prod_a exp(cause_a): exponentials on
+    # the small per-axis tables, products on the grid, in one compiled pass per set of cause
+    # axes (:func:`neb_bayes.inference.draws_kernels.present_symptoms`; P(present) >= the leak,
+    # so the subtraction keeps its relative precision).  The tables are built with the lead
+    # (draw) dimension last in memory and returned as lead-first views: the contraction keeps
+    # that dimension last, so it copies nothing.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, y in enumerate(present):
+        causes = tuple(ai for ai in range(nd)
+                       if (can_cause[ai, i] if can_cause is not None
+                           else np.any(log1m_cause[ai][..., y] != 0)))
+        groups.setdefault(causes, []).append(int(y))
+    potentials = []
+    if groups:
+        from neb_bayes.inference.draws_kernels import present_symptoms
+
+    n_lead = int(np.prod(lead))
+    for causes, ys in groups.items():
+        leak = np.exp(np.moveaxis(np.broadcast_to(log1m_leak[..., ys], lead + (n_prop, len(ys)))
+                                  .reshape(n_lead, n_prop, len(ys)), 0, -1))     # (P, Y, D)
+        cols = [np.moveaxis(np.broadcast_to(log1m_cause[ai][..., ys],
+                                            lead + (model.axes[ai].n_states, len(ys)))
+                            .reshape(n_lead, -1, len(ys)), 0, -1)
+                for ai in causes]                                                # (S_a, Y, D)
+        cause = np.exp(np.concatenate(cols, axis=0).transpose(1, 0, 2)) if causes else \
+            np.ones((len(ys), 0, n_lead))
+        sizes = np.array([model.axes[ai].n_states for ai in causes], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        q = np.empty((int(np.prod(sizes)), n_prop, n_lead))
+        present_symptoms(np.ascontiguousarray(leak.transpose(1, 0, 2)),
+                         np.ascontiguousarray(cause), starts, sizes, q)
+        shape = tuple(model.axes[ai].n_states if ai in causes else 1 for ai in range(nd))
+        q = q.reshape(shape + (n_prop, n_lead))
+        potentials.append(np.moveaxis(q, -1, 0).reshape(lead + shape + (n_prop,)))
+    return out, potentials
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,18 +65,44 @@ def _reference(case, draws) -> np.ndarray:
 NAMES = [*CASES, "unknown-sex", "sim0", "sim1", "sim2"]
 
 
+#: the float32 contraction (the default) is held to the joint tensor within this; the double
+#: precision one within 1e-8
+SINGLE_TOL = 1e-6
+#: largest difference seen between the float32 and float64 contractions, per case
+_SINGLE_DIFF: dict[str, float] = {}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_and_single_case_paths_equal_the_joint_tensor_under_each_draw(name):
     case = _case(name)
     ref = _reference(case, DRAWS)
     # batch path: full model, evidence built on it
-    got = infer_batch_draws(MODEL, DRAWS, [build_evidence(MODEL, case)])[:, 0]
+    ev = build_evidence(MODEL, case)
+    got = infer_batch_draws(MODEL, DRAWS, [ev], single=False)[:, 0]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-8)
+    got_single = infer_batch_draws(MODEL, DRAWS, [ev])[:, 0]
+    np.testing.assert_allclose(got_single, ref, rtol=0, atol=SINGLE_TOL)
     # single-case path: the sex view with its restricted draws (as nb.infer does)
     view = view_for_sex(MODEL, case.patient.sex)
     draws = DRAWS.restrict(sex_keep(view)) if view is not MODEL else DRAWS
-    got_view = probabilities_over_draws(view, draws, build_evidence(view, case))
+    ev_view = build_evidence(view, case)
+    got_view = probabilities_over_draws(view, draws, ev_view, single=False)
     np.testing.assert_allclose(got_view, ref, rtol=0, atol=1e-8)
+    got_view_single = probabilities_over_draws(view, draws, ev_view)
+    np.testing.assert_allclose(got_view_single, ref, rtol=0, atol=SINGLE_TOL)
+    _SINGLE_DIFF[name] = float(max(np.abs(got_single - got).max(),
+                                   np.abs(got_view_single - got_view).max()))
+
+
+def test_the_default_contraction_is_single_precision():
+    """The tolerance above is exercised: float32 results differ from float64 ones (by far less
+    than the tolerance), so the comparison is not float64 against itself."""
+    ev = build_evidence(MODEL, _case("pcos"))
+    double = probabilities_over_draws(MODEL, DRAWS, ev, single=False)
+    single = probabilities_over_draws(MODEL, DRAWS, ev)
+    assert 1e-12 < np.abs(single - double).max() < SINGLE_TOL
+    if len(_SINGLE_DIFF) == len(NAMES):
+        assert max(_SINGLE_DIFF.values()) > 1e-12
 
 
 def test_results_do_not_depend_on_chunking_or_on_the_other_cases():
@@ -91,3 +117,7 @@ def test_results_do_not_depend_on_chunking_or_on_the_other_cases():
         for chunk in (1, 7, 40, 1000):
             np.testing.assert_allclose(probabilities_over_draws(MODEL, draws, ev, chunk=chunk),
                                        alone, rtol=0, atol=1e-12)
+        # chunks contracted on two threads: the same numbers
+        np.testing.assert_array_equal(probabilities_over_draws(MODEL, draws, ev, chunk=7,
+                                                               threads=2),
+                                      probabilities_over_draws(MODEL, draws, ev, chunk=7))

@@ -75,3 +75,60 @@ def test_contraction_equals_the_joint_tensor_with_either_order(seed, exact_max, 
                                                          for a in range(n)))
     np.testing.assert_allclose(masked, inside.sum(axis=tuple(range(1, n + 1))),
                                rtol=1e-12, atol=1e-14)
+
+
+def _problem(seed: int, batch: int, scale: float):
+    rng = np.random.default_rng(200 + seed)
+    n = 5
+    shape = tuple(int(x) for x in rng.integers(2, 5, size=n))
+    scopes = _random_scopes(rng, n, 4)
+    parts = [rng.normal(scale=scale, size=[batch] + [shape[v] if v in sc else 1 for v in range(n)])
+             for sc in scopes]
+    pot_shape = [batch] + [shape[v] if v in (1, 3) else 1 for v in range(n)]
+    potentials = [rng.uniform(1e-4, 1e-2, size=pot_shape)]
+    masks = [(rng.uniform(size=shape[v]) < 0.6).astype(float) for v in range(n)]
+    for m in masks:
+        m[0] = 1.0
+    return parts, masks, potentials
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_single_precision_is_within_1e6_of_double(seed):
+    """float32 tables and products (float64 sums): every marginal and the masked probability
+    within 1e-6 of the double-precision contraction, and not equal to it (float32 is used)."""
+    parts, masks, potentials = _problem(seed, batch=64, scale=3.0)
+    marg, masked = tensor.contract_marginals(parts, masks, potentials=potentials)
+    marg32, masked32 = tensor.contract_marginals(parts, masks, potentials=potentials, single=True)
+    diff = max(np.abs(masked32 - masked).max(),
+               *(np.abs(a - b).max() for a, b in zip(marg32, marg, strict=True)))
+    assert 0 < diff < 1e-6
+
+
+def test_single_precision_recomputes_conflicting_entries_in_double():
+    """Batch entries whose factors conflict by hundreds of nats (float32 would round every
+    product to 0) are recomputed in double precision, entry by entry: they equal the double
+    result, and each entry's result does not depend on the other entries of the batch."""
+    parts, masks, potentials = _problem(1, batch=8, scale=2.0)
+    # entries 2 and 5: a log-factor 200 nats down at state 0 of axis 1, where a potential puts
+    # all but 1e-100 of its weight
+    n1 = potentials[0].shape[2]
+    conflict = np.zeros((8, 1, n1, 1, 1, 1))
+    conflict[[2, 5], 0, 0] = -200.0
+    weight = np.ones((8, 1, n1, 1, 1, 1))
+    weight[[2, 5], 0, 1:] = 1e-100
+    parts = [*parts, conflict]
+    potentials = [potentials[0] * weight]
+    marg, masked = tensor.contract_marginals(parts, masks, potentials=potentials)
+    marg32, masked32 = tensor.contract_marginals(parts, masks, potentials=potentials, single=True)
+    assert np.isfinite(masked32).all()
+    for a, b in zip(marg32, marg, strict=True):
+        np.testing.assert_array_equal(a[[2, 5]], b[[2, 5]])
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(masked32[[2, 5]], masked[[2, 5]])
+    # the other entries (float32) are the same computed in a batch of their own
+    rest = [0, 1, 3, 4, 6, 7]
+    alone, alone_masked = tensor.contract_marginals(
+        [p[rest] for p in parts], masks, potentials=[p[rest] for p in potentials], single=True)
+    for a, b in zip(marg32, alone, strict=True):
+        np.testing.assert_array_equal(a[rest], b)
+    np.testing.assert_array_equal(masked32[rest], alone_masked)
