@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes import config
+from neb_bayes.accel import report_done
 from neb_bayes.case.model import Case
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
@@ -101,6 +102,7 @@ def infer(
 
         draws = _draws_for(prior_set, case.patient.sex)
         draw_probs = probabilities_over_draws(model, draws, ev)
+        report_done()
     nuts = None
     if method == "nuts":
         from neb_bayes.inference.nuts import infer_nuts

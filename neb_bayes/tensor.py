@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from neb_bayes.accel import use_compiled
+
 
 def sum_factors(parts: list[np.ndarray]) -> np.ndarray:
     """Sum log-factors that broadcast to one joint tensor, with as few full-size passes as
@@ -183,6 +185,9 @@ def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
     pass, :func:`neb_bayes.tensor_kernels.product_sum`).  The tables share one float type
     (the products' precision); the sums are float64."""
+    if not use_compiled():
+        drop = tuple(d for d in range(tables[0].ndim - 1) if d not in keep)
+        return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
     from neb_bayes.tensor_kernels import product_sum
 
     tables = [np.ascontiguousarray(t) for t in tables]

@@ -18,6 +18,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from scipy.special import log_ndtr, ndtr, owens_t
 
+from neb_bayes.accel import use_compiled
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import log_prior
@@ -521,7 +522,7 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
         q = _to_stack(n_inv, st, (m, m))                                 # (m, m, N)
         for v in vt if k else ():
             q -= v[:, None, :] * v[None, :, :]                           # C^-1 = N^-1 - V V'
-        if mixture is not None:
+        if mixture is not None and use_compiled():
             # the whole mixture in one compiled pass over (stack, other points)
             from neb_bayes.inference.draws_kernels import mixture_loglik
 
@@ -765,6 +766,37 @@ def _axis_shape(model: CompiledModel, ai: int) -> list[int]:
     return shape
 
 
+def _present_potentials_numpy(model: CompiledModel, present: np.ndarray, log1m_leak: np.ndarray,
+                              log1m_cause: tuple[np.ndarray, ...], lead: tuple[int, ...]):
+    """The present symptoms' potentials of :func:`symptom_level_factors` in numpy (without
+    loading numba, :mod:`neb_bayes.accel`): one table per set of cause axes."""
+    nd = len(model.axes)
+    n_prop = log1m_leak.shape[-2]
+    potentials: dict[tuple[int, ...], np.ndarray] = {}
+    for y in present:
+        # built with the lead (draw) dimension last in memory, products growing one axis at a
+        # time, returned as lead-first views
+        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
+            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
+        causes = []
+        for ai in range(nd):
+            col = log1m_cause[ai][..., y]
+            if np.any(col != 0):
+                shape = _axis_shape(model, ai) + [1]
+                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
+                    tuple(shape) + (-1,) * bool(lead))
+                causes.append(ai)
+        np.subtract(1.0, q, out=q)
+        if lead:
+            q = np.moveaxis(q, -1, 0)
+        key = tuple(causes)
+        if key in potentials:
+            potentials[key] *= q
+        else:
+            potentials[key] = q
+    return list(potentials.values())
+
+
 def symptom_level_factors(
     model: CompiledModel,
     present: np.ndarray,
@@ -806,6 +838,8 @@ def symptom_level_factors(
     # so the subtraction keeps its relative precision).  The tables are built with the lead
     # (draw) dimension last in memory and returned as lead-first views: the contraction keeps
     # that dimension last, so it copies nothing.
+    if not use_compiled():
+        return out, _present_potentials_numpy(model, present, log1m_leak, log1m_cause, lead)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, y in enumerate(present):
         causes = tuple(ai for ai in range(nd)

@@ -121,3 +121,35 @@ def test_results_do_not_depend_on_chunking_or_on_the_other_cases():
         np.testing.assert_array_equal(probabilities_over_draws(MODEL, draws, ev, chunk=7,
                                                                threads=2),
                                       probabilities_over_draws(MODEL, draws, ev, chunk=7))
+
+
+@pytest.mark.parametrize("name", ["pcos_01", "cushings_acth_dependent_01",
+                                  "hard_primary_hypothyroidism_censored_ft4"])
+def test_numpy_and_compiled_kernels_give_the_same_probabilities(name, monkeypatch):
+    """A one-shot CLI report runs the draws path without numba (neb_bayes.accel); it must give
+    what the compiled kernels give (present symptoms, the gross-error mixture, the
+    contraction's product-sums)."""
+    case = nb.read_case(f"cases/examples/{name}.yaml")
+    model = view_for_sex(MODEL, case.patient.sex)
+    ev = build_evidence(model, case)
+    draws = PS.draws.restrict(sex_keep(model)).subset(slice(0, 100))
+    out = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("NEB_BAYES_COMPILED", flag)
+        out[flag] = probabilities_over_draws(model, draws, ev)
+    np.testing.assert_allclose(out["0"], out["1"], rtol=0, atol=1e-6)
+
+
+def test_compiled_kernels_wait_for_numba_or_a_second_report(monkeypatch):
+    import sys
+
+    from neb_bayes import accel
+
+    monkeypatch.delenv("NEB_BAYES_COMPILED", raising=False)
+    monkeypatch.setattr(accel, "_reports", 0)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    assert not accel.use_compiled()          # a fresh process's first report: numpy
+    accel.report_done()
+    assert accel.use_compiled()              # from the second on: compiled
+    monkeypatch.setenv("NEB_BAYES_COMPILED", "0")
+    assert not accel.use_compiled()

@@ -1,0 +1,32 @@
+"""When the draws path uses its numba-compiled kernels, and when their numpy counterparts.
+
+The compiled kernels (:mod:`neb_bayes.tensor_kernels`, :mod:`neb_bayes.inference.draws_kernels`)
+make each report with parameter draws 2-3x faster, but loading numba and its cached machine
+code costs about 0.6-0.8 s once per process: more than a whole single-case report on the
+numpy path.  So a process uses them once numba is loaded anyway (batch workers: the
+vectorised engine needs it) or from its second report on (a service, a notebook); a one-shot
+``neb-bayes report`` stays on numpy and starts fast.  Both paths give the same probabilities
+(to the float32 contraction's ~1e-6; tested).  ``NEB_BAYES_COMPILED=1`` or ``0`` forces
+either.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_reports = 0
+
+
+def use_compiled() -> bool:
+    """Whether to run the draws path's compiled kernels now (see the module docstring)."""
+    forced = os.environ.get("NEB_BAYES_COMPILED", "").strip().lower()
+    if forced:
+        return forced not in ("0", "false", "no", "off")
+    return "numba" in sys.modules or _reports > 0
+
+
+def report_done() -> None:
+    """Count a finished report: from the next one on, loading numba pays for itself."""
+    global _reports
+    _reports += 1
