@@ -3,13 +3,14 @@ the batch path with draws), in process CPU time so that a shared machine's load 
 
 Usage::
 
-    python benchmarks/bench_draws.py [--repeat 7] [--cases 60] [--double]
+    python benchmarks/bench_draws.py [--repeat 7] [--cases 60] [--double] [--numpy]
 
 Prints, for each example case, the median CPU time of warm ``probabilities_over_draws`` calls
 with the shipped prior set's 1,000 draws (target < 50 ms per report), and the CPU time per
 simulated full work-up through ``infer_batch_draws`` (target: 10,000 cases x 1,000 draws in
-< 60 s on 2 workers, i.e. < 12 ms per case).  ``--double`` runs the contraction in float64.
-Prints figures, not a test.
+< 60 s on 2 workers, i.e. < 12 ms per case).  ``--double`` runs the contraction in float64;
+``--numpy`` runs the numpy counterparts of the compiled kernels (what a one-shot CLI report
+uses, :mod:`neb_bayes.accel`).  Prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7, help="warm calls per example (median)")
     ap.add_argument("--cases", type=int, default=60, help="simulated cases for the batch figure")
     ap.add_argument("--double", action="store_true", help="float64 contraction")
+    ap.add_argument("--numpy", action="store_true", help="numpy instead of the compiled kernels")
     args = ap.parse_args()
+    import os
+
+    os.environ["NEB_BAYES_COMPILED"] = "0" if args.numpy else "1"
+    print(f"kernels: {'numpy' if args.numpy else 'compiled (numba)'}")
 
     from neb_bayes.api import _draws_for, resolve_priors
     from neb_bayes.case import read_case
