@@ -678,7 +678,7 @@ def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int],
 
     Every other factor is a constant: they are multiplied, and the variables the prior does
     not have summed out, once in numpy into one table per person over the axes the data
-    touch (``C``, about 2,000 states in a sex view).  People share the prior network by
+    touch (``C``, every axis: 4,860-6,480 states in a sex view).  People share the prior network by
     stratum/flag pattern, so the graph computes the prior over those axes once per pattern
     (the other axes, e.g. a hidden axis without results, summed out) and each person's
     evidence is a row of ``C`` times that vector: one matrix-vector product per pattern,
