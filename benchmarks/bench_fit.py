@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_fit.py [--people 1000 10000] [--draws 500] [--tune 500]
                                    [--groups prevalence] [--sampler nutpie]
+                                   [--time-eval] [--skip-sampling] [--table-dtype float32]
 
 Prints the warm latency of a single-case report that evaluates the exact posterior under
 all 1,000 parameter draws; then, per cohort size: time to prepare the sufficient statistics
@@ -11,7 +12,8 @@ and the groups, optionally (``--time-eval``) compile time and one log-density + 
 evaluation (pytensor default mode: numba in pytensor 3), then the whole fit (build,
 compile, sampling) with R-hat,
 bulk/tail ESS, divergences, BFMI and peak RSS (of the process, so far; run one size per
-process for a clean peak).
+process for a clean peak).  Each figure has its CPU time (``time.process_time``, summed over
+the sampler's threads) and the load average beside it: the machine may be shared.
 Targets (printed next to the figures): 10k people < 10 min on 2 cores; report with 1,000-draw
 uncertainty < 50 ms warm.
 """
