@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_fit.py [--people 1000 10000] [--draws 500] [--tune 500]
                                    [--groups prevalence] [--sampler nutpie]
+                                   [--time-eval] [--skip-sampling] [--table-dtype float32]
 
 Prints the warm latency of a single-case report that evaluates the exact posterior under
 all 1,000 parameter draws; then, per cohort size: time to prepare the sufficient statistics
@@ -11,7 +12,8 @@ and the groups, optionally (``--time-eval``) compile time and one log-density + 
 evaluation (pytensor default mode: numba in pytensor 3), then the whole fit (build,
 compile, sampling) with R-hat,
 bulk/tail ESS, divergences, BFMI and peak RSS (of the process, so far; run one size per
-process for a clean peak).
+process for a clean peak).  Each figure has its CPU time (``time.process_time``, summed over
+the sampler's threads) and the load average beside it: the machine may be shared.
 Targets (printed next to the figures): 10k people < 10 min on 2 cores; report with 1,000-draw
 uncertainty < 50 ms warm.
 """
@@ -19,6 +21,7 @@ uncertainty < 50 ms warm.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -32,7 +35,9 @@ def rss_mib() -> float:
 
 
 def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str,
-              time_eval: bool) -> None:
+              time_eval: bool, table_dtype: str = "float32", skip_sampling: bool = False) -> None:
+    from pymc.blocking import DictToArrayBijection
+
     from neb_bayes.fit import build_fit_model, fit
     from neb_bayes.inference.pymc_model import prepare_cohort
     from neb_bayes.model.compiled import load_model
@@ -42,39 +47,48 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
     sims = simulate(model, int(n * 1.1), seed=n, p_repeat=0.0, p_measure=0.4,
                     p_symptom_reported=0.2)
     cases = [s.case for s in sims if sum(m.censor != "none" for m in s.case.measurements) <= 1][:n]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     data = prepare_cohort(model, cases)
-    t_prep = time.perf_counter() - t0
-    print(f"{len(cases)} people: sufficient statistics {t_prep:.1f} s, {len(data)} groups "
-          f"(sizes {[len(g.case_ids) for g in data]})")
+    t_prep, c_prep = time.perf_counter() - t0, time.process_time() - c0
+    print(f"{len(cases)} people: sufficient statistics {t_prep:.1f} s wall, {c_prep:.1f} s CPU, "
+          f"{len(data)} groups (sizes {[len(g.case_ids) for g in data]}); load {load()}")
     if time_eval:
-        t0 = time.perf_counter()
-        pmodel = build_fit_model(model, cases, groups)
-        t_build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fn = pmodel.compile_logp(jacobian=False)
-        dfn = pmodel.compile_dlogp(jacobian=False)
-        t_compile = time.perf_counter() - t0
-        point = pmodel.initial_point()
-        fn(point)
-        dfn(point)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        pmodel = build_fit_model(model, cases, groups, table_dtype=table_dtype)
+        t_build, c_build = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn = pmodel.logp_dlogp_function(ravel_inputs=True)
+        fn.set_extra_values({})
+        t_compile, c_compile = time.perf_counter() - t0, time.process_time() - c0
+        x = DictToArrayBijection.map(
+            {v.name: pmodel.initial_point()[v.name] for v in pmodel.value_vars}).data
+        fn(x)
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(5):
-            fn(point)
-            dfn(point)
-        t_eval = (time.perf_counter() - t0) / 5
-        print(f"  build {t_build:.1f} s, compile logp+grad (pytensor default mode) {t_compile:.1f} s, "
-              f"one logp+grad {t_eval * 1e3:.0f} ms, peak RSS {rss_mib():.0f} MiB")
-    t0 = time.perf_counter()
+            fn(x)
+        t_eval, c_eval = (time.perf_counter() - t0) / 5, (time.process_time() - c0) / 5
+        print(f"  build {t_build:.1f} s wall ({c_build:.1f} s CPU), compile logp+grad (one "
+              f"function, pytensor default mode) {t_compile:.1f} s ({c_compile:.1f} s CPU), "
+              f"one logp+grad {t_eval * 1e3:.1f} ms wall, {c_eval * 1e3:.1f} ms CPU; peak RSS "
+              f"{rss_mib():.0f} MiB; load {load()}")
+    if skip_sampling:
+        return
+    t0, c0 = time.perf_counter(), time.process_time()
     res = fit(model, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler=sampler,
-              progressbar=False)
-    t_fit = time.perf_counter() - t0
+              progressbar=False, table_dtype=table_dtype)
+    t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     d = res.diagnostics
-    print(f"  fit ({sampler}, 2 chains x {tune}+{draws}, groups {','.join(groups)}): "
-          f"{t_fit:.0f} s incl. build and compile  [target for 10k people: < 600 s]; "
+    print(f"  fit ({sampler}, 2 chains x {tune}+{draws}, groups {','.join(groups)}, "
+          f"{table_dtype} tables): {t_fit:.0f} s wall, {c_fit:.0f} s CPU (both chains) incl. "
+          f"build and compile  [target for 10k people: < 600 s]; "
           f"R-hat max {d['r_hat_max']:.3f}, ESS bulk min {d['ess_bulk_min']:.0f}, "
           f"ESS tail min {d['ess_tail_min']:.0f}, divergences {d['divergences']}, "
-          f"BFMI min {d['bfmi_min']:.2f}; peak RSS {rss_mib():.0f} MiB")
+          f"BFMI min {d['bfmi_min']:.2f}; peak RSS {rss_mib():.0f} MiB; load {load()}")
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages (the machine may be shared)."""
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def bench_report_draws() -> None:
@@ -111,6 +125,10 @@ def main() -> None:
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--time-eval", action="store_true",
                     help="also compile (pytensor default mode) and time one logp + gradient")
+    ap.add_argument("--skip-sampling", action="store_true",
+                    help="stop after the statistics (and --time-eval): no fit")
+    ap.add_argument("--table-dtype", default="float32", choices=["float32", "float64"],
+                    help="per-person tables of a prevalence-only fit")
     args = ap.parse_args()
     from bench_single import machine
 
@@ -120,7 +138,7 @@ def main() -> None:
     if not args.skip_fit:
         for n in args.people:
             bench_fit(n, args.draws, args.tune, tuple(args.groups.split(",")), args.sampler,
-                      args.time_eval)
+                      args.time_eval, args.table_dtype, args.skip_sampling)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,15 @@ def cohort_hash(cases) -> str:
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
 
 
-def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None):
+def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
+                    table_dtype: str = "float32"):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
-    summed-out log-likelihood as a potential."""
+    summed-out log-likelihood as a potential.
+
+    ``table_dtype`` is the precision of the per-person tables of a prevalence-only fit
+    (``"float32"``: half the memory traffic per evaluation, ~1e-6 relative error in each
+    person's evidence; ``"float64"``: exact; see
+    :func:`neb_bayes.inference.pymc_model.group_loglik`).  Other fits are float64."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -98,7 +104,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
             cl, ll = pt_.cause_logit[0], pt_.leak_logit[0]
         theta["symptom_logits"] = (cl, ll)
         theta["symptom_tables"] = symptom_tables(model, cl, ll)
-        total = sum(group_loglik(theta, g).sum() for g in data)
+        total = sum(group_loglik(theta, g, table_dtype).sum() for g in data)
         pm.Potential("cohort_loglik", total)
     return pmodel
 
@@ -179,12 +185,15 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
 
 def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
-        progressbar: bool = True) -> FitResult:
-    """Sample the population parameters given a cohort; diagnostics and provenance included."""
+        progressbar: bool = True, table_dtype: str = "float32") -> FitResult:
+    """Sample the population parameters given a cohort; diagnostics and provenance included.
+
+    ``table_dtype``: see :func:`build_fit_model`."""
     import pymc as pm
 
-    pmodel = build_fit_model(model, cases, groups, labels)
-    settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
+    settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
+                "table_dtype": table_dtype}
     if sampler == "nutpie":
         import nutpie
 

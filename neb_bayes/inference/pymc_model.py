@@ -83,53 +83,119 @@ class GroupData:
     cause_scale: np.ndarray | None = None
 
 
-def _channel_stats(model: CompiledModel, block, rows: np.ndarray,
-                   ch: int) -> tuple[dict[str, float], np.ndarray]:
-    """One channel's GLS sufficient statistics (``R`` the noise covariance of its results,
-    ``d`` their daily-rhythm offsets), and per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)``
-    (rows, for the leave-one-out terms of the gross-error mixture)."""
-    c = model.channels[ch]
-    y, d = block.y[rows], block.diurnal[rows]
-    day = block.day[rows]
-    extra = block.extra_var[rows] if block.extra_var is not None else np.zeros(rows.size)
-    same_day = day[:, None] == day[None, :]
-    se = np.sqrt(extra)              # the context's variation: shared by a channel's results
-    R = c.tau**2 + c.cvi**2 * same_day + np.diag(np.full(rows.size, c.cva**2)) + np.outer(se, se)
-    Ri = np.linalg.inv(R)
-    one = np.ones(rows.size)
-    sign, logdet = np.linalg.slogdet(R)
-    stats = {"w": one @ Ri @ one, "s1": one @ Ri @ y, "s2": y @ Ri @ y, "t1": one @ Ri @ d,
-             "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
-    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri)], axis=1)
+def _axis_results(evidences: list[Evidence]) -> dict[int, dict[str, np.ndarray]]:
+    """Every person's results, one flat array per column and axis (people in order, each
+    person's results in block order): ``person, channel, y, censor, day, diurnal,
+    diurnal_var, extra``."""
+    per_axis: dict[int, list[tuple[int, object]]] = {}
+    for p, ev in enumerate(evidences):
+        seen = set()
+        for b in ev.blocks:
+            if b.axis not in seen:   # one block per axis (the first, as the exact engine)
+                seen.add(b.axis)
+                per_axis.setdefault(b.axis, []).append((p, b))
+    out = {}
+    for ai, items in per_axis.items():
+        bl = [b for _, b in items]
+        out[ai] = {
+            "person": np.repeat(np.array([p for p, _ in items], dtype=np.int64),
+                                [b.n for b in bl]),
+            "channel": np.concatenate([b.channel for b in bl]).astype(np.int64),
+            "y": np.concatenate([b.y for b in bl]),
+            "censor": np.concatenate([b.censor for b in bl]),
+            "day": np.concatenate([b.day for b in bl]),
+            "diurnal": np.concatenate([b.diurnal for b in bl]),
+            "diurnal_var": np.concatenate([b.diurnal_var for b in bl]),
+            "extra": np.concatenate([b.extra_var if b.extra_var is not None else np.zeros(b.n)
+                                     for b in bl]),
+        }
+    return out
 
 
-def _gross_slots(slots: list[list[tuple]], n_channels: int, n_results: np.ndarray,
-                 cen: dict[str, np.ndarray], eps: float) -> dict[str, np.ndarray]:
+def _channel_stats(model: CompiledModel, chans: np.ndarray, res: dict[str, np.ndarray],
+                   pos: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray,
+                                                     np.ndarray, np.ndarray]:
+    """GLS sufficient statistics of every person's observed results, per channel, for all
+    people at once.
+
+    ``res`` holds the observed results (see :func:`_axis_results`), ``pos`` their channel's
+    position in ``chans``.  A person's results of one channel share ``R``, their noise
+    covariance (``tau^2 + CVI^2 [same day] + CVA^2 I + sqrt(extra) sqrt(extra)'``), and ``d`` their
+    daily-rhythm offsets.  The groups of equal size are inverted together (one batched
+    ``inv``/``slogdet`` per size).  Returns the statistics ``w, s1, s2, t1, t2, t3, ld``
+    ``(n, C)``; per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)`` ``(N, 4)`` (for the
+    leave-one-out terms of the gross-error mixture); each result's rank among its person's
+    results of its channel; and the largest number of results per channel ``(C,)``.
+    """
+    C = chans.size
+    stats = {k: np.zeros((n, C)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
+    per = np.zeros((pos.size, 4))
+    rank = np.zeros(pos.size, dtype=np.int64)
+    most = np.zeros(C, dtype=np.int64)
+    if not pos.size:
+        return stats, per, rank, most
+    key = res["person"] * C + pos
+    order = np.argsort(key, kind="stable")        # each group's results stay in block order
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    sizes = np.diff(np.r_[starts, order.size])
+    rank[order] = np.arange(order.size) - np.repeat(starts, sizes)
+    np.maximum.at(most, pos[order[starts]], sizes)
+    chan = [model.channels[int(c)] for c in chans]
+    tau2 = np.array([c.tau**2 for c in chan])
+    cvi2 = np.array([c.cvi**2 for c in chan])
+    cva2 = np.array([c.cva**2 for c in chan])
+    for k in np.unique(sizes):
+        g = np.flatnonzero(sizes == k)
+        idx = order[starts[g][:, None] + np.arange(k)]                               # (N, k)
+        gp, who = pos[idx[:, 0]], res["person"][idx[:, 0]]
+        day = res["day"][idx]
+        same_day = day[:, :, None] == day[:, None, :]
+        se = np.sqrt(res["extra"][idx])   # the context's variation: shared in a channel
+        R = (tau2[gp, None, None] + cvi2[gp, None, None] * same_day
+             + np.eye(k) * cva2[gp, None, None] + se[:, :, None] * se[:, None, :])
+        Ri = np.linalg.inv(R)
+        _, logdet = np.linalg.slogdet(R)
+        y, d, one = res["y"][idx], res["diurnal"][idx], np.ones((g.size, k))
+
+        def form(a, b, Ri=Ri):
+            return (np.matmul(a[:, None, :], Ri)[:, 0, :] * b).sum(axis=1)
+
+        for name, a, b in (("w", one, one), ("s1", one, y), ("s2", y, y), ("t1", one, d),
+                           ("t2", d, d), ("t3", y, d)):
+            stats[name][who, gp] = form(a, b)
+        stats["ld"][who, gp] = logdet + k * LOG_2PI
+        per[idx] = np.stack([np.matmul(Ri, y[:, :, None])[..., 0],
+                             np.matmul(Ri, one[:, :, None])[..., 0],
+                             np.matmul(Ri, d[:, :, None])[..., 0],
+                             np.diagonal(Ri, axis1=1, axis2=2)], axis=-1)
+    return stats, per, rank, most
+
+
+def _gross_slots(most: np.ndarray, slot_row: np.ndarray, slot_pos: np.ndarray,
+                 rank: np.ndarray, per: np.ndarray, lq: np.ndarray, n_rows: int,
+                 n_results: np.ndarray, cen: dict[str, np.ndarray],
+                 eps: float) -> dict[str, np.ndarray]:
     """The gross-error mixture's data, the observed results in slots shared by all people
     (``slot_ch``: the channel position of each slot, one slot per channel and repeat), so
     that per-channel quantities reach the slots by a matrix product.  Per person and slot
     ``(R, J)``: ``ry, r1, rd, rjj`` (see :func:`_channel_stats`) and ``lw = log eps + log
     q(y_j)`` (-inf for an empty slot); per person ``l0 = log(1 - n eps)`` over all ``n``
-    results and ``cen_lw``, ``lw`` of the censored result (or -inf)."""
-    count = np.zeros((len(slots), n_channels), dtype=np.int64)
-    for r, person in enumerate(slots):
-        for ch, _, _ in person:
-            count[r, ch] += 1
-    per_ch = count.max(axis=0, initial=0)
+    results and ``cen_lw``, ``lw`` of the censored result (or -inf).  An observed result
+    (person row ``slot_row``, channel position ``slot_pos``, ``rank`` among the person's
+    results of that channel) takes slot ``first[slot_pos] + rank``."""
+    per_ch = most.copy()
     if not per_ch.any():
         per_ch[0] = 1   # one empty slot: nobody has an observed result on the axis
     first = np.cumsum(per_ch) - per_ch
-    R, J = len(slots), int(per_ch.sum())
-    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd")}
-    out |= {"slot_ch": np.repeat(np.arange(n_channels), per_ch), "rjj": np.ones((R, J)),
-            "lw": np.full((R, J), -np.inf)}
-    for r, person in enumerate(slots):
-        seen = np.zeros(n_channels, dtype=np.int64)
-        for ch, per, lq in person:
-            j = first[ch] + seen[ch]
-            seen[ch] += 1
-            out["ry"][r, j], out["r1"][r, j], out["rd"][r, j], out["rjj"][r, j] = per
-            out["lw"][r, j] = np.log(eps) + lq
+    J = int(per_ch.sum())
+    out = {k: np.zeros((n_rows, J)) for k in ("ry", "r1", "rd")}
+    out |= {"slot_ch": np.repeat(np.arange(per_ch.size), per_ch), "rjj": np.ones((n_rows, J)),
+            "lw": np.full((n_rows, J), -np.inf)}
+    j = first[slot_pos] + rank
+    for i, k in enumerate(("ry", "r1", "rd", "rjj")):
+        out[k][slot_row, j] = per[:, i]
+    out["lw"][slot_row, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
     out["cen_lw"] = np.where(cen["has"] > 0, np.log(eps) + cen["lq"], -np.inf)
     return out
@@ -139,80 +205,101 @@ def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]
     return [modifier_log_odds(model, ai, cov) for ai in range(len(model.axes))]
 
 
+def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int,
+               problems: list[tuple[int, str]]) -> AxisData | None:
+    """One axis' :class:`AxisData` from its flat results (:func:`_axis_results`); what the
+    formulation does not cover is appended to ``problems`` as ``(person, message)``."""
+    ax = model.axes[ai]
+    chans, L, deps, sizes, own_idx, effect, amp = axis_channel_grid(model, ai)
+    if chans.size == 0:
+        return None
+    where = np.full(len(model.channels), -1, dtype=np.int64)
+    where[chans] = np.arange(chans.size)
+    person = res["person"]
+    bad = np.unique(person[res["diurnal_var"] > 0])
+    for p in bad:
+        problems.append((int(p), "result with a daily rhythm but no collection time"))
+    res = {k: v[~np.isin(person, bad)] for k, v in res.items()}   # those people are skipped
+    person = res["person"]
+    n_results = np.bincount(person, minlength=n).astype(float)
+    lq = (model.gross_log_density(res["channel"], res["y"], res["censor"]) if person.size
+          else np.zeros(0))
+    obs = res["censor"] == 0
+    pos = where[res["channel"]]
+    observed = {k: v[obs] for k, v in res.items()}
+    stats, per, rank, most = _channel_stats(model, chans, observed, pos[obs], n)
+    cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
+           "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n)}
+    ci = np.flatnonzero(~obs)
+    n_cen = np.bincount(person[ci], minlength=n)
+    for p in np.flatnonzero(n_cen > 1):
+        problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
+    ci = ci[n_cen[person[ci]] == 1]
+    p = person[ci]
+    repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
+    for q, c in zip(p[repeat], res["channel"][ci][repeat], strict=True):
+        problems.append((int(q), f"censored {model.channels[int(c)].name} with an observed "
+                                 "repeat"))
+    ch_obj = [model.channels[int(c)] for c in res["channel"][ci]]
+    cen["has"][p] = 1.0
+    cen["ch"][p] = pos[ci]
+    cen["lim"][p] = res["y"][ci]
+    cen["sign"][p] = res["censor"][ci].astype(float)
+    cen["d"][p] = res["diurnal"][ci]
+    cen["var"][p] = (np.array([c.tau**2 + c.cvi**2 + c.cva**2 for c in ch_obj])
+                     + res["extra"][ci])
+    cen["lq"][p] = lq[ci]
+    rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
+    stats = {k: v[rows] for k, v in stats.items()}
+    cen = {k: v[rows] for k, v in cen.items()}
+    A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
+    gross = None
+    if model.gross_error_rate > 0:
+        gross = _gross_slots(most, np.searchsorted(rows, observed["person"]), pos[obs], rank,
+                             per, lq[obs], rows.size, n_results[rows], cen,
+                             model.gross_error_rate)
+    return AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A, cen,
+                    gross)
+
+
 def prepare_group(model: CompiledModel, evidences: list[Evidence],
                   labels: list[dict[str, str] | None] | None = None) -> GroupData:
     """Sufficient statistics of a group of people who share ``model`` (one sex view) and a
-    context signature (:attr:`Evidence.context_signature`)."""
+    context signature (:attr:`Evidence.context_signature`).
+
+    Vectorised over people: each axis' results of all people are handled as flat arrays
+    (:func:`_axis_data`), so the cost per person is a few array elements, not Python calls.
+    """
     n = len(evidences)
     if len({ev.context_signature for ev in evidences}) > 1:
         raise ValueError("a group's people must share their context signature")
-    problems = []
+    problems: list[tuple[int, str]] = []
     axes = []
+    results = _axis_results(evidences)
+    empty = {k: np.zeros(0, dtype=np.int64 if k in ("person", "channel") else float)
+             for k in ("person", "channel", "y", "censor", "day", "diurnal", "diurnal_var",
+                       "extra")}
     for ai, ax in enumerate(model.axes):
         if not ax.latents:
             continue
-        chans, L, deps, sizes, own_idx, effect, amp = axis_channel_grid(model, ai)
-        if chans.size == 0:
-            continue
-        pos = {int(c): j for j, c in enumerate(chans)}
-        stats = {k: np.zeros((n, chans.size)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
-        cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n)}
-        slots: list[list[tuple]] = [[] for _ in range(n)]
-        n_results = np.zeros(n)
-        for p, ev in enumerate(evidences):
-            block = next((b for b in ev.blocks if b.axis == ai), None)
-            if block is None:
-                continue
-            if np.any(block.diurnal_var > 0):
-                problems.append(f"{ev.case_id}: result with a daily rhythm but no collection time")
-                continue
-            obs = block.censor == 0
-            n_results[p] = block.n
-            for ch in np.unique(block.channel[obs]):
-                rows = np.flatnonzero(obs & (block.channel == ch))
-                st, per = _channel_stats(model, block, rows, int(ch))
-                for k, v in st.items():
-                    stats[k][p, pos[int(ch)]] = v
-                lq = model.gross_log_density(block.channel[rows], block.y[rows],
-                                             block.censor[rows])
-                slots[p] += [(pos[int(ch)], per[j], lq[j]) for j in range(rows.size)]
-            cens = np.flatnonzero(~obs)
-            if cens.size > 1:
-                problems.append(f"{ev.case_id}: {cens.size} censored results on axis {ax.name}")
-            elif cens.size == 1:
-                i = cens[0]
-                ch = int(block.channel[i])
-                if np.any(obs & (block.channel == ch)):
-                    problems.append(f"{ev.case_id}: censored {model.channels[ch].name} with an "
-                                    "observed repeat")
-                c = model.channels[ch]
-                extra = block.extra_var[i] if block.extra_var is not None else 0.0
-                cen["has"][p] = 1.0
-                cen["ch"][p] = pos[ch]
-                cen["lim"][p] = block.y[i]
-                cen["sign"][p] = float(block.censor[i])
-                cen["d"][p] = block.diurnal[i]
-                cen["var"][p] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
-                cen["lq"][p] = model.gross_log_density(block.channel[cens], block.y[cens],
-                                                       block.censor[cens])[0]
-        rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
-        stats = {k: v[rows] for k, v in stats.items()}
-        cen = {k: v[rows] for k, v in cen.items()}
-        A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
-        gross = (_gross_slots([slots[p] for p in rows], chans.size, n_results[rows], cen,
-                              model.gross_error_rate) if model.gross_error_rate > 0 else None)
-        axes.append(AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A,
-                             cen, gross))
+        found: list[tuple[int, str]] = []
+        ad = _axis_data(model, ai, results.get(ai, empty), n, found)
+        problems += sorted(found, key=lambda pm: pm[0])   # people in order, per axis
+        if ad is not None:
+            axes.append(ad)
     if problems:
-        raise UnsupportedEvidence("; ".join(problems))
-    ids = {s: i for i, s in enumerate(model.symptoms)}
-    present = np.zeros((n, len(ids)))
-    absent = np.zeros((n, len(ids)))
+        raise UnsupportedEvidence("; ".join(f"{evidences[p].case_id}: {msg}"
+                                            for p, msg in problems))
+    present = np.zeros((n, len(model.symptoms)))
+    absent = np.zeros((n, len(model.symptoms)))
     for p, ev in enumerate(evidences):
         present[p, ev.present] = 1.0
         absent[p, ev.absent] = 1.0
-    modoff = [np.stack([_modifier_offsets(model, ev.covariates)[ai] for ev in evidences])
+    offsets: dict[Covariates, list[np.ndarray]] = {}   # one per stratum/flag pattern
+    for ev in evidences:
+        if ev.covariates not in offsets:
+            offsets[ev.covariates] = _modifier_offsets(model, ev.covariates)
+    modoff = [np.stack([offsets[ev.covariates][ai] for ev in evidences])
               for ai in range(len(model.axes))]
     label_mask = None
     if labels is not None and any(lab for lab in labels):
@@ -262,14 +349,17 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
     by_view: dict[tuple, dict[tuple[int, ...], list[int]]] = {}
     views: dict[str | None, CompiledModel] = {}
     evs = {}
+    scope_of: dict[tuple, tuple[int, ...]] = {}   # per sex and set of present symptoms
     for i, case in enumerate(cases):
         sex = case.patient.sex
         if sex not in views:
             views[sex] = view_for_sex(model, sex)
         evs[i] = build_evidence(views[sex], case)
-        scope = present_scope(views[sex], evs[i].present)
-        key = (sex, evs[i].context_signature)
-        by_view.setdefault(key, {}).setdefault(scope, []).append(i)
+        key = (sex, tuple(evs[i].present))
+        if key not in scope_of:
+            scope_of[key] = present_scope(views[sex], evs[i].present)
+        group = (sex, evs[i].context_signature)
+        by_view.setdefault(group, {}).setdefault(scope_of[key], []).append(i)
     out = []
     for (sex, _), scopes in by_view.items():
         sizes = [ax.n_states for ax in views[sex].axes]
@@ -575,7 +665,7 @@ def symptom_tables(model: CompiledModel, cause_logit, leak_logit, scale: np.ndar
     return leak, cause
 
 
-def group_loglik(theta: dict, g: GroupData):
+def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     """log p(evidence of each person in the group), shape (P,).
 
     ``theta`` holds the parameters in the full-model layout (see :func:`theta_constants`):
@@ -584,6 +674,11 @@ def group_loglik(theta: dict, g: GroupData):
     on the few axes it depends on, and the axes are summed out one at a time
     (:func:`eliminate`).  Factors with fixed parameters are computed here in numpy.
     Returns numpy when every factor is fixed, else a pytensor vector.
+
+    ``table_dtype`` applies to a prevalence-only fit (:func:`_prior_only_loglik`):
+    ``"float32"`` stores the per-person tables and does their products in single precision
+    (half the memory traffic; about 1e-6 relative error in each person's evidence);
+    ``"float64"`` (the default) is exact.
     """
     m = g.model
     P = len(g.case_ids)
@@ -597,23 +692,32 @@ def group_loglik(theta: dict, g: GroupData):
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
     sizes = [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
     if _is_free(*theta["prior_base"]) and not any(_is_free(f) for _, f in factors):
-        return _prior_only_loglik(theta, g, factors, sizes)
+        return _prior_only_loglik(theta, g, factors, sizes, table_dtype)
     return eliminate(_prior_factors(theta, g) + factors, sizes, P)
 
 
-def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int]):
+def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int],
+                       table_dtype: str = "float64"):
     """``group_loglik`` when only the prior network is free (a prevalence fit).
 
     Every other factor is a constant: they are multiplied, and the variables the prior does
     not have summed out, once in numpy into one table per person over the axes the data
-    touch (``C``, about 2,000 states in a sex view).  People share the prior network by
+    touch (``C``, every axis: 4,860-6,480 states in a sex view).  People share the prior network by
     stratum/flag pattern, so the graph computes the prior over those axes once per pattern
     (the other axes, e.g. a hidden axis without results, summed out) and each person's
     evidence is a row of ``C`` times that vector: one matrix-vector product per pattern,
-    whose gradient is one more.  Exact.
+    whose gradient is one more.  Exact in float64.
+
+    With ``table_dtype="float32"`` the tables ``C`` (max-scaled per person) and the prior
+    vectors (scaled by their maximum, which is added back outside the product and carries
+    no gradient: the shift cancels) are single precision, so each evaluation reads half the
+    bytes; the products are memory-bound, so it takes about half the time.  A person whose
+    evidence lies only on joint states less probable than 1e-38 times the most probable one
+    would get log 0 (the fit stops at its first evaluation; use float64 then).
     """
     import pytensor
     import pytensor.tensor as pt
+    from pytensor.gradient import disconnected_grad
 
     n = len(g.case_ids)
     n_axes = len(g.model.axes)
@@ -626,14 +730,23 @@ def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int]):
     out_axes = tuple(1 + d for d in every if d not in scope)
     if out_axes:
         log_joint = pt.logsumexp(log_joint, axis=out_axes)
-    joint = pt.exp(log_joint.reshape((patterns.shape[0], -1)))       # (U, prod sizes[scope])
+    log_joint = log_joint.reshape((patterns.shape[0], -1))             # (U, prod sizes[scope])
+    if table_dtype == "float64":
+        shift = pt.zeros((patterns.shape[0],))
+        joint = pt.exp(log_joint)
+    elif table_dtype == "float32":
+        shift = disconnected_grad(pt.max(log_joint, axis=1))
+        joint = pt.exp(log_joint - shift[:, None]).astype("float32")
+    else:
+        raise ValueError(f"table_dtype must be float64 or float32, not {table_dtype!r}")
     C = C.reshape((n, -1))
     parts, rows = [], []
     for u in range(patterns.shape[0]):
         r = np.flatnonzero(inverse == u)
-        data = pytensor.shared(np.ascontiguousarray(C[r]), borrow=True)
-        parts.append(pt.log(pt.dot(data, joint[u])))
+        data = pytensor.shared(np.ascontiguousarray(C[r], dtype=table_dtype), borrow=True)
+        parts.append(pt.log(pt.dot(data, joint[u]).astype("float64")) + shift[u])
         rows.append(r)
+    del C
     order = np.argsort(np.concatenate(rows))
     return pt.concatenate(parts)[order] + offset
 
@@ -913,14 +1026,16 @@ def theta_constants(model: CompiledModel, draws: ParamDraws | None = None, i: in
 
 
 def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = None,
-                        labels=None, free: tuple[str, ...] = ()) -> np.ndarray:
+                        labels=None, free: tuple[str, ...] = (),
+                        table_dtype: str = "float64") -> np.ndarray:
     """Per-person log evidence from this formulation, evaluated (for checks); the groups in
-    ``free`` are computed as graph, the others in numpy, as in a fit of those groups."""
+    ``free`` are computed as graph, the others in numpy, as in a fit of those groups
+    (``table_dtype``: see :func:`group_loglik`)."""
     groups = prepare_cohort(model, cases, labels)
     out = {}
     theta = theta_constants(model, draws, free=free)
     for g in groups:
-        ll = group_loglik(theta, g)
+        ll = group_loglik(theta, g, table_dtype)
         if _is_free(ll):
             import pytensor
 
