@@ -18,11 +18,12 @@ from neb_bayes.inference.pymc_model import (
     LOG_2PI,
     UnsupportedEvidence,
     _modifier_offsets,
-    prepare_cohort,
     prepare_group,
 )
 from neb_bayes.model.compiled import axis_channel_grid, load_model, view_for_sex
 from neb_bayes.simulate import simulate
+
+from .conftest import supported
 
 MODEL = load_model()
 
@@ -151,15 +152,8 @@ def _hand_cases():
 @pytest.fixture(scope="module")
 def cohort():
     sims = simulate(MODEL, 60, seed=11, p_repeat=0.3, p_measure=0.5)
-    cases = [s.case for s in sims] + _hand_cases()
-    out = []
-    for c in cases:   # the supported ones (the unsupported are checked below)
-        try:
-            prepare_cohort(MODEL, [c])
-        except UnsupportedEvidence:
-            continue
-        out.append(c)
-    return out
+    # the supported ones (the unsupported are checked below)
+    return supported(MODEL, [s.case for s in sims] + _hand_cases())
 
 
 def _by_view(cases):

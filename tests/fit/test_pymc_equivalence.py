@@ -12,18 +12,13 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
+from .conftest import supported
+
 MODEL = load_model()
 
 
 def _supported(cases):
-    out = []
-    for c in cases:
-        try:
-            prepare_cohort(MODEL, [c])
-        except UnsupportedEvidence:
-            continue
-        out.append(c)
-    return out
+    return supported(MODEL, cases)
 
 
 @pytest.fixture(scope="module")
