@@ -88,3 +88,24 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
                                     "--tune", "20", "--chains", "2", "--no-progress"])
     assert res.exit_code == 4, res.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("prevalence", False)])
+def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
+    """A cohort at or above the size where the analyte-level model was measured to take over
+    an hour to compile is told so before the fit starts (the fit itself is stubbed here)."""
+    import neb_bayes.cli.priors_cmd as cmd
+    import neb_bayes.fit
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(cmd, "ANALYTE_LEVELS_SLOW", 2)
+    monkeypatch.setattr(neb_bayes.fit, "fit", stop)
+    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
+                                    "--fit", groups, "--no-progress"])
+    assert "stopped by the test" in res.output
+    assert ("--fit prevalence" in res.output) is told
