@@ -116,59 +116,33 @@ def _channel_stats(model: CompiledModel, chans: np.ndarray, res: dict[str, np.nd
                    pos: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                      np.ndarray, np.ndarray]:
     """GLS sufficient statistics of every person's observed results, per channel, for all
-    people at once.
+    people at once (:func:`~neb_bayes.inference.vectorised.channel_stats`, the batch
+    engine's).
 
     ``res`` holds the observed results (see :func:`_axis_results`), ``pos`` their channel's
-    position in ``chans``.  A person's results of one channel share ``R``, their noise
-    covariance (``tau^2 + CVI^2 [same day] + CVA^2 I + sqrt(extra) sqrt(extra)'``), and ``d`` their
-    daily-rhythm offsets.  The groups of equal size are inverted together (one batched
-    ``inv``/``slogdet`` per size).  Returns the statistics ``w, s1, s2, t1, t2, t3, ld``
-    ``(n, C)``; per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)`` ``(N, 4)`` (for the
-    leave-one-out terms of the gross-error mixture); each result's rank among its person's
-    results of its channel; and the largest number of results per channel ``(C,)``.
+    position in ``chans``.  Returns the statistics ``w, s1, s2, t1, t2, t3, ld`` ``(n, C)``;
+    per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)`` ``(N, 4)`` (for the leave-one-out
+    terms of the gross-error mixture); each result's rank among its person's results of its
+    channel; and the largest number of results per channel ``(C,)``.
     """
+    from neb_bayes.inference.vectorised import channel_stats
+
     C = chans.size
-    stats = {k: np.zeros((n, C)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
-    per = np.zeros((pos.size, 4))
+    noise_var = np.array([[c.tau, c.cvi, c.cva] for c in (model.channels[int(i)] for i in chans)]
+                         ).reshape(C, 3).T ** 2
+    stats, each = channel_stats(noise_var, n, res["person"], pos, res["y"], res["diurnal"],
+                                res["day"], res["extra"])
+    per = np.stack([each["ry"], each["a"], each["rd"], each["nd"]], axis=1)
     rank = np.zeros(pos.size, dtype=np.int64)
     most = np.zeros(C, dtype=np.int64)
-    if not pos.size:
-        return stats, per, rank, most
-    key = res["person"] * C + pos
-    order = np.argsort(key, kind="stable")        # each group's results stay in block order
-    ks = key[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    sizes = np.diff(np.r_[starts, order.size])
-    rank[order] = np.arange(order.size) - np.repeat(starts, sizes)
-    np.maximum.at(most, pos[order[starts]], sizes)
-    chan = [model.channels[int(c)] for c in chans]
-    tau2 = np.array([c.tau**2 for c in chan])
-    cvi2 = np.array([c.cvi**2 for c in chan])
-    cva2 = np.array([c.cva**2 for c in chan])
-    for k in np.unique(sizes):
-        g = np.flatnonzero(sizes == k)
-        idx = order[starts[g][:, None] + np.arange(k)]                               # (N, k)
-        gp, who = pos[idx[:, 0]], res["person"][idx[:, 0]]
-        day = res["day"][idx]
-        same_day = day[:, :, None] == day[:, None, :]
-        se = np.sqrt(res["extra"][idx])   # the context's variation: shared in a channel
-        R = (tau2[gp, None, None] + cvi2[gp, None, None] * same_day
-             + np.eye(k) * cva2[gp, None, None] + se[:, :, None] * se[:, None, :])
-        Ri = np.linalg.inv(R)
-        _, logdet = np.linalg.slogdet(R)
-        y, d, one = res["y"][idx], res["diurnal"][idx], np.ones((g.size, k))
-
-        def form(a, b, Ri=Ri):
-            return (np.matmul(a[:, None, :], Ri)[:, 0, :] * b).sum(axis=1)
-
-        for name, a, b in (("w", one, one), ("s1", one, y), ("s2", y, y), ("t1", one, d),
-                           ("t2", d, d), ("t3", y, d)):
-            stats[name][who, gp] = form(a, b)
-        stats["ld"][who, gp] = logdet + k * LOG_2PI
-        per[idx] = np.stack([np.matmul(Ri, y[:, :, None])[..., 0],
-                             np.matmul(Ri, one[:, :, None])[..., 0],
-                             np.matmul(Ri, d[:, :, None])[..., 0],
-                             np.diagonal(Ri, axis1=1, axis2=2)], axis=-1)
+    if pos.size:
+        key = res["person"] * C + pos
+        order = np.argsort(key, kind="stable")    # each group's results stay in block order
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        sizes = np.diff(np.r_[starts, order.size])
+        rank[order] = np.arange(order.size) - np.repeat(starts, sizes)
+        np.maximum.at(most, pos[order[starts]], sizes)
     return stats, per, rank, most
 
 

@@ -214,9 +214,15 @@ class Flat:
         return bad
 
 
-def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day,
-           extra) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """GLS sufficient statistics of the observed results.
+def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
+                  extra) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """GLS sufficient statistics of the observed results of many cases at once (shared with
+    the PyMC formulation's :func:`~neb_bayes.inference.pymc_model.prepare_group`).
+
+    ``noise_var`` ``(3, C)``: tau^2, CVI^2, CVA^2 per channel position; ``case``, ``ch``:
+    each result's case and channel position.  A case's results in one channel share ``R``
+    (person and same-day terms, analytical noise, and the context's variation, shared in a
+    channel); groups of equal size are inverted together.
 
     Returns ``(per_channel, per_result)``: ``per_channel`` maps each of :data:`_STATS` to a
     ``(n_cases, n_channels)`` array (``w = 1'R^-1 1``, ``s1 = 1'R^-1 y``, ``s2 = y'R^-1 y``,
@@ -225,12 +231,12 @@ def _stats(tabs: AxisTables, n_cases: int, case, ch, y, d, day,
     offsets); ``per_result`` holds, in the input order, the result's entries of ``R^-1 1``
     (``a``), ``R^-1 y`` (``ry``), ``R^-1 d`` (``rd``) and the diagonal of ``R^-1`` (``nd``).
     """
-    n_ch = tabs.loadings.shape[0]
+    n_ch = noise_var.shape[1]
     out = {k: np.zeros((n_cases, n_ch)) for k in _STATS}
     per = {k: np.zeros(case.size) for k in ("a", "ry", "rd", "nd")}
     if case.size == 0:
         return out, per
-    tau2, cvi2, cva2 = tabs.noise_var
+    tau2, cvi2, cva2 = noise_var
     key = case * n_ch + ch
     order = np.argsort(key, kind="stable")
     key, y, d, day, extra = key[order], y[order], d[order], day[order], extra[order]
@@ -319,7 +325,8 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     case, ch = on.case, tabs.pos[on.channel]
     y, d, cen, extra = on.y, on.diurnal, on.censor, on.extra
     obs = cen == 0
-    st, per = _stats(tabs, n_cases, case[obs], ch[obs], y[obs], d[obs], on.day[obs], extra[obs])
+    st, per = channel_stats(tabs.noise_var, n_cases, case[obs], ch[obs], y[obs], d[obs],
+                            on.day[obs], extra[obs])
     L = tabs.loadings
     K = L.shape[1]
     S = tabs.grid[0]
