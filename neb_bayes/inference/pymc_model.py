@@ -27,17 +27,18 @@ result whose channel also has an observed result; such cases raise
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from neb_bayes.evidence import Evidence, build_evidence
+from neb_bayes.inference.array_ops import Ops, is_free
+from neb_bayes.inference.lab_block import LabBlock, LabFactor
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
 
-LOG_2PI = float(np.log(2 * np.pi))
+LOG_2PI = float(np.log(2 * np.pi))   # the statistics tests use it
 
 
 class UnsupportedEvidence(ValueError):
@@ -61,6 +62,7 @@ class AxisData:
     A: np.ndarray                 # (R, K, K)
     cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var, lq: (R,)
     gross: dict[str, np.ndarray] | None = None   # observed results one by one (_gross_slots)
+    block: LabBlock | None = None   # the factor's evaluation layout, made on first use
 
 
 @dataclass
@@ -369,84 +371,15 @@ def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],
 
 # --------------------------------------------------------------------------------------------
 # the log-density: the same formulas in numpy (fixed parameters) or pytensor (free ones)
-class _Ops:
-    """The array operations the log-density uses, in numpy or in pytensor.
-
-    A factor whose parameters are all fixed (numpy arrays) is computed once in numpy and
-    enters the graph as a constant; a factor with a free parameter becomes pytensor graph.
-    One formula serves both.
-    """
-
-    def __init__(self, symbolic: bool):
-        self.symbolic = symbolic
-        if symbolic:
-            import pytensor.tensor as pt
-
-            self.m = pt
-            self.inv, self.cholesky = pt.linalg.inv, pt.linalg.cholesky
-            self.normal_lcdf = _pt_log_ndtr
-        else:
-            from scipy.special import log_ndtr
-
-            self.m = np
-            self.inv, self.cholesky = np.linalg.inv, np.linalg.cholesky
-            self.normal_lcdf = log_ndtr
-
-    def logsumexp(self, x, axis):
-        if self.symbolic:
-            return self.m.logsumexp(x, axis=axis, keepdims=True)
-        from scipy.special import logsumexp
-
-        return logsumexp(x, axis=axis, keepdims=True)
-
-    def inc_rows(self, x, rows: np.ndarray, vals):
-        """``x`` with ``vals`` added to its ``rows``."""
-        if self.symbolic:
-            return self.m.inc_subtensor(x[rows], vals)
-        out = x.copy()
-        out[rows] += vals
-        return out
-
-    def scatter_rows(self, n: int, rows: np.ndarray, vals):
-        """``vals`` placed at ``rows`` of a zero array with ``n`` rows."""
-        if self.symbolic:
-            return self.m.set_subtensor(self.m.zeros((n,) + tuple(vals.shape)[1:])[rows], vals)
-        out = np.zeros((n,) + vals.shape[1:])
-        out[rows] = vals
-        return out
-
-
-def _pt_log_ndtr(t):
-    """log Phi(t) in pytensor, to double precision: PyMC's ``normal_lcdf`` divides by
-    ``sqrt(2.0)`` computed in float32 (pytensor's constant 2.0), an error of ~1e-8."""
-    import pytensor.tensor as pt
-
-    r2 = math.sqrt(2.0)
-    return pt.switch(t < -1.0, pt.log(pt.erfcx(-t / r2) / 2.0) - t**2 / 2.0,
-                     pt.log1p(-pt.erfc(t / r2) / 2.0))
-
-
-def _is_free(*xs) -> bool:
-    """Whether any of these is pytensor graph (a free parameter) rather than numpy."""
-    return any(not isinstance(x, np.ndarray | float | int) for x in xs)
-
-
-def _lat_cov(model: CompiledModel, axis: int, sd):
-    ax = model.axes[axis]
-    base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
-    corr = ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd)
-    return corr * sd[:, :, None] * sd[:, None, :]
-
-
 def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     """log p(this axis' results | states of the block's axes): (R, G) for the people
-    ``ad.rows`` who have results on the axis (the factor is 1 for the others)."""
+    ``ad.rows`` who have results on the axis (the factor is 1 for the others); numpy when
+    the parameters are fixed, else one :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
     a = ad.axis
     lat_mean = theta["lat_mean"][a]
     lat_sd = theta["lat_sd"][a]
     log_median = theta["log_median"][ad.channels]
-    o = _Ops(_is_free(lat_mean, lat_sd, log_median))
-    m = g.model
+    o = Ops(is_free(lat_mean, lat_sd, log_median))
     if a in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[a]], lat_sd[g.keep[a]]
     if a in g.lat_shift:
@@ -455,102 +388,13 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
         shift, scale = g.lat_shift[a]
         lat_mean = lat_mean + shift
         lat_sd = lat_sd * (np.asarray(scale, float)[:, None] if np.ndim(scale) else scale)
-    st = ad.stats
-    mu_c = log_median[:, None] + ad.effect                                              # (C, G)
-    amp = ad.amp
-    # -0.5 * sum over channels of (y - mu - amp d)' R^-1 (y - mu - amp d), from the statistics
-    dot = o.m.dot
-    q = (st["s2"].sum(1)[:, None] + dot(st["w"], mu_c**2) - 2 * dot(st["s1"], mu_c)
-         + st["t2"] @ amp**2 - 2 * st["t3"] @ amp + 2 * dot(st["t1"], mu_c * amp))     # (R, G)
-    c = -0.5 * q - 0.5 * st["ld"].sum(axis=1)[:, None]
-    L = ad.loadings
-    C, G = ad.effect.shape
-    K = L.shape[1]
-    R = ad.rows.size
-    b = ((st["s1"] @ L)[:, None, :]
-         - dot(st["w"], (mu_c[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K))
-         - (st["t1"] @ (amp[:, :, None] * L[:, None, :]).reshape((C, G * K))).reshape((R, G, K)))
-    cov = _lat_cov(m, a, lat_sd)                                                    # (S, K, K)
-    S_inv = o.inv(cov)
-    logdet_S = 2 * o.m.log(o.m.diagonal(o.cholesky(cov), axis1=-2, axis2=-1)).sum(-1)  # (S,)
-    M = S_inv[None] + ad.A[:, None]                                                    # (R, S, K, K)
-    M_inv = o.inv(M)
-    logdet_M = 2 * o.m.log(o.m.diagonal(o.cholesky(M), axis1=-2, axis2=-1)).sum(-1)    # (R, S)
-    s_mu = (S_inv * lat_mean[:, None, :]).sum(-1)                                      # (S, K)
-    own = ad.own_idx
-    eta = s_mu[own][None] + b                                                          # (R, G, K)
-    M_inv_g = M_inv[:, own]                                                            # (R, G, K, K)
-    post_mean = (M_inv_g * eta[:, :, None, :]).sum(-1)                                 # (R, G, K)
-    ll = (c - 0.5 * (lat_mean * s_mu).sum(-1)[own][None] + 0.5 * (eta * post_mean).sum(-1)
-          - 0.5 * logdet_S[own][None] - 0.5 * logdet_M[:, own])
-    cen = ad.cen
-    censored = None
-    if cen["has"].any():
-        ch = cen["ch"]
-        Lw = ad.loadings[ch]                                                           # (R, K)
-        mean_w = mu_c[ch] + amp[ch] * cen["d"][:, None] + (Lw[:, None] * post_mean).sum(-1)
-        var_w = ((Lw[:, None, :, None] * M_inv_g * Lw[:, None, None, :]).sum(axis=(-2, -1))
-                 + cen["var"][:, None])
-        log_mass = o.normal_lcdf(_censored_t(cen["sign"], cen["lim"], mean_w, var_w, o))  # (R, G)
-        ll = ll + cen["has"][:, None] * log_mass
-        censored = (Lw, mean_w, var_w, log_mass)
-    if ad.gross is not None:
-        ll = ll + _gross_log_factor(o, ad, mu_c, post_mean, M_inv, censored)
-    return o, ll
-
-
-def _censored_t(sign: np.ndarray, lim: np.ndarray, mean, var, o: _Ops):
-    """``t`` with log P(censored result beyond its limit) = log Phi(t), from the mean and
-    variance of its log level (shape ``(R, ...)``, one row per person; ``sign`` and ``lim``
-    per person)."""
-    shape = (-1,) + (1,) * (mean.ndim - 1)
-    return -sign.reshape(shape) * (lim.reshape(shape) - mean) / o.m.sqrt(var)
-
-
-def _gross_log_factor(o: _Ops, ad: AxisData, mu_c, post_mean, M_inv, censored):
-    """log((1 - n eps) + eps sum_j q(y_j) p(y_-j) / p(y)) per person and grid point (R, G):
-    the gross-error mixture over the person's ``n`` results on the axis, exactly.
-
-    Observed results by the leave-one-out identity in information form: with ``N`` the
-    (per channel block-diagonal) noise covariance, ``zhat`` and ``M^-1`` the latents'
-    posterior mean and covariance, ``C^-1 r = N^-1 (y - m - L zhat)`` and ``(C^-1)_jj =
-    (N^-1)_jj - (N^-1 L)_j M^-1 (N^-1 L)_j'``, and log p(y_-j) = log p(y) - log p(y_j | y_-j).
-    A censored result ``w``: p(y_-w) = p(y_obs); for an observed ``j`` in its block,
-    P(w censored | y_obs,-j) from the latents' posterior without ``j`` (a rank-one downdate:
-    ``zhat_-j = zhat - u_j (C^-1 r)_j / c_jj``, ``M_-j^-1 = M^-1 + u_j u_j' / c_jj`` with
-    ``u_j = M^-1 (N^-1 L)_j'``).
-    """
-    gs = ad.gross
-    L = ad.loadings
-    to_slot = np.eye(L.shape[0])[:, gs["slot_ch"]]                                     # (C, J)
-    at_own = np.eye(ad.grid_shape[ad.deps.index(ad.axis)])[:, ad.own_idx]              # (S, G)
-
-    def on_slots(x):   # (R, S, C): per own state and channel -> (R, G, J)
-        return o.m.tensordot(o.m.tensordot(x, at_own, axes=[[1], [0]]), to_slot,
-                             axes=[[1], [0]])
-
-    ry, r1, rd, rjj = (gs[k][:, None, :] for k in ("ry", "r1", "rd", "rjj"))           # (R, 1, J)
-    mean_c = o.m.tensordot(post_mean, L, axes=[[2], [1]]) + mu_c.T                     # m + L zhat
-    res = (ry - r1 * o.m.tensordot(mean_c, to_slot, axes=[[2], [0]])
-           - rd * (ad.amp.T @ to_slot))                                                # (C^-1 r)_j
-    lml = (M_inv[:, :, None] * (L[:, :, None] * L[:, None, :])).sum(axis=(-2, -1))     # (R, S, C)
-    inv_c = 1.0 / (rjj - r1**2 * on_slots(lml))                                        # 1 / c_jj
-    # log eps q(y_j) - log p(y_j | y_-j), (R, G, J)
-    ratio = (gs["lw"] + 0.5 * LOG_2PI)[:, None, :] + 0.5 * (res**2 * inv_c + o.m.log(inv_c))
-    terms = [np.broadcast_to(gs["l0"][:, None, None], (ry.shape[0], ad.effect.shape[1], 1)),
-             ratio]
-    if censored is not None:
-        Lw, mean_w, var_w, log_mass = censored
-        rc = np.flatnonzero(ad.cen["has"])           # the people with a censored result
-        cross = o.m.tensordot((Lw[rc, None, :, None] * M_inv[rc]).sum(axis=2), L,
-                              axes=[[2], [1]])                                         # Lw M^-1 L'
-        u = r1[rc] * on_slots(cross)                                                   # Lw u_j
-        v = u * inv_c[rc]
-        t_j = _censored_t(ad.cen["sign"][rc], ad.cen["lim"][rc], mean_w[rc][:, :, None]
-                          - v * res[rc], var_w[rc][:, :, None] + u * v, o)
-        terms[1] = o.inc_rows(ratio, rc, o.normal_lcdf(t_j) - log_mass[rc][:, :, None])
-        terms.append((gs["cen_lw"][:, None] - log_mass)[:, :, None])
-    return o.logsumexp(o.m.concatenate(terms, axis=2), axis=2)[:, :, 0]
+    if ad.block is None:
+        lat_cov = g.model.axes[a].lat_cov
+        sd = np.sqrt(np.einsum("skk->sk", lat_cov))
+        ad.block = LabBlock(ad, lat_cov / np.einsum("si,sj->sij", sd, sd))
+    if o.symbolic:
+        return o, LabFactor(ad.block)(lat_mean, lat_sd, log_median)
+    return o, ad.block.values((lat_mean, lat_sd, log_median))
 
 
 def _prior_factors(theta: dict, g: GroupData,
@@ -566,7 +410,7 @@ def _prior_factors(theta: dict, g: GroupData,
         base = theta["prior_base"][ai]
         if ai in g.keep:
             base = base[g.keep[ai]]
-        o = _Ops(_is_free(base))
+        o = Ops(is_free(base))
         rel = []
         for link in m.spec.raw.get("links", []):
             (pa, ps), (ca, cs) = link["parent"], link["child"]
@@ -599,7 +443,7 @@ def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], o
         cause = [c[g.keep[ai]] if ai in g.keep else c for ai, c in enumerate(cause)]
     else:   # the context scales the cause probabilities: this group's own tables (view layout)
         leak, cause = symptom_tables(m, *theta["symptom_logits"], scale=g.cause_scale)
-    o = _Ops(_is_free(leak, *cause))
+    o = Ops(is_free(leak, *cause))
     out = []
     for ai in range(nd):
         if g.absent.any():
@@ -622,7 +466,7 @@ def symptom_tables(model: CompiledModel, cause_logit, leak_logit, scale: np.ndar
     """(log1m_leak (P, Y), per-axis log1m_cause (S_a, Y)) from the logits, in numpy
     (:meth:`SymptomTable.tables`) or, when a logit is free, as pytensor graph; ``scale``
     (E,) multiplies the cause probabilities (a context's symptom factors)."""
-    if not _is_free(cause_logit, leak_logit):
+    if not is_free(cause_logit, leak_logit):
         return model.symptom_table.tables(cause_logit, leak_logit, scale=scale)
     import pytensor.tensor as pt
 
@@ -665,7 +509,7 @@ def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
     sizes = [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
-    if _is_free(*theta["prior_base"]) and not any(_is_free(f) for _, f in factors):
+    if is_free(*theta["prior_base"]) and not any(is_free(f) for _, f in factors):
         return _prior_only_loglik(theta, g, factors, sizes, table_dtype)
     return eliminate(_prior_factors(theta, g) + factors, sizes, P)
 
@@ -803,8 +647,8 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
         return np.exp(x - mx)
 
     # constant log tables whose scope lies inside another constant's are added to it
-    const = [(s, np.asarray(f)) for s, f in factors if not _is_free(f)]
-    free = [(s, f) for s, f in factors if _is_free(f)]
+    const = [(s, np.asarray(f)) for s, f in factors if not is_free(f)]
+    free = [(s, f) for s, f in factors if is_free(f)]
     const.sort(key=lambda sf: -len(sf[0]))
     merged: list[tuple[tuple[int, ...], np.ndarray]] = []
     for s, f in const:
@@ -959,13 +803,14 @@ def _make_elimination_op():
                         grads[i] = _sum_to(gi, joined, *tables[i])
             return logz, [grads[k0 + i] * free[i][1] for i in range(len(free))]
 
-        def grad(self, inputs, output_grads):
-            if any(not isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
+        def pullback(self, inputs, outputs, cotangents):
+            if any(not isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
                 raise NotImplementedError("second derivatives of the elimination")
-            outs = self(*inputs)
-            g = output_grads[0]
-            return [g.dimshuffle([0] + ["x"] * len(s)) * outs[1 + i]
+            g = cotangents[0]
+            return [g.dimshuffle([0] + ["x"] * len(s)) * outputs[1 + i]
                     for i, s in enumerate(self.free_scopes)]
+
+        L_op = pullback   # pytensor before pullback
 
         def connection_pattern(self, node):
             return [[True] * len(node.outputs) for _ in node.inputs]
@@ -1010,7 +855,7 @@ def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = 
     theta = theta_constants(model, draws, free=free)
     for g in groups:
         ll = group_loglik(theta, g, table_dtype)
-        if _is_free(ll):
+        if is_free(ll):
             import pytensor
 
             ll = pytensor.function([], ll, mode="FAST_COMPILE")()

@@ -1,0 +1,115 @@
+"""One axis' laboratory factor as the fit evaluates it (:mod:`neb_bayes.inference.lab_block`):
+the compiled formula and its vector-Jacobian product against the numpy formula and finite
+differences, on distinct grid points, padding latents, censored results, gross-error slots
+and people split into parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytensor = pytest.importorskip("pytensor")
+
+from neb_bayes.inference import lab_block  # noqa: E402
+from neb_bayes.inference.pymc_model import (  # noqa: E402
+    _lab_factor,
+    prepare_cohort,
+    theta_constants,
+)
+from neb_bayes.model.compiled import load_model  # noqa: E402
+from neb_bayes.model.params import point_params  # noqa: E402
+from neb_bayes.simulate import simulate  # noqa: E402
+
+from .conftest import supported  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    """(params, block) of every group and axis of a small simulated cohort."""
+    model = load_model()
+    sims = simulate(model, 120, seed=11, p_repeat=0.3, p_measure=0.6, p_symptom_reported=0.2)
+    cases = supported(model, [s.case for s in sims])
+    theta = theta_constants(model)
+    out = []
+    for g in prepare_cohort(model, cases):
+        for ad in g.axes:
+            _lab_factor(theta, g, ad)       # makes ad.block
+            a = ad.axis
+            keep = g.keep.get(a, slice(None))
+            params = (theta["lat_mean"][a][keep], theta["lat_sd"][a][keep],
+                      theta["log_median"][ad.channels])
+            out.append((params, ad.block, ad))
+    return out
+
+
+def test_the_cohort_exercises_every_structure(blocks):
+    structures = {b.structure(d) for _, b, _ in blocks for _, d in b.parts}
+    assert {s[:2] for s in structures} == {(False, True), (True, True)}
+    assert {b.n_latents for _, b, _ in blocks} >= {1, 2, 3, 4}
+    # distinct grid points: the gonadal block's grid collapses
+    assert any(b.n_unique < b.inverse.size // 4 for _, b, _ in blocks)
+
+
+def test_compiled_value_equals_the_numpy_formula(blocks):
+    for params, b, _ in blocks:
+        np.testing.assert_allclose(b.values(params, lab_block._evaluate_value), b.values(params),
+                                   rtol=1e-10, atol=1e-9)
+
+
+def test_parts_do_not_change_the_value(blocks, monkeypatch):
+    params, b, ad = max(blocks, key=lambda x: x[1].n_rows * x[1].n_unique)
+    monkeypatch.setattr(lab_block, "PART_SIZE", 1)   # one person per part
+    k = b.n_latents
+    small = lab_block.LabBlock(ad, b.shared["corr"][:, :k, :k])
+    assert len(small.parts) == b.n_rows > len(b.parts)
+    np.testing.assert_allclose(small.values(params), b.values(params), rtol=1e-12)
+
+
+def test_vjp_matches_finite_differences(blocks):
+    rng = np.random.default_rng(3)
+    for params, b, _ in blocks:
+        ct = rng.normal(size=(b.n_rows, b.inverse.size))
+        grads = b.vjp(params, ct, lab_block._evaluate_vjp)
+        assert [g.shape for g in grads] == [np.shape(p) for p in params]
+        direction = [rng.normal(size=np.shape(p)) for p in params]
+        h = 1e-5
+
+        def f(t, direction=direction, ct=ct, params=params, b=b):
+            moved = [p + t * v for p, v in zip(params, direction, strict=True)]
+            moved[1] = np.abs(moved[1])
+            return float((ct * b.values(moved)).sum())
+
+        fd = (f(h) - f(-h)) / (2 * h)
+        got = sum(float((g * v).sum()) for g, v in zip(grads, direction, strict=True))
+        assert got == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_free_analyte_levels_are_a_few_nodes_per_group():
+    """The fit's graph holds one Op per group and axis, not the formula, and no
+    cohort-sized constants: building the log-density and its gradient is quick."""
+    import pytensor.tensor as pt
+    from pytensor.graph.basic import Constant
+
+    try:
+        from pytensor.graph.traversal import ancestors, io_toposort
+    except ImportError:   # pytensor before 3.x's traversal module
+        from pytensor.graph.basic import ancestors, io_toposort
+
+    from neb_bayes.inference.pymc_model import group_loglik
+
+    model = load_model()
+    sims = simulate(model, 60, seed=5, p_measure=0.5)
+    cases = supported(model, [s.case for s in sims])
+    pp = point_params(model)
+    theta = theta_constants(model)
+    lat_mean = [pt.dmatrix(f"m{i}") for i in range(len(model.axes))]
+    theta["lat_mean"] = lat_mean
+    total = sum(group_loglik(theta, g).sum() for g in prepare_cohort(model, cases))
+    grads = pytensor.grad(total, [m for m, x in zip(lat_mean, pp.lat_mean, strict=True)
+                                  if x[0].size])
+    nodes = io_toposort(lat_mean, [total, *grads])
+    assert sum(type(n.op).__name__ == "_LabFactor" for n in nodes) > 0
+    assert len(nodes) < 120 * len(prepare_cohort(model, cases))
+    big = [v for v in ancestors([total, *grads]) if isinstance(v, Constant)
+           and getattr(v.data, "size", 0) > 10_000]
+    assert not big
