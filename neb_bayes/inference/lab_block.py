@@ -27,6 +27,8 @@ formula serves every axis and group.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from neb_bayes.inference.array_ops import Ops
@@ -262,6 +264,8 @@ class LabBlock:
 # --------------------------------------------------------------------------------------------
 # the compiled formula and the Ops (pytensor imported only when a fit needs it)
 _COMPILED: dict[tuple, object] = {}
+_COMPILING = threading.Lock()
+_PER_THREAD = threading.local()
 #: pytensor mode of the compiled formula; None: the C backend where pytensor has a C++
 #: compiler (its modules are cached on disk, so the first fit on a machine compiles for
 #: about a minute, later ones load them), else pytensor's default.  Measured on this
@@ -295,22 +299,33 @@ def compiled(structure: tuple[bool, bool, int], what: str):
     compiled for one structure with every array an input, once per process; called with the
     parameters then the arrays named by :func:`_inputs`."""
     key = (structure, what, str(MODE))
-    if key not in _COMPILED:
-        import pytensor
-        import pytensor.tensor as pt
+    mine = _PER_THREAD.__dict__.setdefault("functions", {})
+    if key in mine:
+        return mine[key]
+    with _COMPILING:
+        if key not in _COMPILED:
+            _COMPILED[key] = _compile(structure, what)
+    # a compiled pytensor function keeps its inputs and intermediates in its own storage,
+    # so threads (nutpie runs its chains in threads) each call their own copy
+    mine[key] = _COMPILED[key].copy()
+    return mine[key]
 
-        params = [pt.dmatrix("lat_mean"), pt.dmatrix("lat_sd"), pt.dvector("log_median")]
-        data = {k: pt.tensor(k, dtype="float64", shape=(None,) * SCHEMA[k])
-                for k in _inputs(structure)}
-        ll = lab_loglik(Ops(True), *params, data, structure[2])
-        ins = params + list(data.values())
-        if what == "value":
-            out = ll
-        else:
-            ins.append(pt.dmatrix("cotangent"))
-            out = pytensor.grad((ll * ins[-1]).sum(), params)
-        _COMPILED[key] = pytensor.function(ins, out, mode=_mode(), on_unused_input="ignore")
-    return _COMPILED[key]
+
+def _compile(structure: tuple[bool, bool, int], what: str):
+    import pytensor
+    import pytensor.tensor as pt
+
+    params = [pt.dmatrix("lat_mean"), pt.dmatrix("lat_sd"), pt.dvector("log_median")]
+    data = {k: pt.tensor(k, dtype="float64", shape=(None,) * SCHEMA[k])
+            for k in _inputs(structure)}
+    ll = lab_loglik(Ops(True), *params, data, structure[2])
+    ins = params + list(data.values())
+    if what == "value":
+        out = ll
+    else:
+        ins.append(pt.dmatrix("cotangent"))
+        out = pytensor.grad((ll * ins[-1]).sum(), params)
+    return pytensor.function(ins, out, mode=_mode(), on_unused_input="ignore")
 
 
 def _evaluate_value(structure, params, d):

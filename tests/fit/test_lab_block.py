@@ -113,3 +113,24 @@ def test_free_analyte_levels_are_a_few_nodes_per_group():
     big = [v for v in ancestors([total, *grads]) if isinstance(v, Constant)
            and getattr(v.data, "size", 0) > 10_000]
     assert not big
+
+
+def test_threads_each_evaluate_their_own_copy(blocks):
+    """nutpie runs chains in threads: concurrent evaluations must not share storage."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    params, b, _ = max(blocks, key=lambda x: x[1].n_rows * x[1].n_unique)
+    ct = np.random.default_rng(4).normal(size=(b.n_rows, b.inverse.size))
+    want_v = b.values(params, lab_block._evaluate_value)
+    want_g = b.vjp(params, ct, lab_block._evaluate_vjp)
+
+    def work(_):
+        return [(b.values(params, lab_block._evaluate_value),
+                 b.vjp(params, ct, lab_block._evaluate_vjp)) for _ in range(20)]
+
+    with ThreadPoolExecutor(4) as ex:
+        for results in ex.map(work, range(4)):
+            for v, g in results:
+                np.testing.assert_array_equal(v, want_v)
+                for x, y in zip(g, want_g, strict=True):
+                    np.testing.assert_array_equal(x, y)
