@@ -10,8 +10,8 @@ import click
 
 from neb_bayes.cli import EXIT_INPUT, EXIT_PRIORS
 
-#: cohorts from this size on are told how slow an analyte-level fit is (measured: at 1,000
-#: people its model did not compile within an hour on 2 cores)
+#: cohorts from this size on are told how slow an analyte-level fit is (measured: one
+#: log-density + gradient costs ~0.37 s per 1,000 people on 2 cores)
 ANALYTE_LEVELS_SLOW = 500
 
 
@@ -149,10 +149,11 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
                f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
     if "analyte-levels" in group_list and len(cases) >= ANALYTE_LEVELS_SLOW:
-        click.echo("note: with analyte-levels free, building and compiling the model grows with "
-                   "people x grid points; at 1,000 people it did not finish within an hour on "
-                   "2 cores (docs/performance-history.md). A prevalence fit of 10,000 people "
-                   "takes minutes: --fit prevalence", err=True)
+        click.echo(f"note: with analyte-levels free one log-density + gradient costs about "
+                   f"{0.37 * len(cases) / 1000:.1f} s for {len(cases)} people (0.37 s per 1,000 "
+                   "measured on 2 cores), and NUTS needs thousands per chain: expect hours "
+                   "(docs/performance-history.md). A prevalence fit of 10,000 people takes "
+                   "minutes: --fit prevalence", err=True)
     try:
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress)

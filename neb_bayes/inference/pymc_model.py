@@ -731,6 +731,8 @@ def _eliminate_tables(items: list[tuple[tuple[int, ...], np.ndarray]], order: li
 
 
 _OP_CLASS: list = []
+#: people per pass of the elimination Op (bounds the memory its backward pass keeps)
+ELIMINATION_PEOPLE = 256
 
 
 def Elimination(const, free_scopes, sizes, n):  # noqa: N802  (a class, built lazily)
@@ -776,14 +778,28 @@ def _make_elimination_op():
                 outputs[1 + i][0] = g
 
         def value_and_marginals(self, inputs):
-            n = self.n
+            """People are independent: at most :data:`ELIMINATION_PEOPLE` at a time, so the
+            tables the backward pass keeps stay bounded whatever the group's size."""
+            n, step = self.n, ELIMINATION_PEOPLE
+            if n <= step:
+                return self._value_and_marginals(self.const, inputs, n)
+            parts = []
+            for lo in range(0, n, step):
+                sl = slice(lo, min(n, lo + step))
+                const = [(sc, t[sl] if t.shape[0] == n else t) for sc, t in self.const]
+                parts.append(self._value_and_marginals(
+                    const, [np.asarray(x)[sl] for x in inputs], sl.stop - sl.start))
+            return (np.concatenate([z for z, _ in parts]),
+                    [np.concatenate([g[i] for _, g in parts]) for i in range(len(inputs))])
+
+        def _value_and_marginals(self, const, inputs, n):
             free, offset = _scaled_tables(zip(self.free_scopes, inputs, strict=True), n)
-            items = list(self.const) + free
+            items = list(const) + free
             tape: list = []
             final, off, tables, live = _eliminate_tables(items, self.order, n, tape)
             logz = offset + off + sum(np.log(x) for _, x in final)
             # backward: d log z / d table, for the tables that depend on a free input
-            k0 = len(self.const)
+            k0 = len(const)
             needs = [i >= k0 for i in range(len(items))]
             for take, _, _ in tape:
                 needs.append(any(needs[i] for i in take))

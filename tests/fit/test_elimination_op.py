@@ -41,3 +41,15 @@ def test_gradient_by_finite_differences():
     vals[1][0, 1, 0] = 0.3    # verify_grad perturbs every entry: keep them finite
     op = Elimination(const, free_scopes, sizes, n)
     pytensor.gradient.verify_grad(lambda *xs: op(*xs)[0], vals, rng=np.random.default_rng(2))
+
+
+def test_people_in_passes_give_the_same_value_and_marginals(monkeypatch):
+    from neb_bayes.inference import pymc_model
+
+    sizes, n, const, free_scopes, vals = _setup(3)
+    whole = Elimination(const, free_scopes, sizes, n).value_and_marginals(vals)
+    monkeypatch.setattr(pymc_model, "ELIMINATION_PEOPLE", 2)   # passes of 2, 2 and 1 people
+    parts = Elimination(const, free_scopes, sizes, n).value_and_marginals(vals)
+    np.testing.assert_allclose(parts[0], whole[0], rtol=1e-14)
+    for a, b in zip(parts[1], whole[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-300)

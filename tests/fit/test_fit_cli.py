@@ -92,8 +92,8 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
 
 @pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("prevalence", False)])
 def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
-    """A cohort at or above the size where the analyte-level model was measured to take over
-    an hour to compile is told so before the fit starts (the fit itself is stubbed here)."""
+    """A cohort at or above the size where an analyte-level fit was measured to take hours
+    is told so before the fit starts (the fit itself is stubbed here)."""
     import neb_bayes.cli.priors_cmd as cmd
     import neb_bayes.fit
 
