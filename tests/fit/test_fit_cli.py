@@ -14,6 +14,8 @@ from neb_bayes.cli import main
 from neb_bayes.model.compiled import load_model
 from neb_bayes.simulate import simulate
 
+from .conftest import supported
+
 EXAMPLE = "cases/examples/subclinical_hypothyroidism_01.yaml"
 
 
@@ -109,3 +111,23 @@ def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, g
                                     "--fit", groups, "--no-progress"])
     assert "stopped by the test" in res.output
     assert ("--fit prevalence" in res.output) is told
+
+
+@pytest.mark.slow
+def test_analyte_level_fit_runs_end_to_end_with_nutpie_threads():
+    """The CLI default group through nutpie (two chains in threads, each evaluating the
+    compiled laboratory formula): draws come back finite for every free parameter."""
+    pytest.importorskip("nutpie")
+    from neb_bayes.fit import fit
+
+    model = load_model()
+    sims = simulate(model, 30, seed=21, p_repeat=0.0, p_measure=0.5, p_symptom_reported=0.2)
+    cases = supported(model, [s.case for s in sims])[:20]
+    res = fit(model, cases, groups=("analyte-levels",), draws=30, tune=30, chains=2,
+              sampler="nutpie", progressbar=False)
+    post = res.idata.posterior
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
+    names = [k for k in post.data_vars if k.startswith(("lat_mean__", "lat_sd__", "log_median"))]
+    assert any(k.startswith("log_median") for k in names) and len(names) >= 3
+    for k in names:
+        assert np.isfinite(post[k].values).all(), k
