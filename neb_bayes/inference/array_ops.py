@@ -25,13 +25,11 @@ class Ops:
             import pytensor.tensor as pt
 
             self.m = pt
-            self.inv, self.cholesky = pt.linalg.inv, pt.linalg.cholesky
             self.normal_lcdf = pt_log_ndtr
         else:
             from scipy.special import log_ndtr
 
             self.m = np
-            self.inv, self.cholesky = np.linalg.inv, np.linalg.cholesky
             self.normal_lcdf = log_ndtr
 
     def logsumexp(self, x, axis):
@@ -40,14 +38,6 @@ class Ops:
         from scipy.special import logsumexp
 
         return logsumexp(x, axis=axis, keepdims=True)
-
-    def inc_rows(self, x, rows: np.ndarray, vals):
-        """``x`` with ``vals`` added to its ``rows``."""
-        if self.symbolic:
-            return self.m.inc_subtensor(x[rows], vals)
-        out = x.copy()
-        out[rows] += vals
-        return out
 
     def scatter_rows(self, n: int, rows: np.ndarray, vals):
         """``vals`` placed at ``rows`` of a zero array with ``n`` rows."""

@@ -205,14 +205,13 @@ class LabBlock:
         self.n_unique = first.size
         gs = ad.gross
         if gs is not None:
-            self.shared["to_slot"] = np.eye(ad.loadings.shape[0])[:, gs["slot_ch"]]
+            self.shared["to_slot"] = np.eye(C)[:, gs["slot_ch"]]
         J = gs["lw"].shape[1] if gs is not None else 0
-        per_person = max(1, self.n_unique * max(K * K, J + 2))
+        step = max(1, PART_SIZE // max(1, self.n_unique * max(K * K, J + 2)))   # people
         has = ad.cen["has"] > 0
         self.parts: list[tuple[np.ndarray, dict]] = []
         for censored in (False, True):
             rows = np.flatnonzero(has == censored)
-            step = max(1, PART_SIZE // per_person)
             for lo in range(0, rows.size, step):
                 idx = rows[lo:lo + step]
                 data = {k: ad.stats[k][idx] for k in STATS}

@@ -38,8 +38,6 @@ from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep,
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
 
-LOG_2PI = float(np.log(2 * np.pi))   # the statistics tests use it
-
 
 class UnsupportedEvidence(ValueError):
     """Evidence the PyMC formulation does not cover (the exact engine does)."""
@@ -781,8 +779,6 @@ def _make_elimination_op():
             """People are independent: at most :data:`ELIMINATION_PEOPLE` at a time, so the
             tables the backward pass keeps stay bounded whatever the group's size."""
             n, step = self.n, ELIMINATION_PEOPLE
-            if n <= step:
-                return self._value_and_marginals(self.const, inputs, n)
             parts = []
             for lo in range(0, n, step):
                 sl = slice(lo, min(n, lo + step))

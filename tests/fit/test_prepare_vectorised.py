@@ -14,8 +14,8 @@ import pytest
 
 from neb_bayes.case.model import Case, Measurement, Patient
 from neb_bayes.evidence import build_evidence
+from neb_bayes.inference.lab_block import LOG_2PI
 from neb_bayes.inference.pymc_model import (
-    LOG_2PI,
     UnsupportedEvidence,
     _modifier_offsets,
     prepare_group,
