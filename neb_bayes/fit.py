@@ -183,28 +183,119 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
     )
 
 
+def runs_in_python(pmodel) -> bool:
+    """Whether the model's log-density evaluates Ops from Python (the laboratory factors of
+    free analyte levels, the elimination over states when symptom or analyte-level
+    parameters are free): those hold the GIL while they run."""
+    try:
+        from pytensor.graph.traversal import ancestors
+    except ImportError:   # pytensor before 3.x's traversal module
+        from pytensor.graph.basic import ancestors
+
+    return any(getattr(getattr(v.owner, "op", None), "runs_in_python", False)
+               for v in ancestors(list(pmodel.potentials)))
+
+
+def chain_seeds(seed: int, chains: int) -> list[int]:
+    """One independent seed per chain (for chains sampled in separate processes)."""
+    return [int(x) for x in np.random.SeedSequence(seed).generate_state(chains)]
+
+
+def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
+                  tune: int, seed: int, progressbar: bool):
+    """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`)."""
+    import nutpie
+
+    pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
+    compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
+    return nutpie.sample(compiled, draws=draws, tune=tune, chains=1, seed=seed,
+                         progress_bar=progressbar, cores=1)
+
+
+def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtype: str, *,
+                         draws: int, tune: int, chains: int, seed: int, progressbar: bool):
+    """nutpie, one chain per process (at most one process per core), the chains joined.
+
+    nutpie runs its chains in threads, which take turns on the GIL while Ops evaluated
+    from Python run (a 2-chain fit of 100 people used one core); in processes they run side
+    by side.  Each process builds and compiles the model itself (spawned: no fork of a
+    process with compiler threads).  The progress bar is the first chain's."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = max(1, min(chains, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
+                             tune, s, progressbar and i == 0)
+                   for i, s in enumerate(chain_seeds(seed, chains))]
+        return join_chains([f.result() for f in futures])
+
+
+def nuts_library(idata) -> str:
+    """The library that ran NUTS, as the trace records it (PyMC on the posterior group,
+    nutpie on the sample statistics)."""
+    for group in ("posterior", "sample_stats"):
+        if group in idata.children and "inference_library" in idata[group].attrs:
+            library = idata[group].attrs["inference_library"]
+            return getattr(library, "__name__", str(library))   # pymc: the module
+    return "unknown"
+
+
+def join_chains(trees):
+    """ArviZ DataTrees of single chains as one DataTree with chains ``0..n-1``."""
+    import xarray as xr
+
+    groups = {}
+    for name in trees[0].children:
+        parts = [t[name].to_dataset() for t in trees]
+        if "chain" in parts[0].dims:
+            parts = [p.assign_coords(chain=[i]) for i, p in enumerate(parts)]
+            groups[name] = xr.concat(parts, dim="chain", combine_attrs="drop_conflicts")
+        else:
+            groups[name] = parts[0]
+    out = xr.DataTree.from_dict(groups)
+    out.attrs = dict(trees[0].attrs)
+    return out
+
+
 def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
         progressbar: bool = True, table_dtype: str = "float32") -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
-    ``table_dtype``: see :func:`build_fit_model`."""
+    ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
+    as in a prevalence fit; otherwise one chain per process, :func:`_nutpie_in_processes`)
+    or ``"pymc"`` (PyMC's own NUTS, chains in processes).  ``table_dtype``: see
+    :func:`build_fit_model`."""
     import pymc as pm
 
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype}
-    if sampler == "nutpie":
+    if sampler == "nutpie" and chains > 1 and runs_in_python(pmodel):
+        settings["chains_in"] = "processes"
+        settings["chain_seeds"] = chain_seeds(seed, chains)
+        idata = _nutpie_in_processes(model, cases, groups, labels, table_dtype, draws=draws,
+                                     tune=tune, chains=chains, seed=seed,
+                                     progressbar=progressbar)
+    elif sampler == "nutpie":
         import nutpie
 
+        settings["chains_in"] = "threads"
         compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                               progress_bar=progressbar, cores=min(chains, 2))
     else:
+        settings["chains_in"] = "processes"
         with pmodel:
+            # nuts_sampler="pymc": PyMC 6 otherwise hands NUTS to nutpie when it is installed
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
-                              random_seed=seed, progressbar=progressbar,
+                              random_seed=seed, progressbar=progressbar, nuts_sampler="pymc",
                               compute_convergence_checks=False)
+    settings["nuts_library"] = nuts_library(idata)
     diag = diagnostics(idata)
     fails = check_thresholds(diag)
     attrs = {

@@ -104,7 +104,11 @@ _ = EXIT_INPUT
               help="Known states per person (semi-supervised): YAML/JSON mapping case id -> "
                    "{axis: state} or a list of condition ids (or 'none').")
 @click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default="nutpie",
-              show_default=True)
+              show_default=True,
+              help="nutpie: chains in threads when the log-density is all compiled code (a "
+                   "prevalence fit), else one chain per process (free analyte levels and "
+                   "symptom rates are evaluated by Ops that hold Python's GIL). pymc: PyMC's "
+                   "own NUTS, chains in processes.")
 @click.option("--draws", default=1000, show_default=True)
 @click.option("--tune", default=1000, show_default=True)
 @click.option("--chains", default=2, show_default=True)
@@ -161,6 +165,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         click.echo(f"cannot fit: {exc}", err=True)
         sys.exit(EXIT_INPUT)
     d = res.diagnostics
+    used = json.loads(res.attrs["sampler_settings"])
+    click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']})")
     click.echo(f"R-hat max {d['r_hat_max']:.4f}; ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
                f"{d['ess_tail_min']:.0f}; divergences {d['divergences']}; BFMI min "
                f"{d['bfmi_min']:.3f}")

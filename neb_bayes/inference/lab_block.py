@@ -256,15 +256,17 @@ class LabBlock:
     def _padded(self, params):
         """(lat_mean, lat_sd, log_median) with the padding latents (mean 0, sd 1)."""
         lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
-        pad = ((0, 0), (0, self.K - self.n_latents))
-        return np.pad(lat_mean, pad), np.pad(lat_sd, pad, constant_values=1.0), log_median
+        k = self.n_latents
+        mean = np.zeros((lat_mean.shape[0], self.K))     # (np.pad costs ~20 us a call)
+        sd = np.ones((lat_sd.shape[0], self.K))
+        mean[:, :k], sd[:, :k] = lat_mean, lat_sd
+        return mean, sd, log_median
 
 
 # --------------------------------------------------------------------------------------------
 # the compiled formula and the Ops (pytensor imported only when a fit needs it)
-_COMPILED: dict[tuple, object] = {}
+_COMPILED: dict[tuple, tuple[object, threading.Lock]] = {}
 _COMPILING = threading.Lock()
-_PER_THREAD = threading.local()
 #: pytensor mode of the compiled formula; None: the C backend where pytensor has a C++
 #: compiler (its modules are cached on disk, so the first fit on a machine compiles for
 #: about a minute, later ones load them), else pytensor's default.  Measured on this
@@ -296,18 +298,19 @@ def compiled(structure: tuple[bool, bool, int], what: str):
     """:func:`lab_loglik` (``what="value"``) or its vector-Jacobian product with respect to
     ``(lat_mean, lat_sd, log_median)`` (``"vjp"``, one more input: the cotangent ``(R, G)``)
     compiled for one structure with every array an input, once per process; called with the
-    parameters then the arrays named by :func:`_inputs`."""
+    parameters then the arrays named by :func:`_inputs`.
+
+    Returns ``(function, lock)``: a compiled pytensor function keeps its inputs and
+    intermediates in its own storage, so callers in several threads (nutpie runs its chains
+    in threads) hold the lock while they call it.  The lock costs nothing that the GIL does
+    not already cost (the function holds it), whereas a copy per thread re-links the
+    function's C code, which took minutes per thread in a 100-person fit."""
     key = (structure, what, str(MODE))
-    mine = _PER_THREAD.__dict__.setdefault("functions", {})
-    if key in mine:
-        return mine[key]
-    with _COMPILING:
-        if key not in _COMPILED:
-            _COMPILED[key] = _compile(structure, what)
-    # a compiled pytensor function keeps its inputs and intermediates in its own storage,
-    # so threads (nutpie runs its chains in threads) each call their own copy
-    mine[key] = _COMPILED[key].copy()
-    return mine[key]
+    if key not in _COMPILED:
+        with _COMPILING:
+            if key not in _COMPILED:
+                _COMPILED[key] = (_compile(structure, what), threading.Lock())
+    return _COMPILED[key]
 
 
 def _compile(structure: tuple[bool, bool, int], what: str):
@@ -327,12 +330,18 @@ def _compile(structure: tuple[bool, bool, int], what: str):
     return pytensor.function(ins, out, mode=_mode(), on_unused_input="ignore")
 
 
+def _evaluate(structure, what: str, args: list):
+    fn, lock = compiled(structure, what)
+    with lock:   # outputs are not the function's storage (pytensor's default, borrow=False)
+        return fn(*args)
+
+
 def _evaluate_value(structure, params, d):
-    return compiled(structure, "value")(*params, *(d[k] for k in _inputs(structure)))
+    return _evaluate(structure, "value", [*params, *(d[k] for k in _inputs(structure))])
 
 
 def _evaluate_vjp(structure, params, d, ct):
-    return compiled(structure, "vjp")(*params, *(d[k] for k in _inputs(structure)), ct)
+    return _evaluate(structure, "vjp", [*params, *(d[k] for k in _inputs(structure)), ct])
 
 
 _OP_CLASSES: list = []
@@ -358,6 +367,9 @@ def _make_ops():
         """One axis' laboratory factor of one group (:class:`LabBlock`), value only; its
         pullback is :class:`_LabFactorVJP`."""
 
+        #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.choose_sampler`)
+        runs_in_python = True
+
         def __init__(self, block: LabBlock):
             self.block = block
 
@@ -376,6 +388,8 @@ def _make_ops():
     class _LabFactorVJP(Op):
         """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median) (first derivatives
         only: NUTS needs no more)."""
+
+        runs_in_python = True
 
         def __init__(self, block: LabBlock):
             self.block = block

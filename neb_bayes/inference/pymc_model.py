@@ -758,6 +758,9 @@ def _make_elimination_op():
         no gradient (NUTS needs first derivatives only).
         """
 
+        #: evaluated in Python (numpy): holds the GIL (see :func:`neb_bayes.fit.choose_sampler`)
+        runs_in_python = True
+
         def __init__(self, const, free_scopes, sizes, n):
             self.const = const
             self.free_scopes = free_scopes

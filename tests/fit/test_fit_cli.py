@@ -50,6 +50,9 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
                 "model_fingerprint", "diagnostics"):
         assert key in attrs
+    # --sampler pymc ran PyMC's own NUTS (PyMC 6 hands NUTS to nutpie unless told not to)
+    settings = json.loads(attrs["sampler_settings"])
+    assert settings["sampler"] == "pymc" and settings["nuts_library"] == "pymc"
     # prevalence was fitted: its draws vary; analyte levels were not: they are constant
     assert np.std(np.asarray(post["prior_base__thyroid"])[..., 1]) > 0
     assert np.asarray(post["log_median"]).std(axis=(0, 1)).max() < 1e-12
@@ -114,9 +117,11 @@ def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, g
 
 
 @pytest.mark.slow
-def test_analyte_level_fit_runs_end_to_end_with_nutpie_threads():
-    """The CLI default group through nutpie (two chains in threads, each evaluating the
-    compiled laboratory formula): draws come back finite for every free parameter."""
+@pytest.mark.parametrize("sampler", ["nutpie", "auto"])
+def test_analyte_level_fit_runs_end_to_end(sampler):
+    """The CLI default group through nutpie (two chains in threads sharing the compiled
+    laboratory formula under a lock) and through ``auto`` (PyMC's NUTS, chains in
+    processes): draws come back finite for every free parameter."""
     pytest.importorskip("nutpie")
     from neb_bayes.fit import fit
 
@@ -124,7 +129,7 @@ def test_analyte_level_fit_runs_end_to_end_with_nutpie_threads():
     sims = simulate(model, 30, seed=21, p_repeat=0.0, p_measure=0.5, p_symptom_reported=0.2)
     cases = supported(model, [s.case for s in sims])[:20]
     res = fit(model, cases, groups=("analyte-levels",), draws=30, tune=30, chains=2,
-              sampler="nutpie", progressbar=False)
+              sampler=sampler, progressbar=False)
     post = res.idata.posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
     names = [k for k in post.data_vars if k.startswith(("lat_mean__", "lat_sd__", "log_median"))]

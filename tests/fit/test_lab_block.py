@@ -115,8 +115,9 @@ def test_free_analyte_levels_are_a_few_nodes_per_group():
     assert not big
 
 
-def test_threads_each_evaluate_their_own_copy(blocks):
-    """nutpie runs chains in threads: concurrent evaluations must not share storage."""
+def test_concurrent_threads_get_the_same_values(blocks):
+    """nutpie runs chains in threads: concurrent evaluations of one compiled function must
+    not overwrite each other's storage (a 300-person fit aborted before the lock)."""
     from concurrent.futures import ThreadPoolExecutor
 
     params, b, _ = max(blocks, key=lambda x: x[1].n_rows * x[1].n_unique)

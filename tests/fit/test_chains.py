@@ -1,0 +1,74 @@
+"""How a fit runs its chains: nutpie's chains are threads, which take turns on the GIL
+while Ops evaluated from Python run (free analyte levels, free symptom rates), so such fits
+run one nutpie chain per process and join them; a prevalence fit is compiled code only and
+keeps its threads."""
+
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import pytest
+
+pytest.importorskip("pymc")
+
+from neb_bayes.fit import (  # noqa: E402
+    build_fit_model,
+    chain_seeds,
+    join_chains,
+    nuts_library,
+    runs_in_python,
+)
+from neb_bayes.model.compiled import load_model  # noqa: E402
+from neb_bayes.simulate import simulate  # noqa: E402
+
+from .conftest import supported  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    model = load_model()
+    sims = simulate(model, 30, seed=5, p_repeat=0.0, p_measure=0.4, p_symptom_reported=0.3)
+    return model, supported(model, [s.case for s in sims])
+
+
+@pytest.mark.parametrize(("groups", "python_ops"), [
+    (("prevalence",), False),
+    (("analyte-levels",), True),
+    (("symptoms",), True),
+    (("analyte-levels", "prevalence", "symptoms"), True),
+])
+def test_python_ops_are_found_in_the_log_density(cohort, groups, python_ops):
+    model, cases = cohort
+    assert runs_in_python(build_fit_model(model, cases, groups)) is python_ops
+
+
+def _one_chain(rng, draws=50):
+    tree = az.from_dict({
+        "posterior": {"mu": rng.normal(size=(1, draws)), "v": rng.normal(size=(1, draws, 3))},
+        "sample_stats": {"diverging": np.zeros((1, draws), bool),
+                         "energy": rng.normal(size=(1, draws))},
+    })
+    tree["sample_stats"].attrs["inference_library"] = "nutpie"   # where nutpie puts it
+    return tree
+
+
+def test_single_chains_join_into_one_trace():
+    rng = np.random.default_rng(0)
+    trees = [_one_chain(rng) for _ in range(3)]
+    joined = join_chains(trees)
+    post = joined["posterior"]
+    assert list(post["chain"].values) == [0, 1, 2]
+    assert post["v"].shape == (3, 50, 3)
+    for i, t in enumerate(trees):
+        np.testing.assert_array_equal(post["mu"].values[i], t["posterior"]["mu"].values[0])
+        np.testing.assert_array_equal(joined["sample_stats"]["energy"].values[i],
+                                      t["sample_stats"]["energy"].values[0])
+    assert nuts_library(joined) == "nutpie"
+    # diagnostics read the joined trace as any multi-chain trace
+    assert float(az.rhat(joined["posterior"])["mu"]) < 1.1
+
+
+def test_chain_seeds_are_distinct_and_reproducible():
+    assert chain_seeds(0, 4) == chain_seeds(0, 4)
+    assert len(set(chain_seeds(0, 4))) == 4
+    assert chain_seeds(0, 4) != chain_seeds(1, 4)
