@@ -21,6 +21,7 @@ uncertainty < 50 ms warm.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -31,7 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process and of its largest finished child (chains in processes)."""
+    return max(resource.getrusage(who).ru_maxrss
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+
+
+def cpu_s() -> float:
+    """CPU time of this process and its finished children (chains in processes)."""
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + child.ru_utime + child.ru_stime
 
 
 def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str,
@@ -76,17 +85,23 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
               f"{rss_mib():.0f} MiB; load {load()}")
     if skip_sampling:
         return
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), cpu_s()
     res = fit(model, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler=sampler,
               progressbar=False, table_dtype=table_dtype)
-    t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
+    t_fit, c_fit = time.perf_counter() - t0, cpu_s() - c0
     d = res.diagnostics
-    print(f"  fit ({sampler}, 2 chains x {tune}+{draws}, groups {','.join(groups)}, "
+    ss = res.idata["sample_stats"]
+    steps = (f"; leapfrog steps per draw {float(ss['n_steps'].mean()):.0f}"
+             if "n_steps" in ss else "")
+    chains_in = json.loads(res.attrs["sampler_settings"])["chains_in"]
+    print(f"  fit ({sampler}, chains in {chains_in}, "
+          f"2 chains x {tune}+{draws}, groups {','.join(groups)}, "
           f"{table_dtype} tables): {t_fit:.0f} s wall, {c_fit:.0f} s CPU (both chains) incl. "
           f"build and compile  [target for 10k people: < 600 s]; "
           f"R-hat max {d['r_hat_max']:.3f}, ESS bulk min {d['ess_bulk_min']:.0f}, "
           f"ESS tail min {d['ess_tail_min']:.0f}, divergences {d['divergences']}, "
-          f"BFMI min {d['bfmi_min']:.2f}; peak RSS {rss_mib():.0f} MiB; load {load()}")
+          f"BFMI min {d['bfmi_min']:.2f}{steps}; peak RSS {rss_mib():.0f} MiB (largest "
+          f"process); load {load()}")
 
 
 def load() -> str:

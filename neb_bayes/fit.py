@@ -183,6 +183,21 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
     )
 
 
+#: measured cost of an analyte-level fit (2-core Intel Xeon, 2026-12-02): one log-density +
+#: gradient takes about EVAL_FIXED_S + EVAL_PER_PERSON_S x people (92-106 ms at 100 people,
+#: 151 ms at 300, 365 ms at 1,000), and nutpie takes about EVALS_PER_DRAW evaluations per
+#: draw over warm-up and sampling (15 leapfrog steps per draw after warm-up, more early on)
+EVAL_FIXED_S, EVAL_PER_PERSON_S, EVALS_PER_DRAW = 0.06, 0.31e-3, 20
+
+
+def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
+                         cores: int = 2) -> float:
+    """Expected wall time of an analyte-level fit from the measured costs above (chains in
+    parallel, one per core), compilation not included."""
+    waves = -(-chains // max(1, cores))
+    return (tune + draws) * EVALS_PER_DRAW * (EVAL_FIXED_S + EVAL_PER_PERSON_S * n_people) * waves
+
+
 def runs_in_python(pmodel) -> bool:
     """Whether the model's log-density evaluates Ops from Python (the laboratory factors of
     free analyte levels, the elimination over states when symptom or analyte-level

@@ -97,15 +97,15 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
 
 @pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("prevalence", False)])
 def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
-    """A cohort at or above the size where an analyte-level fit was measured to take hours
-    is told so before the fit starts (the fit itself is stubbed here)."""
+    """An analyte-level fit expected to take long is told so, with the expected time, before
+    it starts (the fit itself is stubbed here)."""
     import neb_bayes.cli.priors_cmd as cmd
     import neb_bayes.fit
 
     def stop(*args, **kwargs):
         raise ValueError("stopped by the test")
 
-    monkeypatch.setattr(cmd, "ANALYTE_LEVELS_SLOW", 2)
+    monkeypatch.setattr(cmd, "ANNOUNCE_FIT_S", 1)
     monkeypatch.setattr(neb_bayes.fit, "fit", stop)
     sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
     cohort = tmp_path / "c.jsonl"
@@ -114,14 +114,14 @@ def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, g
                                     "--fit", groups, "--no-progress"])
     assert "stopped by the test" in res.output
     assert ("--fit prevalence" in res.output) is told
+    assert ("expected time" in res.output) is told
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampler", ["nutpie", "auto"])
-def test_analyte_level_fit_runs_end_to_end(sampler):
-    """The CLI default group through nutpie (two chains in threads sharing the compiled
-    laboratory formula under a lock) and through ``auto`` (PyMC's NUTS, chains in
-    processes): draws come back finite for every free parameter."""
+def test_analyte_level_fit_runs_end_to_end():
+    """The CLI default group through nutpie (two chains, one per process: the laboratory
+    factors are Ops evaluated from Python): draws come back finite for every free
+    parameter, and the chains ran in processes."""
     pytest.importorskip("nutpie")
     from neb_bayes.fit import fit
 
@@ -129,7 +129,8 @@ def test_analyte_level_fit_runs_end_to_end(sampler):
     sims = simulate(model, 30, seed=21, p_repeat=0.0, p_measure=0.5, p_symptom_reported=0.2)
     cases = supported(model, [s.case for s in sims])[:20]
     res = fit(model, cases, groups=("analyte-levels",), draws=30, tune=30, chains=2,
-              sampler=sampler, progressbar=False)
+              sampler="nutpie", progressbar=False)
+    assert json.loads(res.attrs["sampler_settings"])["chains_in"] == "processes"
     post = res.idata.posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
     names = [k for k in post.data_vars if k.startswith(("lat_mean__", "lat_sd__", "log_median"))]
