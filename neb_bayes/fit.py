@@ -216,20 +216,28 @@ def chain_seeds(seed: int, chains: int) -> list[int]:
     return [int(x) for x in np.random.SeedSequence(seed).generate_state(chains)]
 
 
+def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
+                   progressbar: bool):
+    """nutpie on a PyMC model: its chains in threads of this process."""
+    import nutpie
+
+    compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
+    return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                         progress_bar=progressbar, cores=min(chains, 2))
+
+
 def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
                   tune: int, seed: int, progressbar: bool):
     """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`)."""
-    import nutpie
-
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
-    compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
-    return nutpie.sample(compiled, draws=draws, tune=tune, chains=1, seed=seed,
-                         progress_bar=progressbar, cores=1)
+    return _nutpie_sample(pmodel, draws=draws, tune=tune, chains=1, seed=seed,
+                          progressbar=progressbar)
 
 
 def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtype: str, *,
-                         draws: int, tune: int, chains: int, seed: int, progressbar: bool):
-    """nutpie, one chain per process (at most one process per core), the chains joined.
+                         draws: int, tune: int, seeds: list[int], progressbar: bool):
+    """nutpie, one chain per seed and process (at most one process per core), the chains
+    joined.
 
     nutpie runs its chains in threads, which take turns on the GIL while Ops evaluated
     from Python run (a 2-chain fit of 100 people used one core); in processes they run side
@@ -239,11 +247,11 @@ def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtyp
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = max(1, min(chains, os.cpu_count() or 1))
+    workers = max(1, min(len(seeds), os.cpu_count() or 1))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
                              tune, s, progressbar and i == 0)
-                   for i, s in enumerate(chain_seeds(seed, chains))]
+                   for i, s in enumerate(seeds)]
         return join_chains([f.result() for f in futures])
 
 
@@ -294,15 +302,12 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         settings["chains_in"] = "processes"
         settings["chain_seeds"] = chain_seeds(seed, chains)
         idata = _nutpie_in_processes(model, cases, groups, labels, table_dtype, draws=draws,
-                                     tune=tune, chains=chains, seed=seed,
+                                     tune=tune, seeds=settings["chain_seeds"],
                                      progressbar=progressbar)
     elif sampler == "nutpie":
-        import nutpie
-
         settings["chains_in"] = "threads"
-        compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                              progress_bar=progressbar, cores=min(chains, 2))
+        idata = _nutpie_sample(pmodel, draws=draws, tune=tune, chains=chains, seed=seed,
+                               progressbar=progressbar)
     else:
         settings["chains_in"] = "processes"
         with pmodel:

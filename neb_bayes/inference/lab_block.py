@@ -367,7 +367,7 @@ def _make_ops():
         """One axis' laboratory factor of one group (:class:`LabBlock`), value only; its
         pullback is :class:`_LabFactorVJP`."""
 
-        #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.choose_sampler`)
+        #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
         def __init__(self, block: LabBlock):

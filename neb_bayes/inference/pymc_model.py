@@ -758,7 +758,7 @@ def _make_elimination_op():
         no gradient (NUTS needs first derivatives only).
         """
 
-        #: evaluated in Python (numpy): holds the GIL (see :func:`neb_bayes.fit.choose_sampler`)
+        #: evaluated in Python (numpy): holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
         def __init__(self, const, free_scopes, sizes, n):
