@@ -149,54 +149,93 @@ def _product(tables: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-#: offsets of :func:`_product_sum`'s loop, by the tables' shapes and the kept dimensions
-_OFFSETS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...], int]] = {}
+#: offsets of :func:`_product_sum`'s loop, by the tables' shapes and strides and the kept
+#: dimensions
+_OFFSETS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...],
+                            int]] = {}
 
 
-def _offsets(shapes: tuple[tuple[int, ...], ...], keep: tuple[int, ...]):
-    """Each table's (and the output's) first element at every state point of the product,
-    in C order: the element offsets of a batch-last table broadcast over the product."""
-    key = (shapes, keep)
+def _offsets(shapes: tuple[tuple[int, ...], ...], strides: tuple[tuple[int, ...], ...],
+             keep: tuple[int, ...]):
+    """Each table's first element at every state point of the product (from its strides in
+    elements: a table broadcast over the product), the points grouped by the output point
+    they are summed into (C order within a group), and each output point's first element in
+    the C-contiguous output."""
+    key = (shapes, strides, keep)
     hit = _OFFSETS.get(key)
     if hit is None:
         full = np.broadcast_shapes(*(sh[:-1] for sh in shapes))
         batch = max(sh[-1] for sh in shapes)
         out_shape = tuple(n if d in keep else 1 for d, n in enumerate(full)) + (batch,)
 
-        def offsets(shape):
-            strides = np.cumprod((shape[1:] + (1,))[::-1])[::-1]    # elements per step
+        def offsets(shape, steps):
             off = np.zeros((), dtype=np.int64)
             for d, n in enumerate(full):
-                step = int(strides[d]) if shape[d] > 1 else 0
+                step = int(steps[d]) if shape[d] > 1 else 0
                 off = off[..., None] + np.arange(n, dtype=np.int64) * step
             return off.reshape(-1)
 
-        table_offsets = np.stack([offsets(sh) for sh in shapes])
+        out_steps = np.cumprod((out_shape[1:] + (1,))[::-1])[::-1]       # C order
+        out_all = offsets(out_shape, out_steps)
+        order = np.argsort(out_all, kind="stable")
+        out_sorted = out_all[order]
+        first = np.flatnonzero(np.r_[True, out_sorted[1:] != out_sorted[:-1]])
+        table_offsets = np.stack([offsets(sh, st) for sh, st in zip(shapes, strides,
+                                                                    strict=True)])[:, order]
         wide = np.array([sh[-1] > 1 or batch == 1 for sh in shapes])
-        hit = (table_offsets, wide, offsets(out_shape), out_shape, batch)
+        hit = (np.ascontiguousarray(table_offsets), wide,
+               np.r_[first, out_all.size].astype(np.int64), out_sorted[first], out_shape, batch)
         if len(_OFFSETS) > 4096:
             _OFFSETS.clear()
         _OFFSETS[key] = hit
     return hit
 
 
+def _flat_run(t: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A flat view of a table's memory from its first to its last element, and its strides
+    in elements (the batch dimension, last, with unit stride; copied otherwise)."""
+    item = t.itemsize
+    if t.strides[-1] != item and t.shape[-1] > 1 or any(st < 0 for st in t.strides):
+        t = np.ascontiguousarray(t)
+    steps = tuple(st // item if n > 1 else 0 for st, n in zip(t.strides, t.shape, strict=True))
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, steps, strict=True))
+    return np.lib.stride_tricks.as_strided(t, shape=(span,), strides=(item,)), steps
+
+
 def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     """The elementwise product of broadcastable batch-last tables, summed over every state
     dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
-    pass, :func:`neb_bayes.tensor_kernels.product_sum`).  The tables share one float type
-    (the products' precision); the sums are float64."""
+    pass, :func:`neb_bayes.tensor_kernels.product_sum`; tables may be views with strided
+    state dimensions).  The tables share one float type (the products' precision); the sums
+    are float64."""
     if not use_compiled():
         drop = tuple(d for d in range(tables[0].ndim - 1) if d not in keep)
         return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
     from neb_bayes.tensor_kernels import product_sum
 
-    tables = [np.ascontiguousarray(t) for t in tables]
-    table_offsets, wide, out_offsets, out_shape, batch = _offsets(
-        tuple(t.shape for t in tables), tuple(sorted(keep)))
-    out = np.zeros(out_shape)
-    product_sum(tuple(t.reshape(-1) for t in tables), table_offsets, wide, out_offsets,
-                out.reshape(-1), batch)
+    flat, steps = zip(*(_flat_run(t) for t in tables), strict=True)
+    table_offsets, wide, group_starts, out_offsets, out_shape, batch = _offsets(
+        tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
+    out = np.empty(out_shape)
+    product_sum(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), batch)
     return out
+
+
+def _rescaled(msg: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A batch-last message divided by its maximum per batch entry (entries whose maximum is
+    0 are left as they are) in the tables' float type, and the maxima (shaped to broadcast
+    against the message)."""
+    mx_shape = (1,) * (msg.ndim - 1) + msg.shape[-1:]
+    if not use_compiled():
+        mx = msg.max(axis=tuple(range(msg.ndim - 1)), keepdims=True)
+        msg = msg * (1.0 / np.where(mx > 0, mx, 1.0))
+        return msg.astype(dtype, copy=False), mx
+    from neb_bayes.tensor_kernels import rescale
+
+    mx = np.empty(msg.shape[-1])
+    out = np.empty(msg.shape, dtype=dtype)
+    rescale(msg.reshape(-1, msg.shape[-1]), mx, out.reshape(-1, msg.shape[-1]))
+    return out, mx.reshape(mx_shape)
 
 
 class _Elimination:
@@ -220,17 +259,13 @@ class _Elimination:
         self.low = np.inf
         nv = tables[0].ndim - 1
         dtype = tables[0].dtype
-        state_axes = tuple(range(nv))
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            msg = _product_sum([self.pool[i] for i in ids], [a for a in range(nv) if a != v])
-            mx = msg.max(axis=state_axes, keepdims=True)
+            msg, mx = _rescaled(_product_sum([self.pool[i] for i in ids],
+                                             [a for a in range(nv) if a != v]), dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
-                msg *= 1.0 / np.where(mx > 0, mx, 1.0)
             self.low = np.minimum(self.low, mx.reshape(-1))
-            if msg.dtype != dtype:
-                msg = msg.astype(dtype)
             self.inputs.append(ids)
             live.difference_update(ids)
             live.add(len(self.pool))
@@ -316,8 +351,10 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     for p in potentials or []:
         p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
         # (probabilities, not rescaled: far from float32's range unless a value is tiny, and
-        # then the check on the messages' maxima below applies)
-        tables.append(np.ascontiguousarray(np.moveaxis(p, 0, -1), dtype=dtype))
+        # then the check on the messages' maxima below applies; given in the tables' type, a
+        # view: the compiled loop reads strided tables)
+        t = np.moveaxis(p, 0, -1)
+        tables.append(t if t.dtype == dtype and use_compiled() else t.astype(dtype))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
         sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
     tables, scopes = _merge_tables(tables, scopes)
@@ -329,8 +366,15 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
     n0 = len(tables)
     down: list[np.ndarray | None] = [None] * len(order)
+    # a step needs the message coming down for its own marginal (an axis to report) or for
+    # the messages it passes down to the steps that fed it (each step feeds a later one)
+    need = [False] * len(order)
+    for i, ids in enumerate(up.inputs):
+        need[i] = order[i] < nd or any(need[k - n0] for k in ids if k >= n0)
     marg: dict[int, np.ndarray] = {}
     for i in reversed(range(len(order))):
+        if not need[i]:
+            continue
         v = order[i]
         j = consumer.get(n0 + i)
         others = [] if j is None else [up.pool[k] for k in up.inputs[j] if k != n0 + i]
@@ -338,11 +382,8 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             others.append(down[j])
         if others:
             keep = up.scopes[n0 + i]
-            msg = _product_sum(others, keep)
-            mx = msg.max(axis=tuple(range(nv)), keepdims=True)
-            msg *= 1.0 / np.where(mx > 0, mx, 1.0)
+            down[i], mx = _rescaled(_product_sum(others, keep), dtype)
             low = np.minimum(low, mx.reshape(-1))
-            down[i] = msg.astype(dtype, copy=False)
         if v < nd:
             # the belief of step i's table (its inputs and the message coming down), summed
             # to axis v

@@ -162,7 +162,7 @@ def probabilities_over_draws(
         ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
     """
     model, draws, ev = sex_view(model, draws, ev)
-    parts, potentials = _factors(model, draw_tables(model, draws), ev)
+    parts, potentials = _factors(model, draw_tables(model, draws), ev, single)
     return _contract(model, parts, potentials, draws.n_draws, chunk, single, threads)
 
 
@@ -200,11 +200,12 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     return np.clip(out, 0.0, 1.0)
 
 
-def _factors(model: CompiledModel, tab: DrawTables,
-             ev: Evidence) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
+             single: bool = SINGLE) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Every factor of the posterior under every draw, each ``(D, S_0, ..., S_{n-1}, P)``
     (1 where a factor does not depend on an axis; ``P`` the propensity level): log-factors,
-    and factors already on the probability scale (present symptoms with the level kept)."""
+    and factors already on the probability scale (present symptoms with the level kept; in
+    float32 for a ``single`` contraction)."""
     draws = tab.draws
     parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
     potentials: list[np.ndarray] = []
@@ -232,6 +233,7 @@ def _factors(model: CompiledModel, tab: DrawTables,
     else:
         # many: the level kept as a last dimension (summed out by the contraction), so each
         # present symptom is a factor over its own cause axes only
-        log_parts, potentials = symptom_level_factors(model, *sym, can_cause=can_cause)
+        log_parts, potentials = symptom_level_factors(model, *sym, can_cause=can_cause,
+                                                      single=single)
         parts.extend(log_parts)
     return parts, potentials

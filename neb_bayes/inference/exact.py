@@ -804,6 +804,7 @@ def symptom_level_factors(
     log1m_leak: np.ndarray,
     log1m_cause: tuple[np.ndarray, ...],
     can_cause: np.ndarray | None = None,
+    single: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The symptom likelihood as factors over ``(lead, S_0, ..., S_{n-1}, P)``.
 
@@ -811,7 +812,10 @@ def symptom_level_factors(
     contraction (:func:`neb_bayes.tensor.contract_marginals`): each present symptom is then a
     factor over its own cause axes only, never over the product of all of them.  ``can_cause``
     ``(n_axes, len(present))``, when given, says which axes have a non-zero cause term for
-    each present symptom (under some draw); otherwise it is read from the tables.
+    each present symptom (under some draw); otherwise it is read from the tables.  With
+    ``single`` the potentials are float32 (formed in float64, rounded once), the contraction's
+    type, so that it copies nothing; float64 wherever a value is below
+    :data:`~neb_bayes.tensor.SINGLE_LOW` (float32 could lose it).
 
     Returns
     -------
@@ -849,6 +853,7 @@ def symptom_level_factors(
     potentials = []
     if groups:
         from neb_bayes.inference.draws_kernels import present_symptoms
+        from neb_bayes.tensor import SINGLE_LOW
 
     n_lead = int(np.prod(lead))
     for causes, ys in groups.items():
@@ -862,9 +867,13 @@ def symptom_level_factors(
             np.ones((len(ys), 0, n_lead))
         sizes = np.array([model.axes[ai].n_states for ai in causes], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        q = np.empty((int(np.prod(sizes)), n_prop, n_lead))
-        present_symptoms(np.ascontiguousarray(leak.transpose(1, 0, 2)),
-                         np.ascontiguousarray(cause), starts, sizes, q)
+        args = (np.ascontiguousarray(leak.transpose(1, 0, 2)), np.ascontiguousarray(cause),
+                starts, sizes)
+        q = np.empty((int(np.prod(sizes)), n_prop, n_lead),
+                     dtype=np.float32 if single else np.float64)
+        if present_symptoms(*args, q, SINGLE_LOW if single else 0.0):
+            q = np.empty(q.shape)
+            present_symptoms(*args, q, 0.0)
         shape = tuple(model.axes[ai].n_states if ai in causes else 1 for ai in range(nd))
         q = q.reshape(shape + (n_prop, n_lead))
         potentials.append(np.moveaxis(q, -1, 0).reshape(lead + shape + (n_prop,)))

@@ -120,37 +120,69 @@ def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_over
     np.testing.assert_allclose(got, shifted(big), rtol=1e-14, atol=1e-14)
 
 
-def test_present_symptom_tables_equal_the_noisy_or_formula():
-    """``symptom_level_factors``' present-symptom tables (one compiled pass per set of cause
-    axes) equal prod_y (1 - exp(leak_y + sum_a cause_a,y)) over the cause axes, levels and
-    draws, symptoms with the same cause axes multiplied together."""
+def _symptom_setup(leak_range=(0.01, 0.2)):
     from types import SimpleNamespace
-
-    from neb_bayes.inference.exact import symptom_level_factors
 
     rng = np.random.default_rng(5)
     sizes, n_prop, n_sym = (2, 3, 4), 3, 5
     model = SimpleNamespace(axes=[SimpleNamespace(n_states=n) for n in sizes],
                             log_propensity_w=np.log(np.full(n_prop, 1 / n_prop)))
-    leak = -rng.uniform(0.01, 0.2, size=(D, n_prop, n_sym))
+    leak = -rng.uniform(*leak_range, size=(D, n_prop, n_sym))
     cause = [-rng.uniform(0.0, 2.0, size=(D, n, n_sym)) for n in sizes]
     cause[0][..., [1, 3]] = 0.0                 # symptoms 1 and 3: caused by axes 1 and 2 only
     cause[2][..., 4] = 0.0                      # symptom 4: axes 0 and 1
-    present = np.array([0, 1, 3, 4])
-    _, pots = symptom_level_factors(model, present, np.array([2]), leak, tuple(cause))
-    expect = {}
+    return model, sizes, leak, cause
+
+
+def _noisy_or(sizes, leak, cause, present):
+    """prod_y (1 - exp(leak_y + sum_a cause_a,y)) on the full grid (D, S0, S1, S2, P)."""
+    total = 1.0
     for y in present:
         lq = leak[:, None, None, None, :, y]
         for a, n in enumerate(sizes):
             shape = [D, 1, 1, 1, 1]
             shape[1 + a] = n
             lq = lq + cause[a][..., y].reshape(shape)
-        key = tuple(a for a in range(3) if np.any(cause[a][..., y] != 0))
-        term = 1.0 - np.exp(lq)
-        expect[key] = expect[key] * term if key in expect else term
-    assert len(pots) == len(expect)
-    for got, ref in zip(pots, expect.values(), strict=True):
-        np.testing.assert_allclose(np.broadcast_to(got, ref.shape), ref, rtol=1e-13, atol=0)
+        total = total * (1.0 - np.exp(lq))
+    return total
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_present_symptom_tables_equal_the_noisy_or_formula(single, monkeypatch):
+    """``symptom_level_factors``' present-symptom tables (one compiled pass per set of cause
+    axes) multiply to prod_y (1 - exp(leak_y + sum_a cause_a,y)) over the cause axes, levels
+    and draws, one table per set; ``single`` gives float32 tables (rounded once)."""
+    from neb_bayes.inference.exact import symptom_level_factors
+
+    monkeypatch.setenv("NEB_BAYES_COMPILED", "1")
+    model, sizes, leak, cause = _symptom_setup()
+    present = np.array([0, 1, 3, 4])
+    _, pots = symptom_level_factors(model, present, np.array([2]), leak, tuple(cause),
+                                    single=single)
+    scopes = [frozenset(a for a in range(3) if p.shape[1 + a] > 1) for p in pots]
+    assert sorted(map(sorted, scopes)) == [[0, 1], [0, 1, 2], [1, 2]]
+    assert all(p.dtype == (np.float32 if single else np.float64) for p in pots)
+    ref = _noisy_or(sizes, leak, cause, present)
+    got = np.prod([np.broadcast_to(p, ref.shape).astype(float) for p in pots], axis=0)
+    np.testing.assert_allclose(got, ref, rtol=1.2e-7 if single else 1e-13, atol=0)
+
+
+def test_present_symptom_tables_too_small_for_float32_stay_double(monkeypatch):
+    """Present-symptom probabilities below SINGLE_LOW (float32 could lose them) are kept in
+    float64 even for a single-precision contraction."""
+    from neb_bayes.inference.exact import symptom_level_factors
+
+    monkeypatch.setenv("NEB_BAYES_COMPILED", "1")
+    model, sizes, leak, cause = _symptom_setup(leak_range=(1e-9, 1e-8))
+    for c in cause:
+        c[...] = 0.0                                # present only by the leak: P ~ 1e-8 each
+    present = np.array([0, 1, 2, 3, 4])
+    _, pots = symptom_level_factors(model, present, np.array([], dtype=int), leak,
+                                    tuple(cause), single=True)
+    assert all(p.dtype == np.float64 for p in pots)
+    ref = _noisy_or(sizes, leak, cause, present)       # ~1e-40: below float32's range
+    got = np.prod([np.broadcast_to(p, ref.shape) for p in pots], axis=0)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=0)
 
 
 def test_vectorised_exponential_is_within_one_ulp():
@@ -167,3 +199,20 @@ def test_vectorised_exponential_is_within_one_ulp():
     edge = np.array([-1000.0, 1000.0])
     exp_into(edge, out[:2], work[:2])
     np.testing.assert_allclose(out[:2], np.exp([EXP_MIN, EXP_MAX]), rtol=2.3e-16, atol=0)
+
+
+def test_vectorised_logarithm_is_within_one_ulp():
+    """The mixture kernel's logarithm (exponent and mantissa from the bits, atanh series)
+    equals ``np.log`` within one ulp over the positive normal numbers, exactly 0 at 1."""
+    from neb_bayes.inference.draws_kernels import log_into
+
+    rng = np.random.default_rng(10)
+    x = np.concatenate([rng.uniform(0.5, 2.0, 20_000), np.exp(rng.uniform(-700, 700, 20_000)),
+                        rng.uniform(0.9, 1e6, 20_000),
+                        [1.0, 2.0, 0.5, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 0.0),
+                         1.0 + 2.2e-16, 1.0 - 1.1e-16, np.finfo(float).tiny, np.finfo(float).max]])
+    out, work, expo = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    log_into(x, out, work, expo)
+    ref = np.log(x)
+    assert np.all(np.abs(out - ref) <= np.spacing(np.abs(ref)))
+    assert out[x == 1.0][0] == 0.0
