@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["exp_into", "log_into", "mixture_loglik", "present_symptoms"]
+__all__ = ["exp_into", "log_into", "mixture_loglik", "present_symptoms", "woodbury_stack"]
 
 
 @njit(cache=True, nogil=True)
@@ -224,3 +224,89 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
         for g in range(n_e):
             o[g] = ll[g] + ex[g]
     return over == 0
+
+
+@njit(cache=True, nogil=True)
+def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # pragma: no cover
+    """The rank-K part of ``C = N + L S L'`` for every stack entry ``n`` (draw x own
+    states), stacked last: with ``R = chol(S)``, ``W = chol(I + R' A R)`` (``A = L'N^-1 L``)
+    and ``V' = W^-1 R' B'`` (``B = N^-1 L``), ``C^-1 = N^-1 - V V'`` and ``log|C|^(1/2) =
+    log|N|^(1/2) + sum_i log W_ii``.
+
+    ``lat_cov``, ``a`` ``(K, K, N)``, ``bt`` ``(K, m, N)`` = B', ``r`` ``(m, N)`` the residuals;
+    writes ``vt`` ``(K, m, N)`` = V', ``t`` ``(K, N)`` = V'r, ``logdet_add`` ``(N,)`` = sum_i
+    log W_ii, ``quad_sub`` ``(N,)`` = |V'r|^2 and ``pr_sub`` ``(m, N)`` = V V'r (subtracted
+    from r'N^-1 r and N^-1 r).  One pass per entry instead of a chain of stacked numpy
+    operations (:func:`neb_bayes.inference.exact._stack_chol` and the like; a test holds them
+    equal).
+    """
+    k, m, n_st = bt.shape
+    low = np.zeros((k, k))
+    w = np.zeros((k, k))
+    ra = np.empty((k, k))
+    rb = np.empty((k, m))
+    for n in range(n_st):
+        # R = chol(S)
+        for j in range(k):
+            d = lat_cov[j, j, n]
+            for c in range(j):
+                d -= low[j, c] * low[j, c]
+            low[j, j] = math.sqrt(d)
+            for i in range(j + 1, k):
+                acc = lat_cov[i, j, n]
+                for c in range(j):
+                    acc -= low[i, c] * low[j, c]
+                low[i, j] = acc / low[j, j]
+        # R'A (k x k), then M = R'AR + I, in w's lower triangle
+        for i in range(k):
+            for j in range(k):
+                acc = 0.0
+                for c in range(i, k):
+                    acc += low[c, i] * a[c, j, n]
+                ra[i, j] = acc
+        for i in range(k):
+            for j in range(i + 1):
+                acc = 1.0 if i == j else 0.0
+                for c in range(j, k):
+                    acc += ra[i, c] * low[c, j]
+                w[i, j] = acc
+        # W = chol(M), in place
+        ld = 0.0
+        for j in range(k):
+            d = w[j, j]
+            for c in range(j):
+                d -= w[j, c] * w[j, c]
+            w[j, j] = math.sqrt(d)
+            ld += math.log(w[j, j])
+            for i in range(j + 1, k):
+                acc = w[i, j]
+                for c in range(j):
+                    acc -= w[i, c] * w[j, c]
+                w[i, j] = acc / w[j, j]
+        logdet_add[n] = ld
+        # R'B' (k x m), then V' = W^-1 R'B' by forward substitution
+        for i in range(k):
+            for j in range(m):
+                acc = 0.0
+                for c in range(i, k):
+                    acc += low[c, i] * bt[c, j, n]
+                rb[i, j] = acc
+        for i in range(k):
+            for j in range(m):
+                acc = rb[i, j]
+                for c in range(i):
+                    acc -= w[i, c] * vt[c, j, n]
+                vt[i, j, n] = acc / w[i, i]
+        q = 0.0
+        for i in range(k):
+            acc = 0.0
+            for j in range(m):
+                acc += vt[i, j, n] * r[j, n]
+            t[i, n] = acc
+            q += acc * acc
+        quad_sub[n] = q
+        for j in range(m):
+            acc = 0.0
+            for i in range(k):
+                acc += vt[i, j, n] * t[i, n]
+            pr_sub[j, n] = acc

@@ -292,6 +292,24 @@ def _stack_forward_solve(low: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
+def _woodbury_stack(lat_cov: np.ndarray, a: np.ndarray, bt: np.ndarray, r: np.ndarray):
+    """The rank-K part of ``C = N + L S L'`` over a stack (stacked last): ``(sum_i log W_ii,
+    |V'r|^2, V V'r, V')`` with ``R = chol(S)``, ``W = chol(I + R'AR)``, ``V' = W^-1 R'B'``
+    (numpy; :func:`neb_bayes.inference.draws_kernels.woodbury_stack` is the compiled
+    counterpart)."""
+    k = a.shape[0]
+    low = _stack_chol(lat_cov)                                           # R
+    rt = low.transpose(1, 0, 2)                                          # R'
+    w = _stack_mul(_stack_mul(rt, a), low)
+    for i in range(k):
+        w[i, i] += 1.0
+    w = _stack_chol(w)                                                   # W W' = I + R'AR
+    vt = _stack_forward_solve(w, _stack_mul(rt, bt))                     # V' (K, n, N)
+    t = np.sum(vt * r[None], axis=1)                                     # V' r (K, N)
+    return (np.log(np.stack([w[i, i] for i in range(k)])).sum(0), np.sum(t * t, axis=0),
+            np.sum(vt * t[:, None, :], axis=0), vt)
+
+
 def _stack_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x @ y`` for a stack of small ``x``; one matrix product when ``y`` is the same for
     the whole stack (a stacked matmul of tiny matrices is slow)."""
@@ -365,19 +383,20 @@ def gaussian_block_loglik(
             a = np.matmul(loadings[obs].T, b)                            # L' N^-1 L
             # K x K algebra for every (draw, own state) at once, the stack flattened last
             st = np.broadcast_shapes(st, a.shape[:-2])
-            low = _stack_chol(_to_stack(lat_cov, st, (k, k)))            # R
-            rt = low.transpose(1, 0, 2)                                  # R'
-            w = _stack_mul(_stack_mul(rt, _to_stack(a, st, (k, k))), low)
-            for i in range(k):
-                w[i, i] += 1.0
-            w = _stack_chol(w)                                           # W W' = I + R'AR
-            bt = _to_stack(np.swapaxes(b, -1, -2), st, (k, m))
-            vt_st = _stack_forward_solve(w, _stack_mul(rt, bt))          # V' (K, n, N)
-            logdet = logdet + _from_stack(np.log(np.stack([w[i, i] for i in range(k)])).sum(0), st)
-            r_st = _to_stack(r, st, (m,))
-            t = np.sum(vt_st * r_st[None], axis=1)                       # V' r (K, N)
-            quad = quad - _from_stack(np.sum(t * t, axis=0), st)
-            pr = pr - _from_stack(np.sum(vt_st * t[:, None, :], axis=0), st)   # C^-1 r
+            stacked = (_to_stack(lat_cov, st, (k, k)), _to_stack(a, st, (k, k)),
+                       _to_stack(np.swapaxes(b, -1, -2), st, (k, m)), _to_stack(r, st, (m,)))
+            if use_compiled():
+                from neb_bayes.inference.draws_kernels import woodbury_stack
+
+                n_st = stacked[3].shape[-1]
+                vt_st, t = np.empty((k, m, n_st)), np.empty((k, n_st))
+                ld, qs, ps = np.empty(n_st), np.empty(n_st), np.empty((m, n_st))
+                woodbury_stack(*stacked, vt_st, t, ld, qs, ps)
+            else:
+                ld, qs, ps, vt_st = _woodbury_stack(*stacked)
+            logdet = logdet + _from_stack(ld, st)
+            quad = quad - _from_stack(qs, st)
+            pr = pr - _from_stack(ps, st)                                # C^-1 r
             vt = np.moveaxis(vt_st, 1, -1).reshape((k,) + st + (m,))     # (K,) + st + (n,)
         if other is not None:
             e = other[..., obs]
@@ -457,6 +476,11 @@ def gaussian_block_loglik(
     return out
 
 
+#: :func:`_expanded_loglik` computes each distinct mean part of the other axes once when the
+#: full grid has at least this many (stack entry, point) pairs (below, finding them costs more)
+DEDUP_MIN = 4096
+
+
 def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
                      logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None, loo: bool,
                      mixture: tuple[np.ndarray, float] | None = None):
@@ -488,12 +512,22 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
         raise ValueError("the mean parts vary along the same grid dimension")
     n = int(np.prod(st))
     e_flat = e.reshape(-1, m)                                            # (E, m)
+    inverse = None
+    if n * e_flat.shape[0] >= DEDUP_MIN:
+        # points of the other axes whose states shift none of these results the same way
+        # (most states have no effect on another axis' results) share their likelihood:
+        # each distinct mean part is computed once, then read back per point
+        distinct, inv = np.unique(e_flat, axis=0, return_inverse=True)
+        if distinct.shape[0] < e_flat.shape[0]:
+            e_flat, inverse = distinct, inv.reshape(-1)
     n_e = e_flat.shape[0]
     shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
     perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
                                     for i in range(g))
 
     def on_grid(x: np.ndarray) -> np.ndarray:
+        if inverse is not None:
+            x = x[:, inverse]
         return x.reshape(shape).transpose(perm)
 
     k = 0 if vt is None else vt.shape[0]
