@@ -50,6 +50,12 @@ def _mixture_summary(w, m, s, prob):
     lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
     keep = w > 1e-9
     w, m, s = w[keep], m[keep], np.maximum(s[keep], 1e-9)
+    # identical components (states of other axes that do not move this latent, gross-error
+    # configurations that leave it alone) merged: the same mixture, a fraction of the terms
+    comps, which = np.unique(np.stack([m, s], axis=1), axis=0, return_inverse=True)
+    if comps.shape[0] < m.size:
+        w = np.bincount(which.reshape(-1), weights=w, minlength=comps.shape[0])
+        m, s = comps[:, 0], comps[:, 1]
     grid = np.linspace((m - 6 * s).min(), (m + 6 * s).max(), 401)
     cdf = (w[:, None] * ndtr((grid[None, :] - m[:, None]) / s[:, None])).sum(0)
     return mean, float(np.interp(lo_q, cdf, grid)), float(np.interp(hi_q, cdf, grid))
