@@ -66,12 +66,21 @@ class AxisTables:
     loadings: np.ndarray   # (C, K)
     grid: tuple[int, ...]  # sizes of the dependency axes, own axis first
     dest: tuple[int, ...]  # the joint-tensor dimension of each grid dimension
+    #: each of the R combinations of the other axes' states -> its distinct column: those
+    #: that shift this axis' channels alike (most states affect no other axis' results) share
+    #: one, so the work below is on ``G = S x R'`` points, R' <= R (e.g. 12 of 162)
+    rest: np.ndarray       # (R,) index into the R' distinct combinations
     mu: np.ndarray         # (C, G) log median + state effects
     amp: np.ndarray        # (C, G) daily-rhythm amplitude
     s_inv: np.ndarray      # (S, K, K) latent precision per own state
     s_mu: np.ndarray       # (G, K) latent precision @ latent mean
     const: np.ndarray      # (G,) -0.5 mean' S^-1 mean - 0.5 log|S|
     noise_var: np.ndarray  # (3, C): tau^2, cvi^2, cva^2
+
+    def on_grid(self, x: np.ndarray) -> np.ndarray:
+        """``(N, G)`` values on the distinct points to ``(N, *grid)``, the whole grid."""
+        x = x.reshape(x.shape[0], self.grid[0], -1)[:, :, self.rest]
+        return x.reshape((x.shape[0],) + self.grid)
 
 
 @dataclass(frozen=True)
@@ -107,10 +116,22 @@ def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
 
     effect, amp = own_first(effect), own_first(amp)
     grid = tuple(sizes[i] for i in order)
-    n_rest = int(np.prod(grid[1:]))
     pos = np.full(len(model.channels), -1, dtype=np.int64)
     pos[chans] = np.arange(chans.size)
     mu = np.array([model.channels[c].log_median for c in chans])[:, None] + effect
+    # the other axes' state combinations with the same means and rhythm amplitudes for every
+    # own state: one column each (in order of first appearance)
+    c_n, s_n = mu.shape[0], grid[0]
+    cols = np.concatenate([mu, amp]).reshape(2 * c_n, s_n, -1)
+    _, first, which = np.unique(cols.transpose(2, 0, 1).reshape(cols.shape[2], -1), axis=0,
+                                return_index=True, return_inverse=True)
+    keep = np.sort(first)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    rest = rank[which.reshape(-1)]
+    mu = mu.reshape(c_n, s_n, -1)[:, :, keep].reshape(c_n, -1)
+    amp = amp.reshape(c_n, s_n, -1)[:, :, keep].reshape(c_n, -1)
+    n_rest = keep.size
     s_inv = np.linalg.inv(ax.lat_cov)
     _, logdet = np.linalg.slogdet(ax.lat_cov)
     own_idx = np.repeat(np.arange(ax.n_states), n_rest)
@@ -120,8 +141,8 @@ def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
     noise = np.array([[model.channels[c].tau, model.channels[c].cvi, model.channels[c].cva]
                       for c in chans]).T ** 2
     return AxisTables(
-        axis=axis, pos=pos, loadings=L, grid=grid, dest=tuple(deps[i] for i in order), mu=mu,
-        amp=amp, s_inv=s_inv, s_mu=s_mu, const=const, noise_var=noise)
+        axis=axis, pos=pos, loadings=L, grid=grid, dest=tuple(deps[i] for i in order),
+        rest=rest, mu=mu, amp=amp, s_inv=s_inv, s_mu=s_mu, const=const, noise_var=noise)
 
 
 def _on_axis(x: np.ndarray, ai: int, nd: int) -> np.ndarray:
@@ -310,11 +331,12 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
             ll_v, _ = _gaussian_loglik(tabs, rows.size, virt, loo=False)
             lr[rows] = lq[rows] + ll_v - ll[grp]
         ll = ll + _gross_mixture(lr, on.case, with_rows.size, eps)
+    ll = tabs.on_grid(ll)
     if with_rows.size == n_cases:
-        return ll.reshape((n_cases,) + tabs.grid)
-    out = np.zeros((n_cases, ll.shape[1]))
+        return ll
+    out = np.zeros((n_cases,) + tabs.grid)
     out[with_rows] = ll
-    return out.reshape((n_cases,) + tabs.grid)
+    return out
 
 
 def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
