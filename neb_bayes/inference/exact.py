@@ -476,11 +476,6 @@ def gaussian_block_loglik(
     return out
 
 
-#: :func:`_expanded_loglik` computes each distinct mean part of the other axes once when the
-#: full grid has at least this many (stack entry, point) pairs (below, finding them costs more)
-DEDUP_MIN = 4096
-
-
 def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
                      logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None, loo: bool,
                      mixture: tuple[np.ndarray, float] | None = None):
@@ -512,22 +507,12 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
         raise ValueError("the mean parts vary along the same grid dimension")
     n = int(np.prod(st))
     e_flat = e.reshape(-1, m)                                            # (E, m)
-    inverse = None
-    if n * e_flat.shape[0] >= DEDUP_MIN:
-        # points of the other axes whose states shift none of these results the same way
-        # (most states have no effect on another axis' results) share their likelihood:
-        # each distinct mean part is computed once, then read back per point
-        distinct, inv = np.unique(e_flat, axis=0, return_inverse=True)
-        if distinct.shape[0] < e_flat.shape[0]:
-            e_flat, inverse = distinct, inv.reshape(-1)
     n_e = e_flat.shape[0]
     shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
     perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
                                     for i in range(g))
 
     def on_grid(x: np.ndarray) -> np.ndarray:
-        if inverse is not None:
-            x = x[:, inverse]
         return x.reshape(shape).transpose(perm)
 
     k = 0 if vt is None else vt.shape[0]
@@ -681,9 +666,16 @@ def _on_joint(model: CompiledModel, block: Block, ll: np.ndarray) -> np.ndarray:
 
 def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                  gross: bool) -> np.ndarray:
-    """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``)."""
-    ll, ratio = _gaussian_and_gross(model, block, idx, latent, log_median, gross, fuse=True)
-    return ll if ratio is None else ll + gross_mixture(ratio, model.gross_error_rate)
+    """:func:`block_loglik` over the block's dependency grid (``lead + deps shape``); with
+    parameter draws, computed on the distinct combinations of the other axes' states
+    (:class:`_DistinctOthers`, the gross-error mixture included) and read back at the end."""
+    mom = block_moments(model, block, idx, latent, log_median)
+    red = _DistinctOthers.of(mom)
+    ll, ratio = _gaussian_and_gross_on(model, block, idx, mom if red is None else red.reduce(mom),
+                                       latent, log_median, gross, True, red)
+    if ratio is not None:
+        ll = ll + gross_mixture(ratio, model.gross_error_rate)
+    return ll if red is None else red.expand(ll)
 
 
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
@@ -691,13 +683,101 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
     ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (a list of ``n`` arrays
     broadcastable to the grid).  With ``fuse`` (the caller wants only the mixed likelihood)
-    the draws path may return the mixed log-likelihood with ``None`` for the terms."""
+    the draws path may return the mixed log-likelihood with ``None`` for the terms.
+
+    With parameter draws the work runs on the distinct combinations of the other axes'
+    states only (:class:`_DistinctOthers`) and is read back per grid point at the end."""
+    mom = block_moments(model, block, idx, latent, log_median)
+    red = _DistinctOthers.of(mom)
+    if red is None:
+        return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, fuse)
+    ll, ratio = _gaussian_and_gross_on(model, block, idx, red.reduce(mom), latent, log_median,
+                                       gross, fuse, red)
+    return red.expand(ll), None if ratio is None else [red.expand(r) for r in ratio]
+
+
+#: blocks whose (draws x) grid has at least this many points are evaluated on the distinct
+#: combinations of the other axes' states (below, finding them costs more than it saves)
+DISTINCT_MIN = 4096
+
+
+@dataclass(frozen=True)
+class _DistinctOthers:
+    """The combinations of a block's other dependency axes' states that shift its results
+    alike (most states of another axis affect none of them): their likelihood is the same,
+    so it is computed once per distinct combination on a ``(own states, R')`` grid and read
+    back per grid point.  Results left out of the block keep that property, so the mapping
+    of a block serves its sub-blocks too."""
+
+    grid: tuple[int, ...]     # the block's dependency grid
+    own_pos: int
+    first: np.ndarray         # (R',) a combination of each class, in C order of the others
+    inverse: np.ndarray       # (R,) the class of every combination
+
+    @classmethod
+    def of(cls, mom: BlockMoments) -> _DistinctOthers | None:
+        grid_nd = mom.other_mean.ndim - 1
+        lead = mom.own_mean.shape[:mom.own_mean.ndim - grid_nd - 1]
+        if not lead:
+            return None                     # one parameter set: small grids, dense form
+        grid = tuple(max(a, b) for a, b in zip(mom.own_mean.shape[len(lead):-1],
+                                               mom.other_mean.shape[:-1], strict=True))
+        n_rest = math.prod(grid) // grid[mom.own_pos]
+        if n_rest < 2 or math.prod(lead) * math.prod(grid) < DISTINCT_MIN:
+            return None
+        rows = cls._rows(mom, grid)
+        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        if first.size == n_rest:
+            return None
+        order = np.argsort(first)
+        rank = np.empty(first.size, dtype=np.int64)
+        rank[order] = np.arange(first.size)
+        return cls(grid, mom.own_pos, first[order], rank[inverse.reshape(-1)])
+
+    @staticmethod
+    def _rows(mom: BlockMoments, grid: tuple[int, ...]) -> np.ndarray:
+        """The other axes' mean part per combination, ``(R, n)``."""
+        shape = list(grid)
+        shape[mom.own_pos] = 1
+        n = mom.other_mean.shape[-1]
+        return np.broadcast_to(mom.other_mean, tuple(shape) + (n,)).reshape(-1, n)
+
+    def reduce(self, mom: BlockMoments) -> BlockMoments:
+        """The moments on the ``(own states, R')`` grid (own axis first)."""
+        n = mom.other_mean.shape[-1]
+        g = len(self.grid)
+        lead = mom.own_mean.shape[:mom.own_mean.ndim - g - 1]
+        k = mom.lat_cov.shape[-1]
+        return BlockMoments(
+            own_mean=mom.own_mean.reshape(lead + (-1, 1, n)),
+            other_mean=self._rows(mom, self.grid)[self.first].reshape(1, -1, n),
+            noise=mom.noise.reshape((-1, 1, n, n)),
+            lat_cov=mom.lat_cov.reshape(lead + (-1, 1, k, k)),
+            loadings=mom.loadings, own_pos=0)
+
+    def expand(self, x):
+        """An array broadcastable to ``lead + (own states, R')`` back on the block's whole
+        grid, ``lead + grid``."""
+        if np.ndim(x) < 2:
+            return x
+        x = np.asarray(x)
+        lead = x.shape[:-2]
+        own = self.grid[self.own_pos]
+        x = np.broadcast_to(x, lead + (own, self.first.size))[..., self.inverse]
+        rest = tuple(n for i, n in enumerate(self.grid) if i != self.own_pos)
+        return np.moveaxis(x.reshape(lead + (own,) + rest), len(lead), len(lead) + self.own_pos)
+
+
+def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
+                           mom: BlockMoments, latent, log_median, gross: bool, fuse: bool,
+                           red: _DistinctOthers | None = None):
+    """:func:`_gaussian_and_gross` on given moments (the block's grid, or the distinct
+    combinations of ``red``), results on the moments' grid."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and (block.censor[idx] != 0).sum() <= 1
-    mom = block_moments(model, block, idx, latent, log_median)
-    if (fuse and loo and mom.own_mean.ndim > len(block.deps) + 1 and mom.lat_cov.shape[-1]
-            and not block.censor[idx].any()):
+    draws = mom.own_mean.ndim > mom.other_mean.ndim
+    if (fuse and loo and draws and mom.lat_cov.shape[-1] and not block.censor[idx].any()):
         # parameter draws, every result observed: the mixture summed as each result's
         # leave-one-out term is computed (falls through where a term would overflow)
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
@@ -705,7 +785,7 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
                                    mixture=(_block_log_q(model, block)[idx], eps))
         if ll is not None:
             return ll, None
-    if mom.own_mean.ndim > len(block.deps) + 1:
+    if draws:
         # parameter draws: the expanded mean and the rank-K latent covariance keep the work
         # per draw small
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
@@ -720,9 +800,18 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     if loo:
         ll, cond = ll
         return ll, [lq - c for lq, c in zip(log_q, cond, strict=True)]
-    # censored results: each p(y_-j) directly
-    rest = [_grid_loglik(model, block, np.delete(idx, j), latent, log_median, False)
-            if idx.size > 1 else 0.0 for j in range(idx.size)]
+    # censored results: each p(y_-j) directly (on the same grid)
+    rest = []
+    for j in range(idx.size):
+        sub = np.delete(idx, j)
+        if sub.size == 0:
+            rest.append(0.0)
+            continue
+        sub_mom = block_moments(model, block, sub, latent, log_median)
+        if red is not None:
+            sub_mom = red.reduce(sub_mom)
+        rest.append(_gaussian_and_gross_on(model, block, sub, sub_mom, latent, log_median,
+                                           False, True, red)[0])
     return ll, [r - ll + lq for r, lq in zip(rest, log_q, strict=True)]
 
 

@@ -153,3 +153,50 @@ def test_compiled_kernels_wait_for_numba_or_a_second_report(monkeypatch):
     assert accel.use_compiled()              # from the second on: compiled
     monkeypatch.setenv("NEB_BAYES_COMPILED", "0")
     assert not accel.use_compiled()
+
+
+def test_blocks_on_distinct_combinations_of_other_axes_equal_the_full_grid(monkeypatch):
+    """With parameter draws a block is evaluated on the distinct combinations of its other
+    dependency axes' states and read back per grid point: the same log-likelihood (gross-error
+    mixture included) as the whole grid, for blocks with 0, 1 and 2 censored results and for
+    blocks whose results no other axis shifts (one combination)."""
+    from neb_bayes.inference import exact
+
+    monkeypatch.setattr(exact, "DISTINCT_MIN", 0)
+    seen: dict = {}
+    for sim in simulate(MODEL, 400, seed=5, p_repeat=0.3):
+        # the full model and the patient's sex view (where e.g. no gonadal state shifts an
+        # adrenal result: one combination)
+        view = view_for_sex(MODEL, sim.case.patient.sex)
+        for model, draws in ((MODEL, DRAWS), (view, DRAWS.restrict(sex_keep(view)))):
+            _check_distinct_blocks(model, draws, sim.case, seen, monkeypatch)
+    assert seen == {0: 2, 1: 2, 2: 2, "one": 2}
+
+
+def _check_distinct_blocks(model, draws, case, seen, monkeypatch):
+    from neb_bayes.inference import exact
+    from neb_bayes.inference.draws import draw_tables
+
+    tab = draw_tables(model, draws)
+    ev = build_evidence(model, case)
+    for block in ev.blocks:
+        n_cen = int((block.censor != 0).sum())
+        if len(block.deps) < 2 or n_cen > 2:
+            continue
+        latent = ev.latent_params(model, block.axis, draws.lat_mean[block.axis],
+                                  tab.lat_cov[block.axis])
+        red = exact._DistinctOthers.of(
+            exact.block_moments(model, block, None, latent, draws.log_median))
+        assert red is not None                               # the reduced path runs
+        kind = "one" if red.first.size == 1 else n_cen
+        if seen.get(kind, 0) >= 2:
+            continue
+
+        def ll(minimum, block=block, latent=latent):
+            monkeypatch.setattr(exact, "DISTINCT_MIN", minimum)
+            return exact.block_loglik(model, block, latent=latent,
+                                      log_median=draws.log_median)
+
+        np.testing.assert_allclose(ll(0), ll(10**12), rtol=1e-11, atol=1e-9)
+        monkeypatch.setattr(exact, "DISTINCT_MIN", 0)
+        seen[kind] = seen.get(kind, 0) + 1
