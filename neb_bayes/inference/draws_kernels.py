@@ -236,77 +236,104 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
     ``lat_cov``, ``a`` ``(K, K, N)``, ``bt`` ``(K, m, N)`` = B', ``r`` ``(m, N)`` the residuals;
     writes ``vt`` ``(K, m, N)`` = V', ``t`` ``(K, N)`` = V'r, ``logdet_add`` ``(N,)`` = sum_i
     log W_ii, ``quad_sub`` ``(N,)`` = |V'r|^2 and ``pr_sub`` ``(m, N)`` = V V'r (subtracted
-    from r'N^-1 r and N^-1 r).  One pass per entry instead of a chain of stacked numpy
-    operations (:func:`neb_bayes.inference.exact._stack_chol` and the like; a test holds them
-    equal).
+    from r'N^-1 r and N^-1 r).  Every step is a contiguous loop over the stack (the same
+    operations, in the same order, as the stacked numpy code it replaces,
+    :func:`neb_bayes.inference.exact._woodbury_stack`; a test holds them equal), without its
+    temporaries.
     """
     k, m, n_st = bt.shape
-    low = np.zeros((k, k))
-    w = np.zeros((k, k))
-    ra = np.empty((k, k))
-    rb = np.empty((k, m))
+    low = np.zeros((k, k, n_st))
+    w = np.zeros((k, k, n_st))
+    rb = np.empty((k, m, n_st))
+    acc = np.empty(n_st)
+
+    def chol(src, dst, add_identity):
+        for j in range(k):
+            dj = dst[j, j]
+            for n in range(n_st):
+                acc[n] = src[j, j, n] + (1.0 if add_identity else 0.0)
+            for c in range(j):
+                lc = dst[j, c]
+                for n in range(n_st):
+                    acc[n] -= lc[n] * lc[n]
+            for n in range(n_st):
+                dj[n] = math.sqrt(acc[n])
+            for i in range(j + 1, k):
+                for n in range(n_st):
+                    acc[n] = src[i, j, n]
+                for c in range(j):
+                    li, lj = dst[i, c], dst[j, c]
+                    for n in range(n_st):
+                        acc[n] -= li[n] * lj[n]
+                di = dst[i, j]
+                for n in range(n_st):
+                    di[n] = acc[n] / dj[n]
+
+    chol(lat_cov, low, False)                                   # R
+    # M = R'AR (the identity added in its Cholesky factorisation), lower triangle
+    ra = np.empty((k, k, n_st))
+    for i in range(k):
+        for j in range(k):
+            dst = ra[i, j]
+            for n in range(n_st):
+                dst[n] = 0.0
+            for c in range(i, k):
+                lci, acj = low[c, i], a[c, j]
+                for n in range(n_st):
+                    dst[n] += lci[n] * acj[n]
+    mm = np.zeros((k, k, n_st))
+    for i in range(k):
+        for j in range(i + 1):
+            dst = mm[i, j]
+            for c in range(j, k):
+                ric, lcj = ra[i, c], low[c, j]
+                for n in range(n_st):
+                    dst[n] += ric[n] * lcj[n]
+    chol(mm, w, True)                                           # W W' = I + R'AR
     for n in range(n_st):
-        # R = chol(S)
-        for j in range(k):
-            d = lat_cov[j, j, n]
-            for c in range(j):
-                d -= low[j, c] * low[j, c]
-            low[j, j] = math.sqrt(d)
-            for i in range(j + 1, k):
-                acc = lat_cov[i, j, n]
-                for c in range(j):
-                    acc -= low[i, c] * low[j, c]
-                low[i, j] = acc / low[j, j]
-        # R'A (k x k), then M = R'AR + I, in w's lower triangle
-        for i in range(k):
-            for j in range(k):
-                acc = 0.0
-                for c in range(i, k):
-                    acc += low[c, i] * a[c, j, n]
-                ra[i, j] = acc
-        for i in range(k):
-            for j in range(i + 1):
-                acc = 1.0 if i == j else 0.0
-                for c in range(j, k):
-                    acc += ra[i, c] * low[c, j]
-                w[i, j] = acc
-        # W = chol(M), in place
-        ld = 0.0
-        for j in range(k):
-            d = w[j, j]
-            for c in range(j):
-                d -= w[j, c] * w[j, c]
-            w[j, j] = math.sqrt(d)
-            ld += math.log(w[j, j])
-            for i in range(j + 1, k):
-                acc = w[i, j]
-                for c in range(j):
-                    acc -= w[i, c] * w[j, c]
-                w[i, j] = acc / w[j, j]
-        logdet_add[n] = ld
-        # R'B' (k x m), then V' = W^-1 R'B' by forward substitution
-        for i in range(k):
-            for j in range(m):
-                acc = 0.0
-                for c in range(i, k):
-                    acc += low[c, i] * bt[c, j, n]
-                rb[i, j] = acc
-        for i in range(k):
-            for j in range(m):
-                acc = rb[i, j]
-                for c in range(i):
-                    acc -= w[i, c] * vt[c, j, n]
-                vt[i, j, n] = acc / w[i, i]
-        q = 0.0
-        for i in range(k):
-            acc = 0.0
-            for j in range(m):
-                acc += vt[i, j, n] * r[j, n]
-            t[i, n] = acc
-            q += acc * acc
-        quad_sub[n] = q
+        logdet_add[n] = 0.0
+    for i in range(k):
+        wi = w[i, i]
+        for n in range(n_st):
+            logdet_add[n] += math.log(wi[n])
+    # R'B', then V' = W^-1 R'B' by forward substitution
+    for i in range(k):
         for j in range(m):
-            acc = 0.0
-            for i in range(k):
-                acc += vt[i, j, n] * t[i, n]
-            pr_sub[j, n] = acc
+            dst = rb[i, j]
+            for n in range(n_st):
+                dst[n] = 0.0
+            for c in range(i, k):
+                lci, bcj = low[c, i], bt[c, j]
+                for n in range(n_st):
+                    dst[n] += lci[n] * bcj[n]
+    for i in range(k):
+        for j in range(m):
+            for n in range(n_st):
+                acc[n] = rb[i, j, n]
+            for c in range(i):
+                wic, vcj = w[i, c], vt[c, j]
+                for n in range(n_st):
+                    acc[n] -= wic[n] * vcj[n]
+            wii, dst = w[i, i], vt[i, j]
+            for n in range(n_st):
+                dst[n] = acc[n] / wii[n]
+    for n in range(n_st):
+        quad_sub[n] = 0.0
+    for i in range(k):
+        ti = t[i]
+        for n in range(n_st):
+            ti[n] = 0.0
+        for j in range(m):
+            vij, rj = vt[i, j], r[j]
+            for n in range(n_st):
+                ti[n] += vij[n] * rj[n]
+        for n in range(n_st):
+            quad_sub[n] += ti[n] * ti[n]
+    for j in range(m):
+        dst = pr_sub[j]
+        for n in range(n_st):
+            dst[n] = 0.0
+        for i in range(k):
+            vij, ti = vt[i, j], t[i]
+            for n in range(n_st):
+                dst[n] += vij[n] * ti[n]
