@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -101,7 +102,8 @@ def infer(
         from neb_bayes.inference.draws import probabilities_over_draws
 
         draws = _draws_for(prior_set, case.patient.sex)
-        draw_probs = probabilities_over_draws(model, draws, ev)
+        draw_probs = probabilities_over_draws(
+            model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1))
         report_done()
     nuts = None
     if method == "nuts":

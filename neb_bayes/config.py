@@ -27,6 +27,11 @@ OTHER_STATE_THRESHOLD: float = 0.2
 without thyroid disease) is named in the report's "other readings" from this posterior
 probability."""
 
+REPORT_DRAW_THREADS: int = 2
+"""Threads one report uses for its parameter draws (each computes a share of the draws; the
+probabilities do not depend on it): lower latency for a clinician's single report on a
+machine with cores to spare (never more than ``os.cpu_count()``).  Batch workers use one."""
+
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "
     "data and the results given. They are not a diagnosis. Treatment decisions need a "

@@ -102,7 +102,7 @@ def draw_tables(model: CompiledModel, draws: ParamDraws) -> DrawTables:
     key = (id(model), id(draws))
     tab = _TABLES.get(key)
     if tab is None or tab.model is not model or tab.draws is not draws:
-        if len(_TABLES) >= 8:
+        if len(_TABLES) >= 16:
             _TABLES.pop(next(iter(_TABLES)))
         tab = _TABLES[key] = DrawTables(model, draws)
     return tab
@@ -152,28 +152,57 @@ def probabilities_over_draws(
         of the double-precision result (``single=False``); see
         :func:`neb_bayes.tensor.contract_marginals`.
     threads
-        Chunks contracted at once on this many threads (the compiled loops and large numpy
-        operations release the GIL): for a single report; the batch path runs one thread per
-        worker process.  Results do not depend on it.
+        The draws split into this many contiguous shares, each computed on its own thread
+        from the factors to the contraction (the compiled loops and large numpy operations
+        release the GIL): for a single report's latency on an otherwise idle machine; the
+        batch path runs one thread per worker process.  Results do not depend on it.
 
     Returns
     -------
     numpy.ndarray
         ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
     """
+    global _POOL
     model, draws, ev = sex_view(model, draws, ev)
-    parts, potentials = _factors(model, draw_tables(model, draws), ev, single)
-    return _contract(model, parts, potentials, draws.n_draws, chunk, single, threads)
+
+    def share(d: ParamDraws) -> np.ndarray:
+        parts, potentials = _factors(model, draw_tables(model, d), ev, single)
+        return _contract(model, parts, potentials, d.n_draws, chunk, single)
+
+    shares = _shares(draws, threads, chunk)
+    if len(shares) == 1:
+        return share(draws)
+    if _POOL is None or _POOL._max_workers < len(shares):
+        _POOL = ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="neb-draws")
+    return np.concatenate(list(_POOL.map(share, shares)))
 
 
-#: threads for :func:`_contract` (created on first use with more than one thread)
+#: threads for :func:`probabilities_over_draws` (created on first use with more than one)
 _POOL: ThreadPoolExecutor | None = None
+#: the draws' contiguous shares per thread count, with the draws they were cut from
+_SHARES: dict[tuple[int, int], tuple[ParamDraws, list[ParamDraws]]] = {}
+
+
+def _shares(draws: ParamDraws, threads: int, chunk: int) -> list[ParamDraws]:
+    """``draws`` cut into at most ``threads`` contiguous shares of whole chunks (cached)."""
+    n_chunks = -(-draws.n_draws // chunk)
+    k = max(1, min(threads, n_chunks))
+    if k == 1:
+        return [draws]
+    key = (id(draws), k)
+    hit = _SHARES.get(key)
+    if hit is None or hit[0] is not draws:
+        bounds = [min(draws.n_draws, chunk * (n_chunks * i // k)) for i in range(k + 1)]
+        if len(_SHARES) >= 16:
+            _SHARES.pop(next(iter(_SHARES)))
+        hit = _SHARES[key] = (draws, [draws.subset(np.arange(a, b))
+                                      for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    return hit[1]
 
 
 def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
-              n_draws: int, chunk: int, single: bool = SINGLE, threads: int = 1) -> np.ndarray:
+              n_draws: int, chunk: int, single: bool = SINGLE) -> np.ndarray:
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
-    global _POOL
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
     parts = merge_nested(parts)     # once for all draws, not per chunk
@@ -189,14 +218,8 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
             out[sl, k] = marg[a][:, mask].sum(axis=1)
         out[sl, -1] = none
 
-    starts = range(0, n_draws, chunk)
-    if threads > 1 and len(starts) > 1:
-        if _POOL is None or _POOL._max_workers < threads:
-            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="neb-draws")
-        list(_POOL.map(run, starts))        # each chunk writes its own rows
-    else:
-        for start in starts:
-            run(start)
+    for start in range(0, n_draws, chunk):
+        run(start)
     return np.clip(out, 0.0, 1.0)
 
 

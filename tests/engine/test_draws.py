@@ -117,7 +117,7 @@ def test_results_do_not_depend_on_chunking_or_on_the_other_cases():
         for chunk in (1, 7, 40, 1000):
             np.testing.assert_allclose(probabilities_over_draws(MODEL, draws, ev, chunk=chunk),
                                        alone, rtol=0, atol=1e-12)
-        # chunks contracted on two threads: the same numbers
+        # the draws in two shares, each on its own thread: the same numbers
         np.testing.assert_array_equal(probabilities_over_draws(MODEL, draws, ev, chunk=7,
                                                                threads=2),
                                       probabilities_over_draws(MODEL, draws, ev, chunk=7))
