@@ -269,18 +269,22 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
                 for n in range(n_st):
                     di[n] = acc[n] / dj[n]
 
+    def rt_times(x, dst):
+        """dst = R' x for x (K, J, N) (R lower triangular)."""
+        for i in range(k):
+            for j in range(x.shape[1]):
+                out = dst[i, j]
+                for n in range(n_st):
+                    out[n] = 0.0
+                for c in range(i, k):
+                    lci, xcj = low[c, i], x[c, j]
+                    for n in range(n_st):
+                        out[n] += lci[n] * xcj[n]
+
     chol(lat_cov, low, False)                                   # R
     # M = R'AR (the identity added in its Cholesky factorisation), lower triangle
     ra = np.empty((k, k, n_st))
-    for i in range(k):
-        for j in range(k):
-            dst = ra[i, j]
-            for n in range(n_st):
-                dst[n] = 0.0
-            for c in range(i, k):
-                lci, acj = low[c, i], a[c, j]
-                for n in range(n_st):
-                    dst[n] += lci[n] * acj[n]
+    rt_times(a, ra)
     mm = np.zeros((k, k, n_st))
     for i in range(k):
         for j in range(i + 1):
@@ -297,15 +301,7 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
         for n in range(n_st):
             logdet_add[n] += math.log(wi[n])
     # R'B', then V' = W^-1 R'B' by forward substitution
-    for i in range(k):
-        for j in range(m):
-            dst = rb[i, j]
-            for n in range(n_st):
-                dst[n] = 0.0
-            for c in range(i, k):
-                lci, bcj = low[c, i], bt[c, j]
-                for n in range(n_st):
-                    dst[n] += lci[n] * bcj[n]
+    rt_times(bt, rb)
     for i in range(k):
         for j in range(m):
             for n in range(n_st):
