@@ -165,16 +165,17 @@ def probabilities_over_draws(
     global _POOL
     model, draws, ev = sex_view(model, draws, ev)
 
-    def share(d: ParamDraws) -> np.ndarray:
-        parts, potentials = _factors(model, draw_tables(model, d), ev, single)
-        return _contract(model, parts, potentials, d.n_draws, chunk, single)
+    def share(tab: DrawTables) -> np.ndarray:
+        parts, potentials = _factors(model, tab, ev, single)
+        return _contract(model, parts, potentials, tab.draws.n_draws, chunk, single)
 
-    shares = _shares(draws, threads, chunk)
-    if len(shares) == 1:
-        return share(draws)
-    if _POOL is None or _POOL._max_workers < len(shares):
-        _POOL = ThreadPoolExecutor(max_workers=len(shares), thread_name_prefix="neb-draws")
-    return np.concatenate(list(_POOL.map(share, shares)))
+    # the shares' tables looked up (and cached) here, so that the threads only read caches
+    tabs = [draw_tables(model, d) for d in _shares(draws, threads, chunk)]
+    if len(tabs) == 1:
+        return share(tabs[0])
+    if _POOL is None or _POOL._max_workers < len(tabs):
+        _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
+    return np.concatenate(list(_POOL.map(share, tabs)))
 
 
 #: threads for :func:`probabilities_over_draws` (created on first use with more than one)
