@@ -98,6 +98,40 @@ def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos,
                                  low_rank=(loadings, lat_cov), mixture=(huge, eps)) is None
 
 
+def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_the_call():
+    """The mixture kernel's loops run over blocks of stack entries (draws x own states): an
+    entry's numbers do not depend on the block it falls in or on the other entries (a
+    report's draws may be cut into shares), and they equal the by-point formula."""
+    from neb_bayes.inference.draws_kernels import STACK_BLOCK, mixture_loglik
+
+    rng = np.random.default_rng(12)
+    m, n_st, n_e = 4, 2 * STACK_BLOCK + 37, 5
+    x = rng.normal(size=(n_st, m, m + 3))
+    prec = x @ np.swapaxes(x, -1, -2) / (m + 3) + 0.2 * np.eye(m)       # C^-1 per entry
+    q = np.ascontiguousarray(np.moveaxis(prec, 0, -1))
+    pr = rng.normal(size=(m, n_st))
+    c0 = rng.normal(size=n_st)
+    et = rng.normal(size=(m, n_e))
+    base = rng.normal(loc=-2.0, size=m)
+    eps = 0.003
+    out = np.empty((n_st, n_e))
+    assert mixture_loglik(c0, pr, q, et, base, eps, out)
+    for sl in (slice(0, 1), slice(5, STACK_BLOCK + 9), slice(STACK_BLOCK - 3, n_st)):
+        part = np.empty((sl.stop - sl.start, n_e))
+        mixture_loglik(c0[sl], np.ascontiguousarray(pr[:, sl]), np.ascontiguousarray(q[..., sl]),
+                       et, base, eps, part)
+        np.testing.assert_array_equal(part, out[sl])
+    # the formula, point by point
+    for n in (0, STACK_BLOCK, n_st - 1):
+        for g in range(n_e):
+            e, c = et[:, g], prec[n]
+            u = pr[:, n] - c @ e
+            terms = np.exp(base + u**2 / (2 * np.diag(c)) - 0.5 * np.log(np.diag(c)))
+            want = (c0[n] + pr[:, n] @ e - 0.5 * e @ c @ e
+                    + np.log(1 - m * eps + eps * terms.sum()))
+            np.testing.assert_allclose(out[n, g], want, rtol=1e-12)
+
+
 def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_overflow():
     rng = np.random.default_rng(3)
     eps = 0.003
