@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -152,10 +153,11 @@ def probabilities_over_draws(
         of the double-precision result (``single=False``); see
         :func:`neb_bayes.tensor.contract_marginals`.
     threads
-        The draws split into this many contiguous shares, each computed on its own thread
-        from the factors to the contraction (the compiled loops and large numpy operations
-        release the GIL): for a single report's latency on an otherwise idle machine; the
-        batch path runs one thread per worker process.  Results do not depend on it.
+        The draws split into up to this many contiguous shares, each computed on its own
+        thread from the factors to the contraction (the compiled loops and large numpy
+        operations release the GIL): for a single report's latency on an otherwise idle
+        machine; one share when the case's factors are small (:data:`THREADS_MIN_STATES`);
+        the batch path runs one thread per worker process.  Results do not depend on it.
 
     Returns
     -------
@@ -169,6 +171,8 @@ def probabilities_over_draws(
         parts, potentials = _factors(model, tab, ev, single)
         return _contract(model, parts, potentials, tab.draws.n_draws, chunk, single)
 
+    if threads > 1 and _largest_scope(model, ev) < THREADS_MIN_STATES:
+        threads = 1
     # the shares' tables looked up (and cached) here, so that the threads only read caches
     tabs = [draw_tables(model, d) for d in _shares(draws, threads, chunk)]
     if len(tabs) == 1:
@@ -176,6 +180,22 @@ def probabilities_over_draws(
     if _POOL is None or _POOL._max_workers < len(tabs):
         _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
     return np.concatenate(list(_POOL.map(share, tabs)))
+
+
+#: below this many joint states per draw in a case's largest factor (a block's dependency
+#: grid, the present symptoms' cause axes), its draws take ~20 ms or less and a second thread
+#: costs more than it saves (measured: subclinical_hypothyroidism_01, 270 states, 28 -> 33 ms)
+THREADS_MIN_STATES = 500
+
+
+def _largest_scope(model: CompiledModel, ev: Evidence) -> int:
+    """Joint states per draw of the case's largest factor: a block's dependency grid or the
+    grid of the axes that can cause a present symptom."""
+    sizes = [math.prod(model.axes[d].n_states for d in b.deps) for b in ev.blocks]
+    if ev.present.size:
+        causes = [a for a, c in enumerate(model.log1m_cause) if np.any(c[:, ev.present] != 0)]
+        sizes.append(math.prod(model.axes[a].n_states for a in causes))
+    return max(sizes, default=0)
 
 
 #: threads for :func:`probabilities_over_draws` (created on first use with more than one)
