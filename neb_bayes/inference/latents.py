@@ -43,8 +43,17 @@ def _truncated_update(mean, cov, mu_w, var_w, cov_zw, lim, sign):
     return new_mean, new_cov
 
 
+#: points of the coarse grid that brackets each quantile, and of the fine grid within the
+#: bracket (the quantile then interpolated between fine points: 1/1600 of the +-6 sd span)
+QUANTILE_GRID = 41
+_UNIT = np.linspace(0.0, 1.0, QUANTILE_GRID)
+
+
 def _mixture_summary(w, m, s, prob):
-    """Mean and equal-tailed interval of a 1-D Gaussian mixture."""
+    """Mean and equal-tailed interval of a 1-D Gaussian mixture.
+
+    Each quantile is bracketed on a coarse grid over the components' +-6 sd span, then
+    interpolated on a fine grid within its bracket (:data:`QUANTILE_GRID` points each)."""
     w = w / w.sum()
     mean = float(np.sum(w * m))
     lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
@@ -52,13 +61,23 @@ def _mixture_summary(w, m, s, prob):
     w, m, s = w[keep], m[keep], np.maximum(s[keep], 1e-9)
     # identical components (states of other axes that do not move this latent, gross-error
     # configurations that leave it alone) merged: the same mixture, a fraction of the terms
-    comps, which = np.unique(np.stack([m, s], axis=1), axis=0, return_inverse=True)
-    if comps.shape[0] < m.size:
-        w = np.bincount(which.reshape(-1), weights=w, minlength=comps.shape[0])
-        m, s = comps[:, 0], comps[:, 1]
-    grid = np.linspace((m - 6 * s).min(), (m + 6 * s).max(), 401)
-    cdf = (w[:, None] * ndtr((grid[None, :] - m[:, None]) / s[:, None])).sum(0)
-    return mean, float(np.interp(lo_q, cdf, grid)), float(np.interp(hi_q, cdf, grid))
+    # (one complex key per component: a 1-d unique is ~10x faster than rows of a 2-d array)
+    comps, which = np.unique(m + 1j * s, return_inverse=True)
+    if comps.size < m.size:
+        w = np.bincount(which.reshape(-1), weights=w, minlength=comps.size)
+        m, s = comps.real, comps.imag
+
+    def cdf(x):
+        return (w[:, None] * ndtr((x[None, :] - m[:, None]) / s[:, None])).sum(0)
+
+    lo, hi = (m - 6 * s).min(), (m + 6 * s).max()
+    coarse = lo + (hi - lo) * _UNIT
+    at = np.searchsorted(cdf(coarse), [lo_q, hi_q])
+    at = np.minimum(np.maximum(at, 1), QUANTILE_GRID - 1)
+    fine = coarse[at - 1][:, None] + (coarse[at] - coarse[at - 1])[:, None] * _UNIT   # (2, n)
+    values = cdf(fine.reshape(-1)).reshape(fine.shape)
+    return (mean, float(np.interp(lo_q, values[0], fine[0])),
+            float(np.interp(hi_q, values[1], fine[1])))
 
 
 def latent_summaries(
