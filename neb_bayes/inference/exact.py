@@ -1021,13 +1021,22 @@ def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
             for i in range(nd)]
 
 
+@lru_cache(maxsize=64)
+def _condition_table(model: CompiledModel) -> np.ndarray:
+    """``(sum of the axes' states, conditions)``: 1 where an axis state belongs to a
+    condition, the axes' states one after another (the marginals concatenated)."""
+    start = np.concatenate([[0], np.cumsum([ax.n_states for ax in model.axes])])
+    table = np.zeros((start[-1], len(model.cond_axis)))
+    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+        table[start[a]:start[a + 1], k] = np.asarray(mask, dtype=float)
+    return table
+
+
 def condition_probabilities(model: CompiledModel, joint: np.ndarray,
                             marg: list[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
     """P(condition) for each condition and P(none of them)."""
     marg = axis_marginals(joint) if marg is None else marg
-    probs = np.array([
-        marg[a][mask].sum() for a, mask in zip(model.cond_axis, model.cond_states, strict=True)
-    ])
+    probs = np.concatenate(marg) @ _condition_table(model)
     v = joint
     for ai in reversed(range(len(model.axes))):
         v = v @ model.axes[ai].healthy.astype(float)
