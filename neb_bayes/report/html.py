@@ -21,6 +21,7 @@ import numpy as np
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
+from neb_bayes.report.format import interval_text
 from neb_bayes.report.format import pct as _pct
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,12 +121,6 @@ def _e(text: Any) -> str:
 
 
 
-def _interval(iv: Sequence[float], draws: bool = True) -> str:
-    """An interval as text; a point when the prior set has no parameter draws."""
-    lo, hi = iv
-    if abs(hi - lo) < 1e-9:
-        return f"{_pct(lo)} (all draws)" if draws else "no parameter draws"
-    return f"{_pct(lo)} – {_pct(hi)}"
 
 
 def _num(v: float) -> str:
@@ -431,7 +426,7 @@ def summary_text(result: Result, next_rows: Sequence[dict] | None = None) -> str
             iv = ivs[c]
             how = _pct(p)
             if iv[1] - iv[0] > 1e-9:
-                how += f", {result.interval_prob * 100:g} % interval {_interval(iv)}"
+                how += f", {result.interval_prob * 100:g} % interval {interval_text(iv)}"
             first.append(f"{_name(c)} is {_strength(p)} ({how})")
         parts.append("; ".join(first)[0].upper() + "; ".join(first)[1:] + ".")
     else:
@@ -552,7 +547,7 @@ def _probability_section(result: Result, d: dict) -> str:
     prior = result.prior_probabilities
     kind = f"{d['interval_prob'] * 100:g} % {d['interval_kind']} interval"
     draws = result.draw_probs is not None and len(result.draw_probs) > 1
-    rows = [[f"<code>{_e(c)}</code>", _e(_name(c)), _e(_pct(p)), _e(_interval(ivs[c], draws)),
+    rows = [[f"<code>{_e(c)}</code>", _e(_name(c)), _e(_pct(p)), _e(interval_text(ivs[c], draws)),
              _e(_pct(prior[c]))] for c, p in ranked]
     fig = probability_plot([(c, p, ivs[c]) for c, p in ranked], kind)
     out = ["<h2>Condition probabilities</h2>",

@@ -6,14 +6,8 @@ import math
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
+from neb_bayes.report.format import interval_text
 from neb_bayes.report.format import pct as _pct
-
-
-def _interval(iv: tuple[float, float] | list[float]) -> str:
-    lo, hi = iv
-    if abs(hi - lo) < 1e-9:
-        return "(no parameter draws)"
-    return f"{_pct(lo)} – {_pct(hi)}"
 
 
 def _next_tests(result: Result) -> list[dict]:
@@ -46,8 +40,9 @@ def render_markdown(result: Result) -> str:
               f"probability {d['interval_prob']:g} ({d['interval_source']}).", "",
               "| condition | probability | interval |", "|---|---:|---|"]
     ivs = result.intervals
+    draws = result.draw_probs is not None and len(result.draw_probs) > 1
     for name, prob in result.ranked():
-        lines.append(f"| {name} | {_pct(prob)} | {_interval(ivs[name])} |")
+        lines.append(f"| {name} | {_pct(prob)} | {interval_text(ivs[name], draws)} |")
     if d["other_states"]:
         lines += ["", "**Other readings** (axis states that are not a listed condition):"]
         lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])} "
