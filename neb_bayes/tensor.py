@@ -47,6 +47,17 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
     return merged
 
 
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``rows`` ``(R, n)``, numbered in order of first appearance:
+    ``(first, inverse)``, the index of each distinct row's first appearance ``(R',)``
+    (ascending) and each row's number ``(R,)`` (``rows[first][inverse] == rows``)."""
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[order] = np.arange(first.size)
+    return first[order], rank[inverse.reshape(-1)]
+
+
 #: elimination orders already worked out, by the factors' scopes and the axis sizes
 _ORDERS: dict[tuple, tuple[int, ...]] = {}
 
@@ -353,8 +364,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         # (probabilities, not rescaled: far from float32's range unless a value is tiny, and
         # then the check on the messages' maxima below applies; given in the tables' type, a
         # view: the compiled loop reads strided tables)
-        t = np.moveaxis(p, 0, -1)
-        tables.append(t if t.dtype == dtype and use_compiled() else t.astype(dtype))
+        tables.append(np.moveaxis(p, 0, -1).astype(dtype, copy=False))
         scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
         sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
     tables, scopes = _merge_tables(tables, scopes)

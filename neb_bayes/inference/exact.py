@@ -22,6 +22,7 @@ from neb_bayes.accel import use_compiled
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import log_prior
+from neb_bayes.tensor import distinct_rows
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -680,21 +681,13 @@ def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, lo
 
 
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
-                        gross: bool, fuse: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                        gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
     ``log q(y_j) + log p(y_-j | states) - log p(y | states)`` (a list of ``n`` arrays
-    broadcastable to the grid).  With ``fuse`` (the caller wants only the mixed likelihood)
-    the draws path may return the mixed log-likelihood with ``None`` for the terms.
-
-    With parameter draws the work runs on the distinct combinations of the other axes'
-    states only (:class:`_DistinctOthers`) and is read back per grid point at the end."""
+    broadcastable to the grid).  (With parameter draws, :func:`_grid_loglik` evaluates a
+    block on the distinct combinations of the other axes' states, :class:`_DistinctOthers`.)"""
     mom = block_moments(model, block, idx, latent, log_median)
-    red = _DistinctOthers.of(mom)
-    if red is None:
-        return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, fuse)
-    ll, ratio = _gaussian_and_gross_on(model, block, idx, red.reduce(mom), latent, log_median,
-                                       gross, fuse, red)
-    return red.expand(ll), None if ratio is None else [red.expand(r) for r in ratio]
+    return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, False)
 
 
 #: blocks whose (draws x) grid has at least this many points are evaluated on the distinct
@@ -726,14 +719,10 @@ class _DistinctOthers:
         n_rest = math.prod(grid) // grid[mom.own_pos]
         if n_rest < 2 or math.prod(lead) * math.prod(grid) < DISTINCT_MIN:
             return None
-        rows = cls._rows(mom, grid)
-        _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        first, inverse = distinct_rows(cls._rows(mom, grid))
         if first.size == n_rest:
             return None
-        order = np.argsort(first)
-        rank = np.empty(first.size, dtype=np.int64)
-        rank[order] = np.arange(first.size)
-        return cls(grid, mom.own_pos, first[order], rank[inverse.reshape(-1)])
+        return cls(grid, mom.own_pos, first, inverse)
 
     @staticmethod
     def _rows(mom: BlockMoments, grid: tuple[int, ...]) -> np.ndarray:
@@ -773,7 +762,9 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
                            mom: BlockMoments, latent, log_median, gross: bool, fuse: bool,
                            red: _DistinctOthers | None = None):
     """:func:`_gaussian_and_gross` on given moments (the block's grid, or the distinct
-    combinations of ``red``), results on the moments' grid."""
+    combinations of ``red``), results on the moments' grid.  With ``fuse`` (the caller wants
+    only the mixed likelihood) the draws path may return the mixed log-likelihood with
+    ``None`` for the terms."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
     loo = mixed and (block.censor[idx] != 0).sum() <= 1

@@ -38,7 +38,7 @@ from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, view_for_sex
 from neb_bayes.model.prior import log_prior
-from neb_bayes.tensor import merge_nested
+from neb_bayes.tensor import distinct_rows, merge_nested
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 #: cases evaluated together: bounds the memory of the ``(cases or rows, dependency grid)``
@@ -123,12 +123,7 @@ def _axis_tables(model: CompiledModel, axis: int) -> AxisTables | None:
     # own state: one column each (in order of first appearance)
     c_n, s_n = mu.shape[0], grid[0]
     cols = np.concatenate([mu, amp]).reshape(2 * c_n, s_n, -1)
-    _, first, which = np.unique(cols.transpose(2, 0, 1).reshape(cols.shape[2], -1), axis=0,
-                                return_index=True, return_inverse=True)
-    keep = np.sort(first)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(first.size)
-    rest = rank[which.reshape(-1)]
+    keep, rest = distinct_rows(cols.transpose(2, 0, 1).reshape(cols.shape[2], -1))
     mu = mu.reshape(c_n, s_n, -1)[:, :, keep].reshape(c_n, -1)
     amp = amp.reshape(c_n, s_n, -1)[:, :, keep].reshape(c_n, -1)
     n_rest = keep.size
