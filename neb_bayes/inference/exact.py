@@ -687,7 +687,14 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     broadcastable to the grid).  (With parameter draws, :func:`_grid_loglik` evaluates a
     block on the distinct combinations of the other axes' states, :class:`_DistinctOthers`.)"""
     mom = block_moments(model, block, idx, latent, log_median)
-    return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, False)
+    # two or more censored results cost a bivariate or trivariate normal CDF per grid point
+    # (and per result left out): worth finding the distinct combinations first
+    red = _DistinctOthers.of(mom, point=(block.censor[idx] != 0).sum() >= 2)
+    if red is None:
+        return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, False)
+    ll, ratio = _gaussian_and_gross_on(model, block, idx, red.reduce(mom), latent, log_median,
+                                       gross, False, red)
+    return red.expand(ll), None if ratio is None else [red.expand(r) for r in ratio]
 
 
 #: blocks whose (draws x) grid has at least this many points are evaluated on the distinct
@@ -709,15 +716,18 @@ class _DistinctOthers:
     inverse: np.ndarray       # (R,) the class of every combination
 
     @classmethod
-    def of(cls, mom: BlockMoments) -> _DistinctOthers | None:
+    def of(cls, mom: BlockMoments, point: bool = False) -> _DistinctOthers | None:
+        """The mapping for a block's moments, or ``None`` where it would not pay: always
+        with parameter draws on large grids; with one parameter set (small grids, dense form)
+        only when asked (``point``: the block's per-point work is heavy)."""
         grid_nd = mom.other_mean.ndim - 1
         lead = mom.own_mean.shape[:mom.own_mean.ndim - grid_nd - 1]
-        if not lead:
-            return None                     # one parameter set: small grids, dense form
+        if not lead and not point:
+            return None
         grid = tuple(max(a, b) for a, b in zip(mom.own_mean.shape[len(lead):-1],
                                                mom.other_mean.shape[:-1], strict=True))
         n_rest = math.prod(grid) // grid[mom.own_pos]
-        if n_rest < 2 or math.prod(lead) * math.prod(grid) < DISTINCT_MIN:
+        if n_rest < 2 or (lead and math.prod(lead) * math.prod(grid) < DISTINCT_MIN):
             return None
         first, inverse = distinct_rows(cls._rows(mom, grid))
         if first.size == n_rest:

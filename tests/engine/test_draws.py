@@ -204,3 +204,42 @@ def _check_distinct_blocks(model, draws, case, seen, monkeypatch):
         np.testing.assert_allclose(ll(0), ll(10**12), rtol=1e-11, atol=1e-9)
         monkeypatch.setattr(exact, "DISTINCT_MIN", 0)
         seen[kind] = seen.get(kind, 0) + 1
+
+
+@pytest.mark.parametrize("n_cen", [2, 3])
+def test_point_blocks_with_censored_results_on_distinct_combinations(n_cen):
+    """With one parameter set, a block with two or three censored results (a bivariate or
+    trivariate normal CDF per grid point and per result left out) is evaluated on the distinct
+    combinations of its other axes' states: the same log-likelihood and gross-error terms as
+    on the whole grid."""
+    from neb_bayes.inference import exact
+
+    checked = 0
+    for sim in simulate(MODEL, 60, seed=11):
+        ev = build_evidence(MODEL, sim.case)
+        for block in ev.blocks:
+            if len(block.deps) < 2 or block.n < n_cen + 2:
+                continue
+            # the first n_cen results read as "below the limit" at their value
+            censor = block.censor.copy()
+            censor[:n_cen] = -1
+            block = dataclasses.replace(block, censor=censor)
+            idx = np.arange(block.n)
+            mom = exact.block_moments(MODEL, block, idx, None, None)
+            red = exact._DistinctOthers.of(mom, point=True)
+            if red is None:
+                continue
+            ll, ratio = exact._gaussian_and_gross(MODEL, block, idx, None, None, True)
+            full_ll, full_ratio = exact._gaussian_and_gross_on(
+                MODEL, block, idx, mom, None, None, True, False)
+            assert ll.shape == np.broadcast_shapes(full_ll.shape, ll.shape)
+            np.testing.assert_allclose(ll, np.broadcast_to(full_ll, ll.shape),
+                                       rtol=1e-12, atol=1e-12)
+            for r, f in zip(ratio, full_ratio, strict=True):
+                np.testing.assert_allclose(np.broadcast_to(r, np.broadcast_shapes(
+                    np.shape(r), np.shape(f))), np.broadcast_to(f, np.broadcast_shapes(
+                        np.shape(r), np.shape(f))), rtol=1e-12, atol=1e-12)
+            checked += 1
+        if checked >= 3:
+            break
+    assert checked >= 3
