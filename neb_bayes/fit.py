@@ -57,7 +57,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     import pymc as pm
     import pytensor.tensor as pt
 
-    from neb_bayes.inference.pymc_model import group_loglik, prepare_cohort, symptom_tables
+    from neb_bayes.inference.pymc_model import cohort_loglik, prepare_cohort, symptom_tables
 
     unknown = set(groups) - set(PARAM_GROUPS)
     if unknown:
@@ -104,7 +104,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
             cl, ll = pt_.cause_logit[0], pt_.leak_logit[0]
         theta["symptom_logits"] = (cl, ll)
         theta["symptom_tables"] = symptom_tables(model, cl, ll)
-        total = sum(group_loglik(theta, g, table_dtype).sum() for g in data)
+        total = sum(ll for _, ll in cohort_loglik(theta, data, table_dtype, totals=True))
         pm.Potential("cohort_loglik", total)
     return pmodel
 

@@ -28,6 +28,7 @@ result whose channel also has an observed result; such cases raise
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -425,7 +426,12 @@ def _prior_factors(theta: dict, g: GroupData,
             sl[1 + pos] = cs
             bump[tuple(sl)] += np.log(odds)
         shape = (1,) * pos + (ax.n_states,) + (1,) * (len(scope) - pos - 1)
-        lo = base.reshape((1,) + shape) + (modoff[ai].reshape((P,) + shape) + bump)
+        off = modoff[ai].reshape((P,) + shape) + bump
+        if o.symbolic:
+            # data enter the graph as shared variables, not constants: the compiled code
+            # then does not depend on the cohort (numba's cache serves the next fit)
+            off = _shared(off)
+        lo = base.reshape((1,) + shape) + off
         out.append((scope, lo - o.logsumexp(lo, axis=1 + pos)))
     return out
 
@@ -451,12 +457,20 @@ def _symptom_factors(theta: dict, g: GroupData) -> list[tuple[tuple[int, ...], o
     sizes = [m.axes[d].n_states for d in scope]
     n_lev = leak.shape[0]
     total = level.reshape((P,) + (1,) * len(scope) + (n_lev,))
-    for y in np.flatnonzero(g.present.any(axis=0)):
-        lq = leak[:, y].reshape((1,) * len(scope) + (n_lev,))
-        for j, ai in enumerate(scope):
-            lq = lq + cause[ai][:, y].reshape((1,) * j + (sizes[j],) + (1,) * (len(scope) - j))
-        term = o.m.log(-o.m.expm1(lq))[None]
-        total = total + g.present[:, y].reshape((P,) + (1,) * (len(scope) + 1)) * term
+    ys = np.flatnonzero(g.present.any(axis=0))
+    if ys.size:
+        # log P(y present | causes, level) per symptom, flattened over (scope, level); each
+        # person's sum over their present symptoms is one matrix product
+        full = tuple(sizes) + (n_lev,)
+        terms = []
+        for y in ys:
+            lq = leak[:, y].reshape((1,) * len(scope) + (n_lev,))
+            for j, ai in enumerate(scope):
+                lq = lq + cause[ai][:, y].reshape((1,) * j + (sizes[j],)
+                                                  + (1,) * (len(scope) - j))
+            terms.append(o.m.broadcast_to(o.m.log(-o.m.expm1(lq)), full).reshape((1, -1)))
+        table = o.m.concatenate(terms, axis=0)                          # (Y', prod(full))
+        total = total + o.m.dot(g.present[:, ys], table).reshape((P,) + full)
     return out + [(tuple(scope) + (nd,), total)]
 
 
@@ -496,6 +510,41 @@ def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     (half the memory traffic; about 1e-6 relative error in each person's evidence);
     ``"float64"`` (the default) is exact.
     """
+    factors, sizes = _group_factors(theta, g)
+    if _prior_only(theta, factors):
+        return _prior_only_loglik(theta, [_PriorOnly.of(g, factors, sizes)], table_dtype)
+    return eliminate(_prior_factors(theta, g) + factors, sizes, len(g.case_ids))
+
+
+def cohort_loglik(theta: dict, groups: list[GroupData], table_dtype: str = "float64",
+                  totals: bool = False) -> list[tuple[list[str], Any]]:
+    """:func:`group_loglik` of every group, as ``(case ids, log evidence)`` pieces (with
+    ``totals``, each piece's sum over its people: what a fit needs).
+
+    In a prevalence-only fit the groups of one model view (sex) share one piece: their
+    constant tables are laid one after another and the prior network is computed once per
+    view (groups differ only in the shapes of their constant factors, which are multiplied
+    out in numpy), so the graph to compile does not grow with the number of groups.
+    """
+    pieces: list[tuple[list[str], Any]] = []
+    shared: dict[tuple, list[_PriorOnly]] = {}
+    for g in groups:
+        factors, sizes = _group_factors(theta, g)
+        if _prior_only(theta, factors):
+            key = (id(g.model), tuple((a, k.tobytes()) for a, k in sorted(g.keep.items())))
+            shared.setdefault(key, []).append(_PriorOnly.of(g, factors, sizes))
+        else:
+            ll = eliminate(_prior_factors(theta, g) + factors, sizes, len(g.case_ids))
+            pieces.append((g.case_ids, ll.sum() if totals else ll))
+    for items in shared.values():
+        ids = [c for it in items for c in it.group.case_ids]
+        pieces.append((ids, _prior_only_loglik(theta, items, table_dtype, totals)))
+    return pieces
+
+
+def _group_factors(theta: dict, g: GroupData) -> tuple[list, list[int]]:
+    """A group's factors other than the prior network (laboratory blocks, symptoms, labels)
+    and the sizes of the variables (axes, then the propensity level)."""
     m = g.model
     P = len(g.case_ids)
     factors = []
@@ -506,23 +555,52 @@ def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     factors += _symptom_factors(theta, g)
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
-    sizes = [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
-    if is_free(*theta["prior_base"]) and not any(is_free(f) for _, f in factors):
-        return _prior_only_loglik(theta, g, factors, sizes, table_dtype)
-    return eliminate(_prior_factors(theta, g) + factors, sizes, P)
+    return factors, [ax.n_states for ax in m.axes] + [m.log_propensity_w.shape[0]]
 
 
-def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int],
-                       table_dtype: str = "float64"):
-    """``group_loglik`` when only the prior network is free (a prevalence fit).
+def _prior_only(theta: dict, factors) -> bool:
+    """Whether only the prior network is free (a prevalence fit)."""
+    return is_free(*theta["prior_base"]) and not any(is_free(f) for _, f in factors)
+
+
+@dataclass
+class _PriorOnly:
+    """A group's constant factors multiplied into one table per person over the axes the
+    data touch (``table``, ``(P, *sizes[scope])``, max-scaled; ``offset``: the log scale)."""
+
+    group: GroupData
+    scope: tuple[int, ...]
+    table: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def of(cls, g: GroupData, factors, sizes: list[int]) -> _PriorOnly:
+        n = len(g.case_ids)
+        scope, C, offset = _constant_product(factors, sizes, n, keep=set(range(len(g.model.axes))))
+        return cls(g, scope, C, offset)
+
+    def on(self, scope: tuple[int, ...], dtype: str) -> np.ndarray:
+        """The table on a larger ``scope`` (constant along the added axes), ``(P, -1)``."""
+        sizes = [ax.n_states for ax in self.group.model.axes]
+        n = self.table.shape[0]
+        x = _aligned(self.scope, self.table, scope)
+        x = np.broadcast_to(x, (n,) + tuple(sizes[d] for d in scope))
+        return np.ascontiguousarray(x.reshape(n, -1), dtype=dtype)
+
+
+def _prior_only_loglik(theta: dict, items: list[_PriorOnly], table_dtype: str = "float64",
+                       total: bool = False):
+    """``group_loglik`` when only the prior network is free (a prevalence fit), for groups
+    that share a model view (``items``, people in their order); with ``total``, the sum over
+    the people (a scalar whose gradient costs no second pass: what a fit needs).
 
     Every other factor is a constant: they are multiplied, and the variables the prior does
     not have summed out, once in numpy into one table per person over the axes the data
-    touch (``C``, every axis: 4,860-6,480 states in a sex view).  People share the prior network by
-    stratum/flag pattern, so the graph computes the prior over those axes once per pattern
-    (the other axes, e.g. a hidden axis without results, summed out) and each person's
-    evidence is a row of ``C`` times that vector: one matrix-vector product per pattern,
-    whose gradient is one more.  Exact in float64.
+    touch (``C``, every axis: 4,860-6,480 states in a sex view).  People share the prior
+    network by stratum/flag pattern, so the graph computes the prior over those axes once per
+    pattern (the other axes, e.g. a hidden axis without results, summed out) and each
+    person's evidence is a row of ``C`` times that vector; the :class:`PatternLogLik` Op
+    computes them all, with the gradient of their sum, without a second graph pass.
 
     With ``table_dtype="float32"`` the tables ``C`` (max-scaled per person) and the prior
     vectors (scaled by their maximum, which is added back outside the product and carries
@@ -531,15 +609,19 @@ def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int],
     evidence lies only on joint states less probable than 1e-38 times the most probable one
     would get log 0 (the fit stops at its first evaluation; use float64 then).
     """
-    import pytensor
     import pytensor.tensor as pt
     from pytensor.gradient import disconnected_grad
 
-    n = len(g.case_ids)
+    if table_dtype not in ("float64", "float32"):
+        raise ValueError(f"table_dtype must be float64 or float32, not {table_dtype!r}")
+    g = items[0].group
     n_axes = len(g.model.axes)
-    scope, C, offset = _constant_product(factors, sizes, n, keep=set(range(n_axes)))
-    patterns, inverse = np.unique(np.concatenate(g.modoff, axis=1), axis=0, return_inverse=True)
-    split = np.cumsum([a.shape[1] for a in g.modoff])[:-1]
+    scope = tuple(sorted(set().union(*[set(it.scope) for it in items])))
+    modoff = [np.concatenate([it.group.modoff[a] for it in items]) for a in range(n_axes)]
+    offset = np.concatenate([it.offset for it in items])
+    patterns, inverse = np.unique(np.concatenate(modoff, axis=1), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    split = np.cumsum([a.shape[1] for a in modoff])[:-1]
     prior = _prior_factors(theta, g, np.split(patterns, split, axis=1))
     every = tuple(range(n_axes))
     log_joint = sum(_align_pt(f, s, every) for s, f in prior)
@@ -550,21 +632,133 @@ def _prior_only_loglik(theta: dict, g: GroupData, factors, sizes: list[int],
     if table_dtype == "float64":
         shift = pt.zeros((patterns.shape[0],))
         joint = pt.exp(log_joint)
-    elif table_dtype == "float32":
+    else:
         shift = disconnected_grad(pt.max(log_joint, axis=1))
         joint = pt.exp(log_joint - shift[:, None]).astype("float32")
-    else:
-        raise ValueError(f"table_dtype must be float64 or float32, not {table_dtype!r}")
-    C = C.reshape((n, -1))
-    parts, rows = [], []
-    for u in range(patterns.shape[0]):
-        r = np.flatnonzero(inverse == u)
-        data = pytensor.shared(np.ascontiguousarray(C[r], dtype=table_dtype), borrow=True)
-        parts.append(pt.log(pt.dot(data, joint[u]).astype("float64")) + shift[u])
-        rows.append(r)
+    # people sorted by pattern: each pattern's rows of C are contiguous
+    order = np.argsort(inverse, kind="stable")
+    starts = np.searchsorted(inverse[order], np.arange(patterns.shape[0] + 1))
+    C = np.concatenate([it.on(scope, table_dtype) for it in items])[order] if len(items) > 1 \
+        else items[0].on(scope, table_dtype)[order]
+    # the tables enter as shared variables (inputs of the compiled function, not constants
+    # in its code): the graph does not depend on the cohort, so numba's cache serves the next
+    # fit of the same structure
+    logv, sum_logv, _ = PatternLogLik()(joint, _shared(C), _shared(starts.astype(np.int64)))
+    sum_logv = sum_logv[0]
     del C
-    order = np.argsort(np.concatenate(rows))
-    return pt.concatenate(parts)[order] + offset
+    counts = np.diff(starts).astype(float)
+    if total:
+        return sum_logv + pt.dot(_shared(counts), shift) + _shared(offset.sum())
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return (logv + shift[inverse[order]])[back] + offset
+
+
+_PATTERN_OP: list = []
+#: rows of the table per block of :class:`PatternLogLik` (32 rows of 6,480 single-precision
+#: states: 0.8 MB, in a core's L2 cache between the two products)
+PATTERN_BLOCK = 32
+
+
+def PatternLogLik():  # noqa: N802 (a class, built lazily)
+    """The Op of a prevalence fit's per-person log evidence (see ``_PatternLogLik`` in
+    :func:`_make_pattern_op`); pytensor is imported only when a fit needs it."""
+    if not _PATTERN_OP:
+        _PATTERN_OP.append(_make_pattern_op())
+    return _PATTERN_OP[0]()
+
+
+def _make_pattern_op():
+    import hashlib
+    import inspect
+
+    import numba
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType, disconnected_type
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+    def run(joint, tables, starts):
+        # per block of a pattern's rows of the table, two matrix-vector products (BLAS, in
+        # numpy and in numba alike): the values, then the gradient of their sum, which reads
+        # the block again from cache rather than from memory
+        joint = np.ascontiguousarray(joint)
+        logv = np.empty(tables.shape[0])
+        grad = np.zeros(joint.shape)
+        for u in range(joint.shape[0]):
+            for a in range(starts[u], starts[u + 1], PATTERN_BLOCK):
+                b = min(a + PATTERN_BLOCK, starts[u + 1])
+                rows = tables[a:b]
+                v = np.dot(rows, joint[u])
+                logv[a:b] = np.log(v.astype(np.float64))
+                grad[u] += np.dot(np.reciprocal(v), rows)
+        total = np.empty(1)
+        total[0] = logv.sum()
+        return logv, total, grad
+
+    class _PatternLogLik(Op):
+        """``log(C[p] . joint[u])`` for every person ``p`` of every pattern ``u`` (people
+        sorted by pattern: rows ``starts[u]:starts[u + 1]`` of the table ``C``).
+
+        Inputs: ``joint`` (U, S), each pattern's prior over the joint states; ``C`` (P, S),
+        of the same dtype (float32 or float64); ``starts`` (U + 1,).  Outputs: the per-person
+        values ``(P,)``, their sum ``(1,)``, and the gradient of the sum with respect to
+        ``joint`` (``sum_p C[p] / (C[p] . joint[u])``), from two matrix-vector products per
+        block of :data:`PATTERN_BLOCK` people of a pattern (BLAS; under pytensor's numba
+        backend inside the compiled function, without the GIL).  Only the sum has a gradient
+        (what NUTS needs); the per-person values are for evaluation.
+        """
+
+        __props__ = ()
+        #: compiled code: chains in threads run side by side (:func:`neb_bayes.fit.runs_in_python`)
+        runs_in_python = False
+
+        def make_node(self, joint, tables, starts):
+            joint, tables = pt.as_tensor_variable(joint), pt.as_tensor_variable(tables)
+            starts = pt.as_tensor_variable(starts)
+            return Apply(self, [joint, tables, starts],
+                         [pt.dvector(), pt.dvector(), pt.dmatrix()])
+
+        def perform(self, node, inputs, outputs):
+            joint, tables, starts = inputs
+            res = run(joint, np.ascontiguousarray(tables), starts)
+            for out, value in zip(outputs, res, strict=True):
+                out[0] = value
+
+        def pullback(self, inputs, outputs, cotangents):
+            if not isinstance(cotangents[0].type, DisconnectedType):
+                raise NotImplementedError("the gradient of the per-person values (use their "
+                                          "sum, the second output)")
+            return [(cotangents[1][0] * outputs[2]).astype(inputs[0].dtype),
+                    disconnected_type(), disconnected_type()]
+
+        L_op = pullback   # pytensor before pullback
+
+        def connection_pattern(self, node):
+            return [[True, True, False], [False, False, False], [False, False, False]]
+
+    run_compiled = numba.njit(run)
+    # pytensor's on-disk cache knows the Op by its class and props only: the source of its
+    # implementation salts the key, so that a changed implementation is compiled anew
+    source = inspect.getsource(run) + f"PATTERN_BLOCK={PATTERN_BLOCK}"
+    version = int(hashlib.sha256(source.encode()).hexdigest()[:12], 16)
+
+    @register_funcify_default_op_cache_key(_PatternLogLik)
+    def _funcify(op, node=None, **kwargs):   # the Op inside numba-compiled graphs
+        return run_compiled, version
+
+    return _PatternLogLik
+
+
+def _shared(x):
+    """A numpy array as a pytensor shared variable whose type knows only its size-1 dimensions
+    (it broadcasts as the array would; other sizes are left out of the type, so the
+    compiled code does not depend on them)."""
+    import pytensor
+
+    x = np.asarray(x)
+    return pytensor.shared(x, shape=tuple(1 if d == 1 else None for d in x.shape), borrow=True)
 
 
 def _align_pt(x, scope: tuple[int, ...], joined: tuple[int, ...]):
@@ -868,11 +1062,10 @@ def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = 
     groups = prepare_cohort(model, cases, labels)
     out = {}
     theta = theta_constants(model, draws, free=free)
-    for g in groups:
-        ll = group_loglik(theta, g, table_dtype)
+    for ids, ll in cohort_loglik(theta, groups, table_dtype):
         if is_free(ll):
             import pytensor
 
             ll = pytensor.function([], ll, mode="FAST_COMPILE")()
-        out.update(zip(g.case_ids, ll, strict=True))
+        out.update(zip(ids, ll, strict=True))
     return np.array([out[c.id] for c in cases])
