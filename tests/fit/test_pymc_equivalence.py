@@ -135,6 +135,10 @@ def test_labels_restrict_the_states():
     fixed = cohort_loglik_value(MODEL, cases, labels=labels)
     # log p(y, s_thyroid) <= log p(y), with equality only when the label has all the mass
     assert np.all(fixed <= free + 1e-9)
+    # a prevalence fit's path (constant tables with the labels in them, one Op per sex view)
+    # gives the same labelled log evidence
+    graph = cohort_loglik_value(MODEL, cases, labels=labels, free=("prevalence",))
+    np.testing.assert_allclose(graph, fixed, rtol=1e-10, atol=1e-10)
 
 
 @pytest.fixture(scope="module")
