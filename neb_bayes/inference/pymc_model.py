@@ -688,7 +688,11 @@ def _make_pattern_op():
     from pytensor.gradient import DisconnectedType, disconnected_type
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
-    from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+
+    try:   # pytensor's registry of numba implementations (pytensor 3.x)
+        from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
+    except ImportError:    # another layout: the Op runs in numba's object mode (slower compile)
+        register_funcify_default_op_cache_key = None
 
     def run(joint, tables, starts):
         # per block of a pattern's rows of the table, two matrix-vector products (BLAS, in
@@ -755,10 +759,11 @@ def _make_pattern_op():
     source = inspect.getsource(run) + f"PATTERN_BLOCK={PATTERN_BLOCK}"
     version = int(hashlib.sha256(source.encode()).hexdigest()[:12], 16)
 
-    @register_funcify_default_op_cache_key(_PatternLogLik)
     def _funcify(op, node=None, **kwargs):   # the Op inside numba-compiled graphs
         return run_compiled, version
 
+    if register_funcify_default_op_cache_key is not None:
+        register_funcify_default_op_cache_key(_PatternLogLik)(_funcify)
     return _PatternLogLik
 
 
