@@ -672,7 +672,7 @@ def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, lo
     parameter draws, computed on the distinct combinations of the other axes' states
     (:class:`_DistinctOthers`, the gross-error mixture included) and read back at the end."""
     mom = block_moments(model, block, idx, latent, log_median)
-    red = _DistinctOthers.of(mom)
+    red = _DistinctOthers.of(mom, int((block.censor[idx] != 0).sum()))
     ll, ratio = _gaussian_and_gross_on(model, block, idx, mom if red is None else red.reduce(mom),
                                        latent, log_median, gross, True, red)
     if ratio is not None:
@@ -687,9 +687,7 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     broadcastable to the grid).  (With parameter draws, :func:`_grid_loglik` evaluates a
     block on the distinct combinations of the other axes' states, :class:`_DistinctOthers`.)"""
     mom = block_moments(model, block, idx, latent, log_median)
-    # two or more censored results cost a bivariate or trivariate normal CDF per grid point
-    # (and per result left out): worth finding the distinct combinations first
-    red = _DistinctOthers.of(mom, point=(block.censor[idx] != 0).sum() >= 2)
+    red = _DistinctOthers.of(mom, int((block.censor[idx] != 0).sum()))
     if red is None:
         return _gaussian_and_gross_on(model, block, idx, mom, latent, log_median, gross, False)
     ll, ratio = _gaussian_and_gross_on(model, block, idx, red.reduce(mom), latent, log_median,
@@ -716,13 +714,14 @@ class _DistinctOthers:
     inverse: np.ndarray       # (R,) the class of every combination
 
     @classmethod
-    def of(cls, mom: BlockMoments, point: bool = False) -> _DistinctOthers | None:
-        """The mapping for a block's moments, or ``None`` where it would not pay: always
-        with parameter draws on large grids; with one parameter set (small grids, dense form)
-        only when asked (``point``: the block's per-point work is heavy)."""
+    def of(cls, mom: BlockMoments, censored: int = 0) -> _DistinctOthers | None:
+        """The mapping for a block's moments, or ``None`` where it would not pay: with
+        parameter draws on large grids; with one parameter set (small grids, dense form) only
+        for a block with ``censored`` >= 2 censored results, whose bivariate or trivariate
+        normal CDF per grid point (and per result left out) is the heavy part."""
         grid_nd = mom.other_mean.ndim - 1
         lead = mom.own_mean.shape[:mom.own_mean.ndim - grid_nd - 1]
-        if not lead and not point:
+        if not lead and censored < 2:
             return None
         grid = tuple(max(a, b) for a, b in zip(mom.own_mean.shape[len(lead):-1],
                                                mom.other_mean.shape[:-1], strict=True))

@@ -511,10 +511,7 @@ def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     (half the memory traffic; about 1e-6 relative error in each person's evidence);
     ``"float64"`` (the default) is exact.
     """
-    factors, sizes = _group_factors(theta, g)
-    if _prior_only(theta, factors):
-        return _prior_only_loglik(theta, [_PriorOnly.of(g, factors, sizes)], table_dtype)
-    return eliminate(_prior_factors(theta, g) + factors, sizes, len(g.case_ids))
+    return cohort_loglik(theta, [g], table_dtype)[0][1]
 
 
 def cohort_loglik(theta: dict, groups: list[GroupData], table_dtype: str = "float64",
@@ -641,16 +638,17 @@ def _prior_only_loglik(theta: dict, items: list[_PriorOnly], table_dtype: str = 
         log_joint = pt.logsumexp(log_joint, axis=tuple(1 + d for d in every if d not in scope))
         log_joint = log_joint.reshape((n_pat, -1))                     # (U, prod sizes[scope])
     if table_dtype == "float64":
-        shift = pt.zeros((patterns.shape[0],))
+        shift = pt.zeros((n_pat,))
         joint = pt.exp(log_joint)
     else:
         shift = disconnected_grad(pt.max(log_joint, axis=1))
         joint = pt.exp(log_joint - shift[:, None]).astype("float32")
     # people sorted by pattern: each pattern's rows of C are contiguous
     order = np.argsort(inverse, kind="stable")
-    starts = np.searchsorted(inverse[order], np.arange(patterns.shape[0] + 1))
-    C = np.concatenate([it.on(scope, table_dtype) for it in items])[order] if len(items) > 1 \
-        else items[0].on(scope, table_dtype)[order]
+    starts = np.searchsorted(inverse[order], np.arange(n_pat + 1))
+    tables = [it.on(scope, table_dtype) for it in items]
+    C = (tables[0] if len(tables) == 1 else np.concatenate(tables))[order]
+    del tables
     # the tables enter as shared variables (inputs of the compiled function, not constants
     # in its code): the graph does not depend on the cohort, so numba's cache serves the next
     # fit of the same structure

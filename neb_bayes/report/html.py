@@ -119,10 +119,6 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-
-
-
-
 def _num(v: float) -> str:
     if v == 0:
         return "0"

@@ -226,7 +226,7 @@ def test_point_blocks_with_censored_results_on_distinct_combinations(n_cen):
             block = dataclasses.replace(block, censor=censor)
             idx = np.arange(block.n)
             mom = exact.block_moments(MODEL, block, idx, None, None)
-            red = exact._DistinctOthers.of(mom, point=True)
+            red = exact._DistinctOthers.of(mom, n_cen)
             if red is None:
                 continue
             ll, ratio = exact._gaussian_and_gross(MODEL, block, idx, None, None, True)
