@@ -224,29 +224,37 @@ def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
         return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
     from neb_bayes.tensor_kernels import product_sum
 
-    flat, steps = zip(*(_flat_run(t) for t in tables), strict=True)
-    table_offsets, wide, group_starts, out_offsets, out_shape, batch = _offsets(
-        tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
+    flat, (table_offsets, wide, group_starts, out_offsets, out_shape, batch) = _plan(tables,
+                                                                                    keep)
     out = np.empty(out_shape)
     product_sum(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), batch)
     return out
 
 
-def _rescaled(msg: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """A batch-last message divided by its maximum per batch entry (entries whose maximum is
-    0 are left as they are) in the tables' float type, and the maxima (shaped to broadcast
-    against the message)."""
-    mx_shape = (1,) * (msg.ndim - 1) + msg.shape[-1:]
-    if not use_compiled():
-        mx = msg.max(axis=tuple(range(msg.ndim - 1)), keepdims=True)
-        msg = msg * (1.0 / np.where(mx > 0, mx, 1.0))
-        return msg.astype(dtype, copy=False), mx
-    from neb_bayes.tensor_kernels import rescale
+def _plan(tables: list[np.ndarray], keep):
+    """The compiled loops' arguments for a product of ``tables`` summed to ``keep``: each
+    table's flat run and the loop's offsets (:func:`_offsets`)."""
+    flat, steps = zip(*(_flat_run(t) for t in tables), strict=True)
+    return flat, _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
 
-    mx = np.empty(msg.shape[-1])
-    out = np.empty(msg.shape, dtype=dtype)
-    rescale(msg.reshape(-1, msg.shape[-1]), mx, out.reshape(-1, msg.shape[-1]))
-    return out, mx.reshape(mx_shape)
+
+def _message(tables: list[np.ndarray], keep, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_product_sum` divided by its maximum per batch entry (entries whose maximum is
+    0 are left as they are) in ``dtype``, and the maxima, shaped to broadcast against it;
+    compiled: one call (:func:`neb_bayes.tensor_kernels.message`), the float64 sums never
+    stored."""
+    if not use_compiled():
+        msg = _product_sum(tables, keep)
+        mx = msg.max(axis=tuple(range(msg.ndim - 1)), keepdims=True)
+        return (msg * (1.0 / np.where(mx > 0, mx, 1.0))).astype(dtype, copy=False), mx
+    from neb_bayes.tensor_kernels import message
+
+    flat, (table_offsets, wide, group_starts, out_offsets, out_shape, batch) = _plan(tables,
+                                                                                    keep)
+    out = np.empty(out_shape, dtype=dtype)
+    mx = np.empty(batch)
+    message(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), mx, batch)
+    return out, mx.reshape((1,) * (out.ndim - 1) + (batch,))
 
 
 class _Elimination:
@@ -254,7 +262,7 @@ class _Elimination:
 
     ``pool`` holds the factors, then one message per eliminated variable; step ``i``
     multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
-    and sums ``order[i]`` out (:func:`_product_sum`: the product is never formed).  Messages
+    and sums ``order[i]`` out (:func:`_message`: the product is never formed).  Messages
     are rescaled by their maximum per batch entry (and stored in the tables' float type);
     ``log_scale`` (per batch entry) and the final constant give the log partition function.
     ``low`` is, per batch entry, the smallest of the messages' maxima (see
@@ -272,8 +280,8 @@ class _Elimination:
         dtype = tables[0].dtype
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            msg, mx = _rescaled(_product_sum([self.pool[i] for i in ids],
-                                             [a for a in range(nv) if a != v]), dtype)
+            msg, mx = _message([self.pool[i] for i in ids], [a for a in range(nv) if a != v],
+                               dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
             self.low = np.minimum(self.low, mx.reshape(-1))
@@ -340,11 +348,12 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
 
     With ``single``, the tables (log-factors exponentiated with a maximum of 1 per batch
     entry, potentials as given) and the products are float32, the sums float64: every result
-    is within about 1e-6 of the double precision one (each product rounds 1 + (tables + steps)
-    times at 6e-8).  Batch entries where
-    a message's maximum falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69
-    nats, where values float32 rounds to 0 could matter) are recomputed in double precision,
-    entry by entry, so a result does not depend on the other entries of its batch.
+    is within about 1e-6 of the double precision one (each product rounds
+    1 + (tables + 2 steps) times at 6e-8: a message is rounded when written, then when
+    scaled, except its largest value, exactly 1).  Batch entries where a message's maximum
+    falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69 nats, where values
+    float32 rounds to 0 could matter) are recomputed in double precision, entry by entry, so
+    a result does not depend on the other entries of its batch.
     """
     merged = merge_nested(parts)
     nv = merged[0].ndim - 1
@@ -392,7 +401,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             others.append(down[j])
         if others:
             keep = up.scopes[n0 + i]
-            down[i], mx = _rescaled(_product_sum(others, keep), dtype)
+            down[i], mx = _message(others, keep, dtype)
             low = np.minimum(low, mx.reshape(-1))
         if v < nd:
             # the belief of step i's table (its inputs and the message coming down), summed

@@ -1,6 +1,6 @@
 """Compiled loops of the contraction in :mod:`neb_bayes.tensor`: a product of tables summed
-over some of their dimensions in one pass, never forming the product, and a message's
-rescaling to a maximum of 1 with its conversion to the tables' float type.
+over some of their dimensions in one pass, never forming the product (in float64, or as a
+message: in the tables' float type, rescaled to a maximum of 1).
 
 Tables have the batch dimension (e.g. parameter draws) last with unit stride, so every step
 of the loop is a contiguous run over the batch (a table may be a view whose other
@@ -16,25 +16,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["product_sum", "rescale"]
+__all__ = ["message", "product_sum"]
 
 
 @njit(cache=True, nogil=True)
-def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  # pragma: no cover
-    """``out[o] = sum_u prod_t tables[t][offsets[t, u]]`` over the state points ``u`` of
-    each output point ``o``.
-
-    ``tables`` a tuple of flat arrays of one float type (products are formed in it; ``out``,
-    float64, receives the sums), ``offsets`` ``(T, U)`` each table's first element for state
-    point ``u``, the points grouped by output point (group ``g`` is ``group_starts[g]`` to
-    ``group_starts[g + 1]``, in C order within it), ``wide[t]`` whether table ``t`` has the
-    batch dimension (otherwise its one value is broadcast), ``out_offsets`` ``(G,)`` each
-    output point's first element; every run is ``batch`` long.  Each output run is written
-    once (``out`` need not be initialised).
-    """
+def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, at,
+          batch):  # pragma: no cover
+    """The loop of :func:`product_sum` and :func:`message`: every output run written once in
+    ``out``'s float type; ``mx[b]`` the largest float64 sum of batch entry ``b`` (0 if none
+    is positive) and ``at[b]`` the output point where it is."""
     n_tab = offsets.shape[0]
     tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
     acc = np.empty(batch)                            # sums in float64
+    for b in range(batch):
+        mx[b] = 0.0
+        at[b] = 0
     for g in range(out_offsets.size):
         for b in range(batch):
             acc[b] = 0.0
@@ -62,26 +58,46 @@ def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  
         dst = out[out_offsets[g]:out_offsets[g] + batch]
         for b in range(batch):
             dst[b] = acc[b]
+            if acc[b] > mx[b]:
+                mx[b] = acc[b]
+                at[b] = out_offsets[g]
 
 
 @njit(cache=True, nogil=True)
-def rescale(msg, mx, out):  # pragma: no cover
-    """``mx[b] = max_u msg[u, b]`` and ``out[u, b] = msg[u, b] * (1 / mx[b])`` (``mx[b] = 0``:
-    divided by 1), ``out`` of the tables' float type: one pass to find the maxima, one to
-    scale and convert (numpy needs four).  ``msg`` ``(U, B)`` float64."""
-    n_u, n_b = msg.shape
-    for b in range(n_b):
-        mx[b] = msg[0, b]
-    for u in range(1, n_u):
-        row = msg[u]
-        for b in range(n_b):
-            if row[b] > mx[b]:
-                mx[b] = row[b]
-    inv = np.empty(n_b)
-    for b in range(n_b):
+def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  # pragma: no cover
+    """``out[o] = sum_u prod_t tables[t][offsets[t, u]]`` over the state points ``u`` of
+    each output point ``o``.
+
+    ``tables`` a tuple of flat arrays of one float type (products are formed in it; ``out``,
+    float64, receives the sums), ``offsets`` ``(T, U)`` each table's first element for state
+    point ``u``, the points grouped by output point (group ``g`` is ``group_starts[g]`` to
+    ``group_starts[g + 1]``, in C order within it), ``wide[t]`` whether table ``t`` has the
+    batch dimension (otherwise its one value is broadcast), ``out_offsets`` ``(G,)`` each
+    output point's first element; every run is ``batch`` long.  Each output run is written
+    once (``out`` need not be initialised).
+    """
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(batch),
+          np.empty(batch, dtype=np.int64), batch)
+
+
+@njit(cache=True, nogil=True)
+def message(tables, offsets, wide, group_starts, out_offsets, out, mx,
+            batch):  # pragma: no cover
+    """:func:`product_sum` in ``out``'s float type (the tables' type), divided by its maximum
+    per batch entry: ``mx[b]`` (float64) receives the largest float64 sum (``mx[b] = 0``: the
+    entry is left as it is).  One pass over the product and one over ``out``, no float64
+    message written and read back; the sums are rounded to ``out``'s type, then scaled and
+    rounded again, except the largest, which is exactly 1 (as when a float64 message is
+    scaled, where a sum dominated by one state point keeps its precision)."""
+    at = np.empty(batch, dtype=np.int64)
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, at, batch)
+    inv = np.empty(batch)
+    for b in range(batch):
         inv[b] = 1.0 / mx[b] if mx[b] > 0 else 1.0
-    for u in range(n_u):
-        row = msg[u]
-        dst = out[u]
-        for b in range(n_b):
-            dst[b] = row[b] * inv[b]
+    for g in range(out_offsets.size):
+        dst = out[out_offsets[g]:out_offsets[g] + batch]
+        for b in range(batch):
+            dst[b] = dst[b] * inv[b]
+    for b in range(batch):
+        if mx[b] > 0:
+            out[at[b] + b] = 1.0

@@ -132,3 +132,31 @@ def test_single_precision_recomputes_conflicting_entries_in_double():
     for a, b in zip(marg32, alone, strict=True):
         np.testing.assert_array_equal(a[rest], b)
     np.testing.assert_array_equal(masked32[rest], alone_masked)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, monkeypatch):
+    """The compiled message (product, sum, maximum and scaling in one call, no float64 message
+    stored) equals the float64 sums divided by their maximum, within two roundings to the
+    tables' type; each batch entry's largest value is exactly 1, and an entry whose sums are
+    all 0 stays 0 with maximum 0."""
+    rng = np.random.default_rng(7)
+    a = rng.uniform(0.0, 1.0, size=(3, 4, 1, 16)).astype(dtype)
+    b = rng.uniform(0.0, 1.0, size=(1, 4, 5, 16)).astype(dtype)
+    a[..., 3] = 0.0                   # batch entry 3: every product 0
+    b[..., 5] *= 1e-20                # batch entry 5: tiny values, the same relative precision
+    monkeypatch.setattr(tensor, "use_compiled", lambda: True)
+    msg, mx = tensor._message([a, b], [0, 2], dtype)
+    assert msg.dtype == dtype and msg.shape == (3, 1, 5, 16)
+    sums = (a.astype(np.float64) * b).astype(dtype).astype(np.float64).sum(axis=1, keepdims=True)
+    top = sums.max(axis=(0, 1, 2))
+    np.testing.assert_allclose(mx.reshape(-1), top, rtol=1e-12, atol=0)
+    assert mx.reshape(-1)[3] == 0.0 and not msg[..., 3].any()
+    live = np.arange(16) != 3
+    assert (msg.max(axis=(0, 1, 2))[live] == 1.0).all()
+    ref = sums[..., live] / top[live]
+    np.testing.assert_allclose(msg[..., live], ref, rtol=2.5 * np.finfo(dtype).eps, atol=0)
+    monkeypatch.setattr(tensor, "use_compiled", lambda: False)
+    msg_np, mx_np = tensor._message([a, b], [0, 2], dtype)
+    np.testing.assert_allclose(msg, msg_np, rtol=2.5 * np.finfo(dtype).eps, atol=0)
+    np.testing.assert_allclose(mx, mx_np, rtol=1e-12, atol=0)
