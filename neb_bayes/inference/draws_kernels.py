@@ -28,39 +28,56 @@ def present_symptoms(leak, cause, starts, sizes, out, limit):  # pragma: no cove
     (``exp(log1m_...)``) tables of the symptoms, the cause axes' states stacked one axis after
     another (axis ``a`` from row ``starts[a]``, ``sizes[a]`` states); ``out`` ``(G, P, D)``
     with ``G`` the product of ``sizes`` (C order over the cause axes), of any float type: the
-    products are formed in float64 and rounded once when stored.
+    products are formed in float64 and rounded once when stored.  The cause product is
+    formed axis by axis, ``((c_0 c_1) c_2) ...``, and kept per prefix of axes: stepping to the
+    next grid point recomputes it only from the first axis whose state changed (mostly the
+    last), and it serves every level ``p``.
     """
     n_y, n_p, n_d = leak.shape
     n_a = sizes.size
     n_g = out.shape[0]
-    idx = np.empty(n_a, dtype=np.int64)
-    tmp = np.empty(n_d)
+    idx = np.zeros(n_a, dtype=np.int64)
+    # prefix[y, a] = prod of symptom y's cause terms over axes 0..a at the current point
+    prefix = np.ones((n_y, max(n_a, 1), n_d))
     acc = np.empty(n_d)
     under = 0
     for g in range(n_g):
-        rest = g
-        for a in range(n_a - 1, -1, -1):
-            idx[a] = starts[a] + rest % sizes[a]
-            rest //= sizes[a]
-        for p in range(n_p):
-            for y in range(n_y):
-                lk = leak[y, p]
-                for d in range(n_d):
-                    tmp[d] = lk[d]
-                for a in range(n_a):
-                    c = cause[y, idx[a]]
+        # the first axis whose state differs from the previous point's (all of them at g = 0)
+        first = 0
+        if g > 0:
+            first = n_a - 1
+            while idx[first] == sizes[first] - 1:
+                idx[first] = 0
+                first -= 1
+            idx[first] += 1
+        for y in range(n_y):
+            for a in range(first, n_a):
+                c = cause[y, starts[a] + idx[a]]
+                dst = prefix[y, a]
+                if a == 0:
                     for d in range(n_d):
-                        tmp[d] *= c[d]
-                if y == 0:
-                    for d in range(n_d):
-                        acc[d] = 1.0 - tmp[d]
+                        dst[d] = c[d]
                 else:
+                    src = prefix[y, a - 1]
                     for d in range(n_d):
-                        acc[d] *= 1.0 - tmp[d]
+                        dst[d] = src[d] * c[d]
+        last = max(n_a, 1) - 1
+        for p in range(n_p):
+            for d in range(n_d):
+                acc[d] = 1.0
+            for y in range(n_y - 1):
+                lk = leak[y, p]
+                q = prefix[y, last]
+                for d in range(n_d):
+                    acc[d] *= 1.0 - lk[d] * q[d]
+            # the last symptom's factor written straight into the output
+            lk = leak[n_y - 1, p]
+            q = prefix[n_y - 1, last]
             dst = out[g, p]
             for d in range(n_d):
-                dst[d] = acc[d]
-                under += acc[d] < limit
+                v = acc[d] * (1.0 - lk[d] * q[d])
+                dst[d] = v
+                under += v < limit
     return under
 
 
