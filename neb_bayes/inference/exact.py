@@ -164,8 +164,10 @@ def _composite_gauss_legendre(panels: int, order: int) -> tuple[np.ndarray, np.n
     return nodes.ravel(), np.tile(w / 2, panels) / panels
 
 
-#: the outer rule of the trivariate CDF, on each of its pieces: 8 panels of 16 nodes
-_GL_NODES, _GL_WEIGHTS = _composite_gauss_legendre(8, 16)
+#: the outer rule of the trivariate CDF, on each of its pieces: 4 panels of 16 nodes (as
+#: accurate as 8 against adaptive quadrature: 5.6e-16 largest absolute difference over the
+#: tests' 80 cases, 2 panels 6e-10; half the bivariate CDFs of 8)
+_GL_NODES, _GL_WEIGHTS = _composite_gauss_legendre(4, 16)
 
 
 def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
