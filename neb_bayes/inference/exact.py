@@ -342,11 +342,13 @@ def gaussian_block_loglik(
     @ loadings.T`` (Woodbury): ``cov`` is then the draw-independent noise, factorised once,
     and each draw only needs K x K work.
 
-    With ``loo`` (at most one censored result) also return ``log p(y) - log p(y_-j)`` for every
-    result ``j`` in block order (a list of ``n`` arrays broadcastable to ``grid``): for an
-    observed result ``log p(y_j | y_-j)``, from the diagonal of C^-1 and C^-1 r (the
-    leave-one-out identity), plus the change of a censored result's mass
-    (:func:`_censored_loo`), at O(n) extra cost.
+    With ``loo`` (at most :data:`LOO_CENSORED_MAX` censored results) also return ``log p(y) -
+    log p(y_-j)`` for every result ``j`` in block order (a list of ``n`` arrays broadcastable
+    to ``grid``): for an observed result ``log p(y_j | y_-j)``, from the diagonal of C^-1 and
+    C^-1 r (the leave-one-out identity), plus the change of the censored results' mass
+    (:func:`_censored_loo`: a rank-one change of their conditional); for a censored result
+    the mass without it.  No sub-block is recomputed: O(n) extra work besides one normal
+    CDF of the censored results per term.
 
     With ``mixture = (log q(y) (n,), eps)`` (every result observed, ``other`` and
     ``low_rank`` given: the draws path) return the block's log-likelihood with at most one
@@ -357,8 +359,8 @@ def gaussian_block_loglik(
     if mixture is not None and not (obs.all() and other is not None and low_rank is not None
                                     and low_rank[1].shape[-1]):
         raise ValueError("the fused mixture needs observed results, other and low_rank")
-    if loo and (~obs).sum() > 1:
-        raise ValueError("leave-one-out terms need at most one censored result")
+    if loo and (~obs).sum() > LOO_CENSORED_MAX:
+        raise ValueError(f"leave-one-out terms need at most {LOO_CENSORED_MAX} censored results")
     cen = ~obs
     grid = mean.shape[:-1] if other is None else np.broadcast_shapes(mean.shape[:-1],
                                                                       other.shape[:-1])
@@ -450,33 +452,40 @@ def gaussian_block_loglik(
             ccc = ccc - np.matmul(gain, np.swapaxes(cco, -1, -2))
         sign = censor[cen].astype(float)  # -1 below limit, +1 above
         lim = y[cen]
-        if cen.sum() == 1:
-            sd = np.sqrt(ccc[..., 0, 0])
-            t = -sign[0] * (lim[0] - mu[..., 0]) / sd
-            log_mass = log_ndtr(t)
-            out = out + log_mass
-            if loo:
-                return out, _censored_loo(obs, cond if obs.any() else [], log_mass,
-                                          (coo_inv, gain, r, e if other is not None else None)
-                                          if obs.any() else None,
-                                          mu[..., 0], ccc[..., 0, 0], sign[0], lim[0])
-        elif cen.sum() == 2:
-            sd = np.sqrt(np.stack([ccc[..., 0, 0], ccc[..., 1, 1]], -1))
-            t = -sign * (lim - mu) / sd
-            rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
-            p2 = bivariate_normal_cdf(t[..., 0], t[..., 1], rho)
-            out = out + np.log(np.maximum(p2, 1e-300))
-        elif cen.sum() == 3:
-            d = -sign
-            p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
-            out = out + np.log(np.maximum(p3, 1e-300))
-        else:
-            # P(s_i * (w_i - lim_i) > 0 for all i) = P(D w < D lim) with D = diag(-sign)
-            d = -sign
-            mu_b = np.broadcast_to(mu, grid + (cen.sum(),))
-            cov_b = np.broadcast_to(ccc, grid + (cen.sum(), cen.sum()))
-            for ix in np.ndindex(*grid):
-                out[ix] += _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
+        log_mass = _censored_log_mass(mu, ccc, sign, lim)
+        out = out + log_mass
+        if loo:
+            return out, _censored_loo(obs, cond if obs.any() else [], log_mass,
+                                      (coo_inv, gain, r, e if other is not None else None)
+                                      if obs.any() else None, mu, ccc, sign, lim)
+    return out
+
+
+def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
+                       lim: np.ndarray) -> np.ndarray:
+    """log P(every censored result beyond its limit) over the grid: ``mu`` ``grid + (c,)`` and
+    ``ccc`` (broadcastable to ``grid + (c, c)``) their conditional mean and covariance,
+    ``sign`` -1 below the limit, +1 above.  One result: the normal CDF; two: the bivariate
+    CDF (Owen's T); three: :func:`trivariate_normal_cdf`; more: Genz QMC per grid point."""
+    c = sign.size
+    grid = np.broadcast_shapes(mu.shape[:-1], ccc.shape[:-2])
+    if c == 1:
+        return log_ndtr(-sign[0] * (lim[0] - mu[..., 0]) / np.sqrt(ccc[..., 0, 0]))
+    if c == 2:
+        sd = np.sqrt(np.stack([ccc[..., 0, 0], ccc[..., 1, 1]], -1))
+        t = -sign * (lim - mu) / sd
+        rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
+        return np.log(np.maximum(bivariate_normal_cdf(t[..., 0], t[..., 1], rho), 1e-300))
+    d = -sign
+    if c == 3:
+        p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
+        return np.log(np.maximum(p3, 1e-300))
+    # P(s_i * (w_i - lim_i) > 0 for all i) = P(D w < D lim) with D = diag(-sign)
+    out = np.empty(grid)
+    mu_b = np.broadcast_to(mu, grid + (c,))
+    cov_b = np.broadcast_to(ccc, grid + (c, c))
+    for ix in np.ndindex(*grid):
+        out[ix] = _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
     return out
 
 
@@ -605,16 +614,24 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
     return on_grid(ll)
 
 
-def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
-    """``log p(y) - log p(y_-j)`` for every result of a block with one censored result, in
-    block order.  For an observed ``j``: its observed-part term plus the change of the
-    censored mass when ``j`` leaves the conditioning, by the inverse of a principal submatrix
-    (``A = C_OO^-1``, ``g = A C_Oc``, ``h = A (r - e)``): the censored mean moves by
-    ``-g_j h_j / A_jj`` and its variance by ``+g_j^2 / A_jj``.  For the censored one: its mass.
+def _censored_loo(obs, cond_obs, log_mass, parts, mu, ccc, sign, lim) -> list:
+    """``log p(y) - log p(y_-j)`` for every result of a block with censored results (at most
+    :data:`LOO_CENSORED_MAX`), in block order, without recomputing the block.
+
+    For an observed ``j``: its observed-part term (``cond_obs``, the leave-one-out identity)
+    plus the change of the censored results' mass when ``j`` leaves the conditioning, by the
+    inverse of a principal submatrix (``A = C_OO^-1``, ``g = C_cO A``, ``h = A (r - e)``): the
+    censored results' conditional mean moves by ``-g_j h_j / A_jj`` and their covariance by
+    ``+g_j g_j' / A_jj`` (rank one).  For a censored ``j``: the mass of all of them minus that
+    of the others (the same conditional, without ``j``'s row and column).
     """
     out: list = [None] * obs.size
-    cen_pos = int(np.flatnonzero(~obs)[0])
-    out[cen_pos] = log_mass
+    cen_at = np.flatnonzero(~obs)
+    for c, pos in enumerate(cen_at):
+        keep = np.delete(np.arange(cen_at.size), c)
+        rest = (_censored_log_mass(mu[..., keep], ccc[..., keep, :][..., :, keep], sign[keep],
+                                   lim[keep]) if keep.size else 0.0)
+        out[pos] = log_mass - rest
     if parts is None:
         return out
     coo_inv, gain, r, e = parts
@@ -624,18 +641,17 @@ def _censored_loo(obs, cond_obs, log_mass, parts, mu, var, sign, lim) -> list:
         hj = h[..., j]
         if e is not None:
             hj = hj - _grid_dot(coo_inv[..., j, :], e)
-        gj, ajj = gain[..., 0, j], a_diag[..., j]
-        # t = -sign (lim - mu + (g_j / A_jj) h_j) / sqrt(var + g_j^2 / A_jj): the factors on the
-        # draws' grid first, then few passes over the full grid
-        slope = gj / ajj
-        t = np.empty(np.broadcast_shapes(np.shape(hj), np.shape(slope), np.shape(mu)))
-        np.multiply(hj, slope, out=t)
-        t -= mu
-        t += lim
-        t *= -sign / np.sqrt(var + gj * slope)
-        lt = log_ndtr(t)
-        out[pos] = (log_mass - lt) + cond_obs[j]
+        gj, ajj = gain[..., :, j], a_diag[..., j]
+        slope = gj / ajj[..., None]                                   # g_j / A_jj  (.., c)
+        mu_j = mu - slope * hj[..., None]
+        ccc_j = ccc + slope[..., :, None] * gj[..., None, :]
+        out[pos] = (log_mass - _censored_log_mass(mu_j, ccc_j, sign, lim)) + cond_obs[j]
     return out
+
+
+#: blocks with up to this many censored results get their gross-error terms from the block's
+#: own algebra (:func:`_censored_loo`); beyond, each p(y_-j) is computed anew
+LOO_CENSORED_MAX = 3
 
 
 def block_loglik(
@@ -652,8 +668,8 @@ def block_loglik(
     With ``gross`` (and a prior set whose ``gross_error.rate`` is above 0) the block's
     results may hold one gross error (see :meth:`CompiledModel.gross_log_density`):
     p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j).  Observed results use the leave-one-out
-    identity (with one censored result, plus a rank-one change of its conditional); a block with
-    two or more censored results recomputes each p(y_-j).
+    identity (with censored results, plus a rank-one change of their conditional); a block
+    with more than :data:`LOO_CENSORED_MAX` censored results recomputes each p(y_-j).
     """
     idx = np.arange(block.n) if keep is None else np.asarray(keep)
     return _on_joint(model, block, _grid_loglik(model, block, idx, latent, log_median, gross))
@@ -778,7 +794,7 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
     ``None`` for the terms."""
     eps = model.gross_error_rate if gross else 0.0
     mixed = eps > 0.0 and idx.size > 0
-    loo = mixed and (block.censor[idx] != 0).sum() <= 1
+    loo = mixed and (block.censor[idx] != 0).sum() <= LOO_CENSORED_MAX
     draws = mom.own_mean.ndim > mom.other_mean.ndim
     if (fuse and loo and draws and mom.lat_cov.shape[-1] and not block.censor[idx].any()):
         # parameter draws, every result observed: the mixture summed as each result's
