@@ -63,17 +63,31 @@ class DrawTables:
     def __init__(self, model: CompiledModel, draws: ParamDraws):
         self.model = model
         self.draws = draws
-        self.log1m_leak, self.log1m_cause = draws.symptom_tables(model)   # every symptom
-        # the same tables with the symptom first: a case's symptoms are then whole rows to
-        # gather (indexing the last axis of (draws, states, symptoms) is a strided gather)
-        self.leak_rows = np.ascontiguousarray(np.moveaxis(self.log1m_leak, -1, 0))
-        self.cause_rows = tuple(np.ascontiguousarray(np.moveaxis(c, -1, 0))
-                                for c in self.log1m_cause)
-        # which axes can cause each symptom under some draw (n_axes, n_symptoms)
-        self.cause_nonzero = np.stack([np.any(c != 0, axis=tuple(range(c.ndim - 1)))
-                                       for c in self.log1m_cause])
+        self._symptoms: dict[bytes | None, tuple] = {}
         self.lat_cov = tuple(draws.lat_cov(model, a) for a in range(len(model.axes)))
         self._prior: dict[tuple, list[np.ndarray]] = {}
+
+    def symptom_rows(self, scale: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray]:
+        """Every symptom's noisy-OR tables under every draw, symptom first (a case's symptoms
+        are then whole rows to gather; indexing the last axis of (draws, states, symptoms)
+        is a strided gather): ``log1m_leak`` ``(Y, D, P)``, per axis ``log1m_cause``
+        ``(Y, D, S_a)``, and which axes can cause each symptom under some draw
+        ``(n_axes, Y)``.  With a context's cause-probability factors ``scale`` (treated
+        disease causes fewer symptoms) the tables it gives; cached per ``scale``, so that the
+        cases sharing a context share them."""
+        key = None if scale is None else np.asarray(scale, dtype=float).tobytes()
+        hit = self._symptoms.get(key)
+        if hit is None:
+            leak, cause = self.model.symptom_table.tables(
+                self.draws.cause_logit, self.draws.leak_logit, None, scale)
+            hit = (np.ascontiguousarray(np.moveaxis(leak, -1, 0)),
+                   tuple(np.ascontiguousarray(np.moveaxis(c, -1, 0)) for c in cause),
+                   np.stack([np.any(c != 0, axis=tuple(range(c.ndim - 1))) for c in cause]))
+            if len(self._symptoms) >= SYMPTOM_CONTEXTS:
+                self._symptoms.pop(next(k for k in self._symptoms if k is not None))
+            self._symptoms[key] = hit
+        return hit
 
     def prior_parts(self, cov: Covariates) -> list[np.ndarray]:
         """The prior's conditional log tables for a stratum, one per axis, ``(D, ...)``.
@@ -91,6 +105,10 @@ class DrawTables:
             self._prior[key] = parts
         return parts
 
+
+#: the symptom tables kept per DrawTables for contexts that change cause probabilities (each
+#: ~8 MB with 1,000 draws; a batch meets a handful of such contexts)
+SYMPTOM_CONTEXTS = 8
 
 #: DrawTables by (id(model), id(draws)); each entry holds its model and draws, so ids stay valid
 _TABLES: dict[tuple[int, int], DrawTables] = {}
@@ -261,14 +279,10 @@ def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
     # symptom tables for the reported symptoms only, re-indexed 0..n-1
     cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
     n_present = ev.present.size
-    if ev.cause_scale is None:
-        leak = np.moveaxis(tab.leak_rows[cols], 0, -1)
-        cause = tuple(np.moveaxis(c[cols], 0, -1) for c in tab.cause_rows)
-        can_cause = tab.cause_nonzero[:, cols[:n_present]]
-    else:   # the context changes the cause probabilities: this case's tables, every draw
-        leak, cause = ev.symptom_tables(model, draws.cause_logit, draws.leak_logit, cols)
-        can_cause = np.stack([np.any(c[..., :n_present] != 0, axis=tuple(range(c.ndim - 1)))
-                              for c in cause])
+    leak_rows, cause_rows, cause_nonzero = tab.symptom_rows(ev.cause_scale)
+    leak = np.moveaxis(leak_rows[cols], 0, -1)
+    cause = tuple(np.moveaxis(c[cols], 0, -1) for c in cause_rows)
+    can_cause = cause_nonzero[:, cols[:n_present]]
     sym = (np.arange(n_present), np.arange(n_present, cols.size), leak, cause)
     cause_axes = [ai for ai in range(len(model.axes)) if can_cause[ai].any()]
     if int(np.prod([model.axes[ai].n_states for ai in cause_axes])) <= SMALL_SYMPTOM_GRID:
