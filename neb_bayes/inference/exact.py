@@ -436,14 +436,21 @@ def gaussian_block_loglik(
                 if obs.all():
                     return out, cond
     if cen.any():
-        full = _dense_cov(cov, loadings, lat_cov) if lat_cov.shape[-1] else cov
-        ccc = full[..., cen, :][..., :, cen]
+        # the censored rows of the covariance only (with the latent part: L_c S L')
+        rows = cov[..., cen, :]
+        if lat_cov.shape[-1]:
+            rows = rows + np.matmul(np.matmul(loadings[cen], lat_cov), loadings.T)
+        ccc = rows[..., :, cen]
         mu = mean[..., cen]
         if other is not None:
             mu = mu + other[..., cen]
         if obs.any():
-            cco = full[..., cen, :][..., :, obs]
-            coo_inv = np.linalg.inv(full[..., obs, :][..., :, obs])
+            cco = rows[..., :, obs]
+            if lat_cov.shape[-1]:
+                # C_OO^-1 = N^-1 - V V' from the observed part's Woodbury factors
+                coo_inv = n_inv - np.einsum("k...i,k...j->...ij", vt, vt)
+            else:
+                coo_inv = np.linalg.inv(cov[..., obs, :][..., :, obs])
             gain = np.matmul(cco, coo_inv)
             mu = mu + np.matmul(gain, r[..., None])[..., 0]
             if other is not None:
