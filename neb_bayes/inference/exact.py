@@ -203,14 +203,23 @@ def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) 
             half = np.where(np.abs(r) > 1e-12, 8.0 * s / np.abs(r), 0.0)
         cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
     cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., 6)
-    a, width = cuts[..., :-1, None], np.diff(cuts, axis=-1)[..., None]      # (..., 5, 1)
-    z = (a + width * _GL_NODES).reshape(grid + (-1,))                      # (..., nodes)
-    wt = (width * _GL_WEIGHTS).reshape(grid + (-1,))
-    f = bivariate_normal_cdf((t[..., j, None] - r_ij[..., None] * z) / s_j[..., None],
-                             (t[..., k, None] - r_ik[..., None] * z) / s_k[..., None],
-                             r_c[..., None])
+    # only the pieces of positive width (a step outside the range leaves its window empty:
+    # most pieces, where correlations are weak), each grid point's pieces summed in order
+    width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * 5,)
+    live = np.flatnonzero(width > 0)
+    at = live // 5                                                         # grid point
+    width = width[live, None]
+    z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
+
+    def on(x):
+        return np.broadcast_to(x, grid).reshape(-1)[at, None]
+
+    f = bivariate_normal_cdf((on(t[..., j]) - on(r_ij) * z) / on(s_j),
+                             (on(t[..., k]) - on(r_ik) * z) / on(s_k), on(r_c))
     dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return np.clip(np.sum(wt * dens * f, axis=-1), 0.0, 1.0)
+    piece = np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
+    total = np.bincount(at, weights=piece, minlength=math.prod(grid)).reshape(grid)
+    return np.clip(total, 0.0, 1.0)
 
 
 def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
