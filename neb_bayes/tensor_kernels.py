@@ -20,17 +20,16 @@ __all__ = ["message", "product_sum"]
 
 
 @njit(cache=True, nogil=True)
-def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, at,
-          batch):  # pragma: no cover
+def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # pragma: no cover
     """The loop of :func:`product_sum` and :func:`message`: every output run written once in
-    ``out``'s float type; ``mx[b]`` the largest float64 sum of batch entry ``b`` (0 if none
-    is positive) and ``at[b]`` the output point where it is."""
+    ``out``'s float type; with ``mx`` (size ``batch``, else size 0) also the largest float64
+    sum of each batch entry (0 if none is positive)."""
     n_tab = offsets.shape[0]
     tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
     acc = np.empty(batch)                            # sums in float64
-    for b in range(batch):
+    track = mx.size > 0
+    for b in range(mx.size):
         mx[b] = 0.0
-        at[b] = 0
     for g in range(out_offsets.size):
         for b in range(batch):
             acc[b] = 0.0
@@ -58,9 +57,9 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, at,
         dst = out[out_offsets[g]:out_offsets[g] + batch]
         for b in range(batch):
             dst[b] = acc[b]
-            if acc[b] > mx[b]:
-                mx[b] = acc[b]
-                at[b] = out_offsets[g]
+        if track:
+            for b in range(batch):
+                mx[b] = max(mx[b], acc[b])
 
 
 @njit(cache=True, nogil=True)
@@ -76,8 +75,7 @@ def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  
     output point's first element; every run is ``batch`` long.  Each output run is written
     once (``out`` need not be initialised).
     """
-    _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(batch),
-          np.empty(batch, dtype=np.int64), batch)
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(0), batch)
 
 
 @njit(cache=True, nogil=True)
@@ -87,17 +85,18 @@ def message(tables, offsets, wide, group_starts, out_offsets, out, mx,
     per batch entry: ``mx[b]`` (float64) receives the largest float64 sum (``mx[b] = 0``: the
     entry is left as it is).  One pass over the product and one over ``out``, no float64
     message written and read back; the sums are rounded to ``out``'s type, then scaled and
-    rounded again, except the largest, which is exactly 1 (as when a float64 message is
-    scaled, where a sum dominated by one state point keeps its precision)."""
-    at = np.empty(batch, dtype=np.int64)
-    _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, at, batch)
+    rounded again, except the largest (every value that rounded to it), which is exactly 1
+    (as when a float64 message is scaled, where a sum dominated by one state point keeps its
+    precision)."""
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch)
     inv = np.empty(batch)
+    top = np.empty(batch, dtype=out.dtype)
     for b in range(batch):
         inv[b] = 1.0 / mx[b] if mx[b] > 0 else 1.0
+        top[b] = mx[b]
+        if not top[b] > 0:             # nothing positive, or below the type's range
+            top[b] = -1.0
     for g in range(out_offsets.size):
         dst = out[out_offsets[g]:out_offsets[g] + batch]
         for b in range(batch):
-            dst[b] = dst[b] * inv[b]
-    for b in range(batch):
-        if mx[b] > 0:
-            out[at[b] + b] = 1.0
+            dst[b] = 1.0 if dst[b] == top[b] else dst[b] * inv[b]
