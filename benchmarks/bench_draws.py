@@ -4,6 +4,7 @@ the batch path with draws), in process CPU time so that a shared machine's load 
 Usage::
 
     python benchmarks/bench_draws.py [--repeat 7] [--cases 60] [--double] [--numpy]
+                                     [--jsonl CASES.jsonl]
 
 Prints, for each example case, the median CPU time of warm ``probabilities_over_draws`` calls
 with the shipped prior set's 1,000 draws on one thread, the median wall-clock time of a whole
@@ -11,9 +12,11 @@ warm JSON report (``nb.infer`` with the breakdown, latents and intervals, then
 ``render_json``: what a clinician waits for; its draws on ``config.REPORT_DRAW_THREADS``
 threads) and its CPU time (target < 50 ms per report), and the CPU time per
 simulated full work-up through ``infer_batch_draws`` (target: 10,000 cases x 1,000 draws in
-< 60 s on 2 workers, i.e. < 12 ms per case).  ``--double`` runs the contraction in float64;
-``--numpy`` runs the numpy counterparts of the compiled kernels (what a one-shot CLI report
-uses, :mod:`neb_bayes.accel`).  Prints figures, not a test.
+< 60 s on 2 workers, i.e. < 12 ms per case), with the mean per case by the most censored
+results a block of the case has (``--jsonl``: cases from a file, e.g. written by
+``benchmarks/bench_batch.py``'s simulator, instead of ``--cases`` simulated ones).
+``--double`` runs the contraction in float64; ``--numpy`` runs the numpy counterparts of
+the compiled kernels (what a one-shot CLI report uses, :mod:`neb_bayes.accel`).  Prints figures, not a test.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=60, help="simulated cases for the batch figure")
     ap.add_argument("--double", action="store_true", help="float64 contraction")
     ap.add_argument("--numpy", action="store_true", help="numpy instead of the compiled kernels")
+    ap.add_argument("--jsonl", help="read the batch figure's cases from this JSON Lines file "
+                    "(the first --cases of them) instead of simulating them")
     args = ap.parse_args()
     import os
 
@@ -74,14 +79,34 @@ def main() -> None:
               f"{statistics.median(wall) * 1e3:6.1f} ms wall, {statistics.median(cpu) * 1e3:6.1f}"
               f" ms CPU (medians of {args.repeat}; target < 50 ms)")
 
-    evs = [build_evidence(ps.model, s.case) for s in simulate(ps.model, args.cases, seed=99)]
+    if args.jsonl:
+        from itertools import islice
+
+        from neb_bayes.case.loader import load_text
+
+        with open(args.jsonl, encoding="utf-8") as fh:
+            cases = [read_case(load_text(line, "json")) for line in islice(fh, args.cases)]
+        what = f"cases of {args.jsonl}"
+    else:
+        cases = [s.case for s in simulate(ps.model, args.cases, seed=99)]
+        what = "simulated full work-ups"
+    evs = [build_evidence(ps.model, c) for c in cases]
     infer_batch_draws(ps.model, ps.draws, evs[:2], **kw)
-    t = time.process_time()
-    infer_batch_draws(ps.model, ps.draws, evs, **kw)
-    per_case = (time.process_time() - t) / args.cases
-    print(f"batch, {args.cases} simulated full work-ups x {ps.draws.n_draws:,} draws: "
+    # case by case, grouped by the most censored results any of its blocks has (the heavy
+    # tail: a bivariate or trivariate normal CDF per draw and grid point)
+    by: dict[int, list[float]] = {}
+    for ev in evs:
+        t = time.process_time()
+        infer_batch_draws(ps.model, ps.draws, [ev], **kw)
+        k = max(((b.censor != 0).sum() for b in ev.blocks), default=0)
+        by.setdefault(int(k), []).append(time.process_time() - t)
+    per_case = sum(map(sum, by.values())) / len(evs)
+    print(f"batch, {len(evs)} {what} x {ps.draws.n_draws:,} draws: "
           f"{per_case * 1e3:.0f} ms CPU per case -> 10,000 cases on 2 workers in "
-          f"{10_000 * per_case / 2:,.0f} s of CPU each (target < 60 s)")
+          f"{10_000 * per_case / 2:,.0f} s of CPU each (target < 60 s); by the most censored "
+          "results in one block: " + "; ".join(
+              f"{k}: {len(v)} cases, {statistics.mean(v) * 1e3:.0f} ms each"
+              for k, v in sorted(by.items())))
 
 
 if __name__ == "__main__":
