@@ -206,7 +206,7 @@ def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) 
     # only the pieces of positive width (a step outside the range leaves its window empty:
     # most pieces, where correlations are weak), each grid point's pieces summed in order
     width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * 5,)
-    live = np.flatnonzero(width > 0)
+    live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
     at = live // 5                                                         # grid point
     width = width[live, None]
     z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
