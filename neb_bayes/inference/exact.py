@@ -932,19 +932,22 @@ def _present_potentials_numpy(model: CompiledModel, present: np.ndarray, log1m_l
     n_prop = log1m_leak.shape[-2]
     potentials: dict[tuple[int, ...], np.ndarray] = {}
     for y in present:
-        # built with the lead (draw) dimension last in memory, products growing one axis at a
-        # time, returned as lead-first views
-        q = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
-            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
+        # built with the lead (draw) dimension last in memory, the cause product growing one
+        # axis at a time and then times the leak (the compiled pass's order), returned as
+        # lead-first views
+        q = None
         causes = []
         for ai in range(nd):
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
                 shape = _axis_shape(model, ai) + [1]
-                q = q * np.moveaxis(np.exp(col), -1, 0).reshape(
-                    tuple(shape) + (-1,) * bool(lead))
+                c = np.moveaxis(np.exp(col), -1, 0).reshape(tuple(shape) + (-1,) * bool(lead))
+                q = c if q is None else q * c
                 causes.append(ai)
-        np.subtract(1.0, q, out=q)
+        leak = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
+            (1,) * nd + (n_prop,) + (-1,) * bool(lead))
+        q = leak if q is None else leak * q
+        q = np.subtract(1.0, q)
         if lead:
             q = np.moveaxis(q, -1, 0)
         key = tuple(causes)

@@ -197,15 +197,26 @@ def test_one_censored_result_by_the_submatrix_identity_equals_recomputation() ->
     blocks = _one_censored_blocks(ps.model, 12)
     assert any((b.censor == 0).sum() >= 2 for _, b in blocks)
     for ev, block in blocks:
-        latent = ev.latent_params(ps.model, block.axis)
-        np.testing.assert_allclose(block_loglik(ps.model, block, latent=latent),
-                                   _explicit(ps.model, block, latent), rtol=0, atol=1e-10)
-        model, d, ev_v = dr.sex_view(ps.model, draws, ev)
-        tab = dr.draw_tables(model, d)
-        vb = next(b for b in ev_v.blocks if b.axis == block.axis)
-        lat = (d.lat_mean[vb.axis], tab.lat_cov[vb.axis])
-        np.testing.assert_allclose(block_loglik(model, vb, latent=lat, log_median=d.log_median),
-                                   _explicit(model, vb, lat, d.log_median), rtol=0, atol=1e-9)
+        _assert_equals_recomputation(ps, draws, ev, block.axis)
+
+
+def _assert_equals_recomputation(ps, draws, ev, axis: int, censor=None) -> None:
+    """The block of ``axis`` (with ``censor`` instead of its own censoring when given):
+    ``block_loglik`` equals :func:`_explicit`, with point parameters and under ``draws``."""
+    def block_of(evidence):
+        block = next(b for b in evidence.blocks if b.axis == axis)
+        return block if censor is None else dataclasses.replace(block, censor=censor)
+
+    block = block_of(ev)
+    latent = ev.latent_params(ps.model, axis)
+    np.testing.assert_allclose(block_loglik(ps.model, block, latent=latent),
+                               _explicit(ps.model, block, latent), rtol=0, atol=1e-10)
+    model, d, ev_v = dr.sex_view(ps.model, draws, ev)
+    tab = dr.draw_tables(model, d)
+    vb = block_of(ev_v)
+    lat = (d.lat_mean[axis], tab.lat_cov[axis])
+    np.testing.assert_allclose(block_loglik(model, vb, latent=lat, log_median=d.log_median),
+                               _explicit(model, vb, lat, d.log_median), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("censored", [(0, 2), (1, 2, 4), (0, 3)])
@@ -225,18 +236,7 @@ def test_several_censored_results_by_the_submatrix_identity_equal_recomputation(
             censor = block.censor.copy()
             censor[list(censored)] = -1
             censor[censored[-1]] = 1
-            cblock = dataclasses.replace(block, censor=censor)
-            latent = ev.latent_params(ps.model, block.axis)
-            np.testing.assert_allclose(block_loglik(ps.model, cblock, latent=latent),
-                                       _explicit(ps.model, cblock, latent), rtol=0, atol=1e-10)
-            model, d, ev_v = dr.sex_view(ps.model, draws, ev)
-            tab = dr.draw_tables(model, d)
-            vb = next(b for b in ev_v.blocks if b.axis == block.axis)
-            vb = dataclasses.replace(vb, censor=censor)
-            lat = (d.lat_mean[vb.axis], tab.lat_cov[vb.axis])
-            np.testing.assert_allclose(
-                block_loglik(model, vb, latent=lat, log_median=d.log_median),
-                _explicit(model, vb, lat, d.log_median), rtol=0, atol=1e-9)
+            _assert_equals_recomputation(ps, draws, ev, block.axis, censor)
             seen += 1
             if seen >= 4:
                 return
