@@ -125,6 +125,7 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
     ustride = np.zeros(nd, np.int64)
     entry = np.empty(max(ids.size, 1), np.int64)
     udig = np.zeros(nd, np.int64)
+    lacc = np.zeros(last)
     for i in range(N):
         lo, hi = start[i], start[i] + count[i]
         has_sym = hi > lo
@@ -166,6 +167,10 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
         pr = prior[stratum[i]]
         fi = factors[i]
         zi, hi_ = 0.0, 0.0
+        # the last axis' marginal summed in a small local array, stored once per case (not a
+        # load and store of ``marg`` per joint state: ~25 % of the loop)
+        for t in range(last):
+            lacc[t] = 0.0
         for r in range(runs):
             ubase = 0
             if has_sym:
@@ -179,12 +184,14 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
                     v *= fi[index[f, j]]
                 if has_sym:
                     v *= sym[ubase + t * ustride[nd - 1]]
-                marg[i, offset[nd - 1] + t] += v
+                lacc[t] += v
                 hi_ += v * healthy[j]
                 run += v
             zi += run
             for d in range(nd - 1):
                 marg[i, offset[d] + digit[r, d]] += run
+        for t in range(last):
+            marg[i, offset[nd - 1] + t] = lacc[t]
         z[i], h[i] = zi, hi_
     return marg, z, h
 
