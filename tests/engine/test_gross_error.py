@@ -241,3 +241,22 @@ def test_several_censored_results_by_the_submatrix_identity_equal_recomputation(
             if seen >= 4:
                 return
     raise AssertionError(f"only {seen} blocks with six or more results")
+
+
+def test_blocks_of_only_censored_results_equal_recomputation():
+    """Two or three results, all censored (one above its limit): each term is the censored
+    mass without that result; equal to recomputing every sub-block."""
+    ps = load_prior_set()
+    draws = ps.draws.subset(np.array([3, 400]))
+    seen = 0
+    for s in simulate(ps.model, 80, seed=3, p_repeat=0.3):
+        ev = build_evidence(ps.model, s.case)
+        for block in ev.blocks:
+            if block.n in (2, 3) and not (block.censor != 0).any():
+                censor = -np.ones(block.n, dtype=block.censor.dtype)
+                censor[0] = 1
+                _assert_equals_recomputation(ps, draws, ev, block.axis, censor)
+                seen += 1
+                if seen >= 6:
+                    return
+    raise AssertionError(f"only {seen} blocks of two or three results")
