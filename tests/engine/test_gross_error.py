@@ -219,44 +219,45 @@ def _assert_equals_recomputation(ps, draws, ev, axis: int, censor=None) -> None:
                                _explicit(model, vb, lat, d.log_median), rtol=0, atol=1e-9)
 
 
+def _check_with_censoring(select, censor_of, want: int, seed: int, n: int) -> None:
+    """``want`` blocks of simulated patients that ``select`` picks (none of their results
+    censored), with the censoring ``censor_of(block)``: each equal to recomputing every
+    sub-block, with point parameters and under draws."""
+    ps = load_prior_set()
+    draws = ps.draws.subset(np.array([3, 400]))
+    seen = 0
+    for s in simulate(ps.model, n, seed=seed, p_repeat=0.3):
+        ev = build_evidence(ps.model, s.case)
+        for block in ev.blocks:
+            if select(block) and not (block.censor != 0).any():
+                _assert_equals_recomputation(ps, draws, ev, block.axis, censor_of(block))
+                seen += 1
+                if seen >= want:
+                    return
+    raise AssertionError(f"only {seen} blocks to check")
+
+
 @pytest.mark.parametrize("censored", [(0, 2), (1, 2, 4), (0, 3)])
 def test_several_censored_results_by_the_submatrix_identity_equal_recomputation(censored):
     """Blocks with two or three censored results: each observed result's leave-one-out term
     moves the censored results' conditional by a rank-one change, and each censored result's
     term drops it from their joint mass; equal to recomputing every sub-block (point parameters
     and draws), with one censored above and the others below their limits."""
-    ps = load_prior_set()
-    draws = ps.draws.subset(np.array([3, 400]))
-    seen = 0
-    for s in simulate(ps.model, 60, seed=21, p_repeat=0.3):
-        ev = build_evidence(ps.model, s.case)
-        for block in ev.blocks:
-            if block.n < 6 or (block.censor != 0).any():
-                continue
-            censor = block.censor.copy()
-            censor[list(censored)] = -1
-            censor[censored[-1]] = 1
-            _assert_equals_recomputation(ps, draws, ev, block.axis, censor)
-            seen += 1
-            if seen >= 4:
-                return
-    raise AssertionError(f"only {seen} blocks with six or more results")
+    def censor_of(block):
+        censor = block.censor.copy()
+        censor[list(censored)] = -1
+        censor[censored[-1]] = 1
+        return censor
+
+    _check_with_censoring(lambda b: b.n >= 6, censor_of, want=4, seed=21, n=60)
 
 
 def test_blocks_of_only_censored_results_equal_recomputation():
     """Two or three results, all censored (one above its limit): each term is the censored
     mass without that result; equal to recomputing every sub-block."""
-    ps = load_prior_set()
-    draws = ps.draws.subset(np.array([3, 400]))
-    seen = 0
-    for s in simulate(ps.model, 80, seed=3, p_repeat=0.3):
-        ev = build_evidence(ps.model, s.case)
-        for block in ev.blocks:
-            if block.n in (2, 3) and not (block.censor != 0).any():
-                censor = -np.ones(block.n, dtype=block.censor.dtype)
-                censor[0] = 1
-                _assert_equals_recomputation(ps, draws, ev, block.axis, censor)
-                seen += 1
-                if seen >= 6:
-                    return
-    raise AssertionError(f"only {seen} blocks of two or three results")
+    def censor_of(block):
+        censor = -np.ones(block.n, dtype=block.censor.dtype)
+        censor[0] = 1
+        return censor
+
+    _check_with_censoring(lambda b: b.n in (2, 3), censor_of, want=6, seed=3, n=80)
