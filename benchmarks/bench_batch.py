@@ -194,8 +194,16 @@ def main() -> None:
                          "work-up of ~27 results; 0.1 is closer to a lab archive's few results)")
     ap.add_argument("--p-symptoms", type=float, default=0.3,
                     help="probability that each symptom is reported (present or absent)")
+    ap.add_argument("--write-cases", type=Path, metavar="PATH",
+                    help="only write the simulated cases to PATH (JSON Lines) and stop, e.g. "
+                         "for `bench_draws.py --jsonl PATH` or `bench_batch_cpu.py PATH`")
     args = ap.parse_args()
     n = args.cases or (5_000 if args.quick else 100_000)
+    if args.write_cases:
+        secs = simulate_to_jsonl(args.write_cases, n, p_measure=args.p_measure,
+                                 p_symptom_reported=args.p_symptoms)
+        print(f"wrote {n:,} simulated cases to {args.write_cases} in {secs:.1f} s")
+        return
     small = max(n // 5, 1)
     naive_cases = args.naive_cases if args.naive_cases is not None else (5 if args.quick else 20)
 
