@@ -275,8 +275,7 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
             se = np.sqrt(extra[rows])                   # context variation, shared in a channel
             R = R + np.einsum("gi,ij->gij", np.broadcast_to(cva2[cj][:, None], rows.shape),
                               np.eye(m)) + se[:, :, None] * se[:, None, :]
-            Ri = np.linalg.inv(R)
-            _, logdet = np.linalg.slogdet(R)
+            Ri, logdet = kernels.spd_inverse_logdet(R)
             yy, dd = y[rows], d[rows]
             Ri_y = np.einsum("gij,gj->gi", Ri, yy)
             Ri_d = np.einsum("gij,gj->gi", Ri, dd)
@@ -354,8 +353,7 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     ll = -0.5 * q - 0.5 * st["ld"].sum(1)[:, None] + tabs.const[None]     # (N, G)
     eta = eta.reshape(n_cases, S, -1, K)                                  # (N, S, R, K)
     M = tabs.s_inv[None] + np.einsum("nc,ck,cl->nkl", w, L, L)[:, None]  # (N, S, K, K)
-    M_inv = np.linalg.inv(M)
-    _, logdet_M = np.linalg.slogdet(M)
+    M_inv, logdet_M = kernels.spd_inverse_logdet(M)
     post_mean, quad = kernels.complete_square(eta, M_inv)                 # (N, S, R, K), (N, S, R)
     ll = ll.reshape(n_cases, S, -1) + 0.5 * quad - 0.5 * logdet_M[:, :, None]
     cond = None
