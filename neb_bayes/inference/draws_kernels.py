@@ -39,6 +39,7 @@ def present_symptoms(leak, cause, starts, sizes, out, limit):  # pragma: no cove
     idx = np.zeros(n_a, dtype=np.int64)
     # prefix[y, a] = prod of symptom y's cause terms over axes 0..a at the current point
     prefix = np.ones((n_y, max(n_a, 1), n_d))
+    last = max(n_a, 1) - 1          # the full product's row (row 0, all ones, without causes)
     acc = np.empty(n_d)
     under = 0
     for g in range(n_g):
@@ -61,7 +62,6 @@ def present_symptoms(leak, cause, starts, sizes, out, limit):  # pragma: no cove
                     src = prefix[y, a - 1]
                     for d in range(n_d):
                         dst[d] = src[d] * c[d]
-        last = max(n_a, 1) - 1
         for p in range(n_p):
             for d in range(n_d):
                 acc[d] = 1.0
