@@ -28,32 +28,59 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
     tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
     acc = np.empty(batch)                            # sums in float64
     track = mx.size > 0
+    # with every table over the batch (the usual case) and up to three tables, the product
+    # is added in the loop that forms it (the same roundings in the same order as the
+    # general loop through ``tmp``, fewer passes over the runs)
+    fused = n_tab <= 3
+    for t in range(n_tab):
+        fused = fused and wide[t]
+    last = n_tab - 1
     for b in range(mx.size):
         mx[b] = 0.0
     for g in range(out_offsets.size):
         for b in range(batch):
             acc[b] = 0.0
-        for u in range(group_starts[g], group_starts[g + 1]):
-            # slices of the runs (not offset indexing): the loops then vectorise
-            o = offsets[0, u]
-            if wide[0]:
-                run = tables[0][o:o + batch]
+        # slices of the runs (not offset indexing): the loops then vectorise
+        if fused and n_tab == 2:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                r1 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
-                    tmp[b] = run[b]
-            else:
-                tmp[:] = tables[0][o]
-            for t in range(1, n_tab):
-                o = offsets[t, u]
-                if wide[t]:
-                    run = tables[t][o:o + batch]
+                    acc[b] += r0[b] * r1[b]
+        elif fused and n_tab == 3:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                # (indices not static: the tuple may have 1 or 2 tables)
+                r1 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
+                r2 = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                for b in range(batch):
+                    acc[b] += r0[b] * r1[b] * r2[b]
+        elif fused:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                for b in range(batch):
+                    acc[b] += r0[b]
+        else:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                o = offsets[0, u]
+                if wide[0]:
+                    run = tables[0][o:o + batch]
                     for b in range(batch):
-                        tmp[b] *= run[b]
+                        tmp[b] = run[b]
                 else:
-                    v = tables[t][o]
-                    for b in range(batch):
-                        tmp[b] *= v
-            for b in range(batch):
-                acc[b] += tmp[b]
+                    tmp[:] = tables[0][o]
+                for t in range(1, n_tab):
+                    o = offsets[t, u]
+                    if wide[t]:
+                        run = tables[t][o:o + batch]
+                        for b in range(batch):
+                            tmp[b] *= run[b]
+                    else:
+                        v = tables[t][o]
+                        for b in range(batch):
+                            tmp[b] *= v
+                for b in range(batch):
+                    acc[b] += tmp[b]
         dst = out[out_offsets[g]:out_offsets[g] + batch]
         for b in range(batch):
             dst[b] = acc[b]

@@ -160,3 +160,31 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     msg_np, mx_np = tensor._message([a, b], [0, 2], dtype)
     np.testing.assert_allclose(msg, msg_np, rtol=2.5 * np.finfo(dtype).eps, atol=0)
     np.testing.assert_allclose(mx, mx_np, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("shapes", [
+    [(3, 4, 16)],                                       # one table
+    [(3, 4, 16), (1, 4, 16)],                           # two: product added in one loop
+    [(3, 1, 16), (1, 4, 16), (3, 4, 16)],               # three
+    [(3, 4, 16), (1, 4, 16), (3, 1, 16), (3, 4, 16)],   # four: through the product buffer
+    [(3, 4, 16), (1, 4, 1), (3, 1, 16)],                # one table without the batch
+])
+def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(shapes, monkeypatch):
+    """Each output value is the tables' product in their order, rounded to their type at
+    every multiplication, added in float64 over the state points in C order: exactly, for
+    every number of tables and with a table broadcast over the batch (the compiled loop
+    has shortcuts for one to three tables over the batch; they must round alike)."""
+    rng = np.random.default_rng(11)
+    tables = [rng.uniform(0.1, 1.0, size=sh).astype(np.float32) for sh in shapes]
+    monkeypatch.setattr(tensor, "use_compiled", lambda: True)
+    got = tensor._product_sum(tables, [0])
+    full = np.broadcast_shapes(*(t.shape for t in tables))
+    ref = np.zeros((full[0], 1, full[-1]))
+    for i in range(full[0]):
+        for j in range(full[1]):            # state points of output i, in C order
+            prod = np.broadcast_to(tables[0][i % tables[0].shape[0], j % tables[0].shape[1]],
+                                   full[-1:]).astype(np.float32)
+            for t in tables[1:]:
+                prod = prod * t[i % t.shape[0], j % t.shape[1]]
+            ref[i, 0] += prod.astype(np.float64)
+    np.testing.assert_array_equal(got, ref)
