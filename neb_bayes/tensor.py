@@ -297,26 +297,35 @@ class _Elimination:
             self.log_z = self.log_scale + np.log(z)
 
 
-def _merge_tables(tables: list[np.ndarray],
-                  scopes: list[frozenset]) -> tuple[list[np.ndarray], list[frozenset]]:
-    """Multiply each batch-last table into a larger one whose scope contains its own (the
-    probability-scale counterpart of :func:`merge_nested`): fewer tables for every step of the
-    contraction to read.  The product is a new array (a table may be the caller's)."""
+def _merge_batch_last(tables: list[np.ndarray], owned: list[bool],
+                      combine: np.ufunc) -> list[np.ndarray]:
+    """Combine each batch-last table into a larger one whose non-singleton dimensions (the
+    batch included) contain its own: ``np.add`` for log-factors, ``np.multiply`` for tables
+    on the probability scale (the counterpart of :func:`merge_nested`, with the batch's
+    contiguous runs as the inner loop): fewer tables for every step of the contraction to
+    read.  A host marked ``owned`` (made by the caller for this purpose) is combined into in
+    place; any other (it may be the caller's, or a view) is replaced by a new C-contiguous
+    array, which later guests then combine into in place.  Smaller tables first, so a
+    guest goes into the first larger host."""
     order = sorted(range(len(tables)), key=lambda i: tables[i].size)
     tables = [tables[i] for i in order]
-    scopes = [scopes[i] for i in order]
+    owned = [owned[i] for i in order]
+    dims = [frozenset(d for d, n in enumerate(t.shape) if n > 1) for t in tables]
     i = 0
     while i < len(tables):
-        host = next((j for j in range(i + 1, len(tables))
-                     if scopes[i] <= scopes[j] and tables[i].shape[-1] <= tables[j].shape[-1]),
-                    None)
+        host = next((j for j in range(i + 1, len(tables)) if dims[i] <= dims[j]), None)
         if host is not None:
-            tables[host] = tables[host] * tables[i]
-            del tables[i]
-            del scopes[i]
+            if not owned[host]:
+                out = np.empty(tables[host].shape, np.result_type(tables[host], tables[i]))
+                combine(tables[host], tables[i], out=out)
+                tables[host] = out
+                owned[host] = True
+            else:
+                combine(tables[host], tables[i], out=tables[host])
+            del tables[i], owned[i], dims[i]
         else:
             i += 1
-    return tables, scopes
+    return tables
 
 
 #: with ``single``, batch entries where a message's maximum (or Z, or a marginal's total) falls
@@ -329,7 +338,7 @@ SINGLE_LOW = 1e-30
 
 def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None = None,
                        n_axes: int | None = None, potentials: list[np.ndarray] | None = None,
-                       single: bool = False):
+                       single: bool = False, chunk: int | None = None):
     """Marginals of exp(sum of log-factors) without building the joint tensor.
 
     ``parts`` broadcast to ``(D, S_0, ..., S_{n-1})`` (a leading batch dimension, e.g. parameter
@@ -354,30 +363,81 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69 nats, where values
     float32 rounds to 0 could matter) are recomputed in double precision, entry by entry, so
     a result does not depend on the other entries of its batch.
+
+    With ``chunk``, the log-factors are summed once for the whole batch and the tables made
+    and contracted ``chunk`` batch entries at a time (a chunk's tables and messages stay in
+    cache); results do not depend on it.
     """
-    merged = merge_nested(parts)
-    nv = merged[0].ndim - 1
+    nv = max(p.ndim for p in parts) - 1
     nd = nv if n_axes is None else n_axes
     dtype = np.float32 if single else np.float64
-    sizes = {i: p.shape[i + 1] for p in merged for i in range(nv) if p.shape[i + 1] > 1}
-    tables, scopes = [], []
-    for p in merged:
-        mx = p.max(axis=tuple(range(1, p.ndim)), keepdims=True)
-        # exp(p - max) written straight into a batch-last table (two passes, no copy)
-        t = np.empty(p.shape[1:] + p.shape[:1], dtype=dtype)
-        np.subtract(np.moveaxis(p, 0, -1), np.moveaxis(mx, 0, -1), out=t)
-        tables.append(np.exp(t, out=t))
-        scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
-    for p in potentials or []:
-        p = p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:])
-        # (probabilities, not rescaled: far from float32's range unless a value is tiny, and
-        # then the check on the messages' maxima below applies; given in the tables' type, a
-        # view: the compiled loop reads strided tables)
-        tables.append(np.moveaxis(p, 0, -1).astype(dtype, copy=False))
-        scopes.append(frozenset(i for i in range(nv) if p.shape[i + 1] > 1))
-        sizes.update({i: p.shape[i + 1] for i in scopes[-1]})
-    tables, scopes = _merge_tables(tables, scopes)
-    order = _elimination_order(scopes, sizes)
+    # the log-factors batch-last (views), summed into hosts that contain their scopes
+    logs = _merge_batch_last(
+        [np.moveaxis(np.asarray(p, dtype=float).reshape((1,) * (nv + 1 - p.ndim) + p.shape),
+                     0, -1) for p in parts], [False] * len(parts), np.add)
+    maxima = [p.max(axis=tuple(range(nv)), keepdims=True) for p in logs]
+    pots = [np.moveaxis(p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:]), 0, -1)
+            for p in potentials or []]
+    batch = np.broadcast_shapes(*(t.shape[-1:] for t in logs + pots))[0]
+    step = batch if chunk is None else max(1, chunk)
+
+    def cut(t: np.ndarray, start: int) -> np.ndarray:
+        return t[..., start:start + step] if t.shape[-1] > 1 else t
+
+    order = None
+    pieces = []
+    for start in range(0, batch, step):
+        # each chunk's tables compact (C-contiguous, the chunk's draws only): a chunk's
+        # tables and messages then stay in cache
+        tables, owned = [], []
+        for p, mx in zip(logs, maxima, strict=True):
+            # exp(p - max), a maximum of 1 per batch entry (the difference in float64)
+            t = np.empty(cut(p, start).shape, dtype=dtype)
+            np.subtract(cut(p, start), cut(mx, start), out=t)
+            tables.append(np.exp(t, out=t))
+            owned.append(True)
+        for p in pots:
+            # (probabilities, not rescaled: far from float32's range unless a value is tiny,
+            # and then the check on the messages' maxima below applies)
+            tables.append(np.ascontiguousarray(cut(p, start), dtype=dtype))
+            owned.append(not np.may_share_memory(tables[-1], p))
+        tables = _merge_batch_last(tables, owned, np.multiply)
+        if order is None:
+            scopes = [frozenset(i for i in range(nv) if t.shape[i] > 1) for t in tables]
+            sizes = {i: t.shape[i] for t in tables for i in range(nv) if t.shape[i] > 1}
+            order = _elimination_order(scopes, sizes)
+        pieces.append(_contract_tables(tables, scopes, order, sizes, nd, masks))
+    if len(pieces) == 1:
+        out, masked, low = pieces[0]
+    else:
+        out = [np.concatenate([np.broadcast_to(p[0][a], (p[2].size, p[0][a].shape[1]))
+                               for p in pieces]) for a in range(nd)]
+        masked = None if masks is None else np.concatenate(
+            [np.broadcast_to(p[1], (p[2].size,)) for p in pieces])
+        low = np.concatenate([p[2] for p in pieces])
+    if single:
+        bad = np.flatnonzero(np.broadcast_to(~(low >= SINGLE_LOW), (batch,)))
+        if bad.size:
+            # these entries in double precision (each entry's numbers are its own)
+            redo_m, redo_z = contract_marginals(
+                [p[bad] if p.shape[0] > 1 else p for p in parts], masks, n_axes,
+                [p[bad] if p.shape[0] > 1 else p for p in potentials or []])
+            out = [np.array(np.broadcast_to(o, (batch, o.shape[1]))) for o in out]
+            for o, r in zip(out, redo_m, strict=True):
+                o[bad] = r
+            if masked is not None:
+                masked = np.array(masked)
+                masked[bad] = redo_z
+    return out, masked
+
+
+def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
+                     sizes: dict[int, int], nd: int, masks: list[np.ndarray] | None):
+    """:func:`contract_marginals` on batch-last tables: the marginals, the masked
+    probability, and per batch entry the smallest message maximum (or Z, or a marginal's
+    total), which decides a single-precision entry's recomputation."""
+    nv = tables[0].ndim - 1
+    dtype = tables[0].dtype
     up = _Elimination(tables, scopes, order)
     low = np.minimum(up.low, up.z)
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in up.pool))[0]
@@ -438,17 +498,4 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             # only their absolute error, relative to Z, counts)
             with np.errstate(over="ignore", invalid="ignore"):
                 masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
-    if single:
-        bad = np.flatnonzero(np.broadcast_to(~(low >= SINGLE_LOW), (batch,)))
-        if bad.size:
-            # these entries in double precision (each entry's numbers are its own)
-            redo_m, redo_z = contract_marginals(
-                [p[bad] if p.shape[0] > 1 else p for p in parts], masks, n_axes,
-                [p[bad] if p.shape[0] > 1 else p for p in potentials or []])
-            out = [np.array(np.broadcast_to(o, (batch, o.shape[1]))) for o in out]
-            for o, r in zip(out, redo_m, strict=True):
-                o[bad] = r
-            if masked is not None:
-                masked = np.array(masked)
-                masked[bad] = redo_z
-    return out, masked
+    return out, masked, np.broadcast_to(low, (batch,))

@@ -39,7 +39,7 @@ from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
-from neb_bayes.tensor import contract_marginals, merge_nested
+from neb_bayes.tensor import contract_marginals
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
 #: left to the contraction instead of being summed out on that grid
@@ -151,7 +151,7 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 500,
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250,
     single: bool = SINGLE, threads: int = 1,
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw.
@@ -165,7 +165,8 @@ def probabilities_over_draws(
     ev
         The case's evidence, built with ``model`` or with the full model.
     chunk
-        Draws contracted together (bounds memory; results do not depend on it).
+        Draws contracted together (bounds memory; results do not depend on it; the factors'
+        tables are made for all draws of a share at once).
     single
         Contract in float32 (products) with float64 sums: every probability within about 1e-6
         of the double-precision result (``single=False``); see
@@ -192,7 +193,7 @@ def probabilities_over_draws(
     if threads > 1 and _largest_scope(model, ev) < THREADS_MIN_STATES:
         threads = 1
     # the shares' tables looked up (and cached) here, so that the threads only read caches
-    tabs = [draw_tables(model, d) for d in _shares(draws, threads, chunk)]
+    tabs = [draw_tables(model, d) for d in _shares(draws, threads)]
     if len(tabs) == 1:
         return share(tabs[0])
     if _POOL is None or _POOL._max_workers < len(tabs):
@@ -222,16 +223,15 @@ _POOL: ThreadPoolExecutor | None = None
 _SHARES: dict[tuple[int, int], tuple[ParamDraws, list[ParamDraws]]] = {}
 
 
-def _shares(draws: ParamDraws, threads: int, chunk: int) -> list[ParamDraws]:
-    """``draws`` cut into at most ``threads`` contiguous shares of whole chunks (cached)."""
-    n_chunks = -(-draws.n_draws // chunk)
-    k = max(1, min(threads, n_chunks))
+def _shares(draws: ParamDraws, threads: int) -> list[ParamDraws]:
+    """``draws`` cut into at most ``threads`` contiguous shares of equal size (cached)."""
+    k = max(1, min(threads, draws.n_draws))
     if k == 1:
         return [draws]
     key = (id(draws), k)
     hit = _SHARES.get(key)
     if hit is None or hit[0] is not draws:
-        bounds = [min(draws.n_draws, chunk * (n_chunks * i // k)) for i in range(k + 1)]
+        bounds = [draws.n_draws * i // k for i in range(k + 1)]
         if len(_SHARES) >= 16:
             _SHARES.pop(next(iter(_SHARES)))
         hit = _SHARES[key] = (draws, [draws.subset(np.arange(a, b))
@@ -244,21 +244,13 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
-    parts = merge_nested(parts)     # once for all draws, not per chunk
-
-    def run(start: int) -> None:
-        sl = slice(start, min(start + chunk, n_draws))
-        # the factors are cheap for all draws at once; the contraction's tables are not
-        # (chunks keep them in cache)
-        marg, none = contract_marginals(
-            [p[sl] if p.shape[0] > 1 else p for p in parts], masks, n_axes=len(model.axes),
-            potentials=[p[sl] if p.shape[0] > 1 else p for p in potentials], single=single)
-        for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-            out[sl, k] = marg[a][:, mask].sum(axis=1)
-        out[sl, -1] = none
-
-    for start in range(0, n_draws, chunk):
-        run(start)
+    # the factors' tables made once for all draws, contracted in chunks of draws (their
+    # messages stay in cache)
+    marg, none = contract_marginals(parts, masks, n_axes=len(model.axes), potentials=potentials,
+                                    single=single, chunk=chunk)
+    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+        out[:, k] = marg[a][:, mask].sum(axis=1)
+    out[:, -1] = none
     return np.clip(out, 0.0, 1.0)
 
 
