@@ -328,6 +328,12 @@ def _merge_batch_last(tables: list[np.ndarray], owned: list[bool],
     return tables
 
 
+#: a chunk of :func:`contract_marginals` keeps its largest table under this many bytes
+#: (measured: the 1,000 draws of a report whose largest table has 3,240 states per draw are
+#: contracted fastest in two chunks of 500; smaller tables fastest all at once)
+CHUNK_BYTES = 8 << 20
+
+
 #: with ``single``, batch entries where a message's maximum (or Z, or a marginal's total) falls
 #: below this, relative to its inputs' maxima of 1, are recomputed in double precision: values
 #: float32 rounds to 0 are below 1.2e-38 of their table's maximum (and products keep a
@@ -365,8 +371,9 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     a result does not depend on the other entries of its batch.
 
     With ``chunk``, the log-factors are summed once for the whole batch and the tables made
-    and contracted ``chunk`` batch entries at a time (a chunk's tables and messages stay in
-    cache); results do not depend on it.
+    and contracted in chunks of equal size, at most ``chunk`` batch entries and at most
+    :data:`CHUNK_BYTES` in the largest table (a chunk's tables and messages stay in cache);
+    results do not depend on it.
     """
     nv = max(p.ndim for p in parts) - 1
     nd = nv if n_axes is None else n_axes
@@ -379,7 +386,11 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     pots = [np.moveaxis(p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:]), 0, -1)
             for p in potentials or []]
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in logs + pots))[0]
-    step = batch if chunk is None else max(1, chunk)
+    # chunks of equal size, at most ``chunk`` entries and no larger than a largest table of
+    # CHUNK_BYTES (less Python per entry with larger chunks, less cache traffic with smaller)
+    largest = max(math.prod(t.shape[:-1]) for t in logs + pots) * np.dtype(dtype).itemsize
+    step = batch if chunk is None else max(1, min(chunk, CHUNK_BYTES // largest))
+    step = -(-batch // -(-batch // step))
 
     def cut(t: np.ndarray, start: int) -> np.ndarray:
         return t[..., start:start + step] if t.shape[-1] > 1 else t

@@ -151,7 +151,7 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 
 def probabilities_over_draws(
-    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 250,
+    model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 1000,
     single: bool = SINGLE, threads: int = 1,
 ) -> np.ndarray:
     """P(condition) for every condition (and ``none`` last) under every draw.
@@ -165,8 +165,8 @@ def probabilities_over_draws(
     ev
         The case's evidence, built with ``model`` or with the full model.
     chunk
-        Draws contracted together (bounds memory; results do not depend on it; the factors'
-        tables are made for all draws of a share at once).
+        At most this many draws contracted together (fewer where the case's tables are
+        large, :data:`neb_bayes.tensor.CHUNK_BYTES`; results do not depend on it).
     single
         Contract in float32 (products) with float64 sums: every probability within about 1e-6
         of the double-precision result (``single=False``); see
