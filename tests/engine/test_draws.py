@@ -243,3 +243,36 @@ def test_point_blocks_with_censored_results_on_distinct_combinations(n_cen):
         if checked >= 3:
             break
     assert checked >= 3
+
+
+def test_report_threads_do_not_fault_their_memory_back_in_on_every_report(monkeypatch):
+    """A report's draw threads free ~16 MB of factors, tables and messages; glibc gave that
+    memory back to the system from the threads' heaps, so each report faulted it in again
+    (~4,000 page faults per report with two threads).  With the allocator told to keep it
+    (:func:`~neb_bayes.inference.draws.retain_freed_memory`, set when the thread pool is
+    made) repeated reports fault almost no pages.  The compiled kernels, as from a process'
+    second report on (the numpy counterparts of a one-shot report form products larger
+    than the thresholds)."""
+    import os
+    import platform
+    import resource
+
+    from neb_bayes.inference import draws as draws_module
+
+    if platform.libc_ver()[0] != "glibc" or any(
+            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                                      "GLIBC_TUNABLES")):
+        pytest.skip("glibc's allocator thresholds only, and not where the user set them")
+    monkeypatch.setenv("NEB_BAYES_COMPILED", "1")
+    case = nb.read_case(CASES["many-symptoms"])
+    model = view_for_sex(MODEL, case.patient.sex)
+    ev = build_evidence(model, case)
+    draws = PS.draws.restrict(sex_keep(model))
+    assert draws_module._largest_scope(model, ev) >= draws_module.THREADS_MIN_STATES
+    for _ in range(2):
+        probabilities_over_draws(model, draws, ev, threads=2)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        probabilities_over_draws(model, draws, ev, threads=2)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
+    assert faults < 1000, f"{faults:.0f} page faults per report"
