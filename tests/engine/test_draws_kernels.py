@@ -80,7 +80,15 @@ def test_expanded_likelihood_and_leave_one_out_terms_equal_the_dense_form(grid, 
 
 @pytest.mark.parametrize("grid,own_pos", SHAPES)
 @pytest.mark.parametrize("m,k", [(1, 1), (5, 2), (9, 3)])
-def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos, m, k):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos, m, k,
+                                                                  compiled, monkeypatch):
+    """The mixture summed as the likelihood is computed (numpy, or one compiled pass with
+    C^-1 dense or in its low-rank form) equals the dense likelihood and its leave-one-out
+    terms mixed afterwards."""
+    from neb_bayes.inference import exact
+
+    monkeypatch.setattr(exact, "use_compiled", lambda: compiled)
     y, own_mean, other, noise, loadings, lat_cov = _problem(
         7 + len(grid) + own_pos + m, grid, own_pos, m, k, own_pos == 1)
     rng = np.random.default_rng(m)
