@@ -16,7 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["exp_into", "log_into", "mixture_loglik", "present_symptoms", "woodbury_stack"]
+__all__ = ["exp_into", "log_into", "mixture_block", "mixture_loglik", "present_symptoms",
+           "woodbury_stack"]
 
 
 @njit(cache=True, nogil=True)
@@ -257,6 +258,83 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
             for n in range(k):
                 out[n0 + n, g] = ll[n] + ex[n]
     return over == 0
+
+
+#: log(2 pi), as in :mod:`neb_bayes.inference.exact`
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@njit(cache=True, nogil=True)
+def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pragma: no cover
+    """A block's log-likelihood with at most one gross error over the full grid, from its
+    residuals and covariance parts (every result observed, ``C = N + L S L'``): what
+    :func:`woodbury_stack`, the dense ``C^-1`` and :func:`mixture_loglik` compute in turn,
+    in one call and per block of :data:`STACK_BLOCK` stack entries (no full-size
+    intermediate arrays; each entry's numbers from the same operations in the same order
+    wherever it sits).
+
+    ``r`` ``(m, N)`` the residuals ``y - mean`` per stack entry (draw x own states x ...),
+    ``lat_cov`` ``(K, K, N)``; the noise part of stack entry ``n`` is entry ``n % X`` of
+    ``n_inv`` ``(m, m, X)`` = N^-1, ``logdet_n`` ``(X,)`` = log|N|^(1/2), ``a`` ``(K, K, X)``
+    = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'; ``et``, ``base``, ``eps``, ``out`` and
+    the return value as in :func:`mixture_loglik`.
+    """
+    m, n_st = r.shape
+    k = lat_cov.shape[0]
+    n_x = logdet_n.size
+    ok = True
+    xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
+    for n0 in range(0, n_st, STACK_BLOCK):
+        n1 = min(n0 + STACK_BLOCK, n_st)
+        nb = n1 - n0
+        for n in range(nb):
+            xs[n] = (n0 + n) % n_x
+        lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
+                           np.empty((m, nb)))
+        for i in range(k):
+            for j in range(k):
+                src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
+                da = ab[i, j]
+                for n in range(nb):
+                    dst[n] = src[n]
+                    da[n] = ax[xs[n]]
+            for j in range(m):
+                bx, dst = bt[i, j], btb[i, j]
+                for n in range(nb):
+                    dst[n] = bx[xs[n]]
+        for j in range(m):
+            src, dst = r[j, n0:n1], rb[j]
+            for n in range(nb):
+                dst[n] = src[n]
+        vt, t = np.empty((k, m, nb)), np.empty((k, nb))
+        ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
+        woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+        # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
+        pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
+        quad = np.zeros(nb)
+        for i in range(m):
+            pi, psi, ri = pr[i], ps[i], rb[i]
+            for n in range(nb):
+                pi[n] = 0.0
+            for c in range(m):
+                nic, rc = n_inv[i, c], rb[c]
+                for n in range(nb):
+                    pi[n] += nic[xs[n]] * rc[n]
+            for n in range(nb):
+                quad[n] += ri[n] * pi[n]
+                pi[n] -= psi[n]
+            for c in range(m):
+                nic, qic = n_inv[i, c], q[i, c]
+                for n in range(nb):
+                    qic[n] = nic[xs[n]]
+                for kk in range(k):
+                    vki, vkc = vt[kk, i], vt[kk, c]
+                    for n in range(nb):
+                        qic[n] -= vki[n] * vkc[n]
+        for n in range(nb):
+            c0[n] = -0.5 * (quad[n] - qs[n]) - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
+        ok = mixture_loglik(c0, pr, q, et, base, eps, out[n0:n1]) and ok
+    return ok
 
 
 @njit(cache=True, nogil=True)

@@ -386,6 +386,9 @@ def gaussian_block_loglik(
         n_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
         logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
         r = y[obs] - mean[..., obs]
+        if mixture is not None and use_compiled():
+            return _fused_mixture(r, n_inv, logdet, loadings[obs], lat_cov, other[..., obs],
+                                  mixture)
         n_inv_r = _stack_matmul(r[..., None, :], np.swapaxes(n_inv, -1, -2))[..., 0, :]
         quad = np.sum(r * n_inv_r, axis=-1)
         pr = n_inv_r
@@ -505,6 +508,63 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     return out
 
 
+def _stack_layout(st: tuple[int, ...], e: np.ndarray):
+    """The (stack ``N``, other points ``E``) layout of a block's full grid: ``st`` is the
+    stack (``lead + grid``, larger than 1 along the grid dimensions the mean and covariance
+    vary along), ``e`` (``grid + (m,)``) the other axes' mean part, varying along the
+    remaining grid dimensions.  Returns ``e`` as ``(E, m)``, the grid dimensions of the stack
+    and of ``e``, and the function that turns an ``(N, E)`` array into a view in grid order
+    (``lead + grid``)."""
+    m = e.shape[-1]
+    g = e.ndim - 1
+    nl = len(st) - g
+    eg = e.shape[:-1]
+    xd = [i for i in range(g) if st[nl + i] > 1]
+    ed = [i for i in range(g) if i not in xd]
+    if any(eg[i] > 1 for i in xd):
+        raise ValueError("the mean parts vary along the same grid dimension")
+    shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
+    perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
+                                    for i in range(g))
+
+    def on_grid(x: np.ndarray) -> np.ndarray:
+        return x.reshape(shape).transpose(perm)
+
+    return e.reshape(-1, m), xd, ed, on_grid
+
+
+def _fused_mixture(r: np.ndarray, n_inv: np.ndarray, logdet: np.ndarray, loadings: np.ndarray,
+                   lat_cov: np.ndarray, e: np.ndarray,
+                   mixture: tuple[np.ndarray, float]) -> np.ndarray | None:
+    """:func:`gaussian_block_loglik`'s fused mixture (every result observed, parameter draws)
+    in one compiled call (:func:`~neb_bayes.inference.draws_kernels.mixture_block`) from the
+    residuals ``r`` (``lead + grid + (m,)``), the noise part's ``N^-1`` and ``log|N|^(1/2)``
+    (over the grid), the loadings ``(m, K)``, the latent covariance ``lat_cov`` and the other
+    axes' mean part ``e``; ``None`` where a term would overflow."""
+    from neb_bayes.inference.draws_kernels import mixture_block
+
+    m, k = r.shape[-1], lat_cov.shape[-1]
+    st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2], lat_cov.shape[:-2])
+    # the noise over the stack's grid part (its last dimensions), or one for all entries
+    xs = st[len(st) - (e.ndim - 1):] if n_inv.size > m * m else ()
+    n_x = math.prod(xs)
+    b = np.matmul(n_inv, loadings)                                       # N^-1 L
+
+    def per_x(v: np.ndarray, tail: tuple[int, ...]) -> np.ndarray:      # tail + (X,)
+        v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
+        return np.ascontiguousarray(np.moveaxis(v.reshape((n_x,) + tail), 0, -1))
+
+    e_flat, _, _, on_grid = _stack_layout(st, e)
+    out = np.empty((math.prod(st), e_flat.shape[0]))
+    ok = mixture_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
+                       per_x(n_inv, (m, m)), per_x(logdet, ()),
+                       per_x(np.matmul(loadings.T, b), (k, k)),
+                       per_x(np.swapaxes(b, -1, -2), (k, m)), np.ascontiguousarray(e_flat.T),
+                       np.asarray(mixture[0], dtype=float) + 0.5 * LOG_2PI, float(mixture[1]),
+                       out)
+    return on_grid(out) if ok else None
+
+
 def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
                      logdet: np.ndarray, n_inv: np.ndarray, vt: np.ndarray | None, loo: bool,
                      mixture: tuple[np.ndarray, float] | None = None):
@@ -527,23 +587,10 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
     overflow (the caller then takes the leave-one-out terms and :func:`gross_mixture`).
     """
     m = e.shape[-1]
-    g = e.ndim - 1
-    nl = len(st) - g
-    eg = e.shape[:-1]
-    xd = [i for i in range(g) if st[nl + i] > 1]
-    ed = [i for i in range(g) if i not in xd]
-    if any(eg[i] > 1 for i in xd):
-        raise ValueError("the mean parts vary along the same grid dimension")
+    nl = len(st) - (e.ndim - 1)
+    e_flat, xd, ed, on_grid = _stack_layout(st, e)
     n = int(np.prod(st))
-    e_flat = e.reshape(-1, m)                                            # (E, m)
     n_e = e_flat.shape[0]
-    shape = st[:nl] + tuple(st[nl + i] for i in xd) + tuple(eg[i] for i in ed)
-    perm = tuple(range(nl)) + tuple(nl + (xd.index(i) if i in xd else len(xd) + ed.index(i))
-                                    for i in range(g))
-
-    def on_grid(x: np.ndarray) -> np.ndarray:
-        return x.reshape(shape).transpose(perm)
-
     k = 0 if vt is None else vt.shape[0]
     ng = n_inv.shape[:-2]
     nx = tuple(ng[i] for i in xd)
