@@ -617,16 +617,6 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
         q = _to_stack(n_inv, st, (m, m))                                 # (m, m, N)
         for v in vt if k else ():
             q -= v[:, None, :] * v[None, :, :]                           # C^-1 = N^-1 - V V'
-        if mixture is not None and use_compiled():
-            # the whole mixture in one compiled pass over (stack, other points)
-            from neb_bayes.inference.draws_kernels import mixture_loglik
-
-            ll = np.empty((n, n_e))
-            ok = mixture_loglik(np.ascontiguousarray(c0), np.ascontiguousarray(pr_st), q,
-                                np.ascontiguousarray(e_flat.T),
-                                np.asarray(mixture[0], dtype=float) + 0.5 * LOG_2PI,
-                                float(mixture[1]), ll)
-            return on_grid(ll) if ok else None
         # log p = c0 + (C^-1 r)'e - e'C^-1 e / 2: one product over [1, e, e e']
         coef = np.concatenate([c0[:, None], pr_st.T, q.reshape(m * m, n).T], axis=1)
         ee = (e_flat[:, :, None] * e_flat[:, None, :]).reshape(n_e, m * m)
