@@ -297,6 +297,21 @@ class _Elimination:
             self.log_z = self.log_scale + np.log(z)
 
 
+def _state_max(t: np.ndarray) -> np.ndarray:
+    """The maximum over every dimension but the last (the batch) of a batch-last table,
+    shaped to broadcast against it: over the table's memory as one 2-D reduction where it
+    is contiguous batch-last or batch-first (a reduction over several strided dimensions
+    is many times slower)."""
+    first = np.moveaxis(t, -1, 0)
+    if t.flags.c_contiguous:
+        mx = t.reshape(-1, t.shape[-1]).max(axis=0)
+    elif first.flags.c_contiguous:
+        mx = first.reshape(t.shape[-1], -1).max(axis=1)
+    else:
+        return t.max(axis=tuple(range(t.ndim - 1)), keepdims=True)
+    return mx.reshape((1,) * (t.ndim - 1) + (t.shape[-1],))
+
+
 def _merge_batch_last(tables: list[np.ndarray], owned: list[bool],
                       combine: np.ufunc) -> list[np.ndarray]:
     """Combine each batch-last table into a larger one whose non-singleton dimensions (the
@@ -382,7 +397,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     logs = _merge_batch_last(
         [np.moveaxis(np.asarray(p, dtype=float).reshape((1,) * (nv + 1 - p.ndim) + p.shape),
                      0, -1) for p in parts], [False] * len(parts), np.add)
-    maxima = [p.max(axis=tuple(range(nv)), keepdims=True) for p in logs]
+    maxima = [_state_max(p) for p in logs]
     pots = [np.moveaxis(p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:]), 0, -1)
             for p in potentials or []]
     batch = np.broadcast_shapes(*(t.shape[-1:] for t in logs + pots))[0]
