@@ -1090,31 +1090,45 @@ def _normalise(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
 def axis_marginals(joint: np.ndarray) -> list[np.ndarray]:
     """Posterior probability of each state of each axis (clipped to [0, 1]: a state with all
     the mass can sum to 1 + 2e-16)."""
-    nd = joint.ndim
-    return [np.clip(joint.sum(axis=tuple(j for j in range(nd) if j != i)), 0.0, 1.0)
-            for i in range(nd)]
+    v = np.clip(_marginal_matrix(joint.shape) @ joint.reshape(-1), 0.0, 1.0)
+    return np.split(v, np.cumsum(joint.shape)[:-1])
 
 
-@lru_cache(maxsize=64)
-def _condition_table(model: CompiledModel) -> np.ndarray:
-    """``(sum of the axes' states, conditions)``: 1 where an axis state belongs to a
-    condition, the axes' states one after another (the marginals concatenated)."""
-    start = np.concatenate([[0], np.cumsum([ax.n_states for ax in model.axes])])
-    table = np.zeros((start[-1], len(model.cond_axis)))
+@lru_cache(maxsize=8)
+def _marginal_matrix(sizes: tuple[int, ...]) -> np.ndarray:
+    """``(sum of the axes' states, joint states)``: 1 where a joint state (C order) has an
+    axis' state, the axes' states one after another.  Times a joint tensor's values it
+    gives every axis' marginal in one matrix product (a reduction over all dimensions but
+    one per axis runs its inner loops over the last axis' few states: several times
+    slower)."""
+    idx = np.indices(sizes).reshape(len(sizes), -1)
+    start = np.concatenate([[0], np.cumsum(sizes)])
+    out = np.zeros((start[-1], idx.shape[1]))
+    cols = np.arange(idx.shape[1])
+    for a in range(len(sizes)):
+        out[start[a] + idx[a], cols] = 1.0
+    return out
+
+
+@lru_cache(maxsize=8)
+def _condition_matrix(model: CompiledModel) -> np.ndarray:
+    """``(conditions + 1, joint states)``: 1 where a joint state belongs to a condition, and
+    in the last row where every axis is in a healthy state (``none``)."""
+    sizes = tuple(ax.n_states for ax in model.axes)
+    idx = np.indices(sizes).reshape(len(sizes), -1)
+    out = np.zeros((len(model.cond_axis) + 1, idx.shape[1]))
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        table[start[a]:start[a + 1], k] = np.asarray(mask, dtype=float)
-    return table
+        out[k] = np.asarray(mask, dtype=bool)[idx[a]]
+    out[-1] = np.all([np.asarray(ax.healthy, dtype=bool)[idx[a]]
+                      for a, ax in enumerate(model.axes)], axis=0)
+    return out
 
 
-def condition_probabilities(model: CompiledModel, joint: np.ndarray,
-                            marg: list[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
-    """P(condition) for each condition and P(none of them)."""
-    marg = axis_marginals(joint) if marg is None else marg
-    probs = np.concatenate(marg) @ _condition_table(model)
-    v = joint
-    for ai in reversed(range(len(model.axes))):
-        v = v @ model.axes[ai].healthy.astype(float)
-    return np.clip(probs, 0.0, 1.0), min(max(float(v), 0.0), 1.0)
+def condition_probabilities(model: CompiledModel,
+                            joint: np.ndarray) -> tuple[np.ndarray, float]:
+    """P(condition) for each condition and P(none of them), from one matrix product."""
+    v = np.clip(_condition_matrix(model) @ joint.reshape(-1), 0.0, 1.0)
+    return v[:-1], float(v[-1])
 
 
 @dataclass
@@ -1213,7 +1227,7 @@ def _prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndar
     """Prior axis marginals and condition probabilities of a stratum (cached)."""
     prior_joint, _ = _normalise(log_prior(model, cov))
     marg = axis_marginals(prior_joint)
-    c, none = condition_probabilities(model, prior_joint, marg)
+    c, none = condition_probabilities(model, prior_joint)
     return marg, np.append(c, none)
 
 
@@ -1256,7 +1270,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
             groups.append({"kind": "symptom", "status": status, "symptom": int(s)})
     joint, log_ev = _normalise(log_joint)
     marginals = axis_marginals(joint)
-    probs, none = condition_probabilities(model, joint, marginals)
+    probs, none = condition_probabilities(model, joint)
     prior_marg, prior_cond = _prior_summary(model, ev.covariates)
     log_bf = None
     if explain and groups:
