@@ -99,7 +99,8 @@ def latent_summaries(
             deps = block.deps
             w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
             every = np.arange(block.n)
-            means, covs = _conditioned(model, block, every, lat_mean, lat_cov, w.shape)
+            means, covs, loo = _conditioned(model, block, every, lat_mean, lat_cov, w.shape,
+                                            leave_one_out=True)
             ratio = post.factors["gross_ratio"].get(ai)
             if ratio is not None:
                 # one mixture component per gross-error configuration (none, or result j),
@@ -113,9 +114,13 @@ def latent_summaries(
                     if float((w * r).sum()) < MIN_COMPONENT_WEIGHT:
                         continue        # cannot move a summary reported to a few digits
                     resp.append(r)
-                    parts.append(_conditioned(model, block, np.delete(every, j), lat_mean,
-                                              lat_cov, w.shape) if block.n > 1
-                                 else _unconditioned(ax, lat_mean, lat_cov, block, w.shape))
+                    if block.n == 1:
+                        parts.append(_unconditioned(ax, lat_mean, lat_cov, block, w.shape))
+                    elif loo is not None:
+                        parts.append(loo(j))
+                    else:
+                        parts.append(_conditioned(model, block, np.delete(every, j), lat_mean,
+                                                  lat_cov, w.shape))
                 w = np.concatenate([(w * r).reshape(-1) for r in resp])
                 means = np.concatenate([m.reshape(-1, len(ax.latents)) for m, _ in parts])
                 covs = np.concatenate([c.reshape(-1, len(ax.latents), len(ax.latents))
@@ -156,9 +161,15 @@ def _unconditioned(ax, lat_mean, lat_cov, block: Block, grid: tuple[int, ...]):
 
 
 def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean, lat_cov,
-                 grid: tuple[int, ...]):
+                 grid: tuple[int, ...], leave_one_out: bool = False):
     """Posterior mean and covariance of the axis' latents given the block's results ``keep``,
-    on the block's dependency grid (censored results by sequential moment matching)."""
+    on the block's dependency grid (censored results by sequential moment matching).
+
+    With ``leave_one_out`` also a function of ``j`` giving them without result ``j`` (where
+    every result is observed, by a rank-one change: with ``P = C^-1`` and the gain ``a =
+    Cov(z, y) P``, the mean moves by ``-a_j (P r)_j / P_jj`` and the covariance by ``a_j
+    a_j' / P_jj``), or ``None`` (censored results: the caller conditions on the others
+    anew)."""
     ax = model.axes[block.axis]
     mom = block_moments(model, block, keep, latent=(lat_mean, lat_cov))
     y, censor = block.y[keep], block.censor[keep]
@@ -171,12 +182,23 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
     obs = censor == 0
     means = lat_m.copy()
     covs = np.broadcast_to(lat_c, grid + lat_c.shape[-2:]).copy()
+    loo = None
     if obs.any():
         coo = mom.cov[..., obs, :][..., :, obs]
-        gain = np.matmul(cov_zy[..., obs], np.linalg.inv(coo))  # (..., K, no)
+        prec = np.linalg.inv(coo)
+        gain = np.matmul(cov_zy[..., obs], prec)                 # (..., K, no)
         r = y[obs] - mom.mean[..., obs]
         means = means + np.matmul(gain, r[..., None])[..., 0]
         covs = covs - np.matmul(gain, np.swapaxes(cov_zy[..., obs], -1, -2))
+        if leave_one_out and obs.all():
+            pr = np.matmul(prec, r[..., None])[..., 0]               # P r
+            pjj = np.diagonal(prec, axis1=-2, axis2=-1)
+
+            def loo(j: int, means=means, covs=covs):
+                aj = gain[..., :, j]
+                return (means - aj * (pr[..., j] / pjj[..., j])[..., None],
+                        covs + aj[..., :, None] * aj[..., None, :]
+                        / pjj[..., j][..., None, None])
     # censored results, one at a time, conditioned on the observed ones
     for ci in np.flatnonzero(~obs):
         idx = np.flatnonzero(obs)
@@ -192,4 +214,4 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
             czw = czw - np.matmul(cov_zy[..., idx], g[..., None])[..., 0]
         means, covs = _truncated_update(
             means, covs, mu_w, c_ww, czw, y[ci], int(censor[ci]))
-    return means, covs
+    return (means, covs, loo) if leave_one_out else (means, covs)

@@ -43,3 +43,40 @@ def test_repeated_components_give_the_same_summary_as_merged_ones():
     m_rep, s_rep = np.repeat(m, reps)[order], np.repeat(s, reps)[order]
     np.testing.assert_allclose(_mixture_summary(w_rep, m_rep, s_rep, 0.9),
                                _mixture_summary(w, m, s, 0.9), rtol=1e-12, atol=1e-12)
+
+
+def test_latents_without_one_result_by_the_rank_one_change_equal_conditioning_anew():
+    """The gross-error components of a block's latents (the posterior without result j)
+    come from the full conditioning by a rank-one change; they equal conditioning on the
+    other results anew, for every result, including repeated results of one channel."""
+    import neb_bayes as nb
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.inference.latents import _conditioned
+    from neb_bayes.model.compiled import view_for_sex
+    from neb_bayes.priorset import load_prior_set
+
+    model0 = load_prior_set().model
+    checked = 0
+    for name in ("pcos_01", "cushings_acth_dependent_01",
+                 "hard_subclinical_hypothyroidism_repeat_tsh"):
+        case = nb.read_case(f"cases/examples/{name}.yaml")
+        model = view_for_sex(model0, case.patient.sex)
+        ev = build_evidence(model, case)
+        for block in ev.blocks:
+            if block.n < 2 or block.censor.any():
+                continue
+            grid = tuple(model.axes[d].n_states for d in block.deps)
+            lat_mean, lat_cov = ev.latent_params(model, block.axis)
+            every = np.arange(block.n)
+            _, _, loo = _conditioned(model, block, every, lat_mean, lat_cov, grid,
+                                     leave_one_out=True)
+            for j in range(block.n):
+                means, covs = loo(j)
+                want_m, want_c = _conditioned(model, block, np.delete(every, j), lat_mean,
+                                              lat_cov, grid)
+                np.testing.assert_allclose(np.broadcast_to(means, want_m.shape), want_m,
+                                           rtol=1e-9, atol=1e-10)
+                np.testing.assert_allclose(np.broadcast_to(covs, want_c.shape), want_c,
+                                           rtol=1e-9, atol=1e-10)
+                checked += 1
+    assert checked >= 10
