@@ -28,13 +28,14 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
     tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
     acc = np.empty(batch)                            # sums in float64
     track = mx.size > 0
-    # with every table over the batch (the usual case) and up to three tables, the product
-    # is added in the loop that forms it (the same roundings in the same order as the
-    # general loop through ``tmp``, fewer passes over the runs)
-    fused = n_tab <= 3
+    # with every table over the batch (the usual case) the product is added in the loop
+    # that forms it, with up to four tables in one pass, more through ``tmp`` (the same
+    # roundings in the same order as the general loop, fewer passes over the runs)
+    fused = True
     for t in range(n_tab):
         fused = fused and wide[t]
     last = n_tab - 1
+    one = min(1, last)        # (tuple indices not static: the tuple may have one table)
     for b in range(mx.size):
         mx[b] = 0.0
     for g in range(out_offsets.size):
@@ -50,16 +51,36 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
         elif fused and n_tab == 3:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                # (indices not static: the tuple may have 1 or 2 tables)
                 r1 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
                 r2 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
                     acc[b] += r0[b] * r1[b] * r2[b]
-        elif fused:
+        elif fused and n_tab == 1:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
                 for b in range(batch):
                     acc[b] += r0[b]
+        elif fused and n_tab == 4:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                r1 = tables[last - 2][offsets[last - 2, u]:offsets[last - 2, u] + batch]
+                r2 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
+                r3 = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                for b in range(batch):
+                    acc[b] += r0[b] * r1[b] * r2[b] * r3[b]
+        elif fused:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                r1 = tables[one][offsets[one, u]:offsets[one, u] + batch]
+                for b in range(batch):
+                    tmp[b] = r0[b] * r1[b]
+                for t in range(2, last):
+                    run = tables[t][offsets[t, u]:offsets[t, u] + batch]
+                    for b in range(batch):
+                        tmp[b] *= run[b]
+                run = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                for b in range(batch):
+                    acc[b] += tmp[b] * run[b]
         else:
             for u in range(group_starts[g], group_starts[g + 1]):
                 o = offsets[0, u]
