@@ -318,29 +318,35 @@ def _merge_batch_last(tables: list[np.ndarray], owned: list[bool],
     batch included) contain its own: ``np.add`` for log-factors, ``np.multiply`` for tables
     on the probability scale (the counterpart of :func:`merge_nested`, with the batch's
     contiguous runs as the inner loop): fewer tables for every step of the contraction to
-    read.  A host marked ``owned`` (made by the caller for this purpose) is combined into in
-    place; any other (it may be the caller's, or a view) is replaced by a new C-contiguous
-    array, which later guests then combine into in place.  Smaller tables first, so a
-    guest goes into the first larger host."""
+    read.  Smaller tables first, each into the first larger one that contains it, and that
+    one's host in turn: every table lands in a root (a table that fits in no larger one),
+    which gets all of them in one array.  A root marked ``owned`` (made by the caller for
+    this purpose) is combined into in place; any other (it may be the caller's, or a view)
+    is replaced by a new C-contiguous array."""
     order = sorted(range(len(tables)), key=lambda i: tables[i].size)
     tables = [tables[i] for i in order]
     owned = [owned[i] for i in order]
     dims = [frozenset(d for d, n in enumerate(t.shape) if n > 1) for t in tables]
-    i = 0
-    while i < len(tables):
-        host = next((j for j in range(i + 1, len(tables)) if dims[i] <= dims[j]), None)
+    n = len(tables)
+    root = list(range(n))
+    for i in reversed(range(n)):
+        host = next((j for j in range(i + 1, n) if dims[i] <= dims[j]), None)
         if host is not None:
-            if not owned[host]:
-                out = np.empty(tables[host].shape, np.result_type(tables[host], tables[i]))
-                combine(tables[host], tables[i], out=out)
-                tables[host] = out
-                owned[host] = True
-            else:
-                combine(tables[host], tables[i], out=tables[host])
-            del tables[i], owned[i], dims[i]
-        else:
-            i += 1
-    return tables
+            root[i] = root[host]
+    out = []
+    for r in range(n):
+        if root[r] != r:
+            continue
+        guests = [tables[i] for i in range(n) if root[i] == r and i != r]
+        t = tables[r]
+        if guests and not owned[r]:
+            first = np.empty(t.shape, np.result_type(t, *guests))
+            combine(t, guests[0], out=first)
+            t, guests = first, guests[1:]
+        for g in guests:
+            combine(t, g, out=t)
+        out.append(t)
+    return out
 
 
 #: a chunk of :func:`contract_marginals` keeps its largest table under this many bytes
@@ -509,11 +515,15 @@ def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: t
         if any(ix.size == 0 for ix in keep_ix.values()):
             masked = np.zeros(batch)
         else:
+            # (a mask of consecutive states, e.g. one healthy state, cuts by a view)
+            picks = {a: (slice(ix[0], ix[-1] + 1) if ix[-1] - ix[0] + 1 == ix.size else ix)
+                     for a, ix in keep_ix.items()}
             cut = []
             for t in tables:
-                for a, ix in keep_ix.items():
+                for a, pick in picks.items():
                     if t.shape[a] > 1:
-                        t = t.take(ix, axis=a)
+                        t = (t[(slice(None),) * a + (pick,)] if isinstance(pick, slice)
+                             else t.take(pick, axis=a))
                 cut.append(t)
             cut_sizes = {a: n for a, n in sizes.items()
                          if a not in keep_ix or keep_ix[a].size > 1}
