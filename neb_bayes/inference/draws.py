@@ -9,20 +9,21 @@ draw dimension), probabilities only.  To keep the work per draw small:
   (:class:`DrawTables`): the symptom tables for every symptom, latent covariances, and the
   prior's conditional tables per stratum;
 * a block's likelihood over draws x its dependency grid is computed in one (draws x own
-  states, other axes) layout, as matrix products over the results, with the gross-error
-  mixture summed while each result's leave-one-out term is in cache
-  (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`; one compiled pass,
-  :func:`~neb_bayes.inference.draws_kernels.mixture_loglik`, where C^-1 is dense);
+  states, other axes) layout, with the gross-error mixture summed while each result's
+  leave-one-out term is in cache (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`;
+  where every result is observed, one compiled call from the residuals and covariance
+  parts, :func:`~neb_bayes.inference.draws_kernels.mixture_block`);
 * the present symptoms' tables over their cause axes, levels and draws come from one
   compiled pass per set of cause axes
   (:func:`~neb_bayes.inference.draws_kernels.present_symptoms`);
 * every likelihood stays a factor over its own small scope, and the marginals come from a
-  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`, factors merged
-  once, contracted in chunks of draws; each product summed in one compiled pass without
-  being formed), never from the joint tensor.  By default the contraction's tables and
-  products are float32 with float64 sums (``single``): every probability within about 1e-6
-  of double precision (2.2e-7 the largest difference seen over 187 cases x 200 draws), draws
-  whose factors conflict so strongly that float32 could lose values recomputed in float64.
+  contraction of those factors (:func:`neb_bayes.tensor.contract_marginals`, log-factors
+  summed once, tables made and contracted in chunks of draws that stay in cache; each
+  product summed in one compiled pass without being formed), never from the joint tensor.
+  By default the contraction's tables and products are float32 with float64 sums
+  (``single``): every probability within about 1e-6 of double precision (2.2e-7 the largest
+  difference seen over 187 cases x 200 draws), draws whose factors conflict so strongly
+  that float32 could lose values recomputed in float64.
 """
 
 from __future__ import annotations
