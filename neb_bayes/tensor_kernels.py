@@ -42,7 +42,12 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
         for b in range(batch):
             acc[b] = 0.0
         # slices of the runs (not offset indexing): the loops then vectorise
-        if fused and n_tab == 2:
+        if fused and n_tab == 1:
+            for u in range(group_starts[g], group_starts[g + 1]):
+                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                for b in range(batch):
+                    acc[b] += r0[b]
+        elif fused and n_tab == 2:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
                 r1 = tables[last][offsets[last, u]:offsets[last, u] + batch]
@@ -55,11 +60,6 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
                 r2 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
                     acc[b] += r0[b] * r1[b] * r2[b]
-        elif fused and n_tab == 1:
-            for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                for b in range(batch):
-                    acc[b] += r0[b]
         elif fused and n_tab == 4:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
