@@ -229,17 +229,16 @@ def retain_freed_memory() -> bool:
     pages in again: ~4,000 page faults and ~15 ms of system time per report with two threads
     (measured on cushings_acth_dependent_01; none on one thread, whose large arrays come
     from the main heap, which keeps them).  Called once, when the report's thread pool is
-    made; not where the user set the allocator's thresholds (``MALLOC_MMAP_THRESHOLD_``,
-    ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``) or on another C library.  Returns
-    whether the thresholds were set.
+    made; not where the process was started with the allocator's thresholds set
+    (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``: what glibc
+    read at start-up, not what a library put in ``os.environ`` for its child processes since,
+    as dask's distributed does) or on another C library.  Returns whether the thresholds were
+    set.
     """
     import ctypes
-    import os
     import platform
 
-    if platform.libc_ver()[0] != "glibc" or any(
-            k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                                      "GLIBC_TUNABLES")):
+    if platform.libc_ver()[0] != "glibc" or ALLOCATOR_VARIABLES & startup_environment():
         return False
     try:
         libc = ctypes.CDLL(None)
@@ -248,6 +247,24 @@ def retain_freed_memory() -> bool:
                     and libc.mallopt(m_mmap_threshold, 32 << 20))
     except (OSError, AttributeError):
         return False
+
+
+#: environment variables that set glibc's allocator thresholds
+ALLOCATOR_VARIABLES = frozenset({"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
+                                 "GLIBC_TUNABLES"})
+
+
+def startup_environment() -> set[str]:
+    """The names in the environment the process was started with (``/proc/self/environ``;
+    ``os.environ`` where that cannot be read)."""
+    import os
+
+    try:
+        with open("/proc/self/environ", "rb") as fh:
+            return {kv.split(b"=", 1)[0].decode(errors="replace")
+                    for kv in fh.read().split(b"\0") if kv}
+    except OSError:
+        return set(os.environ)
 
 
 #: threads for :func:`probabilities_over_draws` (created on first use with more than one)
