@@ -50,8 +50,17 @@ def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
 def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of ``rows`` ``(R, n)``, numbered in order of first appearance:
     ``(first, inverse)``, the index of each distinct row's first appearance ``(R',)``
-    (ascending) and each row's number ``(R,)`` (``rows[first][inverse] == rows``)."""
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    (ascending) and each row's number ``(R,)`` (``rows[first][inverse] == rows``).
+
+    Rows are compared by their bytes, each row one opaque item (4-5x faster than
+    ``np.unique(axis=0)``, which compares field by field): -0.0 and 0.0 count as different,
+    which can only split a class of equal rows, never merge unequal ones."""
+    rows = np.ascontiguousarray(rows)
+    if rows.shape[1] == 0:                      # rows without columns are all equal
+        return np.zeros(min(1, rows.shape[0]), dtype=np.int64), np.zeros(rows.shape[0],
+                                                                          dtype=np.int64)
+    items = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(items, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty(first.size, dtype=np.int64)
     rank[order] = np.arange(first.size)

@@ -189,3 +189,19 @@ def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(sh
                 prod = prod * t[i % t.shape[0], j % t.shape[1]]
             ref[i, 0] += prod.astype(np.float64)
     np.testing.assert_array_equal(got, ref)
+
+
+def test_distinct_rows_number_rows_by_first_appearance():
+    """Equal rows share a number, numbers follow first appearance, ``first`` points at each
+    class's first row: the same classes as numpy's row-wise unique, for float and int rows,
+    and rows without columns are one class."""
+    rng = np.random.default_rng(5)
+    for dtype in (float, np.int64):
+        rows = rng.integers(0, 3, size=(200, 4)).astype(dtype)
+        first, inverse = tensor.distinct_rows(rows)
+        np.testing.assert_array_equal(rows[first][inverse], rows)
+        assert (np.diff(first) > 0).all() and first[0] == 0
+        assert np.array_equal(np.unique(inverse, return_index=True)[1], first)
+        assert first.size == np.unique(rows, axis=0).shape[0]
+    first, inverse = tensor.distinct_rows(np.zeros((5, 0)))
+    assert first.tolist() == [0] and inverse.tolist() == [0] * 5
