@@ -11,40 +11,14 @@ from neb_bayes.accel import use_compiled
 
 def sum_factors(parts: list[np.ndarray]) -> np.ndarray:
     """Sum log-factors that broadcast to one joint tensor, with as few full-size passes as
-    possible: each factor is first added into a larger one whose dimensions contain its own.
+    possible: each factor is first added into a larger one whose dimensions contain its own
+    (:func:`merge_nested`).
     """
-    parts = [np.asarray(p, dtype=float) for p in parts]
-    ndim = max(p.ndim for p in parts)
-    parts = [p.reshape((1,) * (ndim - p.ndim) + p.shape) for p in parts]
-
-    def dims(p):
-        return frozenset(i for i, n in enumerate(p.shape) if n > 1)
-
-    merged = merge_nested(parts)
+    merged = merge_nested([np.asarray(p, dtype=float) for p in parts])
     total = merged[0]
     for p in merged[1:]:
         total = total + p
     return total
-
-
-def merge_nested(parts: list[np.ndarray]) -> list[np.ndarray]:
-    """Add each factor into a larger one whose non-singleton dimensions contain its own."""
-    ndim = max(p.ndim for p in parts)
-    parts = [np.asarray(p, dtype=float).reshape((1,) * (ndim - p.ndim) + p.shape) for p in parts]
-
-    merged = sorted(parts, key=lambda p: p.size)
-    # a factor added into a host keeps the host's dimensions, so each set is worked out once
-    dims = [frozenset(i for i, n in enumerate(p.shape) if n > 1) for p in merged]
-    i = 0
-    while i < len(merged):
-        host = next((j for j in range(i + 1, len(merged)) if dims[i] <= dims[j]), None)
-        if host is not None:
-            merged[host] = merged[host] + merged[i]
-            del merged[i]
-            del dims[i]
-        else:
-            i += 1
-    return merged
 
 
 def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,17 +295,22 @@ def _state_max(t: np.ndarray) -> np.ndarray:
     return mx.reshape((1,) * (t.ndim - 1) + (t.shape[-1],))
 
 
-def _merge_batch_last(tables: list[np.ndarray], owned: list[bool],
-                      combine: np.ufunc) -> list[np.ndarray]:
-    """Combine each batch-last table into a larger one whose non-singleton dimensions (the
-    batch included) contain its own: ``np.add`` for log-factors, ``np.multiply`` for tables
-    on the probability scale (the counterpart of :func:`merge_nested`, with the batch's
-    contiguous runs as the inner loop): fewer tables for every step of the contraction to
-    read.  Smaller tables first, each into the first larger one that contains it, and that
-    one's host in turn: every table lands in a root (a table that fits in no larger one),
-    which gets all of them in one array.  A root marked ``owned`` (made by the caller for
-    this purpose) is combined into in place; any other (it may be the caller's, or a view)
-    is replaced by a new C-contiguous array."""
+def merge_nested(tables: list[np.ndarray], combine: np.ufunc = np.add,
+                 owned: list[bool] | None = None) -> list[np.ndarray]:
+    """Combine each table into a larger one whose non-singleton dimensions contain its own
+    (tables broadcast against each other; shorter ones are padded on the left): ``np.add``
+    for log-factors, ``np.multiply`` for tables on the probability scale.  Fewer, larger
+    tables for what follows to read (a sum over the joint tensor, the batch engine's
+    factors, every step of the contraction).  Smaller tables first, each into the first
+    larger one that contains it, and that one's host in turn: every table lands in a root
+    (a table that fits in no larger one), which gets all of them in one array.  A root
+    marked ``owned`` (made by the caller for this purpose) is combined into in place; any
+    other (it may be the caller's, or a view) is replaced by a new C-contiguous array, and
+    a root without guests is returned as it is."""
+    ndim = max(np.ndim(t) for t in tables)
+    tables = [np.asarray(t) for t in tables]
+    tables = [t.reshape((1,) * (ndim - t.ndim) + t.shape) for t in tables]
+    owned = [False] * len(tables) if owned is None else owned
     order = sorted(range(len(tables)), key=lambda i: tables[i].size)
     tables = [tables[i] for i in order]
     owned = [owned[i] for i in order]
@@ -409,9 +388,9 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     nd = nv if n_axes is None else n_axes
     dtype = np.float32 if single else np.float64
     # the log-factors batch-last (views), summed into hosts that contain their scopes
-    logs = _merge_batch_last(
+    logs = merge_nested(
         [np.moveaxis(np.asarray(p, dtype=float).reshape((1,) * (nv + 1 - p.ndim) + p.shape),
-                     0, -1) for p in parts], [False] * len(parts), np.add)
+                     0, -1) for p in parts])
     maxima = [_state_max(p) for p in logs]
     pots = [np.moveaxis(p.reshape((p.shape[0],) + (1,) * (nv + 1 - p.ndim) + p.shape[1:]), 0, -1)
             for p in potentials or []]
@@ -442,7 +421,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
             # and then the check on the messages' maxima below applies)
             tables.append(np.ascontiguousarray(cut(p, start), dtype=dtype))
             owned.append(not np.may_share_memory(tables[-1], p))
-        tables = _merge_batch_last(tables, owned, np.multiply)
+        tables = merge_nested(tables, np.multiply, owned)
         if order is None:
             scopes = [frozenset(i for i in range(nv) if t.shape[i] > 1) for t in tables]
             sizes = {i: t.shape[i] for t in tables for i in range(nv) if t.shape[i] > 1}

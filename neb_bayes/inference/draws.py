@@ -294,8 +294,8 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
     masks = [ax.healthy.astype(float) for ax in model.axes]
     out = np.empty((n_draws, len(model.conditions) + 1))
-    # the factors' tables made once for all draws, contracted in chunks of draws (their
-    # messages stay in cache)
+    # the log-factors summed once for all draws; tables made and contracted in chunks of
+    # draws that stay in cache
     marg, none = contract_marginals(parts, masks, n_axes=len(model.axes), potentials=potentials,
                                     single=single, chunk=chunk)
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
