@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from neb_bayes.case.model import Case, Measurement, NotUsed
+from neb_bayes.case.model import Case, Measurement, NotUsed, Patient
 from neb_bayes.context import ContextReading, decay, hours_between, read_context
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, first_of_group
@@ -189,14 +189,7 @@ def build_evidence(
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
-        channel = channels[ch]
         y = math.log(m.value)
-        if (not channel.diurnal and ch not in shifted and ch not in aged
-                and (m.reference_interval is None or not use_lab_ri)):
-            # nothing moves this result: what the adjustments below would give
-            rows.setdefault(channel.axis, []).append(
-                (ch, y, CENSOR_CODE[m.censor], m.day, 0.0, 0.0, m.index, 0.0))
-            continue
         shift = _lab_ri_shift(model, ch, m, cov.sex) if use_lab_ri else None
         if shift is not None and abs(shift) > 1e-9:
             # cap the correction: a lab interval far from the model's is more likely a
@@ -206,17 +199,14 @@ def build_evidence(
             note("lab_reference_interval",
                  f"{m.analyte}: read relative to the lab's own reference interval "
                  f"(method offset {math.exp(capped):.2f}x the model's healthy median)", item)
-        ctx_shift, extra_var, d_off, d_var = result_adjustments(model, ctx, ch, m, case, note, item)
-        y -= ctx_shift
-        if channel.diurnal:
-            if m.hour is None:
-                warnings.append(
-                    f"{item}: no collection time for {m.analyte}, which has a daily rhythm; "
-                    "read as a daytime sample with wider uncertainty"
-                )
-        rows.setdefault(channel.axis, []).append(
-            (ch, y, CENSOR_CODE[m.censor], m.day, d_off, d_var, m.index, extra_var)
-        )
+        row = result_row(model, ctx, case.patient, ch, y, CENSOR_CODE[m.censor], m.hour, m.day,
+                         m.index, shifted, aged, m.method, note, item)
+        if channels[ch].diurnal and m.hour is None:
+            warnings.append(
+                f"{item}: no collection time for {m.analyte}, which has a daily rhythm; "
+                "read as a daytime sample with wider uncertainty"
+            )
+        rows.setdefault(channels[ch].axis, []).append(row)
     blocks = []
     deps_of = _channel_deps(model)
     for axis in sorted(rows):
@@ -330,20 +320,41 @@ def _no_note(flag: str, text: str, item: str) -> None:
     return None
 
 
-def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, m: Measurement,
-                       case: Case, note=_no_note, item: str = ""):
+def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: int, y: float,
+               censor: int, hour: float | None, day: float, index: int, shifted: dict,
+               aged: dict, method: str | None = None, note=_no_note, item: str = "") -> tuple:
+    """One result as a row of its block: ``(channel, y, censoring code, day, rhythm offset,
+    rhythm variance, index, extra variance)``, with ``y`` (log value, after any method-bias
+    correction) less the context and age shifts.
+
+    ``shifted`` and ``aged``: the channels context (``model.context_shifts`` when the case
+    has context flags, else empty) and age (:func:`channel_age_effects` when the age is
+    known, else empty) may move.  Shared by :func:`build_evidence` and the batch's reader of
+    plain cases (:mod:`neb_bayes.batch.plain`).
+    """
+    if not model.channels[ch].diurnal and ch not in shifted and ch not in aged:
+        # nothing moves this result: what the adjustments below would give
+        return (ch, y, censor, day, 0.0, 0.0, index, 0.0)
+    ctx_shift, extra_var, d_off, d_var = result_adjustments(model, ctx, ch, hour, method,
+                                                            patient, note, item)
+    return (ch, y - ctx_shift, censor, day, d_off, d_var, index, extra_var)
+
+
+def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, hour: float | None,
+                       method: str | None, patient: Patient, note=_no_note, item: str = ""):
     """How context and time of day change one result's expected log level.
 
     Returns ``(shift, extra_var, rhythm_offset, rhythm_var)``: the context and age shift
     (subtracted from the result), the extra variance the context adds, and the daily-rhythm
     offset and its variance (before the state's amplitude), with context changes to the
     rhythm (night shifts) applied.  The simulator adds what evidence building removes.
+    ``hour`` and ``method``: the result's collection hour and assay method, or ``None``.
     """
-    shift, extra_var = _context_shift(model, ctx, ch, m, case, note, item)
+    shift, extra_var = _context_shift(model, ctx, ch, hour, method, patient, note, item)
     channel = model.channels[ch]
     d_off, d_var = 0.0, 0.0
     if channel.diurnal:
-        hour, amp = m.hour, 1.0
+        amp = 1.0
         for dmod in model.context_diurnal:
             if dmod.profile == channel.diurnal and dmod.flag in ctx.flags:
                 if hour is not None:
@@ -357,31 +368,31 @@ def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, m: Me
     return shift, extra_var, d_off, d_var
 
 
-def _context_shift(model, ctx, ch, m, case, note, item) -> tuple[float, float]:
+def _context_shift(model, ctx, ch, hour, method, patient, note, item) -> tuple[float, float]:
     """Total context shift (log units) and extra variance for one result."""
     shift, var = 0.0, 0.0
     effects = model.context_shifts.get(ch, ()) if ctx.flags else ()
     if effects:
         flags = dict(ctx.flags)
         lt4 = ctx.details.get("levothyroxine", {})
-        since_lt4 = hours_between(lt4.get("last_dose_hour"), m.hour)
+        since_lt4 = hours_between(lt4.get("last_dose_hour"), hour)
         if "levothyroxine" in flags and since_lt4 is not None and since_lt4 < LT4_RECENT_HOURS:
             flags["levothyroxine_recent_dose"] = 1.0
-        method = (m.method or "").lower()
+        lowered = (method or "").lower()
     for eff in effects:
         strength = flags.get(eff.flag, 0.0)
         if strength <= 0:
             continue
-        if method and any(u in method for u in eff.unaffected_methods):
-            note(eff.flag, f"not applied to {item} ({m.method}): {eff.text}", item)
+        if lowered and any(u in lowered for u in eff.unaffected_methods):
+            note(eff.flag, f"not applied to {item} ({method}): {eff.text}", item)
             continue
         if eff.flag == "biotin":
-            since = hours_between(ctx.details.get("biotin", {}).get("last_dose_hour"), m.hour)
+            since = hours_between(ctx.details.get("biotin", {}).get("last_dose_hour"), hour)
             strength *= decay(since, BIOTIN_FULL_HOURS, BIOTIN_HALF_LIFE)
         shift += eff.shift * strength
         var += (eff.extra_sd * strength) ** 2
         note(eff.flag, eff.text, item)
-    age, sex = case.patient.age, case.patient.sex
+    age, sex = patient.age, patient.sex
     if age is not None:
         for ae in _age_effects_by_channel(model).get(ch, ()):
             if (ae.sex is None or ae.sex == sex) and age > ae.start:

@@ -109,9 +109,8 @@ def simulate_case(
             b = rng.normal(0.0, ch.cvi)
             hour = float(rng.choice(SIM_HOURS)) if ch.diurnal else None
             specimen = ch.specimens[0] if ch.specimens else _default_specimen(ch.analyte)
-            probe = Measurement(index=0, analyte=ch.analyte, specimen=specimen, value=1.0,
-                                hour=hour, day=day)
-            shift, extra_var, d_off, _ = result_adjustments(model, ctx, ci, probe, skeleton)
+            shift, extra_var, d_off, _ = result_adjustments(model, ctx, ci, hour, None,
+                                                            skeleton.patient)
             mean = ch.log_median + float(ch.loadings @ z[ch.axis]) + shift
             for eff in ch.effects:
                 mean += eff.shift[s[eff.axis]]

@@ -18,7 +18,7 @@ from neb_bayes.case.collect import Collector, fmt, fmt_raw, is_number, type_name
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
-__all__ = ["MEASUREMENT_KEYS", "read_measurements"]
+__all__ = ["MEASUREMENT_KEYS", "plain_result", "read_measurements"]
 
 MEASUREMENT_KEYS = (
     "analyte",
@@ -89,12 +89,31 @@ def _fast_entry(name: str, specimen: str | None, unit: str) -> tuple | None:
 def _fast_measurement(i: int, item: Any) -> Measurement | None:
     """The common, clean result read without the collector, or ``None``.
 
+    The same :class:`Measurement` the full reader (:func:`_measurement`) makes, for the
+    results :func:`plain_result` accepts.
+    """
+    fields = plain_result(item)
+    if fields is None:
+        return None
+    analyte_id, chosen, canonical, unit, value, hour, day = fields
+    # the frozen dataclass filled without its per-field ``object.__setattr__`` (6x faster)
+    m = _new(Measurement)
+    m.__dict__.update(_DEFAULTS, index=i, analyte=analyte_id, specimen=chosen, value=canonical,
+                      censor="none", unit=unit, raw_value=value, hour=hour, day=day)
+    return m
+
+
+def plain_result(item: Any) -> tuple[str, str, float, str, float, float | None, float] | None:
+    """A common, clean result's fields, or ``None`` for anything the full reader must see.
+
     A mapping of known analyte, specimen and unit text (resolved without a message), a
-    positive finite number, an optional ``HH:MM`` collection time and day: the same
-    :class:`Measurement` the full reader (:func:`_measurement`) makes.  Anything else
-    (censored or zero values, implausible values, ISO date-times, methods, reference
-    intervals, notes, anything the reader would report) returns ``None`` and goes to the
-    full reader, which gives every message with its field path.
+    positive finite number, an optional ``HH:MM`` collection time and day gives ``(analyte
+    id, specimen, canonical value, unit as written, value as written, hour or None, day)``:
+    what the full reader (:func:`_measurement`) reads from it, with nothing to report.
+    Anything else (censored or zero values, implausible values, ISO date-times, methods,
+    reference intervals, notes, anything the reader would report) returns ``None``; the full
+    reader then gives every message with its field path.  Shared by the per-case reader and
+    the batch's reader of plain cases (:mod:`neb_bayes.batch.plain`).
     """
     if type(item) is not dict or not _FAST_KEYS.issuperset(item):
         return None
@@ -133,12 +152,7 @@ def _fast_measurement(i: int, item: Any) -> Measurement | None:
         if not ((dt is float or dt is int) and 0 <= day < _INF):
             return None
         day = float(day)
-    # the frozen dataclass filled without its per-field ``object.__setattr__`` (6x faster)
-    m = _new(Measurement)
-    m.__dict__.update(_DEFAULTS, index=i, analyte=analyte_id, specimen=chosen, value=canonical,
-                      censor="none", unit=unit, raw_value=value, hour=hour,
-                      day=0.0 if day is None else day)
-    return m
+    return analyte_id, chosen, canonical, unit, value, hour, 0.0 if day is None else day
 
 
 _new = object.__new__
