@@ -173,7 +173,7 @@ def build_evidence(
     channels = model.channels
     # channels whose results context or age may move (the others need no adjustment call)
     shifted = model.context_shifts if ctx.flags else {}
-    aged = _age_effects_by_channel(model) if case.patient.age is not None else {}
+    aged = channel_age_effects(model) if case.patient.age is not None else {}
     for m in case.measurements:
         item = f"measurements[{m.index}]"
         ch = model.channel_for(m.analyte, m.specimen)
@@ -275,7 +275,7 @@ def _channel_deps(model: CompiledModel) -> tuple[tuple[int, ...], ...]:
 
 
 @lru_cache(maxsize=16)
-def _age_effects_by_channel(model: CompiledModel) -> dict[int, tuple]:
+def channel_age_effects(model: CompiledModel) -> dict[int, tuple]:
     """Per channel: the model's age effects on it, in the model's order."""
     out: dict[int, list] = {}
     for ae in model.age_effects:
@@ -394,7 +394,7 @@ def _context_shift(model, ctx, ch, hour, method, patient, note, item) -> tuple[f
         note(eff.flag, eff.text, item)
     age, sex = patient.age, patient.sex
     if age is not None:
-        for ae in _age_effects_by_channel(model).get(ch, ()):
+        for ae in channel_age_effects(model).get(ch, ()):
             if (ae.sex is None or ae.sex == sex) and age > ae.start:
                 shift += ae.per_year * (age - ae.start)
                 note("age", f"{ae.text} (age {age:g})", item)

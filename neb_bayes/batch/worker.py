@@ -24,12 +24,14 @@ import numpy as np
 import pyarrow as pa
 
 from neb_bayes.batch.csv_cases import column_label
-from neb_bayes.batch.inputs import RawItem, parse_item
+from neb_bayes.batch.inputs import ParsedItem, RawItem, parse_item
+from neb_bayes.batch.plain import PlainReader
 from neb_bayes.batch.table import results_table
 from neb_bayes.case.model import Case, CaseError, FieldError
 from neb_bayes.case.read import read_case
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.batch_exact import infer_batch, infer_batch_draws
+from neb_bayes.inference.vectorised import posterior_rows
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.priorset import load_prior_set
 
@@ -115,9 +117,8 @@ def _id_of(data: Any) -> str | None:
     return None
 
 
-def _read_item(item: RawItem) -> tuple[Case | None, dict[str, Any] | None]:
+def _read_parsed(parsed: ParsedItem, item: RawItem) -> tuple[Case | None, dict[str, Any] | None]:
     """A case, or an error record's parts (``case_id``, ``errors``, ``labels``) as a dict."""
-    parsed = parse_item(item)
     if isinstance(parsed.data, CaseError):
         return None, {"case_id": None, "errors": parsed.data.errors, "labels": parsed.labels}
     try:
@@ -137,8 +138,8 @@ def _internal(what: str, exc: BaseException) -> list[FieldError]:
                                  "run this case alone with `neb-bayes report` for details")]
 
 
-def _unassessed(model: CompiledModel, ev: Evidence) -> str:
-    measured = {b.axis for b in ev.blocks}
+def _unassessed(model: CompiledModel, measured: set[int] | frozenset[int]) -> str:
+    """The axes with latents and no result, ``;``-separated."""
     return ";".join(a.name for i, a in enumerate(model.axes) if a.latents and i not in measured)
 
 
@@ -189,33 +190,87 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
             gc.enable()
 
 
+@dataclass
+class _Row:
+    """One case's row of the results table, before the table is built."""
+
+    item: int
+    case_id: str
+    source: str
+    probs: np.ndarray
+    n_used: int
+    n_not_used: int
+    n_warnings: int
+    unassessed: str
+
+
 def _process_chunk(task: ChunkTask) -> ChunkResult:
     t0 = time.perf_counter()
     prior_set = load_prior_set(task.priors)
     model = prior_set.model
+    want_draws = prior_set.draws is not None and task.draws != 0
+    # plain cases go straight to the engine's rows (point probabilities, no per-case reports)
+    plain = None if (task.reports or want_draws) else PlainReader(model)
+    plain_items: list[tuple[int, RawItem, dict[str, Any]]] = []
     errors: list[dict[str, Any]] = []
     good: list[tuple[int, RawItem, Case, Evidence]] = []
-    for offset, item in enumerate(task.items):
-        idx = task.first_item + offset
+
+    def read(idx: int, item: RawItem, parsed: ParsedItem) -> None:
         try:
-            case, err = _read_item(item)
+            case, err = _read_parsed(parsed, item)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
             log.debug("reading %s failed", item.source, exc_info=True)
             errors.append(error_record(idx, item.source, None, _internal("reading", exc)))
-            continue
+            return
         if case is None:
             assert err is not None
             errors.append(error_record(idx, item.source, err["case_id"], err["errors"],
                                        err["labels"]))
-            continue
+            return
         try:
             ev = build_evidence(model, case)
         except Exception as exc:  # noqa: BLE001
             log.debug("evidence for %s failed", item.source, exc_info=True)
             errors.append(error_record(idx, item.source, case.id,
                                        _internal("building the evidence", exc)))
-            continue
+            return
         good.append((idx, item, case, ev))
+
+    for offset, item in enumerate(task.items):
+        idx = task.first_item + offset
+        try:
+            parsed = parse_item(item)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
+            log.debug("reading %s failed", item.source, exc_info=True)
+            errors.append(error_record(idx, item.source, None, _internal("reading", exc)))
+            continue
+        if plain is not None and not parsed.extra and not isinstance(parsed.data, CaseError):
+            try:
+                taken = plain.add(parsed.data)
+            except Exception:  # noqa: BLE001 - the full reader decides (and reports)
+                log.debug("the plain reader failed on %s", item.source, exc_info=True)
+                taken = False
+            if taken:
+                plain_items.append((idx, item, parsed.data))
+                continue
+        read(idx, item, parsed)
+    rows: list[_Row] = []
+    if plain_items:
+        assert plain is not None
+        try:
+            probs_p, _, exact = posterior_rows(model, plain.evidences, plain.flat())
+        except Exception:  # noqa: BLE001 - isolate the failing case(s) on the full path
+            log.debug("the engine failed on a chunk's plain cases", exc_info=True)
+            exact = np.ones(len(plain_items), bool)
+        for k, (idx, item, data) in enumerate(plain_items):
+            if exact[k]:
+                # a case the vectorised form does not cover: the full path gives its evidence
+                read(idx, item, ParsedItem(data))
+                continue
+            ev = plain.evidences[k]
+            rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k], 0,
+                             len(ev.warnings), _unassessed(model, plain.axes[k])))
+        good.sort(key=lambda g: g[0])
     probs, failed = _infer(model, [g[3] for g in good])
     for i in failed:
         idx, item, case, _ = good[i]
@@ -224,23 +279,29 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
     if failed:
         bad = set(failed)
         good = [g for i, g in enumerate(good) if i not in bad]
-        errors.sort(key=lambda r: r["item"])
+    errors.sort(key=lambda r: r["item"])
     draw_probs = None
-    if prior_set.draws is not None and good and task.draws:
+    if want_draws and good:
         draws = prior_set.draws
         if 0 < task.draws < draws.n_draws:
             draws = draws.subset(slice(0, task.draws))
         draw_probs = infer_batch_draws(model, draws, [g[3] for g in good])
+    rows.extend(_Row(idx, case.id, item.source, probs[i], ev.n_measurements, len(ev.not_used),
+                     len(ev.warnings), _unassessed(model, {b.axis for b in ev.blocks}))
+                for i, (idx, item, case, ev) in enumerate(good))
+    # input order (plain cases have no draws: ``draw_probs`` is only made without them)
+    order = sorted(range(len(rows)), key=lambda i: rows[i].item)
+    rows = [rows[i] for i in order]
     table = results_table(
         model.conditions,
-        items=[g[0] for g in good],
-        case_ids=[g[2].id for g in good],
-        sources=[g[1].source for g in good],
-        probs=probs,
-        n_used=[g[3].n_measurements for g in good],
-        n_not_used=[len(g[3].not_used) for g in good],
-        n_warnings=[len(g[3].warnings) for g in good],
-        unassessed=[_unassessed(model, g[3]) for g in good],
+        items=[r.item for r in rows],
+        case_ids=[r.case_id for r in rows],
+        sources=[r.source for r in rows],
+        probs=np.array([r.probs for r in rows]).reshape(len(rows), len(model.conditions) + 1),
+        n_used=[r.n_used for r in rows],
+        n_not_used=[r.n_not_used for r in rows],
+        n_warnings=[r.n_warnings for r in rows],
+        unassessed=[r.unassessed for r in rows],
         draws=draw_probs,
     )
     reports: list[tuple[int, str]] = []

@@ -18,7 +18,8 @@ from neb_bayes.case.collect import Collector, fmt, fmt_raw, is_number, type_name
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
-__all__ = ["MEASUREMENT_KEYS", "plain_result", "read_measurements"]
+__all__ = ["MEASUREMENT_KEYS", "plain_day", "plain_form", "plain_result", "plain_value",
+           "read_measurements"]
 
 MEASUREMENT_KEYS = (
     "analyte",
@@ -55,35 +56,11 @@ def read_measurements(c: Collector, raw: Any) -> tuple[Measurement, ...]:
     return _days_from_dates(read)
 
 
-#: the fields a result may have on the fast path (:func:`_fast_measurement`)
-_FAST_KEYS = frozenset(("analyte", "specimen", "value", "unit", "collected", "day"))
-#: fast-path resolutions by (analyte, specimen, unit) as written: (analyte id, specimen,
-#: conversion, plausible bounds); only combinations the full reader resolves without a message
-_FAST: dict[tuple[str, str | None, str], tuple[str, str, Conversion, tuple | None]] = {}
-#: clock times as written -> hour of the day (only ``HH:MM[:SS]`` times the reader accepts)
-_HOURS: dict[str, float] = {}
+#: fast-path forms by (analyte, specimen, unit, collected) as written: (analyte id, specimen,
+#: conversion, plausible bounds, hour) for the combinations the full reader resolves without a
+#: message, else ``False``
+_FORMS: dict[tuple, tuple[str, str, Conversion, tuple | None, float | None] | bool] = {}
 _INF = float("inf")
-
-
-def _fast_entry(name: str, specimen: str | None, unit: str) -> tuple | None:
-    """Resolve a fast-path combination with the full reader; ``None`` if it says anything."""
-    text = name.strip()
-    if not text:
-        return None
-    match = vocab.match_analyte(text)
-    if match is None or match.warning:
-        return None
-    c = Collector()
-    resolved = _resolve(c, "", match, (specimen.strip() or None) if specimen is not None else None,
-                        unit, True)
-    if resolved is None or resolved[2] is None or c.errors or c.not_used or c.warnings:
-        return None
-    analyte, chosen, conv = resolved
-    entry = (analyte.id, chosen, conv, analyte.plausible_for(chosen))
-    if len(_FAST) > 4096:
-        _FAST.clear()
-    _FAST[(name, specimen, unit)] = entry
-    return entry
 
 
 def _fast_measurement(i: int, item: Any) -> Measurement | None:
@@ -95,64 +72,121 @@ def _fast_measurement(i: int, item: Any) -> Measurement | None:
     fields = plain_result(item)
     if fields is None:
         return None
-    analyte_id, chosen, canonical, unit, value, hour, day = fields
+    analyte_id, chosen, canonical, censor, unit, value, hour, day = fields
     # the frozen dataclass filled without its per-field ``object.__setattr__`` (6x faster)
     m = _new(Measurement)
     m.__dict__.update(_DEFAULTS, index=i, analyte=analyte_id, specimen=chosen, value=canonical,
-                      censor="none", unit=unit, raw_value=value, hour=hour, day=day)
+                      censor=censor, unit=unit, raw_value=value, hour=hour, day=day)
     return m
 
 
-def plain_result(item: Any) -> tuple[str, str, float, str, float, float | None, float] | None:
+def plain_result(item: Any) -> tuple[str, str, float, str, str, Any, float | None, float] | None:
     """A common, clean result's fields, or ``None`` for anything the full reader must see.
 
-    A mapping of known analyte, specimen and unit text (resolved without a message), a
-    positive finite number, an optional ``HH:MM`` collection time and day gives ``(analyte
-    id, specimen, canonical value, unit as written, value as written, hour or None, day)``:
-    what the full reader (:func:`_measurement`) reads from it, with nothing to report.
-    Anything else (censored or zero values, implausible values, ISO date-times, methods,
-    reference intervals, notes, anything the reader would report) returns ``None``; the full
-    reader then gives every message with its field path.  Shared by the per-case reader and
-    the batch's reader of plain cases (:mod:`neb_bayes.batch.plain`).
+    A mapping of analyte, unit and value, and optionally specimen, collection time and day,
+    that :func:`plain_form`, :func:`plain_value` and :func:`plain_day` accept gives
+    ``(analyte id, specimen, canonical value, censoring, unit as written, value as written,
+    hour or None, day)``: what the full reader (:func:`_measurement`) reads from it, with
+    nothing to report.  Anything else (other fields such as methods, reference intervals or
+    notes; fields given as null) returns ``None``; the full reader then gives every message
+    with its field path.  The batch's reader of plain cases (:mod:`neb_bayes.batch.plain`)
+    reads results the same way.
     """
-    if type(item) is not dict or not _FAST_KEYS.issuperset(item):
+    if type(item) is not dict:
         return None
-    name, unit, specimen, value = (item.get("analyte"), item.get("unit"), item.get("specimen"),
-                                   item.get("value"))
+    get = item.get
+    specimen, collected, day = get("specimen"), get("collected"), get("day")
+    # analyte, unit and value, and no field but these six (each given is not null)
+    if len(item) != 3 + (specimen is not None) + (collected is not None) + (day is not None):
+        return None
+    form = plain_form(get("analyte"), specimen, get("unit"), collected)
+    if form is None:
+        return None
+    analyte_id, chosen, conv, bounds, hour = form
+    value = get("value")
+    read = plain_value(value, conv, bounds)
+    day = plain_day(day)
+    if read is None or day is None:
+        return None
+    return analyte_id, chosen, read[0], read[1], item["unit"], value, hour, day
+
+
+def plain_form(name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
+    """``(analyte id, specimen, conversion, plausible bounds, hour or None)`` of a result's
+    analyte, specimen, unit and collection time as written, when the full reader resolves
+    them without a message (text, a known analyte in a known unit, an ``HH:MM[:SS]`` time);
+    else ``None``.  Cached: the same few combinations recur in every case of a batch."""
+    key = (name, specimen, unit, collected)
+    try:
+        form = _FORMS[key]
+    except KeyError:
+        form = _FORMS[key] = _plain_form(name, specimen, unit, collected)
+        if len(_FORMS) > 4096:
+            _FORMS.clear()
+    except TypeError:            # unhashable: not text
+        return None
+    return form or None
+
+
+def _plain_form(name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | bool:
     if type(name) is not str or type(unit) is not str or (
-            specimen is not None and type(specimen) is not str):
-        return None
+            specimen is not None and type(specimen) is not str) or (
+            collected is not None and type(collected) is not str):
+        return False
+    text = name.strip()
+    if not text:
+        return False
+    match = vocab.match_analyte(text)
+    if match is None or match.warning:
+        return False
+    c = Collector()
+    resolved = _resolve(c, "", match, (specimen.strip() or None) if specimen is not None else None,
+                        unit, True)
+    if resolved is None or resolved[2] is None or c.errors or c.not_used or c.warnings:
+        return False
+    analyte, chosen, conv = resolved
+    hour, when = _collected(c, collected, "")
+    if when is not None or c.errors:
+        return False
+    return analyte.id, chosen, conv, analyte.plausible_for(chosen), hour
+
+
+def plain_value(value: Any, conv: Conversion, bounds: tuple | None) -> tuple[float, str] | None:
+    """``(canonical value, censoring)`` of a value as written, when the full reader reads it
+    without a message: a positive finite number (or one as text) within the plausible
+    ``bounds``, or a censored value such as ``"<0.01"`` with a positive limit; else ``None``."""
     vt = type(value)
-    if not ((vt is float or vt is int) and 0 < value < _INF):
-        return None
-    entry = _FAST.get((name, specimen, unit)) or _fast_entry(name, specimen, unit)
-    if entry is None:
-        return None
-    analyte_id, chosen, conv, bounds = entry
-    canonical = conv.forward(float(value))
-    if not canonical > 0 or (bounds is not None and not bounds[0] <= canonical <= bounds[1]):
-        return None
-    hour = None
-    collected = item.get("collected")
-    if collected is not None:
-        if type(collected) is not str:
+    censor = "none"
+    if vt is float or vt is int:
+        number = value
+    elif vt is str:
+        if hit := _CENSORED.match(value):
+            censor = "left" if hit.group(1) in ("<", "<=", "≤") else "right"
+            number = float(hit.group(2))
+        elif _NUMBER.match(value):
+            number = float(value)
+        else:
             return None
-        hour = _HOURS.get(collected)
-        if hour is None:
-            c = Collector()
-            hour, when = _collected(c, collected, "")
-            if hour is None or when is not None or c.errors:
-                return None
-            if len(_HOURS) > 4096:
-                _HOURS.clear()
-            _HOURS[collected] = hour
-    day = item.get("day")
-    if day is not None:
-        dt = type(day)
-        if not ((dt is float or dt is int) and 0 <= day < _INF):
-            return None
-        day = float(day)
-    return analyte_id, chosen, canonical, unit, value, hour, 0.0 if day is None else day
+    else:
+        return None
+    if not 0 < number < _INF:
+        return None
+    canonical = conv.forward(float(number))
+    if not canonical > 0 or (censor == "none" and bounds is not None
+                             and not bounds[0] <= canonical <= bounds[1]):
+        return None
+    return canonical, censor
+
+
+def plain_day(day: Any) -> float | None:
+    """The day of a result as the full reader reads it (``None``: 0.0), or ``None`` when
+    it is not a finite number >= 0."""
+    if day is None:
+        return 0.0
+    dt = type(day)
+    if (dt is float or dt is int) and 0 <= day < _INF:
+        return float(day)
+    return None
 
 
 _new = object.__new__

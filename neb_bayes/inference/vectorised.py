@@ -219,6 +219,14 @@ class Flat:
             out.case = case
         return out
 
+    def cases(self, part: np.ndarray, bounds: np.ndarray) -> Flat:
+        """The rows of cases ``part`` (in that order), renumbered ``0 .. len(part) - 1``;
+        ``bounds``: case ``i``'s rows are ``bounds[i]:bounds[i + 1]`` (rows by case)."""
+        count = bounds[part + 1] - bounds[part]
+        first = np.repeat(bounds[part] - (np.cumsum(count) - count), count)
+        return self.take(first + np.arange(int(count.sum())),
+                         case=np.repeat(np.arange(part.size), count))
+
     def unsupported(self, n_cases: int, n_axes: int) -> np.ndarray:
         """Cases the information form does not cover: a daily-rhythm result without a time,
         or more than two censored results on an axis."""
@@ -619,26 +627,41 @@ def posterior_batch(model: CompiledModel, evidences: list[Evidence]) -> tuple[np
     ``model.conditions`` then ``"none"``, and ``(n_cases,)``.  Each case's answer is the
     same as :func:`~neb_bayes.inference.exact.infer_exact`'s whatever the chunk it is in.
     """
+    probs, log_ev, exact = posterior_rows(model, evidences, Flat.of(evidences))
+    for i in np.flatnonzero(exact).tolist():
+        post = infer_exact(model, evidences[i], explain=False)
+        probs[i, :-1], probs[i, -1], log_ev[i] = post.condition_probs, post.none_prob, post.log_evidence
+    return probs, log_ev
+
+
+def posterior_rows(model: CompiledModel, evidences: list[Evidence],
+                   flat: Flat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`posterior_batch` with every case's results given as rows.
+
+    ``flat``: the results of ``evidences`` (``flat.case`` indexes them), by case, as
+    :meth:`Flat.of` gives them, which this reads instead of the evidences' blocks (the
+    batch's reader of plain cases builds it without blocks: :mod:`neb_bayes.batch.plain`);
+    the evidences give the rest (covariates, symptoms, context).  Returns ``(probabilities,
+    log_evidence, exact)``; a case with ``exact`` set (one this form does not cover, or whose
+    factors underflow) has no answer here (NaN): the caller computes it with
+    :func:`~neb_bayes.inference.exact.infer_exact` from its full evidence.
+    """
     n = len(evidences)
-    probs = np.empty((n, len(model.conditions) + 1))
-    log_ev = np.empty(n)
+    probs = np.full((n, len(model.conditions) + 1), np.nan)
+    log_ev = np.full(n, np.nan)
+    exact = flat.unsupported(n, len(model.axes))
+    bounds = np.searchsorted(flat.case, np.arange(n + 1))       # case i: rows bounds[i]:bounds[i+1]
     groups: dict[tuple, list[int]] = {}
     for i, ev in enumerate(evidences):
-        groups.setdefault((ev.covariates.sex, ev.context_signature), []).append(i)
-    fallback: list[int] = []
+        if not exact[i]:
+            groups.setdefault((ev.covariates.sex, ev.context_signature), []).append(i)
     for (sex, _), idx in groups.items():
         # cases sharing a context (treated disease: latent shifts, symptom factors) share a
         # model with it built in
         view = view_for_sex(context_model(model, evidences[idx[0]]), sex)
         for s in range(0, len(idx), SUB_CHUNK):
-            part = idx[s:s + SUB_CHUNK]
-            evs = [evidences[i] for i in part]
-            flat = Flat.of(evs)
-            bad = flat.unsupported(len(part), len(model.axes))
-            fallback.extend(np.asarray(part)[bad].tolist())
-            probs[part], log_ev[part] = _group(view, evs, flat)
-            fallback.extend(np.asarray(part)[np.isnan(log_ev[part])].tolist())
-    for i in dict.fromkeys(fallback):
-        post = infer_exact(model, evidences[i], explain=False)
-        probs[i, :-1], probs[i, -1], log_ev[i] = post.condition_probs, post.none_prob, post.log_evidence
-    return probs, log_ev
+            part = np.asarray(idx[s:s + SUB_CHUNK])
+            probs[part], log_ev[part] = _group(view, [evidences[i] for i in part],
+                                               flat.cases(part, bounds))
+    exact |= np.isnan(log_ev)
+    return probs, log_ev, exact

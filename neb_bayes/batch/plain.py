@@ -1,0 +1,288 @@
+"""Plain cases read straight into the batch engine's rows, without per-result objects.
+
+Most cases of a laboratory archive are plain: the patient's sex and age, results of known
+analytes in known units with clock times, symptoms named by id.  For these,
+:func:`~neb_bayes.case.read.read_case` and :func:`~neb_bayes.evidence.build_evidence` spend
+most of a batch's time making objects (a ``Measurement`` per result, ``Block`` arrays per
+axis) that the engine only flattens again.  :class:`PlainReader` reads such a case into the
+rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
+:class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context),
+through the same functions for each part: :func:`~neb_bayes.case.measurements.plain_result`
+for a result, :func:`~neb_bayes.case.patient.read_patient` and
+:func:`~neb_bayes.context.read_context` for the patient, and
+:func:`~neb_bayes.evidence.result_row` for the result's row.
+
+A case with anything the readers would report (an error, an item not used, a warning of
+the case reader, a zero or implausible value, a method, a reference interval, a date, a
+result without the collection time its daily rhythm needs, medications or context text)
+is declined (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
+``build_evidence``, which give every message with its field path.  The rows of a case it
+accepts are those of ``build_evidence``, in the same order, so its probabilities are the
+same to the last bit (tests hold both readers equal).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from functools import lru_cache
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from neb_bayes import vocab
+from neb_bayes.case.collect import Collector
+from neb_bayes.case.measurements import plain_day, plain_form, plain_value
+from neb_bayes.case.model import Case
+from neb_bayes.case.patient import read_patient
+from neb_bayes.case.read import TOP_KEYS
+from neb_bayes.case.symptoms import SYMPTOM_STATES
+from neb_bayes.context import read_context
+from neb_bayes.evidence import (
+    CENSOR_CODE,
+    Evidence,
+    channel_age_effects,
+    context_latent_shifts,
+    context_symptom_scale,
+    result_row,
+)
+from neb_bayes.inference.vectorised import Flat
+from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.prior import Covariates
+
+__all__ = ["PlainReader"]
+
+_TOP = frozenset(TOP_KEYS)
+#: a plain patient has only these fields (no medications, context text or pregnancy)
+_PATIENT = frozenset(("sex", "age"))
+_STATES = frozenset(SYMPTOM_STATES)
+
+
+@lru_cache(maxsize=1024)
+def _symptom(name: str) -> str | None:
+    """The symptom id a name as written refers to (as the case reader reads it)."""
+    text = name.strip()
+    return vocab.lookup_symptom(text) if text else None
+
+
+class _Person:
+    """What the patient part of a plain case gives: covariates, context, its evidence parts."""
+
+    __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
+                 "shifted", "aged")
+
+    def __init__(self, model: CompiledModel, patient, ctx) -> None:
+        self.patient, self.ctx = patient, ctx
+        self.covariates = Covariates(sex=patient.sex, age=patient.age,
+                                     flags=frozenset(ctx.flags))
+        self.lat_shift = context_latent_shifts(model, ctx)
+        self.cause_scale = context_symptom_scale(model, ctx)
+        self.warnings = tuple(ctx.warnings)
+        # the channels context or age may move, as build_evidence finds them
+        self.shifted = model.context_shifts if ctx.flags else {}
+        self.aged = channel_age_effects(model) if patient.age is not None else {}
+
+
+@lru_cache(maxsize=16)
+def _people_of(model: CompiledModel) -> dict[tuple, _Person | None]:
+    """The patients read for a model, by their fields as written (shared by its chunks)."""
+    return {}
+
+
+@lru_cache(maxsize=16)
+def _forms_of(model: CompiledModel) -> dict[tuple, tuple | None]:
+    """Result forms read for a model (:meth:`PlainReader._form`), by their fields as written."""
+    return {}
+
+
+class PlainReader:
+    """Reads the plain cases of a chunk into one set of result rows.
+
+    Parameters
+    ----------
+    model
+        The compiled model (prior set) the rows are for.
+
+    Attributes
+    ----------
+    evidences
+        Per accepted case, in the order added: its evidence without blocks (the rows are in
+        :meth:`flat`).
+    n_used
+        Per accepted case: results used (rows).
+    axes
+        Per accepted case: the axes it has results on.
+    """
+
+    def __init__(self, model: CompiledModel) -> None:
+        self.model = model
+        self.evidences: list[Evidence] = []
+        self.n_used: list[int] = []
+        self.axes: list[frozenset[int]] = []
+        self._rows = array("d")       # each result's row (:meth:`_results`), one after another
+        self._people = _people_of(model)
+        self._symptom_index = {s: i for i, s in enumerate(model.symptoms)}
+        self._forms = _forms_of(model)
+
+    def add(self, data: Any) -> bool:
+        """Read one parsed case; ``False`` (nothing kept) when it is not plain."""
+        if type(data) is not dict or not _TOP.issuperset(data):
+            return False
+        if "case_format" in data:
+            fmt = data["case_format"]
+            if type(fmt) not in (int, float) or fmt != 1:
+                return False
+        case_id = data.get("id")
+        if type(case_id) is int:
+            case_id = str(case_id)
+        elif type(case_id) is not str or not case_id.strip():
+            return False
+        person = self._person(data.get("patient"))
+        if person is None:
+            return False
+        symptoms = self._symptoms(data.get("symptoms"))
+        if symptoms is None:
+            return False
+        rows = self._results(data.get("measurements"), person)
+        if rows is None:
+            return False
+        present, absent = symptoms
+        if not rows and not present and not absent:
+            return False      # nothing usable: the case reader's error
+        rows.sort(key=_axis_of)       # stable: by axis, then as written (build_evidence's order)
+        self._rows.extend(chain.from_iterable(rows))
+        self.n_used.append(len(rows))
+        self.axes.append(frozenset(r[0] for r in rows))
+        self.evidences.append(Evidence(
+            case_id=case_id.strip(), covariates=person.covariates, blocks=(),
+            present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
+            warnings=person.warnings, lat_shift=person.lat_shift, context=person.ctx,
+            cause_scale=person.cause_scale))
+        return True
+
+    def flat(self) -> Flat:
+        """Every accepted case's results as the engine's rows (by case, then axis)."""
+        # row: axis, channel, y, censor, day, rhythm offset, rhythm var, index, extra
+        cols = np.frombuffer(self._rows, dtype=float).reshape(-1, 9).T
+        return Flat(case=np.repeat(np.arange(len(self.n_used)), self.n_used),
+                    axis=cols[0].astype(np.int64), channel=cols[1].astype(np.int64),
+                    y=cols[2].copy(), censor=cols[3].astype(np.int8), day=cols[4].copy(),
+                    diurnal=cols[5].copy(), diurnal_var=cols[6].copy(), extra=cols[8].copy())
+
+    # -- the parts of a case --------------------------------------------------------------
+    def _person(self, raw: Any) -> _Person | None:
+        if raw is None:
+            raw = {}
+        elif type(raw) is not dict or not _PATIENT.issuperset(raw):
+            return None
+        sex, age = raw.get("sex"), raw.get("age")
+        key = (type(sex), sex, type(age), age)
+        try:
+            return self._people[key]
+        except KeyError:
+            pass
+        except TypeError:             # an unhashable value: the case reader reports it
+            return None
+        c = Collector()
+        patient = read_patient(c, raw)
+        person = None
+        if not (c.errors or c.not_used or c.warnings):
+            ctx = read_context(Case(id="", patient=patient))
+            if not ctx.not_used and not ctx.extra_symptoms:
+                person = _Person(self.model, patient, ctx)
+        if len(self._people) > 4096:
+            self._people.clear()
+        self._people[key] = person
+        return person
+
+    def _symptoms(self, raw: Any) -> tuple[list[int], list[int]] | None:
+        """(present, absent) model symptom indices in build_evidence's order, or None."""
+        if raw is None:
+            return [], []
+        if type(raw) is not dict or not _STATES.issuperset(raw):
+            return None
+        state_of: dict[str, str] = {}
+        for state in SYMPTOM_STATES:
+            names = raw.get(state)
+            if names is None:
+                continue
+            if type(names) is not list:
+                return None
+            for name in names:
+                if type(name) is not str:
+                    return None
+                sid = _symptom(name)
+                if sid is None or state_of.setdefault(sid, state) != state:
+                    return None       # unknown symptom, or listed in two states
+        index = self._symptom_index
+        out: dict[str, list[int]] = {"present": [], "absent": []}
+        for sid in sorted(state_of):
+            state = state_of[sid]
+            if state == "unknown":
+                continue
+            i = index.get(sid)
+            if i is None:
+                return None           # not in the model's symptom table: listed as not used
+            out[state].append(i)
+        return out["present"], out["absent"]
+
+    def _results(self, raw: Any, person: _Person) -> list[tuple] | None:
+        """Each result's row with its axis first, as written; None if one is not plain.
+
+        :func:`~neb_bayes.case.measurements.plain_result` in a loop, with each form's
+        channel looked up once."""
+        if raw is None:
+            return []
+        if type(raw) is not list:
+            return None
+        model, forms = self.model, self._forms
+        ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
+        rows = []
+        for i, item in enumerate(raw):
+            if type(item) is not dict:
+                return None
+            get = item.get
+            specimen, collected, day = get("specimen"), get("collected"), get("day")
+            if len(item) != 3 + (specimen is not None) + (collected is not None) + (
+                    day is not None):
+                return None
+            key = (get("analyte"), specimen, get("unit"), collected)
+            try:
+                form = forms[key]
+            except KeyError:
+                if len(forms) > 4096:
+                    forms.clear()
+                form = forms[key] = self._form(*key)
+            except TypeError:
+                return None
+            if form is None:
+                return None
+            ch, axis, conv, bounds, hour = form
+            read = plain_value(get("value"), conv, bounds)
+            day = plain_day(day)
+            if read is None or day is None:
+                return None
+            row = result_row(model, ctx, patient, ch, math.log(read[0]), CENSOR_CODE[read[1]],
+                             hour, day, i, shifted, aged)
+            if row[5] != 0.0:
+                return None
+            rows.append((axis, *row))
+        return rows
+
+    def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
+        """``(channel, axis, conversion, bounds, hour)`` of a plain result form, or None when
+        the form is not plain, not modelled (listed as not used) or a daily rhythm without
+        its time (a warning)."""
+        form = plain_form(name, specimen, unit, collected)
+        if form is None:
+            return None
+        analyte, chosen, conv, bounds, hour = form
+        ch = self.model.channel_for(analyte, chosen)
+        if ch is None or (hour is None and self.model.channels[ch].diurnal):
+            return None
+        return ch, self.model.channels[ch].axis, conv, bounds, hour
+
+
+def _axis_of(row: tuple) -> int:
+    return row[0]

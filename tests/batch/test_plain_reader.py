@@ -1,0 +1,189 @@
+"""The batch's reader of plain cases gives exactly what read_case + build_evidence give.
+
+For every case it accepts, its rows equal those the engine reads from the full reader's
+evidence (:meth:`Flat.of`), bit for bit and in the same order, and the rest of the evidence
+(covariates, symptoms, context, warnings) is the same; it declines every case the full
+reader would report anything about (an error, an item not used), and the probabilities of
+the cases it reads equal the full path's.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from neb_bayes.batch.export import case_to_dict
+from neb_bayes.batch.inputs import RawItem
+from neb_bayes.batch.plain import PlainReader
+from neb_bayes.batch.worker import ChunkTask, process_chunk
+from neb_bayes.case.model import CaseError
+from neb_bayes.case.read import read_case
+from neb_bayes.evidence import build_evidence
+from neb_bayes.inference.vectorised import Flat, posterior_batch, posterior_rows
+from neb_bayes.simulate import simulate
+from tests.batch.conftest import BAD_CASES
+from tests.case.test_fast_read import EXAMPLES, VARIANTS
+
+BASE = {"id": "v", "patient": {"sex": "F", "age": 40},
+        "measurements": [{"analyte": "TSH", "specimen": "serum", "value": 2.5,
+                          "unit": "mIU/L", "collected": "09:00"},
+                         {"analyte": "FT4", "value": 14.0, "unit": "pmol/L", "day": 1},
+                         {"analyte": "cortisol", "value": 400.0, "unit": "nmol/L",
+                          "collected": "08:00"}],
+        "symptoms": {"present": ["fatigue"], "absent": ["weight_gain"]}}
+
+#: variants of the whole case (top-level fields, patient, symptoms)
+CASE_VARIANTS = [
+    {"case_format": 1}, {"case_format": 1.0}, {"case_format": 2}, {"case_format": True},
+    {"id": 5}, {"id": " x "}, {"id": " "}, {"id": None}, {"id": True}, {"extra": 1},
+    {"measurements": []}, {"measurements": None}, {"measurements": {"a": 1}},
+    {"measurements": [], "symptoms": None}, {"symptoms": None},
+    {"patient": None}, {"patient": {"sex": "M", "age": 40}}, {"patient": {"sex": "female"}},
+    {"patient": {"sex": "F", "age": 62}}, {"patient": {"sex": "F", "age": 62.5}},
+    {"patient": {"sex": "F", "age": 130}}, {"patient": {"sex": "F", "age": True}},
+    {"patient": {"sex": ["F"]}}, {"patient": {"sex": "Q"}}, {"patient": {"sex": "F", "pregnant": True}},
+    {"patient": {"sex": "F", "medications": ["levothyroxine"]}}, {"patient": {"sex": "F", "bmi": 31}},
+    {"patient": "F"},
+    {"symptoms": {"present": ["Fatigue "]}}, {"symptoms": {"present": ["fatigue"], "absent": ["fatigue"]}},
+    {"symptoms": {"present": ["fatigue"], "unknown": ["fatigue"]}}, {"symptoms": {"unknown": ["fatigue"]}},
+    {"symptoms": {"present": ["nonsense"]}}, {"symptoms": {"present": [""]}},
+    {"symptoms": {"present": "fatigue"}}, {"symptoms": {"other": []}}, {"symptoms": {"present": [3]}},
+    {"symptoms": {"present": ["fatigue", "fatigue", "cold_intolerance"]}}, {"symptoms": []},
+]
+
+
+def _full(model, data):
+    try:
+        return build_evidence(model, read_case(copy.deepcopy(data), source_name="t"))
+    except CaseError:
+        return None
+
+
+def _check(model, datas):
+    """Each accepted case equals the full path; returns (accepted, full evidences)."""
+    reader = PlainReader(model)
+    taken, full = [], []
+    for data in datas:
+        ev = _full(model, data)
+        if not reader.add(copy.deepcopy(data)):
+            continue
+        label = str(data.get("id"))[:40]
+        assert ev is not None, label
+        assert not ev.not_used, label
+        plain = reader.evidences[len(full)]
+        assert plain.case_id == ev.case_id and plain.covariates == ev.covariates, label
+        assert np.array_equal(plain.present, ev.present), label
+        assert np.array_equal(plain.absent, ev.absent), label
+        assert plain.context_signature == ev.context_signature, label
+        assert plain.warnings == ev.warnings, label
+        assert reader.n_used[-1] == ev.n_measurements, label
+        assert reader.axes[-1] == {b.axis for b in ev.blocks}, label
+        taken.append(data)
+        full.append(ev)
+    a, b = reader.flat(), Flat.of(full)
+    for f in fields(Flat):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), f.name
+    if full:
+        p, lev, exact = posterior_rows(model, reader.evidences, a)
+        q, lev_q = posterior_batch(model, full)
+        assert np.array_equal(p[~exact], q[~exact]) and np.array_equal(lev[~exact], lev_q[~exact])
+    return taken, full
+
+
+def test_plain_reader_equals_the_full_path_on_simulated_cases(model):
+    sims = [json.loads(json.dumps(case_to_dict(s.case))) for s in simulate(model, 150, seed=21)]
+    # censored values, repeats, clock times, older women (context from age) among them
+    assert any(isinstance(m["value"], str) for d in sims for m in d["measurements"])
+    taken, _ = _check(model, sims)
+    assert len(taken) == len(sims)
+
+
+def test_plain_reader_declines_what_the_full_reader_reports(model):
+    import yaml
+
+    examples = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in EXAMPLES]
+    datas = [copy.deepcopy(BASE), *examples]
+    for variant in VARIANTS:
+        for k in range(3):
+            data = copy.deepcopy(BASE)
+            data["measurements"][k].update(variant)
+            data["id"] = f"result {k} {variant!r}"
+            datas.append(data)
+    for variant in CASE_VARIANTS:
+        data = copy.deepcopy(BASE)
+        data.update(variant)
+        datas.append(data)
+    taken, full = _check(model, datas)
+    # the base case and many variants are plain; the rest went to the full reader
+    assert taken[0] == BASE
+    assert 30 < len(taken) < len(datas) - 40, (len(taken), len(datas))
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_a_chunk_gives_the_same_table_with_and_without_the_plain_reader(model, monkeypatch, kind):
+    from neb_bayes.batch.csv_cases import plan_header  # noqa: F401 - CSV items below
+
+    sims = [case_to_dict(s.case) for s in simulate(model, 60, seed=22)]
+    if kind == "jsonl":
+        lines = [json.dumps(d) for d in sims]
+        lines[5:5] = [b for b, _ in BAD_CASES]
+        items = [RawItem(f"in.jsonl:{i + 1}", "json", line) for i, line in enumerate(lines)]
+    else:
+        items = _csv_items(sims)
+    task = ChunkTask(index=0, first_item=0, items=items)
+    calls = []
+    add = PlainReader.add
+
+    def spy(self, data):
+        out = add(self, data)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(PlainReader, "add", spy)
+    with_plain = process_chunk(task)
+    assert sum(calls) >= 50
+    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
+    without = process_chunk(task)
+    assert with_plain.table.equals(without.table)
+    assert with_plain.errors == without.errors
+    assert with_plain.table.num_rows == len(sims)
+
+
+def _csv_items(sims):
+    """The simulated cases as wide-CSV batch items (one column per analyte and unit)."""
+    import csv
+    import io
+
+    from neb_bayes.batch.inputs import iter_items
+
+    columns: dict[str, int] = {}
+    rows = []
+    for d in sims:
+        row = {"id": d["id"], "sex": d["patient"].get("sex") or "",
+               "age": d["patient"].get("age", "")}
+        for m in d["measurements"]:
+            name = f"{m['analyte']}_{m['unit'].replace('/', '_per_').replace('%', 'pct')}"
+            if m.get("specimen"):
+                name += f"__{m['specimen']}"
+            if m.get("collected"):
+                name += "__t" + m["collected"].replace(":", "")
+            if m.get("day"):
+                name += f"__d{m['day']:g}"
+            row.setdefault(name, m["value"])
+            columns[name] = 1
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ["id", "sex", "age", *columns], restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "in.csv"
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return list(iter_items([str(path)]))
