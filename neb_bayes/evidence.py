@@ -322,7 +322,8 @@ def _no_note(flag: str, text: str, item: str) -> None:
 
 def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: int, y: float,
                censor: int, hour: float | None, day: float, index: int, shifted: dict,
-               aged: dict, method: str | None = None, note=_no_note, item: str = "") -> tuple:
+               aged: dict, method: str | None = None, note=_no_note, item: str = "",
+               cache: dict | None = None) -> tuple:
     """One result as a row of its block: ``(channel, y, censoring code, day, rhythm offset,
     rhythm variance, index, extra variance)``, with ``y`` (log value, after any method-bias
     correction) less the context and age shifts.
@@ -330,13 +331,18 @@ def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: 
     ``shifted`` and ``aged``: the channels context (``model.context_shifts`` when the case
     has context flags, else empty) and age (:func:`channel_age_effects` when the age is
     known, else empty) may move.  Shared by :func:`build_evidence` and the batch's reader of
-    plain cases (:mod:`neb_bayes.batch.plain`).
+    plain cases (:mod:`neb_bayes.batch.plain`), which keeps a ``cache`` of the adjustments
+    by ``(ch, hour)`` per context and patient (for results without a method, notes unused).
     """
     if not model.channels[ch].diurnal and ch not in shifted and ch not in aged:
         # nothing moves this result: what the adjustments below would give
         return (ch, y, censor, day, 0.0, 0.0, index, 0.0)
-    ctx_shift, extra_var, d_off, d_var = result_adjustments(model, ctx, ch, hour, method,
-                                                            patient, note, item)
+    adj = None if cache is None else cache.get((ch, hour))
+    if adj is None:
+        adj = result_adjustments(model, ctx, ch, hour, method, patient, note, item)
+        if cache is not None:
+            cache[(ch, hour)] = adj
+    ctx_shift, extra_var, d_off, d_var = adj
     return (ch, y - ctx_shift, censor, day, d_off, d_var, index, extra_var)
 
 

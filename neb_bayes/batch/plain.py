@@ -70,7 +70,7 @@ class _Person:
     """What the patient part of a plain case gives: covariates, context, its evidence parts."""
 
     __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
-                 "shifted", "aged")
+                 "shifted", "aged", "adjustments")
 
     def __init__(self, model: CompiledModel, patient, ctx) -> None:
         self.patient, self.ctx = patient, ctx
@@ -82,6 +82,8 @@ class _Person:
         # the channels context or age may move, as build_evidence finds them
         self.shifted = model.context_shifts if ctx.flags else {}
         self.aged = channel_age_effects(model) if patient.age is not None else {}
+        #: a result's context, age and rhythm adjustments by (channel, hour) (result_row)
+        self.adjustments: dict[tuple, tuple] = {}
 
 
 @lru_cache(maxsize=16)
@@ -238,6 +240,7 @@ class PlainReader:
             return None
         model, forms = self.model, self._forms
         ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
+        adjustments = person.adjustments
         rows = []
         for i, item in enumerate(raw):
             if type(item) is not dict:
@@ -264,7 +267,7 @@ class PlainReader:
             if read is None or day is None:
                 return None
             row = result_row(model, ctx, patient, ch, math.log(read[0]), CENSOR_CODE[read[1]],
-                             hour, day, i, shifted, aged)
+                             hour, day, i, shifted, aged, cache=adjustments)
             if row[5] != 0.0:
                 return None
             rows.append((axis, *row))
