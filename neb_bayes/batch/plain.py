@@ -24,7 +24,6 @@ same to the last bit (tests hold both readers equal).
 from __future__ import annotations
 
 import math
-from array import array
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -122,7 +121,7 @@ class PlainReader:
         self.evidences: list[Evidence] = []
         self.n_used: list[int] = []
         self.axes: list[frozenset[int]] = []
-        self._rows = array("d")       # each result's row (:meth:`_results`), one after another
+        self._rows: list[tuple] = []  # each result's row (:meth:`_results`)
         self._people = _people_of(model)
         self._symptom_index = {s: i for i, s in enumerate(model.symptoms)}
         self._forms = _forms_of(model)
@@ -153,7 +152,7 @@ class PlainReader:
         if not rows and not present and not absent:
             return False      # nothing usable: the case reader's error
         rows.sort(key=_axis_of)       # stable: by axis, then as written (build_evidence's order)
-        self._rows.extend(chain.from_iterable(rows))
+        self._rows.extend(rows)
         self.n_used.append(len(rows))
         self.axes.append(frozenset(r[0] for r in rows))
         self.evidences.append(Evidence(
@@ -166,7 +165,8 @@ class PlainReader:
     def flat(self) -> Flat:
         """Every accepted case's results as the engine's rows (by case, then axis)."""
         # row: axis, channel, y, censor, day, rhythm offset, rhythm var, index, extra
-        cols = np.frombuffer(self._rows, dtype=float).reshape(-1, 9).T
+        rows = self._rows
+        cols = np.fromiter(chain.from_iterable(rows), float, 9 * len(rows)).reshape(-1, 9).T
         return Flat(case=np.repeat(np.arange(len(self.n_used)), self.n_used),
                     axis=cols[0].astype(np.int64), channel=cols[1].astype(np.int64),
                     y=cols[2].copy(), censor=cols[3].astype(np.int8), day=cols[4].copy(),

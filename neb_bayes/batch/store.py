@@ -3,7 +3,7 @@
 Layout of ``--out DIR``::
 
     DIR/manifest.json                   what was run (inputs, chunk size, priors) and status
-    DIR/chunks/chunk-000123.<fmt>       results of chunk 123 (the chunk is done iff it exists)
+    DIR/chunks/chunk-000123.arrow       results of chunk 123 (the chunk is done iff it exists)
     DIR/chunks/chunk-000123.errors.jsonl  error records of chunk 123 (possibly empty)
     DIR/chunks/chunk-000123.reports/    per-case JSON reports of chunk 123, staged by item
     DIR/results.<fmt>                   every chunk's rows merged in input order
@@ -14,7 +14,10 @@ Layout of ``--out DIR``::
 Every file is written under a temporary name (``.<name>.<random>.tmp``) and renamed into
 place with :func:`os.replace`, so a crash leaves whole files or temporary ones, which the
 next run deletes.  A chunk's reports and error file are renamed into place before its table,
-so an existing table means the whole chunk is there.
+so an existing table means the whole chunk is there.  Chunk tables are Arrow IPC files
+(LZ4-compressed) whatever the output format: written and read back by the merge in a fraction
+of a millisecond, where a Parquet file took ~4 ms each way and a CSV or JSON Lines file was
+parsed row by row.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from neb_bayes.batch.table import FORMATS, TableWriter, read_table, write_table
+from neb_bayes.batch.table import FORMATS, TableWriter
 from neb_bayes.batch.worker import ChunkResult
 
 __all__ = ["BatchLocked", "OutputDir", "report_name"]
@@ -44,6 +47,8 @@ MANIFEST = "manifest.json"
 OWN_NAMES = {"manifest.json", "chunks", "reports", "errors.jsonl", ".lock",
              *(f"results{ext}" for ext in FORMATS.values())}
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
+#: chunk tables: Arrow IPC files
+CHUNK_EXT = ".arrow"
 
 
 class BatchLocked(RuntimeError):
@@ -91,6 +96,13 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def atomic_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_ipc(table: pa.Table, path: Path) -> None:
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.OSFile(str(path), "wb") as sink, \
+            pa.ipc.new_file(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
 
 
 def _id_hash(case_id: str) -> int:
@@ -188,7 +200,7 @@ class OutputDir:
     # ------------------------------------------------------------------ chunks
     def chunk_path(self, k: int) -> Path:
         """The table file of chunk ``k``."""
-        return self.chunks / f"chunk-{k:06d}{self.ext}"
+        return self.chunks / f"chunk-{k:06d}{CHUNK_EXT}"
 
     def chunk_errors_path(self, k: int) -> Path:
         """The error records of chunk ``k``."""
@@ -221,12 +233,23 @@ class OutputDir:
                 raise
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.errors)
         atomic_text(self.chunk_errors_path(k), lines)
-        atomic_write(self.chunk_path(k), lambda tmp: write_table(result.table, tmp, self.fmt))
+        atomic_write(self.chunk_path(k), lambda tmp: _write_ipc(result.table, tmp))
         _fsync_dir(self.chunks)
 
     def read_chunk(self, k: int, schema: pa.Schema) -> pa.Table:
-        """The table of chunk ``k``."""
-        return read_table(self.chunk_path(k), self.fmt, schema)
+        """The table of chunk ``k``.
+
+        Raises
+        ------
+        ValueError
+            When the file does not hold a table of ``schema`` (a damaged file).
+        """
+        path = self.chunk_path(k)
+        with pa.OSFile(str(path), "rb") as src:
+            table = pa.ipc.open_file(src).read_all()
+        if not table.schema.equals(schema):
+            raise ValueError(f"{path}: columns differ from the batch's table schema")
+        return table
 
     def read_chunk_errors(self, k: int) -> list[dict[str, Any]]:
         """The error records of chunk ``k`` (none when the file is missing)."""
@@ -244,12 +267,7 @@ class OutputDir:
         """
         hashes, items = array("Q"), array("q")
         for k in range(n_chunks):
-            if self.fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                table = pq.read_table(str(self.chunk_path(k)), columns=["item", "case_id"])
-            else:
-                table = self.read_chunk(k, schema).select(["item", "case_id"])
+            table = self.read_chunk(k, schema)
             hashes.extend(_id_hash(c) for c in table.column("case_id").to_pylist())
             items.extend(table.column("item").to_pylist())
         if not hashes:

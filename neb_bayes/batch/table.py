@@ -163,6 +163,11 @@ def _csv_text(table: pa.Table, header: bool) -> str:
     return buf.getvalue()
 
 
+#: rows per Parquet row group of the merged results (the chunks' small tables are gathered
+#: up to this many: one row group per 500-case chunk took ~3 ms each to write)
+ROW_GROUP_ROWS = 65_536
+
+
 class TableWriter:
     """Append tables of one schema to one file, streamed (the merged results).
 
@@ -181,6 +186,7 @@ class TableWriter:
         self.schema = schema
         self._pq: Any = None
         self._fh: IO[str] | None = None
+        self._pending: list[pa.Table] = []
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -195,18 +201,26 @@ class TableWriter:
     def write(self, table: pa.Table) -> None:
         """Append ``table`` (its rows, in order)."""
         if self._pq is not None:
-            self._pq.write_table(table)
+            self._pending.append(table)
+            if sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS:
+                self._flush()
         elif self._fh is not None:
             if self.fmt == "csv":
                 self._fh.write(_csv_text(table, header=False))
             else:
                 self._fh.writelines(_jsonl_lines(table))
 
+    def _flush(self) -> None:
+        if self._pending:
+            self._pq.write_table(pa.concat_tables(self._pending), row_group_size=ROW_GROUP_ROWS)
+            self._pending = []
+
     def close(self) -> None:
         """Finish the file (flushed and synced)."""
         import os
 
         if self._pq is not None:
+            self._flush()
             self._pq.close()
             self._pq = None
         if self._fh is not None:

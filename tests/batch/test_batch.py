@@ -98,7 +98,7 @@ def test_same_output_whatever_jobs_and_chunk_size(tmp_path, jsonl_input, referen
                            chunk_size=chunk_size, progress=False), echo=_quiet)
     table = results(out, schema)
     assert table.equals(reference)
-    n_chunks = len(list((out / "chunks").glob("chunk-*.parquet")))
+    n_chunks = len(list((out / "chunks").glob("chunk-*.arrow")))
     assert n_chunks == -(-(N + len(jsonl_input[1])) // chunk_size)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from neb_bayes.batch import BatchOptions, run_batch
-from neb_bayes.batch.table import read_table
+from neb_bayes.batch.store import OutputDir
 
 from .conftest import errors, mixed_jsonl, results
 
@@ -38,14 +38,14 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases,
     chunks = out / "chunks"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if chunks.is_dir() and len(list(chunks.glob("chunk-*.parquet"))) >= 3:
+        if chunks.is_dir() and len(list(chunks.glob("chunk-*.arrow"))) >= 3:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the batch finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    done_at_kill = len(list(chunks.glob("chunk-*.parquet")))
+    done_at_kill = len(list(chunks.glob("chunk-*.arrow")))
     n_chunks = -(-n_items // 50)
     assert 3 <= done_at_kill < n_chunks
     assert not (out / "results.parquet").exists()
@@ -70,12 +70,12 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases,
     # no partial files: nothing temporary left, every chunk readable and complete
     leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
-    tables = sorted(chunks.glob("chunk-*.parquet"))
+    tables = sorted(chunks.glob("chunk-*.arrow"))
     assert len(tables) == n_chunks
     total = 0
     for k, file in enumerate(tables):
-        assert file.name == f"chunk-{k:06d}.parquet"
-        table = read_table(file, "parquet", schema)
+        assert file.name == f"chunk-{k:06d}.arrow"
+        table = OutputDir(out, "parquet").read_chunk(k, schema)
         assert table.column("item").to_pylist() == sorted(table.column("item").to_pylist())
         total += table.num_rows + len((chunks / f"chunk-{k:06d}.errors.jsonl").read_text()
                                       .splitlines())
