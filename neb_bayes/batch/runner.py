@@ -24,7 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from neb_bayes.batch.inputs import RawItem, describe_inputs, ignored_files, iter_items, materialise
+from neb_bayes.batch.inputs import (
+    RawItem,
+    count_items,
+    describe_inputs,
+    ignored_files,
+    iter_items,
+    materialise,
+)
 from neb_bayes.batch.store import OutputDir
 from neb_bayes.batch.table import FORMATS, result_schema
 from neb_bayes.batch.worker import ChunkResult, ChunkTask, process_chunk
@@ -407,7 +414,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         }
         out.write_manifest(manifest)
 
-        total = sum(1 for _ in iter_items(opts.inputs))
+        total = count_items(opts.inputs)
         n_chunks_est = -(-total // opts.chunk_size)
         done_before = sum(1 for k in range(n_chunks_est) if out.is_done(k))
         skipped_est = min(done_before * opts.chunk_size, total)

@@ -9,7 +9,7 @@ import pytest
 
 from neb_bayes.batch.csv_cases import plan_header, row_to_case
 from neb_bayes.batch.export import case_to_dict, write_csv
-from neb_bayes.batch.inputs import InputError, describe_inputs, iter_items, materialise
+from neb_bayes.batch.inputs import InputError, count_items, describe_inputs, iter_items, materialise
 from neb_bayes.batch.worker import ChunkTask, process_chunk
 from neb_bayes.case import read_case
 
@@ -93,6 +93,10 @@ def test_jsonl_streaming_blank_lines_bom_and_bad_bytes(tmp_path: Path) -> None:
     assert [i.source for i in items] == [f"{path}:1", f"{path}:4", f"{path}:5", f"{path}:6"]
     assert [i.kind for i in items] == ["json", "json", "error", "json"]
     assert json.loads(items[0].data) == {"id": 1}
+    assert count_items([path]) == 4
+    blank_bom = tmp_path / "b.jsonl"
+    blank_bom.write_bytes(b'\xef\xbb\xbf\n{"id": 1}\n \t\r\n')
+    assert count_items([blank_bom]) == len(list(iter_items([blank_bom]))) == 1
 
 
 def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
@@ -111,6 +115,7 @@ def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
     assert [i.kind for i in items] == ["text", "text", "json", "csv", "csv"]
     desc = describe_inputs([d])
     assert desc[0]["kind"] == "dir" and desc[0]["files"] == 4
+    assert count_items([d, d / "c.jsonl"]) == len(list(iter_items([d, d / "c.jsonl"]))) == 6
 
 
 def test_unknown_input_kind(tmp_path: Path) -> None:
