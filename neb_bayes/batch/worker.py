@@ -68,6 +68,20 @@ class ChunkTask:
     reports: bool = False
     draws: int = 0
 
+    def __reduce__(self) -> tuple:
+        # the items as three lists of strings: pickled 2x and unpickled 2-3x faster than as
+        # objects (~1 ms per 500-case chunk each way, on the driver and the worker)
+        items = self.items
+        return (_chunk_task, (self.index, self.first_item, [i.source for i in items],
+                              [i.kind for i in items], [i.data for i in items], self.priors,
+                              self.reports, self.draws))
+
+
+def _chunk_task(index: int, first_item: int, sources: list, kinds: list, datas: list,
+                priors: str | None, reports: bool, draws: int) -> ChunkTask:
+    items = [RawItem(*x) for x in zip(sources, kinds, datas, strict=True)]
+    return ChunkTask(index, first_item, items, priors, reports, draws)
+
 
 @dataclass
 class ChunkResult:

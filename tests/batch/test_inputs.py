@@ -160,3 +160,16 @@ def test_iter_case_data_streams_mappings_and_errors(tmp_path: Path) -> None:
     assert isinstance(got[1][1], CaseError)
     assert got[2][1]["measurements"] == [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L"}]
     assert isinstance(got[3][1], CaseError) and got[3][1].errors[0].path == "sym_fatigue"
+
+
+def test_a_chunk_task_survives_pickling(tmp_path: Path, sim_cases) -> None:
+    """Tasks travel to worker processes (and Dask workers) pickled, items as columns."""
+    import pickle
+
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"id": 1}\n\xff\n' + json.dumps(case_to_dict(sim_cases[0])).encode())
+    items = list(iter_items([path]))
+    task = ChunkTask(index=4, first_item=12, items=items, priors="/p.nc", reports=True, draws=9)
+    back = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == task and [type(i) for i in back.items] == [type(i) for i in items]
+    assert back.items[1].kind == "error" and back.items[1].data == items[1].data
