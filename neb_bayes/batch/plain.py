@@ -1,21 +1,23 @@
 """Plain cases read straight into the batch engine's rows, without per-result objects.
 
-Most cases of a laboratory archive are plain: the patient's sex and age, results of known
-analytes in known units with clock times, symptoms named by id.  For these,
+Most cases of a laboratory archive are plain: a patient section, results of known analytes
+in known units with clock times, symptoms named by id.  For these,
 :func:`~neb_bayes.case.read.read_case` and :func:`~neb_bayes.evidence.build_evidence` spend
 most of a batch's time making objects (a ``Measurement`` per result, ``Block`` arrays per
 axis) that the engine only flattens again.  :class:`PlainReader` reads such a case into the
 rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
-:class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context),
-through the same functions for each part: :func:`~neb_bayes.case.measurements.plain_result`
-for a result, :func:`~neb_bayes.case.patient.read_patient` and
-:func:`~neb_bayes.context.read_context` for the patient, and
+:class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context, the
+patient's items not used and warnings), through the same functions for each part:
+:func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
+for the patient (once per distinct patient section), the parts of
+:func:`~neb_bayes.case.measurements.plain_result` for a result, and
 :func:`~neb_bayes.evidence.result_row` for the result's row.
 
-A case with anything the readers would report (an error, an item not used, a warning of
-the case reader, a zero or implausible value, a method, a reference interval, a date, a
-result without the collection time its daily rhythm needs, medications or context text)
-is declined (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
+A case with anything else the readers would report (an error, an unknown field or symptom,
+a symptom listed twice, a zero or implausible value, a method, a reference interval, a date,
+a result without the collection time its daily rhythm needs, a result of an analyte the
+prior set does not model) or whose context names a symptom is declined
+(:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the
 same to the last bit (tests hold both readers equal).
@@ -53,9 +55,20 @@ from neb_bayes.model.prior import Covariates
 __all__ = ["PlainReader"]
 
 _TOP = frozenset(TOP_KEYS)
-#: a plain patient has only these fields (no medications, context text or pregnancy)
-_PATIENT = frozenset(("sex", "age"))
 _STATES = frozenset(SYMPTOM_STATES)
+
+
+def _frozen(x: Any) -> tuple:
+    """A hashable image of a parsed JSON/YAML value (types kept: ``1``, ``1.0`` and ``True``
+    differ; key order kept: it orders the reader's messages); ``TypeError`` for other values."""
+    t = type(x)
+    if t is dict:
+        return ("d", tuple((k, _frozen(v)) for k, v in x.items()))
+    if t is list:
+        return ("l", tuple(_frozen(v) for v in x))
+    if x is None or t in (str, int, float, bool):
+        return (t, x)
+    raise TypeError(f"not a JSON value: {t.__name__}")
 
 
 @lru_cache(maxsize=1024)
@@ -69,15 +82,18 @@ class _Person:
     """What the patient part of a plain case gives: covariates, context, its evidence parts."""
 
     __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
-                 "shifted", "aged", "adjustments")
+                 "not_used", "shifted", "aged", "adjustments")
 
-    def __init__(self, model: CompiledModel, patient, ctx) -> None:
+    def __init__(self, model: CompiledModel, patient, ctx, reader: Collector) -> None:
         self.patient, self.ctx = patient, ctx
         self.covariates = Covariates(sex=patient.sex, age=patient.age,
                                      flags=frozenset(ctx.flags))
         self.lat_shift = context_latent_shifts(model, ctx)
         self.cause_scale = context_symptom_scale(model, ctx)
-        self.warnings = tuple(ctx.warnings)
+        # what build_evidence lists first: the case reader's (here the patient's), then the
+        # context reading's
+        self.warnings = tuple(reader.warnings) + tuple(ctx.warnings)
+        self.not_used = tuple(reader.not_used) + tuple(ctx.not_used)
         # the channels context or age may move, as build_evidence finds them
         self.shifted = model.context_shifts if ctx.flags else {}
         self.aged = channel_age_effects(model) if patient.age is not None else {}
@@ -158,7 +174,8 @@ class PlainReader:
         self.evidences.append(Evidence(
             case_id=case_id.strip(), covariates=person.covariates, blocks=(),
             present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
-            warnings=person.warnings, lat_shift=person.lat_shift, context=person.ctx,
+            not_used=person.not_used, warnings=person.warnings, lat_shift=person.lat_shift,
+            context=person.ctx,
             cause_scale=person.cause_scale))
         return True
 
@@ -174,25 +191,20 @@ class PlainReader:
 
     # -- the parts of a case --------------------------------------------------------------
     def _person(self, raw: Any) -> _Person | None:
-        if raw is None:
-            raw = {}
-        elif type(raw) is not dict or not _PATIENT.issuperset(raw):
-            return None
-        sex, age = raw.get("sex"), raw.get("age")
-        key = (type(sex), sex, type(age), age)
         try:
+            key = _frozen(raw)
             return self._people[key]
         except KeyError:
             pass
-        except TypeError:             # an unhashable value: the case reader reports it
+        except TypeError:             # a value that is not JSON-like: the case reader decides
             return None
         c = Collector()
         patient = read_patient(c, raw)
         person = None
-        if not (c.errors or c.not_used or c.warnings):
+        if not c.errors:
             ctx = read_context(Case(id="", patient=patient))
-            if not ctx.not_used and not ctx.extra_symptoms:
-                person = _Person(self.model, patient, ctx)
+            if not ctx.extra_symptoms:
+                person = _Person(self.model, patient, ctx, c)
         if len(self._people) > 4096:
             self._people.clear()
         self._people[key] = person

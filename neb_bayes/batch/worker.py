@@ -282,8 +282,9 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
                 read(idx, item, ParsedItem(data))
                 continue
             ev = plain.evidences[k]
-            rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k], 0,
-                             len(ev.warnings), _unassessed(model, plain.axes[k])))
+            rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k],
+                             len(ev.not_used), len(ev.warnings),
+                             _unassessed(model, plain.axes[k])))
         good.sort(key=lambda g: g[0])
     probs, failed = _infer(model, [g[3] for g in good])
     for i in failed:

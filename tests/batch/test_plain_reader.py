@@ -47,7 +47,19 @@ CASE_VARIANTS = [
     {"patient": {"sex": "F", "age": 130}}, {"patient": {"sex": "F", "age": True}},
     {"patient": {"sex": ["F"]}}, {"patient": {"sex": "Q"}}, {"patient": {"sex": "F", "pregnant": True}},
     {"patient": {"sex": "F", "medications": ["levothyroxine"]}}, {"patient": {"sex": "F", "bmi": 31}},
-    {"patient": "F"},
+    {"patient": "F"}, {"patient": {"sex": "F", "pregnant": True, "gestational_week": 9}},
+    {"patient": {"sex": "F", "pregnant": False, "gestational_week": 9}},
+    {"patient": {"sex": "M", "pregnant": True}}, {"patient": {"sex": "F", "shoe_size": 38}},
+    {"patient": {"sex": "F", "menopausal_status": "post"}},
+    {"patient": {"sex": "F", "menopausal_status": "sometimes"}},
+    {"patient": {"sex": "F", "menstrual_phase": "luteal"}},
+    {"patient": {"sex": "F", "menstrual_phase": "no periods for 8 months"}},
+    {"patient": {"sex": "F", "medications": [{"name": "levothyroxine", "last_dose": "07:00"}]}},
+    {"patient": {"sex": "F", "medications": [{"name": "biotin", "dose_mg_per_day": 10,
+                                              "last_dose": "06:00"}]}},
+    {"patient": {"sex": "F", "medications": ["prednisolone", "oral contraceptive"]}},
+    {"patient": {"sex": "F", "context": ["night shift worker", "critical illness"]}},
+    {"patient": {"sex": "F", "medications": [3]}}, {"patient": {"sex": "F", "age": float("nan")}},
     {"symptoms": {"present": ["Fatigue "]}}, {"symptoms": {"present": ["fatigue"], "absent": ["fatigue"]}},
     {"symptoms": {"present": ["fatigue"], "unknown": ["fatigue"]}}, {"symptoms": {"unknown": ["fatigue"]}},
     {"symptoms": {"present": ["nonsense"]}}, {"symptoms": {"present": [""]}},
@@ -73,13 +85,14 @@ def _check(model, datas):
             continue
         label = str(data.get("id"))[:40]
         assert ev is not None, label
-        assert not ev.not_used, label
         plain = reader.evidences[len(full)]
         assert plain.case_id == ev.case_id and plain.covariates == ev.covariates, label
         assert np.array_equal(plain.present, ev.present), label
         assert np.array_equal(plain.absent, ev.absent), label
         assert plain.context_signature == ev.context_signature, label
-        assert plain.warnings == ev.warnings, label
+        assert plain.warnings == ev.warnings and plain.not_used == ev.not_used, label
+        assert plain.cause_scale is None and ev.cause_scale is None or np.array_equal(
+            plain.cause_scale, ev.cause_scale), label
         assert reader.n_used[-1] == ev.n_measurements, label
         assert reader.axes[-1] == {b.axis for b in ev.blocks}, label
         taken.append(data)
