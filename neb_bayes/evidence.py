@@ -151,6 +151,14 @@ def _lab_ri_shift(model: CompiledModel, ch: int, m: Measurement, sex: str | None
     return 0.5 * (math.log(lo) + math.log(hi)) - (_healthy_log_median(model, ch, sex) + off)
 
 
+def not_modelled(model: CompiledModel, analyte: str, specimen: str) -> str:
+    """Why a result of ``analyte`` in ``specimen`` is not used: no channel models it."""
+    if analyte not in model.modelled_analytes:
+        return (f"analyte '{analyte}' is not evidence for any condition in prior set "
+                f"'{model.spec.name}'")
+    return f"'{analyte}' in specimen '{specimen}' is not modelled"
+
+
 def build_evidence(
     model: CompiledModel,
     case: Case,
@@ -178,13 +186,7 @@ def build_evidence(
         item = f"measurements[{m.index}]"
         ch = model.channel_for(m.analyte, m.specimen)
         if ch is None:
-            reason = (
-                f"analyte '{m.analyte}' is not evidence for any condition in prior set "
-                f"'{model.spec.name}'"
-                if m.analyte not in model.modelled_analytes
-                else f"'{m.analyte}' in specimen '{m.specimen}' is not modelled"
-            )
-            not_used.append(NotUsed(item, reason))
+            not_used.append(NotUsed(item, not_modelled(model, m.analyte, m.specimen)))
             continue
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))

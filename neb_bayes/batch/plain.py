@@ -7,7 +7,8 @@ most of a batch's time making objects (a ``Measurement`` per result, ``Block`` a
 axis) that the engine only flattens again.  :class:`PlainReader` reads such a case into the
 rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
 :class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context, the
-patient's items not used and warnings), through the same functions for each part:
+patient's items not used and warnings, results of analytes the prior set does not model),
+through the same functions for each part:
 :func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
 for the patient (once per distinct patient section), the parts of
 :func:`~neb_bayes.case.measurements.plain_result` for a result, and
@@ -15,8 +16,8 @@ for the patient (once per distinct patient section), the parts of
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
 a symptom listed twice, a zero or implausible value, a method, a reference interval, a date,
-a result without the collection time its daily rhythm needs, a result of an analyte the
-prior set does not model) or whose context names a symptom is declined
+a result without the collection time its daily rhythm needs) or whose context names a
+symptom is declined
 (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the
@@ -35,7 +36,7 @@ import numpy as np
 from neb_bayes import vocab
 from neb_bayes.case.collect import Collector
 from neb_bayes.case.measurements import plain_day, plain_form, plain_value
-from neb_bayes.case.model import Case
+from neb_bayes.case.model import Case, NotUsed
 from neb_bayes.case.patient import read_patient
 from neb_bayes.case.read import TOP_KEYS
 from neb_bayes.case.symptoms import SYMPTOM_STATES
@@ -46,6 +47,7 @@ from neb_bayes.evidence import (
     channel_age_effects,
     context_latent_shifts,
     context_symptom_scale,
+    not_modelled,
     result_row,
 )
 from neb_bayes.inference.vectorised import Flat
@@ -161,11 +163,13 @@ class PlainReader:
         symptoms = self._symptoms(data.get("symptoms"))
         if symptoms is None:
             return False
-        rows = self._results(data.get("measurements"), person)
+        raw = data.get("measurements")
+        unused: list[NotUsed] = []
+        rows = self._results(raw, person, unused)
         if rows is None:
             return False
         present, absent = symptoms
-        if not rows and not present and not absent:
+        if not raw and not present and not absent:
             return False      # nothing usable: the case reader's error
         rows.sort(key=_axis_of)       # stable: by axis, then as written (build_evidence's order)
         self._rows.extend(rows)
@@ -174,9 +178,8 @@ class PlainReader:
         self.evidences.append(Evidence(
             case_id=case_id.strip(), covariates=person.covariates, blocks=(),
             present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
-            not_used=person.not_used, warnings=person.warnings, lat_shift=person.lat_shift,
-            context=person.ctx,
-            cause_scale=person.cause_scale))
+            not_used=person.not_used + tuple(unused), warnings=person.warnings,
+            lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale))
         return True
 
     def flat(self) -> Flat:
@@ -241,11 +244,12 @@ class PlainReader:
             out[state].append(i)
         return out["present"], out["absent"]
 
-    def _results(self, raw: Any, person: _Person) -> list[tuple] | None:
+    def _results(self, raw: Any, person: _Person, unused: list[NotUsed]) -> list[tuple] | None:
         """Each result's row with its axis first, as written; None if one is not plain.
 
         :func:`~neb_bayes.case.measurements.plain_result` in a loop, with each form's
-        channel looked up once."""
+        channel looked up once; a result no channel models is added to ``unused`` as
+        build_evidence lists it."""
         if raw is None:
             return []
         if type(raw) is not list:
@@ -278,6 +282,9 @@ class PlainReader:
             day = plain_day(day)
             if read is None or day is None:
                 return None
+            if ch is None:       # read, but not modelled: axis holds the reason
+                unused.append(NotUsed(f"measurements[{i}]", axis))
+                continue
             row = result_row(model, ctx, patient, ch, math.log(read[0]), CENSOR_CODE[read[1]],
                              hour, day, i, shifted, aged, cache=adjustments)
             if row[5] != 0.0:
@@ -286,15 +293,17 @@ class PlainReader:
         return rows
 
     def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
-        """``(channel, axis, conversion, bounds, hour)`` of a plain result form, or None when
-        the form is not plain, not modelled (listed as not used) or a daily rhythm without
-        its time (a warning)."""
+        """``(channel, axis, conversion, bounds, hour)`` of a plain result form; ``(None,
+        reason not used, ...)`` for an analyte and specimen no channel models; None when the
+        form is not plain or is a daily rhythm without its time (a warning)."""
         form = plain_form(name, specimen, unit, collected)
         if form is None:
             return None
         analyte, chosen, conv, bounds, hour = form
         ch = self.model.channel_for(analyte, chosen)
-        if ch is None or (hour is None and self.model.channels[ch].diurnal):
+        if ch is None:
+            return None, not_modelled(self.model, analyte, chosen), conv, bounds, hour
+        if hour is None and self.model.channels[ch].diurnal:
             return None
         return ch, self.model.channels[ch].axis, conv, bounds, hour
 

@@ -65,6 +65,14 @@ CASE_VARIANTS = [
     {"symptoms": {"present": ["nonsense"]}}, {"symptoms": {"present": [""]}},
     {"symptoms": {"present": "fatigue"}}, {"symptoms": {"other": []}}, {"symptoms": {"present": [3]}},
     {"symptoms": {"present": ["fatigue", "fatigue", "cold_intolerance"]}}, {"symptoms": []},
+    # results of analytes the prior set does not model (listed as not used)
+    {"measurements": [{"analyte": "ferritin", "value": 80.0, "unit": "ng/mL"},
+                      {"analyte": "TSH", "value": 2.0, "unit": "mIU/L"},
+                      {"analyte": "creatinine", "value": 70, "unit": "umol/L", "day": 2}]},
+    {"measurements": [{"analyte": "ferritin", "value": 80.0, "unit": "ng/mL"}], "symptoms": None},
+    {"measurements": [{"analyte": "ferritin", "value": 1e7, "unit": "ng/mL"}]},
+    {"measurements": [{"analyte": "ferritin", "value": "<5", "unit": "ng/mL"},
+                      {"analyte": "ferritin", "value": 80.0, "unit": "kg"}]},
 ]
 
 
