@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from neb_bayes.case.model import Case, Measurement, NotUsed, Patient
+from neb_bayes.case.model import Case, NotUsed, Patient
 from neb_bayes.context import ContextReading, decay, hours_between, read_context
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, first_of_group
@@ -134,21 +134,40 @@ def _healthy_log_median(model: CompiledModel, ch: int, sex: str | None) -> float
     return out
 
 
-def _lab_ri_shift(model: CompiledModel, ch: int, m: Measurement, sex: str | None) -> float | None:
+def _lab_ri_shift(model: CompiledModel, ch: int, ri: tuple[float, float] | None,
+                  hour: float | None, sex: str | None) -> float | None:
     """Method-bias correction from the lab's own reference interval (log units)."""
-    if m.reference_interval is None:
+    if ri is None:
         return None
-    lo, hi = m.reference_interval
+    lo, hi = ri
     if not (lo > 0 and hi > lo):
         return None
     channel = model.channels[ch]
-    if channel.diurnal and m.hour is not None:
+    if channel.diurnal and hour is not None:
         # the lab's interval is for the same time of day as the sample
-        off, _ = model.diurnal_offset(channel.diurnal, m.hour)
+        off, _ = model.diurnal_offset(channel.diurnal, hour)
         off *= channel.diurnal_scale
     else:
         off = 0.0
     return 0.5 * (math.log(lo) + math.log(hi)) - (_healthy_log_median(model, ch, sex) + off)
+
+
+def lab_corrected(model: CompiledModel, ch: int, y: float, ri: tuple[float, float] | None,
+                  hour: float | None, sex: str | None, analyte: str = "", note=None,
+                  item: str = "") -> float:
+    """A result's log value ``y`` read relative to its lab's reference interval ``ri``
+    (canonical unit; ``None``: as it is): less the method offset, capped at 0.7 (a lab
+    interval far from the model's is more likely a different population than a method
+    bias), noted with ``note(flag, text, item)`` when given."""
+    shift = _lab_ri_shift(model, ch, ri, hour, sex)
+    if shift is None or abs(shift) <= 1e-9:
+        return y
+    capped = max(-0.7, min(0.7, shift))
+    if note is not None:
+        note("lab_reference_interval",
+             f"{analyte}: read relative to the lab's own reference interval "
+             f"(method offset {math.exp(capped):.2f}x the model's healthy median)", item)
+    return y - capped
 
 
 def not_modelled(model: CompiledModel, analyte: str, specimen: str) -> str:
@@ -192,15 +211,9 @@ def build_evidence(
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
         y = math.log(m.value)
-        shift = _lab_ri_shift(model, ch, m, cov.sex) if use_lab_ri else None
-        if shift is not None and abs(shift) > 1e-9:
-            # cap the correction: a lab interval far from the model's is more likely a
-            # different population than a method bias
-            capped = max(-0.7, min(0.7, shift))
-            y -= capped
-            note("lab_reference_interval",
-                 f"{m.analyte}: read relative to the lab's own reference interval "
-                 f"(method offset {math.exp(capped):.2f}x the model's healthy median)", item)
+        if use_lab_ri:
+            y = lab_corrected(model, ch, y, m.reference_interval, m.hour, cov.sex, m.analyte,
+                              note, item)
         row = result_row(model, ctx, case.patient, ch, y, CENSOR_CODE[m.censor], m.hour, m.day,
                          m.index, shifted, aged, m.method, note, item)
         if channels[ch].diurnal and m.hour is None:
@@ -334,16 +347,16 @@ def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: 
     has context flags, else empty) and age (:func:`channel_age_effects` when the age is
     known, else empty) may move.  Shared by :func:`build_evidence` and the batch's reader of
     plain cases (:mod:`neb_bayes.batch.plain`), which keeps a ``cache`` of the adjustments
-    by ``(ch, hour)`` per context and patient (for results without a method, notes unused).
+    by ``(ch, hour, method)`` per context and patient (notes unused).
     """
     if not model.channels[ch].diurnal and ch not in shifted and ch not in aged:
         # nothing moves this result: what the adjustments below would give
         return (ch, y, censor, day, 0.0, 0.0, index, 0.0)
-    adj = None if cache is None else cache.get((ch, hour))
+    adj = None if cache is None else cache.get((ch, hour, method))
     if adj is None:
         adj = result_adjustments(model, ctx, ch, hour, method, patient, note, item)
         if cache is not None:
-            cache[(ch, hour)] = adj
+            cache[(ch, hour, method)] = adj
     ctx_shift, extra_var, d_off, d_var = adj
     return (ch, y - ctx_shift, censor, day, d_off, d_var, index, extra_var)
 

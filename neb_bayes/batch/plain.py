@@ -7,7 +7,8 @@ most of a batch's time making objects (a ``Measurement`` per result, ``Block`` a
 axis) that the engine only flattens again.  :class:`PlainReader` reads such a case into the
 rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
 :class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context, the
-patient's items not used and warnings, results of analytes the prior set does not model),
+patient's items not used and warnings, results of analytes the prior set does not model;
+results with a method, a note or the lab's reference interval),
 through the same functions for each part:
 :func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
 for the patient (once per distinct patient section), the parts of
@@ -15,9 +16,8 @@ for the patient (once per distinct patient section), the parts of
 :func:`~neb_bayes.evidence.result_row` for the result's row.
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
-a symptom listed twice, a zero or implausible value, a method, a reference interval, a date,
-a result without the collection time its daily rhythm needs) or whose context names a
-symptom is declined
+a symptom listed twice, a zero or implausible value, a date, a result without the
+collection time its daily rhythm needs) or whose context names a symptom is declined
 (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the
@@ -35,7 +35,13 @@ import numpy as np
 
 from neb_bayes import vocab
 from neb_bayes.case.collect import Collector
-from neb_bayes.case.measurements import plain_day, plain_form, plain_value
+from neb_bayes.case.measurements import (
+    plain_day,
+    plain_extra,
+    plain_extra_count,
+    plain_form,
+    plain_value,
+)
 from neb_bayes.case.model import Case, NotUsed
 from neb_bayes.case.patient import read_patient
 from neb_bayes.case.read import TOP_KEYS
@@ -47,6 +53,7 @@ from neb_bayes.evidence import (
     channel_age_effects,
     context_latent_shifts,
     context_symptom_scale,
+    lab_corrected,
     not_modelled,
     result_row,
 )
@@ -99,7 +106,7 @@ class _Person:
         # the channels context or age may move, as build_evidence finds them
         self.shifted = model.context_shifts if ctx.flags else {}
         self.aged = channel_age_effects(model) if patient.age is not None else {}
-        #: a result's context, age and rhythm adjustments by (channel, hour) (result_row)
+        #: a result's context, age and rhythm adjustments by (channel, hour, method)
         self.adjustments: dict[tuple, tuple] = {}
 
 
@@ -256,15 +263,16 @@ class PlainReader:
             return None
         model, forms = self.model, self._forms
         ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
-        adjustments = person.adjustments
+        adjustments, sex = person.adjustments, person.covariates.sex
         rows = []
         for i, item in enumerate(raw):
             if type(item) is not dict:
                 return None
             get = item.get
             specimen, collected, day = get("specimen"), get("collected"), get("day")
-            if len(item) != 3 + (specimen is not None) + (collected is not None) + (
-                    day is not None):
+            n = 3 + (specimen is not None) + (collected is not None) + (day is not None)
+            extra = len(item) != n       # a method, note or reference interval
+            if extra and len(item) != n + plain_extra_count(get):
                 return None
             key = (get("analyte"), specimen, get("unit"), collected)
             try:
@@ -282,11 +290,19 @@ class PlainReader:
             day = plain_day(day)
             if read is None or day is None:
                 return None
+            method = ri = None
+            if extra:
+                if (extra := plain_extra(item, conv)) is None:
+                    return None
+                method, ri, _ = extra
             if ch is None:       # read, but not modelled: axis holds the reason
                 unused.append(NotUsed(f"measurements[{i}]", axis))
                 continue
-            row = result_row(model, ctx, patient, ch, math.log(read[0]), CENSOR_CODE[read[1]],
-                             hour, day, i, shifted, aged, cache=adjustments)
+            y = math.log(read[0])
+            if ri is not None:
+                y = lab_corrected(model, ch, y, ri, hour, sex)
+            row = result_row(model, ctx, patient, ch, y, CENSOR_CODE[read[1]], hour, day, i,
+                             shifted, aged, method, cache=adjustments)
             if row[5] != 0.0:
                 return None
             rows.append((axis, *row))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -18,8 +19,8 @@ from neb_bayes.case.collect import Collector, fmt, fmt_raw, is_number, type_name
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
-__all__ = ["MEASUREMENT_KEYS", "plain_day", "plain_form", "plain_result", "plain_value",
-           "read_measurements"]
+__all__ = ["MEASUREMENT_KEYS", "plain_day", "plain_extra", "plain_extra_count", "plain_form",
+           "plain_result", "plain_value", "read_measurements"]
 
 MEASUREMENT_KEYS = (
     "analyte",
@@ -72,32 +73,37 @@ def _fast_measurement(i: int, item: Any) -> Measurement | None:
     fields = plain_result(item)
     if fields is None:
         return None
-    analyte_id, chosen, canonical, censor, unit, value, hour, day = fields
+    analyte_id, chosen, canonical, censor, unit, value, hour, day, extra = fields
     # the frozen dataclass filled without its per-field ``object.__setattr__`` (6x faster)
     m = _new(Measurement)
     m.__dict__.update(_DEFAULTS, index=i, analyte=analyte_id, specimen=chosen, value=canonical,
                       censor=censor, unit=unit, raw_value=value, hour=hour, day=day)
+    if extra is not None:
+        m.__dict__.update(method=extra[0], reference_interval=extra[1], note=extra[2])
     return m
 
 
-def plain_result(item: Any) -> tuple[str, str, float, str, str, Any, float | None, float] | None:
+def plain_result(item: Any) -> tuple | None:
     """A common, clean result's fields, or ``None`` for anything the full reader must see.
 
-    A mapping of analyte, unit and value, and optionally specimen, collection time and day,
-    that :func:`plain_form`, :func:`plain_value` and :func:`plain_day` accept gives
-    ``(analyte id, specimen, canonical value, censoring, unit as written, value as written,
-    hour or None, day)``: what the full reader (:func:`_measurement`) reads from it, with
-    nothing to report.  Anything else (other fields such as methods, reference intervals or
-    notes; fields given as null) returns ``None``; the full reader then gives every message
-    with its field path.  The batch's reader of plain cases (:mod:`neb_bayes.batch.plain`)
-    reads results the same way.
+    A mapping of analyte, unit and value, and optionally specimen, collection time, day,
+    method, note and reference interval, that :func:`plain_form`, :func:`plain_value`,
+    :func:`plain_day` and :func:`plain_extra` accept gives ``(analyte id, specimen,
+    canonical value, censoring, unit as written, value as written, hour or None, day,
+    extra)`` (``extra``: ``(method, reference interval, note)``, or ``None`` when none is
+    given): what the full reader (:func:`_measurement`) reads from it, with nothing to
+    report.  Anything else (other fields, fields given as null) returns ``None``; the full
+    reader then gives every message with its field path.  The batch's reader of plain cases
+    (:mod:`neb_bayes.batch.plain`) reads results the same way.
     """
     if type(item) is not dict:
         return None
     get = item.get
     specimen, collected, day = get("specimen"), get("collected"), get("day")
-    # analyte, unit and value, and no field but these six (each given is not null)
-    if len(item) != 3 + (specimen is not None) + (collected is not None) + (day is not None):
+    # analyte, unit and value, and no field but the known ones (each given is not null)
+    n = 3 + (specimen is not None) + (collected is not None) + (day is not None)
+    extra = len(item) != n
+    if extra and len(item) != n + plain_extra_count(get):
         return None
     form = plain_form(get("analyte"), specimen, get("unit"), collected)
     if form is None:
@@ -108,7 +114,33 @@ def plain_result(item: Any) -> tuple[str, str, float, str, str, Any, float | Non
     day = plain_day(day)
     if read is None or day is None:
         return None
-    return analyte_id, chosen, read[0], read[1], item["unit"], value, hour, day
+    if extra and (extra := plain_extra(item, conv)) is None:
+        return None
+    return (analyte_id, chosen, read[0], read[1], item["unit"], value, hour, day,
+            extra or None)
+
+
+def plain_extra_count(get: Callable[[str], Any]) -> int:
+    """How many of a result's method, note and reference interval are given (not null)."""
+    return ((get("method") is not None) + (get("note") is not None)
+            + (get("reference_interval") is not None))
+
+
+def plain_extra(item: dict, conv: Conversion) -> tuple | None:
+    """``(method or None, reference interval in the canonical unit or None, note or None)``
+    of a result, as the full reader reads them, or ``None`` when it would report one."""
+    method, note = item.get("method"), item.get("note")
+    if method is not None:
+        if type(method) is not str:
+            return None
+        method = method.strip() or None
+    if note is not None:
+        if type(note) is not str:
+            return None
+        note = note.strip() or None
+    c = Collector()
+    ri = _reference_interval(c, item, "", conv)
+    return None if c.errors else (method, ri, note)
 
 
 def plain_form(name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:

@@ -73,6 +73,31 @@ CASE_VARIANTS = [
     {"measurements": [{"analyte": "ferritin", "value": 1e7, "unit": "ng/mL"}]},
     {"measurements": [{"analyte": "ferritin", "value": "<5", "unit": "ng/mL"},
                       {"analyte": "ferritin", "value": 80.0, "unit": "kg"}]},
+    # the lab's reference intervals (method offsets, a daily rhythm's time), methods, notes
+    {"measurements": [
+        {"analyte": "TSH", "value": 2.5, "unit": "mIU/L", "reference_interval": [0.3, 3.0]},
+        {"analyte": "cortisol", "value": 14.5, "unit": "ug/dL", "collected": "16:00",
+         "reference_interval": [2.0, 11.0], "method": "immunoassay", "note": " lipaemic "},
+        {"analyte": "FT4", "value": 15.0, "unit": "pmol/L", "reference_interval": [9, 25],
+         "method": " "},
+        {"analyte": "ferritin", "value": 80.0, "unit": "ng/mL", "reference_interval": [20, 300]}]},
+    {"patient": {"sex": "F", "medications": [{"name": "biotin", "dose_mg_per_day": 10,
+                                              "last_dose": "07:00"}]},
+     "measurements": [{"analyte": "TSH", "value": 0.9, "unit": "mIU/L", "collected": "09:00",
+                       "method": "LC-MS/MS"},
+                      {"analyte": "TSH", "value": 0.9, "unit": "mIU/L", "collected": "09:00",
+                       "method": "immunoassay", "day": 3},
+                      {"analyte": "FT4", "value": 30.0, "unit": "pmol/L", "collected": "09:00"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "reference_interval": [4.0, 0.4]}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "reference_interval": [0.4, 4.0, 9.0]}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "reference_interval": "0.4-4.0"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L", "method": 3}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L", "note": None}]},
+    {"measurements": [{"analyte": "TSH", "value": "<0.01", "unit": "mIU/L",
+                       "reference_interval": [0.4, 4.0]}]},
 ]
 
 
