@@ -7,9 +7,12 @@ Usage::
 
 ``CASES.jsonl``: e.g. written by ``benchmarks/bench_batch.py``'s simulator
 (``simulate_to_jsonl``).  Prints, per stage, the best of ``--repeat`` runs of
-:func:`time.process_time` over the first ``--cases`` cases: JSON parsing, ``read_case``,
-``build_evidence``, ``infer_batch`` (chunks of 500), and a worker's whole
-``process_chunk`` (chunks of 500, after a warm-up chunk).  Run it in two checkouts one after
+:func:`time.process_time` over the first ``--cases`` cases: JSON parsing; the full reader
+(``read_case``, ``build_evidence``) and ``infer_batch`` (chunks of 500); the batch's reader
+of plain cases (``PlainReader``, chunks of 500) and the engine on its rows
+(``posterior_rows``); and a worker's whole ``process_chunk`` (chunks of 500, after a
+warm-up chunk), which reads plain cases with the plain reader and the rest with the full
+one.  Run it in two checkouts one after
 the other, twice, and compare the best figures.
 """
 
@@ -40,11 +43,13 @@ def main() -> None:
 
     threadpool_limits(1)
     from neb_bayes.batch.inputs import iter_items
+    from neb_bayes.batch.plain import PlainReader
     from neb_bayes.batch.worker import ChunkTask, process_chunk
     from neb_bayes.case.loader import load_text
     from neb_bayes.case.read import read_case
     from neb_bayes.evidence import build_evidence
     from neb_bayes.inference.batch_exact import infer_batch
+    from neb_bayes.inference.vectorised import posterior_rows
     from neb_bayes.model.compiled import load_model
 
     model = load_model()
@@ -56,11 +61,24 @@ def main() -> None:
     cases = [read_case(d) for d in datas]
     evs = [build_evidence(model, c) for c in cases]
     infer_batch(model, evs[:chunk])
+
+    def plain_read() -> list:
+        out = []
+        for i in range(0, n, chunk):
+            reader = PlainReader(model)
+            for d in datas[i:i + chunk]:
+                reader.add(d)
+            out.append((reader.evidences, reader.flat()))
+        return out
+
+    plain = plain_read()
     stages = {
         "JSON parsing": lambda: [load_text(x, "json") for x in lines],
         "read_case": lambda: [read_case(d) for d in datas],
         "build_evidence": lambda: [build_evidence(model, c) for c in cases],
         "infer_batch": lambda: [infer_batch(model, evs[i:i + chunk]) for i in range(0, n, chunk)],
+        "plain reader": plain_read,
+        "posterior_rows": lambda: [posterior_rows(model, e, f) for e, f in plain],
     }
     for name, f in stages.items():
         t = _best(f, args.repeat)
