@@ -64,6 +64,9 @@ from neb_bayes.model.prior import Covariates
 __all__ = ["PlainReader"]
 
 _TOP = frozenset(TOP_KEYS)
+#: bounds of the caches a worker keeps for its whole run: distinct patient sections, and per
+#: patient the adjustments by channel, hour and method (at most ~0.5 M entries, ~100 MB)
+MAX_PEOPLE, MAX_ADJUSTMENTS = 1024, 512
 _STATES = frozenset(SYMPTOM_STATES)
 
 
@@ -179,14 +182,16 @@ class PlainReader:
         if not raw and not present and not absent:
             return False      # nothing usable: the case reader's error
         rows.sort(key=_axis_of)       # stable: by axis, then as written (build_evidence's order)
-        self._rows.extend(rows)
-        self.n_used.append(len(rows))
-        self.axes.append(frozenset(r[0] for r in rows))
-        self.evidences.append(Evidence(
+        ev = Evidence(
             case_id=case_id.strip(), covariates=person.covariates, blocks=(),
             present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
             not_used=person.not_used + tuple(unused), warnings=person.warnings,
-            lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale))
+            lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale)
+        # kept only now that nothing can fail
+        self._rows.extend(rows)
+        self.n_used.append(len(rows))
+        self.axes.append(frozenset(r[0] for r in rows))
+        self.evidences.append(ev)
         return True
 
     def flat(self) -> Flat:
@@ -215,7 +220,7 @@ class PlainReader:
             ctx = read_context(Case(id="", patient=patient))
             if not ctx.extra_symptoms:
                 person = _Person(self.model, patient, ctx, c)
-        if len(self._people) > 4096:
+        if len(self._people) > MAX_PEOPLE:
             self._people.clear()
         self._people[key] = person
         return person
@@ -264,6 +269,8 @@ class PlainReader:
         model, forms = self.model, self._forms
         ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
         adjustments, sex = person.adjustments, person.covariates.sex
+        if len(adjustments) > MAX_ADJUSTMENTS:
+            adjustments.clear()
         rows = []
         for i, item in enumerate(raw):
             if type(item) is not dict:

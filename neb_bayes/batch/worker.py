@@ -225,7 +225,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
     want_draws = prior_set.draws is not None and task.draws != 0
     # plain cases go straight to the engine's rows (point probabilities, no per-case reports)
     plain = None if (task.reports or want_draws) else PlainReader(model)
-    plain_items: list[tuple[int, RawItem, dict[str, Any]]] = []
+    plain_items: list[tuple[int, RawItem, ParsedItem]] = []
     errors: list[dict[str, Any]] = []
     good: list[tuple[int, RawItem, Case, Evidence]] = []
 
@@ -265,7 +265,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
                 log.debug("the plain reader failed on %s", item.source, exc_info=True)
                 taken = False
             if taken:
-                plain_items.append((idx, item, parsed.data))
+                plain_items.append((idx, item, parsed))
                 continue
         read(idx, item, parsed)
     rows: list[_Row] = []
@@ -276,10 +276,10 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
         except Exception:  # noqa: BLE001 - isolate the failing case(s) on the full path
             log.debug("the engine failed on a chunk's plain cases", exc_info=True)
             exact = np.ones(len(plain_items), bool)
-        for k, (idx, item, data) in enumerate(plain_items):
+        for k, (idx, item, parsed) in enumerate(plain_items):
             if exact[k]:
                 # a case the vectorised form does not cover: the full path gives its evidence
-                read(idx, item, ParsedItem(data))
+                read(idx, item, parsed)
                 continue
             ev = plain.evidences[k]
             rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k],
