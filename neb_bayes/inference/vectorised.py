@@ -664,4 +664,5 @@ def posterior_rows(model: CompiledModel, evidences: list[Evidence],
             probs[part], log_ev[part] = _group(view, [evidences[i] for i in part],
                                                flat.cases(part, bounds))
     exact |= np.isnan(log_ev)
+    probs[exact] = np.nan
     return probs, log_ev, exact
