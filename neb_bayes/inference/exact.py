@@ -222,6 +222,63 @@ def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) 
     return np.clip(total, 0.0, 1.0)
 
 
+def quadrivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """P(X < upper) for X ~ N(mean, cov) in four dimensions, vectorised over leading axes.
+
+    :func:`trivariate_normal_cdf` one dimension up: the variable least correlated with the
+    other three is integrated out numerically over [-9, min(t, 9)] standard deviations; given
+    it, the other three are trivariate normal (:func:`trivariate_normal_cdf`, every grid point
+    and node in one call).  The range is cut at 8 conditional standard deviations either
+    side of each of the three conditional limits' steps (seven pieces, only those of positive
+    width), each integrated by the composite Gauss-Legendre rule.  Deterministic; replaces
+    Genz QMC (~150 ms per grid point) for four censored results on an axis.
+    """
+    mean = np.asarray(mean, float)
+    cov = np.asarray(cov, float)
+    upper = np.asarray(upper, float)
+    grid = np.broadcast_shapes(upper.shape[:-1], mean.shape[:-1], cov.shape[:-2])
+    sd = np.sqrt(np.einsum("...ii->...i", cov))
+    t = np.broadcast_to((upper - mean) / sd, grid + (4,))
+    rho = np.broadcast_to(cov / (sd[..., :, None] * sd[..., None, :]), grid + (4, 4))
+    off = np.abs(rho - np.eye(4) * rho)
+    first = int(np.argmin(off.reshape(-1, 4, 4).max(axis=(0, 2))))
+    rest = [x for x in range(4) if x != first]
+    r = rho[..., first, rest]                                              # (..., 3)
+    s = np.sqrt(np.maximum(1 - r**2, 1e-300))
+    cond = np.clip((rho[..., rest, :][..., :, rest] - r[..., :, None] * r[..., None, :])
+                   / (s[..., :, None] * s[..., None, :]), -1.0, 1.0)
+    cond = cond.copy()
+    cond[..., [0, 1, 2], [0, 1, 2]] = 1.0
+    hi = np.minimum(t[..., first], 9.0)
+    lo = np.minimum(-9.0, hi - 2.0)
+    cuts = [lo, hi]
+    for q in range(3):
+        tt, rq, sq = t[..., rest[q]], r[..., q], s[..., q]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centre = np.where(np.abs(rq) > 1e-12, tt / rq, lo)
+            half = np.where(np.abs(rq) > 1e-12, 8.0 * sq / np.abs(rq), 0.0)
+        cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
+    cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., 8)
+    width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * 7,)
+    live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
+    at = live // 7                                                         # grid point
+    width = width[live, None]
+    z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
+
+    def on(x):
+        return np.broadcast_to(x, grid).reshape(-1)[at, None]
+
+    up3 = np.stack([(on(t[..., rest[q]]) - on(r[..., q]) * z) / on(s[..., q])
+                    for q in range(3)], axis=-1)                           # (pieces, nodes, 3)
+    c3 = np.broadcast_to(np.broadcast_to(cond, grid + (3, 3)).reshape(-1, 3, 3)[at][:, None],
+                         up3.shape[:-1] + (3, 3))
+    f = trivariate_normal_cdf(up3, np.zeros(3), c3)
+    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    piece = np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
+    total = np.bincount(at, weights=piece, minlength=math.prod(grid)).reshape(grid)
+    return np.clip(total, 0.0, 1.0)
+
+
 def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     """log P(X < upper) for X ~ N(mean, cov), several dimensions (Genz QMC, fixed seed)."""
     from scipy.stats import multivariate_normal  # imported only when needed (slow import)
@@ -485,7 +542,8 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     """log P(every censored result beyond its limit) over the grid: ``mu`` ``grid + (c,)`` and
     ``ccc`` (broadcastable to ``grid + (c, c)``) their conditional mean and covariance,
     ``sign`` -1 below the limit, +1 above.  One result: the normal CDF; two: the bivariate
-    CDF (Owen's T); three: :func:`trivariate_normal_cdf`; more: Genz QMC per grid point."""
+    CDF (Owen's T); three: :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`;
+    more: Genz QMC per grid point."""
     c = sign.size
     grid = np.broadcast_shapes(mu.shape[:-1], ccc.shape[:-2])
     if c == 1:
@@ -499,6 +557,9 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     if c == 3:
         p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
         return np.log(np.maximum(p3, 1e-300))
+    if c == 4:
+        p4 = quadrivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
+        return np.log(np.maximum(p4, 1e-300))
     # P(s_i * (w_i - lim_i) > 0 for all i) = P(D w < D lim) with D = diag(-sign)
     out = np.empty(grid)
     mu_b = np.broadcast_to(mu, grid + (c,))
