@@ -60,9 +60,10 @@ def test_agrees_with_genz_qmc():
 def test_vectorised_over_a_grid_and_independent_variables():
     cov = np.diag([1.0, 2.0, 0.5, 3.0])
     upper = np.array([0.3, -0.2, 1.0, 2.0])
-    means = np.linspace(-1, 1, 5)[:, None] * np.ones(4)
+    means = np.linspace(-1, 1, 70).reshape(7, 10, 1) * np.ones(4)   # more than one block
     p = quadrivariate_normal_cdf(upper, means, cov)
+    assert p.shape == (7, 10)
     expect = np.prod(norm.cdf((upper - means) / np.sqrt(np.diag(cov))), axis=-1)
     np.testing.assert_allclose(p, expect, atol=1e-13, rtol=0)
-    for i in range(5):
-        assert p[i] == quadrivariate_normal_cdf(upper, means[i], cov)
+    for i in (0, 4, 6):
+        assert p[i, 3] == quadrivariate_normal_cdf(upper, means[i, 3], cov)
