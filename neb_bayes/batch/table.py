@@ -41,7 +41,6 @@ __all__ = [
     "read_table",
     "result_schema",
     "results_table",
-    "write_table",
 ]
 
 FORMATS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
@@ -236,12 +235,6 @@ class TableWriter:
         self.close()
 
 
-def write_table(table: pa.Table, path: str | Path, fmt: str) -> None:
-    """Write one table to ``path`` (not atomic by itself: the caller renames into place)."""
-    with TableWriter(path, fmt, table.schema) as writer:
-        writer.write(table)
-
-
 def _typed(value: str, typ: pa.DataType) -> Any:
     if pa.types.is_floating(typ):
         return float(value)
@@ -251,7 +244,7 @@ def _typed(value: str, typ: pa.DataType) -> Any:
 
 
 def read_table(path: str | Path, fmt: str, schema: pa.Schema) -> pa.Table:
-    """Read a table written by :func:`write_table` or :class:`TableWriter`, with its types.
+    """Read a table written by :class:`TableWriter` (the merged results), with its types.
 
     Raises
     ------

@@ -194,32 +194,52 @@ def trivariate_normal_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) 
     s_j = np.sqrt(np.maximum(1 - r_ij**2, 1e-300))
     s_k = np.sqrt(np.maximum(1 - r_ik**2, 1e-300))
     r_c = np.clip((r_jk - r_ij * r_ik) / (s_j * s_k), -1.0, 1.0)
-    hi = np.minimum(t[..., i], 9.0)
-    lo = np.minimum(-9.0, hi - 2.0)
-    cuts = [lo, hi]
-    for tt, r, s in ((t[..., j], r_ij, s_j), (t[..., k], r_ik, s_k)):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            centre = np.where(np.abs(r) > 1e-12, tt / r, lo)
-            half = np.where(np.abs(r) > 1e-12, 8.0 * s / np.abs(r), 0.0)
-        cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
-    cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., 6)
-    # only the pieces of positive width (a step outside the range leaves its window empty:
-    # most pieces, where correlations are weak), each grid point's pieces summed in order
-    width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * 5,)
-    live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
-    at = live // 5                                                         # grid point
-    width = width[live, None]
-    z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
+    z, width, at = _step_pieces(t[..., i], ((t[..., j], r_ij, s_j), (t[..., k], r_ik, s_k)))
 
     def on(x):
         return np.broadcast_to(x, grid).reshape(-1)[at, None]
 
     f = bivariate_normal_cdf((on(t[..., j]) - on(r_ij) * z) / on(s_j),
                              (on(t[..., k]) - on(r_ik) * z) / on(s_k), on(r_c))
+    return _sum_pieces(z, width, at, f, math.prod(grid)).reshape(grid)
+
+
+def _step_pieces(t_first: np.ndarray, conditionals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nodes of the integral over the first variable of a multivariate normal CDF.
+
+    The range [-9, min(t, 9)] standard deviations (at least 2 wide) is cut at 8 conditional
+    standard deviations either side of each other variable's step (``conditionals``: its
+    limit, correlation with the first and conditional standard deviation, grid-shaped); only
+    the pieces of positive width are kept (a step outside the range leaves its window empty:
+    most pieces, where correlations are weak).  Returns ``(z, width, at)``: the composite
+    Gauss-Legendre nodes ``(pieces, nodes)``, each piece's width ``(pieces, 1)`` and grid point
+    (flat index).
+    """
+    hi = np.minimum(t_first, 9.0)
+    lo = np.minimum(-9.0, hi - 2.0)
+    cuts = [lo, hi]
+    for tt, r, s in conditionals:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centre = np.where(np.abs(r) > 1e-12, tt / r, lo)
+            half = np.where(np.abs(r) > 1e-12, 8.0 * s / np.abs(r), 0.0)
+        cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
+    n = len(cuts) - 1
+    cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., n + 1)
+    width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * n,)
+    live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
+    at = live // n                                                         # grid point
+    width = width[live, None]
+    z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
+    return z, width, at
+
+
+def _sum_pieces(z: np.ndarray, width: np.ndarray, at: np.ndarray, f: np.ndarray,
+                size: int) -> np.ndarray:
+    """``sum`` over each grid point's pieces (in order) of the integral of ``phi(z) f`` by the
+    Gauss-Legendre rule, clipped to [0, 1]: ``(size,)``."""
     dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     piece = np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
-    total = np.bincount(at, weights=piece, minlength=math.prod(grid)).reshape(grid)
-    return np.clip(total, 0.0, 1.0)
+    return np.clip(np.bincount(at, weights=piece, minlength=size), 0.0, 1.0)
 
 
 #: grid points per call of the four-dimensional CDF's inner trivariate CDF: bounds its
@@ -266,28 +286,11 @@ def _quadrivariate_block(t: np.ndarray, rho: np.ndarray) -> np.ndarray:
     cond = np.clip((rho[:, rest, :][:, :, rest] - r[:, :, None] * r[:, None, :])
                    / (s[:, :, None] * s[:, None, :]), -1.0, 1.0)
     cond[:, [0, 1, 2], [0, 1, 2]] = 1.0
-    hi = np.minimum(t[:, first], 9.0)
-    lo = np.minimum(-9.0, hi - 2.0)
-    cuts = [lo, hi]
-    for q in range(3):
-        tt, rq, sq = t[:, rest[q]], r[:, q], s[:, q]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            centre = np.where(np.abs(rq) > 1e-12, tt / rq, lo)
-            half = np.where(np.abs(rq) > 1e-12, 8.0 * sq / np.abs(rq), 0.0)
-        cuts += [np.clip(centre - half, lo, hi), np.clip(centre + half, lo, hi)]
-    cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (G, 8)
-    width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * 7,)
-    live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
-    at = live // 7                                                         # grid point
-    width = width[live, None]
-    z = cuts[:, :-1].reshape(-1)[live, None] + width * _GL_NODES            # (pieces, nodes)
+    z, width, at = _step_pieces(t[:, first], [(t[:, rest[q]], r[:, q], s[:, q]) for q in range(3)])
     up3 = np.stack([(t[at, rest[q], None] - r[at, q, None] * z) / s[at, q, None]
                     for q in range(3)], axis=-1)                           # (pieces, nodes, 3)
     c3 = np.broadcast_to(cond[at][:, None], up3.shape[:-1] + (3, 3))
-    f = trivariate_normal_cdf(up3, np.zeros(3), c3)
-    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    piece = np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
-    return np.clip(np.bincount(at, weights=piece, minlength=n), 0.0, 1.0)
+    return _sum_pieces(z, width, at, trivariate_normal_cdf(up3, np.zeros(3), c3), n)
 
 
 def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
