@@ -293,6 +293,136 @@ def _quadrivariate_block(t: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return _sum_pieces(z, width, at, trivariate_normal_cdf(up3, np.zeros(3), c3), n)
 
 
+def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
+                      resid: np.ndarray, pairs: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
+    """P(X < upper) for X = mean + loading F + e, F ~ N(0, 1) and e ~ N(0, resid) independent
+    of F, where ``resid`` is diagonal except for disjoint ``pairs`` of variables; any
+    dimension, vectorised over leading axes (``upper``, ``mean``, ``loading``: ``grid +
+    (c,)``; ``resid``: ``grid + (c, c)``).
+
+    Given F the variables fall into independent singletons and pairs, so the CDF is the
+    integral over F of ``phi(f)`` times each singleton's normal CDF and each pair's bivariate
+    normal CDF (:func:`bivariate_normal_cdf`): over [-9, 9] cut at 8 conditional standard
+    deviations either side of each variable's step, each piece by the composite
+    Gauss-Legendre rule of :func:`trivariate_normal_cdf`.  Repeats of one analyte on
+    different days share one factor (the person's level) and are otherwise independent; two
+    analytes, each measured twice, share one factor and keep a correlated pair.  Deterministic;
+    a few normal CDFs per node instead of a (c-1)-dimensional CDF per node.
+    """
+    upper, mean, loading = np.broadcast_arrays(*(np.asarray(x, float)
+                                                 for x in (upper, mean, loading)))
+    grid = upper.shape[:-1]
+    c = upper.shape[-1]
+    res_var = np.broadcast_to(np.diagonal(resid, axis1=-2, axis2=-1), grid + (c,))
+    sd = np.sqrt(res_var + loading * loading)
+    t = ((upper - mean) / sd).reshape(-1, c)
+    r = (loading / sd).reshape(-1, c)
+    s = (np.sqrt(res_var) / sd).reshape(-1, c)
+    rho = [np.broadcast_to(resid[..., j, k] / np.sqrt(res_var[..., j] * res_var[..., k]),
+                           grid).reshape(-1) for j, k in pairs]
+    single = [i for i in range(c) if not any(i in pq for pq in pairs)]
+    out = np.empty(t.shape[0])
+    for lo in range(0, t.shape[0], FACTOR_BLOCK):
+        part = slice(lo, lo + FACTOR_BLOCK)
+        tb, rb, sb = t[part], r[part], s[part]
+        z, width, at = _step_pieces(np.full(tb.shape[0], np.inf),
+                                    [(tb[:, i], rb[:, i], sb[:, i]) for i in range(c)])
+        # each variable's standardised limit given the factor: (pieces, c, nodes)
+        given = (tb[at, :, None] - rb[at, :, None] * z[:, None, :]) / sb[at, :, None]
+        f = np.prod(ndtr(given[:, single]), axis=1)
+        for (j, k), rh in zip(pairs, rho, strict=True):
+            f *= bivariate_normal_cdf(given[:, j], given[:, k], rh[part][at, None])
+        out[part] = _sum_pieces(z, width, at, f, tb.shape[0])
+    return out.reshape(grid)
+
+
+#: grid points per pass of :func:`factor_normal_cdf` (its node arrays stay ~10 MB)
+FACTOR_BLOCK = 256
+
+#: a covariance counts as a factor plus a residual of singletons and pairs when it is within
+#: this much (relative to the standard deviations) of it; the CDF moves by about as much
+FACTOR_TOL = 1e-10
+
+
+def _factor_cover(ccc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                            list[tuple[tuple[int, int], ...]]]:
+    """Where covariances ``ccc`` ``(N, c, c)`` are one factor plus a residual of independent
+    singletons and pairs (:func:`factor_normal_cdf`): ``ccc = resid + loading loading'``
+    within :data:`FACTOR_TOL`, ``resid`` zero off the pairs' entries and positive definite
+    (every variance above 1e-8 of the variable's, every pair's correlation below 1 - 1e-9).
+
+    Returns ``(label, loading, resid, patterns)``: per covariance the index of its pattern
+    of pairs in ``patterns`` (-1 where it has no such form), ``loading`` ``(N, c)`` and
+    ``resid`` ``(N, c, c)``.  The loadings follow from an anchor triple ``(i, j, k)`` whose
+    three pairs all lie in the factor, ``i`` in no pair: ``l_i^2 = C_ij C_ik / C_jk`` and
+    ``l_m = C_im / l_i``; each anchor and triple is tried in turn on the covariances still
+    without a form, and last no factor at all (independent singletons and pairs)."""
+    n, c = ccc.shape[0], ccc.shape[-1]
+    pairs, pa, pb, incidence, bits, anchors = _pair_layout(c)
+    var = np.diagonal(ccc, axis1=-2, axis2=-1)
+    label = np.full(n, -1)
+    loading = np.zeros((n, c))
+    resid = np.array(ccc, dtype=float)
+    codes: dict[int, int] = {}
+    for anchor in anchors:
+        todo = np.flatnonzero(label < 0)
+        if todo.size == 0:
+            break
+        cc = ccc[todo]
+        if anchor is None:
+            lo = np.zeros((todo.size, c))
+            ok = np.ones(todo.size, dtype=bool)
+        else:
+            i, j, k = anchor
+            with np.errstate(divide="ignore", invalid="ignore"):
+                li_sq = cc[:, i, j] * cc[:, i, k] / cc[:, j, k]
+                ok = li_sq > 0
+                li = np.sqrt(np.where(ok, li_sq, 1.0))
+                lo = cc[:, i, :] / li[:, None]
+            lo[:, i] = li
+        rs = cc - lo[:, :, None] * lo[:, None, :]
+        v = var[todo]
+        off = np.abs(rs[:, pa, pb])                                         # (n', pairs)
+        scale = np.sqrt(v[:, pa] * v[:, pb])
+        left = off > FACTOR_TOL * scale
+        count = left.astype(np.int64) @ incidence                          # pairs per variable
+        rv = np.diagonal(rs, axis1=-2, axis2=-1)
+        ok &= np.all(count <= 1, axis=1) & np.all(rv > 1e-8 * v, axis=1)
+        if anchor is not None:
+            ok &= count[:, anchor[0]] == 0
+        ok &= ~np.any(left & (off >= (1 - 1e-9) * np.sqrt(np.abs(rv[:, pa] * rv[:, pb]))),
+                      axis=1)
+        if not ok.any():
+            continue
+        code = left[ok].astype(np.int64) @ bits
+        for cd in np.unique(code):
+            codes.setdefault(int(cd), len(codes))
+        at = todo[ok]
+        label[at] = [codes[int(cd)] for cd in code]
+        loading[at] = lo[ok]
+        resid[at] = rs[ok]
+    patterns = [tuple(pairs[q] for q in range(len(pairs)) if cd >> q & 1) for cd in codes]
+    return label, loading, resid, patterns
+
+
+@lru_cache(maxsize=16)
+def _pair_layout(c: int):
+    """For ``c`` variables: the pairs ``i < j`` (list, and as two index arrays), which
+    variables each pair holds ``(pairs, c)``, each pair's bit, and the anchors of
+    :func:`_factor_cover` (every variable with every two others, then ``None``)."""
+    from itertools import combinations
+
+    pairs = list(combinations(range(c), 2))
+    pa, pb = np.array(pairs).T
+    incidence = np.zeros((len(pairs), c), dtype=np.int64)
+    incidence[np.arange(len(pairs)), pa] = 1
+    incidence[np.arange(len(pairs)), pb] = 1
+    bits = 1 << np.arange(len(pairs), dtype=np.int64)
+    anchors = [(i, j, k) for i in range(c)
+               for j, k in combinations([x for x in range(c) if x != i], 2)] + [None]
+    return pairs, pa, pb, incidence, bits, anchors
+
+
 def _mvn_log_cdf(upper: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> float:
     """log P(X < upper) for X ~ N(mean, cov), several dimensions (Genz QMC, fixed seed)."""
     from scipy.stats import multivariate_normal  # imported only when needed (slow import)
@@ -552,14 +682,48 @@ def gaussian_block_loglik(
 
 
 def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
-                       lim: np.ndarray) -> np.ndarray:
+                       lim: np.ndarray, factor: bool = True) -> np.ndarray:
     """log P(every censored result beyond its limit) over the grid: ``mu`` ``grid + (c,)`` and
     ``ccc`` (broadcastable to ``grid + (c, c)``) their conditional mean and covariance,
     ``sign`` -1 below the limit, +1 above.  One result: the normal CDF; two: the bivariate
     CDF (Owen's T); three: :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`;
-    more: Genz QMC per grid point."""
+    more: Genz QMC per grid point.  Three or more are first split into groups uncorrelated
+    with each other (:func:`_independent_groups`), each group's mass by its own rule; at
+    the grid points where a group's covariance is one shared factor plus independent
+    singletons and pairs (repeats of one analyte on different days; two analytes, each
+    measured twice: :func:`_factor_cover`) by a one-dimensional integral,
+    :func:`factor_normal_cdf`, whatever its size (``factor=False``: never)."""
     c = sign.size
     grid = np.broadcast_shapes(mu.shape[:-1], ccc.shape[:-2])
+    if c >= 3:
+        groups = _independent_groups(ccc)
+        if len(groups) > 1:
+            # uncorrelated at every grid point (e.g. two analytes on separate latents, each
+            # measured twice): the mass is the product of the groups' masses
+            return sum(_censored_log_mass(mu[..., g], ccc[..., g, :][..., :, g], sign[g],
+                                          lim[g]) for g in groups)
+    d = -sign
+    if c >= 3 and factor:
+        # where the covariance is one factor plus independent singletons and pairs, a
+        # one-dimensional integral (:func:`factor_normal_cdf`); the other grid points below
+        cg = ccc.shape[:-2]
+        label, loading, resid, patterns = _factor_cover(ccc.reshape((-1, c, c)))
+        if patterns:
+            row = np.broadcast_to(np.arange(label.size).reshape(cg), grid).reshape(-1)
+            mu_f = np.broadcast_to(mu, grid + (c,)).reshape(-1, c)
+            out = np.empty(row.size)
+            lab = label[row]
+            dd = np.outer(d, d)
+            for q, pairs in enumerate(patterns):
+                at = np.flatnonzero(lab == q)
+                p = factor_normal_cdf(d * lim, d * mu_f[at], d * loading[row[at]],
+                                      resid[row[at]] * dd, pairs)
+                out[at] = np.log(np.maximum(p, 1e-300))
+            rest = np.flatnonzero(lab < 0)
+            if rest.size:
+                out[rest] = _censored_log_mass(mu_f[rest], ccc.reshape((-1, c, c))[row[rest]],
+                                               sign, lim, factor=False)
+            return out.reshape(grid)
     if c == 1:
         return log_ndtr(-sign[0] * (lim[0] - mu[..., 0]) / np.sqrt(ccc[..., 0, 0]))
     if c == 2:
@@ -567,7 +731,6 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
         t = -sign * (lim - mu) / sd
         rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
         return np.log(np.maximum(bivariate_normal_cdf(t[..., 0], t[..., 1], rho), 1e-300))
-    d = -sign
     if c == 3:
         p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
         return np.log(np.maximum(p3, 1e-300))
@@ -581,6 +744,25 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     for ix in np.ndindex(*grid):
         out[ix] = _mvn_log_cdf(d * lim, d * mu_b[ix], cov_b[ix] * np.outer(d, d))
     return out
+
+
+#: correlations at most this large (in absolute value) count as none when the censored
+#: results are split into independent groups (the mass changes by at most ~|rho| / (2 pi))
+RHO_INDEPENDENT = 1e-14
+
+
+def _independent_groups(ccc: np.ndarray) -> list[np.ndarray]:
+    """The censored results split into groups that are uncorrelated with each other at every
+    grid point (connected components of the graph of correlations above
+    :data:`RHO_INDEPENDENT`), each group's indices in order; one group when all are linked."""
+    c = ccc.shape[-1]
+    var = np.diagonal(ccc, axis1=-2, axis2=-1)
+    rho = np.abs(ccc) / np.sqrt(var[..., :, None] * var[..., None, :])
+    reach = (rho.reshape(-1, c, c).max(axis=0) > RHO_INDEPENDENT) | np.eye(c, dtype=bool)
+    for _ in range(c.bit_length()):                   # paths of length up to 2^k
+        reach = (reach.astype(np.int64) @ reach.astype(np.int64)) > 0
+    first = reach.argmax(axis=1)                      # each result's lowest linked index
+    return [np.flatnonzero(first == g) for g in np.unique(first)]
 
 
 def _stack_layout(st: tuple[int, ...], e: np.ndarray):
