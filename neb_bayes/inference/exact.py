@@ -757,8 +757,10 @@ def _independent_groups(ccc: np.ndarray) -> list[np.ndarray]:
     :data:`RHO_INDEPENDENT`), each group's indices in order; one group when all are linked."""
     c = ccc.shape[-1]
     var = np.diagonal(ccc, axis1=-2, axis2=-1)
-    rho = np.abs(ccc) / np.sqrt(var[..., :, None] * var[..., None, :])
-    reach = (rho.reshape(-1, c, c).max(axis=0) > RHO_INDEPENDENT) | np.eye(c, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.abs(ccc) / np.sqrt(var[..., :, None] * var[..., None, :])
+    # (a NaN correlation counts as linked: no split where a grid point is undefined)
+    reach = np.any(~(rho.reshape(-1, c, c) <= RHO_INDEPENDENT), axis=0) | np.eye(c, dtype=bool)
     for _ in range(c.bit_length()):                   # paths of length up to 2^k
         reach = (reach.astype(np.int64) @ reach.astype(np.int64)) > 0
     first = reach.argmax(axis=1)                      # each result's lowest linked index

@@ -146,6 +146,13 @@ def test_uncorrelated_groups_are_multiplied():
     got = _censored_log_mass(mu, cov, sign, lim)
     ref = np.log(quadrivariate_normal_cdf(lim, mu, cov))
     np.testing.assert_allclose(got, ref, atol=1e-12)
+    # correlated at one grid point only: no split; an undefined (NaN) correlation links too
+    grid = np.stack([cov, cov, cov])
+    grid[1, 0, 1] = grid[1, 1, 0] = 0.1 * np.sqrt(cov[0, 0] * cov[1, 1])
+    assert [list(g) for g in exact._independent_groups(grid)] == [[0, 1, 2, 3]]
+    grid[1] = cov
+    grid[2, 2, 3] = grid[2, 3, 2] = np.nan
+    assert [list(g) for g in exact._independent_groups(grid)] == [[0, 1, 2, 3]]
 
 
 def _without_shortcuts(monkeypatch):
