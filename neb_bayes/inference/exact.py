@@ -322,6 +322,16 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
                            grid).reshape(-1) for j, k in pairs]
     single = [i for i in range(c) if not any(i in pq for pq in pairs)]
     out = np.empty(t.shape[0])
+    # where nothing loads on the factor, the singletons and pairs are independent: the
+    # product of their CDFs (the integral over the factor would only multiply by ~1)
+    none = np.flatnonzero(np.all(r == 0.0, axis=1))
+    if none.size:
+        out[none] = np.prod(ndtr(t[none][:, single]), axis=1)
+        for (j, k), rh in zip(pairs, rho, strict=True):
+            out[none] *= bivariate_normal_cdf(t[none, j], t[none, k], rh[none])
+    live = np.flatnonzero(~np.all(r == 0.0, axis=1))
+    if live.size < t.shape[0]:
+        t, r, s, rho = t[live], r[live], s[live], [rh[live] for rh in rho]
     for lo in range(0, t.shape[0], FACTOR_BLOCK):
         part = slice(lo, lo + FACTOR_BLOCK)
         tb, rb, sb = t[part], r[part], s[part]
@@ -332,7 +342,7 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
         f = np.prod(ndtr(given[:, single]), axis=1)
         for (j, k), rh in zip(pairs, rho, strict=True):
             f *= bivariate_normal_cdf(given[:, j], given[:, k], rh[part][at, None])
-        out[part] = _sum_pieces(z, width, at, f, tb.shape[0])
+        out[live[part]] = _sum_pieces(z, width, at, f, tb.shape[0])
     return out.reshape(grid)
 
 

@@ -116,18 +116,21 @@ def test_cover_finds_the_form_point_by_point_and_rejects_others():
 
 def test_censored_mass_mixes_rules_over_a_grid_and_limits_on_either_side():
     """A grid whose points take different forms (one factor; factor and pair; no form, the
-    four-dimensional CDF) and results above and below their limits: each point equals the
-    general rule."""
+    four-dimensional CDF; two independent pairs, no factor) and results above and below their
+    limits: each point equals the general rule."""
     rng = np.random.default_rng(3)
+    pairs_only = np.array([[1.0, 0.5, 0, 0], [0.5, 1.0, 0, 0], [0, 0, 2.0, -0.3],
+                           [0, 0, -0.3, 1.0]])
     covs = np.stack([_factor_cov(rng, 4), _factor_cov(rng, 4, ((1, 3),)),
-                     (lambda a: a @ a.T + 0.2 * np.eye(4))(rng.normal(size=(4, 4)))])
-    mu = rng.normal(size=(5, 3, 4))
+                     (lambda a: a @ a.T + 0.2 * np.eye(4))(rng.normal(size=(4, 4))),
+                     pairs_only])
+    mu = rng.normal(size=(5, 4, 4))
     sign = np.array([-1.0, 1.0, -1.0, 1.0])
     lim = rng.normal(size=4)
     got = _censored_log_mass(mu, covs, sign, lim)
     d = -sign
     for i in range(5):
-        for j in range(3):
+        for j in range(4):
             ref = quadrivariate_normal_cdf(d * lim, d * mu[i, j], covs[j] * np.outer(d, d))
             assert got[i, j] == pytest.approx(np.log(ref), abs=1e-10)
 
