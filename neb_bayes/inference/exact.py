@@ -307,7 +307,8 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
     Gauss-Legendre rule of :func:`trivariate_normal_cdf`.  Repeats of one analyte on
     different days share one factor (the person's level) and are otherwise independent; two
     analytes, each measured twice, share one factor and keep a correlated pair.  Deterministic;
-    a few normal CDFs per node instead of a (c-1)-dimensional CDF per node.
+    a few normal CDFs per node instead of a (c-1)-dimensional CDF per node; at points where
+    nothing loads on the factor, the product of the CDFs directly.
     """
     upper, mean, loading = np.broadcast_arrays(*(np.asarray(x, float)
                                                  for x in (upper, mean, loading)))
@@ -324,13 +325,13 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
     out = np.empty(t.shape[0])
     # where nothing loads on the factor, the singletons and pairs are independent: the
     # product of their CDFs (the integral over the factor would only multiply by ~1)
-    none = np.flatnonzero(np.all(r == 0.0, axis=1))
-    if none.size:
-        out[none] = np.prod(ndtr(t[none][:, single]), axis=1)
+    unloaded = np.all(r == 0.0, axis=1)
+    flat, live = np.flatnonzero(unloaded), np.flatnonzero(~unloaded)
+    if flat.size:
+        out[flat] = np.prod(ndtr(t[flat][:, single]), axis=1)
         for (j, k), rh in zip(pairs, rho, strict=True):
-            out[none] *= bivariate_normal_cdf(t[none, j], t[none, k], rh[none])
-    live = np.flatnonzero(~np.all(r == 0.0, axis=1))
-    if live.size < t.shape[0]:
+            out[flat] *= bivariate_normal_cdf(t[flat, j], t[flat, k], rh[flat])
+    if flat.size:
         t, r, s, rho = t[live], r[live], s[live], [rh[live] for rh in rho]
     for lo in range(0, t.shape[0], FACTOR_BLOCK):
         part = slice(lo, lo + FACTOR_BLOCK)
