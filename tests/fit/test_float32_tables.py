@@ -44,3 +44,38 @@ def test_float32_gradient_is_float64_to_single_precision():
         grads.append(pm_model.compile_dlogp(jacobian=False, mode="FAST_COMPILE")(point))
     scale = np.abs(grads[0]).max()
     np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=1e-5 * scale)
+
+
+def test_subnormal_values_are_flushed_and_nothing_else_changes():
+    from neb_bayes.inference.pymc_model import flush_subnormal
+
+    for dtype in (np.float32, np.float64):
+        tiny = np.finfo(dtype).tiny
+        x = np.array([1.0, tiny, tiny / 2, -tiny / 4, 0.0, 3e-30, tiny * 1.5], dtype=dtype)
+        want = np.array([1.0, tiny, 0.0, 0.0, 0.0, 3e-30, tiny * 1.5], dtype=dtype)
+        out = flush_subnormal(x.copy())
+        np.testing.assert_array_equal(out, want)
+        assert not np.any((out != 0) & (np.abs(out) < tiny))
+
+
+def test_single_precision_tables_hold_no_subnormal_values(monkeypatch):
+    # a cohort whose tables span more than float32's normal range, so that casting them makes
+    # subnormal values (each evaluation reads them all: slow on x86)
+    from neb_bayes.inference import pymc_model
+
+    real = pymc_model.flush_subnormal
+    seen = []
+
+    def recording(x):
+        tiny = np.finfo(x.dtype).tiny
+        before = int(np.count_nonzero((x != 0) & (np.abs(x) < tiny)))
+        out = real(x)
+        seen.append((x.dtype, before, int(np.count_nonzero((out != 0) & (np.abs(out) < tiny)))))
+        return out
+
+    monkeypatch.setattr(pymc_model, "flush_subnormal", recording)
+    build_fit_model(MODEL, _cohort(), ("prevalence",), table_dtype="float32")
+    single = [(b, a) for dt, b, a in seen if dt == np.float32]
+    assert single
+    assert sum(b for b, _ in single) > 0      # there were some (else the test shows nothing)
+    assert all(a == 0 for _, a in single)
