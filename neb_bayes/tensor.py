@@ -133,11 +133,12 @@ def _greedy_order(scopes: list[frozenset], sizes: dict[int, int]) -> tuple[int, 
 
 
 def _product(tables: list[np.ndarray]) -> np.ndarray:
-    """Elementwise product of broadcastable tables, into one new array."""
+    """Elementwise product of broadcastable tables, into one new float64 array (multiplied in
+    float64, as in the compiled loops)."""
     if len(tables) == 1:
         return tables[0]
     out = np.empty(np.broadcast_shapes(*(t.shape for t in tables)))
-    np.multiply(tables[0], tables[1], out=out)
+    np.multiply(tables[0], tables[1], out=out, dtype=np.float64)
     for t in tables[2:]:
         np.multiply(out, t, out=out)
     return out
@@ -200,8 +201,7 @@ def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     """The elementwise product of broadcastable batch-last tables, summed over every state
     dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
     pass, :func:`neb_bayes.tensor_kernels.product_sum`; tables may be views with strided
-    state dimensions).  The tables share one float type (the products' precision); the sums
-    are float64."""
+    state dimensions).  The tables share one float type; products and sums are float64."""
     if not use_compiled():
         drop = tuple(d for d in range(tables[0].ndim - 1) if d not in keep)
         return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
@@ -371,13 +371,14 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     given on the probability scale (non-negative, shaped like ``parts``): no log/exp round trip.
 
     With ``single``, the tables (log-factors exponentiated with a maximum of 1 per batch
-    entry, potentials as given) and the products are float32, the sums float64: every result
-    is within about 1e-6 of the double precision one (each product rounds
-    1 + (tables + 2 steps) times at 6e-8: a message is rounded when written, then when
-    scaled, except its largest value, exactly 1).  Batch entries where a message's maximum
-    falls below :data:`SINGLE_LOW` (factors in conflict by more than ~69 nats, where values
-    float32 rounds to 0 could matter) are recomputed in double precision, entry by entry, so
-    a result does not depend on the other entries of its batch.
+    entry, potentials as given) and the messages are float32, the products and sums float64
+    (:mod:`neb_bayes.tensor_kernels`): every result is within about 1e-6 of the double
+    precision one (each value rounds (tables + 2 steps) times at 6e-8: a message is rounded
+    when written, then when scaled, except its largest value, exactly 1).  Batch entries
+    where a message's maximum falls below :data:`SINGLE_LOW` (factors in conflict by more
+    than ~69 nats, where values float32 rounds to 0 could matter) are recomputed in double
+    precision, entry by entry, so a result does not depend on the other entries of its
+    batch.
 
     With ``chunk``, the log-factors are summed once for the whole batch and the tables made
     and contracted in chunks of equal size, at most ``chunk`` batch entries and at most

@@ -1,6 +1,10 @@
 """Compiled loops of the contraction in :mod:`neb_bayes.tensor`: a product of tables summed
 over some of their dimensions in one pass, never forming the product (in float64, or as a
-message: in the tables' float type, rescaled to a maximum of 1).
+message: in the tables' float type, rescaled to a maximum of 1).  Products and sums are
+float64 whatever the tables' type: a product of single-precision values in single precision
+falls below its normal range wherever small values meet (table entries of 1e-20 are common),
+and arithmetic on such subnormal numbers is ~10x slower on x86 processors (it made a draws
+contraction 1.2x slower in all).
 
 Tables have the batch dimension (e.g. parameter draws) last with unit stride, so every step
 of the loop is a contiguous run over the batch (a table may be a view whose other
@@ -25,7 +29,7 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
     ``out``'s float type; with ``mx`` (size ``batch``, else size 0) also the largest float64
     sum of each batch entry (0 if none is positive)."""
     n_tab = offsets.shape[0]
-    tmp = np.empty(batch, dtype=tables[0].dtype)     # products in the tables' precision
+    tmp = np.empty(batch)                            # products in float64
     acc = np.empty(batch)                            # sums in float64
     track = mx.size > 0
     # with every table over the batch (the usual case) the product is added in the loop
@@ -52,14 +56,14 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
                 r1 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
-                    acc[b] += r0[b] * r1[b]
+                    acc[b] += np.float64(r0[b]) * r1[b]
         elif fused and n_tab == 3:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
                 r1 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
                 r2 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
-                    acc[b] += r0[b] * r1[b] * r2[b]
+                    acc[b] += np.float64(r0[b]) * r1[b] * r2[b]
         elif fused and n_tab == 4:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
@@ -67,13 +71,13 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
                 r2 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
                 r3 = tables[last][offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
-                    acc[b] += r0[b] * r1[b] * r2[b] * r3[b]
+                    acc[b] += np.float64(r0[b]) * r1[b] * r2[b] * r3[b]
         elif fused:
             for u in range(group_starts[g], group_starts[g + 1]):
                 r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
                 r1 = tables[one][offsets[one, u]:offsets[one, u] + batch]
                 for b in range(batch):
-                    tmp[b] = r0[b] * r1[b]
+                    tmp[b] = np.float64(r0[b]) * r1[b]
                 for t in range(2, last):
                     run = tables[t][offsets[t, u]:offsets[t, u] + batch]
                     for b in range(batch):
@@ -115,8 +119,8 @@ def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  
     """``out[o] = sum_u prod_t tables[t][offsets[t, u]]`` over the state points ``u`` of
     each output point ``o``.
 
-    ``tables`` a tuple of flat arrays of one float type (products are formed in it; ``out``,
-    float64, receives the sums), ``offsets`` ``(T, U)`` each table's first element for state
+    ``tables`` a tuple of flat arrays of one float type (products are formed in float64;
+    ``out``, float64, receives the sums), ``offsets`` ``(T, U)`` each table's first element for state
     point ``u``, the points grouped by output point (group ``g`` is ``group_starts[g]`` to
     ``group_starts[g + 1]``, in C order within it), ``wide[t]`` whether table ``t`` has the
     batch dimension (otherwise its one value is broadcast), ``out_offsets`` ``(G,)`` each

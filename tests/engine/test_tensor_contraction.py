@@ -148,7 +148,7 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     monkeypatch.setattr(tensor, "use_compiled", lambda: True)
     msg, mx = tensor._message([a, b], [0, 2], dtype)
     assert msg.dtype == dtype and msg.shape == (3, 1, 5, 16)
-    sums = (a.astype(np.float64) * b).astype(dtype).astype(np.float64).sum(axis=1, keepdims=True)
+    sums = (a.astype(np.float64) * b).sum(axis=1, keepdims=True)        # products in float64
     top = sums.max(axis=(0, 1, 2))
     np.testing.assert_allclose(mx.reshape(-1), top, rtol=1e-12, atol=0)
     assert mx.reshape(-1)[3] == 0.0 and not msg[..., 3].any()
@@ -171,8 +171,9 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     [(3, 4, 16), (1, 4, 1), (3, 1, 16)],                # one table without the batch
 ])
 def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(shapes, monkeypatch):
-    """Each output value is the tables' product in their order, rounded to their type at
-    every multiplication, added in float64 over the state points in C order: exactly, for
+    """Each output value is the tables' product in their order, multiplied in float64 (in
+    single precision, products of small values would fall below its normal range: slow
+    subnormal arithmetic), added in float64 over the state points in C order: exactly, for
     every number of tables and with a table broadcast over the batch (the compiled loop
     has shortcuts for tables over the batch; they must round alike)."""
     rng = np.random.default_rng(11)
@@ -184,10 +185,10 @@ def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(sh
     for i in range(full[0]):
         for j in range(full[1]):            # state points of output i, in C order
             prod = np.broadcast_to(tables[0][i % tables[0].shape[0], j % tables[0].shape[1]],
-                                   full[-1:]).astype(np.float32)
+                                   full[-1:]).astype(np.float64)
             for t in tables[1:]:
                 prod = prod * t[i % t.shape[0], j % t.shape[1]]
-            ref[i, 0] += prod.astype(np.float64)
+            ref[i, 0] += prod
     np.testing.assert_array_equal(got, ref)
 
 
@@ -205,3 +206,24 @@ def test_distinct_rows_number_rows_by_first_appearance():
         assert first.size == np.unique(rows, axis=0).shape[0]
     first, inverse = tensor.distinct_rows(np.zeros((5, 0)))
     assert first.tolist() == [0] and inverse.tolist() == [0] * 5
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_products_below_single_precision_range_are_kept(compiled, monkeypatch):
+    """Single-precision tables whose products fall below float32's range (1e-25 x 1e-25):
+    the products are formed in float64, so the sums and a message's maxima are those of the
+    exact values (in float32 each product would be 0 or subnormal: lost, and slow).  (The
+    message's values themselves are written in float32 before scaling, so here they are 0:
+    a message whose maximum is below ``SINGLE_LOW`` is recomputed in float64 by
+    ``contract_marginals``.)"""
+    monkeypatch.setattr(tensor, "use_compiled", lambda: compiled)
+    rng = np.random.default_rng(3)
+    a = (rng.uniform(0.5, 1.0, size=(3, 4, 1, 8)) * 1e-25).astype(np.float32)
+    b = (rng.uniform(0.5, 1.0, size=(1, 4, 5, 8)) * 1e-25).astype(np.float32)
+    exact = (a.astype(np.float64) * b.astype(np.float64)).sum(axis=1, keepdims=True)
+    assert (exact < 1e-45).all()                 # below even float32's subnormal range
+    got = tensor._product_sum([a, b], [0, 2])
+    np.testing.assert_allclose(got, exact, rtol=1e-15, atol=0)
+    msg, mx = tensor._message([a, b], [0, 2], np.float32)
+    np.testing.assert_allclose(mx.reshape(-1), exact.max(axis=(0, 1, 2)), rtol=1e-15, atol=0)
+    assert (mx < tensor.SINGLE_LOW).all()
