@@ -722,18 +722,21 @@ def pattern_layout(C: np.ndarray, pattern: np.ndarray, sizes: tuple[int, ...],
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], P]
     groups = np.empty((starts.size, 5), dtype=np.int64)
-    parts = []
-    at = 0
-    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-        m = which[order[a]]
-        c = codes[m]
-        pick = tuple(slice(None) if c >> d & 1 else slice(0, 1) for d in range(nd))
-        rows = C[order[a:b]].reshape((-1,) + sizes)[(slice(None),) + pick]
-        rows = rows.reshape(b - a, -1)
-        groups[k] = (pattern[order[a]], m, at, b - a, rows.shape[1])
-        parts.append(rows.reshape(-1))
-        at += rows.size
-    data = np.concatenate(parts) if parts else np.zeros(0, dtype=C.dtype)
+    groups[:, 0] = pattern[order[starts]]
+    groups[:, 1] = which[order[starts]]
+    groups[:, 3] = ends - starts
+    groups[:, 4] = [math.prod(n for d, n in enumerate(sizes) if codes[m] >> d & 1)
+                    for m in groups[:, 1]]
+    groups[:, 2] = np.cumsum(groups[:, 3] * groups[:, 4]) - groups[:, 3] * groups[:, 4]
+    # filled in place, a block of people at a time (no second copy of the tables)
+    data = np.empty(int((groups[:, 3] * groups[:, 4]).sum()), dtype=C.dtype)
+    for (_, m, at, n, w), a in zip(groups, starts, strict=True):
+        pick = (slice(None),) + tuple(slice(None) if codes[m] >> d & 1 else slice(0, 1)
+                                      for d in range(nd))
+        out = data[at:at + n * w].reshape(n, w)
+        for lo in range(0, n, block):
+            rows = C[order[a + lo:a + min(lo + block, n)]].reshape((-1,) + sizes)[pick]
+            out[lo:lo + rows.shape[0]] = rows.reshape(rows.shape[0], w)
     return order, (data, groups, maps)
 
 

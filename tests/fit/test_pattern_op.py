@@ -67,9 +67,10 @@ def test_values_and_gradient_equal_plain_products(mode, dtype, constant, monkeyp
     np.testing.assert_allclose(got_g, ref_g, rtol=tol)
 
 
-def test_rows_are_cut_to_the_axes_they_vary_along():
+@pytest.mark.parametrize("block", [7, 4096])   # people per pass over the tables
+def test_rows_are_cut_to_the_axes_they_vary_along(block):
     joint, tables, pattern = _data("float64", constant=True)
-    order, (data, groups, maps) = pattern_layout(tables, pattern, SIZES)
+    order, (data, groups, maps) = pattern_layout(tables, pattern, SIZES, block=block)
     # person p is constant along the axes of the set bits of p: 8 cuts, rows of 24 / 2^...
     widths = {int(np.prod([n for d, n in enumerate(SIZES) if not (p >> d) & 1]))
               for p in range(pattern.size)}
