@@ -331,7 +331,6 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
         out[flat] = np.prod(ndtr(t[flat][:, single]), axis=1)
         for (j, k), rh in zip(pairs, rho, strict=True):
             out[flat] *= bivariate_normal_cdf(t[flat, j], t[flat, k], rh[flat])
-    if flat.size:
         t, r, s, rho = t[live], r[live], s[live], [rh[live] for rh in rho]
     for lo in range(0, t.shape[0], FACTOR_BLOCK):
         part = slice(lo, lo + FACTOR_BLOCK)
@@ -766,16 +765,16 @@ def _independent_groups(ccc: np.ndarray) -> list[np.ndarray]:
     """The censored results split into groups that are uncorrelated with each other at every
     grid point (connected components of the graph of correlations above
     :data:`RHO_INDEPENDENT`), each group's indices in order; one group when all are linked."""
+    from scipy.sparse.csgraph import connected_components  # (rare path: imported on use)
+
     c = ccc.shape[-1]
     var = np.diagonal(ccc, axis1=-2, axis2=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.abs(ccc) / np.sqrt(var[..., :, None] * var[..., None, :])
     # (a NaN correlation counts as linked: no split where a grid point is undefined)
-    reach = np.any(~(rho.reshape(-1, c, c) <= RHO_INDEPENDENT), axis=0) | np.eye(c, dtype=bool)
-    for _ in range(c.bit_length()):                   # paths of length up to 2^k
-        reach = (reach.astype(np.int64) @ reach.astype(np.int64)) > 0
-    first = reach.argmax(axis=1)                      # each result's lowest linked index
-    return [np.flatnonzero(first == g) for g in np.unique(first)]
+    linked = np.any(~(rho.reshape(-1, c, c) <= RHO_INDEPENDENT), axis=0)
+    n, label = connected_components(linked, directed=False)
+    return [np.flatnonzero(label == g) for g in range(n)]
 
 
 def _stack_layout(st: tuple[int, ...], e: np.ndarray):
