@@ -200,12 +200,14 @@ class LabBlock:
         corr_padded[:, :self.n_latents, :self.n_latents] = corr
         self.shared = {"L": np.pad(ad.loadings, ((0, 0), (0, pad))), "corr": corr_padded,
                        "effect": ad.effect[:, first], "amp": ad.amp[:, first],
-                       "at_own": np.eye(n_own)[:, ad.own_idx[first]]}
+                       "at_own": np.eye(n_own)[:, ad.own_idx[first]],
+                       "own": np.ascontiguousarray(ad.own_idx[first], dtype=np.int64)}
         self.n_rows = ad.rows.size
         self.n_unique = first.size
         gs = ad.gross
         if gs is not None:
             self.shared["to_slot"] = np.eye(C)[:, gs["slot_ch"]]
+            self.shared["slot_ch"] = np.ascontiguousarray(gs["slot_ch"], dtype=np.int64)
         J = gs["lw"].shape[1] if gs is not None else 0
         step = max(1, PART_SIZE // max(1, self.n_unique * max(K * K, J + 2)))   # people
         has = ad.cen["has"] > 0
@@ -219,6 +221,7 @@ class LabBlock:
                 if censored:
                     data |= {k: ad.cen[k][idx] for k in CENSORED[1:]}
                     data["at_ch"] = np.eye(C)[ad.cen["ch"][idx]]
+                    data["ch"] = np.ascontiguousarray(ad.cen["ch"][idx], dtype=np.int64)
                 if gs is not None:
                     data |= {k: gs[k][idx] for k in GROSS}
                     if censored:
@@ -264,7 +267,56 @@ class LabBlock:
 
 
 # --------------------------------------------------------------------------------------------
-# the compiled formula and the Ops (pytensor imported only when a fit needs it)
+# the compiled kernel (what the fit's Ops evaluate): value and hand-written reverse pass
+_NONE_1 = np.empty(0)
+_NONE_2 = np.empty((0, 0))
+_NONE_I = np.empty(0, dtype=np.int64)
+
+
+def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
+    """:func:`~neb_bayes.inference.lab_kernels.lab_factor`'s arguments up to ``gross``, for
+    one part (empty arrays for what its structure lacks, so one compiled version serves
+    every structure)."""
+    censored, gross, _ = structure
+
+    def f(x):
+        return np.ascontiguousarray(x, dtype=float)
+
+    cen = (d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored else (_NONE_I,) + (_NONE_1,) * 4
+    gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
+            f(d["cen_lw"]) if censored else _NONE_1) if gross
+           else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2)
+    return (*(f(p) for p in params), *(f(d[k]) for k in ("L", "effect", "amp")), d["own"],
+            *(f(d[k]) for k in ("corr", "A", *STATS)), *cen, *gro, censored, gross)
+
+
+def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarray:
+    """One part's factor ``(R, G)`` by the compiled kernel (``evaluate`` of
+    :meth:`LabBlock.values`)."""
+    from neb_bayes.inference.lab_kernels import lab_factor
+
+    out = np.empty((d["A"].shape[0], d["effect"].shape[1]))
+    lab_factor(*_kernel_args(structure, params, d), _NONE_2, out, _NONE_2, _NONE_2, _NONE_1)
+    return out
+
+
+def kernel_vjp(structure: tuple[bool, bool, int], params, d: dict,
+               ct: np.ndarray) -> list[np.ndarray]:
+    """One part's vector-Jacobian product by the compiled kernel (``evaluate`` of
+    :meth:`LabBlock.vjp`)."""
+    from neb_bayes.inference.lab_kernels import lab_factor
+
+    grads = [np.zeros(np.shape(p)) for p in params]
+    out = np.empty((d["A"].shape[0], d["effect"].shape[1]))
+    lab_factor(*_kernel_args(structure, params, d), np.ascontiguousarray(ct, dtype=float), out,
+               *grads)
+    return grads
+
+
+# --------------------------------------------------------------------------------------------
+# the formula compiled by pytensor (the reference for the kernel's reverse pass: automatic
+# differentiation of :func:`lab_loglik`), and the Ops (pytensor imported only when a fit
+# needs it)
 _COMPILED: dict[tuple, tuple[object, threading.Lock]] = {}
 _COMPILING = threading.Lock()
 #: pytensor mode of the compiled formula; None: the C backend where pytensor has a C++
@@ -378,7 +430,7 @@ def _make_ops():
             return Apply(self, xs, [pt.dmatrix()])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = self.block.values(inputs, _evaluate_value)
+            outputs[0][0] = self.block.values(inputs, kernel_value)
 
         def pullback(self, inputs, outputs, cotangents):
             return list(_LabFactorVJP(self.block)(*inputs, cotangents[0]))
@@ -399,7 +451,7 @@ def _make_ops():
             return Apply(self, xs, [x.type() for x in xs[:3]])
 
         def perform(self, node, inputs, outputs):
-            grads = self.block.vjp(inputs[:3], inputs[3], _evaluate_vjp)
+            grads = self.block.vjp(inputs[:3], inputs[3], kernel_vjp)
             for out, g in zip(outputs, grads, strict=True):
                 out[0] = g
 

@@ -1,5 +1,6 @@
 """One axis' laboratory factor as the fit evaluates it (:mod:`neb_bayes.inference.lab_block`):
-the compiled formula and its vector-Jacobian product against the numpy formula and finite
+the compiled kernel's value against the numpy formula, its hand-written vector-Jacobian
+product against pytensor's automatic differentiation of the same formula and against finite
 differences, on distinct grid points, padding latents, censored results, gross-error slots
 and people split into parts."""
 
@@ -50,10 +51,37 @@ def test_the_cohort_exercises_every_structure(blocks):
     assert any(b.n_unique < b.inverse.size // 4 for _, b, _ in blocks)
 
 
-def test_compiled_value_equals_the_numpy_formula(blocks):
+@pytest.mark.parametrize("evaluate", ["kernel_value", "_evaluate_value"])
+def test_compiled_value_equals_the_numpy_formula(blocks, evaluate):
     for params, b, _ in blocks:
-        np.testing.assert_allclose(b.values(params, lab_block._evaluate_value), b.values(params),
-                                   rtol=1e-10, atol=1e-9)
+        np.testing.assert_allclose(b.values(params, getattr(lab_block, evaluate)),
+                                   b.values(params), rtol=1e-10, atol=1e-9)
+
+
+def test_kernel_vjp_equals_automatic_differentiation(blocks):
+    """The kernel's reverse pass, written by hand, against pytensor's gradient of the
+    formula, for every structure (censored result, gross-error slots, 1-4 latents)."""
+    rng = np.random.default_rng(7)
+    for params, b, _ in blocks:
+        # parameters away from the prior set's, so that no term is at a special value
+        moved = (params[0] + 0.3 * rng.normal(size=np.shape(params[0])),
+                 params[1] * np.exp(0.2 * rng.normal(size=np.shape(params[1]))),
+                 params[2] + 0.2 * rng.normal(size=np.shape(params[2])))
+        ct = rng.normal(size=(b.n_rows, b.inverse.size))
+        got = b.vjp(moved, ct, lab_block.kernel_vjp)
+        want = b.vjp(moved, ct, lab_block._evaluate_vjp)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
+
+
+def test_kernel_log_ndtr_equals_scipy():
+    from scipy.special import log_ndtr
+
+    from neb_bayes.inference.lab_kernels import log_ndtr as kernel_log_ndtr
+
+    t = np.concatenate([np.linspace(-60, 12, 2001), [-1e4, -1e3, -37.0, -37.0001, -1.0, 38.0]])
+    got = np.array([kernel_log_ndtr(x) for x in t])
+    np.testing.assert_allclose(got, log_ndtr(t), rtol=1e-13, atol=1e-300)
 
 
 def test_parts_do_not_change_the_value(blocks, monkeypatch):
@@ -71,7 +99,7 @@ def test_vjp_matches_finite_differences(blocks):
     rng = np.random.default_rng(3)
     for params, b, _ in blocks:
         ct = rng.normal(size=(b.n_rows, b.inverse.size))
-        grads = b.vjp(params, ct, lab_block._evaluate_vjp)
+        grads = b.vjp(params, ct, lab_block.kernel_vjp)
         assert [g.shape for g in grads] == [np.shape(p) for p in params]
         direction = [rng.normal(size=np.shape(p)) for p in params]
         h = 1e-5
@@ -118,18 +146,19 @@ def test_free_analyte_levels_are_a_few_nodes_per_group():
 
 
 def test_concurrent_threads_get_the_same_values(blocks):
-    """nutpie runs chains in threads: concurrent evaluations of one compiled function must
-    not overwrite each other's storage (a 300-person fit aborted before the lock)."""
+    """nutpie runs chains in threads: concurrent evaluations must not overwrite each other's
+    storage (a 300-person fit aborted before the pytensor function's lock; the kernel keeps
+    none and releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     params, b, _ = max(blocks, key=lambda x: x[1].n_rows * x[1].n_unique)
     ct = np.random.default_rng(4).normal(size=(b.n_rows, b.inverse.size))
-    want_v = b.values(params, lab_block._evaluate_value)
-    want_g = b.vjp(params, ct, lab_block._evaluate_vjp)
+    want_v = b.values(params, lab_block.kernel_value)
+    want_g = b.vjp(params, ct, lab_block.kernel_vjp)
 
     def work(_):
-        return [(b.values(params, lab_block._evaluate_value),
-                 b.vjp(params, ct, lab_block._evaluate_vjp)) for _ in range(20)]
+        return [(b.values(params, lab_block.kernel_value),
+                 b.vjp(params, ct, lab_block.kernel_vjp)) for _ in range(20)]
 
     with ThreadPoolExecutor(4) as ex:
         for results in ex.map(work, range(4)):

@@ -1,0 +1,397 @@
+"""Compiled value and vector-Jacobian product of one axis' laboratory factor in the fit
+(:func:`neb_bayes.inference.lab_block.lab_loglik`, the reference formula in numpy and
+pytensor), in one pass over people and grid points.
+
+An analyte-level fit evaluates the factor and its gradient with respect to ``(lat_mean,
+lat_sd, log_median)`` at every leapfrog step.  The formula's pytensor graph, compiled by the
+C backend, ran node by node over (people x grid points x latents^2) intermediates, with
+pytensor's Python fallback for every matrix product; this kernel keeps each person's and
+grid point's numbers in registers and small arrays, and its reverse pass is written out by
+hand (checked against pytensor's automatic differentiation of the same formula and against
+finite differences, ``tests/fit/test_lab_block.py``).
+
+Per own state ``s`` the latents' prior covariance ``S_s = corr_s * sd_s sd_s'``; per person
+``r`` and state the posterior precision ``M = S_s^-1 + A_r``; per grid point ``g`` the
+completed square ``eta = S_s^-1 mu_s + b_rg``, ``zhat = M^-1 eta``, then the censored
+result's normal mass and the gross-error mixture by the leave-one-out identity.  Gradients
+with respect to a matrix are taken as if its entries were independent (``M^-1``, ``S^-1``);
+the chain rule through ``X = M^-1`` is ``dM = -X dX X``.  Compiled by numba on first use
+and cached on disk (``cache=True``); the GIL is released.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["lab_factor", "log_ndtr"]
+
+LOG_2PI = math.log(2.0 * math.pi)
+SQRT2 = math.sqrt(2.0)
+#: below this, log Phi(t) by its asymptotic series (erfc(-t / sqrt 2) would leave double
+#: precision's normal range near t = -37.5)
+ASYMPTOTIC_BELOW = -37.0
+
+
+@njit(cache=True, nogil=True)
+def log_ndtr(t):  # pragma: no cover
+    """log Phi(t) to double precision: ``log1p(-erfc(t / sqrt 2) / 2)`` above -1,
+    ``log(erfc(-t / sqrt 2) / 2)`` down to :data:`ASYMPTOTIC_BELOW`, then the asymptotic
+    series ``-t^2/2 - log(-t) - log(2 pi)/2 + log(1 - 1/t^2 + 3/t^4 - ...)`` (six terms,
+    truncation below 1e-15 there)."""
+    if t > -1.0:
+        return math.log1p(-0.5 * math.erfc(t / SQRT2))
+    if t > ASYMPTOTIC_BELOW:
+        return math.log(0.5 * math.erfc(-t / SQRT2))
+    r = 1.0 / (t * t)
+    s = 1.0 - r * (1.0 - 3.0 * r * (1.0 - 5.0 * r * (1.0 - 7.0 * r * (1.0 - 9.0 * r))))
+    return -0.5 * t * t - math.log(-t) - 0.5 * LOG_2PI + math.log(s)
+
+
+@njit(cache=True, nogil=True)
+def _mills(t, log_phi):  # pragma: no cover
+    """d log Phi(t) / dt = phi(t) / Phi(t), from ``log_phi = log Phi(t)``."""
+    return math.exp(-0.5 * t * t - 0.5 * LOG_2PI - log_phi)
+
+
+@njit(cache=True, nogil=True)
+def _spd_inverse(m, inv, low, x):  # pragma: no cover
+    """``inv = m^-1`` of a symmetric positive definite ``(K, K)`` matrix by its Cholesky
+    factor ``low`` (and that factor's inverse ``x``); returns ``log|m|``."""
+    k = m.shape[0]
+    logdet = 0.0
+    for j in range(k):
+        s = m[j, j]
+        for c in range(j):
+            s -= low[j, c] * low[j, c]
+        d = math.sqrt(s)
+        low[j, j] = d
+        logdet += 2.0 * math.log(d)
+        for i in range(j + 1, k):
+            s = m[i, j]
+            for c in range(j):
+                s -= low[i, c] * low[j, c]
+            low[i, j] = s / d
+    for i in range(k):
+        x[i, i] = 1.0 / low[i, i]
+        for j in range(i):
+            s = 0.0
+            for c in range(j, i):
+                s += low[i, c] * x[c, j]
+            x[i, j] = -s * x[i, i]
+        for j in range(i + 1, k):
+            x[i, j] = 0.0
+    for a in range(k):
+        for b in range(a + 1):
+            s = 0.0
+            for c in range(a, k):
+                s += x[c, a] * x[c, b]
+            inv[a, b] = s
+            inv[b, a] = s
+    return logdet
+
+
+@njit(cache=True, nogil=True)
+def _quad(u, m, v):  # pragma: no cover
+    """``u' m v``."""
+    k = u.size
+    s = 0.0
+    for a in range(k):
+        t = 0.0
+        for b in range(k):
+            t += m[a, b] * v[b]
+        s += u[a] * t
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _add_outer(dst, f, u, v):  # pragma: no cover
+    """``dst += f u v'``."""
+    k = u.size
+    for a in range(k):
+        fa = f * u[a]
+        for b in range(k):
+            dst[a, b] += fa * v[b]
+
+
+@njit(cache=True, nogil=True)
+def _inverse_pullback(inv, bar, out, tmp):  # pragma: no cover
+    """``out += -inv bar inv``: the gradient with respect to ``m`` of a function of ``inv =
+    m^-1`` whose gradient with respect to ``inv`` is ``bar`` (``inv`` symmetric)."""
+    k = inv.shape[0]
+    for a in range(k):
+        for b in range(k):
+            s = 0.0
+            for c in range(k):
+                s += inv[a, c] * bar[c, b]
+            tmp[a, b] = s
+    for a in range(k):
+        for b in range(k):
+            s = 0.0
+            for c in range(k):
+                s += tmp[a, c] * inv[c, b]
+            out[a, b] -= s
+
+
+@njit(cache=True, nogil=True)
+def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
+               w, s1, s2, t1, t2, t3, ld,
+               ch, lim, sign, dd, var,
+               slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw,
+               censored, gross, ct, out, g_mean, g_sd, g_med):  # pragma: no cover
+    """One part's factor ``out (R, G)`` and, when ``ct`` has rows, the gradient of
+    ``sum(ct * factor)`` with respect to ``lat_mean``, ``lat_sd`` ``(S, K)`` and
+    ``log_median`` ``(C,)``, added into ``g_mean``, ``g_sd`` and ``g_med``.
+
+    The arrays are :func:`~neb_bayes.inference.lab_block.lab_loglik`'s with its one-hot
+    gathers as indices: ``own (G,)`` each grid point's own state, ``ch (R,)`` the censored
+    result's channel, ``slot_ch (J,)`` each gross-error slot's channel.  ``censored`` and
+    ``gross`` say whether the part has a censored result per person and gross-error slots
+    (the arrays of what it has not may be empty).  A slot with ``lw = -inf`` is empty.
+    """
+    n_s, k = lat_mean.shape
+    n_c, n_g = effect.shape
+    n_r = A.shape[0]
+    n_j = slot_ch.size if gross else 0
+    grad = ct.shape[0] > 0
+    low, x, tmp, mm = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
+                       np.empty((k, k)))
+    # per own state: S^-1, log|S|, S^-1 mu and the constant -mu'S^-1 mu / 2 - log|S| / 2
+    cov = np.empty((n_s, k, k))
+    s_inv = np.empty((n_s, k, k))
+    s_mu = np.zeros((n_s, k))
+    cst = np.empty(n_s)
+    for s in range(n_s):
+        for a in range(k):
+            for b in range(k):
+                cov[s, a, b] = corr[s, a, b] * lat_sd[s, a] * lat_sd[s, b]
+        ld_s = _spd_inverse(cov[s], s_inv[s], low, x)
+        q = 0.0
+        for a in range(k):
+            v = 0.0
+            for b in range(k):
+                v += s_inv[s, a, b] * lat_mean[s, b]
+            s_mu[s, a] = v
+            q += lat_mean[s, a] * v
+        cst[s] = -0.5 * q - 0.5 * ld_s
+    mu = np.empty((n_c, n_g))
+    for c in range(n_c):
+        for g in range(n_g):
+            mu[c, g] = log_median[c] + effect[c, g]
+    s_inv_bar = np.zeros((n_s, k, k))
+    s_mu_bar = np.zeros((n_s, k))
+    cst_bar = np.zeros(n_s)
+    # per person
+    m_inv = np.empty((n_s, k, k))
+    ld_m = np.empty(n_s)
+    m_bar = np.zeros((n_s, k, k))
+    ld_m_bar = np.zeros(n_s)
+    var_w = np.empty(n_s)
+    lml = np.empty((n_s, max(n_j, 1)))
+    cross = np.empty((n_s, max(n_j, 1)))
+    # per grid point
+    b_v = np.empty(k)
+    eta = np.empty(k)
+    pm = np.empty(k)
+    pm_bar = np.empty(k)
+    eta_bar = np.empty(k)
+    slots = np.empty((8, max(n_j, 1)))   # per slot: the forward pass' values for the reverse
+    j_res, j_ic, j_rat, j_u, j_v, j_t, j_lm, j_var = (slots[0], slots[1], slots[2], slots[3],
+                                                      slots[4], slots[5], slots[6], slots[7])
+    for r in range(n_r):
+        for s in range(n_s):
+            for a in range(k):
+                for b in range(k):
+                    mm[a, b] = s_inv[s, a, b] + A[r, a, b]
+            ld_m[s] = _spd_inverse(mm, m_inv[s], low, x)
+        s2_sum = 0.0
+        ld_sum = 0.0
+        for c in range(n_c):
+            s2_sum += s2[r, c]
+            ld_sum += ld[r, c]
+        cw = ch[r] if censored else 0
+        lw_row = L[cw]
+        if censored:
+            for s in range(n_s):
+                var_w[s] = _quad(lw_row, m_inv[s], lw_row) + var[r]
+        for j in range(n_j):
+            if lw[r, j] == -np.inf:
+                continue
+            lc = L[slot_ch[j]]
+            for s in range(n_s):
+                lml[s, j] = _quad(lc, m_inv[s], lc)
+                if censored:
+                    cross[s, j] = _quad(lw_row, m_inv[s], lc)
+        if grad:
+            m_bar[:] = 0.0
+            ld_m_bar[:] = 0.0
+        for g in range(n_g):
+            s = own[g]
+            # -q/2 - log|N|/2: the results' quadratic form about the channel means
+            q = s2_sum
+            for a in range(k):
+                b_v[a] = 0.0
+            for c in range(n_c):
+                mc, ac = mu[c, g], amp[c, g]
+                q += (w[r, c] * mc * mc - 2.0 * s1[r, c] * mc + t2[r, c] * ac * ac
+                      - 2.0 * t3[r, c] * ac + 2.0 * t1[r, c] * mc * ac)
+                f = s1[r, c] - w[r, c] * mc - t1[r, c] * ac
+                for a in range(k):
+                    b_v[a] += f * L[c, a]
+            for a in range(k):
+                eta[a] = s_mu[s, a] + b_v[a]
+            quad = 0.0
+            for a in range(k):
+                v = 0.0
+                for b in range(k):
+                    v += m_inv[s, a, b] * eta[b]
+                pm[a] = v
+                quad += eta[a] * v
+            ll = -0.5 * q - 0.5 * ld_sum + cst[s] + 0.5 * quad - 0.5 * ld_m[s]
+            mean_w = 0.0
+            t_w = 0.0
+            lm = 0.0
+            if censored:
+                mean_w = mu[cw, g] + amp[cw, g] * dd[r]
+                for a in range(k):
+                    mean_w += lw_row[a] * pm[a]
+                t_w = -sign[r] * (lim[r] - mean_w) / math.sqrt(var_w[s])
+                lm = log_ndtr(t_w)
+                ll += lm
+            lse = 0.0
+            t_cen = -np.inf
+            if gross:
+                top = l0[r]
+                if censored:
+                    t_cen = cen_lw[r] - lm
+                    top = max(top, t_cen)
+                for j in range(n_j):
+                    if lw[r, j] == -np.inf:
+                        j_rat[j] = -np.inf
+                        continue
+                    c = slot_ch[j]
+                    mc = mu[c, g]
+                    for a in range(k):
+                        mc += L[c, a] * pm[a]
+                    res = ry[r, j] - r1[r, j] * mc - rd[r, j] * amp[c, g]
+                    ic = 1.0 / (rjj[r, j] - r1[r, j] * r1[r, j] * lml[s, j])
+                    rat = lw[r, j] + 0.5 * LOG_2PI + 0.5 * (res * res * ic + math.log(ic))
+                    if censored:
+                        u = r1[r, j] * cross[s, j]
+                        v = u * ic
+                        vj = var_w[s] + u * v
+                        tj = -sign[r] * (lim[r] - (mean_w - v * res)) / math.sqrt(vj)
+                        lmj = log_ndtr(tj)
+                        rat += lmj - lm
+                        j_u[j], j_v[j], j_var[j], j_t[j], j_lm[j] = u, v, vj, tj, lmj
+                    j_res[j], j_ic[j], j_rat[j] = res, ic, rat
+                    top = max(top, rat)
+                tot = math.exp(l0[r] - top)
+                if censored:
+                    tot += math.exp(t_cen - top)
+                for j in range(n_j):
+                    if j_rat[j] != -np.inf:
+                        tot += math.exp(j_rat[j] - top)
+                lse = top + math.log(tot)
+                ll += lse
+            out[r, g] = ll
+            if not grad:
+                continue
+            gb = ct[r, g]
+            if gb == 0.0:
+                continue
+            # ---- reverse pass: gradients of gb * ll
+            for a in range(k):
+                pm_bar[a] = 0.0
+            lm_bar = gb
+            mean_w_bar = 0.0
+            var_w_bar = 0.0
+            if gross:
+                if censored:
+                    lm_bar -= gb * math.exp(t_cen - lse)
+                for j in range(n_j):
+                    if j_rat[j] == -np.inf:
+                        continue
+                    c = slot_ch[j]
+                    lc = L[c]
+                    rb = gb * math.exp(j_rat[j] - lse)
+                    res, ic = j_res[j], j_ic[j]
+                    res_bar = rb * res * ic
+                    ic_bar = 0.5 * rb * (res * res + 1.0 / ic)
+                    if censored:
+                        u, v, vj, tj = j_u[j], j_v[j], j_var[j], j_t[j]
+                        lm_bar -= rb
+                        tj_bar = rb * _mills(tj, j_lm[j])
+                        mj_bar = tj_bar * sign[r] / math.sqrt(vj)
+                        vj_bar = -0.5 * tj_bar * tj / vj
+                        mean_w_bar += mj_bar
+                        var_w_bar += vj_bar
+                        v_bar = -mj_bar * res + vj_bar * u
+                        res_bar -= mj_bar * v
+                        u_bar = vj_bar * v + v_bar * ic
+                        ic_bar += v_bar * u
+                        _add_outer(m_bar[s], u_bar * r1[r, j], lw_row, lc)
+                    _add_outer(m_bar[s], ic_bar * ic * ic * r1[r, j] * r1[r, j], lc, lc)
+                    mc_bar = -r1[r, j] * res_bar
+                    g_med[c] += mc_bar
+                    for a in range(k):
+                        pm_bar[a] += mc_bar * lc[a]
+            if censored:
+                tw_bar = lm_bar * _mills(t_w, lm)
+                mean_w_bar += tw_bar * sign[r] / math.sqrt(var_w[s])
+                var_w_bar -= 0.5 * tw_bar * t_w / var_w[s]
+                g_med[cw] += mean_w_bar
+                for a in range(k):
+                    pm_bar[a] += mean_w_bar * lw_row[a]
+                _add_outer(m_bar[s], var_w_bar, lw_row, lw_row)
+            # zhat = M^-1 eta and eta' M^-1 eta / 2
+            for a in range(k):
+                v = gb * pm[a]
+                for b in range(k):
+                    v += m_inv[s, b, a] * pm_bar[b]
+                eta_bar[a] = v
+                s_mu_bar[s, a] += v
+            _add_outer(m_bar[s], 0.5 * gb, eta, eta)
+            _add_outer(m_bar[s], 1.0, pm_bar, eta)
+            ld_m_bar[s] -= 0.5 * gb
+            cst_bar[s] += gb
+            for c in range(n_c):
+                mc, ac = mu[c, g], amp[c, g]
+                lb = 0.0
+                for a in range(k):
+                    lb += L[c, a] * eta_bar[a]
+                g_med[c] -= gb * (w[r, c] * mc - s1[r, c] + t1[r, c] * ac) + w[r, c] * lb
+        if grad:
+            # M = S^-1 + A_r: the person's gradient with respect to M, added to S^-1's
+            for s in range(n_s):
+                _inverse_pullback(m_inv[s], m_bar[s], s_inv_bar[s], tmp)
+                for a in range(k):
+                    for b in range(k):
+                        s_inv_bar[s, a, b] += ld_m_bar[s] * m_inv[s, a, b]
+    if not grad:
+        return
+    cov_bar = np.empty((k, k))
+    tot_bar = np.empty(k)
+    for s in range(n_s):
+        # cst = -mu'(S^-1 mu) / 2 - log|S| / 2, and S^-1 mu
+        for a in range(k):
+            tot_bar[a] = s_mu_bar[s, a] - 0.5 * cst_bar[s] * lat_mean[s, a]
+        for a in range(k):
+            v = -0.5 * cst_bar[s] * s_mu[s, a]
+            for b in range(k):
+                v += s_inv[s, b, a] * tot_bar[b]
+            g_mean[s, a] += v
+        _add_outer(s_inv_bar[s], 1.0, tot_bar, lat_mean[s])
+        cov_bar[:] = 0.0
+        _inverse_pullback(s_inv[s], s_inv_bar[s], cov_bar, tmp)
+        for a in range(k):
+            for b in range(k):
+                cov_bar[a, b] -= 0.5 * cst_bar[s] * s_inv[s, a, b]
+        # cov = corr * sd sd'
+        for a in range(k):
+            v = 0.0
+            for b in range(k):
+                v += (cov_bar[a, b] * corr[s, a, b] + cov_bar[b, a] * corr[s, b, a]) * lat_sd[s, b]
+            g_sd[s, a] += v
