@@ -144,7 +144,7 @@ def _product(tables: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-#: offsets of :func:`_product_sum`'s loop, by the tables' shapes and strides and the kept
+#: offsets of :func:`product_sum`'s loop, by the tables' shapes and strides and the kept
 #: dimensions
 _OFFSETS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...],
                             int]] = {}
@@ -197,7 +197,7 @@ def _flat_run(t: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.lib.stride_tricks.as_strided(t, shape=(span,), strides=(item,)), steps
 
 
-def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
+def product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     """The elementwise product of broadcastable batch-last tables, summed over every state
     dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
     pass, :func:`neb_bayes.tensor_kernels.product_sum`; tables may be views with strided
@@ -205,12 +205,12 @@ def _product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     if not use_compiled():
         drop = tuple(d for d in range(tables[0].ndim - 1) if d not in keep)
         return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
-    from neb_bayes.tensor_kernels import product_sum
+    from neb_bayes.tensor_kernels import product_sum as compiled
 
     flat, (table_offsets, wide, group_starts, out_offsets, out_shape, batch) = _plan(tables,
                                                                                     keep)
     out = np.empty(out_shape)
-    product_sum(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), batch)
+    compiled(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), batch)
     return out
 
 
@@ -221,13 +221,13 @@ def _plan(tables: list[np.ndarray], keep):
     return flat, _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
 
 
-def _message(tables: list[np.ndarray], keep, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_product_sum` divided by its maximum per batch entry (entries whose maximum is
+def scaled_message(tables: list[np.ndarray], keep, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`product_sum` divided by its maximum per batch entry (entries whose maximum is
     0 are left as they are) in ``dtype``, and the maxima, shaped to broadcast against it;
     compiled: one call (:func:`neb_bayes.tensor_kernels.message`), the float64 sums never
     stored."""
     if not use_compiled():
-        msg = _product_sum(tables, keep)
+        msg = product_sum(tables, keep)
         mx = msg.max(axis=tuple(range(msg.ndim - 1)), keepdims=True)
         return (msg * (1.0 / np.where(mx > 0, mx, 1.0))).astype(dtype, copy=False), mx
     from neb_bayes.tensor_kernels import message
@@ -245,7 +245,7 @@ class _Elimination:
 
     ``pool`` holds the factors, then one message per eliminated variable; step ``i``
     multiplies the pool entries ``inputs[i]`` (every live table that depends on ``order[i]``)
-    and sums ``order[i]`` out (:func:`_message`: the product is never formed).  Messages
+    and sums ``order[i]`` out (:func:`scaled_message`: the product is never formed).  Messages
     are rescaled by their maximum per batch entry (and stored in the tables' float type);
     ``log_scale`` (per batch entry) and the final constant give the log partition function.
     ``low`` is, per batch entry, the smallest of the messages' maxima (see
@@ -263,7 +263,7 @@ class _Elimination:
         dtype = tables[0].dtype
         for v in order:
             ids = sorted(i for i in live if v in self.scopes[i])
-            msg, mx = _message([self.pool[i] for i in ids], [a for a in range(nv) if a != v],
+            msg, mx = scaled_message([self.pool[i] for i in ids], [a for a in range(nv) if a != v],
                                dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 self.log_scale = self.log_scale + np.log(mx).reshape(-1)
@@ -362,7 +362,7 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     one pass sends them back (Shafer-Shenoy), and every axis' marginal comes from the table
     where it was eliminated, so all marginals cost about twice one contraction.  Tables keep
     the batch dimension last, so every product is a contiguous elementwise loop, and no
-    product is ever formed (:func:`_product_sum`).
+    product is ever formed (:func:`product_sum`).
 
     Returns ``(marginals, masked)``: per axis ``(D, S_a)`` normalised marginals, and for the
     optional per-axis 0/1 ``masks`` the probability ``(D,)`` that every axis is in its mask.
@@ -482,7 +482,7 @@ def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: t
             others.append(down[j])
         if others:
             keep = up.scopes[n0 + i]
-            down[i], mx = _message(others, keep, dtype)
+            down[i], mx = scaled_message(others, keep, dtype)
             low = np.minimum(low, mx.reshape(-1))
         if v < nd:
             # the belief of step i's table (its inputs and the message coming down), summed
@@ -490,7 +490,7 @@ def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: t
             inputs = [up.pool[k] for k in up.inputs[i]]
             if down[i] is not None:
                 inputs.append(down[i])
-            m = _product_sum(inputs, [v]).reshape(sizes[v], -1)
+            m = product_sum(inputs, [v]).reshape(sizes[v], -1)
             total = m.sum(axis=0, keepdims=True)
             low = np.minimum(low, total.reshape(-1))
             with np.errstate(invalid="ignore", divide="ignore"):   # Z = 0: redone below

@@ -201,7 +201,10 @@ class LabBlock:
         self.shared = {"L": np.pad(ad.loadings, ((0, 0), (0, pad))), "corr": corr_padded,
                        "effect": ad.effect[:, first], "amp": ad.amp[:, first],
                        "at_own": np.eye(n_own)[:, ad.own_idx[first]],
-                       "own": np.ascontiguousarray(ad.own_idx[first], dtype=np.int64)}
+                       "own": np.ascontiguousarray(ad.own_idx[first], dtype=np.int64),
+                       # the kernel's, without the padding latents
+                       "L_k": np.ascontiguousarray(ad.loadings, dtype=float),
+                       "corr_k": np.ascontiguousarray(corr, dtype=float)}
         self.n_rows = ad.rows.size
         self.n_unique = first.size
         gs = ad.gross
@@ -218,6 +221,7 @@ class LabBlock:
                 idx = rows[lo:lo + step]
                 data = {k: ad.stats[k][idx] for k in STATS}
                 data["A"] = np.pad(ad.A[idx], ((0, 0), (0, pad), (0, pad)))
+                data["A_k"] = np.ascontiguousarray(ad.A[idx], dtype=float)
                 if censored:
                     data |= {k: ad.cen[k][idx] for k in CENSORED[1:]}
                     data["at_ch"] = np.eye(C)[ad.cen["ch"][idx]]
@@ -286,8 +290,10 @@ def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
     gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
             f(d["cen_lw"]) if censored else _NONE_1) if gross
            else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2)
-    return (*(f(p) for p in params), *(f(d[k]) for k in ("L", "effect", "amp")), d["own"],
-            *(f(d[k]) for k in ("corr", "A", *STATS)), *cen, *gro, censored, gross)
+    k = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
+    return (f(params[0][:, :k]), f(params[1][:, :k]), f(params[2]), d["L_k"],
+            *(f(d[k]) for k in ("effect", "amp")), d["own"], d["corr_k"], d["A_k"],
+            *(f(d[k]) for k in STATS), *cen, *gro, censored, gross)
 
 
 def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarray:
@@ -306,11 +312,15 @@ def kernel_vjp(structure: tuple[bool, bool, int], params, d: dict,
     :meth:`LabBlock.vjp`)."""
     from neb_bayes.inference.lab_kernels import lab_factor
 
-    grads = [np.zeros(np.shape(p)) for p in params]
+    args = _kernel_args(structure, params, d)
+    grads = [np.zeros(np.shape(p)) for p in args[:3]]
     out = np.empty((d["A"].shape[0], d["effect"].shape[1]))
-    lab_factor(*_kernel_args(structure, params, d), np.ascontiguousarray(ct, dtype=float), out,
-               *grads)
-    return grads
+    lab_factor(*args, np.ascontiguousarray(ct, dtype=float), out, *grads)
+    k = d["L_k"].shape[1]
+    padded = [np.zeros(np.shape(p)) for p in params[:2]]
+    for full, g in zip(padded, grads[:2], strict=True):
+        full[:, :k] = g
+    return [*padded, grads[2]]
 
 
 # --------------------------------------------------------------------------------------------

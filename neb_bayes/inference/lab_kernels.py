@@ -189,7 +189,10 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     m_bar = np.zeros((n_s, k, k))
     ld_m_bar = np.zeros(n_s)
     var_w = np.empty(n_s)
+    active = np.empty(n_c, dtype=np.int64)
     lml = np.empty((n_s, max(n_j, 1)))
+    inv_c = np.empty((n_s, max(n_j, 1)))
+    half_log_ic = np.empty((n_s, max(n_j, 1)))
     cross = np.empty((n_s, max(n_j, 1)))
     # per grid point
     b_v = np.empty(k)
@@ -208,9 +211,15 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             ld_m[s] = _spd_inverse(mm, m_inv[s], low, x)
         s2_sum = 0.0
         ld_sum = 0.0
+        n_act = 0
         for c in range(n_c):
             s2_sum += s2[r, c]
             ld_sum += ld[r, c]
+            # a channel without results (all its statistics 0) adds nothing below
+            if w[r, c] != 0.0 or s1[r, c] != 0.0 or t1[r, c] != 0.0 or t2[r, c] != 0.0 \
+                    or t3[r, c] != 0.0:
+                active[n_act] = c
+                n_act += 1
         cw = ch[r] if censored else 0
         lw_row = L[cw]
         if censored:
@@ -222,6 +231,9 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             lc = L[slot_ch[j]]
             for s in range(n_s):
                 lml[s, j] = _quad(lc, m_inv[s], lc)
+                ic = 1.0 / (rjj[r, j] - r1[r, j] * r1[r, j] * lml[s, j])
+                inv_c[s, j] = ic
+                half_log_ic[s, j] = 0.5 * math.log(ic)
                 if censored:
                     cross[s, j] = _quad(lw_row, m_inv[s], lc)
         if grad:
@@ -233,7 +245,8 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             q = s2_sum
             for a in range(k):
                 b_v[a] = 0.0
-            for c in range(n_c):
+            for i in range(n_act):
+                c = active[i]
                 mc, ac = mu[c, g], amp[c, g]
                 q += (w[r, c] * mc * mc - 2.0 * s1[r, c] * mc + t2[r, c] * ac * ac
                       - 2.0 * t3[r, c] * ac + 2.0 * t1[r, c] * mc * ac)
@@ -276,8 +289,8 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     for a in range(k):
                         mc += L[c, a] * pm[a]
                     res = ry[r, j] - r1[r, j] * mc - rd[r, j] * amp[c, g]
-                    ic = 1.0 / (rjj[r, j] - r1[r, j] * r1[r, j] * lml[s, j])
-                    rat = lw[r, j] + 0.5 * LOG_2PI + 0.5 * (res * res * ic + math.log(ic))
+                    ic = inv_c[s, j]
+                    rat = lw[r, j] + 0.5 * LOG_2PI + 0.5 * res * res * ic + half_log_ic[s, j]
                     if censored:
                         u = r1[r, j] * cross[s, j]
                         v = u * ic
@@ -357,7 +370,8 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             _add_outer(m_bar[s], 1.0, pm_bar, eta)
             ld_m_bar[s] -= 0.5 * gb
             cst_bar[s] += gb
-            for c in range(n_c):
+            for i in range(n_act):
+                c = active[i]
                 mc, ac = mu[c, g], amp[c, g]
                 lb = 0.0
                 for a in range(k):

@@ -39,6 +39,7 @@ from neb_bayes.inference.lab_block import LabBlock, LabFactor
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
+from neb_bayes.tensor import product_sum, scaled_message
 
 
 class UnsupportedEvidence(ValueError):
@@ -1029,6 +1030,23 @@ def _eliminate_tables(items: list[tuple[tuple[int, ...], np.ndarray]], order: li
     return [tables[i] for i in live], offset, tables, live
 
 
+def _batch_last(scope: tuple[int, ...], x: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """A ``(n, *scope)`` table as ``(one dimension per variable (1 outside the scope), n)``:
+    the layout of :mod:`neb_bayes.tensor`'s contraction."""
+    x = np.moveaxis(np.asarray(x), 0, -1)
+    order = sorted(range(len(scope)), key=lambda i: scope[i])
+    x = x.transpose(order + [len(scope)])
+    return x.reshape(tuple(sizes[d] if d in scope else 1 for d in range(len(sizes)))
+                     + (x.shape[-1],))
+
+
+def _batch_first(scope: tuple[int, ...], x: np.ndarray) -> np.ndarray:
+    """:func:`_batch_last`'s inverse: a batch-last table as ``(n, *scope)``."""
+    ordered = sorted(scope)
+    x = x.reshape(tuple(x.shape[d] for d in ordered) + (x.shape[-1],))
+    return np.moveaxis(x, -1, 0).transpose([0] + [1 + ordered.index(d) for d in scope])
+
+
 _OP_CLASS: list = []
 #: people per pass of the elimination Op (bounds the memory its backward pass keeps)
 ELIMINATION_PEOPLE = 256
@@ -1066,6 +1084,8 @@ def _make_elimination_op():
             self.const = const
             self.free_scopes = free_scopes
             self.n = n
+            self.sizes = list(sizes)
+            self._const_passes = None
             self.order = _greedy_order([set(s) for s, _ in const]
                                        + [set(s) for s in free_scopes], list(sizes))
 
@@ -1083,41 +1103,62 @@ def _make_elimination_op():
             """People are independent: at most :data:`ELIMINATION_PEOPLE` at a time, so the
             tables the backward pass keeps stay bounded whatever the group's size."""
             n, step = self.n, ELIMINATION_PEOPLE
+            if self._const_passes is None:
+                # the constant tables of each pass, batch-last and contiguous, made once
+                self._const_passes = [
+                    [(sc, np.ascontiguousarray(_batch_last(
+                        sc, t[lo:lo + step] if t.shape[0] == n else t, self.sizes)))
+                     for sc, t in self.const] for lo in range(0, n, step)]
             parts = []
-            for lo in range(0, n, step):
+            for lo, const in zip(range(0, n, step), self._const_passes, strict=True):
                 sl = slice(lo, min(n, lo + step))
-                const = [(sc, t[sl] if t.shape[0] == n else t) for sc, t in self.const]
                 parts.append(self._value_and_marginals(
                     const, [np.asarray(x)[sl] for x in inputs], sl.stop - sl.start))
             return (np.concatenate([z for z, _ in parts]),
                     [np.concatenate([g[i] for _, g in parts]) for i in range(len(inputs))])
 
         def _value_and_marginals(self, const, inputs, n):
+            """One pass of people: the tables batch-last (people contiguous), each step's
+            product summed without forming it (:func:`neb_bayes.tensor.scaled_message`,
+            :func:`~neb_bayes.tensor.product_sum`: compiled loops where numba is loaded,
+            as in a fit)."""
             free, offset = _scaled_tables(zip(self.free_scopes, inputs, strict=True), n)
             items = list(const) + free
-            tape: list = []
-            final, off, tables, live = _eliminate_tables(items, self.order, n, tape)
-            logz = offset + off + sum(np.log(x) for _, x in final)
-            # backward: d log z / d table, for the tables that depend on a free input
+            tabs = [t for _, t in const] + [_batch_last(sc, t, self.sizes) for sc, t in free]
+            scopes = [frozenset(sc) for sc, _ in items]
             k0 = len(const)
             needs = [i >= k0 for i in range(len(items))]
-            for take, _, _ in tape:
+            live = list(range(len(tabs)))
+            tape = []
+            for v in self.order:
+                take = [i for i in live if v in scopes[i]]
+                live = [i for i in live if v not in scopes[i]]
+                keep = frozenset().union(*(scopes[i] for i in take)) - {v}
+                msg, mx = scaled_message([tabs[i] for i in take], keep, np.float64)
+                mx = mx.reshape(-1)
+                mx = np.where(mx > 0, mx, 1.0)   # (a message of zeros is left as it is)
+                offset = offset + np.log(mx)
+                tape.append((take, len(tabs), mx))
                 needs.append(any(needs[i] for i in take))
-            grads: list = [None] * len(tables)
+                live.append(len(tabs))
+                tabs.append(msg)
+                scopes.append(keep)
+            logz = offset + sum(np.log(tabs[i].reshape(-1)) for i in live)
+            # backward: d log z / d table, for the tables that depend on a free input
+            grads: list = [None] * len(tabs)
             for i in live:   # every scope is empty now: log z = offsets + sum of their logs
                 if needs[i]:
-                    grads[i] = 1.0 / tables[i][1]
+                    grads[i] = 1.0 / tabs[i]
             for take, k, mx in reversed(tape):
                 if not needs[k]:
                     continue
-                joined = tuple(sorted(set().union(*[set(tables[i][0]) for i in take])))
-                g = _aligned(tables[k][0], grads[k] / mx, joined)
+                g = grads[k] / mx
                 for i in take:
                     if needs[i]:
-                        others = [tables[j] for j in take if j != i]
-                        gi = g * _product(others, joined) if others else g
-                        grads[i] = _sum_to(gi, joined, *tables[i])
-            return logz, [grads[k0 + i] * free[i][1] for i in range(len(free))]
+                        grads[i] = product_sum([g] + [tabs[j] for j in take if j != i],
+                                               scopes[i])
+            return logz, [_batch_first(sc, grads[k0 + i] * tabs[k0 + i])
+                          for i, sc in enumerate(self.free_scopes)]
 
         def pullback(self, inputs, outputs, cotangents):
             if any(not isinstance(g.type, DisconnectedType) for g in cotangents[1:]):

@@ -146,7 +146,7 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     a[..., 3] = 0.0                   # batch entry 3: every product 0
     b[..., 5] *= 1e-20                # batch entry 5: tiny values, the same relative precision
     monkeypatch.setattr(tensor, "use_compiled", lambda: True)
-    msg, mx = tensor._message([a, b], [0, 2], dtype)
+    msg, mx = tensor.scaled_message([a, b], [0, 2], dtype)
     assert msg.dtype == dtype and msg.shape == (3, 1, 5, 16)
     sums = (a.astype(np.float64) * b).sum(axis=1, keepdims=True)        # products in float64
     top = sums.max(axis=(0, 1, 2))
@@ -157,7 +157,7 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     ref = sums[..., live] / top[live]
     np.testing.assert_allclose(msg[..., live], ref, rtol=2.5 * np.finfo(dtype).eps, atol=0)
     monkeypatch.setattr(tensor, "use_compiled", lambda: False)
-    msg_np, mx_np = tensor._message([a, b], [0, 2], dtype)
+    msg_np, mx_np = tensor.scaled_message([a, b], [0, 2], dtype)
     np.testing.assert_allclose(msg, msg_np, rtol=2.5 * np.finfo(dtype).eps, atol=0)
     np.testing.assert_allclose(mx, mx_np, rtol=1e-12, atol=0)
 
@@ -179,7 +179,7 @@ def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(sh
     rng = np.random.default_rng(11)
     tables = [rng.uniform(0.1, 1.0, size=sh).astype(np.float32) for sh in shapes]
     monkeypatch.setattr(tensor, "use_compiled", lambda: True)
-    got = tensor._product_sum(tables, [0])
+    got = tensor.product_sum(tables, [0])
     full = np.broadcast_shapes(*(t.shape for t in tables))
     ref = np.zeros((full[0], 1, full[-1]))
     for i in range(full[0]):
@@ -222,8 +222,8 @@ def test_products_below_single_precision_range_are_kept(compiled, monkeypatch):
     b = (rng.uniform(0.5, 1.0, size=(1, 4, 5, 8)) * 1e-25).astype(np.float32)
     exact = (a.astype(np.float64) * b.astype(np.float64)).sum(axis=1, keepdims=True)
     assert (exact < 1e-45).all()                 # below even float32's subnormal range
-    got = tensor._product_sum([a, b], [0, 2])
+    got = tensor.product_sum([a, b], [0, 2])
     np.testing.assert_allclose(got, exact, rtol=1e-15, atol=0)
-    msg, mx = tensor._message([a, b], [0, 2], np.float32)
+    msg, mx = tensor.scaled_message([a, b], [0, 2], np.float32)
     np.testing.assert_allclose(mx.reshape(-1), exact.max(axis=(0, 1, 2)), rtol=1e-15, atol=0)
     assert (mx < tensor.SINGLE_LOW).all()
