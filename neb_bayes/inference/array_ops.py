@@ -39,14 +39,6 @@ class Ops:
 
         return logsumexp(x, axis=axis, keepdims=True)
 
-    def scatter_rows(self, n: int, rows: np.ndarray, vals):
-        """``vals`` placed at ``rows`` of a zero array with ``n`` rows."""
-        if self.symbolic:
-            return self.m.set_subtensor(self.m.zeros((n,) + tuple(vals.shape)[1:])[rows], vals)
-        out = np.zeros((n,) + vals.shape[1:])
-        out[rows] = vals
-        return out
-
 
 def pt_log_ndtr(t):
     """log Phi(t) in pytensor, to double precision: PyMC's ``normal_lcdf`` divides by

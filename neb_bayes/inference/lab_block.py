@@ -16,13 +16,14 @@ of an evaluation do not grow with the size of the grid or of the cohort:
   structure, no masks).
 
 With fixed parameters the factor is evaluated in numpy.  With free ones (an analyte-level
-fit) it is one :class:`LabFactor` Op in the model's graph: the formula is compiled once per
-structure (censored result or not, gross errors or not, number of latents) with every array
-an input, and
-the Op evaluates it part by part; its gradient is a second Op that evaluates the compiled
-vector-Jacobian product the same way.  So the graph NUTS compiles has a handful of nodes per
-group instead of the formula's hundreds, no cohort-sized constants, and the same compiled
-formula serves every axis and group.
+fit) it is one :class:`LabFactor` Op in the model's graph, which runs the compiled kernel
+:func:`~neb_bayes.inference.lab_kernels.lab_factor` part by part (numba, cached on disk, on
+each axis' own latents); its gradient is a second Op running the kernel's hand-written
+reverse pass.  So the graph NUTS compiles has a handful of nodes per group, no cohort-sized
+constants, and nothing to compile per fit.  The formula compiled by pytensor
+(:func:`compiled`, padded to :data:`PAD_LATENTS` latents so that one compiled function
+serves every axis) is kept as the reference: tests hold the kernel's gradient equal to
+pytensor's automatic differentiation of :func:`lab_loglik`.
 """
 
 from __future__ import annotations
@@ -207,6 +208,8 @@ class LabBlock:
                        "corr_k": np.ascontiguousarray(corr, dtype=float)}
         self.n_rows = ad.rows.size
         self.n_unique = first.size
+        self.rows = ad.rows
+        self.grid_shape = tuple(ad.grid_shape)
         gs = ad.gross
         if gs is not None:
             self.shared["to_slot"] = np.eye(C)[:, gs["slot_ch"]]
@@ -246,6 +249,13 @@ class LabBlock:
             out[idx] = (lab_loglik(Ops(False), *params, d, self.K) if evaluate is None
                         else evaluate(self.structure(data), params, d))
         return out[:, self.inverse]
+
+    def on_people(self, values: np.ndarray, n: int) -> np.ndarray:
+        """The factor ``(R, G)`` of the people with results on the axis as every person's of
+        the group, ``(n, *grid_shape)`` (0, a factor of 1, for the others)."""
+        out = np.zeros((n, values.shape[1]))
+        out[self.rows] = values
+        return out.reshape((n,) + self.grid_shape)
 
     def vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
@@ -409,12 +419,13 @@ def _evaluate_vjp(structure, params, d, ct):
 _OP_CLASSES: list = []
 
 
-def LabFactor(block: LabBlock):  # noqa: N802  (a class, built lazily)
-    """The Op computing ``block``'s factor ``(R, G)`` from symbolic ``(lat_mean, lat_sd,
+def LabFactor(block: LabBlock, n_people: int):  # noqa: N802  (a class, built lazily)
+    """The Op computing ``block``'s factor of every person of its group, ``(n_people,
+    *block.grid_shape)`` (:meth:`LabBlock.on_people`), from symbolic ``(lat_mean, lat_sd,
     log_median)``."""
     if not _OP_CLASSES:
         _OP_CLASSES.extend(_make_ops())
-    return _OP_CLASSES[0](block)
+    return _OP_CLASSES[0](block, n_people)
 
 
 def _make_ops():
@@ -432,15 +443,18 @@ def _make_ops():
         #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
-        def __init__(self, block: LabBlock):
+        def __init__(self, block: LabBlock, n_people: int):
             self.block = block
+            self.n_people = n_people
 
         def make_node(self, lat_mean, lat_sd, log_median):
             xs = as_params((lat_mean, lat_sd, log_median))
-            return Apply(self, xs, [pt.dmatrix()])
+            return Apply(self, xs, [pt.tensor(dtype="float64",
+                                              shape=(None,) * (1 + len(self.block.grid_shape)))])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = self.block.values(inputs, kernel_value)
+            outputs[0][0] = self.block.on_people(self.block.values(inputs, kernel_value),
+                                                 self.n_people)
 
         def pullback(self, inputs, outputs, cotangents):
             return list(_LabFactorVJP(self.block)(*inputs, cotangents[0]))
@@ -448,8 +462,8 @@ def _make_ops():
         L_op = pullback   # pytensor before pullback
 
     class _LabFactorVJP(Op):
-        """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median) (first derivatives
-        only: NUTS needs no more)."""
+        """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median), the cotangent over
+        every person of the group (first derivatives only: NUTS needs no more)."""
 
         runs_in_python = True
 
@@ -461,7 +475,8 @@ def _make_ops():
             return Apply(self, xs, [x.type() for x in xs[:3]])
 
         def perform(self, node, inputs, outputs):
-            grads = self.block.vjp(inputs[:3], inputs[3], kernel_vjp)
+            ct = inputs[3].reshape(inputs[3].shape[0], -1)[self.block.rows]   # (R, G)
+            grads = self.block.vjp(inputs[:3], ct, kernel_vjp)
             for out, g in zip(outputs, grads, strict=True):
                 out[0] = g
 

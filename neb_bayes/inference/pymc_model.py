@@ -373,9 +373,9 @@ def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],
 # --------------------------------------------------------------------------------------------
 # the log-density: the same formulas in numpy (fixed parameters) or pytensor (free ones)
 def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
-    """log p(this axis' results | states of the block's axes): (R, G) for the people
-    ``ad.rows`` who have results on the axis (the factor is 1 for the others); numpy when
-    the parameters are fixed, else one :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
+    """log p(this axis' results | states of the block's axes) of every person of the group,
+    ``(P, *ad.grid_shape)`` (0 for the people without results on the axis); numpy when the
+    parameters are fixed, else one :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
     a = ad.axis
     lat_mean = theta["lat_mean"][a]
     lat_sd = theta["lat_sd"][a]
@@ -393,9 +393,10 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
         lat_cov = g.model.axes[a].lat_cov
         sd = np.sqrt(np.einsum("skk->sk", lat_cov))
         ad.block = LabBlock(ad, lat_cov / np.einsum("si,sj->sij", sd, sd))
+    n = len(g.case_ids)
     if o.symbolic:
-        return o, LabFactor(ad.block)(lat_mean, lat_sd, log_median)
-    return o, ad.block.values((lat_mean, lat_sd, log_median))
+        return LabFactor(ad.block, n)(lat_mean, lat_sd, log_median)
+    return ad.block.on_people(ad.block.values((lat_mean, lat_sd, log_median)), n)
 
 
 def _prior_factors(theta: dict, g: GroupData,
@@ -545,12 +546,9 @@ def _group_factors(theta: dict, g: GroupData) -> tuple[list, list[int]]:
     """A group's factors other than the prior network (laboratory blocks, symptoms, labels)
     and the sizes of the variables (axes, then the propensity level)."""
     m = g.model
-    P = len(g.case_ids)
     factors = []
     for ad in g.axes:
-        o, ll = _lab_factor(theta, g, ad)
-        factors.append((ad.deps, o.scatter_rows(P, ad.rows, ll).reshape(
-            (P,) + ad.grid_shape)))
+        factors.append((ad.deps, _lab_factor(theta, g, ad)))
     factors += _symptom_factors(theta, g)
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
