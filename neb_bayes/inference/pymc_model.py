@@ -1066,7 +1066,8 @@ def _make_elimination_op():
 
     class _Elimination(Op):
         """log sum over the states of exp(sum of the free log tables) x the constant tables,
-        per person, by variable elimination in numpy.
+        per person, by variable elimination (steps by :mod:`neb_bayes.tensor`'s product
+        sums, compiled where numba is loaded).
 
         Inputs: the free log tables, each ``(n, *sizes[scope])``.  Outputs: the log sums
         ``(n,)`` and, per input, d(log sum)/d(input): the posterior marginal of the input's
@@ -1075,15 +1076,20 @@ def _make_elimination_op():
         no gradient (NUTS needs first derivatives only).
         """
 
-        #: evaluated in Python (numpy): holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
+        #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
         def __init__(self, const, free_scopes, sizes, n):
-            self.const = const
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
-            self._const_passes = None
+            self.step = step = ELIMINATION_PEOPLE
+            # the constant tables of each pass of people, people-last and contiguous (kept
+            # instead of the caller's: no second copy)
+            self.const_passes = [
+                [(sc, np.ascontiguousarray(_batch_last(
+                    sc, t[lo:lo + step] if t.shape[0] == n else t, self.sizes)))
+                 for sc, t in const] for lo in range(0, n, step)]
             self.order = _greedy_order([set(s) for s, _ in const]
                                        + [set(s) for s in free_scopes], list(sizes))
 
@@ -1100,15 +1106,9 @@ def _make_elimination_op():
         def value_and_marginals(self, inputs):
             """People are independent: at most :data:`ELIMINATION_PEOPLE` at a time, so the
             tables the backward pass keeps stay bounded whatever the group's size."""
-            n, step = self.n, ELIMINATION_PEOPLE
-            if self._const_passes is None:
-                # the constant tables of each pass, batch-last and contiguous, made once
-                self._const_passes = [
-                    [(sc, np.ascontiguousarray(_batch_last(
-                        sc, t[lo:lo + step] if t.shape[0] == n else t, self.sizes)))
-                     for sc, t in self.const] for lo in range(0, n, step)]
+            n, step = self.n, self.step
             parts = []
-            for lo, const in zip(range(0, n, step), self._const_passes, strict=True):
+            for lo, const in zip(range(0, n, step), self.const_passes, strict=True):
                 sl = slice(lo, min(n, lo + step))
                 parts.append(self._value_and_marginals(
                     const, [np.asarray(x)[sl] for x in inputs], sl.stop - sl.start))
