@@ -192,7 +192,10 @@ class LabBlock:
         key = np.concatenate([ad.own_idx[None].astype(float), ad.effect, ad.amp])
         _, first, self.inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
         self.inverse = self.inverse.reshape(-1)
-        self.gather = np.eye(first.size)[self.inverse]      # (G, G_distinct) one-hot
+        # the grid points by distinct point: a cotangent's columns summed per distinct point
+        self.by_distinct = np.argsort(self.inverse, kind="stable")
+        self.distinct_starts = np.searchsorted(self.inverse[self.by_distinct],
+                                               np.arange(first.size))
         n_own = ad.grid_shape[ad.deps.index(ad.axis)]
         C, self.n_latents = ad.loadings.shape
         self.K = K = max(self.n_latents, PAD_LATENTS)
@@ -260,7 +263,9 @@ class LabBlock:
     def vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
         ``evaluate(structure, params, data, cotangent_part)``."""
-        ct = np.asarray(cotangent, float) @ self.gather   # summed over equal grid points
+        # summed over equal grid points
+        ct = np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
+                             self.distinct_starts, axis=1)
         params = self._padded(params)
         grads = [np.zeros(np.shape(p)) for p in params]
         for idx, data in self.parts:
@@ -300,10 +305,10 @@ def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
     gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
             f(d["cen_lw"]) if censored else _NONE_1) if gross
            else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2)
-    k = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
-    return (f(params[0][:, :k]), f(params[1][:, :k]), f(params[2]), d["L_k"],
-            *(f(d[k]) for k in ("effect", "amp")), d["own"], d["corr_k"], d["A_k"],
-            *(f(d[k]) for k in STATS), *cen, *gro, censored, gross)
+    n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
+    return (f(params[0][:, :n_lat]), f(params[1][:, :n_lat]), f(params[2]), d["L_k"],
+            f(d["effect"]), f(d["amp"]), d["own"], d["corr_k"], d["A_k"],
+            *(f(d[name]) for name in STATS), *cen, *gro, censored, gross)
 
 
 def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarray:
@@ -326,10 +331,10 @@ def kernel_vjp(structure: tuple[bool, bool, int], params, d: dict,
     grads = [np.zeros(np.shape(p)) for p in args[:3]]
     out = np.empty((d["A"].shape[0], d["effect"].shape[1]))
     lab_factor(*args, np.ascontiguousarray(ct, dtype=float), out, *grads)
-    k = d["L_k"].shape[1]
-    padded = [np.zeros(np.shape(p)) for p in params[:2]]
+    n_lat = d["L_k"].shape[1]
+    padded = [np.zeros(np.shape(p)) for p in params[:2]]   # the padding latents' are 0
     for full, g in zip(padded, grads[:2], strict=True):
-        full[:, :k] = g
+        full[:, :n_lat] = g
     return [*padded, grads[2]]
 
 

@@ -895,7 +895,7 @@ def _constant_product(factors, sizes: list[int], n: int, keep: set[int]):
     touched = set().union(*[set(s) for s, _ in items])
     order = [v for v in _greedy_order([set(s) for s, _ in items], sizes,
                                       frozenset(touched - keep)) if v not in keep]
-    items, off, _, _ = _eliminate_tables(items, order, n)
+    items, off = _eliminate_tables(items, order, n)
     offset += off
     scope = tuple(sorted(touched & keep))
     p = _product(items, scope) if items else np.ones((n,))
@@ -962,7 +962,7 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
     in_free = set().union(*[set(s) for s, _ in free])
     only_const = set().union(*[set(s) for s, _ in items]) - in_free
     order = _greedy_order([set(s) for s, _ in items], sizes, frozenset(only_const))
-    items, off, _, _ = _eliminate_tables(items, [v for v in order if v in only_const], n)
+    items, off = _eliminate_tables(items, [v for v in order if v in only_const], n)
     offset += off
     if not free:
         return offset + sum(np.log(x) for _, x in items)
@@ -1003,10 +1003,10 @@ def _sum_to(p: np.ndarray, joined: tuple[int, ...], scope: tuple[int, ...], like
 
 
 def _eliminate_tables(items: list[tuple[tuple[int, ...], np.ndarray]], order: list[int],
-                      n: int, tape: list | None = None):
-    """Sum the variables in ``order`` out of probability tables; each new table is scaled
-    by its per-person maximum (returned as a log offset).  ``tape`` (if given) records each
-    step as (indices of the tables taken, index of the new table, its scale)."""
+                      n: int):
+    """Sum the variables in ``order`` out of probability tables (the constant ones, before
+    the :class:`Elimination` Op); each new table is scaled by its per-person maximum
+    (returned as a log offset)."""
     tables = list(items)
     live = list(range(len(tables)))
     offset = np.zeros(n)
@@ -1021,11 +1021,9 @@ def _eliminate_tables(items: list[tuple[tuple[int, ...], np.ndarray]], order: li
         mx = np.where(mx > 0, mx, 1.0)
         p = p / mx
         offset += np.log(mx).reshape(n)
-        if tape is not None:
-            tape.append((take, len(tables), mx))
         live.append(len(tables))
         tables.append((out, p))
-    return [tables[i] for i in live], offset, tables, live
+    return [tables[i] for i in live], offset
 
 
 def _batch_last(scope: tuple[int, ...], x: np.ndarray, sizes: list[int]) -> np.ndarray:
