@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["complete_square", "fused_joint", "gross_mixture", "information_terms",
-           "loo_conditionals", "spd_inverse_logdet"]
+           "loo_conditionals", "spd_inverse_into", "spd_inverse_logdet"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -262,38 +262,48 @@ def complete_square(eta, M_inv):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
+def spd_inverse_into(m, inv, c, x):  # pragma: no cover
+    """``inv = m^-1`` of one symmetric positive definite ``(K, K)`` matrix by its Cholesky
+    factor (written into ``c``, lower) and that factor's inverse (``x``, lower); returns
+    ``log|m|``.  Shared with the fit's laboratory kernel
+    (:mod:`neb_bayes.inference.lab_kernels`)."""
+    k = m.shape[0]
+    ld = 0.0
+    for j in range(k):
+        s = m[j, j]
+        for t in range(j):
+            s -= c[j, t] * c[j, t]
+        c[j, j] = math.sqrt(s)
+        ld += math.log(c[j, j])
+        for i in range(j + 1, k):
+            s = m[i, j]
+            for t in range(j):
+                s -= c[i, t] * c[j, t]
+            c[i, j] = s / c[j, j]
+    for i in range(k):
+        x[i, i] = 1.0 / c[i, i]
+        for j in range(i):
+            s = 0.0
+            for t in range(j, i):
+                s += c[i, t] * x[t, j]
+            x[i, j] = -s * x[i, i]
+    for i in range(k):
+        for j in range(i + 1):
+            s = 0.0
+            for t in range(i, k):
+                s += x[t, i] * x[t, j]
+            inv[i, j] = s
+            inv[j, i] = s
+    return 2.0 * ld
+
+
+@njit(cache=True, nogil=True)
 def _spd_inverse_logdet(m, inv, logdet):  # pragma: no cover
     n, k = m.shape[0], m.shape[1]
     c = np.zeros((k, k))        # Cholesky factor, lower
     x = np.zeros((k, k))        # its inverse, lower
     for b in range(n):
-        ld = 0.0
-        for j in range(k):
-            s = m[b, j, j]
-            for t in range(j):
-                s -= c[j, t] * c[j, t]
-            c[j, j] = math.sqrt(s)
-            ld += math.log(c[j, j])
-            for i in range(j + 1, k):
-                s = m[b, i, j]
-                for t in range(j):
-                    s -= c[i, t] * c[j, t]
-                c[i, j] = s / c[j, j]
-        for i in range(k):
-            x[i, i] = 1.0 / c[i, i]
-            for j in range(i):
-                s = 0.0
-                for t in range(j, i):
-                    s += c[i, t] * x[t, j]
-                x[i, j] = -s * x[i, i]
-        for i in range(k):
-            for j in range(i + 1):
-                s = 0.0
-                for t in range(i, k):
-                    s += x[t, i] * x[t, j]
-                inv[b, i, j] = s
-                inv[b, j, i] = s
-        logdet[b] = 2.0 * ld
+        logdet[b] = spd_inverse_into(m[b], inv[b], c, x)
 
 
 def spd_inverse_logdet(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit
 
+from neb_bayes.inference.kernels import spd_inverse_into
+
 __all__ = ["lab_factor", "log_ndtr"]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -54,43 +56,6 @@ def log_ndtr(t):  # pragma: no cover
 def _mills(t, log_phi):  # pragma: no cover
     """d log Phi(t) / dt = phi(t) / Phi(t), from ``log_phi = log Phi(t)``."""
     return math.exp(-0.5 * t * t - 0.5 * LOG_2PI - log_phi)
-
-
-@njit(cache=True, nogil=True)
-def _spd_inverse(m, inv, low, x):  # pragma: no cover
-    """``inv = m^-1`` of a symmetric positive definite ``(K, K)`` matrix by its Cholesky
-    factor ``low`` (and that factor's inverse ``x``); returns ``log|m|``."""
-    k = m.shape[0]
-    logdet = 0.0
-    for j in range(k):
-        s = m[j, j]
-        for c in range(j):
-            s -= low[j, c] * low[j, c]
-        d = math.sqrt(s)
-        low[j, j] = d
-        logdet += 2.0 * math.log(d)
-        for i in range(j + 1, k):
-            s = m[i, j]
-            for c in range(j):
-                s -= low[i, c] * low[j, c]
-            low[i, j] = s / d
-    for i in range(k):
-        x[i, i] = 1.0 / low[i, i]
-        for j in range(i):
-            s = 0.0
-            for c in range(j, i):
-                s += low[i, c] * x[c, j]
-            x[i, j] = -s * x[i, i]
-        for j in range(i + 1, k):
-            x[i, j] = 0.0
-    for a in range(k):
-        for b in range(a + 1):
-            s = 0.0
-            for c in range(a, k):
-                s += x[c, a] * x[c, b]
-            inv[a, b] = s
-            inv[b, a] = s
-    return logdet
 
 
 @njit(cache=True, nogil=True)
@@ -167,7 +132,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
         for a in range(k):
             for b in range(k):
                 cov[s, a, b] = corr[s, a, b] * lat_sd[s, a] * lat_sd[s, b]
-        ld_s = _spd_inverse(cov[s], s_inv[s], low, x)
+        ld_s = spd_inverse_into(cov[s], s_inv[s], low, x)
         q = 0.0
         for a in range(k):
             v = 0.0
@@ -208,7 +173,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             for a in range(k):
                 for b in range(k):
                     mm[a, b] = s_inv[s, a, b] + A[r, a, b]
-            ld_m[s] = _spd_inverse(mm, m_inv[s], low, x)
+            ld_m[s] = spd_inverse_into(mm, m_inv[s], low, x)
         s2_sum = 0.0
         ld_sum = 0.0
         n_act = 0
