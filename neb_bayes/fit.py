@@ -286,17 +286,30 @@ def join_chains(trees):
 
 def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
-        progressbar: bool = True, table_dtype: str = "float32") -> FitResult:
+        progressbar: bool = True, table_dtype: str = "float32",
+        drop_unsupported: bool = False) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
     as in a prevalence fit; otherwise one chain per process, :func:`_nutpie_in_processes`)
     or ``"pymc"`` (PyMC's own NUTS, chains in processes).  ``table_dtype``: see
-    :func:`build_fit_model`."""
+    :func:`build_fit_model`.  Cases the formulation does not cover raise
+    :class:`~neb_bayes.inference.pymc_model.UnsupportedEvidence` naming them all, unless
+    ``drop_unsupported``: then the fit runs without them and its provenance counts them
+    (``cohort_excluded``, and by reason).  They are often the people with the most abnormal
+    results (several results below detection limits), so leaving them out can bias the
+    fit."""
     import pymc as pm
+
+    from neb_bayes.inference.pymc_model import without_unsupported
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
+    dropped: list[tuple[str, str]] = []
+    if drop_unsupported:
+        cases, labels, dropped = without_unsupported(model, cases, labels)
+        if not cases:
+            raise ValueError("no case left that the fit's formulation covers")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype}
@@ -325,6 +338,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "cohort_hash": cohort_hash(cases),
         "cohort_n": len(cases),
+        "cohort_excluded": len({cid for cid, _ in dropped}),
+        "cohort_excluded_reasons": json.dumps(excluded_reasons(dropped)),
         "cohort_labelled": 0 if labels is None else sum(1 for x in labels if x),
         "fit_groups": ",".join(groups),
         "sampler_settings": json.dumps(settings),
@@ -334,6 +349,13 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     }
     return FitResult(idata=idata, draws=draws_from_posterior(model, idata), diagnostics=diag,
                      passed=not fails, attrs={**attrs, "threshold_failures": "; ".join(fails)})
+
+
+def excluded_reasons(dropped: list[tuple[str, str]]) -> dict[str, int]:
+    """How many cases were left out for each reason (the reasons without case ids)."""
+    from collections import Counter
+
+    return dict(Counter(msg for _, msg in dropped).most_common())
 
 
 def _versions() -> dict[str, str]:

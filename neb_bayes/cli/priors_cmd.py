@@ -114,9 +114,15 @@ _ = EXIT_INPUT
 @click.option("--chains", default=2, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
+@click.option("--drop-unsupported", is_flag=True,
+              help="Fit without the cases the fit's formulation does not cover (more than one "
+                   "censored result on an axis, a censored result with an observed repeat, a "
+                   "daily-rhythm result without a time); they are counted in the provenance. "
+                   "Such people often have the most abnormal results: leaving them out can "
+                   "bias the fit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, seed, force,
-            no_progress) -> None:
+            drop_unsupported, no_progress) -> None:
     """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
     per-person states summed out exactly, latents integrated analytically).
 
@@ -163,10 +169,22 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
                        "fit of 10,000 people takes minutes: --fit prevalence", err=True)
     try:
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
-                  chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress)
-    except (UnsupportedEvidence, ValueError) as exc:
+                  chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
+                  drop_unsupported=drop_unsupported)
+    except UnsupportedEvidence as exc:
+        n = len({cid for cid, _ in exc.cases})
+        click.echo(f"cannot fit: {n} of {len(cases)} cases have evidence the fit's formulation "
+                   f"does not cover ({exc}). Rerun with --drop-unsupported to fit without "
+                   "them; they are often the people with the most abnormal results, so "
+                   "leaving them out can bias the fit.", err=True)
+        sys.exit(EXIT_INPUT)
+    except ValueError as exc:
         click.echo(f"cannot fit: {exc}", err=True)
         sys.exit(EXIT_INPUT)
+    if int(res.attrs["cohort_excluded"]):
+        reasons = json.loads(res.attrs["cohort_excluded_reasons"])
+        click.echo(f"left out {res.attrs['cohort_excluded']} case(s) the formulation does not "
+                   "cover: " + "; ".join(f"{k} ({v})" for k, v in reasons.items()), err=True)
     d = res.diagnostics
     used = json.loads(res.attrs["sampler_settings"])
     click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']})")

@@ -22,7 +22,8 @@ parameters (shared/research/inference-notes.md).
 Supported evidence: everything the exact engine reads, except (a) a result with a daily
 rhythm and no collection time and (b) more than one censored result per axis, or a censored
 result whose channel also has an observed result; such cases raise
-:class:`UnsupportedEvidence` naming them.
+:class:`UnsupportedEvidence` naming them all (:func:`without_unsupported` leaves them out:
+``neb-bayes priors fit --drop-unsupported``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,18 @@ from neb_bayes.tensor import product_sum, scaled_message
 
 
 class UnsupportedEvidence(ValueError):
-    """Evidence the PyMC formulation does not cover (the exact engine does)."""
+    """Evidence the PyMC formulation does not cover (the exact engine does).
+
+    ``cases`` lists every such case as ``(case id, what is not covered)``; the message names
+    the first :data:`NAMED` of them and how many more there are."""
+
+    NAMED = 5
+
+    def __init__(self, cases: list[tuple[str, str]]):
+        self.cases = list(cases)
+        named = "; ".join(f"{cid}: {msg}" for cid, msg in self.cases[:self.NAMED])
+        more = len(self.cases) - self.NAMED
+        super().__init__(named + (f"; and {more} more" if more > 0 else ""))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +277,7 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
         if ad is not None:
             axes.append(ad)
     if problems:
-        raise UnsupportedEvidence("; ".join(f"{evidences[p].case_id}: {msg}"
-                                            for p, msg in problems))
+        raise UnsupportedEvidence([(evidences[p].case_id, msg) for p, msg in problems])
     present = np.zeros((n, len(model.symptoms)))
     absent = np.zeros((n, len(model.symptoms)))
     for p, ev in enumerate(evidences):
@@ -287,7 +298,9 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                 sts = [sts] if isinstance(sts, str) else list(sts)
                 allowed = [s for s in sts if s in model.axes[ai].states]
                 if not allowed:
-                    raise UnsupportedEvidence(f"label {ax_name}={sts} impossible for this person")
+                    raise UnsupportedEvidence([(evidences[p].case_id,
+                                                f"label {ax_name}={sts} impossible for this "
+                                                "person")])
                 if label_mask[ai] is None:
                     label_mask[ai] = np.zeros((n, model.axes[ai].n_states))
                 bad = np.ones(model.axes[ai].n_states, bool)
@@ -338,12 +351,32 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
         group = (sex, evs[i].context_signature)
         by_view.setdefault(group, {}).setdefault(scope_of[key], []).append(i)
     out = []
+    problems: list[tuple[str, str]] = []   # every group's, so that all are named at once
     for (sex, _), scopes in by_view.items():
         sizes = [ax.n_states for ax in views[sex].axes]
         for idx in _merge_scopes(scopes, sizes, groups_per_view):
             labs = None if labels is None else [labels[i] for i in idx]
-            out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
+            try:
+                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
+            except UnsupportedEvidence as exc:
+                problems += exc.cases
+    if problems:
+        raise UnsupportedEvidence(problems)
     return out
+
+
+def without_unsupported(model: CompiledModel, cases, labels=None):
+    """The cohort without the cases the formulation does not cover: ``(cases, labels,
+    dropped)``, ``dropped`` as :attr:`UnsupportedEvidence.cases` (a case may be named once
+    per thing not covered)."""
+    try:
+        prepare_cohort(model, cases, labels)
+    except UnsupportedEvidence as exc:
+        bad = {cid for cid, _ in exc.cases}
+        keep = [i for i, c in enumerate(cases) if c.id not in bad]
+        return ([cases[i] for i in keep], None if labels is None else [labels[i] for i in keep],
+                exc.cases)
+    return list(cases), labels, []
 
 
 def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],

@@ -28,25 +28,58 @@ def fitted(tmp_path_factory):
     cohort = tmp / "cohort.jsonl"
     cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases))
     (tmp / "bad.jsonl").write_text('{"id": "x", "measurements": [{"analyte": "TSH", '
-                                   '"value": -1, "unit": "mIU/L"}]}\n')
+                                   '"value": -1, "unit": "mIU/L"}]}\n' + UNSUPPORTED + "\n")
     out = tmp / "fitted.nc"
     res = CliRunner().invoke(main, [
         "priors", "fit", str(cohort), str(tmp / "bad.jsonl"), "--out", str(out),
         "--fit", "prevalence", "--sampler", "pymc", "--draws", "150", "--tune", "150",
-        "--chains", "2", "--force", "--no-progress"])
+        "--chains", "2", "--force", "--no-progress", "--drop-unsupported"])
     assert res.exit_code == 0, res.output
     return out, res.output, len(cases)
+
+
+#: a valid case the fit's formulation does not cover (two censored results on one axis)
+UNSUPPORTED = json.dumps({"id": "two-censored", "patient": {"sex": "F", "age": 40},
+                          "measurements": [
+                              {"analyte": "tsh", "specimen": "serum", "value": "<0.01",
+                               "unit": "mIU/L"},
+                              {"analyte": "ft4", "specimen": "serum", "value": "<5",
+                               "unit": "pmol/L"}]})
+
+
+def test_unsupported_cases_stop_the_fit_unless_left_out(tmp_path):
+    """Without --drop-unsupported such a case stops the fit before sampling (exit 2, the
+    case named, the option suggested, nothing written); with it the fit runs without it
+    (the ``fitted`` fixture) and says so."""
+    cohort = tmp_path / "c.jsonl"
+    model = load_model()
+    sims = simulate(model, 6, seed=3, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n"
+                              for c in supported(model, [s.case for s in sims]))
+                      + UNSUPPORTED + "\n")
+    out = tmp_path / "never.nc"
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out), "--fit",
+                                    "prevalence", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "two-censored: 2 censored results on axis thyroid" in res.output
+    assert "1 of" in res.output and "--drop-unsupported" in res.output
+    assert not out.exists()
 
 
 def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     out, output, n = fitted
     assert "R-hat max" in output and "divergences" in output and "BFMI" in output
     assert "skipped" in output  # the bad case is listed, the rest is fitted
+    # the case the formulation does not cover is left out, said and counted
+    assert "left out 1 case(s)" in output and "2 censored results on axis thyroid" in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
     assert post.sizes["chain"] * post.sizes["draw"] == 300
     attrs = post.attrs
     assert int(attrs["cohort_n"]) == n
+    assert int(attrs["cohort_excluded"]) == 1
+    assert json.loads(attrs["cohort_excluded_reasons"]) == {
+        "2 censored results on axis thyroid": 1}
     for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
                 "model_fingerprint", "diagnostics"):
         assert key in attrs

@@ -127,6 +127,34 @@ def test_unsupported_evidence_is_named():
         prepare_cohort(MODEL, [case])
 
 
+def test_every_unsupported_case_is_named_and_can_be_left_out():
+    """All the cohort's unsupported cases in one error (across groups: both sexes), the
+    message naming five and counting the rest; ``without_unsupported`` drops exactly
+    those, with their labels."""
+    from neb_bayes.case.model import Case, Measurement, Patient
+    from neb_bayes.inference.pymc_model import without_unsupported
+
+    def two_censored(i, sex):
+        return Case(id=f"bad-{i}", patient=Patient(sex=sex, age=40), measurements=(
+            Measurement(0, "tsh", "serum", 0.01, censor="left"),
+            Measurement(1, "ft4", "serum", 5.0, censor="left")))
+
+    good = _supported([s.case for s in simulate(MODEL, 6, seed=8, p_measure=0.4)])
+    bad = [two_censored(i, "F" if i % 2 else "M") for i in range(7)]
+    cohort = [c for pair in zip(bad, good, strict=False) for c in pair] + bad[len(good):]
+    with pytest.raises(UnsupportedEvidence) as err:
+        prepare_cohort(MODEL, cohort)
+    assert sorted(cid for cid, _ in err.value.cases) == sorted(c.id for c in bad)
+    assert all("2 censored results on axis thyroid" == msg for _, msg in err.value.cases)
+    assert str(err.value).count("bad-") == 5 and str(err.value).endswith("and 2 more")
+    labels = [{"thyroid": ["normal"]} if c.id.startswith("bad") else None for c in cohort]
+    kept, kept_labels, dropped = without_unsupported(MODEL, cohort, labels)
+    assert [c.id for c in kept] == [c.id for c in good]
+    assert kept_labels == [None] * len(good) and len(dropped) == len(bad)
+    prepare_cohort(MODEL, kept)                       # what is left is covered
+    assert without_unsupported(MODEL, kept) == (kept, None, [])
+
+
 def test_labels_restrict_the_states():
     sims = simulate(MODEL, 6, seed=5, p_measure=0.4)
     cases = _supported([s.case for s in sims])
