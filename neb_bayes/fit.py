@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,7 +224,12 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
     """nutpie on a PyMC model: its chains in threads of this process."""
     import nutpie
 
-    compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
+    with warnings.catch_warnings():
+        # our Ops run from Python by design (numba calls them in object mode): not news to
+        # the user
+        warnings.filterwarnings("ignore", message="Numba will use object mode to run _",
+                                category=UserWarning)
+        compiled = nutpie.compile_pymc_model(pmodel, backend="numba")
     return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                          progress_bar=progressbar, cores=min(chains, 2))
 
