@@ -485,4 +485,8 @@ def _make_ops():
             for out, g in zip(outputs, grads, strict=True):
                 out[0] = g
 
+    from neb_bayes.inference.python_ops import register_by_reference
+
+    register_by_reference(_LabFactor)
+    register_by_reference(_LabFactorVJP)
     return _LabFactor, _LabFactorVJP

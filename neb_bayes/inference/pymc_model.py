@@ -1201,6 +1201,9 @@ def _make_elimination_op():
         def connection_pattern(self, node):
             return [[True] * len(node.outputs) for _ in node.inputs]
 
+    from neb_bayes.inference.python_ops import register_by_reference
+
+    register_by_reference(_Elimination)
     return _Elimination
 
 
