@@ -185,12 +185,11 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
 
 
 #: measured cost of an analyte-level fit (2-core Intel Xeon, 2026-12-03, the compiled
-#: laboratory kernel): one log-density + gradient takes about EVAL_FIXED_S +
-#: EVAL_PER_PERSON_S x people (21 ms at 100 people, 38-39 ms at 300, 93-97 ms at 1,000), and
-#: nutpie takes about EVALS_PER_DRAW evaluations per draw over warm-up and sampling (15
-#: leapfrog steps per draw after warm-up, more early on; a 300-person fit with 300 + 300
-#: draws took 405 s, this estimate 444 s)
-EVAL_FIXED_S, EVAL_PER_PERSON_S, EVALS_PER_DRAW = 0.013, 0.08e-3, 20
+#: laboratory kernel, Ops reached by key from the compiled graph): one log-density +
+#: gradient takes about EVAL_FIXED_S + EVAL_PER_PERSON_S x people (28.7 ms at 300 people,
+#: 69.6 ms at 1,000), and nutpie takes about EVALS_PER_DRAW evaluations per draw over
+#: warm-up and sampling (15 leapfrog steps per draw after warm-up, more early on)
+EVAL_FIXED_S, EVAL_PER_PERSON_S, EVALS_PER_DRAW = 0.011, 0.06e-3, 20
 
 
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
