@@ -157,6 +157,9 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     active = np.empty(n_c, dtype=np.int64)
     lml = np.empty((n_s, max(n_j, 1)))
     inv_c = np.empty((n_s, max(n_j, 1)))
+    lml_bar = np.zeros((n_s, max(n_j, 1)))
+    cross_bar = np.zeros((n_s, max(n_j, 1)))
+    var_w_acc = np.zeros(n_s)
     half_log_ic = np.empty((n_s, max(n_j, 1)))
     cross = np.empty((n_s, max(n_j, 1)))
     # per grid point
@@ -204,6 +207,11 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
         if grad:
             m_bar[:] = 0.0
             ld_m_bar[:] = 0.0
+            # the scalars of the rank-one terms L_c L_c', Lw L_c', Lw Lw' in the gradient
+            # with respect to M^-1, summed over grid points before the outer products
+            lml_bar[:] = 0.0
+            cross_bar[:] = 0.0
+            var_w_acc[:] = 0.0
         for g in range(n_g):
             s = own[g]
             # -q/2 - log|N|/2: the results' quadratic form about the channel means
@@ -310,8 +318,8 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                         res_bar -= mj_bar * v
                         u_bar = vj_bar * v + v_bar * ic
                         ic_bar += v_bar * u
-                        _add_outer(m_bar[s], u_bar * r1[r, j], lw_row, lc)
-                    _add_outer(m_bar[s], ic_bar * ic * ic * r1[r, j] * r1[r, j], lc, lc)
+                        cross_bar[s, j] += u_bar * r1[r, j]
+                    lml_bar[s, j] += ic_bar * ic * ic * r1[r, j] * r1[r, j]
                     mc_bar = -r1[r, j] * res_bar
                     g_med[c] += mc_bar
                     for a in range(k):
@@ -323,7 +331,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 g_med[cw] += mean_w_bar
                 for a in range(k):
                     pm_bar[a] += mean_w_bar * lw_row[a]
-                _add_outer(m_bar[s], var_w_bar, lw_row, lw_row)
+                var_w_acc[s] += var_w_bar
             # zhat = M^-1 eta and eta' M^-1 eta / 2
             for a in range(k):
                 v = gb * pm[a]
@@ -343,6 +351,16 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     lb += L[c, a] * eta_bar[a]
                 g_med[c] -= gb * (w[r, c] * mc - s1[r, c] + t1[r, c] * ac) + w[r, c] * lb
         if grad:
+            for s in range(n_s):
+                if censored:
+                    _add_outer(m_bar[s], var_w_acc[s], lw_row, lw_row)
+                for j in range(n_j):
+                    if lw[r, j] == -np.inf:
+                        continue
+                    lc = L[slot_ch[j]]
+                    _add_outer(m_bar[s], lml_bar[s, j], lc, lc)
+                    if censored:
+                        _add_outer(m_bar[s], cross_bar[s, j], lw_row, lc)
             # M = S^-1 + A_r: the person's gradient with respect to M, added to S^-1's
             for s in range(n_s):
                 _inverse_pullback(m_inv[s], m_bar[s], s_inv_bar[s], tmp)
