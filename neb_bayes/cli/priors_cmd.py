@@ -116,8 +116,8 @@ _ = EXIT_INPUT
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
               help="Fit without the cases the fit's formulation does not cover (more than one "
-                   "censored result on an axis, a censored result with an observed repeat, a "
-                   "daily-rhythm result without a time); they are counted in the provenance. "
+                   "censored result on an axis, a daily-rhythm result without a time); they "
+                   "are counted in the provenance. "
                    "Such people often have the most abnormal results: leaving them out can "
                    "bias the fit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

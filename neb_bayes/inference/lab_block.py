@@ -45,11 +45,12 @@ PAD_LATENTS = 4
 PART_SIZE = 1 << 20
 
 STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
-CENSORED = ("at_ch", "lim", "sign", "d", "var")
+CENSORED = ("at_ch", "lim", "sign", "d", "var", "alpha", "kappa")
 GROSS = ("ry", "r1", "rd", "rjj", "lw", "l0")
 #: every array :func:`lab_loglik` reads, and its number of dimensions
 SCHEMA = {k: 2 for k in ("L", "effect", "amp", "at_own", "to_slot", "at_ch", *STATS, *GROSS[:5])}
-SCHEMA |= {k: 3 for k in ("corr", "A")} | {k: 1 for k in ("lim", "sign", "d", "var", "l0", "cen_lw")}
+SCHEMA |= {k: 3 for k in ("corr", "A")} | {k: 1 for k in (*CENSORED[1:], "l0", "cen_lw")}
+SCHEMA["kr"] = 2
 
 
 def censored_t(sign, lim, mean, var, o: Ops):
@@ -123,9 +124,10 @@ def lab_loglik(o: Ops, lat_mean, lat_sd, log_median, d: dict, K: int):
     censored = None
     if "lim" in d:
         at_ch = d["at_ch"]
-        Lw = dot(at_ch, L)                                                             # (R, K)
-        mean_w = (dot(at_ch, mu_c) + dot(at_ch, amp) * d["d"][:, None]
-                  + (Lw[:, None] * post_mean).sum(-1))
+        # (alpha, kappa, d and var: its conditional given observed repeats in its channel)
+        Lw = d["alpha"][:, None] * dot(at_ch, L)                                       # (R, K)
+        mean_w = (d["alpha"][:, None] * dot(at_ch, mu_c) + dot(at_ch, amp) * d["d"][:, None]
+                  + d["kappa"][:, None] + (Lw[:, None] * post_mean).sum(-1))
         var_w = ((Lw[:, None, :, None] * M_inv_g * Lw[:, None, None, :]).sum(axis=(-2, -1))
                  + d["var"][:, None])
         log_mass = o.normal_lcdf(censored_t(d["sign"], d["lim"], mean_w, var_w, o))  # (R, G)
@@ -168,7 +170,7 @@ def _gross_log_factor(o: Ops, d: dict, mu_c, post_mean, M_inv, censored):
     if censored is not None:
         Lw, mean_w, var_w, log_mass = censored
         cross = td((Lw[:, None, :, None] * M_inv).sum(axis=2), L, axes=[[2], [1]])    # Lw M^-1 L'
-        u = r1 * on_slots(cross)                                                       # Lw u_j
+        u = r1 * on_slots(cross) + d["kr"][:, None, :]                # cov(w, y_j) C^-1 e_j
         v = u * inv_c
         t_j = censored_t(d["sign"], d["lim"], mean_w[:, :, None] - v * res,
                          var_w[:, :, None] + u * v, o)
@@ -236,6 +238,7 @@ class LabBlock:
                     data |= {k: gs[k][idx] for k in GROSS}
                     if censored:
                         data["cen_lw"] = gs["cen_lw"][idx]
+                        data["kr"] = gs["kr"][idx]
                 self.parts.append((idx, data))
 
     def structure(self, data: dict) -> tuple[bool, bool, int]:
@@ -301,10 +304,11 @@ def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
     def f(x):
         return np.ascontiguousarray(x, dtype=float)
 
-    cen = (d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored else (_NONE_I,) + (_NONE_1,) * 4
+    cen = ((d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored
+           else (_NONE_I,) + (_NONE_1,) * 6)
     gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
-            f(d["cen_lw"]) if censored else _NONE_1) if gross
-           else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2)
+            *((f(d["cen_lw"]), f(d["kr"])) if censored else (_NONE_1, _NONE_2))) if gross
+           else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2 + (_NONE_2,))
     n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
     return (f(params[0][:, :n_lat]), f(params[1][:, :n_lat]), f(params[2]), d["L_k"],
             f(d["effect"]), f(d["amp"]), d["own"], d["corr_k"], d["A_k"],
@@ -367,7 +371,7 @@ def _inputs(structure: tuple[bool, bool, int]) -> list[str]:
     if censored:
         names += list(CENSORED)
     if gross:
-        names += ["to_slot", *GROSS] + (["cen_lw"] if censored else [])
+        names += ["to_slot", *GROSS] + (["cen_lw", "kr"] if censored else [])
     return names
 
 

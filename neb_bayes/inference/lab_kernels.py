@@ -103,8 +103,8 @@ def _inverse_pullback(inv, bar, out, tmp):  # pragma: no cover
 @njit(cache=True, nogil=True)
 def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                w, s1, s2, t1, t2, t3, ld,
-               ch, lim, sign, dd, var,
-               slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw,
+               ch, lim, sign, dd, var, alpha, kappa,
+               slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw, kr,
                censored, gross, ct, out, g_mean, g_sd, g_med):  # pragma: no cover
     """One part's factor ``out (R, G)`` and, when ``ct`` has rows, the gradient of
     ``sum(ct * factor)`` with respect to ``lat_mean``, ``lat_sd`` ``(S, K)`` and
@@ -112,7 +112,9 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
 
     The arrays are :func:`~neb_bayes.inference.lab_block.lab_loglik`'s with its one-hot
     gathers as indices: ``own (G,)`` each grid point's own state, ``ch (R,)`` the censored
-    result's channel, ``slot_ch (J,)`` each gross-error slot's channel.  ``censored`` and
+    result's channel, ``slot_ch (J,)`` each gross-error slot's channel; a censored result's
+    ``alpha``, ``kappa``, ``dd`` and ``var`` and each slot's ``kr`` carry its conditional
+    given observed repeats in its channel (1, 0, its own and 0 without).  ``censored`` and
     ``gross`` say whether the part has a censored result per person and gross-error slots
     (the arrays of what it has not may be empty).  A slot with ``lw = -inf`` is empty.
     """
@@ -155,6 +157,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     ld_m_bar = np.zeros(n_s)
     var_w = np.empty(n_s)
     active = np.empty(n_c, dtype=np.int64)
+    lw_row = np.empty(k)        # the censored result's loadings (times alpha)
     lml = np.empty((n_s, max(n_j, 1)))
     inv_c = np.empty((n_s, max(n_j, 1)))
     lml_bar = np.zeros((n_s, max(n_j, 1)))
@@ -189,7 +192,9 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 active[n_act] = c
                 n_act += 1
         cw = ch[r] if censored else 0
-        lw_row = L[cw]
+        al = alpha[r] if censored else 1.0
+        for a in range(k):
+            lw_row[a] = al * L[cw, a]
         if censored:
             for s in range(n_s):
                 var_w[s] = _quad(lw_row, m_inv[s], lw_row) + var[r]
@@ -240,7 +245,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             t_w = 0.0
             lm = 0.0
             if censored:
-                mean_w = mu[cw, g] + amp[cw, g] * dd[r]
+                mean_w = al * mu[cw, g] + amp[cw, g] * dd[r] + kappa[r]
                 for a in range(k):
                     mean_w += lw_row[a] * pm[a]
                 t_w = -sign[r] * (lim[r] - mean_w) / math.sqrt(var_w[s])
@@ -265,7 +270,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     ic = inv_c[s, j]
                     rat = lw[r, j] + 0.5 * LOG_2PI + 0.5 * res * res * ic + half_log_ic[s, j]
                     if censored:
-                        u = r1[r, j] * cross[s, j]
+                        u = r1[r, j] * cross[s, j] + kr[r, j]
                         v = u * ic
                         vj = var_w[s] + u * v
                         tj = -sign[r] * (lim[r] - (mean_w - v * res)) / math.sqrt(vj)
@@ -328,7 +333,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 tw_bar = lm_bar * _mills(t_w, lm)
                 mean_w_bar += tw_bar * sign[r] / math.sqrt(var_w[s])
                 var_w_bar -= 0.5 * tw_bar * t_w / var_w[s]
-                g_med[cw] += mean_w_bar
+                g_med[cw] += al * mean_w_bar
                 for a in range(k):
                     pm_bar[a] += mean_w_bar * lw_row[a]
                 var_w_acc[s] += var_w_bar

@@ -20,8 +20,9 @@ are multiplied together in numpy before the graph sees them.  So NUTS only sees 
 parameters (shared/research/inference-notes.md).
 
 Supported evidence: everything the exact engine reads, except (a) a result with a daily
-rhythm and no collection time and (b) more than one censored result per axis, or a censored
-result whose channel also has an observed result; such cases raise
+rhythm and no collection time and (b) more than one censored result per axis (a censored
+result whose channel also has observed results is covered: its noise given theirs,
+:func:`_censored_with_repeats`); such cases raise
 :class:`UnsupportedEvidence` naming them all (:func:`without_unsupported` leaves them out:
 ``neb-bayes priors fit --drop-unsupported``).
 """
@@ -178,11 +179,11 @@ def _gross_slots(most: np.ndarray, slot_row: np.ndarray, slot_pos: np.ndarray,
         per_ch[0] = 1   # one empty slot: nobody has an observed result on the axis
     first = np.cumsum(per_ch) - per_ch
     J = int(per_ch.sum())
-    out = {k: np.zeros((n_rows, J)) for k in ("ry", "r1", "rd")}
+    out = {k: np.zeros((n_rows, J)) for k in ("ry", "r1", "rd", "kr")}
     out |= {"slot_ch": np.repeat(np.arange(per_ch.size), per_ch), "rjj": np.ones((n_rows, J)),
             "lw": np.full((n_rows, J), -np.inf)}
     j = first[slot_pos] + rank
-    for i, k in enumerate(("ry", "r1", "rd", "rjj")):
+    for i, k in enumerate(("ry", "r1", "rd", "rjj", "kr")):
         out[k][slot_row, j] = per[:, i]
     out["lw"][slot_row, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
@@ -192,6 +193,36 @@ def _gross_slots(most: np.ndarray, slot_row: np.ndarray, slot_pos: np.ndarray,
 
 def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]:
     return [modifier_log_odds(model, ai, cov) for ai in range(len(model.axes))]
+
+
+def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.ndarray,
+                           cens: np.ndarray, observed: dict[str, np.ndarray],
+                           obs_pos: np.ndarray, cen: dict[str, np.ndarray],
+                           kr: np.ndarray) -> None:
+    """The censored result ``w`` (rows ``cens`` of ``res``; ``pos`` every result's channel
+    position) of a person who also has observed results ``O`` in its channel: its noise
+    shares the person term, the same-day term and the context variation with theirs
+    (covariance ``k``; ``R`` theirs, as in
+    :func:`~neb_bayes.inference.vectorised.channel_stats`).  Given the latents and ``O``,
+    ``y_w = alpha mu + amp d_eff + kappa + alpha L z + e`` with ``g = R^-1 k``, ``alpha = 1 -
+    1'g``, ``kappa = y_O'g``, ``d_eff = d_w - d_O'g`` and ``var(e) = var_w - k'g``: written
+    into ``cen`` (``d`` and ``var`` replaced), and ``g`` per observed result into ``kr``
+    (``k'N^-1``, its part in leaving that result out, for the gross-error mixture)."""
+    for i in cens:
+        p, c = res["person"][i], pos[i]
+        js = np.flatnonzero((observed["person"] == p) & (obs_pos == c))
+        tau2, cvi2, cva2 = noise_var[:, c]
+        day = observed["day"][js]
+        se = np.sqrt(observed["extra"][js])
+        R = (tau2 + cvi2 * (day[:, None] == day[None, :]) + cva2 * np.eye(js.size)
+             + np.outer(se, se))
+        k = tau2 + cvi2 * (day == res["day"][i]) + se * np.sqrt(res["extra"][i])
+        g = np.linalg.solve(R, k)
+        cen["alpha"][p] = 1.0 - g.sum()
+        cen["kappa"][p] = observed["y"][js] @ g
+        cen["d"][p] = res["diurnal"][i] - observed["diurnal"][js] @ g
+        cen["var"][p] -= k @ g
+        kr[js] = g
 
 
 def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int,
@@ -218,17 +249,14 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     observed = {k: v[obs] for k, v in res.items()}
     stats, per, rank, most = _channel_stats(model, chans, observed, pos[obs], n)
     cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-           "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n)}
+           "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
+           "alpha": np.ones(n), "kappa": np.zeros(n)}
     ci = np.flatnonzero(~obs)
     n_cen = np.bincount(person[ci], minlength=n)
     for p in np.flatnonzero(n_cen > 1):
         problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
     ci = ci[n_cen[person[ci]] == 1]
     p = person[ci]
-    repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
-    for q, c in zip(p[repeat], res["channel"][ci][repeat], strict=True):
-        problems.append((int(q), f"censored {model.channels[int(c)].name} with an observed "
-                                 "repeat"))
     ch_obj = [model.channels[int(c)] for c in res["channel"][ci]]
     cen["has"][p] = 1.0
     cen["ch"][p] = pos[ci]
@@ -238,6 +266,14 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     cen["var"][p] = (np.array([c.tau**2 + c.cvi**2 + c.cva**2 for c in ch_obj])
                      + res["extra"][ci])
     cen["lq"][p] = lq[ci]
+    # a censored result whose channel also has observed results shares their person, day
+    # and context noise terms: its conditional given them, per person
+    kr = np.zeros(int(obs.sum()))
+    repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
+    if repeat.any():
+        noise_var = np.array([[c.tau, c.cvi, c.cva] for c in (model.channels[int(i)]
+                                                              for i in chans)]).T ** 2
+        _censored_with_repeats(noise_var, res, pos, ci[repeat], observed, pos[obs], cen, kr)
     rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
     stats = {k: v[rows] for k, v in stats.items()}
     cen = {k: v[rows] for k, v in cen.items()}
@@ -245,8 +281,8 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     gross = None
     if model.gross_error_rate > 0:
         gross = _gross_slots(most, np.searchsorted(rows, observed["person"]), pos[obs], rank,
-                             per, lq[obs], rows.size, n_results[rows], cen,
-                             model.gross_error_rate)
+                             np.column_stack([per, kr]), lq[obs], rows.size, n_results[rows],
+                             cen, model.gross_error_rate)
     return AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A, cen,
                     gross)
 

@@ -49,6 +49,9 @@ def test_the_cohort_exercises_every_structure(blocks):
     assert {b.n_latents for _, b, _ in blocks} >= {1, 2, 3, 4}
     # distinct grid points: the gonadal block's grid collapses
     assert any(b.n_unique < b.inverse.size // 4 for _, b, _ in blocks)
+    # a censored result with observed repeats in its channel (its conditional given them)
+    assert any((d["alpha"] != 1).any() and (d["kr"] != 0).any()
+               for _, b, _ in blocks for _, d in b.parts if "alpha" in d)
 
 
 @pytest.mark.parametrize("evaluate", ["kernel_value", "_evaluate_value"])

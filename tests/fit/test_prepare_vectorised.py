@@ -41,7 +41,17 @@ def _channel_stats(model, block, rows, ch):
     _, logdet = np.linalg.slogdet(R)
     stats = {"w": one @ Ri @ one, "s1": one @ Ri @ y, "s2": y @ Ri @ y, "t1": one @ Ri @ d,
              "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
-    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri)], axis=1)
+    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri), np.zeros(rows.size)], axis=1)
+
+
+def _noise_cov(model, block, rows, ch):
+    """The noise covariance of ``block``'s results ``rows`` of channel ``ch``."""
+    c = model.channels[ch]
+    day = block.day[rows]
+    extra = block.extra_var[rows] if block.extra_var is not None else np.zeros(rows.size)
+    se = np.sqrt(extra)
+    return (c.tau**2 + c.cvi**2 * (day[:, None] == day[None, :])
+            + np.diag(np.full(rows.size, c.cva**2)) + np.outer(se, se))
 
 
 def _gross_slots(slots, n_channels, n_results, cen, eps):
@@ -54,7 +64,7 @@ def _gross_slots(slots, n_channels, n_results, cen, eps):
         per_ch[0] = 1
     first = np.cumsum(per_ch) - per_ch
     R, J = len(slots), int(per_ch.sum())
-    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd")}
+    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd", "kr")}
     out |= {"slot_ch": np.repeat(np.arange(n_channels), per_ch), "rjj": np.ones((R, J)),
             "lw": np.full((R, J), -np.inf)}
     for r, person in enumerate(slots):
@@ -62,7 +72,8 @@ def _gross_slots(slots, n_channels, n_results, cen, eps):
         for ch, per, lq in person:
             j = first[ch] + seen[ch]
             seen[ch] += 1
-            out["ry"][r, j], out["r1"][r, j], out["rd"][r, j], out["rjj"][r, j] = per
+            for k, v in zip(("ry", "r1", "rd", "rjj", "kr"), per, strict=True):
+                out[k][r, j] = v
             out["lw"][r, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
     out["cen_lw"] = np.where(cen["has"] > 0, np.log(eps) + cen["lq"], -np.inf)
@@ -83,7 +94,8 @@ def _reference_axes(model, evidences):
         pos = {int(c): j for j, c in enumerate(chans)}
         stats = {k: np.zeros((n, chans.size)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
         cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n)}
+               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
+               "alpha": np.ones(n), "kappa": np.zeros(n)}
         slots = [[] for _ in range(n)]
         n_results = np.zeros(n)
         for p, ev in enumerate(evidences):
@@ -102,16 +114,13 @@ def _reference_axes(model, evidences):
                     stats[k][p, pos[int(ch)]] = v
                 lq = model.gross_log_density(block.channel[rows], block.y[rows],
                                              block.censor[rows])
-                slots[p] += [(pos[int(ch)], per[j], lq[j]) for j in range(rows.size)]
+                slots[p] += [(pos[int(ch)], per[j].copy(), lq[j]) for j in range(rows.size)]
             cens = np.flatnonzero(~obs)
             if cens.size > 1:
                 problems.append(f"{ev.case_id}: {cens.size} censored results on axis {ax.name}")
             elif cens.size == 1:
                 i = cens[0]
                 ch = int(block.channel[i])
-                if np.any(obs & (block.channel == ch)):
-                    problems.append(f"{ev.case_id}: censored {model.channels[ch].name} with an "
-                                    "observed repeat")
                 c = model.channels[ch]
                 extra = block.extra_var[i] if block.extra_var is not None else 0.0
                 cen["has"][p] = 1.0
@@ -122,6 +131,19 @@ def _reference_axes(model, evidences):
                 cen["var"][p] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
                 cen["lq"][p] = model.gross_log_density(block.channel[cens], block.y[cens],
                                                        block.censor[cens])[0]
+                rep = np.flatnonzero(obs & (block.channel == ch))
+                if rep.size:
+                    # observed repeats: the censored result's noise given theirs, from the
+                    # channel's joint noise covariance (the censored result last)
+                    joint = _noise_cov(model, block, np.r_[rep, i], ch)
+                    g = np.linalg.solve(joint[:-1, :-1], joint[:-1, -1])
+                    cen["alpha"][p] = 1.0 - g.sum()
+                    cen["kappa"][p] = block.y[rep] @ g
+                    cen["d"][p] = block.diurnal[i] - block.diurnal[rep] @ g
+                    cen["var"][p] = joint[-1, -1] - joint[:-1, -1] @ g
+                    mine = [entry for entry in slots[p] if entry[0] == pos[ch]]
+                    for entry, gj in zip(mine, g, strict=True):
+                        entry[1][4] = gj
         rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
         stats = {k: v[rows] for k, v in stats.items()}
         cen = {k: v[rows] for k, v in cen.items()}
@@ -144,6 +166,10 @@ def _hand_cases():
         _case("three-days", "M", M(0, "ft4", "serum", 12.0), M(1, "ft4", "serum", 13.0, day=2),
               M(2, "ft4", "serum", 11.0, day=9), M(3, "tsh", "serum", 0.01, censor="left")),
         _case("censored-only", "F", M(0, "tsh", "serum", 0.01, censor="left"), age=70.0),
+        _case("censored-with-repeats", "M", M(0, "tsh", "serum", 0.01, censor="left"),
+              M(1, "tsh", "serum", 0.05), M(2, "tsh", "serum", 0.2, day=5),
+              M(3, "cortisol", "serum", 20.0, censor="left", hour=8.0),
+              M(4, "cortisol", "serum", 90.0, day=1, hour=16.0)),
         _case("nothing-on-thyroid", None, M(0, "ft4", "serum", 40.0), age=30.0),
         _case("no-results", "M"),
     ]
@@ -207,12 +233,12 @@ def test_unsupported_evidence_names_the_same_people():
               M(1, "ft4", "serum", 5.0, censor="left")),
         _case("fine", "F", M(0, "tsh", "serum", 2.0)),
         _case("censored-with-repeat", "F", M(0, "tsh", "serum", 0.01, censor="left"),
-              M(1, "tsh", "serum", 0.3, day=2)),
+              M(1, "tsh", "serum", 0.3, day=2)),      # covered: its noise given the repeat's
     ]
     view = view_for_sex(MODEL, "F")
     evs = [build_evidence(view, c) for c in cases]
     _, problems = _reference_axes(view, evs)
-    assert len(problems) == 2
+    assert len(problems) == 1
     with pytest.raises(UnsupportedEvidence) as err:
         prepare_group(view, evs)
     assert str(err.value) == "; ".join(problems)

@@ -77,6 +77,31 @@ def test_gross_error_edge_blocks(free):
         case("censored-with-repeats", "M", Measurement(0, "tsh", "serum", 0.01, censor="left"),
              Measurement(1, "ft4", "serum", 30.0), Measurement(2, "ft4", "serum", 33.0, day=3)),
         case("one-result", "F", Measurement(0, "ft4", "serum", 40.0)),
+        # a censored result whose analyte also has observed results: its noise shares the
+        # person term with theirs, and the day term with the same day's
+        case("censored-with-observed-repeat", "F",
+             Measurement(0, "tsh", "serum", 0.01, censor="left"),
+             Measurement(1, "tsh", "serum", 0.3, day=2), Measurement(2, "ft4", "serum", 20.0)),
+        case("censored-beside-same-day-repeat", "M",
+             Measurement(0, "tsh", "serum", 0.01, censor="left"),
+             Measurement(1, "tsh", "serum", 0.05), Measurement(2, "tsh", "serum", 0.2, day=5),
+             Measurement(3, "ft4", "serum", 30.0)),
+        case("censored-above-with-repeats", "F",
+             Measurement(0, "ft4", "serum", 100.0, censor="right"),
+             Measurement(1, "ft4", "serum", 60.0, day=1), Measurement(2, "ft4", "serum", 70.0,
+                                                                      day=2)),
+        # a person term (tau > 0) and a daily rhythm: the conditional's offset and slope
+        case("censored-cortisol-with-repeats", "M",
+             Measurement(0, "cortisol", "serum", 20.0, censor="left", hour=8.0),
+             Measurement(1, "cortisol", "serum", 90.0, day=1, hour=16.0),
+             Measurement(2, "cortisol", "serum", 60.0, day=1, hour=20.0),
+             Measurement(3, "acth", "plasma", 40.0, hour=8.0)),
+        # the context's variation, shared by the channel's results (first-trimester TSH)
+        Case(id="pregnant-censored-tsh-with-repeat",
+             patient=Patient(sex="F", age=30, pregnant=True, gestational_week=10.0),
+             measurements=(Measurement(0, "tsh", "serum", 0.01, censor="left"),
+                           Measurement(1, "tsh", "serum", 0.08, day=3),
+                           Measurement(2, "ft4", "serum", 16.0))),
     ]
     assert MODEL.gross_error_rate > 0
     draws = literature_draws(MODEL, 10)
