@@ -128,6 +128,12 @@ def _axis_results(evidences: list[Evidence]) -> dict[int, dict[str, np.ndarray]]
     return out
 
 
+def _noise_var(model: CompiledModel, chans: np.ndarray) -> np.ndarray:
+    """``(3, C)``: tau^2, CVI^2, CVA^2 of the channels ``chans``."""
+    return np.array([[c.tau, c.cvi, c.cva] for c in (model.channels[int(i)] for i in chans)]
+                    ).reshape(chans.size, 3).T ** 2
+
+
 def _channel_stats(model: CompiledModel, chans: np.ndarray, res: dict[str, np.ndarray],
                    pos: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray,
                                                      np.ndarray, np.ndarray]:
@@ -144,8 +150,7 @@ def _channel_stats(model: CompiledModel, chans: np.ndarray, res: dict[str, np.nd
     from neb_bayes.inference.vectorised import channel_stats
 
     C = chans.size
-    noise_var = np.array([[c.tau, c.cvi, c.cva] for c in (model.channels[int(i)] for i in chans)]
-                         ).reshape(C, 3).T ** 2
+    noise_var = _noise_var(model, chans)
     stats, each = channel_stats(noise_var, n, res["person"], pos, res["y"], res["diurnal"],
                                 res["day"], res["extra"])
     per = np.stack([each["ry"], each["a"], each["rd"], each["nd"]], axis=1)
@@ -271,9 +276,7 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     kr = np.zeros(int(obs.sum()))
     repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
     if repeat.any():
-        noise_var = np.array([[c.tau, c.cvi, c.cva] for c in (model.channels[int(i)]
-                                                              for i in chans)]).T ** 2
-        _censored_with_repeats(noise_var, res, pos, ci[repeat], observed, pos[obs], cen, kr)
+        _censored_with_repeats(_noise_var(model, chans), res, pos, ci[repeat], observed, pos[obs], cen, kr)
     rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
     stats = {k: v[rows] for k, v in stats.items()}
     cen = {k: v[rows] for k, v in cen.items()}
