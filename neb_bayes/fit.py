@@ -184,20 +184,30 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
     )
 
 
-#: measured cost of an analyte-level fit (2-core Intel Xeon, 2026-12-03, the compiled
-#: laboratory kernel, Ops reached by key from the compiled graph): one log-density +
-#: gradient takes about EVAL_FIXED_S + EVAL_PER_PERSON_S x people (28.7 ms at 300 people,
-#: 69.6 ms at 1,000), and nutpie takes about EVALS_PER_DRAW evaluations per draw over
-#: warm-up and sampling (15 leapfrog steps per draw after warm-up, more early on)
-EVAL_FIXED_S, EVAL_PER_PERSON_S, EVALS_PER_DRAW = 0.011, 0.06e-3, 20
+#: measured cost of one log-density + gradient when a group whose factors are evaluated per
+#: person at every step is free (2-core Intel Xeon, 2026-12-03): about ``fixed + per_person x
+#: people`` seconds.  Analyte levels (the compiled laboratory kernel, Ops reached by key from
+#: the compiled graph): 28.7 ms at 300 people, 69.6 ms at 1,000.  Symptoms (each person's
+#: present-symptom table over the axes that cause them and the propensity level, summed out
+#: in the elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000 people.  A
+#: prevalence fit is far cheaper (17 ms at 10,000 people) and is not listed.
+EVAL_COST_S = {"analyte-levels": (0.011, 0.06e-3), "symptoms": (0.005, 0.27e-3)}
+#: nutpie takes about this many evaluations per draw over warm-up and sampling (15 leapfrog
+#: steps per draw after warm-up in an analyte-level fit, more early on)
+EVALS_PER_DRAW = 20
 
 
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
-                         cores: int = 2) -> float:
-    """Expected wall time of an analyte-level fit from the measured costs above (chains in
-    parallel, one per core), compilation not included."""
+                         groups=("analyte-levels",), cores: int = 2) -> float:
+    """Expected wall time of a fit with ``groups`` free from the measured costs above
+    (:data:`EVAL_COST_S`, summed over the free groups listed there; chains in parallel, one
+    per core), compilation not included; 0 when none of them is free."""
+    costs = [EVAL_COST_S[g] for g in groups if g in EVAL_COST_S]
+    if not costs:
+        return 0.0
+    per_eval = sum(fixed + per_person * n_people for fixed, per_person in costs)
     waves = -(-chains // max(1, cores))
-    return (tune + draws) * EVALS_PER_DRAW * (EVAL_FIXED_S + EVAL_PER_PERSON_S * n_people) * waves
+    return (tune + draws) * EVALS_PER_DRAW * per_eval * waves
 
 
 def runs_in_python(pmodel) -> bool:

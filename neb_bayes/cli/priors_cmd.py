@@ -10,7 +10,7 @@ import click
 
 from neb_bayes.cli import EXIT_INPUT, EXIT_PRIORS
 
-#: analyte-level fits expected to take longer than this (seconds) are announced with the
+#: fits expected to take longer than this (seconds) are announced with the
 #: expected time (:func:`neb_bayes.fit.expected_fit_seconds`)
 ANNOUNCE_FIT_S = 600
 
@@ -158,15 +158,14 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     labs = labels_for(ps.model, cases, labels) if labels else None
     click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
                f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
-    if "analyte-levels" in group_list:
-        from neb_bayes.fit import expected_fit_seconds
+    from neb_bayes.fit import expected_fit_seconds
 
-        expected = expected_fit_seconds(len(cases), tune, draws, chains)
-        if expected >= ANNOUNCE_FIT_S:
-            click.echo(f"note: expected time about {expected / 3600:.1f} h for {len(cases)} "
-                       "people with analyte-levels free (measured per log-density + gradient "
-                       "and per draw on 2 cores; docs/performance-history.md). A prevalence "
-                       "fit of 10,000 people takes minutes: --fit prevalence", err=True)
+    expected = expected_fit_seconds(len(cases), tune, draws, chains, group_list)
+    if expected >= ANNOUNCE_FIT_S:
+        click.echo(f"note: expected time about {expected / 3600:.1f} h for {len(cases)} "
+                   f"people with {', '.join(group_list)} free (measured per log-density + "
+                   "gradient and per draw on 2 cores; docs/performance-history.md). A "
+                   "prevalence fit of 10,000 people takes minutes: --fit prevalence", err=True)
     try:
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,

@@ -128,10 +128,11 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("prevalence", False)])
-def test_large_analyte_level_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
-    """An analyte-level fit expected to take long is told so, with the expected time, before
-    it starts (the fit itself is stubbed here)."""
+@pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("symptoms", True),
+                                         ("prevalence", False)])
+def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
+    """An analyte-level or symptom fit expected to take long is told so, with the expected
+    time, before it starts (the fit itself is stubbed here)."""
     import neb_bayes.cli.priors_cmd as cmd
     import neb_bayes.fit
 

@@ -56,7 +56,8 @@ def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, see
               seed=seed, progressbar=False)
     truth = flat_parameters(truth_draws, MODEL)
     post = flat_parameters(res.draws, MODEL)
-    prefix = {"prevalence": "prior_base[", "analyte-levels": ("lat_mean[", "lat_sd[", "log_median[")}
+    prefix = {"prevalence": "prior_base[", "analyte-levels": ("lat_mean[", "lat_sd[", "log_median["),
+              "symptoms": ("cause_logit[", "leak_logit[")}
     names = [k for k in post if any(k.startswith(p) for g in groups
                                     for p in np.atleast_1d(prefix[g]))
              and np.std(post[k]) > 0]
@@ -70,6 +71,14 @@ def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, see
 def test_recovery_small_prevalence_fit():
     """Small version for CI: 300 people, prevalence group, short chains."""
     cov, n, res = _coverage(300, ("prevalence",), draws=200, tune=200, seed=5)
+    assert n >= 20
+    assert res.diagnostics["divergences"] == 0
+    assert 0.7 <= cov <= 1.0, cov
+
+
+def test_recovery_small_symptom_fit():
+    """Small version for CI: 150 people, symptom group (cause and leak rates), short chains."""
+    cov, n, res = _coverage(150, ("symptoms",), draws=150, tune=150, seed=7)
     assert n >= 20
     assert res.diagnostics["divergences"] == 0
     assert 0.7 <= cov <= 1.0, cov
