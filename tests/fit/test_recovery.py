@@ -77,11 +77,29 @@ def test_recovery_small_prevalence_fit():
 
 
 def test_recovery_small_symptom_fit():
-    """Small version for CI: 150 people, symptom group (cause and leak rates), short chains."""
-    cov, n, res = _coverage(150, ("symptoms",), draws=150, tune=150, seed=7)
-    assert n >= 20
+    """Small version for CI: 80 people, symptom group (cause and leak rates), short chains
+    (~70 s on 2 cores).  Most of the 235 rates are barely informed by 80 people (the fit's
+    prior on each logit has sd 1, wider than the literature's spread the truth is drawn
+    from, so their intervals cover it easily); the check that can fail is on those the data
+    narrowed (posterior sd below 0.7: 20 rates, mostly the common symptoms' background
+    rates, 18 of them covered on 2026-12-03)."""
+    from neb_bayes.fit import PRIOR_SD
+
+    cov, n, res = _coverage(80, ("symptoms",), draws=100, tune=100, seed=7)
+    assert n >= 100
     assert res.diagnostics["divergences"] == 0
-    assert 0.7 <= cov <= 1.0, cov
+    assert 0.8 <= cov <= 1.0, cov
+    truth = flat_parameters(_truth(("symptoms",), 7), MODEL)
+    post = flat_parameters(res.draws, MODEL)
+    informed = [k for k in post
+                if (k.startswith("cause_logit[")
+                    and 0 < np.std(post[k]) < 0.7 * PRIOR_SD["cause_logit"])
+                or (k.startswith("leak_logit[")
+                    and 0 < np.std(post[k]) < 0.7 * PRIOR_SD["leak_logit"])]
+    assert len(informed) >= 5, len(informed)
+    inside = [np.quantile(post[k], 0.05) <= truth[k][0] <= np.quantile(post[k], 0.95)
+              for k in informed]
+    assert np.mean(inside) >= 0.7, (np.mean(inside), len(informed))
 
 
 @pytest.mark.slow
