@@ -116,7 +116,11 @@ def test_recovery_2000_people_prevalence_nominal_coverage():
 
 @pytest.mark.slow
 def test_recovery_2000_people_nominal_coverage():
-    """2,000 people, analyte levels and prevalence: 90 % intervals cover at about 90 %."""
+    """2,000 people, analyte levels and prevalence: 90 % intervals cover at about 90 %.
+
+    Run to the end once (2026-12-03, 2 h 37 min on 2 cores): it failed its convergence
+    check (max R-hat 1.94, min bulk ESS 3: the two chains disagree), so coverage is not yet
+    known; see the issue on the model in PyMC."""
     # nutpie (one chain per process): on a 100-person analyte-level fit PyMC's NUTS was seen
     # building trees of depth 7-8 (128-256 leapfrog steps) during warm-up; nutpie needed 15
     cov, n, res = _coverage(2000, ("analyte-levels", "prevalence"), draws=1000, tune=1000, seed=9,
