@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,8 @@ EVALS_PER_DRAW = 20
 
 
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
-                         groups=("analyte-levels",), cores: int = 2) -> float:
+                         groups: Sequence[str] = ("analyte-levels",),
+                         cores: int = 2) -> float:
     """Expected wall time of a fit with ``groups`` free from the measured costs above
     (:data:`EVAL_COST_S`, summed over the free groups listed there; chains in parallel, one
     per core), compilation not included; 0 when none of them is free."""

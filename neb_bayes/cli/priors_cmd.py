@@ -134,7 +134,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     from neb_bayes.batch.inputs import iter_case_data
     from neb_bayes.case import read_case
     from neb_bayes.case.model import CaseError
-    from neb_bayes.fit import fit, labels_for
+    from neb_bayes.fit import expected_fit_seconds, fit, labels_for
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
     from neb_bayes.priorset import load_prior_set
@@ -158,8 +158,6 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     labs = labels_for(ps.model, cases, labels) if labels else None
     click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
                f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
-    from neb_bayes.fit import expected_fit_seconds
-
     expected = expected_fit_seconds(len(cases), tune, draws, chains, group_list)
     if expected >= ANNOUNCE_FIT_S:
         click.echo(f"note: expected time about {expected / 3600:.1f} h for {len(cases)} "

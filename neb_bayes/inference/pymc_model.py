@@ -134,23 +134,22 @@ def _noise_var(model: CompiledModel, chans: np.ndarray) -> np.ndarray:
                     ).reshape(chans.size, 3).T ** 2
 
 
-def _channel_stats(model: CompiledModel, chans: np.ndarray, res: dict[str, np.ndarray],
-                   pos: np.ndarray, n: int) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                     np.ndarray, np.ndarray]:
+def _channel_stats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.ndarray,
+                   n: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """GLS sufficient statistics of every person's observed results, per channel, for all
     people at once (:func:`~neb_bayes.inference.vectorised.channel_stats`, the batch
     engine's).
 
-    ``res`` holds the observed results (see :func:`_axis_results`), ``pos`` their channel's
-    position in ``chans``.  Returns the statistics ``w, s1, s2, t1, t2, t3, ld`` ``(n, C)``;
+    ``noise_var`` is the axis' channels' :func:`_noise_var`, ``res`` holds the observed
+    results (see :func:`_axis_results`), ``pos`` their channel's position among them.
+    Returns the statistics ``w, s1, s2, t1, t2, t3, ld`` ``(n, C)``;
     per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)`` ``(N, 4)`` (for the leave-one-out
     terms of the gross-error mixture); each result's rank among its person's results of its
     channel; and the largest number of results per channel ``(C,)``.
     """
     from neb_bayes.inference.vectorised import channel_stats
 
-    C = chans.size
-    noise_var = _noise_var(model, chans)
+    C = noise_var.shape[1]
     stats, each = channel_stats(noise_var, n, res["person"], pos, res["y"], res["diurnal"],
                                 res["day"], res["extra"])
     per = np.stack([each["ry"], each["a"], each["rd"], each["nd"]], axis=1)
@@ -252,7 +251,8 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     obs = res["censor"] == 0
     pos = where[res["channel"]]
     observed = {k: v[obs] for k, v in res.items()}
-    stats, per, rank, most = _channel_stats(model, chans, observed, pos[obs], n)
+    noise_var = _noise_var(model, chans)
+    stats, per, rank, most = _channel_stats(noise_var, observed, pos[obs], n)
     cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
            "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
            "alpha": np.ones(n), "kappa": np.zeros(n)}
@@ -262,21 +262,19 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
         problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
     ci = ci[n_cen[person[ci]] == 1]
     p = person[ci]
-    ch_obj = [model.channels[int(c)] for c in res["channel"][ci]]
     cen["has"][p] = 1.0
     cen["ch"][p] = pos[ci]
     cen["lim"][p] = res["y"][ci]
     cen["sign"][p] = res["censor"][ci].astype(float)
     cen["d"][p] = res["diurnal"][ci]
-    cen["var"][p] = (np.array([c.tau**2 + c.cvi**2 + c.cva**2 for c in ch_obj])
-                     + res["extra"][ci])
+    cen["var"][p] = noise_var.sum(axis=0)[pos[ci]] + res["extra"][ci]
     cen["lq"][p] = lq[ci]
     # a censored result whose channel also has observed results shares their person, day
     # and context noise terms: its conditional given them, per person
     kr = np.zeros(int(obs.sum()))
     repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
     if repeat.any():
-        _censored_with_repeats(_noise_var(model, chans), res, pos, ci[repeat], observed, pos[obs], cen, kr)
+        _censored_with_repeats(noise_var, res, pos, ci[repeat], observed, pos[obs], cen, kr)
     rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
     stats = {k: v[rows] for k, v in stats.items()}
     cen = {k: v[rows] for k, v in cen.items()}

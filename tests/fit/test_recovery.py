@@ -47,6 +47,12 @@ def _truth(groups: tuple[str, ...], seed: int):
     return dataclasses.replace(draw, **fixed)
 
 
+def _inside(post: dict, truth: dict, name: str) -> bool:
+    """Whether the true value of ``name`` lies in its equal-tailed 90 % posterior interval."""
+    lo, hi = np.quantile(post[name], [0.05, 0.95])
+    return bool(lo <= truth[name][0] <= hi)
+
+
 def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, seed: int,
               sampler: str = "pymc"):
     truth_draws = _truth(groups, seed)
@@ -61,10 +67,7 @@ def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, see
     names = [k for k in post if any(k.startswith(p) for g in groups
                                     for p in np.atleast_1d(prefix[g]))
              and np.std(post[k]) > 0]
-    inside = []
-    for k in names:
-        lo, hi = np.quantile(post[k], [0.05, 0.95])
-        inside.append(lo <= truth[k][0] <= hi)
+    inside = [_inside(post, truth, k) for k in names]
     return float(np.mean(inside)), len(names), res
 
 
@@ -97,8 +100,7 @@ def test_recovery_small_symptom_fit():
                 or (k.startswith("leak_logit[")
                     and 0 < np.std(post[k]) < 0.7 * PRIOR_SD["leak_logit"])]
     assert len(informed) >= 5, len(informed)
-    inside = [np.quantile(post[k], 0.05) <= truth[k][0] <= np.quantile(post[k], 0.95)
-              for k in informed]
+    inside = [_inside(post, truth, k) for k in informed]
     assert np.mean(inside) >= 0.7, (np.mean(inside), len(informed))
 
 
