@@ -265,13 +265,20 @@ def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtyp
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     workers = max(1, min(len(seeds), os.cpu_count() or 1))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-        futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
-                             tune, s, progressbar and i == 0)
-                   for i, s in enumerate(seeds)]
-        return join_chains([f.result() for f in futures])
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
+                                 tune, s, progressbar and i == 0)
+                       for i, s in enumerate(seeds)]
+            return join_chains([f.result() for f in futures])
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            "a chain's process ended abruptly (out of memory, killed, or failed to start: a "
+            "script that runs a fit must call it under `if __name__ == \"__main__\":`, "
+            "because each chain's process imports the script again)") from exc
 
 
 def nuts_library(idata) -> str:
@@ -315,7 +322,11 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     ``drop_unsupported``: then the fit runs without them and its provenance counts them
     (``cohort_excluded``, and by reason).  They are often the people with the most abnormal
     results (several results below detection limits), so leaving them out can bias the
-    fit."""
+    fit.
+
+    Chains in processes are spawned, and a spawned process imports the calling script
+    again: a script that calls this must do so under ``if __name__ == "__main__":``, or
+    its chains fail at start-up (a ``RuntimeError`` that says so)."""
     import pymc as pm
 
     from neb_bayes.inference.pymc_model import without_unsupported

@@ -72,3 +72,24 @@ def test_chain_seeds_are_distinct_and_reproducible():
     assert chain_seeds(0, 4) == chain_seeds(0, 4)
     assert len(set(chain_seeds(0, 4))) == 4
     assert chain_seeds(0, 4) != chain_seeds(1, 4)
+
+
+def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
+    """Chains in spawned processes import the calling script again; a script that fits at
+    import time cannot start them, and is told why (not a bare BrokenProcessPool)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "fit_at_import.py"
+    script.write_text(
+        "from neb_bayes.fit import fit\n"
+        "from neb_bayes.model.compiled import load_model\n"
+        "from neb_bayes.simulate import simulate\n"
+        "model = load_model()\n"
+        "cases = [s.case for s in simulate(model, 3, seed=1, p_repeat=0.0, p_measure=0.2)]\n"
+        "fit(model, cases, groups=('analyte-levels',), draws=5, tune=5, chains=2,\n"
+        "    progressbar=False, drop_unsupported=True)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode != 0
+    assert "RuntimeError" in run.stderr and '__name__ == "__main__"' in run.stderr, run.stderr[-2000:]
