@@ -93,3 +93,31 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
                          timeout=600)
     assert run.returncode != 0
     assert "RuntimeError" in run.stderr and '__name__ == "__main__"' in run.stderr, run.stderr[-2000:]
+
+
+def test_chains_start_near_the_prior_sets_values(cohort, monkeypatch):
+    """Each chain starts at the prior set's values moved by at most INIT_SPREAD prior sds
+    (PyMC's and nutpie's own start moves every parameter by up to 1 whatever its scale, and
+    put one chain of two in a relabelled mode at 500 and 2,000 people); chains differ; the
+    flat vector nutpie takes lists the variables in nutpie's own order."""
+    import nutpie
+
+    import neb_bayes.fit as fit_mod
+
+    model, cases = cohort
+    pmodel = build_fit_model(model, cases, ("analyte-levels", "prevalence"))
+    compiled = nutpie.compile_pymc_model(pmodel, backend="numba", jitter_rvs=set())
+    start = fit_mod.flat_initial_point(pmodel)
+    centre = compiled.initial_point_func(0)          # nutpie's start without its jitter
+    sd = np.concatenate([np.full(int(np.prod(pmodel.initial_point()[pmodel.rvs_to_values[rv].name]
+                                             .shape)), fit_mod.PRIOR_SD[rv.name.split("__")[0]])
+                         for rv in pmodel.free_RVs])
+    a, b = start(1), start(2)
+    assert a.shape == centre.shape and not np.allclose(a, b)
+    for x in (a, b):
+        moved = np.abs(x - centre) / sd
+        assert moved.max() <= fit_mod.INIT_SPREAD + 1e-12 and moved.mean() > 0.25 * fit_mod.INIT_SPREAD
+    monkeypatch.setattr(fit_mod, "INIT_SPREAD", 0.0)
+    np.testing.assert_array_equal(start(1), centre)
+    values = fit_mod.initial_values(pmodel, 1)          # pm.sample's initvals: own space
+    assert np.all(values["lat_sd__thyroid"] > 0)
