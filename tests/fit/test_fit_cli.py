@@ -69,6 +69,7 @@ def test_unsupported_cases_stop_the_fit_unless_left_out(tmp_path):
 def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     out, output, n = fitted
     assert "R-hat max" in output and "divergences" in output and "BFMI" in output
+    assert "chains' median log densities" in output   # PyMC records each draw's lp
     assert "skipped" in output  # the bad case is listed, the rest is fitted
     # the case the formulation does not cover is left out, said and counted
     assert "left out 1 case(s)" in output and "2 censored results on axis thyroid" in output
@@ -86,6 +87,7 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     # --sampler pymc ran PyMC's own NUTS (PyMC 6 hands NUTS to nutpie unless told not to)
     settings = json.loads(attrs["sampler_settings"])
     assert settings["sampler"] == "pymc" and settings["nuts_library"] == "pymc"
+    assert settings["init_spread"] == 0.25   # where the chains started, for the record
     # prevalence was fitted: its draws vary; analyte levels were not: they are constant
     assert np.std(np.asarray(post["prior_base__thyroid"])[..., 1]) > 0
     assert np.asarray(post["log_median"]).std(axis=(0, 1)).max() < 1e-12
