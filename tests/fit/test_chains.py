@@ -98,7 +98,7 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
 def test_chains_start_near_the_prior_sets_values(cohort, monkeypatch):
     """Each chain starts at the prior set's values moved by at most INIT_SPREAD prior sds
     (PyMC's and nutpie's own start moves every parameter by up to 1 whatever its scale, and
-    put one chain of two in a relabelled mode at 500 and 2,000 people); chains differ; the
+    put one chain of two in a relabelled mode at 500 people); chains differ; the
     flat vector nutpie takes lists the variables in nutpie's own order."""
     import nutpie
 

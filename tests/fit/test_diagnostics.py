@@ -44,9 +44,9 @@ def test_low_bfmi_fails_the_thresholds() -> None:
 
 
 def test_a_chain_in_a_minor_mode_fails_the_thresholds() -> None:
-    """A chain whose log density sits far below another's is named (seen at 500 and 2,000
-    simulated people: one chain 32 units below, in a relabelled mode); chains that mix do
-    not trip it."""
+    """A chain whose log density sits far below another's is named (seen at 500 simulated
+    people: one chain 32 units below, in a relabelled mode); chains that mix do not trip
+    it."""
     rng = np.random.default_rng(3)
     energy = rng.normal(size=(2, 500))
     mixing = -4676 + 11 * rng.normal(size=(2, 500))
