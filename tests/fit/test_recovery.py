@@ -62,8 +62,34 @@ def _inside(post: dict, truth: dict, name: str) -> bool:
     return bool(lo <= truth[name][0] <= hi)
 
 
+@dataclasses.dataclass
+class Recovery:
+    """How a fit of a simulated cohort covers the truth with its 90 % intervals."""
+    coverage: float          # over every free parameter the fit moved
+    n: int
+    informed_coverage: float  # over those the data narrowed (see :func:`_informed`)
+    n_informed: int
+    res: object
+
+
+def _informed(post: dict, names: list[str]) -> list[str]:
+    """The parameters whose posterior sd (of the logarithm, for a spread) is below 0.7 of the
+    fit's prior sd: where the data, not the prior, decide the interval (the fit's priors are
+    wider than the literature's spread the truth is drawn from, so prior-dominated intervals
+    cover it easily and a coverage over all of them can hardly fail)."""
+    from neb_bayes.fit import PRIOR_SD
+
+    out = []
+    for k in names:
+        field = k.split("[")[0]
+        x = np.log(post[k]) if field == "lat_sd" else post[k]
+        if 0 < np.std(x) < 0.7 * PRIOR_SD[field]:
+            out.append(k)
+    return out
+
+
 def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, seed: int,
-              sampler: str = "pymc"):
+              sampler: str = "pymc") -> Recovery:
     truth_draws = _truth(groups, seed)
     true_model = with_params(MODEL, truth_draws, 0)
     cases = _cohort(true_model, n_people, seed)
@@ -71,46 +97,50 @@ def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, see
               seed=seed, progressbar=False)
     truth = flat_parameters(truth_draws, MODEL)
     post = flat_parameters(res.draws, MODEL)
-    prefix = {"prevalence": "prior_base[", "analyte-levels": ("lat_mean[", "lat_sd[", "log_median["),
-              "symptoms": ("cause_logit[", "leak_logit[")}
-    names = [k for k in post if any(k.startswith(p) for g in groups
-                                    for p in np.atleast_1d(prefix[g]))
-             and np.std(post[k]) > 0]
-    inside = [_inside(post, truth, k) for k in names]
-    return float(np.mean(inside)), len(names), res
+    fields = [f for g in groups for f in GROUP_FIELDS[g]]
+    names = [k for k in post if k.split("[")[0] in fields and np.std(post[k]) > 0]
+    informed = _informed(post, names)
+    return Recovery(
+        coverage=float(np.mean([_inside(post, truth, k) for k in names])), n=len(names),
+        informed_coverage=float(np.mean([_inside(post, truth, k) for k in informed]))
+        if informed else float("nan"),
+        n_informed=len(informed), res=res)
 
 
 def test_recovery_small_prevalence_fit():
     """Small version for CI: 300 people, prevalence group, short chains."""
-    cov, n, res = _coverage(300, ("prevalence",), draws=200, tune=200, seed=5)
-    assert n >= 20
-    assert res.diagnostics["divergences"] == 0
-    assert 0.7 <= cov <= 1.0, cov
+    rec = _coverage(300, ("prevalence",), draws=200, tune=200, seed=5)
+    assert rec.n >= 20
+    assert rec.res.diagnostics["divergences"] == 0
+    assert 0.7 <= rec.coverage <= 1.0, rec
 
 
 def test_recovery_small_symptom_fit():
     """Small version for CI: 80 people, symptom group (cause and leak rates), short chains
-    (~70 s on 2 cores).  Most of the 235 rates are barely informed by 80 people (the fit's
-    prior on each logit has sd 1, wider than the literature's spread the truth is drawn
-    from, so their intervals cover it easily); the check that can fail is on those the data
-    narrowed (posterior sd below 0.7: 20 rates, mostly the common symptoms' background
-    rates, 18 of them covered on 2026-12-03)."""
-    from neb_bayes.fit import PRIOR_SD
+    (~70 s on 2 cores).  Most of the 235 rates are barely informed by 80 people; the check
+    that can fail is on those the data narrowed (20 rates, mostly the common symptoms'
+    background rates, 18 of them covered on 2026-12-03)."""
+    rec = _coverage(80, ("symptoms",), draws=100, tune=100, seed=7)
+    assert rec.n >= 100
+    assert rec.res.diagnostics["divergences"] == 0
+    assert 0.8 <= rec.coverage <= 1.0, rec
+    assert rec.n_informed >= 5, rec
+    assert rec.informed_coverage >= 0.7, rec
 
-    cov, n, res = _coverage(80, ("symptoms",), draws=100, tune=100, seed=7)
-    assert n >= 100
-    assert res.diagnostics["divergences"] == 0
-    assert 0.8 <= cov <= 1.0, cov
-    truth = flat_parameters(_truth(("symptoms",), 7), MODEL)
-    post = flat_parameters(res.draws, MODEL)
-    informed = [k for k in post
-                if (k.startswith("cause_logit[")
-                    and 0 < np.std(post[k]) < 0.7 * PRIOR_SD["cause_logit"])
-                or (k.startswith("leak_logit[")
-                    and 0 < np.std(post[k]) < 0.7 * PRIOR_SD["leak_logit"])]
-    assert len(informed) >= 5, len(informed)
-    inside = [_inside(post, truth, k) for k in informed]
-    assert np.mean(inside) >= 0.7, (np.mean(inside), len(informed))
+
+def test_recovery_small_analyte_level_fit():
+    """Small version for CI: 150 people, analyte levels (the CLI's default group: state
+    means and spreads of the latents, the laboratories' medians), nutpie, short chains
+    (~3 min on 2 cores beside another fit).  On 2026-12-04: 174 of 186 intervals cover
+    (0.94), 66 of the 77 the data narrowed (0.86).  While the truth's healthy states had
+    latent means the fit anchors elsewhere (its medians then have no true counterpart) it
+    failed: 0.84 overall, 0.63 of the narrowed ones."""
+    rec = _coverage(150, ("analyte-levels",), draws=150, tune=150, seed=11, sampler="nutpie")
+    diag = rec.res.diagnostics
+    assert diag["divergences"] == 0 and diag["logp_gap"] < 10, diag
+    assert 0.8 <= rec.coverage <= 1.0, rec
+    assert rec.n_informed >= 20, rec
+    assert rec.informed_coverage >= 0.75, rec
 
 
 @pytest.mark.slow
@@ -118,11 +148,10 @@ def test_recovery_2000_people_prevalence_nominal_coverage():
     """2,000 people, prevalence group (about 3.5 min on 2 cores): 90 % intervals cover at
     about 90 % (24 of 25 on 2026-12-03; 15 of 25 while the truth also moved the fixed
     laboratory and symptom parameters)."""
-    cov, n, res = _coverage(2000, ("prevalence",), draws=1000, tune=1000, seed=9,
-                            sampler="nutpie")
-    assert n >= 20
-    assert res.passed, res.attrs["threshold_failures"]
-    assert 0.8 <= cov <= 1.0, (cov, n)
+    rec = _coverage(2000, ("prevalence",), draws=1000, tune=1000, seed=9, sampler="nutpie")
+    assert rec.n >= 20
+    assert rec.res.passed, rec.res.attrs["threshold_failures"]
+    assert 0.8 <= rec.coverage <= 1.0, rec
 
 
 @pytest.mark.slow
@@ -134,7 +163,7 @@ def test_recovery_2000_people_nominal_coverage():
     known; see the issue on the model in PyMC."""
     # nutpie (one chain per process): on a 100-person analyte-level fit PyMC's NUTS was seen
     # building trees of depth 7-8 (128-256 leapfrog steps) during warm-up; nutpie needed 15
-    cov, n, res = _coverage(2000, ("analyte-levels", "prevalence"), draws=1000, tune=1000, seed=9,
-                            sampler="nutpie")
-    assert res.passed, res.attrs["threshold_failures"]
-    assert 0.8 <= cov <= 0.98, (cov, n)
+    rec = _coverage(2000, ("analyte-levels", "prevalence"), draws=1000, tune=1000, seed=9,
+                    sampler="nutpie")
+    assert rec.res.passed, rec.res.attrs["threshold_failures"]
+    assert 0.8 <= rec.coverage <= 0.98, rec
