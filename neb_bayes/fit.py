@@ -254,46 +254,47 @@ def chain_seeds(seed: int, chains: int) -> list[int]:
 INIT_SPREAD = 0.25
 
 
-def initial_point(pmodel, seed: int) -> dict[str, np.ndarray]:
-    """A chain's start in the sampler's (transformed) space: the prior set's values, each
-    free parameter moved by ``U(-1, 1) x`` :data:`INIT_SPREAD` ``x`` its prior sd."""
+def start_function(pmodel):
+    """Where chains start, as nutpie takes it: a function of a chain's seed that returns the
+    start in the sampler's (transformed) space as one flat vector (the free variables in
+    the model's order): the prior set's values, each free parameter moved by
+    ``U(-1, 1) x`` :data:`INIT_SPREAD` ``x`` its prior sd.  The prior set's values are
+    computed once; the function itself is numpy only (nutpie calls it from its threads)."""
     from pymc.initial_point import make_initial_point_fn
 
-    start = make_initial_point_fn(model=pmodel, jitter_rvs=set(), return_transformed=True)(seed)
-    group = {pmodel.rvs_to_values[rv].name: rv.name.split("__")[0] for rv in pmodel.free_RVs}
-    rng = np.random.default_rng(seed)
-    return {name: x + INIT_SPREAD * PRIOR_SD[group[name]] * rng.uniform(-1, 1, np.shape(x))
-            for name, x in start.items()}
+    names = [pmodel.rvs_to_values[rv].name for rv in pmodel.free_RVs]
+    centre = make_initial_point_fn(model=pmodel, jitter_rvs=set(), return_transformed=True)(0)
+    flat_centre = np.concatenate([np.ravel(centre[n]).astype("float64") for n in names])
+    flat_sd = np.concatenate([np.full(np.size(centre[n]), PRIOR_SD[rv.name.split("__")[0]])
+                              for n, rv in zip(names, pmodel.free_RVs, strict=True)])
+
+    def start(chain_seed) -> np.ndarray:
+        move = np.random.default_rng(chain_seed).uniform(-1.0, 1.0, flat_centre.size)
+        return flat_centre + INIT_SPREAD * flat_sd * move
+
+    return start
 
 
 def initial_values(pmodel, seed: int) -> dict[str, np.ndarray]:
-    """:func:`initial_point` in the parameters' own space (``pm.sample``'s ``initvals``)."""
-    point = initial_point(pmodel, seed)
-    out = {}
+    """A chain's start (:func:`start_function`) in the parameters' own space, by name
+    (``pm.sample``'s ``initvals``)."""
+    flat = start_function(pmodel)(seed)
+    shapes = {k: np.shape(v) for k, v in pmodel.initial_point().items()}
+    out, at = {}, 0
     for rv in pmodel.free_RVs:
-        x = point[pmodel.rvs_to_values[rv].name]
+        shape = shapes[pmodel.rvs_to_values[rv].name]
+        size = int(np.prod(shape))
+        x, at = flat[at:at + size].reshape(shape), at + size
         transform = pmodel.rvs_to_transforms.get(rv)
         out[rv.name] = x if transform is None else transform.backward(
             x, *rv.owner.inputs).eval()
     return out
 
 
-def flat_initial_point(pmodel):
-    """:func:`initial_point` as nutpie takes it: a function of a chain's seed that returns
-    the start as one flat vector, the free variables in the model's order."""
-    names = [pmodel.rvs_to_values[rv].name for rv in pmodel.free_RVs]
-
-    def start(chain_seed) -> np.ndarray:
-        point = initial_point(pmodel, chain_seed)
-        return np.concatenate([np.ravel(point[n]).astype("float64") for n in names])
-
-    return start
-
-
 def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
                    progressbar: bool):
-    """nutpie on a PyMC model: its chains in threads of this process, each started at
-    :func:`initial_point` (nutpie gives each chain its own seed)."""
+    """nutpie on a PyMC model: its chains in threads of this process, each started by
+    :func:`start_function` (nutpie gives each chain its own seed)."""
     import dataclasses
 
     import nutpie
@@ -304,7 +305,7 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
         warnings.filterwarnings("ignore", message="Numba will use object mode to run _",
                                 category=UserWarning)
         compiled = nutpie.compile_pymc_model(pmodel, backend="numba", jitter_rvs=set())
-    compiled = dataclasses.replace(compiled, initial_point_func=flat_initial_point(pmodel))
+    compiled = dataclasses.replace(compiled, initial_point_func=start_function(pmodel))
     return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                          progress_bar=progressbar, cores=min(chains, 2))
 

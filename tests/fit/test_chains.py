@@ -98,26 +98,37 @@ def test_a_script_without_a_main_guard_gets_a_clear_error(tmp_path):
 def test_chains_start_near_the_prior_sets_values(cohort, monkeypatch):
     """Each chain starts at the prior set's values moved by at most INIT_SPREAD prior sds
     (PyMC's and nutpie's own start moves every parameter by up to 1 whatever its scale, and
-    put one chain of two in a relabelled mode at 500 people); chains differ; the
-    flat vector nutpie takes lists the variables in nutpie's own order."""
+    put one chain of two in a relabelled mode at 500 people); chains differ; ``pm.sample``
+    gets the same start in the parameters' own space; the flat vector nutpie takes lists
+    the variables in nutpie's own order (a prevalence model: it compiles quickly)."""
     import nutpie
+    from pymc.initial_point import make_initial_point_fn
 
     import neb_bayes.fit as fit_mod
 
     model, cases = cohort
     pmodel = build_fit_model(model, cases, ("analyte-levels", "prevalence"))
-    compiled = nutpie.compile_pymc_model(pmodel, backend="numba", jitter_rvs=set())
-    start = fit_mod.flat_initial_point(pmodel)
-    centre = compiled.initial_point_func(0)          # nutpie's start without its jitter
-    sd = np.concatenate([np.full(int(np.prod(pmodel.initial_point()[pmodel.rvs_to_values[rv].name]
-                                             .shape)), fit_mod.PRIOR_SD[rv.name.split("__")[0]])
-                         for rv in pmodel.free_RVs])
+    values = {pmodel.rvs_to_values[rv].name: rv for rv in pmodel.free_RVs}
+    centre = make_initial_point_fn(model=pmodel, jitter_rvs=set(), return_transformed=True)(0)
+    centre_flat = np.concatenate([np.ravel(centre[n]) for n in values])
+    sd = np.concatenate([np.full(np.size(centre[n]), fit_mod.PRIOR_SD[rv.name.split("__")[0]])
+                         for n, rv in values.items()])
+    start = fit_mod.start_function(pmodel)
     a, b = start(1), start(2)
-    assert a.shape == centre.shape and not np.allclose(a, b)
+    assert a.shape == centre_flat.shape and not np.allclose(a, b)
     for x in (a, b):
-        moved = np.abs(x - centre) / sd
-        assert moved.max() <= fit_mod.INIT_SPREAD + 1e-12 and moved.mean() > 0.25 * fit_mod.INIT_SPREAD
+        moved = np.abs(x - centre_flat) / sd
+        assert moved.max() <= fit_mod.INIT_SPREAD + 1e-12
+        assert moved.mean() > 0.25 * fit_mod.INIT_SPREAD
+    own = fit_mod.initial_values(pmodel, 1)              # pm.sample's initvals
+    assert list(own) == [rv.name for rv in values.values()]
+    assert all(np.all(v > 0) for k, v in own.items() if k.startswith("lat_sd__"))
+    back = np.concatenate([np.ravel(np.log(v) if k.startswith("lat_sd__") else v)
+                           for k, v in own.items()])
+    np.testing.assert_allclose(back, a, rtol=1e-12, atol=1e-12)
+
     monkeypatch.setattr(fit_mod, "INIT_SPREAD", 0.0)
-    np.testing.assert_array_equal(start(1), centre)
-    values = fit_mod.initial_values(pmodel, 1)          # pm.sample's initvals: own space
-    assert np.all(values["lat_sd__thyroid"] > 0)
+    prevalence = build_fit_model(model, cases, ("prevalence",))
+    compiled = nutpie.compile_pymc_model(prevalence, backend="numba", jitter_rvs=set())
+    np.testing.assert_array_equal(fit_mod.start_function(prevalence)(3),
+                                  compiled.initial_point_func(0))
