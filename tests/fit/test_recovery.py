@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 
 import numpy as np
@@ -137,6 +138,8 @@ def test_recovery_small_analyte_level_fit():
     failed: 0.84 overall, 0.63 of the narrowed ones."""
     rec = _coverage(150, ("analyte-levels",), draws=150, tune=150, seed=11, sampler="nutpie")
     diag = rec.res.diagnostics
+    # the laboratory factors are Ops evaluated from Python: one chain per process
+    assert json.loads(rec.res.attrs["sampler_settings"])["chains_in"] == "processes"
     assert diag["divergences"] == 0 and diag["logp_gap"] < 10, diag
     assert 0.8 <= rec.coverage <= 1.0, rec
     assert rec.n_informed >= 20, rec
