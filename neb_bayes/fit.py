@@ -254,12 +254,9 @@ def chain_seeds(seed: int, chains: int) -> list[int]:
 INIT_SPREAD = 0.25
 
 
-def start_function(pmodel):
-    """Where chains start, as nutpie takes it: a function of a chain's seed that returns the
-    start in the sampler's (transformed) space as one flat vector (the free variables in
-    the model's order): the prior set's values, each free parameter moved by
-    ``U(-1, 1) x`` :data:`INIT_SPREAD` ``x`` its prior sd.  The prior set's values are
-    computed once; the function itself is numpy only (nutpie calls it from its threads)."""
+def _start(pmodel):
+    """:func:`start_function` and the free variables' value names and shapes, from one
+    evaluation of the prior set's values."""
     from pymc.initial_point import make_initial_point_fn
 
     names = [pmodel.rvs_to_values[rv].name for rv in pmodel.free_RVs]
@@ -272,22 +269,32 @@ def start_function(pmodel):
         move = np.random.default_rng(chain_seed).uniform(-1.0, 1.0, flat_centre.size)
         return flat_centre + INIT_SPREAD * flat_sd * move
 
-    return start
+    return start, names, [np.shape(centre[n]) for n in names]
 
 
-def initial_values(pmodel, seed: int) -> dict[str, np.ndarray]:
-    """A chain's start (:func:`start_function`) in the parameters' own space, by name
-    (``pm.sample``'s ``initvals``)."""
-    flat = start_function(pmodel)(seed)
-    shapes = {k: np.shape(v) for k, v in pmodel.initial_point().items()}
-    out, at = {}, 0
-    for rv in pmodel.free_RVs:
-        shape = shapes[pmodel.rvs_to_values[rv].name]
-        size = int(np.prod(shape))
-        x, at = flat[at:at + size].reshape(shape), at + size
-        transform = pmodel.rvs_to_transforms.get(rv)
-        out[rv.name] = x if transform is None else transform.backward(
-            x, *rv.owner.inputs).eval()
+def start_function(pmodel):
+    """Where chains start, as nutpie takes it: a function of a chain's seed that returns the
+    start in the sampler's (transformed) space as one flat vector (the free variables in
+    the model's order): the prior set's values, each free parameter moved by
+    ``U(-1, 1) x`` :data:`INIT_SPREAD` ``x`` its prior sd.  The prior set's values are
+    computed once; the function itself is numpy only (nutpie calls it from its threads)."""
+    return _start(pmodel)[0]
+
+
+def initial_values(pmodel, seeds: Sequence[int]) -> list[dict[str, np.ndarray]]:
+    """Each seed's chain start (:func:`start_function`) in the parameters' own space, by
+    name (``pm.sample``'s ``initvals``)."""
+    start, _, shapes = _start(pmodel)
+    out = []
+    for seed in seeds:
+        flat, at, values = start(seed), 0, {}
+        for rv, shape in zip(pmodel.free_RVs, shapes, strict=True):
+            size = int(np.prod(shape))
+            x, at = flat[at:at + size].reshape(shape), at + size
+            transform = pmodel.rvs_to_transforms.get(rv)
+            values[rv.name] = x if transform is None else transform.backward(
+                x, *rv.owner.inputs).eval()
+        out.append(values)
     return out
 
 
@@ -423,8 +430,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                               random_seed=seed, progressbar=progressbar, nuts_sampler="pymc",
                               init="adapt_diag",
-                              initvals=[initial_values(pmodel, s)
-                                        for s in chain_seeds(seed, chains)],
+                              initvals=initial_values(pmodel, chain_seeds(seed, chains)),
                               compute_convergence_checks=False)
     settings["nuts_library"] = nuts_library(idata)
     diag = diagnostics(idata)

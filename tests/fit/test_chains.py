@@ -120,7 +120,7 @@ def test_chains_start_near_the_prior_sets_values(cohort, monkeypatch):
         moved = np.abs(x - centre_flat) / sd
         assert moved.max() <= fit_mod.INIT_SPREAD + 1e-12
         assert moved.mean() > 0.25 * fit_mod.INIT_SPREAD
-    own = fit_mod.initial_values(pmodel, 1)              # pm.sample's initvals
+    own = fit_mod.initial_values(pmodel, [1])[0]         # pm.sample's initvals
     assert list(own) == [rv.name for rv in values.values()]
     assert all(np.all(v > 0) for k, v in own.items() if k.startswith("lat_sd__"))
     back = np.concatenate([np.ravel(np.log(v) if k.startswith("lat_sd__") else v)
