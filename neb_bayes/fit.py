@@ -65,7 +65,8 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
-    data = prepare_cohort(model, cases, labels)
+    data = prepare_cohort(model, cases, labels,
+                          lab_levels_fixed="analyte-levels" not in groups)
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
@@ -389,7 +390,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
     as in a prevalence fit; otherwise one chain per process, :func:`_nutpie_in_processes`)
     or ``"pymc"`` (PyMC's own NUTS, chains in processes).  ``table_dtype``: see
-    :func:`build_fit_model`.  Cases the formulation does not cover raise
+    :func:`build_fit_model`.  Cases the formulation does not cover with the analyte levels
+    free (with them fixed it covers every case) raise
     :class:`~neb_bayes.inference.pymc_model.UnsupportedEvidence` naming them all, unless
     ``drop_unsupported``: then the fit runs without them and its provenance counts them
     (``cohort_excluded``, and by reason).  They are often the people with the most abnormal
@@ -407,7 +409,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
-        cases, labels, dropped = without_unsupported(model, cases, labels)
+        cases, labels, dropped = without_unsupported(
+            model, cases, labels, lab_levels_fixed="analyte-levels" not in groups)
         if not cases:
             raise ValueError("no case left that the fit's formulation covers")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)

@@ -115,9 +115,10 @@ _ = EXIT_INPUT
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
-              help="Fit without the cases the fit's formulation does not cover (more than one "
-                   "censored result on an axis, a daily-rhythm result without a time); they "
-                   "are counted in the provenance. "
+              help="Fit without the cases the fit's formulation does not cover with the "
+                   "analyte levels free (more than one censored result on an axis, a "
+                   "daily-rhythm result without a time; a fit with them fixed covers every "
+                   "case); they are counted in the provenance. "
                    "Such people often have the most abnormal results: leaving them out can "
                    "bias the fit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
@@ -171,9 +172,11 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have evidence the fit's formulation "
-                   f"does not cover ({exc}). Rerun with --drop-unsupported to fit without "
-                   "them; they are often the people with the most abnormal results, so "
-                   "leaving them out can bias the fit.", err=True)
+                   f"does not cover with the analyte levels free ({exc}). Rerun with "
+                   "--drop-unsupported to fit without them; they are often the people with "
+                   "the most abnormal results, so leaving them out can bias the fit. (A fit "
+                   "with the analyte levels fixed, --fit prevalence or --fit symptoms, "
+                   "covers them.)", err=True)
         sys.exit(EXIT_INPUT)
     except ValueError as exc:
         click.echo(f"cannot fit: {exc}", err=True)

@@ -24,7 +24,9 @@ rhythm and no collection time and (b) more than one censored result per axis (a 
 result whose channel also has observed results is covered: its noise given theirs,
 :func:`_censored_with_repeats`); such cases raise
 :class:`UnsupportedEvidence` naming them all (:func:`without_unsupported` leaves them out:
-``neb-bayes priors fit --drop-unsupported``).
+``neb-bayes priors fit --drop-unsupported``).  Where the analyte-level parameters stay
+fixed (a prevalence or symptom fit), such a person's factor on that axis is computed by the
+exact engine instead, as a constant (:func:`_exact_lab_factor`): every case is covered.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ class GroupData:
     #: (mean shift, sd scale) of treated disease, and the factors on the symptom causes
     lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     cause_scale: np.ndarray | None = None
+    #: per axis, the people whose factor on it the exact engine computes (evidence the
+    #: information form does not cover; only where the analyte levels stay fixed)
+    exact: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _axis_results(evidences: list[Evidence]) -> dict[int, dict[str, np.ndarray]]:
@@ -240,10 +245,16 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     where = np.full(len(model.channels), -1, dtype=np.int64)
     where[chans] = np.arange(chans.size)
     person = res["person"]
-    bad = np.unique(person[res["diurnal_var"] > 0])
-    for p in bad:
-        problems.append((int(p), "result with a daily rhythm but no collection time"))
-    res = {k: v[~np.isin(person, bad)] for k, v in res.items()}   # those people are skipped
+    # what the information form does not cover: such a person's results on this axis are
+    # left out of it whole (they are named, or get the exact engine's factor)
+    rhythm = np.unique(person[res["diurnal_var"] > 0])
+    n_cen = np.bincount(person[res["censor"] != 0], minlength=n)
+    for p in np.union1d(rhythm, np.flatnonzero(n_cen > 1)):
+        if p in rhythm:
+            problems.append((int(p), "result with a daily rhythm but no collection time"))
+        if n_cen[p] > 1:
+            problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
+    res = {k: v[~np.isin(person, rhythm) & (n_cen[person] <= 1)] for k, v in res.items()}
     person = res["person"]
     n_results = np.bincount(person, minlength=n).astype(float)
     lq = (model.gross_log_density(res["channel"], res["y"], res["censor"]) if person.size
@@ -257,10 +268,6 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
            "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
            "alpha": np.ones(n), "kappa": np.zeros(n)}
     ci = np.flatnonzero(~obs)
-    n_cen = np.bincount(person[ci], minlength=n)
-    for p in np.flatnonzero(n_cen > 1):
-        problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
-    ci = ci[n_cen[person[ci]] == 1]
     p = person[ci]
     cen["has"][p] = 1.0
     cen["ch"][p] = pos[ci]
@@ -289,18 +296,24 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
 
 
 def prepare_group(model: CompiledModel, evidences: list[Evidence],
-                  labels: list[dict[str, str] | None] | None = None) -> GroupData:
+                  labels: list[dict[str, str] | None] | None = None,
+                  lab_levels_fixed: bool = False) -> GroupData:
     """Sufficient statistics of a group of people who share ``model`` (one sex view) and a
     context signature (:attr:`Evidence.context_signature`).
 
     Vectorised over people: each axis' results of all people are handled as flat arrays
     (:func:`_axis_data`), so the cost per person is a few array elements, not Python calls.
+    Evidence the information form does not cover raises :class:`UnsupportedEvidence`,
+    unless ``lab_levels_fixed`` (a fit that keeps the analyte-level parameters at given
+    values): then such a person's factor on that axis is the exact engine's, a constant
+    (:attr:`GroupData.exact`).
     """
     n = len(evidences)
     if len({ev.context_signature for ev in evidences}) > 1:
         raise ValueError("a group's people must share their context signature")
     problems: list[tuple[int, str]] = []
     axes = []
+    exact: dict[int, np.ndarray] = {}
     results = _axis_results(evidences)
     empty = {k: np.zeros(0, dtype=np.int64 if k in ("person", "channel") else float)
              for k in ("person", "channel", "y", "censor", "day", "diurnal", "diurnal_var",
@@ -310,7 +323,10 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
             continue
         found: list[tuple[int, str]] = []
         ad = _axis_data(model, ai, results.get(ai, empty), n, found)
-        problems += sorted(found, key=lambda pm: pm[0])   # people in order, per axis
+        if found and lab_levels_fixed:
+            exact[ai] = np.unique([p for p, _ in found])
+        else:
+            problems += sorted(found, key=lambda pm: pm[0])   # people in order, per axis
         if ad is not None:
             axes.append(ad)
     if problems:
@@ -349,7 +365,8 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
                      present_scope=present_scope(model, np.flatnonzero(present.any(axis=0))),
                      label_mask=label_mask, evidences=list(evidences),
                      lat_shift=dict(evidences[0].lat_shift) if evidences else {},
-                     cause_scale=evidences[0].cause_scale if evidences else None)
+                     cause_scale=evidences[0].cause_scale if evidences else None,
+                     exact=exact)
 
 
 def present_scope(model: CompiledModel, symptoms) -> tuple[int, ...]:
@@ -363,8 +380,8 @@ def present_scope(model: CompiledModel, symptoms) -> tuple[int, ...]:
     return tuple(out)
 
 
-def prepare_cohort(model: CompiledModel, cases, labels=None,
-                   groups_per_view: int = 3) -> list[GroupData]:
+def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: int = 3,
+                   lab_levels_fixed: bool = False) -> list[GroupData]:
     """Group a cohort's cases and precompute their sufficient statistics.
 
     A group shares a model view (sex), a context signature (treated disease: latent shifts
@@ -372,6 +389,7 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
     present symptoms may couple, so that every member has factors of the same shapes.  At
     most ``groups_per_view`` groups per view and context (each group is one more piece of
     graph to compile): the sets are merged greedily where that adds the least work.
+    ``lab_levels_fixed``: see :func:`prepare_group`.
     """
     by_view: dict[tuple, dict[tuple[int, ...], list[int]]] = {}
     views: dict[str | None, CompiledModel] = {}
@@ -394,7 +412,8 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
         for idx in _merge_scopes(scopes, sizes, groups_per_view):
             labs = None if labels is None else [labels[i] for i in idx]
             try:
-                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
+                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs,
+                                         lab_levels_fixed))
             except UnsupportedEvidence as exc:
                 problems += exc.cases
     if problems:
@@ -402,12 +421,13 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
     return out
 
 
-def without_unsupported(model: CompiledModel, cases, labels=None):
+def without_unsupported(model: CompiledModel, cases, labels=None,
+                        lab_levels_fixed: bool = False):
     """The cohort without the cases the formulation does not cover: ``(cases, labels,
     dropped)``, ``dropped`` as :attr:`UnsupportedEvidence.cases` (a case may be named once
-    per thing not covered)."""
+    per thing not covered; none where ``lab_levels_fixed``, see :func:`prepare_group`)."""
     try:
-        prepare_cohort(model, cases, labels)
+        prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed)
     except UnsupportedEvidence as exc:
         bad = {cid for cid, _ in exc.cases}
         keep = [i for i, c in enumerate(cases) if c.id not in bad]
@@ -467,6 +487,36 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
     if o.symbolic:
         return LabFactor(ad.block, n)(lat_mean, lat_sd, log_median)
     return ad.block.on_people(ad.block.values((lat_mean, lat_sd, log_median)), n)
+
+
+def _exact_lab_factor(theta: dict, g: GroupData, ai: int,
+                      people: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+    """log p(axis ``ai``'s results | states of the axes they depend on) of ``people`` from
+    the exact engine (covariance form: :func:`~neb_bayes.inference.exact.block_loglik`), for
+    evidence the information form does not cover; with fixed parameters only.  ``(scope,
+    (P, *sizes[scope]))``, 0 for the group's other people."""
+    from neb_bayes.inference.exact import block_loglik
+
+    lat_mean, lat_sd, log_median = theta["lat_mean"][ai], theta["lat_sd"][ai], theta["log_median"]
+    if is_free(lat_mean, lat_sd, log_median):
+        raise UnsupportedEvidence([(g.case_ids[p], f"evidence on axis {g.model.axes[ai].name} "
+                                    "that an analyte-level fit does not cover") for p in people])
+    m = g.model
+    if ai in g.keep:
+        lat_mean, lat_sd = lat_mean[g.keep[ai]], lat_sd[g.keep[ai]]
+    sd = np.sqrt(np.einsum("skk->sk", m.axes[ai].lat_cov))
+    cov = (m.axes[ai].lat_cov / np.einsum("si,sj->sij", sd, sd)
+           * lat_sd[:, :, None] * lat_sd[:, None, :])
+    blocks = [next(b for b in g.evidences[p].blocks if b.axis == ai) for p in people]
+    scope = tuple(sorted(set().union(*(b.deps for b in blocks))))
+    sizes = [ax.n_states for ax in m.axes]
+    table = np.zeros((len(g.case_ids),) + tuple(sizes[d] for d in scope))
+    for p, b in zip(people, blocks, strict=True):
+        latent = g.evidences[p].latent_params(m, ai, lat_mean[None], cov[None])
+        ll = block_loglik(m, b, latent=latent, log_median=np.asarray(log_median)[None])
+        table[p] = _aligned(b.deps, ll.reshape((1,) + tuple(sizes[d] for d in b.deps)),
+                            scope)[0]
+    return scope, table
 
 
 def _prior_factors(theta: dict, g: GroupData,
@@ -619,6 +669,7 @@ def _group_factors(theta: dict, g: GroupData) -> tuple[list, list[int]]:
     factors = []
     for ad in g.axes:
         factors.append((ad.deps, _lab_factor(theta, g, ad)))
+    factors += [_exact_lab_factor(theta, g, ai, people) for ai, people in g.exact.items()]
     factors += _symptom_factors(theta, g)
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]
@@ -1276,7 +1327,8 @@ def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = 
     """Per-person log evidence from this formulation, evaluated (for checks); the groups in
     ``free`` are computed as graph, the others in numpy, as in a fit of those groups
     (``table_dtype``: see :func:`group_loglik`)."""
-    groups = prepare_cohort(model, cases, labels)
+    groups = prepare_cohort(model, cases, labels,
+                            lab_levels_fixed="analyte-levels" not in free)
     out = {}
     theta = theta_constants(model, draws, free=free)
     for ids, ll in cohort_loglik(theta, groups, table_dtype):

@@ -24,7 +24,7 @@ def fitted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fit")
     model = load_model()
     sims = simulate(model, 80, seed=21, p_repeat=0.0, p_measure=0.35, p_symptom_reported=0.0)
-    cases = [s.case for s in sims if sum(m.censor != "none" for m in s.case.measurements) <= 1]
+    cases = [s.case for s in sims]
     cohort = tmp / "cohort.jsonl"
     cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases))
     (tmp / "bad.jsonl").write_text('{"id": "x", "measurements": [{"analyte": "TSH", '
@@ -35,7 +35,7 @@ def fitted(tmp_path_factory):
         "--fit", "prevalence", "--sampler", "pymc", "--draws", "150", "--tune", "150",
         "--chains", "2", "--force", "--no-progress", "--drop-unsupported"])
     assert res.exit_code == 0, res.output
-    return out, res.output, len(cases)
+    return out, res.output, len(cases) + 1   # with bad.jsonl's two-censored case
 
 
 #: a valid case the fit's formulation does not cover (two censored results on one axis)
@@ -47,10 +47,11 @@ UNSUPPORTED = json.dumps({"id": "two-censored", "patient": {"sex": "F", "age": 4
                                "unit": "pmol/L"}]})
 
 
-def test_unsupported_cases_stop_the_fit_unless_left_out(tmp_path):
-    """Without --drop-unsupported such a case stops the fit before sampling (exit 2, the
-    case named, the option suggested, nothing written); with it the fit runs without it
-    (the ``fitted`` fixture) and says so."""
+def test_unsupported_cases_stop_an_analyte_level_fit_unless_left_out(tmp_path):
+    """With the analyte levels free (the default group), such a case stops the fit before
+    sampling without --drop-unsupported (exit 2, the case named, the option and the fits
+    that cover it suggested, nothing written); with it the case is left out (here nothing
+    is left).  A prevalence fit uses it (the ``fitted`` fixture)."""
     cohort = tmp_path / "c.jsonl"
     model = load_model()
     sims = simulate(model, 6, seed=3, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
@@ -58,11 +59,18 @@ def test_unsupported_cases_stop_the_fit_unless_left_out(tmp_path):
                               for c in supported(model, [s.case for s in sims]))
                       + UNSUPPORTED + "\n")
     out = tmp_path / "never.nc"
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out), "--fit",
-                                    "prevalence", "--no-progress"])
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out),
+                                    "--no-progress"])
     assert res.exit_code == 2, res.output
     assert "two-censored: 2 censored results on axis thyroid" in res.output
     assert "1 of" in res.output and "--drop-unsupported" in res.output
+    assert "--fit prevalence" in res.output
+    assert not out.exists()
+    only = tmp_path / "only.jsonl"
+    only.write_text(UNSUPPORTED + "\n")
+    res = CliRunner().invoke(main, ["priors", "fit", str(only), "--out", str(out),
+                                    "--no-progress", "--drop-unsupported"])
+    assert res.exit_code == 2 and "no case left" in res.output, res.output
     assert not out.exists()
 
 
@@ -71,16 +79,16 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "R-hat max" in output and "divergences" in output and "BFMI" in output
     assert "chains' median log densities" in output   # PyMC records each draw's lp
     assert "skipped" in output  # the bad case is listed, the rest is fitted
-    # the case the formulation does not cover is left out, said and counted
-    assert "left out 1 case(s)" in output and "2 censored results on axis thyroid" in output
+    # two censored results on one axis: with the analyte levels fixed the fit uses the
+    # case (its thyroid factor from the exact engine), so --drop-unsupported leaves nothing out
+    assert "left out" not in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
     assert post.sizes["chain"] * post.sizes["draw"] == 300
     attrs = post.attrs
     assert int(attrs["cohort_n"]) == n
-    assert int(attrs["cohort_excluded"]) == 1
-    assert json.loads(attrs["cohort_excluded_reasons"]) == {
-        "2 censored results on axis thyroid": 1}
+    assert int(attrs["cohort_excluded"]) == 0
+    assert json.loads(attrs["cohort_excluded_reasons"]) == {}
     for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
                 "model_fingerprint", "diagnostics"):
         assert key in attrs
