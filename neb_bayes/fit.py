@@ -22,8 +22,10 @@ from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, point_params
 
 #: convergence thresholds below which `priors fit` refuses to save (unless --force)
+#: ``logp_gap_max``: a gap between chains' median log densities above this, and above
+#: ``logp_gap_z`` Monte Carlo standard errors of the gap, is a chain in a minor mode
 THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0,
-              "divergences_max": 0, "bfmi_min": 0.3, "logp_gap_max": 10.0}
+              "divergences_max": 0, "bfmi_min": 0.3, "logp_gap_max": 10.0, "logp_gap_z": 5.0}
 
 #: prior spreads around the prior set's values for the free parameters
 PRIOR_SD = {"lat_mean": 0.5, "lat_sd": 0.3, "log_median": 0.3, "prior_base": 1.5,
@@ -136,12 +138,18 @@ def diagnostics(idata) -> dict[str, Any]:
     div_name = "diverging" if "diverging" in stats else "divergences"
     out["divergences"] = int(np.asarray(stats[div_name]).sum()) if div_name in stats else 0
     # each chain's median log density (nutpie: logp, PyMC: lp): a chain far below another
-    # sits in a minor mode it will not leave (see INIT_SPREAD)
+    # sits in a minor mode it will not leave (see INIT_SPREAD); the gap's Monte Carlo
+    # standard error (from each chain's own autocorrelation) tells a gap that short or
+    # slowly mixing chains leave by chance
     lp_name = next((n for n in ("logp", "lp") if n in stats), None)
     if lp_name is not None:
-        medians = np.median(np.asarray(stats[lp_name]), axis=1)
+        lp = np.asarray(stats[lp_name], dtype=float)
+        medians = np.median(lp, axis=1)
         out["chain_logp_median"] = [round(float(x), 2) for x in medians]
         out["logp_gap"] = float(medians.max() - medians.min())
+        se = [float(np.nan_to_num(az.mcse(lp[[k]], method="median")))
+              for k in (int(np.argmin(medians)), int(np.argmax(medians)))]
+        out["logp_gap_se"] = float(np.hypot(*se))
     if "energy" in stats:
         bfmi = az.bfmi(idata)     # a DataTree / Dataset with an `energy` variable (ArviZ 1)
         values = np.asarray(bfmi["energy"] if not isinstance(bfmi, np.ndarray) else bfmi)
@@ -163,11 +171,13 @@ def check_thresholds(diag: dict[str, Any]) -> list[str]:
         fails.append(f"{diag['divergences']} divergent transitions")
     if not (diag["bfmi_min"] >= THRESHOLDS["bfmi_min"] or np.isnan(diag["bfmi_min"])):
         fails.append(f"min BFMI {diag['bfmi_min']:.2f} < {THRESHOLDS['bfmi_min']}")
-    if diag.get("logp_gap", 0.0) > THRESHOLDS["logp_gap_max"]:
+    gap, gap_se = diag.get("logp_gap", 0.0), diag.get("logp_gap_se", 0.0)
+    if gap > max(THRESHOLDS["logp_gap_max"], THRESHOLDS["logp_gap_z"] * gap_se):
         lp = diag["chain_logp_median"]
-        fails.append(f"chain {int(np.argmin(lp))}'s median log density is {diag['logp_gap']:.0f} "
-                     f"below chain {int(np.argmax(lp))}'s: it sits in a minor mode (more "
-                     "draws will not help; check the prior set's values against the cohort)")
+        fails.append(f"chain {int(np.argmin(lp))}'s median log density is {gap:.0f} below "
+                     f"chain {int(np.argmax(lp))}'s ({gap / gap_se if gap_se else np.inf:.0f} "
+                     "standard errors): it sits in a minor mode (more draws will not help; "
+                     "check the prior set's values against the cohort)")
     return fails
 
 

@@ -191,7 +191,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     click.echo(f"R-hat max {d['r_hat_max']:.4f}; ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
                f"{d['ess_tail_min']:.0f}; divergences {d['divergences']}; BFMI min "
                f"{d['bfmi_min']:.3f}"
-               + (f"; chains' median log densities {d['logp_gap']:.1f} apart"
+               + (f"; chains' median log densities {d['logp_gap']:.1f} apart "
+                  f"(standard error {d.get('logp_gap_se', float('nan')):.1f})"
                   if "logp_gap" in d else ""))
     if not res.passed and not force:
         click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
