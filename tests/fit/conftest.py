@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.inference.pymc_model import UnsupportedEvidence, prepare_cohort
 
 
@@ -15,3 +16,27 @@ def supported(model, cases) -> list:
             continue
         out.append(c)
     return out
+
+
+def uncovered_cases() -> list:
+    """Cases the information form does not cover on some axis, each with covered results on
+    others: a suppressed TSH twice; oestradiol and progesterone both below their limits
+    after the menopause; a cortisol without a collection time."""
+    M = Measurement
+    return [
+        Case(id="suppressed-tsh-twice", patient=Patient(sex="F", age=55), measurements=(
+            M(0, "tsh", "serum", 0.01, censor="left"),
+            M(1, "tsh", "serum", 0.01, censor="left", day=42),
+            M(2, "ft4", "serum", 31.0), M(3, "ft3", "serum", 9.5, day=42),
+            M(4, "prolactin", "serum", 300.0)),
+            symptoms=Symptoms(present=frozenset(["palpitations"]),
+                              absent=frozenset(["fatigue"]))),
+        Case(id="postmenopausal-below-limits", patient=Patient(sex="F", age=63), measurements=(
+            M(0, "estradiol", "serum", 18.4, censor="left"),
+            M(1, "progesterone", "serum", 0.3, censor="left"),
+            M(2, "fsh", "serum", 78.0), M(3, "lh", "serum", 41.0),
+            M(4, "tsh", "serum", 0.02, censor="left"), M(5, "ft4", "serum", 14.0))),
+        Case(id="cortisol-no-time", patient=Patient(sex="M", age=47), measurements=(
+            M(0, "cortisol", "serum", 420.0), M(1, "sodium", "serum", 139.0),
+            M(2, "glucose_fasting", "plasma", 6.3), M(3, "hba1c", "whole_blood", 44.0))),
+    ]

@@ -12,7 +12,7 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import supported
+from .conftest import supported, uncovered_cases
 
 MODEL = load_model()
 
@@ -259,32 +259,6 @@ def test_context_changes_the_log_evidence(treated_cohort):
     assert len(moved) >= 5 and min(moved) > 1e-4, moved
 
 
-def _uncovered_cases():
-    """Cases the information form does not cover on some axis, each with covered results on
-    others: a suppressed TSH twice; oestradiol and progesterone both below their limits
-    after the menopause; a cortisol without a collection time."""
-    from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
-
-    M = Measurement
-    return [
-        Case(id="suppressed-tsh-twice", patient=Patient(sex="F", age=55), measurements=(
-            M(0, "tsh", "serum", 0.01, censor="left"),
-            M(1, "tsh", "serum", 0.01, censor="left", day=42),
-            M(2, "ft4", "serum", 31.0), M(3, "ft3", "serum", 9.5, day=42),
-            M(4, "prolactin", "serum", 300.0)),
-            symptoms=Symptoms(present=frozenset(["palpitations"]),
-                              absent=frozenset(["fatigue"]))),
-        Case(id="postmenopausal-below-limits", patient=Patient(sex="F", age=63), measurements=(
-            M(0, "estradiol", "serum", 18.4, censor="left"),
-            M(1, "progesterone", "serum", 0.3, censor="left"),
-            M(2, "fsh", "serum", 78.0), M(3, "lh", "serum", 41.0),
-            M(4, "tsh", "serum", 0.02, censor="left"), M(5, "ft4", "serum", 14.0))),
-        Case(id="cortisol-no-time", patient=Patient(sex="M", age=47), measurements=(
-            M(0, "cortisol", "serum", 420.0), M(1, "sodium", "serum", 139.0),
-            M(2, "glucose_fasting", "plasma", 6.3), M(3, "hba1c", "whole_blood", 44.0))),
-    ]
-
-
 @pytest.mark.parametrize("free", [(), ("prevalence",), ("symptoms",)],
                          ids=["none", "prevalence", "symptoms"])
 def test_fixed_analyte_levels_cover_every_case(cohort, free):
@@ -293,17 +267,17 @@ def test_fixed_analyte_levels_cover_every_case(cohort, free):
     log-density still equals the exact engine's log evidence, person by person, beside the
     covered people of the same groups (the other axes of these people in information form),
     under a parameter draw that is not the prior set's values."""
-    cases = list(cohort[:12]) + _uncovered_cases()
+    cases = list(cohort[:12]) + uncovered_cases()
     with pytest.raises(UnsupportedEvidence) as err:
         prepare_cohort(MODEL, cases)
-    assert {cid for cid, _ in err.value.cases} == {c.id for c in _uncovered_cases()}
+    assert {cid for cid, _ in err.value.cases} == {c.id for c in uncovered_cases()}
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
     np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
                                rtol=1e-10, atol=1e-10)
 
 
-def test_free_analyte_levels_still_name_the_uncovered_cases():
+def test_free_analyte_levels_still_name_theuncovered_cases():
     with pytest.raises(UnsupportedEvidence) as err:
-        cohort_loglik_value(MODEL, _uncovered_cases(), free=("analyte-levels",))
-    assert {cid for cid, _ in err.value.cases} == {c.id for c in _uncovered_cases()}
+        cohort_loglik_value(MODEL, uncovered_cases(), free=("analyte-levels",))
+    assert {cid for cid, _ in err.value.cases} == {c.id for c in uncovered_cases()}
