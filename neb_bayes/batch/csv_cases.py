@@ -44,11 +44,15 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import compress
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from neb_bayes.case.model import FieldError
 
-__all__ = ["CsvPlan", "ColumnSpec", "column_label", "plan_header", "row_to_case"]
+__all__ = ["CsvPlan", "ColumnSpec", "SparseRow", "column_label", "plan_header", "row_to_case",
+           "sparse_row"]
 
 PATIENT_NUMBERS = ("age", "gestational_week", "bmi")
 PATIENT_TEXT = ("sex", "menopausal_status", "menstrual_phase")
@@ -167,6 +171,17 @@ def plan_header(header: tuple[str, ...]) -> CsvPlan:
     return CsvPlan(tuple(_column(n) for n in header), tuple(errors))
 
 
+#: the last header read and its plan: the rows of a file share one header object, whose
+#: thousands of names :func:`plan_header`'s cache would otherwise hash on every row
+_LAST_PLAN: list = [None, None]
+
+
+def _plan_of(header: Sequence[str]) -> CsvPlan:
+    if header is not _LAST_PLAN[0]:
+        _LAST_PLAN[:] = [header, plan_header(tuple(header))]
+    return _LAST_PLAN[1]
+
+
 def _number_or_text(cell: str) -> float | str:
     return float(cell) if _NUMBER.match(cell) else cell
 
@@ -185,8 +200,37 @@ def column_label(labels: dict[str, str], path: str) -> str | None:
     return best[1] if best else None
 
 
+class SparseRow(NamedTuple):
+    """A CSV row by its non-empty cells: a wide file has thousands of columns, a case fills
+    a few dozen."""
+
+    n_cells: int                  # the row's number of cells, empty ones included
+    index: tuple[int, ...]        # each non-empty cell's column
+    cells: tuple[str, ...]
+
+
+def sparse_row(cells: Sequence[str] | str) -> SparseRow:
+    """The row's non-empty cells, from its cells or from its line (a line without quotes,
+    NULs or carriage returns inside it, whose cells are the line split at commas: the
+    commas found by numpy, a string made for the non-empty cells only)."""
+    if not isinstance(cells, str):
+        return SparseRow(len(cells), tuple(compress(range(len(cells)), cells)),
+                         tuple(compress(cells, cells)))
+    data = cells.rstrip("\r\n").encode("utf-8")
+    commas = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _COMMA)
+    starts = np.concatenate(([0], commas + 1))
+    ends = np.concatenate((commas, [len(data)]))
+    filled = np.flatnonzero(ends > starts)
+    return SparseRow(starts.size, tuple(filled.tolist()),
+                     tuple(data[a:b].decode("utf-8") for a, b in
+                           zip(starts[filled].tolist(), ends[filled].tolist(), strict=True)))
+
+
+_COMMA = ord(",")
+
+
 def row_to_case(
-    header: Sequence[str], cells: Sequence[str]
+    header: Sequence[str], cells: Sequence[str] | SparseRow | str
 ) -> tuple[dict[str, Any], dict[str, str], list[FieldError]]:
     """Convert one CSV row into a case-file mapping.
 
@@ -195,7 +239,9 @@ def row_to_case(
     header
         The file's column names.
     cells
-        The row's cells (missing trailing cells read as empty).
+        The row's cells (missing trailing cells read as empty), only its non-empty ones
+        (:func:`sparse_row`), or its line (no quotes: the cells are the line split at
+        commas).
 
     Returns
     -------
@@ -208,19 +254,22 @@ def row_to_case(
         Problems only the CSV form can have (a symptom cell that is not 1/0/empty);
         each path is the column name.
     """
-    plan = plan_header(tuple(header))
+    plan = _plan_of(header)
     errors = [FieldError("<header>", e) for e in plan.errors]
-    if len(cells) > len(header):
-        errors.append(FieldError("<row>", f"{len(cells)} cells, the header has {len(header)}"))
+    row = cells if isinstance(cells, SparseRow) else sparse_row(cells)
+    if row.n_cells > len(header):
+        errors.append(FieldError("<row>", f"{row.n_cells} cells, the header has {len(header)}"))
     case: dict[str, Any] = {}
     patient: dict[str, Any] = {}
     measurements: list[dict[str, Any]] = []
     symptoms: dict[str, list[str]] = {}
     labels: dict[str, str] = {}
-    for spec, raw in zip(plan.columns, cells, strict=False):
+    columns = plan.columns
+    for j, raw in zip(row.index, row.cells, strict=True):
         cell = raw.strip()
-        if not cell:
+        if not cell or j >= len(columns):
             continue
+        spec = columns[j]
         if spec.kind == "id":
             case["id"] = cell
             labels["id"] = spec.name

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neb_bayes.batch.csv_cases import row_to_case
+from neb_bayes.batch.csv_cases import row_to_case, sparse_row
 from neb_bayes.case.loader import CASE_SUFFIXES, load_text
 from neb_bayes.case.model import CaseError, FieldError
 
@@ -64,7 +66,8 @@ class RawItem:
     kind
         ``"json"`` (``data`` is one JSON text), ``"text"`` (``data`` is ``(fmt, text)`` of
         a YAML/JSON case file), ``"file"`` (``data`` is the path of a case file, read by
-        :func:`materialise`), ``"csv"`` (``data`` is ``(header, cells)``) or ``"error"``
+        :func:`materialise`), ``"csv"`` (``data`` is ``(header, cells)``: the row's line, or its
+        non-empty cells as a :class:`~neb_bayes.batch.csv_cases.SparseRow`) or ``"error"``
         (``data`` is a list of :class:`~neb_bayes.case.model.FieldError`).
     """
 
@@ -153,11 +156,11 @@ def _count_jsonl(path: Path) -> int:
 
 
 class _LineCounter:
-    """Wrap a binary line iterator for :mod:`csv`: decode each line, remember bad ones."""
+    """Wrap a binary line iterator: decode each line, count them, remember bad ones."""
 
     def __init__(self, fh: Any) -> None:
         self.fh = fh
-        self.first = True
+        self.number = 0
         self.bad: str | None = None
 
     def __iter__(self) -> _LineCounter:
@@ -165,10 +168,9 @@ class _LineCounter:
 
     def __next__(self) -> str:
         raw = next(self.fh)
-        if self.first:
-            self.first = False
-            if raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
+        self.number += 1
+        if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -176,8 +178,22 @@ class _LineCounter:
             return raw.decode("utf-8", errors="replace")
 
 
+#: what only the csv module reads right: a quote (a quoted field may hold commas, quotes and
+#: line breaks), a NUL or a carriage return inside a line (both errors of the csv module)
+_NEEDS_CSV_MODULE = re.compile('["\x00\r]')
+#: a line of blank cells (only commas and whitespace; \s is what str.strip removes)
+_BLANK_LINE = re.compile(r"[\s,]*")
+
+
 def _iter_csv(path: Path) -> Iterator[RawItem]:
-    """One item per non-empty data row of a wide CSV (see :mod:`neb_bayes.batch.csv_cases`)."""
+    """One item per non-empty data row of a wide CSV (see :mod:`neb_bayes.batch.csv_cases`).
+
+    A row without quotes (most rows of a laboratory export) is passed on as its line: its
+    cells are the line split at commas, found by the worker (a wide file has thousands of
+    mostly empty cells per row; reading each into a string here cost more than the rest of
+    the row's work).  The header and any line the csv module must read (a quote, a NUL, a
+    carriage return inside it) are read by the csv module, a quoted record with the lines it
+    spans, and passed on as its non-empty cells."""
     name = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below, generator-friendly
@@ -186,18 +202,17 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
         return
     with fh:
         lines = _LineCounter(fh)
-        reader = csv.reader(lines)
         header: tuple[str, ...] | None = None
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                yield RawItem(f"{name}:{reader.line_num}", "error",
-                              [FieldError("<row>", f"malformed CSV: {exc}")])
-                continue
-            source = f"{name}:{reader.line_num}"
+        for text in lines:
+            row: list[str] | None = None
+            if header is None or _NEEDS_CSV_MODULE.search(text.rstrip("\r\n")):
+                try:
+                    row = next(csv.reader(itertools.chain([text], lines)), [])
+                except csv.Error as exc:
+                    yield RawItem(f"{name}:{lines.number}", "error",
+                                  [FieldError("<row>", f"malformed CSV: {exc}")])
+                    continue
+            source = f"{name}:{lines.number}"
             if lines.bad is not None:
                 reason, lines.bad = lines.bad, None
                 if header is not None:
@@ -210,9 +225,13 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
             if header is None:
                 header = tuple(row)
                 continue
-            if not any(cell.strip() for cell in row):
+            if row is None:
+                if not _BLANK_LINE.fullmatch(text):    # (stops at a row's first letter)
+                    yield RawItem(source, "csv", (header, text))
                 continue
-            yield RawItem(source, "csv", (header, row))
+            cells = sparse_row(row)     # what travels to a worker: the non-empty cells
+            if any(cell.strip() for cell in cells.cells):
+                yield RawItem(source, "csv", (header, cells))
 
 
 def iter_items(inputs: Sequence[str | os.PathLike[str]]) -> Iterator[RawItem]:

@@ -173,3 +173,62 @@ def test_a_chunk_task_survives_pickling(tmp_path: Path, sim_cases) -> None:
     back = pickle.loads(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL))
     assert back == task and [type(i) for i in back.items] == [type(i) for i in items]
     assert back.items[1].kind == "error" and back.items[1].data == items[1].data
+
+
+def _csv_module_reading(path: Path) -> list[tuple[str, object]]:
+    """Every item the way the csv module reads the file (what ``_iter_csv`` did for every
+    row before unquoted rows were passed on as lines): ``(source, case mapping, labels,
+    errors)`` or ``(source, error messages)``."""
+    import csv
+    import io
+
+    data = io.BytesIO(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    reader = csv.reader(line.decode("utf-8") for line in data)    # lines end at \n only
+    header = tuple(next(reader))
+    out = []
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            out.append((f"{path}:{reader.line_num}", [f"malformed CSV: {exc}"]))
+            continue
+        if any(c.strip() for c in row):
+            out.append((f"{path}:{reader.line_num}", row_to_case(header, row)))
+    return out
+
+
+def test_csv_rows_read_as_lines_equal_the_csv_modules_reading(tmp_path: Path) -> None:
+    """A row without quotes travels as its line and is split at commas by the worker; every
+    other row (quoted fields, a quoted line break spanning two lines, a NUL, a carriage
+    return inside the line: an error item) is read by the csv module: the cases, labels, errors and
+    sources are the csv module's reading of the whole file, blank and whitespace-only rows
+    skipped, and count_items agrees."""
+    path = tmp_path / "w.csv"
+    header = "id,sex,age,TSH_mIU_per_L,FT4_pmol_per_L,medications,context,sym_fatigue\r\n"
+    rows = [
+        "a,F,46,8.2,9.1,,,1\r\n",
+        ",,,,,,,\r\n",                                    # blank: skipped
+        "  , ,\t,\u00a0,,,,\r\n",                         # whitespace only: skipped
+        'b,M,50,"<0,01",20,"levothyroxine; ""T4""",,0\r\n',  # quoted: the csv module
+        'c,F,33,1.2,,"line one\nline two",,\r\n',          # a quoted line break
+        "d,F,29, 3.0 ,12.5,,pregnant,\r\n",                 # spaces inside cells
+        "e,F,61,2.0,é,,,,,\r\n",                            # more cells than the header
+        "f,M,40,1.1,13\r\n",                                # fewer cells
+        "g,F,3\x0051,1.0,,,,\r\n",                          # a NUL: the csv module
+        "h,F,40,1.0\r,14,,,\r\n",                           # a CR inside: its error
+        "i,M,70,4.4,15,,,",                                 # no line ending at the end
+    ]
+    path.write_bytes(("\ufeff" + header + "".join(rows)).encode("utf-8"))
+    items = list(iter_items([path]))
+    got = []
+    for item in items:
+        if item.kind == "error":
+            got.append((item.source, [e.message for e in item.data]))
+        else:
+            got.append((item.source, row_to_case(*item.data)))
+    assert got == _csv_module_reading(path)
+    assert [isinstance(i.data[1], str) for i in items if i.kind == "csv"] == [
+        True, False, False, True, True, True, False, True]
+    assert count_items([path]) == len(items) == 9
