@@ -217,6 +217,8 @@ def sparse_row(cells: Sequence[str] | str) -> SparseRow:
         return SparseRow(len(cells), tuple(compress(range(len(cells)), cells)),
                          tuple(compress(cells, cells)))
     data = cells.rstrip("\r\n").encode("utf-8")
+    if not data:
+        return SparseRow(0, (), ())      # an empty line has no cells (the csv module's [])
     commas = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _COMMA)
     starts = np.concatenate(([0], commas + 1))
     ends = np.concatenate((commas, [len(data)]))

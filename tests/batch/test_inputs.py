@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from neb_bayes.batch.csv_cases import plan_header, row_to_case
+from neb_bayes.batch.csv_cases import plan_header, row_to_case, sparse_row
 from neb_bayes.batch.export import case_to_dict, write_csv
 from neb_bayes.batch.inputs import InputError, count_items, describe_inputs, iter_items, materialise
 from neb_bayes.batch.worker import ChunkTask, process_chunk
@@ -232,3 +234,18 @@ def test_csv_rows_read_as_lines_equal_the_csv_modules_reading(tmp_path: Path) ->
     assert [isinstance(i.data[1], str) for i in items if i.kind == "csv"] == [
         True, False, False, True, True, True, False, True]
     assert count_items([path]) == len(items) == 9
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(exclude_characters='",\r\n\x00'), max_size=6),
+                min_size=1, max_size=40),
+       st.sampled_from(["", "\n", "\r\n"]))
+def test_a_line_splits_into_the_csv_modules_cells(cells, ending) -> None:
+    """Any line without quotes, NULs or carriage returns inside: its non-empty cells found
+    at the commas equal the csv module's reading of it (any text in the cells: spaces,
+    letters of any script, other whitespace)."""
+    import csv
+
+    line = ",".join(cells) + ending
+    row = next(csv.reader([line]), [])
+    assert sparse_row(line) == sparse_row(row)
