@@ -49,6 +49,13 @@ def cohort_hash(cases) -> str:
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
 
 
+def lab_levels_fixed(groups) -> bool:
+    """Whether a fit of these parameter groups keeps the analyte levels at the prior set's
+    values (then its formulation covers every case: see
+    :func:`~neb_bayes.inference.pymc_model.prepare_group`)."""
+    return "analyte-levels" not in groups
+
+
 def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
                     table_dtype: str = "float32"):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
@@ -67,8 +74,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
-    data = prepare_cohort(model, cases, labels,
-                          lab_levels_fixed="analyte-levels" not in groups)
+    data = prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed(groups))
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
@@ -174,10 +180,10 @@ def check_thresholds(diag: dict[str, Any]) -> list[str]:
     gap, gap_se = diag.get("logp_gap", 0.0), diag.get("logp_gap_se", 0.0)
     if gap > max(THRESHOLDS["logp_gap_max"], THRESHOLDS["logp_gap_z"] * gap_se):
         lp = diag["chain_logp_median"]
+        within = f" ({gap / gap_se:.0f} standard errors)" if gap_se > 0 else ""
         fails.append(f"chain {int(np.argmin(lp))}'s median log density is {gap:.0f} below "
-                     f"chain {int(np.argmax(lp))}'s ({gap / gap_se if gap_se else np.inf:.0f} "
-                     "standard errors): it sits in a minor mode (more draws will not help; "
-                     "check the prior set's values against the cohort)")
+                     f"chain {int(np.argmax(lp))}'s{within}: it sits in a minor mode (more "
+                     "draws will not help; check the prior set's values against the cohort)")
     return fails
 
 
@@ -419,8 +425,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
-        cases, labels, dropped = without_unsupported(
-            model, cases, labels, lab_levels_fixed="analyte-levels" not in groups)
+        cases, labels, dropped = without_unsupported(model, cases, labels,
+                                                     lab_levels_fixed(groups))
         if not cases:
             raise ValueError("no case left that the fit's formulation covers")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
