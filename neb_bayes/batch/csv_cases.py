@@ -216,7 +216,8 @@ def sparse_row(cells: Sequence[str] | str) -> SparseRow:
     if not isinstance(cells, str):
         return SparseRow(len(cells), tuple(compress(range(len(cells)), cells)),
                          tuple(compress(cells, cells)))
-    data = cells.rstrip("\r\n").encode("utf-8")
+    # (surrogatepass: any str round-trips, though a line decoded from UTF-8 has none)
+    data = cells.rstrip("\r\n").encode("utf-8", "surrogatepass")
     if not data:
         return SparseRow(0, (), ())      # an empty line has no cells (the csv module's [])
     commas = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _COMMA)
@@ -224,7 +225,7 @@ def sparse_row(cells: Sequence[str] | str) -> SparseRow:
     ends = np.concatenate((commas, [len(data)]))
     filled = np.flatnonzero(ends > starts)
     return SparseRow(starts.size, tuple(filled.tolist()),
-                     tuple(data[a:b].decode("utf-8") for a, b in
+                     tuple(data[a:b].decode("utf-8", "surrogatepass") for a, b in
                            zip(starts[filled].tolist(), ends[filled].tolist(), strict=True)))
 
 

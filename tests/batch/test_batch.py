@@ -102,6 +102,29 @@ def test_same_output_whatever_jobs_and_chunk_size(tmp_path, jsonl_input, referen
     assert n_chunks == -(-(N + len(jsonl_input[1])) // chunk_size)
 
 
+def test_no_more_workers_than_chunks(tmp_path, jsonl_input, reference, schema,
+                                     monkeypatch) -> None:
+    """One chunk left to do runs in the driver (no worker to start and load the model);
+    two run on at most two workers, whatever --jobs asks for."""
+    import neb_bayes.batch.runner as runner
+
+    started: list[int] = []
+    real = runner._Pool
+
+    def pool(jobs: int):
+        started.append(jobs)
+        return real(jobs)
+
+    monkeypatch.setattr(runner, "_Pool", pool)
+    n = N + len(jsonl_input[1])
+    for chunk_size in (n, -(-n // 2)):
+        out = tmp_path / f"out{chunk_size}"
+        run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), jobs=4,
+                               chunk_size=chunk_size, progress=False), echo=_quiet)
+        assert results(out, schema).equals(reference)
+    assert started == [2]
+
+
 def test_directory_and_csv_inputs(tmp_path, sim_cases, model, schema) -> None:
     cases = sim_cases[:40]
     write_case_dir(cases[:20], tmp_path / "dir")
