@@ -4,11 +4,12 @@ naive per-case PyMC alternative, on cases simulated from the shipped (point) pri
 Usage::
 
     python benchmarks/bench_batch.py [--quick] [--cases N] [--jobs J] [--chunk-size C]
-                                     [--naive-cases 20] [--skip-naive]
+                                     [--naive-cases 20] [--skip-naive] [--skip-csv]
 
 Prints figures, not a test.  Targets are printed next to them: >= 20,000 cases/s with point
 priors, peak RSS of the process tree < 2 GB and independent of the input size (measured on
-the full input and on a fifth of it).  ``--quick`` uses 5,000 cases instead of 100,000
+the full input and on a fifth of it); the fifth also as a wide CSV (one column per analyte,
+unit, specimen, time and day met: thousands, mostly empty).  ``--quick`` uses 5,000 cases instead of 100,000
 (and 5 cases instead of 20 for the naive PyMC comparison, which takes about half a minute
 per case).
 """
@@ -56,6 +57,16 @@ def simulate_to_jsonl(path: Path, n: int, block: int = 5000, **sim) -> float:
             part.unlink()
             done += k
     return time.perf_counter() - t0
+
+
+def jsonl_to_csv(src: Path, dst: Path) -> int:
+    """Write the cases of a JSON Lines file as a wide CSV (the batch's column convention)."""
+    from neb_bayes.batch.export import write_csv
+    from neb_bayes.case import read_case
+    from neb_bayes.case.loader import load_text
+
+    with open(src, encoding="utf-8") as fh:
+        return write_csv([read_case(load_text(line, "json")) for line in fh], dst)
 
 
 def _tree_rss(pid: int) -> int:
@@ -189,6 +200,7 @@ def main() -> None:
     ap.add_argument("--naive-cases", type=int,
                     help="cases for the naive PyMC comparison (default 20; 5 with --quick)")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--skip-csv", action="store_true", help="no wide-CSV run")
     ap.add_argument("--p-measure", type=float, default=0.6,
                     help="probability that each analyte is measured (0.6, the default, is a full "
                          "work-up of ~27 results; 0.1 is closer to a lab archive's few results)")
@@ -243,6 +255,17 @@ def main() -> None:
         summary = [x for x in log.splitlines() if x.startswith("batch done")]
         if summary:
             print(f"  ({summary[0]})")
+        if not args.skip_csv:
+            wide = tmp_path / "small.csv"
+            jsonl_to_csv(little, wide)
+            with open(wide, encoding="utf-8") as fh:
+                n_cols = fh.readline().count(",") + 1
+            wall_c, rss_c, _, cpu_c = run_cli(["batch", str(wide), "--out",
+                                               str(tmp_path / "o-csv"), *common])
+            print(f"the {small:,} cases as a wide CSV ({n_cols:,} columns, "
+                  f"{wide.stat().st_size / 2**20:.0f} MiB): {wall_c:.1f} s, "
+                  f"{small / wall_c:,.0f} cases/s, CPU {cpu_c:.1f} s, peak RSS {rss_c:,.0f} MiB "
+                  f"(as JSON Lines: {wall_s:.1f} s, {small / wall_s:,.0f} cases/s)")
 
         read_rate, infer_rate, m = infer_batch_rate(big)
         print(f"infer_batch alone (one process, one thread, chunks of 1000, {m:,} cases): "
