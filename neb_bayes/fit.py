@@ -49,13 +49,6 @@ def cohort_hash(cases) -> str:
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
 
 
-def lab_levels_fixed(groups) -> bool:
-    """Whether a fit of these parameter groups keeps the analyte levels at the prior set's
-    values (then its formulation covers every case: see
-    :func:`~neb_bayes.inference.pymc_model.prepare_group`)."""
-    return "analyte-levels" not in groups
-
-
 def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
                     table_dtype: str = "float32"):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
@@ -68,13 +61,18 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     import pymc as pm
     import pytensor.tensor as pt
 
-    from neb_bayes.inference.pymc_model import cohort_loglik, prepare_cohort, symptom_tables
+    from neb_bayes.inference.pymc_model import (
+        cohort_loglik,
+        lab_levels_fixed_in,
+        prepare_cohort,
+        symptom_tables,
+    )
 
     unknown = set(groups) - set(PARAM_GROUPS)
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
-    data = prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed(groups))
+    data = prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed_in(groups))
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
@@ -272,8 +270,8 @@ INIT_SPREAD = 0.25
 
 
 def _start(pmodel):
-    """:func:`start_function` and the free variables' value names and shapes, from one
-    evaluation of the prior set's values."""
+    """:func:`start_function` and the free variables' shapes, from one evaluation of the
+    prior set's values."""
     from pymc.initial_point import make_initial_point_fn
 
     names = [pmodel.rvs_to_values[rv].name for rv in pmodel.free_RVs]
@@ -286,7 +284,7 @@ def _start(pmodel):
         move = np.random.default_rng(chain_seed).uniform(-1.0, 1.0, flat_centre.size)
         return flat_centre + INIT_SPREAD * flat_sd * move
 
-    return start, names, [np.shape(centre[n]) for n in names]
+    return start, [np.shape(centre[n]) for n in names]
 
 
 def start_function(pmodel):
@@ -301,7 +299,7 @@ def start_function(pmodel):
 def initial_values(pmodel, seeds: Sequence[int]) -> list[dict[str, np.ndarray]]:
     """Each seed's chain start (:func:`start_function`) in the parameters' own space, by
     name (``pm.sample``'s ``initvals``)."""
-    start, _, shapes = _start(pmodel)
+    start, shapes = _start(pmodel)
     out = []
     for seed in seeds:
         flat, at, values = start(seed), 0, {}
@@ -419,14 +417,14 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     its chains fail at start-up (a ``RuntimeError`` that says so)."""
     import pymc as pm
 
-    from neb_bayes.inference.pymc_model import without_unsupported
+    from neb_bayes.inference.pymc_model import lab_levels_fixed_in, without_unsupported
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
         cases, labels, dropped = without_unsupported(model, cases, labels,
-                                                     lab_levels_fixed(groups))
+                                                     lab_levels_fixed_in(groups))
         if not cases:
             raise ValueError("no case left that the fit's formulation covers")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)

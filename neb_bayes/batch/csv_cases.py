@@ -200,6 +200,9 @@ def column_label(labels: dict[str, str], path: str) -> str | None:
     return best[1] if best else None
 
 
+_COMMA = ord(",")
+
+
 class SparseRow(NamedTuple):
     """A CSV row by its non-empty cells: a wide file has thousands of columns, a case fills
     a few dozen."""
@@ -228,8 +231,6 @@ def sparse_row(cells: Sequence[str] | str) -> SparseRow:
                      tuple(data[a:b].decode("utf-8", "surrogatepass") for a, b in
                            zip(starts[filled].tolist(), ends[filled].tolist(), strict=True)))
 
-
-_COMMA = ord(",")
 
 
 def row_to_case(

@@ -426,10 +426,10 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                 echo("neb-bayes batch: --scheduler given: --jobs is ignored (the cluster's "
                      "workers run the chunks)")
             pool: _Inline | _Pool | _Dask = _Dask(opts.scheduler)
-        elif min(opts.jobs, n_chunks_est - done_before) > 1:
+        elif (workers := min(opts.jobs, n_chunks_est - done_before)) > 1:
             # (no more workers than chunks left to do: one chunk runs here, with no worker
             # to start, ~1 s each to import and load the model)
-            pool = _Pool(min(opts.jobs, n_chunks_est - done_before))
+            pool = _Pool(workers)
         else:
             pool = _Inline()
         bar = sys.stderr.isatty() if opts.progress is None else opts.progress

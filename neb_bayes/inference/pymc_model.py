@@ -41,7 +41,7 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
 from neb_bayes.inference.lab_block import LabBlock, LabFactor
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
-from neb_bayes.model.params import ParamDraws, point_params
+from neb_bayes.model.params import ParamDraws, latent_corr, latent_cov, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
 from neb_bayes.tensor import product_sum, scaled_message
 
@@ -421,6 +421,12 @@ def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: in
     return out
 
 
+def lab_levels_fixed_in(groups) -> bool:
+    """Whether a fit of these parameter groups keeps the analyte levels at given values (then
+    the formulation covers every case: :func:`prepare_group`'s ``lab_levels_fixed``)."""
+    return "analyte-levels" not in groups
+
+
 def without_unsupported(model: CompiledModel, cases, labels=None,
                         lab_levels_fixed: bool = False):
     """The cohort without the cases the formulation does not cover: ``(cases, labels,
@@ -480,9 +486,7 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
         lat_mean = lat_mean + shift
         lat_sd = lat_sd * (np.asarray(scale, float)[:, None] if np.ndim(scale) else scale)
     if ad.block is None:
-        lat_cov = g.model.axes[a].lat_cov
-        sd = np.sqrt(np.einsum("skk->sk", lat_cov))
-        ad.block = LabBlock(ad, lat_cov / np.einsum("si,sj->sij", sd, sd))
+        ad.block = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
     n = len(g.case_ids)
     if o.symbolic:
         return LabFactor(ad.block, n)(lat_mean, lat_sd, log_median)
@@ -504,9 +508,7 @@ def _exact_lab_factor(theta: dict, g: GroupData, ai: int,
     m = g.model
     if ai in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[ai]], lat_sd[g.keep[ai]]
-    sd = np.sqrt(np.einsum("skk->sk", m.axes[ai].lat_cov))
-    cov = (m.axes[ai].lat_cov / np.einsum("si,sj->sij", sd, sd)
-           * lat_sd[:, :, None] * lat_sd[:, None, :])
+    cov = latent_cov(m.axes[ai].lat_cov, lat_sd)
     blocks = [next(b for b in g.evidences[p].blocks if b.axis == ai) for p in people]
     scope = tuple(sorted(set().union(*(b.deps for b in blocks))))
     sizes = [ax.n_states for ax in m.axes]
@@ -1328,7 +1330,7 @@ def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = 
     ``free`` are computed as graph, the others in numpy, as in a fit of those groups
     (``table_dtype``: see :func:`group_loglik`)."""
     groups = prepare_cohort(model, cases, labels,
-                            lab_levels_fixed="analyte-levels" not in free)
+                            lab_levels_fixed=lab_levels_fixed_in(free))
     out = {}
     theta = theta_constants(model, draws, free=free)
     for ids, ll in cohort_loglik(theta, groups, table_dtype):

@@ -28,6 +28,20 @@ from neb_bayes.model.compiled import CompiledModel
 PARAM_GROUPS = ("analyte-levels", "prevalence", "symptoms")
 
 
+def latent_corr(lat_cov: np.ndarray) -> np.ndarray:
+    """The latents' correlations ``(S, K, K)`` from an axis' covariances (0 where a spread
+    is 0)."""
+    sd = np.sqrt(np.einsum("skk->sk", lat_cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(lat_cov / np.einsum("si,sj->sij", sd, sd))
+
+
+def latent_cov(lat_cov: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Covariances with ``lat_cov``'s correlations and the spreads ``sd`` ``(..., S, K)``:
+    ``(..., S, K, K)``."""
+    return latent_corr(lat_cov) * sd[..., :, None] * sd[..., None, :]
+
+
 @dataclass(frozen=True)
 class ParamDraws:
     """``D`` draws of the population parameters (leading dimension of every array)."""
@@ -51,13 +65,7 @@ class ParamDraws:
 
     def lat_cov(self, model: CompiledModel, axis: int) -> np.ndarray:
         """(D, S, K, K) latent covariances: the prior set's correlations, these spreads."""
-        ax = model.axes[axis]
-        base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd)
-        corr = np.nan_to_num(corr)
-        sd = self.lat_sd[axis]
-        return corr[None] * sd[..., :, None] * sd[..., None, :]
+        return latent_cov(model.axes[axis].lat_cov, self.lat_sd[axis])
 
     def subset(self, idx) -> ParamDraws:
         def take(x):
@@ -267,12 +275,8 @@ def with_params(model: CompiledModel, draws: ParamDraws, i: int = 0) -> Compiled
     """A compiled model whose parameters are draw ``i`` (e.g. the draws' mean)."""
     axes = []
     for ai, ax in enumerate(model.axes):
-        sd = draws.lat_sd[ai][i]
-        base_sd = np.sqrt(np.einsum("skk->sk", ax.lat_cov))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = np.nan_to_num(ax.lat_cov / np.einsum("si,sj->sij", base_sd, base_sd))
         axes.append(replace(ax, lat_mean=draws.lat_mean[ai][i],
-                            lat_cov=corr * sd[:, :, None] * sd[:, None, :]))
+                            lat_cov=latent_cov(ax.lat_cov, draws.lat_sd[ai][i])))
     channels = tuple(replace(c, log_median=float(draws.log_median[i, ci]))
                      for ci, c in enumerate(model.channels))
     base = {ax.name: draws.prior_base[ai][i] for ai, ax in enumerate(model.axes)}
