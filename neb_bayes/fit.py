@@ -63,7 +63,6 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
 
     from neb_bayes.inference.pymc_model import (
         cohort_loglik,
-        lab_levels_fixed_in,
         prepare_cohort,
         symptom_tables,
     )
@@ -72,7 +71,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
-    data = prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed_in(groups))
+    data = prepare_cohort(model, cases, labels)
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
@@ -404,29 +403,27 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
     as in a prevalence fit; otherwise one chain per process, :func:`_nutpie_in_processes`)
     or ``"pymc"`` (PyMC's own NUTS, chains in processes).  ``table_dtype``: see
-    :func:`build_fit_model`.  Cases the formulation does not cover with the analyte levels
-    free (with them fixed it covers every case) raise
+    :func:`build_fit_model`.  Every case's evidence is used (where the information form does
+    not reach, the exact engine's factor: :func:`~neb_bayes.inference.pymc_model.prepare_group`);
+    labels a person cannot have (a state cut from their sex view) raise
     :class:`~neb_bayes.inference.pymc_model.UnsupportedEvidence` naming them all, unless
-    ``drop_unsupported``: then the fit runs without them and its provenance counts them
-    (``cohort_excluded``, and by reason).  They are often the people with the most abnormal
-    results (several results below detection limits), so leaving them out can bias the
-    fit.
+    ``drop_unsupported``: then the fit runs without those cases and its provenance counts
+    them (``cohort_excluded``, and by reason).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
     its chains fail at start-up (a ``RuntimeError`` that says so)."""
     import pymc as pm
 
-    from neb_bayes.inference.pymc_model import lab_levels_fixed_in, without_unsupported
+    from neb_bayes.inference.pymc_model import without_unsupported
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
-        cases, labels, dropped = without_unsupported(model, cases, labels,
-                                                     lab_levels_fixed_in(groups))
+        cases, labels, dropped = without_unsupported(model, cases, labels)
         if not cases:
-            raise ValueError("no case left that the fit's formulation covers")
+            raise ValueError("no case left to fit")
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype, "init_spread": INIT_SPREAD}

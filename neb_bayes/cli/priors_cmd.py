@@ -115,12 +115,10 @@ _ = EXIT_INPUT
 @click.option("--seed", default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
-              help="Fit without the cases the fit's formulation does not cover with the "
-                   "analyte levels free (more than one censored result on an axis, a "
-                   "daily-rhythm result without a time; a fit with them fixed covers every "
-                   "case); they are counted in the provenance. "
-                   "Such people often have the most abnormal results: leaving them out can "
-                   "bias the fit.")
+              help="Fit without the cases whose --labels name a state the person cannot "
+                   "have (one cut from their sex view); they are counted in the provenance. "
+                   "Every case's results are used (where the fit's information form does not "
+                   "reach, e.g. two censored results on an axis, the exact engine's factor).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, seed, force,
             drop_unsupported, no_progress) -> None:
@@ -171,12 +169,9 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
                   drop_unsupported=drop_unsupported)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
-        click.echo(f"cannot fit: {n} of {len(cases)} cases have evidence the fit's formulation "
-                   f"does not cover with the analyte levels free ({exc}). Rerun with "
-                   "--drop-unsupported to fit without them; they are often the people with "
-                   "the most abnormal results, so leaving them out can bias the fit. (A fit "
-                   "with the analyte levels fixed, --fit prevalence or --fit symptoms, "
-                   "covers them.)", err=True)
+        click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "
+                   f"({exc}). Correct the labels, or rerun with --drop-unsupported to fit "
+                   "without these cases.", err=True)
         sys.exit(EXIT_INPUT)
     except ValueError as exc:
         click.echo(f"cannot fit: {exc}", err=True)

@@ -278,6 +278,15 @@ class LabBlock:
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]
 
+    def people_values(self, params, n: int) -> np.ndarray:
+        """Every person's factor of the group by the compiled kernel, ``(n, *grid_shape)``
+        (what the fit's :func:`LabFactor` Op computes)."""
+        return self.on_people(self.values(params, kernel_value), n)
+
+    def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
+        """:meth:`vjp` by the compiled kernel (the Op's pullback)."""
+        return self.vjp(params, cotangent, kernel_vjp)
+
     def _padded(self, params):
         """(lat_mean, lat_sd, log_median) with the padding latents (mean 0, sd 1)."""
         lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
@@ -428,10 +437,12 @@ def _evaluate_vjp(structure, params, d, ct):
 _OP_CLASSES: list = []
 
 
-def LabFactor(block: LabBlock, n_people: int):  # noqa: N802  (a class, built lazily)
+def LabFactor(block, n_people: int):  # noqa: N802  (a class, built lazily)
     """The Op computing ``block``'s factor of every person of its group, ``(n_people,
-    *block.grid_shape)`` (:meth:`LabBlock.on_people`), from symbolic ``(lat_mean, lat_sd,
-    log_median)``."""
+    *block.grid_shape)`` (:meth:`LabBlock.people_values`), from symbolic ``(lat_mean, lat_sd,
+    log_median)``; ``block`` a :class:`LabBlock` or, for evidence the information form does
+    not cover, an :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same
+    interface: ``grid_shape``, ``rows``, ``people_values``, ``gradient``)."""
     if not _OP_CLASSES:
         _OP_CLASSES.extend(_make_ops())
     return _OP_CLASSES[0](block, n_people)
@@ -462,8 +473,7 @@ def _make_ops():
                                               shape=(None,) * (1 + len(self.block.grid_shape)))])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = self.block.on_people(self.block.values(inputs, kernel_value),
-                                                 self.n_people)
+            outputs[0][0] = self.block.people_values(inputs, self.n_people)
 
         def pullback(self, inputs, outputs, cotangents):
             return list(_LabFactorVJP(self.block)(*inputs, cotangents[0]))
@@ -485,7 +495,7 @@ def _make_ops():
 
         def perform(self, node, inputs, outputs):
             ct = inputs[3].reshape(inputs[3].shape[0], -1)[self.block.rows]   # (R, G)
-            grads = self.block.vjp(inputs[:3], ct, kernel_vjp)
+            grads = self.block.gradient(inputs[:3], ct)
             for out, g in zip(outputs, grads, strict=True):
                 out[0] = g
 

@@ -19,14 +19,16 @@ being fitted are computed once in numpy and enter the graph as constants; consta
 are multiplied together in numpy before the graph sees them.  So NUTS only sees population
 parameters (shared/research/inference-notes.md).
 
-Supported evidence: everything the exact engine reads, except (a) a result with a daily
-rhythm and no collection time and (b) more than one censored result per axis (a censored
-result whose channel also has observed results is covered: its noise given theirs,
-:func:`_censored_with_repeats`); such cases raise
-:class:`UnsupportedEvidence` naming them all (:func:`without_unsupported` leaves them out:
-``neb-bayes priors fit --drop-unsupported``).  Where the analyte-level parameters stay
-fixed (a prevalence or symptom fit), such a person's factor on that axis is computed by the
-exact engine instead, as a constant (:func:`_exact_lab_factor`): every case is covered.
+Evidence: everything the exact engine reads.  The information form covers a person's results
+on an axis when at most one of them is censored and every result with a daily rhythm has a
+collection time (a censored result whose channel also has observed results is covered: its
+noise given theirs, :func:`_censored_with_repeats`).  For the others (two or more censored
+results on an axis; a daily-rhythm result without a time) that person's factor on that axis
+is the exact engine's (:func:`_exact_lab_factor`): a constant where the analyte levels stay
+fixed, else the same :func:`~neb_bayes.inference.lab_block.LabFactor` Op around
+:class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (gradient by finite
+differences).  So every case is covered in every fit; :class:`UnsupportedEvidence` is left
+for labels a person cannot have.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
 from neb_bayes.inference.lab_block import LabBlock, LabFactor
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
-from neb_bayes.model.params import ParamDraws, latent_corr, latent_cov, point_params
+from neb_bayes.model.params import ParamDraws, latent_corr, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
 from neb_bayes.tensor import product_sum, scaled_message
 
@@ -100,7 +102,7 @@ class GroupData:
     lat_shift: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     cause_scale: np.ndarray | None = None
     #: per axis, the people whose factor on it the exact engine computes (evidence the
-    #: information form does not cover; only where the analyte levels stay fixed)
+    #: information form does not cover)
     exact: dict[int, np.ndarray] = field(default_factory=dict)
 
 
@@ -296,22 +298,19 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
 
 
 def prepare_group(model: CompiledModel, evidences: list[Evidence],
-                  labels: list[dict[str, str] | None] | None = None,
-                  lab_levels_fixed: bool = False) -> GroupData:
+                  labels: list[dict[str, str] | None] | None = None) -> GroupData:
     """Sufficient statistics of a group of people who share ``model`` (one sex view) and a
     context signature (:attr:`Evidence.context_signature`).
 
     Vectorised over people: each axis' results of all people are handled as flat arrays
     (:func:`_axis_data`), so the cost per person is a few array elements, not Python calls.
-    Evidence the information form does not cover raises :class:`UnsupportedEvidence`,
-    unless ``lab_levels_fixed`` (a fit that keeps the analyte-level parameters at given
-    values): then such a person's factor on that axis is the exact engine's, a constant
-    (:attr:`GroupData.exact`).
+    Where the information form does not cover a person's results on an axis, that factor is
+    the exact engine's (:attr:`GroupData.exact`).  A label the person cannot have (a state
+    cut from their sex view) raises :class:`UnsupportedEvidence`.
     """
     n = len(evidences)
     if len({ev.context_signature for ev in evidences}) > 1:
         raise ValueError("a group's people must share their context signature")
-    problems: list[tuple[int, str]] = []
     axes = []
     exact: dict[int, np.ndarray] = {}
     results = _axis_results(evidences)
@@ -323,14 +322,10 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
             continue
         found: list[tuple[int, str]] = []
         ad = _axis_data(model, ai, results.get(ai, empty), n, found)
-        if found and lab_levels_fixed:
+        if found:
             exact[ai] = np.unique([p for p, _ in found])
-        else:
-            problems += sorted(found, key=lambda pm: pm[0])   # people in order, per axis
         if ad is not None:
             axes.append(ad)
-    if problems:
-        raise UnsupportedEvidence([(evidences[p].case_id, msg) for p, msg in problems])
     present = np.zeros((n, len(model.symptoms)))
     absent = np.zeros((n, len(model.symptoms)))
     for p, ev in enumerate(evidences):
@@ -343,23 +338,23 @@ def prepare_group(model: CompiledModel, evidences: list[Evidence],
     modoff = [np.stack([offsets[ev.covariates][ai] for ev in evidences])
               for ai in range(len(model.axes))]
     label_mask = None
+    problems: list[tuple[str, str]] = []      # every impossible label, named at once
     if labels is not None and any(lab for lab in labels):
         label_mask = [None] * len(model.axes)
         for p, lab in enumerate(labels):
             for ax_name, sts in (lab or {}).items():
-                ai = model.axis_index(ax_name)
-                sts = [sts] if isinstance(sts, str) else list(sts)
-                allowed = [s for s in sts if s in model.axes[ai].states]
+                ai, allowed = _label_states(model, ax_name, sts)
                 if not allowed:
-                    raise UnsupportedEvidence([(evidences[p].case_id,
-                                                f"label {ax_name}={sts} impossible for this "
-                                                "person")])
+                    problems.append((evidences[p].case_id, _impossible_label(ax_name, sts)))
+                    continue
                 if label_mask[ai] is None:
                     label_mask[ai] = np.zeros((n, model.axes[ai].n_states))
                 bad = np.ones(model.axes[ai].n_states, bool)
                 for st in allowed:
                     bad[model.axes[ai].states.index(st)] = False
                 label_mask[ai][p, bad] = -np.inf
+    if problems:
+        raise UnsupportedEvidence(problems)
     return GroupData(model=model, keep=sex_keep(model), case_ids=[ev.case_id for ev in evidences],
                      modoff=modoff, axes=axes, present=present, absent=absent,
                      present_scope=present_scope(model, np.flatnonzero(present.any(axis=0))),
@@ -380,8 +375,8 @@ def present_scope(model: CompiledModel, symptoms) -> tuple[int, ...]:
     return tuple(out)
 
 
-def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: int = 3,
-                   lab_levels_fixed: bool = False) -> list[GroupData]:
+def prepare_cohort(model: CompiledModel, cases, labels=None,
+                   groups_per_view: int = 3) -> list[GroupData]:
     """Group a cohort's cases and precompute their sufficient statistics.
 
     A group shares a model view (sex), a context signature (treated disease: latent shifts
@@ -389,7 +384,6 @@ def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: in
     present symptoms may couple, so that every member has factors of the same shapes.  At
     most ``groups_per_view`` groups per view and context (each group is one more piece of
     graph to compile): the sets are merged greedily where that adds the least work.
-    ``lab_levels_fixed``: see :func:`prepare_group`.
     """
     by_view: dict[tuple, dict[tuple[int, ...], list[int]]] = {}
     views: dict[str | None, CompiledModel] = {}
@@ -412,8 +406,7 @@ def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: in
         for idx in _merge_scopes(scopes, sizes, groups_per_view):
             labs = None if labels is None else [labels[i] for i in idx]
             try:
-                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs,
-                                         lab_levels_fixed))
+                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
             except UnsupportedEvidence as exc:
                 problems += exc.cases
     if problems:
@@ -421,25 +414,34 @@ def prepare_cohort(model: CompiledModel, cases, labels=None, groups_per_view: in
     return out
 
 
-def lab_levels_fixed_in(groups) -> bool:
-    """Whether a fit of these parameter groups keeps the analyte levels at given values (then
-    the formulation covers every case: :func:`prepare_group`'s ``lab_levels_fixed``)."""
-    return "analyte-levels" not in groups
+def without_unsupported(model: CompiledModel, cases, labels=None):
+    """The cohort without the cases a fit cannot use (a label the person cannot have):
+    ``(cases, labels, dropped)``, ``dropped`` as :attr:`UnsupportedEvidence.cases` (checked
+    on the labels alone: nothing is prepared)."""
+    dropped: list[tuple[str, str]] = []
+    views: dict[str | None, CompiledModel] = {}
+    for case, lab in zip(cases, labels or [None] * len(cases), strict=True):
+        sex = case.patient.sex
+        if lab and sex not in views:
+            views[sex] = view_for_sex(model, sex)
+        for ax_name, sts in (lab or {}).items():
+            if not _label_states(views[sex], ax_name, sts)[1]:
+                dropped.append((case.id, _impossible_label(ax_name, sts)))
+    bad = {cid for cid, _ in dropped}
+    keep = [i for i, c in enumerate(cases) if c.id not in bad]
+    return ([cases[i] for i in keep], None if labels is None else [labels[i] for i in keep],
+            dropped)
 
 
-def without_unsupported(model: CompiledModel, cases, labels=None,
-                        lab_levels_fixed: bool = False):
-    """The cohort without the cases the formulation does not cover: ``(cases, labels,
-    dropped)``, ``dropped`` as :attr:`UnsupportedEvidence.cases` (a case may be named once
-    per thing not covered; none where ``lab_levels_fixed``, see :func:`prepare_group`)."""
-    try:
-        prepare_cohort(model, cases, labels, lab_levels_fixed=lab_levels_fixed)
-    except UnsupportedEvidence as exc:
-        bad = {cid for cid, _ in exc.cases}
-        keep = [i for i, c in enumerate(cases) if c.id not in bad]
-        return ([cases[i] for i in keep], None if labels is None else [labels[i] for i in keep],
-                exc.cases)
-    return list(cases), labels, []
+def _label_states(model: CompiledModel, ax_name: str, sts) -> tuple[int, list[str]]:
+    """A label's axis and the states it names that the model view has."""
+    ai = model.axis_index(ax_name)
+    sts = [sts] if isinstance(sts, str) else list(sts)
+    return ai, [s for s in sts if s in model.axes[ai].states]
+
+
+def _impossible_label(ax_name: str, sts) -> str:
+    return f"label {ax_name}={[sts] if isinstance(sts, str) else list(sts)} impossible for this person"
 
 
 def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],
@@ -494,31 +496,22 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
 
 
 def _exact_lab_factor(theta: dict, g: GroupData, ai: int,
-                      people: np.ndarray) -> tuple[tuple[int, ...], np.ndarray]:
+                      people: np.ndarray) -> tuple[tuple[int, ...], object]:
     """log p(axis ``ai``'s results | states of the axes they depend on) of ``people`` from
-    the exact engine (covariance form: :func:`~neb_bayes.inference.exact.block_loglik`), for
-    evidence the information form does not cover; with fixed parameters only.  ``(scope,
-    (P, *sizes[scope]))``, 0 for the group's other people."""
-    from neb_bayes.inference.exact import block_loglik
+    the exact engine (covariance form, :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock`),
+    for evidence the information form does not cover: ``(scope, (P, *sizes[scope]))``, 0 for
+    the group's other people; numpy when the parameters are fixed, else a
+    :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
+    from neb_bayes.inference.exact_lab_block import ExactLabBlock
 
     lat_mean, lat_sd, log_median = theta["lat_mean"][ai], theta["lat_sd"][ai], theta["log_median"]
-    if is_free(lat_mean, lat_sd, log_median):
-        raise UnsupportedEvidence([(g.case_ids[p], f"evidence on axis {g.model.axes[ai].name} "
-                                    "that an analyte-level fit does not cover") for p in people])
-    m = g.model
     if ai in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[ai]], lat_sd[g.keep[ai]]
-    cov = latent_cov(m.axes[ai].lat_cov, lat_sd)
-    blocks = [next(b for b in g.evidences[p].blocks if b.axis == ai) for p in people]
-    scope = tuple(sorted(set().union(*(b.deps for b in blocks))))
-    sizes = [ax.n_states for ax in m.axes]
-    table = np.zeros((len(g.case_ids),) + tuple(sizes[d] for d in scope))
-    for p, b in zip(people, blocks, strict=True):
-        latent = g.evidences[p].latent_params(m, ai, lat_mean[None], cov[None])
-        ll = block_loglik(m, b, latent=latent, log_median=np.asarray(log_median)[None])
-        table[p] = _aligned(b.deps, ll.reshape((1,) + tuple(sizes[d] for d in b.deps)),
-                            scope)[0]
-    return scope, table
+    block = ExactLabBlock(g.model, ai, g.evidences, people)
+    n = len(g.case_ids)
+    if is_free(lat_mean, lat_sd, log_median):
+        return block.scope, LabFactor(block, n)(lat_mean, lat_sd, log_median)
+    return block.scope, block.people_values((lat_mean, lat_sd, log_median), n)
 
 
 def _prior_factors(theta: dict, g: GroupData,
@@ -1329,8 +1322,7 @@ def cohort_loglik_value(model: CompiledModel, cases, draws: ParamDraws | None = 
     """Per-person log evidence from this formulation, evaluated (for checks); the groups in
     ``free`` are computed as graph, the others in numpy, as in a fit of those groups
     (``table_dtype``: see :func:`group_loglik`)."""
-    groups = prepare_cohort(model, cases, labels,
-                            lab_levels_fixed=lab_levels_fixed_in(free))
+    groups = prepare_cohort(model, cases, labels)
     out = {}
     theta = theta_constants(model, draws, free=free)
     for ids, ll in cohort_loglik(theta, groups, table_dtype):

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
-from neb_bayes.inference.pymc_model import UnsupportedEvidence, prepare_cohort
+from neb_bayes.inference.pymc_model import prepare_cohort
 
 
-def supported(model, cases) -> list:
-    """The cases the PyMC formulation covers (the others raise :class:`UnsupportedEvidence`)."""
-    out = []
-    for c in cases:
-        try:
-            prepare_cohort(model, [c])
-        except UnsupportedEvidence:
-            continue
-        out.append(c)
-    return out
+def covered(model, cases) -> list:
+    """The cases the fit's information form covers on every axis (none of their factors
+    from the exact engine, :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""
+    return [c for c in cases if not any(g.exact for g in prepare_cohort(model, [c]))]
 
 
 def uncovered_cases() -> list:
-    """Cases the information form does not cover on some axis, each with covered results on
-    others: a suppressed TSH twice; oestradiol and progesterone both below their limits
-    after the menopause; a cortisol without a collection time."""
+    """Cases the information form does not cover on some axis (their factor there is the
+    exact engine's), each with covered results on others: a suppressed TSH twice;
+    oestradiol and progesterone both below their limits after the menopause; a cortisol
+    without a collection time."""
     M = Measurement
     return [
         Case(id="suppressed-tsh-twice", patient=Patient(sex="F", age=55), measurements=(

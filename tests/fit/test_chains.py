@@ -21,14 +21,14 @@ from neb_bayes.fit import (  # noqa: E402
 from neb_bayes.model.compiled import load_model  # noqa: E402
 from neb_bayes.simulate import simulate  # noqa: E402
 
-from .conftest import supported  # noqa: E402
+from .conftest import covered  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cohort():
     model = load_model()
     sims = simulate(model, 30, seed=5, p_repeat=0.0, p_measure=0.4, p_symptom_reported=0.3)
-    return model, supported(model, [s.case for s in sims])
+    return model, covered(model, [s.case for s in sims])
 
 
 @pytest.mark.parametrize(("groups", "python_ops"), [

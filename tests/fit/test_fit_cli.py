@@ -14,7 +14,7 @@ from neb_bayes.cli import main
 from neb_bayes.model.compiled import load_model
 from neb_bayes.simulate import simulate
 
-from .conftest import supported
+from .conftest import covered
 
 EXAMPLE = "cases/examples/subclinical_hypothyroidism_01.yaml"
 
@@ -38,7 +38,8 @@ def fitted(tmp_path_factory):
     return out, res.output, len(cases) + 1   # with bad.jsonl's two-censored case
 
 
-#: a valid case the fit's formulation does not cover (two censored results on one axis)
+#: a valid case with two censored results on one axis (beyond the fit's information form:
+#: its thyroid factor comes from the exact engine)
 UNSUPPORTED = json.dumps({"id": "two-censored", "patient": {"sex": "F", "age": 40},
                           "measurements": [
                               {"analyte": "tsh", "specimen": "serum", "value": "<0.01",
@@ -47,29 +48,32 @@ UNSUPPORTED = json.dumps({"id": "two-censored", "patient": {"sex": "F", "age": 4
                                "unit": "pmol/L"}]})
 
 
-def test_unsupported_cases_stop_an_analyte_level_fit_unless_left_out(tmp_path):
-    """With the analyte levels free (the default group), such a case stops the fit before
-    sampling without --drop-unsupported (exit 2, the case named, the option and the fits
-    that cover it suggested, nothing written); with it the case is left out (here nothing
-    is left).  A prevalence fit uses it (the ``fitted`` fixture)."""
+def test_impossible_labels_stop_a_fit_unless_left_out(tmp_path):
+    """A label the person cannot have (a man labelled with polycystic ovary syndrome) stops
+    the fit before sampling without --drop-unsupported (exit 2, the case and the label
+    named, the option suggested, nothing written); with it the case is left out (here
+    nothing is left)."""
     cohort = tmp_path / "c.jsonl"
     model = load_model()
     sims = simulate(model, 6, seed=3, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
-    cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n"
-                              for c in supported(model, [s.case for s in sims]))
-                      + UNSUPPORTED + "\n")
+    man = json.dumps({"id": "man", "patient": {"sex": "M", "age": 40}, "measurements": [
+        {"analyte": "tsh", "specimen": "serum", "value": 2.0, "unit": "mIU/L"}]})
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims)
+                      + man + "\n")
+    labels = tmp_path / "labels.yaml"
+    labels.write_text("man: [pcos]\n")
     out = tmp_path / "never.nc"
     res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out),
-                                    "--no-progress"])
+                                    "--labels", str(labels), "--no-progress"])
     assert res.exit_code == 2, res.output
-    assert "two-censored: 2 censored results on axis thyroid" in res.output
-    assert "1 of" in res.output and "--drop-unsupported" in res.output
-    assert "--fit prevalence" in res.output
+    assert "man: label gonadal=['pcos'] impossible for this person" in res.output
+    assert "1 of 7" in res.output and "--drop-unsupported" in res.output
     assert not out.exists()
     only = tmp_path / "only.jsonl"
-    only.write_text(UNSUPPORTED + "\n")
+    only.write_text(man + "\n")
     res = CliRunner().invoke(main, ["priors", "fit", str(only), "--out", str(out),
-                                    "--no-progress", "--drop-unsupported"])
+                                    "--labels", str(labels), "--no-progress",
+                                    "--drop-unsupported"])
     assert res.exit_code == 2 and "no case left" in res.output, res.output
     assert not out.exists()
 
@@ -79,8 +83,8 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "R-hat max" in output and "divergences" in output and "BFMI" in output
     assert "chains' median log densities" in output   # PyMC records each draw's lp
     assert "skipped" in output  # the bad case is listed, the rest is fitted
-    # two censored results on one axis: with the analyte levels fixed the fit uses the
-    # case (its thyroid factor from the exact engine), so --drop-unsupported leaves nothing out
+    # two censored results on one axis: the fit uses the case (its thyroid factor from the
+    # exact engine), so --drop-unsupported leaves nothing out
     assert "left out" not in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
@@ -171,7 +175,7 @@ def test_prevalence_fit_runs_in_nutpie_threads():
 
     model = load_model()
     sims = simulate(model, 60, seed=21, p_repeat=0.0, p_measure=0.5, p_symptom_reported=0.2)
-    cases = supported(model, [s.case for s in sims])[:50]
+    cases = covered(model, [s.case for s in sims])[:50]
     res = fit(model, cases, groups=("prevalence",), draws=30, tune=30, chains=2,
               sampler="nutpie", progressbar=False)
     settings = json.loads(res.attrs["sampler_settings"])

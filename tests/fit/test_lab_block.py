@@ -21,7 +21,7 @@ from neb_bayes.model.compiled import load_model  # noqa: E402
 from neb_bayes.model.params import point_params  # noqa: E402
 from neb_bayes.simulate import simulate  # noqa: E402
 
-from .conftest import supported  # noqa: E402
+from .conftest import covered  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def blocks():
     """(params, block) of every group and axis of a small simulated cohort."""
     model = load_model()
     sims = simulate(model, 120, seed=11, p_repeat=0.3, p_measure=0.6, p_symptom_reported=0.2)
-    cases = supported(model, [s.case for s in sims])
+    cases = covered(model, [s.case for s in sims])
     theta = theta_constants(model)
     out = []
     for g in prepare_cohort(model, cases):
@@ -132,7 +132,7 @@ def test_free_analyte_levels_are_a_few_nodes_per_group():
 
     model = load_model()
     sims = simulate(model, 60, seed=5, p_measure=0.5)
-    cases = supported(model, [s.case for s in sims])
+    cases = covered(model, [s.case for s in sims])
     pp = point_params(model)
     theta = theta_constants(model)
     lat_mean = [pt.dmatrix(f"m{i}") for i in range(len(model.axes))]

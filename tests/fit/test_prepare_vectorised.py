@@ -15,15 +15,11 @@ import pytest
 from neb_bayes.case.model import Case, Measurement, Patient
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.lab_block import LOG_2PI
-from neb_bayes.inference.pymc_model import (
-    UnsupportedEvidence,
-    _modifier_offsets,
-    prepare_group,
-)
+from neb_bayes.inference.pymc_model import _modifier_offsets, prepare_group
 from neb_bayes.model.compiled import axis_channel_grid, load_model, view_for_sex
 from neb_bayes.simulate import simulate
 
-from .conftest import supported
+from .conftest import covered
 
 MODEL = load_model()
 
@@ -178,8 +174,8 @@ def _hand_cases():
 @pytest.fixture(scope="module")
 def cohort():
     sims = simulate(MODEL, 60, seed=11, p_repeat=0.3, p_measure=0.5)
-    # the supported ones (the unsupported are checked below)
-    return supported(MODEL, [s.case for s in sims] + _hand_cases())
+    # those the information form covers (the others are checked below)
+    return covered(MODEL, [s.case for s in sims] + _hand_cases())
 
 
 def _by_view(cases):
@@ -226,11 +222,14 @@ def test_statistics_equal_the_per_person_computation(cohort):
     assert labels_seen
 
 
-def test_unsupported_evidence_names_the_same_people():
+def test_evidence_beyond_the_information_form_goes_to_the_exact_engine():
+    """The people the former per-person loop named as not covered are exactly those whose
+    factor on that axis the exact engine computes (``GroupData.exact``), and their results
+    on that axis are left out of the information form's statistics whole."""
     M = Measurement
     cases = [
         _case("two-censored", "F", M(0, "tsh", "serum", 0.01, censor="left"),
-              M(1, "ft4", "serum", 5.0, censor="left")),
+              M(1, "ft4", "serum", 5.0, censor="left"), M(2, "prolactin", "serum", 300.0)),
         _case("fine", "F", M(0, "tsh", "serum", 2.0)),
         _case("censored-with-repeat", "F", M(0, "tsh", "serum", 0.01, censor="left"),
               M(1, "tsh", "serum", 0.3, day=2)),      # covered: its noise given the repeat's
@@ -238,7 +237,12 @@ def test_unsupported_evidence_names_the_same_people():
     view = view_for_sex(MODEL, "F")
     evs = [build_evidence(view, c) for c in cases]
     _, problems = _reference_axes(view, evs)
-    assert len(problems) == 1
-    with pytest.raises(UnsupportedEvidence) as err:
-        prepare_group(view, evs)
-    assert str(err.value) == "; ".join(problems)
+    assert problems == ["two-censored: 2 censored results on axis thyroid"]
+    g = prepare_group(view, evs)
+    thy = view.axis_index("thyroid")
+    assert {ai: list(p) for ai, p in g.exact.items()} == {thy: [0]}
+    ad = next(ad for ad in g.axes if ad.axis == thy)
+    assert 0 not in ad.rows and list(ad.rows) == [1, 2]
+    # the person's other axes stay in the information form
+    pit_or_prl = [ad for ad in g.axes if ad.axis == view.axis_index("prolactin")]
+    assert list(pit_or_prl[0].rows) == [0]

@@ -12,19 +12,19 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import supported, uncovered_cases
+from .conftest import covered, uncovered_cases
 
 MODEL = load_model()
 
 
-def _supported(cases):
-    return supported(MODEL, cases)
+def _covered(cases):
+    return covered(MODEL, cases)
 
 
 @pytest.fixture(scope="module")
 def cohort():
     sims = simulate(MODEL, 40, seed=3, p_repeat=0.2, p_measure=0.5)
-    cases = _supported([s.case for s in sims])
+    cases = _covered([s.case for s in sims])
     assert len(cases) >= 25
     assert any(m.censor != "none" for c in cases for m in c.measurements), "needs censored values"
     assert any(m.day > 0 for c in cases for m in c.measurements), "needs repeated values"
@@ -141,48 +141,52 @@ def test_a_present_symptom_with_no_cause_in_the_view_still_counts():
     np.testing.assert_allclose([got[c.id] for c in cases], _exact(MODEL, cases), rtol=1e-10)
 
 
-def test_unsupported_evidence_is_named():
+def _impossible_label(i: int, sex: str):
+    """A case whose label names a state of the other sex's gonadal axis."""
     from neb_bayes.case.model import Case, Measurement, Patient
 
-    case = Case(id="two-censored", patient=Patient(sex="F", age=40), measurements=(
+    case = Case(id=f"bad-{i}", patient=Patient(sex=sex, age=40), measurements=(
         Measurement(0, "tsh", "serum", 0.01, censor="left"),
-        Measurement(1, "ft4", "serum", 5.0, censor="left"),
-    ))
-    with pytest.raises(UnsupportedEvidence, match="two-censored"):
-        prepare_cohort(MODEL, [case])
+        Measurement(1, "ft4", "serum", 5.0, censor="left")))
+    return case, {"gonadal": ["pcos" if sex == "M" else "normal_male"]}
 
 
-def test_every_unsupported_case_is_named_and_can_be_left_out():
-    """All the cohort's unsupported cases in one error (across groups: both sexes), the
+def test_impossible_labels_are_named():
+    case, label = _impossible_label(0, "M")
+    with pytest.raises(UnsupportedEvidence, match=r"bad-0: label gonadal=\['pcos'\] impossible"):
+        prepare_cohort(MODEL, [case], [label])
+
+
+def test_every_case_with_an_impossible_label_is_named_and_can_be_left_out():
+    """All the cohort's cases a fit cannot use in one error (across groups: both sexes), the
     message naming five and counting the rest; ``without_unsupported`` drops exactly
     those, with their labels."""
-    from neb_bayes.case.model import Case, Measurement, Patient
     from neb_bayes.inference.pymc_model import without_unsupported
 
-    def two_censored(i, sex):
-        return Case(id=f"bad-{i}", patient=Patient(sex=sex, age=40), measurements=(
-            Measurement(0, "tsh", "serum", 0.01, censor="left"),
-            Measurement(1, "ft4", "serum", 5.0, censor="left")))
-
-    good = _supported([s.case for s in simulate(MODEL, 6, seed=8, p_measure=0.4)])
-    bad = [two_censored(i, "F" if i % 2 else "M") for i in range(7)]
-    cohort = [c for pair in zip(bad, good, strict=False) for c in pair] + bad[len(good):]
+    good = _covered([s.case for s in simulate(MODEL, 6, seed=8, p_measure=0.4)])
+    bad = [_impossible_label(i, "F" if i % 2 else "M") for i in range(7)]
+    cohort = [c for pair in zip([b for b, _ in bad], good, strict=False) for c in pair]
+    cohort += [b for b, _ in bad[len(good):]]
+    by_id = {b.id: lab for b, lab in bad}
+    labels = [by_id.get(c.id) for c in cohort]
     with pytest.raises(UnsupportedEvidence) as err:
-        prepare_cohort(MODEL, cohort)
-    assert sorted(cid for cid, _ in err.value.cases) == sorted(c.id for c in bad)
-    assert all("2 censored results on axis thyroid" == msg for _, msg in err.value.cases)
+        prepare_cohort(MODEL, cohort, labels)
+    assert sorted(cid for cid, _ in err.value.cases) == sorted(by_id)
+    assert all("impossible for this person" in msg for _, msg in err.value.cases)
     assert str(err.value).count("bad-") == 5 and str(err.value).endswith("and 2 more")
-    labels = [{"thyroid": ["normal"]} if c.id.startswith("bad") else None for c in cohort]
     kept, kept_labels, dropped = without_unsupported(MODEL, cohort, labels)
     assert [c.id for c in kept] == [c.id for c in good]
     assert kept_labels == [None] * len(good) and len(dropped) == len(bad)
-    prepare_cohort(MODEL, kept)                       # what is left is covered
+    prepare_cohort(MODEL, kept, kept_labels)           # what is left is usable
     assert without_unsupported(MODEL, kept) == (kept, None, [])
+    # without the labels the same cases are used whole (two censored results on the thyroid
+    # axis: that factor from the exact engine)
+    assert len(without_unsupported(MODEL, cohort)[0]) == len(cohort)
 
 
 def test_labels_restrict_the_states():
     sims = simulate(MODEL, 6, seed=5, p_measure=0.4)
-    cases = _supported([s.case for s in sims])
+    cases = _covered([s.case for s in sims])
     labels = [{"thyroid": [s.states["thyroid"]]} for s in sims if s.case in cases]
     free = cohort_loglik_value(MODEL, cases)
     fixed = cohort_loglik_value(MODEL, cases, labels=labels)
@@ -203,7 +207,7 @@ def treated_cohort():
 
     from neb_bayes.case import read_case
 
-    cases = _supported([read_case(p) for p in sorted(glob.glob("cases/examples/context/*_with.yaml"))])
+    cases = _covered([read_case(p) for p in sorted(glob.glob("cases/examples/context/*_with.yaml"))])
     evs = [build_evidence(view_for_sex(MODEL, c.patient.sex), c) for c in cases]
     # the treated ones, plus two without such context (each context is a group of its own)
     keep = [i for i, ev in enumerate(evs) if ev.context_signature]
@@ -259,25 +263,20 @@ def test_context_changes_the_log_evidence(treated_cohort):
     assert len(moved) >= 5 and min(moved) > 1e-4, moved
 
 
-@pytest.mark.parametrize("free", [(), ("prevalence",), ("symptoms",)],
-                         ids=["none", "prevalence", "symptoms"])
-def test_fixed_analyte_levels_cover_every_case(cohort, free):
-    """Where the analyte levels stay fixed (a prevalence or symptom fit), a person's factor
-    on an axis the information form does not cover is the exact engine's: the whole
-    log-density still equals the exact engine's log evidence, person by person, beside the
-    covered people of the same groups (the other axes of these people in information form),
-    under a parameter draw that is not the prior set's values."""
+@pytest.mark.parametrize("free", FREE, ids=["+".join(f) or "none" for f in FREE])
+def test_every_case_is_covered(cohort, free):
+    """A person's factor on an axis the information form does not cover (two censored
+    results on it, a daily-rhythm result without a time) is the exact engine's, a constant
+    or, with the analyte levels free, an Op with a finite-difference gradient
+    (``test_exact_lab_block.py``): the whole log-density still equals the exact engine's log
+    evidence, person by person, beside the covered people of the same groups (the other axes
+    of these people in information form), under a parameter draw that is not the prior
+    set's values, whichever parameter groups are free."""
     cases = list(cohort[:12]) + uncovered_cases()
-    with pytest.raises(UnsupportedEvidence) as err:
-        prepare_cohort(MODEL, cases)
-    assert {cid for cid, _ in err.value.cases} == {c.id for c in uncovered_cases()}
+    groups = prepare_cohort(MODEL, cases)
+    via_exact = {g.case_ids[p] for g in groups for people in g.exact.values() for p in people}
+    assert via_exact == {c.id for c in uncovered_cases()}
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
     np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
                                rtol=1e-10, atol=1e-10)
-
-
-def test_free_analyte_levels_still_name_theuncovered_cases():
-    with pytest.raises(UnsupportedEvidence) as err:
-        cohort_loglik_value(MODEL, uncovered_cases(), free=("analyte-levels",))
-    assert {cid for cid, _ in err.value.cases} == {c.id for c in uncovered_cases()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -19,18 +18,12 @@ from .conftest import uncovered_cases
 MODEL = load_model()
 
 
-def _cohort(model, n, seed, covered_only: bool = True):
-    """``n`` simulated people; with ``covered_only``, those an analyte-level fit covers (at
-    most one censored result per axis: ~0.5 % of these people have more)."""
+def _cohort(model, n, seed):
+    """``n`` simulated people (~0.5 % of them with two censored results on an axis: their
+    factor there from the exact engine)."""
     sims = simulate(model, int(n * 1.3), seed=seed, p_repeat=0.0, p_measure=0.4,
                     p_symptom_reported=0.2)
-    out = []
-    for s in sims:
-        per_axis = Counter(model.channels[model.channel_for(m.analyte, m.specimen)].axis
-                           for m in s.case.measurements if m.censor != "none")
-        if not covered_only or all(v <= 1 for v in per_axis.values()):
-            out.append(s.case)
-    return out[:n]
+    return [s.case for s in sims][:n]
 
 
 #: the parameter fields of each group a fit can free
@@ -95,14 +88,12 @@ def _informed(post: dict, names: list[str]) -> list[str]:
 
 def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, seed: int,
               sampler: str = "pymc", extra=()) -> Recovery:
-    """Fit a cohort simulated from a known truth; ``extra`` cases are added to it (cases an
-    analyte-level fit does not cover: left out, and counted in the provenance)."""
+    """Fit a cohort simulated from a known truth; ``extra`` cases are added to it."""
     truth_draws = _truth(groups, seed)
     true_model = with_params(MODEL, truth_draws, 0)
-    # a fit with the analyte levels fixed covers every person: none left out
-    cases = _cohort(true_model, n_people, seed, covered_only="analyte-levels" in groups)
+    cases = _cohort(true_model, n_people, seed)
     res = fit(MODEL, cases + list(extra), groups=groups, draws=draws, tune=tune, chains=2,
-              sampler=sampler, seed=seed, progressbar=False, drop_unsupported=bool(extra))
+              sampler=sampler, seed=seed, progressbar=False)
     truth = flat_parameters(truth_draws, MODEL)
     post = flat_parameters(res.draws, MODEL)
     fields = [f for g in groups for f in GROUP_FIELDS[g]]
@@ -146,11 +137,10 @@ def test_recovery_small_analyte_level_fit():
     rec = _coverage(150, ("analyte-levels",), draws=150, tune=150, seed=11, sampler="nutpie",
                     extra=uncovered_cases())
     diag = rec.res.diagnostics
-    # the cases it does not cover were left out, counted by reason in the provenance
-    assert int(rec.res.attrs["cohort_excluded"]) == len(uncovered_cases())
-    assert json.loads(rec.res.attrs["cohort_excluded_reasons"]) == {
-        "2 censored results on axis thyroid": 1, "2 censored results on axis gonadal": 1,
-        "result with a daily rhythm but no collection time": 1}
+    # the cases beyond the information form are fitted too (their factor on that axis the
+    # exact engine's, its gradient by finite differences), none left out
+    assert int(rec.res.attrs["cohort_n"]) == 150 + len(uncovered_cases())
+    assert int(rec.res.attrs["cohort_excluded"]) == 0
     # the laboratory factors are Ops evaluated from Python: one chain per process
     assert json.loads(rec.res.attrs["sampler_settings"])["chains_in"] == "processes"
     assert diag["divergences"] == 0 and diag["logp_gap"] < 10, diag

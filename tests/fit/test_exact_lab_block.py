@@ -1,0 +1,98 @@
+"""The exact engine's laboratory factor in a fit with the analyte levels free
+(:mod:`neb_bayes.inference.exact_lab_block`): its finite-difference gradient against the
+compiled kernel's analytic one where both apply, and the whole fit model's gradient against
+its log density where only it applies (two censored results on an axis, a daily-rhythm
+result without a time)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytensor = pytest.importorskip("pytensor")
+
+from neb_bayes.inference.exact_lab_block import ExactLabBlock  # noqa: E402
+from neb_bayes.inference.lab_block import LabBlock  # noqa: E402
+from neb_bayes.inference.pymc_model import _aligned, prepare_cohort  # noqa: E402
+from neb_bayes.model.compiled import load_model  # noqa: E402
+from neb_bayes.model.params import latent_corr, literature_draws  # noqa: E402
+from neb_bayes.simulate import simulate  # noqa: E402
+
+from .conftest import covered, uncovered_cases  # noqa: E402
+
+MODEL = load_model()
+
+
+def test_gradient_equals_the_kernels_where_both_apply():
+    """On people the information form covers, the exact engine's factor equals the kernel's
+    and its finite-difference vector-Jacobian product equals the kernel's hand-written one
+    (itself held to pytensor's automatic differentiation, ``test_lab_block.py``), for every
+    axis, under a parameter draw that is not the prior set's values; a cotangent over the
+    kernel's grid is summed over the axes the people's blocks do not depend on."""
+    cases = covered(MODEL, [s.case for s in simulate(MODEL, 30, seed=3)])
+    draws = literature_draws(MODEL, 10)
+    rng = np.random.default_rng(0)
+    checked = set()
+    for g in prepare_cohort(MODEL, cases):
+        if g.lat_shift:
+            continue
+        for ad in g.axes:
+            a = ad.axis
+            keep = g.keep.get(a, slice(None))
+            mean, sd, med = draws.lat_mean[a][7][keep], draws.lat_sd[a][7][keep], draws.log_median[7]
+            kernel = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
+            exact = ExactLabBlock(g.model, a, g.evidences, ad.rows)
+            n = len(g.case_ids)
+            want = kernel.people_values((mean, sd, med[ad.channels]), n)
+            got = exact.people_values((mean, sd, med), n)
+            np.testing.assert_allclose(np.broadcast_to(_aligned(exact.scope, got, ad.deps),
+                                                       want.shape), want, rtol=0, atol=1e-9)
+            r = ad.rows.size
+            ct = rng.normal(size=(r,) + kernel.grid_shape)
+            missing = tuple(1 + i for i, d in enumerate(ad.deps) if d not in exact.scope)
+            inner = [d for d in ad.deps if d in exact.scope]
+            ct_exact = ct.sum(axis=missing).transpose([0] + [1 + inner.index(d)
+                                                              for d in exact.scope])
+            g_exact = exact.gradient((mean, sd, med), ct_exact.reshape(r, -1))
+            g_kernel = kernel.gradient((mean, sd, med[ad.channels]), ct.reshape(r, -1))
+            for x, y in zip(g_exact, [*g_kernel[:2], None], strict=True):
+                if y is None:
+                    x, y = x[ad.channels], g_kernel[2]
+                    assert not np.delete(g_exact[2], ad.channels).any()
+                np.testing.assert_allclose(x, y, rtol=0, atol=1e-7 * np.abs(y).max())
+            checked.add(a)
+    assert len(checked) == 5
+
+
+@pytest.mark.parametrize("stepped", ["lat_mean", "lat_sd", "log_median"])
+def test_the_fit_models_gradient_is_the_derivative_of_its_log_density(stepped):
+    """With the analyte levels free, a cohort of people beyond the information form (and a
+    few within it): the compiled model's gradient along a random direction of one parameter
+    field equals the central difference of its log density (in the sampler's unconstrained
+    space: every transform, the sex view's states, the elimination and the Op's wiring);
+    a wrong sign or a parameter read from the wrong place moves it by far more."""
+    import pymc as pm
+
+    from neb_bayes.fit import build_fit_model
+
+    cases = uncovered_cases() + covered(MODEL, [s.case for s in simulate(MODEL, 6, seed=4)])
+    pmodel = build_fit_model(MODEL, cases, groups=("analyte-levels",))
+    groups = prepare_cohort(MODEL, cases)
+    assert sum(len(p) for g in groups for p in g.exact.values()) == 3
+    value_vars = pmodel.value_vars
+    logp = pmodel.logp()
+    fn = pytensor.function(value_vars, [logp, *pytensor.grad(logp, value_vars)])
+    ip = pmodel.initial_point()
+    rng = np.random.default_rng(1)
+    x0 = [ip[v.name] + 0.1 * rng.normal(size=np.shape(ip[v.name])) for v in value_vars]
+    direction = [rng.normal(size=np.shape(x)) if v.name.startswith(stepped) else np.zeros_like(x)
+                 for v, x in zip(value_vars, x0, strict=True)]
+    assert any(d.any() for d in direction), [v.name for v in value_vars]
+    out = fn(*x0)
+    slope = sum(float(np.sum(gr * d)) for gr, d in zip(out[1:], direction, strict=True))
+    h = 1e-5
+    up = fn(*[x + h * d for x, d in zip(x0, direction, strict=True)])[0]
+    down = fn(*[x - h * d for x, d in zip(x0, direction, strict=True)])[0]
+    assert abs(slope) > 1.0
+    assert slope == pytest.approx((up - down) / (2 * h), rel=1e-6)
+    assert isinstance(pmodel, pm.Model)
