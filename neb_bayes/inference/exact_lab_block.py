@@ -76,6 +76,9 @@ class ExactLabBlock:
         self.own = np.indices(self.grid_shape)[self.scope.index(axis)].reshape(-1)
         ch = model.channels
         self.noise_sd = np.array([np.sqrt(c.tau**2 + c.cvi**2 + c.cva**2) for c in ch])
+        #: (parameters, per person (factor, derivatives)) of the last evaluation with
+        #: derivatives (its pullback comes next; replaced whole, so threads cannot mix them)
+        self._last: tuple[bytes, list] | None = None
 
     def _loglik(self, i: int, lat_mean: np.ndarray, lat_sd: np.ndarray,
                 log_median: np.ndarray) -> np.ndarray:
@@ -95,50 +98,79 @@ class ExactLabBlock:
     def values(self, params) -> np.ndarray:
         """The factor ``(R, G)`` of :attr:`rows` at ``params``."""
         lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
+        g = int(np.prod(self.grid_shape))
         return np.concatenate([self._loglik(i, lat_mean[None], lat_sd[None], log_median[None])
                                for i in range(len(self.blocks))]) if self.blocks else \
-            np.zeros((0, int(np.prod(self.grid_shape))))
+            np.zeros((0, g))
 
-    def people_values(self, params, n: int) -> np.ndarray:
-        """Every person's factor of the group, ``(n, *grid_shape)`` (0 for the others)."""
+    def people_values(self, params, n: int, derivatives: bool = True) -> np.ndarray:
+        """Every person's factor of the group, ``(n, *grid_shape)`` (0 for the others).
+
+        With ``derivatives`` (the fit's Op: its pullback follows at the same parameters) the
+        perturbed parameter vectors are evaluated in the same calls and the derivatives kept
+        for :meth:`gradient` (one exact-engine call per person and logp+grad, not two)."""
         out = np.zeros((n, int(np.prod(self.grid_shape))))
-        out[self.rows] = self.values(params)
+        if derivatives:
+            per = [self._stencil(i, params) for i in range(len(self.blocks))]
+            self._last = (_key(params), per)
+            if per:
+                out[self.rows] = np.stack([v for v, _ in per])
+        else:
+            out[self.rows] = self.values(params)
         return out.reshape((n,) + self.grid_shape)
 
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median), ``cotangent`` ``(R,
-        G)`` for :attr:`rows`, by central differences (module docstring)."""
+        G)`` for :attr:`rows`, by central differences (module docstring); the derivatives of
+        the last :meth:`people_values` call when it was at these parameters."""
         lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
         grads = [np.zeros_like(lat_mean), np.zeros_like(lat_sd), np.zeros_like(log_median)]
-        n_states, k = lat_mean.shape
-        offsets = np.array([o for o, _ in STENCIL], dtype=float)
-        weights = np.array([w for _, w in STENCIL]) / 12.0
-        for i, b in enumerate(self.blocks):
-            chans = np.unique(b.channel)
-            # directions: each latent's mean, each latent's spread (all states at once, a
-            # step per state), each of the block's channels' log median
-            n_dir = 2 * k + chans.size
-            steps = np.empty((n_dir, n_states))
-            steps[:k] = steps[k:2 * k] = REL_STEP * lat_sd.T
-            steps[2 * k:] = REL_STEP * self.noise_sd[chans][:, None]
-            d = n_dir * len(STENCIL)
-            mean = np.repeat(lat_mean[None], d, axis=0).reshape(n_dir, len(STENCIL), n_states, k)
-            sd = np.repeat(lat_sd[None], d, axis=0).reshape(mean.shape)
-            med = np.repeat(log_median[None], d, axis=0).reshape(n_dir, len(STENCIL), -1)
-            move = offsets[:, None] * steps[:, None, :]                     # (dir, stencil, S)
-            for j in range(k):
-                mean[j, :, :, j] += move[j]
-                sd[k + j, :, :, j] += move[k + j]
-            for j, c in enumerate(chans):
-                med[2 * k + j, :, c] += move[2 * k + j, :, 0]
-            ll = self._loglik(i, mean.reshape(d, n_states, k), sd.reshape(d, n_states, k),
-                              med.reshape(d, -1)).reshape(n_dir, len(STENCIL), -1)
-            diff = np.einsum("o,dog->dg", weights, ll)                       # (dir, G) x step
-            per_point = diff / steps[:, self.own]                            # the derivatives
+        k = lat_mean.shape[1]
+        last = self._last
+        per = (last[1] if last is not None and last[0] == _key(params)
+               else [self._stencil(i, params) for i in range(len(self.blocks))])
+        for i, (_, deriv) in enumerate(per):
+            chans = np.unique(self.blocks[i].channel)
             ct = np.asarray(cotangent[i], float)
             for j in range(k):
                 for out, row in ((grads[0], j), (grads[1], k + j)):
-                    out[:, j] += np.bincount(self.own, weights=ct * per_point[row],
-                                             minlength=n_states)
-            grads[2][chans] += per_point[2 * k:] @ ct
+                    out[:, j] += np.bincount(self.own, weights=ct * deriv[row],
+                                             minlength=lat_mean.shape[0])
+            grads[2][chans] += deriv[2 * k:] @ ct
         return grads
+
+    def _stencil(self, i: int, params) -> tuple[np.ndarray, np.ndarray]:
+        """Person ``i``'s factor ``(G,)`` and its derivatives ``(directions, G)`` (each
+        latent's mean, each latent's spread, each of the block's channels' log median, in
+        that order) from one exact-engine call over the centre and the stencil's points."""
+        lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
+        n_states, k = lat_mean.shape
+        offsets = np.array([o for o, _ in STENCIL], dtype=float)
+        weights = np.array([w for _, w in STENCIL]) / 12.0
+        chans = np.unique(self.blocks[i].channel)
+        # a step per direction and state (the latents': all states at once)
+        n_dir = 2 * k + chans.size
+        steps = np.empty((n_dir, n_states))
+        steps[:k] = steps[k:2 * k] = REL_STEP * lat_sd.T
+        steps[2 * k:] = REL_STEP * self.noise_sd[chans][:, None]
+        d = 1 + n_dir * len(STENCIL)                   # the centre, then the stencil's points
+        mean = np.repeat(lat_mean[None], d, axis=0)
+        sd = np.repeat(lat_sd[None], d, axis=0)
+        med = np.repeat(log_median[None], d, axis=0)
+        move = offsets[:, None] * steps[:, None, :]                       # (dir, stencil, S)
+        pm, ps = mean[1:].reshape(n_dir, len(STENCIL), n_states, k), sd[1:].reshape(
+            n_dir, len(STENCIL), n_states, k)
+        for j in range(k):
+            pm[j, :, :, j] += move[j]
+            ps[k + j, :, :, j] += move[k + j]
+        pmed = med[1:].reshape(n_dir, len(STENCIL), -1)
+        for j, c in enumerate(chans):
+            pmed[2 * k + j, :, c] += move[2 * k + j, :, 0]
+        ll = self._loglik(i, mean, sd, med)
+        diff = np.einsum("o,dog->dg", weights, ll[1:].reshape(n_dir, len(STENCIL), -1))
+        return ll[0], diff / steps[:, self.own]
+
+
+def _key(params) -> bytes:
+    """The parameters' values as a key (is a pullback at the last evaluation's point?)."""
+    return b"".join(np.ascontiguousarray(p, dtype=float).tobytes() for p in params)

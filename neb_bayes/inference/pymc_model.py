@@ -511,7 +511,8 @@ def _exact_lab_factor(theta: dict, g: GroupData, ai: int,
     n = len(g.case_ids)
     if is_free(lat_mean, lat_sd, log_median):
         return block.scope, LabFactor(block, n)(lat_mean, lat_sd, log_median)
-    return block.scope, block.people_values((lat_mean, lat_sd, log_median), n)
+    return block.scope, block.people_values((lat_mean, lat_sd, log_median), n,
+                                            derivatives=False)
 
 
 def _prior_factors(theta: dict, g: GroupData,
