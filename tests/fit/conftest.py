@@ -35,3 +35,19 @@ def uncovered_cases() -> list:
             M(0, "cortisol", "serum", 420.0), M(1, "sodium", "serum", 139.0),
             M(2, "glucose_fasting", "plasma", 6.3), M(3, "hba1c", "whole_blood", 44.0))),
     ]
+
+
+def treated_uncovered_case():
+    """On levothyroxine (treated disease: a shift of the thyroid axis' latents), TSH below
+    its limit twice (beyond the information form on that axis)."""
+    import yaml
+
+    from neb_bayes.case import read_case
+
+    with open("cases/examples/context/levothyroxine_suppressed_tsh_with.yaml") as f:
+        data = yaml.safe_load(f)
+    data["id"] = "levothyroxine-tsh-below-limit-twice"
+    tsh = data["measurements"][0]
+    tsh["value"] = "<0.01"
+    data["measurements"].append(dict(tsh, day=60))
+    return read_case(data)

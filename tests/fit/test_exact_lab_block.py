@@ -18,7 +18,7 @@ from neb_bayes.model.compiled import load_model  # noqa: E402
 from neb_bayes.model.params import latent_corr, literature_draws  # noqa: E402
 from neb_bayes.simulate import simulate  # noqa: E402
 
-from .conftest import covered, uncovered_cases  # noqa: E402
+from .conftest import covered, treated_uncovered_case, uncovered_cases  # noqa: E402
 
 MODEL = load_model()
 
@@ -74,29 +74,34 @@ def test_gradient_equals_the_kernels_where_both_apply():
 
 @pytest.mark.parametrize("stepped", ["lat_mean", "lat_sd", "log_median"])
 def test_the_fit_models_gradient_is_the_derivative_of_its_log_density(stepped):
-    """With the analyte levels free, a cohort of people beyond the information form (and a
-    few within it): the compiled model's gradient along a random direction of one parameter
-    field equals the central difference of its log density (in the sampler's unconstrained
-    space: every transform, the sex view's states, the elimination and the Op's wiring);
-    a wrong sign or a parameter read from the wrong place moves it by far more."""
+    """With the analyte levels free, a cohort of people beyond the information form (one of
+    them treated: a latent shift) and a few within it: the compiled model's gradient along
+    a random direction of one parameter field equals the central difference of its log
+    density (in the sampler's unconstrained space: every transform, the sex view's states,
+    the elimination and the Op's wiring); a wrong sign or a parameter read from the wrong
+    place moves it by far more."""
     import pymc as pm
 
     from neb_bayes.fit import build_fit_model
 
-    cases = uncovered_cases() + covered(MODEL, [s.case for s in simulate(MODEL, 6, seed=4)])
+    cases = (uncovered_cases() + [treated_uncovered_case()]
+             + covered(MODEL, [s.case for s in simulate(MODEL, 6, seed=4)]))
     pmodel = build_fit_model(MODEL, cases, groups=("analyte-levels",))
     groups = prepare_cohort(MODEL, cases)
-    assert sum(len(p) for g in groups for p in g.exact.values()) == 3
+    assert sum(len(p) for g in groups for p in g.exact.values()) == 4
     value_vars = pmodel.value_vars
     logp = pmodel.logp()
     fn = pytensor.function(value_vars, [logp, *pytensor.grad(logp, value_vars)])
     ip = pmodel.initial_point()
     rng = np.random.default_rng(1)
     x0 = [ip[v.name] + 0.1 * rng.normal(size=np.shape(ip[v.name])) for v in value_vars]
-    direction = [rng.normal(size=np.shape(x)) if v.name.startswith(stepped) else np.zeros_like(x)
-                 for v, x in zip(value_vars, x0, strict=True)]
-    assert any(d.any() for d in direction), [v.name for v in value_vars]
     out = fn(*x0)
+    # a random direction of the field, each coordinate's sign the gradient's (so that the
+    # slope is not small by chance)
+    direction = [np.sign(gr) * rng.uniform(0.5, 1.5, size=np.shape(x))
+                 if v.name.startswith(stepped) else np.zeros_like(x)
+                 for v, x, gr in zip(value_vars, x0, out[1:], strict=True)]
+    assert any(d.any() for d in direction), [v.name for v in value_vars]
     slope = sum(float(np.sum(gr * d)) for gr, d in zip(out[1:], direction, strict=True))
     h = 1e-5
     up = fn(*[x + h * d for x, d in zip(x0, direction, strict=True)])[0]

@@ -12,7 +12,7 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import covered, uncovered_cases
+from .conftest import covered, treated_uncovered_case, uncovered_cases
 
 MODEL = load_model()
 
@@ -272,10 +272,12 @@ def test_every_case_is_covered(cohort, free):
     evidence, person by person, beside the covered people of the same groups (the other axes
     of these people in information form), under a parameter draw that is not the prior
     set's values, whichever parameter groups are free."""
-    cases = list(cohort[:12]) + uncovered_cases()
+    cases = list(cohort[:12]) + uncovered_cases() + [treated_uncovered_case()]
     groups = prepare_cohort(MODEL, cases)
     via_exact = {g.case_ids[p] for g in groups for people in g.exact.values() for p in people}
-    assert via_exact == {c.id for c in uncovered_cases()}
+    assert via_exact == {c.id for c in cases[12:]}
+    # treated disease moves this person's thyroid latents (the shift applied per evidence)
+    assert any(g.lat_shift and g.exact for g in groups)
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
     np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
