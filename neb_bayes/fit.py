@@ -50,14 +50,16 @@ def cohort_hash(cases) -> str:
 
 
 def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
-                    table_dtype: str = "float32"):
+                    table_dtype: str = "float32", prepared=None):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
     summed-out log-likelihood as a potential.
 
     ``table_dtype`` is the precision of the per-person tables of a prevalence-only fit
     (``"float32"``: half the memory traffic per evaluation, ~1e-6 relative error in each
     person's evidence; ``"float64"``: exact; see
-    :func:`neb_bayes.inference.pymc_model.group_loglik`).  Other fits are float64."""
+    :func:`neb_bayes.inference.pymc_model.group_loglik`).  Other fits are float64.
+    ``prepared``: the cohort's :func:`~neb_bayes.inference.pymc_model.prepare_cohort`, if the
+    caller has it."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -71,7 +73,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
-    data = prepare_cohort(model, cases, labels)
+    data = prepare_cohort(model, cases, labels) if prepared is None else prepared
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
@@ -415,7 +417,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     its chains fail at start-up (a ``RuntimeError`` that says so)."""
     import pymc as pm
 
-    from neb_bayes.inference.pymc_model import without_unsupported
+    from neb_bayes.inference.pymc_model import prepare_cohort, without_unsupported
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
@@ -424,7 +426,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         cases, labels, dropped = without_unsupported(model, cases, labels)
         if not cases:
             raise ValueError("no case left to fit")
-    pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
+    prepared = prepare_cohort(model, cases, labels)
+    pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype, "init_spread": INIT_SPREAD}
     if sampler == "nutpie" and chains > 1 and runs_in_python(pmodel):
@@ -457,6 +460,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         "cohort_excluded": len({cid for cid, _ in dropped}),
         "cohort_excluded_reasons": json.dumps(excluded_reasons(dropped)),
         "cohort_labelled": 0 if labels is None else sum(1 for x in labels if x),
+        "cohort_exact_factors": json.dumps(exact_factors(prepared)),
         "fit_groups": ",".join(groups),
         "sampler_settings": json.dumps(settings),
         "diagnostics": json.dumps(diag),
@@ -465,6 +469,18 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     }
     return FitResult(idata=idata, draws=draws_from_posterior(model, idata), diagnostics=diag,
                      passed=not fails, attrs={**attrs, "threshold_failures": "; ".join(fails)})
+
+
+def exact_factors(prepared) -> dict[str, int]:
+    """Per axis, how many people's factor on it is the exact engine's (evidence beyond the
+    fit's information form: two or more censored results on the axis, a daily-rhythm
+    result without a time; :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""
+    out: dict[str, int] = {}
+    for g in prepared:
+        for ai, people in g.exact.items():
+            name = g.model.axes[ai].name
+            out[name] = out.get(name, 0) + len(people)
+    return dict(sorted(out.items()))
 
 
 def excluded_reasons(dropped: list[tuple[str, str]]) -> dict[str, int]:

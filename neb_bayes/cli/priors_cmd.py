@@ -180,6 +180,12 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         reasons = json.loads(res.attrs["cohort_excluded_reasons"])
         click.echo(f"left out {res.attrs['cohort_excluded']} case(s) the formulation does not "
                    "cover: " + "; ".join(f"{k} ({v})" for k, v in reasons.items()), err=True)
+    exact = json.loads(res.attrs["cohort_exact_factors"])
+    if exact:
+        click.echo("evidence beyond the fit's information form (two or more censored results "
+                   "on an axis, a daily-rhythm result without a time), its factor the exact "
+                   "engine's: " + "; ".join(f"{k} ({v} {'person' if v == 1 else 'people'})"
+                                            for k, v in exact.items()))
     d = res.diagnostics
     used = json.loads(res.attrs["sampler_settings"])
     click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']})")

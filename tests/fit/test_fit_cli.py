@@ -86,6 +86,7 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     # two censored results on one axis: the fit uses the case (its thyroid factor from the
     # exact engine), so --drop-unsupported leaves nothing out
     assert "left out" not in output
+    assert "its factor the exact engine's: thyroid (1 person)" in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
     assert post.sizes["chain"] * post.sizes["draw"] == 300
@@ -93,6 +94,7 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert int(attrs["cohort_n"]) == n
     assert int(attrs["cohort_excluded"]) == 0
     assert json.loads(attrs["cohort_excluded_reasons"]) == {}
+    assert json.loads(attrs["cohort_exact_factors"]) == {"thyroid": 1}
     for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
                 "model_fingerprint", "diagnostics"):
         assert key in attrs

@@ -141,6 +141,8 @@ def test_recovery_small_analyte_level_fit():
     # exact engine's, its gradient by finite differences), none left out
     assert int(rec.res.attrs["cohort_n"]) == 150 + len(uncovered_cases())
     assert int(rec.res.attrs["cohort_excluded"]) == 0
+    exact = json.loads(rec.res.attrs["cohort_exact_factors"])
+    assert all(exact.get(a, 0) >= 1 for a in ("thyroid", "gonadal", "adrenal")), exact
     # the laboratory factors are Ops evaluated from Python: one chain per process
     assert json.loads(rec.res.attrs["sampler_settings"])["chains_in"] == "processes"
     assert diag["divergences"] == 0 and diag["logp_gap"] < 10, diag
