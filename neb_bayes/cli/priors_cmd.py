@@ -178,8 +178,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         sys.exit(EXIT_INPUT)
     if int(res.attrs["cohort_excluded"]):
         reasons = json.loads(res.attrs["cohort_excluded_reasons"])
-        click.echo(f"left out {res.attrs['cohort_excluded']} case(s) the formulation does not "
-                   "cover: " + "; ".join(f"{k} ({v})" for k, v in reasons.items()), err=True)
+        click.echo(f"left out {res.attrs['cohort_excluded']} case(s) the fit cannot use: "
+                   + "; ".join(f"{k} ({v})" for k, v in reasons.items()), err=True)
     exact = json.loads(res.attrs["cohort_exact_factors"])
     if exact:
         click.echo("evidence beyond the fit's information form (two or more censored results "

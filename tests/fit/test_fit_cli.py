@@ -29,13 +29,18 @@ def fitted(tmp_path_factory):
     cohort.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases))
     (tmp / "bad.jsonl").write_text('{"id": "x", "measurements": [{"analyte": "TSH", '
                                    '"value": -1, "unit": "mIU/L"}]}\n' + UNSUPPORTED + "\n")
+    # a man labelled with polycystic ovary syndrome: left out with --drop-unsupported
+    man = next(c for c in cases if c.patient.sex == "M")
+    (tmp / "labels.yaml").write_text(f"{man.id}: [pcos]\n")
     out = tmp / "fitted.nc"
     res = CliRunner().invoke(main, [
         "priors", "fit", str(cohort), str(tmp / "bad.jsonl"), "--out", str(out),
         "--fit", "prevalence", "--sampler", "pymc", "--draws", "150", "--tune", "150",
-        "--chains", "2", "--force", "--no-progress", "--drop-unsupported"])
+        "--chains", "2", "--force", "--no-progress", "--drop-unsupported",
+        "--labels", str(tmp / "labels.yaml")])
     assert res.exit_code == 0, res.output
-    return out, res.output, len(cases) + 1   # with bad.jsonl's two-censored case
+    # the cases fitted: with bad.jsonl's two-censored case, without the man
+    return out, res.output, len(cases) + 1 - 1
 
 
 #: a valid case with two censored results on one axis (beyond the fit's information form:
@@ -84,16 +89,18 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "chains' median log densities" in output   # PyMC records each draw's lp
     assert "skipped" in output  # the bad case is listed, the rest is fitted
     # two censored results on one axis: the fit uses the case (its thyroid factor from the
-    # exact engine), so --drop-unsupported leaves nothing out
-    assert "left out" not in output
+    # exact engine); --drop-unsupported leaves out the impossibly labelled man only
+    reason = "label gonadal=['pcos'] impossible for this person"
+    assert f"left out 1 case(s) the fit cannot use: {reason} (1)" in output
     assert "its factor the exact engine's: thyroid (1 person)" in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
     assert post.sizes["chain"] * post.sizes["draw"] == 300
     attrs = post.attrs
     assert int(attrs["cohort_n"]) == n
-    assert int(attrs["cohort_excluded"]) == 0
-    assert json.loads(attrs["cohort_excluded_reasons"]) == {}
+    assert int(attrs["cohort_excluded"]) == 1
+    assert json.loads(attrs["cohort_excluded_reasons"]) == {reason: 1}
+    assert int(attrs["cohort_labelled"]) == 0
     assert json.loads(attrs["cohort_exact_factors"]) == {"thyroid": 1}
     for key in ("cohort_hash", "created", "package_versions", "sampler_settings",
                 "model_fingerprint", "diagnostics"):
