@@ -20,7 +20,8 @@ MODEL = load_model()
 
 def _cohort(model, n, seed):
     """``n`` simulated people (~0.5 % of them with two censored results on an axis: their
-    factor there from the exact engine)."""
+    factor there from the exact engine); the first ``n`` of ``1.3 n`` drawn, the cohorts the
+    recorded coverages were measured on."""
     sims = simulate(model, int(n * 1.3), seed=seed, p_repeat=0.0, p_measure=0.4,
                     p_symptom_reported=0.2)
     return [s.case for s in sims][:n]
