@@ -237,9 +237,10 @@ def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], po
 
 
 def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int,
-               problems: list[tuple[int, str]]) -> AxisData | None:
-    """One axis' :class:`AxisData` from its flat results (:func:`_axis_results`); what the
-    formulation does not cover is appended to ``problems`` as ``(person, message)``."""
+               beyond: list[tuple[int, str]]) -> AxisData | None:
+    """One axis' :class:`AxisData` from its flat results (:func:`_axis_results`); the people
+    whose results on it the information form does not cover (their factor is the exact
+    engine's) are appended to ``beyond`` as ``(person, why)``."""
     ax = model.axes[ai]
     chans, L, deps, sizes, own_idx, effect, amp = axis_channel_grid(model, ai)
     if chans.size == 0:
@@ -248,14 +249,14 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     where[chans] = np.arange(chans.size)
     person = res["person"]
     # what the information form does not cover: such a person's results on this axis are
-    # left out of it whole (they are named, or get the exact engine's factor)
+    # left out of it whole (their factor on it is the exact engine's)
     rhythm = np.unique(person[res["diurnal_var"] > 0])
     n_cen = np.bincount(person[res["censor"] != 0], minlength=n)
     for p in np.union1d(rhythm, np.flatnonzero(n_cen > 1)):
         if p in rhythm:
-            problems.append((int(p), "result with a daily rhythm but no collection time"))
+            beyond.append((int(p), "result with a daily rhythm but no collection time"))
         if n_cen[p] > 1:
-            problems.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
+            beyond.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
     res = {k: v[~np.isin(person, rhythm) & (n_cen[person] <= 1)] for k, v in res.items()}
     person = res["person"]
     n_results = np.bincount(person, minlength=n).astype(float)
