@@ -35,8 +35,8 @@ import numpy as np
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import latent_cov
 
-#: fourth-order central differences: (offset in steps, weight); the sum over 12 steps
-STENCIL = ((-2, 1.0), (-1, -8.0), (1, 8.0), (2, -1.0))
+#: fourth-order central differences: (offset in steps, weight per step)
+STENCIL = ((-2, 1 / 12), (-1, -8 / 12), (1, 8 / 12), (2, -1 / 12))
 #: the step, as a fraction of the latent's spread (its mean and its spread) or of the
 #: channel's total noise sd (its log median)
 REL_STEP = 1e-3
@@ -146,7 +146,7 @@ class ExactLabBlock:
         lat_mean, lat_sd, log_median = (np.asarray(p, float) for p in params)
         n_states, k = lat_mean.shape
         offsets = np.array([o for o, _ in STENCIL], dtype=float)
-        weights = np.array([w for _, w in STENCIL]) / 12.0
+        weights = np.array([w for _, w in STENCIL])
         chans = np.unique(self.blocks[i].channel)
         # a step per direction and state (the latents': all states at once)
         n_dir = 2 * k + chans.size
