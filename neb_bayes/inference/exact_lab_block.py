@@ -24,9 +24,10 @@ The step is :data:`REL_STEP` of the latent's spread (or of the channel's total n
 its log median): truncation error ~ step^4, rounding ~ 1e-16 |factor| / step, both far below
 what NUTS notices: on covered people the result is within 4e-10 of the kernel's analytic
 gradient, relative to its largest entry (tests hold 1e-7; second-order differences, two
-points with steps of 1e-4 or 1e-5, came within 1.3e-7 and 3e-9 for ~12 % less time).  The sampler stays exact whatever the gradient's error:
-leapfrog with any deterministic gradient is reversible and volume-preserving, and NUTS
-weighs its proposals by the exact log density.
+points with steps of 1e-4 or 1e-5, came within 1.3e-7 and 3e-9 for ~12 % less time).
+The sampler stays exact whatever the gradient's error: leapfrog with any deterministic
+gradient is reversible and volume-preserving, and NUTS weighs its proposals by the exact
+log density.
 """
 
 from __future__ import annotations
