@@ -178,3 +178,80 @@ def test_spd_inverse_and_log_determinant_equal_lapack(k):
     ref = np.linalg.inv(m)
     np.testing.assert_allclose(inv, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
     np.testing.assert_allclose(logdet, np.linalg.slogdet(m)[1], rtol=0, atol=1e-12)
+
+
+def _joint_by_brute_force(prior, stratum, factors, index, present, ids, start, count, w,
+                          shape, healthy):
+    """:func:`kernels.fused_joint`'s marginals and totals from the whole joint in numpy."""
+    tab, off, size, stride = present
+    J = prior.shape[1]
+    digits = np.stack(np.unravel_index(np.arange(J), tuple(shape)), axis=1)   # (J, nd)
+    marg, z, h = [], [], []
+    for i in range(stratum.size):
+        p = prior[stratum[i]] * np.prod(factors[i][index], axis=0)
+        sym = np.zeros(J)
+        for k in range(w.shape[1]):
+            term = np.full(J, w[i, k])
+            for y in ids[start[i]:start[i] + count[i]]:
+                term *= tab[off[y] + k * size[y] + digits @ stride[y]]
+            sym += term
+        p = p * (sym if count[i] else 1.0)
+        joint = p.reshape(tuple(shape))
+        marg.append(np.concatenate([joint.sum(tuple(a for a in range(len(shape)) if a != d))
+                                    for d in range(len(shape))]))
+        z.append(p.sum())
+        h.append((p * healthy).sum())
+    return np.array(marg), np.array(z), np.array(h)
+
+
+@pytest.mark.parametrize("n_factors", [1, 2, 3, 5])
+def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_factors):
+    """The compiled joint pass (cases in tiles, the first three factors in one loop) gives
+    every case the marginals of its whole joint, with any number of factors and present
+    symptoms, and the same numbers bit for bit alone as in a tile of other cases."""
+    from neb_bayes.inference import kernels
+
+    rng = np.random.default_rng(n_factors)
+    shape = np.array([2, 3, 4, 3])
+    J = int(np.prod(shape))
+    n, n_strata, n_sym, P = kernels.JOINT_TILE + 9, 3, 5, 3
+    # factors on random scopes, laid one after another
+    scopes = [rng.random(len(shape)) < 0.5 for _ in range(n_factors)]
+    sizes = [tuple(int(s) if keep else 1 for s, keep in zip(shape, sc, strict=True))
+             for sc in scopes]
+    factors = rng.random((n, sum(int(np.prod(s)) for s in sizes))) + 0.05
+    index = vectorised._factor_index(tuple(sizes), tuple(int(s) for s in shape))
+    prior = rng.random((n_strata, J))
+    prior /= prior.sum(1, keepdims=True)
+    stratum = rng.integers(0, n_strata, n)
+    # symptoms: each caused by a random set of axes; its table over (level, those axes)
+    cause = [rng.random(len(shape)) < 0.6 for _ in range(n_sym)]
+    stride = np.zeros((n_sym, len(shape)), np.int64)
+    off, size, tabs = np.zeros(n_sym, np.int64), np.zeros(n_sym, np.int64), []
+    for y, c in enumerate(cause):
+        m = 1
+        for d in range(len(shape) - 1, -1, -1):
+            if c[d]:
+                stride[y, d] = m
+                m *= int(shape[d])
+        size[y] = m
+        off[y] = sum(t.size for t in tabs)
+        tabs.append(rng.random(P * m))
+    present = (np.concatenate(tabs), off, size, stride)
+    count = rng.integers(0, 4, n)
+    count[:3] = 0
+    ids = np.concatenate([rng.choice(n_sym, c, replace=False) for c in count]).astype(np.int64)
+    start = np.cumsum(count) - count
+    w = rng.random((n, P))
+    healthy = (rng.random(J) < 0.3).astype(float)
+    args = (prior, stratum, factors, index, present, ids, start, count, w, shape, healthy)
+    marg, z, h = kernels.fused_joint(*args)
+    ref = _joint_by_brute_force(*args)
+    for got, want in zip((marg, z, h), ref, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    for i in (0, 5, n - 1):
+        alone = kernels.fused_joint(prior, stratum[i:i + 1], factors[i:i + 1], index, present,
+                                    ids[start[i]:start[i] + count[i]], np.zeros(1, np.int64),
+                                    count[i:i + 1], w[i:i + 1], shape, healthy)
+        for got, one in zip((marg, z, h), alone, strict=True):
+            np.testing.assert_array_equal(got[i], one[0])
