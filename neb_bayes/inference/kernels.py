@@ -92,37 +92,56 @@ def present_symptom_table(i, present, ids, lo, hi, w, shape, ustride, udig, entr
     grid of its present symptoms' (``ids[lo:hi]``) cause axes (last axis fastest), written
     to ``sym``; that grid's axis strides (0 for other axes) to ``ustride``.  Returns its size.
     ``present``, ``w`` and ``shape`` as in :func:`fused_joint`; ``udig`` and ``entry`` are
-    scratch (``nd`` and ``hi - lo`` entries)."""
+    scratch (``nd`` and ``3 (hi - lo)`` entries).
+
+    Each symptom's table entry is computed once per point of the grid's outer axes and
+    stepped along its innermost axis; every value is ``sum_k w[i, k] prod_y tab_y[k, .]``,
+    the products and sums in symptom and level order.
+    """
     tab, off, size, stride = present
     nd = shape.size
     P = w.shape[1]
+    c = hi - lo
     n_u = 1
+    inner = -1
     for d in range(nd - 1, -1, -1):
         ustride[d] = 0
         for t in range(lo, hi):
             if stride[ids[t], d] > 0:
                 ustride[d] = n_u
                 n_u *= shape[d]
+                if inner < 0:
+                    inner = d
                 break
+    n_in = shape[inner] if inner >= 0 else 1
+    # per present symptom: its step along the innermost grid axis and its level stride
+    step = entry[c:2 * c]
+    lev = entry[2 * c:3 * c]
+    for t in range(c):
+        step[t] = stride[ids[lo + t], inner] if inner >= 0 else 0
+        lev[t] = size[ids[lo + t]]
     for d in range(nd):
         udig[d] = 0
-    for u in range(n_u):
-        for t in range(lo, hi):
-            y = ids[t]
+    u = 0
+    while u < n_u:
+        for t in range(c):
+            y = ids[lo + t]
             e = off[y]
             for d in range(nd):
                 e += udig[d] * stride[y, d]
-            entry[t - lo] = e
-        acc = 0.0
-        for k in range(P):
-            v = w[i, k]
-            for t in range(lo, hi):
-                v *= tab[entry[t - lo] + k * size[ids[t]]]
-            acc += v
-        sym[u] = acc
-        # next grid point (last axis fastest)
+            entry[t] = e
+        for x in range(n_in):
+            acc = 0.0
+            for k in range(P):
+                v = w[i, k]
+                for t in range(c):
+                    v *= tab[entry[t] + x * step[t] + k * lev[t]]
+                acc += v
+            sym[u] = acc
+            u += 1
+        # the next point of the outer axes (the innermost one back at 0)
         for d in range(nd - 1, -1, -1):
-            if ustride[d] == 0:
+            if ustride[d] == 0 or d == inner:
                 continue
             udig[d] += 1
             if udig[d] < shape[d]:
@@ -199,7 +218,7 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
     mt = np.empty((width, B))
     ustride = np.zeros(nd, np.int64)
     udig = np.zeros(nd, np.int64)
-    entry = np.empty(max(ids.size, 1), np.int64)
+    entry = np.empty(3 * max(ids.size, 1), np.int64)
     sym = np.empty(B * J + 1)
     prior_flat = prior.ravel()
     for i0 in range(0, N, B):

@@ -226,6 +226,7 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     stratum = rng.integers(0, n_strata, n)
     # symptoms: each caused by a random set of axes; its table over (level, those axes)
     cause = [rng.random(len(shape)) < 0.6 for _ in range(n_sym)]
+    cause[0][:], cause[1][:] = False, True       # caused by no axis; by every axis
     stride = np.zeros((n_sym, len(shape)), np.int64)
     off, size, tabs = np.zeros(n_sym, np.int64), np.zeros(n_sym, np.int64), []
     for y, c in enumerate(cause):
@@ -238,9 +239,10 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
         off[y] = sum(t.size for t in tabs)
         tabs.append(rng.random(P * m))
     present = (np.concatenate(tabs), off, size, stride)
-    count = rng.integers(0, 4, n)
-    count[:3] = 0
-    ids = np.concatenate([rng.choice(n_sym, c, replace=False) for c in count]).astype(np.int64)
+    lists = [rng.choice(n_sym, c, replace=False) for c in rng.integers(0, 4, n)]
+    lists[:5] = [[], [], [], [0], [1, 2]]
+    count = np.array([len(x) for x in lists], dtype=np.int64)
+    ids = np.concatenate(lists).astype(np.int64)
     start = np.cumsum(count) - count
     w = rng.random((n, P))
     healthy = (rng.random(J) < 0.3).astype(float)
@@ -249,7 +251,7 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     ref = _joint_by_brute_force(*args)
     for got, want in zip((marg, z, h), ref, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
-    for i in (0, 5, n - 1):
+    for i in (0, 3, 4, 5, n - 1):
         alone = kernels.fused_joint(prior, stratum[i:i + 1], factors[i:i + 1], index, present,
                                     ids[start[i]:start[i] + count[i]], np.zeros(1, np.int64),
                                     count[i:i + 1], w[i:i + 1], shape, healthy)
