@@ -12,7 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,6 +221,11 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
 #: in the elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000 people.  A
 #: prevalence fit is far cheaper (17 ms at 10,000 people) and is not listed.
 EVAL_COST_S = {"analyte-levels": (0.011, 0.06e-3), "symptoms": (0.005, 0.27e-3)}
+#: measured cost per log-density + gradient of one person-axis whose factor is the exact
+#: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`) while analyte levels
+#: are free: ~2.6 ms (its value and finite-difference stencil, 2026-12-04); a constant
+#: otherwise
+EXACT_PERSON_AXIS_COST_S = 2.6e-3
 #: nutpie takes about this many evaluations per draw over warm-up and sampling (15 leapfrog
 #: steps per draw after warm-up in an analyte-level fit, more early on)
 EVALS_PER_DRAW = 20
@@ -228,14 +233,18 @@ EVALS_PER_DRAW = 20
 
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
                          groups: Sequence[str] = ("analyte-levels",),
-                         cores: int = 2) -> float:
+                         cores: int = 2, exact_person_axes: int = 0) -> float:
     """Expected wall time of a fit with ``groups`` free from the measured costs above
-    (:data:`EVAL_COST_S`, summed over the free groups listed there; chains in parallel, one
-    per core), compilation not included; 0 when none of them is free."""
+    (:data:`EVAL_COST_S`, summed over the free groups listed there, and
+    :data:`EXACT_PERSON_AXIS_COST_S` for each of ``exact_person_axes`` when analyte levels
+    are free; chains in parallel, one per core), compilation not included; 0 when none of
+    them is free."""
     costs = [EVAL_COST_S[g] for g in groups if g in EVAL_COST_S]
     if not costs:
         return 0.0
     per_eval = sum(fixed + per_person * n_people for fixed, per_person in costs)
+    if "analyte-levels" in groups:
+        per_eval += EXACT_PERSON_AXIS_COST_S * exact_person_axes
     waves = -(-chains // max(1, cores))
     return (tune + draws) * EVALS_PER_DRAW * per_eval * waves
 
@@ -399,7 +408,8 @@ def join_chains(trees):
 def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
         progressbar: bool = True, table_dtype: str = "float32",
-        drop_unsupported: bool = False) -> FitResult:
+        drop_unsupported: bool = False,
+        on_prepared: Callable[[int, dict[str, int]], None] | None = None) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
@@ -410,7 +420,9 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     labels a person cannot have (a state cut from their sex view) raise
     :class:`~neb_bayes.inference.pymc_model.UnsupportedEvidence` naming them all, unless
     ``drop_unsupported``: then the fit runs without those cases and its provenance counts
-    them (``cohort_excluded``, and by reason).
+    them (``cohort_excluded``, and by reason).  ``on_prepared(n_people, exact)``, when given,
+    is called once the cohort is prepared and before sampling, with the number of people
+    fitted and :func:`exact_factors` (e.g. to announce the expected time).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
@@ -427,6 +439,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         if not cases:
             raise ValueError("no case left to fit")
     prepared = prepare_cohort(model, cases, labels)
+    if on_prepared is not None:
+        on_prepared(len(cases), exact_factors(prepared))
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype, "init_spread": INIT_SPREAD}

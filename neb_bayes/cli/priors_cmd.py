@@ -157,16 +157,25 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     labs = labels_for(ps.model, cases, labels) if labels else None
     click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
                f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
-    expected = expected_fit_seconds(len(cases), tune, draws, chains, group_list)
-    if expected >= ANNOUNCE_FIT_S:
-        click.echo(f"note: expected time about {expected / 3600:.1f} h for {len(cases)} "
-                   f"people with {', '.join(group_list)} free (measured per log-density + "
-                   "gradient and per draw on 2 cores; docs/performance-history.md). A "
-                   "prevalence fit of 10,000 people takes minutes: --fit prevalence", err=True)
+
+    def announce(n_people: int, exact: dict[str, int]) -> None:
+        """Once the cohort is prepared: the expected time of a long fit."""
+        n_exact = sum(exact.values())
+        expected = expected_fit_seconds(n_people, tune, draws, chains, group_list,
+                                        exact_person_axes=n_exact)
+        if expected >= ANNOUNCE_FIT_S:
+            beyond = (f", {n_exact} of their person-axes by the exact engine"
+                      if n_exact and "analyte-levels" in group_list else "")
+            click.echo(f"note: expected time about {expected / 3600:.1f} h for {n_people} "
+                       f"people{beyond} with {', '.join(group_list)} free (measured per "
+                       "log-density + gradient and per draw on 2 cores; "
+                       "docs/performance-history.md). A prevalence fit of 10,000 people takes "
+                       "minutes: --fit prevalence", err=True)
+
     try:
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
-                  drop_unsupported=drop_unsupported)
+                  drop_unsupported=drop_unsupported, on_prepared=announce)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "

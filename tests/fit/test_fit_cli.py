@@ -155,7 +155,8 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
                                          ("prevalence", False)])
 def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
     """An analyte-level or symptom fit expected to take long is told so, with the expected
-    time, before it starts (the fit itself is stubbed here)."""
+    time, once the cohort is prepared and before the model is built (stopped there by the
+    test); an analyte-level fit counts the person-axes whose factor is the exact engine's."""
     import neb_bayes.cli.priors_cmd as cmd
     import neb_bayes.fit
 
@@ -163,15 +164,30 @@ def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(cmd, "ANNOUNCE_FIT_S", 1)
-    monkeypatch.setattr(neb_bayes.fit, "fit", stop)
+    monkeypatch.setattr(neb_bayes.fit, "build_fit_model", stop)
     sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
     cohort = tmp_path / "c.jsonl"
-    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims)
+                      + UNSUPPORTED + "\n")
     res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
                                     "--fit", groups, "--no-progress"])
     assert "stopped by the test" in res.output
     assert ("--fit prevalence" in res.output) is told
     assert ("expected time" in res.output) is told
+    exact = "for 4 people, 1 of their person-axes by the exact engine with"
+    assert (exact in res.output) is (groups == "analyte-levels"), res.output
+
+
+def test_expected_fit_time_counts_the_exact_engines_person_axes():
+    """Each person-axis beyond the information form adds its measured cost per evaluation
+    when analyte levels are free (its factor is a constant otherwise)."""
+    from neb_bayes.fit import EVALS_PER_DRAW, EXACT_PERSON_AXIS_COST_S, expected_fit_seconds
+
+    base = expected_fit_seconds(1000, 500, 500, 2, ("analyte-levels",))
+    more = expected_fit_seconds(1000, 500, 500, 2, ("analyte-levels",), exact_person_axes=10)
+    assert more - base == pytest.approx(1000 * EVALS_PER_DRAW * 10 * EXACT_PERSON_AXIS_COST_S)
+    sym = expected_fit_seconds(1000, 500, 500, 2, ("symptoms",))
+    assert expected_fit_seconds(1000, 500, 500, 2, ("symptoms",), exact_person_axes=10) == sym
 
 
 def test_prevalence_fit_runs_in_nutpie_threads():
