@@ -337,18 +337,45 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
         for (j, k), rh in zip(pairs, rho, strict=True):
             out[flat] *= bivariate_normal_cdf(t[flat, j], t[flat, k], rh[flat])
         t, r, s, rho = t[live], r[live], s[live], [rh[live] for rh in rho]
+    # singletons equal at every point (repeats of one analyte with the same limit, time
+    # and noise: a suppressed TSH on several days) are one normal CDF to a power, and their
+    # steps one cut of the range
+    distinct, power = _equal_columns(np.stack([t, r, s]), single)
+    used = distinct + [i for pq in pairs for i in pq]
+    col = {i: q for q, i in enumerate(used)}
     for lo in range(0, t.shape[0], FACTOR_BLOCK):
         part = slice(lo, lo + FACTOR_BLOCK)
-        tb, rb, sb = t[part], r[part], s[part]
+        tb, rb, sb = t[part][:, used], r[part][:, used], s[part][:, used]
         z, width, at = _step_pieces(np.full(tb.shape[0], np.inf),
-                                    [(tb[:, i], rb[:, i], sb[:, i]) for i in range(c)])
-        # each variable's standardised limit given the factor: (pieces, c, nodes)
+                                    [(tb[:, q], rb[:, q], sb[:, q]) for q in range(len(used))])
+        # each variable's standardised limit given the factor: (pieces, used, nodes)
         given = (tb[at, :, None] - rb[at, :, None] * z[:, None, :]) / sb[at, :, None]
-        f = np.prod(ndtr(given[:, single]), axis=1)
+        nd = ndtr(given[:, :len(distinct)])
+        f = np.prod(nd, axis=1)
+        for q, k in enumerate(power):
+            for _ in range(k - 1):
+                f *= nd[:, q]
         for (j, k), rh in zip(pairs, rho, strict=True):
-            f *= bivariate_normal_cdf(given[:, j], given[:, k], rh[part][at, None])
+            f *= bivariate_normal_cdf(given[:, col[j]], given[:, col[k]], rh[part][at, None])
         out[live[part]] = _sum_pieces(z, width, at, f, tb.shape[0])
     return out.reshape(grid)
+
+
+def _equal_columns(x: np.ndarray, columns: list[int]) -> tuple[list[int], list[int]]:
+    """``columns`` of ``x`` (``(..., c)``) without those equal (bit for bit, everywhere) to
+    an earlier one, and how many each stands for."""
+    flat = x.reshape(-1, x.shape[-1])
+    distinct: list[int] = []
+    power: list[int] = []
+    for i in columns:
+        for q, j in enumerate(distinct):
+            if np.array_equal(flat[:, i], flat[:, j]):
+                power[q] += 1
+                break
+        else:
+            distinct.append(i)
+            power.append(1)
+    return distinct, power
 
 
 #: grid points per pass of :func:`factor_normal_cdf` (its node arrays stay ~10 MB)

@@ -74,6 +74,43 @@ def test_factor_rule_agrees_with_general_cdfs(c, pairs):
                                   rel=1e-9 if c <= 4 else 1e-5)
 
 
+@pytest.mark.parametrize("c, pairs", [(3, ()), (4, ()), (5, ()), (5, ((3, 4),))])
+def test_repeats_equal_in_every_number_are_one_cdf_to_a_power(c, pairs):
+    """Singletons equal at every point (a suppressed TSH on several days, same limit and
+    time) are computed once and raised to their count: the same mass as the general CDFs
+    and adaptive quadrature, over a grid where some points differ between them."""
+    rng = np.random.default_rng(c + 7 * len(pairs))
+    reps = c - 2 * len(pairs) - 1         # singletons 0..reps-1 equal, one more different
+    lam = np.r_[np.full(reps, 0.8), rng.normal(size=c - reps)]
+    cov = np.diag(np.r_[np.full(reps, 0.3), rng.uniform(0.1, 1, c - reps)]) + np.outer(lam, lam)
+    for j, k in pairs:
+        cov[j, k] = cov[k, j] = cov[j, k] + 0.2
+    label, loading, resid, patterns = _factor_cover(cov[None])
+    assert label[0] == 0 and set(patterns[0]) == set(pairs)
+    grid = 5
+    mean = np.tile(np.r_[np.full(reps, 0.2), rng.normal(size=c - reps)], (grid, 1))
+    upper = np.tile(np.r_[np.full(reps, -0.5), rng.normal(size=c - reps)], (grid, 1))
+    upper[:, :reps] += np.linspace(-2, 2, grid)[:, None]      # equal within each point
+    load = np.broadcast_to(loading[0], (grid, c)).copy()
+    load[:, :reps] = loading[0][0]                             # bit for bit equal
+    res = np.broadcast_to(resid[0], (grid, c, c)).copy()
+    res[:, range(reps), range(reps)] = resid[0][0, 0]
+    p = factor_normal_cdf(upper, mean, load, res, patterns[0])
+    distinct, power = exact._equal_columns(np.stack([upper, load]), list(range(reps)))
+    assert distinct == [0] and power == [reps]
+    for g in range(grid):
+        full = res[g] + np.outer(load[g], load[g])
+        assert p[g] == pytest.approx(_reference(upper[g], mean[g], full), abs=1e-12 if c <= 4
+                                     else 2e-6, rel=1e-9 if c <= 4 else 1e-5)
+    if not pairs:
+        sd = np.sqrt(np.diagonal(res, axis1=1, axis2=2))
+        for g in range(grid):
+            def f(z, g=g):
+                return norm.pdf(z) * np.prod(norm.cdf((upper[g] - mean[g] - load[g] * z) / sd[g]))
+            ref = integrate.quad(f, -12, 12, epsabs=0, epsrel=1e-12, limit=2000)[0]
+            assert p[g] == pytest.approx(ref, rel=1e-9)
+
+
 def test_factor_rule_in_the_far_tail_against_adaptive_quadrature():
     """Masses far below 1e-30, where the trivariate rule's range can miss them: the integral
     over the factor by adaptive quadrature with the steps as break points."""
