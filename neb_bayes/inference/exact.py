@@ -1425,6 +1425,49 @@ def _condition_matrix(model: CompiledModel) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=8)
+def _condition_sides(model: CompiledModel) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_condition_matrix` and its complement (1 where a state is not in the row's
+    condition), read-only."""
+    inside = _condition_matrix(model)
+    outside = 1.0 - inside
+    inside.setflags(write=False)
+    outside.setflags(write=False)
+    return inside, outside
+
+
+#: reported log Bayes factors are clipped to this (a factor of ~1e434)
+LOG_BF_MAX = 1000.0
+#: a side of a log odds whose summed mass (relative to the largest joint state's) is below
+#: this is summed again in log space (its states' masses may have underflowed)
+_SIDE_LOW = 1e-250
+
+
+def condition_log_odds(model: CompiledModel, log_joint: np.ndarray) -> np.ndarray:
+    """``log P(c) - log P(not c)`` for each condition ``c`` and ``none`` (last), from the
+    unnormalised log posterior over joint states.
+
+    Each side is summed over its own joint states, never taken as ``1 - p``: exact for
+    probabilities near 0 and 1 (``1 - p`` of a probability of 1 - 1e-13 keeps three
+    digits; past 1 - 1e-16 none), to any magnitude (a side whose mass is tiny relative to
+    the largest state's is summed in log space).  A side with no mass at all (a condition
+    this patient cannot have) gives an infinite log odds."""
+    inside, outside = _condition_sides(model)
+    lj = log_joint.reshape(-1)
+    mx = float(np.max(lj))
+    p = np.exp(lj - mx)
+    sides = np.stack([inside @ p, outside @ p])                         # (2, rows)
+    with np.errstate(divide="ignore"):
+        out = np.log(sides)
+    for side, rows in ((0, inside), (1, outside)):
+        for r in np.flatnonzero(sides[side] < _SIDE_LOW):
+            at = lj[rows[r] > 0]
+            if at.size and np.max(at) > -np.inf:
+                top = float(np.max(at))
+                out[side, r] = top - mx + math.log(np.sum(np.exp(at - top)))
+    return out[0] - out[1]
+
+
 def condition_probabilities(model: CompiledModel,
                             joint: np.ndarray) -> tuple[np.ndarray, float]:
     """P(condition) for each condition and P(none of them), from one matrix product."""
@@ -1575,7 +1618,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     prior_marg, prior_cond = _prior_summary(model, ev.covariates)
     log_bf = None
     if explain and groups:
-        full = _logit(np.append(probs, none))
+        full = condition_log_odds(model, log_joint)
         log_bf = np.zeros((len(groups), probs.size + 1))
         for gi, g in enumerate(groups):
             if g["kind"] == "symptom":
@@ -1586,9 +1629,10 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
                 without = (block_loglik(model, block, keep, latent[block.axis])
                            if keep.size else 0.0)
                 alt = log_joint - block_ll[g["block"]] + without
-            pj, _ = _normalise(alt)
-            p_alt, none_alt = condition_probabilities(model, pj)
-            log_bf[gi] = full - _logit(np.append(p_alt, none_alt))
+            with np.errstate(invalid="ignore"):
+                # (a condition this patient cannot have: no evidence moves it, 0)
+                log_bf[gi] = np.clip(np.nan_to_num(full - condition_log_odds(model, alt),
+                                                   nan=0.0), -LOG_BF_MAX, LOG_BF_MAX)
     gross = []
     if explain and model.gross_error_rate > 0.0:
         for bi, block in enumerate(ev.blocks):
@@ -1610,6 +1654,3 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     )
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-15, 1 - 1e-15)
-    return np.log(p) - np.log1p(-p)
