@@ -183,7 +183,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="5,000 cases instead of 100,000")
     ap.add_argument("--cases", type=int, help="number of cases (overrides --quick)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--chunk-size", type=int, default=500)
+    ap.add_argument("--chunk-size", type=int, default=1000,
+                    help="cases per chunk (default: the CLI's, 1000)")
     ap.add_argument("--naive-cases", type=int,
                     help="cases for the naive PyMC comparison (default 20; 5 with --quick)")
     ap.add_argument("--skip-naive", action="store_true")

@@ -33,6 +33,8 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
+from neb_bayes import config
+
 __all__ = [
     "FORMATS",
     "TableWriter",
@@ -73,7 +75,8 @@ def result_schema(conditions: Sequence[str]) -> pa.Schema:
 
 
 def interval_bounds(
-    probs: np.ndarray, draws: np.ndarray | None = None, interval_prob: float = 0.9
+    probs: np.ndarray, draws: np.ndarray | None = None,
+    interval_prob: float = config.INTERVAL_PROB,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of each probability's equal-tailed credible interval.
 
@@ -85,7 +88,8 @@ def interval_bounds(
         ``(n_draws, n_cases, n_conditions + 1)`` probabilities under each parameter draw of
         the prior set, or ``None`` for a prior set without draws.
     interval_prob
-        Probability mass inside the interval.
+        Probability mass inside the interval (neb_bayes's configured one by default,
+        :data:`neb_bayes.config.INTERVAL_PROB`).
 
     Returns
     -------
@@ -109,7 +113,7 @@ def results_table(
     n_not_used: Sequence[int],
     n_warnings: Sequence[int],
     unassessed: Sequence[str],
-    draws: np.ndarray | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Build the results table of some cases (see the module docstring for the columns).
 
@@ -119,15 +123,17 @@ def results_table(
         ``model.conditions``.
     probs
         ``(n_cases, n_conditions + 1)`` from :func:`~neb_bayes.inference.batch_exact.infer_batch`.
-    draws
-        Optional per-draw probabilities for the intervals (:func:`interval_bounds`).
+    bounds
+        ``(lo, hi)`` of each probability's interval, shaped like ``probs``
+        (:func:`interval_bounds` of the cases' probabilities under the prior set's draws),
+        or ``None`` (a prior set without draws: both equal ``probs``).
     """
     schema = result_schema(conditions)
     names = probability_columns(conditions)
     n = len(items)
     probs = np.asarray(probs, dtype=np.float64).reshape(n, len(names))
     top = np.argmax(probs, axis=1) if n else np.zeros(0, dtype=np.int64)
-    lo, hi = interval_bounds(probs, draws)
+    lo, hi = (probs, probs) if bounds is None else bounds
     cols: dict[str, Any] = {
         "item": pa.array(items, pa.int64()),
         "case_id": pa.array(case_ids, pa.string()),

@@ -225,6 +225,23 @@ def test_intervals_from_parameter_draws(tmp_path, sim_cases, model, schema) -> N
         lo, hi = np.asarray(table[f"{c}_lo"]), np.asarray(table[f"{c}_hi"])
         assert np.all((0 <= lo) & (lo <= hi) & (hi <= 1)) and np.all((0 <= p) & (p <= 1))
     assert np.any(np.asarray(table["none_hi"]) - np.asarray(table["none_lo"]) > 1e-3)
+    # each bound is the quantile of the case's probabilities under the first 100 draws, at
+    # the configured interval probability (computed case by case in the worker: a chunk
+    # never holds every case's probabilities under every draw)
+    from neb_bayes import config
+    from neb_bayes.inference.batch_exact import infer_batch_draws
+    from neb_bayes.priorset import load_prior_set
+
+    ps = load_prior_set(None)
+    per_draw = infer_batch_draws(ps.model, ps.draws.subset(slice(0, 100)),
+                                 [build_evidence(ps.model, c) for c in sim_cases[:12]])
+    q = (1 - config.INTERVAL_PROB) / 2
+    lo_ref, hi_ref = np.quantile(per_draw, [q, 1 - q], axis=0)
+    names = [*model.conditions, "none"]
+    got_lo = np.column_stack([np.asarray(table[f"{c}_lo"]) for c in names])
+    got_hi = np.column_stack([np.asarray(table[f"{c}_hi"]) for c in names])
+    np.testing.assert_array_equal(got_lo, lo_ref)
+    np.testing.assert_array_equal(got_hi, hi_ref)
     # a different number of draws is a different batch: resuming is refused
     again = CliRunner().invoke(main, ["batch", str(src), "--out", str(out), "--draws", "50",
                                       "--no-progress"])
