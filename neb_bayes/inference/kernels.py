@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["complete_square", "fused_joint", "gross_mixture", "information_terms",
+__all__ = ["channel_groups", "complete_square", "fused_joint", "gross_mixture", "information_terms",
            "loo_conditionals", "present_symptom_table", "spd_inverse_into",
            "spd_inverse_logdet"]
 
@@ -295,6 +295,95 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
                 marg[i, offset[nd - 1] + t] = lacc[t, b]
             z[i], h[i] = zt[b], ht[b]
     return marg, z, h
+
+
+@njit(cache=True, nogil=True)
+def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, out,
+                   per):  # pragma: no cover
+    """:func:`~neb_bayes.inference.vectorised.channel_stats` on results sorted by ``key``
+    (``case * n_ch + channel``; ``order``: each sorted result's input position): for each
+    run of one key, the channel's noise covariance ``R`` of the case's results in it
+    (person and same-day terms, analytical noise, the context's variation shared in the
+    channel), its inverse and log-determinant, and the statistics written to ``out`` ``(7,
+    N, C)`` (``w, s1, s2, t1, t2, t3, ld``) and ``per`` ``(4, R)`` (``a, ry, rd, nd`` at
+    each result's input position).  Each run's numbers come from its own results only."""
+    n = key.size
+    width = 1
+    i = 0
+    while i < n:          # the longest run, for the scratch matrices
+        j = i
+        while j < n and key[j] == key[i]:
+            j += 1
+        width = max(width, j - i)
+        i = j
+    R = np.empty((width, width))
+    Ri = np.empty((width, width))
+    c = np.empty((width, width))
+    x = np.empty((width, width))
+    se = np.empty(width)
+    riy = np.empty(width)
+    rid = np.empty(width)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and key[j] == key[i]:
+            j += 1
+        m = j - i
+        ci, cj = key[i] // n_ch, key[i] % n_ch
+        if m == 1:
+            var = tau2[cj] + cvi2[cj] + cva2[cj] + extra[i]
+            inv = 1.0 / var
+            out[0, ci, cj] = inv
+            out[1, ci, cj] = y[i] * inv
+            out[2, ci, cj] = y[i] ** 2 * inv
+            out[3, ci, cj] = d[i] * inv
+            out[4, ci, cj] = d[i] ** 2 * inv
+            out[5, ci, cj] = y[i] * d[i] * inv
+            out[6, ci, cj] = math.log(var) + LOG_2PI
+            r = order[i]
+            per[0, r] = inv
+            per[1, r] = y[i] * inv
+            per[2, r] = d[i] * inv
+            per[3, r] = inv
+        else:
+            for a in range(m):
+                se[a] = math.sqrt(extra[i + a])
+            for a in range(m):
+                for b in range(m):
+                    v = tau2[cj] + cvi2[cj] * (1.0 if day[i + a] == day[i + b] else 0.0)
+                    v = v + (cva2[cj] if a == b else 0.0)
+                    R[a, b] = v + se[a] * se[b]
+            logdet = spd_inverse_into(R[:m, :m], Ri[:m, :m], c[:m, :m], x[:m, :m])
+            w = s1 = s2 = t1 = t2 = t3 = 0.0
+            for a in range(m):
+                sy = 0.0
+                sd = 0.0
+                row = 0.0
+                for b in range(m):
+                    sy += Ri[a, b] * y[i + b]
+                    sd += Ri[a, b] * d[i + b]
+                    row += Ri[a, b]
+                riy[a] = sy
+                rid[a] = sd
+                w += row
+                s1 += sy
+                s2 += y[i + a] * sy
+                t1 += sd
+                t2 += d[i + a] * sd
+                t3 += y[i + a] * sd
+                r = order[i + a]
+                per[0, r] = row
+                per[1, r] = sy
+                per[2, r] = sd
+                per[3, r] = Ri[a, a]
+            out[0, ci, cj] = w
+            out[1, ci, cj] = s1
+            out[2, ci, cj] = s2
+            out[3, ci, cj] = t1
+            out[4, ci, cj] = t2
+            out[5, ci, cj] = t3
+            out[6, ci, cj] = logdet + m * LOG_2PI
+        i = j
 
 
 @njit(cache=True, nogil=True)

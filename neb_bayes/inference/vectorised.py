@@ -246,7 +246,8 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
     ``noise_var`` ``(3, C)``: tau^2, CVI^2, CVA^2 per channel position; ``case``, ``ch``:
     each result's case and channel position.  A case's results in one channel share ``R``
     (person and same-day terms, analytical noise, and the context's variation, shared in a
-    channel); groups of equal size are inverted together.
+    channel); one compiled pass over the results sorted by case and channel
+    (:func:`kernels.channel_groups`).
 
     Returns ``(per_channel, per_result)``: ``per_channel`` maps each of :data:`_STATS` to a
     ``(n_cases, n_channels)`` array (``w = 1'R^-1 1``, ``s1 = 1'R^-1 y``, ``s2 = y'R^-1 y``,
@@ -256,47 +257,17 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
     (``a``), ``R^-1 y`` (``ry``), ``R^-1 d`` (``rd``) and the diagonal of ``R^-1`` (``nd``).
     """
     n_ch = noise_var.shape[1]
-    out = {k: np.zeros((n_cases, n_ch)) for k in _STATS}
-    per = {k: np.zeros(case.size) for k in ("a", "ry", "rd", "nd")}
-    if case.size == 0:
-        return out, per
-    tau2, cvi2, cva2 = noise_var
-    key = case * n_ch + ch
-    order = np.argsort(key, kind="stable")
-    key, y, d, day, extra = key[order], y[order], d[order], day[order], extra[order]
-    uniq, start, count = np.unique(key, return_index=True, return_counts=True)
-    for m in np.unique(count):
-        sel = count == m
-        rows = start[sel][:, None] + np.arange(m)[None, :]          # (n_groups, m)
-        k = uniq[sel]
-        ci, cj = k // n_ch, k % n_ch
-        if m == 1:
-            r = rows[:, 0]
-            var = tau2[cj] + cvi2[cj] + cva2[cj] + extra[r]
-            inv = 1.0 / var
-            vals = {"w": inv, "s1": y[r] * inv, "s2": y[r] ** 2 * inv, "t1": d[r] * inv,
-                    "t2": d[r] ** 2 * inv, "t3": y[r] * d[r] * inv, "ld": np.log(var) + LOG_2PI}
-            each = {"a": inv, "ry": y[r] * inv, "rd": d[r] * inv, "nd": inv}
-        else:
-            dy = day[rows]
-            R = tau2[cj][:, None, None] + cvi2[cj][:, None, None] * (dy[:, :, None] == dy[:, None, :])
-            se = np.sqrt(extra[rows])                   # context variation, shared in a channel
-            R = R + np.einsum("gi,ij->gij", np.broadcast_to(cva2[cj][:, None], rows.shape),
-                              np.eye(m)) + se[:, :, None] * se[:, None, :]
-            Ri, logdet = kernels.spd_inverse_logdet(R)
-            yy, dd = y[rows], d[rows]
-            Ri_y = np.einsum("gij,gj->gi", Ri, yy)
-            Ri_d = np.einsum("gij,gj->gi", Ri, dd)
-            vals = {"w": Ri.sum((1, 2)), "s1": Ri_y.sum(-1), "s2": (yy * Ri_y).sum(-1),
-                    "t1": Ri_d.sum(-1), "t2": (dd * Ri_d).sum(-1), "t3": (yy * Ri_d).sum(-1),
-                    "ld": logdet + m * LOG_2PI}
-            each = {"a": Ri.sum(-1), "ry": Ri_y, "rd": Ri_d,
-                    "nd": np.diagonal(Ri, axis1=1, axis2=2)}
-        for name, v in vals.items():
-            out[name][ci, cj] = v
-        for name, v in each.items():
-            per[name][order[rows]] = v.reshape(rows.shape)
-    return out, per
+    stats = np.zeros((len(_STATS), n_cases, n_ch))
+    each = np.zeros((4, case.size))
+    if case.size:
+        tau2, cvi2, cva2 = (np.ascontiguousarray(v, dtype=float) for v in noise_var)
+        key = case.astype(np.int64) * n_ch + ch
+        order = np.argsort(key, kind="stable")
+        kernels.channel_groups(tau2, cvi2, cva2, n_ch, key[order], order,
+                               *(np.ascontiguousarray(v[order], dtype=float)
+                                 for v in (y, d, day, extra)), stats, each)
+    return (dict(zip(_STATS, stats, strict=True)),
+            dict(zip(("a", "ry", "rd", "nd"), each, strict=True)))
 
 
 def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
