@@ -91,3 +91,15 @@ def test_log_bayes_factor_of_a_group_is_the_change_in_exact_log_odds(group):
     if group != "eye_signs":
         assert got > 5.0
     assert post.condition_probs[k] > 1 - 1e-10
+
+
+def test_report_names_every_result_that_moved_a_confident_diagnosis():
+    """The report's "what moved it" for the overt hyperthyroidism example lists the
+    suppressed TSH, FT4, FT3 and the TSH-receptor antibodies, each for the condition (the
+    clipped logit used to leave TSH and the antibodies out: their factors read 0)."""
+    import neb_bayes as nb
+
+    rows = nb.infer(EXAMPLE, uncertainty=False).contributions()["hyperthyroidism_overt"]
+    moved = {r["analyte"]: r["log_bayes_factor"] for r in rows if r["kind"] == "measurement"}
+    assert set(moved) >= {"tsh", "ft4", "ft3", "trab"}, moved
+    assert all(v > 3.0 for v in moved.values()), moved
