@@ -177,6 +177,14 @@ def naive_rate(path: Path, n_cases: int) -> list[float]:
     return times
 
 
+def _head(src: Path, dst: Path, n: int) -> Path:
+    """Write the first ``n`` lines of ``src`` to ``dst``; returns ``dst``."""
+    with open(src, encoding="utf-8") as fin, open(dst, "w", encoding="utf-8") as fout:
+        for _, line in zip(range(n), fin, strict=False):
+            fout.write(line)
+    return dst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,10 +231,7 @@ def main() -> None:
         print(f"simulated and wrote {n:,} cases in {secs:.1f} s "
               f"({big.stat().st_size / 2**20:.0f} MiB JSONL; not counted below); "
               f"--p-measure {args.p_measure}, --p-symptoms {args.p_symptoms}")
-        little = tmp_path / "small.jsonl"
-        with open(big, encoding="utf-8") as src, open(little, "w", encoding="utf-8") as dst:
-            for _, line in zip(range(small), src, strict=False):
-                dst.write(line)
+        little = _head(big, tmp_path / "small.jsonl", small)
 
         common = ["--jobs", str(args.jobs), "--chunk-size", str(args.chunk_size),
                   "--no-progress", "--log-every", "1000000"]
@@ -265,11 +270,7 @@ def main() -> None:
               f"{infer_rate:,.0f} cases/s; read_case + build_evidence: {read_rate:,.0f} cases/s")
         n_draws = min(args.draws_cases, n)
         if n_draws:
-            with_draws = tmp_path / "draws.jsonl"
-            with open(big, encoding="utf-8") as src, \
-                    open(with_draws, "w", encoding="utf-8") as dst:
-                for _, line in zip(range(n_draws), src, strict=False):
-                    dst.write(line)
+            with_draws = _head(big, tmp_path / "draws.jsonl", n_draws)
             wall_d, rss_d, _, cpu_d = run_cli(["batch", str(with_draws), "--out",
                                                str(tmp_path / "o-draws"), "--draws", "-1",
                                                *common])

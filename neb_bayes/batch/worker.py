@@ -33,6 +33,7 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.batch_exact import infer_batch, infer_batch_draws
 from neb_bayes.inference.vectorised import posterior_rows
 from neb_bayes.model.compiled import CompiledModel
+from neb_bayes.model.params import ParamDraws
 from neb_bayes.priorset import load_prior_set
 
 __all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk"]
@@ -95,7 +96,8 @@ class ChunkResult:
     seconds: float = 0.0
 
 
-def interval_bounds_by_case(model, draws, evidences: list, probs: np.ndarray
+def interval_bounds_by_case(model: CompiledModel, draws: ParamDraws,
+                            evidences: list[Evidence], probs: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray]:
     """Each case's interval bounds (:func:`~neb_bayes.batch.table.interval_bounds`) from its
     probabilities under every parameter draw, case by case: a chunk holds ``(cases,
