@@ -16,8 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["exp_into", "log_into", "mixture_block", "mixture_loglik", "present_symptoms",
-           "woodbury_stack"]
+__all__ = ["exp_into", "log_into", "mixture_block", "mixture_loglik", "mixture_point",
+           "present_symptoms", "woodbury_stack"]
 
 
 @njit(cache=True, nogil=True)
@@ -277,11 +277,15 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
     ``lat_cov`` ``(K, K, N)``; the noise part of stack entry ``n`` is entry ``n % X`` of
     ``n_inv`` ``(m, m, X)`` = N^-1, ``logdet_n`` ``(X,)`` = log|N|^(1/2), ``a`` ``(K, K, X)``
     = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'; ``et``, ``base``, ``eps``, ``out`` and
-    the return value as in :func:`mixture_loglik`.
+    the return value as in :func:`mixture_loglik`.  Where the other axes have one point
+    (``et`` one column: a block that depends on its own axis only, most of them) the
+    residuals are taken about it and :func:`mixture_point` finishes from the Woodbury parts,
+    with no dense C^-1 (1.25-1.35 -> 1.13 ms for 9,000 entries of 6 results, 3 latents).
     """
     m, n_st = r.shape
     k = lat_cov.shape[0]
     n_x = logdet_n.size
+    n_e = et.shape[1]
     ok = True
     xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     for n0 in range(0, n_st, STACK_BLOCK):
@@ -302,13 +306,19 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
                 bx, dst = bt[i, j], btb[i, j]
                 for n in range(nb):
                     dst[n] = bx[xs[n]]
+        # one point of the other axes: the residuals taken about it, d = r - e
         for j in range(m):
             src, dst = r[j, n0:n1], rb[j]
+            ej = et[j, 0] if n_e == 1 else 0.0
             for n in range(nb):
-                dst[n] = src[n]
+                dst[n] = src[n] - ej
         vt, t = np.empty((k, m, nb)), np.empty((k, nb))
         ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
         woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+        if n_e == 1:
+            ok = mixture_point(rb, n_inv, xs[:nb], logdet_n, vt, ld, qs, ps, base, eps,
+                               out[n0:n1, 0]) and ok
+            continue
         # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
         pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
         quad = np.zeros(nb)
@@ -335,6 +345,63 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
             c0[n] = -0.5 * (quad[n] - qs[n]) - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
         ok = mixture_loglik(c0, pr, q, et, base, eps, out[n0:n1]) and ok
     return ok
+
+
+@njit(cache=True, nogil=True, fastmath=FMA)
+def mixture_point(d, n_inv, xs, logdet_n, vt, ld, qs, ps, base, eps, out):  # pragma: no cover
+    """:func:`mixture_block` where the other axes have one point ``e``: from the residuals
+    about it, ``d = r - e`` ``(m, N)``, and their Woodbury parts (:func:`woodbury_stack`:
+    ``vt`` = V', ``ld`` = sum log W_ii, ``qs`` = |V'd|^2, ``ps`` = V V'd), ``u = C^-1 d =
+    N^-1 d - V V'd``, ``d'C^-1 d = d'N^-1 d - |V'd|^2`` and ``c_j = (C^-1)_jj = (N^-1)_jj -
+    sum_k V_jk^2``: no dense ``C^-1`` (``m^2 K`` per entry) and no product with ``e``.  The
+    noise part of entry ``n`` is entry ``xs[n]`` of ``n_inv`` ``(m, m, X)`` and ``logdet_n``;
+    ``base``, ``eps`` and the return value as in :func:`mixture_loglik`; writes ``out (N,)``.
+    """
+    m, nb = d.shape
+    k = vt.shape[0]
+    keep = 1.0 - m * eps
+    quad = np.empty(nb)
+    acc = np.zeros(nb)
+    u = np.empty(nb)
+    c = np.empty(nb)
+    lc = np.empty(nb)
+    arg = np.empty(nb)
+    ex = np.empty(nb)
+    work = np.empty(nb)
+    work2 = np.empty(nb)
+    for n in range(nb):
+        quad[n] = -qs[n]
+    for i in range(m):
+        for n in range(nb):
+            u[n] = 0.0
+        for j in range(m):
+            nij, dj = n_inv[i, j], d[j]
+            for n in range(nb):
+                u[n] += nij[xs[n]] * dj[n]
+        nii, di, psi = n_inv[i, i], d[i], ps[i]
+        for n in range(nb):
+            quad[n] += di[n] * u[n]
+            u[n] -= psi[n]
+            c[n] = nii[xs[n]]
+        for kk in range(k):
+            vki = vt[kk, i]
+            for n in range(nb):
+                c[n] -= vki[n] * vki[n]
+        log_into(c, lc, work, work2)
+        bi = base[i]
+        for n in range(nb):
+            arg[n] = u[n] * u[n] * (0.5 / c[n]) + (bi - 0.5 * lc[n])
+        exp_into(arg, ex, work)
+        for n in range(nb):
+            acc[n] += ex[n]
+    over = 0
+    for n in range(nb):
+        over += not (acc[n] <= MIXTURE_TERM_MAX)
+        arg[n] = keep + eps * acc[n]
+    log_into(arg, ex, work, work2)
+    for n in range(nb):
+        out[n] = (-0.5 * quad[n] - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI) + ex[n]
+    return over == 0
 
 
 @njit(cache=True, nogil=True)

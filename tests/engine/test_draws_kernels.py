@@ -140,6 +140,58 @@ def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_th
             np.testing.assert_allclose(out[n, g], want, rtol=1e-12)
 
 
+def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_and_formula():
+    """Where the other axes have one point (most blocks: they depend on their own axis
+    only), :func:`mixture_block` takes the residuals about it and the Woodbury parts
+    (:func:`mixture_point`) instead of a dense C^-1 per entry: the same numbers as the
+    general loop (the point given twice) and as the dense formula, with noise that varies
+    along the stack and more entries than one block; a term that would overflow gives no
+    answer either way."""
+    from neb_bayes.inference.draws_kernels import STACK_BLOCK, mixture_block
+
+    rng = np.random.default_rng(21)
+    m, k, n_x, n_st = 5, 3, 3, 2 * STACK_BLOCK + 37
+    load = rng.normal(size=(m, k))
+    noise = []
+    for _ in range(n_x):
+        x = rng.normal(size=(m, m + 2))
+        noise.append(x @ x.T / (m + 2) + 0.3 * np.eye(m))
+    noise = np.array(noise)                                              # (X, m, m)
+    n_inv = np.linalg.inv(noise)
+    b = n_inv @ load                                                     # N^-1 L
+    x = rng.normal(size=(n_st, k, k + 2))
+    lat = x @ np.swapaxes(x, -1, -2) / (k + 2) + 0.1 * np.eye(k)         # (N, K, K)
+    r = rng.normal(size=(n_st, m))
+    e = rng.normal(scale=0.5, size=m)
+    base = rng.normal(loc=-2.0, size=m)
+    eps = 0.003
+    args = (np.ascontiguousarray(r.T), np.ascontiguousarray(np.moveaxis(lat, 0, -1)),
+            np.ascontiguousarray(np.moveaxis(n_inv, 0, -1)),
+            0.5 * np.linalg.slogdet(noise)[1],
+            np.ascontiguousarray(np.moveaxis(np.swapaxes(load, 0, 1) @ b, 0, -1)),
+            np.ascontiguousarray(np.moveaxis(np.swapaxes(b, -1, -2), 0, -1)))
+    one = np.empty((n_st, 1))
+    assert mixture_block(*args, e[:, None], base, eps, one)
+    two = np.empty((n_st, 2))
+    assert mixture_block(*args, np.repeat(e[:, None], 2, axis=1), base, eps, two)
+    np.testing.assert_allclose(one[:, 0], two[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(two[:, 0], two[:, 1])
+    for n in (0, STACK_BLOCK + 1, n_st - 1):
+        c = noise[n % n_x] + load @ lat[n] @ load.T
+        prec = np.linalg.inv(c)
+        d = r[n] - e
+        u = prec @ d
+        cj = np.diag(prec)
+        want = (-0.5 * d @ u - 0.5 * np.linalg.slogdet(c)[1] - 0.5 * m * np.log(2 * np.pi)
+                + np.log(1 - m * eps + eps * np.exp(base + u**2 / (2 * cj)
+                                                    - 0.5 * np.log(cj)).sum()))
+        np.testing.assert_allclose(one[n, 0], want, rtol=1e-11)
+    huge = base.copy()
+    huge[2] = 800.0
+    assert not mixture_block(*args, e[:, None], huge, eps, one)
+    assert not mixture_block(*args, np.repeat(e[:, None], 2, axis=1), huge, eps, two)
+
+
 def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_overflow():
     rng = np.random.default_rng(3)
     eps = 0.003
