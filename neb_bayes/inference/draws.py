@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import SymptomTerms, block_loglik, symptom_level_factors
+from neb_bayes.inference.exact import SymptomTerms, block_loglik, prime_block_log_q, symptom_level_factors
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
@@ -102,7 +102,9 @@ class DrawTables:
         if parts is None:
             if len(self._prior) >= 32:
                 self._prior.pop(next(iter(self._prior)))
-            parts = log_prior_parts(self.model, cov, list(self.draws.prior_base))
+            # (each with the draws last in memory, the layout the contraction reads)
+            parts = [np.moveaxis(np.ascontiguousarray(np.moveaxis(p, 0, -1)), -1, 0)
+                     for p in log_prior_parts(self.model, cov, list(self.draws.prior_base))]
             self._prior[key] = parts
         return parts
 
@@ -313,6 +315,7 @@ def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
     draws = tab.draws
     parts = [p[..., None] for p in tab.prior_parts(ev.covariates)]
     potentials: list[np.ndarray] = []
+    prime_block_log_q(model, ev.blocks)
     for block in ev.blocks:
         a = block.axis
         latent = ev.latent_params(model, a, draws.lat_mean[a], tab.lat_cov[a])

@@ -265,7 +265,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
-def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pragma: no cover
+def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out):  # pragma: no cover
     """A block's log-likelihood with at most one gross error over the full grid, from its
     residuals and covariance parts (every result observed, ``C = N + L S L'``): what
     :func:`woodbury_stack`, the dense ``C^-1`` and :func:`mixture_loglik` compute in turn,
@@ -276,8 +276,12 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
     ``r`` ``(m, N)`` the residuals ``y - mean`` per stack entry (draw x own states x ...),
     ``lat_cov`` ``(K, K, N)``; the noise part of stack entry ``n`` is entry ``n % X`` of
     ``n_inv`` ``(m, m, X)`` = N^-1, ``logdet_n`` ``(X,)`` = log|N|^(1/2), ``a`` ``(K, K, X)``
-    = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'; ``et``, ``base``, ``eps``, ``out`` and
-    the return value as in :func:`mixture_loglik`.  Where the other axes have one point
+    = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'; ``et``, ``base``, ``eps`` and the return
+    value as in :func:`mixture_loglik`.  The stack is ``L`` leading entries (the draws) of
+    ``S`` entries each (``n = l S + s``); the result of entry ``n`` at point ``g`` of the other
+    axes goes to ``out[pos[s, g] * L + l]`` (``out`` flat, ``pos`` ``(S, E)``): with ``pos`` the
+    grid point in C order, the draws come last in memory, the layout the contraction reads
+    (:func:`neb_bayes.tensor.contract_marginals`).  Where the other axes have one point
     (``et`` one column: a block that depends on its own axis only, most of them) the
     residuals are taken about it and :func:`mixture_point` finishes from the Woodbury parts,
     with no dense C^-1 (1.25-1.35 -> 1.13 ms for 9,000 entries of 6 results, 3 latents).
@@ -286,8 +290,11 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
     k = lat_cov.shape[0]
     n_x = logdet_n.size
     n_e = et.shape[1]
+    n_s = pos.shape[0]
+    n_l = n_st // n_s
     ok = True
     xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
+    res = np.empty((min(STACK_BLOCK, n_st), n_e))
     for n0 in range(0, n_st, STACK_BLOCK):
         n1 = min(n0 + STACK_BLOCK, n_st)
         nb = n1 - n0
@@ -317,7 +324,8 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
         woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
         if n_e == 1:
             ok = mixture_point(rb, n_inv, xs[:nb], logdet_n, vt, ld, qs, ps, base, eps,
-                               out[n0:n1, 0]) and ok
+                               res[:nb, 0]) and ok
+            _scatter(res, n0, nb, n_s, n_l, pos, out)
             continue
         # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
         pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
@@ -343,8 +351,20 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, out):  # pr
                         qic[n] -= vki[n] * vkc[n]
         for n in range(nb):
             c0[n] = -0.5 * (quad[n] - qs[n]) - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
-        ok = mixture_loglik(c0, pr, q, et, base, eps, out[n0:n1]) and ok
+        ok = mixture_loglik(c0, pr, q, et, base, eps, res[:nb]) and ok
+        _scatter(res, n0, nb, n_s, n_l, pos, out)
     return ok
+
+
+@njit(cache=True, nogil=True)
+def _scatter(res, n0, nb, n_s, n_l, pos, out):  # pragma: no cover
+    """:func:`mixture_block`'s results of stack entries ``n0`` to ``n0 + nb`` (``res``) to
+    their places in ``out``."""
+    n_e = res.shape[1]
+    for n in range(nb):
+        lead, s = divmod(n0 + n, n_s)
+        for g in range(n_e):
+            out[pos[s, g] * n_l + lead] = res[n, g]
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)

@@ -855,15 +855,40 @@ def _fused_mixture(r: np.ndarray, n_inv: np.ndarray, logdet: np.ndarray, loading
         v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
         return np.ascontiguousarray(np.moveaxis(v.reshape((n_x,) + tail), 0, -1))
 
-    e_flat, _, _, on_grid = _stack_layout(st, e)
-    out = np.empty((math.prod(st), e_flat.shape[0]))
+    e_flat, xd, _, _ = _stack_layout(st, e)
+    nl = len(st) - (e.ndim - 1)
+    full = tuple(st[nl + i] if i in xd else n for i, n in enumerate(e.shape[:-1]))
+    out = np.empty(math.prod(st) * e_flat.shape[0])
     ok = mixture_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
                        per_x(n_inv, (m, m)), per_x(logdet, ()),
                        per_x(np.matmul(loadings.T, b), (k, k)),
                        per_x(np.swapaxes(b, -1, -2), (k, m)), np.ascontiguousarray(e_flat.T),
                        np.asarray(mixture[0], dtype=float) + 0.5 * LOG_2PI, float(mixture[1]),
-                       out)
-    return on_grid(out) if ok else None
+                       _grid_positions(full, tuple(xd)), out)
+    if not ok:
+        return None
+    # the grid in C order with the leading (draw) entries last in memory, read as lead + grid
+    lead = st[:nl]
+    return np.moveaxis(out.reshape(full + (math.prod(lead),)), -1, 0).reshape(lead + full)
+
+
+@lru_cache(maxsize=256)
+def _grid_positions(full: tuple[int, ...], stack_dims: tuple[int, ...]) -> np.ndarray:
+    """``(S, E)``: the C-order position in the grid ``full`` of stack entry ``s`` (C order
+    over the dimensions ``stack_dims``) at point ``g`` of the other dimensions (C order
+    over them)."""
+    steps = [math.prod(full[i + 1:]) for i in range(len(full))]
+
+    def offsets(dims) -> np.ndarray:
+        off = np.zeros((), dtype=np.int64)
+        for i in dims:
+            off = off[..., None] + np.arange(full[i], dtype=np.int64) * steps[i]
+        return off.reshape(-1)
+
+    rest = [i for i in range(len(full)) if i not in stack_dims]
+    pos = offsets(stack_dims)[:, None] + offsets(rest)[None, :]
+    pos.flags.writeable = False
+    return pos
 
 
 def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: np.ndarray,
@@ -1133,10 +1158,15 @@ class _DistinctOthers:
             return x
         x = np.asarray(x)
         lead = x.shape[:-2]
+        nl = len(lead)
         own = self.grid[self.own_pos]
-        x = np.broadcast_to(x, lead + (own, self.first.size))[..., self.inverse]
         rest = tuple(n for i, n in enumerate(self.grid) if i != self.own_pos)
-        return np.moveaxis(x.reshape(lead + (own,) + rest), len(lead), len(lead) + self.own_pos)
+        # read with the leading (draw) dimensions last, so that the result has them last in
+        # memory too: contiguous rows to copy, and the layout the contraction reads
+        x = np.moveaxis(np.broadcast_to(x, lead + (own, self.first.size)), range(nl),
+                        range(-nl, 0))[:, self.inverse]
+        x = np.moveaxis(x.reshape((own,) + rest + lead), range(-nl, 0), range(nl))
+        return np.moveaxis(x, nl, nl + self.own_pos)
 
 
 def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
@@ -1202,6 +1232,24 @@ def _block_log_q(model: CompiledModel, block: Block) -> np.ndarray:
         _LOG_Q.clear()
     _LOG_Q[id(block)] = (block, model.gross_mix, val)
     return val
+
+
+def prime_block_log_q(model: CompiledModel, blocks: list[Block]) -> None:
+    """Every block's log q(y) (:func:`_block_log_q`) in one call over all their results: the
+    same numbers (each result's value depends on that result only), one pass of the
+    per-channel work instead of one per block."""
+    todo = [b for b in blocks
+            if not ((hit := _LOG_Q.get(id(b))) and hit[0] is b and hit[1] is model.gross_mix)]
+    if len(todo) < 2 or model.gross_error_rate <= 0.0:
+        return
+    val = model.gross_log_density(np.concatenate([b.channel for b in todo]),
+                                  np.concatenate([b.y for b in todo]),
+                                  np.concatenate([b.censor for b in todo]))
+    if len(_LOG_Q) + len(todo) > 64:
+        _LOG_Q.clear()
+    for b, v in zip(todo, np.split(val, np.cumsum([b.y.size for b in todo])[:-1]),
+                    strict=True):
+        _LOG_Q[id(b)] = (b, model.gross_mix, v)
 
 
 def gross_error_probabilities(model: CompiledModel, block: Block, ratio: list[np.ndarray] | None,

@@ -300,3 +300,22 @@ def test_draws_paths_equal_the_joint_tensor_on_simulated_cases(compiled, monkeyp
         draws = DRAWS.restrict(sex_keep(view)) if view is not MODEL else DRAWS
         got = probabilities_over_draws(view, draws, build_evidence(view, case), threads=2)
         np.testing.assert_allclose(got, ref, rtol=0, atol=SINGLE_TOL)
+
+
+def test_every_blocks_gross_error_density_at_once_equals_block_by_block():
+    """The draws path computes a case's gross-error densities log q(y) for all its blocks in
+    one call (``prime_block_log_q``): the same numbers as block by block, bit for bit, and
+    the blocks then read them from the cache."""
+    from neb_bayes.inference import exact
+
+    ev = build_evidence(MODEL, nb.read_case(CASES["censored+repeats"]))
+    assert len(ev.blocks) >= 3 and any(b.censor.any() for b in ev.blocks)
+    exact._LOG_Q.clear()
+    one_by_one = [exact._block_log_q(MODEL, b).copy() for b in ev.blocks]
+    exact._LOG_Q.clear()
+    exact.prime_block_log_q(MODEL, ev.blocks)
+    assert len(exact._LOG_Q) == len(ev.blocks)
+    for b, want in zip(ev.blocks, one_by_one, strict=True):
+        got = exact._block_log_q(MODEL, b)
+        assert got is exact._LOG_Q[id(b)][2]
+        np.testing.assert_array_equal(got, want)

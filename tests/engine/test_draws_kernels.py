@@ -99,6 +99,10 @@ def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos,
     got = gaussian_block_loglik(y, np.zeros(m, int), own_mean, noise, other=other,
                                 low_rank=(loadings, lat_cov), mixture=(log_q, eps))
     np.testing.assert_allclose(np.broadcast_to(got, (D, *grid)), ref, rtol=1e-11, atol=1e-11)
+    if compiled:
+        # the draws last in memory (the layout the contraction reads), the grid in C order
+        assert got.shape == (D, *grid)
+        assert np.moveaxis(got, 0, -1).flags.c_contiguous
     # a term that would overflow: no answer, the caller takes the shifted form
     huge = log_q.copy()
     huge[0] = 800.0
@@ -170,10 +174,15 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
             0.5 * np.linalg.slogdet(noise)[1],
             np.ascontiguousarray(np.moveaxis(np.swapaxes(load, 0, 1) @ b, 0, -1)),
             np.ascontiguousarray(np.moveaxis(np.swapaxes(b, -1, -2), 0, -1)))
+    # (one leading entry: the results in stack order, the points of the other axes last)
+    def pos(n_e):
+        return np.arange(n_st * n_e).reshape(n_st, n_e)
+
     one = np.empty((n_st, 1))
-    assert mixture_block(*args, e[:, None], base, eps, one)
+    assert mixture_block(*args, e[:, None], base, eps, pos(1), one.reshape(-1))
     two = np.empty((n_st, 2))
-    assert mixture_block(*args, np.repeat(e[:, None], 2, axis=1), base, eps, two)
+    assert mixture_block(*args, np.repeat(e[:, None], 2, axis=1), base, eps, pos(2),
+                         two.reshape(-1))
     np.testing.assert_allclose(one[:, 0], two[:, 0], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(two[:, 0], two[:, 1])
     for n in (0, STACK_BLOCK + 1, n_st - 1):
@@ -188,8 +197,9 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
         np.testing.assert_allclose(one[n, 0], want, rtol=1e-11)
     huge = base.copy()
     huge[2] = 800.0
-    assert not mixture_block(*args, e[:, None], huge, eps, one)
-    assert not mixture_block(*args, np.repeat(e[:, None], 2, axis=1), huge, eps, two)
+    assert not mixture_block(*args, e[:, None], huge, eps, pos(1), one.reshape(-1))
+    assert not mixture_block(*args, np.repeat(e[:, None], 2, axis=1), huge, eps, pos(2),
+                             two.reshape(-1))
 
 
 def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_overflow():
