@@ -12,7 +12,9 @@ draw dimension), probabilities only.  To keep the work per draw small:
   states, other axes) layout, with the gross-error mixture summed while each result's
   leave-one-out term is in cache (:func:`~neb_bayes.inference.exact.gaussian_block_loglik`;
   where every result is observed, one compiled call from the residuals and covariance
-  parts, :func:`~neb_bayes.inference.draws_kernels.mixture_block`);
+  parts, :func:`~neb_bayes.inference.draws_kernels.mixture_block`, which writes it with
+  the draws last in memory, as the prior's cached tables are: the layout the contraction
+  reads, so its sums and maxima over the factors do not transpose them);
 * the present symptoms' tables over their cause axes, levels and draws come from one
   compiled pass per set of cause axes
   (:func:`~neb_bayes.inference.draws_kernels.present_symptoms`);
