@@ -877,16 +877,9 @@ def _grid_positions(full: tuple[int, ...], stack_dims: tuple[int, ...]) -> np.nd
     """``(S, E)``: the C-order position in the grid ``full`` of stack entry ``s`` (C order
     over the dimensions ``stack_dims``) at point ``g`` of the other dimensions (C order
     over them)."""
-    steps = [math.prod(full[i + 1:]) for i in range(len(full))]
-
-    def offsets(dims) -> np.ndarray:
-        off = np.zeros((), dtype=np.int64)
-        for i in dims:
-            off = off[..., None] + np.arange(full[i], dtype=np.int64) * steps[i]
-        return off.reshape(-1)
-
-    rest = [i for i in range(len(full)) if i not in stack_dims]
-    pos = offsets(stack_dims)[:, None] + offsets(rest)[None, :]
+    rest = tuple(i for i in range(len(full)) if i not in stack_dims)
+    pos = np.arange(math.prod(full), dtype=np.int64).reshape(full).transpose(stack_dims + rest)
+    pos = np.ascontiguousarray(pos.reshape(math.prod(full[i] for i in stack_dims), -1))
     pos.flags.writeable = False
     return pos
 
@@ -1224,13 +1217,10 @@ _LOG_Q: dict[int, tuple] = {}
 
 
 def _block_log_q(model: CompiledModel, block: Block) -> np.ndarray:
-    hit = _LOG_Q.get(id(block))
-    if hit is not None and hit[0] is block and hit[1] is model.gross_mix:
-        return hit[2]
-    val = model.gross_log_density(block.channel, block.y, block.censor)
-    if len(_LOG_Q) >= 64:
-        _LOG_Q.clear()
-    _LOG_Q[id(block)] = (block, model.gross_mix, val)
+    val = _cached_log_q(model, block)
+    if val is None:
+        val = model.gross_log_density(block.channel, block.y, block.censor)
+        _keep_log_q(model, [block], [val])
     return val
 
 
@@ -1238,17 +1228,26 @@ def prime_block_log_q(model: CompiledModel, blocks: list[Block]) -> None:
     """Every block's log q(y) (:func:`_block_log_q`) in one call over all their results: the
     same numbers (each result's value depends on that result only), one pass of the
     per-channel work instead of one per block."""
-    todo = [b for b in blocks
-            if not ((hit := _LOG_Q.get(id(b))) and hit[0] is b and hit[1] is model.gross_mix)]
+    todo = [b for b in blocks if _cached_log_q(model, b) is None]
     if len(todo) < 2 or model.gross_error_rate <= 0.0:
         return
     val = model.gross_log_density(np.concatenate([b.channel for b in todo]),
                                   np.concatenate([b.y for b in todo]),
                                   np.concatenate([b.censor for b in todo]))
-    if len(_LOG_Q) + len(todo) > 64:
+    _keep_log_q(model, todo, np.split(val, np.cumsum([b.y.size for b in todo])[:-1]))
+
+
+def _cached_log_q(model: CompiledModel, block: Block) -> np.ndarray | None:
+    """A block's kept log q(y), or ``None``."""
+    hit = _LOG_Q.get(id(block))
+    return hit[2] if hit is not None and hit[0] is block and hit[1] is model.gross_mix else None
+
+
+def _keep_log_q(model: CompiledModel, blocks: list[Block], values: list[np.ndarray]) -> None:
+    """Keep blocks' log q(y) (at most 64 blocks: the cache is emptied when it would be more)."""
+    if len(_LOG_Q) + len(blocks) > 64:
         _LOG_Q.clear()
-    for b, v in zip(todo, np.split(val, np.cumsum([b.y.size for b in todo])[:-1]),
-                    strict=True):
+    for b, v in zip(blocks, values, strict=True):
         _LOG_Q[id(b)] = (b, model.gross_mix, v)
 
 
