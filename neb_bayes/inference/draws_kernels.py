@@ -293,6 +293,15 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
     n_s = pos.shape[0]
     n_l = n_st // n_s
     ok = True
+    # which entries of N^-1 are not zero for every noise part, and q(y_j) sqrt(2 pi)
+    nz = np.zeros((m, m), dtype=np.bool_)
+    for i in range(m):
+        for j in range(m):
+            for x in range(n_x):
+                if n_inv[i, j, x] != 0.0:
+                    nz[i, j] = True
+                    break
+    q_base = np.exp(base)
     xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     res = np.empty((min(STACK_BLOCK, n_st), n_e))
     for n0 in range(0, n_st, STACK_BLOCK):
@@ -323,7 +332,7 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
         ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
         woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
         if n_e == 1:
-            ok = mixture_point(rb, n_inv, xs[:nb], logdet_n, vt, ld, qs, ps, base, eps,
+            ok = mixture_point(rb, n_inv, nz, xs[:nb], logdet_n, vt, ld, qs, ps, q_base, eps,
                                res[:nb, 0]) and ok
             _scatter(res, n0, nb, n_s, n_l, pos, out)
             continue
@@ -368,14 +377,21 @@ def _scatter(res, n0, nb, n_s, n_l, pos, out):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)
-def mixture_point(d, n_inv, xs, logdet_n, vt, ld, qs, ps, base, eps, out):  # pragma: no cover
+def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):  # pragma: no cover
     """:func:`mixture_block` where the other axes have one point ``e``: from the residuals
     about it, ``d = r - e`` ``(m, N)``, and their Woodbury parts (:func:`woodbury_stack`:
     ``vt`` = V', ``ld`` = sum log W_ii, ``qs`` = |V'd|^2, ``ps`` = V V'd), ``u = C^-1 d =
     N^-1 d - V V'd``, ``d'C^-1 d = d'N^-1 d - |V'd|^2`` and ``c_j = (C^-1)_jj = (N^-1)_jj -
     sum_k V_jk^2``: no dense ``C^-1`` (``m^2 K`` per entry) and no product with ``e``.  The
     noise part of entry ``n`` is entry ``xs[n]`` of ``n_inv`` ``(m, m, X)`` and ``logdet_n``;
-    ``base``, ``eps`` and the return value as in :func:`mixture_loglik`; writes ``out (N,)``.
+    ``nz`` ``(m, m)`` says which of its entries are not zero for every ``X`` (results of
+    different channels on independent noise: most; a zero entry adds nothing to ``u``).
+
+    Each result's term ``q(y_j) / p(y_j | y_-j)`` is ``q_base_j exp(u_j^2 / (2 c_j)) /
+    sqrt(c_j)`` (``q_base_j = q(y_j) sqrt(2 pi)``): one exponential and a square root per
+    term, no logarithm.  ``eps`` as in :func:`mixture_loglik`; returns False (no answer) where
+    a term could overflow: an exponent above 700 or a sum of terms above
+    :data:`MIXTURE_TERM_MAX`.  Writes ``out (N,)``.
     """
     m, nb = d.shape
     k = vt.shape[0]
@@ -384,17 +400,19 @@ def mixture_point(d, n_inv, xs, logdet_n, vt, ld, qs, ps, base, eps, out):  # pr
     acc = np.zeros(nb)
     u = np.empty(nb)
     c = np.empty(nb)
-    lc = np.empty(nb)
     arg = np.empty(nb)
     ex = np.empty(nb)
     work = np.empty(nb)
     work2 = np.empty(nb)
+    over = 0
     for n in range(nb):
         quad[n] = -qs[n]
     for i in range(m):
         for n in range(nb):
             u[n] = 0.0
         for j in range(m):
+            if not nz[i, j]:
+                continue
             nij, dj = n_inv[i, j], d[j]
             for n in range(nb):
                 u[n] += nij[xs[n]] * dj[n]
@@ -407,14 +425,14 @@ def mixture_point(d, n_inv, xs, logdet_n, vt, ld, qs, ps, base, eps, out):  # pr
             vki = vt[kk, i]
             for n in range(nb):
                 c[n] -= vki[n] * vki[n]
-        log_into(c, lc, work, work2)
-        bi = base[i]
         for n in range(nb):
-            arg[n] = u[n] * u[n] * (0.5 / c[n]) + (bi - 0.5 * lc[n])
+            t = u[n] * u[n] * (0.5 / c[n])
+            over += not (t <= 700.0)
+            arg[n] = t
         exp_into(arg, ex, work)
+        bi = q_base[i]
         for n in range(nb):
-            acc[n] += ex[n]
-    over = 0
+            acc[n] += ex[n] * (bi / math.sqrt(c[n]))
     for n in range(nb):
         over += not (acc[n] <= MIXTURE_TERM_MAX)
         arg[n] = keep + eps * acc[n]
@@ -492,12 +510,15 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
                 for n in range(n_st):
                     dst[n] += ric[n] * lcj[n]
     chol(mm, w, True)                                           # W W' = I + R'AR
+    # sum_i log W_ii as the log of the product (W_ii >= 1: no underflow; one logarithm)
     for n in range(n_st):
-        logdet_add[n] = 0.0
+        logdet_add[n] = 1.0
     for i in range(k):
         wi = w[i, i]
         for n in range(n_st):
-            logdet_add[n] += math.log(wi[n])
+            logdet_add[n] *= wi[n]
+    for n in range(n_st):
+        logdet_add[n] = math.log(logdet_add[n])
     # R'B', then V' = W^-1 R'B' by forward substitution
     rt_times(bt, rb)
     for i in range(k):

@@ -144,24 +144,32 @@ def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_th
             np.testing.assert_allclose(out[n, g], want, rtol=1e-12)
 
 
-def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_and_formula():
+@pytest.mark.parametrize("independent", [False, True])
+def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_and_formula(
+        independent):
     """Where the other axes have one point (most blocks: they depend on their own axis
     only), :func:`mixture_block` takes the residuals about it and the Woodbury parts
     (:func:`mixture_point`) instead of a dense C^-1 per entry: the same numbers as the
     general loop (the point given twice) and as the dense formula, with noise that varies
-    along the stack and more entries than one block; a term that would overflow gives no
-    answer either way."""
+    along the stack and more entries than one block, dense or with the zeros of results on
+    independent noise (``independent``: only results 0 and 1 share theirs, the kernel skips
+    the zero entries of N^-1); a term that would overflow gives no answer either way."""
     from neb_bayes.inference.draws_kernels import STACK_BLOCK, mixture_block
 
     rng = np.random.default_rng(21)
     m, k, n_x, n_st = 5, 3, 3, 2 * STACK_BLOCK + 37
     load = rng.normal(size=(m, k))
-    noise = []
+    n_inv = []
     for _ in range(n_x):
         x = rng.normal(size=(m, m + 2))
-        noise.append(x @ x.T / (m + 2) + 0.3 * np.eye(m))
-    noise = np.array(noise)                                              # (X, m, m)
-    n_inv = np.linalg.inv(noise)
+        prec = x @ x.T / (m + 2) + 0.3 * np.eye(m)
+        if independent:
+            shared = np.zeros((m, m), bool)
+            shared[:2, :2] = True
+            prec = np.where(shared | np.eye(m, dtype=bool), prec, 0.0)
+        n_inv.append(prec)
+    n_inv = np.array(n_inv)                                              # (X, m, m) = N^-1
+    noise = np.linalg.inv(n_inv)
     b = n_inv @ load                                                     # N^-1 L
     x = rng.normal(size=(n_st, k, k + 2))
     lat = x @ np.swapaxes(x, -1, -2) / (k + 2) + 0.1 * np.eye(k)         # (N, K, K)
@@ -200,6 +208,12 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
     assert not mixture_block(*args, e[:, None], huge, eps, pos(1), one.reshape(-1))
     assert not mixture_block(*args, np.repeat(e[:, None], 2, axis=1), huge, eps, pos(2),
                              two.reshape(-1))
+    # an exponent u_j^2 / (2 c_j) above 700 gives no answer even where q(y_j) is small
+    # enough for the term itself to be finite (exp is only evaluated up to its range)
+    far = np.ascontiguousarray(args[0].copy())
+    far[:, 7] += 1e4
+    assert not mixture_block(far, *args[1:], e[:, None], base - 1e9, eps, pos(1),
+                             one.reshape(-1))
 
 
 def test_gross_mixture_without_a_shift_equals_the_shifted_form_and_survives_overflow():
