@@ -90,11 +90,19 @@ def test_gross_error_density_is_a_proper_density_and_censoring_is_its_mass(name:
 
 
 def test_gross_error_density_of_a_result_does_not_depend_on_the_others() -> None:
-    """Evaluated for many results at once (the batch engine), each result's value is the one
-    it gets alone (answers must not depend on the chunk)."""
+    """Evaluated for many results at once (the batch engine: channel by channel), each
+    result's value is the one it gets alone or among a few (one pass, every channel padded
+    to the most components) bit for bit (answers must not depend on the chunk), and the
+    mixture's density (or mass beyond a limit) computed directly."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    from neb_bayes.model.compiled import GROSS_PADDED_MAX
+
     rows = [(b.channel, b.y, b.censor) for s in simulate(MODEL, 60, seed=5)
             for b in build_evidence(MODEL, s.case).blocks]
     channel, y, censor = (np.concatenate(x) for x in zip(*rows, strict=True))
+    assert y.size > GROSS_PADDED_MAX
     censor = censor.copy()
     censor[::7] = -1
     censor[3::11] = 1
@@ -102,6 +110,15 @@ def test_gross_error_density_of_a_result_does_not_depend_on_the_others() -> None
     alone = [MODEL.gross_log_density(channel[i:i + 1], y[i:i + 1], censor[i:i + 1])[0]
              for i in range(0, y.size, 5)]
     np.testing.assert_array_equal(many[::5], alone)
+    few = MODEL.gross_log_density(channel[:40], y[:40], censor[:40])
+    np.testing.assert_array_equal(many[:40], few)
+    for i in range(0, y.size, 3):
+        log_w, mean, sd = MODEL.gross_mix[channel[i]]
+        if censor[i] == 0:
+            part = norm.logpdf(y[i], mean, sd)
+        else:
+            part = norm.logcdf(-censor[i] * (y[i] - mean) / sd)
+        assert many[i] == pytest.approx(logsumexp(log_w + part), rel=1e-12, abs=1e-12)
 
 
 def _case(measurements) -> Case:
