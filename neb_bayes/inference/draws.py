@@ -67,7 +67,11 @@ class DrawTables:
         self.model = model
         self.draws = draws
         self._symptoms: dict[bytes | None, tuple] = {}
-        self.lat_cov = tuple(draws.lat_cov(model, a) for a in range(len(model.axes)))
+        # (D, S, K, K) each, with (K, K) first in memory: the layout of the blocks' kernels
+        # (one (K, K, draws x states) stack), which they then read without a copy
+        self.lat_cov = tuple(np.moveaxis(np.ascontiguousarray(np.moveaxis(
+            draws.lat_cov(model, a), (-2, -1), (0, 1))), (0, 1), (-2, -1))
+            for a in range(len(model.axes)))
         self._prior: dict[tuple, list[np.ndarray]] = {}
 
     def symptom_rows(self, scale: np.ndarray | None = None
