@@ -452,6 +452,13 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
     return out, masked
 
 
+#: the probability that every axis is in its mask (:func:`_contract_tables`) is one sum of
+#: products over the masked states where they are at most this many (and log Z is above
+#: ``MASKED_DIRECT_LOG_Z`` for every batch entry); else a pass of variable elimination
+MASKED_DIRECT_MAX = 512
+MASKED_DIRECT_LOG_Z = -600.0
+
+
 def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
                      sizes: dict[int, int], nd: int, masks: list[np.ndarray] | None):
     """:func:`contract_marginals` on batch-last tables: the marginals, the masked
@@ -517,10 +524,28 @@ def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: t
             cut_sizes = {a: n for a, n in sizes.items()
                          if a not in keep_ix or keep_ix[a].size > 1}
             cut_sizes.update({a: ix.size for a, ix in keep_ix.items() if ix.size > 1})
-            cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
-            masked_pass = _Elimination(cut, cut_scopes, _elimination_order(cut_scopes, cut_sizes))
             # (not guarded: its values are small exactly when the probability is, and then
             # only their absolute error, relative to Z, counts)
-            with np.errstate(over="ignore", invalid="ignore"):
-                masked = np.broadcast_to(np.exp(masked_pass.log_z - up.log_z), (batch,))
+            cut_scopes = [frozenset(a for a in range(nv) if t.shape[a] > 1) for t in cut]
+
+            def eliminated(tabs: list[np.ndarray]) -> np.ndarray:
+                return _Elimination(tabs, cut_scopes,
+                                    _elimination_order(cut_scopes, cut_sizes)).log_z
+
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if math.prod(cut_sizes.values()) <= MASKED_DIRECT_MAX:
+                    # a small grid (most healthy masks keep one or two states of an axis):
+                    # its sum of products in one pass, not rescaled; it can fall below
+                    # float64's range only where the probability is below 1e-47 (log Z >
+                    # -600); the other entries by elimination, each on its own
+                    log_cut = np.array(np.broadcast_to(np.log(product_sum(cut, []).reshape(-1)),
+                                                       (batch,)))
+                    far = np.flatnonzero(np.broadcast_to(~(up.log_z > MASKED_DIRECT_LOG_Z),
+                                                         (batch,)))
+                    if far.size:
+                        log_cut[far] = eliminated([t[..., far] if t.shape[-1] > 1 else t
+                                                   for t in cut])
+                else:
+                    log_cut = eliminated(cut)
+                masked = np.broadcast_to(np.exp(log_cut - up.log_z), (batch,))
     return out, masked, np.broadcast_to(low, (batch,))

@@ -77,6 +77,56 @@ def test_contraction_equals_the_joint_tensor_with_either_order(seed, exact_max, 
                                rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("single", [False, True])
+def test_masked_probability_by_one_sum_or_by_elimination_where_z_is_tiny(single, monkeypatch):
+    """The probability that every axis is in its mask is one sum of products over the masked
+    states where they are few, and by elimination (which rescales each message) for a
+    batch entry whose Z is below exp(-600), entry by entry: it equals the joint tensor's (in
+    log space) for every entry, an entry's value does not depend on the others, and the
+    entries with a tiny Z get the elimination's value bit for bit."""
+    from scipy.special import logsumexp
+
+    parts, masks, potentials = _problem(3, batch=6, scale=2.0)
+    shape = np.broadcast_shapes(*(p.shape for p in parts))
+    # entries 1 and 4: two factors (on axes 0 and 2, and 0 and 3: summed into different
+    # hosts, (0, 1, 2) and (0, 1, 3, 4)) that disagree by 650 nats at every state
+    a = np.zeros((6, shape[1], 1, shape[3], 1, 1))
+    b = np.zeros((6, shape[1], 1, 1, shape[4], 1))
+    a[[1, 4], 1:] = -650.0
+    b[[1, 4], :1] = -650.0
+    parts = [*parts, a, b]
+    batches = []                      # the batch sizes the eliminations see
+    elimination = tensor._Elimination
+
+    def spy(tables, *args):
+        batches.append(max(t.shape[-1] for t in tables))
+        return elimination(tables, *args)
+
+    monkeypatch.setattr(tensor, "_Elimination", spy)
+    _, masked = tensor.contract_marginals(parts, masks, potentials=potentials, single=single)
+    # the upward pass of the whole batch, then the masked states of entries 1 and 4 alone
+    # (with ``single`` those two entries are redone in double precision first)
+    assert batches[-1] == 2 and 6 in batches
+    log_joint = (sum(np.broadcast_to(p, shape) for p in parts)
+                 + np.log(np.broadcast_to(potentials[0], shape)))
+    inside = log_joint.copy()
+    for v, m in enumerate(masks):
+        inside[(slice(None),) * (v + 1) + (m == 0,)] = -np.inf
+    axes = tuple(range(1, len(shape)))
+    ref = np.exp(logsumexp(inside, axis=axes) - logsumexp(log_joint, axis=axes))
+    np.testing.assert_allclose(masked, ref, rtol=1e-5 if single else 1e-10)
+    assert ref[[1, 4]].min() > 1e-6
+    alone, alone_masked = tensor.contract_marginals(
+        [p[[0, 2]] for p in parts], masks, potentials=[p[[0, 2]] for p in potentials],
+        single=single)
+    np.testing.assert_array_equal(masked[[0, 2]], alone_masked)
+    monkeypatch.setattr(tensor, "MASKED_DIRECT_MAX", 0)        # elimination for every entry
+    _, by_elimination = tensor.contract_marginals(parts, masks, potentials=potentials,
+                                                  single=single)
+    np.testing.assert_array_equal(masked[[1, 4]], by_elimination[[1, 4]])
+    np.testing.assert_allclose(masked, by_elimination, rtol=1e-6 if single else 1e-12)
+
+
 def _problem(seed: int, batch: int, scale: float):
     rng = np.random.default_rng(200 + seed)
     n = 5
