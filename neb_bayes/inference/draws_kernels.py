@@ -16,7 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["exp_into", "log_into", "mixture_block", "mixture_loglik", "mixture_point",
+__all__ = ["censored_block", "censored_finish", "exp_into", "log_into", "mixture_block",
+           "mixture_loglik", "mixture_point",
            "present_symptoms", "woodbury_stack"]
 
 
@@ -293,15 +294,8 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
     n_s = pos.shape[0]
     n_l = n_st // n_s
     ok = True
-    # which entries of N^-1 are not zero for every noise part, and q(y_j) sqrt(2 pi)
-    nz = np.zeros((m, m), dtype=np.bool_)
-    for i in range(m):
-        for j in range(m):
-            for x in range(n_x):
-                if n_inv[i, j, x] != 0.0:
-                    nz[i, j] = True
-                    break
-    q_base = np.exp(base)
+    nz = _nonzero(n_inv)
+    q_base = np.exp(base)                                   # q(y_j) sqrt(2 pi)
     xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     res = np.empty((min(STACK_BLOCK, n_st), n_e))
     for n0 in range(0, n_st, STACK_BLOCK):
@@ -363,6 +357,22 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
         ok = mixture_loglik(c0, pr, q, et, base, eps, res[:nb]) and ok
         _scatter(res, n0, nb, n_s, n_l, pos, out)
     return ok
+
+
+@njit(cache=True, nogil=True)
+def _nonzero(n_inv):  # pragma: no cover
+    """``(m, m)``: which entries of N^-1 ``(m, m, X)`` are not zero for some noise part
+    (results of different channels on independent noise have zeros: the loops skip them,
+    which changes nothing)."""
+    m, _, n_x = n_inv.shape
+    nz = np.zeros((m, m), dtype=np.bool_)
+    for i in range(m):
+        for j in range(m):
+            for x in range(n_x):
+                if n_inv[i, j, x] != 0.0:
+                    nz[i, j] = True
+                    break
+    return nz
 
 
 @njit(cache=True, nogil=True)
@@ -552,3 +562,196 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
             vij, ti = vt[i, j], t[i]
             for n in range(n_st):
                 dst[n] += vij[n] * ti[n]
+
+
+@njit(cache=True, nogil=True)
+def censored_block(r, lat_cov, n_inv, logdet_n, a, bt, e_o, mu_c, e_c, n_co, n_cc, l_o, l_c,
+                   lim, sign, base, cond, z):  # pragma: no cover
+    """A block with one censored result where the other axes have one point: per stack
+    entry ``n`` (draws x own states) the observed results' log density ``base`` ``(N,)``,
+    their leave-one-out terms ``cond`` ``(m, N)`` (``log p(y_j | y_-j)``), and the
+    standardised limits ``z`` ``(m + 1, N)`` whose ``log_ndtr`` the caller takes: row 0 the
+    censored result given every observed one, row ``1 + j`` given all but observed result
+    ``j`` (its conditional moved by a rank-one change).
+
+    ``r`` ``(m, N)`` the observed residuals ``y - mean``, ``lat_cov``, ``n_inv``, ``logdet_n``,
+    ``a`` and ``bt`` as in :func:`mixture_block` (the observed results' parts, noise entry
+    ``n % X``); ``e_o`` ``(m,)`` the other axes' mean part of the observed results; ``mu_c``
+    ``(N,)`` and ``e_c`` the censored result's mean parts; ``n_co`` ``(m, X)`` and ``n_cc``
+    ``(X,)`` its noise covariance with the observed results and its noise variance; ``l_o``
+    ``(m, K)`` and ``l_c`` ``(K,)`` the loadings; ``lim`` its limit and ``sign`` -1 below, +1
+    above.  With ``d = r - e_o``, ``A = C_OO^-1`` (Woodbury, :func:`woodbury_stack`),
+    ``u = A d``, ``c_j = A_jj``, ``k = C_cO`` and ``g = A k``: the censored result's mean
+    ``mu_c + e_c + k'u`` and variance ``C_cc - k'g``; without result ``j`` they move by
+    ``-g_j u_j / c_j`` and ``+g_j^2 / c_j`` (what :func:`neb_bayes.inference.exact._censored_loo`
+    computes over the grid).
+    """
+    m, n_st = r.shape
+    k = lat_cov.shape[0]
+    n_x = logdet_n.size
+    xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
+    nz = _nonzero(n_inv)
+    for n0 in range(0, n_st, STACK_BLOCK):
+        n1 = min(n0 + STACK_BLOCK, n_st)
+        nb = n1 - n0
+        lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
+                           np.empty((m, nb)))
+        vt, t = np.empty((k, m, nb)), np.empty((k, nb))
+        ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
+        u, c, kk_, g = np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb))
+        w, vk = np.empty((k, nb)), np.empty((k, nb))
+        quad, mu, var = np.empty(nb), np.empty(nb), np.empty(nb)
+        lcb, work, work2 = np.empty(nb), np.empty(nb), np.empty(nb)
+        for n in range(nb):
+            xs[n] = (n0 + n) % n_x
+        for i in range(k):
+            for j in range(k):
+                src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
+                da = ab[i, j]
+                for n in range(nb):
+                    dst[n] = src[n]
+                    da[n] = ax[xs[n]]
+            for j in range(m):
+                bx, dst = bt[i, j], btb[i, j]
+                for n in range(nb):
+                    dst[n] = bx[xs[n]]
+        for j in range(m):
+            src, dst = r[j, n0:n1], rb[j]
+            for n in range(nb):
+                dst[n] = src[n] - e_o[j]
+        woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+        # the observed part: u = A d, c_j = A_jj, d'A d, log N(y_O)
+        for n in range(nb):
+            quad[n] = -qs[n]
+        for i in range(m):
+            ui = u[i]
+            for n in range(nb):
+                ui[n] = 0.0
+            for j in range(m):
+                if not nz[i, j]:
+                    continue
+                nij, dj = n_inv[i, j], rb[j]
+                for n in range(nb):
+                    ui[n] += nij[xs[n]] * dj[n]
+            nii, di, psi, ci = n_inv[i, i], rb[i], ps[i], c[i]
+            for n in range(nb):
+                quad[n] += di[n] * ui[n]
+                ui[n] -= psi[n]
+                ci[n] = nii[xs[n]]
+            for q in range(k):
+                vqi = vt[q, i]
+                for n in range(nb):
+                    ci[n] -= vqi[n] * vqi[n]
+            log_into(ci, lcb, work, work2)
+            cond_i = cond[i, n0:n1]
+            for n in range(nb):
+                cond_i[n] = 0.5 * (lcb[n] - LOG_2PI) - 0.5 * ui[n] * ui[n] / ci[n]
+        out_b = base[n0:n1]
+        for n in range(nb):
+            out_b[n] = -0.5 * quad[n] - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
+        # the censored result's covariance with the observed ones: k = N_cO + L_O S L_c
+        for p in range(k):
+            wp = w[p]
+            for n in range(nb):
+                wp[n] = 0.0
+            for q in range(k):
+                lq, spq = l_c[q], lc[p, q]
+                for n in range(nb):
+                    wp[n] += spq[n] * lq
+        for n in range(nb):
+            var[n] = n_cc[xs[n]]
+        for p in range(k):
+            lp, wp = l_c[p], w[p]
+            for n in range(nb):
+                var[n] += lp * wp[n]
+        for j in range(m):
+            kj, nco = kk_[j], n_co[j]
+            for n in range(nb):
+                kj[n] = nco[xs[n]]
+            for p in range(k):
+                ljp, wp = l_o[j, p], w[p]
+                for n in range(nb):
+                    kj[n] += ljp * wp[n]
+        # g = A k = N^-1 k - V (V'k)
+        for q in range(k):
+            vq = vk[q]
+            for n in range(nb):
+                vq[n] = 0.0
+            for j in range(m):
+                vqj, kj = vt[q, j], kk_[j]
+                for n in range(nb):
+                    vq[n] += vqj[n] * kj[n]
+        for i in range(m):
+            gi = g[i]
+            for n in range(nb):
+                gi[n] = 0.0
+            for j in range(m):
+                if not nz[i, j]:
+                    continue
+                nij, kj = n_inv[i, j], kk_[j]
+                for n in range(nb):
+                    gi[n] += nij[xs[n]] * kj[n]
+            for q in range(k):
+                vqi, vq = vt[q, i], vk[q]
+                for n in range(nb):
+                    gi[n] -= vqi[n] * vq[n]
+        mcn = mu_c[n0:n1]
+        for n in range(nb):
+            mu[n] = mcn[n] + e_c
+        for j in range(m):
+            kj, uj, gj = kk_[j], u[j], g[j]
+            for n in range(nb):
+                mu[n] += kj[n] * uj[n]
+                var[n] -= kj[n] * gj[n]
+        z0 = z[0, n0:n1]
+        for n in range(nb):
+            z0[n] = -sign * (lim - mu[n]) / math.sqrt(var[n])
+        for j in range(m):
+            zj, uj, gj, cj = z[1 + j, n0:n1], u[j], g[j], c[j]
+            for n in range(nb):
+                s = gj[n] / cj[n]
+                zj[n] = -sign * (lim - (mu[n] - s * uj[n])) / math.sqrt(var[n] + s * gj[n])
+
+
+@njit(cache=True, nogil=True, fastmath=FMA)
+def censored_finish(base, cond, log_ndtr_z, log_q, cpos, eps, pos, out):  # pragma: no cover
+    """:func:`censored_block`'s entries finished with the gross-error mixture: ``log p(y) =
+    base + log_mass`` (``log_mass = log_ndtr_z[0]``), each result's ``log p(y) - log p(y_-j)``
+    (observed ``j``: ``log_mass - log_ndtr_z[1 + j] + cond[j]``; the censored one:
+    ``log_mass``), and ``log p(y) + log((1 - n eps) + eps sum_j exp(log q_j - (log p(y) - log
+    p(y_-j))))`` over the ``n = m + 1`` results in block order (``log_q`` ``(n,)``, the
+    censored one at ``cpos``), written to ``out[pos[s] * L + l]`` for entry ``n = l S + s``
+    (as :func:`mixture_block`); exponentials and the logarithm by :func:`exp_into` and
+    :func:`log_into`.  Returns False (no answer) where a term's exponent is above 700 or not
+    finite."""
+    m, n_st = cond.shape
+    n_s = pos.shape[0]
+    n_l = n_st // n_s
+    keep = 1.0 - (m + 1) * eps
+    over = 0
+    log_mass = log_ndtr_z[0]
+    acc = np.zeros(n_st)
+    arg, ex, work, work2 = np.empty(n_st), np.empty(n_st), np.empty(n_st), np.empty(n_st)
+    j = 0
+    for i in range(m + 1):
+        lq = log_q[i]
+        if i == cpos:
+            for n in range(n_st):
+                arg[n] = lq - log_mass[n]
+        else:
+            lz, cj = log_ndtr_z[1 + j], cond[j]
+            for n in range(n_st):
+                arg[n] = lq - ((log_mass[n] - lz[n]) + cj[n])
+            j += 1
+        for n in range(n_st):
+            over += not (arg[n] <= 700.0)
+        exp_into(arg, ex, work)
+        for n in range(n_st):
+            acc[n] += ex[n]
+    for n in range(n_st):
+        arg[n] = keep + eps * acc[n]
+    log_into(arg, ex, work, work2)
+    for n in range(n_st):
+        lead, s = divmod(n, n_s)
+        out[pos[s, 0] * n_l + lead] = base[n] + log_mass[n] + ex[n]
+    return over == 0

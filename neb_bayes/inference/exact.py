@@ -856,30 +856,94 @@ def _fused_mixture(r: np.ndarray, n_inv: np.ndarray, logdet: np.ndarray, loading
 
     m, k = r.shape[-1], lat_cov.shape[-1]
     st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2], lat_cov.shape[:-2])
-    # the noise over the stack's grid part (its last dimensions), or one for all entries
-    xs = st[len(st) - (e.ndim - 1):] if n_inv.size > m * m else ()
-    n_x = math.prod(xs)
+    lay = _KernelLayout(st, e, n_inv.size > m * m)
     b = np.matmul(n_inv, loadings)                                       # N^-1 L
-
-    def per_x(v: np.ndarray, tail: tuple[int, ...]) -> np.ndarray:      # tail + (X,)
-        v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
-        return np.ascontiguousarray(np.moveaxis(v.reshape((n_x,) + tail), 0, -1))
-
-    e_flat, xd, _, _ = _stack_layout(st, e)
-    nl = len(st) - (e.ndim - 1)
-    full = tuple(st[nl + i] if i in xd else n for i, n in enumerate(e.shape[:-1]))
-    out = np.empty(math.prod(st) * e_flat.shape[0])
+    out = np.empty(math.prod(st) * lay.e_flat.shape[0])
     ok = mixture_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
-                       per_x(n_inv, (m, m)), per_x(logdet, ()),
-                       per_x(np.matmul(loadings.T, b), (k, k)),
-                       per_x(np.swapaxes(b, -1, -2), (k, m)), np.ascontiguousarray(e_flat.T),
+                       lay.per_x(n_inv, (m, m)), lay.per_x(logdet, ()),
+                       lay.per_x(np.matmul(loadings.T, b), (k, k)),
+                       lay.per_x(np.swapaxes(b, -1, -2), (k, m)),
+                       np.ascontiguousarray(lay.e_flat.T),
                        np.asarray(mixture[0], dtype=float) + 0.5 * LOG_2PI, float(mixture[1]),
-                       _grid_positions(full, tuple(xd)), out)
-    if not ok:
+                       lay.positions, out)
+    return lay.on_grid(out) if ok else None
+
+
+class _KernelLayout:
+    """How the draws path's block kernels (:mod:`neb_bayes.inference.draws_kernels`) see a
+    block: the stack ``st`` (``lead + grid``: draws x the grid dimensions the mean and
+    covariance vary along) flattened last, the noise parts per point ``X`` of the stack's
+    grid part where the noise varies (``noise_varies``; else one), the other axes' mean
+    part ``e`` as ``(E, m)`` points, and each (stack entry, point)'s place in the result
+    (the grid in C order, the draws last in memory)."""
+
+    def __init__(self, st: tuple[int, ...], e: np.ndarray, noise_varies: bool):
+        self.st = st
+        self.xs = st[len(st) - (e.ndim - 1):] if noise_varies else ()
+        self.n_x = math.prod(self.xs)
+        self.e_flat, xd, _, _ = _stack_layout(st, e)
+        self.nl = len(st) - (e.ndim - 1)
+        self.full = tuple(st[self.nl + i] if i in xd else n for i, n in enumerate(e.shape[:-1]))
+        self.positions = _grid_positions(self.full, tuple(xd))
+
+    def per_x(self, v: np.ndarray, tail: tuple[int, ...]) -> np.ndarray:
+        """``v`` (its last dimensions: the noise's grid part, then ``tail``) as ``tail + (X,)``."""
+        xs = self.xs
+        v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
+        return np.ascontiguousarray(np.moveaxis(v.reshape((self.n_x,) + tail), 0, -1))
+
+    def on_grid(self, out: np.ndarray) -> np.ndarray:
+        """The kernel's flat result as ``lead + grid`` (a view: the draws last in memory)."""
+        lead = self.st[:self.nl]
+        return np.moveaxis(out.reshape(self.full + (math.prod(lead),)), -1, 0).reshape(
+            lead + self.full)
+
+
+def _fused_censored(y: np.ndarray, censor: np.ndarray, mom: BlockMoments, log_q: np.ndarray,
+                    eps: float) -> np.ndarray | None:
+    """A block's log-likelihood with the gross-error mixture under parameter draws, for a
+    block with exactly one censored result whose other axes have one point (most such
+    blocks): :func:`~neb_bayes.inference.draws_kernels.censored_block`, one ``log_ndtr``
+    over its standardised limits, and
+    :func:`~neb_bayes.inference.draws_kernels.censored_finish` (the same quantities as
+    :func:`gaussian_block_loglik` with ``loo``, :func:`_censored_loo` and
+    :func:`gross_mixture`, without full-size intermediate arrays).  ``None`` where it does
+    not apply or a term would overflow."""
+    from neb_bayes.inference.draws_kernels import censored_block, censored_finish
+
+    obs = censor == 0
+    e = mom.other_mean
+    if (~obs).sum() != 1 or obs.sum() == 0 or math.prod(e.shape[:-1]) != 1:
         return None
-    # the grid in C order with the leading (draw) entries last in memory, read as lead + grid
-    lead = st[:nl]
-    return np.moveaxis(out.reshape(full + (math.prod(lead),)), -1, 0).reshape(lead + full)
+    ci = int(np.flatnonzero(~obs)[0])
+    noise, lat_cov, loadings = mom.noise, mom.lat_cov, mom.loadings
+    m, k, n = int(obs.sum()), lat_cov.shape[-1], obs.size
+    noise_oo = noise[..., obs, :][..., :, obs]
+    chol = np.linalg.cholesky(noise_oo)
+    linv = np.linalg.inv(chol)
+    n_inv = np.matmul(np.swapaxes(linv, -1, -2), linv)
+    logdet = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    r = y[obs] - mom.own_mean[..., obs]
+    st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2], lat_cov.shape[:-2])
+    lay = _KernelLayout(st, e[..., obs], noise.size > n * n)
+    l_o = loadings[obs]
+    b = np.matmul(n_inv, l_o)                                            # N^-1 L
+    n_st = math.prod(st)
+    base, cond, z = np.empty(n_st), np.empty((m, n_st)), np.empty((m + 1, n_st))
+    e_point = e.reshape(n)
+    censored_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
+                   lay.per_x(n_inv, (m, m)), lay.per_x(logdet, ()),
+                   lay.per_x(np.matmul(l_o.T, b), (k, k)), lay.per_x(np.swapaxes(b, -1, -2), (k, m)),
+                   np.ascontiguousarray(e_point[obs]), _to_stack(mom.own_mean[..., ci], st, ()),
+                   float(e_point[ci]), lay.per_x(noise[..., ci, obs], (m,)),
+                   lay.per_x(noise[..., ci, ci], ()), np.ascontiguousarray(l_o),
+                   np.ascontiguousarray(loadings[ci]), float(y[ci]), float(censor[ci]),
+                   base, cond, z)
+    out = np.empty(n_st)
+    if not censored_finish(base, cond, log_ndtr(z), np.asarray(log_q, dtype=float), ci,
+                           float(eps), lay.positions, out):
+        return None
+    return lay.on_grid(out)
 
 
 @lru_cache(maxsize=256)
@@ -1189,6 +1253,14 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
                                    other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov),
                                    mixture=(_block_log_q(model, block)[idx], eps))
+        if ll is not None:
+            return ll, None
+    if (fuse and loo and draws and mom.lat_cov.shape[-1] and use_compiled()
+            and (block.censor[idx] != 0).sum() == 1):
+        # parameter draws, one censored result: the same in compiled passes where the
+        # other axes have one point (most such blocks)
+        ll = _fused_censored(block.y[idx], block.censor[idx], mom, _block_log_q(model, block)[idx],
+                             eps)
         if ll is not None:
             return ll, None
     if draws:

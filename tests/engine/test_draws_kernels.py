@@ -371,3 +371,58 @@ def test_compiled_woodbury_stack_equals_the_numpy_one(k):
                                    0.5 * np.linalg.slogdet(c)[1], rtol=1e-12)
         np.testing.assert_allclose(qs[n], r[n] @ n_inv @ r[n] - r[n] @ np.linalg.inv(c) @ r[n],
                                    rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("grid,own_pos", [((4,), 0), ((1, 5), 1), ((3, 1, 1), 0)])
+@pytest.mark.parametrize("m,k", [(2, 1), (6, 3)])
+@pytest.mark.parametrize("cpos", [0, -1, 1])
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_fused_mixture_with_one_censored_result_equals_the_leave_one_out_terms(
+        grid, own_pos, m, k, cpos, sign):
+    """A block with one censored result whose other axes have one point: the compiled
+    passes (:func:`exact._fused_censored`) equal the dense likelihood with the censored
+    result's mass, its leave-one-out terms and the mixture taken afterwards, with the
+    censored result first, in the middle or last, below or above its limit, and noise that
+    varies along the own axis or not."""
+    from neb_bayes.inference import exact
+
+    cpos = cpos % m
+    y, own_mean, other, noise, loadings, lat_cov = _problem(
+        31 + m + 10 * own_pos + cpos, grid, own_pos, m, k, len(grid) > 1)
+    censor = np.zeros(m, int)
+    censor[cpos] = sign
+    mom = exact.BlockMoments(own_mean=own_mean, other_mean=other, noise=noise,
+                             lat_cov=lat_cov, loadings=loadings, own_pos=own_pos)
+    rng = np.random.default_rng(m + cpos)
+    log_q = rng.normal(loc=-2.0, size=m)
+    eps = 0.003
+    got = exact._fused_censored(y, censor, mom, log_q, eps)
+    mean = own_mean + other
+    cov = np.broadcast_to(noise + np.einsum("ik,...kl,jl->...ij", loadings, lat_cov, loadings),
+                          mean.shape[:-1] + (m, m))
+    ref_ll, ref_loo = gaussian_block_loglik(y, censor, mean, cov, loo=True)
+    ref = ref_ll + gross_mixture([lq - c for lq, c in zip(log_q, ref_loo, strict=True)], eps)
+    assert got is not None and got.shape == (D, *grid)
+    np.testing.assert_allclose(got, np.broadcast_to(ref, got.shape), rtol=1e-10, atol=1e-10)
+    # the draws last in memory (the layout the contraction reads)
+    assert np.moveaxis(got, 0, -1).flags.c_contiguous
+    # a term that would overflow: no answer (the caller takes the numpy path)
+    huge = log_q.copy()
+    huge[(cpos + 1) % m] = 800.0
+    assert exact._fused_censored(y, censor, mom, huge, eps) is None
+
+
+def test_fused_censored_declines_what_it_does_not_cover():
+    """Two censored results, none, or other axes with more than one point: no answer."""
+    from neb_bayes.inference import exact
+
+    y, own_mean, other, noise, loadings, lat_cov = _problem(5, (3, 2), 0, 4, 2, False)
+    mom = exact.BlockMoments(own_mean=own_mean, other_mean=other, noise=noise,
+                             lat_cov=lat_cov, loadings=loadings, own_pos=0)
+    log_q = np.full(4, -2.0)
+    assert exact._fused_censored(y, np.array([1, 0, 0, 0]), mom, log_q, 0.003) is None
+    one_point = exact.BlockMoments(own_mean=own_mean, other_mean=other[:, :1], noise=noise,
+                                   lat_cov=lat_cov, loadings=loadings, own_pos=0)
+    assert exact._fused_censored(y, np.array([1, 0, 0, 0]), one_point, log_q, 0.003) is not None
+    assert exact._fused_censored(y, np.array([1, 0, -1, 0]), one_point, log_q, 0.003) is None
+    assert exact._fused_censored(y, np.zeros(4, int), one_point, log_q, 0.003) is None
