@@ -14,7 +14,11 @@ draw dimension), probabilities only.  To keep the work per draw small:
   where every result is observed, one compiled call from the residuals and covariance
   parts, :func:`~neb_bayes.inference.draws_kernels.mixture_block`, which writes it with
   the draws last in memory, as the prior's cached tables are: the layout the contraction
-  reads, so its sums and maxima over the factors do not transpose them);
+  reads, so its sums and maxima over the factors do not transpose them; where one result
+  is censored and the other axes have one point, two compiled passes and one ``log_ndtr``,
+  :func:`~neb_bayes.inference.draws_kernels.censored_block`); the latent covariances and a
+  block's mean come with the stack's tail first in memory, which these kernels read
+  without a copy;
 * the present symptoms' tables over their cause axes, levels and draws come from one
   compiled pass per set of cause axes
   (:func:`~neb_bayes.inference.draws_kernels.present_symptoms`);
