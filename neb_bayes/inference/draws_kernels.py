@@ -296,6 +296,10 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
     ok = True
     nz = _nonzero(n_inv)
     q_base = np.exp(base)                                   # q(y_j) sqrt(2 pi)
+    e_one = np.zeros(m)
+    if n_e == 1:
+        for j in range(m):
+            e_one[j] = et[j, 0]
     xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     res = np.empty((min(STACK_BLOCK, n_st), n_e))
     for n0 in range(0, n_st, STACK_BLOCK):
@@ -303,28 +307,8 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
         nb = n1 - n0
         for n in range(nb):
             xs[n] = (n0 + n) % n_x
-        lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
-                           np.empty((m, nb)))
-        for i in range(k):
-            for j in range(k):
-                src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
-                da = ab[i, j]
-                for n in range(nb):
-                    dst[n] = src[n]
-                    da[n] = ax[xs[n]]
-            for j in range(m):
-                bx, dst = bt[i, j], btb[i, j]
-                for n in range(nb):
-                    dst[n] = bx[xs[n]]
         # one point of the other axes: the residuals taken about it, d = r - e
-        for j in range(m):
-            src, dst = r[j, n0:n1], rb[j]
-            ej = et[j, 0] if n_e == 1 else 0.0
-            for n in range(nb):
-                dst[n] = src[n] - ej
-        vt, t = np.empty((k, m, nb)), np.empty((k, nb))
-        ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
-        woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+        lc, rb, vt, ld, qs, ps = _woodbury_block(r, lat_cov, a, bt, e_one, n0, n1, xs)
         if n_e == 1:
             ok = mixture_point(rb, n_inv, nz, xs[:nb], logdet_n, vt, ld, qs, ps, q_base, eps,
                                res[:nb, 0]) and ok
@@ -357,6 +341,65 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
         ok = mixture_loglik(c0, pr, q, et, base, eps, res[:nb]) and ok
         _scatter(res, n0, nb, n_s, n_l, pos, out)
     return ok
+
+
+@njit(cache=True, nogil=True)
+def _woodbury_block(r, lat_cov, a, bt, e, n0, n1, xs):  # pragma: no cover
+    """Stack entries ``n0`` to ``n1`` of a block (:func:`mixture_block`'s arguments; noise
+    part ``xs[n]`` of entry ``n0 + n``): the latent covariances, the noise parts gathered per
+    entry, the residuals about ``e`` ``(m,)`` (``d = r - e``) and their Woodbury parts
+    (:func:`woodbury_stack`).  Returns ``(lat_cov, d, V', sum log W_ii, |V'd|^2, V V'd)``."""
+    k, m = bt.shape[0], bt.shape[1]
+    nb = n1 - n0
+    lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
+                       np.empty((m, nb)))
+    for i in range(k):
+        for j in range(k):
+            src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
+            da = ab[i, j]
+            for n in range(nb):
+                dst[n] = src[n]
+                da[n] = ax[xs[n]]
+        for j in range(m):
+            bx, dst = bt[i, j], btb[i, j]
+            for n in range(nb):
+                dst[n] = bx[xs[n]]
+    for j in range(m):
+        src, dst = r[j, n0:n1], rb[j]
+        ej = e[j]
+        for n in range(nb):
+            dst[n] = src[n] - ej
+    vt, t = np.empty((k, m, nb)), np.empty((k, nb))
+    ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
+    woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+    return lc, rb, vt, ld, qs, ps
+
+
+@njit(cache=True, nogil=True, fastmath=FMA)
+def _observed_row(i, d, n_inv, nz, xs, vt, ps, quad, u, c):  # pragma: no cover
+    """Row ``i`` of ``u = C^-1 d = N^-1 d - V V'd`` and ``c_i = (C^-1)_ii = (N^-1)_ii -
+    sum_k V_ik^2`` for every entry (written to ``u`` and ``c``), and ``d_i (N^-1 d)_i``
+    added to ``quad`` (:func:`mixture_point`'s observed part; N^-1's zero entries, ``nz``,
+    skipped)."""
+    m, nb = d.shape
+    k = vt.shape[0]
+    for n in range(nb):
+        u[n] = 0.0
+    for j in range(m):
+        if not nz[i, j]:
+            continue
+        nij, dj = n_inv[i, j], d[j]
+        for n in range(nb):
+            u[n] += nij[xs[n]] * dj[n]
+    nii, di, psi = n_inv[i, i], d[i], ps[i]
+    for n in range(nb):
+        quad[n] += di[n] * u[n]
+        u[n] -= psi[n]
+        c[n] = nii[xs[n]]
+    for kk in range(k):
+        vki = vt[kk, i]
+        for n in range(nb):
+            c[n] -= vki[n] * vki[n]
 
 
 @njit(cache=True, nogil=True)
@@ -404,7 +447,6 @@ def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):
     :data:`MIXTURE_TERM_MAX`.  Writes ``out (N,)``.
     """
     m, nb = d.shape
-    k = vt.shape[0]
     keep = 1.0 - m * eps
     quad = np.empty(nb)
     acc = np.zeros(nb)
@@ -418,23 +460,7 @@ def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):
     for n in range(nb):
         quad[n] = -qs[n]
     for i in range(m):
-        for n in range(nb):
-            u[n] = 0.0
-        for j in range(m):
-            if not nz[i, j]:
-                continue
-            nij, dj = n_inv[i, j], d[j]
-            for n in range(nb):
-                u[n] += nij[xs[n]] * dj[n]
-        nii, di, psi = n_inv[i, i], d[i], ps[i]
-        for n in range(nb):
-            quad[n] += di[n] * u[n]
-            u[n] -= psi[n]
-            c[n] = nii[xs[n]]
-        for kk in range(k):
-            vki = vt[kk, i]
-            for n in range(nb):
-                c[n] -= vki[n] * vki[n]
+        _observed_row(i, d, n_inv, nz, xs, vt, ps, quad, u, c)
         for n in range(nb):
             t = u[n] * u[n] * (0.5 / c[n])
             over += not (t <= 700.0)
@@ -594,54 +620,19 @@ def censored_block(r, lat_cov, n_inv, logdet_n, a, bt, e_o, mu_c, e_c, n_co, n_c
     for n0 in range(0, n_st, STACK_BLOCK):
         n1 = min(n0 + STACK_BLOCK, n_st)
         nb = n1 - n0
-        lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
-                           np.empty((m, nb)))
-        vt, t = np.empty((k, m, nb)), np.empty((k, nb))
-        ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
         u, c, kk_, g = np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb))
         w, vk = np.empty((k, nb)), np.empty((k, nb))
         quad, mu, var = np.empty(nb), np.empty(nb), np.empty(nb)
         lcb, work, work2 = np.empty(nb), np.empty(nb), np.empty(nb)
         for n in range(nb):
             xs[n] = (n0 + n) % n_x
-        for i in range(k):
-            for j in range(k):
-                src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
-                da = ab[i, j]
-                for n in range(nb):
-                    dst[n] = src[n]
-                    da[n] = ax[xs[n]]
-            for j in range(m):
-                bx, dst = bt[i, j], btb[i, j]
-                for n in range(nb):
-                    dst[n] = bx[xs[n]]
-        for j in range(m):
-            src, dst = r[j, n0:n1], rb[j]
-            for n in range(nb):
-                dst[n] = src[n] - e_o[j]
-        woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
+        lc, rb, vt, ld, qs, ps = _woodbury_block(r, lat_cov, a, bt, e_o, n0, n1, xs)
         # the observed part: u = A d, c_j = A_jj, d'A d, log N(y_O)
         for n in range(nb):
             quad[n] = -qs[n]
         for i in range(m):
-            ui = u[i]
-            for n in range(nb):
-                ui[n] = 0.0
-            for j in range(m):
-                if not nz[i, j]:
-                    continue
-                nij, dj = n_inv[i, j], rb[j]
-                for n in range(nb):
-                    ui[n] += nij[xs[n]] * dj[n]
-            nii, di, psi, ci = n_inv[i, i], rb[i], ps[i], c[i]
-            for n in range(nb):
-                quad[n] += di[n] * ui[n]
-                ui[n] -= psi[n]
-                ci[n] = nii[xs[n]]
-            for q in range(k):
-                vqi = vt[q, i]
-                for n in range(nb):
-                    ci[n] -= vqi[n] * vqi[n]
+            ui, ci = u[i], c[i]
+            _observed_row(i, rb, n_inv, nz, xs[:nb], vt, ps, quad, ui, ci)
             log_into(ci, lcb, work, work2)
             cond_i = cond[i, n0:n1]
             for n in range(nb):
