@@ -889,6 +889,8 @@ class _KernelLayout:
     def per_x(self, v: np.ndarray, tail: tuple[int, ...]) -> np.ndarray:
         """``v`` (its last dimensions: the noise's grid part, then ``tail``) as ``tail + (X,)``."""
         xs = self.xs
+        if not xs:                                    # one noise part for every entry
+            return np.ascontiguousarray(v.reshape(tail + (1,)))
         v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
         return np.ascontiguousarray(np.moveaxis(v.reshape((self.n_x,) + tail), 0, -1))
 
