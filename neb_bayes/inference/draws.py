@@ -35,7 +35,6 @@ draw dimension), probabilities only.  To keep the work per draw small:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +44,7 @@ from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import SymptomTerms, block_loglik, prime_block_log_q, symptom_level_factors
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
-from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
+from neb_bayes.model.prior import Covariates, axis_modifiers, log_prior_parts
 from neb_bayes.tensor import contract_marginals
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
@@ -106,8 +105,9 @@ class DrawTables:
         Cached by what the prior reads from the stratum (the sex and which prevalence
         modifiers apply), so patients of different ages in one age band share an entry.
         """
-        key = (cov.sex, tuple(json.dumps(m, sort_keys=True, default=str)
-                              for m in applied_modifiers(self.model, cov)))
+        # (the modifiers by identity: the prior set's own objects, alive with the model)
+        key = (cov.sex, tuple((ax, id(m)) for ax in self.model.spec.raw["prevalence"]
+                              for m in axis_modifiers(self.model, ax, cov)))
         parts = self._prior.get(key)
         if parts is None:
             if len(self._prior) >= 32:

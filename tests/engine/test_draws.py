@@ -319,3 +319,27 @@ def test_every_blocks_gross_error_density_at_once_equals_block_by_block():
         got = exact._block_log_q(MODEL, b)
         assert got is exact._LOG_Q[id(b)][2]
         np.testing.assert_array_equal(got, want)
+
+
+def test_prior_tables_are_shared_by_strata_with_the_same_modifiers_only():
+    """The draws path keeps the prior's tables per stratum by what the prior reads from it
+    (the sex and which prevalence modifiers apply): two ages in one band share an entry;
+    another sex or a context flag that switches a modifier on gets its own, and each entry
+    equals the tables computed afresh."""
+    from neb_bayes.inference.draws import DrawTables
+    from neb_bayes.model.prior import Covariates, applied_modifiers, log_prior_parts
+
+    view = view_for_sex(MODEL, "F")
+    tab = DrawTables(view, DRAWS.restrict(sex_keep(view)))
+    young, also_young = Covariates(sex="F", age=31.0), Covariates(sex="F", age=33.0)
+    later = Covariates(sex="F", age=58.0, flags=frozenset({"postmenopausal"}))
+    assert applied_modifiers(view, young) == applied_modifiers(view, also_young)
+    assert applied_modifiers(view, young) != applied_modifiers(view, later)
+    first = tab.prior_parts(young)
+    assert tab.prior_parts(also_young) is first
+    other = tab.prior_parts(later)
+    assert other is not first
+    for cov, got in ((young, first), (later, other)):
+        want = log_prior_parts(view, cov, list(tab.draws.prior_base))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
