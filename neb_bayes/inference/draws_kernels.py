@@ -743,6 +743,6 @@ def censored_finish(base, cond, log_ndtr_z, log_q, cpos, eps, pos, out):  # prag
         arg[n] = keep + eps * acc[n]
     log_into(arg, ex, work, work2)
     for n in range(n_st):
-        lead, s = divmod(n, n_s)
-        out[pos[s, 0] * n_l + lead] = base[n] + log_mass[n] + ex[n]
+        arg[n] = base[n] + log_mass[n] + ex[n]
+    _scatter(arg.reshape(n_st, 1), 0, n_st, n_s, n_l, pos, out)
     return over == 0

@@ -600,7 +600,6 @@ def _gross_log_q(y: np.ndarray, censor: np.ndarray, log_w: np.ndarray, mean: np.
     dens = log_w + (-0.5 * z * z - log_sd - 0.5 * LOG_2PI)
     cen = np.flatnonzero(censor != 0)
     if cen.size:
-        dens = np.broadcast_to(dens, np.broadcast_shapes(dens.shape, y.shape)).copy()
         dens[:, cen] = (np.broadcast_to(log_w, dens.shape)[:, cen]
                         + log_ndtr(-censor[cen].astype(float) * z[:, cen]))
     mx = dens.max(0)
