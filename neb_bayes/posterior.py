@@ -13,6 +13,7 @@ from neb_bayes import config
 from neb_bayes.case.model import Case
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import ExactPosterior
+from neb_bayes.intervals import equal_tailed
 from neb_bayes.model.compiled import CompiledModel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,8 +88,7 @@ class Result:
         names = [*self.condition_ids, "none"]
         if self.draw_probs is None or len(self.draw_probs) < 2:
             return {k: (v, v) for k, v in self.probabilities.items()}
-        q = (1 - self.interval_prob) / 2
-        lo, hi = np.quantile(self.draw_probs, [q, 1 - q], axis=0)
+        lo, hi = equal_tailed(self.draw_probs, self.interval_prob)
         return {n: (float(a), float(b)) for n, a, b in zip(names, lo, hi, strict=True)}
 
     def ranked(self) -> list[tuple[str, float]]:

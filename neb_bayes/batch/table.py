@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from neb_bayes import config
+from neb_bayes.intervals import equal_tailed
 
 __all__ = [
     "FORMATS",
@@ -98,9 +99,7 @@ def interval_bounds(
     """
     if draws is None or len(draws) < 2:
         return probs, probs
-    q = (1.0 - interval_prob) / 2.0
-    lo, hi = np.quantile(draws, [q, 1.0 - q], axis=0)
-    return lo, hi
+    return equal_tailed(draws, interval_prob)
 
 
 def results_table(
