@@ -102,17 +102,25 @@ class Evidence:
         return model.symptom_table.tables(cause_logit, leak_logit, columns, self.cause_scale)
 
     def latent_params(self, model: CompiledModel, axis: int, mean: np.ndarray | None = None,
-                      cov: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      cov: np.ndarray | None = None,
+                      precision: tuple[np.ndarray, np.ndarray] | None = None) -> tuple:
         """Per-state latent mean (..., S, K) and covariance (..., S, K, K) of an axis for this
         case: the model's (or the given ones, e.g. parameter draws') with the case's context
-        latent shifts applied."""
+        latent shifts applied.  With the covariance's ``precision`` (S^-1 and log|S|^(1/2),
+        :func:`~neb_bayes.inference.exact.latent_precision`) also those, as a third item."""
         ax = model.axes[axis]
         mean = ax.lat_mean if mean is None else mean
         cov = ax.lat_cov if cov is None else cov
         if axis not in self.lat_shift:
-            return mean, cov
+            return (mean, cov) if precision is None else (mean, cov, precision)
         shift, scale = self.lat_shift[axis]
-        return mean + shift, cov * (scale**2)[:, None, None]
+        out = (mean + shift, cov * (scale**2)[:, None, None])
+        if precision is None:
+            return out
+        # S s^2: precision S^-1 / s^2, log|S|^(1/2) + K log s (per state)
+        prec, half_logdet = precision
+        return out + ((prec * (scale**-2.0)[:, None, None],
+                       half_logdet + cov.shape[-1] * np.log(scale)),)
 
     @property
     def n_measurements(self) -> int:

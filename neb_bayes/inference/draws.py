@@ -41,7 +41,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import SymptomTerms, block_loglik, prime_block_log_q, symptom_level_factors
+from neb_bayes.inference.exact import (
+    SymptomTerms,
+    block_loglik,
+    latent_precision,
+    prime_block_log_q,
+    symptom_level_factors,
+)
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, axis_modifiers, log_prior_parts
@@ -75,6 +81,8 @@ class DrawTables:
         self.lat_cov = tuple(np.moveaxis(np.ascontiguousarray(np.moveaxis(
             draws.lat_cov(model, a), (-2, -1), (0, 1))), (0, 1), (-2, -1))
             for a in range(len(model.axes)))
+        # their precisions and log|S|^(1/2) (what the blocks' kernels read; in the same layout)
+        self.lat_prec = tuple(_kernel_layout_precision(c) for c in self.lat_cov)
         self._prior: dict[tuple, list[np.ndarray]] = {}
 
     def symptom_rows(self, scale: np.ndarray | None = None
@@ -117,6 +125,14 @@ class DrawTables:
                      for p in log_prior_parts(self.model, cov, list(self.draws.prior_base))]
             self._prior[key] = parts
         return parts
+
+
+def _kernel_layout_precision(lat_cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~neb_bayes.inference.exact.latent_precision` of ``(D, S, K, K)`` covariances,
+    the precision stored with ``(K, K)`` first in memory (as :attr:`DrawTables.lat_cov`)."""
+    prec, half_logdet = latent_precision(np.ascontiguousarray(lat_cov))
+    return (np.moveaxis(np.ascontiguousarray(np.moveaxis(prec, (-2, -1), (0, 1))), (0, 1),
+                        (-2, -1)), half_logdet)
 
 
 #: the symptom tables kept per DrawTables for contexts that change cause probabilities (each
@@ -328,7 +344,7 @@ def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
     prime_block_log_q(model, ev.blocks)
     for block in ev.blocks:
         a = block.axis
-        latent = ev.latent_params(model, a, draws.lat_mean[a], tab.lat_cov[a])
+        latent = ev.latent_params(model, a, draws.lat_mean[a], tab.lat_cov[a], tab.lat_prec[a])
         ll = block_loglik(model, block, latent=latent, log_median=draws.log_median)
         parts.append(ll[..., None])
     # symptom tables for the reported symptoms only, re-indexed 0..n-1

@@ -266,29 +266,33 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
-def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out):  # pragma: no cover
+def mixture_block(r, prec, half_logdet_s, n_inv, logdet_n, a, bt, et, base, eps, pos,
+                  out):  # pragma: no cover
     """A block's log-likelihood with at most one gross error over the full grid, from its
-    residuals and covariance parts (every result observed, ``C = N + L S L'``): what
-    :func:`woodbury_stack`, the dense ``C^-1`` and :func:`mixture_loglik` compute in turn,
-    in one call and per block of :data:`STACK_BLOCK` stack entries (no full-size
-    intermediate arrays; each entry's numbers from the same operations in the same order
-    wherever it sits).
+    residuals and covariance parts (every result observed, ``C = N + L S L'``): the Woodbury
+    parts (:func:`_woodbury_part`), the dense ``C^-1`` and :func:`mixture_loglik` in turn, in
+    one call and per block of :data:`STACK_BLOCK` stack entries (no full-size intermediate
+    arrays; each entry's numbers from the same operations in the same order wherever it
+    sits).
 
-    ``r`` ``(m, N)`` the residuals ``y - mean`` per stack entry (draw x own states x ...),
-    ``lat_cov`` ``(K, K, N)``; the noise part of stack entry ``n`` is entry ``n % X`` of
-    ``n_inv`` ``(m, m, X)`` = N^-1, ``logdet_n`` ``(X,)`` = log|N|^(1/2), ``a`` ``(K, K, X)``
-    = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'; ``et``, ``base``, ``eps`` and the return
-    value as in :func:`mixture_loglik`.  The stack is ``L`` leading entries (the draws) of
-    ``S`` entries each (``n = l S + s``); the result of entry ``n`` at point ``g`` of the other
-    axes goes to ``out[pos[s, g] * L + l]`` (``out`` flat, ``pos`` ``(S, E)``): with ``pos`` the
-    grid point in C order, the draws come last in memory, the layout the contraction reads
-    (:func:`neb_bayes.tensor.contract_marginals`).  Where the other axes have one point
-    (``et`` one column: a block that depends on its own axis only, most of them) the
-    residuals are taken about it and :func:`mixture_point` finishes from the Woodbury parts,
-    with no dense C^-1 (1.25-1.35 -> 1.13 ms for 9,000 entries of 6 results, 3 latents).
+    ``r`` ``(m, N)`` the residuals ``y - mean`` per stack entry (draw x own states x ...);
+    the latent part by its precision ``prec`` ``(K, K, N)`` = S^-1 and ``half_logdet_s``
+    ``(N,)`` = log|S|^(1/2) (they do not depend on the case: kept with the draws,
+    :class:`neb_bayes.inference.draws.DrawTables`); the noise part of stack entry ``n`` is
+    entry ``n % X`` of ``n_inv`` ``(m, m, X)`` = N^-1, ``logdet_n`` ``(X,)`` = log|N|^(1/2),
+    ``a`` ``(K, K, X)`` = L'N^-1 L and ``bt`` ``(K, m, X)`` = (N^-1 L)'.  The entries are taken
+    one noise part at a time, whose parts are then constants in every loop.  ``et``,
+    ``base``, ``eps`` and the return value as in :func:`mixture_loglik`.  The stack is ``L``
+    leading entries (the draws) of ``S`` entries each (``n = l S + s``); the result of entry
+    ``n`` at point ``g`` of the other axes goes to ``out[pos[s, g] * L + l]`` (``out`` flat,
+    ``pos`` ``(S, E)``): with ``pos`` the grid point in C order, the draws come last in
+    memory, the layout the contraction reads (:func:`neb_bayes.tensor.contract_marginals`).
+    Where the other axes have one point (``et`` one column: a block that depends on its own
+    axis only, most of them) the residuals are taken about it and :func:`mixture_point`
+    finishes from the Woodbury parts, with no dense C^-1.
     """
     m, n_st = r.shape
-    k = lat_cov.shape[0]
+    k = prec.shape[0]
     n_x = logdet_n.size
     n_e = et.shape[1]
     n_s = pos.shape[0]
@@ -300,87 +304,139 @@ def mixture_block(r, lat_cov, n_inv, logdet_n, a, bt, et, base, eps, pos, out): 
     if n_e == 1:
         for j in range(m):
             e_one[j] = et[j, 0]
-    xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     res = np.empty((min(STACK_BLOCK, n_st), n_e))
-    for n0 in range(0, n_st, STACK_BLOCK):
-        n1 = min(n0 + STACK_BLOCK, n_st)
-        nb = n1 - n0
-        for n in range(nb):
-            xs[n] = (n0 + n) % n_x
-        # one point of the other axes: the residuals taken about it, d = r - e
-        lc, rb, vt, ld, qs, ps = _woodbury_block(r, lat_cov, a, bt, e_one, n0, n1, xs)
-        if n_e == 1:
-            ok = mixture_point(rb, n_inv, nz, xs[:nb], logdet_n, vt, ld, qs, ps, q_base, eps,
-                               res[:nb, 0]) and ok
-            _scatter(res, n0, nb, n_s, n_l, pos, out)
-            continue
-        # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
-        pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
-        quad = np.zeros(nb)
-        for i in range(m):
-            pi, psi, ri = pr[i], ps[i], rb[i]
-            for n in range(nb):
-                pi[n] = 0.0
-            for c in range(m):
-                nic, rc = n_inv[i, c], rb[c]
-                for n in range(nb):
-                    pi[n] += nic[xs[n]] * rc[n]
-            for n in range(nb):
-                quad[n] += ri[n] * pi[n]
-                pi[n] -= psi[n]
-            for c in range(m):
-                nic, qic = n_inv[i, c], q[i, c]
-                for n in range(nb):
-                    qic[n] = nic[xs[n]]
-                for kk in range(k):
-                    vki, vkc = vt[kk, i], vt[kk, c]
+    for x in range(n_x):
+        ni, ax, bx = n_inv[:, :, x].copy(), a[:, :, x].copy(), bt[:, :, x].copy()
+        ldn = logdet_n[x]
+        for first in range(x, n_st, STACK_BLOCK * n_x):
+            nb = min(STACK_BLOCK, (n_st - first + n_x - 1) // n_x)
+            # one point of the other axes: the residuals taken about it, d = r - e
+            d, vt, ld, qs, ps = _woodbury_part(r, prec, half_logdet_s, ax, bx, e_one, first,
+                                               n_x, nb)
+            if n_e == 1:
+                ok = mixture_point(d, ni, nz, ldn, vt, ld, qs, ps, q_base, eps,
+                                   res[:nb, 0]) and ok
+            else:
+                # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
+                pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
+                quad = np.zeros(nb)
+                for i in range(m):
+                    pi, psi, ri = pr[i], ps[i], d[i]
                     for n in range(nb):
-                        qic[n] -= vki[n] * vkc[n]
-        for n in range(nb):
-            c0[n] = -0.5 * (quad[n] - qs[n]) - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
-        ok = mixture_loglik(c0, pr, q, et, base, eps, res[:nb]) and ok
-        _scatter(res, n0, nb, n_s, n_l, pos, out)
+                        pi[n] = 0.0
+                    for c in range(m):
+                        nic, rc = ni[i, c], d[c]
+                        for n in range(nb):
+                            pi[n] += nic * rc[n]
+                    for n in range(nb):
+                        quad[n] += ri[n] * pi[n]
+                        pi[n] -= psi[n]
+                    for c in range(m):
+                        nic, qic = ni[i, c], q[i, c]
+                        for n in range(nb):
+                            qic[n] = nic
+                        for kk in range(k):
+                            vki, vkc = vt[kk, i], vt[kk, c]
+                            for n in range(nb):
+                                qic[n] -= vki[n] * vkc[n]
+                for n in range(nb):
+                    c0[n] = -0.5 * (quad[n] - qs[n]) - (ldn + ld[n]) - 0.5 * m * LOG_2PI
+                ok = mixture_loglik(c0, pr, q, et, base, eps, res[:nb]) and ok
+            _scatter(res, first, n_x, nb, n_s, n_l, pos, out)
     return ok
 
 
 @njit(cache=True, nogil=True)
-def _woodbury_block(r, lat_cov, a, bt, e, n0, n1, xs):  # pragma: no cover
-    """Stack entries ``n0`` to ``n1`` of a block (:func:`mixture_block`'s arguments; noise
-    part ``xs[n]`` of entry ``n0 + n``): the latent covariances, the noise parts gathered per
-    entry, the residuals about ``e`` ``(m,)`` (``d = r - e``) and their Woodbury parts
-    (:func:`woodbury_stack`).  Returns ``(lat_cov, d, V', sum log W_ii, |V'd|^2, V V'd)``."""
-    k, m = bt.shape[0], bt.shape[1]
-    nb = n1 - n0
-    lc, ab, btb, rb = (np.empty((k, k, nb)), np.empty((k, k, nb)), np.empty((k, m, nb)),
-                       np.empty((m, nb)))
-    for i in range(k):
-        for j in range(k):
-            src, dst, ax = lat_cov[i, j, n0:n1], lc[i, j], a[i, j]
-            da = ab[i, j]
-            for n in range(nb):
-                dst[n] = src[n]
-                da[n] = ax[xs[n]]
-        for j in range(m):
-            bx, dst = bt[i, j], btb[i, j]
-            for n in range(nb):
-                dst[n] = bx[xs[n]]
+def _woodbury_part(r, prec, half_logdet_s, a, bt, e, first, step, nb):  # pragma: no cover
+    """The Woodbury parts of stack entries ``first + n step`` (``n < nb``) of one noise part
+    (``a`` ``(K, K)`` = L'N^-1 L, ``bt`` ``(K, m)`` = B' = (N^-1 L)'; ``r``, ``prec`` and
+    ``half_logdet_s`` as in :func:`mixture_block`), in the precision form: with ``W W' = P +
+    A`` (``P = S^-1``) and ``V' = W^-1 B'``, ``C^-1 = N^-1 - V V'`` and ``log|C|^(1/2) =
+    log|N|^(1/2) + log|S|^(1/2) + sum_i log W_ii``.  Returns the residuals about ``e``
+    ``(m,)``, ``d = r - e`` ``(m, nb)``, ``V'`` ``(K, m, nb)``, ``log|S|^(1/2) + sum_i log
+    W_ii``, ``|V'd|^2`` and ``V V'd``; each step a contiguous loop over the entries."""
+    k, m = bt.shape
+    d = np.empty((m, nb))
     for j in range(m):
-        src, dst = r[j, n0:n1], rb[j]
-        ej = e[j]
+        src, dst, ej = r[j], d[j], e[j]
         for n in range(nb):
-            dst[n] = src[n] - ej
-    vt, t = np.empty((k, m, nb)), np.empty((k, nb))
-    ld, qs, ps = np.empty(nb), np.empty(nb), np.empty((m, nb))
-    woodbury_stack(lc, ab, btb, rb, vt, t, ld, qs, ps)
-    return lc, rb, vt, ld, qs, ps
+            dst[n] = src[first + n * step] - ej
+    # W W' = P + A (lower triangle), with the reciprocals of its diagonal
+    w = np.empty((k, k, nb))
+    rw = np.empty((k, nb))
+    acc = np.empty(nb)
+    for j in range(k):
+        for i in range(j, k):
+            pij, aij = prec[i, j], a[i, j]
+            for n in range(nb):
+                acc[n] = pij[first + n * step] + aij
+            for c in range(j):
+                li, lj = w[i, c], w[j, c]
+                for n in range(nb):
+                    acc[n] -= li[n] * lj[n]
+            wij = w[i, j]
+            if i == j:
+                rj = rw[j]
+                for n in range(nb):
+                    s = math.sqrt(acc[n])
+                    wij[n] = s
+                    rj[n] = 1.0 / s
+            else:
+                rj = rw[j]
+                for n in range(nb):
+                    wij[n] = acc[n] * rj[n]
+    # log|S|^(1/2) + sum_i log W_ii (as the log of the product: one logarithm)
+    ld = np.empty(nb)
+    for n in range(nb):
+        acc[n] = 1.0
+    for i in range(k):
+        wi = w[i, i]
+        for n in range(nb):
+            acc[n] *= wi[n]
+    for n in range(nb):
+        ld[n] = half_logdet_s[first + n * step] + math.log(acc[n])
+    # V' = W^-1 B' by forward substitution
+    vt = np.empty((k, m, nb))
+    for i in range(k):
+        ri = rw[i]
+        for j in range(m):
+            bij = bt[i, j]
+            for n in range(nb):
+                acc[n] = bij
+            for c in range(i):
+                wic, vcj = w[i, c], vt[c, j]
+                for n in range(nb):
+                    acc[n] -= wic[n] * vcj[n]
+            dst = vt[i, j]
+            for n in range(nb):
+                dst[n] = acc[n] * ri[n]
+    # t = V'd, |t|^2 and V t
+    t, qs, ps = np.empty((k, nb)), np.zeros(nb), np.zeros((m, nb))
+    for i in range(k):
+        ti = t[i]
+        for n in range(nb):
+            ti[n] = 0.0
+        for j in range(m):
+            vij, dj = vt[i, j], d[j]
+            for n in range(nb):
+                ti[n] += vij[n] * dj[n]
+        for n in range(nb):
+            qs[n] += ti[n] * ti[n]
+    for j in range(m):
+        dst = ps[j]
+        for i in range(k):
+            vij, ti = vt[i, j], t[i]
+            for n in range(nb):
+                dst[n] += vij[n] * ti[n]
+    return d, vt, ld, qs, ps
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)
-def _observed_row(i, d, n_inv, nz, xs, vt, ps, quad, u, c):  # pragma: no cover
+def _observed_row(i, d, n_inv, nz, vt, ps, quad, u, c):  # pragma: no cover
     """Row ``i`` of ``u = C^-1 d = N^-1 d - V V'd`` and ``c_i = (C^-1)_ii = (N^-1)_ii -
-    sum_k V_ik^2`` for every entry (written to ``u`` and ``c``), and ``d_i (N^-1 d)_i``
-    added to ``quad`` (:func:`mixture_point`'s observed part; N^-1's zero entries, ``nz``,
-    skipped)."""
+    sum_k V_ik^2`` for every entry (written to ``u`` and ``c``; ``n_inv`` ``(m, m)`` one
+    noise part's N^-1), and ``d_i (N^-1 d)_i`` added to ``quad`` (:func:`mixture_point`'s
+    observed part; N^-1's zero entries, ``nz``, skipped)."""
     m, nb = d.shape
     k = vt.shape[0]
     for n in range(nb):
@@ -390,12 +446,12 @@ def _observed_row(i, d, n_inv, nz, xs, vt, ps, quad, u, c):  # pragma: no cover
             continue
         nij, dj = n_inv[i, j], d[j]
         for n in range(nb):
-            u[n] += nij[xs[n]] * dj[n]
+            u[n] += nij * dj[n]
     nii, di, psi = n_inv[i, i], d[i], ps[i]
     for n in range(nb):
         quad[n] += di[n] * u[n]
         u[n] -= psi[n]
-        c[n] = nii[xs[n]]
+        c[n] = nii
     for kk in range(k):
         vki = vt[kk, i]
         for n in range(nb):
@@ -419,32 +475,33 @@ def _nonzero(n_inv):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def _scatter(res, n0, nb, n_s, n_l, pos, out):  # pragma: no cover
-    """:func:`mixture_block`'s results of stack entries ``n0`` to ``n0 + nb`` (``res``) to
-    their places in ``out``."""
+def _scatter(res, first, step, nb, n_s, n_l, pos, out):  # pragma: no cover
+    """The results ``res`` of stack entries ``first + n step`` (``n < nb``) to their places
+    in ``out`` (:func:`mixture_block`)."""
     n_e = res.shape[1]
     for n in range(nb):
-        lead, s = divmod(n0 + n, n_s)
+        lead, s = divmod(first + n * step, n_s)
         for g in range(n_e):
             out[pos[s, g] * n_l + lead] = res[n, g]
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)
-def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):  # pragma: no cover
-    """:func:`mixture_block` where the other axes have one point ``e``: from the residuals
-    about it, ``d = r - e`` ``(m, N)``, and their Woodbury parts (:func:`woodbury_stack`:
-    ``vt`` = V', ``ld`` = sum log W_ii, ``qs`` = |V'd|^2, ``ps`` = V V'd), ``u = C^-1 d =
-    N^-1 d - V V'd``, ``d'C^-1 d = d'N^-1 d - |V'd|^2`` and ``c_j = (C^-1)_jj = (N^-1)_jj -
-    sum_k V_jk^2``: no dense ``C^-1`` (``m^2 K`` per entry) and no product with ``e``.  The
-    noise part of entry ``n`` is entry ``xs[n]`` of ``n_inv`` ``(m, m, X)`` and ``logdet_n``;
-    ``nz`` ``(m, m)`` says which of its entries are not zero for every ``X`` (results of
-    different channels on independent noise: most; a zero entry adds nothing to ``u``).
+def mixture_point(d, n_inv, nz, logdet_n, vt, ld, qs, ps, q_base, eps, out):  # pragma: no cover
+    """:func:`mixture_block` where the other axes have one point ``e``, for entries of one
+    noise part (``n_inv`` ``(m, m)`` its N^-1, ``logdet_n`` its log|N|^(1/2)): from the
+    residuals about it, ``d = r - e`` ``(m, nb)``, and their Woodbury parts
+    (:func:`_woodbury_part`: ``vt`` = V', ``ld`` = log|C|^(1/2) - log|N|^(1/2), ``qs`` =
+    |V'd|^2, ``ps`` = V V'd), ``u = C^-1 d = N^-1 d - V V'd``, ``d'C^-1 d = d'N^-1 d -
+    |V'd|^2`` and ``c_j = (C^-1)_jj = (N^-1)_jj - sum_k V_jk^2``: no dense ``C^-1`` (``m^2
+    K`` per entry) and no product with ``e``.  ``nz`` ``(m, m)`` says which entries of N^-1
+    are not zero for some noise part (results of different channels on independent noise:
+    most; a zero entry adds nothing to ``u``).
 
     Each result's term ``q(y_j) / p(y_j | y_-j)`` is ``q_base_j exp(u_j^2 / (2 c_j)) /
     sqrt(c_j)`` (``q_base_j = q(y_j) sqrt(2 pi)``): one exponential and a square root per
     term, no logarithm.  ``eps`` as in :func:`mixture_loglik`; returns False (no answer) where
     a term could overflow: an exponent above 700 or a sum of terms above
-    :data:`MIXTURE_TERM_MAX`.  Writes ``out (N,)``.
+    :data:`MIXTURE_TERM_MAX`.  Writes ``out (nb,)``.
     """
     m, nb = d.shape
     keep = 1.0 - m * eps
@@ -460,7 +517,7 @@ def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):
     for n in range(nb):
         quad[n] = -qs[n]
     for i in range(m):
-        _observed_row(i, d, n_inv, nz, xs, vt, ps, quad, u, c)
+        _observed_row(i, d, n_inv, nz, vt, ps, quad, u, c)
         for n in range(nb):
             t = u[n] * u[n] * (0.5 / c[n])
             over += not (t <= 700.0)
@@ -474,7 +531,7 @@ def mixture_point(d, n_inv, nz, xs, logdet_n, vt, ld, qs, ps, q_base, eps, out):
         arg[n] = keep + eps * acc[n]
     log_into(arg, ex, work, work2)
     for n in range(nb):
-        out[n] = (-0.5 * quad[n] - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI) + ex[n]
+        out[n] = (-0.5 * quad[n] - (logdet_n + ld[n]) - 0.5 * m * LOG_2PI) + ex[n]
     return over == 0
 
 
@@ -591,8 +648,8 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
 
 
 @njit(cache=True, nogil=True)
-def censored_block(r, lat_cov, n_inv, logdet_n, a, bt, e_o, mu_c, e_c, n_co, n_cc, l_o, l_c,
-                   lim, sign, base, cond, z):  # pragma: no cover
+def censored_block(r, lat_cov, prec, half_logdet_s, n_inv, logdet_n, a, bt, e_o, mu_c, e_c,
+                   n_co, n_cc, l_o, l_c, lim, sign, base, cond, z):  # pragma: no cover
     """A block with one censored result where the other axes have one point: per stack
     entry ``n`` (draws x own states) the observed results' log density ``base`` ``(N,)``,
     their leave-one-out terms ``cond`` ``(m, N)`` (``log p(y_j | y_-j)``), and the
@@ -600,13 +657,14 @@ def censored_block(r, lat_cov, n_inv, logdet_n, a, bt, e_o, mu_c, e_c, n_co, n_c
     censored result given every observed one, row ``1 + j`` given all but observed result
     ``j`` (its conditional moved by a rank-one change).
 
-    ``r`` ``(m, N)`` the observed residuals ``y - mean``, ``lat_cov``, ``n_inv``, ``logdet_n``,
-    ``a`` and ``bt`` as in :func:`mixture_block` (the observed results' parts, noise entry
-    ``n % X``); ``e_o`` ``(m,)`` the other axes' mean part of the observed results; ``mu_c``
-    ``(N,)`` and ``e_c`` the censored result's mean parts; ``n_co`` ``(m, X)`` and ``n_cc``
-    ``(X,)`` its noise covariance with the observed results and its noise variance; ``l_o``
-    ``(m, K)`` and ``l_c`` ``(K,)`` the loadings; ``lim`` its limit and ``sign`` -1 below, +1
-    above.  With ``d = r - e_o``, ``A = C_OO^-1`` (Woodbury, :func:`woodbury_stack`),
+    ``r`` ``(m, N)`` the observed residuals ``y - mean``, ``lat_cov`` ``(K, K, N)`` = S,
+    ``prec``, ``half_logdet_s``, ``n_inv``, ``logdet_n``, ``a`` and ``bt`` as in
+    :func:`mixture_block` (the observed results' parts, noise entry ``n % X``, taken one noise
+    part at a time); ``e_o`` ``(m,)`` the other axes' mean part of the observed results;
+    ``mu_c`` ``(N,)`` and ``e_c`` the censored result's mean parts; ``n_co`` ``(m, X)`` and
+    ``n_cc`` ``(X,)`` its noise covariance with the observed results and its noise variance;
+    ``l_o`` ``(m, K)`` and ``l_c`` ``(K,)`` the loadings; ``lim`` its limit and ``sign`` -1
+    below, +1 above.  With ``d = r - e_o``, ``A = C_OO^-1`` (Woodbury, :func:`_woodbury_part`),
     ``u = A d``, ``c_j = A_jj``, ``k = C_cO`` and ``g = A k``: the censored result's mean
     ``mu_c + e_c + k'u`` and variance ``C_cc - k'g``; without result ``j`` they move by
     ``-g_j u_j / c_j`` and ``+g_j^2 / c_j`` (what :func:`neb_bayes.inference.exact._censored_loo`
@@ -615,93 +673,94 @@ def censored_block(r, lat_cov, n_inv, logdet_n, a, bt, e_o, mu_c, e_c, n_co, n_c
     m, n_st = r.shape
     k = lat_cov.shape[0]
     n_x = logdet_n.size
-    xs = np.empty(min(STACK_BLOCK, n_st), dtype=np.int64)
     nz = _nonzero(n_inv)
-    for n0 in range(0, n_st, STACK_BLOCK):
-        n1 = min(n0 + STACK_BLOCK, n_st)
-        nb = n1 - n0
-        u, c, kk_, g = np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb))
-        w, vk = np.empty((k, nb)), np.empty((k, nb))
-        quad, mu, var = np.empty(nb), np.empty(nb), np.empty(nb)
-        lcb, work, work2 = np.empty(nb), np.empty(nb), np.empty(nb)
-        for n in range(nb):
-            xs[n] = (n0 + n) % n_x
-        lc, rb, vt, ld, qs, ps = _woodbury_block(r, lat_cov, a, bt, e_o, n0, n1, xs)
-        # the observed part: u = A d, c_j = A_jj, d'A d, log N(y_O)
-        for n in range(nb):
-            quad[n] = -qs[n]
-        for i in range(m):
-            ui, ci = u[i], c[i]
-            _observed_row(i, rb, n_inv, nz, xs[:nb], vt, ps, quad, ui, ci)
-            log_into(ci, lcb, work, work2)
-            cond_i = cond[i, n0:n1]
+    for x in range(n_x):
+        ni, ax, bx = n_inv[:, :, x].copy(), a[:, :, x].copy(), bt[:, :, x].copy()
+        ldn, ncc = logdet_n[x], n_cc[x]
+        for first in range(x, n_st, STACK_BLOCK * n_x):
+            nb = min(STACK_BLOCK, (n_st - first + n_x - 1) // n_x)
+            u, c, kk_, g = (np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb)),
+                            np.empty((m, nb)))
+            w, vk = np.empty((k, nb)), np.empty((k, nb))
+            quad, mu, var = np.empty(nb), np.empty(nb), np.empty(nb)
+            lcb, work, work2 = np.empty(nb), np.empty(nb), np.empty(nb)
+            rb, vt, ld, qs, ps = _woodbury_part(r, prec, half_logdet_s, ax, bx, e_o, first,
+                                                n_x, nb)
+            # the observed part: u = A d, c_j = A_jj, d'A d, log N(y_O)
             for n in range(nb):
-                cond_i[n] = 0.5 * (lcb[n] - LOG_2PI) - 0.5 * ui[n] * ui[n] / ci[n]
-        out_b = base[n0:n1]
-        for n in range(nb):
-            out_b[n] = -0.5 * quad[n] - (logdet_n[xs[n]] + ld[n]) - 0.5 * m * LOG_2PI
-        # the censored result's covariance with the observed ones: k = N_cO + L_O S L_c
-        for p in range(k):
-            wp = w[p]
-            for n in range(nb):
-                wp[n] = 0.0
-            for q in range(k):
-                lq, spq = l_c[q], lc[p, q]
+                quad[n] = -qs[n]
+            for i in range(m):
+                ui, ci = u[i], c[i]
+                _observed_row(i, rb, ni, nz, vt, ps, quad, ui, ci)
+                log_into(ci, lcb, work, work2)
+                cond_i = cond[i]
                 for n in range(nb):
-                    wp[n] += spq[n] * lq
-        for n in range(nb):
-            var[n] = n_cc[xs[n]]
-        for p in range(k):
-            lp, wp = l_c[p], w[p]
+                    cond_i[first + n * n_x] = (0.5 * (lcb[n] - LOG_2PI)
+                                               - 0.5 * ui[n] * ui[n] / ci[n])
             for n in range(nb):
-                var[n] += lp * wp[n]
-        for j in range(m):
-            kj, nco = kk_[j], n_co[j]
-            for n in range(nb):
-                kj[n] = nco[xs[n]]
+                base[first + n * n_x] = -0.5 * quad[n] - (ldn + ld[n]) - 0.5 * m * LOG_2PI
+            # the censored result's covariance with the observed ones: k = N_cO + L_O S L_c
             for p in range(k):
-                ljp, wp = l_o[j, p], w[p]
+                wp = w[p]
                 for n in range(nb):
-                    kj[n] += ljp * wp[n]
-        # g = A k = N^-1 k - V (V'k)
-        for q in range(k):
-            vq = vk[q]
+                    wp[n] = 0.0
+                for q in range(k):
+                    lq, spq = l_c[q], lat_cov[p, q]
+                    for n in range(nb):
+                        wp[n] += spq[first + n * n_x] * lq
             for n in range(nb):
-                vq[n] = 0.0
-            for j in range(m):
-                vqj, kj = vt[q, j], kk_[j]
+                var[n] = ncc
+            for p in range(k):
+                lp, wp = l_c[p], w[p]
                 for n in range(nb):
-                    vq[n] += vqj[n] * kj[n]
-        for i in range(m):
-            gi = g[i]
-            for n in range(nb):
-                gi[n] = 0.0
+                    var[n] += lp * wp[n]
             for j in range(m):
-                if not nz[i, j]:
-                    continue
-                nij, kj = n_inv[i, j], kk_[j]
+                kj, nco = kk_[j], n_co[j, x]
                 for n in range(nb):
-                    gi[n] += nij[xs[n]] * kj[n]
+                    kj[n] = nco
+                for p in range(k):
+                    ljp, wp = l_o[j, p], w[p]
+                    for n in range(nb):
+                        kj[n] += ljp * wp[n]
+            # g = A k = N^-1 k - V (V'k)
             for q in range(k):
-                vqi, vq = vt[q, i], vk[q]
+                vq = vk[q]
                 for n in range(nb):
-                    gi[n] -= vqi[n] * vq[n]
-        mcn = mu_c[n0:n1]
-        for n in range(nb):
-            mu[n] = mcn[n] + e_c
-        for j in range(m):
-            kj, uj, gj = kk_[j], u[j], g[j]
+                    vq[n] = 0.0
+                for j in range(m):
+                    vqj, kj = vt[q, j], kk_[j]
+                    for n in range(nb):
+                        vq[n] += vqj[n] * kj[n]
+            for i in range(m):
+                gi = g[i]
+                for n in range(nb):
+                    gi[n] = 0.0
+                for j in range(m):
+                    if not nz[i, j]:
+                        continue
+                    nij, kj = ni[i, j], kk_[j]
+                    for n in range(nb):
+                        gi[n] += nij * kj[n]
+                for q in range(k):
+                    vqi, vq = vt[q, i], vk[q]
+                    for n in range(nb):
+                        gi[n] -= vqi[n] * vq[n]
             for n in range(nb):
-                mu[n] += kj[n] * uj[n]
-                var[n] -= kj[n] * gj[n]
-        z0 = z[0, n0:n1]
-        for n in range(nb):
-            z0[n] = -sign * (lim - mu[n]) / math.sqrt(var[n])
-        for j in range(m):
-            zj, uj, gj, cj = z[1 + j, n0:n1], u[j], g[j], c[j]
+                mu[n] = mu_c[first + n * n_x] + e_c
+            for j in range(m):
+                kj, uj, gj = kk_[j], u[j], g[j]
+                for n in range(nb):
+                    mu[n] += kj[n] * uj[n]
+                    var[n] -= kj[n] * gj[n]
+            z0 = z[0]
             for n in range(nb):
-                s = gj[n] / cj[n]
-                zj[n] = -sign * (lim - (mu[n] - s * uj[n])) / math.sqrt(var[n] + s * gj[n])
+                z0[first + n * n_x] = -sign * (lim - mu[n]) / math.sqrt(var[n])
+            for j in range(m):
+                zj, uj, gj, cj = z[1 + j], u[j], g[j], c[j]
+                for n in range(nb):
+                    s = gj[n] / cj[n]
+                    zj[first + n * n_x] = (-sign * (lim - (mu[n] - s * uj[n]))
+                                           / math.sqrt(var[n] + s * gj[n]))
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)
@@ -744,5 +803,5 @@ def censored_finish(base, cond, log_ndtr_z, log_q, cpos, eps, pos, out):  # prag
     log_into(arg, ex, work, work2)
     for n in range(n_st):
         arg[n] = base[n] + log_mass[n] + ex[n]
-    _scatter(arg.reshape(n_st, 1), 0, n_st, n_s, n_l, pos, out)
+    _scatter(arg.reshape(n_st, 1), 0, 1, n_st, n_s, n_l, pos, out)
     return over == 0

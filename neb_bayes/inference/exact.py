@@ -48,6 +48,10 @@ class BlockMoments:
     lat_cov: np.ndarray     # lead + grid shape (1 except at own_pos) + (K, K)
     loadings: np.ndarray    # (n, K)
     own_pos: int
+    #: the latent covariance's precision S^-1 and log|S|^(1/2), shaped like ``lat_cov`` and
+    #: ``lat_cov[..., 0, 0]``, where the caller has them (the draws path keeps them with the
+    #: draws: they do not depend on the case); else ``None``
+    lat_prec: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -65,6 +69,14 @@ def _dense_cov(noise: np.ndarray, loadings: np.ndarray, lat_cov: np.ndarray) -> 
     return np.matmul(np.matmul(loadings, lat_cov), loadings.T) + noise
 
 
+def latent_precision(lat_cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The precision ``S^-1`` and ``log|S|^(1/2)`` of stacked latent covariances ``S``
+    (``(..., K, K)``): what the draws path's block kernels read instead of ``S``
+    (:func:`~neb_bayes.inference.draws_kernels.mixture_block`), by Cholesky."""
+    prec, half_logdet = _inverse_logdet(lat_cov)
+    return prec, half_logdet
+
+
 def block_moments(
     model: CompiledModel,
     block: Block,
@@ -75,9 +87,11 @@ def block_moments(
     """Expected log levels and their covariance for every combination of dependency states.
 
     ``latent`` overrides the axis' per-state latent (mean ``(S, K)``, covariance
-    ``(S, K, K)``), e.g. for a case's context effects (:meth:`Evidence.latent_params`);
-    with a leading draw dimension ``D`` (and ``log_median`` of shape ``(D, n_channels)``)
-    the moments get that leading dimension too, so parameter draws are evaluated at once.
+    ``(S, K, K)``, and optionally the covariance's precision and ``log|S|^(1/2)``,
+    :func:`latent_precision`), e.g. for a case's context effects
+    (:meth:`Evidence.latent_params`); with a leading draw dimension ``D`` (and ``log_median``
+    of shape ``(D, n_channels)``) the moments get that leading dimension too, so parameter
+    draws are evaluated at once.
     """
     idx = np.arange(block.n) if keep is None else keep
     chans = [model.channels[c] for c in block.channel[idx]]
@@ -87,7 +101,8 @@ def block_moments(
     sizes = [model.axes[d].n_states for d in deps]
     own_pos = deps.index(block.axis)
     ax = model.axes[block.axis]
-    lat_mean, lat_cov = latent if latent is not None else (ax.lat_mean, ax.lat_cov)
+    lat_mean, lat_cov = latent[:2] if latent is not None else (ax.lat_mean, ax.lat_cov)
+    lat_prec = latent[2] if latent is not None and len(latent) > 2 else None
     lead = lat_mean.shape[:-2]                      # () or (D,)
     L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
     per_axis = [np.zeros((s, n)) for s in sizes]
@@ -149,9 +164,12 @@ def block_moments(
     k = lat_cov.shape[-1]
     cshape = [1] * g + [k, k]
     cshape[own_pos] = ax.n_states
+    if lat_prec is not None:
+        lat_prec = (lat_prec[0].reshape(lead + tuple(cshape)),
+                    lat_prec[1].reshape(lead + tuple(cshape[:-2])))
     return BlockMoments(own_mean=own_mean, other_mean=other_mean,
                         noise=noise.reshape(nshape), lat_cov=lat_cov.reshape(lead + tuple(cshape)),
-                        loadings=L, own_pos=own_pos)
+                        loadings=L, own_pos=own_pos, lat_prec=lat_prec)
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -599,6 +617,7 @@ def gaussian_block_loglik(
     low_rank: tuple[np.ndarray, np.ndarray] | None = None,
     loo: bool = False,
     mixture: tuple[np.ndarray, float] | None = None,
+    precision: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
     """log p(y | states) for every state combination (censored entries as probability mass).
 
@@ -645,7 +664,7 @@ def gaussian_block_loglik(
         r = y - mean if obs.all() else y[obs] - mean[..., obs]
         if mixture is not None and use_compiled():
             return _fused_mixture(r, n_inv, logdet, loadings[obs], lat_cov, other[..., obs],
-                                  mixture)
+                                  mixture, precision)
         n_inv_r = _stack_matmul(r[..., None, :], np.swapaxes(n_inv, -1, -2))[..., 0, :]
         quad = np.sum(r * n_inv_r, axis=-1)
         pr = n_inv_r
@@ -849,21 +868,25 @@ def _stack_layout(st: tuple[int, ...], e: np.ndarray):
 
 
 def _fused_mixture(r: np.ndarray, n_inv: np.ndarray, logdet: np.ndarray, loadings: np.ndarray,
-                   lat_cov: np.ndarray, e: np.ndarray,
-                   mixture: tuple[np.ndarray, float]) -> np.ndarray | None:
+                   lat_cov: np.ndarray, e: np.ndarray, mixture: tuple[np.ndarray, float],
+                   precision: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> np.ndarray | None:
     """:func:`gaussian_block_loglik`'s fused mixture (every result observed, parameter draws)
     in one compiled call (:func:`~neb_bayes.inference.draws_kernels.mixture_block`) from the
     residuals ``r`` (``lead + grid + (m,)``), the noise part's ``N^-1`` and ``log|N|^(1/2)``
-    (over the grid), the loadings ``(m, K)``, the latent covariance ``lat_cov`` and the other
-    axes' mean part ``e``; ``None`` where a term would overflow."""
+    (over the grid), the loadings ``(m, K)``, the latent covariance ``lat_cov`` (the kernel
+    reads its ``precision``, :func:`latent_precision`, computed here where not given) and
+    the other axes' mean part ``e``; ``None`` where a term would overflow."""
     from neb_bayes.inference.draws_kernels import mixture_block
 
     m, k = r.shape[-1], lat_cov.shape[-1]
     st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2], lat_cov.shape[:-2])
     lay = _KernelLayout(st, e, n_inv.size > m * m)
     b = np.matmul(n_inv, loadings)                                       # N^-1 L
+    prec, half_logdet = latent_precision(lat_cov) if precision is None else precision
     out = np.empty(math.prod(st) * lay.e_flat.shape[0])
-    ok = mixture_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
+    ok = mixture_block(_to_stack(r, st, (m,)), _to_stack(prec, st, (k, k)),
+                       _to_stack(half_logdet, st, ()),
                        lay.per_x(n_inv, (m, m)), lay.per_x(logdet, ()),
                        lay.per_x(np.matmul(loadings.T, b), (k, k)),
                        lay.per_x(np.swapaxes(b, -1, -2), (k, m)),
@@ -933,7 +956,9 @@ def _fused_censored(y: np.ndarray, censor: np.ndarray, mom: BlockMoments, log_q:
     n_st = math.prod(st)
     base, cond, z = np.empty(n_st), np.empty((m, n_st)), np.empty((m + 1, n_st))
     e_point = e.reshape(n)
+    prec, half_logdet = latent_precision(lat_cov) if mom.lat_prec is None else mom.lat_prec
     censored_block(_to_stack(r, st, (m,)), _to_stack(lat_cov, st, (k, k)),
+                   _to_stack(prec, st, (k, k)), _to_stack(half_logdet, st, ()),
                    lay.per_x(n_inv, (m, m)), lay.per_x(logdet, ()),
                    lay.per_x(np.matmul(l_o.T, b), (k, k)), lay.per_x(np.swapaxes(b, -1, -2), (k, m)),
                    np.ascontiguousarray(e_point[obs]), _to_stack(mom.own_mean[..., ci], st, ()),
@@ -1213,12 +1238,15 @@ class _DistinctOthers:
         g = len(self.grid)
         lead = mom.own_mean.shape[:mom.own_mean.ndim - g - 1]
         k = mom.lat_cov.shape[-1]
+        prec = mom.lat_prec
+        if prec is not None:
+            prec = (prec[0].reshape(lead + (-1, 1, k, k)), prec[1].reshape(lead + (-1, 1)))
         return BlockMoments(
             own_mean=mom.own_mean.reshape(lead + (-1, 1, n)),
             other_mean=self._rows(mom, self.grid)[self.first].reshape(1, -1, n),
             noise=mom.noise.reshape((-1, 1, n, n)),
             lat_cov=mom.lat_cov.reshape(lead + (-1, 1, k, k)),
-            loadings=mom.loadings, own_pos=0)
+            loadings=mom.loadings, own_pos=0, lat_prec=prec)
 
     def expand(self, x):
         """An array broadcastable to ``lead + (own states, R')`` back on the block's whole
@@ -1254,7 +1282,8 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
         # leave-one-out term is computed (falls through where a term would overflow)
         ll = gaussian_block_loglik(block.y[idx], block.censor[idx], mom.own_mean, mom.noise,
                                    other=mom.other_mean, low_rank=(mom.loadings, mom.lat_cov),
-                                   mixture=(_block_log_q(model, block)[idx], eps))
+                                   mixture=(_block_log_q(model, block)[idx], eps),
+                                   precision=mom.lat_prec)
         if ll is not None:
             return ll, None
     if (fuse and loo and draws and mom.lat_cov.shape[-1] and use_compiled()

@@ -343,3 +343,38 @@ def test_prior_tables_are_shared_by_strata_with_the_same_modifiers_only():
         want = log_prior_parts(view, cov, list(tab.draws.prior_base))
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("name", ["context-latent-thyroid", "censored", "censored+repeats",
+                                  "repeats"])
+def test_blocks_read_the_draws_latent_precision_kept_with_the_draws(name, monkeypatch):
+    """The blocks' kernels read the latent covariance by its precision S^-1 and
+    log|S|^(1/2), kept with the draws (``DrawTables.lat_prec``, in the kernels' layout) and
+    scaled by a context's latent shift where the case has one: they equal the inverse and
+    log-determinant of the covariance the case is read with, and a block's likelihood is the
+    same (to 1e-12) with them given as computed afresh from the covariance."""
+    from neb_bayes.inference.draws import DrawTables
+    from neb_bayes.inference.exact import block_loglik
+
+    monkeypatch.setenv("NEB_BAYES_COMPILED", "1")
+    case = _case(name)
+    view = view_for_sex(MODEL, case.patient.sex)
+    draws = DRAWS.restrict(sex_keep(view)) if view is not MODEL else DRAWS
+    ev = build_evidence(view, case)
+    tab = DrawTables(view, draws)
+    if name.startswith("context"):
+        assert any(np.ptp(ev.lat_shift[a][1]) > 0 for a in ev.lat_shift), "needs a scaled latent"
+    fused = 0
+    for block in ev.blocks:
+        a = block.axis
+        mean, cov, (prec, half_logdet) = ev.latent_params(view, a, draws.lat_mean[a],
+                                                          tab.lat_cov[a], tab.lat_prec[a])
+        np.testing.assert_allclose(prec, np.linalg.inv(cov), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(half_logdet, 0.5 * np.linalg.slogdet(cov)[1], rtol=1e-12,
+                                   atol=1e-12)
+        given = block_loglik(view, block, latent=(mean, cov, (prec, half_logdet)),
+                             log_median=draws.log_median)
+        fresh = block_loglik(view, block, latent=(mean, cov), log_median=draws.log_median)
+        np.testing.assert_allclose(given, fresh, rtol=1e-12, atol=1e-12)
+        fused += (block.censor == 0).all() or (block.censor != 0).sum() == 1
+    assert fused, "needs a block the fused kernels take"

@@ -177,8 +177,9 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
     e = rng.normal(scale=0.5, size=m)
     base = rng.normal(loc=-2.0, size=m)
     eps = 0.003
-    args = (np.ascontiguousarray(r.T), np.ascontiguousarray(np.moveaxis(lat, 0, -1)),
-            np.ascontiguousarray(np.moveaxis(n_inv, 0, -1)),
+    # (the latent part by its precision and log|S|^(1/2), as the draws keep it)
+    args = (np.ascontiguousarray(r.T), np.ascontiguousarray(np.moveaxis(np.linalg.inv(lat), 0, -1)),
+            0.5 * np.linalg.slogdet(lat)[1], np.ascontiguousarray(np.moveaxis(n_inv, 0, -1)),
             0.5 * np.linalg.slogdet(noise)[1],
             np.ascontiguousarray(np.moveaxis(np.swapaxes(load, 0, 1) @ b, 0, -1)),
             np.ascontiguousarray(np.moveaxis(np.swapaxes(b, -1, -2), 0, -1)))
