@@ -128,8 +128,9 @@ def block_moments(
         # kernels (one (n, draws x states) stack), which then read the residuals y - mean
         # without a transposing copy
         own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape((n,) + lat_mean.shape[:-1])
-        own_t += (np.moveaxis(base, -1, 0)[..., None] + per_axis[own_pos].T.reshape(
-            (n,) + (1,) * len(lead) + (ax.n_states,)))
+        # (each part added in place: no (n, draws, states) temporary)
+        own_t += np.moveaxis(base, -1, 0)[..., None]
+        own_t += per_axis[own_pos].T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
         own_mean = np.moveaxis(own_t, 0, -1).reshape(lead + tuple(own_shape))
     else:
         lat_part = (lat_mean.reshape(-1, lat_mean.shape[-1]) @ L.T).reshape(lat_mean.shape[:-1]
