@@ -604,8 +604,16 @@ def _stack_matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x.reshape(-1, x.shape[-1]) @ y.reshape(y.shape[-2:])).reshape(shape)
 
 
-def _inverse_logdet(noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """N^-1 and log|N|^(1/2) of symmetric positive definite matrices (stacked), by Cholesky."""
+def _inverse_logdet(noise: np.ndarray, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """N^-1 and log|N|^(1/2) of symmetric positive definite matrices (stacked), by Cholesky;
+    ``compiled``: one compiled pass (:func:`~neb_bayes.inference.kernels.spd_inverse_logdet`,
+    for the draws path's kernels: LAPACK's calls cost ~60 us per block there, beside the
+    kernels, against ~11 us alone)."""
+    if compiled:
+        from neb_bayes.inference.kernels import spd_inverse_logdet
+
+        inv, logdet = spd_inverse_logdet(noise)
+        return inv, 0.5 * logdet
     chol = np.linalg.cholesky(noise)
     linv = np.linalg.inv(chol)
     return (np.matmul(np.swapaxes(linv, -1, -2), linv),
@@ -660,7 +668,8 @@ def gaussian_block_loglik(
     if obs.any():
         # C = N + L S L' = N + (L R)(L R)',  C^-1 = N^-1 - V V',  V = N^-1 L R W^-T,
         # W W' = I + R' L' N^-1 L R,  log|C| = log|N| + 2 log|W|
-        n_inv, logdet = _inverse_logdet(cov[..., obs, :][..., :, obs])
+        n_inv, logdet = _inverse_logdet(cov[..., obs, :][..., :, obs],
+                                        mixture is not None and use_compiled())
         # (every result observed: in the mean's memory layout, e.g. the results first)
         r = y - mean if obs.all() else y[obs] - mean[..., obs]
         if mixture is not None and use_compiled():
@@ -948,7 +957,7 @@ def _fused_censored(y: np.ndarray, censor: np.ndarray, mom: BlockMoments, log_q:
     ci = int(np.flatnonzero(~obs)[0])
     noise, lat_cov, loadings = mom.noise, mom.lat_cov, mom.loadings
     m, k, n = int(obs.sum()), lat_cov.shape[-1], obs.size
-    n_inv, logdet = _inverse_logdet(noise[..., obs, :][..., :, obs])
+    n_inv, logdet = _inverse_logdet(noise[..., obs, :][..., :, obs], True)
     r = y[obs] - mom.own_mean[..., obs]
     st = np.broadcast_shapes(r.shape[:-1], n_inv.shape[:-2], lat_cov.shape[:-2])
     lay = _KernelLayout(st, e[..., obs], noise.size > n * n)

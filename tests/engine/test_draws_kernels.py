@@ -427,3 +427,21 @@ def test_fused_censored_declines_what_it_does_not_cover():
     assert exact._fused_censored(y, np.array([1, 0, 0, 0]), one_point, log_q, 0.003) is not None
     assert exact._fused_censored(y, np.array([1, 0, -1, 0]), one_point, log_q, 0.003) is None
     assert exact._fused_censored(y, np.zeros(4, int), one_point, log_q, 0.003) is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4,), (3, 1), ()])
+def test_compiled_noise_inverse_equals_lapacks(shape):
+    """The draws path's kernels take N^-1 and log|N|^(1/2) of a block's noise from one
+    compiled pass (``_inverse_logdet(..., compiled=True)``): equal to numpy's Cholesky-based
+    ones, stacked or not, with the stack's shape kept."""
+    from neb_bayes.inference.exact import _inverse_logdet
+
+    rng = np.random.default_rng(8)
+    for m in (1, 2, 6, 11):
+        x = rng.normal(size=(*shape, m, m + 2))
+        noise = x @ np.swapaxes(x, -1, -2) / (m + 2) + 0.05 * np.eye(m)
+        got, want = _inverse_logdet(noise, True), _inverse_logdet(noise)
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-12)
+        np.testing.assert_allclose(want[1], 0.5 * np.linalg.slogdet(noise)[1], rtol=1e-12)
