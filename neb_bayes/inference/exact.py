@@ -12,6 +12,7 @@ deterministic.  No PyMC on this path (see shared/research/inference-notes.md).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -94,6 +95,96 @@ def block_moments(
     draws are evaluated at once.
     """
     idx = np.arange(block.n) if keep is None else keep
+    st = _block_structure(model, block, idx)
+    n = st.channels.size
+    L = st.loadings
+    ax = model.axes[block.axis]
+    lat_mean, lat_cov = latent[:2] if latent is not None else (ax.lat_mean, ax.lat_cov)
+    lat_prec = latent[2] if latent is not None and len(latent) > 2 else None
+    lead = lat_mean.shape[:-2]                      # () or (D,)
+    base = st.log_median if log_median is None else log_median[..., st.channels]
+    # (one matrix product over the draws and states: a stacked product calls BLAS per draw;
+    # 197 -> 163 us per block with 1,000 draws; sums in the same order, the same numbers)
+    if lead:
+        # with the results first in memory, (n, draws, states): the layout of the blocks'
+        # kernels (one (n, draws x states) stack), which then read the residuals y - mean
+        # without a transposing copy
+        own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape((n,) + lat_mean.shape[:-1])
+        # (each part added in place: no (n, draws, states) temporary)
+        own_t += np.moveaxis(base, -1, 0)[..., None]
+        own_t += st.own_shift.T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
+        own_mean = np.moveaxis(own_t, 0, -1).reshape(lead + st.own_shape)
+    else:
+        lat_part = (lat_mean.reshape(-1, lat_mean.shape[-1]) @ L.T).reshape(lat_mean.shape[:-1]
+                                                                             + (n,))
+        own_mean = base[..., None, :] + st.own_shift
+        own_mean = np.add(own_mean, lat_part, out=own_mean if own_mean.shape == lat_part.shape
+                          else None).reshape(lead + st.own_shape)
+    g = len(block.deps)
+    k = lat_cov.shape[-1]
+    cshape = [1] * g + [k, k]
+    cshape[st.own_pos] = ax.n_states
+    if lat_prec is not None:
+        lat_prec = (lat_prec[0].reshape(lead + tuple(cshape)),
+                    lat_prec[1].reshape(lead + tuple(cshape[:-2])))
+    return BlockMoments(own_mean=own_mean, other_mean=st.other_mean, noise=st.noise,
+                        lat_cov=lat_cov.reshape(lead + tuple(cshape)), loadings=L,
+                        own_pos=st.own_pos, lat_prec=lat_prec)
+
+
+@dataclass(frozen=True)
+class _BlockStructure:
+    """What a block's moments take from its results' channels, days, daily rhythms and
+    context variances alone: not their values, not the parameters (:func:`block_moments`
+    adds the latent means and medians), so blocks with the same structure (one panel's
+    results) share it (:func:`_block_structure`).  Arrays read-only."""
+
+    channels: np.ndarray    # (n,) channel index per result
+    loadings: np.ndarray    # (n, K)
+    log_median: np.ndarray  # (n,) the channels' log medians (the model's parameters)
+    own_shift: np.ndarray   # (S_own, n) the own axis' state effects (and daily rhythm)
+    own_shape: tuple[int, ...]  # grid shape (1 except at own_pos) + (n,)
+    other_mean: np.ndarray  # grid shape (1 at own_pos) + (n,)
+    noise: np.ndarray       # grid shape (1 except possibly at own_pos) + (n, n)
+    own_pos: int
+
+
+#: :class:`_BlockStructure` per block structure, per model (the last few models: sex views,
+#: a fit's parameter sets), each with at most :data:`STRUCTURES_MAX` structures (first in,
+#: first out); entries hold their model, so an id is never reused while it is kept
+_STRUCTURES: dict[int, tuple[CompiledModel, dict[tuple, _BlockStructure]]] = {}
+STRUCTURE_MODELS = 8
+STRUCTURES_MAX = 4096
+_STRUCTURES_LOCK = threading.Lock()
+
+
+def _block_structure(model: CompiledModel, block: Block, idx: np.ndarray) -> _BlockStructure:
+    """A block's structure (:class:`_BlockStructure`) for results ``idx``, cached: half the
+    blocks of simulated work-ups repeat one seen before, and building it (~100 small numpy
+    operations) costs ~150 us beside the draws path's kernels."""
+    key = (block.axis, block.deps, block.channel[idx].tobytes(), block.diurnal[idx].tobytes(),
+           block.day[idx].tobytes(), block.diurnal_var[idx].tobytes(),
+           None if block.extra_var is None else block.extra_var[idx].tobytes())
+    entry = _STRUCTURES.get(id(model))
+    if entry is not None and entry[0] is model:
+        hit = entry[1].get(key)
+        if hit is not None:
+            return hit
+    st = _structure_of(model, block, idx)
+    with _STRUCTURES_LOCK:
+        entry = _STRUCTURES.get(id(model))
+        if entry is None or entry[0] is not model:
+            if len(_STRUCTURES) >= STRUCTURE_MODELS:
+                _STRUCTURES.pop(next(iter(_STRUCTURES)))
+            entry = _STRUCTURES[id(model)] = (model, {})
+        if len(entry[1]) >= STRUCTURES_MAX:
+            entry[1].pop(next(iter(entry[1])))
+        entry[1][key] = st
+    return st
+
+
+def _structure_of(model: CompiledModel, block: Block, idx: np.ndarray) -> _BlockStructure:
+    """:func:`_block_structure` computed."""
     chans = [model.channels[c] for c in block.channel[idx]]
     n = len(chans)
     deps = block.deps
@@ -101,9 +192,6 @@ def block_moments(
     sizes = [model.axes[d].n_states for d in deps]
     own_pos = deps.index(block.axis)
     ax = model.axes[block.axis]
-    lat_mean, lat_cov = latent[:2] if latent is not None else (ax.lat_mean, ax.lat_cov)
-    lat_prec = latent[2] if latent is not None and len(latent) > 2 else None
-    lead = lat_mean.shape[:-2]                      # () or (D,)
     L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
     per_axis = [np.zeros((s, n)) for s in sizes]
     amp_own = np.ones((ax.n_states, n))
@@ -115,29 +203,8 @@ def block_moments(
             per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * diurnal[i]
             if ch.amp_axis == block.axis:
                 amp_own[:, i] = ch.amp
-    if log_median is None:
-        base = np.array([c.log_median for c in chans])
-    else:
-        base = log_median[..., block.channel[idx]]
     own_shape = [1] * g + [n]
     own_shape[own_pos] = ax.n_states
-    # (one matrix product over the draws and states: a stacked product calls BLAS per draw;
-    # 197 -> 163 us per block with 1,000 draws; sums in the same order, the same numbers)
-    if lead:
-        # with the results first in memory, (n, draws, states): the layout of the blocks'
-        # kernels (one (n, draws x states) stack), which then read the residuals y - mean
-        # without a transposing copy
-        own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape((n,) + lat_mean.shape[:-1])
-        # (each part added in place: no (n, draws, states) temporary)
-        own_t += np.moveaxis(base, -1, 0)[..., None]
-        own_t += per_axis[own_pos].T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
-        own_mean = np.moveaxis(own_t, 0, -1).reshape(lead + tuple(own_shape))
-    else:
-        lat_part = (lat_mean.reshape(-1, lat_mean.shape[-1]) @ L.T).reshape(lat_mean.shape[:-1]
-                                                                             + (n,))
-        own_mean = base[..., None, :] + per_axis[own_pos]
-        own_mean = np.add(own_mean, lat_part, out=own_mean if own_mean.shape == lat_part.shape
-                          else None).reshape(lead + tuple(own_shape))
     other_mean = np.zeros([1] * g + [n])
     for pos, arr in enumerate(per_axis):
         if pos != own_pos:
@@ -162,15 +229,15 @@ def block_moments(
     if np.any(dvar > 0):
         noise = noise + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
         nshape[own_pos] = ax.n_states
-    k = lat_cov.shape[-1]
-    cshape = [1] * g + [k, k]
-    cshape[own_pos] = ax.n_states
-    if lat_prec is not None:
-        lat_prec = (lat_prec[0].reshape(lead + tuple(cshape)),
-                    lat_prec[1].reshape(lead + tuple(cshape[:-2])))
-    return BlockMoments(own_mean=own_mean, other_mean=other_mean,
-                        noise=noise.reshape(nshape), lat_cov=lat_cov.reshape(lead + tuple(cshape)),
-                        loadings=L, own_pos=own_pos, lat_prec=lat_prec)
+    out = _BlockStructure(
+        channels=np.array(ch_id), loadings=L,
+        log_median=np.array([c.log_median for c in chans], dtype=float),
+        own_shift=per_axis[own_pos], own_shape=tuple(own_shape), other_mean=other_mean,
+        noise=noise.reshape(nshape), own_pos=own_pos)
+    for a in (out.channels, out.loadings, out.log_median, out.own_shift, out.other_mean,
+              out.noise):
+        a.flags.writeable = False
+    return out
 
 
 def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -1196,6 +1263,10 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
     return red.expand(ll), None if ratio is None else [red.expand(r) for r in ratio]
 
 
+#: :meth:`_DistinctOthers._classes` by (id of ``other_mean``, grid); entries hold the array,
+#: so an id is never reused while it is kept
+_CLASSES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
 #: blocks whose (draws x) grid has at least this many points are evaluated on the distinct
 #: combinations of the other axes' states (below, finding them costs more than it saves)
 DISTINCT_MIN = 4096
@@ -1229,10 +1300,26 @@ class _DistinctOthers:
         n_rest = math.prod(grid) // grid[mom.own_pos]
         if n_rest < 2 or (lead and math.prod(lead) * math.prod(grid) < DISTINCT_MIN):
             return None
-        first, inverse = distinct_rows(cls._rows(mom, grid))
+        first, inverse = cls._classes(mom, grid)
         if first.size == n_rest:
             return None
         return cls(grid, mom.own_pos, first, inverse)
+
+    @classmethod
+    def _classes(cls, mom: BlockMoments, grid: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`~neb_bayes.tensor.distinct_rows` of :meth:`_rows`, kept per ``other_mean``
+        array (blocks of one structure share it, :func:`_block_structure`) and grid."""
+        key = (id(mom.other_mean), grid)
+        hit = _CLASSES.get(key)
+        if hit is not None and hit[0] is mom.other_mean:
+            return hit[1], hit[2]
+        first, inverse = distinct_rows(cls._rows(mom, grid))
+        if not mom.other_mean.flags.writeable:         # (a kept structure's: it stays as it is)
+            with _STRUCTURES_LOCK:
+                if len(_CLASSES) >= STRUCTURES_MAX:
+                    _CLASSES.pop(next(iter(_CLASSES)))
+                _CLASSES[key] = (mom.other_mean, first, inverse)
+        return first, inverse
 
     @staticmethod
     def _rows(mom: BlockMoments, grid: tuple[int, ...]) -> np.ndarray:

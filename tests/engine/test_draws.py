@@ -378,3 +378,99 @@ def test_blocks_read_the_draws_latent_precision_kept_with_the_draws(name, monkey
         np.testing.assert_allclose(given, fresh, rtol=1e-12, atol=1e-12)
         fused += (block.censor == 0).all() or (block.censor != 0).sum() == 1
     assert fused, "needs a block the fused kernels take"
+
+
+def test_blocks_of_one_structure_share_their_moments_parts_and_nothing_else():
+    """A block's moments take what depends only on its results' channels, days, rhythms and
+    context variances from a kept structure: two cases whose blocks have the same structure
+    (other values) share it, and the moments equal those computed with nothing kept; another
+    model (other parameters) gets its own, with its own medians; the kept arrays are
+    read-only, and so are the distinct combinations of the other axes read from them."""
+    from neb_bayes.inference import exact
+
+    sims = simulate(MODEL, 400, seed=7, p_repeat=0.3)
+    evs = [build_evidence(MODEL, s.case) for s in sims]
+    seen: dict[tuple, tuple] = {}
+    pair = None
+    for ev in evs:
+        for b in ev.blocks:
+            key = (b.axis, b.deps, b.channel.tobytes(), b.diurnal.tobytes(), b.day.tobytes(),
+                   b.diurnal_var.tobytes(), None if b.extra_var is None else b.extra_var.tobytes())
+            if key in seen and not np.array_equal(seen[key][1].y, b.y) and len(b.deps) > 1:
+                pair = (seen[key][1], b)
+                break
+            seen[key] = (ev, b)
+        if pair:
+            break
+    assert pair is not None, "needs two blocks of one structure with other values"
+    first, second = pair
+    a = first.axis
+    draws = PS.draws                          # (all of them: the other axes' classes pay)
+    latent = (draws.lat_mean[a], draws.lat_cov(MODEL, a))
+    exact._STRUCTURES.clear()
+    exact._CLASSES.clear()
+    m1 = exact.block_moments(MODEL, first, latent=latent, log_median=draws.log_median)
+    m2 = exact.block_moments(MODEL, second, latent=latent, log_median=draws.log_median)
+    assert m2.noise is m1.noise and m2.other_mean is m1.other_mean
+    assert not m1.noise.flags.writeable and not m1.other_mean.flags.writeable
+    for fresh_of in (first, second):
+        got = exact.block_moments(MODEL, fresh_of, latent=latent, log_median=draws.log_median)
+        exact._STRUCTURES.clear()
+        want = exact.block_moments(MODEL, fresh_of, latent=latent, log_median=draws.log_median)
+        for f in ("own_mean", "other_mean", "noise", "lat_cov", "loadings"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
+        assert got.own_pos == want.own_pos
+    # the distinct combinations of the other axes: kept per structure, equal to fresh ones
+    m1 = exact.block_moments(MODEL, first, latent=latent, log_median=draws.log_median)
+    m2 = exact.block_moments(MODEL, second, latent=latent, log_median=draws.log_median)
+    red1 = exact._DistinctOthers.of(m1)
+    assert red1 is not None, "needs a block on distinct combinations of the other axes"
+    red2 = exact._DistinctOthers.of(m2)
+    assert red2.inverse is red1.inverse
+    exact._CLASSES.clear()
+    fresh = exact._DistinctOthers.of(m2)
+    np.testing.assert_array_equal(fresh.inverse, red1.inverse)
+    np.testing.assert_array_equal(fresh.first, red1.first)
+    # another model: its own structure, its own medians
+    other = with_params(MODEL, DRAWS, 1)
+    p1 = exact.block_moments(MODEL, first)
+    p2 = exact.block_moments(other, first)
+    assert p2.noise is not p1.noise
+    ch = first.channel
+    np.testing.assert_allclose(
+        exact._block_structure(other, first, np.arange(first.n)).log_median,
+        [other.channels[c].log_median for c in ch])
+    assert not np.allclose(p1.own_mean, p2.own_mean)
+
+
+def test_a_kept_block_structure_is_never_read_for_another_day_time_or_context():
+    """Blocks with the same analytes but other days (repeats on one day share its
+    within-day variation), sampling hours or none (a daily rhythm), or a pregnancy (the
+    context's extra variance) have other structures: read in turn, each block's moments
+    equal those computed with nothing kept."""
+    from neb_bayes.case.model import Case, Measurement, Patient
+    from neb_bayes.inference import exact
+
+    def block(days, hours=(None, None), pregnant=False):
+        ms = (Measurement(0, "cortisol", "serum", 300.0, day=days[0], hour=hours[0]),
+              Measurement(1, "cortisol", "serum", 280.0, day=days[1], hour=hours[1]),
+              Measurement(2, "acth", "plasma", 20.0, hour=8.0))
+        patient = Patient(sex="F", age=30, pregnant=pregnant,
+                          gestational_week=20.0 if pregnant else None)
+        ev = build_evidence(MODEL, Case(id="x", patient=patient, measurements=ms))
+        (b,) = [b for b in ev.blocks if b.n == 3]
+        return b
+
+    blocks = [block((0.0, 0.0)), block((0.0, 30.0)), block((0.0, 0.0), (8.0, 8.0)),
+              block((0.0, 0.0), (8.0, 23.0)), block((0.0, 0.0), pregnant=True)]
+    # (and the same rhythm offsets with another variance for an unknown collection time)
+    blocks.append(dataclasses.replace(blocks[0], diurnal_var=blocks[0].diurnal_var + 0.05))
+    assert len({(b.day.tobytes(), b.diurnal.tobytes(), b.diurnal_var.tobytes(),
+                 None if b.extra_var is None else b.extra_var.tobytes()) for b in blocks}) == 6
+    exact._STRUCTURES.clear()
+    kept = [exact.block_moments(MODEL, b) for b in blocks + blocks]
+    for b, got in zip(blocks + blocks, kept, strict=True):
+        exact._STRUCTURES.clear()
+        want = exact.block_moments(MODEL, b)
+        for f in ("own_mean", "other_mean", "noise"):
+            np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
