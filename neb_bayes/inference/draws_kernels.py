@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["censored_block", "censored_finish", "exp_into", "log_into", "mixture_block",
-           "mixture_loglik", "mixture_point",
+           "mixture_loglik", "mixture_point", "own_mean_into",
            "present_symptoms", "woodbury_stack"]
 
 
@@ -91,6 +91,27 @@ EXP_MIN, EXP_MAX = -708.0, 709.0
 #: exact rounding of ``t - 1.5 * 2^52``): every element rounds the same way wherever it sits,
 #: and the polynomials' loops vectorise (2.5x faster than without contraction)
 FMA = {"contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=FMA)
+def own_mean_into(loadings, lat_mean, base, shift, out):  # pragma: no cover
+    """A block's own-axis mean under every draw, results first: ``out[i, d, s] = sum_k
+    L[i, k] mu[d, s, k] + base[d, i] + shift[s, i]`` (``loadings`` ``(n, K)``, ``lat_mean``
+    ``(D, S, K)``, ``base`` ``(D, n)`` the channels' log medians, ``shift`` ``(S, n)`` the
+    own axis' state effects; ``out`` ``(n, D, S)``): one pass instead of a matrix product
+    and two broadcast additions (:func:`neb_bayes.inference.exact.block_moments`)."""
+    n, k = loadings.shape
+    n_d, n_s = lat_mean.shape[0], lat_mean.shape[1]
+    for i in range(n):
+        oi = out[i]
+        for d in range(n_d):
+            b = base[d, i]
+            od, md = oi[d], lat_mean[d]
+            for s in range(n_s):
+                acc = b + shift[s, i]
+                for kk in range(k):
+                    acc += loadings[i, kk] * md[s, kk]
+                od[s] = acc
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)

@@ -109,10 +109,18 @@ def block_moments(
         # with the results first in memory, (n, draws, states): the layout of the blocks'
         # kernels (one (n, draws x states) stack), which then read the residuals y - mean
         # without a transposing copy
-        own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape((n,) + lat_mean.shape[:-1])
-        # (each part added in place: no (n, draws, states) temporary)
-        own_t += np.moveaxis(base, -1, 0)[..., None]
-        own_t += st.own_shift.T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
+        if use_compiled() and len(lead) == 1:
+            from neb_bayes.inference.draws_kernels import own_mean_into
+
+            own_t = np.empty((n,) + lat_mean.shape[:-1])
+            own_mean_into(L, np.ascontiguousarray(lat_mean), np.ascontiguousarray(base),
+                          st.own_shift, own_t)
+        else:
+            own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape(
+                (n,) + lat_mean.shape[:-1])
+            # (each part added in place: no (n, draws, states) temporary)
+            own_t += np.moveaxis(base, -1, 0)[..., None]
+            own_t += st.own_shift.T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
         own_mean = np.moveaxis(own_t, 0, -1).reshape(lead + st.own_shape)
     else:
         lat_part = (lat_mean.reshape(-1, lat_mean.shape[-1]) @ L.T).reshape(lat_mean.shape[:-1]

@@ -474,3 +474,20 @@ def test_a_kept_block_structure_is_never_read_for_another_day_time_or_context():
         want = exact.block_moments(MODEL, b)
         for f in ("own_mean", "other_mean", "noise"):
             np.testing.assert_array_equal(getattr(got, f), getattr(want, f))
+
+
+def test_block_means_under_draws_are_the_same_compiled_or_not(monkeypatch):
+    """``block_moments`` with parameter draws forms a block's own-axis mean in one compiled
+    pass where the kernels are on, by numpy otherwise: the same means to rounding."""
+    from neb_bayes.inference.exact import block_moments
+
+    ev = build_evidence(MODEL, nb.read_case(CASES["censored+repeats"]))
+    for b in ev.blocks:
+        latent = (DRAWS.lat_mean[b.axis], DRAWS.lat_cov(MODEL, b.axis))
+        means = []
+        for flag in ("1", "0"):
+            monkeypatch.setenv("NEB_BAYES_COMPILED", flag)
+            means.append(block_moments(MODEL, b, latent=latent,
+                                       log_median=DRAWS.log_median).own_mean)
+        assert means[0].shape == means[1].shape
+        np.testing.assert_allclose(means[0], means[1], rtol=1e-13, atol=1e-12)
