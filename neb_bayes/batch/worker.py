@@ -104,6 +104,11 @@ def interval_bounds_by_case(model: CompiledModel, draws: ParamDraws,
     conditions + 1)`` bounds, never the ``(draws, cases, conditions + 1)`` probabilities
     (168 MB for 1,000 cases and 1,000 draws, and as much again for the quantiles' sort).
     ``probs``: the cases' point probabilities, in the same order."""
+    from neb_bayes.inference.draws import retain_freed_memory
+
+    # (each case allocates and frees its factors and tables, megabytes each: kept in the
+    # process, they are not faulted in again case after case; see retain_freed_memory)
+    retain_freed_memory()
     lo, hi = np.empty_like(probs), np.empty_like(probs)
     for i, ev in enumerate(evidences):
         lo[i:i + 1], hi[i:i + 1] = interval_bounds(probs[i:i + 1],
