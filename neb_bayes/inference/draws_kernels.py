@@ -431,25 +431,37 @@ def _woodbury_part(r, prec, half_logdet_s, a, bt, e, first, step, nb):  # pragma
             dst = vt[i, j]
             for n in range(nb):
                 dst[n] = acc[n] * ri[n]
-    # t = V'd, |t|^2 and V t
-    t, qs, ps = np.empty((k, nb)), np.zeros(nb), np.zeros((m, nb))
+    t, qs, ps = np.empty((k, nb)), np.empty(nb), np.empty((m, nb))
+    _project(vt, d, t, qs, ps)
+    return d, vt, ld, qs, ps
+
+
+@njit(cache=True, nogil=True)
+def _project(vt, d, t, quad_sub, pr_sub):  # pragma: no cover
+    """``t = V'd`` ``(K, N)``, ``|t|^2`` and ``V t`` ``(m, N)`` (written to ``t``,
+    ``quad_sub`` and ``pr_sub``) for every entry, from ``V'`` ``(K, m, N)`` and ``d``
+    ``(m, N)``: what the Woodbury form subtracts from ``d'N^-1 d`` and ``N^-1 d``."""
+    k, m, n_st = vt.shape
+    for n in range(n_st):
+        quad_sub[n] = 0.0
     for i in range(k):
         ti = t[i]
-        for n in range(nb):
+        for n in range(n_st):
             ti[n] = 0.0
         for j in range(m):
             vij, dj = vt[i, j], d[j]
-            for n in range(nb):
+            for n in range(n_st):
                 ti[n] += vij[n] * dj[n]
-        for n in range(nb):
-            qs[n] += ti[n] * ti[n]
+        for n in range(n_st):
+            quad_sub[n] += ti[n] * ti[n]
     for j in range(m):
-        dst = ps[j]
+        dst = pr_sub[j]
+        for n in range(n_st):
+            dst[n] = 0.0
         for i in range(k):
             vij, ti = vt[i, j], t[i]
-            for n in range(nb):
+            for n in range(n_st):
                 dst[n] += vij[n] * ti[n]
-    return d, vt, ld, qs, ps
 
 
 @njit(cache=True, nogil=True, fastmath=FMA)
@@ -646,26 +658,7 @@ def woodbury_stack(lat_cov, a, bt, r, vt, t, logdet_add, quad_sub, pr_sub):  # p
             wii, dst = w[i, i], vt[i, j]
             for n in range(n_st):
                 dst[n] = acc[n] / wii[n]
-    for n in range(n_st):
-        quad_sub[n] = 0.0
-    for i in range(k):
-        ti = t[i]
-        for n in range(n_st):
-            ti[n] = 0.0
-        for j in range(m):
-            vij, rj = vt[i, j], r[j]
-            for n in range(n_st):
-                ti[n] += vij[n] * rj[n]
-        for n in range(n_st):
-            quad_sub[n] += ti[n] * ti[n]
-    for j in range(m):
-        dst = pr_sub[j]
-        for n in range(n_st):
-            dst[n] = 0.0
-        for i in range(k):
-            vij, ti = vt[i, j], t[i]
-            for n in range(n_st):
-                dst[n] += vij[n] * ti[n]
+    _project(vt, r, t, quad_sub, pr_sub)
 
 
 @njit(cache=True, nogil=True)
