@@ -695,7 +695,7 @@ def censored_block(r, lat_cov, prec, half_logdet_s, n_inv, logdet_n, a, bt, e_o,
             nb = min(STACK_BLOCK, (n_st - first + n_x - 1) // n_x)
             u, c, kk_, g = (np.empty((m, nb)), np.empty((m, nb)), np.empty((m, nb)),
                             np.empty((m, nb)))
-            w, vk = np.empty((k, nb)), np.empty((k, nb))
+            w, vk, kq, vvk = np.empty((k, nb)), np.empty((k, nb)), np.empty(nb), np.empty((m, nb))
             quad, mu, var = np.empty(nb), np.empty(nb), np.empty(nb)
             lcb, work, work2 = np.empty(nb), np.empty(nb), np.empty(nb)
             rb, vt, ld, qs, ps = _woodbury_part(r, prec, half_logdet_s, ax, bx, e_o, first,
@@ -737,16 +737,9 @@ def censored_block(r, lat_cov, prec, half_logdet_s, n_inv, logdet_n, a, bt, e_o,
                     for n in range(nb):
                         kj[n] += ljp * wp[n]
             # g = A k = N^-1 k - V (V'k)
-            for q in range(k):
-                vq = vk[q]
-                for n in range(nb):
-                    vq[n] = 0.0
-                for j in range(m):
-                    vqj, kj = vt[q, j], kk_[j]
-                    for n in range(nb):
-                        vq[n] += vqj[n] * kj[n]
+            _project(vt, kk_, vk, kq, vvk)
             for i in range(m):
-                gi = g[i]
+                gi, vi = g[i], vvk[i]
                 for n in range(nb):
                     gi[n] = 0.0
                 for j in range(m):
@@ -755,10 +748,8 @@ def censored_block(r, lat_cov, prec, half_logdet_s, n_inv, logdet_n, a, bt, e_o,
                     nij, kj = ni[i, j], kk_[j]
                     for n in range(nb):
                         gi[n] += nij * kj[n]
-                for q in range(k):
-                    vqi, vq = vt[q, i], vk[q]
-                    for n in range(nb):
-                        gi[n] -= vqi[n] * vq[n]
+                for n in range(nb):
+                    gi[n] -= vi[n]
             for n in range(nb):
                 mu[n] = mu_c[first + n * n_x] + e_c
             for j in range(m):
