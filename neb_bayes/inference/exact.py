@@ -725,7 +725,10 @@ def gaussian_block_loglik(
     With ``mixture = (log q(y) (n,), eps)`` (every result observed, ``other`` and
     ``low_rank`` given: the draws path) return the block's log-likelihood with at most one
     gross error, ``log p(y) + log((1 - n eps) + eps sum_j q(y_j) / p(y_j | y_-j))``, computed
-    without keeping the leave-one-out terms; ``None`` where a term would overflow.
+    without keeping the leave-one-out terms; ``None`` where a term would overflow.  Its
+    compiled kernel reads the latent covariance by its ``precision`` (S^-1 and log|S|^(1/2),
+    :func:`latent_precision`, shaped like ``lat_cov`` and ``lat_cov[..., 0, 0]``), computed
+    from ``lat_cov`` where not given.
     """
     obs = censor == 0
     if mixture is not None and not (obs.all() and other is not None and low_rank is not None
@@ -1323,6 +1326,7 @@ class _DistinctOthers:
             return hit[1], hit[2]
         first, inverse = distinct_rows(cls._rows(mom, grid))
         if not mom.other_mean.flags.writeable:         # (a kept structure's: it stays as it is)
+            first.flags.writeable = inverse.flags.writeable = False
             with _STRUCTURES_LOCK:
                 if len(_CLASSES) >= STRUCTURES_MAX:
                     _CLASSES.pop(next(iter(_CLASSES)))
