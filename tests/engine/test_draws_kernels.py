@@ -157,7 +157,8 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
     from neb_bayes.inference.draws_kernels import STACK_BLOCK, mixture_block
 
     rng = np.random.default_rng(21)
-    m, k, n_x, n_st = 5, 3, 3, 2 * STACK_BLOCK + 37
+    # (more entries per noise part than one block holds, the parts of unequal length)
+    m, k, n_x, n_st = 5, 3, 3, 3 * (STACK_BLOCK + 40) + 2
     load = rng.normal(size=(m, k))
     n_inv = []
     for _ in range(n_x):
@@ -194,7 +195,7 @@ def test_mixture_block_with_one_point_of_the_other_axes_equals_the_general_loop_
                          two.reshape(-1))
     np.testing.assert_allclose(one[:, 0], two[:, 0], rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(two[:, 0], two[:, 1])
-    for n in (0, STACK_BLOCK + 1, n_st - 1):
+    for n in (0, STACK_BLOCK + 1, n_x * (STACK_BLOCK + 5) + 1, n_st - 1):
         c = noise[n % n_x] + load @ lat[n] @ load.T
         prec = np.linalg.inv(c)
         d = r[n] - e
