@@ -340,18 +340,9 @@ def mixture_block(r, prec, half_logdet_s, n_inv, logdet_n, a, bt, et, base, eps,
             else:
                 # C^-1 r = N^-1 r - V V'r, r'C^-1 r = r'N^-1 r - |V'r|^2, C^-1 = N^-1 - V V'
                 pr, c0, q = np.empty((m, nb)), np.empty(nb), np.empty((m, m, nb))
-                quad = np.zeros(nb)
+                quad, cd = np.zeros(nb), np.empty(nb)
                 for i in range(m):
-                    pi, psi, ri = pr[i], ps[i], d[i]
-                    for n in range(nb):
-                        pi[n] = 0.0
-                    for c in range(m):
-                        nic, rc = ni[i, c], d[c]
-                        for n in range(nb):
-                            pi[n] += nic * rc[n]
-                    for n in range(nb):
-                        quad[n] += ri[n] * pi[n]
-                        pi[n] -= psi[n]
+                    _observed_row(i, d, ni, nz, vt, ps, quad, pr[i], cd)
                     for c in range(m):
                         nic, qic = ni[i, c], q[i, c]
                         for n in range(nb):
