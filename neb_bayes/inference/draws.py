@@ -35,6 +35,7 @@ draw dimension), probabilities only.  To keep the work per draw small:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -51,7 +52,7 @@ from neb_bayes.inference.exact import (
 from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, axis_modifiers, log_prior_parts
-from neb_bayes.tensor import contract_marginals
+from neb_bayes.tensor import contract_marginals, move_axis
 
 #: above this many joint states of the present symptoms' cause axes, the propensity level is
 #: left to the contraction instead of being summed out on that grid
@@ -320,16 +321,34 @@ def _shares(draws: ParamDraws, threads: int) -> list[ParamDraws]:
 def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
               n_draws: int, chunk: int, single: bool = SINGLE) -> np.ndarray:
     """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
-    masks = [ax.healthy.astype(float) for ax in model.axes]
-    out = np.empty((n_draws, len(model.conditions) + 1))
+    masks, columns, starts, kept = _condition_columns(model)
+    out = np.zeros((n_draws, len(model.conditions) + 1))
     # the log-factors summed once for all draws; tables made and contracted in chunks of
     # draws that stay in cache
     marg, none = contract_marginals(parts, masks, n_axes=len(model.axes), potentials=potentials,
                                     single=single, chunk=chunk)
-    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        out[:, k] = marg[a][:, mask].sum(axis=1)
+    # each condition's states summed, every condition in one pass over the marginals
+    out[:, kept] = np.add.reduceat(np.concatenate(marg, axis=1)[:, columns], starts, axis=1)
     out[:, -1] = none
     return np.clip(out, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _condition_columns(model: CompiledModel) -> tuple[list[np.ndarray], np.ndarray, np.ndarray,
+                                                       np.ndarray]:
+    """The healthy masks (0/1 per axis), and for :func:`_contract`'s sums of the axes'
+    marginals side by side: each condition's columns, where each condition starts among
+    them, and the conditions with a state in ``model`` (a sex view may have none)."""
+    first = np.cumsum([0] + [ax.n_states for ax in model.axes])
+    columns, starts, kept = [], [], []
+    for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
+        states = np.flatnonzero(mask)
+        if states.size:
+            kept.append(k)
+            starts.append(len(columns))
+            columns.extend(first[a] + states)
+    return ([ax.healthy.astype(float) for ax in model.axes], np.array(columns, dtype=np.intp),
+            np.array(starts, dtype=np.intp), np.array(kept, dtype=np.intp))
 
 
 def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
@@ -351,12 +370,12 @@ def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
     cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
     n_present = ev.present.size
     leak_rows, cause_rows, cause_nonzero = tab.symptom_rows(ev.cause_scale)
-    leak = np.moveaxis(leak_rows[cols], 0, -1)
-    cause = tuple(np.moveaxis(c[cols], 0, -1) for c in cause_rows)
+    leak = move_axis(leak_rows[cols], 0, -1)
+    cause = tuple(move_axis(c[cols], 0, -1) for c in cause_rows)
     can_cause = cause_nonzero[:, cols[:n_present]]
     sym = (np.arange(n_present), np.arange(n_present, cols.size), leak, cause)
     cause_axes = [ai for ai in range(len(model.axes)) if can_cause[ai].any()]
-    if int(np.prod([model.axes[ai].n_states for ai in cause_axes])) <= SMALL_SYMPTOM_GRID:
+    if math.prod(model.axes[ai].n_states for ai in cause_axes) <= SMALL_SYMPTOM_GRID:
         # few cause axes: the propensity level summed out on their grid directly
         parts.extend(p[..., None] for p in SymptomTerms(model, *sym).parts())
     else:

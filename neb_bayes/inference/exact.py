@@ -11,6 +11,7 @@ deterministic.  No PyMC on this path (see shared/research/inference-notes.md).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from neb_bayes.accel import use_compiled
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import log_prior
-from neb_bayes.tensor import distinct_rows
+from neb_bayes.tensor import distinct_rows, move_axis
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -118,9 +119,9 @@ def block_moments(
             own_t = (L @ lat_mean.reshape(-1, lat_mean.shape[-1]).T).reshape(
                 (n,) + lat_mean.shape[:-1])
             # (each part added in place: no (n, draws, states) temporary)
-            own_t += np.moveaxis(base, -1, 0)[..., None]
+            own_t += move_axis(base, -1, 0)[..., None]
             own_t += st.own_shift.T.reshape((n,) + (1,) * len(lead) + (ax.n_states,))
-        own_mean = np.moveaxis(own_t, 0, -1).reshape(lead + st.own_shape)
+        own_mean = move_axis(own_t, 0, -1).reshape(lead + st.own_shape)
     else:
         lat_part = (lat_mean.reshape(-1, lat_mean.shape[-1]) @ L.T).reshape(lat_mean.shape[:-1]
                                                                              + (n,))
@@ -195,26 +196,65 @@ def _keep(cache: dict, key, value, limit: int):
     return value
 
 
+@dataclass(frozen=True)
+class _ChannelArrays:
+    """The channels' numbers as arrays indexed by channel (:func:`_structure_of`)."""
+
+    shifts: tuple[np.ndarray, ...]  # per axis (S_axis, channels): the effects' shifts summed
+    loadings: tuple[np.ndarray, ...]  # per axis (channels, K_axis) (0 for other axes' channels)
+    tau: np.ndarray
+    cvi: np.ndarray
+    cva: np.ndarray
+    log_median: np.ndarray
+    rhythmic: np.ndarray            # (channels,) whose daily rhythm an axis' state scales
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_arrays(model: CompiledModel) -> _ChannelArrays:
+    chans = model.channels
+    shifts = []
+    for a, ax in enumerate(model.axes):
+        per = np.zeros((len(chans), ax.n_states))
+        for c, ch in enumerate(chans):
+            for eff in ch.effects:
+                if eff.axis == a:
+                    per[c] += eff.shift
+        shifts.append(np.ascontiguousarray(per.T))
+    loadings = []
+    for a, ax in enumerate(model.axes):
+        per = np.zeros((len(chans), len(ax.latents)))
+        for c, ch in enumerate(chans):
+            if ch.axis == a:
+                per[c] = ch.loadings
+        loadings.append(per)
+    return _ChannelArrays(
+        shifts=tuple(shifts), loadings=tuple(loadings), tau=np.array([c.tau for c in chans]),
+        cvi=np.array([c.cvi for c in chans]), cva=np.array([c.cva for c in chans]),
+        log_median=np.array([c.log_median for c in chans], dtype=float),
+        rhythmic=np.array([c.amp_axis is not None for c in chans]))
+
+
 def _structure_of(model: CompiledModel, block: Block, idx: np.ndarray) -> _BlockStructure:
     """:func:`_block_structure` computed."""
-    chans = [model.channels[c] for c in block.channel[idx]]
-    n = len(chans)
+    arrays = _channel_arrays(model)
+    ch_id = block.channel[idx]
+    n = ch_id.size
     deps = block.deps
     g = len(deps)
     sizes = [model.axes[d].n_states for d in deps]
     own_pos = deps.index(block.axis)
     ax = model.axes[block.axis]
-    L = np.stack([c.loadings for c in chans]) if n else np.zeros((0, len(ax.latents)))
-    per_axis = [np.zeros((s, n)) for s in sizes]
+    L = arrays.loadings[block.axis][ch_id]
+    # each axis' state effects (summed per channel in the order of its effects), then the
+    # daily rhythm scaled by an axis' state
+    per_axis = [arrays.shifts[d][:, ch_id] for d in deps]
     amp_own = np.ones((ax.n_states, n))
     diurnal = block.diurnal[idx]
-    for i, ch in enumerate(chans):
-        for eff in ch.effects:
-            per_axis[deps.index(eff.axis)][:, i] += eff.shift
-        if ch.amp_axis is not None:
-            per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * diurnal[i]
-            if ch.amp_axis == block.axis:
-                amp_own[:, i] = ch.amp
+    for i in np.flatnonzero(arrays.rhythmic[ch_id]):
+        ch = model.channels[ch_id[i]]
+        per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * diurnal[i]
+        if ch.amp_axis == block.axis:
+            amp_own[:, i] = ch.amp
     own_shape = [1] * g + [n]
     own_shape[own_pos] = ax.n_states
     other_mean = np.zeros([1] * g + [n])
@@ -224,26 +264,27 @@ def _structure_of(model: CompiledModel, block: Block, idx: np.ndarray) -> _Block
             shape[pos] = sizes[pos]
             other_mean = other_mean + arr.reshape(shape)
     # covariance: latent part (own axis states) + person/day/analytical noise
-    tau = np.array([c.tau for c in chans])
-    cvi = np.array([c.cvi for c in chans])
-    cva = np.array([c.cva for c in chans])
-    ch_id = block.channel[idx]
+    tau = arrays.tau[ch_id]
+    cvi = arrays.cvi[ch_id]
+    cva = arrays.cva[ch_id]
     day = block.day[idx]
     same_ch = ch_id[:, None] == ch_id[None, :]
     same_day = same_ch & (day[:, None] == day[None, :])
-    noise = same_ch * np.outer(tau, tau) + same_day * np.outer(cvi, cvi) + np.diag(cva**2)
+    noise = same_ch * (tau[:, None] * tau) + same_day * (cvi[:, None] * cvi)
+    diagonal = np.diag_indices(n)
+    noise[diagonal] += cva**2
     if block.extra_var is not None:
         # the context's extra variation is the person's: results of one channel share it
         se = np.sqrt(block.extra_var[idx])
-        noise = noise + same_ch * np.outer(se, se)
+        noise += same_ch * (se[:, None] * se)
     dvar = block.diurnal_var[idx]
     nshape = [1] * g + [n, n]
-    if np.any(dvar > 0):
+    if (dvar > 0).any():
         noise = noise + np.einsum("si,ij->sij", amp_own**2 * dvar, np.eye(n))
         nshape[own_pos] = ax.n_states
     out = _BlockStructure(
         channels=np.array(ch_id), loadings=L,
-        log_median=np.array([c.log_median for c in chans], dtype=float),
+        log_median=arrays.log_median[ch_id],
         own_shift=per_axis[own_pos], own_shape=tuple(own_shape), other_mean=other_mean,
         noise=noise.reshape(nshape), own_pos=own_pos)
     for a in (out.channels, out.loadings, out.log_median, out.own_shift, out.other_mean,
@@ -609,14 +650,14 @@ def _to_stack(x: np.ndarray, stack: tuple[int, ...], tail: tuple[int, ...]) -> n
     Small-matrix algebra over many tiny matrices is then a few contiguous elementwise
     operations per matrix entry, instead of one strided or LAPACK call per matrix.
     """
-    n = int(np.prod(stack))
+    n = math.prod(stack)
     x = np.broadcast_to(x, stack + tail).reshape((n,) + tail)
-    return np.ascontiguousarray(np.moveaxis(x, 0, -1))
+    return np.ascontiguousarray(move_axis(x, 0, -1))
 
 
 def _from_stack(x: np.ndarray, stack: tuple[int, ...]) -> np.ndarray:
     """Inverse of :func:`_to_stack`: ``tail + (N,)`` to ``stack + tail``."""
-    return np.moveaxis(x, -1, 0).reshape(stack + x.shape[:-1])
+    return move_axis(x, -1, 0).reshape(stack + x.shape[:-1])
 
 
 def _stack_mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -783,7 +824,7 @@ def gaussian_block_loglik(
             logdet = logdet + _from_stack(ld, st)
             quad = quad - _from_stack(qs, st)
             pr = pr - _from_stack(ps, st)                                # C^-1 r
-            vt = np.moveaxis(vt_st, 1, -1).reshape((k,) + st + (m,))     # (K,) + st + (n,)
+            vt = move_axis(vt_st, 1, -1).reshape((k,) + st + (m,))     # (K,) + st + (n,)
         if other is not None:
             e = other[..., obs]
             if loo or k:
@@ -1011,12 +1052,12 @@ class _KernelLayout:
         if not xs:                                    # one noise part for every entry
             return np.ascontiguousarray(v.reshape(tail + (1,)))
         v = np.broadcast_to(v.reshape(v.shape[v.ndim - len(tail) - len(xs):]), xs + tail)
-        return np.ascontiguousarray(np.moveaxis(v.reshape((self.n_x,) + tail), 0, -1))
+        return np.ascontiguousarray(move_axis(v.reshape((self.n_x,) + tail), 0, -1))
 
     def on_grid(self, out: np.ndarray) -> np.ndarray:
         """The kernel's flat result as ``lead + grid`` (a view: the draws last in memory)."""
         lead = self.st[:self.nl]
-        return np.moveaxis(out.reshape(self.full + (math.prod(lead),)), -1, 0).reshape(
+        return move_axis(out.reshape(self.full + (math.prod(lead),)), -1, 0).reshape(
             lead + self.full)
 
 
@@ -1101,7 +1142,7 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
     m = e.shape[-1]
     nl = len(st) - (e.ndim - 1)
     e_flat, xd, ed, on_grid = _stack_layout(st, e)
-    n = int(np.prod(st))
+    n = math.prod(st)
     n_e = e_flat.shape[0]
     k = 0 if vt is None else vt.shape[0]
     ng = n_inv.shape[:-2]
@@ -1112,7 +1153,7 @@ def _expanded_loglik(st: tuple[int, ...], e: np.ndarray, pr: np.ndarray, quad: n
     if low_rank:
         wsh = st[:nl] + tuple(st[nl + i] for i in xd)                     # the stack, unflattened
         ne = (n_inv.reshape((-1, m)) @ e_flat.T).reshape(nx + (m, n_e))   # N^-1 e
-        ne = np.moveaxis(ne, -2, 0).reshape((m,) + (1,) * nl + nx + (n_e,))
+        ne = move_axis(ne, -2, 0).reshape((m,) + (1,) * nl + nx + (n_e,))
         ve = np.matmul(vt.transpose(0, 2, 1), e_flat.T)                   # V'e  (K, N, E)
         # log p = c0 + (C^-1 r)'e - e'N^-1 e / 2 + |V'e|^2 / 2
         ll = pr_st.T @ e_flat.T
@@ -1374,7 +1415,7 @@ class _DistinctOthers:
         x = np.moveaxis(np.broadcast_to(x, lead + (own, self.first.size)), range(nl),
                         range(-nl, 0))[:, self.inverse]
         x = np.moveaxis(x.reshape((own,) + rest + lead), range(-nl, 0), range(nl))
-        return np.moveaxis(x, nl, nl + self.own_pos)
+        return move_axis(x, nl, nl + self.own_pos)
 
 
 def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
@@ -1550,15 +1591,15 @@ def _present_potentials_numpy(model: CompiledModel, present: np.ndarray, log1m_l
             col = log1m_cause[ai][..., y]
             if np.any(col != 0):
                 shape = _axis_shape(model, ai) + [1]
-                c = np.moveaxis(np.exp(col), -1, 0).reshape(tuple(shape) + (-1,) * bool(lead))
+                c = move_axis(np.exp(col), -1, 0).reshape(tuple(shape) + (-1,) * bool(lead))
                 q = c if q is None else q * c
                 causes.append(ai)
-        leak = np.moveaxis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
+        leak = move_axis(np.exp(log1m_leak[..., y]), -1, 0).reshape(
             (1,) * nd + (n_prop,) + (-1,) * bool(lead))
         q = leak if q is None else leak * q
         q = np.subtract(1.0, q)
         if lead:
-            q = np.moveaxis(q, -1, 0)
+            q = move_axis(q, -1, 0)
         key = tuple(causes)
         if key in potentials:
             potentials[key] *= q
@@ -1625,13 +1666,13 @@ def symptom_level_factors(
         from neb_bayes.inference.draws_kernels import present_symptoms
         from neb_bayes.tensor import SINGLE_LOW
 
-    n_lead = int(np.prod(lead))
+    n_lead = math.prod(lead)
     for causes, ys in groups.items():
-        leak = np.exp(np.moveaxis(np.broadcast_to(log1m_leak[..., ys], lead + (n_prop, len(ys)))
-                                  .reshape(n_lead, n_prop, len(ys)), 0, -1))     # (P, Y, D)
-        cols = [np.moveaxis(np.broadcast_to(log1m_cause[ai][..., ys],
-                                            lead + (model.axes[ai].n_states, len(ys)))
-                            .reshape(n_lead, -1, len(ys)), 0, -1)
+        leak = np.exp(move_axis(np.broadcast_to(log1m_leak[..., ys], lead + (n_prop, len(ys)))
+                                .reshape(n_lead, n_prop, len(ys)), 0, -1))     # (P, Y, D)
+        cols = [move_axis(np.broadcast_to(log1m_cause[ai][..., ys],
+                                          lead + (model.axes[ai].n_states, len(ys)))
+                          .reshape(n_lead, -1, len(ys)), 0, -1)
                 for ai in causes]                                                # (S_a, Y, D)
         cause = np.exp(np.concatenate(cols, axis=0).transpose(1, 0, 2)) if causes else \
             np.ones((len(ys), 0, n_lead))
@@ -1639,14 +1680,14 @@ def symptom_level_factors(
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         args = (np.ascontiguousarray(leak.transpose(1, 0, 2)), np.ascontiguousarray(cause),
                 starts, sizes)
-        q = np.empty((int(np.prod(sizes)), n_prop, n_lead),
+        q = np.empty((math.prod(sizes), n_prop, n_lead),
                      dtype=np.float32 if single else np.float64)
         if present_symptoms(*args, q, SINGLE_LOW if single else 0.0):
             q = np.empty(q.shape)
             present_symptoms(*args, q, 0.0)
         shape = tuple(model.axes[ai].n_states if ai in causes else 1 for ai in range(nd))
         q = q.reshape(shape + (n_prop, n_lead))
-        potentials.append(np.moveaxis(q, -1, 0).reshape(lead + shape + (n_prop,)))
+        potentials.append(move_axis(q, -1, 0).reshape(lead + shape + (n_prop,)))
     return out, potentials
 
 

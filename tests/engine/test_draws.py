@@ -491,3 +491,69 @@ def test_block_means_under_draws_are_the_same_compiled_or_not(monkeypatch):
                                        log_median=DRAWS.log_median).own_mean)
         assert means[0].shape == means[1].shape
         np.testing.assert_allclose(means[0], means[1], rtol=1e-13, atol=1e-12)
+
+
+def _structure_by_result(model, block):
+    """A block's structure built one result at a time from the model's channels (the
+    reference for the kept, array-built one)."""
+    chans = [model.channels[c] for c in block.channel]
+    n, deps = len(chans), block.deps
+    own_pos = deps.index(block.axis)
+    ax = model.axes[block.axis]
+    per_axis = [np.zeros((model.axes[d].n_states, n)) for d in deps]
+    amp_own = np.ones((ax.n_states, n))
+    for i, ch in enumerate(chans):
+        for eff in ch.effects:
+            per_axis[deps.index(eff.axis)][:, i] += eff.shift
+        if ch.amp_axis is not None:
+            per_axis[deps.index(ch.amp_axis)][:, i] += ch.amp * block.diurnal[i]
+            if ch.amp_axis == block.axis:
+                amp_own[:, i] = ch.amp
+    other = np.zeros([1] * len(deps) + [n])
+    for pos, arr in enumerate(per_axis):
+        if pos != own_pos:
+            shape = [1] * len(deps) + [n]
+            shape[pos] = arr.shape[0]
+            other = other + arr.reshape(shape)
+    noise = np.zeros((n, n))
+    for i, a in enumerate(chans):
+        for j, b in enumerate(chans):
+            if block.channel[i] == block.channel[j]:
+                noise[i, j] += a.tau * b.tau
+                if block.day[i] == block.day[j]:
+                    noise[i, j] += a.cvi * b.cvi
+                if block.extra_var is not None:
+                    noise[i, j] += np.sqrt(block.extra_var[i] * block.extra_var[j])
+        noise[i, i] += a.cva ** 2
+    noise = noise + np.einsum("si,ij->sij", amp_own**2 * block.diurnal_var, np.eye(n))
+    loadings = np.array([c.loadings for c in chans]).reshape(n, len(ax.latents))
+    return loadings, per_axis[own_pos], other, noise, [c.log_median for c in chans]
+
+
+def test_a_block_structure_equals_one_built_result_by_result():
+    """The array-built structure (loadings, the own axis' state effects with the daily
+    rhythm, the other axes' mean part, the noise covariance, the medians) equals one built
+    from the model's channels result by result, for simulated work-ups of both sexes with
+    repeats, collection times and contexts, and for blocks of the sex views."""
+    from neb_bayes.inference import exact
+
+    sims = simulate(MODEL, 40, seed=23, p_repeat=0.5, p_measure=0.8)
+    cases = [s.case for s in sims] + [_case(n) for n in ("pcos", "repeats-male",
+                                                           "context-latent-thyroid")]
+    n_blocks = 0
+    for case in cases:
+        for model in (MODEL, view_for_sex(MODEL, case.patient.sex)):
+            for block in build_evidence(model, case).blocks:
+                exact._STRUCTURES.clear()
+                st = exact._block_structure(model, block, np.arange(block.n))
+                loadings, own_shift, other, noise, medians = _structure_by_result(model, block)
+                np.testing.assert_allclose(st.loadings, loadings, rtol=0, atol=0)
+                np.testing.assert_allclose(st.own_shift, own_shift, rtol=1e-15, atol=1e-15)
+                np.testing.assert_allclose(st.other_mean, other, rtol=1e-15, atol=1e-15)
+                np.testing.assert_allclose(
+                    np.broadcast_to(st.noise.reshape((-1,) + noise.shape[1:]), noise.shape),
+                    noise, rtol=1e-14, atol=1e-15)
+                np.testing.assert_array_equal(st.log_median, medians)
+                np.testing.assert_array_equal(st.channels, block.channel)
+                n_blocks += 1
+    assert n_blocks > 150

@@ -277,3 +277,65 @@ def test_products_below_single_precision_range_are_kept(compiled, monkeypatch):
     msg, mx = tensor.scaled_message([a, b], [0, 2], np.float32)
     np.testing.assert_allclose(mx.reshape(-1), exact.max(axis=(0, 1, 2)), rtol=1e-15, atol=0)
     assert (mx < tensor.SINGLE_LOW).all()
+
+
+def test_move_axis_is_numpys_moveaxis_for_one_axis():
+    """The cached-permutation view is ``np.moveaxis``'s, for every source and destination
+    (negative ones too) of arrays of 1 to 5 dimensions."""
+    rng = np.random.default_rng(3)
+    for ndim in range(1, 6):
+        x = rng.normal(size=tuple(range(2, 2 + ndim)))
+        for src in range(-ndim, ndim):
+            for dst in range(-ndim, ndim):
+                got = tensor.move_axis(x, src, dst)
+                want = np.moveaxis(x, src, dst)
+                assert got.shape == want.shape and got.strides == want.strides
+                assert np.shares_memory(got, x)
+                np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: t,                                         # C-contiguous
+    lambda t: t[:, ::2],                                 # a strided state dimension
+    lambda t: np.broadcast_to(t[:, :1], t.shape),        # broadcast (stride 0)
+    lambda t: t[::-1],                                   # negative strides: copied
+    lambda t: np.asfortranarray(t),                      # batch not contiguous: copied
+    lambda t: t[:, :, :1],                               # one batch entry
+    lambda t: t[:, :1].copy(),                           # C-contiguous, a dimension of 1
+])
+def test_a_flat_run_and_its_steps_address_every_element(make):
+    """``_flat_run`` gives a flat run and per-dimension steps (0 along dimensions of size
+    1) such that element ``i`` of the table is ``run[sum(i_d * step_d)]``, whatever its
+    layout (the compiled loops read tables through them)."""
+    t = make(np.arange(3 * 6 * 5, dtype=np.float32).reshape(3, 6, 5))
+    run, steps = tensor._flat_run(t)
+    assert run.ndim == 1 and len(steps) == t.ndim
+    assert all(st == 0 for st, n in zip(steps, t.shape, strict=True) if n == 1)
+    for i in np.ndindex(t.shape):
+        assert run[sum(a * s for a, s in zip(i, steps, strict=True))] == t[i]
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_merge_nested_puts_every_table_in_a_root_that_contains_it(owned):
+    """Each table lands in a root whose dimensions contain its own; the roots' sum (and
+    product) broadcast to the whole grid equals the tables' own; tables of the same shapes
+    again (the plan is kept by shapes) give the same roots; an owned root is summed into in
+    place, another never."""
+    rng = np.random.default_rng(8)
+    shapes = [(3, 1, 1, 4), (3, 5, 1, 4), (1, 5, 1, 4), (1, 1, 2, 4), (1, 5, 2, 4),
+              (1, 1, 1, 4), (1, 5, 2, 1)]
+    for combine, total in ((np.add, np.sum), (np.multiply, np.prod)):
+        for _ in range(2):
+            tables = [rng.uniform(0.5, 1.5, size=sh) for sh in shapes]
+            keep = [t.copy() for t in tables]
+            roots = tensor.merge_nested(tables, combine, [owned] * len(tables))
+            full = np.broadcast_shapes(*shapes)
+            want = total([np.broadcast_to(t, full) for t in keep], axis=0)
+            got = total([np.broadcast_to(r, full) for r in roots], axis=0)
+            np.testing.assert_allclose(got, want, rtol=1e-13)
+            # two roots, smaller first: neither contains the other
+            assert [r.shape for r in roots] == [(1, 5, 2, 4), (3, 5, 1, 4)]
+            assert (roots[0] is tables[4]) == owned and (roots[1] is tables[1]) == owned
+            if not owned:
+                for t, k in zip(tables, keep, strict=True):
+                    np.testing.assert_array_equal(t, k)
