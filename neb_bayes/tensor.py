@@ -281,31 +281,42 @@ class _Elimination:
     """
 
     def __init__(self, tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...]):
-        self.pool = list(tables)
-        self.scopes = list(scopes)
-        self.inputs: list[list[int]] = []
-        live = set(range(len(tables)))
-        self.log_scale = 0.0
-        self.low = np.inf
         nv = tables[0].ndim - 1
         dtype = tables[0].dtype
-        for v in order:
-            ids = sorted(i for i in live if v in self.scopes[i])
-            msg, mx = scaled_message([self.pool[i] for i in ids], [a for a in range(nv) if a != v],
-                               dtype)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                self.log_scale = self.log_scale + np.log(mx).reshape(-1)
-            self.low = np.minimum(self.low, mx.reshape(-1))
-            self.inputs.append(ids)
-            live.difference_update(ids)
-            live.add(len(self.pool))
-            self.pool.append(msg)
-            self.scopes.append(frozenset().union(*(self.scopes[i] for i in ids)) - {v})
-        # what is left has no state dimension: constants per batch entry
-        rest = [self.pool[i].reshape(-1).astype(float) for i in sorted(live)]
-        z = self.z = _product(rest) if rest else 1.0
-        with np.errstate(divide="ignore"):
-            self.log_z = self.log_scale + np.log(z)
+        steps, self.inputs, self.scopes, rest = _schedule(tuple(scopes), order, nv)
+        self.pool = pool = list(tables)
+        log_scale = 0.0
+        low = np.inf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for ids, keep in steps:
+                msg, mx = scaled_message([pool[i] for i in ids], keep, dtype)
+                mx = mx.reshape(-1)
+                log_scale = log_scale + np.log(mx)
+                low = np.minimum(low, mx)
+                pool.append(msg)
+            self.log_scale, self.low = log_scale, low
+            # what is left has no state dimension: constants per batch entry
+            z = self.z = _product([pool[i].reshape(-1).astype(float) for i in rest]) if rest else 1.0
+            self.log_z = log_scale + np.log(z)
+
+
+@functools.lru_cache(maxsize=4096)
+def _schedule(scopes: tuple[frozenset, ...], order: tuple[int, ...], nv: int):
+    """:class:`_Elimination`'s steps for factors of these scopes eliminated in ``order``:
+    per step the pool entries it multiplies and the dimensions it keeps; the entries each
+    step read (``inputs``), every entry's scope (the factors', then one per message), and
+    the entries left at the end."""
+    scopes = list(scopes)
+    live = set(range(len(scopes)))
+    steps, inputs = [], []
+    for v in order:
+        ids = sorted(i for i in live if v in scopes[i])
+        steps.append((ids, tuple(a for a in range(nv) if a != v)))
+        inputs.append(ids)
+        live.difference_update(ids)
+        live.add(len(scopes))
+        scopes.append(frozenset().union(*(scopes[i] for i in ids)) - {v})
+    return tuple(steps), tuple(map(tuple, inputs)), tuple(scopes), tuple(sorted(live))
 
 
 def _state_max(t: np.ndarray) -> np.ndarray:
@@ -497,6 +508,36 @@ def _full(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return x if x.shape == shape else np.broadcast_to(x, shape)
 
 
+@functools.lru_cache(maxsize=4096)
+def _downward(inputs: tuple[tuple[int, ...], ...], order: tuple[int, ...], n0: int,
+              nd: int) -> tuple[tuple[int, int | None], ...]:
+    """The downward pass's steps, last first: each step ``i`` that needs the message coming
+    down (for its own marginal, an axis below ``nd``, or for the messages it passes down to
+    the steps that fed it) with the step ``j`` consuming its message (``None``: the last)."""
+    consumer = {m: j for j, ids in enumerate(inputs) for m in ids}
+    need = [False] * len(order)
+    for i, ids in enumerate(inputs):
+        need[i] = order[i] < nd or any(need[k - n0] for k in ids if k >= n0)
+    return tuple((i, consumer.get(n0 + i)) for i in reversed(range(len(order))) if need[i])
+
+
+def _mask_cuts(masks: list[np.ndarray]) -> tuple[tuple[np.ndarray, ...], tuple]:
+    """Each 0/1 mask's kept states, and how a table is cut to them: a slice where they are
+    consecutive (e.g. one healthy state: a view), else the states (kept by the masks'
+    values)."""
+    return _cuts_of(tuple(np.asarray(m, dtype=float).tobytes() for m in masks))
+
+
+@functools.lru_cache(maxsize=64)
+def _cuts_of(masks: tuple[bytes, ...]) -> tuple[tuple[np.ndarray, ...], tuple]:
+    kept = tuple(np.flatnonzero(np.frombuffer(m) != 0) for m in masks)
+    for ix in kept:
+        ix.flags.writeable = False
+    return kept, tuple(
+        (slice(ix[0], ix[-1] + 1) if ix.size and ix[-1] - ix[0] + 1 == ix.size else ix)
+        for ix in kept)
+
+
 def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: tuple[int, ...],
                      sizes: dict[int, int], nd: int, masks: list[np.ndarray] | None):
     """:func:`contract_marginals` on batch-last tables: the marginals, the masked
@@ -508,50 +549,40 @@ def _contract_tables(tables: list[np.ndarray], scopes: list[frozenset], order: t
     low = np.minimum(up.low, up.z)
     batch = max(t.shape[-1] for t in up.pool)
     # downward pass: down[i] is the message into step i's table from the step consuming it
-    consumer = {m: j for j, ids in enumerate(up.inputs) for m in ids}
     n0 = len(tables)
     down: list[np.ndarray | None] = [None] * len(order)
-    # a step needs the message coming down for its own marginal (an axis to report) or for
-    # the messages it passes down to the steps that fed it (each step feeds a later one)
-    need = [False] * len(order)
-    for i, ids in enumerate(up.inputs):
-        need[i] = order[i] < nd or any(need[k - n0] for k in ids if k >= n0)
     marg: dict[int, np.ndarray] = {}
-    for i in reversed(range(len(order))):
-        if not need[i]:
-            continue
-        v = order[i]
-        j = consumer.get(n0 + i)
-        others = [] if j is None else [up.pool[k] for k in up.inputs[j] if k != n0 + i]
-        if j is not None and down[j] is not None:
-            others.append(down[j])
-        if others:
-            keep = up.scopes[n0 + i]
-            down[i], mx = scaled_message(others, keep, dtype)
-            low = np.minimum(low, mx.reshape(-1))
-        if v < nd:
-            # the belief of step i's table (its inputs and the message coming down), summed
-            # to axis v
-            inputs = [up.pool[k] for k in up.inputs[i]]
-            if down[i] is not None:
-                inputs.append(down[i])
-            m = product_sum(inputs, [v]).reshape(sizes[v], -1)
-            total = m.sum(axis=0, keepdims=True)
-            low = np.minimum(low, total.reshape(-1))
-            with np.errstate(invalid="ignore", divide="ignore"):   # Z = 0: redone below
+    with np.errstate(invalid="ignore", divide="ignore"):   # Z = 0: redone below
+        for i, j in _downward(up.inputs, order, n0, nd):
+            v = order[i]
+            others = [] if j is None else [up.pool[k] for k in up.inputs[j] if k != n0 + i]
+            if j is not None and down[j] is not None:
+                others.append(down[j])
+            if others:
+                keep = up.scopes[n0 + i]
+                down[i], mx = scaled_message(others, keep, dtype)
+                low = np.minimum(low, mx.reshape(-1))
+            if v < nd:
+                # the belief of step i's table (its inputs and the message coming down),
+                # summed to axis v
+                inputs = [up.pool[k] for k in up.inputs[i]]
+                if down[i] is not None:
+                    inputs.append(down[i])
+                m = product_sum(inputs, (v,)).reshape(sizes[v], -1)
+                total = m.sum(axis=0, keepdims=True)
+                low = np.minimum(low, total.reshape(-1))
                 marg[v] = _full((m / total).T, (batch, sizes[v]))
     out = [marg[a] if a in marg else np.ones((batch, 1)) for a in range(nd)]
     masked = None
     if masks is not None:
         # P(every axis in its mask) = Z(tables cut to the masked states) / Z: a pass over
         # small tables (masks are 0/1)
-        keep_ix = {a: np.flatnonzero(np.asarray(masks[a]) != 0) for a in range(nd) if a in sizes}
+        kept, cuts = _mask_cuts(masks)
+        keep_ix = {a: kept[a] for a in range(nd) if a in sizes}
         if any(ix.size == 0 for ix in keep_ix.values()):
             masked = np.zeros(batch)
         else:
-            # (a mask of consecutive states, e.g. one healthy state, cuts by a view)
-            picks = {a: (slice(ix[0], ix[-1] + 1) if ix[-1] - ix[0] + 1 == ix.size else ix)
-                     for a, ix in keep_ix.items()}
+            picks = {a: cuts[a] for a in keep_ix}
             cut = []
             for t in tables:
                 for a, pick in picks.items():
