@@ -1855,11 +1855,12 @@ class SymptomTerms:
         :meth:`factor`): each absent symptom's term per axis, then the present symptoms with
         the propensity level summed out, over the cause axes only."""
         keep = self.absent_ids != drop
+        every = drop is None or keep.all()
         out = []
         if keep.any():
             for ai, cols in enumerate(self.absent_cols):
-                out.append(cols[..., keep].sum(-1).reshape(self.shapes[ai]))
-        level = self.log_w + self.absent_leak[..., keep].sum(-1)
+                out.append((cols if every else cols[..., keep]).sum(-1).reshape(self.shapes[ai]))
+        level = self.log_w + (self.absent_leak if every else self.absent_leak[..., keep]).sum(-1)
         total = level.reshape(self.lead + (-1,) + (1,) * self.nd)
         for y, term in self.present.items():
             if y != drop:
