@@ -219,7 +219,9 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
     blocks of :data:`STACK_BLOCK` entries, so they vectorise however few points the other
     axes have (a block that depends on its own axis only has one; 5-10x faster there than
     loops over the points, 2x with 12); exponentials and logarithms by :func:`exp_into` and
-    :func:`log_into`.  Each (entry, point) is computed by the same operations in the same
+    :func:`log_into`.  Rows of ``et`` that are 0 at every point (results the other axes do
+    not move: most) are skipped in ``C^-1 e`` and ``(C^-1 r)'e`` (their terms are exactly 0).
+    Each (entry, point) is computed by the same operations in the same
     order wherever it sits.  Returns False where a term could overflow (a sum of terms above
     :data:`MIXTURE_TERM_MAX`, or not finite: the caller then takes the shifted form).
     """
@@ -237,6 +239,16 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
     off = np.empty((m, nb))
     keep = 1.0 - m * eps
     over = 0
+    # the results the other axes move (most move with none of them: terms in e that are
+    # exactly 0 add nothing, so they are skipped)
+    moved = np.empty(m, dtype=np.int64)
+    n_moved = 0
+    for c in range(m):
+        for g in range(n_e):
+            if et[c, g] != 0.0:
+                moved[n_moved] = c
+                n_moved += 1
+                break
     for n0 in range(0, n_st, nb):
         n1 = min(n0 + nb, n_st)
         k = n1 - n0
@@ -253,12 +265,16 @@ def mixture_loglik(c0, pr, q, et, base, eps, out):  # pragma: no cover
                 wi = w[i]                                   # (C^-1 e)_i
                 for n in range(k):
                     wi[n] = 0.0
-                for c in range(m):
+                for cc in range(n_moved):
+                    c = moved[cc]
                     qic = q[i, c, n0:n1]
                     ec = et[c, g]
                     for n in range(k):
                         wi[n] += qic[n] * ec
+            for ii in range(n_moved):
+                i = moved[ii]
                 pi = pr[i, n0:n1]
+                wi = w[i]
                 ei = et[i, g]
                 for n in range(k):
                     ll[n] += (pi[n] - 0.5 * wi[n]) * ei

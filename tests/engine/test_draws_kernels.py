@@ -110,10 +110,14 @@ def test_fused_gross_error_mixture_equals_the_leave_one_out_terms(grid, own_pos,
                                  low_rank=(loadings, lat_cov), mixture=(huge, eps)) is None
 
 
-def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_the_call():
+@pytest.mark.parametrize("still", [(), (0, 2), (0, 1, 2, 3)])
+def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_the_call(still):
     """The mixture kernel's loops run over blocks of stack entries (draws x own states): an
     entry's numbers do not depend on the block it falls in or on the other entries (a
-    report's draws may be cut into shares), and they equal the by-point formula."""
+    report's draws may be cut into shares), and they equal the by-point formula, also where
+    the other axes leave some results (``still``: their rows of the other axes' mean part
+    are 0, as for most results of a block; the kernel skips them) or all of them as they
+    are."""
     from neb_bayes.inference.draws_kernels import STACK_BLOCK, mixture_loglik
 
     rng = np.random.default_rng(12)
@@ -124,6 +128,7 @@ def test_mixture_kernel_gives_each_entry_the_same_numbers_whatever_else_is_in_th
     pr = rng.normal(size=(m, n_st))
     c0 = rng.normal(size=n_st)
     et = rng.normal(size=(m, n_e))
+    et[list(still)] = 0.0
     base = rng.normal(loc=-2.0, size=m)
     eps = 0.003
     out = np.empty((n_st, n_e))
