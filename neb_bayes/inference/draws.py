@@ -366,14 +366,13 @@ def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,
         latent = ev.latent_params(model, a, draws.lat_mean[a], tab.lat_cov[a], tab.lat_prec[a])
         ll = block_loglik(model, block, latent=latent, log_median=draws.log_median)
         parts.append(ll[..., None])
-    # symptom tables for the reported symptoms only, re-indexed 0..n-1
-    cols = np.concatenate([ev.present, ev.absent]).astype(np.int64)
-    n_present = ev.present.size
+    # the symptom tables as (D, ..., symptoms) views: the terms read the reported symptoms'
+    # columns from them
     leak_rows, cause_rows, cause_nonzero = tab.symptom_rows(ev.cause_scale)
-    leak = move_axis(leak_rows[cols], 0, -1)
-    cause = tuple(move_axis(c[cols], 0, -1) for c in cause_rows)
-    can_cause = cause_nonzero[:, cols[:n_present]]
-    sym = (np.arange(n_present), np.arange(n_present, cols.size), leak, cause)
+    present = np.asarray(ev.present, dtype=np.int64)
+    can_cause = cause_nonzero[:, present]
+    sym = (present, np.asarray(ev.absent, dtype=np.int64), move_axis(leak_rows, 0, -1),
+           tuple(move_axis(c, 0, -1) for c in cause_rows))
     cause_axes = [ai for ai in range(len(model.axes)) if can_cause[ai].any()]
     if math.prod(model.axes[ai].n_states for ai in cause_axes) <= SMALL_SYMPTOM_GRID:
         # few cause axes: the propensity level summed out on their grid directly
