@@ -311,7 +311,7 @@ def _schedule(scopes: tuple[frozenset, ...], order: tuple[int, ...], nv: int):
     steps, inputs = [], []
     for v in order:
         ids = sorted(i for i in live if v in scopes[i])
-        steps.append((ids, tuple(a for a in range(nv) if a != v)))
+        steps.append((tuple(ids), tuple(a for a in range(nv) if a != v)))
         inputs.append(ids)
         live.difference_update(ids)
         live.add(len(scopes))

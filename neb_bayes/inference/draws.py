@@ -347,8 +347,11 @@ def _condition_columns(model: CompiledModel) -> tuple[list[np.ndarray], np.ndarr
             kept.append(k)
             starts.append(len(columns))
             columns.extend(first[a] + states)
-    return ([ax.healthy.astype(float) for ax in model.axes], np.array(columns, dtype=np.intp),
-            np.array(starts, dtype=np.intp), np.array(kept, dtype=np.intp))
+    out = ([ax.healthy.astype(float) for ax in model.axes], np.array(columns, dtype=np.intp),
+           np.array(starts, dtype=np.intp), np.array(kept, dtype=np.intp))
+    for a in (*out[0], *out[1:]):
+        a.flags.writeable = False
+    return out
 
 
 def _factors(model: CompiledModel, tab: DrawTables, ev: Evidence,

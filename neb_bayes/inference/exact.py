@@ -211,6 +211,7 @@ class _ChannelArrays:
 
 @functools.lru_cache(maxsize=16)
 def _channel_arrays(model: CompiledModel) -> _ChannelArrays:
+    """``model``'s :class:`_ChannelArrays` (kept per model)."""
     chans = model.channels
     shifts = []
     for a, ax in enumerate(model.axes):
