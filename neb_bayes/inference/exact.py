@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -160,7 +161,8 @@ class _BlockStructure:
 #: :class:`_BlockStructure` per block structure, per model (the last few models: sex views,
 #: a fit's parameter sets), each with at most :data:`STRUCTURES_MAX` structures (first in,
 #: first out); entries hold their model, so an id is never reused while it is kept
-_STRUCTURES: dict[int, tuple[CompiledModel, dict[tuple, _BlockStructure]]] = {}
+_STRUCTURES: OrderedDict[int, tuple[CompiledModel, OrderedDict[tuple, _BlockStructure]]] = (
+    OrderedDict())
 STRUCTURE_MODELS = 8
 STRUCTURES_MAX = 4096
 _STRUCTURES_LOCK = threading.Lock()
@@ -182,16 +184,16 @@ def _block_structure(model: CompiledModel, block: Block, idx: np.ndarray) -> _Bl
     with _STRUCTURES_LOCK:
         entry = _STRUCTURES.get(id(model))
         if entry is None or entry[0] is not model:
-            entry = _keep(_STRUCTURES, id(model), (model, {}), STRUCTURE_MODELS)
+            entry = _keep(_STRUCTURES, id(model), (model, OrderedDict()), STRUCTURE_MODELS)
         _keep(entry[1], key, st, STRUCTURES_MAX)
     return st
 
 
-def _keep(cache: dict, key, value, limit: int):
+def _keep(cache: OrderedDict, key, value, limit: int):
     """``cache[key] = value``, first dropping the oldest entry of a full ``cache`` (the
     caller holds :data:`_STRUCTURES_LOCK`); returns ``value``."""
     if len(cache) >= limit:
-        cache.pop(next(iter(cache)))
+        cache.popitem(last=False)
     cache[key] = value
     return value
 
@@ -1322,7 +1324,7 @@ def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, lat
 
 #: :meth:`_DistinctOthers._classes` by (id of ``other_mean``, grid); entries hold the array,
 #: so an id is never reused while it is kept
-_CLASSES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_CLASSES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
 #: blocks whose (draws x) grid has at least this many points are evaluated on the distinct
 #: combinations of the other axes' states (below, finding them costs more than it saves)
