@@ -205,8 +205,7 @@ def _flat_run(t: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     """A flat view of a table's memory from its first to its last element, and its strides
     in elements (the batch dimension, last, with unit stride; copied otherwise)."""
     item = t.itemsize
-    if not (t.flags.c_contiguous and t.size) and (
-            t.strides[-1] != item and t.shape[-1] > 1 or any(st < 0 for st in t.strides)):
+    if t.strides[-1] != item and t.shape[-1] > 1 or any(st < 0 for st in t.strides):
         t = np.ascontiguousarray(t)
     if t.flags.c_contiguous and t.size:
         return t.reshape(-1), _c_steps(t.shape)    # (the same run; a reshape costs less)
