@@ -90,6 +90,8 @@ class Evidence:
         """What of the case's context changes the model it is read with (latent shifts of
         treated disease, symptom factors), hashable; ``()`` when nothing does.  Cases with
         equal signatures can be evaluated together on one derived model."""
+        if not self.lat_shift and self.cause_scale is None:
+            return ()                 # (most cases: asked per case by the batch engine)
         lat = tuple((a, np.asarray(s, float).tobytes(), np.asarray(c, float).tobytes())
                     for a, (s, c) in sorted(self.lat_shift.items(), key=lambda kv: kv[0]))
         sym = None if self.cause_scale is None else self.cause_scale.tobytes()

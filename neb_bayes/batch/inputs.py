@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes.batch.csv_cases import row_to_case, sparse_row
+from neb_bayes.batch.json_text import parse_json_case
 from neb_bayes.case.loader import CASE_SUFFIXES, load_text
 from neb_bayes.case.model import CaseError, FieldError
 
@@ -374,7 +375,7 @@ def parse_item(item: RawItem) -> ParsedItem:
         return ParsedItem(data, labels, extra)
     try:
         if item.kind == "json":
-            data = load_text(item.data, "json", source=item.source)
+            data = parse_json_case(item.data, source=item.source)
         elif item.kind == "text":
             fmt, text = item.data
             data = load_text(text, fmt, source=item.source)
