@@ -68,6 +68,7 @@ _TOP = frozenset(TOP_KEYS)
 #: patient the adjustments by channel, hour and method (at most ~0.5 M entries, ~100 MB)
 MAX_PEOPLE, MAX_ADJUSTMENTS = 1024, 512
 _STATES = frozenset(SYMPTOM_STATES)
+_INF = math.inf
 
 
 def _frozen(x: Any) -> tuple:
@@ -94,7 +95,7 @@ class _Person:
     """What the patient part of a plain case gives: covariates, context, its evidence parts."""
 
     __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
-                 "not_used", "shifted", "aged", "adjustments")
+                 "not_used", "shifted", "aged", "unmoved", "adjustments")
 
     def __init__(self, model: CompiledModel, patient, ctx, reader: Collector) -> None:
         self.patient, self.ctx = patient, ctx
@@ -109,6 +110,11 @@ class _Person:
         # the channels context or age may move, as build_evidence finds them
         self.shifted = model.context_shifts if ctx.flags else {}
         self.aged = channel_age_effects(model) if patient.age is not None else {}
+        #: the channels whose results nothing moves (no daily rhythm, context or age effect):
+        #: their rows are result_row's without its call
+        self.unmoved = frozenset(
+            c for c, channel in enumerate(model.channels)
+            if not channel.diurnal and c not in self.shifted and c not in self.aged)
         #: a result's context, age and rhythm adjustments by (channel, hour, method)
         self.adjustments: dict[tuple, tuple] = {}
 
@@ -268,7 +274,7 @@ class PlainReader:
             return None
         model, forms = self.model, self._forms
         ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
-        adjustments, sex = person.adjustments, person.covariates.sex
+        adjustments, sex, unmoved = person.adjustments, person.covariates.sex, person.unmoved
         if len(adjustments) > MAX_ADJUSTMENTS:
             adjustments.clear()
         rows = []
@@ -292,10 +298,21 @@ class PlainReader:
                 return None
             if form is None:
                 return None
-            ch, axis, conv, bounds, hour = form
-            read = plain_value(get("value"), conv, bounds)
-            day = plain_day(day)
-            if read is None or day is None:
+            ch, axis, conv, bounds, hour, scale, lo, hi = form
+            value = get("value")
+            if type(value) is float and 0.0 < value < _INF and scale:
+                # (plain_value's reading of a number, here without its calls: most results)
+                canonical = value * scale
+                if not (canonical > 0.0 and lo <= canonical <= hi):
+                    return None
+                censor = 0
+            else:
+                if (read := plain_value(value, conv, bounds)) is None:
+                    return None
+                canonical, censor = read[0], CENSOR_CODE[read[1]]
+            if day is None:
+                day = 0.0
+            elif (day := plain_day(day)) is None:
                 return None
             method = ri = None
             if extra:
@@ -305,30 +322,38 @@ class PlainReader:
             if ch is None:       # read, but not modelled: axis holds the reason
                 unused.append(NotUsed(f"measurements[{i}]", axis))
                 continue
-            y = math.log(read[0])
+            y = math.log(canonical)
             if ri is not None:
                 y = lab_corrected(model, ch, y, ri, hour, sex)
-            row = result_row(model, ctx, patient, ch, y, CENSOR_CODE[read[1]], hour, day, i,
-                             shifted, aged, method, cache=adjustments)
+            if ch in unmoved:    # (result_row's row when nothing moves the result)
+                rows.append((axis, ch, y, censor, day, 0.0, 0.0, i, 0.0))
+                continue
+            row = result_row(model, ctx, patient, ch, y, censor, hour, day, i, shifted, aged,
+                             method, cache=adjustments)
             if row[5] != 0.0:
                 return None
             rows.append((axis, *row))
         return rows
 
     def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
-        """``(channel, axis, conversion, bounds, hour)`` of a plain result form; ``(None,
-        reason not used, ...)`` for an analyte and specimen no channel models; None when the
-        form is not plain or is a daily rhythm without its time (a warning)."""
+        """``(channel, axis, conversion, bounds, hour, scale, low, high)`` of a plain result
+        form (``scale``: the conversion's factor, 0 when it has an offset; ``low``, ``high``:
+        the plausible bounds, infinite when there are none); ``(None, reason not used,
+        ...)`` for an analyte and specimen no channel models; None when the form is not plain
+        or is a daily rhythm without its time (a warning)."""
         form = plain_form(name, specimen, unit, collected)
         if form is None:
             return None
         analyte, chosen, conv, bounds, hour = form
+        scale = 0.0 if conv.offset else conv.scale
+        lo, hi = bounds if bounds is not None else (-_INF, _INF)
         ch = self.model.channel_for(analyte, chosen)
         if ch is None:
-            return None, not_modelled(self.model, analyte, chosen), conv, bounds, hour
+            return (None, not_modelled(self.model, analyte, chosen), conv, bounds, hour, scale,
+                    lo, hi)
         if hour is None and self.model.channels[ch].diurnal:
             return None
-        return ch, self.model.channels[ch].axis, conv, bounds, hour
+        return ch, self.model.channels[ch].axis, conv, bounds, hour, scale, lo, hi
 
 
 def _axis_of(row: tuple) -> int:

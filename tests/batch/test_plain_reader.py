@@ -98,6 +98,19 @@ CASE_VARIANTS = [
     {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L", "note": None}]},
     {"measurements": [{"analyte": "TSH", "value": "<0.01", "unit": "mIU/L",
                        "reference_interval": [0.4, 4.0]}]},
+    # values converted to the canonical unit, and at, inside and beyond the plausible bounds
+    {"measurements": [{"analyte": "cortisol", "value": 14.5, "unit": "ug/dL", "collected": "08:00"},
+                      {"analyte": "glucose_fasting", "value": 95.0, "unit": "mg/dL"},
+                      {"analyte": "testosterone", "value": 450.0, "unit": "ng/dL"},
+                      {"analyte": "TSH", "value": 2000.0, "unit": "mIU/L"}]},
+    {"measurements": [{"analyte": "glucose_fasting", "value": 80.0, "unit": "mmol/L"}]},
+    {"measurements": [{"analyte": "glucose_fasting", "value": 0.5, "unit": "mmol/L"}]},
+    {"measurements": [{"analyte": "glucose_fasting", "value": 0.49, "unit": "mmol/L"}]},
+    {"measurements": [{"analyte": "glucose_fasting", "value": 80.01, "unit": "mmol/L"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2000.5, "unit": "mIU/L"}]},
+    {"measurements": [{"analyte": "TSH", "value": 5e-324, "unit": "mIU/L"}]},
+    {"measurements": [{"analyte": "cortisol", "value": 1e308, "unit": "ug/dL",
+                       "collected": "08:00"}]},
 ]
 
 
