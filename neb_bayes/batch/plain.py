@@ -31,9 +31,11 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from neb_bayes import vocab
+from neb_bayes.batch.plain_json import scan_chunk
 from neb_bayes.case.collect import Collector
 from neb_bayes.case.measurements import (
     plain_day,
@@ -69,6 +71,7 @@ _TOP = frozenset(TOP_KEYS)
 MAX_PEOPLE, MAX_ADJUSTMENTS = 1024, 512
 _STATES = frozenset(SYMPTOM_STATES)
 _INF = math.inf
+_decode = msgspec.json.Decoder().decode
 
 
 def _frozen(x: Any) -> tuple:
@@ -126,6 +129,12 @@ def _people_of(model: CompiledModel) -> dict[tuple, _Person | None]:
 
 
 @lru_cache(maxsize=16)
+def _people_text_of(model: CompiledModel) -> dict[bytes | None, _Person | None]:
+    """The patients read for a model, by their sections' JSON text (shared by its chunks)."""
+    return {}
+
+
+@lru_cache(maxsize=16)
 def _forms_of(model: CompiledModel) -> dict[tuple, tuple | None]:
     """Result forms read for a model (:meth:`PlainReader._form`), by their fields as written."""
     return {}
@@ -155,8 +164,11 @@ class PlainReader:
         self.evidences: list[Evidence] = []
         self.n_used: list[int] = []
         self.axes: list[frozenset[int]] = []
-        self._rows: list[tuple] = []  # each result's row (:meth:`_results`)
+        #: the rows so far, in order: lists of row tuples (:meth:`add`, :meth:`_results`)
+        #: and ``(rows, 9)`` arrays (:meth:`add_texts`)
+        self._parts: list[list[tuple] | np.ndarray] = [[]]
         self._people = _people_of(model)
+        self._people_text = _people_text_of(model)
         self._symptom_index = {s: i for i, s in enumerate(model.symptoms)}
         self._forms = _forms_of(model)
 
@@ -194,7 +206,9 @@ class PlainReader:
             not_used=person.not_used + tuple(unused), warnings=person.warnings,
             lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale)
         # kept only now that nothing can fail
-        self._rows.extend(rows)
+        if type(self._parts[-1]) is not list:
+            self._parts.append([])
+        self._parts[-1].extend(rows)
         self.n_used.append(len(rows))
         self.axes.append(frozenset(r[0] for r in rows))
         self.evidences.append(ev)
@@ -203,14 +217,176 @@ class PlainReader:
     def flat(self) -> Flat:
         """Every accepted case's results as the engine's rows (by case, then axis)."""
         # row: axis, channel, y, censor, day, rhythm offset, rhythm var, index, extra
-        rows = self._rows
-        cols = np.fromiter(chain.from_iterable(rows), float, 9 * len(rows)).reshape(-1, 9).T
+        blocks = [p if type(p) is not list else np.fromiter(chain.from_iterable(p), float,
+                                                            9 * len(p)).reshape(-1, 9)
+                  for p in self._parts]
+        cols = (np.concatenate(blocks) if len(blocks) > 1 else blocks[0]).T
         return Flat(case=np.repeat(np.arange(len(self.n_used)), self.n_used),
                     axis=cols[0].astype(np.int64), channel=cols[1].astype(np.int64),
                     y=cols[2].copy(), censor=cols[3].astype(np.int8), day=cols[4].copy(),
                     diurnal=cols[5].copy(), diurnal_var=cols[6].copy(), extra=cols[8].copy())
 
+    def add_texts(self, texts: list[str]) -> np.ndarray:
+        """Read many cases from their JSON texts at once; returns which were read.
+
+        The texts are read in one compiled pass (:mod:`neb_bayes.batch.plain_json`), each
+        distinct result form resolved once, each patient section once (by its text), the
+        values converted as arrays, and the adjustments of the results that context, age or
+        a daily rhythm move looked up once per patient and form.  The cases read are kept in
+        order as :meth:`add` keeps them, with the same rows and evidence.  A case the pass
+        or this reader does not take (``False``) is left for :meth:`add` or the full reader,
+        which read it from its parsed data.
+        """
+        n = len(texts)
+        taken = np.zeros(n, bool)
+        if not n:
+            return taken
+        sc = scan_chunk(texts)
+        first, fid = sc.first, sc.form
+        forms = [None if (key := sc.form_text(f)) is None else self._cached_form(key)
+                 for f in range(len(sc.forms))]
+        known = np.array([f is not None for f in forms] + [False])
+        modelled = [f is not None and f[0] is not None for f in forms]
+        ch = np.array([f[0] if m else -1 for f, m in zip(forms, modelled, strict=True)] + [-1])
+        axis = np.array([f[1] if m else -1 for f, m in zip(forms, modelled, strict=True)] + [-1])
+        scale, lo, hi = (np.array([f[k] if f is not None else 0.0 for f in forms] + [0.0])
+                         for k in (5, 6, 7))
+        # values: numbers as plain_value reads them (a value written as text: plain_value)
+        value = sc.values
+        with np.errstate(over="ignore", invalid="ignore"):
+            canonical = value * scale[fid]
+            good = known[fid] & (sc.text_value | (
+                (value > 0.0) & (value < _INF) & (scale[fid] > 0.0) & (canonical > 0.0)
+                & (lo[fid] <= canonical) & (canonical <= hi[fid])))
+        censor = np.zeros(fid.size, np.int64)
+        for r in np.flatnonzero(sc.text_value & good).tolist():
+            f = forms[fid[r]]
+            if (read := plain_value(sc.value_texts[r].decode(), f[2], f[3])) is None:
+                good[r] = False
+            else:
+                canonical[r], censor[r] = read[0], CENSOR_CODE[read[1]]
+        day = sc.days
+        good &= (day >= 0.0) & (day < _INF)
+        bad = np.r_[0, np.cumsum(~good)]
+        bad = bad[first[1:]] - bad[first[:-1]]
+        # each case's patient, symptoms and id
+        people: dict[int, int] = {}         # id(person) -> its row in ``persons``
+        persons: list[_Person] = []
+        cases: list[tuple] = []
+        pid = np.zeros(n, np.int64)
+        for c in np.flatnonzero(sc.ok & (bad == 0)).tolist():
+            s = sc.spans[c]
+            person = self._person_text(None if s[2] < 0 else sc.part(s[2], s[3]))
+            if person is None:
+                continue
+            try:
+                raw = None if s[4] < 0 else _decode(sc.part(s[4], s[5]))
+            except msgspec.DecodeError:
+                continue
+            if (symptoms := self._symptoms(raw)) is None:
+                continue
+            case_id = sc.part(s[0], s[1]).decode().strip()
+            present, absent = symptoms
+            if not case_id or (first[c] == first[c + 1] and not present and not absent):
+                continue
+            pid[c] = people.setdefault(id(person), len(persons))
+            if pid[c] == len(persons):
+                persons.append(person)
+            cases.append((c, person, case_id, present, absent))
+            taken[c] = True
+        # the results that context, age or a daily rhythm move: their adjustments, once per
+        # patient and form (result_row's, with the patient's cache)
+        case_of = np.repeat(np.arange(n), np.diff(first))
+        ch_r = ch[fid]
+        in_case = taken[case_of] & (ch_r >= 0)
+        shift = np.zeros(fid.size)
+        extra = np.zeros((3, fid.size))    # rhythm offset, rhythm variance, extra variance
+        if persons:
+            unmoved = np.zeros((len(persons), len(self.model.channels) + 1), bool)
+            for k, person in enumerate(persons):
+                unmoved[k, list(person.unmoved)] = True
+            moved = np.flatnonzero(in_case & ~unmoved[pid[case_of], ch_r])
+            pairs, where = np.unique(pid[case_of[moved]] * len(forms) + fid[moved],
+                                     return_inverse=True)
+            adj = np.empty((4, pairs.size))
+            for k, pair in enumerate(pairs.tolist()):
+                person, f = persons[pair // len(forms)], forms[pair % len(forms)]
+                if len(person.adjustments) > MAX_ADJUSTMENTS:
+                    person.adjustments.clear()
+                row = result_row(self.model, person.ctx, person.patient, f[0], 0.0, 0, f[4],
+                                 0.0, 0, person.shifted, person.aged, None,
+                                 cache=person.adjustments)
+                adj[:, k] = row[1], row[4], row[5], row[7]     # -shift, offset, variances
+            shift[moved] = adj[0, where]
+            extra[:, moved] = adj[1:, where]
+            # a rhythm's variance (a result without the time it needs) is the full reader's
+            declined = np.unique(case_of[moved[adj[2, where] != 0.0]])
+            if declined.size:
+                taken[declined] = False
+                in_case &= taken[case_of]
+                cases = [x for x in cases if taken[x[0]]]
+        # the evidence of each case read (results no channel models: listed as not used)
+        unused_r = np.r_[0, np.cumsum(taken[case_of] & (ch_r < 0))]
+        for c, person, case_id, present, absent in cases:
+            r0, r1 = first[c], first[c + 1]
+            unused = () if unused_r[r1] == unused_r[r0] else tuple(
+                NotUsed(f"measurements[{r - r0}]", forms[fid[r]][1])
+                for r in range(r0, r1) if ch_r[r] < 0)
+            self.evidences.append(Evidence(
+                case_id=case_id, covariates=person.covariates, blocks=(),
+                present=np.array(present, dtype=np.int64),
+                absent=np.array(absent, dtype=np.int64),
+                not_used=person.not_used + unused, warnings=person.warnings,
+                lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale))
+        # the rows: by case, then axis (stable), as add() orders them; y less the shifts
+        rows = np.flatnonzero(in_case)
+        rows = rows[np.lexsort((axis[fid[rows]], case_of[rows]))]
+        case_r = case_of[rows]
+        y = np.fromiter(map(math.log, canonical[rows].tolist()), float, rows.size)
+        block = np.empty((rows.size, 9))
+        block[:, 0] = axis[fid[rows]]
+        block[:, 1] = ch_r[rows]
+        block[:, 2] = y + shift[rows]     # (log(c) + -shift: log(c) - shift, bit for bit)
+        block[:, 3] = censor[rows]
+        block[:, 4] = day[rows]
+        block[:, 5:7] = extra[:2, rows].T
+        block[:, 7] = rows - first[case_r]
+        block[:, 8] = extra[2, rows]
+        self._parts.append(block)
+        self.n_used.extend(np.bincount(case_r, minlength=n)[taken].tolist())
+        bits = np.zeros(n, np.int64)
+        np.bitwise_or.at(bits, case_r, 1 << axis[fid[rows]])
+        self.axes.extend(_axes_of(b) for b in bits[taken].tolist())
+        return taken
+
     # -- the parts of a case --------------------------------------------------------------
+    def _person_text(self, text: bytes | None) -> _Person | None:
+        """:meth:`_person` of a patient section given as JSON text (None: no section),
+        cached by the text (a text msgspec cannot parse: None, the usual path decides)."""
+        try:
+            return self._people_text[text]
+        except KeyError:
+            pass
+        try:
+            person = self._person(None if text is None else _decode(text))
+        except msgspec.DecodeError:
+            person = None
+        if len(self._people_text) > MAX_PEOPLE:
+            self._people_text.clear()
+        self._people_text[text] = person
+        return person
+
+    def _cached_form(self, key: tuple) -> tuple | None:
+        """:meth:`_form` of ``(analyte, specimen, unit, collected)``, kept per model."""
+        forms = self._forms
+        try:
+            return forms[key]
+        except KeyError:
+            if len(forms) > 4096:
+                forms.clear()
+            form = forms[key] = self._form(*key)
+            return form
+
     def _person(self, raw: Any) -> _Person | None:
         try:
             key = _frozen(raw)
@@ -358,3 +534,9 @@ class PlainReader:
 
 def _axis_of(row: tuple) -> int:
     return row[0]
+
+
+@lru_cache(maxsize=64)
+def _axes_of(bits: int) -> frozenset[int]:
+    """The axes whose bits are set."""
+    return frozenset(i for i in range(bits.bit_length()) if bits >> i & 1)

@@ -252,7 +252,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
     want_draws = prior_set.draws is not None and task.draws != 0
     # plain cases go straight to the engine's rows (point probabilities, no per-case reports)
     plain = None if (task.reports or want_draws) else PlainReader(model)
-    plain_items: list[tuple[int, RawItem, ParsedItem]] = []
+    plain_items: list[tuple[int, RawItem, ParsedItem | None]] = []
     errors: list[dict[str, Any]] = []
     good: list[tuple[int, RawItem, Case, Evidence]] = []
 
@@ -277,7 +277,23 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
             return
         good.append((idx, item, case, ev))
 
+    at_once = np.zeros(len(task.items), bool)
+    if plain is not None:
+        # JSON lines read straight from their text, all at once (plain_json); the others
+        # are parsed and read one by one below
+        lines = [k for k, item in enumerate(task.items) if item.kind == "json"]
+        if lines:
+            try:
+                at_once[lines] = plain.add_texts([task.items[k].data for k in lines])
+            except Exception:  # noqa: BLE001 - the one-by-one reading decides (and reports)
+                log.debug("reading a chunk's JSON lines at once failed", exc_info=True)
+                plain = PlainReader(model)
+                at_once[:] = False
+        for k in np.flatnonzero(at_once).tolist():
+            plain_items.append((task.first_item + k, task.items[k], None))
     for offset, item in enumerate(task.items):
+        if at_once[offset]:
+            continue
         idx = task.first_item + offset
         try:
             parsed = parse_item(item)
@@ -306,7 +322,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
         for k, (idx, item, parsed) in enumerate(plain_items):
             if exact[k]:
                 # a case the vectorised form does not cover: the full path gives its evidence
-                read(idx, item, parsed)
+                read(idx, item, parse_item(item) if parsed is None else parsed)
                 continue
             ev = plain.evidences[k]
             rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k],

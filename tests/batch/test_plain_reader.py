@@ -184,7 +184,9 @@ def test_plain_reader_declines_what_the_full_reader_reports(model):
 
 
 @pytest.mark.parametrize("kind", ["jsonl", "csv"])
-def test_a_chunk_gives_the_same_table_with_and_without_the_plain_reader(model, monkeypatch, kind):
+def test_a_chunk_gives_the_same_table_whichever_reader_reads_it(model, monkeypatch, kind):
+    """The same table and errors from JSON lines read at once (PlainReader.add_texts),
+    read one by one from parsed data (PlainReader.add), or by the full reader alone."""
     from neb_bayes.batch.csv_cases import plan_header  # noqa: F401 - CSV items below
 
     sims = [case_to_dict(s.case) for s in simulate(model, 60, seed=22)]
@@ -195,22 +197,32 @@ def test_a_chunk_gives_the_same_table_with_and_without_the_plain_reader(model, m
     else:
         items = _csv_items(sims)
     task = ChunkTask(index=0, first_item=0, items=items)
-    calls = []
-    add = PlainReader.add
+    calls = {"texts": 0, "add": 0}
+    add, add_texts = PlainReader.add, PlainReader.add_texts
 
     def spy(self, data):
         out = add(self, data)
-        calls.append(out)
+        calls["add"] += out
+        return out
+
+    def spy_texts(self, texts):
+        out = add_texts(self, texts)
+        calls["texts"] += int(out.sum())
         return out
 
     monkeypatch.setattr(PlainReader, "add", spy)
-    with_plain = process_chunk(task)
-    assert sum(calls) >= 50
+    monkeypatch.setattr(PlainReader, "add_texts", spy_texts)
+    at_once = process_chunk(task)
+    assert calls["texts"] + calls["add"] >= 50
+    assert calls["texts"] >= (45 if kind == "jsonl" else 0)
+    monkeypatch.setattr(PlainReader, "add_texts", lambda self, texts: np.zeros(len(texts), bool))
+    one_by_one = process_chunk(task)
     monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
     without = process_chunk(task)
-    assert with_plain.table.equals(without.table)
-    assert with_plain.errors == without.errors
-    assert with_plain.table.num_rows == len(sims)
+    for other in (one_by_one, without):
+        assert at_once.table.equals(other.table)
+        assert at_once.errors == other.errors
+    assert at_once.table.num_rows == len(sims)
 
 
 def _csv_items(sims):

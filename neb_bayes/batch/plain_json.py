@@ -1,0 +1,561 @@
+"""Plain cases read from their JSON text by one compiled pass over a chunk.
+
+In a batch of plain cases (:mod:`neb_bayes.batch.plain`) most of a worker's reading time
+went to Python objects: the parser's dicts, strings and floats for every result (~300 per
+full work-up), the reader's pass over them, and freeing them (together ~85 µs of ~230 µs of
+CPU per case).  :func:`scan_chunk` reads the cases' texts in one compiled pass instead and
+gives, per case, where its id, patient and symptoms are in the text and, per result, where
+its value and day are and which distinct *form* it has (analyte, specimen, unit and
+collection time as written); the reader then resolves each distinct form once per chunk and
+converts the values as arrays (:meth:`PlainReader.add_texts
+<neb_bayes.batch.plain.PlainReader.add_texts>`).
+
+The pass accepts only what it reads exactly, and leaves every other case to the usual path
+(parse, then :meth:`PlainReader.add <neb_bayes.batch.plain.PlainReader.add>` or the full
+reader), so a case reads the same either way.  It reads strictly: the top level an object of
+the case format's keys, each at most once (``case_format`` the number ``1``, ``id`` a
+string without escape sequences); ``measurements`` a list of objects with ``analyte``,
+``value``, ``unit`` and optionally ``specimen``, ``collected`` (strings, decoded by msgspec
+where they have escape sequences), ``day`` (a number), each key once, ``value`` a JSON number
+or a string without escapes; nothing after the object.  ``patient`` and
+``symptoms`` are any JSON value: the pass finds where they end (and refuses a key given twice
+or escaped in them) and the reader parses them with msgspec, which checks their syntax.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+from numba import njit
+
+__all__ = ["TEXT_WIDTH", "ScannedChunk", "scan_chunk"]
+
+#: numbers longer than this (bytes) are left to the usual path
+TEXT_WIDTH = 32
+#: distinct result forms per chunk the compiled pass keeps (more: the usual path)
+MAX_FORMS = 2048
+
+_numbers = msgspec.json.Decoder(list[float]).decode
+_string = msgspec.json.Decoder(str).decode
+
+_TOP_KEYS = ("case_format", "id", "patient", "measurements", "symptoms")
+_RESULT_KEYS = ("analyte", "specimen", "value", "unit", "collected", "day")
+
+
+def _key_table(keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    width = max(len(k) for k in keys)
+    text = np.zeros((len(keys), width), np.uint8)
+    size = np.array([len(k) for k in keys], np.int64)
+    for i, k in enumerate(keys):
+        text[i, :len(k)] = np.frombuffer(k.encode(), np.uint8)
+    return text, size
+
+
+_TOP_TEXT, _TOP_SIZE = _key_table(_TOP_KEYS)
+_RES_TEXT, _RES_SIZE = _key_table(_RESULT_KEYS)
+
+
+@njit(cache=True, nogil=True)
+def _ws(b, i, end):  # pragma: no cover - compiled
+    while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 10 or b[i] == 13):
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _plain_string(b, i, end):  # pragma: no cover - compiled
+    """The end (after the closing quote) of the string at ``b[i] == '"'``, or -1 when it
+    has an escape sequence or a control character (or does not end)."""
+    i += 1
+    while i < end:
+        c = b[i]
+        if c == 34:
+            return i + 1
+        if c == 92 or c < 32:
+            return -1
+        i += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _any_string(b, i, end):  # pragma: no cover - compiled
+    """The end of the string at ``b[i] == '"'`` (escape sequences skipped over: the text is
+    decoded by msgspec, which checks them), or -1 for a control character or no end."""
+    i += 1
+    while i < end:
+        c = b[i]
+        if c == 34:
+            return i + 1
+        if c < 32:
+            return -1
+        i += 2 if c == 92 else 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _number(b, i, end):  # pragma: no cover - compiled
+    """The end of the JSON number at ``b[i]``, or -1."""
+    if i < end and b[i] == 45:
+        i += 1
+    if i >= end:
+        return -1
+    if b[i] == 48:
+        i += 1
+    elif 49 <= b[i] <= 57:
+        while i < end and 48 <= b[i] <= 57:
+            i += 1
+    else:
+        return -1
+    if i < end and b[i] == 46:
+        i += 1
+        if not (i < end and 48 <= b[i] <= 57):
+            return -1
+        while i < end and 48 <= b[i] <= 57:
+            i += 1
+    if i < end and (b[i] == 101 or b[i] == 69):
+        i += 1
+        if i < end and (b[i] == 43 or b[i] == 45):
+            i += 1
+        if not (i < end and 48 <= b[i] <= 57):
+            return -1
+        while i < end and 48 <= b[i] <= 57:
+            i += 1
+    return i
+
+
+@njit(cache=True, nogil=True)
+def _which(b, s, e, text, size):  # pragma: no cover - compiled
+    """Index of the key ``b[s:e]`` in a key table, or -1."""
+    n = e - s
+    for k in range(size.size):
+        if size[k] == n:
+            same = True
+            for m in range(n):
+                if b[s + m] != text[k, m]:
+                    same = False
+                    break
+            if same:
+                return k
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _skip(b, i, end, kstart, kstop, base):  # pragma: no cover - compiled
+    """The end of the JSON value starting at ``b[i]``, found by matching brackets outside
+    strings (its syntax is checked by the parser it is handed to); -1 when it does not end
+    in the text, or when one of its objects has a key twice or a key with an escape."""
+    c = b[i]
+    if c == 34:
+        i += 1
+        while i < end and b[i] != 34:
+            i += 2 if b[i] == 92 else 1
+        return i + 1 if i < end else -1
+    if c != 123 and c != 91:                   # a number, true, false or null
+        while i < end and not (b[i] == 44 or b[i] == 125 or b[i] == 93 or b[i] == 32
+                               or b[i] == 9 or b[i] == 10 or b[i] == 13):
+            i += 1
+        return i
+    depth = 0
+    nk = 0
+    base[0] = 0
+    while i < end:
+        c = b[i]
+        if c == 34:
+            i += 1
+            first = i
+            escaped = False
+            while i < end and b[i] != 34:
+                if b[i] == 92:
+                    escaped = True
+                    i += 1
+                i += 1
+            if i >= end:
+                return -1
+            last = i
+            i = _ws(b, i + 1, end)
+            if i < end and b[i] == 58:              # a key
+                if escaped or nk >= kstart.size:
+                    return -1
+                size = last - first
+                for k in range(base[depth], nk):
+                    if kstop[k] - kstart[k] == size:
+                        same = True
+                        for m in range(size):
+                            if b[kstart[k] + m] != b[first + m]:
+                                same = False
+                                break
+                        if same:
+                            return -1
+                kstart[nk] = first
+                kstop[nk] = last
+                nk += 1
+            continue
+        if c == 123 or c == 91:
+            depth += 1
+            if depth >= base.size:
+                return -1
+            base[depth] = nk
+        elif c == 125 or c == 93:
+            nk = base[depth]
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _same(b, s1, e1, s2, e2):  # pragma: no cover - compiled
+    if e1 - s1 != e2 - s2:
+        return False
+    for m in range(e1 - s1):
+        if b[s1 + m] != b[s2 + m]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _form_id(b, sp, table, forms, nf):  # pragma: no cover - compiled
+    """The id of a result's form (``sp``: analyte, specimen, unit, collected as (start,
+    end) pairs, -1 when absent) among the chunk's distinct forms; a new one is added.
+    Returns ``(id, number of forms)``; id -1 when the table is full."""
+    h = np.uint64(14695981039346656037)
+    for p in range(4):
+        s, e = sp[2 * p], sp[2 * p + 1]
+        h = (h ^ np.uint64(256 + (e - s if s >= 0 else 4096 + p))) * np.uint64(1099511628211)
+        for m in range(s, e if s >= 0 else s):
+            h = (h ^ np.uint64(b[m])) * np.uint64(1099511628211)
+    mask = table.size - 1
+    slot = np.int64(h & np.uint64(mask))
+    while True:
+        f = table[slot]
+        if f < 0:
+            break
+        same = True
+        for p in range(4):
+            s1, e1 = forms[f, 2 * p], forms[f, 2 * p + 1]
+            s2, e2 = sp[2 * p], sp[2 * p + 1]
+            if (s1 < 0) != (s2 < 0) or (s1 >= 0 and not _same(b, s1, e1, s2, e2)):
+                same = False
+                break
+        if same:
+            return f, nf
+        slot = (slot + 1) & mask
+    if nf >= forms.shape[0]:
+        return -1, nf
+    table[slot] = nf
+    for p in range(8):
+        forms[nf, p] = sp[p]
+    return nf, nf + 1
+
+
+@njit(cache=True, nogil=True)
+def _copy_text(b, s, e, out, row):  # pragma: no cover - compiled
+    """``b[s:e]`` into row ``row`` of ``out``, the rest of the row zeros (empty: s < 0)."""
+    n = e - s if s >= 0 else 0
+    for m in range(n):
+        out[row, m] = b[s + m]
+    for m in range(n, out.shape[1]):
+        out[row, m] = 0
+
+
+@njit(cache=True, nogil=True)
+def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: no cover
+    """One result object at ``b[i]``: returns ``(end, nf)``, end -1 when it is not plain."""
+    if b[i] != 123:
+        return -1, nf
+    i = _ws(b, i + 1, end)
+    seen = 0
+    for p in range(8):
+        sp[p] = -1
+    vs = ve = ds = de = -1
+    text = 0
+    while True:
+        if i >= end or b[i] != 34:
+            return -1, nf
+        j = _plain_string(b, i, end)
+        if j < 0:
+            return -1, nf
+        key = _which(b, i + 1, j - 1, _RES_TEXT, _RES_SIZE)
+        if key < 0 or seen & (1 << key):
+            return -1, nf
+        seen |= 1 << key
+        i = _ws(b, j, end)
+        if i >= end or b[i] != 58:
+            return -1, nf
+        i = _ws(b, i + 1, end)
+        if i >= end:
+            return -1, nf
+        if key == 2 and b[i] == 34:                   # a value as text ("<0.01", "3.5")
+            j = _plain_string(b, i, end)
+            if j < 0 or j - i - 2 > TEXT_WIDTH:
+                return -1, nf
+            vs, ve = i + 1, j - 1
+            text = 1
+        elif key == 2 or key == 5:                    # value, day: numbers
+            j = _number(b, i, end)
+            if j < 0 or j - i > TEXT_WIDTH:
+                return -1, nf
+            if key == 2:
+                vs, ve = i, j
+            else:
+                ds, de = i, j
+        else:                                         # analyte, specimen, unit, collected
+            if b[i] != 34:
+                return -1, nf
+            j = _any_string(b, i, end)
+            if j < 0:
+                return -1, nf
+            p = (0, 1, -1, 2, 3)[key]
+            sp[2 * p] = i + 1
+            sp[2 * p + 1] = j - 1
+        i = _ws(b, j, end)
+        if i >= end:
+            return -1, nf
+        if b[i] == 44:
+            i = _ws(b, i + 1, end)
+            continue
+        if b[i] == 125:
+            i += 1
+            break
+        return -1, nf
+    if seen & 0b1101 != 0b1101:                       # analyte, value and unit
+        return -1, nf
+    f, nf = _form_id(b, sp, table, forms, nf)
+    if f < 0:
+        return -1, nf
+    res[nr, 0] = f
+    res[nr, 1] = ds
+    res[nr, 2] = de
+    res[nr, 3] = -1 if text else vs
+    res[nr, 4] = ve
+    _copy_text(b, vs, ve, values, nr)
+    _copy_text(b, ds, de, days, nr)
+    return i, nf
+
+
+@njit(cache=True, nogil=True)
+def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart, kstop,
+          base):  # pragma: no cover - compiled
+    """One case's text ``b[i:end]``: returns ``(results end, nf)``, results end -1 when the
+    case is not plain (its results from ``nr`` on are then not kept)."""
+    i = _ws(b, i, end)
+    if i >= end or b[i] != 123:
+        return -1, nf
+    i = _ws(b, i + 1, end)
+    seen = 0
+    while True:
+        if i >= end or b[i] != 34:
+            return -1, nf
+        j = _plain_string(b, i, end)
+        if j < 0:
+            return -1, nf
+        key = _which(b, i + 1, j - 1, _TOP_TEXT, _TOP_SIZE)
+        if key < 0 or seen & (1 << key):
+            return -1, nf
+        seen |= 1 << key
+        i = _ws(b, j, end)
+        if i >= end or b[i] != 58:
+            return -1, nf
+        i = _ws(b, i + 1, end)
+        if i >= end:
+            return -1, nf
+        if key == 0:                                  # case_format: 1
+            if b[i] != 49:
+                return -1, nf
+            j = i + 1
+        elif key == 1:                                # id: a string
+            if b[i] != 34:
+                return -1, nf
+            j = _plain_string(b, i, end)
+            if j < 0:
+                return -1, nf
+            spans[0], spans[1] = i + 1, j - 1
+        elif key == 3:                                # measurements: a list of results
+            if b[i] != 91:
+                return -1, nf
+            i = _ws(b, i + 1, end)
+            if i < end and b[i] == 93:
+                j = i + 1
+            else:
+                while True:
+                    if i >= end or nr >= res.shape[0]:
+                        return -1, nf
+                    j, nf = _result(b, i, end, res, nr, values, days, table, forms, nf,
+                                    sp)
+                    if j < 0:
+                        return -1, nf
+                    nr += 1
+                    i = _ws(b, j, end)
+                    if i < end and b[i] == 44:
+                        i = _ws(b, i + 1, end)
+                        continue
+                    if i < end and b[i] == 93:
+                        j = i + 1
+                        break
+                    return -1, nf
+        else:                                         # patient, symptoms: any value
+            j = _skip(b, i, end, kstart, kstop, base)
+            if j < 0:
+                return -1, nf
+            at = 2 if key == 2 else 4
+            spans[at], spans[at + 1] = i, j
+        i = _ws(b, j, end)
+        if i >= end:
+            return -1, nf
+        if b[i] == 44:
+            i = _ws(b, i + 1, end)
+            continue
+        if b[i] == 125:
+            i = _ws(b, i + 1, end)
+            break
+        return -1, nf
+    if i != end or seen & 0b1010 != 0b1010:           # nothing after; id and measurements
+        return -1, nf
+    return nr, nf
+
+
+@njit(cache=True, nogil=True)
+def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
+    n = starts.size
+    spans = np.full((n, 6), -1, np.int64)
+    first = np.zeros(n + 1, np.int64)
+    ok = np.zeros(n, np.bool_)
+    cap = b.size // 36 + 1                  # a result object takes at least 36 bytes
+    res = np.empty((cap, 5), np.int64)      # form, day start, end, value start (-1: text), end
+    values = np.empty((cap, TEXT_WIDTH), np.uint8)
+    days = np.empty((cap, TEXT_WIDTH), np.uint8)
+    size = 1
+    while size < 2 * max_forms:
+        size *= 2
+    table = np.full(size, -1, np.int64)
+    forms = np.full((max_forms, 8), -1, np.int64)
+    width = 2
+    for c in range(n):
+        width = max(width, ends[c] - starts[c])
+    kstart = np.empty(width // 2 + 1, np.int64)
+    kstop = np.empty(width // 2 + 1, np.int64)
+    base = np.empty(width // 2 + 2, np.int64)
+    sp = np.empty(8, np.int64)
+    nr = 0
+    nf = 0
+    for c in range(n):
+        got, nf = _case(b, starts[c], ends[c], spans[c], res, nr, values, days, table,
+                        forms, nf, sp, kstart, kstop, base)
+        if got >= 0:                        # (a case not read leaves rows the next overwrites)
+            ok[c] = True
+            nr = got
+        first[c + 1] = nr
+    # the numbers as one JSON list each (a text value and a missing day read as 0), for a
+    # correctly rounded parser
+    size_v = 2
+    size_d = 2
+    for r in range(nr):
+        size_v += (res[r, 4] - res[r, 3] if res[r, 3] >= 0 else 1) + 1
+        size_d += (res[r, 2] - res[r, 1] if res[r, 1] >= 0 else 1) + 1
+    numbers = np.empty(size_v, np.uint8)
+    day_numbers = np.empty(size_d, np.uint8)
+    numbers = numbers[:_number_list(b, res[:nr, 3], res[:nr, 4], numbers)]
+    day_numbers = day_numbers[:_number_list(b, res[:nr, 1], res[:nr, 2], day_numbers)]
+    return ok, spans, first, res[:nr], values[:nr], days[:nr], forms[:nf], numbers, day_numbers
+
+
+@njit(cache=True, nogil=True)
+def _number_list(b, start, stop, out):  # pragma: no cover - compiled
+    """``[x0,x1,...]`` of the texts ``b[start[r]:stop[r]]`` (``0`` where start is -1) into
+    ``out``; returns its length."""
+    out[0] = 91
+    k = 1
+    for r in range(start.size):
+        if r:
+            out[k] = 44
+            k += 1
+        if start[r] < 0:
+            out[k] = 48
+            k += 1
+        else:
+            for m in range(start[r], stop[r]):
+                out[k] = b[m]
+                k += 1
+    out[k] = 93
+    return k + 1
+
+
+class ScannedChunk:
+    """What :func:`scan_chunk` found in a chunk's texts.
+
+    Attributes
+    ----------
+    text
+        The texts, UTF-8, one after another.
+    ok
+        ``(n,)`` whether each case was read (the others take the usual path).
+    spans
+        ``(n, 6)`` start and end in ``text`` of the id (inside its quotes), the patient and
+        the symptoms value; -1 where absent.
+    first
+        ``(n + 1,)``: case ``i``'s results are ``first[i]:first[i + 1]``.
+    form
+        ``(results,)`` each result's form (row of ``forms``).
+    has_day
+        ``(results,)`` whether the result gives a day.
+    text_value
+        ``(results,)`` whether the value is written as a string (``"<0.01"``, ``"3.5"``).
+    values, days
+        ``(results,)`` the value (0 when written as a string) and the day (0 when not given)
+        as numbers (read by msgspec: correctly rounded, as the standard library reads them).
+    value_texts
+        ``(results,)`` the values as written (``S32``; inside the quotes of a string).
+    forms
+        ``(distinct forms, 8)`` start and end of the analyte, specimen, unit and collection
+        time (-1 where absent) of each form's first result.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        encoded = [t.encode() for t in texts]
+        self.text = b"".join(encoded)
+        ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+        starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
+        buf = np.frombuffer(self.text, np.uint8)
+        (self.ok, self.spans, self.first, res, values, days, self.forms, numbers,
+         day_numbers) = _scan(buf, starts, ends, MAX_FORMS)
+        self.form = res[:, 0]
+        self.has_day = res[:, 1] >= 0
+        self.text_value = res[:, 3] < 0
+        self.value_texts = values.view(f"S{TEXT_WIDTH}").ravel()
+        days = days.view(f"S{TEXT_WIDTH}").ravel()
+        try:
+            self.values = np.array(_numbers(numbers.tobytes()), dtype=float)
+            self.days = np.array(_numbers(day_numbers.tobytes()), dtype=float)
+        except msgspec.MsgspecError:       # e.g. 1e999: numpy reads it (inf) as float() does
+            self.values = np.where(self.text_value, b"0", self.value_texts).astype(float)
+            self.days = np.where(self.has_day, days, b"0").astype(float)
+
+    def part(self, start: int, stop: int) -> bytes:
+        """The text between two offsets."""
+        return self.text[start:stop]
+
+    def form_text(self, f: int) -> tuple[str | None, ...] | None:
+        """``(analyte, specimen, unit, collected)`` of form ``f`` (None: absent), or None
+        when one of its strings has an escape sequence JSON does not allow."""
+        row = self.forms[f]
+        out = []
+        for p in range(4):
+            s, e = row[2 * p], row[2 * p + 1]
+            if s < 0:
+                out.append(None)
+                continue
+            text = self.text[s:e]
+            if b"\\" in text:         # escape sequences (e.g. json.dumps' "\u00b5mol/L")
+                try:
+                    out.append(_string(self.text[s - 1:e + 1]))
+                except msgspec.MsgspecError:
+                    return None
+            else:
+                out.append(text.decode())
+        return tuple(out)
+
+
+def scan_chunk(texts: list[str]) -> ScannedChunk:
+    """Read a chunk of case texts in one compiled pass (:class:`ScannedChunk`)."""
+    return ScannedChunk(texts)
