@@ -269,30 +269,46 @@ class PlainReader:
         good &= (day >= 0.0) & (day < _INF)
         bad = np.r_[0, np.cumsum(~good)]
         bad = bad[first[1:]] - bad[first[:-1]]
-        # each case's patient, symptoms and id
+        # symptoms: each distinct name's id as the case reader reads it; a case's present
+        # and absent symptoms in build_evidence's order (by id), as _symptoms gives them
+        name_sid = [_symptom(sc.name_text(k)) for k in range(len(sc.names))]
+        rank = {sid: r for r, sid in enumerate(sorted({x for x in name_sid if x is not None}))}
+        name_rank = np.array([-1 if x is None else rank[x] for x in name_sid] + [-1])
+        name_model = np.array([self._symptom_index.get(x, -1) for x in name_sid] + [-1])
+        entry_case = np.repeat(np.arange(n), np.diff(sc.sym_first))
+        order = np.lexsort((name_rank[sc.sym_name], entry_case))
+        ec, name, state = entry_case[order], sc.sym_name[order], sc.sym_state[order]
+        er = name_rank[name]
+        sym_bad = np.zeros(n, bool)
+        sym_bad[ec[er < 0]] = True                  # a name that is no symptom
+        same = (ec[1:] == ec[:-1]) & (er[1:] == er[:-1])
+        sym_bad[ec[1:][same & (state[1:] != state[:-1])]] = True     # in two states
+        once = np.ones(ec.size, bool)
+        once[1:] = ~same
+        ec, state, em = ec[once], state[once], name_model[name[once]]
+        sym_bad[ec[(state != 2) & (em < 0)]] = True  # not in the model's symptom table
+        present, absent = state == 0, state == 1
+        p_model, a_model = em[present], em[absent]
+        p_at = np.searchsorted(ec[present], np.arange(n + 1))
+        a_at = np.searchsorted(ec[absent], np.arange(n + 1))
+        # each case's patient and id
         people: dict[int, int] = {}         # id(person) -> its row in ``persons``
         persons: list[_Person] = []
         cases: list[tuple] = []
         pid = np.zeros(n, np.int64)
-        for c in np.flatnonzero(sc.ok & (bad == 0)).tolist():
+        for c in np.flatnonzero(sc.ok & (bad == 0) & ~sym_bad).tolist():
             s = sc.spans[c]
             person = self._person_text(None if s[2] < 0 else sc.part(s[2], s[3]))
             if person is None:
                 continue
-            try:
-                raw = None if s[4] < 0 else _decode(sc.part(s[4], s[5]))
-            except msgspec.DecodeError:
-                continue
-            if (symptoms := self._symptoms(raw)) is None:
-                continue
             case_id = sc.part(s[0], s[1]).decode().strip()
-            present, absent = symptoms
-            if not case_id or (first[c] == first[c + 1] and not present and not absent):
+            p0, p1, a0, a1 = p_at[c], p_at[c + 1], a_at[c], a_at[c + 1]
+            if not case_id or (first[c] == first[c + 1] and p0 == p1 and a0 == a1):
                 continue
             pid[c] = people.setdefault(id(person), len(persons))
             if pid[c] == len(persons):
                 persons.append(person)
-            cases.append((c, person, case_id, present, absent))
+            cases.append((c, person, case_id, p_model[p0:p1], a_model[a0:a1]))
             taken[c] = True
         # the results that context, age or a daily rhythm move: their adjustments, once per
         # patient and form (result_row's, with the patient's cache)
@@ -334,8 +350,7 @@ class PlainReader:
                 for r in range(r0, r1) if ch_r[r] < 0)
             self.evidences.append(Evidence(
                 case_id=case_id, covariates=person.covariates, blocks=(),
-                present=np.array(present, dtype=np.int64),
-                absent=np.array(absent, dtype=np.int64),
+                present=present, absent=absent,
                 not_used=person.not_used + unused, warnings=person.warnings,
                 lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale))
         # the rows: by case, then axis (stable), as add() orders them; y less the shifts

@@ -17,9 +17,11 @@ the case format's keys, each at most once (``case_format`` the number ``1``, ``i
 string without escape sequences); ``measurements`` a list of objects with ``analyte``,
 ``value``, ``unit`` and optionally ``specimen``, ``collected`` (strings, decoded by msgspec
 where they have escape sequences), ``day`` (a number), each key once, ``value`` a JSON number
-or a string without escapes; nothing after the object.  ``patient`` and
-``symptoms`` are any JSON value: the pass finds where they end (and refuses a key given twice
-or escaped in them) and the reader parses them with msgspec, which checks their syntax.
+or a string without escapes; ``symptoms`` ``null`` or an object of ``present``, ``absent``
+and ``unknown`` lists of names (strings without escapes; each distinct name kept once per
+chunk, the reader maps it to its symptom); nothing after the object.  ``patient`` is any
+JSON value: the pass finds where it ends (and refuses a key given twice or escaped in it)
+and the reader parses it with msgspec, which checks its syntax, once per distinct text.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 from numba import njit
+
+from neb_bayes.case.symptoms import SYMPTOM_STATES
 
 __all__ = ["TEXT_WIDTH", "ScannedChunk", "scan_chunk"]
 
@@ -53,6 +57,7 @@ def _key_table(keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 _TOP_TEXT, _TOP_SIZE = _key_table(_TOP_KEYS)
 _RES_TEXT, _RES_SIZE = _key_table(_RESULT_KEYS)
+_SYM_TEXT, _SYM_SIZE = _key_table(SYMPTOM_STATES)
 
 
 @njit(cache=True, nogil=True)
@@ -250,6 +255,97 @@ def _form_id(b, sp, table, forms, nf):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
+def _name_id(b, s, e, table, names, nn):  # pragma: no cover - compiled
+    """The id of the text ``b[s:e]`` among the chunk's distinct symptom names (a new one is
+    added).  Returns ``(id, number of names)``; id -1 when the table is full."""
+    h = np.uint64(14695981039346656037)
+    for m in range(s, e):
+        h = (h ^ np.uint64(b[m])) * np.uint64(1099511628211)
+    mask = table.size - 1
+    slot = np.int64(h & np.uint64(mask))
+    while True:
+        k = table[slot]
+        if k < 0:
+            break
+        if _same(b, names[k, 0], names[k, 1], s, e):
+            return k, nn
+        slot = (slot + 1) & mask
+    if nn >= names.shape[0]:
+        return -1, nn
+    table[slot] = nn
+    names[nn, 0] = s
+    names[nn, 1] = e
+    return nn, nn + 1
+
+
+@njit(cache=True, nogil=True)
+def _symptom_lists(b, i, end, sym, ns, ntable, names, nn):  # pragma: no cover - compiled
+    """The symptoms value at ``b[i]``: ``null``, or an object of ``present``, ``absent`` and
+    ``unknown`` (each at most once) lists of strings without escapes.  Each name goes to
+    ``sym[ns:]`` as ``(state, name id)``.  Returns ``(end, ns, nn)``, end -1 when the value
+    is anything else."""
+    if b[i] == 110:                                   # null
+        if i + 4 <= end and b[i + 1] == 117 and b[i + 2] == 108 and b[i + 3] == 108:
+            return i + 4, ns, nn
+        return -1, ns, nn
+    if b[i] != 123:
+        return -1, ns, nn
+    i = _ws(b, i + 1, end)
+    if i < end and b[i] == 125:
+        return i + 1, ns, nn
+    seen = 0
+    while True:
+        if i >= end or b[i] != 34:
+            return -1, ns, nn
+        j = _plain_string(b, i, end)
+        if j < 0:
+            return -1, ns, nn
+        state = _which(b, i + 1, j - 1, _SYM_TEXT, _SYM_SIZE)
+        if state < 0 or seen & (1 << state):
+            return -1, ns, nn
+        seen |= 1 << state
+        i = _ws(b, j, end)
+        if i >= end or b[i] != 58:
+            return -1, ns, nn
+        i = _ws(b, i + 1, end)
+        if i >= end or b[i] != 91:
+            return -1, ns, nn
+        i = _ws(b, i + 1, end)
+        if i < end and b[i] == 93:
+            i += 1
+        else:
+            while True:
+                if i >= end or b[i] != 34 or ns >= sym.shape[0]:
+                    return -1, ns, nn
+                j = _plain_string(b, i, end)
+                if j < 0:
+                    return -1, ns, nn
+                k, nn = _name_id(b, i + 1, j - 1, ntable, names, nn)
+                if k < 0:
+                    return -1, ns, nn
+                sym[ns, 0] = state
+                sym[ns, 1] = k
+                ns += 1
+                i = _ws(b, j, end)
+                if i < end and b[i] == 44:
+                    i = _ws(b, i + 1, end)
+                    continue
+                if i < end and b[i] == 93:
+                    i += 1
+                    break
+                return -1, ns, nn
+        i = _ws(b, i, end)
+        if i >= end:
+            return -1, ns, nn
+        if b[i] == 44:
+            i = _ws(b, i + 1, end)
+            continue
+        if b[i] == 125:
+            return i + 1, ns, nn
+        return -1, ns, nn
+
+
+@njit(cache=True, nogil=True)
 def _copy_text(b, s, e, out, row):  # pragma: no cover - compiled
     """``b[s:e]`` into row ``row`` of ``out``, the rest of the row zeros (empty: s < 0)."""
     n = e - s if s >= 0 else 0
@@ -335,56 +431,57 @@ def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: 
 
 
 @njit(cache=True, nogil=True)
-def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart, kstop,
-          base):  # pragma: no cover - compiled
-    """One case's text ``b[i:end]``: returns ``(results end, nf)``, results end -1 when the
-    case is not plain (its results from ``nr`` on are then not kept)."""
+def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart, kstop, base,
+          sym, ns, ntable, names, nn):  # pragma: no cover - compiled
+    """One case's text ``b[i:end]``: returns ``(results end, nf, symptoms end, nn)``, results
+    end -1 when the case is not plain (its results from ``nr`` and symptoms from ``ns`` on
+    are then not kept)."""
     i = _ws(b, i, end)
     if i >= end or b[i] != 123:
-        return -1, nf
+        return -1, nf, ns, nn
     i = _ws(b, i + 1, end)
     seen = 0
     while True:
         if i >= end or b[i] != 34:
-            return -1, nf
+            return -1, nf, ns, nn
         j = _plain_string(b, i, end)
         if j < 0:
-            return -1, nf
+            return -1, nf, ns, nn
         key = _which(b, i + 1, j - 1, _TOP_TEXT, _TOP_SIZE)
         if key < 0 or seen & (1 << key):
-            return -1, nf
+            return -1, nf, ns, nn
         seen |= 1 << key
         i = _ws(b, j, end)
         if i >= end or b[i] != 58:
-            return -1, nf
+            return -1, nf, ns, nn
         i = _ws(b, i + 1, end)
         if i >= end:
-            return -1, nf
+            return -1, nf, ns, nn
         if key == 0:                                  # case_format: 1
             if b[i] != 49:
-                return -1, nf
+                return -1, nf, ns, nn
             j = i + 1
         elif key == 1:                                # id: a string
             if b[i] != 34:
-                return -1, nf
+                return -1, nf, ns, nn
             j = _plain_string(b, i, end)
             if j < 0:
-                return -1, nf
+                return -1, nf, ns, nn
             spans[0], spans[1] = i + 1, j - 1
         elif key == 3:                                # measurements: a list of results
             if b[i] != 91:
-                return -1, nf
+                return -1, nf, ns, nn
             i = _ws(b, i + 1, end)
             if i < end and b[i] == 93:
                 j = i + 1
             else:
                 while True:
                     if i >= end or nr >= res.shape[0]:
-                        return -1, nf
+                        return -1, nf, ns, nn
                     j, nf = _result(b, i, end, res, nr, values, days, table, forms, nf,
                                     sp)
                     if j < 0:
-                        return -1, nf
+                        return -1, nf, ns, nn
                     nr += 1
                     i = _ws(b, j, end)
                     if i < end and b[i] == 44:
@@ -393,26 +490,29 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
                     if i < end and b[i] == 93:
                         j = i + 1
                         break
-                    return -1, nf
-        else:                                         # patient, symptoms: any value
+                    return -1, nf, ns, nn
+        elif key == 4:                                # symptoms: null or lists of names
+            j, ns, nn = _symptom_lists(b, i, end, sym, ns, ntable, names, nn)
+            if j < 0:
+                return -1, nf, ns, nn
+        else:                                         # patient: any value
             j = _skip(b, i, end, kstart, kstop, base)
             if j < 0:
-                return -1, nf
-            at = 2 if key == 2 else 4
-            spans[at], spans[at + 1] = i, j
+                return -1, nf, ns, nn
+            spans[2], spans[3] = i, j
         i = _ws(b, j, end)
         if i >= end:
-            return -1, nf
+            return -1, nf, ns, nn
         if b[i] == 44:
             i = _ws(b, i + 1, end)
             continue
         if b[i] == 125:
             i = _ws(b, i + 1, end)
             break
-        return -1, nf
+        return -1, nf, ns, nn
     if i != end or seen & 0b1010 != 0b1010:           # nothing after; id and measurements
-        return -1, nf
-    return nr, nf
+        return -1, nf, ns, nn
+    return nr, nf, ns, nn
 
 
 @njit(cache=True, nogil=True)
@@ -437,15 +537,24 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     kstop = np.empty(width // 2 + 1, np.int64)
     base = np.empty(width // 2 + 2, np.int64)
     sp = np.empty(8, np.int64)
+    sym = np.empty((b.size // 4 + 1, 2), np.int64)   # state, name: a name takes >= 4 bytes
+    sym_first = np.zeros(n + 1, np.int64)
+    ntable = np.full(size, -1, np.int64)
+    names = np.empty((max_forms, 2), np.int64)
     nr = 0
     nf = 0
+    ns = 0
+    nn = 0
     for c in range(n):
-        got, nf = _case(b, starts[c], ends[c], spans[c], res, nr, values, days, table,
-                        forms, nf, sp, kstart, kstop, base)
+        got, nf, got_s, nn = _case(b, starts[c], ends[c], spans[c], res, nr, values, days,
+                                   table, forms, nf, sp, kstart, kstop, base, sym, ns, ntable,
+                                   names, nn)
         if got >= 0:                        # (a case not read leaves rows the next overwrites)
             ok[c] = True
             nr = got
+            ns = got_s
         first[c + 1] = nr
+        sym_first[c + 1] = ns
     # the numbers as one JSON list each (a text value and a missing day read as 0), for a
     # correctly rounded parser
     size_v = 2
@@ -457,7 +566,8 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     day_numbers = np.empty(size_d, np.uint8)
     numbers = numbers[:_number_list(b, res[:nr, 3], res[:nr, 4], numbers)]
     day_numbers = day_numbers[:_number_list(b, res[:nr, 1], res[:nr, 2], day_numbers)]
-    return ok, spans, first, res[:nr], values[:nr], days[:nr], forms[:nf], numbers, day_numbers
+    return (ok, spans, first, res[:nr], values[:nr], days[:nr], forms[:nf], numbers,
+            day_numbers, sym_first, sym[:ns], names[:nn])
 
 
 @njit(cache=True, nogil=True)
@@ -509,6 +619,12 @@ class ScannedChunk:
     forms
         ``(distinct forms, 8)`` start and end of the analyte, specimen, unit and collection
         time (-1 where absent) of each form's first result.
+    sym_first, sym_state, sym_name
+        Case ``i``'s symptoms as listed are ``sym_first[i]:sym_first[i + 1]``: each its state
+        (index in :data:`~neb_bayes.case.symptoms.SYMPTOM_STATES`) and name (row of
+        ``names``).
+    names
+        ``(distinct symptom names, 2)`` start and end of each name's first occurrence.
     """
 
     def __init__(self, texts: list[str]) -> None:
@@ -518,7 +634,8 @@ class ScannedChunk:
         starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
         buf = np.frombuffer(self.text, np.uint8)
         (self.ok, self.spans, self.first, res, values, days, self.forms, numbers,
-         day_numbers) = _scan(buf, starts, ends, MAX_FORMS)
+         day_numbers, self.sym_first, sym, self.names) = _scan(buf, starts, ends, MAX_FORMS)
+        self.sym_state, self.sym_name = sym[:, 0], sym[:, 1]
         self.form = res[:, 0]
         self.has_day = res[:, 1] >= 0
         self.text_value = res[:, 3] < 0
@@ -534,6 +651,10 @@ class ScannedChunk:
     def part(self, start: int, stop: int) -> bytes:
         """The text between two offsets."""
         return self.text[start:stop]
+
+    def name_text(self, k: int) -> str:
+        """Symptom name ``k`` as written."""
+        return self.text[self.names[k, 0]:self.names[k, 1]].decode()
 
     def form_text(self, f: int) -> tuple[str | None, ...] | None:
         """``(analyte, specimen, unit, collected)`` of form ``f`` (None: absent), or None

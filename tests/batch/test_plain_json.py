@@ -89,6 +89,26 @@ def test_variants_read_at_once_as_one_by_one(model):
     assert taken.sum() > 0.6 * plain.sum(), (taken.sum(), plain.sum())
 
 
+@pytest.mark.parametrize(("symptoms", "read"), [
+    (None, True), ({}, True), ({"present": []}, True),
+    ({"present": ["fatigue", "fatigue"], "absent": ["goiter"]}, True),   # twice in one state
+    ({"present": [" Fatigue ", "cold intolerance"]}, True),              # as the reader reads
+    ({"unknown": ["fatigue"], "absent": ["goiter", "weight_gain"]}, True),
+    ({"absent": ["weight_gain", "goiter", "acne", "dry_skin"]}, True),    # (ordered by id)
+    ({"present": ["fatigue"], "absent": ["fatigue"]}, False),           # two states
+    ({"present": ["fatigue"], "unknown": ["Fatigue"]}, False),
+    ({"present": ["nonsense"]}, False), ({"present": [""]}, False),
+    ({"present": "fatigue"}, False), ({"other": []}, False), ({"present": [3]}, False),
+    ([], False), ({"present": ["fatigue", 3]}, False),
+])
+def test_symptoms_read_at_once_as_the_reader_reads_them(model, symptoms, read):
+    text = json.dumps({**BASE, "symptoms": symptoms})
+    twice = text.replace('"present": ["fatigue"]', '"present": ["fatigue"], "present": []')
+    taken = _same_reading(model, [text, twice])
+    assert taken[0] == read
+    assert not taken[1] or twice == text
+
+
 def _base_text(**changes) -> str:
     return json.dumps({**BASE, **changes})
 
