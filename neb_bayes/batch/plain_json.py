@@ -537,7 +537,9 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     kstop = np.empty(width // 2 + 1, np.int64)
     base = np.empty(width // 2 + 2, np.int64)
     sp = np.empty(8, np.int64)
-    sym = np.empty((b.size // 4 + 1, 2), np.int64)   # state, name: a name takes >= 4 bytes
+    # state, name of each listed symptom: one per 8 bytes of text, more than any case lists
+    # (past it, a case is declined)
+    sym = np.empty((b.size // 8 + 64, 2), np.int64)
     sym_first = np.zeros(n + 1, np.int64)
     ntable = np.full(size, -1, np.int64)
     names = np.empty((max_forms, 2), np.int64)
