@@ -25,13 +25,35 @@ from numba import njit
 
 from neb_bayes.case.loader import load_text
 
-__all__ = ["parse_json_case"]
+__all__ = ["key_repeated", "parse_json_case", "same_text"]
 
 #: objects with more keys than this are checked by the standard library (the compiled check
 #: compares each key with the object's earlier ones)
 MAX_KEYS = 64
 
 _decode = msgspec.json.Decoder().decode
+
+
+@njit(cache=True, nogil=True)
+def same_text(b: np.ndarray, s1: int, e1: int, s2: int, e2: int) -> bool:  # pragma: no cover
+    """Whether ``b[s1:e1]`` and ``b[s2:e2]`` are the same bytes."""
+    if e1 - s1 != e2 - s2:
+        return False
+    for m in range(e1 - s1):
+        if b[s1 + m] != b[s2 + m]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def key_repeated(b: np.ndarray, first: int, last: int, start: np.ndarray, stop: np.ndarray,
+                 lo: int, hi: int) -> bool:  # pragma: no cover - compiled
+    """Whether the key ``b[first:last]`` is one of the keys ``b[start[k]:stop[k]]``, ``lo <=
+    k < hi`` (those of the object it is in)."""
+    for k in range(lo, hi):
+        if same_text(b, start[k], stop[k], first, last):
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
@@ -64,18 +86,9 @@ def _keys_unique(b: np.ndarray, max_keys: int) -> bool:  # pragma: no cover - co
             while j < n and (b[j] == 32 or b[j] == 9 or b[j] == 10 or b[j] == 13):
                 j += 1
             if j < n and b[j] == 58:                  # ':' follows: it is a key
-                if escaped or nk - base[depth] >= max_keys:
+                if (escaped or nk - base[depth] >= max_keys
+                        or key_repeated(b, first, last, start, stop, base[depth], nk)):
                     return False
-                size = last - first
-                for k in range(base[depth], nk):
-                    if stop[k] - start[k] == size:
-                        same = True
-                        for m in range(size):
-                            if b[start[k] + m] != b[first + m]:
-                                same = False
-                                break
-                        if same:
-                            return False
                 start[nk] = first
                 stop[nk] = last
                 nk += 1

@@ -30,6 +30,7 @@ import msgspec
 import numpy as np
 from numba import njit
 
+from neb_bayes.batch.json_text import key_repeated, same_text
 from neb_bayes.case.symptoms import SYMPTOM_STATES
 
 __all__ = ["TEXT_WIDTH", "ScannedChunk", "scan_chunk"]
@@ -65,6 +66,19 @@ def _ws(b, i, end):  # pragma: no cover - compiled
     while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 10 or b[i] == 13):
         i += 1
     return i
+
+
+@njit(cache=True, nogil=True)
+def _next(b, j, end, close):  # pragma: no cover - compiled
+    """After a list's or object's item that ends at ``b[j]``: ``(start of the next item,
+    True)`` after a comma, ``(the index after the closing byte close, False)``, or ``(-1,
+    False)`` for anything else."""
+    i = _ws(b, j, end)
+    if i < end and b[i] == 44:
+        return _ws(b, i + 1, end), True
+    if i < end and b[i] == close:
+        return i + 1, False
+    return -1, False
 
 
 @njit(cache=True, nogil=True)
@@ -179,18 +193,9 @@ def _skip(b, i, end, kstart, kstop, base):  # pragma: no cover - compiled
             last = i
             i = _ws(b, i + 1, end)
             if i < end and b[i] == 58:              # a key
-                if escaped or nk >= kstart.size:
+                if (escaped or nk >= kstart.size
+                        or key_repeated(b, first, last, kstart, kstop, base[depth], nk)):
                     return -1
-                size = last - first
-                for k in range(base[depth], nk):
-                    if kstop[k] - kstart[k] == size:
-                        same = True
-                        for m in range(size):
-                            if b[kstart[k] + m] != b[first + m]:
-                                same = False
-                                break
-                        if same:
-                            return -1
                 kstart[nk] = first
                 kstop[nk] = last
                 nk += 1
@@ -210,22 +215,13 @@ def _skip(b, i, end, kstart, kstop, base):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _same(b, s1, e1, s2, e2):  # pragma: no cover - compiled
-    if e1 - s1 != e2 - s2:
-        return False
-    for m in range(e1 - s1):
-        if b[s1 + m] != b[s2 + m]:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _form_id(b, sp, table, forms, nf):  # pragma: no cover - compiled
-    """The id of a result's form (``sp``: analyte, specimen, unit, collected as (start,
-    end) pairs, -1 when absent) among the chunk's distinct forms; a new one is added.
-    Returns ``(id, number of forms)``; id -1 when the table is full."""
+def _distinct(b, sp, table, rows, n):  # pragma: no cover - compiled
+    """The id of a tuple of texts among the chunk's distinct ones (``sp``: each text's
+    start and end in ``b``, -1 when absent; ``rows``: the first occurrence of each, a hash
+    table ``table`` over them); a new one is added.  Returns ``(id, number of distinct
+    ones)``; id -1 when ``rows`` is full."""
     h = np.uint64(14695981039346656037)
-    for p in range(4):
+    for p in range(sp.size // 2):
         s, e = sp[2 * p], sp[2 * p + 1]
         h = (h ^ np.uint64(256 + (e - s if s >= 0 else 4096 + p))) * np.uint64(1099511628211)
         for m in range(s, e if s >= 0 else s):
@@ -237,49 +233,25 @@ def _form_id(b, sp, table, forms, nf):  # pragma: no cover - compiled
         if f < 0:
             break
         same = True
-        for p in range(4):
-            s1, e1 = forms[f, 2 * p], forms[f, 2 * p + 1]
+        for p in range(sp.size // 2):
+            s1, e1 = rows[f, 2 * p], rows[f, 2 * p + 1]
             s2, e2 = sp[2 * p], sp[2 * p + 1]
-            if (s1 < 0) != (s2 < 0) or (s1 >= 0 and not _same(b, s1, e1, s2, e2)):
+            if (s1 < 0) != (s2 < 0) or (s1 >= 0 and not same_text(b, s1, e1, s2, e2)):
                 same = False
                 break
         if same:
-            return f, nf
+            return f, n
         slot = (slot + 1) & mask
-    if nf >= forms.shape[0]:
-        return -1, nf
-    table[slot] = nf
-    for p in range(8):
-        forms[nf, p] = sp[p]
-    return nf, nf + 1
+    if n >= rows.shape[0]:
+        return -1, n
+    table[slot] = n
+    for p in range(sp.size):
+        rows[n, p] = sp[p]
+    return n, n + 1
 
 
 @njit(cache=True, nogil=True)
-def _name_id(b, s, e, table, names, nn):  # pragma: no cover - compiled
-    """The id of the text ``b[s:e]`` among the chunk's distinct symptom names (a new one is
-    added).  Returns ``(id, number of names)``; id -1 when the table is full."""
-    h = np.uint64(14695981039346656037)
-    for m in range(s, e):
-        h = (h ^ np.uint64(b[m])) * np.uint64(1099511628211)
-    mask = table.size - 1
-    slot = np.int64(h & np.uint64(mask))
-    while True:
-        k = table[slot]
-        if k < 0:
-            break
-        if _same(b, names[k, 0], names[k, 1], s, e):
-            return k, nn
-        slot = (slot + 1) & mask
-    if nn >= names.shape[0]:
-        return -1, nn
-    table[slot] = nn
-    names[nn, 0] = s
-    names[nn, 1] = e
-    return nn, nn + 1
-
-
-@njit(cache=True, nogil=True)
-def _symptom_lists(b, i, end, sym, ns, ntable, names, nn):  # pragma: no cover - compiled
+def _symptom_lists(b, i, end, sym, ns, ntable, names, nn, nsp):  # pragma: no cover
     """The symptoms value at ``b[i]``: ``null``, or an object of ``present``, ``absent`` and
     ``unknown`` (each at most once) lists of strings without escapes.  Each name goes to
     ``sym[ns:]`` as ``(state, name id)``.  Returns ``(end, ns, nn)``, end -1 when the value
@@ -320,29 +292,21 @@ def _symptom_lists(b, i, end, sym, ns, ntable, names, nn):  # pragma: no cover -
                 j = _plain_string(b, i, end)
                 if j < 0:
                     return -1, ns, nn
-                k, nn = _name_id(b, i + 1, j - 1, ntable, names, nn)
+                nsp[0], nsp[1] = i + 1, j - 1
+                k, nn = _distinct(b, nsp, ntable, names, nn)
                 if k < 0:
                     return -1, ns, nn
                 sym[ns, 0] = state
                 sym[ns, 1] = k
                 ns += 1
-                i = _ws(b, j, end)
-                if i < end and b[i] == 44:
-                    i = _ws(b, i + 1, end)
-                    continue
-                if i < end and b[i] == 93:
-                    i += 1
+                i, more = _next(b, j, end, 93)
+                if i < 0:
+                    return -1, ns, nn
+                if not more:
                     break
-                return -1, ns, nn
-        i = _ws(b, i, end)
-        if i >= end:
-            return -1, ns, nn
-        if b[i] == 44:
-            i = _ws(b, i + 1, end)
-            continue
-        if b[i] == 125:
-            return i + 1, ns, nn
-        return -1, ns, nn
+        i, more = _next(b, i, end, 125)
+        if i < 0 or not more:
+            return i, ns, nn
 
 
 @njit(cache=True, nogil=True)
@@ -405,19 +369,14 @@ def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: 
             p = (0, 1, -1, 2, 3)[key]
             sp[2 * p] = i + 1
             sp[2 * p + 1] = j - 1
-        i = _ws(b, j, end)
-        if i >= end:
+        i, more = _next(b, j, end, 125)
+        if i < 0:
             return -1, nf
-        if b[i] == 44:
-            i = _ws(b, i + 1, end)
-            continue
-        if b[i] == 125:
-            i += 1
+        if not more:
             break
-        return -1, nf
     if seen & 0b1101 != 0b1101:                       # analyte, value and unit
         return -1, nf
-    f, nf = _form_id(b, sp, table, forms, nf)
+    f, nf = _distinct(b, sp, table, forms, nf)
     if f < 0:
         return -1, nf
     res[nr, 0] = f
@@ -483,16 +442,14 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
                     if j < 0:
                         return -1, nf, ns, nn
                     nr += 1
-                    i = _ws(b, j, end)
-                    if i < end and b[i] == 44:
-                        i = _ws(b, i + 1, end)
-                        continue
-                    if i < end and b[i] == 93:
-                        j = i + 1
+                    i, more = _next(b, j, end, 93)
+                    if i < 0:
+                        return -1, nf, ns, nn
+                    if not more:
+                        j = i
                         break
-                    return -1, nf, ns, nn
         elif key == 4:                                # symptoms: null or lists of names
-            j, ns, nn = _symptom_lists(b, i, end, sym, ns, ntable, names, nn)
+            j, ns, nn = _symptom_lists(b, i, end, sym, ns, ntable, names, nn, sp[:2])
             if j < 0:
                 return -1, nf, ns, nn
         else:                                         # patient: any value
@@ -500,16 +457,12 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
             if j < 0:
                 return -1, nf, ns, nn
             spans[2], spans[3] = i, j
-        i = _ws(b, j, end)
-        if i >= end:
+        i, more = _next(b, j, end, 125)
+        if i < 0:
             return -1, nf, ns, nn
-        if b[i] == 44:
-            i = _ws(b, i + 1, end)
-            continue
-        if b[i] == 125:
-            i = _ws(b, i + 1, end)
+        if not more:
+            i = _ws(b, i, end)
             break
-        return -1, nf, ns, nn
     if i != end or seen & 0b1010 != 0b1010:           # nothing after; id and measurements
         return -1, nf, ns, nn
     return nr, nf, ns, nn
