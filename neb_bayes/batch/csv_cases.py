@@ -51,8 +51,8 @@ import numpy as np
 
 from neb_bayes.case.model import FieldError
 
-__all__ = ["CsvPlan", "ColumnSpec", "SparseRow", "column_label", "plan_header", "row_to_case",
-           "sparse_row"]
+__all__ = ["ColumnSpec", "CsvPlan", "RowParts", "SparseRow", "column_label", "plan_header",
+           "row_parts", "row_to_case", "sparse_row"]
 
 PATIENT_NUMBERS = ("age", "gestational_week", "bmi")
 PATIENT_TEXT = ("sex", "menopausal_status", "menstrual_phase")
@@ -190,6 +190,19 @@ def _split(cell: str) -> list[str]:
     return [part.strip() for part in cell.split(";") if part.strip()]
 
 
+_PATIENT_CELLS = ("number", "text", "bool")
+
+
+def _patient_value(kind: str, cell: str) -> Any:
+    """A patient field's value from its cell (a column of kind number, text or bool)."""
+    if kind == "number":
+        return _number_or_text(cell)
+    if kind == "bool":
+        low = cell.lower()
+        return True if low in _TRUE else False if low in _FALSE else cell
+    return cell
+
+
 def column_label(labels: dict[str, str], path: str) -> str | None:
     """The CSV column a case-file field path came from (longest matching prefix)."""
     best = None
@@ -277,15 +290,8 @@ def row_to_case(
         if spec.kind == "id":
             case["id"] = cell
             labels["id"] = spec.name
-        elif spec.kind == "number":
-            patient[spec.key] = _number_or_text(cell)
-            labels[f"patient.{spec.key}"] = spec.name
-        elif spec.kind == "text":
-            patient[spec.key] = cell
-            labels[f"patient.{spec.key}"] = spec.name
-        elif spec.kind == "bool":
-            low = cell.lower()
-            patient[spec.key] = True if low in _TRUE else False if low in _FALSE else cell
+        elif spec.kind in _PATIENT_CELLS:
+            patient[spec.key] = _patient_value(spec.kind, cell)
             labels[f"patient.{spec.key}"] = spec.name
         elif spec.kind == "list":
             items = patient.setdefault(spec.key, [])
@@ -326,3 +332,54 @@ def row_to_case(
     if symptoms:
         case["symptoms"] = symptoms
     return case, labels, errors
+
+
+class RowParts(NamedTuple):
+    """What the batch's plain reader reads of a CSV row (:func:`row_parts`)."""
+
+    case_id: str | None
+    patient: dict[str, Any] | None     # the case's patient section (None: no patient cells)
+    forms: list[tuple]                 # each result's (analyte, specimen, unit, collected)
+    values: list[float | str]          # its value, as row_to_case reads the cell
+    days: list[float]                  # its day (0 when its column names none)
+    symptoms: list[tuple[str, str]]    # (state, name) of each symptom listed
+
+
+def row_parts(header: Sequence[str], cells: Sequence[str] | SparseRow | str) -> RowParts | None:
+    """A row's parts as :func:`row_to_case` reads them, without the case-file mapping (no
+    object per result, no labels), or None where it would report a problem (a header
+    problem, too many cells, a symptom cell that is not 1/0) or add a field the plain
+    reader does not read (a column of no known kind)."""
+    plan = _plan_of(header)
+    row = cells if isinstance(cells, SparseRow) else sparse_row(cells)
+    if plan.errors or row.n_cells > len(header):
+        return None
+    case_id = None
+    patient: dict[str, Any] = {}
+    forms, values, days, symptoms = [], [], [], []
+    columns = plan.columns
+    for j, raw in zip(row.index, row.cells, strict=True):
+        cell = raw.strip()
+        if not cell or j >= len(columns):
+            continue
+        spec = columns[j]
+        kind = spec.kind
+        if kind == "measurement":
+            forms.append((spec.key, spec.specimen, spec.unit, spec.collected))
+            values.append(_number_or_text(cell))
+            days.append(0.0 if spec.day is None else spec.day)
+        elif kind == "symptom":
+            if (state := _SYMPTOM_STATE.get(cell.lower())) is None:
+                return None
+            symptoms.append((state, spec.key))
+        elif kind == "symptoms":
+            symptoms.extend((spec.key, part) for part in _split(cell))
+        elif kind == "id":
+            case_id = cell
+        elif kind in _PATIENT_CELLS:
+            patient[spec.key] = _patient_value(kind, cell)
+        elif kind == "list":
+            patient.setdefault(spec.key, []).extend(_split(cell))
+        else:
+            return None
+    return RowParts(case_id, patient or None, forms, values, days, symptoms)

@@ -27,6 +27,8 @@ same to the last bit (tests hold both readers equal).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
 from typing import Any
@@ -35,6 +37,7 @@ import msgspec
 import numpy as np
 
 from neb_bayes import vocab
+from neb_bayes.batch.csv_cases import row_parts
 from neb_bayes.batch.plain_json import scan_chunk
 from neb_bayes.case.collect import Collector
 from neb_bayes.case.measurements import (
@@ -140,6 +143,47 @@ def _forms_of(model: CompiledModel) -> dict[tuple, tuple | None]:
     return {}
 
 
+@dataclass
+class _Columns:
+    """A chunk of cases as columns, whatever they were read from (:meth:`PlainReader.add_texts`,
+    :meth:`PlainReader.add_rows`).
+
+    Attributes
+    ----------
+    ok
+        ``(n,)`` the cases whose every part was read into these columns (the others are
+        not read here).
+    first
+        ``(n + 1,)``: case ``i``'s results are ``first[i]:first[i + 1]``, as written.
+    form, form_keys
+        Each result's form: an index into ``form_keys``, each ``(analyte, specimen, unit,
+        collected)`` as written (None: not plain).
+    value, text_value, value_text, day
+        Each result's value (a number; 0 where ``text_value``, ``value_text(r)`` giving the
+        text) and day (0 when not given).
+    sym_first, sym_state, sym_name, names
+        Case ``i``'s symptoms as listed are ``sym_first[i]:sym_first[i + 1]``, each its
+        state (index in ``SYMPTOM_STATES``) and name (``names[sym_name[k]]``).
+    case_id, person
+        Case ``c``'s id as written and its patient (:class:`_Person`; None: not plain).
+    """
+
+    ok: np.ndarray
+    first: np.ndarray
+    form: np.ndarray
+    form_keys: list[tuple | None]
+    value: np.ndarray
+    text_value: np.ndarray
+    value_text: Callable[[int], str]
+    day: np.ndarray
+    sym_first: np.ndarray
+    sym_state: np.ndarray
+    sym_name: np.ndarray
+    names: list[str]
+    case_id: Callable[[int], str]
+    person: Callable[[int], _Person | None]
+
+
 class PlainReader:
     """Reads the plain cases of a chunk into one set of result rows.
 
@@ -229,22 +273,84 @@ class PlainReader:
     def add_texts(self, texts: list[str]) -> np.ndarray:
         """Read many cases from their JSON texts at once; returns which were read.
 
-        The texts are read in one compiled pass (:mod:`neb_bayes.batch.plain_json`), each
-        distinct result form resolved once, each patient section once (by its text), the
-        values converted as arrays, and the adjustments of the results that context, age or
-        a daily rhythm move looked up once per patient and form.  The cases read are kept in
-        order as :meth:`add` keeps them, with the same rows and evidence.  A case the pass
-        or this reader does not take (``False``) is left for :meth:`add` or the full reader,
-        which read it from its parsed data.
+        The texts are read in one compiled pass (:mod:`neb_bayes.batch.plain_json`), then as
+        columns (:meth:`_add_columns`).  The cases read are kept in order as :meth:`add`
+        keeps them, with the same rows and evidence.  A case the pass or this reader does
+        not take (``False``) is left for :meth:`add` or the full reader, which read it from
+        its parsed data.
         """
-        n = len(texts)
-        taken = np.zeros(n, bool)
-        if not n:
-            return taken
+        if not texts:
+            return np.zeros(0, bool)
         sc = scan_chunk(texts)
-        first, fid = sc.first, sc.form
-        forms = [None if (key := sc.form_text(f)) is None else self._cached_form(key)
-                 for f in range(len(sc.forms))]
+
+        def case_id(c: int) -> str:
+            return sc.part(sc.spans[c, 0], sc.spans[c, 1]).decode()
+
+        def person(c: int) -> _Person | None:
+            s = sc.spans[c]
+            return self._person_text(None if s[2] < 0 else sc.part(s[2], s[3]))
+
+        return self._add_columns(_Columns(
+            ok=sc.ok, first=sc.first, form=sc.form,
+            form_keys=[sc.form_text(f) for f in range(len(sc.forms))],
+            value=sc.values, text_value=sc.text_value,
+            value_text=lambda r: sc.value_texts[r].decode(), day=sc.days,
+            sym_first=sc.sym_first, sym_state=sc.sym_state, sym_name=sc.sym_name,
+            names=[sc.name_text(k) for k in range(len(sc.names))],
+            case_id=case_id, person=person))
+
+    def add_rows(self, rows: list[tuple]) -> np.ndarray:
+        """Read many wide-CSV rows at once (each ``(header, cells)``, as a batch item holds
+        it); returns which were read.
+
+        Each row's cells are sorted into the parts this reader reads
+        (:func:`~neb_bayes.batch.csv_cases.row_parts`: no case-file mapping, no object per
+        result), then read as columns (:meth:`_add_columns`), with the same rows and
+        evidence as :func:`~neb_bayes.batch.csv_cases.row_to_case` and :meth:`add` give.
+        A row not taken (``False``) is left for them.
+        """
+        parts = [row_parts(header, cells) for header, cells in rows]
+        forms: dict[tuple, int] = {}
+        names: dict[str, int] = {}
+        form, value, day, texts, first = [], [], [], {}, [0]
+        sym_state, sym_name, sym_first = [], [], [0]
+        states = {state: i for i, state in enumerate(SYMPTOM_STATES)}
+        for p in parts:
+            if p is not None:
+                for key, cell, d in zip(p.forms, p.values, p.days, strict=True):
+                    form.append(forms.setdefault(key, len(forms)))
+                    if type(cell) is str:
+                        texts[len(value)] = cell
+                        value.append(0.0)
+                    else:
+                        value.append(cell)
+                    day.append(d)
+                for state, name in p.symptoms:
+                    sym_state.append(states[state])
+                    sym_name.append(names.setdefault(name, len(names)))
+            first.append(len(value))
+            sym_first.append(len(sym_state))
+        text_value = np.zeros(len(value), bool)
+        text_value[list(texts)] = True
+        return self._add_columns(_Columns(
+            ok=np.array([p is not None and p.case_id is not None for p in parts], bool),
+            first=np.array(first, np.int64), form=np.array(form, np.int64),
+            form_keys=list(forms), value=np.array(value, float), text_value=text_value,
+            value_text=texts.__getitem__, day=np.array(day, float),
+            sym_first=np.array(sym_first, np.int64), sym_state=np.array(sym_state, np.int64),
+            sym_name=np.array(sym_name, np.int64), names=list(names),
+            case_id=lambda c: parts[c].case_id, person=lambda c: self._person(parts[c].patient)))
+
+    def _add_columns(self, cols: _Columns) -> np.ndarray:
+        """Read the cases of a chunk given as columns (:class:`_Columns`): each distinct
+        result form and symptom name resolved once, the values, days and symptom lists
+        checked and converted as arrays, and the adjustments of the results that context,
+        age or a daily rhythm move looked up once per patient and form; returns which cases
+        were read."""
+        n = cols.ok.size
+        taken = np.zeros(n, bool)
+        first, fid = cols.first, cols.form
+        forms = [None if key is None else self._cached_form(key) for key in cols.form_keys]
         known = np.array([f is not None for f in forms] + [False])
         modelled = [f is not None and f[0] is not None for f in forms]
         ch = np.array([f[0] if m else -1 for f, m in zip(forms, modelled, strict=True)] + [-1])
@@ -252,32 +358,32 @@ class PlainReader:
         scale, lo, hi = (np.array([f[k] if f is not None else 0.0 for f in forms] + [0.0])
                          for k in (5, 6, 7))
         # values: numbers as plain_value reads them (a value written as text: plain_value)
-        value = sc.values
+        value, text_value = cols.value, cols.text_value
         with np.errstate(over="ignore", invalid="ignore"):
             canonical = value * scale[fid]
-            good = known[fid] & (sc.text_value | (
+            good = known[fid] & (text_value | (
                 (value > 0.0) & (value < _INF) & (scale[fid] > 0.0) & (canonical > 0.0)
                 & (lo[fid] <= canonical) & (canonical <= hi[fid])))
         censor = np.zeros(fid.size, np.int64)
-        for r in np.flatnonzero(sc.text_value & good).tolist():
+        for r in np.flatnonzero(text_value & good).tolist():
             f = forms[fid[r]]
-            if (read := plain_value(sc.value_texts[r].decode(), f[2], f[3])) is None:
+            if (read := plain_value(cols.value_text(r), f[2], f[3])) is None:
                 good[r] = False
             else:
                 canonical[r], censor[r] = read[0], CENSOR_CODE[read[1]]
-        day = sc.days
+        day = cols.day
         good &= (day >= 0.0) & (day < _INF)
         bad = np.r_[0, np.cumsum(~good)]
         bad = bad[first[1:]] - bad[first[:-1]]
         # symptoms: each distinct name's id as the case reader reads it; a case's present
         # and absent symptoms in build_evidence's order (by id), as _symptoms gives them
-        name_sid = [_symptom(sc.name_text(k)) for k in range(len(sc.names))]
+        name_sid = [_symptom(name) for name in cols.names]
         rank = {sid: r for r, sid in enumerate(sorted({x for x in name_sid if x is not None}))}
         name_rank = np.array([-1 if x is None else rank[x] for x in name_sid] + [-1])
         name_model = np.array([self._symptom_index.get(x, -1) for x in name_sid] + [-1])
-        entry_case = np.repeat(np.arange(n), np.diff(sc.sym_first))
-        order = np.lexsort((name_rank[sc.sym_name], entry_case))
-        ec, name, state = entry_case[order], sc.sym_name[order], sc.sym_state[order]
+        entry_case = np.repeat(np.arange(n), np.diff(cols.sym_first))
+        order = np.lexsort((name_rank[cols.sym_name], entry_case))
+        ec, name, state = entry_case[order], cols.sym_name[order], cols.sym_state[order]
         er = name_rank[name]
         sym_bad = np.zeros(n, bool)
         sym_bad[ec[er < 0]] = True                  # a name that is no symptom
@@ -296,12 +402,11 @@ class PlainReader:
         persons: list[_Person] = []
         cases: list[tuple] = []
         pid = np.zeros(n, np.int64)
-        for c in np.flatnonzero(sc.ok & (bad == 0) & ~sym_bad).tolist():
-            s = sc.spans[c]
-            person = self._person_text(None if s[2] < 0 else sc.part(s[2], s[3]))
+        for c in np.flatnonzero(cols.ok & (bad == 0) & ~sym_bad).tolist():
+            person = cols.person(c)
             if person is None:
                 continue
-            case_id = sc.part(s[0], s[1]).decode().strip()
+            case_id = cols.case_id(c).strip()
             p0, p1, a0, a1 = p_at[c], p_at[c + 1], a_at[c], a_at[c + 1]
             if not case_id or (first[c] == first[c + 1] and p0 == p1 and a0 == a1):
                 continue

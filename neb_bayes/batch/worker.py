@@ -279,18 +279,20 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
 
     at_once = np.zeros(len(task.items), bool)
     if plain is not None:
-        # JSON lines read straight from their text, all at once (plain_json); the others
-        # are parsed and read one by one below
-        lines = [k for k, item in enumerate(task.items) if item.kind == "json"]
-        if lines:
-            try:
-                at_once[lines] = plain.add_texts([task.items[k].data for k in lines])
-            except Exception:  # noqa: BLE001 - the one-by-one reading decides (and reports)
-                log.debug("reading a chunk's JSON lines at once failed", exc_info=True)
-                plain = PlainReader(model)
-                at_once[:] = False
-        for k in np.flatnonzero(at_once).tolist():
-            plain_items.append((task.first_item + k, task.items[k], None))
+        # JSON lines read straight from their text and CSV rows from their cells, all at
+        # once (plain_json, csv_cases.row_parts); the others are parsed and read one by one
+        try:
+            for kind, add in (("json", plain.add_texts), ("csv", plain.add_rows)):
+                if at := [k for k, item in enumerate(task.items) if item.kind == kind]:
+                    at_once[at] = add([task.items[k].data for k in at])
+                    # (in the order the reader kept them)
+                    plain_items.extend((task.first_item + k, task.items[k], None)
+                                       for k in at if at_once[k])
+        except Exception:  # noqa: BLE001 - the one-by-one reading decides (and reports)
+            log.debug("reading a chunk's items at once failed", exc_info=True)
+            plain = PlainReader(model)
+            plain_items.clear()
+            at_once[:] = False
     for offset, item in enumerate(task.items):
         if at_once[offset]:
             continue

@@ -185,8 +185,9 @@ def test_plain_reader_declines_what_the_full_reader_reports(model):
 
 @pytest.mark.parametrize("kind", ["jsonl", "csv"])
 def test_a_chunk_gives_the_same_table_whichever_reader_reads_it(model, monkeypatch, kind):
-    """The same table and errors from JSON lines read at once (PlainReader.add_texts),
-    read one by one from parsed data (PlainReader.add), or by the full reader alone."""
+    """The same table and errors from JSON lines or CSV rows read at once
+    (PlainReader.add_texts, add_rows), read one by one from parsed data (PlainReader.add),
+    or by the full reader alone."""
     from neb_bayes.batch.csv_cases import plan_header  # noqa: F401 - CSV items below
 
     sims = [case_to_dict(s.case) for s in simulate(model, 60, seed=22)]
@@ -197,25 +198,24 @@ def test_a_chunk_gives_the_same_table_whichever_reader_reads_it(model, monkeypat
     else:
         items = _csv_items(sims)
     task = ChunkTask(index=0, first_item=0, items=items)
-    calls = {"texts": 0, "add": 0}
-    add, add_texts = PlainReader.add, PlainReader.add_texts
+    calls = {"add_texts": 0, "add_rows": 0, "add": 0}
 
-    def spy(self, data):
-        out = add(self, data)
-        calls["add"] += out
-        return out
+    def spy(name):
+        method = getattr(PlainReader, name)
 
-    def spy_texts(self, texts):
-        out = add_texts(self, texts)
-        calls["texts"] += int(out.sum())
-        return out
+        def counted(self, data):
+            out = method(self, data)
+            calls[name] += int(np.sum(out))
+            return out
+        return counted
 
-    monkeypatch.setattr(PlainReader, "add", spy)
-    monkeypatch.setattr(PlainReader, "add_texts", spy_texts)
+    for name in calls:
+        monkeypatch.setattr(PlainReader, name, spy(name))
     at_once = process_chunk(task)
-    assert calls["texts"] + calls["add"] >= 50
-    assert calls["texts"] >= (45 if kind == "jsonl" else 0)
-    monkeypatch.setattr(PlainReader, "add_texts", lambda self, texts: np.zeros(len(texts), bool))
+    assert sum(calls.values()) >= 50
+    assert calls["add_texts" if kind == "jsonl" else "add_rows"] >= 45
+    for name in ("add_texts", "add_rows"):
+        monkeypatch.setattr(PlainReader, name, lambda self, items: np.zeros(len(items), bool))
     one_by_one = process_chunk(task)
     monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
     without = process_chunk(task)
