@@ -354,32 +354,66 @@ def row_parts(header: Sequence[str], cells: Sequence[str] | SparseRow | str) -> 
     row = cells if isinstance(cells, SparseRow) else sparse_row(cells)
     if plan.errors or row.n_cells > len(header):
         return None
+    codes, payload = _layout(plan)
     case_id = None
     patient: dict[str, Any] = {}
     forms, values, days, symptoms = [], [], [], []
-    columns = plan.columns
+    n_columns = len(codes)
     for j, raw in zip(row.index, row.cells, strict=True):
         cell = raw.strip()
-        if not cell or j >= len(columns):
+        if not cell or j >= n_columns:
             continue
-        spec = columns[j]
-        kind = spec.kind
-        if kind == "measurement":
-            forms.append((spec.key, spec.specimen, spec.unit, spec.collected))
+        code = codes[j]
+        if code == _MEASUREMENT:
+            form, day = payload[j]
+            forms.append(form)
             values.append(_number_or_text(cell))
-            days.append(0.0 if spec.day is None else spec.day)
-        elif kind == "symptom":
+            days.append(day)
+        elif code == _SYMPTOM:
             if (state := _SYMPTOM_STATE.get(cell.lower())) is None:
                 return None
-            symptoms.append((state, spec.key))
-        elif kind == "symptoms":
-            symptoms.extend((spec.key, part) for part in _split(cell))
-        elif kind == "id":
+            symptoms.append((state, payload[j]))
+        elif code == _SYMPTOMS:
+            symptoms.extend((payload[j], part) for part in _split(cell))
+        elif code == _ID:
             case_id = cell
-        elif kind in _PATIENT_CELLS:
-            patient[spec.key] = _patient_value(kind, cell)
-        elif kind == "list":
-            patient.setdefault(spec.key, []).extend(_split(cell))
+        elif code == _PATIENT:
+            kind, key = payload[j]
+            patient[key] = _patient_value(kind, cell)
+        elif code == _LIST:
+            patient.setdefault(payload[j], []).extend(_split(cell))
         else:
             return None
     return RowParts(case_id, patient or None, forms, values, days, symptoms)
+
+
+_MEASUREMENT, _SYMPTOM, _SYMPTOMS, _ID, _PATIENT, _LIST, _OTHER = range(7)
+#: the last plan's layout (the rows of a file share one plan object)
+_LAST_LAYOUT: list = [None, None]
+
+
+def _layout(plan: CsvPlan) -> tuple[tuple[int, ...], tuple]:
+    """Per column of a plan, what :func:`row_parts` does with a filled cell: a code and its
+    payload (a measurement's form and day, a symptom's name or state, a patient field)."""
+    if _LAST_LAYOUT[0] is not plan:
+        codes, payload = [], []
+        for spec in plan.columns:
+            kind = spec.kind
+            if kind == "measurement":
+                codes.append(_MEASUREMENT)
+                payload.append(((spec.key, spec.specimen, spec.unit, spec.collected),
+                                0.0 if spec.day is None else spec.day))
+            elif kind in ("symptom", "symptoms", "list"):
+                codes.append({"symptom": _SYMPTOM, "symptoms": _SYMPTOMS, "list": _LIST}[kind])
+                payload.append(spec.key)
+            elif kind == "id":
+                codes.append(_ID)
+                payload.append(None)
+            elif kind in _PATIENT_CELLS:
+                codes.append(_PATIENT)
+                payload.append((kind, spec.key))
+            else:
+                codes.append(_OTHER)
+                payload.append(None)
+        _LAST_LAYOUT[:] = [plan, (tuple(codes), tuple(payload))]
+    return _LAST_LAYOUT[1]
