@@ -22,6 +22,14 @@ collection time its daily rhythm needs) or whose context names a symptom is decl
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the
 same to the last bit (tests hold both readers equal).
+
+A chunk's JSON lines and wide-CSV rows are first read all at once, without a Python object
+per result (:meth:`PlainReader.add_texts`: a compiled pass over the texts,
+:mod:`neb_bayes.batch.plain_json`; :meth:`PlainReader.add_rows`:
+:func:`~neb_bayes.batch.csv_cases.row_parts`), as columns: each distinct result form,
+symptom name and patient section resolved once, the values checked and converted as arrays
+(the checks of ``plain_value`` and ``plain_day``).  What they do not take is read by
+:meth:`PlainReader.add` one case at a time (tests hold the two equal bit for bit).
 """
 
 from __future__ import annotations
