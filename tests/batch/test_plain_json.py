@@ -198,3 +198,22 @@ def test_any_spacing_and_key_order_reads_the_same(model, spaces, order, ascii_on
             k += 1
     spaced = spaces[-1] + "".join(out) + spaces[-2]
     assert _same_reading(model, [spaced]).all()
+
+
+def test_a_failure_reading_a_chunk_at_once_leaves_it_to_the_one_by_one_path(model, monkeypatch):
+    from neb_bayes.batch.inputs import RawItem
+    from neb_bayes.batch.worker import ChunkTask, process_chunk
+
+    sims = [case_to_dict(s.case) for s in simulate(model, 20, seed=32)]
+    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(sims)]
+    task = ChunkTask(index=0, first_item=0, items=items)
+    at_once = process_chunk(task)
+
+    def broken(self, texts):
+        self.evidences.append(None)      # half done, then a bug
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(PlainReader, "add_texts", broken)
+    one_by_one = process_chunk(task)
+    assert one_by_one.table.equals(at_once.table) and one_by_one.errors == at_once.errors
+    assert at_once.table.num_rows == len(sims)
