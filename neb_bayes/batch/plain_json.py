@@ -4,10 +4,10 @@ In a batch of plain cases (:mod:`neb_bayes.batch.plain`) most of a worker's read
 went to Python objects: the parser's dicts, strings and floats for every result (~300 per
 full work-up), the reader's pass over them, and freeing them (together ~85 µs of ~230 µs of
 CPU per case).  :func:`scan_chunk` reads the cases' texts in one compiled pass instead and
-gives, per case, where its id, patient and symptoms are in the text and, per result, where
-its value and day are and which distinct *form* it has (analyte, specimen, unit and
-collection time as written); the reader then resolves each distinct form once per chunk and
-converts the values as arrays (:meth:`PlainReader.add_texts
+gives, per case, where its id and patient section are in the text and its symptoms as
+(state, distinct name) pairs and, per result, its value and day and which distinct *form*
+it has (analyte, specimen, unit and collection time as written); the reader then resolves
+each distinct form and name once per chunk and converts the values as arrays (:meth:`PlainReader.add_texts
 <neb_bayes.batch.plain.PlainReader.add_texts>`).
 
 The pass accepts only what it reads exactly, and leaves every other case to the usual path
@@ -471,7 +471,7 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
 @njit(cache=True, nogil=True)
 def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     n = starts.size
-    spans = np.full((n, 6), -1, np.int64)
+    spans = np.full((n, 4), -1, np.int64)
     first = np.zeros(n + 1, np.int64)
     ok = np.zeros(n, np.bool_)
     cap = b.size // 36 + 1                  # a result object takes at least 36 bytes
@@ -556,8 +556,8 @@ class ScannedChunk:
     ok
         ``(n,)`` whether each case was read (the others take the usual path).
     spans
-        ``(n, 6)`` start and end in ``text`` of the id (inside its quotes), the patient and
-        the symptoms value; -1 where absent.
+        ``(n, 4)`` start and end in ``text`` of the id (inside its quotes) and of the
+        patient section's value; -1 where absent.
     first
         ``(n + 1,)``: case ``i``'s results are ``first[i]:first[i + 1]``.
     form

@@ -31,7 +31,7 @@ import re
 import shutil
 import tempfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,8 +236,10 @@ class OutputDir:
         atomic_write(self.chunk_path(k), lambda tmp: _write_ipc(result.table, tmp))
         _fsync_dir(self.chunks)
 
-    def read_chunk(self, k: int, schema: pa.Schema) -> pa.Table:
-        """The table of chunk ``k``.
+    def read_chunk(self, k: int, schema: pa.Schema,
+                   columns: Sequence[str] | None = None) -> pa.Table:
+        """The table of chunk ``k`` (only ``columns`` of it when given: the others are not
+        decompressed).
 
         Raises
         ------
@@ -245,8 +247,13 @@ class OutputDir:
             When the file does not hold a table of ``schema`` (a damaged file).
         """
         path = self.chunk_path(k)
+        options = None
+        if columns is not None:
+            fields = [schema.get_field_index(c) for c in columns]
+            schema = pa.schema([schema.field(i) for i in fields])
+            options = pa.ipc.IpcReadOptions(included_fields=fields)
         with pa.OSFile(str(path), "rb") as src:
-            table = pa.ipc.open_file(src).read_all()
+            table = pa.ipc.open_file(src, options=options).read_all()
         if not table.schema.equals(schema):
             raise ValueError(f"{path}: columns differ from the batch's table schema")
         return table
@@ -267,7 +274,7 @@ class OutputDir:
         """
         hashes, items = array("Q"), array("q")
         for k in range(n_chunks):
-            table = self.read_chunk(k, schema)
+            table = self.read_chunk(k, schema, ("item", "case_id"))
             hashes.extend(_id_hash(c) for c in table.column("case_id").to_pylist())
             items.extend(table.column("item").to_pylist())
         if not hashes:

@@ -276,3 +276,28 @@ def test_a_batch_with_draws_keeps_freed_memory_in_the_worker(monkeypatch):
     want_lo, want_hi = np.quantile(per_draw, [q, 1.0 - q], axis=0)
     np.testing.assert_array_equal(lo, want_lo)
     np.testing.assert_array_equal(hi, want_hi)
+
+
+def test_a_chunk_file_read_in_part_holds_the_same_columns(tmp_path, sim_cases, schema) -> None:
+    """The merge's duplicate check reads two columns of each chunk file (the others are not
+    decompressed): the same values as reading the whole file; a file whose columns differ
+    from the batch's is refused either way."""
+    from neb_bayes.batch.store import OutputDir
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:9]),
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    run_batch(BatchOptions(inputs=[str(path)], out=str(out), chunk_size=4, progress=False),
+              echo=_quiet)
+    store = OutputDir(out, "parquet")
+    for k in range(3):
+        whole = store.read_chunk(k, schema)
+        part = store.read_chunk(k, schema, ("item", "case_id"))
+        assert part.column_names == ["item", "case_id"]
+        assert part.equals(whole.select(["item", "case_id"]))
+    other = pa.schema([pa.field("item", pa.string()) if f.name == "item" else f
+                       for f in schema])
+    for columns in (None, ("item", "case_id")):
+        with pytest.raises(ValueError, match="columns differ"):
+            store.read_chunk(0, other, columns)
