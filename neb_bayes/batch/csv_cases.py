@@ -102,6 +102,28 @@ class CsvPlan:
     columns: tuple[ColumnSpec, ...]
     errors: tuple[str, ...] = ()
 
+    @functools.cached_property
+    def layout(self) -> tuple[tuple[int, ...], tuple]:
+        """Per column, what :func:`row_parts` does with a filled cell: a code and its
+        payload (a measurement's form and day, a symptom's name or state, a patient field)."""
+        codes, payload = [], []
+        for spec in self.columns:
+            kind = spec.kind
+            if kind == "measurement":
+                codes.append(_MEASUREMENT)
+                payload.append(((spec.key, spec.specimen, spec.unit, spec.collected),
+                                0.0 if spec.day is None else spec.day))
+            elif kind in _KEYED:
+                codes.append(_KEYED[kind])
+                payload.append(spec.key)
+            elif kind in _PATIENT_CELLS:
+                codes.append(_PATIENT)
+                payload.append((kind, spec.key))
+            else:
+                codes.append(_ID if kind == "id" else _OTHER)
+                payload.append(None)
+        return tuple(codes), tuple(payload)
+
 
 def _measurement(name: str) -> ColumnSpec | None:
     head, *mods = name.split("__")
@@ -191,6 +213,9 @@ def _split(cell: str) -> list[str]:
 
 
 _PATIENT_CELLS = ("number", "text", "bool")
+#: the codes of :attr:`CsvPlan.layout`
+_MEASUREMENT, _SYMPTOM, _SYMPTOMS, _ID, _PATIENT, _LIST, _OTHER = range(7)
+_KEYED = {"symptom": _SYMPTOM, "symptoms": _SYMPTOMS, "list": _LIST}
 
 
 def _patient_value(kind: str, cell: str) -> Any:
@@ -354,7 +379,7 @@ def row_parts(header: Sequence[str], cells: Sequence[str] | SparseRow | str) -> 
     row = cells if isinstance(cells, SparseRow) else sparse_row(cells)
     if plan.errors or row.n_cells > len(header):
         return None
-    codes, payload = _layout(plan)
+    codes, payload = plan.layout
     case_id = None
     patient: dict[str, Any] = {}
     forms, values, days, symptoms = [], [], [], []
@@ -385,35 +410,3 @@ def row_parts(header: Sequence[str], cells: Sequence[str] | SparseRow | str) -> 
         else:
             return None
     return RowParts(case_id, patient or None, forms, values, days, symptoms)
-
-
-_MEASUREMENT, _SYMPTOM, _SYMPTOMS, _ID, _PATIENT, _LIST, _OTHER = range(7)
-#: the last plan's layout (the rows of a file share one plan object)
-_LAST_LAYOUT: list = [None, None]
-
-
-def _layout(plan: CsvPlan) -> tuple[tuple[int, ...], tuple]:
-    """Per column of a plan, what :func:`row_parts` does with a filled cell: a code and its
-    payload (a measurement's form and day, a symptom's name or state, a patient field)."""
-    if _LAST_LAYOUT[0] is not plan:
-        codes, payload = [], []
-        for spec in plan.columns:
-            kind = spec.kind
-            if kind == "measurement":
-                codes.append(_MEASUREMENT)
-                payload.append(((spec.key, spec.specimen, spec.unit, spec.collected),
-                                0.0 if spec.day is None else spec.day))
-            elif kind in ("symptom", "symptoms", "list"):
-                codes.append({"symptom": _SYMPTOM, "symptoms": _SYMPTOMS, "list": _LIST}[kind])
-                payload.append(spec.key)
-            elif kind == "id":
-                codes.append(_ID)
-                payload.append(None)
-            elif kind in _PATIENT_CELLS:
-                codes.append(_PATIENT)
-                payload.append((kind, spec.key))
-            else:
-                codes.append(_OTHER)
-                payload.append(None)
-        _LAST_LAYOUT[:] = [plan, (tuple(codes), tuple(payload))]
-    return _LAST_LAYOUT[1]

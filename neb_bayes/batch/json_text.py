@@ -4,7 +4,8 @@ A batch worker parses one JSON text per case.  The standard library's parser wit
 duplicate-key check of :func:`~neb_bayes.case.loader.load_text` (a Python hook called per
 object) takes ~35 µs for a full work-up; :mod:`msgspec`'s parser ~8 µs, but it keeps the
 last of a repeated key silently.  :func:`parse_json_case` parses with msgspec and checks the
-keys in one compiled pass over the text (:func:`_keys_unique`, ~1-2 µs); whenever either is
+keys in one compiled pass over the text (:func:`skip_value`, ~5 µs; also the batch's
+compiled reading of patient sections); whenever either is
 not sure (msgspec rejects the text, a key has an escape sequence, an object has many keys, a
 key is repeated), the text goes through :func:`load_text`, which gives the value or the
 error message it always gave.
@@ -25,10 +26,10 @@ from numba import njit
 
 from neb_bayes.case.loader import load_text
 
-__all__ = ["key_repeated", "parse_json_case", "same_text"]
+__all__ = ["MAX_KEYS", "parse_json_case", "same_text", "skip_value", "skip_ws"]
 
-#: objects with more keys than this are checked by the standard library (the compiled check
-#: compares each key with the object's earlier ones)
+#: objects with more keys than this are checked another way (the compiled check compares
+#: each key with the object's earlier ones)
 MAX_KEYS = 64
 
 _decode = msgspec.json.Decoder().decode
@@ -46,7 +47,7 @@ def same_text(b: np.ndarray, s1: int, e1: int, s2: int, e2: int) -> bool:  # pra
 
 
 @njit(cache=True, nogil=True)
-def key_repeated(b: np.ndarray, first: int, last: int, start: np.ndarray, stop: np.ndarray,
+def _key_repeated(b: np.ndarray, first: int, last: int, start: np.ndarray, stop: np.ndarray,
                  lo: int, hi: int) -> bool:  # pragma: no cover - compiled
     """Whether the key ``b[first:last]`` is one of the keys ``b[start[k]:stop[k]]``, ``lo <=
     k < hi`` (those of the object it is in)."""
@@ -57,50 +58,84 @@ def key_repeated(b: np.ndarray, first: int, last: int, start: np.ndarray, stop: 
 
 
 @njit(cache=True, nogil=True)
-def _keys_unique(b: np.ndarray, max_keys: int) -> bool:  # pragma: no cover - compiled
-    """``True`` when no object of JSON text ``b`` (UTF-8 bytes, already known to be valid
-    JSON) has a key twice and no key has an escape sequence; ``False`` when one has, or when
-    an object has more than ``max_keys`` keys (then the caller checks another way)."""
-    n = b.size
-    start = np.empty(n // 2 + 1, np.int64)   # the keys of the open objects, one frame each
-    stop = np.empty(n // 2 + 1, np.int64)
-    base = np.empty(n // 2 + 2, np.int64)    # each open container's first key
+def skip_ws(b: np.ndarray, i: int, end: int) -> int:  # pragma: no cover - compiled
+    """The first index from ``i`` (before ``end``) that is not JSON whitespace."""
+    while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 10 or b[i] == 13):
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True)
+def skip_value(b: np.ndarray, i: int, end: int, max_keys: int, start: np.ndarray,
+               stop: np.ndarray, base: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The end of the JSON value starting at ``b[i]``, found by matching brackets outside
+    strings (its syntax is checked by the parser it is handed to); -1 when it does not end
+    before ``end``, or when one of its objects has a key twice, a key with an escape
+    sequence or more than ``max_keys`` keys (then the caller checks another way).
+
+    ``start``, ``stop`` (the keys of the open objects) and ``base`` (each open container's
+    first key) are scratch space, half the text's length each."""
+    c = b[i]
+    if c == 34:
+        i += 1
+        while i < end and b[i] != 34:
+            i += 2 if b[i] == 92 else 1
+        return i + 1 if i < end else -1
+    if c != 123 and c != 91:                   # a number, true, false or null
+        while i < end and not (b[i] == 44 or b[i] == 125 or b[i] == 93 or b[i] == 32
+                               or b[i] == 9 or b[i] == 10 or b[i] == 13):
+            i += 1
+        return i
     depth = 0
-    base[0] = 0
     nk = 0
-    i = 0
-    while i < n:
+    base[0] = 0
+    while i < end:
         c = b[i]
         if c == 34:                                   # '"': a string
             i += 1
             first = i
             escaped = False
-            while b[i] != 34:
+            while i < end and b[i] != 34:
                 if b[i] == 92:                        # '\': skip the escaped character
                     escaped = True
                     i += 1
                 i += 1
+            if i >= end:
+                return -1
             last = i
-            i += 1
-            j = i
-            while j < n and (b[j] == 32 or b[j] == 9 or b[j] == 10 or b[j] == 13):
-                j += 1
-            if j < n and b[j] == 58:                  # ':' follows: it is a key
-                if (escaped or nk - base[depth] >= max_keys
-                        or key_repeated(b, first, last, start, stop, base[depth], nk)):
-                    return False
+            i = skip_ws(b, i + 1, end)
+            if i < end and b[i] == 58:                # ':' follows: it is a key
+                if (escaped or nk >= start.size or nk - base[depth] >= max_keys
+                        or _key_repeated(b, first, last, start, stop, base[depth], nk)):
+                    return -1
                 start[nk] = first
                 stop[nk] = last
                 nk += 1
             continue
         if c == 123 or c == 91:                       # '{' or '[': a new frame
             depth += 1
+            if depth >= base.size:
+                return -1
             base[depth] = nk
         elif c == 125 or c == 93:                     # '}' or ']': its keys are done
             nk = base[depth]
             depth -= 1
+            if depth == 0:
+                return i + 1
         i += 1
-    return True
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _keys_unique(b: np.ndarray, max_keys: int) -> bool:  # pragma: no cover - compiled
+    """``True`` when no object of JSON text ``b`` (UTF-8 bytes, already known to be valid
+    JSON) has a key twice and no key has an escape sequence; ``False`` when one has, or when
+    an object has more than ``max_keys`` keys (then the caller checks another way)."""
+    n = b.size
+    half = n // 2 + 2
+    i = skip_ws(b, 0, n)
+    return i < n and skip_value(b, i, n, max_keys, np.empty(half, np.int64),
+                                np.empty(half, np.int64), np.empty(half, np.int64)) >= 0
 
 
 def parse_json_case(text: str, source: str | None = None) -> Any:

@@ -124,8 +124,8 @@ class _Person:
         # the channels context or age may move, as build_evidence finds them
         self.shifted = model.context_shifts if ctx.flags else {}
         self.aged = channel_age_effects(model) if patient.age is not None else {}
-        #: the channels whose results nothing moves (no daily rhythm, context or age effect):
-        #: their rows are result_row's without its call
+        #: the channels whose results nothing moves (no daily rhythm, context or age effect;
+        #: read at once, their rows need no result_row)
         self.unmoved = frozenset(
             c for c, channel in enumerate(model.channels)
             if not channel.diurnal and c not in self.shifted and c not in self.aged)
@@ -578,7 +578,7 @@ class PlainReader:
             return None
         model, forms = self.model, self._forms
         ctx, patient, shifted, aged = person.ctx, person.patient, person.shifted, person.aged
-        adjustments, sex, unmoved = person.adjustments, person.covariates.sex, person.unmoved
+        adjustments, sex = person.adjustments, person.covariates.sex
         if len(adjustments) > MAX_ADJUSTMENTS:
             adjustments.clear()
         rows = []
@@ -602,21 +602,10 @@ class PlainReader:
                 return None
             if form is None:
                 return None
-            ch, axis, conv, bounds, hour, scale, lo, hi = form
-            value = get("value")
-            if type(value) is float and 0.0 < value < _INF and scale:
-                # (plain_value's reading of a number, here without its calls: most results)
-                canonical = value * scale
-                if not (canonical > 0.0 and lo <= canonical <= hi):
-                    return None
-                censor = 0
-            else:
-                if (read := plain_value(value, conv, bounds)) is None:
-                    return None
-                canonical, censor = read[0], CENSOR_CODE[read[1]]
-            if day is None:
-                day = 0.0
-            elif (day := plain_day(day)) is None:
+            ch, axis, conv, bounds, hour = form[:5]
+            read = plain_value(get("value"), conv, bounds)
+            day = plain_day(day)
+            if read is None or day is None:
                 return None
             method = ri = None
             if extra:
@@ -626,14 +615,11 @@ class PlainReader:
             if ch is None:       # read, but not modelled: axis holds the reason
                 unused.append(NotUsed(f"measurements[{i}]", axis))
                 continue
-            y = math.log(canonical)
+            y = math.log(read[0])
             if ri is not None:
                 y = lab_corrected(model, ch, y, ri, hour, sex)
-            if ch in unmoved:    # (result_row's row when nothing moves the result)
-                rows.append((axis, ch, y, censor, day, 0.0, 0.0, i, 0.0))
-                continue
-            row = result_row(model, ctx, patient, ch, y, censor, hour, day, i, shifted, aged,
-                             method, cache=adjustments)
+            row = result_row(model, ctx, patient, ch, y, CENSOR_CODE[read[1]], hour, day, i,
+                             shifted, aged, method, cache=adjustments)
             if row[5] != 0.0:
                 return None
             rows.append((axis, *row))

@@ -30,7 +30,7 @@ import msgspec
 import numpy as np
 from numba import njit
 
-from neb_bayes.batch.json_text import key_repeated, same_text
+from neb_bayes.batch.json_text import MAX_KEYS, same_text, skip_value, skip_ws
 from neb_bayes.case.symptoms import SYMPTOM_STATES
 
 __all__ = ["TEXT_WIDTH", "ScannedChunk", "scan_chunk"]
@@ -62,20 +62,13 @@ _SYM_TEXT, _SYM_SIZE = _key_table(SYMPTOM_STATES)
 
 
 @njit(cache=True, nogil=True)
-def _ws(b, i, end):  # pragma: no cover - compiled
-    while i < end and (b[i] == 32 or b[i] == 9 or b[i] == 10 or b[i] == 13):
-        i += 1
-    return i
-
-
-@njit(cache=True, nogil=True)
 def _next(b, j, end, close):  # pragma: no cover - compiled
     """After a list's or object's item that ends at ``b[j]``: ``(start of the next item,
     True)`` after a comma, ``(the index after the closing byte close, False)``, or ``(-1,
     False)`` for anything else."""
-    i = _ws(b, j, end)
+    i = skip_ws(b, j, end)
     if i < end and b[i] == 44:
-        return _ws(b, i + 1, end), True
+        return skip_ws(b, i + 1, end), True
     if i < end and b[i] == close:
         return i + 1, False
     return -1, False
@@ -159,62 +152,6 @@ def _which(b, s, e, text, size):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _skip(b, i, end, kstart, kstop, base):  # pragma: no cover - compiled
-    """The end of the JSON value starting at ``b[i]``, found by matching brackets outside
-    strings (its syntax is checked by the parser it is handed to); -1 when it does not end
-    in the text, or when one of its objects has a key twice or a key with an escape."""
-    c = b[i]
-    if c == 34:
-        i += 1
-        while i < end and b[i] != 34:
-            i += 2 if b[i] == 92 else 1
-        return i + 1 if i < end else -1
-    if c != 123 and c != 91:                   # a number, true, false or null
-        while i < end and not (b[i] == 44 or b[i] == 125 or b[i] == 93 or b[i] == 32
-                               or b[i] == 9 or b[i] == 10 or b[i] == 13):
-            i += 1
-        return i
-    depth = 0
-    nk = 0
-    base[0] = 0
-    while i < end:
-        c = b[i]
-        if c == 34:
-            i += 1
-            first = i
-            escaped = False
-            while i < end and b[i] != 34:
-                if b[i] == 92:
-                    escaped = True
-                    i += 1
-                i += 1
-            if i >= end:
-                return -1
-            last = i
-            i = _ws(b, i + 1, end)
-            if i < end and b[i] == 58:              # a key
-                if (escaped or nk >= kstart.size
-                        or key_repeated(b, first, last, kstart, kstop, base[depth], nk)):
-                    return -1
-                kstart[nk] = first
-                kstop[nk] = last
-                nk += 1
-            continue
-        if c == 123 or c == 91:
-            depth += 1
-            if depth >= base.size:
-                return -1
-            base[depth] = nk
-        elif c == 125 or c == 93:
-            nk = base[depth]
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
 def _distinct(b, sp, table, rows, n):  # pragma: no cover - compiled
     """The id of a tuple of texts among the chunk's distinct ones (``sp``: each text's
     start and end in ``b``, -1 when absent; ``rows``: the first occurrence of each, a hash
@@ -262,7 +199,7 @@ def _symptom_lists(b, i, end, sym, ns, ntable, names, nn, nsp):  # pragma: no co
         return -1, ns, nn
     if b[i] != 123:
         return -1, ns, nn
-    i = _ws(b, i + 1, end)
+    i = skip_ws(b, i + 1, end)
     if i < end and b[i] == 125:
         return i + 1, ns, nn
     seen = 0
@@ -276,13 +213,13 @@ def _symptom_lists(b, i, end, sym, ns, ntable, names, nn, nsp):  # pragma: no co
         if state < 0 or seen & (1 << state):
             return -1, ns, nn
         seen |= 1 << state
-        i = _ws(b, j, end)
+        i = skip_ws(b, j, end)
         if i >= end or b[i] != 58:
             return -1, ns, nn
-        i = _ws(b, i + 1, end)
+        i = skip_ws(b, i + 1, end)
         if i >= end or b[i] != 91:
             return -1, ns, nn
-        i = _ws(b, i + 1, end)
+        i = skip_ws(b, i + 1, end)
         if i < end and b[i] == 93:
             i += 1
         else:
@@ -324,7 +261,7 @@ def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: 
     """One result object at ``b[i]``: returns ``(end, nf)``, end -1 when it is not plain."""
     if b[i] != 123:
         return -1, nf
-    i = _ws(b, i + 1, end)
+    i = skip_ws(b, i + 1, end)
     seen = 0
     for p in range(8):
         sp[p] = -1
@@ -340,10 +277,10 @@ def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: 
         if key < 0 or seen & (1 << key):
             return -1, nf
         seen |= 1 << key
-        i = _ws(b, j, end)
+        i = skip_ws(b, j, end)
         if i >= end or b[i] != 58:
             return -1, nf
-        i = _ws(b, i + 1, end)
+        i = skip_ws(b, i + 1, end)
         if i >= end:
             return -1, nf
         if key == 2 and b[i] == 34:                   # a value as text ("<0.01", "3.5")
@@ -395,10 +332,10 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
     """One case's text ``b[i:end]``: returns ``(results end, nf, symptoms end, nn)``, results
     end -1 when the case is not plain (its results from ``nr`` and symptoms from ``ns`` on
     are then not kept)."""
-    i = _ws(b, i, end)
+    i = skip_ws(b, i, end)
     if i >= end or b[i] != 123:
         return -1, nf, ns, nn
-    i = _ws(b, i + 1, end)
+    i = skip_ws(b, i + 1, end)
     seen = 0
     while True:
         if i >= end or b[i] != 34:
@@ -410,10 +347,10 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
         if key < 0 or seen & (1 << key):
             return -1, nf, ns, nn
         seen |= 1 << key
-        i = _ws(b, j, end)
+        i = skip_ws(b, j, end)
         if i >= end or b[i] != 58:
             return -1, nf, ns, nn
-        i = _ws(b, i + 1, end)
+        i = skip_ws(b, i + 1, end)
         if i >= end:
             return -1, nf, ns, nn
         if key == 0:                                  # case_format: 1
@@ -430,7 +367,7 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
         elif key == 3:                                # measurements: a list of results
             if b[i] != 91:
                 return -1, nf, ns, nn
-            i = _ws(b, i + 1, end)
+            i = skip_ws(b, i + 1, end)
             if i < end and b[i] == 93:
                 j = i + 1
             else:
@@ -453,7 +390,7 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
             if j < 0:
                 return -1, nf, ns, nn
         else:                                         # patient: any value
-            j = _skip(b, i, end, kstart, kstop, base)
+            j = skip_value(b, i, end, MAX_KEYS, kstart, kstop, base)
             if j < 0:
                 return -1, nf, ns, nn
             spans[2], spans[3] = i, j
@@ -461,7 +398,7 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
         if i < 0:
             return -1, nf, ns, nn
         if not more:
-            i = _ws(b, i, end)
+            i = skip_ws(b, i, end)
             break
     if i != end or seen & 0b1010 != 0b1010:           # nothing after; id and measurements
         return -1, nf, ns, nn
