@@ -195,6 +195,25 @@ def test_uncorrelated_groups_are_multiplied():
     assert [list(g) for g in exact._independent_groups(grid)] == [[0, 1, 2, 3]]
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_independent_groups_are_the_correlation_graphs_components(seed):
+    """The groups are the connected components scipy's graph routine finds, in the same
+    order (by each group's first result), on random sparse correlation patterns."""
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(seed)
+    c = int(rng.integers(3, 9))
+    grid = np.tile(np.eye(c), (3, 1, 1)) * rng.uniform(0.5, 2.0, size=(3, 1, c))
+    for _ in range(int(rng.integers(0, c + 2))):
+        i, j = rng.choice(c, 2, replace=False)
+        g = int(rng.integers(3))                 # linked at one grid point is linked
+        grid[g, i, j] = grid[g, j, i] = 0.3 * np.sqrt(grid[g, i, i] * grid[g, j, j])
+    linked = np.any(np.abs(grid) > 0, axis=0)
+    n, label = connected_components(linked, directed=False)
+    want = [list(np.flatnonzero(label == k)) for k in range(n)]
+    assert [list(g) for g in exact._independent_groups(grid)] == want
+
+
 def _without_shortcuts(monkeypatch):
     monkeypatch.setattr(exact, "_independent_groups", lambda ccc: [np.arange(ccc.shape[-1])])
     monkeypatch.setattr(exact, "_factor_cover", lambda ccc: (
