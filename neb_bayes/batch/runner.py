@@ -347,9 +347,14 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
     """
     from neb_bayes.api import package_version
     from neb_bayes.batch.inputs import InputError, input_kind
+    from neb_bayes.inference.draws import retain_freed_memory
     from neb_bayes.priorset import load_prior_set
 
     t0 = time.perf_counter()
+    # each chunk's results pass through here (received, unpickled, compressed and written,
+    # ~0.5 MB each time): kept in the process, that memory is not faulted in again chunk
+    # after chunk (100,000 cases: ~160,000 page faults, ~0.8 s of system time)
+    retain_freed_memory()
     if opts.fmt not in FORMATS:
         raise BatchUsageError(f"unknown format {opts.fmt!r}; use {', '.join(FORMATS)}")
     if opts.chunk_size < 1 or opts.jobs < 1:
@@ -457,8 +462,11 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
 
         n_chunks = 0
         try:
-            for k, first, n, items in _chunks(iter_items(opts.inputs), opts.chunk_size,
-                                             out.is_done):
+            # local workers read JSON Lines themselves, from where the lines are in the files
+            # (the lines' text is not read here and sent through a pipe); Dask's workers,
+            # possibly elsewhere, get the text
+            stream = iter_items(opts.inputs, spans=not opts.scheduler)
+            for k, first, n, items in _chunks(stream, opts.chunk_size, out.is_done):
                 n_chunks = k + 1
                 if items is None:
                     summary.skipped += n

@@ -5,7 +5,9 @@ object: each worker loads and caches the model itself), reads and validates ever
 builds the evidence, runs :func:`~neb_bayes.inference.batch_exact.infer_batch` once for the
 chunk, and returns the chunk's results table, its error records and, when asked, each
 case's JSON report.  It writes nothing: the driver writes the chunk's files atomically, so
-workers need neither the input files nor the output directory.
+workers never need the output directory.  A local pool's workers read their chunk's JSON
+Lines lines from the input file (``"span"`` items: where each line is); a Dask worker gets
+every case's text and needs no input file.
 
 A bad case never stops the chunk: it becomes an error record with every problem the reader
 found, each with its field path.  Error messages are the reader's own, which name fields and
@@ -17,14 +19,14 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from neb_bayes.batch.csv_cases import column_label
-from neb_bayes.batch.inputs import ParsedItem, RawItem, parse_item
+from neb_bayes.batch.inputs import ParsedItem, RawItem, parse_item, read_spans
 from neb_bayes.batch.plain import PlainReader
 from neb_bayes.batch.table import interval_bounds, results_table
 from neb_bayes.case.model import Case, CaseError, FieldError
@@ -225,6 +227,9 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     enabled = gc.isenabled()
     gc.disable()
     try:
+        if any(item.kind == "span" for item in task.items):
+            # JSON Lines lines given by where they are (a local batch): read here
+            task = replace(task, items=read_spans(task.items))
         return _process_chunk(task)
     finally:
         if enabled:

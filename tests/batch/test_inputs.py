@@ -9,9 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neb_bayes.batch import inputs
 from neb_bayes.batch.csv_cases import plan_header, row_to_case, sparse_row
 from neb_bayes.batch.export import case_to_dict, write_csv
-from neb_bayes.batch.inputs import InputError, count_items, describe_inputs, iter_items, materialise
+from neb_bayes.batch.inputs import (
+    InputError,
+    RawItem,
+    count_items,
+    describe_inputs,
+    iter_items,
+    materialise,
+    read_spans,
+)
 from neb_bayes.batch.worker import ChunkTask, process_chunk
 from neb_bayes.case import read_case
 
@@ -99,6 +108,68 @@ def test_jsonl_streaming_blank_lines_bom_and_bad_bytes(tmp_path: Path) -> None:
     blank_bom = tmp_path / "b.jsonl"
     blank_bom.write_bytes(b'\xef\xbb\xbf\n{"id": 1}\n \t\r\n')
     assert count_items([blank_bom]) == len(list(iter_items([blank_bom]))) == 1
+
+
+def _lines_as_the_file_iterator_reads_them(path: Path) -> list[RawItem]:
+    """The reference: every line as Python's file iterator splits it (at b"\\n"), the byte
+    order mark removed from the first, blank lines (``bytes.strip`` empty) left out."""
+    out = []
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            if not raw.strip():
+                continue
+            try:
+                out.append(RawItem(f"{path}:{number}", "json", raw.decode("utf-8")))
+            except UnicodeDecodeError as exc:
+                out.append(RawItem(f"{path}:{number}", "error", [
+                    inputs.FieldError(inputs.FILE, f"line is not UTF-8 text: {exc.reason}")]))
+    return out
+
+
+_PIECES = [b"\n", b"\r\n", b" ", b"\t", b"\x0b", b"\x0c", b"\r", b"{}", b'{"id": "a"}',
+           b"\xef\xbb\xbf", b"\xff", b"\xc3\xa9", b"x" * 40, b"\xe2\x80\xa8"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.sampled_from([1, 3, 16, 1 << 22]))
+def test_jsonl_lines_found_in_blocks_are_the_file_iterators(tmp_path_factory, pieces,
+                                                            block) -> None:
+    """Lines found block by block (any block size, lines across blocks), as spans or as
+    text, are the file iterator's lines, numbered alike; spans read back give the same
+    items, and the count is theirs."""
+    path = tmp_path_factory.mktemp("lines") / "c.jsonl"
+    path.write_bytes(b"".join(pieces))
+    want = _lines_as_the_file_iterator_reads_them(path)
+    old = inputs._READ_BLOCK
+    inputs._READ_BLOCK = block
+    try:
+        spans = list(iter_items([path], spans=True))
+        assert list(iter_items([path])) == want
+        assert count_items([path]) == len(want)
+    finally:
+        inputs._READ_BLOCK = old
+    assert all(i.kind == "span" for i in spans)
+    assert [i.source for i in spans] == [i.source for i in want]
+    assert read_spans(spans) == want
+
+
+def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_bytes(b'{"id": 1}\n\n{"id": 2}\n')
+    b.write_bytes(b'\xef\xbb\xbf{"id": 3}\r\n\xff\n')
+    other = RawItem("x", "json", '{"id": 9}')
+    mixed = [*iter_items([a], spans=True), other, *iter_items([b], spans=True)]
+    assert read_spans(mixed) == [*iter_items([a]), other, *iter_items([b])]
+    # a file that has shrunk since: every span of it an error that says so, nothing else lost
+    spans = list(iter_items([b], spans=True))
+    b.write_bytes(b"{}")
+    got = read_spans([other, *spans])
+    assert got[0] == other
+    assert [i.kind for i in got[1:]] == ["error", "error"]
+    assert "shorter than when the batch started" in got[1].data[0].message
+    assert [i.source for i in got[1:]] == [i.source for i in spans]
 
 
 def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
