@@ -171,6 +171,12 @@ def _csv_text(table: pa.Table, header: bool) -> str:
 #: up to this many: one row group per 500-case chunk took ~3 ms each to write)
 ROW_GROUP_ROWS = 65_536
 
+#: the Parquet columns stored with a dictionary: those of few distinct values.  The others
+#: (ids, sources, probabilities: nearly every value distinct) are stored plainly; hashing
+#: their values for a dictionary that is then given up took 0.32 of 0.37 s of CPU to write
+#: 100,000 rows, for a larger file (56 against 46 MB)
+DICTIONARY_COLUMNS = ("top_condition", "unassessed_axes")
+
 
 class TableWriter:
     """Append tables of one schema to one file, streamed (the merged results).
@@ -194,7 +200,8 @@ class TableWriter:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self._pq = pq.ParquetWriter(str(path), schema)
+            self._pq = pq.ParquetWriter(str(path), schema,
+                                        use_dictionary=list(DICTIONARY_COLUMNS))
         elif fmt in ("csv", "jsonl"):
             self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
             if fmt == "csv":

@@ -70,6 +70,22 @@ def test_jsonl_results_and_errors(
     assert all(s.startswith(f"{path}:") for s in table.column("source").to_pylist())
 
 
+def test_only_the_few_valued_columns_are_stored_with_a_dictionary(tmp_path, jsonl_input,
+                                                                   schema) -> None:
+    import pyarrow.parquet as pq
+
+    from neb_bayes.batch.table import DICTIONARY_COLUMNS
+
+    out = tmp_path / "out"
+    run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), chunk_size=50,
+                           progress=False), echo=_quiet)
+    meta = pq.ParquetFile(out / "results.parquet").metadata
+    assert set(DICTIONARY_COLUMNS) <= set(schema.names)
+    for i, name in enumerate(schema.names):
+        encodings = meta.row_group(0).column(i).encodings
+        assert ("RLE_DICTIONARY" in encodings) == (name in DICTIONARY_COLUMNS), name
+
+
 def test_bad_cases_listed_with_every_error(tmp_path, jsonl_input) -> None:
     path, bad = jsonl_input
     out = tmp_path / "out"
