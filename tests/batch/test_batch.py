@@ -317,3 +317,55 @@ def test_a_chunk_file_read_in_part_holds_the_same_columns(tmp_path, sim_cases, s
     for columns in (None, ("item", "case_id")):
         with pytest.raises(ValueError, match="columns differ"):
             store.read_chunk(0, other, columns)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7])
+def test_the_results_table_is_what_pa_array_makes(n, model, schema) -> None:
+    """The table's columns are made from their buffers (not ``pa.array``, whose first call
+    imports pandas): the same table as ``pa.array`` makes, non-ASCII text included."""
+    from neb_bayes.batch.table import probability_columns, results_table
+
+    rng = np.random.default_rng(n)
+    names = probability_columns(model.conditions)
+    probs = rng.dirichlet(np.ones(len(names)), size=n)
+    lo, hi = probs * 0.9, np.minimum(probs * 1.1, 1.0)
+    items = list(range(3, 3 + n))
+    ids = [f"case-{i}-é€𝄞" for i in items]
+    sources = [f"/data/ü/{i}.json" for i in items]
+    used, not_used, warn = rng.integers(0, 9, (3, n)).tolist()
+    unassessed = ["", "pituitary;gonadal", "prolactin"] * n
+    got = results_table(model.conditions, items, ids, sources, probs, used, not_used, warn,
+                        unassessed[:n], (lo, hi))
+    top = probs.argmax(1) if n else np.zeros(0, dtype=int)
+    cols = {"item": pa.array(items, pa.int64()), "case_id": pa.array(ids, pa.string()),
+            "source": pa.array(sources, pa.string())}
+    for j, c in enumerate(names):
+        cols[c] = pa.array(probs[:, j], pa.float64())
+    cols["top_condition"] = pa.array([names[k] for k in top], pa.string())
+    cols["top_probability"] = pa.array(probs[np.arange(n), top], pa.float64())
+    cols["n_results_used"] = pa.array(used, pa.int32())
+    cols["n_not_used"] = pa.array(not_used, pa.int32())
+    cols["n_warnings"] = pa.array(warn, pa.int32())
+    cols["unassessed_axes"] = pa.array(unassessed[:n], pa.string())
+    for j, c in enumerate(names):
+        cols[f"{c}_lo"] = pa.array(lo[:, j], pa.float64())
+        cols[f"{c}_hi"] = pa.array(hi[:, j], pa.float64())
+    want = pa.table(cols, schema=schema)
+    assert got.schema.equals(want.schema, check_metadata=True)
+    assert got.equals(want)
+    got.validate(full=True)
+
+
+def test_a_worker_does_not_import_pandas(tmp_path, jsonl_input) -> None:
+    """A chunk's work needs no pandas (importing it was ~0.2 s of each worker's start-up)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from neb_bayes.batch.inputs import iter_items; "
+            "from neb_bayes.batch.worker import ChunkTask, process_chunk; "
+            f"items = list(iter_items([{str(jsonl_input[0])!r}], spans=True))[:20]; "
+            "r = process_chunk(ChunkTask(0, 0, items)); "
+            "assert r.table.num_rows > 0; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
