@@ -12,11 +12,14 @@ driver; at the end every chunk is merged, in order, into the final files.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+import contextlib
 import itertools
 import logging
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -237,6 +240,20 @@ def _one_thread_each() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """A worker's exit, once the pool has told it to stop (every result is sent by then):
+    streams flushed, then ``os._exit`` without tearing down the interpreter's modules."""
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 class _Pool:
@@ -456,11 +473,15 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                                       "finished chunks are kept: rerun the same command to "
                                       "resume") from exc
                 out.write_chunk(result)
+                merge.add_ready(result)
                 summary.processed += result.n_items
                 summary.failed += len({r["item"] for r in result.errors})
                 progress.advance(result.n_items)
 
         n_chunks = 0
+        # the chunks are merged in order as they are done, while the others run: at the
+        # end only what the last ones add is left to write
+        merge = out.start_merge(schema, opts.per_case_reports)
         try:
             # local workers read JSON Lines themselves, from where the lines are in the files
             # (the lines' text is not read here and sent through a pipe); Dask's workers,
@@ -484,13 +505,20 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
             while pending:
                 done, pending = pool.wait(pending)
                 finish(done)
+            # every chunk is in: the workers exit (~0.2 s) while the merge is finished
+            closing = threading.Thread(target=pool.close, name="neb-bayes-pool-close")
+            closing.start()
+            counts = merge.finish(n_chunks)
+            closing.join()
+        except BaseException:
+            merge.abort()
+            raise
         finally:
             progress.close()
             pool.close()
 
         summary.items = summary.processed + summary.skipped
         summary.chunks = n_chunks
-        counts = out.merge(n_chunks, schema, opts.per_case_reports)
         summary.rows, summary.errors = counts["rows"], counts["errors"]
         summary.duplicates = counts["duplicates"]
         summary.seconds = time.perf_counter() - t0

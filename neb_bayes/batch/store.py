@@ -30,10 +30,9 @@ import os
 import re
 import shutil
 import tempfile
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +40,7 @@ import pyarrow as pa
 from neb_bayes.batch.table import FORMATS, TableWriter
 from neb_bayes.batch.worker import ChunkResult
 
-__all__ = ["BatchLocked", "OutputDir", "report_name"]
+__all__ = ["BatchLocked", "Merge", "OutputDir", "report_name"]
 
 MANIFEST = "manifest.json"
 OWN_NAMES = {"manifest.json", "chunks", "reports", "errors.jsonl", ".lock",
@@ -267,91 +266,25 @@ class OutputDir:
             return [json.loads(line) for line in fh if line.strip()]
 
     # ------------------------------------------------------------------ merge
-    def _duplicates(self, n_chunks: int, schema: pa.Schema) -> dict[int, int]:
-        """Items whose case id an earlier item already has: item -> that first item.
-
-        Holds 16 bytes per case (a 64-bit hash of the id and the item number), not the ids.
-        """
-        hashes, items = array("Q"), array("q")
-        for k in range(n_chunks):
-            table = self.read_chunk(k, schema, ("item", "case_id"))
-            hashes.extend(_id_hash(c) for c in table.column("case_id").to_pylist())
-            items.extend(table.column("item").to_pylist())
-        if not hashes:
-            return {}
-        h = np.frombuffer(hashes, dtype=np.uint64)
-        it = np.frombuffer(items, dtype=np.int64)
-        order = np.lexsort((it, h))
-        hs, its = h[order], it[order]
-        repeat = np.flatnonzero(hs[1:] == hs[:-1]) + 1
-        out: dict[int, int] = {}
-        for j in repeat:
-            first = j
-            while first > 0 and hs[first - 1] == hs[j]:
-                first -= 1
-            out[int(its[j])] = int(its[first])
-        return out
+    def start_merge(self, schema: pa.Schema, reports: bool) -> Merge:
+        """A merge of the chunks in order, as they are done (:class:`Merge`)."""
+        return Merge(self, schema, reports)
 
     def merge(self, n_chunks: int, schema: pa.Schema, reports: bool) -> dict[str, int]:
         """Merge every chunk, in order, into the results table, ``errors.jsonl`` and
-        ``reports/``.
-
-        A case whose id an earlier case already has is left out of the results and listed in
-        the errors (the first one wins, whatever the chunking).  Running the merge again
-        gives the same files.
+        ``reports/`` (a :class:`Merge` run at once).
 
         Returns
         -------
         dict
             ``rows`` (results), ``errors`` (error records) and ``duplicates``.
         """
-        dups = self._duplicates(n_chunks, schema)
-        counts = {"rows": 0, "errors": 0, "duplicates": len(dups)}
-        if reports:
-            self.reports.mkdir(parents=True, exist_ok=True)
-
-        fd, tmp_name = tempfile.mkstemp(prefix=".errors.jsonl.", suffix=".tmp", dir=self.root)
-        os.close(fd)
-        errors_tmp = Path(tmp_name)
-
-        def write_results(tmp: Path) -> None:
-            with TableWriter(tmp, self.fmt, schema) as writer, \
-                    open(errors_tmp, "w", encoding="utf-8") as err:
-                for k in range(n_chunks):
-                    table = self.read_chunk(k, schema)
-                    records = self.read_chunk_errors(k)
-                    if dups:
-                        items = table.column("item").to_pylist()
-                        ids = table.column("case_id").to_pylist()
-                        sources = table.column("source").to_pylist()
-                        keep = [i not in dups for i in items]
-                        for i, cid, src, ok in zip(items, ids, sources, keep, strict=True):
-                            if not ok:
-                                records.append({
-                                    "item": i, "source": src, "case_id": cid,
-                                    "errors": [{"path": "id", "message":
-                                                f"duplicate case id: input item {dups[i]} has "
-                                                "the same id; this case is left out of the "
-                                                "results"}]})
-                        records.sort(key=lambda r: r["item"])
-                        table = table.filter(pa.array(keep, pa.bool_()))
-                    writer.write(table)
-                    counts["rows"] += table.num_rows
-                    for r in records:
-                        err.write(json.dumps(r, ensure_ascii=False) + "\n")
-                    counts["errors"] += len(records)
-                    if reports:
-                        self._move_reports(k, table)
-                err.flush()
-                os.fsync(err.fileno())
-
+        merge = self.start_merge(schema, reports)
         try:
-            atomic_write(self.results_path, write_results)
-            os.replace(errors_tmp, self.errors_path)
-        finally:
-            errors_tmp.unlink(missing_ok=True)
-        _fsync_dir(self.root)
-        return counts
+            return merge.finish(n_chunks)
+        except BaseException:
+            merge.abort()
+            raise
 
     def _move_reports(self, k: int, table: pa.Table) -> None:
         """Move chunk ``k``'s staged reports of the kept rows to ``reports/<case_id>.json``."""
@@ -370,3 +303,142 @@ class OutputDir:
                 p.unlink()
         with contextlib.suppress(OSError):
             staged.rmdir()
+
+
+class _FirstItems:
+    """The case ids met so far, as 64-bit hashes of the ids (:func:`_id_hash`) with the item
+    that first had each: sorted runs of 16 bytes per distinct id, not the ids; a run is
+    merged into the one before it once that one is at most twice its size, so there are
+    ~log2(n) runs and each id is moved ~log2(n) times."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def first_of(self, hashes: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """For cases ``items`` (ascending, after every case met before) with id hashes
+        ``hashes``: the item of the first earlier case with the same hash, or -1; the
+        hashes not met before are remembered with their first item."""
+        first = np.full(hashes.size, -1, dtype=np.int64)
+        for h_run, i_run in self.runs:
+            at = np.minimum(np.searchsorted(h_run, hashes), h_run.size - 1)
+            hit = h_run[at] == hashes
+            first[hit] = i_run[at[hit]]
+        new = np.flatnonzero(first < 0)
+        if new.size:
+            uniq, at_first, which = np.unique(hashes[new], return_index=True,
+                                              return_inverse=True)
+            first_items = items[new][at_first]
+            later = at_first[which] != np.arange(new.size)      # an earlier one here
+            first[new[later]] = first_items[which[later]]
+            self.runs.append((uniq, first_items))
+            while len(self.runs) > 1 and self.runs[-2][0].size <= 2 * self.runs[-1][0].size:
+                (h1, i1), (h2, i2) = self.runs.pop(-2), self.runs.pop()
+                h = np.concatenate([h1, h2])
+                order = np.argsort(h, kind="stable")
+                self.runs.append((h[order], np.concatenate([i1, i2])[order]))
+        return first
+
+
+class Merge:
+    """The merged results table, ``errors.jsonl`` and ``reports/`` of a batch, written chunk
+    by chunk in input order while the batch runs (:meth:`add_ready` after each chunk is
+    written), under temporary names renamed into place by :meth:`finish`.
+
+    A case whose id an earlier case already has is left out of the results and listed in
+    the errors (the first one wins, whatever the chunking: cases are merged in input
+    order).  Merging the same chunks again gives the same files.
+    """
+
+    def __init__(self, out: OutputDir, schema: pa.Schema, reports: bool) -> None:
+        self.out, self.schema, self.reports = out, schema, reports
+        self.next = 0
+        self.counts = {"rows": 0, "errors": 0, "duplicates": 0}
+        self._seen = _FirstItems()
+        if reports:
+            out.reports.mkdir(parents=True, exist_ok=True)
+        self._tmp: list[Path] = []
+        self._writer: TableWriter | None = None
+        self._err: IO[str] | None = None
+        try:
+            for final in (out.results_path, out.errors_path):
+                fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp",
+                                            dir=out.root)
+                os.close(fd)
+                self._tmp.append(Path(name))
+            self._writer = TableWriter(self._tmp[0], out.fmt, schema)
+            self._err = open(self._tmp[1], "w", encoding="utf-8")  # noqa: SIM115
+        except BaseException:
+            self.abort()
+            raise
+
+    def add_ready(self, result: ChunkResult | None = None) -> None:
+        """Merge the chunks from the next one on, as long as they are done (``result``: a
+        chunk just written, merged from memory)."""
+        while self.out.is_done(self.next):
+            self._add(self.next, result if result is not None and
+                      result.index == self.next else None)
+
+    def finish(self, n_chunks: int) -> dict[str, int]:
+        """Merge the chunks left of ``0 .. n_chunks - 1``, sync the files and rename them
+        into place.
+
+        Returns
+        -------
+        dict
+            ``rows`` (results), ``errors`` (error records) and ``duplicates``.
+        """
+        while self.next < n_chunks:
+            self._add(self.next, None)
+        assert self._writer is not None and self._err is not None
+        self._writer.close()
+        self._err.flush()
+        os.fsync(self._err.fileno())
+        self._err.close()
+        with open(self._tmp[0], "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self._tmp[0], self.out.results_path)
+        os.replace(self._tmp[1], self.out.errors_path)
+        _fsync_dir(self.out.root)
+        return dict(self.counts)
+
+    def abort(self) -> None:
+        """Close and delete the temporary files."""
+        with contextlib.suppress(Exception):
+            if self._writer is not None:
+                self._writer.close()
+        with contextlib.suppress(Exception):
+            if self._err is not None:
+                self._err.close()
+        for tmp in self._tmp:
+            tmp.unlink(missing_ok=True)
+
+    def _add(self, k: int, result: ChunkResult | None) -> None:
+        if result is not None:
+            table, records = result.table, list(result.errors)
+        else:
+            table, records = self.out.read_chunk(k, self.schema), self.out.read_chunk_errors(k)
+        ids = table.column("case_id").to_pylist()
+        items = table.column("item").to_numpy()
+        first = self._seen.first_of(np.array([_id_hash(c) for c in ids], dtype=np.uint64),
+                                    items)
+        repeated = np.flatnonzero(first >= 0)
+        if repeated.size:
+            sources = table.column("source").to_pylist()
+            for j in repeated.tolist():
+                records.append({
+                    "item": int(items[j]), "source": sources[j], "case_id": ids[j],
+                    "errors": [{"path": "id", "message":
+                                f"duplicate case id: input item {int(first[j])} has the same "
+                                "id; this case is left out of the results"}]})
+            records.sort(key=lambda r: r["item"])
+            table = table.filter(pa.array(first < 0, pa.bool_()))
+            self.counts["duplicates"] += repeated.size
+        assert self._writer is not None and self._err is not None
+        self._writer.write(table)
+        self.counts["rows"] += table.num_rows
+        for r in records:
+            self._err.write(json.dumps(r, ensure_ascii=False) + "\n")
+        self.counts["errors"] += len(records)
+        if self.reports:
+            self.out._move_reports(k, table)
+        self.next = k + 1

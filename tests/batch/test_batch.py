@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from neb_bayes.batch import BatchOptions, ResumeRefused, run_batch, write_case_dir, write_csv
 from neb_bayes.batch.export import case_to_dict
@@ -369,3 +371,50 @@ def test_a_worker_does_not_import_pandas(tmp_path, jsonl_input) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=300), st.integers(1, 50))
+def test_the_first_case_with_an_id_is_found_chunk_by_chunk(ids, size) -> None:
+    """The merge's record of ids met (sorted runs of hashes) gives each case the first
+    earlier case with its id, chunk after chunk, as a dictionary would."""
+    from neb_bayes.batch.store import _FirstItems
+
+    seen, want = {}, []
+    for item, i in enumerate(ids):
+        want.append(seen[i] if i in seen else -1)
+        seen.setdefault(i, item)
+    record, got = _FirstItems(), []
+    for lo in range(0, len(ids), size):
+        part = np.array(ids[lo:lo + size], dtype=np.uint64) * np.uint64(2**40 + 7)
+        got += record.first_of(part, np.arange(lo, lo + part.size)).tolist()
+    assert got == want
+    assert sum(h.size for h, _ in record.runs) == len(set(ids))
+    assert len(record.runs) <= max(1, 2 * int(np.log2(len(ids) + 1)) + 1)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 8])
+def test_repeated_ids_across_chunks_merge_as_in_one_chunk(tmp_path, sim_cases,
+                                                          chunk_size) -> None:
+    """Ids repeated within and across chunks: the first case of each id is kept, each
+    repeat listed in the errors with that first case's item, whatever the chunking."""
+    order = [0, 1, 0, 2, 1, 1, 3, 0, 4, 2, 5]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(sim_cases[i])) + "\n" for i in order),
+                    encoding="utf-8")
+    runs = {}
+    for size in (chunk_size, 100):
+        out = tmp_path / f"out{size}"
+        summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), chunk_size=size,
+                                         progress=False), echo=_quiet)
+        runs[size] = (summary, (out / "results.parquet").read_bytes(),
+                      (out / "errors.jsonl").read_text())
+    (summary, table_bytes, errors_text), (_, want_table, want_errors) = runs.values()
+    assert table_bytes == want_table and errors_text == want_errors
+    assert summary.duplicates == 5 and summary.rows == 6
+    firsts = {}
+    want = [(item, firsts.setdefault(i, item)) for item, i in enumerate(order)
+            if firsts.setdefault(i, item) != item]
+    got = [(r["item"], int(r["errors"][0]["message"].split("input item ")[1].split()[0]))
+           for r in map(json.loads, errors_text.splitlines())]
+    assert got == want
