@@ -9,8 +9,6 @@ import json
 
 import click
 
-from neb_bayes.report.format import pct as _pct
-
 __all__ = ["next_test", "format_text"]
 
 
@@ -29,6 +27,8 @@ def format_text(plan_dict: dict) -> str:
     str
         Lines of text, ending with a newline.
     """
+    from neb_bayes.report.format import pct as _pct
+
     lines = [f"case {plan_dict['case_id']}: next tests by expected information gain "
              f"(scope: {plan_dict['scope']}, cost weight {plan_dict['cost_weight']:g})"]
     if not plan_dict["targets"]:

@@ -358,16 +358,20 @@ def test_the_results_table_is_what_pa_array_makes(n, model, schema) -> None:
     got.validate(full=True)
 
 
-def test_a_worker_does_not_import_pandas(tmp_path, jsonl_input) -> None:
-    """A chunk's work needs no pandas (importing it was ~0.2 s of each worker's start-up)."""
+def test_a_batch_does_not_import_pandas(tmp_path, sim_cases) -> None:
+    """Neither a chunk's work nor the driver's merge needs pandas (importing it was ~0.2 s
+    of each worker's start-up and of the driver): a batch with a repeated id, its chunks
+    run in the driver."""
     import subprocess
     import sys
 
-    code = ("import sys; from neb_bayes.batch.inputs import iter_items; "
-            "from neb_bayes.batch.worker import ChunkTask, process_chunk; "
-            f"items = list(iter_items([{str(jsonl_input[0])!r}], spans=True))[:20]; "
-            "r = process_chunk(ChunkTask(0, 0, items)); "
-            "assert r.table.num_rows > 0; print('pandas' in sys.modules)")
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n"
+                            for c in [*sim_cases[:5], sim_cases[0]]), encoding="utf-8")
+    code = ("import sys; from neb_bayes.batch import BatchOptions, run_batch; "
+            f"s = run_batch(BatchOptions(inputs=[{str(path)!r}], out={str(tmp_path / 'o')!r}, "
+            "chunk_size=4, progress=False), echo=lambda t: None); "
+            "assert s.rows == 5 and s.duplicates == 1; print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
