@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes.batch.csv_cases import row_to_case, sparse_row
-from neb_bayes.batch.json_text import parse_json_case
 from neb_bayes.case.loader import CASE_SUFFIXES, load_text
 from neb_bayes.case.model import CaseError, FieldError
 
@@ -460,6 +459,10 @@ def parse_item(item: RawItem) -> ParsedItem:
         return ParsedItem(data, labels, extra)
     try:
         if item.kind == "json":
+            # (the compiled JSON check, imported where cases are read: the driver streams
+            # the inputs without it)
+            from neb_bayes.batch.json_text import parse_json_case
+
             data = parse_json_case(item.data, source=item.source)
         elif item.kind == "text":
             fmt, text = item.data

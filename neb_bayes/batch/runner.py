@@ -37,7 +37,7 @@ from neb_bayes.batch.inputs import (
 )
 from neb_bayes.batch.store import OutputDir
 from neb_bayes.batch.table import FORMATS, result_schema
-from neb_bayes.batch.worker import ChunkResult, ChunkTask, process_chunk
+from neb_bayes.batch.task import ChunkResult, ChunkTask, run_chunk
 
 __all__ = [
     "BatchFailed",
@@ -222,7 +222,7 @@ class _Inline:
     def submit(self, task: ChunkTask) -> cf.Future:
         fut: cf.Future = cf.Future()
         try:
-            fut.set_result(process_chunk(task))
+            fut.set_result(run_chunk(task))
         except Exception as exc:  # noqa: BLE001 - reported by the driver like a pool's
             fut.set_exception(exc)
         return fut
@@ -266,7 +266,7 @@ class _Pool:
                                            initializer=_one_thread_each)
 
     def submit(self, task: ChunkTask) -> cf.Future:
-        return self.pool.submit(process_chunk, task)
+        return self.pool.submit(run_chunk, task)
 
     def wait(self, pending: set) -> tuple[set, set]:
         done, rest = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -292,7 +292,7 @@ class _Dask:
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, task: ChunkTask) -> Any:
-        return self.client.submit(process_chunk, task, pure=False,
+        return self.client.submit(run_chunk, task, pure=False,
                                   key=f"neb-bayes-chunk-{task.index}-{id(task):x}")
 
     def wait(self, pending: set) -> tuple[set, set]:

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from neb_bayes.batch.table import FORMATS, TableWriter
-from neb_bayes.batch.worker import ChunkResult
+from neb_bayes.batch.task import ChunkResult
 
 __all__ = ["BatchLocked", "Merge", "OutputDir", "report_name"]
 

@@ -19,16 +19,16 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from neb_bayes.batch.csv_cases import column_label
 from neb_bayes.batch.inputs import ParsedItem, RawItem, parse_item, read_spans
 from neb_bayes.batch.plain import PlainReader
 from neb_bayes.batch.table import interval_bounds, results_table
+from neb_bayes.batch.task import ChunkResult, ChunkTask
 from neb_bayes.case.model import Case, CaseError, FieldError
 from neb_bayes.case.read import read_case
 from neb_bayes.evidence import Evidence, build_evidence
@@ -41,61 +41,6 @@ from neb_bayes.priorset import load_prior_set
 __all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChunkTask:
-    """Everything a worker needs for one chunk.
-
-    Attributes
-    ----------
-    index
-        Chunk number ``k``: items ``[k * size, (k + 1) * size)``.
-    first_item
-        Input position of ``items[0]``.
-    items
-        The chunk's raw items (case files already read into text).
-    priors
-        Prior set file, or ``None`` for the shipped prior set.
-    reports
-        Also render each case's full JSON report (the slower per-case path).
-    draws
-        Use the first ``draws`` parameter draws of the prior set for intervals (0: point
-        probabilities only, the fast path; -1: all draws).
-    """
-
-    index: int
-    first_item: int
-    items: list[RawItem]
-    priors: str | None = None
-    reports: bool = False
-    draws: int = 0
-
-    def __reduce__(self) -> tuple:
-        # the items as three lists of strings: pickled 2x and unpickled 2-3x faster than as
-        # objects (~1 ms per 500-case chunk each way, on the driver and the worker)
-        items = self.items
-        return (_chunk_task, (self.index, self.first_item, [i.source for i in items],
-                              [i.kind for i in items], [i.data for i in items], self.priors,
-                              self.reports, self.draws))
-
-
-def _chunk_task(index: int, first_item: int, sources: list, kinds: list, datas: list,
-                priors: str | None, reports: bool, draws: int) -> ChunkTask:
-    items = [RawItem(*x) for x in zip(sources, kinds, datas, strict=True)]
-    return ChunkTask(index, first_item, items, priors, reports, draws)
-
-
-@dataclass
-class ChunkResult:
-    """What a worker sends back for one chunk."""
-
-    index: int
-    table: pa.Table
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    reports: list[tuple[int, str]] = field(default_factory=list)
-    n_items: int = 0
-    seconds: float = 0.0
 
 
 def interval_bounds_by_case(model: CompiledModel, draws: ParamDraws,
