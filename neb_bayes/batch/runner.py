@@ -7,7 +7,9 @@ whose table file already exists, and hands the others to workers: in this proces
 (``jobs=1``), a local process pool (``jobs>1``) or a Dask distributed cluster
 (``scheduler="tcp://host:port"``).  At most ``2 x workers`` chunks are in flight, so memory
 stays bounded whatever the input size.  Each finished chunk is written atomically by the
-driver; at the end every chunk is merged, in order, into the final files.
+driver and merged, in input order, as soon as every chunk before it is (the merged files are
+renamed into place at the end).  A local pool's workers read their chunk's JSON Lines lines
+from the input files; the driver only finds where each line is.
 """
 
 from __future__ import annotations

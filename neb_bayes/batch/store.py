@@ -1,4 +1,4 @@
-"""The batch output directory: atomic chunk files, the manifest, resuming, the final merge.
+"""The batch output directory: atomic chunk files, the manifest, resuming, the merge.
 
 Layout of ``--out DIR``::
 
