@@ -10,6 +10,8 @@ Modules
     JSON Lines, directories and wide CSV files as a stream of raw case items.
 :mod:`~neb_bayes.batch.csv_cases`
     The wide CSV column convention, one row -> one case-file mapping.
+:mod:`~neb_bayes.batch.task`
+    What travels between the driver and its workers: a chunk's task and result.
 :mod:`~neb_bayes.batch.worker`
     One chunk: read, validate, infer (in a worker process).
 :mod:`~neb_bayes.batch.table`
