@@ -349,7 +349,7 @@ def iter_items(inputs: Sequence[str | os.PathLike[str]], spans: bool = False
 
 def count_items(inputs: Sequence[str | os.PathLike[str]]) -> int:
     """How many items :func:`iter_items` yields (JSON Lines files counted where their lines
-    are, not copied or decoded: 0.32 -> 0.05 s for 100,000 full work-ups)."""
+    are, not copied or decoded: 0.32 -> 0.16 s for 100,000 full work-ups)."""
     n = 0
     for raw in inputs:
         path = Path(raw)

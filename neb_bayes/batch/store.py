@@ -270,22 +270,6 @@ class OutputDir:
         """A merge of the chunks in order, as they are done (:class:`Merge`)."""
         return Merge(self, schema, reports)
 
-    def merge(self, n_chunks: int, schema: pa.Schema, reports: bool) -> dict[str, int]:
-        """Merge every chunk, in order, into the results table, ``errors.jsonl`` and
-        ``reports/`` (a :class:`Merge` run at once).
-
-        Returns
-        -------
-        dict
-            ``rows`` (results), ``errors`` (error records) and ``duplicates``.
-        """
-        merge = self.start_merge(schema, reports)
-        try:
-            return merge.finish(n_chunks)
-        except BaseException:
-            merge.abort()
-            raise
-
     def _move_reports(self, k: int, table: pa.Table) -> None:
         """Move chunk ``k``'s staged reports of the kept rows to ``reports/<case_id>.json``."""
         staged = self.chunk_reports_dir(k)

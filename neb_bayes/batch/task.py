@@ -1,7 +1,7 @@
 """What travels between the batch's driver and its workers: a chunk's task and its result.
 
 Kept apart from :mod:`~neb_bayes.batch.worker` so that the driver does not import the
-engine, the readers and their compiled kernels (~0.2 s of its start-up, before the first
+engine, the readers and their compiled kernels (~0.3 s of its start-up, before the first
 worker can start): :func:`run_chunk` imports the worker where it runs.
 """
 
@@ -29,7 +29,8 @@ class ChunkTask:
     first_item
         Input position of ``items[0]``.
     items
-        The chunk's raw items (case files already read into text).
+        The chunk's raw items (case files already read into text; JSON Lines lines, for a
+        local pool, as ``"span"`` items the worker reads from the file).
     priors
         Prior set file, or ``None`` for the shipped prior set.
     reports
