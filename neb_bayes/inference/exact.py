@@ -1479,8 +1479,11 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
     if loo:
         ll, cond = ll
         return ll, [lq - c for lq, c in zip(log_q, cond, strict=True)]
-    # censored results: each p(y_-j) directly (on the same grid)
-    rest = []
+    # censored results: each p(y_-j) directly (on the same grid); results that are
+    # exchangeable (repeats of one analyte on different days with the same value and limit:
+    # a suppressed TSH month after month) leave the same block behind, computed once
+    rest: list = []
+    done: list[tuple[bytes, BlockMoments, np.ndarray]] = []
     for j in range(idx.size):
         sub = np.delete(idx, j)
         if sub.size == 0:
@@ -1489,9 +1492,25 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
         sub_mom = block_moments(model, block, sub, latent, log_median)
         if red is not None:
             sub_mom = red.reduce(sub_mom)
-        rest.append(_gaussian_and_gross_on(model, block, sub, sub_mom, latent, log_median,
-                                           False, True, red)[0])
+        key = block.y[sub].tobytes() + block.censor[sub].tobytes()
+        same = next((val for k, m, val in done if k == key and _same_moments(m, sub_mom)), None)
+        if same is None:
+            same = _gaussian_and_gross_on(model, block, sub, sub_mom, latent, log_median,
+                                          False, True, red)[0]
+            done.append((key, sub_mom, same))
+        rest.append(same)
     return ll, [r - ll + lq for r, lq in zip(rest, log_q, strict=True)]
+
+
+def _same_moments(a: BlockMoments, b: BlockMoments) -> bool:
+    """Whether two blocks' moments are equal bit for bit (so are their likelihoods)."""
+    if a.own_pos != b.own_pos or (a.lat_prec is None) != (b.lat_prec is None):
+        return False
+    pairs = [(a.own_mean, b.own_mean), (a.other_mean, b.other_mean), (a.noise, b.noise),
+             (a.lat_cov, b.lat_cov), (a.loadings, b.loadings)]
+    if a.lat_prec is not None:
+        pairs += list(zip(a.lat_prec, b.lat_prec, strict=True))
+    return all(x.shape == y.shape and np.array_equal(x, y) for x, y in pairs)
 
 
 #: log q(y) of each block's results, kept while the block is in use (explanations evaluate a

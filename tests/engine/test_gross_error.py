@@ -278,3 +278,45 @@ def test_blocks_of_only_censored_results_equal_recomputation():
         return censor
 
     _check_with_censoring(lambda b: b.n in (2, 3), censor_of, want=6, seed=3, n=80)
+
+
+def test_exchangeable_censored_repeats_leave_one_block_behind_computed_once(tmp_path, monkeypatch):
+    """More censored results than the block's own algebra takes (each p(y_-j) recomputed):
+    repeats of one analyte with the same limit on different days leave the same block
+    behind, which is computed once; the same numbers as computing each, and as recomputing
+    every sub-block (point parameters and draws)."""
+    import yaml
+
+    from neb_bayes.inference import exact
+
+    case = yaml.safe_load(Path("cases/examples/hyperthyroidism_overt_01.yaml").read_text())
+    tsh = case["measurements"][0]
+    assert tsh["analyte"] == "TSH" and str(tsh["value"]).startswith("<")
+    case["measurements"] += [dict(tsh, day=d) for d in (7, 14, 21, 28)]
+    path = tmp_path / "repeats.yaml"
+    path.write_text(yaml.safe_dump(case), encoding="utf-8")
+    ev = build_evidence(MODEL, nb.read_case(path))
+    (block,) = [b for b in ev.blocks if (b.censor != 0).sum() == 5]
+    assert (block.censor != 0).sum() > exact.LOO_CENSORED_MAX
+    latent = ev.latent_params(MODEL, block.axis)
+    calls = []
+    real = exact._gaussian_and_gross_on
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exact, "_gaussian_and_gross_on", counted)
+    got = block_loglik(MODEL, block, latent=latent)
+    once = len(calls)
+    monkeypatch.setattr(exact, "_same_moments", lambda a, b: False)
+    calls.clear()
+    each = block_loglik(MODEL, block, latent=latent)
+    # the four later repeats leave one block behind (computed once, reused three times);
+    # the first, listed before the other analytes, leaves them in another order
+    assert once == len(calls) - 3
+    np.testing.assert_array_equal(got, each)
+    monkeypatch.undo()
+    np.testing.assert_allclose(got, _explicit(MODEL, block, latent), rtol=0, atol=1e-10)
+    ps = load_prior_set()
+    _assert_equals_recomputation(ps, ps.draws.subset(np.array([3, 400])), ev, block.axis)
