@@ -13,7 +13,7 @@ __all__ = ["infer", "read_case", "load_model", "package_version", "__version__"]
 
 _LAZY = {
     "infer": ("neb_bayes.api", "infer"),
-    "package_version": ("neb_bayes.api", "package_version"),
+    "package_version": ("neb_bayes.config", "package_version"),
     "read_case": ("neb_bayes.case", "read_case"),
     "load_model": ("neb_bayes.model.compiled", "load_model"),
 }
@@ -21,7 +21,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from neb_bayes.api import package_version
+        from neb_bayes.config import package_version
 
         return package_version()
     if name in _LAZY:

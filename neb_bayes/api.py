@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from neb_bayes import config
 from neb_bayes.accel import report_done
 from neb_bayes.case.model import Case
+from neb_bayes.config import package_version
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.latents import latent_summaries
@@ -27,13 +27,6 @@ from neb_bayes.priorset import PriorSet, load_prior_set
 
 
 @lru_cache(maxsize=1)
-def package_version() -> str:
-    try:
-        return version("neb_bayes")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
-
-
 def provenance(prior_set: PriorSet) -> dict[str, Any]:
     """Where a result came from: package version and the prior set's identity."""
     return {

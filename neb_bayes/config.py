@@ -37,3 +37,15 @@ DISCLAIMER: str = (
     "data and the results given. They are not a diagnosis. Treatment decisions need a "
     "clinician who knows the patient."
 )
+
+
+def package_version() -> str:
+    """The installed neb_bayes version (``0+unknown`` when run from a source tree that is not
+    installed).  Here, not in :mod:`neb_bayes.api`, so that asking needs no engine import
+    (the batch driver records it in its manifest)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neb_bayes")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"

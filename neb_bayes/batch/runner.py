@@ -364,9 +364,9 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
     BatchFailed
         A chunk failed as a whole; finished chunks are kept and a rerun resumes.
     """
-    from neb_bayes.api import package_version
+    from neb_bayes.allocator import retain_freed_memory
     from neb_bayes.batch.inputs import InputError, input_kind
-    from neb_bayes.inference.draws import retain_freed_memory
+    from neb_bayes.config import package_version
     from neb_bayes.priorset import load_prior_set
 
     t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def interval_bounds_by_case(model: CompiledModel, draws: ParamDraws,
     conditions + 1)`` bounds, never the ``(draws, cases, conditions + 1)`` probabilities
     (168 MB for 1,000 cases and 1,000 draws, and as much again for the quantiles' sort).
     ``probs``: the cases' point probabilities, in the same order."""
-    from neb_bayes.inference.draws import retain_freed_memory
+    from neb_bayes.allocator import retain_freed_memory
 
     # (each case allocates and frees its factors and tables, megabytes each: kept in the
     # process, they are not faulted in again case after case; see retain_freed_memory)
@@ -163,7 +163,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
         Results table (one row per case that could be read, in input order), error
         records (input order) and, with ``task.reports``, ``(item, report_json)`` pairs.
     """
-    from neb_bayes.inference.draws import retain_freed_memory
+    from neb_bayes.allocator import retain_freed_memory
 
     # a chunk's arrays (megabytes) are freed when it ends: kept in the process, the next
     # chunk does not fault them in again (100,000 cases, point probabilities: ~1 s less

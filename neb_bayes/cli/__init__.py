@@ -66,7 +66,7 @@ def _load_priors(priors: str | None):
 
 
 def _version() -> str:
-    from neb_bayes.api import package_version
+    from neb_bayes.config import package_version
 
     return package_version()
 

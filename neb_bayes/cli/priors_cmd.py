@@ -28,7 +28,7 @@ def priors() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Default: beside the tables, .nc")
 def draws_cmd(tables: str | None, n_draws: int, seed: int, out: str | None) -> None:
     """Draw parameter sets expressing the literature prior set's own uncertainty."""
-    from neb_bayes.api import package_version
+    from neb_bayes.config import package_version
     from neb_bayes.model.compiled import load_model
     from neb_bayes.model.params import literature_draws, save_draws
     from neb_bayes.model.spec import DEFAULT_PRIOR_FILE

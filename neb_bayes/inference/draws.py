@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from neb_bayes.allocator import retain_freed_memory
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import (
     SymptomTerms,
@@ -246,54 +247,6 @@ def _largest_scope(model: CompiledModel, ev: Evidence) -> int:
         causes = [a for a, c in enumerate(model.log1m_cause) if np.any(c[:, ev.present] != 0)]
         sizes.append(math.prod(model.axes[a].n_states for a in causes))
     return max(sizes, default=0)
-
-
-def retain_freed_memory() -> bool:
-    """On glibc, keep freed memory in the process instead of returning it to the system:
-    allocations below 32 MB from the allocator's heaps (``M_MMAP_THRESHOLD``, otherwise
-    adapted per size) and no trimming of their free top below 256 MB (``M_TRIM_THRESHOLD``).
-
-    A report's draw threads allocate their factors, tables and messages (~16 MB) in
-    per-thread heaps that glibc gives back when they are freed, so every report faulted the
-    pages in again: ~4,000 page faults and ~15 ms of system time per report with two threads
-    (measured on cushings_acth_dependent_01; none on one thread, whose large arrays come
-    from the main heap, which keeps them).  Called once, when the report's thread pool is
-    made; not where the process was started with the allocator's thresholds set
-    (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``: what glibc
-    read at start-up, not what a library put in ``os.environ`` for its child processes since,
-    as dask's distributed does) or on another C library.  Returns whether the thresholds were
-    set.
-    """
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc" or ALLOCATOR_VARIABLES & startup_environment():
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        m_trim_threshold, m_mmap_threshold = -1, -3          # <malloc.h>
-        return bool(libc.mallopt(m_trim_threshold, 256 << 20)
-                    and libc.mallopt(m_mmap_threshold, 32 << 20))
-    except (OSError, AttributeError):
-        return False
-
-
-#: environment variables that set glibc's allocator thresholds
-ALLOCATOR_VARIABLES = frozenset({"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                                 "GLIBC_TUNABLES"})
-
-
-def startup_environment() -> set[str]:
-    """The names in the environment the process was started with (``/proc/self/environ``;
-    ``os.environ`` where that cannot be read)."""
-    import os
-
-    try:
-        with open("/proc/self/environ", "rb") as fh:
-            return {kv.split(b"=", 1)[0].decode(errors="replace")
-                    for kv in fh.read().split(b"\0") if kv}
-    except OSError:
-        return set(os.environ)
 
 
 #: threads for :func:`probabilities_over_draws` (created on first use with more than one)

@@ -272,17 +272,16 @@ def test_a_batch_with_draws_keeps_freed_memory_in_the_worker(monkeypatch):
     and was faulted in again case after case (10,000 work-ups x 1,000 draws through
     ``neb-bayes batch --jobs 2``: 1.2 million page faults and 3.5 s of system time, 225,000
     and 1.4-1.9 s with it kept, docs/performance-history.md).  The worker asks for it to be
-    kept (:func:`~neb_bayes.inference.draws.retain_freed_memory`) before a chunk's cases,
+    kept (:func:`~neb_bayes.allocator.retain_freed_memory`) before a chunk's cases,
     and the intervals are those of the cases' own draws."""
-    from neb_bayes import config
+    from neb_bayes import allocator, config
     from neb_bayes.batch import worker
-    from neb_bayes.inference import draws as draws_module
     from neb_bayes.inference.batch_exact import infer_batch_draws
     from neb_bayes.priorset import load_prior_set
     from neb_bayes.simulate import simulate
 
     calls = []
-    monkeypatch.setattr(draws_module, "retain_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: calls.append(1) or True)
     ps = load_prior_set()
     draws = ps.draws.subset(np.arange(40))
     evs = [build_evidence(ps.model, s.case) for s in simulate(ps.model, 3, seed=5)]
@@ -424,16 +423,26 @@ def test_repeated_ids_across_chunks_merge_as_in_one_chunk(tmp_path, sim_cases,
     assert got == want
 
 
-def test_the_driver_imports_no_engine() -> None:
-    """The driver streams inputs, hands out chunks and merges results: it imports neither
-    the worker's engine and readers nor their compiled kernels (~0.3 s of its start-up,
-    before the first worker could start)."""
+def test_the_driver_imports_no_engine(tmp_path, sim_cases) -> None:
+    """The driver streams inputs, hands out chunks and merges results: through a whole
+    batch on two workers it imports neither the engine and readers nor their compiled
+    kernels, scipy or pandas (~0.45 s of its start-up, before the first worker could
+    start)."""
     import subprocess
     import sys
 
-    code = ("import sys; import neb_bayes.cli; from neb_bayes.batch import run_batch; "
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:8]),
+                    encoding="utf-8")
+    code = ("import sys; from neb_bayes.cli import run; "
+            f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
+            f"{str(tmp_path / 'o')!r}, '--jobs', '2', '--chunk-size', '4', '--no-progress']\n"
+            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "print(sorted(m for m in ('numba', 'scipy', 'pandas', 'neb_bayes.batch.worker', "
-            "'neb_bayes.inference.vectorised', 'neb_bayes.report') if m in sys.modules))")
+            "'neb_bayes.inference.exact', 'neb_bayes.inference.vectorised', "
+            "'neb_bayes.report') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert pa.ipc.open_file(str(next((tmp_path / "o" / "chunks").glob("*.arrow")))
+                            ).read_all().num_rows == 4

@@ -249,17 +249,18 @@ def test_report_threads_do_not_fault_their_memory_back_in_on_every_report(monkey
     """A report's draw threads free ~16 MB of factors, tables and messages; glibc gave that
     memory back to the system from the threads' heaps, so each report faulted it in again
     (~4,000 page faults per report with two threads).  With the allocator told to keep it
-    (:func:`~neb_bayes.inference.draws.retain_freed_memory`, set when the thread pool is
+    (:func:`~neb_bayes.allocator.retain_freed_memory`, set when the thread pool is
     made) repeated reports fault almost no pages.  The compiled kernels, as from a process'
     second report on (the numpy counterparts of a one-shot report form products larger
     than the thresholds)."""
     import platform
     import resource
 
+    from neb_bayes import allocator
     from neb_bayes.inference import draws as draws_module
 
     if (platform.libc_ver()[0] != "glibc"
-            or draws_module.ALLOCATOR_VARIABLES & draws_module.startup_environment()):
+            or allocator.ALLOCATOR_VARIABLES & allocator.startup_environment()):
         pytest.skip("glibc's allocator thresholds only, and not where the user set them")
     monkeypatch.setenv("NEB_BAYES_COMPILED", "1")
     # a pool of its own (the thresholds are set when a pool is made), and what a library
