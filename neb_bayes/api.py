@@ -26,7 +26,6 @@ from neb_bayes.posterior import Result
 from neb_bayes.priorset import PriorSet, load_prior_set
 
 
-@lru_cache(maxsize=1)
 def provenance(prior_set: PriorSet) -> dict[str, Any]:
     """Where a result came from: package version and the prior set's identity."""
     return {

@@ -6,6 +6,8 @@ must not change with a dependency upgrade, so the interval kind and probability 
 
 from __future__ import annotations
 
+from functools import cache
+
 INTERVAL_PROB: float = 0.9
 """Probability mass of every credible interval neb_bayes reports."""
 
@@ -39,6 +41,7 @@ DISCLAIMER: str = (
 )
 
 
+@cache
 def package_version() -> str:
     """The installed neb_bayes version (``0+unknown`` when run from a source tree that is not
     installed).  Here, not in :mod:`neb_bayes.api`, so that asking needs no engine import

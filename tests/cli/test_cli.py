@@ -63,6 +63,27 @@ def test_json_report_has_the_contract_fields(tmp_path):
     assert "clinician" in rep["disclaimer"]
 
 
+def test_the_version_is_asked_without_the_engine_and_provenance_is_fresh():
+    """The package version comes from :mod:`neb_bayes.config` (no engine import: the batch
+    driver records it); each report's provenance is its own dictionary."""
+    import subprocess
+    import sys
+
+    import neb_bayes as nb
+    from neb_bayes import api
+    from neb_bayes.priorset import load_prior_set
+
+    code = ("import sys, neb_bayes as nb; v = nb.__version__; "
+            "print(v == nb.package_version(), 'neb_bayes.inference.exact' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["True", "False"]
+    ps = load_prior_set()
+    first, second = api.provenance(ps), api.provenance(ps)
+    assert first == second and first is not second
+    assert first["neb_bayes_version"] == nb.package_version() == api.package_version()
+
+
 def test_markdown_report_names_evidence_interferences_and_disclaimer():
     res = CliRunner().invoke(main, ["report", str(EXAMPLES / "hard_pregnancy_first_trimester_tsh.yaml")])
     assert res.exit_code == 0
