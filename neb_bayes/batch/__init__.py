@@ -24,16 +24,37 @@ Modules
     ``Case`` objects back to case-format data (simulated inputs for tests and benchmarks).
 """
 
-from neb_bayes.batch.export import case_to_dict, write_case_dir, write_csv, write_jsonl
-from neb_bayes.batch.runner import (
-    BatchFailed,
-    BatchOptions,
-    BatchSummary,
-    BatchUsageError,
-    ResumeRefused,
-    run_batch,
-)
-from neb_bayes.batch.table import result_schema
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # (for type checkers; at run time each name is imported on first use)
+    from neb_bayes.batch.export import case_to_dict, write_case_dir, write_csv, write_jsonl
+    from neb_bayes.batch.runner import (
+        BatchFailed,
+        BatchOptions,
+        BatchSummary,
+        BatchUsageError,
+        ResumeRefused,
+        run_batch,
+    )
+    from neb_bayes.batch.table import result_schema
+
+# (each name imported on first use: a batch worker unpickling its task imports this package,
+# and needs neither the driver nor the exporters)
+_WHERE = {
+    "BatchFailed": "runner", "BatchOptions": "runner", "BatchSummary": "runner",
+    "BatchUsageError": "runner", "ResumeRefused": "runner", "run_batch": "runner",
+    "case_to_dict": "export", "write_case_dir": "export", "write_csv": "export",
+    "write_jsonl": "export", "result_schema": "table",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"neb_bayes.batch.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BatchFailed",
