@@ -67,8 +67,9 @@ class RawItem:
     kind
         ``"json"`` (``data`` is one JSON text), ``"text"`` (``data`` is ``(fmt, text)`` of
         a YAML/JSON case file), ``"file"`` (``data`` is the path of a case file, read by
-        :func:`materialise`), ``"span"`` (``data`` is ``(path, start, end)``: a JSON Lines
-        line's bytes in its file, read by :func:`read_spans`), ``"csv"`` (``data`` is
+        :func:`materialise`), ``"span"`` (``data`` is ``(path, start, end, version)``: a JSON
+        Lines line's bytes in its file, and the file's size and modification time, read by
+        :func:`read_spans`), ``"csv"`` (``data`` is
         ``(header, cells)``: the row's line, or its non-empty cells as a
         :class:`~neb_bayes.batch.csv_cases.SparseRow`) or ``"error"`` (``data`` is a list of
         :class:`~neb_bayes.case.model.FieldError`).
@@ -174,8 +175,9 @@ def _line_item(source: str, raw: bytes) -> RawItem:
 
 def _iter_jsonl(path: Path, spans: bool = False) -> Iterator[RawItem]:
     """One item per non-blank line; undecodable lines become error items.  With ``spans``,
-    each line as a ``"span"`` item, ``(path, start, end)``: where it is, not yet read
-    (:func:`read_spans`)."""
+    each line as a ``"span"`` item, ``(path, start, end, version)``: where it is, not yet
+    read (:func:`read_spans`), and the file's ``(size, modification time in ns)`` as it was
+    read here."""
     name = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below, generator-friendly
@@ -183,30 +185,37 @@ def _iter_jsonl(path: Path, spans: bool = False) -> Iterator[RawItem]:
         yield RawItem(name, "error", [FieldError(FILE, f"cannot read: {exc.strerror}")])
         return
     with fh:
+        st = os.fstat(fh.fileno())
+        version = (st.st_size, st.st_mtime_ns)
         for number, start, end, raw in _jsonl_lines(fh, keep=not spans):
             if spans:
-                yield RawItem(f"{name}:{number}", "span", (name, start, end))
+                yield RawItem(f"{name}:{number}", "span", (name, start, end, version))
             else:
                 yield _line_item(f"{name}:{number}", raw)
 
 
 def read_spans(items: list[RawItem]) -> list[RawItem]:
     """``items`` with every ``"span"`` item read (a ``"json"`` item, or an ``"error"`` one
-    for a line that is not UTF-8 or a file that can no longer be read): each run of spans
-    of one file in one read.  Other items are returned as they are."""
+    for a line that is not UTF-8, or for every line of a file that can no longer be read or
+    has changed since its spans were found: another size or modification time): each run
+    of spans of one file in one read.  Other items are returned as they are."""
     out = list(items)
     k = 0
     while k < len(out):
         if out[k].kind != "span":
             k += 1
             continue
-        name = out[k].data[0]
+        name, _, _, version = out[k].data
         stop = k
-        while stop < len(out) and out[stop].kind == "span" and out[stop].data[0] == name:
+        while (stop < len(out) and out[stop].kind == "span" and out[stop].data[0] == name
+               and out[stop].data[3] == version):
             stop += 1
         first, last = out[k].data[1], out[stop - 1].data[2]
         try:
             with open(name, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if (st.st_size, st.st_mtime_ns) != version:
+                    raise OSError(0, "the file has changed since the batch started")
                 fh.seek(first)
                 data = fh.read(last - first)
             if len(data) != last - first:

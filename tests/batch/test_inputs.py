@@ -162,14 +162,24 @@ def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path
     other = RawItem("x", "json", '{"id": 9}')
     mixed = [*iter_items([a], spans=True), other, *iter_items([b], spans=True)]
     assert read_spans(mixed) == [*iter_items([a]), other, *iter_items([b])]
-    # a file that has shrunk since: every span of it an error that says so, nothing else lost
-    spans = list(iter_items([b], spans=True))
-    b.write_bytes(b"{}")
-    got = read_spans([other, *spans])
-    assert got[0] == other
-    assert [i.kind for i in got[1:]] == ["error", "error"]
-    assert "shorter than when the batch started" in got[1].data[0].message
-    assert [i.source for i in got[1:]] == [i.source for i in spans]
+    # a file that has changed since (shrunk; rewritten with the same size; appended to):
+    # every span of it an error that says so, nothing else lost
+    import os
+
+    for change in (b"{}", b'\xef\xbb\xbf{"id": 4}\r\n\xfe\n', b'\xef\xbb\xbf{"id": 3}\r\n\xff\n{}\n'):
+        b.write_bytes(b'\xef\xbb\xbf{"id": 3}\r\n\xff\n')
+        spans = list(iter_items([b], spans=True))
+        b.write_bytes(change)
+        st = os.stat(b)
+        os.utime(b, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))   # (coarse clocks)
+        got = read_spans([other, *spans, other])
+        assert got[0] == got[-1] == other
+        assert [i.kind for i in got[1:-1]] == ["error", "error"]
+        assert "changed since the batch started" in got[1].data[0].message
+        assert [i.source for i in got[1:-1]] == [i.source for i in spans]
+    # the file as it was: read
+    b.write_bytes(b'\xef\xbb\xbf{"id": 3}\r\n\xff\n')
+    assert read_spans(list(iter_items([b], spans=True))) == list(iter_items([b]))
 
 
 def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
