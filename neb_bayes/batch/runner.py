@@ -248,7 +248,6 @@ def _one_thread_each() -> None:
 def _exit_now() -> None:
     """A worker's exit, once the pool has told it to stop (every result is sent by then):
     streams flushed, then ``os._exit`` without tearing down the interpreter's modules."""
-    import logging
     import os
 
     logging.shutdown()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -1503,14 +1503,21 @@ def _gaussian_and_gross_on(model: CompiledModel, block: Block, idx: np.ndarray,
 
 
 def _same_moments(a: BlockMoments, b: BlockMoments) -> bool:
-    """Whether two blocks' moments are equal bit for bit (so are their likelihoods)."""
-    if a.own_pos != b.own_pos or (a.lat_prec is None) != (b.lat_prec is None):
-        return False
-    pairs = [(a.own_mean, b.own_mean), (a.other_mean, b.other_mean), (a.noise, b.noise),
-             (a.lat_cov, b.lat_cov), (a.loadings, b.loadings)]
-    if a.lat_prec is not None:
-        pairs += list(zip(a.lat_prec, b.lat_prec, strict=True))
-    return all(x.shape == y.shape and np.array_equal(x, y) for x, y in pairs)
+    """Whether two blocks' moments are equal bit for bit, every field of them (so are their
+    likelihoods)."""
+    return all(_same_value(getattr(a, f.name), getattr(b, f.name))
+               for f in fields(BlockMoments))
+
+
+def _same_value(x: object, y: object) -> bool:
+    """Bit-for-bit equality of arrays, tuples of them, numbers and ``None``."""
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return (isinstance(x, np.ndarray) and isinstance(y, np.ndarray) and x.shape == y.shape
+                and np.array_equal(x, y))
+    if isinstance(x, tuple) or isinstance(y, tuple):
+        return (isinstance(x, tuple) and isinstance(y, tuple) and len(x) == len(y)
+                and all(_same_value(u, v) for u, v in zip(x, y, strict=True)))
+    return x == y
 
 
 #: log q(y) of each block's results, kept while the block is in use (explanations evaluate a
