@@ -100,6 +100,9 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
     """Run ``neb-bayes batch`` (the help text is :data:`HELP`)."""
     import os
 
+    from neb_bayes.allocator import arrow_pool_from_libc
+
+    arrow_pool_from_libc()            # (before pyarrow is imported)
     from neb_bayes.batch.runner import BatchFailed, BatchOptions, BatchUsageError, run_batch
     from neb_bayes.batch.store import BatchLocked
     from neb_bayes.model.spec import PriorSetError

@@ -446,3 +446,35 @@ def test_the_driver_imports_no_engine(tmp_path, sim_cases) -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert pa.ipc.open_file(str(next((tmp_path / "o" / "chunks").glob("*.arrow")))
                             ).read_all().num_rows == 4
+
+
+@pytest.mark.parametrize("preset", [None, "mimalloc"])
+def test_the_batch_command_takes_arrows_buffers_from_the_c_library(tmp_path, sim_cases,
+                                                                    preset) -> None:
+    """``neb-bayes batch`` has Arrow allocate from the C library (whose freed memory the
+    driver keeps) rather than mimalloc (which gives it back, so every chunk's results were
+    faulted in again), unless the user chose a pool; and the choice is not made once pyarrow
+    has been imported, where it would no longer act."""
+    import os
+    import subprocess
+    import sys
+
+    from neb_bayes.allocator import ARROW_POOL_VARIABLE, arrow_pool_from_libc
+
+    before = os.environ.get(ARROW_POOL_VARIABLE)
+    assert not arrow_pool_from_libc()                  # (pyarrow is imported here)
+    assert os.environ.get(ARROW_POOL_VARIABLE) == before
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:2]),
+                    encoding="utf-8")
+    code = ("import sys; from neb_bayes.cli import run; "
+            f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
+            f"{str(tmp_path / 'o')!r}, '--jobs', '1', '--no-progress']\n"
+            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "import pyarrow\nprint(pyarrow.default_memory_pool().backend_name)")
+    env = {k: v for k, v in os.environ.items() if k != ARROW_POOL_VARIABLE}
+    if preset:
+        env[ARROW_POOL_VARIABLE] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip().splitlines()[-1] == (preset or "system")
