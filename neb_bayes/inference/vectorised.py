@@ -89,6 +89,11 @@ class ViewTables:
 
     axes: tuple[AxisTables, ...]
     shape: tuple[int, ...]
+    #: the joint's axes in the order :func:`kernels.fused_joint` walks them: the largest one
+    #: last, whose states it visits in runs (the female view's 6,480 states in 720 runs of
+    #: 9 instead of 1,620 of 4; ~17.5 -> ~13.5 us per case); ``healthy`` and
+    #: ``present_stride`` are in this order
+    order: tuple[int, ...]
     healthy: np.ndarray       # (J,) 1 where no axis is in a condition state
     #: P(symptom present | level, states of its cause axes): each symptom's table
     #: (P, cause-axis grid) flattened, laid one after another from ``present_off[y]``;
@@ -171,9 +176,12 @@ def view_tables(model: CompiledModel) -> ViewTables:
         off[y] = sum(t.size for t in tabs)
         tabs.append(tab.ravel())
     axes = tuple(t for t in (_axis_tables(model, ai) for ai in range(nd)) if t is not None)
-    return ViewTables(axes=axes, shape=shape, healthy=healthy.ravel(),
+    big = max(range(nd), key=lambda a: (shape[a], a))
+    order = tuple(a for a in range(nd) if a != big) + (big,)
+    return ViewTables(axes=axes, shape=shape, order=order,
+                      healthy=healthy.transpose(order).ravel(),
                       present_tab=np.concatenate(tabs), present_off=off, present_size=size,
-                      present_stride=stride)
+                      present_stride=np.ascontiguousarray(stride[:, order]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,10 +517,10 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
         factors.append(np.exp(part - mx))
     covs = list(dict.fromkeys(ev.covariates for ev in evs))
     where = {c: i for i, c in enumerate(covs)}
-    prior = np.stack([_prior_prob(model, c) for c in covs])
+    prior = np.stack([_prior_prob(model, c, vt.order) for c in covs])
     stratum = np.array([where[ev.covariates] for ev in evs], dtype=np.int64)
     tables = np.concatenate([f.reshape(n, -1) for f in factors], axis=1)
-    index = _factor_index(tuple(f.shape[1:] for f in factors), vt.shape)
+    index = _factor_index(tuple(f.shape[1:] for f in factors), vt.shape, vt.order)
     # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the
     # normaliser of w is already in ``parts``); every factor, the prior and the present
     # symptoms multiplied per joint state and summed into the marginals in one pass
@@ -522,12 +530,15 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     marg, z, healthy = kernels.fused_joint(
         prior, stratum, tables, index,
         (vt.present_tab, vt.present_off, vt.present_size, vt.present_stride),
-        ids, np.cumsum(counts) - counts, counts, w, np.asarray(vt.shape, dtype=np.int64),
-        vt.healthy)
-    first = np.cumsum([0, *vt.shape])
+        ids, np.cumsum(counts) - counts, counts, w,
+        np.array([vt.shape[a] for a in vt.order], dtype=np.int64), vt.healthy)
+    # (each axis' marginal where the kernel's order puts it)
+    first, at = {}, 0
+    for a in vt.order:
+        first[a], at = at, at + vt.shape[a]
     out = np.empty((n, len(model.conditions) + 1))
     for k, (a, mask) in enumerate(zip(model.cond_axis, model.cond_states, strict=True)):
-        out[:, k] = marg[:, first[a]:first[a + 1]][:, mask].sum(1)
+        out[:, k] = marg[:, first[a]:first[a] + vt.shape[a]][:, mask].sum(1)
     out[:, -1] = healthy
     with np.errstate(divide="ignore"):
         log_ev = shift + np.log(z)
@@ -539,24 +550,28 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
 
 
 @lru_cache(maxsize=64)
-def _factor_index(shapes: tuple[tuple[int, ...], ...], joint: tuple[int, ...]) -> np.ndarray:
+def _factor_index(shapes: tuple[tuple[int, ...], ...], joint: tuple[int, ...],
+                  order: tuple[int, ...] | None = None) -> np.ndarray:
     """``(F, J)``: each joint state's (shape ``joint``) entry in factor ``f`` (shape
     ``shapes[f]``, 1 along the axes it does not depend on) when the factors' tables are laid
-    one after another."""
+    one after another; the joint states with their axes in ``order`` (default: as given)."""
     out = np.empty((len(shapes), int(np.prod(joint))), dtype=np.int32)
+    order = tuple(range(len(joint))) if order is None else order
     offset = 0
     for f, shape in enumerate(shapes):
         size = int(np.prod(shape))
-        out[f] = np.broadcast_to(np.arange(offset, offset + size).reshape(shape), joint).ravel()
+        out[f] = np.broadcast_to(np.arange(offset, offset + size).reshape(shape),
+                                 joint).transpose(order).ravel()
         offset += size
     out.setflags(write=False)
     return out
 
 
 @lru_cache(maxsize=512)
-def _prior_prob(model: CompiledModel, cov) -> np.ndarray:
-    """Prior probability of every joint state of a stratum, flattened (cached)."""
-    out = np.exp(log_prior(model, cov)).ravel()
+def _prior_prob(model: CompiledModel, cov, order: tuple[int, ...]) -> np.ndarray:
+    """Prior probability of every joint state of a stratum, its axes in ``order``, flattened
+    (cached)."""
+    out = np.exp(log_prior(model, cov)).transpose(order).ravel()
     out.setflags(write=False)
     return out
 
