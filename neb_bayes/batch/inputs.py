@@ -65,7 +65,8 @@ class RawItem:
     source
         Where the case is: ``file:line`` for JSON Lines and CSV, the path for a case file.
     kind
-        ``"json"`` (``data`` is one JSON text), ``"text"`` (``data`` is ``(fmt, text)`` of
+        ``"json"`` (``data`` is one JSON text: a string, or its UTF-8 bytes as
+        :func:`read_spans` gives them), ``"text"`` (``data`` is ``(fmt, text)`` of
         a YAML/JSON case file), ``"file"`` (``data`` is the path of a case file, read by
         :func:`materialise`), ``"span"`` (``data`` is ``(path, start, end, version)``: a JSON
         Lines line's bytes in its file, and the file's size and modification time, read by
@@ -224,10 +225,24 @@ def read_spans(items: list[RawItem]) -> list[RawItem]:
             error = [FieldError(FILE, f"cannot read: {exc.strerror}")]
             out[k:stop] = [RawItem(i.source, "error", error) for i in out[k:stop]]
         else:
-            out[k:stop] = [_line_item(i.source, data[i.data[1] - first:i.data[2] - first])
-                           for i in out[k:stop]]
+            if data.isascii() or _is_utf8(data):
+                # (valid as a whole, so is every line: the lines go on as UTF-8 bytes, not
+                # decoded here only for the plain reader to encode them again)
+                out[k:stop] = [RawItem(i.source, "json", data[i.data[1] - first:i.data[2] - first])
+                               for i in out[k:stop]]
+            else:
+                out[k:stop] = [_line_item(i.source, data[i.data[1] - first:i.data[2] - first])
+                               for i in out[k:stop]]
         k = stop
     return out
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _count_jsonl(path: Path) -> int:
@@ -472,7 +487,8 @@ def parse_item(item: RawItem) -> ParsedItem:
             # the inputs without it)
             from neb_bayes.batch.json_text import parse_json_case
 
-            data = parse_json_case(item.data, source=item.source)
+            text = item.data.decode() if isinstance(item.data, bytes) else item.data
+            data = parse_json_case(text, source=item.source)
         elif item.kind == "text":
             fmt, text = item.data
             data = load_text(text, fmt, source=item.source)

@@ -278,8 +278,9 @@ class PlainReader:
                     y=cols[2].copy(), censor=cols[3].astype(np.int8), day=cols[4].copy(),
                     diurnal=cols[5].copy(), diurnal_var=cols[6].copy(), extra=cols[8].copy())
 
-    def add_texts(self, texts: list[str]) -> np.ndarray:
-        """Read many cases from their JSON texts at once; returns which were read.
+    def add_texts(self, texts: list[str] | list[bytes]) -> np.ndarray:
+        """Read many cases from their JSON texts (strings or UTF-8 bytes) at once; returns
+        which were read.
 
         The texts are read in one compiled pass (:mod:`neb_bayes.batch.plain_json`), then as
         columns (:meth:`_add_columns`).  The cases read are kept in order as :meth:`add`

@@ -519,8 +519,8 @@ class ScannedChunk:
         ``(distinct symptom names, 2)`` start and end of each name's first occurrence.
     """
 
-    def __init__(self, texts: list[str]) -> None:
-        encoded = [t.encode() for t in texts]
+    def __init__(self, texts: list[str] | list[bytes]) -> None:
+        encoded = [t if isinstance(t, bytes) else t.encode() for t in texts]
         self.text = b"".join(encoded)
         ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
         starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
@@ -569,6 +569,7 @@ class ScannedChunk:
         return tuple(out)
 
 
-def scan_chunk(texts: list[str]) -> ScannedChunk:
-    """Read a chunk of case texts in one compiled pass (:class:`ScannedChunk`)."""
+def scan_chunk(texts: list[str] | list[bytes]) -> ScannedChunk:
+    """Read a chunk of case texts (strings or UTF-8 bytes) in one compiled pass
+    (:class:`ScannedChunk`)."""
     return ScannedChunk(texts)

@@ -110,6 +110,13 @@ def test_jsonl_streaming_blank_lines_bom_and_bad_bytes(tmp_path: Path) -> None:
     assert count_items([blank_bom]) == len(list(iter_items([blank_bom]))) == 1
 
 
+def _as_text(items: list[RawItem]) -> list[RawItem]:
+    """``items`` with a line given as UTF-8 bytes (as :func:`read_spans` gives the lines of a
+    valid block) as its text."""
+    return [RawItem(i.source, i.kind, i.data.decode()) if isinstance(i.data, bytes) else i
+            for i in items]
+
+
 def _lines_as_the_file_iterator_reads_them(path: Path) -> list[RawItem]:
     """The reference: every line as Python's file iterator splits it (at b"\\n"), the byte
     order mark removed from the first, blank lines (``bytes.strip`` empty) left out."""
@@ -152,7 +159,7 @@ def test_jsonl_lines_found_in_blocks_are_the_file_iterators(tmp_path_factory, pi
         inputs._READ_BLOCK = old
     assert all(i.kind == "span" for i in spans)
     assert [i.source for i in spans] == [i.source for i in want]
-    assert read_spans(spans) == want
+    assert _as_text(read_spans(spans)) == want
 
 
 def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path) -> None:
@@ -161,7 +168,16 @@ def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path
     b.write_bytes(b'\xef\xbb\xbf{"id": 3}\r\n\xff\n')
     other = RawItem("x", "json", '{"id": 9}')
     mixed = [*iter_items([a], spans=True), other, *iter_items([b], spans=True)]
-    assert read_spans(mixed) == [*iter_items([a]), other, *iter_items([b])]
+    got = read_spans(mixed)
+    assert _as_text(got) == [*iter_items([a]), other, *iter_items([b])]
+    # a valid file's lines as bytes (not decoded to be encoded again by the plain reader);
+    # in a file with a line that is not UTF-8, the others as text, that one an error
+    assert [type(i.data) for i in got] == [bytes, bytes, str, str, list]
+    c = tmp_path / "c.jsonl"
+    c.write_bytes('{"id": 1}\n{"id": "é"}\n'.encode())
+    got = read_spans(list(iter_items([c], spans=True)))
+    assert got == [RawItem(f"{c}:1", "json", b'{"id": 1}\n'),
+                   RawItem(f"{c}:2", "json", '{"id": "é"}\n'.encode())]
     # a file that has changed since (shrunk; rewritten with the same size; appended to):
     # every span of it an error that says so, nothing else lost
     import os
