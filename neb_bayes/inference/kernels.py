@@ -14,11 +14,32 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["channel_groups", "complete_square", "fused_joint", "gross_mixture", "information_terms",
-           "loo_conditionals", "present_symptom_table", "spd_inverse_into",
-           "spd_inverse_logdet"]
+__all__ = ["channel_groups", "complete_square", "fused_joint", "gross_log_q", "gross_mixture",
+           "information_terms", "log_ndtr", "loo_conditionals", "present_symptom_table",
+           "spd_inverse_into", "spd_inverse_logdet"]
 
 LOG_2PI = math.log(2.0 * math.pi)
+SQRT2 = math.sqrt(2.0)
+#: below this, log Phi(t) by its asymptotic series (erfc(-t / sqrt 2) would leave double
+#: precision's normal range near t = -37.5)
+ASYMPTOTIC_BELOW = -37.0
+
+
+@njit(cache=True, nogil=True)
+def log_ndtr(t):  # pragma: no cover
+    """log Phi(t) to double precision: ``log1p(-erfc(t / sqrt 2) / 2)`` above -1,
+    ``log(erfc(-t / sqrt 2) / 2)`` down to :data:`ASYMPTOTIC_BELOW`, then the asymptotic
+    series ``-t^2/2 - log(-t) - log(2 pi)/2 + log(1 - 1/t^2 + 3/t^4 - ...)`` (six terms,
+    truncation below 1e-15 there)."""
+    if t > -1.0:
+        return math.log1p(-0.5 * math.erfc(t / SQRT2))
+    if t > ASYMPTOTIC_BELOW:
+        return math.log(0.5 * math.erfc(-t / SQRT2))
+    r = 1.0 / (t * t)
+    s = 1.0 - r * (1.0 - 3.0 * r * (1.0 - 5.0 * r * (1.0 - 7.0 * r * (1.0 - 9.0 * r))))
+    return -0.5 * t * t - math.log(-t) - 0.5 * LOG_2PI + math.log(s)
+
+
 
 
 @njit(cache=True, nogil=True)
@@ -52,6 +73,34 @@ def loo_conditionals(L, mu, amp, nd, a, ry, rd, n, c, M_inv, post_mean):  # prag
                     fit += L[ci, k] * post_mean[ni, s, r, k]
                 u = ry[i] - ai * fit - rd[i] * amp[ci, g]
                 out[i, g] = half - 0.5 * u * u / cjj
+    return out
+
+
+@njit(cache=True, nogil=True)
+def gross_log_q(channel, y, censor, log_w, mean, sd, log_sd, count):  # pragma: no cover
+    """log q(y) of each result as a gross error (its channel's mixture ``(components,
+    channels)`` tables, channel ``c``'s components the first ``count[c]``): a density for an
+    observed result, the mass beyond its limit for a censored one (``censor`` -1 below, +1
+    above).  The terms as :func:`~neb_bayes.model.compiled._gross_log_q` computes them, per
+    result: ``max + log(sum in component order of exp(term - max))``."""
+    out = np.empty(y.size)
+    dens = np.empty(max(log_w.shape[0], 1))
+    for r in range(y.size):
+        c = channel[r]
+        mx = -np.inf
+        for k in range(count[c]):
+            z = (y[r] - mean[k, c]) / sd[k, c]
+            if censor[r] == 0:
+                d = log_w[k, c] + (-0.5 * z * z - log_sd[k, c] - 0.5 * LOG_2PI)
+            else:
+                d = log_w[k, c] + log_ndtr(-censor[r] * z)
+            dens[k] = d
+            if d > mx:
+                mx = d
+        acc = 0.0
+        for k in range(count[c]):
+            acc += math.exp(dens[k] - mx)
+        out[r] = mx + math.log(acc)
     return out
 
 

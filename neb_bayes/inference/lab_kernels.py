@@ -26,30 +26,11 @@ import math
 import numpy as np
 from numba import njit
 
-from neb_bayes.inference.kernels import spd_inverse_into
+from neb_bayes.inference.kernels import log_ndtr, spd_inverse_into
 
 __all__ = ["lab_factor", "log_ndtr"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-SQRT2 = math.sqrt(2.0)
-#: below this, log Phi(t) by its asymptotic series (erfc(-t / sqrt 2) would leave double
-#: precision's normal range near t = -37.5)
-ASYMPTOTIC_BELOW = -37.0
-
-
-@njit(cache=True, nogil=True)
-def log_ndtr(t):  # pragma: no cover
-    """log Phi(t) to double precision: ``log1p(-erfc(t / sqrt 2) / 2)`` above -1,
-    ``log(erfc(-t / sqrt 2) / 2)`` down to :data:`ASYMPTOTIC_BELOW`, then the asymptotic
-    series ``-t^2/2 - log(-t) - log(2 pi)/2 + log(1 - 1/t^2 + 3/t^4 - ...)`` (six terms,
-    truncation below 1e-15 there)."""
-    if t > -1.0:
-        return math.log1p(-0.5 * math.erfc(t / SQRT2))
-    if t > ASYMPTOTIC_BELOW:
-        return math.log(0.5 * math.erfc(-t / SQRT2))
-    r = 1.0 / (t * t)
-    s = 1.0 - r * (1.0 - 3.0 * r * (1.0 - 5.0 * r * (1.0 - 7.0 * r * (1.0 - 9.0 * r))))
-    return -0.5 * t * t - math.log(-t) - 0.5 * LOG_2PI + math.log(s)
 
 
 @njit(cache=True, nogil=True)

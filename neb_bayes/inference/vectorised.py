@@ -36,7 +36,7 @@ from scipy.special import log_ndtr
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
-from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, view_for_sex
+from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, gross_table, view_for_sex
 from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import distinct_rows, merge_nested
 
@@ -493,7 +493,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     n = len(evs)
     nd = len(vt.shape)
     eps = model.gross_error_rate
-    log_q = model.gross_log_density(flat.channel, flat.y, flat.censor) if eps > 0 else None
+    log_q = _gross_log_density(model, flat) if eps > 0 else None
     parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
              for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes
@@ -547,6 +547,13 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     # space by the caller
     ok = z > UNDERFLOW
     return probs, np.where(ok, log_ev, np.nan)
+
+
+def _gross_log_density(model: CompiledModel, flat: Flat) -> np.ndarray:
+    """:meth:`CompiledModel.gross_log_density` of every row, in one compiled pass
+    (:func:`kernels.gross_log_q`; ~3.8 -> ~0.5 us per case, numpy's pass channel by
+    channel spent most of its time in calls), each row's value from its own terms only."""
+    return kernels.gross_log_q(flat.channel, flat.y, flat.censor, *gross_table(model))
 
 
 @lru_cache(maxsize=64)

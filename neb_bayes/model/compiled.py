@@ -220,7 +220,7 @@ class CompiledModel:
         # so a channel's components padded with weight 0 give the same sum bit for bit
         if y.size <= GROSS_PADDED_MAX:
             # few results (one case): all at once, every channel padded to the most components
-            return _gross_log_q(y, censor, *(t[:, channel] for t in _gross_table(self)))
+            return _gross_log_q(y, censor, *(t[:, channel] for t in gross_table(self)[:4]))
         out = np.empty(y.shape)
         # many (a chunk of cases): channel by channel, the rows of a (channel, censored) pair
         # found with one sort
@@ -611,16 +611,16 @@ def _gross_log_q(y: np.ndarray, censor: np.ndarray, log_w: np.ndarray, mean: np.
 
 
 @lru_cache(maxsize=16)
-def _gross_table(model: CompiledModel) -> tuple[np.ndarray, ...]:
+def gross_table(model: CompiledModel) -> tuple[np.ndarray, ...]:
     """``model.gross_mix`` as ``(components, channels)`` arrays, each channel's components
     padded to the most any channel has: log weight (``-inf`` where padded), mean, sd and
-    log sd."""
+    log sd; then each channel's number of components."""
     n = max((w.size for w, _, _ in model.gross_mix), default=1)
     shape = (n, len(model.gross_mix))
     log_w, mean, sd = np.full(shape, -np.inf), np.zeros(shape), np.ones(shape)
     for c, (w, mu, s) in enumerate(model.gross_mix):
         log_w[:w.size, c], mean[:w.size, c], sd[:w.size, c] = w, mu, s
-    out = (log_w, mean, sd, np.log(sd))
+    out = (log_w, mean, sd, np.log(sd), np.array([w.size for w, _, _ in model.gross_mix]))
     for a in out:
         a.flags.writeable = False
     return out
