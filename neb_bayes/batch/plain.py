@@ -652,6 +652,7 @@ def _axis_of(row: tuple) -> int:
 
 
 @lru_cache(maxsize=64)
+@lru_cache(maxsize=1024)
 def _axes_of(bits: int) -> frozenset[int]:
-    """The axes whose bits are set."""
+    """The axes whose bits are set (cached: one object per pattern)."""
     return frozenset(i for i in range(bits.bit_length()) if bits >> i & 1)
