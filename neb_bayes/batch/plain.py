@@ -303,7 +303,7 @@ class PlainReader:
             ok=sc.ok, first=sc.first, form=sc.form,
             form_keys=[sc.form_text(f) for f in range(len(sc.forms))],
             value=sc.values, text_value=sc.text_value,
-            value_text=lambda r: sc.value_texts[r].decode(), day=sc.days,
+            value_text=sc.value_text, day=sc.days,
             sym_first=sc.sym_first, sym_state=sc.sym_state, sym_name=sc.sym_name,
             names=[sc.name_text(k) for k in range(len(sc.names))],
             case_id=case_id, person=person))

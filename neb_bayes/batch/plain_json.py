@@ -247,17 +247,7 @@ def _symptom_lists(b, i, end, sym, ns, ntable, names, nn, nsp):  # pragma: no co
 
 
 @njit(cache=True, nogil=True)
-def _copy_text(b, s, e, out, row):  # pragma: no cover - compiled
-    """``b[s:e]`` into row ``row`` of ``out``, the rest of the row zeros (empty: s < 0)."""
-    n = e - s if s >= 0 else 0
-    for m in range(n):
-        out[row, m] = b[s + m]
-    for m in range(n, out.shape[1]):
-        out[row, m] = 0
-
-
-@njit(cache=True, nogil=True)
-def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: no cover
+def _result(b, i, end, res, nr, table, forms, nf, sp):  # pragma: no cover
     """One result object at ``b[i]``: returns ``(end, nf)``, end -1 when it is not plain."""
     if b[i] != 123:
         return -1, nf
@@ -321,14 +311,13 @@ def _result(b, i, end, res, nr, values, days, table, forms, nf, sp):  # pragma: 
     res[nr, 2] = de
     res[nr, 3] = -1 if text else vs
     res[nr, 4] = ve
-    _copy_text(b, vs, ve, values, nr)
-    _copy_text(b, ds, de, days, nr)
+    res[nr, 5] = vs
     return i, nf
 
 
 @njit(cache=True, nogil=True)
-def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart, kstop, base,
-          sym, ns, ntable, names, nn):  # pragma: no cover - compiled
+def _case(b, i, end, spans, res, nr, table, forms, nf, sp, kstart, kstop, base, sym, ns,
+          ntable, names, nn):  # pragma: no cover - compiled
     """One case's text ``b[i:end]``: returns ``(results end, nf, symptoms end, nn)``, results
     end -1 when the case is not plain (its results from ``nr`` and symptoms from ``ns`` on
     are then not kept)."""
@@ -374,8 +363,7 @@ def _case(b, i, end, spans, res, nr, values, days, table, forms, nf, sp, kstart,
                 while True:
                     if i >= end or nr >= res.shape[0]:
                         return -1, nf, ns, nn
-                    j, nf = _result(b, i, end, res, nr, values, days, table, forms, nf,
-                                    sp)
+                    j, nf = _result(b, i, end, res, nr, table, forms, nf, sp)
                     if j < 0:
                         return -1, nf, ns, nn
                     nr += 1
@@ -412,9 +400,8 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     first = np.zeros(n + 1, np.int64)
     ok = np.zeros(n, np.bool_)
     cap = b.size // 36 + 1                  # a result object takes at least 36 bytes
-    res = np.empty((cap, 5), np.int64)      # form, day start, end, value start (-1: text), end
-    values = np.empty((cap, TEXT_WIDTH), np.uint8)
-    days = np.empty((cap, TEXT_WIDTH), np.uint8)
+    # form, day start, end, value start (-1: text), end, value start (a text's too)
+    res = np.empty((cap, 6), np.int64)
     size = 1
     while size < 2 * max_forms:
         size *= 2
@@ -438,9 +425,8 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     ns = 0
     nn = 0
     for c in range(n):
-        got, nf, got_s, nn = _case(b, starts[c], ends[c], spans[c], res, nr, values, days,
-                                   table, forms, nf, sp, kstart, kstop, base, sym, ns, ntable,
-                                   names, nn)
+        got, nf, got_s, nn = _case(b, starts[c], ends[c], spans[c], res, nr, table, forms, nf,
+                                   sp, kstart, kstop, base, sym, ns, ntable, names, nn)
         if got >= 0:                        # (a case not read leaves rows the next overwrites)
             ok[c] = True
             nr = got
@@ -458,8 +444,8 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
     day_numbers = np.empty(size_d, np.uint8)
     numbers = numbers[:_number_list(b, res[:nr, 3], res[:nr, 4], numbers)]
     day_numbers = day_numbers[:_number_list(b, res[:nr, 1], res[:nr, 2], day_numbers)]
-    return (ok, spans, first, res[:nr], values[:nr], days[:nr], forms[:nf], numbers,
-            day_numbers, sym_first, sym[:ns], names[:nn])
+    return (ok, spans, first, res[:nr], forms[:nf], numbers, day_numbers, sym_first, sym[:ns],
+            names[:nn])
 
 
 @njit(cache=True, nogil=True)
@@ -502,12 +488,11 @@ class ScannedChunk:
     has_day
         ``(results,)`` whether the result gives a day.
     text_value
-        ``(results,)`` whether the value is written as a string (``"<0.01"``, ``"3.5"``).
+        ``(results,)`` whether the value is written as a string (``"<0.01"``, ``"3.5"``;
+        :meth:`value_text`).
     values, days
         ``(results,)`` the value (0 when written as a string) and the day (0 when not given)
         as numbers (read by msgspec: correctly rounded, as the standard library reads them).
-    value_texts
-        ``(results,)`` the values as written (``S32``; inside the quotes of a string).
     forms
         ``(distinct forms, 8)`` start and end of the analyte, specimen, unit and collection
         time (-1 where absent) of each form's first result.
@@ -525,20 +510,31 @@ class ScannedChunk:
         ends = np.cumsum([len(e) for e in encoded], dtype=np.int64)
         starts = ends - np.array([len(e) for e in encoded], dtype=np.int64)
         buf = np.frombuffer(self.text, np.uint8)
-        (self.ok, self.spans, self.first, res, values, days, self.forms, numbers,
-         day_numbers, self.sym_first, sym, self.names) = _scan(buf, starts, ends, MAX_FORMS)
+        (self.ok, self.spans, self.first, res, self.forms, numbers, day_numbers,
+         self.sym_first, sym, self.names) = _scan(buf, starts, ends, MAX_FORMS)
         self.sym_state, self.sym_name = sym[:, 0], sym[:, 1]
         self.form = res[:, 0]
         self.has_day = res[:, 1] >= 0
         self.text_value = res[:, 3] < 0
-        self.value_texts = values.view(f"S{TEXT_WIDTH}").ravel()
-        days = days.view(f"S{TEXT_WIDTH}").ravel()
+        self._value_at = res[:, [5, 4]]
         try:
             self.values = np.array(_numbers(numbers.tobytes()), dtype=float)
             self.days = np.array(_numbers(day_numbers.tobytes()), dtype=float)
         except msgspec.MsgspecError:       # e.g. 1e999: numpy reads it (inf) as float() does
-            self.values = np.where(self.text_value, b"0", self.value_texts).astype(float)
+            values = self._texts(self._value_at)
+            days = self._texts(res[:, 1:3])
+            self.values = np.where(self.text_value, b"0", values).astype(float)
             self.days = np.where(self.has_day, days, b"0").astype(float)
+
+    def _texts(self, at: np.ndarray) -> np.ndarray:
+        """The texts at ``(start, end)`` rows (``S``; empty where start is -1)."""
+        return np.array([self.text[s:e] if s >= 0 else b"" for s, e in at.tolist()],
+                        dtype=f"S{TEXT_WIDTH}")
+
+    def value_text(self, r: int) -> str:
+        """Result ``r``'s value as written (inside the quotes of a string)."""
+        s, e = self._value_at[r]
+        return self.text[s:e].decode()
 
     def part(self, start: int, stop: int) -> bytes:
         """The text between two offsets."""
