@@ -82,8 +82,9 @@ same path (they load the model themselves); they never need the input or output 
               default="parquet", show_default=True, help="Table format of the results.")
 @click.option("--per-case-reports", is_flag=True,
               help="Also write each case's full JSON report (slower).")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Cases per chunk (the unit of work, of writing and of resuming).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Cases per chunk (the unit of work, of writing and of resuming) "
+                   "[default: 2000; 1000 with --draws or --per-case-reports].")
 @click.option("--draws", "n_draws", type=click.IntRange(min=-1), default=0, show_default=True,
               help="Parameter draws of the prior set used for each probability's interval "
                    "(<cond>_lo/_hi columns): 0 = point probabilities only (fastest), -1 = all.")
@@ -95,7 +96,7 @@ same path (they load the model themselves); they never need the input or output 
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True,
               help="Chunks between progress log lines (without a progress bar).")
 def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
-          scheduler: str | None, fmt: str, per_case_reports: bool, chunk_size: int,
+          scheduler: str | None, fmt: str, per_case_reports: bool, chunk_size: int | None,
           n_draws: int, restart: bool, progress: bool | None, log_every: int) -> None:
     """Run ``neb-bayes batch`` (the help text is :data:`HELP`)."""
     import os

@@ -260,6 +260,8 @@ def test_intervals_from_parameter_draws(tmp_path, sim_cases, model, schema) -> N
     got_hi = np.column_stack([np.asarray(table[f"{c}_hi"]) for c in names])
     np.testing.assert_array_equal(got_lo, lo_ref)
     np.testing.assert_array_equal(got_hi, hi_ref)
+    # chunks of the size for a case's work with draws (point probabilities: larger ones)
+    assert json.loads((out / "manifest.json").read_text())["chunk_size"] == 1000
     # a different number of draws is a different batch: resuming is refused
     again = CliRunner().invoke(main, ["batch", str(src), "--out", str(out), "--draws", "50",
                                       "--no-progress"])
@@ -478,3 +480,23 @@ def test_the_batch_command_takes_arrows_buffers_from_the_c_library(tmp_path, sim
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)
     assert out.stdout.strip().splitlines()[-1] == (preset or "system")
+
+
+@pytest.mark.parametrize(("opts", "size"), [({}, 2000), ({"per_case_reports": True}, 1000),
+                                             ({"chunk_size": 7}, 7)])
+def test_the_default_chunk_size_follows_the_work_per_case(tmp_path, sim_cases, opts,
+                                                           size) -> None:
+    """Point probabilities in chunks of 2,000 (the engine's fixed costs spread over more
+    cases); per-case reports (and draws: test_intervals_from_parameter_draws) in chunks of
+    1,000, whose work is far more than those costs; a chunk size given is used."""
+    from neb_bayes.batch.export import write_jsonl
+    from neb_bayes.batch.runner import default_chunk_size
+
+    assert default_chunk_size(draws=True, per_case_reports=False) == 1000
+    path = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:3], path)
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), progress=False, **opts),
+                        echo=_quiet)
+    assert summary.rows == 3
+    assert json.loads((out / "manifest.json").read_text())["chunk_size"] == size
