@@ -34,8 +34,10 @@ from neb_bayes.batch.inputs import (
     count_items,
     describe_inputs,
     ignored_files,
+    item_count,
     iter_items,
     materialise,
+    split_item,
 )
 from neb_bayes.batch.store import OutputDir
 from neb_bayes.batch.table import FORMATS, result_schema
@@ -310,20 +312,28 @@ class _Dask:
 # ------------------------------------------------------------------------------ the run
 def _chunks(items: Iterator[RawItem], size: int, is_done: Callable[[int], bool]
             ) -> Iterator[tuple[int, int, int, list[RawItem] | None]]:
-    """``(k, first_item, n_items, items or None when the chunk is already done)``."""
+    """``(k, first_item, n_items, items or None when the chunk is already done)``; an item
+    that stands for several (:func:`~neb_bayes.batch.inputs.item_count`: lines of a JSON
+    Lines file) is cut where a chunk ends."""
     first = 0
+    carry: RawItem | None = None
     for k in itertools.count():
-        if is_done(k):
-            n = sum(1 for _ in itertools.islice(items, size))
-            if n == 0:
-                return
-            yield k, first, n, None
-        else:
-            chunk = list(itertools.islice(items, size))
-            if not chunk:
-                return
-            n = len(chunk)
-            yield k, first, n, chunk
+        chunk: list[RawItem] = []
+        n = 0
+        while n < size:
+            item = carry if carry is not None else next(items, None)
+            carry = None
+            if item is None:
+                break
+            m = item_count(item)
+            if n + m > size:
+                item, carry = split_item(item, size - n)
+                m = size - n
+            chunk.append(item)
+            n += m
+        if n == 0:
+            return
+        yield k, first, n, None if is_done(k) else chunk
         first += n
 
 

@@ -30,7 +30,8 @@ class ChunkTask:
         Input position of ``items[0]``.
     items
         The chunk's raw items (case files already read into text; JSON Lines lines, for a
-        local pool, as ``"span"`` items the worker reads from the file).
+        local pool, as ``"spans"`` items the worker reads from the file: one may stand for
+        many lines).
     priors
         Prior set file, or ``None`` for the shipped prior set.
     reports

@@ -6,7 +6,7 @@ builds the evidence, runs :func:`~neb_bayes.inference.batch_exact.infer_batch` o
 chunk, and returns the chunk's results table, its error records and, when asked, each
 case's JSON report.  It writes nothing: the driver writes the chunk's files atomically, so
 workers never need the output directory.  A local pool's workers read their chunk's JSON
-Lines lines from the input file (``"span"`` items: where each line is); a Dask worker gets
+Lines lines from the input file (``"spans"`` items: where the lines are); a Dask worker gets
 every case's text and needs no input file.
 
 A bad case never stops the chunk: it becomes an error record with every problem the reader
@@ -175,7 +175,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        if any(item.kind == "span" for item in task.items):
+        if any(item.kind == "spans" for item in task.items):
             # JSON Lines lines given by where they are (a local batch): read here
             task = replace(task, items=read_spans(task.items))
         return _process_chunk(task)

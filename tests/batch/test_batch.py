@@ -500,3 +500,44 @@ def test_the_default_chunk_size_follows_the_work_per_case(tmp_path, sim_cases, o
                         echo=_quiet)
     assert summary.rows == 3
     assert json.loads((out / "manifest.json").read_text())["chunk_size"] == size
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), max_size=12), st.integers(1, 7),
+       st.sets(st.integers(0, 12)))
+def test_chunks_cut_runs_of_lines_where_they_end(runs, size, done) -> None:
+    """Items that stand for several lines (runs of a JSON Lines file's spans) and single
+    items are cut into chunks of ``size`` items by position, as one item per line would be;
+    a chunk already done comes without its items."""
+    from array import array
+
+    from neb_bayes.batch.inputs import RawItem, SpanRun, item_count
+    from neb_bayes.batch.runner import _chunks
+
+    items, lines, number = [], [], 0
+    for r in runs:                     # 0: a single (text) item; k > 0: a run of k lines
+        if r == 0:
+            items.append(RawItem(f"t{number}", "json", "{}"))
+            lines.append(("t", number))
+        else:
+            nums = array("q", range(number, number + r))
+            items.append(RawItem("f", "spans", SpanRun("f", (0, 0), nums, nums, nums)))
+            lines += [("f", n) for n in nums]
+        number += max(r, 1)
+    got, first_expected, sizes = [], 0, []
+    for k, first, n, chunk in _chunks(iter(items), size, lambda k: k in done):
+        assert first == first_expected and k == len(sizes)
+        first_expected += n
+        sizes.append(n)
+        if k in done:
+            assert chunk is None
+            got += [None] * n
+            continue
+        assert sum(item_count(i) for i in chunk) == n
+        for i in chunk:
+            got += ([("f", x) for x in i.data.numbers] if i.kind == "spans"
+                    else [("t", int(i.source[1:]))])
+    # every chunk full but the last; each line in its place
+    assert sizes == [min(size, len(lines) - s) for s in range(0, len(lines), size)]
+    assert [g for g in got if g is not None] == [
+        want for g, want in zip(got, lines, strict=True) if g is not None]

@@ -17,9 +17,11 @@ from neb_bayes.batch.inputs import (
     RawItem,
     count_items,
     describe_inputs,
+    item_count,
     iter_items,
     materialise,
     read_spans,
+    split_item,
 )
 from neb_bayes.batch.worker import ChunkTask, process_chunk
 from neb_bayes.case import read_case
@@ -143,9 +145,10 @@ _PIECES = [b"\n", b"\r\n", b" ", b"\t", b"\x0b", b"\x0c", b"\r", b"{}", b'{"id":
 @given(st.lists(st.sampled_from(_PIECES), max_size=40), st.sampled_from([1, 3, 16, 1 << 22]))
 def test_jsonl_lines_found_in_blocks_are_the_file_iterators(tmp_path_factory, pieces,
                                                             block) -> None:
-    """Lines found block by block (any block size, lines across blocks), as spans or as
-    text, are the file iterator's lines, numbered alike; spans read back give the same
-    items, and the count is theirs."""
+    """Lines found block by block (any block size, lines across blocks), as runs of spans
+    or as text, are the file iterator's lines, numbered alike; the runs stand for as many
+    items as the file iterator gives and read back as the same items, cut anywhere (as a
+    chunk's end cuts them), and the count is theirs."""
     path = tmp_path_factory.mktemp("lines") / "c.jsonl"
     path.write_bytes(b"".join(pieces))
     want = _lines_as_the_file_iterator_reads_them(path)
@@ -157,9 +160,15 @@ def test_jsonl_lines_found_in_blocks_are_the_file_iterators(tmp_path_factory, pi
         assert count_items([path]) == len(want)
     finally:
         inputs._READ_BLOCK = old
-    assert all(i.kind == "span" for i in spans)
-    assert [i.source for i in spans] == [i.source for i in want]
+    assert all(i.kind == "spans" for i in spans)
+    assert sum(item_count(i) for i in spans) == len(want)
     assert _as_text(read_spans(spans)) == want
+    for k, run in enumerate(spans):
+        for cut in range(1, item_count(run)):
+            head, tail = split_item(run, cut)
+            assert (item_count(head), item_count(tail)) == (cut, item_count(run) - cut)
+            cut_up = [*spans[:k], head, tail, *spans[k + 1:]]
+            assert _as_text(read_spans(cut_up)) == want
 
 
 def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path) -> None:
@@ -192,7 +201,7 @@ def test_spans_of_several_files_and_other_items_are_read_in_place(tmp_path: Path
         assert got[0] == got[-1] == other
         assert [i.kind for i in got[1:-1]] == ["error", "error"]
         assert "changed since the batch started" in got[1].data[0].message
-        assert [i.source for i in got[1:-1]] == [i.source for i in spans]
+        assert [i.source for i in got[1:-1]] == [f"{b}:1", f"{b}:2"]
     # the file as it was: read
     b.write_bytes(b'\xef\xbb\xbf{"id": 3}\r\n\xff\n')
     assert read_spans(list(iter_items([b], spans=True))) == list(iter_items([b]))
