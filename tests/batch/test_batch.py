@@ -425,27 +425,37 @@ def test_repeated_ids_across_chunks_merge_as_in_one_chunk(tmp_path, sim_cases,
     assert got == want
 
 
+def _cli_batch_in_a_subprocess(tmp_path: Path, cases: list, args: list[str], after: str,
+                               env: dict[str, str] | None = None) -> str:
+    """``neb-bayes batch`` of ``cases`` (as JSON Lines) with ``args`` in a new Python
+    process, then the code ``after`` there; the last line that process prints."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases),
+                    encoding="utf-8")
+    code = ("import sys; from neb_bayes.cli import run; "
+            f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
+            f"{str(tmp_path / 'o')!r}, *{args!r}, '--no-progress']\n"
+            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            + after)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def test_the_driver_imports_no_engine(tmp_path, sim_cases) -> None:
     """The driver streams inputs, hands out chunks and merges results: through a whole
     batch on two workers it imports neither the engine and readers nor their compiled
     kernels, scipy or pandas (~0.45 s of its start-up, before the first worker could
     start)."""
-    import subprocess
-    import sys
-
-    path = tmp_path / "c.jsonl"
-    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:8]),
-                    encoding="utf-8")
-    code = ("import sys; from neb_bayes.cli import run; "
-            f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
-            f"{str(tmp_path / 'o')!r}, '--jobs', '2', '--chunk-size', '4', '--no-progress']\n"
-            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "print(sorted(m for m in ('numba', 'scipy', 'pandas', 'neb_bayes.batch.worker', "
-            "'neb_bayes.inference.exact', 'neb_bayes.inference.vectorised', "
-            "'neb_bayes.report') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    last = _cli_batch_in_a_subprocess(
+        tmp_path, sim_cases[:8], ["--jobs", "2", "--chunk-size", "4"],
+        "print(sorted(m for m in ('numba', 'scipy', 'pandas', 'neb_bayes.batch.worker', "
+        "'neb_bayes.inference.exact', 'neb_bayes.inference.vectorised', "
+        "'neb_bayes.report') if m in sys.modules))")
+    assert last == "[]"
     assert pa.ipc.open_file(str(next((tmp_path / "o" / "chunks").glob("*.arrow")))
                             ).read_all().num_rows == 4
 
@@ -458,28 +468,19 @@ def test_the_batch_command_takes_arrows_buffers_from_the_c_library(tmp_path, sim
     faulted in again), unless the user chose a pool; and the choice is not made once pyarrow
     has been imported, where it would no longer act."""
     import os
-    import subprocess
-    import sys
 
     from neb_bayes.allocator import ARROW_POOL_VARIABLE, arrow_pool_from_libc
 
     before = os.environ.get(ARROW_POOL_VARIABLE)
     assert not arrow_pool_from_libc()                  # (pyarrow is imported here)
     assert os.environ.get(ARROW_POOL_VARIABLE) == before
-    path = tmp_path / "c.jsonl"
-    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:2]),
-                    encoding="utf-8")
-    code = ("import sys; from neb_bayes.cli import run; "
-            f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
-            f"{str(tmp_path / 'o')!r}, '--jobs', '1', '--no-progress']\n"
-            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "import pyarrow\nprint(pyarrow.default_memory_pool().backend_name)")
     env = {k: v for k, v in os.environ.items() if k != ARROW_POOL_VARIABLE}
     if preset:
         env[ARROW_POOL_VARIABLE] = preset
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
-    assert out.stdout.strip().splitlines()[-1] == (preset or "system")
+    last = _cli_batch_in_a_subprocess(
+        tmp_path, sim_cases[:2], ["--jobs", "1"],
+        "import pyarrow\nprint(pyarrow.default_memory_pool().backend_name)", env=env)
+    assert last == (preset or "system")
 
 
 @pytest.mark.parametrize(("opts", "size"), [({}, 2000), ({"per_case_reports": True}, 1000),
