@@ -14,9 +14,9 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["channel_groups", "complete_square", "fused_joint", "gross_log_q", "gross_mixture",
-           "information_terms", "log_ndtr", "loo_conditionals", "present_symptom_table",
-           "spd_inverse_into", "spd_inverse_logdet"]
+__all__ = ["channel_groups", "fused_joint", "gaussian_terms", "gross_log_q", "gross_mixture",
+           "log_ndtr", "loo_conditionals", "present_symptom_table", "spd_inverse_into",
+           "spd_inverse_logdet"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 SQRT2 = math.sqrt(2.0)
@@ -436,68 +436,84 @@ def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, out,
 
 
 @njit(cache=True, nogil=True)
-def information_terms(s2, w, s1, t1, t2, t3, mu, amp, L, s_mu):  # pragma: no cover
-    """Each case's quadratic form and latent information vector over an axis' grid.
+def gaussian_terms(s2, w, s1, t1, t2, t3, ld, mu, amp, L, s_mu, s_inv, const):  # pragma: no cover
+    """Each case's log-likelihood of its observed results on an axis' grid, the latents
+    integrated by completing the square, in one pass per case.
 
-    From the per-channel statistics (``(N, C)`` each, :func:`vectorised._stats`) and the
-    expected levels ``mu`` and rhythm amplitudes ``amp`` (``(C, G)``): ``q[n, g] = sum_c
-    (y - mu - amp d)' R^-1 (y - mu - amp d)`` and ``eta[n, g] = s_mu[g] + sum_c L_c (1'R^-1 y
-    - (1'R^-1 1) mu - (1'R^-1 d) amp)``.  Channels a case has no results in are skipped,
-    and each case's sums run over its own channels in a fixed order.
+    From the per-channel statistics (``(N, C)`` each, :func:`vectorised.channel_stats`),
+    the expected levels ``mu`` and rhythm amplitudes ``amp`` (``(C, G)``, ``G = S R``: own
+    state first), loadings ``L`` (``(C, K)``), the latent prior's ``s_mu`` (``(G, K)``:
+    precision @ mean), precision ``s_inv`` (``(S, K, K)``) and ``const`` (``(G,)``):
+    ``q[g] = sum_c (y - mu - amp d)' R^-1 (y - mu - amp d)``, ``eta[g] = s_mu[g] + sum_c L_c
+    (1'R^-1 y - (1'R^-1 1) mu - (1'R^-1 d) amp)``, ``M[s] = s_inv[s] + sum_c w_c L_c L_c'``;
+    then ``ll[g] = -q/2 - sum_c ld_c / 2 + const[g] + eta M^-1 eta' / 2 - log|M| / 2``.
+    Channels a case has no results in are skipped, and each case's sums run over its own
+    channels in a fixed order.  Returns ``ll`` ``(N, S, R)``, the latents' posterior means
+    ``eta M^-1`` ``(N, S, R, K)`` and ``M^-1`` ``(N, S, K, K)``.
     """
     N, C = w.shape
     G = mu.shape[1]
     K = L.shape[1]
-    q = np.empty((N, G))
-    eta = np.empty((N, G, K))
+    S = s_inv.shape[0]
+    R = G // S
+    ll = np.empty((N, S, R))
+    post = np.empty((N, S, R, K))
+    M_inv = np.empty((N, S, K, K))
+    q = np.empty(G)
+    eta = np.empty((G, K))
     base = np.empty(K)
+    wll = np.empty((K, K))
+    m = np.empty((K, K))
+    ch = np.zeros((K, K))      # Cholesky factor, lower
+    x = np.zeros((K, K))       # its inverse, lower
     for n in range(N):
         acc = 0.0
+        lds = 0.0
         for c in range(C):
             acc += s2[n, c]
+            lds += ld[n, c]
         for k in range(K):
             acc_k = 0.0
             for c in range(C):
                 acc_k += s1[n, c] * L[c, k]
             base[k] = acc_k
+            for k2 in range(K):
+                acc_kl = 0.0
+                for c in range(C):
+                    acc_kl += w[n, c] * L[c, k] * L[c, k2]
+                wll[k, k2] = acc_kl
         for g in range(G):
-            q[n, g] = acc
+            q[g] = acc
             for k in range(K):
-                eta[n, g, k] = s_mu[g, k] + base[k]
+                eta[g, k] = s_mu[g, k] + base[k]
         for c in range(C):
             wc, s1c, t1c, t2c, t3c = w[n, c], s1[n, c], t1[n, c], t2[n, c], t3[n, c]
             if wc == 0.0 and t2c == 0.0:
                 continue
             for g in range(G):
-                m = mu[c, g]
+                mg = mu[c, g]
                 a = amp[c, g]
-                q[n, g] += (wc * m * m + t2c * a * a - 2.0 * s1c * m - 2.0 * t3c * a
-                            + 2.0 * t1c * m * a)
-                coef = wc * m + t1c * a
+                q[g] += (wc * mg * mg + t2c * a * a - 2.0 * s1c * mg - 2.0 * t3c * a
+                         + 2.0 * t1c * mg * a)
+                coef = wc * mg + t1c * a
                 for k in range(K):
-                    eta[n, g, k] -= coef * L[c, k]
-    return q, eta
-
-
-@njit(cache=True, nogil=True)
-def complete_square(eta, M_inv):  # pragma: no cover
-    """The latents' posterior mean ``eta M^-1`` (``(N, S, R, K)``, ``M_inv``: ``(N, S, K,
-    K)``, symmetric) and the quadratic term ``eta M^-1 eta'`` (``(N, S, R)``) in one pass."""
-    N, S, R, K = eta.shape
-    post = np.empty((N, S, R, K))
-    quad = np.empty((N, S, R))
-    for n in range(N):
+                    eta[g, k] -= coef * L[c, k]
         for s in range(S):
+            for k in range(K):
+                for k2 in range(K):
+                    m[k, k2] = s_inv[s, k, k2] + wll[k, k2]
+            logdet = spd_inverse_into(m, M_inv[n, s], ch, x)
             for r in range(R):
-                acc = 0.0
+                g = s * R + r
+                quad = 0.0
                 for k in range(K):
                     v = 0.0
-                    for m in range(K):
-                        v += eta[n, s, r, m] * M_inv[n, s, m, k]
+                    for k2 in range(K):
+                        v += eta[g, k2] * M_inv[n, s, k2, k]
                     post[n, s, r, k] = v
-                    acc += v * eta[n, s, r, k]
-                quad[n, s, r] = acc
-    return post, quad
+                    quad += v * eta[g, k]
+                ll[n, s, r] = (-0.5 * q[g] - 0.5 * lds + const[g]) + 0.5 * quad - 0.5 * logdet
+    return ll, post, M_inv
 
 
 @njit(cache=True, nogil=True)

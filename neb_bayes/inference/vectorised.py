@@ -333,18 +333,12 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     st, per = channel_stats(tabs.noise_var, n_cases, case[obs], ch[obs], y[obs], d[obs],
                             on.day[obs], extra[obs])
     L = tabs.loadings
-    K = L.shape[1]
     S = tabs.grid[0]
     G = tabs.mu.shape[1]
-    w, s1, t1 = st["w"], st["s1"], st["t1"]
-    q, eta = kernels.information_terms(st["s2"], w, s1, t1, st["t2"], st["t3"], tabs.mu,
-                                       tabs.amp, L, tabs.s_mu)            # (N, G), (N, G, K)
-    ll = -0.5 * q - 0.5 * st["ld"].sum(1)[:, None] + tabs.const[None]     # (N, G)
-    eta = eta.reshape(n_cases, S, -1, K)                                  # (N, S, R, K)
-    M = tabs.s_inv[None] + np.einsum("nc,ck,cl->nkl", w, L, L)[:, None]  # (N, S, K, K)
-    M_inv, logdet_M = kernels.spd_inverse_logdet(M)
-    post_mean, quad = kernels.complete_square(eta, M_inv)                 # (N, S, R, K), (N, S, R)
-    ll = ll.reshape(n_cases, S, -1) + 0.5 * quad - 0.5 * logdet_M[:, :, None]
+    # (N, S, R), (N, S, R, K), (N, S, K, K)
+    ll, post_mean, M_inv = kernels.gaussian_terms(
+        st["s2"], st["w"], st["s1"], st["t1"], st["t2"], st["t3"], st["ld"], tabs.mu, tabs.amp,
+        L, tabs.s_mu, np.ascontiguousarray(tabs.s_inv), tabs.const)
     cond = None
     if loo:
         cond = np.zeros((case.size, G))
