@@ -179,15 +179,6 @@ def _jsonl_blocks(fh: Any) -> Iterator[tuple[bytes, int, list[int], list[int], l
         buf = buf[at:]
 
 
-def _jsonl_lines(fh: Any, keep: bool = True) -> Iterator[tuple[int, int, int, bytes | None]]:
-    """``(line number, start, end, line)`` of every non-blank line of a binary file (as
-    :func:`_jsonl_blocks` finds them): the line's bytes ``[start, end)`` in the file and,
-    with ``keep``, the bytes themselves."""
-    for buf, base, numbers, starts, ends in _jsonl_blocks(fh):
-        for number, start, end in zip(numbers, starts, ends, strict=True):
-            yield number, base + start, base + end, buf[start:end] if keep else None
-
-
 def _line_item(source: str, raw: bytes) -> RawItem:
     """A JSON Lines line as an item: its text, or an error when it is not UTF-8."""
     try:
@@ -248,8 +239,9 @@ def _iter_jsonl(path: Path, spans: bool = False) -> Iterator[RawItem]:
         return
     with fh:
         if not spans:
-            for number, _, _, raw in _jsonl_lines(fh):
-                yield _line_item(f"{name}:{number}", raw)
+            for buf, _, numbers, starts, ends in _jsonl_blocks(fh):
+                for number, start, end in zip(numbers, starts, ends, strict=True):
+                    yield _line_item(f"{name}:{number}", buf[start:end])
             return
         st = os.fstat(fh.fileno())
         version = (st.st_size, st.st_mtime_ns)

@@ -222,8 +222,9 @@ class CompiledModel:
             # few results (one case): all at once, every channel padded to the most components
             return _gross_log_q(y, censor, *(t[:, channel] for t in gross_table(self)[:4]))
         out = np.empty(y.shape)
-        # many (a chunk of cases): channel by channel, the rows of a (channel, censored) pair
-        # found with one sort
+        # many (a cohort's, for the PyMC model; the batch engine has its compiled pass,
+        # vectorised._gross_log_density): channel by channel, the rows of a (channel,
+        # censored) pair found with one sort
         key = channel * 2 + (censor != 0)
         order = np.argsort(key, kind="stable")
         for at in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
