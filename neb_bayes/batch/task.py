@@ -39,6 +39,12 @@ class ChunkTask:
     draws
         Use the first ``draws`` parameter draws of the prior set for intervals (0: point
         probabilities only, the fast path; -1: all draws).
+    out
+        The batch's output directory, for a worker that shares the driver's file system (a
+        local pool): it writes the chunk's files there itself
+        (:func:`~neb_bayes.batch.store.write_chunk_files`) and sends back only what the
+        driver counts, so the results table does not travel through a pipe and is not
+        written by the driver.  ``None`` (Dask, one process): the result carries it all.
     """
 
     index: int
@@ -47,6 +53,7 @@ class ChunkTask:
     priors: str | None = None
     reports: bool = False
     draws: int = 0
+    out: str | None = None
 
     def __reduce__(self) -> tuple:
         # the items as three lists of strings: pickled 2x and unpickled 2-3x faster than as
@@ -54,21 +61,23 @@ class ChunkTask:
         items = self.items
         return (_chunk_task, (self.index, self.first_item, [i.source for i in items],
                               [i.kind for i in items], [i.data for i in items], self.priors,
-                              self.reports, self.draws))
+                              self.reports, self.draws, self.out))
 
 
 def _chunk_task(index: int, first_item: int, sources: list, kinds: list, datas: list,
-                priors: str | None, reports: bool, draws: int) -> ChunkTask:
+                priors: str | None, reports: bool, draws: int, out: str | None) -> ChunkTask:
     items = [RawItem(*x) for x in zip(sources, kinds, datas, strict=True)]
-    return ChunkTask(index, first_item, items, priors, reports, draws)
+    return ChunkTask(index, first_item, items, priors, reports, draws, out)
 
 
 @dataclass
 class ChunkResult:
-    """What a worker sends back for one chunk."""
+    """What a worker sends back for one chunk: its table, error records and reports, or,
+    where the worker wrote the chunk's files itself (:attr:`ChunkTask.out`), no table and no
+    reports (the error records still, for the driver's count and merge)."""
 
     index: int
-    table: pa.Table
+    table: pa.Table | None
     errors: list[dict[str, Any]] = field(default_factory=list)
     reports: list[tuple[int, str]] = field(default_factory=list)
     n_items: int = 0
@@ -76,7 +85,14 @@ class ChunkResult:
 
 
 def run_chunk(task: ChunkTask) -> ChunkResult:
-    """:func:`~neb_bayes.batch.worker.process_chunk`, imported where the chunk runs."""
+    """:func:`~neb_bayes.batch.worker.process_chunk`, imported where the chunk runs; with
+    ``task.out``, the chunk's files written here."""
     from neb_bayes.batch.worker import process_chunk
 
-    return process_chunk(task)
+    result = process_chunk(task)
+    if task.out is None:
+        return result
+    from neb_bayes.batch.store import write_chunk_files
+
+    write_chunk_files(task.out, result)
+    return ChunkResult(result.index, None, result.errors, [], result.n_items, result.seconds)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -299,8 +301,8 @@ def test_a_batch_with_draws_keeps_freed_memory_in_the_worker(monkeypatch):
 
 def test_a_chunk_file_read_in_part_holds_the_same_columns(tmp_path, sim_cases, schema) -> None:
     """The merge's duplicate check reads two columns of each chunk file (the others are not
-    decompressed): the same values as reading the whole file; a file whose columns differ
-    from the batch's is refused either way."""
+    read): the same values as reading the whole file; a file whose columns differ from the
+    batch's is refused either way."""
     from neb_bayes.batch.store import OutputDir
 
     path = tmp_path / "c.jsonl"
@@ -320,6 +322,67 @@ def test_a_chunk_file_read_in_part_holds_the_same_columns(tmp_path, sim_cases, s
     for columns in (None, ("item", "case_id")):
         with pytest.raises(ValueError, match="columns differ"):
             store.read_chunk(0, other, columns)
+
+
+def test_a_local_worker_writes_its_chunk_and_sends_no_table(tmp_path, sim_cases, schema) -> None:
+    """Given the output directory (a local pool's task), a worker writes its chunk's table,
+    error records and reports itself and sends back only the error records and counts: the
+    files hold what the chunk's result would have carried."""
+    from neb_bayes.batch.inputs import RawItem
+    from neb_bayes.batch.store import OutputDir
+    from neb_bayes.batch.task import ChunkTask, run_chunk
+    from neb_bayes.batch.worker import process_chunk
+
+    items = [RawItem(f"c:{i}", "json", json.dumps(case_to_dict(c)))
+             for i, c in enumerate(sim_cases[:5])]
+    items.insert(2, RawItem("c:bad", "json", BAD_CASES[0][0]))
+    for reports in (False, True):
+        task = ChunkTask(index=3, first_item=30, items=items, reports=reports)
+        want = process_chunk(task)
+        out = tmp_path / f"out-{reports}"
+        sent = run_chunk(replace(task, out=str(out)))
+        assert sent.table is None and sent.reports == []
+        assert sent.errors == want.errors and len(sent.errors) == 1
+        assert sent.n_items == want.n_items == 6
+        store = OutputDir(out, "parquet")
+        assert store.is_done(3) and not store.is_done(2)
+        assert store.read_chunk(3, schema).equals(want.table)
+        assert store.read_chunk_errors(3) == want.errors
+        staged = sorted(p.name for p in store.chunk_reports_dir(3).glob("*.json"))
+        assert staged == sorted(f"{item:012d}.json" for item, _ in want.reports)
+        assert len(staged) == (5 if reports else 0)
+
+
+def test_the_merge_maps_a_chunk_file_without_copying_it(tmp_path, sim_cases, schema) -> None:
+    """A chunk's table is read from its file's pages (memory-mapped), not copied into new
+    buffers; a chunk file written LZ4-compressed, as earlier versions wrote them, is read
+    too, and a finished batch merged again from such files gives the same results."""
+    from neb_bayes.batch.store import OutputDir
+
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:40]),
+                    encoding="utf-8")
+    out = tmp_path / "out"
+    opts = BatchOptions(inputs=[str(path)], out=str(out), chunk_size=20, progress=False)
+    run_batch(opts, echo=_quiet)
+    want = results(out, schema)
+    store = OutputDir(out, "parquet")
+    before = pa.total_allocated_bytes()
+    table = store.read_chunk(0, schema)
+    assert table.num_rows == 20
+    assert pa.total_allocated_bytes() - before < table.nbytes // 10
+    for k in range(2):     # rewritten as an earlier version wrote them (a new file: the
+        old = store.read_chunk(k, schema)      # old one's pages stay mapped while read)
+        tmp = tmp_path / "lz4.arrow"
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(
+                sink, schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            writer.write_table(old)
+        os.replace(tmp, store.chunk_path(k))
+        assert store.read_chunk(k, schema).equals(old)
+    (out / "results.parquet").unlink()
+    summary = run_batch(opts, echo=_quiet)
+    assert summary.skipped == 40 and summary.processed == 0
+    assert results(out, schema).equals(want)
 
 
 @pytest.mark.parametrize("n", [0, 1, 7])
