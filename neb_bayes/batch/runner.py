@@ -4,12 +4,14 @@ The driver (this module) reads the inputs as a stream of raw items
 (:func:`~neb_bayes.batch.inputs.iter_items`), cuts it into chunks of ``chunk_size`` items
 (chunk ``k`` = items ``[k * size, (k + 1) * size)``, the same on every run), skips the chunks
 whose table file already exists, and hands the others to workers: in this process
-(``jobs=1``), a local process pool (``jobs>1``) or a Dask distributed cluster
-(``scheduler="tcp://host:port"``).  At most ``2 x workers`` chunks are in flight, so memory
-stays bounded whatever the input size.  Each finished chunk is written atomically by the
-driver and merged, in input order, as soon as every chunk before it is (the merged files are
-renamed into place at the end).  A local pool's workers read their chunk's JSON Lines lines
-from the input files; the driver only finds where each line is.
+(``jobs=1``), a local pool (``jobs>1``: ``jobs - 1`` worker processes and this process, which
+runs a chunk whenever the workers have enough queued) or a Dask distributed cluster
+(``scheduler="tcp://host:port"``).  At most ``2 x jobs`` chunks are in flight, so memory
+stays bounded whatever the input size.  Each finished chunk is written atomically (by a local
+worker itself, otherwise by the driver) and merged, in input order, as soon as every chunk
+before it is (the merged files are renamed into place at the end).  A local pool's workers
+read their chunk's JSON Lines lines from the input files; the driver only finds where each
+line is.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class BatchOptions:
     priors
         Prior set file, or ``None`` for the shipped one.
     jobs
-        Local worker processes (1: in this process).
+        Local processes that infer chunks: this one and ``jobs - 1`` workers (1: this
+        process only).
     scheduler
         Address of a Dask distributed scheduler (``tcp://host:8786``); overrides ``jobs``.
     fmt
@@ -218,6 +221,16 @@ class Progress:
 
 
 # ------------------------------------------------------------------------------ executors
+def _run_here(task: ChunkTask) -> cf.Future:
+    """Run a chunk in this process; its result (or exception) as a finished future."""
+    fut: cf.Future = cf.Future()
+    try:
+        fut.set_result(run_chunk(task))
+    except Exception as exc:  # noqa: BLE001 - reported by the driver like a pool's
+        fut.set_exception(exc)
+    return fut
+
+
 class _Inline:
     """Run each chunk in this process, at submission."""
 
@@ -225,13 +238,8 @@ class _Inline:
     #: whether the workers write their chunks' files themselves (:attr:`ChunkTask.out`)
     writes_chunks = False
 
-    def submit(self, task: ChunkTask) -> cf.Future:
-        fut: cf.Future = cf.Future()
-        try:
-            fut.set_result(run_chunk(task))
-        except Exception as exc:  # noqa: BLE001 - reported by the driver like a pool's
-            fut.set_exception(exc)
-        return fut
+    def submit(self, task: ChunkTask, left: int = 1) -> cf.Future:
+        return _run_here(task)
 
     def wait(self, pending: set) -> tuple[set, set]:
         return set(pending), set()
@@ -262,20 +270,36 @@ def _exit_now() -> None:
 
 
 class _Pool:
-    """A local process pool (spawned workers: no fork of a threaded driver).  Its workers
-    write their chunks' files into the output directory themselves, so the results tables
-    do not pass through pipes and the driver (~0.4 s of its CPU per 100,000 cases)."""
+    """A local pool: ``jobs - 1`` spawned worker processes (no fork of a threaded driver),
+    and this process, which runs a chunk itself whenever the workers have as many as they
+    can take queued (one running, one waiting each).  So ``--jobs N`` keeps N processes
+    busy, and one worker fewer starts (~0.6 s of CPU each: its imports, the model, the
+    compiled kernels).  The workers write their chunks' files into the output directory
+    themselves (:attr:`ChunkTask.out`), so their results tables do not pass through pipes
+    and this process.
+
+    A chunk sent to a worker cannot be taken back, so towards the end the workers are sent
+    no more than there are chunks left: otherwise a worker could still hold two chunks
+    while this process had none (10 chunks of ~9 s with draws: ~5 s longer)."""
 
     writes_chunks = True
 
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
-        self.pool = cf.ProcessPoolExecutor(max_workers=jobs,
+        self.pool = cf.ProcessPoolExecutor(max_workers=jobs - 1,
                                            mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_one_thread_each)
+        self._sent: set[cf.Future] = set()
 
-    def submit(self, task: ChunkTask) -> cf.Future:
-        return self.pool.submit(run_chunk, task)
+    def submit(self, task: ChunkTask, left: int = 1) -> cf.Future:
+        """Run ``task`` in a worker or here (``left``: chunks left to run, this one
+        included)."""
+        self._sent = {f for f in self._sent if not f.done()}
+        if len(self._sent) >= min(2 * (self.slots - 1), left):
+            return _run_here(task)
+        fut = self.pool.submit(run_chunk, task)
+        self._sent.add(fut)
+        return fut
 
     def wait(self, pending: set) -> tuple[set, set]:
         done, rest = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
@@ -303,7 +327,7 @@ class _Dask:
                 from None
         self.slots = max(1, sum(self.client.nthreads().values()))
 
-    def submit(self, task: ChunkTask) -> Any:
+    def submit(self, task: ChunkTask, left: int = 1) -> Any:
         return self.client.submit(run_chunk, task, pure=False,
                                   key=f"neb-bayes-chunk-{task.index}-{id(task):x}")
 
@@ -491,8 +515,8 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                      "workers run the chunks)")
             pool: _Inline | _Pool | _Dask = _Dask(opts.scheduler)
         elif (workers := min(opts.jobs, n_chunks_est - done_before)) > 1:
-            # (no more workers than chunks left to do: one chunk runs here, with no worker
-            # to start, ~1 s each to import and load the model)
+            # (no more processes than chunks left to do: one chunk runs here, with no worker
+            # to start, ~0.6 s of CPU each to import and load the model)
             pool = _Pool(workers)
         else:
             pool = _Inline()
@@ -543,7 +567,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                                  priors=priors_path,
                                  reports=opts.per_case_reports, draws=opts.draws,
                                  out=str(out.root.resolve()) if pool.writes_chunks else None)
-                fut = pool.submit(task)
+                fut = pool.submit(task, left=max(1, n_chunks_est - k))
                 which[fut] = k
                 pending.add(fut)
             while pending:

@@ -74,7 +74,8 @@ same path (they load the model themselves); they never need the input or output 
 @click.option("--priors", type=click.Path(exists=True, dir_okay=False),
               help="Prior set file (default: the shipped literature prior set).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Local worker processes (0: one per CPU core).")
+              help="Local processes inferring chunks: this one and N-1 workers "
+                   "(0: one per CPU core).")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run the chunks on an existing Dask distributed cluster "
                    "(tcp://HOST:PORT) instead of local processes.")

@@ -489,16 +489,17 @@ def test_repeated_ids_across_chunks_merge_as_in_one_chunk(tmp_path, sim_cases,
 
 
 def _cli_batch_in_a_subprocess(tmp_path: Path, cases: list, args: list[str], after: str,
-                               env: dict[str, str] | None = None) -> str:
+                               env: dict[str, str] | None = None, before: str = "") -> str:
     """``neb-bayes batch`` of ``cases`` (as JSON Lines) with ``args`` in a new Python
-    process, then the code ``after`` there; the last line that process prints."""
+    process, between the code ``before`` and ``after`` there; the last line that process
+    prints."""
     import subprocess
     import sys
 
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases),
                     encoding="utf-8")
-    code = ("import sys; from neb_bayes.cli import run; "
+    code = (before + "import sys; from neb_bayes.cli import run; "
             f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
             f"{str(tmp_path / 'o')!r}, *{args!r}, '--no-progress']\n"
             "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
@@ -508,19 +509,27 @@ def _cli_batch_in_a_subprocess(tmp_path: Path, cases: list, args: list[str], aft
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_the_driver_imports_no_engine(tmp_path, sim_cases) -> None:
-    """The driver streams inputs, hands out chunks and merges results: through a whole
-    batch on two workers it imports neither the engine and readers nor their compiled
-    kernels, scipy or pandas (~0.45 s of its start-up, before the first worker could
-    start)."""
+def test_the_driver_starts_its_worker_before_it_imports_the_engine(tmp_path,
+                                                                   sim_cases) -> None:
+    """With ``--jobs 2`` the driver starts one worker process, before it imports the engine
+    and readers, their compiled kernels or scipy (~0.45 s of its start-up, which would delay
+    the worker's start); then it runs chunks itself whenever the worker has two queued
+    (here most of six: the worker takes ~1 s to start).  pandas is never imported."""
+    mods = ("numba", "scipy", "pandas", "neb_bayes.batch.worker", "neb_bayes.inference.exact",
+            "neb_bayes.inference.vectorised", "neb_bayes.report")
+    before = ("import sys, multiprocessing.process as mpp\n"
+              "starts, start = [], mpp.BaseProcess.start\n"
+              "def counted(self):\n"
+              f"    starts.append(sorted(m for m in {mods!r} if m in sys.modules))\n"
+              "    return start(self)\n"
+              "mpp.BaseProcess.start = counted\n")
     last = _cli_batch_in_a_subprocess(
-        tmp_path, sim_cases[:8], ["--jobs", "2", "--chunk-size", "4"],
-        "print(sorted(m for m in ('numba', 'scipy', 'pandas', 'neb_bayes.batch.worker', "
-        "'neb_bayes.inference.exact', 'neb_bayes.inference.vectorised', "
-        "'neb_bayes.report') if m in sys.modules))")
-    assert last == "[]"
-    assert pa.ipc.open_file(str(next((tmp_path / "o" / "chunks").glob("*.arrow")))
-                            ).read_all().num_rows == 4
+        tmp_path, sim_cases[:12], ["--jobs", "2", "--chunk-size", "2"],
+        "print(starts, 'neb_bayes.batch.worker' in sys.modules, 'pandas' in sys.modules)",
+        before=before)
+    assert last == "[[]] True False"
+    assert sorted(p.name for p in (tmp_path / "o" / "chunks").glob("*.arrow")) == [
+        f"chunk-{k:06d}.arrow" for k in range(6)]
 
 
 @pytest.mark.parametrize("preset", [None, "mimalloc"])
