@@ -122,6 +122,49 @@ def test_same_output_whatever_jobs_and_chunk_size(tmp_path, jsonl_input, referen
     assert n_chunks == -(-(N + len(jsonl_input[1])) // chunk_size)
 
 
+def test_the_driver_runs_a_chunk_when_its_workers_have_enough(monkeypatch) -> None:
+    """A local pool of N sends a chunk to its N - 1 workers while they hold fewer than two
+    each, otherwise runs it in the driver; towards the end they are sent no more chunks than
+    are left (one sent cannot be taken back: a worker could still hold two while the driver
+    had none)."""
+    import concurrent.futures as cf
+
+    import neb_bayes.batch.runner as runner
+
+    here: list[int] = []
+
+    def run_here(task):
+        here.append(task.index)
+        fut = cf.Future()
+        fut.set_result(None)
+        return fut
+
+    monkeypatch.setattr(runner, "_run_here", run_here)
+    pool = runner._Pool(3)
+    try:
+        sent: list[cf.Future] = []
+        monkeypatch.setattr(pool.pool, "submit", lambda fn, task: sent.append(cf.Future())
+                            or sent[-1])
+
+        def submit(k: int, left: int) -> None:
+            pool.submit(runner.ChunkTask(index=k, first_item=0, items=[]), left=left)
+
+        for k in range(6):
+            submit(k, left=20 - k)
+        assert here == [4, 5] and len(sent) == 4
+        sent[0].set_result(None)           # a worker is done with one: it gets the next
+        submit(6, left=14)
+        assert here == [4, 5] and len(sent) == 5
+        for f in sent[1:3]:
+            f.set_result(None)             # two in flight, three chunks left: one more sent
+        submit(7, left=3)
+        submit(8, left=2)
+        submit(9, left=1)
+        assert here == [4, 5, 8, 9] and len(sent) == 6
+    finally:
+        pool.close()
+
+
 def test_no_more_workers_than_chunks(tmp_path, jsonl_input, reference, schema,
                                      monkeypatch) -> None:
     """One chunk left to do runs in the driver (no worker to start and load the model);
