@@ -297,13 +297,19 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _count_jsonl(path: Path) -> int:
-    """How many items :func:`_iter_jsonl` yields, without copying or decoding a line."""
+def _count_jsonl(path: Path, at_most: int | None = None) -> int:
+    """How many items :func:`_iter_jsonl` yields (at most ``at_most``: reading stops there),
+    without copying or decoding a line."""
+    n = 0
     try:
         with open(path, "rb") as fh:
-            return sum(len(numbers) for _, _, numbers, _, _ in _jsonl_blocks(fh))
+            for _, _, numbers, _, _ in _jsonl_blocks(fh):
+                n += len(numbers)
+                if at_most is not None and n >= at_most:
+                    return at_most
     except OSError:
         return 1
+    return n
 
 
 class _LineCounter:
@@ -425,19 +431,23 @@ def iter_items(inputs: Sequence[str | os.PathLike[str]], spans: bool = False
                 yield RawItem(str(file), "file", str(file))
 
 
-def count_items(inputs: Sequence[str | os.PathLike[str]]) -> int:
+def count_items(inputs: Sequence[str | os.PathLike[str]], at_most: int | None = None) -> int:
     """How many items :func:`iter_items` yields (JSON Lines files counted where their lines
-    are, not copied or decoded: 0.32 -> 0.16 s for 100,000 full work-ups)."""
+    are, not copied or decoded: 0.32 -> 0.16 s for 100,000 full work-ups); with ``at_most``,
+    counting stops there (``min(count, at_most)``)."""
     n = 0
     for raw in inputs:
         path = Path(raw)
         files = _dir_files(path) if input_kind(path) == "dir" else [path]
         for file in files:
+            left = None if at_most is None else at_most - n
+            if left is not None and left <= 0:
+                return at_most  # type: ignore[return-value]
             if file.suffix.lower() in LINES_SUFFIXES:
-                n += _count_jsonl(file)
+                n += _count_jsonl(file, left)
             else:
-                n += sum(1 for _ in iter_items([file]))
-    return n
+                n += sum(1 for _ in itertools.islice(iter_items([file]), left))
+    return n if at_most is None else min(n, at_most)
 
 
 def materialise(item: RawItem) -> RawItem:

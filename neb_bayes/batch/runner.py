@@ -43,7 +43,7 @@ from neb_bayes.batch.inputs import (
 )
 from neb_bayes.batch.store import OutputDir
 from neb_bayes.batch.table import FORMATS, result_schema
-from neb_bayes.batch.task import ChunkResult, ChunkTask, run_chunk
+from neb_bayes.batch.task import ChunkResult, ChunkTask, run_chunk, warm_up
 
 __all__ = [
     "BatchFailed",
@@ -291,6 +291,12 @@ class _Pool:
                                            initializer=_one_thread_each)
         self._sent: set[cf.Future] = set()
 
+    def start(self, priors: str | None) -> None:
+        """Start the workers now (the pool would at its first chunk), each importing the
+        engine and loading the prior set ``priors`` (:func:`~neb_bayes.batch.task.warm_up`)."""
+        for _ in range(self.slots - 1):
+            self.pool.submit(warm_up, priors)
+
     def submit(self, task: ChunkTask, left: int = 1) -> cf.Future:
         """Run ``task`` in a worker or here (``left``: chunks left to run, this one
         included)."""
@@ -502,7 +508,22 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         }
         out.write_manifest(manifest)
 
-        total = count_items(opts.inputs)
+        # workers (possibly elsewhere, under Dask) load the model from an absolute path
+        priors_path = str(Path(opts.priors).resolve()) if opts.priors else None
+        started: _Pool | None = None
+        if opts.jobs > 1 and not opts.scheduler and not out.chunks.exists():
+            # a new batch of more than one chunk: its workers start (~0.6 s each) while the
+            # inputs are counted (~0.15 s per 100,000 work-ups); as many as its chunks need
+            head = -(-count_items(opts.inputs, at_most=opts.jobs * chunk_size) // chunk_size)
+            if head > 1:
+                started = _Pool(head)
+                started.start(priors_path)
+        try:
+            total = count_items(opts.inputs)
+        except BaseException:
+            if started is not None:
+                started.close()
+            raise
         n_chunks_est = -(-total // chunk_size)
         done_before = sum(1 for k in range(n_chunks_est) if out.is_done(k))
         skipped_est = min(done_before * chunk_size, total)
@@ -514,6 +535,8 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                 echo("neb-bayes batch: --scheduler given: --jobs is ignored (the cluster's "
                      "workers run the chunks)")
             pool: _Inline | _Pool | _Dask = _Dask(opts.scheduler)
+        elif started is not None:
+            pool = started
         elif (workers := min(opts.jobs, n_chunks_est - done_before)) > 1:
             # (no more processes than chunks left to do: one chunk runs here, with no worker
             # to start, ~0.6 s of CPU each to import and load the model)
@@ -524,8 +547,6 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         progress = Progress(total, skipped_est, n_chunks_est, bar, opts.log_every, echo)
         summary = BatchSummary(items=total)
         window = 2 * pool.slots
-        # workers (possibly elsewhere, under Dask) load the model from an absolute path
-        priors_path = str(Path(opts.priors).resolve()) if opts.priors else None
         pending: set = set()
         which: dict[Any, int] = {}
 

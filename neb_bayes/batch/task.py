@@ -15,7 +15,7 @@ from neb_bayes.batch.inputs import RawItem
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["ChunkResult", "ChunkTask", "run_chunk"]
+__all__ = ["ChunkResult", "ChunkTask", "run_chunk", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,13 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
 
     write_chunk_files(task.out, result)
     return ChunkResult(result.index, None, result.errors, [], result.n_items, result.seconds)
+
+
+def warm_up(priors: str | None) -> None:
+    """A worker's start: import the engine and load the prior set (``None``: the shipped
+    one) before its first chunk comes.  A local pool starts its workers with it while the
+    driver counts the inputs."""
+    from neb_bayes.batch.worker import process_chunk  # noqa: F401  (the engine, the readers)
+    from neb_bayes.priorset import load_prior_set
+
+    load_prior_set(priors)

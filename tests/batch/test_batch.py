@@ -165,6 +165,56 @@ def test_the_driver_runs_a_chunk_when_its_workers_have_enough(monkeypatch) -> No
         pool.close()
 
 
+def test_a_new_batch_starts_its_workers_while_it_counts_the_inputs(tmp_path, jsonl_input,
+                                                                    reference, schema,
+                                                                    monkeypatch) -> None:
+    """A new batch of several chunks starts its workers (as many as its chunks need) before
+    it counts its inputs whole, each loading the prior set the chunks will use; a batch of
+    one chunk starts none, and a resumed batch decides once it knows what is left."""
+    import neb_bayes.batch.runner as runner
+    from neb_bayes.batch.inputs import count_items
+
+    events: list[tuple] = []
+    real_pool = runner._Pool
+
+    class Recorded(real_pool):
+        def __init__(self, jobs: int) -> None:
+            events.append(("pool", jobs))
+            super().__init__(jobs)
+
+        def start(self, priors):
+            events.append(("start", priors))
+            super().start(priors)
+
+    def counted(inputs, at_most=None):
+        events.append(("count", at_most))
+        return count_items(inputs, at_most)
+
+    monkeypatch.setattr(runner, "_Pool", Recorded)
+    monkeypatch.setattr(runner, "count_items", counted)
+    n = N + len(jsonl_input[1])
+    priors = str(Path("priors/default.nc").resolve())
+    for size, jobs, want in [
+            (-(-n // 2), 4, [("count", 4 * -(-n // 2)), ("pool", 2), ("start", priors),
+                             ("count", None)]),
+            (n, 4, [("count", 4 * n), ("count", None)])]:
+        events.clear()
+        out = tmp_path / f"out{size}"
+        opts = BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), jobs=jobs,
+                            chunk_size=size, priors=priors, progress=False)
+        run_batch(opts, echo=_quiet)
+        assert events == want
+        assert results(out, schema).equals(reference)
+    (out.parent / f"out{-(-n // 2)}" / "results.parquet").unlink()
+    (out.parent / f"out{-(-n // 2)}" / "chunks" / "chunk-000001.arrow").unlink()
+    events.clear()
+    run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out.parent / f"out{-(-n // 2)}"),
+                           jobs=4, chunk_size=-(-n // 2), priors=priors, progress=False),
+              echo=_quiet)
+    assert events == [("count", None)]           # one chunk left: it runs in the driver
+    assert results(out.parent / f"out{-(-n // 2)}", schema).equals(reference)
+
+
 def test_no_more_workers_than_chunks(tmp_path, jsonl_input, reference, schema,
                                      monkeypatch) -> None:
     """One chunk left to do runs in the driver (no worker to start and load the model);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -224,6 +225,34 @@ def test_directory_order_and_kinds(tmp_path: Path, sim_cases) -> None:
     desc = describe_inputs([d])
     assert desc[0]["kind"] == "dir" and desc[0]["files"] == 4
     assert count_items([d, d / "c.jsonl"]) == len(list(iter_items([d, d / "c.jsonl"]))) == 6
+    for at_most in range(1, 9):     # counting stops early: a file, a directory, a CSV
+        assert count_items([d, d / "c.jsonl"], at_most=at_most) == min(6, at_most)
+        assert count_items([d / "e.csv"], at_most=at_most) == min(2, at_most)
+
+
+def test_a_count_that_stops_early_reads_only_as_far_as_it_needs(tmp_path: Path) -> None:
+    """``count_items(..., at_most=n)``, which decides how many workers a new batch starts
+    before the inputs are counted whole, gives ``min(count, n)`` and reads a JSON Lines file
+    only a block at a time until it has ``n``."""
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"id": 1}\n\n' * 30_000)
+    assert count_items([path]) == 30_000
+    reads: list[int] = []
+
+    class Counted(io.FileIO):
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            reads.append(len(data))
+            return data
+
+    real_open = open
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inputs, "open", lambda p, mode="r", *a, **k: Counted(p, "rb")
+                   if mode == "rb" else real_open(p, mode, *a, **k), raising=False)
+        mp.setattr(inputs, "_READ_BLOCK", 4096)
+        assert count_items([path], at_most=1000) == 1000
+        assert reads and sum(reads) < 3 * 4096 * 2
+        assert count_items([path], at_most=40_000) == 30_000
 
 
 def test_unknown_input_kind(tmp_path: Path) -> None:
