@@ -290,6 +290,24 @@ class _Pool:
                                            mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_one_thread_each)
         self._sent: set[cf.Future] = set()
+        # the chunks run here share the cores with the workers: one BLAS/OpenMP thread, as
+        # in each worker, while the pool lasts (again once the first chunk here has loaded
+        # the engine's libraries: scipy's BLAS).  OpenBLAS keeps the setting per thread, so
+        # it is made, and restored by close, in the thread that runs the chunks
+        self._owner = threading.get_ident()
+        self._limits: list[Any] = []
+        self._limit_threads()
+
+    def _limit_threads(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self._limits.append(threadpool_limits(1))
+
+    def _run_here(self, task: ChunkTask) -> cf.Future:
+        fut = _run_here(task)
+        if len(self._limits) == 1:
+            self._limit_threads()
+        return fut
 
     def start(self, priors: str | None) -> None:
         """Start the workers now (the pool would at its first chunk), each importing the
@@ -302,7 +320,7 @@ class _Pool:
         included)."""
         self._sent = {f for f in self._sent if not f.done()}
         if len(self._sent) >= min(2 * (self.slots - 1), left):
-            return _run_here(task)
+            return self._run_here(task)
         fut = self.pool.submit(run_chunk, task)
         self._sent.add(fut)
         return fut
@@ -313,6 +331,8 @@ class _Pool:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        while self._limits and threading.get_ident() == self._owner:
+            self._limits.pop().restore_original_limits()
 
 
 class _Dask:

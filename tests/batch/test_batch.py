@@ -215,6 +215,33 @@ def test_a_new_batch_starts_its_workers_while_it_counts_the_inputs(tmp_path, jso
     assert results(out.parent / f"out{-(-n // 2)}", schema).equals(reference)
 
 
+def test_the_driver_runs_its_chunks_on_one_blas_thread(tmp_path, jsonl_input, reference,
+                                                      schema, monkeypatch) -> None:
+    """The chunks the driver runs beside its workers use one BLAS thread, as each worker
+    does (more would take the workers' cores), including the BLAS the engine loads with the
+    first chunk; the caller's thread counts are restored when the batch ends."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import neb_bayes.batch.runner as runner
+
+    seen: list[list[int]] = []
+    real = runner._run_here
+
+    def recorded(task):
+        seen.append([lib["num_threads"] for lib in threadpool_info()])
+        return real(task)
+
+    monkeypatch.setattr(runner, "_run_here", recorded)
+    with threadpool_limits(2):
+        before = [lib["num_threads"] for lib in threadpool_info()]
+        out = tmp_path / "out"
+        run_batch(BatchOptions(inputs=[str(jsonl_input[0])], out=str(out), jobs=2,
+                               chunk_size=20, progress=False), echo=_quiet)
+        assert [lib["num_threads"] for lib in threadpool_info()] == before
+    assert results(out, schema).equals(reference)
+    assert len(seen) >= 3 and all(n == [1] * len(n) for n in seen)
+
+
 def test_no_more_workers_than_chunks(tmp_path, jsonl_input, reference, schema,
                                      monkeypatch) -> None:
     """One chunk left to do runs in the driver (no worker to start and load the model);
@@ -607,20 +634,28 @@ def test_the_driver_starts_its_worker_before_it_imports_the_engine(tmp_path,
     """With ``--jobs 2`` the driver starts one worker process, before it imports the engine
     and readers, their compiled kernels or scipy (~0.45 s of its start-up, which would delay
     the worker's start); then it runs chunks itself whenever the worker has two queued
-    (here most of six: the worker takes ~1 s to start).  pandas is never imported."""
+    (here most of six: the worker takes ~1 s to start), each on one BLAS thread, including
+    the BLAS the engine loads with the first (as its worker).  pandas is never imported."""
     mods = ("numba", "scipy", "pandas", "neb_bayes.batch.worker", "neb_bayes.inference.exact",
             "neb_bayes.inference.vectorised", "neb_bayes.report")
     before = ("import sys, multiprocessing.process as mpp\n"
+              "import neb_bayes.batch.runner as runner\n"
+              "from threadpoolctl import threadpool_info\n"
               "starts, start = [], mpp.BaseProcess.start\n"
               "def counted(self):\n"
               f"    starts.append(sorted(m for m in {mods!r} if m in sys.modules))\n"
               "    return start(self)\n"
-              "mpp.BaseProcess.start = counted\n")
+              "mpp.BaseProcess.start = counted\n"
+              "threads, here = [], runner._run_here\n"
+              "def run_here(task):\n"
+              "    threads.append(max(lib['num_threads'] for lib in threadpool_info()))\n"
+              "    return here(task)\n"
+              "runner._run_here = run_here\n")
     last = _cli_batch_in_a_subprocess(
         tmp_path, sim_cases[:12], ["--jobs", "2", "--chunk-size", "2"],
-        "print(starts, 'neb_bayes.batch.worker' in sys.modules, 'pandas' in sys.modules)",
-        before=before)
-    assert last == "[[]] True False"
+        "print(starts, 'neb_bayes.batch.worker' in sys.modules, 'pandas' in sys.modules, "
+        "len(threads) >= 2, set(threads))", before=before)
+    assert last == "[[]] True False True {1}"
     assert sorted(p.name for p in (tmp_path / "o" / "chunks").glob("*.arrow")) == [
         f"chunk-{k:06d}.arrow" for k in range(6)]
 
