@@ -286,15 +286,19 @@ def test_directory_and_csv_inputs(tmp_path, sim_cases, model, schema) -> None:
     assert record["errors"][0]["path"] == "<file>"
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_other_formats_and_per_case_reports(tmp_path, sim_cases, model, schema, fmt) -> None:
+@pytest.mark.parametrize(("fmt", "jobs"), [("csv", 1), ("jsonl", 1), ("parquet", 2)])
+def test_other_formats_and_per_case_reports(tmp_path, sim_cases, model, schema, fmt,
+                                            jobs) -> None:
+    """Per-case reports, whoever writes them (the driver, or, with ``--jobs 2``, a worker
+    its chunk's too), end up under ``reports/`` but for the duplicate's."""
     cases = [*sim_cases[:6], sim_cases[0]]  # the last one repeats an id
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases),
                     encoding="utf-8")
     out = tmp_path / "out"
-    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), fmt=fmt, chunk_size=4,
-                                     per_case_reports=True, progress=False), echo=_quiet)
+    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), fmt=fmt, chunk_size=2,
+                                     per_case_reports=True, progress=False, jobs=jobs),
+                        echo=_quiet)
     assert summary.duplicates == 1 and summary.rows == 6
     table = results(out, schema, fmt)
     assert table.column("case_id").to_pylist() == [c.id for c in cases[:6]]
