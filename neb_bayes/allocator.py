@@ -52,10 +52,11 @@ def arrow_pool_from_libc() -> bool:
     """Have Arrow take its buffers from the C library's allocator (its ``system`` pool), whose
     freed memory :func:`retain_freed_memory` keeps, in this process and those it starts.
 
-    The batch driver receives, compresses, writes and merges ~0.5 MB of results per chunk.
-    Arrow's default pool (mimalloc) gives freed memory back to the system within
-    milliseconds, so chunk after chunk it was faulted in again, a huge page at a time, each
-    zeroed by the kernel (100,000 cases: 0.59-0.61 -> 0.21-0.31 s of the driver's system
+    The batch driver merges ~1 MB of results per chunk (and, for Dask, receives and writes
+    them, as it did for every chunk when this was measured).  Arrow's default pool
+    (mimalloc) gives freed memory back to the system within milliseconds, so chunk after
+    chunk it was faulted in again, a huge page at a time, each zeroed by the kernel
+    (100,000 cases: 0.59-0.61 -> 0.21-0.31 s of the driver's system
     time).  Arrow reads the choice once, when pyarrow is imported, and for its own code as
     well as pyarrow's (``pyarrow.set_memory_pool`` changes only the latter's), so this acts
     only before pyarrow is imported, and not where ``ARROW_DEFAULT_MEMORY_POOL`` is set

@@ -440,9 +440,9 @@ def count_items(inputs: Sequence[str | os.PathLike[str]], at_most: int | None = 
         path = Path(raw)
         files = _dir_files(path) if input_kind(path) == "dir" else [path]
         for file in files:
+            if at_most is not None and n >= at_most:
+                return at_most
             left = None if at_most is None else at_most - n
-            if left is not None and left <= 0:
-                return at_most  # type: ignore[return-value]
             if file.suffix.lower() in LINES_SUFFIXES:
                 n += _count_jsonl(file, left)
             else:

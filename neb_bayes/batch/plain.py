@@ -651,7 +651,6 @@ def _axis_of(row: tuple) -> int:
     return row[0]
 
 
-@lru_cache(maxsize=64)
 @lru_cache(maxsize=1024)
 def _axes_of(bits: int) -> frozenset[int]:
     """The axes whose bits are set (cached: one object per pattern)."""

@@ -303,7 +303,7 @@ class _Pool:
 
         self._limits.append(threadpool_limits(1))
 
-    def _run_here(self, task: ChunkTask) -> cf.Future:
+    def _run_in_driver(self, task: ChunkTask) -> cf.Future:
         fut = _run_here(task)
         if len(self._limits) == 1:
             self._limit_threads()
@@ -320,7 +320,7 @@ class _Pool:
         included)."""
         self._sent = {f for f in self._sent if not f.done()}
         if len(self._sent) >= min(2 * (self.slots - 1), left):
-            return self._run_here(task)
+            return self._run_in_driver(task)
         fut = self.pool.submit(run_chunk, task)
         self._sent.add(fut)
         return fut

@@ -104,8 +104,10 @@ def _write_ipc(table: pa.Table, path: Path) -> None:
         writer.write_table(table)
 
 
-def _chunk_name(k: int) -> str:
-    return f"chunk-{k:06d}"
+def _chunk_file(chunks: Path, k: int, suffix: str) -> Path:
+    """Chunk ``k``'s table (:data:`CHUNK_EXT`), error records (``.errors.jsonl``) or staged
+    reports (``.reports``) in the ``chunks`` directory."""
+    return chunks / f"chunk-{k:06d}{suffix}"
 
 
 def write_chunk_files(root: str | os.PathLike[str], result: ChunkResult) -> None:
@@ -115,9 +117,9 @@ def write_chunk_files(root: str | os.PathLike[str], result: ChunkResult) -> None
     assert result.table is not None
     chunks = Path(root) / "chunks"
     chunks.mkdir(parents=True, exist_ok=True)
-    name = _chunk_name(result.index)
+    k = result.index
     if result.reports:
-        final = chunks / f"{name}.reports"
+        final = _chunk_file(chunks, k, ".reports")
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=chunks))
         try:
             for item, text in result.reports:
@@ -129,9 +131,9 @@ def write_chunk_files(root: str | os.PathLike[str], result: ChunkResult) -> None
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.errors)
-    atomic_text(chunks / f"{name}.errors.jsonl", lines)
+    atomic_text(_chunk_file(chunks, k, ".errors.jsonl"), lines)
     table = result.table
-    atomic_write(chunks / f"{name}{CHUNK_EXT}", lambda tmp: _write_ipc(table, tmp))
+    atomic_write(_chunk_file(chunks, k, CHUNK_EXT), lambda tmp: _write_ipc(table, tmp))
     _fsync_dir(chunks)
 
 
@@ -230,15 +232,15 @@ class OutputDir:
     # ------------------------------------------------------------------ chunks
     def chunk_path(self, k: int) -> Path:
         """The table file of chunk ``k``."""
-        return self.chunks / f"{_chunk_name(k)}{CHUNK_EXT}"
+        return _chunk_file(self.chunks, k, CHUNK_EXT)
 
     def chunk_errors_path(self, k: int) -> Path:
         """The error records of chunk ``k``."""
-        return self.chunks / f"{_chunk_name(k)}.errors.jsonl"
+        return _chunk_file(self.chunks, k, ".errors.jsonl")
 
     def chunk_reports_dir(self, k: int) -> Path:
         """The staged per-case reports of chunk ``k``."""
-        return self.chunks / f"{_chunk_name(k)}.reports"
+        return _chunk_file(self.chunks, k, ".reports")
 
     def is_done(self, k: int) -> bool:
         """Whether chunk ``k`` is complete (its table file exists)."""

@@ -4,8 +4,9 @@
 object: each worker loads and caches the model itself), reads and validates every case,
 builds the evidence, runs :func:`~neb_bayes.inference.batch_exact.infer_batch` once for the
 chunk, and returns the chunk's results table, its error records and, when asked, each
-case's JSON report.  It writes nothing: the driver writes the chunk's files atomically, so
-workers never need the output directory.  A local pool's workers read their chunk's JSON
+case's JSON report.  It writes nothing: a local pool's chunks are written where they ran
+(:func:`~neb_bayes.batch.task.run_chunk`), a Dask worker's by the driver, so Dask workers
+never need the output directory.  A local pool's workers read their chunk's JSON
 Lines lines from the input file (``"spans"`` items: where the lines are); a Dask worker gets
 every case's text and needs no input file.
 
