@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -185,18 +185,22 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
             gc.enable()
 
 
-@dataclass
-class _Row:
-    """One case's row of the results table, before the table is built."""
+class _Columns:
+    """The results table's columns of a chunk's cases, filled case by case or many at once,
+    before the table is built."""
 
-    item: int
-    case_id: str
-    source: str
-    probs: np.ndarray
-    n_used: int
-    n_not_used: int
-    n_warnings: int
-    unassessed: str
+    __slots__ = ("item", "case_id", "source", "probs", "n_used", "n_not_used", "n_warnings",
+                 "unassessed")
+
+    def __init__(self) -> None:
+        self.item: list[int] = []
+        self.case_id: list[str] = []
+        self.source: list[str] = []
+        self.probs: list[np.ndarray] = []      # blocks of rows
+        self.n_used: list[int] = []
+        self.n_not_used: list[int] = []
+        self.n_warnings: list[int] = []
+        self.unassessed: list[str] = []
 
 
 def _process_chunk(task: ChunkTask) -> ChunkResult:
@@ -267,7 +271,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
                 plain_items.append((idx, item, parsed))
                 continue
         read(idx, item, parsed)
-    rows: list[_Row] = []
+    cols = _Columns()
     if plain_items:
         assert plain is not None
         try:
@@ -275,15 +279,20 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
         except Exception:  # noqa: BLE001 - isolate the failing case(s) on the full path
             log.debug("the engine failed on a chunk's plain cases", exc_info=True)
             exact = np.ones(len(plain_items), bool)
-        for k, (idx, item, parsed) in enumerate(plain_items):
-            if exact[k]:
-                # a case the vectorised form does not cover: the full path gives its evidence
-                read(idx, item, parse_item(item) if parsed is None else parsed)
-                continue
-            ev = plain.evidences[k]
-            rows.append(_Row(idx, ev.case_id, item.source, probs_p[k], plain.n_used[k],
-                             len(ev.not_used), len(ev.warnings),
-                             _unassessed(model, plain.axes[k])))
+        for k in np.flatnonzero(exact).tolist():
+            # a case the vectorised form does not cover: the full path gives its evidence
+            idx, item, parsed = plain_items[k]
+            read(idx, item, parse_item(item) if parsed is None else parsed)
+        took = np.flatnonzero(~exact).tolist()
+        evs = plain.evidences
+        cols.item = [plain_items[k][0] for k in took]
+        cols.case_id = [evs[k].case_id for k in took]
+        cols.source = [plain_items[k][1].source for k in took]
+        cols.probs.append(probs_p[took])
+        cols.n_used = [plain.n_used[k] for k in took]
+        cols.n_not_used = [len(evs[k].not_used) for k in took]
+        cols.n_warnings = [len(evs[k].warnings) for k in took]
+        cols.unassessed = [_unassessed(model, plain.axes[k]) for k in took]
         good.sort(key=lambda g: g[0])
     probs, failed = _infer(model, [g[3] for g in good])
     for i in failed:
@@ -300,22 +309,34 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
         if 0 < task.draws < draws.n_draws:
             draws = draws.subset(slice(0, task.draws))
         bounds = interval_bounds_by_case(model, draws, [g[3] for g in good], probs)
-    rows.extend(_Row(idx, case.id, item.source, probs[i], ev.n_measurements, len(ev.not_used),
-                     len(ev.warnings), _unassessed(model, frozenset(b.axis for b in ev.blocks)))
-                for i, (idx, item, case, ev) in enumerate(good))
+    for idx, item, case, ev in good:
+        cols.item.append(idx)
+        cols.case_id.append(case.id)
+        cols.source.append(item.source)
+        cols.n_used.append(ev.n_measurements)
+        cols.n_not_used.append(len(ev.not_used))
+        cols.n_warnings.append(len(ev.warnings))
+        cols.unassessed.append(_unassessed(model, frozenset(b.axis for b in ev.blocks)))
+    cols.probs.append(probs.reshape(len(good), len(model.conditions) + 1))
     # input order (plain cases have no draws: ``bounds`` is only made without them)
-    order = sorted(range(len(rows)), key=lambda i: rows[i].item)
-    rows = [rows[i] for i in order]
+    items = np.array(cols.item, dtype=np.int64)
+    order = np.argsort(items, kind="stable")
+    in_order = bool(np.all(order == np.arange(order.size)))
+
+    def ordered(values: list) -> list:
+        return values if in_order else [values[i] for i in order.tolist()]
+
+    all_probs = np.concatenate(cols.probs)
     table = results_table(
         model.conditions,
-        items=[r.item for r in rows],
-        case_ids=[r.case_id for r in rows],
-        sources=[r.source for r in rows],
-        probs=np.array([r.probs for r in rows]).reshape(len(rows), len(model.conditions) + 1),
-        n_used=[r.n_used for r in rows],
-        n_not_used=[r.n_not_used for r in rows],
-        n_warnings=[r.n_warnings for r in rows],
-        unassessed=[r.unassessed for r in rows],
+        items=items if in_order else items[order],
+        case_ids=ordered(cols.case_id),
+        sources=ordered(cols.source),
+        probs=all_probs if in_order else all_probs[order],
+        n_used=ordered(cols.n_used),
+        n_not_used=ordered(cols.n_not_used),
+        n_warnings=ordered(cols.n_warnings),
+        unassessed=ordered(cols.unassessed),
         bounds=None if bounds is None else tuple(b[order] for b in bounds),
     )
     reports: list[tuple[int, str]] = []

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["channel_groups", "fused_joint", "gaussian_terms", "gross_log_q", "gross_mixture",
+__all__ = ["channel_groups", "fused_joint", "gaussian_terms", "grid_index", "gross_log_q", "gross_mixture",
            "log_ndtr", "loo_conditionals", "present_symptom_table", "spd_inverse_into",
            "spd_inverse_logdet"]
 
@@ -135,67 +135,72 @@ JOINT_TILE = 64
 
 
 @njit(cache=True, nogil=True)
-def present_symptom_table(i, present, ids, lo, hi, w, shape, ustride, udig, entry,
+def grid_index(stride, gstride, shape, base, idx):  # pragma: no cover
+    """Each point of a grid over some of the axes ``shape`` (``gstride``: its strides, last
+    axis fastest, 0 for an axis not on it): its entry ``base + sum_d digit_d stride[d]`` in
+    a table with axis strides ``stride``, written to ``idx`` in the grid's order (built axis
+    by axis, outermost first, by expanding the entries found so far).  Returns the grid's
+    size."""
+    idx[0] = base
+    m = 1
+    for d in range(shape.size):
+        if gstride[d] == 0:
+            continue
+        s = stride[d]
+        n = shape[d]
+        for q in range(m - 1, -1, -1):     # in place: each entry's block lies after it
+            b0 = idx[q]
+            for x in range(n - 1, -1, -1):
+                idx[q * n + x] = b0 + x * s
+        m *= n
+    return m
+
+
+@njit(cache=True, nogil=True)
+def present_symptom_table(i, present, ids, lo, hi, w, shape, ustride, idx, acc,
                           sym):  # pragma: no cover
     """Case ``i``'s ``P(present symptoms | states)``, summed over the propensity level, on the
     grid of its present symptoms' (``ids[lo:hi]``) cause axes (last axis fastest), written
     to ``sym``; that grid's axis strides (0 for other axes) to ``ustride``.  Returns its size.
-    ``present``, ``w`` and ``shape`` as in :func:`fused_joint`; ``udig`` and ``entry`` are
-    scratch (``nd`` and ``3 (hi - lo)`` entries).
+    ``present``, ``w`` and ``shape`` as in :func:`fused_joint`; ``idx`` (one entry per grid
+    point) and ``acc`` (``(levels, grid points)``) are scratch.
 
-    Each symptom's table entry is computed once per point of the grid's outer axes and
-    stepped along its innermost axis; every value is ``sum_k w[i, k] prod_y tab_y[k, .]``,
-    the products and sums in symptom and level order.
+    Every value is ``sum_k w[i, k] prod_y tab_y[k, .]``, the products in symptom order and
+    the sum in level order; each product is taken over the whole grid at once, one symptom
+    at a time (its entries found once per symptom: :func:`grid_index`), so that the inner
+    loops are long ones over the grid's points.
     """
     tab, off, size, stride = present
     nd = shape.size
     P = w.shape[1]
-    c = hi - lo
     n_u = 1
-    inner = -1
     for d in range(nd - 1, -1, -1):
         ustride[d] = 0
         for t in range(lo, hi):
             if stride[ids[t], d] > 0:
                 ustride[d] = n_u
                 n_u *= shape[d]
-                if inner < 0:
-                    inner = d
                 break
-    n_in = shape[inner] if inner >= 0 else 1
-    # per present symptom: its step along the innermost grid axis and its level stride
-    step = entry[c:2 * c]
-    lev = entry[2 * c:3 * c]
-    for t in range(c):
-        step[t] = stride[ids[lo + t], inner] if inner >= 0 else 0
-        lev[t] = size[ids[lo + t]]
-    for d in range(nd):
-        udig[d] = 0
-    u = 0
-    while u < n_u:
-        for t in range(c):
-            y = ids[lo + t]
-            e = off[y]
-            for d in range(nd):
-                e += udig[d] * stride[y, d]
-            entry[t] = e
-        for x in range(n_in):
-            acc = 0.0
-            for k in range(P):
-                v = w[i, k]
-                for t in range(c):
-                    v *= tab[entry[t] + x * step[t] + k * lev[t]]
-                acc += v
-            sym[u] = acc
-            u += 1
-        # the next point of the outer axes (the innermost one back at 0)
-        for d in range(nd - 1, -1, -1):
-            if ustride[d] == 0 or d == inner:
-                continue
-            udig[d] += 1
-            if udig[d] < shape[d]:
-                break
-            udig[d] = 0
+    for k in range(P):
+        wk = w[i, k]
+        a = acc[k]
+        for u in range(n_u):
+            a[u] = wk
+    for t in range(lo, hi):
+        y = ids[t]
+        grid_index(stride[y], ustride, shape, off[y], idx)
+        lev = size[y]
+        for k in range(P):
+            a = acc[k]
+            ko = k * lev
+            for u in range(n_u):
+                a[u] *= tab[idx[u] + ko]
+    for u in range(n_u):
+        sym[u] = 0.0
+    for k in range(P):
+        a = acc[k]
+        for u in range(n_u):
+            sym[u] += a[u]
     return n_u
 
 
@@ -216,10 +221,13 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
 
     Cases are taken in tiles of :data:`JOINT_TILE`, the cases of a tile innermost: each
     joint state's factor entries are read once per tile and its products are contiguous
-    loops over the tile's cases (vectorised), the gathers (the prior by stratum, the
-    symptom tables) in a loop of their own.  A case's numbers come from the same
-    operations in the same order whatever its tile: ``prior * f_0 * f_1 * ... * sym``,
-    summed over the last axis within a run and the runs in order.
+    loops over the tile's cases (vectorised).  The cases go into tiles in the order (has
+    present symptoms, stratum, position), so that most tiles share a stratum (the prior
+    then read as one number per joint state, not gathered per case) and most have no
+    present symptoms (no symptom table read at all).  A case's numbers come from the same
+    operations in the same order whatever its tile: ``prior * f_0 * f_1 * ... * sym``
+    (a skipped factor of 1 changes nothing), summed over the last axis within a run and the
+    runs in order; its total is the sum of its last axis' marginal.
 
     Returns ``(N, sum(shape))`` marginals (axes one after another), and ``(N,)`` totals
     ``sum_j p`` and ``sum_j p healthy[j]``.  The last axis is innermost, so the other axes'
@@ -243,6 +251,10 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
         for d in range(nd - 2, -1, -1):
             digit[r, d] = rest % shape[d]
             rest //= shape[d]
+    key = np.empty(N, np.int64)
+    for i in range(N):
+        key[i] = ((count[i] > 0) * prior.shape[0] + stratum[i]) * N + i
+    perm = np.argsort(key)
     marg = np.zeros((N, width))
     z = np.zeros(N)
     h = np.zeros(N)
@@ -259,15 +271,13 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
     ub = np.zeros(B, np.int64)
     pos = np.zeros(B, np.int64)
     v = np.empty(B)
-    sb = np.empty(B)
     run = np.empty(B)
-    zt = np.empty(B)
     ht = np.empty(B)
     lacc = np.empty((last, B))
     mt = np.empty((width, B))
     ustride = np.zeros(nd, np.int64)
-    udig = np.zeros(nd, np.int64)
-    entry = np.empty(3 * max(ids.size, 1), np.int64)
+    idx = np.empty(J, np.int64)
+    acc = np.empty((w.shape[1], J))
     sym = np.empty(B * J + 1)
     prior_flat = prior.ravel()
     for i0 in range(0, N, B):
@@ -275,14 +285,18 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
         # the tile's present-symptom tables one after another; slot 0 holds 1 (none)
         sym[0] = 1.0
         used = 1
+        any_sym = False
+        one = True                         # one stratum
         for b in range(nb):
-            i = i0 + b
+            i = perm[i0 + b]
             pos[b] = stratum[i] * J
+            one = one and stratum[i] == stratum[perm[i0]]
             lo, hi = start[i], start[i] + count[i]
             if hi > lo:
+                any_sym = True
                 sbase[b] = used
                 used += present_symptom_table(i, present, ids, lo, hi, w, shape, ustride,
-                                              udig, entry, sym[used:])
+                                              idx, acc, sym[used:])
                 for d in range(nd):
                     ustr[d, b] = ustride[d]
             else:
@@ -292,7 +306,6 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
             fi = factors[i]
             for e in range(E):
                 ft[e, b] = fi[e]
-            zt[b] = 0.0
             ht[b] = 0.0
         for c in range(width):
             for b in range(nb):
@@ -301,48 +314,58 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
             for b in range(nb):
                 lacc[t, b] = 0.0
         ul = ustr[nd - 1]
+        prow = prior_flat[pos[0]:pos[0] + J]
         for r in range(runs):
+            if any_sym:
+                for b in range(nb):
+                    u = sbase[b]
+                    for d in range(nd - 1):
+                        u += digit[r, d] * ustr[d, b]
+                    ub[b] = u
             for b in range(nb):
-                u = sbase[b]
-                for d in range(nd - 1):
-                    u += digit[r, d] * ustr[d, b]
-                ub[b] = u
                 run[b] = 0.0
             for t in range(last):
                 j = r * last + t
-                # gathers in a loop of their own, so that the products below vectorise
-                for b in range(nb):
-                    v[b] = prior_flat[pos[b] + j]
-                    sb[b] = sym[ub[b] + t * ul[b]]
                 r0, r1, r2 = ft[lead[0, j]], ft[lead[1, j]], ft[lead[2, j]]
-                for b in range(nb):
-                    v[b] = v[b] * r0[b] * r1[b] * r2[b]
+                if one:
+                    pj = prow[j]
+                    for b in range(nb):
+                        v[b] = pj * r0[b] * r1[b] * r2[b]
+                else:
+                    # the gather in a loop of its own, so that the products vectorise
+                    for b in range(nb):
+                        v[b] = prior_flat[pos[b] + j]
+                    for b in range(nb):
+                        v[b] = v[b] * r0[b] * r1[b] * r2[b]
                 for f in range(3, n_f):
                     row = ft[index[f, j]]
                     for b in range(nb):
                         v[b] *= row[b]
-                for b in range(nb):
-                    v[b] *= sb[b]
-                hj = healthy[j]
+                if any_sym:
+                    for b in range(nb):
+                        v[b] *= sym[ub[b] + t * ul[b]]
                 la = lacc[t]
                 for b in range(nb):
                     x = v[b]
                     la[b] += x
-                    ht[b] += x * hj
                     run[b] += x
-            for b in range(nb):
-                zt[b] += run[b]
+                hj = healthy[j]
+                if hj != 0.0:
+                    for b in range(nb):
+                        ht[b] += v[b] * hj
             for d in range(nd - 1):
                 row = mt[offset[d] + digit[r, d]]
                 for b in range(nb):
                     row[b] += run[b]
         for b in range(nb):
-            i = i0 + b
+            i = perm[i0 + b]
             for c in range(offset[nd - 1]):
                 marg[i, c] = mt[c, b]
+            total = 0.0
             for t in range(last):
                 marg[i, offset[nd - 1] + t] = lacc[t, b]
-            z[i], h[i] = zt[b], ht[b]
+                total += lacc[t, b]
+            z[i], h[i] = total, ht[b]
     return marg, z, h
 
 

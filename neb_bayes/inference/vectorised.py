@@ -511,10 +511,13 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
         mx = part.max(axis=tuple(range(1, nd + 1)), keepdims=True)
         shift += mx.reshape(n)
         factors.append(np.exp(part - mx))
-    covs = list(dict.fromkeys(ev.covariates for ev in evs))
-    where = {c: i for i, c in enumerate(covs)}
-    prior = np.stack([_prior_prob(model, c, vt.order) for c in covs])
-    stratum = np.array([where[ev.covariates] for ev in evs], dtype=np.int64)
+    # the strata: the cases' covariates, found by object first (a chunk's cases share a few
+    # objects, one per patient section: hashing each case's would cost ~1 us)
+    objs = {id(ev.covariates): ev.covariates for ev in evs}
+    where = {c: i for i, c in enumerate(dict.fromkeys(objs.values()))}
+    prior = np.stack([_prior_prob(model, c, vt.order) for c in where])
+    of = {k: where[c] for k, c in objs.items()}
+    stratum = np.array([of[id(ev.covariates)] for ev in evs], dtype=np.int64)
     tables = np.concatenate([f.reshape(n, -1) for f in factors], axis=1)
     index = _factor_index(tuple(f.shape[1:] for f in factors), vt.shape, vt.order)
     # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the

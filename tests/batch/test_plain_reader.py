@@ -258,3 +258,25 @@ def _csv_items(sims):
     path = Path(tempfile.mkdtemp()) / "in.csv"
     path.write_text(buf.getvalue(), encoding="utf-8")
     return list(iter_items([str(path)]))
+
+
+def test_the_fast_evidence_of_a_plain_case_is_an_evidence_with_every_field():
+    """The plain reader's evidence maker (no per-field checked assignment) gives the same
+    object as ``Evidence(...)``: every field set, equal, frozen, with the same signature."""
+    from dataclasses import FrozenInstanceError
+
+    from neb_bayes.batch.plain import _evidence
+    from neb_bayes.evidence import Evidence
+    from neb_bayes.model.prior import Covariates
+
+    values = dict(case_id="c1", covariates=Covariates("F", 40.0), present=np.array([2]),
+                  absent=np.array([0, 5]), not_used=(), warnings=("w",), lat_shift={},
+                  context=None, cause_scale=None)
+    fast, slow = _evidence(**values), Evidence(blocks=(), adjustments=(), **values)
+    assert set(vars(fast)) == {f.name for f in fields(Evidence)}
+    for f in fields(Evidence):
+        a, b = getattr(fast, f.name), getattr(slow, f.name)
+        assert (np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b), f.name
+    assert fast.context_signature == slow.context_signature
+    with pytest.raises(FrozenInstanceError):
+        fast.case_id = "other"
