@@ -297,22 +297,14 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
     if with_rows.size == 0:
         return np.zeros((n_cases,) + tabs.grid)
     on = flat.take(sel, case=local.reshape(-1))          # rows are by case
-    ll, cond = _gaussian_loglik(tabs, with_rows.size, on, loo=eps > 0)
+    ll, cond, without = _gaussian_loglik(tabs, with_rows.size, on, loo=eps > 0)
     if eps > 0 and sel.size:
         lq = log_q[sel][:, None]
         lr = lq - cond                                    # log q(y_j) + log p(y_-j) - log p(y)
-        rows = np.flatnonzero(np.isin(on.case, on.case[on.censor != 0]))
-        if rows.size:
-            # blocks with censored results: virtual case i holds its block's rows but rows[i]
-            grp = on.case[rows]
-            first = np.searchsorted(grp, grp)
-            count = np.searchsorted(grp, grp, side="right") - first
-            v = np.repeat(np.arange(rows.size), count)
-            member = first[v] + np.arange(v.size) - np.repeat(np.cumsum(count) - count, count)
-            keep = member != v
-            virt = on.take(rows[member[keep]], case=v[keep])
-            ll_v, _ = _gaussian_loglik(tabs, rows.size, virt, loo=False)
-            lr[rows] = lq[rows] + ll_v - ll[grp]
+        if without is not None:
+            # blocks with censored results: log p(y_-j) from the downdated conditionals
+            rows = np.flatnonzero(np.isin(on.case, on.case[on.censor != 0]))
+            lr[rows] = lq[rows] + without[rows] - ll[on.case[rows]]
         ll = ll + _gross_mixture(lr, on.case, with_rows.size, eps)
     ll = tabs.on_grid(ll)
     if with_rows.size == n_cases:
@@ -322,11 +314,13 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
     return out
 
 
-def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
-                     loo: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat, loo: bool
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """log p(y | dependency states) of every case's rows ``on`` (one axis, sorted by case),
     without gross errors: ``(N, G)``; with ``loo`` also ``log p(y_j | y_-j, states)`` of each
-    observed row, ``(rows, G)`` (0 for censored rows)."""
+    observed row, ``(rows, G)`` (0 for censored rows), and, where some rows are censored,
+    ``log p(y_-j | states)`` of each row of a case with censored rows (:func:`_without_each`;
+    ``(rows, G)``, other rows unset), else None."""
     case, ch = on.case, tabs.pos[on.channel]
     y, d, cen, extra = on.y, on.diurnal, on.censor, on.extra
     obs = cen == 0
@@ -343,13 +337,16 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
     if loo:
         cond = np.zeros((case.size, G))
         cond[obs] = _loo_conditionals(tabs, per, case[obs], ch[obs], M_inv, post_mean)
+    without = None
     has = np.flatnonzero(~obs)
     if has.size:
         # censored results: their probability mass given the observed ones, whose
         # information is in the latent posterior and, for observed results of the same
         # channel, in the regression of the censored result's noise on theirs
         n, j = case[has], ch[has]
-        f, by, bd, v, bw, bday, bse = _channel_regression(tabs, on, has)
+        f, by, bd, v, bw, bday, bse, brow = _channel_regression(tabs, on, has)
+        ll_obs = ll.copy() if loo else None
+        single = pair = None
         Lw = L[j]                                                          # (m, K)
         mean_w = (f[:, None] * tabs.mu[j] + tabs.amp[j] * (d[has] - bd)[:, None]
                   + by[:, None]).reshape(n.size, S, -1) + f[:, None, None] * np.matmul(
@@ -363,6 +360,7 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
             sign = cen[has][i1].astype(float)[:, None, None]
             ll[n[i1]] += log_ndtr(-sign * (y[has][i1, None, None] - mean_w[i1])
                                   / np.sqrt(var_w)[:, :, None])
+            single = (i1, var_w)
         a = np.flatnonzero(first & ~one)                                   # pairs: a, a + 1
         if a.size:
             b = a + 1
@@ -387,7 +385,107 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat,
             k = -sb[..., None] * (y[has][b, None, None] - mean_w[b]) / np.sqrt(var_b)[..., None]
             rho = (sa * sb * cov_ab / np.sqrt(var_a * var_b))[..., None]
             ll[n[a]] += np.log(np.maximum(bivariate_normal_cdf(h, k, rho), 1e-300))
-    return ll.reshape(n_cases, G), cond
+            pair = (a, var_a, var_b, cov_ab)
+        if loo:
+            without = _without_each(tabs, on, per, M_inv, post_mean, cond, ll_obs, has, f,
+                                    mean_w, bw, brow, single, pair)
+    return ll.reshape(n_cases, G), cond, without
+
+
+def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv: np.ndarray,
+                  post_mean: np.ndarray, cond: np.ndarray, ll_obs: np.ndarray,
+                  has: np.ndarray, f: np.ndarray, mean_w: np.ndarray, bw: np.ndarray,
+                  brow: np.ndarray, single: tuple | None, pair: tuple | None) -> np.ndarray:
+    """``log p(y_-j | states)`` of every row ``j`` of the cases with censored rows ``has``
+    (one or two per case, :func:`_gaussian_loglik`'s): ``(rows, G)``, other rows unset.
+
+    Without a censored result, the rest is the observed results' density ``ll_obs`` times
+    the other censored result's mass (one or none).  Without an observed result ``j``, it is
+    ``p(y_o) / p(y_j | y_o-j)`` (``cond``) times the censored results' mass given ``y_o-j``:
+    their conditional given all observed results, downdated by ``j``.  In information form,
+    with ``C^-1 = N^-1 - N^-1 L M^-1 L' N^-1`` the precision of the observed results, the
+    coefficient of ``y_j`` in a censored result ``w``'s regression on them is ``k_j =
+    (C^-1 Cov(y_o, w))_j = b_j + f a_j L_j M^-1 L_w'`` (``b_j`` its channel regression's
+    coefficient, :func:`_channel_regression`, 0 in another channel; ``a_j`` the row's
+    ``R^-1 1``); with ``e_j = (C^-1 r)_j / (C^-1)_jj`` (the leave-one-out residual),
+    ``E[w | y_o-j] = E[w | y_o] - k_j e_j`` and ``Cov(w, w' | y_o-j) = Cov(w, w' | y_o) +
+    k_j k'_j / (C^-1)_jj``.
+    """
+    L, S = tabs.loadings, tabs.grid[0]
+    case, ch = on.case, tabs.pos[on.channel]
+    y, cen = on.y, on.censor
+    obs = cen == 0
+    G = tabs.mu.shape[1]
+    out = np.empty((case.size, G))
+    ll_obs = ll_obs.reshape(ll_obs.shape[0], G)
+    # each observed row's position among the observed rows (``per``'s order)
+    at = np.cumsum(obs) - 1
+    bounds = np.searchsorted(case, np.arange(int(case.max(initial=-1)) + 2))
+
+    def observed_of(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(censored row h's index, observed row j) for every observed row of h's case."""
+        n = case[has[h]]
+        lo, hi = bounds[n], bounds[n + 1]
+        reps = np.repeat(np.arange(h.size), hi - lo)
+        rows = lo[reps] + np.arange(reps.size) - np.repeat(np.cumsum(hi - lo) - (hi - lo), hi - lo)
+        keep = obs[rows]
+        return reps[keep], rows[keep]
+
+    def downdate(h: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """For censored rows ``has[h]`` and observed rows ``rows`` of their cases: the
+        coefficient ``k`` (p, S), ``1 / (C^-1)_jj`` (p, S) and ``e`` (p, S, R)."""
+        n, cj, cw = case[rows], ch[rows], ch[has[h]]
+        p = at[rows]
+        a, nd = per["a"][p], per["nd"][p]
+        Mi = M_inv[n]                                                      # (p, S, K, K)
+        Lj, Lw = L[cj], L[cw]
+        b_j = (bw[h] * (brow[h] == rows[:, None])).sum(-1)
+        k = b_j[:, None] + f[h, None] * a[:, None] * np.einsum("pk,pskl,pl->ps", Lj, Mi, Lw)
+        cjj = nd[:, None] - a[:, None] ** 2 * np.einsum("pk,pskl,pl->ps", Lj, Mi, Lj)
+        fit = tabs.mu[cj] + np.einsum("pk,psrk->psr", Lj, post_mean[n]).reshape(rows.size, G)
+        u = per["ry"][p][:, None] - a[:, None] * fit - (per["rd"][p][:, None] * tabs.amp[cj])
+        e = u.reshape(rows.size, S, -1) / cjj[:, :, None]
+        return k, 1.0 / cjj, e
+
+    def mass(w: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """log P(censored row has[w] beyond its limit), ``mean`` (p, S, R), ``var`` (p, S)."""
+        sign = cen[has[w]].astype(float)[:, None, None]
+        return log_ndtr(-sign * (y[has[w]][:, None, None] - mean) / np.sqrt(var)[:, :, None])
+
+    if single is not None:
+        i1, var_w = single                 # i1: index into has; var_w (len(i1), S)
+        n1 = case[has[i1]]
+        out[has[i1]] = ll_obs[n1]
+        q, rows = observed_of(i1)
+        if rows.size:
+            k, inv_c, e = downdate(i1[q], rows)
+            mean = mean_w[i1[q]] - k[:, :, None] * e
+            var = var_w[q] + k * k * inv_c
+            out[rows] = (ll_obs[case[rows]] - cond[rows]
+                         + mass(i1[q], mean, var).reshape(rows.size, G))
+    if pair is not None:
+        a, var_a, var_b, cov_ab = pair     # a: index into has (b = a + 1)
+        b = a + 1
+        na = case[has[a]]
+        out[has[a]] = ll_obs[na] + mass(b, mean_w[b], var_b).reshape(a.size, G)
+        out[has[b]] = ll_obs[na] + mass(a, mean_w[a], var_a).reshape(a.size, G)
+        q, rows = observed_of(a)
+        if rows.size:
+            ka, inv_c, e = downdate(a[q], rows)
+            kb, _, _ = downdate(b[q], rows)
+            mean_a = mean_w[a[q]] - ka[:, :, None] * e
+            mean_b = mean_w[b[q]] - kb[:, :, None] * e
+            va = var_a[q] + ka * ka * inv_c
+            vb = var_b[q] + kb * kb * inv_c
+            cab = cov_ab[q] + ka * kb * inv_c
+            sa = cen[has[a[q]]].astype(float)[:, None]
+            sb = cen[has[b[q]]].astype(float)[:, None]
+            hh = -sa[..., None] * (y[has[a[q]]][:, None, None] - mean_a) / np.sqrt(va)[..., None]
+            kk = -sb[..., None] * (y[has[b[q]]][:, None, None] - mean_b) / np.sqrt(vb)[..., None]
+            rho = np.broadcast_to((sa * sb * cab / np.sqrt(va * vb))[..., None], hh.shape)
+            bvn = np.log(np.maximum(bivariate_normal_cdf(hh, kk, rho), 1e-300))
+            out[rows] = ll_obs[case[rows]] - cond[rows] + bvn.reshape(rows.size, G)
+    return out
 
 
 def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -419,6 +517,7 @@ def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np
     width = int(count.max(initial=0))
     bw, bday = np.zeros((m, max(width, 1))), np.full((m, max(width, 1)), -1, dtype=day.dtype)
     bse = np.zeros((m, max(width, 1)))
+    brow = np.full((m, max(width, 1)), -1, dtype=np.int64)
     for k in np.unique(count[count > 0]).tolist():
         i = np.flatnonzero(count == k)
         rows = o[start[i][:, None] + np.arange(k)[None, :]]               # (g, k)
@@ -434,8 +533,8 @@ def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np
         by[i] = (b * on.y[rows]).sum(-1)
         bd[i] = (b * on.diurnal[rows]).sum(-1)
         v[i] = v[i] - (b * r).sum(-1)
-        bw[i, :k], bday[i, :k], bse[i, :k] = b, dy, se
-    return f, by, bd, v, bw, bday, bse
+        bw[i, :k], bday[i, :k], bse[i, :k], brow[i, :k] = b, dy, se, rows
+    return f, by, bd, v, bw, bday, bse, brow
 
 
 def _loo_conditionals(tabs: AxisTables, per: dict[str, np.ndarray], n: np.ndarray,
