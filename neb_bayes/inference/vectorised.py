@@ -11,8 +11,9 @@ together: every step is an array operation over ``(cases, ...)``.
 Gross errors (at most one per axis block, :meth:`CompiledModel.gross_log_density`) enter as
 in the single-case engine, ``p = (1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
 of observed results ``p(y_-j)`` comes from the leave-one-out identity in information form
-(:func:`_loo_conditionals`); a block with censored results is recomputed without each of its
-results in turn, as "virtual cases" through the same code.
+(:func:`_loo_conditionals`); in a block with censored results, without an observed result
+the censored results' conditional is downdated by it, and without a censored one the other's
+mass is left (:func:`_without_each`).
 
 A censored result is integrated given the latent posterior and, where its channel also
 holds observed results, the regression of its noise on theirs (:func:`_channel_regression`).
@@ -287,8 +288,8 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
     With a gross-error rate ``eps > 0`` (``log_q``: log q(y) of every row of ``flat``), each
     case's block is the mixture ``(1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
     of observed results ``log p(y_-j) = log p(y) - log p(y_j | y_-j)``
-    (:func:`_loo_conditionals`); a block with censored results is evaluated again without
-    each result in turn, as virtual cases.
+    (:func:`_loo_conditionals`); for a block with censored results
+    :func:`_without_each` gives ``log p(y_-j)``.
     """
     sel = np.flatnonzero(flat.axis == tabs.axis)
     # only the cases with results on this axis: for the others the factor is exactly 1
