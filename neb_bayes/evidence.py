@@ -233,28 +233,12 @@ def build_evidence(
             )
         rows.setdefault(channels[ch].axis, []).append(row)
     blocks = []
-    deps_of = _channel_deps(model)
     for axis in sorted(rows):
         # one array of every row, split into its columns (ints and floats exact in float64)
         cols = np.array(rows[axis], dtype=float).T.copy()
-        chans = cols[0].astype(np.int64)
-        deps = {axis}
-        for c in set(chans.tolist()):
-            deps.update(deps_of[c])
-        blocks.append(
-            Block(
-                axis=axis,
-                deps=tuple(sorted(deps)),
-                channel=chans,
-                y=cols[1],
-                censor=cols[2].astype(np.int8),
-                day=cols[3],
-                diurnal=cols[4],
-                diurnal_var=cols[5],
-                source=cols[6].astype(np.int64),
-                extra_var=cols[7],
-            )
-        )
+        blocks.append(block_of_rows(model, axis, cols[0].astype(np.int64), cols[1],
+                                    cols[2].astype(np.int8), cols[3], cols[4], cols[5],
+                                    cols[6].astype(np.int64), cols[7]))
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
     present, absent = [], []
     from_context = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
@@ -285,6 +269,21 @@ def build_evidence(
         context=ctx,
         cause_scale=cause_scale,
     )
+
+
+def block_of_rows(model: CompiledModel, axis: int, channel: np.ndarray, y: np.ndarray,
+                  censor: np.ndarray, day: np.ndarray, diurnal: np.ndarray,
+                  diurnal_var: np.ndarray, source: np.ndarray,
+                  extra_var: np.ndarray | None) -> Block:
+    """The :class:`Block` of one axis' results given as columns (its ``deps``: the axis and
+    every axis whose state moves one of its channels)."""
+    deps_of = _channel_deps(model)
+    deps = {axis}
+    for c in set(channel.tolist()):
+        deps.update(deps_of[c])
+    return Block(axis=axis, deps=tuple(sorted(deps)), channel=channel, y=y, censor=censor,
+                 day=day, diurnal=diurnal, diurnal_var=diurnal_var, source=source,
+                 extra_var=extra_var)
 
 
 @lru_cache(maxsize=16)

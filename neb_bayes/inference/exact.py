@@ -1322,6 +1322,19 @@ def _grid_loglik(model: CompiledModel, block: Block, idx: np.ndarray, latent, lo
     return ll if red is None else red.expand(ll)
 
 
+def block_log_factor(model: CompiledModel, block: Block, latent=None
+                     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    """A block's factor ``log p(results | dependency states)`` over ``block.deps`` (in that
+    order), with at most one gross error among its results (:func:`gross_mixture`), and the
+    gross-error terms it was mixed from (None without gross errors).  ``latent``: the
+    axis' per-state latent mean and covariance (the model's when None), e.g. with a case's
+    context shifts (:meth:`~neb_bayes.evidence.Evidence.latent_params`)."""
+    ll, ratio = _gaussian_and_gross(model, block, np.arange(block.n), latent, None, True)
+    if ratio is not None:
+        ll = ll + gross_mixture(ratio, model.gross_error_rate)
+    return ll, ratio
+
+
 def _gaussian_and_gross(model: CompiledModel, block: Block, idx: np.ndarray, latent, log_median,
                         gross: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """log p(y | states) without gross errors, and (with ``gross``) for every result j
@@ -1952,10 +1965,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     latent = {b.axis: ev.latent_params(model, b.axis) for b in ev.blocks}
     gross_ratio: dict[int, list[np.ndarray] | None] = {}
     for bi, block in enumerate(ev.blocks):
-        ll, gross_ratio[block.axis] = _gaussian_and_gross(
-            model, block, np.arange(block.n), latent[block.axis], None, True)
-        if gross_ratio[block.axis] is not None:
-            ll = ll + gross_mixture(gross_ratio[block.axis], model.gross_error_rate)
+        ll, gross_ratio[block.axis] = block_log_factor(model, block, latent[block.axis])
         ll = _on_joint(model, block, ll)
         block_ll.append(ll)
         log_joint = log_joint + ll

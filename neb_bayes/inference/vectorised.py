@@ -19,10 +19,11 @@ A censored result is integrated given the latent posterior and, where its channe
 holds observed results, the regression of its noise on theirs (:func:`_channel_regression`).
 Context that changes the model a case is read with (latent shifts of treated disease, symptom
 factors) is built into a derived model (:func:`context_model`), and cases sharing it run
-together.  Cases this form does not cover (more than two censored results on an axis, a
-daily-rhythm result without a collection time) are computed with
-:func:`~neb_bayes.inference.exact.infer_exact`, so every case gets the exact answer; a test
-holds the two engines equal.
+together.  A block this form does not cover (more than two censored results on an axis, a
+daily-rhythm result without a collection time) gets its factor from the single-case
+engine's block function (:func:`~neb_bayes.inference.exact.block_log_factor`), and a case
+whose factors underflow is computed with :func:`~neb_bayes.inference.exact.infer_exact`, so
+every case gets the exact answer; a test holds the two engines equal.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import log_ndtr
 
-from neb_bayes.evidence import Evidence
+from neb_bayes.evidence import Evidence, block_of_rows
 from neb_bayes.inference import kernels
-from neb_bayes.inference.exact import bivariate_normal_cdf, infer_exact
+from neb_bayes.inference.exact import bivariate_normal_cdf, block_log_factor, infer_exact
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, gross_table, view_for_sex
 from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import distinct_rows, merge_nested
@@ -238,15 +239,27 @@ class Flat:
         return self.take(first + np.arange(int(count.sum())),
                          case=np.repeat(np.arange(part.size), count))
 
+    def exact_blocks(self, n_cases: int, n_axes: int) -> np.ndarray:
+        """``(n_cases, n_axes)``: the axis blocks the information form does not cover (a
+        daily-rhythm result without a time, or more than two censored results on the
+        axis), whose factors come from the single-case engine's block function."""
+        return _not_covered(self.case * n_axes + self.axis, self.censor, self.diurnal_var,
+                            n_cases * n_axes).reshape(n_cases, n_axes)
+
     def unsupported(self, n_cases: int, n_axes: int) -> np.ndarray:
-        """Cases the information form does not cover: a daily-rhythm result without a time,
-        or more than two censored results on an axis."""
-        bad = np.zeros(n_cases, bool)
-        bad[self.case[self.diurnal_var > 0]] = True
-        cen = self.censor != 0
-        per_axis = np.bincount(self.case[cen] * n_axes + self.axis[cen], minlength=n_cases * n_axes)
-        bad |= per_axis.reshape(n_cases, n_axes).max(1, initial=0) > 2
-        return bad
+        """The cases with a block the information form does not cover
+        (:meth:`exact_blocks`)."""
+        return self.exact_blocks(n_cases, n_axes).any(1)
+
+
+def _not_covered(block: np.ndarray, censor: np.ndarray, diurnal_var: np.ndarray,
+                 n_blocks: int) -> np.ndarray:
+    """Which of ``n_blocks`` blocks (each row's block number ``block``) the information form
+    does not cover: more than two censored results, or a rhythm result without its time."""
+    cen = censor != 0
+    bad = np.bincount(block[cen], minlength=n_blocks) > 2
+    bad[block[diurnal_var > 0]] = True
+    return bad
 
 
 def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
@@ -281,15 +294,17 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
             dict(zip(("a", "ry", "rd", "nd"), each, strict=True)))
 
 
-def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
-                 log_q: np.ndarray | None = None) -> np.ndarray:
+def _axis_loglik(model: CompiledModel, tabs: AxisTables, n_cases: int, flat: Flat,
+                 eps: float = 0.0, log_q: np.ndarray | None = None) -> np.ndarray:
     """log p(this axis' results | dependency states) for every case: ``(N, *tabs.grid)``.
 
     With a gross-error rate ``eps > 0`` (``log_q``: log q(y) of every row of ``flat``), each
     case's block is the mixture ``(1 - n eps) p(y) + eps sum_j q(y_j) p(y_-j)``: for a block
     of observed results ``log p(y_-j) = log p(y) - log p(y_j | y_-j)``
     (:func:`_loo_conditionals`); for a block with censored results
-    :func:`_without_each` gives ``log p(y_-j)``.
+    :func:`_without_each` gives ``log p(y_-j)``.  A block the information form does not
+    cover (:meth:`Flat.exact_blocks`) gets its factor from the single-case engine
+    (:func:`_exact_factors`).
     """
     sel = np.flatnonzero(flat.axis == tabs.axis)
     # only the cases with results on this axis: for the others the factor is exactly 1
@@ -297,7 +312,13 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
     with_rows, local = np.unique(flat.case[sel], return_inverse=True)
     if with_rows.size == 0:
         return np.zeros((n_cases,) + tabs.grid)
-    on = flat.take(sel, case=local.reshape(-1))          # rows are by case
+    local = local.reshape(-1)
+    odd = _not_covered(local, flat.censor[sel], flat.diurnal_var[sel], with_rows.size)
+    if odd.any():
+        odd_rows = odd[local]
+        exact_part = _exact_factors(model, tabs, flat.take(sel[odd_rows]))
+        sel, local = sel[~odd_rows], local[~odd_rows]
+    on = flat.take(sel, case=local)                      # rows are by case
     ll, cond, without = _gaussian_loglik(tabs, with_rows.size, on, loo=eps > 0)
     if eps > 0 and sel.size:
         lq = log_q[sel][:, None]
@@ -308,10 +329,34 @@ def _axis_loglik(tabs: AxisTables, n_cases: int, flat: Flat, eps: float = 0.0,
             lr[rows] = lq[rows] + without[rows] - ll[on.case[rows]]
         ll = ll + _gross_mixture(lr, on.case, with_rows.size, eps)
     ll = tabs.on_grid(ll)
+    if odd.any():
+        ll[odd] = exact_part
     if with_rows.size == n_cases:
         return ll
     out = np.zeros((n_cases,) + tabs.grid)
     out[with_rows] = ll
+    return out
+
+
+def _exact_factors(model: CompiledModel, tabs: AxisTables, rows: Flat) -> np.ndarray:
+    """The factors of blocks the information form does not cover, each from the single-case
+    engine's block function (:func:`~neb_bayes.inference.exact.block_log_factor`, the
+    model's latents: a context's shifts are in ``model``), laid on ``tabs``' grid:
+    ``(blocks, *tabs.grid)``, one per case of ``rows`` (one axis, by case) in order."""
+    starts = np.flatnonzero(np.r_[True, rows.case[1:] != rows.case[:-1]])
+    out = np.empty((starts.size,) + tabs.grid)
+    for k, (lo, hi) in enumerate(zip(starts.tolist(), np.r_[starts[1:], rows.case.size].tolist(),
+                                     strict=True)):
+        block = block_of_rows(model, tabs.axis, rows.channel[lo:hi], rows.y[lo:hi],
+                              rows.censor[lo:hi], rows.day[lo:hi], rows.diurnal[lo:hi],
+                              rows.diurnal_var[lo:hi], np.arange(hi - lo), rows.extra[lo:hi])
+        ll, _ = block_log_factor(model, block)
+        # from the block's dependency axes (sorted) to the grid's (own axis first), 1 along
+        # those that move none of its results
+        dims = [d for d in tabs.dest if d in block.deps]
+        ll = np.transpose(ll, [block.deps.index(d) for d in dims])
+        out[k] = ll.reshape([n if d in block.deps else 1
+                             for d, n in zip(tabs.dest, tabs.grid, strict=True)])
     return out
 
 
@@ -590,7 +635,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     nd = len(vt.shape)
     eps = model.gross_error_rate
     log_q = _gross_log_density(model, flat) if eps > 0 else None
-    parts = [_into_joint(_axis_loglik(tabs, n, flat, eps, log_q), tabs.dest, nd)
+    parts = [_into_joint(_axis_loglik(model, tabs, n, flat, eps, log_q), tabs.dest, nd)
              for tabs in vt.axes]
     # symptoms: absent ones are additive over axes; present ones couple their cause axes
     n_sym = len(model.symptoms)
@@ -734,14 +779,14 @@ def posterior_rows(model: CompiledModel, evidences: list[Evidence],
     :meth:`Flat.of` gives them, which this reads instead of the evidences' blocks (the
     batch's reader of plain cases builds it without blocks: :mod:`neb_bayes.batch.plain`);
     the evidences give the rest (covariates, symptoms, context).  Returns ``(probabilities,
-    log_evidence, exact)``; a case with ``exact`` set (one this form does not cover, or whose
-    factors underflow) has no answer here (NaN): the caller computes it with
+    log_evidence, exact)``; a case with ``exact`` set (one whose factors underflow) has no
+    answer here (NaN): the caller computes it with
     :func:`~neb_bayes.inference.exact.infer_exact` from its full evidence.
     """
     n = len(evidences)
     probs = np.full((n, len(model.conditions) + 1), np.nan)
     log_ev = np.full(n, np.nan)
-    exact = flat.unsupported(n, len(model.axes))
+    exact = np.zeros(n, bool)
     bounds = np.searchsorted(flat.case, np.arange(n + 1))       # case i: rows bounds[i]:bounds[i+1]
     groups: dict[tuple, list[int]] = {}
     for i, ev in enumerate(evidences):

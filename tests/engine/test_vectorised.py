@@ -67,6 +67,47 @@ def test_simulated_cases_exercise_the_vectorised_path(sim_evidence):
     assert repeats >= 10
 
 
+def test_blocks_the_information_form_does_not_cover_take_the_block_engine():
+    """Three censored results on one axis, or a daily-rhythm result without its collection
+    time: that block's factor comes from the single-case engine's block function, the rest
+    of the case from the information form (no case is left to the single-case engine), with
+    the single-case engine's answer; alone or beside cases it covers."""
+    from neb_bayes.inference.vectorised import posterior_rows
+
+    def result(analyte, value, unit, **extra):
+        return {"analyte": analyte, "value": value, "unit": unit, **extra}
+
+    cases = [
+        {"id": "three-low-tsh", "patient": {"sex": "F", "age": 50},
+         "measurements": [result("TSH", "<0.01", "mIU/L", collected="09:00", day=d)
+                          for d in (0, 3, 9)] + [result("FT4", 31.0, "pmol/L"),
+                                                 result("cortisol", 350.0, "nmol/L",
+                                                        collected="08:00")],
+         "symptoms": {"present": ["tremor"], "absent": ["fatigue"]}},
+        {"id": "cortisol-no-time", "patient": {"sex": "M", "age": 61},
+         "measurements": [result("cortisol", 150.0, "nmol/L"), result("ACTH", 40.0, "pmol/L",
+                                                                       collected="08:00"),
+                          result("TSH", 2.0, "mIU/L", collected="09:00")]},
+        {"id": "both", "patient": {"sex": "F", "age": 33},
+         "measurements": [result("cortisol", ">1500", "nmol/L", collected="23:00", day=d)
+                          for d in (0, 1, 2)] + [result("cortisol", 90.0, "nmol/L"),
+                                                 result("TSH", 0.3, "mIU/L", collected="10:00")]},
+    ]
+    evs = [build_evidence(MODEL, read_case(c)) for c in cases]
+    evs += [build_evidence(MODEL, s.case) for s in simulate(MODEL, 20, seed=7)]
+    flat = Flat.of(evs)
+    odd = flat.exact_blocks(len(evs), len(MODEL.axes))
+    assert odd[:3].any(1).all() and not odd[3:].any()
+    probs, log_ev, exact = posterior_rows(MODEL, evs, flat)
+    assert not exact.any()
+    ref_probs, ref_log_ev = _reference(evs)
+    np.testing.assert_allclose(probs, ref_probs, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(log_ev, ref_log_ev, atol=1e-8, rtol=1e-10)
+    for i in range(3):
+        alone, _, _ = posterior_rows(MODEL, evs[i:i + 1], Flat.of(evs[i:i + 1]))
+        np.testing.assert_array_equal(alone[0], probs[i])
+
+
 def _with_censored_copies(case, rng):
     """Variants of a case with censored results beside observed ones in the same channel:
     the same day, another day, two of them, and beside a repeated result."""
