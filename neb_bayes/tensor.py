@@ -334,19 +334,22 @@ def _state_max(t: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4096)
-def _nesting(shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, tuple[int, ...]], ...]:
+def _nesting(shapes: tuple[tuple[int, ...], ...]
+             ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
     """:func:`merge_nested`'s plan for tables of these shapes (one number of dimensions):
-    each root's position and its guests' positions, in the order they are combined."""
+    the ``(guest, host)`` steps in the order they are taken (each table, smallest first,
+    into the first larger one that contains it), and the roots (the tables no larger one
+    contains), smallest first."""
     order = sorted(range(len(shapes)), key=lambda i: math.prod(shapes[i]))
     dims = [frozenset(d for d, n in enumerate(shapes[i]) if n > 1) for i in order]
-    n = len(order)
-    root = list(range(n))
-    for i in reversed(range(n)):
-        host = next((j for j in range(i + 1, n) if dims[i] <= dims[j]), None)
-        if host is not None:
-            root[i] = root[host]
-    return tuple((order[r], tuple(order[i] for i in range(n) if root[i] == r and i != r))
-                 for r in range(n) if root[r] == r)
+    steps, roots = [], []
+    for k, i in enumerate(order):
+        host = next((order[j] for j in range(k + 1, len(order)) if dims[k] <= dims[j]), None)
+        if host is None:
+            roots.append(i)
+        else:
+            steps.append((i, host))
+    return tuple(steps), tuple(roots)
 
 
 def merge_nested(tables: list[np.ndarray], combine: np.ufunc = np.add,
@@ -356,28 +359,27 @@ def merge_nested(tables: list[np.ndarray], combine: np.ufunc = np.add,
     for log-factors, ``np.multiply`` for tables on the probability scale.  Fewer, larger
     tables for what follows to read (a sum over the joint tensor, the batch engine's
     factors, every step of the contraction).  Smaller tables first, each into the first
-    larger one that contains it, and that one's host in turn: every table lands in a root
-    (a table that fits in no larger one), which gets all of them in one array.  A root
-    marked ``owned`` (made by the caller for this purpose) is combined into in place; any
-    other (it may be the caller's, or a view) is replaced by a new C-contiguous array, and
-    a root without guests is returned as it is."""
+    larger one that contains it (its host), which then goes into its own host in turn: every
+    table lands in a root (a table that fits in no larger one), and each combination costs
+    the size of its host, not of the root (the batch engine's largest root, 648 states, gets
+    two of its eight tables directly instead of all of them).  A table marked ``owned``
+    (made by the caller for this purpose) is combined into in place; any other host (it may
+    be the caller's, or a view) is replaced by a new C-contiguous array, and a root without
+    guests is returned as it is."""
     tables = [np.asarray(t) for t in tables]
     ndim = max(t.ndim for t in tables)
     tables = [t if t.ndim == ndim else t.reshape((1,) * (ndim - t.ndim) + t.shape)
               for t in tables]
-    owned = [False] * len(tables) if owned is None else owned
-    out = []
-    for r, hosted in _nesting(tuple(t.shape for t in tables)):
-        t = tables[r]
-        guests = [tables[i] for i in hosted]
-        if guests and not owned[r]:
-            first = np.empty(t.shape, np.result_type(t, *guests))
-            combine(t, guests[0], out=first)
-            t, guests = first, guests[1:]
-        for g in guests:
+    owned = [False] * len(tables) if owned is None else list(owned)
+    steps, roots = _nesting(tuple(t.shape for t in tables))
+    for guest, host in steps:
+        t, g = tables[host], tables[guest]
+        if owned[host]:
             combine(t, g, out=t)
-        out.append(t)
-    return out
+        else:
+            tables[host] = combine(t, g, out=np.empty(t.shape, np.result_type(t, g)))
+            owned[host] = True
+    return [tables[r] for r in roots]
 
 
 #: a chunk of :func:`contract_marginals` keeps its largest table under this many bytes
