@@ -28,6 +28,7 @@ every case gets the exact answer; a test holds the two engines equal.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
@@ -651,11 +652,19 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     # every factor to probability space on its own small scope (few exponentials), then
     # multiplied into the joint: no exponential over the joint states
     shift = np.zeros(n)
-    factors = []
-    for part in merge_nested(parts):
+    merged = merge_nested(parts)
+    shapes = tuple(f.shape[1:] for f in merged)
+    sizes = [math.prod(x) for x in shapes]
+    # the factors' tables one after another per case, each exp(part - its maximum), written
+    # in place
+    tables = np.empty((n, sum(sizes)))
+    at = 0
+    for part, size in zip(merged, sizes, strict=True):
         mx = part.max(axis=tuple(range(1, nd + 1)), keepdims=True)
         shift += mx.reshape(n)
-        factors.append(np.exp(part - mx))
+        out = tables[:, at:at + size].reshape(part.shape)
+        np.exp(np.subtract(part, mx, out=out), out=out)
+        at += size
     # the strata: the cases' covariates, found by object first (a chunk's cases share a few
     # objects, one per patient section: hashing each case's would cost ~1 us)
     objs = {id(ev.covariates): ev.covariates for ev in evs}
@@ -663,8 +672,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     prior = np.stack([_prior_prob(model, c, vt.order) for c in where])
     of = {k: where[c] for k, c in objs.items()}
     stratum = np.array([of[id(ev.covariates)] for ev in evs], dtype=np.int64)
-    tables = np.concatenate([f.reshape(n, -1) for f in factors], axis=1)
-    index = _factor_index(tuple(f.shape[1:] for f in factors), vt.shape, vt.order)
+    index = _factor_index(shapes, vt.shape, vt.order)
     # present symptoms: p(present | s) = sum_k w_k prod_y P(y | k, s) / sum_k w_k (the
     # normaliser of w is already in ``parts``); every factor, the prior and the present
     # symptoms multiplied per joint state and summed into the marginals in one pass
