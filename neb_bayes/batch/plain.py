@@ -291,13 +291,15 @@ class PlainReader:
         if not texts:
             return np.zeros(0, bool)
         sc = scan_chunk(texts)
+        spans, text = sc.spans.tolist(), sc.text     # (Python ints: no numpy scalar per case)
 
         def case_id(c: int) -> str:
-            return sc.part(sc.spans[c, 0], sc.spans[c, 1]).decode()
+            s = spans[c]
+            return text[s[0]:s[1]].decode()
 
         def person(c: int) -> _Person | None:
-            s = sc.spans[c]
-            return self._person_text(None if s[2] < 0 else sc.part(s[2], s[3]))
+            s = spans[c]
+            return self._person_text(None if s[2] < 0 else text[s[2]:s[3]])
 
         return self._add_columns(_Columns(
             ok=sc.ok, first=sc.first, form=sc.form,
@@ -374,9 +376,17 @@ class PlainReader:
                 (value > 0.0) & (value < _INF) & (scale[fid] > 0.0) & (canonical > 0.0)
                 & (lo[fid] <= canonical) & (canonical <= hi[fid])))
         censor = np.zeros(fid.size, np.int64)
+        # values written as text (mostly censored ones at an assay's limit: a chunk has few
+        # distinct ones), each distinct (text, form) read once
+        read_as: dict[tuple[str, int], tuple | None] = {}
         for r in np.flatnonzero(text_value & good).tolist():
-            f = forms[fid[r]]
-            if (read := plain_value(cols.value_text(r), f[2], f[3])) is None:
+            key = (cols.value_text(r), int(fid[r]))
+            try:
+                read = read_as[key]
+            except KeyError:
+                f = forms[key[1]]
+                read = read_as[key] = plain_value(key[0], f[2], f[3])
+            if read is None:
                 good[r] = False
             else:
                 canonical[r], censor[r] = read[0], CENSOR_CODE[read[1]]
@@ -411,17 +421,20 @@ class PlainReader:
         persons: list[_Person] = []
         cases: list[tuple] = []
         pid = np.zeros(n, np.int64)
+        # (Python ints in the loop: no numpy scalar per case)
+        p_list, a_list, f_list = p_at.tolist(), a_at.tolist(), first.tolist()
         for c in np.flatnonzero(cols.ok & (bad == 0) & ~sym_bad).tolist():
             person = cols.person(c)
             if person is None:
                 continue
             case_id = cols.case_id(c).strip()
-            p0, p1, a0, a1 = p_at[c], p_at[c + 1], a_at[c], a_at[c + 1]
-            if not case_id or (first[c] == first[c + 1] and p0 == p1 and a0 == a1):
+            p0, p1, a0, a1 = p_list[c], p_list[c + 1], a_list[c], a_list[c + 1]
+            if not case_id or (f_list[c] == f_list[c + 1] and p0 == p1 and a0 == a1):
                 continue
-            pid[c] = people.setdefault(id(person), len(persons))
-            if pid[c] == len(persons):
+            k = people.setdefault(id(person), len(persons))
+            if k == len(persons):
                 persons.append(person)
+            pid[c] = k
             cases.append((c, person, case_id, p_model[p0:p1], a_model[a0:a1]))
             taken[c] = True
         # the results that context, age or a daily rhythm move: their adjustments, once per
@@ -456,9 +469,9 @@ class PlainReader:
                 in_case &= taken[case_of]
                 cases = [x for x in cases if taken[x[0]]]
         # the evidence of each case read (results no channel models: listed as not used)
-        unused_r = np.r_[0, np.cumsum(taken[case_of] & (ch_r < 0))]
+        unused_r = np.r_[0, np.cumsum(taken[case_of] & (ch_r < 0))].tolist()
         for c, person, case_id, present, absent in cases:
-            r0, r1 = first[c], first[c + 1]
+            r0, r1 = f_list[c], f_list[c + 1]
             unused = () if unused_r[r1] == unused_r[r0] else tuple(
                 NotUsed(f"measurements[{r - r0}]", forms[fid[r]][1])
                 for r in range(r0, r1) if ch_r[r] < 0)
