@@ -251,6 +251,14 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
         for d in range(nd - 2, -1, -1):
             digit[r, d] = rest % shape[d]
             rest //= shape[d]
+    # the outermost digit each run changes from the one before (its carry level): a case's
+    # offset into its symptom table moves by its step for that level
+    carry = np.zeros(runs, np.int64)
+    for r in range(1, runs):
+        c = nd - 2
+        while c > 0 and digit[r, c] == 0:
+            c -= 1
+        carry[r] = c
     key = np.empty(N, np.int64)
     for i in range(N):
         key[i] = ((count[i] > 0) * prior.shape[0] + stratum[i]) * N + i
@@ -269,6 +277,7 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
     ustr = np.zeros((nd, B), np.int64)     # each case's symptom-grid strides
     sbase = np.zeros(B, np.int64)          # where each case's symptom table starts in ``sym``
     ub = np.zeros(B, np.int64)
+    step = np.zeros((max(nd - 1, 1), B), np.int64)   # each case's offset change per carry level
     pos = np.zeros(B, np.int64)
     v = np.empty(B)
     run = np.empty(B)
@@ -315,13 +324,20 @@ def fused_joint(prior, stratum, factors, index, present, ids, start, count, w, s
                 lacc[t, b] = 0.0
         ul = ustr[nd - 1]
         prow = prior_flat[pos[0]:pos[0] + J]
-        for r in range(runs):
-            if any_sym:
+        if any_sym:
+            for b in range(nb):
+                ub[b] = sbase[b]
+            for c in range(nd - 1):
                 for b in range(nb):
-                    u = sbase[b]
-                    for d in range(nd - 1):
-                        u += digit[r, d] * ustr[d, b]
-                    ub[b] = u
+                    dx = ustr[c, b]
+                    for d in range(c + 1, nd - 1):
+                        dx -= (shape[d] - 1) * ustr[d, b]
+                    step[c, b] = dx
+        for r in range(runs):
+            if any_sym and r > 0:
+                sr = step[carry[r]]
+                for b in range(nb):
+                    ub[b] += sr[b]
             for b in range(nb):
                 run[b] = 0.0
             for t in range(last):

@@ -300,6 +300,27 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
             np.testing.assert_array_equal(got[i], one[0])
 
 
+def test_grid_index_gives_each_grid_points_entry_in_a_table():
+    """A grid over some axes (last fastest): each point's entry in a table with other strides,
+    as numpy's index arithmetic gives it, in the grid's order."""
+    from neb_bayes.inference import kernels
+
+    shape = np.array([2, 3, 4, 5])
+    rng = np.random.default_rng(4)
+    for on in ([True, False, True, True], [False, False, False, True], [False] * 4, [True] * 4):
+        gstride, m = np.zeros(4, np.int64), 1
+        for d in range(3, -1, -1):
+            if on[d]:
+                gstride[d], m = m, m * int(shape[d])
+        stride = rng.integers(0, 50, 4)
+        idx = np.empty(int(np.prod(shape)), np.int64)
+        assert kernels.grid_index(stride, gstride, shape, 7, idx) == m
+        axes = [d for d in range(4) if on[d]]
+        digits = np.stack(np.unravel_index(np.arange(m), tuple(int(shape[d]) for d in axes)),
+                          axis=1) if axes else np.zeros((1, 0), np.int64)
+        np.testing.assert_array_equal(idx[:m], 7 + digits @ stride[axes])
+
+
 def test_channel_stats_equal_dense_linear_algebra():
     """The per-channel GLS statistics (one compiled pass over the results sorted by case and
     channel) equal numpy's inverse and log-determinant of each case's channel covariance:
