@@ -280,7 +280,8 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
             log.debug("the engine failed on a chunk's plain cases", exc_info=True)
             exact = np.ones(len(plain_items), bool)
         for k in np.flatnonzero(exact).tolist():
-            # a case the vectorised form does not cover: the full path gives its evidence
+            # a case the vectorised form could not compute (its factors underflow): the full
+            # path gives its evidence (and infer_exact its probabilities)
             idx, item, parsed = plain_items[k]
             read(idx, item, parse_item(item) if parsed is None else parsed)
         took = np.flatnonzero(~exact).tolist()
