@@ -108,6 +108,40 @@ def test_blocks_the_information_form_does_not_cover_take_the_block_engine():
         np.testing.assert_array_equal(alone[0], probs[i])
 
 
+def test_uncovered_blocks_read_with_the_cases_context_and_without_a_sex():
+    """An uncovered block (three censored copies of a result) in cases whose context shifts a
+    latent distribution (the derived model's latents) or that give no sex (the model's full
+    states): its factor as the single-case engine's, the case's answer equal to it."""
+    import copy
+
+    import yaml
+
+    from neb_bayes.inference.vectorised import posterior_rows
+
+    evs = []
+    for path in sorted((EXAMPLES / "context").glob("*_with.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        first = data["measurements"][0]
+        if not isinstance(first.get("value"), (int, float)):
+            continue
+        for sign, sexless in (("<", False), (">", True)):
+            case = copy.deepcopy(data)
+            case["measurements"] += [dict(first, value=f"{sign}{first['value']}", day=d)
+                                     for d in (1, 2, 3)]
+            if sexless:
+                case["patient"].pop("sex", None)
+            evs.append(build_evidence(MODEL, read_case(case)))
+    shifted = [ev for ev in evs if ev.lat_shift]
+    assert len(shifted) >= 4 and any(ev.covariates.sex is None for ev in evs)
+    flat = Flat.of(evs)
+    assert flat.unsupported(len(evs), len(MODEL.axes)).all()
+    probs, log_ev, exact = posterior_rows(MODEL, evs, flat)
+    assert not exact.any()
+    ref_probs, ref_log_ev = _reference(evs)
+    np.testing.assert_allclose(probs, ref_probs, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(log_ev, ref_log_ev, atol=1e-8, rtol=1e-10)
+
+
 def _with_censored_copies(case, rng):
     """Variants of a case with censored results beside observed ones in the same channel:
     the same day, another day, two of them, and beside a repeated result."""
