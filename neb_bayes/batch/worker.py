@@ -320,20 +320,17 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
         cols.unassessed.append(_unassessed(model, frozenset(b.axis for b in ev.blocks)))
     cols.probs.append(probs.reshape(len(good), len(model.conditions) + 1))
     # input order (plain cases have no draws: ``bounds`` is only made without them)
-    items = np.array(cols.item, dtype=np.int64)
-    order = np.argsort(items, kind="stable")
-    in_order = bool(np.all(order == np.arange(order.size)))
+    order = np.argsort(np.array(cols.item, dtype=np.int64), kind="stable")
 
     def ordered(values: list) -> list:
-        return values if in_order else [values[i] for i in order.tolist()]
+        return [values[i] for i in order.tolist()]
 
-    all_probs = np.concatenate(cols.probs)
     table = results_table(
         model.conditions,
-        items=items if in_order else items[order],
+        items=ordered(cols.item),
         case_ids=ordered(cols.case_id),
         sources=ordered(cols.source),
-        probs=all_probs if in_order else all_probs[order],
+        probs=np.concatenate(cols.probs)[order],
         n_used=ordered(cols.n_used),
         n_not_used=ordered(cols.n_not_used),
         n_warnings=ordered(cols.n_warnings),

@@ -478,21 +478,24 @@ def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv:
         keep = obs[rows]
         return reps[keep], rows[keep]
 
-    def downdate(h: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        """For censored rows ``has[h]`` and observed rows ``rows`` of their cases: the
-        coefficient ``k`` (p, S), ``1 / (C^-1)_jj`` (p, S) and ``e`` (p, S, R)."""
-        n, cj, cw = case[rows], ch[rows], ch[has[h]]
-        p = at[rows]
-        a, nd = per["a"][p], per["nd"][p]
-        Mi = M_inv[n]                                                      # (p, S, K, K)
-        Lj, Lw = L[cj], L[cw]
-        b_j = (bw[h] * (brow[h] == rows[:, None])).sum(-1)
-        k = b_j[:, None] + f[h, None] * a[:, None] * np.einsum("pk,pskl,pl->ps", Lj, Mi, Lw)
-        cjj = nd[:, None] - a[:, None] ** 2 * np.einsum("pk,pskl,pl->ps", Lj, Mi, Lj)
+    def residual(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For observed rows ``rows``: ``1 / (C^-1)_jj`` (p, S) and the leave-one-out
+        residual ``e`` (p, S, R)."""
+        n, cj, p = case[rows], ch[rows], at[rows]
+        a, Lj = per["a"][p], L[cj]
+        cjj = per["nd"][p][:, None] - a[:, None] ** 2 * np.einsum("pk,pskl,pl->ps", Lj,
+                                                                  M_inv[n], Lj)
         fit = tabs.mu[cj] + np.einsum("pk,psrk->psr", Lj, post_mean[n]).reshape(rows.size, G)
         u = per["ry"][p][:, None] - a[:, None] * fit - (per["rd"][p][:, None] * tabs.amp[cj])
-        e = u.reshape(rows.size, S, -1) / cjj[:, :, None]
-        return k, 1.0 / cjj, e
+        return 1.0 / cjj, u.reshape(rows.size, S, -1) / cjj[:, :, None]
+
+    def coefficient(h: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The coefficient ``k`` (p, S) of observed rows ``rows`` in the regressions of the
+        censored rows ``has[h]`` of their cases."""
+        a = per["a"][at[rows]]
+        b_j = (bw[h] * (brow[h] == rows[:, None])).sum(-1)
+        return b_j[:, None] + f[h, None] * a[:, None] * np.einsum(
+            "pk,pskl,pl->ps", L[ch[rows]], M_inv[case[rows]], L[ch[has[h]]])
 
     def mass(w: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
         """log P(censored row has[w] beyond its limit), ``mean`` (p, S, R), ``var`` (p, S)."""
@@ -505,7 +508,8 @@ def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv:
         out[has[i1]] = ll_obs[n1]
         q, rows = observed_of(i1)
         if rows.size:
-            k, inv_c, e = downdate(i1[q], rows)
+            inv_c, e = residual(rows)
+            k = coefficient(i1[q], rows)
             mean = mean_w[i1[q]] - k[:, :, None] * e
             var = var_w[q] + k * k * inv_c
             out[rows] = (ll_obs[case[rows]] - cond[rows]
@@ -518,8 +522,8 @@ def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv:
         out[has[b]] = ll_obs[na] + mass(a, mean_w[a], var_a).reshape(a.size, G)
         q, rows = observed_of(a)
         if rows.size:
-            ka, inv_c, e = downdate(a[q], rows)
-            kb, _, _ = downdate(b[q], rows)
+            inv_c, e = residual(rows)
+            ka, kb = coefficient(a[q], rows), coefficient(b[q], rows)
             mean_a = mean_w[a[q]] - ka[:, :, None] * e
             mean_b = mean_w[b[q]] - kb[:, :, None] * e
             va = var_a[q] + ka * ka * inv_c
