@@ -45,7 +45,11 @@ def test_optimal_order_has_the_least_total_work_of_all_orders(seed):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("exact_max", [0, 12])
-def test_contraction_equals_the_joint_tensor_with_either_order(seed, exact_max, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_contraction_equals_the_joint_tensor_with_either_order(seed, exact_max, compiled,
+                                                                monkeypatch):
+    """Both the compiled loops and numpy (whichever the test process would pick)."""
+    monkeypatch.setattr(tensor, "use_compiled", lambda: compiled)
     monkeypatch.setattr(tensor, "EXACT_ORDER_MAX", exact_max)
     monkeypatch.setattr(tensor, "_ORDERS", {})
     rng = np.random.default_rng(100 + seed)
