@@ -240,6 +240,9 @@ class LabBlock:
                         data["cen_lw"] = gs["cen_lw"][idx]
                         data["kr"] = gs["kr"][idx]
                 self.parts.append((idx, data))
+        # each part with the shared arrays, kept: the compiled kernel's arguments are then
+        # assembled once per part (:func:`_kernel_args`), not at every evaluation
+        self._merged = [(idx, self.structure(data), self.shared | data) for idx, data in self.parts]
 
     def structure(self, data: dict) -> tuple[bool, bool, int]:
         """(censored result, gross errors, latents) of a part: the compiled formula it needs."""
@@ -250,10 +253,9 @@ class LabBlock:
         (``evaluate(structure, params, data)``) by a compiled formula."""
         params = self._padded(params)
         out = np.empty((self.n_rows, self.n_unique))
-        for idx, data in self.parts:
-            d = self.shared | data
+        for idx, structure, d in self._merged:
             out[idx] = (lab_loglik(Ops(False), *params, d, self.K) if evaluate is None
-                        else evaluate(self.structure(data), params, d))
+                        else evaluate(structure, params, d))
         return out[:, self.inverse]
 
     def on_people(self, values: np.ndarray, n: int) -> np.ndarray:
@@ -271,9 +273,8 @@ class LabBlock:
                              self.distinct_starts, axis=1)
         params = self._padded(params)
         grads = [np.zeros(np.shape(p)) for p in params]
-        for idx, data in self.parts:
-            for g, x in zip(grads, evaluate(self.structure(data), params, self.shared | data,
-                                            ct[idx]), strict=True):
+        for idx, structure, d in self._merged:
+            for g, x in zip(grads, evaluate(structure, params, d, ct[idx]), strict=True):
                 g += x
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]
@@ -308,20 +309,22 @@ def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
     """:func:`~neb_bayes.inference.lab_kernels.lab_factor`'s arguments up to ``gross``, for
     one part (empty arrays for what its structure lacks, so one compiled version serves
     every structure)."""
-    censored, gross, _ = structure
-
     def f(x):
         return np.ascontiguousarray(x, dtype=float)
 
-    cen = ((d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored
-           else (_NONE_I,) + (_NONE_1,) * 6)
-    gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
-            *((f(d["cen_lw"]), f(d["kr"])) if censored else (_NONE_1, _NONE_2))) if gross
-           else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2 + (_NONE_2,))
+    data = d.get("_kernel_data")
+    if data is None:     # the part's arrays, once (kept in ``d``, which a LabBlock keeps)
+        censored, gross, _ = structure
+        cen = ((d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored
+               else (_NONE_I,) + (_NONE_1,) * 6)
+        gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
+                *((f(d["cen_lw"]), f(d["kr"])) if censored else (_NONE_1, _NONE_2))) if gross
+               else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2 + (_NONE_2,))
+        data = d["_kernel_data"] = (d["L_k"], f(d["effect"]), f(d["amp"]), d["own"],
+                                    d["corr_k"], d["A_k"], *(f(d[name]) for name in STATS),
+                                    *cen, *gro, censored, gross)
     n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
-    return (f(params[0][:, :n_lat]), f(params[1][:, :n_lat]), f(params[2]), d["L_k"],
-            f(d["effect"]), f(d["amp"]), d["own"], d["corr_k"], d["A_k"],
-            *(f(d[name]) for name in STATS), *cen, *gro, censored, gross)
+    return (f(params[0][:, :n_lat]), f(params[1][:, :n_lat]), f(params[2]), *data)
 
 
 def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarray:
