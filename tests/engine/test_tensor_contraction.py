@@ -48,7 +48,8 @@ def test_optimal_order_has_the_least_total_work_of_all_orders(seed):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_contraction_equals_the_joint_tensor_with_either_order(seed, exact_max, compiled,
                                                                 monkeypatch):
-    """Both the compiled loops and numpy (whichever the test process would pick)."""
+    """On the compiled loops and on numpy, not only on whichever the test process picks
+    (the compiled ones where numba is already loaded)."""
     monkeypatch.setattr(tensor, "use_compiled", lambda: compiled)
     monkeypatch.setattr(tensor, "EXACT_ORDER_MAX", exact_max)
     monkeypatch.setattr(tensor, "_ORDERS", {})
