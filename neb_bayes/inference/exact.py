@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property, lru_cache
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr, owens_t
 
 from neb_bayes.accel import use_compiled
 from neb_bayes.evidence import Block, Evidence
@@ -27,6 +26,30 @@ from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import distinct_rows, move_axis
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+# scipy.special on first use (~0.22 s to import, scipy.linalg with it): a report whose results
+# are all observed needs none of these, and a one-shot `neb-bayes report` starts that much
+# sooner
+def ndtr(x):
+    """``scipy.special.ndtr``."""
+    import scipy.special
+
+    return scipy.special.ndtr(x)
+
+
+def log_ndtr(x):
+    """``scipy.special.log_ndtr``."""
+    import scipy.special
+
+    return scipy.special.log_ndtr(x)
+
+
+def owens_t(h, a):
+    """``scipy.special.owens_t``."""
+    import scipy.special
+
+    return scipy.special.owens_t(h, a)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,11 +13,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import ndtr
 
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.inference.exact import ExactPosterior, block_moments, gross_mixture
 from neb_bayes.model.compiled import CompiledModel
+
+
+def ndtr(x) -> np.ndarray:
+    """The standard normal CDF, ``erfc(-x / sqrt 2) / 2`` by the standard library's ``erfc``
+    (within 2e-13 relative of ``scipy.special.ndtr`` down to -30; ~65 ns a value, the ~5,000-9,000
+    values of a report's latent summaries ~0.5 ms): a report whose results are all observed
+    then imports no scipy.special (~0.2 s of a one-shot `neb-bayes report`)."""
+    x = np.multiply(x, -1.0 / math.sqrt(2.0))
+    return 0.5 * np.fromiter(map(math.erfc, x.ravel().tolist()), float,
+                             count=x.size).reshape(x.shape)
+
 
 #: gross-error components with less posterior weight than this are left out of the summaries
 MIN_COMPONENT_WEIGHT = 1e-9
