@@ -239,10 +239,9 @@ class LabBlock:
                     if censored:
                         data["cen_lw"] = gs["cen_lw"][idx]
                         data["kr"] = gs["kr"][idx]
-                self.parts.append((idx, data))
-        # each part with the shared arrays, kept: the compiled kernel's arguments are then
-        # assembled once per part (:func:`_kernel_args`), not at every evaluation
-        self._merged = [(idx, self.structure(data), self.shared | data) for idx, data in self.parts]
+                # with the shared arrays, kept: the compiled kernel's arguments are then
+                # assembled once per part (:func:`_kernel_args`), not at every evaluation
+                self.parts.append((idx, self.shared | data))
 
     def structure(self, data: dict) -> tuple[bool, bool, int]:
         """(censored result, gross errors, latents) of a part: the compiled formula it needs."""
@@ -253,9 +252,9 @@ class LabBlock:
         (``evaluate(structure, params, data)``) by a compiled formula."""
         params = self._padded(params)
         out = np.empty((self.n_rows, self.n_unique))
-        for idx, structure, d in self._merged:
+        for idx, d in self.parts:
             out[idx] = (lab_loglik(Ops(False), *params, d, self.K) if evaluate is None
-                        else evaluate(structure, params, d))
+                        else evaluate(self.structure(d), params, d))
         return out[:, self.inverse]
 
     def on_people(self, values: np.ndarray, n: int) -> np.ndarray:
@@ -273,8 +272,8 @@ class LabBlock:
                              self.distinct_starts, axis=1)
         params = self._padded(params)
         grads = [np.zeros(np.shape(p)) for p in params]
-        for idx, structure, d in self._merged:
-            for g, x in zip(grads, evaluate(structure, params, d, ct[idx]), strict=True):
+        for idx, d in self.parts:
+            for g, x in zip(grads, evaluate(self.structure(d), params, d, ct[idx]), strict=True):
                 g += x
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]

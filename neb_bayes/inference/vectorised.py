@@ -247,11 +247,6 @@ class Flat:
         return _not_covered(self.case * n_axes + self.axis, self.censor, self.diurnal_var,
                             n_cases * n_axes).reshape(n_cases, n_axes)
 
-    def unsupported(self, n_cases: int, n_axes: int) -> np.ndarray:
-        """The cases with a block the information form does not cover
-        (:meth:`exact_blocks`)."""
-        return self.exact_blocks(n_cases, n_axes).any(1)
-
 
 def _not_covered(block: np.ndarray, censor: np.ndarray, diurnal_var: np.ndarray,
                  n_blocks: int) -> np.ndarray:

@@ -55,7 +55,7 @@ def test_equal_to_single_case_engine_on_simulated_cases(sim_evidence):
 def test_simulated_cases_exercise_the_vectorised_path(sim_evidence):
     """Most cases are computed by the information form (the equality test has teeth)."""
     flat = Flat.of(sim_evidence)
-    bad = flat.unsupported(len(sim_evidence), len(MODEL.axes))
+    bad = flat.exact_blocks(len(sim_evidence), len(MODEL.axes)).any(1)
     censored = {int(i) for i in flat.case[flat.censor != 0]}
     repeats = sum(len(set(b.channel.tolist())) < b.n for ev in sim_evidence for b in ev.blocks)
     assert bad.mean() < 0.1
@@ -134,7 +134,7 @@ def test_uncovered_blocks_read_with_the_cases_context_and_without_a_sex():
     shifted = [ev for ev in evs if ev.lat_shift]
     assert len(shifted) >= 4 and any(ev.covariates.sex is None for ev in evs)
     flat = Flat.of(evs)
-    assert flat.unsupported(len(evs), len(MODEL.axes)).all()
+    assert flat.exact_blocks(len(evs), len(MODEL.axes)).any(1).all()
     probs, log_ev, exact = posterior_rows(MODEL, evs, flat)
     assert not exact.any()
     ref_probs, ref_log_ev = _reference(evs)
@@ -177,7 +177,7 @@ def test_censored_result_beside_observed_ones_in_its_channel():
     sims = simulate(MODEL, 30, seed=41)
     evs = [build_evidence(MODEL, c) for s in sims for c in _with_censored_copies(s.case, rng)]
     flat = Flat.of(evs)
-    assert flat.unsupported(len(evs), len(MODEL.axes)).mean() < 0.2
+    assert flat.exact_blocks(len(evs), len(MODEL.axes)).any(1).mean() < 0.2
     probs, log_ev = posterior_batch(MODEL, evs)
     ref_probs, ref_log_ev = _reference(evs)
     np.testing.assert_allclose(probs, ref_probs, atol=1e-10, rtol=0)
