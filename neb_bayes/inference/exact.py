@@ -394,6 +394,13 @@ def _step_pieces(t_first: np.ndarray, conditionals) -> tuple[np.ndarray, np.ndar
     Gauss-Legendre nodes ``(pieces, nodes)``, each piece's width ``(pieces, 1)`` and grid point
     (flat index).
     """
+    start, width, at = _pieces(t_first, conditionals)
+    return start + width * _GL_NODES, width, at
+
+
+def _pieces(t_first: np.ndarray, conditionals) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of :func:`_step_pieces`: each one's start and width ``(pieces, 1)`` and
+    grid point (flat index)."""
     hi = np.minimum(t_first, 9.0)
     lo = np.minimum(-9.0, hi - 2.0)
     cuts = [lo, hi]
@@ -406,19 +413,22 @@ def _step_pieces(t_first: np.ndarray, conditionals) -> tuple[np.ndarray, np.ndar
     cuts = np.sort(np.stack(cuts, axis=-1), axis=-1)                       # (..., n + 1)
     width = np.diff(cuts, axis=-1).reshape(-1)                             # (G * n,)
     live = np.flatnonzero(~(width <= 0))          # (a NaN width stays: NaN propagates)
-    at = live // n                                                         # grid point
-    width = width[live, None]
-    z = cuts[..., :-1].reshape(-1)[live, None] + width * _GL_NODES          # (pieces, nodes)
-    return z, width, at
+    return cuts[..., :-1].reshape(-1)[live, None], width[live, None], live // n
 
 
 def _sum_pieces(z: np.ndarray, width: np.ndarray, at: np.ndarray, f: np.ndarray,
                 size: int) -> np.ndarray:
     """``sum`` over each grid point's pieces (in order) of the integral of ``phi(z) f`` by the
     Gauss-Legendre rule, clipped to [0, 1]: ``(size,)``."""
-    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    piece = np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
+    piece = _piece_sums(z, width, f)
     return np.clip(np.bincount(at, weights=piece, minlength=size), 0.0, 1.0)
+
+
+def _piece_sums(z: np.ndarray, width: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Each piece's integral of ``phi(z) f`` by the Gauss-Legendre rule at its nodes ``z``
+    (``(pieces, nodes)``; ``f`` broadcast to them): ``(pieces,)``."""
+    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    return np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
 
 
 #: grid points per call of the four-dimensional CDF's inner trivariate CDF: bounds its
@@ -517,22 +527,97 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
     distinct, power = _equal_columns(np.stack([t, r, s]), single)
     used = distinct + [i for pq in pairs for i in pq]
     col = {i: q for q, i in enumerate(used)}
+    pair_cols = [(col[j], col[k]) for j, k in pairs]
     for lo in range(0, t.shape[0], FACTOR_BLOCK):
         part = slice(lo, lo + FACTOR_BLOCK)
-        tb, rb, sb = t[part][:, used], r[part][:, used], s[part][:, used]
-        z, width, at = _step_pieces(np.full(tb.shape[0], np.inf),
-                                    [(tb[:, q], rb[:, q], sb[:, q]) for q in range(len(used))])
-        # each variable's standardised limit given the factor: (pieces, used, nodes)
-        given = (tb[at, :, None] - rb[at, :, None] * z[:, None, :]) / sb[at, :, None]
-        nd = ndtr(given[:, :len(distinct)])
-        f = np.prod(nd, axis=1)
-        for q, k in enumerate(power):
-            for _ in range(k - 1):
-                f *= nd[:, q]
-        for (j, k), rh in zip(pairs, rho, strict=True):
-            f *= bivariate_normal_cdf(given[:, col[j]], given[:, col[k]], rh[part][at, None])
-        out[live[part]] = _sum_pieces(z, width, at, f, tb.shape[0])
+        out[live[part]] = _factor_block(t[part][:, used], r[part][:, used], s[part][:, used],
+                                        power, pair_cols, [rh[part] for rh in rho])
     return out.reshape(grid)
+
+
+def _factor_block(t: np.ndarray, r: np.ndarray, s: np.ndarray, power: list[int],
+                  pair_cols: list[tuple[int, int]], pair_rho: list[np.ndarray]) -> np.ndarray:
+    """:func:`factor_normal_cdf` at ``G`` grid points from each used variable's standardised
+    limit ``t``, loading ``r`` and residual standard deviation ``s`` (``(G, used)``: the
+    distinct singletons, then the pairs' columns ``pair_cols`` with correlations
+    ``pair_rho``, each ``(G,)``): ``(G,)``.
+
+    Each piece of the range is one of three kinds, by each variable's limit given the factor
+    at the piece's ends (linear between):
+
+    - *flat*: every limit at least :data:`FLAT_LIMIT` (each CDF within 7e-16 of 1) or
+      constant (a variable that loads nothing): the integrand is phi times a constant, the
+      product at the piece's midpoint;
+    - *beyond*: some variable's limit at most ``-FLAT_LIMIT`` throughout (its CDF below
+      7e-16): integrated only where a bound on the piece's integral is not negligible
+      (:data:`BEYOND_TOL`) beside the rest of its point's mass (:func:`_beyond_bound`);
+    - the others, by the nodes of the composite Gauss-Legendre rule.
+    """
+    n = t.shape[0]
+    start, width, at = _pieces(np.full(n, np.inf), [(t[:, q], r[:, q], s[:, q])
+                                                     for q in range(t.shape[1])])
+    ta, ra, sa = t[at], r[at], s[at]                                       # (pieces, used)
+    ends = (ta[..., None] - ra[..., None] * np.stack([start, start + width], -1)) / sa[..., None]
+    lowest, highest = ends.min(axis=-1), ends.max(axis=-1)
+    flat = np.all((lowest >= FLAT_LIMIT) | (ra == 0.0), axis=1)
+    beyond = ~flat & np.any(highest <= -FLAT_LIMIT, axis=1)
+
+    def integrate(sel: np.ndarray, midpoint: bool = False) -> np.ndarray:
+        z = start[sel] + width[sel] * _GL_NODES
+        zz = start[sel] + 0.5 * width[sel] if midpoint else z
+        # each variable's standardised limit given the factor: (pieces, used, nodes)
+        given = (ta[sel, :, None] - ra[sel, :, None] * zz[:, None, :]) / sa[sel, :, None]
+        f = _factor_integrand(given, power, pair_cols, [rh[at[sel], None] for rh in pair_rho])
+        return _piece_sums(z, width[sel], f)
+
+    total = np.zeros(n)
+    for sel, midpoint in ((np.flatnonzero(flat), True), (np.flatnonzero(~flat & ~beyond), False)):
+        if sel.size:
+            total += np.bincount(at[sel], weights=integrate(sel, midpoint), minlength=n)
+    sel = np.flatnonzero(beyond)
+    if sel.size:
+        bound = _beyond_bound(start[sel], width[sel], highest[sel], ra[sel] / sa[sel], power,
+                              pair_cols)
+        sel = sel[~(bound <= BEYOND_TOL * total[at[sel]])]
+        if sel.size:
+            total += np.bincount(at[sel], weights=integrate(sel), minlength=n)
+    return np.clip(total, 0.0, 1.0)
+
+
+def _beyond_bound(start: np.ndarray, width: np.ndarray, highest: np.ndarray, slope: np.ndarray,
+                  power: list[int], pair_cols: list[tuple[int, int]]) -> np.ndarray:
+    """An upper bound on the integral of phi times :func:`factor_normal_cdf`'s integrand
+    over each piece (``start``, ``width``: ``(pieces, 1)``), from each variable's highest
+    limit given the factor on the piece ``highest`` and the rate it changes at ``slope``
+    (``r / s``; ``(pieces, used)``): the integrand is at most any one variable's CDF (to its
+    power), and where that variable's limit is ``h`` at most and falls at rate ``m`` the
+    integral of its CDF is at most ``(h Phi(h) + phi(h)) / m`` (else the width times
+    ``Phi(h)``); phi at most its value nearest 0.  ``(pieces,)``."""
+    k = np.ones(highest.shape[1])
+    k[:len(power)] = power
+    cdf = ndtr(highest)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tail = (highest * cdf + np.exp(-0.5 * highest * highest) / math.sqrt(2 * math.pi))
+        along = np.where(slope != 0.0, np.abs(tail / slope), np.inf)
+        each = cdf ** (k - 1) * np.fmin(width * cdf, 1.01 * along)
+    nearest = np.clip(0.0, start, start + width)[:, 0]
+    return np.exp(-0.5 * nearest * nearest) / math.sqrt(2 * math.pi) * np.nanmin(each, axis=1)
+
+
+def _factor_integrand(given: np.ndarray, power: list[int], pair_cols: list[tuple[int, int]],
+                      pair_rho: list[np.ndarray]) -> np.ndarray:
+    """The product of :func:`factor_normal_cdf`'s CDFs given the factor, from each
+    variable's standardised limit ``given`` ``(pieces, used, nodes)``: the distinct
+    singletons' normal CDFs, each to its ``power``, and the pairs' bivariate ones (at
+    columns ``pair_cols``, correlations ``pair_rho``)."""
+    nd = ndtr(given[:, :len(power)])
+    f = np.prod(nd, axis=1)
+    for q, k in enumerate(power):
+        for _ in range(k - 1):
+            f *= nd[:, q]
+    for (j, k), rh in zip(pair_cols, pair_rho, strict=True):
+        f *= bivariate_normal_cdf(given[:, j], given[:, k], rh)
+    return f
 
 
 def _equal_columns(x: np.ndarray, columns: list[int]) -> tuple[list[int], list[int]]:
@@ -554,6 +639,15 @@ def _equal_columns(x: np.ndarray, columns: list[int]) -> tuple[list[int], list[i
 
 #: grid points per pass of :func:`factor_normal_cdf` (its node arrays stay ~10 MB)
 FACTOR_BLOCK = 256
+
+#: a piece of :func:`factor_normal_cdf`'s range where each variable's limit given the factor
+#: is at least this (Phi within 7e-16 of 1) has a constant integrand but for phi (the pieces
+#: end 8 conditional standard deviations from each step; the margin is for rounding)
+FLAT_LIMIT = 8.0 - 1e-9
+
+#: a piece beyond some variable's step is left out where a bound on its integral is at most
+#: this fraction of the rest of its grid point's mass (below the sum's rounding)
+BEYOND_TOL = 1e-17
 
 #: a covariance counts as a factor plus a residual of singletons and pairs when it is within
 #: this much (relative to the standard deviations) of it; the CDF moves by about as much

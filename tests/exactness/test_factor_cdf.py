@@ -134,6 +134,37 @@ def test_factor_rule_in_the_far_tail_against_adaptive_quadrature():
         assert p == pytest.approx(ref, rel=1e-8, abs=1e-300)
 
 
+@pytest.mark.parametrize("c, pairs, reps", [(3, (), 1), (4, (), 3), (5, (), 4), (4, ((2, 3),), 1),
+                                            (5, ((3, 4),), 2), (6, ((0, 1), (4, 5)), 1)])
+def test_flat_pieces_and_pieces_beyond_a_step_change_no_mass(monkeypatch, c, pairs, reps):
+    """The shortcuts of the factor rule (a piece where every CDF is within 7e-16 of 1 from
+    one midpoint; a piece beyond a step left out where its bound is negligible) against the
+    same rule at every node of every piece, over limits from far below to far above the
+    means, weak and strong loadings, repeats and pairs: within 1e-14 relative, tails
+    below 1e-100 included (with pairs, within their CDF's absolute accuracy)."""
+    rng = np.random.default_rng(100 * c + 10 * len(pairs) + reps)
+    grid = 400
+    loading = rng.normal(size=(grid, c)) * rng.uniform(0.05, 3, size=(grid, 1))
+    var = rng.uniform(0.01, 1, size=(grid, c))
+    var[::7] *= 1e-3                                            # some steps very sharp
+    resid = np.zeros((grid, c, c))
+    for j, k in pairs:
+        resid[:, j, k] = resid[:, k, j] = np.sqrt(var[:, j] * var[:, k]) * rng.uniform(-0.9, 0.9, grid)
+    mean = rng.normal(size=(grid, c))
+    upper = mean + rng.uniform(-14, 8, size=(grid, c)) * np.sqrt(var + loading**2)
+    for x in (loading, var, mean, upper):                       # repeats: equal columns
+        x[:, :reps] = x[:, :1]
+    resid[:, range(c), range(c)] = var
+    args = (upper, mean, loading, resid, pairs)
+    fast = factor_normal_cdf(*args)
+    monkeypatch.setattr(exact, "FLAT_LIMIT", np.inf)            # every piece at its nodes
+    full = factor_normal_cdf(*args)
+    assert np.all(np.isfinite(fast)) and (full < 1e-100).any() and (full > 0.5).any()
+    # a pair's bivariate CDF (Owen's T) is good to ~1e-17 absolute, not relative, in the far
+    # tail: there the masses below that differ (both rules, by up to 1e-18)
+    np.testing.assert_allclose(fast, full, rtol=1e-14, atol=1e-16 if pairs else 0)
+
+
 def test_cover_finds_the_form_point_by_point_and_rejects_others():
     rng = np.random.default_rng(9)
     one = _factor_cov(rng, 4)
