@@ -497,7 +497,9 @@ def factor_normal_cdf(upper: np.ndarray, mean: np.ndarray, loading: np.ndarray,
     different days share one factor (the person's level) and are otherwise independent; two
     analytes, each measured twice, share one factor and keep a correlated pair.  Deterministic;
     a few normal CDFs per node instead of a (c-1)-dimensional CDF per node; at points where
-    nothing loads on the factor, the product of the CDFs directly.
+    nothing loads on the factor, the product of the CDFs directly; pieces where the integrand
+    is phi times a constant, or negligible beside the rest, without their nodes
+    (:func:`_factor_block`).
     """
     upper, mean, loading = np.broadcast_arrays(*(np.asarray(x, float)
                                                  for x in (upper, mean, loading)))
