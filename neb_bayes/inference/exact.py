@@ -427,8 +427,12 @@ def _sum_pieces(z: np.ndarray, width: np.ndarray, at: np.ndarray, f: np.ndarray,
 def _piece_sums(z: np.ndarray, width: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Each piece's integral of ``phi(z) f`` by the Gauss-Legendre rule at its nodes ``z``
     (``(pieces, nodes)``; ``f`` broadcast to them): ``(pieces,)``."""
-    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return np.sum(width * _GL_WEIGHTS * dens * f, axis=-1)
+    return np.sum(width * _GL_WEIGHTS * _phi(z) * f, axis=-1)
+
+
+def _phi(x: np.ndarray) -> np.ndarray:
+    """The standard normal density."""
+    return np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
 #: grid points per call of the four-dimensional CDF's inner trivariate CDF: bounds its
@@ -599,11 +603,11 @@ def _beyond_bound(start: np.ndarray, width: np.ndarray, highest: np.ndarray, slo
     k[:len(power)] = power
     cdf = ndtr(highest)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        tail = (highest * cdf + np.exp(-0.5 * highest * highest) / math.sqrt(2 * math.pi))
+        tail = highest * cdf + _phi(highest)
         along = np.where(slope != 0.0, np.abs(tail / slope), np.inf)
         each = cdf ** (k - 1) * np.fmin(width * cdf, 1.01 * along)
     nearest = np.clip(0.0, start, start + width)[:, 0]
-    return np.exp(-0.5 * nearest * nearest) / math.sqrt(2 * math.pi) * np.nanmin(each, axis=1)
+    return _phi(nearest) * np.nanmin(each, axis=1)
 
 
 def _factor_integrand(given: np.ndarray, power: list[int], pair_cols: list[tuple[int, int]],
