@@ -241,11 +241,38 @@ def product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
     return out
 
 
+#: the compiled loops take their tables as a tuple of one of these lengths, padded with a
+#: one-element table the loop never reads (it counts the tables by its offsets): numba
+#: compiles a loop once per tuple type, ~1.3 s each, and a tuple's type includes its
+#: length, so one per number of tables (1 to 10 in a batch with draws, ~20 s of compiling
+#: in every new process until the disk cache has them) became one per size here; more
+#: tables than the largest size are passed as they are
+TUPLE_SIZES = (4, 16)
+
+#: how many padding tables a tuple of ``n`` tables gets (index ``n``)
+_PAD_COUNT = tuple(next((s for s in TUPLE_SIZES if s >= n), n) - n
+                   for n in range(max(TUPLE_SIZES) + 1))
+
+#: per float type, the most padding any tuple gets (one one-element table, repeated)
+_PADS: dict[np.dtype, tuple[np.ndarray, ...]] = {}
+
+
+def _padded(flat: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """``flat`` padded to the next of :data:`TUPLE_SIZES`."""
+    extra = _PAD_COUNT[len(flat)] if len(flat) < len(_PAD_COUNT) else 0
+    if not extra:
+        return flat
+    pads = _PADS.get(flat[0].dtype)
+    if pads is None:
+        pads = _PADS[flat[0].dtype] = (np.ones(1, dtype=flat[0].dtype),) * max(TUPLE_SIZES)
+    return flat + pads[:extra]
+
+
 def _plan(tables: list[np.ndarray], keep):
     """The compiled loops' arguments for a product of ``tables`` summed to ``keep``: each
-    table's flat run and the loop's offsets (:func:`_offsets`)."""
+    table's flat run (padded, :func:`_padded`) and the loop's offsets (:func:`_offsets`)."""
     flat, steps = zip(*(_flat_run(t) for t in tables), strict=True)
-    return flat, _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
+    return _padded(flat), _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
 
 
 def scaled_message(tables: list[np.ndarray], keep, dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,11 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
     for t in range(n_tab):
         fused = fused and wide[t]
     last = n_tab - 1
-    one = min(1, last)        # (tuple indices not static: the tuple may have one table)
+    # the first four tables and the last, looked up once (indices not static: the tuple
+    # is padded beyond ``n_tab``, :data:`neb_bayes.tensor.TUPLE_SIZES`)
+    t0, t1, t2, t3 = (tables[0], tables[min(1, last)], tables[min(2, last)],
+                      tables[min(3, last)])
+    tl = tables[last]
     for b in range(mx.size):
         mx[b] = 0.0
     for g in range(out_offsets.size):
@@ -49,41 +53,41 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
         # slices of the runs (not offset indexing): the loops then vectorise
         if fused and n_tab == 1:
             for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
+                r0 = t0[offsets[0, u]:offsets[0, u] + batch]
                 for b in range(batch):
                     acc[b] += r0[b]
         elif fused and n_tab == 2:
             for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                r1 = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                r0 = t0[offsets[0, u]:offsets[0, u] + batch]
+                r1 = t1[offsets[1, u]:offsets[1, u] + batch]
                 for b in range(batch):
                     acc[b] += np.float64(r0[b]) * r1[b]
         elif fused and n_tab == 3:
             for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                r1 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
-                r2 = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                r0 = t0[offsets[0, u]:offsets[0, u] + batch]
+                r1 = t1[offsets[1, u]:offsets[1, u] + batch]
+                r2 = t2[offsets[2, u]:offsets[2, u] + batch]
                 for b in range(batch):
                     acc[b] += np.float64(r0[b]) * r1[b] * r2[b]
         elif fused and n_tab == 4:
             for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                r1 = tables[last - 2][offsets[last - 2, u]:offsets[last - 2, u] + batch]
-                r2 = tables[last - 1][offsets[last - 1, u]:offsets[last - 1, u] + batch]
-                r3 = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                r0 = t0[offsets[0, u]:offsets[0, u] + batch]
+                r1 = t1[offsets[1, u]:offsets[1, u] + batch]
+                r2 = t2[offsets[2, u]:offsets[2, u] + batch]
+                r3 = t3[offsets[3, u]:offsets[3, u] + batch]
                 for b in range(batch):
                     acc[b] += np.float64(r0[b]) * r1[b] * r2[b] * r3[b]
         elif fused:
             for u in range(group_starts[g], group_starts[g + 1]):
-                r0 = tables[0][offsets[0, u]:offsets[0, u] + batch]
-                r1 = tables[one][offsets[one, u]:offsets[one, u] + batch]
+                r0 = t0[offsets[0, u]:offsets[0, u] + batch]
+                r1 = t1[offsets[1, u]:offsets[1, u] + batch]
                 for b in range(batch):
                     tmp[b] = np.float64(r0[b]) * r1[b]
                 for t in range(2, last):
                     run = tables[t][offsets[t, u]:offsets[t, u] + batch]
                     for b in range(batch):
                         tmp[b] *= run[b]
-                run = tables[last][offsets[last, u]:offsets[last, u] + batch]
+                run = tl[offsets[last, u]:offsets[last, u] + batch]
                 for b in range(batch):
                     acc[b] += tmp[b] * run[b]
         else:
@@ -121,12 +125,13 @@ def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  
     each output point ``o``.
 
     ``tables`` a tuple of flat arrays of one float type (products are formed in float64;
-    ``out``, float64, receives the sums), ``offsets`` ``(T, U)`` each table's first element for state
-    point ``u``, the points grouped by output point (group ``g`` is ``group_starts[g]`` to
-    ``group_starts[g + 1]``, in C order within it), ``wide[t]`` whether table ``t`` has the
-    batch dimension (otherwise its one value is broadcast), ``out_offsets`` ``(G,)`` each
-    output point's first element; every run is ``batch`` long.  Each output run is written
-    once (``out`` need not be initialised).
+    ``out``, float64, receives the sums), of which the loop reads the first ``T`` (the rest
+    pad the tuple to a length numba has compiled for), ``offsets`` ``(T, U)`` each table's
+    first element for state point ``u``, the points grouped by output point (group ``g`` is
+    ``group_starts[g]`` to ``group_starts[g + 1]``, in C order within it), ``wide[t]``
+    whether table ``t`` has the batch dimension (otherwise its one value is broadcast),
+    ``out_offsets`` ``(G,)`` each output point's first element; every run is ``batch``
+    long.  Each output run is written once (``out`` need not be initialised).
     """
     _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(0), batch)
 

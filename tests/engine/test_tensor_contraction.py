@@ -224,6 +224,7 @@ def test_a_message_is_its_float64_sums_scaled_to_a_maximum_of_exactly_1(dtype, m
     [(3, 4, 16), (1, 4, 16), (3, 1, 16), (3, 4, 16)],   # four
     [(3, 4, 16), (1, 4, 16), (3, 1, 16), (3, 4, 16), (1, 1, 16)],   # five: a product buffer
     [(3, 4, 16), (1, 4, 1), (3, 1, 16)],                # one table without the batch
+    [(3, 1, 16), (1, 4, 16)] * 9,                       # more than the largest tuple size
 ])
 def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(shapes, monkeypatch):
     """Each output value is the tables' product in their order, multiplied in float64 (in
@@ -245,6 +246,33 @@ def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(sh
                 prod = prod * t[i % t.shape[0], j % t.shape[1]]
             ref[i, 0] += prod
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_loops_are_compiled_per_tuple_size_not_per_number_of_tables(dtype,
+                                                                                 monkeypatch):
+    """Numba compiles a loop once per type of its tables' tuple (~1.3 s each in every new
+    process until its disk cache has it), and a tuple's type includes its length: the tables
+    are padded to one of a few lengths (:data:`neb_bayes.tensor.TUPLE_SIZES`), and a padded
+    product equals numpy's."""
+    from neb_bayes import tensor_kernels
+
+    rng = np.random.default_rng(3)
+    monkeypatch.setattr(tensor, "use_compiled", lambda: True)
+    for n in range(1, 11):
+        tables = [rng.uniform(0.1, 1.0, size=(2, 3, 8)).astype(dtype) for _ in range(n)]
+        got = tensor.product_sum(tables, [0])
+        msg, mx = tensor.scaled_message(tables, [1], dtype)
+        ref = np.prod(np.stack(tables).astype(np.float64), axis=0)
+        np.testing.assert_allclose(got, ref.sum(axis=1, keepdims=True), rtol=1e-13)
+        np.testing.assert_allclose(msg * mx, ref.sum(axis=0, keepdims=True),
+                                   rtol=3 * np.finfo(dtype).eps)
+    for kernel in (tensor_kernels.product_sum, tensor_kernels.message):
+        lengths = {len(sig[0]) for sig in kernel.signatures
+                   if str(sig[0].dtype.dtype) == np.dtype(dtype).name}
+        # (more tables than the largest size go as they are: another test passes 18)
+        assert all(n in tensor.TUPLE_SIZES or n > max(tensor.TUPLE_SIZES) for n in lengths), (
+            kernel, lengths)
 
 
 def test_distinct_rows_number_rows_by_first_appearance():
