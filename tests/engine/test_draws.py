@@ -558,3 +558,36 @@ def test_a_block_structure_equals_one_built_result_by_result():
                 np.testing.assert_array_equal(st.channels, block.channel)
                 n_blocks += 1
     assert n_blocks > 150
+
+
+@pytest.mark.parametrize("columns", [None, [5, 3, 60, 3], [0], []])
+@pytest.mark.parametrize("drawn", [True, False])
+def test_symptom_tables_are_the_noisy_or_terms_summed_one_by_one(columns, drawn):
+    """``log1m_cause[a][..., s, y]`` is the sum, over the table's entries about column ``y``'s
+    symptom active in state ``s`` of axis ``a``, of log(1 - p_entry) (a state's entries are
+    summed from the nonzero terms only, not as a dense matrix product): checked term by term
+    in Python under parameter draws and at the point values, for all symptoms, a repeated
+    column, one and none; and with a context's cause-probability factors."""
+    table = MODEL.symptom_table
+    cl = DRAWS.cause_logit if drawn else table.cause_logit
+    ll = DRAWS.leak_logit if drawn else table.leak_logit
+    scale = np.linspace(0.3, 1.0, len(table.entries))
+    for sc in (None, scale):
+        leak, cause = table.tables(cl, ll, columns, sc)
+        cols = range(table.n_symptoms) if columns is None else columns
+        p = 1.0 / (1.0 + np.exp(-np.atleast_2d(cl)))
+        if sc is not None:
+            p = p * sc
+        for a, mask in enumerate(table.state_mask):
+            want = np.zeros(p.shape[:1] + (mask.shape[0], len(cols)))
+            for s in range(mask.shape[0]):
+                for y, sym in enumerate(cols):
+                    for e in range(len(table.entries)):
+                        if mask[s, e] and table.entry_symptom[e] == sym:
+                            want[:, s, y] += np.log1p(-p[:, e])
+            got = np.asarray(cause[a]).reshape(want.shape)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        pl = 1.0 / (1.0 + np.exp(-(np.atleast_2d(ll)[:, None, list(cols)]
+                                   + table.propensity_log_odds[:, None])))
+        np.testing.assert_allclose(np.asarray(leak).reshape(pl.shape), np.log1p(-pl),
+                                   rtol=1e-12, atol=1e-14)
