@@ -8,7 +8,7 @@ below their limits after the menopause; a cortisol without a time) the exact eng
 :func:`~neb_bayes.inference.exact.block_loglik` gives the person's factor on that axis
 (covariance form: bivariate and higher normal CDFs, the daily rhythm's variance per own
 state).  With the analyte levels free, :class:`ExactLabBlock` is what the fit's
-:func:`~neb_bayes.inference.lab_block.LabFactor` Op evaluates for these people, its
+:func:`~neb_bayes.inference.lab_block.LabFactors` Op evaluates for these people, its
 vector-Jacobian product by fourth-order central differences, every perturbed parameter
 vector one "draw" of one vectorised ``block_loglik`` call per person.
 
@@ -59,7 +59,7 @@ class ExactLabBlock:
         The people (indices into ``evidences``) whose factor on ``axis`` this computes.
 
     The interface is :class:`~neb_bayes.inference.lab_block.LabBlock`'s as the
-    ``LabFactor`` Op uses it: ``grid_shape``, ``rows``, :meth:`people_values`,
+    ``LabFactors`` Op uses it: ``grid_shape``, ``rows``, :meth:`people_values`,
     :meth:`gradient`; parameters are ``(lat_mean (S, K), lat_sd (S, K), log_median (C,))``
     of the view's states and every channel, before the context's latent shifts (each
     evidence applies its own, :meth:`~neb_bayes.evidence.Evidence.latent_params`).

@@ -16,7 +16,8 @@ of an evaluation do not grow with the size of the grid or of the cohort:
   structure, no masks).
 
 With fixed parameters the factor is evaluated in numpy.  With free ones (an analyte-level
-fit) it is one :class:`LabFactor` Op in the model's graph, which runs the compiled kernel
+fit) it is part of its group's :func:`LabFactors` Op in the model's graph (the group's axes
+together), which runs the compiled kernel
 :func:`~neb_bayes.inference.lab_kernels.lab_factor` part by part (numba, cached on disk, on
 each axis' own latents); its gradient is a second Op running the kernel's hand-written
 reverse pass.  So the graph NUTS compiles has a handful of nodes per group, no cohort-sized
@@ -280,7 +281,7 @@ class LabBlock:
 
     def people_values(self, params, n: int) -> np.ndarray:
         """Every person's factor of the group by the compiled kernel, ``(n, *grid_shape)``
-        (what the fit's :func:`LabFactor` Op computes)."""
+        (what the fit's :func:`LabFactors` Op computes)."""
         return self.on_people(self.values(params, kernel_value), n)
 
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
@@ -444,14 +445,29 @@ def LabFactor(block, n_people: int):  # noqa: N802  (a class, built lazily)
     *block.grid_shape)`` (:meth:`LabBlock.people_values`), from symbolic ``(lat_mean, lat_sd,
     log_median)``; ``block`` a :class:`LabBlock` or, for evidence the information form does
     not cover, an :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same
-    interface: ``grid_shape``, ``rows``, ``people_values``, ``gradient``)."""
+    interface: ``grid_shape``, ``rows``, ``people_values``, ``gradient``).  One block of
+    :func:`LabFactors`."""
+    return LabFactors([block], n_people)
+
+
+def LabFactors(blocks, n_people: int):  # noqa: N802  (a class, built lazily)
+    """One Op for the factors of several blocks of one group (each as :func:`LabFactor`):
+    called with ``(lat_mean, lat_sd, log_median)`` of each block in turn, it gives each
+    block's factor; its pullback is one Op too.
+
+    pytensor's numba backend compiles every call of an Op that runs from Python in numba's
+    object mode, never cached (:mod:`neb_bayes.inference.python_ops`): a group's axes as one
+    Op, not one per axis, spare each chain's process most of that (a 150-person
+    analyte-level fit: 132 such compilations, 11.4 s, against 36, 4.7 s).  (The blocks of
+    all groups as one Op compiled no faster: its cost grows with the inputs and outputs.)"""
     if not _OP_CLASSES:
         _OP_CLASSES.extend(_make_ops())
-    return _OP_CLASSES[0](block, n_people)
+    return _OP_CLASSES[0](tuple(blocks), n_people)
 
 
 def _make_ops():
     import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
 
@@ -459,47 +475,58 @@ def _make_ops():
         return [pt.as_tensor_variable(x).astype("float64") for x in xs]
 
     class _LabFactor(Op):
-        """One axis' laboratory factor of one group (:class:`LabBlock`), value only; its
-        pullback is :class:`_LabFactorVJP`."""
+        """The laboratory factors of one group's blocks (:class:`LabBlock`), values only,
+        one output per block; the pullback is :class:`_LabFactorVJP`."""
 
         #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
-        def __init__(self, block: LabBlock, n_people: int):
-            self.block = block
+        def __init__(self, blocks: tuple, n_people: int):
+            self.blocks = blocks
             self.n_people = n_people
 
-        def make_node(self, lat_mean, lat_sd, log_median):
-            xs = as_params((lat_mean, lat_sd, log_median))
-            return Apply(self, xs, [pt.tensor(dtype="float64",
-                                              shape=(None,) * (1 + len(self.block.grid_shape)))])
+        def make_node(self, *params):
+            xs = as_params(params)
+            if len(xs) != 3 * len(self.blocks):
+                raise TypeError("three parameters (lat_mean, lat_sd, log_median) per block")
+            return Apply(self, xs, [pt.tensor(dtype="float64", shape=(None,) * (1 + len(b.grid_shape)))
+                                    for b in self.blocks])
 
         def perform(self, node, inputs, outputs):
-            outputs[0][0] = self.block.people_values(inputs, self.n_people)
+            for i, block in enumerate(self.blocks):
+                outputs[i][0] = block.people_values(inputs[3 * i:3 * i + 3], self.n_people)
 
         def pullback(self, inputs, outputs, cotangents):
-            return list(_LabFactorVJP(self.block)(*inputs, cotangents[0]))
+            # (a block whose factor the log-density does not use: a zero cotangent)
+            cts = [o.zeros_like() if isinstance(c.type, DisconnectedType) else c
+                   for o, c in zip(outputs, cotangents, strict=True)]
+            grads = _LabFactorVJP(self.blocks)(*inputs, *cts)
+            return list(grads) if isinstance(grads, (list, tuple)) else [grads]
 
         L_op = pullback   # pytensor before pullback
 
     class _LabFactorVJP(Op):
-        """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median), the cotangent over
-        every person of the group (first derivatives only: NUTS needs no more)."""
+        """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median) of each block, its
+        cotangent over every person of the group (first derivatives only: NUTS needs no
+        more)."""
 
         runs_in_python = True
 
-        def __init__(self, block: LabBlock):
-            self.block = block
+        def __init__(self, blocks: tuple):
+            self.blocks = blocks
 
-        def make_node(self, lat_mean, lat_sd, log_median, cotangent):
-            xs = as_params((lat_mean, lat_sd, log_median, cotangent))
-            return Apply(self, xs, [x.type() for x in xs[:3]])
+        def make_node(self, *xs):
+            xs = as_params(xs)
+            return Apply(self, xs, [x.type() for x in xs[:3 * len(self.blocks)]])
 
         def perform(self, node, inputs, outputs):
-            ct = inputs[3].reshape(inputs[3].shape[0], -1)[self.block.rows]   # (R, G)
-            grads = self.block.gradient(inputs[:3], ct)
-            for out, g in zip(outputs, grads, strict=True):
-                out[0] = g
+            k = len(self.blocks)
+            for i, block in enumerate(self.blocks):
+                cot = inputs[3 * k + i]
+                ct = cot.reshape(cot.shape[0], -1)[block.rows]                   # (R, G)
+                grads = block.gradient(inputs[3 * i:3 * i + 3], ct)
+                for out, g in zip(outputs[3 * i:3 * i + 3], grads, strict=True):
+                    out[0] = g
 
     from neb_bayes.inference.python_ops import register_by_reference
 

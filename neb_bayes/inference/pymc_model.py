@@ -24,9 +24,9 @@ on an axis when at most one of them is censored and every result with a daily rh
 collection time (a censored result whose channel also has observed results is covered: its
 noise given theirs, :func:`_censored_with_repeats`).  For the others (two or more censored
 results on an axis; a daily-rhythm result without a time) that person's factor on that axis
-is the exact engine's (:func:`_exact_lab_factor`): a constant where the analyte levels stay
-fixed, else the same :func:`~neb_bayes.inference.lab_block.LabFactor` Op around
-:class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (gradient by finite
+is the exact engine's (:func:`_exact_lab_inputs`): a constant where the analyte levels stay
+fixed, else part of the group's :func:`~neb_bayes.inference.lab_block.LabFactors` Op,
+around :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (gradient by finite
 differences).  So every case is covered in every fit; :class:`UnsupportedEvidence` is left
 for labels a person cannot have.
 """
@@ -41,7 +41,7 @@ import numpy as np
 
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
-from neb_bayes.inference.lab_block import LabBlock, LabFactor
+from neb_bayes.inference.lab_block import LabBlock, LabFactors
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
 from neb_bayes.model.params import ParamDraws, latent_corr, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
@@ -471,15 +471,13 @@ def _merge_scopes(scopes: dict[tuple[int, ...], list[int]], sizes: list[int],
 
 # --------------------------------------------------------------------------------------------
 # the log-density: the same formulas in numpy (fixed parameters) or pytensor (free ones)
-def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
-    """log p(this axis' results | states of the block's axes) of every person of the group,
-    ``(P, *ad.grid_shape)`` (0 for the people without results on the axis); numpy when the
-    parameters are fixed, else one :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
+def _lab_inputs(theta: dict, g: GroupData, ad: AxisData) -> tuple[LabBlock, tuple]:
+    """An axis' laboratory block of the group (made on first use) and its parameters
+    ``(lat_mean, lat_sd, log_median)`` (numpy, or pytensor graph where they are fitted)."""
     a = ad.axis
     lat_mean = theta["lat_mean"][a]
     lat_sd = theta["lat_sd"][a]
     log_median = theta["log_median"][ad.channels]
-    o = Ops(is_free(lat_mean, lat_sd, log_median))
     if a in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[a]], lat_sd[g.keep[a]]
     if a in g.lat_shift:
@@ -490,30 +488,52 @@ def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
         lat_sd = lat_sd * (np.asarray(scale, float)[:, None] if np.ndim(scale) else scale)
     if ad.block is None:
         ad.block = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
-    n = len(g.case_ids)
-    if o.symbolic:
-        return LabFactor(ad.block, n)(lat_mean, lat_sd, log_median)
-    return ad.block.on_people(ad.block.values((lat_mean, lat_sd, log_median)), n)
+    return ad.block, (lat_mean, lat_sd, log_median)
 
 
-def _exact_lab_factor(theta: dict, g: GroupData, ai: int,
-                      people: np.ndarray) -> tuple[tuple[int, ...], object]:
-    """log p(axis ``ai``'s results | states of the axes they depend on) of ``people`` from
-    the exact engine (covariance form, :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock`),
-    for evidence the information form does not cover: ``(scope, (P, *sizes[scope]))``, 0 for
-    the group's other people; numpy when the parameters are fixed, else a
-    :func:`~neb_bayes.inference.lab_block.LabFactor` Op."""
+def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
+    """log p(this axis' results | states of the block's axes) of every person of the group,
+    ``(P, *ad.grid_shape)`` (0 for the people without results on the axis); numpy when the
+    parameters are fixed, else a :func:`~neb_bayes.inference.lab_block.LabFactor` Op (in a
+    fit a group's factors come from one Op: :func:`_group_factors`)."""
+    block, params = _lab_inputs(theta, g, ad)
+    return _lab_tables([block], [params], len(g.case_ids))[0]
+
+
+def _exact_lab_inputs(theta: dict, g: GroupData, ai: int, people: np.ndarray):
+    """For evidence the information form does not cover: the exact engine's block of
+    ``people`` on axis ``ai`` (covariance form,
+    :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock`) and its parameters."""
     from neb_bayes.inference.exact_lab_block import ExactLabBlock
 
     lat_mean, lat_sd, log_median = theta["lat_mean"][ai], theta["lat_sd"][ai], theta["log_median"]
     if ai in g.keep:
         lat_mean, lat_sd = lat_mean[g.keep[ai]], lat_sd[g.keep[ai]]
-    block = ExactLabBlock(g.model, ai, g.evidences, people)
-    n = len(g.case_ids)
-    if is_free(lat_mean, lat_sd, log_median):
-        return block.scope, LabFactor(block, n)(lat_mean, lat_sd, log_median)
-    return block.scope, block.people_values((lat_mean, lat_sd, log_median), n,
-                                            derivatives=False)
+    return ExactLabBlock(g.model, ai, g.evidences, people), (lat_mean, lat_sd, log_median)
+
+
+def _lab_tables(blocks: list, params: list[tuple], n: int) -> list:
+    """Each block's factor of the group's ``n`` people, ``(n, *block.grid_shape)`` (0 for the
+    people without results on its axis): numpy where its parameters are fixed; the others
+    from one :func:`~neb_bayes.inference.lab_block.LabFactors` Op for the whole group (each
+    Op call is compiled apart in a chain's process: one per group instead of one per axis
+    and group)."""
+    from neb_bayes.inference.exact_lab_block import ExactLabBlock
+
+    out: list = [None] * len(blocks)
+    free = [i for i, p in enumerate(params) if is_free(*p)]
+    for i, (block, p) in enumerate(zip(blocks, params, strict=True)):
+        if i in free:
+            continue
+        if isinstance(block, ExactLabBlock):
+            out[i] = block.people_values(p, n, derivatives=False)
+        else:
+            out[i] = block.on_people(block.values(p), n)
+    if free:
+        tables = LabFactors([blocks[i] for i in free], n)(*(x for i in free for x in params[i]))
+        for i, t in zip(free, tables if isinstance(tables, list) else [tables], strict=True):
+            out[i] = t
+    return out
 
 
 def _prior_factors(theta: dict, g: GroupData,
@@ -663,10 +683,14 @@ def _group_factors(theta: dict, g: GroupData) -> tuple[list, list[int]]:
     """A group's factors other than the prior network (laboratory blocks, symptoms, labels)
     and the sizes of the variables (axes, then the propensity level)."""
     m = g.model
-    factors = []
-    for ad in g.axes:
-        factors.append((ad.deps, _lab_factor(theta, g, ad)))
-    factors += [_exact_lab_factor(theta, g, ai, people) for ai, people in g.exact.items()]
+    scopes = [ad.deps for ad in g.axes]
+    inputs = [_lab_inputs(theta, g, ad) for ad in g.axes]
+    for ai, people in g.exact.items():
+        inputs.append(_exact_lab_inputs(theta, g, ai, people))
+        scopes.append(inputs[-1][0].scope)
+    # (the group's free laboratory factors from one Op: :func:`_lab_tables`)
+    tables = _lab_tables([b for b, _ in inputs], [p for _, p in inputs], len(g.case_ids))
+    factors = list(zip(scopes, tables, strict=True))
     factors += _symptom_factors(theta, g)
     if g.label_mask is not None:
         factors += [((ai,), mask) for ai, mask in enumerate(g.label_mask) if mask is not None]

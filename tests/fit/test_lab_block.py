@@ -118,8 +118,10 @@ def test_vjp_matches_finite_differences(blocks):
 
 
 def test_free_analyte_levels_are_a_few_nodes_per_group():
-    """The fit's graph holds one Op per group and axis, not the formula, and no
-    cohort-sized constants: building the log-density and its gradient is quick."""
+    """The fit's graph holds one laboratory Op per group (its axes together) and one for its
+    pullback, not the formula and not one per axis (each Op call is compiled apart in every
+    chain's process), and no cohort-sized constants: building the log-density and its
+    gradient is quick."""
     import pytensor.tensor as pt
     from pytensor.graph.basic import Constant
 
@@ -137,11 +139,18 @@ def test_free_analyte_levels_are_a_few_nodes_per_group():
     theta = theta_constants(model)
     lat_mean = [pt.dmatrix(f"m{i}") for i in range(len(model.axes))]
     theta["lat_mean"] = lat_mean
-    total = sum(group_loglik(theta, g).sum() for g in prepare_cohort(model, cases))
+    groups = prepare_cohort(model, cases)
+    total = sum(group_loglik(theta, g).sum() for g in groups)
     grads = pytensor.grad(total, [m for m, x in zip(lat_mean, pp.lat_mean, strict=True)
                                   if x[0].size])
     nodes = io_toposort(lat_mean, [total, *grads])
-    assert sum(type(n.op).__name__ == "_LabFactor" for n in nodes) > 0
+    labs = [n for n in nodes if type(n.op).__name__ == "_LabFactor"]
+    with_labs = [g for g in groups if g.axes or g.exact]
+    assert len(labs) == len(with_labs)
+    assert sum(len(n.op.blocks) for n in labs) == sum(len(g.axes) + len(g.exact)
+                                                     for g in with_labs)
+    assert max(len(n.op.blocks) for n in labs) > 1
+    assert sum(type(n.op).__name__ == "_LabFactorVJP" for n in nodes) == len(with_labs)
     assert len(nodes) < 120 * len(prepare_cohort(model, cases))
     big = [v for v in ancestors([total, *grads]) if isinstance(v, Constant)
            and getattr(v.data, "size", 0) > 10_000]
