@@ -523,7 +523,7 @@ def _lab_tables(blocks: list, params: list[tuple], n: int) -> list:
     out: list = [None] * len(blocks)
     free = [i for i, p in enumerate(params) if is_free(*p)]
     for i, (block, p) in enumerate(zip(blocks, params, strict=True)):
-        if i in free:
+        if is_free(*p):
             continue
         if isinstance(block, ExactLabBlock):
             out[i] = block.people_values(p, n, derivatives=False)

@@ -178,3 +178,25 @@ def test_concurrent_threads_get_the_same_values(blocks):
                 np.testing.assert_array_equal(v, want_v)
                 for x, y in zip(g, want_g, strict=True):
                     np.testing.assert_array_equal(x, y)
+
+
+def test_one_op_for_several_blocks_gives_each_its_own_factor_and_gradient(blocks):
+    """A group's blocks in one Op: each output is its block's factor, each block's
+    parameters get the gradient of its own output only, and an output the log-density does
+    not use gives zero gradients (a disconnected cotangent), not an error."""
+    import pytensor.tensor as pt
+
+    (p0, b0, _), (p1, b1, _) = blocks[:2]
+    n = 1 + max(int(np.max(b0.rows)), int(np.max(b1.rows)))
+    syms = [[pt.as_tensor_variable(np.asarray(x, float)).type() for x in p] for p in (p0, p1)]
+    outs = lab_block.LabFactors([b0, b1], n)(*syms[0], *syms[1])
+    cost = outs[0].sum()
+    flat = syms[0] + syms[1]
+    f = pytensor.function(flat, [*outs, *pytensor.grad(cost, flat, disconnected_inputs="ignore")])
+    res = f(*[np.asarray(x, float) for p in (p0, p1) for x in p])
+    np.testing.assert_allclose(res[0], b0.on_people(b0.values(p0), n), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(res[1], b1.on_people(b1.values(p1), n), rtol=1e-10, atol=1e-10)
+    ct = np.ones((len(b0.rows), int(np.prod(b0.grid_shape))))
+    for got, want in zip(res[2:5], b0.gradient(p0, ct), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert all(not np.any(g) for g in res[5:])
