@@ -60,7 +60,8 @@ class ExactLabBlock:
 
     The interface is :class:`~neb_bayes.inference.lab_block.LabBlock`'s as the
     ``LabFactors`` Op uses it: ``grid_shape``, ``rows``, :meth:`people_values`,
-    :meth:`gradient`; parameters are ``(lat_mean (S, K), lat_sd (S, K), log_median (C,))``
+    :meth:`gradient` (and :meth:`fixed_people_values` for fixed parameters); parameters
+    are ``(lat_mean (S, K), lat_sd (S, K), log_median (C,))``
     of the view's states and every channel, before the context's latent shifts (each
     evidence applies its own, :meth:`~neb_bayes.evidence.Evidence.latent_params`).
     """
@@ -120,6 +121,11 @@ class ExactLabBlock:
         else:
             out[self.rows] = self.values(params)
         return out.reshape((n,) + self.grid_shape)
+
+    def fixed_people_values(self, params, n: int) -> np.ndarray:
+        """:meth:`people_values` without derivatives: a model whose analyte levels are not
+        fitted."""
+        return self.people_values(params, n, derivatives=False)
 
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median), ``cotangent`` ``(R,

@@ -284,6 +284,11 @@ class LabBlock:
         (what the fit's :func:`LabFactors` Op computes)."""
         return self.on_people(self.values(params, kernel_value), n)
 
+    def fixed_people_values(self, params, n: int) -> np.ndarray:
+        """Every person's factor of the group in numpy, ``(n, *grid_shape)``: a model whose
+        analyte levels are not fitted."""
+        return self.on_people(self.values(params), n)
+
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
         """:meth:`vjp` by the compiled kernel (the Op's pullback)."""
         return self.vjp(params, cotangent, kernel_vjp)
@@ -500,8 +505,7 @@ def _make_ops():
             # (a block whose factor the log-density does not use: a zero cotangent)
             cts = [o.zeros_like() if isinstance(c.type, DisconnectedType) else c
                    for o, c in zip(outputs, cotangents, strict=True)]
-            grads = _LabFactorVJP(self.blocks)(*inputs, *cts)
-            return list(grads) if isinstance(grads, (list, tuple)) else [grads]
+            return _LabFactorVJP(self.blocks)(*inputs, *cts, return_list=True)
 
         L_op = pullback   # pytensor before pullback
 

@@ -514,24 +514,17 @@ def _exact_lab_inputs(theta: dict, g: GroupData, ai: int, people: np.ndarray):
 
 def _lab_tables(blocks: list, params: list[tuple], n: int) -> list:
     """Each block's factor of the group's ``n`` people, ``(n, *block.grid_shape)`` (0 for the
-    people without results on its axis): numpy where its parameters are fixed; the others
-    from one :func:`~neb_bayes.inference.lab_block.LabFactors` Op for the whole group (each
-    Op call is compiled apart in a chain's process: one per group instead of one per axis
-    and group)."""
-    from neb_bayes.inference.exact_lab_block import ExactLabBlock
-
-    out: list = [None] * len(blocks)
-    free = [i for i, p in enumerate(params) if is_free(*p)]
-    for i, (block, p) in enumerate(zip(blocks, params, strict=True)):
-        if is_free(*p):
-            continue
-        if isinstance(block, ExactLabBlock):
-            out[i] = block.people_values(p, n, derivatives=False)
-        else:
-            out[i] = block.on_people(block.values(p), n)
+    people without results on its axis): numpy where its parameters are fixed
+    (``fixed_people_values``); the others from one
+    :func:`~neb_bayes.inference.lab_block.LabFactors` Op for the whole group (each Op call is
+    compiled apart in a chain's process: one per group instead of one per axis and group)."""
+    out = [None if is_free(*p) else block.fixed_people_values(p, n)
+           for block, p in zip(blocks, params, strict=True)]
+    free = [i for i, t in enumerate(out) if t is None]
     if free:
-        tables = LabFactors([blocks[i] for i in free], n)(*(x for i in free for x in params[i]))
-        for i, t in zip(free, tables if isinstance(tables, list) else [tables], strict=True):
+        tables = LabFactors([blocks[i] for i in free], n)(
+            *(x for i in free for x in params[i]), return_list=True)
+        for i, t in zip(free, tables, strict=True):
             out[i] = t
     return out
 
