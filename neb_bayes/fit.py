@@ -323,6 +323,22 @@ def initial_values(pmodel, seeds: Sequence[int]) -> list[dict[str, np.ndarray]]:
     return out
 
 
+def one_blas_thread():
+    """A context in which this process's BLAS libraries run one thread each, as while chains
+    sample: the chains are the parallelism (one per core), and each chain's small matrix
+    products gain nothing from more threads.  OpenBLAS's threads spin while they wait for
+    work, so two chain processes with two BLAS threads each on 2 cores took 2.2x the wall
+    time and CPU of one thread each (a symptom-group fit of 80 people, 2 x (100 + 100)
+    draws: 175 s against 81 s with nutpie, 192 s against 82 s with ``pm.sample``).
+    Forked chains (``pm.sample``) inherit the setting; spawned ones (:func:`_nutpie_chain`)
+    enter it themselves.  scipy's OpenBLAS, which the graph's compiled products call, is
+    loaded first so that the limit reaches it."""
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS, which numba's np.dot calls)
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
 def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
                    progressbar: bool):
     """nutpie on a PyMC model: its chains in threads of this process, each started by
@@ -338,8 +354,9 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
                                 category=UserWarning)
         compiled = nutpie.compile_pymc_model(pmodel, backend="numba", jitter_rvs=set())
     compiled = dataclasses.replace(compiled, initial_point_func=start_function(pmodel))
-    return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                         progress_bar=progressbar, cores=min(chains, 2))
+    with one_blas_thread():
+        return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                             progress_bar=progressbar, cores=min(chains, 2))
 
 
 def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
@@ -456,7 +473,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
                                progressbar=progressbar)
     else:
         settings["chains_in"] = "processes"
-        with pmodel:
+        with pmodel, one_blas_thread():
             # nuts_sampler="pymc": PyMC 6 otherwise hands NUTS to nutpie when it is installed
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                               random_seed=seed, progressbar=progressbar, nuts_sampler="pymc",

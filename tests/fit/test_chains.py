@@ -5,6 +5,8 @@ keeps its threads."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import arviz as az
 import numpy as np
 import pytest
@@ -132,3 +134,44 @@ def test_chains_start_near_the_prior_sets_values(cohort, monkeypatch):
     compiled = nutpie.compile_pymc_model(prevalence, backend="numba", jitter_rvs=set())
     np.testing.assert_array_equal(fit_mod.start_function(prevalence)(3),
                                   compiled.initial_point_func(0))
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
+def test_chains_sample_with_one_blas_thread_each(cohort, monkeypatch, sampler):
+    """While chains sample, every BLAS library of the process (scipy's, which the compiled
+    graph's products call, included) runs one thread: the chains are the parallelism, and
+    OpenBLAS's spinning threads made a 2-chain symptom fit on 2 cores take 2.2x as long.
+    ``pm.sample`` forks its chains from inside the limit; nutpie's sampling (in threads, or
+    in each chain's own process) runs inside it.  Afterwards the process's own setting is
+    back.  (The sampler is replaced by a probe, nutpie's compilation by a stand-in: what is
+    tested is the setting sampling runs in.)"""
+    import nutpie
+    import pymc
+    import scipy.linalg  # noqa: F401  (its BLAS loaded, so the probe sees it)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import neb_bayes.fit as fit_mod
+
+    class Probed(Exception):
+        pass
+
+    seen: list[dict] = []
+
+    def probe(*args, **kwargs):
+        seen.extend(i for i in threadpool_info() if i["user_api"] == "blas")
+        raise Probed
+
+    @dataclasses.dataclass
+    class Compiled:        # nutpie's compiled model, as far as the fit touches it
+        initial_point_func: object = None
+
+    monkeypatch.setattr(pymc if sampler == "pymc" else nutpie, "sample", probe)
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+    model, cases = cohort
+    with threadpool_limits(2, user_api="blas"):
+        with pytest.raises(Probed):
+            fit_mod.fit(model, cases, groups=("prevalence",), sampler=sampler, chains=2,
+                        draws=10, tune=10, progressbar=False)
+        after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert seen and all(i["num_threads"] == 1 for i in seen), seen
+    assert after and all(n == 2 for n in after), after
