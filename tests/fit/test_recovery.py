@@ -117,7 +117,8 @@ def test_recovery_small_prevalence_fit():
 
 def test_recovery_small_symptom_fit():
     """Small version for CI: 80 people, symptom group (cause and leak rates), short chains
-    (~70 s on 2 cores).  Most of the 235 rates are barely informed by 80 people; the check
+    (~80 s on 2 cores with one BLAS thread per chain; ~190 s with OpenBLAS's default
+    threads).  Most of the 235 rates are barely informed by 80 people; the check
     that can fail is on those the data narrowed (20 rates, mostly the common symptoms'
     background rates, 18 of them covered on 2026-12-03)."""
     rec = _coverage(80, ("symptoms",), draws=100, tune=100, seed=7)
