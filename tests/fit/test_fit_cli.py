@@ -190,19 +190,33 @@ def test_expected_fit_time_counts_the_exact_engines_person_axes():
     assert expected_fit_seconds(1000, 500, 500, 2, ("symptoms",), exact_person_axes=10) == sym
 
 
-def test_prevalence_fit_runs_in_nutpie_threads():
+def test_prevalence_fit_runs_in_nutpie_threads(monkeypatch):
     """A prevalence fit is compiled code only: nutpie runs its chains as threads of this
     process, each from its own start (:func:`neb_bayes.fit.start_function`, called from
-    nutpie's threads); draws come back finite and the chains differ.  (The analyte-level
+    nutpie's threads); draws come back finite and the chains differ.  The flat start vector
+    lists the variables in nutpie's own order: without the move (``INIT_SPREAD`` 0) it is
+    nutpie's own start, from the model nutpie compiled for this fit.  (The analyte-level
     group, one chain per process, runs in ``test_recovery_small_analyte_level_fit``.)"""
-    pytest.importorskip("nutpie")
-    from neb_bayes.fit import fit
+    nutpie = pytest.importorskip("nutpie")
+    import neb_bayes.fit as fit_mod
 
+    compiled = []
+    compile_model = nutpie.compile_pymc_model
+
+    def spy(pmodel, **kwargs):
+        compiled.append((pmodel, compile_model(pmodel, **kwargs)))
+        return compiled[-1][1]
+
+    monkeypatch.setattr(nutpie, "compile_pymc_model", spy)
     model = load_model()
     sims = simulate(model, 60, seed=21, p_repeat=0.0, p_measure=0.5, p_symptom_reported=0.2)
     cases = covered(model, [s.case for s in sims])[:50]
-    res = fit(model, cases, groups=("prevalence",), draws=30, tune=30, chains=2,
-              sampler="nutpie", progressbar=False)
+    res = fit_mod.fit(model, cases, groups=("prevalence",), draws=30, tune=30, chains=2,
+                      sampler="nutpie", progressbar=False)
+    [(pmodel, nutpies)] = compiled
+    monkeypatch.setattr(fit_mod, "INIT_SPREAD", 0.0)
+    np.testing.assert_array_equal(fit_mod.start_function(pmodel)(3),
+                                  nutpies.initial_point_func(0))
     settings = json.loads(res.attrs["sampler_settings"])
     assert settings["chains_in"] == "threads" and settings["nuts_library"] == "nutpie"
     post = res.idata.posterior
