@@ -445,20 +445,14 @@ def _evaluate_vjp(structure, params, d, ct):
 _OP_CLASSES: list = []
 
 
-def LabFactor(block, n_people: int):  # noqa: N802  (a class, built lazily)
-    """The Op computing ``block``'s factor of every person of its group, ``(n_people,
-    *block.grid_shape)`` (:meth:`LabBlock.people_values`), from symbolic ``(lat_mean, lat_sd,
-    log_median)``; ``block`` a :class:`LabBlock` or, for evidence the information form does
-    not cover, an :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same
-    interface: ``grid_shape``, ``rows``, ``people_values``, ``gradient``).  One block of
-    :func:`LabFactors`."""
-    return LabFactors([block], n_people)
-
-
 def LabFactors(blocks, n_people: int):  # noqa: N802  (a class, built lazily)
-    """One Op for the factors of several blocks of one group (each as :func:`LabFactor`):
-    called with ``(lat_mean, lat_sd, log_median)`` of each block in turn, it gives each
-    block's factor; its pullback is one Op too.
+    """One Op for the factors of several blocks of one group: called with symbolic
+    ``(lat_mean, lat_sd, log_median)`` of each block in turn, it gives each block's factor
+    of every person of the group, ``(n_people, *block.grid_shape)``
+    (:meth:`LabBlock.people_values`); its pullback is one Op too.  A block is a
+    :class:`LabBlock` or, for evidence the information form does not cover, an
+    :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same interface:
+    ``grid_shape``, ``rows``, ``people_values``, ``gradient``).
 
     pytensor's numba backend compiles every call of an Op that runs from Python in numba's
     object mode, never cached (:mod:`neb_bayes.inference.python_ops`): a group's axes as one

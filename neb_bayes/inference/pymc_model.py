@@ -491,15 +491,6 @@ def _lab_inputs(theta: dict, g: GroupData, ad: AxisData) -> tuple[LabBlock, tupl
     return ad.block, (lat_mean, lat_sd, log_median)
 
 
-def _lab_factor(theta: dict, g: GroupData, ad: AxisData):
-    """log p(this axis' results | states of the block's axes) of every person of the group,
-    ``(P, *ad.grid_shape)`` (0 for the people without results on the axis); numpy when the
-    parameters are fixed, else a :func:`~neb_bayes.inference.lab_block.LabFactor` Op (in a
-    fit a group's factors come from one Op: :func:`_group_factors`)."""
-    block, params = _lab_inputs(theta, g, ad)
-    return _lab_tables([block], [params], len(g.case_ids))[0]
-
-
 def _exact_lab_inputs(theta: dict, g: GroupData, ai: int, people: np.ndarray):
     """For evidence the information form does not cover: the exact engine's block of
     ``people`` on axis ``ai`` (covariance form,

@@ -13,7 +13,7 @@ pytensor = pytest.importorskip("pytensor")
 
 from neb_bayes.inference import lab_block  # noqa: E402
 from neb_bayes.inference.pymc_model import (  # noqa: E402
-    _lab_factor,
+    _lab_inputs,
     prepare_cohort,
     theta_constants,
 )
@@ -34,7 +34,7 @@ def blocks():
     out = []
     for g in prepare_cohort(model, cases):
         for ad in g.axes:
-            _lab_factor(theta, g, ad)       # makes ad.block
+            _lab_inputs(theta, g, ad)       # makes ad.block
             a = ad.axis
             keep = g.keep.get(a, slice(None))
             params = (theta["lat_mean"][a][keep], theta["lat_sd"][a][keep],
