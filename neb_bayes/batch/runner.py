@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -248,20 +249,48 @@ class _Inline:
         pass
 
 
-def _one_thread_each() -> None:
-    """Worker start-up: one BLAS/OpenMP thread per worker process (the parallelism is the
+def _worker_start(driver: int) -> None:
+    """Worker start-up: the worker dies with its driver (process ``driver``:
+    :func:`_die_with_driver`), and runs one BLAS/OpenMP thread (the parallelism is the
     processes; more threads would oversubscribe the cores)."""
     from threadpoolctl import threadpool_limits
 
+    _die_with_driver(driver)
     threadpool_limits(1)
     atexit.register(_exit_now)
+
+
+#: how often a worker looks whether its driver still runs (where the kernel cannot tell it)
+DRIVER_POLL_S = 0.5
+
+
+def _die_with_driver(driver: int) -> None:
+    """End this worker as soon as its driver process ends, however it ends (SIGKILL, a
+    crash, SIGTERM): the pool's queues never tell an idle worker, which would otherwise
+    live on, and a busy one would write its chunk into an output directory that a new run
+    may already own (wiped, or restarted with other input).  On Linux the kernel kills it
+    with the driver (``prctl(PR_SET_PDEATHSIG, SIGKILL)``); everywhere a daemon thread
+    checks every :data:`DRIVER_POLL_S` s that the parent is still ``driver``."""
+    import ctypes
+    import signal
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != driver:            # (gone before the signal was asked for)
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(DRIVER_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="neb-bayes-driver-watch", daemon=True).start()
 
 
 def _exit_now() -> None:
     """A worker's exit, once the pool has told it to stop (every result is sent by then):
     streams flushed, then ``os._exit`` without tearing down the interpreter's modules."""
-    import os
-
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -288,7 +317,8 @@ class _Pool:
         self.slots = jobs
         self.pool = cf.ProcessPoolExecutor(max_workers=jobs - 1,
                                            mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_one_thread_each)
+                                           initializer=_worker_start,
+                                           initargs=(os.getpid(),))
         self._sent: set[cf.Future] = set()
         # the chunks run here share the cores with the workers: one BLAS/OpenMP thread, as
         # in each worker, while the pool lasts (again once the first chunk here has loaded
@@ -473,7 +503,8 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
     for raw in opts.inputs:
         if input_kind(Path(raw)) == "dir" and (ignored := ignored_files(Path(raw))):
             echo(f"neb-bayes batch: {raw}: {len(ignored)} file(s) not read (not .jsonl, "
-                 f".ndjson, .csv, .yaml, .yml or .json, or hidden), e.g. {ignored[0]!r}")
+                 f".ndjson, .csv, .yaml, .yml or .json, hidden, or a name that is not UTF-8), "
+                 f"e.g. {ignored[0]!r}")
     prior_set = load_prior_set(opts.priors)
     model = prior_set.model
     spec = model.spec

@@ -80,3 +80,33 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases,
         total += table.num_rows + len((chunks / f"chunk-{k:06d}.errors.jsonl").read_text()
                                       .splitlines())
     assert total == n_items
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_workers_end_with_their_driver(tmp_path: Path, many_cases) -> None:
+    """Only the driver killed (not its process group): its workers end at once and write
+    no further chunk into the output directory, which a new run may own by then."""
+    import psutil
+
+    path = tmp_path / "cases.jsonl"
+    mixed_jsonl(path, many_cases, every=97)
+    out = tmp_path / "out"
+    # chunks with all draws (slow): a worker is busy with one when the driver dies
+    proc = _start(["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
+                   "--draws", "-1", "--no-progress"])
+    chunks = out / "chunks"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers
+    proc.kill()                                          # the driver alone
+    proc.wait(timeout=30)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    written = sorted(p.name for p in chunks.iterdir())
+    time.sleep(1.0)
+    assert sorted(p.name for p in chunks.iterdir()) == written
