@@ -114,13 +114,25 @@ def _dir_files(path: Path) -> list[Path]:
     known = (*LINES_SUFFIXES, *CSV_SUFFIXES, *CASE_SUFFIXES)
     return sorted(
         (p for p in path.iterdir()
-         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known),
+         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
+         and utf8_name(p.name)),
         key=lambda p: p.name,
     )
 
 
+def utf8_name(name: str) -> bool:
+    """Whether a file name is UTF-8 text (a name with other bytes, which Python holds as
+    surrogate escapes, cannot be written to the outputs as a case's source)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def ignored_files(path: Path) -> list[str]:
-    """Files of a directory input that are not read (unknown suffix or hidden)."""
+    """Files of a directory input that are not read (unknown suffix, hidden, or a name that
+    is not UTF-8)."""
     keep = {p.name for p in _dir_files(path)}
     return sorted(p.name for p in path.iterdir() if p.is_file() and p.name not in keep)
 
@@ -490,6 +502,8 @@ def describe_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, 
     out = []
     for raw in inputs:
         path = Path(raw)
+        if not utf8_name(str(path)):
+            raise InputError(f"{str(path)!r}: the path is not UTF-8 text; rename it")
         kind = input_kind(path)
         files = _dir_files(path) if kind == "dir" else [path]
         entries = []

@@ -115,11 +115,13 @@ def load_text(text: str, fmt: str = "yaml", *, source: str | None = None) -> Any
     """
     if fmt == "json":
         try:
-            return json.loads(text, object_pairs_hook=_no_duplicates)
+            value = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
             msg = f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         except ValueError as exc:
             msg = f"malformed JSON: {exc}"
+        else:
+            return _whole_characters(value, text, source)
         raise CaseError([FieldError(FILE, msg)], source)
     if fmt != "yaml":
         raise ValueError(f"unknown case format {fmt!r}; use 'yaml' or 'json'")
@@ -131,6 +133,50 @@ def load_text(text: str, fmt: str = "yaml", *, source: str | None = None) -> Any
     except yaml.YAMLError as exc:
         msg = f"malformed YAML: {exc}"
     raise CaseError([FieldError(FILE, msg)], source)
+
+
+#: a JSON escape that can write half a character (a UTF-16 surrogate, ``\uD800`` to
+#: ``\uDFFF``; a pair of them is one character).  (YAML's reader refuses them itself.)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _whole_characters(value: Any, text: str, source: str | None) -> Any:
+    """``value`` as parsed from ``text``, unless an escape sequence left half a character
+    in one of its strings or keys (an unpaired UTF-16 surrogate such as ``\\ud800``: what an
+    exporter writes when it cuts an emoji in two).  Such a string is not text: it cannot be
+    written to any output (UTF-8), so every one is an error at its field path."""
+    if _SURROGATE_ESCAPE.search(text) is None:
+        return value
+    errors = [FieldError(path or FILE, "not valid text: an escape sequence leaves half a "
+                                       "character (an unpaired UTF-16 surrogate)")
+              for path in _broken_strings(value, "")]
+    if errors:
+        raise CaseError(errors, source)
+    return value
+
+
+def _broken_strings(value: Any, path: str) -> Iterator[str]:
+    """The field paths of the strings (and mapping keys) in ``value`` that are not valid
+    Unicode text."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not _is_text(key):
+                yield f"{path}.<key>" if path else "<key>"
+                continue
+            yield from _broken_strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _broken_strings(item, f"{path}[{i}]")
+    elif isinstance(value, str) and not _is_text(value):
+        yield path
+
+
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_text(path: Path) -> str:

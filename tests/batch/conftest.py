@@ -25,6 +25,11 @@ BAD_CASES: list[tuple[str, set[str]]] = [
                                   {"analyte": "FT4", "value": 12, "unit": "kg"}]}),
      {"patient.age", "measurements[0].value", "measurements[1].unit"}),
     (json.dumps({"patient": {"sex": "F"}, "measurements": []}), {"id"}),
+    # half a character (an unpaired UTF-16 surrogate escape, an emoji cut in two): not
+    # text, and it could not be written to any output
+    (json.dumps({"id": "half-\ud83d", "medications": ["x\udc00"],
+                 "measurements": [{"analyte": "TSH\ud800", "value": 2.0, "unit": "mIU/L"}]}),
+     {"id", "medications[0]", "measurements[0].analyte"}),
 ]
 
 

@@ -36,7 +36,7 @@ def _probs(table: pa.Table, model) -> np.ndarray:
 @pytest.fixture(scope="module")
 def jsonl_input(tmp_path_factory, sim_cases) -> tuple[Path, set[int]]:
     path = tmp_path_factory.mktemp("in") / "cases.jsonl"
-    bad = mixed_jsonl(path, sim_cases[:N], every=30)
+    bad = mixed_jsonl(path, sim_cases[:N], every=25)   # (each of BAD_CASES once)
     return path, bad
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -384,3 +386,18 @@ def test_a_line_splits_into_the_csv_modules_cells(cells, ending) -> None:
     line = ",".join(cells) + ending
     row = next(csv.reader([line]), [])
     assert sparse_row(line) == sparse_row(row)
+
+
+@pytest.mark.skipif(os.name != "posix" or sys.platform == "darwin",
+                    reason="needs file names of arbitrary bytes")
+def test_a_file_name_that_is_not_utf8_is_not_read_and_is_named(tmp_path: Path) -> None:
+    """Such a name could not be written as a case's source (every output is UTF-8): a
+    directory's is listed among the files not read, a path given as input is refused."""
+    (tmp_path / "good.json").write_text('{"id": "a", "measurements": []}')
+    bad = os.path.join(os.fsencode(tmp_path), b"x\xff.json")
+    with open(bad, "wb") as fh:
+        fh.write(b'{"id": "b", "measurements": []}')
+    assert [i.source for i in iter_items([tmp_path])] == [str(tmp_path / "good.json")]
+    assert inputs.ignored_files(tmp_path) == [os.fsdecode(b"x\xff.json")]
+    with pytest.raises(InputError, match="not UTF-8"):
+        describe_inputs([os.fsdecode(bad)])

@@ -93,3 +93,23 @@ def test_negative_value_is_an_error_even_for_an_unknown_analyte() -> None:
     with pytest.raises(CaseError) as info:
         read_case(case)
     assert [e.path for e in info.value.errors] == ["measurements[0].value"]
+
+
+def test_half_a_character_is_an_error_at_its_field(tmp_path: Path) -> None:
+    r"""A JSON escape of an unpaired UTF-16 surrogate (``\ud83d`` alone: an emoji cut in
+    two) is not text and could not be written to any output: an error at each field and key
+    where it is; a whole pair is one character, and an escaped backslash no escape."""
+    text = ('{"id": "half-\\ud83d", "medications": ["x\\udc00"], "\\ud800": 1, '
+            '"patient": {"sex": "F", "note": "\\ud83d\\ude00 and \\\\ud800"}, '
+            '"measurements": [{"analyte": "TSH\\ud800", "value": 2.0, "unit": "mIU/L"}]}')
+    file = tmp_path / "case.json"
+    file.write_text(text, encoding="utf-8")
+    with pytest.raises(CaseError) as info:
+        read_case(file)
+    assert sorted(e.path for e in info.value.errors) == [
+        "<key>", "id", "measurements[0].analyte", "medications[0]"]
+    assert all("half a character" in e.message for e in info.value.errors)
+    whole = text.replace("\\ud83d\"", "\"").replace("\\udc00", "").replace(
+        "\\ud800\": 1", "k\": 1").replace("TSH\\ud800", "TSH")
+    file.write_text(whole, encoding="utf-8")
+    assert read_case(file).id == "half-"
