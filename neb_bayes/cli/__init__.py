@@ -140,14 +140,40 @@ def vocab(what: str) -> None:
     click.echo(list_vocab(what))
 
 
-def run() -> None:  # pragma: no cover - console entry point wrapper
+def run() -> None:
+    """The console entry point: :func:`main`, with an unexpected exception (a bug) reported
+    by its type and where it was raised, exit status 1.  Its message is left out unless
+    ``NEB_BAYES_TRACEBACK=1``: it may quote a case's values (a value that failed to
+    convert, a record that failed to encode)."""
     try:
         main(standalone_mode=True)
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001
-        click.echo(f"internal error: {exc!r}", err=True)
+        click.echo(internal_error_text(exc), err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def internal_error_text(exc: BaseException) -> str:
+    """What :func:`run` prints for an unexpected exception: its type and the innermost
+    place in neb_bayes it passed through, and, with ``NEB_BAYES_TRACEBACK=1``, the whole
+    traceback and message."""
+    import os
+    import traceback
+
+    if os.environ.get("NEB_BAYES_TRACEBACK") == "1":
+        return "internal error:\n" + "".join(traceback.format_exception(exc)).rstrip()
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(package + os.sep):
+            name = os.path.relpath(path, os.path.dirname(package)).replace(os.sep, "/")
+            where = f" in {name}:{frame.lineno} ({frame.name})"
+            break
+    return (f"internal error: {type(exc).__name__}{where} (a bug: please report it; its "
+            "message is left out, as it may quote case data: rerun with "
+            "NEB_BAYES_TRACEBACK=1 to see it)")
 
 
 from neb_bayes.cli.priors_cmd import priors  # noqa: E402

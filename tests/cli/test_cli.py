@@ -147,3 +147,29 @@ def test_a_report_does_not_depend_on_what_the_process_imported_before(case, tmp_
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         outs.append(path.read_bytes())
     assert outs[0] == outs[1] and json.loads(outs[0])["case_id"]
+
+
+def test_an_internal_error_names_its_type_and_place_but_not_its_message(tmp_path, monkeypatch,
+                                                                         capsys) -> None:
+    """A bug's message may quote case data (a value that failed to convert, a record that
+    failed to encode): the console entry point prints its type and where it was raised,
+    exit status 1; the message only with NEB_BAYES_TRACEBACK=1."""
+    import neb_bayes.cli as cli
+
+    def broken(**_: object) -> None:
+        from neb_bayes.batch.store import atomic_text
+
+        atomic_text(tmp_path / "x.txt", "a value that cannot be encoded: 4.25 \udc00")
+
+    monkeypatch.setattr(cli, "main", broken)
+    monkeypatch.delenv("NEB_BAYES_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as info:
+        cli.run()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("internal error: UnicodeEncodeError in neb_bayes/batch/store.py:")
+    assert "4.25" not in err
+    monkeypatch.setenv("NEB_BAYES_TRACEBACK", "1")
+    with pytest.raises(SystemExit):
+        cli.run()
+    assert "Traceback" in capsys.readouterr().err
