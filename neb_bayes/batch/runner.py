@@ -449,6 +449,22 @@ POINT_CHUNK_SIZE = 2000
 CHUNK_SIZE = 1000
 
 
+def _intervals_text(draws: Any, wanted: int) -> str:
+    """What the results' ``<condition>_lo``/``_hi`` columns are (the manifest's
+    ``intervals``): ``draws`` the prior set's parameter draws (None: none), ``wanted``
+    :attr:`BatchOptions.draws`."""
+    from neb_bayes import config
+
+    point = "so <condition>_lo = <condition>_hi = <condition>"
+    if draws is None:
+        return f"point: the prior set has no parameter draws, {point}"
+    if wanted == 0:
+        return f"point: no parameter draws asked for (--draws 0), {point}"
+    n = draws.n_draws if wanted < 0 else min(wanted, draws.n_draws)
+    return (f"equal-tailed {config.INTERVAL_PROB:.0%} intervals of each probability over "
+            f"{n} of the prior set's {draws.n_draws} parameter draws")
+
+
 def default_chunk_size(draws: bool, per_case_reports: bool) -> int:
     """Cases per chunk when none is given: :data:`POINT_CHUNK_SIZE` for point probabilities,
     :data:`CHUNK_SIZE` with parameter draws or per-case reports."""
@@ -553,8 +569,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
             "updated": _now(),
             "jobs": opts.jobs,
             "scheduler": opts.scheduler,
-            "intervals": "point: the prior set has no parameter draws, so <condition>_lo = "
-                         "<condition>_hi = <condition>",
+            "intervals": _intervals_text(prior_set.draws, opts.draws),
             "results": out.results_path.name,
         }
         out.write_manifest(manifest)

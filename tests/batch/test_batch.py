@@ -106,6 +106,7 @@ def test_bad_cases_listed_with_every_error(tmp_path, jsonl_input) -> None:
     assert records[3]["case_id"] == "bad-many" and len(records[3]["errors"]) == 3
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["chunk_size"] == 25
+    assert manifest["intervals"].startswith("point: no parameter draws asked for")
     assert manifest["priors"]["fingerprint"] and manifest["neb_bayes_version"]
     assert manifest["inputs"][0]["path"] == str(path) and manifest["inputs"][0]["stat_hash"]
 
@@ -387,7 +388,11 @@ def test_intervals_from_parameter_draws(tmp_path, sim_cases, model, schema) -> N
     np.testing.assert_array_equal(got_lo, lo_ref)
     np.testing.assert_array_equal(got_hi, hi_ref)
     # chunks of the size for a case's work with draws (point probabilities: larger ones)
-    assert json.loads((out / "manifest.json").read_text())["chunk_size"] == 1000
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chunk_size"] == 1000
+    assert manifest["intervals"] == (f"equal-tailed {config.INTERVAL_PROB:.0%} intervals of "
+                                     f"each probability over 100 of the prior set's "
+                                     f"{ps.draws.n_draws} parameter draws")
     # a different number of draws is a different batch: resuming is refused
     again = CliRunner().invoke(main, ["batch", str(src), "--out", str(out), "--draws", "50",
                                       "--no-progress"])
