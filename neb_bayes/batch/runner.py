@@ -449,6 +449,17 @@ POINT_CHUNK_SIZE = 2000
 CHUNK_SIZE = 1000
 
 
+def _failed(what: str, exc: BaseException) -> BatchFailed:
+    """The error that stops a batch when a chunk fails as a whole: what failed, why in
+    words (the exception's type; its message may quote case data), and how to go on."""
+    if isinstance(exc, cf.BrokenExecutor):
+        why = "a worker process ended unexpectedly: killed, or out of memory?"
+    else:
+        why = type(exc).__name__
+    return BatchFailed(f"{what} ({why}); finished chunks are kept: rerun the same command "
+                       "to resume")
+
+
 def _intervals_text(draws: Any, wanted: int) -> str:
     """What the results' ``<condition>_lo``/``_hi`` columns are (the manifest's
     ``intervals``): ``draws`` the prior set's parameter draws (None: none), ``wanted``
@@ -622,9 +633,7 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                 try:
                     result: ChunkResult = fut.result()
                 except Exception as exc:
-                    raise BatchFailed(f"chunk {k} failed ({type(exc).__name__}: {exc}); "
-                                      "finished chunks are kept: rerun the same command to "
-                                      "resume") from exc
+                    raise _failed(f"chunk {k} failed", exc) from exc
                 if result.table is not None:   # (a local worker wrote its chunk itself)
                     out.write_chunk(result)
                 merge.add_ready(result)
@@ -654,7 +663,10 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                                  priors=priors_path,
                                  reports=opts.per_case_reports, draws=opts.draws,
                                  out=str(out.root.resolve()) if pool.writes_chunks else None)
-                fut = pool.submit(task, left=max(1, n_chunks_est - k))
+                try:
+                    fut = pool.submit(task, left=max(1, n_chunks_est - k))
+                except cf.BrokenExecutor as exc:
+                    raise _failed(f"chunk {k} could not be sent", exc) from exc
                 which[fut] = k
                 pending.add(fut)
             while pending:

@@ -155,14 +155,19 @@ def run() -> None:
 
 
 def internal_error_text(exc: BaseException) -> str:
-    """What :func:`run` prints for an unexpected exception: its type and the innermost
-    place in neb_bayes it passed through, and, with ``NEB_BAYES_TRACEBACK=1``, the whole
-    traceback and message."""
+    """What :func:`run` prints for an unexpected exception (:func:`bug_text`)."""
+    return f"internal error: {bug_text(exc)}"
+
+
+def bug_text(exc: BaseException) -> str:
+    """An unexpected exception told without its message, which may quote case data: its
+    type and the innermost place in neb_bayes it passed through, and how to see the rest;
+    with ``NEB_BAYES_TRACEBACK=1`` the whole traceback, message included."""
     import os
     import traceback
 
     if os.environ.get("NEB_BAYES_TRACEBACK") == "1":
-        return "internal error:\n" + "".join(traceback.format_exception(exc)).rstrip()
+        return "\n" + "".join(traceback.format_exception(exc)).rstrip()
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     where = ""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
@@ -171,9 +176,8 @@ def internal_error_text(exc: BaseException) -> str:
             name = os.path.relpath(path, os.path.dirname(package)).replace(os.sep, "/")
             where = f" in {name}:{frame.lineno} ({frame.name})"
             break
-    return (f"internal error: {type(exc).__name__}{where} (a bug: please report it; its "
-            "message is left out, as it may quote case data: rerun with "
-            "NEB_BAYES_TRACEBACK=1 to see it)")
+    return (f"{type(exc).__name__}{where} (a bug: please report it; its message is left "
+            "out, as it may quote case data: rerun with NEB_BAYES_TRACEBACK=1 to see it)")
 
 
 from neb_bayes.cli.priors_cmd import priors  # noqa: E402

@@ -125,6 +125,12 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
         click.echo(str(exc), err=True)
         sys.exit(EXIT_PRIORS)
     except BatchFailed as exc:
+        from concurrent.futures import BrokenExecutor
+
+        from neb_bayes.cli import bug_text
+
         click.echo(f"neb-bayes batch: {exc}", err=True)
+        if exc.__cause__ is not None and not isinstance(exc.__cause__, BrokenExecutor):
+            click.echo(f"  cause: {bug_text(exc.__cause__)}", err=True)
         sys.exit(EXIT_INTERNAL)
     click.echo(summary.text(), err=True)

@@ -751,3 +751,24 @@ def test_chunks_cut_runs_of_lines_where_they_end(runs, size, done) -> None:
     assert sizes == [min(size, len(lines) - s) for s in range(0, len(lines), size)]
     assert [g for g in got if g is not None] == [
         want for g, want in zip(got, lines, strict=True) if g is not None]
+
+
+def test_a_chunk_that_fails_stops_the_batch_without_quoting_its_message(tmp_path, sim_cases,
+                                                                        monkeypatch) -> None:
+    """A chunk failing as a whole (a bug) stops the batch with how to resume, exit 1; the
+    exception's message, which may quote case data, is left out."""
+    import neb_bayes.batch.runner as runner
+    from neb_bayes.batch.export import write_jsonl
+
+    def broken(task):
+        raise ValueError("cannot convert the value 4.25")
+
+    monkeypatch.setattr(runner, "run_chunk", broken)
+    monkeypatch.delenv("NEB_BAYES_TRACEBACK", raising=False)
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:3], src)
+    res = CliRunner().invoke(main, ["batch", str(src), "--out", str(tmp_path / "out"),
+                                    "--no-progress"])
+    assert res.exit_code == 1
+    assert "chunk 0 failed (ValueError)" in res.output
+    assert "rerun the same command to resume" in res.output and "4.25" not in res.output

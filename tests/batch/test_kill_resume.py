@@ -110,3 +110,37 @@ def test_workers_end_with_their_driver(tmp_path: Path, many_cases) -> None:
     written = sorted(p.name for p in chunks.iterdir())
     time.sleep(1.0)
     assert sorted(p.name for p in chunks.iterdir()) == written
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_killed_worker_stops_the_batch_with_the_resume_advice(tmp_path: Path,
+                                                               many_cases) -> None:
+    """A worker killed mid-run (the OOM killer, an operator): the batch stops with a message
+    that says so and how to go on (exit 1, not an internal error); the rerun completes."""
+    import psutil
+
+    path = tmp_path / "cases.jsonl"
+    mixed_jsonl(path, many_cases[:400], every=97)
+    out = tmp_path / "out"
+    args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
+            "--draws", "-1", "--no-progress"]
+    proc = _start(args)
+    chunks = out / "chunks"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before a worker could be killed"
+    workers = [p for p in psutil.Process(proc.pid).children()
+               if "spawn_main" in " ".join(p.cmdline())]
+    assert workers
+    workers[0].kill()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    err = err.decode()
+    assert "worker process ended unexpectedly" in err
+    assert "rerun the same command to resume" in err and "internal error" not in err
+    assert "a bug" not in err
+    rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
