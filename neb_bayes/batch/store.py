@@ -42,7 +42,7 @@ import pyarrow as pa
 from neb_bayes.batch.table import FORMATS, TableWriter
 from neb_bayes.batch.task import ChunkResult
 
-__all__ = ["BatchLocked", "Merge", "OutputDir", "report_name"]
+__all__ = ["BatchLocked", "Merge", "OutputDir", "OutputUnusable", "report_name"]
 
 MANIFEST = "manifest.json"
 OWN_NAMES = {"manifest.json", "chunks", "reports", "errors.jsonl", ".lock",
@@ -54,6 +54,10 @@ CHUNK_EXT = ".arrow"
 
 class BatchLocked(RuntimeError):
     """Another batch is running in the same output directory."""
+
+
+class OutputUnusable(Exception):
+    """The output directory cannot be created or written (a usage error: exit 2)."""
 
 
 def report_name(case_id: str) -> str:
@@ -172,9 +176,16 @@ class OutputDir:
         ------
         BatchLocked
             When another process holds it.
+        OutputUnusable
+            When the directory cannot be created or written (its path and the reason).
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as fh:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise OutputUnusable(f"--out {self.root}: cannot create or write this directory "
+                                 f"({exc.strerror or type(exc).__name__})") from None
+        with fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

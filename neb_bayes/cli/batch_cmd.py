@@ -106,7 +106,7 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
 
     arrow_pool_from_libc()            # (before pyarrow is imported)
     from neb_bayes.batch.runner import BatchFailed, BatchOptions, BatchUsageError, run_batch
-    from neb_bayes.batch.store import BatchLocked
+    from neb_bayes.batch.store import BatchLocked, OutputUnusable
     from neb_bayes.model.spec import PriorSetError
 
     opts = BatchOptions(
@@ -118,7 +118,7 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
     )
     try:
         summary = run_batch(opts, echo=lambda text: click.echo(text, err=True))
-    except (BatchUsageError, BatchLocked) as exc:
+    except (BatchUsageError, BatchLocked, OutputUnusable) as exc:
         click.echo(f"neb-bayes batch: {exc}", err=True)
         sys.exit(EXIT_INPUT)
     except PriorSetError as exc:

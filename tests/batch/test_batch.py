@@ -772,3 +772,16 @@ def test_a_chunk_that_fails_stops_the_batch_without_quoting_its_message(tmp_path
     assert res.exit_code == 1
     assert "chunk 0 failed (ValueError)" in res.output
     assert "rerun the same command to resume" in res.output and "4.25" not in res.output
+
+
+def test_an_output_directory_that_cannot_be_made_is_a_usage_error(tmp_path, sim_cases) -> None:
+    from neb_bayes.batch.export import write_jsonl
+
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:2], src)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    res = CliRunner().invoke(main, ["batch", str(src), "--out", str(blocker / "out"),
+                                    "--no-progress"])
+    assert res.exit_code == 2
+    assert f"--out {blocker / 'out'}: cannot create or write this directory" in res.output
