@@ -3,9 +3,12 @@
 Exit status
 -----------
 0  success
-1  unexpected internal error (a bug: please report it)
+1  unexpected internal error (a bug: please report it), or a batch stopped by a failed
+   chunk or worker (rerun it to resume)
 2  invalid input: a case file with errors (all listed, with field paths), or bad usage
 3  invalid prior set file
+4  a fit's convergence diagnostics failed (``priors fit`` without ``--force``)
+130  interrupted (Ctrl-C; a batch resumes when rerun)
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 import click
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PRIORS = 0, 1, 2, 3
+#: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("neb_bayes")
 

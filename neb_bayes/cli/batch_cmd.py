@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from neb_bayes.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_PRIORS
+from neb_bayes.cli import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PRIORS
 
 __all__ = ["batch"]
 
@@ -124,6 +124,10 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
     except PriorSetError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_PRIORS)
+    except KeyboardInterrupt:
+        click.echo("neb-bayes batch: interrupted; finished chunks are kept: rerun the same "
+                   "command to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except BatchFailed as exc:
         from concurrent.futures import BrokenExecutor
 

@@ -144,3 +144,35 @@ def test_a_killed_worker_stops_the_batch_with_the_resume_advice(tmp_path: Path,
     assert "a bug" not in err
     rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix",
+                    reason="needs a process group to interrupt")
+def test_ctrl_c_stops_the_batch_with_the_resume_advice(tmp_path: Path, many_cases) -> None:
+    """Ctrl-C (SIGINT to the batch's process group, as a terminal sends it): exit status
+    130 and how to go on, nothing left running; the rerun resumes and completes."""
+    import psutil
+
+    path = tmp_path / "cases.jsonl"
+    mixed_jsonl(path, many_cases[:400], every=97)
+    out = tmp_path / "out"
+    args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
+            "--draws", "-1", "--no-progress"]
+    proc = _start(args)
+    chunks = out / "chunks"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted; finished chunks are kept: rerun the same command" in err.decode()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming" in rerun.stderr
