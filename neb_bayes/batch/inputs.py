@@ -14,6 +14,7 @@ stays bounded: files are read line by line (CSV row by row).
 
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import itertools
@@ -325,26 +326,82 @@ def _count_jsonl(path: Path, at_most: int | None = None) -> int:
 
 
 class _LineCounter:
-    """Wrap a binary line iterator: decode each line, count them, remember bad ones."""
+    """Wrap a binary line iterator: decode each line, count them, remember bad ones; lines
+    given back (:meth:`give_back`) come again, with their numbers, before the file's next."""
 
     def __init__(self, fh: Any) -> None:
         self.fh = fh
         self.number = 0
         self.bad: str | None = None
+        #: whether the file's end was reached
+        self.ended = False
+        self._back: collections.deque[tuple[int, str, str | None]] = collections.deque()
+        #: (number, text, bad) of each line read since :meth:`record` was last called
+        self.recorded: list[tuple[int, str, str | None]] | None = None
 
     def __iter__(self) -> _LineCounter:
         return self
 
     def __next__(self) -> str:
-        raw = next(self.fh)
-        self.number += 1
-        if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.bad = exc.reason
-            return raw.decode("utf-8", errors="replace")
+        if self._back:
+            self.number, text, self.bad = self._back.popleft()
+        else:
+            try:
+                raw = next(self.fh)
+            except StopIteration:
+                self.ended = True
+                raise
+            self.number += 1
+            if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.bad = exc.reason
+                text = raw.decode("utf-8", errors="replace")
+        if self.recorded is not None:
+            self.recorded.append((self.number, text, self.bad))
+        return text
+
+    def record(self) -> None:
+        """Start recording the lines read (into :attr:`recorded`)."""
+        self.recorded = []
+
+    def give_back(self, lines: list[tuple[int, str, str | None]]) -> None:
+        """Read ``lines`` (recorded ones) again, before any other."""
+        self._back.extendleft(reversed(lines))
+        self.recorded = None
+
+
+def _csv_record(text: str, lines: _LineCounter) -> list[str]:
+    """The csv module's record that starts with the line ``text`` (and takes the lines it
+    spans from ``lines``).
+
+    Raises
+    ------
+    csv.Error
+        For a malformed record, and for a quoted cell never closed: the csv module would
+        read the rest of the file into it.  The lines after ``text`` are then given back to
+        ``lines``, so the rows after the broken one are still read.
+    """
+    lines.record()
+    try:
+        row = next(csv.reader(itertools.chain([text], lines)), [])
+    except csv.Error:
+        lines.recorded = None
+        raise
+    taken = lines.recorded or []
+    lines.recorded = None
+    if not lines.ended or lines._back:
+        return row                     # (the record ended before the end of the file)
+    try:
+        next(csv.reader([text, *(t for _, t, _ in taken)], strict=True), [])
+    except csv.Error as exc:
+        if "unexpected end of data" not in str(exc):
+            return row                 # (read as the lenient reader reads it)
+        lines.give_back(taken)
+        raise csv.Error("a quoted cell opened on this row is never closed") from None
+    return row
 
 
 def _needs_csv_module(line: str) -> bool:
@@ -381,11 +438,15 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
         for text in lines:
             row: list[str] | None = None
             if header is None or _needs_csv_module(text):
+                start = lines.number
                 try:
-                    row = next(csv.reader(itertools.chain([text], lines)), [])
+                    row = _csv_record(text, lines)
                 except csv.Error as exc:
-                    yield RawItem(f"{name}:{lines.number}", "error",
-                                  [FieldError("<row>", f"malformed CSV: {exc}")])
+                    where = "<row>" if header is not None else "<header>"
+                    yield RawItem(f"{name}:{start}", "error",
+                                  [FieldError(where, f"malformed CSV: {exc}")])
+                    if header is None:
+                        return
                     continue
             source = f"{name}:{lines.number}"
             if lines.bad is not None:

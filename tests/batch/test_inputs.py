@@ -401,3 +401,33 @@ def test_a_file_name_that_is_not_utf8_is_not_read_and_is_named(tmp_path: Path) -
     assert inputs.ignored_files(tmp_path) == [os.fsdecode(b"x\xff.json")]
     with pytest.raises(InputError, match="not UTF-8"):
         describe_inputs([os.fsdecode(bad)])
+
+
+def test_a_quote_never_closed_is_an_error_and_the_rows_after_it_are_read(tmp_path: Path
+                                                                          ) -> None:
+    """The csv module reads the rest of a file into a quoted cell that is never closed (no
+    quote follows it): that row is an error naming it, and every row after it is read as if
+    it were not there (nothing is silently dropped).  A quoted cell closed on a later line
+    is one record, at the end of the file too (with and without a last line break)."""
+    path = tmp_path / "q.csv"
+    path.write_text('id,sex,TSH_mIU_per_L,context\nq1,F,2.0,"two\nlines"\n'
+                    'q2,F,3.0,"never closed\nq3,F,4.0,\n\nq4,F,5.0,\n')
+    items = list(iter_items([path]))
+    assert [(i.source.rsplit(":", 1)[1], i.kind) for i in items] == [
+        ("3", "csv"), ("4", "error"), ("5", "csv"), ("7", "csv")]
+    assert items[1].data[0].message == ("malformed CSV: a quoted cell opened on this row is "
+                                        "never closed")
+    assert [row_to_case(*i.data)[0]["id"] for i in items if i.kind == "csv"] == [
+        "q1", "q3", "q4"]
+    assert count_items([path]) == len(items)
+    for end in ("", "\n"):
+        closed = tmp_path / "c.csv"
+        closed.write_text('id,sex,TSH_mIU_per_L,context\nq1,F,2.0,\nq2,F,3.0,"two\nlines"'
+                          + end)
+        items = list(iter_items([closed]))
+        assert [i.kind for i in items] == ["csv", "csv"]
+        assert row_to_case(*items[1].data)[0]["id"] == "q2"
+    broken_header = tmp_path / "h.csv"
+    broken_header.write_text('id,"sex\nq1,F\n')
+    (item,) = iter_items([broken_header])
+    assert item.kind == "error" and item.data[0].path == "<header>"
