@@ -33,7 +33,9 @@ Measurement columns
     ``TSH_mIU_per_L__d30``, ``HbA1c_pct``.
 Other columns
     A column that fits none of the above (no ``_<unit>`` part) is not an error: when its
-    cell is filled it is listed in the case's "not used" items as ``csv column '<name>'``.
+    cell is filled it is listed in the case's "not used" items as ``csv column '<name>'``
+    (a column without a name, such as a trailing comma's: ``csv column <number> (no
+    name)``).
 
 Errors name the column as well as the case-file field path the reader reports.
 """
@@ -185,8 +187,8 @@ def plan_header(header: tuple[str, ...]) -> CsvPlan:
     for j, name in enumerate(header):
         key = name.strip().lower() if name.strip().lower() in RESERVED else name.strip()
         if not key:
-            errors.append(f"column {j + 1} has no name")
-        elif key in seen:
+            continue          # (a column without a name: read as any other column)
+        if key in seen:
             errors.append(f"column {name!r} appears twice (columns {seen[key] + 1} and {j + 1})")
         else:
             seen[key] = j
@@ -349,7 +351,9 @@ def row_to_case(
             labels[f"measurements[{len(measurements)}]"] = spec.name
             measurements.append(entry)
         else:
-            case[f"csv column {spec.name.strip()!r}"] = "(not read)"
+            name = spec.name.strip()
+            case[f"csv column {name!r}" if name else f"csv column {j + 1} (no name)"] = (
+                "(not read)")
     if patient:
         case["patient"] = patient
     if measurements:

@@ -437,6 +437,8 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
         header: tuple[str, ...] | None = None
         for text in lines:
             row: list[str] | None = None
+            if header is None and not text.strip() and lines.bad is None:
+                continue                   # (blank lines before the header)
             if header is None or _needs_csv_module(text):
                 start = lines.number
                 try:

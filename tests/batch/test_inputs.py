@@ -431,3 +431,17 @@ def test_a_quote_never_closed_is_an_error_and_the_rows_after_it_are_read(tmp_pat
     broken_header.write_text('id,"sex\nq1,F\n')
     (item,) = iter_items([broken_header])
     assert item.kind == "error" and item.data[0].path == "<header>"
+
+
+def test_blank_lines_before_the_header_and_a_column_without_a_name(tmp_path: Path) -> None:
+    """Spreadsheet exports: blank lines above the header are skipped; a column without a
+    name (a trailing comma on every line) is read as any column of no known kind: nothing
+    when empty, a 'not used' item naming its number when filled, never an error."""
+    path = tmp_path / "x.csv"
+    path.write_text("\n \nid,sex,TSH_mIU_per_L,\nq1,F,2.0,\nq2,F,3.0,oops\n")
+    items = list(iter_items([path]))
+    assert [i.kind for i in items] == ["csv", "csv"] and count_items([path]) == 2
+    (q1, _, err1), (q2, _, err2) = (row_to_case(*i.data) for i in items)
+    assert err1 == err2 == []
+    assert q1["measurements"][0]["analyte"] == "TSH" and "csv column 4 (no name)" not in q1
+    assert q2["csv column 4 (no name)"] == "(not read)"
