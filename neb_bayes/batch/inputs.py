@@ -554,8 +554,10 @@ def _stat_digest(entries: list[tuple[str, int, int]]) -> str:
 def describe_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """Identify each input by kind, size and modification time (for the manifest).
 
-    A rerun resumes only when this description is unchanged: same paths (as given), and
-    for each file (each case file of a directory) the same size and modification time.
+    A rerun resumes only when this description is unchanged but for ``path`` (the path as
+    given, kept for people: another spelling of it is the same input): the same resolved
+    paths, and for each file (each case file of a directory) the same size and
+    modification time.
 
     Raises
     ------
@@ -574,7 +576,7 @@ def describe_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, 
         for file in files:
             st = file.stat()
             total += st.st_size
-            entries.append((file.name if kind == "dir" else str(path), st.st_size,
+            entries.append((file.name if kind == "dir" else str(path.resolve()), st.st_size,
                             st.st_mtime_ns))
         desc: dict[str, Any] = {"path": str(raw), "resolved": str(path.resolve()),
                                 "kind": kind, "size": total}

@@ -431,7 +431,17 @@ def _now() -> str:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [k for k in IDENTITY_KEYS if old.get(k) != new.get(k)]
+    """The identity keys whose values differ between two manifests (an input named by
+    another spelling of the same path, e.g. absolute and relative, is the same input:
+    its resolved path, size and times are compared, not the path as given)."""
+    return [k for k in IDENTITY_KEYS if _comparable(k, old.get(k)) != _comparable(k, new.get(k))]
+
+
+def _comparable(key: str, value: Any) -> Any:
+    if key == "inputs" and isinstance(value, list):
+        return [{k: v for k, v in d.items() if k != "path"} if isinstance(d, dict) else d
+                for d in value]
+    return value
 
 
 def _stderr(text: str) -> None:
@@ -533,6 +543,12 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
                  f".ndjson, .csv, .yaml, .yml or .json, hidden, or a name that is not UTF-8), "
                  f"e.g. {ignored[0]!r}")
     prior_set = load_prior_set(opts.priors)
+    if opts.draws != 0 and prior_set.draws is None:
+        echo("neb-bayes batch: --draws: the prior set has no parameter draws; the intervals "
+             "are point values (<condition>_lo = _hi = <condition>)")
+    elif prior_set.draws is not None and opts.draws > prior_set.draws.n_draws:
+        echo(f"neb-bayes batch: --draws {opts.draws}: the prior set has "
+             f"{prior_set.draws.n_draws}; all are used")
     model = prior_set.model
     spec = model.spec
     schema = result_schema(model.conditions)

@@ -326,6 +326,11 @@ def test_resume_refused_on_different_batch(tmp_path, sim_cases) -> None:
     assert runner.invoke(main, args).exit_code == 0
     again = runner.invoke(main, args)
     assert again.exit_code == 0 and "12 skipped" in again.output
+    # the same input by another spelling of its path is the same batch
+    relative = os.path.relpath(path)
+    assert relative != str(path)
+    respelled = runner.invoke(main, ["batch", relative, *args[2:]])
+    assert respelled.exit_code == 0 and "12 skipped" in respelled.output
     changed = runner.invoke(main, [*args[:-1], "6"])
     assert changed.exit_code == 2 and "chunk_size" in changed.output
     assert "--restart" in changed.output
@@ -785,3 +790,16 @@ def test_an_output_directory_that_cannot_be_made_is_a_usage_error(tmp_path, sim_
                                     "--no-progress"])
     assert res.exit_code == 2
     assert f"--out {blocker / 'out'}: cannot create or write this directory" in res.output
+
+
+def test_more_draws_than_the_prior_set_has_is_said(tmp_path, sim_cases) -> None:
+    from neb_bayes.batch.export import write_jsonl
+    from neb_bayes.priorset import load_prior_set
+
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:2], src)
+    n = load_prior_set(None).draws.n_draws
+    res = CliRunner().invoke(main, ["batch", str(src), "--out", str(tmp_path / "out"),
+                                    "--draws", str(n + 1), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert f"--draws {n + 1}: the prior set has {n}; all are used" in res.output
