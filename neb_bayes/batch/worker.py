@@ -12,7 +12,9 @@ every case's text and needs no input file.
 
 A bad case never stops the chunk: it becomes an error record with every problem the reader
 found, each with its field path.  Error messages are the reader's own, which name fields and
-reasons; nothing else from the case is copied into them.
+reasons and may quote the offending value of the field they name (as ``neb-bayes check``
+does: the errors file is case data, like the results); nothing else from the case is copied
+into them, and none of it is logged.
 """
 
 from __future__ import annotations
