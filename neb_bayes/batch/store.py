@@ -197,11 +197,13 @@ class OutputDir:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def foreign_entries(self) -> list[str]:
-        """Entries of the directory that a batch did not write."""
+        """Entries of the directory that a batch did not write (hidden files, such as a
+        file manager's ``.DS_Store`` or a ``.gitkeep``, do not count: a batch never
+        touches them)."""
         if not self.root.exists():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.name not in OWN_NAMES
-                      and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.name not in OWN_NAMES and not p.name.startswith("."))
 
     def clean_temporary(self) -> int:
         """Delete temporary files and directories left by an interrupted run."""

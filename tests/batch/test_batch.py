@@ -346,6 +346,15 @@ def test_resume_refused_on_different_batch(tmp_path, sim_cases) -> None:
     (foreign / "thesis.docx").write_text("x")
     refused = runner.invoke(main, ["batch", str(path), "--out", str(foreign)])
     assert refused.exit_code == 2 and "not a batch output directory" in refused.output
+    # hidden files (a file manager's, a .gitkeep) are not a reason to refuse, and are kept
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_text("x")
+    (hidden / ".gitkeep").write_text("")
+    assert runner.invoke(main, ["batch", str(path), "--out", str(hidden)]).exit_code == 0
+    assert runner.invoke(main, ["batch", str(path), "--out", str(hidden),
+                                "--restart"]).exit_code == 0
+    assert (hidden / ".DS_Store").read_text() == "x" and (hidden / ".gitkeep").exists()
 
 
 def test_progress_lines_when_not_a_terminal(tmp_path, sim_cases) -> None:
