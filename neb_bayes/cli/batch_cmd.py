@@ -31,7 +31,9 @@ Output in --out DIR:
                           top_probability, n_results_used, n_not_used, n_warnings,
                           unassessed_axes, then <condition>_lo/_hi interval bounds
   errors.jsonl            each bad case: source, id and every error with its field path
-  reports/<case_id>.json  full JSON report per case (--per-case-reports)
+  reports/<case_id>.json  full JSON report per case (--per-case-reports), as `neb-bayes
+                          report` writes it: intervals over all the prior set's draws,
+                          whatever --draws
   manifest.json           inputs, chunk size, prior set fingerprint, version, status
   chunks/                 per-chunk tables and error lists (what a resume reuses)
 
