@@ -25,7 +25,42 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def _evidence_label(model: CompiledModel, case: Case, group: dict) -> dict:
+def _flag_label(flag: str) -> str:
+    from neb_bayes.context import flag_table
+
+    info = flag_table().get(flag)
+    return info.label if info is not None else flag
+
+
+def _flag_items(ev: Evidence, flag: str) -> list[str]:
+    """The case fields a context flag was recognised from (or implied by)."""
+    from neb_bayes.context import flag_table
+
+    table = flag_table()
+    recognised = ev.context.recognised if ev.context is not None else []
+    items = [r["item"] for r in recognised
+             if r["flag"] == flag or flag in getattr(table.get(r["flag"]), "implies", ())]
+    return list(dict.fromkeys(items)) or ["patient"]
+
+
+def _odds_text(rows: list[dict]) -> str:
+    """Prevalence modifier rows as text: ``axis: state ×odds, …``."""
+    return "; ".join(f"{row['axis']}: " + ", ".join(f"{st} ×{odds:g}"
+                                                     for st, odds in row["odds"].items())
+                     for row in rows)
+
+
+def _pct_text(p: float) -> str:
+    from neb_bayes.report.format import fine_pct
+
+    return fine_pct(p)
+
+
+def _evidence_label(model: CompiledModel, case: Case, group: dict, ev: Evidence) -> dict:
+    if group["kind"] == "context":
+        flag = group["flag"]
+        return {"evidence": f"{_flag_label(flag)} (prior odds: {_odds_text(group['modifiers'])})",
+                "kind": "context", "items": _flag_items(ev, flag), "flag": flag}
     if group["kind"] == "symptom":
         sym = model.symptoms[group["symptom"]]
         return {"evidence": f"symptom {sym} {group['status']}", "kind": "symptom",
@@ -119,13 +154,57 @@ class Result:
         names = [*self.condition_ids, "none"]
         return dict(zip(names, map(float, self.exact.prior_condition_probs), strict=True))
 
+    @property
+    def population_prior_probabilities(self) -> dict[str, float]:
+        """Prior probability of every condition (and ``none``) for this patient's sex and age
+        before any context (medications, illness, pregnancy) changed the prior odds; equal
+        to :attr:`prior_probabilities` when no context did."""
+        from neb_bayes.inference.exact import prior_summary
+        from neb_bayes.model.prior import without_flags
+
+        names = [*self.condition_ids, "none"]
+        _, probs = prior_summary(self.model, without_flags(self.evidence.covariates))
+        return dict(zip(names, map(float, probs), strict=True))
+
+    def context_priors(self) -> list[dict]:
+        """Each context flag that changed prior odds (``prevalence`` modifiers with a
+        ``flag``): its rows, the axes they act on, and what it did to each condition's prior
+        (that flag alone left out → with it), as "accounted for" entries."""
+        from neb_bayes.inference.exact import prior_summary
+        from neb_bayes.model.prior import flag_modifiers, without_flags
+
+        cov = self.evidence.covariates
+        names = [*self.condition_ids, "none"]
+        _, with_all = prior_summary(self.model, cov)
+        out = []
+        for flag, rows in flag_modifiers(self.model, cov).items():
+            _, without = prior_summary(self.model, without_flags(cov, {flag}))
+            moved = sorted(((abs(_logit(a) - _logit(b)), n, b, a) for n, a, b
+                            in zip(names, with_all, without, strict=True)
+                            if n != "none" and abs(_logit(a) - _logit(b)) >= 0.01), reverse=True)
+            did = ", ".join(f"{n} {_pct_text(b)} → {_pct_text(a)}"
+                            for d, n, b, a in moved[:3] if d >= 0.1)
+            out.append({
+                "flag": flag, "kind": "prior_odds",
+                "text": f"{_flag_label(flag)}: prior odds {_odds_text(rows)}"
+                        + (f" (prior {did})" if did else ""),
+                "items": _flag_items(self.evidence, flag),
+                "axes": list(dict.fromkeys(row["axis"] for row in rows)),
+                "prior_change": {n: [round(float(b), 6), round(float(a), 6)]
+                                 for _, n, b, a in moved},
+            })
+        return out
+
     def explained_conditions(self, threshold: float = config.LEADING_THRESHOLD) -> list[str]:
-        """Conditions worth explaining: likely ones, and ones the evidence moved a lot."""
+        """Conditions worth explaining: likely ones, and ones the evidence or the context's
+        prior odds moved a lot."""
         post, prior = self.probabilities, self.prior_probabilities
+        population = self.population_prior_probabilities
         out = []
         for name in [*self.condition_ids, "none"]:
             p, q = post[name], prior[name]
-            moved = abs(_logit(p) - _logit(q)) >= 2.0 and p >= 0.005
+            shift = max(abs(_logit(p) - _logit(q)), abs(_logit(p) - _logit(population[name])))
+            moved = shift >= 2.0 and p >= 0.005
             if p >= threshold or moved:
                 out.append(name)
         return out
@@ -142,7 +221,8 @@ class Result:
             return {}
         names = [*self.condition_ids, "none"]
         out: dict[str, list[dict]] = {}
-        labels = [_evidence_label(self.model, self.case, g) for g in self.exact.groups]
+        labels = [_evidence_label(self.model, self.case, g, self.evidence)
+                  for g in self.exact.groups]
         keep = set(self.explained_conditions(threshold))
         for ci, name in enumerate(names):
             if name not in keep:
@@ -220,7 +300,9 @@ class Result:
             "unassessed_axes": self.unassessed_axes,
             "latents": self.latents,
             "evidence": self.contributions(),
-            "accounted_for": list(self.evidence.adjustments),
+            "population_prior": {k: round(v, 6)
+                                 for k, v in self.population_prior_probabilities.items()},
+            "accounted_for": list(self.evidence.adjustments) + self.context_priors(),
             "suspect_results": self.suspect_results(),
             "not_used": notes,
             "warnings": list(self.evidence.warnings),

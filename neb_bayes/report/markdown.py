@@ -6,7 +6,7 @@ import math
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-from neb_bayes.report.format import interval_text
+from neb_bayes.report.format import fine_pct, interval_text, unassessed_sentences
 from neb_bayes.report.format import pct as _pct
 
 
@@ -17,6 +17,13 @@ def _next_tests(result: Result) -> list[dict]:
         return next_tests(result, top=5)
     except Exception:  # noqa: BLE001 - a report without suggestions beats no report
         return []
+
+
+def _prior_text(prior: float, population: float) -> str:
+    """The prior of a condition, and before context where context changed it."""
+    if _pct(prior) == _pct(population) and abs(prior - population) < 1e-4:
+        return f"prior {_pct(prior)}"
+    return f"prior {fine_pct(population)} before context, {fine_pct(prior)} with it"
 
 
 def render_markdown(result: Result) -> str:
@@ -47,20 +54,19 @@ def render_markdown(result: Result) -> str:
         lines += ["", "**Other readings** (axis states that are not a listed condition):"]
         lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])} "
                   f"(prior {_pct(o['prior'])})" for o in d["other_states"]]
-    if d["unassessed_axes"]:
-        lines += ["", "No usable result on: " + ", ".join(d["unassessed_axes"]) +
-                  ". Probabilities there rest on the population prior (and symptoms): "
-                  "they say what is common, not what this patient has."]
+    for sentence in unassessed_sentences(d):
+        lines += ["", sentence]
     ev = d["evidence"]
     if ev:
         lines += ["", "## What moved the leading probabilities", "",
-                  "Log Bayes factor of each result group or symptom (leave-one-out; "
-                  "+1 multiplies the odds by e ≈ 2.7).", ""]
+                  "Log Bayes factor of each result group, symptom or context's prior odds "
+                  "(leave-one-out; +1 multiplies the odds by e ≈ 2.7).", ""]
+        population = d["population_prior"]
         for name, rows in ev.items():
             if name == "none":
                 continue
-            prior = result.prior_probabilities[name]
-            lines.append(f"**{name}** ({_pct(result.probabilities[name])}; prior {_pct(prior)})")
+            lines.append(f"**{name}** ({_pct(result.probabilities[name])}; "
+                         f"{_prior_text(result.prior_probabilities[name], population[name])})")
             rows = [r for r in rows if abs(r["log_bayes_factor"]) >= 0.05]
             for r in rows[:6]:
                 lines.append(f"- {r['evidence']}: {r['log_bayes_factor']:+.2f} "
