@@ -83,6 +83,29 @@ def _analyte_name(analyte_id: str) -> str:
         return analyte_id
 
 
+#: ``--method nuts``: a sampled latent mean agrees with the exact one within this many Monte
+#: Carlo standard errors plus this absolute tolerance (log scale; combinations not sampled)
+NUTS_AGREE_SE, NUTS_AGREE_ABS = 4.0, 0.02
+
+
+def _nuts_problems(row: dict) -> list[str]:
+    """Why a NUTS state combination's chains are weak (empty when they are not)."""
+    out = []
+    if not row["r_hat_max"] <= config.NUTS_RHAT_MAX:
+        out.append(f"R-hat {row['r_hat_max']:.3f} > {config.NUTS_RHAT_MAX:g}")
+    if not row["ess_bulk_min"] >= config.NUTS_ESS_MIN:
+        out.append(f"bulk ESS {row['ess_bulk_min']:.0f} < {config.NUTS_ESS_MIN:g}")
+    if row["divergences"]:
+        out.append(f"{row['divergences']} divergent transitions")
+    return out
+
+
+def _states_text(states: str) -> str:
+    from neb_bayes.report.format import states_text
+
+    return states_text(states)
+
+
 @dataclass
 class Result:
     """Posterior for one case.
@@ -280,6 +303,7 @@ class Result:
             for c in self.condition_ids
         }
         notes = [n.__dict__ for n in self.evidence.not_used]
+        nuts = self._nuts_summary() if self.nuts is not None else None
         return {
             "report_format": config.REPORT_FORMAT,
             "case_id": self.case.id,
@@ -305,24 +329,55 @@ class Result:
             "accounted_for": list(self.evidence.adjustments) + self.context_priors(),
             "suspect_results": self.suspect_results(),
             "not_used": notes,
-            "warnings": list(self.evidence.warnings),
+            "warnings": list(self.evidence.warnings) + (nuts["warnings"] if nuts else []),
             "log_evidence": self.exact.log_evidence,
             "disclaimer": config.DISCLAIMER,
             "provenance": self.provenance,
-            **({"nuts": self._nuts_summary()} if self.nuts is not None else {}),
+            **({"nuts": nuts} if nuts is not None else {}),
         }
 
     def _nuts_summary(self) -> dict[str, Any]:
+        """The ``--method nuts`` block: each sampled state combination with its diagnostics
+        (``weak`` where R-hat or bulk ESS is past :data:`~neb_bayes.config.NUTS_RHAT_MAX` /
+        :data:`~neb_bayes.config.NUTS_ESS_MIN`, or a chain diverged), the sampled latents
+        beside the exact engine's, and the warnings the report shows."""
         from neb_bayes.inference.nuts import nuts_latent_summary
 
-        combos = []
+        combos, warnings = [], []
         for node in self.nuts.subtree:
             ds = node.to_dataset()
-            if "z" in ds:
-                combos.append({k: ds.attrs[k] for k in ("axis", "states", "exact_weight",
-                                                        "r_hat_max", "ess_bulk_min", "divergences")})
+            if "z" not in ds:
+                continue
+            row = {k: ds.attrs[k] for k in ("axis", "states", "exact_weight",
+                                            "r_hat_max", "ess_bulk_min", "divergences")}
+            row["problems"] = _nuts_problems(row)
+            row["weak"] = bool(row["problems"])
+            combos.append(row)
+            if row["weak"]:
+                warnings.append(
+                    f"NUTS: {row['axis']} given {_states_text(row['states'])} (exact weight "
+                    f"{_pct_text(row['exact_weight'])}): {'; '.join(row['problems'])}; its "
+                    "latent draws are unreliable")
+        exact = {(r["axis"], r["latent"]): r for r in self.latents}
+        latents = []
+        for row in nuts_latent_summary(self.nuts):
+            ref = exact.get((row["axis"], row["latent"]))
+            if ref is not None:
+                diff = row["log_mean"] - ref["log_mean"]
+                row.update(exact_log_mean=ref["log_mean"], difference=diff,
+                           agrees=bool(abs(diff) <= NUTS_AGREE_SE * row["mcse"] + NUTS_AGREE_ABS))
+                row["label"] = ref.get("label", row["latent"])
+                if not row["agrees"]:
+                    warnings.append(
+                        f"NUTS: {row['axis']} {row['label']}: sampled log mean differs from the "
+                        f"exact one by {diff:+.3f} (Monte Carlo SE {row['mcse']:.3f})")
+            latents.append(row)
+        agree = [r["agrees"] for r in latents if "agrees" in r]
         return {"method": self.nuts.attrs.get("method", ""), "state_combinations": combos,
-                "latents": nuts_latent_summary(self.nuts)}
+                "latents": latents, "agrees_with_exact": bool(agree) and all(agree),
+                "warnings": warnings,
+                "thresholds": {"r_hat_max": config.NUTS_RHAT_MAX,
+                               "ess_bulk_min": config.NUTS_ESS_MIN}}
 
     def to_dataset(self) -> xr.Dataset:
         """Probabilities (and draws, when present) as an :class:`xarray.Dataset`."""

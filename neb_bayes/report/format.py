@@ -62,3 +62,23 @@ def unassessed_sentences(d: dict) -> list[str]:
                    f"changed by this patient's context ({', '.join(moved[axis])}; see "
                    "Accounted for) and the symptoms, not on a result.")
     return out
+
+
+def states_text(states: str) -> str:
+    """A NUTS state combination (the repr of a dict of axis: state) as ``axis=state, …``."""
+    import ast
+
+    try:
+        return ", ".join(f"{k}={v}" for k, v in ast.literal_eval(states).items())
+    except (ValueError, SyntaxError, AttributeError):
+        return states
+
+
+def nuts_verdict(nuts: dict) -> str:
+    """How the ``--method nuts`` latent means compare with the exact ones, in words."""
+    out = ("agree with the exact ones within Monte Carlo error" if nuts["agrees_with_exact"]
+           else "do NOT all agree with the exact ones")
+    if any(c["weak"] for c in nuts["state_combinations"]):
+        out += (" — but some state combinations' chains are weak (below), so neither the "
+                "sampled values nor this comparison can be relied on")
+    return out

@@ -21,7 +21,14 @@ import numpy as np
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-from neb_bayes.report.format import context_prior_axes, fine_pct, interval_text, unassessed_sentences
+from neb_bayes.report.format import (
+    context_prior_axes,
+    fine_pct,
+    interval_text,
+    nuts_verdict,
+    states_text,
+    unassessed_sentences,
+)
 from neb_bayes.report.format import pct as _pct
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -598,6 +605,33 @@ def _latent_section(d: dict) -> str:
             + _table(["axis", "quantity", "estimate", "interval", "measured"], rows, num=(2, 3)))
 
 
+def _nuts_section(d: dict) -> str:
+    """The ``--method nuts`` section (empty without it): sampled latents against the exact
+    ones, and each state combination's chain diagnostics, weak chains marked."""
+    nuts = d.get("nuts")
+    if not nuts:
+        return ""
+    th = nuts["thresholds"]
+    verdict = _e(nuts_verdict(nuts))
+    lrows = [[_e(r["axis"]), _e(r.get("label", r["latent"])), _e(f"{r['log_mean']:+.3f}"),
+              _e(f"{r['exact_log_mean']:+.3f}") if "exact_log_mean" in r else "—",
+              _e(f"{r['difference']:+.3f}") if "difference" in r else "—",
+              _e(f"{r['mcse']:.3f}")] for r in nuts["latents"]]
+    crows = [[_e(c["axis"]), _e(states_text(c["states"])), _e(fine_pct(c["exact_weight"])),
+              _e(f"{c['r_hat_max']:.3f}"), _e(f"{c['ess_bulk_min']:.0f}"), _e(c["divergences"]),
+              (f"<span class='against'>weak: {_e('; '.join(c['problems']))}</span>"
+               if c["weak"] else "ok")] for c in nuts["state_combinations"]]
+    return ("<h2>NUTS check (--method nuts)</h2>"
+            f"<p>{_e(nuts['method'])}. State probabilities above are exact; the sampled latent "
+            f"means {verdict}.</p>"
+            + _table(["axis", "quantity", "NUTS log mean", "exact log mean", "difference",
+                      "MC SE"], lrows, num=(2, 3, 4, 5))
+            + f"<p>Chains per state combination (weak: R-hat &gt; {_e(format(th['r_hat_max'], 'g'))}"
+            f", bulk ESS &lt; {_e(format(th['ess_bulk_min'], 'g'))} or divergences):</p>"
+            + _table(["axis", "states", "exact weight", "R-hat", "bulk ESS", "divergences",
+                      "chains"], crows, num=(2, 3, 4, 5)))
+
+
 def _adjustment_items(a: dict) -> list[str]:
     items = a.get("items")
     if items is None:
@@ -772,6 +806,7 @@ def render_html(result: Result, *, next_test_top: int = 5) -> str:
         _evidence_section(result, d),
         _lab_section(result),
         _latent_section(d),
+        _nuts_section(d),
     ]
     if next_test_top > 0:
         body.append(_next_test_section(next_rows, next_err, plan))

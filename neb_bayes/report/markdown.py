@@ -6,7 +6,13 @@ import math
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-from neb_bayes.report.format import fine_pct, interval_text, unassessed_sentences
+from neb_bayes.report.format import (
+    fine_pct,
+    interval_text,
+    nuts_verdict,
+    states_text,
+    unassessed_sentences,
+)
 from neb_bayes.report.format import pct as _pct
 
 
@@ -17,6 +23,32 @@ def _next_tests(result: Result) -> list[dict]:
         return next_tests(result, top=5)
     except Exception:  # noqa: BLE001 - a report without suggestions beats no report
         return []
+
+
+def _nuts_lines(nuts: dict) -> list[str]:
+    """The ``--method nuts`` section: sampled latents against the exact ones, and each state
+    combination's chain diagnostics."""
+    th = nuts["thresholds"]
+    verdict = nuts_verdict(nuts)
+    lines = ["", "## NUTS check (--method nuts)", "",
+             f"{nuts['method']}. State probabilities above are exact; the sampled latent "
+             f"means {verdict}.", "",
+             "| axis | quantity | NUTS log mean | exact log mean | difference | MC SE |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in nuts["latents"]:
+        exact = f"{r['exact_log_mean']:+.3f}" if "exact_log_mean" in r else "—"
+        diff = f"{r['difference']:+.3f}" if "difference" in r else "—"
+        lines.append(f"| {r['axis']} | {r.get('label', r['latent'])} | {r['log_mean']:+.3f} | "
+                     f"{exact} | {diff} | {r['mcse']:.3f} |")
+    lines += ["", f"Chains per state combination (weak: R-hat > {th['r_hat_max']:g}, bulk ESS "
+              f"< {th['ess_bulk_min']:g} or divergences):", "",
+              "| axis | states | exact weight | R-hat | bulk ESS | divergences | chains |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for c in nuts["state_combinations"]:
+        lines.append(f"| {c['axis']} | {states_text(c['states'])} | {fine_pct(c['exact_weight'])} | "
+                     f"{c['r_hat_max']:.3f} | {c['ess_bulk_min']:.0f} | {c['divergences']} | "
+                     f"{'WEAK: ' + '; '.join(c['problems']) if c['weak'] else 'ok'} |")
+    return lines
 
 
 def _prior_text(prior: float, population: float) -> str:
@@ -84,6 +116,8 @@ def render_markdown(result: Result) -> str:
                          f"×{lo:.2f} – ×{hi:.2f} | {'yes' if lat['measured'] else 'no'} |")
         lines.append("")
         lines.append("Fold change relative to a healthy person's typical level.")
+    if d.get("nuts"):
+        lines += _nuts_lines(d["nuts"])
     nxt = _next_tests(result)
     if nxt:
         lines += ["", "## What to test next", "",
