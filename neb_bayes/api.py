@@ -94,13 +94,14 @@ def infer(
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=explain)
     latents = latent_summaries(model, ev, post, interval_prob) if explain else []
-    draw_probs = None
+    draw_probs = draw_states = None
     if uncertainty and prior_set.draws is not None:
         from neb_bayes.inference.draws import probabilities_over_draws
 
         draws = _draws_for(prior_set, case.patient.sex)
-        draw_probs = probabilities_over_draws(
-            model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1))
+        draw_probs, draw_states = probabilities_over_draws(
+            model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1),
+            marginals=True)
         report_done()
     nuts = None
     if method == "nuts":
@@ -119,6 +120,7 @@ def infer(
         exact=post,
         nuts=nuts,
         draw_probs=draw_probs,
+        draw_states=draw_states,
         latents=latents,
         provenance=prov,
         interval_prob=interval_prob,

@@ -125,6 +125,7 @@ class Result:
     model: CompiledModel
     exact: ExactPosterior
     draw_probs: np.ndarray | None = None       # (n_draws, n_conditions + 1)
+    draw_states: np.ndarray | None = None      # (n_draws, sum of the axes' states)
     latents: list[dict] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     interval_prob: float = config.INTERVAL_PROB
@@ -264,6 +265,7 @@ class Result:
         case (e.g. macroprolactinaemia; low T3 without thyroid disease): the condition table
         alone would hide what the engine concluded about that axis.  Highest first."""
         out = []
+        first = np.cumsum([0] + [ax.n_states for ax in self.model.axes])
         for ai, ax in enumerate(self.model.axes):
             for si in np.flatnonzero(ax.other):
                 p = float(self.exact.marginals[ai][si])
@@ -271,9 +273,21 @@ class Result:
                     continue
                 st = ax.states[si]
                 out.append({"axis": ax.name, "state": st, "probability": round(p, 6),
+                            "interval": [round(x, 6) for x in self._state_interval(
+                                first[ai] + si, p)],
                             "prior": round(float(self.exact.prior_marginals[ai][si]), 6),
                             "description": ax.descriptions.get(st, st)})
         return sorted(out, key=lambda r: -r["probability"])
+
+    def _state_interval(self, column: int, p: float) -> tuple[float, float]:
+        """The interval of one axis state's probability over the parameter draws (its column
+        in :attr:`draw_states`); a point without draws, as :attr:`intervals`."""
+        states = self.draw_states
+        if states is None or len(states) < 2 or states.shape[1] != sum(
+                ax.n_states for ax in self.model.axes):
+            return (p, p)
+        lo, hi = equal_tailed(states[:, [column]], self.interval_prob)
+        return float(lo[0]), float(hi[0])
 
     def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD) -> list[dict]:
         """Results that fit the rest of the case so badly that they are likely wrong: each with

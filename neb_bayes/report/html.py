@@ -570,8 +570,9 @@ def _probability_section(result: Result, d: dict) -> str:
     if d.get("other_states"):
         out.append("<p><strong>Other readings</strong> (axis states that are not a listed "
                    "condition):</p>" + _list(
-                       (f"{_e(o['axis'])}: {_e(o['description'])}: {_e(_pct(o['probability']))} "
-                        f"(prior {_e(_pct(o['prior']))})" for o in d["other_states"]), ""))
+                       (f"{_e(o['axis'])}: {_e(o['description'])}: {_e(_pct(o['probability']))}, "
+                        f"interval {_e(interval_text(o['interval'], draws))}; "
+                        f"prior {_e(_pct(o['prior']))}" for o in d["other_states"]), ""))
     out += [f"<p class='note'>{_e(sentence)}</p>" for sentence in unassessed_sentences(d)]
     axes = d.get("axes") or {}
     if axes:

@@ -84,8 +84,9 @@ def render_markdown(result: Result) -> str:
         lines.append(f"| {name} | {_pct(prob)} | {interval_text(ivs[name], draws)} |")
     if d["other_states"]:
         lines += ["", "**Other readings** (axis states that are not a listed condition):"]
-        lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])} "
-                  f"(prior {_pct(o['prior'])})" for o in d["other_states"]]
+        lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])}, "
+                  f"interval {interval_text(o['interval'], draws)}; prior {_pct(o['prior'])}"
+                  for o in d["other_states"]]
     for sentence in unassessed_sentences(d):
         lines += ["", sentence]
     ev = d["evidence"]
