@@ -302,7 +302,7 @@ class Result:
             out.append({
                 "measurement": g["source"], "analyte": m.analyte,
                 "probability": round(g["probability"], 4),
-                "text": f"{m.analyte} (measurement {g['source'] + 1}) does not fit the other "
+                "text": f"{m.analyte} (measurements[{m.index}]) does not fit the other "
                         f"results: probability {g['probability']:.2f} that it is a wrong result "
                         "(sample mix-up or interference); consider repeating it",
             })
