@@ -58,6 +58,7 @@ def infer(
     uncertainty: bool = True,
     interval_prob: float = config.INTERVAL_PROB,
     method: str = "exact",
+    nuts_options: dict[str, Any] | None = None,
 ) -> Result:
     """Exact posterior probabilities of every condition for one case.
 
@@ -77,7 +78,11 @@ def infer(
         ``"exact"`` (default), or ``"nuts"``: also sample the latent axis quantities with
         NUTS conditional on each likely state (for model extensions); the state
         probabilities stay exact, and the draws with their diagnostics are attached as
-        ``result.nuts`` (an ArviZ DataTree).
+        ``result.nuts`` (an ArviZ DataTree), summarised with their diagnostics and their
+        agreement with the exact latents in every report format.
+    nuts_options
+        Keyword arguments for :func:`~neb_bayes.inference.nuts.infer_nuts` (draws, tune,
+        chains, max_states, seed) with ``method="nuts"``.
     """
     if not isinstance(case, Case):
         from neb_bayes.case import read_case
@@ -89,21 +94,25 @@ def infer(
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=explain)
     latents = latent_summaries(model, ev, post, interval_prob) if explain else []
-    draw_probs = None
+    draw_probs = draw_states = None
     if uncertainty and prior_set.draws is not None:
         from neb_bayes.inference.draws import probabilities_over_draws
 
         draws = _draws_for(prior_set, case.patient.sex)
-        draw_probs = probabilities_over_draws(
-            model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1))
+        draw_probs, draw_states = probabilities_over_draws(
+            model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1),
+            marginals=True)
         report_done()
     nuts = None
     if method == "nuts":
         from neb_bayes.inference.nuts import infer_nuts
 
-        nuts = infer_nuts(model, ev, post)
+        nuts = infer_nuts(model, ev, post, **(nuts_options or {}))
     elif method != "exact":
         raise ValueError(f"unknown method {method!r} (exact or nuts)")
+    prov = provenance(prior_set)
+    if nuts is not None:
+        prov["method"] += f"; latents also sampled: {nuts.attrs.get('method', 'NUTS')}"
     return Result(
         case=case,
         evidence=ev,
@@ -111,7 +120,8 @@ def infer(
         exact=post,
         nuts=nuts,
         draw_probs=draw_probs,
+        draw_states=draw_states,
         latents=latents,
-        provenance=provenance(prior_set),
+        provenance=prov,
         interval_prob=interval_prob,
     )

@@ -29,6 +29,14 @@ OTHER_STATE_THRESHOLD: float = 0.2
 without thyroid disease) is named in the report's "other readings" from this posterior
 probability."""
 
+NUTS_RHAT_MAX: float = 1.01
+"""``--method nuts``: a state combination whose chains have a larger R-hat is flagged as weak
+(its latent draws are not to be trusted) in every report format."""
+
+NUTS_ESS_MIN: float = 100.0
+"""``--method nuts``: a state combination whose smallest bulk effective sample size is below
+this is flagged as weak."""
+
 REPORT_DRAW_THREADS: int = 2
 """Threads one report uses for its parameter draws (each computes a share of the draws; the
 probabilities do not depend on it): lower latency for a clinician's single report on a

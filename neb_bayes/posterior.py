@@ -25,7 +25,42 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def _evidence_label(model: CompiledModel, case: Case, group: dict) -> dict:
+def _flag_label(flag: str) -> str:
+    from neb_bayes.context import flag_table
+
+    info = flag_table().get(flag)
+    return info.label if info is not None else flag
+
+
+def _flag_items(ev: Evidence, flag: str) -> list[str]:
+    """The case fields a context flag was recognised from (or implied by)."""
+    from neb_bayes.context import flag_table
+
+    table = flag_table()
+    recognised = ev.context.recognised if ev.context is not None else []
+    items = [r["item"] for r in recognised
+             if r["flag"] == flag or flag in getattr(table.get(r["flag"]), "implies", ())]
+    return list(dict.fromkeys(items)) or ["patient"]
+
+
+def _odds_text(rows: list[dict]) -> str:
+    """Prevalence modifier rows as text: ``axis: state ×odds, …``."""
+    return "; ".join(f"{row['axis']}: " + ", ".join(f"{st} ×{odds:g}"
+                                                     for st, odds in row["odds"].items())
+                     for row in rows)
+
+
+def _pct_text(p: float) -> str:
+    from neb_bayes.report.format import fine_pct
+
+    return fine_pct(p)
+
+
+def _evidence_label(model: CompiledModel, case: Case, group: dict, ev: Evidence) -> dict:
+    if group["kind"] == "context":
+        flag = group["flag"]
+        return {"evidence": f"{_flag_label(flag)} (prior odds: {_odds_text(group['modifiers'])})",
+                "kind": "context", "items": _flag_items(ev, flag), "flag": flag}
     if group["kind"] == "symptom":
         sym = model.symptoms[group["symptom"]]
         return {"evidence": f"symptom {sym} {group['status']}", "kind": "symptom",
@@ -48,6 +83,29 @@ def _analyte_name(analyte_id: str) -> str:
         return analyte_id
 
 
+#: ``--method nuts``: a sampled latent mean agrees with the exact one within this many Monte
+#: Carlo standard errors plus this absolute tolerance (log scale; combinations not sampled)
+NUTS_AGREE_SE, NUTS_AGREE_ABS = 4.0, 0.02
+
+
+def _nuts_problems(row: dict) -> list[str]:
+    """Why a NUTS state combination's chains are weak (empty when they are not)."""
+    out = []
+    if not row["r_hat_max"] <= config.NUTS_RHAT_MAX:
+        out.append(f"R-hat {row['r_hat_max']:.3f} > {config.NUTS_RHAT_MAX:g}")
+    if not row["ess_bulk_min"] >= config.NUTS_ESS_MIN:
+        out.append(f"bulk ESS {row['ess_bulk_min']:.0f} < {config.NUTS_ESS_MIN:g}")
+    if row["divergences"]:
+        out.append(f"{row['divergences']} divergent transitions")
+    return out
+
+
+def _states_text(states: str) -> str:
+    from neb_bayes.report.format import states_text
+
+    return states_text(states)
+
+
 @dataclass
 class Result:
     """Posterior for one case.
@@ -67,6 +125,7 @@ class Result:
     model: CompiledModel
     exact: ExactPosterior
     draw_probs: np.ndarray | None = None       # (n_draws, n_conditions + 1)
+    draw_states: np.ndarray | None = None      # (n_draws, sum of the axes' states)
     latents: list[dict] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     interval_prob: float = config.INTERVAL_PROB
@@ -119,13 +178,57 @@ class Result:
         names = [*self.condition_ids, "none"]
         return dict(zip(names, map(float, self.exact.prior_condition_probs), strict=True))
 
+    @property
+    def population_prior_probabilities(self) -> dict[str, float]:
+        """Prior probability of every condition (and ``none``) for this patient's sex and age
+        before any context (medications, illness, pregnancy) changed the prior odds; equal
+        to :attr:`prior_probabilities` when no context did."""
+        from neb_bayes.inference.exact import prior_summary
+        from neb_bayes.model.prior import without_flags
+
+        names = [*self.condition_ids, "none"]
+        _, probs = prior_summary(self.model, without_flags(self.evidence.covariates))
+        return dict(zip(names, map(float, probs), strict=True))
+
+    def context_priors(self) -> list[dict]:
+        """Each context flag that changed prior odds (``prevalence`` modifiers with a
+        ``flag``): its rows, the axes they act on, and what it did to each condition's prior
+        (that flag alone left out → with it), as "accounted for" entries."""
+        from neb_bayes.inference.exact import prior_summary
+        from neb_bayes.model.prior import flag_modifiers, without_flags
+
+        cov = self.evidence.covariates
+        names = [*self.condition_ids, "none"]
+        _, with_all = prior_summary(self.model, cov)
+        out = []
+        for flag, rows in flag_modifiers(self.model, cov).items():
+            _, without = prior_summary(self.model, without_flags(cov, {flag}))
+            moved = sorted(((abs(_logit(a) - _logit(b)), n, b, a) for n, a, b
+                            in zip(names, with_all, without, strict=True)
+                            if n != "none" and abs(_logit(a) - _logit(b)) >= 0.01), reverse=True)
+            did = ", ".join(f"{n} {_pct_text(b)} → {_pct_text(a)}"
+                            for d, n, b, a in moved[:3] if d >= 0.1)
+            out.append({
+                "flag": flag, "kind": "prior_odds",
+                "text": f"{_flag_label(flag)}: prior odds {_odds_text(rows)}"
+                        + (f" (prior {did})" if did else ""),
+                "items": _flag_items(self.evidence, flag),
+                "axes": list(dict.fromkeys(row["axis"] for row in rows)),
+                "prior_change": {n: [round(float(b), 6), round(float(a), 6)]
+                                 for _, n, b, a in moved},
+            })
+        return out
+
     def explained_conditions(self, threshold: float = config.LEADING_THRESHOLD) -> list[str]:
-        """Conditions worth explaining: likely ones, and ones the evidence moved a lot."""
+        """Conditions worth explaining: likely ones, and ones the evidence or the context's
+        prior odds moved a lot."""
         post, prior = self.probabilities, self.prior_probabilities
+        population = self.population_prior_probabilities
         out = []
         for name in [*self.condition_ids, "none"]:
             p, q = post[name], prior[name]
-            moved = abs(_logit(p) - _logit(q)) >= 2.0 and p >= 0.005
+            shift = max(abs(_logit(p) - _logit(q)), abs(_logit(p) - _logit(population[name])))
+            moved = shift >= 2.0 and p >= 0.005
             if p >= threshold or moved:
                 out.append(name)
         return out
@@ -142,7 +245,8 @@ class Result:
             return {}
         names = [*self.condition_ids, "none"]
         out: dict[str, list[dict]] = {}
-        labels = [_evidence_label(self.model, self.case, g) for g in self.exact.groups]
+        labels = [_evidence_label(self.model, self.case, g, self.evidence)
+                  for g in self.exact.groups]
         keep = set(self.explained_conditions(threshold))
         for ci, name in enumerate(names):
             if name not in keep:
@@ -161,6 +265,7 @@ class Result:
         case (e.g. macroprolactinaemia; low T3 without thyroid disease): the condition table
         alone would hide what the engine concluded about that axis.  Highest first."""
         out = []
+        first = np.cumsum([0] + [ax.n_states for ax in self.model.axes])
         for ai, ax in enumerate(self.model.axes):
             for si in np.flatnonzero(ax.other):
                 p = float(self.exact.marginals[ai][si])
@@ -168,9 +273,21 @@ class Result:
                     continue
                 st = ax.states[si]
                 out.append({"axis": ax.name, "state": st, "probability": round(p, 6),
+                            "interval": [round(x, 6) for x in self._state_interval(
+                                first[ai] + si, p)],
                             "prior": round(float(self.exact.prior_marginals[ai][si]), 6),
                             "description": ax.descriptions.get(st, st)})
         return sorted(out, key=lambda r: -r["probability"])
+
+    def _state_interval(self, column: int, p: float) -> tuple[float, float]:
+        """The interval of one axis state's probability over the parameter draws (its column
+        in :attr:`draw_states`); a point without draws, as :attr:`intervals`."""
+        states = self.draw_states
+        if states is None or len(states) < 2 or states.shape[1] != sum(
+                ax.n_states for ax in self.model.axes):
+            return (p, p)
+        lo, hi = equal_tailed(states[:, [column]], self.interval_prob)
+        return float(lo[0]), float(hi[0])
 
     def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD) -> list[dict]:
         """Results that fit the rest of the case so badly that they are likely wrong: each with
@@ -185,7 +302,7 @@ class Result:
             out.append({
                 "measurement": g["source"], "analyte": m.analyte,
                 "probability": round(g["probability"], 4),
-                "text": f"{m.analyte} (measurement {g['source'] + 1}) does not fit the other "
+                "text": f"{m.analyte} (measurements[{m.index}]) does not fit the other "
                         f"results: probability {g['probability']:.2f} that it is a wrong result "
                         "(sample mix-up or interference); consider repeating it",
             })
@@ -200,6 +317,7 @@ class Result:
             for c in self.condition_ids
         }
         notes = [n.__dict__ for n in self.evidence.not_used]
+        nuts = self._nuts_summary() if self.nuts is not None else None
         return {
             "report_format": config.REPORT_FORMAT,
             "case_id": self.case.id,
@@ -220,27 +338,60 @@ class Result:
             "unassessed_axes": self.unassessed_axes,
             "latents": self.latents,
             "evidence": self.contributions(),
-            "accounted_for": list(self.evidence.adjustments),
+            "population_prior": {k: round(v, 6)
+                                 for k, v in self.population_prior_probabilities.items()},
+            "accounted_for": list(self.evidence.adjustments) + self.context_priors(),
             "suspect_results": self.suspect_results(),
             "not_used": notes,
-            "warnings": list(self.evidence.warnings),
+            "warnings": list(self.evidence.warnings) + (nuts["warnings"] if nuts else []),
             "log_evidence": self.exact.log_evidence,
             "disclaimer": config.DISCLAIMER,
             "provenance": self.provenance,
-            **({"nuts": self._nuts_summary()} if self.nuts is not None else {}),
+            **({"nuts": nuts} if nuts is not None else {}),
         }
 
     def _nuts_summary(self) -> dict[str, Any]:
+        """The ``--method nuts`` block: each sampled state combination with its diagnostics
+        (``weak`` where R-hat or bulk ESS is past :data:`~neb_bayes.config.NUTS_RHAT_MAX` /
+        :data:`~neb_bayes.config.NUTS_ESS_MIN`, or a chain diverged), the sampled latents
+        beside the exact engine's, and the warnings the report shows."""
         from neb_bayes.inference.nuts import nuts_latent_summary
 
-        combos = []
+        combos, warnings = [], []
         for node in self.nuts.subtree:
             ds = node.to_dataset()
-            if "z" in ds:
-                combos.append({k: ds.attrs[k] for k in ("axis", "states", "exact_weight",
-                                                        "r_hat_max", "ess_bulk_min", "divergences")})
+            if "z" not in ds:
+                continue
+            row = {k: ds.attrs[k] for k in ("axis", "states", "exact_weight",
+                                            "r_hat_max", "ess_bulk_min", "divergences")}
+            row["problems"] = _nuts_problems(row)
+            row["weak"] = bool(row["problems"])
+            combos.append(row)
+            if row["weak"]:
+                warnings.append(
+                    f"NUTS: {row['axis']} given {_states_text(row['states'])} (exact weight "
+                    f"{_pct_text(row['exact_weight'])}): {'; '.join(row['problems'])}; its "
+                    "latent draws are unreliable")
+        exact = {(r["axis"], r["latent"]): r for r in self.latents}
+        latents = []
+        for row in nuts_latent_summary(self.nuts):
+            ref = exact.get((row["axis"], row["latent"]))
+            if ref is not None:
+                diff = row["log_mean"] - ref["log_mean"]
+                row.update(exact_log_mean=ref["log_mean"], difference=diff,
+                           agrees=bool(abs(diff) <= NUTS_AGREE_SE * row["mcse"] + NUTS_AGREE_ABS))
+                row["label"] = ref.get("label", row["latent"])
+                if not row["agrees"]:
+                    warnings.append(
+                        f"NUTS: {row['axis']} {row['label']}: sampled log mean differs from the "
+                        f"exact one by {diff:+.3f} (Monte Carlo SE {row['mcse']:.3f})")
+            latents.append(row)
+        agree = [r["agrees"] for r in latents if "agrees" in r]
         return {"method": self.nuts.attrs.get("method", ""), "state_combinations": combos,
-                "latents": nuts_latent_summary(self.nuts)}
+                "latents": latents, "agrees_with_exact": bool(agree) and all(agree),
+                "warnings": warnings,
+                "thresholds": {"r_hat_max": config.NUTS_RHAT_MAX,
+                               "ess_bulk_min": config.NUTS_ESS_MIN}}
 
     def to_dataset(self) -> xr.Dataset:
         """Probabilities (and draws, when present) as an :class:`xarray.Dataset`."""

@@ -183,8 +183,8 @@ def sex_view(model: CompiledModel, draws: ParamDraws,
 
 def probabilities_over_draws(
     model: CompiledModel, draws: ParamDraws, ev: Evidence, chunk: int = 1000,
-    single: bool = SINGLE, threads: int = 1,
-) -> np.ndarray:
+    single: bool = SINGLE, threads: int = 1, marginals: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """P(condition) for every condition (and ``none`` last) under every draw.
 
     Parameters
@@ -208,16 +208,21 @@ def probabilities_over_draws(
         operations release the GIL): for a single report's latency on an otherwise idle
         machine; one share when the case's factors are small (:data:`THREADS_MIN_STATES`);
         the batch path runs one thread per worker process.  Results do not depend on it.
+    marginals
+        Also return every axis state's probability under every draw (the contraction's
+        marginals, at no extra cost): a report's intervals of the "other readings".
 
     Returns
     -------
     numpy.ndarray
-        ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``.
+        ``(D, C + 1)``: columns follow ``model.conditions``, then ``none``; with
+        ``marginals`` also ``(D, sum of the axes' states)``, the sex view's axes' states one
+        after another.
     """
     global _POOL
     model, draws, ev = sex_view(model, draws, ev)
 
-    def share(tab: DrawTables) -> np.ndarray:
+    def share(tab: DrawTables) -> tuple[np.ndarray, np.ndarray]:
         parts, potentials = _factors(model, tab, ev, single)
         return _contract(model, parts, potentials, tab.draws.n_draws, chunk, single)
 
@@ -226,11 +231,15 @@ def probabilities_over_draws(
     # the shares' tables looked up (and cached) here, so that the threads only read caches
     tabs = [draw_tables(model, d) for d in _shares(draws, threads)]
     if len(tabs) == 1:
-        return share(tabs[0])
-    if _POOL is None or _POOL._max_workers < len(tabs):
-        retain_freed_memory()
-        _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
-    return np.concatenate(list(_POOL.map(share, tabs)))
+        probs, marg = share(tabs[0])
+    else:
+        if _POOL is None or _POOL._max_workers < len(tabs):
+            retain_freed_memory()
+            _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
+        done = list(_POOL.map(share, tabs))
+        probs = np.concatenate([d[0] for d in done])
+        marg = np.concatenate([d[1] for d in done])
+    return (probs, marg) if marginals else probs
 
 
 #: below this many joint states per draw in a case's largest factor (a block's dependency
@@ -272,8 +281,9 @@ def _shares(draws: ParamDraws, threads: int) -> list[ParamDraws]:
 
 
 def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np.ndarray],
-              n_draws: int, chunk: int, single: bool = SINGLE) -> np.ndarray:
-    """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws."""
+              n_draws: int, chunk: int, single: bool = SINGLE) -> tuple[np.ndarray, np.ndarray]:
+    """P(condition) and P(none) ``(D, C + 1)`` from a case's factors over ``D`` draws, and
+    every axis state's probability ``(D, sum of the axes' states)``."""
     masks, columns, starts, kept = _condition_columns(model)
     out = np.zeros((n_draws, len(model.conditions) + 1))
     # the log-factors summed once for all draws; tables made and contracted in chunks of
@@ -281,9 +291,10 @@ def _contract(model: CompiledModel, parts: list[np.ndarray], potentials: list[np
     marg, none = contract_marginals(parts, masks, n_axes=len(model.axes), potentials=potentials,
                                     single=single, chunk=chunk)
     # each condition's states summed, every condition in one pass over the marginals
-    out[:, kept] = np.add.reduceat(np.concatenate(marg, axis=1)[:, columns], starts, axis=1)
+    states = np.concatenate(marg, axis=1)
+    out[:, kept] = np.add.reduceat(states[:, columns], starts, axis=1)
     out[:, -1] = none
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0), states
 
 
 @functools.lru_cache(maxsize=16)

@@ -22,7 +22,7 @@ import numpy as np
 from neb_bayes.accel import use_compiled
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.model.compiled import CompiledModel
-from neb_bayes.model.prior import log_prior
+from neb_bayes.model.prior import flag_modifiers, log_prior, without_flags
 from neb_bayes.tensor import distinct_rows, move_axis
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -2068,6 +2068,19 @@ def _prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndar
     return marg, np.append(c, none)
 
 
+def prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndarray]:
+    """Prior axis marginals and condition probabilities (``none`` last) of a stratum
+    (:class:`~neb_bayes.model.prior.Covariates`), cached."""
+    return _prior_summary(model, cov)
+
+
+def _with_prior(log_joint: np.ndarray, lp: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """The unnormalised log posterior ``log_joint`` (prior ``lp`` times the likelihood) under
+    the ``other`` log prior instead; states impossible under ``lp`` stay impossible."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isneginf(lp), -np.inf, log_joint - lp + other)
+
+
 def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> ExactPosterior:
     """Exact posterior for one case.
 
@@ -2079,7 +2092,10 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         The case's evidence.
     explain
         Also compute each evidence group's log Bayes factor for every condition
-        (leave-one-group-out), used by reports to say what moved each probability.
+        (leave-one-group-out), used by reports to say what moved each probability: result
+        groups, symptoms, and each context flag's prior odds (``kind`` ``"context"``: the
+        prior with that flag's prevalence modifiers left out,
+        :func:`~neb_bayes.model.prior.flag_modifiers`).
     """
     lp = log_prior(model, ev.covariates)
     log_joint = lp.copy()
@@ -2102,6 +2118,9 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     for status, idx in (("absent", ev.absent), ("present", ev.present)):
         for s in idx:
             groups.append({"kind": "symptom", "status": status, "symptom": int(s)})
+    context_priors = flag_modifiers(model, ev.covariates) if explain else {}
+    for flag, rows in context_priors.items():
+        groups.append({"kind": "context", "flag": flag, "modifiers": rows})
     joint, log_ev = _normalise(log_joint)
     marginals = axis_marginals(joint)
     probs, none = condition_probabilities(model, joint)
@@ -2113,6 +2132,9 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
         for gi, g in enumerate(groups):
             if g["kind"] == "symptom":
                 alt = log_joint - sym_total + terms.factor(drop=g["symptom"])
+            elif g["kind"] == "context":
+                alt = _with_prior(log_joint, lp,
+                                  log_prior(model, without_flags(ev.covariates, {g["flag"]})))
             else:
                 block = ev.blocks[g["block"]]
                 keep = np.flatnonzero(block.channel != g["channel"])

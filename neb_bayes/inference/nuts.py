@@ -136,21 +136,30 @@ def _results_logp(y: np.ndarray, censor: np.ndarray, loc, noise, keep: np.ndarra
 
 
 def nuts_latent_summary(tree) -> list[dict]:
-    """Mixture mean of each sampled latent (weights renormalised over sampled combinations)."""
+    """Mixture mean and standard deviation of each sampled latent over the sampled state
+    combinations (weights: their exact evidence, renormalised over the sampled ones), with
+    the mean's Monte Carlo standard error (each combination's variance over its smallest
+    bulk ESS) and the exact weight the sampled combinations cover (``mass_sampled``)."""
     out: dict[tuple[str, str], list] = {}
     for node in tree.subtree:
         ds = node.to_dataset()
         if "z" not in ds:
             continue
-        w = ds.attrs["exact_weight"]
+        w, ess = ds.attrs["exact_weight"], max(float(ds.attrs["ess_bulk_min"]), 1.0)
         z = ds["z"].values.reshape(-1, ds.sizes["latent"])
         for k, lat in enumerate(ds["latent"].values):
-            out.setdefault((ds.attrs["axis"], str(lat)), []).append((w, z[:, k].mean(), z[:, k].var()))
+            out.setdefault((ds.attrs["axis"], str(lat)), []).append(
+                (w, z[:, k].mean(), z[:, k].var(), ess))
     rows = []
     for (axis, lat), items in out.items():
-        w = np.array([i[0] for i in items])
-        w = w / w.sum()
-        mean = float(sum(wi * i[1] for wi, i in zip(w, items, strict=True)))
-        rows.append({"axis": axis, "latent": lat, "log_mean": mean})
+        raw = np.array([i[0] for i in items])
+        w = raw / raw.sum()
+        m = np.array([i[1] for i in items])
+        v = np.array([i[2] for i in items])
+        ess = np.array([i[3] for i in items])
+        mean = float(w @ m)
+        sd = float(np.sqrt(max(w @ (v + m**2) - mean**2, 0.0)))
+        mcse = float(np.sqrt(np.sum(w**2 * v / ess)))
+        rows.append({"axis": axis, "latent": lat, "log_mean": mean, "log_sd": sd,
+                     "mcse": mcse, "mass_sampled": float(raw.sum())})
     return rows
-

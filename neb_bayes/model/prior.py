@@ -87,6 +87,27 @@ def applied_modifiers(model: CompiledModel, cov: Covariates) -> list[dict]:
             for mod in axis_modifiers(model, ax, cov)]
 
 
+def without_flags(cov: Covariates, flags: set[str] | frozenset[str] | None = None) -> Covariates:
+    """The same stratum without these context ``flags`` (``None``: without any)."""
+    keep = frozenset() if flags is None else cov.flags - frozenset(flags)
+    return Covariates(sex=cov.sex, age=cov.age, flags=keep)
+
+
+def flag_modifiers(model: CompiledModel, cov: Covariates) -> dict[str, list[dict]]:
+    """Per context flag of the stratum: the prevalence modifier rows (with their ``axis``)
+    that apply because of it, i.e. that no longer apply when that flag alone is left out.
+    Flags that change no prior odds are absent.  For the report: what the context did to the
+    prior."""
+    applied = applied_modifiers(model, cov)
+    out: dict[str, list[dict]] = {}
+    for flag in sorted(cov.flags):
+        without = applied_modifiers(model, without_flags(cov, {flag}))
+        rows = [mod for mod in applied if mod not in without]
+        if rows:
+            out[flag] = rows
+    return out
+
+
 def _axis_log_odds(model: CompiledModel, ai: int, cov: Covariates,
                    base: np.ndarray | None = None) -> np.ndarray:
     """Unnormalised log prior of one axis' states for this stratum (no parents).

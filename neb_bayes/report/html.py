@@ -21,7 +21,14 @@ import numpy as np
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-from neb_bayes.report.format import interval_text
+from neb_bayes.report.format import (
+    context_prior_axes,
+    fine_pct,
+    interval_text,
+    nuts_verdict,
+    states_text,
+    unassessed_sentences,
+)
 from neb_bayes.report.format import pct as _pct
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -478,12 +485,17 @@ def summary_text(result: Result, next_rows: Sequence[dict] | None = None) -> str
         if not pro and not con:
             parts.append(f"No single result or symptom moved {_name(lead)} much: it rests on the "
                          "prior and the evidence taken together.")
-    unassessed = result.unassessed_axes
+    moved_axes = context_prior_axes({"accounted_for": result.context_priors()})
+    unassessed = [a for a in result.unassessed_axes if a not in moved_axes]
     if unassessed:
         noun = "axes" if len(unassessed) > 1 else "axis"
         parts.append(f"There is no usable result on the {', '.join(unassessed)} {noun}: "
                      "probabilities there reflect how common each condition is (and the "
                      "symptoms), not a finding in this patient.")
+    for axis in (a for a in result.unassessed_axes if a in moved_axes):
+        parts.append(f"There is no usable result on the {axis} axis: probabilities there rest "
+                     f"on the prior as changed by this patient's context "
+                     f"({', '.join(moved_axes[axis])}), not on a result.")
     n_not = len(result.evidence.not_used)
     n_warn = len(result.evidence.warnings)
     if n_not or n_warn:
@@ -558,12 +570,10 @@ def _probability_section(result: Result, d: dict) -> str:
     if d.get("other_states"):
         out.append("<p><strong>Other readings</strong> (axis states that are not a listed "
                    "condition):</p>" + _list(
-                       (f"{_e(o['axis'])}: {_e(o['description'])}: {_e(_pct(o['probability']))} "
-                        f"(prior {_e(_pct(o['prior']))})" for o in d["other_states"]), ""))
-    if d["unassessed_axes"]:
-        out.append("<p class='note'>No usable result on: " + _e(", ".join(d["unassessed_axes"]))
-                   + ". Probabilities there rest on the population prior (and symptoms): they say "
-                   "what is common, not what this patient has.</p>")
+                       (f"{_e(o['axis'])}: {_e(o['description'])}: {_e(_pct(o['probability']))}, "
+                        f"interval {_e(interval_text(o['interval'], draws))}; "
+                        f"prior {_e(_pct(o['prior']))}" for o in d["other_states"]), ""))
+    out += [f"<p class='note'>{_e(sentence)}</p>" for sentence in unassessed_sentences(d)]
     axes = d.get("axes") or {}
     if axes:
         arows = []
@@ -596,6 +606,33 @@ def _latent_section(d: dict) -> str:
             + _table(["axis", "quantity", "estimate", "interval", "measured"], rows, num=(2, 3)))
 
 
+def _nuts_section(d: dict) -> str:
+    """The ``--method nuts`` section (empty without it): sampled latents against the exact
+    ones, and each state combination's chain diagnostics, weak chains marked."""
+    nuts = d.get("nuts")
+    if not nuts:
+        return ""
+    th = nuts["thresholds"]
+    verdict = _e(nuts_verdict(nuts))
+    lrows = [[_e(r["axis"]), _e(r.get("label", r["latent"])), _e(f"{r['log_mean']:+.3f}"),
+              _e(f"{r['exact_log_mean']:+.3f}") if "exact_log_mean" in r else "—",
+              _e(f"{r['difference']:+.3f}") if "difference" in r else "—",
+              _e(f"{r['mcse']:.3f}")] for r in nuts["latents"]]
+    crows = [[_e(c["axis"]), _e(states_text(c["states"])), _e(fine_pct(c["exact_weight"])),
+              _e(f"{c['r_hat_max']:.3f}"), _e(f"{c['ess_bulk_min']:.0f}"), _e(c["divergences"]),
+              (f"<span class='against'>weak: {_e('; '.join(c['problems']))}</span>"
+               if c["weak"] else "ok")] for c in nuts["state_combinations"]]
+    return ("<h2>NUTS check (--method nuts)</h2>"
+            f"<p>{_e(nuts['method'])}. State probabilities above are exact; the sampled latent "
+            f"means {verdict}.</p>"
+            + _table(["axis", "quantity", "NUTS log mean", "exact log mean", "difference",
+                      "MC SE"], lrows, num=(2, 3, 4, 5))
+            + f"<p>Chains per state combination (weak: R-hat &gt; {_e(format(th['r_hat_max'], 'g'))}"
+            f", bulk ESS &lt; {_e(format(th['ess_bulk_min'], 'g'))} or divergences):</p>"
+            + _table(["axis", "states", "exact weight", "R-hat", "bulk ESS", "divergences",
+                      "chains"], crows, num=(2, 3, 4, 5)))
+
+
 def _adjustment_items(a: dict) -> list[str]:
     items = a.get("items")
     if items is None:
@@ -608,13 +645,16 @@ def _evidence_section(result: Result, d: dict) -> str:
 
     contrib = d.get("evidence") or {}
     probs = result.probabilities
-    prior = result.prior_probabilities
+    # the bars start before context: a context's prior odds are one of the steps
+    prior = result.population_prior_probabilities
     adjustments = list(d.get("accounted_for") or [])
     out = ["<h2>What moved the leading probabilities</h2>",
            "<p>For each condition at or above "
-           f"{_e(_pct(config.LEADING_THRESHOLD))}: how each result group or symptom changed its "
-           "log odds (log Bayes factor, leave-one-out: the change when that item alone is "
-           "removed; +1 multiplies the odds by e ≈ 2.7). The hatched bar is what the items do "
+           f"{_e(_pct(config.LEADING_THRESHOLD))}, or moved far from its prior: how each result "
+           "group, symptom or context's prior odds (medications, illness, pregnancy) changed "
+           "its log odds (log Bayes factor, leave-one-out: the change when that item alone is "
+           "removed; +1 multiplies the odds by e ≈ 2.7), from the prior for the patient's sex "
+           "and age. The hatched bar is what the items do "
            "together beyond their single effects (redundant or reinforcing evidence), so the "
            "bars end at the posterior.</p>"]
     shown = 0
@@ -628,8 +668,8 @@ def _evidence_section(result: Result, d: dict) -> str:
         if moved < MIN_WATERFALL_MOVE and biggest < MIN_WATERFALL_MOVE:
             small = "; ".join(f"{r['evidence']} {r['log_bayes_factor']:+.2f}" for r in rows
                               if abs(r["log_bayes_factor"]) >= 0.05)
-            quiet.append(f"{_e(_name(cond))} <code>{_e(cond)}</code>: {_e(_pct(p0))} before "
-                         f"evidence → {_e(_pct(p))}"
+            quiet.append(f"{_e(_name(cond))} <code>{_e(cond)}</code>: {_e(fine_pct(p0))} "
+                         f"before evidence → {_e(_pct(p))}"
                          + (f" <span class='note'>({_e(small)})</span>" if small else ""))
             continue
         shown += 1
@@ -643,7 +683,7 @@ def _evidence_section(result: Result, d: dict) -> str:
         if abs(joint) >= 0.01:
             steps.append(WaterfallStep("items together", joint, "joint"))
         out.append(f"<h3 id='evidence-{_e(cond)}'>{_e(_name(cond))} <code>{_e(cond)}</code>: "
-                   f"{_e(_pct(p0))} before evidence → {_e(_pct(p))}</h3>")
+                   f"{_e(fine_pct(p0))} before evidence → {_e(_pct(p))}</h3>")
         out.append(_img(waterfall_plot(p0, p, steps), f"Evidence waterfall for {cond}",
                         "Green: for, red: against, grey: prior/joint; top axis in probability."))
         trs = []
@@ -767,6 +807,7 @@ def render_html(result: Result, *, next_test_top: int = 5) -> str:
         _evidence_section(result, d),
         _lab_section(result),
         _latent_section(d),
+        _nuts_section(d),
     ]
     if next_test_top > 0:
         body.append(_next_test_section(next_rows, next_err, plan))

@@ -6,7 +6,13 @@ import math
 
 from neb_bayes import config
 from neb_bayes.posterior import Result
-from neb_bayes.report.format import interval_text
+from neb_bayes.report.format import (
+    fine_pct,
+    interval_text,
+    nuts_verdict,
+    states_text,
+    unassessed_sentences,
+)
 from neb_bayes.report.format import pct as _pct
 
 
@@ -17,6 +23,39 @@ def _next_tests(result: Result) -> list[dict]:
         return next_tests(result, top=5)
     except Exception:  # noqa: BLE001 - a report without suggestions beats no report
         return []
+
+
+def _nuts_lines(nuts: dict) -> list[str]:
+    """The ``--method nuts`` section: sampled latents against the exact ones, and each state
+    combination's chain diagnostics."""
+    th = nuts["thresholds"]
+    verdict = nuts_verdict(nuts)
+    lines = ["", "## NUTS check (--method nuts)", "",
+             f"{nuts['method']}. State probabilities above are exact; the sampled latent "
+             f"means {verdict}.", "",
+             "| axis | quantity | NUTS log mean | exact log mean | difference | MC SE |",
+             "|---|---|---:|---:|---:|---:|"]
+    for r in nuts["latents"]:
+        exact = f"{r['exact_log_mean']:+.3f}" if "exact_log_mean" in r else "—"
+        diff = f"{r['difference']:+.3f}" if "difference" in r else "—"
+        lines.append(f"| {r['axis']} | {r.get('label', r['latent'])} | {r['log_mean']:+.3f} | "
+                     f"{exact} | {diff} | {r['mcse']:.3f} |")
+    lines += ["", f"Chains per state combination (weak: R-hat > {th['r_hat_max']:g}, bulk ESS "
+              f"< {th['ess_bulk_min']:g} or divergences):", "",
+              "| axis | states | exact weight | R-hat | bulk ESS | divergences | chains |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for c in nuts["state_combinations"]:
+        lines.append(f"| {c['axis']} | {states_text(c['states'])} | {fine_pct(c['exact_weight'])} | "
+                     f"{c['r_hat_max']:.3f} | {c['ess_bulk_min']:.0f} | {c['divergences']} | "
+                     f"{'WEAK: ' + '; '.join(c['problems']) if c['weak'] else 'ok'} |")
+    return lines
+
+
+def _prior_text(prior: float, population: float) -> str:
+    """The prior of a condition, and before context where context changed it."""
+    if _pct(prior) == _pct(population) and abs(prior - population) < 1e-4:
+        return f"prior {_pct(prior)}"
+    return f"prior {fine_pct(population)} before context, {fine_pct(prior)} with it"
 
 
 def render_markdown(result: Result) -> str:
@@ -45,22 +84,22 @@ def render_markdown(result: Result) -> str:
         lines.append(f"| {name} | {_pct(prob)} | {interval_text(ivs[name], draws)} |")
     if d["other_states"]:
         lines += ["", "**Other readings** (axis states that are not a listed condition):"]
-        lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])} "
-                  f"(prior {_pct(o['prior'])})" for o in d["other_states"]]
-    if d["unassessed_axes"]:
-        lines += ["", "No usable result on: " + ", ".join(d["unassessed_axes"]) +
-                  ". Probabilities there rest on the population prior (and symptoms): "
-                  "they say what is common, not what this patient has."]
+        lines += [f"- {o['axis']}: {o['description']}: {_pct(o['probability'])}, "
+                  f"interval {interval_text(o['interval'], draws)}; prior {_pct(o['prior'])}"
+                  for o in d["other_states"]]
+    for sentence in unassessed_sentences(d):
+        lines += ["", sentence]
     ev = d["evidence"]
     if ev:
         lines += ["", "## What moved the leading probabilities", "",
-                  "Log Bayes factor of each result group or symptom (leave-one-out; "
-                  "+1 multiplies the odds by e ≈ 2.7).", ""]
+                  "Log Bayes factor of each result group, symptom or context's prior odds "
+                  "(leave-one-out; +1 multiplies the odds by e ≈ 2.7).", ""]
+        population = d["population_prior"]
         for name, rows in ev.items():
             if name == "none":
                 continue
-            prior = result.prior_probabilities[name]
-            lines.append(f"**{name}** ({_pct(result.probabilities[name])}; prior {_pct(prior)})")
+            lines.append(f"**{name}** ({_pct(result.probabilities[name])}; "
+                         f"{_prior_text(result.prior_probabilities[name], population[name])})")
             rows = [r for r in rows if abs(r["log_bayes_factor"]) >= 0.05]
             for r in rows[:6]:
                 lines.append(f"- {r['evidence']}: {r['log_bayes_factor']:+.2f} "
@@ -78,6 +117,8 @@ def render_markdown(result: Result) -> str:
                          f"×{lo:.2f} – ×{hi:.2f} | {'yes' if lat['measured'] else 'no'} |")
         lines.append("")
         lines.append("Fold change relative to a healthy person's typical level.")
+    if d.get("nuts"):
+        lines += _nuts_lines(d["nuts"])
     nxt = _next_tests(result)
     if nxt:
         lines += ["", "## What to test next", "",
