@@ -22,6 +22,10 @@ from neb_bayes.inference.exact import ExactPosterior, block_moments
 from neb_bayes.model.compiled import CompiledModel
 
 
+class UnsupportedCase(ValueError):
+    """A case per-case NUTS cannot sample (the exact engine can: ``--method exact``)."""
+
+
 def _combos(post: ExactPosterior, deps: tuple[int, ...], nd: int, mass: float, max_states: int):
     w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
     order = np.argsort(w.ravel())[::-1]
@@ -57,7 +61,9 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
         n, K = block.n, len(ax.latents)
         L = mom.loadings
         if np.count_nonzero(block.censor) > 1:
-            raise NotImplementedError("per-case NUTS supports one censored result per axis")
+            raise UnsupportedCase(f"per-case NUTS supports one censored result per axis; "
+                                  f"this case has {np.count_nonzero(block.censor)} on the "
+                                  f"{ax.name} axis")
         rate = model.gross_error_rate   # of gross errors, per result
         log_q = model.gross_log_density(block.channel, block.y, block.censor)
         # noise covariance given the latents: total covariance minus the latent part
