@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes.model.compiled import CompiledModel, compile_spec, load_model
-from neb_bayes.model.params import ParamDraws, load_draws, read_attrs, tables_of, with_params
-from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, spec_from_tables
+from neb_bayes.model.params import (
+    ParamDraws,
+    draw_problems,
+    load_draws,
+    read_attrs,
+    tables_of,
+    with_params,
+)
+from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, PriorSetError, spec_from_tables
 
 log = logging.getLogger("neb_bayes")
 
@@ -46,20 +53,73 @@ class PriorSet:
 
 
 def load_prior_set(path: str | Path | None = None) -> PriorSet:
-    """Load a prior set file (default: the shipped literature prior set with its draws)."""
+    """Load a prior set file (default: the shipped literature prior set with its draws).
+
+    A netCDF/HDF5 file is recognised by its content (its signature), whatever its name; any
+    other file is read as YAML tables.  Raises
+    :class:`~neb_bayes.model.spec.PriorSetError` for a file that cannot be read as a prior
+    set (truncated, empty, not a prior set, a variable missing) and for draws outside their
+    parameters' domains (:func:`~neb_bayes.model.params.draw_problems`), every such
+    parameter named.
+    """
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
     return _load(str(path.resolve()))
+
+
+#: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NETCDF_CLASSIC_SIGNATURE = b"CDF"
+NETCDF_SUFFIXES = frozenset({".nc", ".h5", ".netcdf"})
+
+
+def is_netcdf(path: str | Path) -> bool:
+    """Whether a file holds netCDF/HDF5 (by its first bytes; by its suffix if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return Path(path).suffix in NETCDF_SUFFIXES
+    return (head.startswith(HDF5_SIGNATURE) or head.startswith(NETCDF_CLASSIC_SIGNATURE)
+            or Path(path).suffix in NETCDF_SUFFIXES)
+
+
+def _checked(draws: ParamDraws, model: CompiledModel, source: str) -> ParamDraws:
+    """``draws`` if every value lies in its parameter's domain, else PriorSetError."""
+    problems = draw_problems(draws, model)
+    if problems:
+        raise PriorSetError(problems, source)
+    return draws
+
+
+def _read_saved(p: Path, model: CompiledModel | None = None):
+    """(model, draws, attrs) of a saved prior set; PriorSetError when it cannot be read."""
+    try:
+        if model is None:
+            model = compile_spec(spec_from_tables(tables_of(p), str(p)))
+        draws = load_draws(p, model)
+        attrs = read_attrs(p)
+    except PriorSetError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise PriorSetError([f"cannot read as a saved prior set (netCDF written by `neb-bayes "
+                             f"priors fit` or `priors draws`): {_short(exc)}"],
+                            str(p)) from None
+    attrs.pop("prior_set_tables", None)
+    return model, _checked(draws, model, str(p)), attrs
+
+
+def _short(exc: BaseException) -> str:
+    """An exception's message, never longer than a line or two (no file contents)."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    text = text or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 @cache
 def _load(path: str) -> PriorSet:
     p = Path(path)
-    if p.suffix in {".nc", ".h5", ".netcdf"}:
-        raw = tables_of(p)
-        model = compile_spec(spec_from_tables(raw, path))
-        draws = load_draws(p, model)
-        attrs = read_attrs(p)
-        attrs.pop("prior_set_tables", None)
+    if is_netcdf(p):
+        model, draws, attrs = _read_saved(p)
         if attrs.get("kind") == "fit":
             model = with_params(model, draws.mean())
         return PriorSet(model=model, draws=draws, source=path, attrs=attrs)
@@ -67,12 +127,14 @@ def _load(path: str) -> PriorSet:
     sibling = p.with_suffix(".nc")
     draws, attrs = None, {}
     if sibling.exists():
-        attrs = read_attrs(sibling)
-        attrs.pop("prior_set_tables", None)
-        if attrs.get("base_fingerprint") == model.spec.fingerprint:
-            draws = load_draws(sibling, model)
+        try:
+            sibling_attrs = read_attrs(sibling)
+        except (OSError, KeyError) as exc:
+            raise PriorSetError([f"its draws {sibling.name}: cannot be read: {_short(exc)}"],
+                                path) from None
+        if sibling_attrs.get("base_fingerprint") == model.spec.fingerprint:
+            _, draws, attrs = _read_saved(sibling, model)
         else:
             log.warning("ignoring %s: its tables do not match %s (re-run `neb-bayes priors "
                         "draws`)", sibling.name, p.name)
-            attrs = {}
     return PriorSet(model=model, draws=draws, source=path, attrs=attrs)

@@ -28,22 +28,9 @@ def summary_text(ps: PriorSet) -> str:
     return "\n".join(lines)
 
 
-def validate(path: str) -> list[str]:
-    """Problems with a prior set (its tables are checked when it loads)."""
-    ps = load_prior_set(path)
-    problems = []
-    if ps.draws is not None:
-        for name, x in _params(ps).items():
-            if not np.all(np.isfinite(x)) and not name.startswith("cause_logit"):
-                problems.append(f"{name}: non-finite draws")
-        for ai, sd in enumerate(ps.draws.lat_sd):
-            if sd.size and np.any(sd <= 0):
-                problems.append(f"lat_sd of axis {ps.model.axes[ai].name}: non-positive draws")
-    return problems
-
-
-def compare(a: str, b: str) -> list[dict]:
-    pa, pb = _params(load_prior_set(a)), _params(load_prior_set(b))
+def compare(a: PriorSet | str, b: PriorSet | str) -> list[dict]:
+    """Parameter by parameter: each prior set's mean and 90 % interval, and the shift."""
+    pa, pb = (_params(x if isinstance(x, PriorSet) else load_prior_set(x)) for x in (a, b))
     rows = []
     for name in pa:
         if name not in pb:

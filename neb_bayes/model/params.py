@@ -288,6 +288,54 @@ def with_params(model: CompiledModel, draws: ParamDraws, i: int = 0) -> Compiled
 
 
 
+#: what every draw of a parameter group must satisfy (its domain), and the words for a
+#: draw outside it; symptom probabilities of 0 or 1 are infinite logits, NaN is never valid
+_DOMAINS: dict[str, tuple[Any, str]] = {
+    "lat_mean": (np.isfinite, "non-finite draws"),
+    "lat_sd": (lambda x: np.isfinite(x) & (x > 0), "non-positive or non-finite draws"),
+    "prior_base": (np.isfinite, "non-finite draws"),
+    "log_median": (np.isfinite, "non-finite draws"),
+    "cause_logit": (lambda x: ~np.isnan(x), "NaN draws"),
+    "leak_logit": (np.isfinite, "non-finite draws"),
+}
+
+
+def _groups(draws: ParamDraws, model: CompiledModel):
+    """(group, where, array) of every parameter array of ``draws``."""
+    for ai, ax in enumerate(model.axes):
+        yield "lat_mean", f"axis {ax.name}", draws.lat_mean[ai]
+        yield "lat_sd", f"axis {ax.name}", draws.lat_sd[ai]
+        yield "prior_base", f"axis {ax.name}", draws.prior_base[ai]
+    yield "log_median", "channels", draws.log_median
+    yield "cause_logit", "symptom table", draws.cause_logit
+    yield "leak_logit", "symptom leaks", draws.leak_logit
+
+
+def draw_problems(draws: ParamDraws, model: CompiledModel) -> list[str]:
+    """Every parameter with a draw outside its domain (NaN or infinite values, a spread that
+    is not positive), named; empty when all draws are valid.
+
+    One vectorised test per parameter array (well under a millisecond for 1,000 draws of
+    the literature prior set); names are looked up only when a test fails.
+    """
+    bad = [(g, where) for g, where, x in _groups(draws, model)
+           if x.size and not _DOMAINS[g][0](x).all()]
+    if not bad:
+        return []
+    problems = []
+    groups = {g for g, _ in bad}
+    for name, x in flat_parameters(draws, model).items():
+        group = name.split("[", 1)[0]
+        if group in groups and (n := int(np.sum(~_DOMAINS[group][0](x)))):
+            problems.append(f"{name}: {_DOMAINS[group][1]} ({n} of {x.size})")
+    # a reference state's base prevalence has no name of its own in flat_parameters
+    problems += [f"{g} of {where}: {_DOMAINS[g][1]}" for g, where in bad
+                 if not any(p.startswith(f"{g}[{where.removeprefix('axis ')}.")
+                            or (p.startswith(f"{g}[") and not where.startswith("axis "))
+                            for p in problems)]
+    return problems
+
+
 def flat_parameters(draws: ParamDraws, model: CompiledModel) -> dict[str, np.ndarray]:
     """Every parameter as a named ``(D,)`` vector (for summaries, comparisons, recovery)."""
     out: dict[str, np.ndarray] = {}

@@ -1,0 +1,141 @@
+"""Prior set files that cannot be used: every command refuses them with exit 3 and a message
+that says what is wrong (never an internal error, never NaN probabilities)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neb_bayes.cli import EXIT_PRIORS, main
+
+EXAMPLE = "cases/examples/diabetes_01.yaml"
+DEFAULT_DRAWS = Path("priors/default.nc")
+
+
+def commands(prior_set: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Every command that reads a prior set, reading ``prior_set``."""
+    p = str(prior_set)
+    return {
+        "report": ["report", EXAMPLE, "--priors", p],
+        "next-test": ["next-test", EXAMPLE, "--priors", p],
+        "show": ["priors", "show", p],
+        "validate": ["priors", "validate", p],
+        "compare": ["priors", "compare", p, str(DEFAULT_DRAWS)],
+        "batch": ["batch", EXAMPLE, "--out", str(tmp_path / "batch"), "--priors", p],
+    }
+
+
+def edited(tmp_path: Path, name: str, variable: str, edit) -> Path:
+    """A copy of the shipped literature draws with one variable edited in place."""
+    out = tmp_path / name
+    shutil.copy(DEFAULT_DRAWS, out)
+    with h5py.File(out, "r+") as f:
+        data = f[f"posterior/{variable}"]
+        values = data[...]
+        edit(values)
+        data[...] = values
+    return out
+
+
+def _nan(x):
+    x.reshape(-1)[3] = np.nan
+
+
+def _negative_sd(x):
+    x[..., 0, 0] = -0.5
+
+
+@pytest.mark.parametrize("name,variable,edit,named", [
+    ("nan.nc", "prior_base__thyroid", _nan, "prior_base[thyroid."),
+    ("negative_sd.nc", "lat_sd__thyroid", _negative_sd, "lat_sd[thyroid."),
+])
+def test_draws_outside_their_domain_are_refused_by_every_command(tmp_path, name, variable,
+                                                                  edit, named):
+    """A NaN draw or a negative spread: exit 3 naming the parameter, nothing written."""
+    bad = edited(tmp_path, name, variable, edit)
+    for cmd, args in commands(bad, tmp_path).items():
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == EXIT_PRIORS, (cmd, res.output)
+        assert named in res.output, (cmd, res.output)
+        assert "internal error" not in res.output
+    assert not (tmp_path / "batch" / "results.parquet").exists()
+
+
+def _truncated(tmp_path):
+    out = tmp_path / "truncated.nc"
+    out.write_bytes(DEFAULT_DRAWS.read_bytes()[:20000])
+    return out
+
+
+def _empty(tmp_path):
+    out = tmp_path / "empty.nc"
+    out.write_bytes(b"")
+    return out
+
+
+def _text(tmp_path):
+    out = tmp_path / "text.nc"
+    out.write_text("hello\n")
+    return out
+
+
+def _missing_variable(tmp_path):
+    out = tmp_path / "missing.nc"
+    shutil.copy(DEFAULT_DRAWS, out)
+    with h5py.File(out, "r+") as f:
+        del f["posterior/log_median"]
+    return out
+
+
+def _not_a_prior_set(tmp_path):
+    out = tmp_path / "other.yaml"
+    out.write_text("a: 1\n")
+    return out
+
+
+def _binary_yaml(tmp_path):
+    out = tmp_path / "binary.yaml"
+    out.write_bytes(bytes(range(256)) * 100)
+    return out
+
+
+@pytest.mark.parametrize("make", [_truncated, _empty, _text, _missing_variable,
+                                  _not_a_prior_set, _binary_yaml])
+def test_unreadable_prior_set_files_exit_3_everywhere(tmp_path, make):
+    bad = make(tmp_path)
+    for cmd, args in commands(bad, tmp_path).items():
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == EXIT_PRIORS, (cmd, res.output)
+        assert "invalid prior set" in res.output, (cmd, res.output)
+        assert len(res.output) < 2000, (cmd, res.output[:300])   # no file contents
+        assert not isinstance(res.exception, (OSError, KeyError, UnicodeDecodeError))
+
+
+def test_a_saved_prior_set_is_recognised_by_its_content_whatever_its_name(tmp_path):
+    """`priors fit --out priors/mycohort` writes netCDF without the suffix: it loads."""
+    unnamed = tmp_path / "mycohort"
+    shutil.copy(DEFAULT_DRAWS, unnamed)
+    runner = CliRunner()
+    res = runner.invoke(main, ["priors", "validate", str(unnamed)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["report", EXAMPLE, "--priors", str(unnamed), "--format", "json"])
+    assert res.exit_code == 0, res.output
+
+
+def test_the_domain_check_is_cheap():
+    """It runs on every load: well under the cost of reading the draws."""
+    import time
+
+    from neb_bayes.model.params import draw_problems
+    from neb_bayes.priorset import load_prior_set
+
+    ps = load_prior_set()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        assert draw_problems(ps.draws, ps.model) == []
+    assert (time.perf_counter() - t0) / 10 < 0.02
