@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from neb_bayes.model.params import (
     ParamDraws,
     draw_problems,
     load_draws,
+    parameter_digest,
+    point_params,
     read_attrs,
     tables_of,
     with_params,
@@ -36,19 +38,49 @@ class PriorSet:
     source: str
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def name(self) -> str:
+        """The prior set's own name: a fitted set's is the one it was saved under (its file
+        name without the suffix, for files saved before names were stored); otherwise the
+        tables' ``prior_set`` name."""
+        if "prior_set_name" in self.attrs:
+            return str(self.attrs["prior_set_name"])
+        if self.attrs.get("kind") == "fit":
+            return Path(self.source).stem
+        return self.model.spec.name
+
+    @cached_property
+    def parameter_digest(self) -> str:
+        """Digest of the parameter values: every draw (the tables' point values when there
+        are no draws), :func:`~neb_bayes.model.params.parameter_digest`.  It changes
+        whenever a value changes; ``model.spec.fingerprint`` identifies the tables (a fitted
+        set keeps the tables it started from, so two fits of one base share it).  Results
+        depend on both: a batch's resume identity should hold both."""
+        return parameter_digest(self.draws if self.draws is not None
+                                else point_params(self.model))
+
     def provenance(self) -> dict[str, Any]:
         spec = self.model.spec
-        out = {
-            "prior_set": spec.name,
+        out: dict[str, Any] = {
+            "prior_set": self.name,
             "prior_set_version": spec.version,
             "prior_set_fingerprint": spec.fingerprint,
+            "prior_set_parameter_digest": self.parameter_digest,
             "prior_set_file": Path(self.source).name,
             "parameter_draws": 0 if self.draws is None else self.draws.n_draws,
         }
+        if self.name != spec.name:
+            out["prior_set_base"] = spec.name
         for key in ("kind", "created", "cohort_hash", "cohort_n", "sampler", "fit_groups",
                     "neb_bayes_version", "model_fingerprint"):
             if key in self.attrs:
                 out[f"draws_{key}"] = self.attrs[key]
+        if self.attrs.get("kind") == "fit":
+            failures = str(self.attrs.get("threshold_failures") or "")
+            # files saved before "forced" was stored: only --force saves a failed fit
+            out["draws_forced"] = int(self.attrs.get("forced", bool(failures)))
+            if out["draws_forced"]:
+                out["draws_threshold_failures"] = failures
         return out
 
 

@@ -206,5 +206,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
                    "run longer, or --force to save anyway", err=True)
         sys.exit(4)
-    save_draws(Path(out), res.draws, ps.model, res.attrs)
+    # the fitted set's own name (from --out), and whether its checks failed
+    save_draws(Path(out), res.draws, ps.model,
+               {**res.attrs, "prior_set_name": Path(out).stem,
+                "forced": int(not res.passed)})
     click.echo(f"saved {res.draws.n_draws} draws to {out}")

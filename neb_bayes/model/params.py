@@ -288,6 +288,26 @@ def with_params(model: CompiledModel, draws: ParamDraws, i: int = 0) -> Compiled
 
 
 
+def parameter_digest(draws: ParamDraws) -> str:
+    """A short digest of every parameter value of every draw (their order, shapes and
+    float64 bytes): it changes whenever any value changes (~2 ms for 1,000 draws of the
+    literature prior set).  The tables' fingerprint (``ModelSpec.fingerprint``) does not: a
+    fitted prior set keeps the tables it started from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for group, arrays in (("lat_mean", draws.lat_mean), ("lat_sd", draws.lat_sd),
+                          ("log_median", (draws.log_median,)),
+                          ("prior_base", draws.prior_base),
+                          ("cause_logit", (draws.cause_logit,)),
+                          ("leak_logit", (draws.leak_logit,))):
+        for x in arrays:
+            x = np.ascontiguousarray(x, dtype=np.float64)
+            h.update(f"{group}{x.shape}".encode())
+            h.update(x.data)
+    return h.hexdigest()[:16]
+
+
 #: what every draw of a parameter group must satisfy (its domain), and the words for a
 #: draw outside it; symptom probabilities of 0 or 1 are infinite logits, NaN is never valid
 _DOMAINS: dict[str, tuple[Any, str]] = {

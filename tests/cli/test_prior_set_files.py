@@ -139,3 +139,42 @@ def test_the_domain_check_is_cheap():
     for _ in range(10):
         assert draw_problems(ps.draws, ps.model) == []
     assert (time.perf_counter() - t0) / 10 < 0.02
+
+
+def as_fit(tmp_path: Path, name: str, **attrs) -> Path:
+    """A copy of the literature draws marked as a fit (as `priors fit` writes one)."""
+    out = tmp_path / name
+    shutil.copy(DEFAULT_DRAWS, out)
+    with h5py.File(out, "r+") as f:
+        f["posterior"].attrs.update({"kind": "fit", "cohort_hash": "c0ffee", "cohort_n": 20,
+                                     **attrs})
+    return out
+
+
+def test_a_fitted_prior_set_has_its_own_identity(tmp_path):
+    """Name, parameter digest, cohort and --force are shown by `priors show` and in every
+    report format; the tables' fingerprint stays the base's."""
+    from neb_bayes.priorset import load_prior_set
+
+    fitted = as_fit(tmp_path, "mycohort.nc", threshold_failures="max R-hat 1.3 > 1.01",
+                    forced=1)
+    edit = edited(tmp_path, "edited.nc", "log_median", lambda x: x.__iadd__(1e-9))
+    base, fit, changed = (load_prior_set(p) for p in (DEFAULT_DRAWS, fitted, edit))
+    assert fit.name == "mycohort" and base.name == "literature-default"
+    assert fit.model.spec.fingerprint == base.model.spec.fingerprint
+    assert changed.parameter_digest != base.parameter_digest   # any value change
+    assert fit.parameter_digest == base.parameter_digest       # same values (a copy)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["priors", "show", str(fitted)]).output
+    assert "prior_set: mycohort" in shown and base.parameter_digest in shown
+    md = runner.invoke(main, ["report", EXAMPLE, "--priors", str(fitted)]).output
+    md_base = runner.invoke(main, ["report", EXAMPLE]).output
+    line = next(x for x in md.splitlines() if x.startswith("neb_bayes "))
+    assert line not in md_base
+    for text in ("`mycohort`", "c0ffee", "n = 20", "--force", "max R-hat 1.3 > 1.01",
+                 "literature-default"):
+        assert text in line, text
+    for fmt in ("json", "html"):
+        out = runner.invoke(main, ["report", EXAMPLE, "--priors", str(fitted),
+                                   "--format", fmt]).output
+        assert "mycohort" in out and fit.parameter_digest in out and "c0ffee" in out
