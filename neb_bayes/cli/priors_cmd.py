@@ -206,6 +206,10 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
                    "run longer, or --force to save anyway", err=True)
         sys.exit(4)
+    if not res.passed:
+        click.echo(f"warning: convergence checks failed ({res.attrs['threshold_failures']}); "
+                   "saving anyway (--force): the draws may not represent the posterior, and "
+                   "the prior set's provenance says so", err=True)
     # the fitted set's own name (from --out), and whether its checks failed
     save_draws(Path(out), res.draws, ps.model,
                {**res.attrs, "prior_set_name": Path(out).stem,

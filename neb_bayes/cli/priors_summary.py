@@ -13,13 +13,36 @@ def _params(ps: PriorSet) -> dict[str, np.ndarray]:
     return flat_parameters(draws, ps.model)
 
 
+#: attributes longer than this are cut in ``priors show`` (the fit's diagnostics never are)
+LONG_ATTR = 200
+
+
+def _diagnostics_lines(raw: str | dict) -> list[str]:
+    """A fit's stored convergence diagnostics (R-hat, ESS, divergences, BFMI, ...), one a
+    line."""
+    import json
+
+    try:
+        diag = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (ValueError, TypeError):
+        return [f"  attr diagnostics: {raw}"]
+    lines = ["  diagnostics:"]
+    for k, v in diag.items():
+        lines.append(f"    {k}: {f'{v:.4g}' if isinstance(v, float) else v}")
+    return lines
+
+
 def summary_text(ps: PriorSet) -> str:
     lines = [f"prior set: {ps.source}"]
     for k, v in ps.provenance().items():
         lines.append(f"  {k}: {v}")
     for k, v in sorted(ps.attrs.items()):
-        if k not in ("uncertainty",) and len(str(v)) < 200:
-            lines.append(f"  attr {k}: {v}")
+        if k == "diagnostics":
+            lines += _diagnostics_lines(v)
+        elif k != "uncertainty":
+            text = str(v)
+            lines.append(f"  attr {k}: " + (text if len(text) <= LONG_ATTR else
+                                             f"{text[:LONG_ATTR]}... ({len(text)} characters)"))
     params = _params(ps)
     lines.append(f"{len(params)} parameters; mean [5 %, 95 %]:")
     for name, x in params.items():

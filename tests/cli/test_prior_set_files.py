@@ -178,3 +178,18 @@ def test_a_fitted_prior_set_has_its_own_identity(tmp_path):
         out = runner.invoke(main, ["report", EXAMPLE, "--priors", str(fitted),
                                    "--format", fmt]).output
         assert "mycohort" in out and fit.parameter_digest in out and "c0ffee" in out
+
+
+def test_priors_show_lists_a_fits_stored_diagnostics(tmp_path):
+    """However long the stored diagnostics are, `priors show` gives each of them."""
+    import json
+
+    diag = {"r_hat_max": 1.33, "ess_bulk_min": 64.0, "ess_tail_min": 13.0, "divergences": 0,
+            "chain_logp_median": [-286.92] * 8, "logp_gap": 1.05, "logp_gap_se": 1.76,
+            "bfmi_min": 0.976}
+    assert len(json.dumps(diag)) > 200
+    fitted = as_fit(tmp_path, "long.nc", diagnostics=json.dumps(diag))
+    shown = CliRunner().invoke(main, ["priors", "show", str(fitted)]).output
+    for key in ("r_hat_max: 1.33", "ess_bulk_min: 64", "ess_tail_min: 13", "divergences: 0",
+                "bfmi_min: 0.976"):
+        assert key in shown, key

@@ -149,6 +149,23 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
                                     "--tune", "20", "--chains", "2", "--no-progress"])
     assert res.exit_code == 4, res.output
     assert not out.exists()
+    # with --force it is saved, with a warning that names the failed checks, and the saved
+    # prior set says so (its provenance, its stored diagnostics)
+    forced = tmp_path / "forced.nc"
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(forced), "--fit",
+                                    "prevalence", "--sampler", "pymc", "--draws", "20",
+                                    "--tune", "20", "--chains", "2", "--no-progress",
+                                    "--force"])
+    assert res.exit_code == 0, res.output
+    warning = next(x for x in res.output.splitlines() if x.startswith("warning:"))
+    assert "convergence checks failed" in warning and "R-hat" in warning
+    from neb_bayes.priorset import load_prior_set
+
+    prov = load_prior_set(forced).provenance()
+    assert prov["prior_set"] == "forced" and prov["draws_forced"] == 1
+    assert prov["draws_threshold_failures"] in warning
+    shown = CliRunner().invoke(main, ["priors", "show", str(forced)]).output
+    assert "r_hat_max:" in shown and "bfmi_min:" in shown and "ess_bulk_min:" in shown
 
 
 @pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("symptoms", True),
