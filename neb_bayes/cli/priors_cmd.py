@@ -213,5 +213,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     # the fitted set's own name (from --out), and whether its checks failed
     save_draws(Path(out), res.draws, ps.model,
                {**res.attrs, "prior_set_name": Path(out).stem,
-                "forced": int(not res.passed)})
+                "forced": int(not res.passed)},
+               sample_stats=res.idata["sample_stats"] if "sample_stats" in res.idata.children
+               else None)
     click.echo(f"saved {res.draws.n_draws} draws to {out}")

@@ -53,6 +53,9 @@ class ParamDraws:
     cause_logit: np.ndarray              # (D, E): logit P(symptom | cause) per table entry
     leak_logit: np.ndarray               # (D, Y): logit of each symptom's leak
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: the draws are this many chains' draws one after another (a fit's; saved with their
+    #: chain dimension, so that ArviZ can recheck convergence)
+    n_chains: int = 1
 
     def symptom_tables(self, model: CompiledModel, columns: np.ndarray | None = None):
         """(log1m_leak (D, P, Y), per-axis log1m_cause (D, S, Y)) for these draws
@@ -74,7 +77,7 @@ class ParamDraws:
             self,
             lat_mean=tuple(map(take, self.lat_mean)), lat_sd=tuple(map(take, self.lat_sd)),
             log_median=take(self.log_median), prior_base=tuple(map(take, self.prior_base)),
-            cause_logit=take(self.cause_logit), leak_logit=take(self.leak_logit),
+            cause_logit=take(self.cause_logit), leak_logit=take(self.leak_logit), n_chains=1,
         )
 
     def restrict(self, keep: dict[int, np.ndarray]) -> ParamDraws:
@@ -95,7 +98,7 @@ class ParamDraws:
             self,
             lat_mean=tuple(map(avg, self.lat_mean)), lat_sd=tuple(map(avg, self.lat_sd)),
             log_median=avg(self.log_median), prior_base=tuple(map(avg, self.prior_base)),
-            cause_logit=avg(self.cause_logit), leak_logit=avg(self.leak_logit),
+            cause_logit=avg(self.cause_logit), leak_logit=avg(self.leak_logit), n_chains=1,
         )
 
 
@@ -161,13 +164,43 @@ def _names(model: CompiledModel):
     yield from enumerate(model.axes)
 
 
-def to_datatree(draws: ParamDraws, model: CompiledModel, attrs: dict[str, Any]):
-    """The draws as an ArviZ/xarray DataTree: ``posterior`` group, dims (chain, draw, ...)."""
+def _chains(draws: ParamDraws) -> int:
+    """How many chains the draws are saved as (1 unless they divide evenly)."""
+    c = max(int(draws.n_chains), 1)
+    return c if draws.n_draws % c == 0 else 1
+
+
+def _sample_stats(stats, chains: int, draws: int):
+    """A fit's per-draw sample statistics (divergences, energy, log density, step size, ...):
+    the variables over (chain, draw) only, or None."""
     import xarray as xr
 
-    d = draws.n_draws
+    if stats is None:
+        return None
+    ds = stats.to_dataset() if hasattr(stats, "to_dataset") else stats
+    data = {v: (("chain", "draw"), np.asarray(ds[v])) for v in ds.data_vars
+            if ds[v].dims == ("chain", "draw") and ds[v].shape == (chains, draws)}
+    if not data:
+        return None
+    return xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+                      attrs={k: v for k, v in ds.attrs.items() if isinstance(v, str | int | float)})
+
+
+def to_datatree(draws: ParamDraws, model: CompiledModel, attrs: dict[str, Any],
+                sample_stats=None):
+    """The draws as an ArviZ/xarray DataTree: ``posterior`` group, dims (chain, draw, ...),
+    a fit's chains kept apart (:attr:`ParamDraws.n_chains`), and its ``sample_stats`` when
+    given."""
+    import xarray as xr
+
+    chains = _chains(draws)
+    d = draws.n_draws // chains
+
+    def split(x):  # (chains * draws, ...) -> (chain, draw, ...)
+        return x.reshape((chains, d) + x.shape[1:])
+
     data: dict[str, Any] = {}
-    coords: dict[str, Any] = {"chain": [0], "draw": np.arange(d),
+    coords: dict[str, Any] = {"chain": np.arange(chains), "draw": np.arange(d),
                               "channel": [c.name for c in model.channels],
                               "symptom": list(model.symptoms),
                               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
@@ -176,22 +209,27 @@ def to_datatree(draws: ParamDraws, model: CompiledModel, attrs: dict[str, Any]):
         coords[st] = list(ax.states)
         if ax.latents:
             coords[lat] = list(ax.latents)
-            data[f"lat_mean__{ax.name}"] = (("chain", "draw", st, lat), draws.lat_mean[ai][None])
-            data[f"lat_sd__{ax.name}"] = (("chain", "draw", st, lat), draws.lat_sd[ai][None])
-        data[f"prior_base__{ax.name}"] = (("chain", "draw", st), draws.prior_base[ai][None])
-    data["log_median"] = (("chain", "draw", "channel"), draws.log_median[None])
-    data["cause_logit"] = (("chain", "draw", "symptom_entry"), draws.cause_logit[None])
-    data["leak_logit"] = (("chain", "draw", "symptom"), draws.leak_logit[None])
+            data[f"lat_mean__{ax.name}"] = (("chain", "draw", st, lat), split(draws.lat_mean[ai]))
+            data[f"lat_sd__{ax.name}"] = (("chain", "draw", st, lat), split(draws.lat_sd[ai]))
+        data[f"prior_base__{ax.name}"] = (("chain", "draw", st), split(draws.prior_base[ai]))
+    data["log_median"] = (("chain", "draw", "channel"), split(draws.log_median))
+    data["cause_logit"] = (("chain", "draw", "symptom_entry"), split(draws.cause_logit))
+    data["leak_logit"] = (("chain", "draw", "symptom"), split(draws.leak_logit))
     ds = xr.Dataset(data, coords=coords)
     clean = {k: (v if isinstance(v, str | int | float) else json.dumps(v, default=str))
              for k, v in {**draws.attrs, **attrs}.items()}
     ds.attrs.update(clean)
-    return xr.DataTree.from_dict({"posterior": ds}, name="neb_bayes_prior_set")
+    groups = {"posterior": ds}
+    if (stats := _sample_stats(sample_stats, chains, d)) is not None:
+        groups["sample_stats"] = stats
+    return xr.DataTree.from_dict(groups, name="neb_bayes_prior_set")
 
 
 def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
-               attrs: dict[str, Any]) -> None:
-    """Write draws + provenance + the prior set's tables as netCDF (atomic rename)."""
+               attrs: dict[str, Any], sample_stats=None) -> None:
+    """Write draws + provenance + the prior set's tables as netCDF (atomic rename); a fit's
+    chains stay apart, and its per-draw ``sample_stats`` (an xarray Dataset or DataTree
+    node) are saved beside them, so ArviZ can recheck convergence."""
     import os
     import tempfile
 
@@ -200,12 +238,12 @@ def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
         **attrs,
         "prior_set_tables": json.dumps(model.spec.raw, default=str),
         "base_fingerprint": model.spec.fingerprint,
-    })
+    }, sample_stats)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     try:
-        enc = {"/posterior": {v: {"zlib": True, "complevel": 4}
-                              for v in tree["posterior"].data_vars}}
+        enc = {f"/{g}": {v: {"zlib": True, "complevel": 4} for v in tree[g].data_vars}
+               for g in tree.children}
         tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -234,7 +272,8 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
 
 
 def load_draws(path: str | Path, model: CompiledModel) -> ParamDraws:
-    """Read draws saved by :func:`save_draws` (h5py, no xarray: keeps reports fast)."""
+    """Read draws saved by :func:`save_draws` (h5py, no xarray: keeps reports fast), the
+    chains one after another (files of one merged chain read the same)."""
     import h5py
 
     def stacked(x):  # (chain, draw, ...) -> (chain * draw, ...)
@@ -259,6 +298,7 @@ def load_draws(path: str | Path, model: CompiledModel) -> ParamDraws:
             lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd), log_median=stacked(g["log_median"]),
             prior_base=tuple(base), cause_logit=stacked(g["cause_logit"]),
             leak_logit=stacked(g["leak_logit"]), attrs=attrs,
+            n_chains=int(g["log_median"].shape[0]),
         )
 
 

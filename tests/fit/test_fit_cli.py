@@ -95,7 +95,9 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "its factor the exact engine's: thyroid (1 person)" in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
-    assert post.sizes["chain"] * post.sizes["draw"] == 300
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150   # chains kept apart
+    assert "diverging" in tree["sample_stats"] or "divergences" in tree["sample_stats"]
+    assert np.isfinite(np.asarray(az.rhat(tree)["prior_base__thyroid"])[1:]).all()
     attrs = post.attrs
     assert int(attrs["cohort_n"]) == n
     assert int(attrs["cohort_excluded"]) == 1
@@ -120,6 +122,8 @@ def test_report_uses_the_fitted_prior_set(fitted):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["provenance"]["draws_kind"] == "fit"
+    assert report["provenance"]["prior_set"] == "fitted"      # its --out name
+    assert report["provenance"]["prior_set_base"] == "literature-default"
     assert int(report["provenance"]["draws_cohort_n"]) == n
     lo, hi = report["conditions"]["subclinical_hypothyroidism"]["interval"]
     assert lo < hi
