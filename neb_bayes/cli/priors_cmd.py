@@ -72,18 +72,17 @@ def validate_cmd(prior_set: str) -> None:
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare_cmd(a: str, b: str, as_json: bool) -> None:
-    """Compare two prior sets parameter by parameter (means and 90 % intervals)."""
+    """Compare two prior sets parameter by parameter (means and 90 % intervals), largest
+    shifts first, in pooled spreads (a parameter one set held fixed is measured against the
+    other's spread)."""
     from neb_bayes.cli import _load_priors
-    from neb_bayes.cli.priors_summary import compare
+    from neb_bayes.cli.priors_summary import compare, compare_text
 
     rows = compare(_load_priors(a), _load_priors(b))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'parameter':52s} {'A mean':>10s} {'B mean':>10s} {'shift/sdA':>10s}")
-    for r in rows:
-        click.echo(f"{r['parameter']:52s} {r['a_mean']:10.4g} {r['b_mean']:10.4g} "
-                   f"{r['z']:10.2f}")
+    click.echo(compare_text(rows))
 
 
 _ = EXIT_INPUT

@@ -225,3 +225,35 @@ def test_saved_chains_stay_apart_and_read_back_in_order(tmp_path):
     assert a.parameter_digest == b.parameter_digest == parameter_digest(draws)
     res = CliRunner().invoke(main, ["priors", "compare", str(two), str(one), "--json"])
     assert res.exit_code == 0, res.output
+
+
+def _fixed_at(draw: int):
+    def edit(x):
+        x[...] = x[:, draw][:, None]
+    return edit
+
+
+def test_compare_measures_fixed_parameters_against_the_other_sets_spread(tmp_path):
+    """Parameters one set held fixed (zero spread) get a shift in pooled spreads, not a
+    division by ~0; fixed in both at different values, they are marked and listed last; the
+    text output gives each set's interval."""
+    import json
+
+    a = edited(tmp_path, "a.nc", "log_median", _fixed_at(0))
+    b = edited(tmp_path, "b.nc", "log_median", _fixed_at(1))
+    runner = CliRunner()
+    rows = json.loads(runner.invoke(main, ["priors", "compare", str(a), str(DEFAULT_DRAWS),
+                                           "--json"]).output)
+    medians = [r for r in rows if r["parameter"].startswith("log_median[")]
+    assert medians and all(r["fixed"] == ["A"] for r in medians)
+    assert max(abs(r["z"]) for r in rows) < 10          # a draw is within a few spreads
+    rows = json.loads(runner.invoke(main, ["priors", "compare", str(a), str(b),
+                                           "--json"]).output)
+    moved = [r for r in rows if r["z"] is None]
+    assert moved and all(r["parameter"].startswith("log_median[") for r in moved)
+    assert all(r["z"] is None for r in rows[-len(moved):])   # ranked apart, last
+    text = runner.invoke(main, ["priors", "compare", str(a), str(DEFAULT_DRAWS)]).output
+    line = next(x for x in text.splitlines() if x.startswith("log_median["))
+    assert line.count("[") == 3 and "A" in line.split()[-1]   # name, two intervals; fixed in A
+    text = runner.invoke(main, ["priors", "compare", str(a), str(b)]).output
+    assert "fixed" in next(x for x in text.splitlines() if x.startswith("log_median["))
