@@ -209,7 +209,7 @@ def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
         lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd),
         log_median=get("log_median", pt_.log_median), prior_base=tuple(base),
         cause_logit=get("cause_logit", pt_.cause_logit), leak_logit=get("leak_logit", pt_.leak_logit),
-        attrs={"kind": "fit"},
+        attrs={"kind": "fit"}, n_chains=int(post.sizes["chain"]),
     )
 
 

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 from neb_bayes.model.compiled import CompiledModel, compile_spec, load_model
-from neb_bayes.model.params import ParamDraws, load_draws, read_attrs, tables_of, with_params
-from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, spec_from_tables
+from neb_bayes.model.params import (
+    ParamDraws,
+    draw_problems,
+    load_draws,
+    parameter_digest,
+    point_params,
+    read_attrs,
+    tables_of,
+    with_params,
+)
+from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, PriorSetError, spec_from_tables
 
 log = logging.getLogger("neb_bayes")
 
@@ -29,37 +38,120 @@ class PriorSet:
     source: str
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def name(self) -> str:
+        """The prior set's own name: a fitted set's is the one it was saved under (its file
+        name without the suffix, for files saved before names were stored); otherwise the
+        tables' ``prior_set`` name."""
+        if "prior_set_name" in self.attrs:
+            return str(self.attrs["prior_set_name"])
+        if self.attrs.get("kind") == "fit":
+            return Path(self.source).stem
+        return self.model.spec.name
+
+    @cached_property
+    def parameter_digest(self) -> str:
+        """Digest of the parameter values: every draw (the tables' point values when there
+        are no draws), :func:`~neb_bayes.model.params.parameter_digest`.  It changes
+        whenever a value changes; ``model.spec.fingerprint`` identifies the tables (a fitted
+        set keeps the tables it started from, so two fits of one base share it).  Results
+        depend on both: a batch's resume identity should hold both."""
+        return parameter_digest(self.draws if self.draws is not None
+                                else point_params(self.model))
+
     def provenance(self) -> dict[str, Any]:
         spec = self.model.spec
-        out = {
-            "prior_set": spec.name,
+        out: dict[str, Any] = {
+            "prior_set": self.name,
             "prior_set_version": spec.version,
             "prior_set_fingerprint": spec.fingerprint,
+            "prior_set_parameter_digest": self.parameter_digest,
             "prior_set_file": Path(self.source).name,
             "parameter_draws": 0 if self.draws is None else self.draws.n_draws,
         }
+        if self.name != spec.name:
+            out["prior_set_base"] = spec.name
         for key in ("kind", "created", "cohort_hash", "cohort_n", "sampler", "fit_groups",
                     "neb_bayes_version", "model_fingerprint"):
             if key in self.attrs:
                 out[f"draws_{key}"] = self.attrs[key]
+        if self.attrs.get("kind") == "fit":
+            failures = str(self.attrs.get("threshold_failures") or "")
+            # files saved before "forced" was stored: only --force saves a failed fit
+            out["draws_forced"] = int(self.attrs.get("forced", bool(failures)))
+            if out["draws_forced"]:
+                out["draws_threshold_failures"] = failures
         return out
 
 
 def load_prior_set(path: str | Path | None = None) -> PriorSet:
-    """Load a prior set file (default: the shipped literature prior set with its draws)."""
+    """Load a prior set file (default: the shipped literature prior set with its draws).
+
+    A netCDF/HDF5 file is recognised by its content (its signature), whatever its name; any
+    other file is read as YAML tables.  Raises
+    :class:`~neb_bayes.model.spec.PriorSetError` for a file that cannot be read as a prior
+    set (truncated, empty, not a prior set, a variable missing) and for draws outside their
+    parameters' domains (:func:`~neb_bayes.model.params.draw_problems`), every such
+    parameter named.
+    """
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
     return _load(str(path.resolve()))
+
+
+#: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NETCDF_CLASSIC_SIGNATURE = b"CDF"
+NETCDF_SUFFIXES = frozenset({".nc", ".h5", ".netcdf"})
+
+
+def is_netcdf(path: str | Path) -> bool:
+    """Whether a file holds netCDF/HDF5 (by its first bytes; by its suffix if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return Path(path).suffix in NETCDF_SUFFIXES
+    return (head.startswith(HDF5_SIGNATURE) or head.startswith(NETCDF_CLASSIC_SIGNATURE)
+            or Path(path).suffix in NETCDF_SUFFIXES)
+
+
+def _checked(draws: ParamDraws, model: CompiledModel, source: str) -> ParamDraws:
+    """``draws`` if every value lies in its parameter's domain, else PriorSetError."""
+    problems = draw_problems(draws, model)
+    if problems:
+        raise PriorSetError(problems, source)
+    return draws
+
+
+def _read_saved(p: Path, model: CompiledModel | None = None):
+    """(model, draws, attrs) of a saved prior set; PriorSetError when it cannot be read."""
+    try:
+        if model is None:
+            model = compile_spec(spec_from_tables(tables_of(p), str(p)))
+        draws = load_draws(p, model)
+        attrs = read_attrs(p)
+    except PriorSetError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise PriorSetError([f"cannot read as a saved prior set (netCDF written by `neb-bayes "
+                             f"priors fit` or `priors draws`): {_short(exc)}"],
+                            str(p)) from None
+    attrs.pop("prior_set_tables", None)
+    return model, _checked(draws, model, str(p)), attrs
+
+
+def _short(exc: BaseException) -> str:
+    """An exception's message, never longer than a line or two (no file contents)."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+    text = text or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 @cache
 def _load(path: str) -> PriorSet:
     p = Path(path)
-    if p.suffix in {".nc", ".h5", ".netcdf"}:
-        raw = tables_of(p)
-        model = compile_spec(spec_from_tables(raw, path))
-        draws = load_draws(p, model)
-        attrs = read_attrs(p)
-        attrs.pop("prior_set_tables", None)
+    if is_netcdf(p):
+        model, draws, attrs = _read_saved(p)
         if attrs.get("kind") == "fit":
             model = with_params(model, draws.mean())
         return PriorSet(model=model, draws=draws, source=path, attrs=attrs)
@@ -67,12 +159,14 @@ def _load(path: str) -> PriorSet:
     sibling = p.with_suffix(".nc")
     draws, attrs = None, {}
     if sibling.exists():
-        attrs = read_attrs(sibling)
-        attrs.pop("prior_set_tables", None)
-        if attrs.get("base_fingerprint") == model.spec.fingerprint:
-            draws = load_draws(sibling, model)
+        try:
+            sibling_attrs = read_attrs(sibling)
+        except (OSError, KeyError) as exc:
+            raise PriorSetError([f"its draws {sibling.name}: cannot be read: {_short(exc)}"],
+                                path) from None
+        if sibling_attrs.get("base_fingerprint") == model.spec.fingerprint:
+            _, draws, attrs = _read_saved(sibling, model)
         else:
             log.warning("ignoring %s: its tables do not match %s (re-run `neb-bayes priors "
                         "draws`)", sibling.name, p.name)
-            attrs = {}
     return PriorSet(model=model, draws=draws, source=path, attrs=attrs)

@@ -45,27 +45,24 @@ def draws_cmd(tables: str | None, n_draws: int, seed: int, out: str | None) -> N
 @click.argument("prior_set", type=click.Path(exists=True, dir_okay=False))
 def show_cmd(prior_set: str) -> None:
     """Print a prior set's provenance and parameter summaries."""
+    from neb_bayes.cli import _load_priors
     from neb_bayes.cli.priors_summary import summary_text
-    from neb_bayes.priorset import load_prior_set
 
-    click.echo(summary_text(load_prior_set(prior_set)))
+    click.echo(summary_text(_load_priors(prior_set)))
 
 
 @priors.command("validate")
 @click.argument("prior_set", type=click.Path(exists=True, dir_okay=False))
 def validate_cmd(prior_set: str) -> None:
-    """Check a prior set: tables, sources, draws (finite, matching shapes). Exit 3 if invalid."""
-    from neb_bayes.cli.priors_summary import validate
+    """Check a prior set: tables, sources, draws (readable, matching shapes, every value in
+    its parameter's domain). Exit 3 if invalid."""
     from neb_bayes.model.spec import PriorSetError
+    from neb_bayes.priorset import load_prior_set
 
     try:
-        problems = validate(prior_set)
+        load_prior_set(prior_set)     # every check runs when a prior set loads
     except PriorSetError as exc:
         click.echo(str(exc), err=True)
-        sys.exit(EXIT_PRIORS)
-    if problems:
-        for p in problems:
-            click.echo(f"  - {p}", err=True)
         sys.exit(EXIT_PRIORS)
     click.echo(f"{prior_set}: valid")
 
@@ -75,17 +72,17 @@ def validate_cmd(prior_set: str) -> None:
 @click.argument("b", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def compare_cmd(a: str, b: str, as_json: bool) -> None:
-    """Compare two prior sets parameter by parameter (means and 90 % intervals)."""
-    from neb_bayes.cli.priors_summary import compare
+    """Compare two prior sets parameter by parameter (means and 90 % intervals), largest
+    shifts first, in pooled spreads (a parameter one set held fixed is measured against the
+    other's spread)."""
+    from neb_bayes.cli import _load_priors
+    from neb_bayes.cli.priors_summary import compare, compare_text
 
-    rows = compare(a, b)
+    rows = compare(_load_priors(a), _load_priors(b))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'parameter':52s} {'A mean':>10s} {'B mean':>10s} {'shift/sdA':>10s}")
-    for r in rows:
-        click.echo(f"{r['parameter']:52s} {r['a_mean']:10.4g} {r['b_mean']:10.4g} "
-                   f"{r['z']:10.2f}")
+    click.echo(compare_text(rows))
 
 
 _ = EXIT_INPUT
@@ -208,5 +205,14 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
                    "run longer, or --force to save anyway", err=True)
         sys.exit(4)
-    save_draws(Path(out), res.draws, ps.model, res.attrs)
+    if not res.passed:
+        click.echo(f"warning: convergence checks failed ({res.attrs['threshold_failures']}); "
+                   "saving anyway (--force): the draws may not represent the posterior, and "
+                   "the prior set's provenance says so", err=True)
+    # the fitted set's own name (from --out), and whether its checks failed
+    save_draws(Path(out), res.draws, ps.model,
+               {**res.attrs, "prior_set_name": Path(out).stem,
+                "forced": int(not res.passed)},
+               sample_stats=res.idata["sample_stats"] if "sample_stats" in res.idata.children
+               else None)
     click.echo(f"saved {res.draws.n_draws} draws to {out}")

@@ -272,6 +272,8 @@ def _load_spec_cached(path: str) -> ModelSpec:
             raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
         raise PriorSetError([f"cannot read: {exc}"], path) from exc
+    except UnicodeDecodeError:   # its message would carry the file's bytes: not shown
+        raise PriorSetError(["not a text (YAML) file, nor a netCDF prior set"], path) from None
     except yaml.YAMLError as exc:
         raise PriorSetError([f"not valid YAML: {exc}"], path) from exc
     if not isinstance(raw, dict):

@@ -138,9 +138,22 @@ def render_markdown(result: Result) -> str:
     lines += [f"- `{n['item']}`: {n['reason']}" for n in d["not_used"]] or ["- everything given was used"]
     if d["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in d["warnings"]]
-    prov = d["provenance"]
-    lines += ["", "## Provenance", "",
-              f"neb_bayes {prov['neb_bayes_version']}, prior set `{prov['prior_set']}` "
-              f"{prov['prior_set_version']} (fingerprint `{prov['prior_set_fingerprint']}`); "
-              f"{prov['method']}.", ""]
+    lines += ["", "## Provenance", "", _provenance_line(d["provenance"]), ""]
     return "\n".join(lines)
+
+
+def _provenance_line(prov: dict) -> str:
+    """Package, prior set (name, tables' fingerprint, parameter digest; for a fitted set its
+    base, cohort and whether it was saved despite failed checks) and method."""
+    digest = prov.get("prior_set_parameter_digest")
+    ident = f"fingerprint `{prov['prior_set_fingerprint']}`" + (
+        f", parameters `{digest}`" if digest else "")
+    text = (f"neb_bayes {prov['neb_bayes_version']}, prior set `{prov['prior_set']}` "
+            f"{prov['prior_set_version']} ({ident})")
+    if prov.get("draws_kind") == "fit":
+        text += (f", fitted from `{prov.get('prior_set_base', prov['prior_set'])}` to cohort "
+                 f"`{prov.get('draws_cohort_hash', '?')}` (n = {prov.get('draws_cohort_n', '?')})")
+        if int(prov.get("draws_forced") or 0):
+            failed = prov.get("draws_threshold_failures") or "convergence checks"
+            text += f", saved with --force although its checks failed ({failed})"
+    return f"{text}; {prov['method']}."

@@ -95,7 +95,9 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "its factor the exact engine's: thyroid (1 person)" in output
     tree = az.from_netcdf(out)
     post = tree["posterior"]
-    assert post.sizes["chain"] * post.sizes["draw"] == 300
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150   # chains kept apart
+    assert "diverging" in tree["sample_stats"] or "divergences" in tree["sample_stats"]
+    assert np.isfinite(np.asarray(az.rhat(tree)["prior_base__thyroid"])[1:]).all()
     attrs = post.attrs
     assert int(attrs["cohort_n"]) == n
     assert int(attrs["cohort_excluded"]) == 1
@@ -120,6 +122,8 @@ def test_report_uses_the_fitted_prior_set(fitted):
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["provenance"]["draws_kind"] == "fit"
+    assert report["provenance"]["prior_set"] == "fitted"      # its --out name
+    assert report["provenance"]["prior_set_base"] == "literature-default"
     assert int(report["provenance"]["draws_cohort_n"]) == n
     lo, hi = report["conditions"]["subclinical_hypothyroidism"]["interval"]
     assert lo < hi
@@ -149,6 +153,23 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
                                     "--tune", "20", "--chains", "2", "--no-progress"])
     assert res.exit_code == 4, res.output
     assert not out.exists()
+    # with --force it is saved, with a warning that names the failed checks, and the saved
+    # prior set says so (its provenance, its stored diagnostics)
+    forced = tmp_path / "forced.nc"
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(forced), "--fit",
+                                    "prevalence", "--sampler", "pymc", "--draws", "20",
+                                    "--tune", "20", "--chains", "2", "--no-progress",
+                                    "--force"])
+    assert res.exit_code == 0, res.output
+    warning = next(x for x in res.output.splitlines() if x.startswith("warning:"))
+    assert "convergence checks failed" in warning and "R-hat" in warning
+    from neb_bayes.priorset import load_prior_set
+
+    prov = load_prior_set(forced).provenance()
+    assert prov["prior_set"] == "forced" and prov["draws_forced"] == 1
+    assert prov["draws_threshold_failures"] in warning
+    shown = CliRunner().invoke(main, ["priors", "show", str(forced)]).output
+    assert "r_hat_max:" in shown and "bfmi_min:" in shown and "ess_bulk_min:" in shown
 
 
 @pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("symptoms", True),
