@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,19 @@ def load_prior_set(path: str | Path | None = None) -> PriorSet:
     parameter named.
     """
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
-    return _load(str(path.resolve()))
+    resolved = path.resolve()
+    return _load(str(resolved), _file_state(resolved))
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    """The file's size and modification time (part of the cache key: a file written again,
+    e.g. a new fit saved over an old one, is read again in a process that keeps running);
+    None when it cannot be read (the loader then says why)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 #: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
@@ -147,8 +159,8 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "..."
 
 
-@cache
-def _load(path: str) -> PriorSet:
+@lru_cache(maxsize=8)
+def _load(path: str, state: tuple[int, int] | None = None) -> PriorSet:
     p = Path(path)
     if is_netcdf(p):
         model, draws, attrs = _read_saved(p)

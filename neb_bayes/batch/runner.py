@@ -433,7 +433,8 @@ def _now() -> str:
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """The identity keys whose values differ between two manifests (an input named by
     another spelling of the same path, e.g. absolute and relative, is the same input:
-    its resolved path, size and times are compared, not the path as given)."""
+    its resolved path, size and times are compared, not the path as given; a prior set is
+    compared by its tables and draws, not its path)."""
     return [k for k in IDENTITY_KEYS if _comparable(k, old.get(k)) != _comparable(k, new.get(k))]
 
 
@@ -441,6 +442,10 @@ def _comparable(key: str, value: Any) -> Any:
     if key == "inputs" and isinstance(value, list):
         return [{k: v for k, v in d.items() if k != "path"} if isinstance(d, dict) else d
                 for d in value]
+    if key == "priors" and isinstance(value, dict):
+        # the prior set is its tables and draws (fingerprint, parameter digest), not the
+        # spelling of its path
+        return {k: v for k, v in value.items() if k != "file"}
     return value
 
 
@@ -560,8 +565,9 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         "neb_bayes_version": package_version(),
         "inputs": inputs_desc,
         "chunk_size": chunk_size,
-        "priors": {"file": str(opts.priors) if opts.priors else None, "name": spec.name,
-                   "version": spec.version, "fingerprint": spec.fingerprint},
+        "priors": {"file": str(opts.priors) if opts.priors else None, "name": prior_set.name,
+                   "version": spec.version, "fingerprint": spec.fingerprint,
+                   "parameter_digest": prior_set.parameter_digest},
         "format": opts.fmt,
         "per_case_reports": bool(opts.per_case_reports),
         "draws": opts.draws,

@@ -339,6 +339,23 @@ def test_resume_refused_on_different_batch(tmp_path, sim_cases) -> None:
     with pytest.raises(ResumeRefused, match="inputs"):
         run_batch(BatchOptions(inputs=[str(path)], out=str(out), chunk_size=5,
                                progress=False), echo=_quiet)
+    # the same --priors path holding other parameter values is a different batch
+    import shutil
+
+    import h5py
+
+    from neb_bayes.model.spec import DEFAULT_PRIOR_FILE
+
+    priors = tmp_path / "p.nc"
+    shutil.copyfile(DEFAULT_PRIOR_FILE.with_suffix(".nc"), priors)
+    other = tmp_path / "out-priors"
+    with_priors = ["batch", str(path), "--out", str(other), "--priors", str(priors)]
+    assert runner.invoke(main, with_priors).exit_code == 0
+    with h5py.File(priors, "r+") as fh:
+        values = fh["posterior/prior_base__thyroid"]
+        values[0, 0, 0] += 0.01
+    moved = runner.invoke(main, with_priors)
+    assert moved.exit_code == 2 and "priors" in moved.output
     restarted = runner.invoke(main, [*args, "--restart"])
     assert restarted.exit_code == 0 and "13 processed" in restarted.output
     foreign = tmp_path / "foreign"
