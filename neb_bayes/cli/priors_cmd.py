@@ -102,7 +102,10 @@ _ = EXIT_INPUT
                    "symptoms. The rest stay at the starting prior set's values.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Known states per person (semi-supervised): YAML/JSON mapping case id -> "
-                   "{axis: state} or a list of condition ids (or 'none').")
+                   "{axis: state(s)}, a condition id, or a list of condition ids (the person "
+                   "has all of them; 'none': no condition). Checked before the fit: an id not "
+                   "in the cohort, an unknown condition, axis or state, or conditions that "
+                   "exclude each other stop it (exit 2).")
 @click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default="nutpie",
               show_default=True,
               help="nutpie: chains in threads when the log-density is all compiled code (a "
@@ -133,13 +136,14 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     from neb_bayes.batch.inputs import iter_case_data
     from neb_bayes.case import read_case
     from neb_bayes.case.model import CaseError
-    from neb_bayes.fit import expected_fit_seconds, fit, labels_for
+    from neb_bayes.fit import expected_fit_seconds, fit
+    from neb_bayes.fit_inputs import LabelError, label_id, labels_for
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
     from neb_bayes.priorset import load_prior_set
 
     ps = load_prior_set(base)
-    cases, bad = [], 0
+    cases, bad, skipped_ids = [], 0, set()
     for source, data in iter_case_data(list(cohort)):
         if isinstance(data, CaseError):
             bad += 1
@@ -149,12 +153,18 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
             cases.append(read_case(data, source_name=source))
         except CaseError as exc:
             bad += 1
+            skipped_ids.add(label_id(data.get("id")))
             click.echo(f"skipped {source}: {len(exc.errors)} error(s)", err=True)
     if not cases:
         click.echo("no usable case in the cohort", err=True)
         sys.exit(EXIT_INPUT)
     group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
-    labs = labels_for(ps.model, cases, labels) if labels else None
+    try:
+        labs = (labels_for(ps.model, cases, labels, skipped_ids=skipped_ids - {None})
+                if labels else None)
+    except LabelError as exc:
+        click.echo(f"cannot fit: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
     click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
                f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
 
