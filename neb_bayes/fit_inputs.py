@@ -1,5 +1,7 @@
-"""What ``neb-bayes priors fit`` reads besides the prior set: the known labels per person
-(``--labels``), checked against the cohort and the model before anything is fitted.
+"""What ``neb-bayes priors fit`` reads besides the prior set: the cohort
+(:func:`read_cohort`: cases that cannot be read and repeated ids left out, as ``batch``
+leaves them out) and the known labels per person (``--labels``), checked against the cohort
+and the model before anything is fitted.
 
 A labels file maps case ids to what is known of each person: a condition id, a list of
 them (``none``: every axis in a non-condition state), or a mapping ``axis: state(s)``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,56 @@ Label = dict[str, list[str]]
 
 #: the condition id that stands for "every axis in a non-condition state"
 NONE = "none"
+
+
+@dataclass
+class Cohort:
+    """A cohort's cases as the fit reads them.
+
+    Attributes
+    ----------
+    cases
+        The cases fitted, in input order: the first case of each id.
+    skipped
+        Each case that cannot be read, as its ``errors.jsonl`` record in ``neb-bayes batch``
+        (:func:`~neb_bayes.batch.worker.error_record`: ``source``, ``case_id`` when known,
+        every error with its field path, and its column for a CSV row).
+    repeated
+        Each case left out because an earlier case has its id: ``(source, id, source of
+        the case fitted with that id)``.
+    """
+
+    cases: list = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    repeated: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def skipped_ids(self) -> set[str]:
+        """The ids of the cases that cannot be read, where their file gives one."""
+        return {r["case_id"] for r in self.skipped if r["case_id"] is not None}
+
+
+def read_cohort(inputs: Sequence[str | os.PathLike[str]]) -> Cohort:
+    """Every case of ``inputs`` (JSON Lines, case files, directories, wide CSV: what
+    ``neb-bayes batch`` reads, in its order), read as ``batch`` reads them.  A case that
+    cannot be read is skipped with its errors; an id is unique in a cohort (the case-format
+    spec), so of the cases with one id the first is fitted and the others are left out, as
+    ``batch`` leaves them out of its results."""
+    from neb_bayes.batch.inputs import iter_items, parse_item
+    from neb_bayes.batch.worker import error_record, read_parsed
+
+    out = Cohort()
+    first: dict[str, str] = {}       # id -> source of the case fitted with it
+    for k, item in enumerate(iter_items(list(inputs))):
+        case, err = read_parsed(parse_item(item), item)
+        if case is None:
+            out.skipped.append(error_record(k, item.source, **err))
+        elif case.id in first:
+            out.repeated.append((item.source, case.id, first[case.id]))
+        else:
+            first[case.id] = item.source
+            out.cases.append(case)
+    return out
 
 
 class LabelError(ValueError):

@@ -91,6 +91,29 @@ def compare_cmd(a: str, b: str, as_json: bool) -> None:
 _ = EXIT_INPUT
 
 
+#: at most this many cases left out for a repeated id are named one by one
+REPEATED_NAMED = 20
+
+
+def _tell_left_out(read) -> None:
+    """Each case of the cohort that cannot be read, with every error and its field path (as
+    ``neb-bayes check`` and ``batch``'s ``errors.jsonl`` give them), and the cases left out
+    for a repeated id (their sources and ids)."""
+    for rec in read.skipped:
+        click.echo(f"skipped {rec['source']}: {len(rec['errors'])} error(s)", err=True)
+        for e in rec["errors"]:
+            column = f" (column {e['column']!r})" if "column" in e else ""
+            click.echo(f"  - {e['path']}{column}: {e['message']}", err=True)
+    if read.repeated:
+        click.echo(f"left out {len(read.repeated)} case(s) whose id an earlier case has (ids "
+                   "are unique in a cohort; the first case with an id is fitted, as in "
+                   "`neb-bayes batch`):", err=True)
+        for source, cid, first in read.repeated[:REPEATED_NAMED]:
+            click.echo(f"  - {source}: id {cid} (fitted from {first})", err=True)
+        if len(read.repeated) > REPEATED_NAMED:
+            click.echo(f"  - and {len(read.repeated) - REPEATED_NAMED} more", err=True)
+
+
 @priors.command("fit")
 @click.argument("cohort", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
@@ -129,44 +152,41 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     per-person states summed out exactly, latents integrated analytically).
 
     COHORT: JSON Lines of case files, a directory of case files, or a wide CSV (see
-    `neb-bayes batch --help` for its column convention).  Bad cases are listed and skipped.
+    `neb-bayes batch --help` for its column convention).  Bad cases are listed with every
+    error and skipped; of cases with the same id the first is fitted, the others left out.
     Exit status: 0 saved, 2 unusable cohort, 4 convergence checks failed (nothing saved;
     use --force to save anyway).
     """
-    from neb_bayes.batch.inputs import iter_case_data
-    from neb_bayes.case import read_case
-    from neb_bayes.case.model import CaseError
+    from neb_bayes.batch.inputs import InputError
     from neb_bayes.fit import expected_fit_seconds, fit
-    from neb_bayes.fit_inputs import LabelError, label_id, labels_for
+    from neb_bayes.fit_inputs import LabelError, labels_for, read_cohort
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
     from neb_bayes.priorset import load_prior_set
 
     ps = load_prior_set(base)
-    cases, bad, skipped_ids = [], 0, set()
-    for source, data in iter_case_data(list(cohort)):
-        if isinstance(data, CaseError):
-            bad += 1
-            click.echo(f"skipped {source}: {len(data.errors)} error(s)", err=True)
-            continue
-        try:
-            cases.append(read_case(data, source_name=source))
-        except CaseError as exc:
-            bad += 1
-            skipped_ids.add(label_id(data.get("id")))
-            click.echo(f"skipped {source}: {len(exc.errors)} error(s)", err=True)
+    try:
+        read = read_cohort(cohort)
+    except (InputError, OSError) as exc:
+        click.echo(f"cannot read the cohort: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    _tell_left_out(read)
+    cases = read.cases
     if not cases:
         click.echo("no usable case in the cohort", err=True)
         sys.exit(EXIT_INPUT)
     group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
     try:
-        labs = (labels_for(ps.model, cases, labels, skipped_ids=skipped_ids - {None})
+        labs = (labels_for(ps.model, cases, labels, skipped_ids=read.skipped_ids)
                 if labels else None)
     except LabelError as exc:
         click.echo(f"cannot fit: {exc}", err=True)
         sys.exit(EXIT_INPUT)
-    click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
-               f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
+    left_out = (f", {len(read.repeated)} with a repeated id left out" if read.repeated
+                else "")
+    click.echo(f"cohort: {len(cases)} cases ({len(read.skipped)} skipped{left_out}); "
+               f"fitting {', '.join(group_list)} with {sampler} ({chains} chains x {tune} tune "
+               f"+ {draws} draws)")
 
     def announce(n_people: int, exact: dict[str, int]) -> None:
         """Once the cohort is prepared: the expected time of a long fit."""
