@@ -533,34 +533,3 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def labels_for(model: CompiledModel, cases, path) -> list[dict[str, list[str]] | None]:
-    """Known states per case from a YAML/JSON file: case id -> {axis: state(s)} or a list of
-    condition ids ("none" = every axis in a non-condition state)."""
-    from pathlib import Path
-
-    import yaml
-
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    out: list[dict[str, list[str]] | None] = []
-    for case in cases:
-        lab = raw.get(case.id)
-        if lab is None:
-            out.append(None)
-            continue
-        if isinstance(lab, dict):
-            out.append({ax: st if isinstance(st, list) else [st] for ax, st in lab.items()})
-            continue
-        conds = [lab] if isinstance(lab, str) else list(lab)
-        axes: dict[str, list[str]] = {}
-        for c in conds:
-            if c == "none":
-                for ax in model.axes:
-                    if ax.latents:
-                        axes[ax.name] = [s for i, s in enumerate(ax.states) if not ax.condition_of[i]]
-                continue
-            for ax_name, states in model.spec.raw["conditions"][c].items():
-                axes[ax_name] = list(states)
-        out.append(axes)
-    return out

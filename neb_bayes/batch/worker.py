@@ -42,7 +42,7 @@ from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.priorset import load_prior_set
 
-__all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk"]
+__all__ = ["ChunkResult", "ChunkTask", "error_record", "process_chunk", "read_parsed"]
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,9 @@ def _id_of(data: Any) -> str | None:
     return None
 
 
-def _read_parsed(parsed: ParsedItem, item: RawItem) -> tuple[Case | None, dict[str, Any] | None]:
-    """A case, or an error record's parts (``case_id``, ``errors``, ``labels``) as a dict."""
+def read_parsed(parsed: ParsedItem, item: RawItem) -> tuple[Case | None, dict[str, Any] | None]:
+    """A case, or an error record's parts (``case_id``, ``errors``, ``labels``: the
+    arguments of :func:`error_record` after ``item`` and ``source``) as a dict."""
     if isinstance(parsed.data, CaseError):
         return None, {"case_id": None, "errors": parsed.data.errors, "labels": parsed.labels}
     try:
@@ -218,7 +219,7 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
 
     def read(idx: int, item: RawItem, parsed: ParsedItem) -> None:
         try:
-            case, err = _read_parsed(parsed, item)
+            case, err = read_parsed(parsed, item)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
             log.debug("reading %s failed", item.source, exc_info=True)
             errors.append(error_record(idx, item.source, None, _internal("reading", exc)))

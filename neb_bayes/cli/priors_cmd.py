@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from neb_bayes.cli import EXIT_INPUT, EXIT_PRIORS
+from neb_bayes.cli import EXIT_INPUT, EXIT_PRIORS, _load_priors
 
 #: fits expected to take longer than this (seconds) are announced with the
 #: expected time (:func:`neb_bayes.fit.expected_fit_seconds`)
@@ -88,28 +88,93 @@ def compare_cmd(a: str, b: str, as_json: bool) -> None:
 _ = EXIT_INPUT
 
 
+def _parameter_groups(ctx, param, value: str) -> tuple[str, ...]:
+    """``--fit``: comma-separated parameter groups, each known, at least one (in the order
+    given, once each)."""
+    from neb_bayes.model.params import PARAM_GROUPS
+
+    groups = tuple(dict.fromkeys(g.strip() for g in value.split(",") if g.strip()))
+    if not groups:
+        raise click.BadParameter(f"name at least one parameter group: {', '.join(PARAM_GROUPS)}")
+    unknown = [g for g in groups if g not in PARAM_GROUPS]
+    if unknown:
+        raise click.BadParameter(f"unknown parameter group(s) {', '.join(map(repr, unknown))}; "
+                                 f"choose from {', '.join(PARAM_GROUPS)}")
+    return groups
+
+
+def _out_path(ctx, param, value: str) -> Path:
+    """``--out``: a file whose directory exists or can be made (made when the fit is
+    saved), checked before anything is read or sampled."""
+    import os
+
+    if not value.strip():
+        raise click.BadParameter("give a file name")
+    path = Path(value)
+    if path.is_dir():
+        raise click.BadParameter(f"{value} is a directory; give a file name in it")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"{parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in {parent}")
+    return path
+
+
+#: at most this many cases left out for a repeated id are named one by one
+REPEATED_NAMED = 20
+
+
+def _tell_left_out(read) -> None:
+    """Each case of the cohort that cannot be read, with every error and its field path (as
+    ``neb-bayes check`` and ``batch``'s ``errors.jsonl`` give them), and the cases left out
+    for a repeated id (their sources and ids)."""
+    for rec in read.skipped:
+        click.echo(f"skipped {rec['source']}: {len(rec['errors'])} error(s)", err=True)
+        for e in rec["errors"]:
+            column = f" (column {e['column']!r})" if "column" in e else ""
+            click.echo(f"  - {e['path']}{column}: {e['message']}", err=True)
+    if read.repeated:
+        click.echo(f"left out {len(read.repeated)} case(s) whose id an earlier case has (ids "
+                   "are unique in a cohort; the first case with an id is fitted, as in "
+                   "`neb-bayes batch`):", err=True)
+        for source, cid, first in read.repeated[:REPEATED_NAMED]:
+            click.echo(f"  - {source}: id {cid} (fitted from {first})", err=True)
+        if len(read.repeated) > REPEATED_NAMED:
+            click.echo(f"  - and {len(read.repeated) - REPEATED_NAMED} more", err=True)
+
+
 @priors.command("fit")
 @click.argument("cohort", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Where to save the fitted prior set (netCDF, e.g. priors/mycohort.nc).")
+@click.option("--out", required=True, callback=_out_path,
+              help="Where to save the fitted prior set (netCDF, e.g. priors/mycohort.nc); a "
+                   "missing directory is made.")
 @click.option("--priors", "base", type=click.Path(exists=True, dir_okay=False),
               help="Prior set to start from (default: the shipped literature prior set).")
 @click.option("--fit", "groups", default="analyte-levels", show_default=True,
+              callback=_parameter_groups,
               help="Comma-separated parameter groups to fit: analyte-levels, prevalence, "
                    "symptoms. The rest stay at the starting prior set's values.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Known states per person (semi-supervised): YAML/JSON mapping case id -> "
-                   "{axis: state} or a list of condition ids (or 'none').")
+                   "{axis: state(s)}, a condition id, or a list of condition ids (the person "
+                   "has all of them; 'none': no condition). Checked before the fit: an id not "
+                   "in the cohort, an unknown condition, axis or state, or conditions that "
+                   "exclude each other stop it (exit 2).")
 @click.option("--sampler", type=click.Choice(["nutpie", "pymc"]), default="nutpie",
               show_default=True,
               help="nutpie: chains in threads when the log-density is all compiled code (a "
                    "prevalence fit), else one chain per process (free analyte levels and "
                    "symptom rates are evaluated by Ops that hold Python's GIL). pymc: PyMC's "
                    "own NUTS, chains in processes.")
-@click.option("--draws", default=1000, show_default=True)
-@click.option("--tune", default=1000, show_default=True)
-@click.option("--chains", default=2, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--draws", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Draws per chain kept after tuning.")
+@click.option("--tune", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Tuning steps per chain (at least 1: nutpie needs one).")
+@click.option("--chains", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**64 - 1))
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
               help="Fit without the cases whose --labels name a state the person cannot "
@@ -123,37 +188,41 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     per-person states summed out exactly, latents integrated analytically).
 
     COHORT: JSON Lines of case files, a directory of case files, or a wide CSV (see
-    `neb-bayes batch --help` for its column convention).  Bad cases are listed and skipped.
-    Exit status: 0 saved, 2 unusable cohort, 4 convergence checks failed (nothing saved;
-    use --force to save anyway).
+    `neb-bayes batch --help` for its column convention).  Bad cases are listed with every
+    error and skipped; of cases with the same id the first is fitted, the others left out.
+    Exit status: 0 saved, 2 unusable cohort, labels or options (checked before anything
+    is sampled), 3 invalid prior set, 4 convergence checks failed (nothing saved; use
+    --force to save anyway).
     """
-    from neb_bayes.batch.inputs import iter_case_data
-    from neb_bayes.case import read_case
-    from neb_bayes.case.model import CaseError
-    from neb_bayes.fit import expected_fit_seconds, fit, labels_for
+    from neb_bayes.batch.inputs import InputError
+    from neb_bayes.fit import expected_fit_seconds, fit
+    from neb_bayes.fit_inputs import LabelError, labels_for, read_cohort
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
-    from neb_bayes.priorset import load_prior_set
 
-    ps = load_prior_set(base)
-    cases, bad = [], 0
-    for source, data in iter_case_data(list(cohort)):
-        if isinstance(data, CaseError):
-            bad += 1
-            click.echo(f"skipped {source}: {len(data.errors)} error(s)", err=True)
-            continue
-        try:
-            cases.append(read_case(data, source_name=source))
-        except CaseError as exc:
-            bad += 1
-            click.echo(f"skipped {source}: {len(exc.errors)} error(s)", err=True)
+    ps = _load_priors(base)
+    try:
+        read = read_cohort(cohort)
+    except (InputError, OSError) as exc:
+        click.echo(f"cannot read the cohort: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    _tell_left_out(read)
+    cases = read.cases
     if not cases:
         click.echo("no usable case in the cohort", err=True)
         sys.exit(EXIT_INPUT)
-    group_list = tuple(g.strip() for g in groups.split(",") if g.strip())
-    labs = labels_for(ps.model, cases, labels) if labels else None
-    click.echo(f"cohort: {len(cases)} cases ({bad} skipped); fitting {', '.join(group_list)} "
-               f"with {sampler} ({chains} chains x {tune} tune + {draws} draws)")
+    group_list = groups
+    try:
+        labs = (labels_for(ps.model, cases, labels, skipped_ids=read.skipped_ids)
+                if labels else None)
+    except LabelError as exc:
+        click.echo(f"cannot fit: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    left_out = (f", {len(read.repeated)} with a repeated id left out" if read.repeated
+                else "")
+    click.echo(f"cohort: {len(cases)} cases ({len(read.skipped)} skipped{left_out}); "
+               f"fitting {', '.join(group_list)} with {sampler} ({chains} chains x {tune} tune "
+               f"+ {draws} draws)")
 
     def announce(n_people: int, exact: dict[str, int]) -> None:
         """Once the cohort is prepared: the expected time of a long fit."""
@@ -209,10 +278,11 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         click.echo(f"warning: convergence checks failed ({res.attrs['threshold_failures']}); "
                    "saving anyway (--force): the draws may not represent the posterior, and "
                    "the prior set's provenance says so", err=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     # the fitted set's own name (from --out), and whether its checks failed
-    save_draws(Path(out), res.draws, ps.model,
-               {**res.attrs, "prior_set_name": Path(out).stem,
-                "forced": int(not res.passed)},
+    save_draws(out, res.draws, ps.model,
+               {**res.attrs, "prior_set_name": out.stem, "forced": int(not res.passed)},
                sample_stats=res.idata["sample_stats"] if "sample_stats" in res.idata.children
                else None)
     click.echo(f"saved {res.draws.n_draws} draws to {out}")

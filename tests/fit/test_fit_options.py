@@ -1,0 +1,93 @@
+"""`neb-bayes priors fit` checks its options before it reads or samples anything: a bad
+value is a usage error (exit 2) naming the option, never an internal error after tuning;
+a missing directory for --out is made when the fit is saved."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+import neb_bayes.cli.priors_cmd as cmd
+import neb_bayes.fit
+import neb_bayes.model.params
+from neb_bayes.cli import main
+
+
+@pytest.fixture
+def cohort(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "p", "patient": {"sex": "F", "age": 40}, "measurements": [
+        {"analyte": "tsh", "specimen": "serum", "value": 2.0, "unit": "mIU/L"}]}) + "\n")
+    return path
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch):
+    """The prior set is never loaded and nothing is fitted (either fails the test)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("ran past the option checks")
+
+    monkeypatch.setattr(cmd, "_load_priors", refuse)
+    monkeypatch.setattr(neb_bayes.fit, "fit", refuse)
+
+
+@pytest.mark.parametrize("args,option,told", [
+    (["--fit", ""], "--fit", "name at least one parameter group"),
+    (["--fit", ","], "--fit", "name at least one parameter group"),
+    (["--fit", "prevalence,prevalance"], "--fit", "unknown parameter group(s) 'prevalance'"),
+    (["--draws", "0"], "--draws", "0 is not in the range"),
+    (["--draws", "-5"], "--draws", "-5 is not in the range"),
+    (["--tune", "0"], "--tune", "0 is not in the range"),
+    (["--chains", "0"], "--chains", "0 is not in the range"),
+    (["--seed", "-1"], "--seed", "-1 is not in the range"),
+    (["--out", ""], "--out", "give a file name"),
+])
+def test_bad_option_values_are_usage_errors_before_anything_runs(cohort, tmp_path, nothing_runs,
+                                                                  args, option, told):
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
+                                    *args])
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for '{option}'" in res.output and told in res.output, res.output
+
+
+def test_out_must_be_a_file_in_a_directory(cohort, tmp_path, nothing_runs):
+    for out, told in [(tmp_path, "is a directory"), (cohort / "x.nc", "is not a directory")]:
+        res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out)])
+        assert res.exit_code == 2 and told in res.output, res.output
+
+
+def test_a_missing_out_directory_is_made_when_the_fit_is_saved(cohort, tmp_path, monkeypatch):
+    """(The fit and the saving are stubbed: what is tested is where the file goes.)"""
+    saved = []
+
+    def fake_fit(*args, **kwargs):
+        diag = {"r_hat_max": 1.0, "ess_bulk_min": 1e3, "ess_tail_min": 1e3, "divergences": 0,
+                "bfmi_min": 1.0}
+        attrs = {"cohort_excluded": "0", "cohort_exact_factors": "{}",
+                 "sampler_settings": json.dumps({"nuts_library": "x", "chains_in": "threads"})}
+        return SimpleNamespace(attrs=attrs, diagnostics=diag, passed=True,
+                               draws=SimpleNamespace(n_draws=1))
+
+    def fake_save(path, *args):
+        assert path.parent.is_dir()
+        path.write_text("x")
+        saved.append(path)
+
+    monkeypatch.setattr(neb_bayes.fit, "fit", fake_fit)
+    monkeypatch.setattr(neb_bayes.model.params, "save_draws", fake_save)
+    out = tmp_path / "new" / "deeper" / "o.nc"
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out), "--fit",
+                                    "prevalence"])
+    assert res.exit_code == 0, res.output
+    assert saved == [out] and out.exists()
+
+
+def test_a_broken_prior_set_is_exit_3(cohort, tmp_path):
+    broken = tmp_path / "p.yaml"
+    broken.write_text("x: 1\n")
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
+                                    "--priors", str(broken)])
+    assert res.exit_code == 3 and "cannot use prior set" in res.output, res.output
