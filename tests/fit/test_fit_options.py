@@ -69,9 +69,10 @@ def test_a_missing_out_directory_is_made_when_the_fit_is_saved(cohort, tmp_path,
         attrs = {"cohort_excluded": "0", "cohort_exact_factors": "{}",
                  "sampler_settings": json.dumps({"nuts_library": "x", "chains_in": "threads"})}
         return SimpleNamespace(attrs=attrs, diagnostics=diag, passed=True,
-                               draws=SimpleNamespace(n_draws=1))
+                               draws=SimpleNamespace(n_draws=1),
+                               idata=SimpleNamespace(children={}))
 
-    def fake_save(path, *args):
+    def fake_save(path, *args, **kwargs):
         assert path.parent.is_dir()
         path.write_text("x")
         saved.append(path)
