@@ -186,29 +186,48 @@ def check_thresholds(diag: dict[str, Any]) -> list[str]:
     return fails
 
 
-def draws_from_posterior(model: CompiledModel, idata) -> ParamDraws:
-    """Posterior draws of the fitted groups; the other groups repeat the prior set's values."""
+def draws_from_posterior(model: CompiledModel, idata,
+                         base: ParamDraws | None = None) -> ParamDraws:
+    """Posterior draws of the fitted groups; the other groups (and anchored entries) keep
+    the prior set's: its parameter draws ``base`` when given, draw ``k`` of the fit paired
+    with draw ``k mod D`` of the ``D`` there (their uncertainty stays in every report made
+    with the fitted set: the fit did not update them, so their distribution is still the
+    prior set's), else its point values (no uncertainty left in them).
+
+    The fitted groups were sampled with the others at the prior set's point values: pairing
+    their draws with the others' draws treats the two as independent (a cut), which is
+    what the prior set's draws say of the groups not fitted."""
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     pt_ = point_params(model)
+    rows = None if base is None else np.arange(n) % base.n_draws
 
-    def get(name, default, mask=None):
+    def kept(point, drawn):
+        return np.repeat(point, n, axis=0) if rows is None else np.asarray(drawn)[rows]
+
+    def get(name, default, drawn, mask=None):
+        keep = kept(default, drawn)
         if name not in post:
-            return np.repeat(default, n, axis=0)
+            return keep
         x = np.asarray(post[name]).reshape((n,) + default.shape[1:])
         if mask is not None:  # anchored entries keep the prior set's value
-            x = np.where(mask, x, default)
+            x = np.where(mask, x, keep)
         return x
 
-    lat_mean, lat_sd, base = [], [], []
+    src = pt_ if base is None else base
+    lat_mean, lat_sd, prior_base = [], [], []
     for ai, ax in enumerate(model.axes):
-        lat_mean.append(get(f"lat_mean__{ax.name}", pt_.lat_mean[ai], (~ax.baseline)[:, None]))
-        lat_sd.append(get(f"lat_sd__{ax.name}", pt_.lat_sd[ai]))
-        base.append(get(f"prior_base__{ax.name}", pt_.prior_base[ai], ~ax.baseline))
+        lat_mean.append(get(f"lat_mean__{ax.name}", pt_.lat_mean[ai], src.lat_mean[ai],
+                            (~ax.baseline)[:, None]))
+        lat_sd.append(get(f"lat_sd__{ax.name}", pt_.lat_sd[ai], src.lat_sd[ai]))
+        prior_base.append(get(f"prior_base__{ax.name}", pt_.prior_base[ai], src.prior_base[ai],
+                              ~ax.baseline))
     return ParamDraws(
         lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd),
-        log_median=get("log_median", pt_.log_median), prior_base=tuple(base),
-        cause_logit=get("cause_logit", pt_.cause_logit), leak_logit=get("leak_logit", pt_.leak_logit),
+        log_median=get("log_median", pt_.log_median, src.log_median),
+        prior_base=tuple(prior_base),
+        cause_logit=get("cause_logit", pt_.cause_logit, src.cause_logit),
+        leak_logit=get("leak_logit", pt_.leak_logit, src.leak_logit),
         attrs={"kind": "fit"}, n_chains=int(post.sizes["chain"]),
     )
 
@@ -428,7 +447,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
         progressbar: bool = True, table_dtype: str = "float32",
         drop_unsupported: bool = False,
-        on_prepared: Callable[[int, dict[str, int]], None] | None = None) -> FitResult:
+        on_prepared: Callable[[int, dict[str, int]], None] | None = None,
+        base_draws: ParamDraws | None = None) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
@@ -441,7 +461,9 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     ``drop_unsupported``: then the fit runs without those cases and its provenance counts
     them (``cohort_excluded``, and by reason).  ``on_prepared(n_people, exact)``, when given,
     is called once the cohort is prepared and before sampling, with the number of people
-    fitted and :func:`exact_factors` (e.g. to announce the expected time).
+    fitted and :func:`exact_factors` (e.g. to announce the expected time).  ``base_draws``:
+    the prior set's parameter draws, which the groups not fitted keep in the result
+    (:func:`draws_from_posterior`; without them, its point values).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
@@ -499,8 +521,11 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         "diagnostics": json.dumps(diag),
         "package_versions": json.dumps(_versions()),
         "model_fingerprint": model.spec.fingerprint,
+        "groups_not_fitted": ("the prior set's parameter draws, paired draw by draw"
+                              if base_draws is not None else "the prior set's point values"),
     }
-    return FitResult(idata=idata, draws=draws_from_posterior(model, idata), diagnostics=diag,
+    return FitResult(idata=idata, draws=draws_from_posterior(model, idata, base_draws),
+                     diagnostics=diag,
                      passed=not fails, attrs={**attrs, "threshold_failures": "; ".join(fails)})
 
 

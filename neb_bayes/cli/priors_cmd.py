@@ -156,7 +156,9 @@ def _tell_left_out(read) -> None:
 @click.option("--fit", "groups", default="analyte-levels", show_default=True,
               callback=_parameter_groups,
               help="Comma-separated parameter groups to fit: analyte-levels, prevalence, "
-                   "symptoms. The rest stay at the starting prior set's values.")
+                   "symptoms. The rest are held at the starting prior set's values while "
+                   "sampling, and the saved set keeps its draws for them (their uncertainty "
+                   "stays in reports).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False),
               help="Known states per person (semi-supervised): YAML/JSON mapping case id -> "
                    "{axis: state(s)}, a condition id, or a list of condition ids (the person "
@@ -241,7 +243,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     try:
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
-                  drop_unsupported=drop_unsupported, on_prepared=announce)
+                  drop_unsupported=drop_unsupported, on_prepared=announce,
+                  base_draws=ps.draws)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "
