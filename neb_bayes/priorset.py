@@ -24,7 +24,7 @@ from neb_bayes.model.params import (
     tables_of,
     with_params,
 )
-from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, PriorSetError, spec_from_tables
+from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, PriorSetError, file_state, spec_from_tables
 
 log = logging.getLogger("neb_bayes")
 
@@ -96,18 +96,9 @@ def load_prior_set(path: str | Path | None = None) -> PriorSet:
     """
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
     resolved = path.resolve()
-    return _load(str(resolved), _file_state(resolved))
-
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    """The file's size and modification time (part of the cache key: a file written again,
-    e.g. a new fit saved over an old one, is read again in a process that keeps running);
-    None when it cannot be read (the loader then says why)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
+    # (a file written again, or its draws beside it, e.g. a new fit saved over an old one:
+    # read again in a process that keeps running)
+    return _load(str(resolved), (file_state(resolved), file_state(resolved.with_suffix(".nc"))))
 
 
 #: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
@@ -160,7 +151,7 @@ def _short(exc: BaseException) -> str:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, state: tuple[int, int] | None = None) -> PriorSet:
+def _load(path: str, state: tuple | None = None) -> PriorSet:
     p = Path(path)
     if is_netcdf(p):
         model, draws, attrs = _read_saved(p)

@@ -7,8 +7,9 @@ derived from :class:`~neb_bayes.model.spec.ModelSpec`; none of them reads the YA
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import lru_cache
 from itertools import product
 from pathlib import Path
 
@@ -737,12 +738,22 @@ def sex_keep(model: CompiledModel) -> dict[int, np.ndarray]:
     return {ai: np.array(ax.kept) for ai, ax in enumerate(model.axes) if ax.kept is not None}
 
 
-@cache
-def _compiled(path: str) -> CompiledModel:
-    return compile_spec(load_spec(path))
+#: compiled models by (prior set file, fingerprint of its tables), most recent last
+_COMPILED: OrderedDict[tuple[str, str], CompiledModel] = OrderedDict()
+_COMPILED_MAX = 16
 
 
 def load_model(path: str | Path | None = None) -> CompiledModel:
-    """The compiled model of a prior set file (cached per file; default: shipped priors)."""
+    """The compiled model of a prior set file (default: shipped priors), cached per file and
+    content: a file written again is read (:func:`~neb_bayes.model.spec.load_spec`) and,
+    when its tables changed, compiled again."""
     spec = load_spec(path)
-    return _compiled(spec.source)
+    key = (spec.source, spec.fingerprint)
+    model = _COMPILED.get(key)
+    if model is None:
+        model = _COMPILED[key] = compile_spec(spec)
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return model

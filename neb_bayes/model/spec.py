@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -260,13 +260,26 @@ def spec_from_tables(raw: dict[str, Any], source: str) -> ModelSpec:
 
 
 def load_spec(path: str | Path | None = None) -> ModelSpec:
-    """Read and check a prior set YAML file (default: the shipped literature prior set)."""
+    """Read and check a prior set YAML file (default: the shipped literature prior set);
+    cached per file and its :func:`file_state`, so a file written again is read again."""
     path = Path(path) if path is not None else DEFAULT_PRIOR_FILE
-    return _load_spec_cached(str(path.resolve()))
+    resolved = path.resolve()
+    return _load_spec_cached(str(resolved), file_state(resolved))
 
 
-@cache
-def _load_spec_cached(path: str) -> ModelSpec:
+def file_state(path: str | Path) -> tuple[int, int] | None:
+    """A file's size and modification time, the part of a cache key that makes a process
+    which keeps running (a notebook, a Dask worker) read a prior set file written again;
+    None when it cannot be read (the loader then says why)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=16)
+def _load_spec_cached(path: str, state: tuple[int, int] | None = None) -> ModelSpec:
     try:
         with open(path, encoding="utf-8") as fh:
             raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -257,3 +257,30 @@ def test_compare_measures_fixed_parameters_against_the_other_sets_spread(tmp_pat
     assert line.count("[") == 3 and "A" in line.split()[-1]   # name, two intervals; fixed in A
     text = runner.invoke(main, ["priors", "compare", str(a), str(b)]).output
     assert "fixed" in next(x for x in text.splitlines() if x.startswith("log_median["))
+
+
+def test_a_prior_set_file_written_again_is_read_again_in_the_same_process(tmp_path) -> None:
+    """A notebook or a Dask worker keeps running while a prior set file is edited, or its
+    draws beside it removed or replaced: the next inference reads the file as it is now
+    (found by an audit: the tables were cached by path alone)."""
+    import neb_bayes as nb
+    from neb_bayes.model.spec import DEFAULT_PRIOR_FILE
+    from neb_bayes.priorset import load_prior_set
+
+    tables = tmp_path / "mine.yaml"
+    shutil.copyfile(DEFAULT_PRIOR_FILE, tables)
+    shutil.copyfile(DEFAULT_PRIOR_FILE.with_suffix(".nc"), tables.with_suffix(".nc"))
+    case = Path(__file__).resolve().parents[2] / "cases/examples/subclinical_hypothyroidism_01.yaml"
+    before = nb.infer(case, priors=tables)
+    assert load_prior_set(tables).draws is not None
+    text = tables.read_text()
+    assert "subclinical_hypothyroidism: 0.041" in text
+    tables.write_text(text.replace("subclinical_hypothyroidism: 0.041",
+                                   "subclinical_hypothyroidism: 0.0001"))
+    after = nb.infer(case, priors=tables)
+    assert (after.provenance["prior_set_fingerprint"]
+            != before.provenance["prior_set_fingerprint"])
+    assert (after.probabilities["subclinical_hypothyroidism"]
+            < before.probabilities["subclinical_hypothyroidism"] / 2)
+    tables.with_suffix(".nc").unlink()
+    assert load_prior_set(tables).draws is None
