@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from neb_bayes.case.menstrual import read_menstrual_phase
 from neb_bayes.case.model import Case, NotUsed
 
 TERMS_FILE = Path(__file__).with_name("terms.yaml")
@@ -230,6 +231,8 @@ def read_context(case: Case) -> ContextReading:
         _read_medication(reading, i, med)
     for i, text in enumerate(p.context):
         _read_context_item(reading, i, str(text))
+    # the menstrual phase first: "pregnant" there is pregnancy, as in the free text
+    _read_menstrual(reading, case)
     # pregnancy: the patient fields win over free text
     preg_text = reading.details.get("pregnancy")
     pregnant = p.pregnant
@@ -257,7 +260,6 @@ def read_context(case: Case) -> ContextReading:
             reading.set("postmenopausal", 1.0, "patient.age",
                         f"age {p.age:g} with no menopausal status: assumed postmenopausal")
             reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
-    _read_menstrual(reading, case)
     # a critical-illness flag gives way to the recovery flag when both are named
     for info in flag_table().values():
         if info.flag in reading.flags:
@@ -268,23 +270,23 @@ def read_context(case: Case) -> ContextReading:
 
 def _read_menstrual(reading: ContextReading, case: Case) -> None:
     p = case.patient
-    if not p.menstrual_phase or p.sex == "M":
+    if not p.menstrual_phase:
         return
-    try:
-        from neb_bayes.case.menstrual import read_menstrual_phase
-    except ImportError:  # pragma: no cover
-        return
-    r = read_menstrual_phase(p.menstrual_phase)
-    item = "patient.menstrual_phase"
+    # what the case reader read from the text (None: it listed the text as not used)
+    r = p.menstrual or read_menstrual_phase(p.menstrual_phase)
     if r is None:
+        return
+    item = "patient.menstrual_phase"
+    if p.sex == "M":
+        reading.not_used.append(NotUsed(item, "a menstrual phase is not read for sex M"))
         return
     phase = getattr(r, "phase", None)
     if phase == "ovulatory":
         reading.set("ovulatory_phase", 1.0, item, p.menstrual_phase)
     elif phase == "luteal":
         reading.set("luteal_phase", 1.0, item, p.menstrual_phase)
-    elif phase in {"pregnant"} and p.pregnant is None:
-        reading.details.setdefault("pregnancy", {"week": None, "item": item})
+    elif phase == "pregnant":
+        _pregnant_phase(reading, p.pregnant, p.menstrual_phase)
     progestogen_only = re.search(r"progest(?:ogen|in)[- ]only|\bpop\b|mini[- ]?pill",
                                  p.menstrual_phase, re.I)
     if phase == "hormonal_contraception" and not progestogen_only:
@@ -301,6 +303,21 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.recognised.append({"item": item, "flag": "symptom:oligomenorrhea",
                                    "label": "oligomenorrhoea (evidence)", "strength": 1.0,
                                    "text": p.menstrual_phase})
+
+
+def _pregnant_phase(reading: ContextReading, pregnant: bool | None, text: str) -> None:
+    """A menstrual phase that says "pregnant": pregnancy, unless ``patient.pregnant`` says
+    false (then the field wins, and the contradiction is a warning, not silence)."""
+    item = "patient.menstrual_phase"
+    if pregnant is False:
+        reading.warnings.append(
+            f"{item}: says pregnant while patient.pregnant is false; read as not pregnant "
+            "(patient.pregnant wins), check the case")
+        reading.not_used.append(NotUsed(item, "pregnant contradicts patient.pregnant: false"))
+        return
+    m = _WEEK.search(text)
+    week = float(m.group(1) or m.group(2)) if m else None
+    reading.details.setdefault("pregnancy", {"week": week, "item": item})
 
 
 def hours_between(start: float | None, end: float | None) -> float | None:

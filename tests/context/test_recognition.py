@@ -154,6 +154,32 @@ def test_pregnancy_without_week_is_unknown_trimester() -> None:
     assert any("gestational week" in w for w in result.to_dict()["warnings"])
 
 
+def test_pregnant_as_menstrual_phase_is_pregnancy() -> None:
+    by_phase = _run(_case(pregnant=None, menstrual_phase="pregnant"))
+    by_field = _run(_case(pregnant=True))
+    pregnancy = {f for f in by_field.evidence.context.flags if f.startswith("pregnancy")}
+    assert pregnancy and pregnancy <= set(by_phase.evidence.context.flags)
+    assert any("gestational week" in w for w in by_phase.to_dict()["warnings"])
+    assert "patient.menstrual_phase" in [
+        i for a in _accounted(_case(pregnant=None, menstrual_phase="pregnant"))
+        for i in a["items"]]
+
+
+def test_pregnant_phase_contradicting_pregnant_false_is_warned() -> None:
+    case = _case(pregnant=False, menstrual_phase="pregnant")
+    result = _run(case)
+    assert not any(f.startswith("pregnancy") for f in result.evidence.context.flags)
+    assert any("patient.menstrual_phase" in w and "patient.pregnant" in w
+               for w in result.to_dict()["warnings"])
+    assert "patient.menstrual_phase" in _not_used_items(case)
+
+
+def test_menstrual_phase_for_a_man_is_not_used() -> None:
+    case = _case(sex="M", pregnant=None, menstrual_phase="luteal (day 22)")
+    assert "luteal_phase" not in _flags(case)
+    assert "patient.menstrual_phase" in _not_used_items(case)
+
+
 def test_postmenopausal_from_status_and_from_age() -> None:
     assert "postmenopausal" in _flags(_case(age=58, menopausal_status="postmenopausal"))
     result = _run(_case(age=58, menopausal_status=None))
