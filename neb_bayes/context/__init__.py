@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from neb_bayes.case.menstrual import read_menstrual_phase
+from neb_bayes.case.menstrual import phase_from_cycle_day, read_menstrual_phase
 from neb_bayes.case.model import Case, NotUsed
 
 TERMS_FILE = Path(__file__).with_name("terms.yaml")
@@ -78,6 +78,9 @@ class ContextReading:
     not_used: list[NotUsed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     extra_symptoms: set[str] = field(default_factory=set)
+    #: what was assumed to read an item, as "accounted for" entries (``flag``, ``text``,
+    #: ``items``), e.g. the phase a cycle day written alone was read as
+    assumptions: list[dict] = field(default_factory=list)
 
     def set(self, flag: str, strength: float, item: str, text: str) -> None:
         strength = max(0.0, min(1.0, strength))
@@ -281,6 +284,8 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.not_used.append(NotUsed(item, "a menstrual phase is not read for sex M"))
         return
     phase = getattr(r, "phase", None)
+    if phase is None and r.cycle_day is not None:
+        phase = _phase_of_day(reading, r, p.menstrual_phase)
     if phase == "ovulatory":
         reading.set("ovulatory_phase", 1.0, item, p.menstrual_phase)
     elif phase == "luteal":
@@ -303,6 +308,28 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.recognised.append({"item": item, "flag": "symptom:oligomenorrhea",
                                    "label": "oligomenorrhoea (evidence)", "strength": 1.0,
                                    "text": p.menstrual_phase})
+
+
+def _phase_of_day(reading: ContextReading, r, text: str) -> str | None:
+    """The phase of a cycle day written without one (:func:`phase_from_cycle_day`), noted as
+    an assumption; none with disturbed cycles or where the day does not settle it (then the
+    day is listed as not used, with the reason)."""
+    item = "patient.menstrual_phase"
+    day = r.cycle_day
+    if r.disturbance is not None:
+        reading.not_used.append(NotUsed(
+            item, f"cycle day {day}: no phase assumed with {r.disturbance} (cycles not regular)"))
+        return None
+    phase, basis = phase_from_cycle_day(day, r.cycle_length_days)
+    if phase is None:
+        reading.not_used.append(NotUsed(
+            item, f"cycle day {day}: no phase written and the day does not settle one ({basis})"))
+        return None
+    baseline = " (the model's baseline phase)" if phase == "follicular" else ""
+    reading.assumptions.append({
+        "flag": "menstrual_phase", "items": [item],
+        "text": f"cycle day {day} read as the {phase} phase{baseline}: {basis}"})
+    return phase
 
 
 def _pregnant_phase(reading: ContextReading, pregnant: bool | None, text: str) -> None:

@@ -205,6 +205,28 @@ def test_menstrual_phase_text(phase: str, flag: str) -> None:
     assert flag in _flags(_case(menstrual_phase=phase)), _flags(_case(menstrual_phase=phase))
 
 
+@pytest.mark.parametrize("text", ["cycle day 22", "day 22", "day 21 of a 28-day cycle", "CD 23"])
+def test_cycle_day_alone_reads_as_its_phase(text: str) -> None:
+    case = _case(menstrual_phase=text)
+    assert "luteal_phase" in _flags(case)
+    noted = [a for a in _accounted(case) if "patient.menstrual_phase" in a["items"]]
+    assert noted and "luteal" in noted[0]["text"] and "cycle" in noted[0]["text"]
+
+
+def test_early_cycle_day_alone_is_accounted_for() -> None:
+    case = _case(menstrual_phase="day 5")
+    assert not {"luteal_phase", "ovulatory_phase"} & set(_flags(case))
+    assert any("patient.menstrual_phase" in a["items"] and "follicular" in a["text"]
+               for a in _accounted(case))
+
+
+@pytest.mark.parametrize("text", ["day 40", "irregular cycles, day 22"])
+def test_cycle_day_giving_no_phase_is_listed_as_not_used(text: str) -> None:
+    case = _case(menstrual_phase=text)
+    assert not {"luteal_phase", "ovulatory_phase"} & set(_flags(case))
+    assert "patient.menstrual_phase" in _not_used_items(case)
+
+
 def test_follicular_phase_sets_no_flag() -> None:
     flags = _flags(_case(menstrual_phase="follicular (day 9)"))
     assert not {"luteal_phase", "ovulatory_phase", "oral_estrogen"} & set(flags)
