@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,13 @@ from neb_bayes.case.menstrual import phase_from_cycle_day, read_menstrual_phase
 from neb_bayes.case.model import Case, NotUsed
 
 TERMS_FILE = Path(__file__).with_name("terms.yaml")
+#: Why a medication none of whose words is a term is not used: the engine knows only the
+#: medications that change endocrine results, so it cannot tell a drug without such an effect
+#: from a misspelt one.
+UNRECOGNISED_MEDICATION = (
+    "medication '{text}' not recognised: not one of the medications this model knows to "
+    "change endocrine results (`neb-bayes vocab context` lists them); if it is one, check "
+    "its spelling")
 _NEGATION = re.compile(r"\b(no|not|denies|denied|negative|without|never|nil|none)\b", re.I)
 _STOPPED = re.compile(
     r"\b(stopped|discontinued|withdrawn|withdrawal|tapered off|ceased|came off|off since|"
@@ -63,7 +71,9 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     out = []
     for info in flag_table().values():
         for term in info.terms:
-            out.append((info.flag, re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", re.I)))
+            # a term ends at a non-letter: "levothyroxine100mcg" names levothyroxine
+            out.append((info.flag, re.compile(
+                r"(?<![\w-])" + re.escape(term) + r"(?![^\W\d_]|-)", re.I)))
     return out
 
 
@@ -93,8 +103,15 @@ class ContextReading:
             self.flags[implied] = max(self.flags.get(implied, 0.0), strength)
 
 
+def _fold(text: str) -> str:
+    """``text`` without accents ("Lévothyrox" -> "Levothyrox"), as terms are matched."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize(
+        "NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
 def _match(text: str) -> list[tuple[str, int]]:
-    """Flags named in a text and where each term starts."""
+    """Flags named in a text (accent-folded first: :func:`_fold`) and where each term starts."""
     hits = []
     for flag, pat in _patterns():
         for m in pat.finditer(text):
@@ -152,13 +169,13 @@ def _biotin_strength(dose: float | None, reading: ContextReading, item: str) -> 
 def _read_medication(reading: ContextReading, i: int, med) -> None:
     item = f"patient.medications[{i}]"
     raw = med.raw
-    text = med.name if isinstance(raw, dict) else str(raw)
+    written = med.name if isinstance(raw, dict) else str(raw)
+    text = _fold(written)
     status = str(raw.get("status", "")) if isinstance(raw, dict) else ""
     full = " ".join([text, status] + ([str(v) for v in raw.values()] if isinstance(raw, dict) else []))
     hits = _match(text)
     if not hits:
-        reading.not_used.append(NotUsed(item, f"medication '{text}' has no known effect on "
-                                               "endocrine results in this model"))
+        reading.not_used.append(NotUsed(item, UNRECOGNISED_MEDICATION.format(text=written)))
         return
     stopped = bool(_STOPPED.search(full)) or status.lower() in {"stopped", "withdrawn", "discontinued"}
     for flag, pos in _first_hits(hits):
@@ -191,9 +208,10 @@ def _read_medication(reading: ContextReading, i: int, med) -> None:
 
 def _read_context_item(reading: ContextReading, i: int, text: str) -> None:
     item = f"patient.context[{i}]"
+    written, text = text, _fold(text)
     hits = _match(text)
     if not hits:
-        reading.not_used.append(NotUsed(item, f"context '{text}' not recognised"))
+        reading.not_used.append(NotUsed(item, f"context '{written}' not recognised"))
         return
     for flag, pos in _first_hits(hits):
         if _negated(text, pos):

@@ -290,6 +290,18 @@ def test_unrecognised_medication_listed_as_not_used() -> None:
     assert "folic acid" in reasons[0]
 
 
+@pytest.mark.parametrize("med", ["L-Thyroxin 75", "levothyroxine100mcg", "Lévothyrox 50 µg"])
+def test_levothyroxine_spellings_with_glued_dose_or_accents(med: str) -> None:
+    assert "levothyroxine" in _flags(_case(meds=[med]))
+
+
+def test_unrecognised_medication_reason_says_not_recognised() -> None:
+    case = _case(meds=["folic acid 0.4 mg daily"])
+    reason = next(n["reason"] for n in _run(case).to_dict()["not_used"]
+                  if n["item"] == "patient.medications[0]")
+    assert "not recognised" in reason and "no known effect" not in reason
+
+
 def test_unrecognised_context_listed_as_not_used() -> None:
     assert "patient.context[0]" in _not_used_items(_case(context=["routine check, feels well"]))
 
