@@ -42,6 +42,12 @@ REPORT_DRAW_THREADS: int = 2
 probabilities do not depend on it): lower latency for a clinician's single report on a
 machine with cores to spare (never more than ``os.cpu_count()``).  Batch workers use one."""
 
+ADULT_AGE_YEARS: float = 18.0
+"""The youngest age the model is for: its reference intervals, priors and prevalences are
+for adults (prior set ``description``; shared/clinical/facts.md §1 "Adult reference
+intervals").  A younger patient's case is read, with a warning in every report and in
+``check`` that its results are not valid for children."""
+
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "
     "data and the results given. They are not a diagnosis. Treatment decisions need a "

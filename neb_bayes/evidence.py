@@ -206,6 +206,9 @@ def build_evidence(
         entry = applied.setdefault((flag, text), {"flag": flag, "text": text, "items": []})
         if item not in entry["items"]:
             entry["items"].append(item)
+    for assumed in ctx.assumptions:
+        for item in assumed["items"]:
+            note(assumed["flag"], assumed["text"], item)
     rows: dict[int, list[tuple]] = {}
     channels = model.channels
     # channels whose results context or age may move (the others need no adjustment call)

@@ -140,7 +140,7 @@ def plain_extra(item: dict, conv: Conversion) -> tuple | None:
         note = note.strip() or None
     c = Collector()
     ri = _reference_interval(c, item, "", conv)
-    return None if c.errors else (method, ri, note)
+    return None if c.errors or c.not_used else (method, ri, note)
 
 
 def plain_form(name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
@@ -488,11 +488,20 @@ def _reference_interval(
     raw = item.get("reference_interval")
     if raw is None:
         return None
-    if not (isinstance(raw, list) and len(raw) == 2 and all(is_number(v) for v in raw)):
+    if not (
+        isinstance(raw, list)
+        and len(raw) == 2
+        and all(v is None or is_number(v) for v in raw)
+        and raw != [None, None]
+    ):
         c.error(
             path,
-            f"expected two numbers [low, high] in the result's unit, got {type_name(raw)}",
+            "expected [low, high], two numbers in the result's unit (one may be null for an "
+            f"open limit, e.g. [null, 35]), got {type_name(raw)}",
         )
+        return None
+    if None in raw:
+        _one_sided(c, path, raw)
         return None
     low, high = float(raw[0]), float(raw[1])
     if low < 0 or not low < high:
@@ -500,6 +509,17 @@ def _reference_interval(
         return None
     # an affine unit can map a lower limit of 0 below zero (0 % HbA1c): clamp it
     return max(conv.forward(low), 0.0), conv.forward(high)
+
+
+def _one_sided(c: Collector, path: str, raw: list) -> None:
+    """A lab interval with one open limit (``[null, 35]``): accepted, its limit checked, and
+    listed as not used (the lab's interval is read by its midpoint, which needs both)."""
+    limit = raw[0] if raw[1] is None else raw[1]
+    if limit < 0:
+        c.error(path, "expected a limit >= 0")
+        return
+    c.skip(path, "one-sided reference interval: a lab's interval is read (as its method's "
+                 "offset) from both limits, so this one is not used")
 
 
 def _pick(analyte: vocab.Analyte, candidates: tuple[str, ...]) -> str | None:

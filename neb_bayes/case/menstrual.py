@@ -4,7 +4,8 @@ Clinicians write the phase as they like: ``"follicular (day 9)"``, ``"luteal (da
 ``"amenorrhoeic for 5 months"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined
 OCP, active-pill week"``.  :func:`read_menstrual_phase` takes out what is written — phase,
 cycle day, cycle disturbance and its duration, cycle length, pill week — and nothing more: it
-does not infer a phase from a cycle day.
+does not infer a phase from a cycle day.  :func:`phase_from_cycle_day` does, for a cycle day
+written without a phase ("day 22", "day 21 of a 28-day cycle"), by the convention below.
 
 >>> read_menstrual_phase("luteal (day 22)")
 MenstrualReading(phase='luteal', cycle_day=22, disturbance=None, duration_months=None, \
@@ -21,7 +22,23 @@ import re
 
 from neb_bayes.case.model import MenstrualReading
 
-__all__ = ["read_menstrual_phase"]
+__all__ = [
+    "LUTEAL_PHASE_DAYS",
+    "OVULATORY_HALF_WINDOW_DAYS",
+    "USUAL_CYCLE_DAYS",
+    "phase_from_cycle_day",
+    "read_menstrual_phase",
+]
+
+#: Cycle length assumed when a cycle day is written without one (the textbook 28-day cycle;
+#: neither the spec nor the clinical facts give another convention).
+USUAL_CYCLE_DAYS = 28
+#: Days from ovulation to the next period (the luteal phase is about this long whatever the
+#: cycle's length; the follicular phase is what varies).
+LUTEAL_PHASE_DAYS = 14
+#: Days either side of the expected ovulation day read as the ovulatory phase; a day this
+#: close is not read as follicular or luteal.
+OVULATORY_HALF_WINDOW_DAYS = 1
 
 _F = re.IGNORECASE
 _CONTRACEPTION = re.compile(
@@ -157,3 +174,50 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
         cycle_length_days=length,
         pill_week=pill_week,
     )
+
+
+def _phase_on_day(day: int, length: float) -> str | None:
+    """The phase of ``day`` in a regular cycle of ``length`` days (None: past its end)."""
+    if day > length:
+        return None
+    ovulation = length - LUTEAL_PHASE_DAYS
+    if day < ovulation - OVULATORY_HALF_WINDOW_DAYS:
+        return "follicular"
+    if day <= ovulation + OVULATORY_HALF_WINDOW_DAYS:
+        return "ovulatory"
+    return "luteal"
+
+
+def phase_from_cycle_day(
+    day: int, cycle_length_days: tuple[float, float] | None = None
+) -> tuple[str | None, str]:
+    """The phase a cycle day written without one falls in, and the basis of that reading.
+
+    Ovulation is taken as :data:`LUTEAL_PHASE_DAYS` before the cycle's end, the days within
+    :data:`OVULATORY_HALF_WINDOW_DAYS` of it as ovulatory; the cycle is the one written, else
+    :data:`USUAL_CYCLE_DAYS` long.  Conservative: a range of cycle lengths gives a phase only
+    where both ends agree, and a day past the cycle's end gives none.
+
+    Returns
+    -------
+    phase, basis
+        ``follicular``, ``ovulatory``, ``luteal`` or ``None`` (no phase can be assumed), and
+        the convention used, as text for the report.
+
+    >>> phase_from_cycle_day(22)[0]
+    'luteal'
+    >>> phase_from_cycle_day(21, (35.0, 35.0))[0]
+    'ovulatory'
+    >>> phase_from_cycle_day(30)[0] is None
+    True
+    """
+    if cycle_length_days is None:
+        lengths: tuple[float, float] = (USUAL_CYCLE_DAYS, USUAL_CYCLE_DAYS)
+        basis = f"a {USUAL_CYCLE_DAYS}-day cycle assumed"
+    else:
+        lengths = cycle_length_days
+        low, high = lengths
+        basis = f"a {low:g}-day cycle" if low == high else f"cycles of {low:g}-{high:g} days"
+    basis += f", ovulation about {LUTEAL_PHASE_DAYS} days before the next period"
+    phases = {_phase_on_day(day, length) for length in lengths}
+    return (phases.pop() if len(phases) == 1 else None), basis

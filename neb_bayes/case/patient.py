@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from neb_bayes import vocab
+from neb_bayes import config, vocab
 from neb_bayes.case.collect import Collector, type_name
 from neb_bayes.case.menstrual import read_menstrual_phase
 from neb_bayes.case.model import Medication, Patient
@@ -53,6 +53,10 @@ def read_patient(c: Collector, raw: Any) -> Patient:
     c.unknown_keys(raw, PATIENT_KEYS, "patient")
     sex = _sex(c, raw.get("sex"))
     age = c.number(raw, "age", "patient.age", low=0, high=130, what="age in years")
+    if age is not None and age < config.ADULT_AGE_YEARS:
+        c.warnings.append(
+            f"patient.age: under {config.ADULT_AGE_YEARS:g}: the model's reference intervals "
+            "and priors are for adults; results for children are not valid")
     pregnant = raw.get("pregnant")
     if pregnant is not None and not isinstance(pregnant, bool):
         c.error("patient.pregnant", f"expected true, false or null, got {type_name(pregnant)}")

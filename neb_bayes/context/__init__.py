@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import yaml
 
+from neb_bayes.case.menstrual import phase_from_cycle_day, read_menstrual_phase
 from neb_bayes.case.model import Case, NotUsed
 
 TERMS_FILE = Path(__file__).with_name("terms.yaml")
+#: Why a medication none of whose words is a term is not used: the engine knows only the
+#: medications that change endocrine results, so it cannot tell a drug without such an effect
+#: from a misspelt one.
+UNRECOGNISED_MEDICATION = (
+    "medication '{text}' not recognised: not one of the medications this model knows to "
+    "change endocrine results (`neb-bayes vocab context` lists them); if it is one, check "
+    "its spelling")
 _NEGATION = re.compile(r"\b(no|not|denies|denied|negative|without|never|nil|none)\b", re.I)
 _STOPPED = re.compile(
     r"\b(stopped|discontinued|withdrawn|withdrawal|tapered off|ceased|came off|off since|"
@@ -62,7 +71,9 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     out = []
     for info in flag_table().values():
         for term in info.terms:
-            out.append((info.flag, re.compile(r"(?<![\w-])" + re.escape(term) + r"(?![\w-])", re.I)))
+            # a term ends at a non-letter: "levothyroxine100mcg" names levothyroxine
+            out.append((info.flag, re.compile(
+                r"(?<![\w-])" + re.escape(term) + r"(?![^\W\d_]|-)", re.I)))
     return out
 
 
@@ -77,6 +88,9 @@ class ContextReading:
     not_used: list[NotUsed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     extra_symptoms: set[str] = field(default_factory=set)
+    #: what was assumed to read an item, as "accounted for" entries (``flag``, ``text``,
+    #: ``items``), e.g. the phase a cycle day written alone was read as
+    assumptions: list[dict] = field(default_factory=list)
 
     def set(self, flag: str, strength: float, item: str, text: str) -> None:
         strength = max(0.0, min(1.0, strength))
@@ -89,8 +103,15 @@ class ContextReading:
             self.flags[implied] = max(self.flags.get(implied, 0.0), strength)
 
 
+def _fold(text: str) -> str:
+    """``text`` without accents ("Lévothyrox" -> "Levothyrox"), as terms are matched."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize(
+        "NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
 def _match(text: str) -> list[tuple[str, int]]:
-    """Flags named in a text and where each term starts."""
+    """Flags named in a text (accent-folded first: :func:`_fold`) and where each term starts."""
     hits = []
     for flag, pat in _patterns():
         for m in pat.finditer(text):
@@ -148,13 +169,13 @@ def _biotin_strength(dose: float | None, reading: ContextReading, item: str) -> 
 def _read_medication(reading: ContextReading, i: int, med) -> None:
     item = f"patient.medications[{i}]"
     raw = med.raw
-    text = med.name if isinstance(raw, dict) else str(raw)
+    written = med.name if isinstance(raw, dict) else str(raw)
+    text = _fold(written)
     status = str(raw.get("status", "")) if isinstance(raw, dict) else ""
     full = " ".join([text, status] + ([str(v) for v in raw.values()] if isinstance(raw, dict) else []))
     hits = _match(text)
     if not hits:
-        reading.not_used.append(NotUsed(item, f"medication '{text}' has no known effect on "
-                                               "endocrine results in this model"))
+        reading.not_used.append(NotUsed(item, UNRECOGNISED_MEDICATION.format(text=written)))
         return
     stopped = bool(_STOPPED.search(full)) or status.lower() in {"stopped", "withdrawn", "discontinued"}
     for flag, pos in _first_hits(hits):
@@ -187,9 +208,10 @@ def _read_medication(reading: ContextReading, i: int, med) -> None:
 
 def _read_context_item(reading: ContextReading, i: int, text: str) -> None:
     item = f"patient.context[{i}]"
+    written, text = text, _fold(text)
     hits = _match(text)
     if not hits:
-        reading.not_used.append(NotUsed(item, f"context '{text}' not recognised"))
+        reading.not_used.append(NotUsed(item, f"context '{written}' not recognised"))
         return
     for flag, pos in _first_hits(hits):
         if _negated(text, pos):
@@ -230,6 +252,8 @@ def read_context(case: Case) -> ContextReading:
         _read_medication(reading, i, med)
     for i, text in enumerate(p.context):
         _read_context_item(reading, i, str(text))
+    # the menstrual phase first: "pregnant" there is pregnancy, as in the free text
+    _read_menstrual(reading, case)
     # pregnancy: the patient fields win over free text
     preg_text = reading.details.get("pregnancy")
     pregnant = p.pregnant
@@ -257,7 +281,6 @@ def read_context(case: Case) -> ContextReading:
             reading.set("postmenopausal", 1.0, "patient.age",
                         f"age {p.age:g} with no menopausal status: assumed postmenopausal")
             reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
-    _read_menstrual(reading, case)
     # a critical-illness flag gives way to the recovery flag when both are named
     for info in flag_table().values():
         if info.flag in reading.flags:
@@ -268,23 +291,25 @@ def read_context(case: Case) -> ContextReading:
 
 def _read_menstrual(reading: ContextReading, case: Case) -> None:
     p = case.patient
-    if not p.menstrual_phase or p.sex == "M":
+    if not p.menstrual_phase:
         return
-    try:
-        from neb_bayes.case.menstrual import read_menstrual_phase
-    except ImportError:  # pragma: no cover
-        return
-    r = read_menstrual_phase(p.menstrual_phase)
-    item = "patient.menstrual_phase"
+    # what the case reader read from the text (None: it listed the text as not used)
+    r = p.menstrual or read_menstrual_phase(p.menstrual_phase)
     if r is None:
         return
+    item = "patient.menstrual_phase"
+    if p.sex == "M":
+        reading.not_used.append(NotUsed(item, "a menstrual phase is not read for sex M"))
+        return
     phase = getattr(r, "phase", None)
+    if phase is None and r.cycle_day is not None:
+        phase = _phase_of_day(reading, r, p.menstrual_phase)
     if phase == "ovulatory":
         reading.set("ovulatory_phase", 1.0, item, p.menstrual_phase)
     elif phase == "luteal":
         reading.set("luteal_phase", 1.0, item, p.menstrual_phase)
-    elif phase in {"pregnant"} and p.pregnant is None:
-        reading.details.setdefault("pregnancy", {"week": None, "item": item})
+    elif phase == "pregnant":
+        _pregnant_phase(reading, p.pregnant, p.menstrual_phase)
     progestogen_only = re.search(r"progest(?:ogen|in)[- ]only|\bpop\b|mini[- ]?pill",
                                  p.menstrual_phase, re.I)
     if phase == "hormonal_contraception" and not progestogen_only:
@@ -301,6 +326,43 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.recognised.append({"item": item, "flag": "symptom:oligomenorrhea",
                                    "label": "oligomenorrhoea (evidence)", "strength": 1.0,
                                    "text": p.menstrual_phase})
+
+
+def _phase_of_day(reading: ContextReading, r, text: str) -> str | None:
+    """The phase of a cycle day written without one (:func:`phase_from_cycle_day`), noted as
+    an assumption; none with disturbed cycles or where the day does not settle it (then the
+    day is listed as not used, with the reason)."""
+    item = "patient.menstrual_phase"
+    day = r.cycle_day
+    if r.disturbance is not None:
+        reading.not_used.append(NotUsed(
+            item, f"cycle day {day}: no phase assumed with {r.disturbance} (cycles not regular)"))
+        return None
+    phase, basis = phase_from_cycle_day(day, r.cycle_length_days)
+    if phase is None:
+        reading.not_used.append(NotUsed(
+            item, f"cycle day {day}: no phase written and the day does not settle one ({basis})"))
+        return None
+    baseline = " (the model's baseline phase)" if phase == "follicular" else ""
+    reading.assumptions.append({
+        "flag": "menstrual_phase", "items": [item],
+        "text": f"cycle day {day} read as the {phase} phase{baseline}: {basis}"})
+    return phase
+
+
+def _pregnant_phase(reading: ContextReading, pregnant: bool | None, text: str) -> None:
+    """A menstrual phase that says "pregnant": pregnancy, unless ``patient.pregnant`` says
+    false (then the field wins, and the contradiction is a warning, not silence)."""
+    item = "patient.menstrual_phase"
+    if pregnant is False:
+        reading.warnings.append(
+            f"{item}: says pregnant while patient.pregnant is false; read as not pregnant "
+            "(patient.pregnant wins), check the case")
+        reading.not_used.append(NotUsed(item, "pregnant contradicts patient.pregnant: false"))
+        return
+    m = _WEEK.search(text)
+    week = float(m.group(1) or m.group(2)) if m else None
+    reading.details.setdefault("pregnancy", {"week": week, "item": item})
 
 
 def hours_between(start: float | None, end: float | None) -> float | None:

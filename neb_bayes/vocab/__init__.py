@@ -296,22 +296,51 @@ def _candidates(name: str) -> list[str]:
     return keys
 
 
+def _word_key(key: str) -> str:
+    """A normalised name's words in sorted order, commas dropped: ``"t4, free"`` and
+    ``"free t4"`` give the same key."""
+    return " ".join(sorted(key.replace(",", " ").split()))
+
+
+@functools.cache
+def _word_index() -> MappingProxyType:
+    """Every analyte name by its :func:`_word_key`: ``(analyte id, the name's key)``, or
+    ``None`` where names of two analytes have the same words (never resolved that way)."""
+    out: dict[str, tuple[str, str] | None] = {}
+    for key, aid in _analyte_tables()[1].items():
+        words = _word_key(key)
+        hit = out.setdefault(words, (aid, key))
+        if hit is not None and hit[0] != aid:
+            out[words] = None
+    return MappingProxyType(out)
+
+
 @functools.lru_cache(maxsize=4096)  # keyed by text from case files: bounded
 def match_analyte(name: str) -> AnalyteMatch | None:
     """Resolve an analyte id, name, synonym or LOINC code, with what the name implies.
 
     ``"Free thyroxine (FT4)"`` also resolves: when the whole text is not a known name, the
-    text outside the parentheses and then the text inside them are tried.
+    text outside the parentheses and then the text inside them are tried.  Lab-style word
+    order resolves too (``"T4, free"``, ``"cortisol AM"``): a text whose words, commas
+    dropped, are those of one analyte's name in another order is that analyte.
     """
     table, index, _ = _analyte_tables()
-    for key in _candidates(name):
+    candidates = _candidates(name)
+    for key in candidates:
         aid = index.get(key)
         if aid is not None:
-            analyte = table[aid]
-            return AnalyteMatch(
-                analyte, analyte.implied_specimen.get(key), analyte.warn_names.get(key)
-            )
+            return _match(table[aid], key)
+    words = _word_index()
+    for key in candidates:
+        hit = words.get(_word_key(key))
+        if hit is not None:
+            return _match(table[hit[0]], hit[1])
     return None
+
+
+def _match(analyte: Analyte, key: str) -> AnalyteMatch:
+    """What the name ``key`` (normalised) of ``analyte`` resolves to."""
+    return AnalyteMatch(analyte, analyte.implied_specimen.get(key), analyte.warn_names.get(key))
 
 
 def lookup_analyte(name_or_loinc: str) -> Analyte | None:

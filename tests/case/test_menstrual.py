@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neb_bayes.case.menstrual import read_menstrual_phase
+from neb_bayes.case.menstrual import phase_from_cycle_day, read_menstrual_phase
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,28 @@ def test_reads_what_is_written(text: str, expected: dict) -> None:
 @pytest.mark.parametrize("text", ["it varies", "see notes", "perimenopausal", ""])
 def test_unreadable_text_gives_none(text: str) -> None:
     assert read_menstrual_phase(text) is None
+
+
+@pytest.mark.parametrize(
+    ("day", "length", "phase"),
+    [
+        (3, None, "follicular"),
+        (14, None, "ovulatory"),
+        (22, None, "luteal"),
+        (21, (28.0, 28.0), "luteal"),
+        (21, (35.0, 35.0), "ovulatory"),  # a longer cycle ovulates later
+        (25, (35.0, 35.0), "luteal"),
+    ],
+)
+def test_phase_from_cycle_day(day: int, length, phase: str) -> None:
+    assert phase_from_cycle_day(day, length)[0] == phase
+
+
+@pytest.mark.parametrize(
+    ("day", "length"),
+    [(30, None), (29, (28.0, 28.0)), (16, (26.0, 34.0))],  # past the cycle; ends disagree
+)
+def test_cycle_day_that_settles_no_phase(day: int, length) -> None:
+    phase, basis = phase_from_cycle_day(day, length)
+    assert phase is None
+    assert "cycle" in basis

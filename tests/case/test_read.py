@@ -289,6 +289,21 @@ def test_implausible_value_for_the_unit_is_a_warning() -> None:
     assert case.measurements[0].value == pytest.approx(193.08, rel=1e-3)
 
 
+@pytest.mark.parametrize("ri", [[None, 35], [0.4, None]])
+def test_one_sided_reference_interval_is_accepted_and_listed_as_not_used(ri) -> None:
+    case = _one({"analyte": "TSH", "value": 1.2, "unit": "mIU/L", "reference_interval": ri})
+    assert case.measurements[0].reference_interval is None
+    assert [n.item for n in case.not_used] == ["measurements[0].reference_interval"]
+
+
+@pytest.mark.parametrize("ri", [[None, None], [None, -1], [1, 2, 3]])
+def test_bad_reference_interval_says_what_is_expected(ri) -> None:
+    with pytest.raises(CaseError) as err:
+        _one({"analyte": "TSH", "value": 1.2, "unit": "mIU/L", "reference_interval": ri})
+    assert "measurements[0].reference_interval" in str(err.value)
+    assert "[null, 35]" in str(err.value) or ">= 0" in str(err.value)
+
+
 def test_reference_interval_is_converted() -> None:
     m = _one(
         {"analyte": "FT4", "value": 1.2, "unit": "ng/dL", "reference_interval": [0.8, 1.8]}

@@ -81,7 +81,7 @@ def test_worked_examples() -> None:
             ],
         ),
         ("pra", ["ng/mL/h", "ng/mL/hr", "ng/(mL·h)", "µg/L/h", "ng/mL per hour"]),
-        ("hba1c", ["%", "% (NGSP)", "%(DCCT)"]),
+        ("hba1c", ["%", "% (NGSP)", "%(DCCT)", "% of total Hb", "%Hb", "% Hb"]),
         ("hba1c", ["mmol/mol", "mmol/mol Hb", "mmol/mol (IFCC)"]),
         ("fti", ["1", "", "index"]),
     ],

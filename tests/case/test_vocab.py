@@ -142,6 +142,35 @@ def test_lookups() -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "aid"),
+    [
+        ("11580-8", "tsh"),  # TSH, high-sensitivity code
+        ("14928-6", "ft3"),  # free T3, moles/volume
+        ("17856-6", "hba1c"),  # HbA1c by HPLC
+        ("LOINC:1518-0", "glucose_ogtt_2h"),  # glucose 2 h after 75 g, mass/volume
+    ],
+)
+def test_common_loinc_codes(name: str, aid: str) -> None:
+    assert vocab.lookup_analyte(name).id == aid
+
+
+@pytest.mark.parametrize(
+    ("name", "aid"),
+    [("T4, free", "ft4"), ("T3, total", "tt3"), ("cortisol AM", "cortisol"),
+     ("PEG prolactin recovery", "prolactin_peg_recovery"), ("Glucose, fasting", "glucose_fasting")],
+)
+def test_lab_style_word_order(name: str, aid: str) -> None:
+    assert vocab.lookup_analyte(name).id == aid
+
+
+def test_word_order_never_resolves_a_name_two_analytes_share() -> None:
+    """Free T4 index (fti) and free T4 (ft4) differ by a word: never read as each other."""
+    assert vocab.lookup_analyte("index, free T4").id == "fti"
+    assert vocab.lookup_analyte("T4 free").id == "ft4"
+    assert vocab.lookup_analyte("free, T4, thyroxine, total") is None
+
+
+@pytest.mark.parametrize(
     ("aid", "sex", "specimen", "group", "expected"),
     [
         ("testosterone", "M", None, None, (9.2, 31.8)),

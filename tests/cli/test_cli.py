@@ -105,6 +105,29 @@ def test_check_and_vocab():
         assert c in conds
 
 
+def _child_case(age: float) -> dict:
+    return {"id": "child", "patient": {"sex": "M", "age": age},
+            "measurements": [{"analyte": "testosterone", "value": 0.3, "unit": "nmol/L",
+                              "collected": "08:00"},
+                             {"analyte": "LH", "value": 0.2, "unit": "IU/L"}]}
+
+
+def test_child_is_read_with_a_warning_in_check_and_every_report_format(tmp_path):
+    from neb_bayes.config import ADULT_AGE_YEARS
+
+    runner = CliRunner()
+    child = write_case(tmp_path, "child", _child_case(ADULT_AGE_YEARS - 9))
+    res = runner.invoke(main, ["check", str(child)])
+    assert res.exit_code == 0 and "OK" in res.output
+    assert "patient.age" in res.output and "adults" in res.output
+    for fmt in ("json", "md", "html"):
+        res = runner.invoke(main, ["report", str(child), "--format", fmt])
+        assert res.exit_code == 0, res.output
+        assert "results for children are not valid" in res.output, fmt
+    adult = write_case(tmp_path, "adult", _child_case(ADULT_AGE_YEARS))
+    assert "adults" not in runner.invoke(main, ["check", str(adult)]).output
+
+
 def test_version_and_bad_priors(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["--version"])

@@ -154,6 +154,32 @@ def test_pregnancy_without_week_is_unknown_trimester() -> None:
     assert any("gestational week" in w for w in result.to_dict()["warnings"])
 
 
+def test_pregnant_as_menstrual_phase_is_pregnancy() -> None:
+    by_phase = _run(_case(pregnant=None, menstrual_phase="pregnant"))
+    by_field = _run(_case(pregnant=True))
+    pregnancy = {f for f in by_field.evidence.context.flags if f.startswith("pregnancy")}
+    assert pregnancy and pregnancy <= set(by_phase.evidence.context.flags)
+    assert any("gestational week" in w for w in by_phase.to_dict()["warnings"])
+    assert "patient.menstrual_phase" in [
+        i for a in _accounted(_case(pregnant=None, menstrual_phase="pregnant"))
+        for i in a["items"]]
+
+
+def test_pregnant_phase_contradicting_pregnant_false_is_warned() -> None:
+    case = _case(pregnant=False, menstrual_phase="pregnant")
+    result = _run(case)
+    assert not any(f.startswith("pregnancy") for f in result.evidence.context.flags)
+    assert any("patient.menstrual_phase" in w and "patient.pregnant" in w
+               for w in result.to_dict()["warnings"])
+    assert "patient.menstrual_phase" in _not_used_items(case)
+
+
+def test_menstrual_phase_for_a_man_is_not_used() -> None:
+    case = _case(sex="M", pregnant=None, menstrual_phase="luteal (day 22)")
+    assert "luteal_phase" not in _flags(case)
+    assert "patient.menstrual_phase" in _not_used_items(case)
+
+
 def test_postmenopausal_from_status_and_from_age() -> None:
     assert "postmenopausal" in _flags(_case(age=58, menopausal_status="postmenopausal"))
     result = _run(_case(age=58, menopausal_status=None))
@@ -177,6 +203,28 @@ def test_menopause_not_applied_to_men() -> None:
 ])
 def test_menstrual_phase_text(phase: str, flag: str) -> None:
     assert flag in _flags(_case(menstrual_phase=phase)), _flags(_case(menstrual_phase=phase))
+
+
+@pytest.mark.parametrize("text", ["cycle day 22", "day 22", "day 21 of a 28-day cycle", "CD 23"])
+def test_cycle_day_alone_reads_as_its_phase(text: str) -> None:
+    case = _case(menstrual_phase=text)
+    assert "luteal_phase" in _flags(case)
+    noted = [a for a in _accounted(case) if "patient.menstrual_phase" in a["items"]]
+    assert noted and "luteal" in noted[0]["text"] and "cycle" in noted[0]["text"]
+
+
+def test_early_cycle_day_alone_is_accounted_for() -> None:
+    case = _case(menstrual_phase="day 5")
+    assert not {"luteal_phase", "ovulatory_phase"} & set(_flags(case))
+    assert any("patient.menstrual_phase" in a["items"] and "follicular" in a["text"]
+               for a in _accounted(case))
+
+
+@pytest.mark.parametrize("text", ["day 40", "irregular cycles, day 22"])
+def test_cycle_day_giving_no_phase_is_listed_as_not_used(text: str) -> None:
+    case = _case(menstrual_phase=text)
+    assert not {"luteal_phase", "ovulatory_phase"} & set(_flags(case))
+    assert "patient.menstrual_phase" in _not_used_items(case)
 
 
 def test_follicular_phase_sets_no_flag() -> None:
@@ -240,6 +288,18 @@ def test_unrecognised_medication_listed_as_not_used() -> None:
     reasons = [n["reason"] for n in _run(case).to_dict()["not_used"]
                if n["item"] == "patient.medications[0]"]
     assert "folic acid" in reasons[0]
+
+
+@pytest.mark.parametrize("med", ["L-Thyroxin 75", "levothyroxine100mcg", "Lévothyrox 50 µg"])
+def test_levothyroxine_spellings_with_glued_dose_or_accents(med: str) -> None:
+    assert "levothyroxine" in _flags(_case(meds=[med]))
+
+
+def test_unrecognised_medication_reason_says_not_recognised() -> None:
+    case = _case(meds=["folic acid 0.4 mg daily"])
+    reason = next(n["reason"] for n in _run(case).to_dict()["not_used"]
+                  if n["item"] == "patient.medications[0]")
+    assert "not recognised" in reason and "no known effect" not in reason
 
 
 def test_unrecognised_context_listed_as_not_used() -> None:
