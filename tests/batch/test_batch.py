@@ -829,3 +829,39 @@ def test_more_draws_than_the_prior_set_has_is_said(tmp_path, sim_cases) -> None:
                                     "--draws", str(n + 1), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert f"--draws {n + 1}: the prior set has {n}; all are used" in res.output
+
+
+@pytest.mark.parametrize(("change", "told"), [
+    ({"scheduler": "not-an-address"}, "not a Dask scheduler address"),
+    ({"scheduler": "tcp://::1"}, "not a Dask scheduler address"),
+    ({"draws": -5}, "--draws must be"),
+    ({"draws": 5.5}, "draws must be a whole number"),
+    ({"jobs": "2"}, "jobs must be a whole number"),
+])
+def test_bad_options_from_python_are_usage_errors_before_anything_is_written(
+        tmp_path, sim_cases, change, told) -> None:
+    """run_batch's options are checked as the command line's are: a BatchUsageError naming
+    the option, before the output directory is made or a scheduler is called (a malformed
+    scheduler address made the Dask client fail only after a minute, as an internal error)."""
+    from dataclasses import replace
+
+    from neb_bayes.batch import BatchUsageError
+    from neb_bayes.batch.export import write_jsonl
+
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:2], src)
+    out = tmp_path / "out"
+    opts = replace(BatchOptions(inputs=[str(src)], out=str(out), progress=False), **change)
+    with pytest.raises(BatchUsageError, match=told):
+        run_batch(opts, echo=_quiet)
+    assert not out.exists()
+
+
+def test_one_input_path_may_be_given_alone(tmp_path, sim_cases) -> None:
+    from neb_bayes.batch.export import write_jsonl
+
+    src = tmp_path / "few.jsonl"
+    write_jsonl(sim_cases[:2], src)
+    summary = run_batch(BatchOptions(inputs=str(src), out=str(tmp_path / "out"),
+                                     progress=False), echo=_quiet)
+    assert summary.processed == 2
