@@ -72,8 +72,12 @@ def infer(
     explain
         Also compute the evidence breakdown (log Bayes factor per result group and symptom)
         and the latent axis quantities.  Batch runs turn this off for speed.
+    uncertainty
+        Evaluate the exact posterior under each of the prior set's parameter draws (the
+        intervals); without it every interval is the point probability.
     interval_prob
-        Probability mass of reported intervals.
+        Probability mass of reported intervals, strictly between 0 and 1 (default pinned
+        in :data:`neb_bayes.config.INTERVAL_PROB`).
     method
         ``"exact"`` (default), or ``"nuts"``: also sample the latent axis quantities with
         NUTS conditional on each likely state (for model extensions); the state
@@ -84,6 +88,12 @@ def infer(
         Keyword arguments for :func:`~neb_bayes.inference.nuts.infer_nuts` (draws, tune,
         chains, max_states, seed) with ``method="nuts"``.
     """
+    if (not isinstance(interval_prob, (int, float)) or isinstance(interval_prob, bool)
+            or not 0.0 < interval_prob < 1.0):
+        raise ValueError(f"interval_prob must be a probability strictly between 0 and 1, got "
+                         f"{interval_prob!r}")
+    if method not in ("exact", "nuts"):
+        raise ValueError(f"method must be 'exact' or 'nuts', got {method!r}")
     if not isinstance(case, Case):
         from neb_bayes.case import read_case
 
@@ -108,8 +118,6 @@ def infer(
         from neb_bayes.inference.nuts import infer_nuts
 
         nuts = infer_nuts(model, ev, post, **(nuts_options or {}))
-    elif method != "exact":
-        raise ValueError(f"unknown method {method!r} (exact or nuts)")
     prov = provenance(prior_set)
     if nuts is not None:
         prov["method"] += f"; latents also sampled: {nuts.attrs.get('method', 'NUTS')}"

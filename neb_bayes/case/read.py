@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,22 @@ def read_case(source: str | os.PathLike[str] | dict, *, source_name: str | None 
     Raises
     ------
     CaseError
-        Carrying every error in the case, each with its field path.
+        Carrying every error in the case, each with its field path (a JSON Lines file, which
+        holds many cases, is one: read it with ``neb-bayes batch`` or
+        :func:`neb_bayes.case.iter_cases`).
+    TypeError
+        For a ``source`` that is neither a path nor a mapping.
     """
-    if isinstance(source, dict):
-        return _case_from_data(source, source_name)
+    if isinstance(source, Mapping):
+        return _case_from_data(dict(source), source_name)
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"read_case takes a path to a case file or a mapping, not "
+                        f"{type(source).__name__}")
     path = Path(source)
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        raise CaseError([FieldError("<file>", "a JSON Lines file holds many cases: read it with "
+                                              "`neb-bayes batch` (or neb_bayes.case.iter_cases)")],
+                        str(path))
     name = source_name if source_name is not None else str(path)
     try:
         data = load_file(path)

@@ -696,7 +696,10 @@ def _factor_cover(ccc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                 li = np.sqrt(np.where(ok, li_sq, 1.0))
                 lo = cc[:, i, :] / li[:, None]
             lo[:, i] = li
-        rs = cc - lo[:, :, None] * lo[:, None, :]
+        # (a covariance without a form at this anchor may give inf/NaN loadings: its
+        # residual check below then fails, and it is left for the next anchor)
+        with np.errstate(invalid="ignore", over="ignore"):
+            rs = cc - lo[:, :, None] * lo[:, None, :]
         v = var[todo]
         off = np.abs(rs[:, pa, pb])                                         # (n', pairs)
         scale = np.sqrt(v[:, pa] * v[:, pb])
