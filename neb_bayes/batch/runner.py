@@ -159,12 +159,12 @@ class BatchSummary:
         """One-paragraph summary for the terminal."""
         return (
             f"batch done: {self.items:,} cases in {self.chunks:,} chunks; this run: "
-            f"{self.processed:,} processed ({self.processed - self.failed:,} ok, "
+            f"{self.processed:,} processed ({self.processed - self.failed:,} read, "
             f"{self.failed:,} failed), {self.skipped:,} skipped (already done); "
             f"{self.seconds:.1f} s, {self.cases_per_s:,.0f} cases/s\n"
             f"results: {self.results} ({self.rows:,} rows); errors: {self.errors:,} "
-            f"(errors.jsonl)" + (f", {self.duplicates:,} repeated ids left out"
-                                 if self.duplicates else "")
+            f"(errors.jsonl)" + (f", of which {self.duplicates:,} for a repeated id (the "
+                                 "case left out of the results)" if self.duplicates else "")
         )
 
 

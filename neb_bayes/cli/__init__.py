@@ -84,7 +84,8 @@ def main(verbose: int) -> None:
 
     Reads a case (labs, symptoms, context) and reports the posterior probability of each
     endocrine condition with its uncertainty.  Decision support for clinicians, not a
-    diagnosis.  Exit status: 0 ok, 1 internal error, 2 invalid input, 3 invalid prior set.
+    diagnosis.  Exit status: 0 ok, 1 internal error, 2 invalid input, 3 invalid prior set,
+    4 fit diagnostics failed, 130 interrupted.
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="neb-bayes %(levelname)s: %(message)s")

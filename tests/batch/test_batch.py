@@ -640,6 +640,9 @@ def test_repeated_ids_across_chunks_merge_as_in_one_chunk(tmp_path, sim_cases,
     (summary, table_bytes, errors_text), (_, want_table, want_errors) = runs.values()
     assert table_bytes == want_table and errors_text == want_errors
     assert summary.duplicates == 5 and summary.rows == 6
+    # the summary counts them as read, and says which error records are theirs
+    assert "11 processed (11 read, 0 failed)" in summary.text()
+    assert "errors: 5 (errors.jsonl), of which 5 for a repeated id" in summary.text()
     firsts = {}
     want = [(item, firsts.setdefault(i, item)) for item, i in enumerate(order)
             if firsts.setdefault(i, item) != item]
