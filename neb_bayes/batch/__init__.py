@@ -4,6 +4,10 @@ not enough.
 >>> from neb_bayes.batch import BatchOptions, run_batch   # doctest: +SKIP
 >>> summary = run_batch(BatchOptions(inputs=["cases.jsonl"], out="out", jobs=4))  # doctest: +SKIP
 
+With ``jobs`` above 1, the worker processes are spawned and import the calling script: a
+script must call ``run_batch`` under ``if __name__ == "__main__":`` (as any script using
+multiprocessing's spawn must); a notebook need not.
+
 Modules
 -------
 :mod:`~neb_bayes.batch.inputs`

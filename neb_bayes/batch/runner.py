@@ -482,7 +482,8 @@ def _failed(what: str, exc: BaseException) -> BatchFailed:
     """The error that stops a batch when a chunk fails as a whole: what failed, why in
     words (the exception's type; its message may quote case data), and how to go on."""
     if isinstance(exc, cf.BrokenExecutor):
-        why = "a worker process ended unexpectedly: killed, or out of memory?"
+        why = ("a worker process ended unexpectedly: killed, out of memory, or, from a Python "
+               "script, run_batch called outside `if __name__ == \"__main__\":`?")
     else:
         why = type(exc).__name__
     return BatchFailed(f"{what} ({why}); finished chunks are kept: rerun the same command "
