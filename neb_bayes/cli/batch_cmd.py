@@ -33,7 +33,9 @@ Output in --out DIR:
   errors.jsonl            each bad case: source, id and every error with its field path
   reports/<case_id>.json  full JSON report per case (--per-case-reports), as `neb-bayes
                           report` writes it: intervals over all the prior set's draws,
-                          whatever --draws
+                          whatever --draws; an id that is not a safe file name gets
+                          <id, unsafe characters as _>-<hash>.json
+                          (neb_bayes.batch.store.report_name gives it)
   manifest.json           inputs, chunk size, prior set fingerprint, version, status
   chunks/                 per-chunk tables and error lists (what a resume reuses)
 
