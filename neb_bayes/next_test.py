@@ -12,7 +12,11 @@ The predictive density of ``x`` is the mixture ``p(x) = sum_s w_s q_s(x)`` with 
 posterior ``w`` as weights, and learning ``x`` multiplies the joint posterior by ``q_s(x)``:
 this is exactly what adding the result as a measurement and re-running
 :func:`~neb_bayes.inference.exact.infer_exact` would give (the tests check it), without
-re-running the other blocks and the symptoms for every hypothetical value.
+re-running the other blocks and the symptoms for every hypothetical value.  The new result is
+read as the evidence would read it (the case's context: extra variance, a changed daily
+rhythm), and the old results keep their context variances in ``p(old, x | s)`` as in
+``p(old | s)``; otherwise ``q_s`` is no density and the probabilities after a test do not
+average to the current ones.
 
 The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component) of the
 components' Gaussian conditionals given the *observed* old results.  Without censored results
@@ -49,12 +53,12 @@ import numpy as np
 import yaml
 from scipy.special import logsumexp
 
-from neb_bayes.evidence import Block, Evidence
+from neb_bayes.evidence import Block, Evidence, result_adjustments
 from neb_bayes.inference.exact import block_loglik, block_moments, gaussian_block_loglik
 from neb_bayes.model.compiled import CompiledModel
 
 if TYPE_CHECKING:  # pragma: no cover
-    from neb_bayes.case.model import Case
+    from neb_bayes.case.model import Case, Patient
     from neb_bayes.posterior import Result
 
 __all__ = [
@@ -289,9 +293,16 @@ def _targets(
 # --------------------------------------------------------------------------------------------
 # one candidate
 def _extended_block(
-    model: CompiledModel, old: Block | None, cand: Candidate, drop_censored: bool
+    model: CompiledModel, evidence: Evidence, patient: Patient | None, old: Block | None,
+    cand: Candidate, drop_censored: bool,
 ) -> tuple[Block, Block | None]:
-    """The axis' block with the candidate appended (log value 0: the node enters the mean)."""
+    """The axis' block with the candidate appended (log value 0: the node enters the mean).
+
+    The candidate is read as the evidence reads a result (:func:`result_adjustments`): the
+    case's context adds its extra variance and may change its daily rhythm; its shift does not
+    matter (the hypothetical value is on the scale the shift was taken off).  The old
+    results keep every column, their context variances included.
+    """
     ch = model.channels[cand.channel]
     if old is not None and drop_censored:
         keep = old.censor == 0
@@ -299,33 +310,51 @@ def _extended_block(
             axis=old.axis, deps=old.deps, channel=old.channel[keep], y=old.y[keep],
             censor=old.censor[keep], day=old.day[keep], diurnal=old.diurnal[keep],
             diurnal_var=old.diurnal_var[keep], source=old.source[keep],
+            extra_var=None if old.extra_var is None else old.extra_var[keep],
         ) if keep.any() else None
     deps = set(old.deps) if old is not None else set()
     deps.add(ch.axis)
     deps.update(e.axis for e in ch.effects)
     if ch.amp_axis is not None:
         deps.add(ch.amp_axis)
-    d_off = 0.0
-    if ch.diurnal:
-        d_off = model.diurnal_offset(ch.diurnal, cand.hour)[0] * ch.diurnal_scale
+    _, extra_var, d_off, d_var = _candidate_adjustments(model, evidence, patient, cand)
     day = float(old.day.max()) + 1.0 if old is not None else 0.0
 
-    def cat(name: str, value: float, dtype: Any) -> np.ndarray:
+    def cat(values: np.ndarray | None, value: float, dtype: Any, fill: float = 0.0) -> np.ndarray:
         tail = np.array([value], dtype=dtype)
-        return np.concatenate([getattr(old, name).astype(dtype), tail]) if old is not None else tail
+        if old is None:
+            return tail
+        head = np.full(old.n, fill, dtype=dtype) if values is None else values.astype(dtype)
+        return np.concatenate([head, tail])
 
     new = Block(
         axis=ch.axis,
         deps=tuple(sorted(deps)),
-        channel=cat("channel", cand.channel, np.int64),
-        y=cat("y", 0.0, float),
-        censor=cat("censor", 0, np.int8),
-        day=cat("day", day, float),
-        diurnal=cat("diurnal", d_off, float),
-        diurnal_var=cat("diurnal_var", 0.0, float),
-        source=cat("source", -1, np.int64),
+        channel=cat(getattr(old, "channel", None), cand.channel, np.int64),
+        y=cat(getattr(old, "y", None), 0.0, float),
+        censor=cat(getattr(old, "censor", None), 0, np.int8),
+        day=cat(getattr(old, "day", None), day, float),
+        diurnal=cat(getattr(old, "diurnal", None), d_off, float),
+        diurnal_var=cat(getattr(old, "diurnal_var", None), d_var, float),
+        source=cat(getattr(old, "source", None), -1, np.int64),
+        extra_var=cat(getattr(old, "extra_var", None), extra_var, float),
     )
     return new, old
+
+
+def _candidate_adjustments(
+    model: CompiledModel, evidence: Evidence, patient: Patient | None, cand: Candidate
+) -> tuple[float, float, float, float]:
+    """``(shift, extra variance, rhythm offset, rhythm variance)`` of the candidate's result,
+    as the evidence would read it (no context: the channel's plain daily rhythm)."""
+    ctx = evidence.context
+    if ctx is not None and patient is not None:
+        return result_adjustments(model, ctx, cand.channel, cand.hour, None, patient)
+    ch = model.channels[cand.channel]
+    if not ch.diurnal:
+        return 0.0, 0.0, 0.0, 0.0
+    d_off, d_var = model.diurnal_offset(ch.diurnal, cand.hour)
+    return 0.0, 0.0, d_off * ch.diurnal_scale, d_var * ch.diurnal_scale**2
 
 
 def _conditional_gaussian(
@@ -365,6 +394,7 @@ def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _evaluate(
     model: CompiledModel,
     evidence: Evidence,
+    patient: Patient | None,
     joint: np.ndarray,
     cand: Candidate,
     targets: list[int],
@@ -377,7 +407,7 @@ def _evaluate(
     if drop:
         notes.add(f"{model.axes[ch.axis].name}: three or more censored results; their "
                   "information was left out of the next-test conditioning")
-    block, old = _extended_block(model, old, cand, drop)
+    block, old = _extended_block(model, evidence, patient, old, cand, drop)
     deps = block.deps
     nd = joint.ndim
     others = tuple(i for i in range(nd) if i not in deps)
@@ -465,6 +495,9 @@ def _evaluate(
         "relative_cost": cost,
         "conditions": moved,
         "_quadrature_mass": float(np.sum(q0 * np.exp(np.clip(log_p - log_g, -700, 50)))),
+        # the target probabilities expected after the test: the current ones (a check)
+        "_expected_probability": {model.conditions[c]: float(v)
+                                  for c, v in zip(targets, q @ post, strict=True)},
     }
 
 
@@ -515,7 +548,9 @@ def plan_next_tests(
              or any(e.axis in target_axes for e in model.channels[c.channel].effects)]
     tables: dict[tuple[int, ...], np.ndarray] = {}
     notes: set[str] = set()
-    rows = [_evaluate(model, ev, post.joint, c, targets, tables, notes) for c in cands]
+    patient = result.case.patient if result.case is not None else None
+    rows = [_evaluate(model, ev, patient, post.joint, c, targets, tables, notes)
+            for c in cands]
     for r in rows:
         gain, cost = r["expected_information_gain_bits"], r["relative_cost"]
         r["score"] = round(gain / cost**cost_weight, 6)

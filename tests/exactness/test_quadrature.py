@@ -720,7 +720,7 @@ CASES = [
      ("fatigue", "oligomenorrhea"), ("tremor",), "thyroid"),
     # context: measurement shifts with extra noise, latent shifts of treated disease, a
     # changed daily rhythm, prior odds
-    ("pregnancy-t1-tsh0.05-ft4_20", "F", 30, [M("tsh", 0.05), M("ft4", 20.0)], (), (),
+    ("pregnancy-t1-tsh0.01-ft4_20", "F", 30, [M("tsh", 0.01), M("ft4", 20.0)], (), (),
      "thyroid", P_T1),
     ("pregnancy-t1-tsh<0.05-ft4_17", "F", 30, [M("tsh", 0.05, "left"), M("ft4", 17.0)], (), (),
      "thyroid", P_T1),
