@@ -25,6 +25,19 @@ def _start(args: list[str]) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def _mid_run(args: list[str], out: Path, chunks: int = 1) -> subprocess.Popen:
+    """A batch started with ``args`` (:func:`_start`), once ``chunks`` of its chunk files
+    are in ``out`` and it still runs."""
+    proc = _start(args)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "chunks").is_dir() and len(list((out / "chunks").glob("chunk-*.arrow"))) >= chunks:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch finished before it could be stopped"
+    return proc
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases, schema) -> None:
     path = tmp_path / "cases.jsonl"
@@ -34,14 +47,8 @@ def test_sigkill_then_rerun_equals_uninterrupted_run(tmp_path: Path, many_cases,
     args = ["batch", str(path), "--out", str(out), "--chunk-size", "50", "--jobs", "2",
             "--no-progress"]
 
-    proc = _start(args)
+    proc = _mid_run(args, out, chunks=3)
     chunks = out / "chunks"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if chunks.is_dir() and len(list(chunks.glob("chunk-*.arrow"))) >= 3:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the batch finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -92,15 +99,9 @@ def test_workers_end_with_their_driver(tmp_path: Path, many_cases) -> None:
     mixed_jsonl(path, many_cases, every=97)
     out = tmp_path / "out"
     # chunks with all draws (slow): a worker is busy with one when the driver dies
-    proc = _start(["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
-                   "--draws", "-1", "--no-progress"])
+    proc = _mid_run(["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
+                     "--draws", "-1", "--no-progress"], out)
     chunks = out / "chunks"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the batch finished before it could be killed"
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
     proc.kill()                                          # the driver alone
@@ -124,14 +125,7 @@ def test_a_killed_worker_stops_the_batch_with_the_resume_advice(tmp_path: Path,
     out = tmp_path / "out"
     args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
             "--draws", "-1", "--no-progress"]
-    proc = _start(args)
-    chunks = out / "chunks"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the batch finished before a worker could be killed"
+    proc = _mid_run(args, out)
     workers = [p for p in psutil.Process(proc.pid).children()
                if "spawn_main" in " ".join(p.cmdline())]
     assert workers
@@ -158,14 +152,7 @@ def test_ctrl_c_stops_the_batch_with_the_resume_advice(tmp_path: Path, many_case
     out = tmp_path / "out"
     args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
             "--draws", "-1", "--no-progress"]
-    proc = _start(args)
-    chunks = out / "chunks"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if chunks.is_dir() and list(chunks.glob("chunk-*.arrow")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    proc = _mid_run(args, out)
     workers = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
