@@ -25,6 +25,17 @@ def _start(args: list[str]) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def _slow_batch(tmp_path: Path, cases: list) -> tuple[list[str], Path]:
+    """The arguments of a batch of ``cases`` (and some bad ones) in chunks of 20 with all
+    parameter draws on two processes (seconds per chunk: slow enough to stop mid-run), and
+    its output directory."""
+    path = tmp_path / "cases.jsonl"
+    mixed_jsonl(path, cases, every=97)
+    out = tmp_path / "out"
+    return ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
+            "--draws", "-1", "--no-progress"], out
+
+
 def _mid_run(args: list[str], out: Path, chunks: int = 1) -> subprocess.Popen:
     """A batch started with ``args`` (:func:`_start`), once ``chunks`` of its chunk files
     are in ``out`` and it still runs."""
@@ -95,12 +106,9 @@ def test_workers_end_with_their_driver(tmp_path: Path, many_cases) -> None:
     no further chunk into the output directory, which a new run may own by then."""
     import psutil
 
-    path = tmp_path / "cases.jsonl"
-    mixed_jsonl(path, many_cases, every=97)
-    out = tmp_path / "out"
     # chunks with all draws (slow): a worker is busy with one when the driver dies
-    proc = _mid_run(["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
-                     "--draws", "-1", "--no-progress"], out)
+    args, out = _slow_batch(tmp_path, many_cases)
+    proc = _mid_run(args, out)
     chunks = out / "chunks"
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
@@ -120,11 +128,7 @@ def test_a_killed_worker_stops_the_batch_with_the_resume_advice(tmp_path: Path,
     that says so and how to go on (exit 1, not an internal error); the rerun completes."""
     import psutil
 
-    path = tmp_path / "cases.jsonl"
-    mixed_jsonl(path, many_cases[:400], every=97)
-    out = tmp_path / "out"
-    args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
-            "--draws", "-1", "--no-progress"]
+    args, out = _slow_batch(tmp_path, many_cases[:400])
     proc = _mid_run(args, out)
     workers = [p for p in psutil.Process(proc.pid).children()
                if "spawn_main" in " ".join(p.cmdline())]
@@ -147,11 +151,7 @@ def test_ctrl_c_stops_the_batch_with_the_resume_advice(tmp_path: Path, many_case
     130 and how to go on, nothing left running; the rerun resumes and completes."""
     import psutil
 
-    path = tmp_path / "cases.jsonl"
-    mixed_jsonl(path, many_cases[:400], every=97)
-    out = tmp_path / "out"
-    args = ["batch", str(path), "--out", str(out), "--chunk-size", "20", "--jobs", "2",
-            "--draws", "-1", "--no-progress"]
+    args, out = _slow_batch(tmp_path, many_cases[:400])
     proc = _mid_run(args, out)
     workers = psutil.Process(proc.pid).children(recursive=True)
     os.killpg(proc.pid, signal.SIGINT)
