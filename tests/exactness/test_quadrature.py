@@ -285,13 +285,15 @@ class _Integrand:
 
     ``log_gauss(w)`` is the log of N(w; 0, I) times the densities of the observed results (a
     quadratic in w); ``args(w)`` are the arguments of the normal CDFs that give the censored
-    results' probabilities (affine in w).  Both take an (N, K) array.
+    results' probabilities (affine in w).  Both take an (N, K) array.  ``unloaded``: the
+    whitened latents no result loads on (their factor is N(w_j; 0, 1) alone).
     """
 
     k: int
     m: int
     log_gauss: Callable[[np.ndarray], np.ndarray]
     args: Callable[[np.ndarray], np.ndarray]
+    unloaded: tuple[int, ...] = ()
 
 
 def _make_integrand(model, axis: int, results, terms, base: np.ndarray, s_own: int,
@@ -332,7 +334,8 @@ def _make_integrand(model, axis: int, results, terms, base: np.ndarray, s_own: i
             cols.append(-t.sign * gap / t.cond_sd)
         return np.stack(cols, axis=1) if cols else np.zeros((r.shape[0], 0))
 
-    return _Integrand(k, len(cens), log_gauss, args)
+    unloaded = tuple(j for j in range(k) if not a_mat[:, j].any())
+    return _Integrand(k, len(cens), log_gauss, args, unloaded)
 
 
 @dataclass(frozen=True)
@@ -915,23 +918,30 @@ def test_integrator_is_exact_on_a_gaussian_case():
 
 def _nquad_full(integ: _Integrand, centre: np.ndarray) -> float:
     """log of the integral of the whole integrand (Gaussian part times the censored CDFs) over
-    the whitened latents by plain adaptive quadrature (scipy nquad), for K <= 2."""
-    def log_f(*w):
-        w = np.array(w)[None]
+    the whitened latents by plain adaptive quadrature (scipy nquad), for at most two latents
+    that results load on.  A latent no result loads on is a standard normal factor of its own:
+    it integrates to 1, so it is held at 0 and its N(0; 0, 1) put back analytically."""
+    loaded = [j for j in range(integ.k) if j not in integ.unloaded]
+
+    def log_f(*w_loaded):
+        w = np.zeros((1, integ.k))
+        w[0, loaded] = w_loaded
         return float(integ.log_gauss(w)[0] + np.sum(log_ndtr(integ.args(w)[0])))
+    centre = np.asarray(centre)[loaded]
     peak = log_f(*centre)
     val, _ = integrate.nquad(lambda *w: math.exp(log_f(*w) - peak),
                              [(c - 12.0, c + 12.0) for c in centre],
                              opts={"epsabs": 0.0, "epsrel": 1e-10, "limit": 200})
-    return math.log(val) + peak
+    return math.log(val) + peak + 0.5 * len(integ.unloaded) * LOG_2PI
 
 
 @pytest.mark.parametrize("axis_name, meas, combos", [
     # one latent: a censored and an observed prolactin on different days
     ("prolactin", [M("prolactin", 400.0, "right"), M("prolactin", 520.0, day=7.0)],
      [(0, 0, 0), (1, 0, 0), (2, 1, 6), (1, 2, 4)]),
-    # two latents: late-night salivary cortisol "<3" with an ACTH (the censored edge is
-    # much sharper than the latent spread in the Cushing's states)
+    # two loaded latents: late-night salivary cortisol "<3" with an ACTH (the censored edge is
+    # much sharper than the latent spread in the Cushing's states); the adrenal reserve, which
+    # only the cosyntropin-stimulated cortisols load on, integrates out
     ("adrenal", [M("cortisol", 3.0, "left", hour=23.0, specimen="saliva"),
                  M("acth", 9.0, hour=8.0)], [(0,), (2,)]),
 ], ids=["prolactin-K1", "adrenal-K2"])
