@@ -125,11 +125,24 @@ def point_params(model: CompiledModel) -> ParamDraws:
     )
 
 
+def latent_mean_spread(model: CompiledModel, axis: int) -> np.ndarray:
+    """The absolute spread (log units) of each of an axis' latent means across literature
+    draws, ``(K,)``: the ``uncertainty`` table's ``latent_mean``, or the axis' own value for
+    a latent where ``uncertainty.axes.<axis>.latent_mean`` gives one (a latent whose states'
+    means the literature pins more tightly, e.g. by diagnostic thresholds)."""
+    u = model.spec.raw.get("uncertainty", {})
+    ax = model.axes[axis]
+    own = u.get("axes", {}).get(ax.name, {}).get("latent_mean", {})
+    default = u.get("latent_mean", 0.0)
+    return np.array([float(own.get(k, default)) for k in ax.latents])
+
+
 def literature_draws(model: CompiledModel, n: int = 1000, seed: int = 20261124) -> ParamDraws:
     """Draws that express the literature prior set's own uncertainty.
 
     Each group is perturbed by the spread in the prior set's ``uncertainty`` table: latent
-    means (absolute, log units), latent spreads and medians (relative), prevalence and
+    means (absolute, log units; per axis and latent where the table gives one,
+    :func:`latent_mean_spread`), latent spreads and medians (relative), prevalence and
     symptom probabilities (on the odds scale).  Deterministic for a seed.
     """
     u = model.spec.raw.get("uncertainty", {})
@@ -138,7 +151,8 @@ def literature_draws(model: CompiledModel, n: int = 1000, seed: int = 20261124) 
     lat_mean, lat_sd, prior_base = [], [], []
     for ai, ax in enumerate(model.axes):
         m = pt.lat_mean[ai]
-        lat_mean.append(m + rng.normal(0.0, u.get("latent_mean", 0.0), size=(n,) + m.shape[1:]))
+        spread = latent_mean_spread(model, ai)
+        lat_mean.append(m + rng.normal(0.0, spread, size=(n,) + m.shape[1:]))
         s = pt.lat_sd[ai]
         lat_sd.append(s * np.exp(rng.normal(0.0, u.get("latent_sd", 0.0), size=(n,) + s.shape[1:])))
         b = pt.prior_base[ai][0]

@@ -186,6 +186,7 @@ def _check(raw: dict[str, Any]) -> list[str]:
             problems.append(f"links[{i}]: parent axis {pa} must come before {ca} in `order`")
         check_src(f"links[{i}]", link.get("src"))
     problems.extend(_check_context(raw, check_src))
+    problems.extend(_check_uncertainty(raw, check_src))
     sym = raw["symptoms"]
     for cause, table in sym.get("causes", {}).items():
         if "." in cause:
@@ -248,6 +249,39 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
                     problems.append(f"prevalence.{ax}.modifiers[{j}]: unknown flag '{flag}'")
     for i, row in enumerate(raw.get("age_effects", [])):
         check_src(f"age_effects[{i}]", row.get("src"))
+    return problems
+
+
+def _is_spread(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x >= 0
+
+
+def _check_uncertainty(raw: dict[str, Any], check_src) -> list[str]:
+    """Problems in the ``uncertainty`` table: every spread a number >= 0; a per-axis entry
+    (``axes.<axis>``: ``latent_mean`` per latent, with its sources) naming known axes and
+    latents only."""
+    problems: list[str] = []
+    u = raw.get("uncertainty") or {}
+    for key, value in u.items():
+        if key != "axes" and not _is_spread(value):
+            problems.append(f"uncertainty.{key} must be a number >= 0")
+    for ax, entry in (u.get("axes") or {}).items():
+        where = f"uncertainty.axes.{ax}"
+        if ax not in raw["axes"]:
+            problems.append(f"{where}: unknown axis")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be a table (latent_mean, src)")
+            continue
+        check_src(where, entry.get("src"))
+        for key in sorted(set(entry) - {"latent_mean", "src"}):
+            problems.append(f"{where}: unknown key '{key}' (known: latent_mean, src)")
+        latents = raw["axes"][ax].get("latents", {})
+        for lat, value in (entry.get("latent_mean") or {}).items():
+            if lat not in latents:
+                problems.append(f"{where}.latent_mean: unknown latent '{lat}' of axis {ax}")
+            elif not _is_spread(value):
+                problems.append(f"{where}.latent_mean.{lat} must be a number >= 0")
     return problems
 
 
