@@ -30,7 +30,19 @@ UNRECOGNISED_MEDICATION = (
     "medication '{text}' not recognised: not one of the medications this model knows to "
     "change endocrine results (`neb-bayes vocab context` lists them); if it is one, check "
     "its spelling")
+#: Why a context mention that says it is not known yet is not used
+UNCERTAIN_CONTEXT = (
+    "context '{text}': {label} is mentioned as not known yet (possible, pending, to be "
+    "excluded): not read as a fact; give it as one when it is known")
 _NEGATION = re.compile(r"\b(no|not|denies|denied|negative|without|never|nil|none)\b", re.I)
+#: after a term, in its clause: what says the thing is absent ("pregnancy excluded")
+_NEGATION_AFTER = re.compile(r"\b(negative|excluded|ruled out|unlikely|absent)\b", re.I)
+#: in a term's clause: what says it is not known yet ("possible pregnancy", "pregnancy test
+#: pending", "pregnancy to be excluded"): such a mention is not read as a fact
+_UNCERTAIN = re.compile(
+    r"(\?|\b(possible|possibly|suspected|suspicion|query|queried|pending|awaited|"
+    r"probable|probably|likely|maybe|to be (excluded|ruled out|confirmed)|rule out|r/o|if)\b)",
+    re.I)
 _STOPPED = re.compile(
     r"\b(stopped|discontinued|withdrawn|withdrawal|tapered off|ceased|came off|off since|"
     r"weaned|finished)\b", re.I)
@@ -126,11 +138,30 @@ def _first_hits(hits: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return sorted(first.items(), key=lambda kv: kv[1])
 
 
+def _clause(text: str, pos: int) -> tuple[str, str]:
+    """The parts of the term's clause before and after ``pos`` (a clause ends at "." or ";"
+    and at "but"/"except"; a parenthesis is an aside about something else: "pregnant
+    (dating scan pending)")."""
+    cut = r"[.;]|\bbut\b|\bexcept\b"
+    before, after = re.split(cut, text[:pos])[-1], re.split(cut, text[pos:])[0]
+    return re.sub(r"\([^)]*\)?", " ", before), re.sub(r"\([^)]*\)?", " ", after)
+
+
 def _negated(text: str, pos: int) -> bool:
-    before = text[:pos]
-    # a negation governs the rest of its sentence ("no X, Y or Z"), up to "but"/"except"
-    clause = re.split(r"[.;]|\bbut\b|\bexcept\b", before)[-1]
-    return bool(_NEGATION.search(clause)) or bool(re.search(r"\bnegative\b", text[pos:], re.I))
+    """Whether the term at ``pos`` is negated: a negation before it in its clause governs
+    the rest of it ("no X, Y or Z"); after it, words that say it is absent ("pregnancy
+    excluded", "hCG negative"), unless they say it is still to be found out."""
+    before, after = _clause(text, pos)
+    if _NEGATION.search(before):
+        return True
+    return bool(_NEGATION_AFTER.search(after)) and not _uncertain(text, pos)
+
+
+def _uncertain(text: str, pos: int) -> bool:
+    """Whether the term's clause says it is not known yet ("possible pregnancy", "pregnancy
+    test pending", "pregnancy to be excluded")."""
+    before, after = _clause(text, pos)
+    return bool(_UNCERTAIN.search(before) or _UNCERTAIN.search(after))
 
 
 def _dose_mg(text: str) -> float | None:
@@ -216,6 +247,10 @@ def _read_context_item(reading: ContextReading, i: int, text: str) -> None:
     for flag, pos in _first_hits(hits):
         if _negated(text, pos):
             reading.negated.append({"item": item, "flag": flag, "text": text})
+            continue
+        if _uncertain(text, pos):
+            reading.not_used.append(NotUsed(item, UNCERTAIN_CONTEXT.format(
+                text=written, label=flag_table()[flag].label)))
             continue
         if flag == "pregnancy":
             m = _WEEK.search(text)

@@ -427,3 +427,40 @@ def test_vocab_context_lists_every_flag_with_its_effects() -> None:
     assert not missing, f"flags with effects missing from `vocab context`: {missing}"
     for flag in expected:
         assert "effect:" in blocks[flag] or "prior odds" in blocks[flag], flag
+
+
+# ---------------------------------------------------------------- what a mention says of itself
+
+@pytest.mark.parametrize("text", [
+    "pregnancy excluded", "pregnancy ruled out", "pregnancy test negative", "hCG negative",
+    "negative beta-hCG", "not pregnant"])
+def test_a_mention_that_says_it_is_absent_is_negated(text: str) -> None:
+    """(Found by an audit: "pregnancy excluded" and "pregnancy ruled out" were read as
+    pregnancy, and "hCG negative", an example in the case format, was not recognised.)"""
+    case = _case(context=[text], pregnant=None)
+    assert "pregnancy_any" not in _flags(case)
+    assert "patient.context[0]" not in _not_used_items(case)
+    assert any(n["flag"] == "pregnancy" for n in _run(case).evidence.context.negated)
+
+
+@pytest.mark.parametrize("text", [
+    "possible pregnancy", "pregnancy test pending", "pregnancy to be excluded",
+    "pregnant?", "query pregnancy"])
+def test_a_mention_not_known_yet_is_not_read_as_a_fact(text: str) -> None:
+    case = _case(context=[text], pregnant=None)
+    assert "pregnancy_any" not in _flags(case)
+    reasons = [n for n in _run(case).to_dict()["not_used"] if n["item"] == "patient.context[0]"]
+    assert reasons and "not known yet" in reasons[0]["reason"]
+
+
+@pytest.mark.parametrize("text", ["pregnant, 10 weeks", "hCG positive",
+                                  "pregnant (dating scan pending)"])
+def test_a_mention_of_a_fact_is_read(text: str) -> None:
+    assert "pregnancy_any" in _flags(_case(context=[text], pregnant=None))
+
+
+def test_an_hcg_number_is_not_pregnancy() -> None:
+    """A quantitative hCG ("urine hCG <5" is negative) is not read as pregnancy."""
+    case = _case(context=["urine hCG <5"], pregnant=None)
+    assert "pregnancy_any" not in _flags(case)
+    assert "patient.context[0]" in _not_used_items(case)
