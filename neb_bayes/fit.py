@@ -474,6 +474,11 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
         cases, labels, dropped = without_unsupported(model, cases, labels)

@@ -132,10 +132,12 @@ def utf8_name(name: str) -> bool:
 
 
 def ignored_files(path: Path) -> list[str]:
-    """Files of a directory input that are not read (unknown suffix, hidden, or a name that
-    is not UTF-8)."""
+    """Entries of a directory input that are not read: files of an unknown suffix, hidden,
+    or with a name that is not UTF-8, and subdirectories (``name/``: a directory input is
+    not read recursively) and links to nothing."""
     keep = {p.name for p in _dir_files(path)}
-    return sorted(p.name for p in path.iterdir() if p.is_file() and p.name not in keep)
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
+                  if p.name not in keep)
 
 
 #: bytes.strip's (and bytes.isspace's) whitespace: a line of only these is blank

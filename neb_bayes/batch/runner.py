@@ -570,8 +570,9 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         raise BatchUsageError(str(exc)) from None
     for raw in opts.inputs:
         if input_kind(Path(raw)) == "dir" and (ignored := ignored_files(Path(raw))):
-            echo(f"neb-bayes batch: {raw}: {len(ignored)} file(s) not read (not .jsonl, "
-                 f".ndjson, .csv, .yaml, .yml or .json, hidden, or a name that is not UTF-8), "
+            echo(f"neb-bayes batch: {raw}: {len(ignored)} entries not read (not .jsonl, "
+                 f".ndjson, .csv, .yaml, .yml or .json, hidden, a name that is not UTF-8, a "
+                 f"subdirectory: directories are not read recursively, or a broken link), "
                  f"e.g. {ignored[0]!r}")
     prior_set = load_prior_set(opts.priors)
     if opts.draws != 0 and prior_set.draws is None:

@@ -445,3 +445,14 @@ def test_blank_lines_before_the_header_and_a_column_without_a_name(tmp_path: Pat
     assert err1 == err2 == []
     assert q1["measurements"][0]["analyte"] == "TSH" and "csv column 4 (no name)" not in q1
     assert q2["csv column 4 (no name)"] == "(not read)"
+
+
+def test_a_directorys_subdirectories_and_broken_links_are_named_as_not_read(tmp_path) -> None:
+    """A directory input is not read recursively: its subdirectories, and links to nothing,
+    are among what the batch names as not read (they were skipped without a word)."""
+    (tmp_path / "a.json").write_text('{"id": "a", "measurements": []}')
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "b.json").write_text('{"id": "b", "measurements": []}')
+    (tmp_path / "gone.json").symlink_to(tmp_path / "nowhere.json")
+    assert [i.source for i in iter_items([tmp_path])] == [str(tmp_path / "a.json")]
+    assert inputs.ignored_files(tmp_path) == ["gone.json", "more/"]

@@ -92,3 +92,14 @@ def test_a_broken_prior_set_is_exit_3(cohort, tmp_path):
     res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
                                     "--priors", str(broken)])
     assert res.exit_code == 3 and "cannot use prior set" in res.output, res.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("draws", 0), ("tune", -1), ("chains", 0),
+                                               ("draws", 2.5), ("seed", -1)])
+def test_the_library_fit_checks_its_numbers_before_any_work(option, value) -> None:
+    """(The command line checked them; fit() itself crashed late, e.g. nutpie on tune 0.)"""
+    from neb_bayes.fit import fit
+    from neb_bayes.model.compiled import load_model
+
+    with pytest.raises(ValueError, match=f"{option} must be a whole number"):
+        fit(load_model(), [], **{option: value})
