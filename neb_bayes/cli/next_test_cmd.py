@@ -37,19 +37,39 @@ def format_text(plan_dict: dict) -> str:
         return "\n".join(lines) + "\n"
     lines.append(f"uncertain conditions: {', '.join(plan_dict['targets'])} "
                  f"({plan_dict['entropy_bits']:.3f} bits in all)")
-    lines.append(f"{'#':>2}  {'test':44s} {'gain bits':>9} {'cost':>5} {'score':>7}  would move")
-    for r in plan_dict["tests"]:
-        label = r["label"] + (f" [{r['specimen']}]" if r["specimen"] else "")
+    if not plan_dict["tests"]:
+        lines.append("no candidate test would change them: the tests that bear on them are "
+                     "already in the case, or none is in the catalogue "
+                     "(neb_bayes/vocab/test_costs.yaml)")
+        return "\n".join(lines) + "\n"
+    labels = [r["label"] + (f" [{r['specimen']}]" if r["specimen"] else "")
+              for r in plan_dict["tests"]]
+    width = max(len("test"), *map(len, labels))          # (whole names: none cut)
+    lines.append(f"{'#':>2}  {'test':{width}s} {'gain bits':>9} {'cost':>5} {'score':>7}  "
+                 "would move")
+    for r, label in zip(plan_dict["tests"], labels, strict=True):
         moves = "; ".join(
             f"{c['condition']} {_pct(c['probability'])} -> {_pct(c['likely_range'][0])}"
-            f"..{_pct(c['likely_range'][1])}" for c in r["conditions"][:2]) or "-"
-        lines.append(f"{r['rank']:>2}  {label[:44]:44s} {r['expected_information_gain_bits']:9.4f} "
-                     f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves}")
+            f"..{_pct(c['likely_range'][1])}" for c in r["conditions"] if _moves(c))
+        lines.append(f"{r['rank']:>2}  {label:{width}s} "
+                     f"{r['expected_information_gain_bits']:9.4f} "
+                     f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves or '-'}")
     for note in plan_dict.get("notes", []):
         lines.append(f"note: {note}")
     lines.append("gain: expected fall in the summed yes/no entropy of the uncertain conditions; "
                  "costs are illustrative (neb_bayes/vocab/test_costs.yaml)")
     return "\n".join(lines) + "\n"
+
+
+#: a condition a test's likely results move by less than this (probability, either way) is
+#: not listed under "would move"
+MOVE_MIN = 0.005
+
+
+def _moves(row: dict) -> bool:
+    """Whether a test's likely results move a condition enough to list (:data:`MOVE_MIN`)."""
+    lo, hi = row["likely_range"]
+    return max(row["probability"] - lo, hi - row["probability"]) >= MOVE_MIN
 
 
 @click.command("next-test")

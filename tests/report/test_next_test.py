@@ -225,3 +225,24 @@ def test_cli_next_test_text_and_json(tmp_path) -> None:
     assert out["targets"] and out["objective"]
     bad = CliRunner().invoke(main, ["next-test", str(EXAMPLES / "nope.yaml")])
     assert bad.exit_code == 2
+
+
+def test_the_text_table_keeps_whole_names_lists_only_moves_and_explains_an_empty_one() -> None:
+    """(Found by an audit: names were cut at 44 characters, conditions a test leaves where
+    they are were listed as moved, and an empty table had no word of why.)"""
+    from neb_bayes.cli.next_test_cmd import format_text
+
+    long = "adrenocorticotropic hormone (ACTH) (08:00), a name well over forty-four letters"
+    row = {"rank": 1, "label": long, "specimen": "plasma", "expected_information_gain_bits": 0.5,
+           "relative_cost": 3.0, "score": 0.5,
+           "conditions": [{"condition": "moved", "probability": 0.3, "likely_range": [0.1, 0.9]},
+                          {"condition": "still", "probability": 0.705,
+                           "likely_range": [0.704, 0.706]}]}
+    plan = {"case_id": "c", "scope": "question", "cost_weight": 0.0, "targets": ["moved"],
+            "entropy_bits": 1.0, "tests": [row]}
+    text = format_text(plan)
+    assert f"{long} [plasma]" in text
+    assert "moved 30" in text
+    assert "still" not in text
+    empty = format_text({**plan, "tests": []})
+    assert "no candidate test would change them" in empty
