@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes.batch.csv_cases import row_to_case, sparse_row
-from neb_bayes.case.loader import CASE_SUFFIXES, load_text
+from neb_bayes.case.loader import CASE_SUFFIXES, is_text, load_text
 from neb_bayes.case.model import CaseError, FieldError
 
 __all__ = [
@@ -116,19 +116,9 @@ def _dir_files(path: Path) -> list[Path]:
     return sorted(
         (p for p in path.iterdir()
          if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
-         and utf8_name(p.name)),
+         and is_text(p.name)),   # (else it cannot be written as a source)
         key=lambda p: p.name,
     )
-
-
-def utf8_name(name: str) -> bool:
-    """Whether a file name is UTF-8 text (a name with other bytes, which Python holds as
-    surrogate escapes, cannot be written to the outputs as a case's source)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def ignored_files(path: Path) -> list[str]:
@@ -365,6 +355,11 @@ class _LineCounter:
             self.recorded.append((self.number, text, self.bad))
         return text
 
+    @property
+    def at_end(self) -> bool:
+        """Whether the file's end was reached and no line given back is left to read."""
+        return self.ended and not self._back
+
     def record(self) -> None:
         """Start recording the lines read (into :attr:`recorded`)."""
         self.recorded = []
@@ -394,7 +389,7 @@ def _csv_record(text: str, lines: _LineCounter) -> list[str]:
         raise
     taken = lines.recorded or []
     lines.recorded = None
-    if not lines.ended or lines._back:
+    if not lines.at_end:
         return row                     # (the record ended before the end of the file)
     try:
         next(csv.reader([text, *(t for _, t, _ in taken)], strict=True), [])
@@ -569,7 +564,7 @@ def describe_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[dict[str, 
     out = []
     for raw in inputs:
         path = Path(raw)
-        if not utf8_name(str(path)):
+        if not is_text(str(path)):
             raise InputError(f"{str(path)!r}: the path is not UTF-8 text; rename it")
         kind = input_kind(path)
         files = _dir_files(path) if kind == "dir" else [path]

@@ -160,18 +160,21 @@ def _broken_strings(value: Any, path: str) -> Iterator[str]:
     Unicode text."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and not _is_text(key):
+            if isinstance(key, str) and not is_text(key):
                 yield f"{path}.<key>" if path else "<key>"
                 continue
             yield from _broken_strings(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _broken_strings(item, f"{path}[{i}]")
-    elif isinstance(value, str) and not _is_text(value):
+    elif isinstance(value, str) and not is_text(value):
         yield path
 
 
-def _is_text(s: str) -> bool:
+def is_text(s: str) -> bool:
+    """Whether ``s`` is Unicode text that UTF-8 can write: not when it holds half a
+    character (an unpaired surrogate, from an escape or from a file name's undecodable
+    bytes, which Python holds as surrogate escapes)."""
     try:
         s.encode("utf-8")
     except UnicodeEncodeError:

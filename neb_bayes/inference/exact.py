@@ -2063,18 +2063,13 @@ class SymptomTerms:
 
 
 @lru_cache(maxsize=256)
-def _prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndarray]:
-    """Prior axis marginals and condition probabilities of a stratum (cached)."""
+def prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndarray]:
+    """Prior axis marginals and condition probabilities (``none`` last) of a stratum
+    (:class:`~neb_bayes.model.prior.Covariates`), cached."""
     prior_joint, _ = _normalise(log_prior(model, cov))
     marg = axis_marginals(prior_joint)
     c, none = condition_probabilities(model, prior_joint)
     return marg, np.append(c, none)
-
-
-def prior_summary(model: CompiledModel, cov) -> tuple[list[np.ndarray], np.ndarray]:
-    """Prior axis marginals and condition probabilities (``none`` last) of a stratum
-    (:class:`~neb_bayes.model.prior.Covariates`), cached."""
-    return _prior_summary(model, cov)
 
 
 def _with_prior(log_joint: np.ndarray, lp: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -2127,7 +2122,7 @@ def infer_exact(model: CompiledModel, ev: Evidence, explain: bool = True) -> Exa
     joint, log_ev = _normalise(log_joint)
     marginals = axis_marginals(joint)
     probs, none = condition_probabilities(model, joint)
-    prior_marg, prior_cond = _prior_summary(model, ev.covariates)
+    prior_marg, prior_cond = prior_summary(model, ev.covariates)
     log_bf = None
     if explain and groups:
         full = condition_log_odds(model, log_joint)
