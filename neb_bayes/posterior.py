@@ -394,26 +394,102 @@ class Result:
                                "ess_bulk_min": config.NUTS_ESS_MIN}}
 
     def to_dataset(self) -> xr.Dataset:
-        """Probabilities (and draws, when present) as an :class:`xarray.Dataset`."""
+        """The result as an :class:`xarray.Dataset` that ``to_netcdf`` can write.
+
+        Returns
+        -------
+        xarray.Dataset
+            Coordinates ``condition`` (every condition id and ``"none"``), ``<axis>_state``
+            per axis, ``latent`` (``axis.latent``) and ``bound`` (``"lower"``, ``"upper"``).
+            Variables:
+
+            - ``probability`` (condition) and ``probability_interval`` (condition, bound): the
+              posterior and its credible interval (attrs ``interval_prob``, ``interval_kind``),
+              as the JSON report's ``conditions``/``none``; ``probability_draws`` (draw,
+              condition) where the prior set has draws;
+            - ``state_<axis>`` and ``state_<axis>_interval`` (``<axis>_state``, bound): each
+              axis state's posterior probability and its interval over the draws (the JSON
+              report's ``other_states`` intervals, for every state); ``state_<axis>_prior``
+              its prior;
+            - ``latent_mean``, ``latent_lower``, ``latent_upper`` (latent): the latents' log
+              means and intervals;
+            - with ``--method nuts`` (``method="nuts"``), the JSON report's ``nuts`` block:
+              per sampled state combination (dimension ``nuts_combination``) ``nuts_axis``,
+              ``nuts_states``, ``nuts_exact_weight``, ``nuts_r_hat_max``,
+              ``nuts_ess_bulk_min``, ``nuts_divergences``, ``nuts_weak`` and
+              ``nuts_problems`` (text, ``"; "``-joined); per sampled latent (dimension
+              ``nuts_latent``, ``axis.latent``) ``nuts_latent_log_mean``, ``_log_sd``,
+              ``_mcse``, ``_mass_sampled``, ``_exact_log_mean``, ``_difference`` (NaN where
+              the exact engine has no such latent) and ``_agrees``; attrs ``nuts_method``,
+              ``nuts_agrees_with_exact`` (0/1), ``nuts_r_hat_max_threshold``,
+              ``nuts_ess_bulk_min_threshold`` and ``nuts_warnings`` (newline-joined).
+
+            Attrs are strings and numbers only (netCDF-legal): ``case_id``, the interval's
+            kind and probability, ``warnings`` (newline-joined) and each provenance entry as
+            ``provenance_<key>`` (text).
+        """
         import xarray as xr
 
         names = [*self.condition_ids, "none"]
-        probs = self.probabilities
+        probs, ivs = self.probabilities, self.intervals
         ds = xr.Dataset(
-            {"probability": ("condition", np.array([probs[n] for n in names]))},
-            coords={"condition": names},
-            attrs={"case_id": self.case.id, "interval_prob": self.interval_prob,
-                   "interval_kind": config.INTERVAL_KIND, **{
+            {"probability": ("condition", np.array([probs[n] for n in names])),
+             "probability_interval": (("condition", "bound"),
+                                      np.array([ivs[n] for n in names], dtype=float))},
+            coords={"condition": names, "bound": ["lower", "upper"]},
+            attrs={"case_id": str(self.case.id), "interval_prob": self.interval_prob,
+                   "interval_kind": config.INTERVAL_KIND,
+                   "warnings": "\n".join(self.evidence.warnings), **{
                        f"provenance_{k}": str(v) for k, v in self.provenance.items()}},
         )
         if self.draw_probs is not None:
             ds["probability_draws"] = (("draw", "condition"), self.draw_probs)
+        first = np.cumsum([0] + [ax.n_states for ax in self.model.axes])
         for ai, ax in enumerate(self.model.axes):
-            ds[f"state_{ax.name}"] = (f"{ax.name}_state", self.exact.marginals[ai])
-            ds = ds.assign_coords({f"{ax.name}_state": list(ax.states)})
+            dim, marg = f"{ax.name}_state", self.exact.marginals[ai]
+            ds = ds.assign_coords({dim: list(ax.states)})
+            ds[f"state_{ax.name}"] = (dim, np.asarray(marg, dtype=float))
+            ds[f"state_{ax.name}_interval"] = ((dim, "bound"), np.array(
+                [self._state_interval(first[ai] + si, float(marg[si]))
+                 for si in range(ax.n_states)], dtype=float))
+            ds[f"state_{ax.name}_prior"] = (dim, np.asarray(self.exact.prior_marginals[ai],
+                                                            dtype=float))
         if self.latents:
             ds["latent_mean"] = ("latent", [x["log_mean"] for x in self.latents])
             ds["latent_lower"] = ("latent", [x["log_interval"][0] for x in self.latents])
             ds["latent_upper"] = ("latent", [x["log_interval"][1] for x in self.latents])
             ds = ds.assign_coords(latent=[f"{x['axis']}.{x['latent']}" for x in self.latents])
+        if self.nuts is not None:
+            ds = _with_nuts(ds, self._nuts_summary())
         return ds
+
+
+def _with_nuts(ds: xr.Dataset, nuts: dict[str, Any]) -> xr.Dataset:
+    """``ds`` with the ``--method nuts`` summary (:meth:`Result._nuts_summary`) as variables on
+    the ``nuts_combination`` and ``nuts_latent`` dimensions and netCDF-legal attrs."""
+    combos, latents = nuts["state_combinations"], nuts["latents"]
+    cdim, ldim = "nuts_combination", "nuts_latent"
+    out = ds.assign({
+        "nuts_axis": (cdim, [str(c["axis"]) for c in combos]),
+        "nuts_states": (cdim, [str(c["states"]) for c in combos]),
+        "nuts_exact_weight": (cdim, np.array([c["exact_weight"] for c in combos], dtype=float)),
+        "nuts_r_hat_max": (cdim, np.array([c["r_hat_max"] for c in combos], dtype=float)),
+        "nuts_ess_bulk_min": (cdim, np.array([c["ess_bulk_min"] for c in combos], dtype=float)),
+        "nuts_divergences": (cdim, np.array([c["divergences"] for c in combos], dtype=np.int64)),
+        "nuts_weak": (cdim, np.array([c["weak"] for c in combos], dtype=bool)),
+        "nuts_problems": (cdim, ["; ".join(c["problems"]) for c in combos]),
+    })
+    out = out.assign_coords({ldim: [f"{r['axis']}.{r['latent']}" for r in latents]})
+    for key in ("log_mean", "log_sd", "mcse", "mass_sampled", "exact_log_mean", "difference"):
+        out[f"nuts_latent_{key}"] = (ldim, np.array([r.get(key, np.nan) for r in latents],
+                                                    dtype=float))
+    out["nuts_latent_agrees"] = (ldim, np.array([bool(r.get("agrees", False))
+                                                 for r in latents], dtype=bool))
+    out.attrs.update({
+        "nuts_method": str(nuts["method"]),
+        "nuts_agrees_with_exact": int(nuts["agrees_with_exact"]),
+        "nuts_r_hat_max_threshold": float(nuts["thresholds"]["r_hat_max"]),
+        "nuts_ess_bulk_min_threshold": float(nuts["thresholds"]["ess_bulk_min"]),
+        "nuts_warnings": "\n".join(nuts["warnings"]),
+    })
+    return out
