@@ -24,7 +24,13 @@ from neb_bayes.model.params import (
     tables_of,
     with_params,
 )
-from neb_bayes.model.spec import DEFAULT_PRIOR_FILE, PriorSetError, file_state, spec_from_tables
+from neb_bayes.model.spec import (
+    DEFAULT_PRIOR_FILE,
+    PriorSetError,
+    file_state,
+    is_netcdf,
+    spec_from_tables,
+)
 
 log = logging.getLogger("neb_bayes")
 
@@ -99,23 +105,6 @@ def load_prior_set(path: str | Path | None = None) -> PriorSet:
     # (a file written again, or its draws beside it, e.g. a new fit saved over an old one:
     # read again in a process that keeps running)
     return _load(str(resolved), (file_state(resolved), file_state(resolved.with_suffix(".nc"))))
-
-
-#: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-NETCDF_CLASSIC_SIGNATURE = b"CDF"
-NETCDF_SUFFIXES = frozenset({".nc", ".h5", ".netcdf"})
-
-
-def is_netcdf(path: str | Path) -> bool:
-    """Whether a file holds netCDF/HDF5 (by its first bytes; by its suffix if unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        return Path(path).suffix in NETCDF_SUFFIXES
-    return (head.startswith(HDF5_SIGNATURE) or head.startswith(NETCDF_CLASSIC_SIGNATURE)
-            or Path(path).suffix in NETCDF_SUFFIXES)
 
 
 def _checked(draws: ParamDraws, model: CompiledModel, source: str) -> ParamDraws:

@@ -59,12 +59,15 @@ def _read(case_path: str):
         _fail_case(exc)
 
 
-def _load_priors(priors: str | None):
+def _load_priors(priors: str | None, *, tables_only: bool = False):
+    """The prior set of ``--priors`` (``tables_only``: the compiled model of its YAML tables,
+    ``load_model``); exit 3 with what is wrong when it cannot be used."""
+    from neb_bayes.model.compiled import load_model
     from neb_bayes.model.spec import PriorSetError
     from neb_bayes.priorset import load_prior_set
 
     try:
-        return load_prior_set(priors)
+        return (load_model if tables_only else load_prior_set)(priors)
     except (PriorSetError, OSError, KeyError) as exc:
         click.echo(f"cannot use prior set {priors}: {exc}", err=True)
         sys.exit(EXIT_PRIORS)

@@ -28,12 +28,12 @@ def priors() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Default: beside the tables, .nc")
 def draws_cmd(tables: str | None, n_draws: int, seed: int, out: str | None) -> None:
     """Draw parameter sets expressing the literature prior set's own uncertainty."""
+    from neb_bayes.cli import _load_priors
     from neb_bayes.config import package_version
-    from neb_bayes.model.compiled import load_model
     from neb_bayes.model.params import literature_draws, save_draws
     from neb_bayes.model.spec import DEFAULT_PRIOR_FILE
 
-    model = load_model(tables)
+    model = _load_priors(tables, tables_only=True)
     path = Path(out) if out else Path(tables or DEFAULT_PRIOR_FILE).with_suffix(".nc")
     draws = literature_draws(model, n_draws, seed)
     save_draws(path, draws, model, {"kind": "literature", "neb_bayes_version": package_version(),

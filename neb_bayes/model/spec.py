@@ -24,10 +24,11 @@ DEFAULT_PRIOR_FILE = Path(__file__).resolve().parents[2] / "priors" / "default.y
 class PriorSetError(ValueError):
     """A prior set file that is inconsistent; lists every problem found."""
 
-    def __init__(self, problems: list[str], source: str = ""):
+    def __init__(self, problems: list[str], source: str = "",
+                 heading: str = "invalid prior set"):
         self.problems = problems
         super().__init__(
-            f"invalid prior set {source}:\n" + "\n".join(f"  - {p}" for p in problems)
+            f"{heading} {source}:\n" + "\n".join(f"  - {p}" for p in problems)
         )
 
 
@@ -71,7 +72,7 @@ def is_reference_state(state: str) -> bool:
 def _check(raw: dict[str, Any]) -> list[str]:
     """Return every inconsistency in the tables (empty when the prior set is sound)."""
     problems: list[str] = []
-    for key in ("axes", "conditions", "analytes", "prevalence", "order", "symptoms", "sources"):
+    for key in TOP_TABLES:
         if key not in raw:
             problems.append(f"missing top-level table '{key}'")
     if problems:
@@ -312,19 +313,110 @@ def file_state(path: str | Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+#: the first bytes of an HDF5 file (netCDF-4 is HDF5), and of a classic netCDF file
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NETCDF_CLASSIC_SIGNATURE = b"CDF"
+NETCDF_SUFFIXES = frozenset({".nc", ".h5", ".netcdf"})
+
+
+def is_netcdf(path: str | Path) -> bool:
+    """Whether a file holds netCDF/HDF5 (by its first bytes; by its suffix if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return Path(path).suffix in NETCDF_SUFFIXES
+    return (head.startswith(HDF5_SIGNATURE) or head.startswith(NETCDF_CLASSIC_SIGNATURE)
+            or Path(path).suffix in NETCDF_SUFFIXES)
+
+
+#: where a prior set's YAML tables are read, and where the files they are not go
+TABLES_READERS = ("load_model(path) and `neb-bayes priors draws --priors` read a prior set's "
+                  "YAML tables (e.g. priors/default.yaml)")
+NETCDF_READERS = ("read a netCDF prior set with neb_bayes.priorset.load_prior_set(path) (its "
+                  "`.model` is the compiled model), infer(case, priors=path), or `--priors` of "
+                  "`report`, `next-test`, `batch`, `priors fit`, `priors show`/`validate`")
+CASE_READERS = ("read a case with neb_bayes.read_case(path) or `neb-bayes report`/`check`; "
+                "a JSON Lines file of cases with `neb-bayes batch` or `priors fit`")
+#: the top-level tables every prior set has
+TOP_TABLES = ("axes", "conditions", "analytes", "prevalence", "order", "symptoms", "sources")
+
+
+def _netcdf_kind(path: Path) -> str:
+    """What a netCDF file is, from its provenance attributes (``kind``), and where its tables
+    are when they are a YAML file beside it."""
+    from neb_bayes.model.params import read_attrs
+
+    try:
+        kind = read_attrs(path).get("kind")
+    except Exception:  # noqa: BLE001 - any unreadable file is just "a netCDF/HDF5 file"
+        return "a netCDF/HDF5 file"
+    if kind == "fit":
+        return "a prior set saved by `neb-bayes priors fit` (netCDF)"
+    tables = [t for t in (path.with_suffix(".yaml"), path.with_suffix(".yml")) if t.is_file()]
+    beside = f" of the tables {tables[0].name} beside it: pass that" if tables else ""
+    return f"a prior set's parameter draws (netCDF, kind {kind!r}){beside}"
+
+
+def _not_tables(path: Path) -> PriorSetError | None:
+    """The error for a path that is plainly no prior set YAML file (a directory, a netCDF
+    file), saying what it is and what reads it; None otherwise."""
+    if path.is_dir():
+        return PriorSetError([f"a directory, not a prior set file: {TABLES_READERS}"], str(path))
+    if path.is_file() and is_netcdf(path):
+        return PriorSetError([_netcdf_kind(path), TABLES_READERS, NETCDF_READERS], str(path),
+                             heading="not a prior set's YAML tables")
+    return None
+
+
+def _case_like(raw: object) -> bool:
+    """Whether parsed YAML/JSON looks like a case (``case_format``, ``measurements``)."""
+    return isinstance(raw, dict) and bool({"case_format", "measurements"} & set(raw))
+
+
+def _jsonl_of_cases(path: str) -> bool:
+    """Whether a file that is not YAML starts with a JSON line holding a case."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            first = fh.readline()
+        return _case_like(json.loads(first))
+    except (OSError, ValueError):
+        return False
+
+
+def _not_a_prior_set(raw: object) -> str | None:
+    """What parsed YAML is when it is no prior set at all (a case, no tables of one)."""
+    if _case_like(raw):
+        return f"a case file, not a prior set: {CASE_READERS}; {TABLES_READERS}"
+    if not isinstance(raw, dict):
+        return f"not a prior set: its top level is no mapping of tables; {TABLES_READERS}"
+    if not set(TOP_TABLES) & set(raw):
+        return (f"not a prior set: none of its tables ({', '.join(TOP_TABLES)}); "
+                f"{TABLES_READERS}")
+    return None
+
+
 @lru_cache(maxsize=16)
 def _load_spec_cached(path: str, state: tuple[int, int] | None = None) -> ModelSpec:
+    other = _not_tables(Path(path))
+    if other is not None:
+        raise other
     try:
         with open(path, encoding="utf-8") as fh:
             raw = yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as exc:
-        raise PriorSetError([f"cannot read: {exc}"], path) from exc
+        hint = f"; {NETCDF_READERS}" if Path(path).suffix in NETCDF_SUFFIXES else ""
+        raise PriorSetError([f"cannot read: {exc}{hint}"], path) from exc
     except UnicodeDecodeError:   # its message would carry the file's bytes: not shown
         raise PriorSetError(["not a text (YAML) file, nor a netCDF prior set"], path) from None
     except yaml.YAMLError as exc:
+        if _jsonl_of_cases(path):
+            raise PriorSetError([f"a JSON Lines file of cases, not a prior set: "
+                                 f"{CASE_READERS}; {TABLES_READERS}"], path) from None
         raise PriorSetError([f"not valid YAML: {exc}"], path) from exc
-    if not isinstance(raw, dict):
-        raise PriorSetError(["top level must be a mapping"], path)
+    other_text = _not_a_prior_set(raw)
+    if other_text is not None:
+        raise PriorSetError([other_text], path)
     problems = _check(raw)
     if problems:
         raise PriorSetError(problems, path)

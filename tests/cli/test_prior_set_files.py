@@ -284,3 +284,49 @@ def test_a_prior_set_file_written_again_is_read_again_in_the_same_process(tmp_pa
             < before.probabilities["subclinical_hypothyroidism"] / 2)
     tables.with_suffix(".nc").unlink()
     assert load_prior_set(tables).draws is None
+
+
+def _jsonl_of_cases(tmp_path: Path) -> Path:
+    out = tmp_path / "cases.jsonl"
+    out.write_text('{"case_format": 1, "id": "a"}\n{"case_format": 1, "id": "b"}\n')
+    return out
+
+
+def _lonely_draws(tmp_path: Path) -> Path:
+    out = tmp_path / "draws.nc"
+    shutil.copy(DEFAULT_DRAWS, out)
+    return out
+
+
+@pytest.mark.parametrize("make,says", [
+    (lambda tmp: DEFAULT_DRAWS, ["parameter draws", "pass that", "default.yaml",
+                                 "load_prior_set(path)", "--priors"]),
+    (_lonely_draws, ["parameter draws", "load_prior_set(path)", "--priors"]),
+    (lambda tmp: Path(EXAMPLE), ["a case file", "read_case", "neb-bayes report"]),
+    (_jsonl_of_cases, ["JSON Lines file of cases", "neb-bayes batch"]),
+    (lambda tmp: tmp, ["a directory"]),
+    (lambda tmp: Path("cases/examples/expectations.yaml"), ["none of its tables"]),
+], ids=["shipped-draws", "draws-alone", "case", "jsonl", "directory", "other-yaml"])
+def test_load_model_says_what_a_wrong_file_is_and_what_reads_it(tmp_path, make, says):
+    """`load_model` reads YAML tables only: any other file is named for what it is, with the
+    call or option that takes it, in one line each (not a list of missing tables)."""
+    from neb_bayes.model.compiled import load_model
+    from neb_bayes.model.spec import PriorSetError
+
+    with pytest.raises(PriorSetError) as err:
+        load_model(make(tmp_path))
+    text = str(err.value)
+    for words in says:
+        assert words in text, text
+    assert "load_model(path)" in text and "missing top-level table" not in text
+    assert "not a text (YAML) file" not in text
+
+
+def test_priors_draws_refuses_a_draws_file_as_its_tables(tmp_path):
+    """`priors draws --priors default.nc` (not tables): exit 3 saying what reads it."""
+    out = tmp_path / "draws.nc"
+    res = CliRunner().invoke(main, ["priors", "draws", "--priors", str(DEFAULT_DRAWS),
+                                    "--out", str(out), "--n", "2"])
+    assert res.exit_code == EXIT_PRIORS, res.output
+    assert "parameter draws" in res.output and "load_prior_set" in res.output
+    assert not out.exists()
