@@ -310,7 +310,11 @@ class Result:
 
     # -- export -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report (shared/spec/conditions.md), plain Python types only."""
+        """The JSON report (shared/spec/conditions.md), plain Python types only; besides the
+        spec's fields, ``lab_results`` echoes every result read, as given and in the model's
+        unit, with the engine's flags (:func:`neb_bayes.report.results.lab_results`)."""
+        from neb_bayes.report.results import lab_results
+
         probs, ivs = self.probabilities, self.intervals
         conds = {
             c: {"probability": round(probs[c], 6), "interval": [round(x, 6) for x in ivs[c]]}
@@ -342,6 +346,7 @@ class Result:
                                  for k, v in self.population_prior_probabilities.items()},
             "accounted_for": list(self.evidence.adjustments) + self.context_priors(),
             "suspect_results": self.suspect_results(),
+            "lab_results": lab_results(self),
             "not_used": notes,
             "warnings": list(self.evidence.warnings) + (nuts["warnings"] if nuts else []),
             "log_evidence": self.exact.log_evidence,

@@ -30,11 +30,20 @@ from neb_bayes.report.format import (
     unassessed_sentences,
 )
 from neb_bayes.report.format import pct as _pct
+from neb_bayes.report.results import analyte_info as _analyte
+from neb_bayes.report.results import hhmm as _hhmm
+from neb_bayes.report.results import num_text as _num
+from neb_bayes.report.results import range_flag as _flag
+from neb_bayes.report.results import reference_interval as _ri_for
+from neb_bayes.report.results import reported_text as _reported
+from neb_bayes.report.results import used_sources as _used_sources
+from neb_bayes.report.results import value_text as _value_text
+from neb_bayes.report.results import vocab_ri as _vocab_ri
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from neb_bayes.case.model import Measurement, Patient
+    from neb_bayes.case.model import Measurement
 
 __all__ = ["CONDITION_NAMES", "render_html", "summary_text"]
 
@@ -126,21 +135,6 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _num(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
-        return f"{v:.3g}"
-    return f"{v:.4g}"
-
-
-def _hhmm(hour: float | None) -> str:
-    if hour is None:
-        return "—"
-    m = int(round(hour * 60)) % (24 * 60)
-    return f"{m // 60:02d}:{m % 60:02d}"
-
-
 def _odds(lbf: float) -> str:
     x = math.exp(min(abs(lbf), 50.0))
     sign = "×" if lbf >= 0 else "÷"
@@ -180,15 +174,6 @@ def _table(head: Sequence[str], rows: Iterable[Sequence[str]], num: Sequence[int
 
 # --------------------------------------------------------------------------------------------
 # lab results
-def _analyte(aid: str) -> Any:
-    try:
-        from neb_bayes.vocab import analytes
-
-        return analytes().get(aid)
-    except Exception:  # noqa: BLE001 - the vocabulary only labels results here
-        return None
-
-
 def _short(aid: str) -> str:
     a = _analyte(aid)
     if a is None:
@@ -199,68 +184,6 @@ def _short(aid: str) -> str:
         if " " not in abbr and len(abbr) <= 10 and any(ch.isupper() for ch in abbr):
             return abbr
     return name if len(name) <= 26 else name[:25] + "…"
-
-
-def _vocab_ri(aid: str, specimen: str, patient: Patient) -> tuple[float, float] | None:
-    a = _analyte(aid)
-    if a is None:
-        return None
-    sex = patient.sex
-    groups = []
-    if sex and patient.menopausal_status == "postmenopausal":
-        groups.append(f"{sex}_postmenopausal")
-    reading = getattr(patient, "menstrual", None)
-    phase = getattr(reading, "phase", None) if reading is not None else None
-    if sex and phase:
-        groups.append(f"{sex}_{phase}")
-    for g in groups:
-        if g in a.reference_interval:
-            return a.reference_interval[g]
-    return a.reference_for(sex, specimen)
-
-
-def _ri_for(m: Measurement, patient: Patient) -> tuple[tuple[float, float] | None, str]:
-    if m.reference_interval is not None:
-        return tuple(m.reference_interval), "lab"  # type: ignore[return-value]
-    ri = _vocab_ri(m.analyte, m.specimen, patient)
-    return ri, ("vocabulary default" if ri is not None else "none")
-
-
-def _flag(m: Measurement, ri: tuple[float, float] | None) -> tuple[str, str]:
-    """(text, css class) of a result relative to its reference interval."""
-    if ri is None:
-        return "—", ""
-    lo, hi = ri
-    v = m.value
-    if m.censor == "left":
-        if v <= lo:
-            return "low (below the limit)", "flag-low"
-        return f"below {_num(v)}: may be within", ""
-    if m.censor == "right":
-        if v >= hi:
-            return "high (above the limit)", "flag-high"
-        return f"above {_num(v)}: may be within", ""
-    if v < lo:
-        return "low", "flag-low"
-    if v > hi:
-        return "high", "flag-high"
-    return "within", ""
-
-
-def _value_text(m: Measurement, canonical_unit: str) -> str:
-    sign = {"left": "<", "right": ">"}.get(m.censor, "")
-    return f"{sign}{_num(m.value)} {canonical_unit}".strip()
-
-
-def _reported(m: Measurement) -> str:
-    raw = m.raw_value if m.raw_value is not None else _num(m.value)
-    if isinstance(raw, float):
-        raw = f"{raw:g}"
-    return f"{raw} {m.unit}".strip()
-
-
-def _used_sources(result: Result) -> set[int]:
-    return {int(s) for b in result.evidence.blocks for s in b.source.tolist()}
 
 
 def _lab_section(result: Result) -> str:
@@ -278,7 +201,8 @@ def _lab_section(result: Result) -> str:
         a = _analyte(m.analyte)
         unit = a.canonical_unit if a is not None else ""
         ri, source = _ri_for(m, patient)
-        flag, cls = _flag(m, ri)
+        flag, level = _flag(m, ri)
+        cls = f"flag-{level}" if level else ""
         ri_text = f"{_num(ri[0])} – {_num(ri[1])} {unit}" if ri is not None else "—"
         name = a.name if a is not None else m.analyte
         extra = []

@@ -14,6 +14,7 @@ from neb_bayes.report.format import (
     unassessed_sentences,
 )
 from neb_bayes.report.format import pct as _pct
+from neb_bayes.report.results import analyte_info, hhmm, num_text, reported_text, value_text
 
 
 def _next_tests(result: Result) -> list[dict]:
@@ -48,6 +49,38 @@ def _nuts_lines(nuts: dict) -> list[str]:
         lines.append(f"| {c['axis']} | {states_text(c['states'])} | {fine_pct(c['exact_weight'])} | "
                      f"{c['r_hat_max']:.3f} | {c['ess_bulk_min']:.0f} | {c['divergences']} | "
                      f"{'WEAK: ' + '; '.join(c['problems']) if c['weak'] else 'ok'} |")
+    return lines
+
+
+def _cell(text: object) -> str:
+    """Text for a Markdown table cell: case texts may hold ``|`` or line breaks."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _lab_lines(result: Result, rows: list[dict]) -> list[str]:
+    """The laboratory results table (the JSON report's ``lab_results``, as the HTML report's
+    table): each result as reported and in the model's unit, against its reference
+    interval, when it was collected, and what the engine did with it."""
+    if not rows:
+        return []
+    lines = ["", "## Laboratory results", "",
+             "As reported and in the model's unit, against the lab's own reference interval "
+             "when given, else the vocabulary's default adult interval.", "",
+             "| item | analyte | as reported | model unit | reference interval | flag | "
+             "collected | use |", "|---|---|---|---|---|---|---|---|"]
+    for m, row in zip(result.case.measurements, rows, strict=True):
+        a = analyte_info(m.analyte)
+        name = a.name if a is not None else m.analyte
+        ri = row["reference_interval"]
+        ri_text = (f"{num_text(ri[0])} – {num_text(ri[1])} {row['canonical_unit']} "
+                   f"({row['reference_interval_source']})" if ri is not None else "—")
+        when = (f"{hhmm(m.hour)}, " if m.hour is not None else "") + f"day {num_text(m.day)}"
+        use = ("used" if row["used"] else f"not used: {row.get('not_used') or 'see Not used'}")
+        if row["flags"]:
+            use += f" ({', '.join(row['flags'])})"
+        cells = [f"`{row['item']}`", f"{name} ({m.specimen})", reported_text(m),
+                 value_text(m, row["canonical_unit"]), ri_text, row["range"], when, use]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return lines
 
 
@@ -89,6 +122,7 @@ def render_markdown(result: Result) -> str:
                   for o in d["other_states"]]
     for sentence in unassessed_sentences(d):
         lines += ["", sentence]
+    lines += _lab_lines(result, d["lab_results"])
     ev = d["evidence"]
     if ev:
         lines += ["", "## What moved the leading probabilities", "",

@@ -7,6 +7,7 @@ from neb_bayes.case import read_case
 from neb_bayes.model.compiled import load_model
 from neb_bayes.report import render_markdown
 from neb_bayes.report.format import interval_text
+from neb_bayes.report.results import num_text
 from tests.report.conftest import EXAMPLES, example_result
 
 
@@ -40,3 +41,24 @@ def test_a_prior_set_without_draws_says_so():
     assert result.draw_probs is None
     rows = _rows(render_markdown(result))
     assert rows and all(cell == "no parameter draws" for cell in rows.values())
+
+
+def test_markdown_has_a_results_table_like_the_html(example_name: str) -> None:
+    """Each result read is a row of the Markdown report: as reported, in the model's unit,
+    and whether it was used, as in the HTML report's table."""
+    result = example_result(example_name)
+    text = render_markdown(result)
+    lab = {row["item"]: row for row in result.to_dict()["lab_results"]}
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| `measurements[")}
+    assert set(rows) == {f"`{item}`" for item in lab}
+    if lab:
+        assert "## Laboratory results" in text
+    for m in result.case.measurements:
+        row = rows[f"`measurements[{m.index}]`"]
+        raw = m.raw_value
+        shown = f"{raw:g}" if isinstance(raw, float) else str(raw)
+        assert f"{shown} {m.unit}".strip() in row
+        assert num_text(m.value) in row
+        used = lab[f"measurements[{m.index}]"]["used"]
+        assert ("| used" in row) == used and ("not used" in row) != used

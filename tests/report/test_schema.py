@@ -11,7 +11,7 @@ import pytest
 
 from neb_bayes.report import render_json
 
-from .conftest import CONDITION_IDS, ROOT, example_result
+from .conftest import CONDITION_IDS, ROOT, example_result, raw_measurements
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -69,3 +69,58 @@ def test_schema_rejects_broken_reports(validator, mutate) -> None:
     broken = copy.deepcopy(report)
     mutate(broken)
     assert not validator.is_valid(broken)
+
+
+def test_json_echoes_every_lab_result_as_given_and_as_used(example_name: str) -> None:
+    """``lab_results``: each result the reader read, its value and unit as the case file gave
+    them, its value in the model's unit, specimen, time, whether it was used and the flags the
+    engine attached (the context that adjusted it, a likely wrong result)."""
+    result = example_result(example_name)
+    report = json.loads(render_json(result))
+    given = raw_measurements(example_name)
+    rows = {row["item"]: row for row in report["lab_results"]}
+    assert len(rows) == len(result.case.measurements)
+    used = {int(s) for b in result.evidence.blocks for s in b.source.tolist()}
+    for m in result.case.measurements:
+        row = rows[f"measurements[{m.index}]"]
+        raw = given[m.index]
+        assert (row["analyte"], row["specimen"]) == (m.analyte, m.specimen)
+        assert row["value"] == raw["value"] and row["unit"] == raw.get("unit", "")
+        assert row["canonical_value"] == pytest.approx(m.value)
+        assert row["censor"] == m.censor
+        assert (row["time"] is None) == (m.hour is None)
+        collected = raw.get("collected")
+        if isinstance(collected, str) and re.search(r"\b\d\d:\d\d", collected):
+            assert row["time"] in collected
+        assert row["used"] == (m.index in used)
+    for entry in report["accounted_for"]:
+        for item in entry.get("items", []):
+            if item in rows and "flag" in entry and entry.get("kind") != "prior_odds":
+                assert entry["flag"] in rows[item]["flags"], (item, entry["flag"])
+    for suspect in report["suspect_results"]:
+        assert "suspect_result" in rows[f"measurements[{suspect['measurement']}]"]["flags"]
+
+
+def test_the_echoed_results_stay_out_of_the_log(tmp_path, caplog) -> None:
+    """The JSON and Markdown reports echo the values; the log (-vv) still names none."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from neb_bayes.cli import main
+
+    case = ROOT / "cases" / "examples" / "hard_biotin_interference.yaml"
+    values = [str(m["value"]) for m in raw_measurements(case.name)]
+    caplog.set_level(logging.DEBUG)
+    for fmt in ("json", "md"):
+        out = tmp_path / f"report.{fmt}"
+        res = CliRunner().invoke(main, ["-vv", "report", str(case), "--format", fmt,
+                                        "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        written = out.read_text(encoding="utf-8")
+        assert all(v in written for v in values)
+        logged = res.output + caplog.text
+        assert "report written" in logged
+        logged = logged.replace(str(tmp_path), "OUT")   # its name may hold digits
+        assert not any(re.search(rf"(?<![\d.]){re.escape(v)}(?![\d.])", logged)
+                       for v in values), logged
