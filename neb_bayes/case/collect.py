@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 from neb_bayes.case.model import FieldError, NotUsed
 
-__all__ = ["Collector", "fmt", "fmt_raw", "is_number", "type_name"]
+__all__ = ["NUMBER_TEXT", "Collector", "fmt", "fmt_raw", "is_number", "number_in", "type_name"]
+
+#: a number written as text ("2.1", " 40 ", "1e-3"), as a result's value may be given
+NUMBER_TEXT = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 
 
 def is_number(value: Any) -> bool:
     """A finite int or float, not a bool."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def number_in(value: Any) -> float | None:
+    """The finite number ``value`` is, or holds as text (:data:`NUMBER_TEXT`); else None."""
+    if is_number(value):
+        return float(value)
+    if isinstance(value, str) and NUMBER_TEXT.match(value):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
 
 
 def type_name(value: Any) -> str:
@@ -77,13 +91,17 @@ class Collector:
         high: float | None = None,
         high_open: bool = True,
         what: str = "a number",
+        text_ok: bool = False,
     ) -> float | None:
-        """A number in [low, high) (or [low, high] when not ``high_open``), or None."""
-        value = data.get(key)
-        if value is None:
+        """A number in [low, high) (or [low, high] when not ``high_open``), or None;
+        ``text_ok``: also a number written as text (``"40"``), as a result's value."""
+        raw = data.get(key)
+        if raw is None:
             return None
-        if not is_number(value):
-            self.error(path, f"expected {what}, got {type_name(value)}")
+        value = number_in(raw) if text_ok else (raw if is_number(raw) else None)
+        if value is None:
+            also = " (a number, or one written as text like '40')" if text_ok else ""
+            self.error(path, f"expected {what}{also}, got {type_name(raw)}")
             return None
         too_high = high is not None and (value >= high if high_open else value > high)
         if value < low or too_high:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from neb_bayes import vocab
-from neb_bayes.case.collect import Collector, fmt, fmt_raw, is_number, type_name
+from neb_bayes.case.collect import NUMBER_TEXT, Collector, fmt, fmt_raw, is_number, type_name
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
@@ -34,7 +34,6 @@ MEASUREMENT_KEYS = (
     "note",
 )
 _CENSORED = re.compile(r"^\s*(<=|>=|≤|≥|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-_NUMBER = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
 
 
@@ -195,7 +194,7 @@ def plain_value(value: Any, conv: Conversion, bounds: tuple | None) -> tuple[flo
         if hit := _CENSORED.match(value):
             censor = "left" if hit.group(1) in ("<", "<=", "≤") else "right"
             number = float(hit.group(2))
-        elif _NUMBER.match(value):
+        elif NUMBER_TEXT.match(value):
             number = float(value)
         else:
             return None
@@ -296,7 +295,7 @@ def _value(c: Collector, item: dict, path: str) -> tuple[float | None, str]:
     censor = "none"
     if is_number(raw):
         value = float(raw)
-    elif isinstance(raw, str) and _NUMBER.match(raw):
+    elif isinstance(raw, str) and NUMBER_TEXT.match(raw):
         value = float(raw)
     elif isinstance(raw, str) and (m := _CENSORED.match(raw)):
         censor = "left" if m.group(1) in ("<", "<=", "≤") else "right"

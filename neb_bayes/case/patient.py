@@ -52,7 +52,8 @@ def read_patient(c: Collector, raw: Any) -> Patient:
         return Patient()
     c.unknown_keys(raw, PATIENT_KEYS, "patient")
     sex = _sex(c, raw.get("sex"))
-    age = c.number(raw, "age", "patient.age", low=0, high=130, what="age in years")
+    age = c.number(raw, "age", "patient.age", low=0, high=130, what="age in years",
+                   text_ok=True)
     if age is not None and age < config.ADULT_AGE_YEARS:
         c.warnings.append(
             f"patient.age: under {config.ADULT_AGE_YEARS:g}: the model's reference intervals "
@@ -69,6 +70,7 @@ def read_patient(c: Collector, raw: Any) -> Patient:
         high=45,
         high_open=False,
         what="weeks of gestation",
+        text_ok=True,
     )
     if week is not None and pregnant is not True:
         state = "false" if pregnant is False else "not given"
@@ -78,7 +80,8 @@ def read_patient(c: Collector, raw: Any) -> Patient:
         )
     if pregnant is True and sex == "M":
         c.warnings.append("patient.pregnant: true with sex M; check the case")
-    bmi = c.number(raw, "bmi", "patient.bmi", low=5, high=150, what="BMI in kg/m2")
+    bmi = c.number(raw, "bmi", "patient.bmi", low=5, high=150, what="BMI in kg/m2",
+                   text_ok=True)
     phase = c.text(raw, "menstrual_phase", "patient.menstrual_phase")
     reading = None
     if phase:

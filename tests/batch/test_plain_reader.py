@@ -60,6 +60,11 @@ CASE_VARIANTS = [
     {"patient": {"sex": "F", "medications": ["prednisolone", "oral contraceptive"]}},
     {"patient": {"sex": "F", "context": ["night shift worker", "critical illness"]}},
     {"patient": {"sex": "F", "medications": [3]}}, {"patient": {"sex": "F", "age": float("nan")}},
+    # patient numbers written as text, as a result's value may be ("2.1")
+    {"patient": {"sex": "F", "age": "40"}}, {"patient": {"sex": "F", "age": " 62.5 "}},
+    {"patient": {"sex": "F", "age": "forty"}}, {"patient": {"sex": "F", "age": "1e400"}},
+    {"patient": {"sex": "F", "age": "-3"}}, {"patient": {"sex": "F", "bmi": "31"}},
+    {"patient": {"sex": "F", "pregnant": True, "gestational_week": "9"}},
     {"symptoms": {"present": ["Fatigue "]}}, {"symptoms": {"present": ["fatigue"], "absent": ["fatigue"]}},
     {"symptoms": {"present": ["fatigue"], "unknown": ["fatigue"]}}, {"symptoms": {"unknown": ["fatigue"]}},
     {"symptoms": {"present": ["nonsense"]}}, {"symptoms": {"present": [""]}},

@@ -81,3 +81,43 @@ def test_fast_path_edges(variant, monkeypatch):
         data["measurements"][k].update(variant)
         fast, slow = _both(data, monkeypatch)
         assert fast == slow
+
+
+@pytest.mark.parametrize("field,text,number", [
+    ("age", "40", 40), ("age", " 62.5 ", 62.5), ("bmi", "31", 31),
+    ("gestational_week", "9", 9),
+])
+def test_patient_numbers_as_text_read_as_the_number(field, text, number):
+    """``patient.age: "40"`` reads as ``40``, as a result's value "2.1" reads as 2.1, in the
+    single-case reader and in the batch's reader of plain cases alike."""
+    from neb_bayes.batch.plain import PlainReader
+    from neb_bayes.evidence import build_evidence
+
+    def case(value):
+        patient = {"sex": "F", "age": 40, "pregnant": field == "gestational_week", field: value}
+        return {"id": "t", "patient": patient,
+                "measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L"}]}
+
+    as_text, as_number = _read(case(text)), _read(case(number))
+    assert as_text == as_number and not isinstance(as_text, tuple)
+    model = load_model()
+    reader = PlainReader(model)
+    assert reader.add(case(text)) and reader.add(case(number))
+    a, b = reader.evidences
+    assert a.covariates == b.covariates == build_evidence(model, as_text).covariates
+
+
+@pytest.mark.parametrize("text", ["forty", "40 years", "", "1e400", "-3", "140"])
+def test_age_text_that_is_no_age_is_an_error_at_its_path(text):
+    """Text that is no number, or a number outside 0-130, is an error naming patient.age in
+    both readers (the batch's plain reader leaves such a case to the full reader)."""
+    from neb_bayes.batch.plain import PlainReader
+
+    data = {"id": "t", "patient": {"sex": "F", "age": text},
+            "measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L"}]}
+    outcome = _read(data)
+    assert outcome[0] == "error" and [p for p, _ in outcome[1]] == ["patient.age"]
+    message = outcome[1][0][1]
+    assert ("must be from 0 to below 130" in message if text in ("-3", "140")
+            else "expected age in years" in message and repr(text) in message)
+    assert not PlainReader(load_model()).add(copy.deepcopy(data))
