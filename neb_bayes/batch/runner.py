@@ -379,6 +379,10 @@ def _check_scheduler_address(address: str) -> None:
                               "give e.g. tcp://10.0.0.5:8786") from None
 
 
+#: seconds to wait for a Dask scheduler to answer before ``--scheduler`` is refused
+SCHEDULER_CONNECT_TIMEOUT_S = 30.0
+
+
 class _Dask:
     """Chunks as tasks on an existing Dask distributed cluster (whose workers may not see
     the output directory: their results come back whole)."""
@@ -391,10 +395,13 @@ class _Dask:
         except ImportError as exc:  # pragma: no cover - dask is a dependency
             raise BatchUsageError("--scheduler needs dask[distributed] installed") from exc
         try:
-            self.client = Client(address, timeout="30s", set_as_default=False)
+            self.client = Client(address, timeout=SCHEDULER_CONNECT_TIMEOUT_S,
+                                 set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise BatchUsageError(f"cannot reach the Dask scheduler at {address}: {exc}")\
-                from None
+            raise BatchUsageError(
+                f"--scheduler {address}: cannot reach the Dask scheduler ({exc}); nothing was "
+                "run: rerun with a scheduler that answers, or without --scheduler to run "
+                "here (the same --out resumes)") from None
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, task: ChunkTask, left: int = 1) -> Any:
@@ -632,23 +639,28 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
             "intervals": _intervals_text(prior_set.draws, opts.draws),
             "results": out.results_path.name,
         }
-        out.write_manifest(manifest)
-
+        # the scheduler answers before the manifest says "running": one that cannot be
+        # reached leaves --out as it was, for a rerun to start or resume
+        dask = _Dask(opts.scheduler) if opts.scheduler else None
         # workers (possibly elsewhere, under Dask) load the model from an absolute path
         priors_path = str(Path(opts.priors).resolve()) if opts.priors else None
         started: _Pool | None = None
-        if opts.jobs > 1 and not opts.scheduler and not out.chunks.exists():
-            # a new batch of more than one chunk: its workers start (~0.6 s each) while the
-            # inputs are counted (~0.15 s per 100,000 work-ups); as many as its chunks need
-            head = -(-count_items(opts.inputs, at_most=opts.jobs * chunk_size) // chunk_size)
-            if head > 1:
-                started = _Pool(head)
-                started.start(priors_path)
         try:
+            out.write_manifest(manifest)
+            if opts.jobs > 1 and not opts.scheduler and not out.chunks.exists():
+                # a new batch of more than one chunk: its workers start (~0.6 s each) while
+                # the inputs are counted (~0.15 s per 100,000 work-ups); as many as its
+                # chunks need
+                head = -(-count_items(opts.inputs, at_most=opts.jobs * chunk_size)
+                         // chunk_size)
+                if head > 1:
+                    started = _Pool(head)
+                    started.start(priors_path)
             total = count_items(opts.inputs)
         except BaseException:
-            if started is not None:
-                started.close()
+            for opened in (started, dask):
+                if opened is not None:
+                    opened.close()
             raise
         n_chunks_est = -(-total // chunk_size)
         done_before = sum(1 for k in range(n_chunks_est) if out.is_done(k))
@@ -656,11 +668,11 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
         if done_before:
             echo(f"neb-bayes batch: resuming: {done_before} of {n_chunks_est} chunks already "
                  "done")
-        if opts.scheduler:
+        if dask is not None:
             if opts.jobs > 1:
                 echo("neb-bayes batch: --scheduler given: --jobs is ignored (the cluster's "
                      "workers run the chunks)")
-            pool: _Inline | _Pool | _Dask = _Dask(opts.scheduler)
+            pool: _Inline | _Pool | _Dask = dask
         elif started is not None:
             pool = started
         elif (workers := min(opts.jobs, n_chunks_est - done_before)) > 1:

@@ -868,3 +868,44 @@ def test_one_input_path_may_be_given_alone(tmp_path, sim_cases) -> None:
     summary = run_batch(BatchOptions(inputs=str(src), out=str(tmp_path / "out"),
                                      progress=False), echo=_quiet)
     assert summary.processed == 2
+
+
+@pytest.mark.parametrize("before", ["new", "half-done"])
+def test_an_unreachable_scheduler_is_a_usage_error_that_leaves_out_to_resume(
+        tmp_path, sim_cases, schema, monkeypatch, before) -> None:
+    """A well-formed --scheduler nobody answers at: exit 2 naming it once the connection
+    times out, before the manifest says "running" (a new --out holds no manifest, a resumed
+    one keeps its own), and a rerun without --scheduler starts or resumes the batch."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    from neb_bayes.batch import runner
+
+    monkeypatch.setattr(runner, "SCHEDULER_CONNECT_TIMEOUT_S", 0.5)
+    src = tmp_path / "c.jsonl"
+    with open(src, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(case_to_dict(c)) + "\n" for c in sim_cases[:30])
+    out = tmp_path / "out"
+    args = ["batch", str(src), "--out", str(out), "--chunk-size", "10", "--no-progress"]
+    if before == "half-done":
+        res = CliRunner().invoke(main, [*args, "--jobs", "1"])
+        assert res.exit_code == 0, res.output
+        # as an interrupted run leaves it: chunk 1 not done, no results, "running"
+        for part in (out / "chunks").glob("chunk-000001*"):
+            part.unlink()
+        (out / "results.parquet").unlink()
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["status"] = "running"
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    kept = (out / "manifest.json").read_text() if before == "half-done" else None
+    address = "tcp://127.0.0.1:9"
+    res = CliRunner().invoke(main, [*args, "--scheduler", address])
+    assert res.exit_code == 2, res.output
+    assert f"--scheduler {address}: cannot reach the Dask scheduler" in res.output
+    assert "internal error" not in res.output
+    assert not any(str(c.measurements[0].value) in res.output for c in sim_cases[:30])
+    manifest = out / "manifest.json"
+    assert (manifest.read_text() if manifest.exists() else None) == kept
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert ("resuming" in res.output) == (before == "half-done")
+    assert json.loads(manifest.read_text())["status"] == "complete"
+    assert results(out, schema).num_rows == 30
