@@ -132,6 +132,8 @@ def ignored_files(path: Path) -> list[str]:
 
 #: bytes.strip's (and bytes.isspace's) whitespace: a line of only these is blank
 _WHITESPACE = frozenset(b" \t\n\r\x0b\x0c")
+#: the UTF-8 byte order mark some tools write at the start of a file
+UTF8_BOM = b"\xef\xbb\xbf"
 
 #: how much of a JSON Lines file is read at a time to find its lines
 _READ_BLOCK = 1 << 22
@@ -140,8 +142,8 @@ _READ_BLOCK = 1 << 22
 def _jsonl_blocks(fh: Any) -> Iterator[tuple[bytes, int, list[int], list[int], list[int]]]:
     """The non-blank lines of a binary file, a read block at a time: ``(buf, base, numbers,
     starts, ends)``, the lines' numbers and where each is in ``buf`` (``buf`` starts at file
-    offset ``base``; its line break included; a byte order mark at the start of the file
-    left out).
+    offset ``base``; its line break included; a UTF-8 byte order mark at the start of a
+    line left out: at the file's start, or where files written with one were joined).
 
     The file is read in large blocks and each line found with ``bytes.find``; nothing is
     made per line but three integers (the driver of a local batch needs only where each
@@ -167,7 +169,7 @@ def _jsonl_blocks(fh: Any) -> Iterator[tuple[bytes, int, list[int], list[int], l
             start, end = at, nl + 1
             at = end
             number += 1
-            if number == 1 and buf.startswith(b"\xef\xbb\xbf"):
+            if buf[start] == 0xEF and buf.startswith(UTF8_BOM, start):
                 start += 3
             # (a JSON line starts with "{": the whole line is checked only when its first
             # byte is whitespace)
@@ -344,7 +346,7 @@ class _LineCounter:
                 self.ended = True
                 raise
             self.number += 1
-            if self.number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if self.number == 1 and raw.startswith(UTF8_BOM):
                 raw = raw[3:]
             try:
                 text = raw.decode("utf-8")

@@ -139,13 +139,15 @@ def _keys_unique(b: np.ndarray, max_keys: int) -> bool:  # pragma: no cover - co
 
 
 def parse_json_case(text: str, source: str | None = None) -> Any:
-    """The value of one JSON text, as :func:`~neb_bayes.case.loader.load_text` gives it.
+    """The value of one JSON text, as :func:`~neb_bayes.case.loader.load_text` gives it (a
+    byte order mark at its start skipped, as there).
 
     Raises
     ------
     CaseError
         As :func:`load_text` does for malformed JSON or a key given twice in an object.
     """
+    text = text.removeprefix("\ufeff")
     try:
         value = _decode(text)
         unique = _keys_unique(np.frombuffer(text.encode(), np.uint8), MAX_KEYS)

@@ -320,7 +320,10 @@ def _case(b, i, end, spans, res, nr, table, forms, nf, sp, kstart, kstop, base, 
           ntable, names, nn):  # pragma: no cover - compiled
     """One case's text ``b[i:end]``: returns ``(results end, nf, symptoms end, nn)``, results
     end -1 when the case is not plain (its results from ``nr`` and symptoms from ``ns`` on
-    are then not kept)."""
+    are then not kept); a UTF-8 byte order mark at its start skipped, as the case reader
+    skips it."""
+    if end - i >= 3 and b[i] == 0xEF and b[i + 1] == 0xBB and b[i + 2] == 0xBF:
+        i += 3
     i = skip_ws(b, i, end)
     if i >= end or b[i] != 123:
         return -1, nf, ns, nn

@@ -114,6 +114,7 @@ def load_text(text: str, fmt: str = "yaml", *, source: str | None = None) -> Any
         With one error at ``<file>`` for malformed text.
     """
     if fmt == "json":
+        text = text.removeprefix("\ufeff")   # (a byte order mark, as a file's is skipped)
         try:
             value = json.loads(text, object_pairs_hook=_no_duplicates)
         except json.JSONDecodeError as exc:
@@ -212,6 +213,7 @@ def _iter_lines(path: Path) -> Iterator[tuple[str, dict | CaseError]]:
         yield str(path), exc
         return
     for number, line in enumerate(text.splitlines(), start=1):
+        line = line.removeprefix("\ufeff")     # (files joined: each one's byte order mark)
         if not line.strip():
             continue
         name = f"{path}:{number}"

@@ -115,6 +115,22 @@ def test_jsonl_streaming_blank_lines_bom_and_bad_bytes(tmp_path: Path) -> None:
     assert count_items([blank_bom]) == len(list(iter_items([blank_bom]))) == 1
 
 
+@pytest.mark.parametrize("spans", [False, True])
+def test_a_byte_order_mark_at_the_start_of_any_line_is_skipped(tmp_path: Path, spans) -> None:
+    """Two files written with a byte order mark, joined (``cat a.jsonl b.jsonl``): the
+    second's mark, now in the middle, is skipped as the first's is, in either reading; a
+    line of a mark alone is blank."""
+    path = tmp_path / "joined.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n\xef\xbb\xbf{"id": 3}\n'
+                     b'\xef\xbb\xbf\n\xef\xbb\xbf  {"id": 4}')
+    items = _as_text(read_spans(list(iter_items([path], spans=True)))) if spans else list(
+        iter_items([path]))
+    assert [i.source for i in items] == [f"{path}:{n}" for n in (1, 2, 3, 5)]
+    assert [json.loads(i.data) for i in items] == [{"id": n} for n in (1, 2, 3, 4)]
+    assert not any(i.data.startswith("\ufeff") for i in items)
+    assert count_items([path]) == 4
+
+
 def _as_text(items: list[RawItem]) -> list[RawItem]:
     """``items`` with a line given as UTF-8 bytes (as :func:`read_spans` gives the lines of a
     valid block) as its text."""
@@ -123,13 +139,13 @@ def _as_text(items: list[RawItem]) -> list[RawItem]:
 
 
 def _lines_as_the_file_iterator_reads_them(path: Path) -> list[RawItem]:
-    """The reference: every line as Python's file iterator splits it (at b"\\n"), the byte
-    order mark removed from the first, blank lines (``bytes.strip`` empty) left out."""
+    """The reference: every line as Python's file iterator splits it (at b"\\n"), a byte
+    order mark removed from the start of any line (files joined), blank lines
+    (``bytes.strip`` empty) left out."""
     out = []
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
                 continue
             try:

@@ -96,3 +96,13 @@ def _write(x, indent: bool, ascii_only: bool) -> str:
 def test_any_json_text_reads_as_the_case_reader_reads_it(x, indent, ascii_only):
     # objects with repeated keys come out often: both must refuse them alike
     _same_as_the_case_reader(_write(x, indent, ascii_only))
+
+
+@pytest.mark.parametrize("text", ['{"id": "x", "measurements": []}', '  {"a": 1}',
+                                  '{"id": "x", "id": "y"}', '{"a": 1,}', ''])
+def test_a_byte_order_mark_at_the_start_is_skipped_as_the_case_reader_skips_it(text):
+    """A text starting with a byte order mark (a JSON line of a file written with one) reads
+    as the text without it, in the fast parse and the case reader's alike."""
+    marked = "\ufeff" + text
+    _same_as_the_case_reader(marked)
+    assert _outcome(parse_json_case, marked) == _outcome(parse_json_case, text)

@@ -217,3 +217,16 @@ def test_a_failure_reading_a_chunk_at_once_leaves_it_to_the_one_by_one_path(mode
     one_by_one = process_chunk(task)
     assert one_by_one.table.equals(at_once.table) and one_by_one.errors == at_once.errors
     assert at_once.table.num_rows == len(sims)
+
+
+def test_a_byte_order_mark_at_the_start_reads_at_once_as_without(model):
+    """The compiled pass skips a byte order mark at the start of a text (str or UTF-8
+    bytes), as the one-by-one path does: the same cases read at once, to the same rows."""
+    texts = _styles(BASE)
+    assert _same_reading(model, ["\ufeff" + t for t in texts]).all()
+    marked = ["\ufeff" + t for t in texts] + [("\ufeff" + t).encode() for t in texts]
+    with_mark, without = PlainReader(model), PlainReader(model)
+    assert with_mark.add_texts(marked).all() and without.add_texts(texts + texts).all()
+    a, b = with_mark.flat(), without.flat()
+    for f in fields(a):
+        assert np.array_equal(getattr(a, f.name), getattr(b, f.name)), f.name

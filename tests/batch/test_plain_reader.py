@@ -285,3 +285,29 @@ def test_the_fast_evidence_of_a_plain_case_is_an_evidence_with_every_field():
     assert fast.context_signature == slow.context_signature
     with pytest.raises(FrozenInstanceError):
         fast.case_id = "other"
+
+
+def test_joined_files_with_byte_order_marks_read_as_without(model, tmp_path):
+    """Two JSON Lines files written with a byte order mark, joined: every line of both is
+    read (the mark at the start of the second file's first line skipped, not an error), by
+    the batch's readers at once, one by one and by the full reader alike."""
+    from neb_bayes.batch.inputs import iter_items, read_spans
+
+    sims = [json.dumps(case_to_dict(s.case)) for s in simulate(model, 6, seed=23)]
+    plain_file, marked_file = tmp_path / "plain.jsonl", tmp_path / "marked.jsonl"
+    plain_file.write_text("".join(t + "\n" for t in sims), encoding="utf-8")
+    bom = b"\xef\xbb\xbf"
+    marked_file.write_bytes(b"".join(bom + "".join(t + "\n" for t in part).encode()
+                                     for part in (sims[:3], sims[3:])))
+    tables = {}
+    for name, path in (("plain", plain_file), ("marked", marked_file)):
+        for spans in (False, True):
+            items = list(iter_items([path], spans=spans))
+            items = read_spans(items) if spans else items
+            result = process_chunk(ChunkTask(index=0, first_item=0, items=items))
+            assert result.errors == [], result.errors
+            tables[name, spans] = result.table
+    assert tables["plain", False].num_rows == len(sims)
+    reference = tables["plain", False].drop(["source"])
+    for table in tables.values():
+        assert table.drop(["source"]).equals(reference)

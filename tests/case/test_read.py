@@ -536,6 +536,17 @@ def test_iter_cases_reads_json_lines_and_keeps_going(tmp_path: Path) -> None:
     assert read_case(items[3][1], source_name=items[3][0]).id == "b"
 
 
+def test_iter_cases_skips_a_byte_order_mark_at_the_start_of_any_line(tmp_path: Path) -> None:
+    """Two JSON Lines files written with a byte order mark, joined: the second's mark starts
+    a line in the middle and is skipped as the first's is (as the batch reads them)."""
+    good = [json.dumps({"id": x, "symptoms": {"present": ["fatigue"]}}) for x in "abc"]
+    lines = tmp_path / "joined.jsonl"
+    lines.write_text(f"\ufeff{good[0]}\n{good[1]}\n\ufeff{good[2]}\n\ufeff\n", encoding="utf-8")
+    items = list(iter_cases(lines))
+    assert [name for name, _ in items] == [f"{lines}:{n}" for n in (1, 2, 3)]
+    assert [data["id"] for _, data in items] == ["a", "b", "c"]
+
+
 def test_iter_cases_reads_a_directory_in_order(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("id: b\nsymptoms: {present: [fatigue]}\n", encoding="utf-8")
     (tmp_path / "a.json").write_text('{"id": "a"}', encoding="utf-8")
