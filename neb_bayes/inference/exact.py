@@ -1704,6 +1704,38 @@ def _keep_log_q(model: CompiledModel, blocks: list[Block], values: list[np.ndarr
         _LOG_Q[id(b)] = (b, model.gross_mix_for(b.sex), v)
 
 
+def results_beyond_states(model: CompiledModel, ev: Evidence, z_min: float) -> list[dict]:
+    """Observed results further than ``z_min`` standard deviations from their expected level
+    in every state the patient can be in (each state's own distribution of that result, its
+    latents integrated out, the case's context, rhythm and laboratory terms included).
+
+    Such a result lies beyond the range of every state of the model: the probabilities read
+    it as the state nearest to it (a gross error is drawn from states the patient can be in,
+    so it does not explain it better), and the report says that it lies that far out.
+    Returns one dict per such result: ``source`` (its measurement index), ``z`` (signed, from
+    the nearest state) and ``state`` (the nearest own-axis state).
+    """
+    lp = log_prior(model, ev.covariates)
+    out = []
+    for block in ev.blocks:
+        observed = np.flatnonzero(block.censor == 0)
+        if observed.size == 0:
+            continue
+        mom = block_moments(model, block, latent=ev.latent_params(model, block.axis))
+        others = tuple(a for a in range(lp.ndim) if a not in block.deps)
+        possible = np.isfinite(lp).any(axis=others) if others else np.isfinite(lp)
+        grid = possible.shape + (block.n,)
+        sd = np.sqrt(np.broadcast_to(np.diagonal(mom.cov, axis1=-2, axis2=-1), grid))
+        z = ((block.y - np.broadcast_to(mom.mean, grid)) / sd)[possible]      # (points, n)
+        own = np.nonzero(possible)[block.deps.index(block.axis)]
+        for j in observed.tolist():
+            k = int(np.argmin(np.abs(z[:, j])))
+            if abs(z[k, j]) > z_min:
+                out.append({"source": int(block.source[j]), "z": float(z[k, j]),
+                            "state": model.axes[block.axis].states[int(own[k])]})
+    return out
+
+
 def gross_error_probabilities(model: CompiledModel, block: Block, ratio: list[np.ndarray] | None,
                               joint: np.ndarray) -> np.ndarray:
     """P(result j is the block's gross error | all evidence) for every result of a block.
