@@ -24,6 +24,13 @@ SUSPECT_RESULT_THRESHOLD: float = 0.1
 """Results at or above this posterior probability of being a gross error (a sample mix-up or
 other wrong result, prior set ``gross_error``) are listed under ``suspect_results``."""
 
+BEYOND_STATES_Z: float = 4.0
+"""An observed result further than this many standard deviations from its expected level in
+every state the patient can be in (beyond ~99.99 % of each state's range) is listed under
+``suspect_results`` as lying beyond every state of the model, whatever its probability of
+being a gross error: the probabilities read it as the nearest state, and a value that far out
+may have a cause the model does not include (e.g. a woman's testosterone of 15 nmol/L)."""
+
 OTHER_STATE_THRESHOLD: float = 0.2
 """An axis state that is neither normal nor a condition (e.g. macroprolactinaemia, low T3
 without thyroid disease) is named in the report's "other readings" from this posterior

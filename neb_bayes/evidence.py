@@ -49,6 +49,9 @@ class Block:
         Per result: the variance the context adds (between-person variation of its effect).
         It is the person's: results of one channel share it (covariance ``sqrt(v_i v_j)``),
         so repeats under one context are not independent evidence about it.
+    sex
+        The patient's sex (``None``: unknown): a gross error among these results is another
+        person's result of that sex (:meth:`~neb_bayes.model.compiled.CompiledModel.gross_log_density`).
     """
 
     axis: int
@@ -61,6 +64,7 @@ class Block:
     diurnal_var: np.ndarray
     source: np.ndarray
     extra_var: np.ndarray | None = None
+    sex: str | None = None
 
     @property
     def n(self) -> int:
@@ -241,7 +245,7 @@ def build_evidence(
         cols = np.array(rows[axis], dtype=float).T.copy()
         blocks.append(block_of_rows(model, axis, cols[0].astype(np.int64), cols[1],
                                     cols[2].astype(np.int8), cols[3], cols[4], cols[5],
-                                    cols[6].astype(np.int64), cols[7]))
+                                    cols[6].astype(np.int64), cols[7], sex=cov.sex))
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
     present, absent = [], []
     from_context = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
@@ -277,16 +281,16 @@ def build_evidence(
 def block_of_rows(model: CompiledModel, axis: int, channel: np.ndarray, y: np.ndarray,
                   censor: np.ndarray, day: np.ndarray, diurnal: np.ndarray,
                   diurnal_var: np.ndarray, source: np.ndarray,
-                  extra_var: np.ndarray | None) -> Block:
+                  extra_var: np.ndarray | None, sex: str | None = None) -> Block:
     """The :class:`Block` of one axis' results given as columns (its ``deps``: the axis and
-    every axis whose state moves one of its channels)."""
+    every axis whose state moves one of its channels) of a patient of ``sex``."""
     deps_of = _channel_deps(model)
     deps = {axis}
     for c in set(channel.tolist()):
         deps.update(deps_of[c])
     return Block(axis=axis, deps=tuple(sorted(deps)), channel=channel, y=y, censor=censor,
                  day=day, diurnal=diurnal, diurnal_var=diurnal_var, source=source,
-                 extra_var=extra_var)
+                 extra_var=extra_var, sex=sex)
 
 
 @lru_cache(maxsize=16)

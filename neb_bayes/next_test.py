@@ -310,7 +310,7 @@ def _extended_block(
             axis=old.axis, deps=old.deps, channel=old.channel[keep], y=old.y[keep],
             censor=old.censor[keep], day=old.day[keep], diurnal=old.diurnal[keep],
             diurnal_var=old.diurnal_var[keep], source=old.source[keep],
-            extra_var=None if old.extra_var is None else old.extra_var[keep],
+            extra_var=None if old.extra_var is None else old.extra_var[keep], sex=old.sex,
         ) if keep.any() else None
     deps = set(old.deps) if old is not None else set()
     deps.add(ch.axis)
@@ -338,6 +338,7 @@ def _extended_block(
         diurnal_var=cat(getattr(old, "diurnal_var", None), d_var, float),
         source=cat(getattr(old, "source", None), -1, np.int64),
         extra_var=cat(getattr(old, "extra_var", None), extra_var, float),
+        sex=evidence.covariates.sex,
     )
     return new, old
 

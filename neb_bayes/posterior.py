@@ -12,7 +12,7 @@ import numpy as np
 from neb_bayes import config
 from neb_bayes.case.model import Case
 from neb_bayes.evidence import Evidence
-from neb_bayes.inference.exact import ExactPosterior
+from neb_bayes.inference.exact import ExactPosterior, results_beyond_states
 from neb_bayes.intervals import equal_tailed
 from neb_bayes.model.compiled import CompiledModel
 
@@ -289,22 +289,47 @@ class Result:
         lo, hi = equal_tailed(states[:, [column]], self.interval_prob)
         return float(lo[0]), float(hi[0])
 
-    def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD) -> list[dict]:
-        """Results that fit the rest of the case so badly that they are likely wrong: each with
-        its posterior probability of being the gross error of its axis (model: at most one per
-        axis, a sample mix-up, ``gross_error`` in the prior set), highest first.  The
-        probabilities above already allow for it; a repeat sample settles it."""
+    def suspect_results(self, threshold: float = config.SUSPECT_RESULT_THRESHOLD,
+                        z_min: float = config.BEYOND_STATES_Z) -> list[dict]:
+        """Results to check, highest probability of being wrong first.
+
+        ``kind`` ``"wrong_result"``: results that fit the rest of the case so badly that they
+        are likely wrong, each with its posterior probability of being the gross error of its
+        axis (model: at most one per axis, a sample mix-up, ``gross_error`` in the prior
+        set); the probabilities above already allow for it, and a repeat sample settles it.
+        ``"beyond_every_state"``: results further than ``z_min`` standard deviations from
+        every state the patient can be in
+        (:func:`~neb_bayes.inference.exact.results_beyond_states`): read as the nearest state,
+        but a value that far out may have a cause the model does not include.
+        """
+        wrong = {g["source"]: g["probability"] for g in self.exact.gross_errors}
         out = []
-        for g in self.exact.gross_errors:
-            if g["probability"] < threshold:
+        for source, p in wrong.items():
+            if p < threshold:
                 continue
-            m = self.case.measurements[g["source"]]
+            m = self.case.measurements[source]
             out.append({
-                "measurement": g["source"], "analyte": m.analyte,
-                "probability": round(g["probability"], 4),
+                "measurement": source, "analyte": m.analyte, "kind": "wrong_result",
+                "probability": round(p, 4),
                 "text": f"{m.analyte} (measurements[{m.index}]) does not fit the other "
-                        f"results: probability {g['probability']:.2f} that it is a wrong result "
+                        f"results: probability {p:.2f} that it is a wrong result "
                         "(sample mix-up or interference); consider repeating it",
+            })
+        listed = {r["measurement"] for r in out}
+        for far in results_beyond_states(self.model, self.evidence, z_min):
+            if far["source"] in listed:
+                continue
+            m = self.case.measurements[far["source"]]
+            p = wrong.get(far["source"], 0.0)
+            side = "above" if far["z"] > 0 else "below"
+            out.append({
+                "measurement": far["source"], "analyte": m.analyte, "kind": "beyond_every_state",
+                "probability": round(p, 4),
+                "text": f"{m.analyte} (measurements[{m.index}]) lies beyond the range of every "
+                        f"state the model has for this patient ({abs(far['z']):.1f} SD {side} "
+                        f"the nearest, {far['state']}): read as that state, but a value this "
+                        "far out may have a cause the model does not include; consider "
+                        "repeating it and looking for such a cause",
             })
         return sorted(out, key=lambda r: -r["probability"])
 

@@ -123,13 +123,14 @@ def simulate_case(
             drawn.append({"ch": ci, "specimen": specimen, "hour": hour, "day": day, "y": y,
                           "shift": shift})
     # gross errors: at most one per axis block, each result with probability gross_error_rate;
-    # a wrong result is drawn from the channel's population mixture, whatever the states
-    # (the engine reads it after removing the context shift, as for any result)
+    # a wrong result is drawn from the channel's population mixture among people of the
+    # patient's sex, whatever the states (the engine reads it after removing the context
+    # shift, as for any result)
     for ai in range(len(model.axes)):
         rows = [r for r in drawn if model.channels[r["ch"]].axis == ai]
         if rows and rng.random() < len(rows) * model.gross_error_rate:
             r = rows[int(rng.integers(len(rows)))]
-            log_w, mean, sd = model.gross_mix[r["ch"]]
+            log_w, mean, sd = model.gross_mix_for(sex)[r["ch"]]
             k = rng.choice(log_w.size, p=np.exp(log_w) / np.exp(log_w).sum())
             r["y"] = rng.normal(mean[k], sd[k]) + r["shift"]
             r["gross"] = True

@@ -1667,7 +1667,7 @@ _LOG_Q: dict[int, tuple] = {}
 def _block_log_q(model: CompiledModel, block: Block) -> np.ndarray:
     val = _cached_log_q(model, block)
     if val is None:
-        val = model.gross_log_density(block.channel, block.y, block.censor)
+        val = model.gross_log_density(block.channel, block.y, block.censor, block.sex)
         _keep_log_q(model, [block], [val])
     return val
 
@@ -1677,18 +1677,23 @@ def prime_block_log_q(model: CompiledModel, blocks: list[Block]) -> None:
     same numbers (each result's value depends on that result only), one pass of the
     per-channel work instead of one per block."""
     todo = [b for b in blocks if _cached_log_q(model, b) is None]
-    if len(todo) < 2 or model.gross_error_rate <= 0.0:
+    if model.gross_error_rate <= 0.0:
         return
-    val = model.gross_log_density(np.concatenate([b.channel for b in todo]),
-                                  np.concatenate([b.y for b in todo]),
-                                  np.concatenate([b.censor for b in todo]))
-    _keep_log_q(model, todo, np.split(val, np.cumsum([b.y.size for b in todo])[:-1]))
+    for sex in dict.fromkeys(b.sex for b in todo):    # one case's blocks: one sex
+        same = [b for b in todo if b.sex == sex]
+        if len(same) < 2:
+            continue
+        val = model.gross_log_density(np.concatenate([b.channel for b in same]),
+                                      np.concatenate([b.y for b in same]),
+                                      np.concatenate([b.censor for b in same]), sex)
+        _keep_log_q(model, same, np.split(val, np.cumsum([b.y.size for b in same])[:-1]))
 
 
 def _cached_log_q(model: CompiledModel, block: Block) -> np.ndarray | None:
     """A block's kept log q(y), or ``None``."""
     hit = _LOG_Q.get(id(block))
-    return hit[2] if hit is not None and hit[0] is block and hit[1] is model.gross_mix else None
+    return (hit[2] if hit is not None and hit[0] is block
+            and hit[1] is model.gross_mix_for(block.sex) else None)
 
 
 def _keep_log_q(model: CompiledModel, blocks: list[Block], values: list[np.ndarray]) -> None:
@@ -1696,7 +1701,39 @@ def _keep_log_q(model: CompiledModel, blocks: list[Block], values: list[np.ndarr
     if len(_LOG_Q) + len(blocks) > 64:
         _LOG_Q.clear()
     for b, v in zip(blocks, values, strict=True):
-        _LOG_Q[id(b)] = (b, model.gross_mix, v)
+        _LOG_Q[id(b)] = (b, model.gross_mix_for(b.sex), v)
+
+
+def results_beyond_states(model: CompiledModel, ev: Evidence, z_min: float) -> list[dict]:
+    """Observed results further than ``z_min`` standard deviations from their expected level
+    in every state the patient can be in (each state's own distribution of that result, its
+    latents integrated out, the case's context, rhythm and laboratory terms included).
+
+    Such a result lies beyond the range of every state of the model: the probabilities read
+    it as the state nearest to it (a gross error is drawn from states the patient can be in,
+    so it does not explain it better), and the report says that it lies that far out.
+    Returns one dict per such result: ``source`` (its measurement index), ``z`` (signed, from
+    the nearest state) and ``state`` (the nearest own-axis state).
+    """
+    lp = log_prior(model, ev.covariates)
+    out = []
+    for block in ev.blocks:
+        observed = np.flatnonzero(block.censor == 0)
+        if observed.size == 0:
+            continue
+        mom = block_moments(model, block, latent=ev.latent_params(model, block.axis))
+        others = tuple(a for a in range(lp.ndim) if a not in block.deps)
+        possible = np.isfinite(lp).any(axis=others) if others else np.isfinite(lp)
+        grid = possible.shape + (block.n,)
+        sd = np.sqrt(np.broadcast_to(np.diagonal(mom.cov, axis1=-2, axis2=-1), grid))
+        z = ((block.y - np.broadcast_to(mom.mean, grid)) / sd)[possible]      # (points, n)
+        own = np.nonzero(possible)[block.deps.index(block.axis)]
+        for j in observed.tolist():
+            k = int(np.argmin(np.abs(z[:, j])))
+            if abs(z[k, j]) > z_min:
+                out.append({"source": int(block.source[j]), "z": float(z[k, j]),
+                            "state": model.axes[block.axis].states[int(own[k])]})
+    return out
 
 
 def gross_error_probabilities(model: CompiledModel, block: Block, ratio: list[np.ndarray] | None,

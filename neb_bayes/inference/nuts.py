@@ -65,7 +65,7 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
                                   f"this case has {np.count_nonzero(block.censor)} on the "
                                   f"{ax.name} axis")
         rate = model.gross_error_rate   # of gross errors, per result
-        log_q = model.gross_log_density(block.channel, block.y, block.censor)
+        log_q = model.gross_log_density(block.channel, block.y, block.censor, block.sex)
         # noise covariance given the latents: total covariance minus the latent part
         combos, weights = _combos(post, block.deps, nd, mass, max_states)
         with pm.Model() as m:

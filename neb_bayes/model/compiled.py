@@ -174,6 +174,9 @@ class CompiledModel:
     gross_error_rate: float = 0.0   # per result; at most one gross error per axis block
     gross_error_sd: float = 0.0     # extra log sd of a wrong result beyond the population's
     gross_mix: tuple = ()  # per channel (log weight, mean, sd) of its population mixture
+    # the same for the people of each sex ({"F": .., "M": ..}): a gross error in a patient of
+    # known sex is another person's result of that sex (:meth:`gross_mix_for`)
+    gross_mix_sex: dict = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -198,30 +201,40 @@ class CompiledModel:
         return frozenset(c.analyte for c in self.channels)
 
     # -- gross errors ------------------------------------------------------------------------
-    def gross_log_density(self, channel: np.ndarray, y: np.ndarray,
-                          censor: np.ndarray) -> np.ndarray:
-        """log q(y) of results that are gross errors (a probability mass beyond the limit for
-        censored results: ``censor`` -1 below, +1 above, 0 observed).
+    def gross_mix_for(self, sex: str | None) -> tuple:
+        """The gross-error mixtures (per channel) for a patient of this sex: those of the
+        people of that sex; with ``None`` (sex unknown) the model's own, ``gross_mix`` (a sex
+        view's is its sex's, the full model's everyone's)."""
+        return self.gross_mix if sex is None else self.gross_mix_sex.get(sex, self.gross_mix)
 
-        q is the channel's population distribution (``gross_mix``: the mixture over the states
-        its level depends on, weighted by the prior, of each state's marginal distribution),
-        widened by ``gross_error_sd``: a wrong result looks like another person's.  ``y`` is
-        the result as the engine reads it (the patient's lab method offset, context shifts and
-        age trend removed), so q is the population's distribution for people like the patient.
-        Its tails are never heavier than the states' own (beyond the widening), so a far-out
-        result is still read as the state that explains it.  Fixed per prior set, whatever the
-        draw.
+    def gross_log_density(self, channel: np.ndarray, y: np.ndarray,
+                          censor: np.ndarray, sex: str | None = None) -> np.ndarray:
+        """log q(y) of results that are gross errors (a probability mass beyond the limit for
+        censored results: ``censor`` -1 below, +1 above, 0 observed) in a patient of ``sex``.
+
+        q is the channel's population distribution among people of the patient's sex
+        (:meth:`gross_mix_for`: the mixture over the states its level depends on, weighted by
+        the prior for that sex, of each state's marginal distribution; everyone's when the sex
+        is unknown), widened by ``gross_error_sd``: a wrong result looks like another
+        person's.  ``y`` is the result as the engine reads it (the patient's lab method
+        offset, context shifts and age trend removed), so q is the population's distribution
+        for people like the patient.  Its tails are never heavier than the widest of the
+        states the patient can be in (beyond the widening; a woman's testosterone is not
+        explained by a man's), so a far-out result is still read as the state that explains
+        it.  Fixed per prior set, whatever the draw.
         """
         channel = np.asarray(channel, dtype=np.int64)
         y = np.asarray(y, float)
         censor = np.asarray(censor)
+        mix = self.gross_mix_for(sex)
         # each result's value depends on that result only, whatever else is in the call (the
         # batch engine's answers must not depend on the chunk): the same operations on each
         # (result, component), and the components' terms summed in order (a running sum),
         # so a channel's components padded with weight 0 give the same sum bit for bit
         if y.size <= GROSS_PADDED_MAX:
             # few results (one case): all at once, every channel padded to the most components
-            return _gross_log_q(y, censor, *(t[:, channel] for t in gross_table(self)[:4]))
+            return _gross_log_q(y, censor,
+                                *(t[:, channel] for t in gross_table(self, sex)[:4]))
         out = np.empty(y.shape)
         # many (a cohort's, for the PyMC model; the batch engine has its compiled pass,
         # vectorised._gross_log_density): channel by channel, the rows of a (channel,
@@ -229,7 +242,7 @@ class CompiledModel:
         key = channel * 2 + (censor != 0)
         order = np.argsort(key, kind="stable")
         for at in np.split(order, np.flatnonzero(np.diff(key[order])) + 1):
-            log_w, mean, sd = self.gross_mix[int(channel[at[0]])]
+            log_w, mean, sd = mix[int(channel[at[0]])]
             out[at] = _gross_log_q(y[at], censor[at], log_w[:, None], mean[:, None],
                                    sd[:, None], np.log(sd)[:, None])
         return out
@@ -603,7 +616,11 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         gross_error_rate=float(gross.get("rate", 0.0)),
         gross_error_sd=float(gross.get("widen_sd", 0.0)),
     )
-    return replace(model, gross_mix=_gross_mix(model)) if model.gross_error_rate > 0 else model
+    if model.gross_error_rate <= 0:
+        return model
+    sexes = sorted({s for ax in model.axes for s in ax.sex if s is not None})
+    return replace(model, gross_mix=_gross_mix(model),
+                   gross_mix_sex={s: _gross_mix(model, s) for s in sexes})
 
 
 #: at most this many results: :meth:`CompiledModel.gross_log_density` in one pass over every
@@ -632,28 +649,33 @@ def _gross_log_q(y: np.ndarray, censor: np.ndarray, log_w: np.ndarray, mean: np.
 
 
 @lru_cache(maxsize=16)
-def gross_table(model: CompiledModel) -> tuple[np.ndarray, ...]:
-    """``model.gross_mix`` as ``(components, channels)`` arrays, each channel's components
-    padded to the most any channel has: log weight (``-inf`` where padded), mean, sd and
-    log sd; then each channel's number of components."""
-    n = max((w.size for w, _, _ in model.gross_mix), default=1)
-    shape = (n, len(model.gross_mix))
+def gross_table(model: CompiledModel, sex: str | None = None) -> tuple[np.ndarray, ...]:
+    """``model.gross_mix_for(sex)`` as ``(components, channels)`` arrays, each channel's
+    components padded to the most any channel has: log weight (``-inf`` where padded), mean,
+    sd and log sd; then each channel's number of components."""
+    mix = model.gross_mix_for(sex)
+    n = max((w.size for w, _, _ in mix), default=1)
+    shape = (n, len(mix))
     log_w, mean, sd = np.full(shape, -np.inf), np.zeros(shape), np.ones(shape)
-    for c, (w, mu, s) in enumerate(model.gross_mix):
+    for c, (w, mu, s) in enumerate(mix):
         log_w[:w.size, c], mean[:w.size, c], sd[:w.size, c] = w, mu, s
-    out = (log_w, mean, sd, np.log(sd), np.array([w.size for w, _, _ in model.gross_mix]))
+    out = (log_w, mean, sd, np.log(sd), np.array([w.size for w, _, _ in mix]))
     for a in out:
         a.flags.writeable = False
     return out
 
 
-def _gross_mix(model: CompiledModel) -> tuple:
+def _gross_mix(model: CompiledModel, sex: str | None = None) -> tuple:
     """Per channel, its population distribution as a mixture over the states it depends on
-    (its own axis' latents and the axes of its state effects), weighted by the prior over
-    everyone (sexes and ages pooled), widened by ``gross_error_sd``: the gross-error density."""
+    (its own axis' latents and the axes of its state effects), weighted by the prior over the
+    people of ``sex`` (everyone when ``None``; ages pooled), widened by ``gross_error_sd``:
+    the gross-error density.  Per sex, because a channel's level can differ between the sexes
+    far more than between a sex's states (testosterone: a woman's median 1.04 nmol/L, a man's
+    17.1): pooled, a woman's testosterone of 15 nmol/L would be read as a likely wrong result
+    (a man's) rather than as the hyperandrogenic state that explains it."""
     from neb_bayes.model.prior import Covariates, log_prior
 
-    p = np.exp(log_prior(model, Covariates()))
+    p = np.exp(log_prior(model, Covariates(sex=sex)))
     nd = len(model.axes)
     out = []
     for ch in model.channels:
@@ -725,12 +747,15 @@ def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel
 
 @lru_cache(maxsize=64)
 def view_for_sex(model: CompiledModel, sex: str | None) -> CompiledModel:
-    """The model without the states a patient of this sex cannot be in (``None``: all)."""
+    """The model without the states a patient of this sex cannot be in (``None``: all); its
+    gross-error density (``gross_mix``) is that sex's population's."""
     if sex is None:
         return model
     keep = {ai: np.array([i for i, s in enumerate(ax.sex) if s in (None, sex)])
             for ai, ax in enumerate(model.axes) if any(s not in (None, sex) for s in ax.sex)}
-    return restrict(model, keep) if keep else model
+    if not keep:
+        return model
+    return replace(restrict(model, keep), gross_mix=model.gross_mix_for(sex))
 
 
 def sex_keep(model: CompiledModel) -> dict[int, np.ndarray]:

@@ -740,7 +740,7 @@ def render_html(result: Result, *, next_test_top: int = 5) -> str:
         (f"{_e(a.get('text', ''))} <span class='note'>({_e(', '.join(_adjustment_items(a)))})"
          "</span>" for a in acc), "nothing beyond the defaults"))
     if d.get("suspect_results"):
-        body.append("<h2>Results that may be wrong</h2>" + _list(
+        body.append("<h2>Results to check</h2>" + _list(
             (_e(r["text"]) for r in d["suspect_results"]), ""))
     body.append("<h2>Not used</h2>" + _list(
         (f"<code>{_e(n['item'])}</code>: {_e(n['reason'])}" for n in d.get("not_used") or []),

@@ -166,7 +166,7 @@ def render_markdown(result: Result) -> str:
     lines += ["", "## Accounted for", ""]
     lines += [f"- {a['text']}" for a in d["accounted_for"]] or ["- nothing beyond the defaults"]
     if d.get("suspect_results"):
-        lines += ["", "## Results that may be wrong", ""]
+        lines += ["", "## Results to check", ""]
         lines += [f"- {r['text']}" for r in d["suspect_results"]]
     lines += ["", "## Not used", ""]
     lines += [f"- `{n['item']}`: {n['reason']}" for n in d["not_used"]] or ["- everything given was used"]

@@ -37,6 +37,8 @@ CASES = {
     "context-latent-metabolic": f"{EXAMPLES}/context/glucose_lowering_with.yaml",
     "context-symptoms": f"{EXAMPLES}/context/antithyroid_drug_high_tsh_with.yaml",
     "pcos": f"{EXAMPLES}/pcos_01.yaml",
+    # far beyond every female state's range: a gross error is another woman's result
+    "female-testosterone-far-tail": f"{EXAMPLES}/hard_female_testosterone_very_high.yaml",
 }
 
 

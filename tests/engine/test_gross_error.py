@@ -1,9 +1,10 @@
 """The gross-error component: at most one result per axis block is wrong (a sample mix-up).
 
 p(block | s) = (1 - n eps) p(y | s) + eps sum_j q(y_j) p(y_-j | s), with q the channel's
-population mixture (``CompiledModel.gross_log_density``).  The engine computes the sub-block
-likelihoods p(y_-j | s) by the leave-one-out identity for observed results; here every
-sub-block is recomputed on its own, for one parameter set and under parameter draws.
+population mixture among people of the patient's sex (``CompiledModel.gross_log_density``).
+The engine computes the sub-block likelihoods p(y_-j | s) by the leave-one-out identity for
+observed results; here every sub-block is recomputed on its own, for one parameter set and
+under parameter draws.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _explicit(model, block, latent, log_median=None) -> np.ndarray:
     """The mixture from every sub-block recomputed directly (no leave-one-out identity)."""
     eps, n = model.gross_error_rate, block.n
     full = block_loglik(model, block, latent=latent, log_median=log_median, gross=False)
-    log_q = model.gross_log_density(block.channel, block.y, block.censor)
+    log_q = model.gross_log_density(block.channel, block.y, block.censor, block.sex)
     terms = [np.log1p(-n * eps) + full]
     for j in range(n):
         rest = (block_loglik(model, block, np.delete(np.arange(n), j), latent, log_median,
@@ -119,6 +120,46 @@ def test_gross_error_density_of_a_result_does_not_depend_on_the_others() -> None
         else:
             part = norm.logcdf(-censor[i] * (y[i] - mean) / sd)
         assert many[i] == pytest.approx(logsumexp(log_w + part), rel=1e-12, abs=1e-12)
+
+
+def _state_densities(model, ch: int, y: np.ndarray, sex: str | None):
+    """Each joint state's prior probability for people of ``sex`` and the log density of a
+    result of channel ``ch`` at ``y`` in that state (latents integrated out), from the
+    generative story directly: every joint state, no merging."""
+    from scipy.stats import norm
+
+    from neb_bayes.model.prior import Covariates, log_prior
+
+    c = model.channels[ch]
+    ax = model.axes[c.axis]
+    p = np.exp(log_prior(model, Covariates(sex=sex)))
+    noise = c.tau**2 + c.cvi**2 + c.cva**2 + model.gross_error_sd**2
+    weights, dens = [], []
+    for idx in zip(*np.nonzero(p), strict=True):
+        s = idx[c.axis]
+        mean = c.log_median + ax.lat_mean[s] @ c.loadings
+        mean += sum(e.shift[idx[e.axis]] for e in c.effects)
+        sd = np.sqrt(c.loadings @ ax.lat_cov[s] @ c.loadings + noise)
+        weights.append(p[idx])
+        dens.append(norm.logpdf(y, mean, sd))
+    return np.array(weights), np.array(dens)
+
+
+@pytest.mark.parametrize("name", ["testosterone", "prolactin", "tsh", "lh"])
+@pytest.mark.parametrize("sex", ["F", "M", None])
+def test_a_gross_error_is_another_persons_result_of_the_patients_sex(name: str, sex) -> None:
+    """q is the population mixture among people of the patient's sex (everyone's when the
+    sex is unknown): the prior for that sex over every joint state, each state's distribution
+    of the result, summed; so it is never above the densest state the patient can be in (a
+    woman's testosterone far above her range is not explained by a man's)."""
+    ch = next(i for i, c in enumerate(MODEL.channels) if c.analyte == name)
+    mid = float(MODEL.channels[ch].log_median)
+    y = mid + np.linspace(-4.0, 4.0, 33)
+    w, dens = _state_densities(MODEL, ch, y, sex)
+    want = logsumexp(dens, axis=0, b=(w / w.sum())[:, None])
+    got = MODEL.gross_log_density(np.full(y.size, ch), y, np.zeros(y.size, np.int8), sex)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert (got <= dens.max(axis=0) + 1e-12).all()
 
 
 def _case(measurements) -> Case:

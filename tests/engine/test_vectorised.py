@@ -13,7 +13,7 @@ from neb_bayes.evidence import build_evidence
 from neb_bayes.inference import vectorised
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.vectorised import Flat, posterior_batch
-from neb_bayes.model.compiled import load_model
+from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.simulate import simulate
 
 MODEL = load_model()
@@ -419,6 +419,13 @@ def test_the_compiled_gross_error_density_is_the_models() -> None:
     want = MODEL.gross_log_density(channel, y, censor)
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    # a sex view's (the batch runs each sex's cases on its view) is that sex's population's,
+    # as the full model gives it for a patient of that sex
+    for sex in ("F", "M"):
+        view = view_for_sex(MODEL, sex)
+        np.testing.assert_allclose(vectorised._gross_log_density(view, flat),
+                                   MODEL.gross_log_density(channel, y, censor, sex),
+                                   rtol=1e-12, atol=1e-12)
     for r in rng.choice(channel.size, 10, replace=False):
         one = kernels.gross_log_q(channel[r:r + 1], y[r:r + 1], censor[r:r + 1],
                                   *gross_table(MODEL))

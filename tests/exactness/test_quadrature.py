@@ -494,10 +494,11 @@ def reference_block_loglik(model, axis: int, results, prior_dep: np.ndarray,
 
 def _gross_log_q(model, r: _Result, patient: Patient) -> float:
     """log density (mass beyond the limit when censored) of a result that is a gross error: a
-    mixture of normals on the log scale (the channel's population distribution, ``gross_mix``)
-    at the patient's age and context (its age trend and context shift added, as for the
-    patient's own results; not the context's extra noise)."""
-    log_w, mean, sd = model.gross_mix[r.channel]
+    mixture of normals on the log scale (the channel's population distribution among people
+    of the patient's sex, ``gross_mix_for``; checked against the prior in
+    ``tests/engine/test_gross_error.py``) at the patient's age and context (its age trend and
+    context shift added, as for the patient's own results; not the context's extra noise)."""
+    log_w, mean, sd = model.gross_mix_for(patient.sex)[r.channel]
     dist = norm(loc=mean + _age_shift(model, r.channel, patient) + r.shift, scale=sd)
     if r.censor == 0:
         dens = dist.logpdf(r.y)

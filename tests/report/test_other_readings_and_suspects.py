@@ -69,3 +69,40 @@ def test_a_suspect_result_is_named_by_its_field_path():
     assert f"measurements[{i}]" in suspect["text"]
     assert not re.search(r"measurement \d", suspect["text"])
     assert f"measurements[{i}]" in RENDERERS["md"](result)
+
+
+def _woman_testosterone(value: float) -> dict:
+    return {"case_format": 1, "id": f"t-{value}",
+            "patient": {"sex": "F", "age": 26, "menstrual_phase": "follicular (day 5)"},
+            "measurements": [{"analyte": "testosterone", "value": value, "unit": "nmol/L",
+                              "collected": "08:30"}],
+            "symptoms": {"present": ["hirsutism"]}}
+
+
+def test_a_result_beyond_every_state_is_said_without_reading_it_as_wrong():
+    """A woman's testosterone of 15 nmol/L (seven times the upper reference limit ~2.1,
+    facts.md §1; PCOS rarely exceeds ~5, the threshold for an androgen-secreting tumour) lies
+    beyond every state the model has: the report says so by its field path, while the
+    probabilities keep it as hyperandrogenism (not a likely wrong result, not healthy)."""
+    result = infer(_woman_testosterone(15.0), uncertainty=False)
+    d = result.to_dict()
+    (far,) = [s for s in d["suspect_results"] if s["kind"] == "beyond_every_state"]
+    assert far["analyte"] == "testosterone" and "measurements[0]" in far["text"]
+    assert "above" in far["text"]
+    assert far["probability"] < 0.1            # not read as a wrong result
+    assert d["none"]["probability"] < 0.05
+    for fmt in ("md", "html"):
+        assert "lies beyond the range of every state" in RENDERERS[fmt](result)
+
+
+@pytest.mark.parametrize("value", [1.0, 4.0])
+def test_a_result_within_a_states_range_is_not_said_to_lie_beyond(value):
+    # 1.0 nmol/L: a healthy woman's median; 4.0: raised, within PCOS's range (facts §4g)
+    d = infer(_woman_testosterone(value), uncertainty=False).to_dict()
+    assert d["suspect_results"] == []
+
+
+@pytest.mark.parametrize("name", ["normal_healthy_woman_01.yaml", "normal_healthy_man_01.yaml",
+                                  "normal_healthy_older_woman_01.yaml"])
+def test_healthy_examples_have_no_result_beyond_every_state(name):
+    assert example_result(name).to_dict()["suspect_results"] == []
