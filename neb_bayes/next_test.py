@@ -28,9 +28,16 @@ result is treated as a measured value, never as censored.
 
 What is measured: the objective
 -------------------------------
-The uncertainty is the sum, over the *target* conditions, of the binary entropy (bits) of
-"the patient has condition c".  Its expected reduction is ``sum_c I(C_c; X)``, the mutual
-information between each yes/no question and the result, which is never negative.  Target
+The uncertainty is, summed over the axes of the *target* conditions, the entropy (bits) of
+which target conditions the patient has on that axis: the axis' states grouped by their
+membership in its target conditions (one cell per distinct membership, one for "none of
+them").  Its expected reduction is the sum over those axes of ``I(cell_a; X)``, the mutual
+information between the axis' question and the result, which is never negative.  One
+question per axis, not one yes/no question per condition: a condition's subtypes (ACTH-
+dependent and -independent Cushing's) are exclusive, so a summed yes/no entropy counted the
+split between two likely subtypes twice and did not reward establishing the disease (a test
+that confirms it leaves both subtypes uncertain, so it hardly lowered the sum): ACTH, which only
+splits, ranked above the screening tests while hypercortisolism was still open.  Target
 conditions are those still uncertain (probability in [1 %, 99 %]) on the axes in question:
 by default (``scope="question"``) the axes with a usable result or whose state distribution
 the evidence moved away from the population prior (total variation >= 0.05).  An axis nobody
@@ -156,7 +163,8 @@ class NextTestPlan:
     axes
         Axes whose candidates were evaluated.
     entropy_bits
-        Current uncertainty: sum of the targets' binary entropies (bits).
+        Current uncertainty: summed over the target axes, the entropy (bits) of which target
+        conditions the patient has on the axis.
     rows
         One dict per evaluated candidate, sorted by ``score`` (see :func:`next_tests`).
     notes
@@ -265,9 +273,51 @@ def candidate_tests(
 
 # --------------------------------------------------------------------------------------------
 # targets
-def _binary_entropy(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-15, 1 - 1e-15)
-    return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
+def _target_cells(model: CompiledModel, targets: list[int]) -> list[tuple[int, np.ndarray]]:
+    """The target axes' states grouped by their membership in the axis' target conditions.
+
+    Returns one ``(axis, mask)`` per cell with some target condition (``mask`` over the
+    axis' states), axes in ascending order; each axis' states in none of its target
+    conditions form its remaining cell, whose probability is one minus the others'.
+    """
+    cells: list[tuple[int, np.ndarray]] = []
+    for ai in sorted({int(model.cond_axis[c]) for c in targets}):
+        member = np.stack([model.cond_states[c] for c in targets
+                           if int(model.cond_axis[c]) == ai], axis=1).astype(bool)
+        for key in dict.fromkeys(map(tuple, member)):
+            if any(key):
+                cells.append((ai, (member == np.array(key)).all(axis=1)))
+    return cells
+
+
+def _cell_entropy(p: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Entropy (bits) of each target axis' cells, summed over the axes.
+
+    ``p`` holds the cells' probabilities in its last dimension (the order of
+    :func:`_target_cells`), ``axes`` each cell's axis; each axis' remaining cell is added.
+    """
+    p = np.clip(p, 0.0, 1.0)
+    total = -(np.where(p > 0, p * np.log2(np.maximum(p, 1e-300)), 0.0)).sum(axis=-1)
+    for ai in np.unique(axes):
+        rest = np.clip(1.0 - p[..., axes == ai].sum(axis=-1), 0.0, 1.0)
+        total = total - np.where(rest > 0, rest * np.log2(np.maximum(rest, 1e-300)), 0.0)
+    return total
+
+
+def _joint_tables(
+    model: CompiledModel, joint: np.ndarray, others: tuple[int, ...],
+    masks: list[tuple[int, np.ndarray]],
+) -> np.ndarray:
+    """``(grid points, masks)``: the joint's mass in each (axis, state mask), per grid point."""
+    nd = joint.ndim
+    tables = []
+    for ai, mask in masks:
+        shape = [1] * nd
+        shape[ai] = model.axes[ai].n_states
+        tables.append((joint * mask.astype(float).reshape(shape)).sum(axis=others).reshape(-1))
+    if not tables:
+        return np.zeros((joint.sum(axis=others).size, 0))
+    return np.stack(tables, axis=1)
 
 
 def _targets(
@@ -399,7 +449,7 @@ def _evaluate(
     joint: np.ndarray,
     cand: Candidate,
     targets: list[int],
-    cond_tables: dict[tuple[int, ...], np.ndarray],
+    cond_tables: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]],
     notes: set[str],
 ) -> dict[str, Any]:
     ch = model.channels[cand.channel]
@@ -454,21 +504,20 @@ def _evaluate(
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
     q = q / q.sum()
     # condition probabilities after each hypothetical result
+    cells = _target_cells(model, targets)
     if deps not in cond_tables:
-        tables = []
-        for ci in targets:
-            shape = [1] * nd
-            ai = int(model.cond_axis[ci])
-            shape[ai] = model.axes[ai].n_states
-            masked = joint * model.cond_states[ci].astype(float).reshape(shape)
-            tables.append(masked.sum(axis=others).reshape(-1))
-        cond_tables[deps] = np.stack(tables, axis=1) if tables else np.zeros((wf.size, 0))
-    C = cond_tables[deps]                                              # (S, n_targets)
+        cond_tables[deps] = (
+            _joint_tables(model, joint, others,
+                          [(int(model.cond_axis[c]), model.cond_states[c]) for c in targets]),
+            _joint_tables(model, joint, others, cells))
+    C, C_cells = cond_tables[deps]                           # (S, n_targets), (S, n_cells)
     E = np.exp(L - L.max(axis=1, keepdims=True))
-    post = (E @ C) / (E @ wf)[:, None]                                   # (K, n_targets)
+    norm = (E @ wf)[:, None]
+    post = (E @ C) / norm                                                # (K, n_targets)
     now = C.sum(axis=0)
-    h_now = float(_binary_entropy(now).sum())
-    h_after = float(q @ _binary_entropy(post).sum(axis=1))
+    cell_axes = np.array([ai for ai, _ in cells])
+    h_now = float(_cell_entropy(C_cells.sum(axis=0), cell_axes))
+    h_after = float(q @ _cell_entropy((E @ C_cells) / norm, cell_axes))
     gain = max(h_now - h_after, 0.0)
     change = q @ np.abs(post - now[None, :])
     moved = []
@@ -534,11 +583,14 @@ def plan_next_tests(
     model, ev, post = result.model, result.evidence, result.exact
     targets = _targets(model, ev, post, scope)
     target_axes = sorted({int(model.cond_axis[c]) for c in targets})
-    probs = np.asarray(post.condition_probs)
+    cells = _target_cells(model, targets)
+    cell_probs = np.array([float(np.asarray(post.marginals[ai])[mask].sum())
+                           for ai, mask in cells])
     plan = NextTestPlan(
         targets=[model.conditions[c] for c in targets],
         axes=[model.axes[a].name for a in target_axes],
-        entropy_bits=float(_binary_entropy(probs[targets]).sum()) if targets else 0.0,
+        entropy_bits=(float(_cell_entropy(cell_probs, np.array([ai for ai, _ in cells])))
+                      if targets else 0.0),
         scope=scope,
         cost_weight=cost_weight,
     )
@@ -580,10 +632,11 @@ def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, An
     list of dict
         Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte``, ``specimen``,
         ``collected`` (``"HH:MM"`` or ``None``), ``axis``, ``dynamic``,
-        ``expected_information_gain_bits`` (sum over the target conditions of the mutual
-        information with the result), ``relative_cost``, ``score`` and ``conditions`` (the
-        up to three target conditions the result would move most: current ``probability``,
-        ``likely_range`` = 10th-90th percentile after the test, ``expected_change``).
+        ``expected_information_gain_bits`` (sum over the target axes of the mutual
+        information between the axis' target conditions and the result),
+        ``relative_cost``, ``score`` and ``conditions`` (the up to three target conditions
+        the result would move most: current ``probability``, ``likely_range`` = 10th-90th
+        percentile after the test, ``expected_change``).
         Tests with no expected gain are left out; an empty list means no uncertain target.
     """
     return plan_next_tests(result, **kwargs).top(top)

@@ -56,8 +56,9 @@ def format_text(plan_dict: dict) -> str:
                      f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves or '-'}")
     for note in plan_dict.get("notes", []):
         lines.append(f"note: {note}")
-    lines.append("gain: expected fall in the summed yes/no entropy of the uncertain conditions; "
-                 "costs are illustrative (neb_bayes/vocab/test_costs.yaml)")
+    lines.append("gain: expected fall in the entropy of which uncertain conditions the patient "
+                 "has, one question per axis; costs are illustrative "
+                 "(neb_bayes/vocab/test_costs.yaml)")
     return "\n".join(lines) + "\n"
 
 
@@ -113,8 +114,9 @@ def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
         "targets": plan.targets,
         "axes": plan.axes,
         "entropy_bits": round(plan.entropy_bits, 6),
-        "objective": "expected reduction of the summed binary entropy (bits) of the target "
-                     "conditions = sum of their mutual information with the test result",
+        "objective": "expected reduction, summed over the target axes, of the entropy (bits) "
+                     "of which target conditions the patient has on the axis = sum of the "
+                     "axes' mutual information with the test result",
         "tests": rows,
         "notes": plan.notes,
     }

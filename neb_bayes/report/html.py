@@ -654,7 +654,8 @@ def _next_test_section(rows: list[dict] | None, error: str | None, plan: Any = N
     out.append("<p>Candidate tests ranked by expected information gain: how much, on average "
                "over the results the test could give (predicted by the model from everything "
                "known now), the uncertainty about the conditions still in question would fall "
-               "(sum of the yes/no entropies of the uncertain conditions, in bits). "
+               "(entropy of which uncertain conditions the patient has, one question per axis, "
+               "in bits). "
                "'Likely range' is where the probability would land for 80 % of possible "
                "results. Relative costs are illustrative.</p>")
     if not rows:
