@@ -21,6 +21,7 @@ import math
 import pytest
 
 import neb_bayes as nb
+from neb_bayes.model.compiled import load_model
 
 HBA1C_CV = math.hypot(0.02, 0.012)        # facts §2: CVA <= 2 %, CVI 1.2 %
 GLUCOSE_CV = math.hypot(0.025, 0.05)      # facts §2: CVA 2-3 % (upper), CVI 5.0 %
@@ -76,6 +77,17 @@ def test_the_reference_reads_a_hba1c_of_6_6_as_more_likely_diabetes():
     name, unit, cut, cv, ratio, _ = CUTS["a1c-diabetes"]
     assert reference(6.6, cut, cv, ratio) > 0.5
     assert reference(6.4, cut, cv, ratio) < 0.5
+
+
+def test_hba1c_result_noise_is_facts_cvs_where_the_cut_offs_decide():
+    """The model's constant log-scale CVs are facts §2's NGSP-scale CVs moved to log mmol/mol
+    between the two cut-offs (IFCC = (NGSP - 2.15) x 10.929 is affine, so the factor changes
+    with the level: 1.68 at the 5.3 % median, 1.49 at 6.5 %): within 5 % at both cut-offs."""
+    ch = next(c for c in load_model().channels if c.analyte == "hba1c")
+    for ngsp in (5.7, 6.5):
+        scale = ngsp / (ngsp - 2.15)           # d log(mmol/mol) / d log(%)
+        assert ch.cvi == pytest.approx(scale * 0.012, rel=0.05), ngsp
+        assert ch.cva == pytest.approx(scale * 0.02, rel=0.05), ngsp
 
 
 def test_hba1c_just_past_the_diabetes_cut_reads_diabetes_leading():
