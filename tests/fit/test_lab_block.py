@@ -6,6 +6,8 @@ and people split into parts."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -17,17 +19,32 @@ from neb_bayes.inference.pymc_model import (  # noqa: E402
     prepare_cohort,
     theta_constants,
 )
-from neb_bayes.model.compiled import load_model  # noqa: E402
+from neb_bayes.model.compiled import compile_spec, load_model  # noqa: E402
 from neb_bayes.model.params import point_params  # noqa: E402
+from neb_bayes.model.spec import spec_from_tables  # noqa: E402
 from neb_bayes.simulate import simulate  # noqa: E402
 
 from .conftest import covered  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def blocks():
-    """(params, block) of every group and axis of a small simulated cohort."""
-    model = load_model()
+def _two_latent_model():
+    """The shipped prior set with the metabolic axis' glycation latent folded back into
+    HbA1c's person-level residual (tau): an axis of two latents, a structure the shipped set
+    no longer has, so that the kernels stay checked for every number of latents 1-4."""
+    raw = copy.deepcopy(load_model().spec.raw)
+    axis = raw["axes"]["metabolic"]
+    del axis["latents"]["glycation"]
+    for state in axis["states"].values():
+        state["mean"].pop("glycation")
+        state["sd"].pop("glycation")
+        state["corr"] = [c for c in state.get("corr", []) if "glycation" not in c[:2]]
+    raw["analytes"]["hba1c"]["loadings"].pop("glycation")
+    raw["analytes"]["hba1c"]["tau"] = 0.071
+    raw["uncertainty"]["axes"]["metabolic"]["latent_mean"].pop("glycation")
+    return compile_spec(spec_from_tables(raw, "two-latent metabolic axis"))
+
+
+def _blocks(model, axes: set[str] | None = None) -> list:
     # a seed whose cohort exercises every structure (test_the_cohort_exercises_every_structure)
     sims = simulate(model, 120, seed=12, p_repeat=0.3, p_measure=0.6, p_symptom_reported=0.2)
     cases = covered(model, [s.case for s in sims])
@@ -35,6 +52,8 @@ def blocks():
     out = []
     for g in prepare_cohort(model, cases):
         for ad in g.axes:
+            if axes is not None and model.axes[ad.axis].name not in axes:
+                continue
             _lab_inputs(theta, g, ad)       # makes ad.block
             a = ad.axis
             keep = g.keep.get(a, slice(None))
@@ -42,6 +61,13 @@ def blocks():
                       theta["log_median"][ad.channels])
             out.append((params, ad.block, ad))
     return out
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    """(params, block) of every group and axis of a small simulated cohort, and of the
+    metabolic axis with two latents (:func:`_two_latent_model`)."""
+    return _blocks(load_model()) + _blocks(_two_latent_model(), {"metabolic"})
 
 
 def test_the_cohort_exercises_every_structure(blocks):
