@@ -58,7 +58,10 @@ symptom_sets = st.sets(st.sampled_from(SYMPTOMS), max_size=5)
     present=symptom_sets, sex=st.sampled_from(["F", "M", None]),
 )
 @example(tsh=11.0, factor=4.0, others=[{"analyte": "ft4", "specimen": "serum", "value": 17.0}],
-         present=set(), sex="M")     # P(hypo) 0.80 -> 0.77: the TSH of 44 may be the wrong one
+         present=set(), sex="M")     # TSH 44 beside FT4 17: subclinical by definition, no dip
+@example(tsh=30.0, factor=200.0 / 30.0,
+         others=[{"analyte": "ft4", "specimen": "serum", "value": 26.0}],
+         present=set(), sex="M")     # P(hypo) 0.92 -> 0.69: the TSH of 200 may be the wrong one
 def test_higher_tsh_never_lowers_p_hypothyroidism(tsh, factor, others, present, sex):
     """Raising TSH, all else equal, never lowers P(primary or subclinical hypothyroidism).
 
@@ -69,8 +72,9 @@ def test_higher_tsh_never_lowers_p_hypothyroidism(tsh, factor, others, present, 
     write W for P(some thyroid result is the wrong one | data) and p0 for the posterior with
     no gross errors (monotone).  Given that every result is right the posterior is p0, so
     (1 - W) p0 <= P(hypo) <= (1 - W) p0 + W, and a higher TSH may lower P(hypo) by at most
-    W(lower TSH) + W(higher TSH): a TSH that no state with this FT4 expects (TSH 44 with FT4
-    17 in a man) is read as possibly wrong, so P(hypo) can dip (0.80 at TSH 11, 0.77 at 44).
+    W(lower TSH) + W(higher TSH): a TSH that no state with this FT4 expects (TSH 200 with FT4
+    26, above range, in a man) is read as possibly wrong, so P(hypo) can dip (0.92 at TSH 30,
+    0.69 at 200).
     """
     hi = min(tsh * factor, 500.0)
     lo_case = _case([{"analyte": "tsh", "specimen": "serum", "value": tsh}, *others], present, sex=sex)
