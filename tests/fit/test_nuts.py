@@ -44,7 +44,7 @@ def test_nuts_latents_match_exact(name):
     case = Case(id=name, patient=Patient(sex="F", age=45), measurements=CASES[name])
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=False)
-    tree = infer_nuts(model, ev, post, draws=400, tune=400, chains=2, max_states=4)
+    tree = infer_nuts(model, ev, post, draws=400, tune=400, chains=2, max_states=6)
     block = ev.blocks[0]
     mom = block_moments(model, block, latent=ev.latent_params(model, block.axis))
     lat_mean, lat_cov = ev.latent_params(model, block.axis)
@@ -67,4 +67,9 @@ def test_nuts_latents_match_exact(name):
     exact_rows = {r["latent"]: r["log_mean"] for r in latent_summaries(model, ev, post, 0.9)
                   if r["axis"] == "thyroid"}
     for row in nuts_latent_summary(tree):
-        assert abs(row["log_mean"] - exact_rows[row["latent"]]) < 0.05, row
+        # within Monte Carlo error, plus what the state combinations left unsampled can move
+        # a mean (their exact weight times the latent's span over the states' means)
+        k = model.axes[block.axis].latents.index(row["latent"])
+        span = float(np.ptp(lat_mean[:, k])) + 4 * float(np.sqrt(lat_cov[:, k, k].max()))
+        bound = 5 * row["mcse"] + (1 - row["mass_sampled"]) * span + 1e-3
+        assert abs(row["log_mean"] - exact_rows[row["latent"]]) < max(bound, 0.05), row
