@@ -55,6 +55,34 @@ for adults (prior set ``description``; shared/clinical/facts.md §1 "Adult refer
 intervals").  A younger patient's case is read, with a warning in every report and in
 ``check`` that its results are not valid for children."""
 
+RAISED_ODDS_RATIO: float = 10.0
+"""``next-test``: a condition whose posterior odds are at least this many times its prior odds
+(the patient's prior: sex, age and context included) is a target, "suspicion raised", even
+below the 1 % at which a condition counts as uncertain and on an axis without results.  Ten is
+the weight of one positive high-accuracy test: the likelihood ratio from which evidence counts
+as a large, often conclusive change (Jaeschke, Guyatt & Sackett, JAMA 1994;271:703, Users'
+guides III B: LR > 10 or < 0.1), and about the positive likelihood ratio of each Cushing's
+screening test (1 mg DST 10.5, UFC 13.3, late-night salivary cortisol 14.6; Galm 2020,
+shared/clinical/facts.md §4a).  Findings that move a rare condition as far as a positive
+screening test would are worth that test; the Cushing's guideline asks to test a patient with
+several features of high discriminatory value (Nieman 2008), and Cushingoid signs alone take
+Cushing's from ~0.006 % to ~1 % in the model.  A
+lower ratio lets nonspecific symptoms make targets of rare conditions: at 10 the one
+borderline case among the shipped examples is nausea and fatigue in early pregnancy raising
+secondary adrenal insufficiency 10.5-fold to 0.2 %.  The other examples it adds targets to are
+mostly another pituitary axis in pituitary disease (secondary adrenal insufficiency or central
+hypothyroidism beside hyperprolactinaemia, secondary hypogonadism or central hypothyroidism),
+whose assessment in pituitary disease the hypopituitarism guideline sets out (Fleseriu 2016,
+facts §4b)."""
+
+RAISED_MIN_PROBABILITY: float = 0.001
+"""``next-test``: a raised-suspicion target (:data:`RAISED_ODDS_RATIO`) must also have at least
+this probability.  Below 1 in 1,000 a condition is negligible in absolute terms even after a
+large rise, and the reports print it as "<0.1 %" (:func:`neb_bayes.report.format.pct`): a
+target would name a condition the same report shows as not there.  Both subtypes of a
+condition count separately, so the floor is well below the 1 % of "uncertain": with
+Cushingoid signs the ACTH-independent subtype is ~0.3 %."""
+
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "
     "data and the results given. They are not a diagnosis. Treatment decisions need a "

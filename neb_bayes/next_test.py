@@ -44,6 +44,22 @@ the evidence moved away from the population prior (total variation >= 0.05).  An
 has asked about (no result, posterior = prior) is screening, not diagnosis; ``scope="all"``
 includes it.  ``none`` is not a target (it is the complement of all axes together).
 
+Rare conditions: suspicion raised
+---------------------------------
+A rare condition the evidence made much more likely without making it probable (Cushingoid
+signs alone: Cushing's from ~0.006 % to ~1 %) is neither uncertain by the 1 % rule nor does
+its axis move by 0.05; yet a guideline asks to test exactly such a patient.  So a condition
+whose posterior odds are :data:`~neb_bayes.config.RAISED_ODDS_RATIO` (10) times its prior
+odds or more (the patient's prior: sex, age and context), with a probability of
+:data:`~neb_bayes.config.RAISED_MIN_PROBABILITY` (0.1 %) or more and not settled (<= 99 %),
+is a target in either scope, "suspicion raised" (the reasons for every target are in
+:attr:`NextTestPlan.target_reasons`).  Its question holds few bits (0.08 at 1 %), so its
+tests rank below those of a common uncertain condition on another axis; the listing
+(:meth:`NextTestPlan.top`) keeps the best test of each axis whose targets are there only for
+a raised suspicion.  The minimum gain listed, :data:`MIN_GAIN_BITS` (1e-4 bits), is far
+below such a question's entropy (0.011 bits at the 0.1 % floor) and hides none of its
+useful tests.
+
 Optionally the gain is traded against an illustrative relative cost
 (``neb_bayes/vocab/test_costs.yaml``): ``score = gain / cost ** cost_weight``.
 """
@@ -60,6 +76,7 @@ import numpy as np
 import yaml
 from scipy.special import logsumexp
 
+from neb_bayes import config
 from neb_bayes.evidence import Block, Evidence, result_adjustments
 from neb_bayes.inference.exact import block_loglik, block_moments, gaussian_block_loglik
 from neb_bayes.model.compiled import CompiledModel
@@ -159,12 +176,18 @@ class NextTestPlan:
     Attributes
     ----------
     targets
-        Target condition ids (uncertain, on the axes in question).
+        Target condition ids (uncertain on the axes in question, or under raised suspicion).
     axes
         Axes whose candidates were evaluated.
     entropy_bits
         Current uncertainty: summed over the target axes, the entropy (bits) of which target
         conditions the patient has on the axis.
+    target_reasons
+        Per target, in the order of ``targets``: ``condition``, ``axis``, ``probability``,
+        ``prior_probability`` (this patient's prior), ``odds_ratio`` (posterior over prior
+        odds; ``None`` when infinite) and ``why``, the reasons that apply
+        (``uncertain_with_results``, ``uncertain_moved``, ``uncertain_screening``,
+        ``suspicion_raised``; :func:`target_reason_text` words them).
     rows
         One dict per evaluated candidate, sorted by ``score`` (see :func:`next_tests`).
     notes
@@ -174,16 +197,50 @@ class NextTestPlan:
     targets: list[str]
     axes: list[str]
     entropy_bits: float
+    target_reasons: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     scope: str = "question"
     cost_weight: float = 0.0
 
+    def raised_axes(self) -> dict[str, list[str]]:
+        """Per axis, the targets that are targets only for their raised suspicion (rare ones,
+        or ones on an axis not otherwise in question)."""
+        out: dict[str, list[str]] = {}
+        for d in self.target_reasons:
+            if d["why"] == ["suspicion_raised"]:
+                out.setdefault(d["axis"], []).append(d["condition"])
+        return out
+
     def top(self, n: int = 5) -> list[dict[str, Any]]:
-        """The ``n`` best rows with some expected gain, internal keys removed."""
-        rows = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.rows
-                if r["expected_information_gain_bits"] > MIN_GAIN_BITS]
-        return rows[:n]
+        """The ``n`` best rows with some expected gain, internal keys removed.
+
+        A rare condition holds few bits (entropy of a 1 % question: 0.08 bits; a common
+        one's up to 1 bit and more), so the tests for a raised suspicion can rank below every
+        test of a common uncertain condition.  Each axis with a target that is one only for
+        its raised suspicion (:meth:`raised_axes`) whose best test (the largest gain on that
+        axis' question) is not among the ``n`` best therefore gets it in one of the last
+        places (at most ``n - 1`` of them: the best test overall stays), marked with
+        ``listed_for`` (the raised conditions); the list stays in rank order.
+        """
+        rows = [r for r in self.rows if r["expected_information_gain_bits"] > MIN_GAIN_BITS]
+        shown = rows[:n]
+        extra = []
+        for axis, conds in self.raised_axes().items():
+            best = max(rows, default=None,
+                       key=lambda r, a=axis: (r["_gain_by_axis"].get(a, 0.0), -r["rank"]))
+            if best is None or best["_gain_by_axis"].get(axis, 0.0) <= MIN_GAIN_BITS:
+                continue
+            if any(best is r for r in shown) or any(best is e for e, _ in extra):
+                continue
+            extra.append((best, conds))
+        extra = extra[: max(n - 1, 0)]
+        keep = shown[: max(n - len(extra), 0)]
+        out = [{k: v for k, v in r.items() if not k.startswith("_")} for r in keep]
+        for r, conds in extra:
+            out.append({**{k: v for k, v in r.items() if not k.startswith("_")},
+                        "listed_for": conds})
+        return sorted(out, key=lambda r: r["rank"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,24 +377,93 @@ def _joint_tables(
     return np.stack(tables, axis=1)
 
 
-def _targets(
+def _odds_ratio(p: float, p0: float) -> float:
+    """Posterior odds over prior odds (``inf`` when the prior is 0 or the posterior 1)."""
+    if p0 <= 0.0 or p >= 1.0:
+        return math.inf if p > 0.0 else 1.0
+    if p0 >= 1.0:
+        return 0.0
+    return (p / (1.0 - p)) / (p0 / (1.0 - p0))
+
+
+def _target_details(
     model: CompiledModel, evidence: Evidence, result_exact: Any, scope: Scope
-) -> list[int]:
+) -> dict[int, dict[str, Any]]:
+    """Every target condition with why it is one, in condition order.
+
+    A condition is a target when it is *uncertain* (probability within :data:`UNCERTAIN`)
+    on an axis in question (``scope="question"``: an axis with a result or one whose state
+    distribution moved from the prior by :data:`MOVED_TV`; ``scope="all"``: every axis), or
+    when its *suspicion is raised*: its posterior odds are at least
+    :data:`~neb_bayes.config.RAISED_ODDS_RATIO` times its prior odds and its probability is
+    at least :data:`~neb_bayes.config.RAISED_MIN_PROBABILITY` (and at most the upper end of
+    :data:`UNCERTAIN`: a settled condition is no question), on any axis.  ``why`` lists the
+    reasons that apply: ``uncertain_with_results``, ``uncertain_moved``,
+    ``uncertain_screening``, ``suspicion_raised``.
+    """
     probs = np.asarray(result_exact.condition_probs)
+    priors = np.asarray(result_exact.prior_condition_probs)[: probs.size]   # (none last)
     lo, hi = UNCERTAIN
-    if scope == "all":
-        in_question = set(range(len(model.axes)))
-    else:
-        in_question = {b.axis for b in evidence.blocks}
-        for ai, (post, prior) in enumerate(
-            zip(result_exact.marginals, result_exact.prior_marginals, strict=True)
-        ):
-            if 0.5 * float(np.abs(np.asarray(post) - np.asarray(prior)).sum()) >= MOVED_TV:
-                in_question.add(ai)
-    return [
-        ci for ci, p in enumerate(probs)
-        if lo <= p <= hi and int(model.cond_axis[ci]) in in_question
-    ]
+    with_results = {b.axis for b in evidence.blocks}
+    moved = {
+        ai for ai, (post, prior) in enumerate(
+            zip(result_exact.marginals, result_exact.prior_marginals, strict=True))
+        if 0.5 * float(np.abs(np.asarray(post) - np.asarray(prior)).sum()) >= MOVED_TV
+    }
+    out: dict[int, dict[str, Any]] = {}
+    for ci, (p, p0) in enumerate(zip(probs.tolist(), priors.tolist(), strict=True)):
+        ai = int(model.cond_axis[ci])
+        ratio = _odds_ratio(p, p0)
+        why = []
+        if lo <= p <= hi:
+            if ai in with_results:
+                why.append("uncertain_with_results")
+            elif ai in moved:
+                why.append("uncertain_moved")
+            elif scope == "all":
+                why.append("uncertain_screening")
+        if ratio >= config.RAISED_ODDS_RATIO and config.RAISED_MIN_PROBABILITY <= p <= hi:
+            why.append("suspicion_raised")
+        if why:
+            out[ci] = {"condition": model.conditions[ci], "axis": model.axes[ai].name,
+                       "probability": round(p, 6), "prior_probability": round(p0, 8),
+                       "odds_ratio": round(ratio, 2) if math.isfinite(ratio) else None,
+                       "why": why}
+    return out
+
+
+def target_reason_text(detail: dict[str, Any]) -> str:
+    """Why a condition is a next-test target, for people (CLI text, HTML, Markdown).
+
+    Parameters
+    ----------
+    detail
+        One entry of :attr:`NextTestPlan.target_reasons`.
+
+    Returns
+    -------
+    str
+        E.g. ``"suspicion raised: odds x180 the prior's (prior 0.004 %)"``.
+    """
+    from neb_bayes.report.format import fine_pct
+
+    parts = []
+    for code in detail["why"]:
+        if code == "suspicion_raised":
+            ratio = detail["odds_ratio"]
+            times = "far" if ratio is None else f"x{ratio:.3g}"
+            parts.append(f"suspicion raised: odds {times} the prior's "
+                         f"(prior {fine_pct(detail['prior_probability'])})")
+        else:
+            parts.append(_UNCERTAIN_TEXT[code])
+    return "; ".join(parts)
+
+
+_UNCERTAIN_TEXT = {
+    "uncertain_with_results": "uncertain (1-99 %) on an axis with results",
+    "uncertain_moved": "uncertain (1-99 %) on an axis the evidence moved",
+    "uncertain_screening": "uncertain (1-99 %): screening (scope all)",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,9 +642,16 @@ def _evaluate(
     post = (E @ C) / norm                                                # (K, n_targets)
     now = C.sum(axis=0)
     cell_axes = np.array([ai for ai, _ in cells])
-    h_now = float(_cell_entropy(C_cells.sum(axis=0), cell_axes))
-    h_after = float(q @ _cell_entropy((E @ C_cells) / norm, cell_axes))
+    p_now, p_after = C_cells.sum(axis=0), (E @ C_cells) / norm
+    h_now = float(_cell_entropy(p_now, cell_axes))
+    h_after = float(q @ _cell_entropy(p_after, cell_axes))
     gain = max(h_now - h_after, 0.0)
+    gain_by_axis = {}
+    for ai in np.unique(cell_axes).tolist():
+        sel = cell_axes == ai
+        g_a = (float(_cell_entropy(p_now[sel], cell_axes[sel]))
+               - float(q @ _cell_entropy(p_after[:, sel], cell_axes[sel])))
+        gain_by_axis[model.axes[ai].name] = max(g_a, 0.0)
     change = q @ np.abs(post - now[None, :])
     moved = []
     for j in np.argsort(-change)[:3]:
@@ -544,6 +677,7 @@ def _evaluate(
         "expected_information_gain_bits": round(gain, 6),
         "relative_cost": cost,
         "conditions": moved,
+        "_gain_by_axis": gain_by_axis,     # each target axis' share of the gain
         "_quadrature_mass": float(np.sum(q0 * np.exp(np.clip(log_p - log_g, -700, 50)))),
         # the target probabilities expected after the test: the current ones (a check)
         "_expected_probability": {model.conditions[c]: float(v)
@@ -571,7 +705,8 @@ def plan_next_tests(
         1 by bits per unit of (illustrative) cost.
     scope
         ``"question"``: target the uncertain conditions on axes with results or moved by the
-        evidence; ``"all"``: every uncertain condition (screening included).
+        evidence; ``"all"``: every uncertain condition (screening included).  Either way a
+        condition under raised suspicion is a target.
     candidates
         Candidate tests to evaluate (default: :func:`candidate_tests`).
 
@@ -581,13 +716,15 @@ def plan_next_tests(
         Targets, current entropy and the evaluated candidates, best score first.
     """
     model, ev, post = result.model, result.evidence, result.exact
-    targets = _targets(model, ev, post, scope)
+    details = _target_details(model, ev, post, scope)
+    targets = list(details)
     target_axes = sorted({int(model.cond_axis[c]) for c in targets})
     cells = _target_cells(model, targets)
     cell_probs = np.array([float(np.asarray(post.marginals[ai])[mask].sum())
                            for ai, mask in cells])
     plan = NextTestPlan(
         targets=[model.conditions[c] for c in targets],
+        target_reasons=list(details.values()),
         axes=[model.axes[a].name for a in target_axes],
         entropy_bits=(float(_cell_entropy(cell_probs, np.array([ai for ai, _ in cells])))
                       if targets else 0.0),
@@ -636,7 +773,8 @@ def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, An
         information between the axis' target conditions and the result),
         ``relative_cost``, ``score`` and ``conditions`` (the up to three target conditions
         the result would move most: current ``probability``, ``likely_range`` = 10th-90th
-        percentile after the test, ``expected_change``).
-        Tests with no expected gain are left out; an empty list means no uncertain target.
+        percentile after the test, ``expected_change``); a test kept in the list as the best
+        for a raised suspicion (:meth:`NextTestPlan.top`) also has ``listed_for``.
+        Tests with no expected gain are left out; an empty list means no target.
     """
     return plan_next_tests(result, **kwargs).top(top)

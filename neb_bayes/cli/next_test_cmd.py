@@ -27,16 +27,19 @@ def format_text(plan_dict: dict) -> str:
     str
         Lines of text, ending with a newline.
     """
+    from neb_bayes.config import RAISED_MIN_PROBABILITY, RAISED_ODDS_RATIO
     from neb_bayes.report.format import pct as _pct
 
     lines = [f"case {plan_dict['case_id']}: next tests by expected information gain "
              f"(scope: {plan_dict['scope']}, cost weight {plan_dict['cost_weight']:g})"]
     if not plan_dict["targets"]:
-        lines.append("no condition on the axes in question is still uncertain (1 %-99 %): "
-                     "no test is expected to change the picture much")
+        lines.append(f"no condition on the axes in question is still uncertain (1 %-99 %) and "
+                     f"none is under raised suspicion (odds x{RAISED_ODDS_RATIO:g} the prior's "
+                     f"or more, {_pct(RAISED_MIN_PROBABILITY)} or more): no test is expected to "
+                     "change the picture much")
         return "\n".join(lines) + "\n"
-    lines.append(f"uncertain conditions: {', '.join(plan_dict['targets'])} "
-                 f"({plan_dict['entropy_bits']:.3f} bits in all)")
+    lines.append(f"target conditions ({plan_dict['entropy_bits']:.3f} bits in all), and why:")
+    lines += _target_lines(plan_dict)
     if not plan_dict["tests"]:
         lines.append("no candidate test would change them: the tests that bear on them are "
                      "already in the case, or none is in the catalogue "
@@ -54,12 +57,28 @@ def format_text(plan_dict: dict) -> str:
         lines.append(f"{r['rank']:>2}  {label:{width}s} "
                      f"{r['expected_information_gain_bits']:9.4f} "
                      f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves or '-'}")
+    for r in plan_dict["tests"]:
+        if r.get("listed_for"):
+            lines.append(f"note: #{r['rank']} is listed as the best test for the raised "
+                         f"suspicion of {', '.join(r['listed_for'])}: a rare condition holds "
+                         "few bits, so its tests rank below those of common ones")
     for note in plan_dict.get("notes", []):
         lines.append(f"note: {note}")
-    lines.append("gain: expected fall in the entropy of which uncertain conditions the patient "
+    lines.append("gain: expected fall in the entropy of which target conditions the patient "
                  "has, one question per axis; costs are illustrative "
                  "(neb_bayes/vocab/test_costs.yaml)")
     return "\n".join(lines) + "\n"
+
+
+def _target_lines(plan_dict: dict) -> list[str]:
+    """One line per target: its probability and why it is a target (``target_reasons``;
+    the bare name where a plan has none)."""
+    from neb_bayes.next_test import target_reason_text
+    from neb_bayes.report.format import pct
+
+    given = {d["condition"]: d for d in plan_dict.get("target_reasons") or []}
+    return [f"  {c} {pct(given[c]['probability'])}: {target_reason_text(given[c])}"
+            if c in given else f"  {c}" for c in plan_dict["targets"]]
 
 
 #: a condition a test's likely results move by less than this (probability, either way) is
@@ -85,17 +104,19 @@ def _moves(row: dict) -> bool:
 @click.option("--scope", type=click.Choice(["question", "all"]), default="question",
               show_default=True,
               help="'question': uncertain conditions on axes with results or moved by the "
-              "evidence; 'all': every uncertain condition, screening included.")
+              "evidence; 'all': every uncertain condition, screening included.  Either way "
+              "a condition whose odds the evidence raised tenfold or more is a target.")
 @click.option("--priors", type=click.Path(exists=True, dir_okay=False),
               help="Prior set file (default: the shipped literature prior set).")
 def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
               priors: str | None) -> None:
-    """Rank the tests that would best resolve what is still uncertain in CASE.
+    """Rank the tests that would best resolve what is still in question in CASE.
 
     Each candidate (every modelled analyte not yet measured, plus the 1 mg dexamethasone
     suppression test, cosyntropin 30/60 min, late-night salivary cortisol at 23:00 and serum
-    cortisol at 08:00) is scored by the expected information gain on the uncertain
-    conditions, averaged over the results the model predicts for it.  Decision support for a
+    cortisol at 08:00) is scored by the expected information gain on the target
+    conditions (uncertain ones, and rare ones whose suspicion the evidence raised), averaged
+    over the results the model predicts for it.  Decision support for a
     clinician, not a diagnosis.
     """
     from neb_bayes.api import infer
@@ -112,6 +133,7 @@ def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
         "scope": plan.scope,
         "cost_weight": plan.cost_weight,
         "targets": plan.targets,
+        "target_reasons": plan.target_reasons,
         "axes": plan.axes,
         "entropy_bits": round(plan.entropy_bits, 6),
         "objective": "expected reduction, summed over the target axes, of the entropy (bits) "

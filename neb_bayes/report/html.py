@@ -648,20 +648,28 @@ def _next_test_section(rows: list[dict] | None, error: str | None, plan: Any = N
         out.append(f"<p class='note'>Could not be computed: {_e(error)}</p>")
         return "".join(out)
     if plan is not None and plan.targets:
-        out.append(f"<p>Conditions still in question: "
-                   f"{', '.join(f'<code>{_e(t)}</code>' for t in plan.targets)} "
-                   f"({_e(f'{plan.entropy_bits:.2f}')} bits of uncertainty in all).</p>")
+        from neb_bayes.next_test import target_reason_text
+
+        out.append(f"<p>Conditions in question ({_e(f'{plan.entropy_bits:.2f}')} bits of "
+                   "uncertainty in all), and why each is:</p>")
+        out.append(_list((f"<code>{_e(t['condition'])}</code> {_e(_pct(t['probability']))}: "
+                          f"{_e(target_reason_text(t))}" for t in plan.target_reasons), ""))
     out.append("<p>Candidate tests ranked by expected information gain: how much, on average "
                "over the results the test could give (predicted by the model from everything "
-               "known now), the uncertainty about the conditions still in question would fall "
-               "(entropy of which uncertain conditions the patient has, one question per axis, "
-               "in bits). "
+               "known now), the uncertainty about the conditions in question would fall "
+               "(entropy of which of them the patient has, one question per axis, in bits). "
+               "A condition is in question when it is uncertain (1 %–99 %) on an axis with "
+               "results or moved by the evidence, or when the evidence raised its odds "
+               f"{_e(f'{config.RAISED_ODDS_RATIO:g}')}-fold or more over the prior's (and it is "
+               f"{_e(_pct(config.RAISED_MIN_PROBABILITY))} or more): a rare condition under raised "
+               "suspicion holds few bits, so its best test is listed even when it ranks "
+               "lower. "
                "'Likely range' is where the probability would land for 80 % of possible "
                "results. Relative costs are illustrative.</p>")
     if not rows:
         out.append("<p>No condition on the axes in question is still uncertain (all below 1 % or "
-                   "above 99 %): no single further test is expected to change the picture "
-                   "much.</p>")
+                   "above 99 %) and no rare one is under raised suspicion: no single further "
+                   "test is expected to change the picture much.</p>")
         return "".join(out)
     trs = []
     for r in rows:
@@ -670,6 +678,9 @@ def _next_test_section(rows: list[dict] | None, error: str | None, plan: Any = N
             f"<span style='white-space:nowrap'>{_e(_pct(c['likely_range'][0]))} – "
             f"{_e(_pct(c['likely_range'][1]))}</span>"
             for c in r["conditions"]) or "—"
+        if r.get("listed_for"):
+            moves += ("<br><span class='note'>listed as the best test for the raised suspicion "
+                      f"of {_e(', '.join(r['listed_for']))}</span>")
         trs.append([_e(r["rank"]), _e(r["label"]) + f"<br><code>{_e(r['test'])}</code>",
                     _e(r["specimen"]) + (f", {_e(r['collected'])}" if r.get("collected") else ""),
                     _e(r["axis"]), _e(f"{r['expected_information_gain_bits']:.3f}"),

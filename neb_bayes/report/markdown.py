@@ -17,13 +17,15 @@ from neb_bayes.report.format import pct as _pct
 from neb_bayes.report.results import analyte_info, hhmm, num_text, reported_text, value_text
 
 
-def _next_tests(result: Result) -> list[dict]:
+def _next_tests(result: Result) -> tuple[list[dict], list[dict]]:
+    """The five best next tests and the target conditions with why each is one."""
     try:
-        from neb_bayes.next_test import next_tests
+        from neb_bayes.next_test import plan_next_tests
 
-        return next_tests(result, top=5)
+        plan = plan_next_tests(result)
+        return plan.top(5), plan.target_reasons
     except Exception:  # noqa: BLE001 - a report without suggestions beats no report
-        return []
+        return [], []
 
 
 def _nuts_lines(nuts: dict) -> list[str]:
@@ -153,14 +155,22 @@ def render_markdown(result: Result) -> str:
         lines.append("Fold change relative to a healthy person's typical level.")
     if d.get("nuts"):
         lines += _nuts_lines(d["nuts"])
-    nxt = _next_tests(result)
+    nxt, targets = _next_tests(result)
     if nxt:
+        from neb_bayes.next_test import target_reason_text
+
         lines += ["", "## What to test next", "",
-                  "Ranked by expected information gain on the conditions still uncertain "
-                  "(preposterior analysis over each test's predictive distribution).", "",
-                  "| rank | test | expected gain (bits) | would move |", "|---:|---|---:|---|"]
+                  "Ranked by expected information gain on the conditions in question "
+                  "(preposterior analysis over each test's predictive distribution):", ""]
+        lines += [f"- `{t['condition']}` {_pct(t['probability'])}: {target_reason_text(t)}"
+                  for t in targets]
+        lines += ["", "| rank | test | expected gain (bits) | would move |",
+                  "|---:|---|---:|---|"]
         for row in nxt:
             moves = ", ".join(c.get("condition", "") for c in row.get("conditions", []))
+            if row.get("listed_for"):
+                moves += (" (best test for the raised suspicion of "
+                          f"{', '.join(row['listed_for'])})")
             lines.append(f"| {row['rank']} | {row['label']} | "
                          f"{row['expected_information_gain_bits']:.3f} | {moves} |")
     lines += ["", "## Accounted for", ""]

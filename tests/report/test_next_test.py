@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from neb_bayes import config
 from neb_bayes.api import infer
 from neb_bayes.case import read_case
 from neb_bayes.case.model import Measurement
@@ -315,3 +316,142 @@ def test_acth_before_screening_once_hypercortisolism_is_established() -> None:
     assert _p_cushing(result) > 0.9, "precondition: hypercortisolism established"
     acth, screening = _acth_and_best_screening_gain(result)
     assert acth > screening
+
+
+# ---------------------------------------------------------------------------------------------
+# A rare condition under raised suspicion (Nieman 2008: test a patient with several features of
+# high discriminatory value).  Cushingoid signs alone, no results: each Cushing's subtype stayed
+# below the 1 % of "uncertain" and the adrenal axis moved less than 0.05, so nothing was a target
+# and next-test listed no test in either scope.
+NO_FINDINGS = {"id": "no-findings", "patient": {"sex": "F", "age": 50},
+               "symptoms": {"absent": CUSHING_SIGNS + ["fatigue", "weight_gain"]}}
+HEALTHY_EXAMPLES = ["normal_healthy_man_01.yaml", "normal_healthy_woman_01.yaml",
+                    "normal_healthy_older_woman_01.yaml"]
+
+
+@pytest.fixture(scope="module")
+def cushingoid() -> Result:
+    return _cushing_case([], CUSHING_SIGNS)
+
+
+def _raised(plan) -> set[str]:
+    return {d["condition"] for d in plan.target_reasons if "suspicion_raised" in d["why"]}
+
+
+def test_cushingoid_signs_raise_the_suspicion_of_cushings(cushingoid: Result) -> None:
+    prior = cushingoid.exact.prior_condition_probs
+    conds = cushingoid.model.conditions
+    p0 = sum(float(prior[conds.index(c)]) for c in ("cushings_acth_dependent",
+                                                    "cushings_acth_independent"))
+    p = _p_cushing(cushingoid)
+    assert p < 0.05 and p > 10 * p0, "precondition: rare, but far above its prior"
+    for scope in ("question", "all"):
+        plan = plan_next_tests(cushingoid, scope=scope)
+        assert "cushings_acth_dependent" in _raised(plan)
+        for d in plan.target_reasons:
+            if "suspicion_raised" in d["why"]:
+                assert d["odds_ratio"] >= config.RAISED_ODDS_RATIO
+                assert d["probability"] >= config.RAISED_MIN_PROBABILITY
+
+
+@pytest.mark.parametrize("scope", ["question", "all"])
+def test_cushingoid_signs_get_the_screening_tests_ranked_above_acth(
+    cushingoid: Result, scope: str
+) -> None:
+    plan = plan_next_tests(cushingoid, scope=scope)
+    rank = {r["test"]: r["rank"] for r in plan.rows}
+    screening = [t for t in rank if t.startswith(SCREENING)]
+    assert {t.split("_2300")[0] for t in screening} == set(SCREENING)
+    assert all(rank[t] < rank["acth"] for t in screening), rank
+    listed = next_tests(cushingoid, top=5, scope=scope)
+    assert any(r["test"].startswith(SCREENING) for r in listed), listed
+    if scope == "question":          # Cushing's is the only question: all three come first
+        assert all(any(r["test"].startswith(s) for r in listed) for s in SCREENING)
+
+
+def test_a_rare_raised_target_keeps_its_best_test_in_the_list(cushingoid: Result) -> None:
+    # scope all: the metabolic screening questions hold ~1 bit each, Cushing's at 1 % 0.08 bits,
+    # so by bits alone the cortisol tests rank below the 5th place
+    plan = plan_next_tests(cushingoid, scope="all")
+    best_five = [r["test"] for r in plan.rows if r["expected_information_gain_bits"] > 0][:5]
+    assert not any(t.startswith(SCREENING) for t in best_five), "precondition"
+    rows = plan.top(5)
+    assert len(rows) == 5
+    kept = [r for r in rows if r.get("listed_for")]
+    assert [r["test"].startswith(SCREENING) for r in kept] == [True]
+    assert "cushings_acth_dependent" in kept[0]["listed_for"]
+    assert [r["rank"] for r in rows] == sorted(r["rank"] for r in rows)
+    assert rows[0]["rank"] == 1                       # the best test overall stays
+
+
+def test_every_raised_only_axis_has_its_best_test_listed(example_name: str) -> None:
+    result = example_result(example_name)
+    for scope in ("question", "all"):
+        plan = plan_next_tests(result, scope=scope)
+        listed = {r["test"] for r in plan.top(5)}
+        for axis in plan.raised_axes():
+            useful = [r for r in plan.rows if r["_gain_by_axis"].get(axis, 0.0) > 1e-4]
+            if useful:
+                best = max(useful, key=lambda r, a=axis: (r["_gain_by_axis"][a], -r["rank"]))
+                assert best["test"] in listed, (scope, axis)
+
+
+def test_raised_targets_follow_the_documented_rule(example_name: str) -> None:
+    # the rule, from the condition probabilities and this patient's prior: posterior odds at
+    # least RAISED_ODDS_RATIO times the prior odds, probability in [floor, 99 %]
+    result = example_result(example_name)
+    e = result.exact
+    expected = set()
+    for ci, c in enumerate(result.model.conditions):
+        p, p0 = float(e.condition_probs[ci]), float(e.prior_condition_probs[ci])
+        if 0 < p0 < 1 and config.RAISED_MIN_PROBABILITY <= p <= 0.99:
+            if (p / (1 - p)) / (p0 / (1 - p0)) >= config.RAISED_ODDS_RATIO:
+                expected.add(c)
+    plan = plan_next_tests(result)
+    assert _raised(plan) == expected
+    assert set(plan.targets) >= expected
+    assert [d["condition"] for d in plan.target_reasons] == plan.targets
+
+
+@pytest.mark.parametrize("name", HEALTHY_EXAMPLES + ["no findings"])
+def test_no_findings_raise_no_suspicion(name: str) -> None:
+    result = (infer(read_case(NO_FINDINGS), uncertainty=False) if name == "no findings"
+              else example_result(name))
+    for scope in ("question", "all"):
+        plan = plan_next_tests(result, scope=scope)
+        assert not _raised(plan), plan.target_reasons
+        assert not plan.raised_axes()
+        assert not any(r.get("listed_for") for r in plan.top(5))
+
+
+def test_the_raised_odds_threshold_is_the_configured_one(
+    cushingoid: Result, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ratio = min(d["odds_ratio"] for d in plan_next_tests(cushingoid).target_reasons)
+    monkeypatch.setattr(config, "RAISED_ODDS_RATIO", 2 * ratio)
+    assert not plan_next_tests(cushingoid).targets
+    monkeypatch.setattr(config, "RAISED_ODDS_RATIO", 10.0)
+    monkeypatch.setattr(config, "RAISED_MIN_PROBABILITY", 0.5)
+    assert not plan_next_tests(cushingoid).targets
+
+
+def test_cli_and_html_say_why_each_condition_is_a_target(tmp_path, cushingoid: Result) -> None:
+    from neb_bayes.cli import main
+    from neb_bayes.report.html import _next_test_section
+
+    case = tmp_path / "cushingoid.json"
+    case.write_text(json.dumps({"id": "cushingoid", "patient": {"sex": "F", "age": 50},
+                                "symptoms": {"present": CUSHING_SIGNS}}), encoding="utf-8")
+    res = CliRunner().invoke(main, ["next-test", str(case)])
+    assert res.exit_code == 0, res.output
+    assert "cushings_acth_dependent" in res.output and "suspicion raised" in res.output
+    assert "salivary cortisol" in res.output and "dexamethasone" in res.output
+    res = CliRunner().invoke(main, ["next-test", str(case), "--format", "json"])
+    out = json.loads(res.output)
+    assert [d["condition"] for d in out["target_reasons"]] == out["targets"]
+    assert all(d["why"] for d in out["target_reasons"])
+    res = CliRunner().invoke(main, ["next-test", str(case), "--scope", "all"])
+    assert "listed as the best test for the raised suspicion" in res.output
+    plan = plan_next_tests(cushingoid)
+    html = _next_test_section(plan.top(5), None, plan)
+    assert "suspicion raised" in html and "cushings_acth_dependent" in html
