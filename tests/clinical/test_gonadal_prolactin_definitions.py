@@ -1,0 +1,66 @@
+"""Gonadal and prolactin axes read by their textbook definitions.
+
+Expectations come from the definitions and cited figures, never from engine output:
+
+- hyperprolactinaemia is prolactin *excess* (conditions.md: true monomeric prolactin above
+  the reference interval; facts.md §4e); a prolactin at or below the reference interval
+  (Roche Elecsys women 4.8-23.3, men 4.0-15.2 ng/mL; facts.md §1 prolactin row) is not
+  hyperprolactinaemia, and below ~3 ng/mL (women) it is *hypo*prolactinaemia;
+- primary ovarian insufficiency is defined before 40 (facts.md §4d "Female primary (POI)");
+  a woman over 45 without a period for 12 months is postmenopausal (NICE NG23 1.2.1), and
+  menopause is no condition (conditions.md), so it must not read as POI;
+- opioid-induced androgen deficiency is secondary hypogonadism (low testosterone with
+  low/normal LH/FSH; conditions.md, ES 2018 in facts.md §4d): the drug is its cause, as
+  glucocorticoids are the cause of secondary adrenal insufficiency, not a reason to read it
+  away.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import neb_bayes as nb
+
+#: 1 ng/mL = 21.2 mIU/L (WHO 84/500; facts.md §1 prolactin row)
+MIU_PER_NG = 21.2
+
+
+def _probs(patient: dict, measurements: list[tuple], present: tuple[str, ...] = ()) -> dict:
+    case = {"case_format": 1, "id": "c", "patient": patient,
+            "measurements": [{"analyte": a, "value": v, "unit": u, "collected": "08:30",
+                              "day": d} for a, v, u, d in measurements],
+            "symptoms": {"present": list(present)}}
+    return nb.infer(case, uncertainty=False, explain=False).probabilities
+
+
+# ----------------------------------------------------------------------------- prolactin
+#: from 0.9 x each sex's upper reference limit (Roche: 23.3 women, 15.2 men ng/mL) down through
+#: the lower limit (4.8, 4.0) to hypoprolactinaemia (< 3 women, < 5 men ng/mL) and 1.5 ng/mL
+LOW_PRL_NG = {"F": [21.0, 15.0, 10.0, 6.0, 4.8, 4.0, 3.0, 2.5, 2.0, 1.5],
+              "M": [13.7, 10.0, 6.0, 4.0, 3.0, 2.5, 2.0, 1.5]}
+
+
+@pytest.mark.parametrize("sex", ["F", "M"])
+def test_a_normal_or_low_prolactin_is_not_hyperprolactinaemia(sex: str) -> None:
+    """A prolactin within or below the reference interval never reads as prolactin excess
+    (it read 96 % hyperprolactinaemia at 2.4 ng/mL in a woman: the wide state's tail)."""
+    patient = {"sex": sex, "age": 30 if sex == "F" else 40}
+    if sex == "F":
+        patient["menstrual_phase"] = "follicular (day 5)"
+    for ng in LOW_PRL_NG[sex]:
+        p = _probs(patient, [("prolactin", round(ng * MIU_PER_NG, 1), "mIU/L", 0)])
+        assert p["hyperprolactinemia"] < 0.01, (sex, ng, p["hyperprolactinemia"])
+
+
+@pytest.mark.parametrize(("sex", "ng"), [("F", 60.0), ("M", 40.0)])
+def test_a_prolactin_well_above_the_range_is_raised(sex: str, ng: float) -> None:
+    """~2.6x the upper limit (facts.md §1 ULN; §4e a single raised value confirms) is a raised
+    prolactin: true excess or, without a PEG test, macroprolactin (19 % of raised samples,
+    facts.md §4e), true excess the likelier."""
+    case = {"case_format": 1, "id": "c", "patient": {"sex": sex, "age": 30 if sex == "F" else 40},
+            "measurements": [{"analyte": "prolactin", "value": round(ng * MIU_PER_NG, 1),
+                              "unit": "mIU/L", "collected": "08:30"}]}
+    states = nb.infer(case, uncertainty=False).axis_states["prolactin"]
+    p = {k: v["probability"] for k, v in states.items()}
+    assert p["normal"] < 0.1, p
+    assert p["hyperprolactinemia"] > p["macroprolactinemia"], p
