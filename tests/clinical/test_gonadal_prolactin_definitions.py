@@ -64,3 +64,45 @@ def test_a_prolactin_well_above_the_range_is_raised(sex: str, ng: float) -> None
     p = {k: v["probability"] for k, v in states.items()}
     assert p["normal"] < 0.1, p
     assert p["hyperprolactinemia"] > p["macroprolactinemia"], p
+
+
+# ----------------------------------------------------------------------------- menopause
+#: hypergonadotropic hypogonadism: FSH and LH high, estradiol low (facts.md §1 postmenopausal
+#: FSH ~26-135 IU/L, estradiol < 20-30 pg/mL; §4d POI FSH > 25 IU/L)
+OVARIAN_FAILURE = [("fsh", 80.0, "IU/L", 0), ("lh", 40.0, "IU/L", 0),
+                   ("estradiol", "<20", "pmol/L", 0)]
+
+
+@pytest.mark.parametrize(("age", "cycle"), [(52, "amenorrhoeic for 14 months"),
+                                            (47, "amenorrhoea for 2 years")])
+def test_menopause_from_age_and_a_year_without_periods_is_not_poi(age: int, cycle: str) -> None:
+    """A woman over 45 without a period for 12 months is postmenopausal (NICE NG23 1.2.1),
+    whether or not ``menopausal_status`` says so: her high FSH and low estradiol are the
+    menopause, not primary ovarian insufficiency (defined before 40, facts.md §4d)."""
+    patient = {"sex": "F", "age": age, "menstrual_phase": cycle}
+    p = _probs(patient, OVARIAN_FAILURE, present=("hot_flashes",))
+    assert p["hypogonadism_primary_female"] < 0.05, p["hypogonadism_primary_female"]
+    # the same reading as when the status is written
+    stated = _probs({**patient, "menopausal_status": "postmenopausal"}, OVARIAN_FAILURE,
+                    present=("hot_flashes",))
+    for condition in ("hypogonadism_primary_female", "hypogonadism_secondary_female", "pcos"):
+        assert p[condition] == pytest.approx(stated[condition], abs=1e-9), condition
+
+
+def test_after_menopause_amenorrhoea_is_no_evidence_of_a_condition() -> None:
+    """A postmenopausal woman has no periods: written in her cycle text it is physiology, not
+    a symptom of PCOS, hyperprolactinaemia or hypothalamic amenorrhoea (facts.md §6 rows)."""
+    patient = {"sex": "F", "age": 60, "menopausal_status": "postmenopausal"}
+    labs = [("tsh", 2.0, "mIU/L", 0)]
+    without = _probs(patient, labs)
+    written = _probs({**patient, "menstrual_phase": "amenorrhoeic for 10 years"}, labs)
+    for condition in ("pcos", "hyperprolactinemia", "hypogonadism_secondary_female"):
+        assert written[condition] == pytest.approx(without[condition], abs=1e-9), condition
+
+
+def test_the_same_labs_before_40_are_poi() -> None:
+    """Age 32, amenorrhoea for 14 months, FSH 80: primary ovarian insufficiency (facts.md §4d)."""
+    p = _probs({"sex": "F", "age": 32, "menstrual_phase": "amenorrhoeic for 14 months"},
+               OVARIAN_FAILURE, present=("hot_flashes",))
+    assert p["hypogonadism_primary_female"] > 0.9, p["hypogonadism_primary_female"]
+
