@@ -56,6 +56,11 @@ MENOPAUSE_AMENORRHOEA_MONTHS = 12.0
 #: with no menopausal status and nothing else to go by, a woman this old is taken as
 #: postmenopausal
 ASSUMED_POSTMENOPAUSAL_AGE = 55.0
+#: cycle disturbances that are a menopause stage's physiology, not symptoms: the transition is
+#: defined by variable cycles and 60 days or more without a period (STRAW; Harlow et al.,
+#: ReSTAGE, Climacteric 2007), and after menopause there are no periods
+PHYSIOLOGICAL_CYCLE = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
+                       "postmenopausal": ("amenorrhea", "oligomenorrhea")}
 
 
 @dataclass(frozen=True)
@@ -324,8 +329,9 @@ def read_context(case: Case) -> ContextReading:
 
 def _read_menopause(reading: ContextReading, case: Case) -> None:
     """Menopause: the status as given; without one, postmenopausal after 12 months without a
-    period past 45 (NICE NG23), or from age alone.  After menopause, no periods is physiology:
-    the cycle text's amenorrhoea is then no evidence of a condition."""
+    period past 45 (NICE NG23), or from age alone.  In the transition and after menopause,
+    irregular or absent periods are physiology: the cycle text's disturbance is then no
+    evidence of a condition (:data:`PHYSIOLOGICAL_CYCLE`)."""
     p = case.patient
     status = (p.menopausal_status or "").lower()
     months = _amenorrhoea_months(case)
@@ -344,11 +350,14 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
         reading.set("postmenopausal", 1.0, "patient.age",
                     f"age {p.age:g} with no menopausal status: assumed postmenopausal")
         reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
-    if "postmenopausal" in reading.flags and "amenorrhea" in reading.extra_symptoms:
-        reading.extra_symptoms.discard("amenorrhea")
-        for entry in reading.recognised:
-            if entry.get("flag") == "symptom:amenorrhea":
-                entry["label"] = "amenorrhoea after menopause (physiology, not evidence)"
+    for stage, symptoms in PHYSIOLOGICAL_CYCLE.items():
+        if stage not in reading.flags:
+            continue
+        for symptom in set(symptoms) & reading.extra_symptoms:
+            reading.extra_symptoms.discard(symptom)
+            for entry in reading.recognised:
+                if entry.get("flag") == f"symptom:{symptom}":
+                    entry["label"] = f"{symptom} ({stage}: physiology, not evidence)"
 
 
 def _amenorrhoea_months(case: Case) -> float | None:

@@ -142,3 +142,17 @@ def test_a_normal_testosterone_on_an_opioid_is_not_hypogonadism() -> None:
     p = _man_on(["methadone 80 mg daily"], [("testosterone", 18.0, "nmol/L", 0),
                                             ("lh", 4.0, "IU/L", 0)])
     assert p["hypogonadism_secondary_male"] < 0.1, p["hypogonadism_secondary_male"]
+
+
+def test_irregular_cycles_in_the_menopausal_transition_are_not_pcos() -> None:
+    """Variable cycles and skipped periods define the menopausal transition (STRAW; Harlow
+    2007): in a perimenopausal woman of 49 with FSH 35 IU/L (above the follicular range, facts.md
+    §1) they are no evidence of PCOS (Rotterdam oligo-anovulation, facts.md §4g): 36 % with
+    them written, 10 % (the prior) without."""
+    patient = {"sex": "F", "age": 49, "menopausal_status": "perimenopausal"}
+    labs = [("fsh", 35.0, "IU/L", 0), ("estradiol", 150.0, "pmol/L", 0)]
+    without = _probs(patient, labs, present=("hot_flashes",))
+    written = _probs({**patient, "menstrual_phase": "oligomenorrhoea (cycles 40-90 days)"}, labs,
+                     present=("hot_flashes",))
+    for condition in ("pcos", "hypogonadism_primary_female", "hypogonadism_secondary_female"):
+        assert written[condition] == pytest.approx(without[condition], abs=1e-9), condition
