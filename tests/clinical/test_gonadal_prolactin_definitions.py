@@ -156,3 +156,16 @@ def test_irregular_cycles_in_the_menopausal_transition_are_not_pcos() -> None:
                      present=("hot_flashes",))
     for condition in ("pcos", "hypogonadism_primary_female", "hypogonadism_secondary_female"):
         assert written[condition] == pytest.approx(without[condition], abs=1e-9), condition
+
+
+# ----------------------------------------------------------------------------- testosterone therapy
+def test_on_testosterone_therapy_a_suppressed_lh_is_the_drug_not_a_diagnosis() -> None:
+    """Exogenous testosterone suppresses LH and FSH by negative feedback in every man on it:
+    a normal testosterone with undetectable LH/FSH on a gel is not proof of secondary
+    hypogonadism (it read 100 % with the gel not recognised), and treated hypogonadism of
+    either kind stays possible."""
+    labs = [("testosterone", 24.0, "nmol/L", 0), ("lh", "<0.3", "IU/L", 0),
+            ("fsh", "<0.3", "IU/L", 0)]
+    p = _probs({"sex": "M", "age": 50, "medications": ["testosterone gel 50 mg daily"]}, labs)
+    assert p["hypogonadism_secondary_male"] < 0.95, p["hypogonadism_secondary_male"]
+    assert p["none"] > 0.01, p["none"]
