@@ -49,6 +49,18 @@ _STOPPED = re.compile(
 _DOSE = re.compile(r"(\d+(?:[.,]\d+)?)\s*(mg|mcg|µg|μg|ug|g)\b", re.I)
 _WEEK = re.compile(r"(?:week|wk|gw)\s*(\d{1,2})|(\d{1,2})\s*(?:weeks?|wks?)\b", re.I)
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})")
+#: NICE NG23 1.2.1: a woman over 45 who has not had a period for at least 12 months (and is
+#: not on hormonal contraception) is postmenopausal, without laboratory tests
+MENOPAUSE_MIN_AGE = 45.0
+MENOPAUSE_AMENORRHOEA_MONTHS = 12.0
+#: with no menopausal status and nothing else to go by, a woman this old is taken as
+#: postmenopausal
+ASSUMED_POSTMENOPAUSAL_AGE = 55.0
+#: cycle disturbances that are a menopause stage's physiology, not symptoms: the transition is
+#: defined by variable cycles and 60 days or more without a period (STRAW; Harlow et al.,
+#: ReSTAGE, Climacteric 2007), and after menopause there are no periods
+PHYSIOLOGICAL_CYCLE = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
+                       "postmenopausal": ("amenorrhea", "oligomenorrhea")}
 
 
 @dataclass(frozen=True)
@@ -305,23 +317,58 @@ def read_context(case: Case) -> ContextReading:
         if week is None:
             reading.warnings.append("pregnant but gestational week not given: pregnancy effects "
                                     "read with trimester-averaged, wider adjustments")
-    # menopause: given status, else assumed from age for women
-    status = (p.menopausal_status or "").lower()
     if p.sex == "F" and not pregnant:
-        if status.startswith("post"):
-            reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)
-        elif status.startswith("peri"):
-            reading.set("perimenopausal", 1.0, "patient.menopausal_status", status)
-        elif not status and p.age is not None and p.age >= 55:
-            reading.set("postmenopausal", 1.0, "patient.age",
-                        f"age {p.age:g} with no menopausal status: assumed postmenopausal")
-            reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
+        _read_menopause(reading, case)
     # a critical-illness flag gives way to the recovery flag when both are named
     for info in flag_table().values():
         if info.flag in reading.flags:
             for other in info.overrides:
                 reading.flags.pop(other, None)
     return reading
+
+
+def _read_menopause(reading: ContextReading, case: Case) -> None:
+    """Menopause: the status as given; without one, postmenopausal after 12 months without a
+    period past 45 (NICE NG23), or from age alone.  In the transition and after menopause,
+    irregular or absent periods are physiology: the cycle text's disturbance is then no
+    evidence of a condition (:data:`PHYSIOLOGICAL_CYCLE`)."""
+    p = case.patient
+    status = (p.menopausal_status or "").lower()
+    months = _amenorrhoea_months(case)
+    if status.startswith("post"):
+        reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)
+    elif status.startswith("peri"):
+        reading.set("perimenopausal", 1.0, "patient.menopausal_status", status)
+    elif (not status and p.age is not None and p.age >= MENOPAUSE_MIN_AGE
+          and months is not None and months >= MENOPAUSE_AMENORRHOEA_MONTHS
+          and "oral_estrogen" not in reading.flags):
+        reading.set("postmenopausal", 1.0, "patient.menstrual_phase",
+                    f"age {p.age:g}, no period for {months:g} months: postmenopausal")
+        reading.warnings.append("menopausal status not given; postmenopausal read from age and "
+                                f"{MENOPAUSE_AMENORRHOEA_MONTHS:g} months without a period")
+    elif not status and p.age is not None and p.age >= ASSUMED_POSTMENOPAUSAL_AGE:
+        reading.set("postmenopausal", 1.0, "patient.age",
+                    f"age {p.age:g} with no menopausal status: assumed postmenopausal")
+        reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
+    for stage, symptoms in PHYSIOLOGICAL_CYCLE.items():
+        if stage not in reading.flags:
+            continue
+        for symptom in set(symptoms) & reading.extra_symptoms:
+            reading.extra_symptoms.discard(symptom)
+            for entry in reading.recognised:
+                if entry.get("flag") == f"symptom:{symptom}":
+                    entry["label"] = f"{symptom} ({stage}: physiology, not evidence)"
+
+
+def _amenorrhoea_months(case: Case) -> float | None:
+    """How long the cycle text says the periods have been absent (None: not written)."""
+    p = case.patient
+    if not p.menstrual_phase:
+        return None
+    r = p.menstrual or read_menstrual_phase(p.menstrual_phase)
+    if r is None or r.disturbance not in {"amenorrhoea", "amenorrhea"}:
+        return None
+    return r.duration_months
 
 
 def _read_menstrual(reading: ContextReading, case: Case) -> None:

@@ -72,6 +72,10 @@ MEDICATIONS = [
     ("cabergoline 0.5 mg twice weekly", {"dopamine_agonist"}),
     ("methadone 60 mg daily", {"opioid"}),
     ("oxycodone 10 mg", {"opioid"}),
+    ("testosterone gel 50 mg daily", {"testosterone_therapy"}),
+    ("Testogel 50 mg", {"testosterone_therapy"}),
+    ("Nebido 1000 mg every 12 weeks", {"testosterone_therapy"}),
+    ("testosterone undecanoate 1 g IM", {"testosterone_therapy"}),
     ("gliclazide 80 mg bd", {"glucose_lowering"}),
     ("metformin 500 mg bd", {"glucose_lowering"}),
     ("insulin glargine 20 units", {"insulin_therapy", "glucose_lowering"}),
@@ -106,7 +110,14 @@ CONTEXT = [
     ("non-fasting sample", "non_fasting"),
     ("sample taken after breakfast", "non_fasting"),
     ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
+    ("on testosterone replacement since 2021", "testosterone_therapy"),
 ]
+
+
+def test_a_testosterone_result_in_context_text_is_not_therapy() -> None:
+    """A bare 'testosterone' in context text is a result, not the treatment."""
+    case = _case(context=["low testosterone on screening"])
+    assert "testosterone_therapy" not in _flags(case), _flags(case)
 
 
 @pytest.mark.parametrize(("text", "flag"), CONTEXT, ids=[t for t, _ in CONTEXT])
