@@ -106,6 +106,8 @@ CONTEXT = [
     ("non-fasting sample", "non_fasting"),
     ("sample taken after breakfast", "non_fasting"),
     ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
+    ("3.1 cm non-functioning pituitary macroadenoma on MRI", "pituitary_lesion"),
+    ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
 ]
 
 
