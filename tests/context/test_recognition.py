@@ -111,6 +111,8 @@ CONTEXT = [
     ("sample taken after breakfast", "non_fasting"),
     ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
     ("on testosterone replacement since 2021", "testosterone_therapy"),
+    ("3.1 cm non-functioning pituitary macroadenoma on MRI", "pituitary_lesion"),
+    ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
 ]
 
 
