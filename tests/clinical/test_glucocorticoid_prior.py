@@ -55,6 +55,17 @@ def test_glucocorticoid_user_prior_is_the_cited_share() -> None:
     assert 0.05 <= result.prior_probabilities[AI2] <= 0.2
 
 
+def test_a_recent_stop_carries_the_current_users_prior() -> None:
+    # facts §5's shares (Broersen 2015) come from users tested on or after tapering: a recent
+    # stop is no safer than current use (the x1000 row gave ~5 %, half a current user's)
+    stopped = {**PREDNISOLONE, "patient": {**PREDNISOLONE["patient"], "medications": [
+        "prednisolone 10 mg daily, stopped 2 weeks ago"]}}
+    result = nb.infer(stopped, uncertainty=False)
+    assert [r["flag"] for r in result.context_priors()] == ["glucocorticoid_withdrawal"]
+    current = nb.infer(PREDNISOLONE, uncertainty=False).prior_probabilities[AI2]
+    assert result.prior_probabilities[AI2] == pytest.approx(current, rel=0.05)
+
+
 def test_row_odds_act_on_the_state_given_its_parent() -> None:
     on, off = frozenset({"glucocorticoid"}), frozenset()
     given_normal = _odds(_adrenal_prior(on, "normal")) / _odds(_adrenal_prior(off, "normal"))
