@@ -193,7 +193,9 @@ class Result:
     def context_priors(self) -> list[dict]:
         """Each context flag that changed prior odds (``prevalence`` modifiers with a
         ``flag``): its rows, the axes they act on, and what it did to each condition's prior
-        (that flag alone left out → with it), as "accounted for" entries."""
+        (that flag alone left out → with it), as "accounted for" entries.  A flag whose rows
+        leave every condition's prior as it was for this patient (e.g. odds on a man's state
+        in a woman) is not listed."""
         from neb_bayes.inference.exact import prior_summary
         from neb_bayes.model.prior import flag_modifiers, without_flags
 
@@ -203,6 +205,8 @@ class Result:
         out = []
         for flag, rows in flag_modifiers(self.model, cov).items():
             _, without = prior_summary(self.model, without_flags(cov, {flag}))
+            if np.allclose(with_all, without, rtol=1e-6, atol=1e-12):
+                continue  # its rows concern states this patient cannot have: nothing done
             moved = sorted(((abs(_logit(a) - _logit(b)), n, b, a) for n, a, b
                             in zip(names, with_all, without, strict=True)
                             if n != "none" and abs(_logit(a) - _logit(b)) >= 0.01), reverse=True)

@@ -153,3 +153,18 @@ def test_the_json_report_with_context_priors_matches_the_schema():
     schema = json.loads(resources.files("neb_bayes.report").joinpath(
         "schema/report.schema.json").read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(json.loads(_report(CASE, "json")))
+
+
+@pytest.mark.parametrize(("sex", "named"), [("F", False), ("M", True)])
+def test_a_flag_that_changes_no_prior_for_this_patient_is_not_accounted_for(sex, named):
+    """The opioid's prior odds concern a man's state (secondary hypogonadism): in a woman
+    they change no condition's prior, so the report does not list them; in a man it does."""
+    case = read_case({"case_format": 1, "id": f"opioid-{sex}",
+                      "patient": {"sex": sex, "age": 45,
+                                  "medications": ["methadone 60 mg daily"]},
+                      "measurements": [], "symptoms": {"absent": ["goiter"]}})
+    d = infer(case).to_dict()
+    entries = [a for a in d["accounted_for"] if a.get("kind") == "prior_odds"]
+    assert bool(entries) is named, entries
+    for entry in entries:
+        assert entry["prior_change"], entry
