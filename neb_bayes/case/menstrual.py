@@ -1,11 +1,12 @@
 """Read the free-text ``patient.menstrual_phase`` of a case.
 
 Clinicians write the phase as they like: ``"follicular (day 9)"``, ``"luteal (day 22)"``,
-``"amenorrhoeic for 5 months"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined
-OCP, active-pill week"``.  :func:`read_menstrual_phase` takes out what is written — phase,
-cycle day, cycle disturbance and its duration, cycle length, pill week — and nothing more: it
-does not infer a phase from a cycle day.  :func:`phase_from_cycle_day` does, for a cycle day
-written without a phase ("day 22", "day 21 of a 28-day cycle"), by the convention below.
+``"amenorrhoeic for 5 months"``, ``"no period for 18 months"``, ``"last period 13 months
+ago"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined OCP, active-pill week"``.
+:func:`read_menstrual_phase` takes out what is written — phase, cycle day, cycle disturbance
+and its duration, cycle length, pill week — and nothing more: it does not infer a phase from
+a cycle day.  :func:`phase_from_cycle_day` does, for a cycle day written without a phase
+("day 22", "day 21 of a 28-day cycle"), by the convention below.
 
 >>> read_menstrual_phase("luteal (day 22)")
 MenstrualReading(phase='luteal', cycle_day=22, disturbance=None, duration_months=None, \
@@ -59,7 +60,16 @@ _POSTMENOPAUSAL = re.compile(
     r"post[- ]?menopaus|(?<![a-z-])(?<!peri )(?<!pre )menopaus(?:e|al)\b", _F
 )
 _OLIGO = re.compile(r"oligo[- ]?a?menorrh|infrequent (?:periods|menses|cycles)", _F)
-_AMENORRHOEA = re.compile(r"amenorrh|no periods|absent (?:periods|menses)|no menses", _F)
+_AMENORRHOEA = re.compile(
+    r"amenorrh|\bno (?:menstrual )?(?:periods?|menses|menstruation)\b|"
+    r"absent (?:periods|menses)",
+    _F,
+)
+_LAST_PERIOD = re.compile(
+    r"\b(?:last (?:menstrual )?period|lmp)\b[^.;]*?"
+    r"(\d+(?:\.\d+)?\s*(?:months?|mo|mths?|weeks?|wks?|years?|yrs?))\s+ago\b",
+    _F,
+)
 _ANOVULATION = re.compile(r"anovulat", _F)
 _IRREGULAR = re.compile(r"irregular", _F)
 _LUTEAL = re.compile(r"luteal|post[- ]?ovulat|secretory phase", _F)
@@ -77,6 +87,10 @@ _LENGTH = re.compile(
     r"(\d+)\s*(?:(?:-|–|to)\s*(\d+)\s*)?[- ]?days?\s*cycles?",
     _F,
 )
+#: Months since the last period from which "last period ... ago" is read as amenorrhoea
+#: (secondary amenorrhoea: no period for 3 months after regular cycles, ESHRE/ASRM; shorter
+#: is an ordinary or a late cycle, and is not read).
+AMENORRHOEA_MIN_MONTHS = 3.0
 _MONTHS = {
     "mo": 1.0,
     "mon": 1.0,
@@ -88,6 +102,16 @@ _MONTHS = {
 }
 
 
+def _amenorrhoea(text: str) -> bool:
+    """Absent periods written as such, or a last period at least
+    :data:`AMENORRHOEA_MIN_MONTHS` ago."""
+    if _AMENORRHOEA.search(text):
+        return True
+    match = _LAST_PERIOD.search(text)
+    months = _duration_months(match.group(1)) if match else None
+    return months is not None and months >= AMENORRHOEA_MIN_MONTHS
+
+
 def _phase(text: str) -> str | None:
     if _CONTRACEPTION.search(text):
         return "hormonal_contraception"
@@ -97,7 +121,7 @@ def _phase(text: str) -> str | None:
         return "postpartum"
     if _POSTMENOPAUSAL.search(text):
         return "postmenopausal"
-    if _AMENORRHOEA.search(text) and not _OLIGO.search(text):
+    if _amenorrhoea(text) and not _OLIGO.search(text):
         return "amenorrhoeic"
     for name, pattern in (
         ("luteal", _LUTEAL),
@@ -114,7 +138,7 @@ def _phase(text: str) -> str | None:
 def _disturbance(text: str) -> str | None:
     if _OLIGO.search(text):
         return "oligomenorrhoea"
-    if _AMENORRHOEA.search(text):
+    if _amenorrhoea(text):
         return "amenorrhoea"
     if _ANOVULATION.search(text):
         return "anovulation"

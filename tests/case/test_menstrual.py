@@ -48,6 +48,30 @@ def test_reads_what_is_written(text: str, expected: dict) -> None:
         assert getattr(reading, key) == value, (text, key)
 
 
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("no period for 18 months", 18.0),
+        ("no periods for 2 years", 24.0),
+        ("no menses for 14 months", 14.0),
+        ("last period 13 months ago", 13.0),
+        ("LMP 13 months ago", 13.0),
+        ("amenorrhoea for 1 year", 12.0),
+    ],
+)
+def test_common_wordings_of_amenorrhoea_with_a_duration(text: str, months: float) -> None:
+    reading = read_menstrual_phase(text)
+    assert reading is not None, text
+    assert (reading.phase, reading.disturbance) == ("amenorrhoeic", "amenorrhoea"), text
+    assert reading.duration_months == pytest.approx(months), text
+
+
+@pytest.mark.parametrize("text", ["last period 2 weeks ago", "last period 2 months ago"])
+def test_a_recent_last_period_is_not_amenorrhoea(text: str) -> None:
+    reading = read_menstrual_phase(text)
+    assert reading is None or reading.disturbance is None, text
+
+
 @pytest.mark.parametrize("text", ["it varies", "see notes", "perimenopausal", ""])
 def test_unreadable_text_gives_none(text: str) -> None:
     assert read_menstrual_phase(text) is None

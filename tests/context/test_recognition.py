@@ -202,6 +202,15 @@ def test_postmenopausal_from_status_and_from_age() -> None:
     assert "perimenopausal" in _flags(_case(age=47, menopausal_status="perimenopausal"))
 
 
+@pytest.mark.parametrize("text", ["no period for 18 months", "last period 13 months ago"])
+def test_postmenopausal_from_age_and_a_year_without_a_period(text: str) -> None:
+    """NICE NG23: past 45, 12 months without a period is postmenopausal (at 50, age alone
+    does not assume it); fewer months is not."""
+    assert "postmenopausal" in _flags(_case(age=50, menopausal_status=None, menstrual_phase=text))
+    assert "postmenopausal" not in _flags(_case(age=50, menopausal_status=None,
+                                                menstrual_phase="no period for 6 months"))
+
+
 def test_menopause_not_applied_to_men() -> None:
     flags = _flags(_case(sex="M", age=70, pregnant=None, menopausal_status=None))
     assert "postmenopausal" not in flags
