@@ -88,8 +88,10 @@ _LENGTH = re.compile(
     _F,
 )
 #: Months since the last period from which "last period ... ago" is read as amenorrhoea
-#: (secondary amenorrhoea: no period for 3 months after regular cycles, ESHRE/ASRM; shorter
-#: is an ordinary or a late cycle, and is not read).
+#: (secondary amenorrhoea: no menses for more than 3 months after regular cycles, 6 after
+#: irregular ones; ASRM Practice Committee, Current evaluation of amenorrhea, Fertil Steril
+#: 2008, and the Australian Therapeutic Guidelines' classification, checked 2026-12-06;
+#: shorter is an ordinary or a late cycle, and is not read).
 AMENORRHOEA_MIN_MONTHS = 3.0
 _MONTHS = {
     "mo": 1.0,
