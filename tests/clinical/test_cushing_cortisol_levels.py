@@ -50,6 +50,15 @@ def _p(result: Result, prior: bool = False) -> float:
     return sum(p[c] for c in CUSHINGS)
 
 
+def _assert_odds_move_as_published(result: Result, published_lr: float) -> None:
+    """The case's Cushing's odds moved (posterior over prior) within LR_FACTOR of the
+    likelihood ratio the published distributions give."""
+    before, after = _p(result, prior=True), _p(result)
+    engine_lr = (after / (1.0 - after)) / (before / (1.0 - before))
+    assert published_lr / LR_FACTOR <= engine_lr <= published_lr * LR_FACTOR, (
+        engine_lr, published_lr)
+
+
 def _morning(value: float) -> dict:
     return {"analyte": "cortisol", "specimen": "serum", "value": value, "unit": "nmol/L",
             "collected": "08:00"}
@@ -88,13 +97,9 @@ def test_beside_a_raised_ufc_a_higher_morning_cortisol_reads_more_cushings(ufc: 
 @pytest.mark.parametrize("cortisol", [600.0, 1000.0, 1200.0, 1500.0])
 def test_a_lone_morning_cortisol_moves_the_odds_as_the_published_distributions_do(
         cortisol: float) -> None:
-    result = _infer([_morning(cortisol)])
-    before, after = _p(result, prior=True), _p(result)
-    engine_lr = (after / (1.0 - after)) / (before / (1.0 - before))
     published_lr = (_lognormal_density(cortisol, *GORGES_CUSHING)
                     / _lognormal_density(cortisol, *GORGES_EXCLUDED))
-    assert published_lr / LR_FACTOR <= engine_lr <= published_lr * LR_FACTOR, (
-        engine_lr, published_lr)
+    _assert_odds_move_as_published(_infer([_morning(cortisol)]), published_lr)
 
 
 def test_lone_morning_cortisol_reading_rises_with_the_value() -> None:
@@ -153,13 +158,9 @@ def test_a_dst_just_above_the_cut_off_moves_the_odds_as_the_published_distributi
         dst: float) -> None:
     # the cut-off is set for sensitivity, so the false positives crowd just above it: there a
     # result is weak evidence either way, not a 10-25-fold argument against Cushing's
-    result = _infer([_dst(dst)])
-    before, after = _p(result, prior=True), _p(result)
-    engine_lr = (after / (1.0 - after)) / (before / (1.0 - before))
     x = dst * UG_DL
     published_lr = (_log_density(x, *_fit(DST_CUSHING)) / _log_density(x, *_fit(DST_WITHOUT)))
-    assert published_lr / LR_FACTOR <= engine_lr <= published_lr * LR_FACTOR, (
-        engine_lr, published_lr)
+    _assert_odds_move_as_published(_infer([_dst(dst)]), published_lr)
 
 
 def test_with_cushingoid_signs_a_higher_dst_reads_more_cushings() -> None:
