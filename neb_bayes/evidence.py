@@ -16,7 +16,13 @@ from functools import lru_cache
 import numpy as np
 
 from neb_bayes.case.model import Case, NotUsed, Patient
-from neb_bayes.context import ContextReading, decay, hours_between, read_context
+from neb_bayes.context import (
+    ContextReading,
+    decay,
+    hours_between,
+    physiological_symptoms,
+    read_context,
+)
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, first_of_group
 
@@ -249,12 +255,17 @@ def build_evidence(
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
     present, absent = [], []
     from_context = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
+    # a menopause stage's cycle disturbance, listed or not, is physiology, not evidence
+    physiology = physiological_symptoms(ctx.flags)
     for status, ids, out in (
         ("present", case.symptoms.present | from_context, present),
         ("absent", case.symptoms.absent, absent),
     ):
         for s in sorted(ids):
-            if s in sym_index:
+            if s in physiology:
+                not_used.append(NotUsed(f"symptoms.{status}: {s}",
+                                        f"{physiology[s]} physiology, not evidence"))
+            elif s in sym_index:
                 out.append(sym_index[s])
             else:
                 not_used.append(

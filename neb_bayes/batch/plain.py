@@ -59,7 +59,7 @@ from neb_bayes.case.model import Case, NotUsed
 from neb_bayes.case.patient import read_patient
 from neb_bayes.case.read import TOP_KEYS
 from neb_bayes.case.symptoms import SYMPTOM_STATES
-from neb_bayes.context import read_context
+from neb_bayes.context import physiological_symptoms, read_context
 from neb_bayes.evidence import (
     CENSOR_CODE,
     Evidence,
@@ -109,7 +109,7 @@ class _Person:
     """What the patient part of a plain case gives: covariates, context, its evidence parts."""
 
     __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
-                 "not_used", "shifted", "aged", "unmoved", "adjustments")
+                 "not_used", "shifted", "aged", "unmoved", "adjustments", "physiology")
 
     def __init__(self, model: CompiledModel, patient, ctx, reader: Collector) -> None:
         self.patient, self.ctx = patient, ctx
@@ -131,6 +131,22 @@ class _Person:
             if not channel.diurnal and c not in self.shifted and c not in self.aged)
         #: a result's context, age and rhythm adjustments by (channel, hour, method)
         self.adjustments: dict[tuple, tuple] = {}
+        #: the model symptoms that are physiology for this patient, not evidence, each with
+        #: its name and the reason build_evidence lists it as not used
+        self.physiology = {i: (s, f"{stage} physiology, not evidence")
+                           for i, s in enumerate(model.symptoms)
+                           if (stage := physiological_symptoms(ctx.flags).get(s))}
+
+    def without_physiology(self, present: list[int], absent: list[int]
+                           ) -> tuple[list[int], list[int], tuple[NotUsed, ...]]:
+        """``present`` and ``absent`` less the symptoms that are physiology for this patient,
+        and those as build_evidence lists them as not used (present first, in order)."""
+        phys = self.physiology
+        notes = tuple(NotUsed(f"symptoms.{state}: {phys[i][0]}", phys[i][1])
+                      for state, ids in (("present", present), ("absent", absent))
+                      for i in ids if i in phys)
+        return ([i for i in present if i not in phys], [i for i in absent if i not in phys],
+                notes)
 
 
 @lru_cache(maxsize=16)
@@ -251,11 +267,14 @@ class PlainReader:
         present, absent = symptoms
         if not raw and not present and not absent:
             return False      # nothing usable: the case reader's error
+        notes: tuple[NotUsed, ...] = ()
+        if person.physiology:
+            present, absent, notes = person.without_physiology(present, absent)
         rows.sort(key=_axis_of)       # stable: by axis, then as written (build_evidence's order)
         ev = Evidence(
             case_id=case_id.strip(), covariates=person.covariates, blocks=(),
             present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
-            not_used=person.not_used + tuple(unused), warnings=person.warnings,
+            not_used=person.not_used + tuple(unused) + notes, warnings=person.warnings,
             lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale)
         # kept only now that nothing can fail
         if type(self._parts[-1]) is not list:
@@ -475,6 +494,11 @@ class PlainReader:
             unused = () if unused_r[r1] == unused_r[r0] else tuple(
                 NotUsed(f"measurements[{r - r0}]", forms[fid[r]][1])
                 for r in range(r0, r1) if ch_r[r] < 0)
+            if person.physiology:        # as add() reads them
+                kept_p, kept_a, notes = person.without_physiology(present.tolist(),
+                                                                  absent.tolist())
+                present, absent = np.array(kept_p, np.int64), np.array(kept_a, np.int64)
+                unused += notes
             self.evidences.append(_evidence(
                 case_id=case_id, covariates=person.covariates, present=present, absent=absent,
                 not_used=person.not_used + unused, warnings=person.warnings,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -350,14 +351,20 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
         reading.set("postmenopausal", 1.0, "patient.age",
                     f"age {p.age:g} with no menopausal status: assumed postmenopausal")
         reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
-    for stage, symptoms in PHYSIOLOGICAL_CYCLE.items():
-        if stage not in reading.flags:
+    for symptom, stage in physiological_symptoms(reading.flags).items():
+        if symptom not in reading.extra_symptoms:
             continue
-        for symptom in set(symptoms) & reading.extra_symptoms:
-            reading.extra_symptoms.discard(symptom)
-            for entry in reading.recognised:
-                if entry.get("flag") == f"symptom:{symptom}":
-                    entry["label"] = f"{symptom} ({stage}: physiology, not evidence)"
+        reading.extra_symptoms.discard(symptom)
+        for entry in reading.recognised:
+            if entry.get("flag") == f"symptom:{symptom}":
+                entry["label"] = f"{symptom} ({stage}: physiology, not evidence)"
+
+
+def physiological_symptoms(flags: Collection[str]) -> dict[str, str]:
+    """The symptoms that are physiology, not evidence, under a reading's flags, each with the
+    menopause stage that makes it so (:data:`PHYSIOLOGICAL_CYCLE`)."""
+    return {symptom: stage for stage, symptoms in PHYSIOLOGICAL_CYCLE.items()
+            if stage in flags for symptom in symptoms}
 
 
 def _amenorrhoea_months(case: Case) -> float | None:

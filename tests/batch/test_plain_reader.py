@@ -311,3 +311,37 @@ def test_joined_files_with_byte_order_marks_read_as_without(model, tmp_path):
     reference = tables["plain", False].drop(["source"])
     for table in tables.values():
         assert table.drop(["source"]).equals(reference)
+
+
+def test_a_menopause_stages_listed_cycle_disturbance_reads_as_the_single_case_path(
+        model, monkeypatch):
+    """A listed amenorrhoea or oligomenorrhoea of a peri- or postmenopausal woman is
+    physiology (not evidence, listed as not used) in the batch as in build_evidence; a
+    premenopausal woman's amenorrhoea is evidence in both."""
+    cases = []
+    for status, age in (("postmenopausal", 55), ("perimenopausal", 48), ("premenopausal", 30)):
+        for symptoms in ({}, {"present": ["amenorrhea"]}, {"absent": ["oligomenorrhea"]}):
+            data = copy.deepcopy(BASE)
+            data["id"] = f"{status} {symptoms}"
+            data["patient"] = {"sex": "F", "age": age, "menopausal_status": status}
+            data["symptoms"] = {"present": ["fatigue", *symptoms.get("present", [])],
+                                "absent": symptoms.get("absent", [])}
+            cases.append(data)
+    taken, _ = _check(model, cases)
+    assert len(taken) == len(cases)       # read by the plain reader, as build_evidence reads them
+    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(cases)]
+    task = ChunkTask(index=0, first_item=0, items=items)
+    at_once = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add_texts", lambda self, items: np.zeros(len(items), bool))
+    one_by_one = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
+    without = process_chunk(task)
+    for other in (one_by_one, without):
+        assert at_once.table.equals(other.table)
+    rows = at_once.table.to_pylist()
+    conditions = model.conditions
+    for k in (0, 3):                  # peri- and postmenopausal: the same as without
+        for j in (1, 2):
+            assert [rows[k + j][c] for c in conditions] == [rows[k][c] for c in conditions]
+            assert rows[k + j]["n_not_used"] == rows[k]["n_not_used"] + 1
+    assert [rows[7][c] for c in conditions] != [rows[6][c] for c in conditions]

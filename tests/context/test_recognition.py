@@ -486,3 +486,27 @@ def test_an_hcg_number_is_not_pregnancy() -> None:
     case = _case(context=["urine hCG <5"], pregnant=None)
     assert "pregnancy_any" not in _flags(case)
     assert "patient.context[0]" in _not_used_items(case)
+
+
+# ---------------------------------------------------------------- menopause: cycle physiology
+
+
+@pytest.mark.parametrize(("status", "age"), [("postmenopausal", 55), ("perimenopausal", 48)])
+@pytest.mark.parametrize("state", ["present", "absent"])
+@pytest.mark.parametrize("symptom", ["amenorrhea", "oligomenorrhea"])
+def test_listed_cycle_disturbance_of_a_menopause_stage_is_not_evidence(
+        status: str, age: int, state: str, symptom: str) -> None:
+    """Absent or irregular periods in the menopausal transition or after menopause are
+    physiology: listed in the symptoms, they move nothing and are listed as not used."""
+    without = _case(age=age, menopausal_status=status)
+    listed = dict(without, symptoms={state: [symptom]})
+    assert _run(listed).probabilities == _run(without).probabilities
+    notes = {n["item"]: n["reason"] for n in _run(listed).to_dict()["not_used"]}
+    assert status in notes[f"symptoms.{state}: {symptom}"]
+
+
+def test_listed_amenorrhoea_of_a_premenopausal_woman_is_evidence() -> None:
+    without = _case(age=30, menopausal_status="premenopausal")
+    listed = dict(without, symptoms={"present": ["amenorrhea"]})
+    assert _run(listed).probabilities != _run(without).probabilities
+    assert not any("amenorrhea" in n for n in _not_used_items(listed))
