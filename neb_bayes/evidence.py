@@ -21,6 +21,7 @@ from neb_bayes.context import (
     decay,
     hours_between,
     physiological_symptoms,
+    physiology_not_used,
     read_context,
 )
 from neb_bayes.model.compiled import CompiledModel
@@ -263,8 +264,7 @@ def build_evidence(
     ):
         for s in sorted(ids):
             if s in physiology:
-                not_used.append(NotUsed(f"symptoms.{status}: {s}",
-                                        f"{physiology[s]} physiology, not evidence"))
+                not_used.append(physiology_not_used(status, s, physiology[s]))
             elif s in sym_index:
                 out.append(sym_index[s])
             else:

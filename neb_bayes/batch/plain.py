@@ -59,7 +59,7 @@ from neb_bayes.case.model import Case, NotUsed
 from neb_bayes.case.patient import read_patient
 from neb_bayes.case.read import TOP_KEYS
 from neb_bayes.case.symptoms import SYMPTOM_STATES
-from neb_bayes.context import physiological_symptoms, read_context
+from neb_bayes.context import physiological_symptoms, physiology_not_used, read_context
 from neb_bayes.evidence import (
     CENSOR_CODE,
     Evidence,
@@ -132,17 +132,17 @@ class _Person:
         #: a result's context, age and rhythm adjustments by (channel, hour, method)
         self.adjustments: dict[tuple, tuple] = {}
         #: the model symptoms that are physiology for this patient, not evidence, each with
-        #: its name and the reason build_evidence lists it as not used
-        self.physiology = {i: (s, f"{stage} physiology, not evidence")
-                           for i, s in enumerate(model.symptoms)
-                           if (stage := physiological_symptoms(ctx.flags).get(s))}
+        #: its name and the menopause stage that makes it so
+        stages = physiological_symptoms(ctx.flags)
+        self.physiology = {i: (s, stages[s]) for i, s in enumerate(model.symptoms)
+                           if s in stages}
 
     def without_physiology(self, present: list[int], absent: list[int]
                            ) -> tuple[list[int], list[int], tuple[NotUsed, ...]]:
         """``present`` and ``absent`` less the symptoms that are physiology for this patient,
         and those as build_evidence lists them as not used (present first, in order)."""
         phys = self.physiology
-        notes = tuple(NotUsed(f"symptoms.{state}: {phys[i][0]}", phys[i][1])
+        notes = tuple(physiology_not_used(state, *phys[i])
                       for state, ids in (("present", present), ("absent", absent))
                       for i in ids if i in phys)
         return ([i for i in present if i not in phys], [i for i in absent if i not in phys],

@@ -367,12 +367,23 @@ def physiological_symptoms(flags: Collection[str]) -> dict[str, str]:
             if stage in flags for symptom in symptoms}
 
 
-def _amenorrhoea_months(case: Case) -> float | None:
-    """How long the cycle text says the periods have been absent (None: not written)."""
+def physiology_not_used(status: str, symptom: str, stage: str) -> NotUsed:
+    """The not-used entry of a listed symptom that is ``stage``'s physiology
+    (:func:`physiological_symptoms`), as the case reader and the batch's reader list it."""
+    return NotUsed(f"symptoms.{status}: {symptom}", f"{stage} physiology, not evidence")
+
+
+def _menstrual_reading(case: Case):
+    """What the case reader read from the cycle text (None: no text, or nothing read)."""
     p = case.patient
     if not p.menstrual_phase:
         return None
-    r = p.menstrual or read_menstrual_phase(p.menstrual_phase)
+    return p.menstrual or read_menstrual_phase(p.menstrual_phase)
+
+
+def _amenorrhoea_months(case: Case) -> float | None:
+    """How long the cycle text says the periods have been absent (None: not written)."""
+    r = _menstrual_reading(case)
     if r is None or r.disturbance not in {"amenorrhoea", "amenorrhea"}:
         return None
     return r.duration_months
@@ -380,10 +391,8 @@ def _amenorrhoea_months(case: Case) -> float | None:
 
 def _read_menstrual(reading: ContextReading, case: Case) -> None:
     p = case.patient
-    if not p.menstrual_phase:
-        return
     # what the case reader read from the text (None: it listed the text as not used)
-    r = p.menstrual or read_menstrual_phase(p.menstrual_phase)
+    r = _menstrual_reading(case)
     if r is None:
         return
     item = "patient.menstrual_phase"
