@@ -132,19 +132,22 @@ class _Person:
         #: a result's context, age and rhythm adjustments by (channel, hour, method)
         self.adjustments: dict[tuple, tuple] = {}
         #: the model symptoms that are physiology for this patient, not evidence, each with
-        #: its name and the menopause stage that makes it so
+        #: its not-used entries when listed present and when listed absent
+        #: (each entry made once per patient: the same frozen entry for all their cases)
         stages = physiological_symptoms(ctx.flags)
-        self.physiology = {i: (s, stages[s]) for i, s in enumerate(model.symptoms)
-                           if s in stages}
+        self.physiology = {i: (physiology_not_used("present", s, stages[s]),
+                               physiology_not_used("absent", s, stages[s]))
+                           for i, s in enumerate(model.symptoms) if s in stages}
 
     def without_physiology(self, present: list[int], absent: list[int]
                            ) -> tuple[list[int], list[int], tuple[NotUsed, ...]]:
         """``present`` and ``absent`` less the symptoms that are physiology for this patient,
         and those as build_evidence lists them as not used (present first, in order)."""
         phys = self.physiology
-        notes = tuple(physiology_not_used(state, *phys[i])
-                      for state, ids in (("present", present), ("absent", absent))
+        notes = tuple(phys[i][k] for k, ids in enumerate((present, absent))
                       for i in ids if i in phys)
+        if not notes:
+            return present, absent, ()
         return ([i for i in present if i not in phys], [i for i in absent if i not in phys],
                 notes)
 
@@ -497,8 +500,9 @@ class PlainReader:
             if person.physiology:        # as add() reads them
                 kept_p, kept_a, notes = person.without_physiology(present.tolist(),
                                                                   absent.tolist())
-                present, absent = np.array(kept_p, np.int64), np.array(kept_a, np.int64)
-                unused += notes
+                if notes:
+                    present, absent = np.array(kept_p, np.int64), np.array(kept_a, np.int64)
+                    unused += notes
             self.evidences.append(_evidence(
                 case_id=case_id, covariates=person.covariates, present=present, absent=absent,
                 not_used=person.not_used + unused, warnings=person.warnings,

@@ -255,15 +255,26 @@ def test_spd_inverse_and_log_determinant_equal_lapack(k):
     np.testing.assert_allclose(logdet, np.linalg.slogdet(m)[1], rtol=0, atol=1e-12)
 
 
-def _joint_by_brute_force(prior, stratum, factors, index, present, ids, start, count, w,
+def _joint_by_brute_force(prior, stratum, log_factors, present, ids, start, count, w,
                           shape, healthy):
-    """:func:`kernels.fused_joint`'s marginals and totals from the whole joint in numpy."""
+    """:func:`kernels.fused_joint`'s marginals and totals from the whole joint in numpy
+    (``log_factors``: per factor its values ``(N, size)`` in its memory order, its joint
+    axes in that order; on the log scale, not shifted)."""
     tab, off, size, stride = present
     J = prior.shape[1]
+    nd = len(shape)
     digits = np.stack(np.unravel_index(np.arange(J), tuple(shape)), axis=1)   # (J, nd)
     marg, z, h = [], [], []
     for i in range(stratum.size):
-        p = prior[stratum[i]] * np.prod(factors[i][index], axis=0)
+        log_f = np.zeros(tuple(shape))
+        for values, dims in log_factors:
+            t = values[i].reshape([int(shape[d]) for d in dims])
+            t = np.transpose(t, np.argsort(dims))
+            full = [1] * nd
+            for d in dims:
+                full[d] = int(shape[d])
+            log_f = log_f + t.reshape(full)
+        p = prior[stratum[i]] * np.exp(log_f.ravel())
         sym = np.zeros(J)
         for k in range(w.shape[1]):
             term = np.full(J, w[i, k])
@@ -279,23 +290,37 @@ def _joint_by_brute_force(prior, stratum, factors, index, present, ids, start, c
     return np.array(marg), np.array(z), np.array(h)
 
 
-@pytest.mark.parametrize("n_factors", [1, 2, 3, 5])
+@pytest.mark.parametrize("n_factors", [1, 2, 3, 5, 9])
 def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_factors):
-    """The compiled joint pass (cases in tiles, the first three factors in one loop) gives
-    every case the marginals of its whole joint, with any number of factors and present
-    symptoms, and the same numbers bit for bit alone as in a tile of other cases."""
+    """The compiled joint pass (cases in tiles, each tile's log-factors combined and
+    exponentiated in it, the first three tables in one loop) gives every case the marginals
+    of its whole joint, with any number of factors (in any memory order, in several arrays,
+    some nested in others) and present symptoms, and the same numbers bit for bit alone as
+    in a tile of other cases (also one with an impossible state, -inf, and one far below
+    its table's maximum)."""
     from neb_bayes.inference import kernels
 
     rng = np.random.default_rng(n_factors)
     shape = np.array([2, 3, 4, 3])
     J = int(np.prod(shape))
     n, n_strata, n_sym, P = kernels.JOINT_TILE + 9, 3, 5, 3
-    # factors on random scopes, laid one after another
-    scopes = [rng.random(len(shape)) < 0.5 for _ in range(n_factors)]
-    sizes = [tuple(int(s) if keep else 1 for s, keep in zip(shape, sc, strict=True))
-             for sc in scopes]
-    factors = rng.random((n, sum(int(np.prod(s)) for s in sizes))) + 0.05
-    index = vectorised._factor_index(tuple(sizes), tuple(int(s) for s in shape))
+    # log-factors on random scopes, each in a random memory order, in two arrays
+    specs, blocks, cols = [], [[], []], [0, 0]
+    for f in range(n_factors):
+        dims = tuple(int(d) for d in rng.permutation(len(shape)) if rng.random() < 0.5)
+        dims = dims or ((1,) if f == 0 else ())      # (the first holds the -inf below)
+        sizes = tuple(int(shape[d]) for d in dims)
+        arr = f % 2
+        specs.append((arr, cols[arr], dims, sizes))
+        blocks[arr].append(rng.normal(0.0, 2.0, (n, int(np.prod(sizes)))))
+        cols[arr] += int(np.prod(sizes))
+    blocks[0][0][2, 0] = -np.inf                  # an impossible state
+    blocks[0][0][3, 0] = -800.0                   # far below its table's maximum
+    arrays = [np.concatenate(b, axis=1) if b else np.zeros((n, 1)) for b in blocks]
+    log_factors = [(arrays[a][:, c:c + int(np.prod(sz))], dims) for a, c, dims, sz in specs]
+    plan = vectorised.factor_plan(specs, tuple(int(s) for s in shape))
+    parts = tuple(arrays) + (np.zeros((1, 1)),) * 6
+    index = vectorised._factor_index(plan.shapes, tuple(int(s) for s in shape))
     prior = rng.random((n_strata, J))
     prior /= prior.sum(1, keepdims=True)
     stratum = rng.integers(0, n_strata, n)
@@ -321,17 +346,42 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     start = np.cumsum(count) - count
     w = rng.random((n, P))
     healthy = (rng.random(J) < 0.3).astype(float)
-    args = (prior, stratum, factors, index, present, ids, start, count, w, shape, healthy)
-    marg, z, h = kernels.fused_joint(*args)
-    ref = _joint_by_brute_force(*args)
-    for got, want in zip((marg, z, h), ref, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
-    for i in (0, 3, 4, 5, n - 1):
-        alone = kernels.fused_joint(prior, stratum[i:i + 1], factors[i:i + 1], index, present,
-                                    ids[start[i]:start[i] + count[i]], np.zeros(1, np.int64),
-                                    count[i:i + 1], w[i:i + 1], shape, healthy)
-        for got, one in zip((marg, z, h), alone, strict=True):
+
+    def run(sel, ids_, start_):
+        return kernels.fused_joint(prior, stratum[sel], tuple(a[sel] for a in parts[:2])
+                                   + parts[2:], plan.arrays, plan.n_entries, plan.rows, index,
+                                   present, ids_, start_, count[sel], w[sel], shape, healthy)
+
+    marg, z, h, shift = run(slice(None), ids, start)
+    ref = _joint_by_brute_force(prior, stratum, log_factors, present, ids, start, count, w,
+                                shape, healthy)
+    scale = np.exp(shift)
+    for got, want in zip((marg * scale[:, None], z * scale, h * scale), ref, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    for i in (0, 2, 3, 4, 5, n - 1):
+        alone = run(slice(i, i + 1), ids[start[i]:start[i] + count[i]], np.zeros(1, np.int64))
+        for got, one in zip((marg, z, h, shift), alone, strict=True):
             np.testing.assert_array_equal(got[i], one[0])
+
+
+def test_tile_factors_scale_each_case_to_a_maximum_of_one_and_give_zero_below_the_floor():
+    """A tile's table of one factor: exp(x - max x) per case, its log-maximum in ``shift``;
+    -inf and values ~800 below the maximum exactly 0 (not ``exp_into``'s clamped ~1e-308);
+    a NaN makes the case's shift NaN (recomputed by the caller)."""
+    from neb_bayes.inference import kernels
+
+    x = np.array([[1.0, -np.inf, -799.0, 0.5], [2.0, 2.0, 2.0, 2.0], [0.0, np.nan, 1.0, 1.0]])
+    plan = vectorised.factor_plan([(0, 0, (0,), (4,))], (4,))
+    B = kernels.JOINT_TILE
+    ft = np.ones((plan.rows, B))
+    shift = np.zeros(3)
+    kernels.tile_factors((x,) + (np.zeros((1, 1)),) * 7, plan.arrays, np.arange(3), 0, 3, ft,
+                         np.empty(B), np.empty(B), shift, np.empty(plan.rows * B))
+    np.testing.assert_allclose(ft[:4, 0], [1.0, 0.0, 0.0, np.exp(-0.5)], rtol=1e-15, atol=0)
+    assert ft[1, 0] == 0.0 and ft[2, 0] == 0.0
+    np.testing.assert_array_equal(ft[:4, 1], 1.0)
+    assert ft[4, 0] == 1.0                             # the row of ones after the tables
+    assert shift[0] == 1.0 and shift[1] == 2.0 and np.isnan(shift[2])
 
 
 def test_grid_index_gives_each_grid_points_entry_in_a_table():
