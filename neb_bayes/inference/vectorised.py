@@ -690,16 +690,6 @@ def _rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("nc,cg->ng", a, b)
 
 
-def _into_joint(x: np.ndarray, dest: tuple[int, ...], nd: int) -> np.ndarray:
-    """A ``(N, *grid)`` tensor over axes ``dest`` as a view broadcastable to ``(N, *joint)``."""
-    order = np.argsort(dest)
-    x = np.transpose(x, [0, *(1 + order)])
-    shape = [x.shape[0]] + [1] * nd
-    for k, i in enumerate(order):
-        shape[1 + dest[i]] = x.shape[1 + k]
-    return x.reshape(shape)
-
-
 # --------------------------------------------------------------------------------------------
 # the joint posterior of a group of cases that share a model view
 def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.ndarray, np.ndarray]:
