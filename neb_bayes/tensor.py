@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -407,6 +408,67 @@ def merge_nested(tables: list[np.ndarray], combine: np.ufunc = np.add,
             tables[host] = combine(t, g, out=np.empty(t.shape, np.result_type(t, g)))
             owned[host] = True
     return [tables[r] for r in roots]
+
+
+@dataclass(frozen=True)
+class FactorPlan:
+    """How :func:`neb_bayes.tensor_kernels.tile_factors` makes probability tables from
+    log-factors read where they lie (the batch engine's cases, the draws contraction's
+    draws).
+
+    Factor ``q`` lies in one of the arrays handed to the kernel, from an offset, with an
+    element stride per joint axis (0 off its scope).  The factors are combined as
+    :func:`merge_nested` combines tables of their shapes (the same steps in the same order:
+    the same sums), the roots laid one after another in the kernel buffer's first
+    ``n_entries`` rows (C order over their joint-axis shapes), a row of ones after them,
+    the other factors' rows after that.
+    """
+
+    #: the kernel's plan: ``node_part, node_row, own_ptr, own_map, step_guest, step_host,
+    #: gmap_ptr, gmap, roots`` (int64 arrays, :func:`~neb_bayes.tensor_kernels.tile_factors`)
+    arrays: tuple[np.ndarray, ...]
+    shapes: tuple[tuple[int, ...], ...]   # each root's shape over the joint axes (1 elsewhere)
+    n_entries: int                        # the roots' entries, one after another
+    rows: int                             # the kernel buffer's rows
+
+
+@functools.lru_cache(maxsize=512)
+def factor_plan(factors: tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...]
+                ) -> FactorPlan:
+    """The :class:`FactorPlan` of log-factors given as ``(array, offset, element strides per
+    joint axis, shape over the joint axes)`` (cached: it depends on the layout only)."""
+    jshapes, own = [], []
+    for _, offset, strides, jshape in factors:
+        at = np.full(jshape, offset, dtype=np.int64)
+        for d, (k, st) in enumerate(zip(jshape, strides, strict=True)):
+            if k > 1:
+                at += (np.arange(k, dtype=np.int64) * st).reshape(
+                    (1,) * d + (k,) + (1,) * (len(jshape) - d - 1))
+        own.append(at.ravel())
+        jshapes.append(tuple(jshape))
+    steps, roots = _nesting(tuple(jshapes))
+    row = np.zeros(len(factors), np.int64)
+    at = 0
+    for r in roots:
+        row[r], at = at, at + math.prod(jshapes[r])
+    n_entries, at = at, at + 1                                   # row n_entries: ones
+    for q in range(len(factors)):
+        if q not in roots:
+            row[q], at = at, at + math.prod(jshapes[q])
+    gmaps = [np.broadcast_to(np.arange(math.prod(jshapes[g])).reshape(jshapes[g]),
+                             jshapes[h]).ravel() for g, h in steps]
+
+    def ptr(blocks):
+        return np.cumsum([0] + [b.size for b in blocks]).astype(np.int64)
+
+    def cat(blocks):
+        return np.concatenate(blocks + [np.zeros(0)]).astype(np.int64)
+
+    arrays = (np.array([f[0] for f in factors], np.int64), row, ptr(own), cat(own),
+              np.array([g for g, _ in steps], np.int64), np.array([h for _, h in steps], np.int64),
+              ptr(gmaps), cat(gmaps), np.array(roots, np.int64))
+    return FactorPlan(arrays=arrays, shapes=tuple(jshapes[r] for r in roots),
+                      n_entries=n_entries, rows=at)
 
 
 #: a chunk of :func:`contract_marginals` keeps its largest table under this many bytes

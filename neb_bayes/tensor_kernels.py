@@ -18,10 +18,89 @@ loads numba; the batch engine's own loops are :mod:`neb_bayes.inference.kernels`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-__all__ = ["message", "product_sum"]
+from neb_bayes.inference.draws_kernels import EXP_MIN, exp_into
+
+__all__ = ["message", "product_sum", "tile_factors"]
+
+#: :func:`tile_factors` writes 0 below this: where ``exp_into`` clamped its argument to
+#: ``EXP_MIN`` (a value ~1e-308 of its table's maximum)
+EXP_FLOOR = 2.0 * math.exp(EXP_MIN)
+
+
+@njit(cache=True, nogil=True)
+def tile_factors(parts, row_stride, plan, rows, i0, nb, ft, mx, chk, shift,
+                 work):  # pragma: no cover
+    """A tile's factor tables (batch entries ``rows[i0:i0 + nb]``, innermost in ``ft``)
+    from their log-factors, as :func:`~neb_bayes.tensor.merge_nested` and an exponential
+    would make them, without a pass over the whole batch's memory per step.
+
+    ``parts``: flat arrays, entry ``r``'s values of array ``k`` from ``r * row_stride[k]``
+    (0: the same for every entry).  ``plan`` (:class:`~neb_bayes.tensor.FactorPlan`'s
+    arrays): factor ``q`` is read from ``parts[node_part[q]]`` at the offsets
+    ``own_map[own_ptr[q]:own_ptr[q + 1]]`` (its entries in C order over the joint axes) into
+    the rows of ``ft`` from ``node_row[q]``; each step then adds a guest into its host
+    (``gmap``: each host entry's guest entry), in :func:`~neb_bayes.tensor.merge_nested`'s
+    order, so the sums are its sums; each root (its rows first in ``ft``, one after another)
+    is scaled to a maximum of 1 per entry and exponentiated (``draws_kernels.exp_into``,
+    within 1 ulp; below ``EXP_FLOOR``, ~1e-308 of the maximum, 0), its log-maximum added to
+    the entry's ``shift`` (NaN where a root holds NaN or +inf).  ``mx``, ``chk`` ``(B,)``
+    and ``work`` (``ft``'s size) are scratch."""
+    node_part, node_row, own_ptr, own_map, step_guest, step_host, gmap_ptr, gmap, roots = plan
+    B = ft.shape[1]
+    base = np.empty(B, np.int64)
+    for q in range(node_part.size):
+        k = node_part[q]
+        src = parts[k]
+        rs = row_stride[k]
+        r0 = node_row[q]
+        lo, hi = own_ptr[q], own_ptr[q + 1]
+        for b in range(nb):
+            base[b] = rows[i0 + b] * rs
+        # entry by entry, the tile's entries innermost: contiguous writes, and each entry's
+        # rows read along (one cache line per entry's row serves the next entries)
+        for e in range(hi - lo):
+            o = own_map[lo + e]
+            dst = ft[r0 + e]
+            for b in range(nb):
+                dst[b] = src[base[b] + o]
+    for k in range(step_guest.size):
+        g0, h0 = node_row[step_guest[k]], node_row[step_host[k]]
+        lo, hi = gmap_ptr[k], gmap_ptr[k + 1]
+        for e in range(hi - lo):
+            src = ft[g0 + gmap[lo + e]]
+            dst = ft[h0 + e]
+            for b in range(nb):
+                dst[b] += src[b]
+    for r in range(roots.size):
+        q = roots[r]
+        r0 = node_row[q]
+        size = own_ptr[q + 1] - own_ptr[q]
+        for b in range(nb):
+            mx[b] = ft[r0, b]
+            chk[b] = 0.0
+        for e in range(1, size):
+            row = ft[r0 + e]
+            for b in range(nb):
+                mx[b] = max(mx[b], row[b])
+        for e in range(size):
+            row = ft[r0 + e]
+            for b in range(nb):
+                row[b] -= mx[b]
+                chk[b] += row[b]           # NaN if the root holds NaN or +inf
+        for b in range(nb):
+            i = rows[i0 + b]
+            shift[i] += mx[b] if chk[b] == chk[b] else np.nan
+        block = ft[r0:r0 + size].reshape(size * B)
+        exp_into(block, block, work[:size * B])
+        for e in range(size):
+            row = ft[r0 + e]
+            for b in range(nb):
+                row[b] = row[b] if row[b] > EXP_FLOOR else 0.0
 
 
 @njit(cache=True, nogil=True)

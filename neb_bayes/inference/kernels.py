@@ -14,11 +14,11 @@ import math
 import numpy as np
 from numba import njit
 
-from neb_bayes.inference.draws_kernels import EXP_MIN, exp_into
+from neb_bayes.tensor_kernels import tile_factors
 
 __all__ = ["channel_groups", "fused_joint", "gaussian_terms", "grid_index", "gross_log_q", "gross_mixture",
            "log_ndtr", "loo_conditionals", "present_symptom_table", "spd_inverse_into",
-           "spd_inverse_logdet", "tile_factors"]
+           "spd_inverse_logdet"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 SQRT2 = math.sqrt(2.0)
@@ -132,10 +132,6 @@ def gross_mixture(lr, start, count, eps):  # pragma: no cover
     return out
 
 
-#: :func:`tile_factors` writes 0 below this: where ``exp_into`` clamped its argument to
-#: ``EXP_MIN`` (a value ~1e-308 of its table's maximum)
-EXP_FLOOR = 2.0 * math.exp(EXP_MIN)
-
 #: cases per tile of :func:`fused_joint` (64: 27 us per case against 28 with 128 or 256)
 JOINT_TILE = 64
 
@@ -211,79 +207,18 @@ def present_symptom_table(i, present, ids, lo, hi, w, shape, ustride, idx, acc,
 
 
 @njit(cache=True, nogil=True)
-def tile_factors(parts, plan, perm, i0, nb, ft, mx, chk, shift, work):  # pragma: no cover
-    """A tile's factor tables (cases ``perm[i0:i0 + nb]``, innermost in ``ft``) from each
-    case's log-factors, as :func:`~neb_bayes.tensor.merge_nested` and an exponential would
-    make them, without a pass over the whole chunk's memory per step.
-
-    ``plan`` (:class:`~neb_bayes.inference.vectorised.FactorPlan`'s arrays): factor ``q`` is
-    read from ``parts[node_part[q]]``'s row of each case at the columns
-    ``own_map[own_ptr[q]:own_ptr[q + 1]]`` (its entries in the joint axes' order) into the
-    rows of ``ft`` from ``node_row[q]``; each step then adds a guest into its host
-    (``gmap``: each host entry's guest entry), in :func:`~neb_bayes.tensor.merge_nested`'s
-    order, so the sums are its sums; each root (its rows first in ``ft``, one after another)
-    is scaled to a maximum of 1 per case and exponentiated (``draws_kernels.exp_into``,
-    within 1 ulp; below ``exp(EXP_MIN)``, ~1e-308 of the maximum, 0), its log-maximum added
-    to the case's ``shift`` (NaN where a root holds NaN or +inf, which the caller recomputes).
-    ``mx``, ``chk`` ``(B,)`` and ``work`` (``ft``'s size) are scratch."""
-    node_part, node_row, own_ptr, own_map, step_guest, step_host, gmap_ptr, gmap, roots = plan
-    B = ft.shape[1]
-    for q in range(node_part.size):
-        src = parts[node_part[q]]
-        r0 = node_row[q]
-        lo, hi = own_ptr[q], own_ptr[q + 1]
-        for b in range(nb):
-            row = src[perm[i0 + b]]
-            for e in range(hi - lo):
-                ft[r0 + e, b] = row[own_map[lo + e]]
-    for k in range(step_guest.size):
-        g0, h0 = node_row[step_guest[k]], node_row[step_host[k]]
-        lo, hi = gmap_ptr[k], gmap_ptr[k + 1]
-        for e in range(hi - lo):
-            src = ft[g0 + gmap[lo + e]]
-            dst = ft[h0 + e]
-            for b in range(nb):
-                dst[b] += src[b]
-    for r in range(roots.size):
-        q = roots[r]
-        r0 = node_row[q]
-        size = own_ptr[q + 1] - own_ptr[q]
-        for b in range(nb):
-            mx[b] = ft[r0, b]
-            chk[b] = 0.0
-        for e in range(1, size):
-            row = ft[r0 + e]
-            for b in range(nb):
-                mx[b] = max(mx[b], row[b])
-        for e in range(size):
-            row = ft[r0 + e]
-            for b in range(nb):
-                row[b] -= mx[b]
-                chk[b] += row[b]           # NaN if the root holds NaN or +inf
-        for b in range(nb):
-            i = perm[i0 + b]
-            shift[i] += mx[b] if chk[b] == chk[b] else np.nan
-        block = ft[r0:r0 + size].reshape(size * B)
-        exp_into(block, block, work[:size * B])
-        for e in range(size):
-            row = ft[r0 + e]
-            for b in range(nb):
-                row[b] = row[b] if row[b] > EXP_FLOOR else 0.0
-
-
-@njit(cache=True, nogil=True)
-def fused_joint(prior, stratum, parts, plan, n_entries, rows, index, present, ids, start,
-                count, w, shape, healthy):  # pragma: no cover
+def fused_joint(prior, stratum, parts, row_stride, plan, n_entries, rows, index, present, ids,
+                start, count, w, shape, healthy):  # pragma: no cover
     """Every axis marginal of each case's joint posterior, without storing the joint.
 
     Case ``n``'s unnormalised posterior at joint state ``j`` is ``prior[stratum[n], j] *
     prod_f factors[n, index[f, j]] * sum_k w[n, k] prod_y P(y | k, j)`` over its present
     symptoms ``y`` (``ids[start[n]:start[n] + count[n]]``; a case without any skips the
     sum).  The factors' tables (``n_entries`` in all) are each factor's table on its own
-    small scope, one after another, made per tile from the log-factors ``parts`` by
-    ``plan`` (:func:`tile_factors`: scaled to a maximum of 1, the log-maxima summed into the
-    returned ``shift``; ``rows``: the tile buffer's rows); ``index[f, j]`` is joint state
-    ``j``'s entry in factor ``f``.  ``present = (tab, off,
+    small scope, one after another, made per tile from the log-factors (``parts``,
+    ``row_stride``) by ``plan`` (:func:`~neb_bayes.tensor_kernels.tile_factors`: scaled to a
+    maximum of 1, the log-maxima summed into the returned ``shift``; ``rows``: the tile
+    buffer's rows); ``index[f, j]`` is joint state ``j``'s entry in factor ``f``.  ``present = (tab, off,
     size, stride)``: symptom ``y``'s table over (level, its cause axes) flattened from
     ``tab[off[y]]``, with axis strides ``stride[y]`` (0 for other axes) and level stride
     ``size[y]``.  The symptom sum is computed on the grid of the case's present symptoms'
@@ -388,7 +323,7 @@ def fused_joint(prior, stratum, parts, plan, n_entries, rows, index, present, id
                 for d in range(nd):
                     ustr[d, b] = 0
             ht[b] = 0.0
-        tile_factors(parts, plan, perm, i0, nb, ft, mx, chk, shift, work)
+        tile_factors(parts, row_stride, plan, perm, i0, nb, ft, mx, chk, shift, work)
         for c in range(width):
             for b in range(nb):
                 mt[c, b] = 0.0

@@ -41,7 +41,7 @@ from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, block_log_factor, infer_exact
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, gross_table, view_for_sex
 from neb_bayes.model.prior import log_prior
-from neb_bayes.tensor import _nesting, distinct_rows
+from neb_bayes.tensor import FactorPlan, distinct_rows, factor_plan
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 #: cases evaluated together: bounds the memory of the ``(cases or rows, dependency grid)``
@@ -89,66 +89,6 @@ class AxisTables:
 
 
 @dataclass(frozen=True)
-class FactorPlan:
-    """How :func:`kernels.fused_joint` makes each tile's factor tables from the cases'
-    log-factors (:func:`kernels.tile_factors`).
-
-    Factor ``q`` is a block of columns of one of the arrays handed to the kernel (each
-    ``(cases, columns)``), over some joint axes in its own memory order.  The factors are
-    combined as :func:`~neb_bayes.tensor.merge_nested` combines tables of their shapes (the
-    same steps in the same order: the same sums), the roots laid one after another in the
-    tile buffer's first ``n_entries`` rows (C order over their joint-axis shapes, as
-    :func:`_factor_index` reads them), a row of ones after them, the other factors' rows
-    after that.
-    """
-
-    #: the kernel's plan: ``node_part, node_row, own_ptr, own_map, step_guest, step_host,
-    #: gmap_ptr, gmap, roots`` (int64 arrays, :func:`kernels.tile_factors`)
-    arrays: tuple[np.ndarray, ...]
-    shapes: tuple[tuple[int, ...], ...]   # each root's shape over the joint axes (1 elsewhere)
-    n_entries: int                        # the roots' entries, one after another
-    rows: int                             # the tile buffer's rows
-
-
-def factor_plan(factors: list[tuple[int, int, tuple[int, ...], tuple[int, ...]]],
-                shape: tuple[int, ...]) -> FactorPlan:
-    """The :class:`FactorPlan` of log-factors given as ``(array, first column, joint axes
-    in memory order, their sizes)`` over a joint tensor of ``shape``."""
-    nd = len(shape)
-    jshapes, own = [], []
-    for _, col, dims, sizes in factors:
-        js = [1] * nd
-        for d, k in zip(dims, sizes, strict=True):
-            js[d] = k
-        mem = np.arange(math.prod(sizes), dtype=np.int64).reshape(sizes)
-        own.append(col + mem.transpose(np.argsort(dims)).ravel())
-        jshapes.append(tuple(js))
-    steps, roots = _nesting(tuple(jshapes))
-    row = np.zeros(len(factors), np.int64)
-    at = 0
-    for r in roots:
-        row[r], at = at, at + math.prod(jshapes[r])
-    n_entries, at = at, at + 1                                   # row n_entries: ones
-    for q in range(len(factors)):
-        if q not in roots:
-            row[q], at = at, at + math.prod(jshapes[q])
-    gmaps = [np.broadcast_to(np.arange(math.prod(jshapes[g])).reshape(jshapes[g]),
-                             jshapes[h]).ravel() for g, h in steps]
-
-    def ptr(blocks):
-        return np.cumsum([0] + [b.size for b in blocks]).astype(np.int64)
-
-    def cat(blocks):
-        return np.concatenate(blocks + [np.zeros(0)]).astype(np.int64)
-
-    arrays = (np.array([f[0] for f in factors], np.int64), row, ptr(own), cat(own),
-              np.array([g for g, _ in steps], np.int64), np.array([h for _, h in steps], np.int64),
-              ptr(gmaps), cat(gmaps), np.array(roots, np.int64))
-    return FactorPlan(arrays=arrays, shapes=tuple(jshapes[r] for r in roots),
-                      n_entries=n_entries, rows=at)
-
-
-@dataclass(frozen=True)
 class ViewTables:
     """Everything the vectorised engine needs of one model view (cached per view)."""
 
@@ -172,6 +112,7 @@ class ViewTables:
     #: then one array of the absent symptoms' factor per axis (``cause``'s columns, axis by
     #: axis) and the propensity level's normaliser (the last column)
     plan: FactorPlan
+    row_stride: np.ndarray      # each array's values per case (padded as the arrays are)
     cause: np.ndarray           # (sum_a S_a, Y) every axis' log1m_cause, one after another
 
 
@@ -248,17 +189,28 @@ def view_tables(model: CompiledModel) -> ViewTables:
     axes = tuple(t for t in (_axis_tables(model, ai) for ai in range(nd)) if t is not None)
     big = max(range(nd), key=lambda a: (shape[a], a))
     order = tuple(a for a in range(nd) if a != big) + (big,)
-    factors = [(p, 0, tabs.dest, tabs.grid) for p, tabs in enumerate(axes)]
+    # each axis' results factor: its own array (N, *grid), grid axes in ``dest`` order
+    factors = []
+    for p, axis_tabs in enumerate(axes):
+        strides, jshape, step = [0] * nd, [1] * nd, 1
+        for d, k in reversed(list(zip(axis_tabs.dest, axis_tabs.grid, strict=True))):
+            strides[d], jshape[d], step = step, k, step * k
+        factors.append((p, 0, tuple(strides), tuple(jshape)))
+    # the absent symptoms' factor of each axis, then the level's normaliser: one array
     col = 0
     for ai, c in enumerate(model.log1m_cause):
-        factors.append((len(axes), col, (ai,), (c.shape[0],)))
+        factors.append((len(axes), col, tuple(int(d == ai) for d in range(nd)),
+                        tuple(c.shape[0] if d == ai else 1 for d in range(nd))))
         col += c.shape[0]
-    factors.append((len(axes), col, (), ()))
+    factors.append((len(axes), col, (0,) * nd, (1,) * nd))
     return ViewTables(axes=axes, shape=shape, order=order,
                       healthy=healthy.transpose(order).ravel(),
                       present_tab=np.concatenate(tabs), present_off=off, present_size=size,
                       present_stride=np.ascontiguousarray(stride[:, order]),
-                      plan=factor_plan(factors, shape),
+                      plan=factor_plan(tuple(factors)),
+                      row_stride=np.array([math.prod(t.grid) for t in axes] + [col + 1]
+                                          + [0] * (_tuple_size(len(axes) + 1) - len(axes) - 1),
+                                          np.int64),
                       cause=np.concatenate(model.log1m_cause))
 
 
@@ -697,7 +649,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     n = len(evs)
     eps = model.gross_error_rate
     log_q = _gross_log_density(model, flat) if eps > 0 else None
-    parts = [np.ascontiguousarray(_axis_loglik(model, tabs, n, flat, eps, log_q)).reshape(n, -1)
+    parts = [np.ascontiguousarray(_axis_loglik(model, tabs, n, flat, eps, log_q)).reshape(-1)
              for tabs in vt.axes]
     # symptoms: absent ones are additive over axes (one array: each axis' columns, then the
     # propensity level's normaliser); present ones couple their cause axes
@@ -711,7 +663,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     level_max = level.max(1)
     level = np.exp(level - level_max[:, None])                              # (N, P), max 1
     other[:, -1] = level_max + np.log(level.sum(1))
-    parts.append(other)
+    parts.append(other.reshape(-1))
     # every factor to probability space on its own small scope (few exponentials), tile by
     # tile inside the joint pass: no exponential over the joint states, and no pass over the
     # chunk's memory per factor
@@ -731,7 +683,8 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     counts = np.array([ev.present.size for ev in evs], dtype=np.int64)
     ids = np.concatenate([ev.present for ev in evs] + [np.zeros(0, np.int64)]).astype(np.int64)
     marg, z, healthy, shift = kernels.fused_joint(
-        prior, stratum, tuple(parts), vt.plan.arrays, vt.plan.n_entries, vt.plan.rows, index,
+        prior, stratum, tuple(parts), vt.row_stride, vt.plan.arrays, vt.plan.n_entries,
+        vt.plan.rows, index,
         (vt.present_tab, vt.present_off, vt.present_size, vt.present_stride),
         ids, np.cumsum(counts) - counts, counts, w,
         np.array([vt.shape[a] for a in vt.order], dtype=np.int64), vt.healthy)
@@ -755,7 +708,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
 #: :func:`kernels.fused_joint` takes its log-factor arrays as a tuple of one of these sizes
 #: (numba compiles a function per tuple length), padded with an empty array
 _TUPLE_SIZES = (8, 16, 32)
-_NO_PART = np.zeros((1, 1))
+_NO_PART = np.zeros(1)
 
 
 def _tuple_size(n: int) -> int:

@@ -15,6 +15,7 @@ from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.vectorised import Flat, posterior_batch
 from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.simulate import simulate
+from neb_bayes.tensor import factor_plan
 
 MODEL = load_model()
 EXAMPLES = Path(__file__).resolve().parents[2] / "cases" / "examples"
@@ -255,6 +256,15 @@ def test_spd_inverse_and_log_determinant_equal_lapack(k):
     np.testing.assert_allclose(logdet, np.linalg.slogdet(m)[1], rtol=0, atol=1e-12)
 
 
+def _layout(array, column, dims, sizes, nd):
+    """A factor laid in C order over its axes ``dims`` (memory order, sizes ``sizes``) from
+    ``column`` of ``array``'s rows, as :func:`~neb_bayes.tensor.factor_plan` takes it."""
+    strides, jshape, step = [0] * nd, [1] * nd, 1
+    for d, k in reversed(list(zip(dims, sizes, strict=True))):
+        strides[d], jshape[d], step = step, k, step * k
+    return array, column, tuple(strides), tuple(jshape)
+
+
 def _joint_by_brute_force(prior, stratum, log_factors, present, ids, start, count, w,
                           shape, healthy):
     """:func:`kernels.fused_joint`'s marginals and totals from the whole joint in numpy
@@ -318,8 +328,9 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     blocks[0][0][3, 0] = -800.0                   # far below its table's maximum
     arrays = [np.concatenate(b, axis=1) if b else np.zeros((n, 1)) for b in blocks]
     log_factors = [(arrays[a][:, c:c + int(np.prod(sz))], dims) for a, c, dims, sz in specs]
-    plan = vectorised.factor_plan(specs, tuple(int(s) for s in shape))
-    parts = tuple(arrays) + (np.zeros((1, 1)),) * 6
+    plan = factor_plan(tuple(_layout(a, c, dims, sizes, len(shape)) for a, c, dims, sizes in specs))
+    row_stride = np.array([a.shape[1] for a in arrays] + [0] * 6, np.int64)
+    parts = tuple(a.reshape(-1) for a in arrays) + (np.zeros(1),) * 6
     index = vectorised._factor_index(plan.shapes, tuple(int(s) for s in shape))
     prior = rng.random((n_strata, J))
     prior /= prior.sum(1, keepdims=True)
@@ -348,9 +359,10 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     healthy = (rng.random(J) < 0.3).astype(float)
 
     def run(sel, ids_, start_):
-        return kernels.fused_joint(prior, stratum[sel], tuple(a[sel] for a in parts[:2])
-                                   + parts[2:], plan.arrays, plan.n_entries, plan.rows, index,
-                                   present, ids_, start_, count[sel], w[sel], shape, healthy)
+        return kernels.fused_joint(prior, stratum[sel], tuple(a[sel].reshape(-1) for a in arrays)
+                                   + parts[2:], row_stride, plan.arrays, plan.n_entries,
+                                   plan.rows, index, present, ids_, start_, count[sel], w[sel],
+                                   shape, healthy)
 
     marg, z, h, shift = run(slice(None), ids, start)
     ref = _joint_by_brute_force(prior, stratum, log_factors, present, ids, start, count, w,
@@ -369,14 +381,16 @@ def test_tile_factors_scale_each_case_to_a_maximum_of_one_and_give_zero_below_th
     -inf and values ~800 below the maximum exactly 0 (not ``exp_into``'s clamped ~1e-308);
     a NaN makes the case's shift NaN (recomputed by the caller)."""
     from neb_bayes.inference import kernels
+    from neb_bayes.tensor_kernels import tile_factors
 
     x = np.array([[1.0, -np.inf, -799.0, 0.5], [2.0, 2.0, 2.0, 2.0], [0.0, np.nan, 1.0, 1.0]])
-    plan = vectorised.factor_plan([(0, 0, (0,), (4,))], (4,))
+    plan = factor_plan(((0, 0, (1,), (4,)),))
     B = kernels.JOINT_TILE
     ft = np.ones((plan.rows, B))
     shift = np.zeros(3)
-    kernels.tile_factors((x,) + (np.zeros((1, 1)),) * 7, plan.arrays, np.arange(3), 0, 3, ft,
-                         np.empty(B), np.empty(B), shift, np.empty(plan.rows * B))
+    tile_factors((x.reshape(-1),) + (np.zeros(1),) * 7, np.array([4] + [0] * 7), plan.arrays,
+                 np.arange(3), 0, 3, ft, np.empty(B), np.empty(B), shift,
+                 np.empty(plan.rows * B))
     np.testing.assert_allclose(ft[:4, 0], [1.0, 0.0, 0.0, np.exp(-0.5)], rtol=1e-15, atol=0)
     assert ft[1, 0] == 0.0 and ft[2, 0] == 0.0
     np.testing.assert_array_equal(ft[:4, 1], 1.0)
