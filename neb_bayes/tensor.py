@@ -554,7 +554,10 @@ def contract_marginals(parts: list[np.ndarray], masks: list[np.ndarray] | None =
         for p in pots:
             # (probabilities, not rescaled: far from float32's range unless a value is tiny,
             # and then the check on the messages' maxima below applies)
-            tables.append(np.ascontiguousarray(cut(p, start), dtype=dtype))
+            # (a chunk of them a view where it has the tables' type, its batch still of unit
+            # stride: the merge reads a guest where it lies, and gives a host a new array
+            # while it multiplies into it, one pass instead of a copy and a product)
+            tables.append(cut(p, start).astype(dtype, copy=False))
             owned.append(not np.may_share_memory(tables[-1], p))
         tables = merge_nested(tables, np.multiply, owned)
         if order is None:

@@ -485,6 +485,18 @@ POINT_CHUNK_SIZE = 2000
 CHUNK_SIZE = 1000
 
 
+def _mark_stopped(out: OutputDir, manifest: dict[str, Any], exc: BaseException) -> None:
+    """Say in the manifest that the batch stopped before its end: ``interrupted`` (Ctrl-C,
+    an exit) or ``failed`` (a chunk, a worker), with the time.  A rerun resumes it as
+    before; a killed process (SIGKILL) leaves ``running``.  A manifest that cannot be
+    written is left as it was: the reason the batch stopped is what the user must see."""
+    status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+    try:
+        out.write_manifest({**manifest, "status": status, "updated": _now()})
+    except OSError:
+        log.debug("the manifest could not be updated", exc_info=True)
+
+
 def _failed(what: str, exc: BaseException) -> BatchFailed:
     """The error that stops a batch when a chunk fails as a whole: what failed, why in
     words (the exception's type; its message may quote case data), and how to go on."""
@@ -738,8 +750,9 @@ def run_batch(opts: BatchOptions, echo: Callable[[str], None] = _stderr) -> Batc
             closing.start()
             counts = merge.finish(n_chunks)
             closing.join()
-        except BaseException:
+        except BaseException as exc:
             merge.abort()
+            _mark_stopped(out, manifest, exc)
             raise
         finally:
             progress.close()

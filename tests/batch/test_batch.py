@@ -806,6 +806,14 @@ def test_a_chunk_that_fails_stops_the_batch_without_quoting_its_message(tmp_path
     assert res.exit_code == 1
     assert "chunk 0 failed (ValueError)" in res.output
     assert "rerun the same command to resume" in res.output and "4.25" not in res.output
+    # the manifest says the batch failed (not "running"), and a rerun resumes it
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    monkeypatch.undo()
+    rerun = CliRunner().invoke(main, ["batch", str(src), "--out", str(tmp_path / "out"),
+                                      "--no-progress"])
+    assert rerun.exit_code == 0, rerun.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["status"] == "complete"
 
 
 def test_an_output_directory_that_cannot_be_made_is_a_usage_error(tmp_path, sim_cases) -> None:

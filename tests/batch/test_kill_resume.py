@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -158,6 +159,7 @@ def test_ctrl_c_stops_the_batch_with_the_resume_advice(tmp_path: Path, many_case
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted; finished chunks are kept: rerun the same command" in err.decode()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
     rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
