@@ -26,6 +26,7 @@ from neb_bayes.context import (
 )
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, first_of_group
+from neb_bayes.vocab import analytes
 
 #: biotin interference: full for 8 h after a dose, then halving every 16 h (facts §4c:
 #: guidance is to wait >= 8 h after low doses and up to 72 h after high doses)
@@ -365,7 +366,7 @@ def _no_note(flag: str, text: str, item: str) -> None:
 def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: int, y: float,
                censor: int, hour: float | None, day: float, index: int, shifted: dict,
                aged: dict, method: str | None = None, note=_no_note, item: str = "",
-               cache: dict | None = None) -> tuple:
+               cache: dict | None = None, floor: bool = True) -> tuple:
     """One result as a row of its block: ``(channel, y, censoring code, day, rhythm offset,
     rhythm variance, index, extra variance)``, with ``y`` (log value, after any method-bias
     correction) less the context and age shifts.
@@ -374,10 +375,14 @@ def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: 
     has context flags, else empty) and age (:func:`channel_age_effects` when the age is
     known, else empty) may move.  Shared by :func:`build_evidence` and the batch's reader of
     plain cases (:mod:`neb_bayes.batch.plain`), which keeps a ``cache`` of the adjustments
-    by ``(ch, hour, method)`` per context and patient (notes unused).
+    by ``(ch, hour, method)`` per context and patient (notes unused).  ``floor``: read a
+    result below its channel's floor at it (:func:`floored`; ``False``: the shifts alone, as
+    the batch's column reader asks for them).
     """
     if not model.channels[ch].diurnal and ch not in shifted and ch not in aged:
         # nothing moves this result: what the adjustments below would give
+        if floor:
+            y, censor = floored(model, ch, y, censor, note, item)
         return (ch, y, censor, day, 0.0, 0.0, index, 0.0)
     adj = None if cache is None else cache.get((ch, hour, method))
     if adj is None:
@@ -385,7 +390,34 @@ def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: 
         if cache is not None:
             cache[(ch, hour, method)] = adj
     ctx_shift, extra_var, d_off, d_var = adj
-    return (ch, y - ctx_shift, censor, day, d_off, d_var, index, extra_var)
+    y = y - ctx_shift
+    if floor:
+        y, censor = floored(model, ch, y, censor, note, item)
+    return (ch, y, censor, day, d_off, d_var, index, extra_var)
+
+
+def floored(model: CompiledModel, ch: int, y: float, censor: int, note=_no_note,
+            item: str = "") -> tuple[float, int]:
+    """A result's log value ``y`` (less its shifts) and censoring code, read at the channel's
+    floor where it lies below it.
+
+    Below a channel's ``floor`` (priors: a value the model's states describe only above) a
+    lower value is read as the floor itself, so that it is never more evidence for a state
+    than a value at the floor: where one state's Gaussian is wider than another's, its tail
+    outgrows the other's far from both, and a value far below the healthy range would read
+    as that state (a very low HbA1c as diabetes).  A result censored below a limit at or
+    under the floor is read as observed at the floor.  Noted with ``note(flag, text, item)``.
+    """
+    floor = model.channels[ch].log_floor
+    if y >= floor or censor > 0:
+        return y, censor
+    analyte = model.channels[ch].analyte
+    entry = analytes().get(analyte)
+    unit = f" {entry.canonical_unit}" if entry is not None else ""
+    note("read_at_floor", f"{analyte}: a result below {math.exp(floor):.3g}{unit} is read as "
+         "that value (the states are described from it up: a lower result is no more "
+         "evidence for any of them)", item)
+    return floor, 0
 
 
 def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, hour: float | None,

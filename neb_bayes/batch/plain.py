@@ -242,6 +242,8 @@ class PlainReader:
         self._people_text = _people_text_of(model)
         self._symptom_index = {s: i for i, s in enumerate(model.symptoms)}
         self._forms = _forms_of(model)
+        #: each channel's floor (log; -inf: none), for the rows read as columns
+        self._log_floor = np.array([c.log_floor for c in model.channels])
 
     def add(self, data: Any) -> bool:
         """Read one parsed case; ``False`` (nothing kept) when it is not plain."""
@@ -480,7 +482,7 @@ class PlainReader:
                     person.adjustments.clear()
                 row = result_row(self.model, person.ctx, person.patient, f[0], 0.0, 0, f[4],
                                  0.0, 0, person.shifted, person.aged, None,
-                                 cache=person.adjustments)
+                                 cache=person.adjustments, floor=False)
                 adj[:, k] = row[1], row[4], row[5], row[7]     # -shift, offset, variances
             shift[moved] = adj[0, where]
             extra[:, moved] = adj[1:, where]
@@ -517,6 +519,12 @@ class PlainReader:
         block[:, 1] = ch_r[rows]
         block[:, 2] = y + shift[rows]     # (log(c) + -shift: log(c) - shift, bit for bit)
         block[:, 3] = censor[rows]
+        # a result below its channel's floor read at it (evidence.floored's)
+        floor = self._log_floor[block[:, 1].astype(np.int64)]
+        low = (block[:, 2] < floor) & (block[:, 3] <= 0)
+        if low.any():
+            block[low, 2] = floor[low]
+            block[low, 3] = 0
         block[:, 4] = day[rows]
         block[:, 5:7] = extra[:2, rows].T
         block[:, 7] = rows - first[case_r]

@@ -88,6 +88,9 @@ class Channel:
     amp_axis: int | None = None  # axis whose state scales the daily rhythm
     amp: np.ndarray | None = None  # (S_amp_axis,)
     sources: tuple[str, ...] = ()
+    #: log of the channel's ``floor`` (canonical unit; -inf: none): a result below it is read
+    #: at it (:func:`neb_bayes.evidence.floored`)
+    log_floor: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -407,6 +410,7 @@ def _compile_channels(raw: dict, axes: tuple[Axis, ...]) -> tuple[Channel, ...]:
                 amp_axis=amp_axis,
                 amp=amp,
                 sources=tuple(src if isinstance(src, list) else [src]),
+                log_floor=math.log(float(spec["floor"])) if "floor" in spec else -math.inf,
             )
         )
     return tuple(channels)

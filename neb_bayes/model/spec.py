@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -143,6 +144,10 @@ def _check(raw: dict[str, Any]) -> list[str]:
         for k in ("tau", "cvi", "cva"):
             if not (isinstance(spec.get(k), int | float) and spec[k] >= 0):
                 problems.append(f"{where}: {k} must be a number >= 0")
+        if "floor" in spec and not (isinstance(spec["floor"], int | float)
+                                    and not isinstance(spec["floor"], bool)
+                                    and math.isfinite(spec["floor"]) and spec["floor"] > 0):
+            problems.append(f"{where}: floor must be a positive number")
         d = spec.get("diurnal")
         if d and d.get("profile") not in profiles:
             problems.append(f"{where}: unknown diurnal profile '{d.get('profile')}'")

@@ -114,6 +114,15 @@ CASE_VARIANTS = [
     {"measurements": [{"analyte": "glucose_fasting", "value": 80.01, "unit": "mmol/L"}]},
     {"measurements": [{"analyte": "TSH", "value": 2000.5, "unit": "mIU/L"}]},
     {"measurements": [{"analyte": "TSH", "value": 5e-324, "unit": "mIU/L"}]},
+    # glycaemia below its channel's floor (read at it), censored below it, moved by context
+    {"measurements": [{"analyte": "HbA1c", "value": 4.0, "unit": "%"},
+                      {"analyte": "HbA1c", "value": "<4.5", "unit": "%", "day": 1},
+                      {"analyte": "HbA1c", "value": "<6.0", "unit": "%", "day": 2},
+                      {"analyte": "glucose_fasting", "value": 60.0, "unit": "mg/dL"}]},
+    {"patient": {"sex": "F", "age": 40, "context": ["non-fasting"]},
+     "measurements": [{"analyte": "glucose_fasting", "value": 90.0, "unit": "mg/dL"},
+                      {"analyte": "glucose_fasting", "value": 60.0, "unit": "mg/dL", "day": 1},
+                      {"analyte": "random glucose", "value": 50.0, "unit": "mg/dL"}]},
     {"measurements": [{"analyte": "cortisol", "value": 1e308, "unit": "ug/dL",
                        "collected": "08:00"}]},
 ]

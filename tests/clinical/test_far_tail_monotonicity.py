@@ -14,6 +14,9 @@ hyperprolactinaemia, morning cortisol (5-25 µg/dL, 138-690 nmol/L) towards Cush
 (men LH 1.7-8.6, FSH 1.5-12.4; women follicular LH 2-13, FSH 3.5-12.5 IU/L) towards primary
 hypogonadism, a man's testosterone below 264 ng/dL (9.2 nmol/L) towards hypogonadism.
 Expectations come from those definitions, never from engine output.
+
+The other way round, a result further below the non-diabetic range never reads *more*
+dysglycaemia (HbA1c, fasting, 2-h and random glucose; section at the end).
 """
 
 from __future__ import annotations
@@ -136,3 +139,70 @@ def test_engines_agree_on_a_sexed_patient_far_in_the_tail() -> None:
         np.testing.assert_allclose(np.append(own.condition_probs, own.none_prob), want,
                                    rtol=0, atol=1e-12)
         np.testing.assert_allclose(row, want, rtol=0, atol=1e-10)
+
+
+# -- glycaemia below the non-diabetic range ---------------------------------------------------
+# A result below the non-diabetic range (facts §1: HbA1c < 5.7 %, FPG ~70-99 mg/dL) is no
+# evidence for diabetes: a low HbA1c points to shortened red-cell survival, haemoglobin
+# variants or interference, a low glucose to hypoglycaemia or a delayed sample.  So from far
+# above the diabetes cut-offs (facts §4f: HbA1c >= 6.5 %, FPG >= 126 mg/dL, 2-h OGTT and
+# random glucose >= 200 mg/dL) to far below the range, a lower value never raises
+# P(diabetes); below the prediabetes band (HbA1c 5.7 %, FPG 100, 2-h OGTT glucose 140 mg/dL,
+# facts §4f) it never raises P(prediabetes) nor lowers P(none); and a value far below the
+# range reads diabetes no more than the patient's prior does.
+
+#: (analyte, unit, values falling over the clinically possible range, the prediabetes band's
+#: lower cut or None)
+GLYCAEMIA = [
+    ("HbA1c", "%", [15, 14, 12, 10, 9, 8, 7.5, 7, 6.8, 6.6, 6.5, 6.4, 6.2, 6.0, 5.8, 5.7, 5.6,
+                    5.5, 5.4, 5.3, 5.2, 5.1, 5.0, 4.9, 4.8, 4.6, 4.4, 4.2, 4.0, 3.8, 3.5], 5.7),
+    ("fasting glucose", "mg/dL", [400, 350, 300, 250, 200, 175, 150, 140, 130, 126, 125, 120,
+                                  110, 105, 100, 99, 95, 90, 88, 85, 82, 80, 75, 70, 65, 60,
+                                  55, 50, 45, 40], 100),
+    ("glucose 2h ogtt", "mg/dL", [500, 400, 300, 250, 200, 180, 160, 140, 130, 120, 100, 90,
+                                  80, 70, 60, 50, 40], 140),
+    ("random glucose", "mg/dL", [500, 400, 300, 250, 200, 180, 160, 140, 120, 100, 90, 80, 70,
+                                 60, 50, 40], None),
+]
+ADULTS = [("M", 50), ("F", 30), ("M", 70)]
+
+
+def _glycaemia(analyte: str, value: float, unit: str, sex: str, age: float) -> dict:
+    return {"case_format": 1, "id": f"{analyte}-{value}", "patient": {"sex": sex, "age": age},
+            "measurements": [{"analyte": analyte, "value": float(value), "unit": unit}]}
+
+
+def _non_increasing(values, series, what: str) -> None:
+    for (a, b), (p0, p1) in zip(pairwise(values), pairwise(series), strict=True):
+        assert p1 <= p0 + TOL, f"{what} rises from {p0:.6f} to {p1:.6f} between {a} and {b}"
+
+
+@pytest.mark.parametrize(("sex", "age"), ADULTS, ids=[f"{s}{a}" for s, a in ADULTS])
+@pytest.mark.parametrize(("analyte", "unit", "values", "band"), GLYCAEMIA,
+                         ids=[g[0].replace(" ", "-") for g in GLYCAEMIA])
+def test_a_lower_glycaemia_result_never_reads_more_dysglycaemia(analyte, unit, values, band,
+                                                                 sex, age) -> None:
+    probs = [nb.infer(_glycaemia(analyte, v, unit, sex, age), uncertainty=False,
+                      explain=False).probabilities for v in values]
+    _non_increasing(values, [p["diabetes"] for p in probs], "P(diabetes)")
+    if band is not None:
+        below = [i for i, v in enumerate(values) if v <= band]
+        low = [values[i] for i in below]
+        _non_increasing(low, [probs[i]["prediabetes"] for i in below], "P(prediabetes)")
+        _non_increasing(low, [-probs[i]["none"] for i in below], "-P(none)")
+
+
+@pytest.mark.parametrize(("analyte", "value", "unit"), [
+    ("HbA1c", 4.0, "%"), ("HbA1c", 3.5, "%"), ("fasting glucose", 60.0, "mg/dL"),
+    ("fasting glucose", 40.0, "mg/dL"), ("glucose 2h ogtt", 50.0, "mg/dL"),
+    ("random glucose", 40.0, "mg/dL"),
+])
+def test_glycaemia_far_below_the_range_reads_diabetes_no_more_than_the_prior(analyte, value,
+                                                                              unit) -> None:
+    result = nb.infer(_glycaemia(analyte, value, unit, "M", 50), explain=False)
+    prior = result.population_prior_probabilities["diabetes"]
+    assert result.probabilities["diabetes"] <= prior
+    # the parameter draws too: the interval's upper end stays at the prior (small margin)
+    assert result.intervals["diabetes"][1] <= prior + 0.02, (result.intervals["diabetes"], prior)
+    # and the value is read as such (listed under the adjustments with its item)
+    assert any(a["flag"] == "read_at_floor" for a in result.evidence.adjustments)

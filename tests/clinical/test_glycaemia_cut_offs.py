@@ -143,8 +143,7 @@ def test_hba1c_and_fpg_both_just_past_the_diabetes_cut_read_diabetes_above_eithe
 ])
 def test_glycaemic_conditions_are_monotone_in_each_analyte(name, unit, values):
     """Higher HbA1c or FPG never makes diabetes, or any dysglycaemia, less likely: from the
-    healthy median up (below it the diabetes state's wide Gaussian tail outgrows the normal
-    state's narrow one: ARCHITECTURE.md, known limits)."""
+    healthy median up (below it: tests/clinical/test_far_tail_monotonicity.py)."""
     ps = [probabilities((name, float(v), unit)) for v in values]
     diabetes = [p["diabetes"] for p in ps]
     either = [p["diabetes"] + p["prediabetes"] for p in ps]
