@@ -128,6 +128,8 @@ CONTEXT = [
     ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
     ("on testosterone replacement since 2021", "testosterone_therapy"),
     ("3.1 cm non-functioning pituitary macroadenoma on MRI", "pituitary_lesion"),
+    ("exclusively breastfeeding, 3 months postpartum", "breastfeeding"),
+    ("breast-feeding twice a day", "breastfeeding"),
     ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
 ]
 
@@ -298,11 +300,11 @@ def test_hcg_negative_is_no_pregnancy_and_not_dropped_silently() -> None:
 
 
 @pytest.mark.parametrize("text", ["not pregnant", "no antipsychotic, antiemetic or opioid use",
-                                  "never used opioids"])
+                                  "never used opioids", "not breastfeeding"])
 def test_other_negations(text: str) -> None:
     flags = _flags(_case(pregnant=None, context=[text]))
     assert not {"pregnancy_any", "dopamine_antagonist", "antipsychotic_other",
-                "opioid"} & set(flags), flags
+                "opioid", "breastfeeding"} & set(flags), flags
 
 
 @pytest.mark.parametrize("med", [
