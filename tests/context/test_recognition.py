@@ -69,6 +69,11 @@ MEDICATIONS = [
     ("on risperidone", {"dopamine_antagonist"}),
     ("haloperidol 5 mg", {"dopamine_antagonist"}),
     ("metoclopramide 10 mg tds", {"dopamine_antagonist"}),
+    ("domperidone 10 mg tds", {"dopamine_antagonist"}),
+    ("amisulpride 400 mg bd", {"dopamine_antagonist"}),
+    ("paliperidone palmitate (Xeplion) monthly", {"dopamine_antagonist"}),
+    ("olanzapine 10 mg nocte", {"antipsychotic_other"}),
+    ("lurasidone 37 mg", {"antipsychotic_other"}),
     ("cabergoline 0.5 mg twice weekly", {"dopamine_agonist"}),
     ("methadone 60 mg daily", {"opioid"}),
     ("oxycodone 10 mg", {"opioid"}),
@@ -94,6 +99,17 @@ def test_medication_recognised(medication: str, expected: set[str]) -> None:
     assert "patient.medications[0]" not in _not_used_items(case)
 
 
+@pytest.mark.parametrize("medication", ["quetiapine 100 mg nocte", "clozapine 300 mg",
+                                        "aripiprazole 10 mg"])
+def test_prolactin_sparing_antipsychotics_raise_no_prolactin_flag(medication: str) -> None:
+    """Quetiapine, clozapine and aripiprazole (a partial agonist that lowers prolactin) spare
+    prolactin (Peuskens 2014): no flag gives them the prior odds of drug-induced
+    hyperprolactinaemia; like other drugs the model has no effect for, they are not used."""
+    case = _case(meds=[medication])
+    assert not {"dopamine_antagonist", "antipsychotic_other"} & set(_flags(case)), _flags(case)
+    assert "patient.medications[0]" in _not_used_items(case)
+
+
 def test_non_cross_reacting_glucocorticoid_is_not_flagged_as_cross_reacting() -> None:
     assert "glucocorticoid_cross_reacting" not in _flags(_case(meds=["budesonide inhaler"]))
     assert "glucocorticoid_cross_reacting" not in _flags(_case(meds=["dexamethasone 4 mg"]))
@@ -112,6 +128,8 @@ CONTEXT = [
     ("recovering from septic shock, recently discharged from ICU", "illness_recovery"),
     ("on testosterone replacement since 2021", "testosterone_therapy"),
     ("3.1 cm non-functioning pituitary macroadenoma on MRI", "pituitary_lesion"),
+    ("exclusively breastfeeding, 3 months postpartum", "breastfeeding"),
+    ("breast-feeding twice a day", "breastfeeding"),
     ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
 ]
 
@@ -282,10 +300,11 @@ def test_hcg_negative_is_no_pregnancy_and_not_dropped_silently() -> None:
 
 
 @pytest.mark.parametrize("text", ["not pregnant", "no antipsychotic, antiemetic or opioid use",
-                                  "never used opioids"])
+                                  "never used opioids", "not breastfeeding"])
 def test_other_negations(text: str) -> None:
     flags = _flags(_case(pregnant=None, context=[text]))
-    assert not {"pregnancy_any", "dopamine_antagonist", "opioid"} & set(flags), flags
+    assert not {"pregnancy_any", "dopamine_antagonist", "antipsychotic_other",
+                "opioid", "breastfeeding"} & set(flags), flags
 
 
 @pytest.mark.parametrize("med", [

@@ -115,8 +115,8 @@ def _flags_with_prior_odds() -> list[str]:
 
 
 def _sex_for(flag: str) -> str:
-    """A sex whose prior the flag changes: "M" where its odds name only men's states (opioids:
-    secondary hypogonadism in men), else "F"."""
+    """A sex whose prior the flag changes: "M" where its odds name only men's states
+    (testosterone therapy: male hypogonadism), else "F"."""
     raw = load_model().spec.raw
     sexes = set()
     for axis, prev in raw["prevalence"].items():
@@ -157,11 +157,13 @@ def test_the_json_report_with_context_priors_matches_the_schema():
 
 @pytest.mark.parametrize(("sex", "named"), [("F", False), ("M", True)])
 def test_a_flag_that_changes_no_prior_for_this_patient_is_not_accounted_for(sex, named):
-    """The opioid's prior odds concern a man's state (secondary hypogonadism): in a woman
-    they change no condition's prior, so the report does not list them; in a man it does."""
-    case = read_case({"case_format": 1, "id": f"opioid-{sex}",
+    """Testosterone therapy's prior odds concern men's states (male hypogonadism): in a woman
+    they change no condition's prior, so the report does not list them; in a man it does.
+    (Opioids served here until their prior odds on hyperprolactinaemia, a woman's condition
+    too, were added.)"""
+    case = read_case({"case_format": 1, "id": f"testosterone-{sex}",
                       "patient": {"sex": sex, "age": 45,
-                                  "medications": ["methadone 60 mg daily"]},
+                                  "medications": ["testosterone gel 50 mg daily"]},
                       "measurements": [], "symptoms": {"absent": ["goiter"]}})
     d = infer(case).to_dict()
     entries = [a for a in d["accounted_for"] if a.get("kind") == "prior_odds"]
