@@ -57,6 +57,13 @@ MENOPAUSE_AMENORRHOEA_MONTHS = 12.0
 #: with no menopausal status and nothing else to go by, a woman this old is taken as
 #: postmenopausal
 ASSUMED_POSTMENOPAUSAL_AGE = 55.0
+#: from this age, a woman with no menopausal status and no cycle history is read as in the
+#: menopause transition or after (``perimenopausal``: gonadotropins variable, often high),
+#: not as a cycling woman: the transition begins at a median ~47 and the final period comes
+#: at a median 52.5 (SWAN, Gold 2013), ~90 % of women have had it by 55 (NHANES figures), so
+#: at 45-54 most women are in the transition or after it; NICE NG23 reads the transition
+#: from 45 on symptoms alone (priors/default.yaml: sources c_transition_age)
+TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
 #: cycle disturbances that are a menopause stage's physiology, not symptoms: the transition is
 #: defined by variable cycles and 60 days or more without a period (STRAW; Harlow et al.,
 #: ReSTAGE, Climacteric 2007), and after menopause there are no periods
@@ -330,7 +337,8 @@ def read_context(case: Case) -> ContextReading:
 
 def _read_menopause(reading: ContextReading, case: Case) -> None:
     """Menopause: the status as given; without one, postmenopausal after 12 months without a
-    period past 45 (NICE NG23), or from age alone.  In the transition and after menopause,
+    period past 45 (NICE NG23), or from age alone (55); from 45 with no cycle history either,
+    in the transition or after it (:data:`TRANSITION_MIN_AGE`).  In the transition and after menopause,
     irregular or absent periods are physiology: the cycle text's disturbance is then no
     evidence of a condition (:data:`PHYSIOLOGICAL_CYCLE`)."""
     p = case.patient
@@ -351,6 +359,15 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
         reading.set("postmenopausal", 1.0, "patient.age",
                     f"age {p.age:g} with no menopausal status: assumed postmenopausal")
         reading.warnings.append("menopausal status not given; assumed postmenopausal from age")
+    elif (not status and p.age is not None and p.age >= TRANSITION_MIN_AGE
+          and not _cycle_history(case) and "oral_estrogen" not in reading.flags):
+        reading.set("perimenopausal", 1.0, "patient.age",
+                    f"age {p.age:g} with no menopausal status or cycle history: read as in "
+                    "the menopause transition or after it")
+        reading.warnings.append(
+            "menopausal status and cycle not given; at this age read as in the menopause "
+            "transition or after it (gonadotropins variable, often high); give the status "
+            "or the cycle if known")
     for symptom, stage in physiological_symptoms(reading.flags).items():
         if symptom not in reading.extra_symptoms:
             continue
@@ -379,6 +396,17 @@ def _menstrual_reading(case: Case):
     if not p.menstrual_phase:
         return None
     return p.menstrual or read_menstrual_phase(p.menstrual_phase)
+
+
+def _cycle_history(case: Case) -> bool:
+    """Whether the cycle text says anything about the cycle (a phase, a cycle day, a
+    disturbance); "unknown" or an unread text says nothing."""
+    r = _menstrual_reading(case)
+    if r is None:
+        return False
+    phase = getattr(r, "phase", None)
+    return ((phase is not None and phase != "unknown") or r.cycle_day is not None
+            or r.disturbance is not None)
 
 
 def _amenorrhoea_months(case: Case) -> float | None:

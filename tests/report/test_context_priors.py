@@ -132,8 +132,11 @@ def _sex_for(flag: str) -> str:
 def test_every_flag_with_prior_odds_is_accounted_for(flag):
     """Data-driven: whatever flag the prior set gives prior odds is named with its axis."""
     sex = _sex_for(flag)
+    # a woman's status given: at 45 without one she is read as in the menopause transition
+    patient = {"sex": sex, "age": 45} | ({"menopausal_status": "premenopausal"} if sex == "F"
+                                         else {})
     case = read_case({"case_format": 1, "id": f"flag-{flag}",
-                      "patient": {"sex": sex, "age": 45}, "measurements": [],
+                      "patient": patient, "measurements": [],
                       "symptoms": {"absent": ["goiter"]}})
     model = view_for_sex(load_model(), sex)
     ev = build_evidence(model, case, covariates=Covariates(sex=sex, age=45,
@@ -163,6 +166,8 @@ def test_a_flag_that_changes_no_prior_for_this_patient_is_not_accounted_for(sex,
     too, were added.)"""
     case = read_case({"case_format": 1, "id": f"testosterone-{sex}",
                       "patient": {"sex": sex, "age": 45,
+                                  # a woman's status given (without one at 45: the transition)
+                                  "menopausal_status": "premenopausal" if sex == "F" else None,
                                   "medications": ["testosterone gel 50 mg daily"]},
                       "measurements": [], "symptoms": {"absent": ["goiter"]}})
     d = infer(case).to_dict()
