@@ -64,11 +64,17 @@ ASSUMED_POSTMENOPAUSAL_AGE = 55.0
 #: at 45-54 most women are in the transition or after it; NICE NG23 reads the transition
 #: from 45 on symptoms alone (priors/default.yaml: sources c_transition_age)
 TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
-#: cycle disturbances that are a menopause stage's physiology, not symptoms: the transition is
+#: cycle disturbances that are a stage's physiology, not symptoms: the menopause transition is
 #: defined by variable cycles and 60 days or more without a period (STRAW; Harlow et al.,
-#: ReSTAGE, Climacteric 2007), and after menopause there are no periods
+#: ReSTAGE, Climacteric 2007), after menopause there are no periods, and suckling suppresses
+#: ovulation and the periods while breastfeeding (lactational amenorrhoea; McNeilly, Endocrinol
+#: Metab Clin North Am 1993; priors/default.yaml: sources c_lactation_gonadal)
 PHYSIOLOGICAL_CYCLE = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
-                       "postmenopausal": ("amenorrhea", "oligomenorrhea")}
+                       "postmenopausal": ("amenorrhea", "oligomenorrhea"),
+                       "breastfeeding": ("amenorrhea", "oligomenorrhea")}
+#: context flags the cycle text may name ("lactational amenorrhoea", "postpartum,
+#: breastfeeding"), read there as in the free-text context
+CYCLE_TEXT_FLAGS = ("breastfeeding",)
 
 
 @dataclass(frozen=True)
@@ -327,6 +333,7 @@ def read_context(case: Case) -> ContextReading:
                                     "read with trimester-averaged, wider adjustments")
     if p.sex == "F" and not pregnant:
         _read_menopause(reading, case)
+    _label_physiology(reading)
     # a critical-illness flag gives way to the recovery flag when both are named
     for info in flag_table().values():
         if info.flag in reading.flags:
@@ -368,6 +375,11 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "menopausal status and cycle not given; at this age read as in the menopause "
             "transition or after it (gonadotropins variable, often high); give the status "
             "or the cycle if known")
+
+
+def _label_physiology(reading: ContextReading) -> None:
+    """The cycle text's disturbances that are a stage's physiology
+    (:func:`physiological_symptoms`) taken out of the evidence and labelled so."""
     for symptom, stage in physiological_symptoms(reading.flags).items():
         if symptom not in reading.extra_symptoms:
             continue
@@ -379,7 +391,7 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
 
 def physiological_symptoms(flags: Collection[str]) -> dict[str, str]:
     """The symptoms that are physiology, not evidence, under a reading's flags, each with the
-    menopause stage that makes it so (:data:`PHYSIOLOGICAL_CYCLE`)."""
+    stage that makes it so (:data:`PHYSIOLOGICAL_CYCLE`: menopause, breastfeeding)."""
     return {symptom: stage for stage, symptoms in PHYSIOLOGICAL_CYCLE.items()
             if stage in flags for symptom in symptoms}
 
@@ -430,6 +442,10 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
     phase = getattr(r, "phase", None)
     if phase is None and r.cycle_day is not None:
         phase = _phase_of_day(reading, r, p.menstrual_phase)
+    text = _fold(p.menstrual_phase)
+    for flag, pos in _first_hits(_match(text)):
+        if flag in CYCLE_TEXT_FLAGS and not _negated(text, pos) and not _uncertain(text, pos):
+            reading.set(flag, 1.0, item, p.menstrual_phase)
     if phase == "ovulatory":
         reading.set("ovulatory_phase", 1.0, item, p.menstrual_phase)
     elif phase == "luteal":

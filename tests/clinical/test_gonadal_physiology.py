@@ -83,3 +83,42 @@ def test_the_transition_is_read_from_age_only_without_a_status_or_a_cycle(
     transition or after; a status or a cycle phase, when given, is what counts."""
     case = read_case(_case({"sex": "F", **patient}, [("fsh", 6.0, "IU/L")]))
     assert ("perimenopausal" in read_context(case).flags) is expected
+
+
+# ----------------------------------------------------------------------------- lactation
+#: a nursing woman amenorrhoeic at 4 months postpartum: estradiol low (Battin 1985: 4.25 pg/mL
+#: in amenorrhoeic nursing women), LH low-normal, FSH normal (McNeilly 1993/1994: FSH sufficient
+#: for follicle growth), prolactin raised by suckling (Battin: basal 44-90 ng/mL)
+LACTATING = [("estradiol", 8.0, "pg/mL"), ("lh", 2.5, "IU/L"), ("fsh", 5.0, "IU/L"),
+             ("prolactin", 60.0, "ng/mL")]
+
+
+@pytest.mark.parametrize("patient", [
+    {"menstrual_phase": "amenorrhoeic for 4 months", "context": ["breastfeeding"]},
+    {"menstrual_phase": "lactational amenorrhoea"},
+    {"context": ["exclusively breastfeeding, 4 months postpartum"]},
+])
+def test_lactational_amenorrhoea_is_not_hypogonadism(patient: dict) -> None:
+    """Lactational amenorrhoea is physiology: its amenorrhoea and low estradiol are no
+    evidence of secondary hypogonadism (it read 99.95 %) and its prolactin none of
+    hyperprolactinaemia."""
+    p = _probs({"sex": "F", "age": 31, **patient}, LACTATING)
+    assert p["hypogonadism_secondary_female"] < 0.05, p["hypogonadism_secondary_female"]
+    assert p["hyperprolactinemia"] < 0.05, p["hyperprolactinemia"]
+
+
+def test_the_same_results_without_lactation_are_hypogonadotropic() -> None:
+    """Without lactation the same picture, amenorrhoea with a low estradiol, low-normal
+    gonadotropins and a raised prolactin, is hypogonadotropic hypogonadism (facts.md §4d, §4e)."""
+    p = _probs({"sex": "F", "age": 31, "menstrual_phase": "amenorrhoeic for 4 months"},
+               LACTATING)
+    assert p["hypogonadism_secondary_female"] > 0.5, p["hypogonadism_secondary_female"]
+
+
+def test_amenorrhoea_listed_while_breastfeeding_is_physiology_not_evidence() -> None:
+    """Listed as a symptom, the amenorrhoea of a breastfeeding woman is noted as not used."""
+    case = _case({"sex": "F", "age": 31, "context": ["breastfeeding"]}, LACTATING,
+                 present=("amenorrhea",))
+    d = nb.infer(case, uncertainty=False, explain=False).to_dict()
+    reasons = [n["reason"] for n in d["not_used"] if "amenorrhea" in n["item"]]
+    assert reasons and "breastfeeding" in reasons[0], d["not_used"]
