@@ -343,16 +343,20 @@ def read_context(case: Case) -> ContextReading:
 
 
 def _read_menopause(reading: ContextReading, case: Case) -> None:
-    """Menopause: the status as given; without one, postmenopausal after 12 months without a
-    period past 45 (NICE NG23), or from age alone (55); from 45 with no cycle history either,
-    in the transition or after it (:data:`TRANSITION_MIN_AGE`).  In the transition and after menopause,
-    irregular or absent periods are physiology: the cycle text's disturbance is then no
-    evidence of a condition (:data:`PHYSIOLOGICAL_CYCLE`)."""
+    """Menopause: the status as given (or as the cycle text names it); without one,
+    postmenopausal after 12 months without a period past 45 (NICE NG23), or from age alone
+    (55); from 45 with no cycle history either, in the transition or after it
+    (:data:`TRANSITION_MIN_AGE`).  In the transition and after menopause, irregular or absent
+    periods are physiology: the cycle text's disturbance is then no evidence of a condition
+    (:data:`PHYSIOLOGICAL_CYCLE`)."""
     p = case.patient
     status = (p.menopausal_status or "").lower()
     months = _amenorrhoea_months(case)
     if status.startswith("post"):
         reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)
+    elif not status and _cycle_phase(case) == "postmenopausal":
+        # the cycle text says it ("postmenopausal for 3 years"): as the status field would
+        reading.set("postmenopausal", 1.0, "patient.menstrual_phase", p.menstrual_phase)
     elif status.startswith("peri"):
         reading.set("perimenopausal", 1.0, "patient.menopausal_status", status)
     elif (not status and p.age is not None and p.age >= MENOPAUSE_MIN_AGE
@@ -410,13 +414,18 @@ def _menstrual_reading(case: Case):
     return p.menstrual or read_menstrual_phase(p.menstrual_phase)
 
 
+def _cycle_phase(case: Case) -> str | None:
+    """The phase the cycle text names (None: no text, or none named)."""
+    return getattr(_menstrual_reading(case), "phase", None)
+
+
 def _cycle_history(case: Case) -> bool:
     """Whether the cycle text says anything about the cycle (a phase, a cycle day, a
     disturbance); "unknown" or an unread text says nothing."""
     r = _menstrual_reading(case)
     if r is None:
         return False
-    phase = getattr(r, "phase", None)
+    phase = _cycle_phase(case)
     return ((phase is not None and phase != "unknown") or r.cycle_day is not None
             or r.disturbance is not None)
 

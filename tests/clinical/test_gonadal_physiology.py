@@ -122,3 +122,11 @@ def test_amenorrhoea_listed_while_breastfeeding_is_physiology_not_evidence() -> 
     d = nb.infer(case, uncertainty=False, explain=False).to_dict()
     reasons = [n["reason"] for n in d["not_used"] if "amenorrhea" in n["item"]]
     assert reasons and "breastfeeding" in reasons[0], d["not_used"]
+
+
+@pytest.mark.parametrize("text", ["postmenopausal", "postmenopausal for 3 years"])
+def test_a_cycle_text_that_says_postmenopausal_is_read_as_the_status(text: str) -> None:
+    """"Postmenopausal" written in the cycle field with no status given says what the status
+    field would: FSH 80 and a low estradiol at 50 are menopause, not POI (it read 99.9 %)."""
+    p = _probs({"sex": "F", "age": 50, "menstrual_phase": text}, HIGH_FSH_LOW_E2)
+    assert p["hypogonadism_primary_female"] < 0.05, p["hypogonadism_primary_female"]
