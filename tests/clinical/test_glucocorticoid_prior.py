@@ -21,7 +21,10 @@ from neb_bayes.model.compiled import load_model
 from neb_bayes.model.prior import Covariates, log_prior_tensor
 
 AI2 = "adrenal_insufficiency_secondary"
+# her menopausal status given: at 50 without one (or a cycle) she is read as in the transition,
+# whose prior odds are not what these tests are about
 PREDNISOLONE = {"id": "prednisolone", "patient": {"sex": "F", "age": 50,
+                                                  "menopausal_status": "premenopausal",
                                                   "medications": ["prednisolone 10 mg daily"]},
                 "symptoms": {"absent": ["hyperpigmentation"]}}
 
