@@ -257,7 +257,8 @@ def build_evidence(
     sym_index = {s: i for i, s in enumerate(model.symptoms)}
     present, absent = [], []
     from_context = ctx.extra_symptoms - case.symptoms.present - case.symptoms.absent
-    # a menopause stage's cycle disturbance, listed or not, is physiology, not evidence
+    # a stage's physiology (menopause's or pregnancy's missed periods, early pregnancy's
+    # nausea), listed or not, is no evidence
     physiology = physiological_symptoms(ctx.flags)
     for status, ids, out in (
         ("present", case.symptoms.present | from_context, present),

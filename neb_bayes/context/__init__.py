@@ -64,14 +64,23 @@ ASSUMED_POSTMENOPAUSAL_AGE = 55.0
 #: at 45-54 most women are in the transition or after it; NICE NG23 reads the transition
 #: from 45 on symptoms alone (priors/default.yaml: sources c_transition_age)
 TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
-#: cycle disturbances that are a stage's physiology, not symptoms: the menopause transition is
-#: defined by variable cycles and 60 days or more without a period (STRAW; Harlow et al.,
-#: ReSTAGE, Climacteric 2007), after menopause there are no periods, and suckling suppresses
-#: ovulation and the periods while breastfeeding (lactational amenorrhoea; McNeilly, Endocrinol
-#: Metab Clin North Am 1993; priors/default.yaml: sources c_lactation_gonadal)
-PHYSIOLOGICAL_CYCLE = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
-                       "postmenopausal": ("amenorrhea", "oligomenorrhea"),
-                       "breastfeeding": ("amenorrhea", "oligomenorrhea")}
+#: symptoms that are a stage's physiology, not evidence of a condition: the menopause
+#: transition is defined by variable cycles and 60 days or more without a period (STRAW;
+#: Harlow et al., ReSTAGE, Climacteric 2007), after menopause there are no periods, suckling
+#: suppresses ovulation and the periods while breastfeeding (lactational amenorrhoea;
+#: McNeilly, Endocrinol Metab Clin North Am 1993; priors/default.yaml: sources
+#: c_lactation_gonadal), a pregnancy has no periods, and nausea and vomiting come with most
+#: first trimesters (69 % of pregnancies, meta-analysis of 59 studies, Einarson et al., J Popul
+#: Ther Clin Pharmacol 2013; 89 % in early pregnancy, 99 % of them starting in the first
+#: trimester, Chan et al., Matern Child Health J 2011), so they tell nothing of the adrenal or
+#: other axes there
+PHYSIOLOGICAL_SYMPTOMS = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
+                          "postmenopausal": ("amenorrhea", "oligomenorrhea"),
+                          "breastfeeding": ("amenorrhea", "oligomenorrhea"),
+                          "pregnancy_any": ("amenorrhea", "oligomenorrhea"),
+                          "pregnancy_t1": ("nausea",)}
+#: how a stage of :data:`PHYSIOLOGICAL_SYMPTOMS` is named in a report (else its flag)
+STAGE_NAMES = {"pregnancy_any": "pregnancy", "pregnancy_t1": "first-trimester pregnancy"}
 #: context flags the cycle text may name ("lactational amenorrhoea", "postpartum,
 #: breastfeeding"), read there as in the free-text context
 CYCLE_TEXT_FLAGS = ("breastfeeding",)
@@ -348,7 +357,7 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
     (55); from 45 with no cycle history either, in the transition or after it
     (:data:`TRANSITION_MIN_AGE`).  In the transition and after menopause, irregular or absent
     periods are physiology: the cycle text's disturbance is then no evidence of a condition
-    (:data:`PHYSIOLOGICAL_CYCLE`)."""
+    (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
     p = case.patient
     status = (p.menopausal_status or "").lower()
     months = _amenorrhoea_months(case)
@@ -395,8 +404,10 @@ def _label_physiology(reading: ContextReading) -> None:
 
 def physiological_symptoms(flags: Collection[str]) -> dict[str, str]:
     """The symptoms that are physiology, not evidence, under a reading's flags, each with the
-    stage that makes it so (:data:`PHYSIOLOGICAL_CYCLE`: menopause, breastfeeding)."""
-    return {symptom: stage for stage, symptoms in PHYSIOLOGICAL_CYCLE.items()
+    stage that makes it so, as a report names it (:data:`PHYSIOLOGICAL_SYMPTOMS`: menopause,
+    breastfeeding, pregnancy)."""
+    return {symptom: STAGE_NAMES.get(stage, stage)
+            for stage, symptoms in PHYSIOLOGICAL_SYMPTOMS.items()
             if stage in flags for symptom in symptoms}
 
 

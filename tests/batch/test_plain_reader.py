@@ -354,3 +354,35 @@ def test_a_menopause_stages_listed_cycle_disturbance_reads_as_the_single_case_pa
             assert [rows[k + j][c] for c in conditions] == [rows[k][c] for c in conditions]
             assert rows[k + j]["n_not_used"] == rows[k]["n_not_used"] + 1
     assert [rows[7][c] for c in conditions] != [rows[6][c] for c in conditions]
+
+
+def test_pregnancys_physiological_symptoms_read_as_the_single_case_path(model, monkeypatch):
+    """A pregnant woman's listed amenorrhoea, and her nausea in the first trimester, are
+    physiology (not evidence, listed as not used) in the batch as in build_evidence; nausea
+    in the third trimester is evidence in both."""
+    cases = []
+    for week in (10, 32):
+        for present in ([], ["amenorrhea"], ["nausea"]):
+            data = copy.deepcopy(BASE)
+            data["id"] = f"week {week} {present}"
+            data["patient"] = {"sex": "F", "age": 29, "pregnant": True, "gestational_week": week}
+            data["symptoms"] = {"present": ["fatigue", *present], "absent": []}
+            cases.append(data)
+    taken, _ = _check(model, cases)
+    assert len(taken) == len(cases)
+    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(cases)]
+    task = ChunkTask(index=0, first_item=0, items=items)
+    at_once = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add_texts", lambda self, items: np.zeros(len(items), bool))
+    one_by_one = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
+    without = process_chunk(task)
+    for other in (one_by_one, without):
+        assert at_once.table.equals(other.table)
+    rows = at_once.table.to_pylist()
+    conditions = model.conditions
+    same = [(0, 1), (0, 2), (3, 4)]        # week 10: amenorrhoea, nausea; week 32: amenorrhoea
+    for k, j in same:
+        assert [rows[j][c] for c in conditions] == [rows[k][c] for c in conditions]
+        assert rows[j]["n_not_used"] == rows[k]["n_not_used"] + 1
+    assert [rows[5][c] for c in conditions] != [rows[3][c] for c in conditions]
