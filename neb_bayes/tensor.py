@@ -258,8 +258,14 @@ _PAD_COUNT = tuple(next((s for s in TUPLE_SIZES if s >= n), n) - n
 _PADS: dict[np.dtype, tuple[np.ndarray, ...]] = {}
 
 
-def _padded(flat: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """``flat`` padded to the next of :data:`TUPLE_SIZES`."""
+def padded_length(n: int) -> int:
+    """The length of a tuple of ``n`` tables once padded (:func:`padded`)."""
+    return n + (_PAD_COUNT[n] if n < len(_PAD_COUNT) else 0)
+
+
+def padded(flat: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """``flat`` padded to the next of :data:`TUPLE_SIZES` (shared by the batch engine's
+    joint pass, :func:`neb_bayes.inference.kernels.fused_joint`)."""
     extra = _PAD_COUNT[len(flat)] if len(flat) < len(_PAD_COUNT) else 0
     if not extra:
         return flat
@@ -271,9 +277,9 @@ def _padded(flat: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 def _plan(tables: list[np.ndarray], keep):
     """The compiled loops' arguments for a product of ``tables`` summed to ``keep``: each
-    table's flat run (padded, :func:`_padded`) and the loop's offsets (:func:`_offsets`)."""
+    table's flat run (padded, :func:`padded`) and the loop's offsets (:func:`_offsets`)."""
     flat, steps = zip(*(_flat_run(t) for t in tables), strict=True)
-    return _padded(flat), _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
+    return padded(flat), _offsets(tuple(t.shape for t in tables), steps, tuple(sorted(keep)))
 
 
 def scaled_message(tables: list[np.ndarray], keep, dtype) -> tuple[np.ndarray, np.ndarray]:

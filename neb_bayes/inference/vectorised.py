@@ -41,7 +41,7 @@ from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, block_log_factor, infer_exact
 from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, gross_table, view_for_sex
 from neb_bayes.model.prior import log_prior
-from neb_bayes.tensor import FactorPlan, distinct_rows, factor_plan
+from neb_bayes.tensor import FactorPlan, distinct_rows, factor_plan, padded, padded_length
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 #: cases evaluated together: bounds the memory of the ``(cases or rows, dependency grid)``
@@ -209,7 +209,7 @@ def view_tables(model: CompiledModel) -> ViewTables:
                       present_stride=np.ascontiguousarray(stride[:, order]),
                       plan=factor_plan(tuple(factors)),
                       row_stride=np.array([math.prod(t.grid) for t in axes] + [col + 1]
-                                          + [0] * (_tuple_size(len(axes) + 1) - len(axes) - 1),
+                                          + [0] * (padded_length(len(axes) + 1) - len(axes) - 1),
                                           np.int64),
                       cause=np.concatenate(model.log1m_cause))
 
@@ -666,8 +666,8 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     parts.append(other.reshape(-1))
     # every factor to probability space on its own small scope (few exponentials), tile by
     # tile inside the joint pass: no exponential over the joint states, and no pass over the
-    # chunk's memory per factor
-    parts += [_NO_PART] * (_tuple_size(len(parts)) - len(parts))
+    # chunk's memory per factor (the arrays padded as the contraction pads its tables)
+    parts = padded(tuple(parts))
     # the strata: the cases' covariates, found by object first (a chunk's cases share a few
     # objects, one per patient section: hashing each case's would cost ~1 us)
     objs = {id(ev.covariates): ev.covariates for ev in evs}
@@ -683,7 +683,7 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     counts = np.array([ev.present.size for ev in evs], dtype=np.int64)
     ids = np.concatenate([ev.present for ev in evs] + [np.zeros(0, np.int64)]).astype(np.int64)
     marg, z, healthy, shift = kernels.fused_joint(
-        prior, stratum, tuple(parts), vt.row_stride, vt.plan.arrays, vt.plan.n_entries,
+        prior, stratum, parts, vt.row_stride, vt.plan.arrays, vt.plan.n_entries,
         vt.plan.rows, index,
         (vt.present_tab, vt.present_off, vt.present_size, vt.present_stride),
         ids, np.cumsum(counts) - counts, counts, w,
@@ -703,16 +703,6 @@ def _group(model: CompiledModel, evs: list[Evidence], flat: Flat) -> tuple[np.nd
     # space by the caller
     ok = z > UNDERFLOW
     return probs, np.where(ok, log_ev, np.nan)
-
-
-#: :func:`kernels.fused_joint` takes its log-factor arrays as a tuple of one of these sizes
-#: (numba compiles a function per tuple length), padded with an empty array
-_TUPLE_SIZES = (8, 16, 32)
-_NO_PART = np.zeros(1)
-
-
-def _tuple_size(n: int) -> int:
-    return next(k for k in _TUPLE_SIZES if k >= n)
 
 
 def _gross_log_density(model: CompiledModel, flat: Flat) -> np.ndarray:

@@ -15,7 +15,7 @@ from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.vectorised import Flat, posterior_batch
 from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.simulate import simulate
-from neb_bayes.tensor import factor_plan
+from neb_bayes.tensor import factor_plan, padded
 
 MODEL = load_model()
 EXAMPLES = Path(__file__).resolve().parents[2] / "cases" / "examples"
@@ -329,8 +329,8 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     arrays = [np.concatenate(b, axis=1) if b else np.zeros((n, 1)) for b in blocks]
     log_factors = [(arrays[a][:, c:c + int(np.prod(sz))], dims) for a, c, dims, sz in specs]
     plan = factor_plan(tuple(_layout(a, c, dims, sizes, len(shape)) for a, c, dims, sizes in specs))
-    row_stride = np.array([a.shape[1] for a in arrays] + [0] * 6, np.int64)
-    parts = tuple(a.reshape(-1) for a in arrays) + (np.zeros(1),) * 6
+    parts = padded(tuple(a.reshape(-1) for a in arrays))
+    row_stride = np.array([a.shape[1] for a in arrays] + [0] * (len(parts) - 2), np.int64)
     index = vectorised._factor_index(plan.shapes, tuple(int(s) for s in shape))
     prior = rng.random((n_strata, J))
     prior /= prior.sum(1, keepdims=True)
@@ -359,10 +359,10 @@ def test_fused_joint_equals_the_whole_joint_and_does_not_depend_on_its_tile(n_fa
     healthy = (rng.random(J) < 0.3).astype(float)
 
     def run(sel, ids_, start_):
-        return kernels.fused_joint(prior, stratum[sel], tuple(a[sel].reshape(-1) for a in arrays)
-                                   + parts[2:], row_stride, plan.arrays, plan.n_entries,
-                                   plan.rows, index, present, ids_, start_, count[sel], w[sel],
-                                   shape, healthy)
+        rows = padded(tuple(a[sel].reshape(-1) for a in arrays))
+        return kernels.fused_joint(prior, stratum[sel], rows, row_stride, plan.arrays,
+                                   plan.n_entries, plan.rows, index, present, ids_, start_,
+                                   count[sel], w[sel], shape, healthy)
 
     marg, z, h, shift = run(slice(None), ids, start)
     ref = _joint_by_brute_force(prior, stratum, log_factors, present, ids, start, count, w,
@@ -388,7 +388,7 @@ def test_tile_factors_scale_each_case_to_a_maximum_of_one_and_give_zero_below_th
     B = kernels.JOINT_TILE
     ft = np.ones((plan.rows, B))
     shift = np.zeros(3)
-    tile_factors((x.reshape(-1),) + (np.zeros(1),) * 7, np.array([4] + [0] * 7), plan.arrays,
+    tile_factors(padded((x.reshape(-1),)), np.array([4] + [0] * 3), plan.arrays,
                  np.arange(3), 0, 3, ft, np.empty(B), np.empty(B), shift,
                  np.empty(plan.rows * B))
     np.testing.assert_allclose(ft[:4, 0], [1.0, 0.0, 0.0, np.exp(-0.5)], rtol=1e-15, atol=0)
