@@ -436,17 +436,20 @@ def _scan(b, starts, ends, max_forms):  # pragma: no cover - compiled
             ns = got_s
         first[c + 1] = nr
         sym_first[c + 1] = ns
-    # the numbers as one JSON list each (a text value and a missing day read as 0), for a
-    # correctly rounded parser
+    # the numbers as one JSON list each (a text value read as 0; the days of the results
+    # that give one only), for a correctly rounded parser
     size_v = 2
     size_d = 2
     for r in range(nr):
         size_v += (res[r, 4] - res[r, 3] if res[r, 3] >= 0 else 1) + 1
-        size_d += (res[r, 2] - res[r, 1] if res[r, 1] >= 0 else 1) + 1
+        if res[r, 1] >= 0:
+            size_d += res[r, 2] - res[r, 1] + 1
     numbers = np.empty(size_v, np.uint8)
     day_numbers = np.empty(size_d, np.uint8)
     numbers = numbers[:_number_list(b, res[:nr, 3], res[:nr, 4], numbers)]
-    day_numbers = day_numbers[:_number_list(b, res[:nr, 1], res[:nr, 2], day_numbers)]
+    has_day = res[:nr, 1] >= 0
+    day_numbers = day_numbers[:_number_list(b, res[:nr, 1][has_day], res[:nr, 2][has_day],
+                                            day_numbers)]
     return (ok, spans, first, res[:nr], forms[:nf], numbers, day_numbers, sym_first, sym[:ns],
             names[:nn])
 
@@ -522,7 +525,8 @@ class ScannedChunk:
         self._value_at = res[:, [5, 4]]
         try:
             self.values = np.array(_numbers(numbers.tobytes()), dtype=float)
-            self.days = np.array(_numbers(day_numbers.tobytes()), dtype=float)
+            self.days = np.zeros(self.form.size)       # (a missing day reads as 0)
+            self.days[self.has_day] = _numbers(day_numbers.tobytes())
         except msgspec.MsgspecError:       # e.g. 1e999: numpy reads it (inf) as float() does
             values = self._texts(self._value_at)
             days = self._texts(res[:, 1:3])
