@@ -74,3 +74,12 @@ def test_most_subclinical_hypothyroidism_has_tsh_below_10(sex: str, age: float) 
                                   ("tsh", "ft4"), rng).T
     meets = (tsh > TSH_RI[1]) & _within(ft4, FT4_RI)
     _assert_share_in(float(np.mean(tsh[meets] < 10.0)), int(meets.sum()), 0.75, 0.90)
+
+
+@pytest.mark.parametrize(("sex", "age"), STRATA)
+def test_grade_2_is_the_minority_of_subclinical_hyperthyroidism(sex: str, age: float) -> None:
+    rng = np.random.default_rng(2008)
+    tsh, ft4, ft3 = _condition_results(load_model(), "hyperthyroidism_subclinical", sex, age,
+                                       ("tsh", "ft4", "ft3"), rng).T
+    meets = (tsh < TSH_RI[0]) & _within(ft4, FT4_RI) & _within(ft3, FT3_RI)
+    _assert_share_in(float(np.mean(tsh[meets] < 0.1)), int(meets.sum()), 0.22, 0.35)
