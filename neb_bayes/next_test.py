@@ -18,7 +18,15 @@ rhythm), and the old results keep their context variances in ``p(old, x | s)`` a
 ``p(old | s)``; otherwise ``q_s`` is no density and the probabilities after a test do not
 average to the current ones.
 
-The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component) of the
+A test that yields several results in one procedure (the cosyntropin test's cortisol at 30
+and 60 min, a 75 g OGTT's glucose at 0 and 120 min: ``neb_bayes/vocab/test_procedures.yaml``)
+is one candidate: ``x`` is then the vector of its results, appended to the block together, and
+the predictive is their joint (correlated) distribution, so its gain is the information of all
+its results together.  Its results are not candidates of their own unless the table says they
+are also ordered alone (a fasting glucose).
+
+The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component; a tensor grid
+of 10 x 10 or 6 x 6 x 6 for a procedure with two or three results) of the
 components' Gaussian conditionals given the *observed* old results.  Without censored results
 on the axis these components are exactly ``q_s``; with censored results the nodes are
 reweighted by ``p(x) / g(x)`` (deterministic importance sampling), so the rule stays
@@ -91,6 +99,7 @@ __all__ = [
     "next_tests",
     "plan_next_tests",
     "load_test_costs",
+    "load_test_procedures",
 ]
 
 Scope = Literal["question", "all"]
@@ -102,7 +111,11 @@ MOVED_TV: float = 0.05
 """An axis is "in question" when its posterior moved this far from the prior (total variation)."""
 
 GH_NODES: int = 16
-"""Gauss-Hermite nodes per predictive mixture component."""
+"""Gauss-Hermite nodes per predictive mixture component (a test with one result)."""
+
+GH_NODES_BY_DIM: tuple[int, ...] = (GH_NODES, 10, 6)
+"""Nodes per dimension of the tensor grid of a test with 1, 2, 3 results (16, 100, 216 per
+component)."""
 
 MIN_COMPONENT_MASS: float = 1e-7
 """Mixture components lighter than this (relative) are left out of the quadrature."""
@@ -156,6 +169,10 @@ class Candidate:
         Name of the axis whose latents the result loads on.
     dynamic
         Whether it is a dynamic (stimulation/suppression) or timed cortisol test.
+    channels, hours
+        For a procedure (one test, several results: ``test_procedures.yaml``) every result's
+        channel and collection time, in order (``channel``/``hour`` are the first's); empty
+        for a test with one result.
     """
 
     id: str
@@ -166,6 +183,16 @@ class Candidate:
     label: str
     axis: str
     dynamic: bool = False
+    channels: tuple[int, ...] = ()
+    hours: tuple[float | None, ...] = ()
+
+    @property
+    def parts(self) -> list[tuple[int, float | None]]:
+        """``(channel, hour)`` of each result the test yields (one for a plain test)."""
+        if not self.channels:
+            return [(self.channel, self.hour)]
+        return list(zip(self.channels, self.hours or (None,) * len(self.channels),
+                        strict=True))
 
 
 @dataclass
@@ -253,6 +280,63 @@ def load_test_costs() -> tuple[float, dict[str, float]]:
     return float(data.get("default", 1.0)), costs
 
 
+MAX_PROCEDURE_RESULTS: int = 3
+"""Most results of one procedure (its quadrature is a tensor grid over them)."""
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """One test that yields several results (``neb_bayes/vocab/test_procedures.yaml``).
+
+    Attributes
+    ----------
+    id
+        Candidate id and cost key.
+    label
+        Display name.
+    results
+        Model channel ids of its results, in order.
+    alone
+        Those of ``results`` that are also ordered on their own.
+    dynamic
+        Whether it is a stimulation, suppression or tolerance test.
+    """
+
+    id: str
+    label: str
+    results: tuple[str, ...]
+    alone: frozenset[str] = frozenset()
+    dynamic: bool = False
+
+
+@functools.cache
+def load_test_procedures() -> tuple[Procedure, ...]:
+    """The procedures table: tests that yield several results, each one candidate.
+
+    Raises
+    ------
+    ValueError
+        When an entry has no label, fewer than two or more than
+        :data:`MAX_PROCEDURE_RESULTS` results, or ``alone`` names a result it does not have
+        (the message names the procedure).
+    """
+    text = resources.files("neb_bayes.vocab").joinpath("test_procedures.yaml").read_text(
+        "utf-8")
+    out = []
+    for pid, raw in (yaml.safe_load(text).get("procedures") or {}).items():
+        results = tuple(str(r) for r in raw.get("results") or ())
+        alone = frozenset(str(r) for r in raw.get("alone") or ())
+        if not raw.get("label") or not 2 <= len(results) <= MAX_PROCEDURE_RESULTS:
+            raise ValueError(f"test_procedures.yaml: procedures.{pid}: needs a label and 2-"
+                             f"{MAX_PROCEDURE_RESULTS} results")
+        if not alone <= set(results):
+            raise ValueError(f"test_procedures.yaml: procedures.{pid}.alone: names a result "
+                             "the procedure does not have")
+        out.append(Procedure(id=str(pid), label=str(raw["label"]), results=results,
+                             alone=alone, dynamic=bool(raw.get("dynamic", False))))
+    return tuple(out)
+
+
 def _cost(cid: str) -> float:
     default, costs = load_test_costs()
     return max(costs.get(cid, default), 1e-6)
@@ -324,6 +408,37 @@ def candidate_tests(
             id=cid, channel=ci, analyte=ch.analyte, specimen=specimen, hour=hour, label=label,
             axis=model.axes[ch.axis].name, dynamic=ch.name in DYNAMIC_LABELS,
         ))
+    return _group_procedures(model, out)
+
+
+def _group_procedures(model: CompiledModel, singles: list[Candidate]) -> list[Candidate]:
+    """Replace the results of each procedure (:func:`load_test_procedures`) by one candidate.
+
+    The procedure's results not yet measured (those among ``singles``) become one candidate
+    at the place of the first; a result stays a candidate of its own only where a procedure
+    lists it under ``alone``.  A procedure whose results the prior set does not model on one
+    axis is left out (its results too, unless ``alone``).
+    """
+    by_name = {model.channels[c.channel].name: c for c in singles}
+    after: dict[str, list[Candidate]] = {}        # procedures, by their first result's id
+    procedures = load_test_procedures()
+    alone = set().union(*(p.alone for p in procedures))
+    drop = {r for p in procedures for r in p.results} - alone
+    for proc in procedures:
+        parts = [by_name[r] for r in proc.results if r in by_name]
+        if not parts or len({p.axis for p in parts}) > 1:
+            continue
+        head = parts[0]
+        after.setdefault(head.id, []).append(Candidate(
+            id=proc.id, channel=head.channel, analyte=head.analyte, specimen=head.specimen,
+            hour=head.hour, label=proc.label, axis=head.axis,
+            dynamic=proc.dynamic or any(p.dynamic for p in parts),
+            channels=tuple(p.channel for p in parts), hours=tuple(p.hour for p in parts)))
+    out = []
+    for c in singles:
+        if model.channels[c.channel].name not in drop:
+            out.append(c)
+        out.extend(after.get(c.id, ()))
     return out
 
 
@@ -471,14 +586,14 @@ def _extended_block(
     model: CompiledModel, evidence: Evidence, patient: Patient | None, old: Block | None,
     cand: Candidate, drop_censored: bool,
 ) -> tuple[Block, Block | None]:
-    """The axis' block with the candidate appended (log value 0: the node enters the mean).
+    """The axis' block with the candidate's results appended (log value 0: each node enters
+    the mean), all on one new day (one procedure, one visit).
 
-    The candidate is read as the evidence reads a result (:func:`result_adjustments`): the
+    Each result is read as the evidence reads a result (:func:`result_adjustments`): the
     case's context adds its extra variance and may change its daily rhythm; its shift does not
     matter (the hypothetical value is on the scale the shift was taken off).  The old
     results keep every column, their context variances included.
     """
-    ch = model.channels[cand.channel]
     if old is not None and drop_censored:
         keep = old.censor == 0
         old = Block(
@@ -488,68 +603,78 @@ def _extended_block(
             extra_var=None if old.extra_var is None else old.extra_var[keep], sex=old.sex,
         ) if keep.any() else None
     deps = set(old.deps) if old is not None else set()
-    deps.add(ch.axis)
-    deps.update(e.axis for e in ch.effects)
-    if ch.amp_axis is not None:
-        deps.add(ch.amp_axis)
-    _, extra_var, d_off, d_var = _candidate_adjustments(model, evidence, patient, cand)
+    adj = []
+    for ci, hour in cand.parts:
+        ch = model.channels[ci]
+        deps.add(ch.axis)
+        deps.update(e.axis for e in ch.effects)
+        if ch.amp_axis is not None:
+            deps.add(ch.amp_axis)
+        adj.append(_candidate_adjustments(model, evidence, patient, ci, hour))
+    d = len(adj)
     day = float(old.day.max()) + 1.0 if old is not None else 0.0
 
-    def cat(values: np.ndarray | None, value: float, dtype: Any, fill: float = 0.0) -> np.ndarray:
-        tail = np.array([value], dtype=dtype)
+    def cat(values: np.ndarray | None, tail: list[float], dtype: Any,
+            fill: float = 0.0) -> np.ndarray:
+        new_part = np.array(tail, dtype=dtype)
         if old is None:
-            return tail
+            return new_part
         head = np.full(old.n, fill, dtype=dtype) if values is None else values.astype(dtype)
-        return np.concatenate([head, tail])
+        return np.concatenate([head, new_part])
 
     new = Block(
-        axis=ch.axis,
+        axis=model.channels[cand.channel].axis,
         deps=tuple(sorted(deps)),
-        channel=cat(getattr(old, "channel", None), cand.channel, np.int64),
-        y=cat(getattr(old, "y", None), 0.0, float),
-        censor=cat(getattr(old, "censor", None), 0, np.int8),
-        day=cat(getattr(old, "day", None), day, float),
-        diurnal=cat(getattr(old, "diurnal", None), d_off, float),
-        diurnal_var=cat(getattr(old, "diurnal_var", None), d_var, float),
-        source=cat(getattr(old, "source", None), -1, np.int64),
-        extra_var=cat(getattr(old, "extra_var", None), extra_var, float),
+        channel=cat(getattr(old, "channel", None), [ci for ci, _ in cand.parts], np.int64),
+        y=cat(getattr(old, "y", None), [0.0] * d, float),
+        censor=cat(getattr(old, "censor", None), [0] * d, np.int8),
+        day=cat(getattr(old, "day", None), [day] * d, float),
+        diurnal=cat(getattr(old, "diurnal", None), [a[2] for a in adj], float),
+        diurnal_var=cat(getattr(old, "diurnal_var", None), [a[3] for a in adj], float),
+        source=cat(getattr(old, "source", None), [-1] * d, np.int64),
+        extra_var=cat(getattr(old, "extra_var", None), [a[1] for a in adj], float),
         sex=evidence.covariates.sex,
     )
     return new, old
 
 
 def _candidate_adjustments(
-    model: CompiledModel, evidence: Evidence, patient: Patient | None, cand: Candidate
+    model: CompiledModel, evidence: Evidence, patient: Patient | None, channel: int,
+    hour: float | None,
 ) -> tuple[float, float, float, float]:
-    """``(shift, extra variance, rhythm offset, rhythm variance)`` of the candidate's result,
-    as the evidence would read it (no context: the channel's plain daily rhythm)."""
+    """``(shift, extra variance, rhythm offset, rhythm variance)`` of a hypothetical result
+    of ``channel`` at ``hour``, as the evidence would read it (no context: the channel's plain
+    daily rhythm)."""
     ctx = evidence.context
     if ctx is not None and patient is not None:
-        return result_adjustments(model, ctx, cand.channel, cand.hour, None, patient)
-    ch = model.channels[cand.channel]
+        return result_adjustments(model, ctx, channel, hour, None, patient)
+    ch = model.channels[channel]
     if not ch.diurnal:
         return 0.0, 0.0, 0.0, 0.0
-    d_off, d_var = model.diurnal_offset(ch.diurnal, cand.hour)
+    d_off, d_var = model.diurnal_offset(ch.diurnal, hour)
     return 0.0, 0.0, d_off * ch.diurnal_scale, d_var * ch.diurnal_scale**2
 
 
 def _conditional_gaussian(
-    mom: Any, block: Block, grid: tuple[int, ...]
+    mom: Any, block: Block, grid: tuple[int, ...], d: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sd of the new (last) result given the observed old results, per state combo."""
+    """Mean ``grid + (d,)`` and covariance ``grid + (d, d)`` of the new (last ``d``) results
+    given the observed old results, per state combination."""
     n = block.n
-    last = n - 1
+    new = np.arange(n - d, n)
     cov = np.broadcast_to(mom.cov, grid + (n, n))
-    m = mom.mean[..., last]
-    v = cov[..., last, last]
-    obs = np.flatnonzero(block.censor[:last] == 0)
+    m = np.broadcast_to(mom.mean[..., new], grid + (d,))
+    v = cov[..., new, :][..., :, new]
+    obs = np.flatnonzero(block.censor[: n - d] == 0)
     if obs.size:
         coo = cov[..., obs, :][..., :, obs]
-        cno = cov[..., last, obs]
-        sol = np.linalg.solve(coo, cno[..., None])[..., 0]
-        m = m + np.sum(sol * (block.y[obs] - mom.mean[..., obs]), axis=-1)
-        v = v - np.sum(sol * cno, axis=-1)
-    return m, np.sqrt(np.maximum(v, 1e-12))
+        con = cov[..., obs, :][..., :, new]                    # grid + (n_obs, d)
+        sol = np.linalg.solve(coo, con)
+        resid = block.y[obs] - mom.mean[..., obs]
+        m = m + np.einsum("...od,...o->...d", sol, np.broadcast_to(resid, grid + (obs.size,)))
+        v = v - np.einsum("...od,...oe->...de", sol, con)
+    v = 0.5 * (v + np.swapaxes(v, -1, -2)) + 1e-12 * np.eye(d)
+    return m, v
 
 
 def _weighted_quantiles(
@@ -567,6 +692,60 @@ def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return t, g / g.sum()
 
 
+@functools.cache
+def _gauss_hermite_grid(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor grid of standard-normal Gauss-Hermite nodes ``(n**d, d)`` and weights."""
+    t, g = _gauss_hermite(GH_NODES_BY_DIM[d - 1])
+    mesh = np.stack(np.meshgrid(*([t] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    wts = np.prod(np.stack(np.meshgrid(*([g] * d), indexing="ij"), axis=-1).reshape(-1, d),
+                  axis=1)
+    return mesh, wts
+
+
+def _predictive_nodes(
+    mean: np.ndarray, cov: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadrature nodes of the new results' proposal mixture.
+
+    Parameters
+    ----------
+    mean, cov
+        Per state combination (grid + ``(d,)``, grid + ``(d, d)``): the Gaussian of the new
+        results given the observed old ones (:func:`_conditional_gaussian`).
+    weights
+        The combinations' current posterior mass, flattened.
+
+    Returns
+    -------
+    x, q0, log_g
+        Nodes ``(K, d)``, their weights (summing to 1) and the proposal mixture's log density
+        at each: a tensor Gauss-Hermite grid (:data:`GH_NODES_BY_DIM` per dimension) through
+        each distinct component's Cholesky factor, components lighter than
+        :data:`MIN_COMPONENT_MASS` (relative) left out, at most :data:`MAX_COMPONENTS`.
+    """
+    d = mean.shape[-1]
+    mf = np.broadcast_to(mean.reshape(-1, d), (weights.size, d))
+    vf = np.broadcast_to(cov.reshape(-1, d, d), (weights.size, d, d))
+    keep = weights > MIN_COMPONENT_MASS * weights.sum()
+    key = np.round(np.concatenate([mf[keep], vf[keep].reshape(-1, d * d)], axis=1), 9)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    pi = np.bincount(inv.reshape(-1), weights=weights[keep], minlength=len(uniq))
+    if len(uniq) > MAX_COMPONENTS:
+        top = np.argsort(-pi)[:MAX_COMPONENTS]
+        uniq, pi = uniq[top], pi[top]
+    pi = pi / pi.sum()
+    mu, chol = uniq[:, :d], np.linalg.cholesky(uniq[:, d:].reshape(-1, d, d))
+    t, g = _gauss_hermite_grid(d)
+    x = (mu[:, None, :] + np.einsum("uij,tj->uti", chol, t)).reshape(-1, d)
+    q0 = (pi[:, None] * g[None, :]).reshape(-1)
+    z = np.linalg.solve(chol[None], (x[:, None, :] - mu[None])[..., None])[..., 0]
+    log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    comp_logpdf = -0.5 * (z**2).sum(axis=-1) - log_det[None] - 0.5 * d * math.log(2 * math.pi)
+    from scipy.special import logsumexp
+
+    return x, q0, logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)
+
+
 def _evaluate(
     model: CompiledModel,
     evidence: Evidence,
@@ -578,6 +757,7 @@ def _evaluate(
     notes: set[str],
 ) -> dict[str, Any]:
     ch = model.channels[cand.channel]
+    d = len(cand.parts)
     old = next((b for b in evidence.blocks if b.axis == ch.axis), None)
     drop = old is not None and int((old.censor != 0).sum()) >= 3
     if drop:
@@ -595,39 +775,22 @@ def _evaluate(
     # (a test's value is judged as if its result were right), so neither term has it
     if old is not None:
         ll_old = block_loglik(model, old, latent=latent, gross=False).reshape(
-            [model.axes[d].n_states if d in old.deps else 1 for d in deps])
+            [model.axes[dd].n_states if dd in old.deps else 1 for dd in deps])
     else:
         ll_old = np.zeros([1] * len(deps))
-    # mixture components of the predictive (observed-only conditioning) and their nodes
-    m, sd = _conditional_gaussian(mom, block, grid)
     wf = w.reshape(-1)
-    mf = np.broadcast_to(m, grid).reshape(-1)
-    sf = np.broadcast_to(sd, grid).reshape(-1)
-    keep = wf > MIN_COMPONENT_MASS * wf.sum()
-    key = np.round(np.stack([mf[keep], sf[keep]], axis=1), 9)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    pi = np.bincount(inv.reshape(-1), weights=wf[keep], minlength=len(uniq))
-    if len(uniq) > MAX_COMPONENTS:
-        top = np.argsort(-pi)[:MAX_COMPONENTS]
-        uniq, pi = uniq[top], pi[top]
-    pi = pi / pi.sum()
-    t, g = _gauss_hermite(GH_NODES)
-    x = (uniq[:, :1] + uniq[:, 1:] * t[None, :]).reshape(-1)        # (K,)
-    q0 = (pi[:, None] * g[None, :]).reshape(-1)
-    k = x.size
+    x, q0, log_g = _predictive_nodes(*_conditional_gaussian(mom, block, grid, d), wf)
+    k = x.shape[0]
     # exact log q_s(x_k) = log p(old, x_k | s) - log p(old | s), all nodes at once
     mean_b = np.empty((k,) + mom.mean.shape)
     mean_b[...] = mom.mean
-    mean_b[..., -1] -= x.reshape((k,) + (1,) * len(grid))
+    mean_b[..., -d:] -= x.reshape((k,) + (1,) * (mom.mean.ndim - 1) + (d,))
     from scipy.special import logsumexp  # (here: a report that ranks no test never loads it)
 
     ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
     L = (ll_new - ll_old).reshape(k, -1)                                # (K, S)
     logw = np.log(np.maximum(wf, 1e-300))
     log_p = logsumexp(L + logw[None, :], axis=1)                        # predictive density
-    comp_logpdf = (-0.5 * ((x[:, None] - uniq[None, :, 0]) / uniq[None, :, 1]) ** 2
-                   - np.log(uniq[None, :, 1]) - 0.5 * math.log(2 * math.pi))
-    log_g = logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)       # proposal density
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
     q = q / q.sum()
     # condition probabilities after each hypothetical result
@@ -671,6 +834,7 @@ def _evaluate(
         "label": cand.label,
         "analyte": cand.analyte,
         "channel": ch.name,
+        "results": [model.channels[ci].name for ci, _ in cand.parts],
         "specimen": cand.specimen,
         "collected": _fmt_hour(cand.hour),
         "axis": cand.axis,
@@ -768,7 +932,9 @@ def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, An
     Returns
     -------
     list of dict
-        Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte``, ``specimen``,
+        Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte`` and
+        ``channel`` (the first result's), ``results`` (the channel id of every result the test
+        yields: several for a procedure such as ``cosyntropin``), ``specimen``,
         ``collected`` (``"HH:MM"`` or ``None``), ``axis``, ``dynamic``,
         ``expected_information_gain_bits`` (sum over the target axes of the mutual
         information between the axis' target conditions and the result),

@@ -113,11 +113,12 @@ def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
     """Rank the tests that would best resolve what is still in question in CASE.
 
     Each candidate (every modelled analyte not yet measured, plus the 1 mg dexamethasone
-    suppression test, cosyntropin 30/60 min, late-night salivary cortisol at 23:00 and serum
-    cortisol at 08:00) is scored by the expected information gain on the target
-    conditions (uncertain ones, and rare ones whose suspicion the evidence raised), averaged
-    over the results the model predicts for it.  Decision support for a
-    clinician, not a diagnosis.
+    suppression test, late-night salivary cortisol at 23:00 and serum cortisol at 08:00; a
+    procedure with several results, the cosyntropin test's cortisol at 30 and 60 min or an
+    OGTT's glucose at 0 and 120 min, is one candidate scored on all its results) is scored
+    by the expected information gain on the target conditions (uncertain ones, and rare ones
+    whose suspicion the evidence raised), averaged over the results the model predicts for
+    it.  Decision support for a clinician, not a diagnosis.
     """
     from neb_bayes.api import infer
     from neb_bayes.cli import _load_priors, _read

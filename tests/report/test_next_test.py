@@ -171,14 +171,13 @@ def test_measured_channels_are_not_candidates() -> None:
     ids = {c.id for c in candidate_tests(result.model, result.evidence, result.case)}
     assert "cortisol_saliva_2300" not in ids      # measured at 23:00 twice
     assert "acth" not in ids and "ufc" not in ids and "cortisol_dst" not in ids
-    assert {"cortisol_serum_0800", "cortisol_acth_stim_30", "cortisol_acth_stim_60"} <= ids
+    assert {"cortisol_serum_0800", "cosyntropin"} <= ids
 
 
 def test_dynamic_tests_are_candidates(tsh_only: Result) -> None:
     cands = {c.id: c for c in candidate_tests(tsh_only.model, tsh_only.evidence, tsh_only.case)}
-    for cid, hour in [("cortisol_dst", None), ("cortisol_acth_stim_30", None),
-                      ("cortisol_acth_stim_60", None), ("cortisol_saliva_2300", 23.0),
-                      ("cortisol_serum_0800", 8.0)]:
+    for cid, hour in [("cortisol_dst", None), ("cosyntropin", None),
+                      ("cortisol_saliva_2300", 23.0), ("cortisol_serum_0800", 8.0)]:
         assert cid in cands, cid
         assert cands[cid].hour == hour
         assert cands[cid].dynamic
@@ -455,3 +454,98 @@ def test_cli_and_html_say_why_each_condition_is_a_target(tmp_path, cushingoid: R
     plan = plan_next_tests(cushingoid)
     html = _next_test_section(plan.top(5), None, plan)
     assert "suspicion raised" in html and "cushings_acth_dependent" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# One procedure, several results: the cosyntropin test gives cortisol at 30 and 60 min
+# (Bornstein 2016, facts §4b: the peak at 30 or 60 min), a 75 g OGTT the fasting and the 2-h
+# glucose (ADA, facts §4f).  Each was listed as if its results were separate tests (two
+# cosyntropin rows with the same gain), a 2-h glucose as if it could be ordered without an OGTT.
+SUSPECTED_AI = {"id": "suspected-ai", "patient": {"sex": "F", "age": 45},
+                "measurements": [{"analyte": "cortisol", "specimen": "serum", "value": 6.0,
+                                  "unit": "µg/dL", "collected": "08:00"}],
+                "symptoms": {"present": ["fatigue", "weight_loss"]}}
+
+
+@pytest.fixture(scope="module")
+def suspected_ai() -> Result:
+    return infer(read_case(SUSPECTED_AI), uncertainty=False)
+
+
+def _result_names(result: Result, cand) -> set[str]:
+    return {result.model.channels[ci].name for ci, _ in cand.parts}
+
+
+def test_a_procedure_is_one_candidate_with_all_its_results(suspected_ai: Result) -> None:
+    cands = candidate_tests(suspected_ai.model, suspected_ai.evidence, suspected_ai.case)
+    results = [_result_names(suspected_ai, c) for c in cands]
+    stim = {"cortisol_acth_stim_30", "cortisol_acth_stim_60"}
+    assert stim in results                                    # one test, both results
+    assert not any(r & stim and r != stim for r in results)   # never one of them alone
+    assert {"glucose_fasting", "glucose_ogtt_2h"} in results  # the OGTT
+    assert {"glucose_ogtt_2h"} not in results                 # no 2-h glucose without it
+    assert {"glucose_fasting"} in results                     # a fasting glucose alone
+    ids = [c.id for c in cands]
+    assert len(ids) == len(set(ids))
+    rows = plan_next_tests(suspected_ai).rows
+    assert [r["results"] for r in rows].count(sorted(stim)) == 1
+    assert not any(r["results"] in (["cortisol_acth_stim_30"], ["cortisol_acth_stim_60"])
+                   for r in rows)
+
+
+def _as_single(result: Result, cand, channel: int):
+    ch = result.model.channels[channel]
+    return dataclasses.replace(cand, id=ch.name, channel=channel, analyte=ch.analyte,
+                               channels=(), hours=())
+
+
+def test_both_results_of_a_procedure_tell_at_least_as_much_as_either(
+    suspected_ai: Result,
+) -> None:
+    # the information of two results is at least that of one of them (data processing)
+    cands = {c.id: c for c in candidate_tests(suspected_ai.model, suspected_ai.evidence,
+                                              suspected_ai.case)}
+    for pid in ("cosyntropin", "ogtt"):
+        proc = cands[pid]
+        singles = [_as_single(suspected_ai, proc, ci) for ci, _ in proc.parts]
+        rows = {r["test"]: r["expected_information_gain_bits"]
+                for r in plan_next_tests(suspected_ai, candidates=[proc, *singles]).rows}
+        assert rows[pid] >= max(rows[s.id] for s in singles) - 1e-3, rows
+        assert rows[pid] > 0
+
+
+def _brute_force_pair_gain(result: Result, test: str, u: np.ndarray,
+                           v: np.ndarray) -> tuple[float, float]:
+    """As :func:`_brute_force_gain` for a test with two results, on a grid of their mean
+    ``u`` and difference ``v`` (log values; the pair is strongly correlated)."""
+    plan = plan_next_tests(result)
+    targets = [result.model.conditions.index(c) for c in plan.targets]
+    cand = next(c for c in candidate_tests(result.model, result.evidence, result.case)
+                if c.id == test)
+    (c1, h1), (c2, h2) = cand.parts
+    n = len(result.case.measurements)
+    dens, ent = np.zeros((u.size, v.size)), np.zeros((u.size, v.size))
+    for i, ui in enumerate(u):
+        for j, vj in enumerate(v):
+            ms = tuple(Measurement(index=n + k, analyte=result.model.channels[c].analyte,
+                                   specimen=cand.specimen, value=math.exp(x), hour=h, day=0.0)
+                       for k, (c, h, x) in enumerate([(c1, h1, ui - vj / 2),
+                                                      (c2, h2, ui + vj / 2)]))
+            case = dataclasses.replace(result.case, measurements=(*result.case.measurements, *ms))
+            post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+            dens[i, j] = math.exp(post.log_evidence - result.exact.log_evidence)
+            ent[i, j] = _entropy(result, targets, post.marginals)
+    mass = float(np.trapezoid(np.trapezoid(dens, v, axis=1), u))
+    after = float(np.trapezoid(np.trapezoid(dens * ent, v, axis=1), u)) / mass
+    return _entropy(result, targets, result.exact.marginals) - after, mass
+
+
+def test_procedure_gain_equals_rerunning_inference_with_both_results(
+    suspected_ai: Result,
+) -> None:
+    fast = {r["test"]: r for r in plan_next_tests(suspected_ai).rows}["cosyntropin"]
+    brute, mass = _brute_force_pair_gain(suspected_ai, "cosyntropin",
+                                         np.linspace(2.0, 9.5, 151), np.linspace(-1.5, 1.5, 61))
+    assert mass == pytest.approx(1.0, abs=2e-3)
+    assert fast["_quadrature_mass"] == pytest.approx(1.0, abs=1e-3)
+    assert fast["expected_information_gain_bits"] == pytest.approx(brute, rel=0.02, abs=2e-3)
