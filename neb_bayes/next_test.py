@@ -99,6 +99,7 @@ __all__ = [
     "next_tests",
     "plan_next_tests",
     "load_test_costs",
+    "tail_text",
     "load_test_procedures",
 ]
 
@@ -140,6 +141,20 @@ DYNAMIC_LABELS: dict[str, str] = {
     "cortisol_serum": "serum cortisol at 08:00",
 }
 """Display names of the dynamic and timed tests."""
+
+DECISION_LEVELS: tuple[float, ...] = (0.01, 0.1, 0.5, 0.9, 0.99)
+"""Probabilities a clinician decides at (ruled out, worth pursuing, more likely than not,
+established, settled): each listed condition's row gives the chance that the test takes it to
+each level above its current probability or more (``chance_at_least``) and to each level below
+it or less (``chance_at_most``).  The 10th-90th percentile range hides a rise in fewer than 10 %
+of results: a rare condition raised from 0.5 % to 40 % by 5 % of them.  For a test with one
+result they are computed on a fine grid of its values (:data:`TAIL_GRID`; an indicator, which
+the quadrature's few nodes per component integrate poorly: 0.017 for 0.033), for a procedure
+on the quadrature's nodes (coarser)."""
+
+SHOW_MIN_CHANCE: float = 0.005
+"""A level the 10th-90th range does not reach is shown for people when its chance is this or
+more (:func:`tail_text`)."""
 
 MIN_GAIN_BITS: float = 1e-4
 """Tests expected to gain less than this are not listed."""
@@ -686,6 +701,47 @@ def _weighted_quantiles(
     return [float(values[order][min(np.searchsorted(cw, q), len(cw) - 1)]) for q in qs]
 
 
+def _level_chances(after: np.ndarray, q: np.ndarray, now: float) -> dict[str, list[dict]]:
+    """The chance, over the predicted results, that a condition's probability after the test
+    reaches each of :data:`DECISION_LEVELS` above ``now`` (``chance_at_least``) or falls to
+    each below it (``chance_at_most``)."""
+    up = [{"level": lv, "chance": round(float(q[after >= lv].sum()), 6)}
+          for lv in DECISION_LEVELS if lv > now]
+    down = [{"level": lv, "chance": round(float(q[after <= lv].sum()), 6)}
+            for lv in DECISION_LEVELS if lv < now]
+    return {"chance_at_least": up, "chance_at_most": down}
+
+
+def tail_text(moved: dict[str, Any]) -> str:
+    """What a condition's 10th-90th percentile range after a test hides, for people.
+
+    Parameters
+    ----------
+    moved
+        One entry of a row's ``conditions``.
+
+    Returns
+    -------
+    str
+        E.g. ``"to >=10 % in 5.0 %, >=50 % in 2.0 % of results"``: each decision level
+        beyond the range whose chance is :data:`SHOW_MIN_CHANCE` or more (the nearest
+        first); empty when the range shows everything.
+    """
+    from neb_bayes.report.format import pct
+
+    def level(p: float) -> str:
+        return f"{100 * p:g} %"
+
+    lo, hi = moved["likely_range"]
+    parts = [f">={level(d['level'])} in {pct(d['chance'])}"
+             for d in moved.get("chance_at_least", ())
+             if d["level"] > hi and d["chance"] >= SHOW_MIN_CHANCE]
+    parts += [f"<={level(d['level'])} in {pct(d['chance'])}"
+              for d in reversed(moved.get("chance_at_most", ()))
+              if d["level"] < lo and d["chance"] >= SHOW_MIN_CHANCE]
+    return f"to {', '.join(parts)} of results" if parts else ""
+
+
 @functools.cache
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     t, g = np.polynomial.hermite_e.hermegauss(n)
@@ -746,6 +802,35 @@ def _predictive_nodes(
     return x, q0, logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)
 
 
+TAIL_GRID: int = 601
+"""Points of the fine grid on which a one-result test's decision-level chances are computed."""
+
+
+def _fine_grid(
+    mean: np.ndarray, cov: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A uniform grid ``(TAIL_GRID, 1)`` over every weighty component's mean +- 7 sd, and its
+    trapezoid weights (to be multiplied by the predictive density)."""
+    keep = weights > MIN_COMPONENT_MASS * weights.sum()
+    mu = np.broadcast_to(mean.reshape(-1), weights.shape)[keep]
+    sd = np.sqrt(np.broadcast_to(cov.reshape(-1), weights.shape)[keep])
+    xs = np.linspace(float((mu - 7 * sd).min()), float((mu + 7 * sd).max()), TAIL_GRID)
+    tw = np.full(TAIL_GRID, xs[1] - xs[0])
+    tw[[0, -1]] *= 0.5
+    return xs[:, None], tw
+
+
+def _node_loglik(mom: Any, block: Block, ll_old: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(K, S)``: exact ``log q_s(x_k) = log p(old, x_k | s) - log p(old | s)`` of each node
+    ``x_k`` (the new results, the block's last ``x.shape[1]``) and state combination."""
+    k, d = x.shape
+    mean_b = np.empty((k,) + mom.mean.shape)
+    mean_b[...] = mom.mean
+    mean_b[..., -d:] -= x.reshape((k,) + (1,) * (mom.mean.ndim - 1) + (d,))
+    ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
+    return (ll_new - ll_old).reshape(k, -1)
+
+
 def _evaluate(
     model: CompiledModel,
     evidence: Evidence,
@@ -779,16 +864,11 @@ def _evaluate(
     else:
         ll_old = np.zeros([1] * len(deps))
     wf = w.reshape(-1)
-    x, q0, log_g = _predictive_nodes(*_conditional_gaussian(mom, block, grid, d), wf)
-    k = x.shape[0]
-    # exact log q_s(x_k) = log p(old, x_k | s) - log p(old | s), all nodes at once
-    mean_b = np.empty((k,) + mom.mean.shape)
-    mean_b[...] = mom.mean
-    mean_b[..., -d:] -= x.reshape((k,) + (1,) * (mom.mean.ndim - 1) + (d,))
+    cond_mean, cond_cov = _conditional_gaussian(mom, block, grid, d)
+    x, q0, log_g = _predictive_nodes(cond_mean, cond_cov, wf)
     from scipy.special import logsumexp  # (here: a report that ranks no test never loads it)
 
-    ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
-    L = (ll_new - ll_old).reshape(k, -1)                                # (K, S)
+    L = _node_loglik(mom, block, ll_old, x)                             # (K, S)
     logw = np.log(np.maximum(wf, 1e-300))
     log_p = logsumexp(L + logw[None, :], axis=1)                        # predictive density
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
@@ -817,16 +897,27 @@ def _evaluate(
                - float(q @ _cell_entropy(p_after[:, sel], cell_axes[sel])))
         gain_by_axis[model.axes[ai].name] = max(g_a, 0.0)
     change = q @ np.abs(post - now[None, :])
+    shown = [j for j in np.argsort(-change)[:3] if change[j] >= 1e-4]
+    # the chances of the decision levels: an indicator, which the few Gauss-Hermite nodes of
+    # a component integrate poorly; for one result a fine grid (exact predictive, trapezoid)
+    t_post, t_q = post, q
+    if d == 1 and shown:
+        xs, t_q = _fine_grid(cond_mean, cond_cov, wf)
+        Lt = _node_loglik(mom, block, ll_old, xs)
+        log_pt = logsumexp(Lt + logw[None, :], axis=1)
+        t_q = t_q * np.exp(log_pt - log_pt.max())
+        t_q = t_q / t_q.sum()
+        Et = np.exp(Lt - Lt.max(axis=1, keepdims=True))
+        t_post = (Et @ C) / (Et @ wf)[:, None]
     moved = []
-    for j in np.argsort(-change)[:3]:
-        if change[j] < 1e-4:
-            continue
+    for j in shown:
         p10, p90 = _weighted_quantiles(post[:, j], q, (0.1, 0.9))
         moved.append({
             "condition": model.conditions[targets[j]],
             "probability": round(float(now[j]), 6),
             "likely_range": [round(p10, 6), round(p90, 6)],
             "expected_change": round(float(change[j]), 6),
+            **_level_chances(t_post[:, j], t_q, float(now[j])),
         })
     cost = _cost(cand.id)
     return {
@@ -940,7 +1031,10 @@ def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, An
         information between the axis' target conditions and the result),
         ``relative_cost``, ``score`` and ``conditions`` (the up to three target conditions
         the result would move most: current ``probability``, ``likely_range`` = 10th-90th
-        percentile after the test, ``expected_change``); a test kept in the list as the best
+        percentile after the test, ``expected_change``, and ``chance_at_least`` /
+        ``chance_at_most``: per decision level above / below the current probability
+        (:data:`DECISION_LEVELS`), the chance that the probability after the test reaches it,
+        which shows a rise in few results the range hides); a test kept in the list as the best
         for a raised suspicion (:meth:`NextTestPlan.top`) also has ``listed_for``.
         Tests with no expected gain are left out; an empty list means no target.
     """

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from neb_bayes import config
+from neb_bayes import config, next_test
 from neb_bayes.api import infer
 from neb_bayes.case import read_case
 from neb_bayes.case.model import Measurement
@@ -549,3 +549,85 @@ def test_procedure_gain_equals_rerunning_inference_with_both_results(
     assert mass == pytest.approx(1.0, abs=2e-3)
     assert fast["_quadrature_mass"] == pytest.approx(1.0, abs=1e-3)
     assert fast["expected_information_gain_bits"] == pytest.approx(brute, rel=0.02, abs=2e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the 10th-90th percentile range hides: a screening test takes Cushing's from ~0.7 % to
+# 10 % or more in ~1 % of its results (a positive test, LR+ ~10-15: facts §4a), and "would
+# move" showed "0.7 % -> <0.1 %..<0.1 %".  Each listed condition now has the chance of reaching
+# each decision level (chance_at_least / chance_at_most).
+def _brute_force_posteriors(result: Result, test: str, cond: str,
+                            grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive density and the condition's probability after each value of ``grid`` (log
+    result), by adding it as a measurement and re-running exact inference."""
+    cand = next(c for c in candidate_tests(result.model, result.evidence, result.case)
+                if c.id == test)
+    ci = result.model.conditions.index(cond)
+    dens, after = [], []
+    for x in grid:
+        m = Measurement(index=len(result.case.measurements), analyte=cand.analyte,
+                        specimen=cand.specimen, value=math.exp(x), hour=cand.hour, day=0.0)
+        case = dataclasses.replace(result.case, measurements=(*result.case.measurements, m))
+        post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+        dens.append(math.exp(post.log_evidence - result.exact.log_evidence))
+        after.append(float(post.condition_probs[ci]))
+    return np.array(dens), np.array(after)
+
+
+@pytest.mark.parametrize(("test", "lo", "hi"), [("cortisol_dst", -2.0, 8.0),
+                                                 ("acth", -2.0, 8.0)])
+def test_level_chances_are_the_share_of_results_reaching_the_level(
+    cushingoid: Result, test: str, lo: float, hi: float
+) -> None:
+    cond = "cushings_acth_dependent"
+    row = {r["test"]: r for r in plan_next_tests(cushingoid).rows}[test]
+    moved = next(c for c in row["conditions"] if c["condition"] == cond)
+    grid = np.linspace(lo, hi, 1501)
+    dens, after = _brute_force_posteriors(cushingoid, test, cond, grid)
+    mass = float(np.trapezoid(dens, grid))
+    assert mass == pytest.approx(1.0, abs=2e-3)
+    assert moved["chance_at_least"] and not moved["chance_at_most"]     # rare: levels above
+    for d in moved["chance_at_least"]:
+        assert d["level"] > moved["probability"]
+        share = float(np.trapezoid(dens * (after >= d["level"]), grid)) / mass
+        assert d["chance"] == pytest.approx(share, abs=4e-3), d
+
+
+def test_level_chances_keep_the_bound_of_an_average(example_name: str) -> None:
+    # the probability after a test averages to the current one p and lies in [0, 1], so it
+    # reaches a level L > p in at most p / L of results (Markov), and L < p in at most
+    # (1 - p) / (1 - L)
+    plan = plan_next_tests(example_result(example_name))
+    for row in plan.rows:
+        for c in row["conditions"]:
+            p = c["probability"]
+            assert [d["level"] for d in c["chance_at_least"]] == [
+                lv for lv in next_test.DECISION_LEVELS if lv > p]
+            for d in c["chance_at_least"]:
+                assert d["chance"] <= p / d["level"] + 0.01, (row["test"], c)
+            for d in c["chance_at_most"]:
+                assert d["chance"] <= (1 - p) / (1 - d["level"]) + 0.01, (row["test"], c)
+
+
+def test_a_rare_conditions_rise_is_shown_where_the_range_hides_it(
+    cushingoid: Result, tmp_path
+) -> None:
+    from neb_bayes.cli import main
+    from neb_bayes.report.markdown import render_markdown
+
+    row = {r["test"]: r for r in plan_next_tests(cushingoid).rows}["cortisol_dst"]
+    moved = next(c for c in row["conditions"] if c["condition"] == "cushings_acth_dependent")
+    assert moved["likely_range"][1] < 0.1, "precondition: the range hides the rise"
+    ten = next(d for d in moved["chance_at_least"] if d["level"] == 0.1)
+    assert ten["chance"] >= next_test.SHOW_MIN_CHANCE
+    assert ">=10 %" in next_test.tail_text(moved)
+    case = tmp_path / "cushingoid.json"
+    case.write_text(json.dumps({"id": "c", "patient": {"sex": "F", "age": 50},
+                                "symptoms": {"present": CUSHING_SIGNS}}), encoding="utf-8")
+    text = CliRunner().invoke(main, ["next-test", str(case)])
+    assert text.exit_code == 0, text.output
+    dst_line = next(ln for ln in text.output.splitlines() if "dexamethasone" in ln)
+    assert "cushings_acth_dependent" in dst_line and ">=10 %" in dst_line
+    md = render_markdown(cushingoid)
+    dst_md = next(ln for ln in md.splitlines() if "dexamethasone" in ln and ln.startswith("|"))
+    assert ">=10 %" in dst_md
