@@ -52,6 +52,17 @@ the evidence moved away from the population prior (total variation >= 0.05).  An
 has asked about (no result, posterior = prior) is screening, not diagnosis; ``scope="all"``
 includes it.  ``none`` is not a target (it is the complement of all axes together).
 
+Presence before subtype: the subtypes of one disease
+(``neb_bayes/vocab/condition_families.yaml``: Cushing's ACTH-dependent/-independent,
+primary/secondary adrenal insufficiency, primary/secondary male hypogonadism) are one
+question, whether the disease is present, until it is established (probability
+>= :data:`~neb_bayes.config.ESTABLISHED_PROBABILITY`, 90 %); then each subtype is a question
+of its own.  A clinician
+establishes the disease before asking its cause (Nieman 2008: ACTH once hypercortisolism is
+confirmed); counting the split of a disease still in doubt ranked ACTH, which mostly splits,
+above UFC and level with the DST after one abnormal screening test (Cushing's ~60 %).  The
+plan's notes name each family asked as presence.
+
 Rare conditions: suspicion raised
 ---------------------------------
 A rare condition the evidence made much more likely without making it probable (Cushingoid
@@ -101,6 +112,7 @@ __all__ = [
     "load_test_costs",
     "tail_text",
     "load_test_procedures",
+    "load_condition_families",
 ]
 
 Scope = Literal["question", "all"]
@@ -459,17 +471,74 @@ def _group_procedures(model: CompiledModel, singles: list[Candidate]) -> list[Ca
 
 # --------------------------------------------------------------------------------------------
 # targets
-def _target_cells(model: CompiledModel, targets: list[int]) -> list[tuple[int, np.ndarray]]:
-    """The target axes' states grouped by their membership in the axis' target conditions.
+@dataclass(frozen=True)
+class Family:
+    """Subtypes of one disease (``neb_bayes/vocab/condition_families.yaml``)."""
 
-    Returns one ``(axis, mask)`` per cell with some target condition (``mask`` over the
-    axis' states), axes in ascending order; each axis' states in none of its target
-    conditions form its remaining cell, whose probability is one minus the others'.
+    id: str
+    label: str
+    members: tuple[str, ...]
+
+
+@functools.cache
+def load_condition_families() -> tuple[Family, ...]:
+    """The condition families: presence is asked before subtype (:func:`_target_cells`)."""
+    text = resources.files("neb_bayes.vocab").joinpath("condition_families.yaml").read_text(
+        "utf-8")
+    return tuple(Family(id=str(fid), label=str(raw.get("label") or fid),
+                        members=tuple(str(m) for m in raw.get("members") or ()))
+                 for fid, raw in (yaml.safe_load(text).get("families") or {}).items())
+
+
+def _open_families(
+    model: CompiledModel, targets: list[int], marginals: list[np.ndarray] | None
+) -> list[tuple[Family, int, np.ndarray]]:
+    """The families with a target member that are not established: ``(family, axis, mask)``,
+    ``mask`` the axis' states in any member.
+
+    A family is open while its probability is below
+    :data:`~neb_bayes.config.ESTABLISHED_PROBABILITY`; a family the model lacks (a member
+    unknown, or members on different axes) is skipped.
     """
+    if marginals is None:
+        return []
+    out = []
+    names = set(model.conditions)
+    for fam in load_condition_families():
+        if not set(fam.members) <= names:
+            continue
+        idx = [model.conditions.index(m) for m in fam.members]
+        axes = {int(model.cond_axis[c]) for c in idx}
+        if len(axes) != 1 or not set(idx) & set(targets):
+            continue
+        ai = axes.pop()
+        mask = np.any([np.asarray(model.cond_states[c], bool) for c in idx], axis=0)
+        if float(np.asarray(marginals[ai])[mask].sum()) < config.ESTABLISHED_PROBABILITY:
+            out.append((fam, ai, mask))
+    return out
+
+
+def _target_cells(
+    model: CompiledModel, targets: list[int], marginals: list[np.ndarray] | None = None
+) -> list[tuple[int, np.ndarray]]:
+    """The target axes' states grouped by their membership in the axis' target questions.
+
+    Each target condition is a question of its own, except the members of a condition
+    family that is not yet established (:func:`_open_families`, from the current
+    ``marginals``): they are one question, whether the disease is present (a clinician
+    establishes it before asking the subtype).  Returns one ``(axis, mask)`` per cell with
+    some question answered yes (``mask`` over the axis' states), axes in ascending order;
+    each axis' states in none form its remaining cell, whose probability is one minus the
+    others'.
+    """
+    open_fams = _open_families(model, targets, marginals)
+    merged = {model.conditions.index(m) for fam, _, _ in open_fams for m in fam.members}
+    questions = [(int(model.cond_axis[c]), np.asarray(model.cond_states[c], bool))
+                 for c in targets if c not in merged]
+    questions += [(ai, mask) for _, ai, mask in open_fams]
     cells: list[tuple[int, np.ndarray]] = []
-    for ai in sorted({int(model.cond_axis[c]) for c in targets}):
-        member = np.stack([model.cond_states[c] for c in targets
-                           if int(model.cond_axis[c]) == ai], axis=1).astype(bool)
+    for ai in sorted({a for a, _ in questions}):
+        member = np.stack([m for a, m in questions if a == ai], axis=1)
         for key in dict.fromkeys(map(tuple, member)):
             if any(key):
                 cells.append((ai, (member == np.array(key)).all(axis=1)))
@@ -838,6 +907,7 @@ def _evaluate(
     joint: np.ndarray,
     cand: Candidate,
     targets: list[int],
+    cells: list[tuple[int, np.ndarray]],
     cond_tables: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]],
     notes: set[str],
 ) -> dict[str, Any]:
@@ -874,7 +944,6 @@ def _evaluate(
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
     q = q / q.sum()
     # condition probabilities after each hypothetical result
-    cells = _target_cells(model, targets)
     if deps not in cond_tables:
         cond_tables[deps] = (
             _joint_tables(model, joint, others,
@@ -975,7 +1044,7 @@ def plan_next_tests(
     details = _target_details(model, ev, post, scope)
     targets = list(details)
     target_axes = sorted({int(model.cond_axis[c]) for c in targets})
-    cells = _target_cells(model, targets)
+    cells = _target_cells(model, targets, post.marginals)
     cell_probs = np.array([float(np.asarray(post.marginals[ai])[mask].sum())
                            for ai, mask in cells])
     plan = NextTestPlan(
@@ -992,10 +1061,15 @@ def plan_next_tests(
     cands = candidates if candidates is not None else candidate_tests(model, ev, result.case)
     cands = [c for c in cands if model.channels[c.channel].axis in target_axes
              or any(e.axis in target_axes for e in model.channels[c.channel].effects)]
+    from neb_bayes.report.format import pct
+
     tables: dict[tuple[int, ...], np.ndarray] = {}
-    notes: set[str] = set()
     patient = result.case.patient if result.case is not None else None
-    rows = [_evaluate(model, ev, patient, post.joint, c, targets, tables, notes)
+    notes = {f"{', '.join(fam.members)}: asked as one question, whether {fam.label} is "
+             f"present, until it is established ({pct(config.ESTABLISHED_PROBABILITY)} or "
+             "more): presence before subtype" for fam, _, _ in
+             _open_families(model, targets, post.marginals)}
+    rows = [_evaluate(model, ev, patient, post.joint, c, targets, cells, tables, notes)
             for c in cands]
     for r in rows:
         gain, cost = r["expected_information_gain_bits"], r["relative_cost"]

@@ -19,6 +19,7 @@ from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.next_test import (
     candidate_tests,
+    load_condition_families,
     load_test_costs,
     next_tests,
     plan_next_tests,
@@ -74,16 +75,36 @@ def tsh_only() -> Result:
     return infer(read_case(TSH_ONLY), uncertainty=False)
 
 
-def _entropy(result: Result, targets: list[int], marginals: list[np.ndarray]) -> float:
-    """Summed over the target axes: the entropy (bits) of which target conditions the
-    patient has there (the axis' states grouped by their target-condition memberships)."""
+def _questions(result: Result, targets: list[int]) -> list[tuple[int, np.ndarray]]:
+    """``(axis, states answering yes)`` of each question: a target condition, or, for the
+    members of a condition family not yet established (below ESTABLISHED_PROBABILITY now),
+    one question whether the disease (any member) is present."""
     model = result.model
+    marg = result.exact.marginals
+    merged: set[int] = set()
+    out = []
+    for fam in load_condition_families():
+        idx = [model.conditions.index(m) for m in fam.members]
+        ai = int(model.cond_axis[idx[0]])
+        mask = np.any([np.asarray(model.cond_states[c], bool) for c in idx], axis=0)
+        if set(idx) & set(targets) and \
+                float(np.asarray(marg[ai])[mask].sum()) < config.ESTABLISHED_PROBABILITY:
+            merged.update(idx)
+            out.append((ai, mask))
+    out += [(int(model.cond_axis[c]), np.asarray(model.cond_states[c], bool))
+            for c in targets if c not in merged]
+    return out
+
+
+def _entropy(result: Result, targets: list[int], marginals: list[np.ndarray]) -> float:
+    """Summed over the target axes: the entropy (bits) of the answers to the axis' questions
+    (:func:`_questions`; the axis' states grouped by their answers)."""
+    questions = _questions(result, targets)
     total = 0.0
-    for ai in {int(model.cond_axis[c]) for c in targets}:
+    for ai in {a for a, _ in questions}:
         cells: dict[tuple[bool, ...], float] = {}
         for j, pj in enumerate(np.asarray(marginals[ai])):
-            key = tuple(bool(model.cond_states[c][j]) for c in targets
-                        if int(model.cond_axis[c]) == ai)
+            key = tuple(bool(m[j]) for a, m in questions if a == ai)
             cells[key] = cells.get(key, 0.0) + float(pj)
         p = np.array([v for v in cells.values() if v > 0])
         total -= float((p * np.log2(p)).sum())
@@ -301,6 +322,32 @@ def test_screening_test_before_acth_while_hypercortisolism_is_open() -> None:
     assert 0.2 < _p_cushing(result) < 0.8, "precondition: hypercortisolism not established"
     acth, screening = _acth_and_best_screening_gain(result)
     assert screening > acth
+
+
+def test_every_screening_test_before_acth_after_one_abnormal_one() -> None:
+    # one abnormal screening test (LNSC 0.25 µg/dL), hypercortisolism open: the guideline's
+    # next step is a second screening test, any of them (DST, UFC), and ACTH only once
+    # hypercortisolism is established.  ACTH's bits for splitting the subtypes of a disease
+    # still in doubt ranked it above UFC (0.98 against <0.74 bits) and level with the DST.
+    result = _cushing_case([{"analyte": "cortisol", "specimen": "saliva", "value": 0.25,
+                             "unit": "µg/dL", "collected": "23:00", "method": "lc-ms/ms"}],
+                           CUSHING_SIGNS)
+    assert 0.2 < _p_cushing(result) < config.ESTABLISHED_PROBABILITY, "precondition: open"
+    plan = plan_next_tests(result)
+    rank = {r["test"]: r["rank"] for r in plan.rows}
+    assert rank["cortisol_dst"] < rank["acth"] and rank["ufc"] < rank["acth"], rank
+    assert any("Cushing's syndrome" in n and "presence before subtype" in n
+               for n in plan.notes)
+
+
+def test_an_open_family_is_asked_as_presence(cushingoid: Result) -> None:
+    # Cushing's ~1 %: the question is whether hypercortisolism is present; the entropy is
+    # that of presence alone, and no test gains more than it
+    plan = plan_next_tests(cushingoid)
+    p = _p_cushing(cushingoid)
+    presence = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    assert plan.entropy_bits == pytest.approx(presence, rel=1e-6)
+    assert all(r["expected_information_gain_bits"] <= presence + 1e-9 for r in plan.rows)
 
 
 def test_acth_before_screening_once_hypercortisolism_is_established() -> None:
