@@ -83,6 +83,14 @@ target would name a condition the same report shows as not there.  Both subtypes
 condition count separately, so the floor is well below the 1 % of "uncertain": with
 Cushingoid signs the ACTH-independent subtype is ~0.3 %."""
 
+ESTABLISHED_PROBABILITY: float = 0.9
+"""``next-test``: a condition family (``neb_bayes/vocab/condition_families.yaml``: Cushing's,
+adrenal insufficiency, male hypogonadism) counts as established at this probability or more;
+below it next-test asks only whether the disease is present, not which subtype (presence
+before subtype: Nieman 2008 measures ACTH once hypercortisolism is established, after two
+concordant abnormal screening tests, which with Cushingoid signs read it ~95 %; one abnormal
+test reads it ~60 %)."""
+
 DISCLAIMER: str = (
     "Decision support only: these probabilities come from a statistical model of population "
     "data and the results given. They are not a diagnosis. Treatment decisions need a "

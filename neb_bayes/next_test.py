@@ -18,7 +18,15 @@ rhythm), and the old results keep their context variances in ``p(old, x | s)`` a
 ``p(old | s)``; otherwise ``q_s`` is no density and the probabilities after a test do not
 average to the current ones.
 
-The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component) of the
+A test that yields several results in one procedure (the cosyntropin test's cortisol at 30
+and 60 min, a 75 g OGTT's glucose at 0 and 120 min: ``neb_bayes/vocab/test_procedures.yaml``)
+is one candidate: ``x`` is then the vector of its results, appended to the block together, and
+the predictive is their joint (correlated) distribution, so its gain is the information of all
+its results together.  Its results are not candidates of their own unless the table says they
+are also ordered alone (a fasting glucose).
+
+The expectation over ``x`` uses Gauss-Hermite nodes (16 per mixture component; a tensor grid
+of 10 x 10 or 6 x 6 x 6 for a procedure with two or three results) of the
 components' Gaussian conditionals given the *observed* old results.  Without censored results
 on the axis these components are exactly ``q_s``; with censored results the nodes are
 reweighted by ``p(x) / g(x)`` (deterministic importance sampling), so the rule stays
@@ -43,6 +51,17 @@ by default (``scope="question"``) the axes with a usable result or whose state d
 the evidence moved away from the population prior (total variation >= 0.05).  An axis nobody
 has asked about (no result, posterior = prior) is screening, not diagnosis; ``scope="all"``
 includes it.  ``none`` is not a target (it is the complement of all axes together).
+
+Presence before subtype: the subtypes of one disease
+(``neb_bayes/vocab/condition_families.yaml``: Cushing's ACTH-dependent/-independent,
+primary/secondary adrenal insufficiency, primary/secondary male hypogonadism) are one
+question, whether the disease is present, until it is established (probability
+>= :data:`~neb_bayes.config.ESTABLISHED_PROBABILITY`, 90 %); then each subtype is a question
+of its own.  A clinician
+establishes the disease before asking its cause (Nieman 2008: ACTH once hypercortisolism is
+confirmed); counting the split of a disease still in doubt ranked ACTH, which mostly splits,
+above UFC and level with the DST after one abnormal screening test (Cushing's ~60 %).  The
+plan's notes name each family asked as presence.
 
 Rare conditions: suspicion raised
 ---------------------------------
@@ -91,6 +110,9 @@ __all__ = [
     "next_tests",
     "plan_next_tests",
     "load_test_costs",
+    "tail_text",
+    "load_test_procedures",
+    "load_condition_families",
 ]
 
 Scope = Literal["question", "all"]
@@ -102,7 +124,11 @@ MOVED_TV: float = 0.05
 """An axis is "in question" when its posterior moved this far from the prior (total variation)."""
 
 GH_NODES: int = 16
-"""Gauss-Hermite nodes per predictive mixture component."""
+"""Gauss-Hermite nodes per predictive mixture component (a test with one result)."""
+
+GH_NODES_BY_DIM: tuple[int, ...] = (GH_NODES, 10, 6)
+"""Nodes per dimension of the tensor grid of a test with 1, 2, 3 results (16, 100, 216 per
+component)."""
 
 MIN_COMPONENT_MASS: float = 1e-7
 """Mixture components lighter than this (relative) are left out of the quadrature."""
@@ -127,6 +153,21 @@ DYNAMIC_LABELS: dict[str, str] = {
     "cortisol_serum": "serum cortisol at 08:00",
 }
 """Display names of the dynamic and timed tests."""
+
+DECISION_LEVELS: tuple[float, ...] = (0.01, 0.1, 0.5, 0.9, 0.99)
+"""Probabilities a clinician decides at (ruled out, worth pursuing, more likely than not,
+established, settled): each listed condition's row gives the chance that the test takes it to
+each level above its current probability or more (``chance_at_least``) and to each level below
+it or less (``chance_at_most``).  The 10th-90th percentile range hides a rise in fewer than 10 %
+of results: a rare condition raised from 0.5 % to 40 % by 5 % of them.  For a test with one
+result they are computed on a fine grid of its values (:data:`TAIL_GRID` points, the crossing
+of a level placed by linear interpolation: within ~0.001 of re-running inference; an
+indicator, which the quadrature's few nodes per component integrate poorly: 0.017 for 0.033),
+for a procedure on the quadrature's nodes (coarser)."""
+
+SHOW_MIN_CHANCE: float = 0.005
+"""A level the 10th-90th range does not reach is shown for people when its chance is this or
+more (:func:`tail_text`)."""
 
 MIN_GAIN_BITS: float = 1e-4
 """Tests expected to gain less than this are not listed."""
@@ -156,6 +197,10 @@ class Candidate:
         Name of the axis whose latents the result loads on.
     dynamic
         Whether it is a dynamic (stimulation/suppression) or timed cortisol test.
+    channels, hours
+        For a procedure (one test, several results: ``test_procedures.yaml``) every result's
+        channel and collection time, in order (``channel``/``hour`` are the first's); empty
+        for a test with one result.
     """
 
     id: str
@@ -166,6 +211,16 @@ class Candidate:
     label: str
     axis: str
     dynamic: bool = False
+    channels: tuple[int, ...] = ()
+    hours: tuple[float | None, ...] = ()
+
+    @property
+    def parts(self) -> list[tuple[int, float | None]]:
+        """``(channel, hour)`` of each result the test yields (one for a plain test)."""
+        if not self.channels:
+            return [(self.channel, self.hour)]
+        return list(zip(self.channels, self.hours or (None,) * len(self.channels),
+                        strict=True))
 
 
 @dataclass
@@ -253,6 +308,63 @@ def load_test_costs() -> tuple[float, dict[str, float]]:
     return float(data.get("default", 1.0)), costs
 
 
+MAX_PROCEDURE_RESULTS: int = 3
+"""Most results of one procedure (its quadrature is a tensor grid over them)."""
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """One test that yields several results (``neb_bayes/vocab/test_procedures.yaml``).
+
+    Attributes
+    ----------
+    id
+        Candidate id and cost key.
+    label
+        Display name.
+    results
+        Model channel ids of its results, in order.
+    alone
+        Those of ``results`` that are also ordered on their own.
+    dynamic
+        Whether it is a stimulation, suppression or tolerance test.
+    """
+
+    id: str
+    label: str
+    results: tuple[str, ...]
+    alone: frozenset[str] = frozenset()
+    dynamic: bool = False
+
+
+@functools.cache
+def load_test_procedures() -> tuple[Procedure, ...]:
+    """The procedures table: tests that yield several results, each one candidate.
+
+    Raises
+    ------
+    ValueError
+        When an entry has no label, fewer than two or more than
+        :data:`MAX_PROCEDURE_RESULTS` results, or ``alone`` names a result it does not have
+        (the message names the procedure).
+    """
+    text = resources.files("neb_bayes.vocab").joinpath("test_procedures.yaml").read_text(
+        "utf-8")
+    out = []
+    for pid, raw in (yaml.safe_load(text).get("procedures") or {}).items():
+        results = tuple(str(r) for r in raw.get("results") or ())
+        alone = frozenset(str(r) for r in raw.get("alone") or ())
+        if not raw.get("label") or not 2 <= len(results) <= MAX_PROCEDURE_RESULTS:
+            raise ValueError(f"test_procedures.yaml: procedures.{pid}: needs a label and 2-"
+                             f"{MAX_PROCEDURE_RESULTS} results")
+        if not alone <= set(results):
+            raise ValueError(f"test_procedures.yaml: procedures.{pid}.alone: names a result "
+                             "the procedure does not have")
+        out.append(Procedure(id=str(pid), label=str(raw["label"]), results=results,
+                             alone=alone, dynamic=bool(raw.get("dynamic", False))))
+    return tuple(out)
+
+
 def _cost(cid: str) -> float:
     default, costs = load_test_costs()
     return max(costs.get(cid, default), 1e-6)
@@ -324,22 +436,110 @@ def candidate_tests(
             id=cid, channel=ci, analyte=ch.analyte, specimen=specimen, hour=hour, label=label,
             axis=model.axes[ch.axis].name, dynamic=ch.name in DYNAMIC_LABELS,
         ))
+    return _group_procedures(model, out)
+
+
+def _group_procedures(model: CompiledModel, singles: list[Candidate]) -> list[Candidate]:
+    """Replace the results of each procedure (:func:`load_test_procedures`) by one candidate.
+
+    The procedure's results not yet measured (those among ``singles``) become one candidate
+    at the place of the first; a result stays a candidate of its own only where a procedure
+    lists it under ``alone``.  A procedure whose results the prior set does not model on one
+    axis is left out (its results too, unless ``alone``).
+    """
+    by_name = {model.channels[c.channel].name: c for c in singles}
+    after: dict[str, list[Candidate]] = {}        # procedures, by their first result's id
+    procedures = load_test_procedures()
+    alone = set().union(*(p.alone for p in procedures))
+    drop = {r for p in procedures for r in p.results} - alone
+    for proc in procedures:
+        parts = [by_name[r] for r in proc.results if r in by_name]
+        if not parts or len({p.axis for p in parts}) > 1:
+            continue
+        head = parts[0]
+        after.setdefault(head.id, []).append(Candidate(
+            id=proc.id, channel=head.channel, analyte=head.analyte, specimen=head.specimen,
+            hour=head.hour, label=proc.label, axis=head.axis,
+            dynamic=proc.dynamic or any(p.dynamic for p in parts),
+            channels=tuple(p.channel for p in parts), hours=tuple(p.hour for p in parts)))
+    out = []
+    for c in singles:
+        if model.channels[c.channel].name not in drop:
+            out.append(c)
+        out.extend(after.get(c.id, ()))
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # targets
-def _target_cells(model: CompiledModel, targets: list[int]) -> list[tuple[int, np.ndarray]]:
-    """The target axes' states grouped by their membership in the axis' target conditions.
+@dataclass(frozen=True)
+class Family:
+    """Subtypes of one disease (``neb_bayes/vocab/condition_families.yaml``)."""
 
-    Returns one ``(axis, mask)`` per cell with some target condition (``mask`` over the
-    axis' states), axes in ascending order; each axis' states in none of its target
-    conditions form its remaining cell, whose probability is one minus the others'.
+    id: str
+    label: str
+    members: tuple[str, ...]
+
+
+@functools.cache
+def load_condition_families() -> tuple[Family, ...]:
+    """The condition families: presence is asked before subtype (:func:`_target_cells`)."""
+    text = resources.files("neb_bayes.vocab").joinpath("condition_families.yaml").read_text(
+        "utf-8")
+    return tuple(Family(id=str(fid), label=str(raw.get("label") or fid),
+                        members=tuple(str(m) for m in raw.get("members") or ()))
+                 for fid, raw in (yaml.safe_load(text).get("families") or {}).items())
+
+
+def _open_families(
+    model: CompiledModel, targets: list[int], marginals: list[np.ndarray] | None
+) -> list[tuple[Family, int, np.ndarray]]:
+    """The families with a target member that are not established: ``(family, axis, mask)``,
+    ``mask`` the axis' states in any member.
+
+    A family is open while its probability is below
+    :data:`~neb_bayes.config.ESTABLISHED_PROBABILITY`; a family the model lacks (a member
+    unknown, or members on different axes) is skipped.
     """
+    if marginals is None:
+        return []
+    out = []
+    names = set(model.conditions)
+    for fam in load_condition_families():
+        if not set(fam.members) <= names:
+            continue
+        idx = [model.conditions.index(m) for m in fam.members]
+        axes = {int(model.cond_axis[c]) for c in idx}
+        if len(axes) != 1 or not set(idx) & set(targets):
+            continue
+        ai = axes.pop()
+        mask = np.any([np.asarray(model.cond_states[c], bool) for c in idx], axis=0)
+        if float(np.asarray(marginals[ai])[mask].sum()) < config.ESTABLISHED_PROBABILITY:
+            out.append((fam, ai, mask))
+    return out
+
+
+def _target_cells(
+    model: CompiledModel, targets: list[int], marginals: list[np.ndarray] | None = None
+) -> list[tuple[int, np.ndarray]]:
+    """The target axes' states grouped by their membership in the axis' target questions.
+
+    Each target condition is a question of its own, except the members of a condition
+    family that is not yet established (:func:`_open_families`, from the current
+    ``marginals``): they are one question, whether the disease is present (a clinician
+    establishes it before asking the subtype).  Returns one ``(axis, mask)`` per cell with
+    some question answered yes (``mask`` over the axis' states), axes in ascending order;
+    each axis' states in none form its remaining cell, whose probability is one minus the
+    others'.
+    """
+    open_fams = _open_families(model, targets, marginals)
+    merged = {model.conditions.index(m) for fam, _, _ in open_fams for m in fam.members}
+    questions = [(int(model.cond_axis[c]), np.asarray(model.cond_states[c], bool))
+                 for c in targets if c not in merged]
+    questions += [(ai, mask) for _, ai, mask in open_fams]
     cells: list[tuple[int, np.ndarray]] = []
-    for ai in sorted({int(model.cond_axis[c]) for c in targets}):
-        member = np.stack([model.cond_states[c] for c in targets
-                           if int(model.cond_axis[c]) == ai], axis=1).astype(bool)
+    for ai in sorted({a for a, _ in questions}):
+        member = np.stack([m for a, m in questions if a == ai], axis=1)
         for key in dict.fromkeys(map(tuple, member)):
             if any(key):
                 cells.append((ai, (member == np.array(key)).all(axis=1)))
@@ -471,14 +671,14 @@ def _extended_block(
     model: CompiledModel, evidence: Evidence, patient: Patient | None, old: Block | None,
     cand: Candidate, drop_censored: bool,
 ) -> tuple[Block, Block | None]:
-    """The axis' block with the candidate appended (log value 0: the node enters the mean).
+    """The axis' block with the candidate's results appended (log value 0: each node enters
+    the mean), all on one new day (one procedure, one visit).
 
-    The candidate is read as the evidence reads a result (:func:`result_adjustments`): the
+    Each result is read as the evidence reads a result (:func:`result_adjustments`): the
     case's context adds its extra variance and may change its daily rhythm; its shift does not
     matter (the hypothetical value is on the scale the shift was taken off).  The old
     results keep every column, their context variances included.
     """
-    ch = model.channels[cand.channel]
     if old is not None and drop_censored:
         keep = old.censor == 0
         old = Block(
@@ -488,68 +688,78 @@ def _extended_block(
             extra_var=None if old.extra_var is None else old.extra_var[keep], sex=old.sex,
         ) if keep.any() else None
     deps = set(old.deps) if old is not None else set()
-    deps.add(ch.axis)
-    deps.update(e.axis for e in ch.effects)
-    if ch.amp_axis is not None:
-        deps.add(ch.amp_axis)
-    _, extra_var, d_off, d_var = _candidate_adjustments(model, evidence, patient, cand)
+    adj = []
+    for ci, hour in cand.parts:
+        ch = model.channels[ci]
+        deps.add(ch.axis)
+        deps.update(e.axis for e in ch.effects)
+        if ch.amp_axis is not None:
+            deps.add(ch.amp_axis)
+        adj.append(_candidate_adjustments(model, evidence, patient, ci, hour))
+    d = len(adj)
     day = float(old.day.max()) + 1.0 if old is not None else 0.0
 
-    def cat(values: np.ndarray | None, value: float, dtype: Any, fill: float = 0.0) -> np.ndarray:
-        tail = np.array([value], dtype=dtype)
+    def cat(values: np.ndarray | None, tail: list[float], dtype: Any,
+            fill: float = 0.0) -> np.ndarray:
+        new_part = np.array(tail, dtype=dtype)
         if old is None:
-            return tail
+            return new_part
         head = np.full(old.n, fill, dtype=dtype) if values is None else values.astype(dtype)
-        return np.concatenate([head, tail])
+        return np.concatenate([head, new_part])
 
     new = Block(
-        axis=ch.axis,
+        axis=model.channels[cand.channel].axis,
         deps=tuple(sorted(deps)),
-        channel=cat(getattr(old, "channel", None), cand.channel, np.int64),
-        y=cat(getattr(old, "y", None), 0.0, float),
-        censor=cat(getattr(old, "censor", None), 0, np.int8),
-        day=cat(getattr(old, "day", None), day, float),
-        diurnal=cat(getattr(old, "diurnal", None), d_off, float),
-        diurnal_var=cat(getattr(old, "diurnal_var", None), d_var, float),
-        source=cat(getattr(old, "source", None), -1, np.int64),
-        extra_var=cat(getattr(old, "extra_var", None), extra_var, float),
+        channel=cat(getattr(old, "channel", None), [ci for ci, _ in cand.parts], np.int64),
+        y=cat(getattr(old, "y", None), [0.0] * d, float),
+        censor=cat(getattr(old, "censor", None), [0] * d, np.int8),
+        day=cat(getattr(old, "day", None), [day] * d, float),
+        diurnal=cat(getattr(old, "diurnal", None), [a[2] for a in adj], float),
+        diurnal_var=cat(getattr(old, "diurnal_var", None), [a[3] for a in adj], float),
+        source=cat(getattr(old, "source", None), [-1] * d, np.int64),
+        extra_var=cat(getattr(old, "extra_var", None), [a[1] for a in adj], float),
         sex=evidence.covariates.sex,
     )
     return new, old
 
 
 def _candidate_adjustments(
-    model: CompiledModel, evidence: Evidence, patient: Patient | None, cand: Candidate
+    model: CompiledModel, evidence: Evidence, patient: Patient | None, channel: int,
+    hour: float | None,
 ) -> tuple[float, float, float, float]:
-    """``(shift, extra variance, rhythm offset, rhythm variance)`` of the candidate's result,
-    as the evidence would read it (no context: the channel's plain daily rhythm)."""
+    """``(shift, extra variance, rhythm offset, rhythm variance)`` of a hypothetical result
+    of ``channel`` at ``hour``, as the evidence would read it (no context: the channel's plain
+    daily rhythm)."""
     ctx = evidence.context
     if ctx is not None and patient is not None:
-        return result_adjustments(model, ctx, cand.channel, cand.hour, None, patient)
-    ch = model.channels[cand.channel]
+        return result_adjustments(model, ctx, channel, hour, None, patient)
+    ch = model.channels[channel]
     if not ch.diurnal:
         return 0.0, 0.0, 0.0, 0.0
-    d_off, d_var = model.diurnal_offset(ch.diurnal, cand.hour)
+    d_off, d_var = model.diurnal_offset(ch.diurnal, hour)
     return 0.0, 0.0, d_off * ch.diurnal_scale, d_var * ch.diurnal_scale**2
 
 
 def _conditional_gaussian(
-    mom: Any, block: Block, grid: tuple[int, ...]
+    mom: Any, block: Block, grid: tuple[int, ...], d: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sd of the new (last) result given the observed old results, per state combo."""
+    """Mean ``grid + (d,)`` and covariance ``grid + (d, d)`` of the new (last ``d``) results
+    given the observed old results, per state combination."""
     n = block.n
-    last = n - 1
+    new = np.arange(n - d, n)
     cov = np.broadcast_to(mom.cov, grid + (n, n))
-    m = mom.mean[..., last]
-    v = cov[..., last, last]
-    obs = np.flatnonzero(block.censor[:last] == 0)
+    m = np.broadcast_to(mom.mean[..., new], grid + (d,))
+    v = cov[..., new, :][..., :, new]
+    obs = np.flatnonzero(block.censor[: n - d] == 0)
     if obs.size:
         coo = cov[..., obs, :][..., :, obs]
-        cno = cov[..., last, obs]
-        sol = np.linalg.solve(coo, cno[..., None])[..., 0]
-        m = m + np.sum(sol * (block.y[obs] - mom.mean[..., obs]), axis=-1)
-        v = v - np.sum(sol * cno, axis=-1)
-    return m, np.sqrt(np.maximum(v, 1e-12))
+        con = cov[..., obs, :][..., :, new]                    # grid + (n_obs, d)
+        sol = np.linalg.solve(coo, con)
+        resid = block.y[obs] - mom.mean[..., obs]
+        m = m + np.einsum("...od,...o->...d", sol, np.broadcast_to(resid, grid + (obs.size,)))
+        v = v - np.einsum("...od,...oe->...de", sol, con)
+    v = 0.5 * (v + np.swapaxes(v, -1, -2)) + 1e-12 * np.eye(d)
+    return m, v
 
 
 def _weighted_quantiles(
@@ -561,10 +771,149 @@ def _weighted_quantiles(
     return [float(values[order][min(np.searchsorted(cw, q), len(cw) - 1)]) for q in qs]
 
 
+def _level_chances(after: np.ndarray, q: np.ndarray, now: float,
+                   on_grid: bool = False) -> dict[str, list[dict]]:
+    """The chance, over the predicted results, that a condition's probability after the test
+    reaches each of :data:`DECISION_LEVELS` above ``now`` (``chance_at_least``) or falls to
+    each below it (``chance_at_most``).
+
+    ``after`` and ``q`` are per node; ``on_grid``: the nodes are a uniform grid and ``q`` its
+    (normalised) density, and each interval between two points counts with the share of it
+    where the linearly interpolated ``after`` is past the level (the crossing is placed, not
+    rounded to a point).
+    """
+    def share(level: float, sign: float) -> float:
+        a = sign * (after - level)                       # >= 0: past the level
+        if not on_grid:
+            return float(q[a >= 0].sum())
+        a0, a1 = a[:-1], a[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(a0 * a1 < 0, np.maximum(a0, a1) / np.abs(a1 - a0), 0.0)
+        frac = np.where((a0 >= 0) & (a1 >= 0), 1.0, cross)
+        return float((0.5 * (q[:-1] + q[1:]) * frac).sum() / (0.5 * (q[:-1] + q[1:])).sum())
+
+    up = [{"level": lv, "chance": round(share(lv, 1.0), 6)}
+          for lv in DECISION_LEVELS if lv > now]
+    down = [{"level": lv, "chance": round(share(lv, -1.0), 6)}
+            for lv in DECISION_LEVELS if lv < now]
+    return {"chance_at_least": up, "chance_at_most": down}
+
+
+def tail_text(moved: dict[str, Any]) -> str:
+    """What a condition's 10th-90th percentile range after a test hides, for people.
+
+    Parameters
+    ----------
+    moved
+        One entry of a row's ``conditions``.
+
+    Returns
+    -------
+    str
+        E.g. ``"to >=10 % in 5.0 %, >=50 % in 2.0 % of results"``: each decision level
+        beyond the range whose chance is :data:`SHOW_MIN_CHANCE` or more (the nearest
+        first); empty when the range shows everything.
+    """
+    from neb_bayes.report.format import pct
+
+    def level(p: float) -> str:
+        return f"{100 * p:g} %"
+
+    lo, hi = moved["likely_range"]
+    parts = [f">={level(d['level'])} in {pct(d['chance'])}"
+             for d in moved.get("chance_at_least", ())
+             if d["level"] > hi and d["chance"] >= SHOW_MIN_CHANCE]
+    parts += [f"<={level(d['level'])} in {pct(d['chance'])}"
+              for d in reversed(moved.get("chance_at_most", ()))
+              if d["level"] < lo and d["chance"] >= SHOW_MIN_CHANCE]
+    return f"to {', '.join(parts)} of results" if parts else ""
+
+
 @functools.cache
 def _gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     t, g = np.polynomial.hermite_e.hermegauss(n)
     return t, g / g.sum()
+
+
+@functools.cache
+def _gauss_hermite_grid(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor grid of standard-normal Gauss-Hermite nodes ``(n**d, d)`` and weights."""
+    t, g = _gauss_hermite(GH_NODES_BY_DIM[d - 1])
+    mesh = np.stack(np.meshgrid(*([t] * d), indexing="ij"), axis=-1).reshape(-1, d)
+    wts = np.prod(np.stack(np.meshgrid(*([g] * d), indexing="ij"), axis=-1).reshape(-1, d),
+                  axis=1)
+    return mesh, wts
+
+
+def _predictive_nodes(
+    mean: np.ndarray, cov: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quadrature nodes of the new results' proposal mixture.
+
+    Parameters
+    ----------
+    mean, cov
+        Per state combination (grid + ``(d,)``, grid + ``(d, d)``): the Gaussian of the new
+        results given the observed old ones (:func:`_conditional_gaussian`).
+    weights
+        The combinations' current posterior mass, flattened.
+
+    Returns
+    -------
+    x, q0, log_g
+        Nodes ``(K, d)``, their weights (summing to 1) and the proposal mixture's log density
+        at each: a tensor Gauss-Hermite grid (:data:`GH_NODES_BY_DIM` per dimension) through
+        each distinct component's Cholesky factor, components lighter than
+        :data:`MIN_COMPONENT_MASS` (relative) left out, at most :data:`MAX_COMPONENTS`.
+    """
+    d = mean.shape[-1]
+    mf = np.broadcast_to(mean.reshape(-1, d), (weights.size, d))
+    vf = np.broadcast_to(cov.reshape(-1, d, d), (weights.size, d, d))
+    keep = weights > MIN_COMPONENT_MASS * weights.sum()
+    key = np.round(np.concatenate([mf[keep], vf[keep].reshape(-1, d * d)], axis=1), 9)
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    pi = np.bincount(inv.reshape(-1), weights=weights[keep], minlength=len(uniq))
+    if len(uniq) > MAX_COMPONENTS:
+        top = np.argsort(-pi)[:MAX_COMPONENTS]
+        uniq, pi = uniq[top], pi[top]
+    pi = pi / pi.sum()
+    mu, chol = uniq[:, :d], np.linalg.cholesky(uniq[:, d:].reshape(-1, d, d))
+    t, g = _gauss_hermite_grid(d)
+    x = (mu[:, None, :] + np.einsum("uij,tj->uti", chol, t)).reshape(-1, d)
+    q0 = (pi[:, None] * g[None, :]).reshape(-1)
+    z = np.linalg.solve(chol[None], (x[:, None, :] - mu[None])[..., None])[..., 0]
+    log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+    comp_logpdf = -0.5 * (z**2).sum(axis=-1) - log_det[None] - 0.5 * d * math.log(2 * math.pi)
+    from scipy.special import logsumexp
+
+    return x, q0, logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)
+
+
+TAIL_GRID: int = 201
+"""Points of the fine grid on which a one-result test's decision-level chances are computed."""
+
+
+def _fine_grid(
+    mean: np.ndarray, cov: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A uniform grid ``(TAIL_GRID, 1)`` over every weighty component's mean +- 7 sd, and its
+    weights (equal: the predictive density at each point is multiplied in)."""
+    keep = weights > MIN_COMPONENT_MASS * weights.sum()
+    mu = np.broadcast_to(mean.reshape(-1), weights.shape)[keep]
+    sd = np.sqrt(np.broadcast_to(cov.reshape(-1), weights.shape)[keep])
+    xs = np.linspace(float((mu - 7 * sd).min()), float((mu + 7 * sd).max()), TAIL_GRID)
+    return xs[:, None], np.ones(TAIL_GRID)
+
+
+def _node_loglik(mom: Any, block: Block, ll_old: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(K, S)``: exact ``log q_s(x_k) = log p(old, x_k | s) - log p(old | s)`` of each node
+    ``x_k`` (the new results, the block's last ``x.shape[1]``) and state combination."""
+    k, d = x.shape
+    mean_b = np.empty((k,) + mom.mean.shape)
+    mean_b[...] = mom.mean
+    mean_b[..., -d:] -= x.reshape((k,) + (1,) * (mom.mean.ndim - 1) + (d,))
+    ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
+    return (ll_new - ll_old).reshape(k, -1)
 
 
 def _evaluate(
@@ -574,10 +923,12 @@ def _evaluate(
     joint: np.ndarray,
     cand: Candidate,
     targets: list[int],
+    cells: list[tuple[int, np.ndarray]],
     cond_tables: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]],
     notes: set[str],
 ) -> dict[str, Any]:
     ch = model.channels[cand.channel]
+    d = len(cand.parts)
     old = next((b for b in evidence.blocks if b.axis == ch.axis), None)
     drop = old is not None and int((old.censor != 0).sum()) >= 3
     if drop:
@@ -595,43 +946,20 @@ def _evaluate(
     # (a test's value is judged as if its result were right), so neither term has it
     if old is not None:
         ll_old = block_loglik(model, old, latent=latent, gross=False).reshape(
-            [model.axes[d].n_states if d in old.deps else 1 for d in deps])
+            [model.axes[dd].n_states if dd in old.deps else 1 for dd in deps])
     else:
         ll_old = np.zeros([1] * len(deps))
-    # mixture components of the predictive (observed-only conditioning) and their nodes
-    m, sd = _conditional_gaussian(mom, block, grid)
     wf = w.reshape(-1)
-    mf = np.broadcast_to(m, grid).reshape(-1)
-    sf = np.broadcast_to(sd, grid).reshape(-1)
-    keep = wf > MIN_COMPONENT_MASS * wf.sum()
-    key = np.round(np.stack([mf[keep], sf[keep]], axis=1), 9)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
-    pi = np.bincount(inv.reshape(-1), weights=wf[keep], minlength=len(uniq))
-    if len(uniq) > MAX_COMPONENTS:
-        top = np.argsort(-pi)[:MAX_COMPONENTS]
-        uniq, pi = uniq[top], pi[top]
-    pi = pi / pi.sum()
-    t, g = _gauss_hermite(GH_NODES)
-    x = (uniq[:, :1] + uniq[:, 1:] * t[None, :]).reshape(-1)        # (K,)
-    q0 = (pi[:, None] * g[None, :]).reshape(-1)
-    k = x.size
-    # exact log q_s(x_k) = log p(old, x_k | s) - log p(old | s), all nodes at once
-    mean_b = np.empty((k,) + mom.mean.shape)
-    mean_b[...] = mom.mean
-    mean_b[..., -1] -= x.reshape((k,) + (1,) * len(grid))
+    cond_mean, cond_cov = _conditional_gaussian(mom, block, grid, d)
+    x, q0, log_g = _predictive_nodes(cond_mean, cond_cov, wf)
     from scipy.special import logsumexp  # (here: a report that ranks no test never loads it)
 
-    ll_new = gaussian_block_loglik(block.y, block.censor, mean_b, mom.cov)
-    L = (ll_new - ll_old).reshape(k, -1)                                # (K, S)
+    L = _node_loglik(mom, block, ll_old, x)                             # (K, S)
     logw = np.log(np.maximum(wf, 1e-300))
     log_p = logsumexp(L + logw[None, :], axis=1)                        # predictive density
-    comp_logpdf = (-0.5 * ((x[:, None] - uniq[None, :, 0]) / uniq[None, :, 1]) ** 2
-                   - np.log(uniq[None, :, 1]) - 0.5 * math.log(2 * math.pi))
-    log_g = logsumexp(comp_logpdf + np.log(pi)[None, :], axis=1)       # proposal density
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
     q = q / q.sum()
     # condition probabilities after each hypothetical result
-    cells = _target_cells(model, targets)
     if deps not in cond_tables:
         cond_tables[deps] = (
             _joint_tables(model, joint, others,
@@ -654,16 +982,27 @@ def _evaluate(
                - float(q @ _cell_entropy(p_after[:, sel], cell_axes[sel])))
         gain_by_axis[model.axes[ai].name] = max(g_a, 0.0)
     change = q @ np.abs(post - now[None, :])
+    shown = [j for j in np.argsort(-change)[:3] if change[j] >= 1e-4]
+    # the chances of the decision levels: an indicator, which the few Gauss-Hermite nodes of
+    # a component integrate poorly; for one result a fine grid (exact predictive, trapezoid)
+    t_post, t_q = post, q
+    if d == 1 and shown:
+        xs, t_q = _fine_grid(cond_mean, cond_cov, wf)
+        Lt = _node_loglik(mom, block, ll_old, xs)
+        log_pt = logsumexp(Lt + logw[None, :], axis=1)
+        t_q = t_q * np.exp(log_pt - log_pt.max())
+        t_q = t_q / t_q.sum()
+        Et = np.exp(Lt - Lt.max(axis=1, keepdims=True))
+        t_post = (Et @ C) / (Et @ wf)[:, None]
     moved = []
-    for j in np.argsort(-change)[:3]:
-        if change[j] < 1e-4:
-            continue
+    for j in shown:
         p10, p90 = _weighted_quantiles(post[:, j], q, (0.1, 0.9))
         moved.append({
             "condition": model.conditions[targets[j]],
             "probability": round(float(now[j]), 6),
             "likely_range": [round(p10, 6), round(p90, 6)],
             "expected_change": round(float(change[j]), 6),
+            **_level_chances(t_post[:, j], t_q, float(now[j]), on_grid=t_post is not post),
         })
     cost = _cost(cand.id)
     return {
@@ -671,6 +1010,7 @@ def _evaluate(
         "label": cand.label,
         "analyte": cand.analyte,
         "channel": ch.name,
+        "results": [model.channels[ci].name for ci, _ in cand.parts],
         "specimen": cand.specimen,
         "collected": _fmt_hour(cand.hour),
         "axis": cand.axis,
@@ -720,7 +1060,7 @@ def plan_next_tests(
     details = _target_details(model, ev, post, scope)
     targets = list(details)
     target_axes = sorted({int(model.cond_axis[c]) for c in targets})
-    cells = _target_cells(model, targets)
+    cells = _target_cells(model, targets, post.marginals)
     cell_probs = np.array([float(np.asarray(post.marginals[ai])[mask].sum())
                            for ai, mask in cells])
     plan = NextTestPlan(
@@ -737,10 +1077,15 @@ def plan_next_tests(
     cands = candidates if candidates is not None else candidate_tests(model, ev, result.case)
     cands = [c for c in cands if model.channels[c.channel].axis in target_axes
              or any(e.axis in target_axes for e in model.channels[c.channel].effects)]
+    from neb_bayes.report.format import pct
+
     tables: dict[tuple[int, ...], np.ndarray] = {}
-    notes: set[str] = set()
     patient = result.case.patient if result.case is not None else None
-    rows = [_evaluate(model, ev, patient, post.joint, c, targets, tables, notes)
+    notes = {f"{', '.join(fam.members)}: asked as one question, whether {fam.label} is "
+             f"present, until it is established ({pct(config.ESTABLISHED_PROBABILITY)} or "
+             "more): presence before subtype" for fam, _, _ in
+             _open_families(model, targets, post.marginals)}
+    rows = [_evaluate(model, ev, patient, post.joint, c, targets, cells, tables, notes)
             for c in cands]
     for r in rows:
         gain, cost = r["expected_information_gain_bits"], r["relative_cost"]
@@ -768,13 +1113,18 @@ def next_tests(result: Result, top: int = 5, **kwargs: Any) -> list[dict[str, An
     Returns
     -------
     list of dict
-        Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte``, ``specimen``,
+        Best first; each with ``rank``, ``test`` (id), ``label``, ``analyte`` and
+        ``channel`` (the first result's), ``results`` (the channel id of every result the test
+        yields: several for a procedure such as ``cosyntropin``), ``specimen``,
         ``collected`` (``"HH:MM"`` or ``None``), ``axis``, ``dynamic``,
         ``expected_information_gain_bits`` (sum over the target axes of the mutual
         information between the axis' target conditions and the result),
         ``relative_cost``, ``score`` and ``conditions`` (the up to three target conditions
         the result would move most: current ``probability``, ``likely_range`` = 10th-90th
-        percentile after the test, ``expected_change``); a test kept in the list as the best
+        percentile after the test, ``expected_change``, and ``chance_at_least`` /
+        ``chance_at_most``: per decision level above / below the current probability
+        (:data:`DECISION_LEVELS`), the chance that the probability after the test reaches it,
+        which shows a rise in few results the range hides); a test kept in the list as the best
         for a raised suspicion (:meth:`NextTestPlan.top`) also has ``listed_for``.
         Tests with no expected gain are left out; an empty list means no target.
     """

@@ -51,9 +51,7 @@ def format_text(plan_dict: dict) -> str:
     lines.append(f"{'#':>2}  {'test':{width}s} {'gain bits':>9} {'cost':>5} {'score':>7}  "
                  "would move")
     for r, label in zip(plan_dict["tests"], labels, strict=True):
-        moves = "; ".join(
-            f"{c['condition']} {_pct(c['probability'])} -> {_pct(c['likely_range'][0])}"
-            f"..{_pct(c['likely_range'][1])}" for c in r["conditions"] if _moves(c))
+        moves = "; ".join(_move_text(c) for c in r["conditions"] if _moves(c))
         lines.append(f"{r['rank']:>2}  {label:{width}s} "
                      f"{r['expected_information_gain_bits']:9.4f} "
                      f"{r['relative_cost']:5.2g} {r['score']:7.4f}  {moves or '-'}")
@@ -65,7 +63,9 @@ def format_text(plan_dict: dict) -> str:
     for note in plan_dict.get("notes", []):
         lines.append(f"note: {note}")
     lines.append("gain: expected fall in the entropy of which target conditions the patient "
-                 "has, one question per axis; costs are illustrative "
+                 "has, one question per axis; would move: the probability now -> where it "
+                 "lands for 80 % of results (10th-90th percentile), then how often it would "
+                 "reach a decision level beyond that range; costs are illustrative "
                  "(neb_bayes/vocab/test_costs.yaml)")
     return "\n".join(lines) + "\n"
 
@@ -87,9 +87,24 @@ MOVE_MIN = 0.005
 
 
 def _moves(row: dict) -> bool:
-    """Whether a test's likely results move a condition enough to list (:data:`MOVE_MIN`)."""
+    """Whether a test's likely results move a condition enough to list (:data:`MOVE_MIN`),
+    or some of its results take it to a decision level its likely range hides."""
+    from neb_bayes.next_test import tail_text
+
     lo, hi = row["likely_range"]
-    return max(row["probability"] - lo, hi - row["probability"]) >= MOVE_MIN
+    return (max(row["probability"] - lo, hi - row["probability"]) >= MOVE_MIN
+            or bool(tail_text(row)))
+
+
+def _move_text(row: dict) -> str:
+    """``condition now -> 10th..90th percentile`` and what the range hides (``tail_text``)."""
+    from neb_bayes.next_test import tail_text
+    from neb_bayes.report.format import pct
+
+    lo, hi = row["likely_range"]
+    tail = tail_text(row)
+    return (f"{row['condition']} {pct(row['probability'])} -> {pct(lo)}..{pct(hi)}"
+            + (f" ({tail})" if tail else ""))
 
 
 @click.command("next-test")
@@ -113,11 +128,12 @@ def next_test(case: str, top: int, fmt: str, cost_weight: float, scope: str,
     """Rank the tests that would best resolve what is still in question in CASE.
 
     Each candidate (every modelled analyte not yet measured, plus the 1 mg dexamethasone
-    suppression test, cosyntropin 30/60 min, late-night salivary cortisol at 23:00 and serum
-    cortisol at 08:00) is scored by the expected information gain on the target
-    conditions (uncertain ones, and rare ones whose suspicion the evidence raised), averaged
-    over the results the model predicts for it.  Decision support for a
-    clinician, not a diagnosis.
+    suppression test, late-night salivary cortisol at 23:00 and serum cortisol at 08:00; a
+    procedure with several results, the cosyntropin test's cortisol at 30 and 60 min or an
+    OGTT's glucose at 0 and 120 min, is one candidate scored on all its results) is scored
+    by the expected information gain on the target conditions (uncertain ones, and rare ones
+    whose suspicion the evidence raised), averaged over the results the model predicts for
+    it.  Decision support for a clinician, not a diagnosis.
     """
     from neb_bayes.api import infer
     from neb_bayes.cli import _load_priors, _read

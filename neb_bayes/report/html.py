@@ -665,18 +665,23 @@ def _next_test_section(rows: list[dict] | None, error: str | None, plan: Any = N
                "suspicion holds few bits, so its best test is listed even when it ranks "
                "lower. "
                "'Likely range' is where the probability would land for 80 % of possible "
-               "results. Relative costs are illustrative.</p>")
+               "results; in brackets, how often it would reach a decision level (1, 10, 50, "
+               "90, 99 %) beyond that range (a rare condition's rise in a few results). "
+               "Relative costs are illustrative.</p>")
     if not rows:
         out.append("<p>No condition on the axes in question is still uncertain (all below 1 % or "
                    "above 99 %) and no rare one is under raised suspicion: no single further "
                    "test is expected to change the picture much.</p>")
         return "".join(out)
+    from neb_bayes.next_test import tail_text
+
     trs = []
     for r in rows:
         moves = "<br>".join(
             f"{_e(c['condition'])}: {_e(_pct(c['probability']))} → "
             f"<span style='white-space:nowrap'>{_e(_pct(c['likely_range'][0]))} – "
             f"{_e(_pct(c['likely_range'][1]))}</span>"
+            + (f" <span class='note'>({_e(tail_text(c))})</span>" if tail_text(c) else "")
             for c in r["conditions"]) or "—"
         if r.get("listed_for"):
             moves += ("<br><span class='note'>listed as the best test for the raised suspicion "

@@ -28,6 +28,17 @@ def _next_tests(result: Result) -> tuple[list[dict], list[dict]]:
         return [], []
 
 
+def _move_text(moved: dict) -> str:
+    """A condition a test would move: ``name now → 10th–90th percentile`` and what that range
+    hides (:func:`neb_bayes.next_test.tail_text`)."""
+    from neb_bayes.next_test import tail_text
+
+    lo, hi = moved["likely_range"]
+    tail = tail_text(moved)
+    return (f"`{moved['condition']}` {_pct(moved['probability'])} → {_pct(lo)} – {_pct(hi)}"
+            + (f" ({tail})" if tail else ""))
+
+
 def _nuts_lines(nuts: dict) -> list[str]:
     """The ``--method nuts`` section: sampled latents against the exact ones, and each state
     combination's chain diagnostics."""
@@ -167,12 +178,15 @@ def render_markdown(result: Result) -> str:
         lines += ["", "| rank | test | expected gain (bits) | would move |",
                   "|---:|---|---:|---|"]
         for row in nxt:
-            moves = ", ".join(c.get("condition", "") for c in row.get("conditions", []))
+            moves = "; ".join(_move_text(c) for c in row.get("conditions", []))
             if row.get("listed_for"):
                 moves += (" (best test for the raised suspicion of "
                           f"{', '.join(row['listed_for'])})")
             lines.append(f"| {row['rank']} | {row['label']} | "
                          f"{row['expected_information_gain_bits']:.3f} | {moves} |")
+        lines += ["", "Would move: the probability now → where it lands for 80 % of the "
+                  "test's results (10th–90th percentile), then how often it would reach a "
+                  "decision level (1, 10, 50, 90, 99 %) beyond that range."]
     lines += ["", "## Accounted for", ""]
     lines += [f"- {a['text']}" for a in d["accounted_for"]] or ["- nothing beyond the defaults"]
     if d.get("suspect_results"):

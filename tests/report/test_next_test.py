@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from neb_bayes import config
+from neb_bayes import config, next_test
 from neb_bayes.api import infer
 from neb_bayes.case import read_case
 from neb_bayes.case.model import Measurement
@@ -19,6 +19,7 @@ from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.next_test import (
     candidate_tests,
+    load_condition_families,
     load_test_costs,
     next_tests,
     plan_next_tests,
@@ -74,16 +75,36 @@ def tsh_only() -> Result:
     return infer(read_case(TSH_ONLY), uncertainty=False)
 
 
-def _entropy(result: Result, targets: list[int], marginals: list[np.ndarray]) -> float:
-    """Summed over the target axes: the entropy (bits) of which target conditions the
-    patient has there (the axis' states grouped by their target-condition memberships)."""
+def _questions(result: Result, targets: list[int]) -> list[tuple[int, np.ndarray]]:
+    """``(axis, states answering yes)`` of each question: a target condition, or, for the
+    members of a condition family not yet established (below ESTABLISHED_PROBABILITY now),
+    one question whether the disease (any member) is present."""
     model = result.model
+    marg = result.exact.marginals
+    merged: set[int] = set()
+    out = []
+    for fam in load_condition_families():
+        idx = [model.conditions.index(m) for m in fam.members]
+        ai = int(model.cond_axis[idx[0]])
+        mask = np.any([np.asarray(model.cond_states[c], bool) for c in idx], axis=0)
+        if set(idx) & set(targets) and \
+                float(np.asarray(marg[ai])[mask].sum()) < config.ESTABLISHED_PROBABILITY:
+            merged.update(idx)
+            out.append((ai, mask))
+    out += [(int(model.cond_axis[c]), np.asarray(model.cond_states[c], bool))
+            for c in targets if c not in merged]
+    return out
+
+
+def _entropy(result: Result, targets: list[int], marginals: list[np.ndarray]) -> float:
+    """Summed over the target axes: the entropy (bits) of the answers to the axis' questions
+    (:func:`_questions`; the axis' states grouped by their answers)."""
+    questions = _questions(result, targets)
     total = 0.0
-    for ai in {int(model.cond_axis[c]) for c in targets}:
+    for ai in {a for a, _ in questions}:
         cells: dict[tuple[bool, ...], float] = {}
         for j, pj in enumerate(np.asarray(marginals[ai])):
-            key = tuple(bool(model.cond_states[c][j]) for c in targets
-                        if int(model.cond_axis[c]) == ai)
+            key = tuple(bool(m[j]) for a, m in questions if a == ai)
             cells[key] = cells.get(key, 0.0) + float(pj)
         p = np.array([v for v in cells.values() if v > 0])
         total -= float((p * np.log2(p)).sum())
@@ -171,14 +192,13 @@ def test_measured_channels_are_not_candidates() -> None:
     ids = {c.id for c in candidate_tests(result.model, result.evidence, result.case)}
     assert "cortisol_saliva_2300" not in ids      # measured at 23:00 twice
     assert "acth" not in ids and "ufc" not in ids and "cortisol_dst" not in ids
-    assert {"cortisol_serum_0800", "cortisol_acth_stim_30", "cortisol_acth_stim_60"} <= ids
+    assert {"cortisol_serum_0800", "cosyntropin"} <= ids
 
 
 def test_dynamic_tests_are_candidates(tsh_only: Result) -> None:
     cands = {c.id: c for c in candidate_tests(tsh_only.model, tsh_only.evidence, tsh_only.case)}
-    for cid, hour in [("cortisol_dst", None), ("cortisol_acth_stim_30", None),
-                      ("cortisol_acth_stim_60", None), ("cortisol_saliva_2300", 23.0),
-                      ("cortisol_serum_0800", 8.0)]:
+    for cid, hour in [("cortisol_dst", None), ("cosyntropin", None),
+                      ("cortisol_saliva_2300", 23.0), ("cortisol_serum_0800", 8.0)]:
         assert cid in cands, cid
         assert cands[cid].hour == hour
         assert cands[cid].dynamic
@@ -302,6 +322,32 @@ def test_screening_test_before_acth_while_hypercortisolism_is_open() -> None:
     assert 0.2 < _p_cushing(result) < 0.8, "precondition: hypercortisolism not established"
     acth, screening = _acth_and_best_screening_gain(result)
     assert screening > acth
+
+
+def test_every_screening_test_before_acth_after_one_abnormal_one() -> None:
+    # one abnormal screening test (LNSC 0.25 µg/dL), hypercortisolism open: the guideline's
+    # next step is a second screening test, any of them (DST, UFC), and ACTH only once
+    # hypercortisolism is established.  ACTH's bits for splitting the subtypes of a disease
+    # still in doubt ranked it above UFC (0.98 against <0.74 bits) and level with the DST.
+    result = _cushing_case([{"analyte": "cortisol", "specimen": "saliva", "value": 0.25,
+                             "unit": "µg/dL", "collected": "23:00", "method": "lc-ms/ms"}],
+                           CUSHING_SIGNS)
+    assert 0.2 < _p_cushing(result) < config.ESTABLISHED_PROBABILITY, "precondition: open"
+    plan = plan_next_tests(result)
+    rank = {r["test"]: r["rank"] for r in plan.rows}
+    assert rank["cortisol_dst"] < rank["acth"] and rank["ufc"] < rank["acth"], rank
+    assert any("Cushing's syndrome" in n and "presence before subtype" in n
+               for n in plan.notes)
+
+
+def test_an_open_family_is_asked_as_presence(cushingoid: Result) -> None:
+    # Cushing's ~1 %: the question is whether hypercortisolism is present; the entropy is
+    # that of presence alone, and no test gains more than it
+    plan = plan_next_tests(cushingoid)
+    p = _p_cushing(cushingoid)
+    presence = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+    assert plan.entropy_bits == pytest.approx(presence, rel=1e-6)
+    assert all(r["expected_information_gain_bits"] <= presence + 1e-9 for r in plan.rows)
 
 
 def test_acth_before_screening_once_hypercortisolism_is_established() -> None:
@@ -455,3 +501,180 @@ def test_cli_and_html_say_why_each_condition_is_a_target(tmp_path, cushingoid: R
     plan = plan_next_tests(cushingoid)
     html = _next_test_section(plan.top(5), None, plan)
     assert "suspicion raised" in html and "cushings_acth_dependent" in html
+
+
+# ---------------------------------------------------------------------------------------------
+# One procedure, several results: the cosyntropin test gives cortisol at 30 and 60 min
+# (Bornstein 2016, facts §4b: the peak at 30 or 60 min), a 75 g OGTT the fasting and the 2-h
+# glucose (ADA, facts §4f).  Each was listed as if its results were separate tests (two
+# cosyntropin rows with the same gain), a 2-h glucose as if it could be ordered without an OGTT.
+SUSPECTED_AI = {"id": "suspected-ai", "patient": {"sex": "F", "age": 45},
+                "measurements": [{"analyte": "cortisol", "specimen": "serum", "value": 6.0,
+                                  "unit": "µg/dL", "collected": "08:00"}],
+                "symptoms": {"present": ["fatigue", "weight_loss"]}}
+
+
+@pytest.fixture(scope="module")
+def suspected_ai() -> Result:
+    return infer(read_case(SUSPECTED_AI), uncertainty=False)
+
+
+def _result_names(result: Result, cand) -> set[str]:
+    return {result.model.channels[ci].name for ci, _ in cand.parts}
+
+
+def test_a_procedure_is_one_candidate_with_all_its_results(suspected_ai: Result) -> None:
+    cands = candidate_tests(suspected_ai.model, suspected_ai.evidence, suspected_ai.case)
+    results = [_result_names(suspected_ai, c) for c in cands]
+    stim = {"cortisol_acth_stim_30", "cortisol_acth_stim_60"}
+    assert stim in results                                    # one test, both results
+    assert not any(r & stim and r != stim for r in results)   # never one of them alone
+    assert {"glucose_fasting", "glucose_ogtt_2h"} in results  # the OGTT
+    assert {"glucose_ogtt_2h"} not in results                 # no 2-h glucose without it
+    assert {"glucose_fasting"} in results                     # a fasting glucose alone
+    ids = [c.id for c in cands]
+    assert len(ids) == len(set(ids))
+    rows = plan_next_tests(suspected_ai).rows
+    assert [r["results"] for r in rows].count(sorted(stim)) == 1
+    assert not any(r["results"] in (["cortisol_acth_stim_30"], ["cortisol_acth_stim_60"])
+                   for r in rows)
+
+
+def _as_single(result: Result, cand, channel: int):
+    ch = result.model.channels[channel]
+    return dataclasses.replace(cand, id=ch.name, channel=channel, analyte=ch.analyte,
+                               channels=(), hours=())
+
+
+def test_both_results_of_a_procedure_tell_at_least_as_much_as_either(
+    suspected_ai: Result,
+) -> None:
+    # the information of two results is at least that of one of them (data processing)
+    cands = {c.id: c for c in candidate_tests(suspected_ai.model, suspected_ai.evidence,
+                                              suspected_ai.case)}
+    for pid in ("cosyntropin", "ogtt"):
+        proc = cands[pid]
+        singles = [_as_single(suspected_ai, proc, ci) for ci, _ in proc.parts]
+        rows = {r["test"]: r["expected_information_gain_bits"]
+                for r in plan_next_tests(suspected_ai, candidates=[proc, *singles]).rows}
+        assert rows[pid] >= max(rows[s.id] for s in singles) - 1e-3, rows
+        assert rows[pid] > 0
+
+
+def _brute_force_pair_gain(result: Result, test: str, u: np.ndarray,
+                           v: np.ndarray) -> tuple[float, float]:
+    """As :func:`_brute_force_gain` for a test with two results, on a grid of their mean
+    ``u`` and difference ``v`` (log values; the pair is strongly correlated)."""
+    plan = plan_next_tests(result)
+    targets = [result.model.conditions.index(c) for c in plan.targets]
+    cand = next(c for c in candidate_tests(result.model, result.evidence, result.case)
+                if c.id == test)
+    (c1, h1), (c2, h2) = cand.parts
+    n = len(result.case.measurements)
+    dens, ent = np.zeros((u.size, v.size)), np.zeros((u.size, v.size))
+    for i, ui in enumerate(u):
+        for j, vj in enumerate(v):
+            ms = tuple(Measurement(index=n + k, analyte=result.model.channels[c].analyte,
+                                   specimen=cand.specimen, value=math.exp(x), hour=h, day=0.0)
+                       for k, (c, h, x) in enumerate([(c1, h1, ui - vj / 2),
+                                                      (c2, h2, ui + vj / 2)]))
+            case = dataclasses.replace(result.case, measurements=(*result.case.measurements, *ms))
+            post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+            dens[i, j] = math.exp(post.log_evidence - result.exact.log_evidence)
+            ent[i, j] = _entropy(result, targets, post.marginals)
+    mass = float(np.trapezoid(np.trapezoid(dens, v, axis=1), u))
+    after = float(np.trapezoid(np.trapezoid(dens * ent, v, axis=1), u)) / mass
+    return _entropy(result, targets, result.exact.marginals) - after, mass
+
+
+def test_procedure_gain_equals_rerunning_inference_with_both_results(
+    suspected_ai: Result,
+) -> None:
+    fast = {r["test"]: r for r in plan_next_tests(suspected_ai).rows}["cosyntropin"]
+    brute, mass = _brute_force_pair_gain(suspected_ai, "cosyntropin",
+                                         np.linspace(2.0, 9.5, 151), np.linspace(-1.5, 1.5, 61))
+    assert mass == pytest.approx(1.0, abs=2e-3)
+    assert fast["_quadrature_mass"] == pytest.approx(1.0, abs=1e-3)
+    assert fast["expected_information_gain_bits"] == pytest.approx(brute, rel=0.02, abs=2e-3)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the 10th-90th percentile range hides: a screening test takes Cushing's from ~0.7 % to
+# 10 % or more in ~1 % of its results (a positive test, LR+ ~10-15: facts §4a), and "would
+# move" showed "0.7 % -> <0.1 %..<0.1 %".  Each listed condition now has the chance of reaching
+# each decision level (chance_at_least / chance_at_most).
+def _brute_force_posteriors(result: Result, test: str, cond: str,
+                            grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictive density and the condition's probability after each value of ``grid`` (log
+    result), by adding it as a measurement and re-running exact inference."""
+    cand = next(c for c in candidate_tests(result.model, result.evidence, result.case)
+                if c.id == test)
+    ci = result.model.conditions.index(cond)
+    dens, after = [], []
+    for x in grid:
+        m = Measurement(index=len(result.case.measurements), analyte=cand.analyte,
+                        specimen=cand.specimen, value=math.exp(x), hour=cand.hour, day=0.0)
+        case = dataclasses.replace(result.case, measurements=(*result.case.measurements, m))
+        post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+        dens.append(math.exp(post.log_evidence - result.exact.log_evidence))
+        after.append(float(post.condition_probs[ci]))
+    return np.array(dens), np.array(after)
+
+
+@pytest.mark.parametrize(("test", "lo", "hi"), [("cortisol_dst", -2.0, 8.0),
+                                                 ("acth", -2.0, 8.0)])
+def test_level_chances_are_the_share_of_results_reaching_the_level(
+    cushingoid: Result, test: str, lo: float, hi: float
+) -> None:
+    cond = "cushings_acth_dependent"
+    row = {r["test"]: r for r in plan_next_tests(cushingoid).rows}[test]
+    moved = next(c for c in row["conditions"] if c["condition"] == cond)
+    grid = np.linspace(lo, hi, 1501)
+    dens, after = _brute_force_posteriors(cushingoid, test, cond, grid)
+    mass = float(np.trapezoid(dens, grid))
+    assert mass == pytest.approx(1.0, abs=2e-3)
+    assert moved["chance_at_least"] and not moved["chance_at_most"]     # rare: levels above
+    for d in moved["chance_at_least"]:
+        assert d["level"] > moved["probability"]
+        share = float(np.trapezoid(dens * (after >= d["level"]), grid)) / mass
+        assert d["chance"] == pytest.approx(share, abs=2e-3), d
+
+
+def test_level_chances_keep_the_bound_of_an_average(example_name: str) -> None:
+    # the probability after a test averages to the current one p and lies in [0, 1], so it
+    # reaches a level L > p in at most p / L of results (Markov), and L < p in at most
+    # (1 - p) / (1 - L)
+    plan = plan_next_tests(example_result(example_name))
+    for row in plan.rows:
+        for c in row["conditions"]:
+            p = c["probability"]
+            assert [d["level"] for d in c["chance_at_least"]] == [
+                lv for lv in next_test.DECISION_LEVELS if lv > p]
+            for d in c["chance_at_least"]:
+                assert d["chance"] <= p / d["level"] + 0.01, (row["test"], c)
+            for d in c["chance_at_most"]:
+                assert d["chance"] <= (1 - p) / (1 - d["level"]) + 0.01, (row["test"], c)
+
+
+def test_a_rare_conditions_rise_is_shown_where_the_range_hides_it(
+    cushingoid: Result, tmp_path
+) -> None:
+    from neb_bayes.cli import main
+    from neb_bayes.report.markdown import render_markdown
+
+    row = {r["test"]: r for r in plan_next_tests(cushingoid).rows}["cortisol_dst"]
+    moved = next(c for c in row["conditions"] if c["condition"] == "cushings_acth_dependent")
+    assert moved["likely_range"][1] < 0.1, "precondition: the range hides the rise"
+    ten = next(d for d in moved["chance_at_least"] if d["level"] == 0.1)
+    assert ten["chance"] >= next_test.SHOW_MIN_CHANCE
+    assert ">=10 %" in next_test.tail_text(moved)
+    case = tmp_path / "cushingoid.json"
+    case.write_text(json.dumps({"id": "c", "patient": {"sex": "F", "age": 50},
+                                "symptoms": {"present": CUSHING_SIGNS}}), encoding="utf-8")
+    text = CliRunner().invoke(main, ["next-test", str(case)])
+    assert text.exit_code == 0, text.output
+    dst_line = next(ln for ln in text.output.splitlines() if "dexamethasone" in ln)
+    assert "cushings_acth_dependent" in dst_line and ">=10 %" in dst_line
+    md = render_markdown(cushingoid)
+    dst_md = next(ln for ln in md.splitlines() if "dexamethasone" in ln and ln.startswith("|"))
+    assert ">=10 %" in dst_md
