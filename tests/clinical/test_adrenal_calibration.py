@@ -1,4 +1,5 @@
-"""The adrenal axis against published distributions: plasma ACTH in Cushing's syndrome.
+"""The adrenal axis against published distributions: plasma ACTH in Cushing's syndrome, the
+morning cortisol in adrenal insufficiency, and what a lone very high morning cortisol can say.
 
 The figures (sources ``acth_cushing`` in priors/default.yaml):
 - Cushing's disease (~80 % of ACTH-dependent Cushing's; Newell-Price, Best Pract Res Clin
@@ -19,11 +20,16 @@ import math
 
 import pytest
 
+import neb_bayes as nb
+from neb_bayes import config
 from neb_bayes.model.compiled import load_model
+from neb_bayes.next_test import next_tests
 
 #: pmol/L per pg/mL (facts §1: ACTH conversion factor 0.2202)
 PG_ML = 0.2202
 DEPENDENT, INDEPENDENT = "cushings_acth_dependent", "cushings_acth_independent"
+#: the high-accuracy first tests for Cushing's (facts §4a work-up row, Nieman 2008)
+CONFIRMATORY = ("ufc", "cortisol_saliva_2300", "cortisol_dst")
 
 
 def _share_below(channel: str, state: str, value: float) -> float:
@@ -77,3 +83,37 @@ def test_acth_in_cushings_is_ordered_as_the_subtypes_define(state: str) -> None:
             assert _acth_below(state, pg) < _acth_below("normal", pg)
         else:
             assert _acth_below(state, pg) > _acth_below("normal", pg)
+
+
+
+# ------------------------------------------------- morning cortisol in adrenal insufficiency
+# 08:00 serum cortisol (nmol/L) in adrenal insufficiency diagnosed by a failed stimulation test
+# (mostly secondary and glucocorticoid-induced): above 275 nmol/L in 3.8 % (Mackenzie, Clin
+# Endocrinol 2019: 96.2 % sensitivity), above 341 nmol/L (12.35 µg/dL) in 2 % (Fragoso Perozo,
+# J Endocrinol Invest 2023: 98 % sensitivity), above 350 nmol/L in 1.1 % (Manosroi, PLoS One
+# 2019); facts §4b: >15 µg/dL (414 nmol/L) makes AI unlikely.  Held within a factor of two.
+AI_STATES = ("adrenal_insufficiency_primary", "adrenal_insufficiency_secondary")
+
+
+@pytest.mark.parametrize("state", AI_STATES)
+@pytest.mark.parametrize(("nmol_l", "published_above"),
+                         [(275.0, 0.038), (341.0, 0.02), (350.0, 0.011)])
+def test_ai_morning_cortisol_is_rarely_high(state: str, nmol_l: float,
+                                            published_above: float) -> None:
+    assert 1.0 - _share_below("cortisol_serum", state, nmol_l) <= 2.0 * published_above
+
+
+# ------------------------------------------------- a lone, very high morning cortisol
+def test_a_lone_very_high_morning_cortisol_is_not_a_diagnosis() -> None:
+    # 3,000 nmol/L (~4x the 09:00 upper limit) occurs in ectopic ACTH but also in severe stress
+    # and with exogenous hydrocortisone; a random or morning cortisol is not a test for
+    # Cushing's (Nieman 2008): without a UFC, late-night cortisol or DST it leaves the
+    # question open, and one of those tests is the best next test on the adrenal axis
+    case = {"id": "lone-high", "patient": {"sex": "F", "age": 45}, "measurements": [
+        {"analyte": "cortisol", "specimen": "serum", "value": 3000.0, "unit": "nmol/L",
+         "collected": "08:00"}]}
+    result = nb.infer(case, uncertainty=False)
+    p = sum(result.probabilities[c] for c in (DEPENDENT, INDEPENDENT))
+    assert p < config.ESTABLISHED_PROBABILITY, p
+    adrenal = [r["test"] for r in next_tests(result, top=60) if r["axis"] == "adrenal"]
+    assert adrenal[0] in CONFIRMATORY, adrenal
