@@ -265,6 +265,21 @@ class CompiledModel:
         return float(vals.mean()), float(vals.var())
 
 
+def state_result_moments(model: CompiledModel, channel: int, state: int) -> tuple[float, float]:
+    """The log-scale mean and variance of one result on ``channel`` of a person in its own
+    axis' ``state`` (no context, no daily-rhythm offset, other axes at no effect): the
+    channel's median, its loadings on the state's latent mean and covariance, the state's own
+    effects, and the person, day and assay noise.  For the figures and calibration checks
+    that read a state's distribution of results."""
+    ch = model.channels[channel]
+    axis = model.axes[ch.axis]
+    mean = ch.log_median + float(ch.loadings @ axis.lat_mean[state])
+    mean += sum(float(e.shift[state]) for e in ch.effects if e.axis == ch.axis)
+    var = (float(ch.loadings @ axis.lat_cov[state] @ ch.loadings)
+           + ch.tau**2 + ch.cvi**2 + ch.cva**2)
+    return mean, var
+
+
 def axis_channel_grid(model: CompiledModel, axis: int):
     """An axis' channels and their state-dependent terms over the axis' dependency grid.
 

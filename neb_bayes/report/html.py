@@ -273,6 +273,7 @@ def _series_section(result: Result, ms: Sequence[Measurement]) -> str:
 
 
 def _cortisol_section(result: Result, ms: Sequence[Measurement]) -> str:
+    from neb_bayes.model.compiled import state_result_moments
     from neb_bayes.report.plots import CortisolPoint, cortisol_day_curve
 
     model = result.model
@@ -298,8 +299,7 @@ def _cortisol_section(result: Result, ms: Sequence[Measurement]) -> str:
         if key not in healthy and ch.diurnal in model.profiles:
             ph, po = model.profiles[ch.diurnal]
             offs = np.interp(hours, ph, po, period=24.0) * ch.diurnal_scale
-            lat_var = float(ch.loadings @ ax.lat_cov[normal] @ ch.loadings)
-            sd = math.sqrt(lat_var + ch.tau**2 + ch.cvi**2 + ch.cva**2)
+            sd = math.sqrt(state_result_moments(model, ci, normal)[1])
             healthy[key] = (hours.tolist(), offs.tolist(), sd)
     if len(points) < 2:
         return ""

@@ -322,6 +322,31 @@ def test_joined_files_with_byte_order_marks_read_as_without(model, tmp_path):
         assert table.drop(["source"]).equals(reference)
 
 
+def _rows_by_every_reader(model, monkeypatch, cases: list[dict]) -> list[dict]:
+    """``cases``' result rows, the same whether the chunk is read at once, one case at a time
+    or by the full reader (asserted), with every case read by the plain reader."""
+    taken, _ = _check(model, cases)
+    assert len(taken) == len(cases)       # read by the plain reader, as build_evidence reads them
+    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(cases)]
+    task = ChunkTask(index=0, first_item=0, items=items)
+    at_once = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add_texts", lambda self, items: np.zeros(len(items), bool))
+    one_by_one = process_chunk(task)
+    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
+    without = process_chunk(task)
+    for other in (one_by_one, without):
+        assert at_once.table.equals(other.table)
+    return at_once.table.to_pylist()
+
+
+def _physiology_reads_as_without(rows: list[dict], conditions, pairs) -> None:
+    """Each ``(k, j)``: row ``j`` (a listed physiological symptom) reads as row ``k`` (without
+    it), with one more entry not used."""
+    for k, j in pairs:
+        assert [rows[j][c] for c in conditions] == [rows[k][c] for c in conditions]
+        assert rows[j]["n_not_used"] == rows[k]["n_not_used"] + 1
+
+
 def test_a_menopause_stages_listed_cycle_disturbance_reads_as_the_single_case_path(
         model, monkeypatch):
     """A listed amenorrhoea or oligomenorrhoea of a peri- or postmenopausal woman is
@@ -336,23 +361,10 @@ def test_a_menopause_stages_listed_cycle_disturbance_reads_as_the_single_case_pa
             data["symptoms"] = {"present": ["fatigue", *symptoms.get("present", [])],
                                 "absent": symptoms.get("absent", [])}
             cases.append(data)
-    taken, _ = _check(model, cases)
-    assert len(taken) == len(cases)       # read by the plain reader, as build_evidence reads them
-    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(cases)]
-    task = ChunkTask(index=0, first_item=0, items=items)
-    at_once = process_chunk(task)
-    monkeypatch.setattr(PlainReader, "add_texts", lambda self, items: np.zeros(len(items), bool))
-    one_by_one = process_chunk(task)
-    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
-    without = process_chunk(task)
-    for other in (one_by_one, without):
-        assert at_once.table.equals(other.table)
-    rows = at_once.table.to_pylist()
+    rows = _rows_by_every_reader(model, monkeypatch, cases)
     conditions = model.conditions
-    for k in (0, 3):                  # peri- and postmenopausal: the same as without
-        for j in (1, 2):
-            assert [rows[k + j][c] for c in conditions] == [rows[k][c] for c in conditions]
-            assert rows[k + j]["n_not_used"] == rows[k]["n_not_used"] + 1
+    # peri- and postmenopausal: the same as without
+    _physiology_reads_as_without(rows, conditions, [(0, 1), (0, 2), (3, 4), (3, 5)])
     assert [rows[7][c] for c in conditions] != [rows[6][c] for c in conditions]
 
 
@@ -368,21 +380,8 @@ def test_pregnancys_physiological_symptoms_read_as_the_single_case_path(model, m
             data["patient"] = {"sex": "F", "age": 29, "pregnant": True, "gestational_week": week}
             data["symptoms"] = {"present": ["fatigue", *present], "absent": []}
             cases.append(data)
-    taken, _ = _check(model, cases)
-    assert len(taken) == len(cases)
-    items = [RawItem(f"in.jsonl:{i + 1}", "json", json.dumps(d)) for i, d in enumerate(cases)]
-    task = ChunkTask(index=0, first_item=0, items=items)
-    at_once = process_chunk(task)
-    monkeypatch.setattr(PlainReader, "add_texts", lambda self, items: np.zeros(len(items), bool))
-    one_by_one = process_chunk(task)
-    monkeypatch.setattr(PlainReader, "add", lambda self, data: False)
-    without = process_chunk(task)
-    for other in (one_by_one, without):
-        assert at_once.table.equals(other.table)
-    rows = at_once.table.to_pylist()
+    rows = _rows_by_every_reader(model, monkeypatch, cases)
     conditions = model.conditions
-    same = [(0, 1), (0, 2), (3, 4)]        # week 10: amenorrhoea, nausea; week 32: amenorrhoea
-    for k, j in same:
-        assert [rows[j][c] for c in conditions] == [rows[k][c] for c in conditions]
-        assert rows[j]["n_not_used"] == rows[k]["n_not_used"] + 1
+    # week 10: amenorrhoea, nausea; week 32: amenorrhoea
+    _physiology_reads_as_without(rows, conditions, [(0, 1), (0, 2), (3, 4)])
     assert [rows[5][c] for c in conditions] != [rows[3][c] for c in conditions]

@@ -22,7 +22,7 @@ import pytest
 
 import neb_bayes as nb
 from neb_bayes import config
-from neb_bayes.model.compiled import load_model
+from neb_bayes.model.compiled import load_model, state_result_moments
 from neb_bayes.next_test import next_tests
 
 #: pmol/L per pg/mL (facts §1: ACTH conversion factor 0.2202)
@@ -35,13 +35,9 @@ CONFIRMATORY = ("ufc", "cortisol_saliva_2300", "cortisol_dst")
 def _share_below(channel: str, state: str, value: float) -> float:
     """The share of a state's 08:00 results on a channel below ``value`` (canonical unit)."""
     model = load_model()
-    ch = next(c for c in model.channels if c.name == channel)
-    axis = model.axes[ch.axis]
-    s = axis.states.index(state)
-    mean = ch.log_median + float(ch.loadings @ axis.lat_mean[s])
-    mean += sum(float(e.shift[s]) for e in ch.effects if e.axis == ch.axis)
-    var = (float(ch.loadings @ axis.lat_cov[s] @ ch.loadings)
-           + ch.tau**2 + ch.cvi**2 + ch.cva**2)
+    ci = next(i for i, c in enumerate(model.channels) if c.name == channel)
+    mean, var = state_result_moments(
+        model, ci, model.axes[model.channels[ci].axis].states.index(state))
     return 0.5 * math.erfc(-(math.log(value) - mean) / math.sqrt(2.0 * var))
 
 

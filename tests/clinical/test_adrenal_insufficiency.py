@@ -18,7 +18,7 @@ import pytest
 
 import neb_bayes as nb
 from neb_bayes.case.model import Case, Measurement, Patient
-from neb_bayes.model.compiled import load_model
+from neb_bayes.model.compiled import load_model, state_result_moments
 
 PRIMARY, SECONDARY = "adrenal_insufficiency_primary", "adrenal_insufficiency_secondary"
 #: the most the cosyntropin peak alone may move the odds of primary against secondary AI
@@ -118,12 +118,9 @@ def test_acth_decides_primary_against_secondary(acth, leading) -> None:
 def _healthy_lower_limit(channel: str) -> float:
     """The model's healthy (adrenal axis normal) 2.5th percentile of a channel's results."""
     model = load_model()
-    ch = next(c for c in model.channels if c.name == channel)
-    axis = model.axes[ch.axis]
-    normal = axis.states.index("normal")
-    mean = ch.log_median + float(ch.loadings @ axis.lat_mean[normal])
-    var = (float(ch.loadings @ axis.lat_cov[normal] @ ch.loadings)
-           + ch.tau**2 + ch.cvi**2 + ch.cva**2)
+    ci = next(i for i, c in enumerate(model.channels) if c.name == channel)
+    mean, var = state_result_moments(
+        model, ci, model.axes[model.channels[ci].axis].states.index("normal"))
     return math.exp(mean - 1.959964 * math.sqrt(var))
 
 

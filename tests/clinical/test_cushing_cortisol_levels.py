@@ -24,7 +24,7 @@ from statistics import NormalDist
 import pytest
 
 import neb_bayes as nb
-from neb_bayes.model.compiled import load_model
+from neb_bayes.model.compiled import load_model, state_result_moments
 from neb_bayes.posterior import Result
 
 CUSHINGS = ("cushings_acth_dependent", "cushings_acth_independent")
@@ -113,13 +113,9 @@ def test_ufc_sensitivity_at_the_upper_reference_limit(state: str) -> None:
     # the model's own UFC distribution in Cushing's: the share above the ULN is Galm's
     # sensitivity, within 3 percentage points
     model = load_model()
-    ch = next(c for c in model.channels if c.name == "ufc")
-    axis = model.axes[ch.axis]
-    s = axis.states.index(state)
-    mean = ch.log_median + float(ch.loadings @ axis.lat_mean[s])
-    mean += sum(float(e.shift[s]) for e in ch.effects if e.axis == ch.axis)
-    var = (float(ch.loadings @ axis.lat_cov[s] @ ch.loadings)
-           + ch.tau**2 + ch.cvi**2 + ch.cva**2)
+    ci = next(i for i, c in enumerate(model.channels) if c.name == "ufc")
+    mean, var = state_result_moments(
+        model, ci, model.axes[model.channels[ci].axis].states.index(state))
     above = 0.5 * math.erfc((math.log(UFC_ULN) - mean) / math.sqrt(2.0 * var))
     assert abs(above - UFC_SENSITIVITY) <= 0.03, above
 

@@ -111,6 +111,15 @@ def _entropy(result: Result, targets: list[int], marginals: list[np.ndarray]) ->
     return total
 
 
+def _with_result(result: Result, cand, x: float):
+    """The exact posterior with the candidate's result at log value ``x`` added as a
+    measurement (the brute-force references below)."""
+    m = Measurement(index=len(result.case.measurements), analyte=cand.analyte,
+                    specimen=cand.specimen, value=math.exp(x), hour=cand.hour, day=0.0)
+    case = dataclasses.replace(result.case, measurements=(*result.case.measurements, m))
+    return infer_exact(result.model, build_evidence(result.model, case), explain=False)
+
+
 def _brute_force_gain(result: Result, test: str, grid: np.ndarray) -> tuple[float, float]:
     """Expected entropy reduction by adding the result as a measurement and re-running
     exact inference on a fine grid of hypothetical values (trapezoid rule)."""
@@ -120,10 +129,7 @@ def _brute_force_gain(result: Result, test: str, grid: np.ndarray) -> tuple[floa
                 if c.id == test)
     dens, ent = [], []
     for x in grid:
-        m = Measurement(index=len(result.case.measurements), analyte=cand.analyte,
-                        specimen=cand.specimen, value=math.exp(x), hour=cand.hour, day=0.0)
-        case = dataclasses.replace(result.case, measurements=(*result.case.measurements, m))
-        post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+        post = _with_result(result, cand, x)
         dens.append(math.exp(post.log_evidence - result.exact.log_evidence))
         ent.append(_entropy(result, targets, post.marginals))
     dens_a, ent_a = np.array(dens), np.array(ent)
@@ -612,10 +618,7 @@ def _brute_force_posteriors(result: Result, test: str, cond: str,
     ci = result.model.conditions.index(cond)
     dens, after = [], []
     for x in grid:
-        m = Measurement(index=len(result.case.measurements), analyte=cand.analyte,
-                        specimen=cand.specimen, value=math.exp(x), hour=cand.hour, day=0.0)
-        case = dataclasses.replace(result.case, measurements=(*result.case.measurements, m))
-        post = infer_exact(result.model, build_evidence(result.model, case), explain=False)
+        post = _with_result(result, cand, x)
         dens.append(math.exp(post.log_evidence - result.exact.log_evidence))
         after.append(float(post.condition_probs[ci]))
     return np.array(dens), np.array(after)
