@@ -127,6 +127,8 @@ def report(case: str, fmt: str, out: str | None, priors: str | None, method: str
         log.info("report written to %s", out)
     else:
         click.echo(text, nl=False)
+    if method == "exact":
+        done_cleanly()
 
 
 @main.command()
@@ -155,18 +157,47 @@ def vocab(what: str) -> None:
     click.echo(list_vocab(what))
 
 
+#: set by a command that has written and closed everything it writes (a report by the exact
+#: method, a local batch): :func:`run` then ends the process at once after it succeeds,
+#: without the interpreter's teardown (freeing every module and object, which an ending
+#: process does not need: ~0.03-0.05 s after a report, ~0.2 s after a batch with numba and
+#: pyarrow loaded), its standard streams and logging flushed first
+_done_cleanly = False
+
+
+def done_cleanly() -> None:
+    """Mark this command's outputs as all written and closed (see :func:`run`)."""
+    global _done_cleanly
+    _done_cleanly = True
+
+
 def run() -> None:
     """The console entry point: :func:`main`, with an unexpected exception (a bug) reported
     by its type and where it was raised, exit status 1.  Its message is left out unless
     ``NEB_BAYES_TRACEBACK=1``: it may quote a case's values (a value that failed to
-    convert, a record that failed to encode)."""
+    convert, a record that failed to encode).  A command that succeeded and marked itself
+    :func:`done_cleanly` ends the process at once."""
     try:
         main(standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:
+        if _done_cleanly and exc.code in (0, None):
+            _exit_now()
         raise
     except Exception as exc:  # noqa: BLE001
         click.echo(internal_error_text(exc), err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def _exit_now() -> None:
+    """End a successful process without the interpreter's teardown, its streams and logging
+    flushed; where a stream cannot be flushed (a closed pipe), the usual exit says so."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        return
+    logging.shutdown()
+    os._exit(EXIT_OK)
 
 
 def internal_error_text(exc: BaseException) -> str:

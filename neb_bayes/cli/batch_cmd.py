@@ -142,3 +142,7 @@ def batch(inputs: tuple[Path, ...], out: Path, priors: str | None, jobs: int,
             click.echo(f"  cause: {bug_text(exc.__cause__)}", err=True)
         sys.exit(EXIT_INTERNAL)
     click.echo(summary.text(), err=True)
+    if not scheduler:
+        from neb_bayes.cli import done_cleanly
+
+        done_cleanly()        # (a Dask client's own exit is left to run)

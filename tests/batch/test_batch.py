@@ -662,10 +662,12 @@ def _cli_batch_in_a_subprocess(tmp_path: Path, cases: list, args: list[str], aft
     path = tmp_path / "c.jsonl"
     path.write_text("".join(json.dumps(case_to_dict(c)) + "\n" for c in cases),
                     encoding="utf-8")
-    code = (before + "import sys; from neb_bayes.cli import run; "
+    # (main, not the console entry run(): a successful run() ends the process at once, and
+    # ``after`` must run in it)
+    code = (before + "import sys; from neb_bayes.cli import main; "
             f"sys.argv = ['neb-bayes', 'batch', {str(path)!r}, '--out', "
             f"{str(tmp_path / 'o')!r}, *{args!r}, '--no-progress']\n"
-            "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             + after)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env=env)

@@ -209,3 +209,71 @@ def test_nuts_on_a_case_it_cannot_sample_is_a_usage_error(tmp_path) -> None:
     res = CliRunner().invoke(main, ["report", str(case), "--method", "nuts"])
     assert res.exit_code == 2
     assert "2 on the thyroid axis; use --method exact" in res.output
+
+
+def _console(*args: str, **kw) -> subprocess.CompletedProcess:
+    """``neb-bayes ARGS`` as the console script runs it (:func:`neb_bayes.cli.run`)."""
+    code = f"import sys; from neb_bayes.cli import run; sys.argv = ['neb-bayes', *{list(args)!r}]; run()"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, **kw)
+
+
+@pytest.mark.parametrize("fmt", ["html", "json"])
+def test_a_report_that_ends_the_process_at_once_has_written_everything(fmt, tmp_path):
+    """A successful report ends its process without the interpreter's teardown: what it
+    wrote to standard output (a whole HTML report, hundreds of kB through a pipe) and to
+    --out is complete and the same, exit status 0; the JSON the same bytes as the command
+    run in-process (the HTML's figures may differ by a process's plotting state)."""
+    case = "cases/examples/primary_hypothyroidism_01.yaml"
+    piped = _console("report", case, "--format", fmt)
+    assert piped.returncode == 0, piped.stderr
+    to_file = _console("report", case, "--format", fmt, "--out", str(tmp_path / "r"))
+    assert to_file.returncode == 0, to_file.stderr
+    assert piped.stdout == (tmp_path / "r").read_bytes()
+    if fmt == "html":
+        assert piped.stdout.rstrip().endswith(b"</html>")
+    else:
+        here = CliRunner().invoke(main, ["report", case, "--format", fmt])
+        assert here.exit_code == 0 and piped.stdout == here.output.encode()
+
+
+def test_a_failing_command_ends_as_before(tmp_path):
+    """Only a success ends the process at once: a bad case still exits 2 with its message."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("case_format: 1\nid: x\npatient: {sex: Q}\nmeasurements: []\n")
+    res = _console("report", str(bad), text=True)
+    assert res.returncode == 2 and "patient.sex" in res.stderr, res.stderr
+
+
+def test_a_batch_that_ends_the_process_at_once_leaves_its_outputs_complete(tmp_path):
+    """A local batch ends its process without the teardown once its results are merged and
+    its manifest says complete: the table has every case."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(
+        json.dumps({"case_format": 1, "id": f"c{i}", "patient": {"sex": "F", "age": 30 + i},
+                    "measurements": [{"analyte": "tsh", "value": 1.0 + i, "unit": "mIU/L"}]})
+        + "\n" for i in range(30)))
+    res = _console("batch", str(src), "--out", str(tmp_path / "out"), "--no-progress",
+                   "--jobs", "1", text=True)
+    assert res.returncode == 0, res.stderr
+    assert "batch done: 30 cases" in res.stderr
+    assert pq.read_table(tmp_path / "out" / "results.parquet").num_rows == 30
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+
+
+def test_a_successful_report_marks_its_outputs_done_and_a_failed_one_does_not(tmp_path,
+                                                                             monkeypatch):
+    """What lets the console script end at once: a report by the exact method marks itself
+    done when it has written its output; a report that failed does not."""
+    from neb_bayes import cli
+
+    monkeypatch.setattr(cli, "_done_cleanly", False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("case_format: 1\nid: x\npatient: {sex: Q}\nmeasurements: []\n")
+    assert CliRunner().invoke(main, ["report", str(bad)]).exit_code == 2
+    assert cli._done_cleanly is False
+    res = CliRunner().invoke(main, ["report", "cases/examples/diabetes_01.yaml",
+                                    "--out", str(tmp_path / "r.md")])
+    assert res.exit_code == 0 and cli._done_cleanly is True
