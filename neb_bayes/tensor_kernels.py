@@ -12,8 +12,9 @@ dimensions are strided, e.g. a chunk of draws cut from a larger table).  Each ba
 numbers come from that entry's own values only, multiplied and summed in a fixed order (the
 tables in the order given, the state points in C order), so results do not depend on which
 other entries share the batch.  Compiled by numba on first use and cached on disk
-(``cache=True``); imported only by the contraction (a single report's point path never
-loads numba; the batch engine's own loops are :mod:`neb_bayes.inference.kernels`).
+(``cache=True``); imported only by the contraction and by the batch engine's loops
+(:mod:`neb_bayes.inference.kernels`, whose joint pass makes its tables with
+:func:`tile_factors`): a single report's point path never loads numba.
 """
 
 from __future__ import annotations
