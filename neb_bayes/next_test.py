@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -520,19 +521,19 @@ def _open_families(
 
 
 def _target_cells(
-    model: CompiledModel, targets: list[int], marginals: list[np.ndarray] | None = None
+    model: CompiledModel, targets: list[int],
+    open_fams: Sequence[tuple[Family, int, np.ndarray]] = (),
 ) -> list[tuple[int, np.ndarray]]:
     """The target axes' states grouped by their membership in the axis' target questions.
 
     Each target condition is a question of its own, except the members of a condition
-    family that is not yet established (:func:`_open_families`, from the current
-    ``marginals``): they are one question, whether the disease is present (a clinician
+    family that is not yet established (``open_fams``, :func:`_open_families`): they are
+    one question, whether the disease is present (a clinician
     establishes it before asking the subtype).  Returns one ``(axis, mask)`` per cell with
     some question answered yes (``mask`` over the axis' states), axes in ascending order;
     each axis' states in none form its remaining cell, whose probability is one minus the
     others'.
     """
-    open_fams = _open_families(model, targets, marginals)
     merged = {model.conditions.index(m) for fam, _, _ in open_fams for m in fam.members}
     questions = [(int(model.cond_axis[c]), np.asarray(model.cond_states[c], bool))
                  for c in targets if c not in merged]
@@ -1060,7 +1061,8 @@ def plan_next_tests(
     details = _target_details(model, ev, post, scope)
     targets = list(details)
     target_axes = sorted({int(model.cond_axis[c]) for c in targets})
-    cells = _target_cells(model, targets, post.marginals)
+    open_fams = _open_families(model, targets, post.marginals)
+    cells = _target_cells(model, targets, open_fams)
     cell_probs = np.array([float(np.asarray(post.marginals[ai])[mask].sum())
                            for ai, mask in cells])
     plan = NextTestPlan(
@@ -1083,8 +1085,7 @@ def plan_next_tests(
     patient = result.case.patient if result.case is not None else None
     notes = {f"{', '.join(fam.members)}: asked as one question, whether {fam.label} is "
              f"present, until it is established ({pct(config.ESTABLISHED_PROBABILITY)} or "
-             "more): presence before subtype" for fam, _, _ in
-             _open_families(model, targets, post.marginals)}
+             "more): presence before subtype" for fam, _, _ in open_fams}
     rows = [_evaluate(model, ev, patient, post.joint, c, targets, cells, tables, notes)
             for c in cands]
     for r in rows:
