@@ -16,32 +16,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
+
+from neb_bayes.files import atomic_text
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_PRIORS = 0, 1, 2, 3
 #: 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 EXIT_INTERRUPTED = 130
 
 log = logging.getLogger("neb_bayes")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fail_case(exc) -> None:
@@ -123,7 +108,9 @@ def report(case: str, fmt: str, out: str | None, priors: str | None, method: str
         sys.exit(EXIT_INPUT)
     text = RENDERERS[fmt](result)
     if out:
-        write_atomic(Path(out), text)
+        out_path = Path(out)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_text(out_path, text)
         log.info("report written to %s", out)
     else:
         click.echo(text, nl=False)

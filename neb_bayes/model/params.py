@@ -244,8 +244,7 @@ def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
     """Write draws + provenance + the prior set's tables as netCDF (atomic rename); a fit's
     chains stay apart, and its per-draw ``sample_stats`` (an xarray Dataset or DataTree
     node) are saved beside them, so ArviZ can recheck convergence."""
-    import os
-    import tempfile
+    from neb_bayes.files import atomic_write
 
     path = Path(path)
     tree = to_datatree(draws, model, {
@@ -253,17 +252,10 @@ def save_draws(path: str | Path, draws: ParamDraws, model: CompiledModel,
         "prior_set_tables": json.dumps(model.spec.raw, default=str),
         "base_fingerprint": model.spec.fingerprint,
     }, sample_stats)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        enc = {f"/{g}": {v: {"zlib": True, "complevel": 4} for v in tree[g].data_vars}
-               for g in tree.children}
-        tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    enc = {f"/{g}": {v: {"zlib": True, "complevel": 4} for v in tree[g].data_vars}
+           for g in tree.children}
+    atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf", encoding=enc),
+                 mode=0o644)
 
 
 def _plain(v: Any) -> Any:

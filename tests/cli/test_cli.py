@@ -180,7 +180,7 @@ def test_an_internal_error_names_its_type_and_place_but_not_its_message(tmp_path
     import neb_bayes.cli as cli
 
     def broken(**_: object) -> None:
-        from neb_bayes.batch.store import atomic_text
+        from neb_bayes.files import atomic_text
 
         atomic_text(tmp_path / "x.txt", "a value that cannot be encoded: 4.25 \udc00")
 
@@ -190,7 +190,7 @@ def test_an_internal_error_names_its_type_and_place_but_not_its_message(tmp_path
         cli.run()
     assert info.value.code == 1
     err = capsys.readouterr().err
-    assert err.startswith("internal error: UnicodeEncodeError in neb_bayes/batch/store.py:")
+    assert err.startswith("internal error: UnicodeEncodeError in neb_bayes/files.py:")
     assert "4.25" not in err
     monkeypatch.setenv("NEB_BAYES_TRACEBACK", "1")
     with pytest.raises(SystemExit):
