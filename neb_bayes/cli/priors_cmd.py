@@ -60,7 +60,8 @@ def validate_cmd(prior_set: str) -> None:
     from neb_bayes.priorset import load_prior_set
 
     try:
-        load_prior_set(prior_set)     # every check runs when a prior set loads
+        # every check runs when a prior set loads (from its files, not the disk cache)
+        load_prior_set(prior_set, disk_cache=False)
     except PriorSetError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_PRIORS)
