@@ -156,6 +156,15 @@ def _healthy_log_median(model: CompiledModel, ch: int, sex: str | None) -> float
     return out
 
 
+def log_value(value: float) -> float:
+    """A result's value on the model's log scale, as every reader takes it: numpy's
+    logarithm, which gives the same bits for a value alone and for that value among many in
+    an array (the batch's column reader takes a chunk's values at once: ~60x faster than
+    ``math.log`` value by value, which differs from numpy's in the last bit of ~1 value in
+    2,500)."""
+    return float(np.log(value))
+
+
 def _lab_ri_shift(model: CompiledModel, ch: int, ri: tuple[float, float] | None,
                   hour: float | None, sex: str | None) -> float | None:
     """Method-bias correction from the lab's own reference interval (log units)."""
@@ -235,7 +244,7 @@ def build_evidence(
         if not (m.value > 0 and math.isfinite(m.value)):
             not_used.append(NotUsed(item, "value is not a positive concentration"))
             continue
-        y = math.log(m.value)
+        y = log_value(m.value)
         if use_lab_ri:
             y = lab_corrected(model, ch, y, m.reference_interval, m.hour, cov.sex, m.analyte,
                               note, item)

@@ -67,6 +67,7 @@ from neb_bayes.evidence import (
     context_latent_shifts,
     context_symptom_scale,
     lab_corrected,
+    log_value,
     not_modelled,
     result_row,
 )
@@ -513,7 +514,7 @@ class PlainReader:
         rows = np.flatnonzero(in_case)
         rows = rows[np.lexsort((axis[fid[rows]], case_of[rows]))]
         case_r = case_of[rows]
-        y = np.fromiter(map(math.log, canonical[rows].tolist()), float, rows.size)
+        y = np.log(canonical[rows])             # (log_value's, value by value)
         block = np.empty((rows.size, 9))
         block[:, 0] = axis[fid[rows]]
         block[:, 1] = ch_r[rows]
@@ -664,7 +665,7 @@ class PlainReader:
             if ch is None:       # read, but not modelled: axis holds the reason
                 unused.append(NotUsed(f"measurements[{i}]", axis))
                 continue
-            y = math.log(read[0])
+            y = log_value(read[0])
             if ri is not None:
                 y = lab_corrected(model, ch, y, ri, hour, sex)
             row = result_row(model, ctx, patient, ch, y, CENSOR_CODE[read[1]], hour, day, i,
