@@ -929,9 +929,7 @@ def _as_read(model: CompiledModel, cand: Candidate, x: np.ndarray) -> np.ndarray
     (:func:`neb_bayes.evidence.floored`, the reading of a real result)."""
     out = x.copy()
     for j, (ci, _) in enumerate(cand.parts):
-        if math.isinf(model.channels[ci].log_floor):
-            continue                                     # no floor: every value as it is
-        out[:, j] = [floored(model, ci, float(v), 0)[0] for v in x[:, j]]
+        out[:, j] = floored(model, ci, x[:, j], np.zeros(len(x), np.int8))[0]
     return out
 
 
