@@ -406,8 +406,8 @@ def result_row(model: CompiledModel, ctx: ContextReading, patient: Patient, ch: 
     return (ch, y, censor, day, d_off, d_var, index, extra_var)
 
 
-def floored(model: CompiledModel, ch: int, y: float, censor: int, note=_no_note,
-            item: str = "") -> tuple[float, int]:
+def floored(model: CompiledModel, ch: int, y: float | np.ndarray, censor: int | np.ndarray,
+            note=_no_note, item: str = "") -> tuple:
     """A result's log value ``y`` (less its shifts) and censoring code, read at the channel's
     floor where it lies below it.
 
@@ -417,17 +417,30 @@ def floored(model: CompiledModel, ch: int, y: float, censor: int, note=_no_note,
     outgrows the other's far from both, and a value far below the healthy range would read
     as that state (a very low HbA1c as diabetes).  A result censored below a limit at or
     under the floor is read as observed at the floor.  Noted with ``note(flag, text, item)``.
+    ``y`` and ``censor`` may be arrays of one channel's results (next-test's hypothetical
+    ones): each is read so, and arrays are returned.
     """
     floor = model.channels[ch].log_floor
+    if isinstance(y, np.ndarray):
+        low = (y < floor) & (np.asarray(censor) <= 0)
+        if not low.any():
+            return y, censor
+        _note_floor(model, ch, floor, note, item)
+        return np.where(low, floor, y), np.where(low, 0, censor)
     if y >= floor or censor > 0:
         return y, censor
+    _note_floor(model, ch, floor, note, item)
+    return floor, 0
+
+
+def _note_floor(model: CompiledModel, ch: int, floor: float, note, item: str) -> None:
+    """Note that a result of channel ``ch`` was read at its ``floor`` (log)."""
     analyte = model.channels[ch].analyte
     entry = analytes().get(analyte)
     unit = f" {entry.canonical_unit}" if entry is not None else ""
     note("read_at_floor", f"{analyte}: a result below {math.exp(floor):.3g}{unit} is read as "
          "that value (the states are described from it up: a lower result is no more "
          "evidence for any of them)", item)
-    return floor, 0
 
 
 def result_adjustments(model: CompiledModel, ctx: ContextReading, ch: int, hour: float | None,

@@ -32,7 +32,12 @@ on the axis these components are exactly ``q_s``; with censored results the node
 reweighted by ``p(x) / g(x)`` (deterministic importance sampling), so the rule stays
 consistent.  With three or more censored results on one axis the censored ones are left out
 of the conditioning for speed (an approximation; stated in the output).  The hypothetical
-result is treated as a measured value, never as censored.
+result is treated as a measured value, never as censored, and is read as the evidence reads a
+result: below its channel's ``floor`` at the floor (:func:`neb_bayes.evidence.floored`), so
+the probabilities after a low result are those a report with it would give.  Its predictive
+density stays the model's (a low result is as likely as the model says); only what is
+learned from it is the floor's.  Where a result may fall below a floor the probabilities
+after the test therefore need not average to the current ones.
 
 What is measured: the objective
 -------------------------------
@@ -96,7 +101,7 @@ import numpy as np
 import yaml
 
 from neb_bayes import config
-from neb_bayes.evidence import Block, Evidence, result_adjustments
+from neb_bayes.evidence import Block, Evidence, floored, result_adjustments
 from neb_bayes.inference.exact import block_loglik, block_moments, gaussian_block_loglik
 from neb_bayes.model.compiled import CompiledModel
 
@@ -110,6 +115,7 @@ __all__ = [
     "candidate_tests",
     "next_tests",
     "plan_next_tests",
+    "probabilities_after",
     "load_test_costs",
     "tail_text",
     "load_test_procedures",
@@ -917,6 +923,101 @@ def _node_loglik(mom: Any, block: Block, ll_old: np.ndarray, x: np.ndarray) -> n
     return (ll_new - ll_old).reshape(k, -1)
 
 
+def _as_read(model: CompiledModel, cand: Candidate, x: np.ndarray) -> np.ndarray:
+    """The hypothetical results ``x`` (nodes, results: log values on the evidence's scale) as
+    the evidence reads them: each below its channel's floor read at it
+    (:func:`neb_bayes.evidence.floored`, the reading of a real result)."""
+    out = x.copy()
+    for j, (ci, _) in enumerate(cand.parts):
+        out[:, j] = floored(model, ci, x[:, j], np.zeros(len(x), np.int8))[0]
+    return out
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """One candidate's block and the parts of its preposterior that do not depend on the
+    hypothetical results (:func:`_setting`)."""
+
+    block: Block
+    deps: tuple[int, ...]
+    others: tuple[int, ...]
+    grid: tuple[int, ...]
+    wf: np.ndarray          # the current posterior over the grid, flattened
+    mom: Any                # block moments with the new results' log values at 0
+    ll_old: np.ndarray      # log p(old | s) on the grid
+
+
+def _setting(
+    model: CompiledModel, evidence: Evidence, patient: Patient | None, joint: np.ndarray,
+    cand: Candidate, notes: set[str],
+) -> _Setting:
+    """The candidate's block (its results appended to the axis' old ones) and what its
+    preposterior needs besides the hypothetical results; an approximation made is added to
+    ``notes``."""
+    ch = model.channels[cand.channel]
+    old = next((b for b in evidence.blocks if b.axis == ch.axis), None)
+    drop = old is not None and int((old.censor != 0).sum()) >= 3
+    if drop:
+        notes.add(f"{model.axes[ch.axis].name}: three or more censored results; their "
+                  "information was left out of the next-test conditioning")
+    block, old = _extended_block(model, evidence, patient, old, cand, drop)
+    deps = block.deps
+    others = tuple(i for i in range(joint.ndim) if i not in deps)
+    w = joint.sum(axis=others)
+    latent = evidence.latent_params(model, ch.axis)   # the case's context effects
+    mom = block_moments(model, block, latent=latent)
+    # log p(old | s) on the extended grid; the planning model has no gross-error component
+    # (a test's value is judged as if its result were right), so neither term has it
+    if old is not None:
+        ll_old = block_loglik(model, old, latent=latent, gross=False).reshape(
+            [model.axes[dd].n_states if dd in old.deps else 1 for dd in deps])
+    else:
+        ll_old = np.zeros([1] * len(deps))
+    return _Setting(block=block, deps=deps, others=others, grid=w.shape, wf=w.reshape(-1),
+                    mom=mom, ll_old=ll_old)
+
+
+def _read_loglik(model: CompiledModel, cand: Candidate, st: _Setting, x: np.ndarray,
+                 L: np.ndarray | None = None) -> np.ndarray:
+    """``(K, S)``: ``log q_s`` of the nodes ``x`` as the evidence reads them (:func:`_as_read`),
+    what the posterior after each result is made from; ``L``, the nodes' own (the predictive
+    density's), where none lies below a floor."""
+    xr = _as_read(model, cand, x)
+    if L is not None and np.array_equal(xr, x):
+        return L
+    return _node_loglik(st.mom, st.block, st.ll_old, xr)
+
+
+def probabilities_after(result: Result, cand: Candidate, x: np.ndarray) -> np.ndarray:
+    """Every condition's probability after each hypothetical result of a candidate, as the
+    next-test plan computes it (exact in the model, without the gross-error component).
+
+    Parameters
+    ----------
+    result
+        The case's posterior.
+    cand
+        A candidate test (:func:`candidate_tests`).
+    x
+        ``(K, d)``: log values of the test's ``d`` results (the evidence's scale, less
+        context shifts), one row per hypothetical outcome.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K, conditions)`` in the model's condition order.
+    """
+    model, joint = result.model, result.exact.joint
+    patient = result.case.patient if result.case is not None else None
+    st = _setting(model, result.evidence, patient, joint, cand, set())
+    C = _joint_tables(model, joint, st.others,
+                      [(int(model.cond_axis[c]), model.cond_states[c])
+                       for c in range(len(model.conditions))])
+    La = _read_loglik(model, cand, st, np.asarray(x, float).reshape(-1, len(cand.parts)))
+    E = np.exp(La - La.max(axis=1, keepdims=True))
+    return (E @ C) / (E @ st.wf)[:, None]
+
+
 def _evaluate(
     model: CompiledModel,
     evidence: Evidence,
@@ -930,28 +1031,10 @@ def _evaluate(
 ) -> dict[str, Any]:
     ch = model.channels[cand.channel]
     d = len(cand.parts)
-    old = next((b for b in evidence.blocks if b.axis == ch.axis), None)
-    drop = old is not None and int((old.censor != 0).sum()) >= 3
-    if drop:
-        notes.add(f"{model.axes[ch.axis].name}: three or more censored results; their "
-                  "information was left out of the next-test conditioning")
-    block, old = _extended_block(model, evidence, patient, old, cand, drop)
-    deps = block.deps
-    nd = joint.ndim
-    others = tuple(i for i in range(nd) if i not in deps)
-    w = joint.sum(axis=others)
-    grid = w.shape
-    latent = evidence.latent_params(model, ch.axis)   # the case's context effects
-    mom = block_moments(model, block, latent=latent)
-    # log p(old | s) on the extended grid; the planning model has no gross-error component
-    # (a test's value is judged as if its result were right), so neither term has it
-    if old is not None:
-        ll_old = block_loglik(model, old, latent=latent, gross=False).reshape(
-            [model.axes[dd].n_states if dd in old.deps else 1 for dd in deps])
-    else:
-        ll_old = np.zeros([1] * len(deps))
-    wf = w.reshape(-1)
-    cond_mean, cond_cov = _conditional_gaussian(mom, block, grid, d)
+    st = _setting(model, evidence, patient, joint, cand, notes)
+    deps, others, wf, mom, block, ll_old = (st.deps, st.others, st.wf, st.mom, st.block,
+                                            st.ll_old)
+    cond_mean, cond_cov = _conditional_gaussian(mom, block, st.grid, d)
     x, q0, log_g = _predictive_nodes(cond_mean, cond_cov, wf)
     from scipy.special import logsumexp  # (here: a report that ranks no test never loads it)
 
@@ -960,6 +1043,8 @@ def _evaluate(
     log_p = logsumexp(L + logw[None, :], axis=1)                        # predictive density
     q = q0 * np.exp(np.clip(log_p - log_g, -700, 50))
     q = q / q.sum()
+    # what is learned from each result: read as the evidence reads it (floors)
+    La = _read_loglik(model, cand, st, x, L)
     # condition probabilities after each hypothetical result
     if deps not in cond_tables:
         cond_tables[deps] = (
@@ -967,7 +1052,7 @@ def _evaluate(
                           [(int(model.cond_axis[c]), model.cond_states[c]) for c in targets]),
             _joint_tables(model, joint, others, cells))
     C, C_cells = cond_tables[deps]                           # (S, n_targets), (S, n_cells)
-    E = np.exp(L - L.max(axis=1, keepdims=True))
+    E = np.exp(La - La.max(axis=1, keepdims=True))
     norm = (E @ wf)[:, None]
     post = (E @ C) / norm                                                # (K, n_targets)
     now = C.sum(axis=0)
@@ -993,7 +1078,8 @@ def _evaluate(
         log_pt = logsumexp(Lt + logw[None, :], axis=1)
         t_q = t_q * np.exp(log_pt - log_pt.max())
         t_q = t_q / t_q.sum()
-        Et = np.exp(Lt - Lt.max(axis=1, keepdims=True))
+        Lta = _read_loglik(model, cand, st, xs, Lt)
+        Et = np.exp(Lta - Lta.max(axis=1, keepdims=True))
         t_post = (Et @ C) / (Et @ wf)[:, None]
     moved = []
     for j in shown:

@@ -681,3 +681,27 @@ def test_a_rare_conditions_rise_is_shown_where_the_range_hides_it(
     md = render_markdown(cushingoid)
     dst_md = next(ln for ln in md.splitlines() if "dexamethasone" in ln and ln.startswith("|"))
     assert ">=10 %" in dst_md
+
+
+# ---------------------------------------------------------------------------------------------
+# A channel's floor (priors: HbA1c 32.2 mmol/mol, glucose 85 mg/dL fasting): a real result
+# below it is read at it, and so must next-test's hypothetical results be, or it scores
+# readings no report would make (an HbA1c of 25 mmol/mol read as diabetes, the Gaussian tail
+# the floor is there to cut off).
+FASTING_95 = {"id": "fpg-95", "patient": {"sex": "M", "age": 50},
+              "measurements": [{"analyte": "fasting glucose", "value": 95, "unit": "mg/dL"}]}
+
+
+def test_a_hypothetical_result_below_the_floor_reads_as_a_report_with_it() -> None:
+    result = infer(read_case(FASTING_95), uncertainty=False)
+    cand = next(c for c in candidate_tests(result.model, result.evidence, result.case)
+                if c.id == "hba1c")
+    floor = math.exp(result.model.channels[cand.channel].log_floor)
+    values = [0.6 * floor, 0.8 * floor, 0.95 * floor, floor, 1.1 * floor]
+    after = next_test.probabilities_after(result, cand, np.log(values)[:, None])
+    for v, fast in zip(values, after, strict=True):
+        report = _with_result(result, cand, math.log(v))
+        # the report's gross-error component (which next-test leaves out) moves these by
+        # <1e-3 here; read unfloored, 0.6 x the floor put P(diabetes) 0.08 higher
+        np.testing.assert_allclose(fast, report.condition_probs, rtol=0, atol=2e-3,
+                                   err_msg=f"HbA1c {v:.3g} mmol/mol")
