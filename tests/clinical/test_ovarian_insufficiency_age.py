@@ -9,7 +9,11 @@ Expectations come from definitions and cited figures, never from engine output
   Society: FSH > 30 IU/L with >= 3 months of absent or infrequent periods), ovarian
   insufficiency by mechanism and managed as POI is, so the condition holds it.
 - From 45 ovarian failure is the menopause transition or natural menopause: NICE NG23 1.2.1
-  diagnoses the perimenopause over 45 from irregular periods, 1.2.3 uses no FSH for it.
+  diagnoses the perimenopause over 45 from irregular periods, 1.2.3 uses no FSH for it; STRAW+10
+  (Harlow 2012): the early transition is a persistent >= 7-day change in cycle length, the
+  late transition >= 60 days without a period with FSH > 25 IU/L, and FSH is variable before
+  (late reproductive stage).  So a woman of 45-54 written premenopausal, or with her cycle
+  written (regular or not), with FSH 80 IU/L and a low estradiol is not ovarian insufficiency.
 - Population figures: ~1 % of women have ovarian failure by 40 (facts.md §5), ~5 % by 45
   (early menopause); the prior by age rises between them, without jumps.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 import pytest
 
 import neb_bayes as nb
+from neb_bayes.case import read_case
+from neb_bayes.context import read_context
 
 POI = "hypogonadism_primary_female"
 #: FSH well inside the postmenopausal range (facts.md §1: ~26-135 IU/L) and an estradiol below
@@ -38,6 +44,69 @@ def _case(patient: dict, measurements: list[tuple]) -> dict:
 def _p(patient: dict, measurements: list[tuple] = HIGH_FSH_LOW_E2) -> float:
     return nb.infer(_case(patient, measurements), uncertainty=False,
                     explain=False).probabilities[POI]
+
+
+def _flags(patient: dict) -> set[str]:
+    return set(read_context(read_case(_case(patient, NEUTRAL))).flags)
+
+
+# ------------------------------------------------------------------- 45 and over: physiology
+@pytest.mark.parametrize("patient", [
+    {"age": 45, "menopausal_status": "premenopausal"},
+    {"age": 50, "menopausal_status": "premenopausal"},
+    {"age": 54, "menopausal_status": "premenopausal"},
+    {"age": 50, "menopausal_status": "premenopausal", "menstrual_phase": "regular, day 3"},
+    {"age": 50, "menstrual_phase": "follicular (day 5)"},
+    {"age": 50, "menstrual_phase": "irregular cycles"},
+    {"age": 48, "menstrual_phase": "oligomenorrhoea"},
+    {"age": 50, "menstrual_phase": "amenorrhoeic for 6 months"},
+    {"age": 50, "menopausal_status": "premenopausal", "menstrual_phase": "irregular cycles"},
+])
+def test_a_high_fsh_at_45_54_with_a_status_or_a_cycle_is_not_ovarian_insufficiency(
+        patient: dict) -> None:
+    """FSH 80 IU/L and estradiol 15 pg/mL at 45-54, written premenopausal or with the cycle
+    written: the late reproductive stage or the transition (STRAW+10; NICE NG23 1.2.3: FSH
+    does not diagnose the menopause over 45), not ovarian insufficiency.  It read 99.9 %."""
+    assert _p(patient) < 0.05, patient
+
+
+def test_an_undetectable_amh_at_50_is_no_ovarian_insufficiency_either() -> None:
+    """AMH falls to undetectable in the years before the final period (STRAW+10: AMH low from
+    the late reproductive stage; median 0.68 ng/mL over 50 in regularly cycling women,
+    Racoubian 2020): beside FSH 80 and a low estradiol at 50, written premenopausal, it is
+    no ovarian insufficiency."""
+    assert _p({"age": 50, "menopausal_status": "premenopausal"},
+              [*HIGH_FSH_LOW_E2, ("amh", 0.05, "ng/mL")]) < 0.05
+
+
+@pytest.mark.parametrize(("patient", "flag"), [
+    ({"age": 50, "menstrual_phase": "irregular cycles"}, "perimenopausal"),
+    ({"age": 46, "menstrual_phase": "oligomenorrhoea"}, "perimenopausal"),
+    ({"age": 50, "menstrual_phase": "amenorrhoeic for 3 months"}, "perimenopausal"),
+    ({"age": 50, "menopausal_status": "premenopausal",
+      "menstrual_phase": "irregular cycles"}, "perimenopausal"),
+    ({"age": 50, "menopausal_status": "premenopausal"}, "ovarian_ageing"),
+    ({"age": 50, "menstrual_phase": "follicular (day 5)"}, "ovarian_ageing"),
+])
+def test_the_cycle_from_45_tells_the_transition_from_a_cycling_woman(
+        patient: dict, flag: str) -> None:
+    """From 45, irregular, infrequent or absent periods (under 12 months) are the transition
+    by definition (STRAW+10; NICE NG23 1.2.1); a premenopausal status or a cycle without them
+    is a woman still cycling at the age of ovarian ageing."""
+    flags = _flags(patient)
+    assert flag in flags, flags
+    assert not {"perimenopausal", "ovarian_ageing", "postmenopausal"} - {flag} & flags, flags
+
+
+@pytest.mark.parametrize("patient", [
+    {"age": 44, "menopausal_status": "premenopausal"},
+    {"age": 42, "menstrual_phase": "irregular cycles"},
+    {"age": 50, "menopausal_status": "perimenopausal"},
+    {"age": 50, "menopausal_status": "postmenopausal"},
+    {"age": 50, "menopausal_status": "premenopausal", "medications": [{"name": "combined pill"}]},
+])
+def test_no_ovarian_ageing_flag_under_45_or_with_another_reading(patient: dict) -> None:
+    assert "ovarian_ageing" not in _flags(patient)
 
 
 # ------------------------------------------------------------------ 40-44: early menopause
@@ -68,6 +137,7 @@ def test_the_prior_rises_smoothly_through_early_menopause() -> None:
 
 
 @pytest.mark.parametrize("patient", [{"age": 42, **AMENORRHOEA}, {"age": 42},
+                                     {"age": 50, "menopausal_status": "premenopausal"},
                                      {"age": 32, **AMENORRHOEA}])
 def test_ovarian_insufficiency_is_monotone_in_fsh_and_estradiol(patient: dict) -> None:
     """A higher FSH (3-200 IU/L) never lowers P(ovarian insufficiency), a higher estradiol
@@ -82,9 +152,13 @@ def test_ovarian_insufficiency_is_monotone_in_fsh_and_estradiol(patient: dict) -
     assert all(b <= a + 1e-9 for a, b in zip(e2, e2[1:], strict=False)), e2
 
 
-def test_with_age_ovarian_failure_reads_early_menopause() -> None:
+def test_with_age_ovarian_failure_reads_early_menopause_then_the_transition() -> None:
     """FSH 80, a low estradiol and 6 months without periods: ovarian insufficiency from 35 to
-    44.9, not less likely with age there (early menopause adds to POI)."""
+    44.9, not less likely with age there; from 45 (where NICE NG23 reads the transition or
+    menopause) under 5 % and not rising with age."""
     young = [_p({"age": a, **AMENORRHOEA}) for a in (35, 38, 40, 41, 42, 43, 44, 44.9)]
     assert all(p > 0.9 for p in young), young
     assert all(b >= a - 1e-9 for a, b in zip(young, young[1:], strict=False)), young
+    old = [_p({"age": a, **AMENORRHOEA}) for a in (45, 47, 50, 52, 54)]
+    assert all(p < 0.05 for p in old), old
+    assert all(b <= a + 1e-9 for a, b in zip(old, old[1:], strict=False)), old
