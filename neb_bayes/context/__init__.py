@@ -64,6 +64,12 @@ ASSUMED_POSTMENOPAUSAL_AGE = 55.0
 #: at 45-54 most women are in the transition or after it; NICE NG23 reads the transition
 #: from 45 on symptoms alone (priors/default.yaml: sources c_transition_age)
 TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
+#: cycle disturbances that, from :data:`TRANSITION_MIN_AGE`, are the menopause transition by
+#: definition: STRAW+10 stages the early transition by a persistent >= 7-day difference in the
+#: length of consecutive cycles and the late transition by >= 60 days without a period
+#: (Harlow et al., Menopause/JCEM 2012), and NICE NG23 1.2.1 diagnoses the perimenopause in
+#: women over 45 from irregular periods (priors/default.yaml: sources c_transition_age)
+TRANSITION_DISTURBANCES = frozenset({"irregular", "oligomenorrhoea", "amenorrhoea", "amenorrhea"})
 #: symptoms that are a stage's physiology, not evidence of a condition: the menopause
 #: transition is defined by variable cycles and 60 days or more without a period (STRAW;
 #: Harlow et al., ReSTAGE, Climacteric 2007), after menopause there are no periods, suckling
@@ -355,7 +361,9 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
     """Menopause: the status as given (or as the cycle text names it); without one,
     postmenopausal after 12 months without a period past 45 (NICE NG23), or from age alone
     (55); from 45 with no cycle history either, in the transition or after it
-    (:data:`TRANSITION_MIN_AGE`).  In the transition and after menopause, irregular or absent
+    (:data:`TRANSITION_MIN_AGE`); from 45, premenopausal or with a cycle written, in the
+    transition when the periods are irregular or absent, else still cycling at the age of
+    ovarian ageing (:func:`_read_midlife_cycle`).  In the transition and after menopause, irregular or absent
     periods are physiology: the cycle text's disturbance is then no evidence of a condition
     (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
     p = case.patient
@@ -388,6 +396,31 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "menopausal status and cycle not given; at this age read as in the menopause "
             "transition or after it (gonadotropins variable, often high); give the status "
             "or the cycle if known")
+    elif (status in ("", "premenopausal") and p.age is not None
+          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" not in reading.flags):
+        _read_midlife_cycle(reading, case)
+
+
+def _read_midlife_cycle(reading: ContextReading, case: Case) -> None:
+    """A woman from :data:`TRANSITION_MIN_AGE` not read as postmenopausal or perimenopausal
+    by the rules before (status premenopausal, or a cycle written): irregular, infrequent or
+    absent periods are the menopause transition by definition
+    (:data:`TRANSITION_DISTURBANCES`: ``perimenopausal``); otherwise she is still cycling at
+    the age of ovarian ageing (``ovarian_ageing``: the late reproductive stage or the early
+    transition, in which FSH is variable and can be high, STRAW+10), whatever the status
+    says."""
+    p = case.patient
+    r = _menstrual_reading(case)
+    disturbance = getattr(r, "disturbance", None)
+    if disturbance in TRANSITION_DISTURBANCES:
+        reading.set("perimenopausal", 1.0, "patient.menstrual_phase",
+                    f"age {p.age:g} with {disturbance} periods: the menopause transition "
+                    "(STRAW+10; NICE NG23)")
+    else:
+        item = "patient.menopausal_status" if p.menopausal_status else "patient.age"
+        reading.set("ovarian_ageing", 1.0, item,
+                    f"age {p.age:g}, still cycling: ovarian ageing (late reproductive stage "
+                    "or early menopause transition; FSH variable, can be high)")
 
 
 def _label_physiology(reading: ContextReading) -> None:

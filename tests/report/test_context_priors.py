@@ -132,8 +132,10 @@ def _sex_for(flag: str) -> str:
 def test_every_flag_with_prior_odds_is_accounted_for(flag):
     """Data-driven: whatever flag the prior set gives prior odds is named with its axis."""
     sex = _sex_for(flag)
-    # a woman's status given: at 45 without one she is read as in the menopause transition
-    patient = {"sex": sex, "age": 45} | ({"menopausal_status": "premenopausal"} if sex == "F"
+    # a woman of 44 with her status given: from 45 she is read as in the menopause transition
+    # or, still cycling, at the age of ovarian ageing, flags with prior odds of their own
+    # (the flag under test is given with the covariates, at 45, below)
+    patient = {"sex": sex, "age": 44} | ({"menopausal_status": "premenopausal"} if sex == "F"
                                          else {})
     case = read_case({"case_format": 1, "id": f"flag-{flag}",
                       "patient": patient, "measurements": [],
@@ -165,8 +167,9 @@ def test_a_flag_that_changes_no_prior_for_this_patient_is_not_accounted_for(sex,
     (Opioids served here until their prior odds on hyperprolactinaemia, a woman's condition
     too, were added.)"""
     case = read_case({"case_format": 1, "id": f"testosterone-{sex}",
-                      "patient": {"sex": sex, "age": 45,
-                                  # a woman's status given (without one at 45: the transition)
+                      "patient": {"sex": sex, "age": 44,
+                                  # a woman's status given, under 45 (from 45: the transition
+                                  # or ovarian ageing, flags with prior odds of their own)
                                   "menopausal_status": "premenopausal" if sex == "F" else None,
                                   "medications": ["testosterone gel 50 mg daily"]},
                       "measurements": [], "symptoms": {"absent": ["goiter"]}})
