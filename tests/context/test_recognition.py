@@ -142,7 +142,20 @@ CONTEXT = [
     ("exclusively breastfeeding, 3 months postpartum", "breastfeeding"),
     ("breast-feeding twice a day", "breastfeeding"),
     ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
+    ("3.1 cm non-functioning pituitary macroadenoma on MRI", "nonfunctioning_pituitary_adenoma"),
+    ("nonfunctioning macroadenoma, 2.2 cm", "nonfunctioning_pituitary_adenoma"),
+    ("NFPA with suprasellar extension", "nonfunctioning_pituitary_adenoma"),
+    ("non-functioning adenoma on MRI", "nonfunctioning_pituitary_adenoma"),
+    ("non-functioning adenoma on MRI", "pituitary_lesion"),
 ]
+
+
+def test_a_lesion_not_called_non_functioning_is_not_read_as_one() -> None:
+    """A microadenoma or an adenoma of unstated function is a pituitary lesion, not a known
+    non-functioning adenoma (which could be a prolactinoma's stalk effect ruled out)."""
+    for text in ("6 mm pituitary microadenoma", "pituitary macroadenoma, function not known"):
+        flags = set(_flags(_case(context=[text])))
+        assert "pituitary_lesion" in flags and "nonfunctioning_pituitary_adenoma" not in flags
 
 
 def test_a_testosterone_result_in_context_text_is_not_therapy() -> None:
