@@ -21,6 +21,8 @@ Expectations come from the definitions and cited figures, never from engine outp
 from __future__ import annotations
 
 import dataclasses
+import math
+from statistics import NormalDist
 
 import pytest
 
@@ -172,3 +174,40 @@ def test_a_third_trimester_prolactin_is_physiology(prolactin_miu: float) -> None
     pregnant = report(_woman(pregnant=True, gestational_week=32, menstrual_phase=None))
     assert _p(pregnant) < 0.1, _p(pregnant)
     assert _p(report(_woman())) > 0.9
+
+
+# ------------------------------------------------- a prolactin near the upper limit on the drug
+#: women's upper reference limit, ng/mL (Roche, facts.md §1 prolactin row; priors: prl_ri)
+WOMEN_ULN_NG = 23.3
+#: women on risperidone with prolactin above the upper limit (Kinon 2003: 88 %)
+RISPERIDONE_ABOVE_ULN = 0.88
+#: log spreads of prolactin across women on the drug whose mean spans Kinon's 69 ng/mL (women
+#: of reproductive age on any antipsychotic, the lower end) to ~125 ng/mL
+DRUG_LOG_SDS = (0.6, 0.8, 1.0)
+#: a single result's noise about the person's level: CVI 20-30 %, CVA 6 % (facts.md §2)
+NOISE_LOG_SDS = tuple(math.sqrt(math.log(1 + cvi ** 2) + math.log(1 + 0.06 ** 2))
+                      for cvi in (0.20, 0.25, 0.30))
+
+
+def _p_true_level_above_uln(result_ng: float, drug_sd: float, noise_sd: float) -> float:
+    """P(the woman's own level is above the upper limit | one result), her level log-normal
+    across women on risperidone through Kinon's 88 % above the limit, the result her level
+    with the day-to-day and assay noise: the definition (true excess above the interval)
+    applied to the published distribution, independent of the engine's states."""
+    mu = math.log(WOMEN_ULN_NG) + NormalDist().inv_cdf(RISPERIDONE_ABOVE_ULN) * drug_sd
+    var = 1 / (1 / drug_sd ** 2 + 1 / noise_sd ** 2)
+    mean = var * (mu / drug_sd ** 2 + math.log(result_ng) / noise_sd ** 2)
+    return 1 - NormalDist(mean, math.sqrt(var)).cdf(math.log(WOMEN_ULN_NG))
+
+
+@pytest.mark.parametrize("result_ng", [16.0, 20.0, WOMEN_ULN_NG, 27.0, 30.0])
+def test_near_the_upper_limit_on_risperidone_reads_as_the_published_distribution(
+        result_ng: float) -> None:
+    """Guard for the drug-level row (c_prl_drug_level): 20 ng/mL on risperidone in a woman
+    reads ~39 % hyperprolactinaemia.  That is what the published distribution gives: with 88 %
+    of women on the drug above 23.3 ng/mL and a result's noise of CVI 20-30 %, a single 20 ng/mL
+    leaves the woman's own level above the limit with probability 0.30-0.53 (0.05-0.28 at 16,
+    0.79-0.86 at 27).  The engine must stay within 0.06 of that range."""
+    refs = [_p_true_level_above_uln(result_ng, d, n) for d in DRUG_LOG_SDS for n in NOISE_LOG_SDS]
+    p = _p(_report(_woman((RISPERIDONE,)), round(result_ng * MIU_PER_NG, 1)))
+    assert min(refs) - 0.06 <= p <= max(refs) + 0.06, (p, min(refs), max(refs))

@@ -100,14 +100,25 @@ def test_medication_recognised(medication: str, expected: set[str]) -> None:
 
 
 @pytest.mark.parametrize("medication", ["quetiapine 100 mg nocte", "clozapine 300 mg",
-                                        "aripiprazole 10 mg"])
+                                        "brexpiprazole 2 mg"])
 def test_prolactin_sparing_antipsychotics_raise_no_prolactin_flag(medication: str) -> None:
-    """Quetiapine, clozapine and aripiprazole (a partial agonist that lowers prolactin) spare
-    prolactin (Peuskens 2014): no flag gives them the prior odds of drug-induced
+    """Quetiapine and clozapine spare prolactin (Peuskens 2014), brexpiprazole leaves it nearly
+    unchanged (pooled trials): no flag gives them the prior odds of drug-induced
     hyperprolactinaemia; like other drugs the model has no effect for, they are not used."""
     case = _case(meds=[medication])
     assert not {"dopamine_antagonist", "antipsychotic_other"} & set(_flags(case)), _flags(case)
     assert "patient.medications[0]" in _not_used_items(case)
+
+
+@pytest.mark.parametrize("medication", ["aripiprazole 10 mg", "Abilify Maintena 400 mg monthly"])
+def test_aripiprazole_is_read_as_lowering_prolactin(medication: str) -> None:
+    """Aripiprazole, a D2 partial agonist, lowers prolactin (Sogawa 2016; Li 2013): it is read
+    (not listed as unrecognised), as the partial agonist and never as a prolactin-raising drug."""
+    case = _case(meds=[medication])
+    flags = set(_flags(case))
+    assert "dopamine_partial_agonist" in flags, flags
+    assert not {"dopamine_antagonist", "antipsychotic_other"} & flags, flags
+    assert "patient.medications[0]" not in _not_used_items(case)
 
 
 def test_non_cross_reacting_glucocorticoid_is_not_flagged_as_cross_reacting() -> None:
@@ -131,7 +142,20 @@ CONTEXT = [
     ("exclusively breastfeeding, 3 months postpartum", "breastfeeding"),
     ("breast-feeding twice a day", "breastfeeding"),
     ("transsphenoidal surgery for a craniopharyngioma in 2019", "pituitary_lesion"),
+    ("3.1 cm non-functioning pituitary macroadenoma on MRI", "nonfunctioning_pituitary_adenoma"),
+    ("nonfunctioning macroadenoma, 2.2 cm", "nonfunctioning_pituitary_adenoma"),
+    ("NFPA with suprasellar extension", "nonfunctioning_pituitary_adenoma"),
+    ("non-functioning adenoma on MRI", "nonfunctioning_pituitary_adenoma"),
+    ("non-functioning adenoma on MRI", "pituitary_lesion"),
 ]
+
+
+def test_a_lesion_not_called_non_functioning_is_not_read_as_one() -> None:
+    """A microadenoma or an adenoma of unstated function is a pituitary lesion, not a known
+    non-functioning adenoma (which could be a prolactinoma's stalk effect ruled out)."""
+    for text in ("6 mm pituitary microadenoma", "pituitary macroadenoma, function not known"):
+        flags = set(_flags(_case(context=[text])))
+        assert "pituitary_lesion" in flags and "nonfunctioning_pituitary_adenoma" not in flags
 
 
 def test_a_testosterone_result_in_context_text_is_not_therapy() -> None:

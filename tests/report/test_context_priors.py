@@ -128,10 +128,22 @@ def _sex_for(flag: str) -> str:
     return "M" if sexes == {"M"} else "F"
 
 
+def _companion_flags(flag: str) -> frozenset[str]:
+    """Flags the flag's rows also need where every one of them needs another (``flag`` with
+    ``any_flag``: aripiprazole's odds apply beside a prolactin-raising drug): the first named."""
+    rows = [mod["when"] for prev in load_model().spec.raw["prevalence"].values()
+            for mod in prev.get("modifiers", []) if mod["when"].get("flag") == flag]
+    if rows and all("any_flag" in when for when in rows):
+        return frozenset({rows[0]["any_flag"][0]})
+    return frozenset()
+
+
 @pytest.mark.parametrize("flag", _flags_with_prior_odds())
 def test_every_flag_with_prior_odds_is_accounted_for(flag):
-    """Data-driven: whatever flag the prior set gives prior odds is named with its axis."""
+    """Data-driven: whatever flag the prior set gives prior odds is named with its axis (beside
+    the flags its rows also need, which are then named too)."""
     sex = _sex_for(flag)
+    companions = _companion_flags(flag)
     # a woman of 44 with her status given: from 45 she is read as in the menopause transition
     # or, still cycling, at the age of ovarian ageing, flags with prior odds of their own
     # (the flag under test is given with the covariates, at 45, below)
@@ -142,12 +154,13 @@ def test_every_flag_with_prior_odds_is_accounted_for(flag):
                       "symptoms": {"absent": ["goiter"]}})
     model = view_for_sex(load_model(), sex)
     ev = build_evidence(model, case, covariates=Covariates(sex=sex, age=45,
-                                                           flags=frozenset({flag})))
+                                                           flags=frozenset({flag}) | companions))
     result = Result(case=case, evidence=ev, model=model, exact=infer_exact(model, ev))
     d = result.to_dict()
     entries = [a for a in d["accounted_for"] if a.get("kind") == "prior_odds"]
-    assert [a["flag"] for a in entries] == [flag]
-    assert entries[0]["axes"] and entries[0]["prior_change"]
+    assert sorted(a["flag"] for a in entries) == sorted({flag} | companions)
+    entry = next(a for a in entries if a["flag"] == flag)
+    assert entry["axes"] and entry["prior_change"]
     assert infer(case).to_dict()["accounted_for"] == []   # without the flag: nothing
 
 
