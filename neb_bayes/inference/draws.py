@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from neb_bayes.accel import decided
 from neb_bayes.allocator import retain_freed_memory
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import (
@@ -230,15 +231,16 @@ def probabilities_over_draws(
         threads = 1
     # the shares' tables looked up (and cached) here, so that the threads only read caches
     tabs = [draw_tables(model, d) for d in _shares(draws, threads)]
-    if len(tabs) == 1:
-        probs, marg = share(tabs[0])
-    else:
-        if _POOL is None or _POOL._max_workers < len(tabs):
-            retain_freed_memory()
-            _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
-        done = list(_POOL.map(share, tabs))
-        probs = np.concatenate([d[0] for d in done])
-        marg = np.concatenate([d[1] for d in done])
+    with decided():
+        if len(tabs) == 1:
+            probs, marg = share(tabs[0])
+        else:
+            if _POOL is None or _POOL._max_workers < len(tabs):
+                retain_freed_memory()
+                _POOL = ThreadPoolExecutor(max_workers=len(tabs), thread_name_prefix="neb-draws")
+            done = list(_POOL.map(share, tabs))
+            probs = np.concatenate([d[0] for d in done])
+            marg = np.concatenate([d[1] for d in done])
     return (probs, marg) if marginals else probs
 
 
