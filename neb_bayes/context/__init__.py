@@ -363,11 +363,15 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
     (55); from 45 with no cycle history either, in the transition or after it
     (:data:`TRANSITION_MIN_AGE`); from 45, premenopausal or with a cycle written, in the
     transition when the periods are irregular or absent, else still cycling at the age of
-    ovarian ageing (:func:`_read_midlife_cycle`).  In the transition and after menopause, irregular or absent
-    periods are physiology: the cycle text's disturbance is then no evidence of a condition
+    ovarian ageing (:func:`_read_midlife_cycle`).  A status "n/a" tells no stage: read as not
+    given.  In the transition and after menopause, irregular or absent periods are
+    physiology: the cycle text's disturbance is then no evidence of a condition
     (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
     p = case.patient
     status = (p.menopausal_status or "").lower()
+    if status == "n/a":
+        # "not applicable" tells no stage: read as a status not given
+        status = ""
     months = _amenorrhoea_months(case)
     if status.startswith("post"):
         reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)

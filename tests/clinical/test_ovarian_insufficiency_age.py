@@ -162,3 +162,13 @@ def test_with_age_ovarian_failure_reads_early_menopause_then_the_transition() ->
     old = [_p({"age": a, **AMENORRHOEA}) for a in (45, 47, 50, 52, 54)]
     assert all(p < 0.05 for p in old), old
     assert all(b <= a + 1e-9 for a, b in zip(old, old[1:], strict=False)), old
+
+
+@pytest.mark.parametrize("age", [47, 52])
+def test_menopausal_status_n_a_is_read_as_not_given(age: int) -> None:
+    """"n/a" (case format: premenopausal | perimenopausal | postmenopausal | n/a | null) tells
+    no stage: at 45-54 it reads as a status not given (the transition or after it), so FSH 80
+    and a low estradiol are not ovarian insufficiency (it read 99.9 % at 52)."""
+    patient = {"age": age, "menopausal_status": "n/a"}
+    assert _flags(patient) & {"perimenopausal", "postmenopausal"}
+    assert _p(patient) < 0.05
