@@ -370,7 +370,9 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
     in the late reproductive stage (:data:`LATE_REPRODUCTIVE_MIN_AGE`); from 45,
     premenopausal or with a cycle written, in the transition when the periods are irregular
     or absent, else still cycling at the age of ovarian ageing (:func:`_read_midlife_cycle`).
-    A status "n/a" tells no stage: read as not given.  In the transition and after
+    From 45 on oral estrogen (the combined pill), premenopausal or no status: the pill hides
+    the stage (NICE NG23 1.2.4), read as in the transition or after it.  A status "n/a" tells
+    no stage: read as not given.  In the transition and after
     menopause, irregular or absent periods are physiology: the cycle text's disturbance is
     then no evidence of a condition (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
     p = case.patient
@@ -407,7 +409,13 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "transition or after it (gonadotropins variable, often high); give the status "
             "or the cycle if known")
     elif (status in ("", "premenopausal") and p.age is not None
-          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" not in reading.flags):
+          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" in reading.flags):
+        # the pill's withdrawal bleeds and suppressed FSH hide the stage (NICE NG23 1.2.4)
+        reading.set("perimenopausal", 1.0, "patient.age",
+                    f"age {p.age:g} on oral estrogen: stage not known (the pill hides the "
+                    "cycle and FSH); read as in the menopause transition or after it")
+    elif (status in ("", "premenopausal") and p.age is not None
+          and p.age >= TRANSITION_MIN_AGE):
         _read_midlife_cycle(reading, case)
     elif (status in ("", "premenopausal") and p.age is not None
           and p.age >= LATE_REPRODUCTIVE_MIN_AGE and "oral_estrogen" not in reading.flags

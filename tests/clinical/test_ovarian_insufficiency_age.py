@@ -242,3 +242,18 @@ def test_menopausal_status_n_a_is_read_as_not_given(age: int) -> None:
     patient = {"age": age, "menopausal_status": "n/a"}
     assert _flags(patient) & {"perimenopausal", "postmenopausal"}
     assert _p(patient) < 0.05
+
+
+@pytest.mark.parametrize("patient", [
+    {"age": 50, "medications": ["combined pill"]},
+    {"age": 47, "menopausal_status": "premenopausal", "medications": ["microgynon"]},
+    {"age": 52, "menstrual_phase": "on combined OCP, active-pill week"},
+])
+def test_a_high_fsh_on_the_combined_pill_from_45_is_not_ovarian_insufficiency(
+        patient: dict) -> None:
+    """NICE NG23 1.2.4: FSH does not diagnose the menopause in a woman on combined hormonal
+    contraception; from 45 ovarian failure is the transition or menopause (NICE NG23 1.2.1),
+    so FSH 80 and a low estradiol on the pill at 45-54 are not ovarian insufficiency (it
+    read 0.95 at 50), and the woman is read as in the transition or after it."""
+    assert "perimenopausal" in _flags(patient)
+    assert _p(patient) < 0.05, patient
