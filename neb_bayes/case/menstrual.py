@@ -4,13 +4,16 @@ Clinicians write the phase as they like: ``"follicular (day 9)"``, ``"luteal (da
 ``"amenorrhoeic for 5 months"``, ``"no period for 18 months"``, ``"last period 13 months
 ago"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined OCP, active-pill week"``.
 :func:`read_menstrual_phase` takes out what is written — phase, cycle day, cycle disturbance
-and its duration, cycle length, pill week — and nothing more: it does not infer a phase from
+and its duration, cycle length, pill week, whether the cycles are said to be regular — and
+nothing more: it does not infer a phase from
 a cycle day.  :func:`phase_from_cycle_day` does, for a cycle day written without a phase
 ("day 22", "day 21 of a 28-day cycle"), by the convention below.
 
 >>> read_menstrual_phase("luteal (day 22)")
 MenstrualReading(phase='luteal', cycle_day=22, disturbance=None, duration_months=None, \
-cycle_length_days=None, pill_week=None)
+cycle_length_days=None, pill_week=None, regular=False)
+>>> read_menstrual_phase("regular cycles").regular
+True
 >>> read_menstrual_phase("amenorrhoeic for 5 months").duration_months
 5.0
 >>> read_menstrual_phase("it varies") is None
@@ -72,6 +75,12 @@ _LAST_PERIOD = re.compile(
 )
 _ANOVULATION = re.compile(r"anovulat", _F)
 _IRREGULAR = re.compile(r"irregular", _F)
+#: regular cycles written as such ("irregular" has no word boundary before "regular"; "not
+#: regular" is not read)
+_REGULAR = re.compile(r"(?<!not )(?<!never )\bregular\b", _F)
+#: phases without ordinary cycles: regularity written beside them is not read
+_NO_CYCLE_PHASES = frozenset({"amenorrhoeic", "pregnant", "postpartum", "postmenopausal",
+                              "hormonal_contraception"})
 _LUTEAL = re.compile(r"luteal|post[- ]?ovulat|secretory phase", _F)
 _OVULATORY = re.compile(r"(?<!an)(?<!post)(?<!post-)(?<!post )ovulat|mid[- ]?cycle", _F)
 _FOLLICULAR = re.compile(
@@ -190,7 +199,10 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
             pill_week = "active"
     duration = _duration_months(text) if disturbance in ("amenorrhoea", "oligomenorrhoea") else None
     length = _cycle_length(text)
-    if phase is None and disturbance is None and cycle_day is None and length is None:
+    regular = (disturbance is None and phase not in _NO_CYCLE_PHASES
+               and _REGULAR.search(text) is not None)
+    if (phase is None and disturbance is None and cycle_day is None and length is None
+            and not regular):
         return None
     return MenstrualReading(
         phase=phase,
@@ -199,6 +211,7 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
         duration_months=duration,
         cycle_length_days=length,
         pill_week=pill_week,
+        regular=regular,
     )
 
 

@@ -114,6 +114,9 @@ class MenstrualReading:
         Cycle length as a range ("cycles 50-90 days"), or ``None``.
     pill_week
         ``active`` or ``pill_free`` for hormonal contraception, or ``None``.
+    regular
+        The text says the cycles are regular ("regular cycles", "regular, day 3") and names
+        no disturbance or state without cycles.
     """
 
     phase: str | None = None
@@ -122,6 +125,7 @@ class MenstrualReading:
     duration_months: float | None = None
     cycle_length_days: tuple[float, float] | None = None
     pill_week: str | None = None
+    regular: bool = False
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,11 @@ ASSUMED_POSTMENOPAUSAL_AGE = 55.0
 #: at 45-54 most women are in the transition or after it; NICE NG23 reads the transition
 #: from 45 on symptoms alone (priors/default.yaml: sources c_transition_age)
 TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
+#: from this age to :data:`TRANSITION_MIN_AGE`, a woman whose cycle text shows her cycling
+#: (a phase, a cycle day or regular cycles, no disturbance) is in the late reproductive stage
+#: (``late_reproductive``: STRAW+10 -3b/-3a, regular cycles with a variable, sometimes raised
+#: early-follicular FSH; priors/default.yaml: sources c_late_reproductive)
+LATE_REPRODUCTIVE_MIN_AGE = 40.0
 #: cycle disturbances that, from :data:`TRANSITION_MIN_AGE`, are the menopause transition by
 #: definition: STRAW+10 stages the early transition by a persistent >= 7-day difference in the
 #: length of consecutive cycles and the late transition by >= 60 days without a period
@@ -361,13 +366,20 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
     """Menopause: the status as given (or as the cycle text names it); without one,
     postmenopausal after 12 months without a period past 45 (NICE NG23), or from age alone
     (55); from 45 with no cycle history either, in the transition or after it
-    (:data:`TRANSITION_MIN_AGE`); from 45, premenopausal or with a cycle written, in the
-    transition when the periods are irregular or absent, else still cycling at the age of
-    ovarian ageing (:func:`_read_midlife_cycle`).  In the transition and after menopause, irregular or absent
-    periods are physiology: the cycle text's disturbance is then no evidence of a condition
-    (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
+    (:data:`TRANSITION_MIN_AGE`); from 40 to 45, with a cycle written without a disturbance,
+    in the late reproductive stage (:data:`LATE_REPRODUCTIVE_MIN_AGE`); from 45,
+    premenopausal or with a cycle written, in the transition when the periods are irregular
+    or absent, else still cycling at the age of ovarian ageing (:func:`_read_midlife_cycle`).
+    From 45 on oral estrogen (the combined pill), premenopausal or no status: the pill hides
+    the stage (NICE NG23 1.2.4), read as in the transition or after it.  A status "n/a" tells
+    no stage: read as not given.  In the transition and after
+    menopause, irregular or absent periods are physiology: the cycle text's disturbance is
+    then no evidence of a condition (:data:`PHYSIOLOGICAL_SYMPTOMS`)."""
     p = case.patient
     status = (p.menopausal_status or "").lower()
+    if status == "n/a":
+        # "not applicable" tells no stage: read as a status not given
+        status = ""
     months = _amenorrhoea_months(case)
     if status.startswith("post"):
         reading.set("postmenopausal", 1.0, "patient.menopausal_status", status)
@@ -397,8 +409,20 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "transition or after it (gonadotropins variable, often high); give the status "
             "or the cycle if known")
     elif (status in ("", "premenopausal") and p.age is not None
-          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" not in reading.flags):
+          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" in reading.flags):
+        # the pill's withdrawal bleeds and suppressed FSH hide the stage (NICE NG23 1.2.4)
+        reading.set("perimenopausal", 1.0, "patient.age",
+                    f"age {p.age:g} on oral estrogen: stage not known (the pill hides the "
+                    "cycle and FSH); read as in the menopause transition or after it")
+    elif (status in ("", "premenopausal") and p.age is not None
+          and p.age >= TRANSITION_MIN_AGE):
         _read_midlife_cycle(reading, case)
+    elif (status in ("", "premenopausal") and p.age is not None
+          and p.age >= LATE_REPRODUCTIVE_MIN_AGE and "oral_estrogen" not in reading.flags
+          and _cycle_history(case) and _menstrual_reading(case).disturbance is None
+          and _cycle_phase(case) in (None, "follicular", "ovulatory", "luteal")):
+        reading.set("late_reproductive", 1.0, "patient.menstrual_phase",
+                    f"age {p.age:g}, cycling: late reproductive stage (FSH variable)")
 
 
 def _read_midlife_cycle(reading: ContextReading, case: Case) -> None:
@@ -465,13 +489,13 @@ def _cycle_phase(case: Case) -> str | None:
 
 def _cycle_history(case: Case) -> bool:
     """Whether the cycle text says anything about the cycle (a phase, a cycle day, a
-    disturbance); "unknown" or an unread text says nothing."""
+    disturbance, regular cycles); "unknown" or an unread text says nothing."""
     r = _menstrual_reading(case)
     if r is None:
         return False
     phase = _cycle_phase(case)
     return ((phase is not None and phase != "unknown") or r.cycle_day is not None
-            or r.disturbance is not None)
+            or r.disturbance is not None or r.regular)
 
 
 def _amenorrhoea_months(case: Case) -> float | None:
@@ -510,6 +534,10 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
     if phase == "hormonal_contraception" and not progestogen_only:
         # combined pill, either week: CBG, SHBG and TBG stay raised in the pill-free week
         reading.set("oral_estrogen", 1.0, item, p.menstrual_phase)
+    if getattr(r, "regular", False):
+        # regular cycles written: ovarian insufficiency and central hypogonadism are defined
+        # by absent or infrequent periods (prior set: sources c_regular_cycles)
+        reading.set("regular_cycles", 1.0, item, p.menstrual_phase)
     disturbance = getattr(r, "disturbance", None)
     if disturbance in {"amenorrhoea", "amenorrhea"} or phase == "amenorrhoeic":
         reading.extra_symptoms.add("amenorrhea")

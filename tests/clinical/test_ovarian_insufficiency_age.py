@@ -162,3 +162,98 @@ def test_with_age_ovarian_failure_reads_early_menopause_then_the_transition() ->
     old = [_p({"age": a, **AMENORRHOEA}) for a in (45, 47, 50, 52, 54)]
     assert all(p < 0.05 for p in old), old
     assert all(b <= a + 1e-9 for a, b in zip(old, old[1:], strict=False)), old
+
+
+# --------------------------------------------- regular cycles and the late reproductive stage
+#: a single FSH raised to the POI cut-off's range (facts.md §4d: > 25 IU/L) with a follicular
+#: estradiol (facts.md §1): the late reproductive stage's pattern (STRAW+10 -3b/-3a)
+RAISED_FSH_NORMAL_E2 = [("fsh", 30.0, "IU/L"), ("estradiol", 80.0, "pg/mL")]
+REGULAR = {"menstrual_phase": "regular cycles"}
+
+
+@pytest.mark.parametrize("patient", [
+    {"age": 43, **REGULAR},
+    {"age": 43, "menopausal_status": "premenopausal", "menstrual_phase": "regular, day 3"},
+    {"age": 41, "menstrual_phase": "follicular (day 4)"},
+    {"age": 30, **REGULAR},
+])
+def test_one_raised_fsh_with_regular_cycles_is_not_ovarian_insufficiency(patient: dict) -> None:
+    """Ovarian insufficiency needs oligo- or amenorrhoea for >= 4 months and FSH > 25 IU/L
+    twice (ESHRE 2016; NICE NG23 1.2.5 tests FSH at 40-45 only with a change in the cycle):
+    one FSH of 30 IU/L with a normal estradiol in a woman who cycles is diminished reserve or
+    the late reproductive stage, whose FSH is variable (STRAW+10 -3b/-3a)."""
+    assert _p(patient, RAISED_FSH_NORMAL_E2) < 0.05, patient
+
+
+@pytest.mark.parametrize("age", [32, 43])
+def test_regular_cycles_written_lower_ovarian_insufficiency(age: int) -> None:
+    """The same results read less ovarian insufficiency when the cycles are written as
+    regular than when nothing is written about them (the definition needs disturbed periods),
+    and irregular cycles do not count as regular."""
+    bare = _p({"age": age}, RAISED_FSH_NORMAL_E2)
+    regular = _p({"age": age, **REGULAR}, RAISED_FSH_NORMAL_E2)
+    irregular = _p({"age": age, "menstrual_phase": "irregular cycles"}, RAISED_FSH_NORMAL_E2)
+    assert regular < bare / 3, (bare, regular)
+    assert irregular > regular, (irregular, regular)
+
+
+@pytest.mark.parametrize(("patient", "flags"), [
+    ({"age": 43, **REGULAR}, {"regular_cycles", "late_reproductive"}),
+    ({"age": 42, "menstrual_phase": "luteal (day 22)"}, {"late_reproductive"}),
+    ({"age": 30, **REGULAR}, {"regular_cycles"}),
+    ({"age": 50, **REGULAR}, {"regular_cycles", "ovarian_ageing"}),
+])
+def test_regular_cycles_and_the_late_reproductive_stage_are_read(patient: dict,
+                                                                  flags: set[str]) -> None:
+    """"Regular cycles" is read from the cycle text (it was listed as not used, and at 45-54
+    left the woman read as in the transition); 40-44 and cycling is the late reproductive
+    stage."""
+    got = _flags(patient)
+    assert flags <= got, got
+    assert not {"perimenopausal", "postmenopausal"} & got, got
+    late = {"late_reproductive"} & got
+    assert late == ({"late_reproductive"} & flags), got
+
+
+@pytest.mark.parametrize("patient", [
+    {"age": 42, **AMENORRHOEA}, {"age": 42, "menstrual_phase": "irregular cycles"},
+    {"age": 42}, {"age": 42, "menopausal_status": "premenopausal"}, {"age": 38, **REGULAR},
+    {"age": 42, **REGULAR, "medications": ["combined pill"]},
+])
+def test_no_late_reproductive_flag_without_cycling_at_40_44(patient: dict) -> None:
+    assert "late_reproductive" not in _flags(patient)
+
+
+@pytest.mark.parametrize("patient", [{"age": 43, **REGULAR}, {"age": 30, **REGULAR}])
+def test_with_regular_cycles_still_monotone_in_fsh(patient: dict) -> None:
+    """A higher FSH (3-200 IU/L) never lowers P(ovarian insufficiency), with a normal
+    estradiol as with a low one."""
+    for e2 in (15.0, 80.0):
+        p = [_p(patient, [("fsh", f, "IU/L"), ("estradiol", e2, "pg/mL")])
+             for f in (3, 5, 8, 12, 20, 30, 50, 80, 120, 200)]
+        assert all(b >= a - 1e-9 for a, b in zip(p, p[1:], strict=False)), (e2, p)
+
+
+@pytest.mark.parametrize("age", [47, 52])
+def test_menopausal_status_n_a_is_read_as_not_given(age: int) -> None:
+    """"n/a" (case format: premenopausal | perimenopausal | postmenopausal | n/a | null) tells
+    no stage: at 45-54 it reads as a status not given (the transition or after it), so FSH 80
+    and a low estradiol are not ovarian insufficiency (it read 99.9 % at 52)."""
+    patient = {"age": age, "menopausal_status": "n/a"}
+    assert _flags(patient) & {"perimenopausal", "postmenopausal"}
+    assert _p(patient) < 0.05
+
+
+@pytest.mark.parametrize("patient", [
+    {"age": 50, "medications": ["combined pill"]},
+    {"age": 47, "menopausal_status": "premenopausal", "medications": ["microgynon"]},
+    {"age": 52, "menstrual_phase": "on combined OCP, active-pill week"},
+])
+def test_a_high_fsh_on_the_combined_pill_from_45_is_not_ovarian_insufficiency(
+        patient: dict) -> None:
+    """NICE NG23 1.2.4: FSH does not diagnose the menopause in a woman on combined hormonal
+    contraception; from 45 ovarian failure is the transition or menopause (NICE NG23 1.2.1),
+    so FSH 80 and a low estradiol on the pill at 45-54 are not ovarian insufficiency (it
+    read 0.95 at 50), and the woman is read as in the transition or after it."""
+    assert "perimenopausal" in _flags(patient)
+    assert _p(patient) < 0.05, patient
