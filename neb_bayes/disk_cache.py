@@ -5,12 +5,12 @@ and checking its draws) takes ~0.1 s, in every process: each report, and each wo
 batch.  The loaded prior set is kept here, pickled (~4 MB for the shipped one, ~4 ms to
 read back), and used again while nothing it was built from has changed.
 
-An entry's key holds the files it was built from (path, size, modification time) and
-:func:`code_stamp` (every source file of the installed neb_bayes, the versions of Python and
-numpy), so an edited prior set, an upgrade or an edit to neb_bayes itself never meets an old
-entry.  Entries are written atomically, readable by their owner only; one that cannot be read is
-ignored and replaced, and one that another user could have written is never read (unpickling
-runs code).  Nothing here holds patient data.
+An entry's key holds what it was built from (for a prior set: its path and the SHA-256 of
+its files' bytes, ~3 ms) and :func:`code_stamp` (every source file of the installed
+neb_bayes, the versions of Python and numpy), so an edited prior set, an upgrade or an edit
+to neb_bayes itself never meets an old entry.  Entries are written atomically, readable by
+their owner only; one that cannot be read is ignored and replaced, and one that another user
+could have written is never read (unpickling runs code).  Nothing here holds patient data.
 
 Where: ``$NEB_BAYES_CACHE_DIR`` when set (``off``, ``0`` or empty: no disk cache), else the
 platform's user cache directory (``~/.cache/neb_bayes`` on Linux).  A directory that cannot

@@ -88,11 +88,42 @@ def test_an_edited_prior_set_is_read_again(cache, reads, tmp_path):
     assert len(reads) == 2
     # a comment changes the file, not the tables: the draws still match them
     assert after.model.spec.fingerprint == before.model.spec.fingerprint
-    # the draws written again (another file state): read again
+    # the same draws written again (new times, the same bytes): from the cache
     shutil.copy(TABLES.with_suffix(".nc"), mine.with_suffix(".nc"))
     new_process()
     load_prior_set(mine)
+    assert len(reads) == 2
+    # one draw changed: read again, with the new value
+    import h5py
+
+    with h5py.File(mine.with_suffix(".nc"), "r+") as f:
+        name = next(k for k in f["posterior"] if k.startswith("lat_mean"))
+        data = f[f"posterior/{name}"]
+        values = data[...]
+        values.reshape(-1)[0] += 0.01
+        data[...] = values
+    new_process()
+    changed = load_prior_set(mine)
     assert len(reads) == 3
+    assert changed.parameter_digest != before.parameter_digest
+
+
+def test_a_rewrite_that_keeps_the_size_and_times_is_read_again(cache, reads, tmp_path):
+    """The key is the files' content, not their times: a table rewritten with a value of the
+    same length, its times put back (a copy that keeps them, or a rewrite within the file
+    system's clock tick), is read again."""
+    mine = own_copy(tmp_path)
+    text = mine.read_text(encoding="utf-8")
+    load_prior_set(mine)
+    st = mine.stat()
+    edited = text.replace("# ", "#-", 1)
+    assert edited != text and len(edited) == len(text)        # a comment, same length
+    mine.write_text(edited, encoding="utf-8")
+    os.utime(mine, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (mine.stat().st_size, mine.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    new_process()
+    load_prior_set(mine)
+    assert len(reads) == 2
 
 
 def test_another_version_of_the_code_never_meets_an_old_entry(cache, reads, monkeypatch):
