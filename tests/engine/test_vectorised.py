@@ -123,7 +123,7 @@ def test_uncovered_blocks_read_with_the_cases_context_and_without_a_sex():
     for path in sorted((EXAMPLES / "context").glob("*_with.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         first = data["measurements"][0]
-        if not isinstance(first.get("value"), (int, float)):
+        if not isinstance(first.get("value"), (int, float)) or _read_at_floor(data):
             continue
         for sign, sexless in (("<", False), (">", True)):
             case = copy.deepcopy(data)
@@ -141,6 +141,13 @@ def test_uncovered_blocks_read_with_the_cases_context_and_without_a_sex():
     ref_probs, ref_log_ev = _reference(evs)
     np.testing.assert_allclose(probs, ref_probs, atol=1e-10, rtol=0)
     np.testing.assert_allclose(log_ev, ref_log_ev, atol=1e-8, rtol=1e-10)
+
+
+def _read_at_floor(data: dict) -> bool:
+    """Whether a case's results include one below its channel's floor: censored copies of it
+    below a limit under the floor are read as observed at the floor, no uncovered block."""
+    ev = build_evidence(MODEL, read_case(data))
+    return any(a["flag"] == "read_at_floor" for a in ev.adjustments)
 
 
 def _with_censored_copies(case, rng):
