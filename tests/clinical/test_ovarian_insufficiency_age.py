@@ -257,3 +257,56 @@ def test_a_high_fsh_on_the_combined_pill_from_45_is_not_ovarian_insufficiency(
     read 0.95 at 50), and the woman is read as in the transition or after it."""
     assert "perimenopausal" in _flags(patient)
     assert _p(patient) < 0.05, patient
+
+
+# ------------------------------------------------------------------- under 40: POI by age
+@pytest.mark.parametrize(("age", "share"), [(20, 1e-4), (30, 1e-3), (35, 1 / 250), (39, 1e-2)])
+def test_the_prior_under_40_follows_the_cumulative_figures(age: int, share: float) -> None:
+    """With no gonadal result, P(ovarian insufficiency) is the share of women with ovarian
+    failure by that age: 1 in 10,000 by 20, 1 in 1,000 by 30, 1 in 250 by 35, 1 in 100 by
+    40 (Coulam 1986 via NICHD; facts.md §5: ~1 % under 40, 0.1 % under 30), within a factor
+    of 1.5 (it read ~0.9 % at every age under 40)."""
+    p = _p({"age": age}, NEUTRAL)
+    assert share / 1.5 <= p <= share * 1.5, (age, p)
+
+
+def test_the_prior_rises_smoothly_from_youth_to_early_menopause() -> None:
+    """From 16 to 44.9 the prior never falls and never rises more than 1.5-fold from one
+    half-year to the next (the cumulative figures grow ~1.26-fold a year to 40, ~1.4-fold a
+    year from 40 to 45)."""
+    ages = [16 + 0.5 * i for i in range(58)] + [44.9]
+    p = [_p({"age": a}, NEUTRAL) for a in ages]
+    for i in range(1, len(ages)):
+        assert p[i - 1] * (1 - 1e-6) <= p[i] <= 1.5 * p[i - 1], (ages[i - 1], p[i - 1],
+                                                                 ages[i], p[i])
+
+
+# ------------------------------------------------------- the combined pill under 45
+PILL = {"medications": ["combined pill"]}
+FSH_GRID = (3, 5, 8, 12, 20, 30, 50, 80, 120, 200)
+
+
+def test_fsh_30_on_the_combined_pill_at_44_is_not_ovarian_insufficiency() -> None:
+    """NICE NG23 1.2.4: FSH does not diagnose the menopause on combined hormonal
+    contraception; ESHRE 2024: the pill may lower FSH and may need stopping before POI is
+    confirmed.  FSH 30 IU/L with estradiol 15 pg/mL (the pill suppresses endogenous
+    estradiol) at 44 on the pill does not make the diagnosis (it read 0.95)."""
+    assert _p({"age": 44, **PILL}, [("fsh", 30.0, "IU/L"), ("estradiol", 15.0, "pg/mL")]) < 0.5
+
+
+@pytest.mark.parametrize("age", [24, 32, 44])
+def test_on_the_combined_pill_fsh_is_weak_evidence(age: int) -> None:
+    """On the pill an FSH from 3 to 80 IU/L moves the odds of ovarian insufficiency less
+    than 30-fold (weak evidence: NICE NG23 1.2.4, ESHRE 2024), where off it FSH tells
+    ovarian failure from health (more than 1,000-fold); still never less for a higher
+    FSH (the definition: FSH high)."""
+    def odds(p: float) -> float:
+        return p / (1 - p)
+    for patient, bound in (({"age": age, **PILL}, None), ({"age": age}, 1000.0)):
+        p = [_p(patient, [("fsh", f, "IU/L"), ("estradiol", 15.0, "pg/mL")]) for f in FSH_GRID]
+        assert all(b >= a - 1e-9 for a, b in zip(p, p[1:], strict=False)), (patient, p)
+        moved = odds(p[FSH_GRID.index(80)]) / odds(p[0])
+        if bound is None:
+            assert moved < 30, (patient, moved)
+        else:
+            assert moved > bound, (patient, moved)

@@ -334,7 +334,7 @@ def test_prior_tables_are_shared_by_strata_with_the_same_modifiers_only():
 
     view = view_for_sex(MODEL, "F")
     tab = DrawTables(view, DRAWS.restrict(sex_keep(view)))
-    young, also_young = Covariates(sex="F", age=31.0), Covariates(sex="F", age=33.0)
+    young, also_young = Covariates(sex="F", age=31.0), Covariates(sex="F", age=31.5)
     later = Covariates(sex="F", age=58.0, flags=frozenset({"postmenopausal"}))
     assert applied_modifiers(view, young) == applied_modifiers(view, also_young)
     assert applied_modifiers(view, young) != applied_modifiers(view, later)
