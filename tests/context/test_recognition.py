@@ -147,6 +147,10 @@ CONTEXT = [
     ("NFPA with suprasellar extension", "nonfunctioning_pituitary_adenoma"),
     ("non-functioning adenoma on MRI", "nonfunctioning_pituitary_adenoma"),
     ("non-functioning adenoma on MRI", "pituitary_lesion"),
+    # the flag's own label and id, as a form writes them
+    ("known pituitary lesion on MRI", "pituitary_lesion"),
+    ("pituitary_lesion", "pituitary_lesion"),
+    ("hypothalamic lesion after radiotherapy", "pituitary_lesion"),
 ]
 
 
