@@ -109,9 +109,9 @@ def test_an_edited_prior_set_is_read_again(cache, reads, tmp_path):
 
 
 def test_a_rewrite_that_keeps_the_size_and_times_is_read_again(cache, reads, tmp_path):
-    """The key is the files' content, not their times: a table rewritten with a value of the
-    same length, its times put back (a copy that keeps them, or a rewrite within the file
-    system's clock tick), is read again."""
+    """The key is the files' content, not their times: the tables' file rewritten with a
+    comment of the same length and its times put back (as a copy that keeps them leaves it,
+    or a rewrite within the file system's clock tick) is read again."""
     mine = own_copy(tmp_path)
     text = mine.read_text(encoding="utf-8")
     load_prior_set(mine)
