@@ -408,18 +408,27 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "menopausal status and cycle not given; at this age read as in the menopause "
             "transition or after it (gonadotropins variable, often high); give the status "
             "or the cycle if known")
-    elif (status in ("", "premenopausal") and p.age is not None
-          and p.age >= TRANSITION_MIN_AGE and "oral_estrogen" in reading.flags):
-        # the pill's withdrawal bleeds and suppressed FSH hide the stage (NICE NG23 1.2.4)
+    elif status in ("", "premenopausal") and p.age is not None:
+        _read_late_cycling_years(reading, case)
+
+
+def _read_late_cycling_years(reading: ContextReading, case: Case) -> None:
+    """A woman of known age, premenopausal or without a status, not read by the rules of
+    :func:`_read_menopause` before: from :data:`TRANSITION_MIN_AGE` on oral estrogen the
+    stage is hidden (the pill's withdrawal bleeds and suppressed FSH, NICE NG23 1.2.4: read
+    as in the transition or after it), otherwise :func:`_read_midlife_cycle`; from
+    :data:`LATE_REPRODUCTIVE_MIN_AGE`, off the pill, with a cycle written without a
+    disturbance, the late reproductive stage."""
+    p = case.patient
+    on_pill = "oral_estrogen" in reading.flags
+    if p.age >= TRANSITION_MIN_AGE and on_pill:
         reading.set("perimenopausal", 1.0, "patient.age",
                     f"age {p.age:g} on oral estrogen: stage not known (the pill hides the "
                     "cycle and FSH); read as in the menopause transition or after it")
-    elif (status in ("", "premenopausal") and p.age is not None
-          and p.age >= TRANSITION_MIN_AGE):
+    elif p.age >= TRANSITION_MIN_AGE:
         _read_midlife_cycle(reading, case)
-    elif (status in ("", "premenopausal") and p.age is not None
-          and p.age >= LATE_REPRODUCTIVE_MIN_AGE and "oral_estrogen" not in reading.flags
-          and _cycle_history(case) and _menstrual_reading(case).disturbance is None
+    elif (p.age >= LATE_REPRODUCTIVE_MIN_AGE and not on_pill and _cycle_history(case)
+          and _menstrual_reading(case).disturbance is None
           and _cycle_phase(case) in (None, "follicular", "ovulatory", "luteal")):
         reading.set("late_reproductive", 1.0, "patient.menstrual_phase",
                     f"age {p.age:g}, cycling: late reproductive stage (FSH variable)")
