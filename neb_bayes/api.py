@@ -18,10 +18,11 @@ from neb_bayes import config
 from neb_bayes.accel import report_done
 from neb_bayes.case.model import Case
 from neb_bayes.config import package_version
+from neb_bayes.context import read_context
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.latents import latent_summaries
-from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
+from neb_bayes.model.compiled import CompiledModel, gates_of, sex_keep, view_for_sex
 from neb_bayes.posterior import Result
 from neb_bayes.priorset import PriorSet, load_prior_set
 
@@ -45,9 +46,10 @@ def resolve_priors(priors: str | Path | CompiledModel | PriorSet | None) -> Prio
 
 
 @lru_cache(maxsize=16)
-def _draws_for(prior_set: PriorSet, sex: str | None):
-    """The prior set's draws cut to a sex view (cached: slicing 1,000 draws is not free)."""
-    return prior_set.draws.restrict(sex_keep(view_for_sex(prior_set.model, sex)))
+def _draws_for(prior_set: PriorSet, sex: str | None, gates: frozenset[str] | None = None):
+    """The prior set's draws cut to a patient's view (cached: slicing 1,000 draws is not
+    free)."""
+    return prior_set.draws.restrict(sex_keep(view_for_sex(prior_set.model, sex, gates)))
 
 
 def infer(
@@ -99,16 +101,19 @@ def infer(
 
         case = read_case(case)
     prior_set = resolve_priors(priors)
-    # impossible states (the other sex's gonadal states) are cut: same answer, less work
-    model = view_for_sex(prior_set.model, case.patient.sex)
-    ev = build_evidence(model, case)
+    # impossible states (the other sex's gonadal states, the phases of a cycle written or
+    # absent) are cut: same answer, less work
+    context = read_context(case)
+    gates = gates_of(prior_set.model, context.flags)
+    model = view_for_sex(prior_set.model, case.patient.sex, gates)
+    ev = build_evidence(model, case, context=context)
     post = infer_exact(model, ev, explain=explain)
     latents = latent_summaries(model, ev, post, interval_prob) if explain else []
     draw_probs = draw_states = None
     if uncertainty and prior_set.draws is not None:
         from neb_bayes.inference.draws import probabilities_over_draws
 
-        draws = _draws_for(prior_set, case.patient.sex)
+        draws = _draws_for(prior_set, case.patient.sex, gates)
         draw_probs, draw_states = probabilities_over_draws(
             model, draws, ev, threads=min(config.REPORT_DRAW_THREADS, os.cpu_count() or 1),
             marginals=True)
@@ -132,4 +137,5 @@ def infer(
         latents=latents,
         provenance=prov,
         interval_prob=interval_prob,
+        prior_model=view_for_sex(prior_set.model, case.patient.sex),
     )

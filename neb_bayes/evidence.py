@@ -142,18 +142,9 @@ class Evidence:
 
 
 def _healthy_log_median(model: CompiledModel, ch: int, sex: str | None) -> float:
-    """Expected log level of a channel in a healthy person of this sex at 08:00."""
-    channel = model.channels[ch]
-    out = channel.log_median
-    for eff in channel.effects:
-        ax = model.axes[eff.axis]
-        healthy = [
-            i for i, s in enumerate(ax.states)
-            if not ax.condition_of[i] and (sex is None or ax.sex[i] in (None, sex))
-            and s != "macroprolactinemia"
-        ]
-        out += float(np.mean(eff.shift[healthy]))
-    return out
+    """Expected log level of a channel in a healthy person of this sex at 08:00 (the state
+    effects over the full model's healthy states, whatever states the view keeps)."""
+    return model.channels[ch].log_median + float(model.healthy_effect[sex][ch])
 
 
 def log_value(value: float) -> float:
@@ -214,9 +205,11 @@ def build_evidence(
     case: Case,
     covariates: Covariates | None = None,
     use_lab_ri: bool = True,
+    context: ContextReading | None = None,
 ) -> Evidence:
-    """Turn a validated :class:`Case` into :class:`Evidence` for ``model``."""
-    ctx = read_context(case)
+    """Turn a validated :class:`Case` into :class:`Evidence` for ``model`` (``context``: the
+    case's :func:`~neb_bayes.context.read_context`, when the caller has read it already)."""
+    ctx = read_context(case) if context is None else context
     cov = covariates or Covariates(
         sex=case.patient.sex, age=case.patient.age, flags=frozenset(ctx.flags))
     not_used = list(case.not_used) + list(ctx.not_used)

@@ -44,9 +44,11 @@ def _flag_items(ev: Evidence, flag: str) -> list[str]:
 
 
 def _odds_text(rows: list[dict]) -> str:
-    """Prevalence modifier rows as text: ``axis: state ×odds, …``."""
-    return "; ".join(f"{row['axis']}: " + ", ".join(f"{st} ×{odds:g}"
-                                                     for st, odds in row["odds"].items())
+    """Prevalence modifier rows as text: ``prior odds axis: state ×odds, …``, or a row's own
+    ``text`` where it has one (a row that picks the phase of a healthy state says so)."""
+    return "; ".join(row["text"] if row.get("text") else
+                     f"prior odds {row['axis']}: " + ", ".join(
+                         f"{st} ×{odds:g}" for st, odds in row["odds"].items())
                      for row in rows)
 
 
@@ -59,7 +61,7 @@ def _pct_text(p: float) -> str:
 def _evidence_label(model: CompiledModel, case: Case, group: dict, ev: Evidence) -> dict:
     if group["kind"] == "context":
         flag = group["flag"]
-        return {"evidence": f"{_flag_label(flag)} (prior odds: {_odds_text(group['modifiers'])})",
+        return {"evidence": f"{_flag_label(flag)} ({_odds_text(group['modifiers'])})",
                 "kind": "context", "items": _flag_items(ev, flag), "flag": flag}
     if group["kind"] == "symptom":
         sym = model.symptoms[group["symptom"]]
@@ -130,6 +132,14 @@ class Result:
     provenance: dict[str, Any] = field(default_factory=dict)
     interval_prob: float = config.INTERVAL_PROB
     nuts: Any = None                             # DataTree from --method nuts
+    #: the model with every state the patient's sex allows (``model`` may also leave out the
+    #: states the context rules out, e.g. the phases of a cycle), for priors compared across
+    #: contexts; None: ``model``
+    prior_model: CompiledModel | None = None
+
+    @property
+    def _prior_model(self) -> CompiledModel:
+        return self.model if self.prior_model is None else self.prior_model
 
     # -- probabilities ---------------------------------------------------------------------
     @property
@@ -187,7 +197,7 @@ class Result:
         from neb_bayes.model.prior import without_flags
 
         names = [*self.condition_ids, "none"]
-        _, probs = prior_summary(self.model, without_flags(self.evidence.covariates))
+        _, probs = prior_summary(self._prior_model, without_flags(self.evidence.covariates))
         return dict(zip(names, map(float, probs), strict=True))
 
     def context_priors(self) -> list[dict]:
@@ -201,11 +211,12 @@ class Result:
 
         cov = self.evidence.covariates
         names = [*self.condition_ids, "none"]
-        _, with_all = prior_summary(self.model, cov)
+        _, with_all = prior_summary(self._prior_model, cov)
         out = []
-        for flag, rows in flag_modifiers(self.model, cov).items():
-            _, without = prior_summary(self.model, without_flags(cov, {flag}))
-            if np.allclose(with_all, without, rtol=1e-6, atol=1e-12):
+        for flag, rows in flag_modifiers(self._prior_model, cov).items():
+            _, without = prior_summary(self._prior_model, without_flags(cov, {flag}))
+            if (np.allclose(with_all, without, rtol=1e-6, atol=1e-12)
+                    and not any(row.get("text") for row in rows)):
                 continue  # its rows concern states this patient cannot have: nothing done
             moved = sorted(((abs(_logit(a) - _logit(b)), n, b, a) for n, a, b
                             in zip(names, with_all, without, strict=True)
@@ -214,7 +225,7 @@ class Result:
                             for d, n, b, a in moved[:3] if d >= 0.1)
             out.append({
                 "flag": flag, "kind": "prior_odds",
-                "text": f"{_flag_label(flag)}: prior odds {_odds_text(rows)}"
+                "text": f"{_flag_label(flag)}: {_odds_text(rows)}"
                         + (f" (prior {did})" if did else ""),
                 "items": _flag_items(self.evidence, flag),
                 "axes": list(dict.fromkeys(row["axis"] for row in rows)),

@@ -69,6 +69,13 @@ TRANSITION_MIN_AGE = MENOPAUSE_MIN_AGE
 #: (``late_reproductive``: STRAW+10 -3b/-3a, regular cycles with a variable, sometimes raised
 #: early-follicular FSH; priors/default.yaml: sources c_late_reproductive)
 LATE_REPRODUCTIVE_MIN_AGE = 40.0
+#: Age before which no cycle is assumed (menarche: median ~12.5 y in girls of European
+#: descent; below this a phase is not summed over)
+MENARCHE_AGE = 12.0
+#: context flags under which the ovary does not cycle (or its phase does not matter): then no
+#: unknown phase is summed over (:func:`_read_unknown_phase`)
+NO_CYCLE_FLAGS = frozenset({"pregnancy_any", "postmenopausal", "perimenopausal", "oral_estrogen",
+                            "breastfeeding", "ovulatory_phase", "luteal_phase"})
 #: cycle disturbances that, from :data:`TRANSITION_MIN_AGE`, are the menopause transition by
 #: definition: STRAW+10 stages the early transition by a persistent >= 7-day difference in the
 #: length of consecutive cycles and the late transition by >= 60 days without a period
@@ -353,6 +360,7 @@ def read_context(case: Case) -> ContextReading:
                                     "read with trimester-averaged, wider adjustments")
     if p.sex == "F" and not pregnant:
         _read_menopause(reading, case)
+    _read_unknown_phase(reading, case)
     _label_physiology(reading)
     # a critical-illness flag gives way to the recovery flag when both are named
     for info in flag_table().values():
@@ -410,6 +418,28 @@ def _read_menopause(reading: ContextReading, case: Case) -> None:
             "or the cycle if known")
     elif status in ("", "premenopausal") and p.age is not None:
         _read_late_cycling_years(reading, case)
+
+
+def _read_unknown_phase(reading: ContextReading, case: Case) -> None:
+    """A woman (or a patient of unknown sex) who may be cycling and whose phase is not
+    written (no phase, or a cycle day that does not settle one): ``cycle_phase_unknown``,
+    which opens the healthy ovary's ovulatory and luteal states beside its follicular
+    baseline (prior set: sources c_cycle_phases), so that a mid-cycle LH surge or a luteal
+    progesterone reads as the phase it may be.  Not where the cycle is known not to run
+    (:data:`NO_CYCLE_FLAGS`, a cycle disturbance written, a phase such as amenorrhoeic or
+    on hormonal contraception) or before :data:`MENARCHE_AGE`."""
+    p = case.patient
+    if (p.sex == "M" or NO_CYCLE_FLAGS.intersection(reading.flags)
+            or (p.age is not None and p.age < MENARCHE_AGE)):
+        return
+    r = _menstrual_reading(case)
+    if r is not None and r.disturbance is not None:
+        return
+    if reading.details.get("cycle", {}).get("phase") not in (None, "unknown"):
+        return
+    item = "patient.menstrual_phase" if p.menstrual_phase else "patient.sex"
+    reading.set("cycle_phase_unknown", 1.0, item,
+                "cycle phase not given: the healthy ovary read over the cycle's phases")
 
 
 def _read_late_cycling_years(reading: ContextReading, case: Case) -> None:
@@ -528,6 +558,7 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
     phase = getattr(r, "phase", None)
     if phase is None and r.cycle_day is not None:
         phase = _phase_of_day(reading, r, p.menstrual_phase)
+    reading.details["cycle"] = {"phase": phase}
     text = _fold(p.menstrual_phase)
     for flag, pos in _first_hits(_match(text)):
         if flag in CYCLE_TEXT_FLAGS and not _negated(text, pos) and not _uncertain(text, pos):

@@ -51,7 +51,7 @@ from neb_bayes.inference.exact import (
     prime_block_log_q,
     symptom_level_factors,
 )
-from neb_bayes.model.compiled import CompiledModel, sex_keep, view_for_sex
+from neb_bayes.model.compiled import CompiledModel, gates_of, keep_within, view_for_sex
 from neb_bayes.model.params import ParamDraws
 from neb_bayes.model.prior import Covariates, axis_modifiers, log_prior_parts
 from neb_bayes.tensor import contract_marginals, move_axis
@@ -161,15 +161,16 @@ def draw_tables(model: CompiledModel, draws: ParamDraws) -> DrawTables:
 
 def sex_view(model: CompiledModel, draws: ParamDraws,
              ev: Evidence) -> tuple[CompiledModel, ParamDraws, Evidence]:
-    """The model, draws and evidence cut to the states the patient's sex allows.
+    """The model, draws and evidence cut to the states the patient's sex and context allow.
 
     The cut states have prior probability 0, so every probability is unchanged.  A model that
     is already a sex view is returned as it is.
     """
-    view = view_for_sex(model, ev.covariates.sex)
+    cov = ev.covariates
+    view = view_for_sex(model, cov.sex, gates_of(model, cov.flags))
     if view is model:
         return model, draws, ev
-    keep = sex_keep(view)
+    keep = keep_within(view, model)
     key = (id(draws), id(view))
     hit = _VIEWS.get(key)
     if hit is None or hit[0] is not draws or hit[1] is not view:

@@ -39,10 +39,17 @@ from typing import Any
 
 import numpy as np
 
+from neb_bayes.context import read_context
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
 from neb_bayes.inference.lab_block import LabBlock, LabFactors
-from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, sex_keep, view_for_sex
+from neb_bayes.model.compiled import (
+    CompiledModel,
+    axis_channel_grid,
+    gates_of,
+    sex_keep,
+    view_for_sex,
+)
 from neb_bayes.model.params import ParamDraws, latent_corr, point_params
 from neb_bayes.model.prior import Covariates, modifier_log_odds
 from neb_bayes.tensor import product_sum, scaled_message
@@ -387,27 +394,28 @@ def prepare_cohort(model: CompiledModel, cases, labels=None,
     graph to compile): the sets are merged greedily where that adds the least work.
     """
     by_view: dict[tuple, dict[tuple[int, ...], list[int]]] = {}
-    views: dict[str | None, CompiledModel] = {}
+    views: dict[tuple, CompiledModel] = {}     # per sex and gated states open
     evs = {}
-    scope_of: dict[tuple, tuple[int, ...]] = {}   # per sex and set of present symptoms
+    scope_of: dict[tuple, tuple[int, ...]] = {}   # per view and set of present symptoms
     for i, case in enumerate(cases):
-        sex = case.patient.sex
-        if sex not in views:
-            views[sex] = view_for_sex(model, sex)
-        evs[i] = build_evidence(views[sex], case)
-        key = (sex, tuple(evs[i].present))
+        context = read_context(case)
+        vk = (case.patient.sex, gates_of(model, context.flags))
+        if vk not in views:
+            views[vk] = view_for_sex(model, *vk)
+        evs[i] = build_evidence(views[vk], case, context=context)
+        key = (vk, tuple(evs[i].present))
         if key not in scope_of:
-            scope_of[key] = present_scope(views[sex], evs[i].present)
-        group = (sex, evs[i].context_signature)
+            scope_of[key] = present_scope(views[vk], evs[i].present)
+        group = (vk, evs[i].context_signature)
         by_view.setdefault(group, {}).setdefault(scope_of[key], []).append(i)
     out = []
     problems: list[tuple[str, str]] = []   # every group's, so that all are named at once
-    for (sex, _), scopes in by_view.items():
-        sizes = [ax.n_states for ax in views[sex].axes]
+    for (vk, _), scopes in by_view.items():
+        sizes = [ax.n_states for ax in views[vk].axes]
         for idx in _merge_scopes(scopes, sizes, groups_per_view):
             labs = None if labels is None else [labels[i] for i in idx]
             try:
-                out.append(prepare_group(views[sex], [evs[i] for i in idx], labs))
+                out.append(prepare_group(views[vk], [evs[i] for i in idx], labs))
             except UnsupportedEvidence as exc:
                 problems += exc.cases
     if problems:

@@ -39,7 +39,13 @@ from scipy.special import log_ndtr
 from neb_bayes.evidence import Evidence, block_of_rows
 from neb_bayes.inference import kernels
 from neb_bayes.inference.exact import bivariate_normal_cdf, block_log_factor, infer_exact
-from neb_bayes.model.compiled import CompiledModel, axis_channel_grid, gross_table, view_for_sex
+from neb_bayes.model.compiled import (
+    CompiledModel,
+    axis_channel_grid,
+    gates_of,
+    gross_table,
+    view_for_sex,
+)
 from neb_bayes.model.prior import log_prior
 from neb_bayes.tensor import FactorPlan, distinct_rows, factor_plan, padded, padded_length
 
@@ -803,11 +809,13 @@ def posterior_rows(model: CompiledModel, evidences: list[Evidence],
     groups: dict[tuple, list[int]] = {}
     for i, ev in enumerate(evidences):
         if not exact[i]:
-            groups.setdefault((ev.covariates.sex, ev.context_signature), []).append(i)
-    for (sex, _), idx in groups.items():
+            cov = ev.covariates
+            groups.setdefault((cov.sex, gates_of(model, cov.flags), ev.context_signature),
+                              []).append(i)
+    for (sex, gates, _), idx in groups.items():
         # cases sharing a context (treated disease: latent shifts, symptom factors) share a
         # model with it built in
-        view = view_for_sex(context_model(model, evidences[idx[0]]), sex)
+        view = view_for_sex(context_model(model, evidences[idx[0]]), sex, gates)
         for s in range(0, len(idx), SUB_CHUNK):
             part = np.asarray(idx[s:s + SUB_CHUNK])
             probs[part], log_ev[part] = _group(view, [evidences[i] for i in part],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import product
@@ -39,6 +40,27 @@ class Axis:
     labels: dict[str, dict] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)  # state -> text for reports
     kept: tuple[int, ...] | None = None    # in a restricted view: indices into the full axis
+    #: per state, the context flags of which it needs one (``only_with`` in the tables: a
+    #: phase of the cycle), else None
+    only_with: tuple[frozenset[str] | None, ...] = ()
+    #: per state, the context flags any of which rule it out (``not_with``), else None
+    not_with: tuple[frozenset[str] | None, ...] = ()
+
+    def allowed(self, sex: str | None, flags: Collection[str] | None) -> np.ndarray:
+        """Boolean mask of the states a patient of this ``sex`` with these context ``flags``
+        can be in (``None``: sex unknown; flags ``None``: not known, every gated state kept)."""
+        none = (None,) * self.n_states
+        return np.array([
+            (sex is None or s in (None, sex))
+            and (flags is None or ((need is None or not need.isdisjoint(flags))
+                                   and (bar is None or bar.isdisjoint(flags))))
+            for s, need, bar in zip(self.sex, self.only_with or none, self.not_with or none,
+                                    strict=True)])
+
+    @property
+    def gate_flags(self) -> frozenset[str]:
+        """The context flags that open or close a state of the axis."""
+        return frozenset().union(*(g for g in self.only_with + self.not_with if g is not None))
 
     @property
     def n_states(self) -> int:
@@ -180,6 +202,9 @@ class CompiledModel:
     # the same for the people of each sex ({"F": .., "M": ..}): a gross error in a patient of
     # known sex is another person's result of that sex (:meth:`gross_mix_for`)
     gross_mix_sex: dict = field(default_factory=dict)
+    #: per sex (None: unknown), per channel: the mean state effect over the healthy states of
+    #: the full model (a view may lack them: :func:`neb_bayes.evidence._healthy_log_median`)
+    healthy_effect: dict = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------
     @property
@@ -355,6 +380,8 @@ def _compile_axes(raw: dict) -> tuple[Axis, ...]:
                 states=states,
                 latents=latents,
                 sex=tuple(spec["states"][st].get("sex") for st in states),
+                only_with=tuple(_flag_set(spec["states"][st].get("only_with")) for st in states),
+                not_with=tuple(_flag_set(spec["states"][st].get("not_with")) for st in states),
                 condition_of=tuple(tuple(cond_of.get((name, st), [])) for st in states),
                 lat_mean=np.array(means).reshape(len(states), len(latents)),
                 lat_cov=np.array(covs).reshape(len(states), len(latents), len(latents)),
@@ -635,9 +662,12 @@ def compile_spec(spec: ModelSpec) -> CompiledModel:
         gross_error_rate=float(gross.get("rate", 0.0)),
         gross_error_sd=float(gross.get("widen_sd", 0.0)),
     )
+    sexes = sorted({s for ax in model.axes for s in ax.sex if s is not None})
+    model = replace(model, healthy_effect={
+        sex: np.array([_healthy_effect(model, ch, sex) for ch in model.channels])
+        for sex in [None, *sexes]})
     if model.gross_error_rate <= 0:
         return model
-    sexes = sorted({s for ax in model.axes for s in ax.sex if s is not None})
     return replace(model, gross_mix=_gross_mix(model),
                    gross_mix_sex={s: _gross_mix(model, s) for s in sexes})
 
@@ -723,6 +753,21 @@ def _gross_mix(model: CompiledModel, sex: str | None = None) -> tuple:
     return tuple(out)
 
 
+def _healthy_effect(model: CompiledModel, channel: Channel, sex: str | None) -> float:
+    """The mean state effect on a channel over the healthy states of a person of this sex
+    (the states of no condition, not a phase of the cycle, not macroprolactinaemia)."""
+    out = 0.0
+    for eff in channel.effects:
+        ax = model.axes[eff.axis]
+        healthy = [
+            i for i, s in enumerate(ax.states)
+            if not ax.condition_of[i] and (sex is None or ax.sex[i] in (None, sex))
+            and not (ax.only_with and ax.only_with[i]) and s != "macroprolactinemia"
+        ]
+        out += float(np.mean(eff.shift[healthy]))
+    return out
+
+
 def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel:
     """A view of the model with some axes cut to a subset of their states.
 
@@ -735,8 +780,12 @@ def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel
         idx = np.asarray(idx)
         axes[ai] = replace(
             ax, states=tuple(ax.states[i] for i in idx), sex=tuple(ax.sex[i] for i in idx),
+            only_with=tuple(ax.only_with[i] for i in idx) if ax.only_with else (),
+            not_with=tuple(ax.not_with[i] for i in idx) if ax.not_with else (),
             condition_of=tuple(ax.condition_of[i] for i in idx), lat_mean=ax.lat_mean[idx],
-            lat_cov=ax.lat_cov[idx], kept=tuple(int(i) for i in idx))
+            lat_cov=ax.lat_cov[idx],
+            # indices into the full axis, also for a view of a view
+            kept=tuple(int(i) if ax.kept is None else ax.kept[i] for i in idx))
 
     def cut_effects(effects):
         return tuple(replace(e, shift=e.shift[keep[e.axis]]) if e.axis in keep else e
@@ -765,16 +814,55 @@ def restrict(model: CompiledModel, keep: dict[int, np.ndarray]) -> CompiledModel
 
 
 @lru_cache(maxsize=64)
-def view_for_sex(model: CompiledModel, sex: str | None) -> CompiledModel:
+def view_for_sex(model: CompiledModel, sex: str | None,
+                 gates: frozenset[str] | None = None) -> CompiledModel:
     """The model without the states a patient of this sex cannot be in (``None``: all); its
-    gross-error density (``gross_mix``) is that sex's population's."""
-    if sex is None:
-        return model
-    keep = {ai: np.array([i for i, s in enumerate(ax.sex) if s in (None, sex)])
-            for ai, ax in enumerate(model.axes) if any(s not in (None, sex) for s in ax.sex)}
+    gross-error density (``gross_mix``) is that sex's population's.
+
+    With ``gates`` (the patient's context flags that open gated states, :func:`gates_of`)
+    the states gated on other flags are cut too (``None``: gated states kept; their prior
+    alone rules them out, :func:`~neb_bayes.model.prior.modifier_log_odds`).
+    """
+    keep = {}
+    for ai, ax in enumerate(model.axes):
+        ok = ax.allowed(sex, gates)
+        if not ok.all():
+            keep[ai] = np.flatnonzero(ok)
     if not keep:
         return model
-    return replace(restrict(model, keep), gross_mix=model.gross_mix_for(sex))
+    view = restrict(model, keep)
+    return view if sex is None else replace(view, gross_mix=model.gross_mix_for(sex))
+
+
+def gates_of(model: CompiledModel, flags: Collection[str]) -> frozenset[str]:
+    """The context flags among ``flags`` that open a gated state of the model (the key of a
+    patient's view beside the sex, :func:`view_for_sex`)."""
+    gates = _gate_flags(model)
+    return gates.intersection(flags) if gates else gates
+
+
+@lru_cache(maxsize=64)
+def _gate_flags(model: CompiledModel) -> frozenset[str]:
+    return frozenset().union(*(ax.gate_flags for ax in model.axes))
+
+
+def _flag_set(value: str | list[str] | None) -> frozenset[str] | None:
+    """A state's ``only_with`` / ``not_with``: one flag or a list of them."""
+    if value is None:
+        return None
+    return frozenset([value] if isinstance(value, str) else value)
+
+
+def keep_within(view: CompiledModel, model: CompiledModel) -> dict[int, np.ndarray]:
+    """The state indices of ``model`` that its restricted ``view`` kept, per axis it cut
+    (:func:`sex_keep` when ``model`` is the full model)."""
+    out = {}
+    for ai, (ax, outer) in enumerate(zip(view.axes, model.axes, strict=True)):
+        if ax.n_states == outer.n_states:
+            continue
+        where = {k: i for i, k in enumerate(outer.kept or range(outer.n_states))}
+        out[ai] = np.array([where[k] for k in ax.kept])
+    return out
 
 
 def sex_keep(model: CompiledModel) -> dict[int, np.ndarray]:

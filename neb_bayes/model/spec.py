@@ -219,6 +219,14 @@ def _check_context(raw: dict[str, Any], check_src) -> list[str]:
     flags = flag_table()
     axes = raw["axes"]
     names = set(raw["analytes"]) | {s.get("analyte", c) for c, s in raw["analytes"].items()}
+    for ax, spec in axes.items():
+        for st, sspec in spec["states"].items():
+            for key in ("only_with", "not_with"):
+                gate = sspec.get(key) or []
+                for flag in [gate] if isinstance(gate, str) else gate:
+                    if flag not in flags:
+                        problems.append(f"axes.{ax}.states.{st}.{key}: unknown context flag "
+                                        f"'{flag}'")
     for i, row in enumerate(raw.get("context_effects", [])):
         where = f"context_effects[{i}]"
         check_src(where, row.get("src"))

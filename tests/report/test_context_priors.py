@@ -160,8 +160,18 @@ def test_every_flag_with_prior_odds_is_accounted_for(flag):
     entries = [a for a in d["accounted_for"] if a.get("kind") == "prior_odds"]
     assert sorted(a["flag"] for a in entries) == sorted({flag} | companions)
     entry = next(a for a in entries if a["flag"] == flag)
-    assert entry["axes"] and entry["prior_change"]
-    assert infer(case).to_dict()["accounted_for"] == []   # without the flag: nothing
+    assert entry["axes"]
+    rows = [mod for prev in model.spec.raw["prevalence"].values()
+            for mod in prev.get("modifiers", []) if mod.get("when", {}).get("flag") == flag]
+    if rows and all(mod.get("text") for mod in rows):
+        # rows that pick a healthy state's phase: named by their text, no condition's prior moved
+        assert all(mod["text"] in entry["text"] for mod in rows), entry["text"]
+    else:
+        assert entry["prior_change"]
+    # without the flag: nothing (but, for a woman whose phase is not written, the phases of
+    # her cycle summed over, which every such report names)
+    assert [a for a in infer(case).to_dict()["accounted_for"]
+            if a["flag"] != "cycle_phase_unknown"] == []
 
 
 def test_the_json_report_with_context_priors_matches_the_schema():
@@ -184,6 +194,8 @@ def test_a_flag_that_changes_no_prior_for_this_patient_is_not_accounted_for(sex,
                                   # a woman's status given, under 45 (from 45: the transition
                                   # or ovarian ageing, flags with prior odds of their own)
                                   "menopausal_status": "premenopausal" if sex == "F" else None,
+                                  # her phase written: no phases summed over, named as such
+                                  "menstrual_phase": "follicular (day 5)" if sex == "F" else None,
                                   "medications": ["testosterone gel 50 mg daily"]},
                       "measurements": [], "symptoms": {"absent": ["goiter"]}})
     d = infer(case).to_dict()
