@@ -91,14 +91,20 @@ TRANSITION_DISTURBANCES = frozenset({"irregular", "oligomenorrhoea", "amenorrhoe
 #: first trimesters (69 % of pregnancies, meta-analysis of 59 studies, Einarson et al., J Popul
 #: Ther Clin Pharmacol 2013; 89 % in early pregnancy, 99 % of them starting in the first
 #: trimester, Chan et al., Matern Child Health J 2011), so they tell nothing of the adrenal or
-#: other axes there
+#: other axes there; combined hormonal contraception suppresses ovulation through the
+#: hypothalamus and pituitary, its bleeds are withdrawal bleeds, and absent ones ("pill
+#: amenorrhoea", a thin endometrium) are benign (Nguyen & Jacobson, Managing Contraception
+#: 2016), so on oral estrogen (the combined pill, HRT) the bleeding pattern tells nothing
+#: of the ovary either
 PHYSIOLOGICAL_SYMPTOMS = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
+                          "oral_estrogen": ("amenorrhea", "oligomenorrhea"),
                           "postmenopausal": ("amenorrhea", "oligomenorrhea"),
                           "breastfeeding": ("amenorrhea", "oligomenorrhea"),
                           "pregnancy_any": ("amenorrhea", "oligomenorrhea"),
                           "pregnancy_t1": ("nausea",)}
 #: how a stage of :data:`PHYSIOLOGICAL_SYMPTOMS` is named in a report (else its flag)
-STAGE_NAMES = {"pregnancy_any": "pregnancy", "pregnancy_t1": "first-trimester pregnancy"}
+STAGE_NAMES = {"pregnancy_any": "pregnancy", "pregnancy_t1": "first-trimester pregnancy",
+               "oral_estrogen": "oral estrogen (the combined pill, HRT)"}
 #: context flags the cycle text may name ("lactational amenorrhoea", "postpartum,
 #: breastfeeding"), read there as in the free-text context
 CYCLE_TEXT_FLAGS = ("breastfeeding",)
