@@ -95,16 +95,19 @@ TRANSITION_DISTURBANCES = frozenset({"irregular", "oligomenorrhoea", "amenorrhoe
 #: hypothalamus and pituitary, its bleeds are withdrawal bleeds, and absent ones ("pill
 #: amenorrhoea", a thin endometrium) are benign (Nguyen & Jacobson, Managing Contraception
 #: 2016), so on oral estrogen (the combined pill, HRT) the bleeding pattern tells nothing
-#: of the ovary either
+#: of the ovary either; nor on progestogen-only contraception, whose main adverse effect is
+#: poor cycle control (context/terms.yaml: progestogen_contraception)
 PHYSIOLOGICAL_SYMPTOMS = {"perimenopausal": ("amenorrhea", "oligomenorrhea"),
                           "oral_estrogen": ("amenorrhea", "oligomenorrhea"),
+                          "progestogen_contraception": ("amenorrhea", "oligomenorrhea"),
                           "postmenopausal": ("amenorrhea", "oligomenorrhea"),
                           "breastfeeding": ("amenorrhea", "oligomenorrhea"),
                           "pregnancy_any": ("amenorrhea", "oligomenorrhea"),
                           "pregnancy_t1": ("nausea",)}
 #: how a stage of :data:`PHYSIOLOGICAL_SYMPTOMS` is named in a report (else its flag)
 STAGE_NAMES = {"pregnancy_any": "pregnancy", "pregnancy_t1": "first-trimester pregnancy",
-               "oral_estrogen": "oral estrogen (the combined pill, HRT)"}
+               "oral_estrogen": "oral estrogen (the combined pill, HRT)",
+               "progestogen_contraception": "progestogen-only contraception"}
 #: context flags the cycle text may name ("lactational amenorrhoea", "postpartum,
 #: breastfeeding"), read there as in the free-text context
 CYCLE_TEXT_FLAGS = ("breastfeeding",)
@@ -580,6 +583,8 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
     if phase == "hormonal_contraception" and not progestogen_only:
         # combined pill, either week: CBG, SHBG and TBG stay raised in the pill-free week
         reading.set("oral_estrogen", 1.0, item, p.menstrual_phase)
+    elif phase == "hormonal_contraception":
+        reading.set("progestogen_contraception", 1.0, item, p.menstrual_phase)
     if getattr(r, "regular", False):
         # regular cycles written: ovarian insufficiency and central hypogonadism are defined
         # by absent or infrequent periods (prior set: sources c_regular_cycles)
