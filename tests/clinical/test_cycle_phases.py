@@ -137,3 +137,15 @@ def test_phases_add_no_states_where_they_cannot_apply():
     assert not any("ovulatory" in s or "luteal" in s for s in man.model.axes[gonadal].states)
     states = woman.model.axes[gonadal].states
     assert "normal_female_ovulatory" in states and "normal_female_luteal" in states
+
+
+@pytest.mark.parametrize(("measurements", "above"), [
+    ([("fsh", 60.0, "IU/L")], 0.8),
+    ([("fsh", 60.0, "IU/L"), ("estradiol", 15.0, "pg/mL")], 0.95),
+], ids=["fsh-60", "fsh-60-low-estradiol"])
+def test_an_fsh_far_above_the_mid_cycle_peak_still_reads_ovarian_insufficiency(measurements, above):
+    """The mid-cycle FSH peak is ~4.7-21.5 IU/L (facts §1, Abbott phase intervals): an FSH of
+    60 IU/L in a woman of 35 is not the cycle's, phase written or not (with the surge state's
+    FSH spread too wide it read 0.31)."""
+    res = _infer({"age": 35}, measurements)
+    assert res.probabilities["hypogonadism_primary_female"] > above
