@@ -223,16 +223,40 @@ class Result:
                             if n != "none" and abs(_logit(a) - _logit(b)) >= 0.01), reverse=True)
             did = ", ".join(f"{n} {_pct_text(b)} → {_pct_text(a)}"
                             for d, n, b, a in moved[:3] if d >= 0.1)
+            read = self._states_opened(flag, rows)
             out.append({
                 "flag": flag, "kind": "prior_odds",
                 "text": f"{_flag_label(flag)}: {_odds_text(rows)}"
-                        + (f" (prior {did})" if did else ""),
+                        + (f" (prior {did})" if did else "")
+                        + (f"; the results read (if healthy): {read}" if read else ""),
                 "items": _flag_items(self.evidence, flag),
                 "axes": list(dict.fromkeys(row["axis"] for row in rows)),
                 "prior_change": {n: [round(float(b), 6), round(float(a), 6)]
                                  for _, n, b, a in moved},
             })
         return out
+
+    def _states_opened(self, flag: str, rows: list[dict]) -> str:
+        """Where a flag's rows share a healthy state out among states the flag opens (the
+        phases of a cycle not written): the posterior share of each, given that state is the
+        one (e.g. ``follicular phase 0.1 %, ovulatory phase (mid-cycle peak) 99.9 %, ...``);
+        empty otherwise."""
+        parts = []
+        for name in dict.fromkeys(row["axis"] for row in rows):
+            ax = self.model.axes[self.model.axis_index(name)]
+            named = {st for row in rows if row["axis"] == name for st in row["odds"]}
+            idx = [i for i, st in enumerate(ax.states)
+                   if st in named or (ax.only_with and ax.only_with[i]
+                                      and flag in ax.only_with[i])]
+            if len(idx) < 2:
+                continue
+            p = np.asarray(self.exact.marginals[self.model.axis_index(name)])[idx]
+            if p.sum() <= 0:
+                continue
+            p = p / p.sum()
+            parts.append(", ".join(f"{ax.descriptions.get(ax.states[i], ax.states[i])} "
+                                   f"{_pct_text(float(q))}" for i, q in zip(idx, p, strict=True)))
+        return "; ".join(parts)
 
     def explained_conditions(self, threshold: float = config.LEADING_THRESHOLD) -> list[str]:
         """Conditions worth explaining: likely ones, and ones the evidence or the context's

@@ -149,3 +149,9 @@ def test_an_fsh_far_above_the_mid_cycle_peak_still_reads_ovarian_insufficiency(m
     FSH spread too wide it read 0.31)."""
     res = _infer({"age": 35}, measurements)
     assert res.probabilities["hypogonadism_primary_female"] > above
+
+
+def test_the_report_names_the_phase_the_results_read():
+    res = nb.infer(_case({}, SURGE), uncertainty=False)
+    entry = next(a for a in res.context_priors() if a["flag"] == "cycle_phase_unknown")
+    assert "ovulatory phase (mid-cycle peak) >99.9 %" in entry["text"], entry["text"]
