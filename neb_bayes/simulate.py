@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
-from neb_bayes.context import read_context
+from neb_bayes.context import physiological_symptoms, read_context
 from neb_bayes.evidence import context_latent_shifts, context_symptom_scale, result_adjustments
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.prior import Covariates, log_prior
@@ -150,8 +150,9 @@ def simulate_case(
     log1m_leak, log1m_cause = (
         (model.log1m_leak, model.log1m_cause) if scale is None
         else model.symptom_table.tables(scale=scale))
-    for yi, sym in enumerate(model.symptoms):
-        if rng.random() >= p_symptom_reported:
+    physiology = physiological_symptoms(ctx.flags)     # a stage's own (the menopause's
+    for yi, sym in enumerate(model.symptoms):          # amenorrhoea): not reported
+        if rng.random() >= p_symptom_reported or sym in physiology:
             continue
         lq = log1m_leak[level, yi] + sum(
             log1m_cause[ai][s[ai], yi] for ai in range(len(model.axes)))
