@@ -19,8 +19,8 @@ from neb_bayes.case.collect import NUMBER_TEXT, Collector, fmt, fmt_raw, is_numb
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
-__all__ = ["MEASUREMENT_KEYS", "plain_day", "plain_extra", "plain_extra_count", "plain_form",
-           "plain_result", "plain_value", "read_measurements"]
+__all__ = ["MEASUREMENT_KEYS", "first_sample_date", "plain_day", "plain_extra",
+           "plain_extra_count", "plain_form", "plain_result", "plain_value", "read_measurements"]
 
 MEASUREMENT_KEYS = (
     "analyte",
@@ -528,6 +528,20 @@ def _pick(analyte: vocab.Analyte, candidates: tuple[str, ...]) -> str | None:
         if candidate in analyte.specimens:
             return candidate
     return None
+
+
+def first_sample_date(raw: Any) -> date | None:
+    """The earliest date among the ``collected`` ISO date-times of a case's measurements as
+    written (``None``: none dated); what the reader's checks reject is skipped here."""
+    dates = []
+    for item in raw if isinstance(raw, list) else []:
+        text = item.get("collected") if isinstance(item, dict) else None
+        if isinstance(text, str) and not _CLOCK.match(text):
+            try:
+                dates.append(datetime.fromisoformat(text.strip().replace("Z", "+00:00")).date())
+            except ValueError:
+                continue
+    return min(dates, default=None)
 
 
 def _days_from_dates(read: list[tuple[Measurement, date | None]]) -> tuple[Measurement, ...]:

@@ -2,7 +2,9 @@
 
 Clinicians write the phase as they like: ``"follicular (day 9)"``, ``"luteal (day 22)"``,
 ``"amenorrhoeic for 5 months"``, ``"no period for 18 months"``, ``"last period 13 months
-ago"``, ``"oligomenorrhoea (cycles 50-90 days)"``, ``"on combined OCP, active-pill week"``.
+ago"``, ``"LMP 12 days ago"`` (cycle day 13), ``"LMP 2026-11-20"`` (the day counted by the
+case reader from the first dated sample), ``"oligomenorrhoea (cycles 50-90 days)"``,
+``"on combined OCP, active-pill week"``.
 :func:`read_menstrual_phase` takes out what is written — phase, cycle day, cycle disturbance
 and its duration, cycle length, pill week, whether the cycles are said to be regular — and
 nothing more: it does not infer a phase from
@@ -11,7 +13,11 @@ a cycle day.  :func:`phase_from_cycle_day` does, for a cycle day written without
 
 >>> read_menstrual_phase("luteal (day 22)")
 MenstrualReading(phase='luteal', cycle_day=22, disturbance=None, duration_months=None, \
-cycle_length_days=None, pill_week=None, regular=False)
+cycle_length_days=None, pill_week=None, regular=False, lmp_date=None, days_since_lmp=None)
+>>> read_menstrual_phase("LMP 12 days ago").cycle_day
+13
+>>> read_menstrual_phase("regular, LMP 2026-11-20").lmp_date
+datetime.date(2026, 11, 20)
 >>> read_menstrual_phase("regular cycles").regular
 True
 >>> read_menstrual_phase("amenorrhoeic for 5 months").duration_months
@@ -22,7 +28,9 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import date
 
 from neb_bayes.case.model import MenstrualReading
 
@@ -32,6 +40,7 @@ __all__ = [
     "USUAL_CYCLE_DAYS",
     "phase_from_cycle_day",
     "read_menstrual_phase",
+    "with_lmp_cycle_day",
 ]
 
 #: Cycle length assumed when a cycle day is written without one (the textbook 28-day cycle;
@@ -73,6 +82,12 @@ _LAST_PERIOD = re.compile(
     r"(\d+(?:\.\d+)?\s*(?:months?|mo|mths?|weeks?|wks?|years?|yrs?))\s+ago\b",
     _F,
 )
+#: the first day of the last period so many days ago ("LMP 12 days ago", "LMP 12/7 ago"):
+#: cycle day n + 1
+_LMP_AGO = re.compile(
+    r"\b(?:lmp|last (?:menstrual )?period)\b[^.;]*?\b(\d{1,2})\s*(?:days?|d|/7)\s*ago\b", _F)
+#: the first day of the last period as an ISO date (other date forms are ambiguous: 03/04)
+_LMP_DATE = re.compile(r"\b(?:lmp|last (?:menstrual )?period)\b[^.;\d]*?(\d{4}-\d{2}-\d{2})\b", _F)
 _ANOVULATION = re.compile(r"anovulat", _F)
 _IRREGULAR = re.compile(r"irregular", _F)
 #: regular cycles written as such ("irregular" has no word boundary before "regular"; "not
@@ -102,6 +117,8 @@ _LENGTH = re.compile(
 #: 2008, and the Australian Therapeutic Guidelines' classification, checked 2026-12-06;
 #: shorter is an ordinary or a late cycle, and is not read).
 AMENORRHOEA_MIN_MONTHS = 3.0
+#: mean days per month of the Gregorian calendar (an LMP date's months before a sample)
+DAYS_PER_MONTH = 365.2425 / 12
 _MONTHS = {
     "mo": 1.0,
     "mon": 1.0,
@@ -189,6 +206,13 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
     disturbance = _disturbance(text)
     day_match = _DAY.search(text)
     cycle_day = int(day_match.group(1)) if day_match else None
+    lmp_date = None
+    if cycle_day is None:
+        ago = _LMP_AGO.search(text)
+        if ago:
+            cycle_day = int(ago.group(1)) + 1
+        else:
+            lmp_date = _iso_date(_LMP_DATE.search(text))
     if cycle_day is not None and not 1 <= cycle_day <= 60:
         cycle_day = None
     pill_week = None
@@ -202,7 +226,7 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
     regular = (disturbance is None and phase not in _NO_CYCLE_PHASES
                and _REGULAR.search(text) is not None)
     if (phase is None and disturbance is None and cycle_day is None and length is None
-            and not regular):
+            and not regular and lmp_date is None):
         return None
     return MenstrualReading(
         phase=phase,
@@ -212,7 +236,41 @@ def read_menstrual_phase(text: str) -> MenstrualReading | None:
         cycle_length_days=length,
         pill_week=pill_week,
         regular=regular,
+        lmp_date=lmp_date,
     )
+
+
+def _iso_date(match: re.Match | None) -> date | None:
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def with_lmp_cycle_day(reading: MenstrualReading | None, first_sample: date | None,
+                       pregnant: bool | None = None) -> MenstrualReading | None:
+    """The reading with the cycle day of an LMP date counted to the first dated sample (day 1
+    the LMP's own), or, :data:`AMENORRHOEA_MIN_MONTHS` or more before it with no phase or
+    disturbance written, amenorrhoea for that long (as "last period 4 months ago");
+    unchanged where there is no LMP date, no dated sample, or the count falls between (the
+    context reader then lists the LMP as not used).  In a pregnancy (``pregnant`` or a
+    pregnant phase) only the days are kept: its gestational age."""
+    if reading is None or reading.lmp_date is None or first_sample is None:
+        return reading
+    days = (first_sample - reading.lmp_date).days
+    reading = dataclasses.replace(reading, days_since_lmp=days)
+    if pregnant or reading.phase in _NO_CYCLE_PHASES:
+        return reading        # e.g. a pregnancy, dated from its LMP by the context reader
+    if 1 <= days + 1 <= 60:
+        return dataclasses.replace(reading, cycle_day=days + 1)
+    months = days / DAYS_PER_MONTH
+    if (months >= AMENORRHOEA_MIN_MONTHS and reading.phase in (None, "unknown")
+            and reading.disturbance is None):
+        return dataclasses.replace(reading, phase="amenorrhoeic", disturbance="amenorrhoea",
+                                   duration_months=round(months, 3), regular=False)
+    return reading
 
 
 def _phase_on_day(day: int, length: float) -> str | None:

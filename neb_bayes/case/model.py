@@ -8,6 +8,7 @@ explicit, clock times as hours.  Nothing here knows about the model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 
 Censor = Literal["none", "left", "right"]
@@ -117,6 +118,13 @@ class MenstrualReading:
     regular
         The text says the cycles are regular ("regular cycles", "regular, day 3") and names
         no disturbance or state without cycles.
+    lmp_date
+        The first day of the last menstrual period as an ISO date ("LMP 2026-11-20"), while
+        no cycle day is read from it (the case reader counts the day from the first dated
+        sample, :func:`neb_bayes.case.menstrual.with_lmp_cycle_day`), else ``None``.
+    days_since_lmp
+        Days from that LMP date to the first dated sample, when the case reader could count
+        them (a pregnancy's gestational age), else ``None``.
     """
 
     phase: str | None = None
@@ -126,6 +134,8 @@ class MenstrualReading:
     cycle_length_days: tuple[float, float] | None = None
     pill_week: str | None = None
     regular: bool = False
+    lmp_date: date | None = None
+    days_since_lmp: int | None = None
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ No patient value is ever written to the log.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ from typing import Any
 
 from neb_bayes.case.collect import Collector, type_name
 from neb_bayes.case.loader import load_file, load_text
-from neb_bayes.case.measurements import read_measurements
+from neb_bayes.case.measurements import first_sample_date, read_measurements
+from neb_bayes.case.menstrual import with_lmp_cycle_day
 from neb_bayes.case.model import Case, CaseError, FieldError
 from neb_bayes.case.patient import read_patient
 from neb_bayes.case.symptoms import read_symptoms
@@ -66,6 +68,10 @@ def _case_from_data(data: Any, source: str | None) -> Case:
     reader.unknown_keys(data, TOP_KEYS, "")
     patient = read_patient(reader, data.get("patient"))
     measurements = read_measurements(reader, data.get("measurements"))
+    if patient.menstrual is not None and patient.menstrual.lmp_date is not None:
+        # an LMP written as a date: the cycle day on the first dated sample
+        patient = dataclasses.replace(patient, menstrual=with_lmp_cycle_day(
+            patient.menstrual, first_sample_date(data.get("measurements")), patient.pregnant))
     symptoms = read_symptoms(reader, data.get("symptoms"))
     if not reader.errors and not measurements and not (symptoms.present or symptoms.absent):
         reader.error(

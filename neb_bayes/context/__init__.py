@@ -360,6 +360,13 @@ def read_context(case: Case) -> ContextReading:
         week = p.gestational_week
         if week is None and preg_text:
             week = preg_text.get("week")
+        lmp = getattr(_menstrual_reading(case), "days_since_lmp", None)
+        if week is None and lmp is not None and 0 <= lmp <= 45 * 7:
+            # dated from the LMP (Naegele: gestational age in weeks since its first day)
+            week = round(lmp / 7.0, 1)
+            reading.assumptions.append({
+                "flag": "pregnancy", "items": ["patient.menstrual_phase"],
+                "text": f"gestational week {week:g} counted from the LMP to the first sample"})
         tri = _trimester(week)
         item = "patient.pregnant" if p.pregnant else preg_text["item"]
         reading.set("pregnancy_any", 1.0, item, "pregnant")
@@ -565,6 +572,12 @@ def _read_menstrual(reading: ContextReading, case: Case) -> None:
         reading.not_used.append(NotUsed(item, "a menstrual phase is not read for sex M"))
         return
     phase = getattr(r, "phase", None)
+    if (r.lmp_date is not None and r.cycle_day is None and r.duration_months is None
+            and r.phase not in ("pregnant", "postpartum") and not p.pregnant):
+        reading.not_used.append(NotUsed(
+            item, f"LMP {r.lmp_date.isoformat()}: no cycle day counted (it needs a sample "
+                  "collected as an ISO date-time within 60 days after it; from 3 months it "
+                  "reads as amenorrhoea)"))
     if phase is None and r.cycle_day is not None:
         phase = _phase_of_day(reading, r, p.menstrual_phase)
     reading.details["cycle"] = {"phase": phase}
