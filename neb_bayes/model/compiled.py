@@ -819,9 +819,9 @@ def view_for_sex(model: CompiledModel, sex: str | None,
     """The model without the states a patient of this sex cannot be in (``None``: all); its
     gross-error density (``gross_mix``) is that sex's population's.
 
-    With ``gates`` (the patient's context flags that open gated states, :func:`gates_of`)
-    the states gated on other flags are cut too (``None``: gated states kept; their prior
-    alone rules them out, :func:`~neb_bayes.model.prior.modifier_log_odds`).
+    With ``gates`` (the patient's context flags that open or close gated states,
+    :func:`gates_of`) the states those flags rule out are cut too (``None``: gated states
+    kept; their prior alone rules them out, :func:`~neb_bayes.model.prior.modifier_log_odds`).
     """
     keep = {}
     for ai, ax in enumerate(model.axes):
@@ -835,8 +835,8 @@ def view_for_sex(model: CompiledModel, sex: str | None,
 
 
 def gates_of(model: CompiledModel, flags: Collection[str]) -> frozenset[str]:
-    """The context flags among ``flags`` that open a gated state of the model (the key of a
-    patient's view beside the sex, :func:`view_for_sex`)."""
+    """The context flags among ``flags`` that open or close a gated state of the model (the
+    key of a patient's view beside the sex, :func:`view_for_sex`)."""
     gates = _gate_flags(model)
     return gates.intersection(flags) if gates else gates
 
