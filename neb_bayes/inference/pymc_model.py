@@ -428,13 +428,15 @@ def without_unsupported(model: CompiledModel, cases, labels=None):
     ``(cases, labels, dropped)``, ``dropped`` as :attr:`UnsupportedEvidence.cases` (checked
     on the labels alone: nothing is prepared)."""
     dropped: list[tuple[str, str]] = []
-    views: dict[str | None, CompiledModel] = {}
+    views: dict[tuple, CompiledModel] = {}     # per sex and gated states open
     for case, lab in zip(cases, labels or [None] * len(cases), strict=True):
-        sex = case.patient.sex
-        if lab and sex not in views:
-            views[sex] = view_for_sex(model, sex)
-        for ax_name, sts in (lab or {}).items():
-            if not _label_states(views[sex], ax_name, sts)[1]:
+        if not lab:
+            continue
+        vk = (case.patient.sex, gates_of(model, read_context(case).flags))
+        if vk not in views:
+            views[vk] = view_for_sex(model, *vk)
+        for ax_name, sts in lab.items():
+            if not _label_states(views[vk], ax_name, sts)[1]:
                 dropped.append((case.id, _impossible_label(ax_name, sts)))
     bad = {cid for cid, _ in dropped}
     keep = [i for i, c in enumerate(cases) if c.id not in bad]

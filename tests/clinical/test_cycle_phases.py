@@ -155,3 +155,17 @@ def test_the_report_names_the_phase_the_results_read():
     res = nb.infer(_case({}, SURGE), uncertainty=False)
     entry = next(a for a in res.context_priors() if a["flag"] == "cycle_phase_unknown")
     assert "ovulatory phase (mid-cycle peak) >99.9 %" in entry["text"], entry["text"]
+
+
+def test_a_fit_label_names_only_states_the_persons_view_has():
+    """A label naming the follicular state for a woman whose phase is written luteal is
+    impossible for her (the state is closed), and the fit drops her with the reason."""
+    from neb_bayes.inference.pymc_model import without_unsupported
+    from neb_bayes.model.compiled import load_model
+
+    cases = [read_case(_case({"menstrual_phase": ph}, LUTEAL) | {"id": f"w{i}"})
+             for i, ph in enumerate(["luteal (day 22)", "unknown"])]
+    label = {"gonadal": ["normal_female"]}
+    kept, _, dropped = without_unsupported(load_model(), cases, [label, label])
+    assert [c.id for c in kept] == ["w1"]
+    assert [cid for cid, _ in dropped] == ["w0"]
