@@ -169,3 +169,15 @@ def test_a_fit_label_names_only_states_the_persons_view_has():
     kept, _, dropped = without_unsupported(load_model(), cases, [label, label])
     assert [c.id for c in kept] == ["w1"]
     assert [cid for cid, _ in dropped] == ["w0"]
+
+
+@pytest.mark.parametrize("phase", ["follicular (day 4)", "ovulatory (day 14)", "luteal (day 22)"])
+def test_the_phases_change_nothing_without_a_gonadal_result(phase):
+    """The phases' shares of the healthy state add up to the follicular state's own prior, so
+    a case with no result the phase moves (thyroid tests only) reads the same whatever phase is
+    written or not."""
+    thyroid = [("tsh", 6.5, "mIU/L"), ("ft4", 11.0, "pmol/L")]
+    unknown, known = _infer({}, thyroid), _infer({"menstrual_phase": phase}, thyroid)
+    for cond, p in known.probabilities.items():
+        assert unknown.probabilities[cond] == pytest.approx(p, rel=1e-9, abs=1e-12), cond
+    assert unknown.exact.log_evidence == pytest.approx(known.exact.log_evidence, abs=1e-9)
