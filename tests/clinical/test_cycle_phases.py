@@ -140,13 +140,14 @@ def test_phases_add_no_states_where_they_cannot_apply():
 
 
 @pytest.mark.parametrize(("measurements", "above"), [
-    ([("fsh", 60.0, "IU/L")], 0.8),
-    ([("fsh", 60.0, "IU/L"), ("estradiol", 15.0, "pg/mL")], 0.95),
-], ids=["fsh-60", "fsh-60-low-estradiol"])
+    ([("fsh", 60.0, "IU/L")], 0.95),
+    ([("fsh", 40.0, "IU/L")], 0.6),
+    ([("fsh", 60.0, "IU/L"), ("estradiol", 15.0, "pg/mL")], 0.99),
+], ids=["fsh-60", "fsh-40", "fsh-60-low-estradiol"])
 def test_an_fsh_far_above_the_mid_cycle_peak_still_reads_ovarian_insufficiency(measurements, above):
     """The mid-cycle FSH peak is ~4.7-21.5 IU/L (facts §1, Abbott phase intervals): an FSH of
-    60 IU/L in a woman of 35 is not the cycle's, phase written or not (with the surge state's
-    FSH spread too wide it read 0.31)."""
+    40-60 IU/L in a woman of 35 is not the cycle's, phase written or not (with the surge
+    state's FSH spread too wide, FSH 60 read 0.31 and FSH 40 0.13)."""
     res = _infer({"age": 35}, measurements)
     assert res.probabilities["hypogonadism_primary_female"] > above
 
