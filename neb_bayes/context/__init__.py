@@ -75,7 +75,8 @@ MENARCHE_AGE = 12.0
 #: context flags under which the ovary does not cycle (or its phase does not matter): then no
 #: unknown phase is summed over (:func:`_read_unknown_phase`)
 NO_CYCLE_FLAGS = frozenset({"pregnancy_any", "postmenopausal", "perimenopausal", "oral_estrogen",
-                            "breastfeeding", "ovulatory_phase", "luteal_phase"})
+                            "breastfeeding", "ovulatory_phase", "luteal_phase",
+                            "depot_medroxyprogesterone"})
 #: cycle disturbances that, from :data:`TRANSITION_MIN_AGE`, are the menopause transition by
 #: definition: STRAW+10 stages the early transition by a persistent >= 7-day difference in the
 #: length of consecutive cycles and the late transition by >= 60 days without a period
