@@ -243,14 +243,15 @@ class Result:
         empty otherwise."""
         parts = []
         for name in dict.fromkeys(row["axis"] for row in rows):
-            ax = self.model.axes[self.model.axis_index(name)]
+            ai = self.model.axis_index(name)
+            ax = self.model.axes[ai]
             named = {st for row in rows if row["axis"] == name for st in row["odds"]}
             idx = [i for i, st in enumerate(ax.states)
                    if st in named or (ax.only_with and ax.only_with[i]
                                       and flag in ax.only_with[i])]
             if len(idx) < 2:
                 continue
-            p = np.asarray(self.exact.marginals[self.model.axis_index(name)])[idx]
+            p = np.asarray(self.exact.marginals[ai])[idx]
             if p.sum() <= 0:
                 continue
             p = p / p.sum()

@@ -339,11 +339,16 @@ def _collected(c: Collector, raw: Any, path: str) -> tuple[float | None, date | 
         c.error(path, f"{raw!r} is a date without a time; give 'YYYY-MM-DDTHH:MM'")
         return None, None
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = _iso_datetime(text)
     except ValueError:
         c.error(path, f"expected a clock time 'HH:MM' or an ISO 8601 date-time, got {raw!r}")
         return None, None
     return when.hour + when.minute / 60 + when.second / 3600, when.date()
+
+
+def _iso_datetime(text: str) -> datetime:
+    """An ISO 8601 date-time as written in ``collected`` (a trailing ``Z`` is UTC)."""
+    return datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
 
 
 #: resolutions that succeeded without a message, by (analyte, implied specimen, specimen text,
@@ -538,7 +543,7 @@ def first_sample_date(raw: Any) -> date | None:
         text = item.get("collected") if isinstance(item, dict) else None
         if isinstance(text, str) and not _CLOCK.match(text):
             try:
-                dates.append(datetime.fromisoformat(text.strip().replace("Z", "+00:00")).date())
+                dates.append(_iso_datetime(text).date())
             except ValueError:
                 continue
     return min(dates, default=None)

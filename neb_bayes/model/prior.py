@@ -78,7 +78,8 @@ def modifier_log_odds(model: CompiledModel, ai: int, cov: Covariates) -> np.ndar
         for st, odds in mod["odds"].items():
             if st in ax.states:
                 off[ax.states.index(st)] += math.log(odds)
-    # a gated state (``only_with``) is impossible without its flag
+    # a gated state is impossible without one of its ``only_with`` flags or with one of its
+    # ``not_with`` flags (the phases of the cycle)
     off[~ax.allowed(None, cov.flags)] = -np.inf
     return off
 
