@@ -536,8 +536,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
 
 def exact_factors(prepared) -> dict[str, int]:
     """Per axis, how many people's factor on it is the exact engine's (evidence beyond the
-    fit's information form: two or more censored results on the axis, a daily-rhythm
-    result without a time; :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""
+    fit's information form: two or more censored results on the axis;
+    :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""
     out: dict[str, int] = {}
     for g in prepared:
         for ai, people in g.exact.items():

@@ -262,9 +262,9 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     exact = json.loads(res.attrs["cohort_exact_factors"])
     if exact:
         click.echo("evidence beyond the fit's information form (two or more censored results "
-                   "on an axis, a daily-rhythm result without a time), its factor the exact "
-                   "engine's: " + "; ".join(f"{k} ({v} {'person' if v == 1 else 'people'})"
-                                            for k, v in exact.items()))
+                   "on an axis), its factor the exact engine's: "
+                   + "; ".join(f"{k} ({v} {'person' if v == 1 else 'people'})"
+                               for k, v in exact.items()))
     d = res.diagnostics
     used = json.loads(res.attrs["sampler_settings"])
     click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']})")

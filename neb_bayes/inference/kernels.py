@@ -394,15 +394,16 @@ def fused_joint(prior, stratum, parts, row_stride, plan, n_entries, rows, index,
 
 
 @njit(cache=True, nogil=True)
-def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, out,
+def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, diag, out,
                    per):  # pragma: no cover
     """:func:`~neb_bayes.inference.vectorised.channel_stats` on results sorted by ``key``
     (``case * n_ch + channel``; ``order``: each sorted result's input position): for each
     run of one key, the channel's noise covariance ``R`` of the case's results in it
     (person and same-day terms, analytical noise, the context's variation shared in the
-    channel), its inverse and log-determinant, and the statistics written to ``out`` ``(7,
-    N, C)`` (``w, s1, s2, t1, t2, t3, ld``) and ``per`` ``(4, R)`` (``a, ry, rd, nd`` at
-    each result's input position).  Each run's numbers come from its own results only."""
+    channel, each result's own variance ``diag``), its inverse and log-determinant, and the
+    statistics written to ``out`` ``(7, N, C)`` (``w, s1, s2, t1, t2, t3, ld``) and ``per``
+    ``(4, R)`` (``a, ry, rd, nd`` at each result's input position).  Each run's numbers come
+    from its own results only."""
     n = key.size
     width = 1
     i = 0
@@ -427,7 +428,7 @@ def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, out,
         m = j - i
         ci, cj = key[i] // n_ch, key[i] % n_ch
         if m == 1:
-            var = tau2[cj] + cvi2[cj] + cva2[cj] + extra[i]
+            var = tau2[cj] + cvi2[cj] + cva2[cj] + extra[i] + diag[i]
             inv = 1.0 / var
             out[0, ci, cj] = inv
             out[1, ci, cj] = y[i] * inv
@@ -447,7 +448,7 @@ def channel_groups(tau2, cvi2, cva2, n_ch, key, order, y, d, day, extra, out,
             for a in range(m):
                 for b in range(m):
                     v = tau2[cj] + cvi2[cj] * (1.0 if day[i + a] == day[i + b] else 0.0)
-                    v = v + (cva2[cj] if a == b else 0.0)
+                    v = v + (cva2[cj] + diag[i + a] if a == b else 0.0)
                     R[a, b] = v + se[a] * se[b]
             logdet = spd_inverse_into(R[:m, :m], Ri[:m, :m], c[:m, :m], x[:m, :m])
             w = s1 = s2 = t1 = t2 = t3 = 0.0

@@ -215,6 +215,10 @@ class LabBlock:
         self.n_rows = ad.rows.size
         self.n_unique = first.size
         self.rows = ad.rows
+        # people read per own state (AxisData.per_state): their S rows of statistics each
+        self.per_state = ad.per_state
+        self.n_stats = ad.A.shape[0]
+        self._points = np.arange(first.size)
         self.grid_shape = tuple(ad.grid_shape)
         gs = ad.gross
         if gs is not None:
@@ -252,11 +256,37 @@ class LabBlock:
         """The factor ``(R, G)`` at ``params = (lat_mean, lat_sd, log_median)``, in numpy or
         (``evaluate(structure, params, data)``) by a compiled formula."""
         params = self._padded(params)
-        out = np.empty((self.n_rows, self.n_unique))
+        out = np.empty((self.n_stats, self.n_unique))
         for idx, d in self.parts:
             out[idx] = (lab_loglik(Ops(False), *params, d, self.K) if evaluate is None
                         else evaluate(self.structure(d), params, d))
-        return out[:, self.inverse]
+        return self._from_states(out)[:, self.inverse]
+
+    def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``x`` of the statistics as (the others' rows, ``(per-state people, S, ...)``)."""
+        S = self.shared["at_own"].shape[0]
+        first = self.n_stats - self.per_state * S
+        return x[:first], x[first:].reshape((self.per_state, S) + x.shape[1:])
+
+    def _from_states(self, out: np.ndarray) -> np.ndarray:
+        """Per row of the statistics ``(R', U)`` -> per person ``(R, U)``: a person read per
+        own state takes, at each distinct grid point, its own state's row."""
+        if not self.per_state:
+            return out
+        rest, per = self._split(out)
+        return np.concatenate([rest, per[:, self.shared["own"], self._points]])
+
+    def _to_states(self, ct: np.ndarray) -> np.ndarray:
+        """:meth:`_from_states`' transpose: a cotangent per person ``(R, U)`` -> per row of
+        the statistics (0 at the grid points of the other states' rows)."""
+        if not self.per_state:
+            return ct
+        out = np.zeros((self.n_stats, ct.shape[1]))
+        rest, per = self._split(out)
+        first = rest.shape[0]
+        rest[:] = ct[:first]
+        per[:, self.shared["own"], self._points] = ct[first:]
+        return out
 
     def on_people(self, values: np.ndarray, n: int) -> np.ndarray:
         """The factor ``(R, G)`` of the people with results on the axis as every person's of
@@ -269,8 +299,8 @@ class LabBlock:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
         ``evaluate(structure, params, data, cotangent_part)``."""
         # summed over equal grid points
-        ct = np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
-                             self.distinct_starts, axis=1)
+        ct = self._to_states(np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
+                                             self.distinct_starts, axis=1))
         params = self._padded(params)
         grads = [np.zeros(np.shape(p)) for p in params]
         for idx, d in self.parts:

@@ -20,10 +20,11 @@ are multiplied together in numpy before the graph sees them.  So NUTS only sees 
 parameters (shared/research/inference-notes.md).
 
 Evidence: everything the exact engine reads.  The information form covers a person's results
-on an axis when at most one of them is censored and every result with a daily rhythm has a
-collection time (a censored result whose channel also has observed results is covered: its
-noise given theirs, :func:`_censored_with_repeats`).  For the others (two or more censored
-results on an axis; a daily-rhythm result without a time) that person's factor on that axis
+on an axis when at most one of them is censored (a censored result whose channel also has
+observed results is covered: its noise given theirs, :func:`_censored_with_repeats`; a
+daily-rhythm result without a collection time is too: its rhythm a variance that the own
+axis' state scales, the person read once per own state, :func:`_per_own_state`).  For the
+others (two or more censored results on an axis) that person's factor on that axis
 is the exact engine's (:func:`_exact_lab_inputs`): a constant where the analyte levels stay
 fixed, else part of the group's :func:`~neb_bayes.inference.lab_block.LabFactors` Op,
 around :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (gradient by finite
@@ -83,11 +84,18 @@ class AxisData:
     effect: np.ndarray            # (C, G) fixed state-effect offsets
     amp: np.ndarray               # (C, G) daily-rhythm amplitude
     rows: np.ndarray              # (R,) the people with results on this axis
-    stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (R, C)
-    A: np.ndarray                 # (R, K, K)
-    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var, lq: (R,)
+    # per row of the statistics: R - per_state rows, then S per person read per own state
+    stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (R', C)
+    A: np.ndarray                 # (R', K, K)
+    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var, lq: (R',)
     gross: dict[str, np.ndarray] | None = None   # observed results one by one (_gross_slots)
     block: LabBlock | None = None   # the factor's evaluation layout, made on first use
+    #: the last ``per_state`` of ``rows``: people with a daily-rhythm result and no collection
+    #: time, whose results' noise depends on the own axis' state (the rhythm's variance,
+    #: scaled by the state's amplitude): their statistics are one row per own state ``s``
+    #: (``S`` rows each, state-major, after the others'), and their factor at a grid point
+    #: is that of its own state's row (:func:`_per_own_state`)
+    per_state: int = 0
 
 
 @dataclass
@@ -155,7 +163,8 @@ def _channel_stats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.nd
     engine's).
 
     ``noise_var`` is the axis' channels' :func:`_noise_var`, ``res`` holds the observed
-    results (see :func:`_axis_results`), ``pos`` their channel's position among them.
+    results (see :func:`_axis_results`; with ``diag``, each one's own variance:
+    :func:`_per_own_state`), ``pos`` their channel's position among them.
     Returns the statistics ``w, s1, s2, t1, t2, t3, ld`` ``(n, C)``;
     per result ``(R^-1 y, R^-1 1, R^-1 d, (R^-1)_jj)`` ``(N, 4)`` (for the leave-one-out
     terms of the gross-error mixture); each result's rank among its person's results of its
@@ -165,7 +174,7 @@ def _channel_stats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.nd
 
     C = noise_var.shape[1]
     stats, each = channel_stats(noise_var, n, res["person"], pos, res["y"], res["diurnal"],
-                                res["day"], res["extra"])
+                                res["day"], res["extra"], res.get("diag"))
     per = np.stack([each["ry"], each["a"], each["rd"], each["nd"]], axis=1)
     rank = np.zeros(pos.size, dtype=np.int64)
     most = np.zeros(C, dtype=np.int64)
@@ -213,6 +222,44 @@ def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]
     return [modifier_log_odds(model, ai, cov) for ai in range(len(model.axes))]
 
 
+def _per_own_state(model: CompiledModel, ai: int, chans: np.ndarray, pos_of: np.ndarray,
+                   res: dict[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The results ``res`` of one axis (:func:`_axis_results`) with each result's own
+    variance ``diag``, and the people whose results have a daily rhythm but no collection
+    time read once per state of the axis.
+
+    Such a result's rhythm is a variance (``diurnal_var``, the rhythm over the day, times
+    the square of its channel's amplitude in the own axis' state; the exact engine's
+    :func:`~neb_bayes.inference.exact._structure_of`), independent of the person's other
+    results, so the noise covariance of the person's results depends on the own state only.
+    Person ``apart[k]``'s results are copied ``S`` times (``S`` the axis' states in the
+    view), as people ``n + k S + s``, copy ``s`` with ``diag = diurnal_var * amp_s^2``; the
+    others' ``diag`` is 0.  Returns ``(res, apart)``.  (A channel whose amplitude follows
+    another axis' state has no such form: :func:`_axis_data` leaves it to the exact
+    engine.)"""
+    untimed = res["diurnal_var"] > 0
+    apart = np.unique(res["person"][untimed])
+    res = dict(res, diag=np.zeros(res["person"].size))
+    if apart.size == 0:
+        return res, apart
+    S = model.axes[ai].n_states
+    # each channel's amplitude per own state (1 for a channel without a state-scaled rhythm)
+    amp = np.ones((chans.size, S))
+    for j, ci in enumerate(chans):
+        c = model.channels[int(ci)]
+        if c.amp_axis == ai:
+            amp[j] = c.amp
+    sel = np.flatnonzero(np.isin(res["person"], apart))
+    k = np.searchsorted(apart, res["person"][sel])
+    copies = {key: np.tile(v[sel], S) for key, v in res.items()}
+    state = np.repeat(np.arange(S), sel.size)
+    copies["person"] = n + np.tile(k, S) * S + state
+    copies["diag"] = copies["diurnal_var"] * amp[pos_of[copies["channel"]], state] ** 2
+    keep = np.setdiff1d(np.arange(res["person"].size), sel)
+    order = np.argsort(copies["person"], kind="stable")   # each copy's results in block order
+    return {key: np.concatenate([v[keep], copies[key][order]]) for key, v in res.items()}, apart
+
+
 def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.ndarray,
                            cens: np.ndarray, observed: dict[str, np.ndarray],
                            obs_pos: np.ndarray, cen: dict[str, np.ndarray],
@@ -232,7 +279,7 @@ def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], po
         tau2, cvi2, cva2 = noise_var[:, c]
         day = observed["day"][js]
         se = np.sqrt(observed["extra"][js])
-        R = (tau2 + cvi2 * (day[:, None] == day[None, :]) + cva2 * np.eye(js.size)
+        R = (tau2 + cvi2 * (day[:, None] == day[None, :]) + np.diag(cva2 + observed["diag"][js])
              + np.outer(se, se))
         k = tau2 + cvi2 * (day == res["day"][i]) + se * np.sqrt(res["extra"][i])
         g = np.linalg.solve(R, k)
@@ -257,14 +304,18 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     person = res["person"]
     # what the information form does not cover: such a person's results on this axis are
     # left out of it whole (their factor on it is the exact engine's)
-    rhythm = np.unique(person[res["diurnal_var"] > 0])
+    other_amp = np.array([model.channels[int(c)].amp_axis not in (None, ai) for c in chans])
+    rhythm = np.unique(person[(res["diurnal_var"] > 0) & other_amp[where[res["channel"]]]])
     n_cen = np.bincount(person[res["censor"] != 0], minlength=n)
     for p in np.union1d(rhythm, np.flatnonzero(n_cen > 1)):
         if p in rhythm:
-            beyond.append((int(p), "result with a daily rhythm but no collection time"))
+            beyond.append((int(p), "result with a daily rhythm scaled by another axis' state "
+                                   "but no collection time"))
         if n_cen[p] > 1:
             beyond.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
     res = {k: v[~np.isin(person, rhythm) & (n_cen[person] <= 1)] for k, v in res.items()}
+    res, apart = _per_own_state(model, ai, chans, where, res, n)
+    n_real, n = n, n + apart.size * ax.n_states     # the copies are people n, n + 1, ...
     person = res["person"]
     n_results = np.bincount(person, minlength=n).astype(float)
     lq = (model.gross_log_density(res["channel"], res["y"], res["censor"]) if person.size
@@ -284,7 +335,7 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     cen["lim"][p] = res["y"][ci]
     cen["sign"][p] = res["censor"][ci].astype(float)
     cen["d"][p] = res["diurnal"][ci]
-    cen["var"][p] = noise_var.sum(axis=0)[pos[ci]] + res["extra"][ci]
+    cen["var"][p] = noise_var.sum(axis=0)[pos[ci]] + res["extra"][ci] + res["diag"][ci]
     cen["lq"][p] = lq[ci]
     # a censored result whose channel also has observed results shares their person, day
     # and context noise terms: its conditional given them, per person
@@ -293,6 +344,8 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     if repeat.any():
         _censored_with_repeats(noise_var, res, pos, ci[repeat], observed, pos[obs], cen, kr)
     rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
+    # (every copy has results: the copies' rows are the last ones, in order)
+    assert np.array_equal(rows[rows >= n_real], np.arange(n_real, n))
     stats = {k: v[rows] for k, v in stats.items()}
     cen = {k: v[rows] for k, v in cen.items()}
     A = np.einsum("pc,ck,cl->pkl", stats["w"], L, L)
@@ -301,8 +354,9 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
         gross = _gross_slots(most, np.searchsorted(rows, observed["person"]), pos[obs], rank,
                              np.column_stack([per, kr]), lq[obs], rows.size, n_results[rows],
                              cen, model.gross_error_rate)
-    return AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, rows, stats, A, cen,
-                    gross)
+    people = np.concatenate([rows[rows < n_real], apart])
+    return AxisData(ai, chans, L, deps, sizes, own_idx, effect, amp, people, stats, A, cen,
+                    gross, per_state=apart.size)
 
 
 def prepare_group(model: CompiledModel, evidences: list[Evidence],

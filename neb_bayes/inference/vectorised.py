@@ -289,15 +289,17 @@ def _not_covered(block: np.ndarray, censor: np.ndarray, diurnal_var: np.ndarray,
     return bad
 
 
-def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
-                  extra) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day, extra,
+                  diag=None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """GLS sufficient statistics of the observed results of many cases at once (shared with
     the PyMC formulation's :func:`~neb_bayes.inference.pymc_model.prepare_group`).
 
     ``noise_var`` ``(3, C)``: tau^2, CVI^2, CVA^2 per channel position; ``case``, ``ch``:
     each result's case and channel position.  A case's results in one channel share ``R``
     (person and same-day terms, analytical noise, and the context's variation, shared in a
-    channel); one compiled pass over the results sorted by case and channel
+    channel; with ``diag``, each result's own variance, independent of the others': the PyMC
+    formulation's daily rhythm of a result without a collection time); one compiled pass
+    over the results sorted by case and channel
     (:func:`kernels.channel_groups`).
 
     Returns ``(per_channel, per_result)``: ``per_channel`` maps each of :data:`_STATS` to a
@@ -314,9 +316,10 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day,
         tau2, cvi2, cva2 = (np.ascontiguousarray(v, dtype=float) for v in noise_var)
         key = case.astype(np.int64) * n_ch + ch
         order = np.argsort(key, kind="stable")
+        diag = np.zeros(case.size) if diag is None else diag
         kernels.channel_groups(tau2, cvi2, cva2, n_ch, key[order], order,
                                *(np.ascontiguousarray(v[order], dtype=float)
-                                 for v in (y, d, day, extra)), stats, each)
+                                 for v in (y, d, day, extra, diag)), stats, each)
     return (dict(zip(_STATS, stats, strict=True)),
             dict(zip(("a", "ry", "rd", "nd"), each, strict=True)))
 

@@ -15,8 +15,9 @@ def covered(model, cases) -> list:
 def uncovered_cases() -> list:
     """Cases the information form does not cover on some axis (their factor there is the
     exact engine's), each with covered results on others: a suppressed TSH twice;
-    oestradiol and progesterone both below their limits after the menopause; a cortisol
-    without a collection time."""
+    oestradiol and progesterone both below their limits after the menopause; ACTH and the
+    cortisol after overnight dexamethasone both below their limits (a normal suppression
+    test).  (A cortisol without a collection time is covered: ``test_rhythm_per_state.py``.)"""
     M = Measurement
     return [
         Case(id="suppressed-tsh-twice", patient=Patient(sex="F", age=55), measurements=(
@@ -31,9 +32,11 @@ def uncovered_cases() -> list:
             M(1, "progesterone", "serum", 0.3, censor="left"),
             M(2, "fsh", "serum", 78.0), M(3, "lh", "serum", 41.0),
             M(4, "tsh", "serum", 0.02, censor="left"), M(5, "ft4", "serum", 14.0))),
-        Case(id="cortisol-no-time", patient=Patient(sex="M", age=47), measurements=(
-            M(0, "cortisol", "serum", 420.0), M(1, "sodium", "serum", 139.0),
-            M(2, "glucose_fasting", "plasma", 6.3), M(3, "hba1c", "whole_blood", 44.0))),
+        Case(id="dexamethasone-suppressed-acth-below-limit", patient=Patient(sex="M", age=47),
+             measurements=(
+            M(0, "cortisol_dst", "serum", 28.0, censor="left"),
+            M(1, "acth", "plasma", 1.1, censor="left", hour=9), M(2, "sodium", "serum", 139.0),
+            M(3, "glucose_fasting", "plasma", 6.3), M(4, "hba1c", "whole_blood", 44.0))),
     ]
 
 

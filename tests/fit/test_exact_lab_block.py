@@ -1,8 +1,7 @@
 """The exact engine's laboratory factor in a fit with the analyte levels free
 (:mod:`neb_bayes.inference.exact_lab_block`): its finite-difference gradient against the
 compiled kernel's analytic one where both apply, and the whole fit model's gradient against
-its log density where only it applies (two censored results on an axis, a daily-rhythm
-result without a time)."""
+its log density where only it applies (two censored results on an axis)."""
 
 from __future__ import annotations
 

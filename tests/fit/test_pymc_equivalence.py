@@ -269,7 +269,7 @@ def test_context_changes_the_log_evidence(treated_cohort):
 @pytest.mark.parametrize("free", FREE, ids=["+".join(f) or "none" for f in FREE])
 def test_every_case_is_covered(cohort, free):
     """A person's factor on an axis the information form does not cover (two censored
-    results on it, a daily-rhythm result without a time) is the exact engine's, a constant
+    results on it) is the exact engine's, a constant
     or, with the analyte levels free, an Op with a finite-difference gradient
     (``test_exact_lab_block.py``): the whole log-density still equals the exact engine's log
     evidence, person by person, beside the covered people of the same groups (the other axes
