@@ -200,6 +200,12 @@ def not_modelled(model: CompiledModel, analyte: str, specimen: str) -> str:
     return f"'{analyte}' in specimen '{specimen}' is not modelled"
 
 
+def untimed_rhythm_warning(analyte: str) -> str:
+    """The warning for a result of ``analyte`` (a daily rhythm) without a collection time."""
+    return (f"no collection time for {analyte}, which has a daily rhythm; read as a daytime "
+            "sample with wider uncertainty")
+
+
 def build_evidence(
     model: CompiledModel,
     case: Case,
@@ -244,10 +250,7 @@ def build_evidence(
         row = result_row(model, ctx, case.patient, ch, y, CENSOR_CODE[m.censor], m.hour, m.day,
                          m.index, shifted, aged, m.method, note, item)
         if channels[ch].diurnal and m.hour is None:
-            warnings.append(
-                f"{item}: no collection time for {m.analyte}, which has a daily rhythm; "
-                "read as a daytime sample with wider uncertainty"
-            )
+            warnings.append(f"{item}: {untimed_rhythm_warning(m.analyte)}")
         rows.setdefault(channels[ch].axis, []).append(row)
     blocks = []
     for axis in sorted(rows):

@@ -8,7 +8,8 @@ axis) that the engine only flattens again.  :class:`PlainReader` reads such a ca
 rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
 :class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context, the
 patient's items not used and warnings, results of analytes the prior set does not model;
-results with a method, a note or the lab's reference interval),
+results with a method, a note or the lab's reference interval; a daily rhythm without its
+collection time, with build_evidence's warning),
 through the same functions for each part:
 :func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
 for the patient (once per distinct patient section), the parts of
@@ -16,8 +17,8 @@ for the patient (once per distinct patient section), the parts of
 :func:`~neb_bayes.evidence.result_row` for the result's row.
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
-a symptom listed twice, a zero or implausible value, a date, a result without the
-collection time its daily rhythm needs) or whose context names a symptom is declined
+a symptom listed twice, a zero or implausible value, a date) or whose context names a
+symptom is declined
 (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the
@@ -70,6 +71,7 @@ from neb_bayes.evidence import (
     log_value,
     not_modelled,
     result_row,
+    untimed_rhythm_warning,
 )
 from neb_bayes.inference.vectorised import Flat
 from neb_bayes.model.compiled import CompiledModel
@@ -267,7 +269,8 @@ class PlainReader:
             return False
         raw = data.get("measurements")
         unused: list[NotUsed] = []
-        rows = self._results(raw, person, unused)
+        warned: list[str] = []
+        rows = self._results(raw, person, unused, warned)
         if rows is None:
             return False
         present, absent = symptoms
@@ -280,7 +283,8 @@ class PlainReader:
         ev = Evidence(
             case_id=case_id.strip(), covariates=person.covariates, blocks=(),
             present=np.array(present, dtype=np.int64), absent=np.array(absent, dtype=np.int64),
-            not_used=person.not_used + tuple(unused) + notes, warnings=person.warnings,
+            not_used=person.not_used + tuple(unused) + notes,
+            warnings=person.warnings + tuple(warned),
             lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale)
         # kept only now that nothing can fail
         if type(self._parts[-1]) is not list:
@@ -487,19 +491,19 @@ class PlainReader:
                 adj[:, k] = row[1], row[4], row[5], row[7]     # -shift, offset, variances
             shift[moved] = adj[0, where]
             extra[:, moved] = adj[1:, where]
-            # a rhythm's variance (a result without the time it needs) is the full reader's
-            declined = np.unique(case_of[moved[adj[2, where] != 0.0]])
-            if declined.size:
-                taken[declined] = False
-                in_case &= taken[case_of]
-                cases = [x for x in cases if taken[x[0]]]
-        # the evidence of each case read (results no channel models: listed as not used)
+        # the evidence of each case read (results no channel models: listed as not used; a
+        # daily rhythm without its time: build_evidence's warning)
         unused_r = np.r_[0, np.cumsum(taken[case_of] & (ch_r < 0))].tolist()
+        warns = np.array([f is not None and f[8] is not None for f in forms] + [False])
+        warn_r = np.r_[0, np.cumsum(taken[case_of] & warns[fid])].tolist()
         for c, person, case_id, present, absent in cases:
             r0, r1 = f_list[c], f_list[c + 1]
             unused = () if unused_r[r1] == unused_r[r0] else tuple(
                 NotUsed(f"measurements[{r - r0}]", forms[fid[r]][1])
                 for r in range(r0, r1) if ch_r[r] < 0)
+            warned = () if warn_r[r1] == warn_r[r0] else tuple(
+                f"measurements[{r - r0}]: {forms[fid[r]][8]}"
+                for r in range(r0, r1) if warns[fid[r]])
             if person.physiology:        # as add() reads them
                 kept_p, kept_a, notes = person.without_physiology(present.tolist(),
                                                                   absent.tolist())
@@ -508,7 +512,7 @@ class PlainReader:
                     unused += notes
             self.evidences.append(_evidence(
                 case_id=case_id, covariates=person.covariates, present=present, absent=absent,
-                not_used=person.not_used + unused, warnings=person.warnings,
+                not_used=person.not_used + unused, warnings=person.warnings + warned,
                 lat_shift=person.lat_shift, context=person.ctx, cause_scale=person.cause_scale))
         # the rows: by case, then axis (stable), as add() orders them; y less the shifts
         rows = np.flatnonzero(in_case)
@@ -616,12 +620,14 @@ class PlainReader:
             out[state].append(i)
         return out["present"], out["absent"]
 
-    def _results(self, raw: Any, person: _Person, unused: list[NotUsed]) -> list[tuple] | None:
+    def _results(self, raw: Any, person: _Person, unused: list[NotUsed],
+                 warned: list[str]) -> list[tuple] | None:
         """Each result's row with its axis first, as written; None if one is not plain.
 
         :func:`~neb_bayes.case.measurements.plain_result` in a loop, with each form's
-        channel looked up once; a result no channel models is added to ``unused`` as
-        build_evidence lists it."""
+        channel looked up once; a result no channel models is added to ``unused`` and a
+        daily rhythm without its time's warning to ``warned``, as build_evidence lists
+        them."""
         if raw is None:
             return []
         if type(raw) is not list:
@@ -670,17 +676,18 @@ class PlainReader:
                 y = lab_corrected(model, ch, y, ri, hour, sex)
             row = result_row(model, ctx, patient, ch, y, CENSOR_CODE[read[1]], hour, day, i,
                              shifted, aged, method, cache=adjustments)
-            if row[5] != 0.0:
-                return None
+            if form[8] is not None:
+                warned.append(f"measurements[{i}]: {form[8]}")
             rows.append((axis, *row))
         return rows
 
     def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
-        """``(channel, axis, conversion, bounds, hour, scale, low, high)`` of a plain result
-        form (``scale``: the conversion's factor, 0 when it has an offset; ``low``, ``high``:
-        the plausible bounds, infinite when there are none); ``(None, reason not used,
-        ...)`` for an analyte and specimen no channel models; None when the form is not plain
-        or is a daily rhythm without its time (a warning)."""
+        """``(channel, axis, conversion, bounds, hour, scale, low, high, warning)`` of a plain
+        result form (``scale``: the conversion's factor, 0 when it has an offset; ``low``,
+        ``high``: the plausible bounds, infinite when there are none; ``warning``: a daily
+        rhythm without its time, build_evidence's warning, else None); ``(None, reason not
+        used, ...)`` for an analyte and specimen no channel models; None when the form is
+        not plain."""
         form = plain_form(name, specimen, unit, collected)
         if form is None:
             return None
@@ -690,10 +697,10 @@ class PlainReader:
         ch = self.model.channel_for(analyte, chosen)
         if ch is None:
             return (None, not_modelled(self.model, analyte, chosen), conv, bounds, hour, scale,
-                    lo, hi)
-        if hour is None and self.model.channels[ch].diurnal:
-            return None
-        return ch, self.model.channels[ch].axis, conv, bounds, hour, scale, lo, hi
+                    lo, hi, None)
+        warning = (untimed_rhythm_warning(analyte)
+                   if hour is None and self.model.channels[ch].diurnal else None)
+        return ch, self.model.channels[ch].axis, conv, bounds, hour, scale, lo, hi, warning
 
 
 def _evidence(*, case_id: str, covariates: Covariates, present: np.ndarray, absent: np.ndarray,

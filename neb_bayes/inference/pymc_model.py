@@ -225,39 +225,18 @@ def _modifier_offsets(model: CompiledModel, cov: Covariates) -> list[np.ndarray]
 def _per_own_state(model: CompiledModel, ai: int, chans: np.ndarray, pos_of: np.ndarray,
                    res: dict[str, np.ndarray], n: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The results ``res`` of one axis (:func:`_axis_results`) with each result's own
-    variance ``diag``, and the people whose results have a daily rhythm but no collection
-    time read once per state of the axis.
+    variance ``diag``, the people with a daily-rhythm result and no collection time read once
+    per state of the axis (:func:`~neb_bayes.inference.vectorised.state_copies`: copy ``s``
+    of ``apart[k]`` is person ``n + k S + s``).  Returns ``(res, apart)``.  (A channel whose
+    amplitude follows another axis' state has no such form: :func:`_axis_data` leaves it to
+    the exact engine.)"""
+    from neb_bayes.inference.vectorised import state_amplitudes, state_copies
 
-    Such a result's rhythm is a variance (``diurnal_var``, the rhythm over the day, times
-    the square of its channel's amplitude in the own axis' state; the exact engine's
-    :func:`~neb_bayes.inference.exact._structure_of`), independent of the person's other
-    results, so the noise covariance of the person's results depends on the own state only.
-    Person ``apart[k]``'s results are copied ``S`` times (``S`` the axis' states in the
-    view), as people ``n + k S + s``, copy ``s`` with ``diag = diurnal_var * amp_s^2``; the
-    others' ``diag`` is 0.  Returns ``(res, apart)``.  (A channel whose amplitude follows
-    another axis' state has no such form: :func:`_axis_data` leaves it to the exact
-    engine.)"""
-    untimed = res["diurnal_var"] > 0
-    apart = np.unique(res["person"][untimed])
-    res = dict(res, diag=np.zeros(res["person"].size))
-    if apart.size == 0:
-        return res, apart
-    S = model.axes[ai].n_states
-    # each channel's amplitude per own state (1 for a channel without a state-scaled rhythm)
-    amp = np.ones((chans.size, S))
-    for j, ci in enumerate(chans):
-        c = model.channels[int(ci)]
-        if c.amp_axis == ai:
-            amp[j] = c.amp
-    sel = np.flatnonzero(np.isin(res["person"], apart))
-    k = np.searchsorted(apart, res["person"][sel])
-    copies = {key: np.tile(v[sel], S) for key, v in res.items()}
-    state = np.repeat(np.arange(S), sel.size)
-    copies["person"] = n + np.tile(k, S) * S + state
-    copies["diag"] = copies["diurnal_var"] * amp[pos_of[copies["channel"]], state] ** 2
-    keep = np.setdiff1d(np.arange(res["person"].size), sel)
-    order = np.argsort(copies["person"], kind="stable")   # each copy's results in block order
-    return {key: np.concatenate([v[keep], copies[key][order]]) for key, v in res.items()}, apart
+    amp = state_amplitudes(model, ai, chans)[pos_of[res["channel"]]]
+    rows, person, diag, apart = state_copies(res["person"], res["diurnal_var"], amp, n)
+    out = {k: v[rows] for k, v in res.items()}
+    out["person"], out["diag"] = person, diag
+    return out, apart
 
 
 def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.ndarray,
@@ -304,8 +283,9 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     person = res["person"]
     # what the information form does not cover: such a person's results on this axis are
     # left out of it whole (their factor on it is the exact engine's)
-    other_amp = np.array([model.channels[int(c)].amp_axis not in (None, ai) for c in chans])
-    rhythm = np.unique(person[(res["diurnal_var"] > 0) & other_amp[where[res["channel"]]]])
+    from neb_bayes.inference.vectorised import untimed_elsewhere
+
+    rhythm = np.unique(person[untimed_elsewhere(model, res["channel"], res["diurnal_var"])])
     n_cen = np.bincount(person[res["censor"] != 0], minlength=n)
     for p in np.union1d(rhythm, np.flatnonzero(n_cen > 1)):
         if p in rhythm:

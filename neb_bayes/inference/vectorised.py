@@ -271,22 +271,81 @@ class Flat:
         return self.take(first + np.arange(int(count.sum())),
                          case=np.repeat(np.arange(part.size), count))
 
-    def exact_blocks(self, n_cases: int, n_axes: int) -> np.ndarray:
-        """``(n_cases, n_axes)``: the axis blocks the information form does not cover (a
-        daily-rhythm result without a time, or more than two censored results on the
-        axis), whose factors come from the single-case engine's block function."""
-        return _not_covered(self.case * n_axes + self.axis, self.censor, self.diurnal_var,
+    def exact_blocks(self, model: CompiledModel, n_cases: int) -> np.ndarray:
+        """``(n_cases, axes)``: the axis blocks the information form does not cover (more
+        than two censored results on the axis; :func:`_not_covered`), whose factors come
+        from the single-case engine's block function."""
+        n_axes = len(model.axes)
+        return _not_covered(self.case * n_axes + self.axis, self.censor,
+                            untimed_elsewhere(model, self.channel, self.diurnal_var),
                             n_cases * n_axes).reshape(n_cases, n_axes)
 
 
-def _not_covered(block: np.ndarray, censor: np.ndarray, diurnal_var: np.ndarray,
+def _not_covered(block: np.ndarray, censor: np.ndarray, untimed_elsewhere: np.ndarray,
                  n_blocks: int) -> np.ndarray:
     """Which of ``n_blocks`` blocks (each row's block number ``block``) the information form
-    does not cover: more than two censored results, or a rhythm result without its time."""
+    does not cover: more than two censored results, or a result without a collection time
+    whose rhythm another axis' state scales (``untimed_elsewhere``; a rhythm the own axis'
+    state scales is read per own state, :func:`state_copies`)."""
     cen = censor != 0
     bad = np.bincount(block[cen], minlength=n_blocks) > 2
-    bad[block[diurnal_var > 0]] = True
+    bad[block[untimed_elsewhere]] = True
     return bad
+
+
+def state_amplitudes(model: CompiledModel, axis: int, chans: np.ndarray) -> np.ndarray:
+    """``(C, S)``: the daily rhythm's amplitude of the channels ``chans`` of ``axis`` in each
+    of its states (1 for a channel whose rhythm no state scales: the exact engine's
+    :func:`~neb_bayes.inference.exact._structure_of`)."""
+    amp = np.ones((chans.size, model.axes[axis].n_states))
+    for j, ci in enumerate(chans):
+        c = model.channels[int(ci)]
+        if c.amp_axis == axis:
+            amp[j] = c.amp
+    return amp
+
+
+def untimed_elsewhere(model: CompiledModel, channel: np.ndarray,
+                      diurnal_var: np.ndarray) -> np.ndarray:
+    """Per result: a daily rhythm without a collection time whose amplitude another axis'
+    state scales (none in today's tables), which :func:`state_copies` cannot read."""
+    other = np.array([c.amp_axis is not None and c.amp_axis != c.axis for c in model.channels])
+    return (diurnal_var > 0) & other[channel]
+
+
+def state_copies(case: np.ndarray, diurnal_var: np.ndarray, amp: np.ndarray,
+                 n_cases: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One axis' results, with the cases that have a daily-rhythm result without a
+    collection time read once per state of the axis.
+
+    Such a result's rhythm is a variance, its rhythm's variance over the day
+    (``diurnal_var``) times the square of its channel's amplitude in the axis' state, and
+    independent of the case's other results (the exact engine's
+    :func:`~neb_bayes.inference.exact._structure_of`), so the noise covariance depends on
+    the own state only.  ``case`` (sorted) and ``diurnal_var`` are per result, ``amp``
+    ``(results, S)`` each result's amplitude per state (:func:`state_amplitudes`).
+
+    Returns ``(rows, new_case, diag, apart)``: the results in their new order (indices into
+    the input: the other cases' results, then ``S`` copies of each ``apart[k]``'s, state-major
+    per case), each one's case (copy ``s`` of ``apart[k]`` is case ``n_cases + k S + s``)
+    and own variance ``diag`` (0 for the others), and the cases read per state.  Each case's
+    results keep their order."""
+    apart = np.unique(case[diurnal_var > 0])
+    if apart.size == 0:
+        return np.arange(case.size), case, np.zeros(case.size), apart
+    S = amp.shape[1]
+    sel = np.flatnonzero(np.isin(case, apart))
+    k = np.searchsorted(apart, case[sel])
+    # copy s of case k: its results in order, cases n + k S + s in increasing order
+    order = np.lexsort((np.tile(np.arange(sel.size), S), np.repeat(np.arange(S), sel.size),
+                        np.tile(k, S)))
+    src = np.tile(sel, S)[order]
+    state = np.repeat(np.arange(S), sel.size)[order]
+    copy_case = n_cases + np.tile(k, S)[order] * S + state
+    keep = np.setdiff1d(np.arange(case.size), sel)
+    rows = np.concatenate([keep, src])
+    diag = np.concatenate([np.zeros(keep.size), diurnal_var[src] * amp[src, state] ** 2])
+    return rows, np.concatenate([case[keep], copy_case]), diag, apart
 
 
 def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day, extra,
@@ -343,13 +402,23 @@ def _axis_loglik(model: CompiledModel, tabs: AxisTables, n_cases: int, flat: Fla
     if with_rows.size == 0:
         return np.zeros((n_cases,) + tabs.grid)
     local = local.reshape(-1)
-    odd = _not_covered(local, flat.censor[sel], flat.diurnal_var[sel], with_rows.size)
+    odd = _not_covered(local, flat.censor[sel],
+                       untimed_elsewhere(model, flat.channel[sel], flat.diurnal_var[sel]),
+                       with_rows.size)
     if odd.any():
         odd_rows = odd[local]
         exact_part = _exact_factors(model, tabs, flat.take(sel[odd_rows]))
         sel, local = sel[~odd_rows], local[~odd_rows]
-    on = flat.take(sel, case=local)                      # rows are by case
-    ll, cond, without = _gaussian_loglik(tabs, with_rows.size, on, loo=eps > 0)
+    # a daily-rhythm result without a collection time: its case read once per own state
+    S = tabs.grid[0]
+    amp = state_amplitudes(model, tabs.axis, np.flatnonzero(tabs.pos >= 0))
+    rows, case, diag, apart = state_copies(local, flat.diurnal_var[sel],
+                                           amp[tabs.pos[flat.channel[sel]]], with_rows.size)
+    sel = sel[rows]
+    n_all = with_rows.size + apart.size * S
+    on = flat.take(sel, case=case)                       # rows are by case
+    ll, cond, without = _gaussian_loglik(tabs, n_all, on, loo=eps > 0,
+                                         diag=diag if apart.size else None)
     if eps > 0 and sel.size:
         lq = log_q[sel][:, None]
         lr = lq - cond                                    # log q(y_j) + log p(y_-j) - log p(y)
@@ -357,7 +426,12 @@ def _axis_loglik(model: CompiledModel, tabs: AxisTables, n_cases: int, flat: Fla
             # blocks with censored results: log p(y_-j) from the downdated conditionals
             rows = np.flatnonzero(np.isin(on.case, on.case[on.censor != 0]))
             lr[rows] = lq[rows] + without[rows] - ll[on.case[rows]]
-        ll = ll + _gross_mixture(lr, on.case, with_rows.size, eps)
+        ll = ll + _gross_mixture(lr, on.case, n_all, eps)
+    if apart.size:
+        # each copy's own state: a case read per state takes state s from its copy s
+        copies = ll[with_rows.size:].reshape(apart.size, S, S, -1)
+        ll = ll[:with_rows.size]
+        ll.reshape(with_rows.size, S, -1)[apart] = copies[:, np.arange(S), np.arange(S)]
     ll = tabs.on_grid(ll)
     if odd.any():
         ll[odd] = exact_part
@@ -390,18 +464,20 @@ def _exact_factors(model: CompiledModel, tabs: AxisTables, rows: Flat) -> np.nda
     return out
 
 
-def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat, loo: bool
+def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat, loo: bool,
+                     diag: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """log p(y | dependency states) of every case's rows ``on`` (one axis, sorted by case),
     without gross errors: ``(N, G)``; with ``loo`` also ``log p(y_j | y_-j, states)`` of each
     observed row, ``(rows, G)`` (0 for censored rows), and, where some rows are censored,
     ``log p(y_-j | states)`` of each row of a case with censored rows (:func:`_without_each`;
-    ``(rows, G)``, other rows unset), else None."""
+    ``(rows, G)``, other rows unset), else None.  ``diag``: each row's own variance,
+    independent of the other rows' (:func:`state_copies`), or None (0)."""
     case, ch = on.case, tabs.pos[on.channel]
     y, d, cen, extra = on.y, on.diurnal, on.censor, on.extra
     obs = cen == 0
     st, per = channel_stats(tabs.noise_var, n_cases, case[obs], ch[obs], y[obs], d[obs],
-                            on.day[obs], extra[obs])
+                            on.day[obs], extra[obs], None if diag is None else diag[obs])
     L = tabs.loadings
     S = tabs.grid[0]
     G = tabs.mu.shape[1]
@@ -420,7 +496,7 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat, loo: bool
         # information is in the latent posterior and, for observed results of the same
         # channel, in the regression of the censored result's noise on theirs
         n, j = case[has], ch[has]
-        f, by, bd, v, bw, bday, bse, brow = _channel_regression(tabs, on, has)
+        f, by, bd, v, bw, bday, bse, brow = _channel_regression(tabs, on, has, diag)
         ll_obs = ll.copy() if loo else None
         single = pair = None
         Lw = L[j]                                                          # (m, K)
@@ -568,7 +644,8 @@ def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv:
     return out
 
 
-def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np.ndarray, ...]:
+def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray,
+                        diag: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """A censored result's noise given the observed results of its case and channel.
 
     For censored rows ``has`` of ``on`` (one axis, sorted by case) whose channel also holds
@@ -578,14 +655,15 @@ def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np
     v)`` with ``f = 1 - b'1`` and ``v = r - r_o'b``.  Returns ``(f, b'y_o, b'd_o, v, b, day_o)``
     per row (``b`` and the observed results' days padded with 0 and -1); rows without
     observed results in their channel get ``f = 1``, ``v`` their own noise variance and
-    ``b = 0``.
+    ``b = 0``.  ``diag``: each row's own variance (:func:`state_copies`), or None (0).
     """
     tau2, cvi2, cva2 = tabs.noise_var
     ch, day, extra = tabs.pos[on.channel], on.day, on.extra
+    diag = np.zeros(ch.size) if diag is None else diag
     j = ch[has]
     m = has.size
     f, by, bd = np.ones(m), np.zeros(m), np.zeros(m)
-    v = tabs.noise_var[:, j].sum(0) + extra[has]
+    v = tabs.noise_var[:, j].sum(0) + extra[has] + diag[has]
     o = np.flatnonzero(on.censor == 0)
     n_ch = tabs.loadings.shape[0]
     key_o = on.case[o] * n_ch + ch[o]
@@ -604,7 +682,7 @@ def _channel_regression(tabs: AxisTables, on: Flat, has: np.ndarray) -> tuple[np
         c, dy = j[i], day[rows]
         R = tau2[c][:, None, None] + cvi2[c][:, None, None] * (dy[:, :, None] == dy[:, None, :])
         se = np.sqrt(extra[rows])                       # context variation, shared in a channel
-        R = R + np.einsum("gi,ij->gij", np.broadcast_to(cva2[c][:, None], rows.shape),
+        R = R + np.einsum("gi,ij->gij", cva2[c][:, None] + diag[rows],
                           np.eye(k)) + se[:, :, None] * se[:, None, :]
         r = (tau2[c][:, None] + cvi2[c][:, None] * (dy == day[has][i, None])
              + np.sqrt(extra[has][i, None]) * se)                                # (g, k)
