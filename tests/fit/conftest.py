@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.inference.pymc_model import prepare_cohort
 
@@ -54,3 +56,37 @@ def treated_uncovered_case():
     tsh["value"] = "<0.01"
     data["measurements"].append(dict(tsh, day=60))
     return read_case(data)
+
+
+def kernel_against_exact(g, ad, draws, rng, draw: int = 7):
+    """One group's axis (``ad``) read by the fit's kernel (:class:`LabBlock`) and by the exact
+    engine (:class:`ExactLabBlock`) under parameter draw ``draw``: their factors held equal
+    (1e-9), then both vector-Jacobian products of one random cotangent (the exact block's
+    summed over the axes its people's blocks do not depend on).  Returns ``(kernel, exact,
+    params, cotangent for exact, exact gradient, kernel gradient)``, ``params`` the exact
+    block's ``(lat_mean, lat_sd, log_median)`` (every channel's medians)."""
+    from neb_bayes.inference.exact_lab_block import ExactLabBlock
+    from neb_bayes.inference.lab_block import LabBlock
+    from neb_bayes.inference.pymc_model import _aligned
+    from neb_bayes.model.params import latent_corr
+
+    a = ad.axis
+    keep = g.keep.get(a, slice(None))
+    params = (draws.lat_mean[a][draw][keep], draws.lat_sd[a][draw][keep], draws.log_median[draw])
+    mean, sd, med = params
+    kernel = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
+    exact = ExactLabBlock(g.model, a, g.evidences, ad.rows)
+    n = len(g.case_ids)
+    want = kernel.people_values((mean, sd, med[ad.channels]), n)
+    got = exact.people_values(params, n)
+    np.testing.assert_allclose(np.broadcast_to(_aligned(exact.scope, got, ad.deps), want.shape),
+                               want, rtol=0, atol=1e-9)
+    r = ad.rows.size
+    ct = rng.normal(size=(r,) + kernel.grid_shape)
+    missing = tuple(1 + i for i, d in enumerate(ad.deps) if d not in exact.scope)
+    inner = [d for d in ad.deps if d in exact.scope]
+    ct_exact = ct.sum(axis=missing).transpose(
+        [0] + [1 + inner.index(d) for d in exact.scope]).reshape(r, -1)
+    g_exact = exact.gradient(params, ct_exact)
+    g_kernel = kernel.gradient((mean, sd, med[ad.channels]), ct.reshape(r, -1))
+    return kernel, exact, params, ct_exact, g_exact, g_kernel

@@ -11,13 +11,17 @@ import pytest
 pytensor = pytest.importorskip("pytensor")
 
 from neb_bayes.inference.exact_lab_block import ExactLabBlock  # noqa: E402
-from neb_bayes.inference.lab_block import LabBlock  # noqa: E402
-from neb_bayes.inference.pymc_model import _aligned, prepare_cohort  # noqa: E402
+from neb_bayes.inference.pymc_model import prepare_cohort  # noqa: E402
 from neb_bayes.model.compiled import load_model  # noqa: E402
-from neb_bayes.model.params import latent_corr, literature_draws  # noqa: E402
+from neb_bayes.model.params import literature_draws  # noqa: E402
 from neb_bayes.simulate import simulate  # noqa: E402
 
-from .conftest import covered, treated_uncovered_case, uncovered_cases  # noqa: E402
+from .conftest import (  # noqa: E402
+    covered,
+    kernel_against_exact,
+    treated_uncovered_case,
+    uncovered_cases,
+)
 
 MODEL = load_model()
 
@@ -37,31 +41,16 @@ def test_gradient_equals_the_kernels_where_both_apply():
             continue
         for ad in g.axes:
             a = ad.axis
-            keep = g.keep.get(a, slice(None))
-            mean, sd, med = draws.lat_mean[a][7][keep], draws.lat_sd[a][7][keep], draws.log_median[7]
-            kernel = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
-            exact = ExactLabBlock(g.model, a, g.evidences, ad.rows)
-            n = len(g.case_ids)
-            want = kernel.people_values((mean, sd, med[ad.channels]), n)
-            got = exact.people_values((mean, sd, med), n)
-            np.testing.assert_allclose(np.broadcast_to(_aligned(exact.scope, got, ad.deps),
-                                                       want.shape), want, rtol=0, atol=1e-9)
-            r = ad.rows.size
-            ct = rng.normal(size=(r,) + kernel.grid_shape)
-            missing = tuple(1 + i for i, d in enumerate(ad.deps) if d not in exact.scope)
-            inner = [d for d in ad.deps if d in exact.scope]
-            ct_exact = ct.sum(axis=missing).transpose([0] + [1 + inner.index(d)
-                                                              for d in exact.scope])
-            g_exact = exact.gradient((mean, sd, med), ct_exact.reshape(r, -1))
+            _, exact, (mean, sd, med), ct_exact, g_exact, g_kernel = kernel_against_exact(
+                g, ad, draws, rng)
             if a not in checked:
                 # the derivatives kept from the evaluation are those a pullback at other
                 # parameters computes afresh (here: a block that has evaluated nothing)
                 fresh = ExactLabBlock(g.model, a, g.evidences, ad.rows)
-                fresh.people_values((mean + 0.1, sd, med), n)
-                for x, y in zip(fresh.gradient((mean, sd, med), ct_exact.reshape(r, -1)),
-                                g_exact, strict=True):
+                fresh.people_values((mean + 0.1, sd, med), len(g.case_ids))
+                for x, y in zip(fresh.gradient((mean, sd, med), ct_exact), g_exact,
+                                strict=True):
                     np.testing.assert_array_equal(x, y)
-            g_kernel = kernel.gradient((mean, sd, med[ad.channels]), ct.reshape(r, -1))
             for x, y in zip(g_exact, [*g_kernel[:2], None], strict=True):
                 if y is None:
                     x, y = x[ad.channels], g_kernel[2]

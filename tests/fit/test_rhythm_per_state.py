@@ -16,14 +16,12 @@ import pytest
 from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import infer_exact
-from neb_bayes.inference.exact_lab_block import ExactLabBlock
-from neb_bayes.inference.lab_block import LabBlock
-from neb_bayes.inference.pymc_model import _aligned, cohort_loglik_value, prepare_cohort
+from neb_bayes.inference.pymc_model import cohort_loglik_value, prepare_cohort
 from neb_bayes.model.compiled import load_model, view_for_sex
-from neb_bayes.model.params import latent_corr, literature_draws, with_params
+from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import covered
+from .conftest import covered, kernel_against_exact
 
 MODEL = load_model()
 M = Measurement
@@ -133,28 +131,13 @@ def test_kernel_value_and_gradient_equal_the_exact_engines(cohort):
         for ad in g.axes:
             if not ad.per_state:
                 continue
-            a = ad.axis
-            keep = g.keep.get(a, slice(None))
-            mean, sd, med = (draws.lat_mean[a][7][keep], draws.lat_sd[a][7][keep],
-                             draws.log_median[7])
-            kernel = LabBlock(ad, latent_corr(g.model.axes[a].lat_cov))
-            exact = ExactLabBlock(g.model, a, g.evidences, ad.rows)
-            n = len(g.case_ids)
-            want = exact.people_values((mean, sd, med), n)
-            got = kernel.people_values((mean, sd, med[ad.channels]), n)
-            np.testing.assert_allclose(got, np.broadcast_to(
-                _aligned(exact.scope, want, ad.deps), got.shape), rtol=0, atol=1e-9)
+            kernel, _, (mean, sd, med), _, g_exact, g_kernel = kernel_against_exact(
+                g, ad, draws, rng)
             # the numpy formula (a model whose analyte levels are fixed) too
-            np.testing.assert_allclose(kernel.fixed_people_values((mean, sd, med[ad.channels]), n),
-                                       got, rtol=0, atol=1e-9)
-            r = ad.rows.size
-            ct = rng.normal(size=(r,) + kernel.grid_shape)
-            missing = tuple(1 + i for i, d in enumerate(ad.deps) if d not in exact.scope)
-            inner = [d for d in ad.deps if d in exact.scope]
-            ct_exact = ct.sum(axis=missing).transpose([0] + [1 + inner.index(d)
-                                                              for d in exact.scope])
-            g_exact = exact.gradient((mean, sd, med), ct_exact.reshape(r, -1))
-            g_kernel = kernel.gradient((mean, sd, med[ad.channels]), ct.reshape(r, -1))
+            n = len(g.case_ids)
+            np.testing.assert_allclose(
+                kernel.fixed_people_values((mean, sd, med[ad.channels]), n),
+                kernel.people_values((mean, sd, med[ad.channels]), n), rtol=0, atol=1e-9)
             for x, y in zip([g_exact[0], g_exact[1], g_exact[2][ad.channels]], g_kernel,
                             strict=True):
                 np.testing.assert_allclose(x, y, rtol=0, atol=1e-6 * np.abs(y).max())
