@@ -9,7 +9,8 @@ rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
 :class:`~neb_bayes.evidence.Evidence` without blocks (covariates, symptoms, context, the
 patient's items not used and warnings, results of analytes the prior set does not model;
 results with a method, a note or the lab's reference interval; a daily rhythm without its
-collection time, with build_evidence's warning),
+collection time, with build_evidence's warning; collection date-times written
+``YYYY-MM-DDTHH:MM[:SS]``, the days between them as ``read_case`` counts them),
 through the same functions for each part:
 :func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
 for the patient (once per distinct patient section), the parts of
@@ -17,7 +18,8 @@ for the patient (once per distinct patient section), the parts of
 :func:`~neb_bayes.evidence.result_row` for the result's row.
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
-a symptom listed twice, a zero or implausible value, a date) or whose context names a
+a symptom listed twice, a zero or implausible value, a date-time other than
+``YYYY-MM-DDTHH:MM[:SS]``, an LMP date beside dated results) or whose context names a
 symptom is declined
 (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
@@ -50,6 +52,7 @@ from neb_bayes.batch.csv_cases import row_parts
 from neb_bayes.batch.plain_json import scan_chunk
 from neb_bayes.case.collect import Collector
 from neb_bayes.case.measurements import (
+    plain_dated,
     plain_day,
     plain_extra,
     plain_extra_count,
@@ -112,10 +115,14 @@ class _Person:
     """What the patient part of a plain case gives: covariates, context, its evidence parts."""
 
     __slots__ = ("patient", "ctx", "covariates", "lat_shift", "cause_scale", "warnings",
-                 "not_used", "shifted", "aged", "unmoved", "adjustments", "physiology")
+                 "not_used", "shifted", "aged", "unmoved", "adjustments", "physiology",
+                 "lmp_dated")
 
     def __init__(self, model: CompiledModel, patient, ctx, reader: Collector) -> None:
         self.patient, self.ctx = patient, ctx
+        #: an LMP written as a date: its cycle day counts to the case's first dated sample
+        #: (read_case), so a case with dated results is the full reader's
+        self.lmp_dated = patient.menstrual is not None and patient.menstrual.lmp_date is not None
         self.covariates = Covariates(sex=patient.sex, age=patient.age,
                                      flags=frozenset(ctx.flags))
         self.lat_shift = context_latent_shifts(model, ctx)
@@ -188,9 +195,9 @@ class _Columns:
     form, form_keys
         Each result's form: an index into ``form_keys``, each ``(analyte, specimen, unit,
         collected)`` as written (None: not plain).
-    value, text_value, value_text, day
+    value, text_value, value_text, day, has_day
         Each result's value (a number; 0 where ``text_value``, ``value_text(r)`` giving the
-        text) and day (0 when not given).
+        text), day (0 when not given) and whether it gives one.
     sym_first, sym_state, sym_name, names
         Case ``i``'s symptoms as listed are ``sym_first[i]:sym_first[i + 1]``, each its
         state (index in ``SYMPTOM_STATES``) and name (``names[sym_name[k]]``).
@@ -206,6 +213,7 @@ class _Columns:
     text_value: np.ndarray
     value_text: Callable[[int], str]
     day: np.ndarray
+    has_day: np.ndarray
     sym_first: np.ndarray
     sym_state: np.ndarray
     sym_name: np.ndarray
@@ -334,7 +342,7 @@ class PlainReader:
             ok=sc.ok, first=sc.first, form=sc.form,
             form_keys=[sc.form_text(f) for f in range(len(sc.forms))],
             value=sc.values, text_value=sc.text_value,
-            value_text=sc.value_text, day=sc.days,
+            value_text=sc.value_text, day=sc.days, has_day=sc.has_day,
             sym_first=sc.sym_first, sym_state=sc.sym_state, sym_name=sc.sym_name,
             names=[sc.name_text(k) for k in range(len(sc.names))],
             case_id=case_id, person=person))
@@ -377,6 +385,7 @@ class PlainReader:
             first=np.array(first, np.int64), form=np.array(form, np.int64),
             form_keys=list(forms), value=np.array(value, float), text_value=text_value,
             value_text=texts.__getitem__, day=np.array(day, float),
+            has_day=np.zeros(len(day), bool),     # (a CSV cell's time has no date)
             sym_first=np.array(sym_first, np.int64), sym_state=np.array(sym_state, np.int64),
             sym_name=np.array(sym_name, np.int64), names=list(names),
             case_id=lambda c: parts[c].case_id, person=lambda c: self._person(parts[c].patient)))
@@ -390,7 +399,14 @@ class PlainReader:
         n = cols.ok.size
         taken = np.zeros(n, bool)
         first, fid = cols.first, cols.form
-        forms = [None if key is None else self._cached_form(key) for key in cols.form_keys]
+        # a date-time written YYYY-MM-DDTHH:MM[:SS]: its form is the clock time's, its date
+        # (proleptic ordinal, -1: none) gives the day offsets below
+        keys, when_f = list(cols.form_keys), np.full(len(cols.form_keys) + 1, -1, np.int64)
+        for f, key in enumerate(keys):
+            if key is not None and type(key[3]) is str and (
+                    dated := plain_dated(key[3])) is not None:
+                keys[f], when_f[f] = (*key[:3], dated[0]), dated[1]
+        forms = [None if key is None else self._cached_form(key) for key in keys]
         known = np.array([f is not None for f in forms] + [False])
         modelled = [f is not None and f[0] is not None for f in forms]
         ch = np.array([f[0] if m else -1 for f, m in zip(forms, modelled, strict=True)] + [-1])
@@ -419,7 +435,7 @@ class PlainReader:
                 good[r] = False
             else:
                 canonical[r], censor[r] = read[0], CENSOR_CODE[read[1]]
-        day = cols.day
+        day, has_date = _dated_days(first, cols.day, when_f[fid], cols.has_day)
         good &= (day >= 0.0) & (day < _INF)
         bad = np.r_[0, np.cumsum(~good)]
         bad = bad[first[1:]] - bad[first[:-1]]
@@ -454,7 +470,7 @@ class PlainReader:
         p_list, a_list, f_list = p_at.tolist(), a_at.tolist(), first.tolist()
         for c in np.flatnonzero(cols.ok & (bad == 0) & ~sym_bad).tolist():
             person = cols.person(c)
-            if person is None:
+            if person is None or (person.lmp_dated and has_date[c]):
                 continue
             case_id = cols.case_id(c).strip()
             p0, p1, a0, a1 = p_list[c], p_list[c + 1], a_list[c], a_list[c + 1]
@@ -638,6 +654,8 @@ class PlainReader:
         if len(adjustments) > MAX_ADJUSTMENTS:
             adjustments.clear()
         rows = []
+        dated: list[tuple[int, int]] = []   # (row or -1, date) of results dated, no day given
+        any_date = False
         for i, item in enumerate(raw):
             if type(item) is not dict:
                 return None
@@ -647,6 +665,12 @@ class PlainReader:
             extra = len(item) != n       # a method, note or reference interval
             if extra and len(item) != n + plain_extra_count(get):
                 return None
+            when = None
+            if type(collected) is str and (on := plain_dated(collected)) is not None:
+                collected, when = on
+                any_date = True
+                if day is None:
+                    dated.append((-1, when))
             key = (get("analyte"), specimen, get("unit"), collected)
             try:
                 form = forms[key]
@@ -678,7 +702,17 @@ class PlainReader:
                              shifted, aged, method, cache=adjustments)
             if form[8] is not None:
                 warned.append(f"measurements[{i}]: {form[8]}")
+            if when is not None and get("day") is None:
+                dated[-1] = (len(rows), when)      # (its row)
             rows.append((axis, *row))
+        if any_date and person.lmp_dated:
+            return None
+        # two or more dates: each dated result's day counts from the first (read_case's)
+        if len({w for _, w in dated}) > 1:
+            first = min(w for _, w in dated)
+            for k, w in dated:
+                if k >= 0:
+                    rows[k] = (*rows[k][:4], float(w - first), *rows[k][5:])
         return rows
 
     def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:
@@ -701,6 +735,32 @@ class PlainReader:
         warning = (untimed_rhythm_warning(analyte)
                    if hour is None and self.model.channels[ch].diurnal else None)
         return ch, self.model.channels[ch].axis, conv, bounds, hour, scale, lo, hi, warning
+
+
+def _dated_days(first: np.ndarray, day: np.ndarray, when: np.ndarray,
+                has_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each result's day and which cases have a dated result, from the cases' results
+    ``first`` (as :class:`_Columns`), the days as written, each result's date (``when``:
+    proleptic ordinal, -1 none) and whether it gives a day: where a case's results dated
+    without a day hold two or more dates, each one's day counts from the first
+    (``read_case``'s :func:`~neb_bayes.case.measurements._days_from_dates`)."""
+    n = first.size - 1
+    dated = when >= 0
+    has_date = np.zeros(n, bool)
+    if not dated.any():
+        return day, has_date
+    case_r = np.repeat(np.arange(n), np.diff(first))
+    has_date[case_r[dated]] = True
+    free = np.flatnonzero(dated & ~has_day)
+    c_f, w_f = case_r[free], when[free]
+    lo = np.full(n, np.iinfo(np.int64).max)
+    hi = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(lo, c_f, w_f)
+    np.maximum.at(hi, c_f, w_f)
+    spread = hi[c_f] > lo[c_f]
+    day = day.copy()
+    day[free[spread]] = (w_f - lo[c_f])[spread].astype(float)
+    return day, has_date
 
 
 def _evidence(*, case_id: str, covariates: Covariates, present: np.ndarray, absent: np.ndarray,

@@ -19,7 +19,7 @@ from neb_bayes.case.collect import NUMBER_TEXT, Collector, fmt, fmt_raw, is_numb
 from neb_bayes.case.model import Measurement
 from neb_bayes.units import Conversion, UnitError, conversion
 
-__all__ = ["MEASUREMENT_KEYS", "first_sample_date", "plain_day", "plain_extra",
+__all__ = ["MEASUREMENT_KEYS", "first_sample_date", "plain_dated", "plain_day", "plain_extra",
            "plain_extra_count", "plain_form", "plain_result", "plain_value", "read_measurements"]
 
 MEASUREMENT_KEYS = (
@@ -35,6 +35,8 @@ MEASUREMENT_KEYS = (
 )
 _CENSORED = re.compile(r"^\s*(<=|>=|≤|≥|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
+#: the ISO date-time most archives write (local clock time, whole seconds, no offset)
+_DATED = re.compile(r"(\d{4})-(\d{2})-(\d{2})T((?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)")
 
 
 def read_measurements(c: Collector, raw: Any) -> tuple[Measurement, ...]:
@@ -533,6 +535,21 @@ def _pick(analyte: vocab.Analyte, candidates: tuple[str, ...]) -> str | None:
         if candidate in analyte.specimens:
             return candidate
     return None
+
+
+def plain_dated(collected: str) -> tuple[str, int] | None:
+    """``(clock time, date's proleptic ordinal)`` of a ``collected`` date-time written
+    ``YYYY-MM-DDTHH:MM[:SS]`` (no offset, whole seconds), as the full reader reads it: the
+    clock time read as ``"HH:MM[:SS]"`` gives the same hour (:func:`_collected`), and the
+    date the same day offsets; ``None`` for anything else (the full reader decides)."""
+    m = _DATED.fullmatch(collected)
+    if m is None:
+        return None
+    try:
+        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+    return m.group(4), day.toordinal()
 
 
 def first_sample_date(raw: Any) -> date | None:

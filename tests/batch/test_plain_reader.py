@@ -125,6 +125,33 @@ CASE_VARIANTS = [
                       {"analyte": "random glucose", "value": 50.0, "unit": "mg/dL"}]},
     {"measurements": [{"analyte": "cortisol", "value": 1e308, "unit": "ug/dL",
                        "collected": "08:00"}]},
+    # collection date-times: two dates (days from their difference), one date, seconds, a day
+    # beside a date, an offset or a space (the full reader's), an impossible date, an LMP date
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "collected": "2024-03-01T09:00"},
+                      {"analyte": "TSH", "value": 3.1, "unit": "mIU/L",
+                       "collected": "2024-04-15T09:30:15"},
+                      {"analyte": "ferritin", "value": 80.0, "unit": "ng/mL",
+                       "collected": "2024-02-20T10:00"},
+                      {"analyte": "FT4", "value": 14.0, "unit": "pmol/L", "day": 3,
+                       "collected": "2024-05-01T09:00"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "collected": "2024-03-01T09:00"},
+                      {"analyte": "cortisol", "value": 400.0, "unit": "nmol/L",
+                       "collected": "2024-03-01T08:00"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "collected": "2024-03-01T09:00Z"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "collected": "2024-03-01 09:00"}]},
+    {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
+                       "collected": "2024-02-30T09:00"}]},
+    {"patient": {"sex": "F", "age": 31, "menstrual_phase": "LMP 2024-02-20"},
+     "measurements": [{"analyte": "LH", "value": 40.0, "unit": "IU/L",
+                       "collected": "2024-03-05T09:00"},
+                      {"analyte": "FSH", "value": 12.0, "unit": "IU/L",
+                       "collected": "2024-03-05T09:00"}]},
+    {"patient": {"sex": "F", "age": 31, "menstrual_phase": "LMP 2024-02-20"},
+     "measurements": [{"analyte": "LH", "value": 40.0, "unit": "IU/L", "collected": "09:00"}]},
     # daily rhythms without their collection time (build_evidence's warning; read per state)
     {"measurements": [{"analyte": "cortisol", "value": 400.0, "unit": "nmol/L"},
                       {"analyte": "TSH", "value": 2.5, "unit": "mIU/L"},
@@ -136,6 +163,26 @@ CASE_VARIANTS = [
                        "specimen": "saliva"},
                       {"analyte": "ferritin", "value": 80.0, "unit": "ng/mL"}]},
 ]
+
+
+def dated(datas: list[dict], every: int = 2) -> list[dict]:
+    """Every ``every``-th case with its results' collection times written as ISO date-times
+    (a lab export's form) and their days as the dates' differences; in every third such case
+    one result keeps its day beside its date (the day wins), and one is dated on a day of its
+    own (an extra distinct date)."""
+    import datetime
+
+    out = copy.deepcopy(datas)
+    start = datetime.date(2024, 2, 27)
+    for k, d in enumerate(out[::every]):
+        for j, m in enumerate(d["measurements"]):
+            day = m.get("day", 0)
+            keep_day = k % 3 == 0 and j == 0
+            if not keep_day:
+                m.pop("day", None)
+            when = start + datetime.timedelta(days=int(day) + (40 if keep_day else 0))
+            m["collected"] = f"{when.isoformat()}T{m.get('collected', '09:00')}"
+    return out
 
 
 def untimed(datas: list[dict], every: int = 3) -> list[dict]:
@@ -190,14 +237,17 @@ def _check(model, datas):
 
 
 def test_plain_reader_equals_the_full_path_on_simulated_cases(model):
-    sims = untimed([json.loads(json.dumps(case_to_dict(s.case)))
-                    for s in simulate(model, 150, seed=21)])
-    # censored values, repeats, clock times, older women (context from age) among them, and
-    # daily rhythms without their times
+    sims = dated(untimed([json.loads(json.dumps(case_to_dict(s.case)))
+                          for s in simulate(model, 150, seed=21)]))
+    # censored values, repeats, clock times, older women (context from age) among them,
+    # daily rhythms without their times, and collection date-times
     assert any(isinstance(m["value"], str) for d in sims for m in d["measurements"])
     taken, full = _check(model, sims)
     assert len(taken) == len(sims)
     assert sum(any("no collection time" in w for w in ev.warnings) for ev in full) >= 10
+    assert sum("T" in m.get("collected", "") for d in sims for m in d["measurements"]) > 300
+    # the dates' differences are the days (a repeat 48 days later is on day 48)
+    assert any(b.day.max() > 30 for ev in full for b in ev.blocks)
 
 
 def test_plain_reader_declines_what_the_full_reader_reports(model):
@@ -230,6 +280,12 @@ def test_a_chunk_gives_the_same_table_whichever_reader_reads_it(model, monkeypat
 
     sims = untimed([case_to_dict(s.case) for s in simulate(model, 60, seed=22)])
     if kind == "jsonl":
+        # and the variants with date-times (an LMP date beside dated results: the full
+        # reader's; an offset or a space: the full reader's too)
+        sims = dated(sims) + [
+            dict(copy.deepcopy(BASE), id=f"dated-{k}", **copy.deepcopy(v))
+            for k, v in enumerate(CASE_VARIANTS)
+            if "2024-" in json.dumps(v) and "02-30" not in json.dumps(v)]
         lines = [json.dumps(d) for d in sims]
         lines[5:5] = [b for b, _ in BAD_CASES]
         items = [RawItem(f"in.jsonl:{i + 1}", "json", line) for i, line in enumerate(lines)]
