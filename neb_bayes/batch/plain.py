@@ -10,7 +10,7 @@ rows the engine reads (:class:`~neb_bayes.inference.vectorised.Flat`) and an
 patient's items not used and warnings, results of analytes the prior set does not model;
 results with a method, a note or the lab's reference interval; a daily rhythm without its
 collection time, with build_evidence's warning; collection date-times written
-``YYYY-MM-DDTHH:MM[:SS]``, the days between them as ``read_case`` counts them),
+``YYYY-MM-DD[T ]HH:MM[:SS][offset]``, the days between them as ``read_case`` counts them),
 through the same functions for each part:
 :func:`~neb_bayes.case.patient.read_patient` and :func:`~neb_bayes.context.read_context`
 for the patient (once per distinct patient section), the parts of
@@ -19,8 +19,8 @@ for the patient (once per distinct patient section), the parts of
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
 a symptom listed twice, a zero or implausible value, a date-time other than
-``YYYY-MM-DDTHH:MM[:SS]``, an LMP date beside dated results) or whose context names a
-symptom is declined
+``YYYY-MM-DD[T ]HH:MM[:SS][offset]``, an LMP date beside dated results) or whose context
+names a symptom is declined
 (:meth:`PlainReader.add` returns ``False``) and goes through ``read_case`` and
 ``build_evidence``, which give every message with its field path.  The rows of a case it
 accepts are those of ``build_evidence``, in the same order, so its probabilities are the

@@ -35,8 +35,10 @@ MEASUREMENT_KEYS = (
 )
 _CENSORED = re.compile(r"^\s*(<=|>=|≤|≥|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
-#: the ISO date-time most archives write (local clock time, whole seconds, no offset)
-_DATED = re.compile(r"(\d{4})-(\d{2})-(\d{2})T((?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)")
+#: the ISO date-times archives write (whole seconds; a space for the T; a UTC offset, which
+#: leaves the clock time as written)
+_DATED = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)"
+                    r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?")
 
 
 def read_measurements(c: Collector, raw: Any) -> tuple[Measurement, ...]:
@@ -539,9 +541,10 @@ def _pick(analyte: vocab.Analyte, candidates: tuple[str, ...]) -> str | None:
 
 def plain_dated(collected: str) -> tuple[str, int] | None:
     """``(clock time, date's proleptic ordinal)`` of a ``collected`` date-time written
-    ``YYYY-MM-DDTHH:MM[:SS]`` (no offset, whole seconds), as the full reader reads it: the
-    clock time read as ``"HH:MM[:SS]"`` gives the same hour (:func:`_collected`), and the
-    date the same day offsets; ``None`` for anything else (the full reader decides)."""
+    ``YYYY-MM-DD[T ]HH:MM[:SS][Z|+HH:MM]`` (whole seconds), as the full reader reads it: the
+    clock time read as ``"HH:MM[:SS]"`` gives the same hour (:func:`_collected`: the time as
+    written, whatever its offset), and the date the same day offsets; ``None`` for anything
+    else (the full reader decides)."""
     m = _DATED.fullmatch(collected)
     if m is None:
         return None

@@ -126,7 +126,7 @@ CASE_VARIANTS = [
     {"measurements": [{"analyte": "cortisol", "value": 1e308, "unit": "ug/dL",
                        "collected": "08:00"}]},
     # collection date-times: two dates (days from their difference), one date, seconds, a day
-    # beside a date, an offset or a space (the full reader's), an impossible date, an LMP date
+    # beside a date, an offset, a space, an impossible date, an LMP date
     {"measurements": [{"analyte": "TSH", "value": 2.5, "unit": "mIU/L",
                        "collected": "2024-03-01T09:00"},
                       {"analyte": "TSH", "value": 3.1, "unit": "mIU/L",
@@ -281,7 +281,7 @@ def test_a_chunk_gives_the_same_table_whichever_reader_reads_it(model, monkeypat
     sims = untimed([case_to_dict(s.case) for s in simulate(model, 60, seed=22)])
     if kind == "jsonl":
         # and the variants with date-times (an LMP date beside dated results: the full
-        # reader's; an offset or a space: the full reader's too)
+        # reader's)
         sims = dated(sims) + [
             dict(copy.deepcopy(BASE), id=f"dated-{k}", **copy.deepcopy(v))
             for k, v in enumerate(CASE_VARIANTS)
