@@ -233,21 +233,24 @@ def draws_from_posterior(model: CompiledModel, idata,
 
 
 #: measured cost of one log-density + gradient when a group whose factors are evaluated per
-#: person at every step is free (2-core Intel Xeon, 2026-12-03): about ``fixed + per_person x
-#: people`` seconds.  Analyte levels (the compiled laboratory kernel, Ops reached by key from
-#: the compiled graph): 28.7 ms at 300 people, 69.6 ms at 1,000.  Symptoms (each person's
-#: present-symptom table over the axes that cause them and the propensity level, summed out
-#: in the elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000 people.  A
+#: person at every step is free: about ``fixed + per_person x people`` seconds.  Analyte
+#: levels (the compiled laboratory kernel, Ops reached by key from the compiled graph; 2-core
+#: AMD EPYC, 2026-12-06, ``bench_fit.py --time-eval``, less the exact engine's person-axes
+#: below): 18.4 ms at 300 people, 48 ms at 1,000, 463 ms at 10,000 (the Intel Xeon of
+#: 2026-12-03: 28.7 and 69.6 ms at 300 and 1,000).  Symptoms (each person's present-symptom
+#: table over the axes that cause them and the propensity level, summed out in the
+#: elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000 people (2026-12-03).  A
 #: prevalence fit is far cheaper (17 ms at 10,000 people) and is not listed.
-EVAL_COST_S = {"analyte-levels": (0.011, 0.06e-3), "symptoms": (0.005, 0.27e-3)}
+EVAL_COST_S = {"analyte-levels": (0.005, 0.046e-3), "symptoms": (0.005, 0.27e-3)}
 #: measured cost per log-density + gradient of one person-axis whose factor is the exact
-#: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`) while analyte levels
-#: are free: ~2.6 ms (its value and finite-difference stencil, 2026-12-04); a constant
-#: otherwise
-EXACT_PERSON_AXIS_COST_S = 2.6e-3
-#: nutpie takes about this many evaluations per draw over warm-up and sampling (15 leapfrog
-#: steps per draw after warm-up in an analyte-level fit, more early on)
-EVALS_PER_DRAW = 20
+#: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`: two or more censored
+#: results on the axis) while analyte levels are free: ~1.4 ms (its value and two-point
+#: differences, 2026-12-06); a constant otherwise
+EXACT_PERSON_AXIS_COST_S = 1.4e-3
+#: nutpie's leapfrog steps per draw over warm-up and sampling, each dearer inside the
+#: sampler than alone: a 1,000-person analyte-level fit, 2 x (300 + 300), took 15 steps per
+#: draw and ~73 ms per step against 64.8 ms for one evaluation alone (2026-12-06): 15 x 1.12
+EVALS_PER_DRAW = 17
 
 
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
