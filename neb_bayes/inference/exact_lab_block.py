@@ -26,9 +26,11 @@ its log median): truncation error ~ step^2, rounding ~ 1e-16 |factor| / step, bo
 what NUTS notices: on covered people the result is within 5e-9 of the kernel's analytic
 gradient, relative to its largest entry (tests hold 1e-7).  Measured on ``test_gradient_
 equals_the_kernels_where_both_apply``'s people (2026-12-06): fourth-order differences with
-a step of 1e-3 came within 1.8e-10, but their four points per direction cost ~1.8x the two
-points' time (2.5 against 1.4 ms per person with two censored adrenal results, one
-evaluation with derivatives); two points with steps of 1e-4 and 1e-6 came within 1.1e-7
+a step of 1e-3 came within 1.8e-10, but their four points per direction cost ~1.5x the two
+points' time (2.0 against 1.3 ms per person with two censored adrenal results, one
+evaluation with derivatives, after the first few; a step only for the latents a person's
+results load on saved nothing measurable: the engine's call, not its points, costs most);
+two points with steps of 1e-4 and 1e-6 came within 1.1e-7
 and 4e-8.
 The sampler stays exact whatever the gradient's error: leapfrog with any deterministic
 gradient is reversible and volume-preserving, and NUTS weighs its proposals by the exact
