@@ -356,8 +356,8 @@ def channel_stats(noise_var: np.ndarray, n_cases: int, case, ch, y, d, day, extr
     ``noise_var`` ``(3, C)``: tau^2, CVI^2, CVA^2 per channel position; ``case``, ``ch``:
     each result's case and channel position.  A case's results in one channel share ``R``
     (person and same-day terms, analytical noise, and the context's variation, shared in a
-    channel; with ``diag``, each result's own variance, independent of the others': the PyMC
-    formulation's daily rhythm of a result without a collection time); one compiled pass
+    channel; with ``diag``, each result's own variance, independent of the others': the daily
+    rhythm of a result without a collection time, :func:`state_copies`); one compiled pass
     over the results sorted by case and channel
     (:func:`kernels.channel_groups`).
 
