@@ -538,3 +538,28 @@ def test_the_compiled_gross_error_density_is_the_models() -> None:
         one = kernels.gross_log_q(channel[r:r + 1], y[r:r + 1], censor[r:r + 1],
                                   *gross_table(MODEL))
         assert one[0] == got[r]
+
+
+def test_state_copies_lay_out_each_untimed_case_once_per_state():
+    """:func:`~neb_bayes.inference.vectorised.state_copies`: the other cases' results first,
+    then ``S`` copies of each case with an untimed rhythm result, copy ``s`` of the ``k``-th
+    such case numbered ``n + k S + s``, every case's results in their order, the rhythm's
+    variance times the squared amplitude of state ``s`` on the untimed results only."""
+    from neb_bayes.inference.vectorised import state_copies
+
+    case = np.array([0, 0, 1, 2, 2, 2, 4])
+    diurnal_var = np.array([0.0, 0.0, 0.3, 0.0, 0.2, 0.0, 0.0])
+    amp = np.array([[1.0, 0.5, 2.0]] * case.size)            # per result, per state (S = 3)
+    amp[4] = [1.0, 1.0, 0.1]
+    rows, new_case, diag, apart = state_copies(case, diurnal_var, amp, 5)
+    assert apart.tolist() == [1, 2]
+    assert rows[:3].tolist() == [0, 1, 6]
+    assert new_case[:3].tolist() == [0, 0, 4] and not diag[:3].any()
+    # case 1 (one result) as cases 5, 6, 7; case 2 (three results) as 8, 9, 10
+    assert new_case[3:].tolist() == [5, 6, 7] + [8] * 3 + [9] * 3 + [10] * 3
+    assert rows[3:].tolist() == [2, 2, 2] + [3, 4, 5] * 3
+    np.testing.assert_allclose(diag[3:6], 0.3 * np.array([1.0, 0.5, 2.0]) ** 2)
+    np.testing.assert_allclose(diag[6:], [0, 0.2, 0] + [0, 0.2, 0] + [0, 0.2 * 0.01, 0])
+    assert np.all(np.diff(new_case) >= 0)                    # still sorted by case
+    none = state_copies(case, np.zeros(case.size), amp, 5)
+    assert none[0].tolist() == list(range(case.size)) and none[3].size == 0
