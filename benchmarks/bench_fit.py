@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_fit.py [--people 1000 10000] [--draws 500] [--tune 500]
                                    [--groups prevalence] [--sampler nutpie]
                                    [--time-eval] [--skip-sampling] [--table-dtype float32]
+                                   [--untimed 0.3]
 
 Prints the warm latency of a single-case report that evaluates the exact posterior under
 all 1,000 parameter draws; then, per cohort size: time to prepare the sufficient statistics
@@ -43,8 +44,23 @@ def cpu_s() -> float:
     return time.process_time() + child.ru_utime + child.ru_stime
 
 
+def without_times(cases, share: float, seed: int = 0) -> list:
+    """``cases`` with the collection time removed from the daily-rhythm results (cortisol,
+    ACTH, testosterone) of a ``share`` of them (a laboratory archive often lacks it)."""
+    import dataclasses
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rhythm = {"cortisol", "acth", "testosterone", "free_testosterone"}
+    return [dataclasses.replace(c, measurements=tuple(
+        dataclasses.replace(m, hour=None) if m.analyte in rhythm else m
+        for m in c.measurements)) if rng.random() < share else c for c in cases]
+
+
 def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str,
-              time_eval: bool, table_dtype: str = "float32", skip_sampling: bool = False) -> None:
+              time_eval: bool, table_dtype: str = "float32", skip_sampling: bool = False,
+              untimed: float = 0.0) -> None:
     from pymc.blocking import DictToArrayBijection
 
     from neb_bayes.fit import build_fit_model, fit
@@ -55,7 +71,7 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
     model = load_model()
     sims = simulate(model, int(n * 1.1), seed=n, p_repeat=0.0, p_measure=0.4,
                     p_symptom_reported=0.2)
-    cases = [s.case for s in sims][:n]
+    cases = without_times([s.case for s in sims][:n], untimed)
     t0, c0 = time.perf_counter(), time.process_time()
     data = prepare_cohort(model, cases)
     t_prep, c_prep = time.perf_counter() - t0, time.process_time() - c0
@@ -149,6 +165,9 @@ def main() -> None:
                     help="stop after the statistics (and --time-eval): no fit")
     ap.add_argument("--table-dtype", default="float32", choices=["float32", "float64"],
                     help="per-person tables of a prevalence-only fit")
+    ap.add_argument("--untimed", type=float, default=0.0,
+                    help="share of people whose cortisol, ACTH and testosterone results lose "
+                         "their collection time (read per own state in the fit)")
     args = ap.parse_args()
     from bench_single import machine
 
@@ -158,7 +177,7 @@ def main() -> None:
     if not args.skip_fit:
         for n in args.people:
             bench_fit(n, args.draws, args.tune, tuple(args.groups.split(",")), args.sampler,
-                      args.time_eval, args.table_dtype, args.skip_sampling)
+                      args.time_eval, args.table_dtype, args.skip_sampling, args.untimed)
 
 
 if __name__ == "__main__":
