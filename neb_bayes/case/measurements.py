@@ -36,9 +36,14 @@ MEASUREMENT_KEYS = (
 _CENSORED = re.compile(r"^\s*(<=|>=|≤|≥|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 _CLOCK = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*$")
 #: the ISO date-times archives write (whole seconds; a space for the T; a UTC offset, which
-#: leaves the clock time as written)
-_DATED = re.compile(r"(\d{4})-(\d{2})-(\d{2})[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)"
-                    r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?")
+#: leaves the clock time as written): a date, then the rest
+_DATE_PART = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_TIME_PART = re.compile(r"[T ]((?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)?)"
+                        r"(?:Z|[+-](?:[01]\d|2[0-3]):?[0-5]\d)?")
+#: the parts read so far (an archive's date-times are each distinct, their dates and clock
+#: times are few): date -> ordinal, rest -> clock time (None: not plain)
+_DATE_PARTS: dict[str, int | None] = {}
+_TIME_PARTS: dict[str, str | None] = {}
 
 
 def read_measurements(c: Collector, raw: Any) -> tuple[Measurement, ...]:
@@ -545,14 +550,34 @@ def plain_dated(collected: str) -> tuple[str, int] | None:
     clock time read as ``"HH:MM[:SS]"`` gives the same hour (:func:`_collected`: the time as
     written, whatever its offset), and the date the same day offsets; ``None`` for anything
     else (the full reader decides)."""
-    m = _DATED.fullmatch(collected)
+    head, rest = collected[:10], collected[10:]
+    try:
+        day = _DATE_PARTS[head]
+    except KeyError:
+        day = _DATE_PARTS[head] = _date_part(head)
+        if len(_DATE_PARTS) > 4096:
+            _DATE_PARTS.clear()
+    if day is None:
+        return None
+    try:
+        clock = _TIME_PARTS[rest]
+    except KeyError:
+        m = _TIME_PART.fullmatch(rest)
+        clock = _TIME_PARTS[rest] = None if m is None else m.group(1)
+        if len(_TIME_PARTS) > 4096:
+            _TIME_PARTS.clear()
+    return None if clock is None else (clock, day)
+
+
+def _date_part(text: str) -> int | None:
+    """A ``YYYY-MM-DD`` date's proleptic ordinal, or None."""
+    m = _DATE_PART.fullmatch(text)
     if m is None:
         return None
     try:
-        day = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).toordinal()
     except ValueError:
         return None
-    return m.group(4), day.toordinal()
 
 
 def first_sample_date(raw: Any) -> date | None:
