@@ -654,8 +654,8 @@ class PlainReader:
         if len(adjustments) > MAX_ADJUSTMENTS:
             adjustments.clear()
         rows = []
-        dated: list[tuple[int, int]] = []   # (row or -1, date) of results dated, no day given
-        any_date = False
+        # per result: its date (proleptic ordinal, -1: none), whether it gives a day, its row
+        when_r, has_day, row_of = [-1] * len(raw), [False] * len(raw), [-1] * len(raw)
         for i, item in enumerate(raw):
             if type(item) is not dict:
                 return None
@@ -665,12 +665,9 @@ class PlainReader:
             extra = len(item) != n       # a method, note or reference interval
             if extra and len(item) != n + plain_extra_count(get):
                 return None
-            when = None
+            has_day[i] = day is not None
             if type(collected) is str and (on := plain_dated(collected)) is not None:
-                collected, when = on
-                any_date = True
-                if day is None:
-                    dated.append((-1, when))
+                collected, when_r[i] = on
             key = (get("analyte"), specimen, get("unit"), collected)
             try:
                 form = forms[key]
@@ -702,17 +699,18 @@ class PlainReader:
                              shifted, aged, method, cache=adjustments)
             if form[8] is not None:
                 warned.append(f"measurements[{i}]: {form[8]}")
-            if when is not None and get("day") is None:
-                dated[-1] = (len(rows), when)      # (its row)
+            row_of[i] = len(rows)
             rows.append((axis, *row))
-        if any_date and person.lmp_dated:
-            return None
-        # two or more dates: each dated result's day counts from the first (read_case's)
-        if len({w for _, w in dated}) > 1:
-            first = min(w for _, w in dated)
-            for k, w in dated:
+        if max(when_r, default=-1) >= 0:
+            if person.lmp_dated:
+                return None
+            # the days as the columnar pass (and read_case) count them from the dates
+            days, _ = _dated_days(np.array([0, len(raw)]),
+                                  np.array([rows[k][4] if k >= 0 else 0.0 for k in row_of]),
+                                  np.array(when_r), np.array(has_day))
+            for k, d in zip(row_of, days.tolist(), strict=True):
                 if k >= 0:
-                    rows[k] = (*rows[k][:4], float(w - first), *rows[k][5:])
+                    rows[k] = (*rows[k][:4], d, *rows[k][5:])
         return rows
 
     def _form(self, name: Any, specimen: Any, unit: Any, collected: Any) -> tuple | None:

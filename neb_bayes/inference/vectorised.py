@@ -309,8 +309,14 @@ def untimed_elsewhere(model: CompiledModel, channel: np.ndarray,
                       diurnal_var: np.ndarray) -> np.ndarray:
     """Per result: a daily rhythm without a collection time whose amplitude another axis'
     state scales (none in today's tables), which :func:`state_copies` cannot read."""
-    other = np.array([c.amp_axis is not None and c.amp_axis != c.axis for c in model.channels])
-    return (diurnal_var > 0) & other[channel]
+    return (diurnal_var > 0) & _amp_elsewhere(model)[channel]
+
+
+@lru_cache(maxsize=16)
+def _amp_elsewhere(model: CompiledModel) -> np.ndarray:
+    """Per channel: its rhythm's amplitude follows another axis' state (kept per model)."""
+    return np.array([c.amp_axis is not None and c.amp_axis != c.axis for c in model.channels],
+                    dtype=bool)
 
 
 def state_copies(case: np.ndarray, diurnal_var: np.ndarray, amp: np.ndarray,
