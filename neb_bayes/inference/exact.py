@@ -1023,8 +1023,9 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     """log P(every censored result beyond its limit) over the grid: ``mu`` ``grid + (c,)`` and
     ``ccc`` (broadcastable to ``grid + (c, c)``) their conditional mean and covariance,
     ``sign`` -1 below the limit, +1 above.  One result: the normal CDF; two: the bivariate
-    CDF (Owen's T); three: :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`;
-    more: Genz QMC per grid point.  Three or more are first split into groups uncorrelated
+    CDF on the log scale, accurate in its tails
+    (:func:`~neb_bayes.inference.bivariate_normal.log_bivariate_normal_cdf`); three:
+    :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`; more: Genz QMC per grid point.  Three or more are first split into groups uncorrelated
     with each other (:func:`_independent_groups`), each group's mass by its own rule; at
     the grid points where a group's covariance is one shared factor plus independent
     singletons and pairs (repeats of one analyte on different days; two analytes, each
@@ -1067,7 +1068,9 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
         sd = np.sqrt(np.stack([ccc[..., 0, 0], ccc[..., 1, 1]], -1))
         t = -sign * (lim - mu) / sd
         rho = sign[0] * sign[1] * ccc[..., 0, 1] / (sd[..., 0] * sd[..., 1])
-        return np.log(np.maximum(bivariate_normal_cdf(t[..., 0], t[..., 1], rho), 1e-300))
+        from neb_bayes.inference.bivariate_normal import log_bivariate_normal_cdf
+
+        return log_bivariate_normal_cdf(t[..., 0], t[..., 1], rho)
     if c == 3:
         p3 = trivariate_normal_cdf(d * lim, d * mu, ccc * np.outer(d, d))
         return np.log(np.maximum(p3, 1e-300))

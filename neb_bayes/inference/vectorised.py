@@ -38,7 +38,8 @@ from scipy.special import log_ndtr
 
 from neb_bayes.evidence import Evidence, block_of_rows
 from neb_bayes.inference import kernels
-from neb_bayes.inference.exact import bivariate_normal_cdf, block_log_factor, infer_exact
+from neb_bayes.inference.bivariate_normal import log_bivariate_normal_cdf
+from neb_bayes.inference.exact import block_log_factor, infer_exact
 from neb_bayes.model.compiled import (
     CompiledModel,
     axis_channel_grid,
@@ -542,7 +543,7 @@ def _gaussian_loglik(tabs: AxisTables, n_cases: int, on: Flat, loo: bool,
             h = -sa[..., None] * (y[has][a, None, None] - mean_w[a]) / np.sqrt(var_a)[..., None]
             k = -sb[..., None] * (y[has][b, None, None] - mean_w[b]) / np.sqrt(var_b)[..., None]
             rho = (sa * sb * cov_ab / np.sqrt(var_a * var_b))[..., None]
-            ll[n[a]] += np.log(np.maximum(bivariate_normal_cdf(h, k, rho), 1e-300))
+            ll[n[a]] += log_bivariate_normal_cdf(h, k, rho)
             pair = (a, var_a, var_b, cov_ab)
         if loo:
             without = _without_each(tabs, on, per, M_inv, post_mean, cond, ll_obs, has, f,
@@ -645,7 +646,7 @@ def _without_each(tabs: AxisTables, on: Flat, per: dict[str, np.ndarray], M_inv:
             hh = -sa[..., None] * (y[has[a[q]]][:, None, None] - mean_a) / np.sqrt(va)[..., None]
             kk = -sb[..., None] * (y[has[b[q]]][:, None, None] - mean_b) / np.sqrt(vb)[..., None]
             rho = np.broadcast_to((sa * sb * cab / np.sqrt(va * vb))[..., None], hh.shape)
-            bvn = np.log(np.maximum(bivariate_normal_cdf(hh, kk, rho), 1e-300))
+            bvn = log_bivariate_normal_cdf(hh, kk, rho)
             out[rows] = ll_obs[case[rows]] - cond[rows] + bvn.reshape(rows.size, G)
     return out
 
