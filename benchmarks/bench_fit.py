@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_fit.py [--people 1000 10000] [--draws 500] [--tune 500]
                                    [--groups prevalence] [--sampler nutpie]
                                    [--time-eval] [--skip-sampling] [--table-dtype float32]
-                                   [--untimed 0.3]
+                                   [--untimed 0.3] [--below-limits 0.5]
 
 Prints the warm latency of a single-case report that evaluates the exact posterior under
 all 1,000 parameter draws; then, per cohort size: time to prepare the sufficient statistics
@@ -58,9 +58,32 @@ def without_times(cases, share: float, seed: int = 0) -> list:
         for m in c.measurements)) if rng.random() < share else c for c in cases]
 
 
+def below_limits(cases, share: float, seed: int = 1) -> list:
+    """``cases`` where a ``share`` of the women aged 55 and over have oestradiol and
+    progesterone below their assays' limits (in place of any results of theirs), as after the
+    menopause: two censored results on the gonadal axis."""
+    import dataclasses
+
+    import numpy as np
+
+    from neb_bayes.case.model import Measurement
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in cases:
+        if c.patient.sex == "F" and (c.patient.age or 0) >= 55 and rng.random() < share:
+            kept = tuple(m for m in c.measurements
+                         if m.analyte not in ("estradiol", "progesterone"))
+            c = dataclasses.replace(c, measurements=kept + (
+                Measurement(len(kept), "estradiol", "serum", 18.4, censor="left"),
+                Measurement(len(kept) + 1, "progesterone", "serum", 0.3, censor="left")))
+        out.append(c)
+    return out
+
+
 def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str,
               time_eval: bool, table_dtype: str = "float32", skip_sampling: bool = False,
-              untimed: float = 0.0) -> None:
+              untimed: float = 0.0, below: float = 0.0) -> None:
     from pymc.blocking import DictToArrayBijection
 
     from neb_bayes.fit import build_fit_model, fit
@@ -71,7 +94,7 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
     model = load_model()
     sims = simulate(model, int(n * 1.1), seed=n, p_repeat=0.0, p_measure=0.4,
                     p_symptom_reported=0.2)
-    cases = without_times([s.case for s in sims][:n], untimed)
+    cases = below_limits(without_times([s.case for s in sims][:n], untimed), below)
     t0, c0 = time.perf_counter(), time.process_time()
     data = prepare_cohort(model, cases)
     t_prep, c_prep = time.perf_counter() - t0, time.process_time() - c0
@@ -168,6 +191,9 @@ def main() -> None:
     ap.add_argument("--untimed", type=float, default=0.0,
                     help="share of people whose cortisol, ACTH and testosterone results lose "
                          "their collection time (read per own state in the fit)")
+    ap.add_argument("--below-limits", type=float, default=0.0,
+                    help="share of the women aged 55 and over with oestradiol and progesterone "
+                         "below their limits (two censored results on the gonadal axis)")
     args = ap.parse_args()
     from bench_single import machine
 
@@ -177,7 +203,8 @@ def main() -> None:
     if not args.skip_fit:
         for n in args.people:
             bench_fit(n, args.draws, args.tune, tuple(args.groups.split(",")), args.sampler,
-                      args.time_eval, args.table_dtype, args.skip_sampling, args.untimed)
+                      args.time_eval, args.table_dtype, args.skip_sampling, args.untimed,
+                      args.below_limits)
 
 
 if __name__ == "__main__":

@@ -243,8 +243,8 @@ def draws_from_posterior(model: CompiledModel, idata,
 #: prevalence fit is far cheaper (17 ms at 10,000 people) and is not listed.
 EVAL_COST_S = {"analyte-levels": (0.005, 0.046e-3), "symptoms": (0.005, 0.27e-3)}
 #: measured cost per log-density + gradient of one person-axis whose factor is the exact
-#: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`: two or more censored
-#: results on the axis) while analyte levels are free: ~1.4 ms (its value and two-point
+#: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`: three or more
+#: censored results on the axis) while analyte levels are free: ~1.4 ms (its value and two-point
 #: differences, 2026-12-06); a constant otherwise
 EXACT_PERSON_AXIS_COST_S = 1.4e-3
 #: nutpie's leapfrog steps per draw over warm-up and sampling, each dearer inside the
@@ -539,7 +539,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
 
 def exact_factors(prepared) -> dict[str, int]:
     """Per axis, how many people's factor on it is the exact engine's (evidence beyond the
-    fit's information form: two or more censored results on the axis;
+    fit's information form: three or more censored results on the axis;
     :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""
     out: dict[str, int] = {}
     for g in prepared:

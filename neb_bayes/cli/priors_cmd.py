@@ -183,7 +183,8 @@ def _tell_left_out(read) -> None:
               help="Fit without the cases whose --labels name a state the person cannot "
                    "have (one cut from their sex view); they are counted in the provenance. "
                    "Every case's results are used (where the fit's information form does not "
-                   "reach, e.g. two censored results on an axis, the exact engine's factor).")
+                   "reach, e.g. three censored results on an axis, the exact engine's "
+                   "factor).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, seed, force,
             drop_unsupported, no_progress) -> None:
@@ -261,8 +262,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
                    + "; ".join(f"{k} ({v})" for k, v in reasons.items()), err=True)
     exact = json.loads(res.attrs["cohort_exact_factors"])
     if exact:
-        click.echo("evidence beyond the fit's information form (two or more censored results "
-                   "on an axis), its factor the exact engine's: "
+        click.echo("evidence beyond the fit's information form (three or more censored "
+                   "results on an axis), its factor the exact engine's: "
                    + "; ".join(f"{k} ({v} {'person' if v == 1 else 'people'})"
                                for k, v in exact.items()))
     d = res.diagnostics

@@ -2,12 +2,12 @@
 exact engine, with its gradient by finite differences.
 
 The information form (:mod:`neb_bayes.inference.lab_block`) covers a person's results on an
-axis when at most one of them is censored (a daily-rhythm result without a collection time
-included: :func:`~neb_bayes.inference.pymc_model._per_own_state`).  For the others (a
-suppressed TSH twice; oestradiol and progesterone both below their limits after the
-menopause; ACTH and the dexamethasone-suppressed cortisol both below theirs) the exact
-engine's :func:`~neb_bayes.inference.exact.block_loglik` gives the person's factor on that
-axis (covariance form: bivariate and higher normal CDFs).  With the analyte levels free,
+axis when at most two of them are censored (a daily-rhythm result without a collection time
+included: :func:`~neb_bayes.inference.pymc_model._per_own_state`).  For the others (three or
+more censored results on the axis: a suppressed TSH three times; oestradiol below its limit
+twice and progesterone once) the exact engine's
+:func:`~neb_bayes.inference.exact.block_loglik` gives the person's factor on that axis
+(covariance form: trivariate and higher normal CDFs).  With the analyte levels free,
 :class:`ExactLabBlock` is what the fit's
 :func:`~neb_bayes.inference.lab_block.LabFactors` Op evaluates for these people, its
 vector-Jacobian product by second-order central differences, every perturbed parameter
@@ -27,7 +27,8 @@ what NUTS notices: on covered people the result is within 5e-9 of the kernel's a
 gradient, relative to its largest entry (tests hold 1e-7).  Measured on ``test_gradient_
 equals_the_kernels_where_both_apply``'s people (2026-12-06): fourth-order differences with
 a step of 1e-3 came within 1.8e-10, but their four points per direction cost ~1.5x the two
-points' time (2.0 against 1.3 ms per person with two censored adrenal results, one
+points' time (2.0 against 1.3 ms per person with two censored adrenal results, then beyond
+the information form, one
 evaluation with derivatives, after the first few; a step only for the latents a person's
 results load on saved nothing measurable: the engine's call, not its points, costs most);
 two points with steps of 1e-4 and 1e-6 came within 1.1e-7

@@ -41,6 +41,9 @@ LOG_2PI = float(np.log(2 * np.pi))
 #: latents (mean 0, sd 1, no loadings), which change nothing, so that one compiled formula
 #: serves every axis (1-4 latents today)
 PAD_LATENTS = 4
+#: censored results on one axis that a person's factor in the information form covers (their
+#: mass by the normal or the bivariate normal CDF, the kernel's); beyond, the exact engine's
+MAX_CENSORED = 2
 #: largest number of elements of one part's biggest intermediate (people x distinct grid
 #: points x latents^2 or slots): bounds an evaluation's memory whatever the cohort size
 PART_SIZE = 1 << 20
@@ -226,40 +229,55 @@ class LabBlock:
             self.shared["slot_ch"] = np.ascontiguousarray(gs["slot_ch"], dtype=np.int64)
         J = gs["lw"].shape[1] if gs is not None else 0
         step = max(1, PART_SIZE // max(1, self.n_unique * max(K * K, J + 2)))   # people
-        has = ad.cen["has"] > 0
+        has = ad.cen["has"].astype(np.int64)
         self.parts: list[tuple[np.ndarray, dict]] = []
-        for censored in (False, True):
-            rows = np.flatnonzero(has == censored)
+        for n_w in range(MAX_CENSORED + 1):
+            rows = np.flatnonzero(has == n_w)
             for lo in range(0, rows.size, step):
                 idx = rows[lo:lo + step]
                 data = {k: ad.stats[k][idx] for k in STATS}
                 data["A"] = np.pad(ad.A[idx], ((0, 0), (0, pad), (0, pad)))
                 data["A_k"] = np.ascontiguousarray(ad.A[idx], dtype=float)
-                if censored:
-                    data |= {k: ad.cen[k][idx] for k in CENSORED[1:]}
-                    data["at_ch"] = np.eye(C)[ad.cen["ch"][idx]]
-                    data["ch"] = np.ascontiguousarray(ad.cen["ch"][idx], dtype=np.int64)
+                data["n_w"] = n_w
+                if n_w:
+                    # the kernel's: per person and censored result (R, n_w)
+                    data["cen_k"] = {k: ad.cen[k][idx, :n_w] for k in ("ch", *CENSORED[1:])}
+                    data["cen_k"]["cov"] = ad.cen["cov"][idx]
+                    if gs is not None:
+                        data["cen_k"] |= {"cen_lw": gs["cen_lw"][idx, :n_w],
+                                          "kr": gs["kr"][idx, :, :n_w]}
+                if n_w == 1:   # the formula's (lab_loglik: one censored result)
+                    data |= {k: ad.cen[k][idx, 0] for k in CENSORED[1:]}
+                    data["at_ch"] = np.eye(C)[ad.cen["ch"][idx, 0]]
                 if gs is not None:
                     data |= {k: gs[k][idx] for k in GROSS}
-                    if censored:
-                        data["cen_lw"] = gs["cen_lw"][idx]
-                        data["kr"] = gs["kr"][idx]
+                    if n_w == 1:
+                        data["cen_lw"] = gs["cen_lw"][idx, 0]
+                        data["kr"] = gs["kr"][idx, :, 0]
                 # with the shared arrays, kept: the compiled kernel's arguments are then
                 # assembled once per part (:func:`_kernel_args`), not at every evaluation
                 self.parts.append((idx, self.shared | data))
 
-    def structure(self, data: dict) -> tuple[bool, bool, int]:
-        """(censored result, gross errors, latents) of a part: the compiled formula it needs."""
-        return "lim" in data, "ry" in data, self.K
+    def structure(self, data: dict) -> tuple[int, bool, int]:
+        """(censored results, gross errors, latents) of a part: the compiled formula it
+        needs."""
+        return data["n_w"], "ry" in data, self.K
 
     def values(self, params, evaluate=None) -> np.ndarray:
         """The factor ``(R, G)`` at ``params = (lat_mean, lat_sd, log_median)``, in numpy or
-        (``evaluate(structure, params, data)``) by a compiled formula."""
+        (``evaluate(structure, params, data)``) by a compiled formula.  A part with two
+        censored results is the compiled kernel's whatever ``evaluate`` is: the formula
+        (:func:`lab_loglik`) has no bivariate normal CDF."""
         params = self._padded(params)
         out = np.empty((self.n_stats, self.n_unique))
         for idx, d in self.parts:
-            out[idx] = (lab_loglik(Ops(False), *params, d, self.K) if evaluate is None
-                        else evaluate(self.structure(d), params, d))
+            st = self.structure(d)
+            if st[0] > 1:
+                out[idx] = kernel_value(st, params, d)
+            elif evaluate is None:
+                out[idx] = lab_loglik(Ops(False), *params, d, self.K)
+            else:
+                out[idx] = evaluate(st, params, d)
         return self._from_states(out)[:, self.inverse]
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,14 +315,17 @@ class LabBlock:
 
     def vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
-        ``evaluate(structure, params, data, cotangent_part)``."""
+        ``evaluate(structure, params, data, cotangent_part)`` (the kernel's for a part with
+        two censored results, as in :meth:`values`)."""
         # summed over equal grid points
         ct = self._to_states(np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
                                              self.distinct_starts, axis=1))
         params = self._padded(params)
         grads = [np.zeros(np.shape(p)) for p in params]
         for idx, d in self.parts:
-            for g, x in zip(grads, evaluate(self.structure(d), params, d, ct[idx]), strict=True):
+            st = self.structure(d)
+            for g, x in zip(grads, (kernel_vjp if st[0] > 1 else evaluate)(st, params, d, ct[idx]),
+                            strict=True):
                 g += x
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]
@@ -337,10 +358,12 @@ class LabBlock:
 # the compiled kernel (what the fit's Ops evaluate): value and hand-written reverse pass
 _NONE_1 = np.empty(0)
 _NONE_2 = np.empty((0, 0))
+_NONE_3 = np.empty((0, 0, 0))
 _NONE_I = np.empty(0, dtype=np.int64)
+_NONE_I2 = np.empty((0, 0), dtype=np.int64)
 
 
-def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
+def _kernel_args(structure: tuple[int, bool, int], params, d: dict) -> tuple:
     """:func:`~neb_bayes.inference.lab_kernels.lab_factor`'s arguments up to ``gross``, for
     one part (empty arrays for what its structure lacks, so one compiled version serves
     every structure)."""
@@ -349,20 +372,22 @@ def _kernel_args(structure: tuple[bool, bool, int], params, d: dict) -> tuple:
 
     data = d.get("_kernel_data")
     if data is None:     # the part's arrays, once (kept in ``d``, which a LabBlock keeps)
-        censored, gross, _ = structure
-        cen = ((d["ch"], *(f(d[k]) for k in CENSORED[1:])) if censored
-               else (_NONE_I,) + (_NONE_1,) * 6)
+        n_w, gross, _ = structure
+        ck = d.get("cen_k")
+        cen = ((np.ascontiguousarray(ck["ch"], dtype=np.int64),
+                *(f(ck[k]) for k in CENSORED[1:]), f(ck["cov"])) if n_w
+               else (_NONE_I2,) + (_NONE_2,) * 6 + (_NONE_1,))
         gro = ((d["slot_ch"], *(f(d[k]) for k in GROSS[:5]), f(d["l0"]),
-                *((f(d["cen_lw"]), f(d["kr"])) if censored else (_NONE_1, _NONE_2))) if gross
-               else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1,) * 2 + (_NONE_2,))
+                *((f(ck["cen_lw"]), f(ck["kr"])) if n_w else (_NONE_2, _NONE_3))) if gross
+               else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1, _NONE_2, _NONE_3))
         data = d["_kernel_data"] = (d["L_k"], f(d["effect"]), f(d["amp"]), d["own"],
                                     d["corr_k"], d["A_k"], *(f(d[name]) for name in STATS),
-                                    *cen, *gro, censored, gross)
+                                    *cen, *gro, n_w, gross)
     n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
     return (f(params[0][:, :n_lat]), f(params[1][:, :n_lat]), f(params[2]), *data)
 
 
-def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarray:
+def kernel_value(structure: tuple[int, bool, int], params, d: dict) -> np.ndarray:
     """One part's factor ``(R, G)`` by the compiled kernel (``evaluate`` of
     :meth:`LabBlock.values`)."""
     from neb_bayes.inference.lab_kernels import lab_factor
@@ -372,7 +397,7 @@ def kernel_value(structure: tuple[bool, bool, int], params, d: dict) -> np.ndarr
     return out
 
 
-def kernel_vjp(structure: tuple[bool, bool, int], params, d: dict,
+def kernel_vjp(structure: tuple[int, bool, int], params, d: dict,
                ct: np.ndarray) -> list[np.ndarray]:
     """One part's vector-Jacobian product by the compiled kernel (``evaluate`` of
     :meth:`LabBlock.vjp`)."""

@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numba import njit
 
+from neb_bayes.inference.bivariate_normal import log_bvn, log_bvn_grad
 from neb_bayes.inference.kernels import log_ndtr, spd_inverse_into
 
 __all__ = ["lab_factor", "log_ndtr"]
@@ -82,27 +83,67 @@ def _inverse_pullback(inv, bar, out, tmp):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
+def _censored_mass(n_w, mean, V, lim, sign, r, t, sd):  # pragma: no cover
+    """log P(every censored result beyond its limit) of ``n_w`` (1 or 2) results with means
+    ``mean`` and covariance ``V`` (2 x 2); writes their standardised limits ``t`` and sds
+    ``sd``; returns ``(log mass, rho)`` (rho 0 for one result)."""
+    for a in range(n_w):
+        sd[a] = math.sqrt(V[a, a])
+        t[a] = sign[r, a] * (mean[a] - lim[r, a]) / sd[a]
+    if n_w == 1:
+        return log_ndtr(t[0]), 0.0
+    rho = sign[r, 0] * sign[r, 1] * V[0, 1] / (sd[0] * sd[1])
+    return log_bvn(t[0], t[1], rho), rho
+
+
+@njit(cache=True, nogil=True)
+def _censored_mass_bar(n_w, lm_bar, lm, t, sd, rho, sign, r, mean_bar, V_bar):  # pragma: no cover
+    """:func:`_censored_mass`' reverse pass: ``lm_bar`` times its gradient with respect to
+    the means and covariance, added into ``mean_bar`` and ``V_bar`` (``V_bar[0, 1]`` for the
+    one covariance)."""
+    if lm_bar == 0.0:
+        return
+    if n_w == 1:
+        t_bar0 = lm_bar * _mills(t[0], lm)
+        mean_bar[0] += t_bar0 * sign[r, 0] / sd[0]
+        V_bar[0, 0] -= 0.5 * t_bar0 * t[0] / (sd[0] * sd[0])
+        return
+    dh, dk, dr = log_bvn_grad(t[0], t[1], rho, lm)
+    rho_bar = lm_bar * dr
+    for a in range(2):
+        t_bar = lm_bar * (dh if a == 0 else dk)
+        mean_bar[a] += t_bar * sign[r, a] / sd[a]
+        sd_bar = -(t_bar * t[a] + rho_bar * rho) / sd[a]
+        V_bar[a, a] += 0.5 * sd_bar / sd[a]
+    V_bar[0, 1] += rho_bar * sign[r, 0] * sign[r, 1] / (sd[0] * sd[1])
+
+
+@njit(cache=True, nogil=True)
 def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                w, s1, s2, t1, t2, t3, ld,
-               ch, lim, sign, dd, var, alpha, kappa,
+               ch, lim, sign, dd, var, alpha, kappa, cov12,
                slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw, kr,
-               censored, gross, ct, out, g_mean, g_sd, g_med):  # pragma: no cover
+               n_w, gross, ct, out, g_mean, g_sd, g_med):  # pragma: no cover
     """One part's factor ``out (R, G)`` and, when ``ct`` has rows, the gradient of
     ``sum(ct * factor)`` with respect to ``lat_mean``, ``lat_sd`` ``(S, K)`` and
     ``log_median`` ``(C,)``, added into ``g_mean``, ``g_sd`` and ``g_med``.
 
     The arrays are :func:`~neb_bayes.inference.lab_block.lab_loglik`'s with its one-hot
-    gathers as indices: ``own (G,)`` each grid point's own state, ``ch (R,)`` the censored
-    result's channel, ``slot_ch (J,)`` each gross-error slot's channel; a censored result's
-    ``alpha``, ``kappa``, ``dd`` and ``var`` and each slot's ``kr`` carry its conditional
-    given observed repeats in its channel (1, 0, its own and 0 without).  ``censored`` and
-    ``gross`` say whether the part has a censored result per person and gross-error slots
+    gathers as indices: ``own (G,)`` each grid point's own state, ``slot_ch (J,)`` each
+    gross-error slot's channel.  Every person of the part has ``n_w`` censored results (0, 1
+    or 2; their mass by the normal or bivariate normal CDF): per person and censored result
+    ``(R, n_w)`` its channel ``ch``, ``lim``, ``sign``, and ``alpha``, ``kappa``, ``dd`` and
+    ``var``, its conditional given observed repeats in its channel (1, 0, its own and 0
+    without); ``cov12 (R,)`` the two's noise covariance given those; per slot ``kr (R, J,
+    n_w)``, each censored result's part in leaving the slot's result out, and ``cen_lw (R,
+    n_w)`` its gross-error weight.  ``gross`` says whether the part has gross-error slots
     (the arrays of what it has not may be empty).  A slot with ``lw = -inf`` is empty.
     """
     n_s, k = lat_mean.shape
     n_c, n_g = effect.shape
     n_r = A.shape[0]
     n_j = slot_ch.size if gross else 0
+    jj = max(n_j, 1)
     grad = ct.shape[0] > 0
     low, x, tmp, mm = (np.empty((k, k)), np.empty((k, k)), np.empty((k, k)),
                        np.empty((k, k)))
@@ -136,25 +177,38 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     ld_m = np.empty(n_s)
     m_bar = np.zeros((n_s, k, k))
     ld_m_bar = np.zeros(n_s)
-    var_w = np.empty(n_s)
     active = np.empty(n_c, dtype=np.int64)
-    lw_row = np.empty(k)        # the censored result's loadings (times alpha)
-    lml = np.empty((n_s, max(n_j, 1)))
-    inv_c = np.empty((n_s, max(n_j, 1)))
-    lml_bar = np.zeros((n_s, max(n_j, 1)))
-    cross_bar = np.zeros((n_s, max(n_j, 1)))
-    var_w_acc = np.zeros(n_s)
-    half_log_ic = np.empty((n_s, max(n_j, 1)))
-    cross = np.empty((n_s, max(n_j, 1)))
+    lw_row = np.zeros((2, k))      # the censored results' loadings (times alpha)
+    V_s = np.zeros((n_s, 2, 2))    # their covariance given the observed results, per state
+    V_acc = np.zeros((n_s, 2, 2))  # its cotangent summed over grid points
+    lml = np.empty((n_s, jj))
+    inv_c = np.empty((n_s, jj))
+    lml_bar = np.zeros((n_s, jj))
+    cross = np.empty((n_s, jj, 2))     # Lw_a M^-1 L_c of each slot's channel
+    cross_bar = np.zeros((n_s, jj, 2))
+    half_log_ic = np.empty((n_s, jj))
     # per grid point
     b_v = np.empty(k)
     eta = np.empty(k)
     pm = np.empty(k)
     pm_bar = np.empty(k)
     eta_bar = np.empty(k)
-    slots = np.empty((8, max(n_j, 1)))   # per slot: the forward pass' values for the reverse
-    j_res, j_ic, j_rat, j_u, j_v, j_t, j_lm, j_var = (slots[0], slots[1], slots[2], slots[3],
-                                                      slots[4], slots[5], slots[6], slots[7])
+    mean_w = np.zeros(2)
+    mean_bar = np.zeros(2)
+    V_bar = np.zeros((2, 2))
+    t_w = np.zeros(2)
+    sd_w = np.zeros(2)
+    V_j = np.zeros((2, 2))
+    mean_j = np.zeros(2)
+    mj_bar = np.zeros(2)
+    Vj_bar = np.zeros((2, 2))
+    u = np.zeros(2)
+    u_bar = np.zeros(2)
+    t_cen = np.full(2, -np.inf)
+    # per slot, the forward pass' values for the reverse
+    j_res, j_ic, j_rat, j_lm, j_rho = (np.empty(jj), np.empty(jj), np.empty(jj), np.empty(jj),
+                                       np.empty(jj))
+    j_u, j_t, j_sd = np.zeros((jj, 2)), np.zeros((jj, 2)), np.zeros((jj, 2))
     for r in range(n_r):
         for s in range(n_s):
             for a in range(k):
@@ -172,13 +226,16 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     or t3[r, c] != 0.0:
                 active[n_act] = c
                 n_act += 1
-        cw = ch[r] if censored else 0
-        al = alpha[r] if censored else 1.0
-        for a in range(k):
-            lw_row[a] = al * L[cw, a]
-        if censored:
-            for s in range(n_s):
-                var_w[s] = _quad(lw_row, m_inv[s], lw_row) + var[r]
+        for i in range(n_w):
+            for a in range(k):
+                lw_row[i, a] = alpha[r, i] * L[ch[r, i], a]
+        for s in range(n_s):
+            for i in range(n_w):
+                for i2 in range(i, n_w):
+                    V_s[s, i, i2] = _quad(lw_row[i], m_inv[s], lw_row[i2]) + (
+                        var[r, i] if i == i2 else cov12[r])
+            if n_w == 2:
+                V_s[s, 1, 0] = V_s[s, 0, 1]
         for j in range(n_j):
             if lw[r, j] == -np.inf:
                 continue
@@ -188,8 +245,8 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 ic = 1.0 / (rjj[r, j] - r1[r, j] * r1[r, j] * lml[s, j])
                 inv_c[s, j] = ic
                 half_log_ic[s, j] = 0.5 * math.log(ic)
-                if censored:
-                    cross[s, j] = _quad(lw_row, m_inv[s], lc)
+                for i in range(n_w):
+                    cross[s, j, i] = _quad(lw_row[i], m_inv[s], lc)
         if grad:
             m_bar[:] = 0.0
             ld_m_bar[:] = 0.0
@@ -197,7 +254,7 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             # with respect to M^-1, summed over grid points before the outer products
             lml_bar[:] = 0.0
             cross_bar[:] = 0.0
-            var_w_acc[:] = 0.0
+            V_acc[:] = 0.0
         for g in range(n_g):
             s = own[g]
             # -q/2 - log|N|/2: the results' quadratic form about the channel means
@@ -222,23 +279,24 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 pm[a] = v
                 quad += eta[a] * v
             ll = -0.5 * q - 0.5 * ld_sum + cst[s] + 0.5 * quad - 0.5 * ld_m[s]
-            mean_w = 0.0
-            t_w = 0.0
             lm = 0.0
-            if censored:
-                mean_w = al * mu[cw, g] + amp[cw, g] * dd[r] + kappa[r]
-                for a in range(k):
-                    mean_w += lw_row[a] * pm[a]
-                t_w = -sign[r] * (lim[r] - mean_w) / math.sqrt(var_w[s])
-                lm = log_ndtr(t_w)
+            rho = 0.0
+            if n_w:
+                for i in range(n_w):
+                    cw = ch[r, i]
+                    mw = alpha[r, i] * mu[cw, g] + amp[cw, g] * dd[r, i] + kappa[r, i]
+                    for a in range(k):
+                        mw += lw_row[i, a] * pm[a]
+                    mean_w[i] = mw
+                lm, rho = _censored_mass(n_w, mean_w, V_s[s], lim, sign, r, t_w, sd_w)
                 ll += lm
             lse = 0.0
-            t_cen = -np.inf
             if gross:
                 top = l0[r]
-                if censored:
-                    t_cen = cen_lw[r] - lm
-                    top = max(top, t_cen)
+                # a censored result the gross error: the others' mass without it
+                for i in range(n_w):
+                    t_cen[i] = cen_lw[r, i] - lm + (log_ndtr(t_w[1 - i]) if n_w == 2 else 0.0)
+                    top = max(top, t_cen[i])
                 for j in range(n_j):
                     if lw[r, j] == -np.inf:
                         j_rat[j] = -np.inf
@@ -250,19 +308,25 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     res = ry[r, j] - r1[r, j] * mc - rd[r, j] * amp[c, g]
                     ic = inv_c[s, j]
                     rat = lw[r, j] + 0.5 * LOG_2PI + 0.5 * res * res * ic + half_log_ic[s, j]
-                    if censored:
-                        u = r1[r, j] * cross[s, j] + kr[r, j]
-                        v = u * ic
-                        vj = var_w[s] + u * v
-                        tj = -sign[r] * (lim[r] - (mean_w - v * res)) / math.sqrt(vj)
-                        lmj = log_ndtr(tj)
+                    if n_w:
+                        # the censored results given the observed ones but this: their mean
+                        # and covariance by a rank-one change
+                        for i in range(n_w):
+                            u[i] = r1[r, j] * cross[s, j, i] + kr[r, j, i]
+                            mean_j[i] = mean_w[i] - u[i] * ic * res
+                            j_u[j, i] = u[i]
+                        for i in range(n_w):
+                            for i2 in range(n_w):
+                                V_j[i, i2] = V_s[s, i, i2] + u[i] * u[i2] * ic
+                        lmj, rho_j = _censored_mass(n_w, mean_j, V_j, lim, sign, r, j_t[j],
+                                                    j_sd[j])
                         rat += lmj - lm
-                        j_u[j], j_v[j], j_var[j], j_t[j], j_lm[j] = u, v, vj, tj, lmj
+                        j_lm[j], j_rho[j] = lmj, rho_j
                     j_res[j], j_ic[j], j_rat[j] = res, ic, rat
                     top = max(top, rat)
                 tot = math.exp(l0[r] - top)
-                if censored:
-                    tot += math.exp(t_cen - top)
+                for i in range(n_w):
+                    tot += math.exp(t_cen[i] - top)
                 for j in range(n_j):
                     if j_rat[j] != -np.inf:
                         tot += math.exp(j_rat[j] - top)
@@ -278,11 +342,17 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             for a in range(k):
                 pm_bar[a] = 0.0
             lm_bar = gb
-            mean_w_bar = 0.0
-            var_w_bar = 0.0
+            mean_bar[:] = 0.0
+            V_bar[:] = 0.0
             if gross:
-                if censored:
-                    lm_bar -= gb * math.exp(t_cen - lse)
+                for i in range(n_w):
+                    pc = gb * math.exp(t_cen[i] - lse)
+                    lm_bar -= pc
+                    if n_w == 2:
+                        o = 1 - i
+                        tb = pc * _mills(t_w[o], log_ndtr(t_w[o]))
+                        mean_bar[o] += tb * sign[r, o] / sd_w[o]
+                        V_bar[o, o] -= 0.5 * tb * t_w[o] / (sd_w[o] * sd_w[o])
                 for j in range(n_j):
                     if j_rat[j] == -np.inf:
                         continue
@@ -292,32 +362,42 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     res, ic = j_res[j], j_ic[j]
                     res_bar = rb * res * ic
                     ic_bar = 0.5 * rb * (res * res + 1.0 / ic)
-                    if censored:
-                        u, v, vj, tj = j_u[j], j_v[j], j_var[j], j_t[j]
+                    if n_w:
                         lm_bar -= rb
-                        tj_bar = rb * _mills(tj, j_lm[j])
-                        mj_bar = tj_bar * sign[r] / math.sqrt(vj)
-                        vj_bar = -0.5 * tj_bar * tj / vj
-                        mean_w_bar += mj_bar
-                        var_w_bar += vj_bar
-                        v_bar = -mj_bar * res + vj_bar * u
-                        res_bar -= mj_bar * v
-                        u_bar = vj_bar * v + v_bar * ic
-                        ic_bar += v_bar * u
-                        cross_bar[s, j] += u_bar * r1[r, j]
+                        mj_bar[:] = 0.0
+                        Vj_bar[:] = 0.0
+                        _censored_mass_bar(n_w, rb, j_lm[j], j_t[j], j_sd[j], j_rho[j], sign,
+                                           r, mj_bar, Vj_bar)
+                        # mean_j = mean_w - u ic res, V_j = V + ic u u' (Vj_bar[0, 1] the
+                        # gradient of the one covariance)
+                        for i in range(n_w):
+                            ui = j_u[j, i]
+                            mean_bar[i] += mj_bar[i]
+                            V_bar[i, i] += Vj_bar[i, i]
+                            res_bar -= mj_bar[i] * ui * ic
+                            ic_bar -= mj_bar[i] * ui * res
+                            u_bar[i] = -mj_bar[i] * ic * res + 2.0 * Vj_bar[i, i] * ic * ui
+                            ic_bar += Vj_bar[i, i] * ui * ui
+                        if n_w == 2:
+                            V_bar[0, 1] += Vj_bar[0, 1]
+                            u_bar[0] += Vj_bar[0, 1] * ic * j_u[j, 1]
+                            u_bar[1] += Vj_bar[0, 1] * ic * j_u[j, 0]
+                            ic_bar += Vj_bar[0, 1] * j_u[j, 0] * j_u[j, 1]
+                        for i in range(n_w):
+                            cross_bar[s, j, i] += u_bar[i] * r1[r, j]
                     lml_bar[s, j] += ic_bar * ic * ic * r1[r, j] * r1[r, j]
                     mc_bar = -r1[r, j] * res_bar
                     g_med[c] += mc_bar
                     for a in range(k):
                         pm_bar[a] += mc_bar * lc[a]
-            if censored:
-                tw_bar = lm_bar * _mills(t_w, lm)
-                mean_w_bar += tw_bar * sign[r] / math.sqrt(var_w[s])
-                var_w_bar -= 0.5 * tw_bar * t_w / var_w[s]
-                g_med[cw] += al * mean_w_bar
-                for a in range(k):
-                    pm_bar[a] += mean_w_bar * lw_row[a]
-                var_w_acc[s] += var_w_bar
+            if n_w:
+                _censored_mass_bar(n_w, lm_bar, lm, t_w, sd_w, rho, sign, r, mean_bar, V_bar)
+                for i in range(n_w):
+                    g_med[ch[r, i]] += alpha[r, i] * mean_bar[i]
+                    for a in range(k):
+                        pm_bar[a] += mean_bar[i] * lw_row[i, a]
+                    V_acc[s, i, i] += V_bar[i, i]
+                V_acc[s, 0, 1] += V_bar[0, 1]
             # zhat = M^-1 eta and eta' M^-1 eta / 2
             for a in range(k):
                 v = gb * pm[a]
@@ -338,15 +418,17 @@ def lab_factor(lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 g_med[c] -= gb * (w[r, c] * mc - s1[r, c] + t1[r, c] * ac) + w[r, c] * lb
         if grad:
             for s in range(n_s):
-                if censored:
-                    _add_outer(m_bar[s], var_w_acc[s], lw_row, lw_row)
+                for i in range(n_w):
+                    _add_outer(m_bar[s], V_acc[s, i, i], lw_row[i], lw_row[i])
+                if n_w == 2:
+                    _add_outer(m_bar[s], V_acc[s, 0, 1], lw_row[0], lw_row[1])
                 for j in range(n_j):
                     if lw[r, j] == -np.inf:
                         continue
                     lc = L[slot_ch[j]]
                     _add_outer(m_bar[s], lml_bar[s, j], lc, lc)
-                    if censored:
-                        _add_outer(m_bar[s], cross_bar[s, j], lw_row, lc)
+                    for i in range(n_w):
+                        _add_outer(m_bar[s], cross_bar[s, j, i], lw_row[i], lc)
             # M = S^-1 + A_r: the person's gradient with respect to M, added to S^-1's
             for s in range(n_s):
                 _inverse_pullback(m_inv[s], m_bar[s], s_inv_bar[s], tmp)

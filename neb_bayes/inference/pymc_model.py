@@ -20,11 +20,12 @@ are multiplied together in numpy before the graph sees them.  So NUTS only sees 
 parameters (shared/research/inference-notes.md).
 
 Evidence: everything the exact engine reads.  The information form covers a person's results
-on an axis when at most one of them is censored (a censored result whose channel also has
-observed results is covered: its noise given theirs, :func:`_censored_with_repeats`; a
+on an axis when at most two of them are censored (their mass by the normal or the bivariate
+normal CDF; a censored result whose channel also has observed results is covered: its noise
+given theirs, :func:`_censored_with_repeats`; a
 daily-rhythm result without a collection time is too: its rhythm a variance that the own
 axis' state scales, the person read once per own state, :func:`_per_own_state`).  For the
-others (two or more censored results on an axis) that person's factor on that axis
+others (three or more censored results on an axis) that person's factor on that axis
 is the exact engine's (:func:`_exact_lab_inputs`): a constant where the analyte levels stay
 fixed, else part of the group's :func:`~neb_bayes.inference.lab_block.LabFactors` Op,
 around :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (gradient by finite
@@ -43,7 +44,7 @@ import numpy as np
 from neb_bayes.context import read_context
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
-from neb_bayes.inference.lab_block import LabBlock, LabFactors
+from neb_bayes.inference.lab_block import MAX_CENSORED, LabBlock, LabFactors
 from neb_bayes.model.compiled import (
     CompiledModel,
     axis_channel_grid,
@@ -87,7 +88,10 @@ class AxisData:
     # per row of the statistics: R - per_state rows, then S per person read per own state
     stats: dict[str, np.ndarray]  # w, s1, s2, t1, t2, t3, ld: (R', C)
     A: np.ndarray                 # (R', K, K)
-    cen: dict[str, np.ndarray]    # has, ch, lim, sign, d, var, lq: (R',)
+    #: has (R',): each person's number of censored results (0 to MAX_CENSORED); ch, lim,
+    #: sign, d, var, lq, alpha, kappa (R', 2): per censored result; cov (R',): the two's
+    #: noise covariance
+    cen: dict[str, np.ndarray]
     gross: dict[str, np.ndarray] | None = None   # observed results one by one (_gross_slots)
     block: LabBlock | None = None   # the factor's evaluation layout, made on first use
     #: the last ``per_state`` of ``rows``: people with a daily-rhythm result and no collection
@@ -196,9 +200,10 @@ def _gross_slots(most: np.ndarray, slot_row: np.ndarray, slot_pos: np.ndarray,
     """The gross-error mixture's data, the observed results in slots shared by all people
     (``slot_ch``: the channel position of each slot, one slot per channel and repeat), so
     that per-channel quantities reach the slots by a matrix product.  Per person and slot
-    ``(R, J)``: ``ry, r1, rd, rjj`` (see :func:`_channel_stats`) and ``lw = log eps + log
-    q(y_j)`` (-inf for an empty slot); per person ``l0 = log(1 - n eps)`` over all ``n``
-    results and ``cen_lw``, ``lw`` of the censored result (or -inf).  An observed result
+    ``(R, J)``: ``ry, r1, rd, rjj`` (see :func:`_channel_stats`), ``lw = log eps + log
+    q(y_j)`` (-inf for an empty slot) and ``kr`` ``(R, J, 2)``, per censored result (the
+    columns of ``per`` after the fourth); per person ``l0 = log(1 - n eps)`` over all ``n``
+    results and ``cen_lw`` ``(R, 2)``, ``lw`` of each censored result (or -inf).  An observed result
     (person row ``slot_row``, channel position ``slot_pos``, ``rank`` among the person's
     results of that channel) takes slot ``first[slot_pos] + rank``."""
     per_ch = most.copy()
@@ -206,15 +211,17 @@ def _gross_slots(most: np.ndarray, slot_row: np.ndarray, slot_pos: np.ndarray,
         per_ch[0] = 1   # one empty slot: nobody has an observed result on the axis
     first = np.cumsum(per_ch) - per_ch
     J = int(per_ch.sum())
-    out = {k: np.zeros((n_rows, J)) for k in ("ry", "r1", "rd", "kr")}
+    out = {k: np.zeros((n_rows, J)) for k in ("ry", "r1", "rd")}
     out |= {"slot_ch": np.repeat(np.arange(per_ch.size), per_ch), "rjj": np.ones((n_rows, J)),
-            "lw": np.full((n_rows, J), -np.inf)}
+            "lw": np.full((n_rows, J), -np.inf), "kr": np.zeros((n_rows, J, MAX_CENSORED))}
     j = first[slot_pos] + rank
-    for i, k in enumerate(("ry", "r1", "rd", "rjj", "kr")):
+    for i, k in enumerate(("ry", "r1", "rd", "rjj")):
         out[k][slot_row, j] = per[:, i]
+    out["kr"][slot_row, j] = per[:, 4:]
     out["lw"][slot_row, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
-    out["cen_lw"] = np.where(cen["has"] > 0, np.log(eps) + cen["lq"], -np.inf)
+    out["cen_lw"] = np.where(np.arange(MAX_CENSORED) < cen["has"][:, None],
+                             np.log(eps) + cen["lq"], -np.inf)
     return out
 
 
@@ -240,19 +247,21 @@ def _per_own_state(model: CompiledModel, ai: int, chans: np.ndarray, pos_of: np.
 
 
 def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], pos: np.ndarray,
-                           cens: np.ndarray, observed: dict[str, np.ndarray],
+                           cens: np.ndarray, slot: np.ndarray, observed: dict[str, np.ndarray],
                            obs_pos: np.ndarray, cen: dict[str, np.ndarray],
                            kr: np.ndarray) -> None:
-    """The censored result ``w`` (rows ``cens`` of ``res``; ``pos`` every result's channel
-    position) of a person who also has observed results ``O`` in its channel: its noise
-    shares the person term, the same-day term and the context variation with theirs
-    (covariance ``k``; ``R`` theirs, as in
+    """The censored results ``w`` (rows ``cens`` of ``res``, each its person's ``slot``-th;
+    ``pos`` every result's channel position) of a person who also has observed results ``O``
+    in their channel: each one's noise shares the person term, the same-day term and the
+    context variation with theirs (covariance ``k``; ``R`` theirs, as in
     :func:`~neb_bayes.inference.vectorised.channel_stats`).  Given the latents and ``O``,
     ``y_w = alpha mu + amp d_eff + kappa + alpha L z + e`` with ``g = R^-1 k``, ``alpha = 1 -
     1'g``, ``kappa = y_O'g``, ``d_eff = d_w - d_O'g`` and ``var(e) = var_w - k'g``: written
     into ``cen`` (``d`` and ``var`` replaced), and ``g`` per observed result into ``kr``
-    (``k'N^-1``, its part in leaving that result out, for the gross-error mixture)."""
-    for i in cens:
+    (``k'N^-1``, its part in leaving that result out, for the gross-error mixture).  Two
+    censored results of one channel: their noise covariance ``cov`` less ``k_1'R^-1 k_2``."""
+    gs = {}
+    for i, sl in zip(cens, slot, strict=True):
         p, c = res["person"][i], pos[i]
         js = np.flatnonzero((observed["person"] == p) & (obs_pos == c))
         tau2, cvi2, cva2 = noise_var[:, c]
@@ -262,11 +271,15 @@ def _censored_with_repeats(noise_var: np.ndarray, res: dict[str, np.ndarray], po
              + np.outer(se, se))
         k = tau2 + cvi2 * (day == res["day"][i]) + se * np.sqrt(res["extra"][i])
         g = np.linalg.solve(R, k)
-        cen["alpha"][p] = 1.0 - g.sum()
-        cen["kappa"][p] = observed["y"][js] @ g
-        cen["d"][p] = res["diurnal"][i] - observed["diurnal"][js] @ g
-        cen["var"][p] -= k @ g
-        kr[js] = g
+        cen["alpha"][p, sl] = 1.0 - g.sum()
+        cen["kappa"][p, sl] = observed["y"][js] @ g
+        cen["d"][p, sl] = res["diurnal"][i] - observed["diurnal"][js] @ g
+        cen["var"][p, sl] -= k @ g
+        kr[js, sl] = g
+        gs[p, sl] = (c, k, g)
+    for (p, sl), (c, _, g) in gs.items():
+        if sl == 1 and gs.get((p, 0), (-1,))[0] == c:
+            cen["cov"][p] -= gs[p, 0][1] @ g
 
 
 def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int,
@@ -287,13 +300,14 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
 
     rhythm = np.unique(person[untimed_elsewhere(model, res["channel"], res["diurnal_var"])])
     n_cen = np.bincount(person[res["censor"] != 0], minlength=n)
-    for p in np.union1d(rhythm, np.flatnonzero(n_cen > 1)):
+    for p in np.union1d(rhythm, np.flatnonzero(n_cen > MAX_CENSORED)):
         if p in rhythm:
             beyond.append((int(p), "result with a daily rhythm scaled by another axis' state "
                                    "but no collection time"))
-        if n_cen[p] > 1:
+        if n_cen[p] > MAX_CENSORED:
             beyond.append((int(p), f"{n_cen[p]} censored results on axis {ax.name}"))
-    res = {k: v[~np.isin(person, rhythm) & (n_cen[person] <= 1)] for k, v in res.items()}
+    res = {k: v[~np.isin(person, rhythm) & (n_cen[person] <= MAX_CENSORED)]
+           for k, v in res.items()}
     res, apart = _per_own_state(model, ai, chans, where, res, n)
     n_real, n = n, n + apart.size * ax.n_states     # the copies are people n, n + 1, ...
     person = res["person"]
@@ -305,24 +319,36 @@ def _axis_data(model: CompiledModel, ai: int, res: dict[str, np.ndarray], n: int
     observed = {k: v[obs] for k, v in res.items()}
     noise_var = _noise_var(model, chans)
     stats, per, rank, most = _channel_stats(noise_var, observed, pos[obs], n)
-    cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-           "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
-           "alpha": np.ones(n), "kappa": np.zeros(n)}
+    # each person's censored results (up to MAX_CENSORED), in block order: per person and
+    # result (n, 2); ``cov`` the two's noise covariance (results of one channel share the
+    # person term, the same-day term and the context variation)
+    two = (n, MAX_CENSORED)
+    cen = {"has": np.zeros(n), "ch": np.zeros(two, dtype=np.int64), "lim": np.zeros(two),
+           "sign": np.zeros(two), "d": np.zeros(two), "var": np.ones(two), "lq": np.zeros(two),
+           "alpha": np.ones(two), "kappa": np.zeros(two), "cov": np.zeros(n)}
     ci = np.flatnonzero(~obs)
     p = person[ci]
-    cen["has"][p] = 1.0
-    cen["ch"][p] = pos[ci]
-    cen["lim"][p] = res["y"][ci]
-    cen["sign"][p] = res["censor"][ci].astype(float)
-    cen["d"][p] = res["diurnal"][ci]
-    cen["var"][p] = noise_var.sum(axis=0)[pos[ci]] + res["extra"][ci] + res["diag"][ci]
-    cen["lq"][p] = lq[ci]
+    sl = np.zeros(ci.size, dtype=np.int64)         # the result's place among its person's
+    sl[1:] = p[1:] == p[:-1]
+    np.add.at(cen["has"], p, 1.0)
+    cen["ch"][p, sl] = pos[ci]
+    cen["lim"][p, sl] = res["y"][ci]
+    cen["sign"][p, sl] = res["censor"][ci].astype(float)
+    cen["d"][p, sl] = res["diurnal"][ci]
+    cen["var"][p, sl] = noise_var.sum(axis=0)[pos[ci]] + res["extra"][ci] + res["diag"][ci]
+    cen["lq"][p, sl] = lq[ci]
+    pair = np.flatnonzero(sl == 1)
+    a, b = ci[pair - 1], ci[pair]
+    same = pos[a] == pos[b]
+    cen["cov"][p[pair]] = same * (noise_var[0, pos[a]] + np.sqrt(res["extra"][a] * res["extra"][b])
+                                  + noise_var[1, pos[a]] * (res["day"][a] == res["day"][b]))
     # a censored result whose channel also has observed results shares their person, day
     # and context noise terms: its conditional given them, per person
-    kr = np.zeros(int(obs.sum()))
+    kr = np.zeros((int(obs.sum()), MAX_CENSORED))
     repeat = np.isin(p * chans.size + pos[ci], person[obs] * chans.size + pos[obs])
     if repeat.any():
-        _censored_with_repeats(noise_var, res, pos, ci[repeat], observed, pos[obs], cen, kr)
+        _censored_with_repeats(noise_var, res, pos, ci[repeat], sl[repeat], observed, pos[obs],
+                               cen, kr)
     rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
     # (every copy has results: the copies' rows are the last ones, in order)
     assert np.array_equal(rows[rows >= n_real], np.arange(n_real, n))

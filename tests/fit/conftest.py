@@ -14,12 +14,12 @@ def covered(model, cases) -> list:
     return [c for c in cases if not any(g.exact for g in prepare_cohort(model, [c]))]
 
 
-def uncovered_cases() -> list:
-    """Cases the information form does not cover on some axis (their factor there is the
-    exact engine's), each with covered results on others: a suppressed TSH twice;
+def two_censored_cases() -> list:
+    """Two censored results on one axis (in the information form since the kernel has the
+    bivariate normal CDF), each case with results on other axes too: a suppressed TSH twice;
     oestradiol and progesterone both below their limits after the menopause; ACTH and the
     cortisol after overnight dexamethasone both below their limits (a normal suppression
-    test).  (A cortisol without a collection time is covered: ``test_rhythm_per_state.py``.)"""
+    test); on levothyroxine, TSH below its limit twice (a shift of the thyroid latents)."""
     M = Measurement
     return [
         Case(id="suppressed-tsh-twice", patient=Patient(sex="F", age=55), measurements=(
@@ -39,23 +39,62 @@ def uncovered_cases() -> list:
             M(0, "cortisol_dst", "serum", 28.0, censor="left"),
             M(1, "acth", "plasma", 1.1, censor="left", hour=9), M(2, "sodium", "serum", 139.0),
             M(3, "glucose_fasting", "plasma", 6.3), M(4, "hba1c", "whole_blood", 44.0))),
+        _levothyroxine_tsh_below_limit(2),
     ]
 
 
-def treated_uncovered_case():
+def uncovered_cases() -> list:
+    """Cases the information form does not cover on some axis (three censored results on it:
+    their factor there is the exact engine's), each with covered results on others: a
+    suppressed TSH three times; oestradiol below its limit twice and progesterone once after
+    the menopause; ACTH below its limit twice and the dexamethasone-suppressed cortisol."""
+    M = Measurement
+    return [
+        Case(id="suppressed-tsh-three-times", patient=Patient(sex="F", age=55), measurements=(
+            M(0, "tsh", "serum", 0.01, censor="left"),
+            M(1, "tsh", "serum", 0.01, censor="left", day=42),
+            M(2, "tsh", "serum", 0.01, censor="left", day=90),
+            M(3, "ft4", "serum", 31.0), M(4, "ft3", "serum", 9.5, day=42),
+            M(5, "prolactin", "serum", 300.0)),
+            symptoms=Symptoms(present=frozenset(["palpitations"]),
+                              absent=frozenset(["fatigue"]))),
+        Case(id="postmenopausal-three-below-limits", patient=Patient(sex="F", age=63),
+             measurements=(
+            M(0, "estradiol", "serum", 18.4, censor="left"),
+            M(1, "progesterone", "serum", 0.3, censor="left"),
+            M(2, "estradiol", "serum", 18.4, censor="left", day=30),
+            M(3, "fsh", "serum", 78.0), M(4, "lh", "serum", 41.0),
+            M(5, "tsh", "serum", 0.02, censor="left"), M(6, "ft4", "serum", 14.0))),
+        Case(id="dexamethasone-suppressed-acth-below-limit-twice", patient=Patient(sex="M", age=47),
+             measurements=(
+            M(0, "cortisol_dst", "serum", 28.0, censor="left"),
+            M(1, "acth", "plasma", 1.1, censor="left", hour=9),
+            M(2, "acth", "plasma", 1.1, censor="left", hour=9, day=7),
+            M(3, "sodium", "serum", 139.0),
+            M(4, "glucose_fasting", "plasma", 6.3), M(5, "hba1c", "whole_blood", 44.0))),
+    ]
+
+
+def _levothyroxine_tsh_below_limit(times: int):
     """On levothyroxine (treated disease: a shift of the thyroid axis' latents), TSH below
-    its limit twice (beyond the information form on that axis)."""
+    its limit ``times`` times."""
     import yaml
 
     from neb_bayes.case import read_case
 
     with open("cases/examples/context/levothyroxine_suppressed_tsh_with.yaml") as f:
         data = yaml.safe_load(f)
-    data["id"] = "levothyroxine-tsh-below-limit-twice"
+    data["id"] = f"levothyroxine-tsh-below-limit-{times}-times"
     tsh = data["measurements"][0]
     tsh["value"] = "<0.01"
-    data["measurements"].append(dict(tsh, day=60))
+    data["measurements"] += [dict(tsh, day=60 * i) for i in range(1, times)]
     return read_case(data)
+
+
+def treated_uncovered_case():
+    """On levothyroxine, TSH below its limit three times (beyond the information form on
+    that axis)."""
+    return _levothyroxine_tsh_below_limit(3)
 
 
 def kernel_against_exact(g, ad, draws, rng, draw: int = 7):

@@ -39,17 +39,19 @@ def fitted(tmp_path_factory):
         "--chains", "2", "--force", "--no-progress", "--drop-unsupported",
         "--labels", str(tmp / "labels.yaml")])
     assert res.exit_code == 0, res.output
-    # the cases fitted: with bad.jsonl's two-censored case, without the man
+    # the cases fitted: with bad.jsonl's three-censored case, without the man
     return out, res.output, len(cases) + 1 - 1
 
 
-#: a valid case with two censored results on one axis (beyond the fit's information form:
-#: its thyroid factor comes from the exact engine)
-UNSUPPORTED = json.dumps({"id": "two-censored", "patient": {"sex": "F", "age": 40},
+#: a valid case with three censored results on one axis (beyond the fit's information
+#: form: its thyroid factor comes from the exact engine)
+UNSUPPORTED = json.dumps({"id": "three-censored", "patient": {"sex": "F", "age": 40},
                           "measurements": [
                               {"analyte": "tsh", "specimen": "serum", "value": "<0.01",
                                "unit": "mIU/L"},
                               {"analyte": "ft4", "specimen": "serum", "value": "<5",
+                               "unit": "pmol/L"},
+                              {"analyte": "ft3", "specimen": "serum", "value": "<1.5",
                                "unit": "pmol/L"}]})
 
 
@@ -88,7 +90,7 @@ def test_fit_reports_diagnostics_and_saves_arviz_readable_draws(fitted):
     assert "R-hat max" in output and "divergences" in output and "BFMI" in output
     assert "chains' median log densities" in output   # PyMC records each draw's lp
     assert "skipped" in output  # the bad case is listed, the rest is fitted
-    # two censored results on one axis: the fit uses the case (its thyroid factor from the
+    # three censored results on one axis: the fit uses the case (its thyroid factor from the
     # exact engine); --drop-unsupported leaves out the impossibly labelled man only
     reason = "label gonadal=['pcos'] impossible for this person"
     assert f"left out 1 case(s) the fit cannot use: {reason} (1)" in output

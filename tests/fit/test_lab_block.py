@@ -72,7 +72,7 @@ def blocks():
 
 def test_the_cohort_exercises_every_structure(blocks):
     structures = {b.structure(d) for _, b, _ in blocks for _, d in b.parts}
-    assert {s[:2] for s in structures} == {(False, True), (True, True)}
+    assert {s[:2] for s in structures} == {(0, True), (1, True), (2, True)}
     assert {b.n_latents for _, b, _ in blocks} >= {1, 2, 3, 4}
     # distinct grid points: the gonadal block's grid collapses
     assert any(b.n_unique < b.inverse.size // 4 for _, b, _ in blocks)

@@ -37,7 +37,8 @@ def _channel_stats(model, block, rows, ch):
     _, logdet = np.linalg.slogdet(R)
     stats = {"w": one @ Ri @ one, "s1": one @ Ri @ y, "s2": y @ Ri @ y, "t1": one @ Ri @ d,
              "t2": d @ Ri @ d, "t3": y @ Ri @ d, "ld": logdet + rows.size * LOG_2PI}
-    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri), np.zeros(rows.size)], axis=1)
+    return stats, np.stack([Ri @ y, Ri @ one, Ri @ d, np.diag(Ri), np.zeros(rows.size),
+                            np.zeros(rows.size)], axis=1)
 
 
 def _noise_cov(model, block, rows, ch):
@@ -60,19 +61,21 @@ def _gross_slots(slots, n_channels, n_results, cen, eps):
         per_ch[0] = 1
     first = np.cumsum(per_ch) - per_ch
     R, J = len(slots), int(per_ch.sum())
-    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd", "kr")}
+    out = {k: np.zeros((R, J)) for k in ("ry", "r1", "rd")}
     out |= {"slot_ch": np.repeat(np.arange(n_channels), per_ch), "rjj": np.ones((R, J)),
-            "lw": np.full((R, J), -np.inf)}
+            "lw": np.full((R, J), -np.inf), "kr": np.zeros((R, J, 2))}
     for r, person in enumerate(slots):
         seen = np.zeros(n_channels, dtype=np.int64)
         for ch, per, lq in person:
             j = first[ch] + seen[ch]
             seen[ch] += 1
-            for k, v in zip(("ry", "r1", "rd", "rjj", "kr"), per, strict=True):
+            for k, v in zip(("ry", "r1", "rd", "rjj"), per, strict=False):
                 out[k][r, j] = v
+            out["kr"][r, j] = per[4:]
             out["lw"][r, j] = np.log(eps) + lq
     out["l0"] = np.log1p(-n_results * eps)
-    out["cen_lw"] = np.where(cen["has"] > 0, np.log(eps) + cen["lq"], -np.inf)
+    out["cen_lw"] = np.where(np.arange(2) < cen["has"][:, None], np.log(eps) + cen["lq"],
+                             -np.inf)
     return out
 
 
@@ -89,9 +92,11 @@ def _reference_axes(model, evidences):
             continue
         pos = {int(c): j for j, c in enumerate(chans)}
         stats = {k: np.zeros((n, chans.size)) for k in ("w", "s1", "s2", "t1", "t2", "t3", "ld")}
-        cen = {"has": np.zeros(n), "ch": np.zeros(n, dtype=np.int64), "lim": np.zeros(n),
-               "sign": np.zeros(n), "d": np.zeros(n), "var": np.ones(n), "lq": np.zeros(n),
-               "alpha": np.ones(n), "kappa": np.zeros(n)}
+        two = (n, 2)
+        cen = {"has": np.zeros(n), "ch": np.zeros(two, dtype=np.int64), "lim": np.zeros(two),
+               "sign": np.zeros(two), "d": np.zeros(two), "var": np.ones(two),
+               "lq": np.zeros(two), "alpha": np.ones(two), "kappa": np.zeros(two),
+               "cov": np.zeros(n)}
         slots = [[] for _ in range(n)]
         n_results = np.zeros(n)
         for p, ev in enumerate(evidences):
@@ -112,34 +117,43 @@ def _reference_axes(model, evidences):
                                              block.censor[rows])
                 slots[p] += [(pos[int(ch)], per[j].copy(), lq[j]) for j in range(rows.size)]
             cens = np.flatnonzero(~obs)
-            if cens.size > 1:
+            if cens.size > 2:
                 problems.append(f"{ev.case_id}: {cens.size} censored results on axis {ax.name}")
-            elif cens.size == 1:
-                i = cens[0]
+                continue
+            cen["has"][p] = cens.size
+            for sl, i in enumerate(cens):
                 ch = int(block.channel[i])
                 c = model.channels[ch]
                 extra = block.extra_var[i] if block.extra_var is not None else 0.0
-                cen["has"][p] = 1.0
-                cen["ch"][p] = pos[ch]
-                cen["lim"][p] = block.y[i]
-                cen["sign"][p] = float(block.censor[i])
-                cen["d"][p] = block.diurnal[i]
-                cen["var"][p] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
-                cen["lq"][p] = model.gross_log_density(block.channel[cens], block.y[cens],
-                                                       block.censor[cens])[0]
+                cen["ch"][p, sl] = pos[ch]
+                cen["lim"][p, sl] = block.y[i]
+                cen["sign"][p, sl] = float(block.censor[i])
+                cen["d"][p, sl] = block.diurnal[i]
+                cen["var"][p, sl] = c.tau**2 + c.cvi**2 + c.cva**2 + extra
+                cen["lq"][p, sl] = model.gross_log_density(block.channel[[i]], block.y[[i]],
+                                                           block.censor[[i]])[0]
                 rep = np.flatnonzero(obs & (block.channel == ch))
                 if rep.size:
                     # observed repeats: the censored result's noise given theirs, from the
                     # channel's joint noise covariance (the censored result last)
                     joint = _noise_cov(model, block, np.r_[rep, i], ch)
                     g = np.linalg.solve(joint[:-1, :-1], joint[:-1, -1])
-                    cen["alpha"][p] = 1.0 - g.sum()
-                    cen["kappa"][p] = block.y[rep] @ g
-                    cen["d"][p] = block.diurnal[i] - block.diurnal[rep] @ g
-                    cen["var"][p] = joint[-1, -1] - joint[:-1, -1] @ g
+                    cen["alpha"][p, sl] = 1.0 - g.sum()
+                    cen["kappa"][p, sl] = block.y[rep] @ g
+                    cen["d"][p, sl] = block.diurnal[i] - block.diurnal[rep] @ g
+                    cen["var"][p, sl] = joint[-1, -1] - joint[:-1, -1] @ g
                     mine = [entry for entry in slots[p] if entry[0] == pos[ch]]
                     for entry, gj in zip(mine, g, strict=True):
-                        entry[1][4] = gj
+                        entry[1][4 + sl] = gj
+            if cens.size == 2 and block.channel[cens[0]] == block.channel[cens[1]]:
+                # one channel's two censored results: their noise covariance given its
+                # observed results (the two last)
+                ch = int(block.channel[cens[0]])
+                rep = np.flatnonzero(obs & (block.channel == ch))
+                joint = _noise_cov(model, block, np.r_[rep, cens], ch)
+                cond = joint[-2:, -2:] - joint[-2:, :-2] @ np.linalg.solve(
+                    joint[:-2, :-2], joint[:-2, -2:]) if rep.size else joint[-2:, -2:]
+                cen["cov"][p] = cond[0, 1]
         rows = np.flatnonzero((stats["w"] > 0).any(axis=1) | (cen["has"] > 0))
         stats = {k: v[rows] for k, v in stats.items()}
         cen = {k: v[rows] for k, v in cen.items()}
@@ -166,6 +180,12 @@ def _hand_cases():
               M(1, "tsh", "serum", 0.05), M(2, "tsh", "serum", 0.2, day=5),
               M(3, "cortisol", "serum", 20.0, censor="left", hour=8.0),
               M(4, "cortisol", "serum", 90.0, day=1, hour=16.0)),
+        _case("two-censored-one-channel-with-repeats", "F",
+              M(0, "tsh", "serum", 0.01, censor="left"), M(1, "tsh", "serum", 0.01, censor="left"),
+              M(2, "tsh", "serum", 0.2), M(3, "tsh", "serum", 0.1, day=3),
+              M(4, "ft4", "serum", 30.0)),
+        _case("two-censored-two-channels", "F", M(0, "tsh", "serum", 0.01, censor="left"),
+              M(1, "ft4", "serum", 5.0, censor="left"), M(2, "ft4", "serum", 7.0, day=2)),
         _case("nothing-on-thyroid", None, M(0, "ft4", "serum", 40.0), age=30.0),
         _case("no-results", "M"),
     ]
@@ -228,8 +248,9 @@ def test_evidence_beyond_the_information_form_goes_to_the_exact_engine():
     on that axis are left out of the information form's statistics whole."""
     M = Measurement
     cases = [
-        _case("two-censored", "F", M(0, "tsh", "serum", 0.01, censor="left"),
-              M(1, "ft4", "serum", 5.0, censor="left"), M(2, "prolactin", "serum", 300.0)),
+        _case("three-censored", "F", M(0, "tsh", "serum", 0.01, censor="left"),
+              M(1, "ft4", "serum", 5.0, censor="left"), M(2, "ft3", "serum", 1.5, censor="left"),
+              M(3, "prolactin", "serum", 300.0)),
         _case("fine", "F", M(0, "tsh", "serum", 2.0)),
         _case("censored-with-repeat", "F", M(0, "tsh", "serum", 0.01, censor="left"),
               M(1, "tsh", "serum", 0.3, day=2)),      # covered: its noise given the repeat's
@@ -237,7 +258,7 @@ def test_evidence_beyond_the_information_form_goes_to_the_exact_engine():
     view = view_for_sex(MODEL, "F")
     evs = [build_evidence(view, c) for c in cases]
     _, problems = _reference_axes(view, evs)
-    assert problems == ["two-censored: 2 censored results on axis thyroid"]
+    assert problems == ["three-censored: 3 censored results on axis thyroid"]
     g = prepare_group(view, evs)
     thy = view.axis_index("thyroid")
     assert {ai: list(p) for ai, p in g.exact.items()} == {thy: [0]}
