@@ -1025,12 +1025,13 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
     ``sign`` -1 below the limit, +1 above.  One result: the normal CDF; two: the bivariate
     CDF on the log scale, accurate in its tails
     (:func:`~neb_bayes.inference.bivariate_normal.log_bivariate_normal_cdf`); three:
-    :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`; more: Genz QMC per grid point.  Three or more are first split into groups uncorrelated
-    with each other (:func:`_independent_groups`), each group's mass by its own rule; at
-    the grid points where a group's covariance is one shared factor plus independent
-    singletons and pairs (repeats of one analyte on different days; two analytes, each
-    measured twice: :func:`_factor_cover`) by a one-dimensional integral,
-    :func:`factor_normal_cdf`, whatever its size (``factor=False``: never)."""
+    :func:`trivariate_normal_cdf`; four: :func:`quadrivariate_normal_cdf`; more: Genz QMC
+    per grid point.  Three or more are first split into groups uncorrelated with each other
+    (:func:`_independent_groups`), each group's mass by its own rule; at the grid points
+    where a group's covariance is one shared factor plus independent singletons and pairs
+    (repeats of one analyte on different days; two analytes, each measured twice:
+    :func:`_factor_cover`) by a one-dimensional integral, :func:`factor_normal_cdf`, whatever
+    its size (``factor=False``: never)."""
     c = sign.size
     grid = np.broadcast_shapes(mu.shape[:-1], ccc.shape[:-2])
     if c >= 3:
