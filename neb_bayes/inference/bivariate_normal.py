@@ -1,24 +1,28 @@
-"""The bivariate normal CDF on the log scale, accurate in its tails, and its gradient.
+"""The bivariate normal CDF on the log scale, accurate in its tails.
 
 Two censored results on one axis (oestradiol and progesterone below their limits after the
 menopause, TSH suppressed twice, ACTH and the dexamethasone-suppressed cortisol) have the
 mass ``P(X < h, Y < k)`` of a standard bivariate normal with correlation ``rho``.  At the
 grid points of states that the results rule out this mass is tiny, and a formula that
-subtracts numbers of order one (Owen's T, Drezner and Wesolowsky's for negative ``rho``)
+subtracts numbers of order one (Owen's T; Drezner and Wesolowsky's for negative ``rho``)
 loses it: ``P(X < -10, Y < 3; 0.3)`` is 7.6e-24, such formulas give 0.  So:
 
-* :func:`log_bvn` takes Genz's double-precision form of Drezner and Wesolowsky's method
-  (Genz 2004, *Statistics and Computing* 14:251-260; absolute error ~1e-15) where the mass
-  is above :data:`TAIL` (relative error below ~1e-8 there), and below it integrates
-  ``phi(x) Phi((k - rho x) / s)`` over ``x < min(h, k)`` on the log scale
-  (:func:`_log_tail`): the integrand is log-concave with curvature at least 1, so panels
-  that double in width from its mode, each by Gauss-Legendre, reach every tail.
-* :func:`log_bvn_grad` gives its partial derivatives with respect to ``h``, ``k`` and
-  ``rho`` from the closed forms ``phi(h) Phi((k - rho h) / s)`` and the bivariate density,
-  divided by the mass on the log scale.
+* where the mass may be above :data:`TAIL` (``Phi(min(h, k))`` is), a closed form with an
+  absolute error of ~1e-15 (so below ~1e-8 of the mass): Owen's T from scipy here, Genz's
+  form of Drezner and Wesolowsky's method in the compiled version
+  (:mod:`~neb_bayes.inference.bivariate_kernels`);
+* below it, the integral of ``phi(x) Phi((k - rho x) / s)`` over ``x < h`` (``h <= k``,
+  ``s = sqrt(1 - rho^2)``) on the log scale: the integrand is log-concave with curvature at
+  least 1, so from its mode (or from ``h``, where it still rises) panels of width
+  ``2 sigma``, ``2 sigma``, ``4 sigma``, ``8 sigma``, ... (``sigma`` its scale there), each by
+  :data:`NODES` Gauss-Legendre nodes, reach every tail until the integrand is :data:`DEPTH`
+  below its top.  Within ~1e-12 of QUADPACK on the log scale, from 1e-7 down to 1e-3800
+  (``tests/exactness/test_bivariate_normal.py``).
 
-Compiled by numba (cached on disk), called by the fit's kernel and, through
-:func:`log_bivariate_normal_cdf`, by the exact and batch engines.
+:func:`log_bivariate_normal_cdf` runs the compiled version where the draws path runs its
+kernels (:func:`neb_bayes.accel.use_compiled`: numba loaded, or a process's second report),
+else this module's numpy version of the same steps, so that a one-shot report does not load
+numba; the two agree to ~1e-12.
 """
 
 from __future__ import annotations
@@ -26,219 +30,151 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-from neb_bayes.inference.kernels import log_ndtr
-
-__all__ = ["log_bivariate_normal_cdf", "log_bvn", "log_bvn_grad", "TAIL"]
+__all__ = ["log_bivariate_normal_cdf", "DEPTH", "NODES", "TAIL"]
 
 LOG_2PI = math.log(2.0 * math.pi)
-SQRT2 = math.sqrt(2.0)
-#: below this mass the tail integral replaces Drezner and Wesolowsky's form, whose absolute
-#: error (~1e-15) would be more than 1e-8 of the mass
+#: below this mass the tail integral replaces the closed forms, whose absolute error (~1e-15)
+#: would be more than 1e-8 of the mass
 TAIL = 1e-7
+LOG_TAIL = math.log(TAIL)
 #: the tail integral stops where the integrand is this far (log scale) below its largest
-#: value (e^-50: below 2e-22 of the mass)
-_DEPTH = 50.0
-
-# Gauss-Legendre: 6, 12 and 20 points for Drezner and Wesolowsky's integral (half of each
-# symmetric rule, as Genz tabulates them), 10 points on each panel of the tail integral
-_GL_X = (np.array([0.9324695142031522, 0.6612093864662647, 0.2386191860831970]),
-         np.array([0.9815606342467191, 0.9041172563704750, 0.7699026741943050,
-                   0.5873179542866171, 0.3678314989981802, 0.1252334085114692]),
-         np.array([0.9931285991850949, 0.9639719272779138, 0.9122344282513259,
-                   0.8391169718222188, 0.7463319064601508, 0.6360536807265150,
-                   0.5108670019508271, 0.3737060887154196, 0.2277858511416451,
-                   0.07652652113349733]))
-_GL_W = (np.array([0.1713244923791705, 0.3607615730481384, 0.4679139345726904]),
-         np.array([0.04717533638651177, 0.1069393259953183, 0.1600783285433464,
-                   0.2031674267230659, 0.2334925365383547, 0.2491470458134029]),
-         np.array([0.01761400713915212, 0.04060142980038694, 0.06267204833410906,
-                   0.08327674157670475, 0.1019301198172404, 0.1181945319615184,
-                   0.1316886384491766, 0.1420961093183821, 0.1491729864726037,
-                   0.1527533871307259]))
-_X6, _X12, _X20 = _GL_X
-_W6, _W12, _W20 = _GL_W
-_PX, _PW = np.polynomial.legendre.leggauss(10)
+#: value (e^-40: below 5e-18 of the mass)
+DEPTH = 40.0
+#: Gauss-Legendre nodes (ascending) and weights on each panel of the tail integral
+NODES = np.polynomial.legendre.leggauss(8)
 
 
-@njit(cache=True, nogil=True)
-def _phid(z):  # pragma: no cover
-    return 0.5 * math.erfc(-z / SQRT2)
+def log_bivariate_normal_cdf(h, k, rho) -> np.ndarray:
+    """log P(X < h, Y < k) for standard bivariate normals with correlations ``rho``,
+    elementwise over broadcast arrays."""
+    from neb_bayes import accel
 
+    h, k, rho = np.broadcast_arrays(np.asarray(h, float), np.asarray(k, float),
+                                    np.asarray(rho, float))
+    out = np.empty(h.shape)
+    flat = [np.ascontiguousarray(x).reshape(-1) for x in (h, k, rho)]
+    if accel.use_compiled():
+        from neb_bayes.inference.bivariate_kernels import log_bvn_many
 
-@njit(cache=True, nogil=True)
-def _upper(h, k, r, x6, w6, x12, w12, x20, w20):  # pragma: no cover
-    """P(X > h, Y > k), correlation ``r``, finite ``h``, ``k``: Genz's form of Drezner and
-    Wesolowsky's method."""
-    ar = abs(r)
-    if ar < 0.3:
-        x, w = x6, w6
-    elif ar < 0.75:
-        x, w = x12, w12
+        log_bvn_many(*flat, out.reshape(-1))
     else:
-        x, w = x20, w20
-    hk = h * k
-    bvn = 0.0
-    if ar < 0.925:
-        hs = 0.5 * (h * h + k * k)
-        asr = math.asin(r)
-        for i in range(x.size):
-            for sgn in (-1.0, 1.0):
-                sn = math.sin(0.5 * asr * (1.0 + sgn * x[i]))
-                bvn += w[i] * math.exp((sn * hk - hs) / (1.0 - sn * sn))
-        return bvn * asr / (4.0 * math.pi) + _phid(-h) * _phid(-k)
-    if r < 0.0:
-        k = -k
-        hk = -hk
-    if ar < 1.0:
-        as_ = (1.0 - r) * (1.0 + r)
-        a = math.sqrt(as_)
-        bs = (h - k) * (h - k)
-        c = (4.0 - hk) / 8.0
-        d = (12.0 - hk) / 16.0
-        asr = -0.5 * (bs / as_ + hk)
-        if asr > -100.0:
-            bvn = a * math.exp(asr) * (1.0 - c * (bs - as_) * (1.0 - d * bs / 5.0) / 3.0
-                                       + c * d * as_ * as_ / 5.0)
-        if hk > -100.0:
-            b = math.sqrt(bs)
-            sp = math.sqrt(2.0 * math.pi) * _phid(-b / a)
-            bvn -= math.exp(-0.5 * hk) * sp * b * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
-        a *= 0.5
-        for i in range(x.size):
-            for sgn in (-1.0, 1.0):
-                xs = (a + a * sgn * x[i]) ** 2
-                rs = math.sqrt(1.0 - xs)
-                asr = -0.5 * (bs / xs + hk)
-                if asr > -100.0:
-                    sp = 1.0 + c * xs * (1.0 + d * xs)
-                    ep = math.exp(-hk * (1.0 - rs) / (2.0 * (1.0 + rs))) / rs
-                    bvn += a * w[i] * math.exp(asr) * (ep - sp)
-        bvn = -bvn / (2.0 * math.pi)
-    if r > 0.0:
-        return bvn + _phid(-max(h, k))
-    return -bvn + max(0.0, _phid(-h) - _phid(-k))
+        out.reshape(-1)[:] = _log_bvn(*flat)
+    return out
 
 
-@njit(cache=True, nogil=True)
-def _ell(x, k, r, s):  # pragma: no cover
-    """log phi(x) + log Phi((k - r x) / s) without log(2 pi) / 2, with its first two
+def _log_bvn(h: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The numpy version of :func:`~neb_bayes.inference.bivariate_kernels.log_bvn` (flat
+    arrays)."""
+    from scipy.special import log_ndtr
+
+    from neb_bayes.inference.exact import bivariate_normal_cdf
+
+    h, k = np.minimum(h, k), np.maximum(h, k)
+    out = np.full(h.shape, -np.inf)
+    lh = log_ndtr(h)
+    # as the compiled version: a limit at -inf, then at +inf, then rho 0, then |rho| 1
+    some = h > -np.inf
+    one = some & (k == np.inf)
+    out[one] = lh[one]
+    some &= ~one
+    zero = some & (r == 0)
+    out[zero] = lh[zero] + log_ndtr(k[zero])
+    some &= ~zero
+    pos = some & (r >= 1)
+    out[pos] = lh[pos]
+    neg = some & (r <= -1)
+    if neg.any():
+        p = np.exp(lh[neg]) - np.exp(log_ndtr(-k[neg]))
+        with np.errstate(divide="ignore"):
+            out[neg] = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), -np.inf)
+    general = some & (np.abs(r) < 1)
+    # where Phi(min(h, k)) is above TAIL the mass may be: the closed form, kept above TAIL
+    cand = general & (lh > LOG_TAIL)
+    p = bivariate_normal_cdf(h[cand], k[cand], r[cand])
+    fast = np.zeros_like(general)
+    fast[cand] = p > TAIL
+    out[fast] = np.log(np.minimum(p[p > TAIL], 1.0))
+    tail = general & ~fast
+    if tail.any():
+        out[tail] = _log_tail(h[tail], k[tail], r[tail], log_ndtr)
+    return out
+
+
+def _ell(x, k, r, s, log_ndtr):
+    """log phi(x) + log Phi((k - r x) / s) without log(2 pi) / 2, and its first two
     derivatives."""
     t = (k - r * x) / s
     lt = log_ndtr(t)
-    lam = math.exp(-0.5 * t * t - 0.5 * LOG_2PI - lt)      # phi(t) / Phi(t)
+    lam = np.exp(-0.5 * t * t - 0.5 * LOG_2PI - lt)
     q = r / s
     return -0.5 * x * x + lt, -x - q * lam, -1.0 - q * q * lam * (t + lam)
 
 
-@njit(cache=True, nogil=True)
-def _panels(top, m, sigma, stop, sgn, k, r, s, px, pw):  # pragma: no cover
-    """sum of exp(ell - top) * dx over x = m + sgn sigma u, u from 0 in panels [0, 1],
-    [1, 2], [2, 4], ... to ``stop`` (a u, or inf) or until the far end is :data:`_DEPTH`
-    below ``top``."""
-    total = 0.0
-    lo, hi = 0.0, 1.0
+def _log_tail(h, k, r, log_ndtr):
+    """log P(X < h, Y < k), ``h <= k`` finite, ``|r| < 1``: the integral on the log scale
+    (the module docstring; :func:`~neb_bayes.inference.bivariate_kernels._log_tail`'s steps
+    on arrays)."""
+    s = np.sqrt((1.0 - r) * (1.0 + r))
+    v, d1, d2 = _ell(h, k, r, s, log_ndtr)
+    m = h.copy()
+    inner = np.flatnonzero(d1 < 0.0)
+    if inner.size:
+        # the mode inside: bracket the root of ell', then safeguarded Newton
+        hh, kk, rr, ss = h[inner], k[inner], r[inner], s[inner]
+        hi, step = hh.copy(), np.ones(inner.size)
+        lo = hh - step
+        more = _ell(lo, kk, rr, ss, log_ndtr)[1] < 0.0
+        while more.any():
+            hi[more] = lo[more]
+            step[more] *= 2.0
+            lo[more] = hh[more] - step[more]
+            more[more] = _ell(lo[more], kk[more], rr[more], ss[more], log_ndtr)[1] < 0.0
+        mm = 0.5 * (lo + hi)
+        alive = np.ones(inner.size, dtype=bool)
+        for _ in range(60):
+            a = np.flatnonzero(alive)
+            if not a.size:
+                break
+            _, e1, e2 = _ell(mm[a], kk[a], rr[a], ss[a], log_ndtr)
+            up = e1 > 0.0
+            lo[a] = np.where(up, mm[a], lo[a])
+            hi[a] = np.where(up, hi[a], mm[a])
+            nxt = mm[a] - e1 / e2
+            bad = ~((lo[a] < nxt) & (nxt < hi[a]))
+            nxt[bad] = 0.5 * (lo[a] + hi[a])[bad]
+            scale = 1.0 + np.abs(mm[a])
+            done = (np.abs(nxt - mm[a]) <= 1e-10 * scale) | (hi[a] - lo[a] <= 1e-12 * scale)
+            mm[a] = nxt
+            alive[a[done]] = False
+        m[inner] = mm
+        v[inner], d1[inner], d2[inner] = _ell(mm, kk, rr, ss, log_ndtr)
+    # (the curvature is at least 1; near |rho| = 1 its formula may lose that to rounding)
+    sigma = 1.0 / np.maximum(np.sqrt(np.maximum(-d2, 1.0)), np.maximum(d1, 0.0))
+    total = _panels(v, m, sigma, np.full(h.shape, np.inf), -1.0, k, r, s, log_ndtr)
+    right = m < h
+    if right.any():
+        total[right] += _panels(v[right], m[right], sigma[right],
+                                (h[right] - m[right]) / sigma[right], 1.0, k[right], r[right],
+                                s[right], log_ndtr)
+    return v - 0.5 * LOG_2PI + np.log(total)
+
+
+def _panels(top, m, sigma, stop, sgn, k, r, s, log_ndtr):
+    """:func:`~neb_bayes.inference.bivariate_kernels._panels` on arrays."""
+    px, pw = NODES
+    total = np.zeros(top.shape)
+    lo, hi = 0.0, 2.0
+    live = np.arange(top.size)
     for _ in range(64):
-        hi = min(hi, stop)
-        half = 0.5 * (hi - lo)
-        mid = 0.5 * (hi + lo)
-        for i in range(px.size):
-            v = _ell(m + sgn * sigma * (mid + half * px[i]), k, r, s)[0]
-            total += pw[i] * half * math.exp(v - top)
-        if hi >= stop or _ell(m + sgn * sigma * hi, k, r, s)[0] < top - _DEPTH:
+        end = np.minimum(hi, stop[live])
+        half = 0.5 * (end - lo)
+        u = 0.5 * (end + lo)[:, None] + half[:, None] * px
+        x = m[live, None] + sgn * sigma[live, None] * u
+        v = -0.5 * x * x + log_ndtr((k[live, None] - r[live, None] * x) / s[live, None])
+        total[live] += (pw * np.exp(v - top[live, None])).sum(axis=1) * half
+        live = live[~((end >= stop[live]) | (v[:, -1] < top[live] - DEPTH))]
+        if not live.size:
             break
         lo, hi = hi, 2.0 * hi
     return total * sigma
-
-
-@njit(cache=True, nogil=True)
-def _log_tail(h, k, r, px, pw):  # pragma: no cover
-    """log P(X < h, Y < k) for ``h <= k`` (finite), ``|r| < 1``, as the integral of
-    ``phi(x) Phi((k - r x) / s)`` over ``x < h`` on the log scale."""
-    s = math.sqrt((1.0 - r) * (1.0 + r))
-    v, d1, d2 = _ell(h, k, r, s)
-    m = h
-    if d1 < 0.0:
-        # the mode inside: ell' falls from +inf to d1 < 0; bracket it, then safeguarded Newton
-        hi, step = h, 1.0
-        lo = h - step
-        while _ell(lo, k, r, s)[1] < 0.0:
-            hi = lo
-            step *= 2.0
-            lo = h - step
-        m = 0.5 * (lo + hi)
-        for _ in range(60):
-            v, d1, d2 = _ell(m, k, r, s)
-            if d1 > 0.0:
-                lo = m
-            else:
-                hi = m
-            nxt = m - d1 / d2
-            if not lo < nxt < hi:
-                nxt = 0.5 * (lo + hi)
-            if abs(nxt - m) <= 1e-10 * (1.0 + abs(m)) or hi - lo <= 1e-12 * (1.0 + abs(m)):
-                m = nxt
-                break
-            m = nxt
-        v, d1, d2 = _ell(m, k, r, s)
-    # the integrand's scale at its mode (curvature at least 1; at the edge h its slope too)
-    sigma = 1.0 / max(math.sqrt(-d2), max(d1, 0.0))
-    total = _panels(v, m, sigma, np.inf, -1.0, k, r, s, px, pw)
-    if m < h:
-        total += _panels(v, m, sigma, (h - m) / sigma, 1.0, k, r, s, px, pw)
-    return v - 0.5 * LOG_2PI + math.log(total)
-
-
-@njit(cache=True, nogil=True)
-def log_bvn(h, k, r):  # pragma: no cover
-    """log P(X < h, Y < k) for a standard bivariate normal with correlation ``r``."""
-    if h == -np.inf or k == -np.inf:
-        return -np.inf
-    if h == np.inf:
-        return log_ndtr(k)
-    if k == np.inf:
-        return log_ndtr(h)
-    if r == 0.0:
-        return log_ndtr(h) + log_ndtr(k)
-    if abs(r) >= 1.0:
-        if r > 0.0:
-            return log_ndtr(min(h, k))
-        p = _phid(h) - _phid(-k)
-        return math.log(p) if p > 0.0 else -np.inf
-    p = _upper(-h, -k, r, _X6, _W6, _X12, _W12, _X20, _W20)
-    if p > TAIL:
-        return math.log(min(p, 1.0))
-    if h > k:
-        h, k = k, h
-    return _log_tail(h, k, r, _PX, _PW)
-
-
-@njit(cache=True, nogil=True)
-def log_bvn_grad(h, k, r, lp):  # pragma: no cover
-    """d log P / dh, dk, dr at ``lp = log_bvn(h, k, r)`` (finite ``h``, ``k``, ``|r| < 1``;
-    0 where ``lp`` is -inf)."""
-    if lp == -np.inf:
-        return 0.0, 0.0, 0.0
-    s = math.sqrt((1.0 - r) * (1.0 + r))
-    dh = math.exp(-0.5 * h * h - 0.5 * LOG_2PI + log_ndtr((k - r * h) / s) - lp)
-    dk = math.exp(-0.5 * k * k - 0.5 * LOG_2PI + log_ndtr((h - r * k) / s) - lp)
-    dr = math.exp(-0.5 * (h * h - 2.0 * r * h * k + k * k) / (s * s) - LOG_2PI
-                  - math.log(s) - lp)
-    return dh, dk, dr
-
-
-@njit(cache=True, nogil=True)
-def _log_bvn_many(h, k, r, out):  # pragma: no cover
-    for i in range(out.size):
-        out[i] = log_bvn(h[i], k[i], r[i])
-
-
-def log_bivariate_normal_cdf(h, k, rho) -> np.ndarray:
-    """:func:`log_bvn` elementwise over broadcast arrays."""
-    h, k, rho = np.broadcast_arrays(np.asarray(h, float), np.asarray(k, float),
-                                    np.asarray(rho, float))
-    out = np.empty(h.shape)
-    _log_bvn_many(np.ascontiguousarray(h).reshape(-1), np.ascontiguousarray(k).reshape(-1),
-                  np.ascontiguousarray(rho).reshape(-1), out.reshape(-1))
-    return out

@@ -333,6 +333,8 @@ def bivariate_normal_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.nd
     a_k = np.nan_to_num(a_k, nan=0.0)
     c = np.where((h * k < 0) | ((h * k == 0) & (h + k < 0)), 0.5, 0.0)
     out = 0.5 * (ndtr(h) + ndtr(k)) - owens_t(h, a_h) - owens_t(k, a_k) - c
+    # both limits 0: the formula's a_h, a_k are 0 / 0 (Sheppard: 1/4 + asin(rho) / (2 pi))
+    out = np.where((h == 0) & (k == 0), 0.25 + np.arcsin(rho) / (2 * np.pi), out)
     return np.clip(out, 0.0, 1.0)
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit
 
-from neb_bayes.inference.bivariate_normal import log_bvn, log_bvn_grad
+from neb_bayes.inference.bivariate_kernels import log_bvn, log_bvn_grad
 from neb_bayes.inference.kernels import log_ndtr, spd_inverse_into
 
 __all__ = ["lab_factor", "log_ndtr"]

@@ -12,12 +12,9 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from neb_bayes.inference.bivariate_normal import (
-    TAIL,
-    log_bivariate_normal_cdf,
-    log_bvn,
-    log_bvn_grad,
-)
+from neb_bayes import accel
+from neb_bayes.inference.bivariate_kernels import log_bvn, log_bvn_grad
+from neb_bayes.inference.bivariate_normal import TAIL, _log_bvn, log_bivariate_normal_cdf
 from neb_bayes.inference.exact import _censored_log_mass, bivariate_normal_cdf
 
 
@@ -49,11 +46,18 @@ BULK = [(-6, 6, 0.9), (0, 0, 0.5), (2, -2, -0.95), (5, 5, -0.99), (1.5, -0.3, 0.
         (-1, -2, -0.2), (0.3, 0.3, 0.926), (0.3, 0.3, -0.926)]
 
 
+def _numpy(h, k, rho):
+    """The numpy version (a one-shot report's, without numba), elementwise."""
+    h, k, rho = (np.atleast_1d(np.asarray(x, float)) for x in np.broadcast_arrays(h, k, rho))
+    return _log_bvn(h.ravel(), k.ravel(), rho.ravel()).reshape(h.shape)
+
+
 @pytest.mark.parametrize(("h", "k", "rho"), TAILS + BULK)
 def test_log_mass_equals_an_independent_integral_in_its_tails_and_bulk(h, k, rho):
     want = _reference(h, k, rho)
     got = log_bvn(h, k, rho)
     assert got == pytest.approx(want, rel=1e-12, abs=1e-9)
+    assert _numpy(h, k, rho)[0] == pytest.approx(want, rel=1e-12, abs=1e-9)
     # (symmetric in the limits)
     assert log_bvn(k, h, rho) == pytest.approx(got, rel=1e-12, abs=1e-11)
 
@@ -62,11 +66,34 @@ def test_random_limits_and_correlations_equal_the_integral():
     rng = np.random.default_rng(4)
     h, k = rng.uniform(-15, 8, (2, 120))
     rho = rng.uniform(-0.999, 0.999, 120)
-    got = log_bivariate_normal_cdf(h, k, rho)
     want = np.array([_reference(*a) for a in zip(h, k, rho, strict=True)])
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(log_bivariate_normal_cdf(h, k, rho), want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(_numpy(h, k, rho), want, rtol=1e-12, atol=1e-9)
     # both of its forms are exercised
     assert (want < np.log(TAIL)).sum() > 20 and (want > np.log(TAIL)).sum() > 20
+
+
+def test_the_numpy_and_compiled_versions_agree(monkeypatch):
+    """A one-shot report computes the masses in numpy (no numba loaded), later ones and the
+    batch compiled: the same numbers to ~1e-11 (Owen's T and Drezner and Wesolowsky's form
+    above TAIL, both to ~1e-16 absolute), the limits' special cases and rho near +-1 (no
+    NaN: the integrand's curvature is held at least 1) included."""
+    rng = np.random.default_rng(8)
+    h, k = rng.uniform(-30, 9, (2, 3000))
+    rho = rng.uniform(-1, 1, 3000)
+    rho[:40] = [0.0, 1.0, -1.0, 0.999999, -0.999999] * 8
+    h[40:50], k[50:60] = -np.inf, np.inf
+    h[60:65] = k[60:65] = np.inf
+    got = {}
+    for compiled in ("1", "0"):
+        monkeypatch.setenv("NEB_BAYES_COMPILED", compiled)
+        assert accel.use_compiled() == (compiled == "1")
+        got[compiled] = log_bivariate_normal_cdf(h, k, rho)
+    np.testing.assert_array_equal(np.isfinite(got["1"]), np.isfinite(got["0"]))
+    fin = np.isfinite(got["1"])
+    # (just above TAIL the closed forms' absolute errors, ~1e-16, are ~1e-9 of the mass)
+    np.testing.assert_allclose(got["0"][fin], got["1"][fin], rtol=1e-11, atol=1e-9)
+    np.testing.assert_array_equal(got["0"][~fin], got["1"][~fin])
 
 
 def test_the_bulk_equals_owens_t_form_and_the_tail_is_not_lost():
@@ -77,9 +104,18 @@ def test_the_bulk_equals_owens_t_form_and_the_tail_is_not_lost():
     bulk = p > 1e-6
     np.testing.assert_allclose(np.exp(log_bivariate_normal_cdf(h, k, rho))[bulk], p[bulk],
                                rtol=1e-9)
+    np.testing.assert_allclose(np.exp(_numpy(h, k, rho))[bulk], p[bulk], rtol=1e-9)
     # the old form's floor: 0 where the mass is 7.6e-24
     assert bivariate_normal_cdf(-10.0, 3.0, 0.3) == 0.0
     assert log_bvn(-10.0, 3.0, 0.3) == pytest.approx(np.log(7.619853023150511e-24), rel=1e-12)
+
+
+def test_owens_t_form_at_both_limits_zero():
+    """Owen's T form's a_h, a_k are 0 / 0 there: Sheppard's 1/4 + asin(rho) / (2 pi)."""
+    rho = np.array([-0.9, -0.3, 0.0, 0.5, 0.99])
+    np.testing.assert_allclose(bivariate_normal_cdf(0.0, 0.0, rho),
+                               0.25 + np.arcsin(rho) / (2 * np.pi), rtol=1e-15)
+    assert log_bvn(0.0, 0.0, 0.5) == pytest.approx(np.log(1 / 3), rel=1e-14)
 
 
 def test_limits_without_a_second_dimension():
