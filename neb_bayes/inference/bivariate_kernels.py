@@ -26,24 +26,16 @@ __all__ = ["log_bvn", "log_bvn_grad", "log_bvn_many"]
 SQRT2 = math.sqrt(2.0)
 _DEPTH = DEPTH
 
-# Gauss-Legendre: 6, 12 and 20 points for Drezner and Wesolowsky's integral (half of each
-# symmetric rule, as Genz tabulates them); the tail integral's panels: NODES
-_GL_X = (np.array([0.9324695142031522, 0.6612093864662647, 0.2386191860831970]),
-         np.array([0.9815606342467191, 0.9041172563704750, 0.7699026741943050,
-                   0.5873179542866171, 0.3678314989981802, 0.1252334085114692]),
-         np.array([0.9931285991850949, 0.9639719272779138, 0.9122344282513259,
-                   0.8391169718222188, 0.7463319064601508, 0.6360536807265150,
-                   0.5108670019508271, 0.3737060887154196, 0.2277858511416451,
-                   0.07652652113349733]))
-_GL_W = (np.array([0.1713244923791705, 0.3607615730481384, 0.4679139345726904]),
-         np.array([0.04717533638651177, 0.1069393259953183, 0.1600783285433464,
-                   0.2031674267230659, 0.2334925365383547, 0.2491470458134029]),
-         np.array([0.01761400713915212, 0.04060142980038694, 0.06267204833410906,
-                   0.08327674157670475, 0.1019301198172404, 0.1181945319615184,
-                   0.1316886384491766, 0.1420961093183821, 0.1491729864726037,
-                   0.1527533871307259]))
-_X6, _X12, _X20 = _GL_X
-_W6, _W12, _W20 = _GL_W
+# Gauss-Legendre rules of 6, 12 and 20 points for Drezner and Wesolowsky's integral, as
+# Genz's code holds them: the positive half of each symmetric rule
+
+
+def _half_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.legendre.leggauss(n)
+    return x[n // 2:], w[n // 2:]
+
+
+(_X6, _W6), (_X12, _W12), (_X20, _W20) = (_half_rule(n) for n in (6, 12, 20))
 _PX, _PW = NODES
 
 

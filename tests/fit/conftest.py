@@ -8,6 +8,19 @@ from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.inference.pymc_model import prepare_cohort
 
 
+def exact_log_evidence(model, cases) -> np.ndarray:
+    """Each case's log evidence by the exact engine (its sex's view of ``model``)."""
+    from neb_bayes.evidence import build_evidence
+    from neb_bayes.inference.exact import infer_exact
+    from neb_bayes.model.compiled import view_for_sex
+
+    out = []
+    for c in cases:
+        view = view_for_sex(model, c.patient.sex)
+        out.append(infer_exact(view, build_evidence(view, c), explain=False).log_evidence)
+    return np.array(out)
+
+
 def covered(model, cases) -> list:
     """The cases the fit's information form covers on every axis (none of their factors
     from the exact engine, :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""

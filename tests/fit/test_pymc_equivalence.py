@@ -12,7 +12,7 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import covered, treated_uncovered_case, uncovered_cases
+from .conftest import covered, exact_log_evidence, treated_uncovered_case, uncovered_cases
 
 MODEL = load_model()
 
@@ -33,12 +33,6 @@ def cohort():
     return cases
 
 
-def _exact(model, cases):
-    out = []
-    for c in cases:
-        view = view_for_sex(model, c.patient.sex)
-        out.append(infer_exact(view, build_evidence(view, c), explain=False).log_evidence)
-    return np.array(out)
 
 
 FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
@@ -55,7 +49,7 @@ def test_pymc_log_density_equals_exact_log_evidence(cohort, draw, free):
     model = MODEL if draw is None else with_params(MODEL, draws, draw)
     sub = None if draw is None else draws.subset(slice(draw, draw + 1))
     pymc_ll = cohort_loglik_value(MODEL, cohort, sub, free=free)
-    exact_ll = _exact(model, cohort)
+    exact_ll = exact_log_evidence(model, cohort)
     assert abs(pymc_ll.sum() - exact_ll.sum()) <= 1e-8 * abs(exact_ll.sum())
     np.testing.assert_allclose(pymc_ll, exact_ll, rtol=1e-8, atol=1e-8)
 
@@ -106,7 +100,7 @@ def test_gross_error_edge_blocks(free):
     assert MODEL.gross_error_rate > 0
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
-    np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
+    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(MODEL, draws, 7), cases),
                                rtol=1e-10, atol=1e-10)
 
 
@@ -138,7 +132,7 @@ def test_a_present_symptom_with_no_cause_in_the_view_still_counts():
     got = {}
     for g in prepare_cohort(MODEL, cases, groups_per_view=len(cases)):
         got.update(zip(g.case_ids, group_loglik(theta, g), strict=True))
-    np.testing.assert_allclose([got[c.id] for c in cases], _exact(MODEL, cases), rtol=1e-10)
+    np.testing.assert_allclose([got[c.id] for c in cases], exact_log_evidence(MODEL, cases), rtol=1e-10)
 
 
 def _impossible_label(i: int, sex: str):
@@ -242,7 +236,7 @@ def test_pymc_log_density_applies_context_of_treated_disease(treated_cohort, fre
     reference interval, and that correction is read against the medians of the model the
     evidence is built with (the prior set's, in a fit)."""
     pymc_ll = cohort_loglik_value(MODEL, treated_cohort, None, free=free)
-    exact_ll = _exact(MODEL, treated_cohort)
+    exact_ll = exact_log_evidence(MODEL, treated_cohort)
     np.testing.assert_allclose(pymc_ll, exact_ll, rtol=1e-8, atol=1e-8)
 
 
@@ -283,5 +277,5 @@ def test_every_case_is_covered(cohort, free):
     assert any(g.lat_shift and g.exact for g in groups)
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cases, draws.subset(slice(7, 8)), free=free)
-    np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cases),
+    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(MODEL, draws, 7), cases),
                                rtol=1e-10, atol=1e-10)

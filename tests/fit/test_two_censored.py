@@ -18,14 +18,12 @@ import numpy as np
 import pytest
 
 from neb_bayes.case.model import Case, Measurement, Patient
-from neb_bayes.evidence import build_evidence
-from neb_bayes.inference.exact import infer_exact
 from neb_bayes.inference.pymc_model import cohort_loglik_value, prepare_cohort
-from neb_bayes.model.compiled import load_model, view_for_sex
+from neb_bayes.model.compiled import load_model
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import covered, kernel_against_exact, two_censored_cases
+from .conftest import covered, exact_log_evidence, kernel_against_exact, two_censored_cases
 
 MODEL = load_model()
 M = Measurement
@@ -75,12 +73,6 @@ def cohort() -> list[Case]:
     return pair_cases() + sims[:16]
 
 
-def _exact(model, cases) -> np.ndarray:
-    out = []
-    for c in cases:
-        view = view_for_sex(model, c.patient.sex)
-        out.append(infer_exact(view, build_evidence(view, c), explain=False).log_evidence)
-    return np.array(out)
 
 
 def test_pairs_are_in_the_information_form_not_the_exact_engines(cohort):
@@ -110,7 +102,7 @@ def test_log_density_equals_the_exact_engines(cohort, free):
     groups are free (numpy path and graph path)."""
     draws = literature_draws(MODEL, 10)
     pymc_ll = cohort_loglik_value(MODEL, cohort, draws.subset(slice(7, 8)), free=free)
-    np.testing.assert_allclose(pymc_ll, _exact(with_params(MODEL, draws, 7), cohort),
+    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(MODEL, draws, 7), cohort),
                                rtol=1e-10, atol=1e-10)
 
 
@@ -148,7 +140,7 @@ def test_the_pairs_covariance_matters(monkeypatch):
 
     case = more_pairs()[0]
     draws = literature_draws(MODEL, 10)
-    exact = _exact(with_params(MODEL, draws, 7), [case])
+    exact = exact_log_evidence(with_params(MODEL, draws, 7), [case])
     free = ("analyte-levels",)
     assert cohort_loglik_value(MODEL, [case], draws.subset(slice(7, 8)), free=free
                                ) == pytest.approx(exact, abs=1e-10)
