@@ -21,6 +21,33 @@ def exact_log_evidence(model, cases) -> np.ndarray:
     return np.array(out)
 
 
+#: the parameter groups a fit can free, alone and together (the tests' parametrisation)
+FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
+        ("analyte-levels", "prevalence", "symptoms")]
+
+
+def beside_simulated(model, cases: list, seed: int) -> list:
+    """``cases`` beside 16 simulated people that the information form covers (of the same
+    groups: sex views, contexts)."""
+    from neb_bayes.simulate import simulate
+
+    sims = covered(model, [s.case for s in simulate(model, 24, seed=seed, p_repeat=0.2)])
+    return list(cases) + sims[:16]
+
+
+def assert_log_density_equals_exact(model, cases: list, free: tuple) -> None:
+    """The fit's log density of each case equals the exact engine's log evidence (1e-10),
+    under a parameter draw that is not the prior set's values, with ``free`` groups free
+    (the numpy path for fixed groups, the graph path for free ones)."""
+    from neb_bayes.inference.pymc_model import cohort_loglik_value
+    from neb_bayes.model.params import literature_draws, with_params
+
+    draws = literature_draws(model, 10)
+    pymc_ll = cohort_loglik_value(model, cases, draws.subset(slice(7, 8)), free=free)
+    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(model, draws, 7), cases),
+                               rtol=1e-10, atol=1e-10)
+
+
 def covered(model, cases) -> list:
     """The cases the fit's information form covers on every axis (none of their factors
     from the exact engine, :attr:`~neb_bayes.inference.pymc_model.GroupData.exact`)."""

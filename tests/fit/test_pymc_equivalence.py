@@ -12,7 +12,13 @@ from neb_bayes.model.compiled import load_model, view_for_sex
 from neb_bayes.model.params import literature_draws, with_params
 from neb_bayes.simulate import simulate
 
-from .conftest import covered, exact_log_evidence, treated_uncovered_case, uncovered_cases
+from .conftest import (
+    FREE,
+    covered,
+    exact_log_evidence,
+    treated_uncovered_case,
+    uncovered_cases,
+)
 
 MODEL = load_model()
 
@@ -34,9 +40,6 @@ def cohort():
 
 
 
-
-FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
-        ("analyte-levels", "prevalence", "symptoms")]
 
 
 @pytest.mark.parametrize("draw,free", [(None, ())] + [(7, f) for f in FREE],

@@ -17,14 +17,17 @@ from neb_bayes.case.model import Case, Measurement, Patient, Symptoms
 from neb_bayes.inference.pymc_model import cohort_loglik_value, prepare_cohort
 from neb_bayes.model.compiled import load_model
 from neb_bayes.model.params import literature_draws, with_params
-from neb_bayes.simulate import simulate
 
-from .conftest import covered, exact_log_evidence, kernel_against_exact
+from .conftest import (
+    FREE,
+    assert_log_density_equals_exact,
+    beside_simulated,
+    exact_log_evidence,
+    kernel_against_exact,
+)
 
 MODEL = load_model()
 M = Measurement
-FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
-        ("analyte-levels", "prevalence", "symptoms")]
 
 
 def untimed_cases() -> list[Case]:
@@ -58,10 +61,7 @@ def untimed_cases() -> list[Case]:
 @pytest.fixture(scope="module")
 def cohort() -> list[Case]:
     """The untimed cases beside simulated people of the same groups."""
-    sims = covered(MODEL, [s.case for s in simulate(MODEL, 24, seed=11, p_repeat=0.2)])
-    return untimed_cases() + sims[:16]
-
-
+    return beside_simulated(MODEL, untimed_cases(), seed=11)
 
 
 def test_untimed_people_are_read_per_own_state_not_by_the_exact_engine(cohort):
@@ -80,10 +80,7 @@ def test_untimed_people_are_read_per_own_state_not_by_the_exact_engine(cohort):
 def test_log_density_equals_the_exact_engines(cohort, free):
     """Person by person, under a parameter draw that is not the prior set's values, whichever
     groups are free (numpy path and graph path)."""
-    draws = literature_draws(MODEL, 10)
-    pymc_ll = cohort_loglik_value(MODEL, cohort, draws.subset(slice(7, 8)), free=free)
-    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(MODEL, draws, 7), cohort),
-                               rtol=1e-10, atol=1e-10)
+    assert_log_density_equals_exact(MODEL, cohort, free)
 
 
 def test_the_rhythms_variance_per_state_matters(monkeypatch):

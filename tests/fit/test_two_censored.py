@@ -21,14 +21,18 @@ from neb_bayes.case.model import Case, Measurement, Patient
 from neb_bayes.inference.pymc_model import cohort_loglik_value, prepare_cohort
 from neb_bayes.model.compiled import load_model
 from neb_bayes.model.params import literature_draws, with_params
-from neb_bayes.simulate import simulate
 
-from .conftest import covered, exact_log_evidence, kernel_against_exact, two_censored_cases
+from .conftest import (
+    FREE,
+    assert_log_density_equals_exact,
+    beside_simulated,
+    exact_log_evidence,
+    kernel_against_exact,
+    two_censored_cases,
+)
 
 MODEL = load_model()
 M = Measurement
-FREE = [(), ("prevalence",), ("analyte-levels",), ("symptoms",),
-        ("analyte-levels", "prevalence", "symptoms")]
 
 
 def more_pairs() -> list[Case]:
@@ -69,10 +73,7 @@ def pair_cases() -> list[Case]:
 @pytest.fixture(scope="module")
 def cohort() -> list[Case]:
     """The pairs beside simulated people of the same groups."""
-    sims = covered(MODEL, [s.case for s in simulate(MODEL, 24, seed=5, p_repeat=0.2)])
-    return pair_cases() + sims[:16]
-
-
+    return beside_simulated(MODEL, pair_cases(), seed=5)
 
 
 def test_pairs_are_in_the_information_form_not_the_exact_engines(cohort):
@@ -100,10 +101,7 @@ def test_pairs_are_in_the_information_form_not_the_exact_engines(cohort):
 def test_log_density_equals_the_exact_engines(cohort, free):
     """Person by person, under a parameter draw that is not the prior set's values, whichever
     groups are free (numpy path and graph path)."""
-    draws = literature_draws(MODEL, 10)
-    pymc_ll = cohort_loglik_value(MODEL, cohort, draws.subset(slice(7, 8)), free=free)
-    np.testing.assert_allclose(pymc_ll, exact_log_evidence(with_params(MODEL, draws, 7), cohort),
-                               rtol=1e-10, atol=1e-10)
+    assert_log_density_equals_exact(MODEL, cohort, free)
 
 
 def test_kernel_value_and_gradient_equal_the_exact_engines(cohort):
