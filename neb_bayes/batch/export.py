@@ -30,7 +30,8 @@ from typing import Any
 from neb_bayes import vocab
 from neb_bayes.case.model import Case, Measurement
 
-__all__ = ["case_to_dict", "csv_column", "write_case_dir", "write_csv", "write_jsonl"]
+__all__ = ["case_to_dict", "csv_column", "write_case_dir", "write_csv", "write_jsonl",
+           "write_long_csv"]
 
 
 def _clock(hour: float) -> str:
@@ -217,3 +218,48 @@ def write_csv(cases: Iterable[Case], path: str | os.PathLike[str]) -> int:
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def _case_columns(case: Case) -> dict[str, str]:
+    """A case's columns of the wide row without its measurements (the long form's case
+    columns)."""
+    measured = {csv_column(m) for m in case.measurements}
+    return {k: v for k, v in _csv_row(case).items() if k not in measured}
+
+
+def write_long_csv(cases: Iterable[Case], path: str | os.PathLike[str],
+                   case_columns_once: bool = False) -> int:
+    """Write cases as one long CSV (one row per result; see :mod:`neb_bayes.batch.long_csv`),
+    the case columns on every row of a case or (``case_columns_once``) on its first only;
+    a case without results gets one row of its case columns.  Meant for test and benchmark
+    inputs (the cases are held in memory for the header)."""
+    cases = list(cases)
+    heads = [_case_columns(c) for c in cases]
+    fixed = ["id", "sex", "age", "pregnant", "gestational_week", "menopausal_status",
+             "menstrual_phase", "bmi", "medications", "context"]
+    seen = {k for h in heads for k in h}
+    header = [k for k in fixed if k in seen] + sorted(k for k in seen if k not in fixed)
+    header += ["analyte", "value", "unit", "specimen", "collected", "day"]
+    n = 0
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header, restval="")
+        writer.writeheader()
+        for case, head in zip(cases, heads, strict=True):
+            rows = []
+            for m in case.measurements:
+                value = _value(m)
+                row = {"analyte": m.analyte, "unit": _unit(m),
+                       "value": value if isinstance(value, str) else repr(value)}
+                if (specimen := _specimen(m)) is not None:
+                    row["specimen"] = specimen
+                if m.hour is not None:
+                    row["collected"] = _clock(m.hour)
+                if m.day:
+                    row["day"] = f"{m.day:g}"
+                rows.append(row)
+            rows = rows or [{}]
+            for k, row in enumerate(rows):
+                writer.writerow(({"id": case.id} | head if k == 0 or not case_columns_once
+                                 else {"id": case.id}) | row)
+            n += 1
+    return n

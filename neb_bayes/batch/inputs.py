@@ -1,8 +1,10 @@
-"""Batch inputs, streamed: JSON Lines files, directories of case files and wide CSV files.
+"""Batch inputs, streamed: JSON Lines files, directories of case files and CSV files (wide:
+one row per case; long: one row per result, :mod:`neb_bayes.batch.long_csv`).
 
 Every input is turned into a stream of :class:`RawItem` s, one per case, in a fixed order:
 inputs in the order given; in a directory its files sorted by name (not recursing, hidden
-files skipped); in a JSON Lines file its non-blank lines; in a CSV file its non-empty rows.
+files skipped); in a JSON Lines file its non-blank lines; in a wide CSV file its non-empty
+rows, in a long one each run of consecutive rows with the same id.
 Item ``k`` of the stream is always the same case, so chunk ``c`` is items
 ``[c * size, (c + 1) * size)`` on every run: that is what makes a batch resumable.
 
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from neb_bayes.batch.csv_cases import row_to_case, sparse_row
+from neb_bayes.batch.long_csv import id_column, is_long, rows_to_case
 from neb_bayes.case.loader import CASE_SUFFIXES, is_text, load_text
 from neb_bayes.case.model import CaseError, FieldError
 
@@ -76,7 +79,10 @@ class RawItem:
         :func:`materialise`), ``"spans"`` (``data`` is a :class:`SpanRun`: where lines of a
         JSON Lines file are, read by :func:`read_spans`), ``"csv"`` (``data`` is
         ``(header, cells)``: the row's line, or its non-empty cells as a
-        :class:`~neb_bayes.batch.csv_cases.SparseRow`) or ``"error"`` (``data`` is a list of
+        :class:`~neb_bayes.batch.csv_cases.SparseRow`), ``"csv_long"`` (``data`` is
+        ``(header, [(line, cells or text), ...])``: a long CSV's rows of one case) or
+        ``"error"``
+        (``data`` is a list of
         :class:`~neb_bayes.case.model.FieldError`).
     """
 
@@ -461,6 +467,9 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
                 return
             if header is None:
                 header = tuple(row)
+                if is_long(header):
+                    yield from _iter_long_rows(name, header, lines)
+                    return
                 continue
             if row is None:
                 if not _BLANK_LINE.fullmatch(text):    # (stops at a row's first letter)
@@ -469,6 +478,58 @@ def _iter_csv(path: Path) -> Iterator[RawItem]:
             cells = sparse_row(row)     # what travels to a worker: the non-empty cells
             if any(cell.strip() for cell in cells.cells):
                 yield RawItem(source, "csv", (header, cells))
+
+
+def _iter_long_rows(name: str, header: tuple[str, ...], lines: _LineCounter
+                    ) -> Iterator[RawItem]:
+    """One ``"csv_long"`` item per case of a long CSV (:mod:`neb_bayes.batch.long_csv`): its
+    consecutive rows with the same ``id``, as ``(header, [(line, cells), ...])``, a row
+    without quotes as its line's text (the worker splits it at commas)."""
+    at = id_column(header)
+    if at is None:
+        yield RawItem(f"{name}:1", "error", [FieldError(
+            "<header>", "a long CSV (one result per row) needs an 'id' column: the rows of "
+                        "a case are those with its id")])
+        return
+    group: list[tuple[int, list[str]]] = []
+    current: str | None = None
+
+    def flush() -> Iterator[RawItem]:
+        if group:
+            first, last = group[0][0], group[-1][0]
+            where = f"{name}:{first}" + (f"-{last}" if last != first else "")
+            yield RawItem(where, "csv_long", (header, list(group)))
+            group.clear()
+
+    for text in lines:
+        start = lines.number
+        if lines.bad is not None:
+            reason, lines.bad = lines.bad, None
+            yield from flush()
+            yield RawItem(f"{name}:{start}", "error",
+                          [FieldError("<row>", f"row is not UTF-8 text: {reason}")])
+            continue
+        if _BLANK_LINE.fullmatch(text):
+            continue
+        if _needs_csv_module(text):
+            try:
+                cells = _csv_record(text, lines)
+            except csv.Error as exc:
+                yield from flush()
+                yield RawItem(f"{name}:{start}", "error",
+                              [FieldError("<row>", f"malformed CSV: {exc}")])
+                continue
+            key = cells[at].strip() if at < len(cells) else ""
+        else:
+            # (a row without quotes travels as its line: the worker splits it)
+            cells = text.rstrip("\r\n")
+            parts = cells.split(",", at + 1)
+            key = parts[at].strip() if at < len(parts) else ""
+        if key != current:
+            yield from flush()
+            current = key
+        group.append((start, cells))
+    yield from flush()
 
 
 def iter_items(inputs: Sequence[str | os.PathLike[str]], spans: bool = False
@@ -622,6 +683,10 @@ def parse_item(item: RawItem) -> ParsedItem:
     if item.kind == "csv":
         header, cells = item.data
         data, labels, extra = row_to_case(header, cells)
+        return ParsedItem(data, labels, extra)
+    if item.kind == "csv_long":
+        header, rows = item.data
+        data, labels, extra = rows_to_case(header, rows)
         return ParsedItem(data, labels, extra)
     try:
         if item.kind == "json":

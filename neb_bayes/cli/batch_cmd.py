@@ -1,7 +1,8 @@
 """``neb-bayes batch``: probabilities for many cases, streamed, resumable and parallel.
 
-See :mod:`neb_bayes.batch` for the machinery and :mod:`neb_bayes.batch.csv_cases` for the
-wide CSV column convention (repeated in the command's ``--help``).
+See :mod:`neb_bayes.batch` for the machinery, :mod:`neb_bayes.batch.csv_cases` for the
+wide CSV column convention and :mod:`neb_bayes.batch.long_csv` for the long one (both
+repeated in the command's ``--help``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ __all__ = ["batch"]
 
 HELP = """Posterior probabilities for many cases: INPUT... are JSON Lines files (one case per
 line), directories of case files (.yaml/.yml/.json, and .jsonl/.csv files in them), single
-case files, or wide CSV files (one row per case).
+case files, or CSV files: wide (one row per case) or long (one row per result).
 
 Input is streamed in chunks of --chunk-size cases; memory stays bounded.  Each finished chunk
 is written at once (DIR/chunks/), so a run that stops (crash, kill, power cut) is resumed by
@@ -56,6 +57,14 @@ Wide CSV columns (first row = header):
       TSH_mIU_per_L__d30
   cells: a number, a censored value like <0.01 or >1000, or empty (not measured);
   other columns are listed as not used when filled.
+
+\b
+Long CSV (one result per row; a header with analyte and value columns):
+  analyte, value (a number or <0.01 / >1000), unit (mIU/L, pmol/L, %), and optionally
+      specimen, collected (08:40 or 2024-03-01T08:40), day
+  id (required) and the wide form's case columns (sex, age, ..., sym_<symptom>):
+      filled on one row of the case or on all, equal where filled twice
+  a case's rows are consecutive: a new id starts the next case
 
 \b
 Examples:

@@ -191,8 +191,9 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
     """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
     per-person states summed out exactly, latents integrated analytically).
 
-    COHORT: JSON Lines of case files, a directory of case files, or a wide CSV (see
-    `neb-bayes batch --help` for its column convention).  Bad cases are listed with every
+    COHORT: JSON Lines of case files, a directory of case files, or a CSV, wide (one row
+    per case) or long (one row per result; see `neb-bayes batch --help` for both column
+    conventions).  Bad cases are listed with every
     error and skipped; of cases with the same id the first is fitted, the others left out.
     Exit status: 0 saved, 2 unusable cohort, labels or options (checked before anything
     is sampled), 3 invalid prior set, 4 convergence checks failed (nothing saved; use
