@@ -208,16 +208,21 @@ def write_csv(cases: Iterable[Case], path: str | os.PathLike[str]) -> int:
     written: the last one is kept.
     """
     rows = [_csv_row(c) for c in cases]
-    fixed = ["id", "sex", "age", "pregnant", "gestational_week", "menopausal_status",
-             "menstrual_phase", "bmi", "medications", "context"]
-    seen = {k for r in rows for k in r}
-    header = [k for k in fixed if k in seen]
-    header += sorted(k for k in seen if k not in fixed)
+    header = _header(rows)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def _header(rows: list[dict[str, str]]) -> list[str]:
+    """The columns of ``rows``: the case's own first, in a fixed order, then the others
+    sorted."""
+    fixed = ["id", "sex", "age", "pregnant", "gestational_week", "menopausal_status",
+             "menstrual_phase", "bmi", "medications", "context"]
+    seen = {k for r in rows for k in r}
+    return [k for k in fixed if k in seen] + sorted(k for k in seen if k not in fixed)
 
 
 def _case_columns(case: Case) -> dict[str, str]:
@@ -235,11 +240,7 @@ def write_long_csv(cases: Iterable[Case], path: str | os.PathLike[str],
     inputs (the cases are held in memory for the header)."""
     cases = list(cases)
     heads = [_case_columns(c) for c in cases]
-    fixed = ["id", "sex", "age", "pregnant", "gestational_week", "menopausal_status",
-             "menstrual_phase", "bmi", "medications", "context"]
-    seen = {k for h in heads for k in h}
-    header = [k for k in fixed if k in seen] + sorted(k for k in seen if k not in fixed)
-    header += ["analyte", "value", "unit", "specimen", "collected", "day"]
+    header = _header(heads) + ["analyte", "value", "unit", "specimen", "collected", "day"]
     n = 0
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header, restval="")
