@@ -372,6 +372,8 @@ class RowParts(NamedTuple):
     values: list[float | str]          # its value, as row_to_case reads the cell
     days: list[float]                  # its day (0 when its column names none)
     symptoms: list[tuple[str, str]]    # (state, name) of each symptom listed
+    #: whether each result gives its day (a long CSV's day cell; None: none do)
+    has_days: list[bool] | None = None
 
 
 def row_parts(header: Sequence[str], cells: Sequence[str] | SparseRow | str) -> RowParts | None:

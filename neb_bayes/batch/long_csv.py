@@ -30,13 +30,14 @@ Errors name the row (its line in the file) as well as the case-file field path.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-from neb_bayes.batch.csv_cases import _number_or_text, row_to_case
+from neb_bayes.batch.csv_cases import RowParts, _number_or_text, row_parts, row_to_case
 from neb_bayes.case.model import FieldError
 
-__all__ = ["RESULT_COLUMNS", "is_long", "rows_to_case"]
+__all__ = ["RESULT_COLUMNS", "id_column", "is_long", "long_parts", "rows_to_case"]
 
 #: the columns of one result; every other column describes the case
 RESULT_COLUMNS = ("analyte", "value", "unit", "specimen", "collected", "day")
@@ -52,6 +53,78 @@ def id_column(header: Sequence[str]) -> int | None:
     """The position of the ``id`` column, or None."""
     names = [name.strip().lower() for name in header]
     return names.index("id") if "id" in names else None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a long header is read: each result column's position, the case columns (their
+    positions, as runs of consecutive ones, and their names: a wide header of one row)."""
+
+    at: dict[str, int]
+    case_cols: list[int]
+    is_case: list[bool]
+    runs: list[tuple[int, int]]
+    case_header: tuple[str, ...]
+
+
+#: the last header read and its layout (the items of a file share one header object)
+_LAST: list = [None, None]
+
+
+def _layout(header: Sequence[str]) -> _Layout:
+    if header is not _LAST[0]:
+        names = [name.strip().lower() for name in header]
+        case_cols = [j for j, name in enumerate(names) if name not in RESULT_COLUMNS]
+        _LAST[:] = [header, _Layout(
+            {name: names.index(name) for name in RESULT_COLUMNS if name in names}, case_cols,
+            [name not in RESULT_COLUMNS for name in names], _runs(case_cols),
+            tuple(header[j] for j in case_cols))]
+    return _LAST[1]
+
+
+def _read_rows(header: Sequence[str], rows: Sequence[tuple[int, Sequence[str] | str]],
+               strict: bool):
+    """The rows of one case: ``(merged case cells, their first rows, results, errors)``,
+    each result ``(line, analyte, value, unit, specimen, collected, day)`` as written
+    (stripped).  ``strict``: None at the first problem (a row with more cells than the
+    header, case columns that disagree) instead of its error."""
+    lay = _layout(header)
+    errors: list[FieldError] = []
+    merged = [""] * len(header)
+    first_line: dict[int, int] = {}
+    results = []
+    before: Sequence[str] | None = None
+    for line, cells in rows:
+        if isinstance(cells, str):
+            cells = cells.split(",")
+        if len(cells) > len(header):
+            if strict:
+                return None
+            errors.append(FieldError(f"row {line}",
+                                     f"{len(cells)} cells, the header has {len(header)}"))
+            cells = cells[:len(header)]
+        # a row that repeats the case columns of the row before it (an export writes them
+        # on every row) has nothing new to merge; else its non-empty cells only
+        same = before is not None and all(cells[a:b] == before[a:b] for a, b in lay.runs)
+        before = cells
+        for j in () if same else compress(range(len(cells)), cells):
+            value = cells[j].strip()
+            if not value or not lay.is_case[j]:
+                continue
+            if not merged[j]:
+                merged[j], first_line[j] = value, line
+            elif value != merged[j]:
+                if strict:
+                    return None
+                errors.append(FieldError(
+                    f"row {line}, column {header[j].strip()!r}",
+                    f"{value!r} differs from {merged[j]!r} on row {first_line[j]}: the rows "
+                    "of one case must agree on its case columns"))
+        got = [cells[j].strip() if (j := lay.at.get(name)) is not None and j < len(cells)
+               else "" for name in RESULT_COLUMNS]
+        if got[0] or got[1]:
+            results.append((line, *got))
+    return [merged[j] for j in lay.case_cols], first_line, results, errors
 
 
 def rows_to_case(
@@ -76,62 +149,56 @@ def rows_to_case(
         form can have (case columns whose rows disagree, a row with more cells than the
         header).
     """
-    names = [name.strip().lower() for name in header]
-    at = {name: names.index(name) for name in RESULT_COLUMNS if name in names}
-    case_cols = [j for j, name in enumerate(names) if name not in RESULT_COLUMNS]
-    is_case = [name not in RESULT_COLUMNS for name in names]
-    # the case columns as runs of positions: a row that repeats the row before it there
-    # (an export writes them on every row) has nothing new to merge
-    runs = _runs(case_cols)
-    before: Sequence[str] | None = None
-    errors: list[FieldError] = []
-    merged = [""] * len(header)
-    first_line: dict[int, int] = {}
+    lay = _layout(header)
+    case_cells, first_line, results, errors = _read_rows(header, rows, strict=False)
     measurements: list[dict[str, Any]] = []
     labels: dict[str, str] = {}
-    for line, cells in rows:
-        if isinstance(cells, str):
-            cells = cells.split(",")
-        if len(cells) > len(header):
-            errors.append(FieldError(f"row {line}",
-                                     f"{len(cells)} cells, the header has {len(header)}"))
-            cells = cells[:len(header)]
-        same = before is not None and all(cells[a:b] == before[a:b] for a, b in runs)
-        before = cells
-        # (the non-empty cells only: most of a row's case columns are empty)
-        for j in () if same else compress(range(len(cells)), cells):
-            value = cells[j].strip()
-            if not value or not is_case[j]:
-                continue
-            if not merged[j]:
-                merged[j], first_line[j] = value, line
-            elif value != merged[j]:
-                errors.append(FieldError(
-                    f"row {line}, column {header[j].strip()!r}",
-                    f"{value!r} differs from {merged[j]!r} on row {first_line[j]}: the rows "
-                    "of one case must agree on its case columns"))
-        result = {name: cells[j].strip() for name, j in at.items() if j < len(cells)}
-        if not result.get("analyte") and not result.get("value"):
-            continue
-        entry: dict[str, Any] = {"analyte": result.get("analyte", "")}
-        if result.get("value"):
-            entry["value"] = _number_or_text(result["value"])
-        for name in ("unit", "specimen", "collected"):
-            if result.get(name):
-                entry[name] = result[name]
-        if result.get("day"):
-            entry["day"] = _number_or_text(result["day"])
+    for line, analyte, value, unit, specimen, collected, day in results:
+        entry: dict[str, Any] = {"analyte": analyte}
+        if value:
+            entry["value"] = _number_or_text(value)
+        for name, cell in (("unit", unit), ("specimen", specimen), ("collected", collected)):
+            if cell:
+                entry[name] = cell
+        if day:
+            entry["day"] = _number_or_text(day)
         labels[f"measurements[{len(measurements)}]"] = f"row {line}"
         measurements.append(entry)
-    case, case_labels, extra = row_to_case([header[j] for j in case_cols],
-                                           [merged[j] for j in case_cols])
+    case, case_labels, extra = row_to_case(lay.case_header, case_cells)
     # (a case column's label: its name and the row it was read from)
-    row_of = {header[j]: first_line[j] for j in case_cols if j in first_line}
+    row_of = {header[j]: first_line[j] for j in lay.case_cols if j in first_line}
     labels |= {path: f"{name} (row {row_of[name]})" if name in row_of else name
                for path, name in case_labels.items()}
     if measurements:
         case["measurements"] = measurements
     return case, labels, errors + extra
+
+
+def long_parts(header: Sequence[str], rows: Sequence[tuple[int, Sequence[str] | str]]
+               ) -> RowParts | None:
+    """One case's rows as the batch's plain reader reads them
+    (:class:`~neb_bayes.batch.csv_cases.RowParts`, with each result's ``has_day``), the same
+    parts :func:`rows_to_case` gives, or None wherever it would report a problem or leave a
+    field out (a result without an analyte, value or unit, a day that is not a number)."""
+    got = _read_rows(header, rows, strict=True)
+    if got is None:
+        return None
+    case_cells, _, results, _ = got
+    forms, values, days, has_days = [], [], [], []
+    for _, analyte, value, unit, specimen, collected, day in results:
+        if not (analyte and value and unit):
+            return None
+        d = _number_or_text(day) if day else 0.0
+        if type(d) is str:
+            return None
+        forms.append((analyte, specimen or None, unit, collected or None))
+        values.append(_number_or_text(value))
+        days.append(d)
+        has_days.append(bool(day))
+    parts = row_parts(_layout(header).case_header, case_cells)
+    if parts is None:
+        return None
+    return parts._replace(forms=forms, values=values, days=days, has_days=has_days)
 
 
 def _runs(positions: list[int]) -> list[tuple[int, int]]:

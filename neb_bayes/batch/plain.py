@@ -357,10 +357,22 @@ class PlainReader:
         evidence as :func:`~neb_bayes.batch.csv_cases.row_to_case` and :meth:`add` give.
         A row not taken (``False``) is left for them.
         """
-        parts = [row_parts(header, cells) for header, cells in rows]
+        return self._add_parts([row_parts(header, cells) for header, cells in rows])
+
+    def add_long(self, items: list[tuple]) -> np.ndarray:
+        """Read many cases of a long CSV at once (each ``(header, rows)``, as a batch item
+        holds it, :func:`~neb_bayes.batch.long_csv.long_parts`), as :meth:`add_rows` reads
+        wide rows; returns which were read."""
+        from neb_bayes.batch.long_csv import long_parts
+
+        return self._add_parts([long_parts(header, rows) for header, rows in items])
+
+    def _add_parts(self, parts: list) -> np.ndarray:
+        """The CSV readers' cases (:class:`~neb_bayes.batch.csv_cases.RowParts`, None: not
+        plain) as columns, read by :meth:`_add_columns`."""
         forms: dict[tuple, int] = {}
         names: dict[str, int] = {}
-        form, value, day, texts, first = [], [], [], {}, [0]
+        form, value, day, has_day, texts, first = [], [], [], [], {}, [0]
         sym_state, sym_name, sym_first = [], [], [0]
         states = {state: i for i, state in enumerate(SYMPTOM_STATES)}
         for p in parts:
@@ -373,6 +385,7 @@ class PlainReader:
                     else:
                         value.append(cell)
                     day.append(d)
+                has_day.extend(p.has_days or [False] * len(p.forms))
                 for state, name in p.symptoms:
                     sym_state.append(states[state])
                     sym_name.append(names.setdefault(name, len(names)))
@@ -385,7 +398,7 @@ class PlainReader:
             first=np.array(first, np.int64), form=np.array(form, np.int64),
             form_keys=list(forms), value=np.array(value, float), text_value=text_value,
             value_text=texts.__getitem__, day=np.array(day, float),
-            has_day=np.zeros(len(day), bool),     # (a CSV cell's time has no date)
+            has_day=np.array(has_day, bool),
             sym_first=np.array(sym_first, np.int64), sym_state=np.array(sym_state, np.int64),
             sym_name=np.array(sym_name, np.int64), names=list(names),
             case_id=lambda c: parts[c].case_id, person=lambda c: self._person(parts[c].patient)))

@@ -241,9 +241,11 @@ def _process_chunk(task: ChunkTask) -> ChunkResult:
     at_once = np.zeros(len(task.items), bool)
     if plain is not None:
         # JSON lines read straight from their text and CSV rows from their cells, all at
-        # once (plain_json, csv_cases.row_parts); the others are parsed and read one by one
+        # once (plain_json, csv_cases.row_parts, long_csv.long_parts); the others are parsed
+        # and read one by one
         try:
-            for kind, add in (("json", plain.add_texts), ("csv", plain.add_rows)):
+            for kind, add in (("json", plain.add_texts), ("csv", plain.add_rows),
+                              ("csv_long", plain.add_long)):
                 if at := [k for k, item in enumerate(task.items) if item.kind == kind]:
                     at_once[at] = add([task.items[k].data for k in at])
                     # (in the order the reader kept them)

@@ -122,3 +122,30 @@ def test_the_batch_and_the_fits_cohort_reader_take_a_long_csv(tmp_path: Path, si
     assert res.exit_code == 0 and "0 processed" in res.output, res.output
     cohort = read_cohort([path])
     assert [c.id for c in cohort.cases] == [c.id for c in cases]
+
+
+def test_the_plain_reader_takes_plain_cases_at_once_as_the_full_reader_reads_them(
+        tmp_path: Path, sim_cases, model, monkeypatch) -> None:
+    """A chunk's long-CSV cases are read at once (``PlainReader.add_long``: no case-file
+    mapping, no object per result) where every part is plain, the same probabilities bit for
+    bit as one by one; a case whose rows disagree, or a result without a unit or with a day
+    that is no number, is left to the full reader (its error)."""
+    from neb_bayes.batch.plain import PlainReader
+
+    path = tmp_path / "l.csv"
+    write_long_csv(sim_cases[:60], path)
+    items = list(iter_items([path]))
+    assert PlainReader(model).add_long([i.data for i in items]).all()
+    bad = tmp_path / "b.csv"
+    bad.write_text("id,age,analyte,value,unit,day\n"
+                   "a,45,TSH,2,mIU/L,\na,46,FT4,14,pmol/L,\n"
+                   "b,45,TSH,2,,\n"
+                   "c,45,TSH,2,mIU/L,soon\n"
+                   "d,45,TSH,2,mIU/L,3\n", encoding="utf-8")
+    taken = PlainReader(model).add_long([i.data for i in iter_items([bad])])
+    assert taken.tolist() == [False, False, False, True]
+    fast, _ = _probabilities(model, path)
+    monkeypatch.setattr(PlainReader, "add_long",
+                        lambda self, items: np.zeros(len(items), bool))
+    slow, _ = _probabilities(model, path)
+    np.testing.assert_array_equal(fast, slow)
