@@ -197,13 +197,18 @@ def plan_header(header: tuple[str, ...]) -> CsvPlan:
 
 #: the last header read and its plan: the rows of a file share one header object, whose
 #: thousands of names :func:`plan_header`'s cache would otherwise hash on every row
-_LAST_PLAN: list = [None, None]
+#: (replaced as one tuple: threads reading other files never see a header with another's)
+_LAST_PLAN: tuple = (None, None)
 
 
 def _plan_of(header: Sequence[str]) -> CsvPlan:
-    if header is not _LAST_PLAN[0]:
-        _LAST_PLAN[:] = [header, plan_header(tuple(header))]
-    return _LAST_PLAN[1]
+    global _LAST_PLAN
+    last = _LAST_PLAN
+    if last[0] is header:
+        return last[1]
+    plan = plan_header(tuple(header))
+    _LAST_PLAN = (header, plan)
+    return plan
 
 
 def _number_or_text(cell: str) -> float | str:

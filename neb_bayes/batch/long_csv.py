@@ -67,19 +67,23 @@ class _Layout:
     case_header: tuple[str, ...]
 
 
-#: the last header read and its layout (the items of a file share one header object)
-_LAST: list = [None, None]
+#: the last header read and its layout (the items of a file share one header object),
+#: replaced as one tuple: threads reading other files never see a header with another's
+_LAST: tuple = (None, None)
 
 
 def _layout(header: Sequence[str]) -> _Layout:
-    if header is not _LAST[0]:
-        names = [name.strip().lower() for name in header]
-        case_cols = [j for j, name in enumerate(names) if name not in RESULT_COLUMNS]
-        _LAST[:] = [header, _Layout(
-            {name: names.index(name) for name in RESULT_COLUMNS if name in names}, case_cols,
-            [name not in RESULT_COLUMNS for name in names], _runs(case_cols),
-            tuple(header[j] for j in case_cols))]
-    return _LAST[1]
+    global _LAST
+    last = _LAST
+    if last[0] is header:
+        return last[1]
+    names = [name.strip().lower() for name in header]
+    case_cols = [j for j, name in enumerate(names) if name not in RESULT_COLUMNS]
+    layout = _Layout({name: names.index(name) for name in RESULT_COLUMNS if name in names},
+                     case_cols, [name not in RESULT_COLUMNS for name in names],
+                     _runs(case_cols), tuple(header[j] for j in case_cols))
+    _LAST = (header, layout)
+    return layout
 
 
 def _read_rows(header: Sequence[str], rows: Sequence[tuple[int, Sequence[str] | str]],
