@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any, NamedTuple
@@ -53,8 +53,8 @@ import numpy as np
 
 from neb_bayes.case.model import FieldError
 
-__all__ = ["ColumnSpec", "CsvPlan", "RowParts", "SparseRow", "column_label", "plan_header",
-           "row_parts", "row_to_case", "sparse_row"]
+__all__ = ["ColumnSpec", "CsvPlan", "RowParts", "SparseRow", "column_label", "last_header",
+           "plan_header", "row_parts", "row_to_case", "sparse_row"]
 
 PATIENT_NUMBERS = ("age", "gestational_week", "bmi")
 PATIENT_TEXT = ("sex", "menopausal_status", "menstrual_phase")
@@ -195,20 +195,26 @@ def plan_header(header: tuple[str, ...]) -> CsvPlan:
     return CsvPlan(tuple(_column(n) for n in header), tuple(errors))
 
 
-#: the last header read and its plan: the rows of a file share one header object, whose
-#: thousands of names :func:`plan_header`'s cache would otherwise hash on every row
-#: (replaced as one tuple: threads reading other files never see a header with another's)
-_LAST_PLAN: tuple = (None, None)
+def last_header(build: Callable[[Sequence[str]], Any]) -> Callable[[Sequence[str]], Any]:
+    """``build(header)``, kept for the last header object met: the rows of a file share one
+    header object, whose thousands of names a cache keyed by value would hash on every row.
+    The header and its value are replaced as one tuple, so threads reading other files never
+    see a header with another's value."""
+    last: list[tuple] = [(None, None)]
+
+    def of(header: Sequence[str]) -> Any:
+        seen, value = last[0]
+        if seen is header:
+            return value
+        value = build(header)
+        last[0] = (header, value)
+        return value
+
+    return of
 
 
-def _plan_of(header: Sequence[str]) -> CsvPlan:
-    global _LAST_PLAN
-    last = _LAST_PLAN
-    if last[0] is header:
-        return last[1]
-    plan = plan_header(tuple(header))
-    _LAST_PLAN = (header, plan)
-    return plan
+#: a header's :class:`CsvPlan`, for the last header object met
+_plan_of = last_header(lambda header: plan_header(tuple(header)))
 
 
 def _number_or_text(cell: str) -> float | str:

@@ -34,7 +34,13 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
-from neb_bayes.batch.csv_cases import RowParts, _number_or_text, row_parts, row_to_case
+from neb_bayes.batch.csv_cases import (
+    RowParts,
+    _number_or_text,
+    last_header,
+    row_parts,
+    row_to_case,
+)
 from neb_bayes.case.model import FieldError
 
 __all__ = ["RESULT_COLUMNS", "id_column", "is_long", "long_parts", "rows_to_case"]
@@ -67,23 +73,15 @@ class _Layout:
     case_header: tuple[str, ...]
 
 
-#: the last header read and its layout (the items of a file share one header object),
-#: replaced as one tuple: threads reading other files never see a header with another's
-_LAST: tuple = (None, None)
-
-
+@last_header
 def _layout(header: Sequence[str]) -> _Layout:
-    global _LAST
-    last = _LAST
-    if last[0] is header:
-        return last[1]
+    """A long header's :class:`_Layout` (kept for the last header object met: the items of
+    a file share one)."""
     names = [name.strip().lower() for name in header]
     case_cols = [j for j, name in enumerate(names) if name not in RESULT_COLUMNS]
-    layout = _Layout({name: names.index(name) for name in RESULT_COLUMNS if name in names},
-                     case_cols, [name not in RESULT_COLUMNS for name in names],
-                     _runs(case_cols), tuple(header[j] for j in case_cols))
-    _LAST = (header, layout)
-    return layout
+    return _Layout({name: names.index(name) for name in RESULT_COLUMNS if name in names},
+                   case_cols, [name not in RESULT_COLUMNS for name in names],
+                   _runs(case_cols), tuple(header[j] for j in case_cols))
 
 
 def _read_rows(header: Sequence[str], rows: Sequence[tuple[int, Sequence[str] | str]],
