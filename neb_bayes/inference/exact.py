@@ -1011,7 +1011,7 @@ def gaussian_block_loglik(
             ccc = ccc - np.matmul(gain, np.swapaxes(cco, -1, -2))
         sign = censor[cen].astype(float)  # -1 below limit, +1 above
         lim = y[cen]
-        log_mass = _censored_log_mass(mu, ccc, sign, lim)
+        log_mass = censored_log_mass(mu, ccc, sign, lim)
         out = out + log_mass
         if loo:
             return out, _censored_loo(obs, cond if obs.any() else [], log_mass,
@@ -1020,7 +1020,7 @@ def gaussian_block_loglik(
     return out
 
 
-def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
+def censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
                        lim: np.ndarray, factor: bool = True) -> np.ndarray:
     """log P(every censored result beyond its limit) over the grid: ``mu`` ``grid + (c,)`` and
     ``ccc`` (broadcastable to ``grid + (c, c)``) their conditional mean and covariance,
@@ -1041,7 +1041,7 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
         if len(groups) > 1:
             # uncorrelated at every grid point (e.g. two analytes on separate latents, each
             # measured twice): the mass is the product of the groups' masses
-            return sum(_censored_log_mass(mu[..., g], ccc[..., g, :][..., :, g], sign[g],
+            return sum(censored_log_mass(mu[..., g], ccc[..., g, :][..., :, g], sign[g],
                                           lim[g]) for g in groups)
     d = -sign
     if c >= 3 and factor:
@@ -1062,7 +1062,7 @@ def _censored_log_mass(mu: np.ndarray, ccc: np.ndarray, sign: np.ndarray,
                 out[at] = np.log(np.maximum(p, 1e-300))
             rest = np.flatnonzero(lab < 0)
             if rest.size:
-                out[rest] = _censored_log_mass(mu_f[rest], ccc.reshape((-1, c, c))[row[rest]],
+                out[rest] = censored_log_mass(mu_f[rest], ccc.reshape((-1, c, c))[row[rest]],
                                                sign, lim, factor=False)
             return out.reshape(grid)
     if c == 1:
@@ -1378,7 +1378,7 @@ def _censored_loo(obs, cond_obs, log_mass, parts, mu, ccc, sign, lim) -> list:
     cen_at = np.flatnonzero(~obs)
     for c, pos in enumerate(cen_at):
         keep = np.delete(np.arange(cen_at.size), c)
-        rest = (_censored_log_mass(mu[..., keep], ccc[..., keep, :][..., :, keep], sign[keep],
+        rest = (censored_log_mass(mu[..., keep], ccc[..., keep, :][..., :, keep], sign[keep],
                                    lim[keep]) if keep.size else 0.0)
         out[pos] = log_mass - rest
     if parts is None:
@@ -1398,7 +1398,7 @@ def _censored_loo(obs, cond_obs, log_mass, parts, mu, ccc, sign, lim) -> list:
     if mus:
         # every observed result's leave-one-out mass in one call, stacked in front of the
         # grid (one pass of the CDF rules' setup instead of one per result)
-        rest = _censored_log_mass(np.stack(np.broadcast_arrays(*mus)),
+        rest = censored_log_mass(np.stack(np.broadcast_arrays(*mus)),
                                   np.stack(np.broadcast_arrays(*cccs)), sign, lim)
         for j, pos in enumerate(np.flatnonzero(obs)):
             out[pos] = (log_mass - rest[j]) + cond_obs[j]

@@ -1,11 +1,12 @@
 """Posterior of the continuous latent axis quantities (gland output, central drive, ...).
 
 Given the discrete states, a latent's posterior is Gaussian (observed results) updated by the
-exact truncated-normal moments of each censored result in turn (exact for one censored result
-per axis, assumed-density for several).  Over states (and over which result, if any, is the
-axis' gross error: that result is then left out) it is a mixture, weighted by the exact
-posterior; its mean and equal-tailed interval are reported on the display scale
-(fold change from a healthy person's typical level).
+censored results' exact moments, all of an axis' together: the first two moments of the
+multivariate normal truncated to their region (:mod:`~neb_bayes.inference.truncated_normal`),
+so the latents' mean and covariance are exact, their shape a Gaussian's.  Over states (and
+over which result, if any, is the axis' gross error: that result is then left out) it is a
+mixture, weighted by the exact posterior; its mean and equal-tailed interval are reported on
+the display scale (fold change from a healthy person's typical level).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from neb_bayes.evidence import Block, Evidence
 from neb_bayes.inference.exact import ExactPosterior, block_moments, gross_mixture
+from neb_bayes.inference.truncated_normal import truncated_moments
 from neb_bayes.model.compiled import CompiledModel
 
 
@@ -33,23 +35,17 @@ def ndtr(x) -> np.ndarray:
 MIN_COMPONENT_WEIGHT = 1e-9
 
 
-def _truncated_update(mean, cov, mu_w, var_w, cov_zw, lim, sign):
-    """Moments of z after learning w < lim (sign -1) or w > lim (sign +1)."""
-    sd = np.sqrt(var_w)
-    alpha = (lim - mu_w) / sd
-    phi = np.exp(-0.5 * alpha**2) / np.sqrt(2 * np.pi)
-    if sign < 0:
-        lam = phi / np.maximum(ndtr(alpha), 1e-300)
-        e_w = mu_w - sd * lam
-        v_w = var_w * (1 - alpha * lam - lam**2)
-    else:
-        lam = phi / np.maximum(ndtr(-alpha), 1e-300)
-        e_w = mu_w + sd * lam
-        v_w = var_w * (1 + alpha * lam - lam**2)
-    b = cov_zw / var_w[..., None]
-    new_mean = mean + b * (e_w - mu_w)[..., None]
-    new_cov = cov - np.einsum("...i,...j->...ij", b, cov_zw) + np.einsum(
-        "...i,...j->...ij", b, b) * v_w[..., None, None]
+def _truncated_update(mean, cov, mu_w, c_ww, cov_zw, lim, sign):
+    """Moments of z after learning that every censored result ``w`` lies beyond its limit
+    (``sign`` -1 below, +1 above), from ``z``'s and ``w``'s joint Gaussian (``mean``, ``cov``;
+    ``mu_w``, ``c_ww``; ``cov_zw (..., K, m)``): ``z`` is linear in ``w`` given the rest, so
+    its moments follow from ``w``'s truncated to the region
+    (:func:`~neb_bayes.inference.truncated_normal.truncated_moments`)."""
+    e_w, v_w = truncated_moments(mu_w, c_ww, sign, lim)
+    b = np.swapaxes(np.linalg.solve(c_ww, np.swapaxes(cov_zw, -1, -2)), -1, -2)   # (..., K, m)
+    new_mean = mean + np.matmul(b, (e_w - mu_w)[..., None])[..., 0]
+    new_cov = (cov - np.matmul(b, np.swapaxes(cov_zw, -1, -2))
+               + np.matmul(np.matmul(b, v_w), np.swapaxes(b, -1, -2)))
     return new_mean, new_cov
 
 
@@ -173,7 +169,7 @@ def _unconditioned(ax, lat_mean, lat_cov, block: Block, grid: tuple[int, ...]):
 def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean, lat_cov,
                  grid: tuple[int, ...], leave_one_out: bool = False):
     """Posterior mean and covariance of the axis' latents given the block's results ``keep``,
-    on the block's dependency grid (censored results by sequential moment matching).
+    on the block's dependency grid (censored results by their exact truncated moments).
 
     With ``leave_one_out`` also a function of ``j`` giving them without result ``j`` (where
     every result is observed, by a rank-one change: with ``P = C^-1`` and the gain ``a =
@@ -209,19 +205,16 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
                 return (means - aj * (pr[..., j] / pjj[..., j])[..., None],
                         covs + aj[..., :, None] * aj[..., None, :]
                         / pjj[..., j][..., None, None])
-    # censored results, one at a time, conditioned on the observed ones
-    for ci in np.flatnonzero(~obs):
-        idx = np.flatnonzero(obs)
-        c_wo = mom.cov[..., ci, :][..., idx]
-        c_ww = np.broadcast_to(mom.cov[..., ci, ci], grid)
-        mu_w = mom.mean[..., ci]
-        czw = cov_zy[..., ci]
-        if idx.size:
-            coo_inv = np.linalg.inv(mom.cov[..., idx, :][..., :, idx])
-            g = np.matmul(c_wo[..., None, :], coo_inv)[..., 0, :]
-            mu_w = mu_w + np.sum(g * (y[idx] - mom.mean[..., idx]), -1)
-            c_ww = c_ww - np.sum(g * c_wo, -1)
-            czw = czw - np.matmul(cov_zy[..., idx], g[..., None])[..., 0]
-        means, covs = _truncated_update(
-            means, covs, mu_w, c_ww, czw, y[ci], int(censor[ci]))
+    # the censored results together, given the observed ones
+    cen = np.flatnonzero(~obs)
+    if cen.size:
+        mu_w = mom.mean[..., cen]
+        c_ww = np.broadcast_to(mom.cov[..., cen, :][..., :, cen], grid + (cen.size, cen.size))
+        czw = cov_zy[..., cen]
+        if obs.any():
+            g = np.matmul(mom.cov[..., cen, :][..., :, obs], prec)            # (..., m, no)
+            mu_w = mu_w + np.matmul(g, r[..., None])[..., 0]
+            c_ww = c_ww - np.matmul(g, mom.cov[..., obs, :][..., :, cen])
+            czw = czw - np.matmul(cov_zy[..., obs], np.swapaxes(g, -1, -2))
+        means, covs = _truncated_update(means, covs, mu_w, c_ww, czw, y[cen], censor[cen])
     return (means, covs, loo) if leave_one_out else (means, covs)

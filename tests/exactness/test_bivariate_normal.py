@@ -15,7 +15,7 @@ from scipy import integrate, special
 from neb_bayes import accel
 from neb_bayes.inference.bivariate_kernels import log_bvn, log_bvn_grad
 from neb_bayes.inference.bivariate_normal import TAIL, _log_bvn, log_bivariate_normal_cdf
-from neb_bayes.inference.exact import _censored_log_mass, bivariate_normal_cdf
+from neb_bayes.inference.exact import bivariate_normal_cdf, censored_log_mass
 
 
 def _reference(h: float, k: float, rho: float) -> float:
@@ -154,7 +154,7 @@ def test_the_exact_engines_pair_mass_is_the_integral_at_a_ruled_out_state():
     mu = np.array([[2.0, 0.4], [-1.0, -2.0]])                 # two grid points
     cov = np.array([[0.16, 0.05], [0.05, 0.09]])
     lim = np.array([-2.0, -0.8])
-    got = _censored_log_mass(mu, cov, np.array([-1.0, -1.0]), lim)
+    got = censored_log_mass(mu, cov, np.array([-1.0, -1.0]), lim)
     sd = np.sqrt(np.diag(cov))
     rho = cov[0, 1] / (sd[0] * sd[1])
     want = [_reference(*((lim - m) / sd), rho) for m in mu]

@@ -16,8 +16,8 @@ from scipy.stats import multivariate_normal, norm
 
 from neb_bayes.inference import exact
 from neb_bayes.inference.exact import (
-    _censored_log_mass,
     _factor_cover,
+    censored_log_mass,
     factor_normal_cdf,
     quadrivariate_normal_cdf,
     trivariate_normal_cdf,
@@ -195,7 +195,7 @@ def test_censored_mass_mixes_rules_over_a_grid_and_limits_on_either_side():
     mu = rng.normal(size=(5, 4, 4))
     sign = np.array([-1.0, 1.0, -1.0, 1.0])
     lim = rng.normal(size=4)
-    got = _censored_log_mass(mu, covs, sign, lim)
+    got = censored_log_mass(mu, covs, sign, lim)
     d = -sign
     for i in range(5):
         for j in range(4):
@@ -214,7 +214,7 @@ def test_uncorrelated_groups_are_multiplied():
     lim = rng.normal(size=4)
     sign = -np.ones(4)
     assert [list(g) for g in exact._independent_groups(cov)] == [[0, 2], [1, 3]]
-    got = _censored_log_mass(mu, cov, sign, lim)
+    got = censored_log_mass(mu, cov, sign, lim)
     ref = np.log(quadrivariate_normal_cdf(lim, mu, cov))
     np.testing.assert_allclose(got, ref, atol=1e-12)
     # correlated at one grid point only: no split; an undefined (NaN) correlation links too
