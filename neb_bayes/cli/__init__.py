@@ -99,13 +99,7 @@ def report(case: str, fmt: str, out: str | None, priors: str | None, method: str
     parsed = _read(case)
     prior_set = _load_priors(priors)
     log.info("case read: %d measurements", len(parsed.measurements))
-    from neb_bayes.inference.nuts import UnsupportedCase
-
-    try:
-        result = infer(parsed, prior_set, method=method)
-    except UnsupportedCase as exc:
-        click.echo(f"{case}: --method nuts: {exc}; use --method exact", err=True)
-        sys.exit(EXIT_INPUT)
+    result = infer(parsed, prior_set, method=method)
     text = RENDERERS[fmt](result)
     if out:
         out_path = Path(out)

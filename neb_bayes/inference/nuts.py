@@ -7,8 +7,9 @@ weighted by their exact evidence (shared/research/inference-notes.md).  One PyMC
 axis is compiled once and its state-specific inputs swapped with ``pm.set_data``.
 
 The measurement model is the exact engine's: given the latents ``z``, an axis' results are
-Gaussian (censored ones as the probability mass beyond their limit), and at most one of them
-is a gross error (:meth:`CompiledModel.gross_log_density`), so the block's likelihood is
+Gaussian (one censored result as the probability mass beyond its limit; two or more sampled
+within their regions, :func:`_block_loglik`), and at most one of them is a gross error
+(:meth:`CompiledModel.gross_log_density`), so the block's likelihood is
 ``(1 - n eps) p(y | z) + eps sum_j q(y_j) p(y_-j | z)`` (a potential, by log-sum-exp).
 The result is an ArviZ/xarray DataTree with the draws and diagnostics of every combination.
 """
@@ -20,10 +21,6 @@ import numpy as np
 from neb_bayes.evidence import Evidence
 from neb_bayes.inference.exact import ExactPosterior, block_moments
 from neb_bayes.model.compiled import CompiledModel
-
-
-class UnsupportedCase(ValueError):
-    """A case per-case NUTS cannot sample (the exact engine can: ``--method exact``)."""
 
 
 def _combos(post: ExactPosterior, deps: tuple[int, ...], nd: int, mass: float, max_states: int):
@@ -60,11 +57,6 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
         mom = block_moments(model, block, latent=(lat_mean, lat_cov))
         n, K = block.n, len(ax.latents)
         L = mom.loadings
-        if np.count_nonzero(block.censor) > 1:
-            raise UnsupportedCase(f"per-case NUTS supports one censored result per axis; "
-                                  f"this case has {np.count_nonzero(block.censor)} on the "
-                                  f"{ax.name} axis")
-        rate = model.gross_error_rate   # of gross errors, per result
         log_q = model.gross_log_density(block.channel, block.y, block.censor, block.sex)
         # noise covariance given the latents: total covariance minus the latent part
         combos, weights = _combos(post, block.deps, nd, mass, max_states)
@@ -76,14 +68,7 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
             eps = pm.Normal("eps", 0.0, 1.0, shape=K)
             z = pm.Deterministic("z", mu_z + pt.dot(chol_z, eps))
             loc = mean_y + pt.dot(pt.as_tensor(L), z)
-            every = np.arange(n)
-            loglik = _results_logp(block.y, block.censor, loc, noise, every)
-            if rate > 0:
-                loglik = pt.logsumexp(pt.stack(
-                    [loglik + np.log1p(-n * rate)]
-                    + [_results_logp(block.y, block.censor, loc, noise, np.delete(every, j))
-                       + (np.log(rate) + log_q[j])
-                       for j in range(n)]))
+            loglik = _block_loglik(block, loc, noise, model.gross_error_rate, log_q)
             pm.Potential("results", loglik)
         for k, (combo, wgt) in enumerate(zip(combos, weights, strict=True)):
             own = combo[block.deps.index(block.axis)]
@@ -117,10 +102,44 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
     return tree
 
 
-def _results_logp(y: np.ndarray, censor: np.ndarray, loc, noise, keep: np.ndarray):
+def _block_loglik(block, loc, noise, rate: float, log_q: np.ndarray):
+    """The block's log-likelihood given the latents as graph, with at most one gross error:
+    ``log((1 - n eps) p(y | z) + eps sum_j q(y_j) p(y_-j | z))``, each term by
+    :func:`_results_logp`.  With two or more censored results, one uniform variable per
+    censored result (``censored_u``) carries their mass (see there)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    n = block.n
+    every = np.arange(n)
+    u = None
+    cen = np.flatnonzero(block.censor)
+    if cen.size > 1:
+        draws = pm.Uniform("censored_u", 0.0, 1.0, shape=cen.size)
+        u = {int(c): draws[i] for i, c in enumerate(cen)}   # by the result's index
+    loglik = _results_logp(block.y, block.censor, loc, noise, every, u)
+    if rate <= 0:
+        return loglik
+    return pt.logsumexp(pt.stack(
+        [loglik + np.log1p(-n * rate)]
+        + [_results_logp(block.y, block.censor, loc, noise, np.delete(every, j), u)
+           + (np.log(rate) + log_q[j]) for j in range(n)]))
+
+
+def _results_logp(y: np.ndarray, censor: np.ndarray, loc, noise, keep: np.ndarray,
+                  u: dict | None = None):
     """log p(y_keep | z) as graph: the observed results' Gaussian around ``loc`` (their mean
-    given the latents) with covariance ``noise``; a censored result (one at most) as the
-    probability mass beyond its limit given the observed ones."""
+    given the latents) with covariance ``noise``, and the censored results' probability mass
+    beyond their limits given the observed ones.
+
+    One censored result: its normal CDF.  Several: the GHK representation of their mass
+    (Geweke, Hajivassiliou, Keane): with ``R`` the Cholesky factor of their covariance given
+    the observed results, ``w = mu + R e``, each ``e_i`` in turn is the normal truncated to
+    where its result lies beyond its limit given ``e_1..e_(i-1)``, drawn from ``u_i`` by the
+    inverse CDF, and the mass is the product of each step's normal CDF, integrated over the
+    ``u`` uniform: sampled with the latents, the ``u`` make the latents' marginal exact,
+    whatever the number of censored results, on a geometry NUTS handles (each ``u`` uniform
+    given the rest, no ridge between an imputed value and the latents)."""
     import pymc as pm
     import pytensor.tensor as pt
     from pymc.distributions.dist_math import normal_lcdf
@@ -129,15 +148,28 @@ def _results_logp(y: np.ndarray, censor: np.ndarray, loc, noise, keep: np.ndarra
     out = pt.zeros(())
     if obs.size:
         out = pm.logp(pm.MvNormal.dist(mu=loc[obs], cov=noise[obs][:, obs]), y[obs])
-    if cen.size:
-        c = int(cen[0])
-        mu_c, var_c = loc[c], noise[c, c]
-        if obs.size:
-            gain = pt.dot(noise[c, obs], pt.linalg.inv(noise[obs][:, obs]))
-            mu_c = mu_c + pt.dot(gain, y[obs] - loc[obs])
-            var_c = var_c - pt.dot(gain, noise[obs, c])
-        t = -float(censor[c]) * (y[c] - mu_c) / pt.sqrt(var_c)
-        out = out + normal_lcdf(0.0, 1.0, t)
+    if not cen.size:
+        return out
+    mu_c, cov_c = loc[cen], noise[cen][:, cen]
+    if obs.size:
+        gain = pt.dot(noise[cen][:, obs], pt.linalg.inv(noise[obs][:, obs]))
+        mu_c = mu_c + pt.dot(gain, y[obs] - loc[obs])
+        cov_c = cov_c - pt.dot(gain, noise[obs][:, cen])
+    if cen.size == 1:
+        t = -float(censor[cen[0]]) * (y[cen[0]] - mu_c[0]) / pt.sqrt(cov_c[0, 0])
+        return out + normal_lcdf(0.0, 1.0, t)
+    chol = pt.linalg.cholesky(cov_c)
+    e = []
+    for i, c in enumerate(cen):
+        sign = -float(censor[c])    # +1 below the limit, -1 above
+        shift = mu_c[i] + sum((chol[i, k] * e[k] for k in range(i)), pt.zeros(()))
+        bound = sign * (y[c] - shift) / chol[i, i]
+        log_mass = normal_lcdf(0.0, 1.0, bound)
+        out = out + log_mass
+        if i + 1 < cen.size:
+            # e_i = sign * Phi^-1(u_i Phi(bound)), Phi^-1(p) = -sqrt(2) erfcinv(2 p)
+            p = pt.exp(pt.log(u[int(c)]) + log_mass)
+            e.append(-sign * np.sqrt(2.0) * pt.erfcinv(2.0 * p))
     return out
 
 

@@ -35,7 +35,14 @@ CASES = {
     "borderline-tsh-ft4": (Measurement(0, "tsh", "serum", 4.8), Measurement(1, "ft4", "serum", 12.0)),
     "censored-tsh": (Measurement(0, "tsh", "serum", 0.05, censor="left"),
                      Measurement(1, "ft4", "serum", 19.0)),
+    # two censored results on the axis: their mass by the GHK variables (before: refused)
+    "tsh-suppressed-twice": (Measurement(0, "tsh", "serum", 0.01, censor="left", day=0),
+                             Measurement(1, "ft4", "serum", 24.0, day=0),
+                             Measurement(2, "tsh", "serum", 0.01, censor="left", day=42),
+                             Measurement(3, "ft4", "serum", 23.0, day=42)),
 }
+#: draws and tuning steps per chain, and the most state combinations sampled
+SETTINGS = {"tsh-suppressed-twice": (300, 300, 2)}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -44,7 +51,8 @@ def test_nuts_latents_match_exact(name):
     case = Case(id=name, patient=Patient(sex="F", age=45), measurements=CASES[name])
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=False)
-    tree = infer_nuts(model, ev, post, draws=400, tune=400, chains=2, max_states=6)
+    draws, tune, max_states = SETTINGS.get(name, (400, 400, 6))
+    tree = infer_nuts(model, ev, post, draws=draws, tune=tune, chains=2, max_states=max_states)
     block = ev.blocks[0]
     mom = block_moments(model, block, latent=ev.latent_params(model, block.axis))
     lat_mean, lat_cov = ev.latent_params(model, block.axis)
@@ -73,3 +81,43 @@ def test_nuts_latents_match_exact(name):
         span = float(np.ptp(lat_mean[:, k])) + 4 * float(np.sqrt(lat_cov[:, k, k].max()))
         bound = 5 * row["mcse"] + (1 - row["mass_sampled"]) * span + 1e-3
         assert abs(row["log_mean"] - exact_rows[row["latent"]]) < max(bound, 0.05), row
+
+
+@pytest.mark.parametrize("signs", [(-1, -1), (-1, 1), (1, -1, -1), (-1, -1, -1)])
+def test_ghk_variables_integrate_to_the_censored_results_mass(signs):
+    """With several censored results the block's graph carries their mass through uniform
+    variables (GHK): integrated over them, it is the exact mass of the censored results'
+    region given the observed ones (the exact engine's ``censored_log_mass``), here with
+    strongly correlated results and an observed one."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from neb_bayes.inference.exact import censored_log_mass
+    from neb_bayes.inference.nuts import _results_logp
+
+    m = len(signs)
+    rng = np.random.default_rng(m + signs[1])
+    a = rng.normal(size=(m + 1, m + 1))
+    noise = a @ a.T + 0.1 * np.eye(m + 1) + 2.0     # correlations ~0.6-0.9
+    loc = rng.normal(size=m + 1)
+    censor = np.array([*signs, 0])
+    y = loc + rng.normal(size=m + 1) * np.sqrt(np.diag(noise))
+    us = [pt.dscalar(f"u{i}") for i in range(m)]
+    graph = _results_logp(y, censor, pt.as_tensor(loc), pt.as_tensor(noise), np.arange(m + 1),
+                          dict(enumerate(us)))
+    f = pytensor.function(us[: m - 1], graph, on_unused_input="ignore")
+    # Gauss-Legendre over the unit cube of the first m - 1 variables
+    x, w = np.polynomial.legendre.leggauss(400 if m == 2 else 60)
+    x, w = (x + 1) / 2, w / 2
+    total = 0.0
+    for idx in np.ndindex(*(x.size,) * (m - 1)):
+        total += np.prod(w[list(idx)]) * np.exp(f(*x[list(idx)]))
+    # the exact value: the observed result's density times the censored ones' mass given it
+    obs, cen = [m], list(range(m))
+    gain = noise[np.ix_(cen, obs)] / noise[m, m]
+    mu_c = loc[cen] + gain[:, 0] * (y[m] - loc[m])
+    cov_c = noise[np.ix_(cen, cen)] - gain @ noise[np.ix_(obs, cen)]
+    log_obs = -0.5 * (np.log(2 * np.pi * noise[m, m]) + (y[m] - loc[m]) ** 2 / noise[m, m])
+    want = log_obs + float(censored_log_mass(mu_c[None], cov_c[None], censor[:m].astype(float),
+                                             y[:m])[0])
+    assert abs(np.log(total) - want) < 2e-5
