@@ -66,6 +66,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     from neb_bayes.inference.pymc_model import (
         cohort_loglik,
         prepare_cohort,
+        shared_pack,
         symptom_tables,
     )
 
@@ -114,7 +115,8 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
             cl, ll = pt_.cause_logit[0], pt_.leak_logit[0]
         theta["symptom_logits"] = (cl, ll)
         theta["symptom_tables"] = symptom_tables(model, cl, ll)
-        total = sum(ll for _, ll in cohort_loglik(theta, data, table_dtype, totals=True))
+        with shared_pack():     # the cohort's arrays in a few shared variables
+            total = sum(ll for _, ll in cohort_loglik(theta, data, table_dtype, totals=True))
         pm.Potential("cohort_loglik", total)
     return pmodel
 

@@ -35,6 +35,8 @@ for labels a person cannot have.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -866,10 +868,14 @@ def _prior_only_loglik(theta: dict, items: list[_PriorOnly], table_dtype: str = 
     del C
     # the tables enter as shared variables (inputs of the compiled function, not constants
     # in its code): the graph does not depend on the cohort, so numba's cache serves the next
-    # fit of the same structure
-    logv, sum_logv, _ = PatternLogLik()(joint, *(_shared(x) for x in layout))
-    sum_logv = sum_logv[0]
+    # fit of the same structure (the tables themselves, most of a fit's memory, a shared
+    # variable of their own, not copied into a pack's buffer)
+    data, groups, maps = layout
     del layout
+    logv, sum_logv, _ = PatternLogLik()(joint, _shared(data, pack=False), _shared(groups),
+                                        _shared(maps))
+    del data
+    sum_logv = sum_logv[0]
     counts = np.bincount(inverse, minlength=n_pat).astype(float)
     if total:
         return sum_logv + pt.dot(_shared(counts), shift) + _shared(offset.sum())
@@ -1053,13 +1059,85 @@ def _make_pattern_op():
     return _PatternLogLik
 
 
-def _shared(x):
+#: the :class:`SharedPack` that :func:`_shared` adds cohort arrays to while a fit's graph is
+#: built (:func:`shared_pack`), or None
+_PACK: contextvars.ContextVar = contextvars.ContextVar("neb_bayes_shared_pack", default=None)
+
+
+class SharedPack:
+    """A fit graph's cohort arrays in one shared variable per dtype, and a shared table of
+    each array's place and shape.
+
+    nutpie's compiled log-density unpacks every shared variable of the graph in its own step
+    of one compiled loop, and compiling that grew steeply with their number: 51 shared
+    variables of a prevalence fit took ~45 s of numba's time in every fit (the graph itself
+    ~11 s, then from pytensor's disk cache).  Packed, a graph has a few.  Each array is a
+    slice of its buffer reshaped to its shape, both read from the table, so the graph
+    still does not depend on the cohort's sizes (its size-1 dimensions, which broadcast,
+    are constants, as :func:`_shared` gives them).  The buffers are filled when the graph is
+    complete (:meth:`finish`)."""
+
+    def __init__(self) -> None:
+        import pytensor
+
+        self._shared = pytensor.shared
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.sizes: dict[str, int] = {}
+        self.buffers: dict[str, Any] = {}
+        self.layout: list[int] = []
+        self.table = pytensor.shared(np.zeros(0, np.int64), shape=(None,), name="pack_layout")
+
+    def add(self, x: np.ndarray):
+        """The graph's view of ``x``: a slice of its dtype's buffer, reshaped."""
+        x = np.asarray(x)
+        key = x.dtype.str
+        if key not in self.buffers:
+            self.buffers[key] = self._shared(np.zeros(0, x.dtype), shape=(None,),
+                                             name=f"pack_{x.dtype.name}")
+        start = self.sizes.get(key, 0)
+        self.parts.setdefault(key, []).append(x.reshape(-1))
+        self.sizes[key] = start + x.size
+        at = len(self.layout)
+        self.layout += [start, start + x.size, *x.shape]
+        lay = self.table
+        flat = self.buffers[key][lay[at]:lay[at + 1]]
+        if x.ndim == 0:
+            return flat[0]
+        shape = tuple(1 if n == 1 else lay[at + 2 + j] for j, n in enumerate(x.shape))
+        return flat.reshape(shape, ndim=x.ndim)
+
+    def finish(self) -> None:
+        """Fill the buffers and the table (once the graph is built)."""
+        for key, parts in self.parts.items():
+            self.buffers[key].set_value(np.concatenate(parts), borrow=True)
+        self.table.set_value(np.asarray(self.layout, np.int64), borrow=True)
+        self.parts.clear()
+
+
+@contextlib.contextmanager
+def shared_pack():
+    """Within it, :func:`_shared` packs the cohort's arrays (:class:`SharedPack`), and the
+    buffers are filled on leaving it."""
+    pack = SharedPack()
+    token = _PACK.set(pack)
+    try:
+        yield pack
+    finally:
+        _PACK.reset(token)
+    pack.finish()
+
+
+def _shared(x, pack: bool = True):
     """A numpy array as a pytensor shared variable whose type knows only its size-1 dimensions
     (it broadcasts as the array would; other sizes are left out of the type, so the
-    compiled code does not depend on them)."""
+    compiled code does not depend on them); inside :func:`shared_pack` (and with ``pack``)
+    a view of the pack's buffer instead."""
     import pytensor
 
     x = np.asarray(x)
+    current = _PACK.get()
+    if pack and current is not None:
+        return current.add(x)
     return pytensor.shared(x, shape=tuple(1 if d == 1 else None for d in x.shape), borrow=True)
 
 
