@@ -16,6 +16,8 @@ The result is an ArviZ/xarray DataTree with the draws and diagnostics of every c
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from neb_bayes.evidence import Evidence
@@ -37,8 +39,11 @@ def _combos(post: ExactPosterior, deps: tuple[int, ...], nd: int, mass: float, m
 
 def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draws: int = 500,
                tune: int = 500, chains: int = 2, mass: float = 0.999, max_states: int = 6,
-               seed: int = 0):
+               seed: int = 0, sampler: str = "nutpie"):
     """Sample each measured axis' latents given each likely state combination.
+
+    ``sampler``: ``"nutpie"`` (each axis' model compiled once, its data swapped per state
+    combination) or ``"pymc"`` (PyMC's own NUTS).
 
     Returns an :class:`xarray.DataTree`: a node per axis and state combination with groups
     ``posterior`` (latent draws) and ``sample_stats``, and attributes with the exact weight
@@ -48,6 +53,11 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
     import pymc as pm
     import pytensor.tensor as pt
     import xarray as xr
+
+    if sampler not in ("nutpie", "pymc"):
+        raise ValueError(f"sampler must be 'nutpie' or 'pymc', got {sampler!r}")
+    if sampler == "nutpie":
+        import nutpie
 
     nodes: dict[str, xr.Dataset] = {}
     nd = len(model.axes)
@@ -70,19 +80,29 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
             loc = mean_y + pt.dot(pt.as_tensor(L), z)
             loglik = _block_loglik(block, loc, noise, model.gross_error_rate, log_q)
             pm.Potential("results", loglik)
+        compiled = None
         for k, (combo, wgt) in enumerate(zip(combos, weights, strict=True)):
             own = combo[block.deps.index(block.axis)]
             mean_full = mom.mean[combo]
             cov_full = mom.cov[tuple(c if d == block.axis else 0
                                      for d, c in zip(block.deps, combo, strict=True))]
             latent_part = L @ lat_cov[own] @ L.T
-            with m:
-                pm.set_data({"mu_z": lat_mean[own], "chol_z": np.linalg.cholesky(lat_cov[own]),
-                             "mean_y": mean_full - L @ lat_mean[own],
-                             "noise": cov_full - latent_part})
-                idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=1,
-                                  random_seed=seed + k, progressbar=False,
-                                  compute_convergence_checks=False, var_names=["z"])
+            data = {"mu_z": lat_mean[own], "chol_z": np.linalg.cholesky(lat_cov[own]),
+                    "mean_y": mean_full - L @ lat_mean[own], "noise": cov_full - latent_part}
+            if sampler == "nutpie":
+                # compiled once per axis, its data swapped per state combination
+                if compiled is None:
+                    compiled = nutpie.compile_pymc_model(m, backend="numba")
+                idata = nutpie.sample(compiled.with_data(**data), draws=draws, tune=tune,
+                                      chains=chains, cores=min(chains, os.cpu_count() or 1),
+                                      seed=seed + k, progress_bar=False)
+            else:
+                with m:
+                    pm.set_data(data)
+                    idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=1,
+                                      random_seed=seed + k, progressbar=False,
+                                      compute_convergence_checks=False, var_names=["z"],
+                                      nuts_sampler="pymc")
             states = {model.axes[d].name: model.axes[d].states[c]
                       for d, c in zip(block.deps, combo, strict=True)}
             zs = idata.posterior["z"].rename({"z_dim_0": "latent"}).assign_coords(

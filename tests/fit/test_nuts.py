@@ -45,14 +45,22 @@ CASES = {
 SETTINGS = {"tsh-suppressed-twice": (300, 300, 2)}
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nuts_latents_match_exact(name):
+@pytest.mark.parametrize("name,sampler", [(name, "nutpie") for name in CASES]
+                         + [("censored-tsh", "pymc")])
+def test_nuts_latents_match_exact(name, sampler):
+    """nutpie (each axis' model compiled once, its data swapped per state combination; the
+    default) and PyMC's own NUTS."""
+    _check_nuts_against_exact(name, sampler)
+
+
+def _check_nuts_against_exact(name, sampler):
     model = view_for_sex(load_model(), "F")
     case = Case(id=name, patient=Patient(sex="F", age=45), measurements=CASES[name])
     ev = build_evidence(model, case)
     post = infer_exact(model, ev, explain=False)
     draws, tune, max_states = SETTINGS.get(name, (400, 400, 6))
-    tree = infer_nuts(model, ev, post, draws=draws, tune=tune, chains=2, max_states=max_states)
+    tree = infer_nuts(model, ev, post, draws=draws, tune=tune, chains=2, max_states=max_states,
+                      sampler=sampler)
     block = ev.blocks[0]
     mom = block_moments(model, block, latent=ev.latent_params(model, block.axis))
     lat_mean, lat_cov = ev.latent_params(model, block.axis)
