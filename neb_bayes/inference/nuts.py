@@ -4,12 +4,13 @@ For model extensions that leave the closed form.  No chain ever has to jump betw
 diagnostic states: for every state combination of a measured axis that carries posterior
 mass, the latents are sampled with NUTS *given* that combination, and the combinations are
 weighted by their exact evidence (shared/research/inference-notes.md).  One PyMC model per
-axis is compiled once and its state-specific inputs swapped with ``pm.set_data``.
+axis is compiled once (by nutpie; or PyMC's own NUTS) and its state-specific inputs swapped
+per combination (nutpie's ``with_data``, ``pm.set_data``).
 
 The measurement model is the exact engine's: given the latents ``z``, an axis' results are
-Gaussian (one censored result as the probability mass beyond its limit; two or more sampled
-within their regions, :func:`_block_loglik`), and at most one of them is a gross error
-(:meth:`CompiledModel.gross_log_density`), so the block's likelihood is
+Gaussian (one censored result as the probability mass beyond its limit; two or more through
+GHK's uniform variables sampled with the latents, :func:`_results_logp`), and at most one of
+them is a gross error (:meth:`CompiledModel.gross_log_density`), so the block's likelihood is
 ``(1 - n eps) p(y | z) + eps sum_j q(y_j) p(y_-j | z)`` (a potential, by log-sum-exp).
 The result is an ArviZ/xarray DataTree with the draws and diagnostics of every combination.
 """
@@ -119,6 +120,7 @@ def infer_nuts(model: CompiledModel, ev: Evidence, post: ExactPosterior, *, draw
     tree = xr.DataTree.from_dict(nodes, name="neb_bayes_nuts")
     tree.attrs["method"] = ("NUTS on latents conditional on each state combination; "
                             "combinations weighted by exact evidence")
+    tree.attrs["sampler"] = sampler
     return tree
 
 
