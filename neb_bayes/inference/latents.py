@@ -3,15 +3,18 @@
 Given the discrete states, a latent's posterior is Gaussian (observed results) updated by the
 censored results' exact moments, all of an axis' together: the first two moments of the
 multivariate normal truncated to their region (:mod:`~neb_bayes.inference.truncated_normal`),
-so the latents' mean and covariance are exact, their shape a Gaussian's.  Over states (and
-over which result, if any, is the axis' gross error: that result is then left out) it is a
-mixture, weighted by the exact posterior; its mean and equal-tailed interval are reported on
-the display scale (fold change from a healthy person's typical level).
+so the latents' mean and covariance are exact; an interval reads each heavy component's
+exact, skewed distribution given them (a latent below a limit, say), the others as Gaussians
+with their exact moments.  Over states (and over which result, if any, is the axis' gross
+error: that result is then left out) it is a mixture, weighted by the exact posterior; its
+mean and equal-tailed interval are reported on the display scale (fold change from a healthy
+person's typical level).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +36,62 @@ def ndtr(x) -> np.ndarray:
 
 #: gross-error components with less posterior weight than this are left out of the summaries
 MIN_COMPONENT_WEIGHT = 1e-9
+#: components (grid points, gross-error configurations) given censored results whose
+#: weight is at least this share of the whole get their exact, skewed distribution in an
+#: interval (:func:`_truncated_cdf`); lighter ones are Gaussian with their exact moments
+SKEW_MIN_WEIGHT = 1e-3
+
+
+class Truncation(NamedTuple):
+    """The latents' and the censored results' joint Gaussian given the observed results, on
+    the block's grid (``mean (..., K)``, ``cov (..., K, K)``; ``mu_w (..., m)``, ``c_ww (...,
+    m, m)``, their covariance ``czw (..., K, m)``), and the region the censored results lie
+    in (``lim``, ``sign`` ``(m,)``: -1 below the limit, +1 above)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    mu_w: np.ndarray
+    c_ww: np.ndarray
+    czw: np.ndarray
+    lim: np.ndarray
+    sign: np.ndarray
+
+    def flat(self) -> Truncation:
+        """The same with the grid flattened to one dimension of components."""
+        k, m = self.mean.shape[-1], self.lim.size
+        grid = self.mean.shape[:-1]
+        return Truncation(
+            self.mean.reshape(-1, k), np.broadcast_to(self.cov, grid + (k, k)).reshape(-1, k, k),
+            np.broadcast_to(self.mu_w, grid + (m,)).reshape(-1, m),
+            np.broadcast_to(self.c_ww, grid + (m, m)).reshape(-1, m, m),
+            np.broadcast_to(self.czw, grid + (k, m)).reshape(-1, k, m), self.lim, self.sign)
+
+
+def _truncated_cdf(t: Truncation, rows: np.ndarray, k: int):
+    """The CDF of latent ``k`` given the censored results beyond their limits, for the
+    components ``rows`` of a flat :class:`Truncation`: ``P(z_k <= x, w in region) / P(w in
+    region)``, one more dimension of the censored results' mass
+    (:func:`~neb_bayes.inference.exact.censored_log_mass`).  Returns ``x -> (rows, x)``."""
+    from neb_bayes.inference.exact import censored_log_mass
+
+    m = t.lim.size
+    mu_z, mu_w = t.mean[rows, k], t.mu_w[rows]
+    cov = np.empty((rows.size, m + 1, m + 1))
+    cov[:, 0, 0] = t.cov[rows, k, k]
+    cov[:, 0, 1:] = cov[:, 1:, 0] = t.czw[rows, k]
+    cov[:, 1:, 1:] = t.c_ww[rows]
+    log_alpha = censored_log_mass(mu_w, t.c_ww[rows], t.sign, t.lim)
+    sign = np.concatenate([[-1.0], t.sign])
+    lim = np.concatenate([[0.0], t.lim])
+
+    def cdf(x: np.ndarray) -> np.ndarray:
+        mu = np.empty((rows.size, x.size, m + 1))
+        mu[..., 0] = mu_z[:, None] - x[None, :]
+        mu[..., 1:] = mu_w[:, None, :]
+        lm = censored_log_mass(mu, cov[:, None], sign, lim)
+        return np.minimum(np.exp(lm - log_alpha[:, None]), 1.0)
+
+    return cdf
 
 
 def _truncated_update(mean, cov, mu_w, c_ww, cov_zw, lim, sign):
@@ -55,8 +114,10 @@ QUANTILE_GRID = 41
 _UNIT = np.linspace(0.0, 1.0, QUANTILE_GRID)
 
 
-def _mixture_summary(w, m, s, prob):
-    """Mean and equal-tailed interval of a 1-D Gaussian mixture.
+def _mixture_summary(w, m, s, prob, skewed=None):
+    """Mean and equal-tailed interval of a 1-D mixture: Gaussian components, and with
+    ``skewed = (mask, cdf)`` the components ``mask`` by their own CDF instead (``cdf(x)``:
+    ``(mask.sum(), x.size)``; their means ``m`` and spreads ``s`` are their exact moments).
 
     Each quantile is bracketed on a coarse grid over the components' +-6 sd span, then
     interpolated on a fine grid within its bracket (:data:`QUANTILE_GRID` points each)."""
@@ -64,6 +125,12 @@ def _mixture_summary(w, m, s, prob):
     mean = float(np.sum(w * m))
     lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
     keep = w > 1e-9
+    lo, hi = (m[keep] - 6 * s[keep]).min(), (m[keep] + 6 * s[keep]).max()
+    w_sk, cdf_sk = None, None
+    if skewed is not None:
+        mask, cdf_sk = skewed
+        w_sk, m_sk, s_sk = w[mask], m[mask], np.maximum(s[mask], 1e-9)
+        keep = keep & ~mask
     w, m, s = w[keep], m[keep], np.maximum(s[keep], 1e-9)
     # identical components (states of other axes that do not move this latent, gross-error
     # configurations that leave it alone) merged: the same mixture, a fraction of the terms
@@ -73,12 +140,27 @@ def _mixture_summary(w, m, s, prob):
         w = np.bincount(which.reshape(-1), weights=w, minlength=comps.size)
         m, s = comps.real, comps.imag
 
-    def cdf(x):
-        return (w[:, None] * ndtr((x[None, :] - m[:, None]) / s[:, None])).sum(0)
+    def cdf(x, exact=True):
+        out = (w[:, None] * ndtr((x[None, :] - m[:, None]) / s[:, None])).sum(0)
+        if cdf_sk is not None:
+            out = out + (w_sk[:, None] * (cdf_sk(x) if exact else ndtr(
+                (x[None, :] - m_sk[:, None]) / s_sk[:, None]))).sum(0)
+        return out
 
-    lo, hi = (m - 6 * s).min(), (m + 6 * s).max()
     coarse = lo + (hi - lo) * _UNIT
-    at = np.searchsorted(cdf(coarse), [lo_q, hi_q])
+    q = np.array([lo_q, hi_q])
+    if cdf_sk is not None:
+        # the skewed components' CDFs cost more: brackets from their Gaussians (their exact
+        # moments), the exact mixture on a window of cells around each
+        at = np.searchsorted(cdf(coarse, exact=False), q)
+        a = np.clip(at - 3, 0, QUANTILE_GRID - 1)
+        b = np.clip(at + 2, 0, QUANTILE_GRID - 1)
+        fine = coarse[a][:, None] + (coarse[b] - coarse[a])[:, None] * _UNIT[None, :]
+        values = cdf(fine.reshape(-1)).reshape(fine.shape)
+        if np.all((values[:, 0] <= q) & (values[:, -1] >= q)):
+            return (mean, float(np.interp(lo_q, values[0], fine[0])),
+                    float(np.interp(hi_q, values[1], fine[1])))
+    at = np.searchsorted(cdf(coarse), q)
     at = np.minimum(np.maximum(at, 1), QUANTILE_GRID - 1)
     fine = coarse[at - 1][:, None] + (coarse[at] - coarse[at - 1])[:, None] * _UNIT   # (2, n)
     values = cdf(fine.reshape(-1)).reshape(fine.shape)
@@ -105,8 +187,10 @@ def latent_summaries(
             deps = block.deps
             w = post.joint.sum(axis=tuple(j for j in range(nd) if j not in deps))
             every = np.arange(block.n)
-            means, covs, loo = _conditioned(model, block, every, lat_mean, lat_cov, w.shape,
-                                            leave_one_out=True)
+            means, covs, loo, trunc = _conditioned(model, block, every, lat_mean, lat_cov,
+                                                   w.shape, leave_one_out=True,
+                                                   with_truncation=True)
+            parts, resp = [(means, covs, trunc)], [np.ones(w.shape)]
             ratio = post.factors["gross_ratio"].get(ai)
             if ratio is not None:
                 # one mixture component per gross-error configuration (none, or result j),
@@ -114,29 +198,36 @@ def latent_summaries(
                 eps = model.gross_error_rate
                 mix = gross_mixture(ratio, eps)
                 resp = [np.exp(math.log1p(-block.n * eps) - mix)]
-                parts = [(means, covs)]
                 for j in range(block.n):
                     r = np.exp(math.log(eps) + ratio[j] - mix)
                     if float((w * r).sum()) < MIN_COMPONENT_WEIGHT:
                         continue        # cannot move a summary reported to a few digits
                     resp.append(r)
                     if block.n == 1:
-                        parts.append(_unconditioned(ax, lat_mean, lat_cov, block, w.shape))
+                        parts.append((*_unconditioned(ax, lat_mean, lat_cov, block, w.shape),
+                                      None))
                     elif loo is not None:
-                        parts.append(loo(j))
+                        parts.append((*loo(j), None))
                     else:
                         parts.append(_conditioned(model, block, np.delete(every, j), lat_mean,
-                                                  lat_cov, w.shape))
-                w = np.concatenate([(w * r).reshape(-1) for r in resp])
-                means = np.concatenate([m.reshape(-1, len(ax.latents)) for m, _ in parts])
-                covs = np.concatenate([c.reshape(-1, len(ax.latents), len(ax.latents))
-                                       for _, c in parts])
-            w = w.reshape(-1)
-            means = means.reshape(-1, len(ax.latents))
-            covs = covs.reshape(-1, len(ax.latents), len(ax.latents))
+                                                  lat_cov, w.shape, with_truncation=True))
+            k_lat = len(ax.latents)
+            w = np.concatenate([(w * r).reshape(-1) for r in resp])
+            means = np.concatenate([np.broadcast_to(m, r.shape + (k_lat,)).reshape(-1, k_lat)
+                                    for (m, _, _), r in zip(parts, resp, strict=True)])
+            covs = np.concatenate([np.broadcast_to(c, r.shape + (k_lat, k_lat)).reshape(
+                -1, k_lat, k_lat) for (_, c, _), r in zip(parts, resp, strict=True)])
+            # the components given censored results: where and with which truncation
+            starts = np.cumsum([0] + [r.size for r in resp])
+            skew_parts = [(starts[i], t.flat()) for i, (_, _, t) in enumerate(parts)
+                          if t is not None]
         for k, lat in enumerate(ax.latents):
+            w_flat = np.asarray(w).reshape(-1)
+            skewed = None
+            if block is not None and skew_parts:
+                skewed = _skewed_components(w_flat, skew_parts, k)
             mean, lo, hi = _mixture_summary(
-                np.asarray(w).reshape(-1), means[:, k], np.sqrt(np.maximum(covs[:, k, k], 0)), prob)
+                w_flat, means[:, k], np.sqrt(np.maximum(covs[:, k, k], 0)), prob, skewed)
             info = ax.labels.get(lat, {}) or {}
             out.append({
                 "axis": ax.name,
@@ -150,6 +241,38 @@ def latent_summaries(
                 "measured": block is not None,
             })
     return out
+
+
+def _skewed_components(w: np.ndarray, skew_parts, k: int):
+    """The components of latent ``k`` whose exact distribution given censored results goes
+    into its interval: weight at least :data:`SKEW_MIN_WEIGHT` of the whole and a latent the
+    censored results inform.  Parts with the same censored results (a gross error among
+    the observed ones) share one evaluation of their CDFs.  Returns ``(mask, cdf)`` for
+    :func:`_mixture_summary`, or ``None``."""
+    mask = np.zeros(w.size, bool)
+    floor = SKEW_MIN_WEIGHT * w.sum()
+    groups: dict[bytes, list] = {}
+    for start, t in skew_parts:
+        n = t.mean.shape[0]
+        informed = np.any(t.czw[:, k, :] != 0.0, axis=-1)
+        rows = np.flatnonzero((w[start:start + n] >= floor) & informed)
+        if rows.size:
+            groups.setdefault(t.lim.tobytes() + t.sign.tobytes(), []).append((start, t, rows))
+    if not groups:
+        return None
+    order, cdfs = [], []
+    for members in groups.values():
+        t0 = members[0][1]
+        joined = Truncation(*(np.concatenate([getattr(t, f)[rows] for _, t, rows in members])
+                              for f in ("mean", "cov", "mu_w", "c_ww", "czw")),
+                            t0.lim, t0.sign)
+        order.append(np.concatenate([start + rows for start, _, rows in members]))
+        cdfs.append(_truncated_cdf(joined, np.arange(joined.mean.shape[0]), k))
+    at = np.concatenate(order)
+    mask[at] = True
+    # the mixture reads the masked components in index order
+    back = np.argsort(at, kind="stable")
+    return mask, lambda x: np.concatenate([f(x) for f in cdfs])[back]
 
 
 def _own_shape(block: Block, ai: int, n_states: int, grid: tuple[int, ...]) -> list[int]:
@@ -167,7 +290,8 @@ def _unconditioned(ax, lat_mean, lat_cov, block: Block, grid: tuple[int, ...]):
 
 
 def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean, lat_cov,
-                 grid: tuple[int, ...], leave_one_out: bool = False):
+                 grid: tuple[int, ...], leave_one_out: bool = False,
+                 with_truncation: bool = False):
     """Posterior mean and covariance of the axis' latents given the block's results ``keep``,
     on the block's dependency grid (censored results by their exact truncated moments).
 
@@ -175,7 +299,8 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
     every result is observed, by a rank-one change: with ``P = C^-1`` and the gain ``a =
     Cov(z, y) P``, the mean moves by ``-a_j (P r)_j / P_jj`` and the covariance by ``a_j
     a_j' / P_jj``), or ``None`` (censored results: the caller conditions on the others
-    anew)."""
+    anew).  With ``with_truncation`` also the :class:`Truncation` the censored results
+    impose (``None`` without them), for their latents' exact distribution."""
     ax = model.axes[block.axis]
     mom = block_moments(model, block, keep, latent=(lat_mean, lat_cov))
     y, censor = block.y[keep], block.censor[keep]
@@ -207,6 +332,7 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
                         / pjj[..., j][..., None, None])
     # the censored results together, given the observed ones
     cen = np.flatnonzero(~obs)
+    trunc = None
     if cen.size:
         mu_w = mom.mean[..., cen]
         c_ww = np.broadcast_to(mom.cov[..., cen, :][..., :, cen], grid + (cen.size, cen.size))
@@ -216,5 +342,7 @@ def _conditioned(model: CompiledModel, block: Block, keep: np.ndarray, lat_mean,
             mu_w = mu_w + np.matmul(g, r[..., None])[..., 0]
             c_ww = c_ww - np.matmul(g, mom.cov[..., obs, :][..., :, cen])
             czw = czw - np.matmul(cov_zy[..., obs], np.swapaxes(g, -1, -2))
+        trunc = Truncation(means, covs, mu_w, c_ww, czw, y[cen], censor[cen].astype(float))
         means, covs = _truncated_update(means, covs, mu_w, c_ww, czw, y[cen], censor[cen])
-    return (means, covs, loo) if leave_one_out else (means, covs)
+    out = (means, covs, loo) if leave_one_out else (means, covs)
+    return out + (trunc,) if with_truncation else out

@@ -16,7 +16,7 @@ import pytest
 from neb_bayes.case.model import Case, Measurement, Patient
 from neb_bayes.evidence import build_evidence
 from neb_bayes.inference.exact import block_moments, infer_exact
-from neb_bayes.inference.latents import _conditioned, latent_summaries
+from neb_bayes.inference.latents import _conditioned, _truncated_cdf, latent_summaries
 from neb_bayes.model.compiled import load_model, view_for_sex
 
 TSH_TWICE = (Measurement(0, "tsh", "serum", 0.01, censor="left", day=0),
@@ -37,10 +37,10 @@ def _evidence(name):
     return model, build_evidence(model, case)
 
 
-def _by_rejection(mz, sz, czy, my, cy, y, censor, rng, n=400_000):
+def _by_rejection(mz, sz, czy, my, cy, y, censor, rng, n=400_000, draws_out=False):
     """Mean and sd of z given the observed results and the censored ones beyond their
     limits: draws of (z, w) from their Gaussian given the observed results, kept where every
-    w is in its region."""
+    w is in its region (or, with ``draws_out``, those draws of z)."""
     obs, cen = censor == 0, censor != 0
     p = np.linalg.inv(cy[np.ix_(obs, obs)])
     r = y[obs] - my[obs]
@@ -55,6 +55,8 @@ def _by_rejection(mz, sz, czy, my, cy, y, censor, rng, n=400_000):
     if keep.sum() < 20_000:
         return None     # a grid point the results rule out: too few draws to compare
     z = draws[keep, :k]
+    if draws_out:
+        return z
     return z.mean(0), z.std(0), keep.sum()
 
 
@@ -97,3 +99,36 @@ def test_tsh_suppressed_twice_leaves_the_drive_uncertain():
     # and no more than one suppressed result allows: the upper end is below the limit's
     # fold change from a healthy median
     assert hi < 0.05
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_latents_skewed_distribution_given_censored_results_equals_rejection_sampling(name):
+    """The intervals read each heavy component's exact distribution given the censored
+    results, ``P(z_k <= x, w in region) / P(w in region)``, not a Gaussian with its moments
+    (which put the ends of the pituitary drive's interval 12-32 % too high in fold change
+    with TSH suppressed): its CDF at the sampled quantiles is their probability."""
+    model, ev = _evidence(name)
+    block = next(b for b in ev.blocks if np.count_nonzero(b.censor) >= 2)
+    lat_mean, lat_cov = ev.latent_params(model, block.axis)
+    every = np.arange(block.n)
+    mom = block_moments(model, block, every, latent=(lat_mean, lat_cov))
+    grid = mom.mean.shape[:-1]
+    _, _, trunc = _conditioned(model, block, every, lat_mean, lat_cov, grid,
+                               with_truncation=True)
+    flat = trunc.flat()
+    own = block.deps.index(block.axis)
+    rng = np.random.default_rng(5)
+    checked = 0
+    for row, idx in enumerate(np.ndindex(*grid)):
+        s = idx[own]
+        czy = lat_cov[s] @ mom.loadings.T
+        z = _by_rejection(lat_mean[s], lat_cov[s], czy, mom.mean[idx], mom.cov[idx], block.y,
+                          block.censor, rng, draws_out=True)
+        if z is None:
+            continue
+        for k in np.flatnonzero(np.any(flat.czw[row] != 0.0, axis=-1)):
+            q = np.quantile(z[:, k], [0.05, 0.5, 0.95])
+            got = _truncated_cdf(flat, np.array([row]), int(k))(q)[0]
+            np.testing.assert_allclose(got, [0.05, 0.5, 0.95], atol=0.004)
+            checked += 1
+    assert checked >= 2
