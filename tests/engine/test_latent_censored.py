@@ -132,3 +132,33 @@ def test_a_latents_skewed_distribution_given_censored_results_equals_rejection_s
             np.testing.assert_allclose(got, [0.05, 0.5, 0.95], atol=0.004)
             checked += 1
     assert checked >= 2
+
+
+def test_skewed_components_keep_their_order_across_parts():
+    """Parts with the same censored results share one evaluation of their CDFs; each masked
+    component still gets its own CDF, in the mixture's order."""
+    from neb_bayes.inference.latents import _skewed_components
+
+    model, ev = _evidence("tsh-suppressed-twice")
+    block = ev.blocks[0]
+    lat_mean, lat_cov = ev.latent_params(model, block.axis)
+    every = np.arange(block.n)
+    grid = block_moments(model, block, every, latent=(lat_mean, lat_cov)).mean.shape[:-1]
+    # the full results, without one TSH result (other censored results: another group), and
+    # without one free T4 result (the same censored results as the full ones: one group)
+    subsets = [every, np.delete(every, 0), np.delete(every, 1)]
+    flats = [_conditioned(model, block, keep, lat_mean, lat_cov, grid,
+                          with_truncation=True)[2].flat() for keep in subsets]
+    starts = np.cumsum([0] + [f.mean.shape[0] for f in flats])
+    parts = list(zip(starts[:-1], flats, strict=True))
+    w = np.random.default_rng(3).dirichlet(np.ones(starts[-1]))
+    mask, cdf = _skewed_components(w, parts, 0)
+    x = np.linspace(-9.0, -3.0, 7)
+    got = cdf(x)
+    rows = np.flatnonzero(mask)
+    assert all(((rows >= a) & (rows < b)).any() for a, b in zip(starts[:-1], starts[1:],
+                                                                  strict=True))
+    for i, r in enumerate(rows):
+        p = np.searchsorted(starts, r, side="right") - 1
+        want = _truncated_cdf(parts[p][1], np.array([r - starts[p]]), 0)(x)[0]
+        np.testing.assert_allclose(got[i], want, rtol=1e-12, atol=1e-15)
