@@ -37,6 +37,17 @@ def _evidence(name):
     return model, build_evidence(model, case)
 
 
+def _censored_axis(name):
+    """The case's axis with several censored results: its block, latent parameters (their
+    mean and covariance per state), every result's index, moments and grid."""
+    model, ev = _evidence(name)
+    block = next(b for b in ev.blocks if np.count_nonzero(b.censor) >= 2)
+    lat_mean, lat_cov = ev.latent_params(model, block.axis)
+    every = np.arange(block.n)
+    mom = block_moments(model, block, every, latent=(lat_mean, lat_cov))
+    return model, block, lat_mean, lat_cov, every, mom, mom.mean.shape[:-1]
+
+
 def _by_rejection(mz, sz, czy, my, cy, y, censor, rng, n=400_000, draws_out=False):
     """Mean and sd of z given the observed results and the censored ones beyond their
     limits: draws of (z, w) from their Gaussian given the observed results, kept where every
@@ -62,12 +73,7 @@ def _by_rejection(mz, sz, czy, my, cy, y, censor, rng, n=400_000, draws_out=Fals
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_latents_given_several_censored_results_equal_rejection_sampling(name):
-    model, ev = _evidence(name)
-    block = next(b for b in ev.blocks if np.count_nonzero(b.censor) >= 2)
-    lat_mean, lat_cov = ev.latent_params(model, block.axis)
-    every = np.arange(block.n)
-    mom = block_moments(model, block, every, latent=(lat_mean, lat_cov))
-    grid = mom.mean.shape[:-1]
+    model, block, lat_mean, lat_cov, every, mom, grid = _censored_axis(name)
     means, covs = _conditioned(model, block, every, lat_mean, lat_cov, grid)
     own = block.deps.index(block.axis)
     rng = np.random.default_rng(11)
@@ -107,12 +113,7 @@ def test_a_latents_skewed_distribution_given_censored_results_equals_rejection_s
     results, ``P(z_k <= x, w in region) / P(w in region)``, not a Gaussian with its moments
     (which put the ends of the pituitary drive's interval 12-32 % too high in fold change
     with TSH suppressed): its CDF at the sampled quantiles is their probability."""
-    model, ev = _evidence(name)
-    block = next(b for b in ev.blocks if np.count_nonzero(b.censor) >= 2)
-    lat_mean, lat_cov = ev.latent_params(model, block.axis)
-    every = np.arange(block.n)
-    mom = block_moments(model, block, every, latent=(lat_mean, lat_cov))
-    grid = mom.mean.shape[:-1]
+    model, block, lat_mean, lat_cov, every, mom, grid = _censored_axis(name)
     _, _, trunc = _conditioned(model, block, every, lat_mean, lat_cov, grid,
                                with_truncation=True)
     flat = trunc.flat()
@@ -139,11 +140,7 @@ def test_skewed_components_keep_their_order_across_parts():
     component still gets its own CDF, in the mixture's order."""
     from neb_bayes.inference.latents import _skewed_components
 
-    model, ev = _evidence("tsh-suppressed-twice")
-    block = ev.blocks[0]
-    lat_mean, lat_cov = ev.latent_params(model, block.axis)
-    every = np.arange(block.n)
-    grid = block_moments(model, block, every, latent=(lat_mean, lat_cov)).mean.shape[:-1]
+    model, block, lat_mean, lat_cov, every, _, grid = _censored_axis("tsh-suppressed-twice")
     # the full results, without one TSH result (other censored results: another group), and
     # without one free T4 result (the same censored results as the full ones: one group)
     subsets = [every, np.delete(every, 0), np.delete(every, 1)]
