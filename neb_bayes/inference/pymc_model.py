@@ -1080,7 +1080,6 @@ class SharedPack:
     def __init__(self) -> None:
         import pytensor
 
-        self._shared = pytensor.shared
         self.parts: dict[str, list[np.ndarray]] = {}
         self.sizes: dict[str, int] = {}
         self.buffers: dict[str, Any] = {}
@@ -1089,11 +1088,13 @@ class SharedPack:
 
     def add(self, x: np.ndarray):
         """The graph's view of ``x``: a slice of its dtype's buffer, reshaped."""
+        import pytensor
+
         x = np.asarray(x)
         key = x.dtype.str
         if key not in self.buffers:
-            self.buffers[key] = self._shared(np.zeros(0, x.dtype), shape=(None,),
-                                             name=f"pack_{x.dtype.name}")
+            self.buffers[key] = pytensor.shared(np.zeros(0, x.dtype), shape=(None,),
+                                                name=f"pack_{x.dtype.name}")
         start = self.sizes.get(key, 0)
         self.parts.setdefault(key, []).append(x.reshape(-1))
         self.sizes[key] = start + x.size
