@@ -40,6 +40,10 @@ MIN_COMPONENT_WEIGHT = 1e-9
 #: weight is at least this share of the whole get their exact, skewed distribution in an
 #: interval (:func:`_truncated_cdf`); lighter ones are Gaussian with their exact moments
 SKEW_MIN_WEIGHT = 1e-3
+#: at most this many censored results on an axis for the skewed reading (its CDF then needs
+#: the bivariate or trivariate CDF; with more, Genz's rules took a minute a report): beyond,
+#: the components are Gaussians with their exact moments
+MAX_SKEWED_CENSORED = 2
 
 
 class Truncation(NamedTuple):
@@ -253,6 +257,8 @@ def _skewed_components(w: np.ndarray, skew_parts, k: int):
     floor = SKEW_MIN_WEIGHT * w.sum()
     groups: dict[bytes, list] = {}
     for start, t in skew_parts:
+        if t.lim.size > MAX_SKEWED_CENSORED:
+            continue
         n = t.mean.shape[0]
         informed = np.any(t.czw[:, k, :] != 0.0, axis=-1)
         rows = np.flatnonzero((w[start:start + n] >= floor) & informed)
