@@ -20,7 +20,9 @@ Every ratio ``F / alpha`` is formed on the log scale, each mass by
 :func:`~neb_bayes.inference.exact.censored_log_mass` (the normal CDF, the bivariate CDF
 accurate in its tails, the trivariate and higher rules), so the moments stay finite where
 the region's mass underflows.  One censored result gives the familiar truncated-normal
-moments (inverse Mills ratio).
+moments (inverse Mills ratio).  The rules for three or more dimensions return a probability,
+floored at 1e-300: below that mass (states the results rule out) each result's own
+truncated moments stand in (:data:`LOG_FLOOR`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import numpy as np
 __all__ = ["truncated_moments"]
 
 LOG_2PI = math.log(2.0 * math.pi)
+#: the log of the smallest mass the rules for three or more dimensions return (their
+#: probabilities are floored at 1e-300), with a margin
+LOG_FLOOR = math.log(1e-290)
 
 
 def _given(mu, cov, at, beta, rest):
@@ -107,5 +112,23 @@ def truncated_moments(mu: np.ndarray, cov: np.ndarray, sign: np.ndarray,
             u = cov[..., :, k]
             v = cov[..., :, q] - (s_kq / s_kk)[..., None] * u
             e2 = e2 + (f2[..., None] * u)[..., :, None] * v[..., None, :]
-    c = e2 - ex[..., :, None] * ex[..., None, :]
-    return mu + ex, 0.5 * (c + np.swapaxes(c, -1, -2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        c = e2 - ex[..., :, None] * ex[..., None, :]
+    mean, c = mu + ex, 0.5 * (c + np.swapaxes(c, -1, -2))
+    if m >= 3:
+        # three or more: the masses of three and more dimensions are exact down to ~1e-300
+        # only (their rules return a probability), so where the region's mass is below
+        # that, the ratios are not: there (states the results rule out, of no weight) each
+        # result's own truncated moments, as if the others were not correlated with it
+        bad = (log_alpha < LOG_FLOOR) | ~np.all(np.isfinite(mean), -1) \
+            | ~np.all(np.isfinite(c), (-2, -1))
+        if bad.any():
+            for i in range(m):
+                mi, vi = truncated_moments(mu[bad][:, [i]], cov[bad][:, [i]][:, :, [i]],
+                                           sign[[i]], lim[[i]])
+                mean[bad, i] = mi[:, 0]
+                row = c[bad]
+                row[:, i, :] = row[:, :, i] = 0.0
+                row[:, i, i] = vi[:, 0, 0]
+                c[bad] = row
+    return mean, c

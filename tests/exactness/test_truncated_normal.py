@@ -12,6 +12,8 @@ zero-width interval in the report).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -113,3 +115,18 @@ def test_moments_over_a_grid_equal_those_point_by_point():
         m1, c1 = truncated_moments(mus[idx], cov, sign, lim)
         np.testing.assert_allclose(mean[idx], m1, rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(c[idx], c1, rtol=1e-13, atol=1e-14)
+
+
+def test_three_results_beyond_the_masses_floor_stay_finite():
+    """Three censored results whose region's mass is below what the three-dimensional rule
+    returns (1e-300; at states the results rule out): finite moments, each mean beyond its
+    limit (each result's own truncated moments there)."""
+    cov = np.array([[1.0, 0.6, 0.5], [0.6, 1.0, 0.4], [0.5, 0.4, 1.0]])
+    mu = np.array([40.0, 38.0, 41.0])
+    sign, lim = np.array([-1.0, -1.0, -1.0]), np.zeros(3)
+    assert censored_log_mass(mu[None], cov[None], sign, lim)[0] < np.log(1e-290)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)    # no overflow, no invalid value
+        mean, c = truncated_moments(mu, cov, sign, lim)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(c))
+    assert np.all(mean < lim) and np.all(np.linalg.eigvalsh(c) > 0)
