@@ -88,7 +88,8 @@ def infer(
         agreement with the exact latents in every report format.
     nuts_options
         Keyword arguments for :func:`~neb_bayes.inference.nuts.infer_nuts` (draws, tune,
-        chains, max_states, seed) with ``method="nuts"``.
+        chains, max_states, seed, sampler: ``"nutpie"`` or ``"pymc"``) with
+        ``method="nuts"``.
     """
     if (not isinstance(interval_prob, (int, float)) or isinstance(interval_prob, bool)
             or not 0.0 < interval_prob < 1.0):
