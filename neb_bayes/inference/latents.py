@@ -19,7 +19,12 @@ from typing import NamedTuple
 import numpy as np
 
 from neb_bayes.evidence import Block, Evidence
-from neb_bayes.inference.exact import ExactPosterior, block_moments, gross_mixture
+from neb_bayes.inference.exact import (
+    ExactPosterior,
+    block_moments,
+    censored_log_mass,
+    gross_mixture,
+)
 from neb_bayes.inference.truncated_normal import truncated_moments
 from neb_bayes.model.compiled import CompiledModel
 
@@ -76,8 +81,6 @@ def _truncated_cdf(t: Truncation, rows: np.ndarray, k: int):
     components ``rows`` of a flat :class:`Truncation`: ``P(z_k <= x, w in region) / P(w in
     region)``, one more dimension of the censored results' mass
     (:func:`~neb_bayes.inference.exact.censored_log_mass`).  Returns ``x -> (rows, x)``."""
-    from neb_bayes.inference.exact import censored_log_mass
-
     m = t.lim.size
     mu_z, mu_w = t.mean[rows, k], t.mu_w[rows]
     cov = np.empty((rows.size, m + 1, m + 1))

@@ -1081,7 +1081,6 @@ class SharedPack:
         import pytensor
 
         self.parts: dict[str, list[np.ndarray]] = {}
-        self.sizes: dict[str, int] = {}
         self.buffers: dict[str, Any] = {}
         self.layout: list[int] = []
         self.table = pytensor.shared(np.zeros(0, np.int64), shape=(None,), name="pack_layout")
@@ -1095,9 +1094,9 @@ class SharedPack:
         if key not in self.buffers:
             self.buffers[key] = pytensor.shared(np.zeros(0, x.dtype), shape=(None,),
                                                 name=f"pack_{x.dtype.name}")
-        start = self.sizes.get(key, 0)
-        self.parts.setdefault(key, []).append(x.reshape(-1))
-        self.sizes[key] = start + x.size
+        parts = self.parts.setdefault(key, [])
+        start = sum(p.size for p in parts)
+        parts.append(x.reshape(-1))
         at = len(self.layout)
         self.layout += [start, start + x.size, *x.shape]
         lay = self.table

@@ -31,9 +31,10 @@ import math
 
 import numpy as np
 
-__all__ = ["truncated_moments"]
+from neb_bayes.inference.bivariate_normal import LOG_2PI
+from neb_bayes.inference.exact import censored_log_mass
 
-LOG_2PI = math.log(2.0 * math.pi)
+__all__ = ["truncated_moments"]
 #: the log of the smallest mass the rules for three or more dimensions return (their
 #: probabilities are floored at 1e-300), with a margin
 LOG_FLOOR = math.log(1e-290)
@@ -71,8 +72,6 @@ def truncated_moments(mu: np.ndarray, cov: np.ndarray, sign: np.ndarray,
     mean, cov : numpy.ndarray
         ``grid + (m,)`` and ``grid + (m, m)``.
     """
-    from neb_bayes.inference.exact import censored_log_mass
-
     sign = np.asarray(sign, float)
     lim = np.asarray(lim, float)
     m = sign.size
