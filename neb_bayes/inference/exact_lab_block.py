@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neb_bayes.inference.lab_block import params_key
 from neb_bayes.model.compiled import CompiledModel
 from neb_bayes.model.params import latent_cov
 
@@ -123,7 +124,7 @@ class ExactLabBlock:
         out = np.zeros((n, int(np.prod(self.grid_shape))))
         if derivatives:
             per = [self._stencil(i, params) for i in range(len(self.blocks))]
-            self._last = (_key(params), per)
+            self._last = (params_key(params), per)
             if per:
                 out[self.rows] = np.stack([v for v, _ in per])
         else:
@@ -143,7 +144,7 @@ class ExactLabBlock:
         grads = [np.zeros_like(lat_mean), np.zeros_like(lat_sd), np.zeros_like(log_median)]
         k = lat_mean.shape[1]
         last = self._last
-        per = (last[1] if last is not None and last[0] == _key(params)
+        per = (last[1] if last is not None and last[0] == params_key(params)
                else [self._stencil(i, params) for i in range(len(self.blocks))])
         for i, (_, deriv) in enumerate(per):
             chans = np.unique(self.blocks[i].channel)
@@ -185,8 +186,3 @@ class ExactLabBlock:
         ll = self._loglik(i, mean, sd, med)
         diff = np.einsum("o,dog->dg", weights, ll[1:].reshape(n_dir, len(STENCIL), -1))
         return ll[0], diff / steps[:, self.own]
-
-
-def _key(params) -> bytes:
-    """The parameters' values as a key (is a pullback at the last evaluation's point?)."""
-    return b"".join(np.ascontiguousarray(p, dtype=float).tobytes() for p in params)

@@ -18,6 +18,7 @@ from neb_bayes.tensor_kernels import tile_factors
 
 __all__ = ["channel_groups", "fused_joint", "gaussian_terms", "grid_index", "gross_log_q", "gross_mixture",
            "log_ndtr", "loo_conditionals", "present_symptom_table", "spd_inverse_into",
+           "spd_inverse_k",
            "spd_inverse_logdet"]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -568,9 +569,15 @@ def gaussian_terms(s2, w, s1, t1, t2, t3, ld, mu, amp, L, s_mu, s_inv, const):  
 def spd_inverse_into(m, inv, c, x):  # pragma: no cover
     """``inv = m^-1`` of one symmetric positive definite ``(K, K)`` matrix by its Cholesky
     factor (written into ``c``, lower) and that factor's inverse (``x``, lower); returns
-    ``log|m|``.  Shared with the fit's laboratory kernel
-    (:mod:`neb_bayes.inference.lab_kernels`)."""
-    k = m.shape[0]
+    ``log|m|``."""
+    return spd_inverse_k(m.shape[0], m, inv, c, x)
+
+
+@njit(cache=True, nogil=True)
+def spd_inverse_k(k, m, inv, c, x):  # pragma: no cover
+    """:func:`spd_inverse_into` of the leading ``(k, k)`` block: a caller whose ``k`` is a
+    compile-time constant (the fit's laboratory kernel,
+    :mod:`neb_bayes.inference.lab_kernels`) gets its loops unrolled."""
     ld = 0.0
     for j in range(k):
         s = m[j, j]

@@ -227,3 +227,24 @@ def test_one_op_for_several_blocks_gives_each_its_own_factor_and_gradient(blocks
     for got, want in zip(res[2:5], b0.gradient(p0, ct), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     assert all(not np.any(g) for g in res[5:])
+
+
+def test_gradient_reuses_the_last_evaluation_only_at_its_parameters(blocks):
+    """The Op's pullback reads the gradients the forward pass kept (no second forward
+    pass): equal to the kernels' vector-Jacobian product from scratch at those parameters,
+    and, at other parameters, that of the other parameters (never the kept ones)."""
+    rng = np.random.default_rng(11)
+    for params, b, _ in blocks:
+        n = 1 + int(np.max(b.rows))
+        ct = rng.normal(size=(b.n_rows, b.inverse.size))
+        moved = (params[0] + 0.2, params[1] * 1.1, params[2] - 0.1)
+        b.people_values(params, n)
+        kept = b.gradient(params, ct)
+        fresh = b.vjp(params, ct, lab_block.kernel_vjp)
+        for g, w in zip(kept, fresh, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12 * np.abs(w).max())
+        other = b.gradient(moved, ct)           # the kept gradients are at ``params``
+        want = b.vjp(moved, ct, lab_block._evaluate_vjp)
+        for g, w in zip(other, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
+        assert any(not np.allclose(g, w) for g, w in zip(other, kept, strict=True))
