@@ -20,7 +20,7 @@ the chain rule through ``X = M^-1`` is ``dM = -X dX X``.
 The reverse pass is split where the cotangent enters: :func:`lab_factor`, in the forward
 pass, keeps each person's and grid point's gradient with respect to a few intermediates (the
 posterior precision's inverse, the completed square, the channels' medians: ~3K + 3 slots
-+ C numbers, ~0.1 GB for an analyte-level fit of 10,000 people); :func:`lab_pullback`
++ C numbers, ~0.2 GB for an analyte-level fit of 10,000 people); :func:`lab_pullback`
 contracts them with the cotangent and applies the chain rule per person and state, then per
 state.  A log-density and gradient so runs the forward pass once, not twice (2026-12-07:
 the kernels' time per evaluation 97 -> 47 ms at 3,000 people, with the latents' count
