@@ -126,11 +126,14 @@ def _censored_mass_bar(n_w, lm_bar, lm, t, sd, rho, sign, r, mean_bar, V_bar):  
 
 
 @njit(cache=True, nogil=True)
-def _state_terms(k, lat_mean, lat_sd, corr, s_inv, s_mu, cst, low, x):  # pragma: no cover
-    """Per own state: ``S^-1`` into ``s_inv``, ``S^-1 mu`` into ``s_mu`` and the constant
-    ``-mu'S^-1 mu / 2 - log|S| / 2`` into ``cst``."""
+def _state_terms(k, lat_mean, lat_sd, corr):  # pragma: no cover
+    """Per own state: ``S^-1`` ``(S, k, k)``, ``S^-1 mu`` ``(S, k)`` and the constant
+    ``-mu'S^-1 mu / 2 - log|S| / 2`` ``(S,)``."""
     n_s = lat_mean.shape[0]
-    cov = np.empty((k, k))
+    s_inv = np.empty((n_s, k, k))
+    s_mu = np.zeros((n_s, k))
+    cst = np.empty(n_s)
+    cov, low, x = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
     for s in range(n_s):
         for a in range(k):
             for b in range(k):
@@ -144,6 +147,7 @@ def _state_terms(k, lat_mean, lat_sd, corr, s_inv, s_mu, cst, low, x):  # pragma
             s_mu[s, a] = v
             q += lat_mean[s, a] * v
         cst[s] = -0.5 * q - 0.5 * ld_s
+    return s_inv, s_mu, cst
 
 
 @njit(cache=True, nogil=True)
@@ -186,10 +190,7 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     jj = max(n_j, 1)
     coef = c_vec.shape[0] > 0
     low, x, mm = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
-    s_inv = np.empty((n_s, k, k))
-    s_mu = np.zeros((n_s, k))
-    cst = np.empty(n_s)
-    _state_terms(k, lat_mean, lat_sd, corr, s_inv, s_mu, cst, low, x)
+    s_inv, s_mu, cst = _state_terms(k, lat_mean, lat_sd, corr)
     mu = np.empty((n_c, n_g))
     for c in range(n_c):
         for g in range(n_g):
@@ -441,11 +442,8 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, ch, alpha, n_w, slot_ch, 
     n_c = c_ch.shape[2]
     n_j = slot_ch.size if gross else 0
     jj = max(n_j, 1)
-    low, x, tmp = np.empty((k, k)), np.empty((k, k)), np.empty((k, k))
-    s_inv = np.empty((n_s, k, k))
-    s_mu = np.zeros((n_s, k))
-    cst = np.empty(n_s)
-    _state_terms(k, lat_mean, lat_sd, corr, s_inv, s_mu, cst, low, x)
+    tmp = np.empty((k, k))
+    s_inv, s_mu, _ = _state_terms(k, lat_mean, lat_sd, corr)
     s_inv_bar = np.zeros((n_s, k, k))
     s_mu_bar = np.zeros((n_s, k))
     cst_bar = np.zeros(n_s)
