@@ -271,13 +271,13 @@ class LabBlock:
     def values(self, params, evaluate=None) -> np.ndarray:
         """The factor ``(R, G)`` at ``params = (lat_mean, lat_sd, log_median)``, in numpy or
         (``evaluate(structure, params, data)``) by a compiled formula.  A part with two
-        censored results is the compiled kernel's whatever ``evaluate`` is: the formula
-        (:func:`lab_loglik`) has no bivariate normal CDF."""
+        censored results is the compiled kernel's where ``evaluate`` is the formula's (numpy
+        or pytensor): :func:`lab_loglik` has no bivariate normal CDF."""
         params = self._padded(params)
         out = np.empty((self.n_stats, self.n_unique))
         for idx, d in self.parts:
             st = self.structure(d)
-            if st[0] > 1:
+            if st[0] > 1 and evaluate in (None, _evaluate_value):
                 out[idx] = kernel_value(st, params, d)
             elif evaluate is None:
                 out[idx] = lab_loglik(Ops(False), *params, d, self.K)
@@ -342,14 +342,16 @@ class LabBlock:
         The kernel's gradients per person and grid point are kept for :meth:`gradient` at
         the same parameters (the Op's pullback comes next in a log-density and gradient, so
         the forward pass is not done twice); replaced whole, so threads cannot mix them."""
-        padded = self._padded(params)
-        out = np.empty((self.n_stats, self.n_unique))
-        coefs = []
-        for idx, d in self.parts:
-            out[idx], c = kernel_forward(self.structure(d), padded, d)
-            coefs.append(c)
+        coefs = []      # per part, in :attr:`parts`' order
+
+        def forward(structure, padded, d):
+            out, kept = kernel_forward(structure, padded, d)
+            coefs.append(kept)
+            return out
+
+        values = self.values(params, forward)
         self._last = (params_key(params), coefs)
-        return self.on_people(self._from_states(out)[:, self.inverse], n)
+        return self.on_people(values, n)
 
     def fixed_people_values(self, params, n: int) -> np.ndarray:
         """Every person's factor of the group in numpy, ``(n, *grid_shape)``: a model whose
