@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -368,8 +369,25 @@ def one_blas_thread():
     return threadpool_limits(1)
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:     # (macOS, Windows)
+        return os.cpu_count() or 1
+
+
+def chain_layout(chains: int, cores: int) -> tuple[int, int]:
+    """``(chains at once, threads per chain)`` for chains in processes on ``cores`` cores:
+    as many chains at once as there are cores, and each chain the cores left over
+    (:func:`~neb_bayes.inference.python_ops.set_threads`: its Ops' pieces of people on
+    threads), e.g. 2 chains on 16 cores: 8 threads each."""
+    at_once = max(1, min(chains, cores))
+    return at_once, max(1, cores // at_once)
+
+
 def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
-                   progressbar: bool):
+                   progressbar: bool, cores: int = 2):
     """nutpie on a PyMC model: its chains in threads of this process, each started by
     :func:`start_function` (nutpie gives each chain its own seed)."""
     import dataclasses
@@ -385,36 +403,42 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
     compiled = dataclasses.replace(compiled, initial_point_func=start_function(pmodel))
     with one_blas_thread():
         return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                             progress_bar=progressbar, cores=min(chains, 2))
+                             progress_bar=progressbar, cores=max(1, min(chains, cores)))
 
 
 def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
-                  tune: int, seed: int, progressbar: bool):
-    """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`)."""
+                  tune: int, seed: int, progressbar: bool, threads: int = 1):
+    """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`), its
+    Ops' pieces on ``threads`` threads."""
+    from neb_bayes.inference.python_ops import set_threads
+
+    set_threads(threads)     # before the model: its laboratory parts are sized for them
     pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
     return _nutpie_sample(pmodel, draws=draws, tune=tune, chains=1, seed=seed,
                           progressbar=progressbar)
 
 
 def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtype: str, *,
-                         draws: int, tune: int, seeds: list[int], progressbar: bool):
+                         draws: int, tune: int, seeds: list[int], progressbar: bool,
+                         cores: int):
     """nutpie, one chain per seed and process (at most one process per core), the chains
     joined.
 
     nutpie runs its chains in threads, which take turns on the GIL while Ops evaluated
     from Python run (a 2-chain fit of 100 people used one core); in processes they run side
-    by side.  Each process builds and compiles the model itself (spawned: no fork of a
-    process with compiler threads).  The progress bar is the first chain's."""
+    by side, as many at once as there are ``cores``, each with the cores left over as
+    threads (:func:`chain_layout`).  Each process builds and compiles the model itself
+    (spawned: no fork of a process with compiler threads).  The progress bar is the first
+    chain's."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    workers = max(1, min(len(seeds), os.cpu_count() or 1))
+    workers, threads = chain_layout(len(seeds), cores)
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
-                                 tune, s, progressbar and i == 0)
+                                 tune, s, progressbar and i == 0, threads)
                        for i, s in enumerate(seeds)]
             return join_chains([f.result() for f in futures])
     except BrokenProcessPool as exc:
@@ -456,7 +480,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         progressbar: bool = True, table_dtype: str = "float32",
         drop_unsupported: bool = False,
         on_prepared: Callable[[int, dict[str, int]], None] | None = None,
-        base_draws: ParamDraws | None = None) -> FitResult:
+        base_draws: ParamDraws | None = None, cores: int | None = None) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
@@ -471,7 +495,9 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     is called once the cohort is prepared and before sampling, with the number of people
     fitted and :func:`exact_factors` (e.g. to announce the expected time).  ``base_draws``:
     the prior set's parameter draws, which the groups not fitted keep in the result
-    (:func:`draws_from_posterior`; without them, its point values).
+    (:func:`draws_from_posterior`; without them, its point values).  ``cores``: how many
+    CPU cores the fit may use (default: :func:`available_cores`); chains in processes run
+    as many at once and use the rest as threads (:func:`chain_layout`).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
@@ -479,6 +505,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     import pymc as pm
 
     from neb_bayes.inference.pymc_model import prepare_cohort, without_unsupported
+    from neb_bayes.inference.python_ops import using_threads
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
@@ -487,6 +514,10 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+    if cores is None:
+        cores = available_cores()
+    elif not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+        raise ValueError(f"cores must be a whole number of at least 1, got {cores!r}")
     dropped: list[tuple[str, str]] = []
     if drop_unsupported:
         cases, labels, dropped = without_unsupported(model, cases, labels)
@@ -495,24 +526,36 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     prepared = prepare_cohort(model, cases, labels)
     if on_prepared is not None:
         on_prepared(len(cases), exact_factors(prepared))
-    pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared)
+    threads = chain_layout(chains, cores)[1]
+    # chains that run in this process (one nutpie chain) or are forked from it (pm.sample)
+    # use its threads: the model is made for them (its laboratory parts and elimination
+    # passes cut to keep them busy)
+    here = threads if sampler == "pymc" or chains == 1 else 1
+    with using_threads(here):
+        pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
-                "table_dtype": table_dtype, "init_spread": INIT_SPREAD}
-    if sampler == "nutpie" and chains > 1 and runs_in_python(pmodel):
+                "table_dtype": table_dtype, "init_spread": INIT_SPREAD, "cores": cores}
+    # (threads serve the Ops evaluated from Python only: an all-compiled log-density has none)
+    ops = runs_in_python(pmodel)
+    if sampler == "nutpie" and chains > 1 and ops:
         settings["chains_in"] = "processes"
         settings["chain_seeds"] = chain_seeds(seed, chains)
+        settings["threads_per_chain"] = threads
         idata = _nutpie_in_processes(model, cases, groups, labels, table_dtype, draws=draws,
                                      tune=tune, seeds=settings["chain_seeds"],
-                                     progressbar=progressbar)
+                                     progressbar=progressbar, cores=cores)
     elif sampler == "nutpie":
         settings["chains_in"] = "threads"
-        idata = _nutpie_sample(pmodel, draws=draws, tune=tune, chains=chains, seed=seed,
-                               progressbar=progressbar)
+        settings["threads_per_chain"] = here if ops else 1
+        with using_threads(here):
+            idata = _nutpie_sample(pmodel, draws=draws, tune=tune, chains=chains, seed=seed,
+                                   progressbar=progressbar, cores=cores)
     else:
         settings["chains_in"] = "processes"
-        with pmodel, one_blas_thread():
+        settings["threads_per_chain"] = here if ops else 1
+        with pmodel, one_blas_thread(), using_threads(here):
             # nuts_sampler="pymc": PyMC 6 otherwise hands NUTS to nutpie when it is installed
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, cores),
                               random_seed=seed, progressbar=progressbar, nuts_sampler="pymc",
                               init="adapt_diag",
                               initvals=initial_values(pmodel, chain_seeds(seed, chains)),

@@ -177,6 +177,11 @@ def _tell_left_out(read) -> None:
 @click.option("--tune", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Tuning steps per chain (at least 1: nutpie needs one).")
 @click.option("--chains", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--cores", type=click.IntRange(min=1), default=None,
+              help="CPU cores the fit may use [default: all this process may run on]. Chains "
+                   "run at once up to this number; chains in processes (analyte levels, "
+                   "symptom rates) share the cores left over as threads, e.g. 2 chains on 16 "
+                   "cores: 8 threads each.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**64 - 1))
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
@@ -186,8 +191,8 @@ def _tell_left_out(read) -> None:
                    "reach, e.g. three censored results on an axis, the exact engine's "
                    "factor).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, seed, force,
-            drop_unsupported, no_progress) -> None:
+def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cores, seed,
+            force, drop_unsupported, no_progress) -> None:
     """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
     per-person states summed out exactly, latents integrated analytically).
 
@@ -247,7 +252,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
                   drop_unsupported=drop_unsupported, on_prepared=announce,
-                  base_draws=ps.draws)
+                  base_draws=ps.draws, cores=cores)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "
@@ -269,7 +274,9 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, see
                                for k, v in exact.items()))
     d = res.diagnostics
     used = json.loads(res.attrs["sampler_settings"])
-    click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']})")
+    threads = used.get("threads_per_chain", 1)
+    click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']}"
+               + (f", {threads} threads each" if threads > 1 else "") + ")")
     click.echo(f"R-hat max {d['r_hat_max']:.4f}; ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
                f"{d['ess_tail_min']:.0f}; divergences {d['divergences']}; BFMI min "
                f"{d['bfmi_min']:.3f}"

@@ -37,6 +37,7 @@ import threading
 import numpy as np
 
 from neb_bayes.inference.array_ops import Ops
+from neb_bayes.inference.python_ops import map_pieces, register_by_reference, threads
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -50,6 +51,21 @@ MAX_CENSORED = 2
 #: largest number of elements of one part's biggest intermediate (people x distinct grid
 #: points x latents^2 or slots): bounds an evaluation's memory whatever the cohort size
 PART_SIZE = 1 << 20
+
+#: fewest people in a part made smaller for threads (:func:`_part_people`): each part costs
+#: a few kernel calls' dispatch (~0.1 ms)
+MIN_PART_PEOPLE = 64
+
+
+def _part_people(step: int, n: int) -> int:
+    """People per part of ``n`` with the same structure: at most ``step`` (the memory
+    bound), and with several threads (:func:`~neb_bayes.inference.python_ops.threads`)
+    small enough that each thread gets two parts, down to :data:`MIN_PART_PEOPLE`."""
+    t = threads()
+    if t == 1:
+        return step
+    return max(1, min(step, max(MIN_PART_PEOPLE, -(-n // (2 * t)))))
+
 
 STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
 CENSORED = ("at_ch", "lim", "sign", "d", "var", "alpha", "kappa")
@@ -238,8 +254,9 @@ class LabBlock:
         self.parts: list[tuple[np.ndarray, dict]] = []
         for n_w in range(MAX_CENSORED + 1):
             rows = np.flatnonzero(has == n_w)
-            for lo in range(0, rows.size, step):
-                idx = rows[lo:lo + step]
+            size = _part_people(step, rows.size)
+            for lo in range(0, rows.size, size):
+                idx = rows[lo:lo + size]
                 data = {k: ad.stats[k][idx] for k in STATS}
                 data["A"] = np.pad(ad.A[idx], ((0, 0), (0, pad), (0, pad)))
                 data["A_k"] = np.ascontiguousarray(ad.A[idx], dtype=float)
@@ -274,15 +291,19 @@ class LabBlock:
         censored results is the compiled kernel's where ``evaluate`` is the formula's (numpy
         or pytensor): :func:`lab_loglik` has no bivariate normal CDF."""
         params = self._padded(params)
-        out = np.empty((self.n_stats, self.n_unique))
-        for idx, d in self.parts:
+
+        def part_values(part):
+            d = part[1]
             st = self.structure(d)
             if st[0] > 1 and evaluate in (None, _evaluate_value):
-                out[idx] = kernel_value(st, params, d)
-            elif evaluate is None:
-                out[idx] = lab_loglik(Ops(False), *params, d, self.K)
-            else:
-                out[idx] = evaluate(st, params, d)
+                return kernel_value(st, params, d)
+            if evaluate is None:
+                return lab_loglik(Ops(False), *params, d, self.K)
+            return evaluate(st, params, d)
+
+        out = np.empty((self.n_stats, self.n_unique))
+        for (idx, _), x in zip(self.parts, map_pieces(part_values, self.parts), strict=True):
+            out[idx] = x
         return self._from_states(out)[:, self.inverse]
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,11 +347,16 @@ class LabBlock:
         ct = self._to_states(np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
                                              self.distinct_starts, axis=1))
         params = self._padded(params)
-        grads = [np.zeros(np.shape(p)) for p in params]
-        for idx, d in self.parts:
+
+        def part_vjp(part):
+            idx, d = part
             st = self.structure(d)
             fn = kernel_vjp if st[0] > 1 and evaluate is _evaluate_vjp else evaluate
-            for g, x in zip(grads, fn(st, params, d, ct[idx]), strict=True):
+            return fn(st, params, d, ct[idx])
+
+        grads = [np.zeros(np.shape(p)) for p in params]
+        for part_grads in map_pieces(part_vjp, self.parts):     # summed in the parts' order
+            for g, x in zip(grads, part_grads, strict=True):
                 g += x
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]
@@ -342,15 +368,14 @@ class LabBlock:
         The kernel's gradients per person and grid point are kept for :meth:`gradient` at
         the same parameters (the Op's pullback comes next in a log-density and gradient, so
         the forward pass is not done twice); replaced whole, so threads cannot mix them."""
-        coefs = []      # per part, in :attr:`parts`' order
+        coefs = {}      # per part (the parts may run on several threads)
 
         def forward(structure, padded, d):
-            out, kept = kernel_forward(structure, padded, d)
-            coefs.append(kept)
+            out, coefs[id(d)] = kernel_forward(structure, padded, d)
             return out
 
         values = self.values(params, forward)
-        self._last = (params_key(params), coefs)
+        self._last = (params_key(params), [coefs[id(d)] for _, d in self.parts])
         return self.on_people(values, n)
 
     def fixed_people_values(self, params, n: int) -> np.ndarray:
@@ -653,8 +678,6 @@ def _make_ops():
                 grads = block.gradient(inputs[3 * i:3 * i + 3], ct)
                 for out, g in zip(outputs[3 * i:3 * i + 3], grads, strict=True):
                     out[0] = g
-
-    from neb_bayes.inference.python_ops import register_by_reference
 
     register_by_reference(_LabFactor)
     register_by_reference(_LabFactorVJP)

@@ -47,6 +47,7 @@ from neb_bayes.context import read_context
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
 from neb_bayes.inference.lab_block import MAX_CENSORED, LabBlock, LabFactors
+from neb_bayes.inference.python_ops import map_pieces, register_by_reference, threads
 from neb_bayes.model.compiled import (
     CompiledModel,
     axis_channel_grid,
@@ -1320,6 +1321,20 @@ def _batch_first(scope: tuple[int, ...], x: np.ndarray) -> np.ndarray:
 _OP_CLASS: list = []
 #: people per pass of the elimination Op (bounds the memory its backward pass keeps)
 ELIMINATION_PEOPLE = 256
+#: fewest people in a pass made smaller for threads (:func:`_pass_people`): the compiled
+#: loops run over a pass' people innermost
+MIN_PASS_PEOPLE = 32
+
+
+def _pass_people(n: int) -> int:
+    """People per pass of the elimination Op for a group of ``n``: at most
+    :data:`ELIMINATION_PEOPLE`, and with several threads
+    (:func:`~neb_bayes.inference.python_ops.threads`) small enough that each thread gets two
+    passes, down to :data:`MIN_PASS_PEOPLE`."""
+    t = threads()
+    if t == 1:
+        return ELIMINATION_PEOPLE
+    return min(ELIMINATION_PEOPLE, max(MIN_PASS_PEOPLE, -(-n // (2 * t))))
 
 
 def Elimination(const, free_scopes, sizes, n):  # noqa: N802  (a class, built lazily)
@@ -1355,7 +1370,7 @@ def _make_elimination_op():
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
-            self.step = step = ELIMINATION_PEOPLE
+            self.step = step = _pass_people(n)
             # the constant tables of each pass of people, people-last and contiguous (kept
             # instead of the caller's: no second copy)
             self.const_passes = [
@@ -1377,13 +1392,18 @@ def _make_elimination_op():
 
         def value_and_marginals(self, inputs):
             """People are independent: at most :data:`ELIMINATION_PEOPLE` at a time, so the
-            tables the backward pass keeps stay bounded whatever the group's size."""
+            tables the backward pass keeps stay bounded whatever the group's size (the
+            passes on :func:`~neb_bayes.inference.python_ops.threads` threads)."""
             n, step = self.n, self.step
-            parts = []
-            for lo, const in zip(range(0, n, step), self.const_passes, strict=True):
+
+            def one_pass(lo_const):
+                lo, const = lo_const
                 sl = slice(lo, min(n, lo + step))
-                parts.append(self._value_and_marginals(
-                    const, [np.asarray(x)[sl] for x in inputs], sl.stop - sl.start))
+                return self._value_and_marginals(const, [np.asarray(x)[sl] for x in inputs],
+                                                 sl.stop - sl.start)
+
+            parts = map_pieces(one_pass, list(zip(range(0, n, step), self.const_passes,
+                                                  strict=True)))
             return (np.concatenate([z for z, _ in parts]),
                     [np.concatenate([g[i] for _, g in parts]) for i in range(len(inputs))])
 
@@ -1441,8 +1461,6 @@ def _make_elimination_op():
 
         def connection_pattern(self, node):
             return [[True] * len(node.outputs) for _ in node.inputs]
-
-    from neb_bayes.inference.python_ops import register_by_reference
 
     register_by_reference(_Elimination)
     return _Elimination

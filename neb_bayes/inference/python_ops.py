@@ -9,13 +9,69 @@ became constants of the LLVM module.  At 2,000 people that made the first evalua
 Here the compiled code holds only an integer key; the Op and node are found in a
 process-local table by :func:`run_registered`, which numba pickles by reference (a module
 function).  Such compiled code is never cached on disk (pytensor gives it no cache key).
+
+Those Ops split their people into independent pieces (the laboratory factors' parts, the
+elimination's passes), whose compiled loops release the GIL: with :func:`set_threads` above
+1 they run on that many threads of the process (:func:`map_pieces`), so that one chain can
+use several cores (a fit whose chains are fewer than the machine's cores).  The results do
+not depend on the number of threads beyond the order of a few floating-point sums.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-__all__ = ["register_by_reference", "run_registered"]
+__all__ = ["map_pieces", "register_by_reference", "run_registered", "set_threads", "threads",
+           "using_threads"]
+
+#: threads for the Ops' independent pieces in this process (1: the calling thread only)
+_THREADS = 1
+#: (process id, threads, executor): a pool made before a fork has no threads in the child
+_POOL: tuple[int, int, Any] | None = None
+
+
+def set_threads(n: int) -> None:
+    """Run the Ops' independent pieces on ``n`` threads of this process from now on."""
+    global _THREADS
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a whole number of at least 1, got {n!r}")
+    _THREADS = n
+
+
+@contextlib.contextmanager
+def using_threads(n: int) -> Iterator[None]:
+    """:func:`set_threads` ``n`` until the block ends (then the number before)."""
+    before = _THREADS
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(before)
+
+
+def threads() -> int:
+    """The threads :func:`map_pieces` uses in this process."""
+    return _THREADS
+
+
+def map_pieces(fn: Callable[[Any], Any], items: Sequence) -> list:
+    """``[fn(x) for x in items]``, on :func:`threads` threads when there are more than one
+    (the pieces' compiled loops release the GIL); the results in ``items``' order."""
+    global _POOL
+    if _THREADS <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None or _POOL[:2] != (os.getpid(), _THREADS):
+        if _POOL is not None and _POOL[0] == os.getpid():
+            _POOL[2].shutdown(wait=False)
+        _POOL = (os.getpid(), _THREADS,
+                 ThreadPoolExecutor(_THREADS, thread_name_prefix="neb-bayes-op"))
+    return list(_POOL[2].map(fn, items))
 
 #: key -> (Op, node, number of outputs) of every registered call compiled in this process
 _CALLS: dict[int, tuple[object, object, int]] = {}

@@ -169,3 +169,82 @@ def test_chains_sample_with_one_blas_thread_each(cohort, monkeypatch, sampler):
         after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     assert seen and all(i["num_threads"] == 1 for i in seen), seen
     assert after and all(n == 2 for n in after), after
+
+
+@pytest.mark.parametrize(("sampler", "chains", "cores", "want"), [
+    ("pymc", 2, 4, 2),          # forked from this process: 2 chains at once, 2 threads each
+    ("nutpie", 1, 3, 3),        # one chain in this process: every core
+])
+def test_chains_of_this_process_use_the_cores_left_over_as_threads(cohort, monkeypatch, sampler,
+                                                                   chains, cores, want):
+    """The Ops' pieces of people run on the cores the chains leave over while the chains
+    sample (pm.sample's forked chains inherit the setting); afterwards the process is back
+    to one thread.  (The sampler is a probe, as above.)"""
+    import nutpie
+    import pymc
+
+    import neb_bayes.fit as fit_mod
+    from neb_bayes.inference import python_ops
+
+    class Probed(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def probe(*args, **kwargs):
+        seen.append(python_ops.threads())
+        raise Probed
+
+    @dataclasses.dataclass
+    class Compiled:
+        initial_point_func: object = None
+
+    monkeypatch.setattr(pymc if sampler == "pymc" else nutpie, "sample", probe)
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+    model, cases = cohort
+    with pytest.raises(Probed):
+        fit_mod.fit(model, cases, groups=("analyte-levels",), sampler=sampler, chains=chains,
+                    cores=cores, draws=10, tune=10, progressbar=False)
+    assert seen == [want]
+    assert python_ops.threads() == 1
+
+
+def test_a_chain_in_its_own_process_uses_the_threads_it_is_given(cohort, monkeypatch):
+    """Chains in processes (nutpie with Ops evaluated from Python): each process enters its
+    share of the cores before it builds the model, so the model's pieces are cut for them."""
+    import nutpie
+
+    import neb_bayes.fit as fit_mod
+    from neb_bayes.inference import python_ops
+
+    seen: list[int] = []
+    passes: list[int] = []
+
+    class Probed(Exception):
+        pass
+
+    real_build = fit_mod.build_fit_model
+
+    def build(*args, **kwargs):
+        passes.append(python_ops.threads())
+        return real_build(*args, **kwargs)
+
+    def probe(*args, **kwargs):
+        seen.append(python_ops.threads())
+        raise Probed
+
+    @dataclasses.dataclass
+    class Compiled:
+        initial_point_func: object = None
+
+    monkeypatch.setattr(fit_mod, "build_fit_model", build)
+    monkeypatch.setattr(nutpie, "sample", probe)
+    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+    model, cases = cohort
+    try:
+        with pytest.raises(Probed):
+            fit_mod._nutpie_chain(model, cases, ("analyte-levels",), None, "float32", 10, 10, 0,
+                                  False, threads=3)
+    finally:
+        python_ops.set_threads(1)
+    assert passes == [3] and seen == [3]

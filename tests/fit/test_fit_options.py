@@ -42,6 +42,7 @@ def nothing_runs(monkeypatch):
     (["--draws", "-5"], "--draws", "-5 is not in the range"),
     (["--tune", "0"], "--tune", "0 is not in the range"),
     (["--chains", "0"], "--chains", "0 is not in the range"),
+    (["--cores", "0"], "--cores", "0 is not in the range"),
     (["--seed", "-1"], "--seed", "-1 is not in the range"),
     (["--out", ""], "--out", "give a file name"),
 ])
@@ -95,7 +96,8 @@ def test_a_broken_prior_set_is_exit_3(cohort, tmp_path):
 
 
 @pytest.mark.parametrize(("option", "value"), [("draws", 0), ("tune", -1), ("chains", 0),
-                                               ("draws", 2.5), ("seed", -1)])
+                                               ("draws", 2.5), ("seed", -1), ("cores", 0),
+                                               ("cores", 1.5)])
 def test_the_library_fit_checks_its_numbers_before_any_work(option, value) -> None:
     """(The command line checked them; fit() itself crashed late, e.g. nutpie on tune 0.)"""
     from neb_bayes.fit import fit
