@@ -283,19 +283,36 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
                + (f"; chains' median log densities {d['logp_gap']:.1f} apart "
                   f"(standard error {d.get('logp_gap_se', float('nan')):.1f})"
                   if "logp_gap" in d else ""))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(path: Path) -> None:
+        # the fitted set's own name (from --out), and whether its checks failed
+        save_draws(path, res.draws, ps.model,
+                   {**res.attrs, "prior_set_name": out.stem, "forced": int(not res.passed)},
+                   sample_stats=res.idata["sample_stats"] if "sample_stats" in res.idata.children
+                   else None)
+
     if not res.passed and not force:
-        click.echo(f"not saved: convergence checks failed ({res.attrs['threshold_failures']}); "
-                   "run longer, or --force to save anyway", err=True)
+        # a long fit is not lost: its draws are kept beside, under a name that says what
+        # they are, and their provenance says the checks failed wherever they are used
+        kept = unconverged_path(out)
+        save(kept)
+        click.echo(f"not saved to {out}: convergence checks failed "
+                   f"({res.attrs['threshold_failures']}). The draws are kept in {kept} (its "
+                   "provenance says the checks failed): inspect them with `neb-bayes priors "
+                   "show`; fit again with more --draws (and --tune), or use that file as it "
+                   "is (--priors) or --force to save anyway", err=True)
         sys.exit(4)
     if not res.passed:
         click.echo(f"warning: convergence checks failed ({res.attrs['threshold_failures']}); "
                    "saving anyway (--force): the draws may not represent the posterior, and "
                    "the prior set's provenance says so", err=True)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # the fitted set's own name (from --out), and whether its checks failed
-    save_draws(out, res.draws, ps.model,
-               {**res.attrs, "prior_set_name": out.stem, "forced": int(not res.passed)},
-               sample_stats=res.idata["sample_stats"] if "sample_stats" in res.idata.children
-               else None)
+    save(out)
     click.echo(f"saved {res.draws.n_draws} draws to {out}")
+
+
+def unconverged_path(out: Path) -> Path:
+    """Where `priors fit` keeps the draws of a fit whose convergence checks failed (without
+    --force): beside ``out``, ``NAME.unconverged.nc`` for ``NAME.nc``."""
+    return out.with_name(f"{out.stem}.unconverged{out.suffix or '.nc'}")

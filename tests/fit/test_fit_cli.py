@@ -165,6 +165,15 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
                                     "--tune", "20", "--chains", "2", "--no-progress"])
     assert res.exit_code == 4, res.output
     assert not out.exists()
+    # the fit is not lost: its draws are kept beside, named for what they are, and their
+    # provenance says the checks failed
+    kept = tmp_path / "never.unconverged.nc"
+    assert f"not saved to {out}" in res.output and f"kept in {kept}" in res.output
+    from neb_bayes.priorset import load_prior_set
+
+    prov = load_prior_set(kept).provenance()
+    assert prov["prior_set"] == "never" and prov["draws_forced"] == 1
+    assert prov["draws_threshold_failures"] in res.output
     # with --force it is saved, with a warning that names the failed checks, and the saved
     # prior set says so (its provenance, its stored diagnostics)
     forced = tmp_path / "forced.nc"
@@ -175,8 +184,6 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
     assert res.exit_code == 0, res.output
     warning = next(x for x in res.output.splitlines() if x.startswith("warning:"))
     assert "convergence checks failed" in warning and "R-hat" in warning
-    from neb_bayes.priorset import load_prior_set
-
     prov = load_prior_set(forced).provenance()
     assert prov["prior_set"] == "forced" and prov["draws_forced"] == 1
     assert prov["draws_threshold_failures"] in warning
@@ -256,3 +263,14 @@ def test_prevalence_fit_runs_in_nutpie_threads(monkeypatch):
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
     x = np.asarray(post["prior_base__thyroid"])
     assert np.isfinite(x).all() and not np.allclose(x[0], x[1])
+
+
+@pytest.mark.parametrize(("out", "kept"), [("fits/a.nc", "fits/a.unconverged.nc"),
+                                           ("b", "b.unconverged.nc"),
+                                           ("c.v2.nc", "c.v2.unconverged.nc")])
+def test_unconverged_draws_are_kept_beside_the_out_file(out, kept):
+    from pathlib import Path
+
+    from neb_bayes.cli.priors_cmd import unconverged_path
+
+    assert unconverged_path(Path(out)) == Path(kept)
