@@ -52,9 +52,11 @@ MAX_CENSORED = 2
 #: points x latents^2 or slots): bounds an evaluation's memory whatever the cohort size
 PART_SIZE = 1 << 20
 
-#: fewest people in a part made smaller for threads (:func:`_part_people`): each part costs
-#: a few kernel calls' dispatch (~0.1 ms)
-MIN_PART_PEOPLE = 64
+#: fewest people in a part made smaller for threads (:func:`_part_people`): smaller pieces'
+#: hand-offs between threads cost more than they save (a 2,000-person fit with one chain on
+#: 2 threads: 77 ms per leapfrog step with parts of 64 people and passes of 32, 72 with
+#: these floors, 72 on one thread; 2026-12-07)
+MIN_PART_PEOPLE = 256
 
 
 def _part_people(step: int, n: int) -> int:

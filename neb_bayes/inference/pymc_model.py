@@ -1321,9 +1321,9 @@ def _batch_first(scope: tuple[int, ...], x: np.ndarray) -> np.ndarray:
 _OP_CLASS: list = []
 #: people per pass of the elimination Op (bounds the memory its backward pass keeps)
 ELIMINATION_PEOPLE = 256
-#: fewest people in a pass made smaller for threads (:func:`_pass_people`): the compiled
-#: loops run over a pass' people innermost
-MIN_PASS_PEOPLE = 32
+#: fewest people in a pass made smaller for threads (:func:`_pass_people`): see
+#: :data:`~neb_bayes.inference.lab_block.MIN_PART_PEOPLE`
+MIN_PASS_PEOPLE = 128
 
 
 def _pass_people(n: int) -> int:

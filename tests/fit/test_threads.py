@@ -128,8 +128,8 @@ def test_chains_run_at_once_up_to_the_cores_and_share_the_rest(chains, cores, la
 
 
 @pytest.mark.parametrize(("n_threads", "n", "passes"), [(1, 1000, 256), (2, 1000, 250),
-                                                        (4, 1000, 125), (8, 100, 32),
-                                                        (3, 3000, 256)])
+                                                        (4, 1000, 128), (8, 100, 128),
+                                                        (3, 3000, 256), (2, 600, 150)])
 def test_more_threads_cut_the_people_into_more_pieces(n_threads, n, passes):
     """Two pieces per thread where the memory bound leaves fewer, down to a floor that keeps
     the compiled loops' runs over people long."""
@@ -139,6 +139,6 @@ def test_more_threads_cut_the_people_into_more_pieces(n_threads, n, passes):
     try:
         assert pymc_model._pass_people(n) == passes
         assert lab_block._part_people(2_000, n) == (2_000 if n_threads == 1 else
-                                                    max(64, -(-n // (2 * n_threads))))
+                                                    max(256, -(-n // (2 * n_threads))))
     finally:
         python_ops.set_threads(1)
