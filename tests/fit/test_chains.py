@@ -130,29 +130,19 @@ def test_chains_start_near_the_prior_sets_values(cohort):
     np.testing.assert_allclose(back, a, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
-def test_chains_sample_with_one_blas_thread_each(cohort, monkeypatch, sampler):
-    """While chains sample, every BLAS library of the process (scipy's, which the compiled
-    graph's products call, included) runs one thread: the chains are the parallelism, and
-    OpenBLAS's spinning threads made a 2-chain symptom fit on 2 cores take 2.2x as long.
-    ``pm.sample`` forks its chains from inside the limit; nutpie's sampling (in threads, or
-    in each chain's own process) runs inside it.  Afterwards the process's own setting is
-    back.  (The sampler is replaced by a probe, nutpie's compilation by a stand-in: what is
-    tested is the setting sampling runs in.)"""
+class Probed(Exception):
+    """Raised by :func:`_probe_sampling`'s stand-in sampler once it has looked around."""
+
+
+def _probe_sampling(monkeypatch, sampler: str, look):
+    """Replace ``sampler``'s sampling function (pymc's or nutpie's) by a probe that calls
+    ``look()`` and raises :class:`Probed`, and nutpie's compilation by a stand-in: what is
+    tested is the setting sampling runs in."""
     import nutpie
     import pymc
-    import scipy.linalg  # noqa: F401  (its BLAS loaded, so the probe sees it)
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    import neb_bayes.fit as fit_mod
-
-    class Probed(Exception):
-        pass
-
-    seen: list[dict] = []
 
     def probe(*args, **kwargs):
-        seen.extend(i for i in threadpool_info() if i["user_api"] == "blas")
+        look()
         raise Probed
 
     @dataclasses.dataclass
@@ -161,6 +151,24 @@ def test_chains_sample_with_one_blas_thread_each(cohort, monkeypatch, sampler):
 
     monkeypatch.setattr(pymc if sampler == "pymc" else nutpie, "sample", probe)
     monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+
+
+@pytest.mark.parametrize("sampler", ["pymc", "nutpie"])
+def test_chains_sample_with_one_blas_thread_each(cohort, monkeypatch, sampler):
+    """While chains sample, every BLAS library of the process (scipy's, which the compiled
+    graph's products call, included) runs one thread: the chains are the parallelism, and
+    OpenBLAS's spinning threads made a 2-chain symptom fit on 2 cores take 2.2x as long.
+    ``pm.sample`` forks its chains from inside the limit; nutpie's sampling (in threads, or
+    in each chain's own process) runs inside it.  Afterwards the process's own setting is
+    back.  (The sampler is a probe.)"""
+    import scipy.linalg  # noqa: F401  (its BLAS loaded, so the probe sees it)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import neb_bayes.fit as fit_mod
+
+    seen: list[dict] = []
+    _probe_sampling(monkeypatch, sampler, lambda: seen.extend(
+        i for i in threadpool_info() if i["user_api"] == "blas"))
     model, cases = cohort
     with threadpool_limits(2, user_api="blas"):
         with pytest.raises(Probed):
@@ -179,28 +187,12 @@ def test_chains_of_this_process_use_the_cores_left_over_as_threads(cohort, monke
                                                                    chains, cores, want):
     """The Ops' pieces of people run on the cores the chains leave over while the chains
     sample (pm.sample's forked chains inherit the setting); afterwards the process is back
-    to one thread.  (The sampler is a probe, as above.)"""
-    import nutpie
-    import pymc
-
+    to one thread.  (The sampler is a probe.)"""
     import neb_bayes.fit as fit_mod
     from neb_bayes.inference import python_ops
 
-    class Probed(Exception):
-        pass
-
     seen: list[int] = []
-
-    def probe(*args, **kwargs):
-        seen.append(python_ops.threads())
-        raise Probed
-
-    @dataclasses.dataclass
-    class Compiled:
-        initial_point_func: object = None
-
-    monkeypatch.setattr(pymc if sampler == "pymc" else nutpie, "sample", probe)
-    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+    _probe_sampling(monkeypatch, sampler, lambda: seen.append(python_ops.threads()))
     model, cases = cohort
     with pytest.raises(Probed):
         fit_mod.fit(model, cases, groups=("analyte-levels",), sampler=sampler, chains=chains,
@@ -212,34 +204,19 @@ def test_chains_of_this_process_use_the_cores_left_over_as_threads(cohort, monke
 def test_a_chain_in_its_own_process_uses_the_threads_it_is_given(cohort, monkeypatch):
     """Chains in processes (nutpie with Ops evaluated from Python): each process enters its
     share of the cores before it builds the model, so the model's pieces are cut for them."""
-    import nutpie
-
     import neb_bayes.fit as fit_mod
     from neb_bayes.inference import python_ops
 
     seen: list[int] = []
-    passes: list[int] = []
-
-    class Probed(Exception):
-        pass
-
+    built: list[int] = []
     real_build = fit_mod.build_fit_model
 
     def build(*args, **kwargs):
-        passes.append(python_ops.threads())
+        built.append(python_ops.threads())
         return real_build(*args, **kwargs)
 
-    def probe(*args, **kwargs):
-        seen.append(python_ops.threads())
-        raise Probed
-
-    @dataclasses.dataclass
-    class Compiled:
-        initial_point_func: object = None
-
     monkeypatch.setattr(fit_mod, "build_fit_model", build)
-    monkeypatch.setattr(nutpie, "sample", probe)
-    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda *a, **k: Compiled())
+    _probe_sampling(monkeypatch, "nutpie", lambda: seen.append(python_ops.threads()))
     model, cases = cohort
     try:
         with pytest.raises(Probed):
@@ -247,4 +224,4 @@ def test_a_chain_in_its_own_process_uses_the_threads_it_is_given(cohort, monkeyp
                                   False, threads=3)
     finally:
         python_ops.set_threads(1)
-    assert passes == [3] and seen == [3]
+    assert built == [3] and seen == [3]
