@@ -136,6 +136,20 @@ class ExactLabBlock:
         fitted."""
         return self.people_values(params, n, derivatives=False)
 
+    @property
+    def expand(self) -> np.ndarray:
+        """The grid's map to its distinct points (:class:`LabBlock`'s interface): every grid
+        point is its own."""
+        return np.arange(int(np.prod(self.grid_shape)))
+
+    def distinct_people_values(self, params, n: int) -> np.ndarray:
+        """:meth:`people_values` as ``(n, G)``: the fit's Op's layout."""
+        return self.people_values(params, n).reshape(n, -1)
+
+    def distinct_gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
+        """:meth:`gradient` (the cotangent per grid point is per distinct point here)."""
+        return self.gradient(params, cotangent)
+
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(lat_mean, lat_sd, log_median), ``cotangent`` ``(R,
         G)`` for :attr:`rows`, by central differences (module docstring); the derivatives of

@@ -292,6 +292,10 @@ class LabBlock:
         (``evaluate(structure, params, data)``) by a compiled formula.  A part with two
         censored results is the compiled kernel's where ``evaluate`` is the formula's (numpy
         or pytensor): :func:`lab_loglik` has no bivariate normal CDF."""
+        return self._distinct_values(params, evaluate)[:, self.inverse]
+
+    def _distinct_values(self, params, evaluate=None) -> np.ndarray:
+        """:meth:`values` at the distinct grid points only, ``(R, U)``."""
         params = self._padded(params)
 
         def part_values(part):
@@ -306,7 +310,7 @@ class LabBlock:
         out = np.empty((self.n_stats, self.n_unique))
         for (idx, _), x in zip(self.parts, map_pieces(part_values, self.parts), strict=True):
             out[idx] = x
-        return self._from_states(out)[:, self.inverse]
+        return self._from_states(out)
 
     def _split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``x`` of the statistics as (the others' rows, ``(per-state people, S, ...)``)."""
@@ -345,9 +349,17 @@ class LabBlock:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
         ``evaluate(structure, params, data, cotangent_part)`` (the kernel's for a part with
         two censored results where ``evaluate`` is the formula's, as in :meth:`values`)."""
-        # summed over equal grid points
-        ct = self._to_states(np.add.reduceat(np.asarray(cotangent, float)[:, self.by_distinct],
-                                             self.distinct_starts, axis=1))
+        return self._distinct_vjp(params, self.per_distinct(cotangent), evaluate)
+
+    def per_distinct(self, x: np.ndarray) -> np.ndarray:
+        """``(..., G)`` per grid point summed over the grid points of each distinct one,
+        ``(..., U)``: a cotangent of the factor as one of its distinct values."""
+        return np.add.reduceat(np.asarray(x, float)[..., self.by_distinct],
+                               self.distinct_starts, axis=-1)
+
+    def _distinct_vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
+        """:meth:`vjp` with the cotangent per distinct grid point, ``(R, U)``."""
+        ct = self._to_states(cotangent)
         params = self._padded(params)
 
         def part_vjp(part):
@@ -363,9 +375,23 @@ class LabBlock:
         k = self.n_latents
         return [grads[0][:, :k], grads[1][:, :k], grads[2]]
 
+    @property
+    def expand(self) -> np.ndarray:
+        """``(G,)``: each grid point's distinct point (a factor per distinct point ``x`` is
+        ``x[..., expand]`` per grid point)."""
+        return self.inverse
+
     def people_values(self, params, n: int) -> np.ndarray:
         """Every person's factor of the group by the compiled kernel, ``(n, *grid_shape)``
-        (what the fit's :func:`LabFactors` Op computes).
+        (:meth:`distinct_people_values` on the whole grid)."""
+        return self.distinct_people_values(params, n)[:, self.inverse].reshape(
+            (n,) + self.grid_shape)
+
+    def distinct_people_values(self, params, n: int) -> np.ndarray:
+        """Every person's factor of the group by the compiled kernel at the distinct grid
+        points, ``(n, U)`` (0 for the people without results on the axis): what the fit's
+        :func:`LabFactors` Op computes (the elimination expands it to the grid,
+        :attr:`expand`, a pass of people at a time).
 
         The kernel's gradients per person and grid point are kept for :meth:`gradient` at
         the same parameters (the Op's pullback comes next in a log-density and gradient, so
@@ -376,9 +402,11 @@ class LabBlock:
             out, coefs[id(d)] = kernel_forward(structure, padded, d)
             return out
 
-        values = self.values(params, forward)
+        values = self._distinct_values(params, forward)
         self._last = (params_key(params), [coefs[id(d)] for _, d in self.parts])
-        return self.on_people(values, n)
+        out = np.zeros((n, values.shape[1]))
+        out[self.rows] = values
+        return out
 
     def fixed_people_values(self, params, n: int) -> np.ndarray:
         """Every person's factor of the group in numpy, ``(n, *grid_shape)``: a model whose
@@ -386,17 +414,23 @@ class LabBlock:
         return self.on_people(self.values(params), n)
 
     def gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
-        """:meth:`vjp` by the compiled kernels (the Op's pullback): from the gradients the
-        last :meth:`people_values` call kept when it was at these parameters."""
+        """:meth:`vjp` by the compiled kernels, ``cotangent`` ``(R, G)`` per grid point:
+        :meth:`distinct_gradient` of its sums per distinct point."""
+        return self.distinct_gradient(params, self.per_distinct(cotangent))
+
+    def distinct_gradient(self, params, cotangent: np.ndarray) -> list[np.ndarray]:
+        """:meth:`vjp` by the compiled kernels with the cotangent per distinct grid point,
+        ``(R, U)`` (the Op's pullback): from the gradients the last
+        :meth:`distinct_people_values` call kept when it was at these parameters."""
         last = self._last
         if last is None or last[0] != params_key(params):
-            return self.vjp(params, cotangent, kernel_vjp)
+            return self._distinct_vjp(params, cotangent, kernel_vjp)
         kept = {id(d): c for (_, d), c in zip(self.parts, last[1], strict=True)}
 
         def pullback(structure, padded, d, ct):
             return kernel_pullback(structure, padded, d, ct, kept[id(d)])
 
-        return self.vjp(params, cotangent, pullback)
+        return self._distinct_vjp(params, cotangent, pullback)
 
     def _padded(self, params):
         """(lat_mean, lat_sd, log_median) with the padding latents (mean 0, sd 1)."""
@@ -603,11 +637,14 @@ _OP_CLASSES: list = []
 def LabFactors(blocks, n_people: int):  # noqa: N802  (a class, built lazily)
     """One Op for the factors of several blocks of one group: called with symbolic
     ``(lat_mean, lat_sd, log_median)`` of each block in turn, it gives each block's factor
-    of every person of the group, ``(n_people, *block.grid_shape)``
-    (:meth:`LabBlock.people_values`); its pullback is one Op too.  A block is a
-    :class:`LabBlock` or, for evidence the information form does not cover, an
-    :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same interface:
-    ``grid_shape``, ``rows``, ``people_values``, ``gradient``).
+    of every person of the group at its distinct grid points, ``(n_people, U)``
+    (:meth:`LabBlock.distinct_people_values`; ``block.expand`` maps the grid to them, and
+    the elimination expands each pass of people, so the whole grid's tables, 16x larger on
+    the gonadal axis, are never stored); its pullback is one Op too, its cotangent per
+    distinct point.  A block is a :class:`LabBlock` or, for evidence the information form
+    does not cover, an :class:`~neb_bayes.inference.exact_lab_block.ExactLabBlock` (the same
+    interface: ``grid_shape``, ``rows``, ``expand``, ``distinct_people_values``,
+    ``distinct_gradient``; its distinct points are the grid's).
 
     pytensor's numba backend compiles every call of an Op that runs from Python in numba's
     object mode, never cached (:mod:`neb_bayes.inference.python_ops`): a group's axes as one
@@ -643,12 +680,12 @@ def _make_ops():
             xs = as_params(params)
             if len(xs) != 3 * len(self.blocks):
                 raise TypeError("three parameters (lat_mean, lat_sd, log_median) per block")
-            return Apply(self, xs, [pt.tensor(dtype="float64", shape=(None,) * (1 + len(b.grid_shape)))
-                                    for b in self.blocks])
+            return Apply(self, xs, [pt.dmatrix() for _ in self.blocks])
 
         def perform(self, node, inputs, outputs):
             for i, block in enumerate(self.blocks):
-                outputs[i][0] = block.people_values(inputs[3 * i:3 * i + 3], self.n_people)
+                outputs[i][0] = block.distinct_people_values(inputs[3 * i:3 * i + 3],
+                                                             self.n_people)
 
         def pullback(self, inputs, outputs, cotangents):
             # (a block whose factor the log-density does not use: a zero cotangent)
@@ -675,9 +712,8 @@ def _make_ops():
         def perform(self, node, inputs, outputs):
             k = len(self.blocks)
             for i, block in enumerate(self.blocks):
-                cot = inputs[3 * k + i]
-                ct = cot.reshape(cot.shape[0], -1)[block.rows]                   # (R, G)
-                grads = block.gradient(inputs[3 * i:3 * i + 3], ct)
+                ct = inputs[3 * k + i][block.rows]                               # (R, U)
+                grads = block.distinct_gradient(inputs[3 * i:3 * i + 3], ct)
                 for out, g in zip(outputs[3 * i:3 * i + 3], grads, strict=True):
                     out[0] = g
 

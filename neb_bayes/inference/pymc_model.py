@@ -589,6 +589,9 @@ def _lab_tables(blocks: list, params: list[tuple], n: int) -> list:
         tables = LabFactors([blocks[i] for i in free], n)(
             *(x for i in free for x in params[i]), return_list=True)
         for i, t in zip(free, tables, strict=True):
+            # (n, U) at the block's distinct grid points: the elimination expands it to the
+            # grid a pass of people at a time (:func:`eliminate`)
+            t.tag.expand = blocks[i].expand
             out[i] = t
     return out
 
@@ -1241,7 +1244,9 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
     offset += off
     if not free:
         return offset + sum(np.log(x) for _, x in items)
-    op = Elimination(items, tuple(s for s, _ in free), sizes, n)
+    # a free laboratory factor comes at its block's distinct grid points, with their map
+    expands = tuple(getattr(getattr(f, "tag", None), "expand", None) for _, f in free)
+    op = Elimination(items, tuple(s for s, _ in free), sizes, n, expands)
     return offset + op(*[f for _, f in free])[0]
 
 
@@ -1337,12 +1342,12 @@ def _pass_people(n: int) -> int:
     return min(ELIMINATION_PEOPLE, max(MIN_PASS_PEOPLE, -(-n // (2 * t))))
 
 
-def Elimination(const, free_scopes, sizes, n):  # noqa: N802  (a class, built lazily)
+def Elimination(const, free_scopes, sizes, n, expands=None):  # noqa: N802  (a class, built lazily)
     """The variable-elimination Op (see ``_Elimination`` in :func:`_make_elimination_op`);
     pytensor is imported only when a fit needs it."""
     if not _OP_CLASS:
         _OP_CLASS.append(_make_elimination_op())
-    return _OP_CLASS[0](const, free_scopes, sizes, n)
+    return _OP_CLASS[0](const, free_scopes, sizes, n, expands)
 
 
 def _make_elimination_op():
@@ -1356,7 +1361,10 @@ def _make_elimination_op():
         per person, by variable elimination (steps by :mod:`neb_bayes.tensor`'s product
         sums, compiled where numba is loaded).
 
-        Inputs: the free log tables, each ``(n, *sizes[scope])``.  Outputs: the log sums
+        Inputs: the free log tables, each ``(n, *sizes[scope])``, or ``(n, U)`` at distinct
+        points of that grid with ``expands[i]`` mapping the grid to them (a laboratory
+        factor: expanded here a pass of people at a time, its marginal summed back per
+        distinct point, so the whole grid's tables are never stored).  Outputs: the log sums
         ``(n,)`` and, per input, d(log sum)/d(input): the posterior marginal of the input's
         scope, from one backward pass over the same elimination steps.  The gradient of the
         log sums is then a product of outputs (no second pass); the marginal outputs have
@@ -1366,10 +1374,20 @@ def _make_elimination_op():
         #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
-        def __init__(self, const, free_scopes, sizes, n):
+        def __init__(self, const, free_scopes, sizes, n, expands=None):
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
+            # per free input: None (the whole grid) or (grid -> distinct point, the grid's
+            # points by distinct point, where each distinct point's run starts)
+            self.expands = []
+            for e in expands or [None] * len(free_scopes):
+                if e is None:
+                    self.expands.append(None)
+                    continue
+                e = np.asarray(e, dtype=np.int64)
+                by = np.argsort(e, kind="stable")
+                self.expands.append((e, by, np.searchsorted(e[by], np.arange(e.max() + 1))))
             self.step = step = _pass_people(n)
             # the constant tables of each pass of people, people-last and contiguous (kept
             # instead of the caller's: no second copy)
@@ -1412,7 +1430,7 @@ def _make_elimination_op():
             product summed without forming it (:func:`neb_bayes.tensor.scaled_message`,
             :func:`~neb_bayes.tensor.product_sum`: compiled loops where numba is loaded,
             as in a fit)."""
-            free, offset = _scaled_tables(zip(self.free_scopes, inputs, strict=True), n)
+            free, offset = self._free_tables(inputs, n)
             items = list(const) + free
             tabs = [t for _, t in const] + [_batch_last(sc, t, self.sizes) for sc, t in free]
             scopes = [frozenset(sc) for sc, _ in items]
@@ -1447,15 +1465,40 @@ def _make_elimination_op():
                     if needs[i]:
                         grads[i] = product_sum([g] + [tabs[j] for j in take if j != i],
                                                scopes[i])
-            return logz, [_batch_first(sc, grads[k0 + i] * tabs[k0 + i])
-                          for i, sc in enumerate(self.free_scopes)]
+            marginals = []
+            for i, sc in enumerate(self.free_scopes):
+                m = _batch_first(sc, grads[k0 + i] * tabs[k0 + i])
+                if self.expands[i] is not None:     # summed per distinct point
+                    _, by, starts = self.expands[i]
+                    m = np.add.reduceat(m.reshape(n, -1)[:, by], starts, axis=1)
+                marginals.append(m)
+            return logz, marginals
+
+        def _free_tables(self, inputs, n):
+            """The free log tables of a pass as probability tables over their scopes,
+            divided by their per-person maximum (:func:`_scaled_tables`), those at distinct
+            points expanded to their grid."""
+            items, offset = [], np.zeros(n)
+            for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True):
+                if e is None:
+                    (item,), off = _scaled_tables([(sc, x)], n)
+                    items.append(item)
+                    offset += off
+                    continue
+                x = np.asarray(x, dtype=float)
+                mx = x.max(axis=1) if x.shape[1] else np.zeros(n)
+                mx = np.where(np.isfinite(mx), mx, 0.0)
+                offset += mx
+                t = np.exp(x - mx[:, None])[:, e[0]]
+                items.append((sc, t.reshape((n,) + tuple(self.sizes[d] for d in sc))))
+            return items, offset
 
         def pullback(self, inputs, outputs, cotangents):
             if any(not isinstance(g.type, DisconnectedType) for g in cotangents[1:]):
                 raise NotImplementedError("second derivatives of the elimination")
             g = cotangents[0]
-            return [g.dimshuffle([0] + ["x"] * len(s)) * outputs[1 + i]
-                    for i, s in enumerate(self.free_scopes)]
+            return [g.dimshuffle([0] + ["x"] * (x.ndim - 1)) * outputs[1 + i]
+                    for i, x in enumerate(inputs)]
 
         L_op = pullback   # pytensor before pullback
 

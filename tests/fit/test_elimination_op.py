@@ -68,3 +68,25 @@ def test_numba_compiled_graph_reaches_the_op_by_reference():
     fn = pytensor.function(xs, op(*xs)[0], mode="NUMBA")
     np.testing.assert_allclose(fn(*vals), op.value_and_marginals(vals)[0], rtol=1e-14)
     assert any(entry[0] is op for entry in python_ops._CALLS.values())
+
+
+def test_a_factor_at_distinct_points_equals_its_whole_grid():
+    """A laboratory factor comes at its distinct grid points with their map (``expands``):
+    the Op expands it a pass of people at a time, and its marginal output is the grid's
+    summed per distinct point; the value and gradient are the whole grid's."""
+    sizes, n, const, free_scopes, vals = _setup(5)
+    rng = np.random.default_rng(6)
+    expand = np.array([2, 0, 1, 2, 0, 1, 1, 0])   # scope (2, 3): 4 x 2 grid points, 3 distinct
+    distinct = rng.normal(size=(n, 3))
+    vals[1] = distinct[:, expand].reshape(n, 4, 2)
+    whole = Elimination(const, free_scopes, sizes, n).value_and_marginals(vals)
+    op = Elimination(const, free_scopes, sizes, n, (None, expand, None, None))
+    got = op.value_and_marginals([vals[0], distinct, vals[2], vals[3]])
+    np.testing.assert_allclose(got[0], whole[0], rtol=1e-14)
+    summed = np.stack([whole[1][1].reshape(n, -1)[:, expand == j].sum(axis=1) for j in range(3)],
+                      axis=1)
+    np.testing.assert_allclose(got[1][1], summed, rtol=1e-13)
+    for i in (0, 2, 3):
+        np.testing.assert_allclose(got[1][i], whole[1][i], rtol=1e-13, atol=1e-300)
+    pytensor.gradient.verify_grad(lambda *xs: op(*xs)[0], [vals[0], distinct, vals[2], vals[3]],
+                                  rng=np.random.default_rng(7))
