@@ -205,7 +205,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
     --force to save anyway).
     """
     from neb_bayes.batch.inputs import InputError
-    from neb_bayes.fit import expected_fit_seconds, fit
+    from neb_bayes.fit import available_cores, expected_fit_seconds, fit
     from neb_bayes.fit_inputs import LabelError, labels_for, read_cohort
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
@@ -238,6 +238,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         """Once the cohort is prepared: the expected time of a long fit."""
         n_exact = sum(exact.values())
         expected = expected_fit_seconds(n_people, tune, draws, chains, group_list,
+                                        cores=cores or available_cores(),
                                         exact_person_axes=n_exact)
         if expected >= ANNOUNCE_FIT_S:
             beyond = (f", {n_exact} of their person-axes by the exact engine"

@@ -274,3 +274,27 @@ def test_unconverged_draws_are_kept_beside_the_out_file(out, kept):
     from neb_bayes.cli.priors_cmd import unconverged_path
 
     assert unconverged_path(Path(out)) == Path(kept)
+
+
+@pytest.mark.parametrize(("args", "cores"), [(["--cores", "1"], 1), (["--cores", "3"], 3),
+                                             ([], None)])
+def test_the_announced_time_counts_the_cores_given(tmp_path, monkeypatch, args, cores):
+    """2 chains on 1 core run one after the other: the estimate is told the cores the fit
+    may use (by default the process's)."""
+    import neb_bayes.fit
+    from neb_bayes.fit import available_cores
+
+    seen: list[int] = []
+
+    def expected(*args, cores=2, **kwargs):
+        seen.append(cores)
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(neb_bayes.fit, "expected_fit_seconds", expected)
+    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
+                                    "--fit", "analyte-levels", "--no-progress", *args])
+    assert "stopped by the test" in res.output
+    assert seen == [cores or available_cores()]
