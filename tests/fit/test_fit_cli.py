@@ -174,6 +174,12 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
     prov = load_prior_set(kept).provenance()
     assert prov["prior_set"] == "never" and prov["draws_forced"] == 1
     assert prov["draws_threshold_failures"] in res.output
+    # a later fit saved to the same name says the kept draws beside it are not its own
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(out), "--fit",
+                                    "prevalence", "--sampler", "pymc", "--draws", "20",
+                                    "--tune", "20", "--chains", "2", "--no-progress", "--force"])
+    assert res.exit_code == 0 and out.exists(), res.output
+    assert f"note: {kept} holds the draws of an earlier fit refused" in res.output
     # with --force it is saved, with a warning that names the failed checks, and the saved
     # prior set says so (its provenance, its stored diagnostics)
     forced = tmp_path / "forced.nc"
