@@ -311,9 +311,10 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
                    "the prior set's provenance says so", err=True)
     save(out)
     click.echo(f"saved {res.draws.n_draws} draws to {out}")
-    if unconverged_path(out).exists():
-        click.echo(f"note: {unconverged_path(out)} holds the draws of an earlier fit refused by "
-                   "its convergence checks, not this one's", err=True)
+    earlier = unconverged_path(out)
+    if earlier.exists():
+        click.echo(f"note: {earlier} holds the draws of an earlier fit refused by its "
+                   "convergence checks, not this one's", err=True)
 
 
 def unconverged_path(out: Path) -> Path:

@@ -37,7 +37,7 @@ import threading
 import numpy as np
 
 from neb_bayes.inference.array_ops import Ops
-from neb_bayes.inference.python_ops import map_pieces, register_by_reference, threads
+from neb_bayes.inference.python_ops import map_pieces, piece_size, register_by_reference
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -61,12 +61,23 @@ MIN_PART_PEOPLE = 256
 
 def _part_people(step: int, n: int) -> int:
     """People per part of ``n`` with the same structure: at most ``step`` (the memory
-    bound), and with several threads (:func:`~neb_bayes.inference.python_ops.threads`)
-    small enough that each thread gets two parts, down to :data:`MIN_PART_PEOPLE`."""
-    t = threads()
-    if t == 1:
-        return step
-    return max(1, min(step, max(MIN_PART_PEOPLE, -(-n // (2 * t)))))
+    bound), cut for the threads down to :data:`MIN_PART_PEOPLE`
+    (:func:`~neb_bayes.inference.python_ops.piece_size`)."""
+    return piece_size(n, step, MIN_PART_PEOPLE)
+
+
+def distinct_runs(expand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a map of grid points to distinct points ``(G,)``: the grid points ordered by
+    their distinct point, and where each distinct point's run starts (what
+    :func:`sum_per_distinct` reads)."""
+    by = np.argsort(expand, kind="stable")
+    return by, np.searchsorted(expand[by], np.arange(int(expand.max()) + 1))
+
+
+def sum_per_distinct(x: np.ndarray, runs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``(..., G)`` per grid point summed over the grid points of each distinct point,
+    ``(..., U)`` (``runs`` from :func:`distinct_runs`)."""
+    return np.add.reduceat(np.asarray(x, float)[..., runs[0]], runs[1], axis=-1)
 
 
 STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -220,9 +231,7 @@ class LabBlock:
         _, first, self.inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
         self.inverse = self.inverse.reshape(-1)
         # the grid points by distinct point: a cotangent's columns summed per distinct point
-        self.by_distinct = np.argsort(self.inverse, kind="stable")
-        self.distinct_starts = np.searchsorted(self.inverse[self.by_distinct],
-                                               np.arange(first.size))
+        self.runs = distinct_runs(self.inverse)
         n_own = ad.grid_shape[ad.deps.index(ad.axis)]
         C, self.n_latents = ad.loadings.shape
         self.K = K = max(self.n_latents, PAD_LATENTS)
@@ -354,8 +363,7 @@ class LabBlock:
     def per_distinct(self, x: np.ndarray) -> np.ndarray:
         """``(..., G)`` per grid point summed over the grid points of each distinct one,
         ``(..., U)``: a cotangent of the factor as one of its distinct values."""
-        return np.add.reduceat(np.asarray(x, float)[..., self.by_distinct],
-                               self.distinct_starts, axis=-1)
+        return sum_per_distinct(x, self.runs)
 
     def _distinct_vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """:meth:`vjp` with the cotangent per distinct grid point, ``(R, U)``."""

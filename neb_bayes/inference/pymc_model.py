@@ -46,8 +46,14 @@ import numpy as np
 from neb_bayes.context import read_context
 from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
-from neb_bayes.inference.lab_block import MAX_CENSORED, LabBlock, LabFactors
-from neb_bayes.inference.python_ops import map_pieces, register_by_reference, threads
+from neb_bayes.inference.lab_block import (
+    MAX_CENSORED,
+    LabBlock,
+    LabFactors,
+    distinct_runs,
+    sum_per_distinct,
+)
+from neb_bayes.inference.python_ops import map_pieces, piece_size, register_by_reference
 from neb_bayes.model.compiled import (
     CompiledModel,
     axis_channel_grid,
@@ -1333,13 +1339,9 @@ MIN_PASS_PEOPLE = 128
 
 def _pass_people(n: int) -> int:
     """People per pass of the elimination Op for a group of ``n``: at most
-    :data:`ELIMINATION_PEOPLE`, and with several threads
-    (:func:`~neb_bayes.inference.python_ops.threads`) small enough that each thread gets two
-    passes, down to :data:`MIN_PASS_PEOPLE`."""
-    t = threads()
-    if t == 1:
-        return ELIMINATION_PEOPLE
-    return min(ELIMINATION_PEOPLE, max(MIN_PASS_PEOPLE, -(-n // (2 * t))))
+    :data:`ELIMINATION_PEOPLE`, cut for the threads down to :data:`MIN_PASS_PEOPLE`
+    (:func:`~neb_bayes.inference.python_ops.piece_size`)."""
+    return piece_size(n, ELIMINATION_PEOPLE, MIN_PASS_PEOPLE)
 
 
 def Elimination(const, free_scopes, sizes, n, expands=None):  # noqa: N802  (a class, built lazily)
@@ -1378,16 +1380,11 @@ def _make_elimination_op():
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
-            # per free input: None (the whole grid) or (grid -> distinct point, the grid's
-            # points by distinct point, where each distinct point's run starts)
-            self.expands = []
-            for e in expands or [None] * len(free_scopes):
-                if e is None:
-                    self.expands.append(None)
-                    continue
-                e = np.asarray(e, dtype=np.int64)
-                by = np.argsort(e, kind="stable")
-                self.expands.append((e, by, np.searchsorted(e[by], np.arange(e.max() + 1))))
+            # per free input: None (the whole grid) or (grid -> distinct point, its runs:
+            # lab_block.distinct_runs)
+            self.expands = [None if e is None else (np.asarray(e, dtype=np.int64),
+                                                    distinct_runs(np.asarray(e, dtype=np.int64)))
+                            for e in expands or [None] * len(free_scopes)]
             self.step = step = _pass_people(n)
             # the constant tables of each pass of people, people-last and contiguous (kept
             # instead of the caller's: no second copy)
@@ -1469,8 +1466,7 @@ def _make_elimination_op():
             for i, sc in enumerate(self.free_scopes):
                 m = _batch_first(sc, grads[k0 + i] * tabs[k0 + i])
                 if self.expands[i] is not None:     # summed per distinct point
-                    _, by, starts = self.expands[i]
-                    m = np.add.reduceat(m.reshape(n, -1)[:, by], starts, axis=1)
+                    m = sum_per_distinct(m.reshape(n, -1), self.expands[i][1])
                 marginals.append(m)
             return logz, marginals
 
@@ -1478,20 +1474,14 @@ def _make_elimination_op():
             """The free log tables of a pass as probability tables over their scopes,
             divided by their per-person maximum (:func:`_scaled_tables`), those at distinct
             points expanded to their grid."""
-            items, offset = [], np.zeros(n)
-            for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True):
-                if e is None:
-                    (item,), off = _scaled_tables([(sc, x)], n)
-                    items.append(item)
-                    offset += off
-                    continue
-                x = np.asarray(x, dtype=float)
-                mx = x.max(axis=1) if x.shape[1] else np.zeros(n)
-                mx = np.where(np.isfinite(mx), mx, 0.0)
-                offset += mx
-                t = np.exp(x - mx[:, None])[:, e[0]]
-                items.append((sc, t.reshape((n,) + tuple(self.sizes[d] for d in sc))))
-            return items, offset
+            # a factor at distinct points is scaled as a table over one variable, then expanded
+            items, offset = _scaled_tables(
+                [(sc if e is None else (0,), x)
+                 for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True)], n)
+            return [(sc, t if e is None else t[:, e[0]].reshape(
+                        (n,) + tuple(self.sizes[d] for d in sc)))
+                    for sc, (_, t), e in zip(self.free_scopes, items, self.expands,
+                                             strict=True)], offset
 
         def pullback(self, inputs, outputs, cotangents):
             if any(not isinstance(g.type, DisconnectedType) for g in cotangents[1:]):

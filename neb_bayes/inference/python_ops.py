@@ -25,8 +25,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["map_pieces", "register_by_reference", "run_registered", "set_threads", "threads",
-           "using_threads"]
+__all__ = ["map_pieces", "piece_size", "register_by_reference", "run_registered",
+           "set_threads", "threads", "using_threads"]
 
 #: threads for the Ops' independent pieces in this process (1: the calling thread only)
 _THREADS = 1
@@ -56,6 +56,15 @@ def using_threads(n: int) -> Iterator[None]:
 def threads() -> int:
     """The threads :func:`map_pieces` uses in this process."""
     return _THREADS
+
+
+def piece_size(n: int, cap: int, floor: int) -> int:
+    """People per piece of ``n``: at most ``cap`` (a memory bound), and with several
+    threads (:func:`threads`) small enough that each thread gets two pieces, down to
+    ``floor`` (smaller pieces' hand-offs between threads cost more than they save)."""
+    if _THREADS == 1:
+        return cap
+    return max(1, min(cap, max(floor, -(-n // (2 * _THREADS)))))
 
 
 def map_pieces(fn: Callable[[Any], Any], items: Sequence) -> list:
