@@ -711,9 +711,10 @@ def group_loglik(theta: dict, g: GroupData, table_dtype: str = "float64"):
     (:func:`eliminate`).  Factors with fixed parameters are computed here in numpy.
     Returns numpy when every factor is fixed, else a pytensor vector.
 
-    ``table_dtype`` applies to a prevalence-only fit (:func:`_prior_only_loglik`):
-    ``"float32"`` stores the per-person tables and does their products in single precision
-    (half the memory traffic; about 1e-6 relative error in each person's evidence);
+    ``table_dtype``: ``"float32"`` stores the per-person tables of a prevalence-only fit
+    (:func:`_prior_only_loglik`) and does their products in single precision (half the
+    memory traffic; about 1e-6 relative error in each person's evidence), and in the other
+    fits the :class:`Elimination` Op's tables and messages (:func:`eliminate`);
     ``"float64"`` (the default) is exact.
     """
     return cohort_loglik(theta, [g], table_dtype)[0][1]
@@ -737,7 +738,8 @@ def cohort_loglik(theta: dict, groups: list[GroupData], table_dtype: str = "floa
             key = (id(g.model), tuple((a, k.tobytes()) for a, k in sorted(g.keep.items())))
             shared.setdefault(key, []).append(_PriorOnly.of(g, factors, sizes))
         else:
-            ll = eliminate(_prior_factors(theta, g) + factors, sizes, len(g.case_ids))
+            ll = eliminate(_prior_factors(theta, g) + factors, sizes, len(g.case_ids),
+                           table_dtype)
             pieces.append((g.case_ids, ll.sum() if totals else ll))
     for items in shared.values():
         ids = [c for it in items for c in it.group.case_ids]
@@ -1207,7 +1209,8 @@ def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -
     return order
 
 
-def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n: int):
+def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n: int,
+              table_dtype: str = "float64"):
     """log of the sum over all variables of the product of ``exp(factor)``, per person.
 
     Each factor is ``(scope, log values)`` with values of shape ``(n, *sizes[scope])``
@@ -1217,7 +1220,9 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
     tables are multiplied together and the variables that only they touch are summed out
     here, in numpy; the rest is one :class:`Elimination` node (numpy inside, with its
     gradient from the same pass), so the graph stays a few nodes whatever the number of
-    factors.  Exact.
+    factors.  Exact with ``table_dtype="float64"``; ``"float32"`` stores the
+    :class:`Elimination` Op's tables and messages in single precision (sums and products
+    of each step in double precision; about 1e-7 relative error in each person's evidence).
     """
     offset = np.zeros(n)
 
@@ -1246,14 +1251,58 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
     in_free = set().union(*[set(s) for s, _ in free])
     only_const = set().union(*[set(s) for s, _ in items]) - in_free
     order = _greedy_order([set(s) for s, _ in items], sizes, frozenset(only_const))
-    items, off = _eliminate_tables(items, [v for v in order if v in only_const], n)
+    upfront = _cheapest_upfront([s for s, _ in items], [s for s, _ in free], sizes,
+                                [v for v in order if v in only_const])
+    items, off = _eliminate_tables(items, upfront, n)
     offset += off
     if not free:
         return offset + sum(np.log(x) for _, x in items)
     # a free laboratory factor comes at its block's distinct grid points, with their map
     expands = tuple(getattr(getattr(f, "tag", None), "expand", None) for _, f in free)
-    op = Elimination(items, tuple(s for s, _ in free), sizes, n, expands)
+    op = Elimination(items, tuple(s for s, _ in free), sizes, n, expands, table_dtype)
     return offset + op(*[f for _, f in free])[0]
+
+
+def _scopes_after(scopes: list[set[int]], order: list[int]) -> list[set[int]]:
+    """The scopes of the tables left once the variables of ``order`` are summed out of
+    tables of ``scopes`` (:func:`_eliminate_tables`' scopes)."""
+    scopes = [set(s) for s in scopes]
+    for v in order:
+        joined = set().union(*[s for s in scopes if v in s])
+        scopes = [s for s in scopes if v not in s] + [joined - {v}]
+    return scopes
+
+
+def _steps_cost(scopes: list[set[int]], sizes: list[int]) -> int:
+    """State points an elimination of tables of ``scopes`` visits (the sum over its greedy
+    steps of the joined table's size): the per-person work of an :class:`Elimination`."""
+    total = 0
+    scopes = [set(s) for s in scopes]
+    for v in _greedy_order(scopes, sizes):
+        joined = set().union(*[s for s in scopes if v in s])
+        total += int(np.prod([sizes[d] for d in joined]))
+        scopes = [s for s in scopes if v not in s] + [joined - {v}]
+    return total
+
+
+def _cheapest_upfront(const_scopes, free_scopes, sizes: list[int], candidates: list[int]):
+    """Which of the variables only constant tables touch (``candidates``, in their greedy
+    order) to sum out before the :class:`Elimination` Op (once, in numpy) and which to leave
+    to it (at every evaluation): summing one out up front joins the tables it touches, and a
+    joined table can cost the Op more than the variable (the pituitary, parent of four axes,
+    joins them into one table of every axis' states).  The subset whose remaining
+    elimination visits the fewest state points."""
+    import itertools
+
+    best, best_cost = list(candidates), None
+    for k in range(len(candidates) + 1):
+        for keep in itertools.combinations(candidates, k):
+            up = [v for v in candidates if v not in keep]
+            cost = _steps_cost(_scopes_after([set(s) for s in const_scopes], up)
+                               + [set(s) for s in free_scopes], sizes)
+            if best_cost is None or cost < best_cost:
+                best, best_cost = up, cost
+    return best
 
 
 def _aligned(scope: tuple[int, ...], x: np.ndarray, joined: tuple[int, ...]) -> np.ndarray:
@@ -1344,12 +1393,25 @@ def _pass_people(n: int) -> int:
     return piece_size(n, ELIMINATION_PEOPLE, MIN_PASS_PEOPLE)
 
 
-def Elimination(const, free_scopes, sizes, n, expands=None):  # noqa: N802  (a class, built lazily)
+def Elimination(const, free_scopes, sizes, n, expands=None,  # noqa: N802  (a class, built lazily)
+                table_dtype: str = "float64"):
     """The variable-elimination Op (see ``_Elimination`` in :func:`_make_elimination_op`);
     pytensor is imported only when a fit needs it."""
     if not _OP_CLASS:
         _OP_CLASS.append(_make_elimination_op())
-    return _OP_CLASS[0](const, free_scopes, sizes, n, expands)
+    return _OP_CLASS[0](const, free_scopes, sizes, n, expands, table_dtype)
+
+
+def _as_tables(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Constant probability tables (each person's scaled to a maximum of 1) in ``dtype``,
+    without subnormal values in single precision (:func:`flush_subnormal`; every evaluation
+    reads them).  The laboratory factors and messages of each evaluation are not flushed:
+    few of their values fall between 1e-45 and 1e-38 of their person's largest (141 of
+    5.4 million in an evaluation of a 3,000-person analyte-level fit away from its start,
+    2026-12-07), fewer than a pass over them to flush would cost."""
+    if x.dtype == dtype:
+        return x
+    return flush_subnormal(x.astype(dtype)) if dtype == np.float32 else x.astype(dtype)
 
 
 def _make_elimination_op():
@@ -1376,7 +1438,12 @@ def _make_elimination_op():
         #: evaluated from Python: holds the GIL (see :func:`neb_bayes.fit.runs_in_python`)
         runs_in_python = True
 
-        def __init__(self, const, free_scopes, sizes, n, expands=None):
+        def __init__(self, const, free_scopes, sizes, n, expands=None,
+                     table_dtype: str = "float64"):
+            if table_dtype not in ("float64", "float32"):
+                raise ValueError(f"table_dtype must be float64 or float32, not {table_dtype!r}")
+            #: the tables' and messages' float type (:func:`eliminate`)
+            self.dtype = np.dtype(table_dtype)
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
@@ -1389,8 +1456,8 @@ def _make_elimination_op():
             # the constant tables of each pass of people, people-last and contiguous (kept
             # instead of the caller's: no second copy)
             self.const_passes = [
-                [(sc, np.ascontiguousarray(_batch_last(
-                    sc, t[lo:lo + step] if t.shape[0] == n else t, self.sizes)))
+                [(sc, _as_tables(np.ascontiguousarray(_batch_last(
+                    sc, t[lo:lo + step] if t.shape[0] == n else t, self.sizes)), self.dtype))
                  for sc, t in const] for lo in range(0, n, step)]
             self.order = _greedy_order([set(s) for s, _ in const]
                                        + [set(s) for s in free_scopes], list(sizes))
@@ -1429,7 +1496,10 @@ def _make_elimination_op():
             as in a fit)."""
             free, offset = self._free_tables(inputs, n)
             items = list(const) + free
-            tabs = [t for _, t in const] + [_batch_last(sc, t, self.sizes) for sc, t in free]
+            dtype = self.dtype
+            tabs = [t for _, t in const] + [_batch_last(sc, t, self.sizes).astype(dtype,
+                                                                                   copy=False)
+                                            for sc, t in free]
             scopes = [frozenset(sc) for sc, _ in items]
             k0 = len(const)
             needs = [i >= k0 for i in range(len(items))]
@@ -1439,7 +1509,7 @@ def _make_elimination_op():
                 take = [i for i in live if v in scopes[i]]
                 live = [i for i in live if v not in scopes[i]]
                 keep = frozenset().union(*(scopes[i] for i in take)) - {v}
-                msg, mx = scaled_message([tabs[i] for i in take], keep, np.float64)
+                msg, mx = scaled_message([tabs[i] for i in take], keep, dtype)
                 mx = mx.reshape(-1)
                 mx = np.where(mx > 0, mx, 1.0)   # (a message of zeros is left as it is)
                 offset = offset + np.log(mx)
@@ -1453,11 +1523,11 @@ def _make_elimination_op():
             grads: list = [None] * len(tabs)
             for i in live:   # every scope is empty now: log z = offsets + sum of their logs
                 if needs[i]:
-                    grads[i] = 1.0 / tabs[i]
+                    grads[i] = 1.0 / tabs[i].astype(np.float64)
             for take, k, mx in reversed(tape):
                 if not needs[k]:
                     continue
-                g = grads[k] / mx
+                g = (grads[k] / mx).astype(dtype, copy=False)   # (the tables' float type)
                 for i in take:
                     if needs[i]:
                         grads[i] = product_sum([g] + [tabs[j] for j in take if j != i],

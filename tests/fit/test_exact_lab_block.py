@@ -64,14 +64,17 @@ def test_gradient_equals_the_kernels_where_both_apply():
 def fit_model():
     """An analyte-level fit's model of people beyond the information form (one of them
     treated: a latent shift) and a few within it: its value variables, a compiled function
-    of its log density and gradient, and a point near the prior set's values."""
+    of its log density and gradient, and a point near the prior set's values.  In double
+    precision throughout (``table_dtype="float64"``): a central difference with steps of
+    1e-5 reads the log density to ~1e-11."""
     from neb_bayes.fit import build_fit_model
 
     cases = (uncovered_cases() + [treated_uncovered_case()]
              + covered(MODEL, [s.case for s in simulate(MODEL, 6, seed=4)]))
     groups = prepare_cohort(MODEL, cases)
     assert sum(len(p) for g in groups for p in g.exact.values()) == 4
-    pmodel = build_fit_model(MODEL, cases, groups=("analyte-levels",), prepared=groups)
+    pmodel = build_fit_model(MODEL, cases, groups=("analyte-levels",), prepared=groups,
+                             table_dtype="float64")
     value_vars = pmodel.value_vars
     logp = pmodel.logp()
     fn = pytensor.function(value_vars, [logp, *pytensor.grad(logp, value_vars)])

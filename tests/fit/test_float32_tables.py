@@ -1,9 +1,11 @@
-"""A prevalence fit's single-precision tables: the log-density and its gradient agree with
-the exact (float64) formulation to single precision."""
+"""A fit's single-precision tables (a prevalence fit's per-person tables, the elimination's
+tables and messages in the others): the log-density and its gradient agree with the exact
+(float64) formulation to single precision."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from neb_bayes.fit import build_fit_model
 from neb_bayes.inference.pymc_model import UnsupportedEvidence, cohort_loglik_value, prepare_cohort
@@ -25,19 +27,25 @@ def _cohort(n: int = 20):
     return out
 
 
-def test_float32_log_evidence_is_float64_to_single_precision():
+GROUPS = ["prevalence", "analyte-levels"]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_float32_log_evidence_is_float64_to_single_precision(group):
     cases = _cohort()
     sub = literature_draws(MODEL, 10).subset(slice(7, 8))
-    exact = cohort_loglik_value(MODEL, cases, sub, free=("prevalence",))
-    single = cohort_loglik_value(MODEL, cases, sub, free=("prevalence",), table_dtype="float32")
+    exact = cohort_loglik_value(MODEL, cases, sub, free=(group,))
+    single = cohort_loglik_value(MODEL, cases, sub, free=(group,), table_dtype="float32")
     np.testing.assert_allclose(single, exact, rtol=0, atol=1e-5)
+    assert not np.array_equal(single, exact)    # (single precision was used)
 
 
-def test_float32_gradient_is_float64_to_single_precision():
+@pytest.mark.parametrize("group", GROUPS)
+def test_float32_gradient_is_float64_to_single_precision(group):
     cases = _cohort()
     grads = []
     for dtype in ("float64", "float32"):
-        pm_model = build_fit_model(MODEL, cases, ("prevalence",), table_dtype=dtype)
+        pm_model = build_fit_model(MODEL, cases, (group,), table_dtype=dtype)
         point = pm_model.initial_point()
         rng = np.random.default_rng(0)
         point = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in point.items()}
@@ -81,3 +89,4 @@ def test_single_precision_tables_hold_no_subnormal_values(monkeypatch):
     assert single
     assert sum(b for b, _ in single) > 0      # there were some (else the test shows nothing)
     assert all(a == 0 for _, a in single)
+
