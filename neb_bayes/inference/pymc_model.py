@@ -51,7 +51,6 @@ from neb_bayes.inference.lab_block import (
     LabBlock,
     LabFactors,
     distinct_runs,
-    sum_per_distinct,
 )
 from neb_bayes.inference.python_ops import map_pieces, piece_size, register_by_reference
 from neb_bayes.model.compiled import (
@@ -1448,10 +1447,11 @@ def _make_elimination_op():
             self.n = n
             self.sizes = list(sizes)
             # per free input: None (the whole grid) or (grid -> distinct point, its runs:
-            # lab_block.distinct_runs)
-            self.expands = [None if e is None else (np.asarray(e, dtype=np.int64),
-                                                    distinct_runs(np.asarray(e, dtype=np.int64)))
-                            for e in expands or [None] * len(free_scopes)]
+            # lab_block.distinct_runs), the grid in the batch-last tables' order (the scope's
+            # variables sorted)
+            self.expands = [None if e is None else self._batch_last_map(sc, e)
+                            for sc, e in zip(free_scopes, expands or [None] * len(free_scopes),
+                                             strict=True)]
             self.step = step = _pass_people(n)
             # the constant tables of each pass of people, people-last and contiguous (kept
             # instead of the caller's: no second copy)
@@ -1461,6 +1461,14 @@ def _make_elimination_op():
                  for sc, t in const] for lo in range(0, n, step)]
             self.order = _greedy_order([set(s) for s, _ in const]
                                        + [set(s) for s in free_scopes], list(sizes))
+
+        def _batch_last_map(self, scope, expand):
+            """A factor's map from its grid (C order over ``scope``) to its distinct points,
+            as ``(map, runs)`` over the grid of its batch-last table (:func:`_batch_last`:
+            the scope's variables in increasing order)."""
+            e = np.asarray(expand, dtype=np.int64).reshape(tuple(self.sizes[d] for d in scope))
+            e = e.transpose(sorted(range(len(scope)), key=lambda j: scope[j])).reshape(-1)
+            return e, distinct_runs(e)
 
         def make_node(self, *xs):
             xs = [pt.as_tensor_variable(x).astype("float64") for x in xs]
@@ -1494,15 +1502,13 @@ def _make_elimination_op():
             product summed without forming it (:func:`neb_bayes.tensor.scaled_message`,
             :func:`~neb_bayes.tensor.product_sum`: compiled loops where numba is loaded,
             as in a fit)."""
-            free, offset = self._free_tables(inputs, n)
-            items = list(const) + free
             dtype = self.dtype
-            tabs = [t for _, t in const] + [_batch_last(sc, t, self.sizes).astype(dtype,
-                                                                                   copy=False)
-                                            for sc, t in free]
-            scopes = [frozenset(sc) for sc, _ in items]
+            free, distinct, offset = self._free_tables(inputs, n)
+            tabs = [t for _, t in const] + free
+            scopes = [frozenset(sc) for sc, _ in const] + [frozenset(sc)
+                                                           for sc in self.free_scopes]
             k0 = len(const)
-            needs = [i >= k0 for i in range(len(items))]
+            needs = [i >= k0 for i in range(len(tabs))]
             live = list(range(len(tabs)))
             tape = []
             for v in self.order:
@@ -1534,24 +1540,39 @@ def _make_elimination_op():
                                                scopes[i])
             marginals = []
             for i, sc in enumerate(self.free_scopes):
-                m = _batch_first(sc, grads[k0 + i] * tabs[k0 + i])
-                if self.expands[i] is not None:     # summed per distinct point
-                    m = sum_per_distinct(m.reshape(n, -1), self.expands[i][1])
-                marginals.append(m)
+                e = self.expands[i]
+                if e is None:
+                    marginals.append(_batch_first(sc, grads[k0 + i] * tabs[k0 + i]))
+                    continue
+                # at distinct points: the factor's value there times the sum of the
+                # gradient over its grid points (the grid's rows, people contiguous)
+                g = np.ascontiguousarray(grads[k0 + i]).reshape(-1, n)
+                summed = np.add.reduceat(g[e[1][0]], e[1][1], axis=0)       # (U, n)
+                marginals.append((summed * distinct[i]).T)
             return logz, marginals
 
         def _free_tables(self, inputs, n):
             """The free log tables of a pass as probability tables over their scopes,
-            divided by their per-person maximum (:func:`_scaled_tables`), those at distinct
-            points expanded to their grid."""
-            # a factor at distinct points is scaled as a table over one variable, then expanded
+            divided by their per-person maximum (:func:`_scaled_tables`), batch-last in the
+            tables' float type: ``(tables, per input its values at distinct points (U, n)
+            or None, the log maxima (n,))``.  A factor at distinct points is expanded to its
+            grid by one gather of rows (people contiguous)."""
+            # a factor at distinct points is scaled as a table over one variable
             items, offset = _scaled_tables(
                 [(sc if e is None else (0,), x)
                  for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True)], n)
-            return [(sc, t if e is None else t[:, e[0]].reshape(
-                        (n,) + tuple(self.sizes[d] for d in sc)))
-                    for sc, (_, t), e in zip(self.free_scopes, items, self.expands,
-                                             strict=True)], offset
+            tables, distinct = [], []
+            for sc, (_, t), e in zip(self.free_scopes, items, self.expands, strict=True):
+                if e is None:
+                    tables.append(_batch_last(sc, t, self.sizes).astype(self.dtype,
+                                                                        copy=False))
+                    distinct.append(None)
+                    continue
+                d = np.ascontiguousarray(t.T, dtype=self.dtype)                # (U, n)
+                tables.append(d[e[0]].reshape(tuple(
+                    self.sizes[v] if v in sc else 1 for v in range(len(self.sizes))) + (n,)))
+                distinct.append(d)
+            return tables, distinct, offset
 
         def pullback(self, inputs, outputs, cotangents):
             if any(not isinstance(g.type, DisconnectedType) for g in cotangents[1:]):

@@ -70,15 +70,18 @@ def test_numba_compiled_graph_reaches_the_op_by_reference():
     assert any(entry[0] is op for entry in python_ops._CALLS.values())
 
 
-def test_a_factor_at_distinct_points_equals_its_whole_grid():
+@pytest.mark.parametrize("scope", [(2, 3), (3, 2)])
+def test_a_factor_at_distinct_points_equals_its_whole_grid(scope):
     """A laboratory factor comes at its distinct grid points with their map (``expands``):
     the Op expands it a pass of people at a time, and its marginal output is the grid's
-    summed per distinct point; the value and gradient are the whole grid's."""
+    summed per distinct point; the value and gradient are the whole grid's (the map in the
+    C order of the factor's scope, whichever order its variables come in)."""
     sizes, n, const, free_scopes, vals = _setup(5)
+    free_scopes = (free_scopes[0], scope) + free_scopes[2:]
     rng = np.random.default_rng(6)
-    expand = np.array([2, 0, 1, 2, 0, 1, 1, 0])   # scope (2, 3): 4 x 2 grid points, 3 distinct
+    expand = np.array([2, 0, 1, 2, 0, 1, 1, 0])   # 4 x 2 grid points, 3 distinct
     distinct = rng.normal(size=(n, 3))
-    vals[1] = distinct[:, expand].reshape(n, 4, 2)
+    vals[1] = distinct[:, expand].reshape((n,) + tuple(sizes[d] for d in scope))
     whole = Elimination(const, free_scopes, sizes, n).value_and_marginals(vals)
     op = Elimination(const, free_scopes, sizes, n, (None, expand, None, None))
     got = op.value_and_marginals([vals[0], distinct, vals[2], vals[3]])
