@@ -1201,8 +1201,7 @@ def _greedy_order(scopes: list[set[int]], sizes: list[int], first=frozenset()) -
         def cost(v, scopes=scopes):
             return int(np.prod([sizes[d] for d in set().union(*[s for s in scopes if v in s])]))
         v = min(sorted(left), key=lambda v: (v not in first, cost(v)))
-        joined = set().union(*[s for s in scopes if v in s]) - {v}
-        scopes = [s for s in scopes if v not in s] + [joined]
+        _, scopes = _sum_out(scopes, v)
         left.discard(v)
         order.append(v)
     return order
@@ -1262,13 +1261,19 @@ def eliminate(factors: list[tuple[tuple[int, ...], object]], sizes: list[int], n
     return offset + op(*[f for _, f in free])[0]
 
 
+def _sum_out(scopes: list[set[int]], v: int) -> tuple[set[int], list[set[int]]]:
+    """One elimination step on scopes alone: the joined scope of the tables that hold ``v``,
+    and the scopes left (those without it, then the joined one less ``v``)."""
+    joined = set().union(*[s for s in scopes if v in s])
+    return joined, [s for s in scopes if v not in s] + [joined - {v}]
+
+
 def _scopes_after(scopes: list[set[int]], order: list[int]) -> list[set[int]]:
     """The scopes of the tables left once the variables of ``order`` are summed out of
     tables of ``scopes`` (:func:`_eliminate_tables`' scopes)."""
     scopes = [set(s) for s in scopes]
     for v in order:
-        joined = set().union(*[s for s in scopes if v in s])
-        scopes = [s for s in scopes if v not in s] + [joined - {v}]
+        _, scopes = _sum_out(scopes, v)
     return scopes
 
 
@@ -1278,9 +1283,8 @@ def _steps_cost(scopes: list[set[int]], sizes: list[int]) -> int:
     total = 0
     scopes = [set(s) for s in scopes]
     for v in _greedy_order(scopes, sizes):
-        joined = set().union(*[s for s in scopes if v in s])
+        joined, scopes = _sum_out(scopes, v)
         total += int(np.prod([sizes[d] for d in joined]))
-        scopes = [s for s in scopes if v not in s] + [joined - {v}]
     return total
 
 
