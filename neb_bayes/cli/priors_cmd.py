@@ -15,6 +15,12 @@ from neb_bayes.cli import EXIT_INPUT, EXIT_PRIORS, _load_priors
 ANNOUNCE_FIT_S = 600
 
 
+def _about(seconds: float) -> str:
+    """An expected time as a person reads it: whole minutes under an hour (``15 min``),
+    hours to one decimal from there (``2.1 h``)."""
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+
+
 @click.group()
 def priors() -> None:
     """Prior sets: literature draws, PyMC fits to a cohort, inspection and comparison."""
@@ -243,7 +249,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         if expected >= ANNOUNCE_FIT_S:
             beyond = (f", {n_exact} of their person-axes by the exact engine"
                       if n_exact and "analyte-levels" in group_list else "")
-            click.echo(f"note: expected time about {expected / 3600:.1f} h for {n_people} "
+            click.echo(f"note: expected time about {_about(expected)} for {n_people} "
                        f"people{beyond} with {', '.join(group_list)} free (measured per "
                        "log-density + gradient and per draw on 2 cores; "
                        "docs/performance-history.md). A prevalence fit of 10,000 people takes "

@@ -224,6 +224,15 @@ def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
     assert (exact in res.output) is (groups == "analyte-levels"), res.output
 
 
+def test_expected_fit_time_reads_in_minutes_under_an_hour():
+    from neb_bayes.cli.priors_cmd import _about
+
+    assert _about(918.0) == "15 min"      # the default 1,000-person analyte-level fit
+    assert _about(20.0) == "1 min"
+    assert _about(3599.0) == "60 min"
+    assert _about(7650.0) == "2.1 h"      # 10,000 people
+
+
 def test_expected_fit_time_counts_the_exact_engines_person_axes():
     """Each person-axis beyond the information form adds its measured cost per evaluation
     when analyte levels are free (its factor is a constant otherwise)."""
