@@ -265,6 +265,21 @@ EXACT_PERSON_AXIS_COST_S = 1.4e-3
 EVALS_PER_DRAW = 17
 
 
+#: draws per chain kept after tuning when none are asked for: a prevalence-only fit mixes
+#: fast (2 x 1,000 draws of 10,000 people: tail ESS 1,123 or more); free analyte levels and
+#: symptom rates include rare states' parameters that mix slowly: 2 x 1,000 draws of a
+#: 1,000-person analyte-level fit were refused twice at the thresholds' edge (tail ESS 377,
+#: then R-hat 1.0108 on one parameter), 2 x 1,500 passed with a margin (R-hat 1.0069, ESS
+#: bulk/tail 612/778; 18.5 min on 2 cores; 2026-12-07, docs/performance-history.md)
+DEFAULT_DRAWS = {"prevalence": 1000, "other": 1500}
+
+
+def default_draws(groups: Sequence[str]) -> int:
+    """Draws per chain for a fit of ``groups`` when none are asked for
+    (:data:`DEFAULT_DRAWS`)."""
+    return DEFAULT_DRAWS["prevalence" if set(groups) <= {"prevalence"} else "other"]
+
+
 def expected_fit_seconds(n_people: int, tune: int, draws: int, chains: int,
                          groups: Sequence[str] = ("analyte-levels",),
                          cores: int = 2, exact_person_axes: int = 0) -> float:
@@ -481,7 +496,8 @@ def join_chains(trees):
     return out
 
 
-def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None, draws: int = 1000,
+def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
+        draws: int | None = None,
         tune: int = 1000, chains: int = 2, sampler: str = "nutpie", seed: int = 0,
         progressbar: bool = True, table_dtype: str = "float32",
         drop_unsupported: bool = False,
@@ -489,6 +505,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         base_draws: ParamDraws | None = None, cores: int | None = None) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
+    ``draws`` per chain after ``tune`` steps (default: :func:`default_draws` of ``groups``).
     ``sampler``: ``"nutpie"`` (chains in threads when the log-density is all compiled code,
     as in a prevalence fit; otherwise one chain per process, :func:`_nutpie_in_processes`)
     or ``"pymc"`` (PyMC's own NUTS, chains in processes).  ``table_dtype``: see
@@ -515,6 +532,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
 
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"unknown sampler {sampler!r}; choose nutpie or pymc")
+    if draws is None:
+        draws = default_draws(groups)
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")

@@ -178,8 +178,10 @@ def _tell_left_out(read) -> None:
                    "prevalence fit), else one chain per process (free analyte levels and "
                    "symptom rates are evaluated by Ops that hold Python's GIL). pymc: PyMC's "
                    "own NUTS, chains in processes.")
-@click.option("--draws", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Draws per chain kept after tuning.")
+@click.option("--draws", default=None, type=click.IntRange(min=1),
+              help="Draws per chain kept after tuning [default: 1500 with analyte levels or "
+                   "symptom rates free (their rare states' parameters mix slowly), 1000 for "
+                   "a prevalence-only fit].")
 @click.option("--tune", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Tuning steps per chain (at least 1: nutpie needs one).")
 @click.option("--chains", default=2, show_default=True, type=click.IntRange(min=1))
@@ -207,11 +209,11 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
     conventions).  Bad cases are listed with every
     error and skipped; of cases with the same id the first is fitted, the others left out.
     Exit status: 0 saved, 2 unusable cohort, labels or options (checked before anything
-    is sampled), 3 invalid prior set, 4 convergence checks failed (nothing saved; use
-    --force to save anyway).
+    is sampled), 3 invalid prior set, 4 convergence checks failed (not saved to --out: the
+    draws are kept beside it as NAME.unconverged.nc; use --force to save anyway).
     """
     from neb_bayes.batch.inputs import InputError
-    from neb_bayes.fit import available_cores, expected_fit_seconds, fit
+    from neb_bayes.fit import available_cores, default_draws, expected_fit_seconds, fit
     from neb_bayes.fit_inputs import LabelError, labels_for, read_cohort
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
@@ -228,6 +230,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         click.echo("no usable case in the cohort", err=True)
         sys.exit(EXIT_INPUT)
     group_list = groups
+    draws = default_draws(group_list) if draws is None else draws
     try:
         labs = (labels_for(ps.model, cases, labels, skipped_ids=read.skipped_ids)
                 if labels else None)

@@ -224,6 +224,38 @@ def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
     assert (exact in res.output) is (groups == "analyte-levels"), res.output
 
 
+@pytest.mark.parametrize(("groups", "args", "want"), [
+    ("analyte-levels", [], "2 chains x 1000 tune + 1500 draws"),
+    ("symptoms", [], "2 chains x 1000 tune + 1500 draws"),
+    ("prevalence", [], "2 chains x 1000 tune + 1000 draws"),
+    ("analyte-levels", ["--draws", "700"], "2 chains x 1000 tune + 700 draws"),
+])
+def test_default_draws_follow_the_groups_fitted(tmp_path, monkeypatch, groups, args, want):
+    """Free analyte levels or symptom rates get 1,500 draws per chain unless told (their
+    rare states' parameters mix slowly: 1,000 left a 1,000-person fit at the thresholds'
+    edge), a prevalence-only fit 1,000; the draws the sampler is asked for are those
+    printed."""
+    import neb_bayes.fit
+    from neb_bayes.fit import default_draws
+
+    assert default_draws(("prevalence",)) == 1000
+    assert default_draws(("analyte-levels", "prevalence")) == 1500
+    seen = {}
+
+    def stop(*a, **kwargs):
+        seen["draws"] = kwargs["draws"]
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(neb_bayes.fit, "fit", stop)
+    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
+                                    "--fit", groups, "--no-progress", *args])
+    assert want in res.output, res.output
+    assert seen["draws"] == int(want.split("+ ")[1].split()[0])
+
+
 def test_expected_fit_time_reads_in_minutes_under_an_hour():
     from neb_bayes.cli.priors_cmd import _about
 
