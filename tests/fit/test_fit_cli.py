@@ -197,6 +197,17 @@ def test_refuses_to_save_when_checks_fail(tmp_path):
     assert "r_hat_max:" in shown and "bfmi_min:" in shown and "ess_bulk_min:" in shown
 
 
+def _fit_three(tmp_path, groups: str, args=(), extra: str = "") -> str:
+    """The output of `priors fit` on three simulated people (and the JSON lines ``extra``),
+    fitting ``groups``: the caller stops it where it looks (a monkeypatched step)."""
+    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
+    cohort = tmp_path / "c.jsonl"
+    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims) + extra)
+    return CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out",
+                                     str(tmp_path / "x.nc"), "--fit", groups, "--no-progress",
+                                     *args]).output
+
+
 @pytest.mark.parametrize("groups,told", [("analyte-levels", True), ("symptoms", True),
                                          ("prevalence", False)])
 def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
@@ -211,17 +222,12 @@ def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
 
     monkeypatch.setattr(cmd, "ANNOUNCE_FIT_S", 1)
     monkeypatch.setattr(neb_bayes.fit, "build_fit_model", stop)
-    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
-    cohort = tmp_path / "c.jsonl"
-    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims)
-                      + UNSUPPORTED + "\n")
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
-                                    "--fit", groups, "--no-progress"])
-    assert "stopped by the test" in res.output
-    assert ("--fit prevalence" in res.output) is told
-    assert ("expected time" in res.output) is told
+    output = _fit_three(tmp_path, groups, extra=UNSUPPORTED + "\n")
+    assert "stopped by the test" in output
+    assert ("--fit prevalence" in output) is told
+    assert ("expected time" in output) is told
     exact = "for 4 people, 1 of their person-axes by the exact engine with"
-    assert (exact in res.output) is (groups == "analyte-levels"), res.output
+    assert (exact in output) is (groups == "analyte-levels"), output
 
 
 @pytest.mark.parametrize(("groups", "args", "want"), [
@@ -247,12 +253,8 @@ def test_default_draws_follow_the_groups_fitted(tmp_path, monkeypatch, groups, a
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(neb_bayes.fit, "fit", stop)
-    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
-    cohort = tmp_path / "c.jsonl"
-    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
-                                    "--fit", groups, "--no-progress", *args])
-    assert want in res.output, res.output
+    output = _fit_three(tmp_path, groups, args)
+    assert want in output, output
     assert seen["draws"] == int(want.split("+ ")[1].split()[0])
 
 
@@ -338,10 +340,6 @@ def test_the_announced_time_counts_the_cores_given(tmp_path, monkeypatch, args, 
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(neb_bayes.fit, "expected_fit_seconds", expected)
-    sims = simulate(load_model(), 3, seed=4, p_repeat=0.0, p_measure=0.3, p_symptom_reported=0.0)
-    cohort = tmp_path / "c.jsonl"
-    cohort.write_text("".join(json.dumps(case_to_dict(s.case)) + "\n" for s in sims))
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "x.nc"),
-                                    "--fit", "analyte-levels", "--no-progress", *args])
-    assert "stopped by the test" in res.output
+    output = _fit_three(tmp_path, "analyte-levels", args)
+    assert "stopped by the test" in output
     assert seen == [cores or available_cores()]
