@@ -225,6 +225,8 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     j_res, j_ic, j_rat, j_lm, j_rho = (np.empty(jj), np.empty(jj), np.empty(jj), np.empty(jj),
                                        np.empty(jj))
     j_u, j_t, j_sd = np.zeros((jj, 2)), np.zeros((jj, 2)), np.zeros((jj, 2))
+    j_w, c_w = np.zeros(jj), np.zeros(2)   # the mixture's terms over the largest
+    inv_tot = 1.0
     for r in range(n_r):
         if coef:
             m_inv = m_inv_all[r]
@@ -333,13 +335,17 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                         j_lm[j], j_rho[j] = lmj, rho_j
                     j_res[j], j_ic[j], j_rat[j] = res, ic, rat
                     top = max(top, rat)
+                # the mixture's terms relative to the largest, kept: the reverse pass' weights
+                # are these over their sum (no second exponential)
                 tot = math.exp(l0[r] - top)
                 for i in range(n_w):
-                    tot += math.exp(t_cen[i] - top)
+                    c_w[i] = math.exp(t_cen[i] - top)
+                    tot += c_w[i]
                 for j in range(n_j):
-                    if j_rat[j] != -np.inf:
-                        tot += math.exp(j_rat[j] - top)
+                    j_w[j] = math.exp(j_rat[j] - top) if j_rat[j] != -np.inf else 0.0
+                    tot += j_w[j]
                 lse = top + math.log(tot)
+                inv_tot = 1.0 / tot
                 ll += lse
             out[r, g] = ll
             if not coef:
@@ -356,7 +362,7 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
             V_bar[:] = 0.0
             if gross:
                 for i in range(n_w):
-                    pc = math.exp(t_cen[i] - lse)
+                    pc = c_w[i] * inv_tot
                     lm_bar -= pc
                     if n_w == 2:
                         o = 1 - i
@@ -368,7 +374,7 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                         continue
                     c = slot_ch[j]
                     lc = L[c]
-                    rb = math.exp(j_rat[j] - lse)
+                    rb = j_w[j] * inv_tot
                     res, ic = j_res[j], j_ic[j]
                     res_bar = rb * res * ic
                     ic_bar = 0.5 * rb * (res * res + 1.0 / ic)
