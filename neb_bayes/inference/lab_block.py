@@ -74,10 +74,12 @@ def distinct_runs(expand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return by, np.searchsorted(expand[by], np.arange(int(expand.max()) + 1))
 
 
-def sum_per_distinct(x: np.ndarray, runs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``(..., G)`` per grid point summed over the grid points of each distinct point,
-    ``(..., U)`` (``runs`` from :func:`distinct_runs`)."""
-    return np.add.reduceat(np.asarray(x, float)[..., runs[0]], runs[1], axis=-1)
+def sum_per_distinct(x: np.ndarray, runs: tuple[np.ndarray, np.ndarray],
+                     axis: int = -1) -> np.ndarray:
+    """``x`` per grid point along ``axis`` (``G`` long) summed over the grid points of each
+    distinct point (``U`` along ``axis``; ``runs`` from :func:`distinct_runs`)."""
+    return np.add.reduceat(np.take(np.asarray(x, float), runs[0], axis=axis), runs[1],
+                           axis=axis)
 
 
 STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -350,9 +352,14 @@ class LabBlock:
     def on_people(self, values: np.ndarray, n: int) -> np.ndarray:
         """The factor ``(R, G)`` of the people with results on the axis as every person's of
         the group, ``(n, *grid_shape)`` (0, a factor of 1, for the others)."""
+        return self._every_person(values, n).reshape((n,) + self.grid_shape)
+
+    def _every_person(self, values: np.ndarray, n: int) -> np.ndarray:
+        """Rows ``values`` of the people with results on the axis as ``n`` rows, one per
+        person of the group (0, a factor of 1, for the others)."""
         out = np.zeros((n, values.shape[1]))
         out[self.rows] = values
-        return out.reshape((n,) + self.grid_shape)
+        return out
 
     def vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """d(sum(cotangent * factor))/d(params), by the compiled vector-Jacobian product
@@ -412,9 +419,7 @@ class LabBlock:
 
         values = self._distinct_values(params, forward)
         self._last = (params_key(params), [coefs[id(d)] for _, d in self.parts])
-        out = np.zeros((n, values.shape[1]))
-        out[self.rows] = values
-        return out
+        return self._every_person(values, n)
 
     def fixed_people_values(self, params, n: int) -> np.ndarray:
         """Every person's factor of the group in numpy, ``(n, *grid_shape)``: a model whose

@@ -51,6 +51,7 @@ from neb_bayes.inference.lab_block import (
     LabBlock,
     LabFactors,
     distinct_runs,
+    sum_per_distinct,
 )
 from neb_bayes.inference.python_ops import map_pieces, piece_size, register_by_reference
 from neb_bayes.model.compiled import (
@@ -1551,7 +1552,7 @@ def _make_elimination_op():
                 # at distinct points: the factor's value there times the sum of the
                 # gradient over its grid points (the grid's rows, people contiguous)
                 g = np.ascontiguousarray(grads[k0 + i]).reshape(-1, n)
-                summed = np.add.reduceat(g[e[1][0]], e[1][1], axis=0)       # (U, n)
+                summed = sum_per_distinct(g, e[1], axis=0)                  # (U, n)
                 marginals.append((summed * distinct[i]).T)
             return logz, marginals
 
