@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -238,12 +237,21 @@ def test_nothing_uncertain_gives_no_test() -> None:
                for r in rows)
 
 
-def test_fast_enough_for_every_example(example_name: str) -> None:
+def test_every_example_ranks_without_rerunning_inference(example_name: str,
+                                                          monkeypatch) -> None:
+    """The ranking is preposterior analysis in closed form: it never re-runs the inference
+    for a hypothetical result (that is what keeps it well under a second; its time is a
+    benchmark, ``benchmarks/bench_report.py``, not a test)."""
     result = example_result(example_name)
-    t0 = time.perf_counter()
+    from neb_bayes.inference import exact
+
+    def rerun(*_args, **_kwargs):
+        raise AssertionError("next_tests re-ran the inference")
+
+    monkeypatch.setattr(exact, "infer_exact", rerun)
+    monkeypatch.setattr("neb_bayes.api.infer_exact", rerun)
+    monkeypatch.setattr("neb_bayes.api.infer", rerun)
     rows = next_tests(result, top=5)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 3.0      # target < 1 s; generous for loaded CI machines
     gains = [r["expected_information_gain_bits"] for r in rows]
     assert gains == sorted(gains, reverse=True)
     assert all(g > 0 for g in gains)
