@@ -217,6 +217,32 @@ def _gross_log_factor(o: Ops, d: dict, mu_c, post_mean, M_inv, censored):
     return o.logsumexp(o.m.concatenate(terms + [ratio], axis=2), axis=2)[:, :, 0]
 
 
+def run_key(d: dict) -> np.ndarray:
+    """Per person of a part's data ``d``, ``(R, m)``: what the kernels' work per person and
+    own state depends on (``A``; per gross-error slot whether it is empty, and ``r1`` and
+    ``rjj``; per censored result its channel, ``alpha`` and ``var``, and ``cov12``).  People
+    with equal keys share the posterior covariances ``M^-1`` and what follows from them."""
+    R = d["A_k"].shape[0]
+    if not R:
+        return np.zeros((0, 1))
+    cols = [d["A_k"]]
+    if "lw" in d:
+        used = np.isfinite(d["lw"])
+        cols += [used, np.where(used, d["r1"], 0.0), np.where(used, d["rjj"], 0.0)]
+    if d["n_w"]:
+        ck = d["cen_k"]
+        cols += [ck["ch"], ck["alpha"], ck["var"], ck["cov"]]
+    return np.concatenate([np.asarray(c, dtype=float).reshape(R, -1) for c in cols], axis=1)
+
+
+def new_runs(key: np.ndarray) -> np.ndarray:
+    """``(R,)``: whether each person's :func:`run_key` row differs from the one before (the
+    first person's always does): where the kernels start a run of people alike."""
+    out = np.ones(key.shape[0], dtype=np.bool_)
+    out[1:] = (key[1:] != key[:-1]).any(axis=1)
+    return out
+
+
 class LabBlock:
     """One group's laboratory factor on one axis (see the module docstring).
 
@@ -264,31 +290,39 @@ class LabBlock:
         J = gs["lw"].shape[1] if gs is not None else 0
         step = max(1, PART_SIZE // max(1, self.n_unique * max(K * K, J + 2)))   # people
         has = ad.cen["has"].astype(np.int64)
+
+        def part_data(idx: np.ndarray, n_w: int) -> dict:
+            data = {k: ad.stats[k][idx] for k in STATS}
+            data["A"] = np.pad(ad.A[idx], ((0, 0), (0, pad), (0, pad)))
+            data["A_k"] = np.ascontiguousarray(ad.A[idx], dtype=float)
+            data["n_w"] = n_w
+            if n_w:
+                # the kernel's: per person and censored result (R, n_w)
+                data["cen_k"] = {k: ad.cen[k][idx, :n_w] for k in ("ch", *CENSORED[1:])}
+                data["cen_k"]["cov"] = ad.cen["cov"][idx]
+                if gs is not None:
+                    data["cen_k"] |= {"cen_lw": gs["cen_lw"][idx, :n_w],
+                                      "kr": gs["kr"][idx, :, :n_w]}
+            if n_w == 1:   # the formula's (lab_loglik: one censored result)
+                data |= {k: ad.cen[k][idx, 0] for k in CENSORED[1:]}
+                data["at_ch"] = np.eye(C)[ad.cen["ch"][idx, 0]]
+            if gs is not None:
+                data |= {k: gs[k][idx] for k in GROSS}
+                if n_w == 1:
+                    data["cen_lw"] = gs["cen_lw"][idx, 0]
+                    data["kr"] = gs["kr"][idx, :, 0]
+            return data
+
         self.parts: list[tuple[np.ndarray, dict]] = []
         for n_w in range(MAX_CENSORED + 1):
             rows = np.flatnonzero(has == n_w)
+            # people alike (run_key) next to each other: the kernels share their work per run
+            rows = rows[np.lexsort(run_key(part_data(rows, n_w)).T[::-1])]
             size = _part_people(step, rows.size)
             for lo in range(0, rows.size, size):
                 idx = rows[lo:lo + size]
-                data = {k: ad.stats[k][idx] for k in STATS}
-                data["A"] = np.pad(ad.A[idx], ((0, 0), (0, pad), (0, pad)))
-                data["A_k"] = np.ascontiguousarray(ad.A[idx], dtype=float)
-                data["n_w"] = n_w
-                if n_w:
-                    # the kernel's: per person and censored result (R, n_w)
-                    data["cen_k"] = {k: ad.cen[k][idx, :n_w] for k in ("ch", *CENSORED[1:])}
-                    data["cen_k"]["cov"] = ad.cen["cov"][idx]
-                    if gs is not None:
-                        data["cen_k"] |= {"cen_lw": gs["cen_lw"][idx, :n_w],
-                                          "kr": gs["kr"][idx, :, :n_w]}
-                if n_w == 1:   # the formula's (lab_loglik: one censored result)
-                    data |= {k: ad.cen[k][idx, 0] for k in CENSORED[1:]}
-                    data["at_ch"] = np.eye(C)[ad.cen["ch"][idx, 0]]
-                if gs is not None:
-                    data |= {k: gs[k][idx] for k in GROSS}
-                    if n_w == 1:
-                        data["cen_lw"] = gs["cen_lw"][idx, 0]
-                        data["kr"] = gs["kr"][idx, :, 0]
+                data = part_data(idx, n_w)
+                data["new_run"] = new_runs(run_key(data))
                 # with the shared arrays, kept: the compiled kernel's arguments are then
                 # assembled once per part (:func:`_kernel_args`), not at every evaluation
                 self.parts.append((idx, self.shared | data))
@@ -466,7 +500,7 @@ _NONE_I2 = np.empty((0, 0), dtype=np.int64)
 
 
 #: the part's arrays in :func:`_kernel_args`' tuple, after the parameters
-KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", *STATS, "ch", *CENSORED[1:], "cov12",
+KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", "new_run", *STATS, "ch", *CENSORED[1:], "cov12",
                "slot_ch", *GROSS[:5], "l0", "cen_lw", "kr", "n_w", "gross")
 _DATA_AT = {name: i for i, name in enumerate(KERNEL_DATA)}
 
@@ -489,7 +523,8 @@ def _kernel_args(structure: tuple[int, bool, int], params, d: dict) -> tuple:
                 *((f(ck["cen_lw"]), f(ck["kr"])) if n_w else (_NONE_2, _NONE_3))) if gross
                else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1, _NONE_2, _NONE_3))
         data = d["_kernel_data"] = (d["L_k"], f(d["effect"]), f(d["amp"]), d["own"],
-                                    d["corr_k"], d["A_k"], *(f(d[name]) for name in STATS),
+                                    d["corr_k"], d["A_k"], d["new_run"],
+                                    *(f(d[name]) for name in STATS),
                                     *cen, *gro, n_w, gross)
     n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
     # the number of latents as a tuple's length: numba compiles the kernels once per number,
@@ -540,7 +575,8 @@ def kernel_pullback(structure: tuple[int, bool, int], params, d: dict, ct: np.nd
     data = d["_kernel_data"]
     grads = [np.zeros(np.shape(p)) for p in (lat_mean, lat_sd, log_median)]
     lab_pullback(kdim, lat_mean, lat_sd, *(data[_DATA_AT[k]] for k in (
-                     "L", "own", "corr", "ch", "alpha", "n_w", "slot_ch", "lw", "gross")),
+                     "L", "own", "corr", "new_run", "ch", "alpha", "n_w", "slot_ch", "lw",
+                     "gross")),
                  np.ascontiguousarray(ct, dtype=float), *coefs, *grads)
     n_lat = lat_mean.shape[1]
     padded = [np.zeros(np.shape(p)) for p in params[:2]]   # the padding latents' are 0

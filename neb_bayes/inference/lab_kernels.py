@@ -151,7 +151,7 @@ def _state_terms(k, lat_mean, lat_sd, corr):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
+def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A, new_run,
                w, s1, s2, t1, t2, t3, ld,
                ch, lim, sign, dd, var, alpha, kappa, cov12,
                slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw, kr,
@@ -171,10 +171,15 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     ``cov12 (R,)`` the two's noise covariance given those; per slot ``kr (R, J, n_w)``, each
     censored result's part in leaving the slot's result out, and ``cen_lw (R, n_w)`` its
     gross-error weight.  ``gross`` says whether the part has gross-error slots (the arrays
-    of what it has not may be empty).  A slot with ``lw = -inf`` is empty.
+    of what it has not may be empty).  A slot with ``lw = -inf`` is empty.  ``new_run (R,)``
+    is false for a person whose ``A``, ``r1``, ``rjj``, empty slots and censored results'
+    ``ch``, ``alpha``, ``var`` and ``cov12`` are those of the person before
+    (:func:`~neb_bayes.inference.lab_block.new_runs`): the run shares the posterior
+    covariances and what follows from them alone, computed at its first person.
 
     The gradients (``coef``: ``c_vec`` with rows), per person ``r`` and grid point ``g`` of
-    own state ``s``: ``m_inv_all (R, S, k, k)`` the posterior covariance ``M^-1`` per state;
+    own state ``s``: ``m_inv_all (R, S, k, k)`` the posterior covariance ``M^-1`` per state
+    (written at the first person of each run only);
     ``c_vec (R, G, 3k)`` the gradient with respect to ``S^-1 mu_s``, then ``h`` and ``eta``,
     whose product ``h eta'`` is the gradient with respect to ``M^-1``; ``c_slot (R, G, 3J)``
     the scalars of the rank-one terms ``L_c L_c'`` (one per slot) and ``Lw L_c'`` (two per
@@ -227,14 +232,21 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     j_u, j_t, j_sd = np.zeros((jj, 2)), np.zeros((jj, 2)), np.zeros((jj, 2))
     j_w, c_w = np.zeros(jj), np.zeros(2)   # the mixture's terms over the largest
     inv_tot = 1.0
+    r0 = 0
     for r in range(n_r):
+        # a person like the one before (``new_run`` false: the same A, slots and censored
+        # results' structure) shares its M^-1 and everything below that depends on it alone
+        fresh = new_run[r]
+        if fresh:
+            r0 = r
         if coef:
-            m_inv = m_inv_all[r]
-        for s in range(n_s):
-            for a in range(k):
-                for b in range(k):
-                    mm[a, b] = s_inv[s, a, b] + A[r, a, b]
-            ld_m[s] = spd_inverse_k(k, mm, m_inv[s], low, x)
+            m_inv = m_inv_all[r0]
+        if fresh:
+            for s in range(n_s):
+                for a in range(k):
+                    for b in range(k):
+                        mm[a, b] = s_inv[s, a, b] + A[r, a, b]
+                ld_m[s] = spd_inverse_k(k, mm, m_inv[s], low, x)
         s2_sum = 0.0
         ld_sum = 0.0
         n_act = 0
@@ -249,14 +261,14 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
         for i in range(n_w):
             for a in range(k):
                 lw_row[i, a] = alpha[r, i] * L[ch[r, i], a]
-        for s in range(n_s):
+        for s in range(n_s if fresh else 0):
             for i in range(n_w):
                 for i2 in range(i, n_w):
                     V_s[s, i, i2] = _quad(k, lw_row[i], m_inv[s], lw_row[i2]) + (
                         var[r, i] if i == i2 else cov12[r])
             if n_w == 2:
                 V_s[s, 1, 0] = V_s[s, 0, 1]
-        for j in range(n_j):
+        for j in range(n_j if fresh else 0):
             if lw[r, j] == -np.inf:
                 continue
             lc = L[slot_ch[j]]
@@ -434,14 +446,14 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
 
 
 @njit(cache=True, nogil=True)
-def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, ch, alpha, n_w, slot_ch, lw, gross,
-                 ct, m_inv_all, c_vec, c_slot, c_v, c_ch, g_mean, g_sd, g_med):  # pragma: no cover
+def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, ch, alpha, n_w, slot_ch, lw,
+                 gross, ct, m_inv_all, c_vec, c_slot, c_v, c_ch, g_mean, g_sd, g_med):  # pragma: no cover
     """The gradient of ``sum(ct * factor)`` with respect to ``lat_mean``, ``lat_sd`` ``(S,
     k)`` and ``log_median`` ``(C,)``, added into ``g_mean``, ``g_sd`` and ``g_med``, from
     :func:`lab_factor`'s gradients per person and grid point (its ``m_inv_all``, ``c_vec``,
     ``c_slot``, ``c_v``, ``c_ch``) at the same parameters: the cotangent contracted with
-    them, then per person and state the chain rule through ``M^-1``, then per state through
-    ``S^-1`` and ``S^-1 mu``."""
+    them, then per run of people sharing ``M^-1`` (``new_run``) and state the chain rule
+    through it, then per state through ``S^-1`` and ``S^-1 mu``."""
     k = len(kdim)
     n_s = lat_mean.shape[0]
     n_r, n_g = ct.shape
@@ -459,12 +471,15 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, ch, alpha, n_w, slot_ch, 
     cross_bar = np.zeros((n_s, jj, 2))
     V_acc = np.zeros((n_s, 3))
     lw_row = np.zeros((2, k))
+    r0 = 0
     for r in range(n_r):
-        m_bar[:] = 0.0
-        ld_m_bar[:] = 0.0
-        lml_bar[:] = 0.0
-        cross_bar[:] = 0.0
-        V_acc[:] = 0.0
+        if new_run[r]:
+            r0 = r
+            m_bar[:] = 0.0
+            ld_m_bar[:] = 0.0
+            lml_bar[:] = 0.0
+            cross_bar[:] = 0.0
+            V_acc[:] = 0.0
         for g in range(n_g):
             gb = ct[r, g]
             if gb == 0.0:
@@ -490,10 +505,12 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, ch, alpha, n_w, slot_ch, 
             cc = c_ch[r, g]
             for c in range(n_c):
                 g_med[c] += gb * cc[c]
+        if r + 1 < n_r and not new_run[r + 1]:
+            continue     # the run of people sharing M^-1 goes on: one chain rule for them all
         for i in range(n_w):
             for a in range(k):
                 lw_row[i, a] = alpha[r, i] * L[ch[r, i], a]
-        m_inv = m_inv_all[r]
+        m_inv = m_inv_all[r0]
         for s in range(n_s):
             for i in range(n_w):
                 _add_outer(k, m_bar[s], V_acc[s, i], lw_row[i], lw_row[i])

@@ -7,6 +7,7 @@ and people split into parts."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -44,10 +45,13 @@ def _two_latent_model():
     return compile_spec(spec_from_tables(raw, "two-latent metabolic axis"))
 
 
-def _blocks(model, axes: set[str] | None = None) -> list:
-    # a seed whose cohort exercises every structure (test_the_cohort_exercises_every_structure)
-    sims = simulate(model, 120, seed=12, p_repeat=0.3, p_measure=0.6, p_symptom_reported=0.2)
-    cases = covered(model, [s.case for s in sims])
+def _blocks(model, axes: set[str] | None = None, cases: list | None = None) -> list:
+    if cases is None:
+        # a seed whose cohort exercises every structure
+        # (test_the_cohort_exercises_every_structure)
+        sims = simulate(model, 120, seed=12, p_repeat=0.3, p_measure=0.6,
+                        p_symptom_reported=0.2)
+        cases = covered(model, [s.case for s in sims])
     theta = theta_constants(model)
     out = []
     for g in prepare_cohort(model, cases):
@@ -102,6 +106,112 @@ def test_kernel_vjp_equals_automatic_differentiation(blocks):
         want = b.vjp(moved, ct, lab_block._evaluate_vjp)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
+
+
+@pytest.fixture(scope="module")
+def alike_blocks():
+    """Blocks of a cohort of people alike: one result per channel (so that many share their
+    channels), each person beside a twin whose results are 2 % higher (the same channels,
+    censored ones included, so that every structure has people alike)."""
+    model = load_model()
+    sims = simulate(model, 150, seed=5, p_repeat=0.0, p_measure=0.6, p_symptom_reported=0.2)
+    cases = covered(model, [s.case for s in sims])
+    twins = [dataclasses.replace(c, id=f"{c.id}-twin", measurements=tuple(
+        dataclasses.replace(m, value=m.value * 1.02) for m in c.measurements)) for c in cases]
+    return _blocks(model, cases=cases + twins)
+
+
+def test_people_alike_share_the_kernels_work_and_nothing_else(alike_blocks, monkeypatch):
+    """People with equal :func:`~neb_bayes.inference.lab_block.run_key` share the posterior
+    covariances in the kernels (one ``M^-1`` and chain rule per run); the factor and its
+    gradient equal those of every person on their own."""
+    shared = {}
+    for _, b, _ in alike_blocks:
+        for _, d in b.parts:
+            shared[d["n_w"]] = shared.get(d["n_w"], 0) + int((~d["new_run"]).sum())
+    assert min(shared.get(n, 0) for n in range(lab_block.MAX_CENSORED + 1)) > 0, shared
+
+    monkeypatch.setattr(lab_block, "new_runs", lambda key: np.ones(len(key), dtype=bool))
+    rng = np.random.default_rng(11)
+    for params, b, ad in alike_blocks:
+        alone = lab_block.LabBlock(ad, b.shared["corr_k"])
+        assert all(d["new_run"].all() for _, d in alone.parts)
+        moved = (params[0] + 0.3 * rng.normal(size=np.shape(params[0])),
+                 params[1] * np.exp(0.2 * rng.normal(size=np.shape(params[1]))),
+                 params[2] + 0.2 * rng.normal(size=np.shape(params[2])))
+        np.testing.assert_allclose(b.values(moved, lab_block.kernel_value),
+                                   alone.values(moved, lab_block.kernel_value),
+                                   rtol=1e-12, atol=1e-10)
+        ct = rng.normal(size=(b.n_rows, b.inverse.size))
+        for g, w in zip(b.vjp(moved, ct, lab_block.kernel_vjp),
+                        alone.vjp(moved, ct, lab_block.kernel_vjp), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max())
+
+
+def _each_person_twice(b, d: dict) -> dict:
+    """A part's data ``d`` with each person followed by a copy of itself."""
+    R = d["A_k"].shape[0]
+    out = {}
+    for k, v in d.items():
+        if k in ("_kernel_data", "new_run"):     # (the kernel's arguments, kept)
+            continue
+        if k == "cen_k":
+            out[k] = {kk: np.repeat(vv, 2, axis=0) for kk, vv in v.items()}
+        elif isinstance(v, np.ndarray) and v.shape[:1] == (R,) and k not in b.shared:
+            out[k] = np.repeat(v, 2, axis=0)
+        else:
+            out[k] = v
+    return out
+
+
+def _unused_first_slot(e):
+    lw = e["lw"][1::2]
+    lw[np.arange(len(lw)), np.argmax(np.isfinite(lw), axis=1)] = -np.inf
+
+
+#: a copy that differs in one input the kernels' shared work reads
+CHANGES = {
+    "A": lambda e: e["A_k"][1::2].__imul__(1.1),
+    "empty slot": _unused_first_slot,
+    "r1": lambda e: e["r1"][1::2].__imul__(0.9),
+    "rjj": lambda e: e["rjj"][1::2].__imul__(1.1),
+    "censored channel": lambda e: e["cen_k"]["ch"][1::2].__setitem__(
+        slice(None), (e["cen_k"]["ch"][1::2] + 1) % e["L_k"].shape[0]),
+    "alpha": lambda e: e["cen_k"]["alpha"][1::2].__imul__(0.9),
+    "censored variance": lambda e: e["cen_k"]["var"][1::2].__imul__(1.2),
+    "censored covariance": lambda e: e["cen_k"]["cov"][1::2].__iadd__(1e-3),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_people_who_differ_in_what_the_kernels_share_are_not_alike(alike_blocks, change):
+    """A person and a copy of it that differs in one input of the shared work: their
+    factors and gradients with the kernels' runs (:func:`lab_block.new_runs`) equal those
+    with every person on their own (a key without that input would share wrongly)."""
+    from neb_bayes.inference.lab_block import kernel_value, kernel_vjp, new_runs, run_key
+
+    rng = np.random.default_rng(5)
+    n_w = 0 if change in ("A", "empty slot", "r1", "rjj") else lab_block.MAX_CENSORED
+    checked = 0
+    for params, b, _ in alike_blocks:
+        for _, d in b.parts:
+            if d["n_w"] != n_w or "lw" not in d or not len(d["A_k"]):
+                continue
+            e = _each_person_twice(b, d)
+            assert not new_runs(run_key(e))[1::2].any()     # unchanged, each copy shares
+            CHANGES[change](e)
+            st = b.structure(e)
+            padded = b._padded(params)
+            ct = rng.normal(size=(len(e["A_k"]), e["effect"].shape[1]))
+            got = []
+            for runs in (new_runs(run_key(e)), np.ones(len(e["A_k"]), dtype=bool)):
+                f = {**e, "new_run": runs}
+                got.append((kernel_value(st, padded, f), kernel_vjp(st, padded, f, ct)))
+            np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-12, atol=1e-10)
+            for g, w in zip(got[0][1], got[1][1], strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max())
+            checked += 1
+    assert checked
 
 
 def test_kernel_log_ndtr_equals_scipy():
