@@ -13,7 +13,8 @@ of an evaluation do not grow with the size of the grid or of the cohort:
   gathered back;
 * the people are split into parts of at most :data:`PART_SIZE` elements of the largest
   intermediate, those with a censored result apart from the others (each part has one
-  structure, no masks).
+  structure, no masks), people alike (:func:`run_key`) next to each other: the kernel
+  inverts their posterior precisions once per run.
 
 With fixed parameters the factor is evaluated in numpy.  With free ones (an analyte-level
 fit) it is part of its group's :func:`LabFactors` Op in the model's graph (the group's axes
@@ -500,8 +501,8 @@ _NONE_I2 = np.empty((0, 0), dtype=np.int64)
 
 
 #: the part's arrays in :func:`_kernel_args`' tuple, after the parameters
-KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", "new_run", *STATS, "ch", *CENSORED[1:], "cov12",
-               "slot_ch", *GROSS[:5], "l0", "cen_lw", "kr", "n_w", "gross")
+KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", "new_run", *STATS, "ch", *CENSORED[1:],
+               "cov12", "slot_ch", *GROSS[:5], "l0", "cen_lw", "kr", "n_w", "gross")
 _DATA_AT = {name: i for i, name in enumerate(KERNEL_DATA)}
 
 
