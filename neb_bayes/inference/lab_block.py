@@ -244,6 +244,35 @@ def new_runs(key: np.ndarray) -> np.ndarray:
     return out
 
 
+def point_reps(d: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Which of a part's distinct grid points each person's results cannot tell apart.
+
+    A person's factor at a grid point reads the points' own state and the state effects and
+    rhythm amplitudes of the channels of its results only (observed, in a gross-error slot or
+    censored); points equal in those give equal factors.  Returns ``reps (P, G)``, per
+    pattern of such channels each point's first equal point, and ``sig (R,)``, each
+    person's pattern (the kernels compute a point's factor only where ``reps[p, g] == g``)."""
+    R, G = d["A_k"].shape[0], d["effect"].shape[1]
+    if not R:
+        return np.arange(G, dtype=np.int64)[None], np.zeros(0, dtype=np.int64)
+    on = np.zeros((R, d["L_k"].shape[0]), dtype=bool)
+    for name in ("w", "s1", "t1", "t2", "t3"):      # the kernel's active channels
+        on |= d[name] != 0
+    if d["n_w"]:
+        on[np.arange(R)[:, None], d["cen_k"]["ch"]] = True
+    if "lw" in d:
+        for j, c in enumerate(d["slot_ch"]):
+            on[:, c] |= np.isfinite(d["lw"][:, j])
+    patterns, sig = np.unique(on, axis=0, return_inverse=True)
+    reps = np.empty((len(patterns), G), dtype=np.int64)
+    own = d["own"][None].astype(float)
+    for p, channels in enumerate(patterns):
+        cols = np.concatenate([own, d["effect"][channels], d["amp"][channels]])
+        _, first, inverse = np.unique(cols, axis=1, return_index=True, return_inverse=True)
+        reps[p] = first[inverse.reshape(-1)]
+    return reps, np.ascontiguousarray(sig.reshape(-1), dtype=np.int64)
+
+
 class LabBlock:
     """One group's laboratory factor on one axis (see the module docstring).
 
@@ -324,6 +353,7 @@ class LabBlock:
                 idx = rows[lo:lo + size]
                 data = part_data(idx, n_w)
                 data["new_run"] = new_runs(run_key(data))
+                data["reps"], data["sig"] = point_reps(self.shared | data)
                 # with the shared arrays, kept: the compiled kernel's arguments are then
                 # assembled once per part (:func:`_kernel_args`), not at every evaluation
                 self.parts.append((idx, self.shared | data))
@@ -501,8 +531,8 @@ _NONE_I2 = np.empty((0, 0), dtype=np.int64)
 
 
 #: the part's arrays in :func:`_kernel_args`' tuple, after the parameters
-KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", "new_run", *STATS, "ch", *CENSORED[1:],
-               "cov12", "slot_ch", *GROSS[:5], "l0", "cen_lw", "kr", "n_w", "gross")
+KERNEL_DATA = ("L", "effect", "amp", "own", "corr", "A", "new_run", "reps", "sig", *STATS, "ch",
+               *CENSORED[1:], "cov12", "slot_ch", *GROSS[:5], "l0", "cen_lw", "kr", "n_w", "gross")
 _DATA_AT = {name: i for i, name in enumerate(KERNEL_DATA)}
 
 
@@ -524,7 +554,7 @@ def _kernel_args(structure: tuple[int, bool, int], params, d: dict) -> tuple:
                 *((f(ck["cen_lw"]), f(ck["kr"])) if n_w else (_NONE_2, _NONE_3))) if gross
                else (_NONE_I,) + (_NONE_2,) * 5 + (_NONE_1, _NONE_2, _NONE_3))
         data = d["_kernel_data"] = (d["L_k"], f(d["effect"]), f(d["amp"]), d["own"],
-                                    d["corr_k"], d["A_k"], d["new_run"],
+                                    d["corr_k"], d["A_k"], d["new_run"], d["reps"], d["sig"],
                                     *(f(d[name]) for name in STATS),
                                     *cen, *gro, n_w, gross)
     n_lat = d["L_k"].shape[1]     # the axis' latents: the kernel needs no padding ones
@@ -576,8 +606,8 @@ def kernel_pullback(structure: tuple[int, bool, int], params, d: dict, ct: np.nd
     data = d["_kernel_data"]
     grads = [np.zeros(np.shape(p)) for p in (lat_mean, lat_sd, log_median)]
     lab_pullback(kdim, lat_mean, lat_sd, *(data[_DATA_AT[k]] for k in (
-                     "L", "own", "corr", "new_run", "ch", "alpha", "n_w", "slot_ch", "lw",
-                     "gross")),
+                     "L", "own", "corr", "new_run", "reps", "sig", "ch", "alpha", "n_w",
+                     "slot_ch", "lw", "gross")),
                  np.ascontiguousarray(ct, dtype=float), *coefs, *grads)
     n_lat = lat_mean.shape[1]
     padded = [np.zeros(np.shape(p)) for p in params[:2]]   # the padding latents' are 0

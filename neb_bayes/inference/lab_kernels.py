@@ -152,7 +152,7 @@ def _state_terms(k, lat_mean, lat_sd, corr):  # pragma: no cover
 
 @njit(cache=True, nogil=True)
 def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A, new_run,
-               w, s1, s2, t1, t2, t3, ld,
+               reps, sig, w, s1, s2, t1, t2, t3, ld,
                ch, lim, sign, dd, var, alpha, kappa, cov12,
                slot_ch, ry, r1, rd, rjj, lw, l0, cen_lw, kr,
                n_w, gross, out, m_inv_all, c_vec, c_slot, c_v, c_ch):  # pragma: no cover
@@ -176,6 +176,11 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     ``ch``, ``alpha``, ``var`` and ``cov12`` are those of the person before
     (:func:`~neb_bayes.inference.lab_block.new_runs`): the run shares the posterior
     covariances and what follows from them alone, computed at its first person.
+    ``reps (P, G)`` per pattern of channels and ``sig (R,)`` each person's pattern
+    (:func:`~neb_bayes.inference.lab_block.point_reps`): each grid point's first one with the
+    same own state, effects and amplitudes on the channels of the person's results, whose
+    value it takes (its gradients are not written: the pullback adds its cotangent to that
+    point's).
 
     The gradients (``coef``: ``c_vec`` with rows), per person ``r`` and grid point ``g`` of
     own state ``s``: ``m_inv_all (R, S, k, k)`` the posterior covariance ``M^-1`` per state
@@ -278,7 +283,11 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                 half_log_ic[s, j] = 0.5 * math.log(ic)
                 for i in range(n_w):
                     cross[s, j, i] = _quad(k, lw_row[i], m_inv[s], lc)
+        rep = reps[sig[r]]
         for g in range(n_g):
+            if rep[g] != g:      # a point the person's results cannot tell from an earlier one
+                out[r, g] = out[r, rep[g]]
+                continue
             s = own[g]
             # -q/2 - log|N|/2: the results' quadratic form about the channel means
             q = s2_sum
@@ -446,13 +455,15 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
 
 
 @njit(cache=True, nogil=True)
-def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, ch, alpha, n_w, slot_ch, lw,
-                 gross, ct, m_inv_all, c_vec, c_slot, c_v, c_ch, g_mean, g_sd, g_med):  # pragma: no cover
+def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, reps, sig, ch, alpha, n_w,
+                 slot_ch, lw, gross, ct, m_inv_all, c_vec, c_slot, c_v, c_ch,
+                 g_mean, g_sd, g_med):  # pragma: no cover
     """The gradient of ``sum(ct * factor)`` with respect to ``lat_mean``, ``lat_sd`` ``(S,
     k)`` and ``log_median`` ``(C,)``, added into ``g_mean``, ``g_sd`` and ``g_med``, from
     :func:`lab_factor`'s gradients per person and grid point (its ``m_inv_all``, ``c_vec``,
     ``c_slot``, ``c_v``, ``c_ch``) at the same parameters: the cotangent contracted with
-    them, then per run of people sharing ``M^-1`` (``new_run``) and state the chain rule
+    them (at each grid point whose value it computed, ``reps``), then per run of people
+    sharing ``M^-1`` (``new_run``) and state the chain rule
     through it, then per state through ``S^-1`` and ``S^-1 mu``."""
     k = len(kdim)
     n_s = lat_mean.shape[0]
@@ -471,6 +482,7 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, ch, alpha, n_w, 
     cross_bar = np.zeros((n_s, jj, 2))
     V_acc = np.zeros((n_s, 3))
     lw_row = np.zeros((2, k))
+    ct_rep = np.empty(n_g)
     r0 = 0
     for r in range(n_r):
         if new_run[r]:
@@ -480,9 +492,14 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, ch, alpha, n_w, 
             lml_bar[:] = 0.0
             cross_bar[:] = 0.0
             V_acc[:] = 0.0
+        # the cotangent of a point that takes an earlier one's value is that point's too
+        rep = reps[sig[r]]
+        ct_rep[:] = 0.0
         for g in range(n_g):
-            gb = ct[r, g]
-            if gb == 0.0:
+            ct_rep[rep[g]] += ct[r, g]
+        for g in range(n_g):
+            gb = ct_rep[g]
+            if gb == 0.0 or rep[g] != g:
                 continue
             s = own[g]
             cv = c_vec[r, g]

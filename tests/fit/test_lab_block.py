@@ -214,6 +214,55 @@ def test_people_who_differ_in_what_the_kernels_share_are_not_alike(alike_blocks,
     assert checked
 
 
+def _every_point(e: dict) -> dict:
+    """Part data ``e`` whose kernels compute every grid point for every person."""
+    return {**e, "reps": np.arange(e["effect"].shape[1], dtype=np.int64)[None],
+            "sig": np.zeros(len(e["A_k"]), dtype=np.int64)}
+
+
+def _odd_points_apart(e: dict, what: str) -> dict:
+    """Part data ``e`` whose grid points all differ in the effects on the channels of
+    censored results, or whose odd grid points differ from the even ones in every channel's
+    rhythm amplitude."""
+    e = {k: v for k, v in e.items() if k != "_kernel_data"}
+    points = np.arange(e["effect"].shape[1])
+    if what == "amplitudes":
+        e["amp"] = e["amp"] + 0.1 * (points % 2)
+    else:
+        e["effect"] = e["effect"].copy()
+        e["effect"][np.unique(e["cen_k"]["ch"])] += 0.01 * points
+    e["reps"], e["sig"] = lab_block.point_reps(e)
+    return e
+
+
+@pytest.mark.parametrize("what", ["as simulated", "censored channels' effects", "amplitudes"])
+def test_points_a_person_cannot_tell_apart_share_its_factor(blocks, alike_blocks, what):
+    """A person's factor at a grid point equal to an earlier one in own state, effects and
+    amplitudes on the channels of its results is that point's (``point_reps``; the kernels
+    compute it once): the factor and gradient equal those computed at every point."""
+    from neb_bayes.inference.lab_block import kernel_value, kernel_vjp
+
+    rng = np.random.default_rng(2)
+    merged = checked = 0
+    for params, b, _ in blocks + alike_blocks:     # (censored results with repeats, without)
+        padded = b._padded(params)
+        for _, d in b.parts:
+            if not len(d["A_k"]) or (what != "as simulated" and not d["n_w"]):
+                continue
+            e = d if what == "as simulated" else _odd_points_apart(b.shared | d, what)
+            merged += int((d["reps"] != np.arange(d["reps"].shape[1])).sum())
+            st = b.structure(e)
+            ct = rng.normal(size=(len(e["A_k"]), e["effect"].shape[1]))
+            got = [(kernel_value(st, padded, f), kernel_vjp(st, padded, f, ct))
+                   for f in ({k: v for k, v in e.items() if k != "_kernel_data"},
+                             _every_point({k: v for k, v in e.items() if k != "_kernel_data"}))]
+            np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-12, atol=1e-10)
+            for g, w in zip(got[0][1], got[1][1], strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max())
+            checked += 1
+    assert checked and merged
+
+
 def test_kernel_log_ndtr_equals_scipy():
     from scipy.special import log_ndtr
 
