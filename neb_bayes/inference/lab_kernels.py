@@ -463,8 +463,8 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, reps, sig, ch, a
     :func:`lab_factor`'s gradients per person and grid point (its ``m_inv_all``, ``c_vec``,
     ``c_slot``, ``c_v``, ``c_ch``) at the same parameters: the cotangent contracted with
     them (at each grid point whose value it computed, ``reps``), then per run of people
-    sharing ``M^-1`` (``new_run``) and state the chain rule
-    through it, then per state through ``S^-1`` and ``S^-1 mu``."""
+    sharing ``M^-1`` (``new_run``) and state the chain rule through it, then per state
+    through ``S^-1`` and ``S^-1 mu``."""
     k = len(kdim)
     n_s = lat_mean.shape[0]
     n_r, n_g = ct.shape
