@@ -164,7 +164,10 @@ class BatchSummary:
             f"{self.seconds:.1f} s, {self.cases_per_s:,.0f} cases/s\n"
             f"results: {self.results} ({self.rows:,} rows); errors: {self.errors:,} "
             f"(errors.jsonl)" + (f", of which {self.duplicates:,} for a repeated id (the "
-                                 "case left out of the results)" if self.duplicates else "")
+                                 "case left out of the results; in a long CSV, rows of an "
+                                 "id that come back after other cases' rows are read as "
+                                 "another case: sort the file by id)"
+                                 if self.duplicates else "")
         )
 
 

@@ -426,7 +426,9 @@ class Merge:
                     "item": int(items[j]), "source": sources[j], "case_id": ids[j],
                     "errors": [{"path": "id", "message":
                                 f"duplicate case id: input item {int(first[j])} has the same "
-                                "id; this case is left out of the results"}]})
+                                "id; this case is left out of the results (in a long CSV, "
+                                "rows of an id that come back after other cases' rows are "
+                                "read as another case: sort the file by id)"}]})
             records.sort(key=lambda r: r["item"])
             keep = np.packbits(first < 0, bitorder="little")
             table = table.filter(pa.Array.from_buffers(pa.bool_(), first.size,

@@ -18,7 +18,8 @@ __all__ = ["batch"]
 
 HELP = """Posterior probabilities for many cases: INPUT... are JSON Lines files (one case per
 line), directories of case files (.yaml/.yml/.json, and .jsonl/.csv files in them), single
-case files, or CSV files: wide (one row per case) or long (one row per result).
+case files, or CSV files: wide (one row per case) or long (one row per result; a case's rows
+consecutive, as a file sorted by id has them).
 
 Input is streamed in chunks of --chunk-size cases; memory stays bounded.  Each finished chunk
 is written at once (DIR/chunks/), so a run that stops (crash, kill, power cut) is resumed by

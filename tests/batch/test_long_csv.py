@@ -17,6 +17,8 @@ from neb_bayes.batch.worker import process_chunk
 from neb_bayes.case import read_case
 from neb_bayes.case.model import CaseError
 
+from .conftest import errors
+
 
 def _probabilities(model, path: Path) -> tuple[np.ndarray, list]:
     result = process_chunk(ChunkTask(index=0, first_item=0, items=list(iter_items([path]))))
@@ -90,6 +92,28 @@ def test_case_columns_must_agree_and_rows_are_named(tmp_path: Path, model) -> No
     assert e.id == "e, quoted" and e.measurements[0].censor == "left"
     _, errors = _probabilities(model, path)
     assert sorted(e["case_id"] for e in errors) == ["b", "c"]
+
+
+def test_rows_of_an_id_that_come_back_are_a_repeated_case_and_say_how_to_mend_it(
+        tmp_path: Path) -> None:
+    """A long CSV's case is its consecutive rows: an id whose rows come back after another
+    case's is a second case with that id, left out as a repeat; the error and the summary
+    say the file must be sorted by id."""
+    from neb_bayes.batch import BatchOptions, run_batch
+
+    path = tmp_path / "unsorted.csv"
+    path.write_text("id,sex,age,analyte,value,unit\n"
+                    "a,F,45,TSH,38,mIU/L\n"
+                    "b,M,50,TSH,2.0,mIU/L\n"
+                    "a,F,45,FT4,6.1,pmol/L\n", encoding="utf-8")
+    out = tmp_path / "out"
+    summary = run_batch(BatchOptions(inputs=[str(path)], out=str(out), progress=False),
+                        echo=lambda *a, **k: None)
+    assert summary.rows == 2 and summary.duplicates == 1
+    assert "sort the file by id" in summary.text()
+    (record,) = errors(out)
+    assert record["case_id"] == "a" and record["source"].endswith(":4")
+    assert "sort the file by id" in record["errors"][0]["message"]
 
 
 def test_a_long_csv_without_an_id_column_is_an_error(tmp_path: Path) -> None:
