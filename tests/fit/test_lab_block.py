@@ -2,7 +2,8 @@
 the compiled kernel's value against the numpy formula, its hand-written vector-Jacobian
 product against pytensor's automatic differentiation of the same formula and against finite
 differences, on distinct grid points, padding latents, censored results, gross-error slots
-and people split into parts."""
+and people split into parts; the work the kernels share between people alike and between
+grid points a person's results cannot tell apart, against the same work done apart."""
 
 from __future__ import annotations
 
