@@ -246,9 +246,9 @@ def draws_from_posterior(model: CompiledModel, idata,
 #: tell apart its factor; 2-core AMD EPYC, 2026-12-07, ``bench_fit.py --time-eval``, one
 #: thread, every person in the information form): 13.1-13.5 ms at 300 people, 27.6-28.5 ms
 #: at 1,000 (13:55), 206-209 ms at 10,000 (14:20; the code before the sharing, alternating
-#: with it: 12.7-13.5, 28.7-29.2 and 242-257 ms; at 05:57 the same day,
-#: before the single-precision elimination: 15.3, 34.4 and 297 ms; the Intel Xeon of
-#: 2026-12-03: 28.7 and 69.6 ms at 300 and 1,000).  Symptoms
+#: with it: 12.7-13.5, 28.7-29.2 and 242-257 ms; at 05:57 the same day, before the
+#: single-precision elimination: 15.3, 34.4 and 297 ms; the Intel Xeon of 2026-12-03: 28.7
+#: and 69.6 ms at 300 and 1,000).  Symptoms
 #: (each person's present-symptom table over the axes that cause them and the propensity
 #: level, summed out in the elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000
 #: people (2026-12-03).  A prevalence fit is far cheaper (17 ms at 10,000 people) and is not

@@ -22,8 +22,8 @@ Case columns
 A case's rows are consecutive (lab exports are sorted by patient or request): a new ``id``
 starts a new case.  An id met again after other cases is a second case with that id, which
 the batch counts as a duplicate (the first wins; its error and the batch's summary say to
-sort the file by id).  A row with neither an analyte nor a value
-only carries case columns (a case without results, or its symptoms on a row of their own).
+sort the file by id).  A row with neither an analyte nor a value only carries case columns
+(a case without results, or its symptoms on a row of their own).
 
 Errors name the row (its line in the file) as well as the case-file field path.
 """

@@ -42,7 +42,7 @@ from neb_bayes.batch.inputs import (
     materialise,
     split_item,
 )
-from neb_bayes.batch.store import OutputDir
+from neb_bayes.batch.store import LONG_CSV_HINT, OutputDir
 from neb_bayes.batch.table import FORMATS, result_schema
 from neb_bayes.batch.task import ChunkResult, ChunkTask, run_chunk, warm_up
 
@@ -164,9 +164,7 @@ class BatchSummary:
             f"{self.seconds:.1f} s, {self.cases_per_s:,.0f} cases/s\n"
             f"results: {self.results} ({self.rows:,} rows); errors: {self.errors:,} "
             f"(errors.jsonl)" + (f", of which {self.duplicates:,} for a repeated id (the "
-                                 "case left out of the results; in a long CSV, rows of an "
-                                 "id that come back after other cases' rows are read as "
-                                 "another case: sort the file by id)"
+                                 f"case left out of the results; {LONG_CSV_HINT})"
                                  if self.duplicates else "")
         )
 

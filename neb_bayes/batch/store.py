@@ -332,6 +332,12 @@ class _FirstItems:
         return first
 
 
+#: why a long CSV may have repeated ids it was not meant to have (its rows of one case are
+#: those in a row: :mod:`neb_bayes.batch.long_csv`), in a repeat's error and the summary
+LONG_CSV_HINT = ("in a long CSV, rows of an id that come back after other cases' rows are "
+                 "read as another case: sort the file by id")
+
+
 class Merge:
     """The merged results table, ``errors.jsonl`` and ``reports/`` of a batch, written chunk
     by chunk in input order while the batch runs (:meth:`add_ready` after each chunk is
@@ -426,9 +432,7 @@ class Merge:
                     "item": int(items[j]), "source": sources[j], "case_id": ids[j],
                     "errors": [{"path": "id", "message":
                                 f"duplicate case id: input item {int(first[j])} has the same "
-                                "id; this case is left out of the results (in a long CSV, "
-                                "rows of an id that come back after other cases' rows are "
-                                "read as another case: sort the file by id)"}]})
+                                f"id; this case is left out of the results ({LONG_CSV_HINT})"}]})
             records.sort(key=lambda r: r["item"])
             keep = np.packbits(first < 0, bitorder="little")
             table = table.filter(pa.Array.from_buffers(pa.bool_(), first.size,

@@ -347,12 +347,14 @@ class LabBlock:
         for n_w in range(MAX_CENSORED + 1):
             rows = np.flatnonzero(has == n_w)
             # people alike (run_key) next to each other: the kernels share their work per run
-            rows = rows[np.lexsort(run_key(part_data(rows, n_w)).T[::-1])]
+            key = run_key(part_data(rows, n_w))
+            order = np.lexsort(key.T[::-1])
+            rows, key = rows[order], key[order]
             size = _part_people(step, rows.size)
             for lo in range(0, rows.size, size):
                 idx = rows[lo:lo + size]
                 data = part_data(idx, n_w)
-                data["new_run"] = new_runs(run_key(data))
+                data["new_run"] = new_runs(key[lo:lo + size])
                 data["reps"], data["sig"] = point_reps(self.shared | data)
                 # with the shared arrays, kept: the compiled kernel's arguments are then
                 # assembled once per part (:func:`_kernel_args`), not at every evaluation

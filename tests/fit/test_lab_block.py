@@ -215,6 +215,11 @@ def test_people_who_differ_in_what_the_kernels_share_are_not_alike(alike_blocks,
     assert checked
 
 
+def _unkept(d: dict) -> dict:
+    """Part data ``d`` without the kernel arguments a call kept in it (``_kernel_data``)."""
+    return {k: v for k, v in d.items() if k != "_kernel_data"}
+
+
 def _every_point(e: dict) -> dict:
     """Part data ``e`` whose kernels compute every grid point for every person."""
     return {**e, "reps": np.arange(e["effect"].shape[1], dtype=np.int64)[None],
@@ -225,7 +230,7 @@ def _odd_points_apart(e: dict, what: str) -> dict:
     """Part data ``e`` whose grid points all differ in the effects on the channels of
     censored results, or whose odd grid points differ from the even ones in every channel's
     rhythm amplitude."""
-    e = {k: v for k, v in e.items() if k != "_kernel_data"}
+    e = _unkept(e)
     points = np.arange(e["effect"].shape[1])
     if what == "amplitudes":
         e["amp"] = e["amp"] + 0.1 * (points % 2)
@@ -255,8 +260,7 @@ def test_points_a_person_cannot_tell_apart_share_its_factor(blocks, alike_blocks
             st = b.structure(e)
             ct = rng.normal(size=(len(e["A_k"]), e["effect"].shape[1]))
             got = [(kernel_value(st, padded, f), kernel_vjp(st, padded, f, ct))
-                   for f in ({k: v for k, v in e.items() if k != "_kernel_data"},
-                             _every_point({k: v for k, v in e.items() if k != "_kernel_data"}))]
+                   for f in (_unkept(e), _every_point(_unkept(e)))]
             np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-12, atol=1e-10)
             for g, w in zip(got[0][1], got[1][1], strict=True):
                 np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max())
