@@ -19,14 +19,14 @@ the chain rule through ``X = M^-1`` is ``dM = -X dX X``.
 
 The reverse pass is split where the cotangent enters: :func:`lab_factor`, in the forward
 pass, keeps each person's and grid point's gradient with respect to a few intermediates (the
-posterior precision's inverse, the completed square, the channels' medians: ~3K + 3 slots
-+ C numbers, ~0.2 GB for an analyte-level fit of 10,000 people); :func:`lab_pullback`
-contracts them with the cotangent and applies the chain rule per person and state, then per
-state.  A log-density and gradient so runs the forward pass once, not twice (2026-12-07:
-the kernels' time per evaluation 97 -> 47 ms at 3,000 people, with the latents' count
-compiled in).  Compiled by numba on first use, once per number of latents (a tuple's
-length, so the latents' loops are unrolled), and cached on disk (``cache=True``); the GIL
-is released.
+posterior precision's inverse, the completed square, the channels' medians: ~3K + slots + C
+numbers, 3K + 3 slots + C beside censored results; ~0.13 GB for an analyte-level fit of
+10,000 people); :func:`lab_pullback` contracts them with the cotangent and applies the chain
+rule per person and state, then per state.  A log-density and gradient so runs the forward
+pass once, not twice (2026-12-07: the kernels' time per evaluation 97 -> 47 ms at 3,000
+people, with the latents' count compiled in).  Compiled by numba on first use, once per
+number of latents (a tuple's length, so the latents' loops are unrolled), and cached on disk
+(``cache=True``); the GIL is released.
 """
 
 from __future__ import annotations
@@ -188,8 +188,9 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
     ``c_vec (R, G, 3k)`` the gradient with respect to ``S^-1 mu_s``, then ``h`` and ``eta``,
     whose product ``h eta'`` is the gradient with respect to ``M^-1``; ``c_slot (R, G, 3J)``
     the scalars of the rank-one terms ``L_c L_c'`` (one per slot) and ``Lw L_c'`` (two per
-    slot) of that gradient; ``c_v (R, G, 3)`` those of ``Lw Lw'`` (the censored results'
-    covariance); ``c_ch (R, G, C)`` the gradient with respect to the channels' log medians.
+    slot) of that gradient (``(R, G, J)``, the first only, in a part without censored
+    results); ``c_v (R, G, 3)`` those of ``Lw Lw'`` (the censored results' covariance);
+    ``c_ch (R, G, C)`` the gradient with respect to the channels' log medians.
     The gradients with respect to the constant and ``log|M|`` are 1 and -1/2.
     """
     k = len(kdim)
