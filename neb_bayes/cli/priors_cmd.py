@@ -182,8 +182,9 @@ def _tell_left_out(read) -> None:
               help="Draws per chain kept after tuning [default: 1500 with analyte levels or "
                    "symptom rates free (their rare states' parameters mix slowly), 1000 for "
                    "a prevalence-only fit].")
-@click.option("--tune", default=1000, show_default=True, type=click.IntRange(min=1),
-              help="Tuning steps per chain (at least 1: nutpie needs one).")
+@click.option("--tune", default=None, type=click.IntRange(min=1),
+              help="Tuning steps per chain (at least 1: nutpie needs one) [default: 300 "
+                   "with nutpie, 1000 with pymc: each sampler's own].")
 @click.option("--chains", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--cores", type=click.IntRange(min=1), default=None,
               help="CPU cores the fit may use [default: all this process may run on]. Chains "
@@ -213,7 +214,13 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
     draws are kept beside it as NAME.unconverged.nc; use --force to save anyway).
     """
     from neb_bayes.batch.inputs import InputError
-    from neb_bayes.fit import available_cores, default_draws, expected_fit_seconds, fit
+    from neb_bayes.fit import (
+        available_cores,
+        default_draws,
+        default_tune,
+        expected_fit_seconds,
+        fit,
+    )
     from neb_bayes.fit_inputs import LabelError, labels_for, read_cohort
     from neb_bayes.inference.pymc_model import UnsupportedEvidence
     from neb_bayes.model.params import save_draws
@@ -231,6 +238,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         sys.exit(EXIT_INPUT)
     group_list = groups
     draws = default_draws(group_list) if draws is None else draws
+    tune = default_tune(sampler) if tune is None else tune
     try:
         labs = (labels_for(ps.model, cases, labels, skipped_ids=read.skipped_ids)
                 if labels else None)

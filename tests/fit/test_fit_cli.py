@@ -231,31 +231,37 @@ def test_large_fits_are_announced_as_slow(tmp_path, monkeypatch, groups, told):
 
 
 @pytest.mark.parametrize(("groups", "args", "want"), [
-    ("analyte-levels", [], "2 chains x 1000 tune + 1500 draws"),
-    ("symptoms", [], "2 chains x 1000 tune + 1500 draws"),
-    ("prevalence", [], "2 chains x 1000 tune + 1000 draws"),
-    ("analyte-levels", ["--draws", "700"], "2 chains x 1000 tune + 700 draws"),
+    ("analyte-levels", [], "2 chains x 300 tune + 1500 draws"),
+    ("symptoms", [], "2 chains x 300 tune + 1500 draws"),
+    ("prevalence", [], "2 chains x 300 tune + 1000 draws"),
+    ("analyte-levels", ["--draws", "700"], "2 chains x 300 tune + 700 draws"),
+    ("analyte-levels", ["--sampler", "pymc"], "2 chains x 1000 tune + 1500 draws"),
+    ("prevalence", ["--sampler", "pymc", "--tune", "40"], "2 chains x 40 tune + 1000 draws"),
 ])
-def test_default_draws_follow_the_groups_fitted(tmp_path, monkeypatch, groups, args, want):
+def test_default_draws_and_tuning_follow_the_groups_and_sampler(tmp_path, monkeypatch, groups,
+                                                                args, want):
     """Free analyte levels or symptom rates get 1,500 draws per chain unless told (their
     rare states' parameters mix slowly: 1,000 left a 1,000-person fit at the thresholds'
-    edge), a prevalence-only fit 1,000; the draws the sampler is asked for are those
+    edge), a prevalence-only fit 1,000; tuning is each sampler's own default (nutpie 300,
+    PyMC 1,000) unless told; the draws and tuning steps the sampler is asked for are those
     printed."""
     import neb_bayes.fit
-    from neb_bayes.fit import default_draws
+    from neb_bayes.fit import default_draws, default_tune
 
     assert default_draws(("prevalence",)) == 1000
     assert default_draws(("analyte-levels", "prevalence")) == 1500
+    assert (default_tune("nutpie"), default_tune("pymc")) == (300, 1000)
     seen = {}
 
     def stop(*a, **kwargs):
-        seen["draws"] = kwargs["draws"]
+        seen.update(kwargs)
         raise ValueError("stopped by the test")
 
     monkeypatch.setattr(neb_bayes.fit, "fit", stop)
     output = _fit_three(tmp_path, groups, args)
     assert want in output, output
     assert seen["draws"] == int(want.split("+ ")[1].split()[0])
+    assert seen["tune"] == int(want.split("x ")[1].split()[0])
 
 
 def test_expected_fit_time_reads_in_minutes_under_an_hour():
