@@ -591,7 +591,7 @@ def kernel_forward(structure: tuple[int, bool, int], params,
     J = d["slot_ch"].size if gross else 0
     out = np.empty((R, G))
     coefs = (np.empty((R, S, k, k)), np.empty((R, G, 3 * k)),
-             # (the slots' terms with censored results beside them only where there are)
+             # one number per slot, three beside censored results (their cross terms)
              np.empty((R, G, (3 if n_w else 1) * max(J, 1) if gross else 0)),
              np.zeros((R, G, 3 if n_w else 0)), np.empty((R, G, C)))
     lab_factor(*args, out, *coefs)

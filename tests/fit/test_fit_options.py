@@ -105,3 +105,32 @@ def test_the_library_fit_checks_its_numbers_before_any_work(option, value) -> No
 
     with pytest.raises(ValueError, match=f"{option} must be a whole number"):
         fit(load_model(), [], **{option: value})
+
+
+@pytest.mark.parametrize(("sampler", "tune"), [("nutpie", 300), ("pymc", 1000)])
+def test_the_library_fit_tunes_as_long_as_each_sampler_does_by_default(monkeypatch, sampler,
+                                                                       tune) -> None:
+    """fit() without ``tune`` asks nutpie for 300 tuning steps per chain (its own default)
+    and PyMC for 1,000 (PyMC's)."""
+    import pymc as pm
+
+    from neb_bayes.model.compiled import load_model
+    from neb_bayes.simulate import simulate
+
+    asked = {}
+
+    class Asked(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise Asked
+
+    monkeypatch.setattr(neb_bayes.fit, "_nutpie_sample", record)
+    monkeypatch.setattr(pm, "sample", record)
+    model = load_model()
+    cases = [s.case for s in simulate(model, 3, seed=1)]
+    with pytest.raises(Asked):
+        neb_bayes.fit.fit(model, cases, groups=("prevalence",), sampler=sampler, chains=1,
+                          progressbar=False)
+    assert asked["tune"] == tune
