@@ -353,12 +353,12 @@ class LabBlock:
             size = _part_people(step, rows.size)
             for lo in range(0, rows.size, size):
                 idx = rows[lo:lo + size]
-                data = part_data(idx, n_w)
-                data["new_run"] = new_runs(key[lo:lo + size])
-                data["reps"], data["sig"] = point_reps(self.shared | data)
                 # with the shared arrays, kept: the compiled kernel's arguments are then
                 # assembled once per part (:func:`_kernel_args`), not at every evaluation
-                self.parts.append((idx, self.shared | data))
+                data = self.shared | part_data(idx, n_w)
+                data["new_run"] = new_runs(key[lo:lo + size])
+                data["reps"], data["sig"] = point_reps(data)
+                self.parts.append((idx, data))
 
     def structure(self, data: dict) -> tuple[int, bool, int]:
         """(censored results, gross errors, latents) of a part: the compiled formula it
