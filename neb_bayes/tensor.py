@@ -225,21 +225,32 @@ def _c_steps(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(steps))
 
 
-def product_sum(tables: list[np.ndarray], keep) -> np.ndarray:
+def product_sum(tables: list[np.ndarray], keep, scale: np.ndarray | None = None,
+                dtype=np.float64) -> np.ndarray:
     """The elementwise product of broadcastable batch-last tables, summed over every state
     dimension not in ``keep`` (kept with size 1), without forming the product (one compiled
     pass, :func:`neb_bayes.tensor_kernels.product_sum`; tables may be views with strided
-    state dimensions).  The tables share one float type; products and sums are float64."""
+    state dimensions).  The tables share one float type; products and sums are float64,
+    times ``scale`` (one factor per batch entry) if given, then rounded once to ``dtype``
+    (what a caller would get from the float64 sums multiplied and cast, without that pass
+    over them)."""
     if not use_compiled():
         drop = tuple(d for d in range(tables[0].ndim - 1) if d not in keep)
-        return _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
+        out = _product(tables).sum(axis=drop, keepdims=True, dtype=np.float64)
+        return (out if scale is None else out * scale).astype(dtype, copy=False)
     from neb_bayes.tensor_kernels import product_sum as compiled
 
     flat, (table_offsets, wide, group_starts, out_offsets, out_shape, batch) = _plan(tables,
                                                                                     keep)
-    out = np.empty(out_shape)
-    compiled(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1), batch)
+    out = np.empty(out_shape, dtype=dtype)
+    factor = _NO_SCALE if scale is None else np.ascontiguousarray(scale, dtype=np.float64)
+    compiled(flat, table_offsets, wide, group_starts, out_offsets, out.reshape(-1),
+             factor.reshape(-1), batch)
     return out
+
+
+#: :func:`product_sum`'s compiled loop without a scale
+_NO_SCALE = np.empty(0)
 
 
 #: the compiled loops take their tables as a tuple of one of these lengths, padded with a

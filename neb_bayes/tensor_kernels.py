@@ -105,14 +105,17 @@ def tile_factors(parts, row_stride, plan, rows, i0, nb, ft, mx, chk, shift,
 
 
 @njit(cache=True, nogil=True)
-def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # pragma: no cover
+def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, scale,
+          batch):  # pragma: no cover
     """The loop of :func:`product_sum` and :func:`message`: every output run written once in
-    ``out``'s float type; with ``mx`` (size ``batch``, else size 0) also the largest float64
-    sum of each batch entry (0 if none is positive)."""
+    ``out``'s float type, each float64 sum times ``scale[b]`` where ``scale`` has ``batch``
+    entries (else as it is); with ``mx`` (size ``batch``, else size 0) also the largest
+    float64 sum of each batch entry (0 if none is positive)."""
     n_tab = offsets.shape[0]
     tmp = np.empty(batch)                            # products in float64
     acc = np.empty(batch)                            # sums in float64
     track = mx.size > 0
+    scaled = scale.size > 0
     # with every table over the batch (the usual case) the product is added in the loop
     # that forms it, with up to four tables in one pass, more through ``tmp`` (the same
     # roundings in the same order as the general loop, fewer passes over the runs)
@@ -192,28 +195,35 @@ def _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch):  # 
                 for b in range(batch):
                     acc[b] += tmp[b]
         dst = out[out_offsets[g]:out_offsets[g] + batch]
-        for b in range(batch):
-            dst[b] = acc[b]
+        if scaled:
+            for b in range(batch):
+                dst[b] = acc[b] * scale[b]
+        else:
+            for b in range(batch):
+                dst[b] = acc[b]
         if track:
             for b in range(batch):
                 mx[b] = max(mx[b], acc[b])
 
 
 @njit(cache=True, nogil=True)
-def product_sum(tables, offsets, wide, group_starts, out_offsets, out, batch):  # pragma: no cover
+def product_sum(tables, offsets, wide, group_starts, out_offsets, out, scale,
+                batch):  # pragma: no cover
     """``out[o] = sum_u prod_t tables[t][offsets[t, u]]`` over the state points ``u`` of
-    each output point ``o``.
+    each output point ``o``, times ``scale[b]`` per batch entry where ``scale`` has
+    ``batch`` entries (size 0: unscaled).
 
     ``tables`` a tuple of flat arrays of one float type (products are formed in float64;
-    ``out``, float64, receives the sums), of which the loop reads the first ``T`` (the rest
-    pad the tuple to a length numba has compiled for), ``offsets`` ``(T, U)`` each table's
+    ``out``, of any float type, receives the sums, rounded once to it), of which the loop
+    reads the first ``T`` (the rest pad the tuple to a length numba has compiled for),
+    ``offsets`` ``(T, U)`` each table's
     first element for state point ``u``, the points grouped by output point (group ``g`` is
     ``group_starts[g]`` to ``group_starts[g + 1]``, in C order within it), ``wide[t]``
     whether table ``t`` has the batch dimension (otherwise its one value is broadcast),
     ``out_offsets`` ``(G,)`` each output point's first element; every run is ``batch``
     long.  Each output run is written once (``out`` need not be initialised).
     """
-    _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(0), batch)
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, np.empty(0), scale, batch)
 
 
 @njit(cache=True, nogil=True)
@@ -226,7 +236,7 @@ def message(tables, offsets, wide, group_starts, out_offsets, out, mx,
     rounded again, except the largest (every value that rounded to it), which is exactly 1
     (as when a float64 message is scaled, where a sum dominated by one state point keeps its
     precision)."""
-    _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, batch)
+    _sums(tables, offsets, wide, group_starts, out_offsets, out, mx, np.empty(0), batch)
     inv = np.empty(batch)
     top = np.empty(batch, dtype=out.dtype)
     for b in range(batch):

@@ -67,20 +67,33 @@ def _part_people(step: int, n: int) -> int:
     return piece_size(n, step, MIN_PART_PEOPLE)
 
 
-def distinct_runs(expand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a map of grid points to distinct points ``(G,)``: the grid points ordered by
-    their distinct point, and where each distinct point's run starts (what
-    :func:`sum_per_distinct` reads)."""
-    by = np.argsort(expand, kind="stable")
-    return by, np.searchsorted(expand[by], np.arange(int(expand.max()) + 1))
+class GridSums:
+    """For a map of grid points to distinct points ``(G,)``: sums a quantity per grid point
+    over the grid points of each distinct point (``U`` of them), in float64, by one compiled
+    pass over the rows (:func:`~neb_bayes.inference.lab_kernels.rows_sum`; a gather and a
+    segmented sum in numpy took 4-10x as long at a fit's sizes), or a copy where every grid
+    point is its own distinct point, in order."""
 
+    def __init__(self, expand: np.ndarray):
+        expand = np.asarray(expand, dtype=np.int64)
+        self.identity = bool(np.array_equal(expand, np.arange(expand.size)))
+        #: the grid points ordered by their distinct point, and where each one's run starts
+        #: (the last entry: ``G``)
+        self.order = np.argsort(expand, kind="stable")
+        self.starts = np.searchsorted(expand[self.order], np.arange(int(expand.max()) + 2))
 
-def sum_per_distinct(x: np.ndarray, runs: tuple[np.ndarray, np.ndarray],
-                     axis: int = -1) -> np.ndarray:
-    """``x`` per grid point along ``axis`` (``G`` long) summed over the grid points of each
-    distinct point (``U`` along ``axis``; ``runs`` from :func:`distinct_runs`)."""
-    return np.add.reduceat(np.take(np.asarray(x, float), runs[0], axis=axis), runs[1],
-                           axis=axis)
+    def __call__(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        """``x`` per grid point along ``axis`` (``G`` long) summed per distinct point
+        (``U`` along ``axis``)."""
+        x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, 0)
+        if self.identity:
+            return np.moveaxis(x.copy(), 0, axis)
+        from neb_bayes.inference.lab_kernels import rows_sum
+
+        flat = x.reshape(x.shape[0], -1)
+        out = np.empty((self.starts.size - 1, flat.shape[1]))
+        rows_sum(flat, self.order, self.starts, out)
+        return np.moveaxis(out.reshape(out.shape[:1] + x.shape[1:]), 0, axis)
 
 
 STATS = ("w", "s1", "s2", "t1", "t2", "t3", "ld")
@@ -289,7 +302,7 @@ class LabBlock:
         _, first, self.inverse = np.unique(key, axis=1, return_index=True, return_inverse=True)
         self.inverse = self.inverse.reshape(-1)
         # the grid points by distinct point: a cotangent's columns summed per distinct point
-        self.runs = distinct_runs(self.inverse)
+        self.per_distinct_sums = GridSums(self.inverse)
         n_own = ad.grid_shape[ad.deps.index(ad.axis)]
         C, self.n_latents = ad.loadings.shape
         self.K = K = max(self.n_latents, PAD_LATENTS)
@@ -437,7 +450,7 @@ class LabBlock:
     def per_distinct(self, x: np.ndarray) -> np.ndarray:
         """``(..., G)`` per grid point summed over the grid points of each distinct one,
         ``(..., U)``: a cotangent of the factor as one of its distinct values."""
-        return sum_per_distinct(x, self.runs)
+        return self.per_distinct_sums(x)
 
     def _distinct_vjp(self, params, cotangent: np.ndarray, evaluate) -> list[np.ndarray]:
         """:meth:`vjp` with the cotangent per distinct grid point, ``(R, U)``."""

@@ -39,7 +39,7 @@ from numba import njit
 from neb_bayes.inference.bivariate_kernels import log_bvn, log_bvn_grad
 from neb_bayes.inference.kernels import log_ndtr, spd_inverse_k
 
-__all__ = ["lab_factor", "lab_pullback", "log_ndtr"]
+__all__ = ["lab_factor", "lab_pullback", "log_ndtr", "rows_sum"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -569,3 +569,19 @@ def lab_pullback(kdim, lat_mean, lat_sd, L, own, corr, new_run, reps, sig, ch, a
             for b in range(k):
                 v += (cov_bar[a, b] * corr[s, a, b] + cov_bar[b, a] * corr[s, b, a]) * lat_sd[s, b]
             g_sd[s, a] += v
+
+
+@njit(cache=True, nogil=True)
+def rows_sum(x, order, starts, out):  # pragma: no cover
+    """``out[u] = sum of x[order[t]]`` for ``t`` from ``starts[u]`` to ``starts[u + 1]``:
+    rows of ``x (G, m)`` summed per group (:class:`~neb_bayes.inference.lab_block.GridSums`),
+    each in the order given."""
+    m = x.shape[1]
+    for u in range(starts.size - 1):
+        o = out[u]
+        for b in range(m):
+            o[b] = 0.0
+        for t in range(starts[u], starts[u + 1]):
+            row = x[order[t]]
+            for b in range(m):
+                o[b] += row[b]

@@ -48,10 +48,9 @@ from neb_bayes.evidence import Evidence, build_evidence
 from neb_bayes.inference.array_ops import Ops, is_free
 from neb_bayes.inference.lab_block import (
     MAX_CENSORED,
+    GridSums,
     LabBlock,
     LabFactors,
-    distinct_runs,
-    sum_per_distinct,
 )
 from neb_bayes.inference.python_ops import map_pieces, piece_size, register_by_reference
 from neb_bayes.model.compiled import (
@@ -1451,8 +1450,8 @@ def _make_elimination_op():
             self.free_scopes = free_scopes
             self.n = n
             self.sizes = list(sizes)
-            # per free input: None (the whole grid) or (grid -> distinct point, its runs:
-            # lab_block.distinct_runs), the grid in the batch-last tables' order (the scope's
+            # per free input: None (the whole grid) or (grid -> distinct point, the sum back
+            # per distinct point: lab_block.GridSums), the grid in the batch-last tables' order (the scope's
             # variables sorted)
             self.expands = [None if e is None else self._batch_last_map(sc, e)
                             for sc, e in zip(free_scopes, expands or [None] * len(free_scopes),
@@ -1469,11 +1468,11 @@ def _make_elimination_op():
 
         def _batch_last_map(self, scope, expand):
             """A factor's map from its grid (C order over ``scope``) to its distinct points,
-            as ``(map, runs)`` over the grid of its batch-last table (:func:`_batch_last`:
+            as ``(map, GridSums)`` over the grid of its batch-last table (:func:`_batch_last`:
             the scope's variables in increasing order)."""
             e = np.asarray(expand, dtype=np.int64).reshape(tuple(self.sizes[d] for d in scope))
             e = e.transpose(sorted(range(len(scope)), key=lambda j: scope[j])).reshape(-1)
-            return e, distinct_runs(e)
+            return e, GridSums(e)
 
         def make_node(self, *xs):
             xs = [pt.as_tensor_variable(x).astype("float64") for x in xs]
@@ -1530,19 +1529,24 @@ def _make_elimination_op():
                 tabs.append(msg)
                 scopes.append(keep)
             logz = offset + sum(np.log(tabs[i].reshape(-1)) for i in live)
-            # backward: d log z / d table, for the tables that depend on a free input
+            # backward: d log z / d table, for the tables that depend on a free input; a
+            # message's is kept divided by the message's maximum (the step that made it
+            # reads it so), in the tables' float type, written so by the product sum itself
+            inv_mx = {k: 1.0 / mx for _, k, mx in tape}
             grads: list = [None] * len(tabs)
             for i in live:   # every scope is empty now: log z = offsets + sum of their logs
                 if needs[i]:
-                    grads[i] = 1.0 / tabs[i].astype(np.float64)
-            for take, k, mx in reversed(tape):
+                    g = 1.0 / tabs[i].astype(np.float64)
+                    grads[i] = g if i not in inv_mx else (g * inv_mx[i]).astype(dtype)
+            for take, k, _ in reversed(tape):
                 if not needs[k]:
                     continue
-                g = (grads[k] / mx).astype(dtype, copy=False)   # (the tables' float type)
                 for i in take:
                     if needs[i]:
-                        grads[i] = product_sum([g] + [tabs[j] for j in take if j != i],
-                                               scopes[i])
+                        inv = inv_mx.get(i)
+                        grads[i] = product_sum(
+                            [grads[k]] + [tabs[j] for j in take if j != i], scopes[i], inv,
+                            np.float64 if inv is None else dtype)
             marginals = []
             for i, sc in enumerate(self.free_scopes):
                 e = self.expands[i]
@@ -1552,7 +1556,7 @@ def _make_elimination_op():
                 # at distinct points: the factor's value there times the sum of the
                 # gradient over its grid points (the grid's rows, people contiguous)
                 g = np.ascontiguousarray(grads[k0 + i]).reshape(-1, n)
-                summed = sum_per_distinct(g, e[1], axis=0)                  # (U, n)
+                summed = e[1](g, axis=0)                                    # (U, n)
                 marginals.append((summed * distinct[i]).T)
             return logz, marginals
 

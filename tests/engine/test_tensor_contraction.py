@@ -248,6 +248,27 @@ def test_compiled_product_sums_multiply_in_table_order_and_add_in_state_order(sh
     np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_scaled_product_sum_is_the_float64_sums_times_the_scale_rounded_once(dtype, compiled,
+                                                                             monkeypatch):
+    """With a scale per batch entry and an output type (the elimination's backward pass
+    writes a message's gradient so), the product sum is the float64 sums times the scale,
+    rounded once to the type: what multiplying and casting the unscaled float64 sums gives,
+    bit for bit."""
+    rng = np.random.default_rng(5)
+    a = rng.uniform(0.0, 1.0, size=(3, 4, 1, 16)).astype(np.float32)
+    b = rng.uniform(0.0, 1.0, size=(1, 4, 5, 16)).astype(np.float32)
+    scale = 1.0 / rng.uniform(0.5, 3e3, size=16)
+    monkeypatch.setattr(tensor, "use_compiled", lambda: compiled)
+    got = tensor.product_sum([a, b], [0, 2], scale, dtype)
+    plain = tensor.product_sum([a, b], [0, 2])
+    assert got.dtype == dtype and got.shape == plain.shape == (3, 1, 5, 16)
+    assert plain.dtype == np.float64
+    np.testing.assert_array_equal(got, (plain * scale).astype(dtype))
+    assert not np.array_equal(got, plain.astype(dtype))     # (the scale was applied)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_compiled_loops_are_compiled_per_tuple_size_not_per_number_of_tables(dtype,
                                                                                  monkeypatch):

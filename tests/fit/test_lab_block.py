@@ -414,3 +414,29 @@ def test_gradient_reuses_the_last_evaluation_only_at_its_parameters(blocks):
         for g, w in zip(other, want, strict=True):
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
         assert any(not np.allclose(g, w) for g, w in zip(other, kept, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_grid_sums_add_each_distinct_points_grid_points(seed):
+    """A cotangent per grid point summed per distinct point (the elimination's and the
+    pullback's way back from the grid) equals numpy's sum over each distinct point's grid
+    points, along any axis; where every grid point is its own, in order, it is the input
+    itself (a copy)."""
+    rng = np.random.default_rng(seed)
+    n_u = int(rng.integers(1, 8))
+    expand = np.concatenate([np.arange(n_u), rng.integers(0, n_u, int(rng.integers(0, 30)))])
+    expand = rng.permutation(expand)
+    sums = lab_block.GridSums(expand)
+    x = rng.normal(size=(expand.size, 5, 3)).astype(np.float32)
+    want = np.stack([x[expand == u].astype(np.float64).sum(axis=0) for u in range(n_u)])
+    got = sums(x, axis=0)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums(np.moveaxis(x, 0, -1)), np.moveaxis(want, 0, -1),
+                               rtol=1e-12, atol=1e-12)
+    same = lab_block.GridSums(np.arange(6))
+    y = rng.normal(size=(4, 6))
+    got = same(y)
+    np.testing.assert_array_equal(got, y)
+    got[0, 0] += 1.0
+    assert got[0, 0] != y[0, 0]
