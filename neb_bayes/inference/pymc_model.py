@@ -1566,18 +1566,23 @@ def _make_elimination_op():
             tables' float type: ``(tables, per input its values at distinct points (U, n)
             or None, the log maxima (n,))``.  A factor at distinct points is expanded to its
             grid by one gather of rows (people contiguous)."""
-            # a factor at distinct points is scaled as a table over one variable
-            items, offset = _scaled_tables(
-                [(sc if e is None else (0,), x)
-                 for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True)], n)
-            tables, distinct = [], []
-            for sc, (_, t), e in zip(self.free_scopes, items, self.expands, strict=True):
+            tables, distinct, offset = [], [], np.zeros(n)
+            for sc, x, e in zip(self.free_scopes, inputs, self.expands, strict=True):
                 if e is None:
+                    [(_, t)], mx = _scaled_tables([(sc, x)], n)
+                    offset += mx
                     tables.append(_batch_last(sc, t, self.sizes).astype(self.dtype,
                                                                         copy=False))
                     distinct.append(None)
                     continue
-                d = np.ascontiguousarray(t.T, dtype=self.dtype)                # (U, n)
+                # a factor at distinct points, scaled as a table over one variable: people
+                # contiguous first, so the maximum and the exponential run along rows
+                d = np.array(np.asarray(x, dtype=float).T, order="C")          # (U, n)
+                mx = d.max(axis=0)
+                mx = np.where(np.isfinite(mx), mx, 0.0)
+                offset += mx
+                np.subtract(d, mx, out=d)
+                d = np.exp(d, out=d).astype(self.dtype, copy=False)
                 tables.append(d[e[0]].reshape(tuple(
                     self.sizes[v] if v in sc else 1 for v in range(len(self.sizes))) + (n,)))
                 distinct.append(d)
