@@ -205,11 +205,13 @@ def _offsets(shapes: tuple[tuple[int, ...], ...], strides: tuple[tuple[int, ...]
 def _flat_run(t: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
     """A flat view of a table's memory from its first to its last element, and its strides
     in elements (the batch dimension, last, with unit stride; copied otherwise)."""
+    if t.flags.c_contiguous and t.size:    # most tables: no test of the strides
+        return t.reshape(-1), _c_steps(t.shape)    # (the same run; a reshape costs less)
     item = t.itemsize
     if t.strides[-1] != item and t.shape[-1] > 1 or any(st < 0 for st in t.strides):
         t = np.ascontiguousarray(t)
     if t.flags.c_contiguous and t.size:
-        return t.reshape(-1), _c_steps(t.shape)    # (the same run; a reshape costs less)
+        return t.reshape(-1), _c_steps(t.shape)
     steps = tuple(st // item if n > 1 else 0 for st, n in zip(t.strides, t.shape, strict=True))
     span = 1 + sum((n - 1) * st for n, st in zip(t.shape, steps, strict=True))
     return np.lib.stride_tricks.as_strided(t, shape=(span,), strides=(item,)), steps
