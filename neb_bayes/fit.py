@@ -248,12 +248,15 @@ def draws_from_posterior(model: CompiledModel, idata,
 #: at 1,000 (13:55), 206-209 ms at 10,000 (14:20; the code before the sharing, alternating
 #: with it: 12.7-13.5, 28.7-29.2 and 242-257 ms; at 05:57 the same day, before the
 #: single-precision elimination: 15.3, 34.4 and 297 ms; the Intel Xeon of 2026-12-03: 28.7
-#: and 69.6 ms at 300 and 1,000).  Symptoms
+#: and 69.6 ms at 300 and 1,000); the elimination's numpy steps folded into its compiled
+#: loops at 18:12–20:05 made it ~10 % faster, alternating with the code before beside a fit
+#: on the other core (206-213 against 227-240 ms at 10,000, 29-30 against 32-34 ms at 1,000),
+#: so the per-person cost is the 14:20 figure times 0.9.  Symptoms
 #: (each person's present-symptom table over the axes that cause them and the propensity
 #: level, summed out in the elimination): 21, 67-74 and 279 ms of CPU at 100, 300 and 1,000
 #: people (2026-12-03).  A prevalence fit is far cheaper (17 ms at 10,000 people) and is not
 #: listed.
-EVAL_COST_S = {"analyte-levels": (0.005, 0.020e-3), "symptoms": (0.005, 0.27e-3)}
+EVAL_COST_S = {"analyte-levels": (0.005, 0.018e-3), "symptoms": (0.005, 0.27e-3)}
 #: measured cost per log-density + gradient of one person-axis whose factor is the exact
 #: engine's (:attr:`~neb_bayes.inference.pymc_model.GroupData.exact`: three or more
 #: censored results on the axis) while analyte levels are free: ~1.4 ms (its value and two-point
