@@ -71,7 +71,7 @@ class GridSums:
     """For a map of grid points to distinct points ``(G,)``: sums a quantity per grid point
     over the grid points of each distinct point (``U`` of them), in float64, by one compiled
     pass over the rows (:func:`~neb_bayes.inference.lab_kernels.rows_sum`; a gather and a
-    segmented sum in numpy took 4-10x as long at a fit's sizes), or a copy where every grid
+    segmented sum in numpy took 6-11x as long at a fit's sizes), or a copy where every grid
     point is its own distinct point, in order."""
 
     def __init__(self, expand: np.ndarray):

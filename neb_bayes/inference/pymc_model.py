@@ -1451,8 +1451,8 @@ def _make_elimination_op():
             self.n = n
             self.sizes = list(sizes)
             # per free input: None (the whole grid) or (grid -> distinct point, the sum back
-            # per distinct point: lab_block.GridSums), the grid in the batch-last tables' order (the scope's
-            # variables sorted)
+            # per distinct point: lab_block.GridSums), the grid in the batch-last tables'
+            # order (the scope's variables sorted)
             self.expands = [None if e is None else self._batch_last_map(sc, e)
                             for sc, e in zip(free_scopes, expands or [None] * len(free_scopes),
                                              strict=True)]
@@ -1468,8 +1468,8 @@ def _make_elimination_op():
 
         def _batch_last_map(self, scope, expand):
             """A factor's map from its grid (C order over ``scope``) to its distinct points,
-            as ``(map, GridSums)`` over the grid of its batch-last table (:func:`_batch_last`:
-            the scope's variables in increasing order)."""
+            as ``(map, GridSums)`` over the grid of its batch-last table
+            (:func:`_batch_last`: the scope's variables in increasing order)."""
             e = np.asarray(expand, dtype=np.int64).reshape(tuple(self.sizes[d] for d in scope))
             e = e.transpose(sorted(range(len(scope)), key=lambda j: scope[j])).reshape(-1)
             return e, GridSums(e)
