@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from neb_bayes.model.compiled import CompiledModel
-from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, point_params
+from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, latent_mean_spread, point_params
 
 #: convergence thresholds below which `priors fit` refuses to save (unless --force)
 #: ``logp_gap_max``: a gap between chains' median log densities above this, and above
@@ -28,9 +28,43 @@ from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, point_params
 THRESHOLDS = {"r_hat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0,
               "divergences_max": 0, "bfmi_min": 0.3, "logp_gap_max": 10.0, "logp_gap_z": 5.0}
 
-#: prior spreads around the prior set's values for the free parameters
-PRIOR_SD = {"lat_mean": 0.5, "lat_sd": 0.3, "log_median": 0.3, "prior_base": 1.5,
-            "cause_logit": 1.0, "leak_logit": 1.0}
+#: the fit's prior spread of a free parameter where the prior set's ``uncertainty`` table
+#: gives none (no table, or a spread of 0): wide, so that the cohort decides
+FALLBACK_PRIOR_SD = {"lat_mean": 0.5, "lat_sd": 0.3, "log_median": 0.3, "prior_base": 1.5,
+                     "cause_logit": 1.0, "leak_logit": 1.0}
+#: the ``uncertainty`` entry that gives each free parameter's prior spread (``lat_mean``: per
+#: axis and latent, :func:`~neb_bayes.model.params.latent_mean_spread`), as it gives the
+#: literature draws' (:func:`~neb_bayes.model.params.literature_draws`)
+UNCERTAINTY_ENTRY = {"lat_sd": "latent_sd", "log_median": "median", "prior_base": "prevalence",
+                     "cause_logit": "symptom", "leak_logit": "symptom"}
+
+
+def prior_sd(model: CompiledModel, widen: float = 1.0) -> dict[str, Any]:
+    """The fit's prior: each free parameter normal about the prior set's value (``lat_sd``
+    log-normal) with the spread the prior set's own ``uncertainty`` table gives it, the
+    spread of its literature draws, times ``widen``; :data:`FALLBACK_PRIOR_SD` where the
+    table gives none.  A fit so updates the prior set's uncertainty with the cohort (the
+    draws a report uses without a fit are draws of this prior); ``widen`` > 1 for a cohort
+    whose population or laboratories the literature may not describe.
+
+    Returns the spread per group name: a float, or for ``lat_mean`` one ``(K,)`` array per
+    axis (per latent)."""
+    if not (isinstance(widen, (int, float)) and not isinstance(widen, bool)
+            and np.isfinite(widen) and widen > 0):
+        raise ValueError(f"the prior's widening must be a number above 0, got {widen!r}")
+    table = model.spec.raw.get("uncertainty") or {}
+
+    def spread(value, name: str):
+        value = np.asarray(value, dtype=np.float64)
+        return widen * np.where(value > 0, value, FALLBACK_PRIOR_SD[name])
+
+    # numpy's float64, not Python floats: pytensor would make a float32 constant of one that
+    # float32 holds exactly (0.25), and the log density would take its logarithm in float32
+    out: dict[str, Any] = {name: np.float64(spread(table.get(entry, 0.0), name))
+                           for name, entry in UNCERTAINTY_ENTRY.items()}
+    out["lat_mean"] = [spread(latent_mean_spread(model, ai), "lat_mean")
+                       for ai in range(len(model.axes))]
+    return out
 
 
 @dataclass
@@ -50,8 +84,27 @@ def cohort_hash(cases) -> str:
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
 
 
+#: the free parameters of each group, by :func:`prior_sd`'s names
+GROUP_PARAMS = {"analyte-levels": ("lat_mean", "lat_sd", "log_median"),
+                "prevalence": ("prior_base",), "symptoms": ("cause_logit", "leak_logit")}
+
+
+def prior_sd_record(model: CompiledModel, spreads: dict[str, Any],
+                    groups: Sequence[str]) -> dict[str, Any]:
+    """The fitted groups' prior spreads (:func:`prior_sd`) as plain values for the
+    provenance: ``lat_mean`` per axis and latent."""
+    out: dict[str, Any] = {}
+    for name in (n for g in groups for n in GROUP_PARAMS[g]):
+        if name == "lat_mean":
+            out[name] = {ax.name: dict(zip(ax.latents, map(float, spreads[name][ai]), strict=True))
+                         for ai, ax in enumerate(model.axes) if ax.latents}
+        else:
+            out[name] = spreads[name]
+    return out
+
+
 def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
-                    table_dtype: str = "float32", prepared=None):
+                    table_dtype: str = "float32", prepared=None, prior_widen: float = 1.0):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
     summed-out log-likelihood as a potential.
 
@@ -63,7 +116,7 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     (an analyte-level evaluation ~12 % faster at 1,000 and 10,000 people, 2026-12-07),
     about 1e-7 relative error in each person's evidence; ``"float64"``: exact.
     ``prepared``: the cohort's :func:`~neb_bayes.inference.pymc_model.prepare_cohort`, if the
-    caller has it."""
+    caller has it.  The free parameters' prior: :func:`prior_sd` (``prior_widen``)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -78,43 +131,53 @@ def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), lab
     if unknown:
         raise ValueError(f"unknown parameter group(s) {sorted(unknown)}; choose from {PARAM_GROUPS}")
     pt_ = point_params(model)
+    sd = prior_sd(model, prior_widen)
     data = prepare_cohort(model, cases, labels) if prepared is None else prepared
     coords = {"channel": [c.name for c in model.channels], "symptom": list(model.symptoms),
               "symptom_entry": [f"{c}|{y}" for c, y in model.symptom_table.entries]}
     for ax in model.axes:
         coords[f"{ax.name}_state"] = list(ax.states)
+        coords[f"{ax.name}_free_state"] = [st for st, b in zip(ax.states, ax.baseline,
+                                                                strict=True) if not b]
         if ax.latents:
             coords[f"{ax.name}_latent"] = list(ax.latents)
     with pm.Model(coords=coords) as pmodel:
         theta: dict[str, Any] = {"lat_mean": [], "lat_sd": [], "prior_base": []}
         for ai, ax in enumerate(model.axes):
             m0, s0 = pt_.lat_mean[ai][0], pt_.lat_sd[ai][0]
+            # healthy (baseline) states anchor the latents at the prior set's values (0):
+            # identifiability; only the other states' means and prevalences are variables
+            free = np.flatnonzero(~ax.baseline)
             if "analyte-levels" in groups and ax.latents:
-                free = ~ax.baseline   # healthy states anchor the latents at 0 (identifiability)
-                dims = (f"{ax.name}_state", f"{ax.name}_latent")
-                raw_m = pm.Normal(f"lat_mean__{ax.name}", m0, PRIOR_SD["lat_mean"], dims=dims)
-                lat_m = pt.where(free[:, None], raw_m, m0)
-                lat_s = pm.LogNormal(f"lat_sd__{ax.name}", np.log(s0), PRIOR_SD["lat_sd"], dims=dims)
+                latent = f"{ax.name}_latent"
+                lat_m = pt.as_tensor_variable(m0)
+                if free.size:
+                    raw_m = pm.Normal(f"lat_mean__{ax.name}", m0[free], sd["lat_mean"][ai],
+                                      dims=(f"{ax.name}_free_state", latent))
+                    lat_m = pt.set_subtensor(lat_m[free], raw_m)
+                lat_s = pm.LogNormal(f"lat_sd__{ax.name}", np.log(s0), sd["lat_sd"],
+                                     dims=(f"{ax.name}_state", latent))
             else:   # fixed groups stay numpy: their factors are computed once, in numpy
                 lat_m, lat_s = m0, s0
             theta["lat_mean"].append(lat_m)
             theta["lat_sd"].append(lat_s)
             b0 = pt_.prior_base[ai][0]
-            if "prevalence" in groups:
-                raw_b = pm.Normal(f"prior_base__{ax.name}", b0, PRIOR_SD["prior_base"],
-                                  dims=f"{ax.name}_state")
-                theta["prior_base"].append(pt.where(ax.baseline, b0, raw_b))
+            if "prevalence" in groups and free.size:
+                raw_b = pm.Normal(f"prior_base__{ax.name}", b0[free], sd["prior_base"],
+                                  dims=f"{ax.name}_free_state")
+                theta["prior_base"].append(pt.set_subtensor(pt.as_tensor_variable(b0)[free],
+                                                            raw_b))
             else:
                 theta["prior_base"].append(b0)
         if "analyte-levels" in groups:
-            theta["log_median"] = pm.Normal("log_median", pt_.log_median[0], PRIOR_SD["log_median"],
+            theta["log_median"] = pm.Normal("log_median", pt_.log_median[0], sd["log_median"],
                                             dims="channel")
         else:
             theta["log_median"] = pt_.log_median[0]
         if "symptoms" in groups:
-            cl = pm.Normal("cause_logit", pt_.cause_logit[0], PRIOR_SD["cause_logit"],
+            cl = pm.Normal("cause_logit", pt_.cause_logit[0], sd["cause_logit"],
                            dims="symptom_entry")
-            ll = pm.Normal("leak_logit", pt_.leak_logit[0], PRIOR_SD["leak_logit"], dims="symptom")
+            ll = pm.Normal("leak_logit", pt_.leak_logit[0], sd["leak_logit"], dims="symptom")
         else:
             cl, ll = pt_.cause_logit[0], pt_.leak_logit[0]
         theta["symptom_logits"] = (cl, ll)
@@ -194,40 +257,40 @@ def check_thresholds(diag: dict[str, Any]) -> list[str]:
 
 def draws_from_posterior(model: CompiledModel, idata,
                          base: ParamDraws | None = None) -> ParamDraws:
-    """Posterior draws of the fitted groups; the other groups (and anchored entries) keep
-    the prior set's: its parameter draws ``base`` when given, draw ``k`` of the fit paired
-    with draw ``k mod D`` of the ``D`` there (their uncertainty stays in every report made
-    with the fitted set: the fit did not update them, so their distribution is still the
-    prior set's), else its point values (no uncertainty left in them).
+    """Posterior draws of the fitted groups; the other groups keep the prior set's: its
+    parameter draws ``base`` when given, draw ``k`` of the fit paired with draw ``k mod D``
+    of the ``D`` there (their uncertainty stays in every report made with the fitted set:
+    the fit did not update them, so their distribution is still the prior set's), else its
+    point values (no uncertainty left in them).
 
     The fitted groups were sampled with the others at the prior set's point values: pairing
     their draws with the others' draws treats the two as independent (a cut), which is
-    what the prior set's draws say of the groups not fitted."""
+    what the prior set's draws say of the groups not fitted.  The healthy states' latent
+    means and prevalences anchor a fitted group (its variables are the other states'
+    only): they keep the anchor, the prior set's point values, as in the fit (the
+    laboratories' medians were fitted about them)."""
     post = idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     pt_ = point_params(model)
     rows = None if base is None else np.arange(n) % base.n_draws
 
-    def kept(point, drawn):
-        return np.repeat(point, n, axis=0) if rows is None else np.asarray(drawn)[rows]
-
-    def get(name, default, drawn, mask=None):
-        keep = kept(default, drawn)
+    def get(name, default, drawn, free=None):
         if name not in post:
-            return keep
-        x = np.asarray(post[name]).reshape((n,) + default.shape[1:])
-        if mask is not None:  # anchored entries keep the prior set's value
-            x = np.where(mask, x, keep)
-        return x
+            return np.repeat(default, n, axis=0) if rows is None else np.asarray(drawn)[rows]
+        if free is None:
+            return np.asarray(post[name]).reshape((n,) + default.shape[1:])
+        out = np.repeat(default, n, axis=0)       # anchored entries: the anchor
+        out[:, free] = np.asarray(post[name]).reshape((n, free.size) + default.shape[2:])
+        return out
 
     src = pt_ if base is None else base
     lat_mean, lat_sd, prior_base = [], [], []
     for ai, ax in enumerate(model.axes):
-        lat_mean.append(get(f"lat_mean__{ax.name}", pt_.lat_mean[ai], src.lat_mean[ai],
-                            (~ax.baseline)[:, None]))
+        free = np.flatnonzero(~ax.baseline)
+        lat_mean.append(get(f"lat_mean__{ax.name}", pt_.lat_mean[ai], src.lat_mean[ai], free))
         lat_sd.append(get(f"lat_sd__{ax.name}", pt_.lat_sd[ai], src.lat_sd[ai]))
         prior_base.append(get(f"prior_base__{ax.name}", pt_.prior_base[ai], src.prior_base[ai],
-                              ~ax.baseline))
+                              free))
     return ParamDraws(
         lat_mean=tuple(lat_mean), lat_sd=tuple(lat_sd),
         log_median=get("log_median", pt_.log_median, src.log_median),
@@ -339,7 +402,7 @@ def chain_seeds(seed: int, chains: int) -> list[int]:
 
 
 #: where chains start: at the prior set's values, each free parameter moved by a uniform
-#: draw of up to this many of its prior sds (:data:`PRIOR_SD`) in the sampler's space.
+#: draw of up to this many of its prior sds (:func:`prior_sd`) in the sampler's space.
 #: PyMC's and nutpie's default start moves every parameter by up to 1 in that space
 #: whatever its scale, 3.3 prior sds for a laboratory's median: at 500 simulated people with
 #: analyte levels and prevalence free, one chain of two started in a relabelled mode (the
@@ -350,6 +413,12 @@ def chain_seeds(seed: int, chains: int) -> list[int]:
 INIT_SPREAD = 0.25
 
 
+def _prior_scale(rv) -> np.ndarray:
+    """A free variable's prior sd in the sampler's space: its normal's (or, log-transformed,
+    its log-normal's) ``sigma``, as built by :func:`build_fit_model`."""
+    return np.asarray(rv.owner.op.dist_params(rv.owner)[-1].eval(), dtype=np.float64)
+
+
 def _start(pmodel):
     """:func:`start_function` and the free variables' shapes, from one evaluation of the
     prior set's values."""
@@ -358,7 +427,7 @@ def _start(pmodel):
     names = [pmodel.rvs_to_values[rv].name for rv in pmodel.free_RVs]
     centre = make_initial_point_fn(model=pmodel, jitter_rvs=set(), return_transformed=True)(0)
     flat_centre = np.concatenate([np.ravel(centre[n]).astype("float64") for n in names])
-    flat_sd = np.concatenate([np.full(np.size(centre[n]), PRIOR_SD[rv.name.split("__")[0]])
+    flat_sd = np.concatenate([np.broadcast_to(_prior_scale(rv), np.shape(centre[n])).ravel()
                               for n, rv in zip(names, pmodel.free_RVs, strict=True)])
 
     def start(chain_seed) -> np.ndarray:
@@ -450,20 +519,22 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
 
 
 def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
-                  tune: int, seed: int, progressbar: bool, threads: int = 1):
+                  tune: int, seed: int, progressbar: bool, threads: int = 1,
+                  prior_widen: float = 1.0):
     """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`), its
     Ops' pieces on ``threads`` threads."""
     from neb_bayes.inference.python_ops import set_threads
 
     set_threads(threads)     # before the model: its laboratory parts are sized for them
-    pmodel = build_fit_model(model, cases, groups, labels, table_dtype)
+    pmodel = build_fit_model(model, cases, groups, labels, table_dtype,
+                             prior_widen=prior_widen)
     return _nutpie_sample(pmodel, draws=draws, tune=tune, chains=1, seed=seed,
                           progressbar=progressbar)
 
 
 def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtype: str, *,
                          draws: int, tune: int, seeds: list[int], progressbar: bool,
-                         cores: int):
+                         cores: int, prior_widen: float = 1.0):
     """nutpie, one chain per seed and process (at most one process per core), the chains
     joined.
 
@@ -481,7 +552,7 @@ def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtyp
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             futures = [ex.submit(_nutpie_chain, model, cases, groups, labels, table_dtype, draws,
-                                 tune, s, progressbar and i == 0, threads)
+                                 tune, s, progressbar and i == 0, threads, prior_widen)
                        for i, s in enumerate(seeds)]
             return join_chains([f.result() for f in futures])
     except BrokenProcessPool as exc:
@@ -524,7 +595,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         progressbar: bool = True, table_dtype: str = "float32",
         drop_unsupported: bool = False,
         on_prepared: Callable[[int, dict[str, int]], None] | None = None,
-        base_draws: ParamDraws | None = None, cores: int | None = None) -> FitResult:
+        base_draws: ParamDraws | None = None, cores: int | None = None,
+        prior_widen: float = 1.0) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``draws`` per chain after ``tune`` steps (defaults: :func:`default_draws` of ``groups``,
@@ -543,7 +615,9 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     the prior set's parameter draws, which the groups not fitted keep in the result
     (:func:`draws_from_posterior`; without them, its point values).  ``cores``: how many
     CPU cores the fit may use (default: :func:`available_cores`); chains in processes run
-    as many at once and use the rest as threads (:func:`chain_layout`).
+    as many at once and use the rest as threads (:func:`chain_layout`).  ``prior_widen``:
+    the free parameters' prior spreads are the prior set's ``uncertainty`` table's times
+    this (:func:`prior_sd`).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
@@ -564,6 +638,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
         raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+    spreads = prior_sd(model, prior_widen)
     if cores is None:
         cores = available_cores()
     elif not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
@@ -582,9 +657,11 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     # passes cut to keep them busy)
     here = threads if sampler == "pymc" or chains == 1 else 1
     with using_threads(here):
-        pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared)
+        pmodel = build_fit_model(model, cases, groups, labels, table_dtype, prepared,
+                                 prior_widen)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
-                "table_dtype": table_dtype, "init_spread": INIT_SPREAD, "cores": cores}
+                "table_dtype": table_dtype, "init_spread": INIT_SPREAD, "cores": cores,
+                "prior_widen": prior_widen}
     # (threads serve the Ops evaluated from Python only: an all-compiled log-density has none)
     ops = runs_in_python(pmodel)
     if sampler == "nutpie" and chains > 1 and ops:
@@ -593,7 +670,8 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         settings["threads_per_chain"] = threads
         idata = _nutpie_in_processes(model, cases, groups, labels, table_dtype, draws=draws,
                                      tune=tune, seeds=settings["chain_seeds"],
-                                     progressbar=progressbar, cores=cores)
+                                     progressbar=progressbar, cores=cores,
+                                     prior_widen=prior_widen)
     elif sampler == "nutpie":
         settings["chains_in"] = "threads"
         settings["threads_per_chain"] = here if ops else 1
@@ -623,6 +701,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         "cohort_labelled": 0 if labels is None else sum(1 for x in labels if x),
         "cohort_exact_factors": json.dumps(exact_factors(prepared)),
         "fit_groups": ",".join(groups),
+        "fit_prior_sd": json.dumps(prior_sd_record(model, spreads, groups)),
         "sampler_settings": json.dumps(settings),
         "diagnostics": json.dumps(diag),
         "package_versions": json.dumps(_versions()),

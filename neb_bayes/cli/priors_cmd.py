@@ -191,6 +191,13 @@ def _tell_left_out(read) -> None:
                    "run at once up to this number; chains in processes (analyte levels, "
                    "symptom rates) share the cores left over as threads, e.g. 2 chains on 16 "
                    "cores: 8 threads each.")
+@click.option("--prior-widen", default=1.0, show_default=True,
+              type=click.FloatRange(min=0.0, min_open=True),
+              help="The fitted parameters' prior is the starting prior set's own uncertainty "
+                   "(its `uncertainty` table, the spread of its literature draws) times this. "
+                   "Above 1 for a cohort whose population or laboratories the literature may "
+                   "not describe; wider priors let rare states' parameters wander and mix "
+                   "more slowly.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**64 - 1))
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
@@ -200,8 +207,8 @@ def _tell_left_out(read) -> None:
                    "reach, e.g. three censored results on an axis, the exact engine's "
                    "factor).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cores, seed,
-            force, drop_unsupported, no_progress) -> None:
+def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cores,
+            prior_widen, seed, force, drop_unsupported, no_progress) -> None:
     """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
     per-person states summed out exactly, latents integrated analytically).
 
@@ -270,7 +277,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
                   drop_unsupported=drop_unsupported, on_prepared=announce,
-                  base_draws=ps.draws, cores=cores)
+                  base_draws=ps.draws, cores=cores, prior_widen=prior_widen)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "

@@ -113,8 +113,16 @@ def test_chains_start_near_the_prior_sets_values(cohort):
     values = {pmodel.rvs_to_values[rv].name: rv for rv in pmodel.free_RVs}
     centre = make_initial_point_fn(model=pmodel, jitter_rvs=set(), return_transformed=True)(0)
     centre_flat = np.concatenate([np.ravel(centre[n]) for n in values])
-    sd = np.concatenate([np.full(np.size(centre[n]), fit_mod.PRIOR_SD[rv.name.split("__")[0]])
-                         for n, rv in values.items()])
+    spreads = fit_mod.prior_sd(model)
+
+    def spread(name: str):   # the prior set's uncertainty: per latent for the latent means
+        group, *axis = name.split("__")
+        return (spreads[group] if group != "lat_mean"
+                else spreads[group][model.axis_index(axis[0])])
+
+    sd = np.concatenate([np.broadcast_to(spread(n), np.shape(centre[n])).ravel()
+                         for n in values])
+    assert np.unique(sd).size >= 3    # not one scale for all (metabolic means: 0.02)
     start = fit_mod.start_function(pmodel)
     a, b = start(1), start(2)
     assert a.shape == centre_flat.shape and not np.allclose(a, b)
