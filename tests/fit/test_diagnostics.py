@@ -76,3 +76,25 @@ def test_a_gap_that_chance_explains_is_not_a_minor_mode() -> None:
     diag = diagnostics(_trace(energy, iid))
     assert diag["logp_gap"] > 5 * diag["logp_gap_se"]
     assert any("minor mode" in f for f in check_thresholds(diag))
+
+
+def test_one_chain_has_an_r_hat_from_its_halves() -> None:
+    """ArviZ gives no R-hat for one chain (NaN, which failed every one-chain fit's checks):
+    the chain's halves are compared instead.  A chain that mixes passes; one whose second
+    half drifts away from its first fails, as two such chains would."""
+    rng = np.random.default_rng(3)
+    energy = rng.normal(size=(1, 1000))
+    mixed = az.from_dict({"posterior": {"theta": rng.normal(size=(1, 1000))},
+                          "sample_stats": {"energy": energy}})
+    diag = diagnostics(mixed)
+    assert np.isfinite(diag["r_hat_max"]) and diag["r_hat_max"] < 1.01
+    assert not check_thresholds(diag)
+    drift = rng.normal(size=(1, 1000)) + np.r_[np.zeros(500), np.full(500, 1.0)]
+    stuck = az.from_dict({"posterior": {"theta": drift}, "sample_stats": {"energy": energy}})
+    diag = diagnostics(stuck)
+    assert diag["r_hat_max"] > 1.05
+    assert any("R-hat" in f for f in check_thresholds(diag))
+    # two chains are read as they are: one in each half's place gives the same R-hat
+    two = az.from_dict({"posterior": {"theta": drift.reshape(2, 500)},
+                        "sample_stats": {"energy": energy.reshape(2, 500)}})
+    assert diagnostics(two)["r_hat_max"] == diag["r_hat_max"]
