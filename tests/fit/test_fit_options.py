@@ -44,6 +44,8 @@ def nothing_runs(monkeypatch):
     (["--chains", "0"], "--chains", "0 is not in the range"),
     (["--cores", "0"], "--cores", "0 is not in the range"),
     (["--seed", "-1"], "--seed", "-1 is not in the range"),
+    (["--prior-widen", "0"], "--prior-widen", "0.0 is not in the range x>0"),
+    (["--prior-widen", "-2"], "--prior-widen", "-2.0 is not in the range x>0"),
     (["--out", ""], "--out", "give a file name"),
 ])
 def test_bad_option_values_are_usage_errors_before_anything_runs(cohort, tmp_path, nothing_runs,
@@ -134,3 +136,18 @@ def test_the_library_fit_tunes_as_long_as_each_sampler_does_by_default(monkeypat
         neb_bayes.fit.fit(model, cases, groups=("prevalence",), sampler=sampler, chains=1,
                           progressbar=False)
     assert asked["tune"] == tune
+
+
+def test_prior_widen_reaches_the_fit(cohort, tmp_path, monkeypatch):
+    """``--prior-widen`` is passed to the fit (the fit's prior spreads: ``fit.prior_sd``)."""
+    seen = {}
+
+    def fake_fit(model, cases, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(neb_bayes.fit, "fit", fake_fit)
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
+                                    "--prior-widen", "2.5"])
+    assert res.exit_code == 2 and "cannot fit: stop here" in res.output, res.output
+    assert seen["prior_widen"] == 2.5

@@ -10,12 +10,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from scipy import stats
 
-import neb_bayes.cli.priors_cmd as cmd
-import neb_bayes.fit as fit_mod
-from neb_bayes.cli import main
 from neb_bayes.fit import FALLBACK_PRIOR_SD, build_fit_model, prior_sd, prior_sd_record
 from neb_bayes.model.compiled import load_model
 from neb_bayes.model.params import literature_draws, point_params
@@ -113,29 +109,3 @@ def test_the_provenance_records_the_fitted_groups_prior():
     json.dumps(record)   # plain values
     assert set(prior_sd_record(MODEL, prior_sd(MODEL), ("prevalence", "symptoms"))) == {
         "prior_base", "cause_logit", "leak_logit"}
-
-
-@pytest.fixture
-def cohort(tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_text(json.dumps({"id": "p", "patient": {"sex": "F", "age": 40}, "measurements": [
-        {"analyte": "tsh", "specimen": "serum", "value": 2.0, "unit": "mIU/L"}]}) + "\n")
-    return path
-
-
-def test_the_cli_passes_prior_widen_to_the_fit_and_refuses_zero(cohort, tmp_path, monkeypatch):
-    seen = {}
-
-    def fake_fit(model, cases, **kw):
-        seen.update(kw)
-        raise ValueError("stop here")
-
-    monkeypatch.setattr(fit_mod, "fit", fake_fit)
-    out = str(tmp_path / "o.nc")
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", out,
-                                    "--prior-widen", "2.5"])
-    assert res.exit_code == cmd.EXIT_INPUT and "stop here" in res.output, res.output
-    assert seen["prior_widen"] == 2.5
-    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", out,
-                                    "--prior-widen", "0"])
-    assert res.exit_code == 2 and "Invalid value for '--prior-widen'" in res.output, res.output
