@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,24 +39,46 @@ UNCERTAINTY_ENTRY = {"lat_sd": "latent_sd", "log_median": "median", "prior_base"
                      "cause_logit": "symptom", "leak_logit": "symptom"}
 
 
-def prior_sd(model: CompiledModel, widen: float = 1.0) -> dict[str, Any]:
+#: the free parameters of each group, by :func:`prior_sd`'s names
+GROUP_PARAMS = {"analyte-levels": ("lat_mean", "lat_sd", "log_median"),
+                "prevalence": ("prior_base",), "symptoms": ("cause_logit", "leak_logit")}
+
+
+def widen_factors(widen: float | Mapping[str, float]) -> dict[str, float]:
+    """The factor on each parameter group's prior spreads: ``widen`` for all, or per group
+    name (a mapping; groups it does not name 1)."""
+    per_group = dict(widen) if isinstance(widen, Mapping) else dict.fromkeys(GROUP_PARAMS, widen)
+    unknown = sorted(set(per_group) - set(GROUP_PARAMS))
+    if unknown:
+        raise ValueError(f"unknown parameter group(s) {unknown} to widen the prior of; choose "
+                         f"from {list(GROUP_PARAMS)}")
+    for group, factor in per_group.items():
+        if not (isinstance(factor, (int, float)) and not isinstance(factor, bool)
+                and np.isfinite(factor) and factor > 0):
+            raise ValueError(f"the prior's widening must be a number above 0, got {factor!r}"
+                             + (f" for {group}" if isinstance(widen, Mapping) else ""))
+    return {g: float(per_group.get(g, 1.0)) for g in GROUP_PARAMS}
+
+
+def prior_sd(model: CompiledModel, widen: float | Mapping[str, float] = 1.0) -> dict[str, Any]:
     """The fit's prior: each free parameter normal about the prior set's value (``lat_sd``
     log-normal) with the spread the prior set's own ``uncertainty`` table gives it, the
-    spread of its literature draws, times ``widen``; :data:`FALLBACK_PRIOR_SD` where the
-    table gives none.  A fit so updates the prior set's uncertainty with the cohort (the
-    draws a report uses without a fit are draws of this prior); ``widen`` > 1 for a cohort
-    whose population or laboratories the literature may not describe.
+    spread of its literature draws, times ``widen`` (one factor, or one per parameter group:
+    :func:`widen_factors`); :data:`FALLBACK_PRIOR_SD` where the table gives none.  A fit so
+    updates the prior set's uncertainty with the cohort (the draws a report uses without a
+    fit are draws of this prior); ``widen`` > 1 for a cohort whose population or
+    laboratories the literature may not describe (e.g. ``{"prevalence": 4}`` for a clinic's
+    patients measured by the usual laboratories).
 
     Returns the spread per group name: a float, or for ``lat_mean`` one ``(K,)`` array per
     axis (per latent)."""
-    if not (isinstance(widen, (int, float)) and not isinstance(widen, bool)
-            and np.isfinite(widen) and widen > 0):
-        raise ValueError(f"the prior's widening must be a number above 0, got {widen!r}")
+    factors = widen_factors(widen)
+    factor = {name: factors[g] for g, names in GROUP_PARAMS.items() for name in names}
     table = model.spec.raw.get("uncertainty") or {}
 
     def spread(value, name: str):
         value = np.asarray(value, dtype=np.float64)
-        return widen * np.where(value > 0, value, FALLBACK_PRIOR_SD[name])
+        return factor[name] * np.where(value > 0, value, FALLBACK_PRIOR_SD[name])
 
     # numpy's float64, not Python floats: pytensor would make a float32 constant of one that
     # float32 holds exactly (0.25), and the log density would take its logarithm in float32
@@ -84,11 +106,6 @@ def cohort_hash(cases) -> str:
     return hashlib.sha256("\n".join(blobs).encode()).hexdigest()[:16]
 
 
-#: the free parameters of each group, by :func:`prior_sd`'s names
-GROUP_PARAMS = {"analyte-levels": ("lat_mean", "lat_sd", "log_median"),
-                "prevalence": ("prior_base",), "symptoms": ("cause_logit", "leak_logit")}
-
-
 def prior_sd_record(model: CompiledModel, spreads: dict[str, Any],
                     groups: Sequence[str]) -> dict[str, Any]:
     """The fitted groups' prior spreads (:func:`prior_sd`) as plain values for the
@@ -104,7 +121,8 @@ def prior_sd_record(model: CompiledModel, spreads: dict[str, Any],
 
 
 def build_fit_model(model: CompiledModel, cases, groups=("analyte-levels",), labels=None,
-                    table_dtype: str = "float32", prepared=None, prior_widen: float = 1.0):
+                    table_dtype: str = "float32", prepared=None,
+                    prior_widen: float | Mapping[str, float] = 1.0):
     """The PyMC model of a cohort: free RVs for the chosen parameter groups + the exact
     summed-out log-likelihood as a potential.
 
@@ -538,7 +556,7 @@ def _nutpie_sample(pmodel, *, draws: int, tune: int, chains: int, seed: int,
 
 def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str, draws: int,
                   tune: int, seed: int, progressbar: bool, threads: int = 1,
-                  prior_widen: float = 1.0):
+                  prior_widen: float | Mapping[str, float] = 1.0):
     """One nutpie chain in this process (a worker of :func:`_nutpie_in_processes`), its
     Ops' pieces on ``threads`` threads."""
     from neb_bayes.inference.python_ops import set_threads
@@ -552,7 +570,7 @@ def _nutpie_chain(model: CompiledModel, cases, groups, labels, table_dtype: str,
 
 def _nutpie_in_processes(model: CompiledModel, cases, groups, labels, table_dtype: str, *,
                          draws: int, tune: int, seeds: list[int], progressbar: bool,
-                         cores: int, prior_widen: float = 1.0):
+                         cores: int, prior_widen: float | Mapping[str, float] = 1.0):
     """nutpie, one chain per seed and process (at most one process per core), the chains
     joined.
 
@@ -614,7 +632,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
         drop_unsupported: bool = False,
         on_prepared: Callable[[int, dict[str, int]], None] | None = None,
         base_draws: ParamDraws | None = None, cores: int | None = None,
-        prior_widen: float = 1.0) -> FitResult:
+        prior_widen: float | Mapping[str, float] = 1.0) -> FitResult:
     """Sample the population parameters given a cohort; diagnostics and provenance included.
 
     ``draws`` per chain after ``tune`` steps (defaults: :func:`default_draws` of ``groups``,
@@ -635,7 +653,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
     CPU cores the fit may use (default: :func:`available_cores`); chains in processes run
     as many at once and use the rest as threads (:func:`chain_layout`).  ``prior_widen``:
     the free parameters' prior spreads are the prior set's ``uncertainty`` table's times
-    this (:func:`prior_sd`).
+    this, one factor or one per parameter group (:func:`prior_sd`).
 
     Chains in processes are spawned, and a spawned process imports the calling script
     again: a script that calls this must do so under ``if __name__ == "__main__":``, or
@@ -679,7 +697,7 @@ def fit(model: CompiledModel, cases, *, groups=("analyte-levels",), labels=None,
                                  prior_widen)
     settings = {"sampler": sampler, "draws": draws, "tune": tune, "chains": chains, "seed": seed,
                 "table_dtype": table_dtype, "init_spread": INIT_SPREAD, "cores": cores,
-                "prior_widen": prior_widen}
+                "prior_widen": widen_factors(prior_widen)}
     # (threads serve the Ops evaluated from Python only: an all-compiled log-density has none)
     ops = runs_in_python(pmodel)
     if sampler == "nutpie" and chains > 1 and ops:

@@ -110,6 +110,29 @@ def _parameter_groups(ctx, param, value: str) -> tuple[str, ...]:
     return groups
 
 
+def _prior_widen(ctx, param, value: str) -> float | dict[str, float]:
+    """``--prior-widen``: one factor, or ``group=factor`` pairs separated by commas; each a
+    number above 0, each group known (:func:`neb_bayes.fit.widen_factors` checks them)."""
+    from neb_bayes.fit import widen_factors
+
+    text = value.strip()
+    try:
+        if "=" not in text:
+            widen: float | dict[str, float] = float(text)
+        else:
+            pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+            widen = {g.strip(): float(f) for g, f in pairs}
+            if len(widen) != len(pairs):
+                raise click.BadParameter("a parameter group is named twice")
+        widen_factors(widen)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{exc}" if "widening" in str(exc) or "unknown" in str(exc) else
+            f"give a number above 0 or group=number pairs, e.g. prevalence=4; got {value!r}"
+        ) from None
+    return widen
+
+
 def _out_path(ctx, param, value: str) -> Path:
     """``--out``: a file whose directory exists or can be made (made when the fit is
     saved), checked before anything is read or sampled."""
@@ -191,13 +214,15 @@ def _tell_left_out(read) -> None:
                    "run at once up to this number; chains in processes (analyte levels, "
                    "symptom rates) share the cores left over as threads, e.g. 2 chains on 16 "
                    "cores: 8 threads each.")
-@click.option("--prior-widen", default=1.0, show_default=True,
-              type=click.FloatRange(min=0.0, min_open=True),
+@click.option("--prior-widen", default="1", show_default=True, callback=_prior_widen,
+              metavar="X|GROUP=X,...",
               help="The fitted parameters' prior is the starting prior set's own uncertainty "
-                   "(its `uncertainty` table, the spread of its literature draws) times this. "
-                   "Above 1 for a cohort whose population or laboratories the literature may "
-                   "not describe; wider priors let rare states' parameters wander and mix "
-                   "more slowly.")
+                   "(its `uncertainty` table, the spread of its literature draws) times this: "
+                   "one factor (2.5), or factors per parameter group (prevalence=4 or "
+                   "prevalence=4,analyte-levels=2; the others 1). Above 1 for a cohort whose "
+                   "population or laboratories the literature may not describe (a clinic's "
+                   "patients: prevalence=4); wider priors let rare states' parameters wander "
+                   "and mix more slowly.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**64 - 1))
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,

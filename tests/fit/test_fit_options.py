@@ -44,8 +44,14 @@ def nothing_runs(monkeypatch):
     (["--chains", "0"], "--chains", "0 is not in the range"),
     (["--cores", "0"], "--cores", "0 is not in the range"),
     (["--seed", "-1"], "--seed", "-1 is not in the range"),
-    (["--prior-widen", "0"], "--prior-widen", "0.0 is not in the range x>0"),
-    (["--prior-widen", "-2"], "--prior-widen", "-2.0 is not in the range x>0"),
+    (["--prior-widen", "0"], "--prior-widen", "must be a number above 0, got 0.0"),
+    (["--prior-widen", "-2"], "--prior-widen", "must be a number above 0, got -2.0"),
+    (["--prior-widen", "nan"], "--prior-widen", "must be a number above 0, got nan"),
+    (["--prior-widen", "wide"], "--prior-widen", "give a number above 0 or group=number pairs"),
+    (["--prior-widen", "prevalence=0"], "--prior-widen",
+     "must be a number above 0, got 0.0 for prevalence"),
+    (["--prior-widen", "prevalance=4"], "--prior-widen", "unknown parameter group(s) ['prevalance']"),
+    (["--prior-widen", "prevalence=4,prevalence=2"], "--prior-widen", "named twice"),
     (["--out", ""], "--out", "give a file name"),
 ])
 def test_bad_option_values_are_usage_errors_before_anything_runs(cohort, tmp_path, nothing_runs,
@@ -138,8 +144,12 @@ def test_the_library_fit_tunes_as_long_as_each_sampler_does_by_default(monkeypat
     assert asked["tune"] == tune
 
 
-def test_prior_widen_reaches_the_fit(cohort, tmp_path, monkeypatch):
-    """``--prior-widen`` is passed to the fit (the fit's prior spreads: ``fit.prior_sd``)."""
+@pytest.mark.parametrize(("given", "passed"), [
+    (None, 1.0), ("2.5", 2.5), ("prevalence=4", {"prevalence": 4.0}),
+    (" prevalence = 4 , analyte-levels=1.5", {"prevalence": 4.0, "analyte-levels": 1.5})])
+def test_prior_widen_reaches_the_fit(cohort, tmp_path, monkeypatch, given, passed):
+    """``--prior-widen`` is passed to the fit (the fit's prior spreads: ``fit.prior_sd``),
+    one factor or one per parameter group."""
     seen = {}
 
     def fake_fit(model, cases, **kwargs):
@@ -147,7 +157,8 @@ def test_prior_widen_reaches_the_fit(cohort, tmp_path, monkeypatch):
         raise ValueError("stop here")
 
     monkeypatch.setattr(neb_bayes.fit, "fit", fake_fit)
+    extra = [] if given is None else ["--prior-widen", given]
     res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
-                                    "--prior-widen", "2.5"])
+                                    *extra])
     assert res.exit_code == 2 and "cannot fit: stop here" in res.output, res.output
-    assert seen["prior_widen"] == 2.5
+    assert seen["prior_widen"] == passed

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from neb_bayes.fit import FALLBACK_PRIOR_SD, build_fit_model, prior_sd, prior_sd_record
+from neb_bayes.fit import (
+    FALLBACK_PRIOR_SD,
+    build_fit_model,
+    prior_sd,
+    prior_sd_record,
+    widen_factors,
+)
 from neb_bayes.model.compiled import load_model
 from neb_bayes.model.params import literature_draws, point_params
 from neb_bayes.simulate import simulate
@@ -61,9 +67,24 @@ def test_widening_multiplies_every_spread_and_a_missing_table_falls_back():
     for name, value in FALLBACK_PRIOR_SD.items():
         got = np.concatenate(bare[name]) if name == "lat_mean" else bare[name]
         np.testing.assert_array_equal(got, value)
-    for bad in (0, -1.0, float("nan"), float("inf"), True, "2"):
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "2", {"prevalence": 0}):
         with pytest.raises(ValueError, match="widening must be a number above 0"):
             prior_sd(MODEL, bad)
+
+
+def test_widening_one_group_leaves_the_others():
+    """A clinic's cohort: its prevalences may be far from the population's, its laboratories
+    the usual ones."""
+    base, clinic = prior_sd(MODEL), prior_sd(MODEL, {"prevalence": 4})
+    assert clinic["prior_base"] == pytest.approx(4 * base["prior_base"])
+    for name in ("lat_sd", "log_median", "cause_logit", "leak_logit"):
+        assert clinic[name] == base[name]
+    for a, b in zip(base["lat_mean"], clinic["lat_mean"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert widen_factors({"symptoms": 2}) == {"analyte-levels": 1.0, "prevalence": 1.0,
+                                              "symptoms": 2.0}
+    with pytest.raises(ValueError, match=r"unknown parameter group\(s\) \['prevalance'\]"):
+        prior_sd(MODEL, {"prevalance": 4})
 
 
 def _centre(point, group: str, ai: int | None) -> np.ndarray:
