@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from neb_bayes.model.compiled import CompiledModel
-from neb_bayes.model.params import PARAM_GROUPS, ParamDraws, latent_mean_spread, point_params
+from neb_bayes.model.params import (
+    GROUP_PARAMS,
+    PARAM_GROUPS,
+    ParamDraws,
+    latent_mean_spread,
+    point_params,
+)
 
 #: convergence thresholds below which `priors fit` refuses to save (unless --force)
 #: ``logp_gap_max``: a gap between chains' median log densities above this, and above
@@ -37,11 +43,6 @@ FALLBACK_PRIOR_SD = {"lat_mean": 0.5, "lat_sd": 0.3, "log_median": 0.3, "prior_b
 #: literature draws' (:func:`~neb_bayes.model.params.literature_draws`)
 UNCERTAINTY_ENTRY = {"lat_sd": "latent_sd", "log_median": "median", "prior_base": "prevalence",
                      "cause_logit": "symptom", "leak_logit": "symptom"}
-
-
-#: the free parameters of each group, by :func:`prior_sd`'s names
-GROUP_PARAMS = {"analyte-levels": ("lat_mean", "lat_sd", "log_median"),
-                "prevalence": ("prior_base",), "symptoms": ("cause_logit", "leak_logit")}
 
 
 def widen_factors(widen: float | Mapping[str, float]) -> dict[str, float]:

@@ -122,14 +122,15 @@ def _prior_widen(ctx, param, value: str) -> float | dict[str, float]:
         else:
             pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
             widen = {g.strip(): float(f) for g, f in pairs}
-            if len(widen) != len(pairs):
-                raise click.BadParameter("a parameter group is named twice")
+    except ValueError:
+        raise click.BadParameter("give a number above 0 or group=number pairs, e.g. "
+                                 f"prevalence=4; got {value!r}") from None
+    if isinstance(widen, dict) and len(widen) != len(pairs):
+        raise click.BadParameter("a parameter group is named twice")
+    try:
         widen_factors(widen)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"{exc}" if "widening" in str(exc) or "unknown" in str(exc) else
-            f"give a number above 0 or group=number pairs, e.g. prevalence=4; got {value!r}"
-        ) from None
+        raise click.BadParameter(str(exc)) from None
     return widen
 
 

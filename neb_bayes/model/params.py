@@ -24,8 +24,11 @@ import numpy as np
 
 from neb_bayes.model.compiled import CompiledModel
 
-#: parameter groups a fit can free (the rest stay at the prior set's values)
-PARAM_GROUPS = ("analyte-levels", "prevalence", "symptoms")
+#: parameter groups a fit can free (the rest stay at the prior set's values), and each
+#: one's fields of :class:`ParamDraws`
+GROUP_PARAMS = {"analyte-levels": ("lat_mean", "lat_sd", "log_median"),
+                "prevalence": ("prior_base",), "symptoms": ("cause_logit", "leak_logit")}
+PARAM_GROUPS = tuple(GROUP_PARAMS)
 
 
 def latent_corr(lat_cov: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ import pytest
 
 from neb_bayes.fit import fit, prior_sd
 from neb_bayes.model.compiled import load_model
-from neb_bayes.model.params import flat_parameters, literature_draws, point_params, with_params
+from neb_bayes.model.params import (
+    GROUP_PARAMS,
+    flat_parameters,
+    literature_draws,
+    point_params,
+    with_params,
+)
 from neb_bayes.simulate import simulate
 
 from .conftest import uncovered_cases
@@ -27,12 +33,6 @@ def _cohort(model, n, seed):
     return [s.case for s in sims][:n]
 
 
-#: the parameter fields of each group a fit can free
-GROUP_FIELDS = {"prevalence": ("prior_base",),
-                "analyte-levels": ("lat_mean", "lat_sd", "log_median"),
-                "symptoms": ("cause_logit", "leak_logit")}
-
-
 def _truth(groups: tuple[str, ...], seed: int):
     """One draw of the literature prior for the fitted groups; every other group at the prior
     set's own values, which is what the fit holds it at (a truth that also moved the fixed
@@ -41,7 +41,7 @@ def _truth(groups: tuple[str, ...], seed: int):
     draw had moved)."""
     draw = literature_draws(MODEL, 20, seed=seed).subset(slice(3, 4))
     point = point_params(MODEL)
-    fixed = {f: getattr(point, f) for g, fields in GROUP_FIELDS.items() if g not in groups
+    fixed = {f: getattr(point, f) for g, fields in GROUP_PARAMS.items() if g not in groups
              for f in fields}
     # the fit anchors the healthy states' latent means at the prior set's values (0), which
     # identifies the laboratories' medians; a truth outside that space has no counterpart
@@ -108,7 +108,7 @@ def _coverage(n_people: int, groups: tuple[str, ...], draws: int, tune: int, see
               sampler=sampler, seed=seed, progressbar=False, prior_widen=prior_widen)
     truth = flat_parameters(truth_draws, MODEL)
     post = flat_parameters(res.draws, MODEL)
-    fields = [f for g in groups for f in GROUP_FIELDS[g]]
+    fields = [f for g in groups for f in GROUP_PARAMS[g]]
     names = [k for k in post if k.split("[")[0] in fields and np.std(post[k]) > 0]
     informed = _informed(post, names, prior_widen)
     return Recovery(
