@@ -579,14 +579,36 @@ def _kernel_args(structure: tuple[int, bool, int], params, d: dict) -> tuple:
             *data)
 
 
+#: where :func:`_kernel_args`' tuple has what the kernel of a part without censored results
+#: (:func:`~neb_bayes.inference.lab_kernels.lab_factor_observed`) reads: the parameters and
+#: the arrays up to ``new_run``, the statistics, the gross-error slots, ``gross``
+_OBSERVED_ARGS = (*range(4 + _DATA_AT["sig"] - 1),
+                  *(4 + _DATA_AT[name] for name in (*STATS, "slot_ch", *GROSS[:5], "l0",
+                                                    "gross")))
+
+
+def _run_kernel(structure: tuple[int, bool, int], args: tuple, out: np.ndarray,
+                coefs: tuple[np.ndarray, ...]) -> None:
+    """The compiled kernel of a part's structure on :func:`_kernel_args`' ``args``: a part
+    without censored results by its grid points in lanes
+    (:func:`~neb_bayes.inference.lab_kernels.lab_factor_observed`), the others by
+    :func:`~neb_bayes.inference.lab_kernels.lab_factor`."""
+    from neb_bayes.inference.lab_kernels import lab_factor, lab_factor_observed
+
+    if structure[0] == 0:
+        m_inv, c_vec, c_slot, _, c_ch = coefs
+        lab_factor_observed(*(args[i] for i in _OBSERVED_ARGS), out, m_inv, c_vec, c_slot,
+                            c_ch)
+    else:
+        lab_factor(*args, out, *coefs)
+
+
 def kernel_value(structure: tuple[int, bool, int], params, d: dict) -> np.ndarray:
     """One part's factor ``(R, G)`` by the compiled kernel (``evaluate`` of
     :meth:`LabBlock.values`)."""
-    from neb_bayes.inference.lab_kernels import lab_factor
-
     out = np.empty((d["A"].shape[0], d["effect"].shape[1]))
-    lab_factor(*_kernel_args(structure, params, d), out, _NONE_4, _NONE_3, _NONE_3, _NONE_3,
-               _NONE_3)
+    _run_kernel(structure, _kernel_args(structure, params, d), out,
+                (_NONE_4, _NONE_3, _NONE_3, _NONE_3, _NONE_3))
     return out
 
 
@@ -595,8 +617,6 @@ def kernel_forward(structure: tuple[int, bool, int], params,
     """One part's factor ``(R, G)`` and its gradients per person and grid point with respect
     to the intermediates :func:`kernel_pullback` contracts with a cotangent (the compiled
     kernel's ``m_inv_all, c_vec, c_slot, c_v, c_ch``)."""
-    from neb_bayes.inference.lab_kernels import lab_factor
-
     args = _kernel_args(structure, params, d)
     n_w, gross, _ = structure
     k = len(args[0])
@@ -607,7 +627,7 @@ def kernel_forward(structure: tuple[int, bool, int], params,
              # one number per slot, three beside censored results (their cross terms)
              np.empty((R, G, (3 if n_w else 1) * max(J, 1) if gross else 0)),
              np.zeros((R, G, 3 if n_w else 0)), np.empty((R, G, C)))
-    lab_factor(*args, out, *coefs)
+    _run_kernel(structure, args, out, coefs)
     return out, coefs
 
 

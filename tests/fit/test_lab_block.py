@@ -109,6 +109,36 @@ def test_kernel_vjp_equals_automatic_differentiation(blocks):
             np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-9 * np.abs(w).max())
 
 
+def test_the_lanes_kernel_equals_the_scalar_one(blocks, alike_blocks):
+    """A part without censored results runs the kernel whose grid points are lanes
+    (:func:`~neb_bayes.inference.lab_kernels.lab_factor_observed`): its factor and
+    vector-Jacobian product equal the scalar kernel's (:func:`lab_factor`, every structure's)
+    on the same part, people alike and points a person cannot tell apart included."""
+    from neb_bayes.inference.lab_kernels import lab_factor
+
+    rng = np.random.default_rng(3)
+    checked = 0
+    for params, b, _ in blocks + alike_blocks:
+        padded = b._padded(params)
+        for _, d in b.parts:
+            st = b.structure(d)
+            if st[0] or not len(d["A_k"]):
+                continue
+            ct = rng.normal(size=(len(d["A_k"]), d["effect"].shape[1]))
+            lanes = (lab_block.kernel_value(st, padded, d),
+                     lab_block.kernel_vjp(st, padded, d, ct))
+            scalar_run = lambda structure, args, out, coefs: lab_factor(*args, out, *coefs)  # noqa: E731
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(lab_block, "_run_kernel", scalar_run)
+                scalar = (lab_block.kernel_value(st, padded, d),
+                          lab_block.kernel_vjp(st, padded, d, ct))
+            np.testing.assert_allclose(lanes[0], scalar[0], rtol=1e-12, atol=1e-10)
+            for g, w in zip(lanes[1], scalar[1], strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-10 * np.abs(w).max())
+            checked += 1
+    assert checked
+
+
 @pytest.fixture(scope="module")
 def alike_blocks():
     """Blocks of a cohort of people alike: one result per channel (so that many share their
