@@ -30,7 +30,8 @@ number of latents (a tuple's length, so the latents' loops are unrolled), and ca
 
 A part without censored results (most people) runs :func:`lab_factor_observed`: the same
 numbers with a person's grid points as lanes, so that its loops vectorise (one
-log-density and gradient of 10,000 people 195-212 -> 175-179 ms, 2026-12-08).
+log-density and gradient of 10,000 people 198-212 -> 178-179 ms, medians alternating,
+2026-12-08).
 """
 
 from __future__ import annotations
