@@ -131,6 +131,24 @@ def _censored_mass_bar(n_w, lm_bar, lm, t, sd, rho, sign, r, mean_bar, V_bar):  
     V_bar[0, 1] += rho_bar * sign[r, 0] * sign[r, 1] / (sd[0] * sd[1])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _active_channels(r, w, s1, s2, t1, t2, t3, ld, active):  # pragma: no cover
+    """Person ``r``'s channels with results into ``active`` (a channel without, all its
+    statistics 0, adds nothing to the factor's quadratic form), and the sums of its ``s2``
+    and ``ld`` over every channel: ``(count, s2 sum, ld sum)``."""
+    s2_sum = 0.0
+    ld_sum = 0.0
+    n_act = 0
+    for c in range(w.shape[1]):
+        s2_sum += s2[r, c]
+        ld_sum += ld[r, c]
+        if w[r, c] != 0.0 or s1[r, c] != 0.0 or t1[r, c] != 0.0 or t2[r, c] != 0.0 \
+                or t3[r, c] != 0.0:
+            active[n_act] = c
+            n_act += 1
+    return n_act, s2_sum, ld_sum
+
+
 @njit(cache=True, nogil=True)
 def _state_terms(k, lat_mean, lat_sd, corr):  # pragma: no cover
     """Per own state: ``S^-1`` ``(S, k, k)``, ``S^-1 mu`` ``(S, k)`` and the constant
@@ -259,17 +277,7 @@ def lab_factor(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own, corr, A,
                     for b in range(k):
                         mm[a, b] = s_inv[s, a, b] + A[r, a, b]
                 ld_m[s] = spd_inverse_k(k, mm, m_inv[s], low, x)
-        s2_sum = 0.0
-        ld_sum = 0.0
-        n_act = 0
-        for c in range(n_c):
-            s2_sum += s2[r, c]
-            ld_sum += ld[r, c]
-            # a channel without results (all its statistics 0) adds nothing below
-            if w[r, c] != 0.0 or s1[r, c] != 0.0 or t1[r, c] != 0.0 or t2[r, c] != 0.0 \
-                    or t3[r, c] != 0.0:
-                active[n_act] = c
-                n_act += 1
+        n_act, s2_sum, ld_sum = _active_channels(r, w, s1, s2, t1, t2, t3, ld, active)
         for i in range(n_w):
             for a in range(k):
                 lw_row[i, a] = alpha[r, i] * L[ch[r, i], a]
@@ -729,16 +737,7 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
                 for a in range(k):
                     for b in range(k):
                         minv_g[a, b, g] = minv_s[a, b, s]
-        s2_sum = 0.0
-        ld_sum = 0.0
-        n_act = 0
-        for c in range(n_c):
-            s2_sum += s2[r, c]
-            ld_sum += ld[r, c]
-            if w[r, c] != 0.0 or s1[r, c] != 0.0 or t1[r, c] != 0.0 or t2[r, c] != 0.0 \
-                    or t3[r, c] != 0.0:
-                active[n_act] = c
-                n_act += 1
+        n_act, s2_sum, ld_sum = _active_channels(r, w, s1, s2, t1, t2, t3, ld, active)
         n_f = 0
         for j in range(n_j):
             if lw[r, j] != -np.inf:
