@@ -582,7 +582,7 @@ def _kernel_args(structure: tuple[int, bool, int], params, d: dict) -> tuple:
 #: where :func:`_kernel_args`' tuple has what the kernel of a part without censored results
 #: (:func:`~neb_bayes.inference.lab_kernels.lab_factor_observed`) reads: the parameters and
 #: the arrays up to ``new_run``, the statistics, the gross-error slots, ``gross``
-_OBSERVED_ARGS = (*range(4 + _DATA_AT["sig"] - 1),
+_OBSERVED_ARGS = (*range(4 + _DATA_AT["new_run"] + 1),
                   *(4 + _DATA_AT[name] for name in (*STATS, "slot_ch", *GROSS[:5], "l0",
                                                     "gross")))
 

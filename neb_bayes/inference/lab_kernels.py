@@ -687,7 +687,6 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
                 s_inv_s[a, b, s] = s_inv[s, a, b]
     mm_s, minv_s, lo_s, li_s = (np.empty((k, k, n_s)), np.empty((k, k, n_s)),
                                 np.empty((k, k, n_s)), np.empty((k, k, n_s)))
-    dg_s, ldg_s, dg_expo = np.empty(k * n_s), np.empty(k * n_s), np.empty(k * n_s)
     minv_g = np.empty((k, k, n_g))      # M^-1 of each point's own state (per run of people)
     ic_g = np.empty((max(n_j, 1), n_g))
     hlic_g = np.empty((max(n_j, 1), n_g))
@@ -704,11 +703,12 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
     lt = np.empty((max(n_j, 1) + 1, n_g))
     et = np.empty((max(n_j, 1) + 1, n_g))
     work = np.empty(max((max(n_j, 1) + 1) * n_g, max(n_j, k) * n_s))
-    sv, lsv, sv_expo = (np.empty(max(n_j, 1) * n_s), np.empty(max(n_j, 1) * n_s),
-                        np.empty(max(n_j, 1) * n_s))
+    # the vectorised logarithms' values, results and scratch (the precisions' Cholesky
+    # diagonals, the slots' variances per state, the mixture's sums: one after the other)
+    span = max(n_g, max(n_j, k) * n_s)
+    sv, lsv, expo = np.empty(span), np.empty(span), np.empty(span)
     tot = np.empty(n_g)
     log_tot = np.empty(n_g)
-    expo = np.empty(n_g)
     pm_bar = np.empty((k, n_g))
     cvl = np.empty((k, n_g))
     r0 = 0
@@ -725,7 +725,7 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
                     arb = A[r, a, b]
                     for s in range(n_s):
                         mm_s[a, b, s] = s_inv_s[a, b, s] + arb
-            _spd_inverse_lanes(k, mm_s, minv_s, ld_m, lo_s, li_s, dg_s, ldg_s, work, dg_expo)
+            _spd_inverse_lanes(k, mm_s, minv_s, ld_m, lo_s, li_s, sv, lsv, work, expo)
             if coef:
                 for s in range(n_s):
                     for a in range(k):
@@ -758,7 +758,7 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
                             v += lc[a] * lc[b] * minv_s[a, b, s]
                     sv[i * n_s + s] = rjj_j - r1_2 * v
             m = n_f * n_s
-            log_into(sv[:m], lsv[:m], work[:m], sv_expo[:m])
+            log_into(sv[:m], lsv[:m], work[:m], expo[:m])
             for i in range(n_f):
                 j = filled[i]
                 for g in range(n_g):
@@ -830,7 +830,7 @@ def lab_factor_observed(kdim, lat_mean, lat_sd, log_median, L, effect, amp, own,
             for i in range(n_f):
                 for g in range(n_g):
                     tot[g] += et[i + 1, g]
-            log_into(tot, log_tot, work[:n_g], expo)
+            log_into(tot, log_tot, work[:n_g], expo[:n_g])
             for g in range(n_g):
                 ro[g] += top[g] + log_tot[g]
                 tot[g] = 1.0 / tot[g]
