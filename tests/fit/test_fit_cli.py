@@ -285,6 +285,27 @@ def test_expected_fit_time_counts_the_exact_engines_person_axes():
     assert expected_fit_seconds(1000, 500, 500, 2, ("symptoms",), exact_person_axes=10) == sym
 
 
+def test_expected_fit_time_of_a_whitened_fit():
+    """On whitened coordinates a fit takes fewer steps per draw, after the whitening's own
+    evaluations: shorter for a long fit, longer for a very short one."""
+    from neb_bayes.fit import (
+        EVAL_COST_S,
+        EVALS_PER_DRAW_WHITENED,
+        WHITENING_COMPILE_S,
+        WHITENING_EVALS,
+        expected_fit_seconds,
+    )
+
+    fixed, per_person = EVAL_COST_S["analyte-levels"]
+    per_eval = fixed + per_person * 10000
+    white = expected_fit_seconds(10000, 300, 1500, 2, ("analyte-levels",), whiten=True)
+    assert white == pytest.approx(1800 * EVALS_PER_DRAW_WHITENED * per_eval
+                                  + WHITENING_EVALS * per_eval + WHITENING_COMPILE_S)
+    assert white < expected_fit_seconds(10000, 300, 1500, 2, ("analyte-levels",))
+    assert (expected_fit_seconds(1000, 5, 5, 2, ("analyte-levels",), whiten=True)
+            > expected_fit_seconds(1000, 5, 5, 2, ("analyte-levels",)))
+
+
 def test_prevalence_fit_runs_in_nutpie_threads(monkeypatch):
     """A prevalence fit is compiled code only: nutpie runs its chains as threads of this
     process, each from its own start (:func:`neb_bayes.fit.start_function`, called from
@@ -314,6 +335,7 @@ def test_prevalence_fit_runs_in_nutpie_threads(monkeypatch):
                                   nutpies.initial_point_func(0))
     settings = json.loads(res.attrs["sampler_settings"])
     assert settings["chains_in"] == "threads" and settings["nuts_library"] == "nutpie"
+    assert settings["whitening"] == "off"     # (a prevalence fit: fit.default_whiten)
     post = res.idata.posterior
     assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
     x = np.asarray(post["prior_base__thyroid"])
