@@ -224,6 +224,14 @@ def _tell_left_out(read) -> None:
                    "population or laboratories the literature may not describe (a clinic's "
                    "patients: prevalence=4); wider priors let rare states' parameters wander "
                    "and mix more slowly.")
+@click.option("--whiten/--no-whiten", default=None,
+              help="Sample on coordinates whitened at the posterior's mode: the mode (L-BFGS) "
+                   "and the Hessian there are found first, on all --cores, and NUTS then "
+                   "samples x = mode + L z with L L' the Hessian's inverse (a dense mass "
+                   "matrix; the same posterior). Fewer leapfrog steps per draw where the "
+                   "parameters are correlated, as in a large cohort's analyte levels. "
+                   "[default: on when analyte levels are free and the cohort has 1,000 "
+                   "people or more]")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**64 - 1))
 @click.option("--force", is_flag=True, help="Save even if convergence checks fail.")
 @click.option("--drop-unsupported", is_flag=True,
@@ -234,7 +242,7 @@ def _tell_left_out(read) -> None:
                    "factor).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cores,
-            prior_widen, seed, force, drop_unsupported, no_progress) -> None:
+            prior_widen, whiten, seed, force, drop_unsupported, no_progress) -> None:
     """Fit population parameters to a COHORT with PyMC (NUTS over population parameters;
     per-person states summed out exactly, latents integrated analytically).
 
@@ -251,6 +259,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         available_cores,
         default_draws,
         default_tune,
+        default_whiten,
         expected_fit_seconds,
         fit,
     )
@@ -289,7 +298,9 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         n_exact = sum(exact.values())
         expected = expected_fit_seconds(n_people, tune, draws, chains, group_list,
                                         cores=cores or available_cores(),
-                                        exact_person_axes=n_exact)
+                                        exact_person_axes=n_exact,
+                                        whiten=(default_whiten(group_list, n_people)
+                                                if whiten is None else whiten))
         if expected >= ANNOUNCE_FIT_S:
             beyond = (f", {n_exact} of their person-axes by the exact engine"
                       if n_exact and "analyte-levels" in group_list else "")
@@ -303,7 +314,7 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
         res = fit(ps.model, cases, groups=group_list, labels=labs, draws=draws, tune=tune,
                   chains=chains, sampler=sampler, seed=seed, progressbar=not no_progress,
                   drop_unsupported=drop_unsupported, on_prepared=announce,
-                  base_draws=ps.draws, cores=cores, prior_widen=prior_widen)
+                  base_draws=ps.draws, cores=cores, prior_widen=prior_widen, whiten=whiten)
     except UnsupportedEvidence as exc:
         n = len({cid for cid, _ in exc.cases})
         click.echo(f"cannot fit: {n} of {len(cases)} cases have labels the fit cannot use "

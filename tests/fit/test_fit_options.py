@@ -162,3 +162,33 @@ def test_prior_widen_reaches_the_fit(cohort, tmp_path, monkeypatch, given, passe
                                     *extra])
     assert res.exit_code == 2 and "cannot fit: stop here" in res.output, res.output
     assert seen["prior_widen"] == passed
+
+
+@pytest.mark.parametrize(("given", "passed"), [([], None), (["--whiten"], True),
+                                               (["--no-whiten"], False)])
+def test_whiten_reaches_the_fit(cohort, tmp_path, monkeypatch, given, passed):
+    """``--whiten/--no-whiten`` is passed to the fit; without either, the fit decides
+    (``fit.default_whiten``: analyte levels free, 1,000 people or more)."""
+    seen = {}
+
+    def fake_fit(model, cases, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(neb_bayes.fit, "fit", fake_fit)
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out", str(tmp_path / "o.nc"),
+                                    *given])
+    assert res.exit_code == 2 and "cannot fit: stop here" in res.output, res.output
+    assert seen["whiten"] is passed
+
+
+def test_default_whiten():
+    """Whitened coordinates by default where they were measured to pay: analyte levels free
+    in a cohort of 1,000 people or more."""
+    from neb_bayes.fit import default_whiten
+
+    assert default_whiten(("analyte-levels",), 1000)
+    assert default_whiten(("analyte-levels", "prevalence"), 20000)
+    assert not default_whiten(("analyte-levels",), 999)
+    assert not default_whiten(("prevalence",), 10000)
+    assert not default_whiten(("symptoms",), 10000)
