@@ -83,7 +83,7 @@ def below_limits(cases, share: float, seed: int = 1) -> list:
 
 def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: str,
               time_eval: bool, table_dtype: str = "float32", skip_sampling: bool = False,
-              untimed: float = 0.0, below: float = 0.0) -> None:
+              untimed: float = 0.0, below: float = 0.0, whiten: bool | None = None) -> None:
     from pymc.blocking import DictToArrayBijection
 
     from neb_bayes.fit import build_fit_model, fit
@@ -128,20 +128,27 @@ def bench_fit(n: int, draws: int, tune: int, groups: tuple[str, ...], sampler: s
         return
     t0, c0 = time.perf_counter(), cpu_s()
     res = fit(model, cases, groups=groups, draws=draws, tune=tune, chains=2, sampler=sampler,
-              progressbar=False, table_dtype=table_dtype)
+              progressbar=False, table_dtype=table_dtype, whiten=whiten)
     t_fit, c_fit = time.perf_counter() - t0, cpu_s() - c0
     d = res.diagnostics
     ss = res.idata["sample_stats"]
     steps = (f"; leapfrog steps per draw {float(ss['n_steps'].mean()):.0f}"
              if "n_steps" in ss else "")
-    chains_in = json.loads(res.attrs["sampler_settings"])["chains_in"]
+    settings = json.loads(res.attrs["sampler_settings"])
+    chains_in = settings["chains_in"]
+    white = settings.get("whitening")
+    if isinstance(white, dict) and "seconds" in white:
+        white = (f"whitened at the mode ({white['evaluations']} evaluations, "
+                 f"{white['seconds']:.0f} s, correlation condition number "
+                 f"{white['correlation_condition_number']})")
     print(f"  fit ({sampler}, chains in {chains_in}, "
           f"2 chains x {tune}+{draws}, groups {','.join(groups)}, "
           f"{table_dtype} tables): {t_fit:.0f} s wall, {c_fit:.0f} s CPU (both chains) incl. "
           f"build and compile  [target for 10k people: < 600 s]; "
           f"R-hat max {d['r_hat_max']:.3f}, ESS bulk min {d['ess_bulk_min']:.0f}, "
           f"ESS tail min {d['ess_tail_min']:.0f}, divergences {d['divergences']}, "
-          f"BFMI min {d['bfmi_min']:.2f}{steps}; peak RSS {rss_mib():.0f} MiB (largest "
+          f"BFMI min {d['bfmi_min']:.2f}{steps}; whitening: {white}; peak RSS "
+          f"{rss_mib():.0f} MiB (largest "
           f"process); load {load()}")
 
 
@@ -180,6 +187,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--groups", default="prevalence")
     ap.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"])
+    ap.add_argument("--whiten", choices=["auto", "on", "off"], default="auto",
+                    help="sample whitened coordinates (fit's whiten: auto = its default)")
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--skip-report", action="store_true")
     ap.add_argument("--time-eval", action="store_true",
@@ -204,7 +213,7 @@ def main() -> None:
         for n in args.people:
             bench_fit(n, args.draws, args.tune, tuple(args.groups.split(",")), args.sampler,
                       args.time_eval, args.table_dtype, args.skip_sampling, args.untimed,
-                      args.below_limits)
+                      args.below_limits, {"auto": None, "on": True, "off": False}[args.whiten])
 
 
 if __name__ == "__main__":
