@@ -338,7 +338,8 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
     used = json.loads(res.attrs["sampler_settings"])
     threads = used.get("threads_per_chain", 1)
     click.echo(f"sampled with {used['nuts_library']} (chains in {used['chains_in']}"
-               + (f", {threads} threads each" if threads > 1 else "") + ")")
+               + (f", {threads} threads each" if threads > 1 else "") + ")"
+               + _whitening_line(used.get("whitening")))
     click.echo(f"R-hat max {d['r_hat_max']:.4f}; ESS bulk min {d['ess_bulk_min']:.0f}, tail min "
                f"{d['ess_tail_min']:.0f}; divergences {d['divergences']}; BFMI min "
                f"{d['bfmi_min']:.3f}"
@@ -376,6 +377,17 @@ def fit_cmd(cohort, out, base, groups, labels, sampler, draws, tune, chains, cor
     if earlier.exists():
         click.echo(f"note: {earlier} holds the draws of an earlier fit refused by its "
                    "convergence checks, not this one's", err=True)
+
+
+def _whitening_line(record) -> str:
+    """How a fit's whitening went (its ``sampler_settings``' ``whitening``), for the line
+    that says where the chains ran."""
+    if isinstance(record, dict) and "failed" in record:
+        return (f"; not whitened: {record['failed']} (sampled the model's own coordinates)")
+    if isinstance(record, dict):
+        return (f", on coordinates whitened at the posterior's mode ({record['evaluations']} "
+                f"log-density evaluations, {record['seconds']:.0f} s)")
+    return ""
 
 
 def unconverged_path(out: Path) -> Path:

@@ -192,3 +192,37 @@ def test_default_whiten():
     assert not default_whiten(("analyte-levels",), 999)
     assert not default_whiten(("prevalence",), 10000)
     assert not default_whiten(("symptoms",), 10000)
+
+
+@pytest.mark.parametrize(("whitening", "said"), [
+    ({"evaluations": 719, "seconds": 41.2, "parameters": 226},
+     "on coordinates whitened at the posterior's mode (719 log-density evaluations, 41 s)"),
+    ({"failed": "the log density is not finite at the mode found"},
+     "not whitened: the log density is not finite at the mode found (sampled the model's own "
+     "coordinates)"),
+    ("off", None)])
+def test_the_fit_says_how_it_was_whitened(cohort, tmp_path, monkeypatch, whitening, said):
+    """The line that says where the chains ran says whether the fit sampled whitened
+    coordinates, what that cost, and why not when the whitening failed."""
+    def fake_fit(*args, **kwargs):
+        diag = {"r_hat_max": 1.0, "ess_bulk_min": 1e3, "ess_tail_min": 1e3, "divergences": 0,
+                "bfmi_min": 1.0}
+        attrs = {"cohort_excluded": "0", "cohort_exact_factors": "{}",
+                 "sampler_settings": json.dumps({"nuts_library": "nutpie",
+                                                 "chains_in": "processes",
+                                                 "whitening": whitening})}
+        return SimpleNamespace(attrs=attrs, diagnostics=diag, passed=True,
+                               draws=SimpleNamespace(n_draws=1),
+                               idata=SimpleNamespace(children={}))
+
+    monkeypatch.setattr(neb_bayes.fit, "fit", fake_fit)
+    monkeypatch.setattr(neb_bayes.model.params, "save_draws",
+                        lambda path, *a, **k: path.write_text("x"))
+    res = CliRunner().invoke(main, ["priors", "fit", str(cohort), "--out",
+                                    str(tmp_path / "o.nc")])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("sampled with"))
+    if said is None:
+        assert line == "sampled with nutpie (chains in processes)"
+    else:
+        assert said in line
