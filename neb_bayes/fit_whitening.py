@@ -5,10 +5,15 @@ so the larger the cohort: the correlation matrix of the analyte-level group's ``
 (``H`` the negative log density's Hessian at its mode) has a condition number of 12 at
 1,000 simulated people and 32 at 10,000 (226 parameters; 2026-12-08).  NUTS with a
 diagonal mass matrix (nutpie's, and PyMC's) then needs more leapfrog steps per draw
-(11.7 at 1,000 people, 14.8 at 10,000), and every step is a log-density and gradient of
-the whole cohort.  Neither sampler takes a dense mass matrix from outside, so the same
-thing is done by a change of variables: the sampler's parameters ``x`` (the free
-variables in the sampler's unconstrained space, flat, in the model's order) are written
+(11.7 at 1,000 people, 13.6-14.8 at 10,000), and every step is a log-density and gradient
+of the whole cohort.  On the whitened coordinates below, one chain of 10,000 people took
+10.9 steps per draw against 13.6 (the same seed, side by side; the effective draws per
+draw about the same) and the default fit of 1,000 people 11 against 13
+(docs/performance-history.md, 2026-12-08).
+
+Neither sampler takes a dense mass matrix from outside, so the same thing is done by a
+change of variables: the sampler's parameters ``x`` (the free variables in the sampler's
+unconstrained space, flat, in the model's order) are written
 
     x = centre + L z,    L L' = H^-1,
 
