@@ -206,6 +206,51 @@ def untimed_rhythm_warning(analyte: str) -> str:
             "sample with wider uncertainty")
 
 
+#: results that point to a context the case does not give, which would change how the other
+#: results read: ``(analyte, its name, its canonical unit, context flag, ((lower bound in that
+#: unit, what a result above it says), ...))``, the bounds from high to low.  Serum hCG: below 5 IU/L in
+#: women who are not pregnant, above 25 IU/L a positive pregnancy test, 5-25 IU/L equivocal
+#: (to be repeated in ~48 h: it doubles every 2-3 days in early pregnancy) (GLOWM,
+#: "Pregnancy test", after Operational Medicine 2001, NAVMED P-5139; the usual laboratory
+#: cut-offs).  hCG is evidence for no condition in the model, but in the first trimester it
+#: stimulates the thyroid (TSH low, FT4 high-normal) and pregnancy moves many results.
+#: Each entry also names the analyte and its canonical unit for the warning.
+CONTEXT_SIGNS: tuple[tuple[str, str, str, str, tuple[tuple[float, str], ...]], ...] = (
+    ("hcg", "hCG", "IU/L", "pregnancy_any", (
+        (25.0, "in the range of pregnancy (above 25 IU/L; under 5 IU/L outside pregnancy)"),
+        (5.0, "above the non-pregnant range (5 IU/L) but below a positive pregnancy test "
+              "(25 IU/L): equivocal, to be repeated in about 48 hours"))),
+)
+
+
+#: the analytes of :data:`CONTEXT_SIGNS` (the batch's plain reader leaves their cases to
+#: the full reader, which warns)
+SIGN_ANALYTES = frozenset(sign[0] for sign in CONTEXT_SIGNS)
+
+
+def context_sign_warnings(case: Case, flags) -> list[str]:
+    """Warnings for results that point to a context the case does not give
+    (:data:`CONTEXT_SIGNS`): e.g. an hCG in the range of pregnancy in a woman the case does
+    not say is pregnant, whose thyroid results this report reads as outside pregnancy."""
+    out = []
+    for analyte, name, unit, flag, bounds in CONTEXT_SIGNS:
+        if flag in flags:
+            continue
+        for m in case.measurements:
+            if m.analyte != analyte or m.censor == "left" or not m.value > 0:
+                continue
+            said = next((text for bound, text in bounds if m.value > bound), None)
+            if said is None or case.patient.sex != "F":
+                continue
+            out.append(
+                f"measurements[{m.index}]: {name} {m.value:g} {unit} is {said}, but the case does not "
+                "say the patient is pregnant: this report reads every result as outside "
+                "pregnancy (in the first trimester hCG lowers TSH and raises FT4, and pregnancy "
+                "moves other results too). Confirm pregnancy status; if pregnant, give "
+                "patient.pregnant and gestational_week and run the report again")
+    return out
+
+
 def build_evidence(
     model: CompiledModel,
     case: Case,
@@ -219,7 +264,8 @@ def build_evidence(
     cov = covariates or Covariates(
         sex=case.patient.sex, age=case.patient.age, flags=frozenset(ctx.flags))
     not_used = list(case.not_used) + list(ctx.not_used)
-    warnings = list(case.warnings) + list(ctx.warnings)
+    warnings = (list(case.warnings) + list(ctx.warnings)
+                + context_sign_warnings(case, ctx.flags))
     applied: dict[tuple[str, str], dict] = {}
 
     def note(flag: str, text: str, item: str) -> None:

@@ -18,6 +18,8 @@ for the patient (once per distinct patient section), the parts of
 :func:`~neb_bayes.evidence.result_row` for the result's row.
 
 A case with anything else the readers would report (an error, an unknown field or symptom,
+a result that may point to a context the case does not give, as an hCG may to a pregnancy:
+:data:`~neb_bayes.evidence.CONTEXT_SIGNS`,
 a symptom listed twice, a zero or implausible value, a date-time other than
 ``YYYY-MM-DD[T ]HH:MM[:SS][offset]``, an LMP date beside dated results) or whose context
 names a symptom is declined
@@ -66,6 +68,7 @@ from neb_bayes.case.symptoms import SYMPTOM_STATES
 from neb_bayes.context import physiological_symptoms, physiology_not_used, read_context
 from neb_bayes.evidence import (
     CENSOR_CODE,
+    SIGN_ANALYTES,
     Evidence,
     channel_age_effects,
     context_latent_shifts,
@@ -737,6 +740,8 @@ class PlainReader:
         if form is None:
             return None
         analyte, chosen, conv, bounds, hour = form
+        if analyte in SIGN_ANALYTES:    # (its warnings are build_evidence's: the full reader's)
+            return None
         scale = 0.0 if conv.offset else conv.scale
         lo, hi = bounds if bounds is not None else (-_INF, _INF)
         ch = self.model.channel_for(analyte, chosen)
