@@ -206,26 +206,49 @@ def untimed_rhythm_warning(analyte: str) -> str:
             "sample with wider uncertainty")
 
 
-#: results that point to a context the case does not give, which would change how the other
-#: results read: ``(analyte, its name, its canonical unit, context flag, ((lower bound in that
-#: unit, what a result above it says), ...))``, the bounds from high to low.  Serum hCG: below 5 IU/L in
-#: women who are not pregnant, above 25 IU/L a positive pregnancy test, 5-25 IU/L equivocal
-#: (to be repeated in ~48 h: it doubles every 2-3 days in early pregnancy) (GLOWM,
-#: "Pregnancy test", after Operational Medicine 2001, NAVMED P-5139; the usual laboratory
-#: cut-offs).  hCG is evidence for no condition in the model, but in the first trimester it
-#: stimulates the thyroid (TSH low, FT4 high-normal) and pregnancy moves many results.
-#: Each entry also names the analyte and its canonical unit for the warning.
-CONTEXT_SIGNS: tuple[tuple[str, str, str, str, tuple[tuple[float, str], ...]], ...] = (
-    ("hcg", "hCG", "IU/L", "pregnancy_any", (
-        (25.0, "in the range of pregnancy (above 25 IU/L; under 5 IU/L outside pregnancy)"),
-        (5.0, "above the non-pregnant range (5 IU/L) but below a positive pregnancy test "
-              "(25 IU/L): equivocal, to be repeated in about 48 hours"))),
+@dataclass(frozen=True)
+class ContextSign:
+    """A result that points to a context the case may not give (:data:`CONTEXT_SIGNS`)."""
+
+    analyte: str
+    #: the analyte's name and canonical unit, as the warning writes them
+    name: str
+    unit: str
+    #: the context flag that explains it: no warning when the case's context has it
+    flag: str
+    #: the sex it is read in
+    sex: str
+    #: ``(lower bound in the canonical unit, what a result above it is)``, high to low
+    bounds: tuple[tuple[float, str], ...]
+    #: what the case leaves unsaid, and what that does to the report and what to do
+    unsaid: str
+    consequence: str
+
+
+#: results that point to a context the case does not give, which would change how the
+#: other results read.  Serum hCG: below 5 IU/L in women who are not pregnant, above 25
+#: IU/L a positive pregnancy test, 5-25 IU/L equivocal (to be repeated in ~48 h: it doubles
+#: every 2-3 days in early pregnancy) (GLOWM, "Pregnancy test", after Operational Medicine
+#: 2001, NAVMED P-5139; the usual laboratory cut-offs).  hCG is evidence for no condition in
+#: the model, but in the first trimester it stimulates the thyroid (TSH low, FT4
+#: high-normal) and pregnancy moves many results.
+CONTEXT_SIGNS: tuple[ContextSign, ...] = (
+    ContextSign(
+        "hcg", "hCG", "IU/L", "pregnancy_any", "F",
+        ((25.0, "in the range of pregnancy (above 25 IU/L; under 5 IU/L outside pregnancy)"),
+         (5.0, "above the non-pregnant range (5 IU/L) but below a positive pregnancy test "
+               "(25 IU/L): equivocal, to be repeated in about 48 hours")),
+        "the case does not say the patient is pregnant",
+        "this report reads every result as outside pregnancy (in the first trimester hCG "
+        "lowers TSH and raises FT4, and pregnancy moves other results too). Confirm "
+        "pregnancy status; if pregnant, give patient.pregnant and gestational_week and run "
+        "the report again"),
 )
 
 
 #: the analytes of :data:`CONTEXT_SIGNS` (the batch's plain reader leaves their cases to
 #: the full reader, which warns)
-SIGN_ANALYTES = frozenset(sign[0] for sign in CONTEXT_SIGNS)
+SIGN_ANALYTES = frozenset(sign.analyte for sign in CONTEXT_SIGNS)
 
 
 def context_sign_warnings(case: Case, flags) -> list[str]:
@@ -233,21 +256,16 @@ def context_sign_warnings(case: Case, flags) -> list[str]:
     (:data:`CONTEXT_SIGNS`): e.g. an hCG in the range of pregnancy in a woman the case does
     not say is pregnant, whose thyroid results this report reads as outside pregnancy."""
     out = []
-    for analyte, name, unit, flag, bounds in CONTEXT_SIGNS:
-        if flag in flags:
+    for sign in CONTEXT_SIGNS:
+        if sign.flag in flags or case.patient.sex != sign.sex:
             continue
         for m in case.measurements:
-            if m.analyte != analyte or m.censor == "left" or not m.value > 0:
+            if m.analyte != sign.analyte or m.censor == "left" or not m.value > 0:
                 continue
-            said = next((text for bound, text in bounds if m.value > bound), None)
-            if said is None or case.patient.sex != "F":
-                continue
-            out.append(
-                f"measurements[{m.index}]: {name} {m.value:g} {unit} is {said}, but the case does not "
-                "say the patient is pregnant: this report reads every result as outside "
-                "pregnancy (in the first trimester hCG lowers TSH and raises FT4, and pregnancy "
-                "moves other results too). Confirm pregnancy status; if pregnant, give "
-                "patient.pregnant and gestational_week and run the report again")
+            said = next((text for bound, text in sign.bounds if m.value > bound), None)
+            if said is not None:
+                out.append(f"measurements[{m.index}]: {sign.name} {m.value:g} {sign.unit} is "
+                           f"{said}, but {sign.unsaid}: {sign.consequence}")
     return out
 
 
