@@ -57,9 +57,12 @@ class Whitening:
 
     centre: np.ndarray
     factor: np.ndarray
-    #: ``factor``'s inverse (``z = inverse @ (x - centre)``)
-    inverse: np.ndarray
     record: dict[str, Any]
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """``factor``'s inverse (``z = inverse @ (x - centre)``)."""
+        return np.linalg.inv(self.factor)
 
     def to_z(self, x: np.ndarray) -> np.ndarray:
         """The whitened coordinates of a point ``x`` of the sampler's space."""
@@ -132,7 +135,6 @@ def find_whitening(pmodel, start: np.ndarray, prior_scale: np.ndarray, *,
     floored = int(np.sum(vals < floor))
     vals = np.maximum(vals, floor)
     factor = vecs / np.sqrt(vals)
-    inverse = np.sqrt(vals)[:, None] * vecs.T
     cov = (vecs / vals) @ vecs.T
     sd = np.sqrt(np.diag(cov))
     corr_eig = np.linalg.eigvalsh(cov / np.outer(sd, sd))
@@ -149,44 +151,33 @@ def find_whitening(pmodel, start: np.ndarray, prior_scale: np.ndarray, *,
         "eigenvalues_floored": floored,
         "correlation_condition_number": round(float(corr_eig.max() / corr_eig.min()), 2),
     }
-    return Whitening(centre=centre, factor=factor, inverse=inverse, record=record)
-
-
-def _value_shapes(pmodel) -> list[tuple[int, ...]]:
-    point = pmodel.initial_point()
-    return [tuple(np.shape(point[v.name])) for v in pmodel.value_vars]
+    return Whitening(centre=centre, factor=factor, record=record)
 
 
 def whitened_model(pmodel, whitening: Whitening):
     """``pmodel`` over the whitened coordinates: one free variable (:data:`Z_NAME`, flat,
     improper flat prior), the original log density (its priors, transforms' Jacobians and
     potentials) at ``x = centre + factor @ z`` as a potential, and each original free
-    variable as a deterministic of its name and dims."""
+    variable as a deterministic of its name and dims.  (PyMC writes the graphs over one
+    flat ``x``: ``join_nonshared_inputs``; the free variables in their own space:
+    ``replace_rvs_by_values``.)"""
     import pymc as pm
     import pytensor.tensor as pt
+    from pymc.pytensorf import join_nonshared_inputs
     from pytensor.graph.replace import graph_replace
 
-    logp = pmodel.logp()
-    values = []
-    for rv in pmodel.free_RVs:
-        value = pmodel.rvs_to_values[rv]
-        transform = pmodel.rvs_to_transforms.get(rv)
-        values.append(value if transform is None
-                      else transform.backward(value, *rv.owner.inputs))
-    values = pmodel.replace_rvs_by_values(values)
+    (logp, *values), flat = join_nonshared_inputs(
+        pmodel.initial_point(), [pmodel.logp(), *pmodel.replace_rvs_by_values(pmodel.free_RVs)],
+        pmodel.value_vars)
     with pm.Model(coords=pmodel.coords) as out:
         z = pm.Flat(Z_NAME, shape=whitening.centre.size)
         x = pt.as_tensor_variable(whitening.centre) + pt.dot(
             pt.as_tensor_variable(whitening.factor), z)
-        replace, at = {}, 0
-        for var, shape in zip(pmodel.value_vars, _value_shapes(pmodel), strict=True):
-            size = int(np.prod(shape))
-            replace[var] = x[at:at + size].reshape(shape).astype(var.dtype)
-            at += size
-        pm.Potential("log_density", graph_replace(logp, replace, strict=False))
+        logp, *values = graph_replace([logp, *values], {flat: x.astype(flat.dtype)},
+                                      strict=False)
+        pm.Potential("log_density", logp)
         for rv, value in zip(pmodel.free_RVs, values, strict=True):
-            pm.Deterministic(rv.name, graph_replace(value, replace, strict=False),
-                             dims=pmodel.named_vars_to_dims.get(rv.name))
+            pm.Deterministic(rv.name, value, dims=pmodel.named_vars_to_dims.get(rv.name))
     return out
 
 
